@@ -1,0 +1,54 @@
+# The commands users type. Each build lives in its own directory:
+# build/ (normal), build-asan/ (ASan+UBSan), build-tsan/ (TSan).
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+CTEST_FLAGS ?= --output-on-failure -j$(JOBS)
+
+.PHONY: all deps build test test-asan test-tsan demo bench format clean install
+
+all: build
+
+deps:
+	@tools/deps.sh
+
+build/Makefile:
+	cmake -S . -B build $(CMAKE_FLAGS)
+
+build: build/Makefile
+	@cmake --build build -j$(JOBS)
+
+test: deps build
+	cd build && ctest $(CTEST_FLAGS)
+
+build-asan/Makefile:
+	cmake -S . -B build-asan -DCONC_SANITIZE=address -DCMAKE_BUILD_TYPE=Debug \
+	    -DCONC_BUILD_BENCH=OFF $(CMAKE_FLAGS)
+
+test-asan: deps build-asan/Makefile
+	@cmake --build build-asan -j$(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest $(CTEST_FLAGS)
+
+build-tsan/Makefile:
+	cmake -S . -B build-tsan -DCONC_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug \
+	    -DCONC_BUILD_BENCH=OFF $(CMAKE_FLAGS)
+
+test-tsan: deps build-tsan/Makefile
+	@cmake --build build-tsan -j$(JOBS)
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	    ctest $(CTEST_FLAGS)
+
+demo: deps build
+	@tools/demo.sh build/examples
+
+bench: deps build
+	@python3 bench/run.py --build build
+
+install: build
+	cmake --install build
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-asan build-tsan

@@ -1,0 +1,15 @@
+/* conc.h: the umbrella header. Includes every module's header. */
+#ifndef CONC_H
+#define CONC_H
+
+#include "conc/common.h"
+#include "conc/error.h"
+#include "conc/time.h"
+#include "conc/alloc.h"
+#include "conc/buf.h"
+#include "conc/arena.h"
+#include "conc/sync.h"
+#include "conc/thread.h"
+#include "conc/queue.h"
+
+#endif

@@ -1,0 +1,48 @@
+/* conc/arena.h: a shared-memory arena inherited by child processes.
+ *
+ * An arena is one anonymous shared mapping. Memory allocated from it before
+ * a fork is at the same address in the child, and writes on either side are
+ * seen by the other. Process-shared synchronization objects (a Lock passed
+ * `.arena`) and process queues live in an arena. The arena's bookkeeping is
+ * itself in shared memory, so any process that inherited the arena may
+ * allocate and free; any thread of those processes may call the functions
+ * below except conc_arena_free. */
+#ifndef CONC_ARENA_H
+#define CONC_ARENA_H
+
+#include "common.h"
+
+typedef struct conc_arena conc_arena;
+
+/* Creates an arena able to hold about `size` bytes (rounded up to whole
+ * pages). Pages take memory only once touched. Returns 0 and a new arena in
+ * *out, freed with conc_arena_free; CONC_EINVAL for a size of 0 or over
+ * 1 TiB; CONC_ENOMEM. */
+CONC_EXTERN int conc_arena_new(size_t size, conc_arena **out);
+
+/* Unmaps the arena in the calling process (other processes keep theirs).
+ * Every pointer into it becomes invalid here. NULL does nothing. */
+CONC_EXTERN void conc_arena_free(conc_arena *a);
+
+/* The process-wide default arena (64 MiB), created on first use. Create it
+ * before forking the processes that are to share it. Returns 0 and a
+ * borrowed pointer, valid until exit, or CONC_ENOMEM. */
+CONC_EXTERN int conc_arena_default(conc_arena **out);
+
+/* Allocates `size` zeroed bytes aligned to 64 bytes (a cache line). Returns
+ * 0 and the block in *out, freed with conc_arena_dealloc; CONC_EINVAL for a
+ * size of 0; CONC_ENOMEM when the arena has no free block that large. */
+CONC_EXTERN int conc_arena_alloc(conc_arena *a, size_t size, void **out);
+
+/* Returns a block to the arena. NULL does nothing; a pointer that did not
+ * come from conc_arena_alloc on this arena is a bug and aborts. */
+CONC_EXTERN void conc_arena_dealloc(conc_arena *a, void *ptr);
+
+/* Whether `ptr` points into the arena. */
+CONC_EXTERN int conc_arena_contains(const conc_arena *a, const void *ptr);
+
+/* Total and currently free bytes, for diagnostics and leak checks. */
+CONC_EXTERN size_t conc_arena_capacity(const conc_arena *a);
+CONC_EXTERN size_t conc_arena_available(conc_arena *a);
+
+#endif

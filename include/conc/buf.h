@@ -1,0 +1,47 @@
+/* conc/buf.h: growable byte buffers.
+ *
+ * A conc_buf is a plain value the caller owns (often on the stack): start it
+ * with CONC_BUF_INIT or conc_buf_init, grow it with the functions below, and
+ * release its memory with conc_buf_free. A buffer is not thread-safe: one
+ * thread at a time. */
+#ifndef CONC_BUF_H
+#define CONC_BUF_H
+
+#include "common.h"
+
+typedef struct conc_buf {
+    uint8_t *data; /* len bytes of content, then spare room up to cap */
+    size_t len;
+    size_t cap;
+} conc_buf;
+
+#define CONC_BUF_INIT {NULL, 0, 0}
+
+/* Makes `b` an empty buffer with no memory. */
+CONC_EXTERN void conc_buf_init(conc_buf *b);
+
+/* Releases b's memory and leaves it empty. Safe on an empty buffer. */
+CONC_EXTERN void conc_buf_free(conc_buf *b);
+
+/* Ensures room for `extra` more bytes beyond len without a further
+ * allocation. Returns 0, CONC_ENOMEM, or CONC_EOVERFLOW if len + extra does
+ * not fit in size_t. On failure the buffer is unchanged. */
+CONC_EXTERN int conc_buf_reserve(conc_buf *b, size_t extra);
+
+/* Appends `n` bytes from `data` (which may not point into b). Errors as for
+ * conc_buf_reserve; on failure the buffer is unchanged. */
+CONC_EXTERN int conc_buf_append(conc_buf *b, const void *data, size_t n);
+
+/* Appends printf-style formatted text, keeping a NUL after it (not counted
+ * in len). Returns 0, CONC_ENOMEM or CONC_EINVAL for a bad format. */
+CONC_EXTERN int conc_buf_appendf(conc_buf *b, const char *fmt, ...)
+    CONC_PRINTF(2, 3);
+
+/* Removes the first `n` bytes (all of them if n >= len), keeping the rest. */
+CONC_EXTERN void conc_buf_consume(conc_buf *b, size_t n);
+
+/* Hands the buffer's memory to the caller, who frees it with conc_free, and
+ * leaves `b` empty. Returns NULL for a buffer that has no memory. */
+CONC_EXTERN uint8_t *conc_buf_detach(conc_buf *b, size_t *len);
+
+#endif

@@ -1,0 +1,28 @@
+/* conc/common.h: the export macro and the few definitions every module uses.
+ *
+ * Included by every other conc header; has no functions of its own. */
+#ifndef CONC_COMMON_H
+#define CONC_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(CONC_BUILDING) && defined(__GNUC__)
+#define CONC_EXTERN __attribute__((visibility("default")))
+#else
+#define CONC_EXTERN
+#endif
+
+#if defined(__GNUC__)
+#define CONC_NODISCARD __attribute__((warn_unused_result))
+#define CONC_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define CONC_NODISCARD
+#define CONC_PRINTF(f, a)
+#endif
+
+/* Timeouts are relative, in seconds, as in Python. CONC_FOREVER (or any
+ * negative value) waits without limit; 0 never blocks. */
+#define CONC_FOREVER (-1.0)
+
+#endif

@@ -1,0 +1,186 @@
+/* Test helpers; see conc_test.h. */
+#include <dirent.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "conc_test.h"
+
+void
+conc_test_assert_code(int got, int want, const char *expr, const char *file,
+                      int line)
+{
+    if (got == want)
+        return;
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s returned %s (%d: %s), expected %s (%d)",
+             expr, conc_err_name(got), got, conc_strerror(got),
+             conc_err_name(want), want);
+    _fail(file, line);
+    print_error("%s\n", msg);
+}
+
+/* ---- Counting allocator with failure injection -------------------------- */
+
+static atomic_long live;
+static __thread long fail_countdown;
+
+static int
+should_fail(void)
+{
+    if (fail_countdown > 0 && --fail_countdown == 0)
+        return 1;
+    return 0;
+}
+
+static void *
+t_malloc(size_t n)
+{
+    if (should_fail())
+        return NULL;
+    void *p = malloc(n);
+    if (p)
+        atomic_fetch_add(&live, 1);
+    return p;
+}
+
+static void *
+t_calloc(size_t c, size_t n)
+{
+    if (should_fail())
+        return NULL;
+    void *p = calloc(c, n);
+    if (p)
+        atomic_fetch_add(&live, 1);
+    return p;
+}
+
+static void *
+t_realloc(void *old, size_t n)
+{
+    if (should_fail())
+        return NULL;
+    void *p = realloc(old, n);
+    if (p && !old)
+        atomic_fetch_add(&live, 1);
+    return p;
+}
+
+static void
+t_free(void *p)
+{
+    if (p)
+        atomic_fetch_sub(&live, 1);
+    free(p);
+}
+
+void
+conc_test_install_allocator(void)
+{
+    conc_replace_allocator(t_malloc, t_realloc, t_calloc, t_free);
+}
+
+long
+conc_test_live_allocations(void)
+{
+    return atomic_load(&live);
+}
+
+void
+conc_test_fail_alloc_after(long n)
+{
+    fail_countdown = n;
+}
+
+/* ---- Leak guard --------------------------------------------------------- */
+
+static int
+count_dir(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+int
+conc_test_count_fds(void)
+{
+    return count_dir("/proc/self/fd") - 1; /* the DIR's own descriptor */
+}
+
+int
+conc_test_count_threads(void)
+{
+    return count_dir("/proc/self/task");
+}
+
+struct snapshot {
+    int fds, threads;
+    long allocs;
+};
+
+static struct snapshot before;
+
+int
+conc_test_setup(void **state)
+{
+    (void)state;
+    conc_test_fail_alloc_after(0);
+    before.fds = conc_test_count_fds();
+    before.threads = conc_test_count_threads();
+    before.allocs = conc_test_live_allocations();
+    return 0;
+}
+
+static int
+settled(void *arg)
+{
+    (void)arg;
+    return conc_test_count_threads() <= before.threads &&
+           conc_test_live_allocations() <= before.allocs;
+}
+
+int
+conc_test_teardown(void **state)
+{
+    (void)state;
+    conc_test_fail_alloc_after(0);
+    /* A thread that returned is gone a moment later; give it up to 5 s. */
+    conc_test_wait_until(settled, NULL, 5.0);
+    int fds = conc_test_count_fds();
+    int threads = conc_test_count_threads();
+    long allocs = conc_test_live_allocations();
+    if (fds != before.fds || threads > before.threads ||
+        allocs != before.allocs) {
+        print_error("leak: fds %d -> %d, threads %d -> %d, "
+                    "allocations %ld -> %ld\n",
+                    before.fds, fds, before.threads, threads, before.allocs,
+                    allocs);
+        return -1;
+    }
+    return 0;
+}
+
+int
+conc_test_wait_until(int (*cond)(void *), void *arg, double timeout)
+{
+    double end = conc_monotonic() + timeout;
+    for (;;) {
+        if (cond(arg))
+            return 1;
+        if (conc_monotonic() >= end)
+            return cond(arg);
+        /* A capped poll, for states that no event announces. */
+        struct timespec ts = {0, 1000000};
+        clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
+    }
+}

@@ -1,0 +1,61 @@
+/* Shared helpers for conc's cmocka test programs.
+ *
+ * Assertions print both operands and the error's name. The leak guard
+ * (conc_test_setup/conc_test_teardown, used as every test's setup and
+ * teardown) checks that a test leaves no descriptor, thread, child process
+ * or heap block of conc's behind. The counting allocator also injects
+ * allocation failures on request. */
+#ifndef CONC_TEST_H
+#define CONC_TEST_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "conc.h"
+
+/* Asserts that `expr` returns `want` (a conc code or 0), printing names. */
+#define assert_conc(expr, want)                                                \
+    conc_test_assert_code((expr), (want), #expr, __FILE__, __LINE__)
+#define assert_conc_ok(expr) assert_conc(expr, 0)
+
+void conc_test_assert_code(int got, int want, const char *expr,
+                           const char *file, int line);
+
+/* Setup and teardown for every test: snapshot, then compare, the number of
+ * open descriptors, threads of this process, and live conc allocations.
+ * Threads that end asynchronously get a bounded grace period to vanish. */
+int conc_test_setup(void **state);
+int conc_test_teardown(void **state);
+
+#define conc_unit_test(f)                                                      \
+    cmocka_unit_test_setup_teardown(f, conc_test_setup, conc_test_teardown)
+
+/* Runs the group with the counting allocator installed. Use instead of
+ * cmocka_run_group_tests. */
+#define conc_run_tests(tests)                                                  \
+    (conc_test_install_allocator(),                                            \
+     cmocka_run_group_tests(tests, NULL, NULL))
+
+void conc_test_install_allocator(void);
+
+/* Live blocks allocated through conc's allocator. */
+long conc_test_live_allocations(void);
+
+/* Makes the allocation `n` calls from now fail (1 = the next one), or turns
+ * injection off with 0. Applies to the calling thread only, so library
+ * threads are unaffected. */
+void conc_test_fail_alloc_after(long n);
+
+/* Polls `cond(arg)` every millisecond until it is true or `timeout` seconds
+ * pass; returns the final value. Only for states no event announces. */
+int conc_test_wait_until(int (*cond)(void *), void *arg, double timeout);
+
+/* Counts for leak checks. */
+int conc_test_count_fds(void);
+int conc_test_count_threads(void);
+
+#endif

@@ -1,0 +1,214 @@
+/* Layer 0: errors, failure messages, time, the allocator hook, byte buffers
+ * and the shared arena. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "conc_test.h"
+
+static void
+test_error_names(void **state)
+{
+    (void)state;
+    assert_string_equal(conc_err_name(CONC_EEMPTY), "CONC_EEMPTY");
+    assert_string_equal(conc_err_name(CONC_ETIMEDOUT), "CONC_ETIMEDOUT");
+    assert_string_equal(conc_err_name(CONC_ENOTOWNER), "CONC_ENOTOWNER");
+    assert_string_equal(conc_err_name(0), "0");
+    /* System errors outside the table keep their errno name. */
+    assert_string_equal(conc_err_name(-ECONNRESET), "ECONNRESET");
+    assert_string_equal(conc_err_name(-99999), "CONC_EUNKNOWN");
+    assert_int_equal(CONC_ENOMEM, -ENOMEM);
+    assert_int_equal(CONC_ETIMEDOUT, -ETIMEDOUT);
+    assert_true(CONC_EEMPTY < -4096);
+}
+
+static void
+test_error_messages(void **state)
+{
+    (void)state;
+    assert_string_equal(conc_strerror(0), "success");
+    assert_non_null(strstr(conc_strerror(CONC_EFULL), "queue.Full"));
+    assert_string_equal(conc_strerror(-ECONNRESET), strerror(ECONNRESET));
+    assert_string_equal(conc_strerror(-99999), "unknown error");
+    assert_string_equal(conc_strerror(12345), "unknown error");
+}
+
+static void
+test_failure_message(void **state)
+{
+    (void)state;
+    conc_clear_failure();
+    assert_string_equal(conc_failure_message(), "");
+    assert_conc(conc_fail(CONC_EVALUE, "bad row %d", 7), CONC_EVALUE);
+    assert_string_equal(conc_failure_message(), "bad row 7");
+    char big[600];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    conc_fail(CONC_EVALUE, "%s", big);
+    assert_int_equal(strlen(conc_failure_message()), 255);
+    conc_clear_failure();
+    assert_string_equal(conc_failure_message(), "");
+}
+
+static void
+test_time(void **state)
+{
+    (void)state;
+    double a = conc_monotonic();
+    int64_t an = conc_monotonic_ns();
+    assert_conc_ok(conc_sleep(0.02));
+    assert_true(conc_monotonic() - a >= 0.02);
+    assert_true(conc_monotonic_ns() - an >= 20000000);
+    assert_conc_ok(conc_sleep(0));
+    assert_conc(conc_sleep(-1), CONC_EINVAL);
+    assert_conc(conc_sleep(NAN), CONC_EINVAL);
+}
+
+static void
+test_allocator_replace_rejects_null(void **state)
+{
+    (void)state;
+    assert_conc(conc_replace_allocator(NULL, realloc, calloc, free),
+                CONC_EINVAL);
+}
+
+static void
+test_buf(void **state)
+{
+    (void)state;
+    conc_buf b = CONC_BUF_INIT;
+    assert_conc_ok(conc_buf_append(&b, "hello", 5));
+    assert_conc_ok(conc_buf_appendf(&b, " %d-%s", 42, "x"));
+    assert_int_equal(b.len, 10);
+    assert_memory_equal(b.data, "hello 42-x", 10);
+    assert_int_equal(b.data[b.len], '\0');
+    conc_buf_consume(&b, 6);
+    assert_int_equal(b.len, 4);
+    assert_memory_equal(b.data, "42-x", 4);
+    for (int i = 0; i < 10000; i++)
+        assert_conc_ok(conc_buf_append(&b, "abcdefgh", 8));
+    assert_int_equal(b.len, 4 + 80000);
+    assert_conc(conc_buf_reserve(&b, SIZE_MAX), CONC_EOVERFLOW);
+    size_t len;
+    uint8_t *d = conc_buf_detach(&b, &len);
+    assert_int_equal(len, 80004);
+    assert_null(b.data);
+    assert_int_equal(b.len, 0);
+    conc_free(d);
+    conc_buf_consume(&b, 3);
+    conc_buf_free(&b);
+}
+
+static void
+test_buf_alloc_failure_leaves_buffer(void **state)
+{
+    (void)state;
+    conc_buf b = CONC_BUF_INIT;
+    assert_conc_ok(conc_buf_append(&b, "abc", 3));
+    conc_test_fail_alloc_after(1);
+    char big[1000] = {0};
+    assert_conc(conc_buf_append(&b, big, sizeof big), CONC_ENOMEM);
+    assert_int_equal(b.len, 3);
+    assert_memory_equal(b.data, "abc", 3);
+    conc_buf_free(&b);
+}
+
+static void
+test_arena_alloc_free_coalesce(void **state)
+{
+    (void)state;
+    conc_arena *a;
+    assert_conc(conc_arena_new(0, &a), CONC_EINVAL);
+    assert_conc_ok(conc_arena_new(1 << 20, &a));
+    size_t avail = conc_arena_available(a);
+    assert_true(avail >= (1 << 20));
+    void *p[64];
+    for (int i = 0; i < 64; i++) {
+        assert_conc_ok(conc_arena_alloc(a, 100 + (size_t)i * 37, &p[i]));
+        assert_true(conc_arena_contains(a, p[i]));
+        assert_int_equal((uintptr_t)p[i] % 64, 0);
+        for (size_t k = 0; k < 100 + (size_t)i * 37; k++)
+            assert_int_equal(((unsigned char *)p[i])[k], 0);
+        memset(p[i], 0xab, 100 + (size_t)i * 37);
+    }
+    assert_true(conc_arena_available(a) < avail);
+    /* Free odd blocks then even ones, so both coalescing directions run. */
+    for (int i = 1; i < 64; i += 2)
+        conc_arena_dealloc(a, p[i]);
+    for (int i = 0; i < 64; i += 2)
+        conc_arena_dealloc(a, p[i]);
+    assert_int_equal(conc_arena_available(a), avail);
+    /* After coalescing, one block can take nearly everything again. */
+    void *big;
+    assert_conc_ok(conc_arena_alloc(a, avail - 64, &big));
+    void *more;
+    assert_conc(conc_arena_alloc(a, 64, &more), CONC_ENOMEM);
+    conc_arena_dealloc(a, big);
+    assert_conc(conc_arena_alloc(a, 0, &more), CONC_EINVAL);
+    assert_false(conc_arena_contains(a, &more));
+    conc_arena_dealloc(a, NULL);
+    conc_arena_free(a);
+    conc_arena_free(NULL);
+}
+
+static void
+test_arena_shared_with_child(void **state)
+{
+    (void)state;
+    conc_arena *a;
+    assert_conc_ok(conc_arena_new(1 << 20, &a));
+    int *cell;
+    assert_conc_ok(conc_arena_alloc(a, sizeof *cell, (void **)&cell));
+    *cell = 1;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* The child sees the parent's write, allocates from the same
+         * arena, and its writes reach the parent. */
+        void *q;
+        if (*cell != 1 || conc_arena_alloc(a, 4096, &q) != 0)
+            _exit(1);
+        *cell = 2;
+        _exit(0);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(*cell, 2);
+    /* The child's block is accounted for in the shared bookkeeping. */
+    size_t cap = conc_arena_capacity(a);
+    assert_true(conc_arena_available(a) <= cap - 4096 - 64);
+    conc_arena_free(a);
+}
+
+static void
+test_arena_default(void **state)
+{
+    (void)state;
+    conc_arena *a, *b;
+    assert_conc_ok(conc_arena_default(&a));
+    assert_conc_ok(conc_arena_default(&b));
+    assert_ptr_equal(a, b);
+    assert_true(conc_arena_capacity(a) >= (64u << 20) - 4096);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        conc_unit_test(test_error_names),
+        conc_unit_test(test_error_messages),
+        conc_unit_test(test_failure_message),
+        conc_unit_test(test_time),
+        conc_unit_test(test_allocator_replace_rejects_null),
+        conc_unit_test(test_buf),
+        conc_unit_test(test_buf_alloc_failure_leaves_buffer),
+        conc_unit_test(test_arena_alloc_free_coalesce),
+        conc_unit_test(test_arena_shared_with_child),
+        conc_unit_test(test_arena_default),
+    };
+    return conc_run_tests(tests);
+}

@@ -1,0 +1,25 @@
+#!/bin/sh
+# Installs the Debian packages listed in tools/deps.txt that are missing.
+# Runs apt-get only when something is missing, so it is cheap to repeat.
+set -eu
+here=$(dirname "$0")
+missing=""
+for pkg in $(grep -v '^#' "$here/deps.txt"); do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null |
+        grep -q 'install ok installed'; then
+        missing="$missing $pkg"
+    fi
+done
+# python3 may come from elsewhere than Debian (pyenv); accept any on PATH.
+case " $missing " in
+*" python3 "*) command -v python3 >/dev/null 2>&1 &&
+    missing=$(echo "$missing" | sed 's/ python3//') ;;
+esac
+[ -z "$missing" ] && exit 0
+echo "deps: installing$missing"
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo=sudo
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+# shellcheck disable=SC2086
+$sudo apt-get install -y -qq --no-install-recommends $missing
