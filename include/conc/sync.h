@@ -90,7 +90,9 @@ CONC_EXTERN int conc_cond_release(conc_cond *cond);
  * timeout, then re-acquires the lock (waiting for it as long as needed)
  * before returning. Returns 0 when notified, CONC_ETIMEDOUT, or
  * CONC_ENOTOWNER if the caller does not hold the lock (for a plain Lock:
- * if it is not locked), as Python's RuntimeError. */
+ * if it is not locked), as Python's RuntimeError. A process-shared
+ * condition records each waiter in its arena: CONC_ENOMEM if the arena is
+ * full (the lock is still held). */
 CONC_EXTERN int conc_cond_wait(conc_cond *cond, double timeout);
 
 /* A predicate for conc_cond_wait_for: nonzero when the awaited state holds.
@@ -174,7 +176,10 @@ CONC_EXTERN int conc_event_wait(conc_event *ev, double timeout);
 typedef struct conc_barrier conc_barrier;
 
 /* The action run once per round by the last thread to arrive. A nonzero
- * return breaks the barrier: every waiter of that round gets CONC_EBROKEN. */
+ * return breaks the barrier: every waiter of that round gets CONC_EBROKEN.
+ * It runs with the barrier's internal lock held (as in Python): it may call
+ * conc_barrier_parties, _n_waiting and _broken, but not wait, abort or
+ * reset on the same barrier. */
 typedef int (*conc_barrier_action_fn)(void *arg);
 
 typedef struct conc_barrier_opts {

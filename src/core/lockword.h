@@ -21,6 +21,11 @@
  * (membarrier reaches only this process) and processes where membarrier is
  * unavailable use a full-fence exchange instead.
  *
+ * While the process has a single thread (glibc's __libc_single_threaded,
+ * which turns false before a second thread starts and stays false), no
+ * other thread can observe a private lock, so acquire and release use
+ * plain loads and stores, as glibc's own mutex does.
+ *
  * The lock is not fair: a releasing thread may re-acquire before a woken
  * waiter runs. That is what makes contended throughput high, as in glibc. */
 #ifndef CONC_CORE_LOCKWORD_H
@@ -29,8 +34,16 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "conc_config.h"
 #include "core/internal.h"
 #include "unix/futex.h"
+
+#ifdef HAVE_LIBC_SINGLE_THREADED
+#include <sys/single_threaded.h>
+#define CONC__SINGLE_THREADED() (__libc_single_threaded != 0)
+#else
+#define CONC__SINGLE_THREADED() 0
+#endif
 
 typedef struct conc__lockword {
     _Atomic uint32_t locked;  /* 0 free, 1 held; the futex word */
@@ -58,10 +71,23 @@ conc__lockword_try(conc__lockword *w)
 }
 
 /* Acquires `w` by the absolute `deadline`. Returns 0 or CONC_ETIMEDOUT. */
+/* The fast path: 1 if the lock was taken without waiting. */
+static inline int
+conc__lockword_try_fast(conc__lockword *w, int shared)
+{
+    if (!shared && CONC__SINGLE_THREADED()) {
+        if (atomic_load_explicit(&w->locked, memory_order_relaxed) != 0)
+            return 0;
+        atomic_store_explicit(&w->locked, 1, memory_order_relaxed);
+        return 1;
+    }
+    return conc__lockword_try(w);
+}
+
 static inline int
 conc__lockword_acquire(conc__lockword *w, int64_t deadline, int shared)
 {
-    if (CONC__LIKELY(conc__lockword_try(w)))
+    if (CONC__LIKELY(conc__lockword_try_fast(w, shared)))
         return 0;
     return conc__lockword_acquire_slow(w, deadline, shared);
 }
@@ -77,6 +103,8 @@ conc__lockword_release(conc__lockword *w, int shared)
                 atomic_load_explicit(&w->locked, memory_order_relaxed) == 0))
             return CONC_ENOTLOCKED;
         atomic_store_explicit(&w->locked, 0, memory_order_release);
+        if (CONC__SINGLE_THREADED())
+            return 0; /* no thread can be waiting */
         /* The compiler must not hoist the load above the store; the CPU
          * ordering is provided by the waiter's membarrier. */
         atomic_signal_fence(memory_order_seq_cst);
