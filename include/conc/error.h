@@ -24,6 +24,18 @@
     X(ECANCELED, -ECANCELED, "cancelled")                                      \
     X(EPROTO, -EPROTO, "protocol error")                                       \
     X(EOWNERDEAD, -EOWNERDEAD, "the lock's owner died while holding it")       \
+    X(ENOTRECOVERABLE, -ENOTRECOVERABLE, "the lock is unusable: its owner "    \
+                                         "died and it was not recovered")      \
+    X(EMSGSIZE, -EMSGSIZE, "message too long")                                 \
+    X(EBADF, -EBADF, "bad file descriptor")                                    \
+    X(EPIPE, -EPIPE, "broken pipe")                                            \
+    X(ESRCH, -ESRCH, "no such process")                                        \
+    X(ECHILD, -ECHILD, "no child process to wait for")                         \
+    X(ENOENT, -ENOENT, "no such file or directory")                            \
+    X(EEXIST, -EEXIST, "already exists")                                       \
+    X(EACCES, -EACCES, "permission denied")                                    \
+    X(EBUSY, -EBUSY, "resource busy")                                          \
+    X(EINTR, -EINTR, "interrupted by a signal")                                \
     X(EEMPTY, -10001, "the queue is empty (queue.Empty)")                      \
     X(EFULL, -10002, "the queue is full (queue.Full)")                         \
     X(EBROKEN, -10003, "broken: a worker died or a barrier was broken")        \
@@ -33,7 +45,9 @@
     X(EAUTH, -10007, "authentication failed")                                  \
     X(ENOTLOCKED, -10008, "release of a lock that is not locked")              \
     X(ENOTOWNER, -10009, "the lock is not owned by the calling thread")        \
-    X(ESTATE, -10010, "not valid in the object's current state")
+    X(ESTATE, -10010, "not valid in the object's current state")               \
+    X(EPROCESS, -10011,                                                        \
+      "the program exited with a non-zero status (CalledProcessError)")
 
 /* The codes as an enum: CONC_EINVAL, CONC_EEMPTY, ... */
 enum conc_errno {
