@@ -123,8 +123,35 @@ conc_test_count_threads(void)
     return count_dir("/proc/self/task");
 }
 
+/* Children (zombies included) of every thread of this process, from
+ * /proc/self/task/<tid>/children. */
+int
+conc_test_count_children(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300];
+        snprintf(path, sizeof path, "/proc/self/task/%s/children", e->d_name);
+        FILE *f = fopen(path, "re");
+        if (!f)
+            continue;
+        int pid;
+        while (fscanf(f, "%d", &pid) == 1)
+            n++;
+        fclose(f);
+    }
+    closedir(d);
+    return n;
+}
+
 struct snapshot {
-    int fds, threads;
+    int fds, threads, children;
     long allocs;
 };
 
@@ -137,6 +164,7 @@ conc_test_setup(void **state)
     conc_test_fail_alloc_after(0);
     before.fds = conc_test_count_fds();
     before.threads = conc_test_count_threads();
+    before.children = conc_test_count_children();
     before.allocs = conc_test_live_allocations();
     return 0;
 }
@@ -146,7 +174,8 @@ settled(void *arg)
 {
     (void)arg;
     return conc_test_count_threads() <= before.threads &&
-           conc_test_live_allocations() <= before.allocs;
+           conc_test_live_allocations() <= before.allocs &&
+           conc_test_count_children() <= before.children;
 }
 
 int
@@ -158,13 +187,14 @@ conc_test_teardown(void **state)
     conc_test_wait_until(settled, NULL, 5.0);
     int fds = conc_test_count_fds();
     int threads = conc_test_count_threads();
+    int children = conc_test_count_children();
     long allocs = conc_test_live_allocations();
     if (fds != before.fds || threads > before.threads ||
-        allocs != before.allocs) {
-        print_error("leak: fds %d -> %d, threads %d -> %d, "
+        children > before.children || allocs != before.allocs) {
+        print_error("leak: fds %d -> %d, threads %d -> %d, children %d -> %d, "
                     "allocations %ld -> %ld\n",
-                    before.fds, fds, before.threads, threads, before.allocs,
-                    allocs);
+                    before.fds, fds, before.threads, threads, before.children,
+                    children, before.allocs, allocs);
         return -1;
     }
     return 0;

@@ -3,7 +3,7 @@
  * Assertions print both operands and the error's name. The leak guard
  * (conc_test_setup/conc_test_teardown, used as every test's setup and
  * teardown) checks that a test leaves no descriptor, thread, child process
- * or heap block of conc's behind. The counting allocator also injects
+ * (zombies count) or heap block of conc's behind. The counting allocator also injects
  * allocation failures on request. */
 #ifndef CONC_TEST_H
 #define CONC_TEST_H
@@ -57,5 +57,6 @@ int conc_test_wait_until(int (*cond)(void *), void *arg, double timeout);
 /* Counts for leak checks. */
 int conc_test_count_fds(void);
 int conc_test_count_threads(void);
+int conc_test_count_children(void); /* zombies included */
 
 #endif
