@@ -1,8 +1,5 @@
-/* The slow paths of the lock word; the design is in lockword.h. */
+/* The slow path of the lock word; the design is in lockword.h. */
 #include <errno.h>
-#include <linux/membarrier.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include "core/lockword.h"
 
@@ -10,25 +7,6 @@
  * whole spin is about 3000 pauses: a few microseconds. */
 #define SPIN_ROUNDS 50
 #define MAX_PAUSES 64
-
-int conc__lockword_asym;
-
-/* Registration marks this process's memory map; it survives fork, and exec
- * starts a new program that registers again. */
-__attribute__((constructor)) static void
-register_membarrier(void)
-{
-    long r = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED,
-                     0, 0);
-    conc__lockword_asym = r == 0;
-}
-
-static void
-fence_all_threads(void)
-{
-    if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
-        conc__panic("membarrier failed after registering: errno %d", errno);
-}
 
 static int
 spin(conc__lockword *w)
@@ -46,6 +24,21 @@ spin(conc__lockword *w)
     return 0;
 }
 
+/* Takes the lock and leaves `waiters` in one step. */
+static int
+take_as_waiter(conc__lockword *w)
+{
+    uint64_t v = atomic_load_explicit(&w->all, memory_order_relaxed);
+    while (!(v & CONC__LOCKWORD_HELD)) {
+        uint64_t next = (v | CONC__LOCKWORD_HELD) - CONC__LOCKWORD_WAITER;
+        if (atomic_compare_exchange_weak_explicit(&w->all, &v, next,
+                                                  memory_order_acquire,
+                                                  memory_order_relaxed))
+            return 1;
+    }
+    return 0;
+}
+
 int
 conc__lockword_acquire_slow(conc__lockword *w, int64_t deadline, int shared)
 {
@@ -53,27 +46,20 @@ conc__lockword_acquire_slow(conc__lockword *w, int64_t deadline, int shared)
         return CONC_ETIMEDOUT;
     if (spin(w))
         return 0;
-    atomic_fetch_add_explicit(&w->waiters, 1, memory_order_seq_cst);
-    if (!shared && conc__lockword_asym)
-        fence_all_threads();
-    int r = 0;
-    while (!conc__lockword_try(w)) {
-        if (conc__futex_wait(&w->locked, 1, deadline, shared) == -ETIMEDOUT &&
-            !conc__lockword_try(w)) {
-            r = CONC_ETIMEDOUT;
-            break;
+    /* Counted before looking at `locked` again, in the same word the
+     * releaser's AND reads: a release either sees us or leaves `locked` at
+     * 0 for the futex to refuse our sleep. */
+    atomic_fetch_add_explicit(&w->all, CONC__LOCKWORD_WAITER,
+                              memory_order_relaxed);
+    for (;;) {
+        if (take_as_waiter(w))
+            return 0;
+        if (conc__futex_wait(&w->locked, 1, deadline, shared) ==
+                -ETIMEDOUT &&
+            !take_as_waiter(w)) {
+            atomic_fetch_sub_explicit(&w->all, CONC__LOCKWORD_WAITER,
+                                      memory_order_relaxed);
+            return CONC_ETIMEDOUT;
         }
     }
-    atomic_fetch_sub_explicit(&w->waiters, 1, memory_order_relaxed);
-    return r;
-}
-
-int
-conc__lockword_release_fenced(conc__lockword *w, int shared)
-{
-    if (atomic_exchange_explicit(&w->locked, 0, memory_order_seq_cst) == 0)
-        return CONC_ENOTLOCKED;
-    if (atomic_load_explicit(&w->waiters, memory_order_seq_cst))
-        conc__futex_wake(&w->locked, 1, shared);
-    return 0;
 }

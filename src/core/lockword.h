@@ -1,25 +1,23 @@
 /* The lock word: the mutual-exclusion algorithm under Lock, RLock and every
  * internal lock of conc (queues, thread registry, the arena).
  *
- * Design. Two 32-bit words: `locked` (0 or 1, the futex word) and `waiters`
- * (how many threads may be asleep on it). Acquire is one CAS of `locked`
- * from 0 to 1. When that fails the caller spins for a short while with
- * exponential backoff (the holder usually releases within a few hundred
- * cycles, while a futex sleep and wake costs tens of microseconds; backing
- * off keeps the spinner from stealing the cache line from the holder on
- * every iteration). Only then does it count itself in `waiters` and sleep.
+ * Design. One 64-bit word: the low half, `locked`, is 0 or 1 and is the
+ * futex word; the high half, `waiters`, counts threads that may sleep on
+ * it. Acquire is one CAS of the whole word from 0 to 1. When that fails the
+ * caller spins for a short while with exponential backoff (the holder
+ * usually releases within a few hundred cycles, while a futex sleep and wake
+ * costs tens of microseconds; backing off keeps the spinner from stealing
+ * the cache line from the holder on every iteration). Only then does it
+ * add itself to `waiters` and sleep while `locked` is 1; when it finally
+ * takes the lock, one CAS sets `locked` and removes it from `waiters`.
  *
- * Release must wake a sleeper, so it stores 0 to `locked` and then reads
- * `waiters`. This is Dekker's pattern: the releaser writes `locked` then
- * reads `waiters`; the waiter writes `waiters` then reads `locked`; without
- * a full fence on both sides each could miss the other's write and the
- * waiter would sleep forever. Process-private locks use an asymmetric fence
- * (membarrier(2), as in userspace RCU): the waiter, once per sleep episode,
- * forces a full barrier on every running thread of the process, so the
- * releaser's fast path needs none: release is a plain store plus a load,
- * and a lock/unlock pair costs one atomic instruction. Process-shared locks
- * (membarrier reaches only this process) and processes where membarrier is
- * unavailable use a full-fence exchange instead.
+ * Release is one atomic AND that clears `locked` and returns the old word,
+ * so the releaser learns whether anyone sleeps from the same instruction
+ * that hands the lock over, and never reads the lock's memory afterwards.
+ * That matters: the next owner may free the lock as soon as it has it (the
+ * classic "last user frees" pattern, which POSIX allows for mutexes), and
+ * only the futex wake, a system call on the address that tolerates a freed
+ * object, follows the handover.
  *
  * While the process has a single thread (glibc's __libc_single_threaded,
  * which turns false before a second thread starts and stays false), no
@@ -45,32 +43,48 @@
 #define CONC__SINGLE_THREADED() 0
 #endif
 
-typedef struct conc__lockword {
-    _Atomic uint32_t locked;  /* 0 free, 1 held; the futex word */
-    _Atomic uint32_t waiters; /* threads counted for sleeping */
+/* `locked` must be the low half of `all` for the futex to see it. */
+typedef union conc__lockword {
+    struct {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        _Atomic uint32_t locked;  /* 0 free, 1 held; the futex word */
+        _Atomic uint32_t waiters; /* threads counted for sleeping */
+#else
+        _Atomic uint32_t waiters;
+        _Atomic uint32_t locked;
+#endif
+    };
+    _Atomic uint64_t all;
 } conc__lockword;
 
-#define CONC__LOCKWORD_INIT {0, 0}
-
-/* Set once at load time: whether private releases may skip the fence. */
-extern int conc__lockword_asym;
+#define CONC__LOCKWORD_HELD ((uint64_t)1)
+#define CONC__LOCKWORD_WAITER ((uint64_t)1 << 32)
 
 /* Slow path of conc__lockword_acquire. Returns 0 or CONC_ETIMEDOUT. */
 int conc__lockword_acquire_slow(conc__lockword *w, int64_t deadline,
                                 int shared);
 
-/* Release with a full fence; used for shared locks. */
-int conc__lockword_release_fenced(conc__lockword *w, int shared);
+/* Makes `w` a free lock with no waiters (in a forked child, say). */
+static inline void
+conc__lockword_reset(conc__lockword *w)
+{
+    atomic_store_explicit(&w->all, 0, memory_order_relaxed);
+}
 
 static inline int
 conc__lockword_try(conc__lockword *w)
 {
-    uint32_t expected = 0;
-    return atomic_compare_exchange_strong_explicit(
-        &w->locked, &expected, 1, memory_order_seq_cst, memory_order_relaxed);
+    uint64_t v = atomic_load_explicit(&w->all, memory_order_relaxed);
+    while (!(v & CONC__LOCKWORD_HELD)) {
+        if (atomic_compare_exchange_weak_explicit(&w->all, &v,
+                                                  v | CONC__LOCKWORD_HELD,
+                                                  memory_order_acquire,
+                                                  memory_order_relaxed))
+            return 1;
+    }
+    return 0;
 }
 
-/* Acquires `w` by the absolute `deadline`. Returns 0 or CONC_ETIMEDOUT. */
 /* The fast path: 1 if the lock was taken without waiting. */
 static inline int
 conc__lockword_try_fast(conc__lockword *w, int shared)
@@ -81,9 +95,14 @@ conc__lockword_try_fast(conc__lockword *w, int shared)
         atomic_store_explicit(&w->locked, 1, memory_order_relaxed);
         return 1;
     }
-    return conc__lockword_try(w);
+    uint64_t expected = 0;
+    return atomic_compare_exchange_strong_explicit(
+               &w->all, &expected, CONC__LOCKWORD_HELD, memory_order_acquire,
+               memory_order_relaxed) ||
+           conc__lockword_try(w);
 }
 
+/* Acquires `w` by the absolute `deadline`. Returns 0 or CONC_ETIMEDOUT. */
 static inline int
 conc__lockword_acquire(conc__lockword *w, int64_t deadline, int shared)
 {
@@ -92,28 +111,24 @@ conc__lockword_acquire(conc__lockword *w, int64_t deadline, int shared)
     return conc__lockword_acquire_slow(w, deadline, shared);
 }
 
-/* Releases `w`. Returns 0, or CONC_ENOTLOCKED if it was free. Two threads
- * racing to release the same held lock may both succeed (misuse that is
- * detected only when the releases do not overlap). */
+/* Releases `w`. Returns 0, or CONC_ENOTLOCKED if it was free. After the
+ * handover it touches only the futex: the next owner may free the lock. */
 static inline int
 conc__lockword_release(conc__lockword *w, int shared)
 {
-    if (CONC__LIKELY(!shared && conc__lockword_asym)) {
-        if (CONC__UNLIKELY(
-                atomic_load_explicit(&w->locked, memory_order_relaxed) == 0))
+    if (!shared && CONC__SINGLE_THREADED()) {
+        if (atomic_load_explicit(&w->locked, memory_order_relaxed) == 0)
             return CONC_ENOTLOCKED;
-        atomic_store_explicit(&w->locked, 0, memory_order_release);
-        if (CONC__SINGLE_THREADED())
-            return 0; /* no thread can be waiting */
-        /* The compiler must not hoist the load above the store; the CPU
-         * ordering is provided by the waiter's membarrier. */
-        atomic_signal_fence(memory_order_seq_cst);
-        if (CONC__UNLIKELY(
-                atomic_load_explicit(&w->waiters, memory_order_relaxed)))
-            conc__futex_wake(&w->locked, 1, 0);
-        return 0;
+        atomic_store_explicit(&w->locked, 0, memory_order_relaxed);
+        return 0; /* no other thread exists to wait */
     }
-    return conc__lockword_release_fenced(w, shared);
+    uint64_t old = atomic_fetch_and_explicit(&w->all, ~CONC__LOCKWORD_HELD,
+                                             memory_order_release);
+    if (CONC__UNLIKELY(!(old & CONC__LOCKWORD_HELD)))
+        return CONC_ENOTLOCKED;
+    if (CONC__UNLIKELY(old >= CONC__LOCKWORD_WAITER))
+        conc__futex_wake(&w->locked, 1, shared);
+    return 0;
 }
 
 static inline int

@@ -54,6 +54,8 @@ conc_event_free(conc_event *ev)
 void
 conc_event_set(conc_event *ev)
 {
+    /* Copied now: a waiter released by the CAS may free the event. */
+    int shared = (int)ev->shared;
     uint32_t w = atomic_load_explicit(&ev->word, memory_order_relaxed);
     uint32_t next;
     do {
@@ -63,7 +65,7 @@ conc_event_set(conc_event *ev)
     } while (!atomic_compare_exchange_weak_explicit(
         &ev->word, &w, next, memory_order_release, memory_order_relaxed));
     if (w & SLEEPERS)
-        conc__futex_wake(&ev->word, INT32_MAX, (int)ev->shared);
+        conc__futex_wake(&ev->word, INT32_MAX, shared);
 }
 
 void

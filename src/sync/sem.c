@@ -1,20 +1,26 @@
 /* Semaphore and BoundedSemaphore (threading.Semaphore, BoundedSemaphore).
  *
- * Design. Both share one core: a 32-bit `value` that is also the futex word
- * sleepers wait on, and a count of registered `waiters`. acquire is a CAS
- * that decrements a positive value. When the value is 0 the caller spins
- * briefly (a release often follows within microseconds), then registers in
- * `waiters` and sleeps while the value stays 0. release adds n with a CAS
- * (refusing to pass INT32_MAX, or the ceiling of a bounded semaphore) and
- * makes the wake system call only when `waiters` is nonzero, so a semaphore
+ * Design. Both share one core: a 64-bit word whose low half, `value`, is
+ * the count and the futex word sleepers wait on, and whose high half,
+ * `waiters`, counts registered sleepers. acquire is a CAS that decrements a
+ * positive value. When the value is 0 the caller spins briefly (a release
+ * often follows within microseconds), then registers in `waiters` and
+ * sleeps while the value stays 0; it takes a unit and leaves `waiters` in
+ * one CAS. release adds n with a CAS of the whole word (refusing to pass
+ * INT32_MAX, or the ceiling of a bounded semaphore) and makes the wake
+ * system call only when the word it replaced had waiters, so a semaphore
  * nobody sleeps on never enters the kernel.
  *
- * No wake-up is lost: a waiter increments `waiters` before it reads the
- * value it will sleep on, and release updates the value before it reads
- * `waiters`. Both sides use sequentially consistent operations, so at least
- * one of them sees the other's write: either release sees the waiter and
- * wakes it, or the waiter sees the new value (and the kernel re-checks the
- * value before it puts the waiter to sleep).
+ * No wake-up is lost: waiter and releaser change the same word, so the
+ * releaser's CAS either sees the registered waiter, or happened before the
+ * registration, in which case the waiter sees the new value (and the kernel
+ * re-checks the value before it puts the waiter to sleep).
+ *
+ * Nothing is read after the handover: the releaser copies the fields it
+ * needs before its CAS, and after it only the futex wake (a system call
+ * that tolerates a freed address) touches the semaphore. So the thread that
+ * takes the last unit may free the semaphore at once, as POSIX allows for
+ * sem_post/sem_destroy.
  *
  * Wake-ups are not ordered: a thread arriving while the value is positive
  * may take a unit before a woken sleeper, as with Python's Semaphore. */
@@ -23,8 +29,18 @@
 #include "sync/sync_internal.h"
 
 struct semcore {
-    _Atomic uint32_t value; /* 0..INT32_MAX; the futex word */
-    _Atomic uint32_t waiters;
+    union {
+        struct {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            _Atomic uint32_t value; /* 0..INT32_MAX; the futex word */
+            _Atomic uint32_t waiters;
+#else
+            _Atomic uint32_t waiters;
+            _Atomic uint32_t value;
+#endif
+        };
+        _Atomic uint64_t all;
+    };
     uint32_t shared;
     uint32_t bounded; /* 1: value may not pass `ceiling` */
     uint32_t ceiling;
@@ -51,7 +67,7 @@ core_new(unsigned value, const conc_sync_opts *opts, int bounded, int *err)
     *err = CONC_ENOMEM;
     if (!s)
         return NULL;
-    atomic_init(&s->value, value);
+    atomic_init(&s->all, value);
     s->shared = arena != NULL;
     s->bounded = (uint32_t)bounded;
     s->ceiling = value;
@@ -67,13 +83,17 @@ core_free(struct semcore *s)
         conc__sync_dealloc(s->arena, s);
 }
 
-/* Takes a unit if the value is positive. */
+#define ONE_WAITER  ((uint64_t)1 << 32)
+#define VALUE_OF(w) ((uint32_t)(w))
+
+/* Takes a unit if the value is positive; `leave` is ONE_WAITER when the
+ * caller is a registered waiter that leaves `waiters` in the same step. */
 static inline int
-core_try(struct semcore *s)
+core_take(struct semcore *s, uint64_t leave)
 {
-    uint32_t v = atomic_load_explicit(&s->value, memory_order_relaxed);
-    while (v > 0) {
-        if (atomic_compare_exchange_weak_explicit(&s->value, &v, v - 1,
+    uint64_t w = atomic_load_explicit(&s->all, memory_order_relaxed);
+    while (VALUE_OF(w) > 0) {
+        if (atomic_compare_exchange_weak_explicit(&s->all, &w, w - 1 - leave,
                                                   memory_order_acquire,
                                                   memory_order_relaxed))
             return 1;
@@ -81,29 +101,28 @@ core_try(struct semcore *s)
     return 0;
 }
 
+static inline int
+core_try(struct semcore *s)
+{
+    return core_take(s, 0);
+}
+
 /* Registers as a waiter and sleeps until a unit is taken or the deadline
  * passes. Returns 0 or CONC_ETIMEDOUT. */
 static int
 core_sleep(struct semcore *s, int64_t deadline)
 {
-    int r = 0;
-    atomic_fetch_add_explicit(&s->waiters, 1, memory_order_seq_cst);
+    atomic_fetch_add_explicit(&s->all, ONE_WAITER, memory_order_relaxed);
     for (;;) {
-        if (atomic_load_explicit(&s->value, memory_order_seq_cst) > 0) {
-            if (core_try(s)) {
-                r = 0;
-                break;
-            }
-            continue;
+        if (core_take(s, ONE_WAITER))
+            return 0;
+        int r = conc__futex_wait(&s->value, 0, deadline, (int)s->shared);
+        if (r == -ETIMEDOUT && !core_take(s, ONE_WAITER)) {
+            atomic_fetch_sub_explicit(&s->all, ONE_WAITER,
+                                      memory_order_relaxed);
+            return CONC_ETIMEDOUT;
         }
-        if (r == -ETIMEDOUT) {
-            r = CONC_ETIMEDOUT;
-            break;
-        }
-        r = conc__futex_wait(&s->value, 0, deadline, (int)s->shared);
     }
-    atomic_fetch_sub_explicit(&s->waiters, 1, memory_order_relaxed);
-    return r;
 }
 
 static int
@@ -131,17 +150,18 @@ core_release(struct semcore *s, unsigned n)
 {
     if (n == 0)
         return CONC_EINVAL;
-    uint32_t v = atomic_load_explicit(&s->value, memory_order_relaxed);
+    /* Copied now: once the CAS hands units over, s may be freed. */
+    int shared = (int)s->shared;
+    uint32_t limit = s->bounded ? s->ceiling : INT32_MAX;
+    int err = s->bounded ? CONC_EVALUE : CONC_EOVERFLOW;
+    uint64_t w = atomic_load_explicit(&s->all, memory_order_relaxed);
     do {
-        if (s->bounded && (n > s->ceiling || v > s->ceiling - n))
-            return CONC_EVALUE;
-        if (n > INT32_MAX || v > INT32_MAX - n)
-            return CONC_EOVERFLOW;
+        if (n > limit || VALUE_OF(w) > limit - n)
+            return err;
     } while (!atomic_compare_exchange_weak_explicit(
-        &s->value, &v, v + n, memory_order_seq_cst, memory_order_relaxed));
-    if (atomic_load_explicit(&s->waiters, memory_order_seq_cst) > 0)
-        conc__futex_wake(&s->value, n > INT32_MAX ? INT32_MAX : (int)n,
-                         (int)s->shared);
+        &s->all, &w, w + n, memory_order_release, memory_order_relaxed));
+    if (w >= ONE_WAITER)
+        conc__futex_wake(&s->value, n > INT32_MAX ? INT32_MAX : (int)n, shared);
     return 0;
 }
 

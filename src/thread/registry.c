@@ -77,7 +77,7 @@ finish_locked(conc_thread *t)
     if (t->finished)
         return;
     t->finished = 1;
-    atomic_fetch_sub_explicit(&reg.visible, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&reg.visible, 1, memory_order_release);
 }
 
 /* Unlinks `t` if it is listed. Registry lock held. */
@@ -128,7 +128,7 @@ conc__registry_remove(conc_thread *t)
 size_t
 conc_active_count(void)
 {
-    return atomic_load_explicit(&reg.visible, memory_order_relaxed);
+    return atomic_load_explicit(&reg.visible, memory_order_acquire);
 }
 
 /* Fills `list` with new references to the visible threads, if they fit.
