@@ -11,5 +11,6 @@
 #include "conc/sync.h"
 #include "conc/thread.h"
 #include "conc/queue.h"
+#include "conc/ipc.h"
 
 #endif

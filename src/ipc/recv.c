@@ -1,0 +1,479 @@
+/* Receiving on a connection: byte messages, descriptors, and poll.
+ *
+ * Design. Bytes arrive in an input buffer (CONC__CONN_INBUF bytes) with as
+ * few system calls as possible: one read may bring several small messages
+ * and the next receives take them from the buffer. A frame is taken only
+ * once it is whole, so a receive that times out in the middle of a small
+ * message just leaves its bytes in the buffer for the next call.
+ *
+ * A frame too large for the buffer ("big") is read straight into the
+ * destination instead. Its header is consumed when it starts, and from
+ * then on `big`/`big_len` describe it and `big_buf` holds what arrived of
+ * its payload whenever no call is running: a recv_bytes that times out
+ * hands its partly filled conc_buf to the connection (no copy), and the
+ * next recv_bytes takes it back; recv_bytes_into copies the part out of,
+ * and back into, big_buf.
+ *
+ * Descriptors (Unix sockets only) come as SCM_RIGHTS with the bytes of
+ * their frame's header, so by the time a KIND_FD header is whole its
+ * descriptor is in `fds`, a FIFO that may run ahead of the frames. Every
+ * socket read leaves room for CONC__CONN_MAXFDS more, so a read never has
+ * to drop a descriptor for want of memory.
+ *
+ * Errors after which the stream cannot be followed (end of stream inside
+ * a message, bad framing, a message above max_message) shut the receiving
+ * side: they are reported once, and later receives return CONC_ECLOSED. */
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ipc/ipc_internal.h"
+
+/* What a receive wants, and where it goes. */
+struct sink {
+    unsigned kind; /* CONC__KIND_BYTES or CONC__KIND_FD */
+    conc_buf *out; /* recv_bytes */
+    uint8_t *buf;  /* recv_bytes_into: buf, cap, *len */
+    size_t cap;
+    size_t *len;
+    int *fd; /* recv_fd */
+};
+
+static int
+shut(conc_conn *c, int err)
+{
+    c->rshut = 1;
+    return err;
+}
+
+/* Makes room for the descriptors one recvmsg may bring. */
+static int
+reserve_fds(conc_conn *c)
+{
+    if (c->nfds + CONC__CONN_MAXFDS <= c->fds_cap)
+        return 0;
+    size_t cap = c->fds_cap * 2;
+    int *p = conc__realloc(c->fds, cap * sizeof *p);
+    if (!p)
+        return CONC_ENOMEM;
+    c->fds = p;
+    c->fds_cap = cap;
+    return 0;
+}
+
+/* Keeps the descriptors a recvmsg returned. Returns CONC_EPROTO (after
+ * shutting) if some were cut off: a later frame would miss its own. */
+static int
+collect_fds(conc_conn *c, struct msghdr *mh)
+{
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < n; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
+            c->fds[c->nfds++] = fd;
+        }
+    }
+    if (mh->msg_flags & MSG_CTRUNC)
+        return shut(c, CONC_EPROTO);
+    return 0;
+}
+
+/* One read system call from the descriptor: bytes read, 0 at end of
+ * stream, or -errno. */
+static ssize_t
+read_once(conc_conn *c, void *dst, size_t cap, int nonblock)
+{
+    if (!(c->flags & CONC__CONN_SOCKET)) {
+        ssize_t n = read(c->fd, dst, cap);
+        return n < 0 ? -errno : n;
+    }
+    union {
+        char buf[CMSG_SPACE(CONC__CONN_MAXFDS * sizeof(int))];
+        struct cmsghdr align;
+    } cbuf;
+    struct iovec iov = {dst, cap};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (c->flags & CONC__CONN_FDS) {
+        int r = reserve_fds(c);
+        if (r)
+            return r;
+        mh.msg_control = cbuf.buf;
+        mh.msg_controllen = sizeof cbuf.buf;
+    }
+    int flags = MSG_CMSG_CLOEXEC | (nonblock ? MSG_DONTWAIT : 0);
+    ssize_t n = recvmsg(c->fd, &mh, flags);
+    if (n < 0)
+        return -errno;
+    if (c->flags & CONC__CONN_FDS) {
+        int r = collect_fds(c, &mh);
+        if (r)
+            return r;
+    }
+    return n;
+}
+
+/* Reads at least one byte into dst (at most cap), waiting until the
+ * deadline. Returns 0 and the count in *got, CONC_ECLOSED at end of
+ * stream, CONC_ETIMEDOUT, or an error. A socket with a deadline is read
+ * with MSG_DONTWAIT first, so data already there costs one system call;
+ * a pipe with a deadline is polled first, since its reads cannot be made
+ * non-blocking one at a time. */
+static int
+read_some(conc_conn *c, void *dst, size_t cap, int64_t deadline, size_t *got)
+{
+    int sock = (c->flags & CONC__CONN_SOCKET) != 0;
+    int forever = deadline == CONC__FOREVER;
+    if (!sock && !forever) {
+        int r = conc__conn_wait_fd(c->fd, POLLIN, deadline);
+        if (r)
+            return r;
+    }
+    for (;;) {
+        ssize_t n = read_once(c, dst, cap, sock && !forever);
+        if (n > 0) {
+            *got = (size_t)n;
+            return 0;
+        }
+        if (n == 0)
+            return CONC_ECLOSED;
+        if (n == -EINTR)
+            continue;
+        if (n != -EAGAIN && n != -EWOULDBLOCK)
+            return n == -ECONNRESET ? CONC_ECLOSED : (int)n;
+        int r = conc__conn_wait_fd(c->fd, POLLIN, deadline);
+        if (r)
+            return r;
+    }
+}
+
+/* Reads more bytes into the input buffer, first moving what is left of a
+ * partial frame to its front. */
+static int
+fill_in(conc_conn *c, int64_t deadline)
+{
+    if (c->in_head > 0) {
+        size_t have = c->in_tail - c->in_head;
+        memmove(c->in, c->in + c->in_head, have);
+        c->in_head = 0;
+        c->in_tail = have;
+    }
+    size_t got;
+    int r = read_some(c, c->in + c->in_tail, CONC__CONN_INBUF - c->in_tail,
+                      deadline, &got);
+    if (r)
+        return r;
+    c->in_tail += got;
+    return 0;
+}
+
+/* The end of the stream reached a receive: clean between frames, an
+ * error inside one. */
+static int
+at_eof(conc_conn *c)
+{
+    if (c->in_tail > c->in_head || c->big)
+        return shut(c, CONC_EPROTO);
+    return CONC_ECLOSED;
+}
+
+/* Checks the header of the next frame against the connection and the
+ * sink. Returns 0 to go on, or the error for this receive. */
+static int
+check_header(conc_conn *c, const struct sink *s, unsigned kind, uint64_t len)
+{
+    if (kind != CONC__KIND_BYTES && kind != CONC__KIND_FD)
+        return shut(c, CONC_EPROTO);
+    if (kind == CONC__KIND_FD && (len != 0 || !(c->flags & CONC__CONN_FDS)))
+        return shut(c, CONC_EPROTO);
+    if (kind != s->kind)
+        return CONC_EPROTO; /* the frame stays for the other call */
+    if (kind == CONC__KIND_FD)
+        return 0;
+    if (len > SIZE_MAX - CONC__FRAME_HDR)
+        return shut(c, CONC_EMSGSIZE);
+    if (c->max_message && len > c->max_message)
+        return shut(c, CONC_EMSGSIZE);
+    if (!s->out && len > s->cap) {
+        *s->len = (size_t)len; /* stays pending */
+        return CONC_EMSGSIZE;
+    }
+    return 0;
+}
+
+/* Takes a descriptor frame whose header is at in_head. */
+static int
+take_fd(conc_conn *c, const struct sink *s)
+{
+    if (c->nfds == 0)
+        return shut(c, CONC_EPROTO);
+    *s->fd = c->fds[0];
+    c->nfds--;
+    memmove(c->fds, c->fds + 1, c->nfds * sizeof *c->fds);
+    c->in_head += CONC__FRAME_HDR;
+    return 0;
+}
+
+/* Delivers a whole small frame from the input buffer. */
+static int
+take_small(conc_conn *c, const struct sink *s, size_t len)
+{
+    const uint8_t *p = c->in + c->in_head + CONC__FRAME_HDR;
+    if (s->out) {
+        s->out->len = 0;
+        int r = conc_buf_reserve(s->out, len);
+        if (r)
+            return r;
+        if (len)
+            memcpy(s->out->data, p, len);
+        s->out->len = len;
+    } else {
+        if (len)
+            memcpy(s->buf, p, len);
+        *s->len = len;
+    }
+    c->in_head += CONC__FRAME_HDR + len;
+    return 0;
+}
+
+/* Starts a big frame whose header is at in_head: moves the part of its
+ * payload already in the input buffer into big_buf (for recv_bytes, into
+ * the caller's buffer first, grown to the whole message, which then
+ * becomes big_buf). For recv_bytes_into the part is copied straight to the
+ * caller and *pre says how much. */
+static int
+start_big(conc_conn *c, const struct sink *s, size_t len, size_t *pre)
+{
+    size_t have = c->in_tail - c->in_head - CONC__FRAME_HDR;
+    const uint8_t *p = c->in + c->in_head + CONC__FRAME_HDR;
+    *pre = 0;
+    if (s->out) {
+        s->out->len = 0;
+        int r = conc_buf_reserve(s->out, len);
+        if (r)
+            return r; /* nothing consumed */
+        memcpy(s->out->data, p, have);
+        s->out->len = have;
+        conc_buf_free(&c->big_buf);
+        c->big_buf = *s->out;
+        conc_buf_init(s->out);
+    } else {
+        memcpy(s->buf, p, have);
+        *pre = have;
+    }
+    c->in_head = c->in_tail = 0;
+    c->big = 1;
+    c->big_len = len;
+    return 0;
+}
+
+/* Continues a big frame into a conc_buf. The partial payload moves from
+ * big_buf into `out` for the call and back if it stops early. */
+static int
+big_into_buf(conc_conn *c, conc_buf *out, int64_t deadline)
+{
+    int r = conc_buf_reserve(&c->big_buf, c->big_len - c->big_buf.len);
+    if (r)
+        return r; /* kept for a later try */
+    conc_buf_free(out);
+    *out = c->big_buf;
+    conc_buf_init(&c->big_buf);
+    while (out->len < c->big_len) {
+        size_t got;
+        r = read_some(c, out->data + out->len, c->big_len - out->len, deadline,
+                      &got);
+        if (r == CONC_ECLOSED) {
+            out->len = 0;
+            return at_eof(c);
+        }
+        if (r) {
+            c->big_buf = *out;
+            conc_buf_init(out);
+            return r;
+        }
+        out->len += got;
+    }
+    c->big = 0;
+    return 0;
+}
+
+/* Continues a big frame into the caller's buffer, which holds `got` bytes
+ * of it already. What arrived in this call is saved in big_buf if the call
+ * stops early. */
+static int
+big_into_user(conc_conn *c, const struct sink *s, size_t got, int64_t deadline)
+{
+    if (c->big_len > s->cap) {
+        *s->len = c->big_len;
+        return CONC_EMSGSIZE;
+    }
+    if (got < c->big_buf.len) { /* resuming: bring back what was kept */
+        memcpy(s->buf, c->big_buf.data, c->big_buf.len);
+        got = c->big_buf.len;
+    }
+    while (got < c->big_len) {
+        size_t n;
+        int r = read_some(c, s->buf + got, c->big_len - got, deadline, &n);
+        if (r == CONC_ECLOSED)
+            return at_eof(c);
+        if (r) {
+            size_t kept = c->big_buf.len;
+            if (conc_buf_append(&c->big_buf, s->buf + kept, got - kept))
+                return shut(c, CONC_ENOMEM);
+            return r;
+        }
+        got += n;
+    }
+    conc_buf_free(&c->big_buf);
+    c->big = 0;
+    *s->len = got;
+    return 0;
+}
+
+/* Looks at the frame at in_head. Returns 1 if the receive must read more
+ * first, 0 when the frame was delivered, or an error. */
+static int
+take_frame(conc_conn *c, const struct sink *s, int64_t deadline)
+{
+    size_t have = c->in_tail - c->in_head;
+    if (have < CONC__FRAME_HDR)
+        return 1;
+    unsigned kind;
+    uint64_t len;
+    conc__frame_get(c->in + c->in_head, &kind, &len);
+    int r = check_header(c, s, kind, len);
+    if (r)
+        return r;
+    if (kind == CONC__KIND_FD)
+        return take_fd(c, s);
+    if (CONC__FRAME_HDR + len <= have)
+        return take_small(c, s, (size_t)len);
+    if (CONC__FRAME_HDR + len <= CONC__CONN_INBUF)
+        return 1;
+    size_t pre;
+    r = start_big(c, s, (size_t)len, &pre);
+    if (r)
+        return r;
+    if (s->out)
+        return big_into_buf(c, s->out, deadline);
+    return big_into_user(c, s, pre, deadline);
+}
+
+/* The receive loop shared by recv_bytes, recv_bytes_into and recv_fd. */
+static int
+recv_frame(conc_conn *c, const struct sink *s, double timeout)
+{
+    int r = conc__conn_check_recv(c);
+    if (r)
+        return r;
+    int64_t deadline;
+    if (conc__deadline(timeout, &deadline))
+        return CONC_EINVAL;
+    if (c->rshut)
+        return CONC_ECLOSED;
+    if (c->big) {
+        if (s->kind != CONC__KIND_BYTES)
+            return CONC_EPROTO;
+        if (s->out)
+            return big_into_buf(c, s->out, deadline);
+        return big_into_user(c, s, 0, deadline);
+    }
+    for (;;) {
+        r = take_frame(c, s, deadline);
+        if (r <= 0)
+            return r;
+        r = fill_in(c, deadline);
+        if (r == CONC_ECLOSED)
+            return at_eof(c);
+        if (r)
+            return r;
+    }
+}
+
+int
+conc_conn_recv_bytes(conc_conn *c, conc_buf *out, double timeout)
+{
+    if (!out)
+        return CONC_EINVAL;
+    out->len = 0;
+    struct sink s = {.kind = CONC__KIND_BYTES, .out = out};
+    int r = recv_frame(c, &s, timeout);
+    if (r)
+        out->len = 0;
+    return r;
+}
+
+int
+conc_conn_recv_bytes_into(conc_conn *c, void *buf, size_t cap, size_t *len,
+                          double timeout)
+{
+    if (!len || (!buf && cap > 0))
+        return CONC_EINVAL;
+    *len = 0;
+    struct sink s = {
+        .kind = CONC__KIND_BYTES, .buf = buf, .cap = cap, .len = len};
+    return recv_frame(c, &s, timeout);
+}
+
+int
+conc_conn_recv_fd(conc_conn *c, int *fd, double timeout)
+{
+    if (!fd)
+        return CONC_EINVAL;
+    int r = conc__conn_check_recv(c);
+    if (r)
+        return r;
+    if (!(c->flags & CONC__CONN_FDS))
+        return CONC_EINVAL;
+    struct sink s = {.kind = CONC__KIND_FD, .fd = fd};
+    return recv_frame(c, &s, timeout);
+}
+
+/* Whether the frame at in_head can be received at once (whole, or one the
+ * receive will refuse at once). */
+static int
+frame_ready(const conc_conn *c)
+{
+    size_t have = c->in_tail - c->in_head;
+    if (have < CONC__FRAME_HDR)
+        return 0;
+    unsigned kind;
+    uint64_t len;
+    conc__frame_get(c->in + c->in_head, &kind, &len);
+    if (kind != CONC__KIND_BYTES)
+        return 1;
+    if (c->max_message && len > c->max_message)
+        return 1;
+    return CONC__FRAME_HDR + len <= have ||
+           CONC__FRAME_HDR + len > CONC__CONN_INBUF;
+}
+
+int
+conc_conn_poll(conc_conn *c, double timeout)
+{
+    int r = conc__conn_check_recv(c);
+    if (r)
+        return r;
+    int64_t deadline;
+    if (conc__deadline(timeout, &deadline))
+        return CONC_EINVAL;
+    if (c->rshut || frame_ready(c))
+        return 1;
+    if (c->big) {
+        r = conc__conn_wait_fd(c->fd, POLLIN, deadline);
+        return r == CONC_ETIMEDOUT ? 0 : r == 0 ? 1 : r;
+    }
+    for (;;) {
+        r = fill_in(c, deadline);
+        if (r == CONC_ETIMEDOUT)
+            return 0;
+        if (r == CONC_ECLOSED || r == CONC_EPROTO)
+            return 1; /* the receive reports it at once */
+        if (r)
+            return r;
+        if (frame_ready(c))
+            return 1;
+    }
+}

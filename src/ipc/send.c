@@ -1,0 +1,193 @@
+/* Sending on a connection: byte messages and descriptors.
+ *
+ * A message goes out as one writev (pipes, files) or sendmsg (sockets) of
+ * header and payload, repeated only for what a partial write left over, so
+ * a small message costs one system call.
+ *
+ * SIGPIPE. A socket write takes MSG_NOSIGNAL. A pipe has no such flag, so
+ * around a pipe write the calling thread blocks SIGPIPE, and if the write
+ * failed with EPIPE it takes the signal the kernel queued for it with a
+ * zero-timeout sigtimedwait before restoring its mask. A SIGPIPE that was
+ * already pending (because the caller blocks it) is left alone. */
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ipc/ipc_internal.h"
+
+/* Caps one system call's share of a huge payload below SSIZE_MAX. */
+#define WRITE_CHUNK ((size_t)1 << 30)
+
+struct sigpipe_guard {
+    sigset_t old;
+    int was_blocked; /* the caller already blocks SIGPIPE */
+    int was_pending; /* and one is pending: not ours to take */
+};
+
+static void
+sigpipe_block(struct sigpipe_guard *g)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, &g->old);
+    g->was_blocked = sigismember(&g->old, SIGPIPE) == 1;
+    g->was_pending = 0;
+    if (g->was_blocked) {
+        sigset_t pending;
+        sigpending(&pending);
+        g->was_pending = sigismember(&pending, SIGPIPE) == 1;
+    }
+}
+
+static void
+sigpipe_restore(struct sigpipe_guard *g, int got_epipe)
+{
+    if (got_epipe && !g->was_pending) {
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGPIPE);
+        struct timespec zero = {0, 0};
+        while (sigtimedwait(&set, NULL, &zero) < 0 && errno == EINTR)
+            ;
+    }
+    if (!g->was_blocked)
+        pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+}
+
+/* One write system call of the vector; returns bytes written or -errno. */
+static ssize_t
+write_once(const conc_conn *c, struct iovec *iov, int n, int *cmsg_fd)
+{
+    if (!(c->flags & CONC__CONN_SOCKET)) {
+        ssize_t w = writev(c->fd, iov, n);
+        return w < 0 ? -errno : w;
+    }
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } cbuf;
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+    if (cmsg_fd && *cmsg_fd >= 0) {
+        memset(&cbuf, 0, sizeof cbuf);
+        mh.msg_control = cbuf.buf;
+        mh.msg_controllen = sizeof cbuf.buf;
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cm), cmsg_fd, sizeof(int));
+    }
+    ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+    if (w < 0)
+        return -errno;
+    if (cmsg_fd && w > 0)
+        *cmsg_fd = -1; /* the descriptor went with the first bytes */
+    return w;
+}
+
+/* Drops `w` written bytes from the front of the two-part vector. */
+static void
+advance(struct iovec *iov, size_t w)
+{
+    for (int i = 0; i < 2 && w > 0; i++) {
+        size_t k = w < iov[i].iov_len ? w : iov[i].iov_len;
+        iov[i].iov_base = (uint8_t *)iov[i].iov_base + k;
+        iov[i].iov_len -= k;
+        w -= k;
+    }
+}
+
+/* Writes all of the two-part vector, attaching *cmsg_fd (if any) to the
+ * first bytes. Waits for room as long as needed. */
+static int
+write_all(const conc_conn *c, struct iovec *iov, int *cmsg_fd)
+{
+    while (iov[0].iov_len + iov[1].iov_len > 0) {
+        struct iovec call[2];
+        int n = 0;
+        for (int i = 0; i < 2; i++) {
+            if (iov[i].iov_len == 0)
+                continue;
+            call[n] = iov[i];
+            if (call[n].iov_len > WRITE_CHUNK)
+                call[n].iov_len = WRITE_CHUNK;
+            n++;
+        }
+        ssize_t w = write_once(c, call, n, cmsg_fd);
+        if (w >= 0) {
+            advance(iov, (size_t)w);
+            continue;
+        }
+        if (w == -EINTR)
+            continue;
+        if (w == -EAGAIN) { /* a descriptor someone made non-blocking */
+            int r = conc__conn_wait_fd(c->fd, POLLOUT, CONC__FOREVER);
+            if (r)
+                return r;
+            continue;
+        }
+        if (w == -EPIPE || w == -ECONNRESET)
+            return CONC_EPIPE;
+        return (int)w;
+    }
+    return 0;
+}
+
+/* Sends one frame, guarding pipes against SIGPIPE. */
+static int
+send_frame(conc_conn *c, unsigned kind, const void *data, size_t len,
+           int *cmsg_fd)
+{
+    uint8_t hdr[CONC__FRAME_HDR];
+    conc__frame_put(hdr, kind, len);
+    struct iovec iov[2] = {{hdr, sizeof hdr}, {(void *)data, len}};
+    if (c->flags & CONC__CONN_SOCKET)
+        return write_all(c, iov, cmsg_fd);
+    struct sigpipe_guard g;
+    sigpipe_block(&g);
+    int r = write_all(c, iov, cmsg_fd);
+    sigpipe_restore(&g, r == CONC_EPIPE);
+    return r;
+}
+
+static int
+check_send(const conc_conn *c)
+{
+    if (c->closed)
+        return CONC_ECLOSED;
+    if (!(c->flags & CONC__CONN_WRITE))
+        return CONC_EBADF;
+    return 0;
+}
+
+int
+conc_conn_send_bytes(conc_conn *c, const void *data, size_t len)
+{
+    int r = check_send(c);
+    if (r)
+        return r;
+    if (!data && len > 0)
+        return CONC_EINVAL;
+    if ((uint64_t)len > CONC__FRAME_MAX)
+        return CONC_EMSGSIZE;
+    return send_frame(c, CONC__KIND_BYTES, data, len, NULL);
+}
+
+int
+conc_conn_send_fd(conc_conn *c, int fd)
+{
+    if (c->closed)
+        return CONC_ECLOSED;
+    if (!(c->flags & CONC__CONN_FDS))
+        return CONC_EINVAL;
+    int r = check_send(c);
+    if (r)
+        return r;
+    if (fd < 0)
+        return CONC_EBADF;
+    return send_frame(c, CONC__KIND_FD, NULL, 0, &fd);
+}
