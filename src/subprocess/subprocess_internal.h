@@ -1,0 +1,74 @@
+/* Internals of the subprocess module: the popen object, shared by
+ * spawn.c (starting a program), popen.c (waiting, signals, the list of
+ * freed children), communicate.c (the poll loop) and run.c (run and its
+ * relatives). */
+#ifndef CONC_SUBPROCESS_INTERNAL_H
+#define CONC_SUBPROCESS_INTERNAL_H
+
+#include <sys/types.h>
+
+#include "conc/buf.h"
+#include "conc/subprocess.h"
+#include "core/lockword.h"
+
+/* The child's life as this process knows it. */
+enum {
+    CONC__CHILD_RUNNING = 0, /* not reaped yet (it may be a zombie) */
+    CONC__CHILD_EXITED,      /* reaped; returncode holds its status */
+    CONC__CHILD_LOST,        /* other code reaped it: the status is gone */
+};
+
+struct conc_popen {
+    pid_t pid;
+    int leader;          /* the child leads its own process group */
+    int kill_on_timeout; /* the option of that name */
+
+    /* The parent's pipe ends, -1 when absent or closed, and the state of
+     * communicate. Used by one thread at a time, the one that communicates
+     * (the caller's rule); never touched by poll, wait or signals. */
+    int in_fd, out_fd, err_fd;
+    int comm_started;   /* input may no longer be given */
+    int in_nonblock;    /* in_fd was switched to O_NONBLOCK */
+    conc_buf pending;   /* input left unwritten by a timed-out call */
+    size_t pending_off; /* bytes of pending already written */
+
+    /* The child's status. state and returncode are guarded by lock; the
+     * lock is held while reaping and while signalling, so a signal can
+     * never reach a recycled pid. pidfd is opened under the lock, while
+     * the child is known unreaped, and closed only by conc_popen_free. */
+    conc__lockword lock;
+    int state;
+    int returncode;
+    int pidfd; /* -1 until a timed wait needs it */
+
+    /* Link in the list of freed popens whose child still ran. */
+    struct conc_popen *next_parked;
+};
+
+/* spawn.c: starts the program of `argv` per `o` into the zeroed `p`,
+ * filling pid, leader and the pipe ends. Returns 0 or a negative code (the
+ * failure message names the program); on failure nothing is left open. */
+int conc__popen_spawn(conc_popen *p, char *const argv[],
+                      const conc_popen_opts *o);
+
+/* popen.c: waits for the child until the absolute `deadline`. Returns 0
+ * with *returncode (may be NULL), CONC_ETIMEDOUT or CONC_ECHILD. */
+int conc__popen_wait_until(conc_popen *p, int64_t deadline, int *returncode);
+
+/* popen.c: kills the child with SIGKILL (its group first if it leads one)
+ * and reaps it. Returns 0, or CONC_ECHILD when its status was lost. */
+int conc__popen_kill_reap(conc_popen *p);
+
+/* communicate.c: conc_popen_communicate with an absolute deadline. */
+int conc__popen_communicate_until(conc_popen *p, const void *input, size_t len,
+                                  int64_t deadline, conc_buf *out,
+                                  conc_buf *err);
+
+/* Closes *fd if open and sets it to -1. */
+void conc__popen_close_fd(int *fd);
+
+/* Test hook: 0 makes timed waits poll with growing sleeps instead of
+ * using a pidfd (the path taken on kernels without pidfd_open). */
+extern _Atomic int conc__popen_use_pidfd;
+
+#endif
