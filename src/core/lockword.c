@@ -3,25 +3,35 @@
 
 #include "core/lockword.h"
 
-/* Spin rounds before sleeping; round i pauses min(2^i, 64) times, so the
- * whole spin is about 3000 pauses: a few microseconds. */
-#define SPIN_ROUNDS 50
-#define MAX_PAUSES 64
+/* How long a waiter spins before it sleeps. The budget is time, not a
+ * count of pause instructions: a pause costs from 1 to over 20 ns depending
+ * on the CPU, and a spin that outlasts a few microseconds only burns a core
+ * that the lock's holder may need (on a busy machine they share one). Round
+ * i pauses min(2^i, MAX_PAUSES) times; the clock is read once per round. */
+#define SPIN_NS 3000
+#define MAX_PAUSES 32
 
 static int
 spin(conc__lockword *w)
 {
     unsigned pauses = 1;
-    for (int i = 0; i < SPIN_ROUNDS; i++) {
+    int64_t end = 0;
+    for (;;) {
         if (atomic_load_explicit(&w->locked, memory_order_relaxed) == 0 &&
             conc__lockword_try(w))
             return 1;
         for (unsigned k = 0; k < pauses; k++)
             conc__cpu_relax();
-        if (pauses < MAX_PAUSES)
+        if (pauses < MAX_PAUSES) {
             pauses <<= 1;
+            continue;
+        }
+        int64_t now = conc__now_ns();
+        if (!end)
+            end = now + SPIN_NS;
+        else if (now >= end)
+            return 0;
     }
-    return 0;
 }
 
 /* Takes the lock and leaves `waiters` in one step. */
