@@ -11,7 +11,19 @@
  * Process-shared objects: give `.arena` in the options and the object is
  * allocated in that shared arena, so processes forked after its creation
  * use it with the same calls. Without an arena the object is private to the
- * process (and faster to wake). */
+ * process (and faster to wake).
+ *
+ * Process-shared Locks and RLocks are robust. If the thread that holds one
+ * dies (its process is killed, or it exits) without releasing it, the next
+ * acquirer gets CONC_EOWNERDEAD instead of waiting for ever: that caller
+ * now holds the lock, may repair the state the lock guards, and calls
+ * conc_lock_make_consistent (conc_rlock_make_consistent) before releasing
+ * it. A lock released without that becomes unusable: every later acquire
+ * returns CONC_ENOTRECOVERABLE at once (pthread's robust mutex rules). A
+ * process-shared Lock therefore has an owner, the thread that acquired it,
+ * and only that thread may release it (CONC_ENOTOWNER otherwise). A process
+ * killed inside another object's call (a Semaphore's, an Event's, a
+ * Barrier's) is not detected. */
 #ifndef CONC_SYNC_H
 #define CONC_SYNC_H
 
@@ -24,22 +36,34 @@ typedef struct conc_sync_opts {
 
 /* ---- Lock (threading.Lock) ----------------------------------------------
  * A mutual-exclusion lock with no owner: any thread may release it, as in
- * Python. Waiters spin briefly, then sleep on a futex. */
+ * Python (except for a process-shared Lock, see above). Waiters spin
+ * briefly, then sleep on a futex. */
 typedef struct conc_lock conc_lock;
 
 /* Creates an unlocked lock in *out, freed with conc_lock_free. `opts` may be
- * NULL. Returns 0 or CONC_ENOMEM. */
+ * NULL. Returns 0 or CONC_ENOMEM (also when the arena is full). */
 CONC_EXTERN int conc_lock_new(const conc_sync_opts *opts, conc_lock **out);
 CONC_EXTERN void conc_lock_free(conc_lock *lock);
 
 /* Acquires the lock, waiting up to `timeout`. Returns 0, CONC_ETIMEDOUT,
  * or CONC_EINVAL for a NaN timeout. A thread that acquires a Lock it
- * already holds waits for itself (as in Python): use an RLock for that. */
+ * already holds waits for itself (as in Python): use an RLock for that.
+ * A process-shared lock may also return CONC_EOWNERDEAD (the lock is now
+ * held by the caller; its previous owner died holding it) or
+ * CONC_ENOTRECOVERABLE (not acquired: the lock is unusable). */
 CONC_EXTERN int conc_lock_acquire(conc_lock *lock, double timeout);
 
 /* Releases the lock, waking one waiter. Returns 0, or CONC_ENOTLOCKED if
- * the lock was not locked (Python's RuntimeError). */
+ * the lock was not locked (Python's RuntimeError); for a process-shared
+ * lock, CONC_ENOTOWNER if another thread holds it. */
 CONC_EXTERN int conc_lock_release(conc_lock *lock);
+
+/* Marks a process-shared lock, acquired with CONC_EOWNERDEAD, consistent
+ * again: call it once the state it guards is repaired, before releasing
+ * it (pthread_mutex_consistent). Only the thread holding the lock may call
+ * it. Returns 0, CONC_ENOTOWNER if the caller does not hold the lock, or
+ * CONC_EINVAL if the lock is private or not in the owner-died state. */
+CONC_EXTERN int conc_lock_make_consistent(conc_lock *lock);
 
 /* Whether the lock is locked at this instant (1 or 0). */
 CONC_EXTERN int conc_lock_locked(const conc_lock *lock);
@@ -53,7 +77,10 @@ CONC_EXTERN int conc_rlock_new(const conc_sync_opts *opts, conc_rlock **out);
 CONC_EXTERN void conc_rlock_free(conc_rlock *rlock);
 
 /* Acquires (or re-enters) the lock. Returns 0, CONC_ETIMEDOUT, CONC_EINVAL
- * for a NaN timeout, or CONC_EOVERFLOW past 2^32-1 nested acquisitions. */
+ * for a NaN timeout, or CONC_EOVERFLOW past 2^32-1 nested acquisitions.
+ * A process-shared RLock may also return CONC_EOWNERDEAD (acquired once by
+ * the caller; the previous owner died holding it) or CONC_ENOTRECOVERABLE,
+ * as a Lock does. */
 CONC_EXTERN int conc_rlock_acquire(conc_rlock *rlock, double timeout);
 
 /* Undoes one acquisition; the lock is free when the count reaches 0.
@@ -62,6 +89,12 @@ CONC_EXTERN int conc_rlock_release(conc_rlock *rlock);
 
 /* Whether the calling thread owns the lock (1 or 0). */
 CONC_EXTERN int conc_rlock_is_owned(const conc_rlock *rlock);
+
+/* As conc_lock_make_consistent, for a process-shared RLock acquired with
+ * CONC_EOWNERDEAD; the caller may hold it at any depth. Returns 0,
+ * CONC_ENOTOWNER, or CONC_EINVAL (private, or not in the owner-died
+ * state). */
+CONC_EXTERN int conc_rlock_make_consistent(conc_rlock *rlock);
 
 /* ---- Condition (threading.Condition) ------------------------------------
  * A condition variable bound to a lock: by default a new RLock of its own,
@@ -86,13 +119,24 @@ CONC_EXTERN void conc_cond_free(conc_cond *cond);
 CONC_EXTERN int conc_cond_acquire(conc_cond *cond, double timeout);
 CONC_EXTERN int conc_cond_release(conc_cond *cond);
 
+/* Marks the condition's process-shared lock consistent after an acquire or
+ * a wait returned CONC_EOWNERDEAD (conc_lock_make_consistent or
+ * conc_rlock_make_consistent on it; the only way to reach the condition's
+ * own RLock). Errors as those. */
+CONC_EXTERN int conc_cond_make_consistent(conc_cond *cond);
+
 /* Releases the lock (fully, for an RLock), waits to be notified or for the
  * timeout, then re-acquires the lock (waiting for it as long as needed)
  * before returning. Returns 0 when notified, CONC_ETIMEDOUT, or
  * CONC_ENOTOWNER if the caller does not hold the lock (for a plain Lock:
  * if it is not locked), as Python's RuntimeError. A process-shared
  * condition records each waiter in its arena: CONC_ENOMEM if the arena is
- * full (the lock is still held). */
+ * full (the lock is still held). With a process-shared lock whose holder
+ * died, it returns CONC_EOWNERDEAD once it holds the lock again, notified
+ * or not (recover it as after conc_lock_acquire), or CONC_ENOTRECOVERABLE
+ * without the lock if the lock is unusable. Waiting releases the lock: a
+ * caller that holds it after CONC_EOWNERDEAD must make it consistent
+ * before waiting, or the wait leaves it unusable. */
 CONC_EXTERN int conc_cond_wait(conc_cond *cond, double timeout);
 
 /* A predicate for conc_cond_wait_for: nonzero when the awaited state holds.
@@ -102,7 +146,8 @@ typedef int (*conc_predicate_fn)(void *arg);
 /* Waits until pred(arg) is true, checking it first and after each wake-up,
  * with the lock held. The timeout covers the whole wait. Returns 0 when the
  * predicate is true, CONC_ETIMEDOUT if it is still false at the deadline,
- * CONC_ENOTOWNER as conc_cond_wait, CONC_EINVAL for a NULL predicate. */
+ * CONC_ENOTOWNER, CONC_EOWNERDEAD or CONC_ENOTRECOVERABLE as
+ * conc_cond_wait, CONC_EINVAL for a NULL predicate. */
 CONC_EXTERN int conc_cond_wait_for(conc_cond *cond, conc_predicate_fn pred,
                                    void *arg, double timeout);
 

@@ -117,14 +117,23 @@ conc_cond_release(conc_cond *cond)
     return conc_lock_release(cond->lock);
 }
 
+int
+conc_cond_make_consistent(conc_cond *cond)
+{
+    if (cond->rlock)
+        return conc_rlock_make_consistent(cond->rlock);
+    return conc_lock_make_consistent(cond->lock);
+}
+
 /* Whether the caller may wait or notify: it owns the RLock, or the Lock is
- * locked (a Lock has no owner, so that is all Python can check too). */
+ * locked (a Lock has no owner, so that is all Python can check too; a
+ * process-shared Lock has one, and it must be the caller). */
 static int
 held(const conc_cond *c)
 {
     if (c->rlock)
         return conc__rlock_owned(c->rlock);
-    return conc_lock_locked(c->lock);
+    return conc__lock_held(c->lock);
 }
 
 static uint32_t
@@ -136,14 +145,14 @@ unlock_fully(conc_cond *c)
     return 1;
 }
 
-static void
+/* Takes the lock back. Returns 0; with a process-shared lock also
+ * CONC_EOWNERDEAD (taken) or CONC_ENOTRECOVERABLE (not taken). */
+static int
 relock(conc_cond *c, uint32_t count)
 {
     if (c->rlock)
-        conc__rlock_acquire_restore(c->rlock, count);
-    else
-        conc__lockword_acquire(&c->lock->word, CONC__FOREVER,
-                               (int)c->lock->shared);
+        return conc__rlock_acquire_restore(c->rlock, count);
+    return conc__lock_relock(c->lock);
 }
 
 static void
@@ -213,8 +222,8 @@ wait_until(conc_cond *c, int64_t deadline)
 {
     if (deadline == CONC__POLL) {
         /* As in Python, a zero timeout still lets others take the lock. */
-        relock(c, unlock_fully(c));
-        return CONC_ETIMEDOUT;
+        int e = relock(c, unlock_fully(c));
+        return e ? e : CONC_ETIMEDOUT;
     }
     struct waiter local;
     struct waiter *w = new_waiter(c, &local);
@@ -223,7 +232,17 @@ wait_until(conc_cond *c, int64_t deadline)
     link_tail(c, w);
     uint32_t count = unlock_fully(c);
     await_notify(w, deadline, (int)c->shared);
-    relock(c, count);
+    /* A process-shared lock whose holder died is still taken back, and the
+     * caller is told so. An unrecoverable one cannot be: a record still
+     * linked then stays so (no thread can ever hold the lock to reach it
+     * again), a notified one is no one's but ours. */
+    int e = relock(c, count);
+    if (e == CONC_ENOTRECOVERABLE) {
+        if (c->shared &&
+            atomic_load_explicit(&w->state, memory_order_acquire) == NOTIFIED)
+            conc_arena_dealloc(c->arena, w);
+        return e;
+    }
     int r = 0;
     if (atomic_load_explicit(&w->state, memory_order_relaxed) != NOTIFIED) {
         unlink_waiter(c, w);
@@ -231,7 +250,7 @@ wait_until(conc_cond *c, int64_t deadline)
     }
     if (c->shared)
         conc_arena_dealloc(c->arena, w);
-    return r;
+    return e ? e : r;
 }
 
 int

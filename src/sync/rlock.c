@@ -6,20 +6,41 @@
  * process and threads of processes sharing the lock through an arena. A
  * thread compares `owner` with its own id without the lock: the only
  * thread that ever stores that id there is itself, so a stale read can
- * never make it believe it owns a lock it does not. */
+ * never make it believe it owns a lock it does not.
+ *
+ * A process-shared RLock is robust (robust.c): its robust mutex, of the
+ * error-checking type, replaces the lock word, and a re-entry is confirmed
+ * by the mutex itself (a try that answers EDEADLK), because after a
+ * process died holding the lock its owner field names a thread id that
+ * the system may give to a new thread before anyone acquires the lock. */
 #include <math.h>
 
 #include "sync/sync_internal.h"
+
+static pthread_mutex_t *
+mutex_of(conc_rlock *r)
+{
+    return &((struct conc__shared_rlock *)r)->mutex;
+}
 
 int
 conc_rlock_new(const conc_sync_opts *opts, conc_rlock **out)
 {
     conc_arena *arena = opts ? opts->arena : NULL;
-    conc_rlock *r = conc__sync_alloc(arena, sizeof *r);
+    size_t size =
+        arena ? sizeof(struct conc__shared_rlock) : sizeof(conc_rlock);
+    conc_rlock *r = conc__sync_alloc(arena, size);
     if (!r)
         return CONC_ENOMEM;
     r->shared = arena != NULL;
     r->arena = arena;
+    if (arena) {
+        int e = conc__robust_init(mutex_of(r), 1);
+        if (e) {
+            conc__sync_dealloc(arena, r);
+            return e;
+        }
+    }
     *out = r;
     return 0;
 }
@@ -27,8 +48,11 @@ conc_rlock_new(const conc_sync_opts *opts, conc_rlock **out)
 void
 conc_rlock_free(conc_rlock *rlock)
 {
-    if (rlock)
-        conc__sync_dealloc(rlock->arena, rlock);
+    if (!rlock)
+        return;
+    if (rlock->shared)
+        conc__robust_destroy(mutex_of(rlock));
+    conc__sync_dealloc(rlock->arena, rlock);
 }
 
 static inline void
@@ -51,8 +75,32 @@ acquire_slow(conc_rlock *r, uint32_t me, double timeout)
     int64_t deadline;
     int e = conc__deadline(timeout, &deadline);
     if (e == 0)
-        e = conc__lockword_acquire_slow(&r->word, deadline, (int)r->shared);
+        e = conc__lockword_acquire_slow(&r->word, deadline, 0);
     if (e == 0)
+        take(r, me, 1);
+    return e;
+}
+
+/* A process-shared RLock: the mutex decides between a first acquisition
+ * (also one that finds the owner dead) and a re-entry. One try first: an
+ * uncontended acquire needs no deadline. */
+static __attribute__((noinline)) int
+shared_acquire(conc_rlock *r, uint32_t me, double timeout)
+{
+    int e = conc__robust_try(mutex_of(r));
+    if (e == CONC_ETIMEDOUT && timeout != 0) {
+        int64_t deadline;
+        e = conc__deadline(timeout, &deadline);
+        if (e == 0)
+            e = conc__robust_acquire(mutex_of(r), &r->owner, deadline);
+    }
+    if (e == CONC_EDEADLK) {
+        if (r->count == UINT32_MAX)
+            return CONC_EOVERFLOW;
+        r->count++;
+        return 0;
+    }
+    if (e == 0 || e == CONC_EOWNERDEAD)
         take(r, me, 1);
     return e;
 }
@@ -63,12 +111,23 @@ conc_rlock_acquire(conc_rlock *rlock, double timeout)
     if (CONC__UNLIKELY(isnan(timeout)))
         return CONC_EINVAL;
     uint32_t me = conc__tid();
+    if (CONC__UNLIKELY(rlock->shared))
+        return shared_acquire(rlock, me, timeout);
     if (atomic_load_explicit(&rlock->owner, memory_order_relaxed) != me &&
-        CONC__LIKELY(conc__lockword_try_fast(&rlock->word, (int)rlock->shared))) {
+        CONC__LIKELY(conc__lockword_try_fast(&rlock->word, 0))) {
         take(rlock, me, 1);
         return 0;
     }
     return acquire_slow(rlock, me, timeout);
+}
+
+/* Frees the lock itself; the owner field is already cleared. */
+static int
+unlock(conc_rlock *r)
+{
+    if (CONC__UNLIKELY(r->shared))
+        return conc__robust_release(mutex_of(r));
+    return conc__lockword_release(&r->word, 0);
 }
 
 int
@@ -78,7 +137,7 @@ conc_rlock_release(conc_rlock *rlock)
         return CONC_ENOTOWNER;
     if (--rlock->count == 0) {
         atomic_store_explicit(&rlock->owner, 0, memory_order_relaxed);
-        conc__lockword_release(&rlock->word, (int)rlock->shared);
+        return unlock(rlock);
     }
     return 0;
 }
@@ -95,13 +154,29 @@ conc__rlock_release_save(conc_rlock *r)
     uint32_t count = r->count;
     r->count = 0;
     atomic_store_explicit(&r->owner, 0, memory_order_relaxed);
-    conc__lockword_release(&r->word, (int)r->shared);
+    unlock(r);
     return count;
 }
 
-void
+int
 conc__rlock_acquire_restore(conc_rlock *r, uint32_t count)
 {
-    conc__lockword_acquire(&r->word, CONC__FOREVER, (int)r->shared);
-    take(r, conc__tid(), count);
+    int e = 0;
+    if (r->shared)
+        e = conc__robust_acquire(mutex_of(r), &r->owner, CONC__FOREVER);
+    else
+        conc__lockword_acquire(&r->word, CONC__FOREVER, 0);
+    if (e == 0 || e == CONC_EOWNERDEAD)
+        take(r, conc__tid(), count);
+    return e;
+}
+
+int
+conc_rlock_make_consistent(conc_rlock *rlock)
+{
+    if (!rlock->shared)
+        return CONC_EINVAL;
+    if (!conc__rlock_owned(rlock))
+        return CONC_ENOTOWNER;
+    return conc__robust_make_consistent(mutex_of(rlock));
 }
