@@ -1,0 +1,73 @@
+"""What every CPython twin shares: the command line, calibration and output.
+
+The twins measure the same workloads as the C programs beside them, with
+CPython's own modules, and print the same lines for bench/run.py:
+    RESULT <row> cpython <value> <unit>
+where unit is "ns" (nanoseconds per operation) or "per_s" (operations per
+second). As in the C programs, n is calibrated so that one measurement lasts
+about --time seconds (calibration doubles as warm-up), and the measurement
+is split into slices whose times are summed.
+
+Usage of every twin: bench_x.py [--smoke] [--time SECONDS] [--iters N].
+"""
+import argparse
+import threading
+import time
+
+SLICES = 3
+
+
+def parse():
+    p = argparse.ArgumentParser()
+    p.add_argument("--smoke", action="store_true",
+                   help="run each row once on a tiny size")
+    p.add_argument("--time", type=float, default=0.3,
+                   help="seconds per row (default 0.3)")
+    p.add_argument("--iters", type=int, default=0,
+                   help="fixed operation count instead of calibrating")
+    return p.parse_args()
+
+
+def calibrate(run, slice_s):
+    """Grows n from 1 until run(n) lasts a quarter of slice_s, then scales
+    it to last about slice_s."""
+    n = 1
+    while True:
+        t, _ = run(n)
+        if t >= slice_s / 4:
+            return max(1, int(n * slice_s / max(t, 1e-9)))
+        n *= 8 if t < slice_s / 100 else 2
+
+
+def row(opts, name, run, per_second, smoke_n):
+    """Measures one row: run(n) performs n operations (or fewer) and returns
+    (seconds, operations done). Prints one RESULT line."""
+    slices = 1 if opts.smoke else SLICES
+    if opts.smoke:
+        n = smoke_n
+    elif opts.iters:
+        n = max(1, opts.iters // slices)
+    else:
+        n = calibrate(run, opts.time / slices)
+    secs = 0.0
+    ops = 0
+    for _ in range(slices):
+        t, done = run(n)
+        secs += t
+        ops += done
+    if per_second:
+        print(f"RESULT {name} cpython {ops / secs:.6g} per_s", flush=True)
+    else:
+        print(f"RESULT {name} cpython {secs * 1e9 / ops:.6g} ns", flush=True)
+
+
+def start_pair(helper):
+    """Starts helper(barrier) in a thread; returns the thread and the
+    barrier that both sides pass to start the clock together."""
+    barrier = threading.Barrier(2)
+    t = threading.Thread(target=helper, args=(barrier,))
+    t.start()
+    return t, barrier
+
+
+now = time.perf_counter

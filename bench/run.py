@@ -1,0 +1,274 @@
+#!/usr/bin/env python3
+"""Runs conc's benchmarks beside their CPython twins and prints one table.
+
+Each C program bench/bench_<name>.c (built into BUILD/bench/bench_<name>)
+and its twin bench/bench_<name>.py print lines
+    RESULT <row> <impl> <value> <unit>      unit: "ns" per op, or "per_s"
+    INFO <row> <impl> <remark>
+Every repetition runs every C program and then its twin, so the two sides
+of a ratio are measured in the same run, close in time. The table shows the
+median over the repetitions of each value, the speed-up of conc over
+CPython, the other C implementation where one is measured, the goal set by the
+project, and whether conc meets it.
+
+Benchmarks are not tests: the exit status is 0 whatever the numbers, and
+non-zero only when a program crashed, hung, or printed nothing.
+
+    python3 bench/run.py --build build            # full run, 5 repetitions
+    python3 bench/run.py --build build --smoke    # each program once, tiny
+"""
+import argparse
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TIMEOUT_S = 120
+
+
+class Row:
+    """How one row reads: its label, how to show a value, its goal.
+
+    kind "time" rows carry ns per operation (lower is better), kind "rate"
+    rows operations per second (higher is better). `scale` and `unit` turn
+    the raw value into what is shown; `other` names the C baseline shown in
+    the other-C column (its impl id in the output is "pthread"). `goal` is
+    (text, test) where test(conc, cpython, other) says whether it is met.
+    """
+
+    def __init__(self, row, label, prog, kind, scale, unit, goal,
+                 other=None):
+        self.row, self.label, self.prog = row, label, prog
+        self.kind, self.scale, self.unit = kind, scale, unit
+        self.goal, self.other = goal, other
+
+    def show(self, value):
+        if value is None:
+            return "-"
+        v = value / self.scale
+        digits = 3 if v < 1 else 2 if v < 10 else 1 if v < 100 else 0
+        return f"{v:.{digits}f} {self.unit}"
+
+    def speedup(self, conc, cpython):
+        if not conc or not cpython:
+            return None
+        return cpython / conc if self.kind == "time" else conc / cpython
+
+
+def faster_than_cpython(row):
+    def test(conc, cpython, other):
+        sp = row.speedup(conc, cpython)
+        return sp is not None and sp > 1
+    return test
+
+
+def at_least(limit):
+    return lambda conc, cpython, other: conc >= limit
+
+
+ROWS = [
+    Row("lock_pair", "Lock, uncontended acquire+release", "lock", "time",
+        1, "ns", ("<= 10 ns and < pthread_mutex",
+                  lambda c, p, o: c <= 10 and o is not None and c < o),
+        other="pthread_mutex"),
+    Row("lock_contended", "Lock, 2 threads contended", "lock", "rate",
+        1e6, "M incs/s", (">= 25 M incs/s", at_least(25e6)),
+        other="pthread_mutex"),
+    Row("rlock_pair", "RLock, uncontended acquire+release", "lock", "time",
+        1, "ns", None, other="recursive pthread_mutex"),
+    Row("thread_start", "Thread start + join", "thread", "rate", 1e3,
+        "k/s", (">= 90% of raw pthread",
+                lambda c, p, o: o is not None and c >= 0.9 * o),
+        other="pthread_create+join"),
+    Row("queue_simple", "SimpleQueue, 1 producer 1 consumer", "queue",
+        "rate", 1e6, "M items/s", (">= 20 M items/s", at_least(20e6))),
+    Row("queue_fifo", "Queue(), 1 producer 1 consumer", "queue", "rate",
+        1e6, "M items/s", (">= 20 M items/s", at_least(20e6))),
+    Row("queue_bounded", "Queue(maxsize=1024), 1P 1C", "queue", "rate",
+        1e6, "M items/s", (">= 20 M items/s", at_least(20e6))),
+    Row("event_pingpong", "Event ping-pong round trip", "event", "time",
+        1e3, "µs", None),
+    Row("cond_pingpong", "Condition ping-pong round trip", "event", "time",
+        1e3, "µs", None, other="pthread_cond"),
+]
+for r in ROWS:
+    if r.goal is None:  # no stated goal: at least beat CPython
+        r.goal = ("faster than CPython", faster_than_cpython(r))
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--build", default="build",
+                   help="CMake build directory (default: build)")
+    p.add_argument("--reps", type=int, default=5,
+                   help="repetitions; the table shows medians (default 5)")
+    p.add_argument("--smoke", action="store_true",
+                   help="run every benchmark once on tiny sizes")
+    p.add_argument("--time", type=float, default=None,
+                   help="seconds per measurement, passed to the programs")
+    p.add_argument("--only", default="",
+                   help="run only programs whose name matches this regex")
+    a = p.parse_args()
+    if a.smoke:
+        a.reps = 1
+    return a
+
+
+def programs(args):
+    """Yields (name, C binary or None, twin script or None)."""
+    names = sorted(f[len("bench_"):-2] for f in os.listdir(HERE)
+                   if f.startswith("bench_") and f.endswith(".c"))
+    for name in names:
+        if args.only and not re.search(args.only, name):
+            continue
+        exe = os.path.join(args.build, "bench", "bench_" + name)
+        twin = os.path.join(HERE, "bench_" + name + ".py")
+        yield (name, exe if os.access(exe, os.X_OK) else None,
+               twin if os.path.exists(twin) else None)
+
+
+def run_one(cmd, args, results, infos):
+    """Runs one program and files its lines. Returns an error text when it
+    crashed, hung or printed no result, else None."""
+    if args.smoke:
+        cmd = cmd + ["--smoke"]
+    elif args.time:
+        cmd = cmd + ["--time", str(args.time)]
+    # The twins import bench_common; keep bench/ free of __pycache__.
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env,
+                           timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return f"{' '.join(cmd)}: no answer within {TIMEOUT_S} s"
+    found = 0
+    for line in p.stdout.splitlines():
+        f = line.split()
+        if len(f) == 5 and f[0] == "RESULT":
+            results.setdefault((f[1], f[2]), []).append(float(f[3]))
+            found += 1
+        elif len(f) >= 3 and f[0] == "INFO":
+            infos[(f[1], f[2])] = " ".join(f[3:])
+    if p.returncode != 0 or found == 0:
+        how = (f"exit status {p.returncode}" if p.returncode >= 0
+               else f"signal {-p.returncode}")
+        return f"{' '.join(cmd)}: {how}\n{p.stderr.strip()}"
+    return None
+
+
+def run_all(args):
+    """Runs every repetition. Returns the results, the remarks, the error
+    texts, the programs not built and the programs that failed."""
+    results, infos, failures, missing, crashed = {}, {}, [], [], set()
+    progs = list(programs(args))
+    for name, exe, twin in progs:
+        if exe is None:
+            missing.append(name)
+    for rep in range(args.reps):
+        print(f"repetition {rep + 1}/{args.reps} ...", file=sys.stderr,
+              flush=True)
+        for name, exe, twin in progs:
+            cmds = ([[exe]] if exe else []) + \
+                   ([[sys.executable, twin]] if twin else [])
+            for cmd in cmds:
+                err = run_one(cmd, args, results, infos)
+                if err:
+                    crashed.add(name)
+                if err and err not in failures:
+                    failures.append(err)
+                    print(err, file=sys.stderr, flush=True)
+    return results, infos, failures, missing, crashed
+
+
+def median(results, row, impl):
+    v = results.get((row, impl))
+    return statistics.median(v) if v else None
+
+
+def table_rows(args, results, missing, crashed):
+    out = []
+    for r in ROWS:
+        if args.only and not re.search(args.only, r.prog):
+            continue
+        conc = median(results, r.row, "conc")
+        py = median(results, r.row, "cpython")
+        other = median(results, r.row, "pthread")
+        sp = r.speedup(conc, py)
+        if r.prog in crashed:
+            verdict = "crashed"
+        elif conc is None:
+            verdict = "not built" if r.prog in missing else "not run"
+        elif args.smoke:
+            verdict = "(smoke)"
+        else:
+            verdict = "meets" if r.goal[1](conc, py, other) else "misses"
+        out.append([r.label, r.show(py), r.show(conc),
+                    f"{sp:.1f}×" if sp else "-",
+                    f"{r.show(other)} {r.other}" if other else "-",
+                    r.goal[0], verdict])
+    return out
+
+
+def print_table(rows):
+    head = ["workload", "CPython", "conc", "ratio", "other C", "goal",
+            "verdict"]
+    widths = [max(len(x[i]) for x in rows + [head]) for i in range(7)]
+
+    def line(cells):
+        return "| " + " | ".join(c.ljust(w) for c, w in
+                                 zip(cells, widths)) + " |"
+    print(line(head))
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for x in rows:
+        print(line(x))
+
+
+def print_header(args):
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for ln in f:
+                if ln.startswith("model name"):
+                    cpu = ln.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    print(f"conc benchmarks: {os.cpu_count()} CPUs ({cpu}), "
+          f"Python {platform.python_version()}, "
+          f"median of {args.reps} run(s)"
+          + (", SMOKE RUN: the numbers mean nothing" if args.smoke else ""))
+    print("ratio: how many times faster conc is than CPython\n")
+
+
+def main():
+    args = parse_args()
+    if not os.path.isdir(os.path.join(args.build, "bench")):
+        print(f"{args.build}/bench not found: build with "
+              "-DCONC_BUILD_BENCH=ON first", file=sys.stderr)
+        return 2
+    t0 = time.monotonic()
+    results, infos, failures, missing, crashed = run_all(args)
+    print_header(args)
+    print_table(table_rows(args, results, missing, crashed))
+    known = {r.row for r in ROWS}
+    for (row, impl), v in sorted(results.items()):
+        if row not in known:
+            print(f"(unlisted row) {row} {impl}: {statistics.median(v):.6g}")
+    for (row, impl), text in sorted(infos.items()):
+        print(f"note: {row} {impl}: {text}")
+    for name in missing:
+        print(f"note: bench_{name} is not built in {args.build}")
+    print(f"\ntotal time {time.monotonic() - t0:.1f} s", flush=True)
+    if failures:
+        print(f"{len(failures)} program(s) failed; see above",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+/* The sleeping half of the queues' wait protocol; the design, and the two
+ * ways the change and the check are ordered, are in queue_internal.h. */
+#include <errno.h>
+
+#include "queue/queue_internal.h"
+
+/* Checks ready(arg) at doubling gaps for about CONC__QUEUE_SPIN pauses. */
+static int
+spin(conc__qready_fn ready, const void *arg)
+{
+    for (int spent = 0, gap = 1; spent < CONC__QUEUE_SPIN; spent += gap) {
+        if (ready(arg))
+            return 1;
+        for (int i = 0; i < gap; i++)
+            conc__cpu_relax();
+        if (gap < CONC__QUEUE_SPIN_GAP)
+            gap *= 2;
+    }
+    return 0;
+}
+
+static void
+guard_acquire(conc__lockword *guard)
+{
+    if (guard)
+        conc__lockword_acquire(guard, CONC__FOREVER, 0);
+}
+
+static void
+guard_release(conc__lockword *guard)
+{
+    if (guard)
+        conc__lockword_release(guard, 0);
+}
+
+int
+conc__qwait_until(struct conc__qwait *w, conc__lockword *guard,
+                  conc__qready_fn ready, const void *arg, int64_t deadline)
+{
+    if (spin(ready, arg))
+        return 0;
+    int r = 0;
+    guard_acquire(guard);
+    atomic_fetch_add(&w->sleepers, 1);
+    for (;;) {
+        uint32_t seq = atomic_load(&w->seq);
+        int ok = ready(arg);
+        guard_release(guard);
+        if (ok)
+            break;
+        int e = conc__futex_wait(&w->seq, seq, deadline, 0);
+        guard_acquire(guard);
+        if (e == 0)
+            atomic_fetch_sub(&w->woken, 1); /* before the re-check */
+        if (e == -ETIMEDOUT) {
+            r = ready(arg) ? 0 : CONC_ETIMEDOUT;
+            guard_release(guard);
+            break;
+        }
+    }
+    /* Late is safe: a count too high costs at most a needless wake. */
+    atomic_fetch_sub(&w->sleepers, 1);
+    return r;
+}
