@@ -11,6 +11,7 @@
 #include "conc/sync.h"
 #include "conc/thread.h"
 #include "conc/queue.h"
+#include "conc/process.h"
 #include "conc/shm.h"
 #include "conc/subprocess.h"
 #include "conc/ipc.h"
