@@ -15,7 +15,10 @@ typedef struct conc_buf {
     size_t cap;
 } conc_buf;
 
-#define CONC_BUF_INIT {NULL, 0, 0}
+#define CONC_BUF_INIT                                                          \
+    {                                                                          \
+        NULL, 0, 0                                                             \
+    }
 
 /* Makes `b` an empty buffer with no memory. */
 CONC_EXTERN void conc_buf_init(conc_buf *b);

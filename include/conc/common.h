@@ -14,7 +14,7 @@
 #endif
 
 #if defined(__GNUC__)
-#define CONC_NODISCARD __attribute__((warn_unused_result))
+#define CONC_NODISCARD    __attribute__((warn_unused_result))
 #define CONC_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
 #define CONC_NODISCARD

@@ -24,8 +24,9 @@
     X(ECANCELED, -ECANCELED, "cancelled")                                      \
     X(EPROTO, -EPROTO, "protocol error")                                       \
     X(EOWNERDEAD, -EOWNERDEAD, "the lock's owner died while holding it")       \
-    X(ENOTRECOVERABLE, -ENOTRECOVERABLE, "the lock is unusable: its owner "    \
-                                         "died and it was not recovered")      \
+    X(ENOTRECOVERABLE, -ENOTRECOVERABLE,                                       \
+      "the lock is unusable: its owner "                                       \
+      "died and it was not recovered")                                         \
     X(EMSGSIZE, -EMSGSIZE, "message too long")                                 \
     X(EBADF, -EBADF, "bad file descriptor")                                    \
     X(EPIPE, -EPIPE, "broken pipe")                                            \

@@ -22,11 +22,11 @@
 #include "core/internal.h"
 #include "core/lockword.h"
 
-#define ARENA_MAGIC 0x636f6e6361726e61ull /* "concarna" */
-#define BLOCK_MAGIC 0x626c6b21u /* "blk!" */
-#define TAG 64u
-#define MIN_SPLIT (2 * TAG)
-#define MAX_SIZE ((size_t)1 << 40)
+#define ARENA_MAGIC  0x636f6e6361726e61ull /* "concarna" */
+#define BLOCK_MAGIC  0x626c6b21u           /* "blk!" */
+#define TAG          64u
+#define MIN_SPLIT    (2 * TAG)
+#define MAX_SIZE     ((size_t)1 << 40)
 #define DEFAULT_SIZE ((size_t)64 << 20)
 
 struct block {

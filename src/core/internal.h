@@ -20,7 +20,7 @@ char *conc__strdup(const char *s);
  * Absolute times in nanoseconds on CLOCK_MONOTONIC. CONC__FOREVER never
  * expires; CONC__POLL is already past, for calls that must not block. */
 #define CONC__FOREVER INT64_MAX
-#define CONC__POLL ((int64_t)0)
+#define CONC__POLL    ((int64_t)0)
 
 /* Converts a public relative timeout to a deadline. Returns 0, or
  * CONC_EINVAL for NaN. Negative means forever, 0 means poll. */
@@ -39,8 +39,8 @@ _Noreturn void conc__panic(const char *fmt, ...) CONC_PRINTF(1, 2);
                         #cond);                                                \
     } while (0)
 
-#define CONC__UNUSED(x) ((void)(x))
-#define CONC__LIKELY(x) __builtin_expect(!!(x), 1)
+#define CONC__UNUSED(x)   ((void)(x))
+#define CONC__LIKELY(x)   __builtin_expect(!!(x), 1)
 #define CONC__UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 #endif

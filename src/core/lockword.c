@@ -8,7 +8,7 @@
  * on the CPU, and a spin that outlasts a few microseconds only burns a core
  * that the lock's holder may need (on a busy machine they share one). Round
  * i pauses min(2^i, MAX_PAUSES) times; the clock is read once per round. */
-#define SPIN_NS 3000
+#define SPIN_NS    3000
 #define MAX_PAUSES 32
 
 static int
@@ -41,9 +41,8 @@ take_as_waiter(conc__lockword *w)
     uint64_t v = atomic_load_explicit(&w->all, memory_order_relaxed);
     while (!(v & CONC__LOCKWORD_HELD)) {
         uint64_t next = (v | CONC__LOCKWORD_HELD) - CONC__LOCKWORD_WAITER;
-        if (atomic_compare_exchange_weak_explicit(&w->all, &v, next,
-                                                  memory_order_acquire,
-                                                  memory_order_relaxed))
+        if (atomic_compare_exchange_weak_explicit(
+                &w->all, &v, next, memory_order_acquire, memory_order_relaxed))
             return 1;
     }
     return 0;
@@ -64,8 +63,7 @@ conc__lockword_acquire_slow(conc__lockword *w, int64_t deadline, int shared)
     for (;;) {
         if (take_as_waiter(w))
             return 0;
-        if (conc__futex_wait(&w->locked, 1, deadline, shared) ==
-                -ETIMEDOUT &&
+        if (conc__futex_wait(&w->locked, 1, deadline, shared) == -ETIMEDOUT &&
             !take_as_waiter(w)) {
             atomic_fetch_sub_explicit(&w->all, CONC__LOCKWORD_WAITER,
                                       memory_order_relaxed);

@@ -57,7 +57,7 @@ typedef union conc__lockword {
     _Atomic uint64_t all;
 } conc__lockword;
 
-#define CONC__LOCKWORD_HELD ((uint64_t)1)
+#define CONC__LOCKWORD_HELD   ((uint64_t)1)
 #define CONC__LOCKWORD_WAITER ((uint64_t)1 << 32)
 
 /* Slow path of conc__lockword_acquire. Returns 0 or CONC_ETIMEDOUT. */
@@ -76,10 +76,9 @@ conc__lockword_try(conc__lockword *w)
 {
     uint64_t v = atomic_load_explicit(&w->all, memory_order_relaxed);
     while (!(v & CONC__LOCKWORD_HELD)) {
-        if (atomic_compare_exchange_weak_explicit(&w->all, &v,
-                                                  v | CONC__LOCKWORD_HELD,
-                                                  memory_order_acquire,
-                                                  memory_order_relaxed))
+        if (atomic_compare_exchange_weak_explicit(
+                &w->all, &v, v | CONC__LOCKWORD_HELD, memory_order_acquire,
+                memory_order_relaxed))
             return 1;
     }
     return 0;

@@ -15,9 +15,9 @@ conc_test_assert_code(int got, int want, const char *expr, const char *file,
     if (got == want)
         return;
     char msg[512];
-    snprintf(msg, sizeof msg, "%s returned %s (%d: %s), expected %s (%d)",
-             expr, conc_err_name(got), got, conc_strerror(got),
-             conc_err_name(want), want);
+    snprintf(msg, sizeof msg, "%s returned %s (%d: %s), expected %s (%d)", expr,
+             conc_err_name(got), got, conc_strerror(got), conc_err_name(want),
+             want);
     _fail(file, line);
     print_error("%s\n", msg);
 }

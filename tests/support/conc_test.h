@@ -3,8 +3,8 @@
  * Assertions print both operands and the error's name. The leak guard
  * (conc_test_setup/conc_test_teardown, used as every test's setup and
  * teardown) checks that a test leaves no descriptor, thread, child process
- * (zombies count) or heap block of conc's behind. The counting allocator also injects
- * allocation failures on request. */
+ * (zombies count) or heap block of conc's behind. The counting allocator also
+ * injects allocation failures on request. */
 #ifndef CONC_TEST_H
 #define CONC_TEST_H
 
@@ -37,8 +37,7 @@ int conc_test_teardown(void **state);
 /* Runs the group with the counting allocator installed. Use instead of
  * cmocka_run_group_tests. */
 #define conc_run_tests(tests)                                                  \
-    (conc_test_install_allocator(),                                            \
-     cmocka_run_group_tests(tests, NULL, NULL))
+    (conc_test_install_allocator(), cmocka_run_group_tests(tests, NULL, NULL))
 
 void conc_test_install_allocator(void);
 
