@@ -1,4 +1,5 @@
-/* conc.h: the umbrella header. Includes every module's header. */
+/* conc.h: the umbrella header. Includes every module's header, layer by
+ * layer. */
 #ifndef CONC_H
 #define CONC_H
 
@@ -12,8 +13,9 @@
 #include "conc/thread.h"
 #include "conc/queue.h"
 #include "conc/process.h"
-#include "conc/shm.h"
 #include "conc/subprocess.h"
 #include "conc/ipc.h"
+#include "conc/mpqueue.h"
+#include "conc/shm.h"
 
 #endif

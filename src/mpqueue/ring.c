@@ -1,0 +1,810 @@
+/* The ring of a process queue: how messages are framed, committed, waited
+ * for and recovered after a crash.
+ *
+ * Layout. The queue's shared part (struct conc__mpq_shared) sits in an
+ * arena block: a read-only line (capacity, maxsize, flags), the producer
+ * side (its lock and private bookkeeping), the published `tail`, the
+ * consumer side (its lock and bookkeeping), the published `head`, a line of
+ * sleep flags and sequence words, a line for JoinableQueue counters, then
+ * the ring itself: `cap` bytes, a power of two. Each group has its own
+ * cache line, so a producer and a consumer that run at the same time write
+ * to different lines and read each other's line only when they must.
+ *
+ * Frames. A message is written as a frame: an 8-byte header (payload length
+ * and kind), then the payload, padded to 8 bytes. Frames follow each other
+ * around the ring and may wrap at its end (the copy is split in two), so
+ * the whole ring is usable and no padding frame is needed. A message whose
+ * frame fits in the ring is one WHOLE frame. A larger message is cut into
+ * pieces of at most a quarter of the ring each: a FIRST frame (whose header
+ * is followed by the message's total length and a generation number), MORE
+ * frames, and a LAST frame.
+ *
+ * Sides. Producers take turns through the producer lock and consumers
+ * through the consumer lock (sidelock.c); between the two sides the ring is
+ * a single-producer single-consumer ring, so one producer and one consumer
+ * never contend. `tail` and `head` are 64-bit words that each pack a byte
+ * position (low half) and a message count (high half), so one store
+ * publishes both. Each side keeps the last value it read of the other
+ * side's word and reads the real one only when that copy says "full" (or
+ * "empty"), so a side that runs ahead reads the other's line once per
+ * batch, not once per message.
+ *
+ * Commit protocol. A producer writes the whole frame into free space past
+ * `tail` and only then stores the new `tail` (one store, which also counts
+ * the message). A consumer copies the whole payload out first and only then
+ * stores the new `head`. Anything beyond `tail` is invisible to consumers,
+ * and anything before `head` is never read again. So:
+ *   - a producer killed before its commit leaves nothing behind: the bytes
+ *     it wrote past `tail` are overwritten by the next producer;
+ *   - a consumer killed before its commit took nothing: the message is
+ *     still at `head` for the next consumer;
+ *   - a commit is one store, so nothing is half-published or half-taken,
+ *     and since only the lock holder moves `tail` (or `head`), and it moves
+ *     it past a message exactly once, nothing is delivered twice.
+ * For a message in pieces each piece is committed on its own (the consumer
+ * must free room before the rest can come), and the message counts as put
+ * when its LAST frame is committed. The consumer that assembles it knows
+ * which producer writes it (the generation and the owner in the producer
+ * side's `chunk` and `chunk_owner`). If that producer dies, or gives up at
+ * its timeout, before its LAST frame, the consumer discards what it
+ * assembled and goes on with the next message; a FIRST or WHOLE frame met
+ * while assembling means the same. Pieces met without their FIRST frame
+ * (the consumer that had begun the message died) are skipped. The one
+ * loss a crash can cause is therefore the message in pieces that a killed
+ * consumer had begun to take.
+ *
+ * Streaming. A large WHOLE frame (64 KiB or a quarter of the ring) is
+ * written in steps, and after each step the producer publishes how much is
+ * written in `fill` (a generation, odd while the stream is on, and a byte
+ * count), with `fill_pos` saying where the frame starts. A consumer that
+ * finds nothing committed but a stream at head copies the frame out as it
+ * is written, so the two copies of a large message overlap instead of
+ * following each other. The commit protocol is unchanged: the frame counts
+ * only once the producer has moved `tail` past it (then `fill` becomes the
+ * next, even, generation with FILL_DONE), and head moves only once the
+ * consumer has all of it. If the producer dies mid-stream the generation
+ * moves on without FILL_DONE (set by the producer that takes its lock over,
+ * or by the consumer that finds it dead), and the consumer drops its copy;
+ * a consumer killed mid-stream took nothing.
+ *
+ * Sleeping. A side that must wait (consumer: ring empty; producer: no room
+ * or maxsize reached) spins a little, then sets its `*_waiting` flag, reads
+ * the matching sequence word, checks once more and sleeps on the sequence
+ * word. The other side publishes with a sequentially consistent store and
+ * then reads the flag; only if it is set does it claim it (an exchange to
+ * 0, so one wake serves one sleep), bump the sequence and call futex
+ * wake. In the single total order of these operations either the
+ * sleeper sees the new position or the other side sees the flag, so no
+ * wake-up is lost, and while nobody sleeps nobody makes a system call.
+ * Only the holder of a side's lock sleeps on that side's flag (the other
+ * members of the side wait on the lock), so a flag is a plain 0 or 1 that
+ * the next holder clears if its owner died. Every sleep is cut into slices
+ * (mpqueue_internal.h) after which the sleeper looks again, because a
+ * process killed between publishing and waking would otherwise leave the
+ * other side asleep; a consumer that waits for the next piece of a message,
+ * or for more of a stream, also checks at each slice that the producer is
+ * alive.
+ *
+ * Recovery. The next holder of a lock whose owner died repairs its side:
+ * the producer side clears its sleep flag and ends a message in pieces or
+ * a stream that the dead producer had begun (waking a consumer that waits
+ * for it); the consumer side clears its sleep flag. Positions need no repair:
+ * they were committed whole. */
+#include <limits.h>
+#include <string.h>
+
+#include "mpqueue/mpqueue_internal.h"
+#include "unix/futex.h"
+
+#define HDR 8u  /* frame header */
+#define EXT 16u /* after a FIRST header: total length, generation */
+
+/* The kind word's high half is a constant, so a corrupt header (a bug)
+ * is caught rather than followed. */
+#define KIND_TAG  0x4d510000u
+#define KIND_MASK 0xffffu
+enum { WHOLE = 1, FIRST = 2, MORE = 3, LAST = 4 };
+
+/* Returned by the consumer's waits: the message in pieces being assembled
+ * (or the frame being streamed) will never be finished. */
+#define ABANDONED 1
+
+/* Returned by wait_data: nothing is committed, but a frame is being
+ * streamed at head. */
+#define STREAMING 2
+
+/* Whole frames of at least STREAM_MIN payload bytes (or a quarter of the
+ * ring, if less) are streamed, with progress published every STREAM_STEP
+ * bytes (or a sixteenth of the ring). */
+#define STREAM_MIN  (64u << 10)
+#define STREAM_STEP (32u << 10)
+
+/* `fill`: generation << 32 | bytes. An odd generation: a frame is being
+ * streamed at tail and that many payload bytes are written. An even one:
+ * idle; the bytes are FILL_DONE when the last stream ended committed, 0
+ * when it was given up. */
+#define FILL_DONE 0xffffffffu
+
+struct hdr {
+    uint32_t len;
+    uint32_t kind;
+};
+
+struct ext {
+    uint64_t total;
+    uint64_t gen;
+};
+
+/* What a consumer assembling a message in pieces watches: the `chunk`
+ * value while that message is being put, and its producer. */
+struct watch {
+    uint64_t chunk;
+    uint64_t owner;
+};
+
+static uint32_t
+pad8(size_t n)
+{
+    return (uint32_t)((n + 7) & ~(size_t)7);
+}
+
+/* Moves a packed position on by `bytes` bytes and `msgs` messages, each
+ * half wrapping on its own. */
+static uint64_t
+advance(uint64_t pos, uint32_t bytes, uint32_t msgs)
+{
+    return (uint64_t)(conc__mpq_msgs(pos) + msgs) << 32 |
+           (uint32_t)(conc__mpq_bytes(pos) + bytes);
+}
+
+static void
+ring_write(struct conc__mpq_shared *s, uint32_t pos, const void *src, size_t n)
+{
+    uint32_t off = pos & (s->cap - 1);
+    size_t room = s->cap - off;
+    if (n <= room) {
+        memcpy(s->ring + off, src, n);
+    } else {
+        memcpy(s->ring + off, src, room);
+        memcpy(s->ring, (const uint8_t *)src + room, n - room);
+    }
+}
+
+static void
+ring_read(const struct conc__mpq_shared *s, uint32_t pos, void *dst, size_t n)
+{
+    uint32_t off = pos & (s->cap - 1);
+    size_t room = s->cap - off;
+    if (n <= room) {
+        memcpy(dst, s->ring + off, n);
+    } else {
+        memcpy(dst, s->ring + off, room);
+        memcpy((uint8_t *)dst + room, s->ring, n - room);
+    }
+}
+
+static void
+bump(_Atomic uint32_t *seq)
+{
+    atomic_fetch_add_explicit(seq, 1, memory_order_seq_cst);
+    conc__futex_wake(seq, INT_MAX, 1);
+}
+
+/* Called after publishing: wakes the other side if it sleeps. The flag is
+ * claimed with an exchange, so only the first publication after the
+ * sleeper went to sleep pays for the wake; the sleeper sets it again if it
+ * must sleep once more. The plain load first keeps the line unwritten (and
+ * shared) while nobody sleeps. */
+static void
+wake_if_waiting(_Atomic uint32_t *waiting, _Atomic uint32_t *seq)
+{
+    if (atomic_load_explicit(waiting, memory_order_seq_cst) &&
+        atomic_exchange_explicit(waiting, 0, memory_order_seq_cst))
+        bump(seq);
+}
+
+void
+conc__mpq_wake_all(struct conc__mpq_shared *s)
+{
+    bump(&s->data_seq);
+    bump(&s->room_seq);
+}
+
+/* ---- Producer ----------------------------------------------------------- */
+
+/* Whether, by the head last seen, there are `need` free bytes past `tail`
+ * and, when `count`, a free slot under maxsize. */
+static int
+has_room(const struct conc__mpq_shared *s, uint64_t tail, uint32_t need,
+         int count)
+{
+    uint64_t head = s->head_seen;
+    uint32_t used = conc__mpq_bytes(tail) - conc__mpq_bytes(head);
+    if (s->cap - used < need)
+        return 0;
+    return !count || !s->maxsize ||
+           (uint32_t)(conc__mpq_msgs(tail) - conc__mpq_msgs(head)) < s->maxsize;
+}
+
+static int
+look_for_room(struct conc__mpq_shared *s, uint64_t tail, uint32_t need,
+              int count, memory_order order)
+{
+    s->head_seen = atomic_load_explicit(&s->head, order);
+    return has_room(s, tail, need, count);
+}
+
+static int
+sleep_for_room(struct conc__mpq_shared *s, uint64_t tail, uint32_t need,
+               int count, int64_t deadline)
+{
+    int64_t slice = CONC__MPQ_SLICE_MIN;
+    int r;
+    for (;;) {
+        atomic_store_explicit(&s->room_waiting, 1, memory_order_seq_cst);
+        uint32_t seq = atomic_load_explicit(&s->room_seq, memory_order_seq_cst);
+        if (look_for_room(s, tail, need, count, memory_order_seq_cst)) {
+            r = 0;
+            break;
+        }
+        if (atomic_load_explicit(&s->shut, memory_order_seq_cst)) {
+            r = CONC_ECLOSED;
+            break;
+        }
+        if (deadline != CONC__FOREVER && conc__now_ns() >= deadline) {
+            r = CONC_EFULL;
+            break;
+        }
+        conc__mpq_sleep(&s->room_seq, seq, &slice, deadline);
+    }
+    atomic_store_explicit(&s->room_waiting, 0, memory_order_relaxed);
+    return r;
+}
+
+/* Waits for room for a frame of `need` bytes. Returns 0, CONC_EFULL or
+ * CONC_ECLOSED. */
+static int
+wait_room(struct conc__mpq_shared *s, uint64_t tail, uint32_t need, int count,
+          int64_t deadline)
+{
+    if (has_room(s, tail, need, count) ||
+        look_for_room(s, tail, need, count, memory_order_acquire))
+        return 0;
+    if (atomic_load_explicit(&s->shut, memory_order_relaxed))
+        return CONC_ECLOSED;
+    struct conc__mpq_spin sp = CONC__MPQ_SPIN_INIT;
+    while (deadline != CONC__POLL && conc__mpq_spin_more(&sp))
+        if (look_for_room(s, tail, need, count, memory_order_acquire))
+            return 0;
+    return sleep_for_room(s, tail, need, count, deadline);
+}
+
+/* Publishes frames up to `tail` and wakes a consumer that sleeps. */
+static void
+commit_tail(struct conc__mpq_shared *s, uint64_t tail)
+{
+    atomic_store_explicit(&s->tail, tail, memory_order_seq_cst);
+    wake_if_waiting(&s->data_waiting, &s->data_seq);
+}
+
+/* Writes a frame at `tail`: header, the extension if any, the payload. */
+static void
+write_frame(struct conc__mpq_shared *s, uint64_t tail, uint32_t kind,
+            const struct ext *e, const uint8_t *data, uint32_t len)
+{
+    struct hdr h = {len, KIND_TAG | kind};
+    uint32_t pos = conc__mpq_bytes(tail);
+    ring_write(s, pos, &h, HDR);
+    pos += HDR;
+    if (e) {
+        ring_write(s, pos, e, EXT);
+        pos += EXT;
+    }
+    if (len)
+        ring_write(s, pos, data, len);
+}
+
+static uint64_t
+fill_word(uint32_t gen, uint32_t bytes)
+{
+    return (uint64_t)gen << 32 | bytes;
+}
+
+static uint32_t
+fill_gen(uint64_t f)
+{
+    return (uint32_t)(f >> 32);
+}
+
+/* Writes a WHOLE frame at `tail` (room is there) while publishing its
+ * progress in `fill`, so that a waiting consumer copies it out as it is
+ * written, then commits it. */
+static void
+put_streamed(struct conc__mpq_shared *s, uint64_t tail, const uint8_t *data,
+             uint32_t len)
+{
+    uint32_t gen =
+        (fill_gen(atomic_load_explicit(&s->fill, memory_order_relaxed)) + 1) |
+        1;
+    uint32_t step = s->cap / 16 < STREAM_STEP ? s->cap / 16 : STREAM_STEP;
+    uint32_t pos = conc__mpq_bytes(tail) + HDR;
+    struct hdr h = {len, KIND_TAG | WHOLE};
+    ring_write(s, conc__mpq_bytes(tail), &h, HDR);
+    atomic_store_explicit(&s->fill_owner, conc__mpq_self(),
+                          memory_order_relaxed);
+    atomic_store_explicit(&s->fill_pos, conc__mpq_bytes(tail),
+                          memory_order_relaxed);
+    atomic_store_explicit(&s->fill, fill_word(gen, 0), memory_order_seq_cst);
+    wake_if_waiting(&s->data_waiting, &s->data_seq);
+    for (uint32_t off = 0; off < len;) {
+        uint32_t n = len - off < step ? len - off : step;
+        ring_write(s, pos + off, data + off, n);
+        off += n;
+        atomic_store_explicit(&s->fill, fill_word(gen, off),
+                              memory_order_release);
+    }
+    atomic_store_explicit(&s->tail, advance(tail, HDR + pad8(len), 1),
+                          memory_order_seq_cst);
+    atomic_store_explicit(&s->fill, fill_word(gen + 1, FILL_DONE),
+                          memory_order_seq_cst);
+    wake_if_waiting(&s->data_waiting, &s->data_seq);
+}
+
+static int
+put_whole(struct conc__mpq_shared *s, const uint8_t *data, uint32_t len,
+          int64_t deadline)
+{
+    uint64_t tail = atomic_load_explicit(&s->tail, memory_order_relaxed);
+    uint32_t need = HDR + pad8(len);
+    int r = wait_room(s, tail, need, 1, deadline);
+    if (r)
+        return r;
+    if (len >= STREAM_MIN || len >= s->cap / 4) {
+        put_streamed(s, tail, data, len);
+        return 0;
+    }
+    write_frame(s, tail, WHOLE, NULL, data, len);
+    commit_tail(s, advance(tail, need, 1));
+    return 0;
+}
+
+/* Ends the message in pieces of generation `gen`, finished or not, and
+ * wakes a consumer that waits for its next piece. */
+static void
+end_chunk(struct conc__mpq_shared *s, uint64_t gen)
+{
+    atomic_store_explicit(&s->chunk, gen << 1, memory_order_seq_cst);
+    wake_if_waiting(&s->data_waiting, &s->data_seq);
+}
+
+static int
+put_chunked(struct conc__mpq_shared *s, const uint8_t *data, size_t len,
+            int64_t deadline)
+{
+    uint32_t piece = s->cap / 4; /* frame bytes, a multiple of 8 */
+    uint64_t tail = atomic_load_explicit(&s->tail, memory_order_relaxed);
+    uint32_t n = piece - HDR - EXT;
+    int r = wait_room(s, tail, piece, 1, deadline);
+    if (r)
+        return r;
+    uint64_t gen = ++s->chunk_gen;
+    atomic_store_explicit(&s->chunk_owner, conc__mpq_self(),
+                          memory_order_relaxed);
+    atomic_store_explicit(&s->chunk, gen << 1 | 1, memory_order_seq_cst);
+    struct ext e = {len, gen};
+    write_frame(s, tail, FIRST, &e, data, n);
+    tail = advance(tail, piece, 0);
+    commit_tail(s, tail);
+    for (size_t done = n; done < len; done += n) {
+        n = piece - HDR;
+        int last = len - done <= n;
+        if (last)
+            n = (uint32_t)(len - done);
+        r = wait_room(s, tail, HDR + pad8(n), 0, deadline);
+        if (r) {
+            end_chunk(s, gen); /* consumers discard the pieces */
+            return r;
+        }
+        write_frame(s, tail, last ? LAST : MORE, NULL, data + done, n);
+        tail = advance(tail, HDR + pad8(n), last);
+        commit_tail(s, tail);
+    }
+    end_chunk(s, gen);
+    return 0;
+}
+
+int
+conc__mpq_put_locked(struct conc__mpq_shared *s, const uint8_t *data,
+                     size_t len, int64_t deadline)
+{
+    if (len <= s->cap - HDR)
+        return put_whole(s, data, (uint32_t)len, deadline);
+    return put_chunked(s, data, len, deadline);
+}
+
+void
+conc__mpq_repair_producer(struct conc__mpq_shared *s)
+{
+    atomic_store_explicit(&s->room_waiting, 0, memory_order_relaxed);
+    uint64_t c = atomic_load_explicit(&s->chunk, memory_order_relaxed);
+    if (c & 1)
+        end_chunk(s, c >> 1);
+    uint32_t gen =
+        fill_gen(atomic_load_explicit(&s->fill, memory_order_relaxed));
+    if (gen & 1) { /* a stream given up: its consumer discards its copy */
+        atomic_store_explicit(&s->fill, fill_word(gen + 1, 0),
+                              memory_order_seq_cst);
+        wake_if_waiting(&s->data_waiting, &s->data_seq);
+    }
+}
+
+/* ---- Consumer ----------------------------------------------------------- */
+
+/* Whether, by the tail last seen, a frame is ready at `head`. The tail
+ * only ever covers whole frames. */
+static int
+has_data(const struct conc__mpq_shared *s, uint64_t head)
+{
+    return conc__mpq_bytes(s->tail_seen) != conc__mpq_bytes(head);
+}
+
+static int
+look_for_data(struct conc__mpq_shared *s, uint64_t head, memory_order order)
+{
+    s->tail_seen = atomic_load_explicit(&s->tail, order);
+    return has_data(s, head);
+}
+
+/* Whether nothing is committed at `head` but a frame is being streamed
+ * there; if so, stores its generation in *gen. The stream's position is
+ * read between two reads of `fill` that must agree, so that it belongs to
+ * that generation; a frame that starts at head and that head has not
+ * passed is one this consumer has not taken yet. */
+static int
+stream_at(struct conc__mpq_shared *s, uint64_t head, uint32_t *gen)
+{
+    uint64_t f = atomic_load_explicit(&s->fill, memory_order_seq_cst);
+    if (!(fill_gen(f) & 1))
+        return 0;
+    uint64_t pos = atomic_load_explicit(&s->fill_pos, memory_order_seq_cst);
+    if (pos != conc__mpq_bytes(head) ||
+        look_for_data(s, head, memory_order_seq_cst) ||
+        fill_gen(atomic_load_explicit(&s->fill, memory_order_seq_cst)) !=
+            fill_gen(f))
+        return 0;
+    *gen = fill_gen(f);
+    return 1;
+}
+
+/* One sleep of a consumer. Without `w`, waits for data until `deadline`;
+ * with `w`, waits for the next piece of a message while its producer is at
+ * it, whatever the deadline. */
+static int
+sleep_for_data(struct conc__mpq_shared *s, uint64_t head, int64_t deadline,
+               const struct watch *w)
+{
+    int64_t slice = CONC__MPQ_SLICE_MIN;
+    uint32_t gen;
+    int r;
+    for (;;) {
+        atomic_store_explicit(&s->data_waiting, 1, memory_order_seq_cst);
+        uint32_t seq = atomic_load_explicit(&s->data_seq, memory_order_seq_cst);
+        uint64_t c = atomic_load_explicit(&s->chunk, memory_order_seq_cst);
+        if (look_for_data(s, head, memory_order_seq_cst)) {
+            r = 0;
+            break;
+        }
+        if (w && c != w->chunk) {
+            r = ABANDONED;
+            break;
+        }
+        if (!w && stream_at(s, head, &gen)) {
+            r = STREAMING;
+            break;
+        }
+        if (!w && atomic_load_explicit(&s->shut, memory_order_seq_cst)) {
+            r = CONC_ECLOSED;
+            break;
+        }
+        if (!w && deadline != CONC__FOREVER && conc__now_ns() >= deadline) {
+            r = CONC_EEMPTY;
+            break;
+        }
+        if (conc__mpq_sleep(&s->data_seq, seq, &slice,
+                            w ? CONC__FOREVER : deadline) == -ETIMEDOUT &&
+            w && conc__mpq_owner_dead(w->owner)) {
+            r = ABANDONED;
+            break;
+        }
+    }
+    atomic_store_explicit(&s->data_waiting, 0, memory_order_relaxed);
+    return r;
+}
+
+/* Waits for a frame at `head`. Returns 0, CONC_EEMPTY, CONC_ECLOSED, and
+ * without `w` STREAMING, with `w` ABANDONED. */
+static int
+wait_data(struct conc__mpq_shared *s, uint64_t head, int64_t deadline,
+          const struct watch *w)
+{
+    uint32_t gen;
+    if (has_data(s, head) || look_for_data(s, head, memory_order_acquire))
+        return 0;
+    if (!w && stream_at(s, head, &gen))
+        return STREAMING;
+    if (!w && atomic_load_explicit(&s->shut, memory_order_relaxed))
+        return CONC_ECLOSED;
+    struct conc__mpq_spin sp = CONC__MPQ_SPIN_INIT;
+    while ((deadline != CONC__POLL || w) && conc__mpq_spin_more(&sp)) {
+        if (look_for_data(s, head, memory_order_acquire))
+            return 0;
+        if (!w && stream_at(s, head, &gen))
+            return STREAMING;
+    }
+    return sleep_for_data(s, head, deadline, w);
+}
+
+/* Retires frames up to `head` and wakes a producer that sleeps. */
+static void
+commit_head(struct conc__mpq_shared *s, uint64_t head)
+{
+    atomic_store_explicit(&s->head, head, memory_order_seq_cst);
+    wake_if_waiting(&s->room_waiting, &s->room_seq);
+}
+
+static struct hdr
+read_hdr(const struct conc__mpq_shared *s, uint64_t head)
+{
+    struct hdr h;
+    ring_read(s, conc__mpq_bytes(head), &h, HDR);
+    if ((h.kind & ~KIND_MASK) != KIND_TAG || h.len > s->cap)
+        conc__panic("process queue %p: corrupt frame header", (void *)s);
+    return h;
+}
+
+/* Makes `k` ready for a message of `total` bytes. Returns 0, CONC_EMSGSIZE
+ * (k->len is then the length) or CONC_ENOMEM; on failure nothing is
+ * written. */
+static int
+sink_begin(struct conc__mpq_sink *k, uint64_t total)
+{
+    if (!k->buf) {
+        if (total > k->cap) {
+            k->len = (size_t)total;
+            return CONC_EMSGSIZE;
+        }
+    } else if (total > k->buf->cap) {
+        if (total > SIZE_MAX)
+            return CONC_ENOMEM;
+        size_t keep = k->buf->len;
+        k->buf->len = 0;
+        int r = conc_buf_reserve(k->buf, (size_t)total);
+        k->buf->len = keep;
+        if (r)
+            return r;
+    }
+    k->len = 0;
+    return 0;
+}
+
+/* Copies `n` payload bytes at ring position `pos` to the sink. */
+static void
+sink_take(const struct conc__mpq_shared *s, struct conc__mpq_sink *k,
+          uint32_t pos, uint32_t n)
+{
+    uint8_t *dst = k->buf ? k->buf->data : k->dst;
+    if (n)
+        ring_read(s, pos, dst + k->len, n);
+    k->len += n;
+}
+
+static void
+sink_end(struct conc__mpq_sink *k)
+{
+    if (k->buf)
+        k->buf->len = k->len;
+}
+
+static int
+take_whole(struct conc__mpq_shared *s, uint64_t head, struct hdr h,
+           struct conc__mpq_sink *k)
+{
+    int r = sink_begin(k, h.len);
+    if (r)
+        return r;
+    sink_take(s, k, conc__mpq_bytes(head) + HDR, h.len);
+    commit_head(s, advance(head, HDR + pad8(h.len), 1));
+    sink_end(k);
+    return 0;
+}
+
+/* Takes the pieces after a FIRST frame that is already copied; *headp is
+ * past it. Returns 0 at the LAST piece, or ABANDONED with *headp at the
+ * frame to read next. */
+static int
+take_pieces(struct conc__mpq_shared *s, uint64_t *headp, uint64_t total,
+            const struct watch *w, struct conc__mpq_sink *k)
+{
+    uint64_t head = *headp;
+    for (;;) {
+        if (wait_data(s, head, CONC__FOREVER, w) != 0)
+            break;
+        struct hdr h = read_hdr(s, head);
+        uint32_t kind = h.kind & KIND_MASK;
+        if (kind != MORE && kind != LAST)
+            break; /* a new message: the producer gave this one up */
+        if (k->len + h.len > total)
+            conc__panic("process queue %p: message overruns", (void *)s);
+        sink_take(s, k, conc__mpq_bytes(head) + HDR, h.len);
+        head = advance(head, HDR + pad8(h.len), kind == LAST);
+        commit_head(s, head);
+        if (kind == LAST) {
+            *headp = head;
+            return 0;
+        }
+    }
+    *headp = head;
+    return ABANDONED;
+}
+
+/* Takes a message in pieces whose FIRST frame is at *headp. Returns 0,
+ * ABANDONED (*headp then at the frame to read next), or, with nothing
+ * taken, CONC_EMSGSIZE or CONC_ENOMEM. */
+static int
+take_chunked(struct conc__mpq_shared *s, uint64_t *headp, struct hdr h,
+             struct conc__mpq_sink *k)
+{
+    uint64_t head = *headp;
+    struct ext e;
+    ring_read(s, conc__mpq_bytes(head) + HDR, &e, EXT);
+    int r = sink_begin(k, e.total);
+    if (r)
+        return r;
+    /* While `chunk` still holds this generation, chunk_owner is its
+     * producer; once it moves on, the owner no longer matters. */
+    struct watch w = {
+        e.gen << 1 | 1,
+        atomic_load_explicit(&s->chunk_owner, memory_order_acquire)};
+    sink_take(s, k, conc__mpq_bytes(head) + HDR + EXT, h.len);
+    head = advance(head, HDR + EXT + pad8(h.len), 0);
+    commit_head(s, head);
+    r = take_pieces(s, &head, e.total, &w, k);
+    *headp = head;
+    if (r == 0) {
+        if (k->len != e.total)
+            conc__panic("process queue %p: short message", (void *)s);
+        sink_end(k);
+    }
+    return r;
+}
+
+/* While a stream at `head` shows `f`: spins, then sleeps a slice. Returns
+ * ABANDONED if its producer `owner` is found dead, after marking the
+ * stream given up (a dead owner writes no more, and the CAS fails if a
+ * producer that took its lock over already did so), else 0. */
+static int
+await_fill(struct conc__mpq_shared *s, uint64_t f, uint64_t owner,
+           struct conc__mpq_spin *sp, int64_t *slice)
+{
+    if (conc__mpq_spin_more(sp))
+        return 0;
+    atomic_store_explicit(&s->data_waiting, 1, memory_order_seq_cst);
+    uint32_t seq = atomic_load_explicit(&s->data_seq, memory_order_seq_cst);
+    int r = 0;
+    if (atomic_load_explicit(&s->fill, memory_order_seq_cst) == f &&
+        conc__mpq_sleep(&s->data_seq, seq, slice, CONC__FOREVER) ==
+            -ETIMEDOUT &&
+        conc__mpq_owner_dead(owner)) {
+        atomic_compare_exchange_strong_explicit(
+            &s->fill, &f, fill_word(fill_gen(f) + 1, 0), memory_order_seq_cst,
+            memory_order_relaxed);
+        r = ABANDONED;
+    }
+    atomic_store_explicit(&s->data_waiting, 0, memory_order_relaxed);
+    return r;
+}
+
+/* Reads the header of the frame streamed at `head` by generation `gen`.
+ * It is that stream's only if the stream is still on after it was read: a
+ * producer that took over from a dead one could be writing another frame
+ * at the same place. Returns 1, or 0 when the stream is over. */
+static int
+stream_header(struct conc__mpq_shared *s, uint64_t head, uint32_t gen,
+              struct hdr *h)
+{
+    ring_read(s, conc__mpq_bytes(head), h, HDR);
+    atomic_thread_fence(memory_order_acquire);
+    if (fill_gen(atomic_load_explicit(&s->fill, memory_order_relaxed)) != gen)
+        return 0;
+    if (h->kind != (KIND_TAG | WHOLE) || h->len > s->cap)
+        conc__panic("process queue %p: corrupt stream header", (void *)s);
+    return 1;
+}
+
+/* Takes the frame being streamed at `head`, copying it out as it is
+ * written; head moves only once the frame is committed and copied, so a
+ * consumer killed meanwhile takes nothing. Returns 0, or with nothing
+ * taken ABANDONED (its producer gave it up or died, or another frame
+ * came first), CONC_EMSGSIZE or CONC_ENOMEM. */
+static int
+take_streamed(struct conc__mpq_shared *s, uint64_t head,
+              struct conc__mpq_sink *k)
+{
+    uint32_t gen;
+    if (!stream_at(s, head, &gen))
+        return ABANDONED; /* over already: take it the usual way */
+    uint64_t owner = atomic_load_explicit(&s->fill_owner, memory_order_relaxed);
+    struct hdr h;
+    if (!stream_header(s, head, gen, &h))
+        return ABANDONED;
+    int r = sink_begin(k, h.len);
+    if (r)
+        return r;
+    uint32_t pos = conc__mpq_bytes(head) + HDR;
+    struct conc__mpq_spin sp = CONC__MPQ_SPIN_INIT;
+    int64_t slice = CONC__MPQ_SLICE_MIN;
+    for (;;) {
+        uint64_t f = atomic_load_explicit(&s->fill, memory_order_acquire);
+        uint32_t done = fill_gen(f) == gen                   ? (uint32_t)f
+                        : f == fill_word(gen + 1, FILL_DONE) ? h.len
+                                                             : 0;
+        if (fill_gen(f) != gen && done == 0 && h.len > 0)
+            return ABANDONED;
+        if (done > k->len) {
+            sink_take(s, k, pos + (uint32_t)k->len, done - (uint32_t)k->len);
+            sp = (struct conc__mpq_spin)CONC__MPQ_SPIN_INIT;
+        }
+        if (fill_gen(f) != gen)
+            break; /* committed, and all of it copied */
+        if (await_fill(s, f, owner, &sp, &slice))
+            return ABANDONED;
+    }
+    /* The commit was stored before FILL_DONE, so this tail covers it and
+     * tail_seen stays ahead of head. */
+    s->tail_seen = atomic_load_explicit(&s->tail, memory_order_acquire);
+    commit_head(s, advance(head, HDR + pad8(h.len), 1));
+    sink_end(k);
+    return 0;
+}
+
+int
+conc__mpq_get_locked(struct conc__mpq_shared *s, struct conc__mpq_sink *k,
+                     int64_t deadline)
+{
+    uint64_t head = atomic_load_explicit(&s->head, memory_order_relaxed);
+    for (;;) {
+        int r = wait_data(s, head, deadline, NULL);
+        if (r == STREAMING) {
+            r = take_streamed(s, head, k);
+            if (r != ABANDONED)
+                return r;
+            continue;
+        }
+        if (r)
+            return r;
+        struct hdr h = read_hdr(s, head);
+        switch (h.kind & KIND_MASK) {
+        case WHOLE:
+            return take_whole(s, head, h, k);
+        case FIRST:
+            r = take_chunked(s, &head, h, k);
+            if (r != ABANDONED)
+                return r;
+            break;
+        case MORE:
+        case LAST: /* pieces of a message whose consumer died: skip */
+            head =
+                advance(head, HDR + pad8(h.len), (h.kind & KIND_MASK) == LAST);
+            commit_head(s, head);
+            break;
+        default:
+            conc__panic("process queue %p: unknown frame kind", (void *)s);
+        }
+    }
+}
+
+void
+conc__mpq_repair_consumer(struct conc__mpq_shared *s)
+{
+    atomic_store_explicit(&s->data_waiting, 0, memory_order_relaxed);
+}
