@@ -14,10 +14,27 @@ if [ ! -d "$dir" ]; then
 fi
 
 # name|what it shows, in the order of the seeds.
-programs='s000_thread_loop|seed 000 §5, threading.Thread with a name
+programs='s000_fork|seed 000 §2, os.fork, the parent and child pids
+s000_process_args|seed 000 §2, Process(target=run_process, args=("test",))
+s000_subprocess_call|seed 000 §3, subprocess.call (uname -s for nslookup)
+s000_subprocess_communicate|seed 000 §3, Popen.communicate (tr for nslookup)
+s000_queue_write_read|seed 000 §4, a Queue between a writer and a reader
+s000_thread_loop|seed 000 §5, threading.Thread with a name
 s000_balance_nolock|seed 000 §6, shared balance without a lock (races: no GIL)
 s000_balance_lock|seed 000 §6, shared balance with threading.Lock
 s000_thread_local|seed 000 §7, threading.local
+s001_process_class|seed 001 §6, a Process subclass with its own run
+s001_process_join10|seed 001 §6, ten processes started, then joined
+s001_file_append|seed 001 §6, ten processes appending to one file
+s001_daemon|seed 001 §6, a daemon process ends with the main process
+s001_lock_work|seed 001 §6, a process Lock makes the work serial
+s001_ticket|seed 001 §6, grabbing tickets without and with a process Lock
+s001_queue_basic|seed 001 §6, Queue(3) methods and a queue shared by children
+s001_queue_inout|seed 001 §6, ten writers and ten readers on Queue(3)
+s001_producer_consumer|seed 001 §6, producers and consumers with end messages
+s001_joinable_queue|seed 001 §6, JoinableQueue with daemon consumers
+s001_semaphore_ktv|seed 001 §6, Semaphore(4) for the KTV rooms
+s001_event_traffic_light|seed 001 §6, a process-shared Event as traffic light
 s002_gil_counter|seed 002 §1, the GIL counter without a lock (races: no GIL)
 s002_thread_instance|seed 002 §2.1, Thread(target=...)
 s002_thread_subclass|seed 002 §2.2, a Thread subclass
@@ -26,13 +43,21 @@ s002_queue_producer_consumer|seed 002 §3.2, producer and consumers on queue.Que
 s002_rlock_counter|seed 002 §4.1, the counter with an RLock
 s002_condition_dialogue|seed 002 §4.2, a Condition dialogue
 s002_semaphore|seed 002 §4.3, Semaphore(3) limiting a crawler
+s002_fork|seed 002 §6.3, os.fork
+s002_process_pid|seed 002 §6.4, multiprocessing.Process and its pid
+s002_queue|seed 002 §6.7.1, multiprocessing.Queue between two processes
+s002_pipe|seed 002 §6.7.2, Pipe between two processes
 s003_thread_run|seed 003, threads left for exit() to join
 s003_thread_class|seed 003, a Thread subclass with arguments
 s003_thread_join50|seed 003, 50 threads started, then joined
 s003_daemon|seed 003, daemon threads are not waited for at exit
 s003_lock|seed 003, 50 threads and a Lock
 s003_bounded_semaphore|seed 003, BoundedSemaphore(5) and active_count
-s003_event_traffic_light|seed 003, Event as a traffic light'
+s003_event_traffic_light|seed 003, Event as a traffic light
+s003_process_run10|seed 003, ten processes, each with a thread
+s003_queue_list|seed 003, a Queue carries data between processes
+s003_process_lock|seed 003, 100 processes and a process Lock
+s003_pipe|seed 003, a Pipe used both ways'
 
 # `timeout` guards against an example that hangs; without it, run as is.
 if command -v timeout >/dev/null 2>&1; then
