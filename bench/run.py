@@ -94,6 +94,33 @@ ROWS = [
         1e3, "µs", None),
     Row("cond_pingpong", "Condition ping-pong round trip", "event", "time",
         1e3, "µs", None, other="pthread_cond"),
+    Row("process_start", "Process start + join (fork)", "process", "rate",
+        1, "/s", (">= 90% of raw fork+wait",
+                  lambda c, p, o: o is not None and c >= 0.9 * o),
+        other="fork+waitpid"),
+    Row("subprocess_run", "subprocess run of `true`", "subprocess", "rate",
+        1, "/s", (">= 90% of raw posix_spawn+wait",
+                  lambda c, p, o: o is not None and c >= 0.9 * o),
+        other="posix_spawnp+waitpid"),
+    # "Never worse than a raw pipe" is judged with a 5% margin for noise.
+    Row("pipe_roundtrip", "Pipe round trip, 16 B, blocking", "pipe", "rate",
+        1e3, "k/s", (">= raw pipe (-5%)",
+                     lambda c, p, o: o is not None and c >= 0.95 * o),
+        other="pipe pair"),
+    Row("pipe_roundtrip_spin", "Pipe round trip, 16 B, both spin", "pipe",
+        "rate", 1e3, "k/s", (">= 1 M/s and >= raw pipe",
+                             lambda c, p, o: c >= 1e6 and o is not None
+                             and c >= 0.95 * o),
+        other="non-blocking pipe pair"),
+    Row("shlock_contended", "Process-shared Lock, 2 processes", "shlock",
+        "rate", 1e6, "M incs/s", None,
+        other="robust pshared pthread_mutex"),
+    Row("mpqueue_small", "Process queue, 64 B messages", "mpqueue", "rate",
+        1e6, "M msgs/s", (">= 10 M msgs/s", at_least(10e6))),
+    Row("mpqueue_large", "Process queue, 1 MiB messages", "mpqueue", "rate",
+        1e9, "GB/s", (">= 40% of memcpy",
+                      lambda c, p, o: o is not None and c >= 0.4 * o),
+        other="memcpy"),
 ]
 for r in ROWS:
     if r.goal is None:  # no stated goal: at least beat CPython
