@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "ipc/ipc_internal.h"
+#include "unix/fdwait.h"
 
 /* Allocates a connection around `fd` with the given flags. Does not close
  * `fd` on failure. */
@@ -210,23 +211,6 @@ conc__conn_check_recv(const conc_conn *c)
 int
 conc__conn_wait_fd(int fd, short events, int64_t deadline)
 {
-    struct pollfd p = {.fd = fd, .events = events};
-    for (;;) {
-        struct timespec ts, *tp = NULL;
-        if (deadline != CONC__FOREVER) {
-            int64_t left = deadline - conc__now_ns();
-            if (left < 0)
-                left = 0;
-            ts.tv_sec = (time_t)(left / 1000000000);
-            ts.tv_nsec = (long)(left % 1000000000);
-            tp = &ts;
-        }
-        int n = ppoll(&p, 1, tp, NULL);
-        if (n > 0)
-            return 0;
-        if (n == 0)
-            return CONC_ETIMEDOUT;
-        if (errno != EINTR)
-            return -errno;
-    }
+    int n = conc__poll_fd(fd, events, deadline);
+    return n > 0 ? 0 : n == 0 ? CONC_ETIMEDOUT : n;
 }

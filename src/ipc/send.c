@@ -17,46 +17,10 @@
 #include <unistd.h>
 
 #include "ipc/ipc_internal.h"
+#include "unix/sigpipe.h"
 
 /* Caps one system call's share of a huge payload below SSIZE_MAX. */
 #define WRITE_CHUNK ((size_t)1 << 30)
-
-struct sigpipe_guard {
-    sigset_t old;
-    int was_blocked; /* the caller already blocks SIGPIPE */
-    int was_pending; /* and one is pending: not ours to take */
-};
-
-static void
-sigpipe_block(struct sigpipe_guard *g)
-{
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &set, &g->old);
-    g->was_blocked = sigismember(&g->old, SIGPIPE) == 1;
-    g->was_pending = 0;
-    if (g->was_blocked) {
-        sigset_t pending;
-        sigpending(&pending);
-        g->was_pending = sigismember(&pending, SIGPIPE) == 1;
-    }
-}
-
-static void
-sigpipe_restore(struct sigpipe_guard *g, int got_epipe)
-{
-    if (got_epipe && !g->was_pending) {
-        sigset_t set;
-        sigemptyset(&set);
-        sigaddset(&set, SIGPIPE);
-        struct timespec zero = {0, 0};
-        while (sigtimedwait(&set, NULL, &zero) < 0 && errno == EINTR)
-            ;
-    }
-    if (!g->was_blocked)
-        pthread_sigmask(SIG_SETMASK, &g->old, NULL);
-}
 
 /* One write system call of the vector; returns bytes written or -errno. */
 static ssize_t
@@ -147,10 +111,10 @@ send_frame(conc_conn *c, unsigned kind, const void *data, size_t len,
     struct iovec iov[2] = {{hdr, sizeof hdr}, {(void *)data, len}};
     if (c->flags & CONC__CONN_SOCKET)
         return write_all(c, iov, cmsg_fd);
-    struct sigpipe_guard g;
-    sigpipe_block(&g);
+    struct conc__sigpipe_guard g;
+    conc__sigpipe_block(&g);
     int r = write_all(c, iov, cmsg_fd);
-    sigpipe_restore(&g, r == CONC_EPIPE);
+    conc__sigpipe_restore(&g, r == CONC_EPIPE);
     return r;
 }
 

@@ -187,7 +187,7 @@ spawn(int fd, int *pid)
 static int
 await_hello(int sock, int pid)
 {
-    int r = conc__fd_ready(sock, conc__now_ns() + HELLO_TIMEOUT_NS);
+    int r = conc__poll_fd(sock, POLLIN, conc__now_ns() + HELLO_TIMEOUT_NS);
     if (r == 0)
         return CONC_ETIMEDOUT;
     if (r < 0)
@@ -248,7 +248,7 @@ stop_locked(void)
 static int
 ensure_locked(void)
 {
-    if (fs.sock >= 0 && conc__fd_ready(fs.sock, CONC__POLL) != 0)
+    if (fs.sock >= 0 && conc__poll_fd(fs.sock, POLLIN, CONC__POLL) != 0)
         stop_locked();
     return fs.sock >= 0 ? 0 : start_locked();
 }

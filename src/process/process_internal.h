@@ -22,6 +22,7 @@
 #include "conc/process.h"
 #include "core/internal.h"
 #include "core/lockword.h"
+#include "unix/fdwait.h"
 
 /* What a handle stands for. Only CHILD handles are started and reaped. */
 enum conc__proc_kind {
@@ -96,10 +97,6 @@ int conc__process_wait(conc_process *p, int64_t deadline);
 
 /* Sends `sig` to a running child. Returns 0 or a negated errno. */
 int conc__process_signal(conc_process *p, int sig);
-
-/* Whether `fd` turns readable by the absolute `deadline`: 1 yes, 0 timed
- * out, or a negated errno. */
-int conc__fd_ready(int fd, int64_t deadline);
 
 /* Closes the descriptors (no other thread may be using `p`). */
 void conc__process_close_fds(conc_process *p);

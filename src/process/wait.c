@@ -52,28 +52,6 @@ unlock(conc_process *p)
     conc__lockword_release(&p->lock, 0);
 }
 
-int
-conc__fd_ready(int fd, int64_t deadline)
-{
-    struct pollfd pf = {.fd = fd, .events = POLLIN};
-    for (;;) {
-        struct timespec ts, *tp = NULL;
-        if (deadline != CONC__FOREVER) {
-            int64_t left = deadline - conc__now_ns();
-            if (left < 0)
-                left = 0;
-            ts.tv_sec = (time_t)(left / 1000000000);
-            ts.tv_nsec = (long)(left % 1000000000);
-            tp = &ts;
-        }
-        int r = ppoll(&pf, 1, tp, NULL);
-        if (r >= 0)
-            return r;
-        if (errno != EINTR)
-            return -errno;
-    }
-}
-
 void
 conc__process_close_fds(conc_process *p)
 {
@@ -134,7 +112,7 @@ poll_served_locked(conc_process *p)
             return; /* EAGAIN: still running */
         p->lost = 1;
     }
-    if (conc__fd_ready(p->pidfd, CONC__POLL) != 0)
+    if (conc__poll_fd(p->pidfd, POLLIN, CONC__POLL) != 0)
         finish_locked(p, CONC__STATUS_LOST);
 }
 
@@ -212,7 +190,7 @@ conc__process_wait(conc_process *p, int64_t deadline)
                 continue;
             if (fd < 0)
                 return fd;
-            rc = conc__fd_ready(fd, deadline);
+            rc = conc__poll_fd(fd, POLLIN, deadline);
             release_wait_fd(p);
         }
         if (rc < 0)
@@ -277,7 +255,7 @@ parent_wait(conc_process *p, int64_t deadline)
         return 0;
     if (fd < 0)
         return fd;
-    int r = conc__fd_ready(fd, deadline);
+    int r = conc__poll_fd(fd, POLLIN, deadline);
     return r > 0 ? 0 : r == 0 ? CONC_ETIMEDOUT : r;
 }
 
@@ -325,7 +303,7 @@ conc_process_is_alive(conc_process *p)
         int fd = parent_fd(p);
         if (fd < -1) /* no pidfd to be had: ask the kernel who our parent is */
             return getppid() == p->pid;
-        return fd >= 0 && conc__fd_ready(fd, CONC__POLL) == 0;
+        return fd >= 0 && conc__poll_fd(fd, POLLIN, CONC__POLL) == 0;
     }
     if (check_child(p))
         return 0;

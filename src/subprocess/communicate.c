@@ -30,6 +30,8 @@
 
 #include "core/internal.h"
 #include "subprocess/subprocess_internal.h"
+#include "unix/fdwait.h"
+#include "unix/sigpipe.h"
 
 #define CONC__WRITE_CHUNK    ((size_t)1 << 20)
 #define CONC__READ_ROOM      ((size_t)16384)
@@ -44,36 +46,6 @@ struct comm {
     conc_buf *out, *err;
     int epipe; /* a write met a closed reader */
 };
-
-struct sigpipe_guard {
-    sigset_t old;
-    int was_pending;
-};
-
-static void
-guard_on(struct sigpipe_guard *g)
-{
-    sigset_t set, pend;
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &set, &g->old);
-    sigpending(&pend);
-    g->was_pending = sigismember(&pend, SIGPIPE) == 1;
-}
-
-static void
-guard_off(struct sigpipe_guard *g, int epipe)
-{
-    if (epipe && !g->was_pending) {
-        sigset_t set;
-        sigemptyset(&set);
-        sigaddset(&set, SIGPIPE);
-        struct timespec zero = {0, 0};
-        while (sigtimedwait(&set, NULL, &zero) < 0 && errno == EINTR)
-            ;
-    }
-    pthread_sigmask(SIG_SETMASK, &g->old, NULL);
-}
 
 /* One non-blocking write to stdin; closes it when all is written or the
  * reader has gone. */
@@ -129,21 +101,6 @@ read_step(int *fd, conc_buf *b)
     return 0;
 }
 
-/* poll until the absolute deadline; returns poll's result (-1 and errno
- * on failure). */
-static int
-poll_until(struct pollfd *fds, int n, int64_t deadline)
-{
-    if (deadline == CONC__FOREVER)
-        return ppoll(fds, (nfds_t)n, NULL, NULL);
-    int64_t left = deadline - conc__now_ns();
-    if (left < 0)
-        left = 0;
-    struct timespec ts = {(time_t)(left / 1000000000),
-                          (long)(left % 1000000000)};
-    return ppoll(fds, (nfds_t)n, &ts, NULL);
-}
-
 static int
 dispatch(struct comm *c, int which, short revents)
 {
@@ -177,11 +134,9 @@ comm_loop(struct comm *c, int64_t deadline)
             return 0;
         if (pass > 0 && deadline != CONC__FOREVER && conc__now_ns() >= deadline)
             return CONC_ETIMEDOUT;
-        int r = poll_until(fds, n, deadline);
-        if (r < 0 && errno == EINTR)
-            continue;
+        int r = conc__poll_until(fds, (unsigned)n, deadline);
         if (r < 0)
-            return -errno;
+            return r;
         if (r == 0)
             return CONC_ETIMEDOUT;
         for (int i = 0; i < n; i++) {
@@ -270,10 +225,10 @@ move_data(struct comm *c, int64_t deadline)
             return -errno;
         p->in_nonblock = 1;
     }
-    struct sigpipe_guard g;
-    guard_on(&g);
+    struct conc__sigpipe_guard g;
+    conc__sigpipe_block(&g);
     int r = comm_loop(c, deadline);
-    guard_off(&g, c->epipe);
+    conc__sigpipe_restore(&g, c->epipe);
     return r;
 }
 

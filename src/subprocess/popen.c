@@ -28,6 +28,7 @@
 
 #include "core/internal.h"
 #include "subprocess/subprocess_internal.h"
+#include "unix/fdwait.h"
 
 _Atomic int conc__popen_use_pidfd = 1;
 
@@ -137,13 +138,8 @@ block_for_exit(conc_popen *p, int pidfd, int64_t deadline, int64_t *nap)
     int64_t left = deadline - conc__now_ns();
     if (left <= 0)
         return CONC_ETIMEDOUT;
-    if (pidfd >= 0) {
-        struct pollfd pfd = {pidfd, POLLIN, 0};
-        struct timespec ts = ns_to_ts(left);
-        if (ppoll(&pfd, 1, &ts, NULL) == 0)
-            return CONC_ETIMEDOUT;
-        return 0;
-    }
+    if (pidfd >= 0)
+        return conc__poll_fd(pidfd, POLLIN, deadline) == 0 ? CONC_ETIMEDOUT : 0;
     struct timespec ts = ns_to_ts(*nap < left ? *nap : left);
     nanosleep(&ts, NULL);
     if (*nap < 20000000)
