@@ -17,5 +17,9 @@
 #include "conc/ipc.h"
 #include "conc/mpqueue.h"
 #include "conc/shm.h"
+#include "conc/task.h"
+#include "conc/future.h"
+#include "conc/executor.h"
+#include "conc/pool.h"
 
 #endif
