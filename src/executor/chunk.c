@@ -1,0 +1,143 @@
+/* Chunks: several map items run as one task, so that a map pays one
+ * submission per chunk rather than per item. A chunk is itself an ordinary
+ * task (its argument names the item task), so every engine runs it
+ * unchanged, in a thread or in a worker process. */
+#include <string.h>
+
+#include "executor/executor_internal.h"
+
+#define PAD8(n) (((n) + 7u) & ~(size_t)7u)
+
+static const uint8_t zeros[8];
+
+int
+conc__chunk_begin(conc_buf *chunk, conc_task_fn fn)
+{
+    chunk->len = 0;
+    return conc_buf_append(chunk, &fn, sizeof fn);
+}
+
+int
+conc__chunk_add(conc_buf *chunk, const void *item, size_t len)
+{
+    uint64_t n = len;
+    int r = conc_buf_reserve(chunk, 8 + PAD8(len));
+    if (r < 0)
+        return r;
+    conc_buf_append(chunk, &n, 8);
+    conc_buf_append(chunk, item, len);
+    conc_buf_append(chunk, zeros, PAD8(len) - len);
+    return 0;
+}
+
+/* Appends one item's outcome to a chunk result. */
+static int
+put_outcome(conc_buf *res, int code, const char *msg, const conc_buf *data)
+{
+    uint32_t head[2] = {(uint32_t)code, 0};
+    size_t mlen = code < 0 ? strlen(msg) : 0;
+    uint64_t dlen = code < 0 ? 0 : data->len;
+    head[1] = (uint32_t)mlen;
+    int r = conc_buf_reserve(res, 16 + PAD8(mlen) + PAD8(dlen));
+    if (r < 0)
+        return r;
+    conc_buf_append(res, head, 8);
+    conc_buf_append(res, &dlen, 8);
+    conc_buf_append(res, msg, mlen);
+    conc_buf_append(res, zeros, PAD8(mlen) - mlen);
+    if (dlen)
+        conc_buf_append(res, data->data, dlen);
+    conc_buf_append(res, zeros, PAD8(dlen) - dlen);
+    return 0;
+}
+
+int
+conc__chunk_task(const void *arg, size_t len, conc_buf *result)
+{
+    const uint8_t *p = arg, *end = p + len;
+    conc_task_fn fn;
+    if (len < sizeof fn)
+        return conc_fail(CONC_EPROTO, "a chunk without its task");
+    memcpy(&fn, p, sizeof fn);
+    p += sizeof fn;
+    conc_buf out = CONC_BUF_INIT;
+    int r = 0;
+    while (r == 0 && end - p >= 8) {
+        uint64_t n;
+        memcpy(&n, p, 8);
+        p += 8;
+        if ((uint64_t)(end - p) < n)
+            return conc_fail(CONC_EPROTO, "a chunk item overruns its chunk");
+        out.len = 0;
+        conc_clear_failure();
+        int code = fn(n ? p : NULL, (size_t)n, &out);
+        r = put_outcome(result, code < 0 ? code : 0,
+                        code < 0 ? conc_failure_message() : "", &out);
+        p += PAD8(n);
+    }
+    conc_buf_free(&out);
+    return r;
+}
+
+int
+conc__chunk_next(const conc_buf *res, size_t *pos, int *code, const char **msg,
+                 size_t *msglen, const void **data, size_t *len)
+{
+    if (*pos >= res->len)
+        return 0;
+    const uint8_t *p = res->data + *pos;
+    size_t left = res->len - *pos;
+    uint32_t head[2];
+    uint64_t dlen;
+    if (left < 16)
+        return CONC_EPROTO;
+    memcpy(head, p, 8);
+    memcpy(&dlen, p + 8, 8);
+    if (left - 16 < PAD8(head[1]) || left - 16 - PAD8(head[1]) < PAD8(dlen))
+        return CONC_EPROTO;
+    *code = (int32_t)head[0];
+    *msg = (const char *)p + 16;
+    *msglen = head[1];
+    *data = dlen ? p + 16 + PAD8(head[1]) : NULL;
+    *len = (size_t)dlen;
+    *pos += 16 + PAD8(head[1]) + PAD8(dlen);
+    return 1;
+}
+
+/* ---- Array chunks ------------------------------------------------------- */
+
+int
+conc__array_chunk_task(const void *arg, size_t len, conc_buf *result)
+{
+    struct conc__array_chunk c;
+    if (len != sizeof c)
+        return conc_fail(CONC_EPROTO, "a malformed array chunk");
+    memcpy(&c, arg, sizeof c);
+    conc_buf out = CONC_BUF_INIT;
+    uint64_t failed = UINT64_MAX;
+    int fcode = 0;
+    for (size_t i = 0; i < c.count; i++) {
+        out.len = 0;
+        int code = c.fn(c.in + i * c.in_size, c.in_size, &out);
+        if (code >= 0 && c.out_size && out.len != c.out_size)
+            code = conc_fail(CONC_EVALUE,
+                             "item %zu: the task returned %zu bytes, the map "
+                             "expects %zu",
+                             c.first + i, out.len, c.out_size);
+        if (code < 0) {
+            if (failed == UINT64_MAX) {
+                failed = c.first + i;
+                fcode = code;
+                conc_buf_append(result, &failed, 8);
+                conc_buf_append(result, &fcode, sizeof fcode);
+                conc_buf_appendf(result, "%s", conc_failure_message());
+            }
+            conc_clear_failure();
+            continue;
+        }
+        if (c.out_size)
+            memcpy(c.out + i * c.out_size, out.data, c.out_size);
+    }
+    conc_buf_free(&out);
+    return 0;
+}

@@ -1,0 +1,340 @@
+/* Lazy maps: Executor.map, Pool.imap and imap_unordered.
+ *
+ * Design. The iterator reads its input only as far as it needs to keep
+ * max_in_flight chunks submitted; each chunk is one task (chunk.c). In
+ * input order it waits on the oldest chunk; in completion order a watch on
+ * every chunk in flight queues the chunks as they finish. A chunk's result
+ * holds one outcome per item, handed out one by one; the data a call
+ * returns stays in the chunk's future until the next call. */
+#include <string.h>
+
+#include "executor/executor_internal.h"
+#include "unix/futex.h"
+
+struct slot {
+    conc_future *f;
+    size_t first, n; /* input indexes first .. first + n - 1 */
+    struct conc__watch_link link;
+};
+
+struct conc_map_iter {
+    struct conc__watch watch; /* unordered: chunks in flight */
+    conc_executor *ex;
+    conc_task_fn fn;
+    conc_items items;
+    size_t consumed; /* items read from the input */
+    int input_end;   /* 1 at the end of the input, or its error */
+    int input_err;
+    size_t chunksize, cap;
+    int ordered;
+    int64_t deadline; /* the whole map's, or CONC__FOREVER */
+    struct slot *slots;
+    size_t head, count;  /* ordered: a ring of count slots from head */
+    conc__lockword lock; /* unordered: guards ready and nready */
+    size_t *ready, ready_head, nready;
+    _Atomic uint32_t seq, sleeping;
+    struct slot cur; /* the chunk being handed out */
+    size_t cur_pos, cur_index, cur_left;
+    size_t last_index;
+    size_t done; /* items handed out, for progress */
+    conc_progress_fn progress;
+    void *progress_arg;
+    conc_buf chunk, item;
+};
+
+static void
+ready_notify(struct conc__watch *w, conc_future *f)
+{
+    conc_map_iter *it = (conc_map_iter *)w;
+    size_t i = 0;
+    while (it->slots[i].f != f)
+        i++;
+    conc__lockword_acquire(&it->lock, CONC__FOREVER, 0);
+    it->ready[(it->ready_head + it->nready++) % it->cap] = i;
+    conc__lockword_release(&it->lock, 0);
+    atomic_fetch_add_explicit(&it->seq, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&it->sleeping, memory_order_seq_cst))
+        conc__futex_wake(&it->seq, 1, 0);
+}
+
+/* ---- Feeding ------------------------------------------------------------ */
+
+/* Reads up to chunksize items into it->chunk. Returns how many. */
+static size_t
+read_chunk(conc_map_iter *it)
+{
+    conc__chunk_begin(&it->chunk, it->fn);
+    size_t n = 0;
+    while (n < it->chunksize && !it->input_end) {
+        if (it->items.next) {
+            it->item.len = 0;
+            int r = it->items.next(it->items.ctx, &it->item);
+            if (r <= 0) {
+                it->input_end = 1;
+                it->input_err = r;
+                break;
+            }
+            if (conc__chunk_add(&it->chunk, it->item.data, it->item.len) < 0)
+                break;
+        } else {
+            if (it->consumed == it->items.count) {
+                it->input_end = 1;
+                break;
+            }
+            const uint8_t *p = it->items.base;
+            if (conc__chunk_add(&it->chunk, p + it->consumed * it->items.size,
+                                it->items.size) < 0)
+                break;
+        }
+        it->consumed++;
+        n++;
+    }
+    return n;
+}
+
+/* A free slot index for unordered maps. */
+static size_t
+free_slot(conc_map_iter *it)
+{
+    size_t i = 0;
+    while (it->slots[i].f)
+        i++;
+    return i;
+}
+
+/* Submits chunks until cap are in flight or the input ends. Returns 0 or
+ * a submit error. */
+static int
+fill(conc_map_iter *it)
+{
+    while (it->count < it->cap && !it->input_end) {
+        size_t first = it->consumed;
+        size_t n = read_chunk(it);
+        if (n == 0)
+            break;
+        size_t i =
+            it->ordered ? (it->head + it->count) % it->cap : free_slot(it);
+        struct slot *s = &it->slots[i];
+        int r = conc__executor_submit(it->ex, conc__chunk_task, it->chunk.data,
+                                      it->chunk.len, -1, 0, NULL, &s->f);
+        if (r < 0)
+            return r;
+        s->first = first;
+        s->n = n;
+        it->count++;
+        if (!it->ordered) {
+            s->link.watch = &it->watch;
+            s->link.future = s->f;
+            if (!conc__future_watch(&s->link))
+                ready_notify(&it->watch, s->f);
+        }
+    }
+    return 0;
+}
+
+/* ---- Taking chunks ------------------------------------------------------ */
+
+static int
+wait_ready(conc_map_iter *it, int64_t deadline, size_t *out)
+{
+    for (;;) {
+        uint32_t seen = atomic_load(&it->seq);
+        conc__lockword_acquire(&it->lock, CONC__FOREVER, 0);
+        int got = it->nready > 0;
+        if (got) {
+            *out = it->ready[it->ready_head];
+            it->ready_head = (it->ready_head + 1) % it->cap;
+            it->nready--;
+        }
+        conc__lockword_release(&it->lock, 0);
+        if (got)
+            return 0;
+        if (deadline == CONC__POLL)
+            return CONC_ETIMEDOUT;
+        atomic_store_explicit(&it->sleeping, 1, memory_order_seq_cst);
+        int r = 0;
+        if (atomic_load_explicit(&it->seq, memory_order_seq_cst) == seen)
+            r = conc__futex_wait(&it->seq, seen, deadline, 0);
+        atomic_store_explicit(&it->sleeping, 0, memory_order_relaxed);
+        if (r == -ETIMEDOUT && atomic_load(&it->seq) == seen)
+            return CONC_ETIMEDOUT;
+    }
+}
+
+/* Makes the next finished chunk current. Returns 0, CONC_ECLOSED at the
+ * end, CONC_ETIMEDOUT. */
+static int
+take_chunk(conc_map_iter *it, int64_t deadline)
+{
+    int r = fill(it);
+    if (r < 0)
+        return r;
+    if (it->count == 0)
+        return it->input_err < 0 ? it->input_err : CONC_ECLOSED;
+    size_t i = it->head;
+    if (it->ordered) {
+        struct slot *s = &it->slots[i];
+        double left = CONC_FOREVER;
+        if (deadline != CONC__FOREVER) {
+            left = (double)(deadline - conc__now_ns()) / 1e9;
+            left = left < 0 ? 0 : left;
+        }
+        int code;
+        r = conc_future_exception(s->f, left, &code);
+        if (r == CONC_ETIMEDOUT)
+            return r;
+        it->head = (it->head + 1) % it->cap;
+    } else if ((r = wait_ready(it, deadline, &i)) < 0) {
+        return r;
+    }
+    it->cur = it->slots[i];
+    it->slots[i].f = NULL;
+    it->count--;
+    it->cur_pos = 0;
+    it->cur_index = it->cur.first;
+    it->cur_left = it->cur.n;
+    return 0;
+}
+
+/* Hands out the current chunk's next outcome. */
+static int
+next_outcome(conc_map_iter *it, const void **data, size_t *len)
+{
+    conc_future *f = it->cur.f;
+    int code;
+    it->last_index = it->cur_index++;
+    it->cur_left--;
+    if (conc_future_cancelled(f))
+        return conc_fail(CONC_ECANCELED, "the map's chunk was cancelled");
+    if (f->code < 0) /* the whole chunk failed: a worker died, say */
+        return conc_fail(f->code, "%s", conc_future_message(f));
+    const char *msg;
+    size_t mlen;
+    int r = conc__chunk_next(&f->result, &it->cur_pos, &code, &msg, &mlen, data,
+                             len);
+    if (r <= 0)
+        return conc_fail(CONC_EPROTO, "a chunk result is malformed");
+    if (code < 0)
+        return conc_fail(code, "%.*s", (int)mlen, msg);
+    return 0;
+}
+
+int
+conc_map_next(conc_map_iter *it, double timeout, const void **data, size_t *len)
+{
+    int64_t deadline;
+    if (!it || conc__deadline(timeout, &deadline) < 0)
+        return CONC_EINVAL;
+    if (it->deadline < deadline)
+        deadline = it->deadline;
+    if (it->cur.f && it->cur_left == 0) {
+        conc_future_free(it->cur.f);
+        it->cur.f = NULL;
+    }
+    if (!it->cur.f) {
+        int r = take_chunk(it, deadline);
+        if (r == CONC_ETIMEDOUT)
+            return conc_fail(r, "the map's next result did not come in time");
+        if (r < 0)
+            return r;
+    }
+    const void *d = NULL;
+    size_t l = 0;
+    int r = next_outcome(it, &d, &l);
+    it->done++;
+    if (it->progress)
+        it->progress(it->progress_arg, it->done,
+                     !it->items.next ? it->items.count
+                     : it->input_end ? it->consumed
+                                     : 0);
+    if (r == 0) {
+        if (data)
+            *data = d;
+        if (len)
+            *len = l;
+    }
+    return r;
+}
+
+size_t
+conc_map_index(const conc_map_iter *it)
+{
+    return it ? it->last_index : 0;
+}
+
+/* ---- Life --------------------------------------------------------------- */
+
+void
+conc_map_free(conc_map_iter *it)
+{
+    if (!it)
+        return;
+    for (size_t i = 0; i < it->cap; i++) {
+        struct slot *s = &it->slots[i];
+        if (!s->f)
+            continue;
+        if (!it->ordered)
+            conc__future_unwatch(&s->link);
+        conc_future_cancel(s->f);
+        int code;
+        conc_future_exception(s->f, CONC_FOREVER, &code);
+        conc_future_free(s->f);
+    }
+    conc_future_free(it->cur.f);
+    conc_buf_free(&it->chunk);
+    conc_buf_free(&it->item);
+    conc__free(it->slots);
+    conc__free(it->ready);
+    conc__free(it);
+}
+
+int
+conc__map_new(conc_executor *ex, conc_task_fn fn, const conc_items *items,
+              const conc_map_opts *opts, int ordered, double timeout,
+              conc_map_iter **out)
+{
+    conc_map_opts none = {0};
+    if (!opts)
+        opts = &none;
+    if (!ex || !fn || !items || !out ||
+        (!items->next && ((!items->base && items->count) || !items->size)))
+        return CONC_EINVAL;
+    conc_map_iter *it = conc__calloc(1, sizeof *it);
+    if (!it)
+        return CONC_ENOMEM;
+    it->watch.notify = ready_notify;
+    it->ex = ex;
+    it->fn = fn;
+    it->items = *items;
+    it->ordered = ordered;
+    it->chunksize = opts->chunksize ? opts->chunksize : 1;
+    it->cap = opts->max_in_flight ? opts->max_in_flight : 2 * ex->workers;
+    if (it->cap < 4)
+        it->cap = 4;
+    it->progress = opts->progress;
+    it->progress_arg = opts->progress_arg;
+    it->deadline = CONC__FOREVER;
+    if (timeout > 0 && conc__deadline(timeout, &it->deadline) < 0)
+        it->deadline = CONC__FOREVER;
+    it->slots = conc__calloc(it->cap, sizeof *it->slots);
+    it->ready = conc__calloc(it->cap, sizeof *it->ready);
+    if (!it->slots || !it->ready) {
+        conc_map_free(it);
+        return CONC_ENOMEM;
+    }
+    int r = fill(it);
+    if (r < 0) {
+        conc_map_free(it);
+        return r;
+    }
+    *out = it;
+    return 0;
+}
+
+int
+conc_executor_map(conc_executor *ex, conc_task_fn fn, const conc_items *items,
+                  const conc_map_opts *opts, conc_map_iter **out)
+{
+    double timeout = opts && opts->timeout > 0 ? opts->timeout : 0;
+    return conc__map_new(ex, fn, items, opts, 1, timeout, out);
+}

@@ -1,0 +1,141 @@
+/* The shared-memory ring between a process pool and a worker (ring.h). */
+#include <string.h>
+
+#include "core/internal.h"
+#include "executor/ring.h"
+#include "unix/futex.h"
+
+#define MASK    (CONC__RING_CAP - 1)
+#define PAD8(n) (((n) + 7u) & ~(uint64_t)7u)
+
+static void
+copy_in(struct conc__ring *r, uint64_t pos, const void *src, size_t n)
+{
+    size_t at = (size_t)(pos & MASK), first = CONC__RING_CAP - at;
+    if (first >= n) {
+        memcpy(r->bytes + at, src, n);
+        return;
+    }
+    memcpy(r->bytes + at, src, first);
+    memcpy(r->bytes, (const uint8_t *)src + first, n - first);
+}
+
+static void
+copy_out(struct conc__ring *r, uint64_t pos, void *dst, size_t n)
+{
+    size_t at = (size_t)(pos & MASK), first = CONC__RING_CAP - at;
+    if (first >= n) {
+        memcpy(dst, r->bytes + at, n);
+        return;
+    }
+    memcpy(dst, r->bytes + at, first);
+    memcpy((uint8_t *)dst + first, r->bytes, n - first);
+}
+
+int
+conc__ring_put(struct conc__ring *r, const void *const *parts,
+               const size_t *lens, int n)
+{
+    uint64_t len = 0;
+    for (int i = 0; i < n; i++)
+        len += lens[i];
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+    if (CONC__RING_CAP - (tail - head) < 8 + PAD8(len))
+        return 0;
+    copy_in(r, tail, &len, 8);
+    uint64_t pos = tail + 8;
+    for (int i = 0; i < n; i++) {
+        copy_in(r, pos, parts[i], lens[i]);
+        pos += lens[i];
+    }
+    atomic_store_explicit(&r->tail, tail + 8 + PAD8(len), memory_order_seq_cst);
+    if (atomic_load_explicit(&r->consumer_waiting, memory_order_seq_cst)) {
+        atomic_fetch_add_explicit(&r->data, 1, memory_order_seq_cst);
+        conc__futex_wake(&r->data, 1, 1);
+    }
+    return 1;
+}
+
+int
+conc__ring_put_wait(struct conc__ring *r, const void *const *parts,
+                    const size_t *lens, int n, int64_t deadline)
+{
+    for (;;) {
+        uint32_t seen = atomic_load_explicit(&r->space, memory_order_seq_cst);
+        if (conc__ring_put(r, parts, lens, n))
+            return 1;
+        if (deadline != CONC__FOREVER && conc__now_ns() >= deadline)
+            return 0;
+        atomic_store_explicit(&r->producer_waiting, 1, memory_order_seq_cst);
+        if (atomic_load_explicit(&r->space, memory_order_seq_cst) == seen)
+            conc__futex_wait(&r->space, seen, deadline, 1);
+        atomic_store_explicit(&r->producer_waiting, 0, memory_order_relaxed);
+    }
+}
+
+int64_t
+conc__ring_peek(struct conc__ring *r)
+{
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+    if (head == tail)
+        return -1;
+    uint64_t len;
+    copy_out(r, head, &len, 8);
+    return (int64_t)len;
+}
+
+void
+conc__ring_read(struct conc__ring *r, size_t off, void *dst, size_t n)
+{
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    copy_out(r, head + 8 + off, dst, n);
+}
+
+void
+conc__ring_pop(struct conc__ring *r)
+{
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    uint64_t len;
+    copy_out(r, head, &len, 8);
+    atomic_store_explicit(&r->head, head + 8 + PAD8(len), memory_order_seq_cst);
+    if (atomic_load_explicit(&r->producer_waiting, memory_order_seq_cst)) {
+        atomic_fetch_add_explicit(&r->space, 1, memory_order_seq_cst);
+        conc__futex_wake(&r->space, 1, 1);
+    }
+}
+
+static int
+has_frame(struct conc__ring *r)
+{
+    return atomic_load_explicit(&r->tail, memory_order_seq_cst) !=
+           atomic_load_explicit(&r->head, memory_order_relaxed);
+}
+
+int
+conc__ring_wait(struct conc__ring *r, int64_t deadline, int64_t spin_ns)
+{
+    if (has_frame(r))
+        return 1;
+    int64_t until = conc__now_ns() + spin_ns;
+    while (conc__now_ns() < until) {
+        for (int i = 0; i < 32; i++) {
+            if (has_frame(r))
+                return 1;
+            conc__cpu_relax();
+        }
+    }
+    for (;;) {
+        uint32_t seen = atomic_load_explicit(&r->data, memory_order_seq_cst);
+        atomic_store_explicit(&r->consumer_waiting, 1, memory_order_seq_cst);
+        int rc = 0;
+        if (!has_frame(r))
+            rc = conc__futex_wait(&r->data, seen, deadline, 1);
+        atomic_store_explicit(&r->consumer_waiting, 0, memory_order_relaxed);
+        if (has_frame(r))
+            return 1;
+        if (rc == -ETIMEDOUT)
+            return 0;
+    }
+}

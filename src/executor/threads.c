@@ -1,0 +1,376 @@
+/* The thread engine: ThreadPoolExecutor and ThreadPool.
+ *
+ * Design. Submitted futures form an intrusive FIFO (job.next) under one
+ * lock word; a future is its own queue node, so a submit allocates exactly
+ * once. Workers start on demand, as in Python: a submit that finds no idle
+ * worker starts one until max_workers run. An idle worker spins for a few
+ * microseconds watching `work` before it sleeps on it, so a stream of
+ * submits costs no system call while workers keep up; a submit wakes a
+ * sleeper only when one is asleep. Bounded submission sleeps on `room`. */
+#include <stdio.h>
+#include <string.h>
+
+#include "executor/executor_internal.h"
+#include "unix/futex.h"
+
+#define SPIN_NS 20000 /* how long an idle worker watches before sleeping */
+#define BATCH   32    /* the most jobs a worker takes at once */
+
+struct engine {
+    struct conc_executor ex;
+    conc__lockword lock;      /* guards everything below but the atomics */
+    conc_future *head, *tail; /* pending jobs */
+    size_t pending;
+    size_t nthreads, idle;
+    conc_thread **threads; /* max_workers slots */
+    int stopping;          /* shutdown: workers leave once the queue is empty */
+    int broken;            /* an initializer failed */
+    char broken_msg[200];
+    _Atomic uint32_t work;     /* bumped per submit and at shutdown; futex */
+    _Atomic uint32_t sleepers; /* workers asleep on work */
+    _Atomic uint32_t room;     /* bumped when a pending job is taken; futex */
+    _Atomic uint32_t room_sleepers;
+    unsigned serial; /* the executor's number, for thread names */
+};
+
+static _Atomic unsigned executor_serial;
+
+static void
+lock(struct engine *e)
+{
+    conc__lockword_acquire(&e->lock, CONC__FOREVER, 0);
+}
+
+static void
+unlock(struct engine *e)
+{
+    conc__lockword_release(&e->lock, 0);
+}
+
+/* ---- Workers ------------------------------------------------------------ */
+
+/* Takes the worker's share of the pending jobs (lock held): one, or up to
+ * BATCH when many wait, so that tiny tasks pay for the lock once per batch
+ * rather than once each. Returns a list linked by job.next, or NULL. */
+static conc_future *
+pop_locked(struct engine *e)
+{
+    conc_future *f = e->head;
+    if (!f)
+        return NULL;
+    size_t n = e->pending / (e->nthreads ? e->nthreads : 1);
+    n = n < 1 ? 1 : n > BATCH ? BATCH : n;
+    conc_future *last = f;
+    for (size_t i = 1; i < n; i++)
+        last = last->job.next;
+    e->head = last->job.next;
+    if (!e->head)
+        e->tail = NULL;
+    last->job.next = NULL;
+    e->pending -= n;
+    return f;
+}
+
+static void
+signal_room(struct engine *e)
+{
+    if (!e->ex.opts.max_pending)
+        return;
+    atomic_fetch_add_explicit(&e->room, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&e->room_sleepers, memory_order_seq_cst))
+        conc__futex_wake(&e->room, INT32_MAX, 0);
+}
+
+/* Waits for work: returns the next jobs, or NULL when the worker should
+ * leave (shutdown with an empty queue). */
+static conc_future *
+next_job(struct engine *e)
+{
+    for (;;) {
+        uint32_t seen = atomic_load_explicit(&e->work, memory_order_acquire);
+        lock(e);
+        conc_future *f = pop_locked(e);
+        int leave = !f && e->stopping;
+        if (!f && !leave)
+            e->idle++;
+        unlock(e);
+        if (f) {
+            signal_room(e);
+            return f;
+        }
+        if (leave)
+            return NULL;
+        int64_t until = conc__now_ns() + SPIN_NS;
+        while (atomic_load_explicit(&e->work, memory_order_acquire) == seen &&
+               conc__now_ns() < until)
+            for (int i = 0; i < 16; i++)
+                conc__cpu_relax();
+        atomic_fetch_add_explicit(&e->sleepers, 1, memory_order_seq_cst);
+        if (atomic_load_explicit(&e->work, memory_order_seq_cst) == seen)
+            conc__futex_wait(&e->work, seen, CONC__FOREVER, 0);
+        atomic_fetch_sub_explicit(&e->sleepers, 1, memory_order_relaxed);
+        lock(e);
+        e->idle--;
+        unlock(e);
+    }
+}
+
+/* Fails every pending job with `code` (lock not held). */
+static void
+fail_pending(struct engine *e, int code, const char *msg)
+{
+    lock(e);
+    conc_future *f = e->head;
+    e->head = e->tail = NULL;
+    e->pending = 0;
+    unlock(e);
+    while (f) {
+        conc_future *next = f->job.next;
+        if (conc_future_set_running(f) == 1) {
+            conc__future_finish(f, code, msg);
+            if (e->ex.on_done)
+                e->ex.on_done(f);
+        }
+        conc_future_free(f);
+        f = next;
+    }
+    signal_room(e);
+}
+
+/* Runs the initializer; on failure breaks the engine. Returns 0 or the
+ * initializer's code. */
+static int
+run_initializer(struct engine *e)
+{
+    if (!e->ex.opts.initializer)
+        return 0;
+    conc_buf out = CONC_BUF_INIT;
+    conc_clear_failure();
+    int r = e->ex.opts.initializer(e->ex.initarg, e->ex.opts.initarg_len, &out);
+    conc_buf_free(&out);
+    if (r >= 0)
+        return 0;
+    lock(e);
+    e->broken = 1;
+    snprintf(e->broken_msg, sizeof e->broken_msg,
+             "a thread initializer failed (%s%s%s): the pool is broken",
+             conc_err_name(r), *conc_failure_message() ? ": " : "",
+             conc_failure_message());
+    unlock(e);
+    fail_pending(e, CONC_EBROKEN, e->broken_msg);
+    return r;
+}
+
+static int
+worker_main(void *arg)
+{
+    struct engine *e = arg;
+    conc__executor_set_current(&e->ex);
+    lock(e);
+    e->idle--; /* counted idle from its start until now */
+    unlock(e);
+    if (run_initializer(e) < 0)
+        return 0;
+    conc_future *f;
+    while ((f = next_job(e)) != NULL) {
+        while (f) {
+            conc_future *next = f->job.next;
+            f->job.next = NULL;
+            conc__run_job(f);
+            conc_future_free(f);
+            f = next;
+        }
+    }
+    return 0;
+}
+
+/* Starts one more worker (lock held). Failing to start one is not an
+ * error while another worker runs: the job waits for it. */
+static int
+start_worker_locked(struct engine *e)
+{
+    char name[96];
+    snprintf(name, sizeof name, "%s_%zu", e->ex.prefix, e->nthreads);
+    conc_thread_opts o = {.name = name, .daemon = CONC_DAEMON_YES};
+    int r = conc_thread_start(worker_main, e, &o, &e->threads[e->nthreads]);
+    if (r < 0)
+        return e->nthreads ? 0 : r;
+    e->nthreads++;
+    e->idle++; /* counted idle until it first looks for work */
+    return 0;
+}
+
+/* ---- Submit ------------------------------------------------------------- */
+
+/* Waits for room in a bounded queue (lock held on entry and exit).
+ * Returns 0 or the bounded-submission error. */
+static int
+wait_room_locked(struct engine *e, int64_t deadline)
+{
+    while (e->pending >= e->ex.opts.max_pending && !e->stopping && !e->broken) {
+        if (e->ex.opts.submit_mode == CONC_SUBMIT_FAIL)
+            return conc_fail(CONC_EFULL,
+                             "the executor's submission queue "
+                             "is full (%zu pending)",
+                             e->pending);
+        uint32_t seen = atomic_load(&e->room);
+        unlock(e);
+        atomic_fetch_add_explicit(&e->room_sleepers, 1, memory_order_seq_cst);
+        int r = 0;
+        if (atomic_load_explicit(&e->room, memory_order_seq_cst) == seen)
+            r = conc__futex_wait(&e->room, seen, deadline, 0);
+        atomic_fetch_sub_explicit(&e->room_sleepers, 1, memory_order_relaxed);
+        lock(e);
+        if (r == -ETIMEDOUT && e->pending >= e->ex.opts.max_pending)
+            return conc_fail(CONC_ETIMEDOUT, "no room in the executor's "
+                                             "submission queue in time");
+    }
+    return 0;
+}
+
+static int
+refuse_locked(struct engine *e)
+{
+    if (e->broken)
+        return conc_fail(CONC_EBROKEN, "%s", e->broken_msg);
+    if (e->stopping)
+        return conc_fail(CONC_ECLOSED,
+                         "cannot schedule new futures after shutdown");
+    return 0;
+}
+
+static int
+engine_submit(struct conc_executor *ex, conc_future *f)
+{
+    struct engine *e = (struct engine *)ex;
+    int64_t deadline = CONC__FOREVER;
+    if (ex->opts.max_pending && ex->opts.submit_mode == CONC_SUBMIT_TIMEOUT)
+        conc__deadline(ex->opts.submit_timeout, &deadline);
+    lock(e);
+    int r = refuse_locked(e);
+    if (!r && ex->opts.max_pending)
+        r = wait_room_locked(e, deadline);
+    if (!r)
+        r = refuse_locked(e);
+    if (!r && e->idle == 0 && e->nthreads < ex->workers)
+        r = start_worker_locked(e);
+    if (r < 0) {
+        unlock(e);
+        return r;
+    }
+    if (e->tail)
+        e->tail->job.next = f;
+    else
+        e->head = f;
+    e->tail = f;
+    e->pending++;
+    unlock(e);
+    atomic_fetch_add_explicit(&e->work, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&e->sleepers, memory_order_seq_cst))
+        conc__futex_wake(&e->work, 1, 0);
+    return 0;
+}
+
+/* ---- Shutdown ----------------------------------------------------------- */
+
+static int
+engine_shutdown(struct conc_executor *ex, int wait, int cancel)
+{
+    struct engine *e = (struct engine *)ex;
+    if (wait && conc__executor_in_task(ex))
+        return conc_fail(CONC_EDEADLK, "shutdown(wait) from the executor's "
+                                       "own task would wait for itself");
+    lock(e);
+    e->stopping = 1;
+    conc_future *f = NULL;
+    if (cancel) {
+        f = e->head;
+        e->head = e->tail = NULL;
+        e->pending = 0;
+    }
+    unlock(e);
+    while (f) {
+        conc_future *next = f->job.next;
+        if (conc__future_cancel_pending(f) && ex->on_done)
+            ex->on_done(f);
+        conc_future_free(f);
+        f = next;
+    }
+    atomic_fetch_add_explicit(&e->work, 1, memory_order_seq_cst);
+    conc__futex_wake(&e->work, INT32_MAX, 0);
+    atomic_fetch_add_explicit(&e->room, 1, memory_order_seq_cst);
+    conc__futex_wake(&e->room, INT32_MAX, 0);
+    if (!wait)
+        return 0;
+    lock(e);
+    size_t n = e->nthreads;
+    unlock(e);
+    for (size_t i = 0; i < n; i++)
+        conc_thread_join(e->threads[i], CONC_FOREVER, NULL);
+    return 0;
+}
+
+static int
+engine_terminate(struct conc_executor *ex)
+{
+    struct engine *e = (struct engine *)ex;
+    lock(e);
+    e->stopping = 1;
+    unlock(e);
+    fail_pending(e, CONC_ECLOSED, "the pool was terminated");
+    atomic_fetch_add_explicit(&e->work, 1, memory_order_seq_cst);
+    conc__futex_wake(&e->work, INT32_MAX, 0);
+    return 0;
+}
+
+static void
+engine_destroy(struct conc_executor *ex)
+{
+    struct engine *e = (struct engine *)ex;
+    for (size_t i = 0; i < e->nthreads; i++)
+        conc_thread_free(e->threads[i]);
+    conc__free(e->threads);
+    conc__executor_fini(ex);
+    conc__free(e);
+}
+
+static const struct conc__engine_ops thread_ops = {
+    .submit = engine_submit,
+    .shutdown = engine_shutdown,
+    .terminate = engine_terminate,
+    .destroy = engine_destroy,
+};
+
+int
+conc__thread_engine_new(const conc_executor_opts *opts,
+                        conc__job_done_fn on_done, conc_executor **out)
+{
+    struct engine *e = conc__calloc(1, sizeof *e);
+    if (!e)
+        return CONC_ENOMEM;
+    int r = conc__executor_init(&e->ex, opts, 0);
+    if (r < 0) {
+        conc__free(e);
+        return r;
+    }
+    e->threads = conc__calloc(e->ex.workers, sizeof *e->threads);
+    if (!e->threads) {
+        conc__executor_fini(&e->ex);
+        conc__free(e);
+        return CONC_ENOMEM;
+    }
+    e->serial = atomic_fetch_add(&executor_serial, 1);
+    if (!e->ex.prefix) {
+        char name[64];
+        snprintf(name, sizeof name, "ThreadPoolExecutor-%u", e->serial);
+        e->ex.prefix = conc__strdup(name);
+        if (!e->ex.prefix) {
+            engine_destroy(&e->ex);
+            return CONC_ENOMEM;
+        }
+    }
+    e->ex.ops = &thread_ops;
+    e->ex.on_done = on_done;
+    *out = &e->ex;
+    return 0;
+}

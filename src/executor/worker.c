@@ -1,0 +1,156 @@
+/* A process pool's worker: reads tasks from its ring, runs them, writes
+ * the results back (procs_internal.h). It marks the task it runs in
+ * `started` before touching it, so that if it dies the parent knows which
+ * task to fail and which to hand to another worker. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdio_ext.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "executor/procs_internal.h"
+
+#define SPIN_NS 50000 /* how long an idle worker watches its ring */
+
+/* Wakes the parent's result thread if it sleeps. */
+static void
+wake_parent(const struct conc__worker_arg *w)
+{
+    if (atomic_load_explicit(w->parent_sleeping, memory_order_seq_cst)) {
+        uint64_t one = 1;
+        ssize_t n = write(w->wake_fd, &one, sizeof one);
+        CONC__UNUSED(n); /* a full counter still wakes the parent */
+    }
+}
+
+/* Writes the result of task `seq`, in several frames if it is large. */
+static void
+send_result(const struct conc__worker_arg *w, uint64_t seq, int code,
+            const char *msg, const conc_buf *data, uint32_t flags,
+            int64_t run_ns)
+{
+    struct conc__ring *ring = &w->sh->res;
+    size_t mlen = code < 0 ? strnlen(msg, 1024) : 0;
+    size_t total = code < 0 ? 0 : data->len;
+    size_t room = CONC__RING_MAX_FRAME - sizeof(struct conc__res_hdr) - mlen;
+    size_t first = total < room ? total : room;
+    struct conc__res_hdr h = {.seq = seq,
+                              .total = total,
+                              .code = code,
+                              .msglen = (uint32_t)mlen,
+                              .flags = flags,
+                              .run_ns = (uint64_t)run_ns};
+    if (first < total)
+        h.flags |= CONC__RES_MORE;
+    const void *parts[3] = {&h, msg, data->data};
+    size_t lens[3] = {sizeof h, mlen, first};
+    conc__ring_put_wait(ring, parts, lens, 3, CONC__FOREVER);
+    wake_parent(w);
+    for (size_t off = first; off < total;) {
+        size_t n = total - off;
+        room = CONC__RING_MAX_FRAME - sizeof h;
+        n = n < room ? n : room;
+        struct conc__res_hdr c = {.seq = seq, .flags = CONC__RES_CONT};
+        const void *cp[2] = {&c, data->data + off};
+        size_t cl[2] = {sizeof c, n};
+        conc__ring_put_wait(ring, cp, cl, 2, CONC__FOREVER);
+        wake_parent(w);
+        off += n;
+    }
+}
+
+/* Receives the descriptor that goes with a task, or -1. */
+static int
+recv_fd(int sock)
+{
+    char byte;
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } ctl;
+    struct msghdr m = {.msg_iov = &iov,
+                       .msg_iovlen = 1,
+                       .msg_control = ctl.buf,
+                       .msg_controllen = sizeof ctl.buf};
+    ssize_t n;
+    do
+        n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    if (n <= 0 || !c || c->cmsg_type != SCM_RIGHTS)
+        return -1;
+    int fd;
+    memcpy(&fd, CMSG_DATA(c), sizeof fd);
+    return fd;
+}
+
+/* Runs one task whose header is at the head of the ring. */
+static void
+run_one(const struct conc__worker_arg *w, const struct conc__task_hdr *h,
+        conc_buf *arg, conc_buf *out)
+{
+    atomic_store_explicit(&w->sh->started_ns, conc__now_ns(),
+                          memory_order_relaxed);
+    atomic_store_explicit(&w->sh->started, h->seq, memory_order_seq_cst);
+    arg->len = 0;
+    const void *a = NULL;
+    if (h->flags & CONC__TASK_ARENA) {
+        a = (const uint8_t *)w->arena + h->arena_off;
+    } else if (h->len) {
+        conc_buf_reserve(arg, (size_t)h->len);
+        conc__ring_read(&w->sh->task, sizeof *h, arg->data, (size_t)h->len);
+        a = arg->data;
+    }
+    struct conc__task_ctx ctx = {.fd = -1};
+    if (h->flags & CONC__TASK_FD)
+        ctx.fd = recv_fd(w->sock);
+    conc__ring_pop(&w->sh->task);
+    conc_task_fn fn = (conc_task_fn)(uintptr_t)h->fn;
+    out->len = 0;
+    conc_clear_failure();
+    conc__task_enter(&ctx);
+    int64_t t0 = conc__now_ns();
+    int r = fn(a, (size_t)h->len, out);
+    int64_t t1 = conc__now_ns();
+    conc__task_leave();
+    send_result(w, h->seq, r < 0 ? r : 0, r < 0 ? conc_failure_message() : "",
+                out, 0, t1 - t0);
+    atomic_store_explicit(&w->sh->started, 0, memory_order_release);
+}
+
+int
+conc__worker_main(const void *argp, size_t len)
+{
+    struct conc__worker_arg w;
+    if (len != sizeof w)
+        return 1;
+    memcpy(&w, argp, sizeof w);
+    /* The parent's unwritten output was copied by the fork: it is the
+     * parent's to write, not ours (a replacement worker is forked at any
+     * moment, with whatever the parent had buffered). */
+    __fpurge(stdout);
+    __fpurge(stderr);
+    conc_buf arg = CONC_BUF_INIT, out = CONC_BUF_INIT;
+    if (w.initializer) {
+        conc_clear_failure();
+        int r = w.initializer(w.initarg, w.initarg_len, &out);
+        if (r < 0) {
+            send_result(&w, 0, r, conc_failure_message(), &out, CONC__RES_INIT,
+                        0);
+            return 0;
+        }
+    }
+    for (size_t done = 0; !w.max_tasks || done < w.max_tasks; done++) {
+        conc__ring_wait(&w.sh->task, CONC__FOREVER, SPIN_NS);
+        struct conc__task_hdr h;
+        conc__ring_read(&w.sh->task, 0, &h, sizeof h);
+        if (h.flags & CONC__TASK_EXIT)
+            break;
+        run_one(&w, &h, &arg, &out);
+    }
+    conc_buf_free(&arg);
+    conc_buf_free(&out);
+    return 0;
+}

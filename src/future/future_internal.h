@@ -1,0 +1,100 @@
+/* Futures from the inside: what executors and waiters use. */
+#ifndef CONC_FUTURE_INTERNAL_H
+#define CONC_FUTURE_INTERNAL_H
+
+#include <stdatomic.h>
+
+#include "conc/future.h"
+#include "core/internal.h"
+#include "core/lockword.h"
+
+/* Someone waiting on several futures (conc_wait, as_completed, map
+ * iterators). `notify` runs in the completing thread while it holds the
+ * future's lock: keep it short and never take that future's lock in it. */
+struct conc__watch {
+    void (*notify)(struct conc__watch *w, conc_future *f);
+};
+
+/* A watch's link into one future's list, owned by the watcher, who holds
+ * a reference to the future while linked. */
+struct conc__watch_link {
+    struct conc__watch *watch;
+    conc_future *future;
+    int linked; /* guarded by the future's lock, as prev and next */
+    struct conc__watch_link *prev, *next;
+};
+
+struct conc__callback {
+    conc_future_cb fn;
+    void *arg;
+    struct conc__callback *next;
+};
+
+/* The task part of a future, owned by the executor that runs it. */
+struct conc__job {
+    conc_future *next; /* the executor's queue link (its lock guards it) */
+    conc_task_fn fn;
+    const uint8_t *arg; /* len bytes: inline after the future, or owned */
+    size_t len;
+    int fd;        /* a descriptor for the task, or -1 */
+    uint32_t kind; /* the executor's own tag */
+    void *owner;   /* the executor's per-task context */
+    uint64_t seq;  /* the executor's sequence number */
+    void *shared;  /* the engine's copy of the argument, or NULL */
+};
+
+struct conc_future {
+    _Atomic uint32_t state;    /* conc_future_state; a futex word */
+    _Atomic uint32_t sleepers; /* threads asleep on state */
+    _Atomic uint32_t refs;
+    _Atomic uint32_t cancel; /* the running task's cancel token */
+    conc__lockword lock;     /* guards the transitions to done, cbs, links */
+    int code;                /* the task's status once finished */
+    char *msg;               /* its failure message, or NULL */
+    conc_buf result;         /* written by the runner, read once done */
+    struct conc__callback *cbs, **cbs_tail;
+    struct conc__watch_link *links;
+    struct conc__job job;
+};
+
+/* A new pending future with one reference and a copy of `len` argument
+ * bytes laid out after it (job.arg; job.fd is -1). Returns 0 or
+ * CONC_ENOMEM. */
+int conc__future_new_job(conc_task_fn fn, const void *arg, size_t len,
+                         conc_future **out);
+
+/* Finishes a running future whose result buffer the runner filled: with
+ * `code` < 0, the buffer is emptied and `msg` (may be NULL) copied. Wakes
+ * waiters, notifies watches and runs callbacks. Returns 0 or CONC_ESTATE. */
+int conc__future_finish(conc_future *f, int code, const char *msg);
+
+/* Cancels `f` if pending, from an executor shutting down: as
+ * conc_future_cancel but without touching the running token. Returns 1 if
+ * it is now cancelled. */
+int conc__future_cancel_pending(conc_future *f);
+
+/* Marks a running future cancelled: its task saw the cancel token and
+ * returned CONC_ECANCELED. Returns 0 or CONC_ESTATE. */
+int conc__future_cancel_running(conc_future *f);
+
+/* Links `l` (l->watch and l->future set) into its future's list unless the
+ * future is done. Returns 1 if linked, 0 if the future is already done. */
+int conc__future_watch(struct conc__watch_link *l);
+
+/* Unlinks `l` if it is still linked; afterwards its watch is never
+ * notified through it. */
+void conc__future_unwatch(struct conc__watch_link *l);
+
+/* Whether the future finished with a failure or was cancelled. */
+int conc__future_failed(conc_future *f);
+
+/* The task context of the calling thread, set by executors around a task
+ * so that conc_task_cancelled and conc_task_fd can answer. */
+struct conc__task_ctx {
+    _Atomic uint32_t *cancel; /* the future's token, or NULL */
+    int fd;
+};
+void conc__task_enter(struct conc__task_ctx *ctx);
+void conc__task_leave(void);
+
+#endif
