@@ -188,6 +188,9 @@ conc__run_job(conc_future *f)
     conc__task_enter(&ctx);
     int r = f->job.fn(f->job.arg, f->job.len, &f->result);
     conc__task_leave();
+    conc_executor *ex = (conc_executor *)current_executor;
+    if (ex && ex->on_done)
+        ex->on_done(f, r < 0 ? r : 0, r < 0 ? conc_failure_message() : "");
     if (r == CONC_ECANCELED && atomic_load(&f->cancel)) {
         conc_buf_free(&f->result);
         f->code = CONC_ECANCELED;
@@ -195,9 +198,6 @@ conc__run_job(conc_future *f)
     } else {
         conc__future_finish(f, r, r < 0 ? conc_failure_message() : NULL);
     }
-    conc_executor *ex = (conc_executor *)current_executor;
-    if (ex && ex->on_done)
-        ex->on_done(f);
 }
 
 /* ---- Shutting down ------------------------------------------------------ */

@@ -2,6 +2,7 @@
 #ifndef CONC_EXECUTOR_INTERNAL_H
 #define CONC_EXECUTOR_INTERNAL_H
 
+#include "conc/arena.h"
 #include "conc/executor.h"
 #include "conc/thread.h"
 #include "core/internal.h"
@@ -22,12 +23,16 @@ struct conc__engine_ops {
     /* Stops at once: pending work fails with CONC_ECLOSED; process workers
      * are killed. Does not wait. */
     int (*terminate)(struct conc_executor *ex);
+    /* Waits until every worker has ended after a shutdown or terminate.
+     * Returns 0 or CONC_ETIMEDOUT. */
+    int (*join)(struct conc_executor *ex, double timeout);
     /* Releases the engine after a waited shutdown. */
     void (*destroy)(struct conc_executor *ex);
 };
 
-/* Callbacks of a Pool, run once per finished job (see pool.h for where). */
-typedef void (*conc__job_done_fn)(conc_future *f);
+/* A Pool's hook, run once per job just before its future completes with
+ * `code` (its result in f->result) and `msg` (see pool.h for where). */
+typedef void (*conc__job_done_fn)(conc_future *f, int code, const char *msg);
 
 struct conc_executor {
     const struct conc__engine_ops *ops;
@@ -39,6 +44,9 @@ struct conc_executor {
     _Atomic int closed;        /* no more submits */
     conc__job_done_fn on_done; /* a Pool's per-job hook, or NULL */
 };
+
+/* The shared arena a process engine's workers see, or NULL. */
+conc_arena *conc__executor_arena(conc_executor *ex);
 
 /* The default number of workers: CPUs, or min(32, CPUs + 4) for threads. */
 size_t conc__cpu_count(void);

@@ -234,9 +234,9 @@ complete(struct pengine *e, conc_future *f, int code, const char *msg)
         close(f->job.fd);
         f->job.fd = -1;
     }
-    conc__future_finish(f, code, msg);
     if (e->ex.on_done)
-        e->ex.on_done(f);
+        e->ex.on_done(f, code < 0 ? code : 0, code < 0 && msg ? msg : "");
+    conc__future_finish(f, code, msg);
     conc_future_free(f);
 }
 
@@ -671,6 +671,7 @@ static int
 result_main(void *arg)
 {
     struct pengine *e = arg;
+    conc__executor_set_current(&e->ex); /* callbacks may not join the pool */
     unsigned char *ended = conc__calloc(e->ex.workers, 1);
     CONC__ASSERT(ended);
     int idle_rounds = 0;
@@ -835,7 +836,7 @@ engine_shutdown(struct conc_executor *ex, int wait, int cancel)
         if (gone->job.fd >= 0)
             close(gone->job.fd);
         if (ex->on_done)
-            ex->on_done(gone);
+            ex->on_done(gone, CONC_ECANCELED, "cancelled");
         conc_future_free(gone);
         gone = next;
     }
@@ -858,6 +859,21 @@ engine_terminate(struct conc_executor *ex)
     unlock(e);
     wake_thread(e);
     return 0;
+}
+
+static int
+engine_join(struct conc_executor *ex, double timeout)
+{
+    struct pengine *e = (struct pengine *)ex;
+    if (!e->thread)
+        return 0;
+    return conc_thread_join(e->thread, timeout, NULL) < 0 ? CONC_ETIMEDOUT : 0;
+}
+
+conc_arena *
+conc__executor_arena(conc_executor *ex)
+{
+    return ex->is_process ? ((struct pengine *)ex)->arena : NULL;
 }
 
 static void
@@ -883,6 +899,7 @@ static const struct conc__engine_ops process_ops = {
     .submit = engine_submit,
     .shutdown = engine_shutdown,
     .terminate = engine_terminate,
+    .join = engine_join,
     .destroy = engine_destroy,
 };
 

@@ -127,9 +127,9 @@ fail_pending(struct engine *e, int code, const char *msg)
     while (f) {
         conc_future *next = f->job.next;
         if (conc_future_set_running(f) == 1) {
-            conc__future_finish(f, code, msg);
             if (e->ex.on_done)
-                e->ex.on_done(f);
+                e->ex.on_done(f, code, msg);
+            conc__future_finish(f, code, msg);
         }
         conc_future_free(f);
         f = next;
@@ -292,7 +292,7 @@ engine_shutdown(struct conc_executor *ex, int wait, int cancel)
     while (f) {
         conc_future *next = f->job.next;
         if (conc__future_cancel_pending(f) && ex->on_done)
-            ex->on_done(f);
+            ex->on_done(f, CONC_ECANCELED, "cancelled");
         conc_future_free(f);
         f = next;
     }
@@ -323,6 +323,27 @@ engine_terminate(struct conc_executor *ex)
     return 0;
 }
 
+static int
+engine_join(struct conc_executor *ex, double timeout)
+{
+    struct engine *e = (struct engine *)ex;
+    int64_t deadline;
+    conc__deadline(timeout, &deadline);
+    lock(e);
+    size_t n = e->nthreads;
+    unlock(e);
+    for (size_t i = 0; i < n; i++) {
+        double left = CONC_FOREVER;
+        if (deadline != CONC__FOREVER) {
+            left = (double)(deadline - conc__now_ns()) / 1e9;
+            left = left < 0 ? 0 : left;
+        }
+        if (conc_thread_join(e->threads[i], left, NULL) < 0)
+            return CONC_ETIMEDOUT;
+    }
+    return 0;
+}
+
 static void
 engine_destroy(struct conc_executor *ex)
 {
@@ -338,6 +359,7 @@ static const struct conc__engine_ops thread_ops = {
     .submit = engine_submit,
     .shutdown = engine_shutdown,
     .terminate = engine_terminate,
+    .join = engine_join,
     .destroy = engine_destroy,
 };
 

@@ -1,0 +1,506 @@
+/* Pool and ThreadPool: multiprocessing.pool's API over the executors.
+ *
+ * A pool is an executor plus Python's lifecycle (RUN, CLOSE, TERMINATE)
+ * and callbacks. The executor calls the pool's hook just before each job's
+ * future completes, so that, as in Python, a callback has run by the time
+ * get() returns. A map over an array is one aggregate AsyncResult over
+ * array chunks; in a process pool the input and output live in the
+ * engine's shared arena, so a chunk is a pointer pair, not a copy. */
+#include <stdio.h>
+#include <string.h>
+
+#include "conc/pool.h"
+#include "executor/executor_internal.h"
+
+enum { RUN, CLOSE, TERMINATE };
+
+struct conc_pool {
+    conc_executor *ex;
+    conc__lockword lock; /* guards state */
+    int state;
+    conc__lockword cb_lock; /* one callback at a time */
+};
+
+/* What a job carries for the pool (job.owner). */
+struct apply_rec {
+    conc_pool *pool;
+    conc_apply_opts cb;
+};
+
+/* An aggregate map: the chunks' common record. */
+struct map_rec {
+    conc_pool *pool;
+    conc_future *result; /* the AsyncResult */
+    conc_apply_opts cb;
+    conc_map_opts opts;
+    _Atomic size_t chunks_left;
+    size_t items_done, total;
+    uint64_t failed; /* lowest failing index, UINT64_MAX for none */
+    int fcode;
+    char fmsg[256];
+    uint8_t *user_out;
+    uint8_t *sh_in, *sh_out; /* arena copies (process pools) */
+    size_t out_size;
+};
+
+#define KIND_APPLY 1u
+#define KIND_MAP   2u
+
+static int
+state_check(conc_pool *p)
+{
+    conc__lockword_acquire(&p->lock, CONC__FOREVER, 0);
+    int s = p->state;
+    conc__lockword_release(&p->lock, 0);
+    return s == RUN ? 0 : conc_fail(CONC_ESTATE, "Pool not running");
+}
+
+/* ---- The hook ----------------------------------------------------------- */
+
+static void
+apply_done(struct apply_rec *a, conc_future *f, int code, const char *msg)
+{
+    conc__lockword_acquire(&a->pool->cb_lock, CONC__FOREVER, 0);
+    if (code >= 0 && a->cb.callback)
+        a->cb.callback(a->cb.arg, f->result.data, f->result.len);
+    else if (code < 0 && a->cb.error_callback)
+        a->cb.error_callback(a->cb.arg, code, msg);
+    conc__lockword_release(&a->pool->cb_lock, 0);
+    conc__free(a);
+}
+
+/* Records one array chunk's outcome; the last one completes the map. */
+static void
+map_chunk_done(struct map_rec *m, conc_future *f, int code, const char *msg)
+{
+    const struct conc__array_chunk *c = (const void *)f->job.arg;
+    conc__lockword_acquire(&m->pool->cb_lock, CONC__FOREVER, 0);
+    uint64_t idx = UINT64_MAX;
+    int icode = code;
+    const char *imsg = msg;
+    if (code < 0) {
+        idx = c->first;
+    } else if (f->result.len >= 12) {
+        memcpy(&idx, f->result.data, 8);
+        memcpy(&icode, f->result.data + 8, 4);
+        conc_buf_append(&f->result, "", 1);
+        imsg = (const char *)f->result.data + 12;
+    }
+    if (idx < m->failed) {
+        m->failed = idx;
+        m->fcode = icode;
+        snprintf(m->fmsg, sizeof m->fmsg, "%s", imsg ? imsg : "");
+    }
+    if (m->sh_out && code >= 0 && m->out_size)
+        memcpy(m->user_out + c->first * m->out_size, c->out,
+               c->count * m->out_size);
+    m->items_done += c->count;
+    if (m->opts.progress)
+        m->opts.progress(m->opts.progress_arg, m->items_done, m->total);
+    int last = atomic_fetch_sub(&m->chunks_left, 1) == 1;
+    if (last) {
+        if (m->failed == UINT64_MAX && m->cb.callback)
+            m->cb.callback(m->cb.arg, m->user_out, m->total * m->out_size);
+        else if (m->failed != UINT64_MAX && m->cb.error_callback)
+            m->cb.error_callback(m->cb.arg, m->fcode, m->fmsg);
+    }
+    conc__lockword_release(&m->pool->cb_lock, 0);
+    if (!last)
+        return;
+    conc_arena *arena = conc__executor_arena(m->pool->ex);
+    if (m->sh_in)
+        conc_arena_dealloc(arena, m->sh_in);
+    if (m->sh_out)
+        conc_arena_dealloc(arena, m->sh_out);
+    if (m->failed == UINT64_MAX)
+        conc_future_set_result(m->result, m->user_out, m->total * m->out_size);
+    else
+        conc_future_set_exception(m->result, m->fcode, m->fmsg);
+    conc_future_free(m->result);
+    conc__free(m);
+}
+
+static void
+pool_hook(conc_future *f, int code, const char *msg)
+{
+    if (f->job.kind == KIND_APPLY)
+        apply_done(f->job.owner, f, code, msg);
+    else if (f->job.kind == KIND_MAP)
+        map_chunk_done(f->job.owner, f, code, msg);
+}
+
+/* ---- Creating ----------------------------------------------------------- */
+
+static int
+pool_new(const conc_pool_opts *o, int process, conc_pool **out)
+{
+    if (!out)
+        return CONC_EINVAL;
+    conc_pool_opts d = {0};
+    if (!o)
+        o = &d;
+    conc_executor_opts eo = {.max_workers = o->processes,
+                             .initializer = o->initializer,
+                             .initarg = o->initarg,
+                             .initarg_len = o->initarg_len,
+                             .max_tasks_per_child = o->maxtasksperchild,
+                             .task_timeout = o->task_timeout};
+    if (!process)
+        eo.max_workers = o->processes ? o->processes : conc__cpu_count();
+    conc_pool *p = conc__calloc(1, sizeof *p);
+    if (!p)
+        return CONC_ENOMEM;
+    int r = process ? conc__process_engine_new(&eo, pool_hook, &p->ex)
+                    : conc__thread_engine_new(&eo, pool_hook, &p->ex);
+    if (r < 0) {
+        conc__free(p);
+        return r;
+    }
+    *out = p;
+    return 0;
+}
+
+int
+conc_pool_new(const conc_pool_opts *opts, conc_pool **out)
+{
+    return pool_new(opts, 1, out);
+}
+
+int
+conc_threadpool_new(const conc_pool_opts *opts, conc_pool **out)
+{
+    return pool_new(opts, 0, out);
+}
+
+size_t
+conc_pool_processes(const conc_pool *p)
+{
+    return p ? p->ex->workers : 0;
+}
+
+/* ---- Single tasks ------------------------------------------------------- */
+
+int
+conc_pool_apply_async(conc_pool *p, conc_task_fn fn, const void *arg,
+                      size_t len, const conc_apply_opts *opts,
+                      conc_async_result **out)
+{
+    if (!p || !fn || (!arg && len))
+        return CONC_EINVAL;
+    int r = state_check(p);
+    if (r < 0)
+        return r;
+    struct apply_rec *a = NULL;
+    if (opts && (opts->callback || opts->error_callback)) {
+        a = conc__malloc(sizeof *a);
+        if (!a)
+            return CONC_ENOMEM;
+        a->pool = p;
+        a->cb = *opts;
+    }
+    int fd = opts && opts->has_fd ? opts->fd : -1;
+    if (opts && opts->has_fd && fd < 0) {
+        conc__free(a);
+        return conc_fail(CONC_EBADF, "descriptor %d is negative", fd);
+    }
+    r = conc__executor_submit(p->ex, fn, arg, len, fd, a ? KIND_APPLY : 0, a,
+                              out);
+    if (r < 0)
+        conc__free(a);
+    if (r == CONC_ECLOSED)
+        r = conc_fail(CONC_ESTATE, "Pool not running");
+    return r;
+}
+
+int
+conc_pool_apply(conc_pool *p, conc_task_fn fn, const void *arg, size_t len,
+                conc_buf *result)
+{
+    conc_future *f;
+    int r = conc_pool_apply_async(p, fn, arg, len, NULL, &f);
+    if (r < 0)
+        return r;
+    const void *data;
+    size_t n;
+    r = conc_future_result(f, CONC_FOREVER, &data, &n);
+    if (r == 0 && result && n)
+        r = conc_buf_append(result, data, n);
+    conc_future_free(f);
+    return r;
+}
+
+/* ---- Maps --------------------------------------------------------------- */
+
+/* Python's default chunk size: ceil(count / (4 * workers)). */
+static size_t
+default_chunksize(conc_pool *p, size_t count)
+{
+    size_t d = 4 * p->ex->workers;
+    size_t c = count / d + (count % d != 0);
+    return c ? c : 1;
+}
+
+/* Copies the input to shared memory and reserves the output there, for a
+ * process pool. */
+static int
+share_arrays(conc_pool *p, struct map_rec *m, const conc_items *in)
+{
+    conc_arena *arena = conc__executor_arena(p->ex);
+    size_t nin = in->count * in->size, nout = in->count * m->out_size;
+    if (nin && conc_arena_alloc(arena, nin, (void **)&m->sh_in) < 0)
+        return conc_fail(CONC_ENOMEM,
+                         "no room for the map's %zu input bytes "
+                         "in the pool's shared memory",
+                         nin);
+    if (nout && conc_arena_alloc(arena, nout, (void **)&m->sh_out) < 0) {
+        conc_arena_dealloc(arena, m->sh_in);
+        m->sh_in = NULL;
+        return conc_fail(CONC_ENOMEM,
+                         "no room for the map's %zu output "
+                         "bytes in the pool's shared memory",
+                         nout);
+    }
+    if (nin)
+        memcpy(m->sh_in, in->base, nin);
+    return 0;
+}
+
+/* Submits the chunks of a map; the record frees itself after the last. */
+static int
+submit_chunks(conc_pool *p, struct map_rec *m, conc_task_fn fn,
+              const conc_items *in, size_t chunk)
+{
+    const uint8_t *base = m->sh_in ? m->sh_in : in->base;
+    uint8_t *out = m->sh_out ? m->sh_out : m->user_out;
+    size_t n = (in->count + chunk - 1) / chunk;
+    atomic_store(&m->chunks_left, n);
+    for (size_t i = 0, k = 0; i < in->count; i += chunk, k++) {
+        struct conc__array_chunk c = {
+            .fn = fn,
+            .in = base + i * in->size,
+            .out = m->out_size ? out + i * m->out_size : NULL,
+            .count = in->count - i < chunk ? in->count - i : chunk,
+            .in_size = in->size,
+            .out_size = m->out_size,
+            .first = i,
+        };
+        int r = conc__executor_submit(p->ex, conc__array_chunk_task, &c,
+                                      sizeof c, -1, KIND_MAP, m, NULL);
+        if (r < 0) {
+            /* The chunks not submitted count as failed now. */
+            for (size_t j = k; j < n; j++) {
+                conc_future *f;
+                size_t first = j * chunk;
+                struct conc__array_chunk d = c;
+                d.first = first;
+                d.count = in->count - first < chunk ? in->count - first : chunk;
+                if (conc__future_new_job(conc__array_chunk_task, &d, sizeof d,
+                                         &f) == 0) {
+                    map_chunk_done(m, f, r, conc_failure_message());
+                    conc_future_free(f);
+                }
+            }
+            return 0;
+        }
+    }
+    return 0;
+}
+
+int
+conc_pool_map_async(conc_pool *p, conc_task_fn fn, const conc_items *in,
+                    void *out, size_t out_size, const conc_map_opts *opts,
+                    const conc_apply_opts *cb, conc_async_result **result)
+{
+    if (!p || !fn || !in || in->next || (!in->base && in->count) || !in->size ||
+        (out_size && !out && in->count))
+        return conc_fail(CONC_EINVAL, "map needs an array input (use imap "
+                                      "for a generator) and an output");
+    int r = state_check(p);
+    if (r < 0)
+        return r;
+    struct map_rec *m = conc__calloc(1, sizeof *m);
+    if (!m || conc_future_new(&m->result) < 0) {
+        conc__free(m);
+        return CONC_ENOMEM;
+    }
+    m->pool = p;
+    m->failed = UINT64_MAX;
+    m->user_out = out;
+    m->out_size = out_size;
+    m->total = in->count;
+    if (cb)
+        m->cb = *cb;
+    if (opts)
+        m->opts = *opts;
+    size_t chunk = opts && opts->chunksize ? opts->chunksize
+                                           : default_chunksize(p, in->count);
+    if (conc__executor_arena(p->ex) && (r = share_arrays(p, m, in)) < 0) {
+        conc_future_free(m->result);
+        conc__free(m);
+        return r;
+    }
+    conc_future *res = conc_future_ref(m->result);
+    if (in->count == 0) {
+        conc_future_set_result(m->result, NULL, 0);
+        conc_future_free(m->result);
+        conc__free(m);
+    } else {
+        submit_chunks(p, m, fn, in, chunk);
+    }
+    if (result)
+        *result = res;
+    else
+        conc_future_free(res);
+    return 0;
+}
+
+int
+conc_pool_map(conc_pool *p, conc_task_fn fn, const conc_items *in, void *out,
+              size_t out_size, const conc_map_opts *opts)
+{
+    conc_future *f;
+    int r = conc_pool_map_async(p, fn, in, out, out_size, opts, NULL, &f);
+    if (r < 0)
+        return r;
+    r = conc_future_result(f, CONC_FOREVER, NULL, NULL);
+    conc_future_free(f);
+    return r;
+}
+
+int
+conc_pool_starmap(conc_pool *p, conc_task_fn fn, const conc_items *in,
+                  void *out, size_t out_size, const conc_map_opts *opts)
+{
+    return conc_pool_map(p, fn, in, out, out_size, opts);
+}
+
+int
+conc_pool_starmap_async(conc_pool *p, conc_task_fn fn, const conc_items *in,
+                        void *out, size_t out_size, const conc_map_opts *opts,
+                        const conc_apply_opts *cb, conc_async_result **result)
+{
+    return conc_pool_map_async(p, fn, in, out, out_size, opts, cb, result);
+}
+
+static int
+imap(conc_pool *p, conc_task_fn fn, const conc_items *in,
+     const conc_map_opts *opts, int ordered, conc_map_iter **out)
+{
+    if (!p)
+        return CONC_EINVAL;
+    int r = state_check(p);
+    if (r < 0)
+        return r;
+    return conc__map_new(p->ex, fn, in, opts, ordered, 0, out);
+}
+
+int
+conc_pool_imap(conc_pool *p, conc_task_fn fn, const conc_items *in,
+               const conc_map_opts *opts, conc_map_iter **out)
+{
+    return imap(p, fn, in, opts, 1, out);
+}
+
+int
+conc_pool_imap_unordered(conc_pool *p, conc_task_fn fn, const conc_items *in,
+                         const conc_map_opts *opts, conc_map_iter **out)
+{
+    return imap(p, fn, in, opts, 0, out);
+}
+
+/* ---- AsyncResult -------------------------------------------------------- */
+
+int
+conc_async_result_get(conc_async_result *r, double timeout, const void **data,
+                      size_t *len)
+{
+    return conc_future_result(r, timeout, data, len);
+}
+
+int
+conc_async_result_wait(conc_async_result *r, double timeout)
+{
+    int code;
+    int rc = conc_future_exception(r, timeout, &code);
+    return rc == CONC_ECANCELED ? 0 : rc;
+}
+
+int
+conc_async_result_ready(conc_async_result *r)
+{
+    return conc_future_done(r);
+}
+
+int
+conc_async_result_successful(conc_async_result *r)
+{
+    if (!r)
+        return CONC_EINVAL;
+    if (!conc_future_done(r))
+        return conc_fail(CONC_ESTATE, "AsyncResult is not ready");
+    return !conc__future_failed(r);
+}
+
+void
+conc_async_result_free(conc_async_result *r)
+{
+    conc_future_free(r);
+}
+
+/* ---- Lifecycle ---------------------------------------------------------- */
+
+static void
+set_state(conc_pool *p, int s)
+{
+    conc__lockword_acquire(&p->lock, CONC__FOREVER, 0);
+    if (p->state < s)
+        p->state = s;
+    conc__lockword_release(&p->lock, 0);
+}
+
+int
+conc_pool_close(conc_pool *p)
+{
+    if (!p)
+        return CONC_EINVAL;
+    set_state(p, CLOSE);
+    return p->ex->ops->shutdown(p->ex, 0, 0);
+}
+
+int
+conc_pool_terminate(conc_pool *p)
+{
+    if (!p)
+        return CONC_EINVAL;
+    set_state(p, TERMINATE);
+    atomic_store(&p->ex->closed, 1);
+    return p->ex->ops->terminate(p->ex);
+}
+
+int
+conc_pool_join(conc_pool *p, double timeout)
+{
+    if (!p || timeout != timeout)
+        return CONC_EINVAL;
+    conc__lockword_acquire(&p->lock, CONC__FOREVER, 0);
+    int s = p->state;
+    conc__lockword_release(&p->lock, 0);
+    if (s == RUN)
+        return conc_fail(CONC_ESTATE, "join() before close() or terminate()");
+    if (conc__executor_in_task(p->ex))
+        return conc_fail(CONC_EDEADLK, "a pool's task or callback cannot "
+                                       "join its own pool");
+    return p->ex->ops->join(p->ex, timeout);
+}
+
+void
+conc_pool_free(conc_pool *p)
+{
+    if (!p)
+        return;
+    if (p->state == RUN)
+        conc_pool_terminate(p);
+    p->ex->ops->shutdown(p->ex, 1, 0);
+    p->ex->ops->destroy(p->ex);
+    conc__free(p);
+}
