@@ -167,8 +167,8 @@ static int
 take_chunk(conc_map_iter *it, int64_t deadline)
 {
     int r = fill(it);
-    if (r < 0)
-        return r;
+    if (r < 0 && it->count == 0)
+        return r; /* in-flight chunks first: they may carry cancellations */
     if (it->count == 0)
         return it->input_err < 0 ? it->input_err : CONC_ECLOSED;
     size_t i = it->head;

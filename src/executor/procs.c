@@ -35,7 +35,7 @@
 #define INLINE_MAX (CONC__RING_MAX_FRAME - sizeof(struct conc__task_hdr))
 #define ARENA_SIZE ((size_t)1 << 30)
 #define SPIN_NS    50000
-#define DEPTH_MIN  2
+#define DEPTH_MIN  1
 #define DEPTH_MAX  128
 
 struct worker {
@@ -511,7 +511,7 @@ worker_ended(struct pengine *e, size_t i)
         for (conc_future *q = requeue; q; q = q->job.next)
             e->backlog++;
     }
-    int replace = !e->terminating;
+    int replace = !e->terminating && !e->broken;
     unlock(e);
     if (replace && start_worker(e, i) < 0) {
         /* No replacement now: the next death check retries. */
@@ -617,7 +617,8 @@ round_once(struct pengine *e, unsigned char *ended)
             ended[i] = 0;
             worker_ended(e, i);
             got++;
-        } else if (!e->w[i].alive && !e->terminating && !e->w[i].proc) {
+        } else if (!e->w[i].alive && !e->terminating && !e->broken &&
+                   !e->w[i].proc) {
             if (start_worker(e, i) == 0)
                 got++;
         }
@@ -785,7 +786,8 @@ engine_submit(struct conc_executor *ex, conc_future *f)
         unlock(e);
         return 0;
     }
-    if (ex->opts.max_pending && (r = wait_room_locked(e, deadline)) < 0) {
+    if (ex->opts.max_pending && ((r = wait_room_locked(e, deadline)) < 0 ||
+                                 (r = refuse_locked(e)) < 0)) {
         unlock(e);
         goto undo;
     }

@@ -166,9 +166,6 @@ worker_main(void *arg)
 {
     struct engine *e = arg;
     conc__executor_set_current(&e->ex);
-    lock(e);
-    e->idle--; /* counted idle from its start until now */
-    unlock(e);
     if (run_initializer(e) < 0)
         return 0;
     conc_future *f;
@@ -196,7 +193,6 @@ start_worker_locked(struct engine *e)
     if (r < 0)
         return e->nthreads ? 0 : r;
     e->nthreads++;
-    e->idle++; /* counted idle until it first looks for work */
     return 0;
 }
 
