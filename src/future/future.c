@@ -138,11 +138,8 @@ int
 conc__future_finish(conc_future *f, int code, const char *msg)
 {
     char *copy = NULL;
-    if (code < 0) {
-        conc_buf_free(&f->result);
-        if (msg && *msg)
-            copy = conc__strdup(msg); /* on ENOMEM the code still travels */
-    }
+    if (code < 0 && msg && *msg)
+        copy = conc__strdup(msg); /* on ENOMEM the code still travels */
     lock(f);
     uint32_t s = atomic_load_explicit(&f->state, memory_order_relaxed);
     if (is_done(s)) {
@@ -152,6 +149,8 @@ conc__future_finish(conc_future *f, int code, const char *msg)
     }
     f->code = code < 0 ? code : 0;
     f->msg = copy;
+    if (code < 0)
+        conc_buf_free(&f->result); /* a failure has no result */
     struct conc__callback *cbs = complete_locked(f, CONC_FUTURE_FINISHED);
     unlock(f);
     after_complete(f, cbs);
