@@ -11,6 +11,8 @@
 static void
 copy_in(struct conc__ring *r, uint64_t pos, const void *src, size_t n)
 {
+    if (n == 0)
+        return; /* an empty part may come with a NULL pointer */
     size_t at = (size_t)(pos & MASK), first = CONC__RING_CAP - at;
     if (first >= n) {
         memcpy(r->bytes + at, src, n);
@@ -23,6 +25,8 @@ copy_in(struct conc__ring *r, uint64_t pos, const void *src, size_t n)
 static void
 copy_out(struct conc__ring *r, uint64_t pos, void *dst, size_t n)
 {
+    if (n == 0)
+        return; /* an empty part may come with a NULL pointer */
     size_t at = (size_t)(pos & MASK), first = CONC__RING_CAP - at;
     if (first >= n) {
         memcpy(dst, r->bytes + at, n);
