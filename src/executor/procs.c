@@ -504,12 +504,12 @@ worker_ended(struct pengine *e, size_t i)
     }
     lock(e);
     if (rq_tail) {
+        for (conc_future *q = requeue; q; q = q->job.next)
+            e->backlog++; /* counted before the old backlog is appended */
         rq_tail->job.next = e->bl_head;
         e->bl_head = requeue;
         if (!e->bl_tail)
             e->bl_tail = rq_tail;
-        for (conc_future *q = requeue; q; q = q->job.next)
-            e->backlog++;
     }
     int replace = !e->terminating && !e->broken;
     unlock(e);

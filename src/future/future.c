@@ -98,7 +98,9 @@ static struct conc__callback *
 complete_locked(conc_future *f, uint32_t to)
 {
     atomic_store_explicit(&f->state, to, memory_order_seq_cst);
-    for (struct conc__watch_link *l = f->links; l; l = l->next) {
+    /* A notified watcher may free its link at once: read next first. */
+    for (struct conc__watch_link *l = f->links, *next; l; l = next) {
+        next = l->next;
         l->linked = 0;
         l->watch->notify(l->watch, f);
     }
