@@ -18,8 +18,9 @@ conc_test_assert_code(int got, int want, const char *expr, const char *file,
     snprintf(msg, sizeof msg, "%s returned %s (%d: %s), expected %s (%d)", expr,
              conc_err_name(got), got, conc_strerror(got), conc_err_name(want),
              want);
-    _fail(file, line);
+    /* _fail does not return: print first. */
     print_error("%s\n", msg);
+    _fail(file, line);
 }
 
 /* ---- Counting allocator with failure injection -------------------------- */
