@@ -16,6 +16,7 @@ fi
 # name|what it shows, in the order of the seeds.
 programs='s000_fork|seed 000 §2, os.fork, the parent and child pids
 s000_process_args|seed 000 §2, Process(target=run_process, args=("test",))
+s000_pool_apply_async|seed 000 §2, Pool(4) and apply_async, then close and join
 s000_subprocess_call|seed 000 §3, subprocess.call (uname -s for nslookup)
 s000_subprocess_communicate|seed 000 §3, Popen.communicate (tr for nslookup)
 s000_queue_write_read|seed 000 §4, a Queue between a writer and a reader
@@ -23,6 +24,15 @@ s000_thread_loop|seed 000 §5, threading.Thread with a name
 s000_balance_nolock|seed 000 §6, shared balance without a lock (races: no GIL)
 s000_balance_lock|seed 000 §6, shared balance with threading.Lock
 s000_thread_local|seed 000 §7, threading.local
+s001_pool_map|seed 001 §5, Pool.map, and a pool against a process per task
+s001_pool_apply|seed 001 §5, Pool.apply: one task after another
+s001_pool_apply_async|seed 001 §5, Pool.apply_async, then get after join
+s001_pool_apply_vs_async|seed 001 §5, apply_async and apply; apply, apply_async and map timed
+s001_pool_tcp_echo|seed 001 §5, a TCP echo server whose connections Pool(4) serves, with its clients
+s001_pool_callback|seed 001 §5, a callback runs in the parent
+s001_pool_callback_file|seed 001 §5, workers fetch pages, a callback writes one file
+s001_pool_crawler|seed 001 §5, a crawler: workers fetch, a callback parses
+s001_pool_no_callback|seed 001 §5, results collected after join, no callback
 s001_process_class|seed 001 §6, a Process subclass with its own run
 s001_process_join10|seed 001 §6, ten processes started, then joined
 s001_file_append|seed 001 §6, ten processes appending to one file
@@ -43,8 +53,16 @@ s002_queue_producer_consumer|seed 002 §3.2, producer and consumers on queue.Que
 s002_rlock_counter|seed 002 §4.1, the counter with an RLock
 s002_condition_dialogue|seed 002 §4.2, a Condition dialogue
 s002_semaphore|seed 002 §4.3, Semaphore(3) limiting a crawler
+s002_executor_done_cancel|seed 002 §5.1, ThreadPoolExecutor submit, done, cancel, result
+s002_as_completed|seed 002 §5.2.1, as_completed
+s002_executor_map|seed 002 §5.2.2, Executor.map yields in input order
+s002_wait_first_completed|seed 002 §5.3, wait(FIRST_COMPLETED)
+s002_fib_threads_processes|seed 002 §6.1, fib on threads and processes: both scale in C
+s002_io_threads_processes|seed 002 §6.2, sleeping tasks on threads and processes
 s002_fork|seed 002 §6.3, os.fork
 s002_process_pid|seed 002 §6.4, multiprocessing.Process and its pid
+s002_pool_apply_async|seed 002 §6.5, Pool(cpu_count()).apply_async
+s002_imap|seed 002 §6.6, Pool.imap and imap_unordered
 s002_queue|seed 002 §6.7.1, multiprocessing.Queue between two processes
 s002_pipe|seed 002 §6.7.2, Pipe between two processes
 s003_thread_run|seed 003, threads left for exit() to join
@@ -56,8 +74,16 @@ s003_bounded_semaphore|seed 003, BoundedSemaphore(5) and active_count
 s003_event_traffic_light|seed 003, Event as a traffic light
 s003_process_run10|seed 003, ten processes, each with a thread
 s003_queue_list|seed 003, a Queue carries data between processes
+s003_pool_callback|seed 003, Pool(5).apply_async with a callback in the parent
 s003_process_lock|seed 003, 100 processes and a process Lock
-s003_pipe|seed 003, a Pipe used both ways'
+s003_pipe|seed 003, a Pipe used both ways
+s004_pool_map|seed 004 §1, Pool(8).map over range(5)
+s004_map_async|seed 004 §1, map_async over range(20000), and 20000 apply_async
+s004_callback_file|seed 004 §1, a callback writes every result to one file
+s004_threadpool_map|seed 004 §2, ThreadPool(5).map
+s004_executor_map_fetch|seed 004 §3, Executor.map over a generator of URLs
+s004_add_done_callback|seed 004 §3, add_done_callback with a failing task
+pool_progress_bar|a terminal progress bar driven by conc_map_opts.progress'
 
 # `timeout` guards against an example that hangs; without it, run as is.
 if command -v timeout >/dev/null 2>&1; then
