@@ -34,17 +34,23 @@ class Row:
     """How one row reads: its label, how to show a value, its goal.
 
     kind "time" rows carry ns per operation (lower is better), kind "rate"
-    rows operations per second (higher is better). `scale` and `unit` turn
-    the raw value into what is shown; `other` names the C baseline shown in
-    the other-C column (its impl id in the output is "pthread"). `goal` is
-    (text, test) where test(conc, cpython, other) says whether it is met.
+    rows operations per second (higher is better), kind "ratio" rows a
+    plain number that is not compared with CPython's (a speed-up). `scale`
+    and `unit` turn the raw value into what is shown; `other` names the C
+    baseline shown in the other-C column (its impl id in the output is
+    "pthread"), or is a list of (impl id, name) when several C libraries
+    are measured. `goal` is (text, test) where test(conc, cpython, other)
+    says whether it is met; `other` is then the best baseline measured, or
+    None.
     """
 
     def __init__(self, row, label, prog, kind, scale, unit, goal,
                  other=None):
         self.row, self.label, self.prog = row, label, prog
         self.kind, self.scale, self.unit = kind, scale, unit
-        self.goal, self.other = goal, other
+        self.goal = goal
+        self.others = ([("pthread", other)] if isinstance(other, str)
+                       else other or [])
 
     def show(self, value):
         if value is None:
@@ -54,9 +60,16 @@ class Row:
         return f"{v:.{digits}f} {self.unit}"
 
     def speedup(self, conc, cpython):
-        if not conc or not cpython:
+        if not conc or not cpython or self.kind == "ratio":
             return None
         return cpython / conc if self.kind == "time" else conc / cpython
+
+    def best(self, values):
+        """The best of the baselines' values, or None."""
+        values = [v for v in values if v is not None]
+        if not values:
+            return None
+        return min(values) if self.kind == "time" else max(values)
 
 
 def faster_than_cpython(row):
@@ -121,6 +134,23 @@ ROWS = [
         1e9, "GB/s", (">= 40% of memcpy",
                       lambda c, p, o: o is not None and c >= 0.4 * o),
         other="memcpy"),
+    Row("executor_thread", "Thread executor, submit+result, batched",
+        "executor", "rate", 1e6, "M tasks/s",
+        (">= 5 M tasks/s, ahead of GLib and libuv",
+         lambda c, p, o: c >= 5e6 and (o is None or c > o)),
+        other=[("glib", "GThreadPool"), ("libuv", "uv_queue_work")]),
+    Row("executor_process", "Process executor, submit+result, batched",
+        "executor", "rate", 1e3, "k tasks/s",
+        (">= 500 k tasks/s", at_least(500e3))),
+    Row("pool_map_start", "Pool.map(range(20000)) incl. start+join",
+        "pool", "time", 1e6, "ms",
+        ("<= 5 ms", lambda c, p, o: c <= 5e6)),
+    Row("pool_map_1m", "Pool.map of 1M int64 squares", "pool", "rate",
+        1e6, "M items/s", (">= 50 M items/s", at_least(50e6))),
+    Row("pool_apply_async", "Pool.apply_async with callback", "pool",
+        "rate", 1e6, "M tasks/s", (">= 1 M tasks/s", at_least(1e6))),
+    Row("pool_fib_speedup", "fib(25..32): 2 workers over 1 (speed-up)",
+        "pool", "ratio", 1, "×", (">= 1.8", at_least(1.8))),
 ]
 for r in ROWS:
     if r.goal is None:  # no stated goal: at least beat CPython
@@ -223,7 +253,9 @@ def table_rows(args, results, missing, crashed):
             continue
         conc = median(results, r.row, "conc")
         py = median(results, r.row, "cpython")
-        other = median(results, r.row, "pthread")
+        others = [(median(results, r.row, impl), name)
+                  for impl, name in r.others]
+        other = r.best([v for v, _ in others])
         sp = r.speedup(conc, py)
         if r.prog in crashed:
             verdict = "crashed"
@@ -235,7 +267,8 @@ def table_rows(args, results, missing, crashed):
             verdict = "meets" if r.goal[1](conc, py, other) else "misses"
         out.append([r.label, r.show(py), r.show(conc),
                     f"{sp:.1f}×" if sp else "-",
-                    f"{r.show(other)} {r.other}" if other else "-",
+                    "; ".join(f"{r.show(v)} {name}" for v, name in others
+                              if v is not None) or "-",
                     r.goal[0], verdict])
     return out
 
