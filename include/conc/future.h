@@ -18,6 +18,7 @@
 #define CONC_FUTURE_H
 
 #include "common.h"
+#include "error.h"
 #include "task.h"
 
 typedef struct conc_future conc_future;

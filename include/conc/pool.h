@@ -25,6 +25,7 @@
 #define CONC_POOL_H
 
 #include "common.h"
+#include "error.h"
 #include "executor.h"
 #include "future.h"
 #include "task.h"
@@ -54,7 +55,10 @@ typedef conc_future conc_async_result;
 
 /* get(timeout): 0 with the result bytes (borrowed, as conc_future_result),
  * the task's code (its message as the caller's failure message),
- * CONC_ETIMEDOUT. For map_async the data is the output array. */
+ * CONC_ETIMEDOUT. For map_async and starmap_async the data is the output
+ * array itself (the `out` pointer passed to them, filled in place, not a
+ * copy) and the length is count * out_size; read it through this call, as
+ * conc_future_result on such a result gives no bytes. */
 CONC_EXTERN int conc_async_result_get(conc_async_result *r, double timeout,
                                       const void **data, size_t *len);
 /* wait(timeout): 0 once ready, CONC_ETIMEDOUT otherwise. */

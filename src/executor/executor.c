@@ -177,10 +177,14 @@ conc_executor_submit(conc_executor *ex, conc_task_fn fn, const void *arg,
 void
 conc__run_job(conc_future *f)
 {
-    if (conc_future_set_running(f) != 1) {
+    if (conc_future_set_running(f) != 1) { /* cancelled while pending */
         if (f->job.fd >= 0)
             close(f->job.fd);
-        return; /* cancelled while pending */
+        f->job.fd = -1;
+        conc_executor *ex = (conc_executor *)current_executor;
+        if (ex && ex->on_done)
+            ex->on_done(f, CONC_ECANCELED, "cancelled");
+        return;
     }
     struct conc__task_ctx ctx = {.cancel = &f->cancel, .fd = f->job.fd};
     f->job.fd = -1;

@@ -1,4 +1,6 @@
-/* The process engine: ProcessPoolExecutor and Pool.
+/* The process engine: ProcessPoolExecutor and Pool. Submitting,
+ * dispatching, cancelling and the workers' start; the result thread is in
+ * procs_results.c.
  *
  * Design. Each worker process has two shared-memory rings with the parent
  * (ring.h): tasks in, results out. A submit writes the task straight into
@@ -10,15 +12,14 @@
  * poll() on the workers' pidfds and an eventfd the workers write only when
  * it sleeps, so a busy pool makes no system call per task.
  *
- * A worker's tasks complete in the order it received them, so its results
- * always belong to the head of its outstanding list. When a worker dies,
- * the results it wrote are read first; then the task named in its
- * `started` word fails (CONC_EBROKEN, or CONC_ETIMEDOUT if the pool killed
- * it for its time limit) and its other tasks go back to the backlog's
- * front. `depth` adapts to task length: deep queues for tiny tasks, short
- * ones for long tasks, so that one slow worker does not hold up work
- * another could do. */
-#include <poll.h>
+ * A task in a ring is still pending: the worker claims it (a claim word in
+ * shared memory, procs_internal.h) just before it runs it, and the result
+ * thread then marks the future running. Until the claim, the parent may
+ * revoke the task: to cancel it, or to hand it to an idle worker when the
+ * worker it waits on is stuck in a long task. A worker's tasks complete in
+ * the order it claimed them, so its results always belong to the head of
+ * its outstanding list. `depth` adapts to task length: deep queues for
+ * tiny tasks, short ones for long tasks. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -34,65 +35,20 @@
 
 #define INLINE_MAX (CONC__RING_MAX_FRAME - sizeof(struct conc__task_hdr))
 #define ARENA_SIZE ((size_t)1 << 30)
-#define SPIN_NS    50000
-#define DEPTH_MIN  1
-#define DEPTH_MAX  128
 
-struct worker {
-    struct conc__wshared *sh;
-    conc_process *proc;
-    int pid, pidfd, sock;
-    conc_future *head, *tail; /* outstanding, in dispatch order */
-    size_t nout;
-    size_t dispatched;    /* tasks sent since it started */
-    int alive;            /* 0 once its death is handled */
-    uint64_t killed_seq;  /* the task it was killed for, or 0 */
-    conc_future *partial; /* a result arriving in several frames */
-    uint64_t partial_total, partial_got;
-    int partial_nomem;
-    char partial_msg[1025];
-};
+#define lock   conc__pe_lock
+#define unlock conc__pe_unlock
 
-struct pengine {
-    struct conc_executor ex;
-    conc__lockword lock; /* guards the workers' lists, backlog, flags */
-    struct worker *w;
-    conc_future *bl_head, *bl_tail;
-    size_t backlog;
-    uint64_t seq;
-    size_t depth;
-    int stopping, terminating, broken;
-    char broken_msg[256];
-    conc_arena *arena;
-    _Atomic uint32_t *parent_sleeping; /* in a shared page */
-    int wake_fd;
-    conc_thread *thread;
-    _Atomic uint32_t room, room_sleepers;
-    int64_t avg_ns; /* running average task time (result thread) */
-};
-
-static void
-lock(struct pengine *e)
-{
-    conc__lockword_acquire(&e->lock, CONC__FOREVER, 0);
-}
-
-static void
-unlock(struct pengine *e)
-{
-    conc__lockword_release(&e->lock, 0);
-}
-
-static void
-wake_thread(struct pengine *e)
+void
+conc__pe_wake_thread(struct pengine *e)
 {
     uint64_t one = 1;
     ssize_t n = write(e->wake_fd, &one, sizeof one);
     CONC__UNUSED(n);
 }
 
-static void
-push_back(conc_future **head, conc_future **tail, conc_future *f)
+void
+conc__pe_push_back(conc_future **head, conc_future **tail, conc_future *f)
 {
     f->job.next = NULL;
     if (*tail)
@@ -100,6 +56,29 @@ push_back(conc_future **head, conc_future **tail, conc_future *f)
     else
         *head = f;
     *tail = f;
+}
+
+void
+conc__pe_release(struct pengine *e, conc_future *f)
+{
+    if (f->job.shared) {
+        conc_arena_dealloc(e->arena, f->job.shared);
+        f->job.shared = NULL;
+    }
+    if (f->job.fd >= 0) {
+        close(f->job.fd);
+        f->job.fd = -1;
+    }
+}
+
+void
+conc__pe_signal_room(struct pengine *e)
+{
+    if (!e->ex.opts.max_pending)
+        return;
+    atomic_fetch_add_explicit(&e->room, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&e->room_sleepers, memory_order_seq_cst))
+        conc__futex_wake(&e->room, INT32_MAX, 0);
 }
 
 /* ---- Dispatch ----------------------------------------------------------- */
@@ -130,12 +109,20 @@ send_fd(int sock, int fd)
     return n == 1 ? 0 : -1;
 }
 
-/* Sends `f` to worker `w` if its ring has room (lock held). Returns 1 if
- * sent, 0 if there is no room, -1 if `f` was cancelled. */
+/* Sends `f` to worker i if its ring has room (lock held). Returns 1 if
+ * sent, 0 if there is no room, -1 if `f` was cancelled while pending. */
 static int
-send_task(struct pengine *e, struct worker *w, conc_future *f)
+send_task(struct pengine *e, size_t i, conc_future *f)
 {
+    struct worker *w = &e->w[i];
+    if (conc__future_state_raw(f) == CONC_FUTURE_CANCELLED)
+        return -1; /* cancels take the engine lock: no race */
+    if (w->wseq - atomic_load_explicit(&w->sh->popped, memory_order_acquire) >=
+        CONC__SLOTS)
+        return 0;
+    uint64_t ws = w->wseq + 1;
     struct conc__task_hdr h = {.seq = f->job.seq,
+                               .wseq = ws,
                                .fn = (uint64_t)(uintptr_t)f->job.fn,
                                .len = f->job.len};
     const void *parts[2] = {&h, f->job.arg};
@@ -148,19 +135,17 @@ send_task(struct pengine *e, struct worker *w, conc_future *f)
     }
     if (f->job.fd >= 0)
         h.flags |= CONC__TASK_FD;
-    /* 1: now running; 0: cancelled while pending; CONC_ESTATE: already
-     * running, a task handed back by a worker that died. */
-    int s = conc_future_set_running(f);
-    if (s == 0)
-        return -1;
-    if (!conc__ring_put(&w->sh->task, parts, lens, 2)) {
-        if (s == 1) /* no one else moves a running future: undo */
-            atomic_store(&f->state, CONC_FUTURE_PENDING);
+    /* The word's last task was consumed (the check above): reuse it. */
+    atomic_store_explicit(conc__claim_of(w, ws),
+                          conc__claim_word(ws, CONC__CLAIM_QUEUED),
+                          memory_order_relaxed);
+    if (!conc__ring_put(&w->sh->task, parts, lens, 2))
         return 0;
-    }
+    w->wseq = ws;
     if (f->job.fd >= 0 && send_fd(w->sock, f->job.fd) < 0)
         send_fd(w->sock, -1); /* unreachable in practice; keeps order */
-    push_back(&w->head, &w->tail, f);
+    f->job.ticket = (uint64_t)(i + 1) << 48 | ws;
+    conc__pe_push_back(&w->head, &w->tail, f);
     w->nout++;
     w->dispatched++;
     return 1;
@@ -171,205 +156,118 @@ send_task(struct pengine *e, struct worker *w, conc_future *f)
 static int
 dispatch_locked(struct pengine *e, conc_future *f)
 {
-    struct worker *best = NULL;
+    size_t best = SIZE_MAX;
     size_t cap = e->ex.opts.max_tasks_per_child;
     for (size_t i = 0; i < e->ex.workers; i++) {
         struct worker *w = &e->w[i];
         if (!w->alive || w->nout >= e->depth || (cap && w->dispatched >= cap))
             continue;
-        if (!best || w->nout < best->nout)
-            best = w;
+        if (best == SIZE_MAX || w->nout < e->w[best].nout)
+            best = i;
     }
-    return best ? send_task(e, best, f) : 0;
+    return best != SIZE_MAX ? send_task(e, best, f) : 0;
 }
 
-/* Moves backlog into the rings (lock held). Returns how many moved. */
-static size_t
-refill_locked(struct pengine *e)
+/* Drops the engine's reference to a job cancelled while in the backlog. */
+static void
+drop_cancelled(struct pengine *e, conc_future *f)
+{
+    conc__pe_release(e, f);
+    if (e->ex.on_done)
+        e->ex.on_done(f, CONC_ECANCELED, "cancelled");
+    conc_future_free(f);
+}
+
+size_t
+conc__pe_refill_locked(struct pengine *e)
 {
     size_t moved = 0;
     while (e->bl_head) {
         conc_future *f = e->bl_head;
         conc_future *next = f->job.next;
-        int r = dispatch_locked(e, f);
-        if (r == 0)
+        int r = e->broken ? -2 : dispatch_locked(e, f);
+        if (r == 0 || r == -2)
             break;
         e->bl_head = next;
         if (!next)
             e->bl_tail = NULL;
         e->backlog--;
         moved++;
-        if (r < 0) { /* cancelled: the engine's reference goes */
-            if (f->job.shared)
-                conc_arena_dealloc(e->arena, f->job.shared);
-            if (f->job.fd >= 0)
-                close(f->job.fd);
-            conc_future_free(f);
-        }
+        if (r < 0)
+            drop_cancelled(e, f); /* its on_done takes no engine lock */
     }
     return moved;
 }
 
-static void
-signal_room(struct pengine *e)
+/* ---- Revoking ----------------------------------------------------------- */
+
+int
+conc__pe_revoke_locked(struct pengine *e, conc_future *f)
 {
-    if (!e->ex.opts.max_pending)
-        return;
-    atomic_fetch_add_explicit(&e->room, 1, memory_order_seq_cst);
-    if (atomic_load_explicit(&e->room_sleepers, memory_order_seq_cst))
-        conc__futex_wake(&e->room, INT32_MAX, 0);
+    size_t i = (size_t)(f->job.ticket >> 48) - 1;
+    uint64_t ws = f->job.ticket & (((uint64_t)1 << 48) - 1);
+    struct worker *w = &e->w[i];
+    uint64_t want = conc__claim_word(ws, CONC__CLAIM_QUEUED);
+    if (!atomic_compare_exchange_strong(
+            conc__claim_of(w, ws), &want,
+            conc__claim_word(ws, CONC__CLAIM_REVOKED)))
+        return 0;
+    conc_future **pp = &w->head, *prev = NULL;
+    while (*pp != f) {
+        prev = *pp;
+        pp = &(*pp)->job.next;
+    }
+    *pp = f->job.next;
+    if (w->tail == f)
+        w->tail = prev;
+    f->job.next = NULL;
+    f->job.ticket = 0;
+    w->nout--;
+    w->dispatched--;
+    return 1;
 }
 
-/* ---- Completing futures ------------------------------------------------- */
-
-/* Releases what the engine held for a finished job and completes it. */
-static void
-complete(struct pengine *e, conc_future *f, int code, const char *msg)
+/* conc_future_cancel's part in the engine: a job in the backlog is
+ * cancelled there (refill drops it), one in a ring is revoked first. */
+static int
+engine_revoke(conc_future *f)
 {
-    if (f->job.shared) {
-        conc_arena_dealloc(e->arena, f->job.shared);
-        f->job.shared = NULL;
-    }
-    if (f->job.fd >= 0) {
-        close(f->job.fd);
-        f->job.fd = -1;
-    }
-    if (e->ex.on_done)
-        e->ex.on_done(f, code < 0 ? code : 0, code < 0 && msg ? msg : "");
-    conc__future_finish(f, code, msg);
-    conc_future_free(f);
-}
-
-/* Fails every job of a list with `code`. */
-static void
-fail_list(struct pengine *e, conc_future *f, int code, const char *msg)
-{
-    while (f) {
-        conc_future *next = f->job.next;
-        f->job.next = NULL;
-        complete(e, f, code, msg);
-        f = next;
-    }
-}
-
-/* Takes the head of w's outstanding list (lock held inside). */
-static conc_future *
-pop_outstanding(struct pengine *e, struct worker *w)
-{
+    struct pengine *e = f->job.engine;
     lock(e);
-    conc_future *f = w->head;
-    if (f) {
-        w->head = f->job.next;
-        if (!w->head)
-            w->tail = NULL;
-        f->job.next = NULL;
-        w->nout--;
+    int in_ring = f->job.ticket != 0;
+    if (in_ring && !conc__pe_revoke_locked(e, f)) {
+        unlock(e);
+        return -1; /* its worker has claimed it */
+    }
+    int cancelled;
+    struct conc__callback *cbs = conc__future_cancel_begin(f, &cancelled);
+    unlock(e);
+    if (in_ring) { /* the engine's reference is ours to drop */
+        conc__pe_release(e, f);
+        if (e->ex.on_done)
+            e->ex.on_done(f, CONC_ECANCELED, "cancelled");
+    }
+    conc__future_complete_end(f, cbs);
+    if (in_ring)
+        conc_future_free(f);
+    return cancelled ? 1 : -1;
+}
+
+/* Marks `f` running if its worker has claimed it, so that a task that
+ * has visibly started reads as running. */
+static void
+engine_sync(conc_future *f)
+{
+    struct pengine *e = f->job.engine;
+    lock(e);
+    if (f->job.ticket) {
+        struct worker *w = &e->w[(size_t)(f->job.ticket >> 48) - 1];
+        uint64_t ws = f->job.ticket & (((uint64_t)1 << 48) - 1);
+        if (atomic_load(conc__claim_of(w, ws)) ==
+            conc__claim_word(ws, CONC__CLAIM_TAKEN))
+            conc_future_set_running(f);
     }
     unlock(e);
-    return f;
-}
-
-/* Marks the engine broken by a failed initializer. */
-static void
-break_engine(struct pengine *e, int code, const char *msg, size_t mlen)
-{
-    lock(e);
-    if (!e->broken) {
-        e->broken = 1;
-        snprintf(e->broken_msg, sizeof e->broken_msg,
-                 "a worker's initializer failed (%s: %.*s): the pool is broken",
-                 conc_err_name(code), (int)mlen, msg);
-    }
-    conc_future *bl = e->bl_head;
-    e->bl_head = e->bl_tail = NULL;
-    e->backlog = 0;
-    unlock(e);
-    fail_list(e, bl, CONC_EBROKEN, e->broken_msg);
-    signal_room(e);
-}
-
-/* Adapts the queue depth to the running average task time. */
-static void
-learn(struct pengine *e, uint64_t run_ns)
-{
-    e->avg_ns =
-        e->avg_ns ? (7 * e->avg_ns + (int64_t)run_ns) / 8 : (int64_t)run_ns;
-    size_t d = e->avg_ns ? (size_t)(200000 / (e->avg_ns + 1)) : DEPTH_MAX;
-    d = d < DEPTH_MIN ? DEPTH_MIN : d > DEPTH_MAX ? DEPTH_MAX : d;
-    lock(e);
-    e->depth = d;
-    unlock(e);
-}
-
-/* Handles one result frame of w. */
-static void
-take_frame(struct pengine *e, struct worker *w, int64_t len)
-{
-    struct conc__res_hdr h;
-    struct conc__ring *r = &w->sh->res;
-    conc__ring_read(r, 0, &h, sizeof h);
-    size_t off = sizeof h;
-    if (h.flags & CONC__RES_INIT) {
-        char msg[1024];
-        size_t m = h.msglen < sizeof msg ? h.msglen : sizeof msg;
-        conc__ring_read(r, off, msg, m);
-        conc__ring_pop(r);
-        break_engine(e, h.code, msg, m);
-        return;
-    }
-    conc_future *f = w->partial;
-    if (!(h.flags & CONC__RES_CONT)) {
-        f = pop_outstanding(e, w);
-        CONC__ASSERT(f && f->job.seq == h.seq);
-        learn(e, h.run_ns);
-    }
-    char msg[1025] = "";
-    if (h.msglen) {
-        size_t m = h.msglen < 1024 ? h.msglen : 1024;
-        conc__ring_read(r, off, msg, m);
-        msg[m] = 0;
-        off += h.msglen;
-    }
-    size_t piece = (size_t)len - off;
-    if (!(h.flags & CONC__RES_CONT)) {
-        f->code = h.code;
-        w->partial_total = h.total;
-        w->partial_got = 0;
-        w->partial_nomem = 0;
-        w->partial_msg[0] = 0;
-        if (h.msglen)
-            memcpy(w->partial_msg, msg, sizeof msg);
-    }
-    if (!w->partial_nomem && piece) {
-        if (conc_buf_reserve(&f->result, piece) == 0) {
-            conc__ring_read(r, off, f->result.data + f->result.len, piece);
-            f->result.len += piece;
-        } else {
-            w->partial_nomem = 1;
-        }
-    }
-    w->partial_got += piece;
-    conc__ring_pop(r);
-    if (w->partial_got < w->partial_total) {
-        w->partial = f;
-        return;
-    }
-    w->partial = NULL;
-    int code = w->partial_nomem ? CONC_ENOMEM : f->code;
-    complete(e, f, code, code < 0 ? w->partial_msg : NULL);
-}
-
-/* Reads every result w has written. Returns how many frames. */
-static size_t
-drain(struct pengine *e, struct worker *w)
-{
-    size_t n = 0;
-    int64_t len;
-    while ((len = conc__ring_peek(&w->sh->res)) >= 0) {
-        take_frame(e, w, len);
-        n++;
-    }
-    return n;
 }
 
 /* ---- Workers' lives ----------------------------------------------------- */
@@ -380,33 +278,24 @@ pidfd_open(int pid)
     return (int)syscall(SYS_pidfd_open, pid, 0);
 }
 
-/* Starts worker i (lock not held: fork may take a while). */
+/* Forks the worker for slot i into `w` (a private copy). */
 static int
-start_worker(struct pengine *e, size_t i)
+fork_worker(struct pengine *e, size_t i, struct worker *w)
 {
-    struct worker *w = &e->w[i];
-    memset(w, 0, sizeof *w);
-    w->pidfd = w->sock = -1;
-    int sv[2] = {-1, -1};
-    w->sh = mmap(NULL, sizeof *w->sh, PROT_READ | PROT_WRITE,
-                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (w->sh == MAP_FAILED) {
-        w->sh = NULL;
-        return CONC_ENOMEM;
-    }
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-        goto fail_errno;
     struct conc__worker_arg a = {
         .sh = w->sh,
         .parent_sleeping = e->parent_sleeping,
         .wake_fd = e->wake_fd,
-        .sock = sv[1],
         .arena = e->arena,
         .initializer = e->ex.opts.initializer,
         .initarg = e->ex.initarg,
         .initarg_len = e->ex.opts.initarg_len,
         .max_tasks = e->ex.opts.max_tasks_per_child,
     };
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return -errno;
+    a.sock = sv[1];
     char name[64];
     snprintf(name, sizeof name, "PoolWorker-%zu", i + 1);
     conc_process_opts po = {
@@ -417,36 +306,45 @@ start_worker(struct pengine *e, size_t i)
     close(sv[1]);
     w->sock = sv[0];
     if (r < 0)
-        goto fail;
+        return r;
     w->pid = conc_process_pid(w->proc);
     w->pidfd = pidfd_open(w->pid);
     if (w->pidfd < 0) {
         r = -errno;
         conc_process_kill(w->proc);
         conc_process_join(w->proc, CONC_FOREVER);
-        goto fail;
+        return r;
     }
-    lock(e);
-    w->alive = 1;
-    unlock(e);
     return 0;
-fail_errno:
-    r = -errno;
-fail:
-    conc_process_free(w->proc);
-    w->proc = NULL;
-    if (w->sock >= 0)
-        close(w->sock);
-    w->sock = -1;
-    munmap(w->sh, sizeof *w->sh);
-    w->sh = NULL;
-    return r;
 }
 
-/* Reaps a worker that has ended and releases its resources. Returns its
- * exit code (minus a signal number). */
-static int
-reap_worker(struct worker *w)
+int
+conc__pe_start_worker(struct pengine *e, size_t i)
+{
+    /* Built aside, then published under the lock: dispatch reads the slot
+     * under the lock meanwhile. */
+    struct worker w = {.pidfd = -1, .sock = -1};
+    w.sh = mmap(NULL, sizeof *w.sh, PROT_READ | PROT_WRITE,
+                MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (w.sh == MAP_FAILED)
+        return CONC_ENOMEM;
+    int r = fork_worker(e, i, &w);
+    if (r < 0) {
+        conc_process_free(w.proc);
+        if (w.sock >= 0)
+            close(w.sock);
+        munmap(w.sh, sizeof *w.sh);
+        return r;
+    }
+    w.alive = 1;
+    lock(e);
+    e->w[i] = w;
+    unlock(e);
+    return 0;
+}
+
+int
+conc__pe_reap_worker(struct worker *w)
 {
     int code = 0;
     conc_process_join(w->proc, CONC_FOREVER);
@@ -459,255 +357,6 @@ reap_worker(struct worker *w)
     w->sh = NULL;
     w->pidfd = w->sock = -1;
     return code;
-}
-
-/* Handles the end of worker i: its written results first, then its
- * outstanding tasks, then a replacement. */
-static void
-worker_ended(struct pengine *e, size_t i)
-{
-    struct worker *w = &e->w[i];
-    drain(e, w);
-    uint64_t started = atomic_load(&w->sh->started);
-    if (w->partial) { /* died half-way through a result */
-        started = w->partial->job.seq;
-        push_back(&w->head, &w->tail, w->partial); /* failed below */
-    }
-    int pid = w->pid;
-    uint64_t killed = w->killed_seq;
-    lock(e);
-    w->alive = 0;
-    conc_future *f = w->head;
-    w->head = w->tail = NULL;
-    w->nout = 0;
-    unlock(e);
-    int code = reap_worker(w);
-    char msg[160];
-    if (code < 0)
-        snprintf(msg, sizeof msg, "worker pid %d died: signal %d (%s)", pid,
-                 -code, strsignal(-code));
-    else
-        snprintf(msg, sizeof msg, "worker pid %d exited with status %d", pid,
-                 code);
-    conc_future *requeue = NULL, *rq_tail = NULL;
-    while (f) {
-        conc_future *next = f->job.next;
-        if (f->job.seq == started && started == killed && killed)
-            complete(e, f, CONC_ETIMEDOUT,
-                     "the task ran past its time limit "
-                     "and its worker was killed");
-        else if (f->job.seq == started)
-            complete(e, f, CONC_EBROKEN, msg);
-        else
-            push_back(&requeue, &rq_tail, f);
-        f = next;
-    }
-    lock(e);
-    if (rq_tail) {
-        for (conc_future *q = requeue; q; q = q->job.next)
-            e->backlog++; /* counted before the old backlog is appended */
-        rq_tail->job.next = e->bl_head;
-        e->bl_head = requeue;
-        if (!e->bl_tail)
-            e->bl_tail = rq_tail;
-    }
-    int replace = !e->terminating && !e->broken;
-    unlock(e);
-    if (replace && start_worker(e, i) < 0) {
-        /* No replacement now: the next death check retries. */
-    }
-}
-
-/* Kills workers whose task ran past the time limit. */
-static void
-enforce_limits(struct pengine *e, int64_t now)
-{
-    int64_t limit = (int64_t)(e->ex.opts.task_timeout * 1e9);
-    for (size_t i = 0; i < e->ex.workers; i++) {
-        struct worker *w = &e->w[i];
-        if (!w->alive || w->killed_seq)
-            continue;
-        uint64_t s = atomic_load(&w->sh->started);
-        if (s && now - atomic_load(&w->sh->started_ns) > limit &&
-            atomic_load(&w->sh->started) == s) {
-            w->killed_seq = s;
-            kill(w->pid, SIGKILL);
-        }
-    }
-}
-
-/* ---- The result thread -------------------------------------------------- */
-
-/* Whether any worker has results waiting. */
-static int
-any_results(struct pengine *e)
-{
-    for (size_t i = 0; i < e->ex.workers; i++)
-        if (e->w[i].alive && conc__ring_peek(&e->w[i].sh->res) >= 0)
-            return 1;
-    return 0;
-}
-
-/* Sleeps until a worker writes, a worker ends, or `timeout_ms` passes;
- * marks the ended workers in `ended`. */
-static void
-sleep_poll(struct pengine *e, int timeout_ms, unsigned char *ended)
-{
-    struct pollfd pf[4097];
-    size_t n = 0, idx[4096];
-    pf[n++] = (struct pollfd){.fd = e->wake_fd, .events = POLLIN};
-    for (size_t i = 0; i < e->ex.workers; i++)
-        if (e->w[i].alive) {
-            idx[n - 1] = i;
-            pf[n++] = (struct pollfd){.fd = e->w[i].pidfd, .events = POLLIN};
-        }
-    if (timeout_ms) {
-        atomic_store_explicit(e->parent_sleeping, 1, memory_order_seq_cst);
-        if (any_results(e))
-            timeout_ms = 0;
-    }
-    int r = poll(pf, n, timeout_ms);
-    atomic_store_explicit(e->parent_sleeping, 0, memory_order_relaxed);
-    if (r <= 0)
-        return;
-    if (pf[0].revents) {
-        uint64_t v;
-        ssize_t k = read(e->wake_fd, &v, sizeof v);
-        CONC__UNUSED(k);
-    }
-    for (size_t j = 1; j < n; j++)
-        if (pf[j].revents)
-            ended[idx[j - 1]] = 1;
-}
-
-/* Whether the result thread may leave: shut down and nothing left. */
-static int
-finished_locked(struct pengine *e)
-{
-    if (e->terminating)
-        return 1;
-    if (!e->stopping || e->backlog)
-        return 0;
-    for (size_t i = 0; i < e->ex.workers; i++)
-        if (e->w[i].nout)
-            return 0;
-    return 1;
-}
-
-/* How long the thread may sleep, in ms: until the nearest time limit. */
-static int
-sleep_ms(struct pengine *e)
-{
-    if (e->ex.opts.task_timeout <= 0)
-        return -1;
-    int ms = (int)(e->ex.opts.task_timeout * 1000 / 4);
-    return ms < 1 ? 1 : ms > 1000 ? 1000 : ms;
-}
-
-/* One round: results, deaths, limits, refill. Returns 1 if it did work. */
-static int
-round_once(struct pengine *e, unsigned char *ended)
-{
-    size_t got = 0;
-    for (size_t i = 0; i < e->ex.workers; i++)
-        if (e->w[i].alive)
-            got += drain(e, &e->w[i]);
-    for (size_t i = 0; i < e->ex.workers; i++) {
-        if (ended[i]) {
-            ended[i] = 0;
-            worker_ended(e, i);
-            got++;
-        } else if (!e->w[i].alive && !e->terminating && !e->broken &&
-                   !e->w[i].proc) {
-            if (start_worker(e, i) == 0)
-                got++;
-        }
-    }
-    if (e->ex.opts.task_timeout > 0)
-        enforce_limits(e, conc__now_ns());
-    lock(e);
-    size_t moved = refill_locked(e);
-    unlock(e);
-    if (moved)
-        signal_room(e);
-    return got || moved;
-}
-
-/* Tells every live worker to leave, and reaps them all. */
-static void
-stop_workers(struct pengine *e, int kill_them)
-{
-    for (size_t i = 0; i < e->ex.workers; i++) {
-        struct worker *w = &e->w[i];
-        if (!w->proc)
-            continue;
-        if (kill_them) {
-            conc_process_kill(w->proc);
-        } else {
-            struct conc__task_hdr h = {.flags = CONC__TASK_EXIT};
-            const void *p[1] = {&h};
-            size_t l[1] = {sizeof h};
-            if (!conc__ring_put_wait(&w->sh->task, p, l, 1,
-                                     conc__now_ns() + 1000000000))
-                conc_process_kill(w->proc);
-        }
-    }
-    for (size_t i = 0; i < e->ex.workers; i++) {
-        struct worker *w = &e->w[i];
-        if (!w->proc)
-            continue;
-        drain(e, w);
-        lock(e);
-        w->alive = 0;
-        conc_future *f = w->head;
-        w->head = w->tail = NULL;
-        w->nout = 0;
-        unlock(e);
-        fail_list(e, f, CONC_ECLOSED, "the pool was terminated");
-        reap_worker(w);
-    }
-}
-
-static int
-result_main(void *arg)
-{
-    struct pengine *e = arg;
-    conc__executor_set_current(&e->ex); /* callbacks may not join the pool */
-    unsigned char *ended = conc__calloc(e->ex.workers, 1);
-    CONC__ASSERT(ended);
-    int idle_rounds = 0;
-    for (;;) {
-        int worked = round_once(e, ended);
-        lock(e);
-        int done = finished_locked(e);
-        unlock(e);
-        if (done)
-            break;
-        if (worked) {
-            idle_rounds = 0;
-            continue;
-        }
-        /* Spin briefly (results of tiny tasks come in microseconds), then
-         * sleep; a poll with no wait also notices ended workers. */
-        if (++idle_rounds < 64) {
-            for (int i = 0; i < 64; i++)
-                conc__cpu_relax();
-            if (idle_rounds % 16 == 0)
-                sleep_poll(e, 0, ended);
-            continue;
-        }
-        sleep_poll(e, sleep_ms(e), ended);
-    }
-    lock(e);
-    int killing = e->terminating;
-    conc_future *bl = e->bl_head;
-    e->bl_head = e->bl_tail = NULL;
-    e->backlog = 0;
-    unlock(e);
-    fail_list(e, bl, CONC_ECLOSED, "the pool was terminated");
-    stop_workers(e, killing);
-    conc__free(ended);
-    return 0;
 }
 
 /* ---- The engine's operations -------------------------------------------- */
@@ -775,31 +424,63 @@ engine_submit(struct conc_executor *ex, conc_future *f)
     int r = share_arg(e, f);
     if (r < 0)
         return r;
+    f->job.revoke = engine_revoke;
+    f->job.sync = engine_sync;
+    f->job.engine = e;
     lock(e);
     r = refuse_locked(e);
-    if (r < 0) {
-        unlock(e);
+    if (r < 0)
         goto undo;
-    }
     f->job.seq = ++e->seq;
     if (!e->bl_head && dispatch_locked(e, f) == 1) {
         unlock(e);
         return 0;
     }
-    if (ex->opts.max_pending && ((r = wait_room_locked(e, deadline)) < 0 ||
-                                 (r = refuse_locked(e)) < 0)) {
-        unlock(e);
+    if (ex->opts.max_pending &&
+        ((r = wait_room_locked(e, deadline)) < 0 || (r = refuse_locked(e)) < 0))
         goto undo;
+    if (!e->bl_head && dispatch_locked(e, f) == 1) {
+        unlock(e);
+        return 0;
     }
-    push_back(&e->bl_head, &e->bl_tail, f);
+    conc__pe_push_back(&e->bl_head, &e->bl_tail, f);
     e->backlog++;
     unlock(e);
+    /* The result thread refills the rings; if it went to sleep after its
+     * last look at the backlog, it needs a nudge (it looks again after
+     * announcing its sleep, so one of the two sees the other). */
+    if (atomic_load_explicit(e->parent_sleeping, memory_order_seq_cst))
+        conc__pe_wake_thread(e);
     return 0;
 undo:
+    unlock(e);
     if (f->job.shared)
         conc_arena_dealloc(e->arena, f->job.shared);
     f->job.shared = NULL;
     return r;
+}
+
+/* Takes every job that has not started out of the backlog and the rings
+ * (lock held), as a list. */
+static conc_future *
+take_unstarted_locked(struct pengine *e)
+{
+    conc_future *gone = e->bl_head, *tail = e->bl_tail;
+    e->bl_head = e->bl_tail = NULL;
+    e->backlog = 0;
+    for (size_t i = 0; i < e->ex.workers; i++) {
+        struct worker *w = &e->w[i];
+        if (!w->alive)
+            continue;
+        conc_future *f = w->head;
+        while (f) {
+            conc_future *next = f->job.next;
+            if (conc__pe_revoke_locked(e, f))
+                conc__pe_push_back(&gone, &tail, f);
+            f = next;
+        }
+    }
+    return gone;
 }
 
 static int
@@ -811,41 +492,19 @@ engine_shutdown(struct conc_executor *ex, int wait, int cancel)
                                        "own callback would wait for itself");
     lock(e);
     e->stopping = 1;
-    conc_future *keep = NULL, *keep_tail = NULL, *gone = NULL;
-    if (cancel) {
-        conc_future *f = e->bl_head;
-        e->bl_head = e->bl_tail = NULL;
-        e->backlog = 0;
-        while (f) {
-            conc_future *next = f->job.next;
-            if (conc__future_cancel_pending(f)) {
-                f->job.next = gone;
-                gone = f;
-            } else {
-                push_back(&keep, &keep_tail, f);
-                e->backlog++;
-            }
-            f = next;
-        }
-        e->bl_head = keep;
-        e->bl_tail = keep_tail;
-    }
+    conc_future *gone = cancel ? take_unstarted_locked(e) : NULL;
     unlock(e);
+    /* Out of every list: no one but a cancel can touch them now. */
     while (gone) {
         conc_future *next = gone->job.next;
-        if (gone->job.shared)
-            conc_arena_dealloc(e->arena, gone->job.shared);
-        if (gone->job.fd >= 0)
-            close(gone->job.fd);
-        if (ex->on_done)
-            ex->on_done(gone, CONC_ECANCELED, "cancelled");
-        conc_future_free(gone);
+        gone->job.next = NULL;
+        conc__future_cancel_pending(gone);
+        drop_cancelled(e, gone);
         gone = next;
     }
-    signal_room(e);
     atomic_fetch_add(&e->room, 1);
     conc__futex_wake(&e->room, INT32_MAX, 0);
-    wake_thread(e);
+    conc__pe_wake_thread(e);
     if (wait && e->thread)
         conc_thread_join(e->thread, CONC_FOREVER, NULL);
     return 0;
@@ -859,7 +518,7 @@ engine_terminate(struct conc_executor *ex)
     e->stopping = 1;
     e->terminating = 1;
     unlock(e);
-    wake_thread(e);
+    conc__pe_wake_thread(e);
     return 0;
 }
 
@@ -885,7 +544,7 @@ engine_destroy(struct conc_executor *ex)
     conc_thread_free(e->thread);
     for (size_t i = 0; e->w && i < ex->workers; i++)
         if (e->w[i].proc)
-            reap_worker(&e->w[i]);
+            conc__pe_reap_worker(&e->w[i]);
     conc__free(e->w);
     if (e->arena)
         conc_arena_free(e->arena);
@@ -940,15 +599,15 @@ conc__process_engine_new(const conc_executor_opts *opts,
     }
     e->ex.ops = &process_ops;
     e->ex.on_done = on_done;
-    e->depth = DEPTH_MIN;
+    e->depth = CONC__DEPTH_MIN;
     if ((r = engine_setup(e)) < 0)
         goto fail;
     for (size_t i = 0; i < e->ex.workers; i++)
-        if ((r = start_worker(e, i)) < 0)
+        if ((r = conc__pe_start_worker(e, i)) < 0)
             goto fail;
     conc_thread_opts to = {.name = "PoolResultHandler",
                            .daemon = CONC_DAEMON_YES};
-    if ((r = conc_thread_start(result_main, e, &to, &e->thread)) < 0)
+    if ((r = conc_thread_start(conc__pe_result_main, e, &to, &e->thread)) < 0)
         goto fail;
     *out = &e->ex;
     return 0;

@@ -4,6 +4,7 @@
 #define CONC_EXECUTOR_PROCS_INTERNAL_H
 
 #include "conc/arena.h"
+#include "conc/process.h"
 #include "executor/executor_internal.h"
 #include "executor/ring.h"
 
@@ -14,7 +15,8 @@
 
 struct conc__task_hdr {
     uint64_t seq;
-    uint64_t fn; /* the task function's address (the same after fork) */
+    uint64_t wseq; /* its number among the worker's tasks: its claim word */
+    uint64_t fn;   /* the task function's address (the same after fork) */
     uint64_t len;
     uint64_t arena_off; /* offset of the argument in the arena */
     uint32_t flags;
@@ -36,12 +38,25 @@ struct conc__res_hdr {
     uint64_t run_ns; /* how long the task ran */
 };
 
+/* A task in a worker's ring is claimed before it runs: the worker and the
+ * parent race for its claim word with a compare-and-swap, the worker to
+ * run it (TAKEN), the parent to take it back (REVOKED) for a cancel or to
+ * hand it to an idle worker. A claim word holds wseq << 2 | state, so a
+ * stale compare-and-swap on a reused word fails. A worker has at most
+ * CONC__SLOTS task frames in its ring, so that the words never collide. */
+#define CONC__SLOTS         256u
+#define CONC__CLAIM_QUEUED  0u
+#define CONC__CLAIM_TAKEN   1u
+#define CONC__CLAIM_REVOKED 2u
+
 /* One worker's shared region, mapped before it is forked. */
 struct conc__wshared {
     struct conc__ring task;     /* parent -> worker */
     struct conc__ring res;      /* worker -> parent */
     _Atomic uint64_t started;   /* seq of the running task, 0 for none */
     _Atomic int64_t started_ns; /* when it started (monotonic) */
+    _Atomic uint64_t popped;    /* task frames the worker has consumed */
+    _Atomic uint64_t claim[CONC__SLOTS];
 };
 
 /* What a worker process is started with (its argument bytes). */
@@ -59,5 +74,102 @@ struct conc__worker_arg {
 
 /* The worker process's main function. */
 int conc__worker_main(const void *arg, size_t len);
+
+/* ---- The parent's side (procs.c, procs_results.c) ----------------------- */
+
+#define CONC__DEPTH_MIN 1   /* tasks in a worker's ring: for long tasks */
+#define CONC__DEPTH_MAX 128 /* for tiny ones */
+
+struct worker {
+    struct conc__wshared *sh;
+    conc_process *proc;
+    int pid, pidfd, sock;
+    /* Guarded by the engine lock: */
+    conc_future *head, *tail; /* in its ring, in dispatch order */
+    size_t nout;
+    size_t dispatched; /* tasks it will run (max_tasks_per_child) */
+    uint64_t wseq;     /* the last task number sent to it */
+    int alive;         /* 0 once its death is handled */
+    /* The result thread's own: */
+    uint64_t killed_seq;  /* the task it was killed for, or 0 */
+    conc_future *partial; /* a result arriving in several frames */
+    uint64_t partial_total, partial_got;
+    int partial_nomem;
+    char partial_msg[1025];
+};
+
+struct pengine {
+    struct conc_executor ex;
+    conc__lockword lock; /* guards the workers' lists, backlog, flags */
+    struct worker *w;
+    conc_future *bl_head, *bl_tail;
+    size_t backlog;
+    uint64_t seq;
+    size_t depth;
+    int stopping, terminating, broken;
+    char broken_msg[256];
+    conc_arena *arena;
+    _Atomic uint32_t *parent_sleeping; /* in a shared page */
+    int wake_fd;
+    conc_thread *thread;
+    _Atomic uint32_t room, room_sleepers;
+    int64_t avg_ns; /* running average task time (result thread) */
+};
+
+static inline void
+conc__pe_lock(struct pengine *e)
+{
+    conc__lockword_acquire(&e->lock, CONC__FOREVER, 0);
+}
+
+static inline void
+conc__pe_unlock(struct pengine *e)
+{
+    conc__lockword_release(&e->lock, 0);
+}
+
+/* A claim word's value. */
+static inline uint64_t
+conc__claim_word(uint64_t wseq, uint64_t state)
+{
+    return wseq << 2 | state;
+}
+
+/* The claim word of w's task `wseq`. */
+static inline _Atomic uint64_t *
+conc__claim_of(struct worker *w, uint64_t wseq)
+{
+    return &w->sh->claim[wseq % CONC__SLOTS];
+}
+
+/* Appends `f` to a list linked by job.next. */
+void conc__pe_push_back(conc_future **head, conc_future **tail, conc_future *f);
+
+/* Moves backlog into the rings (lock held). Returns how many moved. */
+size_t conc__pe_refill_locked(struct pengine *e);
+
+/* Takes `f`, in a worker's ring, out of that worker's list if the worker
+ * has not claimed it (lock held). Returns 1 if revoked, 0 if claimed. */
+int conc__pe_revoke_locked(struct pengine *e, conc_future *f);
+
+/* Releases what the engine holds for a job: its shared argument and its
+ * descriptor. */
+void conc__pe_release(struct pengine *e, conc_future *f);
+
+/* Wakes threads waiting for room in a bounded backlog. */
+void conc__pe_signal_room(struct pengine *e);
+
+/* Wakes the result thread. */
+void conc__pe_wake_thread(struct pengine *e);
+
+/* Starts worker i (lock not held). Returns 0 or an error. */
+int conc__pe_start_worker(struct pengine *e, size_t i);
+
+/* Reaps a worker that has ended and unmaps its region. Returns its exit
+ * code (minus a signal number). */
+int conc__pe_reap_worker(struct worker *w);
+
+/* The result thread. */
+int conc__pe_result_main(void *arg);
 
 #endif

@@ -14,7 +14,6 @@
 #include "unix/futex.h"
 
 #define SPIN_NS 20000 /* how long an idle worker watches before sleeping */
-#define BATCH   32    /* the most jobs a worker takes at once */
 
 struct engine {
     struct conc_executor ex;
@@ -49,25 +48,20 @@ unlock(struct engine *e)
 
 /* ---- Workers ------------------------------------------------------------ */
 
-/* Takes the worker's share of the pending jobs (lock held): one, or up to
- * BATCH when many wait, so that tiny tasks pay for the lock once per batch
- * rather than once each. Returns a list linked by job.next, or NULL. */
+/* Takes the oldest pending job (lock held), or NULL. One at a time: a
+ * job a worker held back while it runs another would wait behind a long
+ * task while other workers idle, and would escape shutdown's cancel. */
 static conc_future *
 pop_locked(struct engine *e)
 {
     conc_future *f = e->head;
     if (!f)
         return NULL;
-    size_t n = e->pending / (e->nthreads ? e->nthreads : 1);
-    n = n < 1 ? 1 : n > BATCH ? BATCH : n;
-    conc_future *last = f;
-    for (size_t i = 1; i < n; i++)
-        last = last->job.next;
-    e->head = last->job.next;
+    e->head = f->job.next;
     if (!e->head)
         e->tail = NULL;
-    last->job.next = NULL;
-    e->pending -= n;
+    f->job.next = NULL;
+    e->pending--;
     return f;
 }
 
@@ -81,7 +75,7 @@ signal_room(struct engine *e)
         conc__futex_wake(&e->room, INT32_MAX, 0);
 }
 
-/* Waits for work: returns the next jobs, or NULL when the worker should
+/* Waits for work: returns the next job, or NULL when the worker should
  * leave (shutdown with an empty queue). */
 static conc_future *
 next_job(struct engine *e)
@@ -170,13 +164,8 @@ worker_main(void *arg)
         return 0;
     conc_future *f;
     while ((f = next_job(e)) != NULL) {
-        while (f) {
-            conc_future *next = f->job.next;
-            f->job.next = NULL;
-            conc__run_job(f);
-            conc_future_free(f);
-            f = next;
-        }
+        conc__run_job(f);
+        conc_future_free(f);
     }
     return 0;
 }

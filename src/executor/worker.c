@@ -1,7 +1,8 @@
 /* A process pool's worker: reads tasks from its ring, runs them, writes
- * the results back (procs_internal.h). It marks the task it runs in
- * `started` before touching it, so that if it dies the parent knows which
- * task to fail and which to hand to another worker. */
+ * the results back (procs_internal.h). It claims each task before it
+ * runs it, so that if it dies the parent knows which task to fail and
+ * which to hand to another worker, and skips the tasks the parent took
+ * back. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdio_ext.h>
@@ -86,14 +87,50 @@ recv_fd(int sock)
     return fd;
 }
 
-/* Runs one task whose header is at the head of the ring. */
-static void
-run_one(const struct conc__worker_arg *w, const struct conc__task_hdr *h,
-        conc_buf *arg, conc_buf *out)
+/* Claims the task whose header is at the head of the ring, or finds that
+ * the parent revoked it. `started` is set first, for the time limit. */
+static int
+claim(const struct conc__worker_arg *w, const struct conc__task_hdr *h)
 {
     atomic_store_explicit(&w->sh->started_ns, conc__now_ns(),
                           memory_order_relaxed);
     atomic_store_explicit(&w->sh->started, h->seq, memory_order_seq_cst);
+    uint64_t want = h->wseq << 2 | CONC__CLAIM_QUEUED;
+    if (atomic_compare_exchange_strong(&w->sh->claim[h->wseq % CONC__SLOTS],
+                                       &want,
+                                       h->wseq << 2 | CONC__CLAIM_TAKEN)) {
+        wake_parent(w); /* to mark it running */
+        return 1;
+    }
+    atomic_store_explicit(&w->sh->started, 0, memory_order_relaxed);
+    return 0;
+}
+
+/* Drops the head task frame. */
+static void
+consume(const struct conc__worker_arg *w)
+{
+    conc__ring_pop(&w->sh->task);
+    atomic_fetch_add_explicit(&w->sh->popped, 1, memory_order_release);
+}
+
+/* Skips a revoked task: its descriptor, sent in order, still comes. */
+static void
+skip_one(const struct conc__worker_arg *w, const struct conc__task_hdr *h)
+{
+    if (h->flags & CONC__TASK_FD) {
+        int fd = recv_fd(w->sock);
+        if (fd >= 0)
+            close(fd);
+    }
+    consume(w);
+}
+
+/* Runs one claimed task whose header is at the head of the ring. */
+static void
+run_one(const struct conc__worker_arg *w, const struct conc__task_hdr *h,
+        conc_buf *arg, conc_buf *out)
+{
     arg->len = 0;
     const void *a = NULL;
     if (h->flags & CONC__TASK_ARENA) {
@@ -106,7 +143,7 @@ run_one(const struct conc__worker_arg *w, const struct conc__task_hdr *h,
     struct conc__task_ctx ctx = {.fd = -1};
     if (h->flags & CONC__TASK_FD)
         ctx.fd = recv_fd(w->sock);
-    conc__ring_pop(&w->sh->task);
+    consume(w);
     conc_task_fn fn = (conc_task_fn)(uintptr_t)h->fn;
     out->len = 0;
     conc_clear_failure();
@@ -142,13 +179,18 @@ conc__worker_main(const void *argp, size_t len)
             return 0;
         }
     }
-    for (size_t done = 0; !w.max_tasks || done < w.max_tasks; done++) {
+    for (size_t done = 0; !w.max_tasks || done < w.max_tasks;) {
         conc__ring_wait(&w.sh->task, CONC__FOREVER, SPIN_NS);
         struct conc__task_hdr h;
         conc__ring_read(&w.sh->task, 0, &h, sizeof h);
         if (h.flags & CONC__TASK_EXIT)
             break;
+        if (!claim(&w, &h)) {
+            skip_one(&w, &h);
+            continue;
+        }
         run_one(&w, &h, &arg, &out);
+        done++;
     }
     conc_buf_free(&arg);
     conc_buf_free(&out);

@@ -117,8 +117,8 @@ run_callback(conc_future *f, struct conc__callback *c)
     int r = c->fn(f, c->arg);
     if (r < 0) {
         const char *m = conc_failure_message();
-        fprintf(stderr, "exception calling callback for future %p: %s%s%s\n",
-                (void *)f, conc_err_name(r), *m ? ": " : "", m);
+        fprintf(stderr, "exception calling callback for future: %s%s%s\n",
+                conc_err_name(r), *m ? ": " : "", m);
     }
 }
 
@@ -203,20 +203,39 @@ conc_future_set_running(conc_future *f)
     return s == CONC_FUTURE_CANCELLED ? 0 : CONC_ESTATE;
 }
 
-int
-conc__future_cancel_pending(conc_future *f)
+struct conc__callback *
+conc__future_cancel_begin(conc_future *f, int *cancelled)
 {
     lock(f);
-    uint32_t s = atomic_load_explicit(&f->state, memory_order_relaxed);
-    if (s != CONC_FUTURE_PENDING) {
+    /* A compare-and-swap, not a store: set_running takes PENDING without
+     * the lock, and exactly one of the two may win. */
+    uint32_t s = CONC_FUTURE_PENDING;
+    if (!atomic_compare_exchange_strong(&f->state, &s, CONC_FUTURE_CANCELLED)) {
         unlock(f);
-        return s == CONC_FUTURE_CANCELLED;
+        *cancelled = s == CONC_FUTURE_CANCELLED;
+        return NULL;
     }
     f->code = CONC_ECANCELED;
     struct conc__callback *cbs = complete_locked(f, CONC_FUTURE_CANCELLED);
     unlock(f);
+    *cancelled = 1;
+    return cbs;
+}
+
+void
+conc__future_complete_end(conc_future *f, struct conc__callback *cbs)
+{
     after_complete(f, cbs);
-    return 1;
+}
+
+int
+conc__future_cancel_pending(conc_future *f)
+{
+    int cancelled;
+    struct conc__callback *cbs = conc__future_cancel_begin(f, &cancelled);
+    if (cancelled)
+        after_complete(f, cbs);
+    return cancelled;
 }
 
 int
@@ -240,6 +259,13 @@ conc_future_cancel(conc_future *f)
 {
     if (!f)
         return CONC_EINVAL;
+    if (conc_future_done(f))
+        return 0; /* and its engine may be gone */
+    if (f->job.revoke) {
+        int r = f->job.revoke(f);
+        if (r)
+            return r > 0;
+    }
     if (conc__future_cancel_pending(f))
         return 1;
     if (atomic_load(&f->state) == CONC_FUTURE_RUNNING)
@@ -252,14 +278,18 @@ conc_future_cancel(conc_future *f)
 conc_future_state
 conc_future_state_of(conc_future *f)
 {
-    return (conc_future_state)atomic_load_explicit(&f->state,
-                                                   memory_order_acquire);
+    uint32_t s = atomic_load_explicit(&f->state, memory_order_acquire);
+    if (s == CONC_FUTURE_PENDING && f->job.sync) {
+        f->job.sync(f); /* a process worker may have started it */
+        s = atomic_load_explicit(&f->state, memory_order_acquire);
+    }
+    return (conc_future_state)s;
 }
 
 int
 conc_future_done(conc_future *f)
 {
-    return f && is_done(conc_future_state_of(f));
+    return f && is_done(conc__future_state_raw(f));
 }
 
 int
@@ -271,13 +301,13 @@ conc_future_running(conc_future *f)
 int
 conc_future_cancelled(conc_future *f)
 {
-    return f && conc_future_state_of(f) == CONC_FUTURE_CANCELLED;
+    return f && conc__future_state_raw(f) == CONC_FUTURE_CANCELLED;
 }
 
 int
 conc__future_failed(conc_future *f)
 {
-    uint32_t s = conc_future_state_of(f);
+    uint32_t s = conc__future_state_raw(f);
     return s == CONC_FUTURE_CANCELLED ||
            (s == CONC_FUTURE_FINISHED && f->code < 0);
 }
@@ -332,8 +362,8 @@ conc_future_exception(conc_future *f, double timeout, int *code)
     int r = wait_done(f, deadline);
     if (r < 0)
         return r;
-    if (conc_future_state_of(f) == CONC_FUTURE_CANCELLED)
-        return CONC_ECANCELED;
+    if (conc__future_state_raw(f) == CONC_FUTURE_CANCELLED)
+        return conc_fail(CONC_ECANCELED, "the future was cancelled");
     *code = f->code;
     return 0;
 }

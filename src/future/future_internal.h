@@ -41,6 +41,15 @@ struct conc__job {
     void *owner;   /* the executor's per-task context */
     uint64_t seq;  /* the executor's sequence number */
     void *shared;  /* the engine's copy of the argument, or NULL */
+    /* The engine's part in conc_future_cancel, or NULL: returns 1 if it
+     * cancelled the future, -1 if the future may no longer be cancelled,
+     * 0 to let the future's own state decide. */
+    int (*revoke)(conc_future *f);
+    /* The engine's part in reading a pending future's state, or NULL:
+     * marks it running if its worker has started it. */
+    void (*sync)(conc_future *f);
+    void *engine;    /* what revoke and sync work on */
+    uint64_t ticket; /* the engine's handle on a dispatched job */
 };
 
 struct conc_future {
@@ -73,6 +82,14 @@ int conc__future_finish(conc_future *f, int code, const char *msg);
  * it is now cancelled. */
 int conc__future_cancel_pending(conc_future *f);
 
+/* The first half of conc__future_cancel_pending, for a caller holding
+ * its own lock: cancels `f` if pending (watches are notified) and returns
+ * the callbacks that conc__future_complete_end must run once that lock is
+ * released. *cancelled says whether `f` is now cancelled. */
+struct conc__callback *conc__future_cancel_begin(conc_future *f,
+                                                 int *cancelled);
+void conc__future_complete_end(conc_future *f, struct conc__callback *cbs);
+
 /* Marks a running future cancelled: its task saw the cancel token and
  * returned CONC_ECANCELED. Returns 0 or CONC_ESTATE. */
 int conc__future_cancel_running(conc_future *f);
@@ -84,6 +101,14 @@ int conc__future_watch(struct conc__watch_link *l);
 /* Unlinks `l` if it is still linked; afterwards its watch is never
  * notified through it. */
 void conc__future_unwatch(struct conc__watch_link *l);
+
+/* The state word as it is, without asking the engine (which
+ * conc_future_state_of does, under the engine's lock). */
+static inline uint32_t
+conc__future_state_raw(conc_future *f)
+{
+    return atomic_load_explicit(&f->state, memory_order_acquire);
+}
 
 /* Whether the future finished with a failure or was cancelled. */
 int conc__future_failed(conc_future *f);

@@ -64,6 +64,7 @@ static struct {
     conc_process *head;     /* guarded by lock */
     _Atomic size_t count;   /* listed children; written under lock */
     _Atomic size_t orphans; /* written under lock; read without */
+    _Atomic int exiting;    /* exit has begun; written under lock */
 } kids;
 
 static void
@@ -185,7 +186,18 @@ conc__children_add(conc_process *p)
     kids.head = p;
     p->listed = 1;
     atomic_fetch_add_explicit(&kids.count, 1, memory_order_relaxed);
+    /* A daemon started by another thread while exit runs (a pool replacing
+     * a worker that exit's SIGTERM ended) gets the signal its elders got:
+     * exit waits for every listed child. */
+    if (p->daemon && atomic_load_explicit(&kids.exiting, memory_order_relaxed))
+        conc__process_signal(p, SIGTERM);
     unlock();
+}
+
+int
+conc__children_exiting(void)
+{
+    return atomic_load_explicit(&kids.exiting, memory_order_relaxed);
 }
 
 /* Unlinks a listed child; the caller drops the list's reference. */
@@ -333,6 +345,9 @@ conc_process_list_free(conc_process **list, size_t count)
 void
 conc__children_exit(void)
 {
+    lock();
+    atomic_store_explicit(&kids.exiting, 1, memory_order_relaxed);
+    unlock();
     if (atomic_load_explicit(&kids.count, memory_order_relaxed)) {
         lock();
         for (conc_process *p = kids.head; p; p = p->next)
@@ -386,6 +401,7 @@ atfork_child(void)
     if (kids.head) {
         kids.head = NULL;
         atomic_store_explicit(&kids.count, 0, memory_order_relaxed);
+        atomic_store_explicit(&kids.exiting, 0, memory_order_relaxed);
         atomic_store_explicit(&kids.orphans, 0, memory_order_relaxed);
     }
     /* Another thread may have been polling the parent at the fork. */

@@ -128,6 +128,9 @@ conc_process_start(conc_process *p)
     if (conc__process_self()->daemon)
         return conc_fail(CONC_EPERM,
                          "daemonic processes are not allowed to have children");
+    if (conc__children_exiting())
+        return conc_fail(CONC_ESTATE, "the program is exiting: no new "
+                                      "process may start");
     conc__children_reap_orphans();
     int rc =
         p->method == CONC_START_FORK ? conc__fork_start(p) : conc__fs_start(p);

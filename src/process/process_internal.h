@@ -142,6 +142,9 @@ void conc__children_reap_orphans(void);
  * returns. */
 void conc__children_exit(void);
 
+/* Whether exit has begun: no new child should start. */
+int conc__children_exiting(void);
+
 /* In a new child: `self` becomes the current process (kept forever, and
  * not written to), and the parent handle names `parent_name` (borrowed: the
  * parent's name, which stays in the child's memory) and `parent_pid`;

@@ -1,0 +1,592 @@
+/* The process engine's result thread: it reads the workers' results and
+ * completes their futures, marks claimed tasks running, refills the rings
+ * from the backlog, hands queued tasks from a stuck worker to an idle one,
+ * enforces task time limits, and replaces workers that die (procs.c has
+ * the design). */
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conc/process.h"
+#include "executor/procs_internal.h"
+
+#define lock   conc__pe_lock
+#define unlock conc__pe_unlock
+
+/* How long a worker's task must have run before the tasks queued behind
+ * it go to an idle worker: at least this, and four average tasks. */
+#define STUCK_NS 1000000
+
+/* ---- Completing futures ------------------------------------------------- */
+
+/* Releases what the engine held for a finished job and completes it. */
+static void
+complete(struct pengine *e, conc_future *f, int code, const char *msg)
+{
+    if (conc__future_state_raw(f) ==
+        CONC_FUTURE_CANCELLED) { /* in the backlog, when it ends */
+        code = CONC_ECANCELED;
+        msg = "cancelled";
+    }
+    conc__pe_release(e, f);
+    if (e->ex.on_done)
+        e->ex.on_done(f, code < 0 ? code : 0, code < 0 && msg ? msg : "");
+    conc__future_finish(f, code, msg);
+    conc_future_free(f);
+}
+
+/* Fails every job of a list with `code`. */
+static void
+fail_list(struct pengine *e, conc_future *f, int code, const char *msg)
+{
+    while (f) {
+        conc_future *next = f->job.next;
+        f->job.next = NULL;
+        complete(e, f, code, msg);
+        f = next;
+    }
+}
+
+/* Whether w has claimed `f` (in its list; lock held). */
+static int
+claimed_locked(struct worker *w, conc_future *f)
+{
+    uint64_t ws = f->job.ticket & (((uint64_t)1 << 48) - 1);
+    return atomic_load_explicit(conc__claim_of(w, ws), memory_order_acquire) ==
+           conc__claim_word(ws, CONC__CLAIM_TAKEN);
+}
+
+/* Takes the head of w's list, whose result is arriving: its worker
+ * claimed it, so it is running from now on for a cancel too. */
+static conc_future *
+pop_outstanding(struct pengine *e, struct worker *w)
+{
+    lock(e);
+    conc_future *f = w->head;
+    if (f) {
+        w->head = f->job.next;
+        if (!w->head)
+            w->tail = NULL;
+        f->job.next = NULL;
+        f->job.ticket = 0;
+        w->nout--;
+        conc_future_set_running(f);
+    }
+    unlock(e);
+    return f;
+}
+
+/* Marks running the tasks the workers have claimed: a worker claims its
+ * list's head only. */
+static void
+mark_running(struct pengine *e)
+{
+    lock(e);
+    for (size_t i = 0; i < e->ex.workers; i++) {
+        struct worker *w = &e->w[i];
+        conc_future *f = w->head;
+        if (w->alive && f && conc__future_state_raw(f) == CONC_FUTURE_PENDING &&
+            claimed_locked(w, f))
+            conc_future_set_running(f);
+    }
+    unlock(e);
+}
+
+/* Fails the backlog of a broken engine. */
+static void
+fail_backlog(struct pengine *e)
+{
+    lock(e);
+    conc_future *bl = e->bl_head;
+    e->bl_head = e->bl_tail = NULL;
+    e->backlog = 0;
+    unlock(e);
+    fail_list(e, bl, CONC_EBROKEN, e->broken_msg);
+    conc__pe_signal_room(e);
+}
+
+/* Marks the engine broken by a failed initializer. */
+static void
+break_engine(struct pengine *e, int code, const char *msg, size_t mlen)
+{
+    lock(e);
+    if (!e->broken) {
+        e->broken = 1;
+        snprintf(e->broken_msg, sizeof e->broken_msg,
+                 "a worker's initializer failed (%s: %.*s): the pool is broken",
+                 conc_err_name(code), (int)mlen, msg);
+    }
+    unlock(e);
+    fail_backlog(e);
+}
+
+/* Adapts the queue depth to the running average task time. */
+static void
+learn(struct pengine *e, uint64_t run_ns)
+{
+    e->avg_ns =
+        e->avg_ns ? (7 * e->avg_ns + (int64_t)run_ns) / 8 : (int64_t)run_ns;
+    size_t d = e->avg_ns ? (size_t)(200000 / (e->avg_ns + 1)) : CONC__DEPTH_MAX;
+    d = d < CONC__DEPTH_MIN   ? CONC__DEPTH_MIN
+        : d > CONC__DEPTH_MAX ? CONC__DEPTH_MAX
+                              : d;
+    lock(e);
+    e->depth = d;
+    unlock(e);
+}
+
+/* Starts a result: the head of w's list, or the one arriving in pieces. */
+static conc_future *
+frame_future(struct pengine *e, struct worker *w, const struct conc__res_hdr *h,
+             const char *msg)
+{
+    if (h->flags & CONC__RES_CONT)
+        return w->partial;
+    conc_future *f = pop_outstanding(e, w);
+    CONC__ASSERT(f && f->job.seq == h->seq);
+    learn(e, h->run_ns);
+    f->code = h->code;
+    w->partial_total = h->total;
+    w->partial_got = 0;
+    w->partial_nomem = 0;
+    snprintf(w->partial_msg, sizeof w->partial_msg, "%s", msg);
+    return f;
+}
+
+/* Handles one result frame of w. */
+static void
+take_frame(struct pengine *e, struct worker *w, int64_t len)
+{
+    struct conc__res_hdr h;
+    struct conc__ring *r = &w->sh->res;
+    conc__ring_read(r, 0, &h, sizeof h);
+    size_t off = sizeof h;
+    char msg[1025] = "";
+    size_t m = h.msglen < 1024 ? h.msglen : 1024;
+    conc__ring_read(r, off, msg, m);
+    msg[m] = 0;
+    off += h.msglen;
+    if (h.flags & CONC__RES_INIT) {
+        conc__ring_pop(r);
+        break_engine(e, h.code, msg, m);
+        return;
+    }
+    conc_future *f = frame_future(e, w, &h, msg);
+    size_t piece = (size_t)len - off;
+    if (!w->partial_nomem && piece) {
+        if (conc_buf_reserve(&f->result, piece) == 0) {
+            conc__ring_read(r, off, f->result.data + f->result.len, piece);
+            f->result.len += piece;
+        } else {
+            w->partial_nomem = 1;
+        }
+    }
+    w->partial_got += piece;
+    conc__ring_pop(r);
+    if (w->partial_got < w->partial_total) {
+        w->partial = f;
+        return;
+    }
+    w->partial = NULL;
+    int code = w->partial_nomem ? CONC_ENOMEM : f->code;
+    complete(e, f, code, code < 0 ? w->partial_msg : NULL);
+}
+
+/* Reads every result w has written. Returns how many frames. */
+static size_t
+drain(struct pengine *e, struct worker *w)
+{
+    size_t n = 0;
+    int64_t len;
+    while ((len = conc__ring_peek(&w->sh->res)) >= 0) {
+        take_frame(e, w, len);
+        n++;
+    }
+    return n;
+}
+
+/* ---- Deaths and limits -------------------------------------------------- */
+
+/* Fails the task a dead worker was running. */
+static void
+fail_dead(struct pengine *e, struct worker *w, conc_future *f, int code)
+{
+    if (w->killed_seq && f->job.seq == w->killed_seq) {
+        complete(e, f, CONC_ETIMEDOUT,
+                 "the task ran past its time limit and its worker was killed");
+        return;
+    }
+    char msg[160];
+    if (code < 0)
+        snprintf(msg, sizeof msg, "worker pid %d died: signal %d (%s)", w->pid,
+                 -code, strsignal(-code));
+    else
+        snprintf(msg, sizeof msg, "worker pid %d exited with status %d", w->pid,
+                 code);
+    complete(e, f, CONC_EBROKEN, msg);
+}
+
+/* Splits a dead worker's list (lock held): the task it claimed (marked
+ * running, so that no cancel takes it now) and the ones it never saw. */
+static conc_future *
+split_dead_locked(struct worker *w, conc_future **requeue,
+                  conc_future **rq_tail)
+{
+    conc_future *ran = NULL;
+    for (conc_future *f = w->head, *next; f; f = next) {
+        next = f->job.next;
+        if (claimed_locked(w, f)) {
+            conc_future_set_running(f);
+            ran = f;
+        } else {
+            conc__pe_push_back(requeue, rq_tail, f);
+        }
+        f->job.ticket = 0;
+    }
+    w->head = w->tail = NULL;
+    w->nout = 0;
+    w->alive = 0;
+    return ran;
+}
+
+/* Handles the end of worker i: its written results first, then the task
+ * it ran fails, the others go back to the backlog's front, and a
+ * replacement starts. */
+static void
+worker_ended(struct pengine *e, size_t i)
+{
+    struct worker *w = &e->w[i];
+    drain(e, w);
+    conc_future *requeue = NULL, *rq_tail = NULL;
+    lock(e);
+    conc_future *ran = split_dead_locked(w, &requeue, &rq_tail);
+    if (ran)
+        ran->job.next = NULL;
+    unlock(e);
+    conc_future *partial = w->partial;
+    w->partial = NULL;
+    int code = conc__pe_reap_worker(w);
+    if (partial) /* died half-way through writing a result */
+        fail_dead(e, w, partial, code);
+    if (ran)
+        fail_dead(e, w, ran, code);
+    w->killed_seq = 0;
+    lock(e);
+    if (rq_tail) {
+        for (conc_future *q = requeue; q; q = q->job.next)
+            e->backlog++;
+        rq_tail->job.next = e->bl_head;
+        e->bl_head = requeue;
+        if (!e->bl_tail)
+            e->bl_tail = rq_tail;
+    }
+    int replace = !e->terminating && !e->broken;
+    int broken = e->broken;
+    unlock(e);
+    if (broken) /* no worker will come: fail what it left */
+        fail_backlog(e);
+    else if (replace)
+        conc__pe_start_worker(e, i); /* on failure the next round retries */
+}
+
+/* Kills workers whose task ran past the time limit. */
+static void
+enforce_limits(struct pengine *e, int64_t now)
+{
+    int64_t limit = (int64_t)(e->ex.opts.task_timeout * 1e9);
+    for (size_t i = 0; i < e->ex.workers; i++) {
+        struct worker *w = &e->w[i];
+        if (!w->alive || w->killed_seq)
+            continue;
+        uint64_t s = atomic_load(&w->sh->started);
+        if (s && now - atomic_load(&w->sh->started_ns) > limit &&
+            atomic_load(&w->sh->started) == s) {
+            w->killed_seq = s;
+            kill(w->pid, SIGKILL);
+        }
+    }
+}
+
+/* ---- Rebalancing -------------------------------------------------------- */
+
+/* Whether some live worker has an empty ring and may take more tasks
+ * (lock held). */
+static int
+has_idle_locked(struct pengine *e)
+{
+    size_t cap = e->ex.opts.max_tasks_per_child;
+    for (size_t i = 0; i < e->ex.workers; i++) {
+        struct worker *w = &e->w[i];
+        if (w->alive && w->nout == 0 && (!cap || w->dispatched < cap))
+            return 1;
+    }
+    return 0;
+}
+
+/* Revokes the tasks queued behind w's running head, last first (the
+ * worker claims in order, so the first refusal ends it), onto the list. */
+static void
+revoke_behind_locked(struct pengine *e, struct worker *w, conc_future **head,
+                     conc_future **tail)
+{
+    conc_future *q[CONC__DEPTH_MAX + CONC__SLOTS];
+    size_t n = 0;
+    for (conc_future *f = w->head->job.next; f && n < sizeof q / sizeof *q;
+         f = f->job.next)
+        q[n++] = f;
+    size_t k = n;
+    while (k > 0 && conc__pe_revoke_locked(e, q[k - 1]))
+        k--;
+    for (size_t j = k; j < n; j++)
+        conc__pe_push_back(head, tail, q[j]);
+}
+
+/* Hands the tasks queued behind a long-running task to the backlog when a
+ * worker idles, so that refill gives them to it (lock held). */
+static void
+rebalance_locked(struct pengine *e, int64_t now)
+{
+    if (e->bl_head || !has_idle_locked(e))
+        return;
+    int64_t stuck = 4 * e->avg_ns > STUCK_NS ? 4 * e->avg_ns : STUCK_NS;
+    conc_future *head = NULL, *tail = NULL;
+    for (size_t i = 0; i < e->ex.workers; i++) {
+        struct worker *w = &e->w[i];
+        if (!w->alive || w->nout < 2 || !claimed_locked(w, w->head) ||
+            now - atomic_load(&w->sh->started_ns) < stuck)
+            continue;
+        revoke_behind_locked(e, w, &head, &tail);
+    }
+    if (!head)
+        return;
+    for (conc_future *f = head; f; f = f->job.next)
+        e->backlog++;
+    e->bl_head = head;
+    e->bl_tail = tail;
+}
+
+/* Whether a task waits behind another in some ring (lock held): then the
+ * thread must look again soon, to rebalance. */
+static int
+queued_behind_locked(struct pengine *e)
+{
+    for (size_t i = 0; i < e->ex.workers; i++)
+        if (e->w[i].alive && e->w[i].nout >= 2)
+            return 1;
+    return 0;
+}
+
+/* ---- The result thread -------------------------------------------------- */
+
+/* Whether any worker has results waiting. */
+static int
+any_results(struct pengine *e)
+{
+    for (size_t i = 0; i < e->ex.workers; i++)
+        if (e->w[i].alive && conc__ring_peek(&e->w[i].sh->res) >= 0)
+            return 1;
+    return 0;
+}
+
+/* How long the thread may sleep, in ms: until the nearest time limit, or
+ * the next look for a stuck worker. */
+static int
+sleep_ms(struct pengine *e)
+{
+    int ms = -1;
+    if (e->ex.opts.task_timeout > 0) {
+        ms = (int)(e->ex.opts.task_timeout * 1000 / 4);
+        ms = ms < 1 ? 1 : ms > 1000 ? 1000 : ms;
+    }
+    lock(e);
+    if (queued_behind_locked(e) && (ms < 0 || ms > 2))
+        ms = 2;
+    unlock(e);
+    return ms;
+}
+
+/* Sleeps until a worker writes or claims, a worker ends, a submit nudges,
+ * or `timeout_ms` passes; marks the ended workers in `ended`. */
+static void
+sleep_poll(struct pengine *e, int timeout_ms, unsigned char *ended)
+{
+    struct pollfd pf[4097];
+    size_t n = 0, idx[4096];
+    pf[n++] = (struct pollfd){.fd = e->wake_fd, .events = POLLIN};
+    for (size_t i = 0; i < e->ex.workers; i++)
+        if (e->w[i].alive) {
+            idx[n - 1] = i;
+            pf[n++] = (struct pollfd){.fd = e->w[i].pidfd, .events = POLLIN};
+        }
+    if (timeout_ms) {
+        /* Announce the sleep, then look once more: a worker or submitter
+         * that wrote before the announcement is seen here, one after it
+         * writes the eventfd. */
+        atomic_store_explicit(e->parent_sleeping, 1, memory_order_seq_cst);
+        lock(e);
+        size_t moved = conc__pe_refill_locked(e);
+        unlock(e);
+        if (moved || any_results(e))
+            timeout_ms = 0;
+    }
+    int r = poll(pf, n, timeout_ms);
+    atomic_store_explicit(e->parent_sleeping, 0, memory_order_relaxed);
+    if (r <= 0)
+        return;
+    if (pf[0].revents) {
+        uint64_t v;
+        ssize_t k = read(e->wake_fd, &v, sizeof v);
+        CONC__UNUSED(k);
+    }
+    for (size_t j = 1; j < n; j++)
+        if (pf[j].revents)
+            ended[idx[j - 1]] = 1;
+}
+
+/* Whether the result thread may leave: shut down and nothing left. */
+static int
+finished_locked(struct pengine *e)
+{
+    if (e->terminating)
+        return 1;
+    if (!e->stopping || e->backlog)
+        return 0;
+    for (size_t i = 0; i < e->ex.workers; i++)
+        if (e->w[i].nout)
+            return 0;
+    return 1;
+}
+
+/* Handles ended workers and restarts missing ones. Returns how many. */
+static size_t
+tend_workers(struct pengine *e, unsigned char *ended)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < e->ex.workers; i++) {
+        if (ended[i]) {
+            ended[i] = 0;
+            worker_ended(e, i);
+            n++;
+        } else if (!e->w[i].alive && !e->terminating && !e->broken &&
+                   !e->w[i].proc) {
+            if (conc__pe_start_worker(e, i) == 0)
+                n++;
+        }
+    }
+    return n;
+}
+
+/* One round: results, deaths, limits, refill. Returns 1 if it did work. */
+static int
+round_once(struct pengine *e, unsigned char *ended)
+{
+    size_t got = 0;
+    for (size_t i = 0; i < e->ex.workers; i++)
+        if (e->w[i].alive)
+            got += drain(e, &e->w[i]);
+    got += tend_workers(e, ended);
+    int64_t now = conc__now_ns();
+    if (e->ex.opts.task_timeout > 0)
+        enforce_limits(e, now);
+    mark_running(e);
+    lock(e);
+    rebalance_locked(e, now);
+    size_t moved = conc__pe_refill_locked(e);
+    unlock(e);
+    if (moved)
+        conc__pe_signal_room(e);
+    return got || moved;
+}
+
+/* Tells every live worker to leave, and reaps them all. */
+static void
+stop_workers(struct pengine *e, int kill_them)
+{
+    for (size_t i = 0; i < e->ex.workers; i++) {
+        struct worker *w = &e->w[i];
+        if (!w->proc)
+            continue;
+        if (kill_them) {
+            conc_process_kill(w->proc);
+        } else {
+            struct conc__task_hdr h = {.flags = CONC__TASK_EXIT};
+            const void *p[1] = {&h};
+            size_t l[1] = {sizeof h};
+            if (!conc__ring_put_wait(&w->sh->task, p, l, 1,
+                                     conc__now_ns() + 1000000000))
+                conc_process_kill(w->proc);
+        }
+    }
+    for (size_t i = 0; i < e->ex.workers; i++) {
+        struct worker *w = &e->w[i];
+        if (!w->proc)
+            continue;
+        drain(e, w);
+        lock(e);
+        w->alive = 0;
+        conc_future *f = w->head;
+        for (conc_future *g = f; g; g = g->job.next)
+            g->job.ticket = 0;
+        w->head = w->tail = NULL;
+        w->nout = 0;
+        unlock(e);
+        if (w->partial) {
+            w->partial->job.next = f;
+            f = w->partial;
+            w->partial = NULL;
+        }
+        fail_list(e, f, CONC_ECLOSED, "the pool was terminated");
+        conc__pe_reap_worker(w);
+    }
+}
+
+/* Runs rounds until the engine is finished. */
+static void
+serve(struct pengine *e, unsigned char *ended)
+{
+    int idle_rounds = 0;
+    for (;;) {
+        int worked = round_once(e, ended);
+        lock(e);
+        int done = finished_locked(e);
+        unlock(e);
+        if (done)
+            return;
+        if (worked) {
+            idle_rounds = 0;
+            continue;
+        }
+        /* Spin briefly (results of tiny tasks come in microseconds), then
+         * sleep; a poll with no wait also notices ended workers. */
+        if (++idle_rounds < 64) {
+            for (int i = 0; i < 64; i++)
+                conc__cpu_relax();
+            if (idle_rounds % 16 == 0)
+                sleep_poll(e, 0, ended);
+            continue;
+        }
+        sleep_poll(e, sleep_ms(e), ended);
+    }
+}
+
+int
+conc__pe_result_main(void *arg)
+{
+    struct pengine *e = arg;
+    conc__executor_set_current(&e->ex); /* callbacks may not join the pool */
+    unsigned char *ended = conc__calloc(e->ex.workers, 1);
+    CONC__ASSERT(ended);
+    serve(e, ended);
+    lock(e);
+    int killing = e->terminating;
+    conc_future *bl = e->bl_head;
+    e->bl_head = e->bl_tail = NULL;
+    e->backlog = 0;
+    unlock(e);
+    fail_list(e, bl, CONC_ECLOSED, "the pool was terminated");
+    stop_workers(e, killing);
+    conc__free(ended);
+    return 0;
+}
