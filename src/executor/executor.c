@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "executor/executor_internal.h"
+#include "unix/futex.h"
 
 static _Thread_local const conc_executor *current_executor;
 
@@ -170,6 +171,66 @@ conc_executor_submit(conc_executor *ex, conc_task_fn fn, const void *arg,
                      size_t len, conc_future **out)
 {
     return conc_executor_submit_with(ex, fn, arg, len, NULL, out);
+}
+
+/* ---- Bounded submission ------------------------------------------------ */
+
+int
+conc__executor_refuse_locked(struct conc_executor *ex)
+{
+    if (ex->broken)
+        return conc_fail(CONC_EBROKEN, "%s", ex->broken_msg);
+    if (ex->stopping)
+        return conc_fail(CONC_ECLOSED,
+                         "cannot schedule new futures after shutdown");
+    return 0;
+}
+
+int64_t
+conc__executor_submit_deadline(const struct conc_executor *ex)
+{
+    int64_t deadline = CONC__FOREVER;
+    if (ex->opts.max_pending && ex->opts.submit_mode == CONC_SUBMIT_TIMEOUT)
+        conc__deadline(ex->opts.submit_timeout, &deadline);
+    return deadline;
+}
+
+int
+conc__executor_wait_room_locked(struct conc_executor *ex, conc__lockword *lock,
+                                const size_t *count, int64_t deadline)
+{
+    int r;
+    while (*count >= ex->opts.max_pending) {
+        if ((r = conc__executor_refuse_locked(ex)) < 0)
+            return r;
+        if (ex->opts.submit_mode == CONC_SUBMIT_FAIL)
+            return conc_fail(CONC_EFULL,
+                             "the executor's submission queue is full "
+                             "(%zu pending)",
+                             *count);
+        uint32_t seen = atomic_load(&ex->room);
+        conc__lockword_release(lock, 0);
+        atomic_fetch_add_explicit(&ex->room_sleepers, 1, memory_order_seq_cst);
+        r = 0;
+        if (atomic_load_explicit(&ex->room, memory_order_seq_cst) == seen)
+            r = conc__futex_wait(&ex->room, seen, deadline, 0);
+        atomic_fetch_sub_explicit(&ex->room_sleepers, 1, memory_order_relaxed);
+        conc__lockword_acquire(lock, CONC__FOREVER, 0);
+        if (r == -ETIMEDOUT && *count >= ex->opts.max_pending)
+            return conc_fail(CONC_ETIMEDOUT, "no room in the executor's "
+                                             "submission queue in time");
+    }
+    return conc__executor_refuse_locked(ex);
+}
+
+void
+conc__executor_signal_room(struct conc_executor *ex, int all)
+{
+    if (!ex->opts.max_pending)
+        return;
+    atomic_fetch_add_explicit(&ex->room, 1, memory_order_seq_cst);
+    if (all || atomic_load_explicit(&ex->room_sleepers, memory_order_seq_cst))
+        conc__futex_wake(&ex->room, INT32_MAX, 0);
 }
 
 /* ---- Running a job in this process ------------------------------------- */

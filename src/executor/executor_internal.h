@@ -43,6 +43,12 @@ struct conc_executor {
     int is_process;            /* 1: process engine */
     _Atomic int closed;        /* no more submits */
     conc__job_done_fn on_done; /* a Pool's per-job hook, or NULL */
+    /* Guarded by the engine's lock: */
+    int stopping;         /* shut down: no more submits */
+    int broken;           /* an initializer failed */
+    char broken_msg[256]; /* why */
+    /* Bounded submission: bumped when room may have appeared; a futex. */
+    _Atomic uint32_t room, room_sleepers;
 };
 
 /* The shared arena a process engine's workers see, or NULL. */
@@ -56,6 +62,25 @@ size_t conc__cpu_count(void);
 int conc__executor_init(struct conc_executor *ex, const conc_executor_opts *o,
                         int is_process);
 void conc__executor_fini(struct conc_executor *ex);
+
+/* Why a submit is refused now (the engine's lock held): CONC_EBROKEN or
+ * CONC_ECLOSED with the failure message set, or 0. */
+int conc__executor_refuse_locked(struct conc_executor *ex);
+
+/* The bounded-submission deadline of a submit starting now. */
+int64_t conc__executor_submit_deadline(const struct conc_executor *ex);
+
+/* Waits while `*count` (guarded by `lock`, held on entry and exit and
+ * released while asleep) is at max_pending, as submit_mode says. Returns
+ * 0, CONC_EFULL, CONC_ETIMEDOUT or the refusal of a shut-down or broken
+ * engine. */
+int conc__executor_wait_room_locked(struct conc_executor *ex,
+                                    conc__lockword *lock, const size_t *count,
+                                    int64_t deadline);
+
+/* Wakes the submitters waiting for room: when a pending job leaves, or
+ * (`all`) when the engine stops. */
+void conc__executor_signal_room(struct conc_executor *ex, int all);
 
 /* The engines' constructors. */
 int conc__thread_engine_new(const conc_executor_opts *opts,

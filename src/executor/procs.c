@@ -36,9 +36,6 @@
 #define INLINE_MAX (CONC__RING_MAX_FRAME - sizeof(struct conc__task_hdr))
 #define ARENA_SIZE ((size_t)1 << 30)
 
-#define lock   conc__pe_lock
-#define unlock conc__pe_unlock
-
 void
 conc__pe_wake_thread(struct pengine *e)
 {
@@ -69,16 +66,6 @@ conc__pe_release(struct pengine *e, conc_future *f)
         close(f->job.fd);
         f->job.fd = -1;
     }
-}
-
-void
-conc__pe_signal_room(struct pengine *e)
-{
-    if (!e->ex.opts.max_pending)
-        return;
-    atomic_fetch_add_explicit(&e->room, 1, memory_order_seq_cst);
-    if (atomic_load_explicit(&e->room_sleepers, memory_order_seq_cst))
-        conc__futex_wake(&e->room, INT32_MAX, 0);
 }
 
 /* ---- Dispatch ----------------------------------------------------------- */
@@ -185,7 +172,7 @@ conc__pe_refill_locked(struct pengine *e)
     while (e->bl_head) {
         conc_future *f = e->bl_head;
         conc_future *next = f->job.next;
-        int r = e->broken ? -2 : dispatch_locked(e, f);
+        int r = e->ex.broken ? -2 : dispatch_locked(e, f);
         if (r == 0 || r == -2)
             break;
         e->bl_head = next;
@@ -233,15 +220,15 @@ static int
 engine_revoke(conc_future *f)
 {
     struct pengine *e = f->job.engine;
-    lock(e);
+    conc__pe_lock(e);
     int in_ring = f->job.ticket != 0;
     if (in_ring && !conc__pe_revoke_locked(e, f)) {
-        unlock(e);
+        conc__pe_unlock(e);
         return -1; /* its worker has claimed it */
     }
     int cancelled;
     struct conc__callback *cbs = conc__future_cancel_begin(f, &cancelled);
-    unlock(e);
+    conc__pe_unlock(e);
     if (in_ring) { /* the engine's reference is ours to drop */
         conc__pe_release(e, f);
         if (e->ex.on_done)
@@ -259,7 +246,7 @@ static void
 engine_sync(conc_future *f)
 {
     struct pengine *e = f->job.engine;
-    lock(e);
+    conc__pe_lock(e);
     if (f->job.ticket) {
         struct worker *w = &e->w[(size_t)(f->job.ticket >> 48) - 1];
         uint64_t ws = f->job.ticket & (((uint64_t)1 << 48) - 1);
@@ -267,7 +254,7 @@ engine_sync(conc_future *f)
             conc__claim_word(ws, CONC__CLAIM_TAKEN))
             conc_future_set_running(f);
     }
-    unlock(e);
+    conc__pe_unlock(e);
 }
 
 /* ---- Workers' lives ----------------------------------------------------- */
@@ -337,9 +324,9 @@ conc__pe_start_worker(struct pengine *e, size_t i)
         return r;
     }
     w.alive = 1;
-    lock(e);
+    conc__pe_lock(e);
     e->w[i] = w;
-    unlock(e);
+    conc__pe_unlock(e);
     return 0;
 }
 
@@ -360,42 +347,6 @@ conc__pe_reap_worker(struct worker *w)
 }
 
 /* ---- The engine's operations -------------------------------------------- */
-
-static int
-refuse_locked(struct pengine *e)
-{
-    if (e->broken)
-        return conc_fail(CONC_EBROKEN, "%s", e->broken_msg);
-    if (e->stopping)
-        return conc_fail(CONC_ECLOSED,
-                         "cannot schedule new futures after shutdown");
-    return 0;
-}
-
-/* Waits for room in the backlog (lock held on entry and exit). */
-static int
-wait_room_locked(struct pengine *e, int64_t deadline)
-{
-    while (e->backlog >= e->ex.opts.max_pending && !refuse_locked(e)) {
-        if (e->ex.opts.submit_mode == CONC_SUBMIT_FAIL)
-            return conc_fail(CONC_EFULL,
-                             "the executor's submission queue is full "
-                             "(%zu pending)",
-                             e->backlog);
-        uint32_t seen = atomic_load(&e->room);
-        unlock(e);
-        atomic_fetch_add_explicit(&e->room_sleepers, 1, memory_order_seq_cst);
-        int r = 0;
-        if (atomic_load_explicit(&e->room, memory_order_seq_cst) == seen)
-            r = conc__futex_wait(&e->room, seen, deadline, 0);
-        atomic_fetch_sub_explicit(&e->room_sleepers, 1, memory_order_relaxed);
-        lock(e);
-        if (r == -ETIMEDOUT && e->backlog >= e->ex.opts.max_pending)
-            return conc_fail(CONC_ETIMEDOUT, "no room in the executor's "
-                                             "submission queue in time");
-    }
-    return 0;
-}
 
 /* Copies a large argument into the arena. */
 static int
@@ -418,34 +369,32 @@ static int
 engine_submit(struct conc_executor *ex, conc_future *f)
 {
     struct pengine *e = (struct pengine *)ex;
-    int64_t deadline = CONC__FOREVER;
-    if (ex->opts.max_pending && ex->opts.submit_mode == CONC_SUBMIT_TIMEOUT)
-        conc__deadline(ex->opts.submit_timeout, &deadline);
+    int64_t deadline = conc__executor_submit_deadline(ex);
     int r = share_arg(e, f);
     if (r < 0)
         return r;
     f->job.revoke = engine_revoke;
     f->job.sync = engine_sync;
     f->job.engine = e;
-    lock(e);
-    r = refuse_locked(e);
+    conc__pe_lock(e);
+    r = conc__executor_refuse_locked(ex);
     if (r < 0)
         goto undo;
     f->job.seq = ++e->seq;
     if (!e->bl_head && dispatch_locked(e, f) == 1) {
-        unlock(e);
+        conc__pe_unlock(e);
         return 0;
     }
-    if (ex->opts.max_pending &&
-        ((r = wait_room_locked(e, deadline)) < 0 || (r = refuse_locked(e)) < 0))
+    if (ex->opts.max_pending && (r = conc__executor_wait_room_locked(
+                                     ex, &e->lock, &e->backlog, deadline)) < 0)
         goto undo;
     if (!e->bl_head && dispatch_locked(e, f) == 1) {
-        unlock(e);
+        conc__pe_unlock(e);
         return 0;
     }
     conc__pe_push_back(&e->bl_head, &e->bl_tail, f);
     e->backlog++;
-    unlock(e);
+    conc__pe_unlock(e);
     /* The result thread refills the rings; if it went to sleep after its
      * last look at the backlog, it needs a nudge (it looks again after
      * announcing its sleep, so one of the two sees the other). */
@@ -453,7 +402,7 @@ engine_submit(struct conc_executor *ex, conc_future *f)
         conc__pe_wake_thread(e);
     return 0;
 undo:
-    unlock(e);
+    conc__pe_unlock(e);
     if (f->job.shared)
         conc_arena_dealloc(e->arena, f->job.shared);
     f->job.shared = NULL;
@@ -490,10 +439,10 @@ engine_shutdown(struct conc_executor *ex, int wait, int cancel)
     if (wait && conc__executor_in_task(ex))
         return conc_fail(CONC_EDEADLK, "shutdown(wait) from the executor's "
                                        "own callback would wait for itself");
-    lock(e);
-    e->stopping = 1;
+    conc__pe_lock(e);
+    e->ex.stopping = 1;
     conc_future *gone = cancel ? take_unstarted_locked(e) : NULL;
-    unlock(e);
+    conc__pe_unlock(e);
     /* Out of every list: no one but a cancel can touch them now. */
     while (gone) {
         conc_future *next = gone->job.next;
@@ -502,8 +451,7 @@ engine_shutdown(struct conc_executor *ex, int wait, int cancel)
         drop_cancelled(e, gone);
         gone = next;
     }
-    atomic_fetch_add(&e->room, 1);
-    conc__futex_wake(&e->room, INT32_MAX, 0);
+    conc__executor_signal_room(ex, 1);
     conc__pe_wake_thread(e);
     if (wait && e->thread)
         conc_thread_join(e->thread, CONC_FOREVER, NULL);
@@ -514,10 +462,10 @@ static int
 engine_terminate(struct conc_executor *ex)
 {
     struct pengine *e = (struct pengine *)ex;
-    lock(e);
-    e->stopping = 1;
+    conc__pe_lock(e);
+    e->ex.stopping = 1;
     e->terminating = 1;
-    unlock(e);
+    conc__pe_unlock(e);
     conc__pe_wake_thread(e);
     return 0;
 }

@@ -106,13 +106,11 @@ struct pengine {
     size_t backlog;
     uint64_t seq;
     size_t depth;
-    int stopping, terminating, broken;
-    char broken_msg[256];
+    int terminating;
     conc_arena *arena;
     _Atomic uint32_t *parent_sleeping; /* in a shared page */
     int wake_fd;
     conc_thread *thread;
-    _Atomic uint32_t room, room_sleepers;
     int64_t avg_ns; /* running average task time (result thread) */
 };
 
@@ -155,9 +153,6 @@ int conc__pe_revoke_locked(struct pengine *e, conc_future *f);
 /* Releases what the engine holds for a job: its shared argument and its
  * descriptor. */
 void conc__pe_release(struct pengine *e, conc_future *f);
-
-/* Wakes threads waiting for room in a bounded backlog. */
-void conc__pe_signal_room(struct pengine *e);
 
 /* Wakes the result thread. */
 void conc__pe_wake_thread(struct pengine *e);

@@ -12,9 +12,6 @@
 #include "conc/process.h"
 #include "executor/procs_internal.h"
 
-#define lock   conc__pe_lock
-#define unlock conc__pe_unlock
-
 /* How long a worker's task must have run before the tasks queued behind
  * it go to an idle worker: at least this, and four average tasks. */
 #define STUCK_NS 1000000
@@ -63,7 +60,7 @@ claimed_locked(struct worker *w, conc_future *f)
 static conc_future *
 pop_outstanding(struct pengine *e, struct worker *w)
 {
-    lock(e);
+    conc__pe_lock(e);
     conc_future *f = w->head;
     if (f) {
         w->head = f->job.next;
@@ -74,7 +71,7 @@ pop_outstanding(struct pengine *e, struct worker *w)
         w->nout--;
         conc_future_set_running(f);
     }
-    unlock(e);
+    conc__pe_unlock(e);
     return f;
 }
 
@@ -83,7 +80,7 @@ pop_outstanding(struct pengine *e, struct worker *w)
 static void
 mark_running(struct pengine *e)
 {
-    lock(e);
+    conc__pe_lock(e);
     for (size_t i = 0; i < e->ex.workers; i++) {
         struct worker *w = &e->w[i];
         conc_future *f = w->head;
@@ -91,34 +88,34 @@ mark_running(struct pengine *e)
             claimed_locked(w, f))
             conc_future_set_running(f);
     }
-    unlock(e);
+    conc__pe_unlock(e);
 }
 
 /* Fails the backlog of a broken engine. */
 static void
 fail_backlog(struct pengine *e)
 {
-    lock(e);
+    conc__pe_lock(e);
     conc_future *bl = e->bl_head;
     e->bl_head = e->bl_tail = NULL;
     e->backlog = 0;
-    unlock(e);
-    fail_list(e, bl, CONC_EBROKEN, e->broken_msg);
-    conc__pe_signal_room(e);
+    conc__pe_unlock(e);
+    fail_list(e, bl, CONC_EBROKEN, e->ex.broken_msg);
+    conc__executor_signal_room(&e->ex, 0);
 }
 
 /* Marks the engine broken by a failed initializer. */
 static void
 break_engine(struct pengine *e, int code, const char *msg, size_t mlen)
 {
-    lock(e);
-    if (!e->broken) {
-        e->broken = 1;
-        snprintf(e->broken_msg, sizeof e->broken_msg,
+    conc__pe_lock(e);
+    if (!e->ex.broken) {
+        e->ex.broken = 1;
+        snprintf(e->ex.broken_msg, sizeof e->ex.broken_msg,
                  "a worker's initializer failed (%s: %.*s): the pool is broken",
                  conc_err_name(code), (int)mlen, msg);
     }
-    unlock(e);
+    conc__pe_unlock(e);
     fail_backlog(e);
 }
 
@@ -132,9 +129,9 @@ learn(struct pengine *e, uint64_t run_ns)
     d = d < CONC__DEPTH_MIN   ? CONC__DEPTH_MIN
         : d > CONC__DEPTH_MAX ? CONC__DEPTH_MAX
                               : d;
-    lock(e);
+    conc__pe_lock(e);
     e->depth = d;
-    unlock(e);
+    conc__pe_unlock(e);
 }
 
 /* Starts a result: the head of w's list, or the one arriving in pieces. */
@@ -260,11 +257,11 @@ worker_ended(struct pengine *e, size_t i)
     struct worker *w = &e->w[i];
     drain(e, w);
     conc_future *requeue = NULL, *rq_tail = NULL;
-    lock(e);
+    conc__pe_lock(e);
     conc_future *ran = split_dead_locked(w, &requeue, &rq_tail);
     if (ran)
         ran->job.next = NULL;
-    unlock(e);
+    conc__pe_unlock(e);
     conc_future *partial = w->partial;
     w->partial = NULL;
     int code = conc__pe_reap_worker(w);
@@ -273,7 +270,7 @@ worker_ended(struct pengine *e, size_t i)
     if (ran)
         fail_dead(e, w, ran, code);
     w->killed_seq = 0;
-    lock(e);
+    conc__pe_lock(e);
     if (rq_tail) {
         for (conc_future *q = requeue; q; q = q->job.next)
             e->backlog++;
@@ -282,9 +279,9 @@ worker_ended(struct pengine *e, size_t i)
         if (!e->bl_tail)
             e->bl_tail = rq_tail;
     }
-    int replace = !e->terminating && !e->broken;
-    int broken = e->broken;
-    unlock(e);
+    int replace = !e->terminating && !e->ex.broken;
+    int broken = e->ex.broken;
+    conc__pe_unlock(e);
     if (broken) /* no worker will come: fail what it left */
         fail_backlog(e);
     else if (replace)
@@ -400,10 +397,10 @@ sleep_ms(struct pengine *e)
         ms = (int)(e->ex.opts.task_timeout * 1000 / 4);
         ms = ms < 1 ? 1 : ms > 1000 ? 1000 : ms;
     }
-    lock(e);
+    conc__pe_lock(e);
     if (queued_behind_locked(e) && (ms < 0 || ms > 2))
         ms = 2;
-    unlock(e);
+    conc__pe_unlock(e);
     return ms;
 }
 
@@ -425,9 +422,9 @@ sleep_poll(struct pengine *e, int timeout_ms, unsigned char *ended)
          * that wrote before the announcement is seen here, one after it
          * writes the eventfd. */
         atomic_store_explicit(e->parent_sleeping, 1, memory_order_seq_cst);
-        lock(e);
+        conc__pe_lock(e);
         size_t moved = conc__pe_refill_locked(e);
-        unlock(e);
+        conc__pe_unlock(e);
         if (moved || any_results(e))
             timeout_ms = 0;
     }
@@ -451,7 +448,7 @@ finished_locked(struct pengine *e)
 {
     if (e->terminating)
         return 1;
-    if (!e->stopping || e->backlog)
+    if (!e->ex.stopping || e->backlog)
         return 0;
     for (size_t i = 0; i < e->ex.workers; i++)
         if (e->w[i].nout)
@@ -469,7 +466,7 @@ tend_workers(struct pengine *e, unsigned char *ended)
             ended[i] = 0;
             worker_ended(e, i);
             n++;
-        } else if (!e->w[i].alive && !e->terminating && !e->broken &&
+        } else if (!e->w[i].alive && !e->terminating && !e->ex.broken &&
                    !e->w[i].proc) {
             if (conc__pe_start_worker(e, i) == 0)
                 n++;
@@ -491,12 +488,12 @@ round_once(struct pengine *e, unsigned char *ended)
     if (e->ex.opts.task_timeout > 0)
         enforce_limits(e, now);
     mark_running(e);
-    lock(e);
+    conc__pe_lock(e);
     rebalance_locked(e, now);
     size_t moved = conc__pe_refill_locked(e);
-    unlock(e);
+    conc__pe_unlock(e);
     if (moved)
-        conc__pe_signal_room(e);
+        conc__executor_signal_room(&e->ex, 0);
     return got || moved;
 }
 
@@ -524,14 +521,14 @@ stop_workers(struct pengine *e, int kill_them)
         if (!w->proc)
             continue;
         drain(e, w);
-        lock(e);
+        conc__pe_lock(e);
         w->alive = 0;
         conc_future *f = w->head;
         for (conc_future *g = f; g; g = g->job.next)
             g->job.ticket = 0;
         w->head = w->tail = NULL;
         w->nout = 0;
-        unlock(e);
+        conc__pe_unlock(e);
         if (w->partial) {
             w->partial->job.next = f;
             f = w->partial;
@@ -549,9 +546,9 @@ serve(struct pengine *e, unsigned char *ended)
     int idle_rounds = 0;
     for (;;) {
         int worked = round_once(e, ended);
-        lock(e);
+        conc__pe_lock(e);
         int done = finished_locked(e);
-        unlock(e);
+        conc__pe_unlock(e);
         if (done)
             return;
         if (worked) {
@@ -579,12 +576,12 @@ conc__pe_result_main(void *arg)
     unsigned char *ended = conc__calloc(e->ex.workers, 1);
     CONC__ASSERT(ended);
     serve(e, ended);
-    lock(e);
+    conc__pe_lock(e);
     int killing = e->terminating;
     conc_future *bl = e->bl_head;
     e->bl_head = e->bl_tail = NULL;
     e->backlog = 0;
-    unlock(e);
+    conc__pe_unlock(e);
     fail_list(e, bl, CONC_ECLOSED, "the pool was terminated");
     stop_workers(e, killing);
     conc__free(ended);

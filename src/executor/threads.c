@@ -6,7 +6,7 @@
  * worker starts one until max_workers run. An idle worker spins for a few
  * microseconds watching `work` before it sleeps on it, so a stream of
  * submits costs no system call while workers keep up; a submit wakes a
- * sleeper only when one is asleep. Bounded submission sleeps on `room`. */
+ * sleeper only when one is asleep. */
 #include <stdio.h>
 #include <string.h>
 
@@ -21,15 +21,11 @@ struct engine {
     conc_future *head, *tail; /* pending jobs */
     size_t pending;
     size_t nthreads, idle;
-    conc_thread **threads; /* max_workers slots */
-    int stopping;          /* shutdown: workers leave once the queue is empty */
-    int broken;            /* an initializer failed */
-    char broken_msg[200];
+    conc_thread **threads;     /* max_workers slots */
     _Atomic uint32_t work;     /* bumped per submit and at shutdown; futex */
     _Atomic uint32_t sleepers; /* workers asleep on work */
-    _Atomic uint32_t room;     /* bumped when a pending job is taken; futex */
-    _Atomic uint32_t room_sleepers;
-    unsigned serial; /* the executor's number, for thread names */
+    _Atomic uint32_t spinning; /* 1 while an idle worker watches work */
+    unsigned serial;           /* the executor's number, for thread names */
 };
 
 static _Atomic unsigned executor_serial;
@@ -65,14 +61,32 @@ pop_locked(struct engine *e)
     return f;
 }
 
+/* Wakes one sleeping worker if no worker is spinning: a spinner takes
+ * the next job without a system call, and a worker that takes a job while
+ * more wait wakes the next sleeper itself, so parallelism grows with the
+ * queue rather than with every submit. */
 static void
-signal_room(struct engine *e)
+wake_one(struct engine *e)
 {
-    if (!e->ex.opts.max_pending)
+    if (atomic_load_explicit(&e->spinning, memory_order_seq_cst) == 0 &&
+        atomic_load_explicit(&e->sleepers, memory_order_seq_cst))
+        conc__futex_wake(&e->work, 1, 0);
+}
+
+/* Watches `work` for a while, if no other worker does (idle workers that
+ * all spin take the CPUs the busy ones need). */
+static void
+spin_for_work(struct engine *e, uint32_t seen)
+{
+    uint32_t none = 0;
+    if (!atomic_compare_exchange_strong(&e->spinning, &none, 1))
         return;
-    atomic_fetch_add_explicit(&e->room, 1, memory_order_seq_cst);
-    if (atomic_load_explicit(&e->room_sleepers, memory_order_seq_cst))
-        conc__futex_wake(&e->room, INT32_MAX, 0);
+    int64_t until = conc__now_ns() + SPIN_NS;
+    while (atomic_load_explicit(&e->work, memory_order_acquire) == seen &&
+           conc__now_ns() < until)
+        for (int i = 0; i < 16; i++)
+            conc__cpu_relax();
+    atomic_store_explicit(&e->spinning, 0, memory_order_seq_cst);
 }
 
 /* Waits for work: returns the next job, or NULL when the worker should
@@ -84,21 +98,20 @@ next_job(struct engine *e)
         uint32_t seen = atomic_load_explicit(&e->work, memory_order_acquire);
         lock(e);
         conc_future *f = pop_locked(e);
-        int leave = !f && e->stopping;
+        int leave = !f && e->ex.stopping;
+        int more = e->pending > 0;
         if (!f && !leave)
             e->idle++;
         unlock(e);
         if (f) {
-            signal_room(e);
+            if (more)
+                wake_one(e);
+            conc__executor_signal_room(&e->ex, 0);
             return f;
         }
         if (leave)
             return NULL;
-        int64_t until = conc__now_ns() + SPIN_NS;
-        while (atomic_load_explicit(&e->work, memory_order_acquire) == seen &&
-               conc__now_ns() < until)
-            for (int i = 0; i < 16; i++)
-                conc__cpu_relax();
+        spin_for_work(e, seen);
         atomic_fetch_add_explicit(&e->sleepers, 1, memory_order_seq_cst);
         if (atomic_load_explicit(&e->work, memory_order_seq_cst) == seen)
             conc__futex_wait(&e->work, seen, CONC__FOREVER, 0);
@@ -128,7 +141,7 @@ fail_pending(struct engine *e, int code, const char *msg)
         conc_future_free(f);
         f = next;
     }
-    signal_room(e);
+    conc__executor_signal_room(&e->ex, 0);
 }
 
 /* Runs the initializer; on failure breaks the engine. Returns 0 or the
@@ -145,13 +158,13 @@ run_initializer(struct engine *e)
     if (r >= 0)
         return 0;
     lock(e);
-    e->broken = 1;
-    snprintf(e->broken_msg, sizeof e->broken_msg,
+    e->ex.broken = 1;
+    snprintf(e->ex.broken_msg, sizeof e->ex.broken_msg,
              "a thread initializer failed (%s%s%s): the pool is broken",
              conc_err_name(r), *conc_failure_message() ? ": " : "",
              conc_failure_message());
     unlock(e);
-    fail_pending(e, CONC_EBROKEN, e->broken_msg);
+    fail_pending(e, CONC_EBROKEN, e->ex.broken_msg);
     return r;
 }
 
@@ -187,56 +200,15 @@ start_worker_locked(struct engine *e)
 
 /* ---- Submit ------------------------------------------------------------- */
 
-/* Waits for room in a bounded queue (lock held on entry and exit).
- * Returns 0 or the bounded-submission error. */
-static int
-wait_room_locked(struct engine *e, int64_t deadline)
-{
-    while (e->pending >= e->ex.opts.max_pending && !e->stopping && !e->broken) {
-        if (e->ex.opts.submit_mode == CONC_SUBMIT_FAIL)
-            return conc_fail(CONC_EFULL,
-                             "the executor's submission queue "
-                             "is full (%zu pending)",
-                             e->pending);
-        uint32_t seen = atomic_load(&e->room);
-        unlock(e);
-        atomic_fetch_add_explicit(&e->room_sleepers, 1, memory_order_seq_cst);
-        int r = 0;
-        if (atomic_load_explicit(&e->room, memory_order_seq_cst) == seen)
-            r = conc__futex_wait(&e->room, seen, deadline, 0);
-        atomic_fetch_sub_explicit(&e->room_sleepers, 1, memory_order_relaxed);
-        lock(e);
-        if (r == -ETIMEDOUT && e->pending >= e->ex.opts.max_pending)
-            return conc_fail(CONC_ETIMEDOUT, "no room in the executor's "
-                                             "submission queue in time");
-    }
-    return 0;
-}
-
-static int
-refuse_locked(struct engine *e)
-{
-    if (e->broken)
-        return conc_fail(CONC_EBROKEN, "%s", e->broken_msg);
-    if (e->stopping)
-        return conc_fail(CONC_ECLOSED,
-                         "cannot schedule new futures after shutdown");
-    return 0;
-}
-
 static int
 engine_submit(struct conc_executor *ex, conc_future *f)
 {
     struct engine *e = (struct engine *)ex;
-    int64_t deadline = CONC__FOREVER;
-    if (ex->opts.max_pending && ex->opts.submit_mode == CONC_SUBMIT_TIMEOUT)
-        conc__deadline(ex->opts.submit_timeout, &deadline);
+    int64_t deadline = conc__executor_submit_deadline(ex);
     lock(e);
-    int r = refuse_locked(e);
-    if (!r && ex->opts.max_pending)
-        r = wait_room_locked(e, deadline);
-    if (!r)
-        r = refuse_locked(e);
+    int r = ex->opts.max_pending ? conc__executor_wait_room_locked(
+                                       ex, &e->lock, &e->pending, deadline)
+                                 : conc__executor_refuse_locked(ex);
     if (!r && e->idle == 0 && e->nthreads < ex->workers)
         r = start_worker_locked(e);
     if (r < 0) {
@@ -251,8 +223,7 @@ engine_submit(struct conc_executor *ex, conc_future *f)
     e->pending++;
     unlock(e);
     atomic_fetch_add_explicit(&e->work, 1, memory_order_seq_cst);
-    if (atomic_load_explicit(&e->sleepers, memory_order_seq_cst))
-        conc__futex_wake(&e->work, 1, 0);
+    wake_one(e);
     return 0;
 }
 
@@ -266,7 +237,7 @@ engine_shutdown(struct conc_executor *ex, int wait, int cancel)
         return conc_fail(CONC_EDEADLK, "shutdown(wait) from the executor's "
                                        "own task would wait for itself");
     lock(e);
-    e->stopping = 1;
+    e->ex.stopping = 1;
     conc_future *f = NULL;
     if (cancel) {
         f = e->head;
@@ -283,8 +254,7 @@ engine_shutdown(struct conc_executor *ex, int wait, int cancel)
     }
     atomic_fetch_add_explicit(&e->work, 1, memory_order_seq_cst);
     conc__futex_wake(&e->work, INT32_MAX, 0);
-    atomic_fetch_add_explicit(&e->room, 1, memory_order_seq_cst);
-    conc__futex_wake(&e->room, INT32_MAX, 0);
+    conc__executor_signal_room(ex, 1);
     if (!wait)
         return 0;
     lock(e);
@@ -300,7 +270,7 @@ engine_terminate(struct conc_executor *ex)
 {
     struct engine *e = (struct engine *)ex;
     lock(e);
-    e->stopping = 1;
+    e->ex.stopping = 1;
     unlock(e);
     fail_pending(e, CONC_ECLOSED, "the pool was terminated");
     atomic_fetch_add_explicit(&e->work, 1, memory_order_seq_cst);

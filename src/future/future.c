@@ -259,8 +259,9 @@ conc_future_cancel(conc_future *f)
 {
     if (!f)
         return CONC_EINVAL;
-    if (conc_future_done(f))
-        return 0; /* and its engine may be gone */
+    uint32_t s = conc__future_state_raw(f);
+    if (is_done(s)) /* and its engine may be gone */
+        return s == CONC_FUTURE_CANCELLED;
     if (f->job.revoke) {
         int r = f->job.revoke(f);
         if (r)
