@@ -20,7 +20,8 @@ struct engine {
     conc__lockword lock;      /* guards everything below but the atomics */
     conc_future *head, *tail; /* pending jobs */
     size_t pending;
-    size_t nthreads, idle;
+    size_t nthreads;
+    _Atomic size_t idle;       /* workers waiting for work */
     conc_thread **threads;     /* max_workers slots */
     _Atomic uint32_t work;     /* bumped per submit and at shutdown; futex */
     _Atomic uint32_t sleepers; /* workers asleep on work */
@@ -61,32 +62,57 @@ pop_locked(struct engine *e)
     return f;
 }
 
-/* Wakes one sleeping worker if no worker is spinning: a spinner takes
- * the next job without a system call, and a worker that takes a job while
- * more wait wakes the next sleeper itself, so parallelism grows with the
- * queue rather than with every submit. */
+/* Idle workers and wake-ups. At most one idle worker watches for work at
+ * a time: it holds the `spinning` token. A submit wakes a sleeper only if
+ * no one holds the token, and hands the token to the one it wakes, so
+ * that the submits that follow, before the woken worker runs, make no
+ * system call. A worker that takes a job gives the token up and, if more
+ * jobs wait, wakes the next sleeper: parallelism grows with the queue.
+ * Idle workers that all spun would take the CPUs the busy ones need. */
 static void
 wake_one(struct engine *e)
 {
-    if (atomic_load_explicit(&e->spinning, memory_order_seq_cst) == 0 &&
-        atomic_load_explicit(&e->sleepers, memory_order_seq_cst))
-        conc__futex_wake(&e->work, 1, 0);
-}
-
-/* Watches `work` for a while, if no other worker does (idle workers that
- * all spin take the CPUs the busy ones need). */
-static void
-spin_for_work(struct engine *e, uint32_t seen)
-{
+    if (atomic_load_explicit(&e->sleepers, memory_order_seq_cst) == 0)
+        return;
     uint32_t none = 0;
     if (!atomic_compare_exchange_strong(&e->spinning, &none, 1))
-        return;
+        return; /* its holder takes the job, or wakes the next sleeper */
+    if (conc__futex_wake(&e->work, 1, 0) == 0) /* it woke by itself */
+        atomic_store_explicit(&e->spinning, 0, memory_order_seq_cst);
+}
+
+/* Watches `work` for a while if this worker holds the token or can take
+ * it. Returns 1 if work came, with the token kept; 0 with it given up. */
+static int
+spin_for_work(struct engine *e, uint32_t seen, int *token)
+{
+    uint32_t none = 0;
+    if (!*token && !atomic_compare_exchange_strong(&e->spinning, &none, 1))
+        return 0;
+    *token = 1;
     int64_t until = conc__now_ns() + SPIN_NS;
     while (atomic_load_explicit(&e->work, memory_order_acquire) == seen &&
            conc__now_ns() < until)
         for (int i = 0; i < 16; i++)
             conc__cpu_relax();
+    if (atomic_load_explicit(&e->work, memory_order_acquire) != seen)
+        return 1;
+    *token = 0;
     atomic_store_explicit(&e->spinning, 0, memory_order_seq_cst);
+    return 0;
+}
+
+/* Sleeps until `work` moves from `seen`. Returns 1 if a waker handed this
+ * worker the token. */
+static int
+sleep_for_work(struct engine *e, uint32_t seen)
+{
+    atomic_fetch_add_explicit(&e->sleepers, 1, memory_order_seq_cst);
+    int r = -EAGAIN;
+    if (atomic_load_explicit(&e->work, memory_order_seq_cst) == seen)
+        r = conc__futex_wait(&e->work, seen, CONC__FOREVER, 0);
+    atomic_fetch_sub_explicit(&e->sleepers, 1, memory_order_seq_cst);
+    return r == 0;
 }
 
 /* Waits for work: returns the next job, or NULL when the worker should
@@ -94,31 +120,27 @@ spin_for_work(struct engine *e, uint32_t seen)
 static conc_future *
 next_job(struct engine *e)
 {
+    int token = 0; /* this worker holds `spinning` */
     for (;;) {
         uint32_t seen = atomic_load_explicit(&e->work, memory_order_acquire);
         lock(e);
         conc_future *f = pop_locked(e);
         int leave = !f && e->ex.stopping;
         int more = e->pending > 0;
-        if (!f && !leave)
-            e->idle++;
         unlock(e);
-        if (f) {
-            if (more)
+        if (f || leave) {
+            if (token)
+                atomic_store_explicit(&e->spinning, 0, memory_order_seq_cst);
+            if (f && more)
                 wake_one(e);
-            conc__executor_signal_room(&e->ex, 0);
+            if (f)
+                conc__executor_signal_room(&e->ex, 0);
             return f;
         }
-        if (leave)
-            return NULL;
-        spin_for_work(e, seen);
-        atomic_fetch_add_explicit(&e->sleepers, 1, memory_order_seq_cst);
-        if (atomic_load_explicit(&e->work, memory_order_seq_cst) == seen)
-            conc__futex_wait(&e->work, seen, CONC__FOREVER, 0);
-        atomic_fetch_sub_explicit(&e->sleepers, 1, memory_order_relaxed);
-        lock(e);
-        e->idle--;
-        unlock(e);
+        atomic_fetch_add_explicit(&e->idle, 1, memory_order_relaxed);
+        if (!spin_for_work(e, seen, &token))
+            token = sleep_for_work(e, seen);
+        atomic_fetch_sub_explicit(&e->idle, 1, memory_order_relaxed);
     }
 }
 
@@ -209,7 +231,8 @@ engine_submit(struct conc_executor *ex, conc_future *f)
     int r = ex->opts.max_pending ? conc__executor_wait_room_locked(
                                        ex, &e->lock, &e->pending, deadline)
                                  : conc__executor_refuse_locked(ex);
-    if (!r && e->idle == 0 && e->nthreads < ex->workers)
+    if (!r && atomic_load_explicit(&e->idle, memory_order_relaxed) == 0 &&
+        e->nthreads < ex->workers)
         r = start_worker_locked(e);
     if (r < 0) {
         unlock(e);
