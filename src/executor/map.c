@@ -5,7 +5,22 @@
  * input order it waits on the oldest chunk; in completion order a watch on
  * every chunk in flight queues the chunks as they finish. A chunk's result
  * holds one outcome per item, handed out one by one; the data a call
- * returns stays in the chunk's future until the next call. */
+ * returns stays in the chunk's future until the next call.
+ *
+ * Completion order. Each slot has its own watch, so a notification knows
+ * its slot without reading the slot array, which the consumer rewrites as
+ * it submits and takes chunks. A notification runs in the completing
+ * thread under that future's lock and touches the iterator only under
+ * it->lock: it queues the slot's index, bumps seq and wakes a sleeping
+ * consumer, all before it releases it->lock. The consumer takes an index
+ * under the same lock, so once it holds a finished chunk, that chunk's
+ * notification has left the iterator for good. conc_map_free unwatches
+ * every chunk still in a slot; unwatch takes the future's lock, so a
+ * notification still running for it is over when unwatch returns. No
+ * notification can then touch the iterator after it is freed.
+ *
+ * Lock order: a future's lock, then it->lock. */
+#include <stddef.h>
 #include <string.h>
 
 #include "executor/executor_internal.h"
@@ -13,12 +28,13 @@
 
 struct slot {
     conc_future *f;
-    size_t first, n; /* input indexes first .. first + n - 1 */
+    size_t first, n;          /* input indexes first .. first + n - 1 */
+    struct conc__watch watch; /* unordered: this slot's, set at creation */
+    conc_map_iter *it;        /* set at creation, read by notifications */
     struct conc__watch_link link;
 };
 
 struct conc_map_iter {
-    struct conc__watch watch; /* unordered: chunks in flight */
     conc_executor *ex;
     conc_task_fn fn;
     conc_items items;
@@ -27,13 +43,15 @@ struct conc_map_iter {
     int input_err;
     size_t chunksize, cap;
     int ordered;
-    int64_t deadline; /* the whole map's, or CONC__FOREVER */
-    struct slot *slots;
+    int64_t deadline;    /* the whole map's, or CONC__FOREVER */
+    struct slot *slots;  /* the consumer's; notifications read only the
+                            pointer and their own slot's `it` */
     size_t head, count;  /* ordered: a ring of count slots from head */
-    conc__lockword lock; /* unordered: guards ready and nready */
+    conc__lockword lock; /* unordered: guards ready, ready_head, nready,
+                            and orders seq and sleeping with them */
     size_t *ready, ready_head, nready;
-    _Atomic uint32_t seq, sleeping;
-    struct slot cur; /* the chunk being handed out */
+    _Atomic uint32_t seq, sleeping; /* a futex word and its sleeper flag */
+    struct slot cur;                /* the chunk being handed out */
     size_t cur_pos, cur_index, cur_left;
     size_t last_index;
     size_t done; /* items handed out, for progress */
@@ -42,54 +60,73 @@ struct conc_map_iter {
     conc_buf chunk, item;
 };
 
+/* A chunk finished: queue its slot for the consumer. */
 static void
 ready_notify(struct conc__watch *w, conc_future *f)
 {
-    conc_map_iter *it = (conc_map_iter *)w;
-    size_t i = 0;
-    while (it->slots[i].f != f)
-        i++;
+    CONC__UNUSED(f);
+    struct slot *s = (struct slot *)((char *)w - offsetof(struct slot, watch));
+    conc_map_iter *it = s->it;
     conc__lockword_acquire(&it->lock, CONC__FOREVER, 0);
-    it->ready[(it->ready_head + it->nready++) % it->cap] = i;
-    conc__lockword_release(&it->lock, 0);
+    it->ready[(it->ready_head + it->nready++) % it->cap] =
+        (size_t)(s - it->slots);
     atomic_fetch_add_explicit(&it->seq, 1, memory_order_seq_cst);
     if (atomic_load_explicit(&it->sleeping, memory_order_seq_cst))
         conc__futex_wake(&it->seq, 1, 0);
+    conc__lockword_release(&it->lock, 0);
 }
 
 /* ---- Feeding ------------------------------------------------------------ */
 
-/* Reads up to chunksize items into it->chunk. Returns how many. */
-static size_t
-read_chunk(conc_map_iter *it)
+/* Adds the next input item to it->chunk. Returns 1, 0 at the end of the
+ * input, or CONC_ENOMEM. An array item that did not fit is read again next
+ * time; a generator's item cannot be, so its loss ends the input with the
+ * failure, as the generator's own failure would. */
+static int
+add_item(conc_map_iter *it)
 {
-    conc__chunk_begin(&it->chunk, it->fn);
-    size_t n = 0;
-    while (n < it->chunksize && !it->input_end) {
-        if (it->items.next) {
-            it->item.len = 0;
-            int r = it->items.next(it->items.ctx, &it->item);
-            if (r <= 0) {
-                it->input_end = 1;
-                it->input_err = r;
-                break;
-            }
-            if (conc__chunk_add(&it->chunk, it->item.data, it->item.len) < 0)
-                break;
-        } else {
-            if (it->consumed == it->items.count) {
-                it->input_end = 1;
-                break;
-            }
-            const uint8_t *p = it->items.base;
-            if (conc__chunk_add(&it->chunk, p + it->consumed * it->items.size,
-                                it->items.size) < 0)
-                break;
+    int r;
+    if (it->items.next) {
+        it->item.len = 0;
+        r = it->items.next(it->items.ctx, &it->item);
+        if (r > 0 &&
+            conc__chunk_add(&it->chunk, it->item.data, it->item.len) < 0)
+            r = conc_fail(CONC_ENOMEM, "no memory for the map's item %zu",
+                          it->consumed);
+        if (r <= 0) {
+            it->input_end = 1;
+            it->input_err = r;
+            return r;
         }
-        it->consumed++;
-        n++;
+        return 1;
     }
-    return n;
+    if (it->consumed == it->items.count) {
+        it->input_end = 1;
+        return 0;
+    }
+    const uint8_t *p = it->items.base;
+    r = conc__chunk_add(&it->chunk, p + it->consumed * it->items.size,
+                        it->items.size);
+    return r < 0 ? r : 1;
+}
+
+/* Reads up to chunksize items into it->chunk and stores how many in *n.
+ * Returns 0, or CONC_ENOMEM when not even one item could be read. */
+static int
+read_chunk(conc_map_iter *it, size_t *n)
+{
+    *n = 0;
+    int r = conc__chunk_begin(&it->chunk, it->fn);
+    if (r < 0)
+        return r; /* without its task the chunk must not run */
+    while (*n < it->chunksize && !it->input_end) {
+        r = add_item(it);
+        if (r <= 0)
+            break;
+        it->consumed++;
+        (*n)++;
+    }
+    return r < 0 && *n == 0 && !it->input_end ? r : 0;
 }
 
 /* A free slot index for unordered maps. */
@@ -102,31 +139,34 @@ free_slot(conc_map_iter *it)
     return i;
 }
 
-/* Submits chunks until cap are in flight or the input ends. Returns 0 or
- * a submit error. */
+/* Submits chunks until cap are in flight or the input ends. Returns 0, a
+ * submit error, or CONC_ENOMEM when no chunk could be built (the caller
+ * may call again). */
 static int
 fill(conc_map_iter *it)
 {
     while (it->count < it->cap && !it->input_end) {
-        size_t first = it->consumed;
-        size_t n = read_chunk(it);
+        size_t first = it->consumed, n;
+        int r = read_chunk(it, &n);
+        if (r < 0)
+            return r;
         if (n == 0)
             break;
         size_t i =
             it->ordered ? (it->head + it->count) % it->cap : free_slot(it);
         struct slot *s = &it->slots[i];
-        int r = conc__executor_submit(it->ex, conc__chunk_task, it->chunk.data,
-                                      it->chunk.len, -1, 0, NULL, &s->f);
+        r = conc__executor_submit(it->ex, conc__chunk_task, it->chunk.data,
+                                  it->chunk.len, -1, 0, NULL, &s->f);
         if (r < 0)
             return r;
         s->first = first;
         s->n = n;
         it->count++;
         if (!it->ordered) {
-            s->link.watch = &it->watch;
+            s->link.watch = &s->watch;
             s->link.future = s->f;
             if (!conc__future_watch(&s->link))
-                ready_notify(&it->watch, s->f);
+                ready_notify(&s->watch, s->f);
         }
     }
     return 0;
@@ -269,10 +309,11 @@ conc_map_free(conc_map_iter *it)
 {
     if (!it)
         return;
-    for (size_t i = 0; i < it->cap; i++) {
+    for (size_t i = 0; it->slots && i < it->cap; i++) {
         struct slot *s = &it->slots[i];
         if (!s->f)
             continue;
+        /* After this no notification through the slot runs or will. */
         if (!it->ordered)
             conc__future_unwatch(&s->link);
         conc_future_cancel(s->f);
@@ -302,7 +343,6 @@ conc__map_new(conc_executor *ex, conc_task_fn fn, const conc_items *items,
     conc_map_iter *it = conc__calloc(1, sizeof *it);
     if (!it)
         return CONC_ENOMEM;
-    it->watch.notify = ready_notify;
     it->ex = ex;
     it->fn = fn;
     it->items = *items;
@@ -321,6 +361,10 @@ conc__map_new(conc_executor *ex, conc_task_fn fn, const conc_items *items,
     if (!it->slots || !it->ready) {
         conc_map_free(it);
         return CONC_ENOMEM;
+    }
+    for (size_t i = 0; i < it->cap; i++) {
+        it->slots[i].watch.notify = ready_notify;
+        it->slots[i].it = it;
     }
     int r = fill(it);
     if (r < 0) {

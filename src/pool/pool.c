@@ -45,6 +45,9 @@ struct map_rec {
 
 #define KIND_APPLY 1u
 #define KIND_MAP   2u
+/* The AsyncResult of an array map, never run as a job: its job.owner is
+ * the caller's output array and job.len that array's size in bytes. */
+#define KIND_MAP_RESULT 3u
 
 static int
 state_check(conc_pool *p)
@@ -69,22 +72,46 @@ apply_done(struct apply_rec *a, conc_future *f, int code, const char *msg)
     conc__free(a);
 }
 
-/* Records one array chunk's outcome; the last one completes the map. */
+/* Completes the map's AsyncResult once every chunk is in. Its data is the
+ * caller's array itself (pool.h), not a copy: the future keeps no result
+ * bytes, and conc_async_result_get hands out the array recorded in the
+ * future's job fields (see map_result_tag). */
 static void
-map_chunk_done(struct map_rec *m, conc_future *f, int code, const char *msg)
+map_finish(struct map_rec *m)
 {
-    const struct conc__array_chunk *c = (const void *)f->job.arg;
+    conc_arena *arena = conc__executor_arena(m->pool->ex);
+    if (m->sh_in)
+        conc_arena_dealloc(arena, m->sh_in);
+    if (m->sh_out)
+        conc_arena_dealloc(arena, m->sh_out);
+    if (m->failed == UINT64_MAX)
+        conc_future_set_result(m->result, NULL, 0);
+    else
+        conc_future_set_exception(m->result, m->fcode, m->fmsg);
+    conc_future_free(m->result);
+    conc__free(m);
+}
+
+/* Records the outcome of array chunk `c`: `code` < 0 when the whole chunk
+ * failed (its worker died, the pool was terminated), else `res` holds the
+ * chunk's first failing item, if any. In a process pool the chunk's
+ * results are in shared memory: one copy per chunk moves them to the
+ * caller's array. The last chunk completes the map. */
+static void
+map_record(struct map_rec *m, const struct conc__array_chunk *c, int code,
+           const char *msg, conc_buf *res)
+{
     conc__lockword_acquire(&m->pool->cb_lock, CONC__FOREVER, 0);
     uint64_t idx = UINT64_MAX;
     int icode = code;
     const char *imsg = msg;
     if (code < 0) {
         idx = c->first;
-    } else if (f->result.len >= 12) {
-        memcpy(&idx, f->result.data, 8);
-        memcpy(&icode, f->result.data + 8, 4);
-        conc_buf_append(&f->result, "", 1);
-        imsg = (const char *)f->result.data + 12;
+    } else if (res && res->len >= 12) {
+        memcpy(&idx, res->data, 8);
+        memcpy(&icode, res->data + 8, 4);
+        conc_buf_append(res, "", 1);
+        imsg = (const char *)res->data + 12;
     }
     if (idx < m->failed) {
         m->failed = idx;
@@ -105,19 +132,14 @@ map_chunk_done(struct map_rec *m, conc_future *f, int code, const char *msg)
             m->cb.error_callback(m->cb.arg, m->fcode, m->fmsg);
     }
     conc__lockword_release(&m->pool->cb_lock, 0);
-    if (!last)
-        return;
-    conc_arena *arena = conc__executor_arena(m->pool->ex);
-    if (m->sh_in)
-        conc_arena_dealloc(arena, m->sh_in);
-    if (m->sh_out)
-        conc_arena_dealloc(arena, m->sh_out);
-    if (m->failed == UINT64_MAX)
-        conc_future_set_result(m->result, m->user_out, m->total * m->out_size);
-    else
-        conc_future_set_exception(m->result, m->fcode, m->fmsg);
-    conc_future_free(m->result);
-    conc__free(m);
+    if (last)
+        map_finish(m);
+}
+
+static void
+map_chunk_done(struct map_rec *m, conc_future *f, int code, const char *msg)
+{
+    map_record(m, (const void *)f->job.arg, code, msg, &f->result);
 }
 
 static void
@@ -288,22 +310,28 @@ submit_chunks(conc_pool *p, struct map_rec *m, conc_task_fn fn,
                                       sizeof c, -1, KIND_MAP, m, NULL);
         if (r < 0) {
             /* The chunks not submitted count as failed now. */
+            char msg[sizeof m->fmsg];
+            snprintf(msg, sizeof msg, "%s", conc_failure_message());
             for (size_t j = k; j < n; j++) {
-                conc_future *f;
-                size_t first = j * chunk;
                 struct conc__array_chunk d = c;
-                d.first = first;
-                d.count = in->count - first < chunk ? in->count - first : chunk;
-                if (conc__future_new_job(conc__array_chunk_task, &d, sizeof d,
-                                         &f) == 0) {
-                    map_chunk_done(m, f, r, conc_failure_message());
-                    conc_future_free(f);
-                }
+                d.first = j * chunk;
+                d.count =
+                    in->count - d.first < chunk ? in->count - d.first : chunk;
+                map_record(m, &d, r, msg, NULL);
             }
             return 0;
         }
     }
     return 0;
+}
+
+/* Marks `f` as an array map's AsyncResult whose data is `out`. */
+static void
+map_result_tag(conc_future *f, void *out, size_t nbytes)
+{
+    f->job.kind = KIND_MAP_RESULT;
+    f->job.owner = out;
+    f->job.len = nbytes;
 }
 
 int
@@ -326,6 +354,7 @@ conc_pool_map_async(conc_pool *p, conc_task_fn fn, const conc_items *in,
     m->pool = p;
     m->failed = UINT64_MAX;
     m->user_out = out;
+    map_result_tag(m->result, out, in->count * out_size);
     m->out_size = out_size;
     m->total = in->count;
     if (cb)
@@ -414,7 +443,15 @@ int
 conc_async_result_get(conc_async_result *r, double timeout, const void **data,
                       size_t *len)
 {
-    return conc_future_result(r, timeout, data, len);
+    int rc = conc_future_result(r, timeout, data, len);
+    if (rc == 0 && r->job.kind == KIND_MAP_RESULT) {
+        /* An array map's result is the caller's array, filled in place. */
+        if (data)
+            *data = r->job.owner;
+        if (len)
+            *len = r->job.len;
+    }
+    return rc;
 }
 
 int

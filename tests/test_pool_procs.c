@@ -1,0 +1,373 @@
+/* Pool and ThreadPool, the life of their workers: the initializer and
+ * descriptor passing (a socket served by a pool task), on threads and on
+ * processes; then, for process pools, maxtasksperchild, workers that die
+ * (SIGKILL, segfault, abort, exit) failing only their task, through apply,
+ * the error callback, map and imap, task_timeout, and workers killed at
+ * random under imap_unordered. The shared API is in test_pool.c.
+ *
+ * Tasks that must stay running wait on the shared gate (tasks.h). Nothing
+ * sleeps to synchronize and every wait is bounded. */
+#include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "tasks.h"
+
+/* ---- Tasks of this program (more in tasks.h) ----------------------------- */
+
+/* Reads what its descriptor brings and sends it back upper-cased. */
+static int
+echo_fd_task(const void *arg, size_t len, conc_buf *result)
+{
+    (void)result;
+    size_t want = (size_t)arg_int(arg, len);
+    int fd = conc_task_fd();
+    if (fd < 0)
+        return conc_fail(CONC_EBADF, "no descriptor");
+    char buf[64];
+    size_t got = 0;
+    while (got < want && got < sizeof buf) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        if (poll(&pf, 1, (int)(WAIT_S * 1000)) != 1)
+            return conc_fail(CONC_ETIMEDOUT, "nothing to read");
+        ssize_t n = read(fd, buf + got, sizeof buf - got);
+        if (n <= 0)
+            return conc_fail(CONC_EPIPE, "peer closed");
+        got += (size_t)n;
+    }
+    for (size_t i = 0; i < got; i++)
+        if (buf[i] >= 'a' && buf[i] <= 'z')
+            buf[i] = (char)(buf[i] - 'a' + 'A');
+    return write(fd, buf, got) == (ssize_t)got ? 0
+                                               : conc_fail(CONC_EPIPE, "short");
+}
+
+/* ---- Initializer --------------------------------------------------------- */
+
+static void
+body_initializer(enum kind k)
+{
+    fixture_open();
+    int tag = 4321;
+    conc_pool_opts o = {.processes = 2,
+                        .initializer = init_fn,
+                        .initarg = &tag,
+                        .initarg_len = sizeof tag};
+    conc_pool *p = new_pool(k, &o);
+    tag = 0; /* the pool copied it */
+    conc_async_result *r[20];
+    for (int i = 0; i < 20; i++)
+        r[i] = apply_int(p, tag_task, 0, NULL);
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(result_int(r[i]), 4321);
+        conc_async_result_free(r[i]);
+    }
+    close_join(p);
+    int runs = atomic_load(&fx.sh->init_runs);
+    if (k == PROCESSES) /* every worker starts with the pool */
+        assert_int_equal(runs, 2);
+    else
+        assert_true(runs >= 1 && runs <= 2);
+    fixture_close();
+}
+
+BOTH(body_initializer)
+
+/* ---- Descriptor passing -------------------------------------------------- */
+
+static void
+body_fd_echo(enum kind k)
+{
+    fixture_open();
+    conc_pool *p = pool_of(k, 4);
+    enum { C = 6 };
+    int sv[C][2];
+    conc_async_result *r[C];
+    for (int i = 0; i < C; i++) {
+        assert_int_equal(
+            socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv[i]), 0);
+        int want = 6;
+        conc_apply_opts o = {.has_fd = 1, .fd = sv[i][1]};
+        assert_conc_ok(conc_pool_apply_async(p, echo_fd_task, &want,
+                                             sizeof want, &o, &r[i]));
+        close(sv[i][1]); /* the pool has its own copy */
+    }
+    for (int i = 0; i < C; i++) {
+        char msg[8], back[8] = {0};
+        snprintf(msg, sizeof msg, "ping%02d", i);
+        assert_int_equal(write(sv[i][0], msg, 6), 6);
+        size_t got = 0;
+        while (got < 6) {
+            struct pollfd pf = {.fd = sv[i][0], .events = POLLIN};
+            assert_int_equal(poll(&pf, 1, (int)(WAIT_S * 1000)), 1);
+            ssize_t n = read(sv[i][0], back + got, 6 - got);
+            assert_true(n > 0);
+            got += (size_t)n;
+        }
+        snprintf(msg, sizeof msg, "PING%02d", i);
+        assert_string_equal(back, msg);
+    }
+    for (int i = 0; i < C; i++) {
+        assert_conc_ok(conc_async_result_get(r[i], WAIT_S, NULL, NULL));
+        conc_async_result_free(r[i]);
+        /* Every copy of the descriptor is closed after the task. */
+        char c;
+        struct pollfd pf = {.fd = sv[i][0], .events = POLLIN};
+        assert_int_equal(poll(&pf, 1, (int)(WAIT_S * 1000)), 1);
+        assert_int_equal(read(sv[i][0], &c, 1), 0);
+        close(sv[i][0]);
+    }
+    conc_async_result *bad = NULL;
+    int v = 1;
+    conc_apply_opts o = {.has_fd = 1, .fd = 1000};
+    assert_conc(conc_pool_apply_async(p, echo_fd_task, &v, sizeof v, &o, &bad),
+                CONC_EBADF);
+    assert_null(bad);
+    close_join(p);
+    fixture_close();
+}
+
+BOTH(body_fd_echo)
+
+/* ---- Process pools: worker lives and deaths ------------------------------ */
+
+static void
+test_maxtasksperchild(void **state)
+{
+    (void)state;
+    fixture_open();
+    conc_pool_opts o = {.processes = 1, .maxtasksperchild = 2};
+    conc_pool *p = new_pool(PROCESSES, &o);
+    int pids[6];
+    for (int i = 0; i < 6; i++)
+        pids[i] = apply_tagged(p, whoami_task, 0).pid;
+    for (int i = 0; i < 6; i += 2) {
+        assert_int_equal(pids[i], pids[i + 1]);
+        if (i)
+            assert_int_not_equal(pids[i], pids[i - 1]);
+    }
+    assert_int_not_equal(pids[0], pids[4]);
+    close_join(p);
+    fixture_close();
+}
+
+static void
+run_death(enum death how, const char *what)
+{
+    fixture_open();
+    static struct cb_log log;
+    cb_log_init(&log);
+    conc_pool *p = pool_of(PROCESSES, 2);
+    int v = how;
+    conc_clear_failure();
+    assert_conc(conc_pool_apply(p, die_task, &v, sizeof v, NULL), CONC_EBROKEN);
+    int pid = atomic_load(&fx.sh->last_pid);
+    check_death_message(conc_failure_message(), pid, what);
+
+    /* The error callback hears of it too. */
+    conc_apply_opts o = {
+        .callback = ok_cb, .error_callback = err_cb, .arg = &log};
+    conc_async_result *r = apply_int(p, die_task, how, &o);
+    assert_conc(conc_async_result_get(r, WAIT_S, NULL, NULL), CONC_EBROKEN);
+    conc_async_result_free(r);
+    wait_callbacks(&log, 1);
+    assert_int_equal(log.code[0], CONC_EBROKEN);
+    check_death_message(log.msg[0], atomic_load(&fx.sh->last_pid), what);
+
+    /* Replaced: two tasks run at once again. */
+    conc_async_result *a = apply_int(p, held_task, 5, NULL);
+    conc_async_result *b = apply_int(p, held_task, 6, NULL);
+    wait_started(2);
+    release_gate();
+    assert_int_equal(result_int(a), 25);
+    assert_int_equal(result_int(b), 36);
+    conc_async_result_free(a);
+    conc_async_result_free(b);
+    close_join(p);
+    cb_log_fini(&log);
+    fixture_close();
+}
+
+static void
+test_death_sigkill(void **state)
+{
+    (void)state;
+    run_death(DIE_KILL, "signal 9");
+}
+
+static void
+test_death_segfault(void **state)
+{
+    (void)state;
+    run_death(DIE_SEGV, "signal 11");
+}
+
+static void
+test_death_abort(void **state)
+{
+    (void)state;
+    run_death(DIE_ABORT, "signal 6");
+}
+
+static void
+test_death_exit(void **state)
+{
+    (void)state;
+    run_death(DIE_EXIT, "status 3");
+}
+
+/* A death during a map fails only the items of the dying chunk. */
+static int
+die_at_13_task(const void *arg, size_t len, conc_buf *result)
+{
+    int v = arg_int(arg, len);
+    if (v == 13)
+        kill(getpid(), SIGKILL);
+    return put_int(result, v * v);
+}
+
+static void
+test_death_in_map(void **state)
+{
+    (void)state;
+    fixture_open();
+    conc_pool *p = pool_of(PROCESSES, 2);
+    enum { N = 40 };
+    int in[N], out[N];
+    for (int i = 0; i < N; i++)
+        in[i] = i;
+    memset(out, 0xff, sizeof out);
+    conc_items items = CONC_ITEMS(in, N);
+    conc_map_opts one = {.chunksize = 1};
+    assert_conc(
+        conc_pool_map(p, die_at_13_task, &items, out, sizeof *out, &one),
+        CONC_EBROKEN);
+    for (int i = 0; i < N; i++)
+        if (i != 13)
+            assert_int_equal(out[i], i * i);
+    /* imap: the one item fails, the others come. */
+    conc_map_iter *it;
+    assert_conc_ok(conc_pool_imap(p, die_at_13_task, &items, &one, &it));
+    for (int i = 0; i < N; i++) {
+        const void *data;
+        size_t len;
+        int rc = conc_map_next(it, WAIT_S, &data, &len);
+        if (i == 13) {
+            assert_conc(rc, CONC_EBROKEN);
+        } else {
+            assert_conc_ok(rc);
+            assert_int_equal(*(const int *)data, i * i);
+        }
+    }
+    conc_map_free(it);
+    close_join(p);
+    fixture_close();
+}
+
+static void
+test_task_timeout(void **state)
+{
+    (void)state;
+    fixture_open();
+    conc_pool_opts o = {.processes = 1, .task_timeout = 0.2};
+    conc_pool *p = new_pool(PROCESSES, &o);
+    int v = 3;
+    assert_conc_ok(conc_pool_apply(p, square_task, &v, sizeof v, NULL));
+    double t0 = conc_monotonic();
+    conc_async_result *r = apply_int(p, held_task, 1, NULL);
+    wait_started(1);
+    int pid = atomic_load(&fx.sh->last_pid);
+    assert_conc(conc_async_result_get(r, WAIT_S, NULL, NULL), CONC_ETIMEDOUT);
+    assert_true(conc_monotonic() - t0 >= 0.2 - SLACK_S);
+    conc_async_result_free(r);
+    assert_int_not_equal(apply_tagged(p, whoami_task, 0).pid, pid);
+    close_join(p);
+    fixture_close();
+}
+
+/* Random deaths under imap_unordered: see test_executor_procs.c's twin. */
+#define RD_TASKS 200
+#define RD_KILLS 6
+
+static void
+test_random_deaths(void **state)
+{
+    (void)state;
+    fixture_open();
+    conc_pool *p = pool_of(PROCESSES, 3);
+    static int in[RD_TASKS];
+    for (int i = 0; i < RD_TASKS; i++)
+        in[i] = i;
+    struct killer k = {
+        .ntasks = RD_TASKS, .max_kills = RD_KILLS, .next_slot = 11};
+    conc_thread *t = start_thread(killer_fn, &k);
+    conc_items items = CONC_ITEMS(in, RD_TASKS);
+    conc_map_iter *it;
+    assert_conc_ok(conc_pool_imap_unordered(
+        p, rd_task, &items, &(conc_map_opts){.chunksize = 1}, &it));
+    int failed = 0, self = 0, n = 0;
+    static unsigned char seen[RD_TASKS];
+    memset(seen, 0, sizeof seen);
+    for (;;) {
+        const void *data;
+        size_t len;
+        int rc = conc_map_next(it, WAIT_S, &data, &len);
+        if (rc == CONC_ECLOSED)
+            break;
+        size_t i = conc_map_index(it);
+        assert_true(i < RD_TASKS);
+        assert_false(seen[i]);
+        seen[i] = 1;
+        n++;
+        if (i % RD_SELF == 5) {
+            self++;
+            assert_conc(rc, CONC_EBROKEN);
+        }
+        if (rc == CONC_EBROKEN) {
+            failed++;
+        } else {
+            assert_conc_ok(rc);
+            assert_int_equal(*(const int *)data, (int)i * 3 + 1);
+        }
+    }
+    conc_map_free(it);
+    atomic_store(&k.stop, 1);
+    join_thread(t);
+    assert_int_equal(n, RD_TASKS);
+    assert_true(failed >= self);
+    assert_true(failed <= self + k.kills);
+    int v = 12;
+    conc_buf out = CONC_BUF_INIT;
+    assert_conc_ok(conc_pool_apply(p, square_task, &v, sizeof v, &out));
+    assert_int_equal(*(int *)out.data, 144);
+    conc_buf_free(&out);
+    close_join(p);
+    fixture_close();
+}
+
+int
+main(void)
+{
+    warm_up_threads();
+    const struct CMUnitTest tests[] = {
+        BOTH_TESTS(body_initializer),
+        BOTH_TESTS(body_fd_echo),
+        conc_unit_test(test_maxtasksperchild),
+        conc_unit_test(test_death_sigkill),
+        conc_unit_test(test_death_segfault),
+        conc_unit_test(test_death_abort),
+        conc_unit_test(test_death_exit),
+        conc_unit_test(test_death_in_map),
+        conc_unit_test(test_task_timeout),
+        conc_unit_test(test_random_deaths),
+    };
+    /* CONC_TEST_FILTER=pattern runs only the matching tests. */
+    if (getenv("CONC_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("CONC_TEST_FILTER"));
+    return conc_run_tests(tests);
+}
