@@ -3,10 +3,12 @@
  * processes; then, for process pools, maxtasksperchild, workers that die
  * (SIGKILL, segfault, abort, exit) failing only their task, through apply,
  * the error callback, map and imap, task_timeout, and workers killed at
- * random under imap_unordered. The shared API is in test_pool.c.
+ * random under imap_unordered, and a program that exits while its pool
+ * runs. The shared API is in test_pool.c.
  *
  * Tasks that must stay running wait on the shared gate (tasks.h). Nothing
  * sleeps to synchronize and every wait is bounded. */
+#include <errno.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -14,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tasks.h"
@@ -350,6 +354,54 @@ test_random_deaths(void **state)
     fixture_close();
 }
 
+/* A program that exits while its pool's workers run: exit terminates the
+ * workers, the pool starts no replacement that exit would not wait for,
+ * and the program ends. Run in a forked child, whose exit the test awaits
+ * with a bound. */
+static void
+exit_with_busy_pool(void)
+{
+    conc_pool *p = NULL;
+    if (conc_pool_new(&(conc_pool_opts){.processes = 2}, &p) < 0)
+        _exit(2);
+    for (int i = 0; i < 4; i++)
+        if (conc_pool_apply_async(p, held_task, &i, sizeof i, NULL, NULL) < 0)
+            _exit(3);
+    for (int i = 0; i < 2; i++)
+        if (conc_sem_acquire(fx.started, WAIT_S) < 0)
+            _exit(4);
+    exit(0); /* the pool still runs: exit's handlers must end it */
+}
+
+static void
+test_exit_while_running(void **state)
+{
+    (void)state;
+    fixture_open();
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        exit_with_busy_pool();
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    assert_true(pidfd >= 0);
+    struct pollfd pf = {.fd = pidfd, .events = POLLIN};
+    int ready = poll(&pf, 1, (int)(WAIT_S * 1000));
+    if (ready != 1)
+        kill(pid, SIGKILL);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    close(pidfd);
+    assert_int_equal(ready, 1);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    /* Its workers were reaped before it ended. */
+    int worker = atomic_load(&fx.sh->last_pid);
+    assert_true(worker > 0);
+    assert_int_equal(kill(worker, 0), -1);
+    assert_int_equal(errno, ESRCH);
+    fixture_close();
+}
+
 int
 main(void)
 {
@@ -365,6 +417,7 @@ main(void)
         conc_unit_test(test_death_in_map),
         conc_unit_test(test_task_timeout),
         conc_unit_test(test_random_deaths),
+        conc_unit_test(test_exit_while_running),
     };
     /* CONC_TEST_FILTER=pattern runs only the matching tests. */
     if (getenv("CONC_TEST_FILTER"))
