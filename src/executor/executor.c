@@ -197,18 +197,20 @@ conc__executor_submit_deadline(const struct conc_executor *ex)
 
 int
 conc__executor_wait_room_locked(struct conc_executor *ex, conc__lockword *lock,
-                                const size_t *count, int64_t deadline)
+                                const _Atomic size_t *count, int64_t deadline)
 {
-    int r;
-    while (*count >= ex->opts.max_pending) {
-        if ((r = conc__executor_refuse_locked(ex)) < 0)
+    for (;;) {
+        /* Read before the count: a count lowered after this bumps it. */
+        uint32_t seen = atomic_load_explicit(&ex->room, memory_order_seq_cst);
+        size_t n = atomic_load_explicit(count, memory_order_seq_cst);
+        int r = conc__executor_refuse_locked(ex);
+        if (r < 0 || n < ex->opts.max_pending)
             return r;
         if (ex->opts.submit_mode == CONC_SUBMIT_FAIL)
             return conc_fail(CONC_EFULL,
                              "the executor's submission queue is full "
                              "(%zu pending)",
-                             *count);
-        uint32_t seen = atomic_load(&ex->room);
+                             n);
         conc__lockword_release(lock, 0);
         atomic_fetch_add_explicit(&ex->room_sleepers, 1, memory_order_seq_cst);
         r = 0;
@@ -216,11 +218,10 @@ conc__executor_wait_room_locked(struct conc_executor *ex, conc__lockword *lock,
             r = conc__futex_wait(&ex->room, seen, deadline, 0);
         atomic_fetch_sub_explicit(&ex->room_sleepers, 1, memory_order_relaxed);
         conc__lockword_acquire(lock, CONC__FOREVER, 0);
-        if (r == -ETIMEDOUT && *count >= ex->opts.max_pending)
+        if (r == -ETIMEDOUT && atomic_load(count) >= ex->opts.max_pending)
             return conc_fail(CONC_ETIMEDOUT, "no room in the executor's "
                                              "submission queue in time");
     }
-    return conc__executor_refuse_locked(ex);
 }
 
 void

@@ -43,10 +43,10 @@ struct conc_executor {
     int is_process;            /* 1: process engine */
     _Atomic int closed;        /* no more submits */
     conc__job_done_fn on_done; /* a Pool's per-job hook, or NULL */
-    /* Guarded by the engine's lock: */
-    int stopping;         /* shut down: no more submits */
-    int broken;           /* an initializer failed */
-    char broken_msg[256]; /* why */
+    /* Written under the engine's lock: */
+    _Atomic int stopping; /* shut down: no more submits */
+    _Atomic int broken;   /* an initializer failed */
+    char broken_msg[256]; /* why; written before broken */
     /* Bounded submission: bumped when room may have appeared; a futex. */
     _Atomic uint32_t room, room_sleepers;
 };
@@ -70,12 +70,13 @@ int conc__executor_refuse_locked(struct conc_executor *ex);
 /* The bounded-submission deadline of a submit starting now. */
 int64_t conc__executor_submit_deadline(const struct conc_executor *ex);
 
-/* Waits while `*count` (guarded by `lock`, held on entry and exit and
- * released while asleep) is at max_pending, as submit_mode says. Returns
- * 0, CONC_EFULL, CONC_ETIMEDOUT or the refusal of a shut-down or broken
- * engine. */
+/* Waits while `*count` is at max_pending, as submit_mode says, with
+ * `lock` held on entry and exit and released while asleep. Whoever lowers
+ * the count calls conc__executor_signal_room after. Returns 0, CONC_EFULL,
+ * CONC_ETIMEDOUT or the refusal of a shut-down or broken engine. */
 int conc__executor_wait_room_locked(struct conc_executor *ex,
-                                    conc__lockword *lock, const size_t *count,
+                                    conc__lockword *lock,
+                                    const _Atomic size_t *count,
                                     int64_t deadline);
 
 /* Wakes the submitters waiting for room: when a pending job leaves, or

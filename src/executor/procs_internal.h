@@ -103,7 +103,7 @@ struct pengine {
     conc__lockword lock; /* guards the workers' lists, backlog, flags */
     struct worker *w;
     conc_future *bl_head, *bl_tail;
-    size_t backlog;
+    _Atomic size_t backlog; /* written under the lock */
     uint64_t seq;
     size_t depth;
     int terminating;

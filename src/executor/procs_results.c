@@ -109,11 +109,11 @@ static void
 break_engine(struct pengine *e, int code, const char *msg, size_t mlen)
 {
     conc__pe_lock(e);
-    if (!e->ex.broken) {
-        e->ex.broken = 1;
+    if (!e->ex.broken) { /* the message first: readers look after broken */
         snprintf(e->ex.broken_msg, sizeof e->ex.broken_msg,
                  "a worker's initializer failed (%s: %.*s): the pool is broken",
                  conc_err_name(code), (int)mlen, msg);
+        atomic_store_explicit(&e->ex.broken, 1, memory_order_seq_cst);
     }
     conc__pe_unlock(e);
     fail_backlog(e);

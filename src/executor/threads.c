@@ -1,26 +1,31 @@
 /* The thread engine: ThreadPoolExecutor and ThreadPool.
  *
- * Design. Submitted futures form an intrusive FIFO (job.next) under one
- * lock word; a future is its own queue node, so a submit allocates exactly
- * once. Workers start on demand, as in Python: a submit that finds no idle
- * worker starts one until max_workers run. An idle worker spins for a few
- * microseconds watching `work` before it sleeps on it, so a stream of
- * submits costs no system call while workers keep up; a submit wakes a
- * sleeper only when one is asleep. */
+ * Design. Submitted futures form an intrusive queue (jobq.h) that submits
+ * push to without a lock; a future is its own queue node, so a submit
+ * allocates exactly once. Workers pop one job at a time under their own
+ * lock. Workers start on demand, as in Python: a submit that finds no idle
+ * worker starts one until max_workers run. Idle workers and wake-ups are
+ * described at wake_one. Shutdown and submit meet through `submitting`: a
+ * submit counts itself before it checks `stopping`, and a worker leaves
+ * only once it has seen `stopping`, no submit under way and an empty
+ * queue, so no job is pushed after the last worker has gone. */
 #include <stdio.h>
 #include <string.h>
 
 #include "executor/executor_internal.h"
+#include "executor/jobq.h"
 #include "unix/futex.h"
 
 #define SPIN_NS 20000 /* how long an idle worker watches before sleeping */
 
 struct engine {
     struct conc_executor ex;
-    conc__lockword lock;      /* guards everything below but the atomics */
-    conc_future *head, *tail; /* pending jobs */
-    size_t pending;
-    size_t nthreads;
+    struct conc__jobq q;       /* pending jobs */
+    conc__lockword qlock;      /* one popper at a time */
+    _Atomic size_t pending;    /* jobs pushed and not yet popped */
+    _Atomic size_t submitting; /* submits under way */
+    conc__lockword lock;       /* guards threads, bounded submits, flags */
+    _Atomic size_t nthreads;   /* written under lock */
     _Atomic size_t idle;       /* workers waiting for work */
     conc_thread **threads;     /* max_workers slots */
     _Atomic uint32_t work;     /* bumped per submit and at shutdown; futex */
@@ -45,30 +50,58 @@ unlock(struct engine *e)
 
 /* ---- Workers ------------------------------------------------------------ */
 
-/* Takes the oldest pending job (lock held), or NULL. One at a time: a
- * job a worker held back while it runs another would wait behind a long
- * task while other workers idle, and would escape shutdown's cancel. */
-static conc_future *
-pop_locked(struct engine *e)
+/* Whether the queue holds a job or a push under way (qlock held). */
+static int
+queued_locked(struct engine *e)
 {
-    conc_future *f = e->head;
-    if (!f)
-        return NULL;
-    e->head = f->job.next;
-    if (!e->head)
-        e->tail = NULL;
-    f->job.next = NULL;
-    e->pending--;
+    return e->q.head != &e->q.stub ||
+           atomic_load_explicit(&e->q.tail, memory_order_seq_cst) != &e->q.stub;
+}
+
+/* Takes the oldest pending job, or NULL; *more says whether others wait.
+ * One at a time: a job a worker held back while it runs another would
+ * wait behind a long task while other workers idle, and would escape
+ * shutdown's cancel. */
+static conc_future *
+pop(struct engine *e, int *more)
+{
+    conc__lockword_acquire(&e->qlock, CONC__FOREVER, 0);
+    conc_future *f = conc__jobq_pop(&e->q);
+    *more = queued_locked(e);
+    conc__lockword_release(&e->qlock, 0);
+    if (f && e->ex.opts.max_pending) {
+        atomic_fetch_sub_explicit(&e->pending, 1, memory_order_seq_cst);
+        conc__executor_signal_room(&e->ex, 0);
+    }
     return f;
 }
 
-/* Idle workers and wake-ups. At most one idle worker watches for work at
- * a time: it holds the `spinning` token. A submit wakes a sleeper only if
- * no one holds the token, and hands the token to the one it wakes, so
- * that the submits that follow, before the woken worker runs, make no
- * system call. A worker that takes a job gives the token up and, if more
- * jobs wait, wakes the next sleeper: parallelism grows with the queue.
- * Idle workers that all spun would take the CPUs the busy ones need. */
+/* Whether a worker may leave: shut down, then no submit under way, then
+ * nothing queued (read in that order: a submit counts itself before it
+ * looks at `stopping`). */
+static int
+may_leave(struct engine *e, int queued)
+{
+    if (queued ||
+        !atomic_load_explicit(&e->ex.stopping, memory_order_seq_cst) ||
+        atomic_load_explicit(&e->submitting, memory_order_seq_cst))
+        return 0;
+    conc__lockword_acquire(&e->qlock, CONC__FOREVER, 0);
+    queued = queued_locked(e);
+    conc__lockword_release(&e->qlock, 0);
+    return !queued;
+}
+
+/* Idle workers and wake-ups. A submit pushes its job and then, only if a
+ * worker sleeps, wakes one: a worker about to sleep counts itself in
+ * `sleepers` and then looks at the queue, so one of the two sees the
+ * other. At most one idle worker watches the queue instead of sleeping:
+ * it holds the `spinning` token. A submit wakes a sleeper only if no one
+ * holds the token, and hands the token to the one it wakes, so that the
+ * submits that follow, before the woken worker runs, make no system call.
+ * A worker that takes a job gives the token up and, if more jobs wait,
+ * wakes the next sleeper: parallelism grows with the queue. Idle workers
+ * that all spun would take the CPUs the busy ones need. */
 static void
 wake_one(struct engine *e)
 {
@@ -77,43 +110,52 @@ wake_one(struct engine *e)
     uint32_t none = 0;
     if (!atomic_compare_exchange_strong(&e->spinning, &none, 1))
         return; /* its holder takes the job, or wakes the next sleeper */
+    atomic_fetch_add_explicit(&e->work, 1, memory_order_seq_cst);
     if (conc__futex_wake(&e->work, 1, 0) == 0) /* it woke by itself */
         atomic_store_explicit(&e->spinning, 0, memory_order_seq_cst);
 }
 
-/* Watches `work` for a while if this worker holds the token or can take
- * it. Returns 1 if work came, with the token kept; 0 with it given up. */
+/* Watches the queue's tail move from `tail` for a while, if this worker
+ * holds the token or can take it. Returns 1 if it moved, with the token
+ * kept; 0 with the token given up. */
 static int
-spin_for_work(struct engine *e, uint32_t seen, int *token)
+spin_for_work(struct engine *e, conc_future *tail, int *token)
 {
     uint32_t none = 0;
     if (!*token && !atomic_compare_exchange_strong(&e->spinning, &none, 1))
         return 0;
     *token = 1;
     int64_t until = conc__now_ns() + SPIN_NS;
-    while (atomic_load_explicit(&e->work, memory_order_acquire) == seen &&
-           conc__now_ns() < until)
-        for (int i = 0; i < 16; i++)
+    do {
+        for (int i = 0; i < 16; i++) {
+            if (atomic_load_explicit(&e->q.tail, memory_order_acquire) != tail)
+                return 1;
             conc__cpu_relax();
-    if (atomic_load_explicit(&e->work, memory_order_acquire) != seen)
-        return 1;
+        }
+    } while (conc__now_ns() < until);
     *token = 0;
     atomic_store_explicit(&e->spinning, 0, memory_order_seq_cst);
     return 0;
 }
 
-/* Sleeps until `work` moves from `seen`. Returns 1 if a waker handed this
- * worker the token. */
+/* Sleeps unless a job is queued. Returns 1 if a waker handed this worker
+ * the token. */
 static int
-sleep_for_work(struct engine *e, uint32_t seen)
+sleep_for_work(struct engine *e)
 {
     atomic_fetch_add_explicit(&e->sleepers, 1, memory_order_seq_cst);
+    uint32_t seen = atomic_load_explicit(&e->work, memory_order_seq_cst);
+    conc__lockword_acquire(&e->qlock, CONC__FOREVER, 0);
+    int queued = queued_locked(e);
+    conc__lockword_release(&e->qlock, 0);
     int r = -EAGAIN;
-    if (atomic_load_explicit(&e->work, memory_order_seq_cst) == seen)
+    if (!queued && !atomic_load_explicit(&e->ex.stopping, memory_order_seq_cst))
         r = conc__futex_wait(&e->work, seen, CONC__FOREVER, 0);
     atomic_fetch_sub_explicit(&e->sleepers, 1, memory_order_seq_cst);
     return r == 0;
 }
+
+static int adjust_workers(struct engine *e);
 
 /* Waits for work: returns the next job, or NULL when the worker should
  * leave (shutdown with an empty queue). */
@@ -122,37 +164,59 @@ next_job(struct engine *e)
 {
     int token = 0; /* this worker holds `spinning` */
     for (;;) {
-        uint32_t seen = atomic_load_explicit(&e->work, memory_order_acquire);
-        lock(e);
-        conc_future *f = pop_locked(e);
-        int leave = !f && e->ex.stopping;
-        int more = e->pending > 0;
-        unlock(e);
+        conc_future *tail =
+            atomic_load_explicit(&e->q.tail, memory_order_seq_cst);
+        int more;
+        conc_future *f = pop(e, &more);
+        int leave = !f && may_leave(e, more);
         if (f || leave) {
             if (token)
                 atomic_store_explicit(&e->spinning, 0, memory_order_seq_cst);
-            if (f && more)
+            if (f && more) {
+                /* The idle worker a submit counted on may have taken
+                 * another job: make sure someone comes for this one. */
                 wake_one(e);
-            if (f)
-                conc__executor_signal_room(&e->ex, 0);
+                adjust_workers(e);
+            }
             return f;
         }
+        if (more) { /* a push half done: it ends in nanoseconds */
+            conc__cpu_relax();
+            continue;
+        }
         atomic_fetch_add_explicit(&e->idle, 1, memory_order_relaxed);
-        if (!spin_for_work(e, seen, &token))
-            token = sleep_for_work(e, seen);
+        if (!spin_for_work(e, tail, &token))
+            token = sleep_for_work(e);
         atomic_fetch_sub_explicit(&e->idle, 1, memory_order_relaxed);
     }
+}
+
+/* Takes every pending job once no submit is under way (after `stopping`
+ * is set, none starts), as a list linked by job.next. */
+static conc_future *
+take_all(struct engine *e)
+{
+    while (atomic_load_explicit(&e->submitting, memory_order_seq_cst))
+        conc__cpu_relax();
+    conc_future *head = NULL, **tail = &head, *f;
+    int more = 1;
+    while ((f = pop(e, &more)) != NULL || more) {
+        if (!f) {
+            conc__cpu_relax(); /* a push half done */
+            continue;
+        }
+        f->job.next = NULL;
+        *tail = f;
+        tail = &f->job.next;
+    }
+    return head;
 }
 
 /* Fails every pending job with `code` (lock not held). */
 static void
 fail_pending(struct engine *e, int code, const char *msg)
 {
-    lock(e);
-    conc_future *f = e->head;
-    e->head = e->tail = NULL;
-    e->pending = 0;
-    unlock(e);
+    conc_future *f = take_all(e);
     while (f) {
         conc_future *next = f->job.next;
         if (conc_future_set_running(f) == 1) {
@@ -163,7 +227,6 @@ fail_pending(struct engine *e, int code, const char *msg)
         conc_future_free(f);
         f = next;
     }
-    conc__executor_signal_room(&e->ex, 0);
 }
 
 /* Runs the initializer; on failure breaks the engine. Returns 0 or the
@@ -180,11 +243,13 @@ run_initializer(struct engine *e)
     if (r >= 0)
         return 0;
     lock(e);
-    e->ex.broken = 1;
-    snprintf(e->ex.broken_msg, sizeof e->ex.broken_msg,
-             "a thread initializer failed (%s%s%s): the pool is broken",
-             conc_err_name(r), *conc_failure_message() ? ": " : "",
-             conc_failure_message());
+    if (!e->ex.broken) { /* the message first: readers look after broken */
+        snprintf(e->ex.broken_msg, sizeof e->ex.broken_msg,
+                 "a thread initializer failed (%s%s%s): the pool is broken",
+                 conc_err_name(r), *conc_failure_message() ? ": " : "",
+                 conc_failure_message());
+        atomic_store_explicit(&e->ex.broken, 1, memory_order_seq_cst);
+    }
     unlock(e);
     fail_pending(e, CONC_EBROKEN, e->ex.broken_msg);
     return r;
@@ -210,47 +275,89 @@ worker_main(void *arg)
 static int
 start_worker_locked(struct engine *e)
 {
+    size_t n = atomic_load_explicit(&e->nthreads, memory_order_relaxed);
     char name[96];
-    snprintf(name, sizeof name, "%s_%zu", e->ex.prefix, e->nthreads);
+    snprintf(name, sizeof name, "%s_%zu", e->ex.prefix, n);
     conc_thread_opts o = {.name = name, .daemon = CONC_DAEMON_YES};
-    int r = conc_thread_start(worker_main, e, &o, &e->threads[e->nthreads]);
+    int r = conc_thread_start(worker_main, e, &o, &e->threads[n]);
     if (r < 0)
-        return e->nthreads ? 0 : r;
-    e->nthreads++;
+        return n ? 0 : r;
+    atomic_store_explicit(&e->nthreads, n + 1, memory_order_release);
     return 0;
 }
 
+/* Starts a worker if none is idle and there may be more (as Python's
+ * _adjust_thread_count). */
+static int
+adjust_workers(struct engine *e)
+{
+    if (atomic_load_explicit(&e->idle, memory_order_relaxed) ||
+        atomic_load_explicit(&e->nthreads, memory_order_relaxed) >=
+            e->ex.workers)
+        return 0;
+    lock(e);
+    int r = 0;
+    if (atomic_load_explicit(&e->nthreads, memory_order_relaxed) <
+            e->ex.workers &&
+        !atomic_load_explicit(&e->ex.stopping, memory_order_relaxed))
+        r = start_worker_locked(e); /* shutdown joins what it counts */
+    unlock(e);
+    return r;
+}
+
 /* ---- Submit ------------------------------------------------------------- */
+
+/* A bounded submit: waits for room under the lock, then counts the job
+ * in before it lets the next submitter look. */
+static int
+reserve_room(struct engine *e)
+{
+    int64_t deadline = conc__executor_submit_deadline(&e->ex);
+    lock(e);
+    int r = conc__executor_wait_room_locked(&e->ex, &e->lock, &e->pending,
+                                            deadline);
+    if (r == 0)
+        atomic_fetch_add_explicit(&e->pending, 1, memory_order_seq_cst);
+    unlock(e);
+    return r;
+}
 
 static int
 engine_submit(struct conc_executor *ex, conc_future *f)
 {
     struct engine *e = (struct engine *)ex;
-    int64_t deadline = conc__executor_submit_deadline(ex);
-    lock(e);
-    int r = ex->opts.max_pending ? conc__executor_wait_room_locked(
-                                       ex, &e->lock, &e->pending, deadline)
+    atomic_fetch_add_explicit(&e->submitting, 1, memory_order_seq_cst);
+    int r = ex->opts.max_pending ? reserve_room(e)
                                  : conc__executor_refuse_locked(ex);
-    if (!r && atomic_load_explicit(&e->idle, memory_order_relaxed) == 0 &&
-        e->nthreads < ex->workers)
-        r = start_worker_locked(e);
+    if (r == 0 && (r = adjust_workers(e)) < 0 && ex->opts.max_pending)
+        atomic_fetch_sub_explicit(&e->pending, 1, memory_order_seq_cst);
     if (r < 0) {
-        unlock(e);
+        atomic_fetch_sub_explicit(&e->submitting, 1, memory_order_seq_cst);
         return r;
     }
-    if (e->tail)
-        e->tail->job.next = f;
-    else
-        e->head = f;
-    e->tail = f;
-    e->pending++;
-    unlock(e);
-    atomic_fetch_add_explicit(&e->work, 1, memory_order_seq_cst);
+    conc__jobq_push(&e->q, f);
+    atomic_fetch_sub_explicit(&e->submitting, 1, memory_order_seq_cst);
     wake_one(e);
     return 0;
 }
 
 /* ---- Shutdown ----------------------------------------------------------- */
+
+/* Stops accepting work and wakes every worker to look again. */
+static void
+stop(struct engine *e)
+{
+    lock(e);
+    atomic_store_explicit(&e->ex.stopping, 1, memory_order_seq_cst);
+    unlock(e);
+}
+
+static void
+wake_all(struct engine *e)
+{
+    atomic_fetch_add_explicit(&e->work, 1, memory_order_seq_cst);
+    conc__futex_wake(&e->work, INT32_MAX, 0);
+}
 
 static int
 engine_shutdown(struct conc_executor *ex, int wait, int cancel)
@@ -259,15 +366,8 @@ engine_shutdown(struct conc_executor *ex, int wait, int cancel)
     if (wait && conc__executor_in_task(ex))
         return conc_fail(CONC_EDEADLK, "shutdown(wait) from the executor's "
                                        "own task would wait for itself");
-    lock(e);
-    e->ex.stopping = 1;
-    conc_future *f = NULL;
-    if (cancel) {
-        f = e->head;
-        e->head = e->tail = NULL;
-        e->pending = 0;
-    }
-    unlock(e);
+    stop(e);
+    conc_future *f = cancel ? take_all(e) : NULL;
     while (f) {
         conc_future *next = f->job.next;
         if (conc__future_cancel_pending(f) && ex->on_done)
@@ -275,13 +375,12 @@ engine_shutdown(struct conc_executor *ex, int wait, int cancel)
         conc_future_free(f);
         f = next;
     }
-    atomic_fetch_add_explicit(&e->work, 1, memory_order_seq_cst);
-    conc__futex_wake(&e->work, INT32_MAX, 0);
+    wake_all(e);
     conc__executor_signal_room(ex, 1);
     if (!wait)
         return 0;
     lock(e);
-    size_t n = e->nthreads;
+    size_t n = atomic_load(&e->nthreads);
     unlock(e);
     for (size_t i = 0; i < n; i++)
         conc_thread_join(e->threads[i], CONC_FOREVER, NULL);
@@ -292,12 +391,10 @@ static int
 engine_terminate(struct conc_executor *ex)
 {
     struct engine *e = (struct engine *)ex;
-    lock(e);
-    e->ex.stopping = 1;
-    unlock(e);
+    stop(e);
     fail_pending(e, CONC_ECLOSED, "the pool was terminated");
-    atomic_fetch_add_explicit(&e->work, 1, memory_order_seq_cst);
-    conc__futex_wake(&e->work, INT32_MAX, 0);
+    wake_all(e);
+    conc__executor_signal_room(ex, 1);
     return 0;
 }
 
@@ -308,7 +405,7 @@ engine_join(struct conc_executor *ex, double timeout)
     int64_t deadline;
     conc__deadline(timeout, &deadline);
     lock(e);
-    size_t n = e->nthreads;
+    size_t n = atomic_load(&e->nthreads);
     unlock(e);
     for (size_t i = 0; i < n; i++) {
         double left = CONC_FOREVER;
@@ -359,6 +456,7 @@ conc__thread_engine_new(const conc_executor_opts *opts,
         conc__free(e);
         return CONC_ENOMEM;
     }
+    conc__jobq_init(&e->q);
     e->serial = atomic_fetch_add(&executor_serial, 1);
     if (!e->ex.prefix) {
         char name[64];

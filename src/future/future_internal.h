@@ -32,7 +32,8 @@ struct conc__callback {
 
 /* The task part of a future, owned by the executor that runs it. */
 struct conc__job {
-    conc_future *next; /* the executor's queue link (its lock guards it) */
+    conc_future *next; /* the executor's list link (its lock guards it) */
+    conc_future *_Atomic qnext; /* the thread engine's queue link */
     conc_task_fn fn;
     const uint8_t *arg; /* len bytes: inline after the future, or owned */
     size_t len;
