@@ -13,12 +13,12 @@
  * it sleeps, so a busy pool makes no system call per task.
  *
  * A task in a ring is still pending: the worker claims it (a claim word in
- * shared memory, procs_internal.h) just before it runs it, and the result
- * thread then marks the future running. Until the claim, the parent may
- * revoke the task: to cancel it, or to hand it to an idle worker when the
- * worker it waits on is stuck in a long task. A worker's tasks complete in
- * the order it claimed them, so its results always belong to the head of
- * its outstanding list. `depth` adapts to task length: deep queues for
+ * shared memory, procs_internal.h) just before it runs it, and reading the
+ * future's state then finds it running (engine_sync). Until the claim, the
+ * parent may revoke the task: to cancel it, or to hand it to an idle worker
+ * when the worker it waits on is stuck in a long task. A worker's tasks
+ * complete in the order it claimed them, so its results always belong to the
+ * head of its outstanding list. `depth` adapts to task length: deep queues for
  * tiny tasks, short ones for long tasks. */
 #include <signal.h>
 #include <stdio.h>
@@ -147,7 +147,9 @@ dispatch_locked(struct pengine *e, conc_future *f)
     size_t cap = e->ex.opts.max_tasks_per_child;
     for (size_t i = 0; i < e->ex.workers; i++) {
         struct worker *w = &e->w[i];
-        if (!w->alive || w->nout >= e->depth || (cap && w->dispatched >= cap))
+        if (!w->alive ||
+            w->nout >= atomic_load_explicit(&e->depth, memory_order_relaxed) ||
+            (cap && w->dispatched >= cap))
             continue;
         if (best == SIZE_MAX || w->nout < e->w[best].nout)
             best = i;
@@ -547,7 +549,7 @@ conc__process_engine_new(const conc_executor_opts *opts,
     }
     e->ex.ops = &process_ops;
     e->ex.on_done = on_done;
-    e->depth = CONC__DEPTH_MIN;
+    atomic_init(&e->depth, CONC__DEPTH_MIN);
     if ((r = engine_setup(e)) < 0)
         goto fail;
     for (size_t i = 0; i < e->ex.workers; i++)

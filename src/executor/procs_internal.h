@@ -105,7 +105,7 @@ struct pengine {
     conc_future *bl_head, *bl_tail;
     _Atomic size_t backlog; /* written under the lock */
     uint64_t seq;
-    size_t depth;
+    _Atomic size_t depth; /* tasks a ring may hold: set by the result thread */
     int terminating;
     conc_arena *arena;
     _Atomic uint32_t *parent_sleeping; /* in a shared page */

@@ -1,5 +1,5 @@
 /* The process engine's result thread: it reads the workers' results and
- * completes their futures, marks claimed tasks running, refills the rings
+ * completes their futures, refills the rings
  * from the backlog, hands queued tasks from a stuck worker to an idle one,
  * enforces task time limits, and replaces workers that die (procs.c has
  * the design). */
@@ -75,22 +75,6 @@ pop_outstanding(struct pengine *e, struct worker *w)
     return f;
 }
 
-/* Marks running the tasks the workers have claimed: a worker claims its
- * list's head only. */
-static void
-mark_running(struct pengine *e)
-{
-    conc__pe_lock(e);
-    for (size_t i = 0; i < e->ex.workers; i++) {
-        struct worker *w = &e->w[i];
-        conc_future *f = w->head;
-        if (w->alive && f && conc__future_state_raw(f) == CONC_FUTURE_PENDING &&
-            claimed_locked(w, f))
-            conc_future_set_running(f);
-    }
-    conc__pe_unlock(e);
-}
-
 /* Fails the backlog of a broken engine. */
 static void
 fail_backlog(struct pengine *e)
@@ -129,9 +113,7 @@ learn(struct pengine *e, uint64_t run_ns)
     d = d < CONC__DEPTH_MIN   ? CONC__DEPTH_MIN
         : d > CONC__DEPTH_MAX ? CONC__DEPTH_MAX
                               : d;
-    conc__pe_lock(e);
-    e->depth = d;
-    conc__pe_unlock(e);
+    atomic_store_explicit(&e->depth, d, memory_order_relaxed);
 }
 
 /* Starts a result: the head of w's list, or the one arriving in pieces. */
@@ -404,7 +386,7 @@ sleep_ms(struct pengine *e)
     return ms;
 }
 
-/* Sleeps until a worker writes or claims, a worker ends, a submit nudges,
+/* Sleeps until a worker writes a result, a worker ends, a submit nudges,
  * or `timeout_ms` passes; marks the ended workers in `ended`. */
 static void
 sleep_poll(struct pengine *e, int timeout_ms, unsigned char *ended)
@@ -487,7 +469,6 @@ round_once(struct pengine *e, unsigned char *ended)
     int64_t now = conc__now_ns();
     if (e->ex.opts.task_timeout > 0)
         enforce_limits(e, now);
-    mark_running(e);
     conc__pe_lock(e);
     rebalance_locked(e, now);
     size_t moved = conc__pe_refill_locked(e);

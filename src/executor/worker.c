@@ -97,11 +97,8 @@ claim(const struct conc__worker_arg *w, const struct conc__task_hdr *h)
     atomic_store_explicit(&w->sh->started, h->seq, memory_order_seq_cst);
     uint64_t want = h->wseq << 2 | CONC__CLAIM_QUEUED;
     if (atomic_compare_exchange_strong(&w->sh->claim[h->wseq % CONC__SLOTS],
-                                       &want,
-                                       h->wseq << 2 | CONC__CLAIM_TAKEN)) {
-        wake_parent(w); /* to mark it running */
+                                       &want, h->wseq << 2 | CONC__CLAIM_TAKEN))
         return 1;
-    }
     atomic_store_explicit(&w->sh->started, 0, memory_order_relaxed);
     return 0;
 }
