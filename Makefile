@@ -1,10 +1,12 @@
 # The commands users type. Each build lives in its own directory:
-# build/ (normal), build-asan/ (ASan+UBSan), build-tsan/ (TSan).
+# build/ (normal), build-asan/ (ASan+UBSan), build-tsan/ (TSan),
+# build-fuzz/ (libFuzzer targets, built with clang).
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 CTEST_FLAGS ?= --output-on-failure -j$(JOBS)
+FUZZ_SECONDS ?= 20
 
-.PHONY: all deps build test test-asan test-tsan demo bench format clean install
+.PHONY: all deps build test test-asan test-tsan fuzz demo bench format clean install
 
 all: build
 
@@ -38,6 +40,15 @@ test-tsan: deps build-tsan/Makefile
 	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	    ctest $(CTEST_FLAGS)
 
+build-fuzz/Makefile:
+	CC=clang cmake -S . -B build-fuzz -DCONC_FUZZ=ON -DCONC_BUILD_TESTS=OFF \
+	    -DCONC_BUILD_EXAMPLES=OFF -DCONC_BUILD_BENCH=OFF $(CMAKE_FLAGS)
+
+# Every fuzz target for FUZZ_SECONDS seconds, from its seed corpus.
+fuzz: deps build-fuzz/Makefile
+	@cmake --build build-fuzz -j$(JOBS) --target conc_fuzz
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh build-fuzz
+
 demo: deps build
 	@tools/demo.sh build/examples
 
@@ -51,4 +62,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-fuzz

@@ -6,7 +6,9 @@
 
 #include "executor/executor_internal.h"
 
-#define PAD8(n) (((n) + 7u) & ~(size_t)7u)
+/* In size_t before adding, so that a 32-bit length near its top does not
+ * wrap to a small padded size. */
+#define PAD8(n) (((size_t)(n) + 7u) & ~(size_t)7u)
 
 static const uint8_t zeros[8];
 
@@ -66,14 +68,17 @@ conc__chunk_task(const void *arg, size_t len, conc_buf *result)
         uint64_t n;
         memcpy(&n, p, 8);
         p += 8;
-        if ((uint64_t)(end - p) < n)
+        if ((uint64_t)(end - p) < n) {
+            conc_buf_free(&out);
             return conc_fail(CONC_EPROTO, "a chunk item overruns its chunk");
+        }
         out.len = 0;
         conc_clear_failure();
         int code = fn(n ? p : NULL, (size_t)n, &out);
         r = put_outcome(result, code < 0 ? code : 0,
                         code < 0 ? conc_failure_message() : "", &out);
-        p += PAD8(n);
+        /* The last item's padding may be cut off: stop at the end. */
+        p += PAD8(n) < (size_t)(end - p) ? PAD8(n) : (size_t)(end - p);
     }
     conc_buf_free(&out);
     return r;
@@ -93,7 +98,13 @@ conc__chunk_next(const conc_buf *res, size_t *pos, int *code, const char **msg,
         return CONC_EPROTO;
     memcpy(head, p, 8);
     memcpy(&dlen, p + 8, 8);
-    if (left - 16 < PAD8(head[1]) || left - 16 - PAD8(head[1]) < PAD8(dlen))
+    /* Lengths are checked against the room left before they are padded:
+     * a length near 2^64 would wrap to a small padded one. */
+    size_t room = left - 16;
+    if (PAD8(head[1]) > room)
+        return CONC_EPROTO;
+    room -= PAD8(head[1]);
+    if (dlen > room || PAD8(dlen) > room)
         return CONC_EPROTO;
     *code = (int32_t)head[0];
     *msg = (const char *)p + 16;

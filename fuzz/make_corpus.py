@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Writes the seed corpus of the fuzz targets: a few tiny inputs per
+target in fuzz/corpus/<name>/, each a well-formed case or an edge that
+once broke a parser. Run it again after changing an input format."""
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def u8(v):
+    return struct.pack("<B", v)
+
+
+def u16(v):
+    return struct.pack("<H", v)
+
+
+def u32(v):
+    return struct.pack("<I", v)
+
+
+def u64(v):
+    return struct.pack("<Q", v)
+
+
+def pad8(b):
+    return b + b"\0" * (-len(b) % 8)
+
+
+def outcome(code, msg=b"", data=b""):
+    """One item outcome of a chunk result."""
+    return (struct.pack("<iIQ", code, len(msg), len(data)) + pad8(msg) +
+            pad8(data))
+
+
+def item(b):
+    """One item of a chunk argument."""
+    return u64(len(b)) + pad8(b)
+
+
+def frame(kind, payload=b"", length=None):
+    """A connection frame: 56-bit length and kind in one 64-bit word."""
+    n = len(payload) if length is None else length
+    return u64(n << 8 | kind) + payload
+
+
+BYTES, FD = 0x42, 0x46
+
+SEEDS = {
+    "chunk_result": {
+        "two_outcomes": outcome(0, data=b"abc") + outcome(-22, msg=b"bad"),
+        "empty": b"",
+        "msglen_wraps": outcome(0)[:4] + u32(0xFFFFFFFF) + u64(0),
+        "datalen_wraps": u32(0) + u32(0) + u64(2**64 - 7),
+    },
+    "chunk_task": {
+        "three_items": item(b"\x01ab") + item(b"") + item(b"\x00" * 9),
+        "overrun": item(b"\x01x") + u64(100) + b"short",
+        "unpadded_last": item(b"\x02") + u64(3) + b"\x01ab",
+    },
+    "exec_ring": {
+        # Start 8 bytes before the ring's end (256 KiB), so the first
+        # frame wraps; put two, peek, take both.
+        "wrap": u64(2**18 - 8) + u8(0) + u8(0) + u16(20) + u8(7) +
+        u8(8) + u8(1) + u16(3) + u16(5) + u8(9) + u8(2) + u8(3) +
+        u8(5) + u8(0) * 2 + u8(3) + u8(0) * 3,
+        "full": u64(0) + (u8(16) + u8(0) + u16(0xFFFF) + u8(1)) * 3 +
+        u8(3) + u8(0) * 3,
+    },
+    "mpq_ring": {
+        # 1 KiB ring starting just below the 32-bit byte and message
+        # wrap; whole, streamed and chunked puts, then gets.
+        "wrap": u8(0) + u8(0) + u64(0xFFFFFFFF_FFFFFFF0) +
+        u8(1) + u16(10) + u8(3) + u8(1) + u16(300) + u8(4) +
+        u8(0) + u8(2) + u16(100) + u8(2) + u16(400) + u8(0),
+        "chunked": u8(0) + u8(0) + u64(0) + u8(1) + u16(2000) + u8(5) +
+        u8(1) + u16(8) + u8(6) + u8(0) + u8(0),
+        "maxsize": u8(1) + u8(2) + u64(0) + (u8(1) + u16(1) + u8(1)) * 3 +
+        u8(0) * 3,
+    },
+    "conn_recv": {
+        # Socket, 4 KiB limit, ops: bytes, into(8), poll, fd.
+        "socket": u8(0b011) + u8(3) + u8(0) + u8(1 | 3 << 2) + u8(2) +
+        u8(3) + u16(0) + u8(0) + frame(BYTES, b"hello") +
+        frame(BYTES, b"") + frame(FD) + frame(BYTES, b"x" * 9),
+        # The descriptor travels with the second half of the stream.
+        "fd": u8(0b100001 | 1 << 1) + u8(1) + u8(3) + u8(0) + u16(0) +
+        u8(128) + frame(FD) + frame(FD) + frame(BYTES, b"z"),
+        "pipe": u8(0b010) + u8(1) + u8(0) + u8(1) + u16(0) + u8(0) +
+        frame(BYTES, b"abc") + frame(0x99) + frame(BYTES, b"!"),
+        # A 70000-byte message (more than the input buffer) made of
+        # filler, on a socket with a 100000-byte limit.
+        "big": u8(0b1101) + u8(0) + u8(0) + u16(8751) + u8(0) +
+        frame(BYTES, length=70000),
+    },
+}
+
+
+def main():
+    for target, seeds in SEEDS.items():
+        d = os.path.join(HERE, "corpus", target)
+        os.makedirs(d, exist_ok=True)
+        for name, data in seeds.items():
+            with open(os.path.join(d, name), "wb") as f:
+                f.write(data)
+
+
+if __name__ == "__main__":
+    main()
