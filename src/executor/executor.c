@@ -77,6 +77,11 @@ conc__executor_init(conc_executor *ex, const conc_executor_opts *o,
         }
     }
     ex->opts.thread_name_prefix = ex->prefix;
+    if ((r = conc__fpool_new(&ex->futures)) < 0) {
+        conc__free(ex->initarg);
+        conc__free(ex->prefix);
+        return r;
+    }
     return 0;
 }
 
@@ -85,6 +90,7 @@ conc__executor_fini(conc_executor *ex)
 {
     conc__free(ex->initarg);
     conc__free(ex->prefix);
+    conc__fpool_release(ex->futures); /* its futures may outlive it */
 }
 
 int
@@ -117,7 +123,7 @@ conc__executor_submit(conc_executor *ex, conc_task_fn fn, const void *arg,
                       conc_future **out)
 {
     conc_future *f;
-    int r = conc__future_new_job(fn, arg, len, &f);
+    int r = conc__future_new_pooled(ex->futures, fn, arg, len, &f);
     if (r < 0)
         return r;
     f->job.kind = kind;

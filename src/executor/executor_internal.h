@@ -39,10 +39,11 @@ struct conc_executor {
     conc_executor_opts opts; /* initarg copied; prefix copied */
     uint8_t *initarg;
     char *prefix;
-    size_t workers;            /* the maximum number of workers */
-    int is_process;            /* 1: process engine */
-    _Atomic int closed;        /* no more submits */
-    conc__job_done_fn on_done; /* a Pool's per-job hook, or NULL */
+    size_t workers;              /* the maximum number of workers */
+    int is_process;              /* 1: process engine */
+    _Atomic int closed;          /* no more submits */
+    conc__job_done_fn on_done;   /* a Pool's per-job hook, or NULL */
+    struct conc__fpool *futures; /* where its futures' blocks come from */
     /* Written under the engine's lock: */
     _Atomic int stopping; /* shut down: no more submits */
     _Atomic int broken;   /* an initializer failed */

@@ -34,15 +34,9 @@ unlock(conc_future *f)
     conc__lockword_release(&f->lock, 0);
 }
 
-int
-conc__future_new_job(conc_task_fn fn, const void *arg, size_t len,
-                     conc_future **out)
+void
+conc__future_init(conc_future *f, conc_task_fn fn, const void *arg, size_t len)
 {
-    if (len > SIZE_MAX - sizeof(conc_future))
-        return CONC_ENOMEM;
-    conc_future *f = conc__malloc(sizeof *f + len);
-    if (!f)
-        return CONC_ENOMEM;
     memset(f, 0, sizeof *f);
     atomic_init(&f->refs, 1);
     f->cbs_tail = &f->cbs;
@@ -53,6 +47,18 @@ conc__future_new_job(conc_task_fn fn, const void *arg, size_t len,
         memcpy(f + 1, arg, len);
         f->job.arg = (const uint8_t *)(f + 1);
     }
+}
+
+int
+conc__future_new_job(conc_task_fn fn, const void *arg, size_t len,
+                     conc_future **out)
+{
+    if (len > SIZE_MAX - sizeof(conc_future))
+        return CONC_ENOMEM;
+    conc_future *f = conc__malloc(sizeof *f + len);
+    if (!f)
+        return CONC_ENOMEM;
+    conc__future_init(f, fn, arg, len);
     *out = f;
     return 0;
 }
@@ -86,7 +92,10 @@ conc_future_free(conc_future *f)
     }
     conc_buf_free(&f->result);
     conc__free(f->msg);
-    conc__free(f);
+    if (f->pool)
+        conc__fpool_put(f->pool, f);
+    else
+        conc__free(f);
 }
 
 /* ---- Completion --------------------------------------------------------- */

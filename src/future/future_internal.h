@@ -64,6 +64,7 @@ struct conc_future {
     conc_buf result;         /* written by the runner, read once done */
     struct conc__callback *cbs, **cbs_tail;
     struct conc__watch_link *links;
+    struct conc__fpool *pool; /* where the block returns, or NULL */
     struct conc__job job;
 };
 
@@ -72,6 +73,23 @@ struct conc_future {
  * CONC_ENOMEM. */
 int conc__future_new_job(conc_task_fn fn, const void *arg, size_t len,
                          conc_future **out);
+
+/* Makes the block at `f` (room for `len` argument bytes after it) a new
+ * pending future of `fn`, as conc__future_new_job does. */
+void conc__future_init(conc_future *f, conc_task_fn fn, const void *arg,
+                       size_t len);
+
+/* A pool of future blocks (fpool.c), one per executor. */
+struct conc__fpool;
+int conc__fpool_new(struct conc__fpool **out);
+/* Drops the owner's reference: the pool goes with its last future. */
+void conc__fpool_release(struct conc__fpool *p);
+/* conc__future_new_job with the block from `p` (NULL: from the heap; an
+ * argument too large for a block also goes to the heap). */
+int conc__future_new_pooled(struct conc__fpool *p, conc_task_fn fn,
+                            const void *arg, size_t len, conc_future **out);
+/* Returns a freed future's block to its pool. */
+void conc__fpool_put(struct conc__fpool *p, conc_future *f);
 
 /* Finishes a running future whose result buffer the runner filled: with
  * `code` < 0, the buffer is emptied and `msg` (may be NULL) copied. Wakes
