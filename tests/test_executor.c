@@ -976,6 +976,36 @@ body_bounded_block(enum kind k)
 
 BOTH(body_bounded_block)
 
+/* shutdown(cancel_futures) with a submitter blocked for room and the only
+ * worker busy: shutdown returns, the submitter is refused, the queued
+ * tasks are cancelled, the running one finishes. */
+static void
+body_bounded_shutdown_cancel(enum kind k)
+{
+    fixture_open();
+    conc_future *fs[3];
+    conc_executor *ex = full_executor(k, CONC_SUBMIT_BLOCK, fs);
+    struct submitter s = {.ex = ex, .rc = 1};
+    assert_conc_ok(conc_event_new(NULL, &s.done));
+    conc_thread *t = start_thread(submitter_fn, &s);
+    assert_conc(conc_event_wait(s.done, SHORT_S), CONC_ETIMEDOUT);
+    assert_conc_ok(conc_executor_shutdown(ex, 0, 1));
+    assert_conc_ok(conc_event_wait(s.done, WAIT_S));
+    join_thread(t);
+    assert_conc(s.rc, CONC_ECLOSED);
+    assert_int_equal(conc_future_cancelled(fs[1]), 1);
+    assert_int_equal(conc_future_cancelled(fs[2]), 1);
+    release_gate();
+    assert_int_equal(future_int(fs[0]), 1);
+    for (int i = 0; i < 3; i++)
+        conc_future_free(fs[i]);
+    conc_event_free(s.done);
+    conc_executor_free(ex);
+    fixture_close();
+}
+
+BOTH(body_bounded_shutdown_cancel)
+
 /* ---- Scoped form --------------------------------------------------------- */
 
 static void
@@ -1087,6 +1117,7 @@ main(void)
         BOTH_TESTS(body_bounded_fail),
         BOTH_TESTS(body_bounded_timeout),
         BOTH_TESTS(body_bounded_block),
+        BOTH_TESTS(body_bounded_shutdown_cancel),
         BOTH_TESTS(body_scoped),
         BOTH_TESTS(body_many_clients),
     };

@@ -9,6 +9,7 @@
  * submit counts itself before it checks `stopping`, and a worker leaves
  * only once it has seen `stopping`, no submit under way and an empty
  * queue, so no job is pushed after the last worker has gone. */
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -163,6 +164,7 @@ static conc_future *
 next_job(struct engine *e)
 {
     int token = 0; /* this worker holds `spinning` */
+    unsigned halfway = 0;
     for (;;) {
         conc_future *tail =
             atomic_load_explicit(&e->q.tail, memory_order_seq_cst);
@@ -180,7 +182,10 @@ next_job(struct engine *e)
             }
             return f;
         }
-        if (more) { /* a push half done: it ends in nanoseconds */
+        if (more) { /* a push half done: it ends in nanoseconds, unless
+                     * its thread lost the CPU */
+            if (++halfway % 64 == 0)
+                sched_yield();
             conc__cpu_relax();
             continue;
         }
@@ -251,6 +256,7 @@ run_initializer(struct engine *e)
         atomic_store_explicit(&e->ex.broken, 1, memory_order_seq_cst);
     }
     unlock(e);
+    conc__executor_signal_room(&e->ex, 1); /* waiting submitters: refused */
     fail_pending(e, CONC_EBROKEN, e->ex.broken_msg);
     return r;
 }
@@ -343,13 +349,15 @@ engine_submit(struct conc_executor *ex, conc_future *f)
 
 /* ---- Shutdown ----------------------------------------------------------- */
 
-/* Stops accepting work and wakes every worker to look again. */
+/* Stops accepting work, and sends submitters waiting for room away (they
+ * count as under way, which take_all waits out). */
 static void
 stop(struct engine *e)
 {
     lock(e);
     atomic_store_explicit(&e->ex.stopping, 1, memory_order_seq_cst);
     unlock(e);
+    conc__executor_signal_room(&e->ex, 1);
 }
 
 static void
