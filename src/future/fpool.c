@@ -1,4 +1,4 @@
-/* Pools of future blocks: where an executor's futures live.
+/* Pools of future blocks: where a thread executor's futures live.
  *
  * Design. A program that submits a batch of tiny tasks allocates and frees
  * thousands of futures at a time; through malloc, the freed batch returns
@@ -7,6 +7,10 @@
  * blocks, one cache line aligned each (so a worker completing one future
  * and a thread reading its neighbour do not share a line), handed out
  * from a free list and taken back when a future's last reference goes.
+ * A freed block goes onto a lock-free stack (whoever frees it: the caller
+ * that held the result, or a worker for a fire-and-forget task); the
+ * allocating side, under its own lock, takes that whole stack at once
+ * when its private list runs out.
  * The pool holds what its executor used at the busiest moment, and is
  * freed when its executor is gone and its last future freed: each block
  * in use holds a reference to it, and so does the executor. */
@@ -28,6 +32,7 @@ struct conc__fpool {
     conc__lockword lock; /* guards free and slabs */
     conc_future *free;   /* linked by job.next */
     struct slab *slabs;
+    conc_future *_Atomic returned; /* freed blocks, linked by job.next */
 };
 
 int
@@ -44,6 +49,7 @@ conc__fpool_new(struct conc__fpool **out)
 static void
 destroy(struct conc__fpool *p)
 {
+    /* Every block is back: the slabs hold them all. */
     for (struct slab *s = p->slabs, *next; s; s = next) {
         next = s->next;
         conc__free(s);
@@ -77,6 +83,9 @@ static conc_future *
 take(struct conc__fpool *p)
 {
     conc__lockword_acquire(&p->lock, CONC__FOREVER, 0);
+    if (!p->free)
+        p->free =
+            atomic_exchange_explicit(&p->returned, NULL, memory_order_acquire);
     if (!p->free) {
         conc__lockword_release(&p->lock, 0);
         struct slab *s = conc__malloc(sizeof *s + LINE + SLAB * BLOCK);
@@ -110,9 +119,13 @@ conc__future_new_pooled(struct conc__fpool *p, conc_task_fn fn, const void *arg,
 void
 conc__fpool_put(struct conc__fpool *p, conc_future *f)
 {
-    conc__lockword_acquire(&p->lock, CONC__FOREVER, 0);
-    f->job.next = p->free;
-    p->free = f;
-    conc__lockword_release(&p->lock, 0);
+    /* A push needs no lock: only the allocator pops, and it takes the
+     * whole stack, so no block can come back under a stale head. */
+    conc_future *head =
+        atomic_load_explicit(&p->returned, memory_order_relaxed);
+    do
+        f->job.next = head;
+    while (!atomic_compare_exchange_weak_explicit(
+        &p->returned, &head, f, memory_order_release, memory_order_relaxed));
     conc__fpool_release(p);
 }

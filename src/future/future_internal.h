@@ -64,8 +64,8 @@ struct conc_future {
     conc_buf result;         /* written by the runner, read once done */
     struct conc__callback *cbs, **cbs_tail;
     struct conc__watch_link *links;
-    struct conc__fpool *pool; /* where the block returns, or NULL */
     struct conc__job job;
+    struct conc__fpool *pool; /* where the block returns, or NULL */
 };
 
 /* A new pending future with one reference and a copy of `len` argument
