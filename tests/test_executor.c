@@ -278,6 +278,29 @@ body_drop_futures(enum kind k)
 
 BOTH(body_drop_futures)
 
+/* Futures outlive their executor: every question still has its answer,
+ * and freeing them afterwards releases everything. */
+static void
+body_futures_outlive(enum kind k)
+{
+    fixture_open();
+    conc_executor *ex = new_exec(k, &(conc_executor_opts){.max_workers = 2});
+    conc_future *f[3];
+    for (int i = 0; i < 3; i++)
+        f[i] = submit_int(ex, square_task, i + 2);
+    conc_executor_free(ex);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(conc_future_state_of(f[i]), CONC_FUTURE_FINISHED);
+        assert_int_equal(conc_future_running(f[i]), 0);
+        assert_int_equal(conc_future_cancel(f[i]), 0);
+        assert_int_equal(future_int(f[i]), (i + 2) * (i + 2));
+        conc_future_free(f[i]);
+    }
+    fixture_close();
+}
+
+BOTH(body_futures_outlive)
+
 /* ---- Cancel -------------------------------------------------------------- */
 
 static void
@@ -1099,6 +1122,7 @@ main(void)
         BOTH_TESTS(body_submit_invalid),
         BOTH_TESTS(body_task_failure),
         BOTH_TESTS(body_drop_futures),
+        BOTH_TESTS(body_futures_outlive),
         BOTH_TESTS(body_cancel),
         conc_unit_test(test_cancel_token_threads),
         BOTH_TESTS(body_map_order),

@@ -216,6 +216,18 @@ conc__pe_revoke_locked(struct pengine *e, conc_future *f)
     return 1;
 }
 
+/* Drops a reference to the engine's struct: its owner's, or a future's.
+ * A future keeps the struct (and so its lock) for a cancel or a state
+ * read that began before the executor was freed: the job is done by then
+ * and its ticket 0, so those calls touch only the lock. */
+static void
+engine_unref(void *engine)
+{
+    struct pengine *e = engine;
+    if (atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) == 1)
+        conc__free(e);
+}
+
 /* conc_future_cancel's part in the engine: a job in the backlog is
  * cancelled there (refill drops it), one in a ring is revoked first. */
 static int
@@ -230,12 +242,11 @@ engine_revoke(conc_future *f)
     }
     int cancelled;
     struct conc__callback *cbs = conc__future_cancel_begin(f, &cancelled);
-    conc__pe_unlock(e);
-    if (in_ring) { /* the engine's reference is ours to drop */
+    if (in_ring) /* before the lock goes: then the engine may end */
         conc__pe_release(e, f);
-        if (e->ex.on_done)
-            e->ex.on_done(f, CONC_ECANCELED, "cancelled");
-    }
+    conc__pe_unlock(e);
+    if (in_ring && e->ex.on_done) /* the engine's reference is ours */
+        e->ex.on_done(f, CONC_ECANCELED, "cancelled");
     conc__future_complete_end(f, cbs);
     if (in_ring)
         conc_future_free(f);
@@ -377,7 +388,9 @@ engine_submit(struct conc_executor *ex, conc_future *f)
         return r;
     f->job.revoke = engine_revoke;
     f->job.sync = engine_sync;
+    f->job.release = engine_unref;
     f->job.engine = e;
+    atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
     conc__pe_lock(e);
     r = conc__executor_refuse_locked(ex);
     if (r < 0)
@@ -502,8 +515,9 @@ engine_destroy(struct conc_executor *ex)
         munmap((void *)e->parent_sleeping, 4096);
     if (e->wake_fd >= 0)
         close(e->wake_fd);
+    e->w = NULL;
     conc__executor_fini(ex);
-    conc__free(e);
+    engine_unref(e); /* the struct stays while a future may still ask */
 }
 
 static const struct conc__engine_ops process_ops = {
@@ -542,6 +556,7 @@ conc__process_engine_new(const conc_executor_opts *opts,
     if (!e)
         return CONC_ENOMEM;
     e->wake_fd = -1;
+    atomic_init(&e->refs, 1);
     int r = conc__executor_init(&e->ex, opts, 1);
     if (r < 0) {
         conc__free(e);

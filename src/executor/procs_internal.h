@@ -100,6 +100,7 @@ struct worker {
 
 struct pengine {
     struct conc_executor ex;
+    _Atomic size_t refs; /* the owner's and one per future it accepted */
     conc__lockword lock; /* guards the workers' lists, backlog, flags */
     struct worker *w;
     conc_future *bl_head, *bl_tail;

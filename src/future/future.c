@@ -92,10 +92,14 @@ conc_future_free(conc_future *f)
     }
     conc_buf_free(&f->result);
     conc__free(f->msg);
+    void (*release)(void *) = f->job.release;
+    void *engine = f->job.engine;
     if (f->pool)
         conc__fpool_put(f->pool, f);
     else
         conc__free(f);
+    if (release)
+        release(engine);
 }
 
 /* ---- Completion --------------------------------------------------------- */

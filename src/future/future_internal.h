@@ -49,7 +49,9 @@ struct conc__job {
     /* The engine's part in reading a pending future's state, or NULL:
      * marks it running if its worker has started it. */
     void (*sync)(conc_future *f);
-    void *engine;    /* what revoke and sync work on */
+    /* Drops the future's hold on `engine` when the future is freed. */
+    void (*release)(void *engine);
+    void *engine;    /* what revoke, sync and release work on */
     uint64_t ticket; /* the engine's handle on a dispatched job */
 };
 
