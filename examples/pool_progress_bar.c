@@ -14,11 +14,11 @@
 #define _POSIX_C_SOURCE 200809L /* fileno */
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "conc.h"
+#include "example_util.h"
 
 #define N_ITEMS   400
 #define WORK      0.002 /* seconds of "work" per item */
@@ -28,20 +28,6 @@ typedef struct bar {
     int tty;          /* redraw in place */
     size_t last_step; /* without a terminal: the last tenth printed */
 } bar;
-
-/* Reports a failed call, with the task's message if it left one, and ends
- * the program at once. */
-static void
-check(int rc, const char *what)
-{
-    if (rc == 0)
-        return;
-    fflush(stdout);
-    const char *msg = conc_failure_message();
-    fprintf(stderr, "%s: %s: %s\n", what, conc_err_name(rc),
-            *msg ? msg : conc_strerror(rc));
-    _Exit(EXIT_FAILURE);
-}
 
 static int
 square(const void *arg, size_t len, conc_buf *result)

@@ -10,22 +10,11 @@
  * seed's output.
  */
 #include <stdio.h>
-#include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "conc.h"
-
-/* Reports a failed call and ends the process at once. */
-static void
-check(int rc, const char *what)
-{
-    if (rc == 0)
-        return;
-    fflush(stdout);
-    fprintf(stderr, "%s: %s: %s\n", what, conc_err_name(rc), conc_strerror(rc));
-    _Exit(EXIT_FAILURE);
-}
+#include "example_util.h"
 
 int
 main(void)

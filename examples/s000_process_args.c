@@ -11,18 +11,7 @@
 #include <unistd.h>
 
 #include "conc.h"
-
-/* Reports a failed call and ends the process at once, in a child as in the
- * parent: the parent then sees the child's exit code 1. */
-static void
-check(int rc, const char *what)
-{
-    if (rc == 0)
-        return;
-    fflush(stdout);
-    fprintf(stderr, "%s: %s: %s\n", what, conc_err_name(rc), conc_strerror(rc));
-    _Exit(EXIT_FAILURE);
-}
+#include "example_util.h"
 
 /* p.join(), then makes sure the child ended well (exitcode 0). */
 static void

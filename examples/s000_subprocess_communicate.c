@@ -13,19 +13,9 @@
 #include <string.h>
 
 #include "conc.h"
+#include "example_util.h"
 
 #define TIMEOUT 10.0 /* seconds; tr answers at once */
-
-/* Reports a failed call and ends the program at once. */
-static void
-check(int rc, const char *what)
-{
-    if (rc == 0)
-        return;
-    fflush(stdout);
-    fprintf(stderr, "%s: %s: %s\n", what, conc_err_name(rc), conc_strerror(rc));
-    _Exit(EXIT_FAILURE);
-}
 
 int
 main(void)

@@ -12,9 +12,9 @@
  * which keeps the seed's output order.
  */
 #include <stdio.h>
-#include <stdlib.h>
 
 #include "conc.h"
+#include "example_util.h"
 
 typedef struct student_thread {
     const char *student;
@@ -24,18 +24,6 @@ typedef struct student_thread {
 
 static conc_local *local_school;
 static conc_barrier *both_bound;
-
-/* Reports a failed call and ends the program at once: exit() would first
- * wait for the other threads, and one of them may be what went wrong. */
-static void
-check(int rc, const char *what)
-{
-    if (rc == 0)
-        return;
-    fflush(stdout);
-    fprintf(stderr, "%s: %s: %s\n", what, conc_err_name(rc), conc_strerror(rc));
-    _Exit(EXIT_FAILURE);
-}
 
 static const char *
 current_name(void)

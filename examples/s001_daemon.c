@@ -12,26 +12,14 @@
  * other child, whose line is the last. Python behaves the same way.
  */
 #include <stdio.h>
-#include <stdlib.h>
 #include <unistd.h>
 
 #include "conc.h"
+#include "example_util.h"
 
 #define TICK 0.01 /* seconds between the daemon's lines */
 
 static conc_sem *ticked; /* released by the daemon after each line */
-
-/* Reports a failed call and ends the process at once, in a child as in the
- * parent: the parent then sees the child's exit code 1. */
-static void
-check(int rc, const char *what)
-{
-    if (rc == 0)
-        return;
-    fflush(stdout);
-    fprintf(stderr, "%s: %s: %s\n", what, conc_err_name(rc), conc_strerror(rc));
-    _Exit(EXIT_FAILURE);
-}
 
 /* Process(target=fn, args=...) followed by start(). */
 static conc_process *

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "conc.h"
+#include "example_util.h"
 
 #define N_PROCESSES 10
 
@@ -27,18 +28,6 @@ typedef struct func_args {
     char x[64]; /* the file's name */
     char y[32]; /* what to append */
 } func_args;
-
-/* Reports a failed call and ends the process at once, in a child as in the
- * parent: the parent then sees the child's exit code 1. */
-static void
-check(int rc, const char *what)
-{
-    if (rc == 0)
-        return;
-    fflush(stdout);
-    fprintf(stderr, "%s: %s: %s\n", what, conc_err_name(rc), conc_strerror(rc));
-    _Exit(EXIT_FAILURE);
-}
 
 /* Process(target=fn, args=...) followed by start(). */
 static conc_process *

@@ -14,28 +14,14 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "conc.h"
+#include "example_util.h"
 
 #define SECOND  0.02 /* one second of the seed, scaled down */
 #define N_TASKS 10
-
-/* Reports a failed call, with the task's message if it left one, and ends
- * the program at once. */
-static void
-check(int rc, const char *what)
-{
-    if (rc == 0)
-        return;
-    fflush(stdout);
-    const char *msg = conc_failure_message();
-    fprintf(stderr, "%s: %s: %s\n", what, conc_err_name(rc),
-            *msg ? msg : conc_strerror(rc));
-    _Exit(EXIT_FAILURE);
-}
 
 static int
 work(const void *arg, size_t len, conc_buf *result)

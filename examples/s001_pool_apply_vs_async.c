@@ -16,10 +16,10 @@
  * workers busy (four). A second is 20 ms; the times vary a little.
  */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "conc.h"
+#include "example_util.h"
 
 #define SECOND  0.02 /* one second of the seed, scaled down */
 #define N_TASKS 10
@@ -28,20 +28,6 @@ typedef struct msg_arg {
     char msg[16];
     double sleep; /* in the seed's seconds */
 } msg_arg;
-
-/* Reports a failed call, with the task's message if it left one, and ends
- * the program at once. */
-static void
-check(int rc, const char *what)
-{
-    if (rc == 0)
-        return;
-    fflush(stdout);
-    const char *msg = conc_failure_message();
-    fprintf(stderr, "%s: %s: %s\n", what, conc_err_name(rc),
-            *msg ? msg : conc_strerror(rc));
-    _Exit(EXIT_FAILURE);
-}
 
 static int
 func(const void *arg, size_t len, conc_buf *result)

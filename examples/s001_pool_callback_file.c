@@ -10,27 +10,25 @@
  * network, runs in the workers; the parent only parses.
  *
  * There is no network here: a web server thread of this program, on a free
- * port of 127.0.0.1, stands in for the five sites. A worker asks it for the
- * seed's URL as a client asks a proxy ("GET https://www.baidu.com
- * HTTP/1.0") and the server answers after 20 ms with a page of its own
- * making. The result bytes are the URL, a NUL, then the text. db.txt is a
- * temporary file, printed and removed at the end; the results print with
- * their text cut short. The order of the get and parse lines varies; the
+ * port of 127.0.0.1 (examples/support/local_web.c), stands in for the five
+ * sites. A worker asks it for the seed's URL as a client asks a proxy ("GET
+ * https://www.baidu.com HTTP/1.0") and the server answers after 20 ms with a
+ * page of its own making. The result bytes are the URL, a NUL, then the text.
+ * db.txt is a temporary file, printed and removed at the end; the results print
+ * with their text cut short. The order of the get and parse lines varies; the
  * file's lines come in completion order.
  */
-#define _POSIX_C_SOURCE 200809L /* the socket calls, mkstemp */
+#define _POSIX_C_SOURCE 200809L /* getpid, mkstemp */
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/types.h>
 #include <unistd.h>
 
 #include "conc.h"
+#include "example_util.h"
+#include "local_web.h"
 
 #define LATENCY 0.02 /* the network's delay for one page */
 #define N_URLS  5
@@ -46,75 +44,9 @@ typedef struct page_request {
     uint16_t port; /* the local server's */
 } page_request;
 
-/* Reports a failed call, with the task's message if it left one, and ends
- * the program at once. */
-static void
-check(int rc, const char *what)
-{
-    if (rc == 0)
-        return;
-    fflush(stdout);
-    const char *msg = conc_failure_message();
-    fprintf(stderr, "%s: %s: %s\n", what, conc_err_name(rc),
-            *msg ? msg : conc_strerror(rc));
-    _Exit(EXIT_FAILURE);
-}
-
-/* A system call's result: 0, or the conc code of errno. */
-static int
-sys(int rc)
-{
-    return rc < 0 ? -errno : 0;
-}
-
-static int
-send_all(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    while (len > 0) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* Appends what fd sends until it closes the connection. */
-static int
-recv_to_end(int fd, conc_buf *out)
-{
-    for (;;) {
-        int rc = conc_buf_reserve(out, 4096);
-        if (rc != 0)
-            return rc;
-        ssize_t n = recv(fd, out->data + out->len, out->cap - out->len, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        if (n == 0)
-            return 0;
-        out->len += (size_t)n;
-    }
-}
-
-/* ---- The local web server ----------------------------------------------
- * It stands in for the internet: a thread accepts connections, and a thread
- * per connection reads the request line "GET URL HTTP/1.0", waits LATENCY
- * as a network would, and answers with the page make_page builds. */
-
-typedef struct web_server {
-    int fd; /* the listening socket */
-    uint16_t port;
-    conc_thread *acceptor;
-} web_server;
-
-/* The page of a site, the same frame with a body whose size depends on
- * the URL: returns 1, 0 for a URL not served here, or a negative code. */
+/* The local server's page callback: the page of a site, the same frame
+ * with a body whose size depends on the URL. Returns 1, 0 for a URL not
+ * served here, or a negative code. */
 static int
 make_page(const char *url, conc_buf *page)
 {
@@ -132,121 +64,6 @@ make_page(const char *url, conc_buf *page)
     if (rc == 0)
         rc = conc_buf_appendf(page, "\r\n</body></html>\r\n");
     return rc == 0 ? 1 : rc;
-}
-
-static int
-serve_connection(void *arg)
-{
-    int fd = (int)(intptr_t)arg;
-    char req[1024];
-    size_t got = 0;
-    while (got < sizeof req - 1 && !memchr(req, '\n', got)) {
-        ssize_t n = recv(fd, req + got, sizeof req - 1 - got, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    req[got] = '\0';
-    char url[512] = "";
-    conc_buf page = CONC_BUF_INIT, resp = CONC_BUF_INIT;
-    int known = 0;
-    if (sscanf(req, "GET %511s", url) == 1) {
-        known = make_page(url, &page);
-        check(known < 0 ? known : 0, "make_page");
-    }
-    check(conc_sleep(LATENCY), "conc_sleep");
-    check(conc_buf_appendf(&resp, "HTTP/1.0 %s\r\nContent-Length: %zu\r\n\r\n",
-                           known ? "200 OK" : "404 Not Found", page.len),
-          "conc_buf_appendf");
-    if (page.len > 0)
-        check(conc_buf_append(&resp, page.data, page.len), "conc_buf_append");
-    send_all(fd, resp.data, resp.len); /* a client that left does not care */
-    close(fd);
-    conc_buf_free(&page);
-    conc_buf_free(&resp);
-    return 0;
-}
-
-static int
-accept_loop(void *arg)
-{
-    web_server *s = arg;
-    for (;;) {
-        int fd = accept(s->fd, NULL, NULL);
-        if (fd < 0 && (errno == EINTR || errno == ECONNABORTED))
-            continue;
-        if (fd < 0 && errno == EINVAL) /* web_server_stop shut it down */
-            return 0;
-        check(sys(fd), "accept");
-        /* Not joined: exit() waits for the last one. */
-        check(conc_thread_start(serve_connection, (void *)(intptr_t)fd, NULL,
-                                NULL),
-              "conc_thread_start");
-    }
-}
-
-static void
-web_server_start(web_server *s)
-{
-    s->fd = socket(AF_INET, SOCK_STREAM, 0);
-    check(sys(s->fd), "socket");
-    struct sockaddr_in addr = {.sin_family = AF_INET,
-                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    check(sys(bind(s->fd, (struct sockaddr *)&addr, sizeof addr)), "bind");
-    check(sys(listen(s->fd, 16)), "listen");
-    socklen_t len = sizeof addr;
-    check(sys(getsockname(s->fd, (struct sockaddr *)&addr, &len)),
-          "getsockname");
-    s->port = ntohs(addr.sin_port);
-    check(conc_thread_start(accept_loop, s, NULL, &s->acceptor),
-          "conc_thread_start");
-}
-
-static void
-web_server_stop(web_server *s)
-{
-    shutdown(s->fd, SHUT_RDWR); /* wakes accept() with EINVAL */
-    int status;
-    check(conc_thread_join(s->acceptor, CONC_FOREVER, &status),
-          "conc_thread_join");
-    conc_thread_free(s->acceptor);
-    close(s->fd);
-}
-
-/* requests.get(url), through the local server: the status code, and the
- * body appended to `text`. */
-static int
-http_get(uint16_t port, const char *url, int *status, conc_buf *text)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return -errno;
-    struct sockaddr_in addr = {.sin_family = AF_INET,
-                               .sin_port = htons(port),
-                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    conc_buf resp = CONC_BUF_INIT;
-    int rc = sys(connect(fd, (struct sockaddr *)&addr, sizeof addr));
-    if (rc == 0)
-        rc = conc_buf_appendf(&resp, "GET %s HTTP/1.0\r\n\r\n", url);
-    if (rc == 0)
-        rc = send_all(fd, resp.data, resp.len);
-    conc_buf_consume(&resp, resp.len);
-    if (rc == 0)
-        rc = recv_to_end(fd, &resp);
-    close(fd);
-    if (rc == 0)
-        rc = conc_buf_append(&resp, "", 1); /* a NUL for the string calls */
-    const char *head = (const char *)resp.data;
-    const char *body = rc == 0 ? strstr(head, "\r\n\r\n") : NULL;
-    if (rc == 0 && (!body || sscanf(head, "HTTP/%*s %d", status) != 1))
-        rc = conc_fail(CONC_EPROTO, "bad response from %s", url);
-    if (rc == 0)
-        rc = conc_buf_append(text, body + 4,
-                             resp.len - 1 - (size_t)(body + 4 - head));
-    conc_buf_free(&resp);
-    return rc;
 }
 
 /* In a worker: the result is the URL, a NUL, then the page. */
@@ -324,7 +141,7 @@ main(void)
     check(conc_pool_new(&(conc_pool_opts){.processes = 3}, &p),
           "conc_pool_new");
     web_server server;
-    web_server_start(&server);
+    web_server_start(&server, make_page, LATENCY);
 
     conc_async_result *res_l[N_URLS];
     conc_apply_opts cb = {.callback = pasrse_page, .arg = db};

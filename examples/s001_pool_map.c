@@ -15,29 +15,15 @@
  * in Python and the times vary; the pool still wins.
  */
 #include <stdio.h>
-#include <stdlib.h>
 
 #include "conc.h"
+#include "example_util.h"
 
 #define N_ITEMS 100
 
 typedef struct item {
     char repr[16]; /* how Python prints the object */
 } item;
-
-/* Reports a failed call, with the task's message if it left one, and ends
- * the program at once. */
-static void
-check(int rc, const char *what)
-{
-    if (rc == 0)
-        return;
-    fflush(stdout);
-    const char *msg = conc_failure_message();
-    fprintf(stderr, "%s: %s: %s\n", what, conc_err_name(rc),
-            *msg ? msg : conc_strerror(rc));
-    _Exit(EXIT_FAILURE);
-}
 
 static int
 func(const void *arg, size_t len, conc_buf *result)

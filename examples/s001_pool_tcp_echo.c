@@ -24,13 +24,13 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <unistd.h>
 
 #include "conc.h"
+#include "example_util.h"
 
 #define SECOND     0.02 /* one second of the seed, scaled down */
 #define N_WORKERS  4
@@ -41,44 +41,6 @@ typedef struct client_args {
     int number;
     uint16_t port;
 } client_args;
-
-/* Reports a failed call, with the task's message if it left one, and ends
- * the program at once. */
-static void
-check(int rc, const char *what)
-{
-    if (rc == 0)
-        return;
-    fflush(stdout);
-    const char *msg = conc_failure_message();
-    fprintf(stderr, "%s: %s: %s\n", what, conc_err_name(rc),
-            *msg ? msg : conc_strerror(rc));
-    _Exit(EXIT_FAILURE);
-}
-
-/* A system call's result: 0, or the conc code of errno. */
-static int
-sys(int rc)
-{
-    return rc < 0 ? -errno : 0;
-}
-
-/* Sends all of buf; MSG_NOSIGNAL turns a closed peer into EPIPE instead of
- * a SIGPIPE that would kill the process. */
-static int
-send_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
 
 /* The server side of one connection, in a worker process. */
 static int

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "conc.h"
+#include "example_util.h"
 
 /* The "subclass": the fields a MyProcess carries into its child. */
 typedef struct my_process_fields {
@@ -25,18 +26,6 @@ typedef struct my_process {
     conc_process *base; /* the Process it extends */
     my_process_fields fields;
 } my_process;
-
-/* Reports a failed call and ends the process at once, in a child as in the
- * parent: the parent then sees the child's exit code 1. */
-static void
-check(int rc, const char *what)
-{
-    if (rc == 0)
-        return;
-    fflush(stdout);
-    fprintf(stderr, "%s: %s: %s\n", what, conc_err_name(rc), conc_strerror(rc));
-    _Exit(EXIT_FAILURE);
-}
 
 /* p.join(), then makes sure the child ended well (exitcode 0). */
 static void

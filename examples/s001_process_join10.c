@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #include "conc.h"
+#include "example_util.h"
 
 #define N_PROCESSES 10
 
@@ -19,18 +20,6 @@ typedef struct func_args {
     char x[32];
     char y[32];
 } func_args;
-
-/* Reports a failed call and ends the process at once, in a child as in the
- * parent: the parent then sees the child's exit code 1. */
-static void
-check(int rc, const char *what)
-{
-    if (rc == 0)
-        return;
-    fflush(stdout);
-    fprintf(stderr, "%s: %s: %s\n", what, conc_err_name(rc), conc_strerror(rc));
-    _Exit(EXIT_FAILURE);
-}
 
 /* Process(target=fn, args=...) followed by start(). */
 static conc_process *

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 
 #include "conc.h"
+#include "example_util.h"
 
 #define SECOND  0.02 /* one second of the seed, scaled down */
 #define N_USERS 13
@@ -21,18 +22,6 @@
 
 static conc_sem *sem;     /* the four rooms, process-shared */
 static conc_array *rooms; /* [0]: people inside now, [1]: the most seen */
-
-/* Reports a failed call and ends the process at once, in a child as in the
- * parent: the parent then sees the child's exit code 1. */
-static void
-check(int rc, const char *what)
-{
-    if (rc == 0)
-        return;
-    fflush(stdout);
-    fprintf(stderr, "%s: %s: %s\n", what, conc_err_name(rc), conc_strerror(rc));
-    _Exit(EXIT_FAILURE);
-}
 
 /* Process(target=fn, args=...) followed by start(). */
 static conc_process *

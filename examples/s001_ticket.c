@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "conc.h"
+#include "example_util.h"
 
 #define N_PROCESSES 3
 #define READ_DELAY  0.01 /* the seed's 0.1 s */
@@ -33,18 +34,6 @@
 static char db[64];      /* the file's name */
 static conc_lock *lock;  /* process-shared; NULL in the round without it */
 static conc_value *sold; /* tickets sold, shared by every process */
-
-/* Reports a failed call and ends the process at once, in a child as in the
- * parent: the parent then sees the child's exit code 1. */
-static void
-check(int rc, const char *what)
-{
-    if (rc == 0)
-        return;
-    fflush(stdout);
-    fprintf(stderr, "%s: %s: %s\n", what, conc_err_name(rc), conc_strerror(rc));
-    _Exit(EXIT_FAILURE);
-}
 
 /* Process(target=fn, args=...) followed by start(). */
 static conc_process *

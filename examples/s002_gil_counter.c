@@ -19,26 +19,14 @@
  */
 #include <stdatomic.h>
 #include <stdio.h>
-#include <stdlib.h>
 
 #include "conc.h"
+#include "example_util.h"
 
 #define STEPS 10000000 /* the seed's 1000000, times ten */
 
 static atomic_long total;
 static conc_barrier *start_line;
-
-/* Reports a failed call and ends the program at once: exit() would first
- * wait for the other threads, and one of them may be what went wrong. */
-static void
-check(int rc, const char *what)
-{
-    if (rc == 0)
-        return;
-    fflush(stdout);
-    fprintf(stderr, "%s: %s: %s\n", what, conc_err_name(rc), conc_strerror(rc));
-    _Exit(EXIT_FAILURE);
-}
 
 static void
 change_total(long delta)

@@ -9,22 +9,11 @@
  * is n. The two seconds are 40 ms.
  */
 #include <stdio.h>
-#include <stdlib.h>
 
 #include "conc.h"
+#include "example_util.h"
 
 #define SECOND 0.02 /* one second of the seed, scaled down */
-
-/* Reports a failed call and ends the process at once. */
-static void
-check(int rc, const char *what)
-{
-    if (rc == 0)
-        return;
-    fflush(stdout);
-    fprintf(stderr, "%s: %s: %s\n", what, conc_err_name(rc), conc_strerror(rc));
-    _Exit(EXIT_FAILURE);
-}
 
 static int
 get_html(const void *arg, size_t len)

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 
 #include "conc.h"
+#include "example_util.h"
 
 #define SECOND  0.02 /* one second of the seed, scaled down */
 #define URL_LEN 40
@@ -27,18 +28,6 @@ typedef struct html_spider {
     char url[URL_LEN];
     conc_sem *sem;
 } html_spider;
-
-/* Reports a failed call and ends the program at once: exit() would first
- * wait for the other threads, and one of them may be what went wrong. */
-static void
-check(int rc, const char *what)
-{
-    if (rc == 0)
-        return;
-    fflush(stdout);
-    fprintf(stderr, "%s: %s: %s\n", what, conc_err_name(rc), conc_strerror(rc));
-    _Exit(EXIT_FAILURE);
-}
 
 static int
 html_spider_run(void *arg)

@@ -14,10 +14,10 @@
  * real time taken. The seed's seconds are 20 ms here.
  */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "conc.h"
+#include "example_util.h"
 
 #define SECOND      0.02 /* one second of the seed, scaled down */
 #define URL_LEN     40
@@ -29,18 +29,6 @@ static conc_rlock *lock;
 static char detail_url_list[LIST_MAX][URL_LEN]; /* guarded by lock */
 static size_t list_len;                         /* guarded by lock */
 static int producing = 1;                       /* guarded by lock */
-
-/* Reports a failed call and ends the program at once: exit() would first
- * wait for the other threads, and one of them may be what went wrong. */
-static void
-check(int rc, const char *what)
-{
-    if (rc == 0)
-        return;
-    fflush(stdout);
-    fprintf(stderr, "%s: %s: %s\n", what, conc_err_name(rc), conc_strerror(rc));
-    _Exit(EXIT_FAILURE);
-}
 
 /* Pops the last url into `url` under the lock, as list.pop(). Returns 1 if
  * it got one, 0 if the list was empty, -1 if it is empty for good. */

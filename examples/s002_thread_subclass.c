@@ -9,9 +9,9 @@
  * the name in the options. The seed's seconds are 20 ms here.
  */
 #include <stdio.h>
-#include <stdlib.h>
 
 #include "conc.h"
+#include "example_util.h"
 
 #define SECOND 0.02 /* one second of the seed, scaled down */
 
@@ -21,18 +21,6 @@ typedef struct my_thread {
     conc_thread_fn run; /* receives the struct itself, as Python's self */
     conc_thread *handle;
 } my_thread;
-
-/* Reports a failed call and ends the program at once: exit() would first
- * wait for the other threads, and one of them may be what went wrong. */
-static void
-check(int rc, const char *what)
-{
-    if (rc == 0)
-        return;
-    fflush(stdout);
-    fprintf(stderr, "%s: %s: %s\n", what, conc_err_name(rc), conc_strerror(rc));
-    _Exit(EXIT_FAILURE);
-}
 
 static int
 get_detail_html_run(void *self)

@@ -14,9 +14,9 @@
  * colours (ANSI escapes) are kept.
  */
 #include <stdio.h>
-#include <stdlib.h>
 
 #include "conc.h"
+#include "example_util.h"
 
 #define SECOND  0.02 /* one second of the seed, scaled down */
 #define N_TICKS 14
@@ -24,18 +24,6 @@
 
 static conc_event *event;   /* set: green light */
 static conc_event *closing; /* set: the demo is over */
-
-/* Reports a failed call and ends the program at once: exit() would first
- * wait for the other threads, and one of them may be what went wrong. */
-static void
-check(int rc, const char *what)
-{
-    if (rc == 0)
-        return;
-    fflush(stdout);
-    fprintf(stderr, "%s: %s: %s\n", what, conc_err_name(rc), conc_strerror(rc));
-    _Exit(EXIT_FAILURE);
-}
 
 static int
 lighter(void *arg)

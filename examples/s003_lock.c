@@ -10,26 +10,14 @@
  * merely "needed in 2.7" as the seed's comment has it.
  */
 #include <stdio.h>
-#include <stdlib.h>
 
 #include "conc.h"
+#include "example_util.h"
 
 #define N_THREADS 50
 
 static conc_lock *lock;
 static int num; /* guarded by lock */
-
-/* Reports a failed call and ends the program at once: exit() would first
- * wait for the other threads, and one of them may be what went wrong. */
-static void
-check(int rc, const char *what)
-{
-    if (rc == 0)
-        return;
-    fflush(stdout);
-    fprintf(stderr, "%s: %s: %s\n", what, conc_err_name(rc), conc_strerror(rc));
-    _Exit(EXIT_FAILURE);
-}
 
 /* Prints a thread as Python's repr() does: <Thread(Thread-1, stopped 42)>. */
 static void

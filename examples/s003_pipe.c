@@ -13,22 +13,11 @@
 #include <string.h>
 
 #include "conc.h"
+#include "example_util.h"
 
 #define MESSAGE_WAIT 10.0 /* seconds; the messages come at once */
 
 static conc_conn *parent_conn, *child_conn; /* inherited by the child */
-
-/* Reports a failed call and ends the process at once, in a child as in the
- * parent: the parent then sees the child's exit code 1. */
-static void
-check(int rc, const char *what)
-{
-    if (rc == 0)
-        return;
-    fflush(stdout);
-    fprintf(stderr, "%s: %s: %s\n", what, conc_err_name(rc), conc_strerror(rc));
-    _Exit(EXIT_FAILURE);
-}
 
 /* Process(target=fn, args=...) followed by start(). */
 static conc_process *

@@ -8,25 +8,13 @@
  * Python's does. Each line is written whole; their order varies.
  */
 #include <stdio.h>
-#include <stdlib.h>
 
 #include "conc.h"
+#include "example_util.h"
 
 #define N_PROCESSES 100
 
 static conc_lock *lock; /* process-shared; inherited */
-
-/* Reports a failed call and ends the process at once, in a child as in the
- * parent: the parent then sees the child's exit code 1. */
-static void
-check(int rc, const char *what)
-{
-    if (rc == 0)
-        return;
-    fflush(stdout);
-    fprintf(stderr, "%s: %s: %s\n", what, conc_err_name(rc), conc_strerror(rc));
-    _Exit(EXIT_FAILURE);
-}
 
 /* Process(target=fn, args=...) followed by start(). */
 static conc_process *

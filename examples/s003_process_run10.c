@@ -10,24 +10,12 @@
  * the lines varies from run to run, and the thread idents differ.
  */
 #include <stdio.h>
-#include <stdlib.h>
 
 #include "conc.h"
+#include "example_util.h"
 
 #define SECOND      0.02 /* one second of the seed, scaled down */
 #define N_PROCESSES 10
-
-/* Reports a failed call and ends the process at once, in a child as in the
- * parent: the parent then sees the child's exit code 1. */
-static void
-check(int rc, const char *what)
-{
-    if (rc == 0)
-        return;
-    fflush(stdout);
-    fprintf(stderr, "%s: %s: %s\n", what, conc_err_name(rc), conc_strerror(rc));
-    _Exit(EXIT_FAILURE);
-}
 
 /* Process(target=fn, args=...) followed by start(). */
 static conc_process *

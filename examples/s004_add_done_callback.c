@@ -16,31 +16,17 @@
  * the code and conc_future_message the message. A callback that fails
  * returns its code, and conc reports it on stderr as Python logs it
  * ("exception calling callback for future 0x...: CONC_ETASK: division by
- * zero"), once per even number. A callback runs in the thread that completes the
- * future, or at once in main when the future is already done. The order
- * of the lines varies; the program exits with 0, as the Python does.
+ * zero"), once per even number. A callback runs in the thread that completes
+ * the future, or at once in main when the future is already done. The order of
+ * the lines varies; the program exits with 0, as the Python does.
  */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "conc.h"
+#include "example_util.h"
 
 #define N_NUMBERS 20
-
-/* Reports a failed call, with the task's message if it left one, and ends
- * the program at once. */
-static void
-check(int rc, const char *what)
-{
-    if (rc == 0)
-        return;
-    fflush(stdout);
-    const char *msg = conc_failure_message();
-    fprintf(stderr, "%s: %s: %s\n", what, conc_err_name(rc),
-            *msg ? msg : conc_strerror(rc));
-    _Exit(EXIT_FAILURE);
-}
 
 static int
 test(const void *arg, size_t len, conc_buf *result)

@@ -21,22 +21,9 @@
 #include <unistd.h>
 
 #include "conc.h"
+#include "example_util.h"
 
 #define N_TASKS 1000
-
-/* Reports a failed call, with the task's message if it left one, and ends
- * the program at once. */
-static void
-check(int rc, const char *what)
-{
-    if (rc == 0)
-        return;
-    fflush(stdout);
-    const char *msg = conc_failure_message();
-    fprintf(stderr, "%s: %s: %s\n", what, conc_err_name(rc),
-            *msg ? msg : conc_strerror(rc));
-    _Exit(EXIT_FAILURE);
-}
 
 /* In the parent's result thread, one call at a time. */
 static void

@@ -17,9 +17,9 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
-#include <stdlib.h>
 
 #include "conc.h"
+#include "example_util.h"
 
 #define N_ITEMS 20000
 
@@ -27,20 +27,6 @@ static int64_t numbers[N_ITEMS]; /* range(20000) */
 static int64_t squares[N_ITEMS]; /* map_async's output */
 static int64_t data[N_ITEMS];    /* what my_callback appends to */
 static size_t data_len;          /* written only by the result thread */
-
-/* Reports a failed call, with the task's message if it left one, and ends
- * the program at once. */
-static void
-check(int rc, const char *what)
-{
-    if (rc == 0)
-        return;
-    fflush(stdout);
-    const char *msg = conc_failure_message();
-    fprintf(stderr, "%s: %s: %s\n", what, conc_err_name(rc),
-            *msg ? msg : conc_strerror(rc));
-    _Exit(EXIT_FAILURE);
-}
 
 static int
 run(const void *arg, size_t len, conc_buf *result)
