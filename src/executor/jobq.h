@@ -4,7 +4,7 @@
  * Design: Vyukov's intrusive multi-producer single-consumer queue. A push
  * is one atomic exchange of `tail` and one store linking the old tail to
  * the new node, so submitters never wait for each other or for workers. A
- * stub node keeps the queue non-empty, so head and tail never meet on a
+ * sentinel node keeps the queue non-empty, so head and tail never meet on a
  * real node the consumer still needs. Between a producer's exchange and
  * its link the queue looks empty past the old tail: pop then returns
  * NULL, and the producer's wake-up, which follows its link, makes the
@@ -19,15 +19,15 @@
 struct conc__jobq {
     _Alignas(64) conc_future *_Atomic tail; /* the producers' end */
     _Alignas(64) conc_future *head;         /* the consumer's end */
-    conc_future stub;
+    conc_future sentinel;
 };
 
 static inline void
 conc__jobq_init(struct conc__jobq *q)
 {
-    atomic_init(&q->stub.job.qnext, NULL);
-    q->head = &q->stub;
-    atomic_init(&q->tail, &q->stub);
+    atomic_init(&q->sentinel.job.qnext, NULL);
+    q->head = &q->sentinel;
+    atomic_init(&q->tail, &q->sentinel);
 }
 
 /* Appends `f`. Any thread. */
@@ -48,7 +48,7 @@ conc__jobq_pop(struct conc__jobq *q)
     conc_future *h = q->head;
     conc_future *next =
         atomic_load_explicit(&h->job.qnext, memory_order_acquire);
-    if (h == &q->stub) {
+    if (h == &q->sentinel) {
         if (!next)
             return NULL;
         q->head = h = next;
@@ -60,7 +60,7 @@ conc__jobq_pop(struct conc__jobq *q)
     }
     if (h != atomic_load_explicit(&q->tail, memory_order_acquire))
         return NULL; /* a producer is between its exchange and its link */
-    conc__jobq_push(q, &q->stub);
+    conc__jobq_push(q, &q->sentinel);
     next = atomic_load_explicit(&h->job.qnext, memory_order_acquire);
     if (!next)
         return NULL;

@@ -55,8 +55,9 @@ unlock(struct engine *e)
 static int
 queued_locked(struct engine *e)
 {
-    return e->q.head != &e->q.stub ||
-           atomic_load_explicit(&e->q.tail, memory_order_seq_cst) != &e->q.stub;
+    return e->q.head != &e->q.sentinel ||
+           atomic_load_explicit(&e->q.tail, memory_order_seq_cst) !=
+               &e->q.sentinel;
 }
 
 /* Takes the oldest pending job, or NULL; *more says whether others wait.
