@@ -1,4 +1,5 @@
 /* The shared-memory ring between a process pool and a worker (ring.h). */
+#include <sched.h>
 #include <string.h>
 
 #include "core/internal.h"
@@ -129,6 +130,7 @@ conc__ring_wait(struct conc__ring *r, int64_t deadline, int64_t spin_ns)
                 return 1;
             conc__cpu_relax();
         }
+        sched_yield(); /* the producer may want this CPU */
     }
     for (;;) {
         uint32_t seen = atomic_load_explicit(&r->data, memory_order_seq_cst);
