@@ -221,33 +221,7 @@ run_death(enum death how, const char *what)
     fixture_close();
 }
 
-static void
-test_death_sigkill(void **state)
-{
-    (void)state;
-    run_death(DIE_KILL, "signal 9");
-}
-
-static void
-test_death_segfault(void **state)
-{
-    (void)state;
-    run_death(DIE_SEGV, "signal 11");
-}
-
-static void
-test_death_abort(void **state)
-{
-    (void)state;
-    run_death(DIE_ABORT, "signal 6");
-}
-
-static void
-test_death_exit(void **state)
-{
-    (void)state;
-    run_death(DIE_EXIT, "status 3");
-}
+DEATH_TESTS_OF(run_death)
 
 /* A death fails only the task that was running in that worker. */
 static void
@@ -406,10 +380,7 @@ main(void)
         BOTH_TESTS(body_initializer),
         BOTH_TESTS(body_initializer_fails),
         BOTH_TESTS(body_fd_passing),
-        conc_unit_test(test_death_sigkill),
-        conc_unit_test(test_death_segfault),
-        conc_unit_test(test_death_abort),
-        conc_unit_test(test_death_exit),
+        DEATH_TESTS,
         conc_unit_test(test_death_spares_others),
         conc_unit_test(test_idle_worker_killed),
         conc_unit_test(test_task_timeout),

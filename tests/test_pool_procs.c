@@ -197,33 +197,7 @@ run_death(enum death how, const char *what)
     fixture_close();
 }
 
-static void
-test_death_sigkill(void **state)
-{
-    (void)state;
-    run_death(DIE_KILL, "signal 9");
-}
-
-static void
-test_death_segfault(void **state)
-{
-    (void)state;
-    run_death(DIE_SEGV, "signal 11");
-}
-
-static void
-test_death_abort(void **state)
-{
-    (void)state;
-    run_death(DIE_ABORT, "signal 6");
-}
-
-static void
-test_death_exit(void **state)
-{
-    (void)state;
-    run_death(DIE_EXIT, "status 3");
-}
+DEATH_TESTS_OF(run_death)
 
 /* A death during a map fails only the items of the dying chunk. */
 static int
@@ -410,10 +384,7 @@ main(void)
         BOTH_TESTS(body_initializer),
         BOTH_TESTS(body_fd_echo),
         conc_unit_test(test_maxtasksperchild),
-        conc_unit_test(test_death_sigkill),
-        conc_unit_test(test_death_segfault),
-        conc_unit_test(test_death_abort),
-        conc_unit_test(test_death_exit),
+        DEATH_TESTS,
         conc_unit_test(test_death_in_map),
         conc_unit_test(test_task_timeout),
         conc_unit_test(test_random_deaths),

@@ -131,7 +131,7 @@ send_task(struct pengine *e, size_t i, conc_future *f)
     w->wseq = ws;
     if (f->job.fd >= 0 && send_fd(w->sock, f->job.fd) < 0)
         send_fd(w->sock, -1); /* unreachable in practice; keeps order */
-    f->job.ticket = (uint64_t)(i + 1) << 48 | ws;
+    f->job.ticket = conc__ticket(i, ws);
     conc__pe_push_back(&w->head, &w->tail, f);
     w->nout++;
     w->dispatched++;
@@ -193,9 +193,8 @@ conc__pe_refill_locked(struct pengine *e)
 int
 conc__pe_revoke_locked(struct pengine *e, conc_future *f)
 {
-    size_t i = (size_t)(f->job.ticket >> 48) - 1;
-    uint64_t ws = f->job.ticket & (((uint64_t)1 << 48) - 1);
-    struct worker *w = &e->w[i];
+    uint64_t ws = conc__ticket_wseq(f->job.ticket);
+    struct worker *w = &e->w[conc__ticket_worker(f->job.ticket)];
     uint64_t want = conc__claim_word(ws, CONC__CLAIM_QUEUED);
     if (!atomic_compare_exchange_strong(
             conc__claim_of(w, ws), &want,
@@ -260,13 +259,8 @@ engine_sync(conc_future *f)
 {
     struct pengine *e = f->job.engine;
     conc__pe_lock(e);
-    if (f->job.ticket) {
-        struct worker *w = &e->w[(size_t)(f->job.ticket >> 48) - 1];
-        uint64_t ws = f->job.ticket & (((uint64_t)1 << 48) - 1);
-        if (atomic_load(conc__claim_of(w, ws)) ==
-            conc__claim_word(ws, CONC__CLAIM_TAKEN))
-            conc_future_set_running(f);
-    }
+    if (f->job.ticket && conc__pe_claimed_locked(e, f))
+        conc_future_set_running(f);
     conc__pe_unlock(e);
 }
 

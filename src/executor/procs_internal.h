@@ -141,6 +141,36 @@ conc__claim_of(struct worker *w, uint64_t wseq)
     return &w->sh->claim[wseq % CONC__SLOTS];
 }
 
+/* A dispatched job's ticket: its worker's slot (plus one, so that 0 means
+ * "in no ring") and its number among that worker's tasks. */
+static inline uint64_t
+conc__ticket(size_t worker, uint64_t wseq)
+{
+    return (uint64_t)(worker + 1) << 48 | wseq;
+}
+
+static inline size_t
+conc__ticket_worker(uint64_t ticket)
+{
+    return (size_t)(ticket >> 48) - 1;
+}
+
+static inline uint64_t
+conc__ticket_wseq(uint64_t ticket)
+{
+    return ticket & (((uint64_t)1 << 48) - 1);
+}
+
+/* Whether the worker holding `f` (in its list; lock held) has claimed it. */
+static inline int
+conc__pe_claimed_locked(struct pengine *e, conc_future *f)
+{
+    struct worker *w = &e->w[conc__ticket_worker(f->job.ticket)];
+    uint64_t ws = conc__ticket_wseq(f->job.ticket);
+    return atomic_load_explicit(conc__claim_of(w, ws), memory_order_acquire) ==
+           conc__claim_word(ws, CONC__CLAIM_TAKEN);
+}
+
 /* Appends `f` to a list linked by job.next. */
 void conc__pe_push_back(conc_future **head, conc_future **tail, conc_future *f);
 

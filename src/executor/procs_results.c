@@ -46,15 +46,6 @@ fail_list(struct pengine *e, conc_future *f, int code, const char *msg)
     }
 }
 
-/* Whether w has claimed `f` (in its list; lock held). */
-static int
-claimed_locked(struct worker *w, conc_future *f)
-{
-    uint64_t ws = f->job.ticket & (((uint64_t)1 << 48) - 1);
-    return atomic_load_explicit(conc__claim_of(w, ws), memory_order_acquire) ==
-           conc__claim_word(ws, CONC__CLAIM_TAKEN);
-}
-
 /* Takes the head of w's list, whose result is arriving: its worker
  * claimed it, so it is running from now on for a cancel too. */
 static conc_future *
@@ -210,13 +201,13 @@ fail_dead(struct pengine *e, struct worker *w, conc_future *f, int code)
 /* Splits a dead worker's list (lock held): the task it claimed (marked
  * running, so that no cancel takes it now) and the ones it never saw. */
 static conc_future *
-split_dead_locked(struct worker *w, conc_future **requeue,
+split_dead_locked(struct pengine *e, struct worker *w, conc_future **requeue,
                   conc_future **rq_tail)
 {
     conc_future *ran = NULL;
     for (conc_future *f = w->head, *next; f; f = next) {
         next = f->job.next;
-        if (claimed_locked(w, f)) {
+        if (conc__pe_claimed_locked(e, f)) {
             conc_future_set_running(f);
             ran = f;
         } else {
@@ -240,7 +231,7 @@ worker_ended(struct pengine *e, size_t i)
     drain(e, w);
     conc_future *requeue = NULL, *rq_tail = NULL;
     conc__pe_lock(e);
-    conc_future *ran = split_dead_locked(w, &requeue, &rq_tail);
+    conc_future *ran = split_dead_locked(e, w, &requeue, &rq_tail);
     if (ran)
         ran->job.next = NULL;
     conc__pe_unlock(e);
@@ -333,7 +324,7 @@ rebalance_locked(struct pengine *e, int64_t now)
     conc_future *head = NULL, *tail = NULL;
     for (size_t i = 0; i < e->ex.workers; i++) {
         struct worker *w = &e->w[i];
-        if (!w->alive || w->nout < 2 || !claimed_locked(w, w->head) ||
+        if (!w->alive || w->nout < 2 || !conc__pe_claimed_locked(e, w->head) ||
             now - atomic_load(&w->sh->started_ns) < stuck)
             continue;
         revoke_behind_locked(e, w, &head, &tail);

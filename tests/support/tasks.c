@@ -324,13 +324,10 @@ new_exec(enum kind k, const conc_executor_opts *opts)
     return ex;
 }
 
-int
-future_int_at(conc_future *f, const char *file, int line)
+/* The int a result holds, or a failure naming the caller's line. */
+static int
+int_result(int rc, const void *data, size_t len, const char *file, int line)
 {
-    const void *data = NULL;
-    size_t len = 0;
-    conc_clear_failure();
-    int rc = conc_future_result(f, WAIT_S, &data, &len);
     if (rc != 0)
         fail_msg("%s:%d: %s: %s", file, line, conc_err_name(rc),
                  conc_failure_message());
@@ -339,6 +336,16 @@ future_int_at(conc_future *f, const char *file, int line)
     int v;
     memcpy(&v, data, sizeof v);
     return v;
+}
+
+int
+future_int_at(conc_future *f, const char *file, int line)
+{
+    const void *data = NULL;
+    size_t len = 0;
+    conc_clear_failure();
+    int rc = conc_future_result(f, WAIT_S, &data, &len);
+    return int_result(rc, data, len, file, line);
 }
 
 conc_future *
@@ -391,14 +398,7 @@ result_int_at(conc_async_result *r, const char *file, int line)
     size_t len = 0;
     conc_clear_failure();
     int rc = conc_async_result_get(r, WAIT_S, &data, &len);
-    if (rc != 0)
-        fail_msg("%s:%d: %s: %s", file, line, conc_err_name(rc),
-                 conc_failure_message());
-    if (len != sizeof(int))
-        fail_msg("%s:%d: a result of %zu bytes", file, line, len);
-    int v;
-    memcpy(&v, data, sizeof v);
-    return v;
+    return int_result(rc, data, len, file, line);
 }
 
 conc_async_result *

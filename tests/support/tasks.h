@@ -73,6 +73,33 @@ enum kind { THREADS, PROCESSES };
 #define BOTH_TESTS(name)                                                       \
     conc_unit_test(name##_threads), conc_unit_test(name##_processes)
 
+/* The four ways a worker dies, each a test calling run(how, what), where
+ * `what` is what the failure message must name. */
+#define DEATH_TESTS_OF(run)                                                    \
+    static void test_death_sigkill(void **state)                               \
+    {                                                                          \
+        (void)state;                                                           \
+        run(DIE_KILL, "signal 9");                                             \
+    }                                                                          \
+    static void test_death_segfault(void **state)                              \
+    {                                                                          \
+        (void)state;                                                           \
+        run(DIE_SEGV, "signal 11");                                            \
+    }                                                                          \
+    static void test_death_abort(void **state)                                 \
+    {                                                                          \
+        (void)state;                                                           \
+        run(DIE_ABORT, "signal 6");                                            \
+    }                                                                          \
+    static void test_death_exit(void **state)                                  \
+    {                                                                          \
+        (void)state;                                                           \
+        run(DIE_EXIT, "status 3");                                             \
+    }
+#define DEATH_TESTS                                                            \
+    conc_unit_test(test_death_sigkill), conc_unit_test(test_death_segfault),   \
+        conc_unit_test(test_death_abort), conc_unit_test(test_death_exit)
+
 /* ---- Tasks -------------------------------------------------------------- */
 
 int arg_int(const void *arg, size_t len);
