@@ -115,6 +115,50 @@ test_buf_alloc_failure_leaves_buffer(void **state)
     conc_buf_free(&b);
 }
 
+/* A buffer started on the caller's storage writes there while it fits,
+ * moves to memory of its own with its content when it outgrows it, and
+ * never frees the storage. */
+static void
+test_buf_on_storage(void **state)
+{
+    (void)state;
+    uint8_t store[8];
+    conc_buf b;
+    conc_buf_init_with(&b, store, sizeof store);
+    assert_conc_ok(conc_buf_append(&b, "abcdefgh", 8));
+    assert_ptr_equal(b.data, store);
+    assert_conc_ok(conc_buf_append(&b, "ij", 2));
+    assert_true(b.data != store);
+    assert_int_equal(b.borrowed, 0);
+    assert_memory_equal(b.data, "abcdefghij", 10);
+    conc_buf_free(&b);
+
+    conc_buf_init_with(&b, store, sizeof store);
+    assert_conc_ok(conc_buf_append(&b, "xyz", 3));
+    size_t len = 99;
+    uint8_t *d = conc_buf_detach(&b, &len); /* a copy: store is not ours */
+    assert_int_equal(len, 3);
+    assert_true(d != store);
+    assert_memory_equal(d, "xyz", 3);
+    assert_null(b.data);
+    conc_free(d);
+
+    conc_buf_init_with(&b, store, sizeof store);
+    assert_null(conc_buf_detach(&b, &len)); /* empty: nothing to hand */
+    assert_int_equal(len, 0);
+
+    conc_buf_init_with(&b, store, sizeof store);
+    assert_conc_ok(conc_buf_append(&b, "abc", 3));
+    conc_test_fail_alloc_after(1);
+    assert_null(conc_buf_detach(&b, &len)); /* no memory: b unchanged */
+    conc_test_fail_alloc_after(1);
+    assert_conc(conc_buf_append(&b, "0123456789", 10), CONC_ENOMEM);
+    assert_ptr_equal(b.data, store);
+    assert_int_equal(b.len, 3);
+    conc_buf_free(&b); /* leaves store alone (ASan would see a bad free) */
+    assert_null(b.data);
+}
+
 static void
 test_arena_alloc_free_coalesce(void **state)
 {
@@ -206,6 +250,7 @@ main(void)
         conc_unit_test(test_allocator_replace_rejects_null),
         conc_unit_test(test_buf),
         conc_unit_test(test_buf_alloc_failure_leaves_buffer),
+        conc_unit_test(test_buf_on_storage),
         conc_unit_test(test_arena_alloc_free_coalesce),
         conc_unit_test(test_arena_shared_with_child),
         conc_unit_test(test_arena_default),

@@ -13,15 +13,23 @@ typedef struct conc_buf {
     uint8_t *data; /* len bytes of content, then spare room up to cap */
     size_t len;
     size_t cap;
+    int borrowed; /* 1 while data is storage the buffer does not own */
 } conc_buf;
 
 #define CONC_BUF_INIT                                                          \
     {                                                                          \
-        NULL, 0, 0                                                             \
+        NULL, 0, 0, 0                                                          \
     }
 
 /* Makes `b` an empty buffer with no memory. */
 CONC_EXTERN void conc_buf_init(conc_buf *b);
+
+/* Makes `b` an empty buffer that writes into `storage` (`cap` bytes, the
+ * caller's) until its content outgrows it, then moves it to memory of its
+ * own: a small-buffer start that costs no allocation while it fits. The
+ * storage must stay valid while b points into it; conc_buf_free never
+ * frees it. */
+CONC_EXTERN void conc_buf_init_with(conc_buf *b, void *storage, size_t cap);
 
 /* Releases b's memory and leaves it empty. Safe on an empty buffer. */
 CONC_EXTERN void conc_buf_free(conc_buf *b);
@@ -44,7 +52,10 @@ CONC_EXTERN int conc_buf_appendf(conc_buf *b, const char *fmt, ...)
 CONC_EXTERN void conc_buf_consume(conc_buf *b, size_t n);
 
 /* Hands the buffer's memory to the caller, who frees it with conc_free, and
- * leaves `b` empty. Returns NULL for a buffer that has no memory. */
+ * leaves `b` empty. Returns NULL for a buffer that has no memory. A buffer
+ * still in storage given to conc_buf_init_with hands over a copy of its
+ * content instead (NULL when it is empty, or out of memory: then b is
+ * unchanged). */
 CONC_EXTERN uint8_t *conc_buf_detach(conc_buf *b, size_t *len);
 
 #endif

@@ -66,3 +66,29 @@ conc__strdup(const char *s)
         memcpy(d, s, n);
     return d;
 }
+
+/* The block starts `align` bytes or fewer past what the allocator gave,
+ * and the allocator's pointer is kept in the word just before it. */
+void *
+conc__calloc_aligned(size_t align, size_t size)
+{
+    if (size > SIZE_MAX - align - sizeof(void *))
+        return NULL;
+    uint8_t *raw = conc__calloc(1, size + align + sizeof(void *));
+    if (!raw)
+        return NULL;
+    uintptr_t at =
+        ((uintptr_t)raw + sizeof(void *) + align - 1) & ~(uintptr_t)(align - 1);
+    memcpy((void *)(at - sizeof(void *)), &raw, sizeof raw);
+    return (void *)at;
+}
+
+void
+conc__free_aligned(void *ptr)
+{
+    if (!ptr)
+        return;
+    void *raw;
+    memcpy(&raw, (uint8_t *)ptr - sizeof raw, sizeof raw);
+    conc__free(raw);
+}

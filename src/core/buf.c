@@ -12,12 +12,23 @@ conc_buf_init(conc_buf *b)
     b->data = NULL;
     b->len = 0;
     b->cap = 0;
+    b->borrowed = 0;
+}
+
+void
+conc_buf_init_with(conc_buf *b, void *storage, size_t cap)
+{
+    b->data = storage;
+    b->len = 0;
+    b->cap = storage ? cap : 0;
+    b->borrowed = storage != NULL;
 }
 
 void
 conc_buf_free(conc_buf *b)
 {
-    conc__free(b->data);
+    if (!b->borrowed)
+        conc__free(b->data);
     conc_buf_init(b);
 }
 
@@ -32,9 +43,12 @@ conc_buf_reserve(conc_buf *b, size_t extra)
     size_t cap = b->cap ? b->cap : 64;
     while (cap < need)
         cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-    uint8_t *d = conc__realloc(b->data, cap);
+    uint8_t *d = b->borrowed ? conc__malloc(cap) : conc__realloc(b->data, cap);
     if (!d)
         return CONC_ENOMEM;
+    if (b->borrowed && b->len)
+        memcpy(d, b->data, b->len);
+    b->borrowed = 0;
     b->data = d;
     b->cap = cap;
     return 0;
@@ -92,6 +106,13 @@ uint8_t *
 conc_buf_detach(conc_buf *b, size_t *len)
 {
     uint8_t *d = b->data;
+    if (b->borrowed) {
+        d = NULL;
+        if (b->len && !(d = conc__malloc(b->len)))
+            return NULL; /* b unchanged */
+        if (d)
+            memcpy(d, b->data, b->len);
+    }
     if (len)
         *len = b->len;
     conc_buf_init(b);

@@ -15,6 +15,11 @@ void *conc__calloc(size_t count, size_t size);
 void *conc__realloc(void *ptr, size_t size);
 void conc__free(void *ptr);
 char *conc__strdup(const char *s);
+/* A zeroed block of `size` bytes at a multiple of `align` (a power of two
+ * of at most 4096), for structures laid out by cache line; freed with
+ * conc__free_aligned. NULL without memory. */
+void *conc__calloc_aligned(size_t align, size_t size);
+void conc__free_aligned(void *ptr);
 
 /* ---- Deadlines --------------------------------------------------------
  * Absolute times in nanoseconds on CLOCK_MONOTONIC. CONC__FOREVER never

@@ -19,20 +19,28 @@
 
 #define SPIN_NS 20000 /* how long an idle worker watches before sleeping */
 
+/* Fields are grouped by who writes them, a cache line per group, so that
+ * a submit does not steal the line workers lock to pop and the other way
+ * round. */
 struct engine {
     struct conc_executor ex;
-    struct conc__jobq q;       /* pending jobs */
-    conc__lockword qlock;      /* one popper at a time */
-    _Atomic size_t pending;    /* jobs pushed and not yet popped */
-    _Atomic size_t submitting; /* submits under way */
-    conc__lockword lock;       /* guards threads, bounded submits, flags */
-    _Atomic size_t nthreads;   /* written under lock */
-    _Atomic size_t idle;       /* workers waiting for work */
-    conc_thread **threads;     /* max_workers slots */
-    _Atomic uint32_t work;     /* bumped per submit and at shutdown; futex */
-    _Atomic uint32_t sleepers; /* workers asleep on work */
+    struct conc__jobq q; /* pending jobs; its two ends have their own lines */
+    /* The poppers' line. */
+    _Alignas(64) _Atomic uint32_t qlock; /* one popper at a time */
+    _Atomic size_t pending;              /* jobs pushed and not yet popped */
+    /* The submitters' line. */
+    _Alignas(64) _Atomic size_t submitting; /* submits under way */
+    /* Idle workers and their wake-ups (wake_one). */
+    _Alignas(64) _Atomic uint32_t work; /* bumped per wake; futex */
+    _Atomic uint32_t sleepers;          /* workers asleep on work */
     _Atomic uint32_t spinning; /* 1 while an idle worker watches work */
-    unsigned serial;           /* the executor's number, for thread names */
+    _Atomic size_t idle;       /* workers waiting for work */
+    /* Rarely written. */
+    _Alignas(64) conc__lockword lock; /* guards threads, bounded submits,
+                                       * flags */
+    _Atomic size_t nthreads;          /* written under lock */
+    conc_thread **threads;            /* max_workers slots */
+    unsigned serial; /* the executor's number, for thread names */
 };
 
 static _Atomic unsigned executor_serial;
@@ -51,6 +59,30 @@ unlock(struct engine *e)
 
 /* ---- Workers ------------------------------------------------------------ */
 
+/* The poppers' lock. A pop holds it for a few dozen instructions, so a
+ * waiter spins rather than sleeps: a sleeping waiter would make every
+ * release a futex wake, a system call per job. A waiter yields the CPU now
+ * and then, in case the holder lost it. */
+static void
+qlock_acquire(struct engine *e)
+{
+    for (unsigned n = 1;; n++) {
+        if (!atomic_load_explicit(&e->qlock, memory_order_relaxed) &&
+            !atomic_exchange_explicit(&e->qlock, 1, memory_order_acquire))
+            return;
+        if (n % 32 == 0)
+            sched_yield();
+        else
+            conc__cpu_relax();
+    }
+}
+
+static void
+qlock_release(struct engine *e)
+{
+    atomic_store_explicit(&e->qlock, 0, memory_order_release);
+}
+
 /* Whether the queue holds a job or a push under way (qlock held). */
 static int
 queued_locked(struct engine *e)
@@ -67,10 +99,10 @@ queued_locked(struct engine *e)
 static conc_future *
 pop(struct engine *e, int *more)
 {
-    conc__lockword_acquire(&e->qlock, CONC__FOREVER, 0);
+    qlock_acquire(e);
     conc_future *f = conc__jobq_pop(&e->q);
     *more = queued_locked(e);
-    conc__lockword_release(&e->qlock, 0);
+    qlock_release(e);
     if (f && e->ex.opts.max_pending) {
         atomic_fetch_sub_explicit(&e->pending, 1, memory_order_seq_cst);
         conc__executor_signal_room(&e->ex, 0);
@@ -88,9 +120,9 @@ may_leave(struct engine *e, int queued)
         !atomic_load_explicit(&e->ex.stopping, memory_order_seq_cst) ||
         atomic_load_explicit(&e->submitting, memory_order_seq_cst))
         return 0;
-    conc__lockword_acquire(&e->qlock, CONC__FOREVER, 0);
+    qlock_acquire(e);
     queued = queued_locked(e);
-    conc__lockword_release(&e->qlock, 0);
+    qlock_release(e);
     return !queued;
 }
 
@@ -107,8 +139,9 @@ may_leave(struct engine *e, int queued)
 static void
 wake_one(struct engine *e)
 {
-    if (atomic_load_explicit(&e->sleepers, memory_order_seq_cst) == 0)
-        return;
+    if (atomic_load_explicit(&e->sleepers, memory_order_seq_cst) == 0 ||
+        atomic_load_explicit(&e->spinning, memory_order_seq_cst))
+        return; /* no one to wake, or the token's holder comes */
     uint32_t none = 0;
     if (!atomic_compare_exchange_strong(&e->spinning, &none, 1))
         return; /* its holder takes the job, or wakes the next sleeper */
@@ -147,9 +180,9 @@ sleep_for_work(struct engine *e)
 {
     atomic_fetch_add_explicit(&e->sleepers, 1, memory_order_seq_cst);
     uint32_t seen = atomic_load_explicit(&e->work, memory_order_seq_cst);
-    conc__lockword_acquire(&e->qlock, CONC__FOREVER, 0);
+    qlock_acquire(e);
     int queued = queued_locked(e);
-    conc__lockword_release(&e->qlock, 0);
+    qlock_release(e);
     int r = -EAGAIN;
     if (!queued && !atomic_load_explicit(&e->ex.stopping, memory_order_seq_cst))
         r = conc__futex_wait(&e->work, seen, CONC__FOREVER, 0);
@@ -166,11 +199,16 @@ next_job(struct engine *e)
 {
     int token = 0; /* this worker holds `spinning` */
     unsigned halfway = 0;
+    /* The tail as it was before the last look at an empty queue, which
+     * the spin watches; read only then, as the submitter writes it. */
+    conc_future *tail = NULL;
     for (;;) {
-        conc_future *tail =
-            atomic_load_explicit(&e->q.tail, memory_order_seq_cst);
         int more;
         conc_future *f = pop(e, &more);
+        if (!f && !more && !tail) {
+            tail = atomic_load_explicit(&e->q.tail, memory_order_seq_cst);
+            continue; /* look once more, now that the spin knows where */
+        }
         int leave = !f && may_leave(e, more);
         if (f || leave) {
             if (token)
@@ -194,6 +232,7 @@ next_job(struct engine *e)
         if (!spin_for_work(e, tail, &token))
             token = sleep_for_work(e);
         atomic_fetch_sub_explicit(&e->idle, 1, memory_order_relaxed);
+        tail = NULL;
     }
 }
 
@@ -298,9 +337,9 @@ start_worker_locked(struct engine *e)
 static int
 adjust_workers(struct engine *e)
 {
-    if (atomic_load_explicit(&e->idle, memory_order_relaxed) ||
-        atomic_load_explicit(&e->nthreads, memory_order_relaxed) >=
-            e->ex.workers)
+    if (atomic_load_explicit(&e->nthreads, memory_order_relaxed) >=
+            e->ex.workers ||
+        atomic_load_explicit(&e->idle, memory_order_relaxed))
         return 0;
     lock(e);
     int r = 0;
@@ -436,7 +475,7 @@ engine_destroy(struct conc_executor *ex)
         conc_thread_free(e->threads[i]);
     conc__free(e->threads);
     conc__executor_fini(ex);
-    conc__free(e);
+    conc__free_aligned(e);
 }
 
 static const struct conc__engine_ops thread_ops = {
@@ -451,18 +490,18 @@ int
 conc__thread_engine_new(const conc_executor_opts *opts,
                         conc__job_done_fn on_done, conc_executor **out)
 {
-    struct engine *e = conc__calloc(1, sizeof *e);
+    struct engine *e = conc__calloc_aligned(_Alignof(struct engine), sizeof *e);
     if (!e)
         return CONC_ENOMEM;
     int r = conc__executor_init(&e->ex, opts, 0);
     if (r < 0) {
-        conc__free(e);
+        conc__free_aligned(e);
         return r;
     }
     e->threads = conc__calloc(e->ex.workers, sizeof *e->threads);
     if (!e->threads) {
         conc__executor_fini(&e->ex);
-        conc__free(e);
+        conc__free_aligned(e);
         return CONC_ENOMEM;
     }
     conc__jobq_init(&e->q);

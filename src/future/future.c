@@ -8,6 +8,7 @@
  * nothing is attached to it. Watches are notified under the lock (their
  * owner unlinks them under it too, so a watch is never used after its
  * owner has left); callbacks run after it, in the completing thread. */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -37,8 +38,10 @@ unlock(conc_future *f)
 void
 conc__future_init(conc_future *f, conc_task_fn fn, const void *arg, size_t len)
 {
-    memset(f, 0, sizeof *f);
+    memset(f, 0, offsetof(conc_future, small));
+    memset(&f->job, 0, sizeof *f - offsetof(conc_future, job));
     atomic_init(&f->refs, 1);
+    conc_buf_init_with(&f->result, f->small, sizeof f->small);
     f->cbs_tail = &f->cbs;
     f->job.fn = fn;
     f->job.fd = -1;

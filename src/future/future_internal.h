@@ -66,6 +66,8 @@ struct conc_future {
     conc_buf result;         /* written by the runner, read once done */
     struct conc__callback *cbs, **cbs_tail;
     struct conc__watch_link *links;
+    uint64_t small[4]; /* result's storage while the result fits (no need
+                        * to clear it: conc__future_init skips it) */
     struct conc__job job;
     struct conc__fpool *pool; /* where the block returns, or NULL */
 };
