@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "conc/sync.h"
 #include "tasks.h"
 
 /* ---- Tasks of this program (more in tasks.h) ----------------------------- */
@@ -357,6 +358,55 @@ test_cancel_token_threads(void **state)
     conc_future_free(g);
     conc_future_free(f);
     conc_executor_free(ex);
+    fixture_close();
+}
+
+/* A thread task may wait for a task submitted after it (as in Python,
+ * while workers are free): workers take jobs by batches, and a job in the
+ * batch of a worker stuck in such a wait is taken by another worker. */
+static conc_event *later_ev;
+
+static int
+wait_later_task(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    return conc_event_wait(later_ev, WAIT_S);
+}
+
+static int
+set_later_task(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    conc_event_set(later_ev);
+    return 0;
+}
+
+static void
+test_wait_for_later_task_threads(void **state)
+{
+    (void)state;
+    fixture_open();
+    assert_conc_ok(conc_event_new(NULL, &later_ev));
+    conc_executor *ex =
+        new_exec(THREADS, &(conc_executor_opts){.max_workers = 2});
+    for (int round = 0; round < 200; round++) {
+        conc_event_clear(later_ev);
+        conc_future *w = submit_int(ex, wait_later_task, 0);
+        conc_future *tiny[3];
+        for (int i = 0; i < 3; i++)
+            tiny[i] = submit_int(ex, square_task, i);
+        conc_future *set = submit_int(ex, set_later_task, 0);
+        assert_conc_ok(conc_future_result(w, WAIT_S, NULL, NULL));
+        assert_conc_ok(conc_future_result(set, WAIT_S, NULL, NULL));
+        for (int i = 0; i < 3; i++) {
+            assert_int_equal(future_int(tiny[i]), i * i);
+            conc_future_free(tiny[i]);
+        }
+        conc_future_free(set);
+        conc_future_free(w);
+    }
+    conc_executor_free(ex);
+    conc_event_free(later_ev);
     fixture_close();
 }
 
@@ -1125,6 +1175,7 @@ main(void)
         BOTH_TESTS(body_futures_outlive),
         BOTH_TESTS(body_cancel),
         conc_unit_test(test_cancel_token_threads),
+        conc_unit_test(test_wait_for_later_task_threads),
         BOTH_TESTS(body_map_order),
         BOTH_TESTS(body_map_failure),
         BOTH_TESTS(body_map_lazy),

@@ -143,8 +143,8 @@ conc__executor_submit(conc_executor *ex, conc_task_fn fn, const void *arg,
             return r;
         }
     }
-    if (out)
-        conc_future_ref(f);
+    if (out) /* f is not shared yet: no atomic increment needed */
+        atomic_store_explicit(&f->refs, 2, memory_order_relaxed);
     r = ex->ops->submit(ex, f); /* takes f's first reference on success */
     if (r < 0) {
         if (f->job.fd >= 0)
@@ -258,7 +258,8 @@ conc__run_job(conc_future *f)
         return;
     }
     struct conc__task_ctx ctx = {.cancel = &f->cancel, .fd = f->job.fd};
-    f->job.fd = -1;
+    if (ctx.fd >= 0)
+        f->job.fd = -1; /* the task owns it now */
     conc_clear_failure();
     conc__task_enter(&ctx);
     int r = f->job.fn(f->job.arg, f->job.len, &f->result);

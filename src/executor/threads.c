@@ -2,8 +2,10 @@
  *
  * Design. Submitted futures form an intrusive queue (jobq.h) that submits
  * push to without a lock; a future is its own queue node, so a submit
- * allocates exactly once. Workers pop one job at a time under their own
- * lock. Workers start on demand, as in Python: a submit that finds no idle
+ * allocates exactly once. Workers pop under their own lock, each taking
+ * the job it runs and up to a batch more (batch.h), which it runs next
+ * and which idle workers take from it when the queue is empty. Workers
+ * start on demand, as in Python: a submit that finds no idle
  * worker starts one until max_workers run. Idle workers and wake-ups are
  * described at wake_one. Shutdown and submit meet through `submitting`: a
  * submit counts itself before it checks `stopping`, and a worker leaves
@@ -13,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "executor/batch.h"
 #include "executor/executor_internal.h"
 #include "executor/jobq.h"
 #include "unix/futex.h"
@@ -27,19 +30,22 @@ struct engine {
     struct conc__jobq q; /* pending jobs; its two ends have their own lines */
     /* The poppers' line. */
     _Alignas(64) _Atomic uint32_t qlock; /* one popper at a time */
-    _Atomic size_t pending;              /* jobs pushed and not yet popped */
+    _Atomic size_t pending; /* jobs pushed and not yet started (bounded) */
     /* The submitters' line. */
     _Alignas(64) _Atomic size_t submitting; /* submits under way */
     /* Idle workers and their wake-ups (wake_one). */
     _Alignas(64) _Atomic uint32_t work; /* bumped per wake; futex */
     _Atomic uint32_t sleepers;          /* workers asleep on work */
     _Atomic uint32_t spinning; /* 1 while an idle worker watches work */
+    _Atomic uint32_t batched;  /* bumped per batch filled; spinners watch */
     _Atomic size_t idle;       /* workers waiting for work */
     /* Rarely written. */
     _Alignas(64) conc__lockword lock; /* guards threads, bounded submits,
                                        * flags */
     _Atomic size_t nthreads;          /* written under lock */
     conc_thread **threads;            /* max_workers slots */
+    struct conc__batch *batches;      /* one per worker, by its number */
+    _Atomic size_t nbatches;          /* batches handed to workers */
     unsigned serial; /* the executor's number, for thread names */
 };
 
@@ -92,22 +98,66 @@ queued_locked(struct engine *e)
                &e->q.sentinel;
 }
 
-/* Takes the oldest pending job, or NULL; *more says whether others wait.
- * One at a time: a job a worker held back while it runs another would
- * wait behind a long task while other workers idle, and would escape
- * shutdown's cancel. */
+/* Counts a job out of the pending ones, as it leaves for a worker. */
 static conc_future *
-pop(struct engine *e, int *more)
+started(struct engine *e, conc_future *f)
 {
-    qlock_acquire(e);
-    conc_future *f = conc__jobq_pop(&e->q);
-    *more = queued_locked(e);
-    qlock_release(e);
     if (f && e->ex.opts.max_pending) {
         atomic_fetch_sub_explicit(&e->pending, 1, memory_order_seq_cst);
         conc__executor_signal_room(&e->ex, 0);
     }
     return f;
+}
+
+/* Takes the oldest queued job and, into `mine`, up to a batch of the next
+ * ones; or NULL. *more says whether other jobs wait: queued, or in the
+ * batch just filled, which idle workers may take. */
+static conc_future *
+pop(struct engine *e, struct conc__batch *mine, int *more)
+{
+    conc_future *extra[CONC__BATCH];
+    unsigned n = 0;
+    qlock_acquire(e);
+    conc_future *f = conc__jobq_pop(&e->q);
+    if (f && mine)
+        while (n < CONC__BATCH && (extra[n] = conc__jobq_pop(&e->q)) != NULL)
+            n++;
+    *more = queued_locked(e);
+    qlock_release(e);
+    if (n) {
+        conc__batch_fill(mine, extra, n);
+        atomic_fetch_add_explicit(&e->batched, 1, memory_order_seq_cst);
+        *more = 1;
+    }
+    return f;
+}
+
+/* Takes the next job of another worker's batch, or NULL; *more says
+ * whether that batch holds others. */
+static conc_future *
+take_from_others(struct engine *e, struct conc__batch *mine, int *more)
+{
+    size_t n = atomic_load_explicit(&e->nbatches, memory_order_acquire);
+    for (size_t i = 0; i < n; i++) {
+        struct conc__batch *b = &e->batches[i];
+        conc_future *f = b != mine ? conc__batch_take(b) : NULL;
+        if (f) {
+            *more = conc__batch_nonempty(b);
+            return f;
+        }
+    }
+    return NULL;
+}
+
+/* Whether any worker's batch holds a job. */
+static int
+batched_jobs(struct engine *e)
+{
+    size_t n = atomic_load_explicit(&e->nbatches, memory_order_acquire);
+    for (size_t i = 0; i < n; i++)
+        if (conc__batch_nonempty(&e->batches[i]))
+            return 1;
+    return 0;
 }
 
 /* Whether a worker may leave: shut down, then no submit under way, then
@@ -150,11 +200,12 @@ wake_one(struct engine *e)
         atomic_store_explicit(&e->spinning, 0, memory_order_seq_cst);
 }
 
-/* Watches the queue's tail move from `tail` for a while, if this worker
- * holds the token or can take it. Returns 1 if it moved, with the token
- * kept; 0 with the token given up. */
+/* Watches the queue's tail move from `tail`, or a batch being filled
+ * after `batched` was read, for a while, if this worker holds the token or
+ * can take it. Returns 1 if either happened, with the token kept; 0 with
+ * the token given up. */
 static int
-spin_for_work(struct engine *e, conc_future *tail, int *token)
+spin_for_work(struct engine *e, conc_future *tail, uint32_t batched, int *token)
 {
     uint32_t none = 0;
     if (!*token && !atomic_compare_exchange_strong(&e->spinning, &none, 1))
@@ -163,7 +214,10 @@ spin_for_work(struct engine *e, conc_future *tail, int *token)
     int64_t until = conc__now_ns() + SPIN_NS;
     do {
         for (int i = 0; i < 16; i++) {
-            if (atomic_load_explicit(&e->q.tail, memory_order_acquire) != tail)
+            if (atomic_load_explicit(&e->q.tail, memory_order_acquire) !=
+                    tail ||
+                atomic_load_explicit(&e->batched, memory_order_acquire) !=
+                    batched)
                 return 1;
             conc__cpu_relax();
         }
@@ -173,8 +227,8 @@ spin_for_work(struct engine *e, conc_future *tail, int *token)
     return 0;
 }
 
-/* Sleeps unless a job is queued. Returns 1 if a waker handed this worker
- * the token. */
+/* Sleeps unless a job is queued or batched. Returns 1 if a waker handed
+ * this worker the token. */
 static int
 sleep_for_work(struct engine *e)
 {
@@ -184,7 +238,8 @@ sleep_for_work(struct engine *e)
     int queued = queued_locked(e);
     qlock_release(e);
     int r = -EAGAIN;
-    if (!queued && !atomic_load_explicit(&e->ex.stopping, memory_order_seq_cst))
+    if (!queued && !batched_jobs(e) &&
+        !atomic_load_explicit(&e->ex.stopping, memory_order_seq_cst))
         r = conc__futex_wait(&e->work, seen, CONC__FOREVER, 0);
     atomic_fetch_sub_explicit(&e->sleepers, 1, memory_order_seq_cst);
     return r == 0;
@@ -192,34 +247,49 @@ sleep_for_work(struct engine *e)
 
 static int adjust_workers(struct engine *e);
 
-/* Waits for work: returns the next job, or NULL when the worker should
- * leave (shutdown with an empty queue). */
+/* Waits for work: returns the next job (from this worker's batch, the
+ * queue, or another worker's batch, in that order), or NULL when the
+ * worker should leave (shutdown with nothing queued). */
 static conc_future *
-next_job(struct engine *e)
+next_job(struct engine *e, struct conc__batch *mine)
 {
+    conc_future *f = conc__batch_take(mine);
+    if (f)
+        return started(e, f);
     int token = 0; /* this worker holds `spinning` */
     unsigned halfway = 0;
-    /* The tail as it was before the last look at an empty queue, which
-     * the spin watches; read only then, as the submitter writes it. */
+    /* What the spin watches, read before the last look at an empty queue
+     * and empty batches; read only then, as the submitter writes `tail`. */
     conc_future *tail = NULL;
+    uint32_t batched = 0;
     for (;;) {
         int more;
-        conc_future *f = pop(e, &more);
-        if (!f && !more && !tail) {
+        f = pop(e, mine, &more);
+        if (!f && !more && (f = take_from_others(e, mine, &more)) == NULL &&
+            !tail) {
             tail = atomic_load_explicit(&e->q.tail, memory_order_seq_cst);
+            batched = atomic_load_explicit(&e->batched, memory_order_seq_cst);
             continue; /* look once more, now that the spin knows where */
         }
         int leave = !f && may_leave(e, more);
         if (f || leave) {
-            if (token)
+            if (token) {
                 atomic_store_explicit(&e->spinning, 0, memory_order_seq_cst);
+                /* A submit or a batch that saw the token held counted on
+                 * this worker, which is now busy: look again. */
+                more = more ||
+                       atomic_load_explicit(&e->q.tail, memory_order_seq_cst) !=
+                           &e->q.sentinel ||
+                       batched_jobs(e);
+            }
             if (f && more) {
                 /* The idle worker a submit counted on may have taken
-                 * another job: make sure someone comes for this one. */
+                 * another job, or jobs wait in a batch behind the one a
+                 * worker runs: make sure someone comes for them. */
                 wake_one(e);
                 adjust_workers(e);
             }
-            return f;
+            return started(e, f);
         }
         if (more) { /* a push half done: it ends in nanoseconds, unless
                      * its thread lost the CPU */
@@ -229,15 +299,15 @@ next_job(struct engine *e)
             continue;
         }
         atomic_fetch_add_explicit(&e->idle, 1, memory_order_relaxed);
-        if (!spin_for_work(e, tail, &token))
+        if (!spin_for_work(e, tail, batched, &token))
             token = sleep_for_work(e);
         atomic_fetch_sub_explicit(&e->idle, 1, memory_order_relaxed);
         tail = NULL;
     }
 }
 
-/* Takes every pending job once no submit is under way (after `stopping`
- * is set, none starts), as a list linked by job.next. */
+/* Takes every pending job, queued or batched, once no submit is under way
+ * (after `stopping` is set, none starts), as a list linked by job.next. */
 static conc_future *
 take_all(struct engine *e)
 {
@@ -245,13 +315,14 @@ take_all(struct engine *e)
         conc__cpu_relax();
     conc_future *head = NULL, **tail = &head, *f;
     int more = 1;
-    while ((f = pop(e, &more)) != NULL || more) {
+    while ((f = pop(e, NULL, &more)) != NULL || more ||
+           (f = take_from_others(e, NULL, &more)) != NULL) {
         if (!f) {
             conc__cpu_relax(); /* a push half done */
             continue;
         }
         f->job.next = NULL;
-        *tail = f;
+        *tail = started(e, f);
         tail = &f->job.next;
     }
     return head;
@@ -308,8 +379,11 @@ worker_main(void *arg)
     conc__executor_set_current(&e->ex);
     if (run_initializer(e) < 0)
         return 0;
+    size_t me =
+        atomic_fetch_add_explicit(&e->nbatches, 1, memory_order_seq_cst);
+    struct conc__batch *mine = &e->batches[me];
     conc_future *f;
-    while ((f = next_job(e)) != NULL) {
+    while ((f = next_job(e, mine)) != NULL) {
         conc__run_job(f);
         conc_future_free(f);
     }
@@ -474,6 +548,7 @@ engine_destroy(struct conc_executor *ex)
     for (size_t i = 0; i < e->nthreads; i++)
         conc_thread_free(e->threads[i]);
     conc__free(e->threads);
+    conc__free_aligned(e->batches);
     conc__executor_fini(ex);
     conc__free_aligned(e);
 }
@@ -499,7 +574,11 @@ conc__thread_engine_new(const conc_executor_opts *opts,
         return r;
     }
     e->threads = conc__calloc(e->ex.workers, sizeof *e->threads);
-    if (!e->threads) {
+    e->batches = conc__calloc_aligned(_Alignof(struct conc__batch),
+                                      e->ex.workers * sizeof *e->batches);
+    if (!e->threads || !e->batches) {
+        conc__free(e->threads);
+        conc__free_aligned(e->batches);
         conc__executor_fini(&e->ex);
         conc__free_aligned(e);
         return CONC_ENOMEM;
