@@ -11,6 +11,10 @@
  * that held the result, or a worker for a fire-and-forget task); the
  * allocating side, under its own lock, takes that whole stack at once
  * when its private list runs out.
+ * A block taken again is set up field by field, writing only what changes
+ * (conc__future_reinit): the worker that ran its last task read most of
+ * its lines, and a line rewritten must first be taken back from that
+ * worker's cache, the main cost of a submit. Slabs start zeroed for that.
  * The pool holds what its executor used at the busiest moment, and is
  * freed when its executor is gone and its last future freed: each block
  * in use holds a reference to it, and so does the executor. */
@@ -88,7 +92,7 @@ take(struct conc__fpool *p)
             atomic_exchange_explicit(&p->returned, NULL, memory_order_acquire);
     if (!p->free) {
         conc__lockword_release(&p->lock, 0);
-        struct slab *s = conc__malloc(sizeof *s + LINE + SLAB * BLOCK);
+        struct slab *s = conc__calloc(1, sizeof *s + LINE + SLAB * BLOCK);
         if (!s)
             return NULL;
         conc__lockword_acquire(&p->lock, CONC__FOREVER, 0);
@@ -110,8 +114,9 @@ conc__future_new_pooled(struct conc__fpool *p, conc_task_fn fn, const void *arg,
     conc_future *f = take(p);
     if (!f)
         return CONC_ENOMEM;
-    conc__future_init(f, fn, arg, len);
-    f->pool = p;
+    conc__future_reinit(f, fn, arg, len); /* zeroes or a freed future */
+    if (f->pool != p)
+        f->pool = p;
     *out = f;
     return 0;
 }

@@ -52,6 +52,57 @@ conc__future_init(conc_future *f, conc_task_fn fn, const void *arg, size_t len)
     }
 }
 
+/* Sets a field only if it differs: a line a worker last read stays
+ * shared instead of being taken back from that worker's cache. */
+#define SET(field, v)                                                          \
+    do {                                                                       \
+        if ((field) != (v))                                                    \
+            (field) = (v);                                                     \
+    } while (0)
+#define SET_ATOMIC(field, v)                                                   \
+    do {                                                                       \
+        if (atomic_load_explicit(&(field), memory_order_relaxed) != (v))       \
+            atomic_store_explicit(&(field), (v), memory_order_relaxed);        \
+    } while (0)
+
+void
+conc__future_reinit(conc_future *f, conc_task_fn fn, const void *arg,
+                    size_t len)
+{
+    SET_ATOMIC(f->state, CONC_FUTURE_PENDING);
+    SET_ATOMIC(f->sleepers, 0);
+    SET_ATOMIC(f->refs, 1);
+    SET_ATOMIC(f->cancel, 0);
+    SET_ATOMIC(f->lock.all, 0);
+    SET(f->code, 0);
+    SET(f->msg, NULL);
+    SET(f->result.data, (uint8_t *)f->small);
+    SET(f->result.len, 0);
+    SET(f->result.cap, sizeof f->small);
+    SET(f->result.borrowed, 1);
+    SET(f->cbs, NULL);
+    SET(f->cbs_tail, &f->cbs);
+    SET(f->links, NULL);
+    struct conc__job *j = &f->job;
+    SET(j->next, NULL);
+    SET(j->fn, fn);
+    SET(j->len, len);
+    SET(j->fd, -1);
+    SET(j->kind, 0);
+    SET(j->owner, NULL);
+    SET(j->seq, 0);
+    SET(j->shared, NULL);
+    SET(j->revoke, NULL);
+    SET(j->sync, NULL);
+    SET(j->release, NULL);
+    SET(j->engine, NULL);
+    SET(j->ticket, 0);
+    const uint8_t *at = len ? (const uint8_t *)(f + 1) : NULL;
+    SET(j->arg, at);
+    if (len)
+        memcpy(f + 1, arg, len);
+}
+
 int
 conc__future_new_job(conc_task_fn fn, const void *arg, size_t len,
                      conc_future **out)
@@ -93,7 +144,8 @@ conc_future_free(conc_future *f)
         conc__free(c);
         c = next;
     }
-    conc_buf_free(&f->result);
+    if (!f->result.borrowed) /* else nothing to free, nor to write */
+        conc_buf_free(&f->result);
     conc__free(f->msg);
     void (*release)(void *) = f->job.release;
     void *engine = f->job.engine;

@@ -82,6 +82,10 @@ int conc__future_new_job(conc_task_fn fn, const void *arg, size_t len,
  * pending future of `fn`, as conc__future_new_job does. */
 void conc__future_init(conc_future *f, conc_task_fn fn, const void *arg,
                        size_t len);
+/* conc__future_init for a block that holds a future already (a freed one,
+ * or zeroes): writes only the fields that change. */
+void conc__future_reinit(conc_future *f, conc_task_fn fn, const void *arg,
+                         size_t len);
 
 /* A pool of future blocks (fpool.c), one per executor. */
 struct conc__fpool;
