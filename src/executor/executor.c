@@ -77,10 +77,7 @@ conc__executor_init(conc_executor *ex, const conc_executor_opts *o,
         }
     }
     ex->opts.thread_name_prefix = ex->prefix;
-    /* Thread executors only: a process pool's futures are completed by its
-     * result thread, and blocks recycled across threads measured slower
-     * there than malloc's per-thread caches. */
-    if (!is_process && (r = conc__fpool_new(&ex->futures)) < 0) {
+    if ((r = conc__fpool_new(&ex->futures)) < 0) {
         conc__free(ex->initarg);
         conc__free(ex->prefix);
         return r;
