@@ -511,11 +511,22 @@ stop_workers(struct pengine *e, int kill_them)
     }
 }
 
-/* Runs rounds until the engine is finished. */
+/* Idle rounds the thread spins before it sleeps: at most, and at least. */
+#define SPIN_ROUNDS     64
+#define SPIN_ROUNDS_MIN 8
+
+/* Runs rounds until the engine is finished. Between results the thread
+ * spins a while before it sleeps: results of tiny tasks come in
+ * microseconds. How long adapts, as an adaptive mutex does: a spin that
+ * caught a result, or a sleep shorter than the spin before it, doubles
+ * the next; a sleep over twice as long halves it, so that with long tasks
+ * the thread does not take, after each result, the CPU time the workers
+ * need. */
 static void
 serve(struct pengine *e, unsigned char *ended)
 {
-    int idle_rounds = 0;
+    int idle_rounds = 0, spin = SPIN_ROUNDS;
+    int64_t idle_since = 0;
     for (;;) {
         int worked = round_once(e, ended);
         conc__pe_lock(e);
@@ -524,19 +535,30 @@ serve(struct pengine *e, unsigned char *ended)
         if (done)
             return;
         if (worked) {
+            if (idle_rounds > 0 && idle_rounds <= spin && spin < SPIN_ROUNDS)
+                spin *= 2; /* the spin caught it */
             idle_rounds = 0;
             continue;
         }
-        /* Spin briefly (results of tiny tasks come in microseconds), then
-         * sleep; a poll with no wait also notices ended workers. */
-        if (++idle_rounds < 64) {
+        if (++idle_rounds == 1)
+            idle_since = conc__now_ns();
+        /* A poll with no wait also notices ended workers. */
+        if (idle_rounds <= spin) {
             for (int i = 0; i < 64; i++)
                 conc__cpu_relax();
             if (idle_rounds % 16 == 0)
                 sleep_poll(e, 0, ended);
             continue;
         }
+        int64_t slept = conc__now_ns(), spun = slept - idle_since;
         sleep_poll(e, sleep_ms(e), ended);
+        slept = conc__now_ns() - slept;
+        if (idle_rounds == spin + 1) { /* the first sleep after a spin */
+            if (slept > 2 * spun && spin > SPIN_ROUNDS_MIN)
+                spin /= 2; /* results are far apart: spinning is vain */
+            else if (slept < spun && spin < SPIN_ROUNDS)
+                spin *= 2; /* a longer spin would have caught it */
+        }
     }
 }
 
