@@ -51,7 +51,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(copy);
     if (size)
         memcpy(copy, data, size);
-    conc_buf res = {copy, size, size};
+    conc_buf res = {copy, size, size, 0};
     size_t pos = 0;
     for (;;) {
         int code = 0;
