@@ -406,8 +406,10 @@ engine_submit(struct conc_executor *ex, conc_future *f)
     conc__pe_unlock(e);
     /* The result thread refills the rings; if it went to sleep after its
      * last look at the backlog, it needs a nudge (it looks again after
-     * announcing its sleep, so one of the two sees the other). */
-    if (atomic_load_explicit(e->parent_sleeping, memory_order_seq_cst))
+     * announcing its sleep, so one of the two sees the other). The first
+     * to see the sleep takes the flag, so a run of submits nudges once. */
+    if (atomic_load_explicit(e->parent_sleeping, memory_order_seq_cst) &&
+        atomic_exchange_explicit(e->parent_sleeping, 0, memory_order_seq_cst))
         conc__pe_wake_thread(e);
     return 0;
 undo:

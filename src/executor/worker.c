@@ -14,11 +14,14 @@
 
 #define SPIN_NS 50000 /* how long an idle worker watches its ring */
 
-/* Wakes the parent's result thread if it sleeps. */
+/* Wakes the parent's result thread if it sleeps. The first waker takes
+ * the flag, so that one sleep costs one write, whatever the number of
+ * results and workers. */
 static void
 wake_parent(const struct conc__worker_arg *w)
 {
-    if (atomic_load_explicit(w->parent_sleeping, memory_order_seq_cst)) {
+    if (atomic_load_explicit(w->parent_sleeping, memory_order_seq_cst) &&
+        atomic_exchange_explicit(w->parent_sleeping, 0, memory_order_seq_cst)) {
         uint64_t one = 1;
         ssize_t n = write(w->wake_fd, &one, sizeof one);
         CONC__UNUSED(n); /* a full counter still wakes the parent */
