@@ -120,13 +120,15 @@ conc_executor_max_workers(const conc_executor *ex)
 int
 conc__executor_submit(conc_executor *ex, conc_task_fn fn, const void *arg,
                       size_t len, int fd, uint32_t kind, void *owner,
-                      conc_future **out)
+                      size_t rec_len, conc_future **out)
 {
     conc_future *f;
-    int r = conc__future_new_pooled(ex->futures, fn, arg, len, &f);
+    int r = conc__future_new_pooled(ex->futures, fn, arg, len, rec_len, &f);
     if (r < 0)
         return r;
     f->job.kind = kind;
+    if (rec_len)
+        owner = memcpy(conc__future_extra(f), owner, rec_len);
     f->job.owner = owner;
     if (fd >= 0) {
         f->job.fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
@@ -169,7 +171,7 @@ conc_executor_submit_with(conc_executor *ex, conc_task_fn fn, const void *arg,
             return conc_fail(CONC_EBADF, "descriptor %d is negative", opts->fd);
         fd = opts->fd;
     }
-    return conc__executor_submit(ex, fn, arg, len, fd, 0, NULL, out);
+    return conc__executor_submit(ex, fn, arg, len, fd, 0, NULL, 0, out);
 }
 
 int

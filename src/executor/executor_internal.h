@@ -91,10 +91,13 @@ int conc__process_engine_new(const conc_executor_opts *opts,
                              conc__job_done_fn on_done, conc_executor **out);
 
 /* Submits a new job and returns its future (a new reference in *out, or
- * none if out is NULL). */
+ * none if out is NULL). The job's owner is `owner`, or, with `rec_len`
+ * non-zero, a copy of the `rec_len` bytes at `owner` kept in the future's
+ * block (conc__future_extra: no allocation of its own, and gone with the
+ * future). */
 int conc__executor_submit(conc_executor *ex, conc_task_fn fn, const void *arg,
                           size_t len, int fd, uint32_t kind, void *owner,
-                          conc_future **out);
+                          size_t rec_len, conc_future **out);
 
 /* Whether the calling thread is running one of ex's tasks. */
 int conc__executor_in_task(const conc_executor *ex);

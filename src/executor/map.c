@@ -156,7 +156,7 @@ fill(conc_map_iter *it)
             it->ordered ? (it->head + it->count) % it->cap : free_slot(it);
         struct slot *s = &it->slots[i];
         r = conc__executor_submit(it->ex, conc__chunk_task, it->chunk.data,
-                                  it->chunk.len, -1, 0, NULL, &s->f);
+                                  it->chunk.len, -1, 0, NULL, 0, &s->f);
         if (r < 0)
             return r;
         s->first = first;

@@ -107,10 +107,10 @@ take(struct conc__fpool *p)
 
 int
 conc__future_new_pooled(struct conc__fpool *p, conc_task_fn fn, const void *arg,
-                        size_t len, conc_future **out)
+                        size_t len, size_t extra, conc_future **out)
 {
-    if (!p || len > INLINE)
-        return conc__future_new_job(fn, arg, len, out);
+    if (!p || len > INLINE || extra > INLINE - ((len + 7) & ~(size_t)7))
+        return conc__future_new_job(fn, arg, len, extra, out);
     conc_future *f = take(p);
     if (!f)
         return CONC_ENOMEM;

@@ -104,12 +104,12 @@ conc__future_reinit(conc_future *f, conc_task_fn fn, const void *arg,
 }
 
 int
-conc__future_new_job(conc_task_fn fn, const void *arg, size_t len,
+conc__future_new_job(conc_task_fn fn, const void *arg, size_t len, size_t extra,
                      conc_future **out)
 {
-    if (len > SIZE_MAX - sizeof(conc_future))
+    if (len > SIZE_MAX / 2 || extra > SIZE_MAX / 4)
         return CONC_ENOMEM;
-    conc_future *f = conc__malloc(sizeof *f + len);
+    conc_future *f = conc__malloc(sizeof *f + len + 7 + extra);
     if (!f)
         return CONC_ENOMEM;
     conc__future_init(f, fn, arg, len);
@@ -122,7 +122,7 @@ conc_future_new(conc_future **out)
 {
     if (!out)
         return CONC_EINVAL;
-    return conc__future_new_job(NULL, NULL, 0, out);
+    return conc__future_new_job(NULL, NULL, 0, 0, out);
 }
 
 conc_future *

@@ -73,10 +73,18 @@ struct conc_future {
 };
 
 /* A new pending future with one reference and a copy of `len` argument
- * bytes laid out after it (job.arg; job.fd is -1). Returns 0 or
+ * bytes laid out after it (job.arg; job.fd is -1), then room for `extra`
+ * bytes of the executor's own (conc__future_extra). Returns 0 or
  * CONC_ENOMEM. */
 int conc__future_new_job(conc_task_fn fn, const void *arg, size_t len,
-                         conc_future **out);
+                         size_t extra, conc_future **out);
+
+/* The `extra` bytes after a future's argument, 8-aligned. */
+static inline void *
+conc__future_extra(conc_future *f)
+{
+    return (uint8_t *)(f + 1) + ((f->job.len + 7) & ~(size_t)7);
+}
 
 /* Makes the block at `f` (room for `len` argument bytes after it) a new
  * pending future of `fn`, as conc__future_new_job does. */
@@ -95,7 +103,8 @@ void conc__fpool_release(struct conc__fpool *p);
 /* conc__future_new_job with the block from `p` (NULL: from the heap; an
  * argument too large for a block also goes to the heap). */
 int conc__future_new_pooled(struct conc__fpool *p, conc_task_fn fn,
-                            const void *arg, size_t len, conc_future **out);
+                            const void *arg, size_t len, size_t extra,
+                            conc_future **out);
 /* Returns a freed future's block to its pool. */
 void conc__fpool_put(struct conc__fpool *p, conc_future *f);
 

@@ -69,7 +69,6 @@ apply_done(struct apply_rec *a, conc_future *f, int code, const char *msg)
     else if (code < 0 && a->cb.error_callback)
         a->cb.error_callback(a->cb.arg, code, msg);
     conc__lockword_release(&a->pool->cb_lock, 0);
-    conc__free(a);
 }
 
 /* Completes the map's AsyncResult once every chunk is in. Its data is the
@@ -212,23 +211,16 @@ conc_pool_apply_async(conc_pool *p, conc_task_fn fn, const void *arg,
     int r = state_check(p);
     if (r < 0)
         return r;
-    struct apply_rec *a = NULL;
-    if (opts && (opts->callback || opts->error_callback)) {
-        a = conc__malloc(sizeof *a);
-        if (!a)
-            return CONC_ENOMEM;
-        a->pool = p;
-        a->cb = *opts;
-    }
     int fd = opts && opts->has_fd ? opts->fd : -1;
-    if (opts && opts->has_fd && fd < 0) {
-        conc__free(a);
+    if (opts && opts->has_fd && fd < 0)
         return conc_fail(CONC_EBADF, "descriptor %d is negative", fd);
-    }
-    r = conc__executor_submit(p->ex, fn, arg, len, fd, a ? KIND_APPLY : 0, a,
-                              out);
-    if (r < 0)
-        conc__free(a);
+    /* The callbacks' record lives in the future's block. */
+    struct apply_rec a = {.pool = p};
+    int cb = opts && (opts->callback || opts->error_callback);
+    if (cb)
+        a.cb = *opts;
+    r = conc__executor_submit(p->ex, fn, arg, len, fd, cb ? KIND_APPLY : 0, &a,
+                              cb ? sizeof a : 0, out);
     if (r == CONC_ECLOSED)
         r = conc_fail(CONC_ESTATE, "Pool not running");
     return r;
@@ -307,7 +299,7 @@ submit_chunks(conc_pool *p, struct map_rec *m, conc_task_fn fn,
             .first = i,
         };
         int r = conc__executor_submit(p->ex, conc__array_chunk_task, &c,
-                                      sizeof c, -1, KIND_MAP, m, NULL);
+                                      sizeof c, -1, KIND_MAP, m, 0, NULL);
         if (r < 0) {
             /* The chunks not submitted count as failed now. */
             char msg[sizeof m->fmsg];
