@@ -110,7 +110,7 @@ learn(struct pengine *e, uint64_t run_ns)
 /* Starts a result: the head of w's list, or the one arriving in pieces. */
 static conc_future *
 frame_future(struct pengine *e, struct worker *w, const struct conc__res_hdr *h,
-             const char *msg)
+             const char *msg, size_t mlen)
 {
     if (h->flags & CONC__RES_CONT)
         return w->partial;
@@ -121,7 +121,7 @@ frame_future(struct pengine *e, struct worker *w, const struct conc__res_hdr *h,
     w->partial_total = h->total;
     w->partial_got = 0;
     w->partial_nomem = 0;
-    snprintf(w->partial_msg, sizeof w->partial_msg, "%s", msg);
+    memcpy(w->partial_msg, msg, mlen + 1); /* mlen <= 1024, with its NUL */
     return f;
 }
 
@@ -133,7 +133,7 @@ take_frame(struct pengine *e, struct worker *w, int64_t len)
     struct conc__ring *r = &w->sh->res;
     conc__ring_read(r, 0, &h, sizeof h);
     size_t off = sizeof h;
-    char msg[1025] = "";
+    char msg[1025]; /* not cleared: a result's path, and m bytes are read */
     size_t m = h.msglen < 1024 ? h.msglen : 1024;
     conc__ring_read(r, off, msg, m);
     msg[m] = 0;
@@ -143,7 +143,7 @@ take_frame(struct pengine *e, struct worker *w, int64_t len)
         break_engine(e, h.code, msg, m);
         return;
     }
-    conc_future *f = frame_future(e, w, &h, msg);
+    conc_future *f = frame_future(e, w, &h, msg, m);
     size_t piece = (size_t)len - off;
     if (!w->partial_nomem && piece) {
         if (conc_buf_reserve(&f->result, piece) == 0) {
