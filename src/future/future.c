@@ -40,16 +40,7 @@ conc__future_init(conc_future *f, conc_task_fn fn, const void *arg, size_t len)
 {
     memset(f, 0, offsetof(conc_future, small));
     memset(&f->job, 0, sizeof *f - offsetof(conc_future, job));
-    atomic_init(&f->refs, 1);
-    conc_buf_init_with(&f->result, f->small, sizeof f->small);
-    f->cbs_tail = &f->cbs;
-    f->job.fn = fn;
-    f->job.fd = -1;
-    f->job.len = len;
-    if (len) {
-        memcpy(f + 1, arg, len);
-        f->job.arg = (const uint8_t *)(f + 1);
-    }
+    conc__future_reinit(f, fn, arg, len); /* the fields that are not zero */
 }
 
 /* Sets a field only if it differs: a line a worker last read stays
