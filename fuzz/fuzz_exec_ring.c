@@ -85,8 +85,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct fuzz_in in = {data, size};
     memset(&ring, 0, sizeof ring);
     uint64_t start = fuzz_take(&in, 8);
-    atomic_store(&ring.head, start);
-    atomic_store(&ring.tail, start);
+    conc__ring_reset(&ring, start);
     first = count = 0;
     used = 0;
     for (int ops = 0; ops < MAX_OPS && !fuzz_done(&in); ops++) {

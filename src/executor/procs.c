@@ -104,9 +104,12 @@ send_task(struct pengine *e, size_t i, conc_future *f)
     struct worker *w = &e->w[i];
     if (conc__future_state_raw(f) == CONC_FUTURE_CANCELLED)
         return -1; /* cancels take the engine lock: no race */
-    if (w->wseq - atomic_load_explicit(&w->sh->popped, memory_order_acquire) >=
-        CONC__SLOTS)
-        return 0;
+    if (w->wseq - w->popped_seen >= CONC__SLOTS) { /* read it again */
+        w->popped_seen =
+            atomic_load_explicit(&w->sh->popped, memory_order_acquire);
+        if (w->wseq - w->popped_seen >= CONC__SLOTS)
+            return 0;
+    }
     uint64_t ws = w->wseq + 1;
     struct conc__task_hdr h = {.seq = f->job.seq,
                                .wseq = ws,

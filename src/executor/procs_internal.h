@@ -87,9 +87,10 @@ struct worker {
     /* Guarded by the engine lock: */
     conc_future *head, *tail; /* in its ring, in dispatch order */
     size_t nout;
-    size_t dispatched; /* tasks it will run (max_tasks_per_child) */
-    uint64_t wseq;     /* the last task number sent to it */
-    int alive;         /* 0 once its death is handled */
+    size_t dispatched;    /* tasks it will run (max_tasks_per_child) */
+    uint64_t wseq;        /* the last task number sent to it */
+    uint64_t popped_seen; /* sh->popped as last read */
+    int alive;            /* 0 once its death is handled */
     /* The result thread's own: */
     uint64_t killed_seq;  /* the task it was killed for, or 0 */
     conc_future *partial; /* a result arriving in several frames */

@@ -37,6 +37,36 @@ copy_out(struct conc__ring *r, uint64_t pos, void *dst, size_t n)
     memcpy((uint8_t *)dst + first, r->bytes, n - first);
 }
 
+void
+conc__ring_reset(struct conc__ring *r, uint64_t pos)
+{
+    atomic_store(&r->head, pos);
+    atomic_store(&r->tail, pos);
+    r->head_seen = r->tail_seen = pos;
+}
+
+/* Whether `need` bytes fit after `tail`, reading head again only when
+ * the producer's copy says they do not. */
+static int
+room_for(struct conc__ring *r, uint64_t tail, uint64_t need)
+{
+    if (tail - r->head_seen <= CONC__RING_CAP - need)
+        return 1;
+    r->head_seen = atomic_load_explicit(&r->head, memory_order_acquire);
+    return tail - r->head_seen <= CONC__RING_CAP - need;
+}
+
+/* Whether a frame is at `head`, reading tail again only when the
+ * consumer's copy says there is none. */
+static int
+frame_at(struct conc__ring *r, uint64_t head, memory_order mo)
+{
+    if (head != r->tail_seen)
+        return 1;
+    r->tail_seen = atomic_load_explicit(&r->tail, mo);
+    return head != r->tail_seen;
+}
+
 int
 conc__ring_put(struct conc__ring *r, const void *const *parts,
                const size_t *lens, int n)
@@ -45,8 +75,7 @@ conc__ring_put(struct conc__ring *r, const void *const *parts,
     for (int i = 0; i < n; i++)
         len += lens[i];
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
-    uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
-    if (CONC__RING_CAP - (tail - head) < 8 + PAD8(len))
+    if (!room_for(r, tail, 8 + PAD8(len)))
         return 0;
     copy_in(r, tail, &len, 8);
     uint64_t pos = tail + 8;
@@ -83,8 +112,7 @@ int64_t
 conc__ring_peek(struct conc__ring *r)
 {
     uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
-    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
-    if (head == tail)
+    if (!frame_at(r, head, memory_order_acquire))
         return -1;
     uint64_t len;
     copy_out(r, head, &len, 8);
@@ -114,8 +142,8 @@ conc__ring_pop(struct conc__ring *r)
 static int
 has_frame(struct conc__ring *r)
 {
-    return atomic_load_explicit(&r->tail, memory_order_seq_cst) !=
-           atomic_load_explicit(&r->head, memory_order_relaxed);
+    return frame_at(r, atomic_load_explicit(&r->head, memory_order_relaxed),
+                    memory_order_seq_cst);
 }
 
 int

@@ -3,7 +3,11 @@
  * direction. Frames are a 64-bit length and the payload padded to 8 bytes;
  * a frame may wrap around the end of the ring. The producer publishes
  * `tail` after the bytes, the consumer `head` after reading them, so a
- * process that dies half-way through a frame leaves nothing half-visible. */
+ * process that dies half-way through a frame leaves nothing half-visible.
+ * Each side keeps, on a line of its own, the other side's position as it
+ * last read it, and reads the real one again only when that copy says the
+ * ring is full (producer) or empty (consumer): a busy ring then costs one
+ * cache miss per run of frames instead of one per frame. */
 #ifndef CONC_EXECUTOR_RING_H
 #define CONC_EXECUTOR_RING_H
 
@@ -20,8 +24,14 @@ struct conc__ring {
     _Alignas(64) _Atomic uint64_t tail; /* producer position */
     _Atomic uint32_t data;              /* bumped by the producer; futex */
     _Atomic uint32_t consumer_waiting;
+    _Alignas(64) uint64_t head_seen; /* the producer's copy of head */
+    _Alignas(64) uint64_t tail_seen; /* the consumer's copy of tail */
     _Alignas(64) uint8_t bytes[CONC__RING_CAP];
 };
+
+/* Sets an empty ring's positions to `pos` (a zeroed ring starts at 0).
+ * Neither side may use the ring meanwhile. */
+void conc__ring_reset(struct conc__ring *r, uint64_t pos);
 
 /* The largest frame payload the ring takes in one piece. */
 #define CONC__RING_MAX_FRAME (CONC__RING_CAP / 2)
