@@ -512,7 +512,7 @@ stop_workers(struct pengine *e, int kill_them)
 }
 
 /* Idle rounds the thread spins before it sleeps: at most, and at least. */
-#define SPIN_ROUNDS     64
+#define SPIN_ROUNDS     256
 #define SPIN_ROUNDS_MIN 8
 
 /* Runs rounds until the engine is finished. Between results the thread
