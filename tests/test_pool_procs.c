@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "executor/procs_internal.h"
 #include "tasks.h"
 
 /* ---- Tasks of this program (more in tasks.h) ----------------------------- */
@@ -376,6 +377,90 @@ test_exit_while_running(void **state)
     fixture_close();
 }
 
+/* ---- Malformed result frames ------------------------------------------- */
+
+/* The worker's shared region: the one shared mapping of its size (the
+ * pool has one worker, so no other worker's region was inherited). */
+static struct conc__wshared *
+own_region(void)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t want = (sizeof(struct conc__wshared) + page - 1) / page * page;
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f)
+        return NULL;
+    char line[512];
+    struct conc__wshared *found = NULL;
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long a, b;
+        char perms[8];
+        if (sscanf(line, "%lx-%lx %7s", &a, &b, perms) == 3 && b - a == want &&
+            perms[3] == 's') {
+            found = (struct conc__wshared *)a;
+            n++;
+        }
+    }
+    fclose(f);
+    return n == 1 ? found : NULL;
+}
+
+enum forgery { FORGE_SEQ, FORGE_MSGLEN, FORGE_SHORT, FORGE_SIZE };
+
+/* Writes a malformed frame into its own worker's result ring, as a task
+ * with a wild pointer might, then returns normally. */
+static int
+forge_task(const void *arg, size_t len, conc_buf *result)
+{
+    struct conc__wshared *sh = own_region();
+    if (!sh)
+        return conc_fail(CONC_ENOENT, "the worker's region was not found");
+    struct conc__res_hdr h = {.seq = 987654321};
+    const void *parts[2] = {&h, "xyz"};
+    size_t lens[2] = {sizeof h, 3};
+    switch ((enum forgery)arg_int(arg, len)) {
+    case FORGE_SEQ: /* no such task */
+        break;
+    case FORGE_MSGLEN: /* a message longer than the frame */
+        h.seq = atomic_load(&sh->started);
+        h.code = CONC_EVALUE;
+        h.msglen = 1000;
+        break;
+    case FORGE_SHORT: /* shorter than a header */
+        lens[0] = 4;
+        break;
+    case FORGE_SIZE: /* data beyond the result's announced size */
+        h.seq = atomic_load(&sh->started);
+        h.total = 1;
+        break;
+    }
+    if (!conc__ring_put(&sh->res, parts, lens, 2))
+        return conc_fail(CONC_EFULL, "the result ring is full");
+    return put_int(result, 7);
+}
+
+static void
+test_malformed_result(void **state)
+{
+    (void)state;
+    fixture_open();
+    conc_pool *p = pool_of(PROCESSES, 1);
+    for (int how = FORGE_SEQ; how <= FORGE_SIZE; how++) {
+        conc_clear_failure();
+        assert_conc(conc_pool_apply(p, forge_task, &how, sizeof how, NULL),
+                    CONC_EBROKEN);
+        const char *msg = conc_failure_message();
+        if (!strstr(msg, "malformed result"))
+            fail_msg("forgery %d: %s", how, msg);
+        /* Replaced: the pool serves again. */
+        conc_async_result *r = apply_int(p, square_task, 9, NULL);
+        assert_int_equal(result_int(r), 81);
+        conc_async_result_free(r);
+    }
+    close_join(p);
+    fixture_close();
+}
+
 int
 main(void)
 {
@@ -388,6 +473,7 @@ main(void)
         conc_unit_test(test_death_in_map),
         conc_unit_test(test_task_timeout),
         conc_unit_test(test_random_deaths),
+        conc_unit_test(test_malformed_result),
         conc_unit_test(test_exit_while_running),
     };
     /* CONC_TEST_FILTER=pattern runs only the matching tests. */

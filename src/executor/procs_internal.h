@@ -93,6 +93,7 @@ struct worker {
     int alive;            /* 0 once its death is handled */
     /* The result thread's own: */
     uint64_t killed_seq;  /* the task it was killed for, or 0 */
+    int corrupt;          /* killed for a malformed result frame */
     conc_future *partial; /* a result arriving in several frames */
     uint64_t partial_total, partial_got;
     int partial_nomem;

@@ -46,13 +46,16 @@ fail_list(struct pengine *e, conc_future *f, int code, const char *msg)
     }
 }
 
-/* Takes the head of w's list, whose result is arriving: its worker
- * claimed it, so it is running from now on for a cancel too. */
+/* Takes the head of w's list, whose result (of task `seq`) is arriving:
+ * its worker claimed it, so it is running from now on for a cancel too.
+ * NULL if the head is not that task: the frame is malformed. */
 static conc_future *
-pop_outstanding(struct pengine *e, struct worker *w)
+pop_outstanding(struct pengine *e, struct worker *w, uint64_t seq)
 {
     conc__pe_lock(e);
     conc_future *f = w->head;
+    if (f && f->job.seq != seq)
+        f = NULL;
     if (f) {
         w->head = f->job.next;
         if (!w->head)
@@ -107,15 +110,19 @@ learn(struct pengine *e, uint64_t run_ns)
     atomic_store_explicit(&e->depth, d, memory_order_relaxed);
 }
 
-/* Starts a result: the head of w's list, or the one arriving in pieces. */
+/* Starts a result: the head of w's list, or the one arriving in pieces.
+ * NULL if the frame does not fit what the worker was given. */
 static conc_future *
 frame_future(struct pengine *e, struct worker *w, const struct conc__res_hdr *h,
              const char *msg, size_t mlen)
 {
     if (h->flags & CONC__RES_CONT)
-        return w->partial;
-    conc_future *f = pop_outstanding(e, w);
-    CONC__ASSERT(f && f->job.seq == h->seq);
+        return w->partial && w->partial->job.seq == h->seq ? w->partial : NULL;
+    if (w->partial)
+        return NULL; /* a new result before the last one's end */
+    conc_future *f = pop_outstanding(e, w, h->seq);
+    if (!f)
+        return NULL;
     learn(e, h->run_ns);
     f->code = h->code;
     w->partial_total = h->total;
@@ -125,16 +132,34 @@ frame_future(struct pengine *e, struct worker *w, const struct conc__res_hdr *h,
     return f;
 }
 
+/* Kills a worker whose result frame is malformed: a task overwrote the
+ * worker's shared memory, and nothing more it wrote can be trusted. Its
+ * end is handled as a death (worker_ended), which fails its task. */
+static void
+reject_worker(struct worker *w)
+{
+    w->corrupt = 1;
+    kill(w->pid, SIGKILL);
+}
+
 /* Handles one result frame of w. */
 static void
 take_frame(struct pengine *e, struct worker *w, int64_t len)
 {
     struct conc__res_hdr h;
     struct conc__ring *r = &w->sh->res;
+    if ((uint64_t)len < sizeof h) {
+        reject_worker(w);
+        return;
+    }
     conc__ring_read(r, 0, &h, sizeof h);
     size_t off = sizeof h;
+    if (h.msglen > 1024 || h.msglen > (uint64_t)len - off) {
+        reject_worker(w);
+        return;
+    }
     char msg[1025]; /* not cleared: a result's path, and m bytes are read */
-    size_t m = h.msglen < 1024 ? h.msglen : 1024;
+    size_t m = h.msglen;
     conc__ring_read(r, off, msg, m);
     msg[m] = 0;
     off += h.msglen;
@@ -145,6 +170,15 @@ take_frame(struct pengine *e, struct worker *w, int64_t len)
     }
     conc_future *f = frame_future(e, w, &h, msg, m);
     size_t piece = (size_t)len - off;
+    uint64_t left = f ? w->partial_total - w->partial_got : 0;
+    int cont = (h.flags & CONC__RES_CONT) != 0;
+    if (!f || piece > left || (cont && piece == 0) ||
+        (!cont && !(h.flags & CONC__RES_MORE) && piece != left)) {
+        if (f && !cont)
+            w->partial = f; /* popped: its death fails it */
+        reject_worker(w);
+        return;
+    }
     if (!w->partial_nomem && piece) {
         if (conc_buf_reserve(&f->result, piece) == 0) {
             conc__ring_read(r, off, f->result.data + f->result.len, piece);
@@ -170,7 +204,7 @@ drain(struct pengine *e, struct worker *w)
 {
     size_t n = 0;
     int64_t len;
-    while ((len = conc__ring_peek(&w->sh->res)) >= 0) {
+    while (!w->corrupt && (len = conc__ring_peek(&w->sh->res)) >= 0) {
         take_frame(e, w, len);
         n++;
     }
@@ -188,8 +222,13 @@ fail_dead(struct pengine *e, struct worker *w, conc_future *f, int code)
                  "the task ran past its time limit and its worker was killed");
         return;
     }
-    char msg[160];
-    if (code < 0)
+    char msg[200];
+    if (w->corrupt)
+        snprintf(msg, sizeof msg,
+                 "worker pid %d wrote a malformed result (its shared memory "
+                 "was overwritten) and was killed",
+                 w->pid);
+    else if (code < 0)
         snprintf(msg, sizeof msg, "worker pid %d died: signal %d (%s)", w->pid,
                  -code, strsignal(-code));
     else
@@ -355,7 +394,8 @@ static int
 any_results(struct pengine *e)
 {
     for (size_t i = 0; i < e->ex.workers; i++)
-        if (e->w[i].alive && conc__ring_peek(&e->w[i].sh->res) >= 0)
+        if (e->w[i].alive && !e->w[i].corrupt &&
+            conc__ring_peek(&e->w[i].sh->res) >= 0)
             return 1;
     return 0;
 }
