@@ -578,6 +578,12 @@ body_map_async(enum kind k)
         assert_int_equal(out[i], i * i);
     assert_memory_equal(data, out, sizeof out);
     const void *got_data = data; /* pool.h: the output array itself */
+    /* An AsyncResult is a future: both calls give the same answer. */
+    const void *fdata = NULL;
+    size_t flen = 0;
+    assert_conc_ok(conc_future_result(r, 0, &fdata, &flen));
+    assert_ptr_equal(fdata, data);
+    assert_int_equal(flen, len);
     conc_async_result_free(r);
     /* One callback for the whole map, with the output array's bytes. */
     wait_callbacks(&log, 1);
@@ -592,6 +598,9 @@ body_map_async(enum kind k)
     assert_int_equal(conc_async_result_successful(r), 0);
     conc_clear_failure();
     assert_conc(conc_async_result_get(r, 0, NULL, NULL), CONC_EVALUE);
+    assert_string_equal(conc_failure_message(), "bad item 3");
+    conc_clear_failure();
+    assert_conc(conc_future_result(r, 0, NULL, NULL), CONC_EVALUE);
     assert_string_equal(conc_failure_message(), "bad item 3");
     conc_async_result_free(r);
     wait_callbacks(&log, 1);

@@ -53,12 +53,12 @@ CONC_EXTERN int conc_threadpool_new(const conc_pool_opts *opts,
 /* An AsyncResult is a future (future.h): these are Python's names for it. */
 typedef conc_future conc_async_result;
 
-/* get(timeout): 0 with the result bytes (borrowed, as conc_future_result),
- * the task's code (its message as the caller's failure message),
- * CONC_ETIMEDOUT. For map_async and starmap_async the data is the output
- * array itself (the `out` pointer passed to them, filled in place, not a
- * copy) and the length is count * out_size; read it through this call, as
- * conc_future_result on such a result gives no bytes. */
+/* get(timeout): 0 with the result bytes (borrowed, as conc_future_result,
+ * which gives the same answer), the task's code (its message as the
+ * caller's failure message), CONC_ETIMEDOUT. For map_async and
+ * starmap_async the data is the output array itself (the `out` pointer
+ * passed to them, filled in place, not a copy) and the length is count *
+ * out_size (NULL and 0 when that is 0). */
 CONC_EXTERN int conc_async_result_get(conc_async_result *r, double timeout,
                                       const void **data, size_t *len);
 /* wait(timeout): 0 once ready, CONC_ETIMEDOUT otherwise. */

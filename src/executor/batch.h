@@ -17,7 +17,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "future/future_internal.h"
+#include "executor/job.h"
 
 #define CONC__BATCH 8 /* jobs a batch holds */
 

@@ -1,5 +1,10 @@
 /* The executor front: options, submit, shutdown and the job runner that
- * both engines share. */
+ * both engines share.
+ *
+ * Lock order (executor_internal.h has the module's): a Pool's callback
+ * lock, then the engine's lock, then a future's lock. This file takes the
+ * engine's lock only through the engines, and waits for room in a
+ * bounded queue with that lock released while it sleeps. */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -7,6 +12,14 @@
 
 #include "executor/executor_internal.h"
 #include "unix/futex.h"
+
+/* Python's bounds: ThreadPoolExecutor's default is min(32, CPUs + 4)
+ * workers (enough for I/O-bound tasks, without a thread per core on big
+ * machines); 4096 refuses a typo (a thread or process each) before it
+ * exhausts the machine. */
+#define THREADS_DEFAULT_CAP   32
+#define THREADS_DEFAULT_EXTRA 4
+#define MAX_WORKERS           4096
 
 static _Thread_local const conc_executor *current_executor;
 
@@ -40,9 +53,9 @@ check_opts(const conc_executor_opts *o)
     if (o->submit_timeout != o->submit_timeout ||
         o->task_timeout != o->task_timeout || o->task_timeout < 0)
         return conc_fail(CONC_EINVAL, "a timeout is NaN or negative");
-    if (o->max_workers > 4096)
-        return conc_fail(CONC_EINVAL, "max_workers %zu is above 4096",
-                         o->max_workers);
+    if (o->max_workers > MAX_WORKERS)
+        return conc_fail(CONC_EINVAL, "max_workers %zu is above %d",
+                         o->max_workers, MAX_WORKERS);
     return 0;
 }
 
@@ -59,9 +72,10 @@ conc__executor_init(conc_executor *ex, const conc_executor_opts *o,
     ex->opts = *o;
     ex->is_process = is_process;
     size_t cpus = conc__cpu_count();
-    ex->workers = o->max_workers ? o->max_workers
-                  : is_process   ? cpus
-                                 : (cpus + 4 < 32 ? cpus + 4 : 32);
+    size_t threads = cpus + THREADS_DEFAULT_EXTRA;
+    if (threads > THREADS_DEFAULT_CAP)
+        threads = THREADS_DEFAULT_CAP;
+    ex->workers = o->max_workers ? o->max_workers : is_process ? cpus : threads;
     if (o->initarg_len) {
         ex->initarg = conc__malloc(o->initarg_len);
         if (!ex->initarg)
@@ -77,7 +91,8 @@ conc__executor_init(conc_executor *ex, const conc_executor_opts *o,
         }
     }
     ex->opts.thread_name_prefix = ex->prefix;
-    if ((r = conc__fpool_new(&ex->futures)) < 0) {
+    ex->future_ops = &conc__job_future_ops;
+    if ((r = conc__jobpool_new(&ex->jobs)) < 0) {
         conc__free(ex->initarg);
         conc__free(ex->prefix);
         return r;
@@ -90,7 +105,7 @@ conc__executor_fini(conc_executor *ex)
 {
     conc__free(ex->initarg);
     conc__free(ex->prefix);
-    conc__fpool_release(ex->futures); /* its futures may outlive it */
+    conc__jobpool_release(ex->jobs); /* its futures may outlive it */
 }
 
 int
@@ -117,37 +132,41 @@ conc_executor_max_workers(const conc_executor *ex)
 
 /* ---- Submitting --------------------------------------------------------- */
 
+/* Dups the descriptor a job will own. Returns 0 or an error. */
+static int
+take_fd(struct conc__job *j, int fd)
+{
+    j->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (j->fd >= 0)
+        return 0;
+    if (errno == EBADF)
+        return conc_fail(CONC_EBADF, "descriptor %d is not open", fd);
+    return -errno;
+}
+
 int
 conc__executor_submit(conc_executor *ex, conc_task_fn fn, const void *arg,
                       size_t len, int fd, uint32_t kind, void *owner,
                       size_t rec_len, conc_future **out)
 {
-    conc_future *f;
-    int r = conc__future_new_pooled(ex->futures, fn, arg, len, rec_len, &f);
-    if (r < 0)
-        return r;
-    f->job.kind = kind;
+    /* With `out`, the caller's reference and the engine's; f is not
+     * shared yet, so no atomic increment is needed. */
+    conc_future *f = conc__job_new(ex->jobs, fn, arg, len, rec_len,
+                                   ex->future_ops, out ? 2 : 1);
+    if (!f)
+        return CONC_ENOMEM;
+    struct conc__job *j = conc__job_of(f);
+    j->kind = kind;
     if (rec_len)
-        owner = memcpy(conc__future_extra(f), owner, rec_len);
-    f->job.owner = owner;
-    if (fd >= 0) {
-        f->job.fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-        if (f->job.fd < 0) {
-            r = errno == EBADF ? conc_fail(CONC_EBADF,
-                                           "descriptor %d is not "
-                                           "open",
-                                           fd)
-                               : -errno;
-            conc_future_free(f);
-            return r;
-        }
-    }
-    if (out) /* f is not shared yet: no atomic increment needed */
-        atomic_store_explicit(&f->refs, 2, memory_order_relaxed);
-    r = ex->ops->submit(ex, f); /* takes f's first reference on success */
+        owner = memcpy(conc__job_extra(j), owner, rec_len);
+    j->owner = owner;
+    int r = fd >= 0 ? take_fd(j, fd) : 0;
+    if (r == 0)
+        r = ex->ops->submit(ex, f); /* takes f's first reference */
     if (r < 0) {
-        if (f->job.fd >= 0)
-            close(f->job.fd);
+        if (j->fd >= 0)
+            close(j->fd);
+        j->fd = -1;
         conc_future_free(f);
         if (out)
             conc_future_free(f);
@@ -242,37 +261,67 @@ conc__executor_signal_room(struct conc_executor *ex, int all)
         conc__futex_wake(&ex->room, INT32_MAX, 0);
 }
 
+uint32_t
+conc__job_kind(conc_future *f)
+{
+    return conc__job_of(f)->kind;
+}
+
+void *
+conc__job_owner(conc_future *f)
+{
+    return conc__job_of(f)->owner;
+}
+
+const void *
+conc__job_arg(conc_future *f)
+{
+    return conc__job_of(f)->arg;
+}
+
 /* ---- Running a job in this process ------------------------------------- */
+
+/* The hooks of a thread engine's futures: nothing to cancel or sync
+ * beyond the future's own state, and the block goes back to its pool. */
+const struct conc__future_ops conc__job_future_ops = {
+    .release = conc__job_release,
+};
+
+/* Tells a Pool's hook, if any, how the job ended. */
+static void
+job_done(conc_future *f, int code, const char *msg)
+{
+    conc_executor *ex = (conc_executor *)current_executor;
+    if (ex && ex->on_done)
+        ex->on_done(f, code, msg);
+}
 
 void
 conc__run_job(conc_future *f)
 {
+    struct conc__job *j = conc__job_of(f);
     if (conc_future_set_running(f) != 1) { /* cancelled while pending */
-        if (f->job.fd >= 0)
-            close(f->job.fd);
-        f->job.fd = -1;
-        conc_executor *ex = (conc_executor *)current_executor;
-        if (ex && ex->on_done)
-            ex->on_done(f, CONC_ECANCELED, "cancelled");
+        if (j->fd >= 0)
+            close(j->fd);
+        j->fd = -1;
+        job_done(f, CONC_ECANCELED, "cancelled");
         return;
     }
-    struct conc__task_ctx ctx = {.cancel = &f->cancel, .fd = f->job.fd};
+    _Atomic uint32_t *token = conc__future_cancel_token(f);
+    struct conc__task_ctx ctx = {.cancel = token, .fd = j->fd};
     if (ctx.fd >= 0)
-        f->job.fd = -1; /* the task owns it now */
+        j->fd = -1; /* the task owns it now (a store only then: this line
+                     * stays shared with the next submitter of the block) */
     conc_clear_failure();
     conc__task_enter(&ctx);
-    int r = f->job.fn(f->job.arg, f->job.len, &f->result);
+    int r = j->fn(j->arg, j->len, conc__future_result_buf(f));
     conc__task_leave();
-    conc_executor *ex = (conc_executor *)current_executor;
-    if (ex && ex->on_done)
-        ex->on_done(f, r < 0 ? r : 0, r < 0 ? conc_failure_message() : "");
-    if (r == CONC_ECANCELED && atomic_load(&f->cancel)) {
-        conc_buf_free(&f->result);
-        f->code = CONC_ECANCELED;
+    const char *msg = r < 0 ? conc_failure_message() : NULL;
+    job_done(f, r < 0 ? r : 0, msg ? msg : "");
+    if (r == CONC_ECANCELED && atomic_load(token))
         conc__future_cancel_running(f);
-    } else {
-        conc__future_finish(f, r, r < 0 ? conc_failure_message() : NULL);
-    }
+    else
+        conc__future_finish(f, r, msg);
 }
 
 /* ---- Shutting down ------------------------------------------------------ */
@@ -282,8 +331,19 @@ conc_executor_shutdown(conc_executor *ex, int wait, int cancel_futures)
 {
     if (!ex)
         return CONC_EINVAL;
-    atomic_store(&ex->closed, 1);
     return ex->ops->shutdown(ex, wait, cancel_futures);
+}
+
+int
+conc__executor_terminate(conc_executor *ex)
+{
+    return ex->ops->terminate(ex);
+}
+
+int
+conc__executor_join(conc_executor *ex, double timeout)
+{
+    return ex->ops->join(ex, timeout);
 }
 
 void

@@ -1,4 +1,11 @@
-/* Executors from the inside: the common front and its two engines. */
+/* Executors from the inside: the common front and its two engines.
+ *
+ * Lock order, for the whole module: a Pool's callback lock, then an
+ * engine's lock (the process engine's `lock`, the thread engine's `lock`
+ * or its poppers' `qlock`, never both), then a future's lock (future.h's
+ * internals), then a watcher's lock. The job pool's lock is a leaf. A
+ * callback (the Pool's, a future's) runs with no engine or future lock
+ * held, so it may submit. */
 #ifndef CONC_EXECUTOR_INTERNAL_H
 #define CONC_EXECUTOR_INTERNAL_H
 
@@ -7,6 +14,8 @@
 #include "conc/thread.h"
 #include "core/internal.h"
 #include "core/lockword.h"
+#include "executor/job.h"
+#include "executor/pool_engine.h"
 #include "future/future_internal.h"
 
 struct conc_executor;
@@ -30,20 +39,16 @@ struct conc__engine_ops {
     void (*destroy)(struct conc_executor *ex);
 };
 
-/* A Pool's hook, run once per job just before its future completes with
- * `code` (its result in f->result) and `msg` (see pool.h for where). */
-typedef void (*conc__job_done_fn)(conc_future *f, int code, const char *msg);
-
 struct conc_executor {
     const struct conc__engine_ops *ops;
     conc_executor_opts opts; /* initarg copied; prefix copied */
     uint8_t *initarg;
     char *prefix;
-    size_t workers;              /* the maximum number of workers */
-    int is_process;              /* 1: process engine */
-    _Atomic int closed;          /* no more submits */
-    conc__job_done_fn on_done;   /* a Pool's per-job hook, or NULL */
-    struct conc__fpool *futures; /* where its futures' blocks come from */
+    size_t workers;             /* the maximum number of workers */
+    int is_process;             /* 1: process engine */
+    conc__job_done_fn on_done;  /* a Pool's per-job hook, or NULL */
+    struct conc__jobpool *jobs; /* where its jobs' blocks come from */
+    const struct conc__future_ops *future_ops; /* its futures' hooks */
     /* Written under the engine's lock: */
     _Atomic int stopping; /* shut down: no more submits */
     _Atomic int broken;   /* an initializer failed */
@@ -51,12 +56,6 @@ struct conc_executor {
     /* Bounded submission: bumped when room may have appeared; a futex. */
     _Atomic uint32_t room, room_sleepers;
 };
-
-/* The shared arena a process engine's workers see, or NULL. */
-conc_arena *conc__executor_arena(conc_executor *ex);
-
-/* The default number of workers: CPUs, or min(32, CPUs + 4) for threads. */
-size_t conc__cpu_count(void);
 
 /* Fills the common part of `ex` from `opts` (NULL: defaults). Returns 0,
  * CONC_EINVAL, CONC_ENOMEM. */
@@ -84,34 +83,25 @@ int conc__executor_wait_room_locked(struct conc_executor *ex,
  * (`all`) when the engine stops. */
 void conc__executor_signal_room(struct conc_executor *ex, int all);
 
-/* The engines' constructors. */
-int conc__thread_engine_new(const conc_executor_opts *opts,
-                            conc__job_done_fn on_done, conc_executor **out);
-int conc__process_engine_new(const conc_executor_opts *opts,
-                             conc__job_done_fn on_done, conc_executor **out);
-
-/* Submits a new job and returns its future (a new reference in *out, or
- * none if out is NULL). The job's owner is `owner`, or, with `rec_len`
- * non-zero, a copy of the `rec_len` bytes at `owner` kept in the future's
- * block (conc__future_extra: no allocation of its own, and gone with the
- * future). */
-int conc__executor_submit(conc_executor *ex, conc_task_fn fn, const void *arg,
-                          size_t len, int fd, uint32_t kind, void *owner,
-                          size_t rec_len, conc_future **out);
-
-/* Whether the calling thread is running one of ex's tasks. */
-int conc__executor_in_task(const conc_executor *ex);
+/* Marks the calling thread as running ex's tasks or hooks (NULL: none),
+ * for conc__executor_in_task. */
 void conc__executor_set_current(const conc_executor *ex);
+
+/* The hooks of a thread engine's futures (the default of an executor). */
+extern const struct conc__future_ops conc__job_future_ops;
 
 /* Runs a job's task in the calling thread and completes its future, in
  * the thread engine (with the cancel token and descriptor in place). */
 void conc__run_job(conc_future *f);
 
-/* A lazy map iterator over ex (map.c): in input order or not; `timeout`
- * > 0 bounds the whole map. */
-int conc__map_new(conc_executor *ex, conc_task_fn fn, const conc_items *items,
-                  const conc_map_opts *opts, int ordered, double timeout,
-                  conc_map_iter **out);
+/* The task context of the calling thread (task.c), set by the engines
+ * around a task so that conc_task_cancelled and conc_task_fd can answer. */
+struct conc__task_ctx {
+    _Atomic uint32_t *cancel; /* the future's token, or NULL */
+    int fd;
+};
+void conc__task_enter(struct conc__task_ctx *ctx);
+void conc__task_leave(void);
 
 /* ---- Chunks (chunk.c): several items as one task ------------------------ */
 
@@ -132,22 +122,5 @@ int conc__chunk_begin(conc_buf *chunk, conc_task_fn fn);
 int conc__chunk_next(const conc_buf *res, size_t *pos, int *code,
                      const char **msg, size_t *msglen, const void **data,
                      size_t *len);
-
-/* An array chunk: fn over `count` elements of in_size bytes at `in`, the
- * results (exactly out_size bytes each, or dropped when out_size is 0)
- * stored at `out`. Both pointers are valid in the worker: the caller's
- * memory in a thread pool, shared memory in a process pool. */
-struct conc__array_chunk {
-    conc_task_fn fn;
-    const uint8_t *in;
-    uint8_t *out;
-    size_t count, in_size, out_size;
-    size_t first; /* index of the first element, for messages */
-};
-
-/* Runs an array chunk. Succeeds with an empty result, or fails with the
- * first failing element's code and message (the others still run); the
- * failing index is in the message's first 8 bytes of the result. */
-int conc__array_chunk_task(const void *arg, size_t len, conc_buf *result);
 
 #endif

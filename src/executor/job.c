@@ -1,48 +1,67 @@
-/* Pools of future blocks: where a thread executor's futures live.
+/* Job blocks: where an executor's jobs live (job.h).
  *
  * Design. A program that submits a batch of tiny tasks allocates and frees
- * thousands of futures at a time; through malloc, the freed batch returns
- * to the top of the heap, which is trimmed, and the next batch faults its
+ * thousands of jobs at a time; through malloc, the freed batch returns to
+ * the top of the heap, which is trimmed, and the next batch faults its
  * pages in again. A pool keeps the blocks instead: slabs of fixed-size
- * blocks, one cache line aligned each (so a worker completing one future
- * and a thread reading its neighbour do not share a line), handed out
- * from a free list and taken back when a future's last reference goes.
+ * blocks, one cache line aligned each (so a worker completing one job and
+ * a thread reading its neighbour do not share a line), handed out from a
+ * free list and taken back when a job's future loses its last reference.
  * A freed block goes onto a lock-free stack (whoever frees it: the caller
  * that held the result, or a worker for a fire-and-forget task); the
  * allocating side, under its own lock, takes that whole stack at once
  * when its private list runs out.
  * A block taken again is set up field by field, writing only what changes
- * (conc__future_reinit): the worker that ran its last task read most of
- * its lines, and a line rewritten must first be taken back from that
- * worker's cache, the main cost of a submit. Slabs start zeroed for that.
- * The pool holds what its executor used at the busiest moment, and is
- * freed when its executor is gone and its last future freed: each block
- * in use holds a reference to it, and so does the executor. */
+ * (conc__future_reset and job_reset): the worker that ran its last task
+ * read most of its lines, and a line rewritten must first be taken back
+ * from that worker's cache, the main cost of a submit. Slabs start zeroed
+ * for that. The pool holds what its executor used at the busiest moment,
+ * and is freed when its executor is gone and its last job freed: each
+ * block in use holds a reference to it, and so does the executor.
+ *
+ * Lock order: the pool's lock is a leaf (nothing is taken under it). */
 #include <string.h>
 
-#include "future/future_internal.h"
+#include "executor/job.h"
 
-#define LINE   64
-#define INLINE 64  /* argument bytes a pooled future holds */
-#define SLAB   256 /* blocks per slab */
-#define BLOCK  ((sizeof(conc_future) + INLINE + LINE - 1) / LINE * LINE)
+#define INLINE 64  /* argument and record bytes a pooled block holds */
+#define SLAB   256 /* blocks per slab (80 KiB): few allocations, little waste */
+#define BLOCK                                                                  \
+    ((sizeof(struct conc__job) + INLINE + CONC__LINE - 1) / CONC__LINE *       \
+     CONC__LINE)
+
+_Static_assert(BLOCK == 5 * CONC__LINE, "a pooled job takes five lines");
 
 struct slab {
     struct slab *next;
 };
 
-struct conc__fpool {
-    _Atomic size_t refs; /* the owner's and one per block in use */
-    conc__lockword lock; /* guards free and slabs */
-    conc_future *free;   /* linked by job.next */
+struct conc__jobpool {
+    _Atomic size_t refs;    /* the owner's and one per block in use */
+    conc__lockword lock;    /* guards free and slabs */
+    struct conc__job *free; /* linked by next */
     struct slab *slabs;
-    conc_future *_Atomic returned; /* freed blocks, linked by job.next */
+    struct conc__job *_Atomic returned; /* freed blocks, linked by next */
 };
 
-int
-conc__fpool_new(struct conc__fpool **out)
+/* The free lists link blocks through the job's list field, unused while
+ * a block is free. */
+static struct conc__job *
+link_of(struct conc__job *j)
 {
-    struct conc__fpool *p = conc__calloc(1, sizeof *p);
+    return j->next ? conc__job_of(j->next) : NULL;
+}
+
+static void
+set_link(struct conc__job *j, struct conc__job *next)
+{
+    j->next = next ? &next->future : NULL;
+}
+
+int
+conc__jobpool_new(struct conc__jobpool **out)
+{
+    struct conc__jobpool *p = conc__calloc(1, sizeof *p);
     if (!p)
         return CONC_ENOMEM;
     atomic_init(&p->refs, 1);
@@ -51,7 +70,7 @@ conc__fpool_new(struct conc__fpool **out)
 }
 
 static void
-destroy(struct conc__fpool *p)
+destroy(struct conc__jobpool *p)
 {
     /* Every block is back: the slabs hold them all. */
     for (struct slab *s = p->slabs, *next; s; s = next) {
@@ -62,7 +81,7 @@ destroy(struct conc__fpool *p)
 }
 
 void
-conc__fpool_release(struct conc__fpool *p)
+conc__jobpool_release(struct conc__jobpool *p)
 {
     if (p && atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1)
         destroy(p);
@@ -70,21 +89,22 @@ conc__fpool_release(struct conc__fpool *p)
 
 /* Adds a slab's blocks to the free list (lock held). */
 static void
-carve_locked(struct conc__fpool *p, struct slab *s)
+carve_locked(struct conc__jobpool *p, struct slab *s)
 {
     s->next = p->slabs;
     p->slabs = s;
-    uintptr_t at = ((uintptr_t)(s + 1) + LINE - 1) & ~(uintptr_t)(LINE - 1);
+    uintptr_t at =
+        ((uintptr_t)(s + 1) + CONC__LINE - 1) & ~(uintptr_t)(CONC__LINE - 1);
     for (size_t i = 0; i < SLAB; i++) {
-        conc_future *f = (conc_future *)(at + i * BLOCK);
-        f->job.next = p->free;
-        p->free = f;
+        struct conc__job *j = (struct conc__job *)(at + i * BLOCK);
+        set_link(j, p->free);
+        p->free = j;
     }
 }
 
 /* A free block, or NULL without memory. */
-static conc_future *
-take(struct conc__fpool *p)
+static struct conc__job *
+take(struct conc__jobpool *p)
 {
     conc__lockword_acquire(&p->lock, CONC__FOREVER, 0);
     if (!p->free)
@@ -92,45 +112,80 @@ take(struct conc__fpool *p)
             atomic_exchange_explicit(&p->returned, NULL, memory_order_acquire);
     if (!p->free) {
         conc__lockword_release(&p->lock, 0);
-        struct slab *s = conc__calloc(1, sizeof *s + LINE + SLAB * BLOCK);
+        struct slab *s = conc__calloc(1, sizeof *s + CONC__LINE + SLAB * BLOCK);
         if (!s)
             return NULL;
         conc__lockword_acquire(&p->lock, CONC__FOREVER, 0);
         carve_locked(p, s);
     }
-    conc_future *f = p->free;
-    p->free = f->job.next;
+    struct conc__job *j = p->free;
+    p->free = link_of(j);
     conc__lockword_release(&p->lock, 0);
     atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
-    return f;
+    return j;
 }
 
-int
-conc__future_new_pooled(struct conc__fpool *p, conc_task_fn fn, const void *arg,
-                        size_t len, size_t extra, conc_future **out)
+/* Sets up the job's own fields of a block that holds zeroes or a freed
+ * job, writing only those that change (see the design note). */
+static void
+job_reset(struct conc__job *j, struct conc__jobpool *p, conc_task_fn fn,
+          const void *arg, size_t len)
 {
-    if (!p || len > INLINE || extra > INLINE - ((len + 7) & ~(size_t)7))
-        return conc__future_new_job(fn, arg, len, extra, out);
-    conc_future *f = take(p);
-    if (!f)
-        return CONC_ENOMEM;
-    conc__future_reinit(f, fn, arg, len); /* zeroes or a freed future */
-    if (f->pool != p)
-        f->pool = p;
-    *out = f;
-    return 0;
+    CONC__SET(j->next, NULL);
+    CONC__SET(j->fn, fn);
+    CONC__SET(j->len, len);
+    CONC__SET(j->fd, -1);
+    CONC__SET(j->kind, 0);
+    CONC__SET(j->owner, NULL);
+    CONC__SET(j->seq, 0);
+    CONC__SET(j->shared, NULL);
+    CONC__SET(j->engine, NULL);
+    CONC__SET(j->ticket, 0);
+    CONC__SET(j->pool, p);
+    const uint8_t *at = len ? (const uint8_t *)(j + 1) : NULL;
+    CONC__SET(j->arg, at);
+    if (len)
+        memcpy(j + 1, arg, len);
+}
+
+conc_future *
+conc__job_new(struct conc__jobpool *p, conc_task_fn fn, const void *arg,
+              size_t len, size_t extra, const struct conc__future_ops *ops,
+              uint32_t refs)
+{
+    struct conc__job *j;
+    if (p && len <= INLINE && extra <= INLINE - ((len + 7) & ~(size_t)7)) {
+        if (!(j = take(p)))
+            return NULL;
+    } else {
+        if (len > SIZE_MAX / 2 || extra > SIZE_MAX / 4)
+            return NULL;
+        if (!(j = conc__malloc(sizeof *j + len + 7 + extra)))
+            return NULL;
+        memset(j, 0, sizeof *j);
+        p = NULL;
+    }
+    conc__future_reset(&j->future, ops, refs);
+    job_reset(j, p, fn, arg, len);
+    return &j->future;
 }
 
 void
-conc__fpool_put(struct conc__fpool *p, conc_future *f)
+conc__job_release(conc_future *f)
 {
+    struct conc__job *j = conc__job_of(f);
+    struct conc__jobpool *p = j->pool;
+    if (!p) {
+        conc__free(j);
+        return;
+    }
     /* A push needs no lock: only the allocator pops, and it takes the
      * whole stack, so no block can come back under a stale head. */
-    conc_future *head =
+    struct conc__job *head =
         atomic_load_explicit(&p->returned, memory_order_relaxed);
     do
-        f->job.next = head;
+        set_link(j, head);
     while (!atomic_compare_exchange_weak_explicit(
-        &p->returned, &head, f, memory_order_release, memory_order_relaxed));
-    conc__fpool_release(p);
+        &p->returned, &head, j, memory_order_release, memory_order_relaxed));
+    conc__jobpool_release(p);
 }

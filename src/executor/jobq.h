@@ -1,5 +1,6 @@
-/* An intrusive queue of futures that many threads push to without a lock
- * and one thread at a time pops from (the thread engine's pending jobs).
+/* An intrusive queue of jobs (their futures, linked through the jobs'
+ * qnext) that many threads push to without a lock and one thread at a
+ * time pops from (the thread engine's pending jobs).
  *
  * Design: Vyukov's intrusive multi-producer single-consumer queue. A push
  * is one atomic exchange of `tail` and one store linking the old tail to
@@ -14,30 +15,37 @@
 
 #include <stdatomic.h>
 
-#include "future/future_internal.h"
+#include "executor/job.h"
 
 struct conc__jobq {
     _Alignas(64) conc_future *_Atomic tail; /* the producers' end */
     _Alignas(64) conc_future *head;         /* the consumer's end */
-    conc_future sentinel;
+    struct conc__job sentinel;              /* its future is the node */
 };
+
+/* A node's link. */
+static inline conc_future *_Atomic *
+conc__jobq_link(conc_future *f)
+{
+    return &conc__job_of(f)->qnext;
+}
 
 static inline void
 conc__jobq_init(struct conc__jobq *q)
 {
-    atomic_init(&q->sentinel.job.qnext, NULL);
-    q->head = &q->sentinel;
-    atomic_init(&q->tail, &q->sentinel);
+    atomic_init(&q->sentinel.qnext, NULL);
+    q->head = &q->sentinel.future;
+    atomic_init(&q->tail, &q->sentinel.future);
 }
 
 /* Appends `f`. Any thread. */
 static inline void
 conc__jobq_push(struct conc__jobq *q, conc_future *f)
 {
-    atomic_store_explicit(&f->job.qnext, NULL, memory_order_relaxed);
+    atomic_store_explicit(conc__jobq_link(f), NULL, memory_order_relaxed);
     conc_future *prev =
         atomic_exchange_explicit(&q->tail, f, memory_order_acq_rel);
-    atomic_store_explicit(&prev->job.qnext, f, memory_order_release);
+    atomic_store_explicit(conc__jobq_link(prev), f, memory_order_release);
 }
 
 /* Takes the oldest future, or NULL if there is none or a push is half
@@ -47,12 +55,12 @@ conc__jobq_pop(struct conc__jobq *q)
 {
     conc_future *h = q->head;
     conc_future *next =
-        atomic_load_explicit(&h->job.qnext, memory_order_acquire);
-    if (h == &q->sentinel) {
+        atomic_load_explicit(conc__jobq_link(h), memory_order_acquire);
+    if (h == &q->sentinel.future) {
         if (!next)
             return NULL;
         q->head = h = next;
-        next = atomic_load_explicit(&h->job.qnext, memory_order_acquire);
+        next = atomic_load_explicit(conc__jobq_link(h), memory_order_acquire);
     }
     if (next) {
         q->head = next;
@@ -60,8 +68,8 @@ conc__jobq_pop(struct conc__jobq *q)
     }
     if (h != atomic_load_explicit(&q->tail, memory_order_acquire))
         return NULL; /* a producer is between its exchange and its link */
-    conc__jobq_push(q, &q->sentinel);
-    next = atomic_load_explicit(&h->job.qnext, memory_order_acquire);
+    conc__jobq_push(q, &q->sentinel.future);
+    next = atomic_load_explicit(conc__jobq_link(h), memory_order_acquire);
     if (!next)
         return NULL;
     q->head = next;

@@ -5,14 +5,29 @@
  * future completes, so that, as in Python, a callback has run by the time
  * get() returns. A map over an array is one aggregate AsyncResult over
  * array chunks; in a process pool the input and output live in the
- * engine's shared arena, so a chunk is a pointer pair, not a copy. */
+ * engine's shared arena, so a chunk is a pointer pair, not a copy. The
+ * pool reaches the executor only through executor/pool_engine.h.
+ *
+ * Lock order: `lock` (the pool's state) is a leaf. `cb_lock` (one
+ * callback at a time) is taken before the engine's lock: a callback may
+ * submit to its own pool, and the engine runs the hook with none of its
+ * locks held. */
 #include <stdio.h>
 #include <string.h>
 
 #include "conc/pool.h"
-#include "executor/executor_internal.h"
+#include "executor/pool_engine.h"
+#include "future/future_internal.h"
 
 enum { RUN, CLOSE, TERMINATE };
+
+/* A map's first failure message is kept up to this size, as an
+ * executor's broken message is: enough for a sentence and a path. */
+#define FAILURE_MSG_MAX 256
+
+/* Python's default chunk size: ceil(count / (CHUNKS_PER_WORKER *
+ * workers)), so each worker gets about four chunks (Pool._map_async). */
+#define CHUNKS_PER_WORKER 4
 
 struct conc_pool {
     conc_executor *ex;
@@ -21,7 +36,7 @@ struct conc_pool {
     conc__lockword cb_lock; /* one callback at a time */
 };
 
-/* What a job carries for the pool (job.owner). */
+/* What a job carries for the pool (its record: conc__job_owner). */
 struct apply_rec {
     conc_pool *pool;
     conc_apply_opts cb;
@@ -37,17 +52,15 @@ struct map_rec {
     size_t items_done, total;
     uint64_t failed; /* lowest failing index, UINT64_MAX for none */
     int fcode;
-    char fmsg[256];
+    char fmsg[FAILURE_MSG_MAX];
     uint8_t *user_out;
     uint8_t *sh_in, *sh_out; /* arena copies (process pools) */
     size_t out_size;
 };
 
+/* The pool's tags for its jobs (conc__executor_submit's kind). */
 #define KIND_APPLY 1u
 #define KIND_MAP   2u
-/* The AsyncResult of an array map, never run as a job: its job.owner is
- * the caller's output array and job.len that array's size in bytes. */
-#define KIND_MAP_RESULT 3u
 
 static int
 state_check(conc_pool *p)
@@ -64,17 +77,17 @@ static void
 apply_done(struct apply_rec *a, conc_future *f, int code, const char *msg)
 {
     conc__lockword_acquire(&a->pool->cb_lock, CONC__FOREVER, 0);
+    const conc_buf *res = conc__future_result_buf(f);
     if (code >= 0 && a->cb.callback)
-        a->cb.callback(a->cb.arg, f->result.data, f->result.len);
+        a->cb.callback(a->cb.arg, res->data, res->len);
     else if (code < 0 && a->cb.error_callback)
         a->cb.error_callback(a->cb.arg, code, msg);
     conc__lockword_release(&a->pool->cb_lock, 0);
 }
 
 /* Completes the map's AsyncResult once every chunk is in. Its data is the
- * caller's array itself (pool.h), not a copy: the future keeps no result
- * bytes, and conc_async_result_get hands out the array recorded in the
- * future's job fields (see map_result_tag). */
+ * caller's array itself (pool.h), not a copy: the future's result borrows
+ * it, so conc_async_result_get and conc_future_result both return it. */
 static void
 map_finish(struct map_rec *m)
 {
@@ -84,7 +97,8 @@ map_finish(struct map_rec *m)
     if (m->sh_out)
         conc_arena_dealloc(arena, m->sh_out);
     if (m->failed == UINT64_MAX)
-        conc_future_set_result(m->result, NULL, 0);
+        conc__future_finish_borrowed(m->result, m->user_out,
+                                     m->total * m->out_size);
     else
         conc_future_set_exception(m->result, m->fcode, m->fmsg);
     conc_future_free(m->result);
@@ -138,16 +152,17 @@ map_record(struct map_rec *m, const struct conc__array_chunk *c, int code,
 static void
 map_chunk_done(struct map_rec *m, conc_future *f, int code, const char *msg)
 {
-    map_record(m, (const void *)f->job.arg, code, msg, &f->result);
+    map_record(m, conc__job_arg(f), code, msg, conc__future_result_buf(f));
 }
 
 static void
 pool_hook(conc_future *f, int code, const char *msg)
 {
-    if (f->job.kind == KIND_APPLY)
-        apply_done(f->job.owner, f, code, msg);
-    else if (f->job.kind == KIND_MAP)
-        map_chunk_done(f->job.owner, f, code, msg);
+    uint32_t kind = conc__job_kind(f);
+    if (kind == KIND_APPLY)
+        apply_done(conc__job_owner(f), f, code, msg);
+    else if (kind == KIND_MAP)
+        map_chunk_done(conc__job_owner(f), f, code, msg);
 }
 
 /* ---- Creating ----------------------------------------------------------- */
@@ -196,7 +211,7 @@ conc_threadpool_new(const conc_pool_opts *opts, conc_pool **out)
 size_t
 conc_pool_processes(const conc_pool *p)
 {
-    return p ? p->ex->workers : 0;
+    return p ? conc_executor_max_workers(p->ex) : 0;
 }
 
 /* ---- Single tasks ------------------------------------------------------- */
@@ -245,11 +260,10 @@ conc_pool_apply(conc_pool *p, conc_task_fn fn, const void *arg, size_t len,
 
 /* ---- Maps --------------------------------------------------------------- */
 
-/* Python's default chunk size: ceil(count / (4 * workers)). */
 static size_t
 default_chunksize(conc_pool *p, size_t count)
 {
-    size_t d = 4 * p->ex->workers;
+    size_t d = CHUNKS_PER_WORKER * conc_executor_max_workers(p->ex);
     size_t c = count / d + (count % d != 0);
     return c ? c : 1;
 }
@@ -317,15 +331,6 @@ submit_chunks(conc_pool *p, struct map_rec *m, conc_task_fn fn,
     return 0;
 }
 
-/* Marks `f` as an array map's AsyncResult whose data is `out`. */
-static void
-map_result_tag(conc_future *f, void *out, size_t nbytes)
-{
-    f->job.kind = KIND_MAP_RESULT;
-    f->job.owner = out;
-    f->job.len = nbytes;
-}
-
 int
 conc_pool_map_async(conc_pool *p, conc_task_fn fn, const conc_items *in,
                     void *out, size_t out_size, const conc_map_opts *opts,
@@ -346,7 +351,6 @@ conc_pool_map_async(conc_pool *p, conc_task_fn fn, const conc_items *in,
     m->pool = p;
     m->failed = UINT64_MAX;
     m->user_out = out;
-    map_result_tag(m->result, out, in->count * out_size);
     m->out_size = out_size;
     m->total = in->count;
     if (cb)
@@ -362,7 +366,7 @@ conc_pool_map_async(conc_pool *p, conc_task_fn fn, const conc_items *in,
     }
     conc_future *res = conc_future_ref(m->result);
     if (in->count == 0) {
-        conc_future_set_result(m->result, NULL, 0);
+        conc__future_finish_borrowed(m->result, out, 0);
         conc_future_free(m->result);
         conc__free(m);
     } else {
@@ -435,15 +439,7 @@ int
 conc_async_result_get(conc_async_result *r, double timeout, const void **data,
                       size_t *len)
 {
-    int rc = conc_future_result(r, timeout, data, len);
-    if (rc == 0 && r->job.kind == KIND_MAP_RESULT) {
-        /* An array map's result is the caller's array, filled in place. */
-        if (data)
-            *data = r->job.owner;
-        if (len)
-            *len = r->job.len;
-    }
-    return rc;
+    return conc_future_result(r, timeout, data, len);
 }
 
 int
@@ -493,7 +489,7 @@ conc_pool_close(conc_pool *p)
     if (!p)
         return CONC_EINVAL;
     set_state(p, CLOSE);
-    return p->ex->ops->shutdown(p->ex, 0, 0);
+    return conc_executor_shutdown(p->ex, 0, 0);
 }
 
 int
@@ -502,8 +498,7 @@ conc_pool_terminate(conc_pool *p)
     if (!p)
         return CONC_EINVAL;
     set_state(p, TERMINATE);
-    atomic_store(&p->ex->closed, 1);
-    return p->ex->ops->terminate(p->ex);
+    return conc__executor_terminate(p->ex);
 }
 
 int
@@ -519,7 +514,7 @@ conc_pool_join(conc_pool *p, double timeout)
     if (conc__executor_in_task(p->ex))
         return conc_fail(CONC_EDEADLK, "a pool's task or callback cannot "
                                        "join its own pool");
-    return p->ex->ops->join(p->ex, timeout);
+    return conc__executor_join(p->ex, timeout);
 }
 
 void
@@ -529,7 +524,6 @@ conc_pool_free(conc_pool *p)
         return;
     if (p->state == RUN)
         conc_pool_terminate(p);
-    p->ex->ops->shutdown(p->ex, 1, 0);
-    p->ex->ops->destroy(p->ex);
+    conc_executor_free(p->ex); /* a waited shutdown, then the engine goes */
     conc__free(p);
 }

@@ -47,9 +47,9 @@ conc__pe_wake_thread(struct pengine *e)
 void
 conc__pe_push_back(conc_future **head, conc_future **tail, conc_future *f)
 {
-    f->job.next = NULL;
+    conc__job_of(f)->next = NULL;
     if (*tail)
-        (*tail)->job.next = f;
+        conc__job_of(*tail)->next = f;
     else
         *head = f;
     *tail = f;
@@ -58,13 +58,14 @@ conc__pe_push_back(conc_future **head, conc_future **tail, conc_future *f)
 void
 conc__pe_release(struct pengine *e, conc_future *f)
 {
-    if (f->job.shared) {
-        conc_arena_dealloc(e->arena, f->job.shared);
-        f->job.shared = NULL;
+    struct conc__job *j = conc__job_of(f);
+    if (j->shared) {
+        conc_arena_dealloc(e->arena, j->shared);
+        j->shared = NULL;
     }
-    if (f->job.fd >= 0) {
-        close(f->job.fd);
-        f->job.fd = -1;
+    if (j->fd >= 0) {
+        close(j->fd);
+        j->fd = -1;
     }
 }
 
@@ -111,19 +112,19 @@ send_task(struct pengine *e, size_t i, conc_future *f)
             return 0;
     }
     uint64_t ws = w->wseq + 1;
-    struct conc__task_hdr h = {.seq = f->job.seq,
+    struct conc__job *j = conc__job_of(f);
+    struct conc__task_hdr h = {.seq = j->seq,
                                .wseq = ws,
-                               .fn = (uint64_t)(uintptr_t)f->job.fn,
-                               .len = f->job.len};
-    const void *parts[2] = {&h, f->job.arg};
-    size_t lens[2] = {sizeof h, f->job.len};
-    if (f->job.shared) {
+                               .fn = (uint64_t)(uintptr_t)j->fn,
+                               .len = j->len};
+    const void *parts[2] = {&h, j->arg};
+    size_t lens[2] = {sizeof h, j->len};
+    if (j->shared) {
         h.flags |= CONC__TASK_ARENA;
-        h.arena_off =
-            (uint64_t)((uint8_t *)f->job.shared - (uint8_t *)e->arena);
+        h.arena_off = (uint64_t)((uint8_t *)j->shared - (uint8_t *)e->arena);
         lens[1] = 0;
     }
-    if (f->job.fd >= 0)
+    if (j->fd >= 0)
         h.flags |= CONC__TASK_FD;
     /* The word's last task was consumed (the check above): reuse it. */
     atomic_store_explicit(conc__claim_of(w, ws),
@@ -132,9 +133,9 @@ send_task(struct pengine *e, size_t i, conc_future *f)
     if (!conc__ring_put(&w->sh->task, parts, lens, 2))
         return 0;
     w->wseq = ws;
-    if (f->job.fd >= 0 && send_fd(w->sock, f->job.fd) < 0)
+    if (j->fd >= 0 && send_fd(w->sock, j->fd) < 0)
         send_fd(w->sock, -1); /* unreachable in practice; keeps order */
-    f->job.ticket = conc__ticket(i, ws);
+    j->ticket = conc__ticket(i, ws);
     conc__pe_push_back(&w->head, &w->tail, f);
     w->nout++;
     w->dispatched++;
@@ -176,7 +177,7 @@ conc__pe_refill_locked(struct pengine *e)
     size_t moved = 0;
     while (e->bl_head) {
         conc_future *f = e->bl_head;
-        conc_future *next = f->job.next;
+        conc_future *next = conc__job_of(f)->next;
         int r = e->ex.broken ? -2 : dispatch_locked(e, f);
         if (r == 0 || r == -2)
             break;
@@ -196,8 +197,8 @@ conc__pe_refill_locked(struct pengine *e)
 int
 conc__pe_revoke_locked(struct pengine *e, conc_future *f)
 {
-    uint64_t ws = conc__ticket_wseq(f->job.ticket);
-    struct worker *w = &e->w[conc__ticket_worker(f->job.ticket)];
+    uint64_t ws = conc__ticket_wseq(conc__job_of(f)->ticket);
+    struct worker *w = &e->w[conc__ticket_worker(conc__job_of(f)->ticket)];
     uint64_t want = conc__claim_word(ws, CONC__CLAIM_QUEUED);
     if (!atomic_compare_exchange_strong(
             conc__claim_of(w, ws), &want,
@@ -206,13 +207,13 @@ conc__pe_revoke_locked(struct pengine *e, conc_future *f)
     conc_future **pp = &w->head, *prev = NULL;
     while (*pp != f) {
         prev = *pp;
-        pp = &(*pp)->job.next;
+        pp = &conc__job_of(*pp)->next;
     }
-    *pp = f->job.next;
+    *pp = conc__job_of(f)->next;
     if (w->tail == f)
         w->tail = prev;
-    f->job.next = NULL;
-    f->job.ticket = 0;
+    conc__job_of(f)->next = NULL;
+    conc__job_of(f)->ticket = 0;
     w->nout--;
     w->dispatched--;
     return 1;
@@ -235,9 +236,9 @@ engine_unref(void *engine)
 static int
 engine_revoke(conc_future *f)
 {
-    struct pengine *e = f->job.engine;
+    struct pengine *e = conc__job_of(f)->engine;
     conc__pe_lock(e);
-    int in_ring = f->job.ticket != 0;
+    int in_ring = conc__job_of(f)->ticket != 0;
     if (in_ring && !conc__pe_revoke_locked(e, f)) {
         conc__pe_unlock(e);
         return -1; /* its worker has claimed it */
@@ -260,12 +261,30 @@ engine_revoke(conc_future *f)
 static void
 engine_sync(conc_future *f)
 {
-    struct pengine *e = f->job.engine;
+    struct pengine *e = conc__job_of(f)->engine;
     conc__pe_lock(e);
-    if (f->job.ticket && conc__pe_claimed_locked(e, f))
+    if (conc__job_of(f)->ticket && conc__pe_claimed_locked(e, f))
         conc_future_set_running(f);
     conc__pe_unlock(e);
 }
+
+/* Releases a freed future's job, then the future's hold on the engine
+ * (none if its submit failed before it took one). */
+static void
+engine_release(conc_future *f)
+{
+    struct pengine *e = conc__job_of(f)->engine;
+    conc__job_release(f);
+    if (e)
+        engine_unref(e);
+}
+
+/* The hooks of a process engine's futures. */
+static const struct conc__future_ops process_future_ops = {
+    .cancel = engine_revoke,
+    .sync = engine_sync,
+    .release = engine_release,
+};
 
 /* ---- Workers' lives ----------------------------------------------------- */
 
@@ -362,16 +381,17 @@ conc__pe_reap_worker(struct worker *w)
 static int
 share_arg(struct pengine *e, conc_future *f)
 {
-    if (f->job.len <= INLINE_MAX)
+    struct conc__job *j = conc__job_of(f);
+    if (j->len <= INLINE_MAX)
         return 0;
     void *p;
-    if (conc_arena_alloc(e->arena, f->job.len, &p) < 0)
+    if (conc_arena_alloc(e->arena, j->len, &p) < 0)
         return conc_fail(CONC_ENOMEM,
                          "no room for a %zu-byte argument in the "
                          "pool's shared memory",
-                         f->job.len);
-    memcpy(p, f->job.arg, f->job.len);
-    f->job.shared = p;
+                         j->len);
+    memcpy(p, j->arg, j->len);
+    j->shared = p;
     return 0;
 }
 
@@ -383,16 +403,13 @@ engine_submit(struct conc_executor *ex, conc_future *f)
     int r = share_arg(e, f);
     if (r < 0)
         return r;
-    f->job.revoke = engine_revoke;
-    f->job.sync = engine_sync;
-    f->job.release = engine_unref;
-    f->job.engine = e;
+    conc__job_of(f)->engine = e; /* released with the future */
     atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
     conc__pe_lock(e);
     r = conc__executor_refuse_locked(ex);
     if (r < 0)
         goto undo;
-    f->job.seq = ++e->seq;
+    conc__job_of(f)->seq = ++e->seq;
     if (!e->bl_head && dispatch_locked(e, f) == 1) {
         conc__pe_unlock(e);
         return 0;
@@ -417,9 +434,9 @@ engine_submit(struct conc_executor *ex, conc_future *f)
     return 0;
 undo:
     conc__pe_unlock(e);
-    if (f->job.shared)
-        conc_arena_dealloc(e->arena, f->job.shared);
-    f->job.shared = NULL;
+    if (conc__job_of(f)->shared)
+        conc_arena_dealloc(e->arena, conc__job_of(f)->shared);
+    conc__job_of(f)->shared = NULL;
     return r;
 }
 
@@ -437,7 +454,7 @@ take_unstarted_locked(struct pengine *e)
             continue;
         conc_future *f = w->head;
         while (f) {
-            conc_future *next = f->job.next;
+            conc_future *next = conc__job_of(f)->next;
             if (conc__pe_revoke_locked(e, f))
                 conc__pe_push_back(&gone, &tail, f);
             f = next;
@@ -459,8 +476,8 @@ engine_shutdown(struct conc_executor *ex, int wait, int cancel)
     conc__pe_unlock(e);
     /* Out of every list: no one but a cancel can touch them now. */
     while (gone) {
-        conc_future *next = gone->job.next;
-        gone->job.next = NULL;
+        conc_future *next = conc__job_of(gone)->next;
+        conc__job_of(gone)->next = NULL;
         conc__future_cancel_pending(gone);
         drop_cancelled(e, gone);
         gone = next;
@@ -562,6 +579,7 @@ conc__process_engine_new(const conc_executor_opts *opts,
         return r;
     }
     e->ex.ops = &process_ops;
+    e->ex.future_ops = &process_future_ops;
     e->ex.on_done = on_done;
     atomic_init(&e->depth, CONC__DEPTH_MIN);
     if ((r = engine_setup(e)) < 0)

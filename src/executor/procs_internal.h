@@ -167,13 +167,14 @@ conc__ticket_wseq(uint64_t ticket)
 static inline int
 conc__pe_claimed_locked(struct pengine *e, conc_future *f)
 {
-    struct worker *w = &e->w[conc__ticket_worker(f->job.ticket)];
-    uint64_t ws = conc__ticket_wseq(f->job.ticket);
+    uint64_t ticket = conc__job_of(f)->ticket;
+    struct worker *w = &e->w[conc__ticket_worker(ticket)];
+    uint64_t ws = conc__ticket_wseq(ticket);
     return atomic_load_explicit(conc__claim_of(w, ws), memory_order_acquire) ==
            conc__claim_word(ws, CONC__CLAIM_TAKEN);
 }
 
-/* Appends `f` to a list linked by job.next. */
+/* Appends `f` to a list linked by its jobs' next. */
 void conc__pe_push_back(conc_future **head, conc_future **tail, conc_future *f);
 
 /* Moves backlog into the rings (lock held). Returns how many moved. */

@@ -39,8 +39,8 @@ static void
 fail_list(struct pengine *e, conc_future *f, int code, const char *msg)
 {
     while (f) {
-        conc_future *next = f->job.next;
-        f->job.next = NULL;
+        conc_future *next = conc__job_of(f)->next;
+        conc__job_of(f)->next = NULL;
         complete(e, f, code, msg);
         f = next;
     }
@@ -54,14 +54,14 @@ pop_outstanding(struct pengine *e, struct worker *w, uint64_t seq)
 {
     conc__pe_lock(e);
     conc_future *f = w->head;
-    if (f && f->job.seq != seq)
+    if (f && conc__job_of(f)->seq != seq)
         f = NULL;
     if (f) {
-        w->head = f->job.next;
+        w->head = conc__job_of(f)->next;
         if (!w->head)
             w->tail = NULL;
-        f->job.next = NULL;
-        f->job.ticket = 0;
+        conc__job_of(f)->next = NULL;
+        conc__job_of(f)->ticket = 0;
         w->nout--;
         conc_future_set_running(f);
     }
@@ -117,7 +117,9 @@ frame_future(struct pengine *e, struct worker *w, const struct conc__res_hdr *h,
              const char *msg, size_t mlen)
 {
     if (h->flags & CONC__RES_CONT)
-        return w->partial && w->partial->job.seq == h->seq ? w->partial : NULL;
+        return w->partial && conc__job_of(w->partial)->seq == h->seq
+                   ? w->partial
+                   : NULL;
     if (w->partial)
         return NULL; /* a new result before the last one's end */
     conc_future *f = pop_outstanding(e, w, h->seq);
@@ -217,7 +219,7 @@ drain(struct pengine *e, struct worker *w)
 static void
 fail_dead(struct pengine *e, struct worker *w, conc_future *f, int code)
 {
-    if (w->killed_seq && f->job.seq == w->killed_seq) {
+    if (w->killed_seq && conc__job_of(f)->seq == w->killed_seq) {
         complete(e, f, CONC_ETIMEDOUT,
                  "the task ran past its time limit and its worker was killed");
         return;
@@ -245,14 +247,14 @@ split_dead_locked(struct pengine *e, struct worker *w, conc_future **requeue,
 {
     conc_future *ran = NULL;
     for (conc_future *f = w->head, *next; f; f = next) {
-        next = f->job.next;
+        next = conc__job_of(f)->next;
         if (conc__pe_claimed_locked(e, f)) {
             conc_future_set_running(f);
             ran = f;
         } else {
             conc__pe_push_back(requeue, rq_tail, f);
         }
-        f->job.ticket = 0;
+        conc__job_of(f)->ticket = 0;
     }
     w->head = w->tail = NULL;
     w->nout = 0;
@@ -272,7 +274,7 @@ worker_ended(struct pengine *e, size_t i)
     conc__pe_lock(e);
     conc_future *ran = split_dead_locked(e, w, &requeue, &rq_tail);
     if (ran)
-        ran->job.next = NULL;
+        conc__job_of(ran)->next = NULL;
     conc__pe_unlock(e);
     conc_future *partial = w->partial;
     w->partial = NULL;
@@ -284,9 +286,9 @@ worker_ended(struct pengine *e, size_t i)
     w->killed_seq = 0;
     conc__pe_lock(e);
     if (rq_tail) {
-        for (conc_future *q = requeue; q; q = q->job.next)
+        for (conc_future *q = requeue; q; q = conc__job_of(q)->next)
             e->backlog++;
-        rq_tail->job.next = e->bl_head;
+        conc__job_of(rq_tail)->next = e->bl_head;
         e->bl_head = requeue;
         if (!e->bl_tail)
             e->bl_tail = rq_tail;
@@ -342,8 +344,8 @@ revoke_behind_locked(struct pengine *e, struct worker *w, conc_future **head,
 {
     conc_future *q[CONC__DEPTH_MAX + CONC__SLOTS];
     size_t n = 0;
-    for (conc_future *f = w->head->job.next; f && n < sizeof q / sizeof *q;
-         f = f->job.next)
+    for (conc_future *f = conc__job_of(w->head)->next;
+         f && n < sizeof q / sizeof *q; f = conc__job_of(f)->next)
         q[n++] = f;
     size_t k = n;
     while (k > 0 && conc__pe_revoke_locked(e, q[k - 1]))
@@ -370,7 +372,7 @@ rebalance_locked(struct pengine *e, int64_t now)
     }
     if (!head)
         return;
-    for (conc_future *f = head; f; f = f->job.next)
+    for (conc_future *f = head; f; f = conc__job_of(f)->next)
         e->backlog++;
     e->bl_head = head;
     e->bl_tail = tail;
@@ -536,13 +538,13 @@ stop_workers(struct pengine *e, int kill_them)
         conc__pe_lock(e);
         w->alive = 0;
         conc_future *f = w->head;
-        for (conc_future *g = f; g; g = g->job.next)
-            g->job.ticket = 0;
+        for (conc_future *g = f; g; g = conc__job_of(g)->next)
+            conc__job_of(g)->ticket = 0;
         w->head = w->tail = NULL;
         w->nout = 0;
         conc__pe_unlock(e);
         if (w->partial) {
-            w->partial->job.next = f;
+            conc__job_of(w->partial)->next = f;
             f = w->partial;
             w->partial = NULL;
         }

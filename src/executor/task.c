@@ -3,7 +3,7 @@
 #include <unistd.h>
 
 #include "conc/task.h"
-#include "future/future_internal.h"
+#include "executor/executor_internal.h"
 
 static _Thread_local struct conc__task_ctx *current;
 

@@ -93,9 +93,9 @@ qlock_release(struct engine *e)
 static int
 queued_locked(struct engine *e)
 {
-    return e->q.head != &e->q.sentinel ||
+    return e->q.head != &e->q.sentinel.future ||
            atomic_load_explicit(&e->q.tail, memory_order_seq_cst) !=
-               &e->q.sentinel;
+               &e->q.sentinel.future;
 }
 
 /* Counts a job out of the pending ones, as it leaves for a worker. */
@@ -279,7 +279,7 @@ next_job(struct engine *e, struct conc__batch *mine)
                  * this worker, which is now busy: look again. */
                 more = more ||
                        atomic_load_explicit(&e->q.tail, memory_order_seq_cst) !=
-                           &e->q.sentinel ||
+                           &e->q.sentinel.future ||
                        batched_jobs(e);
             }
             if (f && more) {
@@ -307,7 +307,8 @@ next_job(struct engine *e, struct conc__batch *mine)
 }
 
 /* Takes every pending job, queued or batched, once no submit is under way
- * (after `stopping` is set, none starts), as a list linked by job.next. */
+ * (after `stopping` is set, none starts), as a list linked by the jobs'
+ * next. */
 static conc_future *
 take_all(struct engine *e)
 {
@@ -321,9 +322,9 @@ take_all(struct engine *e)
             conc__cpu_relax(); /* a push half done */
             continue;
         }
-        f->job.next = NULL;
+        conc__job_of(f)->next = NULL;
         *tail = started(e, f);
-        tail = &f->job.next;
+        tail = &conc__job_of(f)->next;
     }
     return head;
 }
@@ -334,7 +335,7 @@ fail_pending(struct engine *e, int code, const char *msg)
 {
     conc_future *f = take_all(e);
     while (f) {
-        conc_future *next = f->job.next;
+        conc_future *next = conc__job_of(f)->next;
         if (conc_future_set_running(f) == 1) {
             if (e->ex.on_done)
                 e->ex.on_done(f, code, msg);
@@ -491,7 +492,7 @@ engine_shutdown(struct conc_executor *ex, int wait, int cancel)
     stop(e);
     conc_future *f = cancel ? take_all(e) : NULL;
     while (f) {
-        conc_future *next = f->job.next;
+        conc_future *next = conc__job_of(f)->next;
         if (conc__future_cancel_pending(f) && ex->on_done)
             ex->on_done(f, CONC_ECANCELED, "cancelled");
         conc_future_free(f);

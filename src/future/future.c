@@ -7,7 +7,12 @@
  * seen by the completer. PENDING -> RUNNING is a plain compare-and-swap:
  * nothing is attached to it. Watches are notified under the lock (their
  * owner unlinks them under it too, so a watch is never used after its
- * owner has left); callbacks run after it, in the completing thread. */
+ * owner has left); callbacks run after it, in the completing thread.
+ *
+ * A future knows nothing of who completes it. A producer that embeds it in
+ * a block of its own (an executor's job) gives it a table of hooks
+ * (struct conc__future_ops): its part in a cancel, in reading the state,
+ * and the block's release once the last reference goes. */
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -35,21 +40,7 @@ unlock(conc_future *f)
     conc__lockword_release(&f->lock, 0);
 }
 
-void
-conc__future_init(conc_future *f, conc_task_fn fn, const void *arg, size_t len)
-{
-    memset(f, 0, offsetof(conc_future, small));
-    memset(&f->job, 0, sizeof *f - offsetof(conc_future, job));
-    conc__future_reinit(f, fn, arg, len); /* the fields that are not zero */
-}
-
-/* Sets a field only if it differs: a line a worker last read stays
- * shared instead of being taken back from that worker's cache. */
-#define SET(field, v)                                                          \
-    do {                                                                       \
-        if ((field) != (v))                                                    \
-            (field) = (v);                                                     \
-    } while (0)
+#define SET CONC__SET
 #define SET_ATOMIC(field, v)                                                   \
     do {                                                                       \
         if (atomic_load_explicit(&(field), memory_order_relaxed) != (v))       \
@@ -57,12 +48,12 @@ conc__future_init(conc_future *f, conc_task_fn fn, const void *arg, size_t len)
     } while (0)
 
 void
-conc__future_reinit(conc_future *f, conc_task_fn fn, const void *arg,
-                    size_t len)
+conc__future_reset(conc_future *f, const struct conc__future_ops *ops,
+                   uint32_t refs)
 {
     SET_ATOMIC(f->state, CONC_FUTURE_PENDING);
     SET_ATOMIC(f->sleepers, 0);
-    SET_ATOMIC(f->refs, 1);
+    SET_ATOMIC(f->refs, refs);
     SET_ATOMIC(f->cancel, 0);
     SET_ATOMIC(f->lock.all, 0);
     SET(f->code, 0);
@@ -74,38 +65,7 @@ conc__future_reinit(conc_future *f, conc_task_fn fn, const void *arg,
     SET(f->cbs, NULL);
     SET(f->cbs_tail, &f->cbs);
     SET(f->links, NULL);
-    struct conc__job *j = &f->job;
-    SET(j->next, NULL);
-    SET(j->fn, fn);
-    SET(j->len, len);
-    SET(j->fd, -1);
-    SET(j->kind, 0);
-    SET(j->owner, NULL);
-    SET(j->seq, 0);
-    SET(j->shared, NULL);
-    SET(j->revoke, NULL);
-    SET(j->sync, NULL);
-    SET(j->release, NULL);
-    SET(j->engine, NULL);
-    SET(j->ticket, 0);
-    const uint8_t *at = len ? (const uint8_t *)(f + 1) : NULL;
-    SET(j->arg, at);
-    if (len)
-        memcpy(f + 1, arg, len);
-}
-
-int
-conc__future_new_job(conc_task_fn fn, const void *arg, size_t len, size_t extra,
-                     conc_future **out)
-{
-    if (len > SIZE_MAX / 2 || extra > SIZE_MAX / 4)
-        return CONC_ENOMEM;
-    conc_future *f = conc__malloc(sizeof *f + len + 7 + extra);
-    if (!f)
-        return CONC_ENOMEM;
-    conc__future_init(f, fn, arg, len);
-    *out = f;
-    return 0;
+    SET(f->ops, ops);
 }
 
 int
@@ -113,7 +73,12 @@ conc_future_new(conc_future **out)
 {
     if (!out)
         return CONC_EINVAL;
-    return conc__future_new_job(NULL, NULL, 0, 0, out);
+    conc_future *f = conc__calloc(1, sizeof *f);
+    if (!f)
+        return CONC_ENOMEM;
+    conc__future_reset(f, NULL, 1);
+    *out = f;
+    return 0;
 }
 
 conc_future *
@@ -138,14 +103,10 @@ conc_future_free(conc_future *f)
     if (!f->result.borrowed) /* else nothing to free, nor to write */
         conc_buf_free(&f->result);
     conc__free(f->msg);
-    void (*release)(void *) = f->job.release;
-    void *engine = f->job.engine;
-    if (f->pool)
-        conc__fpool_put(f->pool, f);
+    if (f->ops && f->ops->release)
+        f->ops->release(f); /* the producer's block */
     else
         conc__free(f);
-    if (release)
-        release(engine);
 }
 
 /* ---- Completion --------------------------------------------------------- */
@@ -244,6 +205,24 @@ conc_future_set_result(conc_future *f, const void *data, size_t len)
 }
 
 int
+conc__future_finish_borrowed(conc_future *f, const void *data, size_t len)
+{
+    lock(f);
+    if (is_done(atomic_load_explicit(&f->state, memory_order_relaxed))) {
+        unlock(f);
+        return CONC_ESTATE;
+    }
+    conc_buf_free(&f->result);
+    conc_buf_init_with(&f->result, (void *)data, len);
+    f->result.len = len;
+    f->code = 0;
+    struct conc__callback *cbs = complete_locked(f, CONC_FUTURE_FINISHED);
+    unlock(f);
+    after_complete(f, cbs);
+    return 0;
+}
+
+int
 conc_future_set_exception(conc_future *f, int code, const char *msg)
 {
     if (!f || code >= 0)
@@ -306,6 +285,7 @@ conc__future_cancel_running(conc_future *f)
         unlock(f);
         return CONC_ESTATE;
     }
+    conc_buf_free(&f->result); /* a cancelled future has no result */
     f->code = CONC_ECANCELED;
     struct conc__callback *cbs = complete_locked(f, CONC_FUTURE_CANCELLED);
     unlock(f);
@@ -321,8 +301,8 @@ conc_future_cancel(conc_future *f)
     uint32_t s = conc__future_state_raw(f);
     if (is_done(s)) /* and its engine may be gone */
         return s == CONC_FUTURE_CANCELLED;
-    if (f->job.revoke) {
-        int r = f->job.revoke(f);
+    if (f->ops && f->ops->cancel) {
+        int r = f->ops->cancel(f);
         if (r)
             return r > 0;
     }
@@ -339,8 +319,8 @@ conc_future_state
 conc_future_state_of(conc_future *f)
 {
     uint32_t s = atomic_load_explicit(&f->state, memory_order_acquire);
-    if (s == CONC_FUTURE_PENDING && f->job.sync) {
-        f->job.sync(f); /* a process worker may have started it */
+    if (s == CONC_FUTURE_PENDING && f->ops && f->ops->sync) {
+        f->ops->sync(f); /* a process worker may have started it */
         s = atomic_load_explicit(&f->state, memory_order_acquire);
     }
     return (conc_future_state)s;

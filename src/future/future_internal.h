@@ -1,8 +1,14 @@
-/* Futures from the inside: what executors and waiters use. */
+/* Futures from the inside: what producers (executors, the async layer)
+ * and waiters (conc_wait, map iterators) use.
+ *
+ * Lock order: a future's lock is taken after its producer's (an engine's
+ * lock) and before a watcher's (watch->notify runs under it); it is never
+ * held while a callback runs. */
 #ifndef CONC_FUTURE_INTERNAL_H
 #define CONC_FUTURE_INTERNAL_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 
 #include "conc/future.h"
 #include "core/internal.h"
@@ -30,32 +36,35 @@ struct conc__callback {
     struct conc__callback *next;
 };
 
-/* The task part of a future, owned by the executor that runs it. */
-struct conc__job {
-    conc_future *next; /* the executor's list link (its lock guards it) */
-    conc_future *_Atomic qnext; /* the thread engine's queue link */
-    conc_task_fn fn;
-    const uint8_t *arg; /* len bytes: inline after the future, or owned */
-    size_t len;
-    int fd;        /* a descriptor for the task, or -1 */
-    uint32_t kind; /* the executor's own tag */
-    void *owner;   /* the executor's per-task context */
-    uint64_t seq;  /* the executor's sequence number */
-    void *shared;  /* the engine's copy of the argument, or NULL */
-    /* The engine's part in conc_future_cancel, or NULL: returns 1 if it
-     * cancelled the future, -1 if the future may no longer be cancelled,
-     * 0 to let the future's own state decide. */
-    int (*revoke)(conc_future *f);
-    /* The engine's part in reading a pending future's state, or NULL:
-     * marks it running if its worker has started it. */
+/* ---- The producer's side ------------------------------------------------
+ *
+ * A producer is whatever runs the work a future stands for and completes
+ * it: an executor's engine, a Pool, the async layer's tasks. It may embed
+ * the future in a larger block of its own (an executor's job holds the
+ * future first, then its task's fields: executor/job.h), and it learns of
+ * the future's life through the hooks below; the future knows nothing of
+ * the producer beyond them. A producer uses only this section's calls and
+ * the result buffer it fills; every other field is future.c's. */
+
+/* The hooks a producer gives its futures (one static table per kind of
+ * producer). Every hook may be NULL. */
+struct conc__future_ops {
+    /* The producer's part in conc_future_cancel on a future not done:
+     * returns 1 if it cancelled the future, -1 if the future may no longer
+     * be cancelled, 0 to let the future's own state decide. */
+    int (*cancel)(conc_future *f);
+    /* The producer's part in reading a pending future's state
+     * (conc_future_state_of, conc_future_running): marks the future
+     * running if its work has visibly started elsewhere. */
     void (*sync)(conc_future *f);
-    /* Drops the future's hold on `engine` when the future is freed. */
-    void (*release)(void *engine);
-    void *engine;    /* what revoke, sync and release work on */
-    uint64_t ticket; /* the engine's handle on a dispatched job */
+    /* Takes back the block once the last reference is gone and the
+     * future's own parts (message, result, callbacks) are freed. NULL:
+     * the block came from conc__malloc and goes to conc__free. */
+    void (*release)(conc_future *f);
 };
 
 struct conc_future {
+    /* The line every completion writes. */
     _Atomic uint32_t state;    /* conc_future_state; a futex word */
     _Atomic uint32_t sleepers; /* threads asleep on state */
     _Atomic uint32_t refs;
@@ -63,59 +72,69 @@ struct conc_future {
     conc__lockword lock;     /* guards the transitions to done, cbs, links */
     int code;                /* the task's status once finished */
     char *msg;               /* its failure message, or NULL */
-    conc_buf result;         /* written by the runner, read once done */
+    conc_buf result;         /* written by the producer, read once done */
     struct conc__callback *cbs, **cbs_tail;
     struct conc__watch_link *links;
     uint64_t small[4]; /* result's storage while the result fits (no need
-                        * to clear it: conc__future_init skips it) */
-    struct conc__job job;
-    struct conc__fpool *pool; /* where the block returns, or NULL */
+                        * to clear it: conc__future_reset skips it) */
+    const struct conc__future_ops *ops; /* the producer's hooks, or NULL */
 };
 
-/* A new pending future with one reference and a copy of `len` argument
- * bytes laid out after it (job.arg; job.fd is -1), then room for `extra`
- * bytes of the executor's own (conc__future_extra). Returns 0 or
- * CONC_ENOMEM. */
-int conc__future_new_job(conc_task_fn fn, const void *arg, size_t len,
-                         size_t extra, conc_future **out);
+/* A completion reads and writes the state, the lock, the code, the
+ * message and the result's data, length and capacity: one cache line. */
+_Static_assert(offsetof(conc_future, result) + offsetof(conc_buf, borrowed) <=
+                   64,
+               "a future's completion fields share its first line");
 
-/* The `extra` bytes after a future's argument, 8-aligned. */
-static inline void *
-conc__future_extra(conc_future *f)
+/* Makes the block at `f`, which holds zeroes or a future freed earlier, a
+ * new pending future with `refs` references (1 or 2) and the producer's
+ * hooks `ops` (may be NULL). Writes only the fields that change, so a
+ * recycled block's lines that other threads last read stay shared. Any
+ * thread that owns the block. */
+void conc__future_reset(conc_future *f, const struct conc__future_ops *ops,
+                        uint32_t refs);
+
+/* Sets a field only if it differs (see conc__future_reset): for producers
+ * that recycle their own blocks too. */
+#define CONC__SET(field, v)                                                    \
+    do {                                                                       \
+        if ((field) != (v))                                                    \
+            (field) = (v);                                                     \
+    } while (0)
+
+/* The buffer a producer fills with the result while the future is running
+ * (the task appends to it), before it completes the future. */
+static inline conc_buf *
+conc__future_result_buf(conc_future *f)
 {
-    return (uint8_t *)(f + 1) + ((f->job.len + 7) & ~(size_t)7);
+    return &f->result;
 }
 
-/* Makes the block at `f` (room for `len` argument bytes after it) a new
- * pending future of `fn`, as conc__future_new_job does. */
-void conc__future_init(conc_future *f, conc_task_fn fn, const void *arg,
-                       size_t len);
-/* conc__future_init for a block that holds a future already (a freed one,
- * or zeroes): writes only the fields that change. */
-void conc__future_reinit(conc_future *f, conc_task_fn fn, const void *arg,
-                         size_t len);
+/* The running task's cancel token: nonzero once conc_future_cancel was
+ * called on the running future. The producer's task reads it
+ * (conc_task_cancelled). */
+static inline _Atomic uint32_t *
+conc__future_cancel_token(conc_future *f)
+{
+    return &f->cancel;
+}
 
-/* A pool of future blocks (fpool.c), one per executor. */
-struct conc__fpool;
-int conc__fpool_new(struct conc__fpool **out);
-/* Drops the owner's reference: the pool goes with its last future. */
-void conc__fpool_release(struct conc__fpool *p);
-/* conc__future_new_job with the block from `p` (NULL: from the heap; an
- * argument too large for a block also goes to the heap). */
-int conc__future_new_pooled(struct conc__fpool *p, conc_task_fn fn,
-                            const void *arg, size_t len, size_t extra,
-                            conc_future **out);
-/* Returns a freed future's block to its pool. */
-void conc__fpool_put(struct conc__fpool *p, conc_future *f);
-
-/* Finishes a running future whose result buffer the runner filled: with
- * `code` < 0, the buffer is emptied and `msg` (may be NULL) copied. Wakes
- * waiters, notifies watches and runs callbacks. Returns 0 or CONC_ESTATE. */
+/* Finishes a future whose result buffer the producer filled: with `code`
+ * < 0, the buffer is emptied and `msg` (may be NULL) copied (if the copy
+ * finds no memory, the code still travels, without its message). Wakes
+ * waiters, notifies watches and runs callbacks, in the calling thread.
+ * Returns 0 or CONC_ESTATE (already done). */
 int conc__future_finish(conc_future *f, int code, const char *msg);
 
-/* Cancels `f` if pending, from an executor shutting down: as
- * conc_future_cancel but without touching the running token. Returns 1 if
- * it is now cancelled. */
+/* Finishes `f` successfully with `len` bytes at `data` as its result,
+ * borrowed, not copied: they must stay valid as long as anyone may read
+ * the result (an array map's AsyncResult is the caller's output array).
+ * Returns 0 or CONC_ESTATE. */
+int conc__future_finish_borrowed(conc_future *f, const void *data, size_t len);
+
+/* Cancels `f` if pending, for its producer (an executor shutting down):
+ * as conc_future_cancel but without the producer's hook or the running
+ * token. Returns 1 if it is now cancelled. */
 int conc__future_cancel_pending(conc_future *f);
 
 /* The first half of conc__future_cancel_pending, for a caller holding
@@ -126,8 +145,9 @@ struct conc__callback *conc__future_cancel_begin(conc_future *f,
                                                  int *cancelled);
 void conc__future_complete_end(conc_future *f, struct conc__callback *cbs);
 
-/* Marks a running future cancelled: its task saw the cancel token and
- * returned CONC_ECANCELED. Returns 0 or CONC_ESTATE. */
+/* Marks a running future cancelled (its result buffer emptied): its task
+ * saw the cancel token and returned CONC_ECANCELED. Returns 0 or
+ * CONC_ESTATE. */
 int conc__future_cancel_running(conc_future *f);
 
 /* Links `l` (l->watch and l->future set) into its future's list unless the
@@ -138,8 +158,8 @@ int conc__future_watch(struct conc__watch_link *l);
  * notified through it. */
 void conc__future_unwatch(struct conc__watch_link *l);
 
-/* The state word as it is, without asking the engine (which
- * conc_future_state_of does, under the engine's lock). */
+/* The state word as it is, without asking the producer (which
+ * conc_future_state_of does, through ops->sync). */
 static inline uint32_t
 conc__future_state_raw(conc_future *f)
 {
@@ -148,14 +168,5 @@ conc__future_state_raw(conc_future *f)
 
 /* Whether the future finished with a failure or was cancelled. */
 int conc__future_failed(conc_future *f);
-
-/* The task context of the calling thread, set by executors around a task
- * so that conc_task_cancelled and conc_task_fd can answer. */
-struct conc__task_ctx {
-    _Atomic uint32_t *cancel; /* the future's token, or NULL */
-    int fd;
-};
-void conc__task_enter(struct conc__task_ctx *ctx);
-void conc__task_leave(void);
 
 #endif
