@@ -19,7 +19,17 @@
 
 #include "executor/job.h"
 
-#define CONC__BATCH 8 /* jobs a batch holds */
+/* Jobs a batch holds: enough that one pop's lock and queue walk serve
+ * several tiny tasks, few enough that the jobs behind a long task soon go
+ * to idle workers. */
+#define CONC__BATCH 8
+
+/* The range word: a generation, then lo and hi, 8 bits each (CONC__BATCH
+ * fits). */
+#define CONC__BATCH_LO_SHIFT  8
+#define CONC__BATCH_GEN_SHIFT 16
+#define CONC__BATCH_INDEX     0xffu
+_Static_assert(CONC__BATCH <= CONC__BATCH_INDEX, "a batch index fits 8 bits");
 
 struct conc__batch {
     _Alignas(64) _Atomic uint64_t range; /* gen << 16 | lo << 8 | hi */
@@ -29,13 +39,13 @@ struct conc__batch {
 static inline unsigned
 conc__batch_lo(uint64_t w)
 {
-    return (unsigned)(w >> 8) & 0xff;
+    return (unsigned)(w >> CONC__BATCH_LO_SHIFT) & CONC__BATCH_INDEX;
 }
 
 static inline unsigned
 conc__batch_hi(uint64_t w)
 {
-    return (unsigned)w & 0xff;
+    return (unsigned)w & CONC__BATCH_INDEX;
 }
 
 /* Whether jobs are left. Any thread. */
@@ -53,8 +63,10 @@ conc__batch_fill(struct conc__batch *b, conc_future *const *jobs, unsigned n)
     for (unsigned i = 0; i < n; i++)
         atomic_store_explicit(&b->jobs[i], jobs[i], memory_order_relaxed);
     uint64_t w = atomic_load_explicit(&b->range, memory_order_relaxed);
-    atomic_store_explicit(&b->range, ((w >> 16) + 1) << 16 | n,
-                          memory_order_seq_cst);
+    atomic_store_explicit(
+        &b->range,
+        ((w >> CONC__BATCH_GEN_SHIFT) + 1) << CONC__BATCH_GEN_SHIFT | n,
+        memory_order_seq_cst);
 }
 
 /* Takes the batch's next job, or NULL if none is left. Any thread. */
@@ -68,9 +80,9 @@ conc__batch_take(struct conc__batch *b)
             return NULL;
         conc_future *f =
             atomic_load_explicit(&b->jobs[lo], memory_order_relaxed);
-        if (atomic_compare_exchange_weak_explicit(&b->range, &w, w + (1u << 8),
-                                                  memory_order_acquire,
-                                                  memory_order_acquire))
+        if (atomic_compare_exchange_weak_explicit(
+                &b->range, &w, w + (1u << CONC__BATCH_LO_SHIFT),
+                memory_order_acquire, memory_order_acquire))
             return f;
     }
 }

@@ -39,6 +39,10 @@ struct conc__engine_ops {
     void (*destroy)(struct conc_executor *ex);
 };
 
+/* A broken executor's message is kept up to this size: an initializer's
+ * failure and its message, cut if longer. */
+#define CONC__BROKEN_MSG_MAX 256
+
 struct conc_executor {
     const struct conc__engine_ops *ops;
     conc_executor_opts opts; /* initarg copied; prefix copied */
@@ -50,9 +54,9 @@ struct conc_executor {
     struct conc__jobpool *jobs; /* where its jobs' blocks come from */
     const struct conc__future_ops *future_ops; /* its futures' hooks */
     /* Written under the engine's lock: */
-    _Atomic int stopping; /* shut down: no more submits */
-    _Atomic int broken;   /* an initializer failed */
-    char broken_msg[256]; /* why; written before broken */
+    _Atomic int stopping;                  /* shut down: no more submits */
+    _Atomic int broken;                    /* an initializer failed */
+    char broken_msg[CONC__BROKEN_MSG_MAX]; /* why; written before broken */
     /* Bounded submission: bumped when room may have appeared; a futex. */
     _Atomic uint32_t room, room_sleepers;
 };

@@ -1,16 +1,56 @@
 /* The thread engine: ThreadPoolExecutor and ThreadPool.
  *
- * Design. Submitted futures form an intrusive queue (jobq.h) that submits
- * push to without a lock; a future is its own queue node, so a submit
- * allocates exactly once. Workers pop under their own lock, each taking
- * the job it runs and up to a batch more (batch.h), which it runs next
- * and which idle workers take from it when the queue is empty. Workers
- * start on demand, as in Python: a submit that finds no idle
- * worker starts one until max_workers run. Idle workers and wake-ups are
- * described at wake_one. Shutdown and submit meet through `submitting`: a
- * submit counts itself before it checks `stopping`, and a worker leaves
- * only once it has seen `stopping`, no submit under way and an empty
- * queue, so no job is pushed after the last worker has gone. */
+ * Design. Submitted jobs form an intrusive queue (jobq.h) that submits
+ * push to without a lock; a job is its own queue node, so a submit
+ * allocates at most once (job.c usually has a block ready). Workers pop
+ * under their own lock, each taking the job it runs and up to a batch
+ * more (batch.h), which it runs next and which idle workers take from it
+ * when the queue is empty. Workers start on demand, as in Python: a
+ * submit that finds no idle worker starts one until max_workers run. Idle
+ * workers and wake-ups are described at wake_one. Shutdown and submit
+ * meet through `submitting`: a submit counts itself before it checks
+ * `stopping`, and a worker leaves only once it has seen `stopping`, no
+ * submit under way and an empty queue, so no job is pushed after the last
+ * worker has gone.
+ *
+ * A job's life; in brackets, its future's state:
+ *
+ *                 pop (as the job to run)
+ *   QUEUED ---------------------------------------------> TAKEN
+ *   [pending] --pop (behind it)--> BATCHED --take-------> TAKEN
+ *      |                              |                     |
+ *      +--------------+---------------+         run_job: set_running
+ *                     |                          |                |
+ *                     v                          | lost (cancelled| won
+ *   DRAINED by take_all: shutdown(cancel)        | while pending) v
+ *   [cancelled]; terminate or a failed           v             RUNNING
+ *   initializer [finished with an error]    DROPPED (the      [running]
+ *                                           hook hears           |
+ *                                           CONC_ECANCELED)      v
+ *                                 DONE [finished; cancelled if the task
+ *                                 returned CONC_ECANCELED with its token up]
+ *
+ * The engine's reference goes after DONE, DROPPED or DRAINED; the block
+ * returns to job.c with the last reference.
+ *
+ * A worker's life:
+ *
+ *   STARTED --initializer fails--> breaks the engine, fails what is
+ *      |                           pending, ENDS
+ *      v
+ *   LOOKING: its own batch, then the queue, then the other batches
+ *      |  ^            ^                 ^
+ *      |  +-- RUNNING  +-- SPINNING      +-- SLEEPING (futex on `work`;
+ *      |      (a job)      (holds the        a submit's wake-up may hand
+ *      |                   token; watches    it the token)
+ *      |                   for SPIN_NS)
+ *      +--> ENDS: stopping, no submit under way, nothing queued
+ *
+ * Lock order: `lock` (threads, bounded submits, flags) and `qlock` (the
+ * poppers') are never held together; either may be taken before a
+ * future's lock, never after (executor_internal.h has the module's
+ * order). A Pool's callback lock comes before both: the hook runs with
+ * neither held. */
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,7 +60,20 @@
 #include "executor/jobq.h"
 #include "unix/futex.h"
 
-#define SPIN_NS 20000 /* how long an idle worker watches before sleeping */
+/* How long an idle worker watches the queue before it sleeps: 20 us,
+ * several times a futex wake-up's cost (a few us), so a worker between two
+ * tiny tasks of a busy submitter never sleeps, while an idle engine stops
+ * spinning almost at once. */
+#define SPIN_NS 20000
+/* Looks at the queue between two reads of the clock while spinning. */
+#define SPIN_LOOKS 16
+/* A waiter for the poppers' lock, or for a push half done, yields the CPU
+ * once every this many tries: the holder may have lost its CPU (2 cores
+ * shared by more threads is common), and a yield lets it run. */
+#define QLOCK_YIELD_EVERY   32
+#define HALFWAY_YIELD_EVERY 64
+/* Thread names: the prefix (Python's "ThreadPoolExecutor-N") and "_N". */
+#define NAME_MAX_LEN 96
 
 /* Fields are grouped by who writes them, a cache line per group, so that
  * a submit does not steal the line workers lock to pop and the other way
@@ -76,7 +129,7 @@ qlock_acquire(struct engine *e)
         if (!atomic_load_explicit(&e->qlock, memory_order_relaxed) &&
             !atomic_exchange_explicit(&e->qlock, 1, memory_order_acquire))
             return;
-        if (n % 32 == 0)
+        if (n % QLOCK_YIELD_EVERY == 0)
             sched_yield();
         else
             conc__cpu_relax();
@@ -213,7 +266,7 @@ spin_for_work(struct engine *e, conc_future *tail, uint32_t batched, int *token)
     *token = 1;
     int64_t until = conc__now_ns() + SPIN_NS;
     do {
-        for (int i = 0; i < 16; i++) {
+        for (int i = 0; i < SPIN_LOOKS; i++) {
             if (atomic_load_explicit(&e->q.tail, memory_order_acquire) !=
                     tail ||
                 atomic_load_explicit(&e->batched, memory_order_acquire) !=
@@ -293,7 +346,7 @@ next_job(struct engine *e, struct conc__batch *mine)
         }
         if (more) { /* a push half done: it ends in nanoseconds, unless
                      * its thread lost the CPU */
-            if (++halfway % 64 == 0)
+            if (++halfway % HALFWAY_YIELD_EVERY == 0)
                 sched_yield();
             conc__cpu_relax();
             continue;
@@ -397,7 +450,7 @@ static int
 start_worker_locked(struct engine *e)
 {
     size_t n = atomic_load_explicit(&e->nthreads, memory_order_relaxed);
-    char name[96];
+    char name[NAME_MAX_LEN];
     snprintf(name, sizeof name, "%s_%zu", e->ex.prefix, n);
     conc_thread_opts o = {.name = name, .daemon = CONC_DAEMON_YES};
     int r = conc_thread_start(worker_main, e, &o, &e->threads[n]);
@@ -587,7 +640,7 @@ conc__thread_engine_new(const conc_executor_opts *opts,
     conc__jobq_init(&e->q);
     e->serial = atomic_fetch_add(&executor_serial, 1);
     if (!e->ex.prefix) {
-        char name[64];
+        char name[NAME_MAX_LEN];
         snprintf(name, sizeof name, "ThreadPoolExecutor-%u", e->serial);
         e->ex.prefix = conc__strdup(name);
         if (!e->ex.prefix) {

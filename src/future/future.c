@@ -20,7 +20,12 @@
 #include "future/future_internal.h"
 #include "unix/futex.h"
 
-#define SPIN_NS 20000 /* how long result() watches before it sleeps */
+/* How long result() watches the state before it sleeps: 20 us, several
+ * times a futex sleep and wake-up's cost, so that the result of a tiny
+ * task (a few us away) costs no system call, as the thread engine's idle
+ * workers do (threads.c). The clock is read once per SPIN_LOOKS looks. */
+#define SPIN_NS    20000
+#define SPIN_LOOKS 32
 
 static int
 is_done(uint32_t s)
@@ -373,7 +378,7 @@ wait_done(conc_future *f, int64_t deadline)
      * less than a sleep and a wake-up. */
     int64_t until = conc__now_ns() + SPIN_NS;
     do {
-        for (int i = 0; i < 32; i++) {
+        for (int i = 0; i < SPIN_LOOKS; i++) {
             if (is_done(atomic_load_explicit(&f->state, memory_order_acquire)))
                 return 0;
             conc__cpu_relax();
