@@ -30,27 +30,6 @@
         }                                                                      \
     } while (0)
 
-typedef int (*child_fn)(void *arg);
-
-static pid_t
-spawn(child_fn fn, void *arg)
-{
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0)
-        _exit(fn(arg));
-    return pid;
-}
-
-static void
-reap(pid_t pid)
-{
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
-}
-
 static void
 fill(uint8_t *p, size_t n, unsigned seed)
 {
@@ -130,7 +109,7 @@ test_duplex_both_ways(void **state)
     assert_int_equal(conc_conn_readable(parent), 1);
     assert_int_equal(conc_conn_writable(parent), 1);
     struct two t = {.mine = child, .other = parent};
-    pid_t pid = spawn(seed_child, &t);
+    pid_t pid = fork_child(seed_child, &t);
     conc_conn_free(child);
     conc_buf b = CONC_BUF_INIT;
     assert_conc_ok(conc_conn_recv_bytes(parent, &b, 10.0));
@@ -222,7 +201,7 @@ test_boundaries_echo(void **state)
         conc_conn *a, *b;
         assert_conc_ok(conc_pipe(NULL, &a, &b));
         struct two t = {.mine = b, .other = a};
-        pid_t pid = spawn(echo_child, &t);
+        pid_t pid = fork_child(echo_child, &t);
         conc_conn_free(b);
         uint8_t *big = pattern(16u << 20, 0);
         uint8_t *into = malloc(16u << 20);
@@ -272,7 +251,7 @@ test_boundaries_burst(void **state)
     conc_conn *a, *b;
     assert_conc_ok(conc_pipe(NULL, &a, &b));
     struct two t = {.mine = a, .other = b};
-    pid_t pid = spawn(burst_child, &t);
+    pid_t pid = fork_child(burst_child, &t);
     conc_conn_free(a);
     uint8_t *p = pattern(200, 7);
     conc_buf got = CONC_BUF_INIT;
@@ -341,7 +320,7 @@ test_recv_into_too_small(void **state)
     /* A message larger than the input buffer, from a child. */
     assert_conc_ok(conc_pipe(NULL, &a, &b));
     struct two t = {.mine = b, .other = a};
-    pid_t pid = spawn(send_big_child, &t);
+    pid_t pid = fork_child(send_big_child, &t);
     conc_conn_free(b);
     uint8_t *into = malloc(300000);
     assert_non_null(into);
@@ -443,7 +422,7 @@ test_eof(void **state)
     /* After a fork, EOF comes only when every copy is closed. */
     assert_conc_ok(conc_pipe(NULL, &a, &b));
     struct two t = {.mine = b, .other = a};
-    pid_t pid = spawn(last_words_child, &t);
+    pid_t pid = fork_child(last_words_child, &t);
     reap(pid);
     assert_conc_ok(conc_conn_recv_bytes(a, &got, 1.0));
     assert_int_equal(got.len, 3);
@@ -600,7 +579,7 @@ timeout_case(size_t len, const size_t cut[3], int first_into)
     struct pieces p = {.fd = sv[1], .sync = sy[0], .data = msg};
     memcpy(p.cut, cut, 3 * sizeof *cut);
     p.cut[3] = len + 8;
-    pid_t pid = spawn(pieces_child, &p);
+    pid_t pid = fork_child(pieces_child, &p);
     close(sv[1]);
     close(sy[0]);
     conc_conn *a;
@@ -828,7 +807,7 @@ test_fd_pass_pipe_to_child(void **state)
      * it writes can only go through the descriptor it receives. */
     struct two t = {.mine = b, .other = a, .fd = p[1], .sync = p[0]};
     int saved = p[1];
-    pid_t pid = spawn(write_through_child, &t);
+    pid_t pid = fork_child(write_through_child, &t);
     conc_conn_free(b);
     assert_conc_ok(conc_conn_send_fd(a, saved));
     close(saved);
@@ -992,7 +971,7 @@ test_nonblocking_descriptors(void **state)
     assert_conc_ok(conc_conn_from_fd(sv[0], NULL, &a));
     assert_conc_ok(conc_conn_from_fd(sv[1], NULL, &b));
     struct two t = {.mine = b, .other = a};
-    pid_t pid = spawn(echo_child, &t);
+    pid_t pid = fork_child(echo_child, &t);
     conc_conn_free(b);
     size_t n = 4u << 20; /* far more than the socket holds */
     uint8_t *p = pattern(n, 6);
@@ -1157,7 +1136,7 @@ test_pingpong_processes(void **state)
     conc_conn *a, *b;
     assert_conc_ok(conc_pipe(NULL, &a, &b));
     struct two t = {.mine = b, .other = a};
-    pid_t pid = spawn(pingpong_child, &t);
+    pid_t pid = fork_child(pingpong_child, &t);
     conc_conn_free(b);
     for (uint64_t i = 0; i < ROUNDS; i++) {
         uint64_t v = i;

@@ -51,34 +51,6 @@ new_queue(conc_arena *a, size_t capacity, size_t maxsize)
     return q;
 }
 
-static pid_t
-fork_child(int (*fn)(void *), void *arg)
-{
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0)
-        _exit(fn(arg));
-    return pid;
-}
-
-/* Reaps a child and checks that it exited with status 0. */
-static void
-reap(pid_t pid)
-{
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
-}
-
-static void
-kill_and_reap(pid_t pid)
-{
-    int status;
-    kill(pid, SIGKILL);
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-}
-
 /* The content of message `id`: its id in the first 8 bytes (when there is
  * room), then bytes that depend on id and position. */
 static void

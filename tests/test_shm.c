@@ -26,34 +26,6 @@
 
 /* ---- Helpers ------------------------------------------------------------ */
 
-static pid_t
-fork_child(int (*fn)(void *), void *arg)
-{
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0)
-        _exit(fn(arg));
-    return pid;
-}
-
-/* Reaps a child and returns its wait status. */
-static int
-reap_status(pid_t pid)
-{
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    return status;
-}
-
-/* Reaps a child and checks that it exited with status 0. */
-static void
-reap(pid_t pid)
-{
-    int status = reap_status(pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
-}
-
 static int
 read_full(int fd, void *buf, size_t n)
 {

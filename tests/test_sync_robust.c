@@ -178,10 +178,7 @@ run_in_child(struct shared *sh, int (*fn)(struct shared *))
     assert_true(pid >= 0);
     if (pid == 0)
         _exit(fn(sh));
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    reap(pid);
 }
 
 /* ---- Misuse ------------------------------------------------------------- */

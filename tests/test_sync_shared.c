@@ -21,26 +21,6 @@
 
 /* ---- Helpers ------------------------------------------------------------ */
 
-static pid_t
-fork_child(int (*fn)(void *), void *arg)
-{
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0)
-        _exit(fn(arg));
-    return pid;
-}
-
-/* Reaps a child and checks that it exited with status 0. */
-static void
-reap(pid_t pid)
-{
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
-}
-
 static void *
 arena_cell(conc_arena *a, size_t size)
 {

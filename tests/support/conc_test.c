@@ -1,10 +1,13 @@
 /* Test helpers; see conc_test.h. */
 #include <dirent.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "conc_test.h"
 
@@ -214,4 +217,39 @@ conc_test_wait_until(int (*cond)(void *), void *arg, double timeout)
         struct timespec ts = {0, 1000000};
         clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
     }
+}
+
+/* ---- Children made with a raw fork() ------------------------------------ */
+
+pid_t
+fork_child(int (*fn)(void *arg), void *arg)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(fn(arg));
+    return pid;
+}
+
+int
+reap_status(pid_t pid)
+{
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return status;
+}
+
+void
+reap(pid_t pid)
+{
+    int status = reap_status(pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+void
+kill_and_reap(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    reap_status(pid);
 }

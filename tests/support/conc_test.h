@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <cmocka.h>
 
@@ -52,6 +53,24 @@ void conc_test_fail_alloc_after(long n);
 /* Polls `cond(arg)` every millisecond until it is true or `timeout` seconds
  * pass; returns the final value. Only for states no event announces. */
 int conc_test_wait_until(int (*cond)(void *), void *arg, double timeout);
+
+/* ---- Children made with a raw fork() -------------------------------------
+ *
+ * A child never returns into cmocka: it runs a function and _exits with
+ * its return value (0, or the line of the check that failed). */
+
+/* Forks a child that runs fn(arg) and _exits with what it returns.
+ * Returns the child's pid (asserts the fork worked). */
+pid_t fork_child(int (*fn)(void *arg), void *arg);
+
+/* Reaps the child `pid` and returns its wait status. */
+int reap_status(pid_t pid);
+
+/* Reaps the child `pid` and asserts it exited with status 0. */
+void reap(pid_t pid);
+
+/* Kills the child `pid` with SIGKILL and reaps it. */
+void kill_and_reap(pid_t pid);
 
 /* Counts for leak checks. */
 int conc_test_count_fds(void);
