@@ -1,21 +1,25 @@
-/* Executors, common behaviour: the thread executor and the process
- * executor run the same tasks through the same test bodies (one task
- * signature runs in both): submit and result, failures with code and
- * message, cancel and the thread cancel token, map in input order with
- * chunks, a lazy generator input with a bounded number in flight, map
- * timeouts and progress, shutdown(wait, cancel_futures), bounded
- * submission, the scoped form and many submitting threads. Initializers,
- * descriptor passing and what only worker processes do (deaths, time
- * limits, max_tasks_per_child) are in test_executor_procs.c.
+/* Executors, common behaviour: every scenario runs once on each engine of
+ * the table (tasks.h), the thread executor and the process executor, with
+ * the same tasks (one task signature runs in both): defaults and invalid
+ * options, submit and result, failures with code and message, cancel, map
+ * in input order with chunks, a lazy generator input with a bounded number
+ * in flight, map timeouts and progress, shutdown(wait, cancel_futures),
+ * bounded submission, initializers (a failing one breaks the executor),
+ * descriptor passing, the scoped form and many submitting threads. Then
+ * what only threads do: the cancel token, a task waiting for a later one,
+ * shutdown from a task. What only worker processes do (deaths, time
+ * limits, max_tasks_per_child) is in test_executor_procs.c.
  *
  * Tasks that must stay running wait on the shared gate (tasks.h), so the
  * test knows exactly which tasks run. Nothing sleeps to synchronize and
  * every wait is bounded. */
 #include <math.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "conc/sync.h"
@@ -78,37 +82,64 @@ token_task(const void *arg, size_t len, conc_buf *result)
     return CONC_ECANCELED;
 }
 
+static int
+failing_init_fn(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg;
+    (void)len;
+    (void)result;
+    atomic_fetch_add(&fx.sh->init_runs, 1);
+    return conc_fail(CONC_EPERM, "initializer refused");
+}
+
+/* Takes its descriptor, writes its argument and closes it itself. */
+static int
+fd_take_task(const void *arg, size_t len, conc_buf *result)
+{
+    (void)result;
+    int fd = conc_task_take_fd();
+    if (fd < 0)
+        return conc_fail(CONC_EBADF, "no descriptor");
+    ssize_t w = write(fd, arg, len);
+    close(fd);
+    return w == (ssize_t)len ? 0 : conc_fail(CONC_EPIPE, "short write");
+}
+
+static int
+no_fd_task(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg;
+    (void)len;
+    int r[2] = {conc_task_fd(), conc_task_take_fd()};
+    return conc_buf_append(result, r, sizeof r);
+}
+
 /* ---- Creation and options ------------------------------------------------ */
 
 static void
-test_defaults(void **state)
+body_defaults(enum kind k)
 {
-    (void)state;
     fixture_open();
     size_t cpus = cpu_count();
-    conc_executor *ex = new_exec(THREADS, NULL);
-    assert_int_equal(conc_executor_max_workers(ex),
-                     cpus + 4 < 32 ? cpus + 4 : 32);
-    conc_executor_free(ex);
-    ex = new_exec(PROCESSES, NULL);
-    assert_int_equal(conc_executor_max_workers(ex), cpus);
+    /* Python's defaults: min(32, CPUs + 4) threads, or a process a CPU. */
+    size_t want = k == PROCESSES ? cpus : cpus + 4 < 32 ? cpus + 4 : 32;
+    conc_executor *ex = new_exec(k, NULL);
+    assert_int_equal(conc_executor_max_workers(ex), want);
     conc_executor_free(ex);
     conc_executor_free(NULL);
 
     conc_executor_opts o = {.max_workers = 3};
-    ex = new_exec(THREADS, &o);
-    assert_int_equal(conc_executor_max_workers(ex), 3);
-    conc_executor_free(ex);
-    ex = new_exec(PROCESSES, &o);
+    ex = new_exec(k, &o);
     assert_int_equal(conc_executor_max_workers(ex), 3);
     conc_executor_free(ex);
     fixture_close();
 }
 
 static void
-test_invalid_options(void **state)
+body_invalid_options(enum kind k)
 {
-    (void)state;
+    int (*make)(const conc_executor_opts *, conc_executor **) =
+        engines[k].executor_new;
     conc_executor *ex = NULL;
     conc_executor_opts bad_mode = {.submit_mode = (conc_submit_mode)7};
     conc_executor_opts nan_submit = {.max_pending = 1,
@@ -116,21 +147,17 @@ test_invalid_options(void **state)
                                      .submit_timeout = NAN};
     conc_executor_opts nan_task = {.task_timeout = NAN};
     conc_executor_opts neg_task = {.task_timeout = -1};
-    assert_conc(conc_thread_executor_new(NULL, NULL), CONC_EINVAL);
-    assert_conc(conc_process_executor_new(NULL, NULL), CONC_EINVAL);
-    assert_conc(conc_thread_executor_new(&bad_mode, &ex), CONC_EINVAL);
-    assert_conc(conc_process_executor_new(&bad_mode, &ex), CONC_EINVAL);
-    assert_conc(conc_thread_executor_new(&nan_submit, &ex), CONC_EINVAL);
-    assert_conc(conc_process_executor_new(&nan_submit, &ex), CONC_EINVAL);
-    assert_conc(conc_process_executor_new(&nan_task, &ex), CONC_EINVAL);
-    assert_conc(conc_process_executor_new(&neg_task, &ex), CONC_EINVAL);
+    assert_conc(make(NULL, NULL), CONC_EINVAL);
+    assert_conc(make(&bad_mode, &ex), CONC_EINVAL);
+    assert_conc(make(&nan_submit, &ex), CONC_EINVAL);
+    assert_conc(make(&nan_task, &ex), CONC_EINVAL);
+    assert_conc(make(&neg_task, &ex), CONC_EINVAL);
     assert_null(ex);
     /* Allocation failures leave nothing behind (the leak guard checks). */
     conc_test_fail_alloc_after(1);
-    assert_conc(conc_thread_executor_new(NULL, &ex), CONC_ENOMEM);
-    conc_test_fail_alloc_after(1);
-    assert_conc(conc_process_executor_new(NULL, &ex), CONC_ENOMEM);
+    assert_conc(make(NULL, &ex), CONC_ENOMEM);
     conc_test_fail_alloc_after(0);
+    assert_null(ex);
 }
 
 /* ---- Submit and result --------------------------------------------------- */
@@ -189,8 +216,6 @@ body_submit_result(enum kind k)
     fixture_close();
 }
 
-BOTH(body_submit_result)
-
 static void
 body_submit_invalid(enum kind k)
 {
@@ -221,8 +246,6 @@ body_submit_invalid(enum kind k)
     conc_executor_free(ex);
     fixture_close();
 }
-
-BOTH(body_submit_invalid)
 
 /* A failing task's code and message reach the caller; a later failure
  * without a message on the same worker does not inherit the old one. */
@@ -256,8 +279,6 @@ body_task_failure(enum kind k)
     fixture_close();
 }
 
-BOTH(body_task_failure)
-
 /* The caller drops its futures at once; the executor holds them until
  * done, the tasks run, and everything is freed in the end. */
 static void
@@ -276,8 +297,6 @@ body_drop_futures(enum kind k)
     assert_int_equal(atomic_load(&fx.sh->started), 10);
     fixture_close();
 }
-
-BOTH(body_drop_futures)
 
 /* Futures outlive their executor: every question still has its answer,
  * and freeing them afterwards releases everything. */
@@ -299,8 +318,6 @@ body_futures_outlive(enum kind k)
     }
     fixture_close();
 }
-
-BOTH(body_futures_outlive)
 
 /* ---- Cancel -------------------------------------------------------------- */
 
@@ -331,8 +348,6 @@ body_cancel(enum kind k)
     conc_future_free(b);
     fixture_close();
 }
-
-BOTH(body_cancel)
 
 /* A thread task that sees its token and returns CONC_ECANCELED ends
  * cancelled. */
@@ -468,8 +483,6 @@ body_map_order(enum kind k)
     fixture_close();
 }
 
-BOTH(body_map_order)
-
 /* A failed item reports its code and message; the map goes on. */
 static void
 body_map_failure(enum kind k)
@@ -506,8 +519,6 @@ body_map_failure(enum kind k)
     conc_executor_free(ex);
     fixture_close();
 }
-
-BOTH(body_map_failure)
 
 /* A generator input: counts how far it was consumed. */
 struct gen {
@@ -568,8 +579,6 @@ body_map_lazy(enum kind k)
     fixture_close();
 }
 
-BOTH(body_map_lazy)
-
 static void
 body_map_timeout(enum kind k)
 {
@@ -591,8 +600,6 @@ body_map_timeout(enum kind k)
     conc_executor_free(ex);
     fixture_close();
 }
-
-BOTH(body_map_timeout)
 
 struct progress_log {
     int calls;
@@ -651,8 +658,6 @@ body_map_progress(enum kind k)
     fixture_close();
 }
 
-BOTH(body_map_progress)
-
 static void
 body_map_invalid(enum kind k)
 {
@@ -680,8 +685,6 @@ body_map_invalid(enum kind k)
     conc_executor_free(ex);
     fixture_close();
 }
-
-BOTH(body_map_invalid)
 
 /* shutdown(cancel_futures) during a map: what never started is cancelled. */
 static void
@@ -720,8 +723,6 @@ body_map_cancel_futures(enum kind k)
     conc_executor_free(ex);
     fixture_close();
 }
-
-BOTH(body_map_cancel_futures)
 
 /* ---- Shutdown ------------------------------------------------------------ */
 
@@ -780,8 +781,6 @@ body_shutdown_wait(enum kind k)
     fixture_close();
 }
 
-BOTH(body_shutdown_wait)
-
 static void
 body_shutdown_nowait(enum kind k)
 {
@@ -802,8 +801,6 @@ body_shutdown_nowait(enum kind k)
     conc_executor_free(ex);
     fixture_close();
 }
-
-BOTH(body_shutdown_nowait)
 
 static void
 body_shutdown_cancel(enum kind k)
@@ -831,8 +828,6 @@ body_shutdown_cancel(enum kind k)
     conc_executor_free(ex);
     fixture_close();
 }
-
-BOTH(body_shutdown_cancel)
 
 /* The same once the executor has run many tiny tasks (a process executor
  * may then queue more work per worker): what has not started is still
@@ -871,8 +866,6 @@ body_shutdown_cancel_warm(enum kind k)
     fixture_close();
 }
 
-BOTH(body_shutdown_cancel_warm)
-
 static void
 body_shutdown_runs_pending(enum kind k)
 {
@@ -892,8 +885,6 @@ body_shutdown_runs_pending(enum kind k)
     conc_executor_free(ex);
     fixture_close();
 }
-
-BOTH(body_shutdown_runs_pending)
 
 /* shutdown(wait) from one of the executor's own tasks would wait for
  * itself. Threads only: a process task cannot reach its executor. */
@@ -988,8 +979,6 @@ body_bounded_fail(enum kind k)
     fixture_close();
 }
 
-BOTH(body_bounded_fail)
-
 static void
 body_bounded_timeout(enum kind k)
 {
@@ -1007,8 +996,6 @@ body_bounded_timeout(enum kind k)
     conc_executor_free(ex);
     fixture_close();
 }
-
-BOTH(body_bounded_timeout)
 
 static void
 body_bounded_block(enum kind k)
@@ -1047,8 +1034,6 @@ body_bounded_block(enum kind k)
     fixture_close();
 }
 
-BOTH(body_bounded_block)
-
 /* shutdown(cancel_futures) with a submitter blocked for room and the only
  * worker busy: shutdown returns, the submitter is refused, the queued
  * tasks are cancelled, the running one finishes. */
@@ -1077,7 +1062,138 @@ body_bounded_shutdown_cancel(enum kind k)
     fixture_close();
 }
 
-BOTH(body_bounded_shutdown_cancel)
+/* ---- Initializer --------------------------------------------------------- */
+
+static void
+body_initializer(enum kind k)
+{
+    fixture_open();
+    int tag = 1234;
+    conc_executor_opts o = {.max_workers = 2,
+                            .initializer = init_fn,
+                            .initarg = &tag,
+                            .initarg_len = sizeof tag};
+    conc_executor *ex = new_exec(k, &o);
+    tag = 0; /* the executor copied it */
+    conc_future *fs[20];
+    for (int i = 0; i < 20; i++)
+        fs[i] = submit_int(ex, tag_task, 0);
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(future_int(fs[i]), 1234);
+        conc_future_free(fs[i]);
+    }
+    conc_executor_free(ex);
+    int runs = atomic_load(&fx.sh->init_runs);
+    assert_true(runs >= 1 && runs <= 2);
+    fixture_close();
+}
+
+static void
+body_initializer_fails(enum kind k)
+{
+    fixture_open();
+    conc_executor_opts o = {.max_workers = 2, .initializer = failing_init_fn};
+    conc_executor *ex = NULL;
+    int rc = k == THREADS ? conc_thread_executor_new(&o, &ex)
+                          : conc_process_executor_new(&o, &ex);
+    if (rc == CONC_EBROKEN) {
+        /* Process workers start at creation: the failure may show here. */
+        assert_true(k == PROCESSES);
+        assert_null(ex);
+        fixture_close();
+        return;
+    }
+    assert_conc_ok(rc);
+    conc_future *f = NULL;
+    int v = 2;
+    rc = conc_executor_submit(ex, square_task, &v, sizeof v, &f);
+    if (rc == 0) {
+        assert_conc(conc_future_result(f, WAIT_S, NULL, NULL), CONC_EBROKEN);
+        conc_future_free(f);
+        f = NULL;
+    } else {
+        assert_conc(rc, CONC_EBROKEN);
+    }
+    /* Once broken, always broken. */
+    assert_conc(conc_executor_submit(ex, square_task, &v, sizeof v, &f),
+                CONC_EBROKEN);
+    assert_null(f);
+    assert_true(atomic_load(&fx.sh->init_runs) >= 1);
+    conc_executor_free(ex);
+    fixture_close();
+}
+
+/* ---- Descriptor passing -------------------------------------------------- */
+
+/* Reads exactly n bytes within WAIT_S. */
+static void
+read_full(int fd, char *buf, size_t n)
+{
+    while (n) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        assert_int_equal(poll(&pf, 1, (int)(WAIT_S * 1000)), 1);
+        ssize_t r = read(fd, buf, n);
+        assert_true(r > 0);
+        buf += r;
+        n -= (size_t)r;
+    }
+}
+
+/* Whether the other end is closed everywhere within WAIT_S. */
+static int
+wait_eof(int fd)
+{
+    char c;
+    struct pollfd pf = {.fd = fd, .events = POLLIN};
+    if (poll(&pf, 1, (int)(WAIT_S * 1000)) != 1)
+        return 0;
+    return read(fd, &c, 1) == 0;
+}
+
+static void
+body_fd_passing(enum kind k)
+{
+    fixture_open();
+    conc_executor *ex = new_exec(k, &(conc_executor_opts){.max_workers = 2});
+    assert_int_equal(conc_task_fd(), -1);
+    for (int take = 0; take < 2; take++) {
+        int sv[2];
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+                         0);
+        conc_submit_opts so = {.has_fd = 1, .fd = sv[1]};
+        conc_future *f = NULL;
+        assert_conc_ok(conc_executor_submit_with(
+            ex, take ? fd_take_task : fd_write_task, "hello", 5, &so, &f));
+        /* The executor has its own copy. */
+        close(sv[1]);
+        char buf[6] = {0};
+        read_full(sv[0], buf, 5);
+        assert_string_equal(buf, "hello");
+        assert_conc_ok(conc_future_result(f, WAIT_S, NULL, NULL));
+        conc_future_free(f);
+        /* Every copy is closed once the task is done. */
+        assert_true(wait_eof(sv[0]));
+        close(sv[0]);
+    }
+    /* A task with no descriptor. */
+    conc_future *f = NULL;
+    assert_conc_ok(conc_executor_submit_with(
+        ex, no_fd_task, NULL, 0, &(conc_submit_opts){.fd = -1}, &f));
+    const void *data;
+    size_t len;
+    assert_conc_ok(conc_future_result(f, WAIT_S, &data, &len));
+    assert_int_equal(len, 2 * sizeof(int));
+    assert_int_equal(((const int *)data)[0], -1);
+    assert_int_equal(((const int *)data)[1], -1);
+    conc_future_free(f);
+    assert_conc_ok(
+        conc_executor_submit_with(ex, no_fd_task, NULL, 0, NULL, &f));
+    assert_conc_ok(conc_future_result(f, WAIT_S, &data, &len));
+    assert_int_equal(((const int *)data)[0], -1);
+    conc_future_free(f);
+    conc_executor_free(ex);
+    fixture_close();
+}
 
 /* ---- Scoped form --------------------------------------------------------- */
 
@@ -1105,8 +1221,6 @@ body_scoped(enum kind k)
     }
     fixture_close();
 }
-
-BOTH(body_scoped)
 
 /* ---- Many submitting threads --------------------------------------------- */
 
@@ -1159,45 +1273,45 @@ body_many_clients(enum kind k)
     fixture_close();
 }
 
-BOTH(body_many_clients)
-
 int
 main(void)
 {
     warm_up_threads();
     const struct CMUnitTest tests[] = {
-        conc_unit_test(test_defaults),
-        conc_unit_test(test_invalid_options),
-        BOTH_TESTS(body_submit_result),
-        BOTH_TESTS(body_submit_invalid),
-        BOTH_TESTS(body_task_failure),
-        BOTH_TESTS(body_drop_futures),
-        BOTH_TESTS(body_futures_outlive),
-        BOTH_TESTS(body_cancel),
         conc_unit_test(test_cancel_token_threads),
         conc_unit_test(test_wait_for_later_task_threads),
-        BOTH_TESTS(body_map_order),
-        BOTH_TESTS(body_map_failure),
-        BOTH_TESTS(body_map_lazy),
-        BOTH_TESTS(body_map_timeout),
-        BOTH_TESTS(body_map_progress),
-        BOTH_TESTS(body_map_invalid),
-        BOTH_TESTS(body_map_cancel_futures),
-        BOTH_TESTS(body_shutdown_wait),
-        BOTH_TESTS(body_shutdown_nowait),
-        BOTH_TESTS(body_shutdown_cancel),
-        BOTH_TESTS(body_shutdown_cancel_warm),
-        BOTH_TESTS(body_shutdown_runs_pending),
         conc_unit_test(test_shutdown_deadlock_threads),
-        BOTH_TESTS(body_bounded_fail),
-        BOTH_TESTS(body_bounded_timeout),
-        BOTH_TESTS(body_bounded_block),
-        BOTH_TESTS(body_bounded_shutdown_cancel),
-        BOTH_TESTS(body_scoped),
-        BOTH_TESTS(body_many_clients),
     };
-    /* CONC_TEST_FILTER=pattern runs only the matching tests. */
-    if (getenv("CONC_TEST_FILTER"))
-        cmocka_set_test_filter(getenv("CONC_TEST_FILTER"));
-    return conc_run_tests(tests);
+    const struct scenario scenarios[] = {
+        SCENARIO(body_defaults),
+        SCENARIO(body_invalid_options),
+        SCENARIO(body_submit_result),
+        SCENARIO(body_submit_invalid),
+        SCENARIO(body_task_failure),
+        SCENARIO(body_drop_futures),
+        SCENARIO(body_futures_outlive),
+        SCENARIO(body_cancel),
+        SCENARIO(body_map_order),
+        SCENARIO(body_map_failure),
+        SCENARIO(body_map_lazy),
+        SCENARIO(body_map_timeout),
+        SCENARIO(body_map_progress),
+        SCENARIO(body_map_invalid),
+        SCENARIO(body_map_cancel_futures),
+        SCENARIO(body_shutdown_wait),
+        SCENARIO(body_shutdown_nowait),
+        SCENARIO(body_shutdown_cancel),
+        SCENARIO(body_shutdown_cancel_warm),
+        SCENARIO(body_shutdown_runs_pending),
+        SCENARIO(body_bounded_fail),
+        SCENARIO(body_bounded_timeout),
+        SCENARIO(body_bounded_block),
+        SCENARIO(body_bounded_shutdown_cancel),
+        SCENARIO(body_initializer),
+        SCENARIO(body_initializer_fails),
+        SCENARIO(body_fd_passing),
+        SCENARIO(body_scoped),
+        SCENARIO(body_many_clients),
+    };
+    return conc_run_per_engine(tests, scenarios);
 }

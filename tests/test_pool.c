@@ -4,18 +4,22 @@
  * documented thread), map over a C array with chunks and fixed-size
  * results, map's first failure in input order, map_async and AsyncResult
  * (get, wait, ready, successful), imap and imap_unordered with
- * next(timeout), starmap, close/terminate/join and their misuse, and many
- * calling threads. Worker lifecycles (initializer, maxtasksperchild,
- * deaths, task_timeout) and descriptor passing are in test_pool_procs.c.
+ * next(timeout), starmap, close/terminate/join and their misuse, the
+ * initializer, descriptor passing (a socket served by a pool task), and
+ * many calling threads: every scenario once on each engine of the table
+ * (tasks.h). What only process pools do (maxtasksperchild, deaths,
+ * task_timeout) is in test_pool_procs.c.
  *
  * Tasks that must stay running wait on the shared gate or on their own
  * semaphore (tasks.h), so the test knows exactly which tasks run. Nothing
  * sleeps to synchronize and every wait is bounded. */
 #include <math.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "tasks.h"
@@ -107,35 +111,55 @@ product_task(const void *arg, size_t len, conc_buf *result)
     return put_int(result, p.a * p.b);
 }
 
+/* Reads what its descriptor brings and sends it back upper-cased. */
+static int
+echo_fd_task(const void *arg, size_t len, conc_buf *result)
+{
+    (void)result;
+    size_t want = (size_t)arg_int(arg, len);
+    int fd = conc_task_fd();
+    if (fd < 0)
+        return conc_fail(CONC_EBADF, "no descriptor");
+    char buf[64];
+    size_t got = 0;
+    while (got < want && got < sizeof buf) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        if (poll(&pf, 1, (int)(WAIT_S * 1000)) != 1)
+            return conc_fail(CONC_ETIMEDOUT, "nothing to read");
+        ssize_t n = read(fd, buf + got, sizeof buf - got);
+        if (n <= 0)
+            return conc_fail(CONC_EPIPE, "peer closed");
+        got += (size_t)n;
+    }
+    for (size_t i = 0; i < got; i++)
+        if (buf[i] >= 'a' && buf[i] <= 'z')
+            buf[i] = (char)(buf[i] - 'a' + 'A');
+    return write(fd, buf, got) == (ssize_t)got ? 0
+                                               : conc_fail(CONC_EPIPE, "short");
+}
+
 /* ---- Creation ------------------------------------------------------------ */
 
 static void
-test_create(void **state)
+body_create(enum kind k)
 {
-    (void)state;
     fixture_open();
-    conc_pool *p = new_pool(PROCESSES, NULL);
+    conc_pool *p = new_pool(k, NULL);
     assert_int_equal(conc_pool_processes(p), cpu_count());
     close_join(p);
-    p = new_pool(THREADS, NULL);
-    assert_int_equal(conc_pool_processes(p), cpu_count());
-    close_join(p);
-    p = pool_of(PROCESSES, 3);
+    p = pool_of(k, 3);
     assert_int_equal(conc_pool_processes(p), 3);
     conc_pool_free(p); /* without close: terminated */
-    p = pool_of(THREADS, 3);
-    assert_int_equal(conc_pool_processes(p), 3);
-    conc_pool_free(p);
     conc_pool_free(NULL);
 
-    assert_conc(conc_pool_new(NULL, NULL), CONC_EINVAL);
-    assert_conc(conc_threadpool_new(NULL, NULL), CONC_EINVAL);
+    int (*make)(const conc_pool_opts *, conc_pool **) = engines[k].pool_new;
+    assert_conc(make(NULL, NULL), CONC_EINVAL);
     conc_pool_opts bad = {.processes = 1, .task_timeout = NAN};
-    assert_conc(conc_pool_new(&bad, &p), CONC_EINVAL);
+    p = NULL;
+    assert_conc(make(&bad, &p), CONC_EINVAL);
+    assert_null(p);
     conc_test_fail_alloc_after(1);
-    assert_conc(conc_pool_new(NULL, &p), CONC_ENOMEM);
-    conc_test_fail_alloc_after(1);
-    assert_conc(conc_threadpool_new(NULL, &p), CONC_ENOMEM);
+    assert_conc(make(NULL, &p), CONC_ENOMEM);
     conc_test_fail_alloc_after(0);
     fixture_close();
 }
@@ -175,8 +199,6 @@ body_apply(enum kind k)
     close_join(p);
     fixture_close();
 }
-
-BOTH(body_apply)
 
 static void
 body_async_result(enum kind k)
@@ -219,8 +241,6 @@ body_async_result(enum kind k)
     assert_int_equal(atomic_load(&fx.sh->finished), 10);
     fixture_close();
 }
-
-BOTH(body_async_result)
 
 /* Callbacks run in completion order, where pool.h says. */
 static void
@@ -274,8 +294,6 @@ body_callbacks_order(enum kind k)
     fixture_close();
 }
 
-BOTH(body_callbacks_order)
-
 /* Failures go to error_callback only; callbacks never overlap. */
 static void
 body_callbacks_errors(enum kind k)
@@ -317,8 +335,6 @@ body_callbacks_errors(enum kind k)
     fixture_close();
 }
 
-BOTH(body_callbacks_errors)
-
 /* ---- map over a C array -------------------------------------------------- */
 
 static void
@@ -353,8 +369,6 @@ body_map(enum kind k)
     close_join(p);
     fixture_close();
 }
-
-BOTH(body_map)
 
 /* Each chunk runs whole in one worker. */
 static void
@@ -393,8 +407,6 @@ body_map_chunks(enum kind k)
     close_join(p);
     fixture_close();
 }
-
-BOTH(body_map_chunks)
 
 static void
 body_map_failures(enum kind k)
@@ -436,8 +448,6 @@ body_map_failures(enum kind k)
     close_join(p);
     fixture_close();
 }
-
-BOTH(body_map_failures)
 
 static int
 gen_never(void *ctx, conc_buf *item)
@@ -484,8 +494,6 @@ body_map_invalid(enum kind k)
     close_join(p);
     fixture_close();
 }
-
-BOTH(body_map_invalid)
 
 struct progress_log {
     int calls, bad;
@@ -539,8 +547,6 @@ body_map_progress(enum kind k)
     close_join(p);
     fixture_close();
 }
-
-BOTH(body_map_progress)
 
 /* ---- map_async ----------------------------------------------------------- */
 
@@ -619,8 +625,6 @@ body_map_async(enum kind k)
     assert_ptr_equal(got_data, out);
 }
 
-BOTH(body_map_async)
-
 /* ---- starmap ------------------------------------------------------------- */
 
 static void
@@ -649,8 +653,6 @@ body_starmap(enum kind k)
     close_join(p);
     fixture_close();
 }
-
-BOTH(body_starmap)
 
 /* ---- imap and imap_unordered --------------------------------------------- */
 
@@ -696,8 +698,6 @@ body_imap(enum kind k)
     fixture_close();
 }
 
-BOTH(body_imap)
-
 static void
 body_imap_timeout(enum kind k)
 {
@@ -726,8 +726,6 @@ body_imap_timeout(enum kind k)
     close_join(p);
     fixture_close();
 }
-
-BOTH(body_imap_timeout)
 
 struct gen {
     atomic_int calls;
@@ -789,8 +787,6 @@ body_imap_lazy(enum kind k)
     fixture_close();
 }
 
-BOTH(body_imap_lazy)
-
 static void
 body_imap_unordered(enum kind k)
 {
@@ -826,8 +822,6 @@ body_imap_unordered(enum kind k)
     close_join(p);
     fixture_close();
 }
-
-BOTH(body_imap_unordered)
 
 /* Many short imap_unordered runs: chunks complete in the workers while the
  * caller takes, resubmits and frees, and each iterator is freed after a
@@ -869,8 +863,6 @@ body_imap_unordered_churn(enum kind k)
     close_join(p);
     fixture_close();
 }
-
-BOTH(body_imap_unordered_churn)
 
 /* Starts an imap (or imap_unordered) whose n-th allocation in this thread
  * fails. */
@@ -959,8 +951,6 @@ body_imap_enomem(enum kind k)
     fixture_close();
 }
 
-BOTH(body_imap_enomem)
-
 /* ---- close, terminate, join ---------------------------------------------- */
 
 static void
@@ -1018,8 +1008,6 @@ body_close_join(enum kind k)
     fixture_close();
 }
 
-BOTH(body_close_join)
-
 static void
 body_terminate(enum kind k)
 {
@@ -1058,8 +1046,6 @@ body_terminate(enum kind k)
     fixture_close();
 }
 
-BOTH(body_terminate)
-
 /* Freeing a running pool terminates it; results held stay valid. */
 static void
 body_free_running(enum kind k)
@@ -1084,8 +1070,6 @@ body_free_running(enum kind k)
     }
     fixture_close();
 }
-
-BOTH(body_free_running)
 
 /* join from the pool's own task (threads) or callback would wait for
  * itself. */
@@ -1145,7 +1129,88 @@ body_join_deadlock(enum kind k)
     fixture_close();
 }
 
-BOTH(body_join_deadlock)
+/* ---- Initializer --------------------------------------------------------- */
+
+static void
+body_initializer(enum kind k)
+{
+    fixture_open();
+    int tag = 4321;
+    conc_pool_opts o = {.processes = 2,
+                        .initializer = init_fn,
+                        .initarg = &tag,
+                        .initarg_len = sizeof tag};
+    conc_pool *p = new_pool(k, &o);
+    tag = 0; /* the pool copied it */
+    conc_async_result *r[20];
+    for (int i = 0; i < 20; i++)
+        r[i] = apply_int(p, tag_task, 0, NULL);
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(result_int(r[i]), 4321);
+        conc_async_result_free(r[i]);
+    }
+    close_join(p);
+    int runs = atomic_load(&fx.sh->init_runs);
+    if (k == PROCESSES) /* every worker starts with the pool */
+        assert_int_equal(runs, 2);
+    else
+        assert_true(runs >= 1 && runs <= 2);
+    fixture_close();
+}
+
+/* ---- Descriptor passing -------------------------------------------------- */
+
+static void
+body_fd_echo(enum kind k)
+{
+    fixture_open();
+    conc_pool *p = pool_of(k, 4);
+    enum { C = 6 };
+    int sv[C][2];
+    conc_async_result *r[C];
+    for (int i = 0; i < C; i++) {
+        assert_int_equal(
+            socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv[i]), 0);
+        int want = 6;
+        conc_apply_opts o = {.has_fd = 1, .fd = sv[i][1]};
+        assert_conc_ok(conc_pool_apply_async(p, echo_fd_task, &want,
+                                             sizeof want, &o, &r[i]));
+        close(sv[i][1]); /* the pool has its own copy */
+    }
+    for (int i = 0; i < C; i++) {
+        char msg[8], back[8] = {0};
+        snprintf(msg, sizeof msg, "ping%02d", i);
+        assert_int_equal(write(sv[i][0], msg, 6), 6);
+        size_t got = 0;
+        while (got < 6) {
+            struct pollfd pf = {.fd = sv[i][0], .events = POLLIN};
+            assert_int_equal(poll(&pf, 1, (int)(WAIT_S * 1000)), 1);
+            ssize_t n = read(sv[i][0], back + got, 6 - got);
+            assert_true(n > 0);
+            got += (size_t)n;
+        }
+        snprintf(msg, sizeof msg, "PING%02d", i);
+        assert_string_equal(back, msg);
+    }
+    for (int i = 0; i < C; i++) {
+        assert_conc_ok(conc_async_result_get(r[i], WAIT_S, NULL, NULL));
+        conc_async_result_free(r[i]);
+        /* Every copy of the descriptor is closed after the task. */
+        char c;
+        struct pollfd pf = {.fd = sv[i][0], .events = POLLIN};
+        assert_int_equal(poll(&pf, 1, (int)(WAIT_S * 1000)), 1);
+        assert_int_equal(read(sv[i][0], &c, 1), 0);
+        close(sv[i][0]);
+    }
+    conc_async_result *bad = NULL;
+    int v = 1;
+    conc_apply_opts o = {.has_fd = 1, .fd = 1000};
+    assert_conc(conc_pool_apply_async(p, echo_fd_task, &v, sizeof v, &o, &bad),
+                CONC_EBADF);
+    assert_null(bad);
+    close_join(p);
+    fixture_close();
+}
 
 /* ---- Many calling threads ------------------------------------------------ */
 
@@ -1198,39 +1263,37 @@ body_many_callers(enum kind k)
     fixture_close();
 }
 
-BOTH(body_many_callers)
-
 int
 main(void)
 {
     warm_up_threads();
-    const struct CMUnitTest tests[] = {
-        conc_unit_test(test_create),
-        BOTH_TESTS(body_apply),
-        BOTH_TESTS(body_async_result),
-        BOTH_TESTS(body_callbacks_order),
-        BOTH_TESTS(body_callbacks_errors),
-        BOTH_TESTS(body_map),
-        BOTH_TESTS(body_map_chunks),
-        BOTH_TESTS(body_map_failures),
-        BOTH_TESTS(body_map_invalid),
-        BOTH_TESTS(body_map_progress),
-        BOTH_TESTS(body_map_async),
-        BOTH_TESTS(body_starmap),
-        BOTH_TESTS(body_imap),
-        BOTH_TESTS(body_imap_timeout),
-        BOTH_TESTS(body_imap_lazy),
-        BOTH_TESTS(body_imap_unordered),
-        BOTH_TESTS(body_imap_unordered_churn),
-        BOTH_TESTS(body_imap_enomem),
-        BOTH_TESTS(body_close_join),
-        BOTH_TESTS(body_terminate),
-        BOTH_TESTS(body_free_running),
-        BOTH_TESTS(body_join_deadlock),
-        BOTH_TESTS(body_many_callers),
+    const struct scenario scenarios[] = {
+        SCENARIO(body_create),
+        SCENARIO(body_apply),
+        SCENARIO(body_async_result),
+        SCENARIO(body_callbacks_order),
+        SCENARIO(body_callbacks_errors),
+        SCENARIO(body_map),
+        SCENARIO(body_map_chunks),
+        SCENARIO(body_map_failures),
+        SCENARIO(body_map_invalid),
+        SCENARIO(body_map_progress),
+        SCENARIO(body_map_async),
+        SCENARIO(body_starmap),
+        SCENARIO(body_imap),
+        SCENARIO(body_imap_timeout),
+        SCENARIO(body_imap_lazy),
+        SCENARIO(body_imap_unordered),
+        SCENARIO(body_imap_unordered_churn),
+        SCENARIO(body_imap_enomem),
+        SCENARIO(body_close_join),
+        SCENARIO(body_terminate),
+        SCENARIO(body_free_running),
+        SCENARIO(body_join_deadlock),
+        SCENARIO(body_initializer),
+        SCENARIO(body_fd_echo),
+        SCENARIO(body_many_callers),
     };
-    /* CONC_TEST_FILTER=pattern runs only the matching tests. */
-    if (getenv("CONC_TEST_FILTER"))
-        cmocka_set_test_filter(getenv("CONC_TEST_FILTER"));
-    return conc_run_tests(tests);
+    return run_per_engine(NULL, 0, scenarios,
+                          sizeof scenarios / sizeof *scenarios);
 }

@@ -1,10 +1,9 @@
-/* Pool and ThreadPool, the life of their workers: the initializer and
- * descriptor passing (a socket served by a pool task), on threads and on
- * processes; then, for process pools, maxtasksperchild, workers that die
- * (SIGKILL, segfault, abort, exit) failing only their task, through apply,
- * the error callback, map and imap, task_timeout, and workers killed at
- * random under imap_unordered, and a program that exits while its pool
- * runs. The shared API is in test_pool.c.
+/* Process pools alone, the life of their workers: maxtasksperchild,
+ * workers that die (SIGKILL, segfault, abort, exit) failing only their
+ * task, through apply, the error callback, map and imap, task_timeout,
+ * workers killed at random under imap_unordered, a malformed result frame,
+ * and a program that exits while its pool runs. What every engine does is
+ * in test_pool.c, once per engine.
  *
  * Tasks that must stay running wait on the shared gate (tasks.h). Nothing
  * sleeps to synchronize and every wait is bounded. */
@@ -15,129 +14,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "executor/procs_internal.h"
 #include "tasks.h"
-
-/* ---- Tasks of this program (more in tasks.h) ----------------------------- */
-
-/* Reads what its descriptor brings and sends it back upper-cased. */
-static int
-echo_fd_task(const void *arg, size_t len, conc_buf *result)
-{
-    (void)result;
-    size_t want = (size_t)arg_int(arg, len);
-    int fd = conc_task_fd();
-    if (fd < 0)
-        return conc_fail(CONC_EBADF, "no descriptor");
-    char buf[64];
-    size_t got = 0;
-    while (got < want && got < sizeof buf) {
-        struct pollfd pf = {.fd = fd, .events = POLLIN};
-        if (poll(&pf, 1, (int)(WAIT_S * 1000)) != 1)
-            return conc_fail(CONC_ETIMEDOUT, "nothing to read");
-        ssize_t n = read(fd, buf + got, sizeof buf - got);
-        if (n <= 0)
-            return conc_fail(CONC_EPIPE, "peer closed");
-        got += (size_t)n;
-    }
-    for (size_t i = 0; i < got; i++)
-        if (buf[i] >= 'a' && buf[i] <= 'z')
-            buf[i] = (char)(buf[i] - 'a' + 'A');
-    return write(fd, buf, got) == (ssize_t)got ? 0
-                                               : conc_fail(CONC_EPIPE, "short");
-}
-
-/* ---- Initializer --------------------------------------------------------- */
-
-static void
-body_initializer(enum kind k)
-{
-    fixture_open();
-    int tag = 4321;
-    conc_pool_opts o = {.processes = 2,
-                        .initializer = init_fn,
-                        .initarg = &tag,
-                        .initarg_len = sizeof tag};
-    conc_pool *p = new_pool(k, &o);
-    tag = 0; /* the pool copied it */
-    conc_async_result *r[20];
-    for (int i = 0; i < 20; i++)
-        r[i] = apply_int(p, tag_task, 0, NULL);
-    for (int i = 0; i < 20; i++) {
-        assert_int_equal(result_int(r[i]), 4321);
-        conc_async_result_free(r[i]);
-    }
-    close_join(p);
-    int runs = atomic_load(&fx.sh->init_runs);
-    if (k == PROCESSES) /* every worker starts with the pool */
-        assert_int_equal(runs, 2);
-    else
-        assert_true(runs >= 1 && runs <= 2);
-    fixture_close();
-}
-
-BOTH(body_initializer)
-
-/* ---- Descriptor passing -------------------------------------------------- */
-
-static void
-body_fd_echo(enum kind k)
-{
-    fixture_open();
-    conc_pool *p = pool_of(k, 4);
-    enum { C = 6 };
-    int sv[C][2];
-    conc_async_result *r[C];
-    for (int i = 0; i < C; i++) {
-        assert_int_equal(
-            socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv[i]), 0);
-        int want = 6;
-        conc_apply_opts o = {.has_fd = 1, .fd = sv[i][1]};
-        assert_conc_ok(conc_pool_apply_async(p, echo_fd_task, &want,
-                                             sizeof want, &o, &r[i]));
-        close(sv[i][1]); /* the pool has its own copy */
-    }
-    for (int i = 0; i < C; i++) {
-        char msg[8], back[8] = {0};
-        snprintf(msg, sizeof msg, "ping%02d", i);
-        assert_int_equal(write(sv[i][0], msg, 6), 6);
-        size_t got = 0;
-        while (got < 6) {
-            struct pollfd pf = {.fd = sv[i][0], .events = POLLIN};
-            assert_int_equal(poll(&pf, 1, (int)(WAIT_S * 1000)), 1);
-            ssize_t n = read(sv[i][0], back + got, 6 - got);
-            assert_true(n > 0);
-            got += (size_t)n;
-        }
-        snprintf(msg, sizeof msg, "PING%02d", i);
-        assert_string_equal(back, msg);
-    }
-    for (int i = 0; i < C; i++) {
-        assert_conc_ok(conc_async_result_get(r[i], WAIT_S, NULL, NULL));
-        conc_async_result_free(r[i]);
-        /* Every copy of the descriptor is closed after the task. */
-        char c;
-        struct pollfd pf = {.fd = sv[i][0], .events = POLLIN};
-        assert_int_equal(poll(&pf, 1, (int)(WAIT_S * 1000)), 1);
-        assert_int_equal(read(sv[i][0], &c, 1), 0);
-        close(sv[i][0]);
-    }
-    conc_async_result *bad = NULL;
-    int v = 1;
-    conc_apply_opts o = {.has_fd = 1, .fd = 1000};
-    assert_conc(conc_pool_apply_async(p, echo_fd_task, &v, sizeof v, &o, &bad),
-                CONC_EBADF);
-    assert_null(bad);
-    close_join(p);
-    fixture_close();
-}
-
-BOTH(body_fd_echo)
 
 /* ---- Process pools: worker lives and deaths ------------------------------ */
 
@@ -466,8 +348,6 @@ main(void)
 {
     warm_up_threads();
     const struct CMUnitTest tests[] = {
-        BOTH_TESTS(body_initializer),
-        BOTH_TESTS(body_fd_echo),
         conc_unit_test(test_maxtasksperchild),
         DEATH_TESTS,
         conc_unit_test(test_death_in_map),

@@ -10,6 +10,68 @@
 
 #include "tasks.h"
 
+/* ---- The engines --------------------------------------------------------- */
+
+const struct engine engines[ENGINES] = {
+    [THREADS] = {"threads", THREADS, conc_thread_executor_new,
+                 conc_threadpool_new},
+    [PROCESSES] = {"processes", PROCESSES, conc_process_executor_new,
+                   conc_pool_new},
+};
+
+/* One scenario on one engine: a cmocka test's initial state. */
+struct engine_case {
+    const struct scenario *scenario;
+    const struct engine *engine;
+    char name[128];
+};
+
+static void
+run_case(void **state)
+{
+    const struct engine_case *c = *state;
+    c->scenario->body(c->engine->kind);
+}
+
+int
+run_per_engine(const struct CMUnitTest *tests, size_t ntests,
+               const struct scenario *scenarios, size_t nscenarios)
+{
+    size_t ncases = nscenarios * ENGINES, n = ntests + ncases;
+    struct CMUnitTest *all = calloc(n, sizeof *all);
+    struct engine_case *cases = calloc(ncases ? ncases : 1, sizeof *cases);
+    if (!all || !cases) {
+        free(all);
+        free(cases);
+        return -1;
+    }
+    if (ntests)
+        memcpy(all, tests, ntests * sizeof *all);
+    for (size_t i = 0; i < nscenarios; i++) {
+        for (size_t e = 0; e < ENGINES; e++) {
+            struct engine_case *c = &cases[i * ENGINES + e];
+            c->scenario = &scenarios[i];
+            c->engine = &engines[e];
+            snprintf(c->name, sizeof c->name, "%s_%s", scenarios[i].name,
+                     engines[e].name);
+            all[ntests + i * ENGINES + e] = (struct CMUnitTest){
+                .name = c->name,
+                .test_func = run_case,
+                .setup_func = conc_test_setup,
+                .teardown_func = conc_test_teardown,
+                .initial_state = c,
+            };
+        }
+    }
+    if (getenv("CONC_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("CONC_TEST_FILTER"));
+    conc_test_install_allocator();
+    int r = _cmocka_run_group_tests("tests", all, n, NULL, NULL);
+    free(cases);
+    free(all);
+    return r;
+}
+
 /* ---- The fixture -------------------------------------------------------- */
 
 struct fixture fx;
@@ -316,10 +378,7 @@ conc_executor *
 new_exec(enum kind k, const conc_executor_opts *opts)
 {
     conc_executor *ex = NULL;
-    if (k == THREADS)
-        assert_conc_ok(conc_thread_executor_new(opts, &ex));
-    else
-        assert_conc_ok(conc_process_executor_new(opts, &ex));
+    assert_conc_ok(engines[k].executor_new(opts, &ex));
     assert_non_null(ex);
     return ex;
 }
@@ -377,10 +436,7 @@ conc_pool *
 new_pool(enum kind k, const conc_pool_opts *opts)
 {
     conc_pool *p = NULL;
-    if (k == THREADS)
-        assert_conc_ok(conc_threadpool_new(opts, &p));
-    else
-        assert_conc_ok(conc_pool_new(opts, &p));
+    assert_conc_ok(engines[k].pool_new(opts, &p));
     assert_non_null(p);
     return p;
 }

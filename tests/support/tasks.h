@@ -54,24 +54,45 @@ void wait_started(int n);
 void forget_started(void);
 void release_gate(void);
 
-/* ---- The two kinds of executor and pool --------------------------------- */
+/* ---- The engines: every scenario runs once on each ----------------------
+ *
+ * A scenario is a test body that takes the engine's kind; the test
+ * program lists its scenarios once, and run_per_engine runs each of them
+ * on every engine of the table, as NAME_threads and NAME_processes. Tests
+ * of one engine alone are plain cmocka tests beside them. */
 
 enum kind { THREADS, PROCESSES };
 
-/* One body, two tests: NAME_threads and NAME_processes. */
-#define BOTH(name)                                                             \
-    static void name##_threads(void **state)                                   \
+struct engine {
+    const char *name; /* the test names' suffix */
+    enum kind kind;
+    int (*executor_new)(const conc_executor_opts *opts, conc_executor **out);
+    int (*pool_new)(const conc_pool_opts *opts, conc_pool **out);
+};
+
+#define ENGINES 2
+extern const struct engine engines[ENGINES]; /* indexed by enum kind */
+
+struct scenario {
+    const char *name;
+    void (*body)(enum kind k);
+};
+
+#define SCENARIO(body)                                                         \
     {                                                                          \
-        (void)state;                                                           \
-        name(THREADS);                                                         \
-    }                                                                          \
-    static void name##_processes(void **state)                                 \
-    {                                                                          \
-        (void)state;                                                           \
-        name(PROCESSES);                                                       \
+#body, body                                                            \
     }
-#define BOTH_TESTS(name)                                                       \
-    conc_unit_test(name##_threads), conc_unit_test(name##_processes)
+
+/* Runs the `ntests` tests, then every scenario on every engine, each with
+ * the leak guard and the counting allocator (conc_run_tests's setup); with
+ * CONC_TEST_FILTER=pattern, only the matching ones. Returns cmocka's
+ * result. */
+int run_per_engine(const struct CMUnitTest *tests, size_t ntests,
+                   const struct scenario *scenarios, size_t nscenarios);
+
+#define conc_run_per_engine(tests, scenarios)                                  \
+    run_per_engine((tests), sizeof(tests) / sizeof *(tests), (scenarios),      \
+                   sizeof(scenarios) / sizeof *(scenarios))
 
 /* The four ways a worker dies, each a test calling run(how, what), where
  * `what` is what the failure message must name. */
