@@ -24,7 +24,10 @@
 
 #include "executor/job.h"
 
-#define INLINE 64  /* argument and record bytes a pooled block holds */
+/* Argument and record bytes a pooled block holds: a line, room for a
+ * small struct argument beside a Pool's callback record (40 bytes);
+ * larger jobs come from the heap. */
+#define INLINE 64
 #define SLAB   256 /* blocks per slab (80 KiB): few allocations, little waste */
 #define BLOCK                                                                  \
     ((sizeof(struct conc__job) + INLINE + CONC__LINE - 1) / CONC__LINE *       \

@@ -13,11 +13,13 @@
  * what every caller passes back to them.
  *
  * Layout. A job block is five cache lines in a pool (job.c): the future's
- * completion line; its callbacks, watches and small result; the fields a
- * thread worker reads to run the job (its links, task, argument, descriptor,
- * kind and owner); the process engine's bookkeeping and the block's pool;
- * then the argument and record, 64 bytes at most in a pooled block. The
- * static assertions below keep that layout. */
+ * completion line; its callbacks, watches and small result; its hooks and
+ * the fields a thread worker reads to run the job (its links, task,
+ * argument, descriptor, kind and owner); the process engine's bookkeeping
+ * and the block's pool, followed by the argument and record (64 bytes at
+ * most in a pooled block). The static assertions below and in job.c keep
+ * that layout: moving a field across a line adds a cache miss to every
+ * task. */
 #ifndef CONC_EXECUTOR_JOB_H
 #define CONC_EXECUTOR_JOB_H
 
