@@ -1129,6 +1129,56 @@ body_join_deadlock(enum kind k)
     fixture_close();
 }
 
+/* A callback may submit to its own pool (it must only not wait on it),
+ * also the error callback of a task cancelled while it waited behind a
+ * busy worker: the engine runs the callbacks with none of its locks held,
+ * whichever thread ends the task. */
+struct resubmit {
+    conc_pool *pool;
+    struct cb_log *log;
+    int rc;
+};
+
+static void
+resubmit_cb(void *arg, int code, const char *message)
+{
+    struct resubmit *r = arg;
+    int v = 5;
+    conc_apply_opts o = {.callback = ok_cb, .arg = r->log};
+    r->rc = conc_pool_apply_async(r->pool, square_task, &v, sizeof v, &o, NULL);
+    err_cb(r->log, code, message);
+}
+
+static void
+body_cancelled_callback_submits(enum kind k)
+{
+    fixture_open();
+    static struct cb_log log;
+    cb_log_init(&log);
+    conc_pool *p = pool_of(k, 1);
+    conc_async_result *h = apply_int(p, held_task, 2, NULL);
+    wait_started(1);
+    struct resubmit rs = {.pool = p, .log = &log, .rc = 1};
+    conc_apply_opts o = {.error_callback = resubmit_cb, .arg = &rs};
+    conc_async_result *c = apply_int(p, square_task, 3, &o);
+    assert_int_equal(conc_future_cancel(c), 1);
+    release_gate();
+    assert_int_equal(result_int(h), 4);
+    /* The error callback, then the callback of the task it submitted. */
+    wait_callbacks(&log, 2);
+    assert_conc_ok(rs.rc);
+    assert_int_equal(atomic_load(&log.n_err), 1);
+    assert_int_equal(log.code[0], CONC_ECANCELED);
+    assert_int_equal(atomic_load(&log.n_ok), 1);
+    assert_int_equal(log.value[0], 25);
+    assert_conc(conc_async_result_get(c, 0, NULL, NULL), CONC_ECANCELED);
+    conc_async_result_free(c);
+    conc_async_result_free(h);
+    close_join(p);
+    cb_log_fini(&log);
+    fixture_close();
+}
+
 /* ---- Initializer --------------------------------------------------------- */
 
 static void
@@ -1290,6 +1340,7 @@ main(void)
         SCENARIO(body_terminate),
         SCENARIO(body_free_running),
         SCENARIO(body_join_deadlock),
+        SCENARIO(body_cancelled_callback_submits),
         SCENARIO(body_initializer),
         SCENARIO(body_fd_echo),
         SCENARIO(body_many_callers),

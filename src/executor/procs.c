@@ -171,6 +171,19 @@ drop_cancelled(struct pengine *e, conc_future *f)
     conc_future_free(f);
 }
 
+void
+conc__pe_end_dropped(struct pengine *e, conc_future *f)
+{
+    while (f) {
+        conc_future *next = conc__job_of(f)->next;
+        conc__job_of(f)->next = NULL;
+        if (e->ex.on_done)
+            e->ex.on_done(f, CONC_ECANCELED, "cancelled");
+        conc_future_free(f);
+        f = next;
+    }
+}
+
 size_t
 conc__pe_refill_locked(struct pengine *e)
 {
@@ -186,8 +199,10 @@ conc__pe_refill_locked(struct pengine *e)
             e->bl_tail = NULL;
         e->backlog--;
         moved++;
-        if (r < 0)
-            drop_cancelled(e, f); /* its on_done takes no engine lock */
+        if (r < 0) { /* its hook runs once the lock goes */
+            conc__pe_release(e, f);
+            conc__pe_push_back(&e->dropped, &e->dropped_tail, f);
+        }
     }
     return moved;
 }

@@ -104,6 +104,11 @@ struct pengine {
     struct conc_executor ex;
     _Atomic size_t refs; /* the owner's and one per future it accepted */
     conc__lockword lock; /* guards the workers' lists, backlog, flags */
+    /* Jobs cancelled in the backlog whose hook runs once the lock is
+     * released (conc__pe_unlock): a Pool's hook takes its callback lock,
+     * which comes before this one. Beside the lock: every unlock reads
+     * `dropped`. */
+    conc_future *dropped, *dropped_tail;
     struct worker *w;
     conc_future *bl_head, *bl_tail;
     _Atomic size_t backlog; /* written under the lock */
@@ -123,10 +128,19 @@ conc__pe_lock(struct pengine *e)
     conc__lockword_acquire(&e->lock, CONC__FOREVER, 0);
 }
 
+/* Ends jobs dropped under the lock: their hook, then the engine's
+ * reference (lock not held). */
+void conc__pe_end_dropped(struct pengine *e, conc_future *list);
+
 static inline void
 conc__pe_unlock(struct pengine *e)
 {
+    conc_future *dropped = e->dropped;
+    if (dropped)
+        e->dropped = e->dropped_tail = NULL;
     conc__lockword_release(&e->lock, 0);
+    if (dropped)
+        conc__pe_end_dropped(e, dropped);
 }
 
 /* A claim word's value. */
