@@ -3,7 +3,10 @@
  * Both link a watch into every future that is not done yet. A completing
  * future notifies the watch under its own lock; the waiter unlinks every
  * link before it returns, under each future's lock, so no notification
- * can reach a watch that is gone. */
+ * can reach a watch that is gone.
+ *
+ * Lock order: only futures' locks, one at a time; a notification runs
+ * under its future's lock and takes none (it bumps a futex word). */
 #include <stdlib.h>
 #include <string.h>
 
