@@ -43,8 +43,11 @@ struct conc__callback {
  * the future in a larger block of its own (an executor's job holds the
  * future first, then its task's fields: executor/job.h), and it learns of
  * the future's life through the hooks below; the future knows nothing of
- * the producer beyond them. A producer uses only this section's calls and
- * the result buffer it fills; every other field is future.c's. */
+ * the producer beyond them. A producer changes a future only through this
+ * section's calls and the result buffer it fills while it runs the
+ * future; once the future is done, a reader inside the library (a map
+ * iterator) may read its code and result as conc_future_result would.
+ * Every other field is future.c's. */
 
 /* The hooks a producer gives its futures (one static table per kind of
  * producer). Every hook may be NULL. */
