@@ -11,9 +11,52 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "tasks.h"
+
+/* ---- Descriptors -------------------------------------------------------- */
+
+/* A descriptor that cannot be passed to the worker fails its task with
+ * CONC_EBADF, and the worker goes on to the next task instead of waiting
+ * forever for the descriptor. To make the pass fail, the test closes the
+ * executor's copy while the task waits in the backlog behind a held task
+ * (that copy takes the lowest free number, which the test learns first):
+ * sendmsg then refuses it, as it would for want of kernel memory. */
+static void
+test_fd_not_passed(void **state)
+{
+    (void)state;
+    fixture_open();
+    conc_executor *ex =
+        new_exec(PROCESSES, &(conc_executor_opts){.max_workers = 1});
+    conc_future *held = submit_int(ex, held_task, 3);
+    wait_started(1);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    int copy = dup(sv[1]);
+    assert_true(copy >= 0);
+    close(copy);
+    conc_future *f = NULL;
+    assert_conc_ok(conc_executor_submit_with(
+        ex, fd_write_task, "hello", 5,
+        &(conc_submit_opts){.has_fd = 1, .fd = sv[1]}, &f));
+    assert_int_equal(close(copy), 0); /* the executor's copy */
+    release_gate();
+    assert_int_equal(future_int(held), 9);
+    assert_conc(conc_future_result(f, WAIT_S, NULL, NULL), CONC_EBADF);
+    assert_non_null(strstr(conc_future_message(f), "could not be passed"));
+    conc_future *next = submit_int(ex, square_task, 4);
+    assert_int_equal(future_int(next), 16);
+    conc_future_free(next);
+    conc_future_free(held);
+    conc_future_free(f);
+    conc_executor_free(ex);
+    close(sv[0]);
+    close(sv[1]);
+    fixture_close();
+}
 
 /* ---- Process workers that die -------------------------------------------- */
 
@@ -201,6 +244,7 @@ main(void)
 {
     warm_up_threads();
     const struct CMUnitTest tests[] = {
+        conc_unit_test(test_fd_not_passed),
         DEATH_TESTS,
         conc_unit_test(test_death_spares_others),
         conc_unit_test(test_idle_worker_killed),

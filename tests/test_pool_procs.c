@@ -8,12 +8,16 @@
  * Tasks that must stay running wait on the shared gate (tasks.h). Nothing
  * sleeps to synchronize and every wait is bounded. */
 #include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -259,6 +263,82 @@ test_exit_while_running(void **state)
     fixture_close();
 }
 
+/* ---- Without pidfds ------------------------------------------------------ */
+
+/* Makes pidfd_open fail with ENOSYS in this process and everything it
+ * starts, as an old kernel or valgrind does. */
+static int
+refuse_pidfd_open(void)
+{
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_pidfd_open, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {.len = sizeof f / sizeof f[0], .filter = f};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        return -1;
+    return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
+}
+
+/* The int result of fn(v) in p, or the task's error. */
+static int
+apply_get(conc_pool *p, conc_task_fn fn, int v)
+{
+    conc_async_result *r;
+    int rc = conc_pool_apply_async(p, fn, &v, sizeof v, NULL, &r);
+    if (rc < 0)
+        return rc;
+    const void *data;
+    size_t len;
+    rc = conc_async_result_get(r, WAIT_S, &data, &len);
+    if (rc == 0)
+        rc = len == sizeof(int) ? *(const int *)data : CONC_EVALUE;
+    conc_async_result_free(r);
+    return rc;
+}
+
+/* In a child without pidfds: a pool starts, runs a task, notices a worker
+ * that dies, replaces it, and shuts down. Exits with 0 or the step that
+ * failed. */
+static _Noreturn void
+pool_without_pidfd(void)
+{
+    conc_pool *p;
+    if (refuse_pidfd_open() != 0)
+        _exit(10);
+    if (conc_pool_new(&(conc_pool_opts){.processes = 2}, &p) < 0)
+        _exit(11);
+    if (apply_get(p, square_task, 7) != 49)
+        _exit(12);
+    if (apply_get(p, die_task, DIE_KILL) != CONC_EBROKEN)
+        _exit(13);
+    for (int i = 0; i < 4; i++)
+        if (apply_get(p, square_task, i) != i * i)
+            _exit(14);
+    if (conc_pool_close(p) < 0 || conc_pool_join(p, WAIT_S) < 0)
+        _exit(15);
+    conc_pool_free(p);
+    _exit(0);
+}
+
+static void
+test_pool_without_pidfd(void **state)
+{
+    (void)state;
+    fixture_open();
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        pool_without_pidfd();
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    fixture_close();
+}
+
 /* ---- Malformed result frames ------------------------------------------- */
 
 /* The worker's shared region: the one shared mapping of its size (the
@@ -355,6 +435,7 @@ main(void)
         conc_unit_test(test_random_deaths),
         conc_unit_test(test_malformed_result),
         conc_unit_test(test_exit_while_running),
+        conc_unit_test(test_pool_without_pidfd),
     };
     /* CONC_TEST_FILTER=pattern runs only the matching tests. */
     if (getenv("CONC_TEST_FILTER"))

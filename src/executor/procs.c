@@ -23,15 +23,13 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "conc/process.h"
 #include "executor/procs_internal.h"
-#include "unix/futex.h"
+#include "unix/platform.h"
 
 #define INLINE_MAX (CONC__RING_MAX_FRAME - sizeof(struct conc__task_hdr))
 #define ARENA_SIZE ((size_t)1 << 30)
@@ -39,9 +37,7 @@
 void
 conc__pe_wake_thread(struct pengine *e)
 {
-    uint64_t one = 1;
-    ssize_t n = write(e->wake_fd, &one, sizeof one);
-    CONC__UNUSED(n);
+    conc__eventfd_signal(e->wake_fd);
 }
 
 void
@@ -71,30 +67,18 @@ conc__pe_release(struct pengine *e, conc_future *f)
 
 /* ---- Dispatch ----------------------------------------------------------- */
 
-static int
+/* Sends the descriptor of a task just put in the worker's ring, with one
+ * byte. The worker waits for one such message per task that has a
+ * descriptor, so if the descriptor cannot go the byte goes alone: the
+ * worker then fails that task instead of waiting forever. A byte that
+ * cannot go either means the worker is dead, which it reports itself. */
+static void
 send_fd(int sock, int fd)
 {
     char byte = 0;
     struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-    union {
-        struct cmsghdr h;
-        char buf[CMSG_SPACE(sizeof(int))];
-    } ctl;
-    memset(&ctl, 0, sizeof ctl);
-    struct msghdr m = {.msg_iov = &iov,
-                       .msg_iovlen = 1,
-                       .msg_control = ctl.buf,
-                       .msg_controllen = sizeof ctl.buf};
-    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    ssize_t n;
-    do
-        n = sendmsg(sock, &m, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    return n == 1 ? 0 : -1;
+    if (conc__fd_send(sock, &iov, 1, &fd, 1, 0) < 0)
+        conc__fd_send(sock, &iov, 1, NULL, 0, 0);
 }
 
 /* Sends `f` to worker i if its ring has room (lock held). Returns 1 if
@@ -133,8 +117,8 @@ send_task(struct pengine *e, size_t i, conc_future *f)
     if (!conc__ring_put(&w->sh->task, parts, lens, 2))
         return 0;
     w->wseq = ws;
-    if (j->fd >= 0 && send_fd(w->sock, j->fd) < 0)
-        send_fd(w->sock, -1); /* unreachable in practice; keeps order */
+    if (j->fd >= 0)
+        send_fd(w->sock, j->fd);
     j->ticket = conc__ticket(i, ws);
     conc__pe_push_back(&w->head, &w->tail, f);
     w->nout++;
@@ -303,12 +287,6 @@ static const struct conc__future_ops process_future_ops = {
 
 /* ---- Workers' lives ----------------------------------------------------- */
 
-static int
-pidfd_open(int pid)
-{
-    return (int)syscall(SYS_pidfd_open, pid, 0);
-}
-
 /* Forks the worker for slot i into `w` (a private copy). */
 static int
 fork_worker(struct pengine *e, size_t i, struct worker *w)
@@ -339,13 +317,14 @@ fork_worker(struct pengine *e, size_t i, struct worker *w)
     if (r < 0)
         return r;
     w->pid = conc_process_pid(w->proc);
-    w->pidfd = pidfd_open(w->pid);
-    if (w->pidfd < 0) {
-        r = -errno;
+    /* The result thread polls it; without pidfds it looks by pid. */
+    int fd = conc__pidfd_of(w->pid);
+    if (fd < 0 && fd != CONC__NO_PIDFD) {
         conc_process_kill(w->proc);
         conc_process_join(w->proc, CONC_FOREVER);
-        return r;
+        return fd;
     }
+    w->pidfd = fd < 0 ? -1 : fd;
     return 0;
 }
 
@@ -568,9 +547,9 @@ engine_setup(struct pengine *e)
     if (page == MAP_FAILED)
         return CONC_ENOMEM;
     e->parent_sleeping = page;
-    e->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    e->wake_fd = conc__eventfd_new();
     if (e->wake_fd < 0)
-        return -errno;
+        return e->wake_fd;
     e->w = conc__calloc(e->ex.workers, sizeof *e->w);
     if (!e->w)
         return CONC_ENOMEM;

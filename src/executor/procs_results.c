@@ -11,6 +11,10 @@
 
 #include "conc/process.h"
 #include "executor/procs_internal.h"
+#include "unix/platform.h"
+
+/* The longest sleep while a worker has no pidfd to wake the thread. */
+#define NAP_MS ((int)(CONC__CHILD_NAP_MAX_NS / 1000000))
 
 /* How long a worker's task must have run before the tasks queued behind
  * it go to an idle worker: at least this, and four average tasks. */
@@ -419,11 +423,34 @@ sleep_ms(struct pengine *e)
     return ms;
 }
 
+/* Workers without a pidfd (the platform has none) are looked at by pid
+ * before each sleep, which then lasts at most a reaper's nap. Returns 0
+ * when there are none, 1 when there are, 2 when one has ended. */
+static int
+look_by_pid(struct pengine *e, unsigned char *ended)
+{
+    int r = 0;
+    for (size_t i = 0; i < e->ex.workers; i++)
+        if (e->w[i].alive && e->w[i].pidfd < 0) {
+            r = r ? r : 1;
+            if (conc__child_ended(e->w[i].pid)) {
+                ended[i] = 1;
+                r = 2;
+            }
+        }
+    return r;
+}
+
 /* Sleeps until a worker writes a result, a worker ends, a submit nudges,
  * or `timeout_ms` passes; marks the ended workers in `ended`. */
 static void
 sleep_poll(struct pengine *e, int timeout_ms, unsigned char *ended)
 {
+    int by_pid = look_by_pid(e, ended);
+    if (by_pid == 2)
+        return;
+    if (by_pid && (timeout_ms < 0 || timeout_ms > NAP_MS))
+        timeout_ms = NAP_MS;
     struct pollfd pf[4097];
     size_t n = 0, idx[4096];
     pf[n++] = (struct pollfd){.fd = e->wake_fd, .events = POLLIN};

@@ -8,11 +8,15 @@
 #include <stdio_ext.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "executor/procs_internal.h"
+#include "unix/platform.h"
 
 #define SPIN_NS 50000 /* how long an idle worker watches its ring */
+
+#define NO_FD_MSG "the task's descriptor could not be passed to its worker"
 
 /* Wakes the parent's result thread if it sleeps. The first waker takes
  * the flag, so that one sleep costs one write, whatever the number of
@@ -21,11 +25,8 @@ static void
 wake_parent(const struct conc__worker_arg *w)
 {
     if (atomic_load_explicit(w->parent_sleeping, memory_order_seq_cst) &&
-        atomic_exchange_explicit(w->parent_sleeping, 0, memory_order_seq_cst)) {
-        uint64_t one = 1;
-        ssize_t n = write(w->wake_fd, &one, sizeof one);
-        CONC__UNUSED(n); /* a full counter still wakes the parent */
-    }
+        atomic_exchange_explicit(w->parent_sleeping, 0, memory_order_seq_cst))
+        conc__eventfd_signal(w->wake_fd);
 }
 
 /* Writes the result of task `seq`, in several frames if it is large. */
@@ -64,30 +65,18 @@ send_result(const struct conc__worker_arg *w, uint64_t seq, int code,
     }
 }
 
-/* Receives the descriptor that goes with a task, or -1. */
+/* Receives the descriptor that goes with a task: -1 when the parent could
+ * not pass it (then its byte comes alone) or the socket failed. */
 static int
 recv_fd(int sock)
 {
     char byte;
     struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-    union {
-        struct cmsghdr h;
-        char buf[CMSG_SPACE(sizeof(int))];
-    } ctl;
-    struct msghdr m = {.msg_iov = &iov,
-                       .msg_iovlen = 1,
-                       .msg_control = ctl.buf,
-                       .msg_controllen = sizeof ctl.buf};
-    ssize_t n;
-    do
-        n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
-    while (n < 0 && errno == EINTR);
-    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-    if (n <= 0 || !c || c->cmsg_type != SCM_RIGHTS)
+    int fd = -1;
+    size_t n;
+    if (conc__fd_recv(sock, &iov, 1, &fd, 1, &n, 0) <= 0)
         return -1;
-    int fd;
-    memcpy(&fd, CMSG_DATA(c), sizeof fd);
-    return fd;
+    return n ? fd : -1;
 }
 
 /* Claims the task whose header is at the head of the ring, or finds that
@@ -141,8 +130,12 @@ run_one(const struct conc__worker_arg *w, const struct conc__task_hdr *h,
         a = arg->data;
     }
     struct conc__task_ctx ctx = {.fd = -1};
-    if (h->flags & CONC__TASK_FD)
-        ctx.fd = recv_fd(w->sock);
+    if (h->flags & CONC__TASK_FD && (ctx.fd = recv_fd(w->sock)) < 0) {
+        consume(w);
+        send_result(w, h->seq, CONC_EBADF, NO_FD_MSG, out, 0, 0);
+        atomic_store_explicit(&w->sh->started, 0, memory_order_release);
+        return;
+    }
     consume(w);
     conc_task_fn fn = (conc_task_fn)(uintptr_t)h->fn;
     out->len = 0;

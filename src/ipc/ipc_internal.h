@@ -7,8 +7,9 @@
  *
  *   KIND_BYTES  a byte message; `length` payload bytes follow;
  *   KIND_FD     a descriptor; no payload. On a Unix socket the descriptor
- *               travels as SCM_RIGHTS attached to the header's bytes, so it
- *               reaches the receiver together with (or before) the header.
+ *               travels attached to the header's bytes (descriptor
+ *               passing, unix/platform.h), so it reaches the receiver
+ *               together with (or before) the header.
  *
  * Fixed byte order keeps the format the same whatever the machine on the
  * other end of a socket, and 56 bits of length is "any size". A message is

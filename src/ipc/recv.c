@@ -14,7 +14,7 @@
  * next recv_bytes takes it back; recv_bytes_into copies the part out of,
  * and back into, big_buf.
  *
- * Descriptors (Unix sockets only) come as SCM_RIGHTS with the bytes of
+ * Descriptors (Unix sockets only) come attached to the bytes of
  * their frame's header, so by the time a KIND_FD header is whole its
  * descriptor is in `fds`, a FIFO that may run ahead of the frames. Every
  * socket read leaves room for CONC__CONN_MAXFDS more, so a read never has
@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "ipc/ipc_internal.h"
+#include "unix/platform.h"
 
 /* What a receive wants, and where it goes. */
 struct sink {
@@ -61,57 +62,33 @@ reserve_fds(conc_conn *c)
     return 0;
 }
 
-/* Keeps the descriptors a recvmsg returned. Returns CONC_EPROTO (after
- * shutting) if some were cut off: a later frame would miss its own. */
-static int
-collect_fds(conc_conn *c, struct msghdr *mh)
-{
-    for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
-        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-            continue;
-        size_t n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < n; i++) {
-            int fd;
-            memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
-            c->fds[c->nfds++] = fd;
-        }
-    }
-    if (mh->msg_flags & MSG_CTRUNC)
-        return shut(c, CONC_EPROTO);
-    return 0;
-}
-
 /* One read system call from the descriptor: bytes read, 0 at end of
- * stream, or -errno. */
+ * stream, or -errno. Descriptors that arrive with the bytes go to `fds`;
+ * if some were cut off the receiving side shuts with CONC_EPROTO, since a
+ * later frame would miss its own. */
 static ssize_t
 read_once(conc_conn *c, void *dst, size_t cap, int nonblock)
 {
+    ssize_t n;
     if (!(c->flags & CONC__CONN_SOCKET)) {
-        ssize_t n = read(c->fd, dst, cap);
+        n = read(c->fd, dst, cap);
         return n < 0 ? -errno : n;
     }
-    union {
-        char buf[CMSG_SPACE(CONC__CONN_MAXFDS * sizeof(int))];
-        struct cmsghdr align;
-    } cbuf;
+    int flags = nonblock ? MSG_DONTWAIT : 0;
+    if (!(c->flags & CONC__CONN_FDS)) {
+        n = recv(c->fd, dst, cap, flags);
+        return n < 0 ? -errno : n;
+    }
+    int r = reserve_fds(c);
+    if (r)
+        return r;
     struct iovec iov = {dst, cap};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-    if (c->flags & CONC__CONN_FDS) {
-        int r = reserve_fds(c);
-        if (r)
-            return r;
-        mh.msg_control = cbuf.buf;
-        mh.msg_controllen = sizeof cbuf.buf;
-    }
-    int flags = MSG_CMSG_CLOEXEC | (nonblock ? MSG_DONTWAIT : 0);
-    ssize_t n = recvmsg(c->fd, &mh, flags);
-    if (n < 0)
-        return -errno;
-    if (c->flags & CONC__CONN_FDS) {
-        int r = collect_fds(c, &mh);
-        if (r)
-            return r;
-    }
+    size_t got = 0;
+    n = conc__fd_recv(c->fd, &iov, 1, c->fds + c->nfds, CONC__CONN_MAXFDS, &got,
+                      flags);
+    if (n == -EPROTO)
+        return shut(c, CONC_EPROTO);
+    c->nfds += got;
     return n;
 }
 

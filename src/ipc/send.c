@@ -11,12 +11,12 @@
  * already pending (because the caller blocks it) is left alone. */
 #include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "ipc/ipc_internal.h"
+#include "unix/platform.h"
 #include "unix/sigpipe.h"
 
 /* Caps one system call's share of a huge payload below SSIZE_MAX. */
@@ -30,25 +30,9 @@ write_once(const conc_conn *c, struct iovec *iov, int n, int *cmsg_fd)
         ssize_t w = writev(c->fd, iov, n);
         return w < 0 ? -errno : w;
     }
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } cbuf;
-    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-    if (cmsg_fd && *cmsg_fd >= 0) {
-        memset(&cbuf, 0, sizeof cbuf);
-        mh.msg_control = cbuf.buf;
-        mh.msg_controllen = sizeof cbuf.buf;
-        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-        cm->cmsg_level = SOL_SOCKET;
-        cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(cm), cmsg_fd, sizeof(int));
-    }
-    ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
-    if (w < 0)
-        return -errno;
-    if (cmsg_fd && w > 0)
+    size_t nfds = cmsg_fd && *cmsg_fd >= 0;
+    ssize_t w = conc__fd_send(c->fd, iov, n, cmsg_fd, nfds, 0);
+    if (nfds && w > 0)
         *cmsg_fd = -1; /* the descriptor went with the first bytes */
     return w;
 }

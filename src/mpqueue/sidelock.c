@@ -29,16 +29,9 @@
  * else. Without /proc (or when it hides other users' processes) nothing is
  * ever judged dead and a dead owner blocks its side. */
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
 #include "mpqueue/mpqueue_internal.h"
-#include "unix/futex.h"
-#include "unix/tid.h"
+#include "unix/platform.h"
 
 /* Whether /proc answered for this process's own threads: 1 yes, -1 no, 0
  * not known yet. Only when it did are other threads judged through it. */
@@ -46,40 +39,6 @@ static _Atomic int proc_works;
 
 static __thread uint32_t self_tid;
 static __thread uint64_t self_word;
-
-/* Reads the state letter and the start time (field 22) of /proc's stat
- * file at `path`. Returns 0, or a negated errno (ENOENT or ESRCH when the
- * thread is gone). */
-static int
-read_stat(const char *path, char *state, uint64_t *start)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    char buf[1024];
-    ssize_t n;
-    do
-        n = read(fd, buf, sizeof buf - 1);
-    while (n < 0 && errno == EINTR);
-    int err = n < 0 ? -errno : 0;
-    close(fd);
-    if (n <= 0)
-        return err ? err : -ESRCH; /* the thread ended after the open */
-    buf[n] = '\0';
-    /* The command name, in parentheses, may hold spaces and ')'. */
-    char *p = strrchr(buf, ')');
-    if (!p || p[1] != ' ' || !p[2])
-        return -EPROTO;
-    *state = p[2];
-    p += 3;
-    for (int field = 4; field < 22; field++) {
-        p = strchr(p + 1, ' ');
-        if (!p)
-            return -EPROTO;
-    }
-    *start = strtoull(p + 1, NULL, 10);
-    return 0;
-}
 
 uint64_t
 conc__mpq_self(void)
@@ -89,7 +48,7 @@ conc__mpq_self(void)
         return self_word;
     char state;
     uint64_t start = 0;
-    if (read_stat("/proc/thread-self/stat", &state, &start) == 0)
+    if (conc__thread_stat(0, &state, &start) == 0)
         atomic_store(&proc_works, 1);
     else if (atomic_load(&proc_works) == 0)
         atomic_store(&proc_works, -1);
@@ -103,12 +62,10 @@ conc__mpq_owner_dead(uint64_t owner)
 {
     if (atomic_load(&proc_works) != 1)
         return 0;
-    unsigned tid = (unsigned)(owner & CONC__MPQ_TID_MASK);
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%u/task/%u/stat", tid, tid);
+    uint32_t tid = (uint32_t)(owner & CONC__MPQ_TID_MASK);
     char state;
     uint64_t start;
-    int r = read_stat(path, &state, &start);
+    int r = conc__thread_stat(tid, &state, &start);
     if (r == -ENOENT || r == -ESRCH)
         return 1;
     if (r != 0)

@@ -144,6 +144,8 @@ conc__process_become_child(conc_process *self, int parent_pid,
     pp->name = (char *)parent_name;
     pp->name_heap = 0;
     pp->pid = parent_pid;
+    /* A forked child's parent; the fork server then sets its own. */
+    pp->method = CONC_START_FORK;
     if (pp->wait_fd >= 0) /* the grandparent's, inherited */
         close(pp->wait_fd);
     pp->wait_fd = parent_fd;

@@ -8,8 +8,8 @@
  * of the library (fsserver.c) recognizes it and serves requests before main
  * could run. The server greets us with its pid, then answers each request
  * with the child's pid, the read end of a pipe on which it will write the
- * child's exit code, and a pidfd of the child (see process_internal.h for
- * the wire format).
+ * child's exit code, and a pidfd of the child when the platform has them
+ * (see process_internal.h for the wire format).
  *
  * Functions cross the exec as an offset within their module (the program or
  * a shared library), since the server's modules load at other addresses.
@@ -28,10 +28,10 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "process/process_internal.h"
+#include "unix/platform.h"
 
 extern char **environ;
 
@@ -132,8 +132,10 @@ conc__fs_locate(conc_process_fn fn, uintptr_t *off, const char **module)
 static void
 reap(int pid)
 {
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-        ;
+    int64_t nap = 0;
+    int status;
+    while (conc__child_reap(pid, &status) == 0)
+        conc__child_await(pid, -1, CONC__FOREVER, &nap);
 }
 
 /* Our environment plus the server's variable (replacing any inherited
@@ -318,47 +320,21 @@ send_request_locked(const conc_process *p)
     return send_iov(fs.sock, iov, (int)(sizeof iov / sizeof iov[0]));
 }
 
-/* Takes the descriptors out of a received message. */
-static void
-take_fds(struct msghdr *m, int fds[2])
-{
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-            continue;
-        size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < n; i++) {
-            int fd;
-            memcpy(&fd, CMSG_DATA(c) + i * sizeof fd, sizeof fd);
-            if (i < 2 && fds[i] < 0)
-                fds[i] = fd;
-            else
-                close(fd);
-        }
-    }
-}
-
-/* Receives the reply: the header, with the descriptors on its first byte. */
+/* Receives the reply: the header, with the descriptors on its first byte
+ * (the status pipe, and the child's pidfd unless the platform has none). */
 static int
 recv_reply_locked(struct conc__fs_reply *r, int fds[2])
 {
-    union {
-        char buf[CMSG_SPACE(2 * sizeof(int))];
-        struct cmsghdr align;
-    } cbuf;
     struct iovec iov = {.iov_base = r, .iov_len = sizeof *r};
-    struct msghdr m = {.msg_iov = &iov,
-                       .msg_iovlen = 1,
-                       .msg_control = cbuf.buf,
-                       .msg_controllen = sizeof cbuf.buf};
-    ssize_t n;
-    do
-        n = recvmsg(fs.sock, &m, MSG_CMSG_CLOEXEC);
-    while (n < 0 && errno == EINTR);
+    size_t nfds;
+    ssize_t n = conc__fd_recv(fs.sock, &iov, 1, fds, 2, &nfds, 0);
     if (n < 0)
-        return -errno;
-    take_fds(&m, fds);
-    if (n == 0)
+        return (int)n;
+    if (n == 0) {
+        while (nfds)
+            close(fds[--nfds]);
         return CONC_ECLOSED;
+    }
     if ((size_t)n < sizeof *r)
         return conc__fs_read_full(fs.sock, (char *)r + n,
                                   sizeof *r - (size_t)n);
@@ -385,7 +361,7 @@ request_locked(conc_process *p)
                              "%#lx of module \"%s\"",
                              (unsigned long)p->fn_off, p->module)
                  : r.err;
-    } else if (fds[0] < 0 || fds[1] < 0 || r.pid <= 0) {
+    } else if (fds[0] < 0 || r.pid <= 0) {
         rc = CONC_EPROTO;
     } else {
         p->pid = r.pid;

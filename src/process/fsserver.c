@@ -16,16 +16,15 @@
  * signalfd for SIGCHLD. For each request it reads the whole message, finds
  * the function (its module's base in this image plus the offset), makes
  * the status pipe, forks, and replies with the child's pid, the pipe's read
- * end and a pidfd. When a child ends it writes the exit code, as a
- * negative signal number or the exit status, into the pipe and closes it.
- * At end of file it kills its daemon children, reports their end, and
- * exits; other children live on.
+ * end and a pidfd (none when the platform has no pidfds). When a child ends it
+ * writes the exit code, as a negative signal number or the exit status, into
+ * the pipe and closes it. At end of file it kills its daemon children, reports
+ * their end, and exits; other children live on.
  *
  * Children run with no descriptor but the standard three and a pidfd of
  * the client (which conc_process_parent watches), and with the signal mask
  * and the SIGPIPE and SIGCHLD handling the server inherited. A daemon child
  * asks to be killed when the server dies. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
@@ -35,14 +34,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "process/process_internal.h"
+#include "unix/platform.h"
 
 /* Referenced by the client, so that a static link that has the client has
  * the server's constructor too: without it the spawned image would run
@@ -88,12 +85,13 @@ report(int pid, int wstatus)
     }
 }
 
+/* Every child of the server is a kid it reports on, so it reaps with
+ * waitpid(-1), one call per ended child, instead of asking after each kid
+ * in turn as a program's children are reaped (unix/platform.h). */
 static void
 reap_kids(void)
 {
-    struct signalfd_siginfo si;
-    while (read(srv.sigfd, &si, sizeof si) > 0)
-        ;
+    conc__signalfd_drain(srv.sigfd);
     int st;
     pid_t pid;
     while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
@@ -125,24 +123,13 @@ shutdown_server(void)
 static void
 close_from_3(int keep)
 {
-    unsigned lo = 3;
-    if (keep >= 3) {
-        if (keep > 3)
-            syscall(SYS_close_range, 3u, (unsigned)keep - 1, 0u);
-        lo = (unsigned)keep + 1;
-    }
-    if (syscall(SYS_close_range, lo, ~0u, 0u) == 0)
+    if (keep < 3) {
+        conc__close_range(3, ~0u);
         return;
-    DIR *d = opendir("/proc/self/fd"); /* kernels before 5.9 */
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        int fd = atoi(e->d_name);
-        if (fd >= (int)lo && fd != dirfd(d))
-            close(fd);
     }
-    closedir(d);
+    if (keep > 3)
+        conc__close_range(3, (unsigned)keep - 1);
+    conc__close_range((unsigned)keep + 1, ~0u);
 }
 
 #define ARG_ALIGN ((size_t) _Alignof(max_align_t))
@@ -174,6 +161,7 @@ run_kid(const struct kid_req *k)
     self->daemon = (uint8_t)k->daemon;
     conc__process_become_child(self, srv.client_pid, k->parent_name,
                                srv.client_fd);
+    conc_process_parent()->method = CONC_START_FORKSERVER;
     conc__child_exit(k->fn(k->len ? k->arg : NULL, k->len));
 }
 
@@ -216,31 +204,16 @@ lookup(const char *module, uintptr_t off)
 
 /* ---- Requests ------------------------------------------------------------ */
 
+/* Sends the reply header with `nfds` descriptors (the status pipe, then
+ * the child's pidfd when there is one). */
 static int
-reply(int err, int pid, const int fds[2])
+reply(int err, int pid, const int *fds, size_t nfds)
 {
     struct conc__fs_reply r = {.err = err, .pid = pid};
     struct iovec iov = {.iov_base = &r, .iov_len = sizeof r};
-    union {
-        char buf[CMSG_SPACE(2 * sizeof(int))];
-        struct cmsghdr align;
-    } cbuf;
-    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
-    if (fds) {
-        m.msg_control = cbuf.buf;
-        m.msg_controllen = sizeof cbuf.buf;
-        struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(2 * sizeof(int));
-        memcpy(CMSG_DATA(c), fds, 2 * sizeof(int));
-    }
-    ssize_t n;
-    do
-        n = sendmsg(srv.sock, &m, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
+    ssize_t n = conc__fd_send(srv.sock, &iov, 1, fds, nfds, 0);
     if (n < 0)
-        return -errno;
+        return (int)n;
     if ((size_t)n < sizeof r)
         return conc__fs_write_full(srv.sock, (char *)&r + n,
                                    sizeof r - (size_t)n);
@@ -283,9 +256,9 @@ start_kid(const struct kid_req *k, int *replied)
         close(pfd[1]);
         return rc;
     }
-    int fds[2] = {pfd[0], (int)syscall(SYS_pidfd_open, pid, 0)};
-    if (fds[1] < 0) {
-        rc = -errno;
+    int fds[2] = {pfd[0], conc__pidfd_of(pid)};
+    if (fds[1] < 0 && fds[1] != CONC__NO_PIDFD) {
+        rc = fds[1];
         kill(pid, SIGKILL); /* the client could not watch it */
         srv.kids[srv.n++] = (struct kid){pid, -1, k->daemon};
         close(pfd[0]);
@@ -294,9 +267,10 @@ start_kid(const struct kid_req *k, int *replied)
     }
     srv.kids[srv.n++] = (struct kid){pid, pfd[1], k->daemon};
     *replied = 1;
-    rc = reply(0, pid, fds);
+    rc = reply(0, pid, fds, fds[1] >= 0 ? 2 : 1);
     close(fds[0]);
-    close(fds[1]);
+    if (fds[1] >= 0)
+        close(fds[1]);
     return rc;
 }
 
@@ -371,7 +345,7 @@ serve_one(void)
     char *block = NULL;
     int rc = read_body(&h, &block, &k, &module);
     if (rc == CONC_ENOMEM)
-        return reply(rc, 0, NULL) != 0;
+        return reply(rc, 0, NULL, 0) != 0;
     if (rc)
         return 1;
     int replied = 0;
@@ -380,7 +354,7 @@ serve_one(void)
     conc__free(block);
     if (replied)
         return rc != 0;
-    return reply(rc, 0, NULL) != 0;
+    return reply(rc, 0, NULL, 0) != 0;
 }
 
 /* ---- Set-up and the loop ------------------------------------------------- */
@@ -406,7 +380,9 @@ set_up(int sock, int client_pid)
             return -1;
     srv.pid = (int)getpid();
     srv.client_pid = client_pid;
-    srv.client_fd = (int)syscall(SYS_pidfd_open, client_pid, 0);
+    srv.client_fd = conc__pidfd_of(client_pid);
+    if (srv.client_fd < 0) /* gone (seen below), or no pidfd */
+        srv.client_fd = -1;
     if (getppid() != client_pid) /* the client died before we opened it */
         return -1;
     sigset_t chld;
@@ -417,7 +393,7 @@ set_up(int sock, int client_pid)
                      dfl = {.sa_handler = SIG_DFL};
     sigaction(SIGPIPE, &ign, &srv.child_pipe);
     sigaction(SIGCHLD, &dfl, &srv.child_chld); /* SIG_IGN would auto-reap */
-    srv.sigfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+    srv.sigfd = conc__signalfd_new(&chld);
     if (srv.sigfd < 0)
         return -1;
     struct conc__fs_hello hello = {.magic = CONC__FS_MAGIC, .pid = srv.pid};

@@ -63,7 +63,8 @@ struct conc_process {
      * on the first timed wait; for a fork server child the pipe on which
      * the server writes the exit code. -1 when none. */
     int wait_fd;
-    int pidfd;        /* fork server child: for signals and liveness */
+    int pidfd; /* fork server child: for signals and liveness; -1 when the
+                * platform has no pidfd */
     uint32_t waiters; /* threads polling wait_fd or pidfd outside lock */
     conc_process_fn fn;
     uintptr_t fn_off;   /* fork server: fn's offset in its module */
@@ -193,7 +194,8 @@ extern const int conc__fs_server_present;
 /* The wire format between client and server, native byte order: a request
  * header, then the module name, the child's name, its identity, the
  * parent's name and the argument bytes; a reply header, with the status
- * pipe and a pidfd as SCM_RIGHTS when err is 0. */
+ * pipe and, when the platform has pidfds, a pidfd of the child passed as
+ * descriptors when err is 0. */
 #define CONC__FS_MAGIC   0x636f6e63u /* "conc" */
 #define CONC__FS_MAX_STR (1u << 16)
 

@@ -23,15 +23,22 @@
  * Signals are sent under the lock while the state is RUNNING: until we
  * reap it, the pid of a forked child cannot be recycled, so kill() cannot
  * hit another process. Fork server children are signalled through their
- * pidfd, which never refers to another process. */
+ * pidfd, which never refers to another process.
+ *
+ * No pidfd (unix/platform.h). A timed wait on a forked child naps and
+ * looks again. A fork server child is signalled by pid, and only while
+ * its status pipe is still empty: the server writes the code right after
+ * it reaps the child, so the pid could be recycled only within that
+ * moment. After the server died, such a child counts as ended once no
+ * process has its pid. */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "process/process_internal.h"
+#include "unix/platform.h"
 
 static uint32_t
 state_of(const conc_process *p)
@@ -75,21 +82,22 @@ finish_locked(conc_process *p, int status)
 static void
 poll_forked_locked(conc_process *p)
 {
-    for (;;) {
-        siginfo_t si;
-        si.si_pid = 0;
-        if (waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOHANG) == 0) {
-            if (si.si_pid != 0)
-                finish_locked(p, si.si_code == CLD_EXITED ? si.si_status
-                                                          : -si.si_status);
-            return;
-        }
-        int err = errno;
-        if (err == ECHILD) /* reaped by someone else: status lost */
-            finish_locked(p, CONC__STATUS_LOST);
-        if (err != EINTR)
-            return;
-    }
+    int status;
+    int r = conc__child_reap(p->pid, &status);
+    if (r == 1)
+        finish_locked(p, status);
+    else if (r == CONC__CHILD_GONE) /* reaped by someone else */
+        finish_locked(p, CONC__STATUS_LOST);
+}
+
+/* Whether a fork server child whose server died has ended: its pidfd says
+ * so exactly; without one, only that no process has its pid any more. */
+static int
+lost_child_ended(const conc_process *p)
+{
+    if (p->pidfd >= 0)
+        return conc__poll_fd(p->pidfd, POLLIN, CONC__POLL) != 0;
+    return kill(p->pid, 0) != 0 && errno == ESRCH;
 }
 
 /* The server writes the 4-byte code (atomically: less than PIPE_BUF) and
@@ -112,7 +120,7 @@ poll_served_locked(conc_process *p)
             return; /* EAGAIN: still running */
         p->lost = 1;
     }
-    if (conc__poll_fd(p->pidfd, POLLIN, CONC__POLL) != 0)
+    if (lost_child_ended(p))
         finish_locked(p, CONC__STATUS_LOST);
 }
 
@@ -133,30 +141,29 @@ conc__process_poll(conc_process *p)
     return state_of(p) == CONC__PROC_DONE;
 }
 
-/* Blocks until the forked child is a zombie, without reaping it. */
-static int
-block_forked(conc_process *p)
-{
-    siginfo_t si;
-    if (waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOWAIT) == 0 ||
-        errno == EINTR || errno == ECHILD)
-        return 0;
-    return -errno;
-}
+/* What a timed wait polls, taken by acquire_wait_fd. */
+#define WAIT_DONE (-1) /* the process is DONE: nothing to wait for */
+#define WAIT_NAPS (-2) /* no descriptor tells its end (no pidfd): nap */
 
 /* Takes the descriptor to poll, counting the caller in `waiters`. Returns
- * it, -1 when the process is DONE, or a negated errno. */
+ * it, WAIT_DONE, WAIT_NAPS, or a negated errno. */
 static int
 acquire_wait_fd(conc_process *p)
 {
-    int fd = -1;
+    int fd = WAIT_DONE;
     lock(p);
     if (state_of(p) != CONC__PROC_DONE) {
-        if (p->method == CONC_START_FORK && p->wait_fd < 0)
-            p->wait_fd = (int)syscall(SYS_pidfd_open, p->pid, 0);
+        if (p->method == CONC_START_FORK && p->wait_fd < 0) {
+            int r = conc__pidfd_of(p->pid);
+            p->wait_fd = r >= 0 ? r : -1;
+            if (r < 0 && r != CONC__NO_PIDFD && r != -ESRCH) {
+                unlock(p);
+                return r;
+            }
+        }
         fd = p->lost ? p->pidfd : p->wait_fd;
-        if (fd < 0)
-            fd = -errno;
+        if (fd < 0) /* no pidfd, or a forked child ended before the open */
+            fd = WAIT_NAPS;
         else
             p->waiters++;
     }
@@ -176,6 +183,7 @@ release_wait_fd(conc_process *p)
 int
 conc__process_wait(conc_process *p, int64_t deadline)
 {
+    int64_t nap = 0;
     for (;;) {
         if (conc__process_poll(p))
             return 0;
@@ -183,15 +191,23 @@ conc__process_wait(conc_process *p, int64_t deadline)
             return CONC_ETIMEDOUT;
         int rc;
         if (p->method == CONC_START_FORK && deadline == CONC__FOREVER) {
-            rc = block_forked(p);
+            rc = conc__child_await(p->pid, -1, CONC__FOREVER, &nap);
         } else {
             int fd = acquire_wait_fd(p);
-            if (fd == -1)
+            if (fd == WAIT_DONE)
                 continue;
-            if (fd < 0)
+            if (fd == WAIT_NAPS) {
+                /* A nap has a deadline even when the wait has none. */
+                int64_t end = conc__now_ns() + CONC__CHILD_NAP_MAX_NS;
+                rc = conc__child_await(p->pid, -1,
+                                       end < deadline ? end : deadline, &nap);
+                rc = rc == CONC_ETIMEDOUT ? 0 : rc;
+            } else if (fd < 0) {
                 return fd;
-            rc = conc__poll_fd(fd, POLLIN, deadline);
-            release_wait_fd(p);
+            } else {
+                rc = conc__poll_fd(fd, POLLIN, deadline);
+                release_wait_fd(p);
+            }
         }
         if (rc < 0)
             return rc;
@@ -204,11 +220,14 @@ conc__process_signal(conc_process *p, int sig)
     int rc = 0;
     lock(p);
     if (state_of(p) == CONC__PROC_RUNNING) {
-        long r = p->method == CONC_START_FORK
-                     ? kill(p->pid, sig)
-                     : syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0);
-        if (r != 0 && errno != ESRCH)
-            rc = -errno;
+        if (p->method == CONC_START_FORK)
+            rc = conc__child_signal(p->pid, sig);
+        else if (p->pidfd >= 0)
+            rc = conc__pidfd_send_signal(p->pidfd, sig);
+        else if (conc__poll_fd(p->wait_fd, POLLIN, CONC__POLL) == 0)
+            rc = conc__child_signal(p->pid, sig); /* see "no pidfd" above */
+        if (rc == -ESRCH)
+            rc = 0;
     }
     unlock(p);
     return rc;
@@ -225,13 +244,14 @@ conc__process_signal(conc_process *p, int sig)
 static int
 parent_fd(conc_process *p)
 {
+    if (!conc__pidfd_available() && p->wait_fd < 0)
+        return CONC__NO_PIDFD;
     lock(p);
     int fd = p->wait_fd;
     if (fd < 0 && !p->lost) {
         if (getppid() == p->pid) {
-            fd = (int)syscall(SYS_pidfd_open, p->pid, 0);
-            if (fd < 0 && errno != ESRCH) {
-                fd = -errno;
+            fd = conc__pidfd_of(p->pid);
+            if (fd < 0 && fd != -ESRCH) {
                 unlock(p);
                 return fd;
             }
@@ -247,12 +267,43 @@ parent_fd(conc_process *p)
     return fd;
 }
 
+/* Without a pidfd: whether the parent still runs. A forked child is
+ * re-parented once its parent dies; a fork server child can only ask
+ * whether a process of that pid exists. */
+static int
+parent_alive_by_pid(const conc_process *p)
+{
+    if (p->method == CONC_START_FORK)
+        return getppid() == p->pid;
+    return kill(p->pid, 0) == 0 || errno == EPERM;
+}
+
+/* Without a pidfd, a wait for the parent naps and looks again. */
+static int
+parent_wait_by_pid(conc_process *p, int64_t deadline)
+{
+    while (parent_alive_by_pid(p)) {
+        int64_t end = conc__now_ns() + CONC__CHILD_NAP_MAX_NS;
+        if (deadline != CONC__FOREVER && end >= deadline) {
+            if (conc__now_ns() >= deadline)
+                return CONC_ETIMEDOUT;
+            end = deadline;
+        }
+        int r = conc__poll_until(NULL, 0, end);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
 static int
 parent_wait(conc_process *p, int64_t deadline)
 {
     int fd = parent_fd(p);
     if (fd == -1)
         return 0;
+    if (fd == CONC__NO_PIDFD)
+        return parent_wait_by_pid(p, deadline);
     if (fd < 0)
         return fd;
     int r = conc__poll_fd(fd, POLLIN, deadline);
@@ -301,8 +352,8 @@ conc_process_is_alive(conc_process *p)
         return 1;
     if (conc__process_kind(p) == CONC__PROC_PARENT) {
         int fd = parent_fd(p);
-        if (fd < -1) /* no pidfd to be had: ask the kernel who our parent is */
-            return getppid() == p->pid;
+        if (fd < -1) /* no pidfd to be had: ask by pid */
+            return parent_alive_by_pid(p);
         return fd >= 0 && conc__poll_fd(fd, POLLIN, CONC__POLL) == 0;
     }
     if (check_child(p))

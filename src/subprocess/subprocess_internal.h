@@ -10,6 +10,7 @@
 #include "conc/buf.h"
 #include "conc/subprocess.h"
 #include "core/lockword.h"
+#include "unix/platform.h"
 
 /* The child's life as this process knows it. */
 enum {
@@ -39,10 +40,11 @@ struct conc_popen {
     conc__lockword lock;
     int state;
     int returncode;
-    int pidfd; /* -1 until a timed wait needs it */
+    /* -1 until a timed wait needs it; CONC__POPEN_NO_PIDFD without one. */
+    int pidfd;
 
-    /* Link in the list of freed popens whose child still ran. */
-    struct conc_popen *next_parked;
+    /* The reaper's node once freed while its child still ran. */
+    struct conc__orphan orphan;
 };
 
 /* spawn.c: starts the program of `argv` per `o` into the zeroed `p`,
@@ -67,8 +69,7 @@ int conc__popen_communicate_until(conc_popen *p, const void *input, size_t len,
 /* Closes *fd if open and sets it to -1. */
 void conc__popen_close_fd(int *fd);
 
-/* Test hook: 0 makes timed waits poll with growing sleeps instead of
- * using a pidfd (the path taken on kernels without pidfd_open). */
-extern _Atomic int conc__popen_use_pidfd;
+/* `pidfd` once the platform said it has none: not looked for again. */
+#define CONC__POPEN_NO_PIDFD (-2)
 
 #endif
