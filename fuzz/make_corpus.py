@@ -47,6 +47,19 @@ def frame(kind, payload=b"", length=None):
 
 BYTES, FD = 0x42, 0x46
 
+FS_MAGIC = 0x636F6E63
+
+
+def fs_request(module=b"", name=b"Process-1", ident=b"1",
+               parent=b"MainProcess", arg=b"", daemon=0, fn_off=0x1234,
+               arg_len=None):
+    """A fork server request: the header (native order, little-endian
+    here), then the four strings and the argument."""
+    n = len(arg) if arg_len is None else arg_len
+    return (u32(FS_MAGIC) + u32(daemon) + u64(fn_off) + u64(n) +
+            u32(len(module)) + u32(len(name)) + u32(len(ident)) +
+            u32(len(parent)) + module + name + ident + parent + arg)
+
 SEEDS = {
     "chunk_result": {
         "two_outcomes": outcome(0, data=b"abc") + outcome(-22, msg=b"bad"),
@@ -78,6 +91,18 @@ SEEDS = {
         u8(1) + u16(8) + u8(6) + u8(0) + u8(0),
         "maxsize": u8(1) + u8(2) + u64(0) + (u8(1) + u16(1) + u8(1)) * 3 +
         u8(0) * 3,
+    },
+    "fs_request": {
+        "two": fs_request(arg=b"\x01\x02\x03") +
+        fs_request(module=b"/usr/lib/libx.so", name=b"worker", daemon=1),
+        # An argument too big to hold (the target's allocator refuses
+        # more than 4 KiB): read to its end and refused, then the next
+        # request is read.
+        "refused": fs_request(arg=b"x" * 5000) + fs_request(),
+        "bad_magic": u32(0) + fs_request()[4:],
+        # A name at the protocol's limit: the header alone is refused.
+        "long_name": fs_request()[:28] + u32(1 << 16) + u32(0) + u32(0),
+        "truncated": fs_request(arg=b"abcdef")[:-2],
     },
     "conn_recv": {
         # Socket, 4 KiB limit, ops: bytes, into(8), poll, fd.

@@ -132,18 +132,8 @@ close_from_3(int keep)
     conc__close_range((unsigned)keep + 1, ~0u);
 }
 
-#define ARG_ALIGN ((size_t) _Alignof(max_align_t))
-
-struct kid_req {
-    conc_process_fn fn;
-    const char *name, *ident, *parent_name;
-    void *arg;
-    size_t len;
-    int daemon;
-};
-
 static _Noreturn void
-run_kid(const struct kid_req *k)
+run_kid(const struct conc__fs_req *k, conc_process_fn fn)
 {
     close_from_3(srv.client_fd);
     sigaction(SIGPIPE, &srv.child_pipe, NULL);
@@ -162,7 +152,7 @@ run_kid(const struct kid_req *k)
     conc__process_become_child(self, srv.client_pid, k->parent_name,
                                srv.client_fd);
     conc_process_parent()->method = CONC_START_FORKSERVER;
-    conc__child_exit(k->fn(k->len ? k->arg : NULL, k->len));
+    conc__child_exit(fn(k->len ? k->arg : NULL, k->len));
 }
 
 /* ---- Functions ----------------------------------------------------------- */
@@ -239,7 +229,7 @@ reserve_kid(void)
 /* Forks the child and replies. Returns 0 or an error; *replied tells
  * whether the reply went out already. */
 static int
-start_kid(const struct kid_req *k, int *replied)
+start_kid(const struct conc__fs_req *k, conc_process_fn fn, int *replied)
 {
     int rc = reserve_kid();
     if (rc)
@@ -249,7 +239,7 @@ start_kid(const struct kid_req *k, int *replied)
         return -errno;
     pid_t pid = fork();
     if (pid == 0)
-        run_kid(k);
+        run_kid(k, fn);
     if (pid < 0) {
         rc = -errno;
         close(pfd[0]);
@@ -274,84 +264,20 @@ start_kid(const struct kid_req *k, int *replied)
     return rc;
 }
 
-/* Reads `n` bytes and drops them (a request that cannot be served). */
-static int
-discard(uint64_t n)
-{
-    char buf[4096];
-    while (n) {
-        size_t k = n < sizeof buf ? (size_t)n : sizeof buf;
-        int rc = conc__fs_read_full(srv.sock, buf, k);
-        if (rc)
-            return rc;
-        n -= k;
-    }
-    return 0;
-}
-
-/* Reads the strings and the argument into one new block. */
-static int
-read_body(const struct conc__fs_request *h, char **block, struct kid_req *k,
-          const char **module)
-{
-    uint32_t lens[4] = {h->module_len, h->name_len, h->ident_len,
-                        h->parent_name_len};
-    size_t strs = 0;
-    for (int i = 0; i < 4; i++)
-        strs += (size_t)lens[i] + 1;
-    /* The argument comes first, aligned as malloc aligns, since the child
-     * reads it as a struct. */
-    size_t arg_room = ((size_t)h->arg_len + ARG_ALIGN - 1) & ~(ARG_ALIGN - 1);
-    char *b = h->arg_len <= SIZE_MAX - strs - ARG_ALIGN
-                  ? conc__malloc(arg_room + strs)
-                  : NULL;
-    if (!b) {
-        int rc = discard(strs - 4 + h->arg_len);
-        return rc ? rc : CONC_ENOMEM;
-    }
-    const char **dst[4] = {module, &k->name, &k->ident, &k->parent_name};
-    char *p = b + arg_room;
-    for (int i = 0; i < 4; i++) {
-        int rc = conc__fs_read_full(srv.sock, p, lens[i]);
-        if (rc) {
-            conc__free(b);
-            return rc;
-        }
-        p[lens[i]] = '\0';
-        *dst[i] = p;
-        p += lens[i] + 1;
-    }
-    k->arg = b;
-    k->len = (size_t)h->arg_len;
-    *block = b;
-    int rc = conc__fs_read_full(srv.sock, b, k->len);
-    if (rc)
-        conc__free(b);
-    return rc;
-}
-
 /* Serves one request. Returns 0, or non-zero when the server must stop. */
 static int
 serve_one(void)
 {
-    struct conc__fs_request h;
-    if (conc__fs_read_full(srv.sock, &h, sizeof h) != 0 ||
-        h.magic != CONC__FS_MAGIC || h.module_len >= CONC__FS_MAX_STR ||
-        h.name_len >= CONC__FS_MAX_STR || h.ident_len >= CONC__FS_MAX_STR ||
-        h.parent_name_len >= CONC__FS_MAX_STR)
-        return 1;
-    struct kid_req k = {.daemon = h.daemon != 0};
-    const char *module;
-    char *block = NULL;
-    int rc = read_body(&h, &block, &k, &module);
+    struct conc__fs_req k;
+    int rc = conc__fs_read_request(srv.sock, &k);
     if (rc == CONC_ENOMEM)
         return reply(rc, 0, NULL, 0) != 0;
     if (rc)
         return 1;
     int replied = 0;
-    k.fn = lookup(module, (uintptr_t)h.fn_off);
-    rc = k.fn ? start_kid(&k, &replied) : CONC_EINVAL;
-    conc__free(block);
+    conc_process_fn fn = lookup(k.module, (uintptr_t)k.fn_off);
+    rc = fn ? start_kid(&k, fn, &replied) : CONC_EINVAL;
+    conc__free(k.block);
     if (replied)
         return rc != 0;
     return reply(rc, 0, NULL, 0) != 0;

@@ -217,4 +217,24 @@ struct conc__fs_reply {
     int32_t pid;
 };
 
+/* ---- fsrequest.c -------------------------------------------------------- */
+
+/* A request as the fork server read it: the strings and the argument lie
+ * in `block`, which the reader allocated (freed with conc__free). */
+struct conc__fs_req {
+    uint64_t fn_off; /* the function's offset in `module` */
+    int daemon;
+    const char *module, *name, *ident, *parent_name; /* NUL-ended */
+    void *arg; /* `len` bytes, aligned as malloc aligns */
+    size_t len;
+    char *block;
+};
+
+/* Reads one request from `fd`. Returns 0 (the caller owns r->block),
+ * CONC_ENOMEM when the request was read to its end but could not be held
+ * (the stream is still in step: the server refuses it and goes on), or,
+ * when the stream cannot be followed, CONC_EPROTO for a bad header,
+ * CONC_ECLOSED at end of file, or a negated errno. */
+int conc__fs_read_request(int fd, struct conc__fs_req *r);
+
 #endif

@@ -52,10 +52,12 @@ conc__fd_send(int sock, const struct iovec *iov, int iovcnt, const int *fds,
 }
 
 /* Moves the descriptors of `m` into fds. Returns 0, or -EPROTO after
- * closing all of them when they do not fit or some were cut off. */
+ * closing all of them (fds untouched) when they do not fit or some were
+ * cut off. */
 static int
 take_fds(struct msghdr *m, int *fds, size_t max, size_t *nfds)
 {
+    int got[CONC__FDPASS_MAX];
     size_t n = 0;
     int over = (m->msg_flags & MSG_CTRUNC) != 0;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
@@ -65,9 +67,9 @@ take_fds(struct msghdr *m, int *fds, size_t max, size_t *nfds)
         for (size_t i = 0; i < k; i++) {
             int fd;
             memcpy(&fd, CMSG_DATA(c) + i * sizeof fd, sizeof fd);
-            if (n < max)
-                fds[n++] = fd;
-            else {
+            if (n < max && n < CONC__FDPASS_MAX) {
+                got[n++] = fd;
+            } else {
                 close(fd);
                 over = 1;
             }
@@ -75,9 +77,11 @@ take_fds(struct msghdr *m, int *fds, size_t max, size_t *nfds)
     }
     if (over) {
         while (n)
-            close(fds[--n]);
+            close(got[--n]);
         return -EPROTO;
     }
+    if (n)
+        memcpy(fds, got, n * sizeof *fds);
     *nfds = n;
     return 0;
 }

@@ -8,14 +8,19 @@
  *
  * Blocking. Two calls block: conc__futex_wait and the descriptor wait
  * (conc__poll_until, conc__poll_fd). They are the choke points through
- * which every blocking wait in the library must go, with its deadline:
- * the async layer will make exactly these two coroutine-aware, so that a
- * blocking conc call made inside a coroutine suspends only that
- * coroutine. A module that needs to sleep, even for a fixed nap, sleeps
- * in one of them (conc__poll_until with no descriptor is a plain timed
- * sleep). The one exception is conc__child_await with no deadline, which
- * blocks in waitid; the async layer will route child waits through a
- * pidfd instead. */
+ * which every blocking wait the library makes on a caller's thread must
+ * go, with its deadline: the async layer will make exactly these two
+ * coroutine-aware, so that a blocking conc call made inside a coroutine
+ * suspends only that coroutine. A module that needs to sleep, even for a
+ * fixed nap, sleeps in one of them (conc__poll_until with no descriptor
+ * is a timed sleep). The one exception is conc__child_await with no
+ * deadline, which blocks in waitid; the async layer will wait on a pidfd
+ * there instead. Threads and processes the library runs for itself (a
+ * pool's result thread, the fork server) run no coroutine and may block
+ * in poll directly.
+ *
+ * Not here yet: the event loop's backends (epoll, io_uring) and the
+ * context switch, which come with the async layer. */
 #ifndef CONC_UNIX_PLATFORM_H
 #define CONC_UNIX_PLATFORM_H
 
@@ -87,7 +92,8 @@ ssize_t conc__fd_send(int sock, const struct iovec *iov, int iovcnt,
  * descriptors than `max`, or whose control data the kernel truncated, is
  * an error: every descriptor it brought is closed and the call returns
  * -EPROTO (its bytes are consumed and lost), so nothing leaks. On success
- * the caller owns fds[0..*nfds); on failure *nfds is 0. Any thread. */
+ * the caller owns fds[0..*nfds); on failure *nfds is 0 and fds is left
+ * as it was. Any thread. */
 ssize_t conc__fd_recv(int sock, struct iovec *iov, int iovcnt, int *fds,
                       size_t max, size_t *nfds, int flags);
 
