@@ -32,6 +32,7 @@
  * moment. After the server died, such a child counts as ended once no
  * process has its pid. */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -141,9 +142,9 @@ conc__process_poll(conc_process *p)
     return state_of(p) == CONC__PROC_DONE;
 }
 
-/* What a timed wait polls, taken by acquire_wait_fd. */
-#define WAIT_DONE (-1) /* the process is DONE: nothing to wait for */
-#define WAIT_NAPS (-2) /* no descriptor tells its end (no pidfd): nap */
+/* What acquire_wait_fd answers besides a descriptor or a negated errno. */
+#define WAIT_DONE INT_MIN       /* the process is DONE: nothing to wait for */
+#define WAIT_NAPS (INT_MIN + 1) /* no descriptor tells its end: nap */
 
 /* Takes the descriptor to poll, counting the caller in `waiters`. Returns
  * it, WAIT_DONE, WAIT_NAPS, or a negated errno. */
