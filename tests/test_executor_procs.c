@@ -1,5 +1,6 @@
-/* Process executors alone: workers that die inside a task (SIGKILL,
- * segfault, abort, exit) and fail only that task, an idle worker killed
+/* Process executors alone: a descriptor that cannot reach its worker
+ * fails only its task; workers that die inside a task (SIGKILL,
+ * segfault, abort, exit) fail only that task; an idle worker killed
  * from outside, task time limits, max_tasks_per_child, and workers killed
  * at random while many tasks run. What every engine does is in
  * test_executor.c, once per engine.
