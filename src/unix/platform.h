@@ -45,7 +45,9 @@
  * Kernels before 5.3, seccomp filters and valgrind answer no. Then every
  * pidfd call returns CONC__NO_PIDFD, and every caller has a path without
  * one (timed waits nap and look again; signals go by pid while the child
- * is known unreaped).
+ * is known unreaped). A forked child inherits the answer; if it then
+ * installs a filter that refuses pidfds, the first refusal turns the
+ * answer to no for good.
  *
  * Testing knob: CONC_NO_PIDFD=1 in the environment at the first call makes
  * the answer no, so that the fallbacks run on a kernel that has pidfds
