@@ -715,7 +715,7 @@ static void
 test_enomem(void **state)
 {
     (void)state;
-    conc_future *f = NULL;
+    conc_future *f = NULL, *f2;
     conc_test_fail_alloc_after(1);
     assert_conc(conc_future_new(&f), CONC_ENOMEM);
     conc_test_fail_alloc_after(0);
@@ -737,6 +737,21 @@ test_enomem(void **state)
     assert_conc_ok(conc_future_result(f, 0, NULL, &len));
     assert_int_equal(len, big);
     free(src);
+
+    /* A failure's message is copied; without memory for the copy the
+     * future is left as it was, and the next try completes it. */
+    f2 = new_future();
+    conc_test_fail_alloc_after(1);
+    assert_conc(conc_future_set_exception(f2, CONC_EVALUE, "bad row"),
+                CONC_ENOMEM);
+    conc_test_fail_alloc_after(0);
+    assert_int_equal(conc_future_state_of(f2), CONC_FUTURE_PENDING);
+    assert_conc_ok(conc_future_set_exception(f2, CONC_EVALUE, "bad row"));
+    int code = 0;
+    assert_conc_ok(conc_future_exception(f2, 0, &code));
+    assert_int_equal(code, CONC_EVALUE);
+    assert_string_equal(conc_future_message(f2), "bad row");
+    conc_future_free(f2);
 
     /* as_completed allocates its iterator. */
     conc_as_completed_iter *it = NULL;

@@ -161,12 +161,11 @@ after_complete(conc_future *f, struct conc__callback *cbs)
     }
 }
 
-int
-conc__future_finish(conc_future *f, int code, const char *msg)
+/* Completes `f` with `code` and the message `copy` (owned; NULL for
+ * none). Returns 0 or CONC_ESTATE (then `copy` is freed). */
+static int
+finish_with(conc_future *f, int code, char *copy)
 {
-    char *copy = NULL;
-    if (code < 0 && msg && *msg)
-        copy = conc__strdup(msg); /* on ENOMEM the code still travels */
     lock(f);
     uint32_t s = atomic_load_explicit(&f->state, memory_order_relaxed);
     if (is_done(s)) {
@@ -182,6 +181,15 @@ conc__future_finish(conc_future *f, int code, const char *msg)
     unlock(f);
     after_complete(f, cbs);
     return 0;
+}
+
+int
+conc__future_finish(conc_future *f, int code, const char *msg)
+{
+    char *copy = NULL;
+    if (code < 0 && msg && *msg)
+        copy = conc__strdup(msg); /* on ENOMEM the code still travels */
+    return finish_with(f, code, copy);
 }
 
 int
@@ -232,7 +240,14 @@ conc_future_set_exception(conc_future *f, int code, const char *msg)
 {
     if (!f || code >= 0)
         return CONC_EINVAL;
-    return conc__future_finish(f, code, msg);
+    /* Unlike a worker's failure, which must travel even without its
+     * message, a caller's is refused whole: it may try again. */
+    if (conc_future_done(f))
+        return CONC_ESTATE;
+    char *copy = NULL;
+    if (msg && *msg && !(copy = conc__strdup(msg)))
+        return CONC_ENOMEM;
+    return finish_with(f, code, copy);
 }
 
 int
