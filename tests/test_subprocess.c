@@ -603,10 +603,13 @@ test_run_timeout(void **state)
     close(ctl[0]);
     close(ctl[1]);
     conc_buf out = CONC_BUF_INIT;
-    assert_conc(conc_check_output(ARGV("sleep", "100"), NULL, 0.05, &out),
+    assert_conc_ok(conc_buf_append(&out, "kept", 4));
+    assert_conc(conc_check_output(ARGV("sh", "-c", "echo partial; sleep 100"),
+                                  NULL, 0.2, &out),
                 CONC_ETIMEDOUT);
     assert_conc(conc_call(ARGV("sleep", "100"), NULL, 0, NULL), CONC_ETIMEDOUT);
-    assert_int_equal(out.len, 0);
+    assert_int_equal(out.len, 4);
+    assert_memory_equal(out.data, "kept", 4);
     conc_buf_free(&out);
 }
 
@@ -849,10 +852,12 @@ test_check_call_and_output(void **state)
     conc_buf out = CONC_BUF_INIT;
     assert_conc_ok(conc_check_output(ARGV("echo", "hi"), NULL, WAIT_S, &out));
     assert_buf_str(&out, "hi\n");
+    assert_conc_ok(conc_check_output(ARGV("echo", "ho"), NULL, WAIT_S, &out));
+    assert_buf_str(&out, "ho\n"); /* replaced */
     assert_conc(conc_check_output(ARGV("sh", "-c", "echo partial; exit 2"),
                                   NULL, WAIT_S, &out),
                 CONC_EPROCESS);
-    assert_buf_str(&out, "hi\npartial\n"); /* appended */
+    assert_buf_str(&out, "ho\n"); /* a failure leaves it as it was */
     assert_string_equal(
         conc_failure_message(),
         "Command 'sh -c echo partial; exit 2' returned non-zero exit status "

@@ -247,12 +247,15 @@ CONC_EXTERN int conc_call(char *const argv[], const conc_run_opts *opts,
 CONC_EXTERN int conc_check_call(char *const argv[], const conc_run_opts *opts,
                                 double timeout);
 
-/* subprocess.check_output: runs the program with its stdout piped and
- * appends that output to *out (also when it fails with CONC_EPROCESS or
- * CONC_ETIMEDOUT, as Python's exception carries it). opts may give input
- * and stderr's mode (CONC_STDIO_STDOUT merges it into *out). Returns
- * CONC_EINVAL also for a NULL out, or opts that set stdout_mode or
- * capture_output. Errors as conc_check_call. */
+/* subprocess.check_output: runs the program with its stdout piped and,
+ * when it exits with 0, replaces the content of *out with that output
+ * (the caller frees it with conc_buf_free). On any failure *out is left
+ * unchanged; a caller that wants the output of a failed program (Python's
+ * CalledProcessError.output) uses conc_subprocess_run with `check`. opts
+ * may give input and stderr's mode (CONC_STDIO_STDOUT merges it into the
+ * output). Returns 0; CONC_EINVAL also for a NULL out, or opts that set
+ * stdout_mode or capture_output; other errors as conc_check_call. Borrows
+ * argv and opts. Any thread. */
 CONC_EXTERN int conc_check_output(char *const argv[], const conc_run_opts *opts,
                                   double timeout, conc_buf *out);
 

@@ -158,10 +158,16 @@ conc_check_output(char *const argv[], const conc_run_opts *opts, double timeout,
         return CONC_EINVAL;
     ro.popen.stdout_mode = CONC_STDIO_PIPE;
     ro.check = 1;
-    /* The output goes straight into the caller's buffer. */
-    conc_completed_process res = {0, *out, CONC_BUF_INIT};
+    /* The output is gathered apart and replaces the caller's buffer only
+     * on success, so that a failure leaves it as it was. */
+    conc_completed_process res = {0, CONC_BUF_INIT, CONC_BUF_INIT};
     int r = run_into(argv, &ro, timeout, &res);
-    *out = res.out;
+    if (r == 0) {
+        conc_buf_free(out);
+        *out = res.out;
+    } else {
+        conc_buf_free(&res.out);
+    }
     conc_buf_free(&res.err);
     return r;
 }
