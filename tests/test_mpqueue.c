@@ -613,8 +613,9 @@ test_large_get_into(void **state)
     conc_arena_free(a);
 }
 
-/* A put in pieces that runs out of time leaves pieces that the next get
- * discards; the queue then works as before. */
+/* A put in pieces that runs out of time leaves nothing of its message in
+ * the ring: a 1-byte put then finds room at once, and the messages queued
+ * before it come out as they were. */
 static void
 test_large_put_timeout(void **state)
 {
@@ -626,12 +627,21 @@ test_large_put_timeout(void **state)
     assert_conc(put_msg(q, 1, 3 * SMALL, 0.05), CONC_EFULL);
     assert_true(conc_monotonic() - t0 >= 0.05);
     assert_int_equal(conc_mpqueue_qsize(q), 0);
-    assert_int_equal(conc_mpqueue_full(q), 1); /* the given-up pieces */
-    assert_conc(conc_mpqueue_get(q, &b, 0), CONC_EEMPTY);
-    assert_int_equal(b.len, 0);
     assert_int_equal(conc_mpqueue_full(q), 0);
-    assert_conc_ok(put_msg(q, 2, SMALL - 8, 0));
-    assert_conc_ok(get_msg(q, &b, 2, SMALL - 8, 0));
+    assert_conc_ok(put_msg(q, 2, 1, 0));
+    assert_conc_ok(get_msg(q, &b, 2, 1, 0));
+    assert_conc(conc_mpqueue_get(q, &b, 0), CONC_EEMPTY);
+
+    /* Behind a queued message, and once more after the ring wrapped. */
+    for (uint64_t id = 3; id < 9; id += 2) {
+        assert_conc_ok(put_msg(q, id, 100, 0));
+        assert_conc(put_msg(q, 0, 2 * SMALL, 0.01), CONC_EFULL);
+        assert_int_equal(conc_mpqueue_qsize(q), 1);
+        assert_conc_ok(put_msg(q, id + 1, SMALL - 8 - 112, 0));
+        assert_conc_ok(get_msg(q, &b, id, 100, 0));
+        assert_conc_ok(get_msg(q, &b, id + 1, SMALL - 8 - 112, 0));
+        assert_conc(conc_mpqueue_get(q, &b, 0), CONC_EEMPTY);
+    }
     conc_buf_free(&b);
     conc_mpqueue_free(q);
     conc_arena_free(a);

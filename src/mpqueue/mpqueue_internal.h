@@ -2,9 +2,13 @@
  * survive their owner's death, and the ring operations. The design is
  * written at the top of ring.c; the side lock's at the top of sidelock.c.
  *
- * Lock ordering: a process holds at most one side lock of a queue at a
- * time (the producer lock or the consumer lock), and no other lock while
- * it does, except the arena's inside conc_buf growth (heap, not arena). */
+ * Lock ordering: a process holds one side lock of a queue at a time (the
+ * producer lock or the consumer lock), with one exception: a producer whose
+ * message in pieces failed takes the consumer lock while it holds the
+ * producer lock, to take its pieces back (ring.c); consumers never take the
+ * producer lock, so that order cannot deadlock. No other lock is held with
+ * a side lock, except the arena's inside conc_buf growth (heap, not
+ * arena). */
 #ifndef CONC_MPQUEUE_INTERNAL_H
 #define CONC_MPQUEUE_INTERNAL_H
 

@@ -51,7 +51,10 @@
  * while assembling means the same. Pieces met without their FIRST frame
  * (the consumer that had begun the message died) are skipped. The one
  * loss a crash can cause is therefore the message in pieces that a killed
- * consumer had begun to take.
+ * consumer had begun to take. A producer that gives up at its timeout
+ * also takes its committed pieces back (retract_pieces), so that a failed
+ * put leaves no bytes in the ring: a put that follows on an empty queue
+ * finds all of it free.
  *
  * Streaming. A large WHOLE frame (64 KiB or a quarter of the ring) is
  * written in steps, and after each step the producer publishes how much is
@@ -377,12 +380,71 @@ end_chunk(struct conc__mpq_shared *s, uint64_t gen)
     wake_if_waiting(&s->data_waiting, &s->data_seq);
 }
 
+/* How long a producer whose message in pieces failed tries to take its
+ * pieces back while a consumer holds the consumer lock without reaching
+ * them: a consumer busy with an earlier message lets go within that time,
+ * and one that died is found dead at its first sleep slice. Past it the
+ * pieces stay, for the next get to skip. */
+#define RETRACT_NS (2 * CONC__MPQ_SLICE_MAX)
+
+static void commit_head(struct conc__mpq_shared *s, uint64_t head);
+
+/* Drops the pieces committed from `first` to `tail`; both locks held. If
+ * no consumer has begun them, `tail` moves back to `first`, as if they had
+ * never been put; if a consumer took some and went away (it died, or its
+ * successor found it dead), `head` moves on to `tail`, as the next get
+ * would skip them. Pieces count no message, so only byte positions move. */
+static void
+drop_pieces(struct conc__mpq_shared *s, uint64_t first, uint64_t tail)
+{
+    uint64_t head = atomic_load_explicit(&s->head, memory_order_relaxed);
+    uint32_t left = conc__mpq_bytes(tail) - conc__mpq_bytes(head);
+    uint32_t ours = conc__mpq_bytes(tail) - conc__mpq_bytes(first);
+    if (left >= ours) {
+        atomic_store_explicit(&s->tail, first, memory_order_seq_cst);
+        s->tail_seen = first;
+    } else if (left) {
+        s->tail_seen = tail;
+        commit_head(s, advance(head, left, 0));
+    }
+}
+
+/* Takes back the pieces of a given-up message, committed from `first` to
+ * `tail`, so that a failed put leaves nothing in the ring. plock is held
+ * and `chunk` already says the message is over. Only the holder of the
+ * consumer lock may move `head` or trust where consumers stand, so the
+ * producer takes that lock too: plock before clock is the one order in
+ * which a process ever holds both (consumers never take plock). A
+ * consumer already at the pieces takes and discards them itself. */
+static void
+retract_pieces(struct conc__mpq_shared *s, uint64_t first, uint64_t tail)
+{
+    int64_t until = conc__now_ns() + RETRACT_NS;
+    for (;;) {
+        uint64_t head = atomic_load_explicit(&s->head, memory_order_acquire);
+        if (conc__mpq_bytes(head) == conc__mpq_bytes(tail))
+            return; /* taken or skipped by a consumer, or none written */
+        int r = conc__mpq_lock_acquire(&s->clock,
+                                       conc__now_ns() + CONC__MPQ_SLICE_MIN);
+        if (r == CONC__MPQ_RECOVERED)
+            conc__mpq_repair_consumer(s);
+        if (r != CONC_ETIMEDOUT) {
+            drop_pieces(s, first, tail);
+            conc__mpq_lock_release(&s->clock);
+            return;
+        }
+        if (conc__now_ns() >= until)
+            return;
+    }
+}
+
 static int
 put_chunked(struct conc__mpq_shared *s, const uint8_t *data, size_t len,
             int64_t deadline)
 {
     uint32_t piece = s->cap / 4; /* frame bytes, a multiple of 8 */
     uint64_t tail = atomic_load_explicit(&s->tail, memory_order_relaxed);
+    uint64_t first = tail;
     uint32_t n = piece - HDR - EXT;
     int r = wait_room(s, tail, piece, 1, deadline);
     if (r)
@@ -402,7 +464,8 @@ put_chunked(struct conc__mpq_shared *s, const uint8_t *data, size_t len,
             n = (uint32_t)(len - done);
         r = wait_room(s, tail, HDR + pad8(n), 0, deadline);
         if (r) {
-            end_chunk(s, gen); /* consumers discard the pieces */
+            end_chunk(s, gen); /* a consumer at them discards them */
+            retract_pieces(s, first, tail);
             return r;
         }
         write_frame(s, tail, last ? LAST : MORE, NULL, data + done, n);
