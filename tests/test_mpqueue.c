@@ -647,6 +647,98 @@ test_large_put_timeout(void **state)
     conc_arena_free(a);
 }
 
+/* ---- Bytes written over the queue by another process ------------------- */
+
+/* The ways a child scribbles over a queue's shared part. */
+enum scribble {
+    SCRIBBLE_RING,      /* every ring byte */
+    SCRIBBLE_LEN,       /* a frame header's length, past the committed bytes */
+    SCRIBBLE_KIND,      /* a frame header's kind */
+    SCRIBBLE_TAIL,      /* tail, more than a ring ahead of head */
+    SCRIBBLE_TAIL_ODD,  /* tail, to a position no frame can end at */
+    SCRIBBLE_CAP,       /* the ring's capacity */
+    SCRIBBLE_FIRST_LEN, /* a FIRST frame's total, below its first piece */
+    SCRIBBLE_COUNT
+};
+
+struct scribbler {
+    conc_mpqueue *q;
+    enum scribble how;
+};
+
+static int
+scribble_child(void *arg)
+{
+    struct scribbler *c = arg;
+    struct conc__mpq_shared *s = c->q->s;
+    uint32_t at = conc__mpq_bytes(atomic_load(&s->head)) & (s->cap - 1);
+    uint32_t *hdr = (uint32_t *)(s->ring + at);
+    uint64_t tail = atomic_load(&s->tail);
+    switch (c->how) {
+    case SCRIBBLE_RING:
+        memset(s->ring, 0xab, s->cap);
+        break;
+    case SCRIBBLE_LEN:
+        hdr[0] = 300; /* only 2 * (8 + 104) bytes are committed */
+        break;
+    case SCRIBBLE_KIND:
+        hdr[1] = (hdr[1] & 0xffff0000u) | 9;
+        break;
+    case SCRIBBLE_TAIL:
+        atomic_store(&s->tail, tail + s->cap + 64);
+        break;
+    case SCRIBBLE_TAIL_ODD:
+        atomic_store(&s->tail, tail - 4);
+        break;
+    case SCRIBBLE_CAP:
+        s->cap = 1u << 30;
+        break;
+    case SCRIBBLE_FIRST_LEN:
+        memset(hdr + 2, 0, 8); /* the total length */
+        break;
+    default:
+        return 1;
+    }
+    return 0;
+}
+
+/* A child that writes wild bytes over a queue (its ring, a frame header,
+ * the positions, the capacity) does not crash or hang the processes that
+ * use it: their next get fails with CONC_EBROKEN and says why, and so does
+ * every later put and get. The queue is still freed cleanly. */
+static void
+test_corrupt_ring(void **state)
+{
+    (void)state;
+    conc_arena *a = new_arena(1 << 20);
+    for (int how = 0; how < SCRIBBLE_COUNT; how++) {
+        conc_mpqueue *q = new_queue(a, SMALL, 0);
+        conc_buf b = CONC_BUF_INIT;
+        if (how == SCRIBBLE_FIRST_LEN) {
+            /* The FIRST piece of a message in pieces, given up but left in
+             * the ring (taken back only while no consumer holds on). */
+            assert_conc_ok(conc__mpq_lock_acquire(&q->s->clock, CONC__POLL));
+            assert_conc(put_msg(q, 1, 2 * SMALL, 0), CONC_EFULL);
+            conc__mpq_lock_release(&q->s->clock);
+        } else {
+            assert_conc_ok(put_msg(q, 1, 100, 0));
+            assert_conc_ok(put_msg(q, 2, 100, 0));
+        }
+        struct scribbler c = {q, (enum scribble)how};
+        reap(fork_child(scribble_child, &c));
+        conc_clear_failure();
+        assert_conc(conc_mpqueue_get(q, &b, BOUND), CONC_EBROKEN);
+        print_message("scribble %d: %s\n", how, conc_failure_message());
+        assert_non_null(strstr(conc_failure_message(), "process queue"));
+        assert_int_equal(b.len, 0);
+        assert_conc(conc_mpqueue_get(q, &b, 0), CONC_EBROKEN);
+        assert_conc(put_msg(q, 3, 10, 0), CONC_EBROKEN);
+        conc_buf_free(&b);
+        conc_mpqueue_free(q);
+    }
+    conc_arena_free(a);
+}
+
 struct mpmc {
     _Atomic uint32_t received[4 * 3000];
     _Atomic uint32_t bad;
@@ -1419,6 +1511,7 @@ main(void)
         conc_unit_test(test_large_messages),
         conc_unit_test(test_large_get_into),
         conc_unit_test(test_large_put_timeout),
+        conc_unit_test(test_corrupt_ring),
         conc_unit_test(test_mpmc),
         conc_unit_test(test_joinable_basic),
         conc_unit_test(test_joinable_processes),

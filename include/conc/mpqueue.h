@@ -43,6 +43,13 @@
  * wakes up every 64 ms to look around. Recovery needs /proc; without it a
  * dead owner blocks its side.
  *
+ * Corruption. The queue's shared memory is writable by every process that
+ * inherited it, so its bytes are checked as they are read: a process that
+ * writes over the ring or the queue's positions makes the next put or get
+ * that meets the damage fail with CONC_EBROKEN (the failure message says
+ * what was found), and from then on every put and get, in every process,
+ * fails the same way. Nothing crashes or hangs because of such bytes.
+ *
  * Timeouts: put returns CONC_EFULL and get CONC_EEMPTY when their timeout
  * runs out (queue.Full / queue.Empty), also for 0. */
 #ifndef CONC_MPQUEUE_H
@@ -107,8 +114,9 @@ CONC_EXTERN void conc_mpqueue_free(conc_mpqueue *q);
  * the message is queued; CONC_EFULL when there was no room in time (the
  * message is then not queued, not even in part); CONC_ECLOSED after
  * conc_mpqueue_close in this process or conc_mpqueue_shutdown in any (a
- * put waiting for room at the shutdown fails too); CONC_EINVAL for a NULL
- * queue, NULL data with len > 0, or a NaN timeout. Borrows `data`. Any
+ * put waiting for room at the shutdown fails too); CONC_EBROKEN when the
+ * queue's shared memory was found corrupt; CONC_EINVAL for a NULL queue,
+ * NULL data with len > 0, or a NaN timeout. Borrows `data`. Any
  * thread of any process that inherited the queue. */
 CONC_EXTERN int conc_mpqueue_put(conc_mpqueue *q, const void *data, size_t len,
                                  double timeout);
@@ -122,7 +130,8 @@ CONC_EXTERN int conc_mpqueue_put_nowait(conc_mpqueue *q, const void *data,
  * as needed; the caller frees it with conc_buf_free). Returns 0; CONC_EEMPTY
  * when no message came in time; CONC_ECLOSED after conc_mpqueue_close in
  * this process, or once the queue is shut down and empty; CONC_ENOMEM
- * (the message stays queued); CONC_EINVAL for a NULL argument or a NaN
+ * (the message stays queued); CONC_EBROKEN (corrupt shared memory, see
+ * above); CONC_EINVAL for a NULL argument or a NaN
  * timeout. On failure out->len is unchanged (its bytes may have been
  * overwritten by a message in pieces that was given up). Any thread of any
  * process. */

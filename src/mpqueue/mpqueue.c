@@ -53,6 +53,7 @@ make_queue(const conc_mpqueue_opts *opts, uint32_t flags, conc_mpqueue **out)
     s->flags = flags;
     s->maxsize = o.maxsize;
     q->s = s;
+    q->cap = (uint32_t)cap;
     q->arena = arena;
     q->creator = getpid();
     *out = q;
@@ -85,7 +86,8 @@ conc_mpqueue_free(conc_mpqueue *q)
     if (!q)
         return;
     if (q->creator == getpid()) {
-        CONC__ASSERT(q->s->magic == CONC__MPQ_MAGIC); /* freed twice? */
+        /* The magic is not checked: another process may have written over
+         * it, and the block is this handle's to return either way. */
         q->s->magic = 0;
         conc_arena_dealloc(q->arena, q->s);
     }
@@ -117,7 +119,9 @@ conc_mpqueue_put(conc_mpqueue *q, const void *data, size_t len, double timeout)
         return CONC_EFULL;
     if (r == CONC__MPQ_RECOVERED)
         conc__mpq_repair_producer(s);
-    r = conc__mpq_put_locked(s, data, len, deadline);
+    r = conc__mpq_check(s, q->cap);
+    if (!r)
+        r = conc__mpq_put_locked(s, data, len, deadline);
     conc__mpq_lock_release(&s->plock);
     return r;
 }
@@ -143,7 +147,9 @@ get_common(conc_mpqueue *q, struct conc__mpq_sink *k, double timeout)
         return CONC_EEMPTY;
     if (r == CONC__MPQ_RECOVERED)
         conc__mpq_repair_consumer(s);
-    r = conc__mpq_get_locked(s, k, deadline);
+    r = conc__mpq_check(s, q->cap);
+    if (!r)
+        r = conc__mpq_get_locked(s, k, deadline);
     conc__mpq_lock_release(&s->clock);
     return r;
 }

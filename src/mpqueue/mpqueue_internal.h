@@ -167,8 +167,9 @@ struct conc__mpq_shared {
     _Atomic uint32_t data_seq;
     _Atomic uint32_t room_waiting; /* a producer sleeps on room_seq */
     _Atomic uint32_t room_seq;
-    _Atomic uint32_t shut; /* conc_mpqueue_shutdown was called */
-    char pad5[CONC__MPQ_LINE - 20];
+    _Atomic uint32_t shut;   /* conc_mpqueue_shutdown was called */
+    _Atomic uint32_t broken; /* bytes found corrupt: every call fails */
+    char pad5[CONC__MPQ_LINE - 24];
 
     /* JoinableQueue: task_done calls, and joiners. */
     _Atomic uint64_t done;
@@ -185,6 +186,7 @@ _Static_assert(sizeof(struct conc__mpq_shared) == 7 * CONC__MPQ_LINE,
 /* The per-process handle. */
 struct conc_mpqueue {
     struct conc__mpq_shared *s;
+    uint32_t cap; /* s->cap as created: shared bytes are checked */
     conc_arena *arena;
     pid_t creator;        /* only this process returns `s` to the arena */
     _Atomic pid_t closed; /* the process that called close, or 0 */
@@ -214,12 +216,28 @@ struct conc__mpq_sink {
     size_t len; /* bytes received so far, or the length asked for */
 };
 
-/* Puts one message; plock held. CONC_EFULL, CONC_ECLOSED. */
+/* Bytes another process can write are checked like input: a side that
+ * finds the queue's shared part making no sense (a frame header, a
+ * position, the capacity) marks the queue broken for every process, wakes
+ * its sleepers and fails with CONC_EBROKEN and a message saying what it
+ * found; every later call fails the same way. */
+
+/* Marks the queue broken. Returns CONC_EBROKEN, with `what` (and the ring
+ * position `pos`) as the calling thread's failure message. */
+int conc__mpq_corrupt(struct conc__mpq_shared *s, const char *what,
+                      uint32_t pos);
+
+/* CONC_EBROKEN if the queue is marked broken, or if its read-only fields
+ * differ from what the creator wrote (`cap`, from the handle); else 0. */
+int conc__mpq_check(struct conc__mpq_shared *s, uint32_t cap);
+
+/* Puts one message; plock held. CONC_EFULL, CONC_ECLOSED, CONC_EBROKEN. */
 int conc__mpq_put_locked(struct conc__mpq_shared *s, const uint8_t *data,
                          size_t len, int64_t deadline);
 
 /* Takes one message into `sink`; clock held. CONC_EEMPTY, CONC_ECLOSED,
- * CONC_EMSGSIZE (sink->len then holds the message's length), CONC_ENOMEM. */
+ * CONC_EMSGSIZE (sink->len then holds the message's length), CONC_ENOMEM,
+ * CONC_EBROKEN. */
 int conc__mpq_get_locked(struct conc__mpq_shared *s,
                          struct conc__mpq_sink *sink, int64_t deadline);
 

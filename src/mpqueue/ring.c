@@ -213,16 +213,50 @@ conc__mpq_wake_all(struct conc__mpq_shared *s)
     bump(&s->room_seq);
 }
 
+int
+conc__mpq_corrupt(struct conc__mpq_shared *s, const char *what, uint32_t pos)
+{
+    atomic_store_explicit(&s->broken, 1, memory_order_seq_cst);
+    conc__mpq_wake_all(s);
+    return conc_fail(CONC_EBROKEN,
+                     "process queue: %s (ring position %u); another "
+                     "process wrote over the queue's shared memory",
+                     what, pos);
+}
+
+int
+conc__mpq_check(struct conc__mpq_shared *s, uint32_t cap)
+{
+    if (CONC__UNLIKELY(atomic_load_explicit(&s->broken, memory_order_relaxed)))
+        return conc_fail(CONC_EBROKEN, "process queue: broken earlier, when "
+                                       "its shared memory was found corrupt");
+    if (CONC__UNLIKELY(s->magic != CONC__MPQ_MAGIC || s->cap != cap))
+        return conc__mpq_corrupt(s, "its capacity or magic number overwritten",
+                                 0);
+    return 0;
+}
+
+/* Whether `used` bytes can lie between head and tail: at most the ring,
+ * and whole frames, which are multiples of 8 bytes. */
+static int
+plausible(const struct conc__mpq_shared *s, uint32_t used)
+{
+    return used <= s->cap && (used & 7) == 0;
+}
+
 /* ---- Producer ----------------------------------------------------------- */
 
-/* Whether, by the head last seen, there are `need` free bytes past `tail`
- * and, when `count`, a free slot under maxsize. */
+/* 1 if, by the head last seen, there are `need` free bytes past `tail`
+ * and, when `count`, a free slot under maxsize; 0 if not; CONC_EBROKEN if
+ * the positions are corrupt. */
 static int
-has_room(const struct conc__mpq_shared *s, uint64_t tail, uint32_t need,
-         int count)
+has_room(struct conc__mpq_shared *s, uint64_t tail, uint32_t need, int count)
 {
     uint64_t head = s->head_seen;
     uint32_t used = conc__mpq_bytes(tail) - conc__mpq_bytes(head);
+    if (CONC__UNLIKELY(!plausible(s, used)))
+        return conc__mpq_corrupt(s, "head and tail that no frames fit between",
+                                 conc__mpq_bytes(tail));
     if (s->cap - used < need)
         return 0;
     return !count || !s->maxsize ||
@@ -246,8 +280,13 @@ sleep_for_room(struct conc__mpq_shared *s, uint64_t tail, uint32_t need,
     for (;;) {
         atomic_store_explicit(&s->room_waiting, 1, memory_order_seq_cst);
         uint32_t seq = atomic_load_explicit(&s->room_seq, memory_order_seq_cst);
-        if (look_for_room(s, tail, need, count, memory_order_seq_cst)) {
-            r = 0;
+        r = look_for_room(s, tail, need, count, memory_order_seq_cst);
+        if (r) {
+            r = r > 0 ? 0 : r;
+            break;
+        }
+        if (atomic_load_explicit(&s->broken, memory_order_seq_cst)) {
+            r = CONC_EBROKEN;
             break;
         }
         if (atomic_load_explicit(&s->shut, memory_order_seq_cst)) {
@@ -264,21 +303,23 @@ sleep_for_room(struct conc__mpq_shared *s, uint64_t tail, uint32_t need,
     return r;
 }
 
-/* Waits for room for a frame of `need` bytes. Returns 0, CONC_EFULL or
- * CONC_ECLOSED. */
+/* Waits for room for a frame of `need` bytes. Returns 0, CONC_EFULL,
+ * CONC_ECLOSED or CONC_EBROKEN. */
 static int
 wait_room(struct conc__mpq_shared *s, uint64_t tail, uint32_t need, int count,
           int64_t deadline)
 {
-    if (has_room(s, tail, need, count) ||
-        look_for_room(s, tail, need, count, memory_order_acquire))
-        return 0;
+    int r = has_room(s, tail, need, count);
+    if (!r)
+        r = look_for_room(s, tail, need, count, memory_order_acquire);
+    if (r)
+        return r > 0 ? 0 : r;
     if (atomic_load_explicit(&s->shut, memory_order_relaxed))
         return CONC_ECLOSED;
     struct conc__mpq_spin sp = CONC__MPQ_SPIN_INIT;
     while (deadline != CONC__POLL && conc__mpq_spin_more(&sp))
-        if (look_for_room(s, tail, need, count, memory_order_acquire))
-            return 0;
+        if ((r = look_for_room(s, tail, need, count, memory_order_acquire)))
+            return r > 0 ? 0 : r;
     return sleep_for_room(s, tail, need, count, deadline);
 }
 
@@ -565,6 +606,10 @@ sleep_for_data(struct conc__mpq_shared *s, uint64_t head, int64_t deadline,
             r = STREAMING;
             break;
         }
+        if (atomic_load_explicit(&s->broken, memory_order_seq_cst)) {
+            r = CONC_EBROKEN;
+            break;
+        }
         if (!w && atomic_load_explicit(&s->shut, memory_order_seq_cst)) {
             r = CONC_ECLOSED;
             break;
@@ -584,8 +629,8 @@ sleep_for_data(struct conc__mpq_shared *s, uint64_t head, int64_t deadline,
     return r;
 }
 
-/* Waits for a frame at `head`. Returns 0, CONC_EEMPTY, CONC_ECLOSED, and
- * without `w` STREAMING, with `w` ABANDONED. */
+/* Waits for a frame at `head`. Returns 0, CONC_EEMPTY, CONC_ECLOSED,
+ * CONC_EBROKEN, and without `w` STREAMING, with `w` ABANDONED. */
 static int
 wait_data(struct conc__mpq_shared *s, uint64_t head, int64_t deadline,
           const struct watch *w)
@@ -615,14 +660,25 @@ commit_head(struct conc__mpq_shared *s, uint64_t head)
     wake_if_waiting(&s->room_waiting, &s->room_seq);
 }
 
-static struct hdr
-read_hdr(const struct conc__mpq_shared *s, uint64_t head)
+/* Reads the header of the frame at `head` into *h and checks it against
+ * the committed bytes (up to the tail last seen): a known kind, and a
+ * frame that ends within them. Returns 0 or CONC_EBROKEN. */
+static int
+read_hdr(struct conc__mpq_shared *s, uint64_t head, struct hdr *h)
 {
-    struct hdr h;
-    ring_read(s, conc__mpq_bytes(head), &h, HDR);
-    if ((h.kind & ~KIND_MASK) != KIND_TAG || h.len > s->cap)
-        conc__panic("process queue %p: corrupt frame header", (void *)s);
-    return h;
+    uint32_t pos = conc__mpq_bytes(head);
+    uint32_t avail = conc__mpq_bytes(s->tail_seen) - pos;
+    if (!plausible(s, avail) || avail < HDR)
+        return conc__mpq_corrupt(s, "head and tail that no frames fit between",
+                                 pos);
+    ring_read(s, pos, h, HDR);
+    uint32_t kind = h->kind & KIND_MASK;
+    if ((h->kind & ~KIND_MASK) != KIND_TAG || kind < WHOLE || kind > LAST)
+        return conc__mpq_corrupt(s, "a frame header of no known kind", pos);
+    uint64_t size = HDR + (kind == FIRST ? EXT : 0) + (uint64_t)h->len;
+    if (size > avail)
+        return conc__mpq_corrupt(s, "a frame longer than the bytes put", pos);
+    return 0;
 }
 
 /* Makes `k` ready for a message of `total` bytes. Returns 0, CONC_EMSGSIZE
@@ -682,22 +738,30 @@ take_whole(struct conc__mpq_shared *s, uint64_t head, struct hdr h,
 }
 
 /* Takes the pieces after a FIRST frame that is already copied; *headp is
- * past it. Returns 0 at the LAST piece, or ABANDONED with *headp at the
- * frame to read next. */
+ * past it. Returns 0 at the LAST piece, ABANDONED with *headp at the frame
+ * to read next, or CONC_EBROKEN. */
 static int
 take_pieces(struct conc__mpq_shared *s, uint64_t *headp, uint64_t total,
             const struct watch *w, struct conc__mpq_sink *k)
 {
     uint64_t head = *headp;
     for (;;) {
-        if (wait_data(s, head, CONC__FOREVER, w) != 0)
+        int r = wait_data(s, head, CONC__FOREVER, w);
+        if (r == CONC_EBROKEN)
+            return r;
+        if (r)
             break;
-        struct hdr h = read_hdr(s, head);
+        struct hdr h;
+        if ((r = read_hdr(s, head, &h)))
+            return r;
         uint32_t kind = h.kind & KIND_MASK;
         if (kind != MORE && kind != LAST)
             break; /* a new message: the producer gave this one up */
-        if (k->len + h.len > total)
-            conc__panic("process queue %p: message overruns", (void *)s);
+        if (k->len + h.len > total || (kind == LAST && k->len + h.len < total))
+            return conc__mpq_corrupt(s,
+                                     "pieces that do not add up to their "
+                                     "message's length",
+                                     conc__mpq_bytes(head));
         sink_take(s, k, conc__mpq_bytes(head) + HDR, h.len);
         head = advance(head, HDR + pad8(h.len), kind == LAST);
         commit_head(s, head);
@@ -711,8 +775,8 @@ take_pieces(struct conc__mpq_shared *s, uint64_t *headp, uint64_t total,
 }
 
 /* Takes a message in pieces whose FIRST frame is at *headp. Returns 0,
- * ABANDONED (*headp then at the frame to read next), or, with nothing
- * taken, CONC_EMSGSIZE or CONC_ENOMEM. */
+ * ABANDONED (*headp then at the frame to read next), CONC_EBROKEN, or,
+ * with nothing taken, CONC_EMSGSIZE or CONC_ENOMEM. */
 static int
 take_chunked(struct conc__mpq_shared *s, uint64_t *headp, struct hdr h,
              struct conc__mpq_sink *k)
@@ -720,6 +784,10 @@ take_chunked(struct conc__mpq_shared *s, uint64_t *headp, struct hdr h,
     uint64_t head = *headp;
     struct ext e;
     ring_read(s, conc__mpq_bytes(head) + HDR, &e, EXT);
+    /* Only a message too long for one frame goes in pieces. */
+    if (e.total <= s->cap - HDR || e.total < h.len)
+        return conc__mpq_corrupt(s, "a message in pieces with a wrong length",
+                                 conc__mpq_bytes(head));
     int r = sink_begin(k, e.total);
     if (r)
         return r;
@@ -733,11 +801,8 @@ take_chunked(struct conc__mpq_shared *s, uint64_t *headp, struct hdr h,
     commit_head(s, head);
     r = take_pieces(s, &head, e.total, &w, k);
     *headp = head;
-    if (r == 0) {
-        if (k->len != e.total)
-            conc__panic("process queue %p: short message", (void *)s);
-        sink_end(k);
-    }
+    if (r == 0)
+        sink_end(k); /* take_pieces checked the length */
     return r;
 }
 
@@ -770,7 +835,8 @@ await_fill(struct conc__mpq_shared *s, uint64_t f, uint64_t owner,
 /* Reads the header of the frame streamed at `head` by generation `gen`.
  * It is that stream's only if the stream is still on after it was read: a
  * producer that took over from a dead one could be writing another frame
- * at the same place. Returns 1, or 0 when the stream is over. */
+ * at the same place. Returns 1, 0 when the stream is over, or
+ * CONC_EBROKEN. */
 static int
 stream_header(struct conc__mpq_shared *s, uint64_t head, uint32_t gen,
               struct hdr *h)
@@ -779,8 +845,9 @@ stream_header(struct conc__mpq_shared *s, uint64_t head, uint32_t gen,
     atomic_thread_fence(memory_order_acquire);
     if (fill_gen(atomic_load_explicit(&s->fill, memory_order_relaxed)) != gen)
         return 0;
-    if (h->kind != (KIND_TAG | WHOLE) || h->len > s->cap)
-        conc__panic("process queue %p: corrupt stream header", (void *)s);
+    if (h->kind != (KIND_TAG | WHOLE) || h->len > s->cap - HDR)
+        return conc__mpq_corrupt(s, "a streamed frame's header",
+                                 conc__mpq_bytes(head));
     return 1;
 }
 
@@ -788,7 +855,7 @@ stream_header(struct conc__mpq_shared *s, uint64_t head, uint32_t gen,
  * written; head moves only once the frame is committed and copied, so a
  * consumer killed meanwhile takes nothing. Returns 0, or with nothing
  * taken ABANDONED (its producer gave it up or died, or another frame
- * came first), CONC_EMSGSIZE or CONC_ENOMEM. */
+ * came first), CONC_EMSGSIZE, CONC_ENOMEM or CONC_EBROKEN. */
 static int
 take_streamed(struct conc__mpq_shared *s, uint64_t head,
               struct conc__mpq_sink *k)
@@ -798,9 +865,10 @@ take_streamed(struct conc__mpq_shared *s, uint64_t head,
         return ABANDONED; /* over already: take it the usual way */
     uint64_t owner = atomic_load_explicit(&s->fill_owner, memory_order_relaxed);
     struct hdr h;
-    if (!stream_header(s, head, gen, &h))
-        return ABANDONED;
-    int r = sink_begin(k, h.len);
+    int r = stream_header(s, head, gen, &h);
+    if (r <= 0)
+        return r ? r : ABANDONED;
+    r = sink_begin(k, h.len);
     if (r)
         return r;
     uint32_t pos = conc__mpq_bytes(head) + HDR;
@@ -845,7 +913,9 @@ conc__mpq_get_locked(struct conc__mpq_shared *s, struct conc__mpq_sink *k,
         }
         if (r)
             return r;
-        struct hdr h = read_hdr(s, head);
+        struct hdr h;
+        if ((r = read_hdr(s, head, &h)))
+            return r;
         switch (h.kind & KIND_MASK) {
         case WHOLE:
             return take_whole(s, head, h, k);
@@ -860,8 +930,9 @@ conc__mpq_get_locked(struct conc__mpq_shared *s, struct conc__mpq_sink *k,
                 advance(head, HDR + pad8(h.len), (h.kind & KIND_MASK) == LAST);
             commit_head(s, head);
             break;
-        default:
-            conc__panic("process queue %p: unknown frame kind", (void *)s);
+        default: /* read_hdr checked the kind */
+            return conc__mpq_corrupt(s, "a frame header of no known kind",
+                                     conc__mpq_bytes(head));
         }
     }
 }
