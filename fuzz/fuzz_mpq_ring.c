@@ -6,9 +6,15 @@
  * 32-bit byte and message counters wrap too), with or without a maxsize.
  * Messages up to the ring's size are single frames (streamed ones from a
  * quarter of the ring); larger ones go in pieces, which in one thread can
- * never all fit, so the put gives up and leaves pieces that the next gets
- * must skip. A model predicts every answer: EFULL, EEMPTY, EMSGSIZE with
- * the message's length, or the message's exact bytes. */
+ * never all fit, so the put gives up and takes its pieces back. A model
+ * predicts every answer: EFULL, EEMPTY, EMSGSIZE with the message's length,
+ * or the message's exact bytes.
+ *
+ * Another process may write anything over the ring, so an operation also
+ * scribbles bytes over it. From then on the model no longer predicts: a
+ * get must return a message (of a length it could have), a plain failure
+ * or CONC_EBROKEN, never crash or hang, and once the queue is broken every
+ * call must say so. */
 #include "fuzz.h"
 #include "mpqueue/mpqueue_internal.h"
 
@@ -19,16 +25,16 @@
 #define MAX_ENTS (MAX_CAP / 8)
 #define MAX_OPS  1024
 
-/* A message in the ring, or (abandoned) the pieces of one given up. */
+/* A message in the ring. */
 struct entry {
     uint32_t len, seed;
     uint32_t bytes; /* ring bytes it takes */
-    int abandoned;
 };
 
 static struct entry model[MAX_ENTS];
 static size_t first, count, msgs;
 static uint32_t used;
+static int scribbled; /* the model no longer holds */
 static uint8_t scratch[MAX_MSG + 64];
 
 static uint32_t
@@ -43,32 +49,21 @@ predict_put(const struct conc__mpq_shared *s, uint32_t len, uint32_t seed)
 {
     uint32_t room = s->cap - used;
     int slot = !s->maxsize || msgs < s->maxsize;
-    struct entry e = {len, seed, 0, 0};
+    struct entry e = {len, seed, 0};
     if (len <= s->cap - HDR) {
         e.bytes = HDR + pad8(len);
         if (room < e.bytes || !slot)
             return CONC_EFULL;
     } else {
-        /* Pieces go in while they fit: the FIRST one fills a quarter of
-         * the ring, then MORE and LAST ones. */
-        uint32_t piece = s->cap / 4, done = piece - HDR - EXT;
-        if (room < piece || !slot)
-            return CONC_EFULL;
-        e.bytes = piece;
-        while (done < len) {
-            uint32_t n = len - done <= piece - HDR ? len - done : piece - HDR;
-            if (room - e.bytes < HDR + pad8(n))
-                break;
-            e.bytes += HDR + pad8(n);
-            done += n;
-        }
-        e.abandoned = done < len;
+        /* In one thread the pieces never all fit: the put gives up and
+         * takes back those it wrote. */
+        return CONC_EFULL;
     }
     FUZZ_CHECK(count < MAX_ENTS);
     model[(first + count++) % MAX_ENTS] = e;
     used += e.bytes;
-    msgs += !e.abandoned;
-    return e.abandoned ? CONC_EFULL : 0;
+    msgs++;
+    return 0;
 }
 
 static void
@@ -77,40 +72,43 @@ op_put(struct conc__mpq_shared *s, struct fuzz_in *in)
     uint32_t len = (uint32_t)fuzz_take(in, 2) % (MAX_MSG + 1);
     uint32_t seed = (uint32_t)fuzz_take(in, 1);
     fuzz_fill(scratch, len, seed, 0);
-    int want = predict_put(s, len, seed);
-    int r = conc__mpq_put_locked(s, len ? scratch : NULL, len, CONC__POLL);
-    FUZZ_CHECK(r == want);
+    int r = conc__mpq_check(s, s->cap);
+    if (!r)
+        r = conc__mpq_put_locked(s, len ? scratch : NULL, len, CONC__POLL);
+    if (scribbled)
+        FUZZ_CHECK(r == 0 || r == CONC_EFULL || r == CONC_EBROKEN);
+    else
+        FUZZ_CHECK(r == predict_put(s, len, seed));
 }
 
-static void
-drop_front(void)
-{
-    used -= model[first].bytes;
-    msgs -= !model[first].abandoned;
-    first = (first + 1) % MAX_ENTS;
-    count--;
-}
-
-/* What a get returns: the model's first whole message, after skipping
- * abandoned pieces, unless a message (or abandoned one) at the front is
- * larger than the caller's buffer. */
+/* What a get returns: the model's first message, unless it is larger
+ * than the caller's buffer. */
 static int
 predict_get(const struct conc__mpq_sink *k, struct entry *out)
 {
-    for (;;) {
-        if (count == 0)
-            return CONC_EEMPTY;
-        struct entry e = model[first];
-        if (!k->buf && e.len > k->cap) {
-            *out = e;
-            return CONC_EMSGSIZE;
-        }
-        drop_front();
-        if (!e.abandoned) {
-            *out = e;
-            return 0;
-        }
-    }
+    if (count == 0)
+        return CONC_EEMPTY;
+    *out = model[first];
+    if (!k->buf && out->len > k->cap)
+        return CONC_EMSGSIZE;
+    used -= out->bytes;
+    msgs--;
+    first = (first + 1) % MAX_ENTS;
+    count--;
+    return 0;
+}
+
+/* After a scribble: whatever a get returns must be one of its answers,
+ * and a message must fit what the caller gave. */
+static void
+check_get_scribbled(const struct conc__mpq_sink *k, int r, const conc_buf *buf)
+{
+    FUZZ_CHECK(r == 0 || r == CONC_EEMPTY || r == CONC_EMSGSIZE ||
+               r == CONC_ENOMEM || r == CONC_EBROKEN);
+    if (r == 0 && !k->buf)
+        FUZZ_CHECK(k->len <= k->cap);
+    if (r == 0 && k->buf)
+        FUZZ_CHECK(buf->len == k->len);
 }
 
 static void
@@ -127,10 +125,16 @@ op_get(struct conc__mpq_shared *s, struct fuzz_in *in, unsigned op,
     } else {
         k.buf = buf;
     }
-    struct entry e = {0, 0, 0, 0};
-    int want = predict_get(&k, &e);
-    int r = conc__mpq_get_locked(s, &k, CONC__POLL);
-    FUZZ_CHECK(r == want);
+    struct entry e = {0, 0, 0};
+    int r = conc__mpq_check(s, s->cap);
+    if (!r)
+        r = conc__mpq_get_locked(s, &k, CONC__POLL);
+    if (scribbled) {
+        check_get_scribbled(&k, r, buf);
+        free(dst);
+        return;
+    }
+    FUZZ_CHECK(r == predict_get(&k, &e));
     if (r == CONC_EMSGSIZE)
         FUZZ_CHECK(k.len == e.len);
     if (r == 0) {
@@ -140,6 +144,17 @@ op_get(struct conc__mpq_shared *s, struct fuzz_in *in, unsigned op,
         FUZZ_CHECK(fuzz_matches(k.buf ? buf->data : dst, e.len, e.seed, 0));
     }
     free(dst);
+}
+
+/* Writes bytes over the ring, as a stray process might. */
+static void
+op_scribble(struct conc__mpq_shared *s, struct fuzz_in *in)
+{
+    uint32_t at = (uint32_t)fuzz_take(in, 2) % s->cap;
+    uint32_t n = 1 + (uint32_t)fuzz_take(in, 1) % 16;
+    for (uint32_t i = 0; i < n; i++)
+        s->ring[(at + i) % s->cap] = (uint8_t)fuzz_take(in, 1);
+    scribbled = 1;
 }
 
 int
@@ -158,13 +173,21 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     s->head_seen = s->tail_seen = start;
     first = count = msgs = 0;
     used = 0;
+    scribbled = 0;
     conc_buf buf = CONC_BUF_INIT;
     for (int ops = 0; ops < MAX_OPS && !fuzz_done(&in); ops++) {
         unsigned op = (unsigned)fuzz_take(&in, 1);
-        if (op % 2)
+        if (op % 16 == 15)
+            op_scribble(s, &in);
+        else if (op % 2)
             op_put(s, &in);
         else
             op_get(s, &in, op >> 1, &buf);
+        int broken = atomic_load(&s->broken);
+        if (broken)
+            FUZZ_CHECK(conc__mpq_check(s, s->cap) == CONC_EBROKEN);
+        if (scribbled)
+            continue;
         uint64_t head = atomic_load(&s->head), tail = atomic_load(&s->tail);
         FUZZ_CHECK(conc__mpq_bytes(tail) - conc__mpq_bytes(head) == used);
         FUZZ_CHECK(conc__mpq_msgs(tail) - conc__mpq_msgs(head) == msgs);
