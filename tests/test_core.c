@@ -1,12 +1,19 @@
 /* Layer 0: errors, failure messages, time, the allocator hook, byte buffers
  * and the shared arena. */
 #include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "conc_test.h"
+#include "core/arena_internal.h"
+
+/* A bound for waits that should end at once. */
+#define BOUND_MS 20000
 
 static void
 test_error_names(void **state)
@@ -239,6 +246,171 @@ test_arena_default(void **state)
     assert_true(conc_arena_capacity(a) >= (64u << 20) - 4096);
 }
 
+/* ---- The arena after a crash inside it ---------------------------------- */
+
+/* Where the child stops: the hook tells the parent through the pipe, then
+ * waits there, lock held, for its SIGKILL. */
+static int stop_fd = -1;
+static enum conc__arena_point stop_at;
+
+static void
+stop_here(enum conc__arena_point point)
+{
+    if (point != stop_at)
+        return;
+    char c = 1;
+    if (write(stop_fd, &c, 1) != 1)
+        _exit(2);
+    for (;;)
+        pause();
+}
+
+/* Reads one byte from `fd` within BOUND_MS. Returns 1, or 0 on timeout or
+ * end of file. */
+static int
+read_within(int fd)
+{
+    struct pollfd pfd = {fd, POLLIN, 0};
+    char c;
+    return poll(&pfd, 1, BOUND_MS) == 1 && read(fd, &c, 1) == 1;
+}
+
+struct bounded_alloc {
+    conc_arena *a;
+    void *p;
+    int rc;
+    int fd; /* written once the allocation returned */
+};
+
+static void *
+alloc_thread(void *arg)
+{
+    struct bounded_alloc *b = arg;
+    b->rc = conc_arena_alloc(b->a, 3000, &b->p);
+    char c = 1;
+    if (write(b->fd, &c, 1) != 1)
+        b->rc = CONC_EPROTO;
+    return NULL;
+}
+
+/* Allocates from `a` in a thread, and fails the test if that does not
+ * return within BOUND_MS (the thread is then left blocked). */
+static void *
+alloc_within_bound(conc_arena *a)
+{
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    struct bounded_alloc b = {a, NULL, -1, p[1]};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, alloc_thread, &b), 0);
+    if (!read_within(p[0]))
+        fail_msg("conc_arena_alloc hangs after its lock holder died");
+    pthread_join(t, NULL);
+    close(p[0]);
+    close(p[1]);
+    assert_conc_ok(b.rc);
+    return b.p;
+}
+
+/* Runs `op` in a child that stops at `point` inside it, with the arena's
+ * lock held, and kills the child there with SIGKILL. */
+static void
+kill_inside(conc_arena *a, enum conc__arena_point point, void *to_free)
+{
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(p[0]);
+        stop_fd = p[1];
+        stop_at = point;
+        conc__arena_hook = stop_here;
+        void *q;
+        if (to_free)
+            conc_arena_dealloc(a, to_free);
+        else
+            conc_arena_alloc(a, 1000, &q);
+        _exit(1); /* the point was not reached */
+    }
+    close(p[1]);
+    int stopped = read_within(p[0]);
+    kill(pid, SIGKILL);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    close(p[0]);
+    assert_true(stopped);
+    assert_true(WIFSIGNALED(status));
+}
+
+/* A process killed inside conc_arena_alloc or conc_arena_dealloc, at each
+ * point where it holds the arena's lock with its work half done, does not
+ * stop the others: the next allocation returns at once, and the arena's
+ * bookkeeping is whole again (nothing lost but the block the dead process
+ * had taken). */
+static void
+test_arena_owner_killed_inside(void **state)
+{
+    (void)state;
+    for (int point = 0; point < CONC__ARENA_POINTS; point++) {
+        conc_arena *a;
+        assert_conc_ok(conc_arena_new(1 << 20, &a));
+        size_t avail = conc_arena_available(a);
+        void *x = NULL, *y = NULL, *z = NULL;
+        if (point == CONC__ARENA_MERGED) {
+            /* y is freed by the child, between two free neighbours. */
+            assert_conc_ok(conc_arena_alloc(a, 500, &x));
+            assert_conc_ok(conc_arena_alloc(a, 500, &y));
+            assert_conc_ok(conc_arena_alloc(a, 500, &z));
+            assert_conc_ok(conc_arena_dealloc(a, x));
+            assert_conc_ok(conc_arena_dealloc(a, z));
+        }
+        kill_inside(a, (enum conc__arena_point)point, y);
+        void *p = alloc_within_bound(a);
+        assert_true(conc_arena_contains(a, p));
+        if (conc__arena_check(a))
+            print_message("%s\n", conc_failure_message());
+        assert_conc_ok(conc__arena_check(a));
+        assert_conc_ok(conc_arena_dealloc(a, p));
+        assert_conc_ok(conc__arena_check(a));
+        /* Only the block the child had marked taken is gone. */
+        size_t lost = point == CONC__ARENA_ALLOC_TAKEN ? 1088 : 0;
+        assert_int_equal(conc_arena_available(a), avail - lost);
+        conc_arena_free(a);
+    }
+}
+
+/* Tags that another process wrote over are caught, not followed: the call
+ * that meets them fails with CONC_EBROKEN and says so, and so does every
+ * later one. Pointers that are not live blocks are refused. */
+static void
+test_arena_corrupt_tags(void **state)
+{
+    (void)state;
+    conc_arena *a;
+    assert_conc_ok(conc_arena_new(1 << 20, &a));
+    void *x, *y;
+    assert_conc_ok(conc_arena_alloc(a, 100, &x));
+    assert_conc_ok(conc_arena_alloc(a, 100, &y));
+    assert_conc(conc_arena_dealloc(a, (char *)x + 64), CONC_EINVAL);
+    assert_conc(conc_arena_dealloc(a, (char *)x + 1), CONC_EINVAL);
+    assert_conc(conc_arena_dealloc(a, &x), CONC_EINVAL);
+    assert_conc_ok(conc_arena_dealloc(a, x));
+    assert_conc(conc_arena_dealloc(a, x), CONC_EINVAL); /* twice */
+    assert_conc_ok(conc__arena_check(a));
+
+    /* The free block after y: its tag, one cache line before where its
+     * payload would be, written over with a wild link. */
+    uint64_t *tag = (uint64_t *)((char *)y + 128);
+    tag[3] = 12345; /* next_free */
+    assert_conc(conc_arena_alloc(a, 100000, &x), CONC_EBROKEN);
+    assert_non_null(strstr(conc_failure_message(), "shared arena"));
+    assert_conc(conc_arena_alloc(a, 10, &x), CONC_EBROKEN);
+    assert_conc(conc_arena_dealloc(a, y), CONC_EBROKEN);
+    assert_conc(conc__arena_check(a), CONC_EBROKEN);
+    conc_arena_free(a);
+}
+
 int
 main(void)
 {
@@ -254,6 +426,8 @@ main(void)
         conc_unit_test(test_arena_alloc_free_coalesce),
         conc_unit_test(test_arena_shared_with_child),
         conc_unit_test(test_arena_default),
+        conc_unit_test(test_arena_owner_killed_inside),
+        conc_unit_test(test_arena_corrupt_tags),
     };
     return conc_run_tests(tests);
 }

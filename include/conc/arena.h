@@ -31,17 +31,27 @@ CONC_EXTERN int conc_arena_default(conc_arena **out);
 
 /* Allocates `size` zeroed bytes aligned to 64 bytes (a cache line). Returns
  * 0 and the block in *out, freed with conc_arena_dealloc; CONC_EINVAL for a
- * size of 0; CONC_ENOMEM when the arena has no free block that large. */
+ * NULL argument or a size of 0; CONC_ENOMEM when the arena has no free
+ * block that large; CONC_EBROKEN when the arena's bookkeeping was found
+ * corrupt (another process wrote over it; conc_failure_message says what
+ * was found), after which every call on the arena fails so. A process
+ * killed inside an allocation or a free, even holding the arena's lock,
+ * does not stop the others: the next one repairs what it left half done.
+ * Any thread of any process that inherited the arena. */
 CONC_EXTERN int conc_arena_alloc(conc_arena *a, size_t size, void **out);
 
-/* Returns a block to the arena. NULL does nothing; a pointer that did not
- * come from conc_arena_alloc on this arena is a bug and aborts. */
-CONC_EXTERN void conc_arena_dealloc(conc_arena *a, void *ptr);
+/* Returns a block to the arena. Returns 0, also for a NULL ptr (which
+ * does nothing); CONC_EINVAL for a NULL arena, or a pointer that is not a
+ * block allocated from this arena and not yet freed (a pointer the
+ * arena cannot tell from one is the caller's bug, as with free); or
+ * CONC_EBROKEN as for conc_arena_alloc. Any thread of any process. */
+CONC_EXTERN int conc_arena_dealloc(conc_arena *a, void *ptr);
 
-/* Whether `ptr` points into the arena. */
+/* Whether `ptr` points into the arena (0 for NULL arguments). */
 CONC_EXTERN int conc_arena_contains(const conc_arena *a, const void *ptr);
 
-/* Total and currently free bytes, for diagnostics and leak checks. */
+/* Total and currently free bytes, for diagnostics and leak checks (0 for
+ * a NULL arena, and free bytes 0 for a broken one). Any thread. */
 CONC_EXTERN size_t conc_arena_capacity(const conc_arena *a);
 CONC_EXTERN size_t conc_arena_available(conc_arena *a);
 
