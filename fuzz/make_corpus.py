@@ -104,6 +104,17 @@ SEEDS = {
         "long_name": fs_request()[:28] + u32(1 << 16) + u32(0) + u32(0),
         "truncated": fs_request(arg=b"abcdef")[:-2],
     },
+    "arena": {
+        # Allocate three blocks, free two (both merges run), check,
+        # allocate again, free a pointer that is no block.
+        "alloc_free": u8(0) + u16(100) + u8(1) + u16(5000) + u8(2) +
+        u16(300) + u8(3) + u8(1) + u8(4) + u8(0) + u8(7) + u8(0) +
+        u16(200) + u8(5) + u16(4096 + 64 + 8) + u8(7),
+        # Two blocks, then a wild next_free link in the free block's tag
+        # (line 4 past the header), then an allocation that meets it.
+        "scribble": u8(0) + u16(100) + u8(0) + u16(100) + u8(6) + u8(0) +
+        u16(4) + u8(3) + u64(12345) + u8(0) + u16(50) + u8(7),
+    },
     "conn_recv": {
         # Socket, 4 KiB limit, ops: bytes, into(8), poll, fd.
         "socket": u8(0b011) + u8(3) + u8(0) + u8(1 | 3 << 2) + u8(2) +
