@@ -160,6 +160,52 @@ stack_fn(void *arg)
     return 0;
 }
 
+static int
+wait_for_release(void *arg)
+{
+    return sem_wait_for(arg, WAIT_S) == 0 ? 0 : CONC_ETIMEDOUT;
+}
+
+/* The name the OS shows for thread `tid` of this process. */
+static void
+os_name_of(long tid, char *buf, size_t size)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%ld/comm", tid);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(buf, (int)size, f));
+    fclose(f);
+    buf[strcspn(buf, "\n")] = '\0';
+}
+
+/* As Python's start(), conc_thread_start returns once the new thread runs:
+ * by then it has set itself up (it is named for the OS, first thing in
+ * its bootstrap), every time. */
+static void
+test_start_returns_once_running(void **state)
+{
+    (void)state;
+    sem_t release;
+    sem_init(&release, 0, 0);
+    for (int i = 0; i < 200; i++) {
+        char name[16], shown[32];
+        snprintf(name, sizeof name, "starter-%d", i);
+        conc_thread *t;
+        assert_conc_ok(conc_thread_start(
+            wait_for_release, &release, &(conc_thread_opts){.name = name}, &t));
+        os_name_of(conc_thread_native_id(t), shown, sizeof shown);
+        assert_string_equal(shown, name);
+        assert_true(conc_thread_is_alive(t));
+        sem_post(&release);
+        int status = -1;
+        assert_conc_ok(conc_thread_join(t, WAIT_S, &status));
+        assert_int_equal(status, 0);
+        conc_thread_free(t);
+    }
+    sem_destroy(&release);
+}
+
 static void
 test_stack_size(void **state)
 {
@@ -1257,6 +1303,7 @@ main(void)
         pthread_join(warm, NULL);
     const struct CMUnitTest tests[] = {
         conc_unit_test(test_start_join_status),
+        conc_unit_test(test_start_returns_once_running),
         conc_unit_test(test_stack_size),
         conc_unit_test(test_names),
         conc_unit_test(test_set_name),

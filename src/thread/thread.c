@@ -1,13 +1,24 @@
 /* Starting, joining and freeing threads (threading.Thread).
  *
  * Life of a handle. conc_thread_start allocates the handle and its name in
- * one block with one reference for the new thread and one for the caller's
- * handle, lists it in the registry and calls pthread_create. The thread
- * (trampoline) names itself, runs the function, reports a failure to the
- * excepthook, leaves the visible registry, runs its locals' destructors,
- * then unlists itself and publishes `done` in one step, and drops its
- * reference. Whoever drops the last reference frees the block; if nobody
- * joined the OS thread by then, it is detached so that it cannot leak.
+ * one block with one reference for the new thread and one for the
+ * creator, lists it in the registry and calls pthread_create. The thread
+ * (trampoline) names itself, publishes `started`, runs the function,
+ * reports a failure to the excepthook, leaves the visible registry, runs
+ * its locals' destructors, then unlists itself and publishes `done` in one
+ * step, and drops its reference. The creator keeps its reference as the
+ * caller's handle, or drops it once the thread has started. Whoever drops
+ * the last reference frees the block; if nobody joined the OS thread by
+ * then, it is detached so that it cannot leak.
+ *
+ * Starting. As Python's start(), conc_thread_start returns only once the
+ * new thread runs: the thread publishes `started` just before it calls
+ * its function, and the creator waits for it. The handshake is one futex
+ * word: the creator spins for a moment (a new thread usually runs within
+ * microseconds), then announces that it sleeps (STARTING_WAITED) and
+ * sleeps; the thread swaps in STARTED and calls futex wake only if the
+ * creator announced itself. So a start costs a system call more than
+ * pthread_create only when the new thread is slow to run.
  *
  * Joining. The OS thread must be reaped exactly once, however many threads
  * join. The `reap` word elects the reaper: a joiner that wins FREE -> BUSY
@@ -172,6 +183,10 @@ trampoline(void *arg)
     conc__thread_publish_tid(t, tid ? tid : conc__tid());
     name_self(t);
     conc_clear_failure();
+    /* The creator holds its reference until it has seen this. */
+    if (atomic_exchange_explicit(&t->started, CONC__STARTED,
+                                 memory_order_release) == CONC__STARTING_WAITED)
+        conc__futex_wake(&t->started, 1, 0);
 
     int status = t->fn(t->arg);
     t->status = status;
@@ -202,8 +217,7 @@ creator_daemon(void)
 }
 
 static conc_thread *
-new_handle(conc_thread_fn fn, void *arg, const conc_thread_opts *opts,
-           int has_out)
+new_handle(conc_thread_fn fn, void *arg, const conc_thread_opts *opts)
 {
     char def[32];
     const char *name = opts->name;
@@ -216,7 +230,7 @@ new_handle(conc_thread_fn fn, void *arg, const conc_thread_opts *opts,
     if (!t)
         return NULL;
     memset(t, 0, sizeof *t);
-    atomic_init(&t->refs, has_out ? 2 : 1);
+    atomic_init(&t->refs, 2); /* the thread's and the creator's */
     t->kind = CONC__THREAD_STARTED;
     t->fork_gen = atomic_load_explicit(&conc__fork_gen, memory_order_relaxed);
     if (opts->daemon == CONC_DAEMON_INHERIT)
@@ -235,16 +249,41 @@ new_handle(conc_thread_fn fn, void *arg, const conc_thread_opts *opts,
  * out references meanwhile, so the handle ends as a thread that ran and
  * was reaped, and is freed through its references. */
 static void
-abandon(conc_thread *t, int has_out)
+abandon(conc_thread *t)
 {
     if (!t->daemon)
         conc__nondaemon_remove();
     atomic_store_explicit(&t->reap, CONC__REAPED, memory_order_relaxed);
     conc__thread_publish_tid(t, CONC__TID_NONE);
     conc__registry_remove(t);
-    if (has_out)
-        conc__thread_release(t);
-    conc__thread_release(t);
+    conc__thread_release(t); /* the creator's */
+    conc__thread_release(t); /* the thread's, which never ran */
+}
+
+/* Spin rounds of the creator before it sleeps, about a microsecond in
+ * all: a new thread on an idle core runs within a few, and a creator that
+ * spins longer takes the CPU from it on a busy machine. */
+#define START_SPIN 64
+
+/* Waits until the thread has published `started`. The creator holds a
+ * reference, so `t` lives throughout. */
+static void
+wait_started(conc_thread *t)
+{
+    for (int i = 0; i < START_SPIN; i++) {
+        if (atomic_load_explicit(&t->started, memory_order_acquire) ==
+            CONC__STARTED)
+            return;
+        conc__cpu_relax();
+    }
+    uint32_t v = CONC__STARTING;
+    if (!atomic_compare_exchange_strong_explicit(
+            &t->started, &v, CONC__STARTING_WAITED, memory_order_acquire,
+            memory_order_acquire))
+        return; /* started meanwhile */
+    while (atomic_load_explicit(&t->started, memory_order_acquire) !=
+           CONC__STARTED)
+        conc__futex_wait(&t->started, CONC__STARTING_WAITED, CONC__FOREVER, 0);
 }
 
 /* Stores the new thread's ident and kernel id from the creator, so that a
@@ -305,7 +344,7 @@ conc_thread_start(conc_thread_fn fn, void *arg, const conc_thread_opts *opts,
     int r = make_attr(&attr, opts->stack_size, &ap);
     if (r)
         return r;
-    conc_thread *t = new_handle(fn, arg, opts, out != NULL);
+    conc_thread *t = new_handle(fn, arg, opts);
     if (!t) {
         r = CONC_ENOMEM;
         goto out;
@@ -314,15 +353,17 @@ conc_thread_start(conc_thread_fn fn, void *arg, const conc_thread_opts *opts,
     if (!t->daemon)
         conc__nondaemon_add();
     pthread_t pt;
-    /* From here the thread may end and free `t` if the caller takes no
-     * handle. */
     r = -pthread_create(&pt, ap, trampoline, t);
     if (r) {
-        abandon(t, out != NULL);
-    } else if (out) {
-        publish_early(t, pt);
-        *out = t;
+        abandon(t);
+        goto out;
     }
+    publish_early(t, pt);
+    wait_started(t);
+    if (out)
+        *out = t;
+    else
+        conc__thread_release(t);
 out:
     if (ap)
         pthread_attr_destroy(ap);

@@ -36,6 +36,12 @@ enum conc__thread_kind {
 #define CONC__RUNNING_WAITED 1u /* running, and a joiner may sleep */
 #define CONC__DONE           2u
 
+/* The `started` futex word: whether the thread has reached its function
+ * (Python's Thread._started), which conc_thread_start waits for. */
+#define CONC__STARTING        0u
+#define CONC__STARTING_WAITED 1u /* not yet, and the creator may sleep */
+#define CONC__STARTED         2u
+
 /* The `reap` word: who calls pthread_join (or renames through the
  * pthread_t, which must not be reaped meanwhile). */
 #define CONC__REAP_FREE        0u
@@ -44,9 +50,10 @@ enum conc__thread_kind {
 #define CONC__REAPED           3u
 
 struct conc_thread {
-    _Atomic uint32_t refs; /* the running thread's, plus one per handle */
-    _Atomic uint32_t done; /* CONC__RUNNING.. CONC__DONE */
-    _Atomic uint32_t reap; /* CONC__REAP_FREE.. CONC__REAPED */
+    _Atomic uint32_t refs;    /* the running thread's, plus one per handle */
+    _Atomic uint32_t done;    /* CONC__RUNNING.. CONC__DONE */
+    _Atomic uint32_t reap;    /* CONC__REAP_FREE.. CONC__REAPED */
+    _Atomic uint32_t started; /* CONC__STARTING.. CONC__STARTED */
     /* The kernel id: 0 unknown, UINT32_MAX unknown and someone sleeps on
      * it, otherwise the id. Set by the thread itself, or earlier by its
      * creator (the same value). */
