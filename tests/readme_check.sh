@@ -15,3 +15,11 @@ cc -std=c11 -Wall -Wextra -Werror -I"$src/include" "$tmp/readme.c" \
 out=$("$tmp/readme")
 [ "$out" = "0" ] || { echo "README program printed: $out"; exit 1; }
 echo "README program compiles and prints 0"
+
+# The README's way of building against the build tree, without
+# installing: the uninstalled pkg-config file.
+PKG_CONFIG_PATH=$build cc -std=c11 -Wall -Werror "$tmp/readme.c" \
+    $(PKG_CONFIG_PATH=$build pkg-config --cflags --libs conc) -o "$tmp/readme2"
+out=$("$tmp/readme2")
+[ "$out" = "0" ] || { echo "README program (build tree) printed: $out"; exit 1; }
+echo "README program builds from the build tree with pkg-config"
