@@ -604,9 +604,10 @@ test_run_timeout(void **state)
     close(ctl[1]);
     conc_buf out = CONC_BUF_INIT;
     assert_conc_ok(conc_buf_append(&out, "kept", 4));
-    assert_conc(conc_check_output(ARGV("sh", "-c", "echo partial; sleep 100"),
-                                  NULL, 0.2, &out),
-                CONC_ETIMEDOUT);
+    assert_conc(
+        conc_check_output(ARGV("sh", "-c", "echo partial; exec sleep 100"),
+                          NULL, 0.2, &out),
+        CONC_ETIMEDOUT);
     assert_conc(conc_call(ARGV("sleep", "100"), NULL, 0, NULL), CONC_ETIMEDOUT);
     assert_int_equal(out.len, 4);
     assert_memory_equal(out.data, "kept", 4);
