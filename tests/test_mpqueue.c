@@ -647,6 +647,128 @@ test_large_put_timeout(void **state)
     conc_arena_free(a);
 }
 
+/* ---- Handing a queue to a process ---------------------------------------- */
+
+/* The child of multiprocessing's Process(target=f, args=(q,)): opens its
+ * own handle from the ref and answers each message with its double. */
+static int
+handed_child(const void *arg, size_t len)
+{
+    const conc_mpqueue_ref *ref = arg;
+    conc_mpqueue *q;
+    if (len != sizeof *ref || conc_mpqueue_open(ref, &q) != 0)
+        return 10;
+    conc_buf b = CONC_BUF_INIT;
+    int r = conc_mpqueue_get(q, &b, BOUND);
+    uint64_t v = 0;
+    if (!r && b.len == sizeof v) {
+        memcpy(&v, b.data, sizeof v);
+        v *= 2;
+        r = conc_mpqueue_put(q, &v, sizeof v, BOUND);
+    }
+    conc_buf_free(&b);
+    conc_mpqueue_free(q); /* the handle only */
+    return r ? 11 : 0;
+}
+
+/* The same child function under both start methods: the fork server's
+ * children inherit no memory, and open the queue from its ref. */
+static void
+test_handoff_to_process(void **state)
+{
+    (void)state;
+    static const conc_start_method methods[] = {CONC_START_FORK,
+                                                CONC_START_FORKSERVER};
+    for (size_t m = 0; m < 2; m++) {
+        conc_arena *a = new_arena(1 << 20);
+        conc_mpqueue *q = new_queue(a, SMALL, 0);
+        conc_mpqueue_ref ref;
+        assert_conc_ok(conc_mpqueue_share(q, &ref));
+        conc_process *p;
+        assert_conc_ok(
+            conc_process_new(handed_child, &ref, sizeof ref,
+                             &(conc_process_opts){.method = methods[m]}, &p));
+        assert_conc_ok(conc_process_start(p));
+        uint64_t v = 21 + m;
+        assert_conc_ok(conc_mpqueue_put(q, &v, sizeof v, BOUND));
+        assert_conc_ok(conc_process_join(p, BOUND));
+        int code = -1;
+        assert_int_equal(conc_process_exitcode(p, &code), 1);
+        assert_int_equal(code, 0);
+        conc_process_free(p);
+        conc_buf b = CONC_BUF_INIT;
+        assert_conc_ok(conc_mpqueue_get(q, &b, BOUND));
+        assert_int_equal(b.len, sizeof v);
+        memcpy(&v, b.data, sizeof v);
+        assert_int_equal(v, 2 * (21 + m));
+        conc_buf_free(&b);
+        conc_mpqueue_free(q);
+        conc_arena_free(a);
+    }
+    conc_forkserver_stop();
+}
+
+/* A pool's initializer gets the ref as its initarg, as Python's
+ * Pool(initializer=init, initargs=(q,)), and keeps the worker's handle. */
+static conc_mpqueue *worker_queue;
+
+static int
+init_worker(const void *arg, size_t len, conc_buf *result)
+{
+    (void)result;
+    if (len != sizeof(conc_mpqueue_ref))
+        return CONC_EINVAL;
+    return conc_mpqueue_open(arg, &worker_queue);
+}
+
+static int
+put_double(const void *arg, size_t len, conc_buf *result)
+{
+    (void)result;
+    uint64_t v;
+    if (len != sizeof v)
+        return CONC_EINVAL;
+    memcpy(&v, arg, sizeof v);
+    v *= 2;
+    return conc_mpqueue_put(worker_queue, &v, sizeof v, BOUND);
+}
+
+static void
+test_handoff_to_pool_initializer(void **state)
+{
+    (void)state;
+    conc_arena *a = new_arena(1 << 20);
+    conc_mpqueue *q = new_queue(a, SMALL, 0);
+    conc_mpqueue_ref ref;
+    assert_conc_ok(conc_mpqueue_share(q, &ref));
+    conc_pool *pool;
+    assert_conc_ok(conc_pool_new(&(conc_pool_opts){.processes = 2,
+                                                   .initializer = init_worker,
+                                                   .initarg = &ref,
+                                                   .initarg_len = sizeof ref},
+                                 &pool));
+    uint64_t sum = 0;
+    for (uint64_t i = 1; i <= 4; i++) {
+        conc_buf r = CONC_BUF_INIT;
+        assert_conc_ok(conc_pool_apply(pool, put_double, &i, sizeof i, &r));
+        conc_buf_free(&r);
+    }
+    for (int i = 0; i < 4; i++) {
+        conc_buf b = CONC_BUF_INIT;
+        uint64_t v;
+        assert_conc_ok(conc_mpqueue_get(q, &b, BOUND));
+        memcpy(&v, b.data, sizeof v);
+        sum += v;
+        conc_buf_free(&b);
+    }
+    assert_int_equal(sum, 2 * (1 + 2 + 3 + 4));
+    assert_conc_ok(conc_pool_close(pool));
+    assert_conc_ok(conc_pool_join(pool, BOUND));
+    conc_pool_free(pool);
+    conc_mpqueue_free(q);
+    conc_arena_free(a);
+}
+
 /* ---- Bytes written over the queue by another process ------------------- */
 
 /* The ways a child scribbles over a queue's shared part. */
@@ -1512,6 +1634,8 @@ main(void)
         conc_unit_test(test_large_get_into),
         conc_unit_test(test_large_put_timeout),
         conc_unit_test(test_corrupt_ring),
+        conc_unit_test(test_handoff_to_process),
+        conc_unit_test(test_handoff_to_pool_initializer),
         conc_unit_test(test_mpmc),
         conc_unit_test(test_joinable_basic),
         conc_unit_test(test_joinable_processes),

@@ -929,6 +929,125 @@ test_shm_mode(void **state)
     conc_shm_free(s);
 }
 
+/* ---- Handing objects to a process ---------------------------------------- */
+
+/* What the parent hands a child: the arena's ref and, since the arena is
+ * at the same address in the child, plain pointers to the objects in it. */
+struct handoff {
+    conc_arena_ref arena;
+    conc_lock *lock;
+    conc_event *go, *done;
+    conc_sem *sem;
+    conc_value *counter; /* i64, with its own RLock */
+    conc_array *cells;   /* i64[4] */
+};
+
+/* The child: opens the arena, then uses every object. Its exit status
+ * says which step failed. */
+static int
+handoff_child(const void *arg, size_t len)
+{
+    const struct handoff *h = arg;
+    conc_arena *a;
+    if (len != sizeof *h || conc_arena_open(&h->arena, &a) != 0)
+        return 10;
+    if (conc_event_wait(h->go, BOUND) != 0)
+        return 11;
+    if (conc_lock_acquire(h->lock, BOUND) != 0)
+        return 12;
+    int64_t v = 0;
+    int r = conc_value_acquire(h->counter, BOUND);
+    if (!r)
+        r = conc_value_get_i64(h->counter, &v);
+    if (!r)
+        r = conc_value_set_i64(h->counter, v + 1);
+    conc_value_release(h->counter);
+    conc_lock_release(h->lock);
+    if (r || conc_array_set_i64(h->cells, 2, 42) != 0)
+        return 13;
+    if (conc_sem_release(h->sem, 1) != 0)
+        return 14;
+    conc_event_set(h->done);
+    return 0;
+}
+
+/* Python's Process(target=f, args=(lock, event, value, array)): the same
+ * child function gets the same objects under both start methods, the fork
+ * server's included (whose children begin from a fresh image of the
+ * program and inherit no memory). */
+static void
+test_handoff_to_process(void **state)
+{
+    (void)state;
+    static const conc_start_method methods[] = {CONC_START_FORK,
+                                                CONC_START_FORKSERVER};
+    for (size_t m = 0; m < 2; m++) {
+        conc_arena *a;
+        assert_conc_ok(conc_arena_new(1 << 20, &a));
+        conc_sync_opts so = {.arena = a};
+        struct handoff h;
+        assert_conc_ok(conc_arena_share(a, &h.arena));
+        assert_conc_ok(conc_lock_new(&so, &h.lock));
+        assert_conc_ok(conc_event_new(&so, &h.go));
+        assert_conc_ok(conc_event_new(&so, &h.done));
+        assert_conc_ok(conc_sem_new(0, &so, &h.sem));
+        int64_t zero = 0, four[4] = {1, 2, 3, 4};
+        conc_value_opts vo = {.arena = a};
+        assert_conc_ok(conc_value_new(CONC_CTYPE_I64, &zero, &vo, &h.counter));
+        assert_conc_ok(conc_array_new(CONC_CTYPE_I64, 4, four, &vo, &h.cells));
+
+        conc_process *p;
+        assert_conc_ok(
+            conc_process_new(handoff_child, &h, sizeof h,
+                             &(conc_process_opts){.method = methods[m]}, &p));
+        assert_conc_ok(conc_process_start(p));
+        conc_event_set(h.go);
+        assert_conc_ok(conc_event_wait(h.done, BOUND));
+        assert_conc_ok(conc_sem_acquire(h.sem, BOUND));
+        assert_conc_ok(conc_process_join(p, BOUND));
+        int code = -1;
+        assert_int_equal(conc_process_exitcode(p, &code), 1);
+        assert_int_equal(code, 0);
+        conc_process_free(p);
+        int64_t v = -1;
+        assert_conc_ok(conc_value_get_i64(h.counter, &v));
+        assert_int_equal(v, 1);
+        assert_conc_ok(conc_array_get_i64(h.cells, 2, &v));
+        assert_int_equal(v, 42);
+
+        conc_array_free(h.cells);
+        conc_value_free(h.counter);
+        conc_sem_free(h.sem);
+        conc_event_free(h.done);
+        conc_event_free(h.go);
+        conc_lock_free(h.lock);
+        conc_arena_free(a);
+    }
+    conc_forkserver_stop();
+}
+
+/* A ref is checked: bytes that name no arena are refused, and so is an
+ * arena whose creator's descriptor is gone. */
+static void
+test_arena_ref_checked(void **state)
+{
+    (void)state;
+    conc_arena *a, *b;
+    conc_arena_ref ref;
+    assert_conc_ok(conc_arena_new(1 << 16, &a));
+    assert_conc_ok(conc_arena_share(a, &ref));
+    assert_conc_ok(conc_arena_open(&ref, &b)); /* mapped here already */
+    assert_ptr_equal(a, b);
+    conc_arena_ref bad = ref;
+    bad.magic++;
+    assert_conc(conc_arena_open(&bad, &b), CONC_EINVAL);
+    assert_conc(conc_arena_open(NULL, &b), CONC_EINVAL);
+    assert_conc(conc_arena_share(NULL, &ref), CONC_EINVAL);
+    conc_arena_free(a);
+    /* Unmapped and its descriptor closed: nothing left to open. */
+    assert_true(conc_arena_open(&ref, &b) < 0);
+}
+
 static void *
 noop_main(void *p)
 {
@@ -967,6 +1086,8 @@ main(void)
         shm_test(test_shm_unlinked_at_exit),
         shm_test(test_shm_exit_spares_recreated),
         shm_test(test_shm_mode),
+        shm_test(test_handoff_to_process),
+        shm_test(test_arena_ref_checked),
     };
     return conc_run_tests(tests);
 }

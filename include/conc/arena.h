@@ -20,7 +20,8 @@ typedef struct conc_arena conc_arena;
  * 1 TiB; CONC_ENOMEM. */
 CONC_EXTERN int conc_arena_new(size_t size, conc_arena **out);
 
-/* Unmaps the arena in the calling process (other processes keep theirs).
+/* Unmaps the arena in the calling process (other processes keep theirs);
+ * in the creator it also closes the descriptor that conc_arena_open uses.
  * Every pointer into it becomes invalid here. NULL does nothing. */
 CONC_EXTERN void conc_arena_free(conc_arena *a);
 
@@ -46,6 +47,40 @@ CONC_EXTERN int conc_arena_alloc(conc_arena *a, size_t size, void **out);
  * arena cannot tell from one is the caller's bug, as with free); or
  * CONC_EBROKEN as for conc_arena_alloc. Any thread of any process. */
 CONC_EXTERN int conc_arena_dealloc(conc_arena *a, void *ptr);
+
+/* ---- Handing an arena to a process ---------------------------------------
+ * A process forked from the creator inherits the arena at the same address.
+ * A process that did not (one started by the fork server, which begins from
+ * a fresh image of the program) opens it from a conc_arena_ref: plain bytes,
+ * to put in the argument of conc_process_new (or of a pool's initializer),
+ * that name the arena. conc_arena_open maps it at the creator's address, so
+ * every pointer into it is valid there as well: a Lock, Event, Semaphore,
+ * Condition, Value or Array made in the arena is handed over as its
+ * pointer, next to the arena's ref. Opening works the same after a fork (it
+ * finds the inherited mapping), so one child function serves both start
+ * methods. docs/processes.md shows it. */
+typedef struct conc_arena_ref {
+    uint64_t magic;
+    uint64_t base; /* the arena's address in every process */
+    uint64_t size;
+    int32_t pid; /* the creator, which must still run when it is opened */
+    int32_t fd;  /* the creator's descriptor of the arena's memory */
+} conc_arena_ref;
+
+/* Fills *ref with the bytes that name `a`. Returns 0; CONC_EINVAL for a
+ * NULL argument; -ENOSYS when the system refused memfd and the arena can
+ * only reach forked children; CONC_EBROKEN for a corrupt arena. Borrows
+ * `a`. Any thread of any process that has the arena. */
+CONC_EXTERN int conc_arena_share(conc_arena *a, conc_arena_ref *ref);
+
+/* The arena that `ref` names, mapped in the calling process if it is not
+ * already (it is in the creator and its forked children). Returns 0 and a
+ * borrowed pointer in *out, which this process may unmap with
+ * conc_arena_free once it no longer uses the arena; CONC_EINVAL for a
+ * NULL argument or bytes that are no ref; CONC_EEXIST when the creator's
+ * addresses are taken in this process; a negated errno when the creator's
+ * memory cannot be opened (-ENOENT: the creator ended). Any thread. */
+CONC_EXTERN int conc_arena_open(const conc_arena_ref *ref, conc_arena **out);
 
 /* Whether `ptr` points into the arena (0 for NULL arguments). */
 CONC_EXTERN int conc_arena_contains(const conc_arena *a, const void *ptr);

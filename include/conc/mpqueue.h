@@ -172,6 +172,34 @@ CONC_EXTERN int conc_mpqueue_close(conc_mpqueue *q);
  * blocked put and get wakes. Returns 0, also when called again. */
 CONC_EXTERN int conc_mpqueue_shutdown(conc_mpqueue *q);
 
+/* ---- Handing a queue to a process ---------------------------------------
+ * A forked child may use the parent's handle as it is. A process started
+ * by the fork server has no such handle: give it a conc_mpqueue_ref (bytes,
+ * for the argument of conc_process_new or a pool's initializer) and let it
+ * open its own handle with conc_mpqueue_open. Opening works after a fork
+ * too, so one child function serves both start methods. */
+typedef struct conc_mpqueue_ref {
+    conc_arena_ref arena;
+    uint64_t offset; /* of the queue's shared part in the arena */
+    uint32_t capacity;
+    uint32_t flags;
+} conc_mpqueue_ref;
+
+/* Fills *ref with the bytes that name `q`. Returns 0; CONC_EINVAL for a
+ * NULL argument; errors of conc_arena_share. Borrows `q`. Any thread of any
+ * process that has the queue. */
+CONC_EXTERN int conc_mpqueue_share(const conc_mpqueue *q,
+                                   conc_mpqueue_ref *ref);
+
+/* Opens the queue that `ref` names (opening its arena with
+ * conc_arena_open) and returns a new handle in *out for this process,
+ * freed with conc_mpqueue_free, which then frees only the handle: the
+ * queue itself belongs to its creator. Returns 0; CONC_EINVAL for a NULL
+ * argument or bytes that name no queue; CONC_ENOMEM; errors of
+ * conc_arena_open. Any thread. */
+CONC_EXTERN int conc_mpqueue_open(const conc_mpqueue_ref *ref,
+                                  conc_mpqueue **out);
+
 /* ---- JoinableQueue -------------------------------------------------------
  * Each message put counts as an unfinished task until some process calls
  * task_done for it. A consumer that dies before calling task_done leaves

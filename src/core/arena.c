@@ -47,10 +47,13 @@
  * The arena is for long-lived, modest objects (locks, queue rings); its
  * O(free blocks) search is fine for that and simple to trust. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "conc/arena.h"
@@ -84,6 +87,11 @@ struct conc_arena {
     uint32_t pad;
     uint64_t free_bytes; /* guarded by lock, as every block tag */
     uint64_t free_head;
+    /* Where another process finds the memory (see sharing.c's design):
+     * the creator's pid and its descriptor of the memfd, -1 for none.
+     * Fixed at creation. */
+    int32_t creator;
+    int32_t fd;
     pthread_mutex_t lock; /* robust, process-shared */
 };
 _Static_assert(sizeof(struct conc_arena) <= HEADER, "header fits");
@@ -291,6 +299,76 @@ repair(conc_arena *a)
 
 /* ---- Public calls -------------------------------------------------------- */
 
+/* ---- Mapping, and opening in another process ----------------------------
+ * The memory is a memfd, so that a process that did not inherit the
+ * mapping (one started by the fork server) can map the same pages: it
+ * opens the creator's descriptor through /proc/<pid>/fd/<n> and maps it at
+ * the creator's address, where every pointer into the arena (a Lock, a
+ * Condition's waiters, a Value) stays valid. A fresh process has that
+ * range free unless its own mappings happen to lie there; then
+ * MAP_FIXED_NOREPLACE refuses, and conc_arena_open says so. A process
+ * remembers the arenas it maps in `mapped` (a fork copies the table along
+ * with the mappings), so opening one it has already is free. */
+
+#define MAX_MAPPED 64
+#define REF_MAGIC  0x636f6e6372656621ull /* "concref!" */
+
+static _Atomic(conc_arena *) mapped[MAX_MAPPED];
+
+static void
+remember(conc_arena *a)
+{
+    for (int i = 0; i < MAX_MAPPED; i++) {
+        conc_arena *none = NULL;
+        if (atomic_compare_exchange_strong(&mapped[i], &none, a))
+            return;
+    }
+    /* A full table only means that opening this arena again maps it
+     * again; nothing depends on finding it. */
+}
+
+static void
+forget(conc_arena *a)
+{
+    for (int i = 0; i < MAX_MAPPED; i++) {
+        conc_arena *was = a;
+        if (atomic_compare_exchange_strong(&mapped[i], &was, NULL))
+            return;
+    }
+}
+
+static conc_arena *
+find_mapped(uint64_t base)
+{
+    for (int i = 0; i < MAX_MAPPED; i++) {
+        conc_arena *a = atomic_load(&mapped[i]);
+        if (a && (uint64_t)(uintptr_t)a == base)
+            return a;
+    }
+    return NULL;
+}
+
+/* Maps `total` bytes of a new memfd (its descriptor in *fd), or, where
+ * memfd is refused (an old kernel, a sandbox), of anonymous shared memory
+ * that only forked children see (*fd = -1). */
+static void *
+map_new(size_t total, int *fd)
+{
+    *fd = memfd_create("conc-arena", MFD_CLOEXEC);
+    if (*fd >= 0 && ftruncate(*fd, (off_t)total) == 0) {
+        void *m = mmap(NULL, total, PROT_READ | PROT_WRITE,
+                       MAP_SHARED | MAP_NORESERVE, *fd, 0);
+        if (m != MAP_FAILED)
+            return m;
+    }
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+    void *m = mmap(NULL, total, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return m == MAP_FAILED ? NULL : m;
+}
+
 int
 conc_arena_new(size_t size, conc_arena **out)
 {
@@ -298,25 +376,32 @@ conc_arena_new(size_t size, conc_arena **out)
     if (!out || size == 0 || size > MAX_SIZE)
         return CONC_EINVAL;
     size_t total = (size + HEADER + TAG + page - 1) / page * page;
-    void *m = mmap(NULL, total, PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (m == MAP_FAILED)
+    int fd;
+    conc_arena *a = map_new(total, &fd);
+    if (!a) {
+        if (fd >= 0)
+            close(fd);
         return CONC_ENOMEM;
-    conc_arena *a = m;
+    }
     int r = lock_init(&a->lock);
     if (r) {
-        munmap(m, total);
+        munmap(a, total);
+        if (fd >= 0)
+            close(fd);
         return r;
     }
     a->magic = ARENA_MAGIC;
     a->size = total;
     a->first = HEADER;
+    a->creator = (int32_t)getpid();
+    a->fd = fd;
     struct block *b = at(a, a->first);
     b->magic = BLOCK_MAGIC;
     b->free = 1;
     b->size = total - HEADER;
     a->free_bytes = b->size - TAG;
     list_push(a, b);
+    remember(a);
     *out = a;
     return 0;
 }
@@ -324,8 +409,82 @@ conc_arena_new(size_t size, conc_arena **out)
 void
 conc_arena_free(conc_arena *a)
 {
-    if (a)
-        munmap(a, a->size);
+    if (!a)
+        return;
+    forget(a);
+    if (a->fd >= 0 && a->creator == (int32_t)getpid())
+        close(a->fd);
+    munmap(a, a->size);
+}
+
+int
+conc_arena_share(conc_arena *a, conc_arena_ref *ref)
+{
+    if (!a || !ref)
+        return CONC_EINVAL;
+    if (a->magic != ARENA_MAGIC)
+        return corrupt(a, "the header overwritten", 0);
+    if (a->fd < 0)
+        return conc_fail(-ENOSYS, "shared arena: made without memfd, it "
+                                  "reaches forked children only");
+    ref->magic = REF_MAGIC;
+    ref->base = (uint64_t)(uintptr_t)a;
+    ref->size = a->size;
+    ref->pid = a->creator;
+    ref->fd = a->fd;
+    return 0;
+}
+
+/* Maps the creator's memfd at the creator's address. */
+static int
+map_ref(const conc_arena_ref *ref, conc_arena **out)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)ref->pid, (int)ref->fd);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return conc_fail(-errno,
+                         "shared arena: cannot open %s (has its "
+                         "creator ended?)",
+                         path);
+    struct stat st;
+    void *want = (void *)(uintptr_t)ref->base, *m = MAP_FAILED;
+    if (fstat(fd, &st) == 0 && (uint64_t)st.st_size >= ref->size)
+        m = mmap(want, ref->size, PROT_READ | PROT_WRITE,
+                 MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0);
+    int e = errno;
+    close(fd);
+    if (m == MAP_FAILED || m != want) {
+        if (m != MAP_FAILED)
+            munmap(m, ref->size); /* a kernel that ignored NOREPLACE */
+        return conc_fail(m == MAP_FAILED && e != EEXIST ? -e : CONC_EEXIST,
+                         "shared arena: its addresses are taken in this "
+                         "process");
+    }
+    conc_arena *a = m;
+    if (a->magic != ARENA_MAGIC || a->size != ref->size) {
+        munmap(m, ref->size);
+        return CONC_EINVAL;
+    }
+    remember(a);
+    *out = a;
+    return 0;
+}
+
+int
+conc_arena_open(const conc_arena_ref *ref, conc_arena **out)
+{
+    if (!ref || !out || ref->magic != REF_MAGIC || !ref->size ||
+        ref->base % TAG)
+        return CONC_EINVAL;
+    conc_arena *a = find_mapped(ref->base);
+    if (a) {
+        if (a->size != ref->size)
+            return CONC_EINVAL;
+        *out = a;
+        return 0;
+    }
+    return map_ref(ref, out);
 }
 
 static pthread_once_t default_once = PTHREAD_ONCE_INIT;

@@ -61,6 +61,50 @@ make_queue(const conc_mpqueue_opts *opts, uint32_t flags, conc_mpqueue **out)
 }
 
 int
+conc_mpqueue_share(const conc_mpqueue *q, conc_mpqueue_ref *ref)
+{
+    if (!q || !ref)
+        return CONC_EINVAL;
+    int r = conc_arena_share(q->arena, &ref->arena);
+    if (r)
+        return r;
+    ref->offset = (uint64_t)((char *)q->s - (char *)q->arena);
+    ref->capacity = q->cap;
+    ref->flags = q->s->flags;
+    return 0;
+}
+
+int
+conc_mpqueue_open(const conc_mpqueue_ref *ref, conc_mpqueue **out)
+{
+    conc_arena *arena;
+    if (!ref || !out)
+        return CONC_EINVAL;
+    int r = conc_arena_open(&ref->arena, &arena);
+    if (r)
+        return r;
+    /* The bytes are input: the shared part must lie inside the arena and
+     * look like a queue of that capacity. */
+    uint64_t size = sizeof(struct conc__mpq_shared) + (uint64_t)ref->capacity;
+    struct conc__mpq_shared *s =
+        (struct conc__mpq_shared *)((char *)arena + ref->offset);
+    if (ref->offset % CONC__MPQ_LINE || !conc_arena_contains(arena, s) ||
+        size > conc_arena_capacity(arena) ||
+        !conc_arena_contains(arena, (char *)s + size - 1) ||
+        s->magic != CONC__MPQ_MAGIC || s->cap != ref->capacity)
+        return CONC_EINVAL;
+    conc_mpqueue *q = conc__calloc(1, sizeof *q);
+    if (!q)
+        return CONC_ENOMEM;
+    q->s = s;
+    q->cap = ref->capacity;
+    q->arena = arena;
+    q->creator = 0; /* not this process's to free */
+    *out = q;
+    return 0;
+}
+
+int
 conc_mpqueue_new(const conc_mpqueue_opts *opts, conc_mpqueue **out)
 {
     return make_queue(opts, 0, out);
