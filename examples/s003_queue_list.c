@@ -4,6 +4,11 @@
  * [42, None, 156161]; the parent prints what it gets, then joins the
  * child. Messages are bytes in conc, so the child sends the list's text,
  * which the parent prints as Python would print the list.
+ *
+ * As in the seed, the queue is the child's argument (args=(q,)): its
+ * conc_mpqueue_ref, bytes from which the child opens a handle of its own.
+ * That works whichever way the child starts; this program uses the fork
+ * server, whose children inherit nothing from the parent's memory.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,8 +16,6 @@
 
 #include "conc.h"
 #include "example_util.h"
-
-static conc_mpqueue *q; /* made before the fork; inherited */
 
 /* Process(target=fn, args=...) followed by start(). */
 static conc_process *
@@ -41,22 +44,30 @@ join(conc_process *p)
     conc_process_free(p);
 }
 
+/* def f(qq): qq.put([42, None, 156161]) */
 static int
 f(const void *arg, size_t len)
 {
-    (void)arg;
     (void)len;
+    conc_mpqueue *qq;
+    check(conc_mpqueue_open(arg, &qq), "conc_mpqueue_open");
     static const char list[] = "[42, None, 156161]";
-    check(conc_mpqueue_put(q, list, strlen(list), CONC_FOREVER),
+    check(conc_mpqueue_put(qq, list, strlen(list), CONC_FOREVER),
           "conc_mpqueue_put");
+    conc_mpqueue_free(qq);
     return 0;
 }
 
 int
 main(void)
 {
+    conc_mpqueue *q;
     check(conc_mpqueue_new(NULL, &q), "conc_mpqueue_new");
-    conc_process *p = start(f, NULL, 0, NULL);
+    conc_mpqueue_ref ref;
+    check(conc_mpqueue_share(q, &ref), "conc_mpqueue_share");
+    conc_process *p =
+        start(f, &ref, sizeof ref,
+              &(conc_process_opts){.method = CONC_START_FORKSERVER});
     conc_buf got;
     conc_buf_init(&got);
     check(conc_mpqueue_get(q, &got, CONC_FOREVER), "conc_mpqueue_get");
