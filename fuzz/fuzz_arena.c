@@ -8,7 +8,9 @@
  * bookkeeping checks out after every step. After it, every call must
  * still return one of its documented codes, never crash, hang or hand out
  * memory outside the arena, and once a call has said CONC_EBROKEN every
- * later one must say it too. */
+ * later one must say it too. The repair that follows a lock owner's death
+ * runs over the tags as they are, too: it must refuse them or leave an
+ * arena that checks out. */
 #include "conc/error.h"
 #include "core/arena_internal.h"
 #include "fuzz.h"
@@ -120,6 +122,19 @@ op_scribble(conc_arena *a, struct fuzz_in *in)
     scribbled = 1;
 }
 
+/* The repair a process runs when it finds the lock's owner dead: it
+ * reads every tag of the chain, so it must refuse bad ones, and what it
+ * accepts must check out whole. */
+static void
+op_recover(conc_arena *a)
+{
+    int r = conc__arena_recover(a);
+    FUZZ_CHECK(r == 0 || (scribbled && r == CONC_EBROKEN));
+    note(r);
+    if (r == 0)
+        FUZZ_CHECK(conc__arena_check(a) == 0);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -146,6 +161,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 6:
             if (fuzz_take(&in, 1) % 4 == 0)
                 op_scribble(a, &in);
+            else
+                op_recover(a);
             break;
         default: {
             int r = conc__arena_check(a);

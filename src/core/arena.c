@@ -262,10 +262,10 @@ repair(conc_arena *a)
     a->free_head = 0;
     uint64_t free_bytes = 0, prev = 0, last_free = 0;
     for (uint64_t off = a->first; off < a->size;) {
-        if (!is_block(a, off))
+        if (!is_block(a, off) || at(a, off)->free > 1)
             return corrupt(a,
-                           "a block tag that is not one, after its owner "
-                           "died",
+                           "a block tag that is not one, seen after the "
+                           "lock's owner died",
                            off);
         struct block *b = at(a, off);
         if (b->free && last_free) { /* a merge that was cut short */
@@ -710,6 +710,17 @@ conc_arena_available(conc_arena *a)
     size_t n = a->free_bytes;
     unlock(a);
     return n;
+}
+
+int
+conc__arena_recover(conc_arena *a)
+{
+    int r = lock(a);
+    if (r)
+        return r;
+    r = repair(a);
+    unlock(a);
+    return r;
 }
 
 int

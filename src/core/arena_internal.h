@@ -20,6 +20,11 @@ enum conc__arena_point {
  * tests: set it in a child process before the call to stop in. */
 extern void (*conc__arena_hook)(enum conc__arena_point point);
 
+/* Runs the repair that follows an owner's death (rebuilding the free
+ * list and counts from the chain of blocks), for tests and the fuzz
+ * target. Returns 0 or CONC_EBROKEN. Any thread. */
+int conc__arena_recover(conc_arena *a);
+
 /* Walks the whole arena and checks that its chain of blocks, free list and
  * free byte count agree. Returns 0 or CONC_EBROKEN (the arena is then
  * marked broken). Any thread. */
