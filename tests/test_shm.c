@@ -938,9 +938,33 @@ struct handoff {
     conc_lock *lock;
     conc_event *go, *done;
     conc_sem *sem;
-    conc_value *counter; /* i64, with its own RLock */
-    conc_array *cells;   /* i64[4] */
+    conc_rlock *rlock;
+    conc_cond *cond;       /* on its own RLock; guards cells[3] */
+    conc_barrier *barrier; /* two parties: the parent and the child */
+    conc_value *counter;   /* i64, with its own RLock */
+    conc_array *cells;     /* i64[4] */
 };
+
+/* The child's second part: a re-entered RLock, a Condition it notifies
+ * about cells[3], a Barrier it meets the parent at. */
+static int
+handoff_child_sync(const struct handoff *h)
+{
+    if (conc_rlock_acquire(h->rlock, BOUND) != 0 ||
+        conc_rlock_acquire(h->rlock, BOUND) != 0)
+        return 15;
+    conc_rlock_release(h->rlock);
+    conc_rlock_release(h->rlock);
+    if (conc_cond_acquire(h->cond, BOUND) != 0)
+        return 16;
+    int r = conc_array_set_i64(h->cells, 3, 7);
+    if (!r)
+        r = conc_cond_notify(h->cond, 1);
+    conc_cond_release(h->cond);
+    if (r)
+        return 17;
+    return conc_barrier_wait(h->barrier, BOUND, NULL) == 0 ? 0 : 18;
+}
 
 /* The child: opens the arena, then uses every object. Its exit status
  * says which step failed. */
@@ -968,10 +992,22 @@ handoff_child(const void *arg, size_t len)
     if (conc_sem_release(h->sem, 1) != 0)
         return 14;
     conc_event_set(h->done);
-    return 0;
+    return handoff_child_sync(h);
 }
 
-/* Python's Process(target=f, args=(lock, event, value, array)): the same
+/* The parent's side of handoff_child_sync. */
+static void
+handoff_parent_sync(struct handoff *h)
+{
+    int64_t v = 0;
+    assert_conc_ok(conc_cond_acquire(h->cond, BOUND));
+    while (conc_array_get_i64(h->cells, 3, &v) == 0 && v != 7)
+        assert_conc_ok(conc_cond_wait(h->cond, BOUND));
+    assert_conc_ok(conc_cond_release(h->cond));
+    assert_conc_ok(conc_barrier_wait(h->barrier, BOUND, NULL));
+}
+
+/* Python's Process(target=f, args=(lock, event, value, ...)): the same
  * child function gets the same objects under both start methods, the fork
  * server's included (whose children begin from a fresh image of the
  * program and inherit no memory). */
@@ -991,6 +1027,10 @@ test_handoff_to_process(void **state)
         assert_conc_ok(conc_event_new(&so, &h.go));
         assert_conc_ok(conc_event_new(&so, &h.done));
         assert_conc_ok(conc_sem_new(0, &so, &h.sem));
+        assert_conc_ok(conc_rlock_new(&so, &h.rlock));
+        assert_conc_ok(conc_cond_new(&(conc_cond_opts){.arena = a}, &h.cond));
+        assert_conc_ok(
+            conc_barrier_new(2, &(conc_barrier_opts){.arena = a}, &h.barrier));
         int64_t zero = 0, four[4] = {1, 2, 3, 4};
         conc_value_opts vo = {.arena = a};
         assert_conc_ok(conc_value_new(CONC_CTYPE_I64, &zero, &vo, &h.counter));
@@ -1004,6 +1044,7 @@ test_handoff_to_process(void **state)
         conc_event_set(h.go);
         assert_conc_ok(conc_event_wait(h.done, BOUND));
         assert_conc_ok(conc_sem_acquire(h.sem, BOUND));
+        handoff_parent_sync(&h);
         assert_conc_ok(conc_process_join(p, BOUND));
         int code = -1;
         assert_int_equal(conc_process_exitcode(p, &code), 1);
@@ -1017,6 +1058,9 @@ test_handoff_to_process(void **state)
 
         conc_array_free(h.cells);
         conc_value_free(h.counter);
+        conc_barrier_free(h.barrier);
+        conc_cond_free(h.cond);
+        conc_rlock_free(h.rlock);
         conc_sem_free(h.sem);
         conc_event_free(h.done);
         conc_event_free(h.go);
