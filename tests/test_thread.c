@@ -206,6 +206,200 @@ test_start_returns_once_running(void **state)
     sem_destroy(&release);
 }
 
+/* ---- The seeds' programs, in the order Python prints them ---------------
+ * Each runs many times and its log must be exactly Python's every time:
+ * conc_thread_start returns only once the new thread has run until it
+ * first sleeps (the order CPython's GIL gives), so nothing here depends
+ * on timing. Logs are kept in memory, in the order the steps happened. */
+
+#define SEED_RUNS 100
+
+static char seed_log[64];
+static _Atomic int seed_n;
+
+static void
+seed_say(char c)
+{
+    int i = atomic_fetch_add(&seed_n, 1);
+    if (i < (int)sizeof seed_log - 1)
+        seed_log[i] = c;
+}
+
+static void
+seed_reset(void)
+{
+    memset(seed_log, 0, sizeof seed_log);
+    atomic_store(&seed_n, 0);
+}
+
+/* Seed 004: two threads each print their task line, sleep, print a
+ * result; main starts both, then joins both. */
+static int
+seed004_task(void *arg)
+{
+    seed_say((char)(intptr_t)arg);
+    conc_sleep(0.001);
+    seed_say((char)(intptr_t)arg + 'a' - 'A');
+    return 0;
+}
+
+static void
+test_seed004_thread_order(void **state)
+{
+    (void)state;
+    for (int run = 0; run < SEED_RUNS; run++) {
+        seed_reset();
+        conc_thread *t[2];
+        for (int i = 0; i < 2; i++)
+            assert_conc_ok(conc_thread_start(
+                seed004_task, (void *)(intptr_t)('1' + i), NULL, &t[i]));
+        for (int i = 0; i < 2; i++) {
+            assert_conc_ok(conc_thread_join(t[i], WAIT_S, NULL));
+            conc_thread_free(t[i]);
+        }
+        /* The task lines in start order (a result may come between them
+         * if a sleep ends first, as it may in Python). */
+        assert_int_equal(seed_log[0], '1');
+        assert_true(strchr(seed_log, '2') != NULL);
+    }
+}
+
+/* Seed 002's dialogue on a Condition, written as in the seed: 小爱 (A)
+ * and 天猫精灵 (T) started back to back. 小爱 must be waiting before
+ * 天猫精灵 first notifies, or both wait for ever (a 1 s bound here). */
+static conc_cond *dialogue;
+
+static int
+dialogue_wait(void)
+{
+    return conc_cond_wait(dialogue, 1.0);
+}
+
+static int
+xiaoai(void *arg)
+{
+    (void)arg;
+    seed_say('A');
+    assert_conc_ok(conc_cond_acquire(dialogue, WAIT_S));
+    seed_say('B');
+    int r = dialogue_wait();
+    for (int i = 0; i < 3 && r == 0; i++) {
+        seed_say((char)('p' + i)); /* 在, 好啊, a line of the poem */
+        conc_cond_notify(dialogue, 1);
+        if (i < 2) /* the seed's last line answers no one */
+            r = dialogue_wait();
+    }
+    conc_cond_release(dialogue);
+    return r;
+}
+
+static int
+tianmao(void *arg)
+{
+    (void)arg;
+    seed_say('C');
+    assert_conc_ok(conc_cond_acquire(dialogue, WAIT_S));
+    seed_say('D');
+    int r = 0;
+    for (int i = 0; i < 3 && r == 0; i++) {
+        seed_say((char)('x' + i)); /* 小爱同学, 我们来对古诗吧, a line */
+        conc_cond_notify(dialogue, 1);
+        r = dialogue_wait();
+    }
+    conc_cond_release(dialogue);
+    return r;
+}
+
+static void
+test_seed002_condition_dialogue(void **state)
+{
+    (void)state;
+    assert_conc_ok(conc_cond_new(NULL, &dialogue));
+    for (int run = 0; run < SEED_RUNS; run++) {
+        seed_reset();
+        conc_thread *a, *t;
+        int sa = -1, st = -1;
+        assert_conc_ok(conc_thread_start(xiaoai, NULL, NULL, &a));
+        assert_conc_ok(conc_thread_start(tianmao, NULL, NULL, &t));
+        assert_conc_ok(conc_thread_join(a, WAIT_S, &sa));
+        assert_conc_ok(conc_thread_join(t, WAIT_S, &st));
+        conc_thread_free(a);
+        conc_thread_free(t);
+        assert_conc_ok(sa);
+        assert_conc_ok(st);
+        assert_string_equal(seed_log, "ABCDxpyqzr");
+    }
+    conc_cond_free(dialogue);
+}
+
+/* Seed 003's traffic light: the light turns green (sets the Event) and
+ * says so, then sleeps; each car, started after it, finds the light
+ * green and drives. */
+static conc_event *green;
+
+static int
+lighter(void *arg)
+{
+    (void)arg;
+    conc_event_set(green);
+    seed_say('L');
+    return conc_sleep(0.001);
+}
+
+static int
+car(void *arg)
+{
+    seed_say(conc_event_is_set(green) ? (char)(intptr_t)arg : '!');
+    return conc_sleep(0.001);
+}
+
+static void
+test_seed003_event_traffic_light(void **state)
+{
+    (void)state;
+    assert_conc_ok(conc_event_new(NULL, &green));
+    for (int run = 0; run < SEED_RUNS; run++) {
+        seed_reset();
+        conc_event_clear(green);
+        conc_thread *t[4];
+        assert_conc_ok(conc_thread_start(lighter, NULL, NULL, &t[0]));
+        for (int i = 1; i < 4; i++)
+            assert_conc_ok(conc_thread_start(car, (void *)(intptr_t)('0' + i),
+                                             NULL, &t[i]));
+        for (int i = 0; i < 4; i++) {
+            assert_conc_ok(conc_thread_join(t[i], WAIT_S, NULL));
+            conc_thread_free(t[i]);
+        }
+        assert_string_equal(seed_log, "L123");
+    }
+    conc_event_free(green);
+}
+
+/* A thread that never sleeps does not hold its starter for long: start
+ * returns once it has used CPython's switch interval of CPU. */
+static _Atomic int spin_stop;
+
+static int
+spinner(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&spin_stop))
+        ;
+    return 0;
+}
+
+static void
+test_start_of_busy_thread(void **state)
+{
+    (void)state;
+    atomic_store(&spin_stop, 0);
+    conc_thread *t;
+    assert_conc_ok(conc_thread_start(spinner, NULL, NULL, &t));
+    atomic_store(&spin_stop, 1);
+    assert_conc_ok(conc_thread_join(t, WAIT_S, NULL));
+    conc_thread_free(t);
+}
+
 static void
 test_stack_size(void **state)
 {
@@ -1304,6 +1498,10 @@ main(void)
     const struct CMUnitTest tests[] = {
         conc_unit_test(test_start_join_status),
         conc_unit_test(test_start_returns_once_running),
+        conc_unit_test(test_seed004_thread_order),
+        conc_unit_test(test_seed002_condition_dialogue),
+        conc_unit_test(test_seed003_event_traffic_light),
+        conc_unit_test(test_start_of_busy_thread),
         conc_unit_test(test_stack_size),
         conc_unit_test(test_names),
         conc_unit_test(test_set_name),

@@ -34,11 +34,14 @@ typedef struct conc_thread_opts {
     size_t stack_size;       /* 0: the system default */
 } conc_thread_opts;
 
-/* Starts a thread running fn(arg). `opts` may be NULL. As Python's
- * start(), returns once the new thread runs: it has set itself up (named
- * itself for the OS, joined the registry) and is about to call fn. On
- * success returns 0 and, if `out` is not NULL, a new handle in *out, freed
- * with conc_thread_free; with a NULL `out` the thread runs unobserved.
+/* Starts a thread running fn(arg). `opts` may be NULL. Returns in the
+ * order CPython's start() gives: once the new thread has set itself up
+ * (named itself for the OS, joined the registry), entered fn, and run
+ * until it first sleeps in the kernel, returns from fn, or has used 5 ms
+ * of CPU (CPython's GIL keeps a new thread running until then); from then
+ * on both threads run in parallel. On success returns 0 and, if `out` is
+ * not NULL, a new handle in *out, freed with conc_thread_free; with a NULL
+ * `out` the thread runs unobserved.
  * Borrows opts (the name is copied); `arg` is passed on as is. Returns
  * CONC_ENOMEM, CONC_EAGAIN (the system refused another thread) or
  * CONC_EINVAL (NULL fn, stack size too small). Any thread. */

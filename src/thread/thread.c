@@ -11,14 +11,29 @@
  * the last reference frees the block; if nobody joined the OS thread by
  * then, it is detached so that it cannot leak.
  *
- * Starting. As Python's start(), conc_thread_start returns only once the
- * new thread runs: the thread publishes `started` just before it calls
- * its function, and the creator waits for it. The handshake is one futex
- * word: the creator spins for a moment (a new thread usually runs within
- * microseconds), then announces that it sleeps (STARTING_WAITED) and
- * sleeps; the thread swaps in STARTED and calls futex wake only if the
- * creator announced itself. So a start costs a system call more than
- * pthread_create only when the new thread is slow to run.
+ * Starting. CPython's start() waits until the new thread has set itself
+ * up, and then, since the new thread holds the GIL, until it first
+ * blocks, returns, or has run for the switch interval (5 ms); only then
+ * does the starting thread go on. Programs written for Python rely on
+ * that order without knowing it: a thread's first lines print before
+ * what the starter does next, and a thread that starts by waiting on a
+ * Condition waits before the next thread notifies it. conc keeps the
+ * order, not the GIL: conc_thread_start returns once the new thread is
+ * in its function and then asleep in any system call, or returned, or
+ * has used HOLD_CPU_NS of CPU; from then on both run in parallel.
+ *
+ * One futex word, `started`, carries the phases (STARTING, RUNNING,
+ * RETURNED) and a bit that says the creator may sleep on it; the thread
+ * sets each phase with one exchange and calls futex wake only if the bit
+ * was set. The creator spins a moment for RUNNING (a new thread usually
+ * runs within microseconds), then sleeps. While RUNNING it sleeps in
+ * short slices, and after each asks the kernel whether the thread sleeps
+ * ('S' or 'D' in /proc: blocked in a lock, a queue, a sleep or any I/O)
+ * and how much CPU it used. Every question is about the thread's own
+ * progress, never the clock, so the order holds on a loaded machine;
+ * only without /proc does a wall-clock bound stand in. A thread whose
+ * function returns at once (the common start-and-join) costs one futex
+ * wake, as a plain handshake would.
  *
  * Joining. The OS thread must be reaped exactly once, however many threads
  * join. The `reap` word elects the reaper: a joiner that wins FREE -> BUSY
@@ -36,6 +51,7 @@
 #include <unistd.h>
 
 #include "thread/thread_internal.h"
+#include "unix/taskstate.h"
 
 /* Numbers Thread-N and Dummy-N, from 1, process-wide. */
 static _Atomic unsigned long name_counter;
@@ -170,6 +186,15 @@ name_self(conc_thread *t)
     conc__lockword_release(&t->name_lock, 0);
 }
 
+/* Publishes the thread's phase and wakes its creator if it sleeps. */
+static void
+enter_phase(conc_thread *t, uint32_t phase)
+{
+    if (atomic_exchange_explicit(&t->started, phase, memory_order_release) &
+        CONC__START_WAITED)
+        conc__futex_wake(&t->started, 1, 0);
+}
+
 static void *
 trampoline(void *arg)
 {
@@ -183,12 +208,10 @@ trampoline(void *arg)
     conc__thread_publish_tid(t, tid ? tid : conc__tid());
     name_self(t);
     conc_clear_failure();
-    /* The creator holds its reference until it has seen this. */
-    if (atomic_exchange_explicit(&t->started, CONC__STARTED,
-                                 memory_order_release) == CONC__STARTING_WAITED)
-        conc__futex_wake(&t->started, 1, 0);
-
+    /* The creator holds its reference until it has seen RUNNING change. */
+    enter_phase(t, CONC__PHASE_RUNNING);
     int status = t->fn(t->arg);
+    enter_phase(t, CONC__PHASE_RETURNED);
     t->status = status;
     if (status < 0)
         conc__thread_report_failure(t, status);
@@ -265,25 +288,75 @@ abandon(conc_thread *t)
  * spins longer takes the CPU from it on a busy machine. */
 #define START_SPIN 64
 
-/* Waits until the thread has published `started`. The creator holds a
- * reference, so `t` lives throughout. */
+/* The CPU a new thread may use before its creator goes on without waiting
+ * for it to block: CPython's switch interval (sys.getswitchinterval()). */
+#define HOLD_CPU_NS 5000000
+
+/* The creator's sleep slices while the new thread runs: the first short,
+ * as most threads block within microseconds, doubling up to the longest. */
+#define HOLD_SLICE_MIN_NS 20000
+#define HOLD_SLICE_MAX_NS 1000000
+
+static uint32_t
+phase_of(conc_thread *t)
+{
+    return atomic_load_explicit(&t->started, memory_order_acquire) &
+           ~CONC__START_WAITED;
+}
+
+/* Sleeps until the thread leaves `phase`, or until `deadline`. Returns the
+ * phase it is in then. */
+static uint32_t
+await_phase(conc_thread *t, uint32_t phase, int64_t deadline)
+{
+    uint32_t v = phase;
+    if (!atomic_compare_exchange_strong_explicit(
+            &t->started, &v, phase | CONC__START_WAITED, memory_order_acquire,
+            memory_order_acquire) &&
+        v != (phase | CONC__START_WAITED))
+        return v & ~CONC__START_WAITED;
+    conc__futex_wait(&t->started, phase | CONC__START_WAITED, deadline, 0);
+    return phase_of(t);
+}
+
+/* Waits while the thread is in its function and neither asleep in the
+ * kernel nor past HOLD_CPU_NS of CPU (see the top of this file). */
+static void
+hold_first_run(conc_thread *t)
+{
+    for (int i = 0; i < START_SPIN && phase_of(t) == CONC__PHASE_RUNNING; i++)
+        conc__cpu_relax(); /* a function that returns at once */
+    if (phase_of(t) != CONC__PHASE_RUNNING)
+        return;
+    uint32_t tid = atomic_load_explicit(&t->tid, memory_order_acquire);
+    int64_t cpu0 = conc__task_cpu_ns(tid);
+    int64_t wall_end = conc__now_ns() + HOLD_CPU_NS;
+    int64_t slice = HOLD_SLICE_MIN_NS;
+    while (await_phase(t, CONC__PHASE_RUNNING, conc__now_ns() + slice) ==
+           CONC__PHASE_RUNNING) {
+        char state = conc__task_state(tid);
+        if (state && state != 'R')
+            return; /* asleep, stopped or ending */
+        int64_t cpu = conc__task_cpu_ns(tid);
+        if (cpu < 0 || cpu0 < 0 || cpu - cpu0 >= HOLD_CPU_NS)
+            return;
+        if (!state && conc__now_ns() >= wall_end)
+            return; /* no /proc: the clock decides */
+        if (slice < HOLD_SLICE_MAX_NS)
+            slice *= 2;
+    }
+}
+
+/* Waits until the thread is in its function, then while it runs its first
+ * stretch. The creator holds a reference, so `t` lives throughout. */
 static void
 wait_started(conc_thread *t)
 {
-    for (int i = 0; i < START_SPIN; i++) {
-        if (atomic_load_explicit(&t->started, memory_order_acquire) ==
-            CONC__STARTED)
-            return;
+    for (int i = 0; i < START_SPIN && phase_of(t) == CONC__PHASE_STARTING; i++)
         conc__cpu_relax();
-    }
-    uint32_t v = CONC__STARTING;
-    if (!atomic_compare_exchange_strong_explicit(
-            &t->started, &v, CONC__STARTING_WAITED, memory_order_acquire,
-            memory_order_acquire))
-        return; /* started meanwhile */
-    while (atomic_load_explicit(&t->started, memory_order_acquire) !=
-           CONC__STARTED)
-        conc__futex_wait(&t->started, CONC__STARTING_WAITED, CONC__FOREVER, 0);
+    while (phase_of(t) == CONC__PHASE_STARTING)
+        await_phase(t, CONC__PHASE_STARTING, CONC__FOREVER);
+    hold_first_run(t);
 }
 
 /* Stores the new thread's ident and kernel id from the creator, so that a

@@ -36,11 +36,14 @@ enum conc__thread_kind {
 #define CONC__RUNNING_WAITED 1u /* running, and a joiner may sleep */
 #define CONC__DONE           2u
 
-/* The `started` futex word: whether the thread has reached its function
- * (Python's Thread._started), which conc_thread_start waits for. */
-#define CONC__STARTING        0u
-#define CONC__STARTING_WAITED 1u /* not yet, and the creator may sleep */
-#define CONC__STARTED         2u
+/* The `started` futex word: how far the new thread has gone, which
+ * conc_thread_start watches (thread.c): a phase, plus a bit that says the
+ * creator may sleep on the word. */
+#define CONC__PHASE_STARTING 0u /* not yet in its function */
+#define CONC__PHASE_RUNNING  2u /* in its function (Python's Thread._started)  \
+                                 */
+#define CONC__PHASE_RETURNED 4u /* its function returned */
+#define CONC__START_WAITED   1u
 
 /* The `reap` word: who calls pthread_join (or renames through the
  * pthread_t, which must not be reaped meanwhile). */
@@ -53,7 +56,7 @@ struct conc_thread {
     _Atomic uint32_t refs;    /* the running thread's, plus one per handle */
     _Atomic uint32_t done;    /* CONC__RUNNING.. CONC__DONE */
     _Atomic uint32_t reap;    /* CONC__REAP_FREE.. CONC__REAPED */
-    _Atomic uint32_t started; /* CONC__STARTING.. CONC__STARTED */
+    _Atomic uint32_t started; /* CONC__PHASE_STARTING.. _RETURNED */
     /* The kernel id: 0 unknown, UINT32_MAX unknown and someone sleeps on
      * it, otherwise the id. Set by the thread itself, or earlier by its
      * creator (the same value). */
