@@ -47,10 +47,8 @@
  * The arena is for long-lived, modest objects (locks, queue rings); its
  * O(free blocks) search is fine for that and simple to trust. */
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -59,6 +57,7 @@
 #include "conc/arena.h"
 #include "core/arena_internal.h"
 #include "core/internal.h"
+#include "unix/platform.h"
 
 #define ARENA_MAGIC  0x636f6e6361726e61ull /* "concarna" */
 #define BLOCK_MAGIC  0x626c6b21u           /* "blk!" */
@@ -354,15 +353,14 @@ find_mapped(uint64_t base)
 static void *
 map_new(size_t total, int *fd)
 {
-    *fd = memfd_create("conc-arena", MFD_CLOEXEC);
-    if (*fd >= 0 && ftruncate(*fd, (off_t)total) == 0) {
+    *fd = conc__memfd_new(total);
+    if (*fd >= 0) {
         void *m = mmap(NULL, total, PROT_READ | PROT_WRITE,
                        MAP_SHARED | MAP_NORESERVE, *fd, 0);
         if (m != MAP_FAILED)
             return m;
-    }
-    if (*fd >= 0)
         close(*fd);
+    }
     *fd = -1;
     void *m = mmap(NULL, total, PROT_READ | PROT_WRITE,
                    MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -439,14 +437,12 @@ conc_arena_share(conc_arena *a, conc_arena_ref *ref)
 static int
 map_ref(const conc_arena_ref *ref, conc_arena **out)
 {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)ref->pid, (int)ref->fd);
-    int fd = open(path, O_RDWR | O_CLOEXEC);
+    int fd = conc__open_fd_of(ref->pid, ref->fd);
     if (fd < 0)
-        return conc_fail(-errno,
-                         "shared arena: cannot open %s (has its "
-                         "creator ended?)",
-                         path);
+        return conc_fail(fd,
+                         "shared arena: cannot open descriptor %d of "
+                         "process %d (has its creator ended?)",
+                         (int)ref->fd, (int)ref->pid);
     struct stat st;
     void *want = (void *)(uintptr_t)ref->base, *m = MAP_FAILED;
     if (fstat(fd, &st) == 0 && (uint64_t)st.st_size >= ref->size)

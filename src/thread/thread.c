@@ -51,7 +51,7 @@
 #include <unistd.h>
 
 #include "thread/thread_internal.h"
-#include "unix/taskstate.h"
+#include "unix/platform.h"
 
 /* Numbers Thread-N and Dummy-N, from 1, process-wide. */
 static _Atomic unsigned long name_counter;
@@ -329,15 +329,16 @@ hold_first_run(conc_thread *t)
     if (phase_of(t) != CONC__PHASE_RUNNING)
         return;
     uint32_t tid = atomic_load_explicit(&t->tid, memory_order_acquire);
-    int64_t cpu0 = conc__task_cpu_ns(tid);
+    int64_t cpu0 = conc__thread_cpu_ns(tid);
     int64_t wall_end = conc__now_ns() + HOLD_CPU_NS;
     int64_t slice = HOLD_SLICE_MIN_NS;
     while (await_phase(t, CONC__PHASE_RUNNING, conc__now_ns() + slice) ==
            CONC__PHASE_RUNNING) {
-        char state = conc__task_state(tid);
-        if (state && state != 'R')
+        char state = 0;
+        uint64_t since;
+        if (conc__thread_stat(tid, &state, &since) == 0 && state != 'R')
             return; /* asleep, stopped or ending */
-        int64_t cpu = conc__task_cpu_ns(tid);
+        int64_t cpu = conc__thread_cpu_ns(tid);
         if (cpu < 0 || cpu0 < 0 || cpu - cpu0 >= HOLD_CPU_NS)
             return;
         if (!state && conc__now_ns() >= wall_end)

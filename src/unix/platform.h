@@ -146,6 +146,25 @@ int conc__signalfd_drain(int fd);
  * (no /proc, or one that hides other users' processes). */
 int conc__thread_stat(uint32_t tid, char *state, uint64_t *start);
 
+/* The CPU time thread `tid` of this process has used, in nanoseconds, or
+ * a negated errno (-EINVAL once the thread is gone). Any thread. */
+int64_t conc__thread_cpu_ns(uint32_t tid);
+
+/* ---- Memory another process can map (sharedmem.c) --------------------------
+ * Shared memory that a process which did not inherit it can still map:
+ * an anonymous file (memfd) that it opens through the creator's
+ * descriptor in /proc. */
+
+/* A new close-on-exec memfd of `size` bytes (sparse: pages take memory
+ * when touched). Returns it, or a negated errno (-ENOSYS where the kernel
+ * or a sandbox refuses memfds). */
+int conc__memfd_new(size_t size);
+
+/* Opens, read-write and close-on-exec, the file behind descriptor `fd` of
+ * process `pid` (through /proc/<pid>/fd). Returns a new descriptor or a
+ * negated errno (-ENOENT once the process or its descriptor is gone). */
+int conc__open_fd_of(int pid, int fd);
+
 /* ---- The child reaper (reaper.c) -------------------------------------------
  * One way to reap, wait for and signal a child of this process, used by
  * processes, subprocesses and process pools; and one list for children
