@@ -62,7 +62,7 @@ conc__thread_cpu_ns(uint32_t tid)
     /* Linux's clock id for a thread's CPU time (MAKE_THREAD_CPUCLOCK with
      * CPUCLOCK_SCHED), as glibc and musl compute it for
      * pthread_getcpuclockid; harmless to ask once the thread is gone. */
-    clockid_t c = (clockid_t)((~(clockid_t)tid << 3) | 6);
+    clockid_t c = (clockid_t)((~tid << 3) | 6); /* in unsigned bits */
     struct timespec ts;
     if (clock_gettime(c, &ts) != 0)
         return -errno;
