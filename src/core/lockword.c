@@ -2,36 +2,19 @@
 #include <errno.h>
 
 #include "core/lockword.h"
+#include "core/wait.h"
 
-/* How long a waiter spins before it sleeps. The budget is time, not a
- * count of pause instructions: a pause costs from 1 to over 20 ns depending
- * on the CPU, and a spin that outlasts a few microseconds only burns a core
- * that the lock's holder may need (on a busy machine they share one). Round
- * i pauses min(2^i, MAX_PAUSES) times; the clock is read once per round. */
-#define SPIN_NS    3000
-#define MAX_PAUSES 32
-
+/* Spins by the policy of core/wait.h, trying the lock each time it looks
+ * free. Returns 1 if it took the lock. */
 static int
-spin(conc__lockword *w)
+spin(conc__lockword *w, int64_t deadline)
 {
-    unsigned pauses = 1;
-    int64_t end = 0;
-    for (;;) {
+    struct conc__spin sp = conc__spin_start(CONC__SPIN_NS, deadline);
+    while (conc__spin_more(&sp))
         if (atomic_load_explicit(&w->locked, memory_order_relaxed) == 0 &&
             conc__lockword_try(w))
             return 1;
-        for (unsigned k = 0; k < pauses; k++)
-            conc__cpu_relax();
-        if (pauses < MAX_PAUSES) {
-            pauses <<= 1;
-            continue;
-        }
-        int64_t now = conc__now_ns();
-        if (!end)
-            end = now + SPIN_NS;
-        else if (now >= end)
-            return 0;
-    }
+    return 0;
 }
 
 /* Takes the lock and leaves `waiters` in one step. */
@@ -53,7 +36,7 @@ conc__lockword_acquire_slow(conc__lockword *w, int64_t deadline, int shared)
 {
     if (deadline == CONC__POLL)
         return CONC_ETIMEDOUT;
-    if (spin(w))
+    if (spin(w, deadline))
         return 0;
     /* Counted before looking at `locked` again, in the same word the
      * releaser's AND reads: a release either sees us or leaves `locked` at

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "conc/process.h"
+#include "core/wait.h"
 #include "executor/procs_internal.h"
 #include "unix/platform.h"
 
@@ -470,7 +471,11 @@ sleep_poll(struct pengine *e, int timeout_ms, unsigned char *ended)
         if (moved || any_results(e))
             timeout_ms = 0;
     }
-    int r = poll(pf, n, timeout_ms);
+    int64_t deadline = timeout_ms < 0 ? CONC__FOREVER
+                       : timeout_ms == 0
+                           ? CONC__POLL
+                           : conc__now_ns() + timeout_ms * 1000000LL;
+    int r = conc__poll_until(pf, (unsigned)n, deadline);
     atomic_store_explicit(e->parent_sleeping, 0, memory_order_relaxed);
     if (r <= 0)
         return;
@@ -580,9 +585,16 @@ stop_workers(struct pengine *e, int kill_them)
     }
 }
 
-/* Idle rounds the thread spins before it sleeps: at most, and at least. */
-#define SPIN_ROUNDS     256
-#define SPIN_ROUNDS_MIN 8
+/* The thread's spin budget (core/wait.h) adapts between these, where the
+ * policy's is fixed: how far apart results come depends on the tasks, from
+ * a few microseconds for tiny ones (a spin long enough to catch the next
+ * is what lets apply_async reach a million tasks a second) to seconds, and
+ * a spin that outlasts the gap only takes the CPU the workers need. */
+#define SPIN_MIN_NS CONC__SPIN_NS
+#define SPIN_MAX_NS (32 * CONC__SPIN_NS)
+
+/* Looks between two polls without a wait, which notice ended workers. */
+#define LOOKS_PER_POLL 16
 
 /* Runs rounds until the engine is finished. Between results the thread
  * spins a while before it sleeps: results of tiny tasks come in
@@ -590,12 +602,15 @@ stop_workers(struct pengine *e, int kill_them)
  * caught a result, or a sleep shorter than the spin before it, doubles
  * the next; a sleep over twice as long halves it, so that with long tasks
  * the thread does not take, after each result, the CPU time the workers
- * need. */
+ * need. A round takes the engine lock that submits take: the spin looks
+ * sparsely. */
 static void
 serve(struct pengine *e, unsigned char *ended)
 {
-    int idle_rounds = 0, spin = SPIN_ROUNDS;
-    int64_t idle_since = 0;
+    int64_t budget = SPIN_MAX_NS;
+    struct conc__spin sp = CONC__SPIN_STEP_INIT;
+    unsigned looks = 0; /* idle rounds since the last result */
+    int slept = 0;      /* whether the thread slept since */
     for (;;) {
         int worked = round_once(e, ended);
         conc__pe_lock(e);
@@ -604,30 +619,30 @@ serve(struct pengine *e, unsigned char *ended)
         if (done)
             return;
         if (worked) {
-            if (idle_rounds > 0 && idle_rounds <= spin && spin < SPIN_ROUNDS)
-                spin *= 2; /* the spin caught it */
-            idle_rounds = 0;
+            if (looks > 0 && !slept && budget < SPIN_MAX_NS)
+                budget *= 2; /* the spin caught it */
+            looks = 0;
+            slept = 0;
             continue;
         }
-        if (++idle_rounds == 1)
-            idle_since = conc__now_ns();
-        /* A poll with no wait also notices ended workers. */
-        if (idle_rounds <= spin) {
-            for (int i = 0; i < 64; i++)
-                conc__cpu_relax();
-            if (idle_rounds % 16 == 0)
+        if (looks++ == 0)
+            sp = conc__spin_start_flags(budget, CONC__FOREVER,
+                                        CONC__SPIN_SPARSE);
+        if (!slept && conc__spin_more(&sp)) {
+            if (looks % LOOKS_PER_POLL == 0)
                 sleep_poll(e, 0, ended);
             continue;
         }
-        int64_t slept = conc__now_ns(), spun = slept - idle_since;
+        int64_t t0 = conc__now_ns();
         sleep_poll(e, sleep_ms(e), ended);
-        slept = conc__now_ns() - slept;
-        if (idle_rounds == spin + 1) { /* the first sleep after a spin */
-            if (slept > 2 * spun && spin > SPIN_ROUNDS_MIN)
-                spin /= 2; /* results are far apart: spinning is vain */
-            else if (slept < spun && spin < SPIN_ROUNDS)
-                spin *= 2; /* a longer spin would have caught it */
+        int64_t took = conc__now_ns() - t0;
+        if (!slept) { /* the first sleep after a spin */
+            if (took > 2 * budget && budget > SPIN_MIN_NS)
+                budget /= 2; /* results are far apart: spinning is vain */
+            else if (took < budget && budget < SPIN_MAX_NS)
+                budget *= 2; /* a longer spin would have caught it */
         }
+        slept = 1;
     }
 }
 

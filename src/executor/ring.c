@@ -1,8 +1,8 @@
 /* The shared-memory ring between a process pool and a worker (ring.h). */
-#include <sched.h>
 #include <string.h>
 
 #include "core/internal.h"
+#include "core/wait.h"
 #include "executor/ring.h"
 #include "unix/futex.h"
 
@@ -151,15 +151,12 @@ conc__ring_wait(struct conc__ring *r, int64_t deadline, int64_t spin_ns)
 {
     if (has_frame(r))
         return 1;
-    int64_t until = conc__now_ns() + spin_ns;
-    while (conc__now_ns() < until) {
-        for (int i = 0; i < 32; i++) {
-            if (has_frame(r))
-                return 1;
-            conc__cpu_relax();
-        }
-        sched_yield(); /* the producer may want this CPU */
-    }
+    /* The producer is another process, which may want this CPU. */
+    struct conc__spin sp =
+        conc__spin_start_flags(spin_ns, deadline, CONC__SPIN_YIELD);
+    while (conc__spin_more(&sp))
+        if (has_frame(r))
+            return 1;
     for (;;) {
         uint32_t seen = atomic_load_explicit(&r->data, memory_order_seq_cst);
         atomic_store_explicit(&r->consumer_waiting, 1, memory_order_seq_cst);

@@ -58,7 +58,8 @@ void conc__ring_read(struct conc__ring *r, size_t off, void *dst, size_t n);
 void conc__ring_pop(struct conc__ring *r);
 
 /* Waits until the ring has a frame or the deadline passes, spinning for
- * `spin_ns` first. Returns 1 if a frame is there, 0 otherwise. */
+ * `spin_ns` first (core/wait.h), yielding the CPU between looks. Returns 1
+ * if a frame is there, 0 otherwise. */
 int conc__ring_wait(struct conc__ring *r, int64_t deadline, int64_t spin_ns);
 
 #endif

@@ -43,7 +43,7 @@
  *      |  +-- RUNNING  +-- SPINNING      +-- SLEEPING (futex on `work`;
  *      |      (a job)      (holds the        a submit's wake-up may hand
  *      |                   token; watches    it the token)
- *      |                   for SPIN_NS)
+ *      |                   for CONC__SPIN_TASK_NS)
  *      +--> ENDS: stopping, no submit under way, nothing queued
  *
  * Lock order: `lock` (threads, bounded submits, flags) and `qlock` (the
@@ -55,23 +55,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/wait.h"
 #include "executor/batch.h"
 #include "executor/executor_internal.h"
 #include "executor/jobq.h"
 #include "unix/futex.h"
 
-/* How long an idle worker watches the queue before it sleeps: 20 us,
- * several times a futex wake-up's cost (a few us), so a worker between two
- * tiny tasks of a busy submitter never sleeps, while an idle engine stops
- * spinning almost at once. */
-#define SPIN_NS 20000
-/* Looks at the queue between two reads of the clock while spinning. */
-#define SPIN_LOOKS 16
-/* A waiter for the poppers' lock, or for a push half done, yields the CPU
- * once every this many tries: the holder may have lost its CPU (2 cores
- * shared by more threads is common), and a yield lets it run. */
-#define QLOCK_YIELD_EVERY   32
-#define HALFWAY_YIELD_EVERY 64
 /* Thread names: the prefix (Python's "ThreadPoolExecutor-N") and "_N". */
 #define NAME_MAX_LEN 96
 
@@ -120,20 +109,15 @@ unlock(struct engine *e)
 
 /* The poppers' lock. A pop holds it for a few dozen instructions, so a
  * waiter spins rather than sleeps: a sleeping waiter would make every
- * release a futex wake, a system call per job. A waiter yields the CPU now
- * and then, in case the holder lost it. */
+ * release a futex wake, a system call per job. A waiter yields the CPU once
+ * its spin is over, in case the holder lost it (conc__spin_step). */
 static void
 qlock_acquire(struct engine *e)
 {
-    for (unsigned n = 1;; n++) {
-        if (!atomic_load_explicit(&e->qlock, memory_order_relaxed) &&
-            !atomic_exchange_explicit(&e->qlock, 1, memory_order_acquire))
-            return;
-        if (n % QLOCK_YIELD_EVERY == 0)
-            sched_yield();
-        else
-            conc__cpu_relax();
-    }
+    struct conc__spin sp = CONC__SPIN_STEP_INIT;
+    while (atomic_load_explicit(&e->qlock, memory_order_relaxed) ||
+           atomic_exchange_explicit(&e->qlock, 1, memory_order_acquire))
+        conc__spin_step(&sp);
 }
 
 static void
@@ -264,17 +248,11 @@ spin_for_work(struct engine *e, conc_future *tail, uint32_t batched, int *token)
     if (!*token && !atomic_compare_exchange_strong(&e->spinning, &none, 1))
         return 0;
     *token = 1;
-    int64_t until = conc__now_ns() + SPIN_NS;
-    do {
-        for (int i = 0; i < SPIN_LOOKS; i++) {
-            if (atomic_load_explicit(&e->q.tail, memory_order_acquire) !=
-                    tail ||
-                atomic_load_explicit(&e->batched, memory_order_acquire) !=
-                    batched)
-                return 1;
-            conc__cpu_relax();
-        }
-    } while (conc__now_ns() < until);
+    struct conc__spin sp = conc__spin_start(CONC__SPIN_TASK_NS, CONC__FOREVER);
+    while (conc__spin_more(&sp))
+        if (atomic_load_explicit(&e->q.tail, memory_order_acquire) != tail ||
+            atomic_load_explicit(&e->batched, memory_order_acquire) != batched)
+            return 1;
     *token = 0;
     atomic_store_explicit(&e->spinning, 0, memory_order_seq_cst);
     return 0;
@@ -310,7 +288,7 @@ next_job(struct engine *e, struct conc__batch *mine)
     if (f)
         return started(e, f);
     int token = 0; /* this worker holds `spinning` */
-    unsigned halfway = 0;
+    struct conc__spin halfway = CONC__SPIN_STEP_INIT;
     /* What the spin watches, read before the last look at an empty queue
      * and empty batches; read only then, as the submitter writes `tail`. */
     conc_future *tail = NULL;
@@ -346,9 +324,7 @@ next_job(struct engine *e, struct conc__batch *mine)
         }
         if (more) { /* a push half done: it ends in nanoseconds, unless
                      * its thread lost the CPU */
-            if (++halfway % HALFWAY_YIELD_EVERY == 0)
-                sched_yield();
-            conc__cpu_relax();
+            conc__spin_step(&halfway);
             continue;
         }
         atomic_fetch_add_explicit(&e->idle, 1, memory_order_relaxed);
@@ -365,14 +341,15 @@ next_job(struct engine *e, struct conc__batch *mine)
 static conc_future *
 take_all(struct engine *e)
 {
+    struct conc__spin sp = CONC__SPIN_STEP_INIT;
     while (atomic_load_explicit(&e->submitting, memory_order_seq_cst))
-        conc__cpu_relax();
+        conc__spin_step(&sp);
     conc_future *head = NULL, **tail = &head, *f;
     int more = 1;
     while ((f = pop(e, NULL, &more)) != NULL || more ||
            (f = take_from_others(e, NULL, &more)) != NULL) {
         if (!f) {
-            conc__cpu_relax(); /* a push half done */
+            conc__spin_step(&sp); /* a push half done */
             continue;
         }
         conc__job_of(f)->next = NULL;

@@ -11,10 +11,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "core/wait.h"
 #include "executor/procs_internal.h"
 #include "unix/platform.h"
-
-#define SPIN_NS 50000 /* how long an idle worker watches its ring */
 
 #define NO_FD_MSG "the task's descriptor could not be passed to its worker"
 
@@ -173,7 +172,7 @@ conc__worker_main(const void *argp, size_t len)
         }
     }
     for (size_t done = 0; !w.max_tasks || done < w.max_tasks;) {
-        conc__ring_wait(&w.sh->task, CONC__FOREVER, SPIN_NS);
+        conc__ring_wait(&w.sh->task, CONC__FOREVER, CONC__SPIN_TASK_NS);
         struct conc__task_hdr h;
         conc__ring_read(&w.sh->task, 0, &h, sizeof h);
         if (h.flags & CONC__TASK_EXIT)

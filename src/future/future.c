@@ -17,15 +17,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/wait.h"
 #include "future/future_internal.h"
 #include "unix/futex.h"
-
-/* How long result() watches the state before it sleeps: 20 us, several
- * times a futex sleep and wake-up's cost, so that the result of a tiny
- * task (a few us away) costs no system call, as the thread engine's idle
- * workers do (threads.c). The clock is read once per SPIN_LOOKS looks. */
-#define SPIN_NS    20000
-#define SPIN_LOOKS 32
 
 static int
 is_done(uint32_t s)
@@ -391,14 +385,10 @@ wait_done(conc_future *f, int64_t deadline)
         return CONC_ETIMEDOUT;
     /* Tiny tasks finish within microseconds: watching for that long costs
      * less than a sleep and a wake-up. */
-    int64_t until = conc__now_ns() + SPIN_NS;
-    do {
-        for (int i = 0; i < SPIN_LOOKS; i++) {
-            if (is_done(atomic_load_explicit(&f->state, memory_order_acquire)))
-                return 0;
-            conc__cpu_relax();
-        }
-    } while (conc__now_ns() < until && conc__now_ns() < deadline);
+    struct conc__spin sp = conc__spin_start(CONC__SPIN_TASK_NS, deadline);
+    while (conc__spin_more(&sp))
+        if (is_done(atomic_load_explicit(&f->state, memory_order_acquire)))
+            return 0;
     for (;;) {
         atomic_fetch_add_explicit(&f->sleepers, 1, memory_order_seq_cst);
         uint32_t s = atomic_load_explicit(&f->state, memory_order_seq_cst);

@@ -19,6 +19,7 @@
 #include "conc/buf.h"
 #include "conc/mpqueue.h"
 #include "core/internal.h"
+#include "core/wait.h"
 #include "unix/futex.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -28,41 +29,9 @@
 #define CONC__MPQ_LINE 64
 
 /* ---- Spinning -----------------------------------------------------------
- * A side that must wait first spins for about CONC__MPQ_SPIN_NS, checking
- * its condition between growing runs of CPU pauses: the other side usually
- * acts within a microsecond while both are busy, and a futex sleep and wake
- * costs tens of microseconds. The bound is in time, not in pauses, because
- * a pause lasts from a few to a few hundred cycles depending on the CPU,
- * and a long spin on a machine with more runnable processes than cores
- * takes the CPU from the very process being waited for. */
-#define CONC__MPQ_SPIN_NS  10000
-#define CONC__MPQ_SPIN_GAP 16
-
-struct conc__mpq_spin {
-    int64_t end; /* 0 until the clock is first read */
-    unsigned gap;
-};
-
-#define CONC__MPQ_SPIN_INIT                                                    \
-    {                                                                          \
-        0, 1                                                                   \
-    }
-
-/* Pauses once more; returns 0 when the spin is over. */
-static inline int
-conc__mpq_spin_more(struct conc__mpq_spin *sp)
-{
-    for (unsigned k = 0; k < sp->gap; k++)
-        conc__cpu_relax();
-    if (sp->gap < CONC__MPQ_SPIN_GAP) {
-        sp->gap <<= 1;
-        return 1;
-    }
-    int64_t now = conc__now_ns();
-    if (!sp->end)
-        sp->end = now + CONC__MPQ_SPIN_NS;
-    return now < sp->end;
-}
+ * A side that must wait first spins by the policy of core/wait.h, checking
+ * its condition: the other side usually acts within a microsecond while
+ * both are busy, and a futex sleep and wake costs several. */
 
 /* ---- Side locks (sidelock.c) --------------------------------------------
  * `word` is 0 when free; otherwise the owner's identity, its kernel thread

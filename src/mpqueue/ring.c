@@ -316,8 +316,8 @@ wait_room(struct conc__mpq_shared *s, uint64_t tail, uint32_t need, int count,
         return r > 0 ? 0 : r;
     if (atomic_load_explicit(&s->shut, memory_order_relaxed))
         return CONC_ECLOSED;
-    struct conc__mpq_spin sp = CONC__MPQ_SPIN_INIT;
-    while (deadline != CONC__POLL && conc__mpq_spin_more(&sp))
+    struct conc__spin sp = conc__spin_start(CONC__SPIN_NS, deadline);
+    while (conc__spin_more(&sp))
         if ((r = look_for_room(s, tail, need, count, memory_order_acquire)))
             return r > 0 ? 0 : r;
     return sleep_for_room(s, tail, need, count, deadline);
@@ -642,8 +642,10 @@ wait_data(struct conc__mpq_shared *s, uint64_t head, int64_t deadline,
         return STREAMING;
     if (!w && atomic_load_explicit(&s->shut, memory_order_relaxed))
         return CONC_ECLOSED;
-    struct conc__mpq_spin sp = CONC__MPQ_SPIN_INIT;
-    while ((deadline != CONC__POLL || w) && conc__mpq_spin_more(&sp)) {
+    /* A watched stream is waited for even by a call that must not block. */
+    struct conc__spin sp =
+        conc__spin_start(CONC__SPIN_NS, w ? CONC__FOREVER : deadline);
+    while (conc__spin_more(&sp)) {
         if (look_for_data(s, head, memory_order_acquire))
             return 0;
         if (!w && stream_at(s, head, &gen))
@@ -812,9 +814,9 @@ take_chunked(struct conc__mpq_shared *s, uint64_t *headp, struct hdr h,
  * producer that took its lock over already did so), else 0. */
 static int
 await_fill(struct conc__mpq_shared *s, uint64_t f, uint64_t owner,
-           struct conc__mpq_spin *sp, int64_t *slice)
+           struct conc__spin *sp, int64_t *slice)
 {
-    if (conc__mpq_spin_more(sp))
+    if (conc__spin_more(sp))
         return 0;
     atomic_store_explicit(&s->data_waiting, 1, memory_order_seq_cst);
     uint32_t seq = atomic_load_explicit(&s->data_seq, memory_order_seq_cst);
@@ -872,7 +874,7 @@ take_streamed(struct conc__mpq_shared *s, uint64_t head,
     if (r)
         return r;
     uint32_t pos = conc__mpq_bytes(head) + HDR;
-    struct conc__mpq_spin sp = CONC__MPQ_SPIN_INIT;
+    struct conc__spin sp = conc__spin_start(CONC__SPIN_NS, CONC__FOREVER);
     int64_t slice = CONC__MPQ_SLICE_MIN;
     for (;;) {
         uint64_t f = atomic_load_explicit(&s->fill, memory_order_acquire);
@@ -883,7 +885,7 @@ take_streamed(struct conc__mpq_shared *s, uint64_t head,
             return ABANDONED;
         if (done > k->len) {
             sink_take(s, k, pos + (uint32_t)k->len, done - (uint32_t)k->len);
-            sp = (struct conc__mpq_spin)CONC__MPQ_SPIN_INIT;
+            sp = conc__spin_start(CONC__SPIN_NS, CONC__FOREVER);
         }
         if (fill_gen(f) != gen)
             break; /* committed, and all of it copied */

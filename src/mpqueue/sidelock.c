@@ -109,12 +109,13 @@ try_from(conc__mpq_lock *l, uint64_t from, uint64_t to)
 }
 
 /* A holder keeps the lock for about the time it takes to put or take one
- * message, so a short spin usually gets it. */
+ * message, so a short spin usually gets it; even a call that must not
+ * block spins for it, as a non-blocking conc_queue call takes its lock. */
 static int
 spin(conc__mpq_lock *l, uint64_t me)
 {
-    struct conc__mpq_spin sp = CONC__MPQ_SPIN_INIT;
-    while (conc__mpq_spin_more(&sp))
+    struct conc__spin sp = conc__spin_start(CONC__SPIN_NS, CONC__FOREVER);
+    while (conc__spin_more(&sp))
         if (atomic_load_explicit(&l->word, memory_order_relaxed) == 0 &&
             try_from(l, 0, me))
             return 1;

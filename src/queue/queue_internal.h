@@ -4,9 +4,10 @@
  *
  * Sleeping. A thread that must wait for a condition (an item to arrive, a
  * slot to free, every task to be done) first spins a little, reading the
- * condition only, because on a multicore machine the other side usually
+ * condition only, by the policy of core/wait.h (the other side usually
  * acts within a few hundred nanoseconds while a futex sleep and wake costs
- * tens of microseconds. Then it counts itself in `sleepers`, reads the
+ * microseconds; the growing gaps between looks also let a producer put a
+ * few items in a row while a consumer waits). Then it counts itself in `sleepers`, reads the
  * futex word `seq`, checks the condition once more and sleeps on the word.
  * The thread that changes the condition reads `sleepers` after its change;
  * only if it is not zero does it bump `seq` and call futex wake. Either the
@@ -44,20 +45,13 @@
 #include "conc/queue.h"
 #include "core/internal.h"
 #include "core/lockword.h"
+#include "core/wait.h"
 #include "unix/futex.h"
 
 /* Bytes that keep fields written by different threads on different cache
  * lines. Padding rather than alignment, since conc__malloc only promises
  * the alignment of malloc. */
 #define CONC__QUEUE_LINE 64
-
-/* CPU pauses spent checking the condition before a sleeper counts itself:
- * roughly the cost of a futex round trip. Each check reads lines the other
- * side writes, and takes them away from it, so the gap between checks
- * doubles up to CONC__QUEUE_SPIN_GAP pauses; that also lets a producer put
- * a few items in a row while a consumer waits. */
-#define CONC__QUEUE_SPIN     400
-#define CONC__QUEUE_SPIN_GAP 16
 
 /* One condition that threads may sleep on. With a guard, `sleepers` and
  * `woken` change only under it. */

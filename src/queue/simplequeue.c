@@ -60,8 +60,11 @@
 
 _Static_assert(SEG_CAP == CONC__SIMPLEQUEUE_SEGMENT, "segment size");
 
-/* Pauses a blocking get watches the head slot before it reads the tail. */
-#define PATIENCE 64
+/* How long a blocking get watches the head slot before it reads the tail
+ * (the rest of its spin is conc__qwait_until's). Shorter than the policy's
+ * budget (core/wait.h) because the getter holds `glock` while it watches,
+ * and other getters wait behind it: about one item's hand-off. */
+#define SLOT_WATCH_NS 2000
 
 /* Segments kept for reuse: one cache line of pointers. */
 #define SPARES 8
@@ -102,21 +105,6 @@ struct conc_simplequeue {
      * without a call to the allocator. */
     _Atomic(struct segment *) spares[SPARES];
 };
-
-/* Waits a little for another thread to finish a step it has begun (link a
- * segment, write a claimed slot); yields the CPU if that thread seems to
- * have been preempted. */
-static void
-backoff(unsigned *round)
-{
-    if (*round < 64) {
-        for (unsigned i = 0; i < (1u << (*round / 8)); i++)
-            conc__cpu_relax();
-        (*round)++;
-    } else {
-        sched_yield();
-    }
-}
 
 /* A cleared segment: a spare if there is one, else a new one. */
 static struct segment *
@@ -200,14 +188,14 @@ int
 conc_simplequeue_put(conc_simplequeue *q, void *item)
 {
     struct segment *spare = NULL;
-    unsigned round = 0;
+    struct conc__spin sp = CONC__SPIN_STEP_INIT;
     for (;;) {
         uint64_t t = atomic_load_explicit(&q->tail, memory_order_acquire);
         struct segment *seg =
             atomic_load_explicit(&q->tail_seg, memory_order_acquire);
         unsigned off = (unsigned)(t % LAP);
         if (off == SEG_CAP) {
-            backoff(&round); /* another producer links the next segment */
+            conc__spin_step(&sp); /* another producer links the next segment */
             continue;
         }
         if (off + 1 == SEG_CAP && !spare && !(spare = segment_new(q)))
@@ -237,10 +225,10 @@ conc_simplequeue_put(conc_simplequeue *q, void *item)
 static void
 glock_acquire(conc_simplequeue *q)
 {
-    unsigned round = 0;
+    struct conc__spin sp = CONC__SPIN_STEP_INIT;
     while (atomic_exchange_explicit(&q->glock, 1, memory_order_acquire))
         while (atomic_load_explicit(&q->glock, memory_order_relaxed))
-            backoff(&round);
+            conc__spin_step(&sp);
 }
 
 static void
@@ -249,44 +237,41 @@ glock_release(conc_simplequeue *q)
     atomic_store_explicit(&q->glock, 0, memory_order_release);
 }
 
-/* Waits up to about `patience` CPU pauses for `s` to be written, checking
- * at growing gaps. Returns whether it was. */
+/* Watches `s` for SLOT_WATCH_NS, unless `deadline` is CONC__POLL, for it to
+ * be written. Returns whether it was. */
 static int
-slot_wait(struct slot *s, unsigned patience)
+slot_wait(struct slot *s, int64_t deadline)
 {
-    for (unsigned spent = 0, gap = 1; spent < patience; spent += gap) {
-        for (unsigned i = 0; i < gap; i++)
-            conc__cpu_relax();
+    struct conc__spin sp = conc__spin_start(SLOT_WATCH_NS, deadline);
+    while (conc__spin_more(&sp))
         if (atomic_load_explicit(&s->written, memory_order_acquire))
             return 1;
-        gap *= 2;
-    }
     return 0;
 }
 
 /* Takes the oldest item into *item. Returns 0 or CONC_EEMPTY. A consumer
  * that finds the head slot unwritten first watches that slot for up to
- * `patience` pauses: while it keeps up with a producer, the next item is
- * usually a moment away, and reading the slot rather than `tail` leaves
- * the producers' line alone. */
+ * SLOT_WATCH_NS unless `deadline` is CONC__POLL: while it keeps up with a
+ * producer, the next item is usually a moment away, and reading the slot rather
+ * than `tail` leaves the producers' line alone. */
 static int
-pop(conc_simplequeue *q, void **item, unsigned patience)
+pop(conc_simplequeue *q, void **item, int64_t deadline)
 {
     glock_acquire(q);
     uint64_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
     struct segment *seg = q->head_seg;
     unsigned off = (unsigned)(h % LAP);
     if (!atomic_load_explicit(&seg->slots[off].written, memory_order_acquire) &&
-        !slot_wait(&seg->slots[off], patience)) {
+        !slot_wait(&seg->slots[off], deadline)) {
         if (h >= atomic_load(&q->tail)) {
             glock_release(q);
             return CONC_EEMPTY;
         }
         /* Claimed by a producer that has yet to store the item. */
-        unsigned round = 0;
+        struct conc__spin sp = CONC__SPIN_STEP_INIT;
         while (!atomic_load_explicit(&seg->slots[off].written,
                                      memory_order_acquire))
-            backoff(&round);
+            conc__spin_step(&sp);
     }
     *item = seg->slots[off].item;
     if (off + 1 == SEG_CAP) {
@@ -314,7 +299,7 @@ conc_simplequeue_get(conc_simplequeue *q, void **item, double timeout)
 {
     if (!item || isnan(timeout))
         return CONC_EINVAL;
-    if (pop(q, item, timeout == 0 ? 0 : PATIENCE) == 0)
+    if (pop(q, item, timeout == 0 ? CONC__POLL : CONC__FOREVER) == 0)
         return 0;
     if (timeout == 0)
         return CONC_EEMPTY;
@@ -323,7 +308,7 @@ conc_simplequeue_get(conc_simplequeue *q, void **item, double timeout)
     for (;;) {
         int timed_out =
             conc__qwait_until(&q->getters, NULL, nonempty, q, deadline);
-        if (pop(q, item, 0) == 0)
+        if (pop(q, item, CONC__POLL) == 0)
             return 0;
         if (timed_out)
             return CONC_EEMPTY; /* after a last look at the deadline */

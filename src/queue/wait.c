@@ -4,18 +4,16 @@
 
 #include "queue/queue_internal.h"
 
-/* Checks ready(arg) at doubling gaps for about CONC__QUEUE_SPIN pauses. */
+/* Checks ready(arg) by the spin policy of core/wait.h. */
 static int
-spin(conc__qready_fn ready, const void *arg)
+spin(conc__qready_fn ready, const void *arg, int64_t deadline)
 {
-    for (int spent = 0, gap = 1; spent < CONC__QUEUE_SPIN; spent += gap) {
+    if (ready(arg))
+        return 1;
+    struct conc__spin sp = conc__spin_start(CONC__SPIN_NS, deadline);
+    while (conc__spin_more(&sp))
         if (ready(arg))
             return 1;
-        for (int i = 0; i < gap; i++)
-            conc__cpu_relax();
-        if (gap < CONC__QUEUE_SPIN_GAP)
-            gap *= 2;
-    }
     return 0;
 }
 
@@ -37,7 +35,7 @@ int
 conc__qwait_until(struct conc__qwait *w, conc__lockword *guard,
                   conc__qready_fn ready, const void *arg, int64_t deadline)
 {
-    if (spin(ready, arg))
+    if (spin(ready, arg, deadline))
         return 0;
     int r = 0;
     guard_acquire(guard);

@@ -97,20 +97,7 @@ await_change(conc_barrier *b, int64_t deadline)
     uint32_t seen = atomic_load_explicit(&b->seq, memory_order_relaxed);
     b->sleepers++;
     unlock(b);
-    int r = 0;
-    int i = 0;
-    while (atomic_load_explicit(&b->seq, memory_order_acquire) == seen) {
-        if (i < CONC__SYNC_SPIN) {
-            conc__cpu_relax();
-            i++;
-            continue;
-        }
-        if (conc__futex_wait(&b->seq, seen, deadline, (int)b->shared) ==
-            -ETIMEDOUT) {
-            r = CONC_ETIMEDOUT;
-            break;
-        }
-    }
+    int r = conc__wait_while(&b->seq, seen, deadline, (int)b->shared);
     lock(b);
     b->sleepers--;
     return r;

@@ -186,11 +186,10 @@ unlink_waiter(conc_cond *c, struct waiter *w)
 static int
 await_notify(struct waiter *w, int64_t deadline, int shared)
 {
-    for (int i = 0; i < CONC__SYNC_SPIN; i++) {
+    struct conc__spin sp = conc__spin_start(CONC__SPIN_NS, deadline);
+    while (conc__spin_more(&sp))
         if (atomic_load_explicit(&w->state, memory_order_acquire) == NOTIFIED)
             return 0;
-        conc__cpu_relax();
-    }
     uint32_t expected = WAITING;
     if (!atomic_compare_exchange_strong_explicit(&w->state, &expected, SLEEPING,
                                                  memory_order_acq_rel,

@@ -123,11 +123,10 @@ conc_event_wait(conc_event *ev, double timeout)
         return r;
     if (deadline == CONC__POLL)
         return CONC_ETIMEDOUT;
-    for (int i = 0; i < CONC__SYNC_SPIN; i++) {
-        conc__cpu_relax();
+    struct conc__spin sp = conc__spin_start(CONC__SPIN_NS, deadline);
+    while (conc__spin_more(&sp))
         if (fired(atomic_load_explicit(&ev->word, memory_order_acquire), seen))
             return 0;
-    }
     return sleep_until_set(ev, seen, deadline);
 }
 

@@ -59,11 +59,6 @@
 #include <sanitizer/tsan_interface.h>
 #endif
 
-/* Spin rounds before blocking; round i pauses min(2^i, 64) times, as the
- * lock word does (about 3000 pauses in all). */
-#define SPIN_ROUNDS 50
-#define MAX_PAUSES  64
-
 int
 conc__robust_init(pthread_mutex_t *m, int errorcheck)
 {
@@ -150,22 +145,19 @@ try_lock(pthread_mutex_t *m)
     return e;
 }
 
-/* Spins while the lock is held, trying it each time it looks free. Returns
- * the last try's result: EBUSY if the lock stayed busy throughout. */
+/* Spins by the policy of core/wait.h while the lock is held, trying it
+ * each time it looks free. Returns the last try's result: EBUSY if the
+ * lock stayed busy throughout. */
 static int
-spin(pthread_mutex_t *m, const _Atomic uint32_t *held)
+spin(pthread_mutex_t *m, const _Atomic uint32_t *held, int64_t deadline)
 {
-    unsigned pauses = 1;
-    for (int i = 0; i < SPIN_ROUNDS; i++) {
+    struct conc__spin sp = conc__spin_start(CONC__SPIN_NS, deadline);
+    while (conc__spin_more(&sp)) {
         if (atomic_load_explicit(held, memory_order_relaxed) == 0) {
             int e = try_lock(m);
             if (e != EBUSY)
                 return e;
         }
-        for (unsigned k = 0; k < pauses; k++)
-            conc__cpu_relax();
-        if (pauses < MAX_PAUSES)
-            pauses <<= 1;
     }
     return EBUSY;
 }
@@ -183,7 +175,7 @@ conc__robust_acquire(pthread_mutex_t *m, const _Atomic uint32_t *held,
     int e = try_lock(m);
     if (e != EBUSY || deadline == CONC__POLL)
         return code(e);
-    e = spin(m, held);
+    e = spin(m, held, deadline);
     if (e != EBUSY)
         return code(e);
     return code(timed_lock(m, deadline));

@@ -136,12 +136,11 @@ core_acquire(struct semcore *s, double timeout)
     conc__deadline(timeout, &deadline); /* cannot fail: not NaN */
     if (deadline == CONC__POLL)
         return CONC_ETIMEDOUT;
-    for (int i = 0; i < CONC__SYNC_SPIN; i++) {
-        conc__cpu_relax();
+    struct conc__spin sp = conc__spin_start(CONC__SPIN_NS, deadline);
+    while (conc__spin_more(&sp))
         if (atomic_load_explicit(&s->value, memory_order_relaxed) > 0 &&
             core_try(s))
             return 0;
-    }
     return core_sleep(s, deadline);
 }
 

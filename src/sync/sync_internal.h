@@ -18,12 +18,9 @@
 #include "conc/sync.h"
 #include "core/internal.h"
 #include "core/lockword.h"
+#include "core/wait.h"
 #include "unix/futex.h"
 #include "unix/tid.h"
-
-/* Read-only spins before a sleep: a few microseconds, long enough for the
- * other side of a short hand-off, short next to a futex round trip. */
-#define CONC__SYNC_SPIN 100
 
 /* Allocates `size` zeroed bytes from `arena`, or from the heap when it is
  * NULL. Returns NULL when out of memory. */
