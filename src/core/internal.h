@@ -34,6 +34,40 @@ int conc__deadline(double timeout, int64_t *deadline);
 /* Monotonic now, in ns. */
 int64_t conc__now_ns(void);
 
+/* ---- At exit (exit.c) --------------------------------------------------
+ * One atexit handler runs conc's end-of-program work in a fixed order, the
+ * order Python follows, whichever feature the program touched first (with
+ * one atexit handler per module, the last registered ran first, so the
+ * order depended on that):
+ *
+ *   1. CONC__EXIT_THREADS: join the non-daemon threads conc started
+ *      (threading._shutdown, which runs before any atexit callback);
+ *   2. CONC__EXIT_CHILDREN: terminate the daemon children, join the
+ *      others, stop the fork server (multiprocessing's _exit_function);
+ *   3. CONC__EXIT_SHM: unlink the named segments this process created and
+ *      left (the resource tracker, which runs once its program has ended).
+ *
+ * So a non-daemon thread still running at exit may start, use and join
+ * processes and segments, and a child still running may use the segments,
+ * until their stage is over. A module registers its stage when it is first
+ * used; the handler itself is registered with atexit once, at the first
+ * stage registered, so that it runs where a user's handlers registered
+ * earlier or later expect it (atexit's last-in, first-out order). A stage
+ * registered while the handler runs (a thread at exit starting the first
+ * process) still runs, in its turn. _exit, quick_exit and fatal signals run
+ * no stage; a child started by conc_process_start ends with _exit after its
+ * own sequence (process.h). */
+enum conc__exit_stage {
+    CONC__EXIT_THREADS,
+    CONC__EXIT_CHILDREN,
+    CONC__EXIT_SHM,
+    CONC__EXIT_NSTAGES
+};
+
+/* Makes `fn` run at normal exit as `stage`. Each stage has one function:
+ * a second registration of the same stage is ignored. Any thread. */
+void conc__at_exit(enum conc__exit_stage stage, void (*fn)(void));
+
 /* ---- Invariants -------------------------------------------------------- */
 _Noreturn void conc__panic(const char *fmt, ...) CONC_PRINTF(1, 2);
 

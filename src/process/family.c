@@ -416,7 +416,7 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static void
 register_handlers(void)
 {
-    atexit(at_exit);
+    conc__at_exit(CONC__EXIT_CHILDREN, at_exit);
     pthread_atfork(NULL, NULL, atfork_child);
 }
 

@@ -3,15 +3,18 @@
  *
  * Design. Python runs a tracker process, so that segments are removed even
  * when the program is killed. conc keeps a list in the creating process
- * and removes what is left from an atexit handler: no extra process, no
- * descriptor, nothing to start; the price is that a process killed by a
- * signal (or ending with _exit) leaves its segments, which the header says.
+ * and removes what is left at exit, in the last stage of conc's exit
+ * sequence (core/internal.h), once non-daemon threads and children have
+ * been joined, as Python's tracker does once its program has ended. No
+ * extra process, no descriptor, nothing to start; the price is that a
+ * process killed by a signal (or ending with _exit) leaves its segments,
+ * which the header says.
  *
  * Each entry records the creator's pid: a forked child inherits a copy of
- * the list and the atexit handler, and must not remove its parent's
- * segments when it exits. Each entry also records the segment's device and
- * inode: if some process unlinked the name and a new segment took it, the
- * handler finds a different inode and leaves the newcomer alone.
+ * the list and the exit stage, and must not remove its parent's segments
+ * when it exits. Each entry also records the segment's device and inode:
+ * if some process unlinked the name and a new segment took it, the stage
+ * finds a different inode and leaves the newcomer alone.
  *
  * Lock order: the list's mutex is a leaf. pthread_atfork takes it around
  * fork, so that a child never inherits it held by a thread that does not
@@ -84,7 +87,7 @@ install(void)
 {
     /* Neither can fail short of memory exhaustion at start-up, and then
      * the cost is only that segments outlive the program. */
-    atexit(unlink_at_exit);
+    conc__at_exit(CONC__EXIT_SHM, unlink_at_exit);
     pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 }
 

@@ -3,12 +3,13 @@
  *
  * Daemon threads in C. Python's interpreter, before it exits, joins every
  * thread not marked daemon; daemon threads are simply abandoned. C has no
- * interpreter, so conc registers an atexit handler when it starts its
- * first thread: exit() (and returning from main, which calls it) first
- * waits until every non-daemon thread conc started has ended, then goes on
- * to the other handlers and ends the process, which stops the daemon
- * threads wherever they are. conc_exit does the same wait explicitly, then
- * calls exit. _exit, quick_exit and fatal signals wait for nobody.
+ * interpreter, so conc registers the first stage of its exit sequence
+ * (core/internal.h) when it starts its first thread: exit() (and returning
+ * from main, which calls it) first waits until every non-daemon thread conc
+ * started has ended, then goes on to the later stages (children, shared
+ * memory) and the other handlers, and ends the process, which stops the
+ * daemon threads wherever they are. conc_exit does the same wait explicitly,
+ * then calls exit. _exit, quick_exit and fatal signals wait for nobody.
  *
  * The wait needs no list: `nondaemon` counts the non-daemon threads that
  * have not ended. A thread decrements it as the very last thing it does,
@@ -100,7 +101,7 @@ static void join_nondaemon(void);
 static void
 register_atexit(void)
 {
-    atexit(join_nondaemon);
+    conc__at_exit(CONC__EXIT_THREADS, join_nondaemon);
 }
 
 void
