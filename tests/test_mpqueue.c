@@ -1099,6 +1099,33 @@ test_owner_identity(void **state)
     assert_int_equal(conc__mpq_owner_dead((uint64_t)pid), 1);
 }
 
+/* The rule on dead owners (sidelock.c, robust.c): an id alone decides
+ * nothing. A word naming a live thread (this one) with another start time
+ * names a dead owner whose id was reused: the lock is taken over. The same
+ * id with the thread's own start time names a live owner: it is waited
+ * for, however long, and never taken over. */
+static void
+test_side_lock_reused_id(void **state)
+{
+    (void)state;
+    conc__mpq_lock l;
+    uint64_t me = conc__mpq_self();
+    uint32_t other = (uint32_t)(me >> 32) + 1;
+    if (other == 0)
+        other = 1;
+    atomic_init(&l.word, (uint64_t)other << 32 | (me & CONC__MPQ_TID_MASK));
+    assert_int_equal(conc__mpq_lock_acquire(&l, CONC__FOREVER),
+                     CONC__MPQ_RECOVERED);
+    conc__mpq_lock_release(&l);
+    assert_int_equal(atomic_load(&l.word), 0);
+    atomic_store(&l.word, me);
+    int64_t t0 = conc__now_ns();
+    assert_conc(conc__mpq_lock_acquire(&l, t0 + 3 * CONC__MPQ_SLICE_MIN),
+                CONC_ETIMEDOUT);
+    assert_true(conc__now_ns() - t0 >= 3 * CONC__MPQ_SLICE_MIN);
+    assert_int_equal(atomic_load(&l.word) & ~CONC__MPQ_WAITERS, me);
+}
+
 struct thread_owner {
     uint64_t id;
     int ready[2]; /* the thread reports its identity */
@@ -1641,6 +1668,7 @@ main(void)
         conc_unit_test(test_joinable_processes),
         conc_unit_test(test_owner_identity),
         conc_unit_test(test_owner_identity_thread),
+        conc_unit_test(test_side_lock_reused_id),
         conc_unit_test(test_threads),
         conc_unit_test(test_dead_lock_owner),
         conc_unit_test(test_lock_held_by_live_process),

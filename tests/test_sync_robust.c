@@ -423,6 +423,51 @@ test_lock_owner_thread_exited(void **state)
     conc_arena_free(a);
 }
 
+/* The rule (robust.c, and mpqueue/sidelock.c for the side locks): a dead
+ * owner's thread id may be given to a new thread, so an id alone never
+ * says who owns a lock. conc keeps the owner's id beside a shared lock's
+ * mutex, but only the mutex, whose word the kernel clears when its owner
+ * dies, decides. The reuse is made here by writing this thread's id where
+ * the dead owner's is, as the system may hand it out. */
+static void *
+take_rlock_and_exit_main(void *p)
+{
+    return (void *)(intptr_t)conc_rlock_acquire(p, 0);
+}
+
+static void
+test_dead_owner_id_reused(void **state)
+{
+    (void)state;
+    struct shared *sh;
+    conc_arena *a = shared_new(&sh);
+    conc_sync_opts so = {.arena = a};
+    assert_conc_ok(conc_lock_new(&so, &sh->lock));
+    assert_conc_ok(run_thread(take_and_exit_main, sh->lock));
+    atomic_store(&sh->lock->word.locked, conc__tid());
+    assert_conc(conc_lock_release(sh->lock), CONC_ENOTOWNER);
+    assert_conc(conc_lock_make_consistent(sh->lock), CONC_ENOTOWNER);
+    assert_int_equal(conc_lock_locked(sh->lock), 1);
+    assert_conc(conc_lock_acquire(sh->lock, BOUND), CONC_EOWNERDEAD);
+    assert_conc_ok(conc_lock_make_consistent(sh->lock));
+    assert_conc_ok(conc_lock_release(sh->lock));
+    conc_lock_free(sh->lock);
+
+    assert_conc_ok(conc_rlock_new(&so, &sh->rlock));
+    assert_conc_ok(run_thread(take_rlock_and_exit_main, sh->rlock));
+    atomic_store(&sh->rlock->owner, conc__tid());
+    assert_int_equal(conc_rlock_is_owned(sh->rlock), 0);
+    assert_conc(conc_rlock_release(sh->rlock), CONC_ENOTOWNER);
+    assert_conc(conc_rlock_make_consistent(sh->rlock), CONC_ENOTOWNER);
+    assert_conc(conc_rlock_acquire(sh->rlock, BOUND), CONC_EOWNERDEAD);
+    assert_int_equal(conc_rlock_is_owned(sh->rlock), 1);
+    assert_conc_ok(conc_rlock_make_consistent(sh->rlock));
+    assert_conc_ok(conc_rlock_release(sh->rlock));
+    assert_int_equal(conc_rlock_is_owned(sh->rlock), 0);
+    conc_rlock_free(sh->rlock);
+    conc_arena_free(a);
+}
+
 /* ---- Waiters asleep when the owner dies --------------------------------- */
 
 struct waiter {
@@ -791,6 +836,7 @@ main(void)
         conc_unit_test(test_lock_owner_dead_poll),
         conc_unit_test(test_lock_not_recoverable),
         conc_unit_test(test_lock_owner_thread_exited),
+        conc_unit_test(test_dead_owner_id_reused),
         conc_unit_test(test_waiters_at_death),
         conc_unit_test(test_rlock_owner_killed),
         conc_unit_test(test_shared_rlock_reentry),

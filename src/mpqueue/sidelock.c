@@ -27,7 +27,20 @@
  * owner is never taken over: the word holds the identity from the very CAS
  * that acquired the lock, so there is no moment at which it names anybody
  * else. Without /proc (or when it hides other users' processes) nothing is
- * ever judged dead and a dead owner blocks its side. */
+ * ever judged dead and a dead owner blocks its side.
+ *
+ * The rule on dead owners, the same here and in sync/robust.c: a thread id
+ * alone never decides who owns a lock, because the system gives a dead
+ * thread's id to a new thread. An owner is judged dead only on evidence a
+ * reused id cannot fake: here no thread with the owner's id, or one with
+ * another start time (a reused id); under a process-shared Lock, the
+ * kernel's robust list. The side locks cannot use that list (it links only
+ * glibc's robust pthread mutexes, and the side lock is one 64-bit word the
+ * ring's repair logic reads), so they carry the start time instead. When
+ * the owner could not read its start time, the word holds 0 there and only
+ * the thread's disappearance counts: a reused id then makes a dead owner
+ * look alive, which blocks the side but never hands a live owner's lock to
+ * another. */
 #include <errno.h>
 
 #include "mpqueue/mpqueue_internal.h"

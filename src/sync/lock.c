@@ -103,7 +103,7 @@ shared_release(conc_lock *l)
         atomic_load_explicit(&l->word.locked, memory_order_relaxed);
     if (owner == 0)
         return CONC_ENOTLOCKED;
-    if (owner != conc__tid())
+    if (!conc__robust_owned(mutex_of(l), owner))
         return CONC_ENOTOWNER;
     atomic_store_explicit(&l->word.locked, 0, memory_order_relaxed);
     return conc__robust_release(mutex_of(l));
@@ -149,8 +149,9 @@ conc_lock_make_consistent(conc_lock *lock)
 {
     if (!lock->shared)
         return CONC_EINVAL;
-    if (atomic_load_explicit(&lock->word.locked, memory_order_relaxed) !=
-        conc__tid())
+    if (!conc__robust_owned(
+            mutex_of(lock),
+            atomic_load_explicit(&lock->word.locked, memory_order_relaxed)))
         return CONC_ENOTOWNER;
     return conc__robust_make_consistent(mutex_of(lock));
 }

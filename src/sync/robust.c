@@ -25,8 +25,20 @@
  * The other designs considered and refused: our own futex word with the
  * owner's tid, on glibc's list, is impossible (the list head is glibc's and
  * private); a waiter that asks whether the owner's tid still lives (kill,
- * pidfd) races with the reuse of thread ids and cannot tell a dead thread
- * of a live process.
+ * pidfd) cannot tell a dead thread of a live process, and the process
+ * queue's answer to that (below) learns of a death only when a sleep slice
+ * ends, where the kernel's list is exact and immediate.
+ *
+ * The rule on dead owners, the same here and in mpqueue/sidelock.c: a
+ * thread id alone never decides who owns a lock, because the system gives
+ * a dead thread's id to a new thread. An owner is judged dead only on
+ * evidence a reused id cannot fake: here the kernel's robust list, which
+ * clears the owner's id from the mutex's word when it dies; in the side
+ * locks, which are not pthread mutexes, the owner's id together with its
+ * thread's start time, looked up in /proc. The owner id that conc keeps
+ * beside the mutex (conc_lock's `word.locked`, conc_rlock's `owner`) is a
+ * hint for spinning and for quick answers, never trusted alone: a thread
+ * that finds its own id there asks the mutex (conc__robust_owned).
  *
  * Speed. glibc's robust mutexes never spin: a contended acquirer goes to
  * sleep at once, and each hand-off then costs a futex wake and wait. Here
@@ -160,6 +172,24 @@ spin(pthread_mutex_t *m, const _Atomic uint32_t *held, int64_t deadline)
         }
     }
     return EBUSY;
+}
+
+int
+conc__robust_owned(pthread_mutex_t *m, uint32_t hint)
+{
+    uint32_t me = conc__tid();
+    if (hint != me)
+        return 0; /* only the owner itself writes its id there */
+#ifdef __GLIBC__
+    /* glibc stores the owner's id in the futex word when it takes the
+     * mutex; the kernel replaces it with FUTEX_OWNER_DIED when the owner
+     * dies. */
+    _Atomic uint32_t *w = (_Atomic uint32_t *)&m->__data.__lock;
+    return (atomic_load_explicit(w, memory_order_relaxed) & FUTEX_TID_MASK) ==
+           me;
+#else
+    return 1; /* the hint is all there is */
+#endif
 }
 
 int

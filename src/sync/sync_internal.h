@@ -66,12 +66,21 @@ struct conc__shared_rlock {
     pthread_mutex_t mutex; /* robust, process-shared, error-checking */
 };
 
+/* Whether the calling thread holds the robust mutex `m`, given the owner
+ * id conc keeps beside it (`hint`): a dead owner's id, reused by the
+ * caller, does not make it the owner (robust.c). */
+int conc__robust_owned(pthread_mutex_t *m, uint32_t hint);
+
 /* Whether the calling thread holds `r`. */
 static inline int
 conc__rlock_owned(const conc_rlock *r)
 {
-    return atomic_load_explicit((_Atomic uint32_t *)&r->owner,
-                                memory_order_relaxed) == conc__tid();
+    uint32_t owner = atomic_load_explicit((_Atomic uint32_t *)&r->owner,
+                                          memory_order_relaxed);
+    if (CONC__UNLIKELY(r->shared))
+        return conc__robust_owned(&((struct conc__shared_rlock *)r)->mutex,
+                                  owner);
+    return owner == conc__tid();
 }
 
 /* Releases `r`, which the caller owns, however deep its recursion, and
@@ -91,7 +100,9 @@ conc__lock_held(const conc_lock *l)
 {
     uint32_t v = atomic_load_explicit((_Atomic uint32_t *)&l->word.locked,
                                       memory_order_relaxed);
-    return l->shared ? v == conc__tid() : v != 0;
+    return l->shared
+               ? conc__robust_owned(&((struct conc__shared_lock *)l)->mutex, v)
+               : v != 0;
 }
 
 /* Acquires `l` without limit (Condition taking its lock back). Returns 0;
