@@ -42,12 +42,22 @@
  *
  * Speed. glibc's robust mutexes never spin: a contended acquirer goes to
  * sleep at once, and each hand-off then costs a futex wake and wait. Here
- * the acquirer first tries once, then spins for a few microseconds with
- * exponential backoff, reading a hint word the caller keeps (nonzero while
- * a thread holds the lock) so that the spin does not pull the mutex's cache
- * line away from its holder, and only then blocks in the mutex. Timed
- * waits use pthread_mutex_clocklock on CLOCK_MONOTONIC, as every other
- * conc deadline.
+ * the acquirer first tries once, then spins by the policy of core/wait.h,
+ * reading a hint word the caller keeps (nonzero while a thread holds the
+ * lock) so that the spin does not pull the mutex's cache line away from
+ * its holder.
+ *
+ * Sleeping. Every blocking wait in conc goes through the platform's futex
+ * wait, which coroutines will make suspending; pthread_mutex_lock would
+ * sleep inside glibc. So the acquirer sleeps on the mutex's futex word
+ * itself, with glibc's protocol for it (the word is the owner's id, with
+ * FUTEX_WAITERS set by whoever sleeps, and FUTEX_OWNER_DIED set by the
+ * kernel): it sets FUTEX_WAITERS, sleeps while the word is unchanged, and
+ * tries again. The unlock, glibc's or the kernel's at the owner's death,
+ * wakes one sleeper when it finds FUTEX_WAITERS. One that takes the mutex
+ * after a sleep sets FUTEX_WAITERS again, as glibc's own lock does, since
+ * others may still sleep and its unlock must wake one. Without glibc (whose
+ * word layout this relies on) the sleep is pthread_mutex_clocklock's.
  *
  * The mutex is owned by a thread, so a process-shared lock must be released
  * by the thread that acquired it; that is the price of knowing who died. */
@@ -106,6 +116,7 @@ code(int e)
     return e == EBUSY ? CONC_ETIMEDOUT : -e;
 }
 
+#ifndef __GLIBC__
 static int
 timed_lock(pthread_mutex_t *m, int64_t deadline)
 {
@@ -126,6 +137,7 @@ timed_lock(pthread_mutex_t *m, int64_t deadline)
 #endif
     return e;
 }
+#endif
 
 /* pthread_mutex_trylock, working around a glibc bug (present in 2.36 and
  * later): a try that finds the mutex not recoverable returns
@@ -174,6 +186,60 @@ spin(pthread_mutex_t *m, const _Atomic uint32_t *held, int64_t deadline)
     return EBUSY;
 }
 
+#ifdef __GLIBC__
+static _Atomic uint32_t *
+word_of(pthread_mutex_t *m)
+{
+    return (_Atomic uint32_t *)&m->__data.__lock;
+}
+
+/* Sleeps until the word of the busy mutex `m` changes, or the deadline.
+ * Returns 0, or ETIMEDOUT. */
+static int
+sleep_busy(pthread_mutex_t *m, int64_t deadline)
+{
+    _Atomic uint32_t *w = word_of(m);
+    uint32_t v = atomic_load_explicit(w, memory_order_relaxed);
+    if ((v & FUTEX_TID_MASK) == 0)
+        return 0; /* free, or its owner died: try again */
+    if (!(v & FUTEX_WAITERS) && !atomic_compare_exchange_strong_explicit(
+                                    w, &v, v | FUTEX_WAITERS,
+                                    memory_order_relaxed, memory_order_relaxed))
+        return 0; /* it changed: try again */
+    return conc__futex_wait(w, v | FUTEX_WAITERS, deadline, 1) == -ETIMEDOUT
+               ? ETIMEDOUT
+               : 0;
+}
+
+/* Marks `m`, just taken after a sleep, as one others may sleep on. */
+static void
+keep_waiters(pthread_mutex_t *m)
+{
+    _Atomic uint32_t *w = word_of(m);
+    uint32_t v = atomic_load_explicit(w, memory_order_relaxed);
+    while (!(v & FUTEX_WAITERS) &&
+           !atomic_compare_exchange_weak_explicit(w, &v, v | FUTEX_WAITERS,
+                                                  memory_order_relaxed,
+                                                  memory_order_relaxed))
+        ;
+}
+
+/* Acquires `m` by the deadline, sleeping through the platform's futex wait
+ * between tries. Returns a pthread result, EBUSY at the deadline. */
+static int
+sleep_lock(pthread_mutex_t *m, int64_t deadline)
+{
+    for (;;) {
+        int timed_out = sleep_busy(m, deadline) == ETIMEDOUT;
+        int e = try_lock(m);
+        if (e == 0 || e == EOWNERDEAD)
+            keep_waiters(m);
+        if (e != EBUSY || timed_out)
+            return e;
+    }
+}
+#endif
+
 int
 conc__robust_owned(pthread_mutex_t *m, uint32_t hint)
 {
@@ -208,7 +274,11 @@ conc__robust_acquire(pthread_mutex_t *m, const _Atomic uint32_t *held,
     e = spin(m, held, deadline);
     if (e != EBUSY)
         return code(e);
+#ifdef __GLIBC__
+    return code(sleep_lock(m, deadline));
+#else
     return code(timed_lock(m, deadline));
+#endif
 }
 
 int
