@@ -4,10 +4,11 @@
  * Design. One 64-bit word: the low half, `locked`, is 0 or 1 and is the
  * futex word; the high half, `waiters`, counts threads that may sleep on
  * it. Acquire is one CAS of the whole word from 0 to 1. When that fails the
- * caller spins for a short while with exponential backoff (the holder
- * usually releases within a few hundred cycles, while a futex sleep and wake
- * costs tens of microseconds; backing off keeps the spinner from stealing
- * the cache line from the holder on every iteration). Only then does it
+ * caller spins for a short while with exponential backoff, by the policy
+ * of core/wait.h (the holder usually releases within
+ * a few hundred cycles, while a futex sleep and wake costs microseconds;
+ * backing off keeps the spinner from stealing the cache line from the
+ * holder on every iteration). Only then does it
  * add itself to `waiters` and sleep while `locked` is 1; when it finally
  * takes the lock, one CAS sets `locked` and removes it from `waiters`.
  *

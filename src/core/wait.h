@@ -29,15 +29,16 @@
  *    ten to 140 cycles depending on the CPU (25 ns on the EPYC these
  *    budgets were measured on, 40 ns on Intel since Skylake, a few ns
  *    before), so a count means a different wait on every machine.
- *  - The default budget, CONC__SPIN_NS, is about what sleeping costs the
- *    waiter (the futex wait and wake, the wake-up latency). Spinning for as
- *    long as blocking would cost, then blocking, never costs more than
- *    twice the best choice made in hindsight, whatever the other side does
- *    (the ski-rental argument; Karlin, Li, Manasse and Owicki, "Empirical
+ *  - The default budget, CONC__SPIN_NS, is long enough for a hand-off
+ *    between two threads that both run (a cache line each way and a few
+ *    hundred instructions: a microsecond or two), and shorter than what a
+ *    sleep costs the waiter. Spinning longer, up to the cost of the sleep
+ *    (which never costs more than twice the best choice made in hindsight:
+ *    the ski-rental argument of Karlin, Li, Manasse and Owicki, "Empirical
  *    studies of competitive spinning for a shared-memory multiprocessor",
- *    SOSP 1991); a longer spin only takes a CPU
- *    from the thread being waited for, on a machine with more runnable
- *    threads than cores.
+ *    SOSP 1991), pays only while the other side runs; on a machine with
+ *    more runnable threads than CPUs it mostly takes the CPU from the very
+ *    thread being waited for.
  *  - The condition is read at growing gaps: 1, 2, 4, ... CONC__SPIN_GAP
  *    pauses. Each read pulls the cache line the other side writes, and
  *    taking it away on every pause slows the very writer being waited for;
@@ -47,12 +48,14 @@
  *  - The spin never outlasts the caller's deadline, and a call that must
  *    not block (deadline CONC__POLL) does not spin at all.
  *
- * Budgets that differ, each for the reason written beside it, are below;
- * they are the only ones. Waits with nothing to sleep on (a spin lock
- * held for a few instructions, a step another thread has begun and will
- * end in nanoseconds) use conc__spin_step, which follows the same policy
- * and then yields the CPU between looks, since the thread it waits for
- * was probably preempted. */
+ * The budget that differs, waiting for a task, is below with its reason,
+ * and one more beside its only user: the process pool's result thread
+ * adapts its budget to how far apart results come (executor/
+ * procs_results.c). There are no others. Waits with nothing to sleep on
+ * (a spin lock held for a few instructions, a step another thread has
+ * begun and will end in nanoseconds) use conc__spin_step, which follows
+ * the same policy and then yields the CPU between looks, since the thread
+ * it waits for was probably preempted. */
 #ifndef CONC_CORE_WAIT_H
 #define CONC_CORE_WAIT_H
 
@@ -62,15 +65,21 @@
 #include "core/internal.h"
 #include "unix/futex.h"
 
-/* The default budget: about the cost of a futex sleep and wake-up to the
- * sleeper on the machines conc is measured on (4 to 10 us). */
-#define CONC__SPIN_NS 10000
+/* The default budget. A futex sleep and wake-up costs the sleeper 10 to
+ * 13 us on the 2-CPU EPYC machine conc's figures come from (a futex
+ * ping-pong between two threads: 21 to 26 us per round trip, two sleeps
+ * and two wakes). A 10 us budget, that cost, was measured there at load 9
+ * against this one: bench_event's event ping-pong ran at 0.56 times the
+ * speed (median of 25 paired runs) and bench_lock's lock_contended at 0.83
+ * (15 runs), while the queues gained nothing. */
+#define CONC__SPIN_NS 3000
 
 /* Waiting for a task: a future's result, or an idle worker's next job.
- * Twice the default, because a sleep there costs two sides: the waiter's
- * wake-up, and a futex wake on the submitter's (or the completer's) hot
- * path for every task, where tiny tasks come a few microseconds apart. */
-#define CONC__SPIN_TASK_NS (2 * CONC__SPIN_NS)
+ * Longer than the default, about the cost of the sleep, because a sleep
+ * there costs two sides: the waiter's wake-up, and a futex wake on the
+ * submitter's (or the completer's) hot path for every task, where tiny
+ * tasks come a few microseconds apart, a gap longer than a hand-off. */
+#define CONC__SPIN_TASK_NS 20000
 
 /* Pauses between two looks, at most. */
 #define CONC__SPIN_GAP 16

@@ -590,8 +590,8 @@ stop_workers(struct pengine *e, int kill_them)
  * a few microseconds for tiny ones (a spin long enough to catch the next
  * is what lets apply_async reach a million tasks a second) to seconds, and
  * a spin that outlasts the gap only takes the CPU the workers need. */
-#define SPIN_MIN_NS CONC__SPIN_NS
-#define SPIN_MAX_NS (32 * CONC__SPIN_NS)
+#define SPIN_MIN_NS 10000  /* 10 us: a futex sleep and wake-up */
+#define SPIN_MAX_NS 320000 /* 320 us */
 
 /* Looks between two polls without a wait, which notice ended workers. */
 #define LOOKS_PER_POLL 16

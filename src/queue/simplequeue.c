@@ -60,12 +60,6 @@
 
 _Static_assert(SEG_CAP == CONC__SIMPLEQUEUE_SEGMENT, "segment size");
 
-/* How long a blocking get watches the head slot before it reads the tail
- * (the rest of its spin is conc__qwait_until's). Shorter than the policy's
- * budget (core/wait.h) because the getter holds `glock` while it watches,
- * and other getters wait behind it: about one item's hand-off. */
-#define SLOT_WATCH_NS 2000
-
 /* Segments kept for reuse: one cache line of pointers. */
 #define SPARES 8
 
@@ -237,12 +231,12 @@ glock_release(conc_simplequeue *q)
     atomic_store_explicit(&q->glock, 0, memory_order_release);
 }
 
-/* Watches `s` for SLOT_WATCH_NS, unless `deadline` is CONC__POLL, for it to
- * be written. Returns whether it was. */
+/* Watches `s`, by the spin policy of core/wait.h, for it to be written.
+ * Returns whether it was. */
 static int
 slot_wait(struct slot *s, int64_t deadline)
 {
-    struct conc__spin sp = conc__spin_start(SLOT_WATCH_NS, deadline);
+    struct conc__spin sp = conc__spin_start(CONC__SPIN_NS, deadline);
     while (conc__spin_more(&sp))
         if (atomic_load_explicit(&s->written, memory_order_acquire))
             return 1;
@@ -250,10 +244,10 @@ slot_wait(struct slot *s, int64_t deadline)
 }
 
 /* Takes the oldest item into *item. Returns 0 or CONC_EEMPTY. A consumer
- * that finds the head slot unwritten first watches that slot for up to
- * SLOT_WATCH_NS unless `deadline` is CONC__POLL: while it keeps up with a
- * producer, the next item is usually a moment away, and reading the slot rather
- * than `tail` leaves the producers' line alone. */
+ * that finds the head slot unwritten first watches that slot for a spin
+ * (none if `deadline` is CONC__POLL): while it keeps up with a producer,
+ * the next item is usually a moment away, and reading the slot rather than
+ * `tail` leaves the producers' line alone. */
 static int
 pop(conc_simplequeue *q, void **item, int64_t deadline)
 {
