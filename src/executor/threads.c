@@ -51,7 +51,6 @@
  * future's lock, never after (executor_internal.h has the module's
  * order). A Pool's callback lock comes before both: the hook runs with
  * neither held. */
-#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 

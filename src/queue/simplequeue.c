@@ -50,7 +50,6 @@
  * items a second on the machine it was tuned on. A put makes a system call
  * only when a getter sleeps (queue_internal.h). */
 #include <math.h>
-#include <sched.h>
 #include <stdatomic.h>
 
 #include "queue/queue_internal.h"
