@@ -144,7 +144,8 @@ program(const char *order, const char *name)
         conc_process_start(daemon_child) || read(ready[0], &c, 1) != 1 ||
         conc_thread_start(thread_main, NULL, NULL, &t))
         return 11;
-    conc_shm_close(s); /* left for exit to unlink */
+    conc_thread_free(t); /* it runs on, and exit waits for it */
+    conc_shm_close(s);   /* left for exit to unlink */
     atexit(set_release);
     exit(0);
 }
