@@ -23,7 +23,8 @@ void
 conc__spin_step(struct conc__spin *sp)
 {
     if (sp->budget == 0)
-        *sp = conc__spin_start(CONC__SPIN_NS, CONC__FOREVER);
+        *sp = conc__spin_start_flags(CONC__SPIN_NS, CONC__FOREVER,
+                                     CONC__SPIN_EAGER);
     if (!conc__spin_more(sp))
         sched_yield(); /* the thread that began the step lost its CPU */
 }

@@ -43,15 +43,16 @@
  *    pauses. Each read pulls the cache line the other side writes, and
  *    taking it away on every pause slows the very writer being waited for;
  *    the gaps also let a producer put a few items in a row while its
- *    consumer watches. The clock is read once per look after the gaps stop
- *    growing, so a short spin never reads it.
+ *    consumer watches. The clock is read about every CONC__SPIN_GAP pauses
+ *    once the gaps stop growing, so a short spin never reads it.
  *  - The spin never outlasts the caller's deadline, and a call that must
  *    not block (deadline CONC__POLL) does not spin at all.
  *
  * The budget that differs, waiting for a task, is below with its reason,
- * and one more beside its only user: the process pool's result thread
- * adapts its budget to how far apart results come (executor/
- * procs_results.c). There are no others. Waits with nothing to sleep on
+ * and two more beside their only users: a process pool's idle worker
+ * spins longer (executor/worker.c), and the pool's result thread adapts
+ * its budget to how far apart results come (executor/procs_results.c).
+ * There are no others. Waits with nothing to sleep on
  * (a spin lock held for a few instructions, a step another thread has
  * begun and will end in nanoseconds) use conc__spin_step, which follows
  * the same policy and then yields the CPU between looks, since the thread
@@ -86,12 +87,19 @@
 
 /* How the spin behaves besides its budget. */
 enum {
-    /* Yield the CPU at each look once the gaps stop growing: for a waiter
-     * that may share its CPU with the process it waits for. */
+    /* Yield the CPU at each read of the clock (about every CONC__SPIN_GAP
+     * pauses): for a waiter that may share its CPU with the process it
+     * waits for. */
     CONC__SPIN_YIELD = 1u << 0,
     /* Look four times less often (gaps grow to 4 * CONC__SPIN_GAP): for a
      * look that takes a lock or scans lines the other side needs. */
     CONC__SPIN_SPARSE = 1u << 1,
+    /* Look at every pause: for a word its writer stores once per event
+     * (a spin lock's release, a job pushed, a future's state), where the
+     * look costs the writer nothing it would not pay anyway, and where the
+     * events come a few hundred nanoseconds apart, as close as the gaps
+     * would be wide. The thread executor's tiny tasks come that close. */
+    CONC__SPIN_EAGER = 1u << 2,
 };
 
 /* A spin in progress. Filled by conc__spin_start; read only by this
@@ -102,6 +110,7 @@ struct conc__spin {
     int64_t end;      /* when the spin ends; 0 until the clock is read */
     unsigned gap;     /* pauses before the next look */
     unsigned gap_max; /* where gaps stop growing */
+    unsigned looks;   /* looks since the clock was read, once gaps stop */
     unsigned flags;   /* CONC__SPIN_* */
 };
 
@@ -110,7 +119,7 @@ struct conc__spin {
 static inline struct conc__spin
 conc__spin_start(int64_t budget, int64_t deadline)
 {
-    struct conc__spin sp = {budget, deadline, 0, 1, CONC__SPIN_GAP, 0};
+    struct conc__spin sp = {budget, deadline, 0, 1, CONC__SPIN_GAP, 0, 0};
     if (deadline == CONC__POLL)
         sp.gap = 0; /* a call that must not block does not spin */
     return sp;
@@ -124,6 +133,8 @@ conc__spin_start_flags(int64_t budget, int64_t deadline, unsigned flags)
     sp.flags = flags;
     if (flags & CONC__SPIN_SPARSE)
         sp.gap_max = 4 * CONC__SPIN_GAP;
+    if (flags & CONC__SPIN_EAGER)
+        sp.gap_max = 1;
     return sp;
 }
 
@@ -143,13 +154,18 @@ conc__spin_more(struct conc__spin *sp)
         sp->gap <<= 1;
         return 1;
     }
+    /* The clock is read about every CONC__SPIN_GAP pauses. */
+    if (++sp->looks * sp->gap < CONC__SPIN_GAP)
+        return 1;
+    sp->looks = 0;
     return conc__spin_clock(sp);
 }
 
 /* Waits for a step another thread has begun and ends in a few
  * instructions (a spin lock's release, a claimed slot's write), which has
- * nothing to sleep on: spins by the policy, then yields the CPU at every
- * look, since that thread has probably lost its CPU. The caller calls it
+ * nothing to sleep on: spins by the policy, looking at every pause
+ * (CONC__SPIN_EAGER), then yields the CPU at every clock read, since that
+ * thread has probably lost its CPU. The caller calls it
  * between looks, with `sp` set to CONC__SPIN_STEP_INIT before the first:
  * a zeroed struct, so that a hot path that never waits pays one store. */
 #define CONC__SPIN_STEP_INIT                                                   \

@@ -247,7 +247,8 @@ spin_for_work(struct engine *e, conc_future *tail, uint32_t batched, int *token)
     if (!*token && !atomic_compare_exchange_strong(&e->spinning, &none, 1))
         return 0;
     *token = 1;
-    struct conc__spin sp = conc__spin_start(CONC__SPIN_TASK_NS, CONC__FOREVER);
+    struct conc__spin sp = conc__spin_start_flags(
+        CONC__SPIN_TASK_NS, CONC__FOREVER, CONC__SPIN_EAGER);
     while (conc__spin_more(&sp))
         if (atomic_load_explicit(&e->q.tail, memory_order_acquire) != tail ||
             atomic_load_explicit(&e->batched, memory_order_acquire) != batched)

@@ -385,7 +385,8 @@ wait_done(conc_future *f, int64_t deadline)
         return CONC_ETIMEDOUT;
     /* Tiny tasks finish within microseconds: watching for that long costs
      * less than a sleep and a wake-up. */
-    struct conc__spin sp = conc__spin_start(CONC__SPIN_TASK_NS, deadline);
+    struct conc__spin sp =
+        conc__spin_start_flags(CONC__SPIN_TASK_NS, deadline, CONC__SPIN_EAGER);
     while (conc__spin_more(&sp))
         if (is_done(atomic_load_explicit(&f->state, memory_order_acquire)))
             return 0;
