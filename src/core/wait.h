@@ -46,17 +46,22 @@
  *    consumer watches. The clock is read about every CONC__SPIN_GAP pauses
  *    once the gaps stop growing, so a short spin never reads it.
  *  - The spin never outlasts the caller's deadline, and a call that must
- *    not block (deadline CONC__POLL) does not spin at all.
+ *    not block (deadline CONC__POLL) does not spin at all (except for a
+ *    lock held for one operation, which even such a call waits for, as it
+ *    would for a mutex: the process queue's side locks).
  *
- * The budget that differs, waiting for a task, is below with its reason,
- * and two more beside their only users: a process pool's idle worker
- * spins longer (executor/worker.c), and the pool's result thread adapts
- * its budget to how far apart results come (executor/procs_results.c).
- * There are no others. Waits with nothing to sleep on
- * (a spin lock held for a few instructions, a step another thread has
- * begun and will end in nanoseconds) use conc__spin_step, which follows
- * the same policy and then yields the CPU between looks, since the thread
- * it waits for was probably preempted. */
+ * What may differ is said where it differs, with its reason, and is
+ * expressed through this header: the budget for waiting for a task and
+ * the flags (looks at every pause for a word written once per event,
+ * sparse looks for a costly look, yielding to a process that may share
+ * the CPU) are below; two budgets live beside their only users: a process
+ * pool's idle worker spins longer (executor/worker.c), and the pool's
+ * result thread adapts its budget to how far apart results come
+ * (executor/procs_results.c). There are no others. Waits with nothing to
+ * sleep on (a spin lock held for a few instructions, a step another
+ * thread has begun and will end in nanoseconds) use conc__spin_step,
+ * which follows the same policy and then yields the CPU between looks,
+ * since the thread it waits for was probably preempted. */
 #ifndef CONC_CORE_WAIT_H
 #define CONC_CORE_WAIT_H
 
