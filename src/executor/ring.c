@@ -151,10 +151,9 @@ conc__ring_wait(struct conc__ring *r, int64_t deadline, int64_t spin_ns)
 {
     if (has_frame(r))
         return 1;
-    /* The producer is another process, which may want this CPU; it writes
-     * a task's frame once, so looking at every pause costs it nothing. */
-    struct conc__spin sp = conc__spin_start_flags(
-        spin_ns, deadline, CONC__SPIN_YIELD | CONC__SPIN_EAGER);
+    /* The producer is another process, which may want this CPU. */
+    struct conc__spin sp =
+        conc__spin_start_flags(spin_ns, deadline, CONC__SPIN_YIELD);
     while (conc__spin_more(&sp))
         if (has_frame(r))
             return 1;
