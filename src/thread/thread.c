@@ -50,6 +50,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/wait.h"
 #include "thread/thread_internal.h"
 #include "unix/platform.h"
 
@@ -283,11 +284,6 @@ abandon(conc_thread *t)
     conc__thread_release(t); /* the thread's, which never ran */
 }
 
-/* Spin rounds of the creator before it sleeps, about a microsecond in
- * all: a new thread on an idle core runs within a few, and a creator that
- * spins longer takes the CPU from it on a busy machine. */
-#define START_SPIN 64
-
 /* The CPU a new thread may use before its creator goes on without waiting
  * for it to block: CPython's switch interval (sys.getswitchinterval()). */
 #define HOLD_CPU_NS 5000000
@@ -324,8 +320,10 @@ await_phase(conc_thread *t, uint32_t phase, int64_t deadline)
 static void
 hold_first_run(conc_thread *t)
 {
-    for (int i = 0; i < START_SPIN && phase_of(t) == CONC__PHASE_RUNNING; i++)
-        conc__cpu_relax(); /* a function that returns at once */
+    /* A spin catches a function that returns at once (core/wait.h). */
+    struct conc__spin sp = conc__spin_start(CONC__SPIN_NS, CONC__FOREVER);
+    while (phase_of(t) == CONC__PHASE_RUNNING && conc__spin_more(&sp))
+        ;
     if (phase_of(t) != CONC__PHASE_RUNNING)
         return;
     uint32_t tid = atomic_load_explicit(&t->tid, memory_order_acquire);
@@ -353,8 +351,12 @@ hold_first_run(conc_thread *t)
 static void
 wait_started(conc_thread *t)
 {
-    for (int i = 0; i < START_SPIN && phase_of(t) == CONC__PHASE_STARTING; i++)
-        conc__cpu_relax();
+    /* A new thread on an idle core runs within a few microseconds; a
+     * creator that spins longer takes the CPU from it on a busy machine,
+     * which is the spin policy of core/wait.h. */
+    struct conc__spin sp = conc__spin_start(CONC__SPIN_NS, CONC__FOREVER);
+    while (phase_of(t) == CONC__PHASE_STARTING && conc__spin_more(&sp))
+        ;
     while (phase_of(t) == CONC__PHASE_STARTING)
         await_phase(t, CONC__PHASE_STARTING, CONC__FOREVER);
     hold_first_run(t);
