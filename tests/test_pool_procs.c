@@ -423,6 +423,76 @@ test_malformed_result(void **state)
     fixture_close();
 }
 
+/* ---- Out of memory in a worker ----------------------------------------- */
+
+/* An allocator that refuses blocks of 64 KiB or more, installed by the
+ * initializer in each worker only. */
+#define BIG_BLOCK ((size_t)64 << 10)
+
+static void *
+small_malloc(size_t n)
+{
+    return n >= BIG_BLOCK ? NULL : malloc(n);
+}
+
+static void *
+small_realloc(void *p, size_t n)
+{
+    return n >= BIG_BLOCK ? NULL : realloc(p, n);
+}
+
+static void *
+small_calloc(size_t k, size_t n)
+{
+    return n && k >= BIG_BLOCK / n ? NULL : calloc(k, n);
+}
+
+static int
+small_heap_init(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    return conc_replace_allocator(small_malloc, small_realloc, small_calloc,
+                                  free);
+}
+
+/* The sum of its argument's bytes. */
+static int
+sum_task(const void *arg, size_t len, conc_buf *result)
+{
+    int sum = 0;
+    for (size_t i = 0; i < len; i++)
+        sum += ((const unsigned char *)arg)[i];
+    return put_int(result, sum);
+}
+
+/* A worker that cannot copy a task's argument fails that task with
+ * CONC_ENOMEM, without running it, and serves on. */
+static void
+test_worker_nomem(void **state)
+{
+    (void)state;
+    fixture_open();
+    conc_pool_opts o = {.processes = 1, .initializer = small_heap_init};
+    conc_pool *p = new_pool(PROCESSES, &o);
+    size_t n = 100 << 10; /* sent in the ring, copied by the worker */
+    unsigned char *big = calloc(n, 1);
+    assert_non_null(big);
+    big[0] = big[n - 1] = 1;
+    for (int round = 0; round < 2; round++) {
+        conc_clear_failure();
+        assert_conc(conc_pool_apply(p, sum_task, big, n, NULL), CONC_ENOMEM);
+        assert_non_null(strstr(conc_failure_message(), "no memory"));
+        unsigned char small[100] = {[3] = 5, [99] = 2};
+        conc_buf out = CONC_BUF_INIT;
+        assert_conc_ok(conc_pool_apply(p, sum_task, small, sizeof small, &out));
+        assert_int_equal(*(int *)out.data, 7);
+        conc_buf_free(&out);
+    }
+    free(big);
+    close_join(p);
+    fixture_close();
+}
+
 int
 main(void)
 {
@@ -434,6 +504,7 @@ main(void)
         conc_unit_test(test_task_timeout),
         conc_unit_test(test_random_deaths),
         conc_unit_test(test_malformed_result),
+        conc_unit_test(test_worker_nomem),
         conc_unit_test(test_exit_while_running),
         conc_unit_test(test_pool_without_pidfd),
     };

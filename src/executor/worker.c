@@ -3,6 +3,7 @@
  * runs it, so that if it dies the parent knows which task to fail and
  * which to hand to another worker, and skips the tasks the parent took
  * back. */
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdio_ext.h>
@@ -115,6 +116,21 @@ skip_one(const struct conc__worker_arg *w, const struct conc__task_hdr *h)
     consume(w);
 }
 
+/* Fails a claimed task without running it. */
+static void
+fail_task(const struct conc__worker_arg *w, const struct conc__task_hdr *h,
+          int code, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    conc_buf none = CONC_BUF_INIT;
+    send_result(w, h->seq, code, msg, &none, 0, 0);
+    atomic_store_explicit(&w->sh->started, 0, memory_order_release);
+}
+
 /* Runs one claimed task whose header is at the head of the ring. */
 static void
 run_one(const struct conc__worker_arg *w, const struct conc__task_hdr *h,
@@ -122,10 +138,12 @@ run_one(const struct conc__worker_arg *w, const struct conc__task_hdr *h,
 {
     arg->len = 0;
     const void *a = NULL;
+    int nomem = 0;
     if (h->flags & CONC__TASK_ARENA) {
         a = (const uint8_t *)w->arena + h->arena_off;
+    } else if (h->len && conc_buf_reserve(arg, (size_t)h->len) < 0) {
+        nomem = 1;
     } else if (h->len) {
-        conc_buf_reserve(arg, (size_t)h->len);
         conc__ring_read(&w->sh->task, sizeof *h, arg->data, (size_t)h->len);
         a = arg->data;
     }
@@ -137,6 +155,15 @@ run_one(const struct conc__worker_arg *w, const struct conc__task_hdr *h,
         return;
     }
     consume(w);
+    if (nomem) { /* the task never sees a truncated argument */
+        if (ctx.fd >= 0)
+            close(ctx.fd);
+        fail_task(w, h, CONC_ENOMEM,
+                  "no memory in worker pid %d for the "
+                  "task's %llu-byte argument",
+                  (int)getpid(), (unsigned long long)h->len);
+        return;
+    }
     conc_task_fn fn = (conc_task_fn)(uintptr_t)h->fn;
     out->len = 0;
     conc_clear_failure();
