@@ -493,6 +493,112 @@ test_worker_nomem(void **state)
     fixture_close();
 }
 
+/* Runs `body` in a forked child and returns its wait status, or -1 if
+ * it did not end within WAIT_S (then it is killed). The child may replace
+ * the allocator and may crash without harming the test program. */
+static int
+in_child(int (*body)(void))
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(body());
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    assert_true(pidfd >= 0);
+    struct pollfd pf = {.fd = pidfd, .events = POLLIN};
+    int ready = poll(&pf, 1, (int)(WAIT_S * 1000));
+    if (ready != 1)
+        kill(pid, SIGKILL);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    close(pidfd);
+    return ready == 1 ? status : -1;
+}
+
+/* Returns as many bytes as its argument says. */
+static int
+bytes_task(const void *arg, size_t len, conc_buf *result)
+{
+    size_t n = (size_t)arg_int(arg, len);
+    int r = conc_buf_reserve(result, n);
+    if (r < 0)
+        return r;
+    memset(result->data + result->len, 'x', n);
+    result->len += n;
+    return 0;
+}
+
+/* An allocator under which the pool's result thread gets no memory. */
+static int
+in_result_thread(void)
+{
+    char name[16] = "";
+    prctl(PR_GET_NAME, name);
+    return strncmp(name, "PoolResult", 10) == 0;
+}
+
+static void *
+rt_malloc(size_t n)
+{
+    return in_result_thread() ? NULL : malloc(n);
+}
+
+static void *
+rt_realloc(void *p, size_t n)
+{
+    return in_result_thread() ? NULL : realloc(p, n);
+}
+
+static void *
+rt_calloc(size_t k, size_t n)
+{
+    return in_result_thread() ? NULL : calloc(k, n);
+}
+
+/* The child's part: exit status 0 if every check held, else its line. */
+#define CHILD_CHECK(cond)                                                      \
+    do {                                                                       \
+        if (!(cond))                                                           \
+            return __LINE__ % 250 + 1;                                         \
+    } while (0)
+
+static int
+result_thread_nomem_child(void)
+{
+    conc_replace_allocator(rt_malloc, rt_realloc, rt_calloc, free);
+    conc_pool *p;
+    CHILD_CHECK(conc_pool_new(&(conc_pool_opts){.processes = 2}, &p) == 0);
+    for (int i = 0; i < 10; i++) {
+        int v = 200000 + i;
+        conc_buf out = CONC_BUF_INIT;
+        /* A large result needs memory in the parent: the task fails. */
+        CHILD_CHECK(conc_pool_apply(p, bytes_task, &v, sizeof v, &out) ==
+                    CONC_ENOMEM);
+        v = i;
+        /* A failure without its message still carries its code. */
+        CHILD_CHECK(conc_pool_apply(p, fail_task, &v, sizeof v, &out) ==
+                    CONC_EVALUE);
+        conc_buf_free(&out);
+    }
+    CHILD_CHECK(conc_pool_close(p) == 0);
+    CHILD_CHECK(conc_pool_join(p, WAIT_S) == 0);
+    conc_pool_free(p);
+    return 0;
+}
+
+/* The result thread out of memory fails the tasks whose results it cannot
+ * keep, and never ends the program. */
+static void
+test_result_thread_nomem(void **state)
+{
+    (void)state;
+    int status = in_child(result_thread_nomem_child);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fail_msg("the child ended with status %#x (exit %d, signal %d)", status,
+                 WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+                 WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
 int
 main(void)
 {
@@ -505,6 +611,7 @@ main(void)
         conc_unit_test(test_random_deaths),
         conc_unit_test(test_malformed_result),
         conc_unit_test(test_worker_nomem),
+        conc_unit_test(test_result_thread_nomem),
         conc_unit_test(test_exit_while_running),
         conc_unit_test(test_pool_without_pidfd),
     };

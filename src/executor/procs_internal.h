@@ -92,6 +92,7 @@ struct worker {
     uint64_t popped_seen; /* sh->popped as last read */
     int alive;            /* 0 once its death is handled */
     /* The result thread's own: */
+    int ended;            /* its pidfd said it ended */
     uint64_t killed_seq;  /* the task it was killed for, or 0 */
     int corrupt;          /* killed for a malformed result frame */
     conc_future *partial; /* a result arriving in several frames */

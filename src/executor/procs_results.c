@@ -200,6 +200,10 @@ take_frame(struct pengine *e, struct worker *w, int64_t len)
         return;
     }
     w->partial = NULL;
+    if (w->partial_nomem)
+        snprintf(w->partial_msg, sizeof w->partial_msg,
+                 "no memory in the parent for the task's %llu-byte result",
+                 (unsigned long long)w->partial_total);
     int code = w->partial_nomem ? CONC_ENOMEM : f->code;
     complete(e, f, code, code < 0 ? w->partial_msg : NULL);
 }
@@ -425,16 +429,16 @@ sleep_ms(struct pengine *e)
 
 /* Workers without a pidfd (the platform has none) are looked at by pid
  * before each sleep, which then lasts at most a reaper's nap. Returns 0
- * when there are none, 1 when there are, 2 when one has ended. */
+ * when there are none, 1 when there are, 2 when one has ended (marked). */
 static int
-look_by_pid(struct pengine *e, unsigned char *ended)
+look_by_pid(struct pengine *e)
 {
     int r = 0;
     for (size_t i = 0; i < e->ex.workers; i++)
         if (e->w[i].alive && e->w[i].pidfd < 0) {
             r = r ? r : 1;
             if (conc__child_ended(e->w[i].pid)) {
-                ended[i] = 1;
+                e->w[i].ended = 1;
                 r = 2;
             }
         }
@@ -442,11 +446,11 @@ look_by_pid(struct pengine *e, unsigned char *ended)
 }
 
 /* Sleeps until a worker writes a result, a worker ends, a submit nudges,
- * or `timeout_ms` passes; marks the ended workers in `ended`. */
+ * or `timeout_ms` passes; marks the workers that ended. */
 static void
-sleep_poll(struct pengine *e, int timeout_ms, unsigned char *ended)
+sleep_poll(struct pengine *e, int timeout_ms)
 {
-    int by_pid = look_by_pid(e, ended);
+    int by_pid = look_by_pid(e);
     if (by_pid == 2)
         return;
     if (by_pid && (timeout_ms < 0 || timeout_ms > NAP_MS))
@@ -481,7 +485,7 @@ sleep_poll(struct pengine *e, int timeout_ms, unsigned char *ended)
     }
     for (size_t j = 1; j < n; j++)
         if (pf[j].revents)
-            ended[idx[j - 1]] = 1;
+            e->w[idx[j - 1]].ended = 1;
 }
 
 /* Whether the result thread may leave: shut down and nothing left. */
@@ -500,12 +504,12 @@ finished_locked(struct pengine *e)
 
 /* Handles ended workers and restarts missing ones. Returns how many. */
 static size_t
-tend_workers(struct pengine *e, unsigned char *ended)
+tend_workers(struct pengine *e)
 {
     size_t n = 0;
     for (size_t i = 0; i < e->ex.workers; i++) {
-        if (ended[i]) {
-            ended[i] = 0;
+        if (e->w[i].ended) {
+            e->w[i].ended = 0;
             worker_ended(e, i);
             n++;
         } else if (!e->w[i].alive && !e->terminating && !e->ex.broken &&
@@ -519,13 +523,13 @@ tend_workers(struct pengine *e, unsigned char *ended)
 
 /* One round: results, deaths, limits, refill. Returns 1 if it did work. */
 static int
-round_once(struct pengine *e, unsigned char *ended)
+round_once(struct pengine *e)
 {
     size_t got = 0;
     for (size_t i = 0; i < e->ex.workers; i++)
         if (e->w[i].alive)
             got += drain(e, &e->w[i]);
-    got += tend_workers(e, ended);
+    got += tend_workers(e);
     int64_t now = conc__now_ns();
     if (e->ex.opts.task_timeout > 0)
         enforce_limits(e, now);
@@ -592,12 +596,12 @@ stop_workers(struct pengine *e, int kill_them)
  * the thread does not take, after each result, the CPU time the workers
  * need. */
 static void
-serve(struct pengine *e, unsigned char *ended)
+serve(struct pengine *e)
 {
     int idle_rounds = 0, spin = SPIN_ROUNDS;
     int64_t idle_since = 0;
     for (;;) {
-        int worked = round_once(e, ended);
+        int worked = round_once(e);
         conc__pe_lock(e);
         int done = finished_locked(e);
         conc__pe_unlock(e);
@@ -616,11 +620,11 @@ serve(struct pengine *e, unsigned char *ended)
             for (int i = 0; i < 64; i++)
                 conc__cpu_relax();
             if (idle_rounds % 16 == 0)
-                sleep_poll(e, 0, ended);
+                sleep_poll(e, 0);
             continue;
         }
         int64_t slept = conc__now_ns(), spun = slept - idle_since;
-        sleep_poll(e, sleep_ms(e), ended);
+        sleep_poll(e, sleep_ms(e));
         slept = conc__now_ns() - slept;
         if (idle_rounds == spin + 1) { /* the first sleep after a spin */
             if (slept > 2 * spun && spin > SPIN_ROUNDS_MIN)
@@ -636,9 +640,7 @@ conc__pe_result_main(void *arg)
 {
     struct pengine *e = arg;
     conc__executor_set_current(&e->ex); /* callbacks may not join the pool */
-    unsigned char *ended = conc__calloc(e->ex.workers, 1);
-    CONC__ASSERT(ended);
-    serve(e, ended);
+    serve(e);
     conc__pe_lock(e);
     int killing = e->terminating;
     conc_future *bl = e->bl_head;
@@ -647,6 +649,5 @@ conc__pe_result_main(void *arg)
     conc__pe_unlock(e);
     fail_list(e, bl, CONC_ECLOSED, "the pool was terminated");
     stop_workers(e, killing);
-    conc__free(ended);
     return 0;
 }
