@@ -114,7 +114,8 @@ CONC_EXTERN int conc_pool_apply_async(conc_pool *p, conc_task_fn fn,
  * caller's failure message; the other items still ran), CONC_ESTATE
  * (closed), CONC_EINVAL (a generator input: use imap; NULL pointers),
  * CONC_ENOMEM. opts (may be NULL): chunksize (0: Python's default of
- * count / (4 * workers), rounded up) and progress; timeout is ignored. */
+ * count / (4 * workers), rounded up) and progress; timed and timeout are
+ * ignored. */
 CONC_EXTERN int conc_pool_map(conc_pool *p, conc_task_fn fn,
                               const conc_items *in, void *out, size_t out_size,
                               const conc_map_opts *opts);

@@ -331,7 +331,7 @@ conc_map_free(conc_map_iter *it)
 
 int
 conc__map_new(conc_executor *ex, conc_task_fn fn, const conc_items *items,
-              const conc_map_opts *opts, int ordered, double timeout,
+              const conc_map_opts *opts, int ordered, int64_t deadline,
               conc_map_iter **out)
 {
     conc_map_opts none = {0};
@@ -353,9 +353,7 @@ conc__map_new(conc_executor *ex, conc_task_fn fn, const conc_items *items,
         it->cap = 4;
     it->progress = opts->progress;
     it->progress_arg = opts->progress_arg;
-    it->deadline = CONC__FOREVER;
-    if (timeout > 0 && conc__deadline(timeout, &it->deadline) < 0)
-        it->deadline = CONC__FOREVER;
+    it->deadline = deadline;
     it->slots = conc__calloc(it->cap, sizeof *it->slots);
     it->ready = conc__calloc(it->cap, sizeof *it->ready);
     if (!it->slots || !it->ready) {
@@ -379,6 +377,13 @@ int
 conc_executor_map(conc_executor *ex, conc_task_fn fn, const conc_items *items,
                   const conc_map_opts *opts, conc_map_iter **out)
 {
-    double timeout = opts && opts->timeout > 0 ? opts->timeout : 0;
-    return conc__map_new(ex, fn, items, opts, 1, timeout, out);
+    int64_t deadline = CONC__FOREVER;
+    if (opts && opts->timed) {
+        double t = opts->timeout;
+        if (t < 0 && t != CONC_FOREVER)
+            t = 0; /* a deadline already past never waits forever */
+        if (conc__deadline(t, &deadline) < 0)
+            return conc_fail(CONC_EINVAL, "the map's timeout is NaN");
+    }
+    return conc__map_new(ex, fn, items, opts, 1, deadline, out);
 }

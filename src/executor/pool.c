@@ -416,7 +416,7 @@ imap(conc_pool *p, conc_task_fn fn, const conc_items *in,
     int r = state_check(p);
     if (r < 0)
         return r;
-    return conc__map_new(p->ex, fn, in, opts, ordered, 0, out);
+    return conc__map_new(p->ex, fn, in, opts, ordered, CONC__FOREVER, out);
 }
 
 int

@@ -67,10 +67,10 @@ conc_arena *conc__executor_arena(conc_executor *ex);
 /* The number of CPUs (a Pool's default number of workers). */
 size_t conc__cpu_count(void);
 
-/* A lazy map iterator over ex (map.c): in input order or not; `timeout`
- * > 0 bounds the whole map. */
+/* A lazy map iterator over ex (map.c): in input order or not; the whole
+ * map ends at the absolute `deadline` (CONC__FOREVER: no bound). */
 int conc__map_new(conc_executor *ex, conc_task_fn fn, const conc_items *items,
-                  const conc_map_opts *opts, int ordered, double timeout,
+                  const conc_map_opts *opts, int ordered, int64_t deadline,
                   conc_map_iter **out);
 
 /* An array chunk (chunk.c): fn over `count` elements of in_size bytes at
