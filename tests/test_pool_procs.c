@@ -599,6 +599,95 @@ test_result_thread_nomem(void **state)
                  WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 }
 
+/* Waits for the gate like held_task, then kills its own worker. */
+static int
+held_then_die_task(const void *arg, size_t len, conc_buf *result)
+{
+    held_task(arg, len, result);
+    kill(getpid(), SIGKILL);
+    return 0;
+}
+
+/* The only worker dies and cannot be replaced: the tasks queued to it and
+ * the backlog fail, with the error that stopped the replacement or
+ * CONC_EBROKEN, and new submits fail clearly. */
+static int
+no_replacement_child(void)
+{
+    conc_pool *p;
+    CHILD_CHECK(conc_pool_new(&(conc_pool_opts){.processes = 1}, &p) == 0);
+    int v = 1;
+    conc_async_result *dying, *queued[6];
+    CHILD_CHECK(conc_pool_apply_async(p, held_then_die_task, &v, sizeof v, NULL,
+                                      &dying) == 0);
+    for (int i = 0; i < 6; i++)
+        CHILD_CHECK(conc_pool_apply_async(p, square_task, &i, sizeof i, NULL,
+                                          &queued[i]) == 0);
+    CHILD_CHECK(conc_sem_acquire(fx.started, WAIT_S) == 0);
+    conc_replace_allocator(rt_malloc, rt_realloc, rt_calloc, free);
+    conc_event_set(fx.gate);
+    CHILD_CHECK(conc_async_result_get(dying, WAIT_S, NULL, NULL) ==
+                CONC_EBROKEN);
+    for (int i = 0; i < 6; i++) {
+        int r = conc_async_result_get(queued[i], WAIT_S, NULL, NULL);
+        CHILD_CHECK(r == CONC_ENOMEM || r == CONC_EBROKEN);
+        conc_async_result_free(queued[i]);
+    }
+    conc_async_result_free(dying);
+    conc_clear_failure();
+    CHILD_CHECK(conc_pool_apply_async(p, square_task, &v, sizeof v, NULL,
+                                      &dying) == CONC_EBROKEN);
+    CHILD_CHECK(strstr(conc_failure_message(), "could not be replaced"));
+    CHILD_CHECK(conc_pool_close(p) == 0);
+    CHILD_CHECK(conc_pool_join(p, WAIT_S) == 0);
+    conc_pool_free(p);
+    return 0;
+}
+
+/* One of two workers dies and cannot be replaced: the other serves on. */
+static int
+one_left_child(void)
+{
+    conc_pool *p;
+    CHILD_CHECK(conc_pool_new(&(conc_pool_opts){.processes = 2}, &p) == 0);
+    conc_replace_allocator(rt_malloc, rt_realloc, rt_calloc, free);
+    int v = DIE_KILL;
+    CHILD_CHECK(conc_pool_apply(p, die_task, &v, sizeof v, NULL) ==
+                CONC_EBROKEN);
+    for (int i = 0; i < 20; i++) {
+        conc_async_result *r;
+        CHILD_CHECK(
+            conc_pool_apply_async(p, fail_task, &i, sizeof i, NULL, &r) == 0);
+        CHILD_CHECK(conc_async_result_get(r, WAIT_S, NULL, NULL) ==
+                    CONC_EVALUE);
+        conc_async_result_free(r);
+    }
+    CHILD_CHECK(conc_pool_close(p) == 0);
+    CHILD_CHECK(conc_pool_join(p, WAIT_S) == 0);
+    conc_pool_free(p);
+    return 0;
+}
+
+static void
+check_child(int (*body)(void))
+{
+    int status = in_child(body);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fail_msg("the child ended with status %#x (exit %d, signal %d)", status,
+                 WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+                 WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+static void
+test_no_replacement(void **state)
+{
+    (void)state;
+    fixture_open();
+    check_child(no_replacement_child);
+    check_child(one_left_child);
+    fixture_close();
+}
+
 int
 main(void)
 {
@@ -612,6 +701,7 @@ main(void)
         conc_unit_test(test_malformed_result),
         conc_unit_test(test_worker_nomem),
         conc_unit_test(test_result_thread_nomem),
+        conc_unit_test(test_no_replacement),
         conc_unit_test(test_exit_while_running),
         conc_unit_test(test_pool_without_pidfd),
     };

@@ -93,6 +93,7 @@ struct worker {
     int alive;            /* 0 once its death is handled */
     /* The result thread's own: */
     int ended;            /* its pidfd said it ended */
+    int64_t restart_at;   /* an empty slot's next start, after a failure */
     uint64_t killed_seq;  /* the task it was killed for, or 0 */
     int corrupt;          /* killed for a malformed result frame */
     conc_future *partial; /* a result arriving in several frames */

@@ -20,6 +20,11 @@
  * it go to an idle worker: at least this, and four average tasks. */
 #define STUCK_NS 1000000
 
+/* How long a slot whose worker could not be started waits before the
+ * next try: a failed fork or allocation rarely heals at once, and each try
+ * costs a fork. */
+#define RESTART_NS 1000000000
+
 /* ---- Completing futures ------------------------------------------------- */
 
 /* Releases what the engine held for a finished job and completes it. */
@@ -86,19 +91,28 @@ fail_backlog(struct pengine *e)
     conc__executor_signal_room(&e->ex, 0);
 }
 
-/* Marks the engine broken by a failed initializer. */
+/* Marks the engine broken, for the reason `why`, and fails its backlog. */
 static void
-break_engine(struct pengine *e, int code, const char *msg, size_t mlen)
+break_engine(struct pengine *e, const char *why)
 {
     conc__pe_lock(e);
     if (!e->ex.broken) { /* the message first: readers look after broken */
-        snprintf(e->ex.broken_msg, sizeof e->ex.broken_msg,
-                 "a worker's initializer failed (%s: %.*s): the pool is broken",
-                 conc_err_name(code), (int)mlen, msg);
+        snprintf(e->ex.broken_msg, sizeof e->ex.broken_msg, "%s", why);
         atomic_store_explicit(&e->ex.broken, 1, memory_order_seq_cst);
     }
     conc__pe_unlock(e);
     fail_backlog(e);
+}
+
+/* Marks the engine broken by a failed initializer. */
+static void
+break_init(struct pengine *e, int code, const char *msg, size_t mlen)
+{
+    char why[256];
+    snprintf(why, sizeof why,
+             "a worker's initializer failed (%s: %.*s): the pool is broken",
+             conc_err_name(code), (int)mlen, msg);
+    break_engine(e, why);
 }
 
 /* Adapts the queue depth to the running average task time. */
@@ -171,7 +185,7 @@ take_frame(struct pengine *e, struct worker *w, int64_t len)
     off += h.msglen;
     if (h.flags & CONC__RES_INIT) {
         conc__ring_pop(r);
-        break_engine(e, h.code, msg, m);
+        break_init(e, h.code, msg, m);
         return;
     }
     conc_future *f = frame_future(e, w, &h, msg, m);
@@ -270,6 +284,34 @@ split_dead_locked(struct pengine *e, struct worker *w, conc_future **requeue,
     return ran;
 }
 
+/* Whether some worker is alive (lock held). */
+static int
+any_alive_locked(struct pengine *e)
+{
+    for (size_t i = 0; i < e->ex.workers; i++)
+        if (e->w[i].alive)
+            return 1;
+    return 0;
+}
+
+/* After slot i could not get a worker: the pool serves on with the
+ * workers it has and tries again later; with none left, it is broken, so
+ * that its queued tasks and new submits fail instead of waiting for a
+ * worker that may never come. */
+static void
+replace_failed(struct pengine *e, size_t i, const char *msg)
+{
+    e->w[i].restart_at = conc__now_ns() + RESTART_NS;
+    conc__pe_lock(e);
+    int none = !any_alive_locked(e);
+    conc__pe_unlock(e);
+    if (none) {
+        char why[256];
+        snprintf(why, sizeof why, "%.200s, and no worker is left", msg);
+        break_engine(e, why);
+    }
+}
+
 /* Handles the end of worker i: its written results first, then the task
  * it ran fails, the others go back to the backlog's front, and a
  * replacement starts. */
@@ -293,6 +335,19 @@ worker_ended(struct pengine *e, size_t i)
         fail_dead(e, w, ran, code);
     w->killed_seq = 0;
     conc__pe_lock(e);
+    int replace = !e->terminating && !e->ex.broken;
+    conc__pe_unlock(e);
+    int r = replace ? conc__pe_start_worker(e, i) : 0;
+    if (r < 0) { /* its queue fails with what stopped the replacement */
+        char msg[256];
+        snprintf(msg, sizeof msg,
+                 "worker pid %d ended and could not be replaced (%s: %s)",
+                 w->pid, conc_err_name(r), conc_strerror(r));
+        fail_list(e, requeue, r, msg);
+        requeue = rq_tail = NULL;
+        replace_failed(e, i, msg);
+    }
+    conc__pe_lock(e);
     if (rq_tail) {
         for (conc_future *q = requeue; q; q = conc__job_of(q)->next)
             e->backlog++;
@@ -301,13 +356,10 @@ worker_ended(struct pengine *e, size_t i)
         if (!e->bl_tail)
             e->bl_tail = rq_tail;
     }
-    int replace = !e->terminating && !e->ex.broken;
     int broken = e->ex.broken;
     conc__pe_unlock(e);
     if (broken) /* no worker will come: fail what it left */
         fail_backlog(e);
-    else if (replace)
-        conc__pe_start_worker(e, i); /* on failure the next round retries */
 }
 
 /* Kills workers whose task ran past the time limit. */
@@ -513,9 +565,12 @@ tend_workers(struct pengine *e)
             worker_ended(e, i);
             n++;
         } else if (!e->w[i].alive && !e->terminating && !e->ex.broken &&
-                   !e->w[i].proc) {
-            if (conc__pe_start_worker(e, i) == 0)
+                   !e->w[i].proc && conc__now_ns() >= e->w[i].restart_at) {
+            int r = conc__pe_start_worker(e, i);
+            if (r == 0)
                 n++;
+            else
+                e->w[i].restart_at = conc__now_ns() + RESTART_NS;
         }
     }
     return n;
