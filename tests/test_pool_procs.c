@@ -688,6 +688,167 @@ test_no_replacement(void **state)
     fixture_close();
 }
 
+/* ---- Scribbles on the shared region ------------------------------------ */
+
+/* What a task with a wild pointer may overwrite in its own worker's shared
+ * region. Each variant leaves tasks queued behind the scribbler. */
+enum scribble {
+    SCRIBBLE_TASK_HEAD,     /* the task ring's head, into a frame */
+    SCRIBBLE_TASK_TAIL,     /* the task ring's tail, back to its head */
+    SCRIBBLE_FRAME_LEN,     /* the next task frame's length */
+    SCRIBBLE_RES_HEAD,      /* the result ring's head, past its tail */
+    SCRIBBLE_RES_TAIL,      /* the result ring's tail, over garbage */
+    SCRIBBLE_CLAIM_ZERO,    /* every claim word cleared */
+    SCRIBBLE_CLAIM_TAKEN,   /* every claim word says "taken" */
+    SCRIBBLE_CLAIM_REVOKED, /* every claim word says "revoked" */
+    SCRIBBLE_POPPED,        /* the count of consumed task frames */
+    SCRIBBLE_STARTED_HANG,  /* the running task's record, then hangs */
+    SCRIBBLE_ALL_FF,        /* the whole region set to 0xFF */
+    SCRIBBLE_ALL_ZERO,      /* the whole region cleared */
+    SCRIBBLE_ALL_ZERO_HANG, /* the whole region cleared, then hangs */
+    SCRIBBLES
+};
+
+static void
+set_claims(struct conc__wshared *sh, uint64_t state)
+{
+    for (size_t k = 0; k < CONC__SLOTS; k++)
+        sh->claim[k] = (sh->claim[k] & ~(uint64_t)3) | state;
+}
+
+/* Waits for the gate like held_task, then overwrites part of its worker's
+ * shared region and returns normally, or hangs (until its worker is
+ * killed). */
+static int
+scribble_task(const void *arg, size_t len, conc_buf *result)
+{
+    int v = arg_int(arg, len);
+    held_task(&v, sizeof v, result);
+    struct conc__wshared *sh = own_region();
+    if (!sh)
+        return conc_fail(CONC_ENOENT, "the worker's region was not found");
+    uint64_t head = atomic_load(&sh->task.head);
+    uint64_t huge = (uint64_t)1 << 40;
+    switch ((enum scribble)v) {
+    case SCRIBBLE_TASK_HEAD:
+        sh->task.head = head + 8 * 37;
+        break;
+    case SCRIBBLE_TASK_TAIL:
+        sh->task.tail = head;
+        break;
+    case SCRIBBLE_FRAME_LEN:
+        memcpy(sh->task.bytes + (head & (CONC__RING_CAP - 1)), &huge, 8);
+        break;
+    case SCRIBBLE_RES_HEAD:
+        sh->res.head = sh->res.head + 4096 * 3;
+        break;
+    case SCRIBBLE_RES_TAIL:
+        sh->res.tail = sh->res.tail + 4096;
+        break;
+    case SCRIBBLE_CLAIM_ZERO:
+        memset(sh->claim, 0, sizeof sh->claim);
+        break;
+    case SCRIBBLE_CLAIM_TAKEN:
+        set_claims(sh, CONC__CLAIM_TAKEN);
+        break;
+    case SCRIBBLE_CLAIM_REVOKED:
+        set_claims(sh, CONC__CLAIM_REVOKED);
+        break;
+    case SCRIBBLE_POPPED:
+        sh->popped = sh->popped + 1000;
+        break;
+    case SCRIBBLE_STARTED_HANG:
+        sh->started = 0;
+        sh->started_ns = INT64_MAX / 2;
+        for (;;)
+            pause();
+    case SCRIBBLE_ALL_FF:
+        memset(sh, 0xff, sizeof *sh);
+        break;
+    case SCRIBBLE_ALL_ZERO:
+        memset(sh, 0, sizeof *sh);
+        break;
+    case SCRIBBLE_ALL_ZERO_HANG:
+        memset(sh, 0, sizeof *sh);
+        for (;;)
+            pause();
+    case SCRIBBLES:
+        break;
+    }
+    return put_int(result, 7);
+}
+
+/* How long the scribble test waits for each task. */
+#ifndef SCRIBBLE_WAIT_S
+#define SCRIBBLE_WAIT_S WAIT_S
+#endif
+
+/* Checks that `r` finished within the bound with 0 and v * v, or failed
+ * with CONC_EBROKEN or CONC_ETIMEDOUT and a message naming a pid. Returns
+ * its code. */
+static int
+check_outcome(conc_async_result *r, int v, int variant)
+{
+    const void *data;
+    conc_clear_failure();
+    int rc = conc_async_result_get(r, SCRIBBLE_WAIT_S, &data, NULL);
+    if (rc == 0 && *(const int *)data == v * v)
+        return 0;
+    if ((rc == CONC_EBROKEN || rc == CONC_ETIMEDOUT) &&
+        strstr(conc_failure_message(), "pid"))
+        return rc;
+    fail_msg("scribble %d, task %d: %s (%s)", variant, v, conc_err_name(rc),
+             conc_failure_message());
+    return rc;
+}
+
+/* Every task a pool accepted finishes or fails, whatever a task wrote in
+ * its worker's shared region; the pool then serves on. SCRIBBLE=n runs
+ * variant n only. */
+static void
+test_scribbles(void **state)
+{
+    (void)state;
+    enum { QUEUED = 6 };
+    int only = getenv("SCRIBBLE") ? atoi(getenv("SCRIBBLE")) : -1;
+    for (int variant = 0; variant < SCRIBBLES; variant++) {
+        if (only >= 0 && variant != only)
+            continue;
+        fixture_open();
+        conc_pool_opts o = {.processes = 1, .task_timeout = 1.0};
+        conc_pool *p = new_pool(PROCESSES, &o);
+        for (int i = 0; i < 30; i++) { /* deep rings: tasks queue there */
+            conc_async_result *r = apply_int(p, square_task, i, NULL);
+            assert_int_equal(result_int(r), i * i);
+            conc_async_result_free(r);
+        }
+        conc_async_result *s = apply_int(p, scribble_task, variant, NULL);
+        conc_async_result *q[QUEUED];
+        for (int i = 0; i < QUEUED; i++)
+            q[i] = apply_int(p, square_task, 10 + i, NULL);
+        wait_started(1);
+        release_gate();
+        int pid = atomic_load(&fx.sh->last_pid);
+        check_outcome(s, variant, variant);
+        for (int i = 0; i < QUEUED; i++) {
+            check_outcome(q[i], 10 + i, variant);
+            conc_async_result_free(q[i]);
+        }
+        conc_async_result_free(s);
+        /* The worker was killed (a scribble no task suffered from is
+         * found by the next look), and its replacement serves. */
+        if (apply_tagged(p, whoami_task, 0).pid == pid)
+            fail_msg("scribble %d went unnoticed", variant);
+        for (int i = 0; i < 3; i++) {
+            conc_async_result *r = apply_int(p, square_task, i, NULL);
+            assert_int_equal(result_int(r), i * i);
+            conc_async_result_free(r);
+        }
+        close_join(p);
+        fixture_close();
+    }
+}
+
 int
 main(void)
 {
@@ -702,6 +863,7 @@ main(void)
         conc_unit_test(test_worker_nomem),
         conc_unit_test(test_result_thread_nomem),
         conc_unit_test(test_no_replacement),
+        conc_unit_test(test_scribbles),
         conc_unit_test(test_exit_while_running),
         conc_unit_test(test_pool_without_pidfd),
     };

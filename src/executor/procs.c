@@ -32,7 +32,6 @@
 #include "unix/platform.h"
 
 #define INLINE_MAX (CONC__RING_MAX_FRAME - sizeof(struct conc__task_hdr))
-#define ARENA_SIZE ((size_t)1 << 30)
 
 void
 conc__pe_wake_thread(struct pengine *e)
@@ -110,6 +109,11 @@ send_task(struct pengine *e, size_t i, conc_future *f)
     }
     if (j->fd >= 0)
         h.flags |= CONC__TASK_FD;
+    /* Only this side writes the tail: if it moved, a task wrote over the
+     * region, and the result thread will kill the worker. */
+    if (atomic_load_explicit(&w->sh->task.tail, memory_order_relaxed) !=
+        w->task_tail)
+        return 0;
     /* The word's last task was consumed (the check above): reuse it. */
     atomic_store_explicit(conc__claim_of(w, ws),
                           conc__claim_word(ws, CONC__CLAIM_QUEUED),
@@ -117,6 +121,8 @@ send_task(struct pengine *e, size_t i, conc_future *f)
     if (!conc__ring_put(&w->sh->task, parts, lens, 2))
         return 0;
     w->wseq = ws;
+    w->task_tail =
+        atomic_load_explicit(&w->sh->task.tail, memory_order_relaxed);
     if (j->fd >= 0)
         send_fd(w->sock, j->fd);
     j->ticket = conc__ticket(i, ws);
@@ -555,7 +561,7 @@ engine_setup(struct pengine *e)
         return CONC_ENOMEM;
     for (size_t i = 0; i < e->ex.workers; i++)
         e->w[i].pidfd = e->w[i].sock = -1;
-    return conc_arena_new(ARENA_SIZE, &e->arena);
+    return conc_arena_new(CONC__ARENA_SIZE, &e->arena);
 }
 
 int

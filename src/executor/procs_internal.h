@@ -70,7 +70,17 @@ struct conc__worker_arg {
     const uint8_t *initarg; /* the parent's copy, inherited by fork */
     size_t initarg_len;
     size_t max_tasks; /* 0: no limit */
+    /* The worker's own copies of what it alone moves in the region (0 in
+     * a new one), checked against the region before it is trusted. */
+    uint64_t task_head, res_tail, popped, wseq;
 };
+
+/* The exit status of a worker that found its shared region overwritten;
+ * it first writes what it found on its socket, for the parent's message. */
+#define CONC__EXIT_CORRUPT 86
+
+/* The size of a process engine's shared arena. */
+#define CONC__ARENA_SIZE ((size_t)1 << 30)
 
 /* The worker process's main function. */
 int conc__worker_main(const void *arg, size_t len);
@@ -90,12 +100,15 @@ struct worker {
     size_t dispatched;    /* tasks it will run (max_tasks_per_child) */
     uint64_t wseq;        /* the last task number sent to it */
     uint64_t popped_seen; /* sh->popped as last read */
+    uint64_t task_tail;   /* where this side left the task ring's tail */
     int alive;            /* 0 once its death is handled */
     /* The result thread's own: */
     int ended;            /* its pidfd said it ended */
     int64_t restart_at;   /* an empty slot's next start, after a failure */
     uint64_t killed_seq;  /* the task it was killed for, or 0 */
-    int corrupt;          /* killed for a malformed result frame */
+    int corrupt;          /* killed: its shared region made no sense */
+    char why[200];        /* what was wrong with it ("": a frame) */
+    uint64_t res_head;    /* where this side left the result ring's head */
     conc_future *partial; /* a result arriving in several frames */
     uint64_t partial_total, partial_got;
     int partial_nomem;
@@ -121,7 +134,8 @@ struct pengine {
     _Atomic uint32_t *parent_sleeping; /* in a shared page */
     int wake_fd;
     conc_thread *thread;
-    int64_t avg_ns; /* running average task time (result thread) */
+    int64_t avg_ns;     /* running average task time (result thread) */
+    int64_t checked_ns; /* the workers' regions' last check (same) */
 };
 
 static inline void
@@ -188,6 +202,19 @@ conc__pe_claimed_locked(struct pengine *e, conc_future *f)
     uint64_t ws = conc__ticket_wseq(ticket);
     return atomic_load_explicit(conc__claim_of(w, ws), memory_order_acquire) ==
            conc__claim_word(ws, CONC__CLAIM_TAKEN);
+}
+
+/* Whether the claim word of `f`, in its worker's list, is one the two
+ * sides write for it: queued or taken (lock held). */
+static inline int
+conc__pe_claim_valid_locked(struct pengine *e, conc_future *f)
+{
+    struct worker *w = &e->w[conc__ticket_worker(conc__job_of(f)->ticket)];
+    uint64_t ws = conc__ticket_wseq(conc__job_of(f)->ticket);
+    uint64_t word =
+        atomic_load_explicit(conc__claim_of(w, ws), memory_order_acquire);
+    return word == conc__claim_word(ws, CONC__CLAIM_QUEUED) ||
+           word == conc__claim_word(ws, CONC__CLAIM_TAKEN);
 }
 
 /* Appends `f` to a list linked by its jobs' next. */

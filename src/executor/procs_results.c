@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "conc/process.h"
@@ -24,6 +25,12 @@
  * next try: a failed fork or allocation rarely heals at once, and each try
  * costs a fork. */
 #define RESTART_NS 1000000000
+#define NS_PER_S   1000000000
+
+/* How often the result thread checks the workers' shared regions while
+ * they have tasks: a task that wrote over its worker's region is found
+ * within this, even when no result comes. */
+#define CHECK_MS 100
 
 /* ---- Completing futures ------------------------------------------------- */
 
@@ -152,13 +159,17 @@ frame_future(struct pengine *e, struct worker *w, const struct conc__res_hdr *h,
     return f;
 }
 
-/* Kills a worker whose result frame is malformed: a task overwrote the
- * worker's shared memory, and nothing more it wrote can be trusted. Its
- * end is handled as a death (worker_ended), which fails its task. */
+/* Kills a worker whose shared region no longer makes sense (`why`, or a
+ * malformed result frame if NULL): a task overwrote it, and nothing more
+ * the worker wrote can be trusted. Its end is handled as a death
+ * (worker_ended), which fails its tasks. */
 static void
-reject_worker(struct worker *w)
+reject_worker(struct worker *w, const char *why)
 {
+    if (w->corrupt)
+        return;
     w->corrupt = 1;
+    snprintf(w->why, sizeof w->why, "%s", why ? why : "");
     kill(w->pid, SIGKILL);
 }
 
@@ -169,13 +180,13 @@ take_frame(struct pengine *e, struct worker *w, int64_t len)
     struct conc__res_hdr h;
     struct conc__ring *r = &w->sh->res;
     if ((uint64_t)len < sizeof h) {
-        reject_worker(w);
+        reject_worker(w, NULL);
         return;
     }
     conc__ring_read(r, 0, &h, sizeof h);
     size_t off = sizeof h;
     if (h.msglen > 1024 || h.msglen > (uint64_t)len - off) {
-        reject_worker(w);
+        reject_worker(w, NULL);
         return;
     }
     char msg[1025]; /* not cleared: a result's path, and m bytes are read */
@@ -196,7 +207,7 @@ take_frame(struct pengine *e, struct worker *w, int64_t len)
         (!cont && !(h.flags & CONC__RES_MORE) && piece != left)) {
         if (f && !cont)
             w->partial = f; /* popped: its death fails it */
-        reject_worker(w);
+        reject_worker(w, NULL);
         return;
     }
     if (!w->partial_nomem && piece) {
@@ -222,14 +233,42 @@ take_frame(struct pengine *e, struct worker *w, int64_t len)
     complete(e, f, code, code < 0 ? w->partial_msg : NULL);
 }
 
+/* Whether the frame of `len` bytes at the head of w's result ring lies
+ * where a frame can: the head where this side left it, the frame inside
+ * what the ring holds. Cheap comparisons on lines this side owns. */
+static int
+frame_fits(struct worker *w, int64_t len)
+{
+    struct conc__ring *r = &w->sh->res;
+    char why[sizeof w->why];
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    uint64_t held = r->tail_seen - head;
+    if (head != w->res_head)
+        snprintf(why, sizeof why,
+                 "its result ring's head moved from %llu to %llu",
+                 (unsigned long long)w->res_head, (unsigned long long)head);
+    else if (held > CONC__RING_CAP || (uint64_t)len > CONC__RING_MAX_FRAME ||
+             8 + (((uint64_t)len + 7) & ~(uint64_t)7) > held)
+        snprintf(why, sizeof why,
+                 "a result frame of %lld bytes where its ring holds %llu",
+                 (long long)len, (unsigned long long)held);
+    else
+        return 1;
+    reject_worker(w, why);
+    return 0;
+}
+
 /* Reads every result w has written. Returns how many frames. */
 static size_t
 drain(struct pengine *e, struct worker *w)
 {
     size_t n = 0;
     int64_t len;
-    while (!w->corrupt && (len = conc__ring_peek(&w->sh->res)) >= 0) {
+    while (!w->corrupt && (len = conc__ring_peek(&w->sh->res)) >= 0 &&
+           frame_fits(w, len)) {
         take_frame(e, w, len);
+        w->res_head =
+            atomic_load_explicit(&w->sh->res.head, memory_order_relaxed);
         n++;
     }
     return n;
@@ -246,8 +285,13 @@ fail_dead(struct pengine *e, struct worker *w, conc_future *f, int code)
                  "the task ran past its time limit and its worker was killed");
         return;
     }
-    char msg[200];
-    if (w->corrupt)
+    char msg[320];
+    if (w->corrupt && w->why[0])
+        snprintf(msg, sizeof msg,
+                 "worker pid %d was killed: %s (a task overwrote its shared "
+                 "memory)",
+                 w->pid, w->why);
+    else if (w->corrupt)
         snprintf(msg, sizeof msg,
                  "worker pid %d wrote a malformed result (its shared memory "
                  "was overwritten) and was killed",
@@ -262,7 +306,9 @@ fail_dead(struct pengine *e, struct worker *w, conc_future *f, int code)
 }
 
 /* Splits a dead worker's list (lock held): the task it claimed (marked
- * running, so that no cancel takes it now) and the ones it never saw. */
+ * running, so that no cancel takes it now) and the ones it never saw. It
+ * runs one task at a time, in order: only the first claimed one can be
+ * true (a task may have overwritten the others' claim words). */
 static conc_future *
 split_dead_locked(struct pengine *e, struct worker *w, conc_future **requeue,
                   conc_future **rq_tail)
@@ -270,7 +316,7 @@ split_dead_locked(struct pengine *e, struct worker *w, conc_future **requeue,
     conc_future *ran = NULL;
     for (conc_future *f = w->head, *next; f; f = next) {
         next = conc__job_of(f)->next;
-        if (conc__pe_claimed_locked(e, f)) {
+        if (!ran && conc__pe_claimed_locked(e, f)) {
             conc_future_set_running(f);
             ran = f;
         } else {
@@ -328,11 +374,29 @@ worker_ended(struct pengine *e, size_t i)
     conc__pe_unlock(e);
     conc_future *partial = w->partial;
     w->partial = NULL;
+    char found[160];
+    ssize_t n = recv(w->sock, found, sizeof found - 1, MSG_DONTWAIT);
     int code = conc__pe_reap_worker(w);
+    if (code == CONC__EXIT_CORRUPT && n > 0 && !w->corrupt) {
+        found[n] = 0;
+        w->corrupt = 1;
+        snprintf(w->why, sizeof w->why, "it found %s", found);
+    }
     if (partial) /* died half-way through writing a result */
         fail_dead(e, w, partial, code);
     if (ran)
         fail_dead(e, w, ran, code);
+    /* A region that made no sense says nothing sure of which task ran:
+     * none is run again. */
+    for (conc_future *q = w->corrupt ? requeue : NULL, *next; q; q = next) {
+        next = conc__job_of(q)->next;
+        conc__job_of(q)->next = NULL;
+        fail_dead(e, w, q, code);
+    }
+    if (w->corrupt)
+        requeue = rq_tail = NULL;
+    w->corrupt = 0;
+    w->why[0] = 0;
     w->killed_seq = 0;
     conc__pe_lock(e);
     int replace = !e->terminating && !e->ex.broken;
@@ -378,6 +442,85 @@ enforce_limits(struct pengine *e, int64_t now)
             kill(w->pid, SIGKILL);
         }
     }
+}
+
+/* ---- Checking the workers' regions -------------------------------------- */
+
+/* Whether the task at the head of w's list has vanished (lock held): its
+ * worker consumed its frame (it claims a task before it consumes it, so
+ * the claim is settled), yet it neither runs it nor wrote its result. A
+ * worker skips a task only when the parent revoked it, which takes it out
+ * of the list: so a task overwrote the claim word or the worker's record
+ * of what it runs. */
+static int
+vanished_locked(struct worker *w, uint64_t popped)
+{
+    conc_future *f = w->head;
+    if (!f || popped < conc__ticket_wseq(conc__job_of(f)->ticket) ||
+        atomic_load_explicit(&w->sh->started, memory_order_acquire) ==
+            conc__job_of(f)->seq)
+        return 0;
+    /* A worker writes the result before it clears `started`. */
+    struct conc__ring *r = &w->sh->res;
+    return atomic_load_explicit(&r->tail, memory_order_acquire) ==
+           atomic_load_explicit(&r->head, memory_order_relaxed);
+}
+
+/* What makes no sense in w's shared region, written to `why`; 0 if all
+ * does (lock held). Each check compares a word with what this side wrote
+ * or knows: the positions it alone moves, the worker's ones within the
+ * bounds this side's imply, the claim word of the next task, the running
+ * task's record. */
+static int
+region_fault_locked(struct pengine *e, struct worker *w, int64_t now, char *why,
+                    size_t size)
+{
+    struct conc__wshared *sh = w->sh;
+    uint64_t th = atomic_load(&sh->task.head), tt = atomic_load(&sh->task.tail);
+    uint64_t rh = atomic_load(&sh->res.head), rt = atomic_load(&sh->res.tail);
+    uint64_t popped = atomic_load(&sh->popped);
+    uint64_t started = atomic_load(&sh->started);
+    int64_t started_ns = atomic_load(&sh->started_ns);
+    if (tt != w->task_tail || w->task_tail - th > CONC__RING_CAP)
+        snprintf(why, size, "its task ring reads head %llu, tail %llu",
+                 (unsigned long long)th, (unsigned long long)tt);
+    else if (rh != w->res_head || rt - rh > CONC__RING_CAP)
+        snprintf(why, size, "its result ring reads head %llu, tail %llu",
+                 (unsigned long long)rh, (unsigned long long)rt);
+    else if (w->wseq - popped > w->wseq - w->popped_seen)
+        snprintf(why, size, "it counts %llu tasks consumed of %llu sent",
+                 (unsigned long long)popped, (unsigned long long)w->wseq);
+    else if (started > e->seq || (started && started_ns - now > NS_PER_S))
+        snprintf(why, size, "its running task reads %llu, started at %lld",
+                 (unsigned long long)started, (long long)started_ns);
+    else if (w->head && !conc__pe_claim_valid_locked(e, w->head))
+        snprintf(why, size, "the claim word of its task %llu was overwritten",
+                 (unsigned long long)conc__ticket_wseq(
+                     conc__job_of(w->head)->ticket));
+    else if (vanished_locked(w, popped))
+        snprintf(why, size,
+                 "its task %llu was consumed but neither runs nor has a result",
+                 (unsigned long long)conc__ticket_wseq(
+                     conc__job_of(w->head)->ticket));
+    else
+        return 0;
+    return 1;
+}
+
+/* Kills the workers whose shared regions make no sense: a task wrote
+ * over them, and every task behind would wait forever. */
+static void
+check_regions(struct pengine *e, int64_t now)
+{
+    char why[sizeof e->w->why];
+    conc__pe_lock(e);
+    for (size_t i = 0; i < e->ex.workers; i++) {
+        struct worker *w = &e->w[i];
+        if (w->alive && !w->corrupt && !w->killed_seq &&
+            region_fault_locked(e, w, now, why, sizeof why))
+            reject_worker(w, why);
+    }
+    conc__pe_unlock(e);
 }
 
 /* ---- Rebalancing -------------------------------------------------------- */
@@ -449,6 +592,17 @@ queued_behind_locked(struct pengine *e)
     return 0;
 }
 
+/* Whether a worker has tasks, or a slot waits to start one (lock held):
+ * then the thread must wake to check regions or start workers. */
+static int
+outstanding_locked(struct pengine *e)
+{
+    for (size_t i = 0; i < e->ex.workers; i++)
+        if (e->w[i].nout || e->w[i].partial || (!e->w[i].alive && e->backlog))
+            return 1;
+    return 0;
+}
+
 /* ---- The result thread -------------------------------------------------- */
 
 /* Whether any worker has results waiting. */
@@ -475,6 +629,8 @@ sleep_ms(struct pengine *e)
     conc__pe_lock(e);
     if (queued_behind_locked(e) && (ms < 0 || ms > 2))
         ms = 2;
+    if (outstanding_locked(e) && (ms < 0 || ms > CHECK_MS))
+        ms = CHECK_MS;
     conc__pe_unlock(e);
     return ms;
 }
@@ -586,6 +742,10 @@ round_once(struct pengine *e)
             got += drain(e, &e->w[i]);
     got += tend_workers(e);
     int64_t now = conc__now_ns();
+    if (now - e->checked_ns >= CHECK_MS * 1000000) {
+        check_regions(e, now);
+        e->checked_ns = now;
+    }
     if (e->ex.opts.task_timeout > 0)
         enforce_limits(e, now);
     conc__pe_lock(e);
