@@ -134,6 +134,67 @@ test_death_in_map(void **state)
     fixture_close();
 }
 
+/* Counts its runs per item in fx.sh->slot; item 55 kills its worker. */
+static int
+die_at_55_task(const void *arg, size_t len, conc_buf *result)
+{
+    int v = arg_int(arg, len);
+    atomic_fetch_add(&fx.sh->slot[v], 1);
+    if (v == 55)
+        kill(getpid(), SIGKILL);
+    return put_int(result, v * v);
+}
+
+/* A death in a map's chunk keeps what the chunk computed and runs the
+ * rest once more: only the dying item fails, and no other item runs
+ * twice. */
+static void
+test_death_in_map_chunk(void **state)
+{
+    (void)state;
+    fixture_open();
+    conc_pool *p = pool_of(PROCESSES, 2);
+    enum { N = 100 };
+    int in[N], out[N];
+    for (int i = 0; i < N; i++)
+        in[i] = i;
+    conc_items items = CONC_ITEMS(in, N);
+    const size_t sizes[] = {13, 100, 1, 7};
+    for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+        for (int i = 0; i < N; i++)
+            atomic_store(&fx.sh->slot[i], 0);
+        memset(out, 0xff, sizeof out);
+        conc_map_opts o = {.chunksize = sizes[k]};
+        conc_clear_failure();
+        assert_conc(
+            conc_pool_map(p, die_at_55_task, &items, out, sizeof *out, &o),
+            CONC_EBROKEN);
+        assert_non_null(strstr(conc_failure_message(), "signal 9"));
+        for (int i = 0; i < N; i++) {
+            if (i == 55)
+                continue;
+            if (out[i] != i * i || atomic_load(&fx.sh->slot[i]) != 1)
+                fail_msg("chunksize %zu, item %d: %d, ran %d times", sizes[k],
+                         i, out[i], atomic_load(&fx.sh->slot[i]));
+        }
+        assert_int_equal(atomic_load(&fx.sh->slot[55]), 1);
+    }
+    /* A pool closed while its map runs still runs the map's rest. */
+    memset(out, 0xff, sizeof out);
+    conc_async_result *r;
+    assert_conc_ok(
+        conc_pool_map_async(p, die_at_55_task, &items, out, sizeof *out,
+                            &(conc_map_opts){.chunksize = 13}, NULL, &r));
+    assert_conc_ok(conc_pool_close(p));
+    assert_conc(conc_async_result_get(r, WAIT_S, NULL, NULL), CONC_EBROKEN);
+    conc_async_result_free(r);
+    for (int i = 0; i < N; i++)
+        if (i != 55)
+            assert_int_equal(out[i], i * i);
+    close_join(p);
+    fixture_close();
+}
+
 static void
 test_task_timeout(void **state)
 {
@@ -857,6 +918,7 @@ main(void)
         conc_unit_test(test_maxtasksperchild),
         DEATH_TESTS,
         conc_unit_test(test_death_in_map),
+        conc_unit_test(test_death_in_map_chunk),
         conc_unit_test(test_task_timeout),
         conc_unit_test(test_random_deaths),
         conc_unit_test(test_malformed_result),

@@ -2,6 +2,7 @@
  * submission per chunk rather than per item. A chunk is itself an ordinary
  * task (its argument names the item task), so every engine runs it
  * unchanged, in a thread or in a worker process. */
+#include <stdio.h>
 #include <string.h>
 
 #include "executor/executor_internal.h"
@@ -117,6 +118,19 @@ conc__chunk_next(const conc_buf *res, size_t *pos, int *code, const char **msg,
 
 /* ---- Array chunks ------------------------------------------------------- */
 
+_Thread_local int conc__chunk_rerun;
+
+/* Records the chunk's first failure where the parent can read it. */
+static void
+note_failure(struct conc__chunk_progress *p, uint64_t idx, int code)
+{
+    if (!p)
+        return;
+    p->failed = idx;
+    p->fcode = code;
+    snprintf(p->fmsg, sizeof p->fmsg, "%s", conc_failure_message());
+}
+
 int
 conc__array_chunk_task(const void *arg, size_t len, conc_buf *result)
 {
@@ -142,12 +156,15 @@ conc__array_chunk_task(const void *arg, size_t len, conc_buf *result)
                 conc_buf_append(result, &failed, 8);
                 conc_buf_append(result, &fcode, sizeof fcode);
                 conc_buf_appendf(result, "%s", conc_failure_message());
+                note_failure(c.progress, failed, fcode);
             }
             conc_clear_failure();
-            continue;
-        }
-        if (c.out_size)
+        } else if (c.out_size) {
             memcpy(c.out + i * c.out_size, out.data, c.out_size);
+        }
+        if (c.progress) /* one line per chunk: no other writer shares it */
+            atomic_store_explicit(&c.progress->done, i + 1,
+                                  memory_order_release);
     }
     conc_buf_free(&out);
     return 0;

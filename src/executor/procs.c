@@ -406,9 +406,11 @@ engine_submit(struct conc_executor *ex, conc_future *f)
     conc__job_of(f)->engine = e; /* released with the future */
     atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
     conc__pe_lock(e);
-    r = conc__executor_refuse_locked(ex);
-    if (r < 0)
-        goto undo;
+    if (!conc__chunk_rerun || ex->broken || e->terminating) {
+        r = conc__executor_refuse_locked(ex);
+        if (r < 0)
+            goto undo;
+    }
     conc__job_of(f)->seq = ++e->seq;
     if (!e->bl_head && dispatch_locked(e, f) == 1) {
         conc__pe_unlock(e);
