@@ -8,6 +8,7 @@
  * Tasks that must stay running wait on the shared gate (tasks.h). Nothing
  * sleeps to synchronize and every wait is bounded. */
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <poll.h>
@@ -910,6 +911,68 @@ test_scribbles(void **state)
     }
 }
 
+/* ---- What workers printed ----------------------------------------------- */
+
+/* Prints a line, left in the worker's stdio buffer (stdout is a pipe). */
+static int
+print_task(const void *arg, size_t len, conc_buf *result)
+{
+    printf("task %d\n", arg_int(arg, len));
+    return put_int(result, 0);
+}
+
+/* Ten applies that print, then a free without close or join. */
+static int
+print_then_free_child(void)
+{
+    conc_pool *p;
+    CHILD_CHECK(conc_pool_new(&(conc_pool_opts){.processes = 2}, &p) == 0);
+    for (int i = 0; i < 10; i++)
+        CHILD_CHECK(conc_pool_apply(p, print_task, &i, sizeof i, NULL) == 0);
+    conc_pool_free(p);
+    return 0;
+}
+
+/* Runs print_then_free_child with its stdout on a pipe, and counts the
+ * lines that come out before every writer is gone. */
+static void
+test_free_keeps_output(void **state)
+{
+    (void)state;
+    int fds[2];
+    assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+    fflush(stdout);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        _exit(print_then_free_child());
+    }
+    close(fds[1]);
+    char buf[4096];
+    size_t got = 0;
+    for (;;) {
+        struct pollfd pf = {.fd = fds[0], .events = POLLIN};
+        assert_int_equal(poll(&pf, 1, (int)(WAIT_S * 1000)), 1);
+        ssize_t n = read(fds[0], buf + got, sizeof buf - 1 - got);
+        assert_true(n >= 0);
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fds[0]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    buf[got] = 0;
+    int lines = 0;
+    for (char *c = buf; *c; c++)
+        lines += *c == '\n';
+    if (lines != 10)
+        fail_msg("%d lines came out of 10:\n%s", lines, buf);
+}
+
 int
 main(void)
 {
@@ -926,6 +989,7 @@ main(void)
         conc_unit_test(test_result_thread_nomem),
         conc_unit_test(test_no_replacement),
         conc_unit_test(test_scribbles),
+        conc_unit_test(test_free_keeps_output),
         conc_unit_test(test_exit_while_running),
         conc_unit_test(test_pool_without_pidfd),
     };

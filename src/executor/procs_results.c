@@ -757,45 +757,73 @@ round_once(struct pengine *e)
     return got || moved;
 }
 
-/* Tells every live worker to leave, and reaps them all. */
+/* How long the ring of a worker asked to leave may stay too full for the
+ * exit frame, and how long a worker asked to leave by a terminate may
+ * take to do so, before it is killed. */
+#define EXIT_PUT_NS  1000000000
+#define EXIT_WAIT_NS 5000000000
+
+/* Asks w to leave: it reads the exit frame after its tasks, flushes its
+ * stdio and exits. Returns 0 if the frame found no room in time. */
+static int
+ask_exit(struct worker *w)
+{
+    struct conc__task_hdr h = {.flags = CONC__TASK_EXIT};
+    const void *p[1] = {&h};
+    size_t l[1] = {sizeof h};
+    return conc__ring_put_wait(&w->sh->task, p, l, 1,
+                               conc__now_ns() + EXIT_PUT_NS);
+}
+
+/* Fails what a stopped worker still held, and reaps it. */
 static void
-stop_workers(struct pengine *e, int kill_them)
+retire_worker(struct pengine *e, struct worker *w)
+{
+    drain(e, w);
+    conc__pe_lock(e);
+    w->alive = 0;
+    conc_future *f = w->head;
+    for (conc_future *g = f; g; g = conc__job_of(g)->next)
+        conc__job_of(g)->ticket = 0;
+    w->head = w->tail = NULL;
+    w->nout = 0;
+    conc__pe_unlock(e);
+    if (w->partial) {
+        conc__job_of(w->partial)->next = f;
+        f = w->partial;
+        w->partial = NULL;
+    }
+    fail_list(e, f, CONC_ECLOSED, "the pool was terminated");
+    conc__pe_reap_worker(w);
+}
+
+/* Tells every live worker to leave, and reaps them all. When terminating,
+ * only the busy ones are killed: an idle one leaves as after a close, so
+ * that what its earlier tasks printed is flushed, as in Python, where a
+ * pool's idle workers end before terminate() kills the rest. */
+static void
+stop_workers(struct pengine *e, int terminating)
 {
     for (size_t i = 0; i < e->ex.workers; i++) {
         struct worker *w = &e->w[i];
         if (!w->proc)
             continue;
-        if (kill_them) {
+        conc__pe_lock(e);
+        int busy = w->nout || w->partial;
+        conc__pe_unlock(e);
+        if ((terminating && busy) || !ask_exit(w))
             conc_process_kill(w->proc);
-        } else {
-            struct conc__task_hdr h = {.flags = CONC__TASK_EXIT};
-            const void *p[1] = {&h};
-            size_t l[1] = {sizeof h};
-            if (!conc__ring_put_wait(&w->sh->task, p, l, 1,
-                                     conc__now_ns() + 1000000000))
-                conc_process_kill(w->proc);
-        }
     }
+    int64_t deadline = conc__now_ns() + EXIT_WAIT_NS;
     for (size_t i = 0; i < e->ex.workers; i++) {
         struct worker *w = &e->w[i];
         if (!w->proc)
             continue;
-        drain(e, w);
-        conc__pe_lock(e);
-        w->alive = 0;
-        conc_future *f = w->head;
-        for (conc_future *g = f; g; g = conc__job_of(g)->next)
-            conc__job_of(g)->ticket = 0;
-        w->head = w->tail = NULL;
-        w->nout = 0;
-        conc__pe_unlock(e);
-        if (w->partial) {
-            conc__job_of(w->partial)->next = f;
-            f = w->partial;
-            w->partial = NULL;
-        }
-        fail_list(e, f, CONC_ECLOSED, "the pool was terminated");
-        conc__pe_reap_worker(w);
+        double left = (double)(deadline - conc__now_ns()) / 1e9;
+        if (terminating &&
+            conc_process_join(w->proc, left > 0 ? left : 0) == CONC_ETIMEDOUT)
+            conc_process_kill(w->proc);
+        retire_worker(e, w);
     }
 }
 
