@@ -196,6 +196,77 @@ test_death_in_map_chunk(void **state)
     fixture_close();
 }
 
+/* Like die_at_55_task, with results of 3000 bytes (v * v, then zeros):
+ * a chunk's log holds five, so chunks end early and run on. */
+static int
+die_at_55_big_task(const void *arg, size_t len, conc_buf *result)
+{
+    int r = die_at_55_task(arg, len, result);
+    size_t have = result->len;
+    if (r == 0 && (r = conc_buf_reserve(result, 3000 - have)) == 0) {
+        memset(result->data + have, 0, 3000 - have);
+        result->len = 3000;
+    }
+    return r;
+}
+
+/* imap and imap_unordered: a death in a chunk fails only the item it ran;
+ * the items before it keep their results, the ones after run again, and
+ * no item runs twice. */
+static void
+test_death_in_imap_chunk(void **state)
+{
+    (void)state;
+    fixture_open();
+    conc_pool *p = pool_of(PROCESSES, 2);
+    enum { N = 100 };
+    int in[N];
+    for (int i = 0; i < N; i++)
+        in[i] = i;
+    conc_items items = CONC_ITEMS(in, N);
+    const size_t sizes[] = {13, 100, 1};
+    for (int run = 0; run < 12; run++) {
+        int ordered = run % 2, big = run / 6;
+        size_t chunk = sizes[run / 2 % 3];
+        for (int i = 0; i < N; i++)
+            atomic_store(&fx.sh->slot[i], 0);
+        conc_map_iter *it;
+        conc_map_opts o = {.chunksize = chunk};
+        conc_task_fn fn = big ? die_at_55_big_task : die_at_55_task;
+        assert_conc_ok(ordered
+                           ? conc_pool_imap(p, fn, &items, &o, &it)
+                           : conc_pool_imap_unordered(p, fn, &items, &o, &it));
+        unsigned char seen[N] = {0};
+        for (int n = 0; n < N; n++) {
+            const void *data;
+            size_t len;
+            int rc = conc_map_next(it, WAIT_S, &data, &len);
+            size_t i = conc_map_index(it);
+            assert_true(i < N && !seen[i]);
+            seen[i] = 1;
+            if (ordered)
+                assert_int_equal(i, n);
+            if (i == 55) {
+                assert_conc(rc, CONC_EBROKEN);
+                continue;
+            }
+            if (rc != 0 || *(const int *)data != (int)(i * i) ||
+                len != (big ? 3000u : sizeof(int)))
+                fail_msg("run %d (chunksize %zu), item %zu: %s", run, chunk, i,
+                         conc_err_name(rc));
+        }
+        const void *data;
+        assert_conc(conc_map_next(it, WAIT_S, &data, NULL), CONC_ECLOSED);
+        conc_map_free(it);
+        for (int i = 0; i < N; i++)
+            if (atomic_load(&fx.sh->slot[i]) != 1)
+                fail_msg("run %d (chunksize %zu): item %d ran %d times", run,
+                         chunk, i, atomic_load(&fx.sh->slot[i]));
+    }
+    close_join(p);
+    fixture_close();
+}
+
 static void
 test_task_timeout(void **state)
 {
@@ -982,6 +1053,7 @@ main(void)
         DEATH_TESTS,
         conc_unit_test(test_death_in_map),
         conc_unit_test(test_death_in_map_chunk),
+        conc_unit_test(test_death_in_imap_chunk),
         conc_unit_test(test_task_timeout),
         conc_unit_test(test_random_deaths),
         conc_unit_test(test_malformed_result),
