@@ -6,37 +6,8 @@
 #include "conc/arena.h"
 #include "conc/process.h"
 #include "executor/executor_internal.h"
+#include "executor/frames.h"
 #include "executor/ring.h"
-
-/* Task frame flags. */
-#define CONC__TASK_FD    1u /* a descriptor waits on the worker's socket */
-#define CONC__TASK_ARENA 2u /* the argument lies in the arena */
-#define CONC__TASK_EXIT  4u /* no task: the worker should leave */
-
-struct conc__task_hdr {
-    uint64_t seq;
-    uint64_t wseq; /* its number among the worker's tasks: its claim word */
-    uint64_t fn;   /* the task function's address (the same after fork) */
-    uint64_t len;
-    uint64_t arena_off; /* offset of the argument in the arena */
-    uint32_t flags;
-    uint32_t pad;
-};
-
-/* Result frame flags. */
-#define CONC__RES_MORE 1u /* more data follows in continuation frames */
-#define CONC__RES_CONT 2u /* a continuation frame: data only */
-#define CONC__RES_INIT 4u /* the initializer failed (seq 0) */
-
-struct conc__res_hdr {
-    uint64_t seq;
-    uint64_t total; /* result bytes in all the frames */
-    int32_t code;
-    uint32_t msglen;
-    uint32_t flags;
-    uint32_t pad;
-    uint64_t run_ns; /* how long the task ran */
-};
 
 /* A task in a worker's ring is claimed before it runs: the worker and the
  * parent race for its claim word with a compare-and-swap, the worker to
@@ -110,7 +81,7 @@ struct worker {
     char why[200];        /* what was wrong with it ("": a frame) */
     uint64_t res_head;    /* where this side left the result ring's head */
     conc_future *partial; /* a result arriving in several frames */
-    uint64_t partial_total, partial_got;
+    struct conc__res_stream rs; /* where its result frames stand */
     int partial_nomem;
     char partial_msg[1025];
 };
@@ -243,5 +214,45 @@ int conc__pe_reap_worker(struct worker *w);
 
 /* The result thread. */
 int conc__pe_result_main(void *arg);
+
+/* ---- Shared by the result thread's two files ----------------------------- */
+
+/* How often the result thread checks the workers' shared regions while
+ * they have tasks: a task that wrote over its worker's region is found
+ * within this, even when no result comes. */
+#define CONC__CHECK_MS 100
+
+/* Releases what the engine held for a finished job and completes it. */
+void conc__pe_complete(struct pengine *e, conc_future *f, int code,
+                       const char *msg);
+
+/* Fails every job of a list with `code`. */
+void conc__pe_fail_list(struct pengine *e, conc_future *f, int code,
+                        const char *msg);
+
+/* Fails the backlog of a broken engine. */
+void conc__pe_fail_backlog(struct pengine *e);
+
+/* Marks the engine broken, for the reason `why`, and fails its backlog. */
+void conc__pe_break(struct pengine *e, const char *why);
+
+/* Reads every result w has written. Returns how many frames. */
+size_t conc__pe_drain(struct pengine *e, struct worker *w);
+
+/* Kills a worker whose shared region no longer makes sense (`why`). */
+void conc__pe_reject(struct worker *w, const char *why);
+
+/* Handles ended workers and restarts missing ones. Returns how many. */
+size_t conc__pe_tend_workers(struct pengine *e);
+
+/* Kills workers whose task ran past the time limit. */
+void conc__pe_enforce_limits(struct pengine *e, int64_t now);
+
+/* Kills the workers whose shared regions make no sense. */
+void conc__pe_check_regions(struct pengine *e, int64_t now);
+
+/* Tells every live worker to leave (when terminating, kills the busy
+ * ones), and reaps them all. */
+void conc__pe_stop_workers(struct pengine *e, int terminating);
 
 #endif

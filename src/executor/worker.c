@@ -144,9 +144,8 @@ consume(struct conc__worker_arg *w)
 }
 
 /* Reads the header of the task frame at the head of the ring, checking
- * the frame against what the parent writes: the head where this worker
- * left it, the next task number, a length that matches the header, an
- * argument inside the arena. Returns 1 for a task, 0 for the exit frame. */
+ * that the head is where this worker left it and the frame what the parent
+ * writes (conc__task_check). Returns 1 for a task, 0 for the exit frame. */
 static int
 read_task(struct conc__worker_arg *w, struct conc__task_hdr *h)
 {
@@ -156,25 +155,18 @@ read_task(struct conc__worker_arg *w, struct conc__task_hdr *h)
         corrupt(w, "the task ring's head moved from %llu to %llu",
                 (unsigned long long)w->task_head, (unsigned long long)head);
     int64_t len = conc__ring_peek(r);
-    if (len < (int64_t)sizeof *h || len > (int64_t)CONC__RING_MAX_FRAME)
-        corrupt(w, "a task frame of %lld bytes", (long long)len);
-    conc__ring_read(r, 0, h, sizeof *h);
-    if (h->flags & CONC__TASK_EXIT)
-        return 0;
-    int arena = (h->flags & CONC__TASK_ARENA) != 0;
-    if (h->wseq != w->wseq + 1)
-        corrupt(w, "task frame number %llu where %llu was due",
-                (unsigned long long)h->wseq, (unsigned long long)w->wseq + 1);
-    if ((uint64_t)len != sizeof *h + (arena ? 0 : h->len) ||
-        (h->flags & ~(uint32_t)(CONC__TASK_FD | CONC__TASK_ARENA)))
-        corrupt(w, "task %llu's frame of %lld bytes does not fit its header",
-                (unsigned long long)h->wseq, (long long)len);
-    if (arena &&
-        (h->len > CONC__ARENA_SIZE || h->arena_off > CONC__ARENA_SIZE - h->len))
-        corrupt(w, "task %llu's argument lies outside the arena",
-                (unsigned long long)h->wseq);
-    w->wseq = h->wseq;
-    return 1;
+    struct conc__task_hdr raw = {0};
+    if (len > 0)
+        conc__ring_read(r, 0, &raw,
+                        (uint64_t)len < sizeof raw ? (size_t)len : sizeof raw);
+    char why[160];
+    int k = conc__task_check(&raw, len, w->wseq + 1, CONC__ARENA_SIZE, h, why,
+                             sizeof why);
+    if (k < 0)
+        corrupt(w, "%s", why);
+    if (k == 1)
+        w->wseq = h->wseq;
+    return k;
 }
 
 /* Skips a revoked task: its descriptor, sent in order, still comes. */
