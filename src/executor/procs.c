@@ -1,6 +1,7 @@
 /* The process engine: ProcessPoolExecutor and Pool. Submitting,
  * dispatching, cancelling and the workers' start; the result thread is in
- * procs_results.c.
+ * procs_results.c, its supervision of the workers in procs_workers.c, the
+ * frames' decoding in frames.c and the worker's side in worker.c.
  *
  * Design. Each worker process has two shared-memory rings with the parent
  * (ring.h): tasks in, results out. A submit writes the task straight into
@@ -19,7 +20,63 @@
  * when the worker it waits on is stuck in a long task. A worker's tasks
  * complete in the order it claimed them, so its results always belong to the
  * head of its outstanding list. `depth` adapts to task length: deep queues for
- * tiny tasks, short ones for long tasks. */
+ * tiny tasks, short ones for long tasks.
+ *
+ * Trust. The shared region is written by a process that runs user code: a
+ * wild pointer may rewrite it. Each side checks what it reads against what
+ * it alone wrote or knows (frames.c; the region checks in procs_workers.c),
+ * and a worker whose region makes no sense is killed, its tasks failed.
+ *
+ * A task:
+ *
+ *           submit              dispatch (lock)
+ *   caller --------> backlog -----------------------> in a ring: QUEUED
+ *                     ^   ^                                |    |
+ *                     |   +-- revoke (lock: cancel, -------+    | claim
+ *                     |       rebalance, shutdown):             | (worker's
+ *                     |       REVOKED, out of the ring          |  CAS)
+ *                     |                                         v
+ *                     +-- its worker died before it    TAKEN: running
+ *                         claimed it (requeued)                 |
+ *                                                               | frames
+ *   done: its result, or EBROKEN, ETIMEDOUT, ENOMEM, ECLOSED <--+
+ *
+ * A worker (a slot of e->w):
+ *
+ *   empty --start--> alive --pidfd readable--> ended: results read, the
+ *     ^   (fork)       |  (death, kill at the     TAKEN task fails, QUEUED
+ *     |                |   time limit, kill for    ones go back to the
+ *     |                |   a region that makes     backlog (all fail if the
+ *     |                |   no sense)               region made no sense)
+ *     |                +--exit frame (close, or         |
+ *     |                   terminate when idle)          v reaped
+ *     +-- replacement; if it cannot start, the dead one's queue fails with
+ *         why, the slot retries after RESTART_NS, and with no worker left
+ *         the engine is broken
+ *
+ * Lock order: the engine lock (e->lock) before a future's lock (a revoke
+ * cancels, and a result marks running, under the engine lock); a pool's
+ * callback lock (pool.c) before the engine lock. The engine lock is never
+ * held while a future completes or a callback runs.
+ *
+ * Numbers, and where they come from:
+ * - CONC__RES_MSG_MAX (1024, and 1025 with its NUL): the longest failure
+ *   message a result frame carries; longer ones are cut by the worker.
+ * - CONC__PE_WORKERS_MAX (4096, and 4097 descriptors in the result
+ *   thread's poll: one per worker and the eventfd): executor.c refuses
+ *   more workers.
+ * - SLEEP_PAGE (4096): the page that holds the result thread's "asleep"
+ *   flag, shared with the workers; mmap maps whole pages.
+ * - QUEUED_NS (200000, in procs_results.c): the work queued in a ring,
+ *   depth = QUEUED_NS / average task time: 200 us outlasts the result
+ *   thread's wake-up, so a worker never idles while the thread sleeps,
+ *   and a ring of long tasks holds few.
+ * - REBALANCE_MS (2 ms) and LIMIT_SLEEP_MAX_MS (1 s), in procs_results.c:
+ *   the longest sleeps of the result thread while tasks wait behind a
+ *   running one (so that a stuck worker's queue moves within a few ms),
+ *   and while a time limit runs (a quarter of it, at most 1 s).
+ * - EXIT_PUT_NS (1 s, in procs_workers.c): how long a full ring may keep
+ *   the exit frame out before its worker is killed instead. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -32,6 +89,7 @@
 #include "unix/platform.h"
 
 #define INLINE_MAX (CONC__RING_MAX_FRAME - sizeof(struct conc__task_hdr))
+#define SLEEP_PAGE 4096
 
 void
 conc__pe_wake_thread(struct pengine *e)
@@ -530,7 +588,7 @@ engine_destroy(struct conc_executor *ex)
     if (e->arena)
         conc_arena_free(e->arena);
     if (e->parent_sleeping)
-        munmap((void *)e->parent_sleeping, 4096);
+        munmap((void *)e->parent_sleeping, SLEEP_PAGE);
     if (e->wake_fd >= 0)
         close(e->wake_fd);
     e->w = NULL;
@@ -550,7 +608,7 @@ static const struct conc__engine_ops process_ops = {
 static int
 engine_setup(struct pengine *e)
 {
-    void *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+    void *page = mmap(NULL, SLEEP_PAGE, PROT_READ | PROT_WRITE,
                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (page == MAP_FAILED)
         return CONC_ENOMEM;

@@ -58,6 +58,9 @@ int conc__worker_main(const void *arg, size_t len);
 
 /* ---- The parent's side (procs.c, procs_results.c) ----------------------- */
 
+/* The most workers an executor has (executor.c refuses more). */
+#define CONC__PE_WORKERS_MAX 4096
+
 #define CONC__DEPTH_MIN 1   /* tasks in a worker's ring: for long tasks */
 #define CONC__DEPTH_MAX 128 /* for tiny ones */
 
@@ -83,7 +86,7 @@ struct worker {
     conc_future *partial; /* a result arriving in several frames */
     struct conc__res_stream rs; /* where its result frames stand */
     int partial_nomem;
-    char partial_msg[1025];
+    char partial_msg[CONC__RES_MSG_MAX + 1];
 };
 
 struct pengine {

@@ -21,6 +21,15 @@
  * it go to an idle worker: at least this, and four average tasks. */
 #define STUCK_NS 1000000
 
+/* The work a ring holds: depth = QUEUED_NS / average task time (procs.c
+ * says why 200 us). */
+#define QUEUED_NS 200000
+
+/* The result thread's longest sleeps while a task waits behind a running
+ * one, and while a time limit runs. */
+#define REBALANCE_MS       2
+#define LIMIT_SLEEP_MAX_MS 1000
+
 /* ---- Completing futures ------------------------------------------------- */
 
 /* Releases what the engine held for a finished job and completes it. */
@@ -117,7 +126,8 @@ learn(struct pengine *e, uint64_t run_ns)
 {
     e->avg_ns =
         e->avg_ns ? (7 * e->avg_ns + (int64_t)run_ns) / 8 : (int64_t)run_ns;
-    size_t d = e->avg_ns ? (size_t)(200000 / (e->avg_ns + 1)) : CONC__DEPTH_MAX;
+    size_t d =
+        e->avg_ns ? (size_t)(QUEUED_NS / (e->avg_ns + 1)) : CONC__DEPTH_MAX;
     d = d < CONC__DEPTH_MIN   ? CONC__DEPTH_MIN
         : d > CONC__DEPTH_MAX ? CONC__DEPTH_MAX
                               : d;
@@ -136,7 +146,7 @@ start_result(struct pengine *e, struct worker *w, const struct conc__res_hdr *h,
     learn(e, h->run_ns);
     f->code = h->code;
     w->partial_nomem = 0;
-    memcpy(w->partial_msg, msg, mlen + 1); /* mlen <= 1024, with its NUL */
+    memcpy(w->partial_msg, msg, mlen + 1); /* mlen <= CONC__RES_MSG_MAX */
     return f;
 }
 
@@ -362,11 +372,11 @@ sleep_ms(struct pengine *e)
     int ms = -1;
     if (e->ex.opts.task_timeout > 0) {
         ms = (int)(e->ex.opts.task_timeout * 1000 / 4);
-        ms = ms < 1 ? 1 : ms > 1000 ? 1000 : ms;
+        ms = ms < 1 ? 1 : ms > LIMIT_SLEEP_MAX_MS ? LIMIT_SLEEP_MAX_MS : ms;
     }
     conc__pe_lock(e);
-    if (queued_behind_locked(e) && (ms < 0 || ms > 2))
-        ms = 2;
+    if (queued_behind_locked(e) && (ms < 0 || ms > REBALANCE_MS))
+        ms = REBALANCE_MS;
     if (outstanding_locked(e) && (ms < 0 || ms > CONC__CHECK_MS))
         ms = CONC__CHECK_MS;
     conc__pe_unlock(e);
@@ -401,8 +411,8 @@ sleep_poll(struct pengine *e, int timeout_ms)
         return;
     if (by_pid && (timeout_ms < 0 || timeout_ms > NAP_MS))
         timeout_ms = NAP_MS;
-    struct pollfd pf[4097];
-    size_t n = 0, idx[4096];
+    struct pollfd pf[CONC__PE_WORKERS_MAX + 1];
+    size_t n = 0, idx[CONC__PE_WORKERS_MAX];
     pf[n++] = (struct pollfd){.fd = e->wake_fd, .events = POLLIN};
     for (size_t i = 0; i < e->ex.workers; i++)
         if (e->w[i].alive) {

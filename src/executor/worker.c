@@ -68,7 +68,7 @@ static void
 send_result(struct conc__worker_arg *w, uint64_t seq, int code, const char *msg,
             const conc_buf *data, uint32_t flags, int64_t run_ns)
 {
-    size_t mlen = code < 0 ? strnlen(msg, 1024) : 0;
+    size_t mlen = code < 0 ? strnlen(msg, CONC__RES_MSG_MAX) : 0;
     size_t total = code < 0 ? 0 : data->len;
     size_t room = CONC__RING_MAX_FRAME - sizeof(struct conc__res_hdr) - mlen;
     size_t first = total < room ? total : room;
