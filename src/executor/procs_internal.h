@@ -252,7 +252,7 @@ size_t conc__pe_tend_workers(struct pengine *e);
 void conc__pe_enforce_limits(struct pengine *e, int64_t now);
 
 /* Kills the workers whose shared regions make no sense. */
-void conc__pe_check_regions(struct pengine *e, int64_t now);
+void conc__pe_check_regions(struct pengine *e);
 
 /* Tells every live worker to leave (when terminating, kills the busy
  * ones), and reaps them all. */

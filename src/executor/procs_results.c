@@ -469,7 +469,7 @@ round_once(struct pengine *e)
     got += conc__pe_tend_workers(e);
     int64_t now = conc__now_ns();
     if (now - e->checked_ns >= CONC__CHECK_MS * 1000000) {
-        conc__pe_check_regions(e, now);
+        conc__pe_check_regions(e);
         e->checked_ns = now;
     }
     if (e->ex.opts.task_timeout > 0)

@@ -218,8 +218,7 @@ vanished_locked(struct worker *w, uint64_t popped)
  * bounds this side's imply, the claim word of the next task, the running
  * task's record. */
 static int
-region_fault_locked(struct pengine *e, struct worker *w, int64_t now, char *why,
-                    size_t size)
+region_fault_locked(struct pengine *e, struct worker *w, char *why, size_t size)
 {
     struct conc__wshared *sh = w->sh;
     uint64_t th = atomic_load(&sh->task.head), tt = atomic_load(&sh->task.tail);
@@ -227,6 +226,7 @@ region_fault_locked(struct pengine *e, struct worker *w, int64_t now, char *why,
     uint64_t popped = atomic_load(&sh->popped);
     uint64_t started = atomic_load(&sh->started);
     int64_t started_ns = atomic_load(&sh->started_ns);
+    int64_t now = conc__now_ns(); /* after the start time it is compared to */
     if (tt != w->task_tail || w->task_tail - th > CONC__RING_CAP)
         snprintf(why, size, "its task ring reads head %llu, tail %llu",
                  (unsigned long long)th, (unsigned long long)tt);
@@ -256,14 +256,14 @@ region_fault_locked(struct pengine *e, struct worker *w, int64_t now, char *why,
 /* Kills the workers whose shared regions make no sense: a task wrote
  * over them, and every task behind would wait forever. */
 void
-conc__pe_check_regions(struct pengine *e, int64_t now)
+conc__pe_check_regions(struct pengine *e)
 {
     char why[sizeof e->w->why];
     conc__pe_lock(e);
     for (size_t i = 0; i < e->ex.workers; i++) {
         struct worker *w = &e->w[i];
         if (w->alive && !w->corrupt && !w->killed_seq &&
-            region_fault_locked(e, w, now, why, sizeof why))
+            region_fault_locked(e, w, why, sizeof why))
             conc__pe_reject(w, why);
     }
     conc__pe_unlock(e);
