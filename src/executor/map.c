@@ -241,9 +241,7 @@ rerun_rest(conc_map_iter *it, size_t i, size_t skip)
         return r;
     if (it->ordered)
         it->head = i;
-    conc__chunk_rerun = 1;
     r = submit_chunk(it, i, it->cur.first + skip, it->cur.n - skip);
-    conc__chunk_rerun = 0;
     if (r < 0 && it->ordered)
         it->head = (i + 1) % it->cap;
     return r;

@@ -97,8 +97,9 @@ struct conc__chunk_progress {
 };
 
 /* Set while a pool re-submits what a dead worker's chunk did not run: the
- * chunk belongs to a map accepted before any close, so the engine takes it
- * after a close too. */
+ * chunk belongs to a map accepted before any close, so the process engine
+ * takes it after a close too, when it comes from its result thread (a
+ * pool's hook). */
 extern _Thread_local int conc__chunk_rerun;
 
 /* Runs an array chunk. Succeeds with an empty result, or fails with the

@@ -464,7 +464,11 @@ engine_submit(struct conc_executor *ex, conc_future *f)
     conc__job_of(f)->engine = e; /* released with the future */
     atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
     conc__pe_lock(e);
-    if (!conc__chunk_rerun || ex->broken || e->terminating) {
+    /* A chunk's rest, run again for a map accepted before a close, is
+     * taken after the close only from the result thread: that thread is
+     * then sure to be there to run it. */
+    if (!conc__chunk_rerun || !conc__executor_in_task(ex) || ex->broken ||
+        e->terminating) {
         r = conc__executor_refuse_locked(ex);
         if (r < 0)
             goto undo;
