@@ -1044,6 +1044,49 @@ test_free_keeps_output(void **state)
         fail_msg("%d lines came out of 10:\n%s", lines, buf);
 }
 
+/* ---- Allocation failures in the caller ---------------------------------- */
+
+/* Every allocation the calling thread makes through a process pool's
+ * life, failed in turn: each call fails cleanly or succeeds, tasks it
+ * accepted finish, and nothing leaks (the teardown counts). */
+static void
+test_caller_nomem(void **state)
+{
+    (void)state;
+    fixture_open();
+    int in[30];
+    for (int i = 0; i < 30; i++)
+        in[i] = i;
+    conc_items items = CONC_ITEMS(in, 30);
+    for (long n = 1; n < 120; n++) { /* past the calls' last allocation */
+        conc_test_fail_alloc_after(n);
+        conc_pool *p = NULL;
+        if (conc_pool_new(&(conc_pool_opts){.processes = 1}, &p) < 0) {
+            conc_test_fail_alloc_after(0);
+            continue;
+        }
+        int v = 7, out[30];
+        conc_buf b = CONC_BUF_INIT;
+        int r = conc_pool_apply(p, square_task, &v, sizeof v, &b);
+        assert_true(r == 0 || r == CONC_ENOMEM);
+        conc_buf_free(&b);
+        r = conc_pool_map(p, square_task, &items, out, sizeof *out,
+                          &(conc_map_opts){.chunksize = 4});
+        assert_true(r == 0 || r == CONC_ENOMEM);
+        conc_map_iter *it = NULL;
+        if (conc_pool_imap(p, square_task, &items,
+                           &(conc_map_opts){.chunksize = 4}, &it) == 0) {
+            for (int i = 0; i < 30; i++)
+                if (conc_map_next(it, WAIT_S, NULL, NULL) == CONC_ECLOSED)
+                    break;
+            conc_map_free(it);
+        }
+        conc_test_fail_alloc_after(0);
+        conc_pool_free(p);
+    }
+    fixture_close();
+}
+
 int
 main(void)
 {
@@ -1062,6 +1105,7 @@ main(void)
         conc_unit_test(test_no_replacement),
         conc_unit_test(test_scribbles),
         conc_unit_test(test_free_keeps_output),
+        conc_unit_test(test_caller_nomem),
         conc_unit_test(test_exit_while_running),
         conc_unit_test(test_pool_without_pidfd),
     };
