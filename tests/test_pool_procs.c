@@ -12,6 +12,8 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <poll.h>
+#include <sched.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -821,6 +823,81 @@ test_no_replacement(void **state)
     fixture_close();
 }
 
+#ifdef __x86_64__
+/* Makes every fork of this process fail with EAGAIN, in all its threads,
+ * while threads can still start: seccomp refuses fork, vfork and a clone
+ * without CLONE_THREAD, and clone3 (whose flags it cannot read) with
+ * ENOSYS, on which the C library falls back to clone. */
+static int
+forbid_fork(void)
+{
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone3, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_fork, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EAGAIN),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_vfork, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EAGAIN),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 0, 3),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+                 offsetof(struct seccomp_data, args[0])),
+        BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_THREAD, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EAGAIN),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {.len = sizeof f / sizeof *f, .filter = f};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        return -1;
+    return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                        SECCOMP_FILTER_FLAG_TSYNC, &prog);
+}
+
+/* The only worker dies and no process can be forked: the pool fails its
+ * queue and new submits with the error, instead of waiting. */
+static int
+fork_fails_child(void)
+{
+    conc_pool *p;
+    CHILD_CHECK(conc_pool_new(&(conc_pool_opts){.processes = 1}, &p) == 0);
+    int v = 3;
+    CHILD_CHECK(conc_pool_apply(p, square_task, &v, sizeof v, NULL) == 0);
+    conc_async_result *dying, *queued[4];
+    CHILD_CHECK(conc_pool_apply_async(p, held_then_die_task, &v, sizeof v, NULL,
+                                      &dying) == 0);
+    for (int i = 0; i < 4; i++)
+        CHILD_CHECK(conc_pool_apply_async(p, square_task, &i, sizeof i, NULL,
+                                          &queued[i]) == 0);
+    CHILD_CHECK(conc_sem_acquire(fx.started, WAIT_S) == 0);
+    CHILD_CHECK(forbid_fork() == 0);
+    conc_event_set(fx.gate);
+    CHILD_CHECK(conc_async_result_get(dying, WAIT_S, NULL, NULL) ==
+                CONC_EBROKEN);
+    for (int i = 0; i < 4; i++) {
+        int r = conc_async_result_get(queued[i], WAIT_S, NULL, NULL);
+        CHILD_CHECK(r == -EAGAIN || r == CONC_EBROKEN);
+        conc_async_result_free(queued[i]);
+    }
+    conc_async_result_free(dying);
+    conc_clear_failure();
+    CHILD_CHECK(conc_pool_apply(p, square_task, &v, sizeof v, NULL) ==
+                CONC_EBROKEN);
+    CHILD_CHECK(strstr(conc_failure_message(), "could not be replaced"));
+    CHILD_CHECK(strstr(conc_failure_message(), "CONC_EAGAIN"));
+    conc_pool_free(p);
+    return 0;
+}
+
+static void
+test_fork_fails(void **state)
+{
+    (void)state;
+    fixture_open();
+    check_child(fork_fails_child);
+    fixture_close();
+}
+#endif
+
 /* ---- Scribbles on the shared region ------------------------------------ */
 
 /* What a task with a wild pointer may overwrite in its own worker's shared
@@ -1103,6 +1180,9 @@ main(void)
         conc_unit_test(test_worker_nomem),
         conc_unit_test(test_result_thread_nomem),
         conc_unit_test(test_no_replacement),
+#ifdef __x86_64__
+        conc_unit_test(test_fork_fails),
+#endif
         conc_unit_test(test_scribbles),
         conc_unit_test(test_free_keeps_output),
         conc_unit_test(test_caller_nomem),
