@@ -1,7 +1,11 @@
 /* Process pools alone, the life of their workers: maxtasksperchild,
  * workers that die (SIGKILL, segfault, abort, exit) failing only their
- * task, through apply, the error callback, map and imap, task_timeout,
- * workers killed at random under imap_unordered, a malformed result frame,
+ * task, through apply, the error callback, map and imap (where only the
+ * dying item fails), task_timeout, workers killed at random under
+ * imap_unordered, a malformed result frame, a task that overwrites its
+ * worker's shared region, running out of memory in a worker, in the
+ * result thread and in the caller, a worker that cannot be replaced, the
+ * output of workers of a pool freed while running, a pool without pidfds,
  * and a program that exits while its pool runs. What every engine does is
  * in test_pool.c, once per engine.
  *
@@ -13,11 +17,10 @@
 #include <linux/seccomp.h>
 #include <poll.h>
 #include <sched.h>
-#include <stddef.h>
 #include <signal.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>

@@ -43,13 +43,15 @@
  *
  * A worker (a slot of e->w):
  *
- *   empty --start--> alive --pidfd readable--> ended: results read, the
- *     ^   (fork)       |  (death, kill at the     TAKEN task fails, QUEUED
- *     |                |   time limit, kill for    ones go back to the
- *     |                |   a region that makes     backlog (all fail if the
- *     |                |   no sense)               region made no sense)
- *     |                +--exit frame (close, or         |
- *     |                   terminate when idle)          v reaped
+ *   empty --start--> alive --it ends: died, killed at --> ended: its
+ *     ^   (fork)       |     the time limit or for a       results read,
+ *     |                |     region that makes no sense    the TAKEN task
+ *     |                |     (seen on its pidfd, or by     fails, QUEUED
+ *     |                |     pid without pidfds)           ones go back to
+ *     |                |                                   the backlog (or
+ *     |                +-- exit frame (close, or            all fail, for a
+ *     |                    terminate when idle)             bad region)
+ *     |                                                          | reaped
  *     +-- replacement; if it cannot start, the dead one's queue fails with
  *         why, the slot retries after RESTART_NS, and with no worker left
  *         the engine is broken
