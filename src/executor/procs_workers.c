@@ -70,6 +70,8 @@ split_dead_locked(struct pengine *e, struct worker *w, conc_future **requeue,
         }
         conc__job_of(f)->ticket = 0;
     }
+    if (ran)
+        conc__job_of(ran)->next = NULL;
     w->head = w->tail = NULL;
     w->nout = 0;
     w->alive = 0;
@@ -104,22 +106,12 @@ replace_failed(struct pengine *e, size_t i, const char *msg)
     }
 }
 
-/* Handles the end of worker i: its written results first, then the task
- * it ran fails, the others go back to the backlog's front, and a
- * replacement starts. */
-static void
-worker_ended(struct pengine *e, size_t i)
+/* Reaps a dead worker and returns its exit code (minus a signal number).
+ * A worker that left because it found its region overwritten said what
+ * it found on its socket: w is then marked corrupt, with that reason. */
+static int
+reap_dead(struct worker *w)
 {
-    struct worker *w = &e->w[i];
-    conc__pe_drain(e, w);
-    conc_future *requeue = NULL, *rq_tail = NULL;
-    conc__pe_lock(e);
-    conc_future *ran = split_dead_locked(e, w, &requeue, &rq_tail);
-    if (ran)
-        conc__job_of(ran)->next = NULL;
-    conc__pe_unlock(e);
-    conc_future *partial = w->partial;
-    w->partial = NULL;
     char found[160];
     ssize_t n = recv(w->sock, found, sizeof found - 1, MSG_DONTWAIT);
     int code = conc__pe_reap_worker(w);
@@ -128,27 +120,69 @@ worker_ended(struct pengine *e, size_t i)
         w->corrupt = 1;
         snprintf(w->why, sizeof w->why, "it found %s", found);
     }
-    if (partial) /* died half-way through writing a result */
-        fail_dead(e, w, partial, code);
-    if (ran)
-        fail_dead(e, w, ran, code);
-    /* A region that made no sense says nothing sure of which task ran:
-     * none is run again. */
-    for (conc_future *q = w->corrupt ? requeue : NULL, *next; q; q = next) {
-        next = conc__job_of(q)->next;
-        conc__job_of(q)->next = NULL;
-        fail_dead(e, w, q, code);
+    return code;
+}
+
+/* Fails a list of a dead worker's tasks. */
+static void
+fail_all_dead(struct pengine *e, struct worker *w, conc_future *f, int code)
+{
+    while (f) {
+        conc_future *next = conc__job_of(f)->next;
+        conc__job_of(f)->next = NULL;
+        fail_dead(e, w, f, code);
+        f = next;
     }
-    if (w->corrupt)
+}
+
+/* Puts a dead worker's unclaimed tasks back at the backlog's front, or
+ * fails them if the engine is broken (no worker will come). */
+static void
+requeue_front(struct pengine *e, conc_future *head, conc_future *tail)
+{
+    conc__pe_lock(e);
+    if (tail) {
+        for (conc_future *q = head; q; q = conc__job_of(q)->next)
+            e->backlog++;
+        conc__job_of(tail)->next = e->bl_head;
+        e->bl_head = head;
+        if (!e->bl_tail)
+            e->bl_tail = tail;
+    }
+    int broken = e->ex.broken;
+    conc__pe_unlock(e);
+    if (broken)
+        conc__pe_fail_backlog(e);
+}
+
+/* Handles the end of worker i: its written results first, then the task
+ * it ran fails, the others go back to the backlog's front (or fail, when
+ * its region made no sense: the claim words no longer say which ran), and
+ * a replacement starts; if none can, its queue fails with why. */
+static void
+worker_ended(struct pengine *e, size_t i)
+{
+    struct worker *w = &e->w[i];
+    conc__pe_drain(e, w);
+    conc_future *requeue = NULL, *rq_tail = NULL;
+    conc__pe_lock(e);
+    conc_future *ran = split_dead_locked(e, w, &requeue, &rq_tail);
+    int replace = !e->terminating && !e->ex.broken;
+    conc__pe_unlock(e);
+    conc_future *partial = w->partial; /* died half-way through writing it */
+    w->partial = NULL;
+    int code = reap_dead(w);
+    fail_all_dead(e, w, partial, code);
+    fail_all_dead(e, w, ran, code);
+    if (w->corrupt) {
+        fail_all_dead(e, w, requeue, code);
         requeue = rq_tail = NULL;
+    }
     w->corrupt = 0;
     w->why[0] = 0;
     w->killed_seq = 0;
-    conc__pe_lock(e);
-    int replace = !e->terminating && !e->ex.broken;
-    conc__pe_unlock(e);
     int r = replace ? conc__pe_start_worker(e, i) : 0;
-    if (r < 0) { /* its queue fails with what stopped the replacement */
+    if (r < 0) {
         char msg[256];
         snprintf(msg, sizeof msg,
                  "worker pid %d ended and could not be replaced (%s: %s)",
@@ -157,19 +191,7 @@ worker_ended(struct pengine *e, size_t i)
         requeue = rq_tail = NULL;
         replace_failed(e, i, msg);
     }
-    conc__pe_lock(e);
-    if (rq_tail) {
-        for (conc_future *q = requeue; q; q = conc__job_of(q)->next)
-            e->backlog++;
-        conc__job_of(rq_tail)->next = e->bl_head;
-        e->bl_head = requeue;
-        if (!e->bl_tail)
-            e->bl_tail = rq_tail;
-    }
-    int broken = e->ex.broken;
-    conc__pe_unlock(e);
-    if (broken) /* no worker will come: fail what it left */
-        conc__pe_fail_backlog(e);
+    requeue_front(e, requeue, rq_tail);
 }
 
 /* Kills workers whose task ran past the time limit. */
