@@ -60,6 +60,26 @@ def fs_request(module=b"", name=b"Process-1", ident=b"1",
             u32(len(module)) + u32(len(name)) + u32(len(ident)) +
             u32(len(parent)) + module + name + ident + parent + arg)
 
+
+RES_MORE, RES_CONT, RES_INIT = 1, 2, 4
+TASK_FD, TASK_ARENA, TASK_EXIT = 1, 2, 4
+
+
+def res_frame(seq, total, code=0, msg=b"", flags=0, piece=0, length=None):
+    """A result frame for fuzz_res_frame: its payload length, then the
+    header (seq, total, code, msglen, flags, pad, run_ns)."""
+    n = 40 + len(msg) + piece if length is None else length
+    return u32(n) + struct.pack("<QQiIIIQ", seq, total, code, len(msg), flags,
+                                0, 1000)
+
+
+def task_frame(length, due, seq, wseq, arglen, flags=0, off=0):
+    """A task frame for fuzz_task_frame: its length, the number due, then
+    the header (seq, wseq, fn, len, arena_off, flags, pad)."""
+    return (u64(length) + u64(due) +
+            struct.pack("<QQQQQII", seq, wseq, 0x401000, arglen, off, flags, 0))
+
+
 SEEDS = {
     "chunk_result": {
         "two_outcomes": outcome(0, data=b"abc") + outcome(-22, msg=b"bad"),
@@ -114,6 +134,24 @@ SEEDS = {
         # (line 4 past the header), then an allocation that meets it.
         "scribble": u8(0) + u16(100) + u8(0) + u16(100) + u8(6) + u8(0) +
         u16(4) + u8(3) + u64(12345) + u8(0) + u16(50) + u8(7),
+    },
+    "res_frame": {
+        "one": res_frame(7, 4, piece=4),
+        "failure": res_frame(8, 0, code=-22, msg=b"bad item"),
+        "pieces": res_frame(9, 10, flags=RES_MORE, piece=6) +
+        res_frame(9, 0, flags=RES_CONT, piece=4),
+        "init": res_frame(0, 0, code=-5, msg=b"init", flags=RES_INIT),
+        "msg_past_frame": res_frame(3, 0, code=-1, msg=b"x", length=40),
+        "short": u32(12) + b"\0" * 12,
+        "stray_cont": res_frame(5, 0, flags=RES_CONT, piece=1),
+    },
+    "task_frame": {
+        "inline": task_frame(40 + 4, 3, 11, 3, 4),
+        "arena": task_frame(40, 1, 2, 1, 1 << 20, TASK_ARENA, 4096),
+        "exit": task_frame(40, 9, 0, 0, 0, TASK_EXIT),
+        "wrong_number": task_frame(44, 5, 1, 6, 4),
+        "arena_past_end": task_frame(40, 1, 1, 1, 2, TASK_ARENA, (1 << 30) - 1),
+        "huge_len": task_frame(2**40, 1, 1, 1, 2**40 - 40),
     },
     "conn_recv": {
         # Socket, 4 KiB limit, ops: bytes, into(8), poll, fd.

@@ -586,7 +586,7 @@ body_map_timeout(enum kind k)
     conc_executor *ex = new_exec(k, &(conc_executor_opts){.max_workers = 2});
     int in[6] = {0, 1, 2, 3, 4, 5};
     conc_items items = CONC_ITEMS(in, 6);
-    conc_map_opts mo = {.timeout = SHORT_S};
+    conc_map_opts mo = {.timed = 1, .timeout = SHORT_S};
     conc_map_iter *it;
     double t0 = conc_monotonic();
     assert_conc_ok(conc_executor_map(ex, held_task, &items, &mo, &it));
@@ -597,6 +597,45 @@ body_map_timeout(enum kind k)
     wait_started(1);
     release_gate();
     conc_map_free(it); /* waits for what runs */
+    conc_executor_free(ex);
+    fixture_close();
+}
+
+/* A map's timeout follows the rules of every timeout once `timed` is set:
+ * NaN is refused, 0 and other negative values never wait. */
+static void
+body_map_timeout_rules(enum kind k)
+{
+    fixture_open();
+    conc_executor *ex = new_exec(k, &(conc_executor_opts){.max_workers = 2});
+    int in[4] = {0, 1, 2, 3};
+    conc_items items = CONC_ITEMS(in, 4);
+    conc_map_iter *it = NULL;
+    conc_map_opts nan = {.timed = 1, .timeout = 0.0 / 0.0};
+    assert_conc(conc_executor_map(ex, held_task, &items, &nan, &it),
+                CONC_EINVAL);
+    assert_null(it);
+    const double never[] = {0.0, -5.0};
+    for (int i = 0; i < 2; i++) {
+        conc_map_opts mo = {.timed = 1, .timeout = never[i]};
+        double t0 = conc_monotonic();
+        assert_conc_ok(conc_executor_map(ex, held_task, &items, &mo, &it));
+        assert_conc(conc_map_next(it, WAIT_S, NULL, NULL), CONC_ETIMEDOUT);
+        assert_true(conc_monotonic() - t0 < WAIT_S / 2);
+        release_gate();
+        conc_map_free(it);
+        conc_event_clear(fx.gate);
+        forget_started();
+    }
+    /* Untimed: the results come, however long they take. */
+    conc_map_opts untimed = {.timeout = 0.0};
+    assert_conc_ok(conc_executor_map(ex, square_task, &items, &untimed, &it));
+    for (int i = 0; i < 4; i++) {
+        const void *data;
+        assert_conc_ok(conc_map_next(it, WAIT_S, &data, NULL));
+        assert_int_equal(*(const int *)data, i * i);
+    }
+    conc_map_free(it);
     conc_executor_free(ex);
     fixture_close();
 }
@@ -1295,6 +1334,7 @@ main(void)
         SCENARIO(body_map_failure),
         SCENARIO(body_map_lazy),
         SCENARIO(body_map_timeout),
+        SCENARIO(body_map_timeout_rules),
         SCENARIO(body_map_progress),
         SCENARIO(body_map_invalid),
         SCENARIO(body_map_cancel_futures),

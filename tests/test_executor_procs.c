@@ -115,6 +115,57 @@ test_death_spares_others(void **state)
     fixture_close();
 }
 
+/* Counts its runs per item in fx.sh->slot; item 55 kills its worker. */
+static int
+die_at_55_task(const void *arg, size_t len, conc_buf *result)
+{
+    int v = arg_int(arg, len);
+    atomic_fetch_add(&fx.sh->slot[v], 1);
+    if (v == 55) {
+        atomic_store(&fx.sh->last_pid, (int)getpid());
+        kill(getpid(), SIGKILL);
+    }
+    return put_int(result, v * v);
+}
+
+/* Executor.map: a death in a chunk fails only the item it ran; the
+ * chunk's other items come, each run once. */
+static void
+test_death_in_map_chunk(void **state)
+{
+    (void)state;
+    fixture_open();
+    conc_executor *ex =
+        new_exec(PROCESSES, &(conc_executor_opts){.max_workers = 2});
+    enum { N = 100 };
+    int in[N];
+    for (int i = 0; i < N; i++)
+        in[i] = i;
+    conc_items items = CONC_ITEMS(in, N);
+    conc_map_iter *it;
+    assert_conc_ok(conc_executor_map(ex, die_at_55_task, &items,
+                                     &(conc_map_opts){.chunksize = 13}, &it));
+    for (int i = 0; i < N; i++) {
+        const void *data;
+        conc_clear_failure();
+        int rc = conc_map_next(it, WAIT_S, &data, NULL);
+        assert_int_equal(conc_map_index(it), i);
+        if (i == 55) {
+            assert_conc(rc, CONC_EBROKEN);
+            check_death_message(conc_failure_message(),
+                                atomic_load(&fx.sh->last_pid), "signal 9");
+            continue;
+        }
+        assert_conc_ok(rc);
+        assert_int_equal(*(const int *)data, i * i);
+    }
+    conc_map_free(it);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(atomic_load(&fx.sh->slot[i]), 1);
+    conc_executor_free(ex);
+    fixture_close();
+}
+
 /* An idle worker killed from outside is replaced; no task fails. */
 static void
 test_idle_worker_killed(void **state)
@@ -249,6 +300,7 @@ main(void)
         DEATH_TESTS,
         conc_unit_test(test_death_spares_others),
         conc_unit_test(test_idle_worker_killed),
+        conc_unit_test(test_death_in_map_chunk),
         conc_unit_test(test_task_timeout),
         conc_unit_test(test_max_tasks_per_child),
         conc_unit_test(test_random_deaths),

@@ -137,9 +137,14 @@ typedef struct conc_items {
 typedef void (*conc_progress_fn)(void *arg, size_t done, size_t total);
 
 typedef struct conc_map_opts {
-    size_t chunksize;     /* items per task (0 or 1: one item per task) */
-    double timeout;       /* executor map: for the whole map, as in Python;
-                             0 means CONC_FOREVER here */
+    size_t chunksize; /* items per task (0 or 1: one item per task) */
+    /* Executor map only: with `timed` nonzero, `timeout` bounds the whole
+     * map, as in Python, under the usual rules (CONC_FOREVER waits
+     * forever, 0 never waits, any other negative value acts as 0, NaN is
+     * CONC_EINVAL); with `timed` 0 (a zeroed struct) there is no bound,
+     * Python's None. */
+    int timed;
+    double timeout;
     size_t max_in_flight; /* chunks submitted ahead of the consumer
                              (0: 2 per worker, at least 4) */
     conc_progress_fn progress;
@@ -152,7 +157,7 @@ typedef struct conc_map_iter conc_map_iter;
  * fn's results in input order, consuming the input lazily with a bounded
  * number of chunks in flight. Returns CONC_ECLOSED (after shutdown),
  * CONC_EINVAL (NULL fn or items, an array with NULL base and count > 0, a
- * zero element size), CONC_ENOMEM. */
+ * zero element size, a NaN timeout with `timed` set), CONC_ENOMEM. */
 CONC_EXTERN int conc_executor_map(conc_executor *ex, conc_task_fn fn,
                                   const conc_items *items,
                                   const conc_map_opts *opts,

@@ -114,7 +114,8 @@ CONC_EXTERN int conc_pool_apply_async(conc_pool *p, conc_task_fn fn,
  * caller's failure message; the other items still ran), CONC_ESTATE
  * (closed), CONC_EINVAL (a generator input: use imap; NULL pointers),
  * CONC_ENOMEM. opts (may be NULL): chunksize (0: Python's default of
- * count / (4 * workers), rounded up) and progress; timeout is ignored. */
+ * count / (4 * workers), rounded up) and progress; timed and timeout are
+ * ignored. */
 CONC_EXTERN int conc_pool_map(conc_pool *p, conc_task_fn fn,
                               const conc_items *in, void *out, size_t out_size,
                               const conc_map_opts *opts);
@@ -143,7 +144,9 @@ conc_pool_starmap_async(conc_pool *p, conc_task_fn fn, const conc_items *in,
  * next(timeout)) and freed with conc_map_free. imap yields in input order,
  * imap_unordered in completion order (conc_map_index tells the input
  * index). At most opts->max_in_flight chunks are queued at a time, so
- * memory stays bounded however long the input. */
+ * memory stays bounded however long the input. A process worker dying in
+ * a chunk fails only the item it ran (CONC_EBROKEN); the chunk's other
+ * items still come. */
 CONC_EXTERN int conc_pool_imap(conc_pool *p, conc_task_fn fn,
                                const conc_items *in, const conc_map_opts *opts,
                                conc_map_iter **out);

@@ -2,6 +2,7 @@
  * submission per chunk rather than per item. A chunk is itself an ordinary
  * task (its argument names the item task), so every engine runs it
  * unchanged, in a thread or in a worker process. */
+#include <stdio.h>
 #include <string.h>
 
 #include "executor/executor_internal.h"
@@ -53,15 +54,30 @@ put_outcome(conc_buf *res, int code, const char *msg, const conc_buf *data)
     return 0;
 }
 
-int
-conc__chunk_task(const void *arg, size_t len, conc_buf *result)
+/* Copies the outcome just appended to `result` (from `from` on) into the
+ * log, if it fits. Returns 1 if it did. */
+static int
+log_outcome(struct conc__chunk_log *log, const conc_buf *result, size_t from)
 {
-    const uint8_t *p = arg, *end = p + len;
-    conc_task_fn fn;
-    if (len < sizeof fn)
-        return conc_fail(CONC_EPROTO, "a chunk without its task");
-    memcpy(&fn, p, sizeof fn);
-    p += sizeof fn;
+    uint64_t used = atomic_load_explicit(&log->used, memory_order_relaxed);
+    size_t n = result->len - from;
+    if (n > sizeof log->bytes - used)
+        return 0;
+    memcpy(log->bytes + used, result->data + from, n);
+    atomic_store_explicit(&log->used, used + n, memory_order_release);
+    atomic_fetch_add_explicit(&log->done, 1, memory_order_release);
+    return 1;
+}
+
+/* Runs the items from `p` to `end` through fn, appending their outcomes
+ * to `result`, and with a log, to the log too: a chunk whose next outcome
+ * does not fit in its log ends after that item (the caller runs the rest
+ * as a new chunk), so that the log always holds every outcome but the
+ * last one's. */
+static int
+run_items(conc_task_fn fn, const uint8_t *p, const uint8_t *end,
+          conc_buf *result, struct conc__chunk_log *log)
+{
     conc_buf out = CONC_BUF_INIT;
     int r = 0;
     while (r == 0 && end - p >= 8) {
@@ -74,14 +90,48 @@ conc__chunk_task(const void *arg, size_t len, conc_buf *result)
         }
         out.len = 0;
         conc_clear_failure();
+        size_t from = result->len;
         int code = fn(n ? p : NULL, (size_t)n, &out);
         r = put_outcome(result, code < 0 ? code : 0,
                         code < 0 ? conc_failure_message() : "", &out);
+        if (r == 0 && log && !log_outcome(log, result, from))
+            break;
         /* The last item's padding may be cut off: stop at the end. */
         p += PAD8(n) < (size_t)(end - p) ? PAD8(n) : (size_t)(end - p);
     }
     conc_buf_free(&out);
     return r;
+}
+
+int
+conc__chunk_put_failure(conc_buf *res, int code, const char *msg)
+{
+    return put_outcome(res, code, msg, NULL);
+}
+
+int
+conc__chunk_task(const void *arg, size_t len, conc_buf *result)
+{
+    const uint8_t *p = arg;
+    conc_task_fn fn;
+    if (len < sizeof fn)
+        return conc_fail(CONC_EPROTO, "a chunk without its task");
+    memcpy(&fn, p, sizeof fn);
+    return run_items(fn, p + sizeof fn, p + len, result, NULL);
+}
+
+int
+conc__chunk_task_logged(const void *arg, size_t len, conc_buf *result)
+{
+    const uint8_t *p = arg;
+    conc_task_fn fn;
+    struct conc__chunk_log *log;
+    if (len < sizeof fn + sizeof log)
+        return conc_fail(CONC_EPROTO, "a chunk without its task");
+    memcpy(&fn, p, sizeof fn);
+    memcpy(&log, p + sizeof fn, sizeof log);
+    p += sizeof fn + sizeof log;
+    return run_items(fn, p, (const uint8_t *)arg + len, result, log);
 }
 
 int
@@ -117,6 +167,19 @@ conc__chunk_next(const conc_buf *res, size_t *pos, int *code, const char **msg,
 
 /* ---- Array chunks ------------------------------------------------------- */
 
+_Thread_local int conc__chunk_rerun;
+
+/* Records the chunk's first failure where the parent can read it. */
+static void
+note_failure(struct conc__chunk_progress *p, uint64_t idx, int code)
+{
+    if (!p)
+        return;
+    p->failed = idx;
+    p->fcode = code;
+    snprintf(p->fmsg, sizeof p->fmsg, "%s", conc_failure_message());
+}
+
 int
 conc__array_chunk_task(const void *arg, size_t len, conc_buf *result)
 {
@@ -142,12 +205,15 @@ conc__array_chunk_task(const void *arg, size_t len, conc_buf *result)
                 conc_buf_append(result, &failed, 8);
                 conc_buf_append(result, &fcode, sizeof fcode);
                 conc_buf_appendf(result, "%s", conc_failure_message());
+                note_failure(c.progress, failed, fcode);
             }
             conc_clear_failure();
-            continue;
-        }
-        if (c.out_size)
+        } else if (c.out_size) {
             memcpy(c.out + i * c.out_size, out.data, c.out_size);
+        }
+        if (c.progress) /* one line per chunk: no other writer shares it */
+            atomic_store_explicit(&c.progress->done, i + 1,
+                                  memory_order_release);
     }
     conc_buf_free(&out);
     return 0;

@@ -115,6 +115,26 @@ void conc__task_leave(void);
  * and the result, padded to 8. */
 int conc__chunk_task(const void *arg, size_t len, conc_buf *result);
 
+/* A chunk's log: the outcomes of the items it finished, as in its result,
+ * in a process pool's shared memory, where the parent reads them if the
+ * chunk's worker dies. The worker writes the bytes, then `used`, then
+ * `done`; the parent checks them before use. */
+#define CONC__CHUNK_LOG_BYTES ((size_t)16 << 10)
+struct conc__chunk_log {
+    _Atomic uint64_t done; /* outcomes in the log */
+    _Atomic uint64_t used; /* their bytes */
+    uint8_t bytes[CONC__CHUNK_LOG_BYTES];
+};
+
+/* conc__chunk_task with a log: its argument holds, after the task, the
+ * log's address (valid in the worker). It may end after fewer items than
+ * it holds, when the log is full: the result then has fewer outcomes, and
+ * the caller runs the rest. */
+int conc__chunk_task_logged(const void *arg, size_t len, conc_buf *result);
+
+/* Appends a failed item's outcome to a chunk result. */
+int conc__chunk_put_failure(conc_buf *res, int code, const char *msg);
+
 /* Appends one item to a chunk argument being built. */
 int conc__chunk_add(conc_buf *chunk, const void *item, size_t len);
 

@@ -58,6 +58,13 @@ struct conc_map_iter {
     conc_progress_fn progress;
     void *progress_arg;
     conc_buf chunk, item;
+    /* Process executors: one log per slot in the shared arena (chunk.c),
+     * and what a chunk that ended early or died left, handed out instead
+     * of its result. */
+    conc_arena *arena;
+    struct conc__chunk_log *logs;
+    conc_buf salvage;
+    const conc_buf *cur_res;
 };
 
 /* A chunk finished: queue its slot for the consumer. */
@@ -117,6 +124,9 @@ read_chunk(conc_map_iter *it, size_t *n)
 {
     *n = 0;
     int r = conc__chunk_begin(&it->chunk, it->fn);
+    void *log = NULL; /* its slot's, set by fill */
+    if (r == 0 && it->logs)
+        r = conc_buf_append(&it->chunk, &log, sizeof log);
     if (r < 0)
         return r; /* without its task the chunk must not run */
     while (*n < it->chunksize && !it->input_end) {
@@ -139,6 +149,36 @@ free_slot(conc_map_iter *it)
     return i;
 }
 
+/* Submits the chunk in it->chunk, of `n` items from `first`, in slot i,
+ * with that slot's log. Returns 0 or the submit's error. */
+static int
+submit_chunk(conc_map_iter *it, size_t i, size_t first, size_t n)
+{
+    struct slot *s = &it->slots[i];
+    conc_task_fn task = conc__chunk_task;
+    if (it->logs) {
+        struct conc__chunk_log *log = &it->logs[i];
+        atomic_store_explicit(&log->done, 0, memory_order_relaxed);
+        atomic_store_explicit(&log->used, 0, memory_order_relaxed);
+        memcpy(it->chunk.data + sizeof(conc_task_fn), &log, sizeof log);
+        task = conc__chunk_task_logged;
+    }
+    int r = conc__executor_submit(it->ex, task, it->chunk.data, it->chunk.len,
+                                  -1, 0, NULL, 0, &s->f);
+    if (r < 0)
+        return r;
+    s->first = first;
+    s->n = n;
+    it->count++;
+    if (!it->ordered) {
+        s->link.watch = &s->watch;
+        s->link.future = s->f;
+        if (!conc__future_watch(&s->link))
+            ready_notify(&s->watch, s->f);
+    }
+    return 0;
+}
+
 /* Submits chunks until cap are in flight or the input ends. Returns 0, a
  * submit error, or CONC_ENOMEM when no chunk could be built (the caller
  * may call again). */
@@ -154,22 +194,96 @@ fill(conc_map_iter *it)
             break;
         size_t i =
             it->ordered ? (it->head + it->count) % it->cap : free_slot(it);
-        struct slot *s = &it->slots[i];
-        r = conc__executor_submit(it->ex, conc__chunk_task, it->chunk.data,
-                                  it->chunk.len, -1, 0, NULL, 0, &s->f);
-        if (r < 0)
+        if ((r = submit_chunk(it, i, first, n)) < 0)
             return r;
-        s->first = first;
-        s->n = n;
-        it->count++;
-        if (!it->ordered) {
-            s->link.watch = &s->watch;
-            s->link.future = s->f;
-            if (!conc__future_watch(&s->link))
-                ready_notify(&s->watch, s->f);
-        }
     }
     return 0;
+}
+
+/* ---- Chunks that end early or die -------------------------------------- */
+
+/* How many whole outcomes `b` holds; `b` is cut to them. */
+static size_t
+whole_outcomes(conc_buf *b)
+{
+    size_t pos = 0, k = 0, end = 0, mlen, len;
+    int code;
+    const char *msg;
+    const void *data;
+    while (conc__chunk_next(b, &pos, &code, &msg, &mlen, &data, &len) == 1) {
+        k++;
+        end = pos;
+    }
+    b->len = end;
+    return k;
+}
+
+/* Runs the items of the current chunk from its item `skip` on as a new
+ * chunk in slot i, the one the current chunk left: the next to be taken
+ * in input order. Returns 0 or the submit's error. */
+static int
+rerun_rest(conc_map_iter *it, size_t i, size_t skip)
+{
+    conc_future *f = it->cur.f;
+    const uint8_t *p = conc__job_of(f)->arg, *end = p + conc__job_of(f)->len;
+    size_t head = sizeof(conc_task_fn) + sizeof(void *);
+    p += head;
+    for (size_t k = 0; k < skip; k++) { /* our own bytes: well formed */
+        uint64_t n;
+        memcpy(&n, p, 8);
+        p += 8 + ((n + 7) & ~(uint64_t)7);
+    }
+    it->chunk.len = 0;
+    int r = conc_buf_append(&it->chunk, conc__job_of(f)->arg, head);
+    if (r == 0 && end > p)
+        r = conc_buf_append(&it->chunk, p, (size_t)(end - p));
+    if (r < 0)
+        return r;
+    if (it->ordered)
+        it->head = i;
+    r = submit_chunk(it, i, it->cur.first + skip, it->cur.n - skip);
+    if (r < 0 && it->ordered)
+        it->head = (i + 1) % it->cap;
+    return r;
+}
+
+/* Hands out, in place of the current chunk's result, the outcomes it
+ * kept: those of its result when it ended early (its log was full), or of
+ * its log when its worker died, then the failure of the item it died in.
+ * The items after them run again as a new chunk. The log was written by
+ * another process: only the outcomes that parse are kept. */
+static void
+salvage(conc_map_iter *it, size_t i)
+{
+    conc_future *f = it->cur.f;
+    int died = f->code == CONC_EBROKEN || f->code == CONC_ETIMEDOUT;
+    if (!it->logs || conc_future_cancelled(f) || (f->code < 0 && !died))
+        return;
+    conc_buf *kept = &it->salvage;
+    kept->len = 0;
+    const struct conc__chunk_log *log = &it->logs[i];
+    uint64_t used = atomic_load_explicit(&log->used, memory_order_acquire);
+    const uint8_t *src = died ? log->bytes : f->result.data;
+    size_t len = died ? (used < sizeof log->bytes ? used : sizeof log->bytes)
+                      : f->result.len;
+    if (conc_buf_append(kept, src, len) < 0)
+        return; /* then the whole chunk fails, as before */
+    size_t k = whole_outcomes(kept);
+    if (k > it->cur.n || (!died && k == it->cur.n))
+        return;
+    size_t skip = k;
+    if (died && k < it->cur.n) {
+        if (conc__chunk_put_failure(kept, f->code, conc_future_message(f)) < 0)
+            return;
+        skip++;
+    }
+    int r = skip < it->cur.n ? rerun_rest(it, i, skip) : 0;
+    for (size_t j = skip; r < 0 && j < it->cur.n; j++)
+        conc__chunk_put_failure(kept, r,
+                                "the rest of a chunk whose worker "
+                                "died could not run again");
+    it->cur.n = r < 0 ? it->cur.n : skip;
+    it->cur_res = kept;
 }
 
 /* ---- Taking chunks ------------------------------------------------------ */
@@ -230,6 +344,8 @@ take_chunk(conc_map_iter *it, int64_t deadline)
     it->cur = it->slots[i];
     it->slots[i].f = NULL;
     it->count--;
+    it->cur_res = &it->cur.f->result;
+    salvage(it, i);
     it->cur_pos = 0;
     it->cur_index = it->cur.first;
     it->cur_left = it->cur.n;
@@ -246,12 +362,12 @@ next_outcome(conc_map_iter *it, const void **data, size_t *len)
     it->cur_left--;
     if (conc_future_cancelled(f))
         return conc_fail(CONC_ECANCELED, "the map's chunk was cancelled");
-    if (f->code < 0) /* the whole chunk failed: a worker died, say */
+    if (f->code < 0 && it->cur_res == &f->result) /* the whole chunk */
         return conc_fail(f->code, "%s", conc_future_message(f));
     const char *msg;
     size_t mlen;
-    int r = conc__chunk_next(&f->result, &it->cur_pos, &code, &msg, &mlen, data,
-                             len);
+    int r = conc__chunk_next(it->cur_res, &it->cur_pos, &code, &msg, &mlen,
+                             data, len);
     if (r <= 0)
         return conc_fail(CONC_EPROTO, "a chunk result is malformed");
     if (code < 0)
@@ -324,6 +440,9 @@ conc_map_free(conc_map_iter *it)
     conc_future_free(it->cur.f);
     conc_buf_free(&it->chunk);
     conc_buf_free(&it->item);
+    conc_buf_free(&it->salvage);
+    if (it->logs)
+        conc_arena_dealloc(it->arena, it->logs);
     conc__free(it->slots);
     conc__free(it->ready);
     conc__free(it);
@@ -331,7 +450,7 @@ conc_map_free(conc_map_iter *it)
 
 int
 conc__map_new(conc_executor *ex, conc_task_fn fn, const conc_items *items,
-              const conc_map_opts *opts, int ordered, double timeout,
+              const conc_map_opts *opts, int ordered, int64_t deadline,
               conc_map_iter **out)
 {
     conc_map_opts none = {0};
@@ -353,9 +472,7 @@ conc__map_new(conc_executor *ex, conc_task_fn fn, const conc_items *items,
         it->cap = 4;
     it->progress = opts->progress;
     it->progress_arg = opts->progress_arg;
-    it->deadline = CONC__FOREVER;
-    if (timeout > 0 && conc__deadline(timeout, &it->deadline) < 0)
-        it->deadline = CONC__FOREVER;
+    it->deadline = deadline;
     it->slots = conc__calloc(it->cap, sizeof *it->slots);
     it->ready = conc__calloc(it->cap, sizeof *it->ready);
     if (!it->slots || !it->ready) {
@@ -366,6 +483,11 @@ conc__map_new(conc_executor *ex, conc_task_fn fn, const conc_items *items,
         it->slots[i].watch.notify = ready_notify;
         it->slots[i].it = it;
     }
+    /* Without room for the logs, a death fails whole chunks. */
+    it->arena = conc__executor_arena(ex);
+    if (it->arena && conc_arena_alloc(it->arena, it->cap * sizeof *it->logs,
+                                      (void **)&it->logs) < 0)
+        it->logs = NULL;
     int r = fill(it);
     if (r < 0) {
         conc_map_free(it);
@@ -379,6 +501,13 @@ int
 conc_executor_map(conc_executor *ex, conc_task_fn fn, const conc_items *items,
                   const conc_map_opts *opts, conc_map_iter **out)
 {
-    double timeout = opts && opts->timeout > 0 ? opts->timeout : 0;
-    return conc__map_new(ex, fn, items, opts, 1, timeout, out);
+    int64_t deadline = CONC__FOREVER;
+    if (opts && opts->timed) {
+        double t = opts->timeout;
+        if (t < 0 && t != CONC_FOREVER)
+            t = 0; /* a deadline already past never waits forever */
+        if (conc__deadline(t, &deadline) < 0)
+            return conc_fail(CONC_EINVAL, "the map's timeout is NaN");
+    }
+    return conc__map_new(ex, fn, items, opts, 1, deadline, out);
 }

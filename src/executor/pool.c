@@ -54,7 +54,8 @@ struct map_rec {
     int fcode;
     char fmsg[FAILURE_MSG_MAX];
     uint8_t *user_out;
-    uint8_t *sh_in, *sh_out; /* arena copies (process pools) */
+    uint8_t *sh_in, *sh_out;              /* arena copies (process pools) */
+    struct conc__chunk_progress *sh_prog; /* one per chunk (same) */
     size_t out_size;
 };
 
@@ -85,17 +86,28 @@ apply_done(struct apply_rec *a, conc_future *f, int code, const char *msg)
     conc__lockword_release(&a->pool->cb_lock, 0);
 }
 
-/* Completes the map's AsyncResult once every chunk is in. Its data is the
- * caller's array itself (pool.h), not a copy: the future's result borrows
- * it, so conc_async_result_get and conc_future_result both return it. */
+/* Gives the map's shared memory back to the arena. */
 static void
-map_finish(struct map_rec *m)
+unshare_arrays(struct map_rec *m)
 {
     conc_arena *arena = conc__executor_arena(m->pool->ex);
     if (m->sh_in)
         conc_arena_dealloc(arena, m->sh_in);
     if (m->sh_out)
         conc_arena_dealloc(arena, m->sh_out);
+    if (m->sh_prog)
+        conc_arena_dealloc(arena, m->sh_prog);
+    m->sh_in = m->sh_out = NULL;
+    m->sh_prog = NULL;
+}
+
+/* Completes the map's AsyncResult once every chunk is in. Its data is the
+ * caller's array itself (pool.h), not a copy: the future's result borrows
+ * it, so conc_async_result_get and conc_future_result both return it. */
+static void
+map_finish(struct map_rec *m)
+{
+    unshare_arrays(m);
     if (m->failed == UINT64_MAX)
         conc__future_finish_borrowed(m->result, m->user_out,
                                      m->total * m->out_size);
@@ -105,8 +117,43 @@ map_finish(struct map_rec *m)
     conc__free(m);
 }
 
+/* Records `count` items from `first` (callback lock held): the first of
+ * them to fail is `idx` (UINT64_MAX: none), with `icode` and `imsg`; with
+ * `copy`, their results move from shared memory to the caller's array. */
+static void
+note_items_locked(struct map_rec *m, size_t first, size_t count, uint64_t idx,
+                  int icode, const char *imsg, int copy)
+{
+    if (idx < m->failed) {
+        m->failed = idx;
+        m->fcode = icode;
+        snprintf(m->fmsg, sizeof m->fmsg, "%s", imsg ? imsg : "");
+    }
+    if (m->sh_out && copy && m->out_size && count)
+        memcpy(m->user_out + first * m->out_size,
+               m->sh_out + first * m->out_size, count * m->out_size);
+    m->items_done += count;
+    if (m->opts.progress)
+        m->opts.progress(m->opts.progress_arg, m->items_done, m->total);
+}
+
+/* Ends one chunk (callback lock held). Returns 1 for the last: then the
+ * caller completes the map with map_finish, after the lock. */
+static int
+end_chunk_locked(struct map_rec *m)
+{
+    int last = atomic_fetch_sub(&m->chunks_left, 1) == 1;
+    if (last) {
+        if (m->failed == UINT64_MAX && m->cb.callback)
+            m->cb.callback(m->cb.arg, m->user_out, m->total * m->out_size);
+        else if (m->failed != UINT64_MAX && m->cb.error_callback)
+            m->cb.error_callback(m->cb.arg, m->fcode, m->fmsg);
+    }
+    return last;
+}
+
 /* Records the outcome of array chunk `c`: `code` < 0 when the whole chunk
- * failed (its worker died, the pool was terminated), else `res` holds the
+ * failed (the pool was terminated, a submit failed), else `res` holds the
  * chunk's first failing item, if any. In a process pool the chunk's
  * results are in shared memory: one copy per chunk moves them to the
  * caller's array. The last chunk completes the map. */
@@ -126,24 +173,66 @@ map_record(struct map_rec *m, const struct conc__array_chunk *c, int code,
         conc_buf_append(res, "", 1);
         imsg = (const char *)res->data + 12;
     }
-    if (idx < m->failed) {
-        m->failed = idx;
-        m->fcode = icode;
-        snprintf(m->fmsg, sizeof m->fmsg, "%s", imsg ? imsg : "");
-    }
-    if (m->sh_out && code >= 0 && m->out_size)
-        memcpy(m->user_out + c->first * m->out_size, c->out,
-               c->count * m->out_size);
-    m->items_done += c->count;
-    if (m->opts.progress)
-        m->opts.progress(m->opts.progress_arg, m->items_done, m->total);
-    int last = atomic_fetch_sub(&m->chunks_left, 1) == 1;
-    if (last) {
-        if (m->failed == UINT64_MAX && m->cb.callback)
-            m->cb.callback(m->cb.arg, m->user_out, m->total * m->out_size);
-        else if (m->failed != UINT64_MAX && m->cb.error_callback)
-            m->cb.error_callback(m->cb.arg, m->fcode, m->fmsg);
-    }
+    note_items_locked(m, c->first, c->count, idx, icode, imsg, code >= 0);
+    int last = end_chunk_locked(m);
+    conc__lockword_release(&m->pool->cb_lock, 0);
+    if (last)
+        map_finish(m);
+}
+
+/* Submits the `count` items of chunk `c` from its item `skip` on as a new
+ * chunk with the same progress record, in place of `c`. */
+static int
+rerun_rest(struct map_rec *m, const struct conc__array_chunk *c, size_t skip)
+{
+    struct conc__array_chunk d = *c;
+    d.first += skip;
+    d.count -= skip;
+    d.in += skip * d.in_size;
+    if (d.out)
+        d.out += skip * d.out_size;
+    atomic_store_explicit(&d.progress->done, 0, memory_order_relaxed);
+    d.progress->failed = UINT64_MAX;
+    conc__chunk_rerun = 1;
+    int r = conc__executor_submit(m->pool->ex, conc__array_chunk_task, &d,
+                                  sizeof d, -1, KIND_MAP, m, 0, NULL);
+    conc__chunk_rerun = 0;
+    return r;
+}
+
+/* A chunk whose worker died (or was killed at its time limit): what the
+ * chunk's progress record says it finished is kept, the item it was
+ * running fails with the death's `code` and `msg`, and the items after it
+ * run again as a new chunk. The record was written by another process: its
+ * numbers are checked before use. */
+static void
+map_salvage(struct map_rec *m, const struct conc__array_chunk *c, int code,
+            const char *msg)
+{
+    const struct conc__chunk_progress *p = c->progress;
+    uint64_t done = atomic_load_explicit(&p->done, memory_order_acquire);
+    done = done < c->count ? done : c->count;
+    uint64_t pidx = p->failed;
+    char pmsg[sizeof p->fmsg + 1];
+    snprintf(pmsg, sizeof pmsg, "%.*s", (int)sizeof p->fmsg, p->fmsg);
+    if (pidx < c->first || pidx - c->first >= done)
+        pidx = UINT64_MAX;
+    conc__lockword_acquire(&m->pool->cb_lock, CONC__FOREVER, 0);
+    note_items_locked(m, c->first, done, pidx, p->fcode, pmsg, 1);
+    if (done < c->count)
+        note_items_locked(m, c->first + done, 1, c->first + done, code, msg, 0);
+    conc__lockword_release(&m->pool->cb_lock, 0);
+    size_t skip = done < c->count ? done + 1 : done;
+    int r = skip < c->count ? rerun_rest(m, c, skip) : 0;
+    if (r == 0 && skip < c->count)
+        return; /* the new chunk ends this one's part */
+    char rmsg[sizeof m->fmsg];
+    snprintf(rmsg, sizeof rmsg, "%s", conc_failure_message());
+    conc__lockword_acquire(&m->pool->cb_lock, CONC__FOREVER, 0);
+    if (r < 0)
+        note_items_locked(m, c->first + skip, c->count - skip, c->first + skip,
+                          r, rmsg, 0);
+    int last = end_chunk_locked(m);
     conc__lockword_release(&m->pool->cb_lock, 0);
     if (last)
         map_finish(m);
@@ -152,7 +241,11 @@ map_record(struct map_rec *m, const struct conc__array_chunk *c, int code,
 static void
 map_chunk_done(struct map_rec *m, conc_future *f, int code, const char *msg)
 {
-    map_record(m, conc__job_arg(f), code, msg, conc__future_result_buf(f));
+    const struct conc__array_chunk *c = conc__job_arg(f);
+    if (c->progress && (code == CONC_EBROKEN || code == CONC_ETIMEDOUT))
+        map_salvage(m, c, code, msg);
+    else
+        map_record(m, c, code, msg, conc__future_result_buf(f));
 }
 
 static void
@@ -271,23 +364,31 @@ default_chunksize(conc_pool *p, size_t count)
 /* Copies the input to shared memory and reserves the output there, for a
  * process pool. */
 static int
-share_arrays(conc_pool *p, struct map_rec *m, const conc_items *in)
+share_arrays(conc_pool *p, struct map_rec *m, const conc_items *in,
+             size_t chunks)
 {
     conc_arena *arena = conc__executor_arena(p->ex);
     size_t nin = in->count * in->size, nout = in->count * m->out_size;
+    size_t nprog = chunks * sizeof *m->sh_prog;
+    if (nprog && conc_arena_alloc(arena, nprog, (void **)&m->sh_prog) < 0)
+        return conc_fail(CONC_ENOMEM,
+                         "no room for the map's %zu chunk "
+                         "records in the pool's shared memory",
+                         chunks);
+    for (size_t i = 0; i < chunks; i++) {
+        atomic_init(&m->sh_prog[i].done, 0);
+        m->sh_prog[i].failed = UINT64_MAX;
+    }
     if (nin && conc_arena_alloc(arena, nin, (void **)&m->sh_in) < 0)
         return conc_fail(CONC_ENOMEM,
                          "no room for the map's %zu input bytes "
                          "in the pool's shared memory",
                          nin);
-    if (nout && conc_arena_alloc(arena, nout, (void **)&m->sh_out) < 0) {
-        conc_arena_dealloc(arena, m->sh_in);
-        m->sh_in = NULL;
+    if (nout && conc_arena_alloc(arena, nout, (void **)&m->sh_out) < 0)
         return conc_fail(CONC_ENOMEM,
                          "no room for the map's %zu output "
                          "bytes in the pool's shared memory",
                          nout);
-    }
     if (nin)
         memcpy(m->sh_in, in->base, nin);
     return 0;
@@ -311,6 +412,7 @@ submit_chunks(conc_pool *p, struct map_rec *m, conc_task_fn fn,
             .in_size = in->size,
             .out_size = m->out_size,
             .first = i,
+            .progress = m->sh_prog ? &m->sh_prog[k] : NULL,
         };
         int r = conc__executor_submit(p->ex, conc__array_chunk_task, &c,
                                       sizeof c, -1, KIND_MAP, m, 0, NULL);
@@ -359,7 +461,10 @@ conc_pool_map_async(conc_pool *p, conc_task_fn fn, const conc_items *in,
         m->opts = *opts;
     size_t chunk = opts && opts->chunksize ? opts->chunksize
                                            : default_chunksize(p, in->count);
-    if (conc__executor_arena(p->ex) && (r = share_arrays(p, m, in)) < 0) {
+    size_t chunks = (in->count + chunk - 1) / chunk;
+    if (conc__executor_arena(p->ex) &&
+        (r = share_arrays(p, m, in, chunks)) < 0) {
+        unshare_arrays(m); /* the message stays: the arena takes none */
         conc_future_free(m->result);
         conc__free(m);
         return r;
@@ -416,7 +521,7 @@ imap(conc_pool *p, conc_task_fn fn, const conc_items *in,
     int r = state_check(p);
     if (r < 0)
         return r;
-    return conc__map_new(p->ex, fn, in, opts, ordered, 0, out);
+    return conc__map_new(p->ex, fn, in, opts, ordered, CONC__FOREVER, out);
 }
 
 int

@@ -67,10 +67,10 @@ conc_arena *conc__executor_arena(conc_executor *ex);
 /* The number of CPUs (a Pool's default number of workers). */
 size_t conc__cpu_count(void);
 
-/* A lazy map iterator over ex (map.c): in input order or not; `timeout`
- * > 0 bounds the whole map. */
+/* A lazy map iterator over ex (map.c): in input order or not; the whole
+ * map ends at the absolute `deadline` (CONC__FOREVER: no bound). */
 int conc__map_new(conc_executor *ex, conc_task_fn fn, const conc_items *items,
-                  const conc_map_opts *opts, int ordered, double timeout,
+                  const conc_map_opts *opts, int ordered, int64_t deadline,
                   conc_map_iter **out);
 
 /* An array chunk (chunk.c): fn over `count` elements of in_size bytes at
@@ -83,7 +83,24 @@ struct conc__array_chunk {
     uint8_t *out;
     size_t count, in_size, out_size;
     size_t first; /* index of the first element, for messages */
+    struct conc__chunk_progress *progress; /* or NULL */
 };
+
+/* How far an array chunk got, where the parent reads it if the chunk's
+ * worker dies: in a process pool's shared memory, one line per chunk.
+ * The worker writes the failure first, then `done`. */
+struct conc__chunk_progress {
+    _Alignas(64) _Atomic uint64_t done; /* items finished */
+    uint64_t failed; /* index of the first failing item, or UINT64_MAX */
+    int32_t fcode;
+    char fmsg[172];
+};
+
+/* Set while a pool re-submits what a dead worker's chunk did not run: the
+ * chunk belongs to a map accepted before any close, so the process engine
+ * takes it after a close too, when it comes from its result thread (a
+ * pool's hook). */
+extern _Thread_local int conc__chunk_rerun;
 
 /* Runs an array chunk. Succeeds with an empty result, or fails with the
  * first failing element's code and message (the others still run); the

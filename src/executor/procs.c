@@ -1,6 +1,7 @@
 /* The process engine: ProcessPoolExecutor and Pool. Submitting,
  * dispatching, cancelling and the workers' start; the result thread is in
- * procs_results.c.
+ * procs_results.c, its supervision of the workers in procs_workers.c, the
+ * frames' decoding in frames.c and the worker's side in worker.c.
  *
  * Design. Each worker process has two shared-memory rings with the parent
  * (ring.h): tasks in, results out. A submit writes the task straight into
@@ -19,7 +20,65 @@
  * when the worker it waits on is stuck in a long task. A worker's tasks
  * complete in the order it claimed them, so its results always belong to the
  * head of its outstanding list. `depth` adapts to task length: deep queues for
- * tiny tasks, short ones for long tasks. */
+ * tiny tasks, short ones for long tasks.
+ *
+ * Trust. The shared region is written by a process that runs user code: a
+ * wild pointer may rewrite it. Each side checks what it reads against what
+ * it alone wrote or knows (frames.c; the region checks in procs_workers.c),
+ * and a worker whose region makes no sense is killed, its tasks failed.
+ *
+ * A task:
+ *
+ *           submit              dispatch (lock)
+ *   caller --------> backlog -----------------------> in a ring: QUEUED
+ *                     ^   ^                                |    |
+ *                     |   +-- revoke (lock: cancel, -------+    | claim
+ *                     |       rebalance, shutdown):             | (worker's
+ *                     |       REVOKED, out of the ring          |  CAS)
+ *                     |                                         v
+ *                     +-- its worker died before it    TAKEN: running
+ *                         claimed it (requeued)                 |
+ *                                                               | frames
+ *   done: its result, or EBROKEN, ETIMEDOUT, ENOMEM, ECLOSED <--+
+ *
+ * A worker (a slot of e->w):
+ *
+ *   empty --start--> alive --it ends: died, killed at --> ended: its
+ *     ^   (fork)       |     the time limit or for a       results read,
+ *     |                |     region that makes no sense    the TAKEN task
+ *     |                |     (seen on its pidfd, or by     fails, QUEUED
+ *     |                |     pid without pidfds)           ones go back to
+ *     |                |                                   the backlog (or
+ *     |                +-- exit frame (close, or            all fail, for a
+ *     |                    terminate when idle)             bad region)
+ *     |                                                          | reaped
+ *     +-- replacement; if it cannot start, the dead one's queue fails with
+ *         why, the slot retries after RESTART_NS, and with no worker left
+ *         the engine is broken
+ *
+ * Lock order: the engine lock (e->lock) before a future's lock (a revoke
+ * cancels, and a result marks running, under the engine lock); a pool's
+ * callback lock (pool.c) before the engine lock. The engine lock is never
+ * held while a future completes or a callback runs.
+ *
+ * Numbers, and where they come from:
+ * - CONC__RES_MSG_MAX (1024, and 1025 with its NUL): the longest failure
+ *   message a result frame carries; longer ones are cut by the worker.
+ * - CONC__PE_WORKERS_MAX (4096, and 4097 descriptors in the result
+ *   thread's poll: one per worker and the eventfd): executor.c refuses
+ *   more workers.
+ * - SLEEP_PAGE (4096): the page that holds the result thread's "asleep"
+ *   flag, shared with the workers; mmap maps whole pages.
+ * - QUEUED_NS (200000, in procs_results.c): the work queued in a ring,
+ *   depth = QUEUED_NS / average task time: 200 us outlasts the result
+ *   thread's wake-up, so a worker never idles while the thread sleeps,
+ *   and a ring of long tasks holds few.
+ * - REBALANCE_MS (2 ms) and LIMIT_SLEEP_MAX_MS (1 s), in procs_results.c:
+ *   the longest sleeps of the result thread while tasks wait behind a
+ *   running one (so that a stuck worker's queue moves within a few ms),
+ *   and while a time limit runs (a quarter of it, at most 1 s).
+ * - EXIT_PUT_NS (1 s, in procs_workers.c): how long a full ring may keep
+ *   the exit frame out before its worker is killed instead. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -32,7 +91,7 @@
 #include "unix/platform.h"
 
 #define INLINE_MAX (CONC__RING_MAX_FRAME - sizeof(struct conc__task_hdr))
-#define ARENA_SIZE ((size_t)1 << 30)
+#define SLEEP_PAGE 4096
 
 void
 conc__pe_wake_thread(struct pengine *e)
@@ -110,6 +169,11 @@ send_task(struct pengine *e, size_t i, conc_future *f)
     }
     if (j->fd >= 0)
         h.flags |= CONC__TASK_FD;
+    /* Only this side writes the tail: if it moved, a task wrote over the
+     * region, and the result thread will kill the worker. */
+    if (atomic_load_explicit(&w->sh->task.tail, memory_order_relaxed) !=
+        w->task_tail)
+        return 0;
     /* The word's last task was consumed (the check above): reuse it. */
     atomic_store_explicit(conc__claim_of(w, ws),
                           conc__claim_word(ws, CONC__CLAIM_QUEUED),
@@ -117,6 +181,8 @@ send_task(struct pengine *e, size_t i, conc_future *f)
     if (!conc__ring_put(&w->sh->task, parts, lens, 2))
         return 0;
     w->wseq = ws;
+    w->task_tail =
+        atomic_load_explicit(&w->sh->task.tail, memory_order_relaxed);
     if (j->fd >= 0)
         send_fd(w->sock, j->fd);
     j->ticket = conc__ticket(i, ws);
@@ -400,9 +466,15 @@ engine_submit(struct conc_executor *ex, conc_future *f)
     conc__job_of(f)->engine = e; /* released with the future */
     atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
     conc__pe_lock(e);
-    r = conc__executor_refuse_locked(ex);
-    if (r < 0)
-        goto undo;
+    /* A chunk's rest, run again for a map accepted before a close, is
+     * taken after the close only from the result thread: that thread is
+     * then sure to be there to run it. */
+    if (!conc__chunk_rerun || !conc__executor_in_task(ex) || ex->broken ||
+        e->terminating) {
+        r = conc__executor_refuse_locked(ex);
+        if (r < 0)
+            goto undo;
+    }
     conc__job_of(f)->seq = ++e->seq;
     if (!e->bl_head && dispatch_locked(e, f) == 1) {
         conc__pe_unlock(e);
@@ -522,7 +594,7 @@ engine_destroy(struct conc_executor *ex)
     if (e->arena)
         conc_arena_free(e->arena);
     if (e->parent_sleeping)
-        munmap((void *)e->parent_sleeping, 4096);
+        munmap((void *)e->parent_sleeping, SLEEP_PAGE);
     if (e->wake_fd >= 0)
         close(e->wake_fd);
     e->w = NULL;
@@ -542,7 +614,7 @@ static const struct conc__engine_ops process_ops = {
 static int
 engine_setup(struct pengine *e)
 {
-    void *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+    void *page = mmap(NULL, SLEEP_PAGE, PROT_READ | PROT_WRITE,
                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (page == MAP_FAILED)
         return CONC_ENOMEM;
@@ -555,7 +627,7 @@ engine_setup(struct pengine *e)
         return CONC_ENOMEM;
     for (size_t i = 0; i < e->ex.workers; i++)
         e->w[i].pidfd = e->w[i].sock = -1;
-    return conc_arena_new(ARENA_SIZE, &e->arena);
+    return conc_arena_new(CONC__ARENA_SIZE, &e->arena);
 }
 
 int

@@ -6,37 +6,8 @@
 #include "conc/arena.h"
 #include "conc/process.h"
 #include "executor/executor_internal.h"
+#include "executor/frames.h"
 #include "executor/ring.h"
-
-/* Task frame flags. */
-#define CONC__TASK_FD    1u /* a descriptor waits on the worker's socket */
-#define CONC__TASK_ARENA 2u /* the argument lies in the arena */
-#define CONC__TASK_EXIT  4u /* no task: the worker should leave */
-
-struct conc__task_hdr {
-    uint64_t seq;
-    uint64_t wseq; /* its number among the worker's tasks: its claim word */
-    uint64_t fn;   /* the task function's address (the same after fork) */
-    uint64_t len;
-    uint64_t arena_off; /* offset of the argument in the arena */
-    uint32_t flags;
-    uint32_t pad;
-};
-
-/* Result frame flags. */
-#define CONC__RES_MORE 1u /* more data follows in continuation frames */
-#define CONC__RES_CONT 2u /* a continuation frame: data only */
-#define CONC__RES_INIT 4u /* the initializer failed (seq 0) */
-
-struct conc__res_hdr {
-    uint64_t seq;
-    uint64_t total; /* result bytes in all the frames */
-    int32_t code;
-    uint32_t msglen;
-    uint32_t flags;
-    uint32_t pad;
-    uint64_t run_ns; /* how long the task ran */
-};
 
 /* A task in a worker's ring is claimed before it runs: the worker and the
  * parent race for its claim word with a compare-and-swap, the worker to
@@ -70,12 +41,25 @@ struct conc__worker_arg {
     const uint8_t *initarg; /* the parent's copy, inherited by fork */
     size_t initarg_len;
     size_t max_tasks; /* 0: no limit */
+    /* The worker's own copies of what it alone moves in the region (0 in
+     * a new one), checked against the region before it is trusted. */
+    uint64_t task_head, res_tail, popped, wseq;
 };
+
+/* The exit status of a worker that found its shared region overwritten;
+ * it first writes what it found on its socket, for the parent's message. */
+#define CONC__EXIT_CORRUPT 86
+
+/* The size of a process engine's shared arena. */
+#define CONC__ARENA_SIZE ((size_t)1 << 30)
 
 /* The worker process's main function. */
 int conc__worker_main(const void *arg, size_t len);
 
 /* ---- The parent's side (procs.c, procs_results.c) ----------------------- */
+
+/* The most workers an executor has (executor.c refuses more). */
+#define CONC__PE_WORKERS_MAX 4096
 
 #define CONC__DEPTH_MIN 1   /* tasks in a worker's ring: for long tasks */
 #define CONC__DEPTH_MAX 128 /* for tiny ones */
@@ -90,14 +74,19 @@ struct worker {
     size_t dispatched;    /* tasks it will run (max_tasks_per_child) */
     uint64_t wseq;        /* the last task number sent to it */
     uint64_t popped_seen; /* sh->popped as last read */
+    uint64_t task_tail;   /* where this side left the task ring's tail */
     int alive;            /* 0 once its death is handled */
     /* The result thread's own: */
+    int ended;            /* its pidfd said it ended */
+    int64_t restart_at;   /* an empty slot's next start, after a failure */
     uint64_t killed_seq;  /* the task it was killed for, or 0 */
-    int corrupt;          /* killed for a malformed result frame */
+    int corrupt;          /* killed: its shared region made no sense */
+    char why[200];        /* what was wrong with it ("": a frame) */
+    uint64_t res_head;    /* where this side left the result ring's head */
     conc_future *partial; /* a result arriving in several frames */
-    uint64_t partial_total, partial_got;
+    struct conc__res_stream rs; /* where its result frames stand */
     int partial_nomem;
-    char partial_msg[1025];
+    char partial_msg[CONC__RES_MSG_MAX + 1];
 };
 
 struct pengine {
@@ -119,7 +108,8 @@ struct pengine {
     _Atomic uint32_t *parent_sleeping; /* in a shared page */
     int wake_fd;
     conc_thread *thread;
-    int64_t avg_ns; /* running average task time (result thread) */
+    int64_t avg_ns;     /* running average task time (result thread) */
+    int64_t checked_ns; /* the workers' regions' last check (same) */
 };
 
 static inline void
@@ -188,6 +178,19 @@ conc__pe_claimed_locked(struct pengine *e, conc_future *f)
            conc__claim_word(ws, CONC__CLAIM_TAKEN);
 }
 
+/* Whether the claim word of `f`, in its worker's list, is one the two
+ * sides write for it: queued or taken (lock held). */
+static inline int
+conc__pe_claim_valid_locked(struct pengine *e, conc_future *f)
+{
+    struct worker *w = &e->w[conc__ticket_worker(conc__job_of(f)->ticket)];
+    uint64_t ws = conc__ticket_wseq(conc__job_of(f)->ticket);
+    uint64_t word =
+        atomic_load_explicit(conc__claim_of(w, ws), memory_order_acquire);
+    return word == conc__claim_word(ws, CONC__CLAIM_QUEUED) ||
+           word == conc__claim_word(ws, CONC__CLAIM_TAKEN);
+}
+
 /* Appends `f` to a list linked by its jobs' next. */
 void conc__pe_push_back(conc_future **head, conc_future **tail, conc_future *f);
 
@@ -214,5 +217,45 @@ int conc__pe_reap_worker(struct worker *w);
 
 /* The result thread. */
 int conc__pe_result_main(void *arg);
+
+/* ---- Shared by the result thread's two files ----------------------------- */
+
+/* How often the result thread checks the workers' shared regions while
+ * they have tasks: a task that wrote over its worker's region is found
+ * within this, even when no result comes. */
+#define CONC__CHECK_MS 100
+
+/* Releases what the engine held for a finished job and completes it. */
+void conc__pe_complete(struct pengine *e, conc_future *f, int code,
+                       const char *msg);
+
+/* Fails every job of a list with `code`. */
+void conc__pe_fail_list(struct pengine *e, conc_future *f, int code,
+                        const char *msg);
+
+/* Fails the backlog of a broken engine. */
+void conc__pe_fail_backlog(struct pengine *e);
+
+/* Marks the engine broken, for the reason `why`, and fails its backlog. */
+void conc__pe_break(struct pengine *e, const char *why);
+
+/* Reads every result w has written. Returns how many frames. */
+size_t conc__pe_drain(struct pengine *e, struct worker *w);
+
+/* Kills a worker whose shared region no longer makes sense (`why`). */
+void conc__pe_reject(struct worker *w, const char *why);
+
+/* Handles ended workers and restarts missing ones. Returns how many. */
+size_t conc__pe_tend_workers(struct pengine *e);
+
+/* Kills workers whose task ran past the time limit. */
+void conc__pe_enforce_limits(struct pengine *e, int64_t now);
+
+/* Kills the workers whose shared regions make no sense. */
+void conc__pe_check_regions(struct pengine *e);
+
+/* Tells every live worker to leave (when terminating, kills the busy
+ * ones), and reaps them all. */
+void conc__pe_stop_workers(struct pengine *e, int terminating);
 
 #endif

@@ -1,12 +1,13 @@
-/* The process engine's result thread: it reads the workers' results and
- * completes their futures, refills the rings
- * from the backlog, hands queued tasks from a stuck worker to an idle one,
- * enforces task time limits, and replaces workers that die (procs.c has
- * the design). */
+/* The process engine's result thread: it reads the workers' results
+ * (their frames decoded by frames.c) and completes their futures, refills
+ * the rings from the backlog and hands queued tasks from a stuck worker to
+ * an idle one; between results it has procs_workers.c supervise the
+ * workers (procs.c has the design). */
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "conc/process.h"
@@ -21,11 +22,20 @@
  * it go to an idle worker: at least this, and four average tasks. */
 #define STUCK_NS 1000000
 
+/* The work a ring holds: depth = QUEUED_NS / average task time (procs.c
+ * says why 200 us). */
+#define QUEUED_NS 200000
+
+/* The result thread's longest sleeps while a task waits behind a running
+ * one, and while a time limit runs. */
+#define REBALANCE_MS       2
+#define LIMIT_SLEEP_MAX_MS 1000
+
 /* ---- Completing futures ------------------------------------------------- */
 
 /* Releases what the engine held for a finished job and completes it. */
-static void
-complete(struct pengine *e, conc_future *f, int code, const char *msg)
+void
+conc__pe_complete(struct pengine *e, conc_future *f, int code, const char *msg)
 {
     if (conc__future_state_raw(f) ==
         CONC_FUTURE_CANCELLED) { /* in the backlog, when it ends */
@@ -40,13 +50,13 @@ complete(struct pengine *e, conc_future *f, int code, const char *msg)
 }
 
 /* Fails every job of a list with `code`. */
-static void
-fail_list(struct pengine *e, conc_future *f, int code, const char *msg)
+void
+conc__pe_fail_list(struct pengine *e, conc_future *f, int code, const char *msg)
 {
     while (f) {
         conc_future *next = conc__job_of(f)->next;
         conc__job_of(f)->next = NULL;
-        complete(e, f, code, msg);
+        conc__pe_complete(e, f, code, msg);
         f = next;
     }
 }
@@ -75,31 +85,40 @@ pop_outstanding(struct pengine *e, struct worker *w, uint64_t seq)
 }
 
 /* Fails the backlog of a broken engine. */
-static void
-fail_backlog(struct pengine *e)
+void
+conc__pe_fail_backlog(struct pengine *e)
 {
     conc__pe_lock(e);
     conc_future *bl = e->bl_head;
     e->bl_head = e->bl_tail = NULL;
     e->backlog = 0;
     conc__pe_unlock(e);
-    fail_list(e, bl, CONC_EBROKEN, e->ex.broken_msg);
+    conc__pe_fail_list(e, bl, CONC_EBROKEN, e->ex.broken_msg);
     conc__executor_signal_room(&e->ex, 0);
+}
+
+/* Marks the engine broken, for the reason `why`, and fails its backlog. */
+void
+conc__pe_break(struct pengine *e, const char *why)
+{
+    conc__pe_lock(e);
+    if (!e->ex.broken) { /* the message first: readers look after broken */
+        snprintf(e->ex.broken_msg, sizeof e->ex.broken_msg, "%s", why);
+        atomic_store_explicit(&e->ex.broken, 1, memory_order_seq_cst);
+    }
+    conc__pe_unlock(e);
+    conc__pe_fail_backlog(e);
 }
 
 /* Marks the engine broken by a failed initializer. */
 static void
-break_engine(struct pengine *e, int code, const char *msg, size_t mlen)
+break_init(struct pengine *e, int code, const char *msg, size_t mlen)
 {
-    conc__pe_lock(e);
-    if (!e->ex.broken) { /* the message first: readers look after broken */
-        snprintf(e->ex.broken_msg, sizeof e->ex.broken_msg,
-                 "a worker's initializer failed (%s: %.*s): the pool is broken",
-                 conc_err_name(code), (int)mlen, msg);
-        atomic_store_explicit(&e->ex.broken, 1, memory_order_seq_cst);
-    }
-    conc__pe_unlock(e);
-    fail_backlog(e);
+    char why[256];
+    snprintf(why, sizeof why,
+             "a worker's initializer failed (%s: %.*s): the pool is broken",
+             conc_err_name(code), (int)mlen, msg);
+    conc__pe_break(e, why);
 }
 
 /* Adapts the queue depth to the running average task time. */
@@ -108,221 +127,149 @@ learn(struct pengine *e, uint64_t run_ns)
 {
     e->avg_ns =
         e->avg_ns ? (7 * e->avg_ns + (int64_t)run_ns) / 8 : (int64_t)run_ns;
-    size_t d = e->avg_ns ? (size_t)(200000 / (e->avg_ns + 1)) : CONC__DEPTH_MAX;
+    size_t d =
+        e->avg_ns ? (size_t)(QUEUED_NS / (e->avg_ns + 1)) : CONC__DEPTH_MAX;
     d = d < CONC__DEPTH_MIN   ? CONC__DEPTH_MIN
         : d > CONC__DEPTH_MAX ? CONC__DEPTH_MAX
                               : d;
     atomic_store_explicit(&e->depth, d, memory_order_relaxed);
 }
 
-/* Starts a result: the head of w's list, or the one arriving in pieces.
- * NULL if the frame does not fit what the worker was given. */
+/* Starts the result of task `seq`, which must be the head of w's list.
+ * NULL if it is not: the frame does not fit what the worker was given. */
 static conc_future *
-frame_future(struct pengine *e, struct worker *w, const struct conc__res_hdr *h,
+start_result(struct pengine *e, struct worker *w, const struct conc__res_hdr *h,
              const char *msg, size_t mlen)
 {
-    if (h->flags & CONC__RES_CONT)
-        return w->partial && conc__job_of(w->partial)->seq == h->seq
-                   ? w->partial
-                   : NULL;
-    if (w->partial)
-        return NULL; /* a new result before the last one's end */
     conc_future *f = pop_outstanding(e, w, h->seq);
     if (!f)
         return NULL;
     learn(e, h->run_ns);
     f->code = h->code;
-    w->partial_total = h->total;
-    w->partial_got = 0;
     w->partial_nomem = 0;
-    memcpy(w->partial_msg, msg, mlen + 1); /* mlen <= 1024, with its NUL */
+    memcpy(w->partial_msg, msg, mlen + 1); /* mlen <= CONC__RES_MSG_MAX */
     return f;
 }
 
-/* Kills a worker whose result frame is malformed: a task overwrote the
- * worker's shared memory, and nothing more it wrote can be trusted. Its
- * end is handled as a death (worker_ended), which fails its task. */
-static void
-reject_worker(struct worker *w)
+/* Kills a worker whose shared region no longer makes sense (`why`, or a
+ * malformed result frame if NULL): a task overwrote it, and nothing more
+ * the worker wrote can be trusted. Its end is handled as a death
+ * (worker_ended), which fails its tasks. */
+void
+conc__pe_reject(struct worker *w, const char *why)
 {
+    if (w->corrupt)
+        return;
     w->corrupt = 1;
+    snprintf(w->why, sizeof w->why, "%s", why ? why : "");
     kill(w->pid, SIGKILL);
 }
 
-/* Handles one result frame of w. */
+/* Kills a worker whose result frame is malformed. */
+static void
+reject_frame(struct worker *w, const char *what)
+{
+    char why[sizeof w->why];
+    snprintf(why, sizeof why, "it wrote a malformed result (%s)", what);
+    conc__pe_reject(w, why);
+}
+
+/* Completes a result of `total` bytes whose last frame came. */
+static void
+end_result(struct pengine *e, struct worker *w, conc_future *f, uint64_t total)
+{
+    if (w->partial_nomem)
+        snprintf(w->partial_msg, sizeof w->partial_msg,
+                 "no memory in the parent for the task's %llu-byte result",
+                 (unsigned long long)total);
+    int code = w->partial_nomem ? CONC_ENOMEM : f->code;
+    conc__pe_complete(e, f, code, code < 0 ? w->partial_msg : NULL);
+}
+
+/* Handles one result frame of w, of `len` bytes (conc__res_decode). */
 static void
 take_frame(struct pengine *e, struct worker *w, int64_t len)
 {
-    struct conc__res_hdr h;
     struct conc__ring *r = &w->sh->res;
-    if ((uint64_t)len < sizeof h) {
-        reject_worker(w);
+    struct conc__res_hdr raw;
+    conc__ring_read(r, 0, &raw,
+                    (uint64_t)len < sizeof raw ? (size_t)len : sizeof raw);
+    struct conc__res_frame fr;
+    const char *what;
+    if (conc__res_decode(&w->rs, &raw, (uint64_t)len, &fr, &what) < 0) {
+        reject_frame(w, what);
         return;
     }
-    conc__ring_read(r, 0, &h, sizeof h);
-    size_t off = sizeof h;
-    if (h.msglen > 1024 || h.msglen > (uint64_t)len - off) {
-        reject_worker(w);
-        return;
-    }
-    char msg[1025]; /* not cleared: a result's path, and m bytes are read */
-    size_t m = h.msglen;
-    conc__ring_read(r, off, msg, m);
-    msg[m] = 0;
-    off += h.msglen;
-    if (h.flags & CONC__RES_INIT) {
+    char msg[CONC__RES_MSG_MAX + 1]; /* not cleared: a result's path */
+    conc__ring_read(r, fr.msg_off, msg, fr.msglen);
+    msg[fr.msglen] = 0;
+    if (fr.init) {
         conc__ring_pop(r);
-        break_engine(e, h.code, msg, m);
+        break_init(e, fr.h.code, msg, fr.msglen);
         return;
     }
-    conc_future *f = frame_future(e, w, &h, msg, m);
-    size_t piece = (size_t)len - off;
-    uint64_t left = f ? w->partial_total - w->partial_got : 0;
-    int cont = (h.flags & CONC__RES_CONT) != 0;
-    if (!f || piece > left || (cont && piece == 0) ||
-        (!cont && !(h.flags & CONC__RES_MORE) && piece != left)) {
-        if (f && !cont)
-            w->partial = f; /* popped: its death fails it */
-        reject_worker(w);
+    conc_future *f =
+        fr.first ? start_result(e, w, &fr.h, msg, fr.msglen) : w->partial;
+    if (!f) {
+        reject_frame(w, "a result for a task it was not running");
         return;
     }
-    if (!w->partial_nomem && piece) {
-        if (conc_buf_reserve(&f->result, piece) == 0) {
-            conc__ring_read(r, off, f->result.data + f->result.len, piece);
-            f->result.len += piece;
+    uint64_t total = fr.first ? fr.h.total : w->rs.total;
+    conc__res_advance(&w->rs, &fr);
+    if (!w->partial_nomem && fr.piece) {
+        if (conc_buf_reserve(&f->result, fr.piece) == 0) {
+            conc__ring_read(r, fr.data_off, f->result.data + f->result.len,
+                            fr.piece);
+            f->result.len += fr.piece;
         } else {
             w->partial_nomem = 1;
         }
     }
-    w->partial_got += piece;
     conc__ring_pop(r);
-    if (w->partial_got < w->partial_total) {
-        w->partial = f;
-        return;
-    }
-    w->partial = NULL;
-    int code = w->partial_nomem ? CONC_ENOMEM : f->code;
-    complete(e, f, code, code < 0 ? w->partial_msg : NULL);
+    w->partial = fr.last ? NULL : f;
+    if (fr.last)
+        end_result(e, w, f, total);
+}
+
+/* Whether the frame of `len` bytes at the head of w's result ring lies
+ * where a frame can: the head where this side left it, the frame inside
+ * what the ring holds. Cheap comparisons on lines this side owns. */
+static int
+frame_fits(struct worker *w, int64_t len)
+{
+    struct conc__ring *r = &w->sh->res;
+    char why[sizeof w->why];
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    uint64_t held = r->tail_seen - head;
+    if (head != w->res_head)
+        snprintf(why, sizeof why,
+                 "its result ring's head moved from %llu to %llu",
+                 (unsigned long long)w->res_head, (unsigned long long)head);
+    else if (held > CONC__RING_CAP || (uint64_t)len > CONC__RING_MAX_FRAME ||
+             8 + (((uint64_t)len + 7) & ~(uint64_t)7) > held)
+        snprintf(why, sizeof why,
+                 "a result frame of %lld bytes where its ring holds %llu",
+                 (long long)len, (unsigned long long)held);
+    else
+        return 1;
+    conc__pe_reject(w, why);
+    return 0;
 }
 
 /* Reads every result w has written. Returns how many frames. */
-static size_t
-drain(struct pengine *e, struct worker *w)
+size_t
+conc__pe_drain(struct pengine *e, struct worker *w)
 {
     size_t n = 0;
     int64_t len;
-    while (!w->corrupt && (len = conc__ring_peek(&w->sh->res)) >= 0) {
+    while (!w->corrupt && (len = conc__ring_peek(&w->sh->res)) >= 0 &&
+           frame_fits(w, len)) {
         take_frame(e, w, len);
+        w->res_head =
+            atomic_load_explicit(&w->sh->res.head, memory_order_relaxed);
         n++;
     }
     return n;
-}
-
-/* ---- Deaths and limits -------------------------------------------------- */
-
-/* Fails the task a dead worker was running. */
-static void
-fail_dead(struct pengine *e, struct worker *w, conc_future *f, int code)
-{
-    if (w->killed_seq && conc__job_of(f)->seq == w->killed_seq) {
-        complete(e, f, CONC_ETIMEDOUT,
-                 "the task ran past its time limit and its worker was killed");
-        return;
-    }
-    char msg[200];
-    if (w->corrupt)
-        snprintf(msg, sizeof msg,
-                 "worker pid %d wrote a malformed result (its shared memory "
-                 "was overwritten) and was killed",
-                 w->pid);
-    else if (code < 0)
-        snprintf(msg, sizeof msg, "worker pid %d died: signal %d (%s)", w->pid,
-                 -code, strsignal(-code));
-    else
-        snprintf(msg, sizeof msg, "worker pid %d exited with status %d", w->pid,
-                 code);
-    complete(e, f, CONC_EBROKEN, msg);
-}
-
-/* Splits a dead worker's list (lock held): the task it claimed (marked
- * running, so that no cancel takes it now) and the ones it never saw. */
-static conc_future *
-split_dead_locked(struct pengine *e, struct worker *w, conc_future **requeue,
-                  conc_future **rq_tail)
-{
-    conc_future *ran = NULL;
-    for (conc_future *f = w->head, *next; f; f = next) {
-        next = conc__job_of(f)->next;
-        if (conc__pe_claimed_locked(e, f)) {
-            conc_future_set_running(f);
-            ran = f;
-        } else {
-            conc__pe_push_back(requeue, rq_tail, f);
-        }
-        conc__job_of(f)->ticket = 0;
-    }
-    w->head = w->tail = NULL;
-    w->nout = 0;
-    w->alive = 0;
-    return ran;
-}
-
-/* Handles the end of worker i: its written results first, then the task
- * it ran fails, the others go back to the backlog's front, and a
- * replacement starts. */
-static void
-worker_ended(struct pengine *e, size_t i)
-{
-    struct worker *w = &e->w[i];
-    drain(e, w);
-    conc_future *requeue = NULL, *rq_tail = NULL;
-    conc__pe_lock(e);
-    conc_future *ran = split_dead_locked(e, w, &requeue, &rq_tail);
-    if (ran)
-        conc__job_of(ran)->next = NULL;
-    conc__pe_unlock(e);
-    conc_future *partial = w->partial;
-    w->partial = NULL;
-    int code = conc__pe_reap_worker(w);
-    if (partial) /* died half-way through writing a result */
-        fail_dead(e, w, partial, code);
-    if (ran)
-        fail_dead(e, w, ran, code);
-    w->killed_seq = 0;
-    conc__pe_lock(e);
-    if (rq_tail) {
-        for (conc_future *q = requeue; q; q = conc__job_of(q)->next)
-            e->backlog++;
-        conc__job_of(rq_tail)->next = e->bl_head;
-        e->bl_head = requeue;
-        if (!e->bl_tail)
-            e->bl_tail = rq_tail;
-    }
-    int replace = !e->terminating && !e->ex.broken;
-    int broken = e->ex.broken;
-    conc__pe_unlock(e);
-    if (broken) /* no worker will come: fail what it left */
-        fail_backlog(e);
-    else if (replace)
-        conc__pe_start_worker(e, i); /* on failure the next round retries */
-}
-
-/* Kills workers whose task ran past the time limit. */
-static void
-enforce_limits(struct pengine *e, int64_t now)
-{
-    int64_t limit = (int64_t)(e->ex.opts.task_timeout * 1e9);
-    for (size_t i = 0; i < e->ex.workers; i++) {
-        struct worker *w = &e->w[i];
-        if (!w->alive || w->killed_seq)
-            continue;
-        uint64_t s = atomic_load(&w->sh->started);
-        if (s && now - atomic_load(&w->sh->started_ns) > limit &&
-            atomic_load(&w->sh->started) == s) {
-            w->killed_seq = s;
-            kill(w->pid, SIGKILL);
-        }
-    }
 }
 
 /* ---- Rebalancing -------------------------------------------------------- */
@@ -394,6 +341,17 @@ queued_behind_locked(struct pengine *e)
     return 0;
 }
 
+/* Whether a worker has tasks, or a slot waits to start one (lock held):
+ * then the thread must wake to check regions or start workers. */
+static int
+outstanding_locked(struct pengine *e)
+{
+    for (size_t i = 0; i < e->ex.workers; i++)
+        if (e->w[i].nout || e->w[i].partial || (!e->w[i].alive && e->backlog))
+            return 1;
+    return 0;
+}
+
 /* ---- The result thread -------------------------------------------------- */
 
 /* Whether any worker has results waiting. */
@@ -415,27 +373,29 @@ sleep_ms(struct pengine *e)
     int ms = -1;
     if (e->ex.opts.task_timeout > 0) {
         ms = (int)(e->ex.opts.task_timeout * 1000 / 4);
-        ms = ms < 1 ? 1 : ms > 1000 ? 1000 : ms;
+        ms = ms < 1 ? 1 : ms > LIMIT_SLEEP_MAX_MS ? LIMIT_SLEEP_MAX_MS : ms;
     }
     conc__pe_lock(e);
-    if (queued_behind_locked(e) && (ms < 0 || ms > 2))
-        ms = 2;
+    if (queued_behind_locked(e) && (ms < 0 || ms > REBALANCE_MS))
+        ms = REBALANCE_MS;
+    if (outstanding_locked(e) && (ms < 0 || ms > CONC__CHECK_MS))
+        ms = CONC__CHECK_MS;
     conc__pe_unlock(e);
     return ms;
 }
 
 /* Workers without a pidfd (the platform has none) are looked at by pid
  * before each sleep, which then lasts at most a reaper's nap. Returns 0
- * when there are none, 1 when there are, 2 when one has ended. */
+ * when there are none, 1 when there are, 2 when one has ended (marked). */
 static int
-look_by_pid(struct pengine *e, unsigned char *ended)
+look_by_pid(struct pengine *e)
 {
     int r = 0;
     for (size_t i = 0; i < e->ex.workers; i++)
         if (e->w[i].alive && e->w[i].pidfd < 0) {
             r = r ? r : 1;
             if (conc__child_ended(e->w[i].pid)) {
-                ended[i] = 1;
+                e->w[i].ended = 1;
                 r = 2;
             }
         }
@@ -443,17 +403,17 @@ look_by_pid(struct pengine *e, unsigned char *ended)
 }
 
 /* Sleeps until a worker writes a result, a worker ends, a submit nudges,
- * or `timeout_ms` passes; marks the ended workers in `ended`. */
+ * or `timeout_ms` passes; marks the workers that ended. */
 static void
-sleep_poll(struct pengine *e, int timeout_ms, unsigned char *ended)
+sleep_poll(struct pengine *e, int timeout_ms)
 {
-    int by_pid = look_by_pid(e, ended);
+    int by_pid = look_by_pid(e);
     if (by_pid == 2)
         return;
     if (by_pid && (timeout_ms < 0 || timeout_ms > NAP_MS))
         timeout_ms = NAP_MS;
-    struct pollfd pf[4097];
-    size_t n = 0, idx[4096];
+    struct pollfd pf[CONC__PE_WORKERS_MAX + 1];
+    size_t n = 0, idx[CONC__PE_WORKERS_MAX];
     pf[n++] = (struct pollfd){.fd = e->wake_fd, .events = POLLIN};
     for (size_t i = 0; i < e->ex.workers; i++)
         if (e->w[i].alive) {
@@ -486,7 +446,7 @@ sleep_poll(struct pengine *e, int timeout_ms, unsigned char *ended)
     }
     for (size_t j = 1; j < n; j++)
         if (pf[j].revents)
-            ended[idx[j - 1]] = 1;
+            e->w[idx[j - 1]].ended = 1;
 }
 
 /* Whether the result thread may leave: shut down and nothing left. */
@@ -503,37 +463,22 @@ finished_locked(struct pengine *e)
     return 1;
 }
 
-/* Handles ended workers and restarts missing ones. Returns how many. */
-static size_t
-tend_workers(struct pengine *e, unsigned char *ended)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < e->ex.workers; i++) {
-        if (ended[i]) {
-            ended[i] = 0;
-            worker_ended(e, i);
-            n++;
-        } else if (!e->w[i].alive && !e->terminating && !e->ex.broken &&
-                   !e->w[i].proc) {
-            if (conc__pe_start_worker(e, i) == 0)
-                n++;
-        }
-    }
-    return n;
-}
-
 /* One round: results, deaths, limits, refill. Returns 1 if it did work. */
 static int
-round_once(struct pengine *e, unsigned char *ended)
+round_once(struct pengine *e)
 {
     size_t got = 0;
     for (size_t i = 0; i < e->ex.workers; i++)
         if (e->w[i].alive)
-            got += drain(e, &e->w[i]);
-    got += tend_workers(e, ended);
+            got += conc__pe_drain(e, &e->w[i]);
+    got += conc__pe_tend_workers(e);
     int64_t now = conc__now_ns();
+    if (now - e->checked_ns >= CONC__CHECK_MS * 1000000) {
+        conc__pe_check_regions(e);
+        e->checked_ns = now;
+    }
     if (e->ex.opts.task_timeout > 0)
-        enforce_limits(e, now);
+        conc__pe_enforce_limits(e, now);
     conc__pe_lock(e);
     rebalance_locked(e, now);
     size_t moved = conc__pe_refill_locked(e);
@@ -541,48 +486,6 @@ round_once(struct pengine *e, unsigned char *ended)
     if (moved)
         conc__executor_signal_room(&e->ex, 0);
     return got || moved;
-}
-
-/* Tells every live worker to leave, and reaps them all. */
-static void
-stop_workers(struct pengine *e, int kill_them)
-{
-    for (size_t i = 0; i < e->ex.workers; i++) {
-        struct worker *w = &e->w[i];
-        if (!w->proc)
-            continue;
-        if (kill_them) {
-            conc_process_kill(w->proc);
-        } else {
-            struct conc__task_hdr h = {.flags = CONC__TASK_EXIT};
-            const void *p[1] = {&h};
-            size_t l[1] = {sizeof h};
-            if (!conc__ring_put_wait(&w->sh->task, p, l, 1,
-                                     conc__now_ns() + 1000000000))
-                conc_process_kill(w->proc);
-        }
-    }
-    for (size_t i = 0; i < e->ex.workers; i++) {
-        struct worker *w = &e->w[i];
-        if (!w->proc)
-            continue;
-        drain(e, w);
-        conc__pe_lock(e);
-        w->alive = 0;
-        conc_future *f = w->head;
-        for (conc_future *g = f; g; g = conc__job_of(g)->next)
-            conc__job_of(g)->ticket = 0;
-        w->head = w->tail = NULL;
-        w->nout = 0;
-        conc__pe_unlock(e);
-        if (w->partial) {
-            conc__job_of(w->partial)->next = f;
-            f = w->partial;
-            w->partial = NULL;
-        }
-        fail_list(e, f, CONC_ECLOSED, "the pool was terminated");
-        conc__pe_reap_worker(w);
-    }
 }
 
 /* The thread's spin budget (core/wait.h) adapts between these, where the
@@ -605,14 +508,14 @@ stop_workers(struct pengine *e, int kill_them)
  * need. A round takes the engine lock that submits take: the spin looks
  * sparsely. */
 static void
-serve(struct pengine *e, unsigned char *ended)
+serve(struct pengine *e)
 {
     int64_t budget = SPIN_MAX_NS;
     struct conc__spin sp = CONC__SPIN_STEP_INIT;
     unsigned looks = 0; /* idle rounds since the last result */
     int slept = 0;      /* whether the thread slept since */
     for (;;) {
-        int worked = round_once(e, ended);
+        int worked = round_once(e);
         conc__pe_lock(e);
         int done = finished_locked(e);
         conc__pe_unlock(e);
@@ -630,11 +533,11 @@ serve(struct pengine *e, unsigned char *ended)
                                         CONC__SPIN_SPARSE);
         if (!slept && conc__spin_more(&sp)) {
             if (looks % LOOKS_PER_POLL == 0)
-                sleep_poll(e, 0, ended);
+                sleep_poll(e, 0);
             continue;
         }
         int64_t t0 = conc__now_ns();
-        sleep_poll(e, sleep_ms(e), ended);
+        sleep_poll(e, sleep_ms(e));
         int64_t took = conc__now_ns() - t0;
         if (!slept) { /* the first sleep after a spin */
             if (took > 2 * budget && budget > SPIN_MIN_NS)
@@ -651,17 +554,14 @@ conc__pe_result_main(void *arg)
 {
     struct pengine *e = arg;
     conc__executor_set_current(&e->ex); /* callbacks may not join the pool */
-    unsigned char *ended = conc__calloc(e->ex.workers, 1);
-    CONC__ASSERT(ended);
-    serve(e, ended);
+    serve(e);
     conc__pe_lock(e);
     int killing = e->terminating;
     conc_future *bl = e->bl_head;
     e->bl_head = e->bl_tail = NULL;
     e->backlog = 0;
     conc__pe_unlock(e);
-    fail_list(e, bl, CONC_ECLOSED, "the pool was terminated");
-    stop_workers(e, killing);
-    conc__free(ended);
+    conc__pe_fail_list(e, bl, CONC_ECLOSED, "the pool was terminated");
+    conc__pe_stop_workers(e, killing);
     return 0;
 }

@@ -3,6 +3,7 @@
  * runs it, so that if it dies the parent knows which task to fail and
  * which to hand to another worker, and skips the tasks the parent took
  * back. */
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdio_ext.h>
@@ -30,21 +31,52 @@
  * the flag, so that one sleep costs one write, whatever the number of
  * results and workers. */
 static void
-wake_parent(const struct conc__worker_arg *w)
+wake_parent(struct conc__worker_arg *w)
 {
     if (atomic_load_explicit(w->parent_sleeping, memory_order_seq_cst) &&
         atomic_exchange_explicit(w->parent_sleeping, 0, memory_order_seq_cst))
         conc__eventfd_signal(w->wake_fd);
 }
 
-/* Writes the result of task `seq`, in several frames if it is large. */
+/* Leaves at once, after telling the parent why: the shared region no
+ * longer makes sense (a task wrote over it), and nothing read from it or
+ * written to it now can be trusted. */
+static _Noreturn void
+corrupt(struct conc__worker_arg *w, const char *fmt, ...)
+{
+    char why[160];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    n = n < 0 ? 0 : n >= (int)sizeof why ? (int)sizeof why - 1 : n;
+    ssize_t k = send(w->sock, why, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    CONC__UNUSED(k);
+    fflush(NULL); /* what earlier tasks printed is theirs to keep */
+    _exit(CONC__EXIT_CORRUPT);
+}
+
+/* Writes one result frame, after checking that the ring's tail is where
+ * this worker, its only writer, left it. */
 static void
-send_result(const struct conc__worker_arg *w, uint64_t seq, int code,
-            const char *msg, const conc_buf *data, uint32_t flags,
-            int64_t run_ns)
+put_frame(struct conc__worker_arg *w, const void *const *parts,
+          const size_t *lens, int n)
 {
     struct conc__ring *ring = &w->sh->res;
-    size_t mlen = code < 0 ? strnlen(msg, 1024) : 0;
+    if (atomic_load_explicit(&ring->tail, memory_order_relaxed) != w->res_tail)
+        corrupt(w, "the result ring's tail moved from %llu to %llu",
+                (unsigned long long)w->res_tail,
+                (unsigned long long)atomic_load(&ring->tail));
+    conc__ring_put_wait(ring, parts, lens, n, CONC__FOREVER);
+    w->res_tail = atomic_load_explicit(&ring->tail, memory_order_relaxed);
+}
+
+/* Writes the result of task `seq`, in several frames if it is large. */
+static void
+send_result(struct conc__worker_arg *w, uint64_t seq, int code, const char *msg,
+            const conc_buf *data, uint32_t flags, int64_t run_ns)
+{
+    size_t mlen = code < 0 ? strnlen(msg, CONC__RES_MSG_MAX) : 0;
     size_t total = code < 0 ? 0 : data->len;
     size_t room = CONC__RING_MAX_FRAME - sizeof(struct conc__res_hdr) - mlen;
     size_t first = total < room ? total : room;
@@ -58,7 +90,7 @@ send_result(const struct conc__worker_arg *w, uint64_t seq, int code,
         h.flags |= CONC__RES_MORE;
     const void *parts[3] = {&h, msg, data->data};
     size_t lens[3] = {sizeof h, mlen, first};
-    conc__ring_put_wait(ring, parts, lens, 3, CONC__FOREVER);
+    put_frame(w, parts, lens, 3);
     wake_parent(w);
     for (size_t off = first; off < total;) {
         size_t n = total - off;
@@ -67,7 +99,7 @@ send_result(const struct conc__worker_arg *w, uint64_t seq, int code,
         struct conc__res_hdr c = {.seq = seq, .flags = CONC__RES_CONT};
         const void *cp[2] = {&c, data->data + off};
         size_t cl[2] = {sizeof c, n};
-        conc__ring_put_wait(ring, cp, cl, 2, CONC__FOREVER);
+        put_frame(w, cp, cl, 2);
         wake_parent(w);
         off += n;
     }
@@ -90,7 +122,7 @@ recv_fd(int sock)
 /* Claims the task whose header is at the head of the ring, or finds that
  * the parent revoked it. `started` is set first, for the time limit. */
 static int
-claim(const struct conc__worker_arg *w, const struct conc__task_hdr *h)
+claim(struct conc__worker_arg *w, const struct conc__task_hdr *h)
 {
     atomic_store_explicit(&w->sh->started_ns, conc__now_ns(),
                           memory_order_relaxed);
@@ -99,21 +131,55 @@ claim(const struct conc__worker_arg *w, const struct conc__task_hdr *h)
     if (atomic_compare_exchange_strong(&w->sh->claim[h->wseq % CONC__SLOTS],
                                        &want, h->wseq << 2 | CONC__CLAIM_TAKEN))
         return 1;
+    if (want != (h->wseq << 2 | CONC__CLAIM_REVOKED)) /* not the parent's */
+        corrupt(w, "the claim word of task %llu reads %#llx",
+                (unsigned long long)h->wseq, (unsigned long long)want);
     atomic_store_explicit(&w->sh->started, 0, memory_order_relaxed);
     return 0;
 }
 
 /* Drops the head task frame. */
 static void
-consume(const struct conc__worker_arg *w)
+consume(struct conc__worker_arg *w)
 {
     conc__ring_pop(&w->sh->task);
-    atomic_fetch_add_explicit(&w->sh->popped, 1, memory_order_release);
+    w->task_head =
+        atomic_load_explicit(&w->sh->task.head, memory_order_relaxed);
+    if (atomic_fetch_add_explicit(&w->sh->popped, 1, memory_order_release) !=
+        w->popped)
+        corrupt(w, "the count of consumed tasks was overwritten");
+    w->popped++;
+}
+
+/* Reads the header of the task frame at the head of the ring, checking
+ * that the head is where this worker left it and the frame what the parent
+ * writes (conc__task_check). Returns 1 for a task, 0 for the exit frame. */
+static int
+read_task(struct conc__worker_arg *w, struct conc__task_hdr *h)
+{
+    struct conc__ring *r = &w->sh->task;
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    if (head != w->task_head)
+        corrupt(w, "the task ring's head moved from %llu to %llu",
+                (unsigned long long)w->task_head, (unsigned long long)head);
+    int64_t len = conc__ring_peek(r);
+    struct conc__task_hdr raw = {0};
+    if (len > 0)
+        conc__ring_read(r, 0, &raw,
+                        (uint64_t)len < sizeof raw ? (size_t)len : sizeof raw);
+    char why[160];
+    int k = conc__task_check(&raw, len, w->wseq + 1, CONC__ARENA_SIZE, h, why,
+                             sizeof why);
+    if (k < 0)
+        corrupt(w, "%s", why);
+    if (k == 1)
+        w->wseq = h->wseq;
+    return k;
 }
 
 /* Skips a revoked task: its descriptor, sent in order, still comes. */
 static void
-skip_one(const struct conc__worker_arg *w, const struct conc__task_hdr *h)
+skip_one(struct conc__worker_arg *w, const struct conc__task_hdr *h)
 {
     if (h->flags & CONC__TASK_FD) {
         int fd = recv_fd(w->sock);
@@ -123,17 +189,34 @@ skip_one(const struct conc__worker_arg *w, const struct conc__task_hdr *h)
     consume(w);
 }
 
+/* Fails a claimed task without running it. */
+static void
+fail_task(struct conc__worker_arg *w, const struct conc__task_hdr *h, int code,
+          const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    conc_buf none = CONC_BUF_INIT;
+    send_result(w, h->seq, code, msg, &none, 0, 0);
+    atomic_store_explicit(&w->sh->started, 0, memory_order_release);
+}
+
 /* Runs one claimed task whose header is at the head of the ring. */
 static void
-run_one(const struct conc__worker_arg *w, const struct conc__task_hdr *h,
+run_one(struct conc__worker_arg *w, const struct conc__task_hdr *h,
         conc_buf *arg, conc_buf *out)
 {
     arg->len = 0;
     const void *a = NULL;
+    int nomem = 0;
     if (h->flags & CONC__TASK_ARENA) {
         a = (const uint8_t *)w->arena + h->arena_off;
+    } else if (h->len && conc_buf_reserve(arg, (size_t)h->len) < 0) {
+        nomem = 1;
     } else if (h->len) {
-        conc_buf_reserve(arg, (size_t)h->len);
         conc__ring_read(&w->sh->task, sizeof *h, arg->data, (size_t)h->len);
         a = arg->data;
     }
@@ -145,6 +228,15 @@ run_one(const struct conc__worker_arg *w, const struct conc__task_hdr *h,
         return;
     }
     consume(w);
+    if (nomem) { /* the task never sees a truncated argument */
+        if (ctx.fd >= 0)
+            close(ctx.fd);
+        fail_task(w, h, CONC_ENOMEM,
+                  "no memory in worker pid %d for the "
+                  "task's %llu-byte argument",
+                  (int)getpid(), (unsigned long long)h->len);
+        return;
+    }
     conc_task_fn fn = (conc_task_fn)(uintptr_t)h->fn;
     out->len = 0;
     conc_clear_failure();
@@ -183,8 +275,7 @@ conc__worker_main(const void *argp, size_t len)
     for (size_t done = 0; !w.max_tasks || done < w.max_tasks;) {
         conc__ring_wait(&w.sh->task, CONC__FOREVER, IDLE_SPIN_NS);
         struct conc__task_hdr h;
-        conc__ring_read(&w.sh->task, 0, &h, sizeof h);
-        if (h.flags & CONC__TASK_EXIT)
+        if (!read_task(&w, &h))
             break;
         if (!claim(&w, &h)) {
             skip_one(&w, &h);
