@@ -84,9 +84,9 @@ static int
 conc_recv(conc_conn *c, conc_buf *buf, int spin)
 {
     if (!spin)
-        return conc_conn_recv_bytes(c, buf, CONC_FOREVER);
+        return conc_conn_recv_bytes(c, CONC_FOREVER, buf);
     int r;
-    while ((r = conc_conn_recv_bytes(c, buf, 0)) == CONC_ETIMEDOUT)
+    while ((r = conc_conn_recv_bytes(c, 0, buf)) == CONC_ETIMEDOUT)
         bench_clobber();
     return r;
 }

@@ -63,7 +63,7 @@ consumer(const void *arg, size_t len)
     (void)len;
     conc_buf msg;
     conc_buf_init(&msg);
-    check(conc_conn_recv_bytes(recevie_pipe, &msg, MESSAGE_WAIT),
+    check(conc_conn_recv_bytes(recevie_pipe, MESSAGE_WAIT, &msg),
           "conc_conn_recv_bytes");
     printf("%.*s\n", (int)msg.len, (const char *)msg.data);
     conc_buf_free(&msg);

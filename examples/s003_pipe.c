@@ -57,7 +57,7 @@ send_text(conc_conn *conn, const char *text)
 static void
 recv_text(conc_conn *conn, conc_buf *msg)
 {
-    check(conc_conn_recv_bytes(conn, msg, MESSAGE_WAIT),
+    check(conc_conn_recv_bytes(conn, MESSAGE_WAIT, msg),
           "conc_conn_recv_bytes");
 }
 

@@ -93,7 +93,7 @@ seed_child(void *arg)
     CHECK(conc_conn_send_bytes(t->mine, "hello from child", 16) == 0);
     CHECK(conc_conn_send_bytes(t->mine, "hello from child2", 17) == 0);
     conc_buf b = CONC_BUF_INIT;
-    CHECK(conc_conn_recv_bytes(t->mine, &b, 10.0) == 0);
+    CHECK(conc_conn_recv_bytes(t->mine, 10.0, &b) == 0);
     CHECK(b.len == 6 && memcmp(b.data, "parent", 6) == 0);
     conc_buf_free(&b);
     conc_conn_free(t->mine);
@@ -112,15 +112,15 @@ test_duplex_both_ways(void **state)
     pid_t pid = fork_child(seed_child, &t);
     conc_conn_free(child);
     conc_buf b = CONC_BUF_INIT;
-    assert_conc_ok(conc_conn_recv_bytes(parent, &b, 10.0));
+    assert_conc_ok(conc_conn_recv_bytes(parent, 10.0, &b));
     assert_memory_equal(b.data, "hello from child", 16);
     assert_int_equal(b.len, 16);
-    assert_conc_ok(conc_conn_recv_bytes(parent, &b, 10.0));
+    assert_conc_ok(conc_conn_recv_bytes(parent, 10.0, &b));
     assert_int_equal(b.len, 17);
     assert_memory_equal(b.data, "hello from child2", 17);
     assert_conc_ok(conc_conn_send_bytes(parent, "parent", 6));
     /* The child exits after reading: its end closes, and EOF follows. */
-    assert_conc(conc_conn_recv_bytes(parent, &b, 10.0), CONC_ECLOSED);
+    assert_conc(conc_conn_recv_bytes(parent, 10.0, &b), CONC_ECLOSED);
     reap(pid);
     conc_buf_free(&b);
     conc_conn_free(parent);
@@ -142,17 +142,17 @@ test_simplex_directions(void **state)
     size_t len;
     char small[4];
     assert_conc(conc_conn_send_bytes(r, "x", 1), CONC_EBADF);
-    assert_conc(conc_conn_recv_bytes(w, &b, 0), CONC_EBADF);
-    assert_conc(conc_conn_recv_bytes_into(w, small, 4, &len, 0), CONC_EBADF);
+    assert_conc(conc_conn_recv_bytes(w, 0, &b), CONC_EBADF);
+    assert_conc(conc_conn_recv_bytes_into(w, small, 4, 0, &len), CONC_EBADF);
     assert_conc(conc_conn_poll(w, 0), CONC_EBADF);
     assert_conc_ok(conc_conn_send_bytes(w, "abc", 3));
     assert_int_equal(conc_conn_poll(r, 1.0), 1);
-    assert_conc_ok(conc_conn_recv_bytes_into(r, small, 4, &len, 1.0));
+    assert_conc_ok(conc_conn_recv_bytes_into(r, small, 4, 1.0, &len));
     assert_int_equal(len, 3);
     assert_memory_equal(small, "abc", 3);
     assert_int_equal(conc_conn_poll(r, 0), 0);
     conc_conn_free(w);
-    assert_conc(conc_conn_recv_bytes(r, &b, 1.0), CONC_ECLOSED);
+    assert_conc(conc_conn_recv_bytes(r, 1.0, &b), CONC_ECLOSED);
     conc_buf_free(&b);
     conc_conn_free(r);
 }
@@ -166,7 +166,7 @@ echo_child(void *arg)
     conc_conn_free(t->other);
     conc_buf b = CONC_BUF_INIT;
     int r;
-    while ((r = conc_conn_recv_bytes(t->mine, &b, 30.0)) == 0)
+    while ((r = conc_conn_recv_bytes(t->mine, 30.0, &b)) == 0)
         CHECK(conc_conn_send_bytes(t->mine, b.data, b.len) == 0);
     CHECK(r == CONC_ECLOSED);
     conc_buf_free(&b);
@@ -210,14 +210,14 @@ test_boundaries_echo(void **state)
         for (size_t i = 0; i < NSIZES; i++) {
             size_t n = sizes[i];
             assert_conc_ok(conc_conn_send_bytes(a, big, n));
-            assert_conc_ok(conc_conn_recv_bytes(a, &got, 30.0));
+            assert_conc_ok(conc_conn_recv_bytes(a, 30.0, &got));
             assert_int_equal(got.len, n);
             assert_true(n == 0 || memcmp(got.data, big, n) == 0);
             /* And the same size into a caller buffer. */
             size_t len = 12345;
             assert_conc_ok(conc_conn_send_bytes(a, big, n));
             assert_conc_ok(
-                conc_conn_recv_bytes_into(a, into, 16u << 20, &len, 30.0));
+                conc_conn_recv_bytes_into(a, into, 16u << 20, 30.0, &len));
             assert_int_equal(len, n);
             assert_true(n == 0 || memcmp(into, big, n) == 0);
         }
@@ -260,17 +260,17 @@ test_boundaries_burst(void **state)
         size_t n;
         const uint8_t *data = into;
         if (i % 2) {
-            assert_conc_ok(conc_conn_recv_bytes(b, &got, 10.0));
+            assert_conc_ok(conc_conn_recv_bytes(b, 10.0, &got));
             n = got.len;
             data = got.data;
         } else {
             assert_conc_ok(
-                conc_conn_recv_bytes_into(b, into, sizeof into, &n, 10.0));
+                conc_conn_recv_bytes_into(b, into, sizeof into, 10.0, &n));
         }
         assert_int_equal(n, i % 97);
         assert_true(n == 0 || memcmp(data, p, n) == 0);
     }
-    assert_conc(conc_conn_recv_bytes(b, &got, 10.0), CONC_ECLOSED);
+    assert_conc(conc_conn_recv_bytes(b, 10.0, &got), CONC_ECLOSED);
     reap(pid);
     conc_buf_free(&got);
     free(p);
@@ -304,14 +304,14 @@ test_recv_into_too_small(void **state)
     assert_conc_ok(conc_conn_send_bytes(a, "0123456789abcdef", 16));
     char buf[8];
     size_t len = 0;
-    assert_conc(conc_conn_recv_bytes_into(b, buf, sizeof buf, &len, 1.0),
+    assert_conc(conc_conn_recv_bytes_into(b, buf, sizeof buf, 1.0, &len),
                 CONC_EMSGSIZE);
     assert_int_equal(len, 16);
-    assert_conc(conc_conn_recv_bytes_into(b, NULL, 0, &len, 1.0),
+    assert_conc(conc_conn_recv_bytes_into(b, NULL, 0, 1.0, &len),
                 CONC_EMSGSIZE);
     assert_int_equal(conc_conn_poll(b, 0), 1);
     conc_buf got = CONC_BUF_INIT;
-    assert_conc_ok(conc_conn_recv_bytes(b, &got, 1.0));
+    assert_conc_ok(conc_conn_recv_bytes(b, 1.0, &got));
     assert_int_equal(got.len, 16);
     assert_memory_equal(got.data, "0123456789abcdef", 16);
     conc_conn_free(a);
@@ -324,18 +324,18 @@ test_recv_into_too_small(void **state)
     conc_conn_free(b);
     uint8_t *into = malloc(300000);
     assert_non_null(into);
-    assert_conc(conc_conn_recv_bytes_into(a, into, 1000, &len, 10.0),
+    assert_conc(conc_conn_recv_bytes_into(a, into, 1000, 10.0, &len),
                 CONC_EMSGSIZE);
     assert_int_equal(len, 300000);
-    assert_conc_ok(conc_conn_recv_bytes_into(a, into, 300000, &len, 10.0));
+    assert_conc_ok(conc_conn_recv_bytes_into(a, into, 300000, 10.0, &len));
     assert_int_equal(len, 300000);
     assert_true(check_fill(into, 300000, 3));
-    assert_conc(conc_conn_recv_bytes_into(a, into, 299999, &len, 10.0),
+    assert_conc(conc_conn_recv_bytes_into(a, into, 299999, 10.0, &len),
                 CONC_EMSGSIZE);
-    assert_conc_ok(conc_conn_recv_bytes(a, &got, 10.0));
+    assert_conc_ok(conc_conn_recv_bytes(a, 10.0, &got));
     assert_int_equal(got.len, 300000);
     assert_true(check_fill(got.data, 300000, 3));
-    assert_conc(conc_conn_recv_bytes(a, &got, 10.0), CONC_ECLOSED);
+    assert_conc(conc_conn_recv_bytes(a, 10.0, &got), CONC_ECLOSED);
     reap(pid);
     free(into);
     conc_buf_free(&got);
@@ -353,28 +353,28 @@ test_max_message(void **state)
     uint8_t *p = pattern(200, 1);
     conc_buf got = CONC_BUF_INIT;
     assert_conc_ok(conc_conn_send_bytes(a, p, 100));
-    assert_conc_ok(conc_conn_recv_bytes(b, &got, 1.0));
+    assert_conc_ok(conc_conn_recv_bytes(b, 1.0, &got));
     assert_int_equal(got.len, 100);
     assert_conc_ok(conc_conn_send_bytes(a, p, 101));
     assert_conc_ok(conc_conn_send_bytes(a, p, 1));
     assert_int_equal(conc_conn_poll(b, 1.0), 1);
-    assert_conc(conc_conn_recv_bytes(b, &got, 1.0), CONC_EMSGSIZE);
+    assert_conc(conc_conn_recv_bytes(b, 1.0, &got), CONC_EMSGSIZE);
     assert_int_equal(got.len, 0);
     /* As in Python, the receiving side is now unusable; sending works. */
     assert_int_equal(conc_conn_readable(b), 0);
     assert_int_equal(conc_conn_writable(b), 1);
-    assert_conc(conc_conn_recv_bytes(b, &got, 1.0), CONC_ECLOSED);
+    assert_conc(conc_conn_recv_bytes(b, 1.0, &got), CONC_ECLOSED);
     assert_int_equal(conc_conn_poll(b, 0), 1);
     assert_conc_ok(conc_conn_send_bytes(b, p, 50));
-    assert_conc_ok(conc_conn_recv_bytes(a, &got, 1.0));
+    assert_conc_ok(conc_conn_recv_bytes(a, 1.0, &got));
     assert_int_equal(got.len, 50);
     /* recv_bytes_into checks the limit too. */
     size_t len;
     uint8_t into[200];
     assert_conc_ok(conc_conn_send_bytes(b, p, 150));
-    assert_conc(conc_conn_recv_bytes_into(a, into, sizeof into, &len, 1.0),
+    assert_conc(conc_conn_recv_bytes_into(a, into, sizeof into, 1.0, &len),
                 CONC_EMSGSIZE);
-    assert_conc(conc_conn_recv_bytes_into(a, into, sizeof into, &len, 1.0),
+    assert_conc(conc_conn_recv_bytes_into(a, into, sizeof into, 1.0, &len),
                 CONC_ECLOSED);
     conc_buf_free(&got);
     free(p);
@@ -403,8 +403,8 @@ test_eof(void **state)
     assert_conc_ok(conc_pipe(NULL, &a, &b));
     conc_conn_free(b);
     assert_int_equal(conc_conn_poll(a, 0), 1);
-    assert_conc(conc_conn_recv_bytes(a, &got, 1.0), CONC_ECLOSED);
-    assert_conc(conc_conn_recv_bytes(a, &got, 0), CONC_ECLOSED);
+    assert_conc(conc_conn_recv_bytes(a, 1.0, &got), CONC_ECLOSED);
+    assert_conc(conc_conn_recv_bytes(a, 0, &got), CONC_ECLOSED);
     conc_conn_free(a);
 
     /* An end closed with unread input resets the connection: that too is
@@ -413,9 +413,9 @@ test_eof(void **state)
     assert_conc_ok(conc_conn_send_bytes(a, "unread", 6));
     assert_conc_ok(conc_conn_send_bytes(b, "read", 4));
     conc_conn_free(b);
-    assert_conc_ok(conc_conn_recv_bytes(a, &got, 1.0));
+    assert_conc_ok(conc_conn_recv_bytes(a, 1.0, &got));
     assert_int_equal(got.len, 4);
-    assert_conc(conc_conn_recv_bytes(a, &got, 1.0), CONC_ECLOSED);
+    assert_conc(conc_conn_recv_bytes(a, 1.0, &got), CONC_ECLOSED);
     assert_conc(conc_conn_send_bytes(a, "x", 1), CONC_EPIPE);
     conc_conn_free(a);
 
@@ -424,12 +424,12 @@ test_eof(void **state)
     struct two t = {.mine = b, .other = a};
     pid_t pid = fork_child(last_words_child, &t);
     reap(pid);
-    assert_conc_ok(conc_conn_recv_bytes(a, &got, 1.0));
+    assert_conc_ok(conc_conn_recv_bytes(a, 1.0, &got));
     assert_int_equal(got.len, 3);
     assert_int_equal(conc_conn_poll(a, 0.02), 0); /* our copy of b is open */
     conc_conn_free(b);
     assert_int_equal(conc_conn_poll(a, 1.0), 1);
-    assert_conc(conc_conn_recv_bytes(a, &got, 1.0), CONC_ECLOSED);
+    assert_conc(conc_conn_recv_bytes(a, 1.0, &got), CONC_ECLOSED);
     conc_buf_free(&got);
     conc_conn_free(a);
 }
@@ -451,9 +451,9 @@ test_eof_mid_message_and_garbage(void **state)
         assert_int_equal(raw_write(sv[1], "0123456789", 10), 0);
         close(sv[1]);
         conc_buf got = CONC_BUF_INIT;
-        assert_conc(conc_conn_recv_bytes(a, &got, 1.0), CONC_EPROTO);
+        assert_conc(conc_conn_recv_bytes(a, 1.0, &got), CONC_EPROTO);
         assert_int_equal(conc_conn_readable(a), 0);
-        assert_conc(conc_conn_recv_bytes(a, &got, 1.0), CONC_ECLOSED);
+        assert_conc(conc_conn_recv_bytes(a, 1.0, &got), CONC_ECLOSED);
         conc_buf_free(&got);
         conc_conn_free(a);
     }
@@ -466,8 +466,8 @@ test_eof_mid_message_and_garbage(void **state)
     raw_header(hdr, CONC__KIND_FD, 0);
     assert_int_equal(raw_write(p[1], hdr, 8), 0);
     conc_buf got = CONC_BUF_INIT;
-    assert_conc(conc_conn_recv_bytes(r, &got, 1.0), CONC_EPROTO);
-    assert_conc(conc_conn_recv_bytes(r, &got, 1.0), CONC_ECLOSED);
+    assert_conc(conc_conn_recv_bytes(r, 1.0, &got), CONC_EPROTO);
+    assert_conc(conc_conn_recv_bytes(r, 1.0, &got), CONC_ECLOSED);
     close(p[1]);
     conc_conn_free(r);
 }
@@ -491,10 +491,10 @@ test_poll(void **state)
     assert_int_equal(conc_conn_poll(a, 0), 1);
     assert_int_equal(conc_conn_poll(a, CONC_FOREVER), 1);
     conc_buf got = CONC_BUF_INIT;
-    assert_conc_ok(conc_conn_recv_bytes(a, &got, 0));
+    assert_conc_ok(conc_conn_recv_bytes(a, 0, &got));
     assert_memory_equal(got.data, "one", 3);
     assert_int_equal(conc_conn_poll(a, 0), 1); /* "two" sits in the buffer */
-    assert_conc_ok(conc_conn_recv_bytes(a, &got, 0));
+    assert_conc_ok(conc_conn_recv_bytes(a, 0, &got));
     assert_memory_equal(got.data, "two", 3);
     assert_int_equal(conc_conn_poll(a, 0), 0);
     /* Half a message is not a message. */
@@ -509,7 +509,7 @@ test_poll(void **state)
     assert_int_equal(conc_conn_poll(c, 0.01), 0);
     assert_int_equal(raw_write(sv[1], "cd", 2), 0);
     assert_int_equal(conc_conn_poll(c, 1.0), 1);
-    assert_conc_ok(conc_conn_recv_bytes(c, &got, 0));
+    assert_conc_ok(conc_conn_recv_bytes(c, 0, &got));
     assert_int_equal(got.len, 4);
     assert_memory_equal(got.data, "abcd", 4);
     close(sv[1]);
@@ -523,15 +523,15 @@ test_poll(void **state)
     assert_int_equal(raw_write(sv[1], hdr, 8), 0);
     assert_int_equal(raw_write(sv[1], "0123456789", 10), 0);
     assert_int_equal(conc_conn_poll(c, 0), 1);
-    assert_conc(conc_conn_recv_bytes(c, &got, 0.01), CONC_ETIMEDOUT);
+    assert_conc(conc_conn_recv_bytes(c, 0.01, &got), CONC_ETIMEDOUT);
     assert_int_equal(conc_conn_poll(c, 0), 0);
     int fd;
-    assert_conc(conc_conn_recv_fd(c, &fd, 0), CONC_EPROTO);
+    assert_conc(conc_conn_recv_fd(c, 0, &fd), CONC_EPROTO);
     assert_int_equal(raw_write(sv[1], "more", 4), 0);
     assert_int_equal(conc_conn_poll(c, 1.0), 1);
     close(sv[1]);
-    assert_conc(conc_conn_recv_bytes(c, &got, 1.0), CONC_EPROTO);
-    assert_conc(conc_conn_recv_bytes(c, &got, 1.0), CONC_ECLOSED);
+    assert_conc(conc_conn_recv_bytes(c, 1.0, &got), CONC_EPROTO);
+    assert_conc(conc_conn_recv_bytes(c, 1.0, &got), CONC_ECLOSED);
     conc_conn_free(c);
     conc_buf_free(&got);
     conc_conn_free(a);
@@ -593,22 +593,22 @@ timeout_case(size_t len, const size_t cut[3], int first_into)
          * after keeping the piece. */
         int r;
         if ((i + first_into) % 2)
-            r = conc_conn_recv_bytes_into(a, into, len + 1, &n, 0.02);
+            r = conc_conn_recv_bytes_into(a, into, len + 1, 0.02, &n);
         else
-            r = conc_conn_recv_bytes(a, &got, 0.02);
+            r = conc_conn_recv_bytes(a, 0.02, &got);
         assert_conc(r, CONC_ETIMEDOUT);
         assert_int_equal(write(sy[1], "x", 1), 1);
     }
     if (first_into) {
-        assert_conc_ok(conc_conn_recv_bytes(a, &got, 10.0));
+        assert_conc_ok(conc_conn_recv_bytes(a, 10.0, &got));
         assert_int_equal(got.len, len);
         assert_true(check_fill(got.data, len, 9));
     } else {
-        assert_conc_ok(conc_conn_recv_bytes_into(a, into, len, &n, 10.0));
+        assert_conc_ok(conc_conn_recv_bytes_into(a, into, len, 10.0, &n));
         assert_int_equal(n, len);
         assert_true(check_fill(into, len, 9));
     }
-    assert_conc(conc_conn_recv_bytes(a, &got, 1.0), CONC_ECLOSED);
+    assert_conc(conc_conn_recv_bytes(a, 1.0, &got), CONC_ECLOSED);
     reap(pid);
     close(sy[1]);
     conc_conn_free(a);
@@ -651,9 +651,9 @@ test_recv_into_timeout_enomem(void **state)
     assert_non_null(into);
     size_t n;
     conc_test_fail_alloc_after(1);
-    assert_conc(conc_conn_recv_bytes_into(a, into, len, &n, 0.01), CONC_ENOMEM);
+    assert_conc(conc_conn_recv_bytes_into(a, into, len, 0.01, &n), CONC_ENOMEM);
     conc_test_fail_alloc_after(0);
-    assert_conc(conc_conn_recv_bytes_into(a, into, len, &n, 0.01),
+    assert_conc(conc_conn_recv_bytes_into(a, into, len, 0.01, &n),
                 CONC_ECLOSED);
     close(sv[1]);
     conc_conn_free(a);
@@ -731,11 +731,11 @@ test_close_and_use_after_close(void **state)
     size_t n;
     int fd;
     assert_conc(conc_conn_send_bytes(a, "x", 1), CONC_ECLOSED);
-    assert_conc(conc_conn_recv_bytes(a, &got, 0), CONC_ECLOSED);
-    assert_conc(conc_conn_recv_bytes_into(a, NULL, 0, &n, 0), CONC_ECLOSED);
+    assert_conc(conc_conn_recv_bytes(a, 0, &got), CONC_ECLOSED);
+    assert_conc(conc_conn_recv_bytes_into(a, NULL, 0, 0, &n), CONC_ECLOSED);
     assert_conc(conc_conn_poll(a, 0), CONC_ECLOSED);
     assert_conc(conc_conn_send_fd(a, 0), CONC_ECLOSED);
-    assert_conc(conc_conn_recv_fd(a, &fd, 0), CONC_ECLOSED);
+    assert_conc(conc_conn_recv_fd(a, 0, &fd), CONC_ECLOSED);
     assert_conc(conc_conn_send_bytes(b, "x", 1), CONC_EPIPE);
     conc_conn_free(a);
     conc_conn_free(b);
@@ -756,17 +756,17 @@ test_bad_arguments(void **state)
     int fd;
     assert_conc(conc_conn_send_bytes(a, NULL, 1), CONC_EINVAL);
     assert_conc_ok(conc_conn_send_bytes(a, NULL, 0));
-    assert_conc(conc_conn_recv_bytes(b, NULL, 0), CONC_EINVAL);
-    assert_conc(conc_conn_recv_bytes(b, &got, NAN), CONC_EINVAL);
-    assert_conc(conc_conn_recv_bytes_into(b, NULL, 5, &n, 0), CONC_EINVAL);
-    assert_conc(conc_conn_recv_bytes_into(b, NULL, 0, NULL, 0), CONC_EINVAL);
-    assert_conc(conc_conn_recv_fd(b, NULL, 0), CONC_EINVAL);
+    assert_conc(conc_conn_recv_bytes(b, 0, NULL), CONC_EINVAL);
+    assert_conc(conc_conn_recv_bytes(b, NAN, &got), CONC_EINVAL);
+    assert_conc(conc_conn_recv_bytes_into(b, NULL, 5, 0, &n), CONC_EINVAL);
+    assert_conc(conc_conn_recv_bytes_into(b, NULL, 0, 0, NULL), CONC_EINVAL);
+    assert_conc(conc_conn_recv_fd(b, 0, NULL), CONC_EINVAL);
     assert_conc(conc_conn_send_fd(a, -1), CONC_EBADF);
-    assert_conc_ok(conc_conn_recv_bytes(b, &got, 0));
+    assert_conc_ok(conc_conn_recv_bytes(b, 0, &got));
     assert_int_equal(got.len, 0);
-    assert_conc(conc_conn_recv_bytes(b, &got, 0), CONC_ETIMEDOUT);
-    assert_conc(conc_conn_recv_fd(b, &fd, 0), CONC_ETIMEDOUT);
-    assert_conc(conc_conn_recv_bytes_into(b, NULL, 0, &n, 0), CONC_ETIMEDOUT);
+    assert_conc(conc_conn_recv_bytes(b, 0, &got), CONC_ETIMEDOUT);
+    assert_conc(conc_conn_recv_fd(b, 0, &fd), CONC_ETIMEDOUT);
+    assert_conc(conc_conn_recv_bytes_into(b, NULL, 0, 0, &n), CONC_ETIMEDOUT);
     /* A descriptor that is not open. */
     int dead = dup(0);
     assert_true(dead >= 0);
@@ -787,7 +787,7 @@ write_through_child(void *arg)
     close(t->fd);
     close(t->sync);
     int fd = -1;
-    CHECK(conc_conn_recv_fd(t->mine, &fd, 10.0) == 0);
+    CHECK(conc_conn_recv_fd(t->mine, 10.0, &fd) == 0);
     CHECK(fcntl(fd, F_GETFD) & FD_CLOEXEC);
     CHECK(write(fd, "through", 7) == 7);
     close(fd);
@@ -838,22 +838,22 @@ test_fd_pass_file_and_order(void **state)
     close(mf);
     conc_buf got = CONC_BUF_INIT;
     int fd = -1;
-    assert_conc(conc_conn_recv_fd(b, &fd, 1.0), CONC_EPROTO);
-    assert_conc_ok(conc_conn_recv_bytes(b, &got, 1.0));
+    assert_conc(conc_conn_recv_fd(b, 1.0, &fd), CONC_EPROTO);
+    assert_conc_ok(conc_conn_recv_bytes(b, 1.0, &got));
     assert_memory_equal(got.data, "x", 1);
-    assert_conc(conc_conn_recv_bytes(b, &got, 1.0), CONC_EPROTO);
+    assert_conc(conc_conn_recv_bytes(b, 1.0, &got), CONC_EPROTO);
     size_t n;
     char buf[16];
-    assert_conc(conc_conn_recv_bytes_into(b, buf, sizeof buf, &n, 1.0),
+    assert_conc(conc_conn_recv_bytes_into(b, buf, sizeof buf, 1.0, &n),
                 CONC_EPROTO);
     assert_int_equal(conc_conn_poll(b, 0), 1);
-    assert_conc_ok(conc_conn_recv_fd(b, &fd, 1.0));
+    assert_conc_ok(conc_conn_recv_fd(b, 1.0, &fd));
     assert_true(fd >= 0);
     assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
     assert_int_equal(pread(fd, buf, sizeof buf, 0), 12);
     assert_memory_equal(buf, "file content", 12);
     close(fd);
-    assert_conc_ok(conc_conn_recv_bytes(b, &got, 1.0));
+    assert_conc_ok(conc_conn_recv_bytes(b, 1.0, &got));
     assert_memory_equal(got.data, "y", 1);
     /* A descriptor behind a big message keeps its place. */
     uint8_t *p = pattern(3 * CONC__CONN_INBUF, 4);
@@ -871,12 +871,12 @@ test_fd_pass_file_and_order(void **state)
     assert_conc_ok(conc_conn_send_fd(a, sent[2]));
     for (int i = 0; i < 3; i++)
         close(sent[i]);
-    assert_conc_ok(conc_conn_recv_fd(b, &fd, 1.0));
+    assert_conc_ok(conc_conn_recv_fd(b, 1.0, &fd));
     close(fd);
-    assert_conc_ok(conc_conn_recv_bytes(b, &got, 1.0));
+    assert_conc_ok(conc_conn_recv_bytes(b, 1.0, &got));
     assert_int_equal(got.len, CONC__CONN_INBUF);
     assert_true(check_fill(got.data, got.len, 4));
-    assert_conc_ok(conc_conn_recv_fd(b, &fd, 1.0));
+    assert_conc_ok(conc_conn_recv_fd(b, 1.0, &fd));
     close(fd);
     /* The last descriptor is read into the connection by poll but never
      * taken: closing the connection closes it (the leak guard checks). */
@@ -897,8 +897,8 @@ test_fd_on_simplex(void **state)
     int fd;
     assert_conc(conc_conn_send_fd(w, 0), CONC_EINVAL);
     assert_conc(conc_conn_send_fd(r, 0), CONC_EINVAL);
-    assert_conc(conc_conn_recv_fd(r, &fd, 0), CONC_EINVAL);
-    assert_conc(conc_conn_recv_fd(w, &fd, 0), CONC_EBADF);
+    assert_conc(conc_conn_recv_fd(r, 0, &fd), CONC_EINVAL);
+    assert_conc(conc_conn_recv_fd(w, 0, &fd), CONC_EBADF);
     conc_conn_free(r);
     conc_conn_free(w);
 }
@@ -949,9 +949,9 @@ test_fd_bad_frames(void **state)
         assert_conc_ok(conc_conn_from_fd(sv[0], NULL, &a));
         raw_send_fds(sv[1], CONC__KIND_FD, cases[k].len, many, cases[k].nfds);
         int fd = -1;
-        assert_conc(conc_conn_recv_fd(a, &fd, 1.0), CONC_EPROTO);
+        assert_conc(conc_conn_recv_fd(a, 1.0, &fd), CONC_EPROTO);
         assert_int_equal(fd, -1);
-        assert_conc(conc_conn_recv_fd(a, &fd, 1.0), CONC_ECLOSED);
+        assert_conc(conc_conn_recv_fd(a, 1.0, &fd), CONC_ECLOSED);
         close(sv[1]);
         conc_conn_free(a);
     }
@@ -977,11 +977,11 @@ test_nonblocking_descriptors(void **state)
     uint8_t *p = pattern(n, 6);
     conc_buf got = CONC_BUF_INIT;
     assert_conc_ok(conc_conn_send_bytes(a, p, n));
-    assert_conc_ok(conc_conn_recv_bytes(a, &got, CONC_FOREVER));
+    assert_conc_ok(conc_conn_recv_bytes(a, CONC_FOREVER, &got));
     assert_int_equal(got.len, n);
     assert_memory_equal(got.data, p, n);
     assert_conc_ok(conc_conn_send_bytes(a, "x", 1));
-    assert_conc_ok(conc_conn_recv_bytes(a, &got, CONC_FOREVER));
+    assert_conc_ok(conc_conn_recv_bytes(a, CONC_FOREVER, &got));
     assert_int_equal(got.len, 1);
     conc_conn_free(a);
     reap(pid);
@@ -1004,17 +1004,17 @@ test_from_fd(void **state)
     assert_int_equal(conc_conn_fileno(a), sv[0]);
     assert_conc_ok(conc_conn_send_bytes(a, "ping", 4));
     conc_buf got = CONC_BUF_INIT;
-    assert_conc_ok(conc_conn_recv_bytes(b, &got, 1.0));
+    assert_conc_ok(conc_conn_recv_bytes(b, 1.0, &got));
     assert_memory_equal(got.data, "ping", 4);
     assert_conc_ok(conc_conn_send_bytes(b, "pong", 4));
-    assert_conc_ok(conc_conn_recv_bytes(a, &got, 1.0));
+    assert_conc_ok(conc_conn_recv_bytes(a, 1.0, &got));
     assert_memory_equal(got.data, "pong", 4);
     assert_conc_ok(conc_conn_send_fd(a, 2));
     int fd;
-    assert_conc_ok(conc_conn_recv_fd(b, &fd, 1.0));
+    assert_conc_ok(conc_conn_recv_fd(b, 1.0, &fd));
     close(fd);
     assert_conc_ok(conc_conn_send_bytes(a, "01234567890", 11));
-    assert_conc(conc_conn_recv_bytes(b, &got, 1.0), CONC_EMSGSIZE);
+    assert_conc(conc_conn_recv_bytes(b, 1.0, &got), CONC_EMSGSIZE);
     conc_conn_free(a);
     conc_conn_free(b);
 
@@ -1029,7 +1029,7 @@ test_from_fd(void **state)
     assert_int_equal(conc_conn_writable(b), 1);
     assert_conc(conc_conn_send_fd(b, 0), CONC_EINVAL);
     assert_conc_ok(conc_conn_send_bytes(b, "via pipe", 8));
-    assert_conc_ok(conc_conn_recv_bytes(a, &got, 1.0));
+    assert_conc_ok(conc_conn_recv_bytes(a, 1.0, &got));
     assert_memory_equal(got.data, "via pipe", 8);
     conc_conn_free(a);
     conc_conn_free(b);
@@ -1091,15 +1091,15 @@ test_alloc_failures(void **state)
     conc_buf got = CONC_BUF_INIT;
     assert_conc_ok(conc_conn_send_bytes(a, "kept", 4));
     conc_test_fail_alloc_after(1);
-    assert_conc(conc_conn_recv_bytes(b, &got, 1.0), CONC_ENOMEM);
-    assert_conc_ok(conc_conn_recv_bytes(b, &got, 1.0));
+    assert_conc(conc_conn_recv_bytes(b, 1.0, &got), CONC_ENOMEM);
+    assert_conc_ok(conc_conn_recv_bytes(b, 1.0, &got));
     assert_memory_equal(got.data, "kept", 4);
     conc_buf_free(&got);
     uint8_t *p2 = pattern(CONC__CONN_INBUF + 100, 5);
     assert_conc_ok(conc_conn_send_bytes(a, p2, CONC__CONN_INBUF + 100));
     conc_test_fail_alloc_after(1);
-    assert_conc(conc_conn_recv_bytes(b, &got, 1.0), CONC_ENOMEM);
-    assert_conc_ok(conc_conn_recv_bytes(b, &got, 1.0));
+    assert_conc(conc_conn_recv_bytes(b, 1.0, &got), CONC_ENOMEM);
+    assert_conc_ok(conc_conn_recv_bytes(b, 1.0, &got));
     assert_int_equal(got.len, CONC__CONN_INBUF + 100);
     assert_true(check_fill(got.data, got.len, 5));
     free(p2);
@@ -1120,7 +1120,7 @@ pingpong_child(void *arg)
     uint64_t v;
     size_t n;
     for (int i = 0; i < ROUNDS; i++) {
-        CHECK(conc_conn_recv_bytes_into(t->mine, &v, sizeof v, &n, 30.0) == 0);
+        CHECK(conc_conn_recv_bytes_into(t->mine, &v, sizeof v, 30.0, &n) == 0);
         CHECK(n == sizeof v && v == (uint64_t)i);
         v++;
         CHECK(conc_conn_send_bytes(t->mine, &v, sizeof v) == 0);
@@ -1142,12 +1142,12 @@ test_pingpong_processes(void **state)
         uint64_t v = i;
         size_t n;
         assert_conc_ok(conc_conn_send_bytes(a, &v, sizeof v));
-        assert_conc_ok(conc_conn_recv_bytes_into(a, &v, sizeof v, &n, 30.0));
+        assert_conc_ok(conc_conn_recv_bytes_into(a, &v, sizeof v, 30.0, &n));
         assert_int_equal(v, i + 1);
     }
     assert_int_equal(conc_conn_poll(a, 10.0), 1);
     conc_buf got = CONC_BUF_INIT;
-    assert_conc(conc_conn_recv_bytes(a, &got, 10.0), CONC_ECLOSED);
+    assert_conc(conc_conn_recv_bytes(a, 10.0, &got), CONC_ECLOSED);
     reap(pid);
     conc_buf_free(&got);
     conc_conn_free(a);
@@ -1162,7 +1162,7 @@ echo_thread(void *arg)
     conc_buf b = CONC_BUF_INIT;
     int r;
     for (int i = 0; i < THREAD_MSGS; i++) {
-        if ((r = conc_conn_recv_bytes(c, &b, 30.0)) != 0)
+        if ((r = conc_conn_recv_bytes(c, 30.0, &b)) != 0)
             break;
         if ((r = conc_conn_send_bytes(c, b.data, b.len)) != 0)
             break;
@@ -1199,7 +1199,7 @@ test_send_and_recv_threads(void **state)
     assert_conc_ok(conc_thread_start(send_thread, a, NULL, &sender));
     conc_buf got = CONC_BUF_INIT;
     for (int i = 0; i < THREAD_MSGS; i++) {
-        assert_conc_ok(conc_conn_recv_bytes(a, &got, 30.0));
+        assert_conc_ok(conc_conn_recv_bytes(a, 30.0, &got));
         assert_int_equal(got.len, (size_t)i % 300);
         assert_true(check_fill(got.data, got.len, (unsigned)i));
     }

@@ -35,7 +35,7 @@ typedef enum conc_future_state {
  * in the thread adding it if the future is already done. A negative return
  * is reported, not lost: "exception calling callback for future: CONC_EXXX:
  * message" goes to stderr, as Python logs it. */
-typedef int (*conc_future_cb)(conc_future *f, void *arg);
+typedef int (*conc_future_cb)(void *arg, conc_future *f);
 
 /* ---- Consumers ---------------------------------------------------------- */
 
@@ -122,8 +122,9 @@ typedef enum conc_return_when {
  * CONC_ETIMEDOUT when time ran out first (the flags are still filled),
  * CONC_EINVAL (NULL fs with n > 0, a NULL future, a bad `when`, NaN
  * timeout), CONC_ENOMEM. */
-CONC_EXTERN int conc_wait(conc_future *const *fs, size_t n, double timeout,
-                          conc_return_when when, unsigned char *done);
+CONC_EXTERN int conc_wait(conc_future *const *fs, size_t n,
+                          conc_return_when when, double timeout,
+                          unsigned char *done);
 
 typedef struct conc_as_completed_iter conc_as_completed_iter;
 

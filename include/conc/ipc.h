@@ -124,8 +124,8 @@ CONC_EXTERN int conc_conn_send_bytes(conc_conn *c, const void *data,
  *     system errors negated.
  * On failure out->len is 0; out's memory may have been kept, replaced or
  * released, and is still the caller's to free with conc_buf_free. */
-CONC_EXTERN int conc_conn_recv_bytes(conc_conn *c, conc_buf *out,
-                                     double timeout);
+CONC_EXTERN int conc_conn_recv_bytes(conc_conn *c, double timeout,
+                                     conc_buf *out);
 
 /* Receives the next message into the caller's buffer of `cap` bytes
  * (recv_bytes_into) and stores its length in *len. Returns what
@@ -137,7 +137,7 @@ CONC_EXTERN int conc_conn_recv_bytes(conc_conn *c, conc_buf *out,
  * cap is 0. CONC_ENOMEM only if the connection must keep part of a long
  * message across a timeout and cannot; the receiving side is then shut. */
 CONC_EXTERN int conc_conn_recv_bytes_into(conc_conn *c, void *buf, size_t cap,
-                                          size_t *len, double timeout);
+                                          double timeout, size_t *len);
 
 /* Waits up to `timeout` for something to receive (poll). Returns 1 when a
  * receive will return at once: a whole message (or descriptor) is buffered,
@@ -165,7 +165,7 @@ CONC_EXTERN int conc_conn_send_fd(conc_conn *c, int fd);
  * consuming nothing, when the next message is bytes rather than a
  * descriptor, and CONC_EINVAL on a connection that cannot carry
  * descriptors (a simplex pipe). */
-CONC_EXTERN int conc_conn_recv_fd(conc_conn *c, int *fd, double timeout);
+CONC_EXTERN int conc_conn_recv_fd(conc_conn *c, double timeout, int *fd);
 
 /* The connection's descriptor (fileno), for waiting on it with poll or
  * epoll, or CONC_ECLOSED after conc_conn_close. Borrowed: do not close it

@@ -135,8 +135,8 @@ CONC_EXTERN int conc_mpqueue_put_nowait(conc_mpqueue *q, const void *data,
  * timeout. On failure out->len is unchanged (its bytes may have been
  * overwritten by a message in pieces that was given up). Any thread of any
  * process. */
-CONC_EXTERN int conc_mpqueue_get(conc_mpqueue *q, conc_buf *out,
-                                 double timeout);
+CONC_EXTERN int conc_mpqueue_get(conc_mpqueue *q, double timeout,
+                                 conc_buf *out);
 
 /* conc_mpqueue_get with a timeout of 0 (get_nowait). */
 CONC_EXTERN int conc_mpqueue_get_nowait(conc_mpqueue *q, conc_buf *out);
@@ -147,7 +147,7 @@ CONC_EXTERN int conc_mpqueue_get_nowait(conc_mpqueue *q, conc_buf *out);
  * its length and `buf` is untouched. Other errors as conc_mpqueue_get
  * (CONC_EINVAL also for a NULL buf with cap > 0, or a NULL len). */
 CONC_EXTERN int conc_mpqueue_get_into(conc_mpqueue *q, void *buf, size_t cap,
-                                      size_t *len, double timeout);
+                                      double timeout, size_t *len);
 
 /* The number of messages queued (a snapshot, as Python's qsize), whether
  * the queue is empty, and whether it is full: at its maxsize, or without

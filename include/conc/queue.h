@@ -61,7 +61,7 @@ CONC_EXTERN int conc_queue_put_priority(conc_queue *q, void *item,
  * 0, CONC_EEMPTY when none came in time, CONC_ECLOSED when the queue is
  * shut down and (for a normal shutdown) empty, CONC_EINVAL for a NaN
  * timeout or NULL item. */
-CONC_EXTERN int conc_queue_get(conc_queue *q, void **item, double timeout);
+CONC_EXTERN int conc_queue_get(conc_queue *q, double timeout, void **item);
 
 /* conc_queue_get with a timeout of 0 (get_nowait). */
 CONC_EXTERN int conc_queue_get_nowait(conc_queue *q, void **item);
@@ -103,8 +103,8 @@ CONC_EXTERN int conc_simplequeue_put(conc_simplequeue *q, void *item);
 
 /* Takes the oldest item, waiting up to `timeout`. Returns 0, CONC_EEMPTY,
  * or CONC_EINVAL for a NaN timeout or NULL item. */
-CONC_EXTERN int conc_simplequeue_get(conc_simplequeue *q, void **item,
-                                     double timeout);
+CONC_EXTERN int conc_simplequeue_get(conc_simplequeue *q, double timeout,
+                                     void **item);
 CONC_EXTERN int conc_simplequeue_get_nowait(conc_simplequeue *q, void **item);
 CONC_EXTERN size_t conc_simplequeue_qsize(conc_simplequeue *q);
 CONC_EXTERN int conc_simplequeue_empty(conc_simplequeue *q);

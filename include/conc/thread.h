@@ -110,7 +110,7 @@ typedef struct conc_thread_failure {
     const char *message; /* its conc_fail message, or "" */
 } conc_thread_failure;
 
-typedef void (*conc_excepthook_fn)(const conc_thread_failure *f, void *arg);
+typedef void (*conc_excepthook_fn)(void *arg, const conc_thread_failure *f);
 
 /* Replaces the hook called, in the failing thread, when a thread function
  * returns a negative code. NULL restores the default, which prints

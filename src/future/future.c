@@ -133,7 +133,7 @@ complete_locked(conc_future *f, uint32_t to)
 static void
 run_callback(conc_future *f, struct conc__callback *c)
 {
-    int r = c->fn(f, c->arg);
+    int r = c->fn(c->arg, f);
     if (r < 0) {
         const char *m = conc_failure_message();
         fprintf(stderr, "exception calling callback for future: %s%s%s\n",

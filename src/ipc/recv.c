@@ -370,7 +370,7 @@ recv_frame(conc_conn *c, const struct sink *s, double timeout)
 }
 
 int
-conc_conn_recv_bytes(conc_conn *c, conc_buf *out, double timeout)
+conc_conn_recv_bytes(conc_conn *c, double timeout, conc_buf *out)
 {
     if (!out)
         return CONC_EINVAL;
@@ -383,8 +383,8 @@ conc_conn_recv_bytes(conc_conn *c, conc_buf *out, double timeout)
 }
 
 int
-conc_conn_recv_bytes_into(conc_conn *c, void *buf, size_t cap, size_t *len,
-                          double timeout)
+conc_conn_recv_bytes_into(conc_conn *c, void *buf, size_t cap, double timeout,
+                          size_t *len)
 {
     if (!len || (!buf && cap > 0))
         return CONC_EINVAL;
@@ -395,7 +395,7 @@ conc_conn_recv_bytes_into(conc_conn *c, void *buf, size_t cap, size_t *len,
 }
 
 int
-conc_conn_recv_fd(conc_conn *c, int *fd, double timeout)
+conc_conn_recv_fd(conc_conn *c, double timeout, int *fd)
 {
     if (!fd)
         return CONC_EINVAL;

@@ -199,7 +199,7 @@ get_common(conc_mpqueue *q, struct conc__mpq_sink *k, double timeout)
 }
 
 int
-conc_mpqueue_get(conc_mpqueue *q, conc_buf *out, double timeout)
+conc_mpqueue_get(conc_mpqueue *q, double timeout, conc_buf *out)
 {
     if (!q || !out)
         return CONC_EINVAL;
@@ -210,12 +210,12 @@ conc_mpqueue_get(conc_mpqueue *q, conc_buf *out, double timeout)
 int
 conc_mpqueue_get_nowait(conc_mpqueue *q, conc_buf *out)
 {
-    return conc_mpqueue_get(q, out, 0);
+    return conc_mpqueue_get(q, 0, out);
 }
 
 int
-conc_mpqueue_get_into(conc_mpqueue *q, void *buf, size_t cap, size_t *len,
-                      double timeout)
+conc_mpqueue_get_into(conc_mpqueue *q, void *buf, size_t cap, double timeout,
+                      size_t *len)
 {
     if (!q || (!buf && cap) || !len)
         return CONC_EINVAL;

@@ -390,7 +390,7 @@ try_get(conc_queue *q, void **item)
 }
 
 int
-conc_queue_get(conc_queue *q, void **item, double timeout)
+conc_queue_get(conc_queue *q, double timeout, void **item)
 {
     if (!item || isnan(timeout))
         return CONC_EINVAL;
@@ -411,7 +411,7 @@ conc_queue_get(conc_queue *q, void **item, double timeout)
 int
 conc_queue_get_nowait(conc_queue *q, void **item)
 {
-    return conc_queue_get(q, item, 0);
+    return conc_queue_get(q, 0, item);
 }
 
 /* ---- Tasks --------------------------------------------------------------- */

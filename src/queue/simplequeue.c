@@ -288,7 +288,7 @@ nonempty(const void *arg)
 }
 
 int
-conc_simplequeue_get(conc_simplequeue *q, void **item, double timeout)
+conc_simplequeue_get(conc_simplequeue *q, double timeout, void **item)
 {
     if (!item || isnan(timeout))
         return CONC_EINVAL;
@@ -311,7 +311,7 @@ conc_simplequeue_get(conc_simplequeue *q, void **item, double timeout)
 int
 conc_simplequeue_get_nowait(conc_simplequeue *q, void **item)
 {
-    return conc_simplequeue_get(q, item, 0);
+    return conc_simplequeue_get(q, 0, item);
 }
 
 /* Items before position p: SEG_CAP per full lap plus the offset. */
