@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -347,9 +348,12 @@ test_communicate_input(void **state)
     assert_int_equal(conc_popen_stdout_fd(p), -1);
     assert_int_equal(conc_popen_poll(p, &rc), 1);
     assert_int_equal(rc, 0);
+    /* A later call succeeds with nothing more to give: out is replaced. */
     assert_conc_ok(conc_popen_communicate(p, NULL, 0, 0, &out, NULL));
+    assert_int_equal(out.len, 0);
+    assert_conc_ok(conc_buf_append(&out, "kept", 4));
     assert_conc(conc_popen_communicate(p, "y", 1, 0, &out, NULL), CONC_ESTATE);
-    assert_int_equal(out.len, 6);
+    assert_buf_str(&out, "kept");
     conc_buf_free(&out);
     conc_popen_free(p);
 }
@@ -513,12 +517,14 @@ test_grandchild_group_kill_on_timeout(void **state)
     assert_true(conc_monotonic() - t0 >= 1.0);
     assert_int_equal(conc_popen_poll(p, NULL), 1); /* reaped */
     assert_int_equal(conc_popen_stdout_fd(p), -1);
+    assert_int_equal(out.len, 0); /* a failed call leaves it as it was */
+    /* Everything is over: another call returns at once, with the output
+     * the timed-out call read. */
+    assert_conc_ok(conc_popen_communicate(p, NULL, 0, 0, &out, NULL));
     assert_true(out.len > 1 && out.data[out.len - 1] == '\n');
     pid_t grandchild = (pid_t)strtol((char *)out.data, NULL, 10);
     assert_true(grandchild > 0);
     assert_true(conc_test_wait_until(pid_dead, &grandchild, WAIT_S));
-    /* Everything is over: another call returns at once. */
-    assert_conc_ok(conc_popen_communicate(p, NULL, 0, WAIT_S, &out, NULL));
     conc_buf_free(&out);
     conc_popen_free(p);
 }
@@ -545,8 +551,10 @@ test_kill_on_timeout_without_group(void **state)
     assert_conc(conc_popen_communicate(p, NULL, 0, 0.2, &out, NULL),
                 CONC_ETIMEDOUT);
     close(keep);
+    assert_int_equal(out.len, 0);
     assert_int_equal(conc_popen_poll(p, &rc), 1);
     assert_int_equal(rc, -SIGKILL);
+    assert_conc_ok(conc_popen_communicate(p, NULL, 0, 0, &out, NULL));
     conc_popen_free(p);
     if (out.len > 1) {
         pid_t grandchild = (pid_t)strtol((char *)out.data, NULL, 10);
@@ -568,10 +576,12 @@ test_kill_group_on_request(void **state)
         &p));
     conc_buf out = CONC_BUF_INIT;
     /* Wait for the line: the background sleep keeps the pipe open. */
-    double end = conc_monotonic() + WAIT_S;
-    while (out.len < 8 && conc_monotonic() < end)
-        assert_conc(conc_popen_communicate(p, NULL, 0, 0.05, &out, NULL),
-                    CONC_ETIMEDOUT);
+    int ofd = conc_popen_stdout_fd(p);
+    struct pollfd pfd = {ofd, POLLIN, 0};
+    assert_int_equal(poll(&pfd, 1, (int)(WAIT_S * 1000)), 1);
+    assert_conc(conc_popen_communicate(p, NULL, 0, 0.05, &out, NULL),
+                CONC_ETIMEDOUT);
+    assert_int_equal(out.len, 0); /* kept by the popen until success */
     assert_conc_ok(conc_popen_kill_group(p, SIGKILL));
     assert_conc_ok(conc_popen_communicate(p, NULL, 0, WAIT_S, &out, NULL));
     assert_buf_str(&out, "started\n");

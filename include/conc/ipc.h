@@ -122,8 +122,7 @@ CONC_EXTERN int conc_conn_send_bytes(conc_conn *c, const void *data,
  *   CONC_EBADF on the sending end of a simplex pipe, CONC_ECLOSED after
  *     conc_conn_close, CONC_EINVAL for a NaN timeout or NULL out, other
  *     system errors negated.
- * On failure out->len is 0; out's memory may have been kept, replaced or
- * released, and is still the caller's to free with conc_buf_free. */
+ * On failure `out` is unchanged (content and memory). */
 CONC_EXTERN int conc_conn_recv_bytes(conc_conn *c, double timeout,
                                      conc_buf *out);
 

@@ -131,9 +131,8 @@ CONC_EXTERN int conc_mpqueue_put_nowait(conc_mpqueue *q, const void *data,
  * when no message came in time; CONC_ECLOSED after conc_mpqueue_close in
  * this process, or once the queue is shut down and empty; CONC_ENOMEM
  * (the message stays queued); CONC_EBROKEN (corrupt shared memory, see
- * above); CONC_EINVAL for a NULL argument or a NaN
- * timeout. On failure out->len is unchanged (its bytes may have been
- * overwritten by a message in pieces that was given up). Any thread of any
+ * above); CONC_EINVAL for a NULL argument or a NaN timeout. On failure
+ * `out` is unchanged. Any thread of any
  * process. */
 CONC_EXTERN int conc_mpqueue_get(conc_mpqueue *q, double timeout,
                                  conc_buf *out);

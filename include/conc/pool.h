@@ -88,8 +88,9 @@ typedef struct conc_apply_opts {
 
 /* ---- Single tasks ------------------------------------------------------- */
 
-/* apply: runs fn on a copy of the argument in a worker and waits. Appends
- * the result bytes to `result` (may be NULL). Returns 0, the task's code
+/* apply: runs fn on a copy of the argument in a worker and waits. On
+ * success the result bytes replace the content of `result` (may be NULL);
+ * on failure `result` is unchanged. Returns 0, the task's code
  * (message as the caller's failure message), CONC_ESTATE (closed: "Pool not
  * running"), CONC_EINVAL, CONC_ENOMEM. */
 CONC_EXTERN int conc_pool_apply(conc_pool *p, conc_task_fn fn, const void *arg,

@@ -119,24 +119,27 @@ CONC_EXTERN int conc_popen_close_stdin(conc_popen *p);
 /* Python's communicate: writes `len` bytes of `input` to the child's stdin
  * and then closes it, while reading stdout and stderr to their end, all at
  * once with poll(2), so that no size of input or output can deadlock; then
- * waits for the child to exit. Everything read is appended to *out and
- * *err (either may be NULL: that stream's output is read and dropped).
+ * waits for the child to exit. On success the whole output replaces the
+ * content of *out and *err (either may be NULL: that stream's output is
+ * read and dropped); a call that fails leaves both unchanged.
  * With no input (NULL), stdin is closed at once. A child that exits without
  * reading all its input is not an error (the broken pipe is ignored, and
  * SIGPIPE never reaches the caller).
  *
  * Returns 0 once the pipes reached their end and the child exited; its
  * returncode is then given by conc_popen_poll or conc_popen_returncode.
- * When `timeout` runs out, returns CONC_ETIMEDOUT with what was read so far
- * already appended. Then, as in Python, nothing is lost: a later call
- * (with NULL input: the input not yet written is kept by conc) continues
- * and appends the rest. With the kill_on_timeout option the timeout
+ * When `timeout` runs out, returns CONC_ETIMEDOUT; what was read so far is
+ * kept by conc. Then, as in Python, nothing is lost: a later call (with
+ * NULL input: the input not yet written is kept by conc too) continues,
+ * and once it succeeds gives all the output, from the first call on. With
+ * the kill_on_timeout option the timeout
  * instead ends it all: the child is killed with SIGKILL (its whole process
  * group when it leads one, which also ends grandchildren holding the
  * pipes), reaped, and what the pipes hold is read (until their end, for at
  * most a second, after a group was killed; without a group only what
  * comes within a few milliseconds, since surviving grandchildren may keep
- * them open), then they are closed.
+ * them open), then they are closed; a later call then returns 0 at once
+ * with that output.
  *
  * Other errors: CONC_EINVAL (NULL p, input without a stdin pipe, NULL input
  * with a non-zero len, NaN timeout), CONC_ESTATE (input given again after a

@@ -68,6 +68,20 @@ conc_buf_append(conc_buf *b, const void *data, size_t n)
 }
 
 int
+conc__buf_set(conc_buf *b, const void *data, size_t n)
+{
+    if (n > b->len) {
+        int r = conc_buf_reserve(b, n - b->len);
+        if (r)
+            return r;
+    }
+    if (n)
+        memcpy(b->data, data, n);
+    b->len = n;
+    return 0;
+}
+
+int
 conc_buf_appendf(conc_buf *b, const char *fmt, ...)
 {
     va_list ap;

@@ -252,8 +252,8 @@ conc_pool_apply(conc_pool *p, conc_task_fn fn, const void *arg, size_t len,
     const void *data;
     size_t n;
     r = conc_future_result(f, CONC_FOREVER, &data, &n);
-    if (r == 0 && result && n)
-        r = conc_buf_append(result, data, n);
+    if (r == 0 && result)
+        r = conc__buf_set(result, data, n);
     conc_future_free(f);
     return r;
 }

@@ -237,6 +237,8 @@ conc_popen_free(conc_popen *p)
     if (p->pidfd >= 0)
         close(p->pidfd);
     conc_buf_free(&p->pending);
+    conc_buf_free(&p->got_out);
+    conc_buf_free(&p->got_err);
     if (try_reap(p)) {
         conc__free(p);
     } else {

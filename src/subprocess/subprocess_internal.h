@@ -32,6 +32,8 @@ struct conc_popen {
     int in_nonblock;    /* in_fd was switched to O_NONBLOCK */
     conc_buf pending;   /* input left unwritten by a timed-out call */
     size_t pending_off; /* bytes of pending already written */
+    conc_buf got_out;   /* output read so far by a public communicate, */
+    conc_buf got_err;   /* handed to the caller when it succeeds */
 
     /* The child's status. state and returncode are guarded by lock; the
      * lock is held while reaping and while signalling, so a signal can
