@@ -49,10 +49,12 @@ my_process_run(const void *arg, size_t len)
 {
     (void)len;
     const my_process_fields *self = arg;
-    int self_pid = conc_process_pid(conc_process_current());
+    pid_t self_pid = 0;
+    check(conc_process_pid(conc_process_current(), &self_pid),
+          "conc_process_pid");
     printf("%d\n", (int)getpid());
-    printf("%d\n", self_pid);
-    printf("%d\n", self_pid);
+    printf("%d\n", (int)self_pid);
+    printf("%d\n", (int)self_pid);
     printf("%s 正在和女主播聊天\n", self->person);
     return 0;
 }

@@ -719,7 +719,9 @@ test_close_and_use_after_close(void **state)
     conc_conn *a, *b;
     assert_conc_ok(conc_pipe(NULL, &a, &b));
     assert_int_equal(conc_conn_closed(a), 0);
-    assert_true(conc_conn_fileno(a) >= 0);
+    int afd = -1;
+    assert_conc_ok(conc_conn_fileno(a, &afd));
+    assert_true(afd >= 0);
     assert_conc_ok(conc_conn_send_bytes(b, "left", 4));
     assert_int_equal(conc_conn_poll(a, 1.0), 1); /* now buffered in a */
     assert_conc_ok(conc_conn_close(a));
@@ -727,7 +729,7 @@ test_close_and_use_after_close(void **state)
     assert_int_equal(conc_conn_closed(a), 1);
     assert_int_equal(conc_conn_readable(a), 0);
     assert_int_equal(conc_conn_writable(a), 0);
-    assert_conc(conc_conn_fileno(a), CONC_ECLOSED);
+    assert_conc(conc_conn_fileno(a, &afd), CONC_ECLOSED);
     conc_buf got = CONC_BUF_INIT;
     size_t n;
     int fd;
@@ -1002,7 +1004,9 @@ test_from_fd(void **state)
     assert_conc_ok(conc_conn_from_fd(sv[0], NULL, &a));
     assert_conc_ok(
         conc_conn_from_fd(sv[1], &(conc_conn_opts){.max_message = 10}, &b));
-    assert_int_equal(conc_conn_fileno(a), sv[0]);
+    int afd = -1;
+    assert_conc_ok(conc_conn_fileno(a, &afd));
+    assert_int_equal(afd, sv[0]);
     assert_conc_ok(conc_conn_send_bytes(a, "ping", 4));
     conc_buf got = CONC_BUF_INIT;
     assert_conc_ok(conc_conn_recv_bytes(b, 1.0, &got));

@@ -167,11 +167,12 @@ CONC_EXTERN int conc_conn_send_fd(conc_conn *c, int fd);
 CONC_EXTERN int conc_conn_recv_fd(conc_conn *c, double timeout, int *fd);
 
 /* The connection's descriptor (fileno), for waiting on it with poll or
- * epoll, or CONC_ECLOSED after conc_conn_close. Borrowed: do not close it
- * or read from it. A message may already sit in the connection's buffer
- * while the descriptor shows nothing: check conc_conn_poll(c, 0) before
- * waiting on the descriptor. */
-CONC_EXTERN int conc_conn_fileno(const conc_conn *c);
+ * epoll: returns 0 and stores it in *fd; CONC_ECLOSED after
+ * conc_conn_close, CONC_EINVAL for a NULL pointer. The descriptor is
+ * borrowed: do not close it or read from it. A message may already sit in
+ * the connection's buffer while the descriptor shows nothing: check
+ * conc_conn_poll(c, 0) before waiting on the descriptor. Any thread. */
+CONC_EXTERN int conc_conn_fileno(const conc_conn *c, int *fd);
 
 /* Python's `closed`, `readable` and `writable`: 1 or 0. A closed
  * connection is neither readable nor writable; the ends of a simplex pipe

@@ -54,6 +54,8 @@
 #ifndef CONC_PROCESS_H
 #define CONC_PROCESS_H
 
+#include <sys/types.h>
+
 #include "common.h"
 #include "thread.h"
 
@@ -152,8 +154,9 @@ CONC_EXTERN void conc_process_free(conc_process *p);
 
 /* ---- Attributes --------------------------------------------------------- */
 
-/* The process id: 0 before start, CONC_EVALUE after close. */
-CONC_EXTERN int conc_process_pid(const conc_process *p);
+/* Python's pid: stores the process id in *pid (0 before start) and returns
+ * 0; CONC_EVALUE after close, CONC_EINVAL for a NULL pointer. Any thread. */
+CONC_EXTERN int conc_process_pid(const conc_process *p, pid_t *pid);
 
 /* The name, valid until the handle is freed or renamed. */
 CONC_EXTERN const char *conc_process_name(const conc_process *p);

@@ -104,13 +104,17 @@ CONC_EXTERN void conc_popen_free(conc_popen *p);
 /* The child's pid (Popen.pid). */
 CONC_EXTERN pid_t conc_popen_pid(const conc_popen *p);
 
-/* The parent's end of each pipe (Popen.stdin, .stdout, .stderr), or -1 when
- * that stream is not a pipe or was closed. Borrowed: read or write it
- * directly, but do not close it (use conc_popen_close_stdin to send EOF).
- * It is blocking, except stdin once communicate has written to it. */
-CONC_EXTERN int conc_popen_stdin_fd(const conc_popen *p);
-CONC_EXTERN int conc_popen_stdout_fd(const conc_popen *p);
-CONC_EXTERN int conc_popen_stderr_fd(const conc_popen *p);
+/* The parent's end of each pipe (Popen.stdin, .stdout, .stderr): returns 0
+ * and stores it in *fd; CONC_ESTATE when that stream is not a pipe,
+ * CONC_ECLOSED once the parent's end was closed (conc_popen_close_stdin,
+ * or communicate reached the stream's end), CONC_EINVAL for a NULL
+ * pointer. The descriptor is borrowed: read or write it directly, but do
+ * not close it (use conc_popen_close_stdin to send EOF). It is blocking,
+ * except stdin once communicate has written to it. Any thread, while no
+ * other thread communicates. */
+CONC_EXTERN int conc_popen_stdin_fd(const conc_popen *p, int *fd);
+CONC_EXTERN int conc_popen_stdout_fd(const conc_popen *p, int *fd);
+CONC_EXTERN int conc_popen_stderr_fd(const conc_popen *p, int *fd);
 
 /* Closes the parent's end of the stdin pipe, so the child reads EOF
  * (Popen.stdin.close()). Returns 0, also when there is none. */
@@ -191,9 +195,9 @@ CONC_EXTERN int conc_popen_kill_group(conc_popen *p, int sig);
 
 /* Reaps the children of popens that were freed while their child was
  * still running, without blocking (Python's subprocess._cleanup). Returns
- * how many such children are still running. conc_popen_new calls it too.
- * Any thread. */
-CONC_EXTERN int conc_subprocess_reap(void);
+ * 0 and stores in *running (which may be NULL) how many such children are
+ * still running. conc_popen_new calls it too. Any thread. */
+CONC_EXTERN int conc_subprocess_reap(size_t *running);
 
 /* ---- run, call, check_call, check_output -------------------------------- */
 

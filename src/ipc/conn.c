@@ -175,9 +175,14 @@ conc_conn_free(conc_conn *c)
 }
 
 int
-conc_conn_fileno(const conc_conn *c)
+conc_conn_fileno(const conc_conn *c, int *fd)
 {
-    return c->closed ? CONC_ECLOSED : c->fd;
+    if (!c || !fd)
+        return CONC_EINVAL;
+    if (c->closed)
+        return CONC_ECLOSED;
+    *fd = c->fd;
+    return 0;
 }
 
 int

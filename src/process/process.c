@@ -184,13 +184,17 @@ conc_process_free(conc_process *p)
 /* ---- Attributes --------------------------------------------------------- */
 
 int
-conc_process_pid(const conc_process *p)
+conc_process_pid(const conc_process *p, pid_t *pid)
 {
+    if (!p || !pid)
+        return CONC_EINVAL;
     if (p->closed)
         return CONC_EVALUE;
     if (conc__process_kind(p) == CONC__PROC_SELF)
-        return conc__process_self_pid();
-    return p->pid;
+        *pid = conc__process_self_pid();
+    else
+        *pid = p->pid;
+    return 0;
 }
 
 const char *
