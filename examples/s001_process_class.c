@@ -7,7 +7,7 @@
  * no subclasses: a struct holds the "base" conc_process and the fields, and
  * a function plays run(). start() copies the fields to the child as the
  * argument bytes, as Python pickles the object for the child. In the child,
- * self.pid is conc_process_pid(conc_process_current()). The three
+ * self.pid is conc_process_pid(conc_process_current(), &pid). The three
  * children run at once, so their lines may interleave.
  */
 #include <stdio.h>

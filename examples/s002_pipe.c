@@ -51,8 +51,9 @@ producer(const void *arg, size_t len)
 {
     (void)arg;
     (void)len;
-    check(conc_conn_send_bytes(send_pipe, "bobby", strlen("bobby")),
-          "conc_conn_send_bytes");
+    check(
+        conc_conn_send_bytes(send_pipe, "bobby", strlen("bobby"), CONC_FOREVER),
+        "conc_conn_send_bytes");
     return 0;
 }
 

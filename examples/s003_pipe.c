@@ -49,7 +49,7 @@ join(conc_process *p)
 static void
 send_text(conc_conn *conn, const char *text)
 {
-    check(conc_conn_send_bytes(conn, text, strlen(text)),
+    check(conc_conn_send_bytes(conn, text, strlen(text), CONC_FOREVER),
           "conc_conn_send_bytes");
 }
 

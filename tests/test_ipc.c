@@ -90,8 +90,10 @@ seed_child(void *arg)
 {
     struct two *t = arg;
     conc_conn_free(t->other);
-    CHECK(conc_conn_send_bytes(t->mine, "hello from child", 16) == 0);
-    CHECK(conc_conn_send_bytes(t->mine, "hello from child2", 17) == 0);
+    CHECK(conc_conn_send_bytes(t->mine, "hello from child", 16, CONC_FOREVER) ==
+          0);
+    CHECK(conc_conn_send_bytes(t->mine, "hello from child2", 17,
+                               CONC_FOREVER) == 0);
     conc_buf b = CONC_BUF_INIT;
     CHECK(conc_conn_recv_bytes(t->mine, 10.0, &b) == 0);
     CHECK(b.len == 6 && memcmp(b.data, "parent", 6) == 0);
@@ -118,7 +120,7 @@ test_duplex_both_ways(void **state)
     assert_conc_ok(conc_conn_recv_bytes(parent, 10.0, &b));
     assert_int_equal(b.len, 17);
     assert_memory_equal(b.data, "hello from child2", 17);
-    assert_conc_ok(conc_conn_send_bytes(parent, "parent", 6));
+    assert_conc_ok(conc_conn_send_bytes(parent, "parent", 6, CONC_FOREVER));
     /* The child exits after reading: its end closes, and EOF follows. */
     assert_conc(conc_conn_recv_bytes(parent, 10.0, &b), CONC_ECLOSED);
     reap(pid);
@@ -141,11 +143,11 @@ test_simplex_directions(void **state)
     conc_buf b = CONC_BUF_INIT;
     size_t len;
     char small[4];
-    assert_conc(conc_conn_send_bytes(r, "x", 1), CONC_EBADF);
+    assert_conc(conc_conn_send_bytes(r, "x", 1, CONC_FOREVER), CONC_EBADF);
     assert_conc(conc_conn_recv_bytes(w, 0, &b), CONC_EBADF);
     assert_conc(conc_conn_recv_bytes_into(w, small, 4, 0, &len), CONC_EBADF);
     assert_conc(conc_conn_poll(w, 0), CONC_EBADF);
-    assert_conc_ok(conc_conn_send_bytes(w, "abc", 3));
+    assert_conc_ok(conc_conn_send_bytes(w, "abc", 3, CONC_FOREVER));
     assert_int_equal(conc_conn_poll(r, 1.0), 1);
     assert_conc_ok(conc_conn_recv_bytes_into(r, small, 4, 1.0, &len));
     assert_int_equal(len, 3);
@@ -167,7 +169,7 @@ echo_child(void *arg)
     conc_buf b = CONC_BUF_INIT;
     int r;
     while ((r = conc_conn_recv_bytes(t->mine, 30.0, &b)) == 0)
-        CHECK(conc_conn_send_bytes(t->mine, b.data, b.len) == 0);
+        CHECK(conc_conn_send_bytes(t->mine, b.data, b.len, CONC_FOREVER) == 0);
     CHECK(r == CONC_ECLOSED);
     conc_buf_free(&b);
     conc_conn_free(t->mine);
@@ -209,13 +211,13 @@ test_boundaries_echo(void **state)
         conc_buf got = CONC_BUF_INIT;
         for (size_t i = 0; i < NSIZES; i++) {
             size_t n = sizes[i];
-            assert_conc_ok(conc_conn_send_bytes(a, big, n));
+            assert_conc_ok(conc_conn_send_bytes(a, big, n, CONC_FOREVER));
             assert_conc_ok(conc_conn_recv_bytes(a, 30.0, &got));
             assert_int_equal(got.len, n);
             assert_true(n == 0 || memcmp(got.data, big, n) == 0);
             /* And the same size into a caller buffer. */
             size_t len = 12345;
-            assert_conc_ok(conc_conn_send_bytes(a, big, n));
+            assert_conc_ok(conc_conn_send_bytes(a, big, n, CONC_FOREVER));
             assert_conc_ok(
                 conc_conn_recv_bytes_into(a, into, 16u << 20, 30.0, &len));
             assert_int_equal(len, n);
@@ -239,7 +241,7 @@ burst_child(void *arg)
     uint8_t p[200];
     fill(p, sizeof p, 7);
     for (size_t i = 0; i < 1000; i++)
-        CHECK(conc_conn_send_bytes(t->mine, p, i % 97) == 0);
+        CHECK(conc_conn_send_bytes(t->mine, p, i % 97, CONC_FOREVER) == 0);
     conc_conn_free(t->mine);
     return 0;
 }
@@ -287,8 +289,8 @@ send_big_child(void *arg)
     uint8_t *p = malloc(300000);
     CHECK(p);
     fill(p, 300000, 3);
-    CHECK(conc_conn_send_bytes(t->mine, p, 300000) == 0);
-    CHECK(conc_conn_send_bytes(t->mine, p, 300000) == 0);
+    CHECK(conc_conn_send_bytes(t->mine, p, 300000, CONC_FOREVER) == 0);
+    CHECK(conc_conn_send_bytes(t->mine, p, 300000, CONC_FOREVER) == 0);
     free(p);
     conc_conn_free(t->mine);
     return 0;
@@ -301,7 +303,8 @@ test_recv_into_too_small(void **state)
     conc_conn *a, *b;
     assert_conc_ok(conc_pipe(NULL, &a, &b));
     /* A small message. */
-    assert_conc_ok(conc_conn_send_bytes(a, "0123456789abcdef", 16));
+    assert_conc_ok(
+        conc_conn_send_bytes(a, "0123456789abcdef", 16, CONC_FOREVER));
     char buf[8];
     size_t len = 0;
     assert_conc(conc_conn_recv_bytes_into(b, buf, sizeof buf, 1.0, &len),
@@ -352,11 +355,11 @@ test_max_message(void **state)
     assert_conc_ok(conc_pipe(&(conc_pipe_opts){.max_message = 100}, &a, &b));
     uint8_t *p = pattern(200, 1);
     conc_buf got = CONC_BUF_INIT;
-    assert_conc_ok(conc_conn_send_bytes(a, p, 100));
+    assert_conc_ok(conc_conn_send_bytes(a, p, 100, CONC_FOREVER));
     assert_conc_ok(conc_conn_recv_bytes(b, 1.0, &got));
     assert_int_equal(got.len, 100);
-    assert_conc_ok(conc_conn_send_bytes(a, p, 101));
-    assert_conc_ok(conc_conn_send_bytes(a, p, 1));
+    assert_conc_ok(conc_conn_send_bytes(a, p, 101, CONC_FOREVER));
+    assert_conc_ok(conc_conn_send_bytes(a, p, 1, CONC_FOREVER));
     assert_int_equal(conc_conn_poll(b, 1.0), 1);
     assert_conc(conc_conn_recv_bytes(b, 1.0, &got), CONC_EMSGSIZE);
     assert_int_equal(got.len, 100); /* a failed receive leaves it as it was */
@@ -366,13 +369,13 @@ test_max_message(void **state)
     assert_int_equal(conc_conn_writable(b), 1);
     assert_conc(conc_conn_recv_bytes(b, 1.0, &got), CONC_ECLOSED);
     assert_int_equal(conc_conn_poll(b, 0), 1);
-    assert_conc_ok(conc_conn_send_bytes(b, p, 50));
+    assert_conc_ok(conc_conn_send_bytes(b, p, 50, CONC_FOREVER));
     assert_conc_ok(conc_conn_recv_bytes(a, 1.0, &got));
     assert_int_equal(got.len, 50);
     /* recv_bytes_into checks the limit too. */
     size_t len;
     uint8_t into[200];
-    assert_conc_ok(conc_conn_send_bytes(b, p, 150));
+    assert_conc_ok(conc_conn_send_bytes(b, p, 150, CONC_FOREVER));
     assert_conc(conc_conn_recv_bytes_into(a, into, sizeof into, 1.0, &len),
                 CONC_EMSGSIZE);
     assert_conc(conc_conn_recv_bytes_into(a, into, sizeof into, 1.0, &len),
@@ -390,7 +393,7 @@ last_words_child(void *arg)
 {
     struct two *t = arg;
     conc_conn_free(t->other);
-    CHECK(conc_conn_send_bytes(t->mine, "bye", 3) == 0);
+    CHECK(conc_conn_send_bytes(t->mine, "bye", 3, CONC_FOREVER) == 0);
     conc_conn_free(t->mine);
     return 0;
 }
@@ -411,13 +414,13 @@ test_eof(void **state)
     /* An end closed with unread input resets the connection: that too is
      * the end of the stream for the other side. */
     assert_conc_ok(conc_pipe(NULL, &a, &b));
-    assert_conc_ok(conc_conn_send_bytes(a, "unread", 6));
-    assert_conc_ok(conc_conn_send_bytes(b, "read", 4));
+    assert_conc_ok(conc_conn_send_bytes(a, "unread", 6, CONC_FOREVER));
+    assert_conc_ok(conc_conn_send_bytes(b, "read", 4, CONC_FOREVER));
     conc_conn_free(b);
     assert_conc_ok(conc_conn_recv_bytes(a, 1.0, &got));
     assert_int_equal(got.len, 4);
     assert_conc(conc_conn_recv_bytes(a, 1.0, &got), CONC_ECLOSED);
-    assert_conc(conc_conn_send_bytes(a, "x", 1), CONC_EPIPE);
+    assert_conc(conc_conn_send_bytes(a, "x", 1, CONC_FOREVER), CONC_EPIPE);
     conc_conn_free(a);
 
     /* After a fork, EOF comes only when every copy is closed. */
@@ -487,8 +490,8 @@ test_poll(void **state)
     assert_true(conc_monotonic() - t0 >= 0.05);
     assert_conc(conc_conn_poll(a, NAN), CONC_EINVAL);
     /* Data ready, then buffered. */
-    assert_conc_ok(conc_conn_send_bytes(b, "one", 3));
-    assert_conc_ok(conc_conn_send_bytes(b, "two", 3));
+    assert_conc_ok(conc_conn_send_bytes(b, "one", 3, CONC_FOREVER));
+    assert_conc_ok(conc_conn_send_bytes(b, "two", 3, CONC_FOREVER));
     assert_int_equal(conc_conn_poll(a, 0), 1);
     assert_int_equal(conc_conn_poll(a, CONC_FOREVER), 1);
     conc_buf got = CONC_BUF_INIT;
@@ -683,13 +686,13 @@ test_send_after_peer_closed(void **state)
     conc_conn *a, *b;
     assert_conc_ok(conc_pipe(NULL, &a, &b));
     conc_conn_free(b);
-    assert_conc(conc_conn_send_bytes(a, "x", 1), CONC_EPIPE);
-    assert_conc(conc_conn_send_fd(a, 0), CONC_EPIPE);
+    assert_conc(conc_conn_send_bytes(a, "x", 1, CONC_FOREVER), CONC_EPIPE);
+    assert_conc(conc_conn_send_fd(a, 0, CONC_FOREVER), CONC_EPIPE);
     conc_conn_free(a);
 
     assert_conc_ok(conc_pipe(&(conc_pipe_opts){.simplex = 1}, &a, &b));
     conc_conn_free(a);
-    assert_conc(conc_conn_send_bytes(b, "x", 1), CONC_EPIPE);
+    assert_conc(conc_conn_send_bytes(b, "x", 1, CONC_FOREVER), CONC_EPIPE);
     assert_int_equal(sigpipe_pending(), 0);
     /* With SIGPIPE blocked by the caller, its own pending SIGPIPE stays and
      * ours is taken. */
@@ -697,11 +700,11 @@ test_send_after_peer_closed(void **state)
     sigemptyset(&set);
     sigaddset(&set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &set, &old);
-    assert_conc(conc_conn_send_bytes(b, "x", 1), CONC_EPIPE);
+    assert_conc(conc_conn_send_bytes(b, "x", 1, CONC_FOREVER), CONC_EPIPE);
     assert_int_equal(sigpipe_pending(), 0);
     raise(SIGPIPE);
     assert_int_equal(sigpipe_pending(), 1);
-    assert_conc(conc_conn_send_bytes(b, "x", 1), CONC_EPIPE);
+    assert_conc(conc_conn_send_bytes(b, "x", 1, CONC_FOREVER), CONC_EPIPE);
     assert_int_equal(sigpipe_pending(), 1);
     struct timespec zero = {0, 0};
     assert_int_equal(sigtimedwait(&set, NULL, &zero), SIGPIPE);
@@ -722,7 +725,7 @@ test_close_and_use_after_close(void **state)
     int afd = -1;
     assert_conc_ok(conc_conn_fileno(a, &afd));
     assert_true(afd >= 0);
-    assert_conc_ok(conc_conn_send_bytes(b, "left", 4));
+    assert_conc_ok(conc_conn_send_bytes(b, "left", 4, CONC_FOREVER));
     assert_int_equal(conc_conn_poll(a, 1.0), 1); /* now buffered in a */
     assert_conc_ok(conc_conn_close(a));
     assert_conc_ok(conc_conn_close(a));
@@ -733,13 +736,13 @@ test_close_and_use_after_close(void **state)
     conc_buf got = CONC_BUF_INIT;
     size_t n;
     int fd;
-    assert_conc(conc_conn_send_bytes(a, "x", 1), CONC_ECLOSED);
+    assert_conc(conc_conn_send_bytes(a, "x", 1, CONC_FOREVER), CONC_ECLOSED);
     assert_conc(conc_conn_recv_bytes(a, 0, &got), CONC_ECLOSED);
     assert_conc(conc_conn_recv_bytes_into(a, NULL, 0, 0, &n), CONC_ECLOSED);
     assert_conc(conc_conn_poll(a, 0), CONC_ECLOSED);
-    assert_conc(conc_conn_send_fd(a, 0), CONC_ECLOSED);
+    assert_conc(conc_conn_send_fd(a, 0, CONC_FOREVER), CONC_ECLOSED);
     assert_conc(conc_conn_recv_fd(a, 0, &fd), CONC_ECLOSED);
-    assert_conc(conc_conn_send_bytes(b, "x", 1), CONC_EPIPE);
+    assert_conc(conc_conn_send_bytes(b, "x", 1, CONC_FOREVER), CONC_EPIPE);
     conc_conn_free(a);
     conc_conn_free(b);
     conc_conn_free(NULL);
@@ -757,14 +760,14 @@ test_bad_arguments(void **state)
     conc_buf got = CONC_BUF_INIT;
     size_t n;
     int fd;
-    assert_conc(conc_conn_send_bytes(a, NULL, 1), CONC_EINVAL);
-    assert_conc_ok(conc_conn_send_bytes(a, NULL, 0));
+    assert_conc(conc_conn_send_bytes(a, NULL, 1, CONC_FOREVER), CONC_EINVAL);
+    assert_conc_ok(conc_conn_send_bytes(a, NULL, 0, CONC_FOREVER));
     assert_conc(conc_conn_recv_bytes(b, 0, NULL), CONC_EINVAL);
     assert_conc(conc_conn_recv_bytes(b, NAN, &got), CONC_EINVAL);
     assert_conc(conc_conn_recv_bytes_into(b, NULL, 5, 0, &n), CONC_EINVAL);
     assert_conc(conc_conn_recv_bytes_into(b, NULL, 0, 0, NULL), CONC_EINVAL);
     assert_conc(conc_conn_recv_fd(b, 0, NULL), CONC_EINVAL);
-    assert_conc(conc_conn_send_fd(a, -1), CONC_EBADF);
+    assert_conc(conc_conn_send_fd(a, -1, CONC_FOREVER), CONC_EBADF);
     assert_conc_ok(conc_conn_recv_bytes(b, 0, &got));
     assert_int_equal(got.len, 0);
     assert_conc(conc_conn_recv_bytes(b, 0, &got), CONC_ETIMEDOUT);
@@ -774,7 +777,7 @@ test_bad_arguments(void **state)
     int dead = dup(0);
     assert_true(dead >= 0);
     close(dead);
-    assert_conc(conc_conn_send_fd(a, dead), CONC_EBADF);
+    assert_conc(conc_conn_send_fd(a, dead, CONC_FOREVER), CONC_EBADF);
     conc_buf_free(&got);
     conc_conn_free(a);
     conc_conn_free(b);
@@ -812,7 +815,7 @@ test_fd_pass_pipe_to_child(void **state)
     int saved = p[1];
     pid_t pid = fork_child(write_through_child, &t);
     conc_conn_free(b);
-    assert_conc_ok(conc_conn_send_fd(a, saved));
+    assert_conc_ok(conc_conn_send_fd(a, saved, CONC_FOREVER));
     close(saved);
     char buf[16];
     size_t at = 0;
@@ -835,9 +838,9 @@ test_fd_pass_file_and_order(void **state)
     assert_int_equal(write(mf, "file content", 12), 12);
     conc_conn *a, *b;
     assert_conc_ok(conc_pipe(NULL, &a, &b));
-    assert_conc_ok(conc_conn_send_bytes(a, "x", 1));
-    assert_conc_ok(conc_conn_send_fd(a, mf));
-    assert_conc_ok(conc_conn_send_bytes(a, "y", 1));
+    assert_conc_ok(conc_conn_send_bytes(a, "x", 1, CONC_FOREVER));
+    assert_conc_ok(conc_conn_send_fd(a, mf, CONC_FOREVER));
+    assert_conc_ok(conc_conn_send_bytes(a, "y", 1, CONC_FOREVER));
     close(mf);
     conc_buf got = CONC_BUF_INIT;
     int fd = -1;
@@ -868,10 +871,10 @@ test_fd_pass_file_and_order(void **state)
     conc_conn_free(b);
     conc_conn_free(a);
     assert_conc_ok(conc_pipe(NULL, &a, &b));
-    assert_conc_ok(conc_conn_send_fd(a, sent[0]));
-    assert_conc_ok(conc_conn_send_bytes(a, p, CONC__CONN_INBUF));
-    assert_conc_ok(conc_conn_send_fd(a, sent[1]));
-    assert_conc_ok(conc_conn_send_fd(a, sent[2]));
+    assert_conc_ok(conc_conn_send_fd(a, sent[0], CONC_FOREVER));
+    assert_conc_ok(conc_conn_send_bytes(a, p, CONC__CONN_INBUF, CONC_FOREVER));
+    assert_conc_ok(conc_conn_send_fd(a, sent[1], CONC_FOREVER));
+    assert_conc_ok(conc_conn_send_fd(a, sent[2], CONC_FOREVER));
     for (int i = 0; i < 3; i++)
         close(sent[i]);
     assert_conc_ok(conc_conn_recv_fd(b, 1.0, &fd));
@@ -898,8 +901,8 @@ test_fd_on_simplex(void **state)
     conc_conn *r, *w;
     assert_conc_ok(conc_pipe(&(conc_pipe_opts){.simplex = 1}, &r, &w));
     int fd;
-    assert_conc(conc_conn_send_fd(w, 0), CONC_EINVAL);
-    assert_conc(conc_conn_send_fd(r, 0), CONC_EINVAL);
+    assert_conc(conc_conn_send_fd(w, 0, CONC_FOREVER), CONC_EINVAL);
+    assert_conc(conc_conn_send_fd(r, 0, CONC_FOREVER), CONC_EINVAL);
     assert_conc(conc_conn_recv_fd(r, 0, &fd), CONC_EINVAL);
     assert_conc(conc_conn_recv_fd(w, 0, &fd), CONC_EBADF);
     conc_conn_free(r);
@@ -979,11 +982,11 @@ test_nonblocking_descriptors(void **state)
     size_t n = 4u << 20; /* far more than the socket holds */
     uint8_t *p = pattern(n, 6);
     conc_buf got = CONC_BUF_INIT;
-    assert_conc_ok(conc_conn_send_bytes(a, p, n));
+    assert_conc_ok(conc_conn_send_bytes(a, p, n, CONC_FOREVER));
     assert_conc_ok(conc_conn_recv_bytes(a, CONC_FOREVER, &got));
     assert_int_equal(got.len, n);
     assert_memory_equal(got.data, p, n);
-    assert_conc_ok(conc_conn_send_bytes(a, "x", 1));
+    assert_conc_ok(conc_conn_send_bytes(a, "x", 1, CONC_FOREVER));
     assert_conc_ok(conc_conn_recv_bytes(a, CONC_FOREVER, &got));
     assert_int_equal(got.len, 1);
     conc_conn_free(a);
@@ -1007,18 +1010,18 @@ test_from_fd(void **state)
     int afd = -1;
     assert_conc_ok(conc_conn_fileno(a, &afd));
     assert_int_equal(afd, sv[0]);
-    assert_conc_ok(conc_conn_send_bytes(a, "ping", 4));
+    assert_conc_ok(conc_conn_send_bytes(a, "ping", 4, CONC_FOREVER));
     conc_buf got = CONC_BUF_INIT;
     assert_conc_ok(conc_conn_recv_bytes(b, 1.0, &got));
     assert_memory_equal(got.data, "ping", 4);
-    assert_conc_ok(conc_conn_send_bytes(b, "pong", 4));
+    assert_conc_ok(conc_conn_send_bytes(b, "pong", 4, CONC_FOREVER));
     assert_conc_ok(conc_conn_recv_bytes(a, 1.0, &got));
     assert_memory_equal(got.data, "pong", 4);
-    assert_conc_ok(conc_conn_send_fd(a, 2));
+    assert_conc_ok(conc_conn_send_fd(a, 2, CONC_FOREVER));
     int fd;
     assert_conc_ok(conc_conn_recv_fd(b, 1.0, &fd));
     close(fd);
-    assert_conc_ok(conc_conn_send_bytes(a, "01234567890", 11));
+    assert_conc_ok(conc_conn_send_bytes(a, "01234567890", 11, CONC_FOREVER));
     assert_conc(conc_conn_recv_bytes(b, 1.0, &got), CONC_EMSGSIZE);
     conc_conn_free(a);
     conc_conn_free(b);
@@ -1032,8 +1035,8 @@ test_from_fd(void **state)
     assert_int_equal(conc_conn_writable(a), 0);
     assert_int_equal(conc_conn_readable(b), 0);
     assert_int_equal(conc_conn_writable(b), 1);
-    assert_conc(conc_conn_send_fd(b, 0), CONC_EINVAL);
-    assert_conc_ok(conc_conn_send_bytes(b, "via pipe", 8));
+    assert_conc(conc_conn_send_fd(b, 0, CONC_FOREVER), CONC_EINVAL);
+    assert_conc_ok(conc_conn_send_bytes(b, "via pipe", 8, CONC_FOREVER));
     assert_conc_ok(conc_conn_recv_bytes(a, 1.0, &got));
     assert_memory_equal(got.data, "via pipe", 8);
     conc_conn_free(a);
@@ -1094,14 +1097,15 @@ test_alloc_failures(void **state)
      * small or big. */
     assert_conc_ok(conc_pipe(NULL, &a, &b));
     conc_buf got = CONC_BUF_INIT;
-    assert_conc_ok(conc_conn_send_bytes(a, "kept", 4));
+    assert_conc_ok(conc_conn_send_bytes(a, "kept", 4, CONC_FOREVER));
     conc_test_fail_alloc_after(1);
     assert_conc(conc_conn_recv_bytes(b, 1.0, &got), CONC_ENOMEM);
     assert_conc_ok(conc_conn_recv_bytes(b, 1.0, &got));
     assert_memory_equal(got.data, "kept", 4);
     conc_buf_free(&got);
     uint8_t *p2 = pattern(CONC__CONN_INBUF + 100, 5);
-    assert_conc_ok(conc_conn_send_bytes(a, p2, CONC__CONN_INBUF + 100));
+    assert_conc_ok(
+        conc_conn_send_bytes(a, p2, CONC__CONN_INBUF + 100, CONC_FOREVER));
     conc_test_fail_alloc_after(1);
     assert_conc(conc_conn_recv_bytes(b, 1.0, &got), CONC_ENOMEM);
     assert_conc_ok(conc_conn_recv_bytes(b, 1.0, &got));
@@ -1128,7 +1132,7 @@ pingpong_child(void *arg)
         CHECK(conc_conn_recv_bytes_into(t->mine, &v, sizeof v, 30.0, &n) == 0);
         CHECK(n == sizeof v && v == (uint64_t)i);
         v++;
-        CHECK(conc_conn_send_bytes(t->mine, &v, sizeof v) == 0);
+        CHECK(conc_conn_send_bytes(t->mine, &v, sizeof v, CONC_FOREVER) == 0);
     }
     conc_conn_free(t->mine);
     return 0;
@@ -1146,7 +1150,7 @@ test_pingpong_processes(void **state)
     for (uint64_t i = 0; i < ROUNDS; i++) {
         uint64_t v = i;
         size_t n;
-        assert_conc_ok(conc_conn_send_bytes(a, &v, sizeof v));
+        assert_conc_ok(conc_conn_send_bytes(a, &v, sizeof v, CONC_FOREVER));
         assert_conc_ok(conc_conn_recv_bytes_into(a, &v, sizeof v, 30.0, &n));
         assert_int_equal(v, i + 1);
     }
@@ -1169,7 +1173,7 @@ echo_thread(void *arg)
     for (int i = 0; i < THREAD_MSGS; i++) {
         if ((r = conc_conn_recv_bytes(c, 30.0, &b)) != 0)
             break;
-        if ((r = conc_conn_send_bytes(c, b.data, b.len)) != 0)
+        if ((r = conc_conn_send_bytes(c, b.data, b.len, CONC_FOREVER)) != 0)
             break;
     }
     conc_buf_free(&b);
@@ -1184,7 +1188,7 @@ send_thread(void *arg)
     for (int i = 0; i < THREAD_MSGS; i++) {
         size_t n = (size_t)i % sizeof msg;
         fill(msg, n, (unsigned)i);
-        int r = conc_conn_send_bytes(c, msg, n);
+        int r = conc_conn_send_bytes(c, msg, n, CONC_FOREVER);
         if (r)
             return r;
     }

@@ -705,7 +705,7 @@ test_handoff_to_process(void **state)
         conc_mpqueue_free(q);
         conc_arena_free(a);
     }
-    conc_forkserver_stop();
+    assert_conc_ok(conc_forkserver_stop(CONC_FOREVER));
 }
 
 /* A pool's initializer gets the ref as its initarg, as Python's
@@ -750,7 +750,8 @@ test_handoff_to_pool_initializer(void **state)
     uint64_t sum = 0;
     for (uint64_t i = 1; i <= 4; i++) {
         conc_buf r = CONC_BUF_INIT;
-        assert_conc_ok(conc_pool_apply(pool, put_double, &i, sizeof i, &r));
+        assert_conc_ok(
+            conc_pool_apply(pool, put_double, &i, sizeof i, CONC_FOREVER, &r));
         conc_buf_free(&r);
     }
     for (int i = 0; i < 4; i++) {

@@ -173,25 +173,31 @@ body_apply(enum kind k)
     conc_pool *p = pool_of(k, 2);
     conc_buf out = CONC_BUF_INIT;
     int v = 7;
-    assert_conc_ok(conc_pool_apply(p, square_task, &v, sizeof v, &out));
+    assert_conc_ok(
+        conc_pool_apply(p, square_task, &v, sizeof v, CONC_FOREVER, &out));
     assert_int_equal(out.len, sizeof(int));
     assert_int_equal(*(int *)out.data, 49);
     /* Replaces what the buffer holds. */
     v = 3;
-    assert_conc_ok(conc_pool_apply(p, square_task, &v, sizeof v, &out));
+    assert_conc_ok(
+        conc_pool_apply(p, square_task, &v, sizeof v, CONC_FOREVER, &out));
     assert_int_equal(out.len, sizeof(int));
     assert_int_equal(*(int *)out.data, 9);
     conc_buf_free(&out);
-    assert_conc_ok(conc_pool_apply(p, square_task, &v, sizeof v, NULL));
+    assert_conc_ok(
+        conc_pool_apply(p, square_task, &v, sizeof v, CONC_FOREVER, NULL));
 
     conc_clear_failure();
     v = 4;
-    assert_conc(conc_pool_apply(p, fail_task, &v, sizeof v, &out), CONC_EVALUE);
+    assert_conc(conc_pool_apply(p, fail_task, &v, sizeof v, CONC_FOREVER, &out),
+                CONC_EVALUE);
     assert_string_equal(conc_failure_message(), "bad item 4");
     conc_buf_free(&out);
 
-    assert_conc(conc_pool_apply(p, NULL, &v, sizeof v, NULL), CONC_EINVAL);
-    assert_conc(conc_pool_apply(p, square_task, NULL, 4, NULL), CONC_EINVAL);
+    assert_conc(conc_pool_apply(p, NULL, &v, sizeof v, CONC_FOREVER, NULL),
+                CONC_EINVAL);
+    assert_conc(conc_pool_apply(p, square_task, NULL, 4, CONC_FOREVER, NULL),
+                CONC_EINVAL);
     conc_async_result *r = NULL;
     assert_conc(conc_pool_apply_async(p, NULL, &v, sizeof v, NULL, &r),
                 CONC_EINVAL);
@@ -960,8 +966,9 @@ check_not_running(conc_pool *p)
     conc_items items = CONC_ITEMS(&v, 1);
     conc_async_result *r = NULL;
     conc_map_iter *it = NULL;
-    assert_conc(conc_pool_apply(p, square_task, &v, sizeof v, NULL),
-                CONC_ESTATE);
+    assert_conc(
+        conc_pool_apply(p, square_task, &v, sizeof v, CONC_FOREVER, NULL),
+        CONC_ESTATE);
     assert_conc(conc_pool_apply_async(p, square_task, &v, sizeof v, NULL, &r),
                 CONC_ESTATE);
     assert_conc(conc_pool_map(p, square_task, &items, out, sizeof *out, NULL),
@@ -1276,7 +1283,8 @@ caller_fn(void *arg)
     for (int i = 0; i < 50; i++) {
         int v = c->base + i;
         conc_buf out = CONC_BUF_INIT;
-        if (conc_pool_apply(c->p, square_task, &v, sizeof v, &out) != 0 ||
+        if (conc_pool_apply(c->p, square_task, &v, sizeof v, CONC_FOREVER,
+                            &out) != 0 ||
             out.len != sizeof v || *(int *)out.data != v * v)
             c->bad++;
         conc_buf_free(&out);

@@ -56,7 +56,8 @@ run_death(enum death how, const char *what)
     conc_pool *p = pool_of(PROCESSES, 2);
     int v = how;
     conc_clear_failure();
-    assert_conc(conc_pool_apply(p, die_task, &v, sizeof v, NULL), CONC_EBROKEN);
+    assert_conc(conc_pool_apply(p, die_task, &v, sizeof v, CONC_FOREVER, NULL),
+                CONC_EBROKEN);
     int pid = atomic_load(&fx.sh->last_pid);
     check_death_message(conc_failure_message(), pid, what);
 
@@ -142,7 +143,8 @@ test_task_timeout(void **state)
     conc_pool_opts o = {.processes = 1, .task_timeout = 0.2};
     conc_pool *p = new_pool(PROCESSES, &o);
     int v = 3;
-    assert_conc_ok(conc_pool_apply(p, square_task, &v, sizeof v, NULL));
+    assert_conc_ok(
+        conc_pool_apply(p, square_task, &v, sizeof v, CONC_FOREVER, NULL));
     double t0 = conc_monotonic();
     conc_async_result *r = apply_int(p, held_task, 1, NULL);
     wait_started(1);
@@ -208,7 +210,8 @@ test_random_deaths(void **state)
     assert_true(failed <= self + k.kills);
     int v = 12;
     conc_buf out = CONC_BUF_INIT;
-    assert_conc_ok(conc_pool_apply(p, square_task, &v, sizeof v, &out));
+    assert_conc_ok(
+        conc_pool_apply(p, square_task, &v, sizeof v, CONC_FOREVER, &out));
     assert_int_equal(*(int *)out.data, 144);
     conc_buf_free(&out);
     close_join(p);
@@ -409,7 +412,8 @@ test_malformed_result(void **state)
     conc_pool *p = pool_of(PROCESSES, 1);
     for (int how = FORGE_SEQ; how <= FORGE_SIZE; how++) {
         conc_clear_failure();
-        assert_conc(conc_pool_apply(p, forge_task, &how, sizeof how, NULL),
+        assert_conc(conc_pool_apply(p, forge_task, &how, sizeof how,
+                                    CONC_FOREVER, NULL),
                     CONC_EBROKEN);
         const char *msg = conc_failure_message();
         if (!strstr(msg, "malformed result"))

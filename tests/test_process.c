@@ -1356,8 +1356,9 @@ test_forkserver_stop_and_restart(void **state)
     hold(&a, &c, CONC_START_FORKSERVER, 0, NULL);
     release(&a);
     join_free(a.p, 0);
-    conc_forkserver_stop();
-    conc_forkserver_stop();                       /* not running: nothing */
+    assert_conc_ok(conc_forkserver_stop(CONC_FOREVER));
+    assert_conc_ok(
+        conc_forkserver_stop(CONC_FOREVER));      /* not running: nothing */
     hold(&b, &c, CONC_START_FORKSERVER, 0, NULL); /* starts a new one */
     assert_int_not_equal(a.r.ppid, b.r.ppid);
     release(&b);
@@ -1378,7 +1379,7 @@ test_forkserver_stop_kills_daemons(void **state)
     hold(&d, &c, CONC_START_FORKSERVER, 0,
          &(conc_process_opts){.daemon = CONC_DAEMON_YES});
     hold(&n, &c, CONC_START_FORKSERVER, 0, NULL);
-    conc_forkserver_stop();
+    assert_conc_ok(conc_forkserver_stop(CONC_FOREVER));
     /* The daemon was killed and its status reported. */
     join_free(d.p, -SIGKILL);
     /* The other lives on; its status is lost with the server. */

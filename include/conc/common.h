@@ -21,8 +21,9 @@
 #define CONC_PRINTF(f, a)
 #endif
 
-/* Timeouts are relative, in seconds, as in Python. CONC_FOREVER (or any
- * negative value) waits without limit; 0 never blocks. */
+/* Timeouts are relative, in seconds, as in Python. CONC_FOREVER is the one
+ * value that waits without limit; 0 never blocks, and so does any other
+ * negative value (a budget that ran out); NaN is CONC_EINVAL. */
 #define CONC_FOREVER (-1.0)
 
 #endif

@@ -90,12 +90,15 @@ CONC_EXTERN int conc_executor_submit_with(conc_executor *ex, conc_task_fn fn,
                                           conc_future **out);
 
 /* Python's shutdown(wait, cancel_futures): no further submits; with
- * cancel_futures, pending tasks are cancelled; with wait, returns once
- * every task has finished and every worker has ended. Calling it again is
- * harmless. Returns 0, or CONC_EDEADLK when called with wait from one of
- * the executor's own tasks. */
+ * cancel_futures, pending tasks are cancelled; with wait, waits up to
+ * `timeout` until every task has finished and every worker has ended
+ * (ignored without wait). Calling it again is harmless, and waits again.
+ * Returns 0; CONC_ETIMEDOUT when the tasks or workers were not done in
+ * time (the executor is shut down all the same); CONC_EDEADLK when called
+ * with wait from one of the executor's own tasks; CONC_EINVAL for a NULL
+ * executor or a NaN timeout. Any thread. */
 CONC_EXTERN int conc_executor_shutdown(conc_executor *ex, int wait,
-                                       int cancel_futures);
+                                       int cancel_futures, double timeout);
 
 /* Shuts down with wait (no cancelling) and frees the executor. Futures the
  * caller still holds stay valid. NULL does nothing. */

@@ -87,18 +87,22 @@ CONC_EXTERN int conc_conn_close(conc_conn *c);
 CONC_EXTERN void conc_conn_free(conc_conn *c);
 
 /* Sends `len` bytes from `data` as one message (send_bytes). Copies the
- * bytes; `data` may be NULL when len is 0. Waits as long as the other side
- * leaves no room (a message larger than the system's buffer goes through
- * as the other side reads it). Returns 0 once the whole message is handed
- * to the system; CONC_EPIPE (also for a reset connection) when the other
- * end is closed everywhere; CONC_EBADF on the receiving end of a simplex
- * pipe, or a descriptor not open for writing; CONC_ECLOSED after
- * conc_conn_close; CONC_EMSGSIZE above 2^56 - 1 bytes; CONC_EINVAL for
- * NULL data with a nonzero length; other system errors negated. Any thread
+ * bytes; `data` may be NULL when len is 0. Waits up to `timeout` while the
+ * other side leaves no room (a message larger than the system's buffer
+ * goes through as the other side reads it). Returns 0 once the whole
+ * message is handed to the system; CONC_ETIMEDOUT when room did not come
+ * in time: if part of the message had gone out, the stream is cut inside
+ * it, the other side reads CONC_EPROTO once the connection ends, and
+ * later sends return CONC_EPROTO; CONC_EPIPE (also for a reset
+ * connection) when the other end is closed everywhere; CONC_EBADF on the
+ * receiving end of a simplex pipe, or a descriptor not open for writing;
+ * CONC_ECLOSED after conc_conn_close; CONC_EMSGSIZE above 2^56 - 1 bytes;
+ * CONC_EINVAL for a NULL connection, NULL data with a nonzero length or a
+ * NaN timeout; other system errors negated. Borrows `data`. Any thread
  * (one sender at a time, see above). A failure in the middle of a message
  * leaves the stream unusable for the other side (it reads CONC_EPROTO). */
-CONC_EXTERN int conc_conn_send_bytes(conc_conn *c, const void *data,
-                                     size_t len);
+CONC_EXTERN int conc_conn_send_bytes(conc_conn *c, const void *data, size_t len,
+                                     double timeout);
 
 /* Receives the next message into `out` (recv_bytes), replacing its content:
  * on success out->len is the message's length, and out's memory is reused
@@ -155,8 +159,9 @@ CONC_EXTERN int conc_conn_poll(conc_conn *c, double timeout);
  * the same open file. Needs a connection over a Unix socket (a duplex
  * pipe, or conc_conn_from_fd on a Unix stream socket): CONC_EINVAL on a
  * simplex pipe or another kind of descriptor. Returns 0, CONC_EBADF if
- * `fd` is not open, and otherwise the errors of conc_conn_send_bytes. */
-CONC_EXTERN int conc_conn_send_fd(conc_conn *c, int fd);
+ * `fd` is not open, and otherwise the errors of conc_conn_send_bytes
+ * (CONC_ETIMEDOUT when no room came within `timeout`). */
+CONC_EXTERN int conc_conn_send_fd(conc_conn *c, int fd, double timeout);
 
 /* Receives a descriptor sent with conc_conn_send_fd, waiting up to
  * `timeout`. On success *fd is a new, close-on-exec descriptor the caller

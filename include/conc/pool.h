@@ -88,13 +88,14 @@ typedef struct conc_apply_opts {
 
 /* ---- Single tasks ------------------------------------------------------- */
 
-/* apply: runs fn on a copy of the argument in a worker and waits. On
- * success the result bytes replace the content of `result` (may be NULL);
- * on failure `result` is unchanged. Returns 0, the task's code
- * (message as the caller's failure message), CONC_ESTATE (closed: "Pool not
+/* apply: runs fn on a copy of the argument in a worker and waits up to
+ * `timeout` for it. On success the result bytes replace the content of
+ * `result` (may be NULL); on failure `result` is unchanged. Returns 0, the
+ * task's code (message as the caller's failure message), CONC_ETIMEDOUT
+ * (the task goes on; its result is dropped), CONC_ESTATE (closed: "Pool not
  * running"), CONC_EINVAL, CONC_ENOMEM. */
 CONC_EXTERN int conc_pool_apply(conc_pool *p, conc_task_fn fn, const void *arg,
-                                size_t len, conc_buf *result);
+                                size_t len, double timeout, conc_buf *result);
 
 /* apply_async: schedules fn and returns 0 with a new AsyncResult in *out
  * (NULL `out`: only the callbacks will see the result). Errors as

@@ -212,11 +212,14 @@ CONC_EXTERN conc_start_method conc_get_start_method(void);
  * thread. */
 CONC_EXTERN int conc_forkserver_start(void);
 
-/* Stops the fork server and waits for it to end; it kills its daemon
- * children first. Children that are not daemons keep running, but their
- * exit status will be lost (CONC_ECHILD). The next fork-server start starts
- * a new server. conc stops it at exit. Nothing happens if it is not
- * running. Any thread. */
-CONC_EXTERN void conc_forkserver_stop(void);
+/* Stops the fork server and waits up to `timeout` for it to end; it kills
+ * its daemon children first. A server still running at the timeout is
+ * killed (its daemon children then die with it, as daemons do when their
+ * parent dies) and reaped. Children that are not daemons keep running,
+ * but their exit status will be lost (CONC_ECHILD). The next fork-server
+ * start starts a new server. conc stops it at exit. Returns 0, also when
+ * it is not running; CONC_ETIMEDOUT when it had to be killed; CONC_EINVAL
+ * for a NaN timeout. Any thread. */
+CONC_EXTERN int conc_forkserver_stop(double timeout);
 
 #endif

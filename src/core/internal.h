@@ -34,7 +34,8 @@ int conc__buf_set(struct conc_buf *b, const void *data, size_t n);
 #define CONC__POLL    ((int64_t)0)
 
 /* Converts a public relative timeout to a deadline. Returns 0, or
- * CONC_EINVAL for NaN. Negative means forever, 0 means poll. */
+ * CONC_EINVAL for NaN. CONC_FOREVER means forever; 0 and any other
+ * negative value mean poll. */
 int conc__deadline(double timeout, int64_t *deadline);
 
 /* Monotonic now, in ns. */

@@ -243,15 +243,17 @@ conc_pool_apply_async(conc_pool *p, conc_task_fn fn, const void *arg,
 
 int
 conc_pool_apply(conc_pool *p, conc_task_fn fn, const void *arg, size_t len,
-                conc_buf *result)
+                double timeout, conc_buf *result)
 {
+    if (timeout != timeout)
+        return CONC_EINVAL;
     conc_future *f;
     int r = conc_pool_apply_async(p, fn, arg, len, NULL, &f);
     if (r < 0)
         return r;
     const void *data;
     size_t n;
-    r = conc_future_result(f, CONC_FOREVER, &data, &n);
+    r = conc_future_result(f, timeout, &data, &n);
     if (r == 0 && result)
         r = conc__buf_set(result, data, n);
     conc_future_free(f);
@@ -489,7 +491,7 @@ conc_pool_close(conc_pool *p)
     if (!p)
         return CONC_EINVAL;
     set_state(p, CLOSE);
-    return conc_executor_shutdown(p->ex, 0, 0);
+    return conc_executor_shutdown(p->ex, 0, 0, CONC_FOREVER);
 }
 
 int

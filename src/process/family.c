@@ -369,7 +369,7 @@ conc__children_exit(void)
         conc__children_forget(p); /* also when the wait failed */
         conc__process_release(p);
     }
-    conc_forkserver_stop();
+    conc_forkserver_stop(CONC_FOREVER);
 }
 
 static void
