@@ -968,15 +968,16 @@ check_not_running(conc_pool *p)
     conc_map_iter *it = NULL;
     assert_conc(
         conc_pool_apply(p, square_task, &v, sizeof v, CONC_FOREVER, NULL),
-        CONC_ESTATE);
+        CONC_ECLOSED);
     assert_conc(conc_pool_apply_async(p, square_task, &v, sizeof v, NULL, &r),
-                CONC_ESTATE);
+                CONC_ECLOSED);
     assert_conc(conc_pool_map(p, square_task, &items, out, sizeof *out, NULL),
-                CONC_ESTATE);
+                CONC_ECLOSED);
     assert_conc(conc_pool_map_async(p, square_task, &items, out, sizeof *out,
                                     NULL, NULL, &r),
-                CONC_ESTATE);
-    assert_conc(conc_pool_imap(p, square_task, &items, NULL, &it), CONC_ESTATE);
+                CONC_ECLOSED);
+    assert_conc(conc_pool_imap(p, square_task, &items, NULL, &it),
+                CONC_ECLOSED);
     assert_null(r);
     assert_null(it);
 }

@@ -688,14 +688,14 @@ test_state_errors(void **state)
     /* After close, as Python's ValueError: "process object is closed". */
     assert_conc_ok(conc_process_close(p));
     assert_conc_ok(conc_process_close(p));
-    assert_conc(conc_process_start(p), CONC_EVALUE);
-    assert_conc(conc_process_join(p, 0), CONC_EVALUE);
-    assert_conc(conc_process_exitcode(p, &code), CONC_EVALUE);
-    assert_conc(conc_process_terminate(p), CONC_EVALUE);
-    assert_conc(conc_process_kill(p), CONC_EVALUE);
+    assert_conc(conc_process_start(p), CONC_ECLOSED);
+    assert_conc(conc_process_join(p, 0), CONC_ECLOSED);
+    assert_conc(conc_process_exitcode(p, &code), CONC_ECLOSED);
+    assert_conc(conc_process_terminate(p), CONC_ECLOSED);
+    assert_conc(conc_process_kill(p), CONC_ECLOSED);
     pid_t closed_pid = 0;
-    assert_conc(conc_process_pid(p, &closed_pid), CONC_EVALUE);
-    assert_conc(conc_process_set_daemon(p, 1), CONC_EVALUE);
+    assert_conc(conc_process_pid(p, &closed_pid), CONC_ECLOSED);
+    assert_conc(conc_process_set_daemon(p, 1), CONC_ECLOSED);
     assert_int_equal(conc_process_is_alive(p), 0);
     assert_non_null(conc_process_name(p));
     conc_process_free(p);
@@ -703,7 +703,7 @@ test_state_errors(void **state)
     /* A process that never started can be closed. */
     assert_conc_ok(conc_process_new(noop_fn, NULL, 0, NULL, &p));
     assert_conc_ok(conc_process_close(p));
-    assert_conc(conc_process_start(p), CONC_EVALUE);
+    assert_conc(conc_process_start(p), CONC_ECLOSED);
     conc_process_free(p);
     conc_process_free(NULL);
 }

@@ -92,7 +92,7 @@ typedef struct conc_apply_opts {
  * `timeout` for it. On success the result bytes replace the content of
  * `result` (may be NULL); on failure `result` is unchanged. Returns 0, the
  * task's code (message as the caller's failure message), CONC_ETIMEDOUT
- * (the task goes on; its result is dropped), CONC_ESTATE (closed: "Pool not
+ * (the task goes on; its result is dropped), CONC_ECLOSED (closed: "Pool not
  * running"), CONC_EINVAL, CONC_ENOMEM. */
 CONC_EXTERN int conc_pool_apply(conc_pool *p, conc_task_fn fn, const void *arg,
                                 size_t len, double timeout, conc_buf *result);
@@ -113,7 +113,7 @@ CONC_EXTERN int conc_pool_apply_async(conc_pool *p, conc_task_fn fn,
  * With out_size 0 results are dropped. Process pools move whole chunks
  * through shared memory: no per-item copy or system call. Returns 0, or
  * the code of the first failing item in input order (its message as the
- * caller's failure message; the other items still ran), CONC_ESTATE
+ * caller's failure message; the other items still ran), CONC_ECLOSED
  * (closed), CONC_EINVAL (a generator input: use imap; NULL pointers),
  * CONC_ENOMEM. opts (may be NULL): chunksize (0: Python's default of
  * count / (4 * workers), rounded up) and progress; timeout is ignored. */

@@ -97,7 +97,7 @@ CONC_EXTERN int conc_process_new(conc_process_fn fn, const void *arg,
 
 /* Starts the process. The argument bytes are released from the parent's
  * handle once the child has them. Returns 0, CONC_ESTATE (already started),
- * CONC_EVALUE (closed), CONC_EPERM (the calling process is a daemon:
+ * CONC_ECLOSED (closed), CONC_EPERM (the calling process is a daemon:
  * "daemonic processes are not allowed to have children"), CONC_EAGAIN or
  * CONC_ENOMEM (the system refused a process), CONC_EBROKEN (the fork server
  * died during the request), CONC_EINVAL (the fork server could not find the
@@ -111,7 +111,7 @@ CONC_EXTERN int conc_process_start(conc_process *p);
  * Returns 0 once it has ended (see conc_process_exitcode for its status),
  * CONC_ETIMEDOUT while it still runs, CONC_ESTATE (not started, or not a
  * child of the calling process), CONC_EDEADLK (the current process),
- * CONC_EVALUE (closed), CONC_EINVAL (NaN timeout), CONC_ECHILD (it ended
+ * CONC_ECLOSED (closed), CONC_EINVAL (NaN timeout), CONC_ECHILD (it ended
  * but its status was lost: it was reaped outside conc, or the fork server
  * died). On the handle of conc_process_parent, waits for the parent to end.
  * Any number of threads may join one process. */
@@ -125,7 +125,7 @@ CONC_EXTERN int conc_process_is_alive(conc_process *p);
 /* Python's exitcode. Returns 1 and stores the exit code in *code once the
  * process has ended: the function's status, or minus the signal number that
  * ended it. Returns 0 while it runs or before it starts (Python's None),
- * also for the current and parent processes. Errors: CONC_EVALUE (closed),
+ * also for the current and parent processes. Errors: CONC_ECLOSED (closed),
  * CONC_ESTATE (not a child of the calling process), CONC_ECHILD (status
  * lost, see conc_process_join), CONC_EINVAL (NULL code). Reaps the process
  * if it has ended. Any thread. */
@@ -134,14 +134,14 @@ CONC_EXTERN int conc_process_exitcode(conc_process *p, int *code);
 /* Sends SIGTERM (terminate) or SIGKILL (kill). Does nothing and returns 0
  * once the process has ended. Returns CONC_ESTATE (not started, or not a
  * child of the calling process, or the current or parent process),
- * CONC_EVALUE (closed). Any thread. */
+ * CONC_ECLOSED (closed). Any thread. */
 CONC_EXTERN int conc_process_terminate(conc_process *p);
 CONC_EXTERN int conc_process_kill(conc_process *p);
 
 /* Releases the resources of a process that has ended or never started;
  * afterwards every call but conc_process_name, conc_process_daemon,
  * conc_process_is_alive (0), conc_process_close (0 again) and
- * conc_process_free returns CONC_EVALUE (Python's ValueError: "process
+ * conc_process_free returns CONC_ECLOSED (Python's ValueError: "process
  * object is closed"). Returns 0, CONC_ESTATE while the process runs or for
  * the current and parent processes. Call it while no other thread uses `p`. */
 CONC_EXTERN int conc_process_close(conc_process *p);
@@ -155,7 +155,7 @@ CONC_EXTERN void conc_process_free(conc_process *p);
 /* ---- Attributes --------------------------------------------------------- */
 
 /* Python's pid: stores the process id in *pid (0 before start) and returns
- * 0; CONC_EVALUE after close, CONC_EINVAL for a NULL pointer. Any thread. */
+ * 0; CONC_ECLOSED after close, CONC_EINVAL for a NULL pointer. Any thread. */
 CONC_EXTERN int conc_process_pid(const conc_process *p, pid_t *pid);
 
 /* The name, valid until the handle is freed or renamed. */
@@ -170,7 +170,7 @@ CONC_EXTERN int conc_process_set_name(conc_process *p, const char *name);
 CONC_EXTERN int conc_process_daemon(const conc_process *p);
 
 /* Sets the daemon flag before start. Returns 0, CONC_ESTATE (started, or
- * the current or parent process), CONC_EVALUE (closed). Call it while no
+ * the current or parent process), CONC_ECLOSED (closed). Call it while no
  * other thread uses `p`. */
 CONC_EXTERN int conc_process_set_daemon(conc_process *p, int daemon);
 

@@ -68,7 +68,7 @@ state_check(conc_pool *p)
     conc__lockword_acquire(&p->lock, CONC__FOREVER, 0);
     int s = p->state;
     conc__lockword_release(&p->lock, 0);
-    return s == RUN ? 0 : conc_fail(CONC_ESTATE, "Pool not running");
+    return s == RUN ? 0 : conc_fail(CONC_ECLOSED, "Pool not running");
 }
 
 /* ---- The hook ----------------------------------------------------------- */
@@ -237,7 +237,7 @@ conc_pool_apply_async(conc_pool *p, conc_task_fn fn, const void *arg,
     r = conc__executor_submit(p->ex, fn, arg, len, fd, cb ? KIND_APPLY : 0, &a,
                               cb ? sizeof a : 0, out);
     if (r == CONC_ECLOSED)
-        r = conc_fail(CONC_ESTATE, "Pool not running");
+        r = conc_fail(CONC_ECLOSED, "Pool not running");
     return r;
 }
 

@@ -119,7 +119,7 @@ int
 conc_process_start(conc_process *p)
 {
     if (p->closed)
-        return CONC_EVALUE;
+        return CONC_ECLOSED;
     if (conc__process_kind(p) != CONC__PROC_CHILD ||
         atomic_load_explicit(&p->state, memory_order_relaxed) !=
             CONC__PROC_NEW ||
@@ -189,7 +189,7 @@ conc_process_pid(const conc_process *p, pid_t *pid)
     if (!p || !pid)
         return CONC_EINVAL;
     if (p->closed)
-        return CONC_EVALUE;
+        return CONC_ECLOSED;
     if (conc__process_kind(p) == CONC__PROC_SELF)
         *pid = conc__process_self_pid();
     else
@@ -213,7 +213,7 @@ int
 conc_process_set_daemon(conc_process *p, int daemon)
 {
     if (p->closed)
-        return CONC_EVALUE;
+        return CONC_ECLOSED;
     if (conc__process_kind(p) != CONC__PROC_CHILD ||
         atomic_load_explicit(&p->state, memory_order_relaxed) != CONC__PROC_NEW)
         return CONC_ESTATE;

@@ -318,7 +318,7 @@ static int
 check_child(const conc_process *p)
 {
     if (p->closed)
-        return CONC_EVALUE;
+        return CONC_ECLOSED;
     if (conc__process_kind(p) != CONC__PROC_CHILD ||
         p->owner != conc__process_self_pid() || state_of(p) == CONC__PROC_NEW)
         return CONC_ESTATE;
@@ -371,7 +371,7 @@ conc_process_exitcode(conc_process *p, int *code)
     if (!code)
         return CONC_EINVAL;
     if (p->closed)
-        return CONC_EVALUE;
+        return CONC_ECLOSED;
     if (conc__process_kind(p) != CONC__PROC_CHILD ||
         state_of(p) == CONC__PROC_NEW)
         return 0;
