@@ -12,6 +12,8 @@
 
 #include "common.h"
 
+CONC_BEGIN_DECLS
+
 typedef struct conc_arena conc_arena;
 
 /* Creates an arena able to hold about `size` bytes (rounded up to whole
@@ -89,5 +91,7 @@ CONC_EXTERN int conc_arena_contains(const conc_arena *a, const void *ptr);
  * a NULL arena, and free bytes 0 for a broken one). Any thread. */
 CONC_EXTERN size_t conc_arena_capacity(const conc_arena *a);
 CONC_EXTERN size_t conc_arena_available(conc_arena *a);
+
+CONC_END_DECLS
 
 #endif

@@ -9,6 +9,8 @@
 
 #include "common.h"
 
+CONC_BEGIN_DECLS
+
 typedef struct conc_buf {
     uint8_t *data; /* len bytes of content, then spare room up to cap */
     size_t len;
@@ -57,5 +59,7 @@ CONC_EXTERN void conc_buf_consume(conc_buf *b, size_t n);
  * content instead (NULL when it is empty, or out of memory: then b is
  * unchanged). */
 CONC_EXTERN uint8_t *conc_buf_detach(conc_buf *b, size_t *len);
+
+CONC_END_DECLS
 
 #endif

@@ -11,6 +11,8 @@
 
 #include "common.h"
 
+CONC_BEGIN_DECLS
+
 /* X(NAME, value, message): the one table from which the enum, conc_strerror
  * and conc_err_name are generated. */
 #define CONC_ERRNO_MAP(X)                                                      \
@@ -85,5 +87,7 @@ CONC_EXTERN const char *conc_failure_message(void);
 
 /* Forgets the calling thread's failure message. */
 CONC_EXTERN void conc_clear_failure(void);
+
+CONC_END_DECLS
 
 #endif

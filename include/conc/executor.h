@@ -23,6 +23,8 @@
 #include "future.h"
 #include "task.h"
 
+CONC_BEGIN_DECLS
+
 typedef struct conc_executor conc_executor;
 
 /* What a submit does when the bounded submission queue is full. */
@@ -177,5 +179,7 @@ CONC_EXTERN size_t conc_map_index(const conc_map_iter *it);
 /* Frees the iterator, cancelling what has not started and waiting for what
  * runs. NULL does nothing. */
 CONC_EXTERN void conc_map_free(conc_map_iter *it);
+
+CONC_END_DECLS
 
 #endif

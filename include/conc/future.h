@@ -21,6 +21,8 @@
 #include "error.h"
 #include "task.h"
 
+CONC_BEGIN_DECLS
+
 typedef struct conc_future conc_future;
 
 typedef enum conc_future_state {
@@ -145,5 +147,7 @@ CONC_EXTERN int conc_as_completed_next(conc_as_completed_iter *it,
 
 /* Frees the iterator; NULL does nothing. */
 CONC_EXTERN void conc_as_completed_free(conc_as_completed_iter *it);
+
+CONC_END_DECLS
 
 #endif

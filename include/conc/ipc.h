@@ -33,6 +33,8 @@
 #include "buf.h"
 #include "common.h"
 
+CONC_BEGIN_DECLS
+
 typedef struct conc_conn conc_conn;
 
 typedef struct conc_pipe_opts {
@@ -187,5 +189,7 @@ CONC_EXTERN int conc_conn_fileno(const conc_conn *c, int *fd);
 CONC_EXTERN int conc_conn_closed(const conc_conn *c);
 CONC_EXTERN int conc_conn_readable(const conc_conn *c);
 CONC_EXTERN int conc_conn_writable(const conc_conn *c);
+
+CONC_END_DECLS
 
 #endif

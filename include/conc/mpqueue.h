@@ -59,6 +59,8 @@
 #include "buf.h"
 #include "common.h"
 
+CONC_BEGIN_DECLS
+
 typedef struct conc_mpqueue conc_mpqueue;
 
 /* The ring's default capacity and its limits, in bytes. */
@@ -214,5 +216,7 @@ CONC_EXTERN int conc_joinable_task_done(conc_mpqueue *q);
  * Returns 0, CONC_ETIMEDOUT, or CONC_EINVAL (a NaN timeout, or a queue not
  * made by conc_joinable_new). */
 CONC_EXTERN int conc_joinable_join(conc_mpqueue *q, double timeout);
+
+CONC_END_DECLS
 
 #endif

@@ -30,6 +30,8 @@
 #include "future.h"
 #include "task.h"
 
+CONC_BEGIN_DECLS
+
 typedef struct conc_pool conc_pool;
 
 typedef struct conc_pool_opts {
@@ -176,5 +178,7 @@ CONC_EXTERN size_t conc_pool_processes(const conc_pool *p);
  * joins it and frees it; AsyncResults the caller holds stay valid. NULL
  * does nothing. Must be the last call on the pool. */
 CONC_EXTERN void conc_pool_free(conc_pool *p);
+
+CONC_END_DECLS
 
 #endif

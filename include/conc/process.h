@@ -59,6 +59,8 @@
 #include "common.h"
 #include "thread.h"
 
+CONC_BEGIN_DECLS
+
 typedef struct conc_process conc_process;
 
 /* The function a process runs: `arg` is the child's copy of the bytes given
@@ -221,5 +223,7 @@ CONC_EXTERN int conc_forkserver_start(void);
  * it is not running; CONC_ETIMEDOUT when it had to be killed; CONC_EINVAL
  * for a NaN timeout. Any thread. */
 CONC_EXTERN int conc_forkserver_stop(double timeout);
+
+CONC_END_DECLS
 
 #endif

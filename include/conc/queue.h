@@ -15,6 +15,8 @@
 
 #include "common.h"
 
+CONC_BEGIN_DECLS
+
 typedef struct conc_queue conc_queue;
 
 typedef enum conc_queue_kind {
@@ -108,5 +110,7 @@ CONC_EXTERN int conc_simplequeue_get(conc_simplequeue *q, double timeout,
 CONC_EXTERN int conc_simplequeue_get_nowait(conc_simplequeue *q, void **item);
 CONC_EXTERN size_t conc_simplequeue_qsize(conc_simplequeue *q);
 CONC_EXTERN int conc_simplequeue_empty(conc_simplequeue *q);
+
+CONC_END_DECLS
 
 #endif

@@ -22,6 +22,8 @@
 #include "common.h"
 #include "sync.h"
 
+CONC_BEGIN_DECLS
+
 /* ---- Element types -------------------------------------------------------
  * Python's typecodes and ctypes types for Value and Array. */
 typedef enum conc_ctype {
@@ -226,5 +228,7 @@ CONC_EXTERN int conc_shm_unlink(conc_shm *s);
 /* Closes the segment (if still open) and frees the handle; does not
  * unlink. NULL does nothing. */
 CONC_EXTERN void conc_shm_free(conc_shm *s);
+
+CONC_END_DECLS
 
 #endif

@@ -34,6 +34,8 @@
 #include "buf.h"
 #include "common.h"
 
+CONC_BEGIN_DECLS
+
 typedef struct conc_popen conc_popen;
 
 /* Where a child's standard stream comes from or goes to. */
@@ -265,5 +267,7 @@ CONC_EXTERN int conc_check_call(char *const argv[], const conc_run_opts *opts,
  * argv and opts. Any thread. */
 CONC_EXTERN int conc_check_output(char *const argv[], const conc_run_opts *opts,
                                   double timeout, conc_buf *out);
+
+CONC_END_DECLS
 
 #endif

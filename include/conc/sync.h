@@ -30,6 +30,8 @@
 #include "arena.h"
 #include "common.h"
 
+CONC_BEGIN_DECLS
+
 typedef struct conc_sync_opts {
     conc_arena *arena; /* NULL: private to this process */
 } conc_sync_opts;
@@ -259,5 +261,7 @@ CONC_EXTERN void conc_barrier_reset(conc_barrier *b);
 CONC_EXTERN unsigned conc_barrier_parties(const conc_barrier *b);
 CONC_EXTERN unsigned conc_barrier_n_waiting(const conc_barrier *b);
 CONC_EXTERN int conc_barrier_broken(const conc_barrier *b);
+
+CONC_END_DECLS
 
 #endif

@@ -15,6 +15,8 @@
 
 #include "common.h"
 
+CONC_BEGIN_DECLS
+
 typedef struct conc_thread conc_thread;
 
 /* A thread's function. Returning 0 means success; a negative conc code is a
@@ -123,7 +125,7 @@ CONC_EXTERN void conc_set_excepthook(conc_excepthook_fn hook, void *arg);
 
 /* Joins every non-daemon thread that conc started, then calls exit(status).
  * Called from a conc thread, it does not wait for itself. Never returns. */
-CONC_EXTERN _Noreturn void conc_exit(int status);
+CONC_EXTERN CONC_NORETURN void conc_exit(int status);
 
 /* ---- Thread-local data (threading.local) -------------------------------- */
 
@@ -148,5 +150,7 @@ CONC_EXTERN void *conc_local_get(conc_local *local);
 /* Sets the calling thread's value; a previous different non-NULL value goes
  * to the destructor. Returns 0 or CONC_ENOMEM (then nothing changed). */
 CONC_EXTERN int conc_local_set(conc_local *local, void *value);
+
+CONC_END_DECLS
 
 #endif
