@@ -275,5 +275,6 @@ main(void)
         conc_unit_test(test_timeout_executor_shutdown),
         conc_unit_test(test_timeout_forkserver_stop),
     };
+    warm_up_threads();
     return conc_run_tests(tests);
 }

@@ -746,7 +746,7 @@ test_close_and_use_after_close(void **state)
     conc_conn_free(a);
     conc_conn_free(b);
     conc_conn_free(NULL);
-    assert_conc_ok(conc_conn_close(NULL));
+    assert_conc(conc_conn_close(NULL), CONC_EINVAL);
 }
 
 static void

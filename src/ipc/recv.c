@@ -378,6 +378,8 @@ int
 conc_conn_recv_bytes_into(conc_conn *c, void *buf, size_t cap, double timeout,
                           size_t *len)
 {
+    if (!c)
+        return CONC_EINVAL;
     if (!len || (!buf && cap > 0))
         return CONC_EINVAL;
     *len = 0;
@@ -389,6 +391,8 @@ conc_conn_recv_bytes_into(conc_conn *c, void *buf, size_t cap, double timeout,
 int
 conc_conn_recv_fd(conc_conn *c, double timeout, int *fd)
 {
+    if (!c)
+        return CONC_EINVAL;
     if (!fd)
         return CONC_EINVAL;
     int r = conc__conn_check_recv(c);
@@ -422,6 +426,8 @@ frame_ready(const conc_conn *c)
 int
 conc_conn_poll(conc_conn *c, double timeout)
 {
+    if (!c)
+        return CONC_EINVAL;
     int r = conc__conn_check_recv(c);
     if (r)
         return r;

@@ -238,6 +238,8 @@ positions(struct conc__mpq_shared *s, uint64_t *head, uint64_t *tail)
 size_t
 conc_mpqueue_qsize(conc_mpqueue *q)
 {
+    if (!q)
+        return 0;
     uint64_t head, tail;
     positions(q->s, &head, &tail);
     return (uint32_t)(conc__mpq_msgs(tail) - conc__mpq_msgs(head));
@@ -246,12 +248,16 @@ conc_mpqueue_qsize(conc_mpqueue *q)
 int
 conc_mpqueue_empty(conc_mpqueue *q)
 {
+    if (!q)
+        return CONC_EINVAL;
     return conc_mpqueue_qsize(q) == 0;
 }
 
 int
 conc_mpqueue_full(conc_mpqueue *q)
 {
+    if (!q)
+        return CONC_EINVAL;
     uint64_t head, tail;
     positions(q->s, &head, &tail);
     uint32_t n = conc__mpq_msgs(tail) - conc__mpq_msgs(head);
@@ -264,6 +270,8 @@ conc_mpqueue_full(conc_mpqueue *q)
 size_t
 conc_mpqueue_capacity(const conc_mpqueue *q)
 {
+    if (!q)
+        return 0;
     return q->s->cap;
 }
 

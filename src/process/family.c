@@ -158,6 +158,8 @@ conc__process_become_child(conc_process *self, int parent_pid,
 int
 conc_process_set_name(conc_process *p, const char *name)
 {
+    if (!p)
+        return CONC_EINVAL;
     if (!name || !name[0])
         return CONC_EINVAL;
     char *copy = conc__strdup(name);

@@ -118,6 +118,8 @@ conc_process_new(conc_process_fn fn, const void *arg, size_t len,
 int
 conc_process_start(conc_process *p)
 {
+    if (!p)
+        return CONC_EINVAL;
     if (p->closed)
         return CONC_ECLOSED;
     if (conc__process_kind(p) != CONC__PROC_CHILD ||
@@ -147,6 +149,8 @@ conc_process_start(conc_process *p)
 int
 conc_process_close(conc_process *p)
 {
+    if (!p)
+        return CONC_EINVAL;
     if (p->closed)
         return 0;
     if (conc__process_kind(p) != CONC__PROC_CHILD)
@@ -200,18 +204,24 @@ conc_process_pid(const conc_process *p, pid_t *pid)
 const char *
 conc_process_name(const conc_process *p)
 {
+    if (!p)
+        return NULL;
     return p->name;
 }
 
 int
 conc_process_daemon(const conc_process *p)
 {
+    if (!p)
+        return CONC_EINVAL;
     return p->daemon;
 }
 
 int
 conc_process_set_daemon(conc_process *p, int daemon)
 {
+    if (!p)
+        return CONC_EINVAL;
     if (p->closed)
         return CONC_ECLOSED;
     if (conc__process_kind(p) != CONC__PROC_CHILD ||

@@ -328,6 +328,8 @@ check_child(const conc_process *p)
 int
 conc_process_join(conc_process *p, double timeout)
 {
+    if (!p)
+        return CONC_EINVAL;
     int64_t deadline;
     if (conc__deadline(timeout, &deadline))
         return CONC_EINVAL;
@@ -347,6 +349,8 @@ conc_process_join(conc_process *p, double timeout)
 int
 conc_process_is_alive(conc_process *p)
 {
+    if (!p)
+        return CONC_EINVAL;
     if (p->closed)
         return 0;
     if (conc__process_kind(p) == CONC__PROC_SELF)
@@ -368,6 +372,8 @@ conc_process_is_alive(conc_process *p)
 int
 conc_process_exitcode(conc_process *p, int *code)
 {
+    if (!p)
+        return CONC_EINVAL;
     if (!code)
         return CONC_EINVAL;
     if (p->closed)
@@ -397,11 +403,15 @@ send_signal(conc_process *p, int sig)
 int
 conc_process_terminate(conc_process *p)
 {
+    if (!p)
+        return CONC_EINVAL;
     return send_signal(p, SIGTERM);
 }
 
 int
 conc_process_kill(conc_process *p)
 {
+    if (!p)
+        return CONC_EINVAL;
     return send_signal(p, SIGKILL);
 }

@@ -254,7 +254,7 @@ conc_popen_free(conc_popen *p)
 pid_t
 conc_popen_pid(const conc_popen *p)
 {
-    return p ? p->pid : -1;
+    return p ? p->pid : 0;
 }
 
 /* The parent's end of stream `which` (0, 1, 2), whose descriptor is `fd`. */
