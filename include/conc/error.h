@@ -82,7 +82,8 @@ CONC_EXTERN int conc_fail(int err, const char *fmt, ...) CONC_PRINTF(2, 3);
 
 /* The calling thread's last failure message, or "" if none was recorded
  * since the last conc_clear_failure. Valid until that thread's next
- * conc_fail or conc_clear_failure. */
+ * conc_fail or conc_clear_failure.
+ * The string is static storage of the calling thread, owned by conc. */
 CONC_EXTERN const char *conc_failure_message(void);
 
 /* Forgets the calling thread's failure message. */

@@ -81,11 +81,13 @@ CONC_EXTERN int conc_conn_from_fd(int fd, const conc_conn_opts *opts,
  * descriptor not yet taken with conc_conn_recv_fd, and buffered input. The
  * object stays valid until freed; every later call on it returns
  * CONC_ECLOSED, except conc_conn_close again, which does nothing (as in
- * Python). Affects only this process's copy. Returns 0. */
+ * Python). Affects only this process's copy. Returns 0.
+ * Any thread, while no other thread uses the connection. */
 CONC_EXTERN int conc_conn_close(conc_conn *c);
 
 /* Closes the connection if it is open and frees the object. NULL does
- * nothing. */
+ * nothing.
+ * Any thread, once no other thread uses the object. */
 CONC_EXTERN void conc_conn_free(conc_conn *c);
 
 /* Sends `len` bytes from `data` as one message (send_bytes). Copies the
@@ -128,7 +130,8 @@ CONC_EXTERN int conc_conn_send_bytes(conc_conn *c, const void *data, size_t len,
  *   CONC_EBADF on the sending end of a simplex pipe, CONC_ECLOSED after
  *     conc_conn_close, CONC_EINVAL for a NaN timeout or NULL out, other
  *     system errors negated.
- * On failure `out` is unchanged (content and memory). */
+ * On failure `out` is unchanged (content and memory).
+ * One receiving thread at a time (see the top of this file). */
 CONC_EXTERN int conc_conn_recv_bytes(conc_conn *c, double timeout,
                                      conc_buf *out);
 
@@ -140,7 +143,8 @@ CONC_EXTERN int conc_conn_recv_bytes(conc_conn *c, double timeout,
  * message's length, so the caller knows how much room it needs (Python's
  * BufferTooShort hands over the message instead). `buf` may be NULL when
  * cap is 0. CONC_ENOMEM only if the connection must keep part of a long
- * message across a timeout and cannot; the receiving side is then shut. */
+ * message across a timeout and cannot; the receiving side is then shut.
+ * One receiving thread at a time (see the top of this file). */
 CONC_EXTERN int conc_conn_recv_bytes_into(conc_conn *c, void *buf, size_t cap,
                                           double timeout, size_t *len);
 
@@ -152,7 +156,8 @@ CONC_EXTERN int conc_conn_recv_bytes_into(conc_conn *c, void *buf, size_t cap,
  * just looks), CONC_EBADF on the sending end of a simplex pipe,
  * CONC_ECLOSED after conc_conn_close, CONC_EINVAL for a NaN timeout, other
  * system errors negated. Note that Python's poll() defaults to a timeout of
- * 0; here it is always given. */
+ * 0; here it is always given.
+ * One receiving thread at a time (see the top of this file). */
 CONC_EXTERN int conc_conn_poll(conc_conn *c, double timeout);
 
 /* Sends an open descriptor to the other side as a message of its own,
@@ -162,7 +167,8 @@ CONC_EXTERN int conc_conn_poll(conc_conn *c, double timeout);
  * pipe, or conc_conn_from_fd on a Unix stream socket): CONC_EINVAL on a
  * simplex pipe or another kind of descriptor. Returns 0, CONC_EBADF if
  * `fd` is not open, and otherwise the errors of conc_conn_send_bytes
- * (CONC_ETIMEDOUT when no room came within `timeout`). */
+ * (CONC_ETIMEDOUT when no room came within `timeout`).
+ * One sending thread at a time (see the top of this file). */
 CONC_EXTERN int conc_conn_send_fd(conc_conn *c, int fd, double timeout);
 
 /* Receives a descriptor sent with conc_conn_send_fd, waiting up to
@@ -170,7 +176,8 @@ CONC_EXTERN int conc_conn_send_fd(conc_conn *c, int fd, double timeout);
  * owns. Returns the errors of conc_conn_recv_bytes, with CONC_EPROTO,
  * consuming nothing, when the next message is bytes rather than a
  * descriptor, and CONC_EINVAL on a connection that cannot carry
- * descriptors (a simplex pipe). */
+ * descriptors (a simplex pipe).
+ * One receiving thread at a time (see the top of this file). */
 CONC_EXTERN int conc_conn_recv_fd(conc_conn *c, double timeout, int *fd);
 
 /* The connection's descriptor (fileno), for waiting on it with poll or
@@ -185,7 +192,8 @@ CONC_EXTERN int conc_conn_fileno(const conc_conn *c, int *fd);
  * connection is neither readable nor writable; the ends of a simplex pipe
  * are one each; a connection whose receiving side was shut after an error
  * (see conc_conn_recv_bytes) is no longer readable. Call them from the
- * thread that receives, or while no thread receives. */
+ * thread that receives, or while no thread receives.
+ * CONC_EINVAL for a NULL connection. */
 CONC_EXTERN int conc_conn_closed(const conc_conn *c);
 CONC_EXTERN int conc_conn_readable(const conc_conn *c);
 CONC_EXTERN int conc_conn_writable(const conc_conn *c);

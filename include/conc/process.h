@@ -121,7 +121,9 @@ CONC_EXTERN int conc_process_join(conc_process *p, double timeout);
 
 /* Whether the process runs (1 or 0); reaps it if it has ended. 0 before
  * start, after close, and for a handle that is not the calling process's
- * child; 1 for the current process. */
+ * child; 1 for the current process.
+ * Any thread.
+ * CONC_EINVAL for a NULL p. */
 CONC_EXTERN int conc_process_is_alive(conc_process *p);
 
 /* Python's exitcode. Returns 1 and stores the exit code in *code once the
@@ -160,7 +162,8 @@ CONC_EXTERN void conc_process_free(conc_process *p);
  * 0; CONC_ECLOSED after close, CONC_EINVAL for a NULL pointer. Any thread. */
 CONC_EXTERN int conc_process_pid(const conc_process *p, pid_t *pid);
 
-/* The name, valid until the handle is freed or renamed. */
+/* The name, valid until the handle is freed or renamed. Any thread, while no
+ * thread renames it. */
 CONC_EXTERN const char *conc_process_name(const conc_process *p);
 
 /* Renames the process (copied; Python lets a name change at any time; the
@@ -168,7 +171,8 @@ CONC_EXTERN const char *conc_process_name(const conc_process *p);
  * empty name), CONC_ENOMEM. Call it while no other thread reads the name. */
 CONC_EXTERN int conc_process_set_name(conc_process *p, const char *name);
 
-/* The daemon flag (1 or 0). */
+/* The daemon flag (1 or 0). Any thread.
+ * CONC_EINVAL for a NULL p. */
 CONC_EXTERN int conc_process_daemon(const conc_process *p);
 
 /* Sets the daemon flag before start. Returns 0, CONC_ESTATE (started, or
@@ -180,11 +184,13 @@ CONC_EXTERN int conc_process_set_daemon(conc_process *p, int daemon);
 
 /* The calling process's handle, borrowed and never freed: "MainProcess" in
  * the program's first process; in a child started by conc, the handle of
- * that child (its name, pid and daemon flag). Never NULL. */
+ * that child (its name, pid and daemon flag). Never NULL.
+ * Any thread. */
 CONC_EXTERN conc_process *conc_process_current(void);
 
 /* The parent's handle in a child started by conc (borrowed; its name and
- * pid; is_alive and join watch the parent), NULL in the main process. */
+ * pid; is_alive and join watch the parent), NULL in the main process.
+ * Any thread. */
 CONC_EXTERN conc_process *conc_process_parent(void);
 
 /* Lists the calling process's children that are still running, reaping
@@ -202,7 +208,7 @@ CONC_EXTERN void conc_process_list_free(conc_process **list, size_t count);
  * or CONC_EINVAL. Any thread; processes created meanwhile use either. */
 CONC_EXTERN int conc_set_start_method(conc_start_method method);
 
-/* The method CONC_START_DEFAULT stands for. */
+/* The method CONC_START_DEFAULT stands for. Any thread. */
 CONC_EXTERN conc_start_method conc_get_start_method(void);
 
 /* Starts the fork server now if it is not running (it otherwise starts on

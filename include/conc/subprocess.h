@@ -103,7 +103,7 @@ CONC_EXTERN int conc_popen_new(char *const argv[], const conc_popen_opts *opts,
  * stays a zombie for long. No other thread may use `p`. NULL does nothing. */
 CONC_EXTERN void conc_popen_free(conc_popen *p);
 
-/* The child's pid (Popen.pid). */
+/* The child's pid (Popen.pid). Any thread. */
 CONC_EXTERN pid_t conc_popen_pid(const conc_popen *p);
 
 /* The parent's end of each pipe (Popen.stdin, .stdout, .stderr): returns 0
@@ -119,7 +119,9 @@ CONC_EXTERN int conc_popen_stdout_fd(const conc_popen *p, int *fd);
 CONC_EXTERN int conc_popen_stderr_fd(const conc_popen *p, int *fd);
 
 /* Closes the parent's end of the stdin pipe, so the child reads EOF
- * (Popen.stdin.close()). Returns 0, also when there is none. */
+ * (Popen.stdin.close()). Returns 0, also when there is none.
+ * Any thread, while no thread communicates.
+ * CONC_EINVAL for a NULL p. */
 CONC_EXTERN int conc_popen_close_stdin(conc_popen *p);
 
 /* Python's communicate: writes `len` bytes of `input` to the child's stdin
@@ -173,7 +175,8 @@ CONC_EXTERN int conc_popen_wait(conc_popen *p, double timeout, int *returncode);
 
 /* The returncode as last seen, without asking the system (the
  * Popen.returncode attribute): 1 and *returncode once poll, wait or
- * communicate saw the child exit, else 0. Any thread. */
+ * communicate saw the child exit, else 0. Any thread.
+ * CONC_EINVAL for a NULL p. */
 CONC_EXTERN int conc_popen_returncode(conc_popen *p, int *returncode);
 
 /* Sends `sig` to the child (Popen.send_signal). Does nothing, and returns
@@ -183,7 +186,9 @@ CONC_EXTERN int conc_popen_returncode(conc_popen *p, int *returncode);
 CONC_EXTERN int conc_popen_send_signal(conc_popen *p, int sig);
 
 /* conc_popen_send_signal with SIGTERM (Popen.terminate) and SIGKILL
- * (Popen.kill). */
+ * (Popen.kill).
+ * Any thread.
+ * Errors as conc_popen_send_signal. */
 CONC_EXTERN int conc_popen_terminate(conc_popen *p);
 CONC_EXTERN int conc_popen_kill(conc_popen *p);
 
@@ -198,7 +203,8 @@ CONC_EXTERN int conc_popen_kill_group(conc_popen *p, int sig);
 /* Reaps the children of popens that were freed while their child was
  * still running, without blocking (Python's subprocess._cleanup). Returns
  * 0 and stores in *running (which may be NULL) how many such children are
- * still running. conc_popen_new calls it too. Any thread. */
+ * still running. conc_popen_new calls it too. Any thread.
+ * Never fails. */
 CONC_EXTERN int conc_subprocess_reap(size_t *running);
 
 /* ---- run, call, check_call, check_output -------------------------------- */
@@ -241,18 +247,21 @@ CONC_EXTERN int conc_subprocess_run(char *const argv[],
                                     const conc_run_opts *opts, double timeout,
                                     conc_completed_process *res);
 
-/* Releases the buffers of *res and empties it. NULL does nothing. */
+/* Releases the buffers of *res and empties it. NULL does nothing. Any thread,
+ * once no other thread uses the object. */
 CONC_EXTERN void conc_completed_process_free(conc_completed_process *res);
 
 /* subprocess.call: conc_subprocess_run, giving only the returncode in
  * *returncode (which may be NULL). Nothing is captured unless opts ask for
- * it (the output is then dropped). Errors as conc_subprocess_run. */
+ * it (the output is then dropped). Errors as conc_subprocess_run.
+ * Any thread. */
 CONC_EXTERN int conc_call(char *const argv[], const conc_run_opts *opts,
                           double timeout, int *returncode);
 
 /* subprocess.check_call: returns 0 when the program exits with 0, else
  * CONC_EPROCESS with the message of conc_subprocess_run. Errors as
- * conc_subprocess_run. */
+ * conc_subprocess_run.
+ * Any thread. */
 CONC_EXTERN int conc_check_call(char *const argv[], const conc_run_opts *opts,
                                 double timeout);
 

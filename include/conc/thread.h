@@ -64,7 +64,8 @@ CONC_EXTERN int conc_thread_join(conc_thread *t, double timeout, int *status);
  * handle is freed. NULL does nothing. */
 CONC_EXTERN void conc_thread_free(conc_thread *t);
 
-/* Whether the thread is running (1 or 0). */
+/* Whether the thread is running (1 or 0).
+ * CONC_EINVAL for a NULL thread. */
 CONC_EXTERN int conc_thread_is_alive(const conc_thread *t);
 
 /* The thread's name, valid until the handle is freed or the name changed. */
@@ -75,7 +76,8 @@ CONC_EXTERN const char *conc_thread_name(const conc_thread *t);
  * while no other thread reads the name of `t`. */
 CONC_EXTERN int conc_thread_set_name(conc_thread *t, const char *name);
 
-/* Whether the thread is a daemon (1 or 0). */
+/* Whether the thread is a daemon (1 or 0).
+ * CONC_EINVAL for a NULL thread. */
 CONC_EXTERN int conc_thread_daemon(const conc_thread *t);
 
 /* Python's ident: the pthread_t as a number; unique among live threads. */
@@ -144,7 +146,9 @@ CONC_EXTERN int conc_local_new(conc_local_dtor_fn dtor, conc_local **out);
  * No thread may use the slot during or after the call. NULL does nothing. */
 CONC_EXTERN void conc_local_free(conc_local *local);
 
-/* The calling thread's value, or NULL if it has none. */
+/* The calling thread's value, or NULL if it has none.
+ * The value is the caller's own: conc only keeps the pointer. NULL for a NULL
+ * local. */
 CONC_EXTERN void *conc_local_get(conc_local *local);
 
 /* Sets the calling thread's value; a previous different non-NULL value goes
