@@ -152,7 +152,7 @@ timings(void)
 
     start = conc_monotonic();
     check(conc_pool_map(pool, quiet, &CONC_ITEMS(numbers, N_TASKS), NULL, 0,
-                        &(conc_map_opts){.chunksize = 1}),
+                        &(conc_map_opts){.chunksize = 1}, CONC_FOREVER),
           "conc_pool_map");
     double t_map = conc_monotonic() - start;
     conc_pool_free(pool);

@@ -226,6 +226,33 @@ test_timeout_pool_apply(void **state)
 }
 
 static void
+test_timeout_pool_map(void **state)
+{
+    (void)state;
+    fixture_open();
+    conc_pool *p;
+    assert_conc_ok(conc_threadpool_new(&(conc_pool_opts){.processes = 1}, &p));
+    int in[2] = {2, 3}, out[2] = {0, 0};
+    conc_items items = CONC_ITEMS(in, 2);
+    assert_conc(
+        conc_pool_map(p, square_task, &items, out, sizeof *out, NULL, NAN),
+        CONC_EINVAL);
+    double t0 = conc_monotonic();
+    assert_conc(
+        conc_pool_map(p, held_task, &items, out, sizeof *out, NULL, SHORT_S),
+        CONC_ETIMEDOUT);
+    assert_true(conc_monotonic() - t0 >= SHORT_S - SLACK_S);
+    /* The map goes on: out stays valid until the pool is joined. */
+    release_gate();
+    assert_conc_ok(conc_pool_close(p));
+    assert_conc_ok(conc_pool_join(p, WAIT_S));
+    assert_int_equal(out[0], 4);
+    assert_int_equal(out[1], 9);
+    conc_pool_free(p);
+    fixture_close();
+}
+
+static void
 test_timeout_executor_shutdown(void **state)
 {
     (void)state;
@@ -272,6 +299,7 @@ main(void)
         conc_unit_test(test_timeout_negative_is_zero),
         conc_unit_test(test_timeout_conn_send),
         conc_unit_test(test_timeout_pool_apply),
+        conc_unit_test(test_timeout_pool_map),
         conc_unit_test(test_timeout_executor_shutdown),
         conc_unit_test(test_timeout_forkserver_stop),
     };

@@ -110,9 +110,9 @@ test_death_in_map(void **state)
     memset(out, 0xff, sizeof out);
     conc_items items = CONC_ITEMS(in, N);
     conc_map_opts one = {.chunksize = 1};
-    assert_conc(
-        conc_pool_map(p, die_at_13_task, &items, out, sizeof *out, &one),
-        CONC_EBROKEN);
+    assert_conc(conc_pool_map(p, die_at_13_task, &items, out, sizeof *out, &one,
+                              CONC_FOREVER),
+                CONC_EBROKEN);
     for (int i = 0; i < N; i++)
         if (i != 13)
             assert_int_equal(out[i], i * i);

@@ -128,7 +128,7 @@ CONC_EXTERN int conc_pool_apply_async(conc_pool *p, conc_task_fn fn,
  * Any thread. */
 CONC_EXTERN int conc_pool_map(conc_pool *p, conc_task_fn fn,
                               const conc_items *in, void *out, size_t out_size,
-                              const conc_map_opts *opts);
+                              const conc_map_opts *opts, double timeout);
 
 /* map_async: the same, returning at once with an AsyncResult in *out that
  * becomes ready when every item is done (its data is `out`, which must
@@ -149,7 +149,8 @@ CONC_EXTERN int conc_pool_map_async(conc_pool *p, conc_task_fn fn,
  * AsyncResult, freed with conc_async_result_free). */
 CONC_EXTERN int conc_pool_starmap(conc_pool *p, conc_task_fn fn,
                                   const conc_items *in, void *out,
-                                  size_t out_size, const conc_map_opts *opts);
+                                  size_t out_size, const conc_map_opts *opts,
+                                  double timeout);
 CONC_EXTERN int
 conc_pool_starmap_async(conc_pool *p, conc_task_fn fn, const conc_items *in,
                         void *out, size_t out_size, const conc_map_opts *opts,

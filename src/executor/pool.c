@@ -383,22 +383,25 @@ conc_pool_map_async(conc_pool *p, conc_task_fn fn, const conc_items *in,
 
 int
 conc_pool_map(conc_pool *p, conc_task_fn fn, const conc_items *in, void *out,
-              size_t out_size, const conc_map_opts *opts)
+              size_t out_size, const conc_map_opts *opts, double timeout)
 {
+    if (timeout != timeout)
+        return CONC_EINVAL;
     conc_future *f;
     int r = conc_pool_map_async(p, fn, in, out, out_size, opts, NULL, &f);
     if (r < 0)
         return r;
-    r = conc_future_result(f, CONC_FOREVER, NULL, NULL);
+    r = conc_future_result(f, timeout, NULL, NULL);
     conc_future_free(f);
     return r;
 }
 
 int
 conc_pool_starmap(conc_pool *p, conc_task_fn fn, const conc_items *in,
-                  void *out, size_t out_size, const conc_map_opts *opts)
+                  void *out, size_t out_size, const conc_map_opts *opts,
+                  double timeout)
 {
-    return conc_pool_map(p, fn, in, out, out_size, opts);
+    return conc_pool_map(p, fn, in, out, out_size, opts, timeout);
 }
 
 int
