@@ -305,7 +305,7 @@ main(int argc, char **argv)
 
     BENCH_CHECK(conc_thread_executor_new(NULL, &b.ex));
     thread_row(&o, &b);
-    BENCH_CHECK(conc_executor_shutdown(b.ex, 1, 0));
+    BENCH_CHECK(conc_executor_shutdown(b.ex, 1, 0, CONC_FOREVER));
     conc_executor_free(b.ex);
 
     BENCH_CHECK(conc_process_executor_new(NULL, &b.ex));
@@ -314,7 +314,7 @@ main(int argc, char **argv)
     bench_impl proc = {"conc", conc_run, &b};
     warm_up(&o, &proc, 1);
     bench_row(&o, "executor_process", &proc, 1, 1, 100);
-    BENCH_CHECK(conc_executor_shutdown(b.ex, 1, 0));
+    BENCH_CHECK(conc_executor_shutdown(b.ex, 1, 0, CONC_FOREVER));
     conc_executor_free(b.ex);
     free(b.fs);
     return 0;

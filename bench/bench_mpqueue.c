@@ -100,7 +100,7 @@ consume(qbench *b, conc_mpqueue *q, long n)
             bench_gate_open(&b->gate[1]);
             t0 = bench_now_ns();
         }
-        BENCH_CHECK(conc_mpqueue_get(q, &b->got, CONC_FOREVER));
+        BENCH_CHECK(conc_mpqueue_get(q, CONC_FOREVER, &b->got));
         BENCH_ASSERT(b->got.len == b->msg_len);
         BENCH_ASSERT(memcmp(b->got.data, &i, sizeof i) == 0);
         if (i == -b->warmup)

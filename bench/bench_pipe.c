@@ -84,9 +84,9 @@ static int
 conc_recv(conc_conn *c, conc_buf *buf, int spin)
 {
     if (!spin)
-        return conc_conn_recv_bytes(c, buf, CONC_FOREVER);
+        return conc_conn_recv_bytes(c, CONC_FOREVER, buf);
     int r;
-    while ((r = conc_conn_recv_bytes(c, buf, 0)) == CONC_ETIMEDOUT)
+    while ((r = conc_conn_recv_bytes(c, 0, buf)) == CONC_ETIMEDOUT)
         bench_clobber();
     return r;
 }
@@ -97,7 +97,7 @@ conc_echo(conc_conn *c, int spin)
     conc_buf buf = CONC_BUF_INIT;
     int r;
     while ((r = conc_recv(c, &buf, spin)) == 0)
-        BENCH_CHECK(conc_conn_send_bytes(c, buf.data, buf.len));
+        BENCH_CHECK(conc_conn_send_bytes(c, buf.data, buf.len, CONC_FOREVER));
     BENCH_ASSERT(r == CONC_ECLOSED);
     conc_buf_free(&buf);
 }
@@ -125,7 +125,7 @@ conc_roundtrip(void *ctx, long n, long *ops)
         if (i == 0)
             t0 = bench_now_ns();
         memcpy(msg, &i, sizeof i);
-        BENCH_CHECK(conc_conn_send_bytes(a, msg, sizeof msg));
+        BENCH_CHECK(conc_conn_send_bytes(a, msg, sizeof msg, CONC_FOREVER));
         BENCH_CHECK(conc_recv(a, &buf, m->spin));
         BENCH_ASSERT(buf.len == MSG_LEN && memcmp(buf.data, &i, sizeof i) == 0);
     }

@@ -67,7 +67,7 @@ squares_map(conc_pool *p, squares *s)
 {
     memset(s->out, 0, s->n * sizeof(int64_t));
     BENCH_CHECK(conc_pool_map(p, square_task, &CONC_ITEMS(s->in, s->n), s->out,
-                              sizeof(int64_t), NULL));
+                              sizeof(int64_t), NULL, CONC_FOREVER));
     for (long i = 0; i < s->n; i++)
         BENCH_ASSERT(s->out[i] == (int64_t)i * i);
 }
@@ -114,7 +114,7 @@ big_run(void *ctx, long n, long *ops)
         long long t0 = bench_now_ns();
         BENCH_CHECK(conc_pool_map(b->p, square_task,
                                   &CONC_ITEMS(b->s.in, b->s.n), b->s.out,
-                                  sizeof(int64_t), NULL));
+                                  sizeof(int64_t), NULL, CONC_FOREVER));
         secs += bench_seconds_since(t0);
         for (long j = 0; j < b->s.n; j++)
             BENCH_ASSERT(b->s.out[j] == (int64_t)j * j);
@@ -244,7 +244,7 @@ fib_run(void *ctx, long n, long *ops)
     long count = f->per_round * (n < f->max_rounds ? n : f->max_rounds);
     long long t0 = bench_now_ns();
     BENCH_CHECK(conc_pool_map(f->p, fib_task, &CONC_ITEMS(f->in, count), f->out,
-                              sizeof(int64_t), &mo));
+                              sizeof(int64_t), &mo, CONC_FOREVER));
     double secs = bench_seconds_since(t0);
     BENCH_ASSERT(memcmp(f->out, f->want, count * sizeof(int64_t)) == 0);
     return secs;

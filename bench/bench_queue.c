@@ -46,9 +46,9 @@ consume(qrun *r)
     for (long i = 0; i < r->n; i++) {
         void *item;
         if (r->sq)
-            BENCH_CHECK(conc_simplequeue_get(r->sq, &item, CONC_FOREVER));
+            BENCH_CHECK(conc_simplequeue_get(r->sq, CONC_FOREVER, &item));
         else
-            BENCH_CHECK(conc_queue_get(r->q, &item, CONC_FOREVER));
+            BENCH_CHECK(conc_queue_get(r->q, CONC_FOREVER, &item));
         sum += (uintptr_t)item;
     }
     return sum;

@@ -74,7 +74,7 @@ main(void)
     check(conc_pool_new(NULL, &pool), "conc_pool_new");
     conc_map_opts opts = {.chunksize = 4, .progress = draw, .progress_arg = &b};
     check(conc_pool_map(pool, square, &CONC_ITEMS(numbers, N_ITEMS), squares,
-                        sizeof squares[0], &opts),
+                        sizeof squares[0], &opts, CONC_FOREVER),
           "conc_pool_map");
     if (b.tty)
         printf("\n");

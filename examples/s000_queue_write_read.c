@@ -81,7 +81,7 @@ read_letters(const void *arg, size_t len)
     conc_buf_init(&value);
     printf("Process to read:%d\n", (int)getpid());
     int rc; /* the loop ends only if a get fails */
-    while ((rc = conc_mpqueue_get(q, &value, CONC_FOREVER)) == 0) {
+    while ((rc = conc_mpqueue_get(q, CONC_FOREVER, &value)) == 0) {
         printf("Get %c from queue.\n", value.data[0]);
         check(conc_sem_release(printed, 1), "conc_sem_release");
     }

@@ -64,7 +64,7 @@ consumer(const void *arg, size_t len)
     conc_buf res;
     conc_buf_init(&res);
     int rc; /* the loop ends only if a get fails */
-    while ((rc = conc_mpqueue_get(q, &res, CONC_FOREVER)) == 0) {
+    while ((rc = conc_mpqueue_get(q, CONC_FOREVER, &res)) == 0) {
         check(conc_sleep(3 * MS), "conc_sleep");
         printf("\033[45m%d 吃 %.*s\033[0m\n", (int)getpid(), (int)res.len,
                (const char *)res.data);

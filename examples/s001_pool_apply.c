@@ -46,7 +46,8 @@ main(void)
     for (int64_t i = 0; i < N_TASKS; i++) {
         conc_buf_consume(&res, res.len); /* empty it, keep its memory */
         /* Synchronous: returns once this task is done. */
-        check(conc_pool_apply(p, work, &i, sizeof i, &res), "conc_pool_apply");
+        check(conc_pool_apply(p, work, &i, sizeof i, CONC_FOREVER, &res),
+              "conc_pool_apply");
         check(res.len == sizeof res_l[i] ? 0 : CONC_EVALUE, "result size");
         memcpy(&res_l[i], res.data, sizeof res_l[i]);
     }

@@ -97,8 +97,9 @@ with_apply(void)
     for (int i = 0; i < N_TASKS; i++) {
         msg_arg a = message(i, 0.1);
         conc_buf_init(&res_l[i]);
-        check(conc_pool_apply(pool, func, &a, sizeof a, &res_l[i]),
-              "conc_pool_apply");
+        check(
+            conc_pool_apply(pool, func, &a, sizeof a, CONC_FOREVER, &res_l[i]),
+            "conc_pool_apply");
     }
     printf("==============================>\n");
     check(conc_pool_close(pool), "conc_pool_close");
@@ -133,7 +134,7 @@ timings(void)
     conc_pool *pool = pool_of_three();
     double start = conc_monotonic();
     for (int i = 0; i < N_TASKS; i++)
-        check(conc_pool_apply(pool, quiet, &i, sizeof i, NULL),
+        check(conc_pool_apply(pool, quiet, &i, sizeof i, CONC_FOREVER, NULL),
               "conc_pool_apply");
     double t_apply = conc_monotonic() - start;
 
@@ -151,7 +152,7 @@ timings(void)
 
     start = conc_monotonic();
     check(conc_pool_map(pool, quiet, &CONC_ITEMS(numbers, N_TASKS), NULL, 0,
-                        &(conc_map_opts){.chunksize = 1}),
+                        &(conc_map_opts){.chunksize = 1}, CONC_FOREVER),
           "conc_pool_map");
     double t_map = conc_monotonic() - start;
     conc_pool_free(pool);

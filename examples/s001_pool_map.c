@@ -63,7 +63,7 @@ time_pool(void)
     check(conc_pool_new(&(conc_pool_opts){.processes = 5}, &pool),
           "conc_pool_new");
     check(conc_pool_map(pool, func2, &CONC_ITEMS(numbers, N_ITEMS), NULL, 0,
-                        NULL),
+                        NULL, CONC_FOREVER),
           "conc_pool_map");
     double t1 = conc_monotonic() - s1;
     conc_pool_free(pool);
@@ -99,7 +99,8 @@ main(void)
     conc_pool *poll;
     check(conc_pool_new(&(conc_pool_opts){.processes = 5}, &poll),
           "conc_pool_new");
-    check(conc_pool_map(poll, func, &CONC_ITEMS(items, 2), NULL, 0, NULL),
+    check(conc_pool_map(poll, func, &CONC_ITEMS(items, 2), NULL, 0, NULL,
+                        CONC_FOREVER),
           "conc_pool_map");
     conc_pool_free(poll);
 

@@ -7,7 +7,7 @@
  * no subclasses: a struct holds the "base" conc_process and the fields, and
  * a function plays run(). start() copies the fields to the child as the
  * argument bytes, as Python pickles the object for the child. In the child,
- * self.pid is conc_process_pid(conc_process_current()). The three
+ * self.pid is conc_process_pid(conc_process_current(), &pid). The three
  * children run at once, so their lines may interleave.
  */
 #include <stdio.h>
@@ -49,10 +49,12 @@ my_process_run(const void *arg, size_t len)
 {
     (void)len;
     const my_process_fields *self = arg;
-    int self_pid = conc_process_pid(conc_process_current());
+    pid_t self_pid = 0;
+    check(conc_process_pid(conc_process_current(), &self_pid),
+          "conc_process_pid");
     printf("%d\n", (int)getpid());
-    printf("%d\n", self_pid);
-    printf("%d\n", self_pid);
+    printf("%d\n", (int)self_pid);
+    printf("%d\n", (int)self_pid);
     printf("%s 正在和女主播聊天\n", self->person);
     return 0;
 }

@@ -62,7 +62,7 @@ consumer(const void *arg, size_t len)
     conc_buf res;
     conc_buf_init(&res);
     for (int i = 0;; i++) {
-        check(conc_mpqueue_get(q, &res, CONC_FOREVER), "conc_mpqueue_get");
+        check(conc_mpqueue_get(q, CONC_FOREVER, &res), "conc_mpqueue_get");
         if (res.len == 0)
             break; /* the end message: None in the seed */
         check(conc_sleep((1 + i % 3) * SECOND), "conc_sleep");

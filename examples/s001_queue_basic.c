@@ -65,7 +65,7 @@ print_get(conc_mpqueue *queue)
 {
     conc_buf b;
     conc_buf_init(&b);
-    check(conc_mpqueue_get(queue, &b, MESSAGE_WAIT), "conc_mpqueue_get");
+    check(conc_mpqueue_get(queue, MESSAGE_WAIT, &b), "conc_mpqueue_get");
     printf("%.*s\n", (int)b.len, b.len ? (const char *)b.data : "");
     conc_buf_free(&b);
 }

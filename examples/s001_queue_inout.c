@@ -74,7 +74,7 @@ output_q(const void *arg, size_t len)
     (void)len;
     conc_buf info;
     conc_buf_init(&info);
-    check(conc_mpqueue_get(queue, &info, MESSAGE_WAIT), "conc_mpqueue_get");
+    check(conc_mpqueue_get(queue, MESSAGE_WAIT, &info), "conc_mpqueue_get");
     printf("%d(get):\033[32m%.*s\033[0m\n", (int)getpid(), (int)info.len,
            (const char *)info.data);
     conc_buf_free(&info);

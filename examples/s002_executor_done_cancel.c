@@ -120,7 +120,7 @@ main(void)
            py_bool(conc_future_cancel(task3)));
 
     check(conc_sleep(3 * SECOND), "conc_sleep");
-    check(conc_wait(&task1, 1, CONC_FOREVER, CONC_ALL_COMPLETED, NULL),
+    check(conc_wait(&task1, 1, CONC_ALL_COMPLETED, CONC_FOREVER, NULL),
           "conc_wait");
     printf("%s\n", py_bool(conc_future_done(task1)));
     const void *data;

@@ -51,8 +51,9 @@ producer(const void *arg, size_t len)
 {
     (void)arg;
     (void)len;
-    check(conc_conn_send_bytes(send_pipe, "bobby", strlen("bobby")),
-          "conc_conn_send_bytes");
+    check(
+        conc_conn_send_bytes(send_pipe, "bobby", strlen("bobby"), CONC_FOREVER),
+        "conc_conn_send_bytes");
     return 0;
 }
 
@@ -63,7 +64,7 @@ consumer(const void *arg, size_t len)
     (void)len;
     conc_buf msg;
     conc_buf_init(&msg);
-    check(conc_conn_recv_bytes(recevie_pipe, &msg, MESSAGE_WAIT),
+    check(conc_conn_recv_bytes(recevie_pipe, MESSAGE_WAIT, &msg),
           "conc_conn_recv_bytes");
     printf("%.*s\n", (int)msg.len, (const char *)msg.data);
     conc_buf_free(&msg);

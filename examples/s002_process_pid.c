@@ -28,11 +28,12 @@ get_html(const void *arg, size_t len)
 static void
 print_pid(const conc_process *p)
 {
-    int pid = conc_process_pid(p);
+    pid_t pid = 0;
+    check(conc_process_pid(p, &pid), "conc_process_pid");
     if (pid == 0)
         printf("None\n");
     else
-        printf("%d\n", pid);
+        printf("%d\n", (int)pid);
 }
 
 int

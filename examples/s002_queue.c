@@ -62,7 +62,7 @@ consumer(const void *arg, size_t len)
     check(conc_sleep(2 * SECOND), "conc_sleep");
     conc_buf data;
     conc_buf_init(&data);
-    check(conc_mpqueue_get(queue, &data, CONC_FOREVER), "conc_mpqueue_get");
+    check(conc_mpqueue_get(queue, CONC_FOREVER, &data), "conc_mpqueue_get");
     printf("%.*s\n", (int)data.len, (const char *)data.data);
     conc_buf_free(&data);
     return 0;

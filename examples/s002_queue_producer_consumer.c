@@ -31,7 +31,7 @@ get_detail_html(void *arg)
     conc_queue *queue = arg;
     for (;;) {
         void *item;
-        int rc = conc_queue_get(queue, &item, CONC_FOREVER);
+        int rc = conc_queue_get(queue, CONC_FOREVER, &item);
         if (rc == CONC_ECLOSED)
             return 0; /* shut down and empty: no more work */
         check(rc, "conc_queue_get");

@@ -51,7 +51,7 @@ main(void)
               "conc_executor_submit");
 
     unsigned char done[N_URLS];
-    check(conc_wait(all_task, N_URLS, CONC_FOREVER, CONC_FIRST_COMPLETED, done),
+    check(conc_wait(all_task, N_URLS, CONC_FIRST_COMPLETED, CONC_FOREVER, done),
           "conc_wait");
     printf("main (done: get_html(");
     for (int i = 0, n = 0; i < N_URLS; i++)

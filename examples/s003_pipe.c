@@ -49,7 +49,7 @@ join(conc_process *p)
 static void
 send_text(conc_conn *conn, const char *text)
 {
-    check(conc_conn_send_bytes(conn, text, strlen(text)),
+    check(conc_conn_send_bytes(conn, text, strlen(text), CONC_FOREVER),
           "conc_conn_send_bytes");
 }
 
@@ -57,7 +57,7 @@ send_text(conc_conn *conn, const char *text)
 static void
 recv_text(conc_conn *conn, conc_buf *msg)
 {
-    check(conc_conn_recv_bytes(conn, msg, MESSAGE_WAIT),
+    check(conc_conn_recv_bytes(conn, MESSAGE_WAIT, msg),
           "conc_conn_recv_bytes");
 }
 

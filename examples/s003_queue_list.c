@@ -70,7 +70,7 @@ main(void)
               &(conc_process_opts){.method = CONC_START_FORKSERVER});
     conc_buf got;
     conc_buf_init(&got);
-    check(conc_mpqueue_get(q, &got, CONC_FOREVER), "conc_mpqueue_get");
+    check(conc_mpqueue_get(q, CONC_FOREVER, &got), "conc_mpqueue_get");
     printf("%.*s\n", (int)got.len, (const char *)got.data);
     conc_buf_free(&got);
     join(p);

@@ -42,7 +42,7 @@ test(const void *arg, size_t len, conc_buf *result)
 
 /* Gets the result and failures too. */
 static int
-call_back(conc_future *future, void *arg)
+call_back(void *arg, conc_future *future)
 {
     (void)arg;
     int worker_exception;

@@ -51,7 +51,7 @@ main(void)
           "conc_pool_new");
     static const int numbers[N_TASKS] = {0, 1, 2, 3, 4}; /* range(5) */
     check(conc_pool_map(p, long_time_task, &CONC_ITEMS(numbers, N_TASKS), NULL,
-                        0, NULL),
+                        0, NULL, CONC_FOREVER),
           "conc_pool_map");
     printf("等待所有子进程完成。\n");
     check(conc_pool_close(p), "conc_pool_close");

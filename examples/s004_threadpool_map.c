@@ -46,7 +46,7 @@ main(void)
           "conc_threadpool_new");
     static const int numbers[N_TASKS] = {0, 1, 2, 3, 4, 5, 6, 7, 8};
     check(conc_pool_map(pool, long_time_task, &CONC_ITEMS(numbers, N_TASKS),
-                        NULL, 0, NULL),
+                        NULL, 0, NULL, CONC_FOREVER),
           "conc_pool_map");
     check(conc_pool_close(pool), "conc_pool_close");
     check(conc_pool_join(pool, CONC_FOREVER), "conc_pool_join");

@@ -210,7 +210,7 @@ body_submit_result(enum kind k)
     int one = 1;
     assert_conc_ok(
         conc_executor_submit(ex, count_task, &one, sizeof one, NULL));
-    assert_conc_ok(conc_executor_shutdown(ex, 1, 0));
+    assert_conc_ok(conc_executor_shutdown(ex, 1, 0, CONC_FOREVER));
     assert_int_equal(atomic_load(&fx.sh->finished), 1);
     conc_executor_free(ex);
     fixture_close();
@@ -241,7 +241,7 @@ body_submit_invalid(enum kind k)
         conc_executor_submit_with(ex, fd_write_task, "x", 1, &closed, &f),
         CONC_EBADF);
     assert_null(f);
-    assert_conc_ok(conc_executor_shutdown(ex, 1, 0));
+    assert_conc_ok(conc_executor_shutdown(ex, 1, 0, CONC_FOREVER));
     assert_int_equal(atomic_load(&fx.sh->finished), 0);
     conc_executor_free(ex);
     fixture_close();
@@ -717,7 +717,7 @@ body_map_invalid(enum kind k)
     assert_conc(conc_executor_map(ex, square_task, &nosize, NULL, &it),
                 CONC_EINVAL);
     assert_null(it);
-    assert_conc_ok(conc_executor_shutdown(ex, 1, 0));
+    assert_conc_ok(conc_executor_shutdown(ex, 1, 0, CONC_FOREVER));
     assert_conc(conc_executor_map(ex, square_task, &items, NULL, &it),
                 CONC_ECLOSED);
     assert_null(it);
@@ -740,7 +740,7 @@ body_map_cancel_futures(enum kind k)
     conc_map_iter *it;
     assert_conc_ok(conc_executor_map(ex, held_task, &items, &mo, &it));
     wait_started(1);
-    assert_conc_ok(conc_executor_shutdown(ex, 0, 1));
+    assert_conc_ok(conc_executor_shutdown(ex, 0, 1, CONC_FOREVER));
     release_gate();
     const void *data;
     size_t len;
@@ -776,7 +776,8 @@ static int
 shutdown_fn(void *arg)
 {
     struct shutdown_call *s = arg;
-    s->rc = conc_executor_shutdown(s->ex, s->wait, s->cancel_futures);
+    s->rc =
+        conc_executor_shutdown(s->ex, s->wait, s->cancel_futures, CONC_FOREVER);
     conc_event_set(s->done);
     return 0;
 }
@@ -812,8 +813,8 @@ body_shutdown_wait(enum kind k)
     assert_int_equal(conc_future_done(f), 1);
     assert_int_equal(future_int(f), 9);
     check_closed(ex);
-    assert_conc_ok(conc_executor_shutdown(ex, 1, 0));
-    assert_conc_ok(conc_executor_shutdown(ex, 0, 1));
+    assert_conc_ok(conc_executor_shutdown(ex, 1, 0, CONC_FOREVER));
+    assert_conc_ok(conc_executor_shutdown(ex, 0, 1, CONC_FOREVER));
     conc_event_free(s.done);
     conc_future_free(f);
     conc_executor_free(ex);
@@ -828,7 +829,7 @@ body_shutdown_nowait(enum kind k)
     conc_future *f = submit_int(ex, held_task, 4);
     conc_future *g = submit_int(ex, count_task, 5);
     wait_started(1);
-    assert_conc_ok(conc_executor_shutdown(ex, 0, 0));
+    assert_conc_ok(conc_executor_shutdown(ex, 0, 0, CONC_FOREVER));
     assert_int_equal(conc_future_done(f), 0);
     check_closed(ex);
     release_gate();
@@ -851,7 +852,7 @@ body_shutdown_cancel(enum kind k)
     conc_future *pending[5];
     for (int i = 0; i < 5; i++)
         pending[i] = submit_int(ex, count_task, i);
-    assert_conc_ok(conc_executor_shutdown(ex, 0, 1));
+    assert_conc_ok(conc_executor_shutdown(ex, 0, 1, CONC_FOREVER));
     for (int i = 0; i < 5; i++) {
         assert_int_equal(conc_future_cancelled(pending[i]), 1);
         assert_conc(conc_future_result(pending[i], 0, NULL, NULL),
@@ -861,7 +862,7 @@ body_shutdown_cancel(enum kind k)
     check_closed(ex);
     release_gate();
     assert_int_equal(future_int(a), 4);
-    assert_conc_ok(conc_executor_shutdown(ex, 1, 0));
+    assert_conc_ok(conc_executor_shutdown(ex, 1, 0, CONC_FOREVER));
     assert_int_equal(atomic_load(&fx.sh->finished), 0);
     conc_future_free(a);
     conc_executor_free(ex);
@@ -892,7 +893,7 @@ body_shutdown_cancel_warm(enum kind k)
     for (int i = 0; i < 5; i++)
         assert_int_equal(conc_future_state_of(pending[i]), CONC_FUTURE_PENDING);
     assert_int_equal(conc_future_cancel(pending[0]), 1);
-    assert_conc_ok(conc_executor_shutdown(ex, 0, 1));
+    assert_conc_ok(conc_executor_shutdown(ex, 0, 1, CONC_FOREVER));
     for (int i = 0; i < 5; i++) {
         assert_int_equal(conc_future_cancelled(pending[i]), 1);
         conc_future_free(pending[i]);
@@ -914,7 +915,7 @@ body_shutdown_runs_pending(enum kind k)
     conc_future *fs[N];
     for (int i = 0; i < N; i++)
         fs[i] = submit_int(ex, count_task, i);
-    assert_conc_ok(conc_executor_shutdown(ex, 1, 0));
+    assert_conc_ok(conc_executor_shutdown(ex, 1, 0, CONC_FOREVER));
     assert_int_equal(atomic_load(&fx.sh->finished), N);
     for (int i = 0; i < N; i++) {
         assert_int_equal(conc_future_done(fs[i]), 1);
@@ -935,7 +936,7 @@ shutdown_self_task(const void *arg, size_t len, conc_buf *result)
     (void)arg;
     (void)len;
     (void)result;
-    int rc = conc_executor_shutdown(self_ex, 1, 0);
+    int rc = conc_executor_shutdown(self_ex, 1, 0, CONC_FOREVER);
     return rc < 0 ? rc : 0;
 }
 
@@ -1063,7 +1064,7 @@ body_bounded_block(enum kind k)
     assert_conc_ok(conc_event_new(NULL, &s.done));
     t = start_thread(submitter_fn, &s);
     assert_conc(conc_event_wait(s.done, SHORT_S), CONC_ETIMEDOUT);
-    assert_conc_ok(conc_executor_shutdown(ex, 0, 0));
+    assert_conc_ok(conc_executor_shutdown(ex, 0, 0, CONC_FOREVER));
     assert_conc_ok(conc_event_wait(s.done, WAIT_S));
     join_thread(t);
     assert_conc(s.rc, CONC_ECLOSED);
@@ -1086,7 +1087,7 @@ body_bounded_shutdown_cancel(enum kind k)
     assert_conc_ok(conc_event_new(NULL, &s.done));
     conc_thread *t = start_thread(submitter_fn, &s);
     assert_conc(conc_event_wait(s.done, SHORT_S), CONC_ETIMEDOUT);
-    assert_conc_ok(conc_executor_shutdown(ex, 0, 1));
+    assert_conc_ok(conc_executor_shutdown(ex, 0, 1, CONC_FOREVER));
     assert_conc_ok(conc_event_wait(s.done, WAIT_S));
     join_thread(t);
     assert_conc(s.rc, CONC_ECLOSED);

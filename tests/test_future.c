@@ -143,7 +143,7 @@ struct cb_rec {
 };
 
 static int
-record_cb(conc_future *f, void *arg)
+record_cb(void *arg, conc_future *f)
 {
     struct cb_rec *r = arg;
     int i = atomic_fetch_add(&r->log->n, 1);
@@ -645,7 +645,7 @@ struct reentrant {
 };
 
 static int
-reentrant_cb(conc_future *f, void *arg)
+reentrant_cb(void *arg, conc_future *f)
 {
     struct reentrant *re = arg;
     conc_future *ref = conc_future_ref(f);
@@ -832,13 +832,13 @@ test_wait_already_done(void **state)
                                 CONC_FIRST_EXCEPTION};
     for (size_t w = 0; w < 3; w++) {
         memset(done, 9, sizeof done);
-        assert_conc_ok(conc_wait(fs, 3, 0, whens[w], done));
+        assert_conc_ok(conc_wait(fs, 3, whens[w], 0, done));
         assert_memory_equal(done, "\1\1\1", 3);
-        assert_conc_ok(conc_wait(fs, 3, CONC_FOREVER, whens[w], NULL));
+        assert_conc_ok(conc_wait(fs, 3, whens[w], CONC_FOREVER, NULL));
     }
     /* Nothing to wait for. */
-    assert_conc_ok(conc_wait(fs, 0, 0, CONC_ALL_COMPLETED, done));
-    assert_conc_ok(conc_wait(NULL, 0, 0, CONC_FIRST_COMPLETED, NULL));
+    assert_conc_ok(conc_wait(fs, 0, CONC_ALL_COMPLETED, 0, done));
+    assert_conc_ok(conc_wait(NULL, 0, CONC_FIRST_COMPLETED, 0, NULL));
     for (int i = 0; i < 3; i++)
         conc_future_free(fs[i]);
 }
@@ -854,7 +854,7 @@ test_wait_timeouts(void **state)
     /* ALL_COMPLETED with some pending: times out, flags still filled. */
     memset(done, 9, sizeof done);
     t0 = conc_monotonic();
-    assert_conc(conc_wait(fs, 3, SHORT_S, CONC_ALL_COMPLETED, done),
+    assert_conc(conc_wait(fs, 3, CONC_ALL_COMPLETED, SHORT_S, done),
                 CONC_ETIMEDOUT);
     assert_true(conc_monotonic() - t0 >= SHORT_S - SLACK_S);
     assert_memory_equal(done, "\0\1\0", 3);
@@ -863,12 +863,12 @@ test_wait_timeouts(void **state)
     assert_int_equal(conc_future_cancel(fs[2]), 1);
     memset(done, 9, sizeof done);
     t0 = conc_monotonic();
-    assert_conc(conc_wait(fs, 3, SHORT_S, CONC_FIRST_EXCEPTION, done),
+    assert_conc(conc_wait(fs, 3, CONC_FIRST_EXCEPTION, SHORT_S, done),
                 CONC_ETIMEDOUT);
     assert_true(conc_monotonic() - t0 >= SHORT_S - SLACK_S);
     assert_memory_equal(done, "\0\1\1", 3);
     memset(done, 9, sizeof done);
-    assert_conc(conc_wait(fs, 3, 0, CONC_FIRST_EXCEPTION, done),
+    assert_conc(conc_wait(fs, 3, CONC_FIRST_EXCEPTION, 0, done),
                 CONC_ETIMEDOUT);
     assert_memory_equal(done, "\0\1\1", 3);
 
@@ -876,17 +876,17 @@ test_wait_timeouts(void **state)
     conc_future *pending[2] = {fs[0], fs[0]};
     memset(done, 9, sizeof done);
     t0 = conc_monotonic();
-    assert_conc(conc_wait(pending, 2, SHORT_S, CONC_FIRST_COMPLETED, done),
+    assert_conc(conc_wait(pending, 2, CONC_FIRST_COMPLETED, SHORT_S, done),
                 CONC_ETIMEDOUT);
     assert_true(conc_monotonic() - t0 >= SHORT_S - SLACK_S);
     assert_memory_equal(done, "\0\0", 2);
-    assert_conc(conc_wait(pending, 2, 0, CONC_FIRST_COMPLETED, NULL),
+    assert_conc(conc_wait(pending, 2, CONC_FIRST_COMPLETED, 0, NULL),
                 CONC_ETIMEDOUT);
 
     /* Every exception-free future done: FIRST_EXCEPTION returns. */
     assert_conc_ok(conc_future_set_result(fs[0], NULL, 0));
     memset(done, 9, sizeof done);
-    assert_conc_ok(conc_wait(fs, 3, 0, CONC_FIRST_EXCEPTION, done));
+    assert_conc_ok(conc_wait(fs, 3, CONC_FIRST_EXCEPTION, 0, done));
     assert_memory_equal(done, "\1\1\1", 3);
     for (int i = 0; i < 3; i++)
         conc_future_free(fs[i]);
@@ -899,11 +899,11 @@ test_wait_invalid(void **state)
     conc_future *f = new_future();
     conc_future *fs[2] = {f, NULL};
     unsigned char done[2];
-    assert_conc(conc_wait(NULL, 1, 0, CONC_ALL_COMPLETED, done), CONC_EINVAL);
-    assert_conc(conc_wait(fs, 2, 0, CONC_ALL_COMPLETED, done), CONC_EINVAL);
-    assert_conc(conc_wait(fs, 1, 0, (conc_return_when)7, done), CONC_EINVAL);
-    assert_conc(conc_wait(fs, 1, 0, (conc_return_when)-1, done), CONC_EINVAL);
-    assert_conc(conc_wait(fs, 1, NAN, CONC_ALL_COMPLETED, done), CONC_EINVAL);
+    assert_conc(conc_wait(NULL, 1, CONC_ALL_COMPLETED, 0, done), CONC_EINVAL);
+    assert_conc(conc_wait(fs, 2, CONC_ALL_COMPLETED, 0, done), CONC_EINVAL);
+    assert_conc(conc_wait(fs, 1, (conc_return_when)7, 0, done), CONC_EINVAL);
+    assert_conc(conc_wait(fs, 1, (conc_return_when)-1, 0, done), CONC_EINVAL);
+    assert_conc(conc_wait(fs, 1, CONC_ALL_COMPLETED, NAN, done), CONC_EINVAL);
     assert_int_equal(conc_future_state_of(f), CONC_FUTURE_PENDING);
     conc_future_free(f);
 }
@@ -923,7 +923,7 @@ multi_waiter_fn(void *arg)
 {
     struct multi_waiter *w = arg;
     conc_event_set(w->ready);
-    w->rc = conc_wait(w->fs, w->n, WAIT_S, w->when, w->done);
+    w->rc = conc_wait(w->fs, w->n, w->when, WAIT_S, w->done);
     return 0;
 }
 
@@ -1205,7 +1205,7 @@ struct stress_arg {
 };
 
 static int
-stress_cb(conc_future *f, void *arg)
+stress_cb(void *arg, conc_future *f)
 {
     atomic_int *counter = arg;
     if (!conc_future_done(f))
@@ -1293,7 +1293,7 @@ stress_waiter(void *arg)
     struct stress *s = arg;
     if (conc_event_wait(s->go, WAIT_S) != 0)
         return -1;
-    if (conc_wait(s->fs, STRESS_N, WAIT_S, CONC_ALL_COMPLETED, NULL) != 0)
+    if (conc_wait(s->fs, STRESS_N, CONC_ALL_COMPLETED, WAIT_S, NULL) != 0)
         atomic_fetch_add(&s->bad[BAD_WAITER], 1);
     return 0;
 }

@@ -90,10 +90,12 @@ seed_child(void *arg)
 {
     struct two *t = arg;
     conc_conn_free(t->other);
-    CHECK(conc_conn_send_bytes(t->mine, "hello from child", 16) == 0);
-    CHECK(conc_conn_send_bytes(t->mine, "hello from child2", 17) == 0);
+    CHECK(conc_conn_send_bytes(t->mine, "hello from child", 16, CONC_FOREVER) ==
+          0);
+    CHECK(conc_conn_send_bytes(t->mine, "hello from child2", 17,
+                               CONC_FOREVER) == 0);
     conc_buf b = CONC_BUF_INIT;
-    CHECK(conc_conn_recv_bytes(t->mine, &b, 10.0) == 0);
+    CHECK(conc_conn_recv_bytes(t->mine, 10.0, &b) == 0);
     CHECK(b.len == 6 && memcmp(b.data, "parent", 6) == 0);
     conc_buf_free(&b);
     conc_conn_free(t->mine);
@@ -112,15 +114,15 @@ test_duplex_both_ways(void **state)
     pid_t pid = fork_child(seed_child, &t);
     conc_conn_free(child);
     conc_buf b = CONC_BUF_INIT;
-    assert_conc_ok(conc_conn_recv_bytes(parent, &b, 10.0));
+    assert_conc_ok(conc_conn_recv_bytes(parent, 10.0, &b));
     assert_memory_equal(b.data, "hello from child", 16);
     assert_int_equal(b.len, 16);
-    assert_conc_ok(conc_conn_recv_bytes(parent, &b, 10.0));
+    assert_conc_ok(conc_conn_recv_bytes(parent, 10.0, &b));
     assert_int_equal(b.len, 17);
     assert_memory_equal(b.data, "hello from child2", 17);
-    assert_conc_ok(conc_conn_send_bytes(parent, "parent", 6));
+    assert_conc_ok(conc_conn_send_bytes(parent, "parent", 6, CONC_FOREVER));
     /* The child exits after reading: its end closes, and EOF follows. */
-    assert_conc(conc_conn_recv_bytes(parent, &b, 10.0), CONC_ECLOSED);
+    assert_conc(conc_conn_recv_bytes(parent, 10.0, &b), CONC_ECLOSED);
     reap(pid);
     conc_buf_free(&b);
     conc_conn_free(parent);
@@ -141,18 +143,18 @@ test_simplex_directions(void **state)
     conc_buf b = CONC_BUF_INIT;
     size_t len;
     char small[4];
-    assert_conc(conc_conn_send_bytes(r, "x", 1), CONC_EBADF);
-    assert_conc(conc_conn_recv_bytes(w, &b, 0), CONC_EBADF);
-    assert_conc(conc_conn_recv_bytes_into(w, small, 4, &len, 0), CONC_EBADF);
+    assert_conc(conc_conn_send_bytes(r, "x", 1, CONC_FOREVER), CONC_EBADF);
+    assert_conc(conc_conn_recv_bytes(w, 0, &b), CONC_EBADF);
+    assert_conc(conc_conn_recv_bytes_into(w, small, 4, 0, &len), CONC_EBADF);
     assert_conc(conc_conn_poll(w, 0), CONC_EBADF);
-    assert_conc_ok(conc_conn_send_bytes(w, "abc", 3));
+    assert_conc_ok(conc_conn_send_bytes(w, "abc", 3, CONC_FOREVER));
     assert_int_equal(conc_conn_poll(r, 1.0), 1);
-    assert_conc_ok(conc_conn_recv_bytes_into(r, small, 4, &len, 1.0));
+    assert_conc_ok(conc_conn_recv_bytes_into(r, small, 4, 1.0, &len));
     assert_int_equal(len, 3);
     assert_memory_equal(small, "abc", 3);
     assert_int_equal(conc_conn_poll(r, 0), 0);
     conc_conn_free(w);
-    assert_conc(conc_conn_recv_bytes(r, &b, 1.0), CONC_ECLOSED);
+    assert_conc(conc_conn_recv_bytes(r, 1.0, &b), CONC_ECLOSED);
     conc_buf_free(&b);
     conc_conn_free(r);
 }
@@ -166,8 +168,8 @@ echo_child(void *arg)
     conc_conn_free(t->other);
     conc_buf b = CONC_BUF_INIT;
     int r;
-    while ((r = conc_conn_recv_bytes(t->mine, &b, 30.0)) == 0)
-        CHECK(conc_conn_send_bytes(t->mine, b.data, b.len) == 0);
+    while ((r = conc_conn_recv_bytes(t->mine, 30.0, &b)) == 0)
+        CHECK(conc_conn_send_bytes(t->mine, b.data, b.len, CONC_FOREVER) == 0);
     CHECK(r == CONC_ECLOSED);
     conc_buf_free(&b);
     conc_conn_free(t->mine);
@@ -209,15 +211,15 @@ test_boundaries_echo(void **state)
         conc_buf got = CONC_BUF_INIT;
         for (size_t i = 0; i < NSIZES; i++) {
             size_t n = sizes[i];
-            assert_conc_ok(conc_conn_send_bytes(a, big, n));
-            assert_conc_ok(conc_conn_recv_bytes(a, &got, 30.0));
+            assert_conc_ok(conc_conn_send_bytes(a, big, n, CONC_FOREVER));
+            assert_conc_ok(conc_conn_recv_bytes(a, 30.0, &got));
             assert_int_equal(got.len, n);
             assert_true(n == 0 || memcmp(got.data, big, n) == 0);
             /* And the same size into a caller buffer. */
             size_t len = 12345;
-            assert_conc_ok(conc_conn_send_bytes(a, big, n));
+            assert_conc_ok(conc_conn_send_bytes(a, big, n, CONC_FOREVER));
             assert_conc_ok(
-                conc_conn_recv_bytes_into(a, into, 16u << 20, &len, 30.0));
+                conc_conn_recv_bytes_into(a, into, 16u << 20, 30.0, &len));
             assert_int_equal(len, n);
             assert_true(n == 0 || memcmp(into, big, n) == 0);
         }
@@ -239,7 +241,7 @@ burst_child(void *arg)
     uint8_t p[200];
     fill(p, sizeof p, 7);
     for (size_t i = 0; i < 1000; i++)
-        CHECK(conc_conn_send_bytes(t->mine, p, i % 97) == 0);
+        CHECK(conc_conn_send_bytes(t->mine, p, i % 97, CONC_FOREVER) == 0);
     conc_conn_free(t->mine);
     return 0;
 }
@@ -260,17 +262,17 @@ test_boundaries_burst(void **state)
         size_t n;
         const uint8_t *data = into;
         if (i % 2) {
-            assert_conc_ok(conc_conn_recv_bytes(b, &got, 10.0));
+            assert_conc_ok(conc_conn_recv_bytes(b, 10.0, &got));
             n = got.len;
             data = got.data;
         } else {
             assert_conc_ok(
-                conc_conn_recv_bytes_into(b, into, sizeof into, &n, 10.0));
+                conc_conn_recv_bytes_into(b, into, sizeof into, 10.0, &n));
         }
         assert_int_equal(n, i % 97);
         assert_true(n == 0 || memcmp(data, p, n) == 0);
     }
-    assert_conc(conc_conn_recv_bytes(b, &got, 10.0), CONC_ECLOSED);
+    assert_conc(conc_conn_recv_bytes(b, 10.0, &got), CONC_ECLOSED);
     reap(pid);
     conc_buf_free(&got);
     free(p);
@@ -287,8 +289,8 @@ send_big_child(void *arg)
     uint8_t *p = malloc(300000);
     CHECK(p);
     fill(p, 300000, 3);
-    CHECK(conc_conn_send_bytes(t->mine, p, 300000) == 0);
-    CHECK(conc_conn_send_bytes(t->mine, p, 300000) == 0);
+    CHECK(conc_conn_send_bytes(t->mine, p, 300000, CONC_FOREVER) == 0);
+    CHECK(conc_conn_send_bytes(t->mine, p, 300000, CONC_FOREVER) == 0);
     free(p);
     conc_conn_free(t->mine);
     return 0;
@@ -301,17 +303,18 @@ test_recv_into_too_small(void **state)
     conc_conn *a, *b;
     assert_conc_ok(conc_pipe(NULL, &a, &b));
     /* A small message. */
-    assert_conc_ok(conc_conn_send_bytes(a, "0123456789abcdef", 16));
+    assert_conc_ok(
+        conc_conn_send_bytes(a, "0123456789abcdef", 16, CONC_FOREVER));
     char buf[8];
     size_t len = 0;
-    assert_conc(conc_conn_recv_bytes_into(b, buf, sizeof buf, &len, 1.0),
+    assert_conc(conc_conn_recv_bytes_into(b, buf, sizeof buf, 1.0, &len),
                 CONC_EMSGSIZE);
     assert_int_equal(len, 16);
-    assert_conc(conc_conn_recv_bytes_into(b, NULL, 0, &len, 1.0),
+    assert_conc(conc_conn_recv_bytes_into(b, NULL, 0, 1.0, &len),
                 CONC_EMSGSIZE);
     assert_int_equal(conc_conn_poll(b, 0), 1);
     conc_buf got = CONC_BUF_INIT;
-    assert_conc_ok(conc_conn_recv_bytes(b, &got, 1.0));
+    assert_conc_ok(conc_conn_recv_bytes(b, 1.0, &got));
     assert_int_equal(got.len, 16);
     assert_memory_equal(got.data, "0123456789abcdef", 16);
     conc_conn_free(a);
@@ -324,18 +327,18 @@ test_recv_into_too_small(void **state)
     conc_conn_free(b);
     uint8_t *into = malloc(300000);
     assert_non_null(into);
-    assert_conc(conc_conn_recv_bytes_into(a, into, 1000, &len, 10.0),
+    assert_conc(conc_conn_recv_bytes_into(a, into, 1000, 10.0, &len),
                 CONC_EMSGSIZE);
     assert_int_equal(len, 300000);
-    assert_conc_ok(conc_conn_recv_bytes_into(a, into, 300000, &len, 10.0));
+    assert_conc_ok(conc_conn_recv_bytes_into(a, into, 300000, 10.0, &len));
     assert_int_equal(len, 300000);
     assert_true(check_fill(into, 300000, 3));
-    assert_conc(conc_conn_recv_bytes_into(a, into, 299999, &len, 10.0),
+    assert_conc(conc_conn_recv_bytes_into(a, into, 299999, 10.0, &len),
                 CONC_EMSGSIZE);
-    assert_conc_ok(conc_conn_recv_bytes(a, &got, 10.0));
+    assert_conc_ok(conc_conn_recv_bytes(a, 10.0, &got));
     assert_int_equal(got.len, 300000);
     assert_true(check_fill(got.data, 300000, 3));
-    assert_conc(conc_conn_recv_bytes(a, &got, 10.0), CONC_ECLOSED);
+    assert_conc(conc_conn_recv_bytes(a, 10.0, &got), CONC_ECLOSED);
     reap(pid);
     free(into);
     conc_buf_free(&got);
@@ -352,29 +355,30 @@ test_max_message(void **state)
     assert_conc_ok(conc_pipe(&(conc_pipe_opts){.max_message = 100}, &a, &b));
     uint8_t *p = pattern(200, 1);
     conc_buf got = CONC_BUF_INIT;
-    assert_conc_ok(conc_conn_send_bytes(a, p, 100));
-    assert_conc_ok(conc_conn_recv_bytes(b, &got, 1.0));
+    assert_conc_ok(conc_conn_send_bytes(a, p, 100, CONC_FOREVER));
+    assert_conc_ok(conc_conn_recv_bytes(b, 1.0, &got));
     assert_int_equal(got.len, 100);
-    assert_conc_ok(conc_conn_send_bytes(a, p, 101));
-    assert_conc_ok(conc_conn_send_bytes(a, p, 1));
+    assert_conc_ok(conc_conn_send_bytes(a, p, 101, CONC_FOREVER));
+    assert_conc_ok(conc_conn_send_bytes(a, p, 1, CONC_FOREVER));
     assert_int_equal(conc_conn_poll(b, 1.0), 1);
-    assert_conc(conc_conn_recv_bytes(b, &got, 1.0), CONC_EMSGSIZE);
-    assert_int_equal(got.len, 0);
+    assert_conc(conc_conn_recv_bytes(b, 1.0, &got), CONC_EMSGSIZE);
+    assert_int_equal(got.len, 100); /* a failed receive leaves it as it was */
+    assert_memory_equal(got.data, p, 100);
     /* As in Python, the receiving side is now unusable; sending works. */
     assert_int_equal(conc_conn_readable(b), 0);
     assert_int_equal(conc_conn_writable(b), 1);
-    assert_conc(conc_conn_recv_bytes(b, &got, 1.0), CONC_ECLOSED);
+    assert_conc(conc_conn_recv_bytes(b, 1.0, &got), CONC_ECLOSED);
     assert_int_equal(conc_conn_poll(b, 0), 1);
-    assert_conc_ok(conc_conn_send_bytes(b, p, 50));
-    assert_conc_ok(conc_conn_recv_bytes(a, &got, 1.0));
+    assert_conc_ok(conc_conn_send_bytes(b, p, 50, CONC_FOREVER));
+    assert_conc_ok(conc_conn_recv_bytes(a, 1.0, &got));
     assert_int_equal(got.len, 50);
     /* recv_bytes_into checks the limit too. */
     size_t len;
     uint8_t into[200];
-    assert_conc_ok(conc_conn_send_bytes(b, p, 150));
-    assert_conc(conc_conn_recv_bytes_into(a, into, sizeof into, &len, 1.0),
+    assert_conc_ok(conc_conn_send_bytes(b, p, 150, CONC_FOREVER));
+    assert_conc(conc_conn_recv_bytes_into(a, into, sizeof into, 1.0, &len),
                 CONC_EMSGSIZE);
-    assert_conc(conc_conn_recv_bytes_into(a, into, sizeof into, &len, 1.0),
+    assert_conc(conc_conn_recv_bytes_into(a, into, sizeof into, 1.0, &len),
                 CONC_ECLOSED);
     conc_buf_free(&got);
     free(p);
@@ -389,7 +393,7 @@ last_words_child(void *arg)
 {
     struct two *t = arg;
     conc_conn_free(t->other);
-    CHECK(conc_conn_send_bytes(t->mine, "bye", 3) == 0);
+    CHECK(conc_conn_send_bytes(t->mine, "bye", 3, CONC_FOREVER) == 0);
     conc_conn_free(t->mine);
     return 0;
 }
@@ -403,20 +407,20 @@ test_eof(void **state)
     assert_conc_ok(conc_pipe(NULL, &a, &b));
     conc_conn_free(b);
     assert_int_equal(conc_conn_poll(a, 0), 1);
-    assert_conc(conc_conn_recv_bytes(a, &got, 1.0), CONC_ECLOSED);
-    assert_conc(conc_conn_recv_bytes(a, &got, 0), CONC_ECLOSED);
+    assert_conc(conc_conn_recv_bytes(a, 1.0, &got), CONC_ECLOSED);
+    assert_conc(conc_conn_recv_bytes(a, 0, &got), CONC_ECLOSED);
     conc_conn_free(a);
 
     /* An end closed with unread input resets the connection: that too is
      * the end of the stream for the other side. */
     assert_conc_ok(conc_pipe(NULL, &a, &b));
-    assert_conc_ok(conc_conn_send_bytes(a, "unread", 6));
-    assert_conc_ok(conc_conn_send_bytes(b, "read", 4));
+    assert_conc_ok(conc_conn_send_bytes(a, "unread", 6, CONC_FOREVER));
+    assert_conc_ok(conc_conn_send_bytes(b, "read", 4, CONC_FOREVER));
     conc_conn_free(b);
-    assert_conc_ok(conc_conn_recv_bytes(a, &got, 1.0));
+    assert_conc_ok(conc_conn_recv_bytes(a, 1.0, &got));
     assert_int_equal(got.len, 4);
-    assert_conc(conc_conn_recv_bytes(a, &got, 1.0), CONC_ECLOSED);
-    assert_conc(conc_conn_send_bytes(a, "x", 1), CONC_EPIPE);
+    assert_conc(conc_conn_recv_bytes(a, 1.0, &got), CONC_ECLOSED);
+    assert_conc(conc_conn_send_bytes(a, "x", 1, CONC_FOREVER), CONC_EPIPE);
     conc_conn_free(a);
 
     /* After a fork, EOF comes only when every copy is closed. */
@@ -424,12 +428,12 @@ test_eof(void **state)
     struct two t = {.mine = b, .other = a};
     pid_t pid = fork_child(last_words_child, &t);
     reap(pid);
-    assert_conc_ok(conc_conn_recv_bytes(a, &got, 1.0));
+    assert_conc_ok(conc_conn_recv_bytes(a, 1.0, &got));
     assert_int_equal(got.len, 3);
     assert_int_equal(conc_conn_poll(a, 0.02), 0); /* our copy of b is open */
     conc_conn_free(b);
     assert_int_equal(conc_conn_poll(a, 1.0), 1);
-    assert_conc(conc_conn_recv_bytes(a, &got, 1.0), CONC_ECLOSED);
+    assert_conc(conc_conn_recv_bytes(a, 1.0, &got), CONC_ECLOSED);
     conc_buf_free(&got);
     conc_conn_free(a);
 }
@@ -451,9 +455,9 @@ test_eof_mid_message_and_garbage(void **state)
         assert_int_equal(raw_write(sv[1], "0123456789", 10), 0);
         close(sv[1]);
         conc_buf got = CONC_BUF_INIT;
-        assert_conc(conc_conn_recv_bytes(a, &got, 1.0), CONC_EPROTO);
+        assert_conc(conc_conn_recv_bytes(a, 1.0, &got), CONC_EPROTO);
         assert_int_equal(conc_conn_readable(a), 0);
-        assert_conc(conc_conn_recv_bytes(a, &got, 1.0), CONC_ECLOSED);
+        assert_conc(conc_conn_recv_bytes(a, 1.0, &got), CONC_ECLOSED);
         conc_buf_free(&got);
         conc_conn_free(a);
     }
@@ -466,8 +470,8 @@ test_eof_mid_message_and_garbage(void **state)
     raw_header(hdr, CONC__KIND_FD, 0);
     assert_int_equal(raw_write(p[1], hdr, 8), 0);
     conc_buf got = CONC_BUF_INIT;
-    assert_conc(conc_conn_recv_bytes(r, &got, 1.0), CONC_EPROTO);
-    assert_conc(conc_conn_recv_bytes(r, &got, 1.0), CONC_ECLOSED);
+    assert_conc(conc_conn_recv_bytes(r, 1.0, &got), CONC_EPROTO);
+    assert_conc(conc_conn_recv_bytes(r, 1.0, &got), CONC_ECLOSED);
     close(p[1]);
     conc_conn_free(r);
 }
@@ -486,15 +490,15 @@ test_poll(void **state)
     assert_true(conc_monotonic() - t0 >= 0.05);
     assert_conc(conc_conn_poll(a, NAN), CONC_EINVAL);
     /* Data ready, then buffered. */
-    assert_conc_ok(conc_conn_send_bytes(b, "one", 3));
-    assert_conc_ok(conc_conn_send_bytes(b, "two", 3));
+    assert_conc_ok(conc_conn_send_bytes(b, "one", 3, CONC_FOREVER));
+    assert_conc_ok(conc_conn_send_bytes(b, "two", 3, CONC_FOREVER));
     assert_int_equal(conc_conn_poll(a, 0), 1);
     assert_int_equal(conc_conn_poll(a, CONC_FOREVER), 1);
     conc_buf got = CONC_BUF_INIT;
-    assert_conc_ok(conc_conn_recv_bytes(a, &got, 0));
+    assert_conc_ok(conc_conn_recv_bytes(a, 0, &got));
     assert_memory_equal(got.data, "one", 3);
     assert_int_equal(conc_conn_poll(a, 0), 1); /* "two" sits in the buffer */
-    assert_conc_ok(conc_conn_recv_bytes(a, &got, 0));
+    assert_conc_ok(conc_conn_recv_bytes(a, 0, &got));
     assert_memory_equal(got.data, "two", 3);
     assert_int_equal(conc_conn_poll(a, 0), 0);
     /* Half a message is not a message. */
@@ -509,7 +513,7 @@ test_poll(void **state)
     assert_int_equal(conc_conn_poll(c, 0.01), 0);
     assert_int_equal(raw_write(sv[1], "cd", 2), 0);
     assert_int_equal(conc_conn_poll(c, 1.0), 1);
-    assert_conc_ok(conc_conn_recv_bytes(c, &got, 0));
+    assert_conc_ok(conc_conn_recv_bytes(c, 0, &got));
     assert_int_equal(got.len, 4);
     assert_memory_equal(got.data, "abcd", 4);
     close(sv[1]);
@@ -523,15 +527,15 @@ test_poll(void **state)
     assert_int_equal(raw_write(sv[1], hdr, 8), 0);
     assert_int_equal(raw_write(sv[1], "0123456789", 10), 0);
     assert_int_equal(conc_conn_poll(c, 0), 1);
-    assert_conc(conc_conn_recv_bytes(c, &got, 0.01), CONC_ETIMEDOUT);
+    assert_conc(conc_conn_recv_bytes(c, 0.01, &got), CONC_ETIMEDOUT);
     assert_int_equal(conc_conn_poll(c, 0), 0);
     int fd;
-    assert_conc(conc_conn_recv_fd(c, &fd, 0), CONC_EPROTO);
+    assert_conc(conc_conn_recv_fd(c, 0, &fd), CONC_EPROTO);
     assert_int_equal(raw_write(sv[1], "more", 4), 0);
     assert_int_equal(conc_conn_poll(c, 1.0), 1);
     close(sv[1]);
-    assert_conc(conc_conn_recv_bytes(c, &got, 1.0), CONC_EPROTO);
-    assert_conc(conc_conn_recv_bytes(c, &got, 1.0), CONC_ECLOSED);
+    assert_conc(conc_conn_recv_bytes(c, 1.0, &got), CONC_EPROTO);
+    assert_conc(conc_conn_recv_bytes(c, 1.0, &got), CONC_ECLOSED);
     conc_conn_free(c);
     conc_buf_free(&got);
     conc_conn_free(a);
@@ -593,22 +597,22 @@ timeout_case(size_t len, const size_t cut[3], int first_into)
          * after keeping the piece. */
         int r;
         if ((i + first_into) % 2)
-            r = conc_conn_recv_bytes_into(a, into, len + 1, &n, 0.02);
+            r = conc_conn_recv_bytes_into(a, into, len + 1, 0.02, &n);
         else
-            r = conc_conn_recv_bytes(a, &got, 0.02);
+            r = conc_conn_recv_bytes(a, 0.02, &got);
         assert_conc(r, CONC_ETIMEDOUT);
         assert_int_equal(write(sy[1], "x", 1), 1);
     }
     if (first_into) {
-        assert_conc_ok(conc_conn_recv_bytes(a, &got, 10.0));
+        assert_conc_ok(conc_conn_recv_bytes(a, 10.0, &got));
         assert_int_equal(got.len, len);
         assert_true(check_fill(got.data, len, 9));
     } else {
-        assert_conc_ok(conc_conn_recv_bytes_into(a, into, len, &n, 10.0));
+        assert_conc_ok(conc_conn_recv_bytes_into(a, into, len, 10.0, &n));
         assert_int_equal(n, len);
         assert_true(check_fill(into, len, 9));
     }
-    assert_conc(conc_conn_recv_bytes(a, &got, 1.0), CONC_ECLOSED);
+    assert_conc(conc_conn_recv_bytes(a, 1.0, &got), CONC_ECLOSED);
     reap(pid);
     close(sy[1]);
     conc_conn_free(a);
@@ -651,9 +655,9 @@ test_recv_into_timeout_enomem(void **state)
     assert_non_null(into);
     size_t n;
     conc_test_fail_alloc_after(1);
-    assert_conc(conc_conn_recv_bytes_into(a, into, len, &n, 0.01), CONC_ENOMEM);
+    assert_conc(conc_conn_recv_bytes_into(a, into, len, 0.01, &n), CONC_ENOMEM);
     conc_test_fail_alloc_after(0);
-    assert_conc(conc_conn_recv_bytes_into(a, into, len, &n, 0.01),
+    assert_conc(conc_conn_recv_bytes_into(a, into, len, 0.01, &n),
                 CONC_ECLOSED);
     close(sv[1]);
     conc_conn_free(a);
@@ -682,13 +686,13 @@ test_send_after_peer_closed(void **state)
     conc_conn *a, *b;
     assert_conc_ok(conc_pipe(NULL, &a, &b));
     conc_conn_free(b);
-    assert_conc(conc_conn_send_bytes(a, "x", 1), CONC_EPIPE);
-    assert_conc(conc_conn_send_fd(a, 0), CONC_EPIPE);
+    assert_conc(conc_conn_send_bytes(a, "x", 1, CONC_FOREVER), CONC_EPIPE);
+    assert_conc(conc_conn_send_fd(a, 0, CONC_FOREVER), CONC_EPIPE);
     conc_conn_free(a);
 
     assert_conc_ok(conc_pipe(&(conc_pipe_opts){.simplex = 1}, &a, &b));
     conc_conn_free(a);
-    assert_conc(conc_conn_send_bytes(b, "x", 1), CONC_EPIPE);
+    assert_conc(conc_conn_send_bytes(b, "x", 1, CONC_FOREVER), CONC_EPIPE);
     assert_int_equal(sigpipe_pending(), 0);
     /* With SIGPIPE blocked by the caller, its own pending SIGPIPE stays and
      * ours is taken. */
@@ -696,11 +700,11 @@ test_send_after_peer_closed(void **state)
     sigemptyset(&set);
     sigaddset(&set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &set, &old);
-    assert_conc(conc_conn_send_bytes(b, "x", 1), CONC_EPIPE);
+    assert_conc(conc_conn_send_bytes(b, "x", 1, CONC_FOREVER), CONC_EPIPE);
     assert_int_equal(sigpipe_pending(), 0);
     raise(SIGPIPE);
     assert_int_equal(sigpipe_pending(), 1);
-    assert_conc(conc_conn_send_bytes(b, "x", 1), CONC_EPIPE);
+    assert_conc(conc_conn_send_bytes(b, "x", 1, CONC_FOREVER), CONC_EPIPE);
     assert_int_equal(sigpipe_pending(), 1);
     struct timespec zero = {0, 0};
     assert_int_equal(sigtimedwait(&set, NULL, &zero), SIGPIPE);
@@ -718,29 +722,31 @@ test_close_and_use_after_close(void **state)
     conc_conn *a, *b;
     assert_conc_ok(conc_pipe(NULL, &a, &b));
     assert_int_equal(conc_conn_closed(a), 0);
-    assert_true(conc_conn_fileno(a) >= 0);
-    assert_conc_ok(conc_conn_send_bytes(b, "left", 4));
+    int afd = -1;
+    assert_conc_ok(conc_conn_fileno(a, &afd));
+    assert_true(afd >= 0);
+    assert_conc_ok(conc_conn_send_bytes(b, "left", 4, CONC_FOREVER));
     assert_int_equal(conc_conn_poll(a, 1.0), 1); /* now buffered in a */
     assert_conc_ok(conc_conn_close(a));
     assert_conc_ok(conc_conn_close(a));
     assert_int_equal(conc_conn_closed(a), 1);
     assert_int_equal(conc_conn_readable(a), 0);
     assert_int_equal(conc_conn_writable(a), 0);
-    assert_conc(conc_conn_fileno(a), CONC_ECLOSED);
+    assert_conc(conc_conn_fileno(a, &afd), CONC_ECLOSED);
     conc_buf got = CONC_BUF_INIT;
     size_t n;
     int fd;
-    assert_conc(conc_conn_send_bytes(a, "x", 1), CONC_ECLOSED);
-    assert_conc(conc_conn_recv_bytes(a, &got, 0), CONC_ECLOSED);
-    assert_conc(conc_conn_recv_bytes_into(a, NULL, 0, &n, 0), CONC_ECLOSED);
+    assert_conc(conc_conn_send_bytes(a, "x", 1, CONC_FOREVER), CONC_ECLOSED);
+    assert_conc(conc_conn_recv_bytes(a, 0, &got), CONC_ECLOSED);
+    assert_conc(conc_conn_recv_bytes_into(a, NULL, 0, 0, &n), CONC_ECLOSED);
     assert_conc(conc_conn_poll(a, 0), CONC_ECLOSED);
-    assert_conc(conc_conn_send_fd(a, 0), CONC_ECLOSED);
-    assert_conc(conc_conn_recv_fd(a, &fd, 0), CONC_ECLOSED);
-    assert_conc(conc_conn_send_bytes(b, "x", 1), CONC_EPIPE);
+    assert_conc(conc_conn_send_fd(a, 0, CONC_FOREVER), CONC_ECLOSED);
+    assert_conc(conc_conn_recv_fd(a, 0, &fd), CONC_ECLOSED);
+    assert_conc(conc_conn_send_bytes(b, "x", 1, CONC_FOREVER), CONC_EPIPE);
     conc_conn_free(a);
     conc_conn_free(b);
     conc_conn_free(NULL);
-    assert_conc_ok(conc_conn_close(NULL));
+    assert_conc(conc_conn_close(NULL), CONC_EINVAL);
 }
 
 static void
@@ -754,24 +760,24 @@ test_bad_arguments(void **state)
     conc_buf got = CONC_BUF_INIT;
     size_t n;
     int fd;
-    assert_conc(conc_conn_send_bytes(a, NULL, 1), CONC_EINVAL);
-    assert_conc_ok(conc_conn_send_bytes(a, NULL, 0));
-    assert_conc(conc_conn_recv_bytes(b, NULL, 0), CONC_EINVAL);
-    assert_conc(conc_conn_recv_bytes(b, &got, NAN), CONC_EINVAL);
-    assert_conc(conc_conn_recv_bytes_into(b, NULL, 5, &n, 0), CONC_EINVAL);
-    assert_conc(conc_conn_recv_bytes_into(b, NULL, 0, NULL, 0), CONC_EINVAL);
-    assert_conc(conc_conn_recv_fd(b, NULL, 0), CONC_EINVAL);
-    assert_conc(conc_conn_send_fd(a, -1), CONC_EBADF);
-    assert_conc_ok(conc_conn_recv_bytes(b, &got, 0));
+    assert_conc(conc_conn_send_bytes(a, NULL, 1, CONC_FOREVER), CONC_EINVAL);
+    assert_conc_ok(conc_conn_send_bytes(a, NULL, 0, CONC_FOREVER));
+    assert_conc(conc_conn_recv_bytes(b, 0, NULL), CONC_EINVAL);
+    assert_conc(conc_conn_recv_bytes(b, NAN, &got), CONC_EINVAL);
+    assert_conc(conc_conn_recv_bytes_into(b, NULL, 5, 0, &n), CONC_EINVAL);
+    assert_conc(conc_conn_recv_bytes_into(b, NULL, 0, 0, NULL), CONC_EINVAL);
+    assert_conc(conc_conn_recv_fd(b, 0, NULL), CONC_EINVAL);
+    assert_conc(conc_conn_send_fd(a, -1, CONC_FOREVER), CONC_EBADF);
+    assert_conc_ok(conc_conn_recv_bytes(b, 0, &got));
     assert_int_equal(got.len, 0);
-    assert_conc(conc_conn_recv_bytes(b, &got, 0), CONC_ETIMEDOUT);
-    assert_conc(conc_conn_recv_fd(b, &fd, 0), CONC_ETIMEDOUT);
-    assert_conc(conc_conn_recv_bytes_into(b, NULL, 0, &n, 0), CONC_ETIMEDOUT);
+    assert_conc(conc_conn_recv_bytes(b, 0, &got), CONC_ETIMEDOUT);
+    assert_conc(conc_conn_recv_fd(b, 0, &fd), CONC_ETIMEDOUT);
+    assert_conc(conc_conn_recv_bytes_into(b, NULL, 0, 0, &n), CONC_ETIMEDOUT);
     /* A descriptor that is not open. */
     int dead = dup(0);
     assert_true(dead >= 0);
     close(dead);
-    assert_conc(conc_conn_send_fd(a, dead), CONC_EBADF);
+    assert_conc(conc_conn_send_fd(a, dead, CONC_FOREVER), CONC_EBADF);
     conc_buf_free(&got);
     conc_conn_free(a);
     conc_conn_free(b);
@@ -787,7 +793,7 @@ write_through_child(void *arg)
     close(t->fd);
     close(t->sync);
     int fd = -1;
-    CHECK(conc_conn_recv_fd(t->mine, &fd, 10.0) == 0);
+    CHECK(conc_conn_recv_fd(t->mine, 10.0, &fd) == 0);
     CHECK(fcntl(fd, F_GETFD) & FD_CLOEXEC);
     CHECK(write(fd, "through", 7) == 7);
     close(fd);
@@ -809,7 +815,7 @@ test_fd_pass_pipe_to_child(void **state)
     int saved = p[1];
     pid_t pid = fork_child(write_through_child, &t);
     conc_conn_free(b);
-    assert_conc_ok(conc_conn_send_fd(a, saved));
+    assert_conc_ok(conc_conn_send_fd(a, saved, CONC_FOREVER));
     close(saved);
     char buf[16];
     size_t at = 0;
@@ -832,28 +838,28 @@ test_fd_pass_file_and_order(void **state)
     assert_int_equal(write(mf, "file content", 12), 12);
     conc_conn *a, *b;
     assert_conc_ok(conc_pipe(NULL, &a, &b));
-    assert_conc_ok(conc_conn_send_bytes(a, "x", 1));
-    assert_conc_ok(conc_conn_send_fd(a, mf));
-    assert_conc_ok(conc_conn_send_bytes(a, "y", 1));
+    assert_conc_ok(conc_conn_send_bytes(a, "x", 1, CONC_FOREVER));
+    assert_conc_ok(conc_conn_send_fd(a, mf, CONC_FOREVER));
+    assert_conc_ok(conc_conn_send_bytes(a, "y", 1, CONC_FOREVER));
     close(mf);
     conc_buf got = CONC_BUF_INIT;
     int fd = -1;
-    assert_conc(conc_conn_recv_fd(b, &fd, 1.0), CONC_EPROTO);
-    assert_conc_ok(conc_conn_recv_bytes(b, &got, 1.0));
+    assert_conc(conc_conn_recv_fd(b, 1.0, &fd), CONC_EPROTO);
+    assert_conc_ok(conc_conn_recv_bytes(b, 1.0, &got));
     assert_memory_equal(got.data, "x", 1);
-    assert_conc(conc_conn_recv_bytes(b, &got, 1.0), CONC_EPROTO);
+    assert_conc(conc_conn_recv_bytes(b, 1.0, &got), CONC_EPROTO);
     size_t n;
     char buf[16];
-    assert_conc(conc_conn_recv_bytes_into(b, buf, sizeof buf, &n, 1.0),
+    assert_conc(conc_conn_recv_bytes_into(b, buf, sizeof buf, 1.0, &n),
                 CONC_EPROTO);
     assert_int_equal(conc_conn_poll(b, 0), 1);
-    assert_conc_ok(conc_conn_recv_fd(b, &fd, 1.0));
+    assert_conc_ok(conc_conn_recv_fd(b, 1.0, &fd));
     assert_true(fd >= 0);
     assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
     assert_int_equal(pread(fd, buf, sizeof buf, 0), 12);
     assert_memory_equal(buf, "file content", 12);
     close(fd);
-    assert_conc_ok(conc_conn_recv_bytes(b, &got, 1.0));
+    assert_conc_ok(conc_conn_recv_bytes(b, 1.0, &got));
     assert_memory_equal(got.data, "y", 1);
     /* A descriptor behind a big message keeps its place. */
     uint8_t *p = pattern(3 * CONC__CONN_INBUF, 4);
@@ -865,18 +871,18 @@ test_fd_pass_file_and_order(void **state)
     conc_conn_free(b);
     conc_conn_free(a);
     assert_conc_ok(conc_pipe(NULL, &a, &b));
-    assert_conc_ok(conc_conn_send_fd(a, sent[0]));
-    assert_conc_ok(conc_conn_send_bytes(a, p, CONC__CONN_INBUF));
-    assert_conc_ok(conc_conn_send_fd(a, sent[1]));
-    assert_conc_ok(conc_conn_send_fd(a, sent[2]));
+    assert_conc_ok(conc_conn_send_fd(a, sent[0], CONC_FOREVER));
+    assert_conc_ok(conc_conn_send_bytes(a, p, CONC__CONN_INBUF, CONC_FOREVER));
+    assert_conc_ok(conc_conn_send_fd(a, sent[1], CONC_FOREVER));
+    assert_conc_ok(conc_conn_send_fd(a, sent[2], CONC_FOREVER));
     for (int i = 0; i < 3; i++)
         close(sent[i]);
-    assert_conc_ok(conc_conn_recv_fd(b, &fd, 1.0));
+    assert_conc_ok(conc_conn_recv_fd(b, 1.0, &fd));
     close(fd);
-    assert_conc_ok(conc_conn_recv_bytes(b, &got, 1.0));
+    assert_conc_ok(conc_conn_recv_bytes(b, 1.0, &got));
     assert_int_equal(got.len, CONC__CONN_INBUF);
     assert_true(check_fill(got.data, got.len, 4));
-    assert_conc_ok(conc_conn_recv_fd(b, &fd, 1.0));
+    assert_conc_ok(conc_conn_recv_fd(b, 1.0, &fd));
     close(fd);
     /* The last descriptor is read into the connection by poll but never
      * taken: closing the connection closes it (the leak guard checks). */
@@ -895,10 +901,10 @@ test_fd_on_simplex(void **state)
     conc_conn *r, *w;
     assert_conc_ok(conc_pipe(&(conc_pipe_opts){.simplex = 1}, &r, &w));
     int fd;
-    assert_conc(conc_conn_send_fd(w, 0), CONC_EINVAL);
-    assert_conc(conc_conn_send_fd(r, 0), CONC_EINVAL);
-    assert_conc(conc_conn_recv_fd(r, &fd, 0), CONC_EINVAL);
-    assert_conc(conc_conn_recv_fd(w, &fd, 0), CONC_EBADF);
+    assert_conc(conc_conn_send_fd(w, 0, CONC_FOREVER), CONC_EINVAL);
+    assert_conc(conc_conn_send_fd(r, 0, CONC_FOREVER), CONC_EINVAL);
+    assert_conc(conc_conn_recv_fd(r, 0, &fd), CONC_EINVAL);
+    assert_conc(conc_conn_recv_fd(w, 0, &fd), CONC_EBADF);
     conc_conn_free(r);
     conc_conn_free(w);
 }
@@ -949,9 +955,9 @@ test_fd_bad_frames(void **state)
         assert_conc_ok(conc_conn_from_fd(sv[0], NULL, &a));
         raw_send_fds(sv[1], CONC__KIND_FD, cases[k].len, many, cases[k].nfds);
         int fd = -1;
-        assert_conc(conc_conn_recv_fd(a, &fd, 1.0), CONC_EPROTO);
+        assert_conc(conc_conn_recv_fd(a, 1.0, &fd), CONC_EPROTO);
         assert_int_equal(fd, -1);
-        assert_conc(conc_conn_recv_fd(a, &fd, 1.0), CONC_ECLOSED);
+        assert_conc(conc_conn_recv_fd(a, 1.0, &fd), CONC_ECLOSED);
         close(sv[1]);
         conc_conn_free(a);
     }
@@ -976,12 +982,12 @@ test_nonblocking_descriptors(void **state)
     size_t n = 4u << 20; /* far more than the socket holds */
     uint8_t *p = pattern(n, 6);
     conc_buf got = CONC_BUF_INIT;
-    assert_conc_ok(conc_conn_send_bytes(a, p, n));
-    assert_conc_ok(conc_conn_recv_bytes(a, &got, CONC_FOREVER));
+    assert_conc_ok(conc_conn_send_bytes(a, p, n, CONC_FOREVER));
+    assert_conc_ok(conc_conn_recv_bytes(a, CONC_FOREVER, &got));
     assert_int_equal(got.len, n);
     assert_memory_equal(got.data, p, n);
-    assert_conc_ok(conc_conn_send_bytes(a, "x", 1));
-    assert_conc_ok(conc_conn_recv_bytes(a, &got, CONC_FOREVER));
+    assert_conc_ok(conc_conn_send_bytes(a, "x", 1, CONC_FOREVER));
+    assert_conc_ok(conc_conn_recv_bytes(a, CONC_FOREVER, &got));
     assert_int_equal(got.len, 1);
     conc_conn_free(a);
     reap(pid);
@@ -1001,20 +1007,22 @@ test_from_fd(void **state)
     assert_conc_ok(conc_conn_from_fd(sv[0], NULL, &a));
     assert_conc_ok(
         conc_conn_from_fd(sv[1], &(conc_conn_opts){.max_message = 10}, &b));
-    assert_int_equal(conc_conn_fileno(a), sv[0]);
-    assert_conc_ok(conc_conn_send_bytes(a, "ping", 4));
+    int afd = -1;
+    assert_conc_ok(conc_conn_fileno(a, &afd));
+    assert_int_equal(afd, sv[0]);
+    assert_conc_ok(conc_conn_send_bytes(a, "ping", 4, CONC_FOREVER));
     conc_buf got = CONC_BUF_INIT;
-    assert_conc_ok(conc_conn_recv_bytes(b, &got, 1.0));
+    assert_conc_ok(conc_conn_recv_bytes(b, 1.0, &got));
     assert_memory_equal(got.data, "ping", 4);
-    assert_conc_ok(conc_conn_send_bytes(b, "pong", 4));
-    assert_conc_ok(conc_conn_recv_bytes(a, &got, 1.0));
+    assert_conc_ok(conc_conn_send_bytes(b, "pong", 4, CONC_FOREVER));
+    assert_conc_ok(conc_conn_recv_bytes(a, 1.0, &got));
     assert_memory_equal(got.data, "pong", 4);
-    assert_conc_ok(conc_conn_send_fd(a, 2));
+    assert_conc_ok(conc_conn_send_fd(a, 2, CONC_FOREVER));
     int fd;
-    assert_conc_ok(conc_conn_recv_fd(b, &fd, 1.0));
+    assert_conc_ok(conc_conn_recv_fd(b, 1.0, &fd));
     close(fd);
-    assert_conc_ok(conc_conn_send_bytes(a, "01234567890", 11));
-    assert_conc(conc_conn_recv_bytes(b, &got, 1.0), CONC_EMSGSIZE);
+    assert_conc_ok(conc_conn_send_bytes(a, "01234567890", 11, CONC_FOREVER));
+    assert_conc(conc_conn_recv_bytes(b, 1.0, &got), CONC_EMSGSIZE);
     conc_conn_free(a);
     conc_conn_free(b);
 
@@ -1027,9 +1035,9 @@ test_from_fd(void **state)
     assert_int_equal(conc_conn_writable(a), 0);
     assert_int_equal(conc_conn_readable(b), 0);
     assert_int_equal(conc_conn_writable(b), 1);
-    assert_conc(conc_conn_send_fd(b, 0), CONC_EINVAL);
-    assert_conc_ok(conc_conn_send_bytes(b, "via pipe", 8));
-    assert_conc_ok(conc_conn_recv_bytes(a, &got, 1.0));
+    assert_conc(conc_conn_send_fd(b, 0, CONC_FOREVER), CONC_EINVAL);
+    assert_conc_ok(conc_conn_send_bytes(b, "via pipe", 8, CONC_FOREVER));
+    assert_conc_ok(conc_conn_recv_bytes(a, 1.0, &got));
     assert_memory_equal(got.data, "via pipe", 8);
     conc_conn_free(a);
     conc_conn_free(b);
@@ -1089,17 +1097,18 @@ test_alloc_failures(void **state)
      * small or big. */
     assert_conc_ok(conc_pipe(NULL, &a, &b));
     conc_buf got = CONC_BUF_INIT;
-    assert_conc_ok(conc_conn_send_bytes(a, "kept", 4));
+    assert_conc_ok(conc_conn_send_bytes(a, "kept", 4, CONC_FOREVER));
     conc_test_fail_alloc_after(1);
-    assert_conc(conc_conn_recv_bytes(b, &got, 1.0), CONC_ENOMEM);
-    assert_conc_ok(conc_conn_recv_bytes(b, &got, 1.0));
+    assert_conc(conc_conn_recv_bytes(b, 1.0, &got), CONC_ENOMEM);
+    assert_conc_ok(conc_conn_recv_bytes(b, 1.0, &got));
     assert_memory_equal(got.data, "kept", 4);
     conc_buf_free(&got);
     uint8_t *p2 = pattern(CONC__CONN_INBUF + 100, 5);
-    assert_conc_ok(conc_conn_send_bytes(a, p2, CONC__CONN_INBUF + 100));
+    assert_conc_ok(
+        conc_conn_send_bytes(a, p2, CONC__CONN_INBUF + 100, CONC_FOREVER));
     conc_test_fail_alloc_after(1);
-    assert_conc(conc_conn_recv_bytes(b, &got, 1.0), CONC_ENOMEM);
-    assert_conc_ok(conc_conn_recv_bytes(b, &got, 1.0));
+    assert_conc(conc_conn_recv_bytes(b, 1.0, &got), CONC_ENOMEM);
+    assert_conc_ok(conc_conn_recv_bytes(b, 1.0, &got));
     assert_int_equal(got.len, CONC__CONN_INBUF + 100);
     assert_true(check_fill(got.data, got.len, 5));
     free(p2);
@@ -1120,10 +1129,10 @@ pingpong_child(void *arg)
     uint64_t v;
     size_t n;
     for (int i = 0; i < ROUNDS; i++) {
-        CHECK(conc_conn_recv_bytes_into(t->mine, &v, sizeof v, &n, 30.0) == 0);
+        CHECK(conc_conn_recv_bytes_into(t->mine, &v, sizeof v, 30.0, &n) == 0);
         CHECK(n == sizeof v && v == (uint64_t)i);
         v++;
-        CHECK(conc_conn_send_bytes(t->mine, &v, sizeof v) == 0);
+        CHECK(conc_conn_send_bytes(t->mine, &v, sizeof v, CONC_FOREVER) == 0);
     }
     conc_conn_free(t->mine);
     return 0;
@@ -1141,13 +1150,13 @@ test_pingpong_processes(void **state)
     for (uint64_t i = 0; i < ROUNDS; i++) {
         uint64_t v = i;
         size_t n;
-        assert_conc_ok(conc_conn_send_bytes(a, &v, sizeof v));
-        assert_conc_ok(conc_conn_recv_bytes_into(a, &v, sizeof v, &n, 30.0));
+        assert_conc_ok(conc_conn_send_bytes(a, &v, sizeof v, CONC_FOREVER));
+        assert_conc_ok(conc_conn_recv_bytes_into(a, &v, sizeof v, 30.0, &n));
         assert_int_equal(v, i + 1);
     }
     assert_int_equal(conc_conn_poll(a, 10.0), 1);
     conc_buf got = CONC_BUF_INIT;
-    assert_conc(conc_conn_recv_bytes(a, &got, 10.0), CONC_ECLOSED);
+    assert_conc(conc_conn_recv_bytes(a, 10.0, &got), CONC_ECLOSED);
     reap(pid);
     conc_buf_free(&got);
     conc_conn_free(a);
@@ -1162,9 +1171,9 @@ echo_thread(void *arg)
     conc_buf b = CONC_BUF_INIT;
     int r;
     for (int i = 0; i < THREAD_MSGS; i++) {
-        if ((r = conc_conn_recv_bytes(c, &b, 30.0)) != 0)
+        if ((r = conc_conn_recv_bytes(c, 30.0, &b)) != 0)
             break;
-        if ((r = conc_conn_send_bytes(c, b.data, b.len)) != 0)
+        if ((r = conc_conn_send_bytes(c, b.data, b.len, CONC_FOREVER)) != 0)
             break;
     }
     conc_buf_free(&b);
@@ -1179,7 +1188,7 @@ send_thread(void *arg)
     for (int i = 0; i < THREAD_MSGS; i++) {
         size_t n = (size_t)i % sizeof msg;
         fill(msg, n, (unsigned)i);
-        int r = conc_conn_send_bytes(c, msg, n);
+        int r = conc_conn_send_bytes(c, msg, n, CONC_FOREVER);
         if (r)
             return r;
     }
@@ -1199,7 +1208,7 @@ test_send_and_recv_threads(void **state)
     assert_conc_ok(conc_thread_start(send_thread, a, NULL, &sender));
     conc_buf got = CONC_BUF_INIT;
     for (int i = 0; i < THREAD_MSGS; i++) {
-        assert_conc_ok(conc_conn_recv_bytes(a, &got, 30.0));
+        assert_conc_ok(conc_conn_recv_bytes(a, 30.0, &got));
         assert_int_equal(got.len, (size_t)i % 300);
         assert_true(check_fill(got.data, got.len, (unsigned)i));
     }

@@ -98,7 +98,7 @@ put_msg(conc_mpqueue *q, uint64_t id, size_t len, double timeout)
 static int
 get_msg(conc_mpqueue *q, conc_buf *b, uint64_t id, size_t len, double timeout)
 {
-    int r = conc_mpqueue_get(q, b, timeout);
+    int r = conc_mpqueue_get(q, timeout, b);
     if (r)
         return r;
     return b->len == len && check(b->data, len, id) ? 0 : CONC_EPROTO;
@@ -171,7 +171,7 @@ test_small_sizes(void **state)
         assert_conc_ok(get_msg(q, &b, i, lens[i], 0));
     }
     assert_conc_ok(conc_mpqueue_put(q, NULL, 0, 0));
-    assert_conc_ok(conc_mpqueue_get(q, &b, 0));
+    assert_conc_ok(conc_mpqueue_get(q, 0, &b));
     assert_int_equal(b.len, 0);
     /* The largest whole message fills the ring exactly. */
     assert_conc_ok(put_msg(q, 7, SMALL - 8, 0));
@@ -226,12 +226,12 @@ test_invalid_calls(void **state)
     assert_conc(conc_mpqueue_put(NULL, "x", 1, 0), CONC_EINVAL);
     assert_conc(conc_mpqueue_put(q, NULL, 1, 0), CONC_EINVAL);
     assert_conc(conc_mpqueue_put(q, "x", 1, NAN), CONC_EINVAL);
-    assert_conc(conc_mpqueue_get(NULL, &b, 0), CONC_EINVAL);
-    assert_conc(conc_mpqueue_get(q, NULL, 0), CONC_EINVAL);
-    assert_conc(conc_mpqueue_get(q, &b, NAN), CONC_EINVAL);
-    assert_conc(conc_mpqueue_get_into(q, NULL, 1, &len, 0), CONC_EINVAL);
-    assert_conc(conc_mpqueue_get_into(q, &c, 1, NULL, 0), CONC_EINVAL);
-    assert_conc(conc_mpqueue_get_into(NULL, &c, 1, &len, 0), CONC_EINVAL);
+    assert_conc(conc_mpqueue_get(NULL, 0, &b), CONC_EINVAL);
+    assert_conc(conc_mpqueue_get(q, 0, NULL), CONC_EINVAL);
+    assert_conc(conc_mpqueue_get(q, NAN, &b), CONC_EINVAL);
+    assert_conc(conc_mpqueue_get_into(q, NULL, 1, 0, &len), CONC_EINVAL);
+    assert_conc(conc_mpqueue_get_into(q, &c, 1, 0, NULL), CONC_EINVAL);
+    assert_conc(conc_mpqueue_get_into(NULL, &c, 1, 0, &len), CONC_EINVAL);
     assert_conc(conc_mpqueue_close(NULL), CONC_EINVAL);
     assert_conc(conc_mpqueue_shutdown(NULL), CONC_EINVAL);
     /* A plain queue has no task counting. */
@@ -325,10 +325,10 @@ test_get_timeout(void **state)
     char c;
     size_t len;
     double t0 = conc_monotonic();
-    assert_conc(conc_mpqueue_get(q, &b, 0.05), CONC_EEMPTY);
+    assert_conc(conc_mpqueue_get(q, 0.05, &b), CONC_EEMPTY);
     assert_true(conc_monotonic() - t0 >= 0.05);
     t0 = conc_monotonic();
-    assert_conc(conc_mpqueue_get_into(q, &c, 1, &len, 0.05), CONC_EEMPTY);
+    assert_conc(conc_mpqueue_get_into(q, &c, 1, 0.05, &len), CONC_EEMPTY);
     assert_true(conc_monotonic() - t0 >= 0.05);
     assert_conc(conc_mpqueue_get_nowait(q, &b), CONC_EEMPTY);
     assert_int_equal(b.len, 0);
@@ -347,15 +347,15 @@ test_get_into(void **state)
     memset(buf, 0xee, sizeof buf);
     size_t len = 0;
     assert_conc_ok(put_msg(q, 42, 100, 0));
-    assert_conc(conc_mpqueue_get_into(q, buf, 99, &len, 0), CONC_EMSGSIZE);
+    assert_conc(conc_mpqueue_get_into(q, buf, 99, 0, &len), CONC_EMSGSIZE);
     assert_int_equal(len, 100);
     assert_int_equal(buf[0], 0xee); /* untouched */
     assert_int_equal(conc_mpqueue_qsize(q), 1);
-    assert_conc_ok(conc_mpqueue_get_into(q, buf, 100, &len, 0));
+    assert_conc_ok(conc_mpqueue_get_into(q, buf, 100, 0, &len));
     assert_int_equal(len, 100);
     assert_true(check(buf, 100, 42));
     assert_conc_ok(conc_mpqueue_put(q, NULL, 0, 0));
-    assert_conc_ok(conc_mpqueue_get_into(q, NULL, 0, &len, 0));
+    assert_conc_ok(conc_mpqueue_get_into(q, NULL, 0, 0, &len));
     assert_int_equal(len, 0);
     conc_mpqueue_free(q);
     conc_arena_free(a);
@@ -372,7 +372,7 @@ test_close(void **state)
     assert_conc_ok(conc_mpqueue_close(q));
     assert_conc_ok(conc_mpqueue_close(q));
     assert_conc(put_msg(q, 2, 8, 0), CONC_ECLOSED);
-    assert_conc(conc_mpqueue_get(q, &b, 0), CONC_ECLOSED);
+    assert_conc(conc_mpqueue_get(q, 0, &b), CONC_ECLOSED);
     assert_int_equal(conc_mpqueue_qsize(q), 1);
     conc_mpqueue_free(q);
     conc_arena_free(a);
@@ -408,7 +408,7 @@ blocked_get_child(void *arg)
 {
     conc_mpqueue *q = arg;
     conc_buf b = CONC_BUF_INIT;
-    return conc_mpqueue_get(q, &b, BOUND) == CONC_ECLOSED ? 0 : 1;
+    return conc_mpqueue_get(q, BOUND, &b) == CONC_ECLOSED ? 0 : 1;
 }
 
 static int
@@ -450,7 +450,7 @@ test_shutdown(void **state)
     reap(pid);
     assert_conc(put_msg(q, 2, 8, 0), CONC_ECLOSED);
     assert_conc_ok(get_msg(q, &b, 1, 8, 0));
-    assert_conc(conc_mpqueue_get(q, &b, BOUND), CONC_ECLOSED);
+    assert_conc(conc_mpqueue_get(q, BOUND, &b), CONC_ECLOSED);
     conc_buf_free(&b);
     conc_mpqueue_free(q);
     conc_arena_free(a);
@@ -480,7 +480,7 @@ test_enomem(void **state)
     conc_buf b = CONC_BUF_INIT;
     assert_conc_ok(put_msg(q, 5, 100, 0));
     conc_test_fail_alloc_after(1);
-    assert_conc(conc_mpqueue_get(q, &b, 0), CONC_ENOMEM);
+    assert_conc(conc_mpqueue_get(q, 0, &b), CONC_ENOMEM);
     assert_int_equal(b.len, 0);
     assert_int_equal(conc_mpqueue_qsize(q), 1);
     assert_conc_ok(get_msg(q, &b, 5, 100, 0));
@@ -601,10 +601,10 @@ test_large_get_into(void **state)
         _exit(put_msg(q, 1, 3 * SMALL, BOUND) != 0);
     struct pos_wait w = {q, SMALL};
     assert_true(conc_test_wait_until(tail_reached, &w, BOUND));
-    assert_conc(conc_mpqueue_get_into(q, buf, 3 * SMALL - 1, &len, 0),
+    assert_conc(conc_mpqueue_get_into(q, buf, 3 * SMALL - 1, 0, &len),
                 CONC_EMSGSIZE);
     assert_int_equal(len, 3 * SMALL);
-    assert_conc_ok(conc_mpqueue_get_into(q, buf, 3 * SMALL, &len, BOUND));
+    assert_conc_ok(conc_mpqueue_get_into(q, buf, 3 * SMALL, BOUND, &len));
     assert_int_equal(len, 3 * SMALL);
     assert_true(check(buf, len, 1));
     reap(pid);
@@ -630,7 +630,7 @@ test_large_put_timeout(void **state)
     assert_int_equal(conc_mpqueue_full(q), 0);
     assert_conc_ok(put_msg(q, 2, 1, 0));
     assert_conc_ok(get_msg(q, &b, 2, 1, 0));
-    assert_conc(conc_mpqueue_get(q, &b, 0), CONC_EEMPTY);
+    assert_conc(conc_mpqueue_get(q, 0, &b), CONC_EEMPTY);
 
     /* Behind a queued message, and once more after the ring wrapped. */
     for (uint64_t id = 3; id < 9; id += 2) {
@@ -640,7 +640,7 @@ test_large_put_timeout(void **state)
         assert_conc_ok(put_msg(q, id + 1, SMALL - 8 - 112, 0));
         assert_conc_ok(get_msg(q, &b, id, 100, 0));
         assert_conc_ok(get_msg(q, &b, id + 1, SMALL - 8 - 112, 0));
-        assert_conc(conc_mpqueue_get(q, &b, 0), CONC_EEMPTY);
+        assert_conc(conc_mpqueue_get(q, 0, &b), CONC_EEMPTY);
     }
     conc_buf_free(&b);
     conc_mpqueue_free(q);
@@ -659,7 +659,7 @@ handed_child(const void *arg, size_t len)
     if (len != sizeof *ref || conc_mpqueue_open(ref, &q) != 0)
         return 10;
     conc_buf b = CONC_BUF_INIT;
-    int r = conc_mpqueue_get(q, &b, BOUND);
+    int r = conc_mpqueue_get(q, BOUND, &b);
     uint64_t v = 0;
     if (!r && b.len == sizeof v) {
         memcpy(&v, b.data, sizeof v);
@@ -697,7 +697,7 @@ test_handoff_to_process(void **state)
         assert_int_equal(code, 0);
         conc_process_free(p);
         conc_buf b = CONC_BUF_INIT;
-        assert_conc_ok(conc_mpqueue_get(q, &b, BOUND));
+        assert_conc_ok(conc_mpqueue_get(q, BOUND, &b));
         assert_int_equal(b.len, sizeof v);
         memcpy(&v, b.data, sizeof v);
         assert_int_equal(v, 2 * (21 + m));
@@ -705,7 +705,7 @@ test_handoff_to_process(void **state)
         conc_mpqueue_free(q);
         conc_arena_free(a);
     }
-    conc_forkserver_stop();
+    assert_conc_ok(conc_forkserver_stop(CONC_FOREVER));
 }
 
 /* A pool's initializer gets the ref as its initarg, as Python's
@@ -750,13 +750,14 @@ test_handoff_to_pool_initializer(void **state)
     uint64_t sum = 0;
     for (uint64_t i = 1; i <= 4; i++) {
         conc_buf r = CONC_BUF_INIT;
-        assert_conc_ok(conc_pool_apply(pool, put_double, &i, sizeof i, &r));
+        assert_conc_ok(
+            conc_pool_apply(pool, put_double, &i, sizeof i, CONC_FOREVER, &r));
         conc_buf_free(&r);
     }
     for (int i = 0; i < 4; i++) {
         conc_buf b = CONC_BUF_INIT;
         uint64_t v;
-        assert_conc_ok(conc_mpqueue_get(q, &b, BOUND));
+        assert_conc_ok(conc_mpqueue_get(q, BOUND, &b));
         memcpy(&v, b.data, sizeof v);
         sum += v;
         conc_buf_free(&b);
@@ -849,11 +850,11 @@ test_corrupt_ring(void **state)
         struct scribbler c = {q, (enum scribble)how};
         reap(fork_child(scribble_child, &c));
         conc_clear_failure();
-        assert_conc(conc_mpqueue_get(q, &b, BOUND), CONC_EBROKEN);
+        assert_conc(conc_mpqueue_get(q, BOUND, &b), CONC_EBROKEN);
         print_message("scribble %d: %s\n", how, conc_failure_message());
         assert_non_null(strstr(conc_failure_message(), "process queue"));
         assert_int_equal(b.len, 0);
-        assert_conc(conc_mpqueue_get(q, &b, 0), CONC_EBROKEN);
+        assert_conc(conc_mpqueue_get(q, 0, &b), CONC_EBROKEN);
         assert_conc(put_msg(q, 3, 10, 0), CONC_EBROKEN);
         conc_buf_free(&b);
         conc_mpqueue_free(q);
@@ -885,7 +886,7 @@ consume_mpmc(void *arg)
     uint64_t last[4] = {0, 0, 0, 0};
     int seen[4] = {0, 0, 0, 0};
     for (;;) {
-        if (conc_mpqueue_get(c->q, &b, BOUND) != 0)
+        if (conc_mpqueue_get(c->q, BOUND, &b) != 0)
             return 1;
         if (b.len == 0)
             break; /* the stop message */
@@ -977,7 +978,7 @@ joinable_consumer(void *arg)
     conc_mpqueue *q = arg;
     conc_buf b = CONC_BUF_INIT;
     for (;;) {
-        if (conc_mpqueue_get(q, &b, CONC_FOREVER) != 0 ||
+        if (conc_mpqueue_get(q, CONC_FOREVER, &b) != 0 ||
             conc_joinable_task_done(q) != 0)
             return 1;
     }
@@ -1192,7 +1193,7 @@ thread_consumer(void *arg)
     struct thread_side *t = arg;
     conc_buf b = CONC_BUF_INIT;
     for (;;) {
-        if (conc_mpqueue_get(t->q, &b, BOUND) != 0) {
+        if (conc_mpqueue_get(t->q, BOUND, &b) != 0) {
             atomic_fetch_add(&t->failures, 1);
             break;
         }
@@ -1309,7 +1310,7 @@ test_lock_held_by_live_process(void **state)
     assert_int_equal(read(h.ready[0], &c, 1), 1);
     double t0 = conc_monotonic();
     assert_conc(put_msg(q, 1, 8, 0.1), CONC_EFULL);
-    assert_conc(conc_mpqueue_get(q, &b, 0.1), CONC_EEMPTY);
+    assert_conc(conc_mpqueue_get(q, 0.1, &b), CONC_EEMPTY);
     assert_true(conc_monotonic() - t0 >= 0.2);
     assert_conc(put_msg(q, 1, 8, 0), CONC_EFULL);
     assert_conc(conc_mpqueue_get_nowait(q, &b), CONC_EEMPTY);
@@ -1343,7 +1344,7 @@ test_producer_dies_mid_message(void **state)
     assert_true(conc_test_wait_until(tail_reached, &w, BOUND));
     kill_and_reap(pid);
     double t0 = conc_monotonic();
-    assert_conc(conc_mpqueue_get(q, &b, 0.05), CONC_EEMPTY);
+    assert_conc(conc_mpqueue_get(q, 0.05, &b), CONC_EEMPTY);
     assert_true(conc_monotonic() - t0 >= 0.05);
     assert_int_equal(b.len, 0);
     assert_int_equal(conc_mpqueue_qsize(q), 0);
@@ -1368,7 +1369,7 @@ consume_one(void *arg)
 {
     conc_mpqueue *q = arg;
     conc_buf b = CONC_BUF_INIT;
-    conc_mpqueue_get(q, &b, BOUND);
+    conc_mpqueue_get(q, BOUND, &b);
     return 1; /* should have been killed first */
 }
 
@@ -1476,7 +1477,7 @@ crash_consumer(void *arg)
     uint8_t *slot = x->c->slot[x->index];
     for (;;) {
         size_t len;
-        int r = conc_mpqueue_get_into(x->q, slot, CR_SLOT, &len, BOUND);
+        int r = conc_mpqueue_get_into(x->q, slot, CR_SLOT, BOUND, &len);
         if (r != 0) {
             fprintf(stderr, "consumer %d: get: %s\n", x->index,
                     conc_err_name(r));
@@ -1602,7 +1603,7 @@ crash_round(conc_arena *a, struct crash *c, unsigned seed,
     assert_int_equal(conc_mpqueue_qsize(r.q), 0);
     assert_conc_ok(put_msg(r.q, 7, 3 * CR_CAP / 4, 0));
     assert_conc_ok(get_msg(r.q, &b, 7, 3 * CR_CAP / 4, 0));
-    assert_conc(conc_mpqueue_get(r.q, &b, 0), CONC_EEMPTY);
+    assert_conc(conc_mpqueue_get(r.q, 0, &b), CONC_EEMPTY);
     conc_buf_free(&b);
     conc_mpqueue_free(r.q);
 }

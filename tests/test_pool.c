@@ -173,25 +173,31 @@ body_apply(enum kind k)
     conc_pool *p = pool_of(k, 2);
     conc_buf out = CONC_BUF_INIT;
     int v = 7;
-    assert_conc_ok(conc_pool_apply(p, square_task, &v, sizeof v, &out));
+    assert_conc_ok(
+        conc_pool_apply(p, square_task, &v, sizeof v, CONC_FOREVER, &out));
     assert_int_equal(out.len, sizeof(int));
     assert_int_equal(*(int *)out.data, 49);
-    /* Appends to what the buffer holds. */
+    /* Replaces what the buffer holds. */
     v = 3;
-    assert_conc_ok(conc_pool_apply(p, square_task, &v, sizeof v, &out));
-    assert_int_equal(out.len, 2 * sizeof(int));
-    assert_int_equal(((int *)out.data)[1], 9);
+    assert_conc_ok(
+        conc_pool_apply(p, square_task, &v, sizeof v, CONC_FOREVER, &out));
+    assert_int_equal(out.len, sizeof(int));
+    assert_int_equal(*(int *)out.data, 9);
     conc_buf_free(&out);
-    assert_conc_ok(conc_pool_apply(p, square_task, &v, sizeof v, NULL));
+    assert_conc_ok(
+        conc_pool_apply(p, square_task, &v, sizeof v, CONC_FOREVER, NULL));
 
     conc_clear_failure();
     v = 4;
-    assert_conc(conc_pool_apply(p, fail_task, &v, sizeof v, &out), CONC_EVALUE);
+    assert_conc(conc_pool_apply(p, fail_task, &v, sizeof v, CONC_FOREVER, &out),
+                CONC_EVALUE);
     assert_string_equal(conc_failure_message(), "bad item 4");
     conc_buf_free(&out);
 
-    assert_conc(conc_pool_apply(p, NULL, &v, sizeof v, NULL), CONC_EINVAL);
-    assert_conc(conc_pool_apply(p, square_task, NULL, 4, NULL), CONC_EINVAL);
+    assert_conc(conc_pool_apply(p, NULL, &v, sizeof v, CONC_FOREVER, NULL),
+                CONC_EINVAL);
+    assert_conc(conc_pool_apply(p, square_task, NULL, 4, CONC_FOREVER, NULL),
+                CONC_EINVAL);
     conc_async_result *r = NULL;
     assert_conc(conc_pool_apply_async(p, NULL, &v, sizeof v, NULL, &r),
                 CONC_EINVAL);
@@ -351,21 +357,22 @@ body_map(enum kind k)
         memset(out, 0xff, sizeof out);
         conc_items items = CONC_ITEMS(in, N);
         conc_map_opts mo = {.chunksize = chunks[c]};
-        assert_conc_ok(
-            conc_pool_map(p, square_task, &items, out, sizeof *out, &mo));
+        assert_conc_ok(conc_pool_map(p, square_task, &items, out, sizeof *out,
+                                     &mo, CONC_FOREVER));
         for (int i = 0; i < N; i++)
             assert_int_equal(out[i], i * i);
     }
     /* NULL options; results dropped; an empty input. */
     conc_items items = CONC_ITEMS(in, N);
     memset(out, 0, sizeof out);
-    assert_conc_ok(
-        conc_pool_map(p, square_task, &items, out, sizeof *out, NULL));
+    assert_conc_ok(conc_pool_map(p, square_task, &items, out, sizeof *out, NULL,
+                                 CONC_FOREVER));
     assert_int_equal(out[N - 1], (N - 1) * (N - 1));
-    assert_conc_ok(conc_pool_map(p, square_task, &items, NULL, 0, NULL));
-    items.count = 0;
     assert_conc_ok(
-        conc_pool_map(p, square_task, &items, out, sizeof *out, NULL));
+        conc_pool_map(p, square_task, &items, NULL, 0, NULL, CONC_FOREVER));
+    items.count = 0;
+    assert_conc_ok(conc_pool_map(p, square_task, &items, out, sizeof *out, NULL,
+                                 CONC_FOREVER));
     close_join(p);
     fixture_close();
 }
@@ -393,15 +400,15 @@ body_map_chunks(enum kind k)
         in[i] = i;
     conc_items items = CONC_ITEMS(in, N);
     conc_map_opts mo = {.chunksize = 25};
-    assert_conc_ok(
-        conc_pool_map(p, tagged_task, &items, who, sizeof *who, &mo));
+    assert_conc_ok(conc_pool_map(p, tagged_task, &items, who, sizeof *who, &mo,
+                                 CONC_FOREVER));
     for (int i = 0; i < N; i++)
         assert_int_equal(who[i].value, i);
     check_chunks(who, N, 25);
     /* Python's default: ceil(160 / (4 * 4)) = 10 per chunk. */
     memset(who, 0, sizeof who);
-    assert_conc_ok(
-        conc_pool_map(p, tagged_task, &items, who, sizeof *who, NULL));
+    assert_conc_ok(conc_pool_map(p, tagged_task, &items, who, sizeof *who, NULL,
+                                 CONC_FOREVER));
     check_chunks(who, N, 10);
     assert_int_equal(who[N - 1].value, N - 1);
     close_join(p);
@@ -422,9 +429,9 @@ body_map_failures(enum kind k)
 
     /* A result of the wrong size fails its item; the others are stored. */
     memset(out, 0xff, sizeof out);
-    assert_conc(
-        conc_pool_map(p, wrong_size_task, &items, out, sizeof *out, &one),
-        CONC_EVALUE);
+    assert_conc(conc_pool_map(p, wrong_size_task, &items, out, sizeof *out,
+                              &one, CONC_FOREVER),
+                CONC_EVALUE);
     for (int i = 0; i < N; i++)
         if (i != 5)
             assert_int_equal(out[i], i * i);
@@ -432,16 +439,16 @@ body_map_failures(enum kind k)
     /* The first failure in input order wins, though item 7 failed first. */
     conc_clear_failure();
     memset(out, 0xff, sizeof out);
-    assert_conc(
-        conc_pool_map(p, first_failure_task, &items, out, sizeof *out, &one),
-        CONC_EPERM);
+    assert_conc(conc_pool_map(p, first_failure_task, &items, out, sizeof *out,
+                              &one, CONC_FOREVER),
+                CONC_EPERM);
     assert_string_equal(conc_failure_message(), "item 3");
     assert_int_equal(out[9], 81);
     assert_int_equal(out[0], 0);
 
     /* With chunks, too. */
     assert_conc(conc_pool_map(p, square_or_fail_task, &items, out, sizeof *out,
-                              &(conc_map_opts){.chunksize = 4}),
+                              &(conc_map_opts){.chunksize = 4}, CONC_FOREVER),
                 CONC_EVALUE);
     assert_string_equal(conc_failure_message(), "bad item 3");
     assert_int_equal(out[9], 81);
@@ -467,17 +474,23 @@ body_map_invalid(enum kind k)
     conc_items gen = {.next = gen_never};
     conc_items nobase = {.size = 4, .count = 3};
     conc_items nosize = {.base = in, .count = 3};
-    assert_conc(conc_pool_map(p, square_task, &gen, out, sizeof *out, NULL),
+    assert_conc(conc_pool_map(p, square_task, &gen, out, sizeof *out, NULL,
+                              CONC_FOREVER),
                 CONC_EINVAL);
-    assert_conc(conc_pool_map(p, NULL, &items, out, sizeof *out, NULL),
+    assert_conc(
+        conc_pool_map(p, NULL, &items, out, sizeof *out, NULL, CONC_FOREVER),
+        CONC_EINVAL);
+    assert_conc(conc_pool_map(p, square_task, NULL, out, sizeof *out, NULL,
+                              CONC_FOREVER),
                 CONC_EINVAL);
-    assert_conc(conc_pool_map(p, square_task, NULL, out, sizeof *out, NULL),
+    assert_conc(conc_pool_map(p, square_task, &items, NULL, sizeof *out, NULL,
+                              CONC_FOREVER),
                 CONC_EINVAL);
-    assert_conc(conc_pool_map(p, square_task, &items, NULL, sizeof *out, NULL),
+    assert_conc(conc_pool_map(p, square_task, &nobase, out, sizeof *out, NULL,
+                              CONC_FOREVER),
                 CONC_EINVAL);
-    assert_conc(conc_pool_map(p, square_task, &nobase, out, sizeof *out, NULL),
-                CONC_EINVAL);
-    assert_conc(conc_pool_map(p, square_task, &nosize, out, sizeof *out, NULL),
+    assert_conc(conc_pool_map(p, square_task, &nosize, out, sizeof *out, NULL,
+                              CONC_FOREVER),
                 CONC_EINVAL);
     conc_async_result *r = NULL;
     assert_conc(conc_pool_map_async(p, square_task, &gen, out, sizeof *out,
@@ -526,8 +539,8 @@ body_map_progress(enum kind k)
     conc_items items = CONC_ITEMS(in, N);
     conc_map_opts mo = {
         .chunksize = 7, .progress = progress_fn, .progress_arg = &pl};
-    assert_conc_ok(
-        conc_pool_map(p, square_task, &items, out, sizeof *out, &mo));
+    assert_conc_ok(conc_pool_map(p, square_task, &items, out, sizeof *out, &mo,
+                                 CONC_FOREVER));
     assert_true(pl.calls > 0);
     assert_int_equal(pl.bad, 0);
     assert_int_equal(pl.last_done, N);
@@ -639,7 +652,8 @@ body_starmap(enum kind k)
         in[i] = (struct pair){i, i + 1};
     conc_items items = CONC_ITEMS(in, N);
     assert_conc_ok(conc_pool_starmap(p, product_task, &items, out, sizeof *out,
-                                     &(conc_map_opts){.chunksize = 3}));
+                                     &(conc_map_opts){.chunksize = 3},
+                                     CONC_FOREVER));
     for (int i = 0; i < N; i++)
         assert_int_equal(out[i], i * (i + 1));
     memset(out, 0, sizeof out);
@@ -960,16 +974,19 @@ check_not_running(conc_pool *p)
     conc_items items = CONC_ITEMS(&v, 1);
     conc_async_result *r = NULL;
     conc_map_iter *it = NULL;
-    assert_conc(conc_pool_apply(p, square_task, &v, sizeof v, NULL),
-                CONC_ESTATE);
+    assert_conc(
+        conc_pool_apply(p, square_task, &v, sizeof v, CONC_FOREVER, NULL),
+        CONC_ECLOSED);
     assert_conc(conc_pool_apply_async(p, square_task, &v, sizeof v, NULL, &r),
-                CONC_ESTATE);
-    assert_conc(conc_pool_map(p, square_task, &items, out, sizeof *out, NULL),
-                CONC_ESTATE);
+                CONC_ECLOSED);
+    assert_conc(conc_pool_map(p, square_task, &items, out, sizeof *out, NULL,
+                              CONC_FOREVER),
+                CONC_ECLOSED);
     assert_conc(conc_pool_map_async(p, square_task, &items, out, sizeof *out,
                                     NULL, NULL, &r),
-                CONC_ESTATE);
-    assert_conc(conc_pool_imap(p, square_task, &items, NULL, &it), CONC_ESTATE);
+                CONC_ECLOSED);
+    assert_conc(conc_pool_imap(p, square_task, &items, NULL, &it),
+                CONC_ECLOSED);
     assert_null(r);
     assert_null(it);
 }
@@ -1276,7 +1293,8 @@ caller_fn(void *arg)
     for (int i = 0; i < 50; i++) {
         int v = c->base + i;
         conc_buf out = CONC_BUF_INIT;
-        if (conc_pool_apply(c->p, square_task, &v, sizeof v, &out) != 0 ||
+        if (conc_pool_apply(c->p, square_task, &v, sizeof v, CONC_FOREVER,
+                            &out) != 0 ||
             out.len != sizeof v || *(int *)out.data != v * v)
             c->bad++;
         conc_buf_free(&out);
@@ -1285,7 +1303,8 @@ caller_fn(void *arg)
     for (int i = 0; i < 64; i++)
         in[i] = c->base + i;
     conc_items items = CONC_ITEMS(in, 64);
-    if (conc_pool_map(c->p, square_task, &items, out, sizeof *out, NULL) != 0)
+    if (conc_pool_map(c->p, square_task, &items, out, sizeof *out, NULL,
+                      CONC_FOREVER) != 0)
         c->bad++;
     for (int i = 0; i < 64; i++)
         if (out[i] != in[i] * in[i])

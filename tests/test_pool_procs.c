@@ -62,7 +62,8 @@ run_death(enum death how, const char *what)
     conc_pool *p = pool_of(PROCESSES, 2);
     int v = how;
     conc_clear_failure();
-    assert_conc(conc_pool_apply(p, die_task, &v, sizeof v, NULL), CONC_EBROKEN);
+    assert_conc(conc_pool_apply(p, die_task, &v, sizeof v, CONC_FOREVER, NULL),
+                CONC_EBROKEN);
     int pid = atomic_load(&fx.sh->last_pid);
     check_death_message(conc_failure_message(), pid, what);
 
@@ -115,9 +116,9 @@ test_death_in_map(void **state)
     memset(out, 0xff, sizeof out);
     conc_items items = CONC_ITEMS(in, N);
     conc_map_opts one = {.chunksize = 1};
-    assert_conc(
-        conc_pool_map(p, die_at_13_task, &items, out, sizeof *out, &one),
-        CONC_EBROKEN);
+    assert_conc(conc_pool_map(p, die_at_13_task, &items, out, sizeof *out, &one,
+                              CONC_FOREVER),
+                CONC_EBROKEN);
     for (int i = 0; i < N; i++)
         if (i != 13)
             assert_int_equal(out[i], i * i);
@@ -172,9 +173,9 @@ test_death_in_map_chunk(void **state)
         memset(out, 0xff, sizeof out);
         conc_map_opts o = {.chunksize = sizes[k]};
         conc_clear_failure();
-        assert_conc(
-            conc_pool_map(p, die_at_55_task, &items, out, sizeof *out, &o),
-            CONC_EBROKEN);
+        assert_conc(conc_pool_map(p, die_at_55_task, &items, out, sizeof *out,
+                                  &o, CONC_FOREVER),
+                    CONC_EBROKEN);
         assert_non_null(strstr(conc_failure_message(), "signal 9"));
         for (int i = 0; i < N; i++) {
             if (i == 55)
@@ -280,7 +281,8 @@ test_task_timeout(void **state)
     conc_pool_opts o = {.processes = 1, .task_timeout = 0.2};
     conc_pool *p = new_pool(PROCESSES, &o);
     int v = 3;
-    assert_conc_ok(conc_pool_apply(p, square_task, &v, sizeof v, NULL));
+    assert_conc_ok(
+        conc_pool_apply(p, square_task, &v, sizeof v, CONC_FOREVER, NULL));
     double t0 = conc_monotonic();
     conc_async_result *r = apply_int(p, held_task, 1, NULL);
     wait_started(1);
@@ -346,7 +348,8 @@ test_random_deaths(void **state)
     assert_true(failed <= self + k.kills);
     int v = 12;
     conc_buf out = CONC_BUF_INIT;
-    assert_conc_ok(conc_pool_apply(p, square_task, &v, sizeof v, &out));
+    assert_conc_ok(
+        conc_pool_apply(p, square_task, &v, sizeof v, CONC_FOREVER, &out));
     assert_int_equal(*(int *)out.data, 144);
     conc_buf_free(&out);
     close_join(p);
@@ -547,7 +550,8 @@ test_malformed_result(void **state)
     conc_pool *p = pool_of(PROCESSES, 1);
     for (int how = FORGE_SEQ; how <= FORGE_SIZE; how++) {
         conc_clear_failure();
-        assert_conc(conc_pool_apply(p, forge_task, &how, sizeof how, NULL),
+        assert_conc(conc_pool_apply(p, forge_task, &how, sizeof how,
+                                    CONC_FOREVER, NULL),
                     CONC_EBROKEN);
         const char *msg = conc_failure_message();
         if (!strstr(msg, "malformed result"))
@@ -618,11 +622,13 @@ test_worker_nomem(void **state)
     big[0] = big[n - 1] = 1;
     for (int round = 0; round < 2; round++) {
         conc_clear_failure();
-        assert_conc(conc_pool_apply(p, sum_task, big, n, NULL), CONC_ENOMEM);
+        assert_conc(conc_pool_apply(p, sum_task, big, n, CONC_FOREVER, NULL),
+                    CONC_ENOMEM);
         assert_non_null(strstr(conc_failure_message(), "no memory"));
         unsigned char small[100] = {[3] = 5, [99] = 2};
         conc_buf out = CONC_BUF_INIT;
-        assert_conc_ok(conc_pool_apply(p, sum_task, small, sizeof small, &out));
+        assert_conc_ok(conc_pool_apply(p, sum_task, small, sizeof small,
+                                       CONC_FOREVER, &out));
         assert_int_equal(*(int *)out.data, 7);
         conc_buf_free(&out);
     }
@@ -710,12 +716,12 @@ result_thread_nomem_child(void)
         int v = 200000 + i;
         conc_buf out = CONC_BUF_INIT;
         /* A large result needs memory in the parent: the task fails. */
-        CHILD_CHECK(conc_pool_apply(p, bytes_task, &v, sizeof v, &out) ==
-                    CONC_ENOMEM);
+        CHILD_CHECK(conc_pool_apply(p, bytes_task, &v, sizeof v, CONC_FOREVER,
+                                    &out) == CONC_ENOMEM);
         v = i;
         /* A failure without its message still carries its code. */
-        CHILD_CHECK(conc_pool_apply(p, fail_task, &v, sizeof v, &out) ==
-                    CONC_EVALUE);
+        CHILD_CHECK(conc_pool_apply(p, fail_task, &v, sizeof v, CONC_FOREVER,
+                                    &out) == CONC_EVALUE);
         conc_buf_free(&out);
     }
     CHILD_CHECK(conc_pool_close(p) == 0);
@@ -790,8 +796,8 @@ one_left_child(void)
     CHILD_CHECK(conc_pool_new(&(conc_pool_opts){.processes = 2}, &p) == 0);
     conc_replace_allocator(rt_malloc, rt_realloc, rt_calloc, free);
     int v = DIE_KILL;
-    CHILD_CHECK(conc_pool_apply(p, die_task, &v, sizeof v, NULL) ==
-                CONC_EBROKEN);
+    CHILD_CHECK(conc_pool_apply(p, die_task, &v, sizeof v, CONC_FOREVER,
+                                NULL) == CONC_EBROKEN);
     for (int i = 0; i < 20; i++) {
         conc_async_result *r;
         CHILD_CHECK(
@@ -864,7 +870,8 @@ fork_fails_child(void)
     conc_pool *p;
     CHILD_CHECK(conc_pool_new(&(conc_pool_opts){.processes = 1}, &p) == 0);
     int v = 3;
-    CHILD_CHECK(conc_pool_apply(p, square_task, &v, sizeof v, NULL) == 0);
+    CHILD_CHECK(
+        conc_pool_apply(p, square_task, &v, sizeof v, CONC_FOREVER, NULL) == 0);
     conc_async_result *dying, *queued[4];
     CHILD_CHECK(conc_pool_apply_async(p, held_then_die_task, &v, sizeof v, NULL,
                                       &dying) == 0);
@@ -883,8 +890,8 @@ fork_fails_child(void)
     }
     conc_async_result_free(dying);
     conc_clear_failure();
-    CHILD_CHECK(conc_pool_apply(p, square_task, &v, sizeof v, NULL) ==
-                CONC_EBROKEN);
+    CHILD_CHECK(conc_pool_apply(p, square_task, &v, sizeof v, CONC_FOREVER,
+                                NULL) == CONC_EBROKEN);
     CHILD_CHECK(strstr(conc_failure_message(), "could not be replaced"));
     CHILD_CHECK(strstr(conc_failure_message(), "CONC_EAGAIN"));
     conc_pool_free(p);
@@ -1079,7 +1086,8 @@ print_then_free_child(void)
     conc_pool *p;
     CHILD_CHECK(conc_pool_new(&(conc_pool_opts){.processes = 2}, &p) == 0);
     for (int i = 0; i < 10; i++)
-        CHILD_CHECK(conc_pool_apply(p, print_task, &i, sizeof i, NULL) == 0);
+        CHILD_CHECK(conc_pool_apply(p, print_task, &i, sizeof i, CONC_FOREVER,
+                                    NULL) == 0);
     conc_pool_free(p);
     return 0;
 }
@@ -1147,11 +1155,11 @@ test_caller_nomem(void **state)
         }
         int v = 7, out[30];
         conc_buf b = CONC_BUF_INIT;
-        int r = conc_pool_apply(p, square_task, &v, sizeof v, &b);
+        int r = conc_pool_apply(p, square_task, &v, sizeof v, CONC_FOREVER, &b);
         assert_true(r == 0 || r == CONC_ENOMEM);
         conc_buf_free(&b);
         r = conc_pool_map(p, square_task, &items, out, sizeof *out,
-                          &(conc_map_opts){.chunksize = 4});
+                          &(conc_map_opts){.chunksize = 4}, CONC_FOREVER);
         assert_true(r == 0 || r == CONC_ENOMEM);
         conc_map_iter *it = NULL;
         if (conc_pool_imap(p, square_task, &items,

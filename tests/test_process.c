@@ -24,6 +24,15 @@
 
 #include "conc_test.h"
 
+/* A process's pid, or -1 if conc_process_pid fails (usable in children,
+ * where an assertion cannot report). */
+static int
+pid_of(const conc_process *p)
+{
+    pid_t pid = 0;
+    return conc_process_pid(p, &pid) == 0 ? (int)pid : -1;
+}
+
 #define WAIT_S 20.0
 
 static const int methods[] = {CONC_START_FORK, CONC_START_FORKSERVER};
@@ -174,13 +183,13 @@ fill_report(struct report *r)
     conc_process *me = conc_process_current();
     conc_process *parent = conc_process_parent();
     memset(r, 0, sizeof *r);
-    r->pid = conc_process_pid(me);
+    r->pid = pid_of(me);
     r->ppid = (int)getppid();
     r->daemon = conc_process_daemon(me);
     r->is_alive_self = conc_process_is_alive(me);
     snprintf(r->name, sizeof r->name, "%s", conc_process_name(me));
     if (parent) {
-        r->parent_pid = conc_process_pid(parent);
+        r->parent_pid = pid_of(parent);
         snprintf(r->parent_name, sizeof r->parent_name, "%s",
                  conc_process_name(parent));
         r->parent_alive = conc_process_is_alive(parent);
@@ -474,7 +483,7 @@ test_main_process(void **state)
     conc_process *me = conc_process_current();
     assert_non_null(me);
     assert_string_equal(conc_process_name(me), "MainProcess");
-    assert_int_equal(conc_process_pid(me), (int)getpid());
+    assert_int_equal(pid_of(me), (int)getpid());
     assert_int_equal(conc_process_is_alive(me), 1);
     assert_int_equal(conc_process_daemon(me), 0);
     assert_null(conc_process_parent());
@@ -500,7 +509,7 @@ test_current_and_parent_in_child(void **state)
         chan_open(&c);
         struct held h;
         hold(&h, &c, m, 0, &(conc_process_opts){.name = "kid"});
-        assert_int_equal(h.r.pid, conc_process_pid(h.p));
+        assert_int_equal(h.r.pid, pid_of(h.p));
         assert_true(h.r.pid > 0);
         assert_string_equal(h.r.name, "kid");
         assert_int_equal(h.r.is_alive_self, 1);
@@ -657,7 +666,7 @@ test_state_errors(void **state)
     conc_process *p;
     assert_conc_ok(conc_process_new(noop_fn, NULL, 0, NULL, &p));
     int code = 99;
-    assert_int_equal(conc_process_pid(p), 0);
+    assert_int_equal(pid_of(p), 0);
     assert_conc(conc_process_join(p, 0), CONC_ESTATE);
     assert_conc(conc_process_join(p, CONC_FOREVER), CONC_ESTATE);
     assert_int_equal(conc_process_exitcode(p, &code), 0);
@@ -675,17 +684,18 @@ test_state_errors(void **state)
     assert_conc_ok(conc_process_join(p, WAIT_S));
     assert_conc(conc_process_start(p), CONC_ESTATE);
     assert_int_equal(exitcode_of(p), 0);
-    assert_true(conc_process_pid(p) > 0);
+    assert_true(pid_of(p) > 0);
     /* After close, as Python's ValueError: "process object is closed". */
     assert_conc_ok(conc_process_close(p));
     assert_conc_ok(conc_process_close(p));
-    assert_conc(conc_process_start(p), CONC_EVALUE);
-    assert_conc(conc_process_join(p, 0), CONC_EVALUE);
-    assert_conc(conc_process_exitcode(p, &code), CONC_EVALUE);
-    assert_conc(conc_process_terminate(p), CONC_EVALUE);
-    assert_conc(conc_process_kill(p), CONC_EVALUE);
-    assert_conc(conc_process_pid(p), CONC_EVALUE);
-    assert_conc(conc_process_set_daemon(p, 1), CONC_EVALUE);
+    assert_conc(conc_process_start(p), CONC_ECLOSED);
+    assert_conc(conc_process_join(p, 0), CONC_ECLOSED);
+    assert_conc(conc_process_exitcode(p, &code), CONC_ECLOSED);
+    assert_conc(conc_process_terminate(p), CONC_ECLOSED);
+    assert_conc(conc_process_kill(p), CONC_ECLOSED);
+    pid_t closed_pid = 0;
+    assert_conc(conc_process_pid(p, &closed_pid), CONC_ECLOSED);
+    assert_conc(conc_process_set_daemon(p, 1), CONC_ECLOSED);
     assert_int_equal(conc_process_is_alive(p), 0);
     assert_non_null(conc_process_name(p));
     conc_process_free(p);
@@ -693,7 +703,7 @@ test_state_errors(void **state)
     /* A process that never started can be closed. */
     assert_conc_ok(conc_process_new(noop_fn, NULL, 0, NULL, &p));
     assert_conc_ok(conc_process_close(p));
-    assert_conc(conc_process_start(p), CONC_EVALUE);
+    assert_conc(conc_process_start(p), CONC_ECLOSED);
     conc_process_free(p);
     conc_process_free(NULL);
 }
@@ -768,7 +778,7 @@ test_status_lost_when_reaped_elsewhere(void **state)
     struct prog pr = {.action = RETURN, .value = 4};
     conc_process *p = start(CONC_START_FORK, &pr, NULL);
     int st;
-    assert_int_equal(waitpid(conc_process_pid(p), &st, 0), conc_process_pid(p));
+    assert_int_equal(waitpid(pid_of(p), &st, 0), pid_of(p));
     assert_conc(conc_process_join(p, WAIT_S), CONC_ECHILD);
     int code;
     assert_conc(conc_process_exitcode(p, &code), CONC_ECHILD);
@@ -803,7 +813,7 @@ static int
 contains_pid(conc_process **list, size_t n, int pid)
 {
     for (size_t i = 0; i < n; i++)
-        if (conc_process_pid(list[i]) == pid)
+        if (pid_of(list[i]) == pid)
             return 1;
     return 0;
 }
@@ -827,13 +837,13 @@ test_active_children(void **state)
     assert_conc_ok(conc_active_children(&list, &n));
     assert_int_equal(n, 3);
     for (int i = 0; i < 3; i++)
-        assert_true(contains_pid(list, n, conc_process_pid(h[i].p)));
+        assert_true(contains_pid(list, n, pid_of(h[i].p)));
     conc_process_list_free(list, n);
 
     /* One ends; active_children reaps it without a join. */
     release(&h[0]);
     assert_true(wait_eof(h[0].fd));
-    int pid0 = conc_process_pid(h[0].p);
+    int pid0 = pid_of(h[0].p);
     assert_true(conc_test_wait_until(reapable, &pid0, WAIT_S));
     assert_conc_ok(conc_active_children(&list, &n));
     assert_int_equal(n, 2);
@@ -882,7 +892,7 @@ freed_running_is_reaped(int how)
     chan_open(&c);
     struct held h;
     hold(&h, &c, CONC_START_FORK, 0, NULL);
-    int pid = conc_process_pid(h.p);
+    int pid = pid_of(h.p);
     conc_process_free(h.p);
     release(&h);
     assert_true(wait_eof(h.fd));
@@ -924,13 +934,13 @@ test_freed_running_listed_until_end(void **state)
     chan_open(&c);
     struct held h;
     hold(&h, &c, CONC_START_FORKSERVER, 0, NULL);
-    int pid = conc_process_pid(h.p);
+    int pid = pid_of(h.p);
     conc_process_free(h.p);
     conc_process **list;
     size_t n;
     assert_conc_ok(conc_active_children(&list, &n));
     assert_int_equal(n, 1);
-    assert_int_equal(conc_process_pid(list[0]), pid);
+    assert_int_equal(pid_of(list[0]), pid);
     release(&h);
     assert_conc_ok(conc_process_join(list[0], WAIT_S));
     conc_process_list_free(list, n);
@@ -1031,7 +1041,7 @@ daemon_ends_with_parent(int method, int killed)
     struct report r;
     assert_int_equal(read_full(fd, &r, sizeof r), 0);
     assert_int_equal(r.daemon, 1);
-    assert_int_equal(r.parent_pid, conc_process_pid(p));
+    assert_int_equal(r.parent_pid, pid_of(p));
     if (killed) {
         assert_conc_ok(conc_process_kill(p));
         join_free(p, -SIGKILL);
@@ -1197,7 +1207,7 @@ test_parent_watch_after_parent_killed(void **state)
         struct report r;
         assert_int_equal(read_full(dfd, &r, sizeof r), 0);
         assert_int_equal(read_full(ofd, &r, sizeof r), 0);
-        assert_int_equal(r.parent_pid, conc_process_pid(p));
+        assert_int_equal(r.parent_pid, pid_of(p));
         assert_int_equal(r.parent_alive, 1);
         assert_conc_ok(conc_process_kill(p));
         join_free(p, -SIGKILL);
@@ -1346,8 +1356,9 @@ test_forkserver_stop_and_restart(void **state)
     hold(&a, &c, CONC_START_FORKSERVER, 0, NULL);
     release(&a);
     join_free(a.p, 0);
-    conc_forkserver_stop();
-    conc_forkserver_stop();                       /* not running: nothing */
+    assert_conc_ok(conc_forkserver_stop(CONC_FOREVER));
+    assert_conc_ok(
+        conc_forkserver_stop(CONC_FOREVER));      /* not running: nothing */
     hold(&b, &c, CONC_START_FORKSERVER, 0, NULL); /* starts a new one */
     assert_int_not_equal(a.r.ppid, b.r.ppid);
     release(&b);
@@ -1368,7 +1379,7 @@ test_forkserver_stop_kills_daemons(void **state)
     hold(&d, &c, CONC_START_FORKSERVER, 0,
          &(conc_process_opts){.daemon = CONC_DAEMON_YES});
     hold(&n, &c, CONC_START_FORKSERVER, 0, NULL);
-    conc_forkserver_stop();
+    assert_conc_ok(conc_forkserver_stop(CONC_FOREVER));
     /* The daemon was killed and its status reported. */
     join_free(d.p, -SIGKILL);
     /* The other lives on; its status is lost with the server. */

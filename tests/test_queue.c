@@ -63,7 +63,7 @@ call_main(void *arg)
     struct call *c = arg;
     switch (c->op) {
     case OP_GET:
-        c->result = conc_queue_get(c->q, &c->item, c->timeout);
+        c->result = conc_queue_get(c->q, c->timeout, &c->item);
         break;
     case OP_PUT:
         c->result = conc_queue_put(c->q, c->item, c->timeout);
@@ -72,7 +72,7 @@ call_main(void *arg)
         c->result = conc_queue_join(c->q, c->timeout);
         break;
     case OP_SQ_GET:
-        c->result = conc_simplequeue_get(c->sq, &c->item, c->timeout);
+        c->result = conc_simplequeue_get(c->sq, c->timeout, &c->item);
         break;
     }
     return NULL;
@@ -179,7 +179,7 @@ test_fifo_order(void **state)
     for (uintptr_t i = 1; i <= 100; i++)
         assert_conc_ok(conc_queue_put(q, P(i), CONC_FOREVER));
     assert_int_equal(conc_queue_qsize(q), 101);
-    assert_conc_ok(conc_queue_get(q, &item, 0));
+    assert_conc_ok(conc_queue_get(q, 0, &item));
     assert_null(item);
     for (uintptr_t i = 1; i <= 50; i++) {
         assert_conc_ok(conc_queue_get_nowait(q, &item));
@@ -190,15 +190,15 @@ test_fifo_order(void **state)
     assert_conc_ok(conc_queue_put_nowait(q, NULL));
     assert_int_equal(conc_queue_qsize(q), 52);
     for (uintptr_t i = 51; i <= 100; i++) {
-        assert_conc_ok(conc_queue_get(q, &item, CONC_FOREVER));
+        assert_conc_ok(conc_queue_get(q, CONC_FOREVER, &item));
         assert_ptr_equal(item, P(i));
     }
-    assert_conc_ok(conc_queue_get(q, &item, 0));
+    assert_conc_ok(conc_queue_get(q, 0, &item));
     assert_ptr_equal(item, P(1000));
     item = P(1);
-    assert_conc_ok(conc_queue_get(q, &item, 0));
+    assert_conc_ok(conc_queue_get(q, 0, &item));
     assert_null(item);
-    assert_conc(conc_queue_get(q, &item, 0), CONC_EEMPTY);
+    assert_conc(conc_queue_get(q, 0, &item), CONC_EEMPTY);
     assert_true(conc_queue_empty(q));
     conc_queue_free(q);
 }
@@ -212,17 +212,17 @@ test_lifo_order(void **state)
     for (uintptr_t i = 1; i <= 40; i++)
         assert_conc_ok(conc_queue_put(q, P(i), 0));
     assert_conc_ok(conc_queue_put(q, NULL, 0));
-    assert_conc_ok(conc_queue_get(q, &item, 0));
+    assert_conc_ok(conc_queue_get(q, 0, &item));
     assert_null(item);
     for (uintptr_t i = 40; i > 20; i--) {
-        assert_conc_ok(conc_queue_get(q, &item, 0));
+        assert_conc_ok(conc_queue_get(q, 0, &item));
         assert_ptr_equal(item, P(i));
     }
     assert_conc_ok(conc_queue_put(q, P(99), 0));
-    assert_conc_ok(conc_queue_get(q, &item, 0));
+    assert_conc_ok(conc_queue_get(q, 0, &item));
     assert_ptr_equal(item, P(99));
     for (uintptr_t i = 20; i >= 1; i--) {
-        assert_conc_ok(conc_queue_get(q, &item, 0));
+        assert_conc_ok(conc_queue_get(q, 0, &item));
         assert_ptr_equal(item, P(i));
     }
     assert_conc(conc_queue_get_nowait(q, &item), CONC_EEMPTY);
@@ -243,7 +243,7 @@ test_priority_order(void **state)
     assert_int_equal(conc_queue_qsize(q), 11);
     for (size_t i = 0; i < 11; i++) {
         void *item;
-        assert_conc_ok(conc_queue_get(q, &item, 0));
+        assert_conc_ok(conc_queue_get(q, 0, &item));
         assert_ptr_equal(item, P(want[i]));
     }
     assert_true(conc_queue_empty(q));
@@ -263,7 +263,7 @@ test_priority_many_ties_and_null(void **state)
     for (int64_t p = -1; p <= 1; p++) {
         for (uintptr_t i = (uintptr_t)(p + 1); i < 300; i += 3) {
             void *item = P(12345);
-            assert_conc_ok(conc_queue_get(q, &item, 0));
+            assert_conc_ok(conc_queue_get(q, 0, &item));
             assert_ptr_equal(item, i == 150 ? NULL : P(i));
         }
     }
@@ -296,7 +296,7 @@ test_nowait_full_and_empty(void **state)
         void *item;
         assert_int_equal(conc_queue_maxsize(q), 2);
         assert_conc(conc_queue_get_nowait(q, &item), CONC_EEMPTY);
-        assert_conc(conc_queue_get(q, &item, 0), CONC_EEMPTY);
+        assert_conc(conc_queue_get(q, 0, &item), CONC_EEMPTY);
         assert_conc_ok(conc_queue_put_nowait(q, P(1)));
         assert_false(conc_queue_full(q));
         assert_conc_ok(conc_queue_put(q, P(2), 0));
@@ -319,7 +319,7 @@ test_timeouts(void **state)
     conc_queue *q = new_queue(CONC_QUEUE_FIFO, 1, NULL);
     void *item;
     double t0 = conc_monotonic();
-    assert_conc(conc_queue_get(q, &item, 0.05), CONC_EEMPTY);
+    assert_conc(conc_queue_get(q, 0.05, &item), CONC_EEMPTY);
     assert_true(conc_monotonic() - t0 >= 0.05);
     assert_conc_ok(conc_queue_put(q, P(1), 0.05));
     t0 = conc_monotonic();
@@ -331,7 +331,7 @@ test_timeouts(void **state)
     conc_simplequeue *sq;
     assert_conc_ok(conc_simplequeue_new(NULL, &sq));
     t0 = conc_monotonic();
-    assert_conc(conc_simplequeue_get(sq, &item, 0.05), CONC_EEMPTY);
+    assert_conc(conc_simplequeue_get(sq, 0.05, &item), CONC_EEMPTY);
     assert_true(conc_monotonic() - t0 >= 0.05);
     conc_simplequeue_free(sq);
 }
@@ -346,8 +346,8 @@ test_nan_and_null(void **state)
     assert_conc(conc_queue_put_priority(q, P(1), 0, NAN), CONC_EINVAL);
     assert_int_equal(conc_queue_qsize(q), 0);
     assert_conc_ok(conc_queue_put(q, P(1), 0));
-    assert_conc(conc_queue_get(q, &item, NAN), CONC_EINVAL);
-    assert_conc(conc_queue_get(q, NULL, 0), CONC_EINVAL);
+    assert_conc(conc_queue_get(q, NAN, &item), CONC_EINVAL);
+    assert_conc(conc_queue_get(q, 0, NULL), CONC_EINVAL);
     assert_conc(conc_queue_get_nowait(q, NULL), CONC_EINVAL);
     assert_conc(conc_queue_join(q, NAN), CONC_EINVAL);
     assert_int_equal(conc_queue_qsize(q), 1);
@@ -356,8 +356,8 @@ test_nan_and_null(void **state)
     conc_simplequeue *sq;
     assert_conc_ok(conc_simplequeue_new(NULL, &sq));
     assert_conc_ok(conc_simplequeue_put(sq, P(1)));
-    assert_conc(conc_simplequeue_get(sq, &item, NAN), CONC_EINVAL);
-    assert_conc(conc_simplequeue_get(sq, NULL, 0), CONC_EINVAL);
+    assert_conc(conc_simplequeue_get(sq, NAN, &item), CONC_EINVAL);
+    assert_conc(conc_simplequeue_get(sq, 0, NULL), CONC_EINVAL);
     assert_conc(conc_simplequeue_get_nowait(sq, NULL), CONC_EINVAL);
     assert_int_equal(conc_simplequeue_qsize(sq), 1);
     conc_simplequeue_free(sq);
@@ -375,11 +375,11 @@ test_blocked_put_released_by_get(void **state)
         call_start(&c, OP_PUT, q, P(2));
         wait_blocked(q, 0, 1, 0);
         assert_int_equal(conc_queue_qsize(q), 1); /* the put still waits */
-        assert_conc_ok(conc_queue_get(q, &item, 0));
+        assert_conc_ok(conc_queue_get(q, 0, &item));
         assert_ptr_equal(item, P(1));
         call_finish(&c);
         assert_conc_ok(c.result);
-        assert_conc_ok(conc_queue_get(q, &item, 0));
+        assert_conc_ok(conc_queue_get(q, 0, &item));
         assert_ptr_equal(item, P(2));
         conc_queue_free(q);
     }
@@ -421,10 +421,10 @@ test_timed_waits_satisfied(void **state)
     assert_conc_ok(conc_queue_put(q, P(4), 0));
     call_start_timeout(&c, OP_PUT, q, P(5), 30.0);
     wait_blocked(q, 0, 1, 0);
-    assert_conc_ok(conc_queue_get(q, &item, 0));
+    assert_conc_ok(conc_queue_get(q, 0, &item));
     call_finish(&c);
     assert_conc_ok(c.result);
-    assert_conc_ok(conc_queue_get(q, &item, 0));
+    assert_conc_ok(conc_queue_get(q, 0, &item));
     assert_ptr_equal(item, P(5));
     conc_queue_free(q);
 }
@@ -446,10 +446,10 @@ test_task_done_and_join(void **state)
     assert_conc(conc_queue_join(q, 0.05), CONC_ETIMEDOUT);
     assert_true(conc_monotonic() - t0 >= 0.05);
 
-    assert_conc_ok(conc_queue_get(q, &item, 0));
+    assert_conc_ok(conc_queue_get(q, 0, &item));
     assert_conc_ok(conc_queue_task_done(q));
     assert_conc(conc_queue_join(q, 0), CONC_ETIMEDOUT);
-    assert_conc_ok(conc_queue_get(q, &item, 0));
+    assert_conc_ok(conc_queue_get(q, 0, &item));
 
     struct call c;
     call_start(&c, OP_JOIN, q, NULL);
@@ -488,7 +488,7 @@ test_many_joiners(void **state)
     for (int i = 0; i < 3; i++)
         call_start(&c[i], OP_JOIN, q, NULL);
     wait_blocked(q, 0, 0, 3);
-    assert_conc_ok(conc_queue_get(q, &item, 0));
+    assert_conc_ok(conc_queue_get(q, 0, &item));
     assert_conc_ok(conc_queue_task_done(q));
     for (int i = 0; i < 3; i++) {
         call_finish(&c[i]);
@@ -514,9 +514,9 @@ test_shutdown_normal(void **state)
         assert_conc(conc_queue_put(q, P(3), CONC_FOREVER), CONC_ECLOSED);
         assert_int_equal(conc_queue_qsize(q), 2);
         /* Items already queued are still delivered. */
-        assert_conc_ok(conc_queue_get(q, &item, CONC_FOREVER));
-        assert_conc_ok(conc_queue_get(q, &item, CONC_FOREVER));
-        assert_conc(conc_queue_get(q, &item, CONC_FOREVER), CONC_ECLOSED);
+        assert_conc_ok(conc_queue_get(q, CONC_FOREVER, &item));
+        assert_conc_ok(conc_queue_get(q, CONC_FOREVER, &item));
+        assert_conc(conc_queue_get(q, CONC_FOREVER, &item), CONC_ECLOSED);
         assert_conc(conc_queue_get_nowait(q, &item), CONC_ECLOSED);
         assert_conc(conc_queue_join(q, 0), CONC_ETIMEDOUT);
         assert_conc_ok(conc_queue_task_done(q));
@@ -577,9 +577,9 @@ test_shutdown_immediate(void **state)
         void *item;
         for (uintptr_t i = 1; i <= 5; i++)
             assert_conc_ok(conc_queue_put(q, P(i), 0));
-        assert_conc_ok(conc_queue_get(q, &item, 0)); /* not marked done */
+        assert_conc_ok(conc_queue_get(q, 0, &item)); /* not marked done */
         uintptr_t taken = (uintptr_t)item;
-        assert_conc_ok(conc_queue_get(q, &item, 0));
+        assert_conc_ok(conc_queue_get(q, 0, &item));
         taken += (uintptr_t)item;
         assert_conc_ok(conc_queue_task_done(q));
         struct call c;
@@ -589,7 +589,7 @@ test_shutdown_immediate(void **state)
         assert_int_equal(atomic_load(&dropped_count), 3);
         assert_int_equal(atomic_load(&dropped_sum), 15 - taken);
         assert_int_equal(conc_queue_qsize(q), 0);
-        assert_conc(conc_queue_get(q, &item, CONC_FOREVER), CONC_ECLOSED);
+        assert_conc(conc_queue_get(q, CONC_FOREVER, &item), CONC_ECLOSED);
         assert_conc(conc_queue_put(q, P(9), 0), CONC_ECLOSED);
         /* One item got but not done still holds join back. */
         assert_conc(conc_queue_join(q, 0), CONC_ETIMEDOUT);
@@ -651,12 +651,12 @@ test_shutdown_twice(void **state)
     assert_conc_ok(conc_queue_shutdown(q, 0));
     assert_conc_ok(conc_queue_shutdown(q, 0));
     assert_int_equal(conc_queue_qsize(q), 2);
-    assert_conc_ok(conc_queue_get(q, &item, 0));
+    assert_conc_ok(conc_queue_get(q, 0, &item));
     /* Upgrading to immediate removes what is left. */
     assert_conc_ok(conc_queue_shutdown(q, 1));
     assert_int_equal(atomic_load(&dropped_count), 1);
     assert_int_equal(atomic_load(&dropped_sum), 2);
-    assert_conc(conc_queue_get(q, &item, 0), CONC_ECLOSED);
+    assert_conc(conc_queue_get(q, 0, &item), CONC_ECLOSED);
     assert_conc_ok(conc_queue_shutdown(q, 1));
     assert_conc_ok(conc_queue_shutdown(q, 0));
     assert_int_equal(atomic_load(&dropped_count), 1);
@@ -677,7 +677,7 @@ test_free_drops_items(void **state)
         void *item;
         for (uintptr_t i = 1; i <= 50; i++)
             assert_conc_ok(conc_queue_put(q, P(i), 0));
-        assert_conc_ok(conc_queue_get(q, &item, 0));
+        assert_conc_ok(conc_queue_get(q, 0, &item));
         /* For FIFO the rest of the first 50 now sits in the consumers'
          * batch; these go to the producers' side. */
         for (uintptr_t i = 51; i <= 60; i++)
@@ -751,11 +751,11 @@ test_put_enomem(void **state)
         assert_conc_ok(conc_queue_put(q, P(n + 1), 0));
         uintptr_t sum = 0;
         for (uintptr_t i = 0; i <= n; i++) {
-            assert_conc_ok(conc_queue_get(q, &item, 0));
+            assert_conc_ok(conc_queue_get(q, 0, &item));
             sum += (uintptr_t)item;
         }
         assert_int_equal(sum, (n + 1) * (n + 2) / 2); /* nothing lost */
-        assert_conc(conc_queue_get(q, &item, 0), CONC_EEMPTY);
+        assert_conc(conc_queue_get(q, 0, &item), CONC_EEMPTY);
         conc_queue_free(q);
     }
 }
@@ -776,7 +776,7 @@ test_burst_and_drain(void **state)
                 assert_conc_ok(conc_queue_put(q, P(i), 0));
             for (uintptr_t i = 1; i <= n; i++) {
                 conc_test_fail_alloc_after(round); /* round 1: shrinks fail */
-                assert_conc_ok(conc_queue_get(q, &item, 0));
+                assert_conc_ok(conc_queue_get(q, 0, &item));
                 conc_test_fail_alloc_after(0);
                 sum += (uintptr_t)item;
                 if (k == CONC_QUEUE_FIFO)
@@ -786,7 +786,7 @@ test_burst_and_drain(void **state)
             /* A trickle after the burst: FIFO frees its large array. */
             for (uintptr_t i = 1; i <= 3; i++) {
                 assert_conc_ok(conc_queue_put(q, P(i), 0));
-                assert_conc_ok(conc_queue_get(q, &item, 0));
+                assert_conc_ok(conc_queue_get(q, 0, &item));
                 assert_ptr_equal(item, P(i));
             }
             assert_true(conc_queue_empty(q));
@@ -814,15 +814,15 @@ test_simplequeue_order_and_size(void **state)
     }
     assert_false(conc_simplequeue_empty(q));
     item = P(1);
-    assert_conc_ok(conc_simplequeue_get(q, &item, 0));
+    assert_conc_ok(conc_simplequeue_get(q, 0, &item));
     assert_null(item);
     for (uintptr_t i = 1; i <= n; i++) {
-        assert_conc_ok(conc_simplequeue_get(q, &item, CONC_FOREVER));
+        assert_conc_ok(conc_simplequeue_get(q, CONC_FOREVER, &item));
         assert_ptr_equal(item, P(i));
         assert_int_equal(conc_simplequeue_qsize(q), n - i);
     }
     assert_true(conc_simplequeue_empty(q));
-    assert_conc(conc_simplequeue_get(q, &item, 0), CONC_EEMPTY);
+    assert_conc(conc_simplequeue_get(q, 0, &item), CONC_EEMPTY);
     /* Recycled segments carry no stale state into a second pass. */
     for (uintptr_t i = 1; i <= n; i++)
         assert_conc_ok(conc_simplequeue_put(q, P(i + n)));
@@ -868,7 +868,7 @@ test_simplequeue_free_drops(void **state)
     for (uintptr_t i = 1; i <= 300; i++)
         assert_conc_ok(conc_simplequeue_put(q, P(i)));
     for (uintptr_t i = 1; i <= 100; i++)
-        assert_conc_ok(conc_simplequeue_get(q, &item, 0));
+        assert_conc_ok(conc_simplequeue_get(q, 0, &item));
     conc_simplequeue_free(q);
     assert_int_equal(atomic_load(&dropped_count), 200);
     assert_int_equal(atomic_load(&dropped_sum), 45150 - 5050);
@@ -892,7 +892,7 @@ test_simplequeue_put_enomem(void **state)
     for (uintptr_t i = seg; i <= 2 * seg; i++)
         assert_conc_ok(conc_simplequeue_put(q, P(i)));
     for (uintptr_t i = 1; i <= 2 * seg; i++) {
-        assert_conc_ok(conc_simplequeue_get(q, &item, 0));
+        assert_conc_ok(conc_simplequeue_get(q, 0, &item));
         assert_ptr_equal(item, P(i));
     }
     assert_true(conc_simplequeue_empty(q));
@@ -962,9 +962,9 @@ stress_get(struct stress *s, void **item, unsigned n)
     int r;
     do {
         if (s->sq)
-            r = conc_simplequeue_get(s->sq, item, stress_timeout(n));
+            r = conc_simplequeue_get(s->sq, stress_timeout(n), item);
         else
-            r = conc_queue_get(s->q, item, stress_timeout(n));
+            r = conc_queue_get(s->q, stress_timeout(n), item);
     } while (r == CONC_EEMPTY);
     if (r == 0 && s->sq && *item == NULL)
         r = CONC_ECLOSED;
@@ -1118,8 +1118,8 @@ pong_step(struct pong *p, uintptr_t i)
     int r = p->to ? conc_queue_put(p->to, P(i), 10.0)
                   : conc_simplequeue_put(p->sto, P(i));
     if (r == 0)
-        r = p->from ? conc_queue_get(p->from, &item, 10.0)
-                    : conc_simplequeue_get(p->sfrom, &item, 10.0);
+        r = p->from ? conc_queue_get(p->from, 10.0, &item)
+                    : conc_simplequeue_get(p->sfrom, 10.0, &item);
     return r != 0 || item != P(i);
 }
 
@@ -1189,7 +1189,7 @@ test_one_slot_pipe(void **state)
         assert_int_equal(pthread_create(&t, NULL, pipe_producer, &run), 0);
         for (uintptr_t i = 1; i <= PINGS; i++) {
             void *item;
-            assert_conc_ok(conc_queue_get(run.q, &item, 10.0));
+            assert_conc_ok(conc_queue_get(run.q, 10.0, &item));
             assert_ptr_equal(item, P(i));
         }
         assert_int_equal(pthread_join(t, NULL), 0);
@@ -1220,7 +1220,7 @@ test_simplequeue_last_user_frees(void **state)
         assert_int_equal(pthread_create(&t, NULL, last_user_producer, q), 0);
         void *item = NULL;
         for (uintptr_t n = 1; n <= 100; n++) {
-            assert_conc_ok(conc_simplequeue_get(q, &item, 10.0));
+            assert_conc_ok(conc_simplequeue_get(q, 10.0, &item));
             assert_ptr_equal(item, P(n));
         }
         conc_simplequeue_free(q);
@@ -1268,7 +1268,7 @@ sd_consumer(void *arg)
 {
     struct sd_worker *w = arg;
     void *item;
-    while ((w->result = conc_queue_get(w->q, &item, CONC_FOREVER)) == 0) {
+    while ((w->result = conc_queue_get(w->q, CONC_FOREVER, &item)) == 0) {
         sd_seen[(uintptr_t)item]++;
         atomic_fetch_add(&sd_delivered, 1);
         conc_queue_task_done(w->q);

@@ -1067,7 +1067,7 @@ test_handoff_to_process(void **state)
         conc_lock_free(h.lock);
         conc_arena_free(a);
     }
-    conc_forkserver_stop();
+    assert_conc_ok(conc_forkserver_stop(CONC_FOREVER));
 }
 
 /* A ref is checked: bytes that name no arena are refused, and so is an

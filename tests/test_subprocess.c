@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,7 +99,9 @@ start_cat(const conc_popen_opts *extra)
     conc_popen *p = NULL;
     assert_conc_ok(conc_popen_new(ARGV("cat"), &o, &p));
     assert_true(conc_popen_pid(p) > 0);
-    assert_true(conc_popen_stdin_fd(p) >= 0);
+    int fd = -1;
+    assert_conc_ok(conc_popen_stdin_fd(p, &fd));
+    assert_true(fd >= 0);
     return p;
 }
 
@@ -339,17 +342,22 @@ test_communicate_input(void **state)
                        &(conc_popen_opts){.stdin_mode = CONC_STDIO_PIPE,
                                           .stdout_mode = CONC_STDIO_PIPE},
                        &p));
-    assert_true(conc_popen_stdout_fd(p) >= 0);
-    assert_int_equal(conc_popen_stderr_fd(p), -1);
+    int fd = -1;
+    assert_conc_ok(conc_popen_stdout_fd(p, &fd));
+    assert_true(fd >= 0);
+    assert_conc(conc_popen_stderr_fd(p, &fd), CONC_ESTATE); /* not a pipe */
     assert_conc_ok(conc_popen_communicate(p, "x\n", 2, WAIT_S, &out, NULL));
     assert_buf_str(&out, "got x\n");
-    assert_int_equal(conc_popen_stdin_fd(p), -1);
-    assert_int_equal(conc_popen_stdout_fd(p), -1);
+    assert_conc(conc_popen_stdin_fd(p, &fd), CONC_ECLOSED);
+    assert_conc(conc_popen_stdout_fd(p, &fd), CONC_ECLOSED);
     assert_int_equal(conc_popen_poll(p, &rc), 1);
     assert_int_equal(rc, 0);
+    /* A later call succeeds with nothing more to give: out is replaced. */
     assert_conc_ok(conc_popen_communicate(p, NULL, 0, 0, &out, NULL));
+    assert_int_equal(out.len, 0);
+    assert_conc_ok(conc_buf_append(&out, "kept", 4));
     assert_conc(conc_popen_communicate(p, "y", 1, 0, &out, NULL), CONC_ESTATE);
-    assert_int_equal(out.len, 6);
+    assert_buf_str(&out, "kept");
     conc_buf_free(&out);
     conc_popen_free(p);
 }
@@ -512,13 +520,16 @@ test_grandchild_group_kill_on_timeout(void **state)
                 CONC_ETIMEDOUT);
     assert_true(conc_monotonic() - t0 >= 1.0);
     assert_int_equal(conc_popen_poll(p, NULL), 1); /* reaped */
-    assert_int_equal(conc_popen_stdout_fd(p), -1);
+    int fd = -1;
+    assert_conc(conc_popen_stdout_fd(p, &fd), CONC_ECLOSED);
+    assert_int_equal(out.len, 0); /* a failed call leaves it as it was */
+    /* Everything is over: another call returns at once, with the output
+     * the timed-out call read. */
+    assert_conc_ok(conc_popen_communicate(p, NULL, 0, 0, &out, NULL));
     assert_true(out.len > 1 && out.data[out.len - 1] == '\n');
     pid_t grandchild = (pid_t)strtol((char *)out.data, NULL, 10);
     assert_true(grandchild > 0);
     assert_true(conc_test_wait_until(pid_dead, &grandchild, WAIT_S));
-    /* Everything is over: another call returns at once. */
-    assert_conc_ok(conc_popen_communicate(p, NULL, 0, WAIT_S, &out, NULL));
     conc_buf_free(&out);
     conc_popen_free(p);
 }
@@ -539,14 +550,17 @@ test_kill_on_timeout_without_group(void **state)
     conc_buf out = CONC_BUF_INIT;
     int rc = 0;
     /* cat holds on its stdin, left open while the input is being given. */
-    int fd = conc_popen_stdin_fd(p);
+    int fd = -1;
+    assert_conc_ok(conc_popen_stdin_fd(p, &fd));
     assert_true(fd >= 0);
     int keep = dup(fd); /* keeps cat's stdin open past communicate */
     assert_conc(conc_popen_communicate(p, NULL, 0, 0.2, &out, NULL),
                 CONC_ETIMEDOUT);
     close(keep);
+    assert_int_equal(out.len, 0);
     assert_int_equal(conc_popen_poll(p, &rc), 1);
     assert_int_equal(rc, -SIGKILL);
+    assert_conc_ok(conc_popen_communicate(p, NULL, 0, 0, &out, NULL));
     conc_popen_free(p);
     if (out.len > 1) {
         pid_t grandchild = (pid_t)strtol((char *)out.data, NULL, 10);
@@ -568,10 +582,13 @@ test_kill_group_on_request(void **state)
         &p));
     conc_buf out = CONC_BUF_INIT;
     /* Wait for the line: the background sleep keeps the pipe open. */
-    double end = conc_monotonic() + WAIT_S;
-    while (out.len < 8 && conc_monotonic() < end)
-        assert_conc(conc_popen_communicate(p, NULL, 0, 0.05, &out, NULL),
-                    CONC_ETIMEDOUT);
+    int ofd = -1;
+    assert_conc_ok(conc_popen_stdout_fd(p, &ofd));
+    struct pollfd pfd = {ofd, POLLIN, 0};
+    assert_int_equal(poll(&pfd, 1, (int)(WAIT_S * 1000)), 1);
+    assert_conc(conc_popen_communicate(p, NULL, 0, 0.05, &out, NULL),
+                CONC_ETIMEDOUT);
+    assert_int_equal(out.len, 0); /* kept by the popen until success */
     assert_conc_ok(conc_popen_kill_group(p, SIGKILL));
     assert_conc_ok(conc_popen_communicate(p, NULL, 0, WAIT_S, &out, NULL));
     assert_buf_str(&out, "started\n");
@@ -977,8 +994,10 @@ test_bad_input(void **state)
     assert_conc(conc_popen_communicate(NULL, NULL, 0, 0, NULL, NULL),
                 CONC_EINVAL);
     assert_conc(conc_popen_close_stdin(NULL), CONC_EINVAL);
-    assert_int_equal(conc_popen_pid(NULL), -1);
-    assert_int_equal(conc_popen_stdin_fd(NULL), -1);
+    assert_int_equal(conc_popen_pid(NULL), 0);
+    int fd = -1;
+    assert_conc(conc_popen_stdin_fd(NULL, &fd), CONC_EINVAL);
+    assert_conc(conc_popen_stdin_fd(p, NULL), CONC_EINVAL);
     conc_popen_free(NULL);
     p = start_cat(&(conc_popen_opts){.new_group = 1});
     assert_conc(conc_popen_wait(p, NAN, NULL), CONC_EINVAL);
@@ -1003,7 +1022,8 @@ static int
 reaped_all(void *arg)
 {
     (void)arg;
-    return conc_subprocess_reap() == 0;
+    size_t running = 1;
+    return conc_subprocess_reap(&running) == 0 && running == 0;
 }
 
 /* A popen freed while its child runs leaves no zombie for long: the child
@@ -1012,7 +1032,9 @@ static void
 test_free_running_child(void **state)
 {
     (void)state;
-    assert_int_equal(conc_subprocess_reap(), 0);
+    size_t running = 1;
+    assert_conc_ok(conc_subprocess_reap(&running));
+    assert_int_equal(running, 0);
     conc_popen *p = start_cat(NULL);
     conc_popen_free(p); /* closing stdin makes cat exit, soon */
     assert_true(conc_test_wait_until(reaped_all, NULL, WAIT_S));
@@ -1021,13 +1043,17 @@ test_free_running_child(void **state)
      * here by a following conc_popen_new. */
     p = start_cat(NULL);
     pid_t pid = conc_popen_pid(p);
-    int keep = dup(conc_popen_stdin_fd(p));
+    int in_fd = -1;
+    assert_conc_ok(conc_popen_stdin_fd(p, &in_fd));
+    int keep = dup(in_fd);
     conc_popen_free(p);
-    assert_int_equal(conc_subprocess_reap(), 1);
+    assert_conc_ok(conc_subprocess_reap(&running));
+    assert_int_equal(running, 1);
     close(keep);
     assert_true(conc_test_wait_until(pid_dead, &pid, WAIT_S));
     assert_conc_ok(conc_call(ARGV("true"), NULL, WAIT_S, NULL));
-    assert_int_equal(conc_subprocess_reap(), 0);
+    assert_conc_ok(conc_subprocess_reap(&running));
+    assert_int_equal(running, 0);
     assert_int_equal(proc_state(pid, NULL, NULL), 0);
 }
 
@@ -1111,7 +1137,8 @@ test_alloc_failure_keeping_input(void **state)
     assert_conc(conc_popen_communicate(p, in, n, 0.05, NULL, NULL),
                 CONC_ENOMEM);
     conc_test_fail_alloc_after(0);
-    assert_int_equal(conc_popen_stdin_fd(p), -1);
+    int in_fd = -1;
+    assert_conc(conc_popen_stdin_fd(p, &in_fd), CONC_ECLOSED);
     close(ctl[1]);
     conc_buf out = CONC_BUF_INIT;
     assert_conc_ok(conc_popen_communicate(p, NULL, 0, WAIT_S, &out, NULL));

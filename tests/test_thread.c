@@ -736,7 +736,7 @@ struct hook_record {
 };
 
 static void
-record_hook(const conc_thread_failure *f, void *arg)
+record_hook(void *arg, const conc_thread_failure *f)
 {
     struct hook_record *r = arg;
     r->calls++;

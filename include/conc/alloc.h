@@ -8,6 +8,8 @@
 
 #include "common.h"
 
+CONC_BEGIN_DECLS
+
 typedef void *(*conc_malloc_fn)(size_t size);
 typedef void *(*conc_realloc_fn)(void *ptr, size_t size);
 typedef void *(*conc_calloc_fn)(size_t count, size_t size);
@@ -27,5 +29,7 @@ CONC_EXTERN int conc_replace_allocator(conc_malloc_fn malloc_fn,
 /* Frees memory that a conc function returned to the caller as a plain block
  * (a name list, a byte string). NULL does nothing. Any thread. */
 CONC_EXTERN void conc_free(void *ptr);
+
+CONC_END_DECLS
 
 #endif

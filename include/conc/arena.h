@@ -12,22 +12,27 @@
 
 #include "common.h"
 
+CONC_BEGIN_DECLS
+
 typedef struct conc_arena conc_arena;
 
 /* Creates an arena able to hold about `size` bytes (rounded up to whole
  * pages). Pages take memory only once touched. Returns 0 and a new arena in
  * *out, freed with conc_arena_free; CONC_EINVAL for a size of 0 or over
- * 1 TiB; CONC_ENOMEM. */
+ * 1 TiB; CONC_ENOMEM.
+ * Any thread. */
 CONC_EXTERN int conc_arena_new(size_t size, conc_arena **out);
 
 /* Unmaps the arena in the calling process (other processes keep theirs);
  * in the creator it also closes the descriptor that conc_arena_open uses.
- * Every pointer into it becomes invalid here. NULL does nothing. */
+ * Every pointer into it becomes invalid here. NULL does nothing. Any
+ * thread, once no thread of this process uses the arena. */
 CONC_EXTERN void conc_arena_free(conc_arena *a);
 
 /* The process-wide default arena (64 MiB), created on first use. Create it
  * before forking the processes that are to share it. Returns 0 and a
- * borrowed pointer, valid until exit, or CONC_ENOMEM. */
+ * borrowed pointer, valid until exit, or CONC_ENOMEM.
+ * Any thread. */
 CONC_EXTERN int conc_arena_default(conc_arena **out);
 
 /* Allocates `size` zeroed bytes aligned to 64 bytes (a cache line). Returns
@@ -82,12 +87,15 @@ CONC_EXTERN int conc_arena_share(conc_arena *a, conc_arena_ref *ref);
  * memory cannot be opened (-ENOENT: the creator ended). Any thread. */
 CONC_EXTERN int conc_arena_open(const conc_arena_ref *ref, conc_arena **out);
 
-/* Whether `ptr` points into the arena (0 for NULL arguments). */
+/* Whether `ptr` points into the arena: 1 or 0 (0 for a NULL ptr);
+ * CONC_EINVAL for a NULL arena. Any thread. */
 CONC_EXTERN int conc_arena_contains(const conc_arena *a, const void *ptr);
 
 /* Total and currently free bytes, for diagnostics and leak checks (0 for
  * a NULL arena, and free bytes 0 for a broken one). Any thread. */
 CONC_EXTERN size_t conc_arena_capacity(const conc_arena *a);
 CONC_EXTERN size_t conc_arena_available(conc_arena *a);
+
+CONC_END_DECLS
 
 #endif

@@ -21,8 +21,28 @@
 #define CONC_PRINTF(f, a)
 #endif
 
-/* Timeouts are relative, in seconds, as in Python. CONC_FOREVER (or any
- * negative value) waits without limit; 0 never blocks. */
+/* C++ sees every declaration with C linkage. */
+#ifdef __cplusplus
+#define CONC_BEGIN_DECLS extern "C" {
+#define CONC_END_DECLS   }
+#else
+#define CONC_BEGIN_DECLS
+#define CONC_END_DECLS
+#endif
+
+/* A function that never returns, in a form C11 and C++ compilers accept
+ * in a prototype (C++ has no _Noreturn). */
+#if defined(__GNUC__)
+#define CONC_NORETURN __attribute__((noreturn))
+#elif defined(__cplusplus)
+#define CONC_NORETURN [[noreturn]]
+#else
+#define CONC_NORETURN _Noreturn
+#endif
+
+/* Timeouts are relative, in seconds, as in Python. CONC_FOREVER is the one
+ * value that waits without limit; 0 never blocks, and so does any other
+ * negative value (a budget that ran out); NaN is CONC_EINVAL. */
 #define CONC_FOREVER (-1.0)
 
 #endif

@@ -11,6 +11,8 @@
 
 #include "common.h"
 
+CONC_BEGIN_DECLS
+
 /* X(NAME, value, message): the one table from which the enum, conc_strerror
  * and conc_err_name are generated. */
 #define CONC_ERRNO_MAP(X)                                                      \
@@ -80,10 +82,13 @@ CONC_EXTERN int conc_fail(int err, const char *fmt, ...) CONC_PRINTF(2, 3);
 
 /* The calling thread's last failure message, or "" if none was recorded
  * since the last conc_clear_failure. Valid until that thread's next
- * conc_fail or conc_clear_failure. */
+ * conc_fail or conc_clear_failure.
+ * The string is static storage of the calling thread, owned by conc. */
 CONC_EXTERN const char *conc_failure_message(void);
 
 /* Forgets the calling thread's failure message. */
 CONC_EXTERN void conc_clear_failure(void);
+
+CONC_END_DECLS
 
 #endif

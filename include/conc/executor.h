@@ -23,6 +23,8 @@
 #include "future.h"
 #include "task.h"
 
+CONC_BEGIN_DECLS
+
 typedef struct conc_executor conc_executor;
 
 /* What a submit does when the bounded submission queue is full. */
@@ -80,7 +82,8 @@ typedef struct conc_submit_opts {
  * shutdown: "cannot schedule new futures after shutdown"), CONC_EBROKEN
  * (the initializer failed), CONC_EFULL or CONC_ETIMEDOUT (bounded queue, as
  * chosen in the options), CONC_EINVAL (NULL fn, NULL arg with len > 0),
- * CONC_ENOMEM, CONC_EBADF (a bad descriptor). */
+ * CONC_ENOMEM, CONC_EBADF (a bad descriptor).
+ * Any thread. */
 CONC_EXTERN int conc_executor_submit(conc_executor *ex, conc_task_fn fn,
                                      const void *arg, size_t len,
                                      conc_future **out);
@@ -90,24 +93,29 @@ CONC_EXTERN int conc_executor_submit_with(conc_executor *ex, conc_task_fn fn,
                                           conc_future **out);
 
 /* Python's shutdown(wait, cancel_futures): no further submits; with
- * cancel_futures, pending tasks are cancelled; with wait, returns once
- * every task has finished and every worker has ended. Calling it again is
- * harmless. Returns 0, or CONC_EDEADLK when called with wait from one of
- * the executor's own tasks. */
+ * cancel_futures, pending tasks are cancelled; with wait, waits up to
+ * `timeout` until every task has finished and every worker has ended
+ * (ignored without wait). Calling it again is harmless, and waits again.
+ * Returns 0; CONC_ETIMEDOUT when the tasks or workers were not done in
+ * time (the executor is shut down all the same); CONC_EDEADLK when called
+ * with wait from one of the executor's own tasks; CONC_EINVAL for a NULL
+ * executor or a NaN timeout. Any thread. */
 CONC_EXTERN int conc_executor_shutdown(conc_executor *ex, int wait,
-                                       int cancel_futures);
+                                       int cancel_futures, double timeout);
 
 /* Shuts down with wait (no cancelling) and frees the executor. Futures the
- * caller still holds stay valid. NULL does nothing. */
+ * caller still holds stay valid. NULL does nothing.
+ * Any thread, once no other thread uses the object. */
 CONC_EXTERN void conc_executor_free(conc_executor *ex);
 
 /* The scoped form (Python's `with ... as ex:`): a variable declared
  *     CONC_EXECUTOR_SCOPED conc_executor *ex = NULL;
- * is shut down and freed when it goes out of scope (GCC and Clang). */
+ * is shut down and freed when it goes out of scope (GCC and Clang).
+ * Any thread, once no other thread uses the object. */
 CONC_EXTERN void conc__executor_freep(conc_executor **ex);
 #define CONC_EXECUTOR_SCOPED __attribute__((cleanup(conc__executor_freep)))
 
-/* The number of workers the executor may run. */
+/* The number of workers the executor may run. Any thread. */
 CONC_EXTERN size_t conc_executor_max_workers(const conc_executor *ex);
 
 /* ---- Mapping ------------------------------------------------------------ */
@@ -157,7 +165,8 @@ typedef struct conc_map_iter conc_map_iter;
  * fn's results in input order, consuming the input lazily with a bounded
  * number of chunks in flight. Returns CONC_ECLOSED (after shutdown),
  * CONC_EINVAL (NULL fn or items, an array with NULL base and count > 0, a
- * zero element size, a NaN timeout with `timed` set), CONC_ENOMEM. */
+ * zero element size, a NaN timeout with `timed` set), CONC_ENOMEM.
+ * Any thread. */
 CONC_EXTERN int conc_executor_map(conc_executor *ex, conc_task_fn fn,
                                   const conc_items *items,
                                   const conc_map_opts *opts,
@@ -173,11 +182,15 @@ CONC_EXTERN int conc_map_next(conc_map_iter *it, double timeout,
                               const void **data, size_t *len);
 
 /* The 0-based input index of the item conc_map_next returned last (useful
- * with imap_unordered). */
+ * with imap_unordered).
+ * One thread at a time per iterator. */
 CONC_EXTERN size_t conc_map_index(const conc_map_iter *it);
 
 /* Frees the iterator, cancelling what has not started and waiting for what
- * runs. NULL does nothing. */
+ * runs. NULL does nothing.
+ * Any thread, once no other thread uses the object. */
 CONC_EXTERN void conc_map_free(conc_map_iter *it);
+
+CONC_END_DECLS
 
 #endif

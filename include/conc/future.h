@@ -21,6 +21,8 @@
 #include "error.h"
 #include "task.h"
 
+CONC_BEGIN_DECLS
+
 typedef struct conc_future conc_future;
 
 typedef enum conc_future_state {
@@ -35,7 +37,7 @@ typedef enum conc_future_state {
  * in the thread adding it if the future is already done. A negative return
  * is reported, not lost: "exception calling callback for future: CONC_EXXX:
  * message" goes to stderr, as Python logs it. */
-typedef int (*conc_future_cb)(conc_future *f, void *arg);
+typedef int (*conc_future_cb)(void *arg, conc_future *f);
 
 /* ---- Consumers ---------------------------------------------------------- */
 
@@ -52,30 +54,37 @@ CONC_EXTERN int conc_future_result(conc_future *f, double timeout,
 /* Python's exception(timeout): waits like conc_future_result, then stores
  * in *code the task's negative code, or 0 if it succeeded, and returns 0.
  * Returns CONC_ECANCELED, CONC_ETIMEDOUT, CONC_EINVAL (NULL pointer, NaN
- * timeout) without touching *code. */
+ * timeout) without touching *code.
+ * Any thread. */
 CONC_EXTERN int conc_future_exception(conc_future *f, double timeout,
                                       int *code);
 
 /* The task's failure message ("" if none, or before it is done), valid
- * while the caller holds its reference. */
+ * while the caller holds its reference.
+ * Any thread. */
 CONC_EXTERN const char *conc_future_message(conc_future *f);
 
 /* Cancels the future if it is still pending: returns 1 (it is now
  * cancelled, its callbacks have run and it will never run) or 1 again if it
  * was already cancelled; returns 0 if it is running or finished, as Python
  * does. For a task running in a thread executor or ThreadPool, cancel also
- * raises the task's token (conc_task_cancelled) and still returns 0. */
+ * raises the task's token (conc_task_cancelled) and still returns 0.
+ * CONC_EINVAL for a NULL future. */
 CONC_EXTERN int conc_future_cancel(conc_future *f);
 
 /* The state, and Python's predicates over it (1 or 0). done is true once
- * the future is finished or cancelled. */
+ * the future is finished or cancelled.
+ * Any thread.
+ * conc_future_state_of gives CONC_FUTURE_PENDING (0) for a NULL future; the
+ * predicates return CONC_EINVAL. */
 CONC_EXTERN conc_future_state conc_future_state_of(conc_future *f);
 CONC_EXTERN int conc_future_done(conc_future *f);
 CONC_EXTERN int conc_future_running(conc_future *f);
 CONC_EXTERN int conc_future_cancelled(conc_future *f);
 
 /* Adds a done callback (see conc_future_cb). Callbacks run in the order
- * they were added. Returns 0, CONC_EINVAL (NULL f or fn), CONC_ENOMEM. */
+ * they were added. Returns 0, CONC_EINVAL (NULL f or fn), CONC_ENOMEM.
+ * Any thread. */
 CONC_EXTERN int conc_future_add_done_callback(conc_future *f, conc_future_cb fn,
                                               void *arg);
 
@@ -83,18 +92,21 @@ CONC_EXTERN int conc_future_add_done_callback(conc_future *f, conc_future_cb fn,
 CONC_EXTERN conc_future *conc_future_ref(conc_future *f);
 
 /* Releases a reference; the last one frees the future. NULL does nothing.
- * A future still held by an executor lives on until it is done. */
+ * A future still held by an executor lives on until it is done.
+ * Any thread, once no other thread uses the object. */
 CONC_EXTERN void conc_future_free(conc_future *f);
 
 /* ---- Producers (for those who write their own executor) ----------------- */
 
 /* A new pending future, to complete with the calls below. Returns 0 and the
- * future in *out, CONC_ENOMEM, CONC_EINVAL. */
+ * future in *out, CONC_ENOMEM, CONC_EINVAL.
+ * Any thread. */
 CONC_EXTERN int conc_future_new(conc_future **out);
 
 /* Python's set_running_or_notify_cancel: returns 1 and marks the future
  * running if it was pending, 0 if it was cancelled (the caller must then
- * not run the task), CONC_ESTATE if it is running or done. */
+ * not run the task), CONC_ESTATE if it is running or done.
+ * Any thread. */
 CONC_EXTERN int conc_future_set_running(conc_future *f);
 
 /* Completes the future with a copy of `len` bytes at `data`, or with the
@@ -121,9 +133,11 @@ typedef enum conc_return_when {
  * done set; the others are not_done). Returns 0 when the condition holds,
  * CONC_ETIMEDOUT when time ran out first (the flags are still filled),
  * CONC_EINVAL (NULL fs with n > 0, a NULL future, a bad `when`, NaN
- * timeout), CONC_ENOMEM. */
-CONC_EXTERN int conc_wait(conc_future *const *fs, size_t n, double timeout,
-                          conc_return_when when, unsigned char *done);
+ * timeout), CONC_ENOMEM.
+ * Any thread. */
+CONC_EXTERN int conc_wait(conc_future *const *fs, size_t n,
+                          conc_return_when when, double timeout,
+                          unsigned char *done);
 
 typedef struct conc_as_completed_iter conc_as_completed_iter;
 
@@ -131,7 +145,8 @@ typedef struct conc_as_completed_iter conc_as_completed_iter;
  * futures once, as it completes (those already done first). The timeout
  * counts from this call, as in Python. Returns 0 and a new iterator in *out
  * (freed with conc_as_completed_free), CONC_EINVAL, CONC_ENOMEM. The
- * iterator takes its own references; duplicates are yielded once. */
+ * iterator takes its own references; duplicates are yielded once.
+ * Any thread. */
 CONC_EXTERN int conc_as_completed(conc_future *const *fs, size_t n,
                                   double timeout, conc_as_completed_iter **out);
 
@@ -142,7 +157,10 @@ CONC_EXTERN int conc_as_completed(conc_future *const *fs, size_t n,
 CONC_EXTERN int conc_as_completed_next(conc_as_completed_iter *it,
                                        conc_future **f);
 
-/* Frees the iterator; NULL does nothing. */
+/* Frees the iterator; NULL does nothing. Any thread, once no other thread uses
+ * the object. */
 CONC_EXTERN void conc_as_completed_free(conc_as_completed_iter *it);
+
+CONC_END_DECLS
 
 #endif

@@ -33,6 +33,8 @@
 #include "buf.h"
 #include "common.h"
 
+CONC_BEGIN_DECLS
+
 typedef struct conc_conn conc_conn;
 
 typedef struct conc_pipe_opts {
@@ -79,26 +81,32 @@ CONC_EXTERN int conc_conn_from_fd(int fd, const conc_conn_opts *opts,
  * descriptor not yet taken with conc_conn_recv_fd, and buffered input. The
  * object stays valid until freed; every later call on it returns
  * CONC_ECLOSED, except conc_conn_close again, which does nothing (as in
- * Python). Affects only this process's copy. Returns 0. */
+ * Python). Affects only this process's copy. Returns 0.
+ * Any thread, while no other thread uses the connection. */
 CONC_EXTERN int conc_conn_close(conc_conn *c);
 
 /* Closes the connection if it is open and frees the object. NULL does
- * nothing. */
+ * nothing.
+ * Any thread, once no other thread uses the object. */
 CONC_EXTERN void conc_conn_free(conc_conn *c);
 
 /* Sends `len` bytes from `data` as one message (send_bytes). Copies the
- * bytes; `data` may be NULL when len is 0. Waits as long as the other side
- * leaves no room (a message larger than the system's buffer goes through
- * as the other side reads it). Returns 0 once the whole message is handed
- * to the system; CONC_EPIPE (also for a reset connection) when the other
- * end is closed everywhere; CONC_EBADF on the receiving end of a simplex
- * pipe, or a descriptor not open for writing; CONC_ECLOSED after
- * conc_conn_close; CONC_EMSGSIZE above 2^56 - 1 bytes; CONC_EINVAL for
- * NULL data with a nonzero length; other system errors negated. Any thread
+ * bytes; `data` may be NULL when len is 0. Waits up to `timeout` while the
+ * other side leaves no room (a message larger than the system's buffer
+ * goes through as the other side reads it). Returns 0 once the whole
+ * message is handed to the system; CONC_ETIMEDOUT when room did not come
+ * in time: if part of the message had gone out, the stream is cut inside
+ * it, the other side reads CONC_EPROTO once the connection ends, and
+ * later sends return CONC_EPROTO; CONC_EPIPE (also for a reset
+ * connection) when the other end is closed everywhere; CONC_EBADF on the
+ * receiving end of a simplex pipe, or a descriptor not open for writing;
+ * CONC_ECLOSED after conc_conn_close; CONC_EMSGSIZE above 2^56 - 1 bytes;
+ * CONC_EINVAL for a NULL connection, NULL data with a nonzero length or a
+ * NaN timeout; other system errors negated. Borrows `data`. Any thread
  * (one sender at a time, see above). A failure in the middle of a message
  * leaves the stream unusable for the other side (it reads CONC_EPROTO). */
-CONC_EXTERN int conc_conn_send_bytes(conc_conn *c, const void *data,
-                                     size_t len);
+CONC_EXTERN int conc_conn_send_bytes(conc_conn *c, const void *data, size_t len,
+                                     double timeout);
 
 /* Receives the next message into `out` (recv_bytes), replacing its content:
  * on success out->len is the message's length, and out's memory is reused
@@ -122,10 +130,10 @@ CONC_EXTERN int conc_conn_send_bytes(conc_conn *c, const void *data,
  *   CONC_EBADF on the sending end of a simplex pipe, CONC_ECLOSED after
  *     conc_conn_close, CONC_EINVAL for a NaN timeout or NULL out, other
  *     system errors negated.
- * On failure out->len is 0; out's memory may have been kept, replaced or
- * released, and is still the caller's to free with conc_buf_free. */
-CONC_EXTERN int conc_conn_recv_bytes(conc_conn *c, conc_buf *out,
-                                     double timeout);
+ * On failure `out` is unchanged (content and memory).
+ * One receiving thread at a time (see the top of this file). */
+CONC_EXTERN int conc_conn_recv_bytes(conc_conn *c, double timeout,
+                                     conc_buf *out);
 
 /* Receives the next message into the caller's buffer of `cap` bytes
  * (recv_bytes_into) and stores its length in *len. Returns what
@@ -135,9 +143,10 @@ CONC_EXTERN int conc_conn_recv_bytes(conc_conn *c, conc_buf *out,
  * message's length, so the caller knows how much room it needs (Python's
  * BufferTooShort hands over the message instead). `buf` may be NULL when
  * cap is 0. CONC_ENOMEM only if the connection must keep part of a long
- * message across a timeout and cannot; the receiving side is then shut. */
+ * message across a timeout and cannot; the receiving side is then shut.
+ * One receiving thread at a time (see the top of this file). */
 CONC_EXTERN int conc_conn_recv_bytes_into(conc_conn *c, void *buf, size_t cap,
-                                          size_t *len, double timeout);
+                                          double timeout, size_t *len);
 
 /* Waits up to `timeout` for something to receive (poll). Returns 1 when a
  * receive will return at once: a whole message (or descriptor) is buffered,
@@ -147,7 +156,8 @@ CONC_EXTERN int conc_conn_recv_bytes_into(conc_conn *c, void *buf, size_t cap,
  * just looks), CONC_EBADF on the sending end of a simplex pipe,
  * CONC_ECLOSED after conc_conn_close, CONC_EINVAL for a NaN timeout, other
  * system errors negated. Note that Python's poll() defaults to a timeout of
- * 0; here it is always given. */
+ * 0; here it is always given.
+ * One receiving thread at a time (see the top of this file). */
 CONC_EXTERN int conc_conn_poll(conc_conn *c, double timeout);
 
 /* Sends an open descriptor to the other side as a message of its own,
@@ -156,31 +166,38 @@ CONC_EXTERN int conc_conn_poll(conc_conn *c, double timeout);
  * the same open file. Needs a connection over a Unix socket (a duplex
  * pipe, or conc_conn_from_fd on a Unix stream socket): CONC_EINVAL on a
  * simplex pipe or another kind of descriptor. Returns 0, CONC_EBADF if
- * `fd` is not open, and otherwise the errors of conc_conn_send_bytes. */
-CONC_EXTERN int conc_conn_send_fd(conc_conn *c, int fd);
+ * `fd` is not open, and otherwise the errors of conc_conn_send_bytes
+ * (CONC_ETIMEDOUT when no room came within `timeout`).
+ * One sending thread at a time (see the top of this file). */
+CONC_EXTERN int conc_conn_send_fd(conc_conn *c, int fd, double timeout);
 
 /* Receives a descriptor sent with conc_conn_send_fd, waiting up to
  * `timeout`. On success *fd is a new, close-on-exec descriptor the caller
  * owns. Returns the errors of conc_conn_recv_bytes, with CONC_EPROTO,
  * consuming nothing, when the next message is bytes rather than a
  * descriptor, and CONC_EINVAL on a connection that cannot carry
- * descriptors (a simplex pipe). */
-CONC_EXTERN int conc_conn_recv_fd(conc_conn *c, int *fd, double timeout);
+ * descriptors (a simplex pipe).
+ * One receiving thread at a time (see the top of this file). */
+CONC_EXTERN int conc_conn_recv_fd(conc_conn *c, double timeout, int *fd);
 
 /* The connection's descriptor (fileno), for waiting on it with poll or
- * epoll, or CONC_ECLOSED after conc_conn_close. Borrowed: do not close it
- * or read from it. A message may already sit in the connection's buffer
- * while the descriptor shows nothing: check conc_conn_poll(c, 0) before
- * waiting on the descriptor. */
-CONC_EXTERN int conc_conn_fileno(const conc_conn *c);
+ * epoll: returns 0 and stores it in *fd; CONC_ECLOSED after
+ * conc_conn_close, CONC_EINVAL for a NULL pointer. The descriptor is
+ * borrowed: do not close it or read from it. A message may already sit in
+ * the connection's buffer while the descriptor shows nothing: check
+ * conc_conn_poll(c, 0) before waiting on the descriptor. Any thread. */
+CONC_EXTERN int conc_conn_fileno(const conc_conn *c, int *fd);
 
 /* Python's `closed`, `readable` and `writable`: 1 or 0. A closed
  * connection is neither readable nor writable; the ends of a simplex pipe
  * are one each; a connection whose receiving side was shut after an error
  * (see conc_conn_recv_bytes) is no longer readable. Call them from the
- * thread that receives, or while no thread receives. */
+ * thread that receives, or while no thread receives.
+ * CONC_EINVAL for a NULL connection. */
 CONC_EXTERN int conc_conn_closed(const conc_conn *c);
 CONC_EXTERN int conc_conn_readable(const conc_conn *c);
 CONC_EXTERN int conc_conn_writable(const conc_conn *c);
+
+CONC_END_DECLS
 
 #endif

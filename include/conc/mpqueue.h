@@ -59,6 +59,8 @@
 #include "buf.h"
 #include "common.h"
 
+CONC_BEGIN_DECLS
+
 typedef struct conc_mpqueue conc_mpqueue;
 
 /* The ring's default capacity and its limits, in bytes. */
@@ -91,13 +93,17 @@ CONC_EXTERN int conc_mpqueue_new(const conc_mpqueue_opts *opts,
 
 /* Creates a SimpleQueue: a queue without a maxsize. Use it with the
  * conc_mpqueue_* calls. Errors as conc_mpqueue_new, and CONC_EINVAL when
- * opts->maxsize is not 0. */
+ * opts->maxsize is not 0.
+ * Any thread.
+ * The queue in *out is new, freed with conc_mpqueue_free. */
 CONC_EXTERN int conc_mpsimplequeue_new(const conc_mpqueue_opts *opts,
                                        conc_mpqueue **out);
 
 /* Creates a JoinableQueue: a queue that also counts unfinished tasks, for
  * conc_joinable_task_done and conc_joinable_join. Use it with the
- * conc_mpqueue_* calls. Errors as conc_mpqueue_new. */
+ * conc_mpqueue_* calls. Errors as conc_mpqueue_new.
+ * Any thread.
+ * The queue in *out is new, freed with conc_mpqueue_free. */
 CONC_EXTERN int conc_joinable_new(const conc_mpqueue_opts *opts,
                                   conc_mpqueue **out);
 
@@ -121,7 +127,8 @@ CONC_EXTERN void conc_mpqueue_free(conc_mpqueue *q);
 CONC_EXTERN int conc_mpqueue_put(conc_mpqueue *q, const void *data, size_t len,
                                  double timeout);
 
-/* conc_mpqueue_put with a timeout of 0 (put_nowait). */
+/* conc_mpqueue_put with a timeout of 0 (put_nowait). Any thread.
+ * Errors as conc_mpqueue_put. */
 CONC_EXTERN int conc_mpqueue_put_nowait(conc_mpqueue *q, const void *data,
                                         size_t len);
 
@@ -131,45 +138,49 @@ CONC_EXTERN int conc_mpqueue_put_nowait(conc_mpqueue *q, const void *data,
  * when no message came in time; CONC_ECLOSED after conc_mpqueue_close in
  * this process, or once the queue is shut down and empty; CONC_ENOMEM
  * (the message stays queued); CONC_EBROKEN (corrupt shared memory, see
- * above); CONC_EINVAL for a NULL argument or a NaN
- * timeout. On failure out->len is unchanged (its bytes may have been
- * overwritten by a message in pieces that was given up). Any thread of any
+ * above); CONC_EINVAL for a NULL argument or a NaN timeout. On failure
+ * `out` is unchanged. Any thread of any
  * process. */
-CONC_EXTERN int conc_mpqueue_get(conc_mpqueue *q, conc_buf *out,
-                                 double timeout);
+CONC_EXTERN int conc_mpqueue_get(conc_mpqueue *q, double timeout,
+                                 conc_buf *out);
 
-/* conc_mpqueue_get with a timeout of 0 (get_nowait). */
+/* conc_mpqueue_get with a timeout of 0 (get_nowait). Any thread.
+ * Errors as conc_mpqueue_get. */
 CONC_EXTERN int conc_mpqueue_get_nowait(conc_mpqueue *q, conc_buf *out);
 
 /* Takes the oldest message into `buf`, which holds `cap` bytes, and stores
  * its length in *len (recv_bytes_into). Returns 0, or CONC_EMSGSIZE when
  * the message is longer than `cap`: it then stays queued, *len receives
  * its length and `buf` is untouched. Other errors as conc_mpqueue_get
- * (CONC_EINVAL also for a NULL buf with cap > 0, or a NULL len). */
+ * (CONC_EINVAL also for a NULL buf with cap > 0, or a NULL len).
+ * Any thread. */
 CONC_EXTERN int conc_mpqueue_get_into(conc_mpqueue *q, void *buf, size_t cap,
-                                      size_t *len, double timeout);
+                                      double timeout, size_t *len);
 
 /* The number of messages queued (a snapshot, as Python's qsize), whether
  * the queue is empty, and whether it is full: at its maxsize, or without
  * room in the ring for even an empty message. A message still being put in
- * pieces counts only once its last piece is in. Any thread. */
+ * pieces counts only once its last piece is in. Any thread.
+ * For a NULL queue: 0, and CONC_EINVAL from empty and full. */
 CONC_EXTERN size_t conc_mpqueue_qsize(conc_mpqueue *q);
 CONC_EXTERN int conc_mpqueue_empty(conc_mpqueue *q);
 CONC_EXTERN int conc_mpqueue_full(conc_mpqueue *q);
 
-/* The ring's capacity in bytes, after rounding. */
+/* The ring's capacity in bytes, after rounding. Any thread. */
 CONC_EXTERN size_t conc_mpqueue_capacity(const conc_mpqueue *q);
 
 /* Python's close(): this process will use the queue no more. Later puts
  * and gets in this process return CONC_ECLOSED; other processes are not
  * affected, and a put or get already under way here completes. Returns 0,
- * also when called again. */
+ * also when called again.
+ * Any thread. */
 CONC_EXTERN int conc_mpqueue_close(conc_mpqueue *q);
 
 /* Shuts the queue down for every process (Python 3.13's Queue.shutdown):
  * from now on put returns CONC_ECLOSED everywhere, and get returns the
  * messages still queued, then CONC_ECLOSED instead of waiting. Every
- * blocked put and get wakes. Returns 0, also when called again. */
+ * blocked put and get wakes. Returns 0, also when called again.
+ * Any thread. */
 CONC_EXTERN int conc_mpqueue_shutdown(conc_mpqueue *q);
 
 /* ---- Handing a queue to a process ---------------------------------------
@@ -213,7 +224,10 @@ CONC_EXTERN int conc_joinable_task_done(conc_mpqueue *q);
 
 /* Waits until every message put has been marked done, in any process.
  * Returns 0, CONC_ETIMEDOUT, or CONC_EINVAL (a NaN timeout, or a queue not
- * made by conc_joinable_new). */
+ * made by conc_joinable_new).
+ * Any thread. */
 CONC_EXTERN int conc_joinable_join(conc_mpqueue *q, double timeout);
+
+CONC_END_DECLS
 
 #endif

@@ -54,8 +54,12 @@
 #ifndef CONC_PROCESS_H
 #define CONC_PROCESS_H
 
+#include <sys/types.h>
+
 #include "common.h"
 #include "thread.h"
+
+CONC_BEGIN_DECLS
 
 typedef struct conc_process conc_process;
 
@@ -95,7 +99,7 @@ CONC_EXTERN int conc_process_new(conc_process_fn fn, const void *arg,
 
 /* Starts the process. The argument bytes are released from the parent's
  * handle once the child has them. Returns 0, CONC_ESTATE (already started),
- * CONC_EVALUE (closed), CONC_EPERM (the calling process is a daemon:
+ * CONC_ECLOSED (closed), CONC_EPERM (the calling process is a daemon:
  * "daemonic processes are not allowed to have children"), CONC_EAGAIN or
  * CONC_ENOMEM (the system refused a process), CONC_EBROKEN (the fork server
  * died during the request), CONC_EINVAL (the fork server could not find the
@@ -109,7 +113,7 @@ CONC_EXTERN int conc_process_start(conc_process *p);
  * Returns 0 once it has ended (see conc_process_exitcode for its status),
  * CONC_ETIMEDOUT while it still runs, CONC_ESTATE (not started, or not a
  * child of the calling process), CONC_EDEADLK (the current process),
- * CONC_EVALUE (closed), CONC_EINVAL (NaN timeout), CONC_ECHILD (it ended
+ * CONC_ECLOSED (closed), CONC_EINVAL (NaN timeout), CONC_ECHILD (it ended
  * but its status was lost: it was reaped outside conc, or the fork server
  * died). On the handle of conc_process_parent, waits for the parent to end.
  * Any number of threads may join one process. */
@@ -117,13 +121,15 @@ CONC_EXTERN int conc_process_join(conc_process *p, double timeout);
 
 /* Whether the process runs (1 or 0); reaps it if it has ended. 0 before
  * start, after close, and for a handle that is not the calling process's
- * child; 1 for the current process. */
+ * child; 1 for the current process.
+ * Any thread.
+ * CONC_EINVAL for a NULL p. */
 CONC_EXTERN int conc_process_is_alive(conc_process *p);
 
 /* Python's exitcode. Returns 1 and stores the exit code in *code once the
  * process has ended: the function's status, or minus the signal number that
  * ended it. Returns 0 while it runs or before it starts (Python's None),
- * also for the current and parent processes. Errors: CONC_EVALUE (closed),
+ * also for the current and parent processes. Errors: CONC_ECLOSED (closed),
  * CONC_ESTATE (not a child of the calling process), CONC_ECHILD (status
  * lost, see conc_process_join), CONC_EINVAL (NULL code). Reaps the process
  * if it has ended. Any thread. */
@@ -132,14 +138,14 @@ CONC_EXTERN int conc_process_exitcode(conc_process *p, int *code);
 /* Sends SIGTERM (terminate) or SIGKILL (kill). Does nothing and returns 0
  * once the process has ended. Returns CONC_ESTATE (not started, or not a
  * child of the calling process, or the current or parent process),
- * CONC_EVALUE (closed). Any thread. */
+ * CONC_ECLOSED (closed). Any thread. */
 CONC_EXTERN int conc_process_terminate(conc_process *p);
 CONC_EXTERN int conc_process_kill(conc_process *p);
 
 /* Releases the resources of a process that has ended or never started;
  * afterwards every call but conc_process_name, conc_process_daemon,
  * conc_process_is_alive (0), conc_process_close (0 again) and
- * conc_process_free returns CONC_EVALUE (Python's ValueError: "process
+ * conc_process_free returns CONC_ECLOSED (Python's ValueError: "process
  * object is closed"). Returns 0, CONC_ESTATE while the process runs or for
  * the current and parent processes. Call it while no other thread uses `p`. */
 CONC_EXTERN int conc_process_close(conc_process *p);
@@ -152,10 +158,12 @@ CONC_EXTERN void conc_process_free(conc_process *p);
 
 /* ---- Attributes --------------------------------------------------------- */
 
-/* The process id: 0 before start, CONC_EVALUE after close. */
-CONC_EXTERN int conc_process_pid(const conc_process *p);
+/* Python's pid: stores the process id in *pid (0 before start) and returns
+ * 0; CONC_ECLOSED after close, CONC_EINVAL for a NULL pointer. Any thread. */
+CONC_EXTERN int conc_process_pid(const conc_process *p, pid_t *pid);
 
-/* The name, valid until the handle is freed or renamed. */
+/* The name, valid until the handle is freed or renamed. Any thread, while no
+ * thread renames it. */
 CONC_EXTERN const char *conc_process_name(const conc_process *p);
 
 /* Renames the process (copied; Python lets a name change at any time; the
@@ -163,11 +171,12 @@ CONC_EXTERN const char *conc_process_name(const conc_process *p);
  * empty name), CONC_ENOMEM. Call it while no other thread reads the name. */
 CONC_EXTERN int conc_process_set_name(conc_process *p, const char *name);
 
-/* The daemon flag (1 or 0). */
+/* The daemon flag (1 or 0). Any thread.
+ * CONC_EINVAL for a NULL p. */
 CONC_EXTERN int conc_process_daemon(const conc_process *p);
 
 /* Sets the daemon flag before start. Returns 0, CONC_ESTATE (started, or
- * the current or parent process), CONC_EVALUE (closed). Call it while no
+ * the current or parent process), CONC_ECLOSED (closed). Call it while no
  * other thread uses `p`. */
 CONC_EXTERN int conc_process_set_daemon(conc_process *p, int daemon);
 
@@ -175,11 +184,13 @@ CONC_EXTERN int conc_process_set_daemon(conc_process *p, int daemon);
 
 /* The calling process's handle, borrowed and never freed: "MainProcess" in
  * the program's first process; in a child started by conc, the handle of
- * that child (its name, pid and daemon flag). Never NULL. */
+ * that child (its name, pid and daemon flag). Never NULL.
+ * Any thread. */
 CONC_EXTERN conc_process *conc_process_current(void);
 
 /* The parent's handle in a child started by conc (borrowed; its name and
- * pid; is_alive and join watch the parent), NULL in the main process. */
+ * pid; is_alive and join watch the parent), NULL in the main process.
+ * Any thread. */
 CONC_EXTERN conc_process *conc_process_parent(void);
 
 /* Lists the calling process's children that are still running, reaping
@@ -197,7 +208,7 @@ CONC_EXTERN void conc_process_list_free(conc_process **list, size_t count);
  * or CONC_EINVAL. Any thread; processes created meanwhile use either. */
 CONC_EXTERN int conc_set_start_method(conc_start_method method);
 
-/* The method CONC_START_DEFAULT stands for. */
+/* The method CONC_START_DEFAULT stands for. Any thread. */
 CONC_EXTERN conc_start_method conc_get_start_method(void);
 
 /* Starts the fork server now if it is not running (it otherwise starts on
@@ -209,11 +220,16 @@ CONC_EXTERN conc_start_method conc_get_start_method(void);
  * thread. */
 CONC_EXTERN int conc_forkserver_start(void);
 
-/* Stops the fork server and waits for it to end; it kills its daemon
- * children first. Children that are not daemons keep running, but their
- * exit status will be lost (CONC_ECHILD). The next fork-server start starts
- * a new server. conc stops it at exit. Nothing happens if it is not
- * running. Any thread. */
-CONC_EXTERN void conc_forkserver_stop(void);
+/* Stops the fork server and waits up to `timeout` for it to end; it kills
+ * its daemon children first. A server still running at the timeout is
+ * killed (its daemon children then die with it, as daemons do when their
+ * parent dies) and reaped. Children that are not daemons keep running,
+ * but their exit status will be lost (CONC_ECHILD). The next fork-server
+ * start starts a new server. conc stops it at exit. Returns 0, also when
+ * it is not running; CONC_ETIMEDOUT when it had to be killed; CONC_EINVAL
+ * for a NaN timeout. Any thread. */
+CONC_EXTERN int conc_forkserver_stop(double timeout);
+
+CONC_END_DECLS
 
 #endif

@@ -22,6 +22,8 @@
 #include "common.h"
 #include "sync.h"
 
+CONC_BEGIN_DECLS
+
 /* ---- Element types -------------------------------------------------------
  * Python's typecodes and ctypes types for Value and Array. */
 typedef enum conc_ctype {
@@ -83,23 +85,27 @@ CONC_EXTERN int conc_value_new(conc_ctype type, const void *init,
                                const conc_value_opts *opts, conc_value **out);
 
 /* Frees the value (and its own lock, never a borrowed one). No process
- * may use it afterwards. NULL does nothing. */
+ * may use it afterwards. NULL does nothing.
+ * Any thread, once no other thread uses the object. */
 CONC_EXTERN void conc_value_free(conc_value *v);
 
 /* The element itself, for direct use (Python's raw value): valid until
  * conc_value_free, at the same address in every process that shares it.
- * Accesses through it are not locked. */
+ * Accesses through it are not locked.
+ * Any thread. */
 CONC_EXTERN void *conc_value_ptr(conc_value *v);
 CONC_EXTERN conc_ctype conc_value_type(const conc_value *v);
 
 /* The value's lock (Python's get_lock()), borrowed, or NULL if it was
- * created with no_lock. */
+ * created with no_lock.
+ * Any thread. */
 CONC_EXTERN conc_rlock *conc_value_get_lock(conc_value *v);
 
 /* Acquire and release the lock (Python's v.acquire(), v.release(), and
  * `with v.get_lock():`). Errors as conc_rlock_acquire and
  * conc_rlock_release (CONC_EOWNERDEAD included), or CONC_EINVAL if the
- * value has no lock. */
+ * value has no lock.
+ * Any thread. */
 CONC_EXTERN int conc_value_acquire(conc_value *v, double timeout);
 CONC_EXTERN int conc_value_release(conc_value *v);
 
@@ -111,7 +117,8 @@ CONC_EXTERN int conc_value_set(conc_value *v, const void *in);
 
 /* Typed access (Python's v.value), under the lock. Returns 0, CONC_EINVAL
  * for a type of the other family, CONC_EOVERFLOW for a value that does not
- * fit (nothing stored, or nothing read), or CONC_ENOTRECOVERABLE. */
+ * fit (nothing stored, or nothing read), or CONC_ENOTRECOVERABLE.
+ * Any thread. */
 CONC_EXTERN int conc_value_get_i64(conc_value *v, int64_t *out);
 CONC_EXTERN int conc_value_set_i64(conc_value *v, int64_t x);
 CONC_EXTERN int conc_value_get_u64(conc_value *v, uint64_t *out);
@@ -129,23 +136,34 @@ typedef struct conc_array conc_array;
  * conc_array_free. `init` points to `count` elements to copy in, or is NULL
  * for zeros. Returns 0, CONC_EINVAL (bad type, count 0, `rlock` with
  * `no_lock`, an `rlock` not in the arena), CONC_EOVERFLOW (count times the
- * element size overflows), or CONC_ENOMEM (the arena is full). */
+ * element size overflows), or CONC_ENOMEM (the arena is full).
+ * conc_array_free: any thread, once no other thread uses the object. The
+ * others: any thread. */
 CONC_EXTERN int conc_array_new(conc_ctype type, size_t count, const void *init,
                                const conc_value_opts *opts, conc_array **out);
 CONC_EXTERN void conc_array_free(conc_array *a);
 
-/* The first element (Python's a.get_obj()), for direct, unlocked use. */
+/* The first element (Python's a.get_obj()), for direct, unlocked use. Any
+ * thread.
+ * The memory is borrowed from the array: valid until conc_array_free. NULL for
+ * a NULL array. */
 CONC_EXTERN void *conc_array_ptr(conc_array *a);
 CONC_EXTERN size_t conc_array_len(const conc_array *a);
 CONC_EXTERN conc_ctype conc_array_type(const conc_array *a);
 
+/* The array's lock and its acquire and release, as
+ * conc_value_get_lock, conc_value_acquire and conc_value_release: the
+ * lock is borrowed from the array (NULL without one, or for a NULL
+ * array); errors as those (CONC_EINVAL for a NULL array or no lock). Any
+ * thread; release from the thread that holds the lock. */
 CONC_EXTERN conc_rlock *conc_array_get_lock(conc_array *a);
 CONC_EXTERN int conc_array_acquire(conc_array *a, double timeout);
 CONC_EXTERN int conc_array_release(conc_array *a);
 
 /* Element `index` (a[i], a[i] = x), under the lock. Returns 0, CONC_EINVAL
  * for an index out of range or a type of the other family, CONC_EOVERFLOW,
- * or CONC_ENOTRECOVERABLE. */
+ * or CONC_ENOTRECOVERABLE.
+ * Any thread. */
 CONC_EXTERN int conc_array_get(conc_array *a, size_t index, void *out);
 CONC_EXTERN int conc_array_set(conc_array *a, size_t index, const void *in);
 CONC_EXTERN int conc_array_get_i64(conc_array *a, size_t index, int64_t *out);
@@ -160,7 +178,8 @@ CONC_EXTERN int conc_array_set_double(conc_array *a, size_t index, double x);
  * the whole copy. Returns 0, CONC_EINVAL unless start <= stop <= len, or
  * CONC_ENOTRECOVERABLE. An empty slice copies nothing. A slice being
  * written by a process that dies mid-copy may be left partly written, and
- * without a lock a slice copy is not atomic element by element. */
+ * without a lock a slice copy is not atomic element by element.
+ * Any thread. */
 CONC_EXTERN int conc_array_get_slice(conc_array *a, size_t start, size_t stop,
                                      void *out);
 CONC_EXTERN int conc_array_set_slice(conc_array *a, size_t start, size_t stop,
@@ -201,30 +220,38 @@ CONC_EXTERN int conc_shm_create(const char *name, size_t size, conc_shm **out);
  * and a new handle in *out, freed with conc_shm_free; CONC_ENOENT if there
  * is no such segment; CONC_EINVAL for a bad name or an empty segment (its
  * creator has not sized it yet); CONC_EACCES; CONC_ENOMEM; other negated
- * errno values. */
+ * errno values.
+ * Any thread. */
 CONC_EXTERN int conc_shm_attach(const char *name, conc_shm **out);
 
-/* The mapped memory (Python's buf), or NULL once closed. */
+/* The mapped memory (Python's buf), or NULL once closed. Any thread.
+ * The mapping is owned by the handle: valid until conc_shm_close or
+ * conc_shm_free. NULL for a NULL handle. */
 CONC_EXTERN void *conc_shm_buf(conc_shm *s);
 
-/* The segment's size in bytes (kept after close). */
+/* The segment's size in bytes (kept after close). Any thread. */
 CONC_EXTERN size_t conc_shm_size(const conc_shm *s);
 
-/* The name, without a leading '/'; valid until conc_shm_free. */
+/* The name, without a leading '/'; valid until conc_shm_free. Any thread. */
 CONC_EXTERN const char *conc_shm_name(const conc_shm *s);
 
 /* Unmaps the segment in this process (Python's close()); the segment and
- * its name remain. Calling it again does nothing. */
+ * its name remain. Calling it again does nothing.
+ * One thread at a time per handle. */
 CONC_EXTERN void conc_shm_close(conc_shm *s);
 
 /* Removes the name (Python's unlink()): no process can attach any more,
  * and the memory goes once every mapping is gone. Any process may call it,
  * once. Returns 0, CONC_ENOENT if the name is already gone, CONC_EACCES.
- * The handle stays usable, mapping included. */
+ * The handle stays usable, mapping included.
+ * One thread at a time per handle. */
 CONC_EXTERN int conc_shm_unlink(conc_shm *s);
 
 /* Closes the segment (if still open) and frees the handle; does not
- * unlink. NULL does nothing. */
+ * unlink. NULL does nothing.
+ * Any thread, once no other thread uses the object. */
 CONC_EXTERN void conc_shm_free(conc_shm *s);
+
+CONC_END_DECLS
 
 #endif

@@ -34,6 +34,8 @@
 #include "buf.h"
 #include "common.h"
 
+CONC_BEGIN_DECLS
+
 typedef struct conc_popen conc_popen;
 
 /* Where a child's standard stream comes from or goes to. */
@@ -101,42 +103,51 @@ CONC_EXTERN int conc_popen_new(char *const argv[], const conc_popen_opts *opts,
  * stays a zombie for long. No other thread may use `p`. NULL does nothing. */
 CONC_EXTERN void conc_popen_free(conc_popen *p);
 
-/* The child's pid (Popen.pid). */
+/* The child's pid (Popen.pid). Any thread. */
 CONC_EXTERN pid_t conc_popen_pid(const conc_popen *p);
 
-/* The parent's end of each pipe (Popen.stdin, .stdout, .stderr), or -1 when
- * that stream is not a pipe or was closed. Borrowed: read or write it
- * directly, but do not close it (use conc_popen_close_stdin to send EOF).
- * It is blocking, except stdin once communicate has written to it. */
-CONC_EXTERN int conc_popen_stdin_fd(const conc_popen *p);
-CONC_EXTERN int conc_popen_stdout_fd(const conc_popen *p);
-CONC_EXTERN int conc_popen_stderr_fd(const conc_popen *p);
+/* The parent's end of each pipe (Popen.stdin, .stdout, .stderr): returns 0
+ * and stores it in *fd; CONC_ESTATE when that stream is not a pipe,
+ * CONC_ECLOSED once the parent's end was closed (conc_popen_close_stdin,
+ * or communicate reached the stream's end), CONC_EINVAL for a NULL
+ * pointer. The descriptor is borrowed: read or write it directly, but do
+ * not close it (use conc_popen_close_stdin to send EOF). It is blocking,
+ * except stdin once communicate has written to it. Any thread, while no
+ * other thread communicates. */
+CONC_EXTERN int conc_popen_stdin_fd(const conc_popen *p, int *fd);
+CONC_EXTERN int conc_popen_stdout_fd(const conc_popen *p, int *fd);
+CONC_EXTERN int conc_popen_stderr_fd(const conc_popen *p, int *fd);
 
 /* Closes the parent's end of the stdin pipe, so the child reads EOF
- * (Popen.stdin.close()). Returns 0, also when there is none. */
+ * (Popen.stdin.close()). Returns 0, also when there is none.
+ * Any thread, while no thread communicates.
+ * CONC_EINVAL for a NULL p. */
 CONC_EXTERN int conc_popen_close_stdin(conc_popen *p);
 
 /* Python's communicate: writes `len` bytes of `input` to the child's stdin
  * and then closes it, while reading stdout and stderr to their end, all at
  * once with poll(2), so that no size of input or output can deadlock; then
- * waits for the child to exit. Everything read is appended to *out and
- * *err (either may be NULL: that stream's output is read and dropped).
+ * waits for the child to exit. On success the whole output replaces the
+ * content of *out and *err (either may be NULL: that stream's output is
+ * read and dropped); a call that fails leaves both unchanged.
  * With no input (NULL), stdin is closed at once. A child that exits without
  * reading all its input is not an error (the broken pipe is ignored, and
  * SIGPIPE never reaches the caller).
  *
  * Returns 0 once the pipes reached their end and the child exited; its
  * returncode is then given by conc_popen_poll or conc_popen_returncode.
- * When `timeout` runs out, returns CONC_ETIMEDOUT with what was read so far
- * already appended. Then, as in Python, nothing is lost: a later call
- * (with NULL input: the input not yet written is kept by conc) continues
- * and appends the rest. With the kill_on_timeout option the timeout
+ * When `timeout` runs out, returns CONC_ETIMEDOUT; what was read so far is
+ * kept by conc. Then, as in Python, nothing is lost: a later call (with
+ * NULL input: the input not yet written is kept by conc too) continues,
+ * and once it succeeds gives all the output, from the first call on. With
+ * the kill_on_timeout option the timeout
  * instead ends it all: the child is killed with SIGKILL (its whole process
  * group when it leads one, which also ends grandchildren holding the
  * pipes), reaped, and what the pipes hold is read (until their end, for at
  * most a second, after a group was killed; without a group only what
  * comes within a few milliseconds, since surviving grandchildren may keep
- * them open), then they are closed.
+ * them open), then they are closed; a later call then returns 0 at once
+ * with that output.
  *
  * Other errors: CONC_EINVAL (NULL p, input without a stdin pipe, NULL input
  * with a non-zero len, NaN timeout), CONC_ESTATE (input given again after a
@@ -164,7 +175,8 @@ CONC_EXTERN int conc_popen_wait(conc_popen *p, double timeout, int *returncode);
 
 /* The returncode as last seen, without asking the system (the
  * Popen.returncode attribute): 1 and *returncode once poll, wait or
- * communicate saw the child exit, else 0. Any thread. */
+ * communicate saw the child exit, else 0. Any thread.
+ * CONC_EINVAL for a NULL p. */
 CONC_EXTERN int conc_popen_returncode(conc_popen *p, int *returncode);
 
 /* Sends `sig` to the child (Popen.send_signal). Does nothing, and returns
@@ -174,7 +186,9 @@ CONC_EXTERN int conc_popen_returncode(conc_popen *p, int *returncode);
 CONC_EXTERN int conc_popen_send_signal(conc_popen *p, int sig);
 
 /* conc_popen_send_signal with SIGTERM (Popen.terminate) and SIGKILL
- * (Popen.kill). */
+ * (Popen.kill).
+ * Any thread.
+ * Errors as conc_popen_send_signal. */
 CONC_EXTERN int conc_popen_terminate(conc_popen *p);
 CONC_EXTERN int conc_popen_kill(conc_popen *p);
 
@@ -188,9 +202,10 @@ CONC_EXTERN int conc_popen_kill_group(conc_popen *p, int sig);
 
 /* Reaps the children of popens that were freed while their child was
  * still running, without blocking (Python's subprocess._cleanup). Returns
- * how many such children are still running. conc_popen_new calls it too.
- * Any thread. */
-CONC_EXTERN int conc_subprocess_reap(void);
+ * 0 and stores in *running (which may be NULL) how many such children are
+ * still running. conc_popen_new calls it too. Any thread.
+ * Never fails. */
+CONC_EXTERN int conc_subprocess_reap(size_t *running);
 
 /* ---- run, call, check_call, check_output -------------------------------- */
 
@@ -232,18 +247,21 @@ CONC_EXTERN int conc_subprocess_run(char *const argv[],
                                     const conc_run_opts *opts, double timeout,
                                     conc_completed_process *res);
 
-/* Releases the buffers of *res and empties it. NULL does nothing. */
+/* Releases the buffers of *res and empties it. NULL does nothing. Any thread,
+ * once no other thread uses the object. */
 CONC_EXTERN void conc_completed_process_free(conc_completed_process *res);
 
 /* subprocess.call: conc_subprocess_run, giving only the returncode in
  * *returncode (which may be NULL). Nothing is captured unless opts ask for
- * it (the output is then dropped). Errors as conc_subprocess_run. */
+ * it (the output is then dropped). Errors as conc_subprocess_run.
+ * Any thread. */
 CONC_EXTERN int conc_call(char *const argv[], const conc_run_opts *opts,
                           double timeout, int *returncode);
 
 /* subprocess.check_call: returns 0 when the program exits with 0, else
  * CONC_EPROCESS with the message of conc_subprocess_run. Errors as
- * conc_subprocess_run. */
+ * conc_subprocess_run.
+ * Any thread. */
 CONC_EXTERN int conc_check_call(char *const argv[], const conc_run_opts *opts,
                                 double timeout);
 
@@ -258,5 +276,7 @@ CONC_EXTERN int conc_check_call(char *const argv[], const conc_run_opts *opts,
  * argv and opts. Any thread. */
 CONC_EXTERN int conc_check_output(char *const argv[], const conc_run_opts *opts,
                                   double timeout, conc_buf *out);
+
+CONC_END_DECLS
 
 #endif

@@ -30,6 +30,8 @@
 #include "arena.h"
 #include "common.h"
 
+CONC_BEGIN_DECLS
+
 typedef struct conc_sync_opts {
     conc_arena *arena; /* NULL: private to this process */
 } conc_sync_opts;
@@ -41,7 +43,9 @@ typedef struct conc_sync_opts {
 typedef struct conc_lock conc_lock;
 
 /* Creates an unlocked lock in *out, freed with conc_lock_free. `opts` may be
- * NULL. Returns 0 or CONC_ENOMEM (also when the arena is full). */
+ * NULL. Returns 0 or CONC_ENOMEM (also when the arena is full).
+ * conc_lock_free: any thread, once no other thread uses the object. The others:
+ * any thread. */
 CONC_EXTERN int conc_lock_new(const conc_sync_opts *opts, conc_lock **out);
 CONC_EXTERN void conc_lock_free(conc_lock *lock);
 
@@ -65,7 +69,8 @@ CONC_EXTERN int conc_lock_release(conc_lock *lock);
  * CONC_EINVAL if the lock is private or not in the owner-died state. */
 CONC_EXTERN int conc_lock_make_consistent(conc_lock *lock);
 
-/* Whether the lock is locked at this instant (1 or 0). */
+/* Whether the lock is locked at this instant (1 or 0). Any thread.
+ * CONC_EINVAL for a NULL lock. */
 CONC_EXTERN int conc_lock_locked(const conc_lock *lock);
 
 /* ---- RLock (threading.RLock) --------------------------------------------
@@ -73,6 +78,11 @@ CONC_EXTERN int conc_lock_locked(const conc_lock *lock);
  * many times. Ownership is by thread (across processes when shared). */
 typedef struct conc_rlock conc_rlock;
 
+/* Creates an unlocked RLock in *out, a new object freed with
+ * conc_rlock_free. `opts` may be NULL. Returns 0, CONC_ENOMEM (also when
+ * the arena is full), CONC_EINVAL for a NULL out. conc_rlock_free: NULL
+ * does nothing; any thread, once no other thread uses the lock.
+ * conc_rlock_new: any thread. */
 CONC_EXTERN int conc_rlock_new(const conc_sync_opts *opts, conc_rlock **out);
 CONC_EXTERN void conc_rlock_free(conc_rlock *rlock);
 
@@ -80,20 +90,23 @@ CONC_EXTERN void conc_rlock_free(conc_rlock *rlock);
  * for a NaN timeout, or CONC_EOVERFLOW past 2^32-1 nested acquisitions.
  * A process-shared RLock may also return CONC_EOWNERDEAD (acquired once by
  * the caller; the previous owner died holding it) or CONC_ENOTRECOVERABLE,
- * as a Lock does. */
+ * as a Lock does.
+ * Any thread. */
 CONC_EXTERN int conc_rlock_acquire(conc_rlock *rlock, double timeout);
 
 /* Undoes one acquisition; the lock is free when the count reaches 0.
  * Returns 0, or CONC_ENOTOWNER if the calling thread does not own it. */
 CONC_EXTERN int conc_rlock_release(conc_rlock *rlock);
 
-/* Whether the calling thread owns the lock (1 or 0). */
+/* Whether the calling thread owns the lock (1 or 0).
+ * CONC_EINVAL for a NULL lock. */
 CONC_EXTERN int conc_rlock_is_owned(const conc_rlock *rlock);
 
 /* As conc_lock_make_consistent, for a process-shared RLock acquired with
  * CONC_EOWNERDEAD; the caller may hold it at any depth. Returns 0,
  * CONC_ENOTOWNER, or CONC_EINVAL (private, or not in the owner-died
- * state). */
+ * state).
+ * The thread that holds the lock. */
 CONC_EXTERN int conc_rlock_make_consistent(conc_rlock *rlock);
 
 /* ---- Condition (threading.Condition) ------------------------------------
@@ -111,18 +124,22 @@ typedef struct conc_cond_opts {
 /* Creates a condition in *out, freed with conc_cond_free (which frees its
  * own RLock, never a borrowed lock). Returns 0, CONC_ENOMEM, or CONC_EINVAL
  * when both lock and rlock are given, or a borrowed lock is not in the same
- * arena as the condition. */
+ * arena as the condition.
+ * conc_cond_free: any thread, once no other thread uses the object. The others:
+ * any thread. */
 CONC_EXTERN int conc_cond_new(const conc_cond_opts *opts, conc_cond **out);
 CONC_EXTERN void conc_cond_free(conc_cond *cond);
 
-/* Acquire and release the underlying lock; errors as for that lock. */
+/* Acquire and release the underlying lock; errors as for that lock. Any thread.
+ */
 CONC_EXTERN int conc_cond_acquire(conc_cond *cond, double timeout);
 CONC_EXTERN int conc_cond_release(conc_cond *cond);
 
 /* Marks the condition's process-shared lock consistent after an acquire or
  * a wait returned CONC_EOWNERDEAD (conc_lock_make_consistent or
  * conc_rlock_make_consistent on it; the only way to reach the condition's
- * own RLock). Errors as those. */
+ * own RLock). Errors as those.
+ * The thread that holds the condition's lock. */
 CONC_EXTERN int conc_cond_make_consistent(conc_cond *cond);
 
 /* Releases the lock (fully, for an RLock), waits to be notified or for the
@@ -136,7 +153,8 @@ CONC_EXTERN int conc_cond_make_consistent(conc_cond *cond);
  * or not (recover it as after conc_lock_acquire), or CONC_ENOTRECOVERABLE
  * without the lock if the lock is unusable. Waiting releases the lock: a
  * caller that holds it after CONC_EOWNERDEAD must make it consistent
- * before waiting, or the wait leaves it unusable. */
+ * before waiting, or the wait leaves it unusable.
+ * The thread that holds the condition's lock. */
 CONC_EXTERN int conc_cond_wait(conc_cond *cond, double timeout);
 
 /* A predicate for conc_cond_wait_for: nonzero when the awaited state holds.
@@ -147,15 +165,18 @@ typedef int (*conc_predicate_fn)(void *arg);
  * with the lock held. The timeout covers the whole wait. Returns 0 when the
  * predicate is true, CONC_ETIMEDOUT if it is still false at the deadline,
  * CONC_ENOTOWNER, CONC_EOWNERDEAD or CONC_ENOTRECOVERABLE as
- * conc_cond_wait, CONC_EINVAL for a NULL predicate. */
+ * conc_cond_wait, CONC_EINVAL for a NULL predicate.
+ * The thread that holds the condition's lock. */
 CONC_EXTERN int conc_cond_wait_for(conc_cond *cond, conc_predicate_fn pred,
                                    void *arg, double timeout);
 
 /* Wakes up to `n` waiters (the longest-waiting first). The caller must hold
- * the lock: otherwise CONC_ENOTOWNER. n == 0 does nothing. */
+ * the lock: otherwise CONC_ENOTOWNER. n == 0 does nothing.
+ * The thread that holds the condition's lock. */
 CONC_EXTERN int conc_cond_notify(conc_cond *cond, unsigned n);
 
-/* Wakes every waiter. Errors as conc_cond_notify. */
+/* Wakes every waiter. Errors as conc_cond_notify. The thread that holds the
+ * condition's lock. */
 CONC_EXTERN int conc_cond_notify_all(conc_cond *cond);
 
 /* ---- Semaphore and BoundedSemaphore -------------------------------------
@@ -165,23 +186,32 @@ typedef struct conc_sem conc_sem;
 typedef struct conc_bsem conc_bsem;
 
 /* Creates a semaphore with the given initial value (Python's default is 1).
- * Returns 0, CONC_ENOMEM, or CONC_EINVAL for a value above INT32_MAX. */
+ * Returns 0, CONC_ENOMEM, or CONC_EINVAL for a value above INT32_MAX.
+ * conc_sem_free: any thread, once no other thread uses the object. The others:
+ * any thread.
+ * The semaphore in *out is new, freed with conc_sem_free. */
 CONC_EXTERN int conc_sem_new(unsigned value, const conc_sync_opts *opts,
                              conc_sem **out);
 CONC_EXTERN void conc_sem_free(conc_sem *sem);
 
 /* Takes one unit, waiting up to `timeout` while the value is 0. Returns 0,
- * CONC_ETIMEDOUT or CONC_EINVAL (NaN timeout). */
+ * CONC_ETIMEDOUT or CONC_EINVAL (NaN timeout).
+ * Any thread. */
 CONC_EXTERN int conc_sem_acquire(conc_sem *sem, double timeout);
 
 /* Adds `n` units, waking up to n waiters. Returns 0, CONC_EINVAL for n == 0,
- * or CONC_EOVERFLOW if the value would pass INT32_MAX (nothing added). */
+ * or CONC_EOVERFLOW if the value would pass INT32_MAX (nothing added).
+ * Any thread. */
 CONC_EXTERN int conc_sem_release(conc_sem *sem, unsigned n);
 
-/* The current value (a snapshot). */
+/* The current value (a snapshot). Any thread. */
 CONC_EXTERN unsigned conc_sem_value(const conc_sem *sem);
 
-/* BoundedSemaphore: as above, with the initial value as the ceiling. */
+/* BoundedSemaphore: as above, with the initial value as the ceiling.
+ * conc_bsem_free: any thread, once no other thread uses the object. The others:
+ * any thread.
+ * conc_bsem_new: errors and ownership as conc_sem_new (the new semaphore is
+ * freed with conc_bsem_free); conc_bsem_acquire: errors as conc_sem_acquire. */
 CONC_EXTERN int conc_bsem_new(unsigned value, const conc_sync_opts *opts,
                               conc_bsem **out);
 CONC_EXTERN void conc_bsem_free(conc_bsem *sem);
@@ -189,7 +219,8 @@ CONC_EXTERN int conc_bsem_acquire(conc_bsem *sem, double timeout);
 
 /* Adds `n` units. Returns 0, CONC_EINVAL for n == 0, or CONC_EVALUE if the
  * value would exceed the initial value (Python's "Semaphore released too
- * many times"); then nothing is added. */
+ * many times"); then nothing is added.
+ * Any thread. */
 CONC_EXTERN int conc_bsem_release(conc_bsem *sem, unsigned n);
 CONC_EXTERN unsigned conc_bsem_value(const conc_bsem *sem);
 
@@ -197,20 +228,27 @@ CONC_EXTERN unsigned conc_bsem_value(const conc_bsem *sem);
  * A flag that threads wait for. */
 typedef struct conc_event conc_event;
 
+/* Creates a cleared event in *out, a new object freed with
+ * conc_event_free. `opts` may be NULL. Returns 0, CONC_ENOMEM (also when
+ * the arena is full), CONC_EINVAL for a NULL out. conc_event_free: NULL
+ * does nothing; any thread, once no other thread uses the event.
+ * conc_event_new: any thread. */
 CONC_EXTERN int conc_event_new(const conc_sync_opts *opts, conc_event **out);
 CONC_EXTERN void conc_event_free(conc_event *ev);
 
-/* Sets the flag and wakes every waiter. */
+/* Sets the flag and wakes every waiter. Any thread. */
 CONC_EXTERN void conc_event_set(conc_event *ev);
 
-/* Clears the flag. */
+/* Clears the flag. Any thread. */
 CONC_EXTERN void conc_event_clear(conc_event *ev);
 
-/* Whether the flag is set (1 or 0). */
+/* Whether the flag is set (1 or 0). Any thread.
+ * CONC_EINVAL for a NULL event. */
 CONC_EXTERN int conc_event_is_set(const conc_event *ev);
 
 /* Waits until the flag is set. Returns 0 if it is (at once if already set),
- * CONC_ETIMEDOUT, or CONC_EINVAL for a NaN timeout. */
+ * CONC_ETIMEDOUT, or CONC_EINVAL for a NaN timeout.
+ * Any thread. */
 CONC_EXTERN int conc_event_wait(conc_event *ev, double timeout);
 
 /* ---- Barrier (threading.Barrier) ----------------------------------------
@@ -234,7 +272,8 @@ typedef struct conc_barrier_opts {
 } conc_barrier_opts;
 
 /* Creates a barrier for `parties` threads. Returns 0, CONC_ENOMEM, or
- * CONC_EINVAL for 0 parties. */
+ * CONC_EINVAL for 0 parties.
+ * The barrier in *out is new, freed with conc_barrier_free. */
 CONC_EXTERN int conc_barrier_new(unsigned parties,
                                  const conc_barrier_opts *opts,
                                  conc_barrier **out);
@@ -244,20 +283,28 @@ CONC_EXTERN void conc_barrier_free(conc_barrier *b);
  * a distinct number from 0 to parties-1 in *index (Python's return value).
  * Returns CONC_EBROKEN if the barrier is or becomes broken (abort, reset
  * while waiting, another waiter's timeout, a failed action), or
- * CONC_ETIMEDOUT when this caller's timeout ran out, which also breaks it. */
+ * CONC_ETIMEDOUT when this caller's timeout ran out, which also breaks it.
+ * Any thread. */
 CONC_EXTERN int conc_barrier_wait(conc_barrier *b, double timeout,
                                   unsigned *index);
 
 /* Breaks the barrier: current and future waiters get CONC_EBROKEN until
- * conc_barrier_reset. */
+ * conc_barrier_reset.
+ * Any thread. */
 CONC_EXTERN void conc_barrier_abort(conc_barrier *b);
 
 /* Returns the barrier to its initial state; threads waiting at that moment
  * get CONC_EBROKEN. */
 CONC_EXTERN void conc_barrier_reset(conc_barrier *b);
 
+/* The number of parties, the number of threads waiting at this
+ * instant, and whether the barrier is broken (1 or 0). For a NULL barrier
+ * they return 0, 0 and CONC_EINVAL. Any thread, the barrier's action
+ * included. */
 CONC_EXTERN unsigned conc_barrier_parties(const conc_barrier *b);
 CONC_EXTERN unsigned conc_barrier_n_waiting(const conc_barrier *b);
 CONC_EXTERN int conc_barrier_broken(const conc_barrier *b);
+
+CONC_END_DECLS
 
 #endif

@@ -18,6 +18,8 @@
 #include "buf.h"
 #include "common.h"
 
+CONC_BEGIN_DECLS
+
 /* A task: `arg` is the task's own copy of `len` argument bytes (NULL when
  * `len` is 0), aligned as malloc aligns; `result` is an empty buffer the
  * task may append to, owned by the library. Returns >= 0 or a negative conc
@@ -32,11 +34,17 @@ CONC_EXTERN int conc_task_cancelled(void);
 
 /* Called in a task started with a descriptor (conc_submit_opts.fd): the
  * task's own copy of it, valid until the task returns, when the pool closes
- * it (unless the task took it with conc_task_take_fd). -1 otherwise. */
+ * it (unless the task took it with conc_task_take_fd). -1 otherwise.
+ * The thread running the task.
+ * Never fails: -1 stands for no descriptor. */
 CONC_EXTERN int conc_task_fd(void);
 
 /* Takes ownership of the task's descriptor: the pool will not close it
- * after the task returns. Returns the descriptor, or -1 if there is none. */
+ * after the task returns. Returns the descriptor, or -1 if there is none.
+ * The thread running the task.
+ * Never fails: -1 stands for no descriptor. */
 CONC_EXTERN int conc_task_take_fd(void);
+
+CONC_END_DECLS
 
 #endif

@@ -15,6 +15,8 @@
 
 #include "common.h"
 
+CONC_BEGIN_DECLS
+
 typedef struct conc_thread conc_thread;
 
 /* A thread's function. Returning 0 means success; a negative conc code is a
@@ -62,7 +64,8 @@ CONC_EXTERN int conc_thread_join(conc_thread *t, double timeout, int *status);
  * handle is freed. NULL does nothing. */
 CONC_EXTERN void conc_thread_free(conc_thread *t);
 
-/* Whether the thread is running (1 or 0). */
+/* Whether the thread is running (1 or 0).
+ * CONC_EINVAL for a NULL thread. */
 CONC_EXTERN int conc_thread_is_alive(const conc_thread *t);
 
 /* The thread's name, valid until the handle is freed or the name changed. */
@@ -73,7 +76,8 @@ CONC_EXTERN const char *conc_thread_name(const conc_thread *t);
  * while no other thread reads the name of `t`. */
 CONC_EXTERN int conc_thread_set_name(conc_thread *t, const char *name);
 
-/* Whether the thread is a daemon (1 or 0). */
+/* Whether the thread is a daemon (1 or 0).
+ * CONC_EINVAL for a NULL thread. */
 CONC_EXTERN int conc_thread_daemon(const conc_thread *t);
 
 /* Python's ident: the pthread_t as a number; unique among live threads. */
@@ -110,7 +114,7 @@ typedef struct conc_thread_failure {
     const char *message; /* its conc_fail message, or "" */
 } conc_thread_failure;
 
-typedef void (*conc_excepthook_fn)(const conc_thread_failure *f, void *arg);
+typedef void (*conc_excepthook_fn)(void *arg, const conc_thread_failure *f);
 
 /* Replaces the hook called, in the failing thread, when a thread function
  * returns a negative code. NULL restores the default, which prints
@@ -123,7 +127,7 @@ CONC_EXTERN void conc_set_excepthook(conc_excepthook_fn hook, void *arg);
 
 /* Joins every non-daemon thread that conc started, then calls exit(status).
  * Called from a conc thread, it does not wait for itself. Never returns. */
-CONC_EXTERN _Noreturn void conc_exit(int status);
+CONC_EXTERN CONC_NORETURN void conc_exit(int status);
 
 /* ---- Thread-local data (threading.local) -------------------------------- */
 
@@ -142,11 +146,15 @@ CONC_EXTERN int conc_local_new(conc_local_dtor_fn dtor, conc_local **out);
  * No thread may use the slot during or after the call. NULL does nothing. */
 CONC_EXTERN void conc_local_free(conc_local *local);
 
-/* The calling thread's value, or NULL if it has none. */
+/* The calling thread's value, or NULL if it has none.
+ * The value is the caller's own: conc only keeps the pointer. NULL for a NULL
+ * local. */
 CONC_EXTERN void *conc_local_get(conc_local *local);
 
 /* Sets the calling thread's value; a previous different non-NULL value goes
  * to the destructor. Returns 0 or CONC_ENOMEM (then nothing changed). */
 CONC_EXTERN int conc_local_set(conc_local *local, void *value);
+
+CONC_END_DECLS
 
 #endif

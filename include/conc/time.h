@@ -9,6 +9,8 @@
 
 #include "common.h"
 
+CONC_BEGIN_DECLS
+
 /* Seconds on a clock that never goes back (time.monotonic). Any thread. */
 CONC_EXTERN double conc_monotonic(void);
 
@@ -19,5 +21,7 @@ CONC_EXTERN int64_t conc_monotonic_ns(void);
  * has passed. Returns 0, or CONC_EINVAL for a negative or NaN duration. Any
  * thread. */
 CONC_EXTERN int conc_sleep(double seconds);
+
+CONC_END_DECLS
 
 #endif

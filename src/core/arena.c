@@ -663,10 +663,10 @@ release(conc_arena *a, struct block *b)
 int
 conc_arena_dealloc(conc_arena *a, void *ptr)
 {
-    if (!ptr)
-        return 0;
     if (!a)
         return CONC_EINVAL;
+    if (!ptr)
+        return 0;
     if (!conc_arena_contains(a, ptr) ||
         ((uintptr_t)ptr - (uintptr_t)a) % TAG != 0)
         return CONC_EINVAL;
@@ -686,7 +686,9 @@ conc_arena_dealloc(conc_arena *a, void *ptr)
 int
 conc_arena_contains(const conc_arena *a, const void *ptr)
 {
-    if (!a || !ptr)
+    if (!a)
+        return CONC_EINVAL;
+    if (!ptr)
         return 0;
     uintptr_t p = (uintptr_t)ptr, base = (uintptr_t)a;
     return p >= base + a->first + TAG && p < base + a->size;

@@ -9,6 +9,8 @@
 void
 conc_buf_init(conc_buf *b)
 {
+    if (!b)
+        return;
     b->data = NULL;
     b->len = 0;
     b->cap = 0;
@@ -18,6 +20,8 @@ conc_buf_init(conc_buf *b)
 void
 conc_buf_init_with(conc_buf *b, void *storage, size_t cap)
 {
+    if (!b)
+        return;
     b->data = storage;
     b->len = 0;
     b->cap = storage ? cap : 0;
@@ -27,6 +31,8 @@ conc_buf_init_with(conc_buf *b, void *storage, size_t cap)
 void
 conc_buf_free(conc_buf *b)
 {
+    if (!b)
+        return;
     if (!b->borrowed)
         conc__free(b->data);
     conc_buf_init(b);
@@ -35,6 +41,8 @@ conc_buf_free(conc_buf *b)
 int
 conc_buf_reserve(conc_buf *b, size_t extra)
 {
+    if (!b)
+        return CONC_EINVAL;
     if (extra > SIZE_MAX - b->len)
         return CONC_EOVERFLOW;
     size_t need = b->len + extra;
@@ -57,6 +65,8 @@ conc_buf_reserve(conc_buf *b, size_t extra)
 int
 conc_buf_append(conc_buf *b, const void *data, size_t n)
 {
+    if (!b || !data)
+        return CONC_EINVAL;
     if (n == 0)
         return 0;
     int r = conc_buf_reserve(b, n);
@@ -68,8 +78,24 @@ conc_buf_append(conc_buf *b, const void *data, size_t n)
 }
 
 int
+conc__buf_set(conc_buf *b, const void *data, size_t n)
+{
+    if (n > b->len) {
+        int r = conc_buf_reserve(b, n - b->len);
+        if (r)
+            return r;
+    }
+    if (n)
+        memcpy(b->data, data, n);
+    b->len = n;
+    return 0;
+}
+
+int
 conc_buf_appendf(conc_buf *b, const char *fmt, ...)
 {
+    if (!b || !fmt)
+        return CONC_EINVAL;
     va_list ap;
     char small[256];
     va_start(ap, fmt);
@@ -94,6 +120,8 @@ conc_buf_appendf(conc_buf *b, const char *fmt, ...)
 void
 conc_buf_consume(conc_buf *b, size_t n)
 {
+    if (!b)
+        return;
     if (n >= b->len) {
         b->len = 0;
         return;
@@ -105,6 +133,8 @@ conc_buf_consume(conc_buf *b, size_t n)
 uint8_t *
 conc_buf_detach(conc_buf *b, size_t *len)
 {
+    if (!b)
+        return NULL;
     uint8_t *d = b->data;
     if (b->borrowed) {
         d = NULL;

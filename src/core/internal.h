@@ -21,6 +21,12 @@ char *conc__strdup(const char *s);
 void *conc__calloc_aligned(size_t align, size_t size);
 void conc__free_aligned(void *ptr);
 
+/* Replaces b's content with `n` bytes at `data` (not inside b). Returns 0
+ * or an error of conc_buf_reserve, leaving b unchanged on failure: the rule
+ * for every conc_buf out-parameter. */
+struct conc_buf;
+int conc__buf_set(struct conc_buf *b, const void *data, size_t n);
+
 /* ---- Deadlines --------------------------------------------------------
  * Absolute times in nanoseconds on CLOCK_MONOTONIC. CONC__FOREVER never
  * expires; CONC__POLL is already past, for calls that must not block. */
@@ -28,7 +34,8 @@ void conc__free_aligned(void *ptr);
 #define CONC__POLL    ((int64_t)0)
 
 /* Converts a public relative timeout to a deadline. Returns 0, or
- * CONC_EINVAL for NaN. Negative means forever, 0 means poll. */
+ * CONC_EINVAL for NaN. CONC_FOREVER means forever; 0 and any other
+ * negative value mean poll. */
 int conc__deadline(double timeout, int64_t *deadline);
 
 /* Monotonic now, in ns. */

@@ -26,16 +26,20 @@ conc_monotonic(void)
     return (double)conc__now_ns() / 1e9;
 }
 
+/* The one conversion of a public timeout. CONC_FOREVER is the only value
+ * that waits without limit: any other negative timeout, such as a budget
+ * computed as "deadline - now" that ran out, behaves as 0, so that a
+ * deadline in the past never turns into waiting forever. */
 int
 conc__deadline(double timeout, int64_t *deadline)
 {
     if (isnan(timeout))
         return CONC_EINVAL;
-    if (timeout < 0) {
+    if (timeout == CONC_FOREVER) {
         *deadline = CONC__FOREVER;
         return 0;
     }
-    if (timeout == 0) {
+    if (timeout <= 0) {
         *deadline = CONC__POLL;
         return 0;
     }

@@ -327,11 +327,22 @@ conc__run_job(conc_future *f)
 /* ---- Shutting down ------------------------------------------------------ */
 
 int
-conc_executor_shutdown(conc_executor *ex, int wait, int cancel_futures)
+conc_executor_shutdown(conc_executor *ex, int wait, int cancel_futures,
+                       double timeout)
 {
-    if (!ex)
+    int64_t deadline;
+    if (!ex || conc__deadline(timeout, &deadline))
         return CONC_EINVAL;
-    return ex->ops->shutdown(ex, wait, cancel_futures);
+    if (timeout == CONC_FOREVER || !wait)
+        return ex->ops->shutdown(ex, wait, cancel_futures);
+    /* A bounded wait: stop without waiting, then join within the time. */
+    if (conc__executor_in_task(ex))
+        return conc_fail(CONC_EDEADLK, "shutdown(wait) from the executor's "
+                                       "own task would wait for itself");
+    int r = ex->ops->shutdown(ex, 0, cancel_futures);
+    if (r < 0)
+        return r;
+    return ex->ops->join(ex, timeout);
 }
 
 int
@@ -351,7 +362,7 @@ conc_executor_free(conc_executor *ex)
 {
     if (!ex)
         return;
-    conc_executor_shutdown(ex, 1, 0);
+    conc_executor_shutdown(ex, 1, 0, CONC_FOREVER);
     ex->ops->destroy(ex);
 }
 

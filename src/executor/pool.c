@@ -69,7 +69,7 @@ state_check(conc_pool *p)
     conc__lockword_acquire(&p->lock, CONC__FOREVER, 0);
     int s = p->state;
     conc__lockword_release(&p->lock, 0);
-    return s == RUN ? 0 : conc_fail(CONC_ESTATE, "Pool not running");
+    return s == RUN ? 0 : conc_fail(CONC_ECLOSED, "Pool not running");
 }
 
 /* ---- The hook ----------------------------------------------------------- */
@@ -330,23 +330,25 @@ conc_pool_apply_async(conc_pool *p, conc_task_fn fn, const void *arg,
     r = conc__executor_submit(p->ex, fn, arg, len, fd, cb ? KIND_APPLY : 0, &a,
                               cb ? sizeof a : 0, out);
     if (r == CONC_ECLOSED)
-        r = conc_fail(CONC_ESTATE, "Pool not running");
+        r = conc_fail(CONC_ECLOSED, "Pool not running");
     return r;
 }
 
 int
 conc_pool_apply(conc_pool *p, conc_task_fn fn, const void *arg, size_t len,
-                conc_buf *result)
+                double timeout, conc_buf *result)
 {
+    if (timeout != timeout)
+        return CONC_EINVAL;
     conc_future *f;
     int r = conc_pool_apply_async(p, fn, arg, len, NULL, &f);
     if (r < 0)
         return r;
     const void *data;
     size_t n;
-    r = conc_future_result(f, CONC_FOREVER, &data, &n);
-    if (r == 0 && result && n)
-        r = conc_buf_append(result, data, n);
+    r = conc_future_result(f, timeout, &data, &n);
+    if (r == 0 && result)
+        r = conc__buf_set(result, data, n);
     conc_future_free(f);
     return r;
 }
@@ -486,22 +488,25 @@ conc_pool_map_async(conc_pool *p, conc_task_fn fn, const conc_items *in,
 
 int
 conc_pool_map(conc_pool *p, conc_task_fn fn, const conc_items *in, void *out,
-              size_t out_size, const conc_map_opts *opts)
+              size_t out_size, const conc_map_opts *opts, double timeout)
 {
+    if (timeout != timeout)
+        return CONC_EINVAL;
     conc_future *f;
     int r = conc_pool_map_async(p, fn, in, out, out_size, opts, NULL, &f);
     if (r < 0)
         return r;
-    r = conc_future_result(f, CONC_FOREVER, NULL, NULL);
+    r = conc_future_result(f, timeout, NULL, NULL);
     conc_future_free(f);
     return r;
 }
 
 int
 conc_pool_starmap(conc_pool *p, conc_task_fn fn, const conc_items *in,
-                  void *out, size_t out_size, const conc_map_opts *opts)
+                  void *out, size_t out_size, const conc_map_opts *opts,
+                  double timeout)
 {
-    return conc_pool_map(p, fn, in, out, out_size, opts);
+    return conc_pool_map(p, fn, in, out, out_size, opts, timeout);
 }
 
 int
@@ -594,7 +599,7 @@ conc_pool_close(conc_pool *p)
     if (!p)
         return CONC_EINVAL;
     set_state(p, CLOSE);
-    return conc_executor_shutdown(p->ex, 0, 0);
+    return conc_executor_shutdown(p->ex, 0, 0, CONC_FOREVER);
 }
 
 int

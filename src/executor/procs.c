@@ -382,7 +382,9 @@ fork_worker(struct pengine *e, size_t i, struct worker *w)
     w->sock = sv[0];
     if (r < 0)
         return r;
-    w->pid = conc_process_pid(w->proc);
+    pid_t pid = 0;
+    conc_process_pid(w->proc, &pid); /* cannot fail: started, not closed */
+    w->pid = pid;
     /* The result thread polls it; without pidfds it looks by pid. */
     int fd = conc__pidfd_of(w->pid);
     if (fd < 0 && fd != CONC__NO_PIDFD) {

@@ -133,7 +133,7 @@ complete_locked(conc_future *f, uint32_t to)
 static void
 run_callback(conc_future *f, struct conc__callback *c)
 {
-    int r = c->fn(f, c->arg);
+    int r = c->fn(c->arg, f);
     if (r < 0) {
         const char *m = conc_failure_message();
         fprintf(stderr, "exception calling callback for future: %s%s%s\n",
@@ -332,6 +332,8 @@ conc_future_cancel(conc_future *f)
 conc_future_state
 conc_future_state_of(conc_future *f)
 {
+    if (!f)
+        return 0;
     uint32_t s = atomic_load_explicit(&f->state, memory_order_acquire);
     if (s == CONC_FUTURE_PENDING && f->ops && f->ops->sync) {
         f->ops->sync(f); /* a process worker may have started it */
@@ -343,19 +345,25 @@ conc_future_state_of(conc_future *f)
 int
 conc_future_done(conc_future *f)
 {
-    return f && is_done(conc__future_state_raw(f));
+    if (!f)
+        return CONC_EINVAL;
+    return is_done(conc__future_state_raw(f));
 }
 
 int
 conc_future_running(conc_future *f)
 {
-    return f && conc_future_state_of(f) == CONC_FUTURE_RUNNING;
+    if (!f)
+        return CONC_EINVAL;
+    return conc_future_state_of(f) == CONC_FUTURE_RUNNING;
 }
 
 int
 conc_future_cancelled(conc_future *f)
 {
-    return f && conc__future_state_raw(f) == CONC_FUTURE_CANCELLED;
+    if (!f)
+        return CONC_EINVAL;
+    return conc__future_state_raw(f) == CONC_FUTURE_CANCELLED;
 }
 
 int
@@ -369,7 +377,9 @@ conc__future_failed(conc_future *f)
 const char *
 conc_future_message(conc_future *f)
 {
-    if (!f || !conc_future_done(f) || !f->msg)
+    if (!f)
+        return NULL;
+    if (!conc_future_done(f) || !f->msg)
         return "";
     return f->msg;
 }

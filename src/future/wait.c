@@ -76,8 +76,8 @@ condition_holds(conc_future *const *fs, size_t n, conc_return_when when,
 }
 
 int
-conc_wait(conc_future *const *fs, size_t n, double timeout,
-          conc_return_when when, unsigned char *done)
+conc_wait(conc_future *const *fs, size_t n, conc_return_when when,
+          double timeout, unsigned char *done)
 {
     int64_t deadline;
     if ((!fs && n) || (unsigned)when > CONC_FIRST_EXCEPTION ||

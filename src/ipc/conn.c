@@ -144,7 +144,9 @@ conc_conn_from_fd(int fd, const conc_conn_opts *opts, conc_conn **out)
 int
 conc_conn_close(conc_conn *c)
 {
-    if (!c || c->closed)
+    if (!c)
+        return CONC_EINVAL;
+    if (c->closed)
         return 0;
     c->closed = 1;
     /* Linux releases the descriptor even when close reports EINTR, so a
@@ -175,26 +177,37 @@ conc_conn_free(conc_conn *c)
 }
 
 int
-conc_conn_fileno(const conc_conn *c)
+conc_conn_fileno(const conc_conn *c, int *fd)
 {
-    return c->closed ? CONC_ECLOSED : c->fd;
+    if (!c || !fd)
+        return CONC_EINVAL;
+    if (c->closed)
+        return CONC_ECLOSED;
+    *fd = c->fd;
+    return 0;
 }
 
 int
 conc_conn_closed(const conc_conn *c)
 {
+    if (!c)
+        return CONC_EINVAL;
     return c->closed != 0;
 }
 
 int
 conc_conn_readable(const conc_conn *c)
 {
+    if (!c)
+        return CONC_EINVAL;
     return !c->closed && !c->rshut && (c->flags & CONC__CONN_READ);
 }
 
 int
 conc_conn_writable(const conc_conn *c)
 {
+    if (!c)
+        return CONC_EINVAL;
     return !c->closed && (c->flags & CONC__CONN_WRITE);
 }
 

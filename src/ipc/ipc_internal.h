@@ -56,6 +56,7 @@ struct conc_conn {
     unsigned flags;
     int closed;
     size_t max_message; /* 0: no limit */
+    int wshut;          /* a timed-out send cut a frame: no more sends */
 
     /* ---- receive state ---- */
     int rshut;        /* the receiving side is shut after an error */

@@ -9,10 +9,10 @@
  * A frame too large for the buffer ("big") is read straight into the
  * destination instead. Its header is consumed when it starts, and from
  * then on `big`/`big_len` describe it and `big_buf` holds what arrived of
- * its payload whenever no call is running: a recv_bytes that times out
- * hands its partly filled conc_buf to the connection (no copy), and the
- * next recv_bytes takes it back; recv_bytes_into copies the part out of,
- * and back into, big_buf.
+ * its payload: recv_bytes reads into big_buf and hands its memory to the
+ * caller's conc_buf only once the message is whole (no copy, and the
+ * caller's buffer is untouched by a receive that fails);
+ * recv_bytes_into copies the part out of, and back into, big_buf.
  *
  * Descriptors (Unix sockets only) come attached to the bytes of
  * their frame's header, so by the time a KIND_FD header is whole its
@@ -199,10 +199,12 @@ take_small(conc_conn *c, const struct sink *s, size_t len)
 {
     const uint8_t *p = c->in + c->in_head + CONC__FRAME_HDR;
     if (s->out) {
-        s->out->len = 0;
-        int r = conc_buf_reserve(s->out, len);
-        if (r)
-            return r;
+        /* Grown first, so that a failure leaves the caller's content. */
+        if (len > s->out->len) {
+            int r = conc_buf_reserve(s->out, len - s->out->len);
+            if (r)
+                return r;
+        }
         if (len)
             memcpy(s->out->data, p, len);
         s->out->len = len;
@@ -216,10 +218,9 @@ take_small(conc_conn *c, const struct sink *s, size_t len)
 }
 
 /* Starts a big frame whose header is at in_head: moves the part of its
- * payload already in the input buffer into big_buf (for recv_bytes, into
- * the caller's buffer first, grown to the whole message, which then
- * becomes big_buf). For recv_bytes_into the part is copied straight to the
- * caller and *pre says how much. */
+ * payload already in the input buffer into big_buf, grown to the whole
+ * message (recv_bytes). For recv_bytes_into the part is copied straight to
+ * the caller and *pre says how much. */
 static int
 start_big(conc_conn *c, const struct sink *s, size_t len, size_t *pre)
 {
@@ -227,15 +228,12 @@ start_big(conc_conn *c, const struct sink *s, size_t len, size_t *pre)
     const uint8_t *p = c->in + c->in_head + CONC__FRAME_HDR;
     *pre = 0;
     if (s->out) {
-        s->out->len = 0;
-        int r = conc_buf_reserve(s->out, len);
+        conc_buf_free(&c->big_buf);
+        int r = conc_buf_reserve(&c->big_buf, len);
         if (r)
             return r; /* nothing consumed */
-        memcpy(s->out->data, p, have);
-        s->out->len = have;
-        conc_buf_free(&c->big_buf);
-        c->big_buf = *s->out;
-        conc_buf_init(s->out);
+        memcpy(c->big_buf.data, p, have);
+        c->big_buf.len = have;
     } else {
         memcpy(s->buf, p, have);
         *pre = have;
@@ -246,32 +244,30 @@ start_big(conc_conn *c, const struct sink *s, size_t len, size_t *pre)
     return 0;
 }
 
-/* Continues a big frame into a conc_buf. The partial payload moves from
- * big_buf into `out` for the call and back if it stops early. */
+/* Continues a big frame into big_buf, and hands big_buf's memory to `out`
+ * once the message is whole: until then the caller's buffer is untouched,
+ * so a receive that fails leaves it as it was. */
 static int
 big_into_buf(conc_conn *c, conc_buf *out, int64_t deadline)
 {
-    int r = conc_buf_reserve(&c->big_buf, c->big_len - c->big_buf.len);
+    conc_buf *b = &c->big_buf;
+    int r = conc_buf_reserve(b, c->big_len - b->len);
     if (r)
         return r; /* kept for a later try */
-    conc_buf_free(out);
-    *out = c->big_buf;
-    conc_buf_init(&c->big_buf);
-    while (out->len < c->big_len) {
+    while (b->len < c->big_len) {
         size_t got;
-        r = read_some(c, out->data + out->len, c->big_len - out->len, deadline,
-                      &got);
+        r = read_some(c, b->data + b->len, c->big_len - b->len, deadline, &got);
         if (r == CONC_ECLOSED) {
-            out->len = 0;
+            conc_buf_free(b);
             return at_eof(c);
         }
-        if (r) {
-            c->big_buf = *out;
-            conc_buf_init(out);
+        if (r)
             return r;
-        }
-        out->len += got;
+        b->len += got;
     }
+    conc_buf_free(out);
+    *out = *b;
+    conc_buf_init(b);
     c->big = 0;
     return 0;
 }
@@ -370,22 +366,20 @@ recv_frame(conc_conn *c, const struct sink *s, double timeout)
 }
 
 int
-conc_conn_recv_bytes(conc_conn *c, conc_buf *out, double timeout)
+conc_conn_recv_bytes(conc_conn *c, double timeout, conc_buf *out)
 {
-    if (!out)
+    if (!c || !out)
         return CONC_EINVAL;
-    out->len = 0;
     struct sink s = {.kind = CONC__KIND_BYTES, .out = out};
-    int r = recv_frame(c, &s, timeout);
-    if (r)
-        out->len = 0;
-    return r;
+    return recv_frame(c, &s, timeout);
 }
 
 int
-conc_conn_recv_bytes_into(conc_conn *c, void *buf, size_t cap, size_t *len,
-                          double timeout)
+conc_conn_recv_bytes_into(conc_conn *c, void *buf, size_t cap, double timeout,
+                          size_t *len)
 {
+    if (!c)
+        return CONC_EINVAL;
     if (!len || (!buf && cap > 0))
         return CONC_EINVAL;
     *len = 0;
@@ -395,8 +389,10 @@ conc_conn_recv_bytes_into(conc_conn *c, void *buf, size_t cap, size_t *len,
 }
 
 int
-conc_conn_recv_fd(conc_conn *c, int *fd, double timeout)
+conc_conn_recv_fd(conc_conn *c, double timeout, int *fd)
 {
+    if (!c)
+        return CONC_EINVAL;
     if (!fd)
         return CONC_EINVAL;
     int r = conc__conn_check_recv(c);
@@ -430,6 +426,8 @@ frame_ready(const conc_conn *c)
 int
 conc_conn_poll(conc_conn *c, double timeout)
 {
+    if (!c)
+        return CONC_EINVAL;
     int r = conc__conn_check_recv(c);
     if (r)
         return r;

@@ -8,9 +8,19 @@
  * around a pipe write the calling thread blocks SIGPIPE, and if the write
  * failed with EPIPE it takes the signal the kernel queued for it with a
  * zero-timeout sigtimedwait before restoring its mask. A SIGPIPE that was
- * already pending (because the caller blocks it) is left alone. */
+ * already pending (because the caller blocks it) is left alone.
+ *
+ * Timeouts. Descriptors stay blocking (they are shared with other
+ * processes, so their flags are not ours to change). A send with a finite
+ * timeout writes to a socket with MSG_DONTWAIT and waits for room with
+ * poll; to a pipe it first waits for room, then writes at most PIPE_BUF
+ * bytes, which a pipe with room takes without blocking. A timeout that
+ * strikes after part of a message went out leaves the stream cut inside a
+ * frame: the sending side is then shut (CONC_EPROTO from later sends). */
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h> /* MSG_DONTWAIT, a flag of conc__fd_send */
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,14 +34,15 @@
 
 /* One write system call of the vector; returns bytes written or -errno. */
 static ssize_t
-write_once(const conc_conn *c, struct iovec *iov, int n, int *cmsg_fd)
+write_once(const conc_conn *c, struct iovec *iov, int n, int *cmsg_fd,
+           int flags)
 {
     if (!(c->flags & CONC__CONN_SOCKET)) {
         ssize_t w = writev(c->fd, iov, n);
         return w < 0 ? -errno : w;
     }
     size_t nfds = cmsg_fd && *cmsg_fd >= 0;
-    ssize_t w = conc__fd_send(c->fd, iov, n, cmsg_fd, nfds, 0);
+    ssize_t w = conc__fd_send(c->fd, iov, n, cmsg_fd, nfds, flags);
     if (nfds && w > 0)
         *cmsg_fd = -1; /* the descriptor went with the first bytes */
     return w;
@@ -49,31 +60,51 @@ advance(struct iovec *iov, size_t w)
     }
 }
 
-/* Writes all of the two-part vector, attaching *cmsg_fd (if any) to the
- * first bytes. Waits for room as long as needed. */
+/* Copies the unwritten part of the vector into `call`, each part capped
+ * at `cap` bytes in all; returns the number of parts. */
 static int
-write_all(const conc_conn *c, struct iovec *iov, int *cmsg_fd)
+next_call(const struct iovec *iov, struct iovec *call, size_t cap)
 {
+    int n = 0;
+    for (int i = 0; i < 2 && cap > 0; i++) {
+        if (iov[i].iov_len == 0)
+            continue;
+        call[n] = iov[i];
+        if (call[n].iov_len > cap)
+            call[n].iov_len = cap;
+        cap -= call[n].iov_len;
+        n++;
+    }
+    return n;
+}
+
+/* Writes all of the two-part vector, attaching *cmsg_fd (if any) to the
+ * first bytes, waiting for room until `deadline` (see the top of the
+ * file). *sent counts the bytes written. */
+static int
+write_all(const conc_conn *c, struct iovec *iov, int *cmsg_fd, int64_t deadline,
+          size_t *sent)
+{
+    int timed = deadline != CONC__FOREVER;
+    int sock = (c->flags & CONC__CONN_SOCKET) != 0;
     while (iov[0].iov_len + iov[1].iov_len > 0) {
-        struct iovec call[2];
-        int n = 0;
-        for (int i = 0; i < 2; i++) {
-            if (iov[i].iov_len == 0)
-                continue;
-            call[n] = iov[i];
-            if (call[n].iov_len > WRITE_CHUNK)
-                call[n].iov_len = WRITE_CHUNK;
-            n++;
+        if (timed && !sock) {
+            int r = conc__conn_wait_fd(c->fd, POLLOUT, deadline);
+            if (r)
+                return r;
         }
-        ssize_t w = write_once(c, call, n, cmsg_fd);
+        struct iovec call[2];
+        int n = next_call(iov, call, timed && !sock ? PIPE_BUF : WRITE_CHUNK);
+        ssize_t w = write_once(c, call, n, cmsg_fd, timed ? MSG_DONTWAIT : 0);
         if (w >= 0) {
             advance(iov, (size_t)w);
+            *sent += (size_t)w;
             continue;
         }
         if (w == -EINTR)
             continue;
-        if (w == -EAGAIN) { /* a descriptor someone made non-blocking */
-            int r = conc__conn_wait_fd(c->fd, POLLOUT, CONC__FOREVER);
+        if (w == -EAGAIN) { /* a full socket, or a non-blocking descriptor */
+            int r = conc__conn_wait_fd(c->fd, POLLOUT, deadline);
             if (r)
                 return r;
             continue;
@@ -88,17 +119,23 @@ write_all(const conc_conn *c, struct iovec *iov, int *cmsg_fd)
 /* Sends one frame, guarding pipes against SIGPIPE. */
 static int
 send_frame(conc_conn *c, unsigned kind, const void *data, size_t len,
-           int *cmsg_fd)
+           int *cmsg_fd, int64_t deadline)
 {
     uint8_t hdr[CONC__FRAME_HDR];
     conc__frame_put(hdr, kind, len);
     struct iovec iov[2] = {{hdr, sizeof hdr}, {(void *)data, len}};
-    if (c->flags & CONC__CONN_SOCKET)
-        return write_all(c, iov, cmsg_fd);
-    struct conc__sigpipe_guard g;
-    conc__sigpipe_block(&g);
-    int r = write_all(c, iov, cmsg_fd);
-    conc__sigpipe_restore(&g, r == CONC_EPIPE);
+    size_t sent = 0;
+    int r;
+    if (c->flags & CONC__CONN_SOCKET) {
+        r = write_all(c, iov, cmsg_fd, deadline, &sent);
+    } else {
+        struct conc__sigpipe_guard g;
+        conc__sigpipe_block(&g);
+        r = write_all(c, iov, cmsg_fd, deadline, &sent);
+        conc__sigpipe_restore(&g, r == CONC_EPIPE);
+    }
+    if (r == CONC_ETIMEDOUT && sent > 0)
+        c->wshut = 1; /* cut inside a frame */
     return r;
 }
 
@@ -109,25 +146,32 @@ check_send(const conc_conn *c)
         return CONC_ECLOSED;
     if (!(c->flags & CONC__CONN_WRITE))
         return CONC_EBADF;
+    if (c->wshut)
+        return CONC_EPROTO;
     return 0;
 }
 
 int
-conc_conn_send_bytes(conc_conn *c, const void *data, size_t len)
+conc_conn_send_bytes(conc_conn *c, const void *data, size_t len, double timeout)
 {
+    if (!c || (!data && len > 0))
+        return CONC_EINVAL;
     int r = check_send(c);
     if (r)
         return r;
-    if (!data && len > 0)
+    int64_t deadline;
+    if (conc__deadline(timeout, &deadline))
         return CONC_EINVAL;
     if ((uint64_t)len > CONC__FRAME_MAX)
         return CONC_EMSGSIZE;
-    return send_frame(c, CONC__KIND_BYTES, data, len, NULL);
+    return send_frame(c, CONC__KIND_BYTES, data, len, NULL, deadline);
 }
 
 int
-conc_conn_send_fd(conc_conn *c, int fd)
+conc_conn_send_fd(conc_conn *c, int fd, double timeout)
 {
+    if (!c)
+        return CONC_EINVAL;
     if (c->closed)
         return CONC_ECLOSED;
     if (!(c->flags & CONC__CONN_FDS))
@@ -135,7 +179,10 @@ conc_conn_send_fd(conc_conn *c, int fd)
     int r = check_send(c);
     if (r)
         return r;
+    int64_t deadline;
+    if (conc__deadline(timeout, &deadline))
+        return CONC_EINVAL;
     if (fd < 0)
         return CONC_EBADF;
-    return send_frame(c, CONC__KIND_FD, NULL, 0, &fd);
+    return send_frame(c, CONC__KIND_FD, NULL, 0, &fd, deadline);
 }

@@ -199,7 +199,7 @@ get_common(conc_mpqueue *q, struct conc__mpq_sink *k, double timeout)
 }
 
 int
-conc_mpqueue_get(conc_mpqueue *q, conc_buf *out, double timeout)
+conc_mpqueue_get(conc_mpqueue *q, double timeout, conc_buf *out)
 {
     if (!q || !out)
         return CONC_EINVAL;
@@ -210,12 +210,12 @@ conc_mpqueue_get(conc_mpqueue *q, conc_buf *out, double timeout)
 int
 conc_mpqueue_get_nowait(conc_mpqueue *q, conc_buf *out)
 {
-    return conc_mpqueue_get(q, out, 0);
+    return conc_mpqueue_get(q, 0, out);
 }
 
 int
-conc_mpqueue_get_into(conc_mpqueue *q, void *buf, size_t cap, size_t *len,
-                      double timeout)
+conc_mpqueue_get_into(conc_mpqueue *q, void *buf, size_t cap, double timeout,
+                      size_t *len)
 {
     if (!q || (!buf && cap) || !len)
         return CONC_EINVAL;
@@ -238,6 +238,8 @@ positions(struct conc__mpq_shared *s, uint64_t *head, uint64_t *tail)
 size_t
 conc_mpqueue_qsize(conc_mpqueue *q)
 {
+    if (!q)
+        return 0;
     uint64_t head, tail;
     positions(q->s, &head, &tail);
     return (uint32_t)(conc__mpq_msgs(tail) - conc__mpq_msgs(head));
@@ -246,12 +248,16 @@ conc_mpqueue_qsize(conc_mpqueue *q)
 int
 conc_mpqueue_empty(conc_mpqueue *q)
 {
+    if (!q)
+        return CONC_EINVAL;
     return conc_mpqueue_qsize(q) == 0;
 }
 
 int
 conc_mpqueue_full(conc_mpqueue *q)
 {
+    if (!q)
+        return CONC_EINVAL;
     uint64_t head, tail;
     positions(q->s, &head, &tail);
     uint32_t n = conc__mpq_msgs(tail) - conc__mpq_msgs(head);
@@ -264,6 +270,8 @@ conc_mpqueue_full(conc_mpqueue *q)
 size_t
 conc_mpqueue_capacity(const conc_mpqueue *q)
 {
+    if (!q)
+        return 0;
     return q->s->cap;
 }
 

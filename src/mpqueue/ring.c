@@ -900,6 +900,29 @@ take_streamed(struct conc__mpq_shared *s, uint64_t head,
     return 0;
 }
 
+/* A message streamed or in pieces may be given up half-copied (its
+ * producer died) and the get may then fail: when the caller's buffer holds
+ * content, such a message goes to a buffer of its own first, handed over
+ * only once whole, so that a get that fails leaves the caller's content as
+ * it was (conc_buf's rule). An empty buffer has no content to keep. */
+static int
+take_guarded(struct conc__mpq_shared *s, uint64_t *headp, struct hdr h,
+             struct conc__mpq_sink *k, int streamed)
+{
+    conc_buf tmp = CONC_BUF_INIT;
+    struct conc__mpq_sink t = {&tmp, NULL, 0, 0};
+    struct conc__mpq_sink *to = k->buf && k->buf->len ? &t : k;
+    int r =
+        streamed ? take_streamed(s, *headp, to) : take_chunked(s, headp, h, to);
+    if (to == &t && r == 0) {
+        conc_buf_free(k->buf);
+        *k->buf = tmp;
+    } else {
+        conc_buf_free(&tmp);
+    }
+    return r;
+}
+
 int
 conc__mpq_get_locked(struct conc__mpq_shared *s, struct conc__mpq_sink *k,
                      int64_t deadline)
@@ -908,7 +931,7 @@ conc__mpq_get_locked(struct conc__mpq_shared *s, struct conc__mpq_sink *k,
     for (;;) {
         int r = wait_data(s, head, deadline, NULL);
         if (r == STREAMING) {
-            r = take_streamed(s, head, k);
+            r = take_guarded(s, &head, (struct hdr){0}, k, 1);
             if (r != ABANDONED)
                 return r;
             continue;
@@ -922,7 +945,7 @@ conc__mpq_get_locked(struct conc__mpq_shared *s, struct conc__mpq_sink *k,
         case WHOLE:
             return take_whole(s, head, h, k);
         case FIRST:
-            r = take_chunked(s, &head, h, k);
+            r = take_guarded(s, &head, h, k, 0);
             if (r != ABANDONED)
                 return r;
             break;

@@ -158,6 +158,8 @@ conc__process_become_child(conc_process *self, int parent_pid,
 int
 conc_process_set_name(conc_process *p, const char *name)
 {
+    if (!p)
+        return CONC_EINVAL;
     if (!name || !name[0])
         return CONC_EINVAL;
     char *copy = conc__strdup(name);
@@ -369,7 +371,7 @@ conc__children_exit(void)
         conc__children_forget(p); /* also when the wait failed */
         conc__process_release(p);
     }
-    conc_forkserver_stop();
+    conc_forkserver_stop(CONC_FOREVER);
 }
 
 static void

@@ -231,17 +231,29 @@ start_locked(void)
     return 0;
 }
 
-/* Closes our end, which makes the server exit, and reaps it. */
-static void
-stop_locked(void)
+/* Shuts our end, which makes the server exit, and reaps it. The server's
+ * exit closes its end: until `deadline` we wait for that end of file,
+ * then kill the server, so that a stop never waits longer than asked.
+ * Returns 0 or CONC_ETIMEDOUT. */
+static int
+stop_locked(int64_t deadline)
 {
     if (fs.sock < 0)
-        return;
+        return 0;
+    int r = 0;
+    if (deadline != CONC__FOREVER) {
+        shutdown(fs.sock, SHUT_WR);
+        if (conc__poll_fd(fs.sock, POLLIN, deadline) <= 0) {
+            kill(fs.pid, SIGKILL);
+            r = CONC_ETIMEDOUT;
+        }
+    }
     close(fs.sock);
     reap(fs.pid);
     fs.sock = -1;
     fs.pid = 0;
     atomic_store_explicit(&fs.up, 0, memory_order_relaxed);
+    return r;
 }
 
 /* Starts the server if it is not running; replaces one that died. The
@@ -251,7 +263,7 @@ static int
 ensure_locked(void)
 {
     if (fs.sock >= 0 && conc__poll_fd(fs.sock, POLLIN, CONC__POLL) != 0)
-        stop_locked();
+        stop_locked(CONC__FOREVER); /* it has ended already */
     return fs.sock >= 0 ? 0 : start_locked();
 }
 
@@ -267,14 +279,18 @@ conc_forkserver_start(void)
     return rc;
 }
 
-void
-conc_forkserver_stop(void)
+int
+conc_forkserver_stop(double timeout)
 {
+    int64_t deadline;
+    if (conc__deadline(timeout, &deadline))
+        return CONC_EINVAL;
     if (!atomic_load_explicit(&fs.up, memory_order_relaxed))
-        return;
+        return 0;
     fs_lock();
-    stop_locked();
+    int r = stop_locked(deadline);
     fs_unlock();
+    return r;
 }
 
 void
@@ -351,7 +367,7 @@ request_locked(conc_process *p)
     if (!rc)
         rc = recv_reply_locked(&r, fds);
     if (rc) {
-        stop_locked();
+        stop_locked(CONC__FOREVER);
         rc = conc_fail(CONC_EBROKEN, "the fork server died: %s",
                        conc_strerror(rc));
     } else if (r.err) {

@@ -118,8 +118,10 @@ conc_process_new(conc_process_fn fn, const void *arg, size_t len,
 int
 conc_process_start(conc_process *p)
 {
+    if (!p)
+        return CONC_EINVAL;
     if (p->closed)
-        return CONC_EVALUE;
+        return CONC_ECLOSED;
     if (conc__process_kind(p) != CONC__PROC_CHILD ||
         atomic_load_explicit(&p->state, memory_order_relaxed) !=
             CONC__PROC_NEW ||
@@ -147,6 +149,8 @@ conc_process_start(conc_process *p)
 int
 conc_process_close(conc_process *p)
 {
+    if (!p)
+        return CONC_EINVAL;
     if (p->closed)
         return 0;
     if (conc__process_kind(p) != CONC__PROC_CHILD)
@@ -184,32 +188,42 @@ conc_process_free(conc_process *p)
 /* ---- Attributes --------------------------------------------------------- */
 
 int
-conc_process_pid(const conc_process *p)
+conc_process_pid(const conc_process *p, pid_t *pid)
 {
+    if (!p || !pid)
+        return CONC_EINVAL;
     if (p->closed)
-        return CONC_EVALUE;
+        return CONC_ECLOSED;
     if (conc__process_kind(p) == CONC__PROC_SELF)
-        return conc__process_self_pid();
-    return p->pid;
+        *pid = conc__process_self_pid();
+    else
+        *pid = p->pid;
+    return 0;
 }
 
 const char *
 conc_process_name(const conc_process *p)
 {
+    if (!p)
+        return NULL;
     return p->name;
 }
 
 int
 conc_process_daemon(const conc_process *p)
 {
+    if (!p)
+        return CONC_EINVAL;
     return p->daemon;
 }
 
 int
 conc_process_set_daemon(conc_process *p, int daemon)
 {
+    if (!p)
+        return CONC_EINVAL;
     if (p->closed)
-        return CONC_EVALUE;
+        return CONC_ECLOSED;
     if (conc__process_kind(p) != CONC__PROC_CHILD ||
         atomic_load_explicit(&p->state, memory_order_relaxed) != CONC__PROC_NEW)
         return CONC_ESTATE;

@@ -318,7 +318,7 @@ static int
 check_child(const conc_process *p)
 {
     if (p->closed)
-        return CONC_EVALUE;
+        return CONC_ECLOSED;
     if (conc__process_kind(p) != CONC__PROC_CHILD ||
         p->owner != conc__process_self_pid() || state_of(p) == CONC__PROC_NEW)
         return CONC_ESTATE;
@@ -328,6 +328,8 @@ check_child(const conc_process *p)
 int
 conc_process_join(conc_process *p, double timeout)
 {
+    if (!p)
+        return CONC_EINVAL;
     int64_t deadline;
     if (conc__deadline(timeout, &deadline))
         return CONC_EINVAL;
@@ -347,6 +349,8 @@ conc_process_join(conc_process *p, double timeout)
 int
 conc_process_is_alive(conc_process *p)
 {
+    if (!p)
+        return CONC_EINVAL;
     if (p->closed)
         return 0;
     if (conc__process_kind(p) == CONC__PROC_SELF)
@@ -368,10 +372,12 @@ conc_process_is_alive(conc_process *p)
 int
 conc_process_exitcode(conc_process *p, int *code)
 {
+    if (!p)
+        return CONC_EINVAL;
     if (!code)
         return CONC_EINVAL;
     if (p->closed)
-        return CONC_EVALUE;
+        return CONC_ECLOSED;
     if (conc__process_kind(p) != CONC__PROC_CHILD ||
         state_of(p) == CONC__PROC_NEW)
         return 0;
@@ -397,11 +403,15 @@ send_signal(conc_process *p, int sig)
 int
 conc_process_terminate(conc_process *p)
 {
+    if (!p)
+        return CONC_EINVAL;
     return send_signal(p, SIGTERM);
 }
 
 int
 conc_process_kill(conc_process *p)
 {
+    if (!p)
+        return CONC_EINVAL;
     return send_signal(p, SIGKILL);
 }

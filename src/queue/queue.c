@@ -269,12 +269,16 @@ put(conc_queue *q, void *item, int64_t prio, double timeout)
 int
 conc_queue_put(conc_queue *q, void *item, double timeout)
 {
+    if (!q)
+        return CONC_EINVAL;
     return put(q, item, 0, timeout);
 }
 
 int
 conc_queue_put_nowait(conc_queue *q, void *item)
 {
+    if (!q)
+        return CONC_EINVAL;
     return put(q, item, 0, 0);
 }
 
@@ -282,6 +286,8 @@ int
 conc_queue_put_priority(conc_queue *q, void *item, int64_t priority,
                         double timeout)
 {
+    if (!q)
+        return CONC_EINVAL;
     if (q->kind != CONC_QUEUE_PRIORITY)
         return CONC_EINVAL;
     return put(q, item, priority, timeout);
@@ -390,8 +396,10 @@ try_get(conc_queue *q, void **item)
 }
 
 int
-conc_queue_get(conc_queue *q, void **item, double timeout)
+conc_queue_get(conc_queue *q, double timeout, void **item)
 {
+    if (!q)
+        return CONC_EINVAL;
     if (!item || isnan(timeout))
         return CONC_EINVAL;
     int r = try_get(q, item);
@@ -411,7 +419,9 @@ conc_queue_get(conc_queue *q, void **item, double timeout)
 int
 conc_queue_get_nowait(conc_queue *q, void **item)
 {
-    return conc_queue_get(q, item, 0);
+    if (!q)
+        return CONC_EINVAL;
+    return conc_queue_get(q, 0, item);
 }
 
 /* ---- Tasks --------------------------------------------------------------- */
@@ -419,6 +429,8 @@ conc_queue_get_nowait(conc_queue *q, void **item)
 int
 conc_queue_task_done(conc_queue *q)
 {
+    if (!q)
+        return CONC_EINVAL;
     uint64_t d = atomic_load(&q->done);
     do {
         if (d >= atomic_load(&q->puts))
@@ -432,6 +444,8 @@ conc_queue_task_done(conc_queue *q)
 int
 conc_queue_join(conc_queue *q, double timeout)
 {
+    if (!q)
+        return CONC_EINVAL;
     int64_t deadline;
     if (conc__deadline(timeout, &deadline) != 0)
         return CONC_EINVAL;
@@ -466,6 +480,8 @@ count_removed(conc_queue *q, size_t n)
 int
 conc_queue_shutdown(conc_queue *q, int immediate)
 {
+    if (!q)
+        return CONC_EINVAL;
     struct removed r = {0};
     if (q->kind == CONC_QUEUE_FIFO)
         conc__lockword_acquire(&q->glock, CONC__FOREVER, 0);
@@ -489,6 +505,8 @@ conc_queue_shutdown(conc_queue *q, int immediate)
 size_t
 conc_queue_qsize(conc_queue *q)
 {
+    if (!q)
+        return 0;
     uint64_t g = atomic_load(&q->gets);
     return (size_t)(atomic_load(&q->puts) - g);
 }
@@ -496,18 +514,24 @@ conc_queue_qsize(conc_queue *q)
 int
 conc_queue_empty(conc_queue *q)
 {
+    if (!q)
+        return CONC_EINVAL;
     return conc_queue_qsize(q) == 0;
 }
 
 int
 conc_queue_full(conc_queue *q)
 {
+    if (!q)
+        return CONC_EINVAL;
     return q->maxsize > 0 && conc_queue_qsize(q) >= q->maxsize;
 }
 
 size_t
 conc_queue_maxsize(const conc_queue *q)
 {
+    if (!q)
+        return 0;
     return q->maxsize;
 }
 

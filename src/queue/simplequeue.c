@@ -180,6 +180,8 @@ conc_simplequeue_free(conc_simplequeue *q)
 int
 conc_simplequeue_put(conc_simplequeue *q, void *item)
 {
+    if (!q)
+        return CONC_EINVAL;
     struct segment *spare = NULL;
     struct conc__spin sp = CONC__SPIN_STEP_INIT;
     for (;;) {
@@ -288,8 +290,10 @@ nonempty(const void *arg)
 }
 
 int
-conc_simplequeue_get(conc_simplequeue *q, void **item, double timeout)
+conc_simplequeue_get(conc_simplequeue *q, double timeout, void **item)
 {
+    if (!q)
+        return CONC_EINVAL;
     if (!item || isnan(timeout))
         return CONC_EINVAL;
     if (pop(q, item, timeout == 0 ? CONC__POLL : CONC__FOREVER) == 0)
@@ -311,7 +315,9 @@ conc_simplequeue_get(conc_simplequeue *q, void **item, double timeout)
 int
 conc_simplequeue_get_nowait(conc_simplequeue *q, void **item)
 {
-    return conc_simplequeue_get(q, item, 0);
+    if (!q)
+        return CONC_EINVAL;
+    return conc_simplequeue_get(q, 0, item);
 }
 
 /* Items before position p: SEG_CAP per full lap plus the offset. */
@@ -325,6 +331,8 @@ items_before(uint64_t p)
 size_t
 conc_simplequeue_qsize(conc_simplequeue *q)
 {
+    if (!q)
+        return 0;
     for (;;) {
         uint64_t t = atomic_load(&q->tail);
         uint64_t h = atomic_load(&q->head);
@@ -338,6 +346,8 @@ conc_simplequeue_qsize(conc_simplequeue *q)
 int
 conc_simplequeue_empty(conc_simplequeue *q)
 {
+    if (!q)
+        return CONC_EINVAL;
     return !nonempty(q);
 }
 

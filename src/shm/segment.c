@@ -117,6 +117,8 @@ finish_create(conc_shm *s, int fd, struct conc__shm_tracked *t)
 int
 conc_shm_create(const char *name, size_t size, conc_shm **out)
 {
+    if (!out)
+        return CONC_EINVAL;
     struct conc__shm_tracked *t;
     int e, fd;
     if (size == 0 || size > (size_t)INT64_MAX)
@@ -170,7 +172,7 @@ int
 conc_shm_attach(const char *name, conc_shm **out)
 {
     int e, fd;
-    if (!name)
+    if (!name || !out)
         return CONC_EINVAL;
     conc_shm *s = conc__calloc(1, sizeof *s);
     if (!s)
@@ -197,24 +199,32 @@ fail:
 void *
 conc_shm_buf(conc_shm *s)
 {
+    if (!s)
+        return NULL;
     return s->buf;
 }
 
 size_t
 conc_shm_size(const conc_shm *s)
 {
+    if (!s)
+        return 0;
     return s->size;
 }
 
 const char *
 conc_shm_name(const conc_shm *s)
 {
+    if (!s)
+        return NULL;
     return s->path + 1;
 }
 
 void
 conc_shm_close(conc_shm *s)
 {
+    if (!s)
+        return;
     if (s->buf) {
         munmap(s->buf, s->size);
         s->buf = NULL;
@@ -224,6 +234,8 @@ conc_shm_close(conc_shm *s)
 int
 conc_shm_unlink(conc_shm *s)
 {
+    if (!s)
+        return CONC_EINVAL;
     int r = shm_unlink(s->path);
     int e = r == 0 ? 0 : -errno;
     if (r == 0 || e == CONC_ENOENT)

@@ -479,6 +479,8 @@ int
 conc_value_new(conc_ctype type, const void *init, const conc_value_opts *opts,
                conc_value **out)
 {
+    if (!out)
+        return CONC_EINVAL;
     struct cells *c;
     int e = cells_new(type, 1, init, opts, &c);
     if (e == 0)
@@ -495,78 +497,104 @@ conc_value_free(conc_value *v)
 void *
 conc_value_ptr(conc_value *v)
 {
+    if (!v)
+        return NULL;
     return elem(&v->c, 0);
 }
 
 conc_ctype
 conc_value_type(const conc_value *v)
 {
+    if (!v)
+        return 0;
     return v->c.type;
 }
 
 conc_rlock *
 conc_value_get_lock(conc_value *v)
 {
+    if (!v)
+        return NULL;
     return v->c.lock;
 }
 
 int
 conc_value_acquire(conc_value *v, double timeout)
 {
+    if (!v)
+        return CONC_EINVAL;
     return acquire_cells(&v->c, timeout);
 }
 
 int
 conc_value_release(conc_value *v)
 {
+    if (!v)
+        return CONC_EINVAL;
     return release_cells(&v->c);
 }
 
 int
 conc_value_get(conc_value *v, void *out)
 {
+    if (!v || !out)
+        return CONC_EINVAL;
     return get_raw(&v->c, 0, out);
 }
 
 int
 conc_value_set(conc_value *v, const void *in)
 {
+    if (!v || !in)
+        return CONC_EINVAL;
     return set_raw(&v->c, 0, in);
 }
 
 int
 conc_value_get_i64(conc_value *v, int64_t *out)
 {
+    if (!v || !out)
+        return CONC_EINVAL;
     return get_i64(&v->c, 0, out);
 }
 
 int
 conc_value_set_i64(conc_value *v, int64_t x)
 {
+    if (!v)
+        return CONC_EINVAL;
     return set_i64(&v->c, 0, x);
 }
 
 int
 conc_value_get_u64(conc_value *v, uint64_t *out)
 {
+    if (!v || !out)
+        return CONC_EINVAL;
     return get_u64(&v->c, 0, out);
 }
 
 int
 conc_value_set_u64(conc_value *v, uint64_t x)
 {
+    if (!v)
+        return CONC_EINVAL;
     return set_u64(&v->c, 0, x);
 }
 
 int
 conc_value_get_double(conc_value *v, double *out)
 {
+    if (!v)
+        return CONC_EINVAL;
     return get_double(&v->c, 0, out);
 }
 
 int
 conc_value_set_double(conc_value *v, double x)
 {
+    if (!v)
+        return CONC_EINVAL;
     return set_double(&v->c, 0, x);
 }
 
@@ -576,6 +604,8 @@ int
 conc_array_new(conc_ctype type, size_t count, const void *init,
                const conc_value_opts *opts, conc_array **out)
 {
+    if (!out)
+        return CONC_EINVAL;
     struct cells *c;
     int e = cells_new(type, count, init, opts, &c);
     if (e == 0)
@@ -592,95 +622,127 @@ conc_array_free(conc_array *a)
 void *
 conc_array_ptr(conc_array *a)
 {
+    if (!a)
+        return NULL;
     return elem(&a->c, 0);
 }
 
 size_t
 conc_array_len(const conc_array *a)
 {
+    if (!a)
+        return 0;
     return a->c.count;
 }
 
 conc_ctype
 conc_array_type(const conc_array *a)
 {
+    if (!a)
+        return 0;
     return a->c.type;
 }
 
 conc_rlock *
 conc_array_get_lock(conc_array *a)
 {
+    if (!a)
+        return NULL;
     return a->c.lock;
 }
 
 int
 conc_array_acquire(conc_array *a, double timeout)
 {
+    if (!a)
+        return CONC_EINVAL;
     return acquire_cells(&a->c, timeout);
 }
 
 int
 conc_array_release(conc_array *a)
 {
+    if (!a)
+        return CONC_EINVAL;
     return release_cells(&a->c);
 }
 
 int
 conc_array_get(conc_array *a, size_t index, void *out)
 {
+    if (!a || !out)
+        return CONC_EINVAL;
     return get_raw(&a->c, index, out);
 }
 
 int
 conc_array_set(conc_array *a, size_t index, const void *in)
 {
+    if (!a || !in)
+        return CONC_EINVAL;
     return set_raw(&a->c, index, in);
 }
 
 int
 conc_array_get_i64(conc_array *a, size_t index, int64_t *out)
 {
+    if (!a || !out)
+        return CONC_EINVAL;
     return get_i64(&a->c, index, out);
 }
 
 int
 conc_array_set_i64(conc_array *a, size_t index, int64_t x)
 {
+    if (!a)
+        return CONC_EINVAL;
     return set_i64(&a->c, index, x);
 }
 
 int
 conc_array_get_u64(conc_array *a, size_t index, uint64_t *out)
 {
+    if (!a || !out)
+        return CONC_EINVAL;
     return get_u64(&a->c, index, out);
 }
 
 int
 conc_array_set_u64(conc_array *a, size_t index, uint64_t x)
 {
+    if (!a)
+        return CONC_EINVAL;
     return set_u64(&a->c, index, x);
 }
 
 int
 conc_array_get_double(conc_array *a, size_t index, double *out)
 {
+    if (!a)
+        return CONC_EINVAL;
     return get_double(&a->c, index, out);
 }
 
 int
 conc_array_set_double(conc_array *a, size_t index, double x)
 {
+    if (!a)
+        return CONC_EINVAL;
     return set_double(&a->c, index, x);
 }
 
 int
 conc_array_get_slice(conc_array *a, size_t start, size_t stop, void *out)
 {
+    if (!a || (!out && start < stop))
+        return CONC_EINVAL;
     return get_slice(&a->c, start, stop, out);
 }
 
 int
 conc_array_set_slice(conc_array *a, size_t start, size_t stop, const void *in)
 {
+    if (!a || (!in && start < stop))
+        return CONC_EINVAL;
     return set_slice(&a->c, start, stop, in);
 }

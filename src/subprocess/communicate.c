@@ -260,6 +260,21 @@ conc__popen_communicate_until(conc_popen *p, const void *input, size_t len,
     return r;
 }
 
+/* Replaces `dst`'s content with what `got` holds, moving the memory. */
+static void
+hand_over(conc_buf *got, conc_buf *dst)
+{
+    if (!dst)
+        return;
+    conc_buf_free(dst);
+    *dst = *got;
+    conc_buf_init(got);
+}
+
+/* The output read goes to the popen's own buffers first, so that a call
+ * that fails leaves the caller's buffers as they were (conc_buf's rule)
+ * while nothing read is lost: the call that succeeds hands all of it
+ * over, as Python's communicate does after a TimeoutExpired. */
 int
 conc_popen_communicate(conc_popen *p, const void *input, size_t len,
                        double timeout, conc_buf *out, conc_buf *err)
@@ -267,5 +282,12 @@ conc_popen_communicate(conc_popen *p, const void *input, size_t len,
     int64_t deadline;
     if (!p || conc__deadline(timeout, &deadline))
         return CONC_EINVAL;
-    return conc__popen_communicate_until(p, input, len, deadline, out, err);
+    int r = conc__popen_communicate_until(p, input, len, deadline,
+                                          out ? &p->got_out : NULL,
+                                          err ? &p->got_err : NULL);
+    if (r)
+        return r;
+    hand_over(&p->got_out, out);
+    hand_over(&p->got_err, err);
+    return 0;
 }

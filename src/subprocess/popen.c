@@ -189,17 +189,20 @@ conc__popen_kill_reap(conc_popen *p)
 
 /* ---- Freed children ----------------------------------------------------- */
 
-int
-conc_subprocess_reap(void)
-{
-    return conc__reaper_collect();
-}
-
 /* The reaper's release of an adopted popen: the child is reaped. */
 static void
 release_orphan(struct conc__orphan *o)
 {
     conc__free((char *)o - offsetof(conc_popen, orphan));
+}
+
+int
+conc_subprocess_reap(size_t *running)
+{
+    int n = conc__reaper_collect();
+    if (running)
+        *running = (size_t)n;
+    return 0;
 }
 
 /* ---- Life --------------------------------------------------------------- */
@@ -211,7 +214,7 @@ conc_popen_new(char *const argv[], const conc_popen_opts *opts,
     static const conc_popen_opts defaults;
     if (!argv || !argv[0] || !out)
         return CONC_EINVAL;
-    conc_subprocess_reap();
+    conc__reaper_collect();
     conc_popen *p = conc__calloc(1, sizeof *p);
     if (!p)
         return CONC_ENOMEM;
@@ -237,6 +240,8 @@ conc_popen_free(conc_popen *p)
     if (p->pidfd >= 0)
         close(p->pidfd);
     conc_buf_free(&p->pending);
+    conc_buf_free(&p->got_out);
+    conc_buf_free(&p->got_err);
     if (try_reap(p)) {
         conc__free(p);
     } else {
@@ -249,25 +254,40 @@ conc_popen_free(conc_popen *p)
 pid_t
 conc_popen_pid(const conc_popen *p)
 {
-    return p ? p->pid : -1;
+    return p ? p->pid : 0;
+}
+
+/* The parent's end of stream `which` (0, 1, 2), whose descriptor is `fd`. */
+static int
+stream_fd(const conc_popen *p, int which, int *fd)
+{
+    if (!p || !fd)
+        return CONC_EINVAL;
+    if (!(p->piped & 1u << which))
+        return CONC_ESTATE;
+    int f = which == 0 ? p->in_fd : which == 1 ? p->out_fd : p->err_fd;
+    if (f < 0)
+        return CONC_ECLOSED;
+    *fd = f;
+    return 0;
 }
 
 int
-conc_popen_stdin_fd(const conc_popen *p)
+conc_popen_stdin_fd(const conc_popen *p, int *fd)
 {
-    return p ? p->in_fd : -1;
+    return stream_fd(p, 0, fd);
 }
 
 int
-conc_popen_stdout_fd(const conc_popen *p)
+conc_popen_stdout_fd(const conc_popen *p, int *fd)
 {
-    return p ? p->out_fd : -1;
+    return stream_fd(p, 1, fd);
 }
 
 int
-conc_popen_stderr_fd(const conc_popen *p)
+conc_popen_stderr_fd(const conc_popen *p, int *fd)
 {
-    return p ? p->err_fd : -1;
+    return stream_fd(p, 2, fd);
 }
 
 int

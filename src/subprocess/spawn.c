@@ -348,5 +348,8 @@ fail_attr:
     p->in_fd = pl.parent[0];
     p->out_fd = pl.parent[1];
     p->err_fd = pl.parent[2];
+    for (int i = 0; i < 3; i++)
+        if (pl.parent[i] >= 0)
+            p->piped |= 1u << i;
     return 0;
 }

@@ -28,10 +28,13 @@ struct conc_popen {
      * communicate. Used by one thread at a time, the one that communicates
      * (the caller's rule); never touched by poll, wait or signals. */
     int in_fd, out_fd, err_fd;
+    unsigned piped;     /* bit i: stream i was made a pipe to the parent */
     int comm_started;   /* input may no longer be given */
     int in_nonblock;    /* in_fd was switched to O_NONBLOCK */
     conc_buf pending;   /* input left unwritten by a timed-out call */
     size_t pending_off; /* bytes of pending already written */
+    conc_buf got_out;   /* output read so far by a public communicate, */
+    conc_buf got_err;   /* handed to the caller when it succeeds */
 
     /* The child's status. state and returncode are guarded by lock; the
      * lock is held while reaping and while signalling, so a signal can

@@ -43,6 +43,8 @@ int
 conc_barrier_new(unsigned parties, const conc_barrier_opts *opts,
                  conc_barrier **out)
 {
+    if (!out)
+        return CONC_EINVAL;
     if (parties == 0)
         return CONC_EINVAL;
     conc_arena *arena = opts ? opts->arena : NULL;
@@ -151,6 +153,8 @@ leave(conc_barrier *b)
 int
 conc_barrier_wait(conc_barrier *b, double timeout, unsigned *index)
 {
+    if (!b)
+        return CONC_EINVAL;
     int64_t deadline;
     int r = conc__deadline(timeout, &deadline);
     if (r)
@@ -178,6 +182,8 @@ conc_barrier_wait(conc_barrier *b, double timeout, unsigned *index)
 void
 conc_barrier_abort(conc_barrier *b)
 {
+    if (!b)
+        return;
     lock(b);
     break_locked(b);
     unlock(b);
@@ -186,6 +192,8 @@ conc_barrier_abort(conc_barrier *b)
 void
 conc_barrier_reset(conc_barrier *b)
 {
+    if (!b)
+        return;
     lock(b);
     if (b->count > 0) {
         /* Waiters of a filling or broken round leave with an error; a
@@ -202,6 +210,8 @@ conc_barrier_reset(conc_barrier *b)
 unsigned
 conc_barrier_parties(const conc_barrier *b)
 {
+    if (!b)
+        return 0;
     return b->parties;
 }
 
@@ -210,6 +220,8 @@ conc_barrier_parties(const conc_barrier *b)
 unsigned
 conc_barrier_n_waiting(const conc_barrier *b)
 {
+    if (!b)
+        return 0;
     conc_barrier *m = (conc_barrier *)b;
     if (atomic_load_explicit(&m->state, memory_order_relaxed) != FILLING)
         return 0;
@@ -219,6 +231,8 @@ conc_barrier_n_waiting(const conc_barrier *b)
 int
 conc_barrier_broken(const conc_barrier *b)
 {
+    if (!b)
+        return CONC_EINVAL;
     conc_barrier *m = (conc_barrier *)b;
     return atomic_load_explicit(&m->state, memory_order_relaxed) == BROKEN;
 }

@@ -66,6 +66,8 @@ lock_arena_matches(const conc_cond_opts *opts)
 int
 conc_cond_new(const conc_cond_opts *opts, conc_cond **out)
 {
+    if (!out)
+        return CONC_EINVAL;
     static const conc_cond_opts defaults = {0};
     if (!opts)
         opts = &defaults;
@@ -104,6 +106,8 @@ conc_cond_free(conc_cond *cond)
 int
 conc_cond_acquire(conc_cond *cond, double timeout)
 {
+    if (!cond)
+        return CONC_EINVAL;
     if (cond->rlock)
         return conc_rlock_acquire(cond->rlock, timeout);
     return conc_lock_acquire(cond->lock, timeout);
@@ -112,6 +116,8 @@ conc_cond_acquire(conc_cond *cond, double timeout)
 int
 conc_cond_release(conc_cond *cond)
 {
+    if (!cond)
+        return CONC_EINVAL;
     if (cond->rlock)
         return conc_rlock_release(cond->rlock);
     return conc_lock_release(cond->lock);
@@ -120,6 +126,8 @@ conc_cond_release(conc_cond *cond)
 int
 conc_cond_make_consistent(conc_cond *cond)
 {
+    if (!cond)
+        return CONC_EINVAL;
     if (cond->rlock)
         return conc_rlock_make_consistent(cond->rlock);
     return conc_lock_make_consistent(cond->lock);
@@ -255,6 +263,8 @@ wait_until(conc_cond *c, int64_t deadline)
 int
 conc_cond_wait(conc_cond *cond, double timeout)
 {
+    if (!cond)
+        return CONC_EINVAL;
     if (!held(cond))
         return CONC_ENOTOWNER;
     int64_t deadline;
@@ -266,6 +276,8 @@ int
 conc_cond_wait_for(conc_cond *cond, conc_predicate_fn pred, void *arg,
                    double timeout)
 {
+    if (!cond)
+        return CONC_EINVAL;
     if (!pred)
         return CONC_EINVAL;
     if (!held(cond))
@@ -288,6 +300,8 @@ conc_cond_wait_for(conc_cond *cond, conc_predicate_fn pred, void *arg,
 int
 conc_cond_notify(conc_cond *cond, unsigned n)
 {
+    if (!cond)
+        return CONC_EINVAL;
     if (!held(cond))
         return CONC_ENOTOWNER;
     while (n > 0 && cond->head) {
@@ -304,6 +318,8 @@ conc_cond_notify(conc_cond *cond, unsigned n)
 int
 conc_cond_notify_all(conc_cond *cond)
 {
+    if (!cond)
+        return CONC_EINVAL;
     return conc_cond_notify(cond, UINT_MAX);
 }
 

@@ -34,6 +34,8 @@ struct conc_event {
 int
 conc_event_new(const conc_sync_opts *opts, conc_event **out)
 {
+    if (!out)
+        return CONC_EINVAL;
     conc_arena *arena = opts ? opts->arena : NULL;
     conc_event *ev = conc__sync_alloc(arena, sizeof *ev);
     if (!ev)
@@ -54,6 +56,8 @@ conc_event_free(conc_event *ev)
 void
 conc_event_set(conc_event *ev)
 {
+    if (!ev)
+        return;
     /* Copied now: a waiter released by the CAS may free the event. */
     int shared = (int)ev->shared;
     uint32_t w = atomic_load_explicit(&ev->word, memory_order_relaxed);
@@ -71,12 +75,16 @@ conc_event_set(conc_event *ev)
 void
 conc_event_clear(conc_event *ev)
 {
+    if (!ev)
+        return;
     atomic_fetch_and_explicit(&ev->word, ~FLAG, memory_order_relaxed);
 }
 
 int
 conc_event_is_set(const conc_event *ev)
 {
+    if (!ev)
+        return CONC_EINVAL;
     return (atomic_load_explicit((_Atomic uint32_t *)&ev->word,
                                  memory_order_acquire) &
             FLAG) != 0;
@@ -112,6 +120,8 @@ sleep_until_set(conc_event *ev, uint32_t seen, int64_t deadline)
 int
 conc_event_wait(conc_event *ev, double timeout)
 {
+    if (!ev)
+        return CONC_EINVAL;
     if (CONC__UNLIKELY(isnan(timeout)))
         return CONC_EINVAL;
     uint32_t seen = atomic_load_explicit(&ev->word, memory_order_acquire);

@@ -39,6 +39,8 @@ mutex_of(conc_lock *l)
 int
 conc_lock_new(const conc_sync_opts *opts, conc_lock **out)
 {
+    if (!out)
+        return CONC_EINVAL;
     conc_arena *arena = opts ? opts->arena : NULL;
     size_t size = arena ? sizeof(struct conc__shared_lock) : sizeof(conc_lock);
     conc_lock *l = conc__sync_alloc(arena, size);
@@ -112,6 +114,8 @@ shared_release(conc_lock *l)
 int
 conc_lock_acquire(conc_lock *lock, double timeout)
 {
+    if (!lock)
+        return CONC_EINVAL;
     /* NaN is refused even when the lock is free, so a bad timeout never
      * goes unnoticed; the test costs one compare, no memory access. */
     if (CONC__UNLIKELY(isnan(timeout)))
@@ -130,6 +134,8 @@ conc_lock_acquire(conc_lock *lock, double timeout)
 int
 conc_lock_release(conc_lock *lock)
 {
+    if (!lock)
+        return CONC_EINVAL;
     if (CONC__UNLIKELY(lock->shared))
         return shared_release(lock);
     return conc__lockword_release(&lock->word, 0);
@@ -147,6 +153,8 @@ conc__lock_relock(conc_lock *l)
 int
 conc_lock_make_consistent(conc_lock *lock)
 {
+    if (!lock)
+        return CONC_EINVAL;
     if (!lock->shared)
         return CONC_EINVAL;
     if (!conc__robust_owned(
@@ -159,5 +167,7 @@ conc_lock_make_consistent(conc_lock *lock)
 int
 conc_lock_locked(const conc_lock *lock)
 {
+    if (!lock)
+        return CONC_EINVAL;
     return conc__lockword_locked(&lock->word);
 }

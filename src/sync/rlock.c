@@ -26,6 +26,8 @@ mutex_of(conc_rlock *r)
 int
 conc_rlock_new(const conc_sync_opts *opts, conc_rlock **out)
 {
+    if (!out)
+        return CONC_EINVAL;
     conc_arena *arena = opts ? opts->arena : NULL;
     size_t size =
         arena ? sizeof(struct conc__shared_rlock) : sizeof(conc_rlock);
@@ -108,6 +110,8 @@ shared_acquire(conc_rlock *r, uint32_t me, double timeout)
 int
 conc_rlock_acquire(conc_rlock *rlock, double timeout)
 {
+    if (!rlock)
+        return CONC_EINVAL;
     if (CONC__UNLIKELY(isnan(timeout)))
         return CONC_EINVAL;
     uint32_t me = conc__tid();
@@ -133,6 +137,8 @@ unlock(conc_rlock *r)
 int
 conc_rlock_release(conc_rlock *rlock)
 {
+    if (!rlock)
+        return CONC_EINVAL;
     if (CONC__UNLIKELY(!conc__rlock_owned(rlock)))
         return CONC_ENOTOWNER;
     if (--rlock->count == 0) {
@@ -145,6 +151,8 @@ conc_rlock_release(conc_rlock *rlock)
 int
 conc_rlock_is_owned(const conc_rlock *rlock)
 {
+    if (!rlock)
+        return CONC_EINVAL;
     return conc__rlock_owned(rlock);
 }
 
@@ -174,6 +182,8 @@ conc__rlock_acquire_restore(conc_rlock *r, uint32_t count)
 int
 conc_rlock_make_consistent(conc_rlock *rlock)
 {
+    if (!rlock)
+        return CONC_EINVAL;
     if (!rlock->shared)
         return CONC_EINVAL;
     if (!conc__rlock_owned(rlock))

@@ -174,6 +174,8 @@ core_value(const struct semcore *s)
 int
 conc_sem_new(unsigned value, const conc_sync_opts *opts, conc_sem **out)
 {
+    if (!out)
+        return CONC_EINVAL;
     int r;
     struct semcore *s = core_new(value, opts, 0, &r);
     if (s)
@@ -190,24 +192,32 @@ conc_sem_free(conc_sem *sem)
 int
 conc_sem_acquire(conc_sem *sem, double timeout)
 {
+    if (!sem)
+        return CONC_EINVAL;
     return core_acquire(&sem->core, timeout);
 }
 
 int
 conc_sem_release(conc_sem *sem, unsigned n)
 {
+    if (!sem)
+        return CONC_EINVAL;
     return core_release(&sem->core, n);
 }
 
 unsigned
 conc_sem_value(const conc_sem *sem)
 {
+    if (!sem)
+        return 0;
     return core_value(&sem->core);
 }
 
 int
 conc_bsem_new(unsigned value, const conc_sync_opts *opts, conc_bsem **out)
 {
+    if (!out)
+        return CONC_EINVAL;
     int r;
     struct semcore *s = core_new(value, opts, 1, &r);
     if (s)
@@ -224,17 +234,23 @@ conc_bsem_free(conc_bsem *sem)
 int
 conc_bsem_acquire(conc_bsem *sem, double timeout)
 {
+    if (!sem)
+        return CONC_EINVAL;
     return core_acquire(&sem->core, timeout);
 }
 
 int
 conc_bsem_release(conc_bsem *sem, unsigned n)
 {
+    if (!sem)
+        return CONC_EINVAL;
     return core_release(&sem->core, n);
 }
 
 unsigned
 conc_bsem_value(const conc_bsem *sem)
 {
+    if (!sem)
+        return 0;
     return core_value(&sem->core);
 }

@@ -66,7 +66,7 @@ conc__thread_report_failure(conc_thread *t, int status)
         .message = conc_failure_message(),
     };
     if (fn)
-        fn(&f, arg);
+        fn(arg, &f);
     else
         default_hook(&f);
 }

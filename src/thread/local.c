@@ -160,6 +160,8 @@ release_id_locked(conc_local *l)
 int
 conc_local_new(conc_local_dtor_fn dtor, conc_local **out)
 {
+    if (!out)
+        return CONC_EINVAL;
     conc_local *l = conc__malloc(sizeof *l);
     if (!l)
         return CONC_ENOMEM;
@@ -218,6 +220,8 @@ conc_local_free(conc_local *l)
 void *
 conc_local_get(conc_local *l)
 {
+    if (!l)
+        return NULL;
     struct conc__thread_tls *me = &conc__tls;
     uint32_t id = l->id;
     if (CONC__LIKELY(id < me->cap)) {
@@ -265,6 +269,8 @@ set_first(conc_local *l, struct conc__thread_tls *me, void *value)
 int
 conc_local_set(conc_local *l, void *value)
 {
+    if (!l)
+        return CONC_EINVAL;
     struct conc__thread_tls *me = &conc__tls;
     uint32_t id = l->id;
     if (id < me->cap && me->slots[id].gen == l->gen) {

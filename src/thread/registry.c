@@ -154,6 +154,8 @@ fill_locked(conc_thread **list, size_t cap)
 int
 conc_thread_enumerate(conc_thread ***out, size_t *count)
 {
+    if (!out || !count)
+        return CONC_EINVAL;
     size_t cap = conc_active_count() + 4;
     for (;;) {
         conc_thread **list = conc__malloc(cap * sizeof *list);

@@ -566,6 +566,8 @@ conc_thread_join(conc_thread *t, double timeout, int *status)
 int
 conc_thread_is_alive(const conc_thread *t)
 {
+    if (!t)
+        return CONC_EINVAL;
     return atomic_load_explicit((_Atomic uint32_t *)&t->done,
                                 memory_order_acquire) != CONC__DONE;
 }
@@ -573,18 +575,24 @@ conc_thread_is_alive(const conc_thread *t)
 const char *
 conc_thread_name(const conc_thread *t)
 {
+    if (!t)
+        return NULL;
     return t->name;
 }
 
 int
 conc_thread_daemon(const conc_thread *t)
 {
+    if (!t)
+        return CONC_EINVAL;
     return t->daemon;
 }
 
 unsigned long
 conc_thread_ident(const conc_thread *t)
 {
+    if (!t)
+        return 0;
     unsigned long id = atomic_load_explicit((_Atomic unsigned long *)&t->ident,
                                             memory_order_relaxed);
     if (id)
@@ -597,6 +605,8 @@ conc_thread_ident(const conc_thread *t)
 long
 conc_thread_native_id(const conc_thread *t)
 {
+    if (!t)
+        return 0;
     uint32_t tid = wait_tid(t);
     return tid == CONC__TID_NONE ? 0 : (long)tid;
 }

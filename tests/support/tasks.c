@@ -470,7 +470,7 @@ struct tagged
 apply_tagged(conc_pool *p, conc_task_fn fn, int v)
 {
     conc_buf out = CONC_BUF_INIT;
-    assert_conc_ok(conc_pool_apply(p, fn, &v, sizeof v, &out));
+    assert_conc_ok(conc_pool_apply(p, fn, &v, sizeof v, CONC_FOREVER, &out));
     assert_int_equal(out.len, sizeof(struct tagged));
     struct tagged t;
     memcpy(&t, out.data, sizeof t);
