@@ -1037,6 +1037,48 @@ body_bounded_timeout(enum kind k)
     fixture_close();
 }
 
+/* A per-call timeout bounds the wait for room whatever the executor's
+ * mode: a blocking executor's submit gives up in time, a failing one's
+ * waits; 0 never waits; NaN is refused. */
+static void
+body_bounded_call_timeout(enum kind k)
+{
+    static const conc_submit_mode modes[] = {CONC_SUBMIT_BLOCK,
+                                             CONC_SUBMIT_FAIL};
+    for (size_t m = 0; m < 2; m++) {
+        fixture_open();
+        conc_future *fs[3];
+        conc_executor *ex = full_executor(k, modes[m], fs);
+        conc_future *f = NULL;
+        int v = 4;
+        conc_submit_opts so = {.timed = 1, .timeout = SHORT_S};
+        double t0 = conc_monotonic();
+        assert_conc(
+            conc_executor_submit_with(ex, square_task, &v, sizeof v, &so, &f),
+            CONC_ETIMEDOUT);
+        assert_true(conc_monotonic() - t0 >= SHORT_S - SLACK_S);
+        assert_null(f);
+        so.timeout = 0;
+        assert_conc(
+            conc_executor_submit_with(ex, square_task, &v, sizeof v, &so, &f),
+            CONC_ETIMEDOUT);
+        so.timeout = NAN;
+        assert_conc(
+            conc_executor_submit_with(ex, square_task, &v, sizeof v, &so, &f),
+            CONC_EINVAL);
+        assert_null(f);
+        drain(fs);
+        /* Room again: the timed submit goes through at once. */
+        so.timeout = SHORT_S;
+        assert_conc_ok(
+            conc_executor_submit_with(ex, square_task, &v, sizeof v, &so, &f));
+        assert_int_equal(future_int(f), 16);
+        conc_future_free(f);
+        conc_executor_free(ex);
+        fixture_close();
+    }
+}
+
 static void
 body_bounded_block(enum kind k)
 {
@@ -1347,6 +1389,7 @@ main(void)
         SCENARIO(body_bounded_fail),
         SCENARIO(body_bounded_timeout),
         SCENARIO(body_bounded_block),
+        SCENARIO(body_bounded_call_timeout),
         SCENARIO(body_bounded_shutdown_cancel),
         SCENARIO(body_initializer),
         SCENARIO(body_initializer_fails),

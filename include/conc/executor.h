@@ -75,6 +75,13 @@ typedef struct conc_submit_opts {
      * descriptor only when has_fd is set. */
     int has_fd;
     int fd;
+    /* With `timed` set, a submit that finds the bounded submission queue
+     * full (max_pending reached) waits up to `timeout` seconds for room,
+     * whatever the executor's submit_mode says, then returns
+     * CONC_ETIMEDOUT; 0 never waits, NaN is CONC_EINVAL. Without it, the
+     * executor's submit_mode decides. */
+    int timed;
+    double timeout;
 } conc_submit_opts;
 
 /* Schedules fn on a copy of `len` bytes at `arg`. Returns 0 and a new
@@ -82,7 +89,10 @@ typedef struct conc_submit_opts {
  * shutdown: "cannot schedule new futures after shutdown"), CONC_EBROKEN
  * (the initializer failed), CONC_EFULL or CONC_ETIMEDOUT (bounded queue, as
  * chosen in the options), CONC_EINVAL (NULL fn, NULL arg with len > 0),
- * CONC_ENOMEM, CONC_EBADF (a bad descriptor).
+ * CONC_ENOMEM, CONC_EBADF (a bad descriptor). conc_executor_submit_with
+ * takes per-call settings (`opts` may be NULL; borrowed): a descriptor for
+ * the task, and a timeout for the wait for room in a bounded queue
+ * (CONC_EINVAL for a NaN one).
  * Any thread. */
 CONC_EXTERN int conc_executor_submit(conc_executor *ex, conc_task_fn fn,
                                      const void *arg, size_t len,

@@ -144,10 +144,11 @@ take_fd(struct conc__job *j, int fd)
     return -errno;
 }
 
-int
-conc__executor_submit(conc_executor *ex, conc_task_fn fn, const void *arg,
-                      size_t len, int fd, uint32_t kind, void *owner,
-                      size_t rec_len, conc_future **out)
+/* conc__executor_submit with the deadline of the wait for room. */
+static int
+submit_until(conc_executor *ex, conc_task_fn fn, const void *arg, size_t len,
+             int fd, uint32_t kind, void *owner, size_t rec_len,
+             int64_t deadline, conc_future **out)
 {
     /* With `out`, the caller's reference and the engine's; f is not
      * shared yet, so no atomic increment is needed. */
@@ -162,7 +163,7 @@ conc__executor_submit(conc_executor *ex, conc_task_fn fn, const void *arg,
     j->owner = owner;
     int r = fd >= 0 ? take_fd(j, fd) : 0;
     if (r == 0)
-        r = ex->ops->submit(ex, f); /* takes f's first reference */
+        r = ex->ops->submit(ex, f, deadline); /* takes f's first ref */
     if (r < 0) {
         if (j->fd >= 0)
             close(j->fd);
@@ -178,6 +179,15 @@ conc__executor_submit(conc_executor *ex, conc_task_fn fn, const void *arg,
 }
 
 int
+conc__executor_submit(conc_executor *ex, conc_task_fn fn, const void *arg,
+                      size_t len, int fd, uint32_t kind, void *owner,
+                      size_t rec_len, conc_future **out)
+{
+    return submit_until(ex, fn, arg, len, fd, kind, owner, rec_len,
+                        conc__executor_submit_deadline(ex), out);
+}
+
+int
 conc_executor_submit_with(conc_executor *ex, conc_task_fn fn, const void *arg,
                           size_t len, const conc_submit_opts *opts,
                           conc_future **out)
@@ -190,7 +200,10 @@ conc_executor_submit_with(conc_executor *ex, conc_task_fn fn, const void *arg,
             return conc_fail(CONC_EBADF, "descriptor %d is negative", opts->fd);
         fd = opts->fd;
     }
-    return conc__executor_submit(ex, fn, arg, len, fd, 0, NULL, 0, out);
+    int64_t deadline = conc__executor_submit_deadline(ex);
+    if (opts && opts->timed && conc__deadline(opts->timeout, &deadline) < 0)
+        return CONC_EINVAL;
+    return submit_until(ex, fn, arg, len, fd, 0, NULL, 0, deadline, out);
 }
 
 int
@@ -217,6 +230,8 @@ int64_t
 conc__executor_submit_deadline(const struct conc_executor *ex)
 {
     int64_t deadline = CONC__FOREVER;
+    if (ex->opts.submit_mode == CONC_SUBMIT_FAIL)
+        return CONC__SUBMIT_FAIL_FULL;
     if (ex->opts.max_pending && ex->opts.submit_mode == CONC_SUBMIT_TIMEOUT)
         conc__deadline(ex->opts.submit_timeout, &deadline);
     return deadline;
@@ -233,7 +248,7 @@ conc__executor_wait_room_locked(struct conc_executor *ex, conc__lockword *lock,
         int r = conc__executor_refuse_locked(ex);
         if (r < 0 || n < ex->opts.max_pending)
             return r;
-        if (ex->opts.submit_mode == CONC_SUBMIT_FAIL)
+        if (deadline == CONC__SUBMIT_FAIL_FULL)
             return conc_fail(CONC_EFULL,
                              "the executor's submission queue is full "
                              "(%zu pending)",

@@ -25,7 +25,7 @@ struct conc__engine_ops {
     /* Queues `f` (which holds a reference for the engine), honouring the
      * bounded-submission options. Returns 0, or an error after which the
      * caller still owns that reference. */
-    int (*submit)(struct conc_executor *ex, conc_future *f);
+    int (*submit)(struct conc_executor *ex, conc_future *f, int64_t deadline);
     /* Stops accepting work; cancels pending work if asked; with wait,
      * returns once every worker has ended. */
     int (*shutdown)(struct conc_executor *ex, int wait, int cancel);
@@ -71,13 +71,20 @@ void conc__executor_fini(struct conc_executor *ex);
  * CONC_ECLOSED with the failure message set, or 0. */
 int conc__executor_refuse_locked(struct conc_executor *ex);
 
-/* The bounded-submission deadline of a submit starting now. */
+/* A submit deadline that means "never wait: CONC_EFULL at once", the
+ * executor's CONC_SUBMIT_FAIL. */
+#define CONC__SUBMIT_FAIL_FULL INT64_MIN
+
+/* The bounded-submission deadline of a submit starting now, as the
+ * executor's submit_mode and submit_timeout say (CONC__SUBMIT_FAIL_FULL
+ * for CONC_SUBMIT_FAIL). */
 int64_t conc__executor_submit_deadline(const struct conc_executor *ex);
 
-/* Waits while `*count` is at max_pending, as submit_mode says, with
- * `lock` held on entry and exit and released while asleep. Whoever lowers
- * the count calls conc__executor_signal_room after. Returns 0, CONC_EFULL,
- * CONC_ETIMEDOUT or the refusal of a shut-down or broken engine. */
+/* Waits while `*count` is at max_pending, until `deadline` (a submit
+ * deadline, above), with `lock` held on entry and exit and released while
+ * asleep. Whoever lowers the count calls conc__executor_signal_room after.
+ * Returns 0, CONC_EFULL, CONC_ETIMEDOUT or the refusal of a shut-down or
+ * broken engine. */
 int conc__executor_wait_room_locked(struct conc_executor *ex,
                                     conc__lockword *lock,
                                     const _Atomic size_t *count,

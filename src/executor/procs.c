@@ -458,10 +458,9 @@ share_arg(struct pengine *e, conc_future *f)
 }
 
 static int
-engine_submit(struct conc_executor *ex, conc_future *f)
+engine_submit(struct conc_executor *ex, conc_future *f, int64_t deadline)
 {
     struct pengine *e = (struct pengine *)ex;
-    int64_t deadline = conc__executor_submit_deadline(ex);
     int r = share_arg(e, f);
     if (r < 0)
         return r;

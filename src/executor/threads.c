@@ -461,9 +461,8 @@ adjust_workers(struct engine *e)
 /* A bounded submit: waits for room under the lock, then counts the job
  * in before it lets the next submitter look. */
 static int
-reserve_room(struct engine *e)
+reserve_room(struct engine *e, int64_t deadline)
 {
-    int64_t deadline = conc__executor_submit_deadline(&e->ex);
     lock(e);
     int r = conc__executor_wait_room_locked(&e->ex, &e->lock, &e->pending,
                                             deadline);
@@ -474,11 +473,11 @@ reserve_room(struct engine *e)
 }
 
 static int
-engine_submit(struct conc_executor *ex, conc_future *f)
+engine_submit(struct conc_executor *ex, conc_future *f, int64_t deadline)
 {
     struct engine *e = (struct engine *)ex;
     atomic_fetch_add_explicit(&e->submitting, 1, memory_order_seq_cst);
-    int r = ex->opts.max_pending ? reserve_room(e)
+    int r = ex->opts.max_pending ? reserve_room(e, deadline)
                                  : conc__executor_refuse_locked(ex);
     if (r == 0 && (r = adjust_workers(e)) < 0 && ex->opts.max_pending)
         atomic_fetch_sub_explicit(&e->pending, 1, memory_order_seq_cst);
