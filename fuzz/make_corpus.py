@@ -45,7 +45,16 @@ def frame(kind, payload=b"", length=None):
     return u64(n << 8 | kind) + payload
 
 
-BYTES, FD = 0x42, 0x46
+BYTES, FD, DIVERT = 0x42, 0x46, 0x44
+RING_CAP = 64 << 10
+
+
+def ring_input(flags, head, delta, ops, body):
+    """A pipe_ring input: flags, reader's position, writer's distance past
+    it, the receive program, then the ring's bytes."""
+    return (u8(flags) + u64(head) + u32(delta) + u8(len(ops)) +
+            bytes(ops) + body)
+
 
 FS_MAGIC = 0x636F6E63
 
@@ -152,6 +161,23 @@ SEEDS = {
         "wrong_number": task_frame(44, 5, 1, 6, 4),
         "arena_past_end": task_frame(40, 1, 1, 1, 2, TASK_ARENA, (1 << 30) - 1),
         "huge_len": task_frame(2**40, 1, 1, 1, 2**40 - 40),
+    },
+    "pipe_ring": {
+        # Two messages, taken by recv_bytes and recv_bytes_into(4096),
+        # a poll, a receive that finds the ring empty.
+        "two": ring_input(8, 0, 0, [0, 1 | 5 << 2, 2, 0],
+                          pad8(frame(BYTES, b"hello")) +
+                          pad8(frame(BYTES, b"x" * 9))),
+        # A frame that wraps at the ring's end, on a simplex pipe.
+        "wrap": ring_input(8 | 1, RING_CAP - 8, 0, [0, 0],
+                           pad8(frame(BYTES, b"abcdefghij"))),
+        # A message announced on the descriptor, then one in the ring.
+        "divert": ring_input(8, 16, 0, [2, 3, 0, 0],
+                             frame(DIVERT) + pad8(frame(BYTES, b"z"))),
+        # A writer's position that is not a frame boundary; a limit of
+        # 16 bytes on the second try.
+        "broken": ring_input(2, 0, 12, [0, 0, 2],
+                             pad8(frame(BYTES, b"abc"))),
     },
     "conn_recv": {
         # Socket, 4 KiB limit, ops: bytes, into(8), poll, fd.

@@ -5,13 +5,16 @@
  * that failed, and _exits with that; the parent reaps it and expects 0. */
 #include <fcntl.h>
 #include <math.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1224,6 +1227,520 @@ test_send_and_recv_threads(void **state)
     conc_conn_free(b);
 }
 
+/* ---- shared rings between the ends of a conc_pipe -------------------------
+ */
+
+/* Brings both directions of a duplex pair whose ends are both here onto
+ * their rings: each end first says it reads its ring (a receive that finds
+ * nothing), then one message each way switches the senders. */
+static void
+ring_warm(conc_conn *a, conc_conn *b)
+{
+    conc_buf got = CONC_BUF_INIT;
+    assert_conc(conc_conn_recv_bytes(a, 0, &got), CONC_ETIMEDOUT);
+    assert_conc(conc_conn_recv_bytes(b, 0, &got), CONC_ETIMEDOUT);
+    assert_conc_ok(conc_conn_send_bytes(a, "w", 1, CONC_FOREVER));
+    assert_conc_ok(conc_conn_send_bytes(b, "w", 1, CONC_FOREVER));
+    assert_conc_ok(conc_conn_recv_bytes(a, 1.0, &got));
+    assert_conc_ok(conc_conn_recv_bytes(b, 1.0, &got));
+    assert_true(a->tx_ring && a->rx_ring && b->tx_ring && b->rx_ring);
+    conc_buf_free(&got);
+}
+
+static const size_t ring_sizes[] = {0,
+                                    1,
+                                    7,
+                                    8,
+                                    9,
+                                    1000,
+                                    CONC__RING_MSG_MAX - 1,
+                                    CONC__RING_MSG_MAX,
+                                    CONC__RING_MSG_MAX + 1,
+                                    100000};
+#define NRING (sizeof ring_sizes / sizeof ring_sizes[0])
+
+/* Messages in and beyond the ring's reach, with descriptors between them,
+ * arrive whole and in order; only the large ones and the descriptors went
+ * through the socket. */
+static void
+test_ring_sizes_and_descriptors(void **state)
+{
+    (void)state;
+    conc_conn *a, *b;
+    assert_conc_ok(conc_pipe(NULL, &a, &b));
+    ring_warm(a, b);
+    uint64_t tail0 = atomic_load(&a->tx->tail);
+    size_t in_ring = 0;
+    for (size_t i = 0; i < NRING; i++) {
+        uint8_t *p = pattern(ring_sizes[i], (unsigned)i);
+        assert_conc_ok(conc_conn_send_bytes(a, p, ring_sizes[i], CONC_FOREVER));
+        free(p);
+        if (ring_sizes[i] <= CONC__RING_MSG_MAX)
+            in_ring += CONC__FRAME_HDR + ((ring_sizes[i] + 7) & ~(size_t)7);
+        else
+            in_ring += CONC__FRAME_HDR; /* its DIVERT */
+        if (i % 3 == 0) {
+            assert_conc_ok(conc_conn_send_fd(a, 1, CONC_FOREVER));
+            in_ring += CONC__FRAME_HDR;
+        }
+    }
+    assert_int_equal(atomic_load(&a->tx->tail) - tail0, in_ring);
+    conc_buf got = CONC_BUF_INIT;
+    for (size_t i = 0; i < NRING; i++) {
+        int fd = -1;
+        assert_conc(conc_conn_recv_fd(b, 1.0, &fd), CONC_EPROTO);
+        assert_int_equal(conc_conn_poll(b, 1.0), 1);
+        assert_conc_ok(conc_conn_recv_bytes(b, 1.0, &got));
+        assert_int_equal(got.len, ring_sizes[i]);
+        assert_true(check_fill(got.data, got.len, (unsigned)i));
+        if (i % 3 == 0) {
+            assert_conc(conc_conn_recv_bytes(b, 1.0, &got), CONC_EPROTO);
+            assert_conc_ok(conc_conn_recv_fd(b, 1.0, &fd));
+            assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+            close(fd);
+        }
+    }
+    assert_int_equal(b->diverts, 0);
+    assert_conc(conc_conn_recv_bytes(b, 0, &got), CONC_ETIMEDOUT);
+    conc_buf_free(&got);
+    conc_conn_free(a);
+    conc_conn_free(b);
+}
+
+static int
+ring_echo_child(void *arg)
+{
+    struct two *t = arg;
+    conc_conn_free(t->other);
+    conc_buf b = CONC_BUF_INIT;
+    int r;
+    while ((r = conc_conn_recv_bytes(t->mine, 30.0, &b)) == 0)
+        CHECK(conc_conn_send_bytes(t->mine, b.data, b.len, CONC_FOREVER) == 0);
+    CHECK(r == CONC_ECLOSED);
+    CHECK(t->mine->rx_ring && t->mine->tx_ring);
+    conc_buf_free(&b);
+    conc_conn_free(t->mine);
+    return 0;
+}
+
+#define BURSTS 200
+#define BURST  10
+
+/* Bursts of messages of many sizes to a child that echoes them: the rings
+ * wrap around many times, and senders wait for room. */
+static void
+test_ring_wraps_across_processes(void **state)
+{
+    (void)state;
+    conc_conn *a, *b;
+    assert_conc_ok(conc_pipe(NULL, &a, &b));
+    conc_buf got = CONC_BUF_INIT;
+    assert_conc(conc_conn_recv_bytes(a, 0, &got), CONC_ETIMEDOUT);
+    struct two t = {.mine = b, .other = a};
+    pid_t pid = fork_child(ring_echo_child, &t);
+    conc_conn_free(b);
+    uint8_t *p = pattern(6000 + BURST, 9);
+    for (unsigned k = 0; k < BURSTS; k++) {
+        for (unsigned i = 0; i < BURST; i++) {
+            size_t n = (k * 7919u + i * 104729u) % 6000;
+            assert_conc_ok(conc_conn_send_bytes(a, p + i, n, CONC_FOREVER));
+        }
+        for (unsigned i = 0; i < BURST; i++) {
+            size_t n = (k * 7919u + i * 104729u) % 6000;
+            assert_conc_ok(conc_conn_recv_bytes(a, 30.0, &got));
+            assert_int_equal(got.len, n);
+            assert_memory_equal(got.data, p + i, n);
+        }
+    }
+    assert_true(a->rx_ring && a->tx_ring);
+    assert_true(atomic_load(&a->tx->tail) > 4 * CONC__RING_CAP);
+    conc_conn_free(a);
+    reap(pid);
+    free(p);
+    conc_buf_free(&got);
+}
+
+/* A child that reads its ring (after one message each way), then sends
+ * `last` messages and dies by SIGKILL without closing anything. */
+static int
+ring_die_child(void *arg)
+{
+    struct two *t = arg;
+    conc_conn_free(t->other);
+    conc_buf b = CONC_BUF_INIT;
+    CHECK(conc_conn_recv_bytes(t->mine, 30.0, &b) == 0);
+    CHECK(conc_conn_send_bytes(t->mine, "ok", 2, CONC_FOREVER) == 0);
+    CHECK(conc_conn_recv_bytes(t->mine, 30.0, &b) == 0);
+    for (int i = 0; i < t->fd; i++)
+        CHECK(conc_conn_send_bytes(t->mine, "last", 4, CONC_FOREVER) == 0);
+    CHECK(t->mine->rx_ring);
+    raise(SIGKILL);
+    return 1;
+}
+
+/* Starts ring_die_child on a fresh pair; returns the parent's end, on its
+ * ring in both directions. */
+static conc_conn *
+ring_start_doomed(int last, pid_t *pid)
+{
+    conc_conn *a, *b;
+    assert_conc_ok(conc_pipe(NULL, &a, &b));
+    conc_buf got = CONC_BUF_INIT;
+    assert_conc(conc_conn_recv_bytes(a, 0, &got), CONC_ETIMEDOUT);
+    struct two t = {.mine = b, .other = a, .fd = last};
+    *pid = fork_child(ring_die_child, &t);
+    conc_conn_free(b);
+    assert_conc_ok(conc_conn_send_bytes(a, "1", 1, CONC_FOREVER));
+    assert_conc_ok(conc_conn_recv_bytes(a, 30.0, &got));
+    assert_conc_ok(conc_conn_send_bytes(a, "2", 1, CONC_FOREVER));
+    assert_true(a->rx_ring && a->tx_ring);
+    conc_buf_free(&got);
+    return a;
+}
+
+/* A peer killed with SIGKILL, which never closes and never wakes anybody:
+ * a reader waiting on the ring sees the end of the stream (after what the
+ * peer sent), and a writer waiting for room gets CONC_EPIPE; neither
+ * hangs. */
+static void
+test_ring_peer_killed(void **state)
+{
+    (void)state;
+    pid_t pid;
+    conc_conn *a = ring_start_doomed(3, &pid);
+    conc_buf got = CONC_BUF_INIT;
+    for (int i = 0; i < 3; i++) {
+        assert_conc_ok(conc_conn_recv_bytes(a, 30.0, &got));
+        assert_memory_equal(got.data, "last", 4);
+    }
+    double t0 = conc_monotonic();
+    assert_conc(conc_conn_recv_bytes(a, 30.0, &got), CONC_ECLOSED);
+    assert_true(conc_monotonic() - t0 < 10.0);
+    int st = reap_status(pid);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    conc_conn_free(a);
+
+    a = ring_start_doomed(0, &pid);
+    uint8_t *p = pattern(CONC__RING_MSG_MAX, 3);
+    int r = 0, sent = 0;
+    while (sent < 1000 && (r = conc_conn_send_bytes(a, p, CONC__RING_MSG_MAX,
+                                                    CONC_FOREVER)) == 0)
+        sent++;
+    assert_conc(r, CONC_EPIPE);
+    st = reap_status(pid);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    free(p);
+    conc_buf_free(&got);
+    conc_conn_free(a);
+}
+
+/* What a peer may write into the shared ring: positions and frames. */
+enum scribble {
+    ODD_TAIL,
+    TAIL_PAST_RING,
+    TAIL_BEHIND,
+    HUGE_LENGTH,
+    BAD_KIND,
+    FD_KIND,
+    SHORT_FRAME,
+    NSCRIBBLES
+};
+
+static void
+scribble(struct conc__ring_side *r, enum scribble how)
+{
+    uint64_t head = atomic_load(&r->head);
+    uint8_t hdr[CONC__FRAME_HDR];
+    uint64_t tail = head + 64;
+    switch (how) {
+    case ODD_TAIL:
+        tail = head + 12;
+        break;
+    case TAIL_PAST_RING:
+        tail = head + CONC__RING_CAP + 8;
+        break;
+    case TAIL_BEHIND:
+        tail = head - 8;
+        break;
+    case HUGE_LENGTH:
+        conc__frame_put(hdr, CONC__KIND_BYTES, (uint64_t)1 << 40);
+        break;
+    case BAD_KIND:
+        conc__frame_put(hdr, 0x99, 8);
+        break;
+    case FD_KIND:
+        conc__frame_put(hdr, CONC__KIND_FD, 0);
+        break;
+    case SHORT_FRAME:
+        conc__frame_put(hdr, CONC__KIND_BYTES, 100); /* past the tail */
+        break;
+    default:
+        break;
+    }
+    memcpy(r->data + head % CONC__RING_CAP, hdr, sizeof hdr);
+    memset(r->data + (head + 8) % CONC__RING_CAP, 0xee, 56);
+    atomic_store(&r->tail, tail);
+    atomic_fetch_add(&r->rx_seq, 1);
+}
+
+static int
+scribble_child(void *arg)
+{
+    struct two *t = arg;
+    conc_conn_free(t->other);
+    conc_buf b = CONC_BUF_INIT;
+    CHECK(conc_conn_recv_bytes(t->mine, 30.0, &b) == 0);
+    CHECK(conc_conn_send_bytes(t->mine, "ok", 2, CONC_FOREVER) == 0);
+    CHECK(conc_conn_recv_bytes(t->mine, 30.0, &b) == 0); /* "ok" was read */
+    CHECK(t->mine->tx_ring);
+    scribble(t->mine->tx, (enum scribble)t->sync);
+    /* Stays until the parent has seen it. */
+    CHECK(conc_conn_recv_bytes(t->mine, 30.0, &b) == CONC_ECLOSED);
+    conc_buf_free(&b);
+    conc_conn_free(t->mine);
+    return 0;
+}
+
+/* A peer that writes nonsense into the ring: the receive fails with
+ * CONC_EBROKEN (then CONC_ECLOSED), without a panic, a read out of bounds
+ * or a hang; a sender whose reader's position is nonsense fails the same
+ * way. */
+static void
+test_ring_scribbled(void **state)
+{
+    (void)state;
+    for (int how = 0; how < NSCRIBBLES; how++) {
+        conc_conn *a, *b;
+        assert_conc_ok(conc_pipe(NULL, &a, &b));
+        conc_buf got = CONC_BUF_INIT;
+        assert_conc(conc_conn_recv_bytes(a, 0, &got), CONC_ETIMEDOUT);
+        struct two t = {.mine = b, .other = a, .sync = how};
+        pid_t pid = fork_child(scribble_child, &t);
+        conc_conn_free(b);
+        assert_conc_ok(conc_conn_send_bytes(a, "1", 1, CONC_FOREVER));
+        assert_conc_ok(conc_conn_recv_bytes(a, 30.0, &got));
+        assert_conc_ok(conc_conn_send_bytes(a, "2", 1, CONC_FOREVER));
+        double t0 = conc_monotonic();
+        assert_conc(conc_conn_recv_bytes(a, 30.0, &got), CONC_EBROKEN);
+        assert_true(conc_monotonic() - t0 < 10.0);
+        assert_conc(conc_conn_recv_bytes(a, 0, &got), CONC_ECLOSED);
+        assert_int_equal(conc_conn_poll(a, 0), 1);
+        conc_conn_free(a);
+        reap(pid);
+        conc_buf_free(&got);
+    }
+    /* The reader's position, as the writer reads it. */
+    conc_conn *a, *b;
+    assert_conc_ok(conc_pipe(NULL, &a, &b));
+    ring_warm(a, b);
+    uint8_t *p = pattern(CONC__RING_MSG_MAX, 1);
+    for (int i = 0; i < 3; i++)
+        assert_conc_ok(
+            conc_conn_send_bytes(a, p, CONC__RING_MSG_MAX, CONC_FOREVER));
+    /* The ring is too full for a fourth: the writer reads the position. */
+    atomic_store(&b->rx->head, atomic_load(&b->rx->tail) + 8);
+    assert_conc(conc_conn_send_bytes(a, p, CONC__RING_MSG_MAX, CONC_FOREVER),
+                CONC_EBROKEN);
+    free(p);
+    conc_conn_free(a);
+    conc_conn_free(b);
+}
+
+/* poll and timeouts on a ring: nothing there waits the whole timeout, a
+ * message or a descriptor there is seen at once, and so is a close. */
+static void
+test_ring_poll_and_timeouts(void **state)
+{
+    (void)state;
+    conc_conn *a, *b;
+    assert_conc_ok(conc_pipe(NULL, &a, &b));
+    ring_warm(a, b);
+    conc_buf got = CONC_BUF_INIT;
+    assert_int_equal(conc_conn_poll(b, 0), 0);
+    double t0 = conc_monotonic();
+    assert_int_equal(conc_conn_poll(b, 0.05), 0);
+    assert_true(conc_monotonic() - t0 >= 0.05);
+    t0 = conc_monotonic();
+    assert_conc(conc_conn_recv_bytes(b, 0.05, &got), CONC_ETIMEDOUT);
+    assert_true(conc_monotonic() - t0 >= 0.05);
+    size_t n;
+    assert_conc(conc_conn_recv_bytes_into(b, NULL, 0, 0, &n), CONC_ETIMEDOUT);
+    assert_conc_ok(conc_conn_send_bytes(a, "x", 1, CONC_FOREVER));
+    assert_int_equal(conc_conn_poll(b, 0), 1);
+    assert_int_equal(conc_conn_poll(b, 0), 1);
+    char c;
+    assert_conc(conc_conn_recv_bytes_into(b, NULL, 0, 0, &n), CONC_EMSGSIZE);
+    assert_int_equal(n, 1);
+    assert_conc_ok(conc_conn_recv_bytes_into(b, &c, 1, 0, &n));
+    assert_true(n == 1 && c == 'x');
+    assert_conc_ok(conc_conn_send_fd(a, 1, CONC_FOREVER));
+    assert_int_equal(conc_conn_poll(b, 1.0), 1);
+    int fd;
+    assert_conc_ok(conc_conn_recv_fd(b, 0, &fd));
+    close(fd);
+    assert_int_equal(conc_conn_poll(b, 0), 0);
+    conc_conn_free(a);
+    t0 = conc_monotonic();
+    assert_int_equal(conc_conn_poll(b, 10.0), 1);
+    assert_conc(conc_conn_recv_bytes(b, 10.0, &got), CONC_ECLOSED);
+    assert_true(conc_monotonic() - t0 < 5.0);
+    assert_conc(conc_conn_send_bytes(b, "x", 1, CONC_FOREVER), CONC_EPIPE);
+    conc_buf_free(&got);
+    conc_conn_free(b);
+}
+
+/* A receive of timeout 0 sees the end of the stream once the other end is
+ * closed (a spinning reader looks at the descriptor after a close), and a
+ * send to an end that was closed after it read its ring fails with
+ * CONC_EPIPE. */
+static void
+test_ring_close_seen(void **state)
+{
+    (void)state;
+    conc_conn *a, *b;
+    assert_conc_ok(conc_pipe(NULL, &a, &b));
+    ring_warm(a, b);
+    conc_buf got = CONC_BUF_INIT;
+    assert_conc_ok(conc_conn_send_bytes(a, "x", 1, CONC_FOREVER));
+    conc_conn_free(a);
+    assert_conc_ok(conc_conn_recv_bytes(b, 0, &got));
+    assert_conc(conc_conn_recv_bytes(b, 0, &got), CONC_ECLOSED);
+    conc_conn_free(b);
+
+    assert_conc_ok(conc_pipe(NULL, &a, &b));
+    ring_warm(a, b);
+    conc_conn_free(b);
+    assert_conc(conc_conn_send_bytes(a, "x", 1, CONC_FOREVER), CONC_EPIPE);
+    conc_conn_free(a);
+
+    /* Simplex: the ring goes one way. */
+    assert_conc_ok(conc_pipe(&(conc_pipe_opts){.simplex = 1}, &a, &b));
+    assert_conc(conc_conn_recv_bytes(a, 0, &got), CONC_ETIMEDOUT);
+    for (int i = 0; i < 3; i++)
+        assert_conc_ok(conc_conn_send_bytes(b, "abc", 3, CONC_FOREVER));
+    assert_true(b->tx_ring);
+    for (int i = 0; i < 3; i++) {
+        assert_conc_ok(conc_conn_recv_bytes(a, 1.0, &got));
+        assert_memory_equal(got.data, "abc", 3);
+    }
+    assert_true(a->rx_ring);
+    conc_conn_free(a);
+    assert_conc(conc_conn_send_bytes(b, "x", 1, CONC_FOREVER), CONC_EPIPE);
+    conc_conn_free(b);
+    conc_buf_free(&got);
+}
+
+/* conc_conn_fileno gives the ring up: from then on every message shows on
+ * the descriptor, so a caller may wait on it. */
+static void
+test_ring_fileno_shows_messages(void **state)
+{
+    (void)state;
+    conc_conn *a, *b;
+    assert_conc_ok(conc_pipe(NULL, &a, &b));
+    ring_warm(a, b);
+    int fd;
+    assert_conc_ok(conc_conn_fileno(b, &fd));
+    assert_int_equal(conc_conn_poll(b, 0), 0);
+    for (int i = 0; i < 3; i++) {
+        assert_conc_ok(conc_conn_send_bytes(a, "m", 1, CONC_FOREVER));
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        assert_int_equal(poll(&p, 1, 10000), 1);
+        conc_buf got = CONC_BUF_INIT;
+        assert_conc_ok(conc_conn_recv_bytes(b, 0, &got));
+        assert_memory_equal(got.data, "m", 1);
+        conc_buf_free(&got);
+    }
+    conc_conn_free(a);
+    conc_conn_free(b);
+}
+
+/* The fork server's child gets a pipe end only as a descriptor, which it
+ * wraps with conc_conn_from_fd: a connection without a ring. The end that
+ * stays here, already on its rings, goes back to the socket for it. */
+struct fs_arg {
+    char path[64];
+    int rounds;
+};
+
+static int
+fs_echo_child(const void *arg, size_t len)
+{
+    const struct fs_arg *fa = arg;
+    if (len != sizeof *fa)
+        return 2;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    memcpy(sa.sun_path, fa->path, sizeof fa->path);
+    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(s >= 0 && connect(s, (struct sockaddr *)&sa, sizeof sa) == 0);
+    conc_conn *ctl, *end;
+    CHECK(conc_conn_from_fd(s, NULL, &ctl) == 0);
+    int fd;
+    CHECK(conc_conn_recv_fd(ctl, 30.0, &fd) == 0);
+    CHECK(conc_conn_from_fd(fd, NULL, &end) == 0);
+    CHECK(end->rx == NULL && end->tx == NULL);
+    conc_buf b = CONC_BUF_INIT;
+    int r;
+    while ((r = conc_conn_recv_bytes(end, 30.0, &b)) == 0)
+        CHECK(conc_conn_send_bytes(end, b.data, b.len, CONC_FOREVER) == 0);
+    CHECK(r == CONC_ECLOSED);
+    conc_buf_free(&b);
+    conc_conn_free(end);
+    conc_conn_free(ctl);
+    return 0;
+}
+
+static void
+test_ring_end_to_fork_server(void **state)
+{
+    (void)state;
+    struct fs_arg fa = {.rounds = 200};
+    snprintf(fa.path + 1, sizeof fa.path - 1, "conc-test-ipc-%d", getpid());
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    memcpy(sa.sun_path, fa.path, sizeof fa.path);
+    int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(ls >= 0);
+    assert_int_equal(bind(ls, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(ls, 1), 0);
+    conc_conn *a, *b;
+    assert_conc_ok(conc_pipe(NULL, &a, &b));
+    ring_warm(a, b);
+    conc_process *p;
+    assert_conc_ok(conc_process_new(
+        fs_echo_child, &fa, sizeof fa,
+        &(conc_process_opts){.method = CONC_START_FORKSERVER}, &p));
+    assert_conc_ok(conc_process_start(p));
+    int cs = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
+    assert_true(cs >= 0);
+    conc_conn *ctl;
+    assert_conc_ok(conc_conn_from_fd(cs, NULL, &ctl));
+    assert_conc_ok(conc_conn_send_fd(ctl, b->fd, CONC_FOREVER));
+    conc_conn_free(b);
+    conc_buf got = CONC_BUF_INIT;
+    double t0 = conc_monotonic();
+    for (int i = 0; i < fa.rounds; i++) {
+        size_t n = (size_t)i * 131 % 20000;
+        uint8_t *m = pattern(n, (unsigned)i);
+        assert_conc_ok(conc_conn_send_bytes(a, m, n, CONC_FOREVER));
+        assert_conc_ok(conc_conn_recv_bytes(a, 30.0, &got));
+        assert_int_equal(got.len, n);
+        assert_true(check_fill(got.data, n, (unsigned)i));
+        free(m);
+    }
+    /* No round trip waits for a sleep slice to run out. */
+    assert_true(conc_monotonic() - t0 < fa.rounds * 0.01);
+    conc_conn_free(a);
+    assert_conc_ok(conc_process_join(p, 30.0));
+    int code;
+    assert_int_equal(conc_process_exitcode(p, &code), 1);
+    assert_int_equal(code, 0);
+    conc_process_free(p);
+    conc_conn_free(ctl);
+    close(ls);
+    conc_buf_free(&got);
+    conc_forkserver_stop(30.0); /* the server is no leak of this test */
+}
+
 static void *
 nothing_main(void *arg)
 {
@@ -1262,6 +1779,14 @@ main(void)
         conc_unit_test(test_alloc_failures),
         conc_unit_test(test_pingpong_processes),
         conc_unit_test(test_send_and_recv_threads),
+        conc_unit_test(test_ring_sizes_and_descriptors),
+        conc_unit_test(test_ring_wraps_across_processes),
+        conc_unit_test(test_ring_peer_killed),
+        conc_unit_test(test_ring_scribbled),
+        conc_unit_test(test_ring_poll_and_timeouts),
+        conc_unit_test(test_ring_close_seen),
+        conc_unit_test(test_ring_fileno_shows_messages),
+        conc_unit_test(test_ring_end_to_fork_server),
     };
     return conc_run_tests(tests);
 }

@@ -16,7 +16,9 @@
  *     process should free the end it does not use, or it will keep its own
  *     reads from ever seeing EOF.
  *   - A send to an end that has been closed everywhere returns CONC_EPIPE;
- *     SIGPIPE never kills the program.
+ *     SIGPIPE never kills the program. (On a conc_pipe whose receiving
+ *     process was killed without closing, sends into the shared ring may
+ *     still succeed until the ring is full; then CONC_EPIPE.)
  *   - A connection that was closed with conc_conn_close answers every call
  *     but conc_conn_close and conc_conn_free with CONC_ECLOSED.
  *
@@ -55,7 +57,15 @@ typedef struct conc_conn_opts {
 /* Creates a connected pair, Python's `a, b = Pipe(duplex)`. `opts` may be
  * NULL for Python's defaults (duplex, no size limit). A duplex pair is a
  * Unix stream socket pair; a simplex pair is a pipe, `a` its reading end and
- * `b` its writing end. Returns 0 and two new connections in *a and *b, each
+ * `b` its writing end. Both ends also share memory (one ring per
+ * direction, inherited by fork) through which messages of up to 16 KiB
+ * travel without a system call once the receiving end has received once;
+ * the descriptor still carries descriptors, larger messages and the end
+ * of the stream (docs/pipes.md, "Speed"). An end handed to another process
+ * as a descriptor (conc_conn_send_fd, then conc_conn_from_fd there, as a
+ * fork server's child must) works without the ring; hand it on before it
+ * receives, or only once the messages sent to it so far are received, as
+ * messages left in its ring stay there. Returns 0 and two new connections in *a and *b, each
  * freed with conc_conn_free; CONC_ENOMEM; or a system error such as
  * -EMFILE when no descriptor is left. On failure nothing is left open. Any
  * thread. */
@@ -185,7 +195,10 @@ CONC_EXTERN int conc_conn_recv_fd(conc_conn *c, double timeout, int *fd);
  * conc_conn_close, CONC_EINVAL for a NULL pointer. The descriptor is
  * borrowed: do not close it or read from it. A message may already sit in
  * the connection's buffer while the descriptor shows nothing: check
- * conc_conn_poll(c, 0) before waiting on the descriptor. Any thread. */
+ * conc_conn_poll(c, 0) before waiting on the descriptor. On an end made by
+ * conc_pipe, the first call also gives up the shared ring for the messages
+ * this end receives, so that every later message makes the descriptor
+ * readable. Any thread. */
 CONC_EXTERN int conc_conn_fileno(const conc_conn *c, int *fd);
 
 /* Python's `closed`, `readable` and `writable`: 1 or 0. A closed

@@ -68,6 +68,7 @@ conc_pipe(const conc_pipe_opts *opts, conc_conn **a, conc_conn **b)
     r = conn_new(fds[1], fb, max, &cb);
     if (r)
         goto fail2;
+    conc__ring_pair(ca, cb, simplex);
     *a = ca;
     *b = cb;
     return 0;
@@ -153,6 +154,7 @@ conc_conn_close(conc_conn *c)
      * retry could close a descriptor another thread just opened. */
     close(c->fd);
     c->fd = -1;
+    conc__ring_unmap(c); /* after the close, which the woken side looks for */
     for (size_t i = 0; i < c->nfds; i++)
         close(c->fds[i]);
     c->nfds = 0;
@@ -183,6 +185,7 @@ conc_conn_fileno(const conc_conn *c, int *fd)
         return CONC_EINVAL;
     if (c->closed)
         return CONC_ECLOSED;
+    conc__ring_refuse(c); /* the descriptor must show every message */
     *fd = c->fd;
     return 0;
 }

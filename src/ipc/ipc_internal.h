@@ -18,6 +18,7 @@
 #ifndef CONC_IPC_INTERNAL_H
 #define CONC_IPC_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -28,7 +29,15 @@
 #define CONC__FRAME_HDR  8
 #define CONC__KIND_BYTES 0x42u
 #define CONC__KIND_FD    0x46u
-#define CONC__FRAME_MAX  ((UINT64_C(1) << 56) - 1)
+/* Frames of the shared rings between the ends of a conc_pipe (ring.c):
+ * RING on the descriptor says "what follows comes through the ring", DIVERT
+ * in the ring says "the next message comes through the descriptor", and
+ * WAKE on the descriptor carries nothing (it makes the descriptor readable
+ * for a reader that waits on it). */
+#define CONC__KIND_RING   0x52u
+#define CONC__KIND_DIVERT 0x44u
+#define CONC__KIND_WAKE   0x57u
+#define CONC__FRAME_MAX   ((UINT64_C(1) << 56) - 1)
 
 /* Input buffer size: small messages, and bursts of them, are read into it
  * with one system call; a message whose frame does not fit is read
@@ -47,6 +56,33 @@ enum {
     CONC__CONN_FDS = 8u,    /* a Unix socket: may carry descriptors */
 };
 
+/* What a receive wants, and where it goes. */
+struct conc__sink {
+    unsigned kind; /* CONC__KIND_BYTES or CONC__KIND_FD */
+    conc_buf *out; /* recv_bytes */
+    uint8_t *buf;  /* recv_bytes_into: buf, cap, *len */
+    size_t cap;
+    size_t *len;
+    int *fd; /* recv_fd */
+};
+
+/* One direction's ring in the shared mapping (ring.c): the writer's
+ * position, the reader's, a line of control words, then the frames. */
+#define CONC__RING_CAP     ((uint64_t)64 << 10)
+#define CONC__RING_MSG_MAX ((size_t)16 << 10) /* larger: the descriptor */
+#define CONC__RING_LINE    64
+struct conc__ring_side {
+    _Alignas(CONC__RING_LINE) _Atomic uint64_t tail; /* the writer's */
+    _Alignas(CONC__RING_LINE) _Atomic uint64_t head; /* the reader's */
+    _Alignas(CONC__RING_LINE) _Atomic uint32_t attach;
+    _Atomic uint32_t hup;        /* a copy of the writing end closed */
+    _Atomic uint32_t rx_waiting; /* the reader sleeps on rx_seq */
+    _Atomic uint32_t tx_waiting; /* the writer sleeps on tx_seq */
+    _Atomic uint32_t rx_seq;
+    _Atomic uint32_t tx_seq;
+    _Alignas(CONC__RING_LINE) uint8_t data[CONC__RING_CAP];
+};
+
 /* A connection. Nothing is locked: the fields under "receive state" belong
  * to the one receiving thread, the send path reads only fd and flags, and
  * `closed` changes only in conc_conn_close, which no other thread may run
@@ -58,6 +94,14 @@ struct conc_conn {
     size_t max_message; /* 0: no limit */
     int wshut;          /* a timed-out send cut a frame: no more sends */
 
+    /* ---- shared rings (ring.c), NULL for a connection without them ---- */
+    void *map; /* this end's mapping of both rings */
+    size_t map_len;
+    struct conc__ring_side *rx; /* the ring this end reads, or NULL */
+    struct conc__ring_side *tx; /* the ring this end writes, or NULL */
+    int tx_ring;                /* the sender has switched to the ring */
+    uint64_t tx_head;           /* the reader's position last read */
+
     /* ---- receive state ---- */
     int rshut;        /* the receiving side is shut after an error */
     uint8_t *in;      /* input buffer of CONC__CONN_INBUF bytes */
@@ -68,6 +112,11 @@ struct conc_conn {
     conc_buf big_buf; /* its payload received so far, across timeouts */
     int *fds;         /* descriptors received ahead of their frames */
     size_t nfds, fds_cap;
+    int rx_ring;      /* the receiver has switched to the ring */
+    int rx_pid;       /* the process that told the writer it reads the ring */
+    uint64_t diverts; /* DIVERT frames taken whose message is still due */
+    uint64_t rx_tail; /* the writer's position last read */
+    unsigned rx_idle; /* receives of timeout 0 that found nothing */
 };
 
 /* Encodes and decodes a frame header. */
@@ -94,6 +143,44 @@ conc__frame_get(const uint8_t *p, unsigned *kind, uint64_t *len)
  * ready: the following read or write reports them), CONC_ETIMEDOUT, or a
  * negated errno. Signals are retried. */
 int conc__conn_wait_fd(int fd, short events, int64_t deadline);
+
+/* recv.c: the descriptor side of a receive. conc__conn_recv_sock takes
+ * the next frame from the descriptor (and the input buffer) into the sink,
+ * waiting until the deadline; it returns what a receive returns, or
+ * CONC__RING_SWITCH after taking a RING frame (on a connection with
+ * rings). conc__conn_poll_sock is conc_conn_poll on the descriptor alone,
+ * except that it returns CONC__RING_SWITCH after taking a RING frame.
+ * conc__conn_take_marker takes a RING or WAKE frame at the front of the
+ * input buffer: CONC__RING_SWITCH for RING (and sets rx_ring), 1 for
+ * WAKE, 0 for none. conc__conn_shut shuts the receiving side and returns
+ * err. */
+#define CONC__RING_SWITCH 2
+int conc__conn_recv_sock(conc_conn *c, const struct conc__sink *s,
+                         int64_t deadline);
+int conc__conn_poll_sock(conc_conn *c, int64_t deadline);
+int conc__conn_take_marker(conc_conn *c);
+int conc__conn_shut(conc_conn *c, int err);
+
+/* send.c: sends one frame on the descriptor, attaching *cmsg_fd if any,
+ * waiting for room until the deadline. */
+int conc__conn_send_frame(conc_conn *c, unsigned kind, const void *data,
+                          size_t len, int *cmsg_fd, int64_t deadline);
+
+/* ring.c: the shared rings of a conc_pipe. conc__ring_pair maps a pair of
+ * rings (one per direction, `simplex`: one) into both ends, or leaves both
+ * without when the system refuses (the descriptor then carries
+ * everything). conc__ring_unmap releases an end's mapping once its descriptor
+ * is closed, after telling the other end. conc__ring_send, conc__ring_recv and
+ * conc__ring_poll replace the descriptor paths on an end with rings;
+ * conc__ring_refuse makes the other end send everything through the
+ * descriptor from now on (conc_conn_fileno). */
+void conc__ring_pair(conc_conn *a, conc_conn *b, int simplex);
+void conc__ring_unmap(conc_conn *c);
+int conc__ring_send(conc_conn *c, unsigned kind, const void *data, size_t len,
+                    int *fd, int64_t deadline);
+int conc__ring_recv(conc_conn *c, const struct conc__sink *s, int64_t deadline);
+int conc__ring_poll(conc_conn *c, int64_t deadline);
+void conc__ring_refuse(const conc_conn *c);
 
 /* Common argument checks of the receive calls: CONC_ECLOSED after close,
  * CONC_EBADF on an end that may not receive. */

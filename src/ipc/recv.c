@@ -30,21 +30,17 @@
 #include "ipc/ipc_internal.h"
 #include "unix/platform.h"
 
-/* What a receive wants, and where it goes. */
-struct sink {
-    unsigned kind; /* CONC__KIND_BYTES or CONC__KIND_FD */
-    conc_buf *out; /* recv_bytes */
-    uint8_t *buf;  /* recv_bytes_into: buf, cap, *len */
-    size_t cap;
-    size_t *len;
-    int *fd; /* recv_fd */
-};
-
 static int
 shut(conc_conn *c, int err)
 {
     c->rshut = 1;
     return err;
+}
+
+int
+conc__conn_shut(conc_conn *c, int err)
+{
+    return shut(c, err);
 }
 
 /* Makes room for the descriptors one recvmsg may bring. */
@@ -159,7 +155,8 @@ at_eof(conc_conn *c)
 /* Checks the header of the next frame against the connection and the
  * sink. Returns 0 to go on, or the error for this receive. */
 static int
-check_header(conc_conn *c, const struct sink *s, unsigned kind, uint64_t len)
+check_header(conc_conn *c, const struct conc__sink *s, unsigned kind,
+             uint64_t len)
 {
     if (kind != CONC__KIND_BYTES && kind != CONC__KIND_FD)
         return shut(c, CONC_EPROTO);
@@ -182,7 +179,7 @@ check_header(conc_conn *c, const struct sink *s, unsigned kind, uint64_t len)
 
 /* Takes a descriptor frame whose header is at in_head. */
 static int
-take_fd(conc_conn *c, const struct sink *s)
+take_fd(conc_conn *c, const struct conc__sink *s)
 {
     if (c->nfds == 0)
         return shut(c, CONC_EPROTO);
@@ -195,7 +192,7 @@ take_fd(conc_conn *c, const struct sink *s)
 
 /* Delivers a whole small frame from the input buffer. */
 static int
-take_small(conc_conn *c, const struct sink *s, size_t len)
+take_small(conc_conn *c, const struct conc__sink *s, size_t len)
 {
     const uint8_t *p = c->in + c->in_head + CONC__FRAME_HDR;
     if (s->out) {
@@ -222,7 +219,7 @@ take_small(conc_conn *c, const struct sink *s, size_t len)
  * message (recv_bytes). For recv_bytes_into the part is copied straight to
  * the caller and *pre says how much. */
 static int
-start_big(conc_conn *c, const struct sink *s, size_t len, size_t *pre)
+start_big(conc_conn *c, const struct conc__sink *s, size_t len, size_t *pre)
 {
     size_t have = c->in_tail - c->in_head - CONC__FRAME_HDR;
     const uint8_t *p = c->in + c->in_head + CONC__FRAME_HDR;
@@ -276,7 +273,8 @@ big_into_buf(conc_conn *c, conc_buf *out, int64_t deadline)
  * of it already. What arrived in this call is saved in big_buf if the call
  * stops early. */
 static int
-big_into_user(conc_conn *c, const struct sink *s, size_t got, int64_t deadline)
+big_into_user(conc_conn *c, const struct conc__sink *s, size_t got,
+              int64_t deadline)
 {
     if (c->big_len > s->cap) {
         *s->len = c->big_len;
@@ -308,7 +306,7 @@ big_into_user(conc_conn *c, const struct sink *s, size_t got, int64_t deadline)
 /* Looks at the frame at in_head. Returns 1 if the receive must read more
  * first, 0 when the frame was delivered, or an error. */
 static int
-take_frame(conc_conn *c, const struct sink *s, int64_t deadline)
+take_frame(conc_conn *c, const struct conc__sink *s, int64_t deadline)
 {
     size_t have = c->in_tail - c->in_head;
     if (have < CONC__FRAME_HDR)
@@ -316,6 +314,9 @@ take_frame(conc_conn *c, const struct sink *s, int64_t deadline)
     unsigned kind;
     uint64_t len;
     conc__frame_get(c->in + c->in_head, &kind, &len);
+    int m = conc__conn_take_marker(c);
+    if (m)
+        return m == CONC__RING_SWITCH ? m : take_frame(c, s, deadline);
     int r = check_header(c, s, kind, len);
     if (r)
         return r;
@@ -334,18 +335,10 @@ take_frame(conc_conn *c, const struct sink *s, int64_t deadline)
     return big_into_user(c, s, pre, deadline);
 }
 
-/* The receive loop shared by recv_bytes, recv_bytes_into and recv_fd. */
-static int
-recv_frame(conc_conn *c, const struct sink *s, double timeout)
+/* The descriptor side of the receive loop (see ipc_internal.h). */
+int
+conc__conn_recv_sock(conc_conn *c, const struct conc__sink *s, int64_t deadline)
 {
-    int r = conc__conn_check_recv(c);
-    if (r)
-        return r;
-    int64_t deadline;
-    if (conc__deadline(timeout, &deadline))
-        return CONC_EINVAL;
-    if (c->rshut)
-        return CONC_ECLOSED;
     if (c->big) {
         if (s->kind != CONC__KIND_BYTES)
             return CONC_EPROTO;
@@ -354,8 +347,8 @@ recv_frame(conc_conn *c, const struct sink *s, double timeout)
         return big_into_user(c, s, 0, deadline);
     }
     for (;;) {
-        r = take_frame(c, s, deadline);
-        if (r <= 0)
+        int r = take_frame(c, s, deadline);
+        if (r <= 0 || r == CONC__RING_SWITCH)
             return r;
         r = fill_in(c, deadline);
         if (r == CONC_ECLOSED)
@@ -365,12 +358,29 @@ recv_frame(conc_conn *c, const struct sink *s, double timeout)
     }
 }
 
+/* The receive loop shared by recv_bytes, recv_bytes_into and recv_fd. */
+static int
+recv_frame(conc_conn *c, const struct conc__sink *s, double timeout)
+{
+    int r = conc__conn_check_recv(c);
+    if (r)
+        return r;
+    int64_t deadline;
+    if (conc__deadline(timeout, &deadline))
+        return CONC_EINVAL;
+    if (c->rshut)
+        return CONC_ECLOSED;
+    if (c->rx)
+        return conc__ring_recv(c, s, deadline);
+    return conc__conn_recv_sock(c, s, deadline);
+}
+
 int
 conc_conn_recv_bytes(conc_conn *c, double timeout, conc_buf *out)
 {
     if (!c || !out)
         return CONC_EINVAL;
-    struct sink s = {.kind = CONC__KIND_BYTES, .out = out};
+    struct conc__sink s = {.kind = CONC__KIND_BYTES, .out = out};
     return recv_frame(c, &s, timeout);
 }
 
@@ -383,7 +393,7 @@ conc_conn_recv_bytes_into(conc_conn *c, void *buf, size_t cap, double timeout,
     if (!len || (!buf && cap > 0))
         return CONC_EINVAL;
     *len = 0;
-    struct sink s = {
+    struct conc__sink s = {
         .kind = CONC__KIND_BYTES, .buf = buf, .cap = cap, .len = len};
     return recv_frame(c, &s, timeout);
 }
@@ -400,7 +410,7 @@ conc_conn_recv_fd(conc_conn *c, double timeout, int *fd)
         return r;
     if (!(c->flags & CONC__CONN_FDS))
         return CONC_EINVAL;
-    struct sink s = {.kind = CONC__KIND_FD, .fd = fd};
+    struct conc__sink s = {.kind = CONC__KIND_FD, .fd = fd};
     return recv_frame(c, &s, timeout);
 }
 
@@ -423,6 +433,63 @@ frame_ready(const conc_conn *c)
            CONC__FRAME_HDR + len > CONC__CONN_INBUF;
 }
 
+/* Takes a RING or WAKE frame whole at the front of the input buffer:
+ * returns CONC__RING_SWITCH for RING, 1 for WAKE, 0 if there is none. */
+int
+conc__conn_take_marker(conc_conn *c)
+{
+    if (c->in_tail - c->in_head < CONC__FRAME_HDR || !c->rx)
+        return 0;
+    unsigned kind;
+    uint64_t len;
+    conc__frame_get(c->in + c->in_head, &kind, &len);
+    if (len != 0 ||
+        (kind != CONC__KIND_WAKE && (kind != CONC__KIND_RING || c->rx_ring)))
+        return 0;
+    c->in_head += CONC__FRAME_HDR;
+    if (kind != CONC__KIND_RING)
+        return 1;
+    c->rx_ring = 1;
+    return CONC__RING_SWITCH;
+}
+
+/* Whether a receive can go on at once, after taking RING and WAKE frames
+ * (CONC__RING_SWITCH when it took RING). */
+static int
+sock_ready(conc_conn *c)
+{
+    int m;
+    while ((m = conc__conn_take_marker(c)) == 1)
+        ;
+    return m ? m : frame_ready(c);
+}
+
+int
+conc__conn_poll_sock(conc_conn *c, int64_t deadline)
+{
+    if (c->rshut)
+        return 1;
+    int ready = sock_ready(c);
+    if (ready)
+        return ready;
+    if (c->big) {
+        int r = conc__conn_wait_fd(c->fd, POLLIN, deadline);
+        return r == CONC_ETIMEDOUT ? 0 : r == 0 ? 1 : r;
+    }
+    for (;;) {
+        int r = fill_in(c, deadline);
+        if (r == CONC_ETIMEDOUT)
+            return 0;
+        if (r == CONC_ECLOSED || r == CONC_EPROTO)
+            return 1; /* the receive reports it at once */
+        if (r)
+            return r;
+        ready = sock_ready(c);
+        if (ready)
+            return ready;
+    }
+}
+
 int
 conc_conn_poll(conc_conn *c, double timeout)
 {
@@ -434,21 +501,7 @@ conc_conn_poll(conc_conn *c, double timeout)
     int64_t deadline;
     if (conc__deadline(timeout, &deadline))
         return CONC_EINVAL;
-    if (c->rshut || frame_ready(c))
-        return 1;
-    if (c->big) {
-        r = conc__conn_wait_fd(c->fd, POLLIN, deadline);
-        return r == CONC_ETIMEDOUT ? 0 : r == 0 ? 1 : r;
-    }
-    for (;;) {
-        r = fill_in(c, deadline);
-        if (r == CONC_ETIMEDOUT)
-            return 0;
-        if (r == CONC_ECLOSED || r == CONC_EPROTO)
-            return 1; /* the receive reports it at once */
-        if (r)
-            return r;
-        if (frame_ready(c))
-            return 1;
-    }
+    if (c->rx && !c->rshut)
+        return conc__ring_poll(c, deadline);
+    return conc__conn_poll_sock(c, deadline);
 }

@@ -117,9 +117,9 @@ write_all(const conc_conn *c, struct iovec *iov, int *cmsg_fd, int64_t deadline,
 }
 
 /* Sends one frame, guarding pipes against SIGPIPE. */
-static int
-send_frame(conc_conn *c, unsigned kind, const void *data, size_t len,
-           int *cmsg_fd, int64_t deadline)
+int
+conc__conn_send_frame(conc_conn *c, unsigned kind, const void *data, size_t len,
+                      int *cmsg_fd, int64_t deadline)
 {
     uint8_t hdr[CONC__FRAME_HDR];
     conc__frame_put(hdr, kind, len);
@@ -164,7 +164,10 @@ conc_conn_send_bytes(conc_conn *c, const void *data, size_t len, double timeout)
         return CONC_EINVAL;
     if ((uint64_t)len > CONC__FRAME_MAX)
         return CONC_EMSGSIZE;
-    return send_frame(c, CONC__KIND_BYTES, data, len, NULL, deadline);
+    if (c->tx)
+        return conc__ring_send(c, CONC__KIND_BYTES, data, len, NULL, deadline);
+    return conc__conn_send_frame(c, CONC__KIND_BYTES, data, len, NULL,
+                                 deadline);
 }
 
 int
@@ -184,5 +187,7 @@ conc_conn_send_fd(conc_conn *c, int fd, double timeout)
         return CONC_EINVAL;
     if (fd < 0)
         return CONC_EBADF;
-    return send_frame(c, CONC__KIND_FD, NULL, 0, &fd, deadline);
+    if (c->tx)
+        return conc__ring_send(c, CONC__KIND_FD, NULL, 0, &fd, deadline);
+    return conc__conn_send_frame(c, CONC__KIND_FD, NULL, 0, &fd, deadline);
 }
