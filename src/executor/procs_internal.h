@@ -103,7 +103,7 @@ struct pengine {
     _Atomic size_t backlog; /* written under the lock */
     uint64_t seq;
     _Atomic size_t depth; /* tasks a ring may hold: set by the result thread */
-    int terminating;
+    _Atomic int terminating; /* set under the lock; read without it */
     conc_arena *arena;
     _Atomic uint32_t *parent_sleeping; /* in a shared page */
     int wake_fd;
