@@ -245,6 +245,69 @@ try_put(conc_queue *q, void *item, int64_t prio)
     return r;
 }
 
+/* ---- Waiting for room ------------------------------------------------------
+ * A putter that finds the queue full and takes the first slot a getter
+ * frees finds it full again at its next put: producer and consumer then
+ * hand `gets` back and forth for every item, a cache-line transfer each
+ * way, which was the bounded queue's cost under one fast producer. So
+ * while it spins, a putter waits for a run of free slots (REFILL_MAX, or a
+ * share of a small maxsize) and then puts that many without reading
+ * `gets` again. It takes a single slot at once when the getters have
+ * stopped taking (no progress over REFILL_STALLS looks), and the sleep
+ * that follows the spin waits for one slot only, so a put never waits for
+ * more room than Python's does: a slot that stays free is always taken. */
+
+/* The run of free slots a spinning putter waits for, at most. */
+#define REFILL_MAX 64
+
+/* The share of maxsize a putter waits for, when that is smaller. */
+#define REFILL_SHARE 8
+
+/* Looks in a row without a get after which a putter takes what is free. */
+#define REFILL_STALLS 3
+
+/* What a spinning putter watches. Written by that putter only. */
+struct refill {
+    conc_queue *q;
+    uint64_t want;   /* free slots worth waiting for */
+    uint64_t gets;   /* gets at the previous look */
+    unsigned stalls; /* looks in a row that saw gets unchanged */
+};
+
+static int
+roomy_or_closed(const void *arg)
+{
+    struct refill *f = (struct refill *)arg; /* this thread's own */
+    conc_queue *q = f->q;
+    uint64_t g = atomic_load(&q->gets);
+    uint64_t used = atomic_load(&q->puts) - g;
+    if (atomic_load(&q->closed) || used + f->want <= q->maxsize)
+        return 1;
+    f->stalls = g == f->gets ? f->stalls + 1 : 0;
+    f->gets = g;
+    return used < q->maxsize && f->stalls >= REFILL_STALLS;
+}
+
+/* Waits until the queue has room or is closed, or `deadline` passes:
+ * spins for a run of free slots, then sleeps for one. Returns 0 or
+ * CONC_ETIMEDOUT, as conc__qwait_until. */
+static int
+wait_room(conc_queue *q, int64_t deadline)
+{
+    uint64_t want = q->maxsize / REFILL_SHARE;
+    struct refill f = {
+        .q = q,
+        .want = want == 0           ? 1
+                : want > REFILL_MAX ? REFILL_MAX
+                                    : want,
+        .gets = atomic_load_explicit(&q->gets, memory_order_relaxed),
+    };
+    if (conc__qwait_spin(roomy_or_closed, &f, deadline))
+        return 0;
+    return conc__qwait_sleep(&q->putters, putters_guard(q), notfull_or_closed,
+                             q, deadline);
+}
+
 /* Puts with a timeout. The deadline is computed only when the first try
  * finds the queue full, so a put that need not wait reads no clock. */
 static int
@@ -258,8 +321,7 @@ put(conc_queue *q, void *item, int64_t prio, double timeout)
     int64_t deadline;
     conc__deadline(timeout, &deadline);
     for (;;) {
-        int timed_out = conc__qwait_until(&q->putters, putters_guard(q),
-                                          notfull_or_closed, q, deadline);
+        int timed_out = wait_room(q, deadline);
         r = try_put(q, item, prio);
         if (r != CONC_EFULL || timed_out)
             return r;

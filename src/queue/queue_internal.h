@@ -7,13 +7,13 @@
  * condition only, by the policy of core/wait.h (the other side usually
  * acts within a few hundred nanoseconds while a futex sleep and wake costs
  * microseconds; the growing gaps between looks also let a producer put a
- * few items in a row while a consumer waits). Then it counts itself in `sleepers`, reads the
- * futex word `seq`, checks the condition once more and sleeps on the word.
- * The thread that changes the condition reads `sleepers` after its change;
- * only if it is not zero does it bump `seq` and call futex wake. Either the
- * sleeper's check sees the change, or the changer sees the sleeper (and
- * its bump makes the sleeper's futex wait return at once), so no wake-up
- * is lost, and while nobody sleeps the changer makes no system call.
+ * few items in a row while a consumer waits). Then it counts itself in
+ * `sleepers`, reads the futex word `seq`, checks the condition once more and
+ * sleeps on the word. The thread that changes the condition reads `sleepers`
+ * after its change; only if it is not zero does it bump `seq` and call futex
+ * wake. Either the sleeper's check sees the change, or the changer sees the
+ * sleeper (and its bump makes the sleeper's futex wait return at once), so no
+ * wake-up is lost, and while nobody sleeps the changer makes no system call.
  *
  * What orders the change against the sleeper's check comes in two kinds:
  *  - a guard lock: the changer changes the condition and decides whether
@@ -70,6 +70,16 @@ typedef int (*conc__qready_fn)(const void *arg);
  * ready(arg) was seen true, or CONC_ETIMEDOUT; either way the caller
  * re-checks under its own rules. */
 int conc__qwait_until(struct conc__qwait *w, conc__lockword *guard,
+                      conc__qready_fn ready, const void *arg, int64_t deadline);
+
+/* The two halves of conc__qwait_until, for a caller whose spin looks for
+ * more than the condition it sleeps on (a putter waiting for a run of free
+ * slots, queue.c). conc__qwait_spin looks at ready(arg) by the spin policy
+ * of core/wait.h and returns nonzero once it was seen true, 0 when the
+ * spin is over. conc__qwait_sleep counts itself in `w`, checks ready(arg)
+ * and sleeps, as conc__qwait_until does after its spin. */
+int conc__qwait_spin(conc__qready_fn ready, const void *arg, int64_t deadline);
+int conc__qwait_sleep(struct conc__qwait *w, conc__lockword *guard,
                       conc__qready_fn ready, const void *arg, int64_t deadline);
 
 /* Whether a change to the condition must wake someone: called under the

@@ -4,9 +4,8 @@
 
 #include "queue/queue_internal.h"
 
-/* Checks ready(arg) by the spin policy of core/wait.h. */
-static int
-spin(conc__qready_fn ready, const void *arg, int64_t deadline)
+int
+conc__qwait_spin(conc__qready_fn ready, const void *arg, int64_t deadline)
 {
     if (ready(arg))
         return 1;
@@ -35,8 +34,15 @@ int
 conc__qwait_until(struct conc__qwait *w, conc__lockword *guard,
                   conc__qready_fn ready, const void *arg, int64_t deadline)
 {
-    if (spin(ready, arg, deadline))
+    if (conc__qwait_spin(ready, arg, deadline))
         return 0;
+    return conc__qwait_sleep(w, guard, ready, arg, deadline);
+}
+
+int
+conc__qwait_sleep(struct conc__qwait *w, conc__lockword *guard,
+                  conc__qready_fn ready, const void *arg, int64_t deadline)
+{
     int r = 0;
     guard_acquire(guard);
     atomic_fetch_add(&w->sleepers, 1);
