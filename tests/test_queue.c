@@ -385,6 +385,64 @@ test_blocked_put_released_by_get(void **state)
     }
 }
 
+/* A bounded queue larger than the run of free slots that a spinning
+ * putter waits for (queue.c: up to 64, an eighth of maxsize). */
+#define LARGE_MAXSIZE 1024
+
+static conc_queue *
+new_full_queue(conc_queue_kind kind)
+{
+    conc_queue *q = new_queue(kind, LARGE_MAXSIZE, NULL);
+    for (uintptr_t i = 1; i <= LARGE_MAXSIZE; i++)
+        assert_conc_ok(conc_queue_put_nowait(q, P(i)));
+    assert_true(conc_queue_full(q));
+    return q;
+}
+
+/* One freed slot releases a sleeping putter of a large queue: it does not
+ * wait for a run of them. */
+static void
+test_large_blocked_put_released_by_one_get(void **state)
+{
+    (void)state;
+    for (int k = CONC_QUEUE_FIFO; k <= CONC_QUEUE_PRIORITY; k++) {
+        conc_queue *q = new_full_queue((conc_queue_kind)k);
+        struct call c;
+        void *item;
+        call_start_timeout(&c, OP_PUT, q, P(LARGE_MAXSIZE + 1), 30.0);
+        wait_blocked(q, 0, 1, 0);
+        assert_conc_ok(conc_queue_get(q, 0, &item));
+        call_finish(&c);
+        assert_conc_ok(c.result);
+        assert_true(conc_queue_full(q));
+        conc_queue_free(q);
+    }
+}
+
+#define SPIN_ROUNDS 50
+
+/* Nor does a putter that is still spinning when the one slot frees: the
+ * get comes right after the put started, so that in some rounds the put
+ * finds the queue full and spins while the slot frees. */
+static void
+test_large_put_takes_one_slot(void **state)
+{
+    (void)state;
+    for (int k = CONC_QUEUE_FIFO; k <= CONC_QUEUE_PRIORITY; k++) {
+        for (int round = 0; round < SPIN_ROUNDS; round++) {
+            conc_queue *q = new_full_queue((conc_queue_kind)k);
+            struct call c;
+            void *item;
+            call_start_timeout(&c, OP_PUT, q, P(LARGE_MAXSIZE + 1), 30.0);
+            assert_conc_ok(conc_queue_get(q, 0, &item));
+            call_finish(&c);
+            assert_conc_ok(c.result);
+            assert_true(conc_queue_full(q));
+            conc_queue_free(q);
+        }
+    }
+}
+
 static void
 test_blocked_get_released_by_put(void **state)
 {
@@ -1064,6 +1122,8 @@ test_stress_fifo(void **state)
     (void)state;
     stress_queue(CONC_QUEUE_FIFO, 0);
     stress_queue(CONC_QUEUE_FIFO, 8);
+    stress_queue(CONC_QUEUE_FIFO,
+                 LARGE_MAXSIZE / 4); /* putters wait for runs */
 }
 
 static void
@@ -1347,6 +1407,8 @@ main(void)
         conc_unit_test(test_nan_and_null),
         conc_unit_test(test_blocked_put_released_by_get),
         conc_unit_test(test_blocked_get_released_by_put),
+        conc_unit_test(test_large_blocked_put_released_by_one_get),
+        conc_unit_test(test_large_put_takes_one_slot),
         conc_unit_test(test_timed_waits_satisfied),
         conc_unit_test(test_task_done_and_join),
         conc_unit_test(test_task_done_before_get),
