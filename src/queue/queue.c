@@ -210,30 +210,33 @@ store_push(conc_queue *q, void *item, int64_t prio, uint64_t seq)
     return 0;
 }
 
-/* Whether the queue holds maxsize items once `p` were put. The caller holds
- * lock. Reads the consumers' counter only when the last value seen says
- * full, so a producer rarely touches the consumers' cache line. */
+/* Whether a put must not go ahead once `p` were put. The caller holds
+ * lock. While the last value of the consumers' counter seen leaves a slot,
+ * it goes ahead; otherwise that counter is read again, and then it needs
+ * `need` free slots (1, or a run: see "Waiting for room"). So a producer
+ * touches the consumers' cache line once per run of puts. */
 static int
-full(conc_queue *q, uint64_t p)
+full(conc_queue *q, uint64_t p, uint64_t need)
 {
     if (q->maxsize == 0 || p - q->gets_seen < q->maxsize)
         return 0;
     q->gets_seen = atomic_load(&q->gets);
-    return p - q->gets_seen >= q->maxsize;
+    return p - q->gets_seen + need > q->maxsize;
 }
 
-/* One attempt to put. Returns 0, CONC_EFULL, CONC_ECLOSED or CONC_ENOMEM.
+/* One attempt to put, needing `need` free slots when the counter must be
+ * read again (full). Returns 0, CONC_EFULL, CONC_ECLOSED or CONC_ENOMEM.
  * A sleeping getter is woken after the lock is released: woken first, it
  * would only find the lock still held. */
 static int
-try_put(conc_queue *q, void *item, int64_t prio)
+try_put(conc_queue *q, void *item, int64_t prio, uint64_t need)
 {
     int r = 0, wake = 0;
     conc__lockword_acquire(&q->lock, CONC__FOREVER, 0);
     uint64_t p = atomic_load_explicit(&q->puts, memory_order_relaxed);
     if (atomic_load_explicit(&q->closed, memory_order_relaxed)) {
         r = CONC_ECLOSED;
-    } else if (full(q, p)) {
+    } else if (full(q, p, need)) {
         r = CONC_EFULL;
     } else if ((r = store_push(q, item, prio, p)) == 0) {
         atomic_store_explicit(&q->puts, p + 1, memory_order_release);
@@ -246,16 +249,18 @@ try_put(conc_queue *q, void *item, int64_t prio)
 }
 
 /* ---- Waiting for room ------------------------------------------------------
- * A putter that finds the queue full and takes the first slot a getter
- * frees finds it full again at its next put: producer and consumer then
- * hand `gets` back and forth for every item, a cache-line transfer each
- * way, which was the bounded queue's cost under one fast producer. So
- * while it spins, a putter waits for a run of free slots (REFILL_MAX, or a
- * share of a small maxsize) and then puts that many without reading
- * `gets` again. It takes a single slot at once when the getters have
- * stopped taking (no progress over REFILL_STALLS looks), and the sleep
- * that follows the spin waits for one slot only, so a put never waits for
- * more room than Python's does: a slot that stays free is always taken. */
+ * A producer that runs a little faster than its consumer keeps a bounded
+ * queue nearly full. Taking each slot as soon as it is freed, it would
+ * find the queue full again a put or two later and read `gets` again:
+ * producer and consumer would hand that cache line back and forth every
+ * few items, a transfer each way, which made Queue(maxsize=1024) several
+ * times slower than Queue() under one fast producer. So a put that may
+ * block and finds fewer than a run of free slots (REFILL_MAX, or a share
+ * of a small maxsize) does not take them at once: it spins until a run is
+ * free, then puts that many without reading `gets` again. It takes what
+ * is free as soon as the getters stop taking (no get over REFILL_STALLS
+ * looks), and the sleep that follows the spin waits for one slot only, so
+ * a put never blocks while a slot stays free; put_nowait takes any slot. */
 
 /* The run of free slots a spinning putter waits for, at most. */
 #define REFILL_MAX 64
@@ -288,18 +293,23 @@ roomy_or_closed(const void *arg)
     return used < q->maxsize && f->stalls >= REFILL_STALLS;
 }
 
+/* The run of free slots worth waiting for in `q`: 1 when unbounded. */
+static uint64_t
+refill_want(const conc_queue *q)
+{
+    uint64_t want = q->maxsize / REFILL_SHARE;
+    return want == 0 ? 1 : want > REFILL_MAX ? REFILL_MAX : want;
+}
+
 /* Waits until the queue has room or is closed, or `deadline` passes:
  * spins for a run of free slots, then sleeps for one. Returns 0 or
  * CONC_ETIMEDOUT, as conc__qwait_until. */
 static int
 wait_room(conc_queue *q, int64_t deadline)
 {
-    uint64_t want = q->maxsize / REFILL_SHARE;
     struct refill f = {
         .q = q,
-        .want = want == 0           ? 1
-                : want > REFILL_MAX ? REFILL_MAX
-                                    : want,
+        .want = refill_want(q),
         .gets = atomic_load_explicit(&q->gets, memory_order_relaxed),
     };
     if (conc__qwait_spin(roomy_or_closed, &f, deadline))
@@ -309,20 +319,20 @@ wait_room(conc_queue *q, int64_t deadline)
 }
 
 /* Puts with a timeout. The deadline is computed only when the first try
- * finds the queue full, so a put that need not wait reads no clock. */
+ * finds too little room, so a put that need not wait reads no clock. */
 static int
 put(conc_queue *q, void *item, int64_t prio, double timeout)
 {
     if (isnan(timeout))
         return CONC_EINVAL;
-    int r = try_put(q, item, prio);
+    int r = try_put(q, item, prio, timeout == 0 ? 1 : refill_want(q));
     if (r != CONC_EFULL || timeout == 0)
         return r;
     int64_t deadline;
     conc__deadline(timeout, &deadline);
     for (;;) {
         int timed_out = wait_room(q, deadline);
-        r = try_put(q, item, prio);
+        r = try_put(q, item, prio, 1);
         if (r != CONC_EFULL || timed_out)
             return r;
     }
