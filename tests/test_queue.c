@@ -419,6 +419,28 @@ test_large_blocked_put_released_by_one_get(void **state)
     }
 }
 
+/* Puts that may block take the last free slots of a large queue too, with
+ * no getter to free more; a put that must not wait takes any slot. */
+static void
+test_large_put_takes_last_slots(void **state)
+{
+    (void)state;
+    for (int k = CONC_QUEUE_FIFO; k <= CONC_QUEUE_PRIORITY; k++) {
+        conc_queue *q = new_queue((conc_queue_kind)k, LARGE_MAXSIZE, NULL);
+        for (uintptr_t i = 1; i <= LARGE_MAXSIZE - 4; i++)
+            assert_conc_ok(conc_queue_put_nowait(q, P(i)));
+        assert_conc_ok(conc_queue_put(q, P(1), CONC_FOREVER));
+        assert_conc_ok(conc_queue_put(q, P(2), 30.0));
+        assert_conc_ok(conc_queue_put(q, P(3), -0.5)); /* behaves as 0 */
+        assert_conc_ok(conc_queue_put(q, P(4), 0));
+        assert_true(conc_queue_full(q));
+        assert_conc(conc_queue_put_nowait(q, P(5)), CONC_EFULL);
+        assert_conc(conc_queue_put(q, P(5), 0.001), CONC_EFULL);
+        assert_int_equal(conc_queue_qsize(q), LARGE_MAXSIZE);
+        conc_queue_free(q);
+    }
+}
+
 #define SPIN_ROUNDS 50
 
 /* Nor does a putter that is still spinning when the one slot frees: the
@@ -1409,6 +1431,7 @@ main(void)
         conc_unit_test(test_blocked_get_released_by_put),
         conc_unit_test(test_large_blocked_put_released_by_one_get),
         conc_unit_test(test_large_put_takes_one_slot),
+        conc_unit_test(test_large_put_takes_last_slots),
         conc_unit_test(test_timed_waits_satisfied),
         conc_unit_test(test_task_done_and_join),
         conc_unit_test(test_task_done_before_get),

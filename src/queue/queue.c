@@ -325,7 +325,8 @@ put(conc_queue *q, void *item, int64_t prio, double timeout)
 {
     if (isnan(timeout))
         return CONC_EINVAL;
-    int r = try_put(q, item, prio, timeout == 0 ? 1 : refill_want(q));
+    int may_block = timeout > 0 || timeout == CONC_FOREVER;
+    int r = try_put(q, item, prio, may_block ? refill_want(q) : 1);
     if (r != CONC_EFULL || timeout == 0)
         return r;
     int64_t deadline;
