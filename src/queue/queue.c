@@ -9,7 +9,8 @@
  * consumers). The size is puts - gets, the unfinished task count is
  * puts - done, where `done` counts task_done calls. A producer remembers
  * the last `gets` it saw and reads the consumers' counter again only when
- * the queue looks full.
+ * the queue looks full; a put that may block then waits for a run of free
+ * slots rather than one ("Waiting for room" below).
  *
  * FIFO batching. A lock hand-off between cores costs a cache-line transfer,
  * and a lock taken by both sides for every item moves that line twice per
