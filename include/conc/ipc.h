@@ -61,11 +61,12 @@ typedef struct conc_conn_opts {
  * direction, inherited by fork) through which messages of up to 16 KiB
  * travel without a system call once the receiving end has received once;
  * the descriptor still carries descriptors, larger messages and the end
- * of the stream (docs/pipes.md, "Speed"). An end handed to another process
- * as a descriptor (conc_conn_send_fd, then conc_conn_from_fd there, as a
- * fork server's child must) works without the ring; hand it on before it
- * receives, or only once the messages sent to it so far are received, as
- * messages left in its ring stay there. Returns 0 and two new connections in *a
+ * of the stream (docs/pipes.md, "Speed"). To hand an end to a process, use
+ * conc_conn_share (below), which loses nothing. An end handed on as a
+ * descriptor (conc_conn_send_fd, then conc_conn_from_fd there) works
+ * without the ring; hand it on before it receives, or only once the
+ * messages sent to it so far are received, as messages left in its ring
+ * stay there. Returns 0 and two new connections in *a
  * and *b, each freed with conc_conn_free; CONC_ENOMEM; or a system error such
  * as -EMFILE when no descriptor is left. On failure nothing is left open. Any
  * thread. */
