@@ -1682,6 +1682,37 @@ test_conn_share_refused_with_messages(void **state)
     conc_buf_free(&got);
 }
 
+/* Both ends of a simplex pipe can be handed on; each opened handle keeps
+ * its direction, and a message sent before the share is not lost. */
+static void
+test_conn_share_simplex(void **state)
+{
+    (void)state;
+    conc_conn *r, *w, *r2, *w2;
+    conc_conn_ref rref, wref;
+    conc_buf got = CONC_BUF_INIT;
+    assert_conc_ok(conc_pipe(&(conc_pipe_opts){.simplex = 1}, &r, &w));
+    assert_conc_ok(conc_conn_send_bytes(w, "before", 6, WAIT_S));
+    assert_conc_ok(conc_conn_share(r, &rref));
+    assert_conc_ok(conc_conn_share(w, &wref));
+    assert_conc_ok(conc_conn_open(&rref, &r2));
+    assert_conc_ok(conc_conn_open(&wref, &w2));
+    assert_int_equal(conc_conn_readable(r2), 1);
+    assert_int_equal(conc_conn_writable(r2), 0);
+    assert_int_equal(conc_conn_writable(w2), 1);
+    conc_conn_free(r);
+    conc_conn_free(w);
+    assert_conc_ok(conc_conn_send_bytes(w2, "after", 5, WAIT_S));
+    assert_conc_ok(conc_conn_recv_bytes(r2, WAIT_S, &got));
+    assert_int_equal(got.len, 6);
+    assert_conc_ok(conc_conn_recv_bytes(r2, WAIT_S, &got));
+    assert_int_equal(got.len, 5);
+    conc_conn_free(w2);
+    assert_conc(conc_conn_recv_bytes(r2, WAIT_S, &got), CONC_ECLOSED);
+    conc_conn_free(r2);
+    conc_buf_free(&got);
+}
+
 /* Refs that name nothing usable fail with an error and a message. */
 static void
 test_conn_open_bad_refs(void **state)
@@ -1779,6 +1810,7 @@ main(void)
         conc_unit_test(test_conn_handed_to_process),
         conc_unit_test(test_conn_ref_in_pool_initializer),
         conc_unit_test(test_conn_share_refused_with_messages),
+        conc_unit_test(test_conn_share_simplex),
         conc_unit_test(test_conn_open_bad_refs),
     };
     return conc_run_tests(tests);
