@@ -63,6 +63,22 @@ conc_conn_share(conc_conn *c, conc_conn_ref *ref)
     return 0;
 }
 
+/* Why pidfd_getfd failed with `err`, in words for the failure message. */
+static const char *
+why_not_copied(int err)
+{
+    switch (err) {
+    case -ESRCH:
+        return "it has ended";
+    case -EBADF:
+        return "it has no such descriptor";
+    case -EPERM:
+        return "not allowed to trace it (see Yama's ptrace_scope)";
+    default:
+        return conc_strerror(err);
+    }
+}
+
 /* A descriptor of this process's own for the file `ref` names, or a
  * negated error with a failure message. */
 static int
@@ -83,13 +99,8 @@ obtain_fd(const conc_conn_ref *ref)
     if (fd < 0)
         return conc_fail(fd,
                          "conc_conn_open: cannot copy descriptor %d of "
-                         "process %d (%s%s)",
-                         (int)ref->fd, (int)ref->pid,
-                         fd == -ESRCH   ? "it has ended"
-                         : fd == -EBADF ? "it has no such descriptor"
-                         : fd == -EPERM ? "not allowed to trace it"
-                                        : "",
-                         fd == -EPERM ? ", see Yama's ptrace_scope" : "");
+                         "process %d: %s",
+                         (int)ref->fd, (int)ref->pid, why_not_copied(fd));
     if (!same_file(fd, ref)) {
         close(fd);
         return conc_fail(CONC_EBADF,
