@@ -5,8 +5,11 @@
  * [42, None, 'hello from child2'], then prints "from parent:" and what it
  * receives, and closes its end; the parent prints the two messages, sends
  * "可好" and joins the child. conc_pipe's duplex ends carry bytes both
- * ways, so the lists travel as their text. Each side frees the end it does
- * not use. The output is the seed's.
+ * ways, so the lists travel as their text. child_conn goes to the child as
+ * Python's args do: as a conc_conn_ref, from which the child opens a
+ * handle of its own, so `f` runs the same under the fork server (the
+ * parent keeps its copy until the child has answered, i.e. opened it).
+ * Each side frees the ends it does not use. The output is the seed's.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +20,7 @@
 
 #define MESSAGE_WAIT 10.0 /* seconds; the messages come at once */
 
-static conc_conn *parent_conn, *child_conn; /* inherited by the child */
+static conc_conn *parent_conn, *child_conn; /* a forked child's copies */
 
 /* Process(target=fn, args=...) followed by start(). */
 static conc_process *
@@ -64,10 +67,12 @@ recv_text(conc_conn *conn, conc_buf *msg)
 static int
 f(const void *arg, size_t len)
 {
-    (void)arg;
-    (void)len;
-    conc_conn_free(parent_conn);
-    conc_conn *conn = child_conn;
+    if (len != sizeof(conc_conn_ref))
+        return CONC_EINVAL;
+    conc_conn *conn;
+    check(conc_conn_open(arg, &conn), "conc_conn_open");
+    conc_conn_free(parent_conn); /* NULL under the fork server */
+    conc_conn_free(child_conn);
     send_text(conn, "[42, None, 'hello from child']");
     send_text(conn, "[42, None, 'hello from child2']");
     conc_buf msg;
@@ -85,14 +90,16 @@ main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0); /* whole lines, as they are printed */
     check(conc_pipe(NULL, &parent_conn, &child_conn), "conc_pipe");
-    conc_process *p = start(f, NULL, 0, NULL);
-    conc_conn_free(child_conn);
+    conc_conn_ref ref; /* Process(target=f, args=(child_conn,)) */
+    check(conc_conn_share(child_conn, &ref), "conc_conn_share");
+    conc_process *p = start(f, &ref, sizeof ref, NULL);
     conc_buf msg;
     conc_buf_init(&msg);
     for (int i = 0; i < 2; i++) {
         recv_text(parent_conn, &msg);
         printf("%.*s\n", (int)msg.len, (const char *)msg.data);
     }
+    conc_conn_free(child_conn); /* the child has answered: it has its own */
     conc_buf_free(&msg);
     send_text(parent_conn, "可好");
     join(p);

@@ -23,6 +23,8 @@
 #include <unistd.h>
 
 #include "conc_test.h"
+#include "ipc/ipc_internal.h"
+#include "unix/platform.h"
 
 /* A process's pid, or -1 if conc_process_pid fails (usable in children,
  * where an assertion cannot report). */
@@ -1418,6 +1420,338 @@ test_forkserver_replaced_when_killed(void **state)
     chan_close(&c);
 }
 
+/* ---- Handing a Pipe() end to a process ------------------------------------
+ * Python's Process(target=f, args=(conn,)): the child opens its own handle
+ * from a conc_conn_ref, under both start methods. */
+
+#define CONN_ECHOES 200
+#define CONN_BIG    (40 * 1024) /* larger than a ring's message */
+#define NO_PIDFD_RC 3           /* the child could not open the ref */
+
+struct conn_args {
+    conc_conn_ref ref;
+};
+
+/* Reads one byte from `fd` (a pipe's reading end); -1 on failure. */
+static int
+read_byte(int fd)
+{
+    unsigned char ch;
+    return read(fd, &ch, 1) == 1 ? ch : -1;
+}
+
+/* The child's part of the traffic over its own handle; returns 0 or the
+ * line of the check that failed. */
+static int
+conn_child_talk(conc_conn *c)
+{
+    conc_buf b = CONC_BUF_INIT;
+    int fd = -1, pfd[2];
+    if (conc_conn_recv_bytes(c, WAIT_S, &b) || b.len != 5 ||
+        memcmp(b.data, "early", 5))
+        return __LINE__; /* sent before the share */
+    if (conc_conn_recv_bytes(c, WAIT_S, &b) || b.len != 5 ||
+        memcmp(b.data, "hello", 5))
+        return __LINE__; /* sent after it */
+    if (conc_conn_send_bytes(c, "opened", 6, WAIT_S))
+        return __LINE__;
+    if (conc_conn_recv_fd(c, WAIT_S, &fd) || read_byte(fd) != 'x')
+        return __LINE__;
+    close(fd);
+    if (pipe(pfd) || write(pfd[1], "y", 1) != 1 ||
+        conc_conn_send_fd(c, pfd[0], WAIT_S))
+        return __LINE__;
+    close(pfd[0]);
+    close(pfd[1]);
+    for (uint32_t i = 0; i < CONN_ECHOES; i++) {
+        if (conc_conn_recv_bytes(c, WAIT_S, &b) || b.len < sizeof i)
+            return __LINE__;
+        uint32_t got;
+        memcpy(&got, b.data, sizeof got);
+        if (got != i || conc_conn_send_bytes(c, b.data, b.len, WAIT_S))
+            return __LINE__;
+    }
+    conc_buf_free(&b);
+    return 0;
+}
+
+static int
+conn_child(const void *arg, size_t len)
+{
+    const struct conn_args *a = arg;
+    conc_conn *c;
+    if (len != sizeof *a)
+        return 100;
+    int r = conc_conn_open(&a->ref, &c);
+    if (r == CONC__NO_PIDFD)
+        return NO_PIDFD_RC;
+    if (r)
+        return 101;
+    r = conn_child_talk(c);
+    conc_conn_free(c);
+    return r;
+}
+
+/* Sends message i (its number, then filler up to `len`) on `c`. */
+static void
+send_numbered(conc_conn *c, uint32_t i, size_t len, conc_buf *scratch)
+{
+    scratch->len = 0;
+    assert_conc_ok(conc_buf_reserve(scratch, len));
+    scratch->len = len;
+    memset(scratch->data, (int)i, len);
+    memcpy(scratch->data, &i, sizeof i);
+    assert_conc_ok(conc_conn_send_bytes(c, scratch->data, len, WAIT_S));
+}
+
+/* The parent's side of conn_child_talk, on the other end `a`. */
+static void
+conn_parent_talk(conc_conn *a)
+{
+    conc_buf b = CONC_BUF_INIT, s = CONC_BUF_INIT;
+    int pfd[2], fd = -1;
+    assert_int_equal(pipe(pfd), 0);
+    assert_int_equal(write(pfd[1], "x", 1), 1);
+    assert_conc_ok(conc_conn_send_fd(a, pfd[0], WAIT_S));
+    close(pfd[0]);
+    close(pfd[1]);
+    assert_conc_ok(conc_conn_recv_fd(a, WAIT_S, &fd));
+    assert_int_equal(read_byte(fd), 'y');
+    close(fd);
+    for (uint32_t i = 0; i < CONN_ECHOES; i++) {
+        size_t len = i % 50 == 7 ? CONN_BIG : 8 + i;
+        send_numbered(a, i, len, &s);
+        assert_conc_ok(conc_conn_recv_bytes(a, WAIT_S, &b));
+        assert_int_equal(b.len, len);
+        assert_memory_equal(b.data, s.data, len);
+    }
+    conc_buf_free(&b);
+    conc_buf_free(&s);
+}
+
+/* Both ends have used their rings before the share; the shared end then
+ * lives in a child, and traffic goes both ways, descriptors included. */
+static void
+test_conn_handed_to_process(void **state)
+{
+    (void)state;
+    FOR_EACH_METHOD(m)
+    {
+        conc_conn *a, *b;
+        conc_buf got = CONC_BUF_INIT;
+        assert_conc_ok(conc_pipe(NULL, &a, &b));
+        assert_conc(conc_conn_recv_bytes(a, 0, &got), CONC_ETIMEDOUT);
+        assert_conc_ok(conc_conn_send_bytes(b, "pre", 3, WAIT_S));
+        assert_conc_ok(conc_conn_recv_bytes(a, WAIT_S, &got));
+        assert_int_equal(got.len, 3);
+        assert_conc_ok(conc_conn_send_bytes(a, "early", 5, WAIT_S));
+        struct conn_args args;
+        assert_conc_ok(conc_conn_share(b, &args.ref));
+        assert_conc_ok(conc_conn_send_bytes(a, "hello", 5, WAIT_S));
+        conc_process *p;
+        assert_conc_ok(conc_process_new(conn_child, &args, sizeof args,
+                                        &(conc_process_opts){.method = m}, &p));
+        assert_conc_ok(conc_process_start(p));
+        int code = -1;
+        if (m == CONC_START_FORKSERVER && !conc__pidfd_available()) {
+            /* Nothing inherited, nothing to copy it with: a clear error. */
+            assert_conc_ok(conc_process_join(p, WAIT_S));
+            assert_int_equal(conc_process_exitcode(p, &code), 1);
+            assert_int_equal(code, NO_PIDFD_RC);
+        } else {
+            assert_conc_ok(conc_conn_recv_bytes(a, WAIT_S, &got));
+            assert_int_equal(got.len, 6);
+            conc_conn_free(b); /* the child has its own descriptor now */
+            b = NULL;
+            conn_parent_talk(a);
+            assert_conc_ok(conc_process_join(p, WAIT_S));
+            assert_int_equal(conc_process_exitcode(p, &code), 1);
+            assert_int_equal(code, 0);
+            /* Every copy of the shared end is closed now. */
+            assert_conc(conc_conn_recv_bytes(a, WAIT_S, &got), CONC_ECLOSED);
+        }
+        conc_process_free(p);
+        conc_conn_free(b);
+        conc_conn_free(a);
+        conc_buf_free(&got);
+    }
+}
+
+/* A pool's initializer opens the ref, as Pool(initializer=init,
+ * initargs=(conn,)), and the worker's tasks answer through it. */
+static conc_conn *worker_conn;
+
+static int
+conn_init_worker(const void *arg, size_t len, conc_buf *result)
+{
+    (void)result;
+    if (len != sizeof(conc_conn_ref))
+        return CONC_EINVAL;
+    return conc_conn_open(arg, &worker_conn);
+}
+
+static int
+conn_send_double(const void *arg, size_t len, conc_buf *result)
+{
+    (void)result;
+    uint64_t v;
+    if (len != sizeof v)
+        return CONC_EINVAL;
+    memcpy(&v, arg, sizeof v);
+    v *= 2;
+    return conc_conn_send_bytes(worker_conn, &v, sizeof v, WAIT_S);
+}
+
+static void
+test_conn_ref_in_pool_initializer(void **state)
+{
+    (void)state;
+    conc_conn *a, *b;
+    assert_conc_ok(conc_pipe(NULL, &a, &b));
+    conc_conn_ref ref;
+    assert_conc_ok(conc_conn_share(b, &ref));
+    conc_pool *pool;
+    assert_conc_ok(
+        conc_pool_new(&(conc_pool_opts){.processes = 1,
+                                        .initializer = conn_init_worker,
+                                        .initarg = &ref,
+                                        .initarg_len = sizeof ref},
+                      &pool));
+    for (uint64_t i = 1; i <= 4; i++) {
+        conc_buf r = CONC_BUF_INIT, got = CONC_BUF_INIT;
+        assert_conc_ok(conc_pool_apply(pool, conn_send_double, &i, sizeof i,
+                                       CONC_FOREVER, &r));
+        assert_conc_ok(conc_conn_recv_bytes(a, WAIT_S, &got));
+        uint64_t v = 0;
+        assert_int_equal(got.len, sizeof v);
+        memcpy(&v, got.data, sizeof v);
+        assert_int_equal(v, 2 * i);
+        conc_buf_free(&r);
+        conc_buf_free(&got);
+    }
+    assert_conc_ok(conc_pool_close(pool));
+    assert_conc_ok(conc_pool_join(pool, WAIT_S));
+    conc_pool_free(pool);
+    conc_conn_free(b);
+    conc_conn_free(a);
+}
+
+/* Messages sent before the share are never lost: an end that holds some
+ * is refused, and stays usable as it was. */
+static void
+test_conn_share_refused_with_messages(void **state)
+{
+    (void)state;
+    conc_conn *a, *b;
+    conc_conn_ref ref;
+    conc_buf got = CONC_BUF_INIT;
+    /* In the end's ring. */
+    assert_conc_ok(conc_pipe(NULL, &a, &b));
+    assert_conc(conc_conn_recv_bytes(b, 0, &got), CONC_ETIMEDOUT);
+    assert_conc_ok(conc_conn_send_bytes(a, "one", 3, WAIT_S));
+    assert_conc(conc_conn_share(b, &ref), CONC_ESTATE);
+    assert_non_null(strstr(conc_failure_message(), "ring"));
+    assert_conc_ok(conc_conn_recv_bytes(b, WAIT_S, &got));
+    assert_memory_equal(got.data, "one", 3);
+    conc_conn_free(a);
+    conc_conn_free(b);
+    /* In the end's input buffer (a connection without rings). */
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    assert_conc_ok(conc_conn_from_fd(sv[0], NULL, &a));
+    assert_conc_ok(conc_conn_from_fd(sv[1], NULL, &b));
+    assert_conc_ok(conc_conn_send_bytes(a, "one", 3, WAIT_S));
+    assert_conc_ok(conc_conn_send_bytes(a, "two", 3, WAIT_S));
+    assert_conc_ok(conc_conn_recv_bytes(b, WAIT_S, &got));
+    assert_true(b->in_tail > b->in_head); /* one read took both */
+    assert_conc(conc_conn_share(b, &ref), CONC_ESTATE);
+    assert_non_null(strstr(conc_failure_message(), "buffer"));
+    assert_conc_ok(conc_conn_recv_bytes(b, WAIT_S, &got));
+    assert_memory_equal(got.data, "two", 3);
+    assert_conc_ok(conc_conn_share(b, &ref)); /* nothing held now */
+    conc_conn *c;
+    assert_conc_ok(conc_conn_open(&ref, &c)); /* this process: a dup */
+    assert_conc_ok(conc_conn_send_bytes(a, "three", 5, WAIT_S));
+    assert_conc_ok(conc_conn_recv_bytes(c, WAIT_S, &got));
+    assert_memory_equal(got.data, "three", 5);
+    conc_conn_free(c);
+    conc_conn_close(b);
+    assert_conc(conc_conn_share(b, &ref), CONC_ECLOSED);
+    conc_conn_free(a);
+    conc_conn_free(b);
+    conc_buf_free(&got);
+}
+
+/* Both ends of a simplex pipe can be handed on; each opened handle keeps
+ * its direction, and a message sent before the share is not lost. */
+static void
+test_conn_share_simplex(void **state)
+{
+    (void)state;
+    conc_conn *r, *w, *r2, *w2;
+    conc_conn_ref rref, wref;
+    conc_buf got = CONC_BUF_INIT;
+    assert_conc_ok(conc_pipe(&(conc_pipe_opts){.simplex = 1}, &r, &w));
+    assert_conc_ok(conc_conn_send_bytes(w, "before", 6, WAIT_S));
+    assert_conc_ok(conc_conn_share(r, &rref));
+    assert_conc_ok(conc_conn_share(w, &wref));
+    assert_conc_ok(conc_conn_open(&rref, &r2));
+    assert_conc_ok(conc_conn_open(&wref, &w2));
+    assert_int_equal(conc_conn_readable(r2), 1);
+    assert_int_equal(conc_conn_writable(r2), 0);
+    assert_int_equal(conc_conn_writable(w2), 1);
+    conc_conn_free(r);
+    conc_conn_free(w);
+    assert_conc_ok(conc_conn_send_bytes(w2, "after", 5, WAIT_S));
+    assert_conc_ok(conc_conn_recv_bytes(r2, WAIT_S, &got));
+    assert_int_equal(got.len, 6);
+    assert_conc_ok(conc_conn_recv_bytes(r2, WAIT_S, &got));
+    assert_int_equal(got.len, 5);
+    conc_conn_free(w2);
+    assert_conc(conc_conn_recv_bytes(r2, WAIT_S, &got), CONC_ECLOSED);
+    conc_conn_free(r2);
+    conc_buf_free(&got);
+}
+
+/* Refs that name nothing usable fail with an error and a message. */
+static void
+test_conn_open_bad_refs(void **state)
+{
+    (void)state;
+    conc_conn *a, *b, *c = NULL;
+    assert_conc_ok(conc_pipe(NULL, &a, &b));
+    conc_conn_ref ref, bad;
+    assert_conc_ok(conc_conn_share(b, &ref));
+    int no_pidfd = !conc__pidfd_available();
+    /* Garbage bytes. */
+    memset(&bad, 0xa5, sizeof bad);
+    assert_conc(conc_conn_open(&bad, &c), CONC_EINVAL);
+    memset(&bad, 0, sizeof bad);
+    assert_conc(conc_conn_open(&bad, &c), CONC_EINVAL);
+    /* A kind of end the descriptor is not. */
+    bad = ref;
+    bad.flags = 1u << 20;
+    assert_conc(conc_conn_open(&bad, &c), CONC_EINVAL);
+    /* No such process. */
+    bad = ref;
+    bad.pid = INT32_MAX;
+    assert_conc(conc_conn_open(&bad, &c),
+                no_pidfd ? CONC__NO_PIDFD : CONC_ESRCH);
+    assert_non_null(strstr(conc_failure_message(),
+                           no_pidfd ? "pidfd_getfd" : "it has ended"));
+    /* Another file at that descriptor number: the identity differs. */
+    bad = ref;
+    bad.ino ^= 1;
+    assert_conc(conc_conn_open(&bad, &c),
+                no_pidfd ? CONC__NO_PIDFD : CONC_EBADF);
+    /* The descriptor closed since. */
+    conc_conn_free(b);
+    assert_conc(conc_conn_open(&ref, &c),
+                no_pidfd ? CONC__NO_PIDFD : CONC_EBADF);
+    assert_null(c);
+    conc_conn_free(a);
+}
+
 static void *
 nothing_fn(void *arg)
 {
@@ -1474,6 +1808,11 @@ main(void)
         conc_unit_test(test_forkserver_stop_and_restart),
         conc_unit_test(test_forkserver_stop_kills_daemons),
         conc_unit_test(test_forkserver_replaced_when_killed),
+        conc_unit_test(test_conn_handed_to_process),
+        conc_unit_test(test_conn_ref_in_pool_initializer),
+        conc_unit_test(test_conn_share_refused_with_messages),
+        conc_unit_test(test_conn_share_simplex),
+        conc_unit_test(test_conn_open_bad_refs),
     };
     return conc_run_tests(tests);
 }

@@ -97,6 +97,10 @@ VALUES = {
     'const conc_mpqueue_ref *':
         ('conc_mpqueue_ref v; { conc_mpqueue *q; MUST(conc_mpqueue_new(NULL, &q));'
          ' MUST(conc_mpqueue_share(q, &v)); }', '&v'),
+    'conc_conn_ref *': ('conc_conn_ref v;', '&v'),
+    'const conc_conn_ref *':
+        ('conc_conn_ref v; { conc_conn *pa, *pb; MUST(conc_pipe(NULL, &pa, &pb));'
+         ' MUST(conc_conn_share(pb, &v)); }', '&v'),
     'const conc_items *': ('', '&items'),
     'conc_future *const *': ('conc_future *v[1]; MUST(conc_future_new(&v[0]));',
                              'v'),

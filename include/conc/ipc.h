@@ -61,13 +61,14 @@ typedef struct conc_conn_opts {
  * direction, inherited by fork) through which messages of up to 16 KiB
  * travel without a system call once the receiving end has received once;
  * the descriptor still carries descriptors, larger messages and the end
- * of the stream (docs/pipes.md, "Speed"). An end handed to another process
- * as a descriptor (conc_conn_send_fd, then conc_conn_from_fd there, as a
- * fork server's child must) works without the ring; hand it on before it
- * receives, or only once the messages sent to it so far are received, as
- * messages left in its ring stay there. Returns 0 and two new connections in *a and *b, each
- * freed with conc_conn_free; CONC_ENOMEM; or a system error such as
- * -EMFILE when no descriptor is left. On failure nothing is left open. Any
+ * of the stream (docs/pipes.md, "Speed"). To hand an end to a process, use
+ * conc_conn_share (below), which loses nothing. An end handed on as a
+ * descriptor (conc_conn_send_fd, then conc_conn_from_fd there) works
+ * without the ring; hand it on before it receives, or only once the
+ * messages sent to it so far are received, as messages left in its ring
+ * stay there. Returns 0 and two new connections in *a
+ * and *b, each freed with conc_conn_free; CONC_ENOMEM; or a system error such
+ * as -EMFILE when no descriptor is left. On failure nothing is left open. Any
  * thread. */
 CONC_EXTERN int conc_pipe(const conc_pipe_opts *opts, conc_conn **a,
                           conc_conn **b);
@@ -210,6 +211,61 @@ CONC_EXTERN int conc_conn_fileno(const conc_conn *c, int *fd);
 CONC_EXTERN int conc_conn_closed(const conc_conn *c);
 CONC_EXTERN int conc_conn_readable(const conc_conn *c);
 CONC_EXTERN int conc_conn_writable(const conc_conn *c);
+
+/* ---- Handing an end to a process ----------------------------------------
+ * Python's Process(target=f, args=(conn,)). A forked child inherits the
+ * parent's ends; a process started by the fork server inherits nothing.
+ * conc_conn_share names an end in a conc_conn_ref, plain bytes to put in
+ * the argument of conc_process_new (or of a pool's initializer), and the
+ * process opens a handle of its own with conc_conn_open. Opening works
+ * after a fork too, so one child function serves both start methods.
+ *
+ * The opened handle reads and writes the creator's descriptor and never
+ * the shared rings of a conc_pipe: conc_conn_share sets the end (in every
+ * process) to take every later message from the descriptor, and tells the
+ * other end to wait on its descriptor. So what the other end sends after
+ * the share reaches the opened handle, in order. Messages sent before the
+ * share are never lost: an end that holds any (received but not yet taken,
+ * or waiting in its ring), or whose ring the other end already writes to
+ * because it received before, is refused with CONC_ESTATE, and stays
+ * usable as it was. Hand an end on before its first receive, as Python's
+ * programs do. */
+typedef struct conc_conn_ref {
+    uint32_t magic;
+    int32_t pid;          /* the process that shared it, which must still run */
+    int32_t fd;           /* that process's descriptor of the end */
+    uint32_t flags;       /* what the end may do (readable, writable...) */
+    uint64_t max_message; /* as in conc_conn_opts */
+    uint64_t dev, ino;    /* which open file the descriptor is */
+} conc_conn_ref;
+
+/* Fills *ref with the bytes that name the end `c` (see above), and from
+ * now on sends what the other end sends to `c` through the descriptor.
+ * The caller usually frees its own `c` once the process has opened the
+ * ref (as Python's parent closes its copy after start); until then it
+ * must not receive on it, or the two handles share the messages. Returns 0;
+ * CONC_EINVAL for a NULL argument; CONC_ECLOSED after conc_conn_close;
+ * CONC_ESTATE (with a failure message saying why) when `c` holds
+ * messages not yet received, its receiving side has switched to the
+ * shared ring or has been shut after an error, or a timed-out send cut
+ * the stream. Borrows `c`. The thread that receives on `c`, or any thread
+ * while none does. */
+CONC_EXTERN int conc_conn_share(conc_conn *c, conc_conn_ref *ref);
+
+/* Opens the end that `ref` names: a new descriptor of this process for
+ * the same socket or pipe (the one inherited, when the sharing process is
+ * this process's parent and this process was forked from it; otherwise
+ * obtained from the sharing process with pidfd_getfd, which needs Linux
+ * 5.6 and the right to trace that process). Returns 0 and a new
+ * connection in *out, freed with conc_conn_free (which closes only this
+ * process's descriptor); CONC_EINVAL for a NULL argument or bytes that
+ * name no end; CONC_ESRCH when the sharing process has ended; CONC_EBADF
+ * when it no longer has that descriptor (or one of another file there);
+ * CONC_EPERM when it may not be traced; -ENOSYS without pidfds when the
+ * descriptor was not inherited from the parent; CONC_ENOMEM; other system
+ * errors negated. Each failure leaves a message (conc_failure_message).
+ * Any thread. */
+CONC_EXTERN int conc_conn_open(const conc_conn_ref *ref, conc_conn **out);
 
 CONC_END_DECLS
 

@@ -182,6 +182,13 @@ int conc__ring_recv(conc_conn *c, const struct conc__sink *s, int64_t deadline);
 int conc__ring_poll(conc_conn *c, int64_t deadline);
 void conc__ring_refuse(const conc_conn *c);
 
+/* ring.c: prepares an end with rings to be handed on (conc_conn_share):
+ * the other end's ring is refused, and this end's ring is marked GONE,
+ * so that every later message comes through the descriptor. Returns 0, or
+ * CONC_ESTATE (with a failure message) when messages may be in the ring
+ * or on their way into it; nothing changes then but the refusal. */
+int conc__ring_hand_over(conc_conn *c);
+
 /* Common argument checks of the receive calls: CONC_ECLOSED after close,
  * CONC_EBADF on an end that may not receive. */
 int conc__conn_check_recv(const conc_conn *c);

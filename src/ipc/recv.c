@@ -434,16 +434,24 @@ frame_ready(const conc_conn *c)
 }
 
 /* Takes a RING or WAKE frame whole at the front of the input buffer:
- * returns CONC__RING_SWITCH for RING, 1 for WAKE, 0 if there is none. */
+ * returns CONC__RING_SWITCH for RING, 1 for WAKE (and for RING on an end
+ * without rings, which skips it), 0 if there is none. */
 int
 conc__conn_take_marker(conc_conn *c)
 {
-    if (c->in_tail - c->in_head < CONC__FRAME_HDR || !c->rx)
+    if (c->in_tail - c->in_head < CONC__FRAME_HDR)
         return 0;
     unsigned kind;
     uint64_t len;
     conc__frame_get(c->in + c->in_head, &kind, &len);
-    if (len != 0 ||
+    if (len == 0 && !c->rx &&
+        (kind == CONC__KIND_WAKE || kind == CONC__KIND_RING)) {
+        /* An end handed on (conc_conn_share) may find the markers its ring
+         * would have needed; the writer sends it nothing else by the ring. */
+        c->in_head += CONC__FRAME_HDR;
+        return 1;
+    }
+    if (!c->rx || len != 0 ||
         (kind != CONC__KIND_WAKE && (kind != CONC__KIND_RING || c->rx_ring)))
         return 0;
     c->in_head += CONC__FRAME_HDR;

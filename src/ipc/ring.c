@@ -40,6 +40,13 @@
  *
  * Lost on a hand-over: messages already in the ring when its reader hands
  * its descriptor on stay there (ipc.h says so at conc_pipe).
+ * conc_conn_share hands an end on without that loss: it marks the ring
+ * GONE, so the writer puts nothing more into it (not even DIVERT frames,
+ * which nobody would take), only while the ring is empty and its reader
+ * has not switched to it; otherwise it refuses. The writer decides per
+ * message by the attach word, and before a reader attaches it writes the
+ * descriptor only, so a ring that is DETACHED or REFUSED, empty, and not
+ * switched to by this copy has no message in flight toward it.
  *
  * Sleeping. A side that must wait (reader: ring empty; writer: no room)
  * spins by the core policy (core/wait.h; the reader yields the CPU at
@@ -80,7 +87,7 @@
 #define SLICE_NS     ((int64_t)20 * 1000000)
 #define IDLE_CHECK   256u
 
-enum { DETACHED = 0, ATTACHED = 1, REFUSED = 2 };
+enum { DETACHED = 0, ATTACHED = 1, REFUSED = 2, GONE = 3 };
 
 /* What ring_take found besides a delivered message and errors. */
 enum { EMPTY = 1, MARKER = 2 };
@@ -154,11 +161,55 @@ conc__ring_unmap(conc_conn *c)
     c->rx = c->tx = NULL;
 }
 
+/* Makes the writer of `r` show every message on the descriptor, unless the
+ * ring's reader was handed on already. */
+static void
+refuse(struct conc__ring_side *r)
+{
+    uint32_t was = atomic_load(&r->attach);
+    while (was != GONE && was != REFUSED &&
+           !atomic_compare_exchange_weak(&r->attach, &was, REFUSED))
+        ;
+}
+
 void
 conc__ring_refuse(const conc_conn *c)
 {
     if (c->rx)
-        atomic_store(&c->rx->attach, REFUSED);
+        refuse(c->rx);
+}
+
+/* Why an end's receiving ring keeps it from being handed on, or NULL. */
+static const char *
+hand_over_blocker(const conc_conn *c, uint32_t state)
+{
+    if (state == ATTACHED || c->rx_ring || c->diverts)
+        return "it has received through its shared ring (hand an end on "
+               "before its first receive)";
+    uint64_t head = atomic_load(&c->rx->head);
+    if (atomic_load(&c->rx->tail) != head)
+        return "messages sent to it wait in its shared ring";
+    return NULL;
+}
+
+int
+conc__ring_hand_over(conc_conn *c)
+{
+    if (c->tx) /* the other end waits on the descriptor from now on */
+        refuse(c->tx);
+    if (!c->rx)
+        return 0;
+    uint32_t state = atomic_load(&c->rx->attach);
+    if (state == GONE)
+        return 0;
+    const char *why = hand_over_blocker(c, state);
+    if (why)
+        return conc_fail(CONC_ESTATE, "conc_conn_share: %s", why);
+    /* A reader that attached meanwhile (a fork's copy) keeps the ring. */
+    if (!atomic_compare_exchange_strong(&c->rx->attach, &state, GONE))
+        return conc_fail(CONC_ESTATE, "conc_conn_share: another copy of the "
+                                      "end began to receive meanwhile");
+    return 0;
 }
 
 /* ---- copying and waiting --------------------------------------------- */
@@ -286,9 +337,12 @@ int
 conc__ring_send(conc_conn *c, unsigned kind, const void *data, size_t len,
                 int *fd, int64_t deadline)
 {
-    int attached = atomic_load(&c->tx->attach) == ATTACHED;
+    uint32_t state = atomic_load(&c->tx->attach);
+    int attached = state == ATTACHED;
     int fits = kind == CONC__KIND_BYTES && len <= RING_MSG_MAX;
     int e;
+    if (state == GONE) /* the reader was handed on: nobody reads the ring */
+        return conc__conn_send_frame(c, kind, data, len, fd, deadline);
     if (!c->tx_ring) {
         if (!attached || !fits)
             return conc__conn_send_frame(c, kind, data, len, fd, deadline);

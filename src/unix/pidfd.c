@@ -89,3 +89,23 @@ conc__pidfd_send_signal(int pidfd, int sig)
     return CONC__NO_PIDFD;
 #endif
 }
+
+int
+conc__pidfd_getfd_of(int pid, int fd)
+{
+#ifdef HAVE_SYS_PIDFD_GETFD
+    int pidfd = conc__pidfd_of(pid);
+    if (pidfd < 0)
+        return pidfd;
+    int r = (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+    int e = r < 0 ? -errno : r;
+    close(pidfd);
+    if (e == -ENOSYS) /* pidfd_open without pidfd_getfd (Linux 5.3-5.5) */
+        return CONC__NO_PIDFD;
+    return e;
+#else
+    (void)pid;
+    (void)fd;
+    return CONC__NO_PIDFD;
+#endif
+}

@@ -68,6 +68,15 @@ int conc__pidfd_of(int pid);
  * process has ended (even if not yet reaped), or a negated errno. */
 int conc__pidfd_send_signal(int pidfd, int sig);
 
+/* A descriptor of this process's own for descriptor `fd` of process
+ * `pid` (pidfd_getfd, Linux 5.6): the same open file, of any kind, sockets
+ * included, which /proc/<pid>/fd cannot open. Needs the right to trace
+ * `pid` (Yama's ptrace_scope 1 allows it only toward descendants).
+ * Returns the new close-on-exec descriptor, CONC__NO_PIDFD, -ESRCH when
+ * no such process exists, -EBADF when it has no such descriptor, -EPERM
+ * when tracing it is not allowed, or another negated errno. Any thread. */
+int conc__pidfd_getfd_of(int pid, int fd);
+
 /* ---- Descriptor passing (fdpass.c) -----------------------------------------
  * Bytes and descriptors over a Unix socket, the descriptors attached to the
  * first byte sent. Sending never raises SIGPIPE. */
