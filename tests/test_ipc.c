@@ -1655,6 +1655,49 @@ test_ring_fileno_shows_messages(void **state)
     conc_conn_free(b);
 }
 
+/* An end whose ring was given up (conc_conn_fileno) and whose descriptor
+ * went to another process, which reads it through conc_conn_from_fd,
+ * while this process keeps its handle and never reads again: the writer
+ * must not wait for room in a ring that nobody will read. */
+#define HANDED_ON_MESSAGES 20000
+
+struct handed_on {
+    int fd;
+};
+
+static int
+handed_on_child(void *arg)
+{
+    struct handed_on *h = arg;
+    conc_conn *end;
+    CHECK(conc_conn_from_fd(h->fd, NULL, &end) == 0);
+    conc_buf got = CONC_BUF_INIT;
+    for (int i = 0; i < HANDED_ON_MESSAGES; i++) {
+        CHECK(conc_conn_recv_bytes(end, 10.0, &got) == 0);
+        CHECK(got.len == sizeof i && memcmp(got.data, &i, sizeof i) == 0);
+    }
+    conc_buf_free(&got);
+    conc_conn_free(end);
+    return 0;
+}
+
+static void
+test_ring_fileno_handed_on(void **state)
+{
+    (void)state;
+    conc_conn *a, *b;
+    assert_conc_ok(conc_pipe(NULL, &a, &b));
+    ring_warm(a, b);
+    struct handed_on h;
+    assert_conc_ok(conc_conn_fileno(b, &h.fd));
+    pid_t pid = fork_child(handed_on_child, &h);
+    for (int i = 0; i < HANDED_ON_MESSAGES; i++)
+        assert_conc_ok(conc_conn_send_bytes(a, &i, sizeof i, 10.0));
+    reap(pid);
+    conc_conn_free(a);
+    conc_conn_free(b);
+}
+
 /* The fork server's child gets a pipe end only as a descriptor, which it
  * wraps with conc_conn_from_fd: a connection without a ring. The end that
  * stays here, already on its rings, goes back to the socket for it. */
@@ -1786,6 +1829,7 @@ main(void)
         conc_unit_test(test_ring_poll_and_timeouts),
         conc_unit_test(test_ring_close_seen),
         conc_unit_test(test_ring_fileno_shows_messages),
+        conc_unit_test(test_ring_fileno_handed_on),
         conc_unit_test(test_ring_end_to_fork_server),
     };
     return conc_run_tests(tests);

@@ -355,8 +355,18 @@ conc__ring_send(conc_conn *c, unsigned kind, const void *data, size_t len,
         e = ring_put(c, CONC__KIND_BYTES, data, len, deadline);
         return e ? e : nudge_if_refused(c, deadline);
     }
-    e = ring_put(c, CONC__KIND_DIVERT, NULL, 0, deadline);
-    if (e)
+    /* A reader that gave the ring up (REFUSED, which is for good) takes
+     * every later message from the descriptor, where a DIVERT only says
+     * "the next one is there". Its descriptor may have gone to a process
+     * that never maps the ring, so a DIVERT that finds the ring full is
+     * left out instead of waiting for room nobody will make: the reader
+     * that does look at the ring takes what its DIVERTs announce from the
+     * descriptor, then the rest once the ring is empty, in order either
+     * way, since after the refusal every message goes to the descriptor. */
+    int refused = state == REFUSED;
+    e = ring_put(c, CONC__KIND_DIVERT, NULL, 0,
+                 refused ? CONC__POLL : deadline);
+    if (e && !(refused && e == CONC_ETIMEDOUT))
         return e;
     e = conc__conn_send_frame(c, kind, data, len, fd, deadline);
     if (e == CONC_ETIMEDOUT)
