@@ -1487,6 +1487,61 @@ nothing_fn(void *arg)
     return arg;
 }
 
+/* A thread that computes without sleeping until its creator, back from
+ * conc_thread_start, says go; it reports the CPU it had used by then. */
+struct hold_probe {
+    atomic_int go;
+    double cpu_ms; /* the thread's CPU time when it saw `go` */
+};
+
+static double
+thread_cpu_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int
+hold_probe_fn(void *arg)
+{
+    struct hold_probe *hp = arg;
+    double start = thread_cpu_ms();
+    /* Bounded: gives up after 10 s of its own CPU. */
+    while (!atomic_load(&hp->go) && thread_cpu_ms() - start < 10000)
+        ;
+    hp->cpu_ms = thread_cpu_ms() - start;
+    return 0;
+}
+
+static double
+probe_start(int parallel)
+{
+    struct hold_probe hp = {.go = 0, .cpu_ms = -1};
+    conc_thread *t;
+    conc_thread_opts o = {.parallel_start = parallel};
+    assert_conc_ok(conc_thread_start(hold_probe_fn, &hp, &o, &t));
+    atomic_store(&hp.go, 1);
+    assert_conc_ok(conc_thread_join(t, 30.0, NULL));
+    conc_thread_free(t);
+    return hp.cpu_ms;
+}
+
+/* By default start holds the creator while the new thread computes, up to
+ * CPython's 5 ms switch interval of the thread's CPU; parallel_start does
+ * not. The second check allows for a creator descheduled right after
+ * start returned: one quick start in five tries is enough. */
+static void
+test_parallel_start(void **state)
+{
+    (void)state;
+    assert_true(probe_start(0) >= 4.0);
+    int quick = 0;
+    for (int i = 0; i < 5 && !quick; i++)
+        quick = probe_start(1) < 4.0;
+    assert_true(quick);
+}
+
 int
 main(void)
 {
@@ -1530,6 +1585,7 @@ main(void)
         conc_unit_test(test_fork_child_sees_itself),
         conc_unit_test(test_exit_waits_for_nondaemon),
         conc_unit_test(test_conc_exit),
+        conc_unit_test(test_parallel_start),
     };
     return conc_run_tests(tests);
 }

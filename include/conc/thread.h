@@ -34,6 +34,10 @@ typedef struct conc_thread_opts {
     const char *name;        /* NULL: "Thread-N" (copied) */
     conc_daemon_mode daemon; /* default: inherit */
     size_t stack_size;       /* 0: the system default */
+    /* Nonzero: conc_thread_start returns as soon as the new thread is in
+     * its function, without CPython's order (below); for programs that
+     * start many threads that compute without blocking. */
+    int parallel_start;
 } conc_thread_opts;
 
 /* Starts a thread running fn(arg). `opts` may be NULL. Returns in the
@@ -41,12 +45,13 @@ typedef struct conc_thread_opts {
  * (named itself for the OS, joined the registry), entered fn, and run
  * until it first sleeps in the kernel, returns from fn, or has used 5 ms
  * of CPU (CPython's GIL keeps a new thread running until then); from then
- * on both threads run in parallel. On success returns 0 and, if `out` is
- * not NULL, a new handle in *out, freed with conc_thread_free; with a NULL
- * `out` the thread runs unobserved.
- * Borrows opts (the name is copied); `arg` is passed on as is. Returns
- * CONC_ENOMEM, CONC_EAGAIN (the system refused another thread) or
- * CONC_EINVAL (NULL fn, stack size too small). Any thread. */
+ * on both threads run in parallel. With opts->parallel_start it returns
+ * once the new thread has set itself up and entered fn. On success returns 0
+ * and, if `out` is not NULL, a new handle in *out, freed with conc_thread_free;
+ * with a NULL `out` the thread runs unobserved. Borrows opts (the name is
+ * copied); `arg` is passed on as is. Returns CONC_ENOMEM, CONC_EAGAIN (the
+ * system refused another thread) or CONC_EINVAL (NULL fn, stack size too
+ * small). Any thread. */
 CONC_EXTERN int conc_thread_start(conc_thread_fn fn, void *arg,
                                   const conc_thread_opts *opts,
                                   conc_thread **out);

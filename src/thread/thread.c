@@ -349,7 +349,7 @@ hold_first_run(conc_thread *t)
 /* Waits until the thread is in its function, then while it runs its first
  * stretch. The creator holds a reference, so `t` lives throughout. */
 static void
-wait_started(conc_thread *t)
+wait_started(conc_thread *t, int hold)
 {
     /* A new thread on an idle core runs within a few microseconds; a
      * creator that spins longer takes the CPU from it on a busy machine,
@@ -359,7 +359,8 @@ wait_started(conc_thread *t)
         ;
     while (phase_of(t) == CONC__PHASE_STARTING)
         await_phase(t, CONC__PHASE_STARTING, CONC__FOREVER);
-    hold_first_run(t);
+    if (hold)
+        hold_first_run(t);
 }
 
 /* Stores the new thread's ident and kernel id from the creator, so that a
@@ -435,7 +436,7 @@ conc_thread_start(conc_thread_fn fn, void *arg, const conc_thread_opts *opts,
         goto out;
     }
     publish_early(t, pt);
-    wait_started(t);
+    wait_started(t, !opts->parallel_start);
     if (out)
         *out = t;
     else
