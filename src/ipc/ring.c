@@ -11,7 +11,7 @@
  * ring's end (the copy is split in two). Only messages of at most
  * RING_MSG_MAX bytes go into the ring.
  *
- * The descriptor stays. It carries descriptors (SCM_RIGHTS), messages too
+ * The descriptor stays. It carries descriptors (ancillary data), messages too
  * large for the ring, and the end of the stream: the kernel knows when
  * every copy of an end, in every process, is closed, and no shared word
  * can. A message on the descriptor is announced in the ring by a DIVERT
