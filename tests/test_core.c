@@ -411,20 +411,10 @@ test_arena_corrupt_tags(void **state)
     conc_arena_free(a);
 }
 
-static void *
-nothing(void *arg)
-{
-    return arg;
-}
-
 int
 main(void)
 {
-    /* ThreadSanitizer starts a thread of its own at the first
-     * pthread_create; have it start before the leak guard counts threads. */
-    pthread_t warm;
-    if (pthread_create(&warm, NULL, nothing, NULL) == 0)
-        pthread_join(warm, NULL);
+    warm_up_threads();
     const struct CMUnitTest tests[] = {
         conc_unit_test(test_error_names),
         conc_unit_test(test_error_messages),

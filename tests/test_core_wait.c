@@ -111,20 +111,10 @@ test_wait_while(void **state)
     assert_int_equal(pthread_join(t, NULL), 0);
 }
 
-static void *
-nothing_main(void *arg)
-{
-    return arg;
-}
-
 int
 main(void)
 {
-    /* A first thread before the leak baselines: TSan starts a helper thread
-     * of its own when the program first creates one. */
-    pthread_t warm;
-    if (pthread_create(&warm, NULL, nothing_main, NULL) == 0)
-        pthread_join(warm, NULL);
+    warm_up_threads();
     const struct CMUnitTest tests[] = {
         conc_unit_test(test_spin_budget),
         conc_unit_test(test_spin_step),

@@ -1367,20 +1367,10 @@ test_stress(void **state)
     free(s);
 }
 
-static void *
-nothing_fn(void *arg)
-{
-    return arg;
-}
-
 int
 main(void)
 {
-    /* A first thread before the leak baselines: TSan starts a helper thread
-     * of its own when the program first creates one. */
-    pthread_t warm;
-    if (pthread_create(&warm, NULL, nothing_fn, NULL) == 0)
-        pthread_join(warm, NULL);
+    warm_up_threads();
     const struct CMUnitTest tests[] = {
         conc_unit_test(test_states),
         conc_unit_test(test_result_copy_and_empty),

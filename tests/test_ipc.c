@@ -1784,20 +1784,10 @@ test_ring_end_to_fork_server(void **state)
     conc_forkserver_stop(30.0); /* the server is no leak of this test */
 }
 
-static void *
-nothing_main(void *arg)
-{
-    return arg;
-}
-
 int
 main(void)
 {
-    /* A first thread before the leak baselines: TSan starts a helper thread
-     * of its own when the program first creates one. */
-    pthread_t warm;
-    if (pthread_create(&warm, NULL, nothing_main, NULL) == 0)
-        pthread_join(warm, NULL);
+    warm_up_threads();
     const struct CMUnitTest tests[] = {
         conc_unit_test(test_duplex_both_ways),
         conc_unit_test(test_simplex_directions),

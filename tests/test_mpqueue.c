@@ -1628,20 +1628,10 @@ test_killed_at_random(void **state)
     conc_arena_free(a);
 }
 
-static void *
-nothing(void *arg)
-{
-    return arg;
-}
-
 int
 main(void)
 {
-    /* A first thread before the leak baselines: TSan starts a helper thread
-     * of its own when the program first creates one. */
-    pthread_t warm;
-    if (pthread_create(&warm, NULL, nothing, NULL) == 0)
-        pthread_join(warm, NULL);
+    warm_up_threads();
     const struct CMUnitTest tests[] = {
         conc_unit_test(test_fifo_one_process),
         conc_unit_test(test_small_sizes),

@@ -1752,21 +1752,12 @@ test_conn_open_bad_refs(void **state)
     conc_conn_free(a);
 }
 
-static void *
-nothing_fn(void *arg)
-{
-    return arg;
-}
-
 int
 main(void)
 {
+    warm_up_threads();
     /* Before the leak baselines: the fork server (a child with a socket)
-     * lives as long as the program, and TSan starts a thread of its own when
-     * the program first creates one. */
-    pthread_t warm;
-    if (pthread_create(&warm, NULL, nothing_fn, NULL) == 0)
-        pthread_join(warm, NULL);
+     * lives as long as the program. */
     if (conc_forkserver_start() != 0) {
         fprintf(stderr, "cannot start the fork server: %s\n",
                 conc_failure_message());

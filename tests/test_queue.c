@@ -1175,12 +1175,6 @@ test_stress_simplequeue(void **state)
     conc_simplequeue_free(s.sq);
 }
 
-static void *
-nothing_main(void *arg)
-{
-    return arg;
-}
-
 /* Two threads hand items back and forth through two queues of one slot
  * each. Every step needs the other thread's wake-up, so a lost one shows
  * as a timeout (not hidden by a later event, as in the stress tests). */
@@ -1411,11 +1405,7 @@ test_stress_shutdown_immediate(void **state)
 int
 main(void)
 {
-    /* A first thread before the leak baselines: TSan starts a helper thread
-     * of its own when the program first creates one. */
-    pthread_t warm;
-    if (pthread_create(&warm, NULL, nothing_main, NULL) == 0)
-        pthread_join(warm, NULL);
+    warm_up_threads();
     const struct CMUnitTest tests[] = {
         conc_unit_test(test_new_defaults_and_errors),
         conc_unit_test(test_new_enomem),

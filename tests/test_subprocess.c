@@ -1150,20 +1150,10 @@ test_alloc_failure_keeping_input(void **state)
     free(in);
 }
 
-static void *
-nothing_main(void *arg)
-{
-    return arg;
-}
-
 int
 main(void)
 {
-    /* A first thread before the leak baselines: TSan starts a helper thread
-     * of its own at the first pthread_create. */
-    pthread_t warm;
-    if (pthread_create(&warm, NULL, nothing_main, NULL) == 0)
-        pthread_join(warm, NULL);
+    warm_up_threads();
     const struct CMUnitTest tests[] = {
         conc_unit_test(test_run_returncodes),
         conc_unit_test(test_signal_returncodes),

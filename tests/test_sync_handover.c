@@ -137,20 +137,10 @@ test_cond_freed_after_handover(void **state)
     run_rounds(COND);
 }
 
-static void *
-nothing(void *arg)
-{
-    return arg;
-}
-
 int
 main(void)
 {
-    /* TSan starts a helper thread at the first pthread_create; start one
-     * now so the leak guard does not count it against the first test. */
-    pthread_t t;
-    pthread_create(&t, NULL, nothing, NULL);
-    pthread_join(t, NULL);
+    warm_up_threads();
     const struct CMUnitTest tests[] = {
         conc_unit_test(test_lock_freed_after_handover),
         conc_unit_test(test_sem_freed_after_handover),

@@ -1481,12 +1481,6 @@ test_conc_exit(void **state)
     assert_int_equal(WEXITSTATUS(st), 7);
 }
 
-static void *
-nothing_fn(void *arg)
-{
-    return arg;
-}
-
 /* A thread that computes without sleeping until its creator, back from
  * conc_thread_start, says go; it reports the CPU it had used by then. */
 struct hold_probe {
@@ -1545,11 +1539,7 @@ test_parallel_start(void **state)
 int
 main(void)
 {
-    /* A first thread before the leak baselines: some runtimes (TSan) start
-     * a helper thread of their own when the program first creates one. */
-    pthread_t warm;
-    if (pthread_create(&warm, NULL, nothing_fn, NULL) == 0)
-        pthread_join(warm, NULL);
+    warm_up_threads();
     const struct CMUnitTest tests[] = {
         conc_unit_test(test_start_join_status),
         conc_unit_test(test_start_returns_once_running),

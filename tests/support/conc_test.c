@@ -1,4 +1,5 @@
 /* Test helpers; see conc_test.h. */
+#include <pthread.h>
 #include <dirent.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -256,4 +257,18 @@ kill_and_reap(pid_t pid)
 {
     kill(pid, SIGKILL);
     reap_status(pid);
+}
+
+static void *
+nothing_fn(void *arg)
+{
+    return arg;
+}
+
+void
+warm_up_threads(void)
+{
+    pthread_t warm;
+    if (pthread_create(&warm, NULL, nothing_fn, NULL) == 0)
+        pthread_join(warm, NULL);
 }

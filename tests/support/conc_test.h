@@ -72,6 +72,11 @@ void reap(pid_t pid);
 /* Kills the child `pid` with SIGKILL and reaps it. */
 void kill_and_reap(pid_t pid);
 
+/* Starts and joins one thread, first thing in main, before the leak
+ * baselines: TSan starts a helper thread of its own when the program first
+ * creates one, which the leak guard would count against the first test. */
+void warm_up_threads(void);
+
 /* Counts for leak checks. */
 int conc_test_count_fds(void);
 int conc_test_count_threads(void);

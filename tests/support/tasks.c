@@ -308,20 +308,6 @@ process_gone(void *arg)
     return access(path, F_OK) != 0;
 }
 
-static void *
-nothing_fn(void *arg)
-{
-    return arg;
-}
-
-void
-warm_up_threads(void)
-{
-    pthread_t warm;
-    if (pthread_create(&warm, NULL, nothing_fn, NULL) == 0)
-        pthread_join(warm, NULL);
-}
-
 /* ---- Random deaths ------------------------------------------------------ */
 
 int

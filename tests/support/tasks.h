@@ -169,9 +169,6 @@ size_t cpu_count(void);
 void check_death_message(const char *msg, int pid, const char *what);
 /* For conc_test_wait_until: whether the process *(int *)arg is gone. */
 int process_gone(void *arg);
-/* Starts and joins one thread before the leak baselines: TSan starts a
- * helper thread of its own when the program first creates one. */
-void warm_up_threads(void);
 
 /* ---- Random deaths ------------------------------------------------------
  *
