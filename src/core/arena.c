@@ -57,6 +57,7 @@
 #include "conc/arena.h"
 #include "core/arena_internal.h"
 #include "core/internal.h"
+#include "core/pmutex.h"
 #include "unix/platform.h"
 
 #define ARENA_MAGIC  0x636f6e6361726e61ull /* "concarna" */
@@ -153,22 +154,6 @@ is_block(const conc_arena *a, uint64_t off)
 /* ---- The lock ------------------------------------------------------------ */
 
 static int repair(conc_arena *a);
-
-static int
-lock_init(pthread_mutex_t *m)
-{
-    pthread_mutexattr_t attr;
-    int e = pthread_mutexattr_init(&attr);
-    if (e)
-        return -e;
-    e = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
-    if (!e)
-        e = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-    if (!e)
-        e = pthread_mutex_init(m, &attr);
-    pthread_mutexattr_destroy(&attr);
-    return -e;
-}
 
 /* Takes the lock. A dead owner's half-done work is repaired first. Returns
  * 0 (held), or CONC_EBROKEN (not held) when the arena is broken. Only
@@ -381,7 +366,7 @@ conc_arena_new(size_t size, conc_arena **out)
             close(fd);
         return CONC_ENOMEM;
     }
-    int r = lock_init(&a->lock);
+    int r = conc__robust_init(&a->lock, 0);
     if (r) {
         munmap(a, total);
         if (fd >= 0)

@@ -81,26 +81,6 @@
 #include <sanitizer/tsan_interface.h>
 #endif
 
-int
-conc__robust_init(pthread_mutex_t *m, int errorcheck)
-{
-    pthread_mutexattr_t attr;
-    int e = pthread_mutexattr_init(&attr);
-    if (e)
-        return -e;
-    e = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
-    if (!e)
-        e = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-    if (!e)
-        e = pthread_mutexattr_settype(&attr, errorcheck
-                                                 ? PTHREAD_MUTEX_ERRORCHECK
-                                                 : PTHREAD_MUTEX_NORMAL);
-    if (!e)
-        e = pthread_mutex_init(m, &attr);
-    pthread_mutexattr_destroy(&attr);
-    return -e;
-}
-
 void
 conc__robust_destroy(pthread_mutex_t *m)
 {

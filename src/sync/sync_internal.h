@@ -18,6 +18,7 @@
 #include "conc/sync.h"
 #include "core/internal.h"
 #include "core/lockword.h"
+#include "core/pmutex.h"
 #include "core/wait.h"
 #include "unix/futex.h"
 #include "unix/tid.h"
@@ -113,9 +114,7 @@ int conc__lock_relock(conc_lock *l);
 /* ---- Robust mutexes (robust.c) -----------------------------------------
  * The lock under process-shared Locks and RLocks. */
 
-/* Initializes a robust process-shared mutex, of the error-checking type
- * when `errorcheck`, else the normal type. Returns 0 or a negated errno. */
-int conc__robust_init(pthread_mutex_t *m, int errorcheck);
+/* conc__robust_init (core/pmutex.h) sets one up. */
 void conc__robust_destroy(pthread_mutex_t *m);
 
 /* Tries `m` once: 0, CONC_EOWNERDEAD, CONC_ENOTRECOVERABLE, CONC_EDEADLK
