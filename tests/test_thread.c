@@ -166,19 +166,6 @@ wait_for_release(void *arg)
     return sem_wait_for(arg, WAIT_S) == 0 ? 0 : CONC_ETIMEDOUT;
 }
 
-/* The name the OS shows for thread `tid` of this process. */
-static void
-os_name_of(long tid, char *buf, size_t size)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/self/task/%ld/comm", tid);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    assert_non_null(fgets(buf, (int)size, f));
-    fclose(f);
-    buf[strcspn(buf, "\n")] = '\0';
-}
-
 /* As Python's start(), conc_thread_start returns once the new thread runs:
  * by then it has set itself up (it is named for the OS, first thing in
  * its bootstrap), every time. */
@@ -194,7 +181,7 @@ test_start_returns_once_running(void **state)
         conc_thread *t;
         assert_conc_ok(conc_thread_start(
             wait_for_release, &release, &(conc_thread_opts){.name = name}, &t));
-        os_name_of(conc_thread_native_id(t), shown, sizeof shown);
+        os_name(conc_thread_native_id(t), shown, sizeof shown);
         assert_string_equal(shown, name);
         assert_true(conc_thread_is_alive(t));
         sem_post(&release);
