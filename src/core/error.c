@@ -56,8 +56,19 @@ conc_err_name(int err)
 }
 
 /* The message lives in static TLS: recording a failure never allocates, so
- * it works when memory is what ran out. */
-static __thread char failure_message[256];
+ * it works when memory is what ran out. A coroutine task has a buffer of
+ * its own, which the loop installs while the task runs (tasks share their
+ * thread, and a message must survive the task's suspensions). */
+static __thread char thread_message[CONC__FAILURE_MAX];
+static __thread char *failure_message = thread_message;
+
+char *
+conc__failure_buffer_swap(char *buf)
+{
+    char *old = failure_message;
+    failure_message = buf ? buf : thread_message;
+    return old == thread_message ? NULL : old;
+}
 
 int
 conc_fail(int err, const char *fmt, ...)
@@ -68,7 +79,7 @@ conc_fail(int err, const char *fmt, ...)
         return err;
     }
     va_start(ap, fmt);
-    vsnprintf(failure_message, sizeof failure_message, fmt, ap);
+    vsnprintf(failure_message, CONC__FAILURE_MAX, fmt, ap);
     va_end(ap);
     return err;
 }

@@ -75,6 +75,17 @@ enum conc__exit_stage {
  * a second registration of the same stage is ignored. Any thread. */
 void conc__at_exit(enum conc__exit_stage stage, void (*fn)(void));
 
+/* ---- Failure messages (error.c) ---------------------------------------- */
+
+/* The size of a failure message's buffer (conc_fail cuts at it). */
+#define CONC__FAILURE_MAX 256
+
+/* Makes `buf` (CONC__FAILURE_MAX bytes; NULL: the thread's own) where the
+ * calling thread's failure messages go and are read from, and returns the
+ * buffer used before (NULL: the thread's own). For the loop, which gives
+ * each coroutine task its own. */
+char *conc__failure_buffer_swap(char *buf);
+
 /* ---- Invariants -------------------------------------------------------- */
 _Noreturn void conc__panic(const char *fmt, ...) CONC_PRINTF(1, 2);
 

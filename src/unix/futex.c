@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/internal.h"
+#include "unix/coro.h"
 #include "unix/futex.h"
 
 int
@@ -16,6 +17,9 @@ conc__futex_wait(_Atomic uint32_t *word, uint32_t expected, int64_t deadline,
 {
     struct timespec ts, *tsp = NULL;
     int op = FUTEX_WAIT_BITSET | (shared ? 0 : FUTEX_PRIVATE_FLAG);
+
+    if (CONC__UNLIKELY(conc__coro_self != NULL) && !shared)
+        return conc__park_wait(conc__coro_self, word, expected, deadline, 0);
 
     if (deadline != CONC__FOREVER) {
         if (deadline < 0)
@@ -34,6 +38,9 @@ int
 conc__futex_wake(_Atomic uint32_t *word, int n, int shared)
 {
     int op = FUTEX_WAKE | (shared ? 0 : FUTEX_PRIVATE_FLAG);
-    long r = syscall(SYS_futex, (uint32_t *)word, op, n, NULL, NULL, 0);
-    return r < 0 ? 0 : (int)r;
+    int woken = conc__park_wake(word, n);
+    if (woken >= n)
+        return woken;
+    long r = syscall(SYS_futex, (uint32_t *)word, op, n - woken, NULL, NULL, 0);
+    return woken + (r < 0 ? 0 : (int)r);
 }

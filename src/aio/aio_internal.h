@@ -1,0 +1,165 @@
+/* The async layer from the inside: the loop, its handles, its tasks.
+ *
+ * Everything here belongs to one loop and is touched only by the loop's
+ * thread, except what is marked "any thread": the remote queue (the
+ * lock-free list call_soon_threadsafe and cross-thread wakes push onto),
+ * the wake flag, a handle's reference count and cancelled flag, and a
+ * task's remote wake fields. */
+#ifndef CONC_AIO_INTERNAL_H
+#define CONC_AIO_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conc/aio.h"
+#include "conc_config.h"
+#include "core/internal.h"
+#include "future/future_internal.h"
+#include "unix/coro.h"
+#include "unix/fiber.h"
+
+/* ---- Handles --------------------------------------------------------------- */
+
+enum {
+    HANDLE_EMBEDDED = 1, /* part of a task: never freed on its own */
+    HANDLE_TIMER = 2,    /* in (or meant for) the timer heap */
+};
+
+struct conc_aio_handle {
+    conc_aio_cb fn;
+    void *arg;
+    conc_aio_loop *loop;
+    struct conc_aio_handle *next; /* ready queue, remote list, free list */
+    int64_t when;                 /* timers: absolute monotonic ns */
+    uint64_t seq;                 /* timers: order among equal `when` */
+    size_t heap_index;            /* timers: SIZE_MAX when not in the heap */
+    _Atomic uint32_t refs;        /* any thread */
+    _Atomic uint32_t cancelled;   /* any thread */
+    uint32_t flags;
+    uint32_t queued; /* in the ready queue (embedded handles only) */
+};
+
+/* A new handle with one reference for the loop, plus one for the caller
+ * if `out` is not NULL (stored there). NULL without memory. */
+conc_aio_handle *conc__aio_handle_new(conc_aio_loop *loop, conc_aio_cb fn,
+                                      void *arg, conc_aio_handle **out);
+/* Drops one reference. Any thread. */
+void conc__aio_handle_unref(conc_aio_handle *h);
+
+/* ---- The ready queue and the timer heap -------------------------------------- */
+
+struct conc__aio_ready {
+    conc_aio_handle *head, *tail;
+    size_t n;
+};
+
+struct conc__aio_timers {
+    conc_aio_handle **heap; /* a 4-ary min-heap on (when, seq) */
+    size_t n, cap;
+    uint64_t seq;
+};
+
+/* Appends h (loop thread). */
+void conc__aio_ready_push(conc_aio_loop *loop, conc_aio_handle *h);
+
+/* Arms h at h->when. Returns 0 or CONC_ENOMEM. */
+int conc__aio_timer_add(struct conc__aio_timers *t, conc_aio_handle *h);
+/* Disarms h if armed. */
+void conc__aio_timer_remove(struct conc__aio_timers *t, conc_aio_handle *h);
+/* The earliest timer, or NULL. */
+static inline conc_aio_handle *
+conc__aio_timer_first(const struct conc__aio_timers *t)
+{
+    return t->n ? t->heap[0] : NULL;
+}
+void conc__aio_timers_free(struct conc__aio_timers *t);
+
+/* ---- Tasks ------------------------------------------------------------------- */
+
+struct conc__aio_task {
+    conc_future future; /* first: a task is its future */
+    struct conc__coro coro;
+    conc_aio_loop *loop;
+    conc__fiber *fiber;
+    conc_task_fn fn;
+    void *arg;
+    size_t len;
+    char *name;
+    size_t stack_size;
+    char msg[CONC__FAILURE_MAX]; /* the task's failure message */
+    int code;        /* what fn returned, once it returned */
+    int must_cancel; /* a cancellation to deliver at the next resume */
+    int ncancel;     /* cancellation requests (cancelling()) */
+    char *cancel_msg;
+    int suspended;    /* in conc__aio_suspend */
+    int cancellable;  /* ... in a suspension a cancellation ends */
+    int wake_code;    /* what the suspension returns when resumed */
+    int finished;     /* fn returned; the fiber is done */
+    conc_aio_handle step;  /* runs the next step (embedded) */
+    conc_aio_handle timer; /* a suspension's deadline (embedded) */
+    /* Cross-thread wakes (any thread): the token named and the flag that
+     * says the task's remote node is on the loop's remote list. */
+    _Atomic uint64_t remote_token;
+    _Atomic uint32_t remote_queued;
+    conc_aio_handle remote; /* embedded, pushed on the remote list */
+    struct conc__aio_task *prev, *next; /* the loop's list of live tasks */
+};
+
+/* The task running in this thread, or NULL. */
+struct conc__aio_task *conc__aio_task_self(void);
+/* The task of future f, or NULL if f is not a coroutine task. */
+struct conc__aio_task *conc__aio_task_of(conc_future *f);
+/* Cancels every task of the loop and runs the loop until they are done
+ * (close). */
+void conc__aio_cancel_all(conc_aio_loop *loop);
+
+/* Suspends the running task until conc__aio_wake, the deadline, or (if
+ * `cancellable`) a cancellation. CONC__POLL yields: the task runs again at
+ * the next iteration. Returns 0, CONC_ETIMEDOUT, CONC_ECANCELED,
+ * CONC_ENOMEM (no room for the deadline's timer). */
+int conc__aio_suspend(struct conc__aio_task *t, int64_t deadline,
+                      int cancellable);
+/* Resumes a suspended task with `code` (loop thread). */
+void conc__aio_wake(struct conc__aio_task *t, int code);
+
+/* ---- Descriptors ------------------------------------------------------------ */
+
+/* A descriptor registered with the loop's epoll; `ready` runs in the loop
+ * thread with the events that fired. */
+struct conc__aio_io {
+    int fd;
+    void (*ready)(struct conc__aio_io *io, uint32_t events);
+};
+
+/* ---- The loop ------------------------------------------------------------------ */
+
+struct conc_aio_loop {
+    int epfd, evfd;
+    int running, stopping, closed;
+    int debug;
+    int64_t slow_ns;
+    struct conc__aio_ready ready;
+    struct conc__aio_timers timers;
+    conc_aio_handle *free_handles;
+    size_t nfree;
+    conc__fiber *fiber; /* the loop thread's own stack while it runs */
+    struct conc__aio_task *tasks; /* live tasks, newest first */
+    size_t ntasks;
+    /* any thread */
+    _Atomic(conc_aio_handle *) remote;
+    _Atomic uint32_t wake_pending;
+    _Atomic uint32_t closed_remote;
+};
+
+/* The loop running in this thread, or NULL. */
+extern _Thread_local conc_aio_loop *conc__aio_running;
+
+/* Pushes h on the loop's remote list and wakes the loop once per batch.
+ * Any thread. */
+void conc__aio_remote_push(conc_aio_loop *loop, conc_aio_handle *h);
+
+/* Runs one iteration of the loop. */
+void conc__aio_run_once(conc_aio_loop *loop);
+
+#endif

@@ -1,0 +1,380 @@
+/* The loop: its life (new, run, stop, close, free) and one iteration.
+ *
+ * One iteration follows asyncio's _run_once: take what other threads sent;
+ * compute how long to wait (0 if anything is ready or the loop is
+ * stopping, else until the earliest timer); wait for descriptors; move the
+ * timers that are due to the ready queue; then run exactly the callbacks
+ * that were ready at that moment, so that callbacks scheduled meanwhile
+ * run in the next iteration. The wait uses epoll_pwait2, whose timeout is
+ * in nanoseconds, so a timer is neither early (the loop compares against
+ * the clock, never against the wait's own timeout) nor a millisecond late;
+ * where the kernel lacks it, epoll_wait with the timeout rounded up.
+ *
+ * A loop runs on its thread's own stack; tasks run on theirs and switch
+ * back to it whenever they suspend (task.c). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "aio/aio_internal.h"
+#include "unix/platform.h"
+
+_Thread_local conc_aio_loop *conc__aio_running;
+
+#define MAX_WAIT_NS   (24LL * 3600 * 1000000000) /* asyncio's cap */
+#define MAX_EVENTS    64
+#define SLOW_DEFAULT  0.1 /* asyncio's slow_callback_duration */
+#define EVFD_TAG      ((void *)0) /* epoll data of the wake-up eventfd */
+
+int
+conc_aio_loop_new(const conc_aio_loop_opts *opts, conc_aio_loop **out)
+{
+    if (!out)
+        return CONC_EINVAL;
+    double slow = opts && opts->slow_callback_duration > 0
+                      ? opts->slow_callback_duration
+                      : SLOW_DEFAULT;
+    if (opts && !(opts->slow_callback_duration >= 0))
+        return CONC_EINVAL; /* negative or NaN */
+    conc_aio_loop *loop = conc__calloc(1, sizeof *loop);
+    if (!loop)
+        return CONC_ENOMEM;
+    loop->debug = opts ? opts->debug : 0;
+    loop->slow_ns = (int64_t)(slow * 1e9);
+    loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+    int r = loop->epfd < 0 ? -errno : 0;
+    if (!r && (loop->evfd = conc__eventfd_new()) < 0)
+        r = loop->evfd;
+    if (!r) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = EVFD_TAG};
+        if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->evfd, &ev) < 0)
+            r = -errno;
+        else
+            loop->evfd += 0;
+    } else {
+        loop->evfd = -1;
+    }
+    if (r) {
+        if (loop->epfd >= 0)
+            close(loop->epfd);
+        if (loop->evfd >= 0)
+            close(loop->evfd);
+        conc__free(loop);
+        return r;
+    }
+    *out = loop;
+    return 0;
+}
+
+/* Moves everything other threads sent onto the ready queue, in the order
+ * it was sent. */
+static void
+take_remote(conc_aio_loop *loop)
+{
+    if (!atomic_load_explicit(&loop->remote, memory_order_relaxed))
+        return;
+    /* Clear the flag first: a push after the exchange below signals again. */
+    atomic_store_explicit(&loop->wake_pending, 0, memory_order_seq_cst);
+    conc_aio_handle *h = atomic_exchange_explicit(&loop->remote, NULL,
+                                                  memory_order_acquire);
+    conc_aio_handle *rev = NULL;
+    while (h) { /* the list is newest first */
+        conc_aio_handle *next = h->next;
+        h->next = rev;
+        rev = h;
+        h = next;
+    }
+    while (rev) {
+        conc_aio_handle *next = rev->next;
+        conc__aio_ready_push(loop, rev);
+        rev = next;
+    }
+}
+
+/* How long the iteration may wait for descriptors, in ns (-1: forever). */
+static int64_t
+wait_budget(conc_aio_loop *loop)
+{
+    if (loop->ready.n || loop->stopping ||
+        atomic_load_explicit(&loop->remote, memory_order_relaxed))
+        return 0;
+    conc_aio_handle *first = conc__aio_timer_first(&loop->timers);
+    if (!first)
+        return -1;
+    int64_t d = first->when - conc__now_ns();
+    return d < 0 ? 0 : d > MAX_WAIT_NS ? MAX_WAIT_NS : d;
+}
+
+static int
+poll_events(conc_aio_loop *loop, struct epoll_event *evs, int64_t budget)
+{
+#ifdef HAVE_EPOLL_PWAIT2
+    static int no_pwait2;
+    if (!no_pwait2) {
+        struct timespec ts = {budget / 1000000000, budget % 1000000000};
+        int n = epoll_pwait2(loop->epfd, evs, MAX_EVENTS,
+                             budget < 0 ? NULL : &ts, NULL);
+        if (n >= 0 || errno != ENOSYS)
+            return n;
+        no_pwait2 = 1;
+    }
+#endif
+    int ms = budget < 0 ? -1 : (int)((budget + 999999) / 1000000);
+    return epoll_wait(loop->epfd, evs, MAX_EVENTS, ms);
+}
+
+static void
+dispatch_events(conc_aio_loop *loop, struct epoll_event *evs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (evs[i].data.ptr == EVFD_TAG) {
+            conc__eventfd_drain(loop->evfd);
+            continue;
+        }
+        struct conc__aio_io *io = evs[i].data.ptr;
+        io->ready(io, evs[i].events);
+    }
+    take_remote(loop);
+}
+
+static void
+run_due_timers(conc_aio_loop *loop)
+{
+    conc_aio_handle *h = conc__aio_timer_first(&loop->timers);
+    if (!h)
+        return;
+    int64_t now = conc__now_ns();
+    while ((h = conc__aio_timer_first(&loop->timers)) && h->when <= now) {
+        conc__aio_timer_remove(&loop->timers, h);
+        conc__aio_ready_push(loop, h);
+    }
+}
+
+static void
+run_one(conc_aio_loop *loop, conc_aio_handle *h)
+{
+    if (h->flags & HANDLE_EMBEDDED) {
+        h->queued = 0;
+        h->fn(h->arg);
+        return;
+    }
+    if (!atomic_load_explicit(&h->cancelled, memory_order_relaxed)) {
+        if (CONC__UNLIKELY(loop->debug)) {
+            int64_t t0 = conc__now_ns();
+            h->fn(h->arg);
+            int64_t took = conc__now_ns() - t0;
+            if (took >= loop->slow_ns)
+                fprintf(stderr, "conc: a callback took %.3f seconds\n",
+                        (double)took / 1e9);
+        } else {
+            h->fn(h->arg);
+        }
+    }
+    conc__aio_handle_unref(h);
+}
+
+void
+conc__aio_run_once(conc_aio_loop *loop)
+{
+    struct epoll_event evs[MAX_EVENTS];
+    take_remote(loop);
+    int64_t budget = wait_budget(loop);
+    int n = poll_events(loop, evs, budget);
+    if (n > 0)
+        dispatch_events(loop, evs, n);
+    else if (budget != 0)
+        take_remote(loop);
+    run_due_timers(loop);
+    /* Exactly the callbacks ready now; the ones they add wait their turn. */
+    for (size_t todo = loop->ready.n; todo > 0; todo--) {
+        conc_aio_handle *h = loop->ready.head;
+        loop->ready.head = h->next;
+        if (!loop->ready.head)
+            loop->ready.tail = NULL;
+        loop->ready.n--;
+        run_one(loop, h);
+    }
+}
+
+/* Makes `loop` this thread's running loop. Returns 0 or an error. */
+static int
+enter(conc_aio_loop *loop)
+{
+    if (!loop)
+        return CONC_EINVAL;
+    if (loop->closed)
+        return CONC_ECLOSED;
+    if (conc__aio_running || loop->running)
+        return CONC_ESTATE;
+    if (!(loop->fiber = conc__fiber_self()))
+        return CONC_ENOMEM;
+    loop->running = 1;
+    conc__aio_running = loop;
+    return 0;
+}
+
+static void
+leave(conc_aio_loop *loop)
+{
+    loop->running = 0;
+    loop->stopping = 0;
+    conc__aio_running = NULL;
+}
+
+int
+conc_aio_loop_run_forever(conc_aio_loop *loop)
+{
+    int r = enter(loop);
+    if (r)
+        return r;
+    while (!loop->stopping)
+        conc__aio_run_once(loop);
+    leave(loop);
+    return 0;
+}
+
+struct until {
+    struct conc__watch watch;
+    conc_aio_loop *loop;
+};
+
+static void
+until_notify(struct conc__watch *w, conc_future *f)
+{
+    CONC__UNUSED(f);
+    conc_aio_loop_stop(((struct until *)w)->loop);
+}
+
+int
+conc_aio_loop_run_until_complete(conc_aio_loop *loop, conc_future *f)
+{
+    if (!f)
+        return CONC_EINVAL;
+    int r = enter(loop);
+    if (r)
+        return r;
+    struct until u = {.watch.notify = until_notify, .loop = loop};
+    struct conc__watch_link link = {.watch = &u.watch, .future = f};
+    if (conc__future_watch(&link)) {
+        while (!loop->stopping)
+            conc__aio_run_once(loop);
+        conc__future_unwatch(&link);
+    }
+    leave(loop);
+    int code = 0;
+    r = conc_future_exception(f, 0, &code);
+    if (r == CONC_ETIMEDOUT)
+        return CONC_ESTATE; /* stopped before f was done */
+    return r < 0 ? r : code;
+}
+
+int
+conc_aio_loop_stop(conc_aio_loop *loop)
+{
+    if (!loop)
+        return CONC_EINVAL;
+    if (atomic_load_explicit(&loop->closed_remote, memory_order_acquire))
+        return CONC_ECLOSED;
+    if (conc__aio_running == loop) {
+        loop->stopping = 1;
+        return 0;
+    }
+    /* Another thread: the loop reads `stopping` after its wait. */
+    __atomic_store_n(&loop->stopping, 1, __ATOMIC_SEQ_CST);
+    conc__eventfd_signal(loop->evfd);
+    return 0;
+}
+
+int
+conc_aio_loop_is_running(conc_aio_loop *loop)
+{
+    return loop && __atomic_load_n(&loop->running, __ATOMIC_ACQUIRE);
+}
+
+int
+conc_aio_loop_is_closed(conc_aio_loop *loop)
+{
+    return loop && atomic_load(&loop->closed_remote);
+}
+
+double
+conc_aio_loop_time(conc_aio_loop *loop)
+{
+    return loop ? (double)conc__now_ns() / 1e9 : 0.0;
+}
+
+int
+conc_aio_get_running_loop(conc_aio_loop **out)
+{
+    if (!out)
+        return CONC_EINVAL;
+    if (!conc__aio_running)
+        return conc_fail(CONC_ESTATE, "no running event loop");
+    *out = conc__aio_running;
+    return 0;
+}
+
+/* Drops every callback and timer still scheduled. */
+static void
+drop_scheduled(conc_aio_loop *loop)
+{
+    take_remote(loop);
+    while (loop->ready.head) {
+        conc_aio_handle *h = loop->ready.head;
+        loop->ready.head = h->next;
+        if (h->flags & HANDLE_EMBEDDED)
+            h->queued = 0;
+        else
+            conc__aio_handle_unref(h);
+    }
+    loop->ready.tail = NULL;
+    loop->ready.n = 0;
+    conc_aio_handle *h;
+    while ((h = conc__aio_timer_first(&loop->timers))) {
+        conc__aio_timer_remove(&loop->timers, h);
+        conc__aio_handle_unref(h);
+    }
+}
+
+int
+conc_aio_loop_close(conc_aio_loop *loop)
+{
+    if (!loop)
+        return CONC_EINVAL;
+    if (loop->running)
+        return CONC_ESTATE;
+    if (loop->closed)
+        return 0;
+    if (loop->ntasks) { /* finish every task, so no stack is leaked */
+        int r = enter(loop);
+        if (r)
+            return r;
+        conc__aio_cancel_all(loop);
+        leave(loop);
+    }
+    atomic_store(&loop->closed_remote, 1);
+    loop->closed = 1;
+    drop_scheduled(loop);
+    return 0;
+}
+
+void
+conc_aio_loop_free(conc_aio_loop *loop)
+{
+    if (!loop)
+        return;
+    conc_aio_loop_close(loop);
+    drop_scheduled(loop); /* threadsafe calls that raced with close */
+    conc__aio_timers_free(&loop->timers);
+    while (loop->free_handles) {
+        conc_aio_handle *h = loop->free_handles;
+        loop->free_handles = h->next;
+        conc__free(h);
+    }
+    close(loop->evfd);
+    close(loop->epfd);
+    conc__free(loop);
+}
