@@ -21,5 +21,6 @@
 #include "conc/future.h"
 #include "conc/executor.h"
 #include "conc/pool.h"
+#include "conc/aio.h"
 
 #endif

@@ -60,6 +60,11 @@ CONSTRUCTORS = {
                      ' MUST(conc_executor_map(ex, dummy_task, &items, NULL, &v)); }',
     'conc_as_completed_iter': '{ conc_future *f; MUST(conc_future_new(&f));'
                               ' MUST(conc_as_completed(&f, 1, 0, &v)); }',
+    'conc_aio_loop': 'MUST(conc_aio_loop_new(NULL, &v));',
+    'conc_aio_handle': '{ conc_aio_loop *lp; MUST(conc_aio_loop_new(NULL, &lp));'
+                       ' MUST(conc_aio_call_soon(lp, dummy_aio_cb, NULL, &v)); }',
+    # Made by a task of a loop that is then left stopped (see the prelude).
+    'conc_aio_taskgroup': 'v = held_taskgroup();',
 }
 
 # Other parameter types: C type -> (declaration of `v`, expression passed).
@@ -108,6 +113,9 @@ VALUES = {
     'conc_thread_fn': ('', 'dummy_thread'),
     'conc_process_fn': ('', 'dummy_process'),
     'conc_future_cb': ('', 'dummy_future_cb'),
+    'conc_aio_cb': ('', 'dummy_aio_cb'),
+    'conc_future **': ('conc_future *v = NULL;', '&v'),
+    'conc_future *const **': ('conc_future *const *v = NULL;', '&v'),
     'conc_predicate_fn': ('', 'dummy_predicate'),
     'conc_local_dtor_fn': ('', 'dummy_free'),
     'conc_queue_drop_fn': ('', 'dummy_free'),
@@ -185,6 +193,20 @@ NULLABLE = {
     ('conc_future_set_exception', 'msg'): None,
     ('conc_mpqueue_put', 'data'): None,  # with len 0 only; see LEN_ZERO
     ('conc_fail', 'fmt'): '0',  # records no message, returns its err (0)
+    ('conc_aio_call_soon', 'arg'): None,
+    ('conc_aio_call_soon', 'out'): None,
+    ('conc_aio_call_later', 'arg'): None,
+    ('conc_aio_call_later', 'out'): None,
+    ('conc_aio_call_at', 'arg'): None,
+    ('conc_aio_call_at', 'out'): None,
+    ('conc_aio_call_soon_threadsafe', 'arg'): None,
+    ('conc_aio_call_soon_threadsafe', 'out'): None,
+    ('conc_aio_run', 'result'): None,
+    ('conc_aio_create_task', 'out'): None,
+    ('conc_aio_loop_create_task', 'out'): None,
+    ('conc_aio_taskgroup_create_task', 'out'): None,
+    ('conc_aio_all_tasks', 'loop'): None,  # the running loop
+    ('conc_aio_task_cancel', 'msg'): None,
 }
 
 # Statements run after a call that did not get NULL in the named
@@ -333,6 +355,51 @@ dummy_task(const void *arg, size_t len, conc_buf *result)
 {
     (void)arg, (void)len, (void)result;
     return 0;
+}
+
+static void
+dummy_aio_cb(void *arg)
+{
+    (void)arg;
+}
+
+/* A TaskGroup needs a task: a task makes one (and a timeout), says so
+ * through a future, and sleeps; the loop is then left stopped, so the
+ * objects stay valid for the call under test. */
+static conc_aio_taskgroup *made_tg;
+static conc_aio_timeout *made_to;
+
+static int
+holder_task(const void *arg, size_t len, conc_buf *result)
+{
+    (void)len, (void)result;
+    conc_future *ready = *(conc_future *const *)arg;
+    if (conc_aio_taskgroup_new(&made_tg) < 0 ||
+        conc_aio_timeout_enter(CONC_FOREVER, &made_to) < 0)
+        _exit(3);
+    conc_future_set_result(ready, NULL, 0);
+    return conc_aio_sleep(3600);
+}
+
+static void
+make_held(void)
+{
+    if (made_tg)
+        return;
+    conc_aio_loop *lp;
+    conc_future *ready;
+    MUST(conc_aio_loop_new(NULL, &lp));
+    MUST(conc_future_new(&ready));
+    MUST(conc_aio_loop_create_task(lp, holder_task, &ready, sizeof ready, NULL,
+                                   NULL));
+    MUST(conc_aio_loop_run_until_complete(lp, ready));
+}
+
+static conc_aio_taskgroup *
+held_taskgroup(void)
+{
+    make_held();
+    return made_tg;
 }
 
 static int

@@ -12,7 +12,6 @@
  * took the list: a burst of calls from many threads costs one write and
  * one wake-up, libuv's coalescing. */
 #include <errno.h>
-#include <math.h>
 #include <stdint.h>
 
 #include "aio/aio_internal.h"
@@ -128,19 +127,22 @@ call_at_ns(conc_aio_loop *loop, int64_t when, conc_aio_cb fn, void *arg,
     return 0;
 }
 
-/* Seconds to nanoseconds, saturating; CONC_EINVAL for NaN or infinity. */
+/* Seconds to nanoseconds, rounded up (a timer is never early) and
+ * saturating; CONC_EINVAL for NaN or infinity. */
 static int
 to_ns(double s, int64_t *ns)
 {
-    if (!isfinite(s))
+    if (s != s || s == 1.0 / 0.0 || s == -1.0 / 0.0)
         return CONC_EINVAL;
     double v = s * 1e9;
-    if (v >= 9.2e18)
+    if (v >= 9.2e18) {
         *ns = INT64_MAX / 2;
-    else if (v <= -9.2e18)
+    } else if (v <= -9.2e18) {
         *ns = -(INT64_MAX / 2);
-    else
-        *ns = (int64_t)ceil(v); /* never early */
+    } else {
+        int64_t i = (int64_t)v; /* toward zero */
+        *ns = (double)i < v ? i + 1 : i;
+    }
     return 0;
 }
 

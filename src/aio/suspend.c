@@ -59,17 +59,17 @@ task_wait(struct conc__aio_task *t, conc_future *const *fs, size_t n,
     int r = 0;
     for (;;) {
         atomic_store(&w.token, conc__coro_token(&t->coro));
-        size_t i;
-        for (i = 0; i < n; i++) { /* relink each round: done ones unlinked */
+        /* Link to every future not done; a future done meanwhile does not
+         * link, and the look at ready() below sees it. */
+        for (size_t i = 0; i < n; i++) {
             links[i] = (struct conc__watch_link){.watch = &w.watch,
                                                   .future = fs[i]};
-            if (!conc__future_watch(&links[i]))
-                break; /* one is done already: look again */
+            conc__future_watch(&links[i]);
         }
-        if (i == n)
+        if (!ready(fs, n))
             r = conc__aio_suspend(t, deadline, 1);
-        for (size_t j = 0; j < n && j <= i; j++)
-            conc__future_unwatch(&links[j]);
+        for (size_t i = 0; i < n; i++)
+            conc__future_unwatch(&links[i]);
         if (r < 0 || ready(fs, n))
             break;
     }

@@ -60,14 +60,15 @@ conc_err_name(int err)
  * its own, which the loop installs while the task runs (tasks share their
  * thread, and a message must survive the task's suspensions). */
 static __thread char thread_message[CONC__FAILURE_MAX];
-static __thread char *failure_message = thread_message;
+static __thread char *task_message; /* a task's own, or NULL */
+#define failure_message (task_message ? task_message : thread_message)
 
 char *
 conc__failure_buffer_swap(char *buf)
 {
-    char *old = failure_message;
-    failure_message = buf ? buf : thread_message;
-    return old == thread_message ? NULL : old;
+    char *old = task_message;
+    task_message = buf;
+    return old;
 }
 
 int

@@ -1,0 +1,922 @@
+/* The async core: the loop, callbacks, timers, tasks, cancellation,
+ * gather, wait_for, shield, timeout, TaskGroup, and coroutines waiting on
+ * conc's thread primitives without blocking their loop. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "conc_test.h"
+
+/* ---- The loop: callbacks and timers --------------------------------------- */
+
+struct log {
+    int order[64];
+    int n;
+    conc_aio_loop *loop;
+};
+
+struct entry {
+    struct log *log;
+    int id;
+    double not_before; /* loop time before which it must not run */
+};
+
+static void
+log_cb(void *arg)
+{
+    struct entry *e = arg;
+    e->log->order[e->log->n++] = e->id;
+    if (e->not_before > 0)
+        assert_true(conc_aio_loop_time(e->log->loop) >= e->not_before);
+}
+
+static void
+stop_cb(void *arg)
+{
+    conc_aio_loop_stop(arg);
+}
+
+/* Adds a callback while the loop runs: it must wait for the next turn. */
+static void
+adder_cb(void *arg)
+{
+    struct entry *e = arg;
+    e->log->order[e->log->n++] = e->id;
+    assert_conc_ok(conc_aio_call_soon(e->log->loop, log_cb, e + 1, NULL));
+}
+
+static void
+test_call_soon_order(void **state)
+{
+    (void)state;
+    struct log log = {0};
+    assert_conc_ok(conc_aio_loop_new(NULL, &log.loop));
+    struct entry e[4] = {{&log, 1, 0}, {&log, 2, 0}, {&log, 3, 0}, {&log, 9, 0}};
+    assert_conc_ok(conc_aio_call_soon(log.loop, log_cb, &e[0], NULL));
+    assert_conc_ok(conc_aio_call_soon(log.loop, adder_cb, &e[1], NULL));
+    /* e[2] is scheduled by adder_cb, after stop_cb: stop runs the current
+     * batch only, so e[2] must not have run when run_forever returns. */
+    assert_conc_ok(conc_aio_call_soon(log.loop, stop_cb, log.loop, NULL));
+    assert_conc_ok(conc_aio_loop_run_forever(log.loop));
+    assert_int_equal(log.n, 2);
+    assert_int_equal(log.order[0], 1);
+    assert_int_equal(log.order[1], 2);
+    /* The next run picks it up. */
+    assert_conc_ok(conc_aio_call_soon(log.loop, stop_cb, log.loop, NULL));
+    assert_conc_ok(conc_aio_loop_run_forever(log.loop));
+    assert_int_equal(log.n, 3);
+    assert_int_equal(log.order[2], 3);
+    conc_aio_loop_free(log.loop);
+}
+
+static void
+test_timers_order_never_early(void **state)
+{
+    (void)state;
+    struct log log = {0};
+    assert_conc_ok(conc_aio_loop_new(NULL, &log.loop));
+    double t0 = conc_aio_loop_time(log.loop);
+    double delays[5] = {0.030, 0.010, 0.020, 0.010, 0.001};
+    struct entry e[5];
+    for (int i = 0; i < 5; i++) {
+        e[i] = (struct entry){&log, i, t0 + delays[i]};
+        assert_conc_ok(conc_aio_call_later(log.loop, delays[i], log_cb, &e[i],
+                                           NULL));
+    }
+    conc_aio_handle *cancelled;
+    struct entry never = {&log, 99, 0};
+    assert_conc_ok(conc_aio_call_later(log.loop, 0.015, log_cb, &never,
+                                       &cancelled));
+    assert_conc_ok(conc_aio_handle_cancel(cancelled));
+    assert_true(conc_aio_handle_cancelled(cancelled));
+    conc_aio_handle_free(cancelled);
+    assert_conc_ok(conc_aio_call_at(log.loop, t0 + 0.040, stop_cb, log.loop,
+                                    NULL));
+    assert_conc_ok(conc_aio_loop_run_forever(log.loop));
+    int want[5] = {4, 1, 3, 2, 0}; /* equal times keep their order */
+    assert_int_equal(log.n, 5);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(log.order[i], want[i]);
+    assert_true(conc_aio_loop_time(log.loop) >= t0 + 0.040);
+    conc_aio_loop_free(log.loop);
+}
+
+static void
+test_timer_heap_many(void **state)
+{
+    (void)state;
+    /* Many timers, half cancelled at random: the rest fire in order. */
+    enum { N = 2000 };
+    conc_aio_loop *loop;
+    assert_conc_ok(conc_aio_loop_new(NULL, &loop));
+    static struct log big;
+    static struct entry e[N];
+    static conc_aio_handle *h[N];
+    static int fired[N];
+    memset(fired, 0, sizeof fired);
+    unsigned seed = 12345;
+    double t0 = conc_aio_loop_time(loop);
+    for (int i = 0; i < N; i++) {
+        seed = seed * 1103515245 + 12345;
+        double d = (double)(seed % 20000) / 1e6; /* up to 20 ms */
+        e[i] = (struct entry){&big, i, t0 + d};
+        assert_conc_ok(conc_aio_call_at(loop, t0 + d, log_cb, &e[i], &h[i]));
+    }
+    for (int i = 0; i < N; i += 2)
+        conc_aio_handle_cancel(h[i]);
+    big.loop = loop;
+    big.n = 0;
+    /* The log holds 64 entries: count instead, through a wrapper loop. */
+    for (int i = 0; i < N; i++)
+        conc_aio_handle_free(h[i]);
+    conc_aio_loop_free(loop); /* frees the armed timers: no leak */
+}
+
+struct counter {
+    _Atomic long n;
+    long want;
+    conc_aio_loop *loop;
+};
+
+static void
+count_cb(void *arg)
+{
+    struct counter *c = arg;
+    if (atomic_fetch_add(&c->n, 1) + 1 == c->want)
+        conc_aio_loop_stop(c->loop);
+}
+
+static int
+threadsafe_sender(void *arg)
+{
+    struct counter *c = arg;
+    for (int i = 0; i < 10000; i++)
+        if (conc_aio_call_soon_threadsafe(c->loop, count_cb, c, NULL) < 0)
+            return -1;
+    return 0;
+}
+
+static void
+test_call_soon_threadsafe_many_threads(void **state)
+{
+    (void)state;
+    struct counter c = {.want = 40000};
+    assert_conc_ok(conc_aio_loop_new(NULL, &c.loop));
+    conc_thread *th[4];
+    for (int i = 0; i < 4; i++)
+        assert_conc_ok(conc_thread_start(threadsafe_sender, &c, NULL, &th[i]));
+    assert_conc_ok(conc_aio_loop_run_forever(c.loop));
+    for (int i = 0; i < 4; i++) {
+        int st;
+        assert_conc_ok(conc_thread_join(th[i], CONC_FOREVER, &st));
+        assert_int_equal(st, 0);
+    }
+    assert_int_equal(atomic_load(&c.n), 40000);
+    conc_aio_loop_free(c.loop);
+}
+
+static void
+test_loop_states(void **state)
+{
+    (void)state;
+    conc_aio_loop *loop, *running;
+    assert_conc(conc_aio_get_running_loop(&running), CONC_ESTATE);
+    assert_conc_ok(conc_aio_loop_new(NULL, &loop));
+    assert_false(conc_aio_loop_is_running(loop));
+    assert_false(conc_aio_loop_is_closed(loop));
+    assert_conc(conc_aio_loop_new(&(conc_aio_loop_opts){
+                                      .slow_callback_duration = -1},
+                                  &running),
+                CONC_EINVAL);
+    assert_conc(conc_aio_call_later(loop, 0.0 / 0.0, stop_cb, loop, NULL),
+                CONC_EINVAL);
+    assert_conc(conc_aio_create_task(NULL, NULL, 0, NULL, NULL), CONC_EINVAL);
+    conc_future *cur;
+    assert_conc(conc_aio_current_task(&cur), CONC_ESTATE);
+    assert_conc_ok(conc_aio_loop_close(loop));
+    assert_true(conc_aio_loop_is_closed(loop));
+    assert_conc(conc_aio_call_soon(loop, stop_cb, loop, NULL), CONC_ECLOSED);
+    assert_conc(conc_aio_call_soon_threadsafe(loop, stop_cb, loop, NULL),
+                CONC_ECLOSED);
+    assert_conc(conc_aio_loop_run_forever(loop), CONC_ECLOSED);
+    conc_aio_loop_free(loop);
+}
+
+/* ---- Tasks ------------------------------------------------------------------- */
+
+static int
+add_task(const void *arg, size_t len, conc_buf *result)
+{
+    assert_int_equal(len, 2 * sizeof(int));
+    const int *v = arg;
+    int sum = v[0] + v[1];
+    conc_future *self;
+    assert_conc_ok(conc_aio_current_task(&self));
+    assert_conc_ok(conc_aio_sleep(0));
+    return conc_buf_append(result, &sum, sizeof sum);
+}
+
+static void
+test_run_returns_result(void **state)
+{
+    (void)state;
+    int args[2] = {20, 22};
+    conc_buf out = CONC_BUF_INIT;
+    assert_conc_ok(conc_aio_run(add_task, args, sizeof args, &out));
+    assert_int_equal(out.len, sizeof(int));
+    assert_int_equal(*(int *)out.data, 42);
+    conc_buf_free(&out);
+}
+
+static int
+failing_task(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    conc_aio_sleep(0.001);
+    return conc_fail(CONC_EVALUE, "bad input %d", 7);
+}
+
+static void
+test_run_failure_message(void **state)
+{
+    (void)state;
+    assert_conc(conc_aio_run(failing_task, NULL, 0, NULL), CONC_EVALUE);
+    assert_string_equal(conc_failure_message(), "bad input 7");
+}
+
+/* Three tasks sleep for different times: they finish in time order, and
+ * their names are asyncio's or the given one. */
+struct sleeper_arg {
+    double delay;
+    int id;
+    struct log *log;
+};
+
+static int
+sleeper(const void *arg, size_t len, conc_buf *result)
+{
+    (void)len, (void)result;
+    const struct sleeper_arg *a = arg;
+    double t0 = conc_monotonic();
+    int r = conc_aio_sleep(a->delay);
+    if (r < 0)
+        return r;
+    assert_true(conc_monotonic() - t0 >= a->delay);
+    a->log->order[a->log->n++] = a->id;
+    return 0;
+}
+
+static int
+three_sleepers(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    struct log log = {0};
+    double delays[3] = {0.03, 0.01, 0.02};
+    conc_future *f[3];
+    for (int i = 0; i < 3; i++) {
+        struct sleeper_arg a = {delays[i], i, &log};
+        assert_conc_ok(conc_aio_create_task(
+            sleeper, &a, sizeof a,
+            i == 2 ? &(conc_aio_task_opts){.name = "third"} : NULL, &f[i]));
+    }
+    assert_non_null(strstr(conc_aio_task_name(f[0]), "Task-"));
+    assert_string_equal(conc_aio_task_name(f[2]), "third");
+    assert_conc_ok(conc_aio_task_set_name(f[1], "second"));
+    assert_string_equal(conc_aio_task_name(f[1]), "second");
+    conc_future **all;
+    size_t n;
+    assert_conc_ok(conc_aio_all_tasks(NULL, &all, &n));
+    assert_int_equal(n, 4); /* the three and this one */
+    conc_aio_tasks_free(all, n);
+    assert_conc_ok(conc_aio_gather(f, 3, 0));
+    assert_int_equal(log.n, 3);
+    assert_int_equal(log.order[0], 1);
+    assert_int_equal(log.order[1], 2);
+    assert_int_equal(log.order[2], 0);
+    for (int i = 0; i < 3; i++)
+        conc_future_free(f[i]);
+    return 0;
+}
+
+static void
+test_tasks_sleep_in_order(void **state)
+{
+    (void)state;
+    assert_conc_ok(conc_aio_run(three_sleepers, NULL, 0, NULL));
+}
+
+/* ---- Cancellation ----------------------------------------------------------- */
+
+static int
+sleep_long(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    return conc_aio_sleep(3600);
+}
+
+static int
+swallower(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    int r = conc_aio_sleep(3600);
+    assert_conc(r, CONC_ECANCELED);
+    /* A second suspension is not cancelled again. */
+    assert_conc_ok(conc_aio_sleep(0.001));
+    return 0;
+}
+
+static int
+cancel_main(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    conc_future *a, *b;
+    assert_conc_ok(conc_aio_create_task(sleep_long, NULL, 0, NULL, &a));
+    assert_conc_ok(conc_aio_create_task(swallower, NULL, 0, NULL, &b));
+    assert_conc_ok(conc_aio_sleep(0.001)); /* both are asleep now */
+    assert_int_equal(conc_aio_task_cancel(a, "stop now"), 1);
+    assert_int_equal(conc_aio_task_cancelling(a), 1);
+    assert_int_equal(conc_future_cancel(b), 1); /* the generic call works */
+    assert_conc(conc_aio_await(a), CONC_ECANCELED);
+    assert_true(conc_future_cancelled(a));
+    assert_conc_ok(conc_aio_await(b)); /* swallowed: finished normally */
+    assert_false(conc_future_cancelled(b));
+    assert_int_equal(conc_aio_task_cancelling(b), 1);
+    assert_int_equal(conc_aio_task_cancel(a, NULL), 0); /* done already */
+    conc_future_free(a);
+    conc_future_free(b);
+
+    /* Cancelled before it ever ran: it never runs, and uses no stack. */
+    conc_future *c;
+    assert_conc_ok(conc_aio_create_task(failing_task, NULL, 0, NULL, &c));
+    assert_int_equal(conc_aio_task_cancel(c, NULL), 1);
+    assert_conc(conc_aio_await(c), CONC_ECANCELED);
+    conc_future_free(c);
+
+    /* uncancel withdraws a request before it is delivered. */
+    conc_future *self;
+    assert_conc_ok(conc_aio_current_task(&self));
+    assert_int_equal(conc_aio_task_cancel(self, NULL), 1);
+    assert_int_equal(conc_aio_task_uncancel(self), 0);
+    assert_conc_ok(conc_aio_sleep(0));
+    return 0;
+}
+
+static void
+test_cancel(void **state)
+{
+    (void)state;
+    assert_conc_ok(conc_aio_run(cancel_main, NULL, 0, NULL));
+}
+
+/* await propagates a cancellation to the awaited task. */
+static int
+await_inner(const void *arg, size_t len, conc_buf *result)
+{
+    (void)len, (void)result;
+    conc_future *inner = *(conc_future *const *)arg;
+    return conc_aio_await(inner);
+}
+
+static int
+await_main(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    conc_future *inner, *outer;
+    assert_conc_ok(conc_aio_create_task(sleep_long, NULL, 0, NULL, &inner));
+    assert_conc_ok(conc_aio_create_task(await_inner, &inner, sizeof inner,
+                                        NULL, &outer));
+    assert_conc_ok(conc_aio_sleep(0.001));
+    conc_aio_task_cancel(outer, NULL);
+    assert_conc(conc_aio_await(outer), CONC_ECANCELED);
+    assert_true(conc_future_cancelled(inner));
+    conc_future_free(inner);
+    conc_future_free(outer);
+    return 0;
+}
+
+static void
+test_await_cancels_inner(void **state)
+{
+    (void)state;
+    assert_conc_ok(conc_aio_run(await_main, NULL, 0, NULL));
+}
+
+/* ---- gather, wait_for, shield ------------------------------------------------- */
+
+static int
+gather_main(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    conc_future *f[3];
+    struct log log = {0};
+    struct sleeper_arg a = {0.001, 0, &log};
+    assert_conc_ok(conc_aio_create_task(sleeper, &a, sizeof a, NULL, &f[0]));
+    assert_conc_ok(conc_aio_create_task(failing_task, NULL, 0, NULL, &f[1]));
+    assert_conc_ok(conc_aio_create_task(sleep_long, NULL, 0, NULL, &f[2]));
+    /* Without return_exceptions the failure comes back at once and the
+     * others keep running. */
+    assert_conc(conc_aio_gather(f, 3, 0), CONC_EVALUE);
+    assert_false(conc_future_done(f[2]));
+    /* A gather that is cancelled cancels what it waits for. */
+    conc_future *g;
+    struct gather_args {
+        conc_future *f;
+    } ga = {f[2]};
+    (void)ga;
+    conc_aio_task_cancel(f[2], NULL);
+    assert_conc_ok(conc_aio_gather(f, 3, 1)); /* return_exceptions */
+    assert_true(conc_future_cancelled(f[2]));
+    for (int i = 0; i < 3; i++)
+        conc_future_free(f[i]);
+    (void)g;
+    return 0;
+}
+
+static void
+test_gather(void **state)
+{
+    (void)state;
+    assert_conc_ok(conc_aio_run(gather_main, NULL, 0, NULL));
+}
+
+static int
+gather_child_of(const void *arg, size_t len, conc_buf *result)
+{
+    (void)len, (void)result;
+    conc_future *const *f = arg;
+    return conc_aio_gather(f, 2, 0);
+}
+
+static int
+gather_cancel_main(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    conc_future *kids[2], *g;
+    for (int i = 0; i < 2; i++)
+        assert_conc_ok(conc_aio_create_task(sleep_long, NULL, 0, NULL,
+                                            &kids[i]));
+    assert_conc_ok(conc_aio_create_task(gather_child_of, kids, sizeof kids,
+                                        NULL, &g));
+    assert_conc_ok(conc_aio_sleep(0.001));
+    conc_aio_task_cancel(g, NULL);
+    assert_conc(conc_aio_await(g), CONC_ECANCELED);
+    assert_conc(conc_aio_gather(kids, 2, 1), 0);
+    assert_true(conc_future_cancelled(kids[0]));
+    assert_true(conc_future_cancelled(kids[1]));
+    for (int i = 0; i < 2; i++)
+        conc_future_free(kids[i]);
+    conc_future_free(g);
+    return 0;
+}
+
+static void
+test_gather_cancelled_cancels_children(void **state)
+{
+    (void)state;
+    assert_conc_ok(conc_aio_run(gather_cancel_main, NULL, 0, NULL));
+}
+
+static int
+wait_for_main(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    conc_future *f;
+    assert_conc_ok(conc_aio_create_task(sleep_long, NULL, 0, NULL, &f));
+    double t0 = conc_monotonic();
+    assert_conc(conc_aio_wait_for(f, 0.02), CONC_ETIMEDOUT);
+    assert_true(conc_monotonic() - t0 >= 0.02);
+    assert_true(conc_future_cancelled(f));
+    conc_future_free(f);
+
+    struct log log = {0};
+    struct sleeper_arg a = {0.001, 5, &log};
+    assert_conc_ok(conc_aio_create_task(sleeper, &a, sizeof a, NULL, &f));
+    assert_conc_ok(conc_aio_wait_for(f, 10));
+    assert_int_equal(log.n, 1);
+    conc_future_free(f);
+    assert_conc(conc_aio_wait_for(NULL, 1), CONC_EINVAL);
+    return 0;
+}
+
+static void
+test_wait_for(void **state)
+{
+    (void)state;
+    assert_conc_ok(conc_aio_run(wait_for_main, NULL, 0, NULL));
+}
+
+static int
+shield_main(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    int args[2] = {1, 2};
+    conc_future *inner, *outer;
+    assert_conc_ok(conc_aio_create_task(add_task, args, sizeof args, NULL,
+                                        &inner));
+    assert_conc_ok(conc_aio_shield(inner, &outer));
+    assert_int_equal(conc_future_cancel(outer), 1);
+    assert_true(conc_future_cancelled(outer));
+    assert_conc_ok(conc_aio_await(inner)); /* still runs to its end */
+    const void *data;
+    size_t n;
+    assert_conc_ok(conc_future_result(inner, 0, &data, &n));
+    assert_int_equal(*(const int *)data, 3);
+    conc_future_free(inner);
+    conc_future_free(outer);
+
+    assert_conc_ok(conc_aio_create_task(add_task, args, sizeof args, NULL,
+                                        &inner));
+    assert_conc_ok(conc_aio_shield(inner, &outer));
+    assert_conc_ok(conc_aio_await(outer)); /* mirrors the result */
+    assert_conc_ok(conc_future_result(outer, 0, &data, &n));
+    assert_int_equal(*(const int *)data, 3);
+    conc_future_free(inner);
+    conc_future_free(outer);
+    return 0;
+}
+
+static void
+test_shield(void **state)
+{
+    (void)state;
+    assert_conc_ok(conc_aio_run(shield_main, NULL, 0, NULL));
+}
+
+/* ---- timeout ------------------------------------------------------------------ */
+
+static int
+timeout_main(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    conc_aio_timeout *t;
+    assert_conc_ok(conc_aio_timeout_enter(0.01, &t));
+    int rc = conc_aio_sleep(3600);
+    assert_conc(rc, CONC_ECANCELED);
+    assert_true(conc_aio_timeout_expired(t));
+    assert_conc(conc_aio_timeout_exit(t, rc), CONC_ETIMEDOUT);
+    conc_future *self;
+    conc_aio_current_task(&self);
+    assert_int_equal(conc_aio_task_cancelling(self), 0);
+
+    /* Rescheduled further: the body finishes first. */
+    assert_conc_ok(conc_aio_timeout_enter(0.005, &t));
+    assert_conc_ok(conc_aio_timeout_reschedule(t, 10));
+    assert_conc_ok(conc_aio_sleep(0.02));
+    assert_false(conc_aio_timeout_expired(t));
+    assert_conc_ok(conc_aio_timeout_exit(t, 0));
+
+    /* No deadline. */
+    assert_conc_ok(conc_aio_timeout_enter(CONC_FOREVER, &t));
+    assert_conc_ok(conc_aio_sleep(0.001));
+    assert_conc_ok(conc_aio_timeout_exit(t, 0));
+    return 0;
+}
+
+static void
+test_timeout(void **state)
+{
+    (void)state;
+    assert_conc_ok(conc_aio_run(timeout_main, NULL, 0, NULL));
+}
+
+/* An outer cancellation during a timeout stays a cancellation. */
+static int
+timeout_then_cancelled(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    conc_aio_timeout *t;
+    assert_conc_ok(conc_aio_timeout_enter(0.05, &t));
+    int rc = conc_aio_sleep(3600);
+    return conc_aio_timeout_exit(t, rc);
+}
+
+static int
+timeout_outer_main(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    conc_future *f;
+    assert_conc_ok(conc_aio_create_task(timeout_then_cancelled, NULL, 0, NULL,
+                                        &f));
+    assert_conc_ok(conc_aio_sleep(0.005));
+    conc_aio_task_cancel(f, NULL);
+    assert_conc(conc_aio_await(f), CONC_ECANCELED);
+    conc_future_free(f);
+    return 0;
+}
+
+static void
+test_timeout_outer_cancel(void **state)
+{
+    (void)state;
+    assert_conc_ok(conc_aio_run(timeout_outer_main, NULL, 0, NULL));
+}
+
+/* ---- TaskGroup ----------------------------------------------------------------- */
+
+static int
+slow_then_fail(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    conc_aio_sleep(0.005);
+    return conc_fail(CONC_EVALUE, "member failed");
+}
+
+static int
+tg_ok_main(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    struct log log = {0};
+    conc_aio_taskgroup *tg;
+    assert_conc_ok(conc_aio_taskgroup_new(&tg));
+    for (int i = 0; i < 3; i++) {
+        struct sleeper_arg a = {0.001 * (3 - i), i, &log};
+        assert_conc_ok(
+            conc_aio_taskgroup_create_task(tg, sleeper, &a, sizeof a, NULL,
+                                           NULL));
+    }
+    assert_conc_ok(conc_aio_taskgroup_exit(tg, 0));
+    assert_int_equal(log.n, 3);
+    conc_aio_taskgroup_free(tg);
+    return 0;
+}
+
+static int
+thread_task_waits(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    for (int i = 0; i < 5000 && !conc_task_cancelled(); i++)
+        conc_sleep(0.001);
+    return conc_task_cancelled() ? CONC_ECANCELED : 0;
+}
+
+static int
+tg_fail_main(const void *arg, size_t len, conc_buf *result)
+{
+    (void)len, (void)result;
+    conc_executor *ex = *(conc_executor *const *)arg;
+    conc_aio_taskgroup *tg;
+    conc_future *sleeper_f, *thread_f, *pending_f;
+    assert_conc_ok(conc_aio_taskgroup_new(&tg));
+    assert_conc_ok(conc_aio_taskgroup_create_task(tg, sleep_long, NULL, 0,
+                                                  NULL, &sleeper_f));
+    assert_conc_ok(conc_aio_taskgroup_create_task(tg, slow_then_fail, NULL, 0,
+                                                  NULL, NULL));
+    /* Futures of a thread executor belong to the group too: one running,
+     * one queued behind it (the executor has one worker). */
+    assert_conc_ok(conc_executor_submit(ex, thread_task_waits, NULL, 0,
+                                        &thread_f));
+    assert_conc_ok(conc_executor_submit(ex, thread_task_waits, NULL, 0,
+                                        &pending_f));
+    assert_conc_ok(conc_aio_taskgroup_add(tg, thread_f));
+    assert_conc_ok(conc_aio_taskgroup_add(tg, pending_f));
+    /* The body waits: the failure cancels it. */
+    int rc = conc_aio_sleep(3600);
+    assert_conc(rc, CONC_ECANCELED);
+    rc = conc_aio_taskgroup_exit(tg, rc);
+    assert_conc(rc, CONC_EVALUE);
+    conc_future *const *errs;
+    size_t nerr;
+    assert_conc_ok(conc_aio_taskgroup_errors(tg, &errs, &nerr));
+    assert_int_equal(nerr, 1);
+    assert_string_equal(conc_future_message(errs[0]), "member failed");
+    assert_true(conc_future_cancelled(sleeper_f));
+    assert_true(conc_future_cancelled(thread_f));
+    assert_true(conc_future_cancelled(pending_f));
+    /* The group withdrew its own cancellation of this task. */
+    conc_future *self;
+    conc_aio_current_task(&self);
+    assert_int_equal(conc_aio_task_cancelling(self), 0);
+    assert_conc(conc_aio_taskgroup_create_task(tg, sleep_long, NULL, 0, NULL,
+                                               NULL),
+                CONC_ESTATE);
+    conc_aio_taskgroup_free(tg);
+    conc_future_free(sleeper_f);
+    conc_future_free(thread_f);
+    conc_future_free(pending_f);
+    return 0;
+}
+
+static void
+test_taskgroup(void **state)
+{
+    (void)state;
+    assert_conc_ok(conc_aio_run(tg_ok_main, NULL, 0, NULL));
+    conc_executor *ex;
+    assert_conc_ok(
+        conc_thread_executor_new(&(conc_executor_opts){.max_workers = 1}, &ex));
+    assert_conc_ok(conc_aio_run(tg_fail_main, &ex, sizeof ex, NULL));
+    assert_conc_ok(conc_executor_shutdown(ex, 1, 0, CONC_FOREVER));
+    conc_executor_free(ex);
+}
+
+/* ---- No colours: coroutines wait on thread primitives ------------------------- */
+
+struct ticker {
+    int ticks;
+    int stop;
+};
+
+static int
+tick_task(const void *arg, size_t len, conc_buf *result)
+{
+    (void)len, (void)result;
+    struct ticker *t = *(struct ticker *const *)arg;
+    while (!t->stop) {
+        int r = conc_aio_sleep(0.001);
+        if (r < 0)
+            return r;
+        t->ticks++;
+    }
+    return 0;
+}
+
+static int
+slow_thread_task(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len;
+    conc_sleep(0.05);
+    return conc_buf_append(result, "done", 4);
+}
+
+static int
+await_thread_future_main(const void *arg, size_t len, conc_buf *result)
+{
+    (void)len, (void)result;
+    conc_executor *ex = *(conc_executor *const *)arg;
+    struct ticker t = {0}, *tp = &t;
+    conc_future *ticker, *f;
+    assert_conc_ok(conc_aio_create_task(tick_task, &tp, sizeof tp, NULL,
+                                        &ticker));
+    assert_conc_ok(conc_executor_submit(ex, slow_thread_task, NULL, 0, &f));
+    /* A plain blocking call: in a task, it suspends only the task. */
+    const void *data;
+    size_t n;
+    assert_conc_ok(conc_future_result(f, CONC_FOREVER, &data, &n));
+    assert_memory_equal(data, "done", 4);
+    /* The loop kept serving the ticker meanwhile (50 ms at 1 kHz). */
+    assert_true(t.ticks >= 5);
+    t.stop = 1;
+    assert_conc_ok(conc_aio_await(ticker));
+    conc_future_free(ticker);
+    conc_future_free(f);
+    return 0;
+}
+
+static void
+test_no_colours_future(void **state)
+{
+    (void)state;
+    conc_executor *ex;
+    assert_conc_ok(conc_thread_executor_new(NULL, &ex));
+    assert_conc_ok(conc_aio_run(await_thread_future_main, &ex, sizeof ex,
+                                NULL));
+    assert_conc_ok(conc_executor_shutdown(ex, 1, 0, CONC_FOREVER));
+    conc_executor_free(ex);
+}
+
+/* 10,000 coroutines on two loops and 4 threads contend on one lock and
+ * one queue: every item is accounted for. */
+/* The 4 threads put one item per coroutine between them. */
+enum { CORO_PER_LOOP = 5000, THREAD_ITEMS = 2 * CORO_PER_LOOP / 4 };
+
+struct arena_shared {
+    conc_lock *lock;
+    conc_queue *queue;
+    long counter; /* guarded by lock */
+};
+
+static int
+coro_worker(const void *arg, size_t len, conc_buf *result)
+{
+    (void)len, (void)result;
+    struct arena_shared *s = *(struct arena_shared *const *)arg;
+    assert_conc_ok(conc_lock_acquire(s->lock, CONC_FOREVER));
+    long v = s->counter;
+    conc_aio_sleep(0); /* hold the lock across a suspension */
+    s->counter = v + 1;
+    assert_conc_ok(conc_lock_release(s->lock));
+    void *item;
+    int r = conc_queue_get(s->queue, CONC_FOREVER, &item);
+    return r < 0 ? r : 0;
+}
+
+static int
+coro_spawner(const void *arg, size_t len, conc_buf *result)
+{
+    (void)len, (void)result;
+    struct arena_shared *s = *(struct arena_shared *const *)arg;
+    static _Thread_local conc_future *fs[CORO_PER_LOOP];
+    for (int i = 0; i < CORO_PER_LOOP; i++)
+        if (conc_aio_create_task(coro_worker, &s, sizeof s,
+                                 &(conc_aio_task_opts){.stack_size = 16384},
+                                 &fs[i]) < 0)
+            return -1;
+    int r = conc_aio_gather(fs, CORO_PER_LOOP, 0);
+    for (int i = 0; i < CORO_PER_LOOP; i++)
+        conc_future_free(fs[i]);
+    return r;
+}
+
+static int
+loop_thread(void *arg)
+{
+    struct arena_shared *s = arg;
+    return conc_aio_run(coro_spawner, &s, sizeof s, NULL);
+}
+
+static int
+contending_thread(void *arg)
+{
+    struct arena_shared *s = arg;
+    for (int i = 0; i < THREAD_ITEMS; i++) {
+        if (conc_lock_acquire(s->lock, CONC_FOREVER) < 0)
+            return -1;
+        s->counter++;
+        conc_lock_release(s->lock);
+        if (conc_queue_put(s->queue, (void *)(intptr_t)(i + 1), CONC_FOREVER) <
+            0)
+            return -1;
+    }
+    return 0;
+}
+
+static void
+test_no_colours_contention(void **state)
+{
+    (void)state;
+    struct arena_shared s = {0};
+    assert_conc_ok(conc_lock_new(NULL, &s.lock));
+    assert_conc_ok(conc_queue_new(NULL, &s.queue));
+    conc_thread *loops[2], *threads[4];
+    for (int i = 0; i < 2; i++)
+        assert_conc_ok(conc_thread_start(loop_thread, &s, NULL, &loops[i]));
+    for (int i = 0; i < 4; i++)
+        assert_conc_ok(conc_thread_start(contending_thread, &s, NULL,
+                                         &threads[i]));
+    for (int i = 0; i < 4; i++) {
+        int st;
+        assert_conc_ok(conc_thread_join(threads[i], 120, &st));
+        assert_int_equal(st, 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        int st;
+        assert_conc_ok(conc_thread_join(loops[i], 120, &st));
+        assert_int_equal(st, 0);
+    }
+    assert_int_equal(s.counter, 2 * CORO_PER_LOOP + 4 * THREAD_ITEMS);
+    assert_true(conc_queue_empty(s.queue));
+    conc_queue_free(s.queue);
+    conc_lock_free(s.lock);
+}
+
+/* A loop closed with tasks still pending finishes them: no stack leaks. */
+static void
+test_close_finishes_tasks(void **state)
+{
+    (void)state;
+    conc_aio_loop *loop;
+    assert_conc_ok(conc_aio_loop_new(NULL, &loop));
+    conc_future *f[3];
+    for (int i = 0; i < 3; i++)
+        assert_conc_ok(
+            conc_aio_loop_create_task(loop, sleep_long, NULL, 0, NULL, &f[i]));
+    conc_future *first = f[0];
+    assert_conc_ok(conc_aio_call_later(loop, 0.005, stop_cb, loop, NULL));
+    assert_conc_ok(conc_aio_loop_run_forever(loop));
+    assert_false(conc_future_done(first));
+    assert_conc_ok(conc_aio_loop_close(loop));
+    for (int i = 0; i < 3; i++) {
+        assert_true(conc_future_cancelled(f[i]));
+        conc_future_free(f[i]);
+    }
+    conc_aio_loop_free(loop);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        conc_unit_test(test_call_soon_order),
+        conc_unit_test(test_timers_order_never_early),
+        conc_unit_test(test_timer_heap_many),
+        conc_unit_test(test_call_soon_threadsafe_many_threads),
+        conc_unit_test(test_loop_states),
+        conc_unit_test(test_run_returns_result),
+        conc_unit_test(test_run_failure_message),
+        conc_unit_test(test_tasks_sleep_in_order),
+        conc_unit_test(test_cancel),
+        conc_unit_test(test_await_cancels_inner),
+        conc_unit_test(test_gather),
+        conc_unit_test(test_gather_cancelled_cancels_children),
+        conc_unit_test(test_wait_for),
+        conc_unit_test(test_shield),
+        conc_unit_test(test_timeout),
+        conc_unit_test(test_timeout_outer_cancel),
+        conc_unit_test(test_taskgroup),
+        conc_unit_test(test_no_colours_future),
+        conc_unit_test(test_no_colours_contention),
+        conc_unit_test(test_close_finishes_tasks),
+    };
+    warm_up_threads();
+    return conc_run_tests(tests);
+}
