@@ -151,6 +151,15 @@ ROWS = [
         "rate", 1e6, "M tasks/s", (">= 1 M tasks/s", at_least(1e6))),
     Row("pool_fib_speedup", "fib(25..32): 2 workers over 1 (speed-up)",
         "pool", "ratio", 1, "×", (">= 1.9", at_least(1.9))),
+    # The raw floor under PERF.md's "Async core" rows: a round trip is two
+    # switches, each meant to cost a few ns so that a task switch through
+    # the scheduler fits in 20 ns; a fiber's life is meant to fit in half
+    # of the 300 ns that creating and awaiting a task may take.
+    Row("fiber_pingpong", "Fiber switch round trip (no scheduler)", "fiber",
+        "time", 1, "ns", ("<= 10 ns", lambda c, p, o: c <= 10),
+        other=[("ucontext", "swapcontext")]),
+    Row("fiber_create", "Fiber create+run+exit, pooled stack", "fiber",
+        "time", 1, "ns", ("<= 150 ns", lambda c, p, o: c <= 150)),
 ]
 for r in ROWS:
     if r.goal is None:  # no stated goal: at least beat CPython

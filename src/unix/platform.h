@@ -19,8 +19,9 @@
  * pool's result thread, the fork server) run no coroutine and may block
  * in poll directly.
  *
- * Not here yet: the event loop's backends (epoll, io_uring) and the
- * context switch, which come with the async layer. */
+ * Fibers, the stacks and context switch under coroutines, have their own
+ * header, unix/fiber.h. Not here yet: the event loop's backends (epoll,
+ * io_uring), which come with the async layer. */
 #ifndef CONC_UNIX_PLATFORM_H
 #define CONC_UNIX_PLATFORM_H
 
