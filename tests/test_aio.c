@@ -7,7 +7,8 @@
 
 #include "conc_test.h"
 
-/* ---- The loop: callbacks and timers --------------------------------------- */
+/* ---- The loop: callbacks and timers ---------------------------------------
+ */
 
 struct log {
     int order[64];
@@ -51,7 +52,8 @@ test_call_soon_order(void **state)
     (void)state;
     struct log log = {0};
     assert_conc_ok(conc_aio_loop_new(NULL, &log.loop));
-    struct entry e[4] = {{&log, 1, 0}, {&log, 2, 0}, {&log, 3, 0}, {&log, 9, 0}};
+    struct entry e[4] = {
+        {&log, 1, 0}, {&log, 2, 0}, {&log, 3, 0}, {&log, 9, 0}};
     assert_conc_ok(conc_aio_call_soon(log.loop, log_cb, &e[0], NULL));
     assert_conc_ok(conc_aio_call_soon(log.loop, adder_cb, &e[1], NULL));
     /* e[2] is scheduled by adder_cb, after stop_cb: stop runs the current
@@ -80,18 +82,18 @@ test_timers_order_never_early(void **state)
     struct entry e[5];
     for (int i = 0; i < 5; i++) {
         e[i] = (struct entry){&log, i, t0 + delays[i]};
-        assert_conc_ok(conc_aio_call_later(log.loop, delays[i], log_cb, &e[i],
-                                           NULL));
+        assert_conc_ok(
+            conc_aio_call_later(log.loop, delays[i], log_cb, &e[i], NULL));
     }
     conc_aio_handle *cancelled;
     struct entry never = {&log, 99, 0};
-    assert_conc_ok(conc_aio_call_later(log.loop, 0.015, log_cb, &never,
-                                       &cancelled));
+    assert_conc_ok(
+        conc_aio_call_later(log.loop, 0.015, log_cb, &never, &cancelled));
     assert_conc_ok(conc_aio_handle_cancel(cancelled));
     assert_true(conc_aio_handle_cancelled(cancelled));
     conc_aio_handle_free(cancelled);
-    assert_conc_ok(conc_aio_call_at(log.loop, t0 + 0.040, stop_cb, log.loop,
-                                    NULL));
+    assert_conc_ok(
+        conc_aio_call_at(log.loop, t0 + 0.040, stop_cb, log.loop, NULL));
     assert_conc_ok(conc_aio_loop_run_forever(log.loop));
     int want[5] = {4, 1, 3, 2, 0}; /* equal times keep their order */
     assert_int_equal(log.n, 5);
@@ -185,10 +187,10 @@ test_loop_states(void **state)
     assert_conc_ok(conc_aio_loop_new(NULL, &loop));
     assert_false(conc_aio_loop_is_running(loop));
     assert_false(conc_aio_loop_is_closed(loop));
-    assert_conc(conc_aio_loop_new(&(conc_aio_loop_opts){
-                                      .slow_callback_duration = -1},
-                                  &running),
-                CONC_EINVAL);
+    assert_conc(
+        conc_aio_loop_new(&(conc_aio_loop_opts){.slow_callback_duration = -1},
+                          &running),
+        CONC_EINVAL);
     assert_conc(conc_aio_call_later(loop, 0.0 / 0.0, stop_cb, loop, NULL),
                 CONC_EINVAL);
     assert_conc(conc_aio_create_task(NULL, NULL, 0, NULL, NULL), CONC_EINVAL);
@@ -203,7 +205,8 @@ test_loop_states(void **state)
     conc_aio_loop_free(loop);
 }
 
-/* ---- Tasks ------------------------------------------------------------------- */
+/* ---- Tasks
+ * ------------------------------------------------------------------- */
 
 static int
 add_task(const void *arg, size_t len, conc_buf *result)
@@ -306,7 +309,8 @@ test_tasks_sleep_in_order(void **state)
     assert_conc_ok(conc_aio_run(three_sleepers, NULL, 0, NULL));
 }
 
-/* ---- Cancellation ----------------------------------------------------------- */
+/* ---- Cancellation -----------------------------------------------------------
+ */
 
 static int
 sleep_long(const void *arg, size_t len, conc_buf *result)
@@ -384,8 +388,8 @@ await_main(const void *arg, size_t len, conc_buf *result)
     (void)arg, (void)len, (void)result;
     conc_future *inner, *outer;
     assert_conc_ok(conc_aio_create_task(sleep_long, NULL, 0, NULL, &inner));
-    assert_conc_ok(conc_aio_create_task(await_inner, &inner, sizeof inner,
-                                        NULL, &outer));
+    assert_conc_ok(
+        conc_aio_create_task(await_inner, &inner, sizeof inner, NULL, &outer));
     assert_conc_ok(conc_aio_sleep(0.001));
     conc_aio_task_cancel(outer, NULL);
     assert_conc(conc_aio_await(outer), CONC_ECANCELED);
@@ -402,7 +406,8 @@ test_await_cancels_inner(void **state)
     assert_conc_ok(conc_aio_run(await_main, NULL, 0, NULL));
 }
 
-/* ---- gather, wait_for, shield ------------------------------------------------- */
+/* ---- gather, wait_for, shield
+ * ------------------------------------------------- */
 
 static int
 gather_main(const void *arg, size_t len, conc_buf *result)
@@ -454,10 +459,10 @@ gather_cancel_main(const void *arg, size_t len, conc_buf *result)
     (void)arg, (void)len, (void)result;
     conc_future *kids[2], *g;
     for (int i = 0; i < 2; i++)
-        assert_conc_ok(conc_aio_create_task(sleep_long, NULL, 0, NULL,
-                                            &kids[i]));
-    assert_conc_ok(conc_aio_create_task(gather_child_of, kids, sizeof kids,
-                                        NULL, &g));
+        assert_conc_ok(
+            conc_aio_create_task(sleep_long, NULL, 0, NULL, &kids[i]));
+    assert_conc_ok(
+        conc_aio_create_task(gather_child_of, kids, sizeof kids, NULL, &g));
     assert_conc_ok(conc_aio_sleep(0.001));
     conc_aio_task_cancel(g, NULL);
     assert_conc(conc_aio_await(g), CONC_ECANCELED);
@@ -512,8 +517,8 @@ shield_main(const void *arg, size_t len, conc_buf *result)
     (void)arg, (void)len, (void)result;
     int args[2] = {1, 2};
     conc_future *inner, *outer;
-    assert_conc_ok(conc_aio_create_task(add_task, args, sizeof args, NULL,
-                                        &inner));
+    assert_conc_ok(
+        conc_aio_create_task(add_task, args, sizeof args, NULL, &inner));
     assert_conc_ok(conc_aio_shield(inner, &outer));
     assert_int_equal(conc_future_cancel(outer), 1);
     assert_true(conc_future_cancelled(outer));
@@ -525,8 +530,8 @@ shield_main(const void *arg, size_t len, conc_buf *result)
     conc_future_free(inner);
     conc_future_free(outer);
 
-    assert_conc_ok(conc_aio_create_task(add_task, args, sizeof args, NULL,
-                                        &inner));
+    assert_conc_ok(
+        conc_aio_create_task(add_task, args, sizeof args, NULL, &inner));
     assert_conc_ok(conc_aio_shield(inner, &outer));
     assert_conc_ok(conc_aio_await(outer)); /* mirrors the result */
     assert_conc_ok(conc_future_result(outer, 0, &data, &n));
@@ -543,7 +548,8 @@ test_shield(void **state)
     assert_conc_ok(conc_aio_run(shield_main, NULL, 0, NULL));
 }
 
-/* ---- timeout ------------------------------------------------------------------ */
+/* ---- timeout
+ * ------------------------------------------------------------------ */
 
 static int
 timeout_main(const void *arg, size_t len, conc_buf *result)
@@ -596,8 +602,8 @@ timeout_outer_main(const void *arg, size_t len, conc_buf *result)
 {
     (void)arg, (void)len, (void)result;
     conc_future *f;
-    assert_conc_ok(conc_aio_create_task(timeout_then_cancelled, NULL, 0, NULL,
-                                        &f));
+    assert_conc_ok(
+        conc_aio_create_task(timeout_then_cancelled, NULL, 0, NULL, &f));
     assert_conc_ok(conc_aio_sleep(0.005));
     conc_aio_task_cancel(f, NULL);
     assert_conc(conc_aio_await(f), CONC_ECANCELED);
@@ -612,7 +618,8 @@ test_timeout_outer_cancel(void **state)
     assert_conc_ok(conc_aio_run(timeout_outer_main, NULL, 0, NULL));
 }
 
-/* ---- TaskGroup ----------------------------------------------------------------- */
+/* ---- TaskGroup
+ * ----------------------------------------------------------------- */
 
 static int
 slow_then_fail(const void *arg, size_t len, conc_buf *result)
@@ -631,9 +638,8 @@ tg_ok_main(const void *arg, size_t len, conc_buf *result)
     assert_conc_ok(conc_aio_taskgroup_new(&tg));
     for (int i = 0; i < 3; i++) {
         struct sleeper_arg a = {0.001 * (3 - i), i, &log};
-        assert_conc_ok(
-            conc_aio_taskgroup_create_task(tg, sleeper, &a, sizeof a, NULL,
-                                           NULL));
+        assert_conc_ok(conc_aio_taskgroup_create_task(tg, sleeper, &a, sizeof a,
+                                                      NULL, NULL));
     }
     assert_conc_ok(conc_aio_taskgroup_exit(tg, 0));
     assert_int_equal(log.n, 3);
@@ -661,14 +667,14 @@ tg_fail_main(const void *arg, size_t len, conc_buf *result)
     /* Futures of a thread executor belong to the group too: one running,
      * one queued behind it (the executor has one worker). Tasks run only
      * once this body suspends, so nothing fails before they are added. */
-    assert_conc_ok(conc_executor_submit(ex, thread_task_waits, NULL, 0,
-                                        &thread_f));
-    assert_conc_ok(conc_executor_submit(ex, thread_task_waits, NULL, 0,
-                                        &pending_f));
+    assert_conc_ok(
+        conc_executor_submit(ex, thread_task_waits, NULL, 0, &thread_f));
+    assert_conc_ok(
+        conc_executor_submit(ex, thread_task_waits, NULL, 0, &pending_f));
     assert_conc_ok(conc_aio_taskgroup_add(tg, thread_f));
     assert_conc_ok(conc_aio_taskgroup_add(tg, pending_f));
-    assert_conc_ok(conc_aio_taskgroup_create_task(tg, sleep_long, NULL, 0,
-                                                  NULL, &sleeper_f));
+    assert_conc_ok(conc_aio_taskgroup_create_task(tg, sleep_long, NULL, 0, NULL,
+                                                  &sleeper_f));
     assert_conc_ok(conc_aio_taskgroup_create_task(tg, slow_then_fail, NULL, 0,
                                                   NULL, NULL));
     /* The body waits: the failure cancels it. */
@@ -688,9 +694,9 @@ tg_fail_main(const void *arg, size_t len, conc_buf *result)
     conc_future *self;
     conc_aio_current_task(&self);
     assert_int_equal(conc_aio_task_cancelling(self), 0);
-    assert_conc(conc_aio_taskgroup_create_task(tg, sleep_long, NULL, 0, NULL,
-                                               NULL),
-                CONC_ESTATE);
+    assert_conc(
+        conc_aio_taskgroup_create_task(tg, sleep_long, NULL, 0, NULL, NULL),
+        CONC_ESTATE);
     conc_aio_taskgroup_free(tg);
     conc_future_free(sleeper_f);
     conc_future_free(thread_f);
@@ -711,7 +717,8 @@ test_taskgroup(void **state)
     conc_executor_free(ex);
 }
 
-/* ---- No colours: coroutines wait on thread primitives ------------------------- */
+/* ---- No colours: coroutines wait on thread primitives
+ * ------------------------- */
 
 struct ticker {
     int ticks;
@@ -747,8 +754,8 @@ await_thread_future_main(const void *arg, size_t len, conc_buf *result)
     conc_executor *ex = *(conc_executor *const *)arg;
     struct ticker t = {0}, *tp = &t;
     conc_future *ticker, *f;
-    assert_conc_ok(conc_aio_create_task(tick_task, &tp, sizeof tp, NULL,
-                                        &ticker));
+    assert_conc_ok(
+        conc_aio_create_task(tick_task, &tp, sizeof tp, NULL, &ticker));
     assert_conc_ok(conc_executor_submit(ex, slow_thread_task, NULL, 0, &f));
     /* A plain blocking call: in a task, it suspends only the task. */
     const void *data;
@@ -770,8 +777,8 @@ test_no_colours_future(void **state)
     (void)state;
     conc_executor *ex;
     assert_conc_ok(conc_thread_executor_new(NULL, &ex));
-    assert_conc_ok(conc_aio_run(await_thread_future_main, &ex, sizeof ex,
-                                NULL));
+    assert_conc_ok(
+        conc_aio_run(await_thread_future_main, &ex, sizeof ex, NULL));
     assert_conc_ok(conc_executor_shutdown(ex, 1, 0, CONC_FOREVER));
     conc_executor_free(ex);
 }
@@ -859,8 +866,8 @@ test_no_colours_contention(void **state)
     for (int i = 0; i < 2; i++)
         assert_conc_ok(conc_thread_start(loop_thread, &s, NULL, &loops[i]));
     for (int i = 0; i < 4; i++)
-        assert_conc_ok(conc_thread_start(contending_thread, &s, NULL,
-                                         &threads[i]));
+        assert_conc_ok(
+            conc_thread_start(contending_thread, &s, NULL, &threads[i]));
     for (int i = 0; i < 4; i++) {
         int st;
         assert_conc_ok(conc_thread_join(threads[i], 120, &st));

@@ -79,10 +79,10 @@ CONC_EXTERN int conc_aio_loop_run_until_complete(conc_aio_loop *loop,
  * CONC_EINVAL (NULL), CONC_ECLOSED. Any thread. */
 CONC_EXTERN int conc_aio_loop_stop(conc_aio_loop *loop);
 
-/* 1 while the loop runs, else 0 (also for NULL). Any thread. */
+/* 1 while the loop runs, else 0; CONC_EINVAL for NULL. Any thread. */
 CONC_EXTERN int conc_aio_loop_is_running(conc_aio_loop *loop);
 
-/* 1 once the loop is closed, else 0 (also for NULL). Any thread. */
+/* 1 once the loop is closed, else 0; CONC_EINVAL for NULL. Any thread. */
 CONC_EXTERN int conc_aio_loop_is_closed(conc_aio_loop *loop);
 
 /* Closes the loop (close): cancels pending callbacks and timers, and
@@ -93,7 +93,8 @@ CONC_EXTERN int conc_aio_loop_is_closed(conc_aio_loop *loop);
 CONC_EXTERN int conc_aio_loop_close(conc_aio_loop *loop);
 
 /* Closes the loop if needed and frees it; NULL does nothing. Handles the
- * caller still holds stay valid until freed. Not while it runs. */
+ * caller still holds stay valid until freed. Any thread, while no thread
+ * runs the loop. */
 CONC_EXTERN void conc_aio_loop_free(conc_aio_loop *loop);
 
 /* The loop's clock (loop.time()): monotonic seconds. 0 for NULL. Any
@@ -117,32 +118,38 @@ CONC_EXTERN int conc_aio_run(conc_task_fn main, const void *arg, size_t len,
 
 /* ---- Callbacks and timers -------------------------------------------------
  *
- * Each scheduling call may hand out a handle (pass NULL when not wanted):
- * a new reference the caller frees with conc_aio_handle_free, whether or
- * not the callback ran. Timers never fire early: a callback scheduled for
- * time t runs at the first iteration whose clock reads t or later. */
+ * Each scheduling call may hand out a handle in *out (pass NULL when not
+ * wanted): a new reference, freed with conc_aio_handle_free whether or
+ * not the callback ran. `arg` is borrowed: it must stay valid until the
+ * callback has run or was cancelled. Timers never fire early: a callback
+ * scheduled for time t runs at the first iteration whose clock reads t or
+ * later. */
 
 /* Schedules fn(arg) for the next iteration (call_soon), after the
- * callbacks scheduled before it. Returns 0, CONC_EINVAL (NULL loop or fn),
+ * callbacks scheduled before it. *out (optional): a new handle, freed with
+ * conc_aio_handle_free. Returns 0, CONC_EINVAL (NULL loop or fn),
  * CONC_ECLOSED, CONC_ENOMEM. The loop's thread. */
 CONC_EXTERN int conc_aio_call_soon(conc_aio_loop *loop, conc_aio_cb fn,
                                    void *arg, conc_aio_handle **out);
 
 /* Schedules fn(arg) `delay` seconds from now (call_later); a negative delay
- * is 0. Returns 0, CONC_EINVAL (NULL loop or fn, NaN or infinite delay),
+ * is 0. *out (optional): a new handle, freed with conc_aio_handle_free.
+ * Returns 0, CONC_EINVAL (NULL loop or fn, NaN or infinite delay),
  * CONC_ECLOSED, CONC_ENOMEM. The loop's thread. */
 CONC_EXTERN int conc_aio_call_later(conc_aio_loop *loop, double delay,
                                     conc_aio_cb fn, void *arg,
                                     conc_aio_handle **out);
 
 /* Schedules fn(arg) at loop time `when` (call_at, conc_aio_loop_time's
- * clock). Errors as conc_aio_call_later. The loop's thread. */
+ * clock). *out (optional): a new handle, freed with conc_aio_handle_free.
+ * Errors as conc_aio_call_later. The loop's thread. */
 CONC_EXTERN int conc_aio_call_at(conc_aio_loop *loop, double when,
                                  conc_aio_cb fn, void *arg,
                                  conc_aio_handle **out);
 
 /* Schedules fn(arg) from any thread (call_soon_threadsafe). Calls from
- * many threads are batched: one wake-up of the loop per batch. Returns 0,
+ * many threads are batched: one wake-up of the loop per batch. *out
+ * (optional): a new handle, freed with conc_aio_handle_free. Returns 0,
  * CONC_EINVAL (NULL loop or fn), CONC_ECLOSED, CONC_ENOMEM. Any thread. */
 CONC_EXTERN int conc_aio_call_soon_threadsafe(conc_aio_loop *loop,
                                               conc_aio_cb fn, void *arg,
@@ -153,15 +160,16 @@ CONC_EXTERN int conc_aio_call_soon_threadsafe(conc_aio_loop *loop,
  * thread for a handle from call_soon_threadsafe). */
 CONC_EXTERN int conc_aio_handle_cancel(conc_aio_handle *h);
 
-/* 1 if the handle was cancelled, else 0 (also for NULL). Same threads as
- * conc_aio_handle_cancel. */
+/* 1 if the handle was cancelled, else 0; CONC_EINVAL for NULL. Same
+ * threads as conc_aio_handle_cancel. */
 CONC_EXTERN int conc_aio_handle_cancelled(conc_aio_handle *h);
 
 /* Drops the caller's reference; NULL does nothing. Does not cancel. Any
  * thread. */
 CONC_EXTERN void conc_aio_handle_free(conc_aio_handle *h);
 
-/* ---- Tasks ----------------------------------------------------------------- */
+/* ---- Tasks -----------------------------------------------------------------
+ */
 
 typedef struct conc_aio_task_opts {
     /* The task's name (copied); NULL gives asyncio's "Task-N". */
@@ -184,7 +192,8 @@ CONC_EXTERN int conc_aio_create_task(conc_task_fn fn, const void *arg,
                                      conc_future **out);
 
 /* conc_aio_create_task on a given loop, which need not be running yet
- * (loop.create_task). Errors as conc_aio_create_task, and CONC_ECLOSED.
+ * (loop.create_task). *out (optional): a new reference, freed with
+ * conc_future_free. Errors as conc_aio_create_task, and CONC_ECLOSED.
  * The loop's thread, or any thread while no thread runs it. */
 CONC_EXTERN int conc_aio_loop_create_task(conc_aio_loop *loop, conc_task_fn fn,
                                           const void *arg, size_t len,
@@ -212,12 +221,13 @@ CONC_EXTERN int conc_aio_task_set_name(conc_future *f, const char *name);
 CONC_EXTERN int conc_aio_task_cancel(conc_future *f, const char *msg);
 
 /* The number of pending cancellation requests (Task.cancelling()); 0 for
- * NULL or a future that is not a task. The task's loop's thread. */
+ * a future that is not a task; CONC_EINVAL for NULL. The task's loop's
+ * thread. */
 CONC_EXTERN int conc_aio_task_cancelling(conc_future *f);
 
 /* Withdraws one cancellation request (Task.uncancel()) and returns the
- * count left; 0 for NULL or a non-task. A task whose count falls to 0
- * no longer has a cancellation delivered at its next suspension. The
+ * count left; 0 for a non-task; CONC_EINVAL for NULL. A task whose count falls
+ * to 0 no longer has a cancellation delivered at its next suspension. The
  * task's loop's thread. */
 CONC_EXTERN int conc_aio_task_uncancel(conc_future *f);
 
@@ -232,7 +242,8 @@ CONC_EXTERN int conc_aio_all_tasks(conc_aio_loop *loop, conc_future ***tasks,
 /* Frees what conc_aio_all_tasks returned; NULL does nothing. Any thread. */
 CONC_EXTERN void conc_aio_tasks_free(conc_future **tasks, size_t n);
 
-/* ---- Suspending -------------------------------------------------------------- */
+/* ---- Suspending
+ * -------------------------------------------------------------- */
 
 /* Suspends the calling task for `delay` seconds (asyncio.sleep); 0 yields
  * to the other ready work once. Outside a task it sleeps the thread.
@@ -288,9 +299,9 @@ CONC_EXTERN int conc_aio_shield(conc_future *f, conc_future **out);
 typedef struct conc_aio_timeout conc_aio_timeout;
 
 /* Enters a timeout of `delay` seconds in the current task (CONC_FOREVER: no
- * deadline, as timeout(None)). Returns 0 and *out (ended by
- * conc_aio_timeout_exit), CONC_EINVAL (NULL out, NaN), CONC_ESTATE (not
- * inside a task), CONC_ENOMEM. The task's thread. */
+ * deadline, as timeout(None)). Returns 0 and a new timeout in *out, owned
+ * by the caller and freed by conc_aio_timeout_exit, CONC_EINVAL (NULL out,
+ * NaN), CONC_ESTATE (not inside a task), CONC_ENOMEM. The task's thread. */
 CONC_EXTERN int conc_aio_timeout_enter(double delay, conc_aio_timeout **out);
 
 /* Moves the deadline to `delay` seconds from now (CONC_FOREVER: none)
@@ -298,8 +309,8 @@ CONC_EXTERN int conc_aio_timeout_enter(double delay, conc_aio_timeout **out);
  * (already expired or exited). The task's thread. */
 CONC_EXTERN int conc_aio_timeout_reschedule(conc_aio_timeout *t, double delay);
 
-/* 1 if the timeout expired (Timeout.expired()), else 0 (also for NULL).
- * The task's thread. */
+/* 1 if the timeout expired (Timeout.expired()), else 0; CONC_EINVAL for
+ * NULL. The task's thread. */
 CONC_EXTERN int conc_aio_timeout_expired(conc_aio_timeout *t);
 
 /* Leaves the timeout and frees it. `code` is the body's outcome; returns
@@ -332,8 +343,8 @@ CONC_EXTERN int conc_aio_taskgroup_new(conc_aio_taskgroup **out);
  * conc_aio_create_task, CONC_ESTATE (the group is exiting after a failure
  * or has exited: "TaskGroup is shutting down"). The owner's thread. */
 CONC_EXTERN int conc_aio_taskgroup_create_task(conc_aio_taskgroup *tg,
-                                               conc_task_fn fn,
-                                               const void *arg, size_t len,
+                                               conc_task_fn fn, const void *arg,
+                                               size_t len,
                                                const conc_aio_task_opts *opts,
                                                conc_future **out);
 
@@ -341,8 +352,7 @@ CONC_EXTERN int conc_aio_taskgroup_create_task(conc_aio_taskgroup *tg,
  * group waits for it, and cancels it if the group fails or is cancelled.
  * Returns 0, CONC_EINVAL (NULL), CONC_ESTATE as above, CONC_ENOMEM. The
  * owner's thread. */
-CONC_EXTERN int conc_aio_taskgroup_add(conc_aio_taskgroup *tg,
-                                       conc_future *f);
+CONC_EXTERN int conc_aio_taskgroup_add(conc_aio_taskgroup *tg, conc_future *f);
 
 /* Leaves the group (`async with` exit): `code` is the body's outcome (a
  * negative code fails the group as a child would). Waits until every

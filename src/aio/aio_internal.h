@@ -19,7 +19,8 @@
 #include "unix/coro.h"
 #include "unix/fiber.h"
 
-/* ---- Handles --------------------------------------------------------------- */
+/* ---- Handles ---------------------------------------------------------------
+ */
 
 enum {
     HANDLE_EMBEDDED = 1, /* part of a task: never freed on its own */
@@ -47,7 +48,8 @@ conc_aio_handle *conc__aio_handle_new(conc_aio_loop *loop, conc_aio_cb fn,
 /* Drops one reference. Any thread. */
 void conc__aio_handle_unref(conc_aio_handle *h);
 
-/* ---- The ready queue and the timer heap -------------------------------------- */
+/* ---- The ready queue and the timer heap
+ * -------------------------------------- */
 
 struct conc__aio_ready {
     conc_aio_handle *head, *tail;
@@ -75,7 +77,8 @@ conc__aio_timer_first(const struct conc__aio_timers *t)
 }
 void conc__aio_timers_free(struct conc__aio_timers *t);
 
-/* ---- Tasks ------------------------------------------------------------------- */
+/* ---- Tasks
+ * ------------------------------------------------------------------- */
 
 struct conc__aio_task {
     conc_future future; /* first: a task is its future */
@@ -88,14 +91,14 @@ struct conc__aio_task {
     char *name;
     size_t stack_size;
     char msg[CONC__FAILURE_MAX]; /* the task's failure message */
-    int code;        /* what fn returned, once it returned */
+    int code;                    /* what fn returned, once it returned */
     int must_cancel; /* a cancellation to deliver at the next resume */
     int ncancel;     /* cancellation requests (cancelling()) */
     char *cancel_msg;
-    int suspended;    /* in conc__aio_suspend */
-    int cancellable;  /* ... in a suspension a cancellation ends */
-    int wake_code;    /* what the suspension returns when resumed */
-    int finished;     /* fn returned; the fiber is done */
+    int suspended;         /* in conc__aio_suspend */
+    int cancellable;       /* ... in a suspension a cancellation ends */
+    int wake_code;         /* what the suspension returns when resumed */
+    int finished;          /* fn returned; the fiber is done */
     conc_aio_handle step;  /* runs the next step (embedded) */
     conc_aio_handle timer; /* a suspension's deadline (embedded) */
     /* Cross-thread wakes (any thread): the token named and the flag that
@@ -123,7 +126,8 @@ int conc__aio_suspend(struct conc__aio_task *t, int64_t deadline,
 /* Resumes a suspended task with `code` (loop thread). */
 void conc__aio_wake(struct conc__aio_task *t, int code);
 
-/* ---- Descriptors ------------------------------------------------------------ */
+/* ---- Descriptors ------------------------------------------------------------
+ */
 
 /* A descriptor registered with the loop's epoll; `ready` runs in the loop
  * thread with the events that fired. */
@@ -132,7 +136,8 @@ struct conc__aio_io {
     void (*ready)(struct conc__aio_io *io, uint32_t events);
 };
 
-/* ---- The loop ------------------------------------------------------------------ */
+/* ---- The loop
+ * ------------------------------------------------------------------ */
 
 struct conc_aio_loop {
     int epfd, evfd;

@@ -78,14 +78,13 @@ conc__aio_ready_push(conc_aio_loop *loop, conc_aio_handle *h)
 void
 conc__aio_remote_push(conc_aio_loop *loop, conc_aio_handle *h)
 {
-    conc_aio_handle *head = atomic_load_explicit(&loop->remote,
-                                                 memory_order_relaxed);
+    conc_aio_handle *head =
+        atomic_load_explicit(&loop->remote, memory_order_relaxed);
     do
         h->next = head;
     while (!atomic_compare_exchange_weak_explicit(
         &loop->remote, &head, h, memory_order_release, memory_order_relaxed));
-    if (!atomic_exchange_explicit(&loop->wake_pending, 1,
-                                  memory_order_acq_rel))
+    if (!atomic_exchange_explicit(&loop->wake_pending, 1, memory_order_acq_rel))
         conc__eventfd_signal(loop->evfd);
 }
 
@@ -156,8 +155,8 @@ conc_aio_call_later(conc_aio_loop *loop, double delay, conc_aio_cb fn,
     if (d < 0)
         d = 0;
     int64_t now = conc__now_ns();
-    return call_at_ns(loop, d > INT64_MAX - now ? INT64_MAX : now + d, fn,
-                      arg, out);
+    return call_at_ns(loop, d > INT64_MAX - now ? INT64_MAX : now + d, fn, arg,
+                      out);
 }
 
 int
@@ -181,8 +180,8 @@ conc_aio_call_soon_threadsafe(conc_aio_loop *loop, conc_aio_cb fn, void *arg,
     conc_aio_handle *h = conc__malloc(sizeof *h);
     if (!h)
         return CONC_ENOMEM;
-    *h = (conc_aio_handle){.fn = fn, .arg = arg, .loop = loop,
-                           .heap_index = SIZE_MAX};
+    *h = (conc_aio_handle){
+        .fn = fn, .arg = arg, .loop = loop, .heap_index = SIZE_MAX};
     atomic_init(&h->refs, out ? 2 : 1);
     if (out)
         *out = h;
@@ -207,7 +206,9 @@ conc_aio_handle_cancel(conc_aio_handle *h)
 int
 conc_aio_handle_cancelled(conc_aio_handle *h)
 {
-    return h && atomic_load(&h->cancelled);
+    if (!h)
+        return CONC_EINVAL;
+    return (int)atomic_load(&h->cancelled);
 }
 
 void

@@ -24,10 +24,10 @@
 
 _Thread_local conc_aio_loop *conc__aio_running;
 
-#define MAX_WAIT_NS   (24LL * 3600 * 1000000000) /* asyncio's cap */
-#define MAX_EVENTS    64
-#define SLOW_DEFAULT  0.1 /* asyncio's slow_callback_duration */
-#define EVFD_TAG      ((void *)0) /* epoll data of the wake-up eventfd */
+#define MAX_WAIT_NS  (24LL * 3600 * 1000000000) /* asyncio's cap */
+#define MAX_EVENTS   64
+#define SLOW_DEFAULT 0.1         /* asyncio's slow_callback_duration */
+#define EVFD_TAG     ((void *)0) /* epoll data of the wake-up eventfd */
 
 int
 conc_aio_loop_new(const conc_aio_loop_opts *opts, conc_aio_loop **out)
@@ -78,8 +78,8 @@ take_remote(conc_aio_loop *loop)
         return;
     /* Clear the flag first: a push after the exchange below signals again. */
     atomic_store_explicit(&loop->wake_pending, 0, memory_order_seq_cst);
-    conc_aio_handle *h = atomic_exchange_explicit(&loop->remote, NULL,
-                                                  memory_order_acquire);
+    conc_aio_handle *h =
+        atomic_exchange_explicit(&loop->remote, NULL, memory_order_acquire);
     conc_aio_handle *rev = NULL;
     while (h) { /* the list is newest first */
         conc_aio_handle *next = h->next;
@@ -291,13 +291,17 @@ conc_aio_loop_stop(conc_aio_loop *loop)
 int
 conc_aio_loop_is_running(conc_aio_loop *loop)
 {
-    return loop && __atomic_load_n(&loop->running, __ATOMIC_ACQUIRE);
+    if (!loop)
+        return CONC_EINVAL;
+    return __atomic_load_n(&loop->running, __ATOMIC_ACQUIRE);
 }
 
 int
 conc_aio_loop_is_closed(conc_aio_loop *loop)
 {
-    return loop && atomic_load(&loop->closed_remote);
+    if (!loop)
+        return CONC_EINVAL;
+    return (int)atomic_load(&loop->closed_remote);
 }
 
 double

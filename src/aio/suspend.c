@@ -52,8 +52,8 @@ task_wait(struct conc__aio_task *t, conc_future *const *fs, size_t n,
     if (ready(fs, n))
         return 0;
     struct waiter w = {.watch.notify = waiter_notify, .task = t};
-    struct conc__watch_link one, *links = n == 1 ? &one
-                                                 : conc__calloc(n, sizeof *links);
+    struct conc__watch_link one,
+        *links = n == 1 ? &one : conc__calloc(n, sizeof *links);
     if (!links)
         return CONC_ENOMEM;
     int r = 0;
@@ -62,8 +62,8 @@ task_wait(struct conc__aio_task *t, conc_future *const *fs, size_t n,
         /* Link to every future not done; a future done meanwhile does not
          * link, and the look at ready() below sees it. */
         for (size_t i = 0; i < n; i++) {
-            links[i] = (struct conc__watch_link){.watch = &w.watch,
-                                                  .future = fs[i]};
+            links[i] =
+                (struct conc__watch_link){.watch = &w.watch, .future = fs[i]};
             conc__future_watch(&links[i]);
         }
         if (!ready(fs, n))
@@ -180,7 +180,8 @@ conc_aio_gather(conc_future *const *fs, size_t n, int return_exceptions)
     return 0;
 }
 
-/* ---- wait_for -------------------------------------------------------------- */
+/* ---- wait_for --------------------------------------------------------------
+ */
 
 int
 conc_aio_wait_for(conc_future *f, double timeout)
@@ -213,7 +214,8 @@ conc_aio_wait_for(conc_future *f, double timeout)
     return r < 0 ? r : outcome(f);
 }
 
-/* ---- shield ------------------------------------------------------------------ */
+/* ---- shield
+ * ------------------------------------------------------------------ */
 
 static int
 shield_copy(void *arg, conc_future *inner)

@@ -55,8 +55,8 @@ conc__aio_task_of(conc_future *f)
 /* ---- The coroutine as the platform sees it ------------------------------ */
 
 #define TASK_OF_CORO(c)                                                        \
-    ((struct conc__aio_task *)((char *)(c) -                                   \
-                               offsetof(struct conc__aio_task, coro)))
+    ((struct conc__aio_task *)((char *)(c)-offsetof(struct conc__aio_task,     \
+                                                    coro)))
 
 /* The platform's waits (a lock, a queue, a future's result through the
  * futex word) are not cancellation points yet: their callers loop until
@@ -74,8 +74,8 @@ remote_wake(void *arg)
 {
     struct conc__aio_task *t = arg;
     atomic_store_explicit(&t->remote_queued, 0, memory_order_seq_cst);
-    uint64_t token = atomic_load_explicit(&t->remote_token,
-                                          memory_order_seq_cst);
+    uint64_t token =
+        atomic_load_explicit(&t->remote_token, memory_order_seq_cst);
     if (t->suspended && t->coro.token == token)
         conc__aio_wake(t, 0);
     conc_future_free(&t->future);
@@ -203,7 +203,7 @@ task_step(void *arg)
     if (!t->fiber) {
         int r = conc__fiber_new(t->stack_size, task_main, t, &t->fiber);
         if (r < 0) {
-                conc_future_set_running(&t->future);
+            conc_future_set_running(&t->future);
             t->code = r;
             snprintf(t->msg, sizeof t->msg, "no memory for the task's stack");
             task_complete(t);
@@ -227,12 +227,11 @@ task_step(void *arg)
 /* ---- Creating ------------------------------------------------------------ */
 
 int
-conc_aio_loop_create_task(conc_aio_loop *loop, conc_task_fn fn,
-                          const void *arg, size_t len,
-                          const conc_aio_task_opts *opts, conc_future **out)
+conc_aio_loop_create_task(conc_aio_loop *loop, conc_task_fn fn, const void *arg,
+                          size_t len, const conc_aio_task_opts *opts,
+                          conc_future **out)
 {
-    if (!loop || !fn || (!arg && len) ||
-        (opts && opts->stack_size > STACK_MAX))
+    if (!loop || !fn || (!arg && len) || (opts && opts->stack_size > STACK_MAX))
         return CONC_EINVAL;
     if (loop->closed)
         return CONC_ECLOSED;
@@ -257,13 +256,19 @@ conc_aio_loop_create_task(conc_aio_loop *loop, conc_task_fn fn,
     t->loop = loop;
     t->stack_size = opts ? opts->stack_size : 0;
     t->coro.ops = &coro_ops;
-    t->step = (conc_aio_handle){.fn = task_step, .arg = t, .loop = loop,
+    t->step = (conc_aio_handle){.fn = task_step,
+                                .arg = t,
+                                .loop = loop,
                                 .heap_index = SIZE_MAX,
                                 .flags = HANDLE_EMBEDDED};
-    t->timer = (conc_aio_handle){.fn = timer_fired, .arg = t, .loop = loop,
+    t->timer = (conc_aio_handle){.fn = timer_fired,
+                                 .arg = t,
+                                 .loop = loop,
                                  .heap_index = SIZE_MAX,
                                  .flags = HANDLE_EMBEDDED | HANDLE_TIMER};
-    t->remote = (conc_aio_handle){.fn = remote_wake, .arg = t, .loop = loop,
+    t->remote = (conc_aio_handle){.fn = remote_wake,
+                                  .arg = t,
+                                  .loop = loop,
                                   .heap_index = SIZE_MAX,
                                   .flags = HANDLE_EMBEDDED};
     conc__future_reset(&t->future, &task_ops, out ? 2 : 1);
@@ -301,7 +306,8 @@ task_release(conc_future *f)
     conc__free(t);
 }
 
-/* ---- Cancelling ------------------------------------------------------------ */
+/* ---- Cancelling ------------------------------------------------------------
+ */
 
 /* The request itself, in the loop's thread. */
 static int
@@ -357,6 +363,8 @@ conc_aio_task_cancel(conc_future *f, const char *msg)
 int
 conc_aio_task_cancelling(conc_future *f)
 {
+    if (!f)
+        return CONC_EINVAL;
     struct conc__aio_task *t = conc__aio_task_of(f);
     return t ? t->ncancel : 0;
 }
@@ -364,6 +372,8 @@ conc_aio_task_cancelling(conc_future *f)
 int
 conc_aio_task_uncancel(conc_future *f)
 {
+    if (!f)
+        return CONC_EINVAL;
     struct conc__aio_task *t = conc__aio_task_of(f);
     if (!t)
         return 0;
@@ -381,7 +391,8 @@ conc__aio_cancel_all(conc_aio_loop *loop)
         conc__aio_run_once(loop);
 }
 
-/* ---- Looking at tasks -------------------------------------------------------- */
+/* ---- Looking at tasks
+ * -------------------------------------------------------- */
 
 int
 conc_aio_current_task(conc_future **out)
@@ -424,8 +435,8 @@ conc_aio_all_tasks(conc_aio_loop *loop, conc_future ***tasks, size_t *n)
         return CONC_EINVAL;
     if (!loop && !(loop = conc__aio_running))
         return conc_fail(CONC_ESTATE, "no running event loop");
-    conc_future **a = conc__malloc((loop->ntasks ? loop->ntasks : 1) *
-                                   sizeof *a);
+    conc_future **a =
+        conc__malloc((loop->ntasks ? loop->ntasks : 1) * sizeof *a);
     if (!a)
         return CONC_ENOMEM;
     size_t i = 0;

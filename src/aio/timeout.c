@@ -42,8 +42,7 @@ arm(conc_aio_timeout *to, double delay)
     disarm(to);
     if (delay == CONC_FOREVER)
         return 0;
-    return conc_aio_call_later(to->task->loop, delay, expire, to,
-                               &to->handle);
+    return conc_aio_call_later(to->task->loop, delay, expire, to, &to->handle);
 }
 
 int
@@ -81,7 +80,9 @@ conc_aio_timeout_reschedule(conc_aio_timeout *to, double delay)
 int
 conc_aio_timeout_expired(conc_aio_timeout *to)
 {
-    return to && (to->state == EXPIRING || to->state == EXPIRED);
+    if (!to)
+        return CONC_EINVAL;
+    return to->state == EXPIRING || to->state == EXPIRED;
 }
 
 int
@@ -92,8 +93,7 @@ conc_aio_timeout_exit(conc_aio_timeout *to, int code)
     disarm(to);
     if (to->state == EXPIRING) {
         to->state = EXPIRED;
-        if (conc_aio_task_uncancel(&to->task->future) <=
-                to->entry_cancelling &&
+        if (conc_aio_task_uncancel(&to->task->future) <= to->entry_cancelling &&
             code == CONC_ECANCELED)
             code = conc_fail(CONC_ETIMEDOUT, "timeout expired");
     }

@@ -92,8 +92,8 @@ unlink_parked(struct bucket *b, struct parked *p)
 }
 
 int
-conc__park_wait(struct conc__coro *c, _Atomic uint32_t *word,
-                uint32_t expected, int64_t deadline, int shared)
+conc__park_wait(struct conc__coro *c, _Atomic uint32_t *word, uint32_t expected,
+                int64_t deadline, int shared)
 {
     if (deadline != CONC__FOREVER && deadline <= conc__now_ns())
         return -ETIMEDOUT;
