@@ -9,6 +9,7 @@
 #include "conc/alloc.h"
 #include "conc/buf.h"
 #include "conc/arena.h"
+#include "conc/obj.h"
 #include "conc/sync.h"
 #include "conc/thread.h"
 #include "conc/queue.h"

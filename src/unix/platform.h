@@ -175,6 +175,13 @@ int conc__memfd_new(size_t size);
  * negated errno (-ENOENT once the process or its descriptor is gone). */
 int conc__open_fd_of(int pid, int fd);
 
+/* ---- Random bytes (random.c) ----------------------------------------------
+ * For keys that must be unpredictable (the seed of str hashing). */
+
+/* Fills buf with n random bytes from the kernel's generator. Returns 0 or
+ * a negated errno. Any thread. */
+int conc__random_bytes(void *buf, size_t n);
+
 /* ---- The child reaper (reaper.c) -------------------------------------------
  * One way to reap, wait for and signal a child of this process, used by
  * processes, subprocesses and process pools; and one list for children
