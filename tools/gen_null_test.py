@@ -58,6 +58,7 @@ CONSTRUCTORS = {
     'conc_pool': 'MUST(conc_threadpool_new(&(conc_pool_opts){.processes = 1}, &v));',
     'conc_map_iter': '{ conc_executor *ex; MUST(conc_thread_executor_new(NULL, &ex));'
                      ' MUST(conc_executor_map(ex, dummy_task, &items, NULL, &v)); }',
+    'conc_obj': 'v = conc_obj_list();',
     'conc_as_completed_iter': '{ conc_future *f; MUST(conc_future_new(&f));'
                               ' MUST(conc_as_completed(&f, 1, 0, &v)); }',
     'conc_aio_loop': 'MUST(conc_aio_loop_new(NULL, &v));',
@@ -93,6 +94,7 @@ VALUES = {
     'uint64_t *': ('uint64_t v = 0;', '&v'),
     'pid_t *': ('pid_t v = 0;', '&v'),
     'conc_buf *': ('conc_buf v = CONC_BUF_INIT;', '&v'),
+    'conc_obj_load_error *': ('conc_obj_load_error v;', '&v'),
     'conc_completed_process *': ('conc_completed_process v;', '&v'),
     'conc_arena_ref *': ('conc_arena_ref v;', '&v'),
     'const conc_arena_ref *':
@@ -207,6 +209,10 @@ NULLABLE = {
     ('conc_aio_taskgroup_create_task', 'out'): None,
     ('conc_aio_all_tasks', 'loop'): None,  # the running loop
     ('conc_aio_task_cancel', 'msg'): None,
+    ('conc_obj_loads', 'err'): None,  # optional: where a refusal was
+    ('conc_obj_next', 'value'): None,  # optional for dicts, NULL for sets
+    ('conc_obj_foreign', 'args'): None,  # NULL: the bare global
+    ('conc_obj_foreign', 'state'): None,  # NULL: no state
 }
 
 # Statements run after a call that did not get NULL in the named
