@@ -197,6 +197,60 @@ SEEDS = {
 }
 
 
+def pickle_seeds():
+    """CPython's own pickles for the pickle reader: messages a manager
+    exchanges (from the captures in the manager notes: requests, replies,
+    an exception, a Token, a proxy inside a value), other plain values at
+    protocols 2 to 5, a recursive list and a refused global."""
+    import pickle
+    import queue
+    seeds = {
+        # ('7f29445d44c0', '__setitem__', ('inner', RebuildProxy(...)), {})
+        "rebuild_proxy": bytes.fromhex(
+            "800495b200000000000000288c0c376632393434356434346330948c0b5f5f73"
+            "65746974656d5f5f948c05696e6e6572948c186d756c746970726f6365737369"
+            "6e672e6d616e6167657273948c0c52656275696c6450726f7879949394286803"
+            "8c094c69737450726f787994939468038c05546f6b656e9493942981948c046c"
+            "697374948c093132372e302e302e31944d8b1386948c0c376632393434363435"
+            "643030948794628c067069636b6c65947d947494529486947d9474942e"),
+        # ('#PROXY', (('__next__', 'send', 'throw', 'close'), Token(...)))
+        "proxy_reply": bytes.fromhex(
+            "80049589000000000000008c062350524f585994288c085f5f6e6578745f5f94"
+            "8c0473656e64948c057468726f77948c05636c6f73659474948c186d756c7469"
+            "70726f63657373696e672e6d616e6167657273948c05546f6b656e9493942981"
+            "948c084974657261746f72948c093132372e302e302e31944d8a1386948c0c37"
+            "663239343435626562313094879462869486942e"),
+        "recursive": bytes.fromhex("80049506000000000000005d946800612e"),
+        "os_system": bytes.fromhex(
+            "80049514000000000000008c05706f736978948c0673797374656d9493942e"),
+    }
+    shared = [1, "two"]
+    values = {
+        "request": (None, "create", ("dict",), {}),
+        "get": ("7fada356a250", "get", (), {"timeout": 1}),
+        "update": {"f": 1.5, "b": b"\x00\x01", "t": (1, "x"), "n": None,
+                   "T": True, "big": -1208925819614629174706176,
+                   "s": "\u00e9"},
+        "error": ("#ERROR", KeyError("missing")),
+        "empty": ("#ERROR", queue.Empty()),
+        "keys": ("#RETURN", ["a", "b"]),
+        "numbers": [0, 255, 65536, -1, 2**31, 2**64, -(10**40), 2**2100,
+                    0.1, float("nan"), -0.0, 1e-310],
+        "text": ["\U0001F600", "x" * 300, b"y" * 300, bytearray(b"ab")],
+        "sets": [set(), {1, 2}, frozenset({3}), {frozenset(): (1,)}],
+        "shared": [shared, shared, {"k": shared}],
+        "deep": [[[[[[[[[[[]]]]]]]]]]],
+    }
+    for name, v in values.items():
+        for proto in (2, 3, 4, 5):
+            if proto <= pickle.HIGHEST_PROTOCOL:
+                seeds["%s_p%d" % (name, proto)] = pickle.dumps(v, proto)
+    return seeds
+
+
+SEEDS["pickle"] = pickle_seeds()
+
+
 def main():
     for target, seeds in SEEDS.items():
         d = os.path.join(HERE, "corpus", target)

@@ -405,6 +405,8 @@ test_container_repr(void **state)
 static const struct {
     const char *hex, *repr;
 } transcripts[] = {
+    /* An empty tuple first, with nothing on the stack yet. */
+    {"8004292e", "()"},
     {"8004951000000000000000284e8c0564756d6d7994297d9474942e",
      "(None, 'dummy', (), {})"},
     {"8004952900000000000000288c0c376661646133353661323530948c03676574942"
@@ -625,7 +627,7 @@ static void
 test_loads_out_of_memory(void **state)
 {
     (void)state;
-    const char *hex = transcripts[6].hex;
+    const char *hex = transcripts[7].hex;
     char clean[1024];
     size_t n = 0;
     for (const char *p = hex; *p; p++)

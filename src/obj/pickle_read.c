@@ -333,7 +333,7 @@ collect(struct reader *r, size_t base, conc_obj_type type)
     size_t n = r->sp - base;
     conc_obj *c = type == CONC_OBJ_FROZENSET
                       ? conc__table_new(type)
-                      : conc__seq_from(type, r->stack + base, n);
+                      : conc__seq_from(type, n ? r->stack + base : NULL, n);
     int e = c ? 0 : CONC_ENOMEM;
     if (type == CONC_OBJ_FROZENSET && c) {
         for (size_t i = base; i < r->sp && !e; i++) {
