@@ -156,7 +156,8 @@ test_numeric_keys(void **state)
     assert_conc_ok(conc_obj_dict_set_new(d, one, conc_obj_str("a")));
     assert_conc_ok(conc_obj_dict_set_new(d, onef, conc_obj_str("b")));
     assert_conc_ok(conc_obj_dict_set(d, t, conc_obj_none()));
-    assert_conc_ok(conc_obj_dict_set_new(d, conc_obj_float(0.5), conc_obj_str("c")));
+    assert_conc_ok(
+        conc_obj_dict_set_new(d, conc_obj_float(0.5), conc_obj_str("c")));
     assert_int_equal(conc_obj_len(d), 2);
     assert_repr_drop(conc_obj_incref(d), "{1: None, 0.5: 'c'}");
     /* -0.0 == 0.0; 0.5 has CPython's hash of 2**60. */
@@ -258,7 +259,8 @@ test_dict_order_and_delete(void **state)
     conc_obj *d = conc_obj_dict();
     enum { N = 5000 };
     for (int i = 0; i < N; i++)
-        assert_conc_ok(conc_obj_dict_set_new(d, conc_obj_int(i), conc_obj_int(i * 2)));
+        assert_conc_ok(
+            conc_obj_dict_set_new(d, conc_obj_int(i), conc_obj_int(i * 2)));
     for (int i = 0; i < N; i += 2) {
         conc_obj *k = conc_obj_int(i);
         assert_conc_ok(conc_obj_dict_del(d, k));
@@ -267,7 +269,8 @@ test_dict_order_and_delete(void **state)
     }
     assert_int_equal(conc_obj_len(d), N / 2);
     conc_obj *k0 = conc_obj_int(0);
-    assert_conc_ok(conc_obj_dict_set_new(d, conc_obj_incref(k0), conc_obj_none()));
+    assert_conc_ok(
+        conc_obj_dict_set_new(d, conc_obj_incref(k0), conc_obj_none()));
     size_t pos = 0, n = 0;
     conc_obj *k, *v;
     int64_t prev = -1, x;
@@ -285,7 +288,8 @@ test_dict_order_and_delete(void **state)
     assert_conc_ok(conc_obj_dict_get(d, k0, &v));
     assert_ptr_equal(v, conc_obj_none());
     conc_obj_decref(k0);
-    assert_conc_ok(conc_obj_dict_set_new(d, conc_obj_str("key"), conc_obj_int(9)));
+    assert_conc_ok(
+        conc_obj_dict_set_new(d, conc_obj_str("key"), conc_obj_int(9)));
     assert_non_null(conc_obj_dict_get_str(d, "key"));
     assert_null(conc_obj_dict_get_str(d, "nokey"));
     conc_obj_decref(d);
@@ -366,7 +370,8 @@ test_text_repr(void **state)
                      "'\\u200b\\ue000'");
     assert_repr_drop(conc_obj_str("\xf0\x9f\x98\x80\xf3\xa0\x80\x81"),
                      "'\xf0\x9f\x98\x80\\U000e0001'");
-    assert_repr_drop(conc_obj_bytes("it's\x00\xff\\", 7), "b\"it's\\x00\\xff\\\\\"");
+    assert_repr_drop(conc_obj_bytes("it's\x00\xff\\", 7),
+                     "b\"it's\\x00\\xff\\\\\"");
     assert_repr_drop(conc_obj_bytes("", 0), "b''");
 }
 
@@ -405,6 +410,17 @@ test_container_repr(void **state)
 static const struct {
     const char *hex, *repr;
 } transcripts[] = {
+    /* A proxy inside a value, memo references included. */
+    {"800495b200000000000000288c0c376632393434356434346330948c0b5f5f736574"
+     "6974656d5f5f948c05696e6e6572948c186d756c746970726f63657373696e672e6d"
+     "616e6167657273948c0c52656275696c6450726f78799493942868038c094c697374"
+     "50726f787994939468038c05546f6b656e9493942981948c046c697374948c093132"
+     "372e302e302e31944d8b1386948c0c376632393434363435643030948794628c0670"
+     "69636b6c65947d947494529486947d9474942e",
+     "('7f29445d44c0', '__setitem__', ('inner', RebuildProxy(<class "
+     "'multiprocessing.managers.ListProxy'>, Token(typeid='list', "
+     "address=('127.0.0.1', 5003), id='7f2944645d00'), 'pickle', {})), "
+     "{})"},
     /* An empty tuple first, with nothing on the stack yet. */
     {"8004292e", "()"},
     {"8004951000000000000000284e8c0564756d6d7994297d9474942e",
@@ -478,7 +494,9 @@ test_loads_refusals(void **state)
                    CONC_EPROTO, 0x93, 16);
     assert_non_null(strstr(conc_failure_message(), "os.system"));
     /* l = []; l.append(l) as CPython pickles it: recursive. */
-    assert_refused("80045d94680061" "2e", NULL, CONC_EPROTO, 0x61, 6);
+    assert_refused("80045d94680061"
+                   "2e",
+                   NULL, CONC_EPROTO, 0x61, 6);
     assert_non_null(strstr(conc_failure_message(), "recursive"));
     /* Truncated, no STOP, a persistent id, protocol 1, an unknown op. */
     assert_refused("80048c05616263", NULL, CONC_EPROTO, 0x8c, 2);
@@ -493,8 +511,10 @@ test_loads_refusals(void **state)
     assert_refused("800468052e", NULL, CONC_EPROTO, 0x68, 2);
     assert_refused("80044e4e2e", NULL, CONC_EPROTO, 0x2e, 4);
     /* Limits: depth ([[[]]] with max_depth 2), size, memo, int bytes. */
-    assert_refused("80045d5d5d6161" "2e", &(conc_obj_load_opts){.max_depth = 1},
-                   CONC_EOVERFLOW, 0x61, 6);
+    assert_refused("80045d5d5d6161"
+                   "2e",
+                   &(conc_obj_load_opts){.max_depth = 1}, CONC_EOVERFLOW, 0x61,
+                   6);
     assert_refused("80044e2e", &(conc_obj_load_opts){.max_size = 3},
                    CONC_EMSGSIZE, -1, 0);
     assert_refused("80044e72ffff00002e", &(conc_obj_load_opts){.max_memo = 100},
@@ -510,8 +530,8 @@ test_loads_any_global(void **state)
     (void)state;
     const char *hex = "80048c026f73948c0673797374656d9493948c0178948594522e";
     conc_obj *o = NULL;
-    assert_conc_ok(loads_hex(hex, &(conc_obj_load_opts){.any_global = 1}, &o,
-                             NULL));
+    assert_conc_ok(
+        loads_hex(hex, &(conc_obj_load_opts){.any_global = 1}, &o, NULL));
     assert_string_equal(conc_obj_foreign_module(o), "os");
     assert_string_equal(conc_obj_foreign_name(o), "system");
     assert_repr_drop(o, "system('x')"); /* inert: nothing ran */
@@ -547,7 +567,8 @@ test_loads_protocol2(void **state)
         {"8003636275696c74696e730a6279746561727261790a710043026162710185710252"
          "71032e",
          "bytearray(b'ab')"},
-        {"8005950d000000000000009602000000000000006162942e", "bytearray(b'ab')"},
+        {"8005950d000000000000009602000000000000006162942e",
+         "bytearray(b'ab')"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char hex[512];
@@ -571,11 +592,14 @@ test_dumps_roundtrip(void **state)
 {
     (void)state;
     conc_obj *d = conc_obj_dict();
-    assert_conc_ok(conc_obj_dict_set_new(d, conc_obj_str("big"),
-                                         parse_int("-1208925819614629174706176")));
-    assert_conc_ok(conc_obj_dict_set_new(d, conc_obj_str("f"), conc_obj_float(1.5)));
-    assert_conc_ok(conc_obj_dict_set_new(d, conc_obj_int(-70000), conc_obj_int(70000)));
-    assert_conc_ok(conc_obj_dict_set_new(d, conc_obj_int(65535), conc_obj_int(-1)));
+    assert_conc_ok(conc_obj_dict_set_new(
+        d, conc_obj_str("big"), parse_int("-1208925819614629174706176")));
+    assert_conc_ok(
+        conc_obj_dict_set_new(d, conc_obj_str("f"), conc_obj_float(1.5)));
+    assert_conc_ok(
+        conc_obj_dict_set_new(d, conc_obj_int(-70000), conc_obj_int(70000)));
+    assert_conc_ok(
+        conc_obj_dict_set_new(d, conc_obj_int(65535), conc_obj_int(-1)));
     conc_obj *l = conc_obj_list(), *s = conc_obj_set(), *fs = NULL;
     for (int i = 0; i < 2500; i++)
         assert_conc_ok(conc_obj_list_append_new(l, conc_obj_int(i)));
@@ -588,11 +612,13 @@ test_dumps_roundtrip(void **state)
     assert_conc_ok(conc_obj_tuple_set_new(state3, 0, conc_obj_str("list")));
     assert_conc_ok(conc_obj_tuple_set_new(state3, 2, conc_obj_str("ab12")));
     assert_conc_ok(conc_obj_dict_set_new(
-        d, conc_obj_str("e"), conc_obj_foreign("builtins", "KeyError", args, NULL, 0)));
+        d, conc_obj_str("e"),
+        conc_obj_foreign("builtins", "KeyError", args, NULL, 0)));
     conc_obj *empty = conc_obj_tuple(0);
-    assert_conc_ok(conc_obj_dict_set_new(
-        d, conc_obj_str("t"),
-        conc_obj_foreign("multiprocessing.managers", "Token", empty, state3, 1)));
+    assert_conc_ok(
+        conc_obj_dict_set_new(d, conc_obj_str("t"),
+                              conc_obj_foreign("multiprocessing.managers",
+                                               "Token", empty, state3, 1)));
     conc_obj_decref(empty);
     conc_obj_decref(args);
     conc_obj_decref(state3);
@@ -604,8 +630,8 @@ test_dumps_roundtrip(void **state)
     assert_conc_ok(conc_obj_repr(d, &r1));
     assert_conc_ok(conc_obj_repr(back, &r2));
     assert_string_equal((char *)r1.data, (char *)r2.data);
-    assert_non_null(strstr((char *)r1.data,
-                           "'t': Token(typeid='list', address=None, id='ab12')"));
+    assert_non_null(strstr(
+        (char *)r1.data, "'t': Token(typeid='list', address=None, id='ab12')"));
     conc_obj_decref(back);
 
     conc_obj *t = conc_obj_tuple(2);
@@ -613,7 +639,10 @@ test_dumps_roundtrip(void **state)
     assert_conc_ok(conc_obj_tuple_set_new(t, 1, conc_obj_str("a")));
     assert_conc_ok(conc_obj_dumps(t, &p));
     assert_int_equal(p.len, 9);
-    assert_memory_equal(p.data, "\x80\x04K\x01\x8c\x01" "a\x86.", 9);
+    assert_memory_equal(p.data,
+                        "\x80\x04K\x01\x8c\x01"
+                        "a\x86.",
+                        9);
     conc_obj_decref(t);
     conc_buf_free(&p);
     conc_buf_free(&r1);
@@ -627,7 +656,7 @@ static void
 test_loads_out_of_memory(void **state)
 {
     (void)state;
-    const char *hex = transcripts[7].hex;
+    const char *hex = transcripts[8].hex;
     char clean[1024];
     size_t n = 0;
     for (const char *p = hex; *p; p++)

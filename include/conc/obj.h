@@ -172,8 +172,7 @@ CONC_EXTERN int conc_obj_list_append_new(conc_obj *list, conc_obj *item);
  * one's reference and stealing `item`'s (also on failure). Returns 0,
  * CONC_ETYPE for another type, CONC_EINDEX if i >= its length. One thread
  * at a time per value. */
-CONC_EXTERN int conc_obj_list_set_new(conc_obj *list, size_t i,
-                                      conc_obj *item);
+CONC_EXTERN int conc_obj_list_set_new(conc_obj *list, size_t i, conc_obj *item);
 CONC_EXTERN int conc_obj_tuple_set_new(conc_obj *tuple, size_t i,
                                        conc_obj *item);
 
@@ -201,8 +200,7 @@ CONC_EXTERN int conc_obj_dict_get(const conc_obj *d, const conc_obj *key,
 
 /* d[key] for a str key given as UTF-8: the value borrowed from d, or NULL
  * if absent or d is not a dict. Any thread, while nobody changes d. */
-CONC_EXTERN conc_obj *conc_obj_dict_get_str(const conc_obj *d,
-                                            const char *key);
+CONC_EXTERN conc_obj *conc_obj_dict_get_str(const conc_obj *d, const char *key);
 
 /* del d[key]. Returns 0, CONC_EKEY if absent, CONC_ETYPE if d is not a
  * dict or key unhashable, CONC_EOVERFLOW. One thread at a time per dict. */

@@ -29,16 +29,16 @@
 #define MAX_ENTRIES ((size_t)INT32_MAX / 2)
 
 /* CPython's constants for numeric, tuple and frozenset hashes. */
-#define HASH_BITS     61
-#define HASH_MODULUS  (((uint64_t)1 << HASH_BITS) - 1)
-#define HASH_INF      314159
-#define HASH_NONE     0xFCA86420
-#define XXPRIME_1     11400714785074694791ULL
-#define XXPRIME_2     14029467366897019727ULL
-#define XXPRIME_5     2870177450012600261ULL
-#define XX_LEN_MIX    3527539ULL
-#define TUPLE_NEG1    1546275796
-#define FSET_NEG1     590923713
+#define HASH_BITS    61
+#define HASH_MODULUS (((uint64_t)1 << HASH_BITS) - 1)
+#define HASH_INF     314159
+#define HASH_NONE    0xFCA86420
+#define XXPRIME_1    11400714785074694791ULL
+#define XXPRIME_2    14029467366897019727ULL
+#define XXPRIME_5    2870177450012600261ULL
+#define XX_LEN_MIX   3527539ULL
+#define TUPLE_NEG1   1546275796
+#define FSET_NEG1    590923713
 
 /* ---- SipHash-1-3 over str and bytes -------------------------------------- */
 
@@ -583,8 +583,7 @@ conc_obj_dict_del(conc_obj *d, const conc_obj *key)
 }
 
 int
-conc_obj_next(const conc_obj *d, size_t *pos, conc_obj **key,
-              conc_obj **value)
+conc_obj_next(const conc_obj *d, size_t *pos, conc_obj **key, conc_obj **value)
 {
     if (!d || !pos || !key)
         return CONC_EINVAL;

@@ -40,8 +40,8 @@ make_int(int sign, const uint32_t *limbs, size_t n)
         if (sign < 0 && mag == (uint64_t)INT64_MAX + 1)
             return conc_obj_int(INT64_MIN);
     }
-    conc_obj *o = conc__obj_alloc(CONC_OBJ_INT,
-                                  sizeof(struct conc__int) + n * sizeof(*limbs));
+    conc_obj *o = conc__obj_alloc(CONC_OBJ_INT, sizeof(struct conc__int) +
+                                                    n * sizeof(*limbs));
     if (!o)
         return NULL;
     struct conc__int *b = CONC__INT(o);
@@ -155,16 +155,6 @@ double_limbs(double v, uint32_t *limbs)
     return n;
 }
 
-conc_obj *
-conc__int_from_double(double v)
-{
-    if (fabs(v) < 9.0e18)
-        return conc_obj_int((int64_t)v);
-    uint32_t limbs[DOUBLE_LIMBS];
-    size_t n = double_limbs(v, limbs);
-    return make_int(v < 0 ? -1 : 1, limbs, n);
-}
-
 bool
 conc__int_equal(const conc_obj *a, const conc_obj *b)
 {
@@ -177,10 +167,18 @@ conc__int_equal(const conc_obj *a, const conc_obj *b)
            memcmp(x->limbs, y->limbs, x->nlimbs * sizeof *x->limbs) == 0;
 }
 
+/* Whether the finite double f is integral, without libm: from 2^53 up
+ * every double is. */
+static bool
+integral(double f)
+{
+    return fabs(f) >= 9007199254740992.0 || (double)(int64_t)f == f;
+}
+
 bool
 conc__int_equal_double(const conc_obj *a, double f)
 {
-    if (!isfinite(f) || floor(f) != f)
+    if (!isfinite(f) || !integral(f))
         return false;
     const struct conc__int *x = CONC__INT(a);
     if (fabs(f) < 9.0e18)

@@ -183,7 +183,10 @@ size_t
 conc__utf8_decode(const uint8_t *s, uint32_t *cp)
 {
     uint8_t c = s[0];
-    size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : 4;
+    size_t n = c < 0x80             ? 1
+               : (c & 0xe0) == 0xc0 ? 2
+               : (c & 0xf0) == 0xe0 ? 3
+                                    : 4;
     uint32_t v = n == 1 ? c : (uint32_t)(c & (0x7f >> n));
     for (size_t k = 1; k < n; k++)
         v = v << 6 | (s[k] & 0x3f);
@@ -362,7 +365,8 @@ conc_obj_list_del(conc_obj *list, size_t i)
     if (i >= s->len)
         return CONC_EINDEX;
     conc_obj *old = s->items[i];
-    memmove(s->items + i, s->items + i + 1, (s->len - i - 1) * sizeof *s->items);
+    memmove(s->items + i, s->items + i + 1,
+            (s->len - i - 1) * sizeof *s->items);
     s->len--;
     conc_obj_decref(old);
     return 0;

@@ -119,9 +119,6 @@ conc_obj *conc__int_from_le(const uint8_t *p, size_t n);
 /* Appends the minimal little-endian two's complement of int `o`. */
 int conc__int_to_le(const conc_obj *o, conc_buf *b);
 
-/* An int equal to the integral double `v`; NULL out of memory. */
-conc_obj *conc__int_from_double(double v);
-
 /* Appends int `o` in decimal. */
 int conc__int_repr(const conc_obj *o, conc_buf *b);
 

@@ -35,8 +35,8 @@
 /* The header's depth field is 16 bits. */
 #define HARD_MAX_DEPTH 10000
 /* Longest module or name a GLOBAL line may give. */
-#define MAX_GLOBAL_LINE 1024
-#define LOWEST_PROTOCOL 2
+#define MAX_GLOBAL_LINE  1024
+#define LOWEST_PROTOCOL  2
 #define HIGHEST_PROTOCOL 5
 
 struct reader {
@@ -63,25 +63,33 @@ opname(int op)
         int op;
         const char *name;
     } names[] = {
-        {0x80, "PROTO"},         {0x2e, "STOP"},        {0x28, "MARK"},
-        {0x95, "FRAME"},         {0x4e, "NONE"},        {0x88, "NEWTRUE"},
-        {0x89, "NEWFALSE"},      {0x4b, "BININT1"},     {0x4d, "BININT2"},
-        {0x4a, "BININT"},        {0x8a, "LONG1"},       {0x8b, "LONG4"},
-        {0x47, "BINFLOAT"},      {0x8c, "SHORT_BINUNICODE"},
-        {0x58, "BINUNICODE"},    {0x8d, "BINUNICODE8"}, {0x43, "SHORT_BINBYTES"},
-        {0x42, "BINBYTES"},      {0x8e, "BINBYTES8"},   {0x96, "BYTEARRAY8"},
-        {0x29, "EMPTY_TUPLE"},   {0x85, "TUPLE1"},      {0x86, "TUPLE2"},
-        {0x87, "TUPLE3"},        {0x74, "TUPLE"},       {0x5d, "EMPTY_LIST"},
-        {0x61, "APPEND"},        {0x65, "APPENDS"},     {0x7d, "EMPTY_DICT"},
-        {0x73, "SETITEM"},       {0x75, "SETITEMS"},    {0x8f, "EMPTY_SET"},
-        {0x90, "ADDITEMS"},      {0x91, "FROZENSET"},   {0x94, "MEMOIZE"},
-        {0x68, "BINGET"},        {0x6a, "LONG_BINGET"}, {0x71, "BINPUT"},
-        {0x72, "LONG_BINPUT"},   {0x30, "POP"},         {0x31, "POP_MARK"},
-        {0x93, "STACK_GLOBAL"},  {0x63, "GLOBAL"},      {0x52, "REDUCE"},
-        {0x81, "NEWOBJ"},        {0x62, "BUILD"},       {0x92, "NEWOBJ_EX"},
-        {0x51, "BINPERSID"},     {0x50, "PERSID"},      {0x82, "EXT1"},
-        {0x83, "EXT2"},          {0x84, "EXT4"},        {0x97, "NEXT_BUFFER"},
-        {0x98, "READONLY_BUFFER"},
+        {0x80, "PROTO"},          {0x2e, "STOP"},
+        {0x28, "MARK"},           {0x95, "FRAME"},
+        {0x4e, "NONE"},           {0x88, "NEWTRUE"},
+        {0x89, "NEWFALSE"},       {0x4b, "BININT1"},
+        {0x4d, "BININT2"},        {0x4a, "BININT"},
+        {0x8a, "LONG1"},          {0x8b, "LONG4"},
+        {0x47, "BINFLOAT"},       {0x8c, "SHORT_BINUNICODE"},
+        {0x58, "BINUNICODE"},     {0x8d, "BINUNICODE8"},
+        {0x43, "SHORT_BINBYTES"}, {0x42, "BINBYTES"},
+        {0x8e, "BINBYTES8"},      {0x96, "BYTEARRAY8"},
+        {0x29, "EMPTY_TUPLE"},    {0x85, "TUPLE1"},
+        {0x86, "TUPLE2"},         {0x87, "TUPLE3"},
+        {0x74, "TUPLE"},          {0x5d, "EMPTY_LIST"},
+        {0x61, "APPEND"},         {0x65, "APPENDS"},
+        {0x7d, "EMPTY_DICT"},     {0x73, "SETITEM"},
+        {0x75, "SETITEMS"},       {0x8f, "EMPTY_SET"},
+        {0x90, "ADDITEMS"},       {0x91, "FROZENSET"},
+        {0x94, "MEMOIZE"},        {0x68, "BINGET"},
+        {0x6a, "LONG_BINGET"},    {0x71, "BINPUT"},
+        {0x72, "LONG_BINPUT"},    {0x30, "POP"},
+        {0x31, "POP_MARK"},       {0x93, "STACK_GLOBAL"},
+        {0x63, "GLOBAL"},         {0x52, "REDUCE"},
+        {0x81, "NEWOBJ"},         {0x62, "BUILD"},
+        {0x92, "NEWOBJ_EX"},      {0x51, "BINPERSID"},
+        {0x50, "PERSID"},         {0x82, "EXT1"},
+        {0x83, "EXT2"},           {0x84, "EXT4"},
+        {0x97, "NEXT_BUFFER"},    {0x98, "READONLY_BUFFER"},
     };
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         if (names[i].op == op)
@@ -89,8 +97,8 @@ opname(int op)
     return op < 0 ? "end of input" : "unknown opcode";
 }
 
-static int
-fail(struct reader *r, int code, const char *fmt, ...) CONC_PRINTF(3, 4);
+static int fail(struct reader *r, int code, const char *fmt, ...)
+    CONC_PRINTF(3, 4);
 
 static int
 fail(struct reader *r, int code, const char *fmt, ...)
@@ -100,8 +108,8 @@ fail(struct reader *r, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    conc_fail(code, "pickle: %s (opcode 0x%02x %s at %zu)", what,
-              r->op & 0xff, opname(r->op), r->op_at);
+    conc_fail(code, "pickle: %s (opcode 0x%02x %s at %zu)", what, r->op & 0xff,
+              opname(r->op), r->op_at);
     if (r->err) {
         r->err->offset = r->op_at;
         r->err->opcode = r->op;
@@ -123,8 +131,8 @@ static int
 take(struct reader *r, size_t n, const uint8_t **at)
 {
     if (r->len - r->pos < n)
-        return fail(r, CONC_EPROTO, "truncated: %zu bytes wanted, %zu left",
-                    n, r->len - r->pos);
+        return fail(r, CONC_EPROTO, "truncated: %zu bytes wanted, %zu left", n,
+                    r->len - r->pos);
     *at = r->p + r->pos;
     r->pos += n;
     return 0;
@@ -318,8 +326,8 @@ op_text(struct reader *r, size_t nlen, conc_obj_type type, bool bytearray)
     if (!o || !bytearray)
         return push(r, o);
     conc_obj *args = conc__seq_from(CONC_OBJ_TUPLE, &o, 1);
-    conc_obj *ba = args ? conc_obj_foreign("builtins", "bytearray", args, NULL, 0)
-                        : NULL;
+    conc_obj *ba =
+        args ? conc_obj_foreign("builtins", "bytearray", args, NULL, 0) : NULL;
     conc_obj_decref(args);
     return push(r, ba);
 }
@@ -338,7 +346,8 @@ collect(struct reader *r, size_t base, conc_obj_type type)
     if (type == CONC_OBJ_FROZENSET && c) {
         for (size_t i = base; i < r->sp && !e; i++) {
             e = nest(r, c, r->stack[i]);
-            e = e ? e : conc__table_insert(c, conc_obj_incref(r->stack[i]), NULL);
+            e = e ? e
+                  : conc__table_insert(c, conc_obj_incref(r->stack[i]), NULL);
         }
         for (size_t i = base; i < r->sp; i++)
             conc_obj_decref(r->stack[i]);
@@ -349,7 +358,7 @@ collect(struct reader *r, size_t base, conc_obj_type type)
     r->sp = base; /* the items now belong to c, or were dropped */
     if (e) {
         conc_obj_decref(c);
-        return e == CONC_ENOMEM ? nomem(r)
+        return e == CONC_ENOMEM  ? nomem(r)
                : e == CONC_ETYPE ? fail(r, CONC_ETYPE, "unhashable member")
                                  : e;
     }
@@ -393,7 +402,7 @@ add_items(struct reader *r, size_t base, conc_obj_type type)
         } else {
             e = conc__table_insert(c, it, NULL);
             if (e)
-                e = e == CONC_ENOMEM ? nomem(r)
+                e = e == CONC_ENOMEM  ? nomem(r)
                     : e == CONC_ETYPE ? fail(r, CONC_ETYPE, "unhashable member")
                                       : fail(r, e, "member nested too deep");
         }
@@ -426,7 +435,7 @@ set_items(struct reader *r, size_t base)
         }
         e = conc__table_insert(d, k, v);
         if (e)
-            e = e == CONC_ENOMEM ? nomem(r)
+            e = e == CONC_ENOMEM  ? nomem(r)
                 : e == CONC_ETYPE ? fail(r, CONC_ETYPE, "unhashable dict key")
                                   : fail(r, e, "key nested too deep");
     }
@@ -447,11 +456,13 @@ op_container(struct reader *r)
     case 0x8f: /* EMPTY_SET */
         return push(r, conc_obj_set());
     case 0x61: /* APPEND */
-        return r->sp - mark_base(r) < 2 ? fail(r, CONC_EPROTO, "stack underflow")
-                                        : add_items(r, r->sp - 1, CONC_OBJ_LIST);
+        return r->sp - mark_base(r) < 2
+                   ? fail(r, CONC_EPROTO, "stack underflow")
+                   : add_items(r, r->sp - 1, CONC_OBJ_LIST);
     case 0x73: /* SETITEM */
-        return r->sp - mark_base(r) < 2 ? fail(r, CONC_EPROTO, "stack underflow")
-                                        : set_items(r, r->sp - 2);
+        return r->sp - mark_base(r) < 2
+                   ? fail(r, CONC_EPROTO, "stack underflow")
+                   : set_items(r, r->sp - 2);
     case 0x65: /* APPENDS */
     case 0x90: /* ADDITEMS */
     case 0x75: /* SETITEMS */
@@ -463,10 +474,11 @@ op_container(struct reader *r)
             return collect(r, base, CONC_OBJ_FROZENSET);
         if (r->op == 0x75)
             return set_items(r, base);
-        return add_items(r, base,
-                         r->op == 0x65 ? CONC_OBJ_LIST : CONC_OBJ_SET);
+        return add_items(r, base, r->op == 0x65 ? CONC_OBJ_LIST : CONC_OBJ_SET);
     default:
-        return op_tuple(r, r->op == 0x29 ? 0 : r->op == 0x74 ? -1 : r->op - 0x84);
+        return op_tuple(r, r->op == 0x29   ? 0
+                           : r->op == 0x74 ? -1
+                                           : r->op - 0x84);
     }
 }
 
@@ -561,31 +573,82 @@ in_list(const char *name, const char *const *list)
 static bool
 allowed(const char *module, const char *name)
 {
-    static const char *const builtins[] = {
-        "list", "set", "frozenset", "tuple", "bytes", "bytearray", "slice",
-        "complex", "BaseException", "Exception", "ArithmeticError",
-        "AssertionError", "AttributeError", "BlockingIOError",
-        "BrokenPipeError", "BufferError", "ChildProcessError",
-        "ConnectionAbortedError", "ConnectionError", "ConnectionRefusedError",
-        "ConnectionResetError", "EOFError", "FileExistsError",
-        "FileNotFoundError", "FloatingPointError", "GeneratorExit",
-        "ImportError", "IndexError", "InterruptedError", "IsADirectoryError",
-        "KeyError", "KeyboardInterrupt", "LookupError", "MemoryError",
-        "ModuleNotFoundError", "NameError", "NotADirectoryError",
-        "NotImplementedError", "OSError", "OverflowError", "PermissionError",
-        "ProcessLookupError", "RecursionError", "ReferenceError",
-        "RuntimeError", "StopAsyncIteration", "StopIteration", "SystemExit",
-        "TimeoutError", "TypeError", "UnboundLocalError", "ValueError",
-        "ZeroDivisionError", NULL};
-    static const char *const managers[] = {
-        "Token", "RebuildProxy", "AutoProxy", "BaseProxy", "BaseListProxy",
-        "ListProxy", "DictProxy", "SetProxy", "IteratorProxy",
-        "AcquirerProxy", "ConditionProxy", "EventProxy", "BarrierProxy",
-        "NamespaceProxy", "ValueProxy", "ArrayProxy", "PoolProxy",
-        "RemoteError", NULL};
-    static const char *const mp_errors[] = {
-        "ProcessError", "BufferTooShort", "TimeoutError",
-        "AuthenticationError", NULL};
+    static const char *const builtins[] = {"list",
+                                           "set",
+                                           "frozenset",
+                                           "tuple",
+                                           "bytes",
+                                           "bytearray",
+                                           "slice",
+                                           "complex",
+                                           "BaseException",
+                                           "Exception",
+                                           "ArithmeticError",
+                                           "AssertionError",
+                                           "AttributeError",
+                                           "BlockingIOError",
+                                           "BrokenPipeError",
+                                           "BufferError",
+                                           "ChildProcessError",
+                                           "ConnectionAbortedError",
+                                           "ConnectionError",
+                                           "ConnectionRefusedError",
+                                           "ConnectionResetError",
+                                           "EOFError",
+                                           "FileExistsError",
+                                           "FileNotFoundError",
+                                           "FloatingPointError",
+                                           "GeneratorExit",
+                                           "ImportError",
+                                           "IndexError",
+                                           "InterruptedError",
+                                           "IsADirectoryError",
+                                           "KeyError",
+                                           "KeyboardInterrupt",
+                                           "LookupError",
+                                           "MemoryError",
+                                           "ModuleNotFoundError",
+                                           "NameError",
+                                           "NotADirectoryError",
+                                           "NotImplementedError",
+                                           "OSError",
+                                           "OverflowError",
+                                           "PermissionError",
+                                           "ProcessLookupError",
+                                           "RecursionError",
+                                           "ReferenceError",
+                                           "RuntimeError",
+                                           "StopAsyncIteration",
+                                           "StopIteration",
+                                           "SystemExit",
+                                           "TimeoutError",
+                                           "TypeError",
+                                           "UnboundLocalError",
+                                           "ValueError",
+                                           "ZeroDivisionError",
+                                           NULL};
+    static const char *const managers[] = {"Token",
+                                           "RebuildProxy",
+                                           "AutoProxy",
+                                           "BaseProxy",
+                                           "BaseListProxy",
+                                           "ListProxy",
+                                           "DictProxy",
+                                           "SetProxy",
+                                           "IteratorProxy",
+                                           "AcquirerProxy",
+                                           "ConditionProxy",
+                                           "EventProxy",
+                                           "BarrierProxy",
+                                           "NamespaceProxy",
+                                           "ValueProxy",
+                                           "ArrayProxy",
+                                           "PoolProxy",
+                                           "RemoteError",
+                                           NULL};
+    static const char *const mp_errors[] = {"ProcessError", "BufferTooShort",
+                                            "TimeoutError",
+                                            "AuthenticationError", NULL};
     static const char *const queue_errors[] = {"Empty", "Full", NULL};
     if (!strcmp(module, "builtins"))
         return in_list(name, builtins);
@@ -598,7 +661,8 @@ allowed(const char *module, const char *name)
         return in_list(name, queue_errors);
     return (!strcmp(module, "_codecs") && !strcmp(name, "encode")) ||
            (!strcmp(module, "array") &&
-            (!strcmp(name, "array") || !strcmp(name, "_array_reconstructor"))) ||
+            (!strcmp(name, "array") ||
+             !strcmp(name, "_array_reconstructor"))) ||
            (!strcmp(module, "threading") &&
             !strcmp(name, "BrokenBarrierError"));
 }
@@ -608,8 +672,8 @@ push_global(struct reader *r, const char *module, const char *name)
 {
     module = compat_module(module);
     if (!r->lim.any_global && !allowed(module, name))
-        return fail(r, CONC_EPROTO, "global %.40s.%.40s is not allowed",
-                    module, name);
+        return fail(r, CONC_EPROTO, "global %.40s.%.40s is not allowed", module,
+                    name);
     return push(r, conc_obj_foreign(module, name, NULL, NULL, 0));
 }
 
@@ -692,7 +756,7 @@ from_iterable(struct reader *r, conc_obj_type type, const conc_obj *x,
     }
     if (e) {
         conc_obj_decref(c);
-        return e == CONC_ETYPE ? fail(r, e, "unhashable member")
+        return e == CONC_ETYPE    ? fail(r, e, "unhashable member")
                : e == CONC_ENOMEM ? nomem(r)
                                   : fail(r, e, "member nested too deep");
     }
@@ -918,19 +982,40 @@ step(struct reader *r, bool *stop)
     case 0x8c: /* SHORT_BINUNICODE */
     case 0x58: /* BINUNICODE */
     case 0x8d: /* BINUNICODE8 */
-        return op_text(r, r->op == 0x8c ? 1 : r->op == 0x58 ? 4 : 8,
+        return op_text(r,
+                       r->op == 0x8c   ? 1
+                       : r->op == 0x58 ? 4
+                                       : 8,
                        CONC_OBJ_STR, false);
     case 0x43: /* SHORT_BINBYTES */
     case 0x42: /* BINBYTES */
     case 0x8e: /* BINBYTES8 */
     case 0x96: /* BYTEARRAY8 */
-        return op_text(r, r->op == 0x43 ? 1 : r->op == 0x42 ? 4 : 8,
+        return op_text(r,
+                       r->op == 0x43   ? 1
+                       : r->op == 0x42 ? 4
+                                       : 8,
                        CONC_OBJ_BYTES, r->op == 0x96);
-    case 0x29: case 0x85: case 0x86: case 0x87: case 0x74: case 0x5d:
-    case 0x61: case 0x65: case 0x7d: case 0x73: case 0x75: case 0x8f:
-    case 0x90: case 0x91:
+    case 0x29:
+    case 0x85:
+    case 0x86:
+    case 0x87:
+    case 0x74:
+    case 0x5d:
+    case 0x61:
+    case 0x65:
+    case 0x7d:
+    case 0x73:
+    case 0x75:
+    case 0x8f:
+    case 0x90:
+    case 0x91:
         return op_container(r);
-    case 0x94: case 0x71: case 0x72: case 0x68: case 0x6a:
+    case 0x94:
+    case 0x71:
+    case 0x72:
+    case 0x68:
+    case 0x6a:
         return op_memo(r);
     case 0x63: /* GLOBAL */
         return op_global(r);
@@ -984,8 +1069,8 @@ conc_obj_loads(const void *data, size_t len, const conc_obj_load_opts *opts,
     struct reader r = {.p = data, .len = len, .err = err, .op = -1};
     limits(&r, opts);
     if (len > r.lim.max_size)
-        return fail(&r, CONC_EMSGSIZE, "%zu bytes, over the limit of %zu",
-                    len, r.lim.max_size);
+        return fail(&r, CONC_EMSGSIZE, "%zu bytes, over the limit of %zu", len,
+                    r.lim.max_size);
     bool stop = false;
     int e = 0;
     while (!e && !stop) {
