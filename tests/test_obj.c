@@ -678,9 +678,59 @@ test_loads_out_of_memory(void **state)
     }
 }
 
+/* ---- Threads ------------------------------------------------------------ */
+
+enum { READERS = 4, ROUNDS = 2000 };
+
+/* Reads a shared value as a manager's threads would: references taken and
+ * dropped, lookups (hashing its str keys), repr. Returns 0 or the line
+ * that failed. */
+static int
+reader(void *arg)
+{
+    conc_obj *d = arg;
+    conc_buf b = CONC_BUF_INIT;
+    int bad = 0;
+    for (int i = 0; i < ROUNDS && !bad; i++) {
+        conc_obj *mine = conc_obj_incref(d);
+        conc_obj *v = conc_obj_dict_get_str(mine, "k");
+        if (!v || conc_obj_repr(mine, &b) != 0)
+            bad = __LINE__;
+        conc_obj_incref(v);
+        conc_obj_decref(mine);
+        conc_obj_decref(v);
+    }
+    conc_buf_free(&b);
+    return bad;
+}
+
+/* Reference counts are atomic and reading changes nothing, so threads
+ * share a value that nobody changes (ThreadSanitizer checks). */
+static void
+test_shared_between_threads(void **state)
+{
+    (void)state;
+    conc_obj *d = conc_obj_dict();
+    assert_conc_ok(
+        conc_obj_dict_set_new(d, conc_obj_str("k"), conc_obj_list()));
+    assert_conc_ok(
+        conc_obj_dict_set_new(d, conc_obj_int(1), conc_obj_str("v")));
+    conc_thread *t[READERS];
+    for (int i = 0; i < READERS; i++)
+        assert_conc_ok(conc_thread_start(reader, d, NULL, &t[i]));
+    for (int i = 0; i < READERS; i++) {
+        int status = -1;
+        assert_conc_ok(conc_thread_join(t[i], CONC_FOREVER, &status));
+        assert_int_equal(status, 0);
+        conc_thread_free(t[i]);
+    }
+    conc_obj_decref(d);
+}
+
 int
 main(void)
 {
+    warm_up_threads();
     const struct CMUnitTest tests[] = {
         conc_unit_test(test_scalars),
         conc_unit_test(test_big_ints),
@@ -699,6 +749,7 @@ main(void)
         conc_unit_test(test_loads_protocol2),
         conc_unit_test(test_dumps_roundtrip),
         conc_unit_test(test_loads_out_of_memory),
+        conc_unit_test(test_shared_between_threads),
     };
     return conc_run_tests(tests);
 }

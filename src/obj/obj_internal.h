@@ -20,7 +20,6 @@
 /* Flags in the header. */
 #define CONC__OBJ_IMMORTAL 0x01 /* a static singleton: never counted */
 #define CONC__OBJ_SHARED   0x02 /* the pickle reader fetched it from its memo */
-#define CONC__OBJ_HASHED   0x04 /* str/bytes/tuple: `hash` is computed */
 
 struct conc_obj {
     uint32_t refcount; /* atomic */
@@ -46,7 +45,6 @@ struct conc__float {
 struct conc__str {
     conc_obj h;
     size_t len;
-    int64_t hash;
     char data[];
 };
 
@@ -54,7 +52,6 @@ struct conc__str {
 struct conc__seq {
     conc_obj h;
     size_t len, cap;
-    int64_t hash; /* a tuple's, once CONC__OBJ_HASHED */
     conc_obj **items;
 };
 
