@@ -10,10 +10,23 @@ real pickle module, to prove conc's codec against it.
                      "ERR <exception>" when CPython refuses the pickle.
 """
 import binascii
+import math
 import pickle
 import queue
+import random
+import struct
 import sys
 from multiprocessing.managers import Token
+
+def random_doubles(n, seed=5):
+    """Doubles drawn from random bit patterns (every exponent), finite."""
+    rng, out = random.Random(seed), []
+    while len(out) < n:
+        v = struct.unpack('<d', rng.getrandbits(64).to_bytes(8, 'little'))[0]
+        if math.isfinite(v):
+            out.append(v)
+    return out
+
 
 shared_list = [1, 'two']
 shared_tuple = ('x', b'y')
@@ -42,6 +55,11 @@ BATTERY = [
     bytearray(b'ab'), slice(1, 2, None),
     Token('list', ('127.0.0.1', 5003), '7f2944645d00'),
     ('#ERROR', KeyError('missing')),
+    # Shortest round-trip floats: every power of two (where the gap below
+    # is half the gap above), powers of ten, random bit patterns.
+    [2.0**k for k in range(-1074, 1024)],
+    [10.0**k for k in range(-30, 30)],
+    random_doubles(3000),
 ]
 
 
