@@ -126,6 +126,36 @@ test_big_ints(void **state)
     conc_obj_decref(next);
     conc_obj_decref(f);
     conc_obj_decref(big);
+    /* float(int) rounds correctly, half to even; 2**1024 overflows. */
+    static const struct {
+        const char *text;
+        double want;
+    } floats[] = {
+        {"9007199254740993", 9007199254740992.0},           /* 2**53 + 1 */
+        {"9007199254740995", 9007199254740996.0},           /* 2**53 + 3 */
+        {"18446744073709553665", 18446744073709555712.0},   /* 2**64+2**11+1 */
+        {"-18446744073709553664", -18446744073709551616.0}, /* a tie */
+        {"1180591620717411303424", 1180591620717411303424.0},
+    };
+    for (size_t i = 0; i < sizeof floats / sizeof *floats; i++) {
+        conc_obj *n = parse_int(floats[i].text);
+        double d = 0;
+        assert_conc_ok(conc_obj_float_value(n, &d));
+        if (d != floats[i].want)
+            fail_msg("float(%s) = %.17g", floats[i].text, d);
+        conc_obj_decref(n);
+    }
+    conc_obj *huge =
+        parse_int(/* 2**1024 */
+                  "179769313486231590772930519078902473361797697894230657273430"
+                  "081157732675805500963132708477322407536021120113879871393357"
+                  "658789768814416622492847430639474124377767893424865485276302"
+                  "219601246094119453082952085005768838150682342462881473913110"
+                  "540827237163350510684586298239947245938479716304835356329624"
+                  "224137216");
+    double dh;
+    assert_conc(conc_obj_float_value(huge, &dh), CONC_EOVERFLOW);
+    conc_obj_decref(huge);
     /* hash(-1) is -2 in Python, and hash(2**61 - 1) is 0. */
     conc_obj *m1 = conc_obj_int(-1), *mod = parse_int("2305843009213693951");
     assert_conc_ok(conc_obj_hash(m1, &h));

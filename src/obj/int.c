@@ -190,6 +190,10 @@ conc__int_equal_double(const conc_obj *a, double f)
     return n == x->nlimbs && memcmp(limbs, x->limbs, n * sizeof *limbs) == 0;
 }
 
+/* Correctly rounded, as Python's float(int): the top 64 bits of the
+ * magnitude with every lower bit folded into the lowest (a sticky bit,
+ * below the 53 kept, so that the conversion's round-half-even sees
+ * whether anything was cut), then scaled by the bits cut. */
 int
 conc__int_to_double(const conc_obj *o, double *v)
 {
@@ -198,9 +202,25 @@ conc__int_to_double(const conc_obj *o, double *v)
         *v = (double)x->small;
         return 0;
     }
-    double d = 0;
-    for (size_t i = x->nlimbs; i-- > 0;)
-        d = d * 4294967296.0 + x->limbs[i];
+    size_t n = x->nlimbs;
+    unsigned top_bits = 0;
+    for (uint32_t t = x->limbs[n - 1]; t; t >>= 1)
+        top_bits++;
+    size_t bits = (n - 1) * LIMB_BITS + top_bits, cut = bits - 64;
+    uint64_t top = 0, sticky = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t lo = i * LIMB_BITS; /* bit position of limb i */
+        uint64_t limb = x->limbs[i];
+        if (lo + LIMB_BITS <= cut)
+            sticky |= limb;
+        else if (lo >= cut)
+            top |= limb << (lo - cut);
+        else {
+            top |= limb >> (cut - lo);
+            sticky |= limb & (((uint64_t)1 << (cut - lo)) - 1);
+        }
+    }
+    double d = ldexp((double)(top | (sticky != 0)), (int)cut);
     if (isinf(d))
         return CONC_EOVERFLOW;
     *v = x->sign < 0 ? -d : d;

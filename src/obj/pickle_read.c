@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "obj/obj_internal.h"
+#include "obj/pickle.h"
 
 #define DEFAULT_MAX_SIZE      ((size_t)64 << 20)
 #define DEFAULT_MAX_DEPTH     200
@@ -63,33 +64,35 @@ opname(int op)
         int op;
         const char *name;
     } names[] = {
-        {0x80, "PROTO"},          {0x2e, "STOP"},
-        {0x28, "MARK"},           {0x95, "FRAME"},
-        {0x4e, "NONE"},           {0x88, "NEWTRUE"},
-        {0x89, "NEWFALSE"},       {0x4b, "BININT1"},
-        {0x4d, "BININT2"},        {0x4a, "BININT"},
-        {0x8a, "LONG1"},          {0x8b, "LONG4"},
-        {0x47, "BINFLOAT"},       {0x8c, "SHORT_BINUNICODE"},
-        {0x58, "BINUNICODE"},     {0x8d, "BINUNICODE8"},
-        {0x43, "SHORT_BINBYTES"}, {0x42, "BINBYTES"},
-        {0x8e, "BINBYTES8"},      {0x96, "BYTEARRAY8"},
-        {0x29, "EMPTY_TUPLE"},    {0x85, "TUPLE1"},
-        {0x86, "TUPLE2"},         {0x87, "TUPLE3"},
-        {0x74, "TUPLE"},          {0x5d, "EMPTY_LIST"},
-        {0x61, "APPEND"},         {0x65, "APPENDS"},
-        {0x7d, "EMPTY_DICT"},     {0x73, "SETITEM"},
-        {0x75, "SETITEMS"},       {0x8f, "EMPTY_SET"},
-        {0x90, "ADDITEMS"},       {0x91, "FROZENSET"},
-        {0x94, "MEMOIZE"},        {0x68, "BINGET"},
-        {0x6a, "LONG_BINGET"},    {0x71, "BINPUT"},
-        {0x72, "LONG_BINPUT"},    {0x30, "POP"},
-        {0x31, "POP_MARK"},       {0x93, "STACK_GLOBAL"},
-        {0x63, "GLOBAL"},         {0x52, "REDUCE"},
-        {0x81, "NEWOBJ"},         {0x62, "BUILD"},
-        {0x92, "NEWOBJ_EX"},      {0x51, "BINPERSID"},
-        {0x50, "PERSID"},         {0x82, "EXT1"},
-        {0x83, "EXT2"},           {0x84, "EXT4"},
-        {0x97, "NEXT_BUFFER"},    {0x98, "READONLY_BUFFER"},
+#define OPNAME(name) {OP_##name, #name}
+        OPNAME(PROTO),          OPNAME(STOP),
+        OPNAME(MARK),           OPNAME(FRAME),
+        OPNAME(NONE),           OPNAME(NEWTRUE),
+        OPNAME(NEWFALSE),       OPNAME(BININT1),
+        OPNAME(BININT2),        OPNAME(BININT),
+        OPNAME(LONG1),          OPNAME(LONG4),
+        OPNAME(BINFLOAT),       OPNAME(SHORT_BINUNICODE),
+        OPNAME(BINUNICODE),     OPNAME(BINUNICODE8),
+        OPNAME(SHORT_BINBYTES), OPNAME(BINBYTES),
+        OPNAME(BINBYTES8),      OPNAME(BYTEARRAY8),
+        OPNAME(EMPTY_TUPLE),    OPNAME(TUPLE1),
+        OPNAME(TUPLE2),         OPNAME(TUPLE3),
+        OPNAME(TUPLE),          OPNAME(EMPTY_LIST),
+        OPNAME(APPEND),         OPNAME(APPENDS),
+        OPNAME(EMPTY_DICT),     OPNAME(SETITEM),
+        OPNAME(SETITEMS),       OPNAME(EMPTY_SET),
+        OPNAME(ADDITEMS),       OPNAME(FROZENSET),
+        OPNAME(MEMOIZE),        OPNAME(BINGET),
+        OPNAME(LONG_BINGET),    OPNAME(BINPUT),
+        OPNAME(LONG_BINPUT),    OPNAME(POP),
+        OPNAME(POP_MARK),       OPNAME(STACK_GLOBAL),
+        OPNAME(GLOBAL),         OPNAME(REDUCE),
+        OPNAME(NEWOBJ),         OPNAME(BUILD),
+        OPNAME(NEWOBJ_EX),      OPNAME(BINPERSID),
+        OPNAME(PERSID),         OPNAME(EXT1),
+        OPNAME(EXT2),           OPNAME(EXT4),
+        OPNAME(NEXT_BUFFER),    OPNAME(READONLY_BUFFER),
+#undef OPNAME
     };
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         if (names[i].op == op)
@@ -108,8 +111,12 @@ fail(struct reader *r, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    conc_fail(code, "pickle: %s (opcode 0x%02x %s at %zu)", what, r->op & 0xff,
-              opname(r->op), r->op_at);
+    if (r->op < 0)
+        conc_fail(code, "pickle: %s (at the end of the input, %zu)", what,
+                  r->op_at);
+    else
+        conc_fail(code, "pickle: %s (opcode 0x%02x %s at %zu)", what, r->op,
+                  opname(r->op), r->op_at);
     if (r->err) {
         r->err->offset = r->op_at;
         r->err->opcode = r->op;
@@ -449,36 +456,37 @@ op_container(struct reader *r)
     size_t base = 0;
     int e;
     switch (r->op) {
-    case 0x5d: /* EMPTY_LIST */
+    case OP_EMPTY_LIST:
         return push(r, conc_obj_list());
-    case 0x7d: /* EMPTY_DICT */
+    case OP_EMPTY_DICT:
         return push(r, conc_obj_dict());
-    case 0x8f: /* EMPTY_SET */
+    case OP_EMPTY_SET:
         return push(r, conc_obj_set());
-    case 0x61: /* APPEND */
+    case OP_APPEND:
         return r->sp - mark_base(r) < 2
                    ? fail(r, CONC_EPROTO, "stack underflow")
                    : add_items(r, r->sp - 1, CONC_OBJ_LIST);
-    case 0x73: /* SETITEM */
+    case OP_SETITEM:
         return r->sp - mark_base(r) < 2
                    ? fail(r, CONC_EPROTO, "stack underflow")
                    : set_items(r, r->sp - 2);
-    case 0x65: /* APPENDS */
-    case 0x90: /* ADDITEMS */
-    case 0x75: /* SETITEMS */
-    case 0x91: /* FROZENSET */
+    case OP_APPENDS:
+    case OP_ADDITEMS:
+    case OP_SETITEMS:
+    case OP_FROZENSET:
         e = pop_mark(r, &base);
         if (e)
             return e;
-        if (r->op == 0x91)
+        if (r->op == OP_FROZENSET)
             return collect(r, base, CONC_OBJ_FROZENSET);
-        if (r->op == 0x75)
+        if (r->op == OP_SETITEMS)
             return set_items(r, base);
-        return add_items(r, base, r->op == 0x65 ? CONC_OBJ_LIST : CONC_OBJ_SET);
+        return add_items(r, base,
+                         r->op == OP_APPENDS ? CONC_OBJ_LIST : CONC_OBJ_SET);
     default:
-        return op_tuple(r, r->op == 0x29   ? 0
-                           : r->op == 0x74 ? -1
-                                           : r->op - 0x84);
+        return op_tuple(r, r->op == OP_EMPTY_TUPLE ? 0
+                           : r->op == OP_TUPLE     ? -1
+                                                   : r->op - OP_TUPLE1 + 1);
     }
 }
 
@@ -532,14 +540,14 @@ op_memo(struct reader *r)
     uint64_t idx = 0;
     int e = 0;
     switch (r->op) {
-    case 0x94: /* MEMOIZE */
+    case OP_MEMOIZE:
         return memo_put(r, r->memo_count);
-    case 0x71: /* BINPUT */
-    case 0x72: /* LONG_BINPUT */
-        e = take_le(r, r->op == 0x71 ? 1 : 4, &idx);
+    case OP_BINPUT:
+    case OP_LONG_BINPUT:
+        e = take_le(r, r->op == OP_BINPUT ? 1 : 4, &idx);
         return e ? e : memo_put(r, idx);
     default: /* BINGET, LONG_BINGET */
-        e = take_le(r, r->op == 0x68 ? 1 : 4, &idx);
+        e = take_le(r, r->op == OP_BINGET ? 1 : 4, &idx);
         return e ? e : memo_get(r, idx);
     }
 }
@@ -560,111 +568,65 @@ compat_module(const char *m)
     return m;
 }
 
-static bool
-in_list(const char *name, const char *const *list)
-{
-    for (; *list; list++)
-        if (!strcmp(name, *list))
-            return true;
-    return false;
-}
+/* The allowlist of docs/values.md: each module, and the names it may
+ * give. */
+/* clang-format off */
+static const char *const allow_builtins[] = {
+    "list", "set", "frozenset", "tuple", "bytes", "bytearray", "slice",
+    "complex", "BaseException", "Exception", "ArithmeticError",
+    "AssertionError", "AttributeError", "BlockingIOError", "BrokenPipeError",
+    "BufferError", "ChildProcessError", "ConnectionAbortedError",
+    "ConnectionError", "ConnectionRefusedError", "ConnectionResetError",
+    "EOFError", "FileExistsError", "FileNotFoundError", "FloatingPointError",
+    "GeneratorExit", "ImportError", "IndexError", "InterruptedError",
+    "IsADirectoryError", "KeyError", "KeyboardInterrupt", "LookupError",
+    "MemoryError", "ModuleNotFoundError", "NameError", "NotADirectoryError",
+    "NotImplementedError", "OSError", "OverflowError", "PermissionError",
+    "ProcessLookupError", "RecursionError", "ReferenceError", "RuntimeError",
+    "StopAsyncIteration", "StopIteration", "SystemExit", "TimeoutError",
+    "TypeError", "UnboundLocalError", "ValueError", "ZeroDivisionError", NULL};
+static const char *const allow_managers[] = {
+    "Token", "RebuildProxy", "AutoProxy", "BaseProxy", "BaseListProxy",
+    "ListProxy", "DictProxy", "SetProxy", "IteratorProxy", "AcquirerProxy",
+    "ConditionProxy", "EventProxy", "BarrierProxy", "NamespaceProxy",
+    "ValueProxy", "ArrayProxy", "PoolProxy", "RemoteError", NULL};
+static const char *const allow_mp_errors[] = {
+    "ProcessError", "BufferTooShort", "TimeoutError", "AuthenticationError",
+    NULL};
+static const char *const allow_queue[] = {"Empty", "Full", NULL};
+static const char *const allow_codecs[] = {"encode", NULL};
+static const char *const allow_array[] = {"array", "_array_reconstructor",
+                                          NULL};
+static const char *const allow_threading[] = {"BrokenBarrierError", NULL};
+/* clang-format on */
 
-/* The allowlist of docs/values.md. */
+static const struct {
+    const char *module;
+    const char *const *names;
+} allowlist[] = {
+    {"builtins", allow_builtins},
+    {"multiprocessing.managers", allow_managers},
+    {"multiprocessing.context", allow_mp_errors},
+    {"multiprocessing", allow_mp_errors},
+    {"queue", allow_queue},
+    {"_queue", allow_queue},
+    {"_codecs", allow_codecs},
+    {"array", allow_array},
+    {"threading", allow_threading},
+};
+
 static bool
 allowed(const char *module, const char *name)
 {
-    static const char *const builtins[] = {"list",
-                                           "set",
-                                           "frozenset",
-                                           "tuple",
-                                           "bytes",
-                                           "bytearray",
-                                           "slice",
-                                           "complex",
-                                           "BaseException",
-                                           "Exception",
-                                           "ArithmeticError",
-                                           "AssertionError",
-                                           "AttributeError",
-                                           "BlockingIOError",
-                                           "BrokenPipeError",
-                                           "BufferError",
-                                           "ChildProcessError",
-                                           "ConnectionAbortedError",
-                                           "ConnectionError",
-                                           "ConnectionRefusedError",
-                                           "ConnectionResetError",
-                                           "EOFError",
-                                           "FileExistsError",
-                                           "FileNotFoundError",
-                                           "FloatingPointError",
-                                           "GeneratorExit",
-                                           "ImportError",
-                                           "IndexError",
-                                           "InterruptedError",
-                                           "IsADirectoryError",
-                                           "KeyError",
-                                           "KeyboardInterrupt",
-                                           "LookupError",
-                                           "MemoryError",
-                                           "ModuleNotFoundError",
-                                           "NameError",
-                                           "NotADirectoryError",
-                                           "NotImplementedError",
-                                           "OSError",
-                                           "OverflowError",
-                                           "PermissionError",
-                                           "ProcessLookupError",
-                                           "RecursionError",
-                                           "ReferenceError",
-                                           "RuntimeError",
-                                           "StopAsyncIteration",
-                                           "StopIteration",
-                                           "SystemExit",
-                                           "TimeoutError",
-                                           "TypeError",
-                                           "UnboundLocalError",
-                                           "ValueError",
-                                           "ZeroDivisionError",
-                                           NULL};
-    static const char *const managers[] = {"Token",
-                                           "RebuildProxy",
-                                           "AutoProxy",
-                                           "BaseProxy",
-                                           "BaseListProxy",
-                                           "ListProxy",
-                                           "DictProxy",
-                                           "SetProxy",
-                                           "IteratorProxy",
-                                           "AcquirerProxy",
-                                           "ConditionProxy",
-                                           "EventProxy",
-                                           "BarrierProxy",
-                                           "NamespaceProxy",
-                                           "ValueProxy",
-                                           "ArrayProxy",
-                                           "PoolProxy",
-                                           "RemoteError",
-                                           NULL};
-    static const char *const mp_errors[] = {"ProcessError", "BufferTooShort",
-                                            "TimeoutError",
-                                            "AuthenticationError", NULL};
-    static const char *const queue_errors[] = {"Empty", "Full", NULL};
-    if (!strcmp(module, "builtins"))
-        return in_list(name, builtins);
-    if (!strcmp(module, "multiprocessing.managers"))
-        return in_list(name, managers);
-    if (!strcmp(module, "multiprocessing.context") ||
-        !strcmp(module, "multiprocessing"))
-        return in_list(name, mp_errors);
-    if (!strcmp(module, "queue") || !strcmp(module, "_queue"))
-        return in_list(name, queue_errors);
-    return (!strcmp(module, "_codecs") && !strcmp(name, "encode")) ||
-           (!strcmp(module, "array") &&
-            (!strcmp(name, "array") ||
-             !strcmp(name, "_array_reconstructor"))) ||
-           (!strcmp(module, "threading") &&
-            !strcmp(name, "BrokenBarrierError"));
+    for (size_t i = 0; i < sizeof allowlist / sizeof *allowlist; i++) {
+        if (strcmp(module, allowlist[i].module))
+            continue;
+        for (const char *const *n = allowlist[i].names; *n; n++)
+            if (!strcmp(name, *n))
+                return true;
+        return false;
+    }
+    return false;
 }
 
 static int
@@ -920,19 +882,19 @@ op_misc(struct reader *r, bool *stop)
     conc_obj *o = NULL;
     int e;
     switch (r->op) {
-    case 0x80: /* PROTO */
+    case OP_PROTO:
         e = take_le(r, 1, &v);
         if (!e && (v < LOWEST_PROTOCOL || v > HIGHEST_PROTOCOL))
             e = fail(r, CONC_EPROTO, "protocol %llu is not 2 to 5",
                      (unsigned long long)v);
         return e;
-    case 0x95: /* FRAME: its length only groups opcodes for buffering */
+    case OP_FRAME: /* its length only groups opcodes for buffering */
         e = take_le(r, 8, &v);
         return !e && v > r->len - r->pos ? fail(r, CONC_EPROTO, "bad FRAME")
                                          : e;
-    case 0x28: /* MARK */
+    case OP_MARK:
         return push_mark(r);
-    case 0x30: /* POP: the top value, or the mark when none is above it */
+    case OP_POP: /* the top value, or the mark when none is above it */
         if (r->sp == mark_base(r) && r->nmarks) {
             r->nmarks--;
             return 0;
@@ -941,14 +903,14 @@ op_misc(struct reader *r, bool *stop)
         if (!e)
             conc_obj_decref(o);
         return e;
-    case 0x31: { /* POP_MARK */
+    case OP_POP_MARK: { /* POP_MARK */
         size_t base = 0;
         e = pop_mark(r, &base);
         while (!e && r->sp > base)
             conc_obj_decref(r->stack[--r->sp]);
         return e;
     }
-    case 0x2e: /* STOP */
+    case OP_STOP:
         if (r->sp != 1 || r->nmarks)
             return fail(r, CONC_EPROTO, "STOP with %zu values and %zu marks",
                         r->sp, r->nmarks);
@@ -963,68 +925,68 @@ static int
 step(struct reader *r, bool *stop)
 {
     switch (r->op) {
-    case 0x4e: /* NONE */
+    case OP_NONE:
         return push(r, conc_obj_none());
-    case 0x88: /* NEWTRUE */
-    case 0x89: /* NEWFALSE */
-        return push(r, conc_obj_bool(r->op == 0x88));
-    case 0x4b: /* BININT1 */
+    case OP_NEWTRUE:
+    case OP_NEWFALSE:
+        return push(r, conc_obj_bool(r->op == OP_NEWTRUE));
+    case OP_BININT1:
         return op_int(r, 1, false);
-    case 0x4d: /* BININT2 */
+    case OP_BININT2:
         return op_int(r, 2, false);
-    case 0x4a: /* BININT */
+    case OP_BININT:
         return op_int(r, 4, true);
-    case 0x8a: /* LONG1 */
-    case 0x8b: /* LONG4 */
-        return op_long(r, r->op == 0x8a ? 1 : 4);
-    case 0x47: /* BINFLOAT */
+    case OP_LONG1:
+    case OP_LONG4:
+        return op_long(r, r->op == OP_LONG1 ? 1 : 4);
+    case OP_BINFLOAT:
         return op_float(r);
-    case 0x8c: /* SHORT_BINUNICODE */
-    case 0x58: /* BINUNICODE */
-    case 0x8d: /* BINUNICODE8 */
+    case OP_SHORT_BINUNICODE:
+    case OP_BINUNICODE:
+    case OP_BINUNICODE8:
         return op_text(r,
-                       r->op == 0x8c   ? 1
-                       : r->op == 0x58 ? 4
-                                       : 8,
+                       r->op == OP_SHORT_BINUNICODE ? 1
+                       : r->op == OP_BINUNICODE     ? 4
+                                                    : 8,
                        CONC_OBJ_STR, false);
-    case 0x43: /* SHORT_BINBYTES */
-    case 0x42: /* BINBYTES */
-    case 0x8e: /* BINBYTES8 */
-    case 0x96: /* BYTEARRAY8 */
+    case OP_SHORT_BINBYTES:
+    case OP_BINBYTES:
+    case OP_BINBYTES8:
+    case OP_BYTEARRAY8:
         return op_text(r,
-                       r->op == 0x43   ? 1
-                       : r->op == 0x42 ? 4
-                                       : 8,
-                       CONC_OBJ_BYTES, r->op == 0x96);
-    case 0x29:
-    case 0x85:
-    case 0x86:
-    case 0x87:
-    case 0x74:
-    case 0x5d:
-    case 0x61:
-    case 0x65:
-    case 0x7d:
-    case 0x73:
-    case 0x75:
-    case 0x8f:
-    case 0x90:
-    case 0x91:
+                       r->op == OP_SHORT_BINBYTES ? 1
+                       : r->op == OP_BINBYTES     ? 4
+                                                  : 8,
+                       CONC_OBJ_BYTES, r->op == OP_BYTEARRAY8);
+    case OP_EMPTY_TUPLE:
+    case OP_TUPLE1:
+    case OP_TUPLE2:
+    case OP_TUPLE3:
+    case OP_TUPLE:
+    case OP_EMPTY_LIST:
+    case OP_APPEND:
+    case OP_APPENDS:
+    case OP_EMPTY_DICT:
+    case OP_SETITEM:
+    case OP_SETITEMS:
+    case OP_EMPTY_SET:
+    case OP_ADDITEMS:
+    case OP_FROZENSET:
         return op_container(r);
-    case 0x94:
-    case 0x71:
-    case 0x72:
-    case 0x68:
-    case 0x6a:
+    case OP_MEMOIZE:
+    case OP_BINPUT:
+    case OP_LONG_BINPUT:
+    case OP_BINGET:
+    case OP_LONG_BINGET:
         return op_memo(r);
-    case 0x63: /* GLOBAL */
+    case OP_GLOBAL:
         return op_global(r);
-    case 0x93: /* STACK_GLOBAL */
+    case OP_STACK_GLOBAL:
         return op_stack_global(r);
-    case 0x52: /* REDUCE */
-    case 0x81: /* NEWOBJ */
-        return op_apply(r, r->op == 0x81);
-    case 0x62: /* BUILD */
+    case OP_REDUCE:
+    case OP_NEWOBJ:
+        return op_apply(r, r->op == OP_NEWOBJ);
+    case OP_BUILD:
         return op_build(r);
     default:
         return op_misc(r, stop);

@@ -10,46 +10,11 @@
 #include <string.h>
 
 #include "obj/obj_internal.h"
+#include "obj/pickle.h"
 
 #define PROTOCOL 4
 /* CPython's batch size for APPENDS, SETITEMS and ADDITEMS (_BATCHSIZE). */
 #define BATCH 1000
-
-enum {
-    OP_MARK = 0x28,
-    OP_STOP = 0x2e,
-    OP_BININT = 0x4a,
-    OP_BININT1 = 0x4b,
-    OP_BININT2 = 0x4d,
-    OP_NONE = 0x4e,
-    OP_REDUCE = 0x52,
-    OP_BINUNICODE = 0x58,
-    OP_APPEND = 0x61,
-    OP_BUILD = 0x62,
-    OP_APPENDS = 0x65,
-    OP_TUPLE = 0x74,
-    OP_SETITEMS = 0x75,
-    OP_EMPTY_DICT = 0x7d,
-    OP_EMPTY_LIST = 0x5d,
-    OP_EMPTY_TUPLE = 0x29,
-    OP_BINFLOAT = 0x47,
-    OP_BINBYTES = 0x42,
-    OP_SHORT_BINBYTES = 0x43,
-    OP_PROTO = 0x80,
-    OP_NEWOBJ = 0x81,
-    OP_TUPLE1 = 0x85,
-    OP_NEWTRUE = 0x88,
-    OP_NEWFALSE = 0x89,
-    OP_LONG1 = 0x8a,
-    OP_LONG4 = 0x8b,
-    OP_SHORT_BINUNICODE = 0x8c,
-    OP_BINUNICODE8 = 0x8d,
-    OP_BINBYTES8 = 0x8e,
-    OP_EMPTY_SET = 0x8f,
-    OP_ADDITEMS = 0x90,
-    OP_FROZENSET = 0x91,
-    OP_STACK_GLOBAL = 0x93,
-};
 
 static int save(const conc_obj *o, conc_buf *b, int depth);
 
