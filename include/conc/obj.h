@@ -244,7 +244,8 @@ CONC_EXTERN int conc_obj_hash(const conc_obj *o, int64_t *hash);
 /* Replaces *out's content with Python's repr(o), byte for byte for the
  * plain types (shortest round-trip floats, str and bytes quoting, `set()`,
  * nested containers). A foreign record reads as an exception does,
- * `KeyError('x')`; a bare global as `<class 'mod.name'>`. Returns 0,
+ * `KeyError('x')`; a manager's Token, Value and Namespace as they print
+ * themselves; a bare global as `<class 'mod.name'>`. Returns 0,
  * CONC_EOVERFLOW past CONC_OBJ_MAX_DEPTH, CONC_ENOMEM; on failure *out is
  * unchanged. Borrows o; the caller owns *out. Any thread, while nobody
  * changes o. */

@@ -589,7 +589,8 @@ static const char *const allow_managers[] = {
     "Token", "RebuildProxy", "AutoProxy", "BaseProxy", "BaseListProxy",
     "ListProxy", "DictProxy", "SetProxy", "IteratorProxy", "AcquirerProxy",
     "ConditionProxy", "EventProxy", "BarrierProxy", "NamespaceProxy",
-    "ValueProxy", "ArrayProxy", "PoolProxy", "RemoteError", NULL};
+    "ValueProxy", "ArrayProxy", "PoolProxy", "RemoteError", "Namespace",
+    "Value", NULL};
 static const char *const allow_mp_errors[] = {
     "ProcessError", "BufferTooShort", "TimeoutError", "AuthenticationError",
     NULL};

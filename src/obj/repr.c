@@ -256,36 +256,96 @@ table_repr(const conc_obj *o, conc_buf *b, int depth)
     return r ? r : conc_buf_appendf(b, fs ? "})" : "}");
 }
 
+/* "label=repr, ..." (or bare reprs where label is NULL), closing with
+ * ")". */
+static int
+fields_repr(conc_buf *b, const char *const *labels, conc_obj *const *vals,
+            size_t n, int depth)
+{
+    int r = 0;
+    for (size_t i = 0; !r && i < n; i++) {
+        if (i)
+            r = conc_buf_append(b, ", ", 2);
+        if (!r && labels && labels[i])
+            r = conc_buf_appendf(b, "%s=", labels[i]);
+        if (!r)
+            r = repr(vals[i], b, depth - 1);
+    }
+    return r ? r : conc_buf_append(b, ")", 1);
+}
+
+static int
+compare_text(const void *a, const void *b)
+{
+    const conc_buf *x = a, *y = b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->data, y->data, n);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* Namespace's own repr: its public attributes as name=repr, sorted as
+ * those strings. */
+static int
+namespace_repr(const conc_obj *dict, conc_buf *b, int depth)
+{
+    size_t n = conc_obj_len(dict), k = 0, pos = 0;
+    conc_buf *items = conc__calloc(n ? n : 1, sizeof *items);
+    conc_obj *key, *val;
+    int r = items ? conc_buf_appendf(b, "Namespace(") : CONC_ENOMEM;
+    while (!r && conc_obj_next(dict, &pos, &key, &val) == 1) {
+        const char *name = conc_obj_str_value(key);
+        if (!name || name[0] == '_')
+            continue;
+        r = conc_buf_appendf(&items[k], "%s=", name);
+        r = r ? r : repr(val, &items[k], depth - 1);
+        k++;
+    }
+    if (!r)
+        qsort(items, k, sizeof *items, compare_text);
+    for (size_t i = 0; !r && i < k; i++) {
+        r = i ? conc_buf_append(b, ", ", 2) : 0;
+        r = r ? r : conc_buf_append(b, items[i].data, items[i].len);
+    }
+    for (size_t i = 0; i < k; i++)
+        conc_buf_free(&items[i]);
+    conc__free(items);
+    return r ? r : conc_buf_append(b, ")", 1);
+}
+
 /* A foreign record reads as Python prints the objects it stands for: a
- * class as <class 'mod.name'>, a Token with its fields, anything else as
- * an exception does, Name(arg, ...). */
+ * class as <class 'mod.name'>; a manager's Token, Value and Namespace as
+ * they print themselves; anything else as an exception does,
+ * Name(arg, ...). */
 static int
 foreign_repr(const struct conc__foreign *f, conc_buf *b, int depth)
 {
+    static const char *const token_fields[] = {"typeid", "address", "id"};
     if (!f->args)
         return conc_buf_appendf(b, "<class '%s.%s'>", f->module, f->name);
     const char *dot = strrchr(f->name, '.');
     const char *name = dot ? dot + 1 : f->name;
     const conc_obj *st = f->state;
-    if (!strcmp(f->module, "multiprocessing.managers") &&
-        !strcmp(f->name, "Token") && st && st->type == CONC_OBJ_TUPLE &&
-        CONC__SEQ(st)->len == 3) {
-        conc_obj **it = CONC__SEQ(st)->items;
-        int r = conc_buf_appendf(b, "Token(typeid=");
-        if (!r)
-            r = repr(it[0], b, depth - 1);
-        if (!r)
-            r = conc_buf_appendf(b, ", address=");
-        if (!r)
-            r = repr(it[1], b, depth - 1);
-        if (!r)
-            r = conc_buf_appendf(b, ", id=");
-        if (!r)
-            r = repr(it[2], b, depth - 1);
-        return r ? r : conc_buf_appendf(b, ")");
+    bool mgr = !strcmp(f->module, "multiprocessing.managers");
+    int r = 0;
+    if (mgr && !strcmp(name, "Token") && conc_obj_len(st) == 3 &&
+        st->type == CONC_OBJ_TUPLE) {
+        r = conc_buf_appendf(b, "Token(");
+        return r ? r
+                 : fields_repr(b, token_fields, CONC__SEQ(st)->items, 3, depth);
     }
-    int r = conc_buf_appendf(b, "%s", name);
-    return r ? r : seq_repr(CONC__SEQ(f->args), "(", ")", b, depth);
+    conc_obj *vals[2] = {conc_obj_dict_get_str(st, "_typecode"),
+                         conc_obj_dict_get_str(st, "_value")};
+    if (mgr && !strcmp(name, "Value") && vals[0] && vals[1]) {
+        r = conc_buf_appendf(b, "Value(");
+        return r ? r : fields_repr(b, NULL, vals, 2, depth);
+    }
+    if (mgr && !strcmp(name, "Namespace") &&
+        conc_obj_typeof(st) == CONC_OBJ_DICT)
+        return namespace_repr(st, b, depth);
+    r = conc_buf_appendf(b, "%s(", name);
+    return r ? r
+             : fields_repr(b, NULL, CONC__SEQ(f->args)->items,
+                           CONC__SEQ(f->args)->len, depth);
 }
 
 static int

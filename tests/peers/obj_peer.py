@@ -16,7 +16,7 @@ import queue
 import random
 import struct
 import sys
-from multiprocessing.managers import Token
+from multiprocessing.managers import Namespace, Token, Value
 
 def random_doubles(n, seed=5):
     """Doubles drawn from random bit patterns (every exponent), finite."""
@@ -54,6 +54,7 @@ BATTERY = [
     KeyError('x'), ValueError(1, 2), StopIteration(), queue.Empty(),
     bytearray(b'ab'), slice(1, 2, None),
     Token('list', ('127.0.0.1', 5003), '7f2944645d00'),
+    Namespace(x=10, b='s', _hidden=1, a=[1.5]), Namespace(), Value('i', 3),
     ('#ERROR', KeyError('missing')),
     # Shortest round-trip floats: every power of two (where the gap below
     # is half the gap above), powers of ten, random bit patterns.
