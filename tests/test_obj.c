@@ -540,6 +540,10 @@ test_loads_refusals(void **state)
     assert_refused("80047d5d4b01732e", NULL, CONC_ETYPE, 0x73, 6);
     assert_refused("800468052e", NULL, CONC_EPROTO, 0x68, 2);
     assert_refused("80044e4e2e", NULL, CONC_EPROTO, 0x2e, 4);
+    /* A cycle made by hand: X = [], popped; Y = [X], popped; then X is
+     * fetched and Y appended to it. */
+    assert_refused("80045d94305d946800613068006801612e", NULL, CONC_EPROTO,
+                   0x61, 15);
     /* Limits: depth ([[[]]] with max_depth 2), size, memo, int bytes. */
     assert_refused("80045d5d5d6161"
                    "2e",

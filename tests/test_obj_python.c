@@ -4,7 +4,9 @@
  *   1. CPython pickles a battery of values at protocols 2, 3, 4 and 5;
  *      conc reads each, and its repr must equal CPython's, byte for byte;
  *   2. conc writes each value back (protocol 4), and values built in C;
- *      CPython reads them, and its repr must equal conc's.
+ *      CPython reads them, and its repr must equal conc's; and where
+ *      CPython's own pickle of the value does not use its memo, conc's
+ *      pickle must be the same bytes but for FRAME and MEMOIZE.
  *
  * Big ints, floats (inf, nan, -0.0, 1e-310, 0.1), str beyond the BMP,
  * nested and shared values (the memo), exceptions, a Token, protocol 2's
@@ -126,6 +128,9 @@ check_replies(conc_buf *replies, struct sent *sent, size_t n)
             fail_msg("CPython refused conc's pickle of %.*s (%s): %s",
                      (int)sent[i].repr.len, (char *)sent[i].repr.data,
                      sent[i].what, line);
+        char *same = strchr(line, ' ');
+        assert_non_null(same);
+        *same++ = '\0';
         size_t len = strlen(line);
         uint8_t *got = malloc(len / 2 + 1);
         assert_non_null(got);
@@ -135,6 +140,10 @@ check_replies(conc_buf *replies, struct sent *sent, size_t n)
             fail_msg("%s: conc %.*s, CPython read back %s", sent[i].what,
                      (int)sent[i].repr.len, (char *)sent[i].repr.data,
                      (char *)got);
+        /* Byte for byte CPython's own pickle, but for FRAME and MEMOIZE. */
+        if (!strcmp(same, "0"))
+            fail_msg("%s: conc's pickle of %.*s is not CPython's", sent[i].what,
+                     (int)sent[i].repr.len, (char *)sent[i].repr.data);
         free(got);
     }
     assert_null(line);

@@ -96,47 +96,52 @@ save_tuple(const struct conc__seq *s, conc_buf *b, int depth)
     return put_op(b, s->len > 3 ? OP_TUPLE : OP_TUPLE1 + (int)s->len - 1);
 }
 
+/* Items go in batches of BATCH, as CPython writes them: MARK ... APPENDS,
+ * or item APPEND for a batch of one. */
 static int
 save_list(const struct conc__seq *s, conc_buf *b, int depth)
 {
     int r = put_op(b, OP_EMPTY_LIST);
-    if (!r && s->len == 1) {
-        r = save(s->items[0], b, depth - 1);
-        return r ? r : put_op(b, OP_APPEND);
-    }
     for (size_t i = 0; !r && i < s->len; i += BATCH) {
-        r = put_op(b, OP_MARK);
-        for (size_t k = i; !r && k < s->len && k < i + BATCH; k++)
+        size_t n = s->len - i < BATCH ? s->len - i : BATCH;
+        r = n > 1 ? put_op(b, OP_MARK) : 0;
+        for (size_t k = i; !r && k < i + n; k++)
             r = save(s->items[k], b, depth - 1);
-        r = r ? r : put_op(b, OP_APPENDS);
+        r = r ? r : put_op(b, n > 1 ? OP_APPENDS : OP_APPEND);
     }
     return r;
 }
 
-/* dict (SETITEMS), set (ADDITEMS) and frozenset (one FROZENSET). */
+/* A dict in batches (MARK ... SETITEMS, or key value SETITEM for one), a
+ * set in batches (MARK ... ADDITEMS), a frozenset at once (MARK ...
+ * FROZENSET), as CPython writes them. */
 static int
 save_table(const conc_obj *o, conc_buf *b, int depth)
 {
     const struct conc__table *t = CONC__TABLE(o);
     bool dict = o->type == CONC_OBJ_DICT, fs = o->type == CONC_OBJ_FROZENSET;
-    int r = fs ? 0 : put_op(b, dict ? OP_EMPTY_DICT : OP_EMPTY_SET);
-    size_t k = 0;
-    for (size_t i = 0; !r && (i < t->nentries || (fs && k == 0)); k++) {
-        size_t n = 0;
-        r = put_op(b, OP_MARK);
-        for (; !r && i < t->nentries && (fs || n < BATCH); i++) {
+    int r = put_op(b, fs ? OP_MARK : dict ? OP_EMPTY_DICT : OP_EMPTY_SET);
+    size_t i = 0, left = t->used;
+    while (!r && left) {
+        size_t n = fs || left < BATCH ? left : BATCH;
+        bool single = dict && n == 1;
+        r = fs || single ? 0 : put_op(b, OP_MARK);
+        for (size_t k = 0; !r && k < n; i++) {
             const struct conc__entry *e = &t->entries[i];
             if (!e->key)
-                continue;
-            n++;
+                continue; /* deleted */
+            k++;
             r = save(e->key, b, depth - 1);
             if (!r && dict)
                 r = save(e->value, b, depth - 1);
         }
-        if (!r)
-            r = put_op(b, fs ? OP_FROZENSET : dict ? OP_SETITEMS : OP_ADDITEMS);
+        left -= n;
+        if (!r && !fs)
+            r = put_op(b, single ? OP_SETITEM
+                          : dict ? OP_SETITEMS
+                                 : OP_ADDITEMS);
     }
-    return r;
+    return r || !fs ? r : put_op(b, OP_FROZENSET);
 }
 
 static int

@@ -6,12 +6,16 @@ real pickle module, to prove conc's codec against it.
                      5, a line "<protocol> <pickle hex> <repr hex>" (the
                      repr's UTF-8 in hex).
   obj_peer.py load   reads lines of pickle hex on stdin and prints, for
-                     each, the hex of repr(pickle.loads(...)), or
-                     "ERR <exception>" when CPython refuses the pickle.
+                     each, the hex of repr(pickle.loads(...)) and whether
+                     the pickle is CPython's own pickle of that value at
+                     protocol 4 without FRAME and MEMOIZE (1, 0, or - when
+                     CPython's fetches from its memo, which conc does not
+                     write), or "ERR <exception>" when CPython refuses it.
 """
 import binascii
 import math
 import pickle
+import pickletools
 import queue
 import random
 import struct
@@ -77,14 +81,31 @@ def dump():
                   hexs(repr(v).encode('utf-8')))
 
 
+def without_frames(data):
+    """CPython's pickle less its FRAME and MEMOIZE opcodes, or None if it
+    fetches from the memo."""
+    ops = list(pickletools.genops(data))
+    out = b''
+    for i, (op, _, pos) in enumerate(ops):
+        end = ops[i + 1][2] if i + 1 < len(ops) else len(data)
+        if op.name in ('BINGET', 'LONG_BINGET', 'GET'):
+            return None
+        if op.name not in ('FRAME', 'MEMOIZE'):
+            out += data[pos:end]
+    return out
+
+
 def load():
     for line in sys.stdin:
         line = line.strip()
         if not line:
             continue
         try:
-            v = pickle.loads(binascii.unhexlify(line))
-            print(hexs(repr(v).encode('utf-8')))
+            data = binascii.unhexlify(line)
+            v = pickle.loads(data)
+            own = without_frames(pickle.dumps(v, 4))
+            same = '-' if own is None else '1' if own == data else '0'
+            print(hexs(repr(v).encode('utf-8')), same)
         except Exception as e:  # reported to the C side, which fails
             print('ERR', type(e).__name__, str(e).replace('\n', ' '))
 
