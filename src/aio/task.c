@@ -97,9 +97,17 @@ coro_wake(struct conc__coro *c, uint64_t token)
     conc__aio_remote_push(t->loop, &t->remote);
 }
 
+static int
+coro_poll(struct conc__coro *c, struct pollfd *fds, unsigned n,
+          int64_t deadline)
+{
+    return conc__aio_poll(TASK_OF_CORO(c), fds, n, deadline, 0);
+}
+
 static const struct conc__coro_ops coro_ops = {
     .suspend = coro_suspend,
     .wake = coro_wake,
+    .poll = coro_poll,
 };
 
 /* ---- Suspending and waking -------------------------------------------- */

@@ -29,7 +29,8 @@ struct conc__coro_ops {
      * that `c` is alive (park.c wakes under the lot's lock). */
     void (*wake)(struct conc__coro *c, uint64_t token);
     /* Called in the coroutine: waits for descriptors as conc__poll_until
-     * does, suspending only the coroutine. NULL: the thread blocks. */
+     * does, suspending only the coroutine. -ENOTSUP (or a NULL hook): the
+     * caller polls the plain way (a look that does not block). */
     int (*poll)(struct conc__coro *c, struct pollfd *fds, unsigned n,
                 int64_t deadline);
 };
