@@ -5,7 +5,8 @@
  * No test relies on timing: the other process is held until the ticker, a
  * task of the same loop, has ticked five times and lets it go. If the
  * waiting coroutine blocked its loop, the ticker could not tick, the other
- * process would never go, and the wait would time out. */
+ * process would never go, and the wait would time out (or, for the waits
+ * without a timeout, CTest's limit would end the program). */
 #include <string.h>
 
 #include "conc_test.h"
@@ -148,7 +149,8 @@ joins(const void *arg, size_t len, conc_buf *result)
 {
     (void)len, (void)result;
     conc_process *p = *(conc_process *const *)arg;
-    int r = conc_process_join(p, 30);
+    /* Without a timeout, the thread would block in waitid. */
+    int r = conc_process_join(p, CONC_FOREVER);
     if (r < 0)
         return r;
     int code;
@@ -190,7 +192,8 @@ receives(const void *arg, size_t len, conc_buf *result)
     (void)len, (void)result;
     conc_conn *c = *(conc_conn *const *)arg;
     conc_buf b = CONC_BUF_INIT;
-    int r = conc_conn_recv_bytes(c, 30, &b);
+    /* Without a timeout, the thread would block in recv. */
+    int r = conc_conn_recv_bytes(c, CONC_FOREVER, &b);
     if (r == 0 && (b.len != 5 || memcmp(b.data, "hello", 5) != 0))
         r = conc_fail(CONC_ESTATE, "received %zu bytes", b.len);
     conc_buf_free(&b);

@@ -42,7 +42,8 @@
 #include "unix/coro.h"
 #include "unix/futex.h"
 
-_Thread_local struct conc__coro *conc__coro_self;
+_Thread_local struct conc__coro *conc__coro_self
+    __attribute__((tls_model("initial-exec")));
 
 #define NBUCKETS 256 /* a power of two */
 
@@ -183,6 +184,8 @@ conc__park_wait(struct conc__coro *c, _Atomic uint32_t *word, uint32_t expected,
 {
     if (deadline != CONC__FOREVER && deadline <= conc__now_ns())
         return -ETIMEDOUT;
+    if (c->scope && c->cancel_seen)
+        return -ETIMEDOUT; /* the call is unwinding after a cancellation */
     struct bucket *b = bucket_of(word);
     struct parked p = {.word = word, .coro = c, .token = conc__coro_token(c)};
 
@@ -210,7 +213,8 @@ conc__park_wait(struct conc__coro *c, _Atomic uint32_t *word, uint32_t expected,
                                   ~CONC__FUTEX_PROXY_BIT);
         r = r == -ETIMEDOUT ? -ETIMEDOUT : 0;
     } else {
-        r = c->ops->suspend(c, deadline); /* CONC_ETIMEDOUT is -ETIMEDOUT */
+        r = c->ops->suspend(c, deadline,
+                            c->scope); /* CONC_ETIMEDOUT is -ETIMEDOUT */
     }
     if (proxied)
         proxy_stop(&x);
@@ -221,9 +225,14 @@ conc__park_wait(struct conc__coro *c, _Atomic uint32_t *word, uint32_t expected,
         unlink_parked(b, &p);
     bucket_unlock(b);
     atomic_fetch_sub_explicit(&nparked, 1, memory_order_relaxed);
-    if (claimed && r == -ECANCELED)
-        conc__futex_wake(word, 1, shared); /* pass the wake on, not lose it */
-    else if (claimed)
+    if (r == -ECANCELED) {
+        if (claimed) /* pass the wake on, not lose it */
+            conc__futex_wake(word, 1, shared);
+        /* End the wait as a timeout does; the scope reports the cancel. */
+        c->cancel_seen = 1;
+        return -ETIMEDOUT;
+    }
+    if (claimed)
         r = 0; /* woken as well: the caller re-checks its condition */
     return r;
 }
