@@ -886,6 +886,205 @@ test_no_colours_contention(void **state)
     conc_lock_free(s.lock);
 }
 
+/* ---- Every blocking call is a cancellation point
+ * ------------------------------- */
+
+struct blockers {
+    conc_lock *held;
+    conc_rlock *rheld;
+    conc_queue *empty;
+    conc_simplequeue *sempty;
+    conc_event *unset;
+    conc_sem *zero;
+    conc_cond *cond;
+    conc_future *pending;
+    conc_conn *silent;
+    conc_barrier *barrier;
+};
+
+static struct blockers *B;
+
+static conc_event *rlock_taken, *rlock_release;
+
+static int
+hold_rlock(void *arg)
+{
+    struct blockers *b = arg;
+    if (conc_rlock_acquire(b->rheld, 0) < 0)
+        return -1;
+    conc_event_set(rlock_taken);
+    conc_event_wait(rlock_release, 30);
+    return conc_rlock_release(b->rheld);
+}
+
+static int
+block_lock(const void *a, size_t l, conc_buf *r)
+{
+    (void)a, (void)l, (void)r;
+    return conc_lock_acquire(B->held, CONC_FOREVER);
+}
+
+static int
+block_rlock(const void *a, size_t l, conc_buf *r)
+{
+    (void)a, (void)l, (void)r;
+    return conc_rlock_acquire(B->rheld, CONC_FOREVER);
+}
+
+static int
+block_queue(const void *a, size_t l, conc_buf *r)
+{
+    (void)a, (void)l, (void)r;
+    void *item;
+    return conc_queue_get(B->empty, CONC_FOREVER, &item);
+}
+
+static int
+block_simplequeue(const void *a, size_t l, conc_buf *r)
+{
+    (void)a, (void)l, (void)r;
+    void *item;
+    return conc_simplequeue_get(B->sempty, CONC_FOREVER, &item);
+}
+
+static int
+block_event(const void *a, size_t l, conc_buf *r)
+{
+    (void)a, (void)l, (void)r;
+    return conc_event_wait(B->unset, CONC_FOREVER);
+}
+
+static int
+block_sem(const void *a, size_t l, conc_buf *r)
+{
+    (void)a, (void)l, (void)r;
+    return conc_sem_acquire(B->zero, CONC_FOREVER);
+}
+
+static int
+block_cond(const void *a, size_t l, conc_buf *r)
+{
+    (void)a, (void)l, (void)r;
+    int rc = conc_cond_acquire(B->cond, CONC_FOREVER);
+    if (rc < 0)
+        return rc;
+    rc = conc_cond_wait(B->cond, CONC_FOREVER);
+    conc_cond_release(B->cond);
+    return rc;
+}
+
+static int
+block_future(const void *a, size_t l, conc_buf *r)
+{
+    (void)a, (void)l, (void)r;
+    return conc_future_result(B->pending, CONC_FOREVER, NULL, NULL);
+}
+
+static int
+block_conc_wait(const void *a, size_t l, conc_buf *r)
+{
+    (void)a, (void)l, (void)r;
+    return conc_wait(&B->pending, 1, CONC_ALL_COMPLETED, CONC_FOREVER, NULL);
+}
+
+static int
+block_recv(const void *a, size_t l, conc_buf *r)
+{
+    (void)a, (void)l;
+    return conc_conn_recv_bytes(B->silent, CONC_FOREVER, r);
+}
+
+static int
+block_barrier(const void *a, size_t l, conc_buf *r)
+{
+    (void)a, (void)l, (void)r;
+    unsigned index;
+    return conc_barrier_wait(B->barrier, CONC_FOREVER, &index);
+}
+
+static const struct {
+    const char *name;
+    conc_task_fn fn;
+} blocking_calls[] = {
+    {"lock", block_lock},           {"rlock", block_rlock},
+    {"queue", block_queue},         {"simplequeue", block_simplequeue},
+    {"event", block_event},         {"sem", block_sem},
+    {"cond", block_cond},           {"future", block_future},
+    {"conc_wait", block_conc_wait}, {"recv", block_recv},
+    {"barrier", block_barrier},
+};
+
+static int
+cancel_blocked_main(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    size_t n = sizeof blocking_calls / sizeof blocking_calls[0];
+    for (size_t i = 0; i < n; i++) {
+        conc_future *f;
+        assert_conc_ok(
+            conc_aio_create_task(blocking_calls[i].fn, NULL, 0, NULL, &f));
+        assert_conc_ok(conc_aio_sleep(0.002)); /* it is blocked now */
+        assert_false(conc_future_done(f));
+        assert_int_equal(conc_aio_task_cancel(f, NULL), 1);
+        int r = conc_aio_await(f);
+        if (r != CONC_ECANCELED)
+            fail_msg("%s: %s", blocking_calls[i].name, conc_err_name(r));
+        conc_future_free(f);
+    }
+    /* The primitives are intact: a waiter cancelled is not a waiter. */
+    void *item;
+    assert_conc_ok(conc_queue_put(B->empty, B, 0));
+    assert_conc_ok(conc_queue_get(B->empty, 0, &item));
+    assert_ptr_equal(item, B);
+    assert_conc_ok(conc_lock_release(B->held));
+    assert_conc_ok(conc_lock_acquire(B->held, 0));
+    return 0;
+}
+
+static void
+test_blocking_calls_are_cancellation_points(void **state)
+{
+    (void)state;
+    struct blockers b = {0};
+    B = &b;
+    conc_conn *other;
+    assert_conc_ok(conc_lock_new(NULL, &b.held));
+    assert_conc_ok(conc_lock_acquire(b.held, 0));
+    assert_conc_ok(conc_rlock_new(NULL, &b.rheld));
+    assert_conc_ok(conc_queue_new(NULL, &b.empty));
+    assert_conc_ok(conc_simplequeue_new(NULL, &b.sempty));
+    assert_conc_ok(conc_event_new(NULL, &b.unset));
+    assert_conc_ok(conc_sem_new(0, NULL, &b.zero));
+    assert_conc_ok(conc_cond_new(NULL, &b.cond));
+    assert_conc_ok(conc_future_new(&b.pending));
+    assert_conc_ok(conc_pipe(NULL, &b.silent, &other));
+    assert_conc_ok(conc_barrier_new(2, NULL, &b.barrier));
+    /* The rlock is held by another thread: a helper takes it and waits. */
+    conc_thread *holder;
+    assert_conc_ok(conc_event_new(NULL, &rlock_taken));
+    assert_conc_ok(conc_event_new(NULL, &rlock_release));
+    assert_conc_ok(conc_thread_start(hold_rlock, &b, NULL, &holder));
+    assert_conc_ok(conc_event_wait(rlock_taken, 10));
+    assert_conc_ok(conc_aio_run(cancel_blocked_main, NULL, 0, NULL));
+    conc_event_set(rlock_release);
+    assert_conc_ok(conc_thread_join(holder, 10, NULL));
+    conc_thread_free(holder);
+    conc_lock_release(b.held);
+    conc_lock_free(b.held);
+    conc_rlock_free(b.rheld);
+    conc_queue_free(b.empty);
+    conc_simplequeue_free(b.sempty);
+    conc_event_free(b.unset);
+    conc_sem_free(b.zero);
+    conc_cond_free(b.cond);
+    conc_future_free(b.pending);
+    conc_conn_free(b.silent);
+    conc_conn_free(other);
+    conc_barrier_free(b.barrier);
+    conc_event_free(rlock_taken);
+    conc_event_free(rlock_release);
+}
+
 /* A loop closed with tasks still pending finishes them: no stack leaks. */
 static void
 test_close_finishes_tasks(void **state)
@@ -933,6 +1132,7 @@ main(void)
         conc_unit_test(test_no_colours_future),
         conc_unit_test(test_no_colours_contention),
         conc_unit_test(test_close_finishes_tasks),
+        conc_unit_test(test_blocking_calls_are_cancellation_points),
     };
     warm_up_threads();
     return conc_run_tests(tests);

@@ -11,6 +11,8 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <poll.h>
+#include <sys/epoll.h>
 
 #include "conc/aio.h"
 #include "conc_config.h"
@@ -130,17 +132,41 @@ void conc__aio_wake(struct conc__aio_task *t, int code);
  */
 
 /* A descriptor registered with the loop's epoll; `ready` runs in the loop
- * thread with the events that fired. */
+ * thread with the events that fired (EPOLLIN, EPOLLOUT, EPOLLERR...). The
+ * owner keeps the record alive while it is registered. */
 struct conc__aio_io {
     int fd;
     void (*ready)(struct conc__aio_io *io, uint32_t events);
 };
 
+/* Registers io->fd for `events` (epoll flags; EPOLLONESHOT allowed), or
+ * changes them if `modify`. Returns 0 or a negated errno (-EEXIST: the
+ * descriptor is registered already, -EPERM: a regular file). Loop
+ * thread. */
+int conc__aio_io_add(conc_aio_loop *loop, struct conc__aio_io *io,
+                     uint32_t events, int modify);
+/* Unregisters io->fd; no event for it is delivered afterwards, even one
+ * already collected in this iteration. Loop thread. */
+void conc__aio_io_del(conc_aio_loop *loop, struct conc__aio_io *io);
+
+/* The descriptor wait of the platform (conc__poll_until) for task t:
+ * registers the descriptors with the loop and suspends (fdwait.c).
+ * Returns the number of ready descriptors (revents filled), 0 at the
+ * deadline, CONC_ECANCELED, a negated errno, or -ENOTSUP for a wait it
+ * does not take (a look that must not block, too many descriptors): the
+ * caller then polls the plain way. */
+int conc__aio_poll(struct conc__aio_task *t, struct pollfd *fds, unsigned n,
+                   int64_t deadline, int cancellable);
+
 /* ---- The loop
  * ------------------------------------------------------------------ */
 
+#define CONC__AIO_MAX_EVENTS 64
+
 struct conc_aio_loop {
     int epfd, evfd;
+    struct epoll_event events[CONC__AIO_MAX_EVENTS]; /* this iteration's */
+    int nevents, nevents_seen;
     int running, stopping, closed;
     int debug;
     int64_t slow_ns;

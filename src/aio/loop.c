@@ -25,9 +25,9 @@
 _Thread_local conc_aio_loop *conc__aio_running;
 
 #define MAX_WAIT_NS  (24LL * 3600 * 1000000000) /* asyncio's cap */
-#define MAX_EVENTS   64
 #define SLOW_DEFAULT 0.1         /* asyncio's slow_callback_duration */
 #define EVFD_TAG     ((void *)0) /* epoll data of the wake-up eventfd */
+#define GONE_TAG     ((void *)1) /* an event of a descriptor removed since */
 
 int
 conc_aio_loop_new(const conc_aio_loop_opts *opts, conc_aio_loop **out)
@@ -111,11 +111,13 @@ wait_budget(conc_aio_loop *loop)
 static int
 poll_events(conc_aio_loop *loop, struct epoll_event *evs, int64_t budget)
 {
+    if (budget == 0) /* nothing to wait for: one cheap look */
+        return epoll_wait(loop->epfd, evs, CONC__AIO_MAX_EVENTS, 0);
 #ifdef HAVE_EPOLL_PWAIT2
     static int no_pwait2;
     if (!no_pwait2) {
         struct timespec ts = {budget / 1000000000, budget % 1000000000};
-        int n = epoll_pwait2(loop->epfd, evs, MAX_EVENTS,
+        int n = epoll_pwait2(loop->epfd, evs, CONC__AIO_MAX_EVENTS,
                              budget < 0 ? NULL : &ts, NULL);
         if (n >= 0 || errno != ENOSYS)
             return n;
@@ -123,20 +125,45 @@ poll_events(conc_aio_loop *loop, struct epoll_event *evs, int64_t budget)
     }
 #endif
     int ms = budget < 0 ? -1 : (int)((budget + 999999) / 1000000);
-    return epoll_wait(loop->epfd, evs, MAX_EVENTS, ms);
+    return epoll_wait(loop->epfd, evs, CONC__AIO_MAX_EVENTS, ms);
+}
+
+int
+conc__aio_io_add(conc_aio_loop *loop, struct conc__aio_io *io, uint32_t events,
+                 int modify)
+{
+    struct epoll_event ev = {.events = events, .data.ptr = io};
+    if (epoll_ctl(loop->epfd, modify ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, io->fd,
+                  &ev) < 0)
+        return -errno;
+    return 0;
+}
+
+void
+conc__aio_io_del(conc_aio_loop *loop, struct conc__aio_io *io)
+{
+    epoll_ctl(loop->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+    /* Forget events already collected for it in this iteration. */
+    for (int i = loop->nevents_seen; i < loop->nevents; i++)
+        if (loop->events[i].data.ptr == io)
+            loop->events[i].data.ptr = GONE_TAG;
 }
 
 static void
-dispatch_events(conc_aio_loop *loop, struct epoll_event *evs, int n)
+dispatch_events(conc_aio_loop *loop)
 {
-    for (int i = 0; i < n; i++) {
-        if (evs[i].data.ptr == EVFD_TAG) {
+    for (loop->nevents_seen = 0; loop->nevents_seen < loop->nevents;) {
+        struct epoll_event *ev = &loop->events[loop->nevents_seen++];
+        if (ev->data.ptr == EVFD_TAG) {
             conc__eventfd_drain(loop->evfd);
             continue;
         }
-        struct conc__aio_io *io = evs[i].data.ptr;
-        io->ready(io, evs[i].events);
+        if (ev->data.ptr == GONE_TAG)
+            continue;
+        struct conc__aio_io *io = ev->data.ptr;
+        io->ready(io, ev->events);
     }
+    loop->nevents = 0;
     take_remote(loop);
 }
 
@@ -179,14 +206,15 @@ run_one(conc_aio_loop *loop, conc_aio_handle *h)
 void
 conc__aio_run_once(conc_aio_loop *loop)
 {
-    struct epoll_event evs[MAX_EVENTS];
     take_remote(loop);
     int64_t budget = wait_budget(loop);
-    int n = poll_events(loop, evs, budget);
-    if (n > 0)
-        dispatch_events(loop, evs, n);
-    else if (budget != 0)
+    int n = poll_events(loop, loop->events, budget);
+    if (n > 0) {
+        loop->nevents = n;
+        dispatch_events(loop);
+    } else if (budget != 0) {
         take_remote(loop);
+    }
     run_due_timers(loop);
     /* Exactly the callbacks ready now; the ones they add wait their turn. */
     for (size_t todo = loop->ready.n; todo > 0; todo--) {

@@ -59,13 +59,19 @@ conc__aio_task_of(conc_future *f)
                                                     coro)))
 
 /* The platform's waits (a lock, a queue, a future's result through the
- * futex word) are not cancellation points yet: their callers loop until
- * their condition holds, so a cancellation stays pending until the task's
- * next cancellable suspension instead of being lost. */
+ * futex word, a descriptor) are cancellable inside a public blocking call
+ * (its cancellation scope, unix/coro.h) and not elsewhere, so that the
+ * library's own short waits always finish. */
 static int
-coro_suspend(struct conc__coro *c, int64_t deadline)
+coro_suspend(struct conc__coro *c, int64_t deadline, int cancellable)
 {
-    return conc__aio_suspend(TASK_OF_CORO(c), deadline, 0);
+    return conc__aio_suspend(TASK_OF_CORO(c), deadline, cancellable);
+}
+
+static void
+coro_recancel(struct conc__coro *c)
+{
+    TASK_OF_CORO(c)->must_cancel = 1;
 }
 
 /* Runs in the loop: a wake another thread sent. */
@@ -97,9 +103,23 @@ coro_wake(struct conc__coro *c, uint64_t token)
     conc__aio_remote_push(t->loop, &t->remote);
 }
 
+static int
+coro_poll(struct conc__coro *c, struct pollfd *fds, unsigned n,
+          int64_t deadline)
+{
+    if (c->scope && c->cancel_seen)
+        return CONC_ECANCELED; /* the call is unwinding */
+    int r = conc__aio_poll(TASK_OF_CORO(c), fds, n, deadline, c->scope);
+    if (r == CONC_ECANCELED)
+        c->cancel_seen = 1;
+    return r;
+}
+
 static const struct conc__coro_ops coro_ops = {
     .suspend = coro_suspend,
+    .recancel = coro_recancel,
     .wake = coro_wake,
+    .poll = coro_poll,
 };
 
 /* ---- Suspending and waking -------------------------------------------- */

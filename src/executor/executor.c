@@ -12,6 +12,7 @@
 
 #include "executor/executor_internal.h"
 #include "unix/futex.h"
+#include "unix/coro.h"
 
 /* Python's bounds: ThreadPoolExecutor's default is min(32, CPUs + 4)
  * workers (enough for I/O-bound tasks, without a thread per core on big
@@ -341,9 +342,9 @@ conc__run_job(conc_future *f)
 
 /* ---- Shutting down ------------------------------------------------------ */
 
-int
-conc_executor_shutdown(conc_executor *ex, int wait, int cancel_futures,
-                       double timeout)
+static int
+executor_shutdown_uncancelled(conc_executor *ex, int wait, int cancel_futures,
+                              double timeout)
 {
     int64_t deadline;
     if (!ex || conc__deadline(timeout, &deadline))
@@ -358,6 +359,14 @@ conc_executor_shutdown(conc_executor *ex, int wait, int cancel_futures,
     if (r < 0)
         return r;
     return ex->ops->join(ex, timeout);
+}
+
+int
+conc_executor_shutdown(conc_executor *ex, int wait, int cancel_futures,
+                       double timeout)
+{
+    CONC__CANCEL_POINT(
+        executor_shutdown_uncancelled(ex, wait, cancel_futures, timeout));
 }
 
 int

@@ -25,6 +25,7 @@
 
 #include "executor/executor_internal.h"
 #include "unix/futex.h"
+#include "unix/coro.h"
 
 struct slot {
     conc_future *f;
@@ -375,8 +376,9 @@ next_outcome(conc_map_iter *it, const void **data, size_t *len)
     return 0;
 }
 
-int
-conc_map_next(conc_map_iter *it, double timeout, const void **data, size_t *len)
+static int
+map_next_uncancelled(conc_map_iter *it, double timeout, const void **data,
+                     size_t *len)
 {
     int64_t deadline;
     if (!it || conc__deadline(timeout, &deadline) < 0)
@@ -410,6 +412,12 @@ conc_map_next(conc_map_iter *it, double timeout, const void **data, size_t *len)
             *len = l;
     }
     return r;
+}
+
+int
+conc_map_next(conc_map_iter *it, double timeout, const void **data, size_t *len)
+{
+    CONC__CANCEL_POINT(map_next_uncancelled(it, timeout, data, len));
 }
 
 size_t

@@ -18,6 +18,7 @@
 #include "conc/pool.h"
 #include "executor/pool_engine.h"
 #include "future/future_internal.h"
+#include "unix/coro.h"
 
 enum { RUN, CLOSE, TERMINATE };
 
@@ -334,9 +335,9 @@ conc_pool_apply_async(conc_pool *p, conc_task_fn fn, const void *arg,
     return r;
 }
 
-int
-conc_pool_apply(conc_pool *p, conc_task_fn fn, const void *arg, size_t len,
-                double timeout, conc_buf *result)
+static int
+pool_apply_uncancelled(conc_pool *p, conc_task_fn fn, const void *arg,
+                       size_t len, double timeout, conc_buf *result)
 {
     if (timeout != timeout)
         return CONC_EINVAL;
@@ -351,6 +352,14 @@ conc_pool_apply(conc_pool *p, conc_task_fn fn, const void *arg, size_t len,
         r = conc__buf_set(result, data, n);
     conc_future_free(f);
     return r;
+}
+
+int
+conc_pool_apply(conc_pool *p, conc_task_fn fn, const void *arg, size_t len,
+                double timeout, conc_buf *result)
+{
+    CONC__CANCEL_POINT(
+        pool_apply_uncancelled(p, fn, arg, len, timeout, result));
 }
 
 /* ---- Maps --------------------------------------------------------------- */
@@ -486,9 +495,10 @@ conc_pool_map_async(conc_pool *p, conc_task_fn fn, const conc_items *in,
     return 0;
 }
 
-int
-conc_pool_map(conc_pool *p, conc_task_fn fn, const conc_items *in, void *out,
-              size_t out_size, const conc_map_opts *opts, double timeout)
+static int
+pool_map_uncancelled(conc_pool *p, conc_task_fn fn, const conc_items *in,
+                     void *out, size_t out_size, const conc_map_opts *opts,
+                     double timeout)
 {
     if (timeout != timeout)
         return CONC_EINVAL;
@@ -502,11 +512,28 @@ conc_pool_map(conc_pool *p, conc_task_fn fn, const conc_items *in, void *out,
 }
 
 int
+conc_pool_map(conc_pool *p, conc_task_fn fn, const conc_items *in, void *out,
+              size_t out_size, const conc_map_opts *opts, double timeout)
+{
+    CONC__CANCEL_POINT(
+        pool_map_uncancelled(p, fn, in, out, out_size, opts, timeout));
+}
+
+static int
+pool_starmap_uncancelled(conc_pool *p, conc_task_fn fn, const conc_items *in,
+                         void *out, size_t out_size, const conc_map_opts *opts,
+                         double timeout)
+{
+    return conc_pool_map(p, fn, in, out, out_size, opts, timeout);
+}
+
+int
 conc_pool_starmap(conc_pool *p, conc_task_fn fn, const conc_items *in,
                   void *out, size_t out_size, const conc_map_opts *opts,
                   double timeout)
 {
-    return conc_pool_map(p, fn, in, out, out_size, opts, timeout);
+    CONC__CANCEL_POINT(
+        pool_starmap_uncancelled(p, fn, in, out, out_size, opts, timeout));
 }
 
 int
@@ -545,19 +572,32 @@ conc_pool_imap_unordered(conc_pool *p, conc_task_fn fn, const conc_items *in,
 
 /* ---- AsyncResult -------------------------------------------------------- */
 
-int
-conc_async_result_get(conc_async_result *r, double timeout, const void **data,
-                      size_t *len)
+static int
+async_result_get_uncancelled(conc_async_result *r, double timeout,
+                             const void **data, size_t *len)
 {
     return conc_future_result(r, timeout, data, len);
 }
 
 int
-conc_async_result_wait(conc_async_result *r, double timeout)
+conc_async_result_get(conc_async_result *r, double timeout, const void **data,
+                      size_t *len)
+{
+    CONC__CANCEL_POINT(async_result_get_uncancelled(r, timeout, data, len));
+}
+
+static int
+async_result_wait_uncancelled(conc_async_result *r, double timeout)
 {
     int code;
     int rc = conc_future_exception(r, timeout, &code);
     return rc == CONC_ECANCELED ? 0 : rc;
+}
+
+int
+conc_async_result_wait(conc_async_result *r, double timeout)
+{
+    CONC__CANCEL_POINT(async_result_wait_uncancelled(r, timeout));
 }
 
 int
@@ -611,8 +651,8 @@ conc_pool_terminate(conc_pool *p)
     return conc__executor_terminate(p->ex);
 }
 
-int
-conc_pool_join(conc_pool *p, double timeout)
+static int
+pool_join_uncancelled(conc_pool *p, double timeout)
 {
     if (!p || timeout != timeout)
         return CONC_EINVAL;
@@ -625,6 +665,12 @@ conc_pool_join(conc_pool *p, double timeout)
         return conc_fail(CONC_EDEADLK, "a pool's task or callback cannot "
                                        "join its own pool");
     return conc__executor_join(p->ex, timeout);
+}
+
+int
+conc_pool_join(conc_pool *p, double timeout)
+{
+    CONC__CANCEL_POINT(pool_join_uncancelled(p, timeout));
 }
 
 void

@@ -20,6 +20,7 @@
 #include "core/wait.h"
 #include "future/future_internal.h"
 #include "unix/futex.h"
+#include "unix/coro.h"
 
 static int
 is_done(uint32_t s)
@@ -414,8 +415,8 @@ wait_done(conc_future *f, int64_t deadline)
     }
 }
 
-int
-conc_future_exception(conc_future *f, double timeout, int *code)
+static int
+future_exception_uncancelled(conc_future *f, double timeout, int *code)
 {
     int64_t deadline;
     if (!f || !code || conc__deadline(timeout, &deadline) < 0)
@@ -430,8 +431,14 @@ conc_future_exception(conc_future *f, double timeout, int *code)
 }
 
 int
-conc_future_result(conc_future *f, double timeout, const void **data,
-                   size_t *len)
+conc_future_exception(conc_future *f, double timeout, int *code)
+{
+    CONC__CANCEL_POINT(future_exception_uncancelled(f, timeout, code));
+}
+
+static int
+future_result_uncancelled(conc_future *f, double timeout, const void **data,
+                          size_t *len)
 {
     int code;
     int r = conc_future_exception(f, timeout, &code);
@@ -449,6 +456,13 @@ conc_future_result(conc_future *f, double timeout, const void **data,
     if (len)
         *len = f->result.len;
     return 0;
+}
+
+int
+conc_future_result(conc_future *f, double timeout, const void **data,
+                   size_t *len)
+{
+    CONC__CANCEL_POINT(future_result_uncancelled(f, timeout, data, len));
 }
 
 /* ---- Callbacks and watches ---------------------------------------------- */

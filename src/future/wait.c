@@ -12,6 +12,7 @@
 
 #include "future/future_internal.h"
 #include "unix/futex.h"
+#include "unix/coro.h"
 
 /* ---- A watch that counts and wakes one sleeper -------------------------- */
 
@@ -75,9 +76,9 @@ condition_holds(conc_future *const *fs, size_t n, conc_return_when when,
     return 0;
 }
 
-int
-conc_wait(conc_future *const *fs, size_t n, conc_return_when when,
-          double timeout, unsigned char *done)
+static int
+wait_uncancelled(conc_future *const *fs, size_t n, conc_return_when when,
+                 double timeout, unsigned char *done)
 {
     int64_t deadline;
     if ((!fs && n) || (unsigned)when > CONC_FIRST_EXCEPTION ||
@@ -111,6 +112,13 @@ conc_wait(conc_future *const *fs, size_t n, conc_return_when when,
     if (condition_holds(fs, n, when, done))
         return 0;
     return r;
+}
+
+int
+conc_wait(conc_future *const *fs, size_t n, conc_return_when when,
+          double timeout, unsigned char *done)
+{
+    CONC__CANCEL_POINT(wait_uncancelled(fs, n, when, timeout, done));
 }
 
 /* ---- as_completed ------------------------------------------------------- */
@@ -221,8 +229,8 @@ pop_ready(conc_as_completed_iter *it, conc_future **f)
     return got;
 }
 
-int
-conc_as_completed_next(conc_as_completed_iter *it, conc_future **f)
+static int
+as_completed_next_uncancelled(conc_as_completed_iter *it, conc_future **f)
 {
     if (!it || !f)
         return CONC_EINVAL;
@@ -247,6 +255,12 @@ conc_as_completed_next(conc_as_completed_iter *it, conc_future **f)
 timeout:
     return conc_fail(CONC_ETIMEDOUT, "%zu (of %zu) futures unfinished",
                      it->n - it->yielded, it->n);
+}
+
+int
+conc_as_completed_next(conc_as_completed_iter *it, conc_future **f)
+{
+    CONC__CANCEL_POINT(as_completed_next_uncancelled(it, f));
 }
 
 void

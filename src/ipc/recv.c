@@ -29,6 +29,7 @@
 
 #include "ipc/ipc_internal.h"
 #include "unix/platform.h"
+#include "unix/coro.h"
 
 static int
 shut(conc_conn *c, int err)
@@ -98,7 +99,8 @@ static int
 read_some(conc_conn *c, void *dst, size_t cap, int64_t deadline, size_t *got)
 {
     int sock = (c->flags & CONC__CONN_SOCKET) != 0;
-    int forever = deadline == CONC__FOREVER;
+    /* In a coroutine the wait goes through the loop, never a blocking read. */
+    int forever = deadline == CONC__FOREVER && !conc__coro_self;
     if (!sock && !forever) {
         int r = conc__conn_wait_fd(c->fd, POLLIN, deadline);
         if (r)
@@ -375,8 +377,8 @@ recv_frame(conc_conn *c, const struct conc__sink *s, double timeout)
     return conc__conn_recv_sock(c, s, deadline);
 }
 
-int
-conc_conn_recv_bytes(conc_conn *c, double timeout, conc_buf *out)
+static int
+conn_recv_bytes_uncancelled(conc_conn *c, double timeout, conc_buf *out)
 {
     if (!c || !out)
         return CONC_EINVAL;
@@ -385,8 +387,14 @@ conc_conn_recv_bytes(conc_conn *c, double timeout, conc_buf *out)
 }
 
 int
-conc_conn_recv_bytes_into(conc_conn *c, void *buf, size_t cap, double timeout,
-                          size_t *len)
+conc_conn_recv_bytes(conc_conn *c, double timeout, conc_buf *out)
+{
+    CONC__CANCEL_POINT(conn_recv_bytes_uncancelled(c, timeout, out));
+}
+
+static int
+conn_recv_bytes_into_uncancelled(conc_conn *c, void *buf, size_t cap,
+                                 double timeout, size_t *len)
 {
     if (!c)
         return CONC_EINVAL;
@@ -399,7 +407,15 @@ conc_conn_recv_bytes_into(conc_conn *c, void *buf, size_t cap, double timeout,
 }
 
 int
-conc_conn_recv_fd(conc_conn *c, double timeout, int *fd)
+conc_conn_recv_bytes_into(conc_conn *c, void *buf, size_t cap, double timeout,
+                          size_t *len)
+{
+    CONC__CANCEL_POINT(
+        conn_recv_bytes_into_uncancelled(c, buf, cap, timeout, len));
+}
+
+static int
+conn_recv_fd_uncancelled(conc_conn *c, double timeout, int *fd)
 {
     if (!c)
         return CONC_EINVAL;
@@ -412,6 +428,12 @@ conc_conn_recv_fd(conc_conn *c, double timeout, int *fd)
         return CONC_EINVAL;
     struct conc__sink s = {.kind = CONC__KIND_FD, .fd = fd};
     return recv_frame(c, &s, timeout);
+}
+
+int
+conc_conn_recv_fd(conc_conn *c, double timeout, int *fd)
+{
+    CONC__CANCEL_POINT(conn_recv_fd_uncancelled(c, timeout, fd));
 }
 
 /* Whether the frame at in_head can be received at once (whole, or one the
@@ -498,8 +520,8 @@ conc__conn_poll_sock(conc_conn *c, int64_t deadline)
     }
 }
 
-int
-conc_conn_poll(conc_conn *c, double timeout)
+static int
+conn_poll_uncancelled(conc_conn *c, double timeout)
 {
     if (!c)
         return CONC_EINVAL;
@@ -512,4 +534,10 @@ conc_conn_poll(conc_conn *c, double timeout)
     if (c->rx && !c->rshut)
         return conc__ring_poll(c, deadline);
     return conc__conn_poll_sock(c, deadline);
+}
+
+int
+conc_conn_poll(conc_conn *c, double timeout)
+{
+    CONC__CANCEL_POINT(conn_poll_uncancelled(c, timeout));
 }

@@ -28,6 +28,7 @@
 #include "ipc/ipc_internal.h"
 #include "unix/platform.h"
 #include "unix/sigpipe.h"
+#include "unix/coro.h"
 
 /* Caps one system call's share of a huge payload below SSIZE_MAX. */
 #define WRITE_CHUNK ((size_t)1 << 30)
@@ -85,7 +86,8 @@ static int
 write_all(const conc_conn *c, struct iovec *iov, int *cmsg_fd, int64_t deadline,
           size_t *sent)
 {
-    int timed = deadline != CONC__FOREVER;
+    /* In a coroutine the wait goes through the loop, never a blocking write. */
+    int timed = deadline != CONC__FOREVER || conc__coro_self;
     int sock = (c->flags & CONC__CONN_SOCKET) != 0;
     while (iov[0].iov_len + iov[1].iov_len > 0) {
         if (timed && !sock) {
@@ -151,8 +153,9 @@ check_send(const conc_conn *c)
     return 0;
 }
 
-int
-conc_conn_send_bytes(conc_conn *c, const void *data, size_t len, double timeout)
+static int
+conn_send_bytes_uncancelled(conc_conn *c, const void *data, size_t len,
+                            double timeout)
 {
     if (!c || (!data && len > 0))
         return CONC_EINVAL;
@@ -171,7 +174,13 @@ conc_conn_send_bytes(conc_conn *c, const void *data, size_t len, double timeout)
 }
 
 int
-conc_conn_send_fd(conc_conn *c, int fd, double timeout)
+conc_conn_send_bytes(conc_conn *c, const void *data, size_t len, double timeout)
+{
+    CONC__CANCEL_POINT(conn_send_bytes_uncancelled(c, data, len, timeout));
+}
+
+static int
+conn_send_fd_uncancelled(conc_conn *c, int fd, double timeout)
 {
     if (!c)
         return CONC_EINVAL;
@@ -190,4 +199,10 @@ conc_conn_send_fd(conc_conn *c, int fd, double timeout)
     if (c->tx)
         return conc__ring_send(c, CONC__KIND_FD, NULL, 0, &fd, deadline);
     return conc__conn_send_frame(c, CONC__KIND_FD, NULL, 0, &fd, deadline);
+}
+
+int
+conc_conn_send_fd(conc_conn *c, int fd, double timeout)
+{
+    CONC__CANCEL_POINT(conn_send_fd_uncancelled(c, fd, timeout));
 }

@@ -14,6 +14,7 @@
 
 #include "mpqueue/mpqueue_internal.h"
 #include "unix/futex.h"
+#include "unix/coro.h"
 
 static size_t
 round_capacity(size_t cap)
@@ -146,8 +147,9 @@ closed_here(conc_mpqueue *q)
     return c != 0 && c == getpid();
 }
 
-int
-conc_mpqueue_put(conc_mpqueue *q, const void *data, size_t len, double timeout)
+static int
+mpqueue_put_uncancelled(conc_mpqueue *q, const void *data, size_t len,
+                        double timeout)
 {
     int64_t deadline;
     if (!q || (!data && len))
@@ -168,6 +170,12 @@ conc_mpqueue_put(conc_mpqueue *q, const void *data, size_t len, double timeout)
         r = conc__mpq_put_locked(s, data, len, deadline);
     conc__mpq_lock_release(&s->plock);
     return r;
+}
+
+int
+conc_mpqueue_put(conc_mpqueue *q, const void *data, size_t len, double timeout)
+{
+    CONC__CANCEL_POINT(mpqueue_put_uncancelled(q, data, len, timeout));
 }
 
 int
@@ -198,8 +206,8 @@ get_common(conc_mpqueue *q, struct conc__mpq_sink *k, double timeout)
     return r;
 }
 
-int
-conc_mpqueue_get(conc_mpqueue *q, double timeout, conc_buf *out)
+static int
+mpqueue_get_uncancelled(conc_mpqueue *q, double timeout, conc_buf *out)
 {
     if (!q || !out)
         return CONC_EINVAL;
@@ -208,14 +216,20 @@ conc_mpqueue_get(conc_mpqueue *q, double timeout, conc_buf *out)
 }
 
 int
+conc_mpqueue_get(conc_mpqueue *q, double timeout, conc_buf *out)
+{
+    CONC__CANCEL_POINT(mpqueue_get_uncancelled(q, timeout, out));
+}
+
+int
 conc_mpqueue_get_nowait(conc_mpqueue *q, conc_buf *out)
 {
     return conc_mpqueue_get(q, 0, out);
 }
 
-int
-conc_mpqueue_get_into(conc_mpqueue *q, void *buf, size_t cap, double timeout,
-                      size_t *len)
+static int
+mpqueue_get_into_uncancelled(conc_mpqueue *q, void *buf, size_t cap,
+                             double timeout, size_t *len)
 {
     if (!q || (!buf && cap) || !len)
         return CONC_EINVAL;
@@ -224,6 +238,13 @@ conc_mpqueue_get_into(conc_mpqueue *q, void *buf, size_t cap, double timeout,
     if (r == 0 || r == CONC_EMSGSIZE)
         *len = k.len;
     return r;
+}
+
+int
+conc_mpqueue_get_into(conc_mpqueue *q, void *buf, size_t cap, double timeout,
+                      size_t *len)
+{
+    CONC__CANCEL_POINT(mpqueue_get_into_uncancelled(q, buf, cap, timeout, len));
 }
 
 /* Reads both positions, head first: messages are taken only after they
@@ -336,8 +357,8 @@ conc_joinable_task_done(conc_mpqueue *q)
     }
 }
 
-int
-conc_joinable_join(conc_mpqueue *q, double timeout)
+static int
+joinable_join_uncancelled(conc_mpqueue *q, double timeout)
 {
     int64_t deadline;
     if (!joinable(q) || conc__deadline(timeout, &deadline))
@@ -359,4 +380,10 @@ conc_joinable_join(conc_mpqueue *q, double timeout)
     }
     atomic_fetch_sub_explicit(&s->join_waiters, 1, memory_order_relaxed);
     return r;
+}
+
+int
+conc_joinable_join(conc_mpqueue *q, double timeout)
+{
+    CONC__CANCEL_POINT(joinable_join_uncancelled(q, timeout));
 }

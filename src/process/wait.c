@@ -40,6 +40,7 @@
 
 #include "process/process_internal.h"
 #include "unix/platform.h"
+#include "unix/coro.h"
 
 static uint32_t
 state_of(const conc_process *p)
@@ -191,7 +192,8 @@ conc__process_wait(conc_process *p, int64_t deadline)
         if (deadline != CONC__FOREVER && conc__now_ns() >= deadline)
             return CONC_ETIMEDOUT;
         int rc;
-        if (p->method == CONC_START_FORK && deadline == CONC__FOREVER) {
+        if (p->method == CONC_START_FORK && deadline == CONC__FOREVER &&
+            !conc__coro_self) { /* a coroutine waits on the pidfd */
             rc = conc__child_await(p->pid, -1, CONC__FOREVER, &nap);
         } else {
             int fd = acquire_wait_fd(p);
@@ -325,8 +327,8 @@ check_child(const conc_process *p)
     return 0;
 }
 
-int
-conc_process_join(conc_process *p, double timeout)
+static int
+process_join_uncancelled(conc_process *p, double timeout)
 {
     if (!p)
         return CONC_EINVAL;
@@ -344,6 +346,12 @@ conc_process_join(conc_process *p, double timeout)
         return rc;
     conc__children_forget(p);
     return p->status == CONC__STATUS_LOST ? CONC_ECHILD : 0;
+}
+
+int
+conc_process_join(conc_process *p, double timeout)
+{
+    CONC__CANCEL_POINT(process_join_uncancelled(p, timeout));
 }
 
 int

@@ -43,6 +43,7 @@
 
 #include "core/lockword.h"
 #include "queue/queue_internal.h"
+#include "unix/coro.h"
 
 struct conc_queue {
     /* Fixed at creation. */
@@ -319,6 +320,18 @@ wait_room(conc_queue *q, int64_t deadline)
                              q, deadline);
 }
 
+/* The waiting half of put. */
+static int
+put_waiting(conc_queue *q, void *item, int64_t prio, int64_t deadline)
+{
+    for (;;) {
+        int timed_out = wait_room(q, deadline);
+        int r = try_put(q, item, prio, 1);
+        if (r != CONC_EFULL || timed_out)
+            return r;
+    }
+}
+
 /* Puts with a timeout. The deadline is computed only when the first try
  * finds too little room, so a put that need not wait reads no clock. */
 static int
@@ -332,12 +345,7 @@ put(conc_queue *q, void *item, int64_t prio, double timeout)
         return r;
     int64_t deadline;
     conc__deadline(timeout, &deadline);
-    for (;;) {
-        int timed_out = wait_room(q, deadline);
-        r = try_put(q, item, prio, 1);
-        if (r != CONC_EFULL || timed_out)
-            return r;
-    }
+    CONC__CANCEL_POINT(put_waiting(q, item, prio, deadline));
 }
 
 int
@@ -469,6 +477,19 @@ try_get(conc_queue *q, void **item)
     return r;
 }
 
+/* The waiting half of conc_queue_get. */
+static int
+get_waiting(conc_queue *q, int64_t deadline, void **item)
+{
+    for (;;) {
+        int timed_out = conc__qwait_until(&q->getters, &q->lock,
+                                          nonempty_or_closed, q, deadline);
+        int r = try_get(q, item);
+        if (r != CONC_EEMPTY || timed_out)
+            return r;
+    }
+}
+
 int
 conc_queue_get(conc_queue *q, double timeout, void **item)
 {
@@ -481,13 +502,7 @@ conc_queue_get(conc_queue *q, double timeout, void **item)
         return r;
     int64_t deadline;
     conc__deadline(timeout, &deadline);
-    for (;;) {
-        int timed_out = conc__qwait_until(&q->getters, &q->lock,
-                                          nonempty_or_closed, q, deadline);
-        r = try_get(q, item);
-        if (r != CONC_EEMPTY || timed_out)
-            return r;
-    }
+    CONC__CANCEL_POINT(get_waiting(q, deadline, item));
 }
 
 int
@@ -515,8 +530,8 @@ conc_queue_task_done(conc_queue *q)
     return 0;
 }
 
-int
-conc_queue_join(conc_queue *q, double timeout)
+static int
+queue_join_uncancelled(conc_queue *q, double timeout)
 {
     if (!q)
         return CONC_EINVAL;
@@ -532,6 +547,12 @@ conc_queue_join(conc_queue *q, double timeout)
         if (conc__qwait_until(&q->joiners, NULL, all_done, q, deadline))
             timed_out = 1;
     }
+}
+
+int
+conc_queue_join(conc_queue *q, double timeout)
+{
+    CONC__CANCEL_POINT(queue_join_uncancelled(q, timeout));
 }
 
 /* ---- Shutdown ------------------------------------------------------------ */

@@ -53,6 +53,7 @@
 #include <stdatomic.h>
 
 #include "queue/queue_internal.h"
+#include "unix/coro.h"
 
 #define LAP     128
 #define SEG_CAP (LAP - 1)
@@ -289,6 +290,20 @@ nonempty(const void *arg)
     return h < atomic_load(&q->tail);
 }
 
+/* The waiting half of conc_simplequeue_get. */
+static int
+get_waiting(conc_simplequeue *q, int64_t deadline, void **item)
+{
+    for (;;) {
+        int timed_out =
+            conc__qwait_until(&q->getters, NULL, nonempty, q, deadline);
+        if (pop(q, item, CONC__POLL) == 0)
+            return 0;
+        if (timed_out)
+            return CONC_EEMPTY; /* after a last look at the deadline */
+    }
+}
+
 int
 conc_simplequeue_get(conc_simplequeue *q, double timeout, void **item)
 {
@@ -302,14 +317,7 @@ conc_simplequeue_get(conc_simplequeue *q, double timeout, void **item)
         return CONC_EEMPTY;
     int64_t deadline; /* only now: a get that need not wait reads no clock */
     conc__deadline(timeout, &deadline);
-    for (;;) {
-        int timed_out =
-            conc__qwait_until(&q->getters, NULL, nonempty, q, deadline);
-        if (pop(q, item, CONC__POLL) == 0)
-            return 0;
-        if (timed_out)
-            return CONC_EEMPTY; /* after a last look at the deadline */
-    }
+    CONC__CANCEL_POINT(get_waiting(q, deadline, item));
 }
 
 int

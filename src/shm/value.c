@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "shm/shm_internal.h"
+#include "unix/coro.h"
 
 #define HEADER 64 /* the elements start one cache line in */
 
@@ -518,12 +519,18 @@ conc_value_get_lock(conc_value *v)
     return v->c.lock;
 }
 
-int
-conc_value_acquire(conc_value *v, double timeout)
+static int
+value_acquire_uncancelled(conc_value *v, double timeout)
 {
     if (!v)
         return CONC_EINVAL;
     return acquire_cells(&v->c, timeout);
+}
+
+int
+conc_value_acquire(conc_value *v, double timeout)
+{
+    CONC__CANCEL_POINT(value_acquire_uncancelled(v, timeout));
 }
 
 int
@@ -651,12 +658,18 @@ conc_array_get_lock(conc_array *a)
     return a->c.lock;
 }
 
-int
-conc_array_acquire(conc_array *a, double timeout)
+static int
+array_acquire_uncancelled(conc_array *a, double timeout)
 {
     if (!a)
         return CONC_EINVAL;
     return acquire_cells(&a->c, timeout);
+}
+
+int
+conc_array_acquire(conc_array *a, double timeout)
+{
+    CONC__CANCEL_POINT(array_acquire_uncancelled(a, timeout));
 }
 
 int

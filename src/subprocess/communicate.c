@@ -32,6 +32,7 @@
 #include "subprocess/subprocess_internal.h"
 #include "unix/fdwait.h"
 #include "unix/sigpipe.h"
+#include "unix/coro.h"
 
 #define CONC__WRITE_CHUNK    ((size_t)1 << 20)
 #define CONC__READ_ROOM      ((size_t)16384)
@@ -275,9 +276,9 @@ hand_over(conc_buf *got, conc_buf *dst)
  * that fails leaves the caller's buffers as they were (conc_buf's rule)
  * while nothing read is lost: the call that succeeds hands all of it
  * over, as Python's communicate does after a TimeoutExpired. */
-int
-conc_popen_communicate(conc_popen *p, const void *input, size_t len,
-                       double timeout, conc_buf *out, conc_buf *err)
+static int
+popen_communicate_uncancelled(conc_popen *p, const void *input, size_t len,
+                              double timeout, conc_buf *out, conc_buf *err)
 {
     int64_t deadline;
     if (!p || conc__deadline(timeout, &deadline))
@@ -290,4 +291,12 @@ conc_popen_communicate(conc_popen *p, const void *input, size_t len,
     hand_over(&p->got_out, out);
     hand_over(&p->got_err, err);
     return 0;
+}
+
+int
+conc_popen_communicate(conc_popen *p, const void *input, size_t len,
+                       double timeout, conc_buf *out, conc_buf *err)
+{
+    CONC__CANCEL_POINT(
+        popen_communicate_uncancelled(p, input, len, timeout, out, err));
 }

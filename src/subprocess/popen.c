@@ -24,6 +24,7 @@
 #include "core/internal.h"
 #include "subprocess/subprocess_internal.h"
 #include "unix/platform.h"
+#include "unix/coro.h"
 
 void
 conc__popen_close_fd(int *fd)
@@ -98,13 +99,19 @@ conc__popen_wait_until(conc_popen *p, int64_t deadline, int *returncode)
     }
 }
 
-int
-conc_popen_wait(conc_popen *p, double timeout, int *returncode)
+static int
+popen_wait_uncancelled(conc_popen *p, double timeout, int *returncode)
 {
     int64_t deadline;
     if (!p || conc__deadline(timeout, &deadline))
         return CONC_EINVAL;
     return conc__popen_wait_until(p, deadline, returncode);
+}
+
+int
+conc_popen_wait(conc_popen *p, double timeout, int *returncode)
+{
+    CONC__CANCEL_POINT(popen_wait_uncancelled(p, timeout, returncode));
 }
 
 int

@@ -8,6 +8,7 @@
 
 #include "core/internal.h"
 #include "subprocess/subprocess_internal.h"
+#include "unix/coro.h"
 
 static const conc_run_opts run_defaults;
 
@@ -104,9 +105,9 @@ run_into(char *const argv[], const conc_run_opts *ro, double timeout,
     return r;
 }
 
-int
-conc_subprocess_run(char *const argv[], const conc_run_opts *opts,
-                    double timeout, conc_completed_process *res)
+static int
+subprocess_run_uncancelled(char *const argv[], const conc_run_opts *opts,
+                           double timeout, conc_completed_process *res)
 {
     if (!res)
         return CONC_EINVAL;
@@ -114,6 +115,13 @@ conc_subprocess_run(char *const argv[], const conc_run_opts *opts,
     conc_buf_init(&res->out);
     conc_buf_init(&res->err);
     return run_into(argv, opts ? opts : &run_defaults, timeout, res);
+}
+
+int
+conc_subprocess_run(char *const argv[], const conc_run_opts *opts,
+                    double timeout, conc_completed_process *res)
+{
+    CONC__CANCEL_POINT(subprocess_run_uncancelled(argv, opts, timeout, res));
 }
 
 void
@@ -126,9 +134,9 @@ conc_completed_process_free(conc_completed_process *res)
     res->returncode = 0;
 }
 
-int
-conc_call(char *const argv[], const conc_run_opts *opts, double timeout,
-          int *returncode)
+static int
+call_uncancelled(char *const argv[], const conc_run_opts *opts, double timeout,
+                 int *returncode)
 {
     conc_completed_process res;
     int r = conc_subprocess_run(argv, opts, timeout, &res);
@@ -139,7 +147,15 @@ conc_call(char *const argv[], const conc_run_opts *opts, double timeout,
 }
 
 int
-conc_check_call(char *const argv[], const conc_run_opts *opts, double timeout)
+conc_call(char *const argv[], const conc_run_opts *opts, double timeout,
+          int *returncode)
+{
+    CONC__CANCEL_POINT(call_uncancelled(argv, opts, timeout, returncode));
+}
+
+static int
+check_call_uncancelled(char *const argv[], const conc_run_opts *opts,
+                       double timeout)
 {
     conc_run_opts ro = opts ? *opts : run_defaults;
     ro.check = 1;
@@ -150,8 +166,14 @@ conc_check_call(char *const argv[], const conc_run_opts *opts, double timeout)
 }
 
 int
-conc_check_output(char *const argv[], const conc_run_opts *opts, double timeout,
-                  conc_buf *out)
+conc_check_call(char *const argv[], const conc_run_opts *opts, double timeout)
+{
+    CONC__CANCEL_POINT(check_call_uncancelled(argv, opts, timeout));
+}
+
+static int
+check_output_uncancelled(char *const argv[], const conc_run_opts *opts,
+                         double timeout, conc_buf *out)
 {
     conc_run_opts ro = opts ? *opts : run_defaults;
     if (!out || ro.capture_output || ro.popen.stdout_mode != CONC_STDIO_INHERIT)
@@ -170,4 +192,11 @@ conc_check_output(char *const argv[], const conc_run_opts *opts, double timeout,
     }
     conc_buf_free(&res.err);
     return r;
+}
+
+int
+conc_check_output(char *const argv[], const conc_run_opts *opts, double timeout,
+                  conc_buf *out)
+{
+    CONC__CANCEL_POINT(check_output_uncancelled(argv, opts, timeout, out));
 }

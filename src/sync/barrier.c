@@ -21,6 +21,7 @@
  * barrier (parties, n_waiting, broken) but must not wait on, abort or reset
  * it. */
 #include "sync/sync_internal.h"
+#include "unix/coro.h"
 
 enum { FILLING = 0, DRAINING = 1, RESETTING = -1, BROKEN = -2 };
 
@@ -150,8 +151,8 @@ leave(conc_barrier *b)
     }
 }
 
-int
-conc_barrier_wait(conc_barrier *b, double timeout, unsigned *index)
+static int
+barrier_wait_uncancelled(conc_barrier *b, double timeout, unsigned *index)
 {
     if (!b)
         return CONC_EINVAL;
@@ -177,6 +178,12 @@ conc_barrier_wait(conc_barrier *b, double timeout, unsigned *index)
     if (r == 0 && index)
         *index = i;
     return r;
+}
+
+int
+conc_barrier_wait(conc_barrier *b, double timeout, unsigned *index)
+{
+    CONC__CANCEL_POINT(barrier_wait_uncancelled(b, timeout, index));
 }
 
 void

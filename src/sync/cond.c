@@ -36,6 +36,7 @@
 #include <math.h>
 
 #include "sync/sync_internal.h"
+#include "unix/coro.h"
 
 enum { WAITING = 0, NOTIFIED = 1, SLEEPING = 2 };
 
@@ -103,14 +104,20 @@ conc_cond_free(conc_cond *cond)
     conc__sync_dealloc(cond->arena, cond);
 }
 
-int
-conc_cond_acquire(conc_cond *cond, double timeout)
+static int
+cond_acquire_uncancelled(conc_cond *cond, double timeout)
 {
     if (!cond)
         return CONC_EINVAL;
     if (cond->rlock)
         return conc_rlock_acquire(cond->rlock, timeout);
     return conc_lock_acquire(cond->lock, timeout);
+}
+
+int
+conc_cond_acquire(conc_cond *cond, double timeout)
+{
+    CONC__CANCEL_POINT(cond_acquire_uncancelled(cond, timeout));
 }
 
 int
@@ -260,8 +267,8 @@ wait_until(conc_cond *c, int64_t deadline)
     return e ? e : r;
 }
 
-int
-conc_cond_wait(conc_cond *cond, double timeout)
+static int
+cond_wait_uncancelled(conc_cond *cond, double timeout)
 {
     if (!cond)
         return CONC_EINVAL;
@@ -273,8 +280,14 @@ conc_cond_wait(conc_cond *cond, double timeout)
 }
 
 int
-conc_cond_wait_for(conc_cond *cond, conc_predicate_fn pred, void *arg,
-                   double timeout)
+conc_cond_wait(conc_cond *cond, double timeout)
+{
+    CONC__CANCEL_POINT(cond_wait_uncancelled(cond, timeout));
+}
+
+static int
+cond_wait_for_uncancelled(conc_cond *cond, conc_predicate_fn pred, void *arg,
+                          double timeout)
 {
     if (!cond)
         return CONC_EINVAL;
@@ -295,6 +308,13 @@ conc_cond_wait_for(conc_cond *cond, conc_predicate_fn pred, void *arg,
             return r;
     }
     return 0;
+}
+
+int
+conc_cond_wait_for(conc_cond *cond, conc_predicate_fn pred, void *arg,
+                   double timeout)
+{
+    CONC__CANCEL_POINT(cond_wait_for_uncancelled(cond, pred, arg, timeout));
 }
 
 int

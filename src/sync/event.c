@@ -20,6 +20,7 @@
 #include <math.h>
 
 #include "sync/sync_internal.h"
+#include "unix/coro.h"
 
 #define FLAG     1u
 #define SLEEPERS 2u
@@ -137,7 +138,7 @@ conc_event_wait(conc_event *ev, double timeout)
     while (conc__spin_more(&sp))
         if (fired(atomic_load_explicit(&ev->word, memory_order_acquire), seen))
             return 0;
-    return sleep_until_set(ev, seen, deadline);
+    CONC__CANCEL_POINT(sleep_until_set(ev, seen, deadline));
 }
 
 int

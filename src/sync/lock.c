@@ -11,6 +11,7 @@
 #include <math.h>
 
 #include "sync/sync_internal.h"
+#include "unix/coro.h"
 
 void *
 conc__sync_alloc(conc_arena *arena, size_t size)
@@ -128,7 +129,7 @@ conc_lock_acquire(conc_lock *lock, double timeout)
     int r = conc__deadline(timeout, &deadline);
     if (r)
         return r;
-    return conc__lockword_acquire_slow(&lock->word, deadline, 0);
+    CONC__CANCEL_POINT(conc__lockword_acquire_slow(&lock->word, deadline, 0));
 }
 
 int

@@ -16,6 +16,7 @@
 #include <math.h>
 
 #include "sync/sync_internal.h"
+#include "unix/coro.h"
 
 static pthread_mutex_t *
 mutex_of(conc_rlock *r)
@@ -122,7 +123,7 @@ conc_rlock_acquire(conc_rlock *rlock, double timeout)
         take(rlock, me, 1);
         return 0;
     }
-    return acquire_slow(rlock, me, timeout);
+    CONC__CANCEL_POINT(acquire_slow(rlock, me, timeout));
 }
 
 /* Frees the lock itself; the owner field is already cleared. */

@@ -27,6 +27,7 @@
 #include <math.h>
 
 #include "sync/sync_internal.h"
+#include "unix/coro.h"
 
 struct semcore {
     union {
@@ -141,7 +142,7 @@ core_acquire(struct semcore *s, double timeout)
         if (atomic_load_explicit(&s->value, memory_order_relaxed) > 0 &&
             core_try(s))
             return 0;
-    return core_sleep(s, deadline);
+    CONC__CANCEL_POINT(core_sleep(s, deadline));
 }
 
 static int
@@ -231,12 +232,18 @@ conc_bsem_free(conc_bsem *sem)
     core_free(sem ? &sem->core : NULL);
 }
 
-int
-conc_bsem_acquire(conc_bsem *sem, double timeout)
+static int
+bsem_acquire_uncancelled(conc_bsem *sem, double timeout)
 {
     if (!sem)
         return CONC_EINVAL;
     return core_acquire(&sem->core, timeout);
+}
+
+int
+conc_bsem_acquire(conc_bsem *sem, double timeout)
+{
+    CONC__CANCEL_POINT(bsem_acquire_uncancelled(sem, timeout));
 }
 
 int

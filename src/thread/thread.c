@@ -53,6 +53,7 @@
 #include "core/wait.h"
 #include "thread/thread_internal.h"
 #include "unix/platform.h"
+#include "unix/coro.h"
 
 /* Numbers Thread-N and Dummy-N, from 1, process-wide. */
 static _Atomic unsigned long name_counter;
@@ -543,8 +544,8 @@ is_self(const conc_thread *t)
                                 memory_order_relaxed) == conc__tid();
 }
 
-int
-conc_thread_join(conc_thread *t, double timeout, int *status)
+static int
+thread_join_uncancelled(conc_thread *t, double timeout, int *status)
 {
     int64_t deadline;
     if (!t || conc__deadline(timeout, &deadline))
@@ -559,6 +560,12 @@ conc_thread_join(conc_thread *t, double timeout, int *status)
     if (status)
         *status = t->status;
     return 0;
+}
+
+int
+conc_thread_join(conc_thread *t, double timeout, int *status)
+{
+    CONC__CANCEL_POINT(thread_join_uncancelled(t, timeout, status));
 }
 
 /* ---- Accessors ------------------------------------------------------------

@@ -2,11 +2,18 @@
 #include <time.h>
 
 #include "core/internal.h"
+#include "unix/coro.h"
 #include "unix/fdwait.h"
 
 int
 conc__poll_until(struct pollfd *fds, unsigned n, int64_t deadline)
 {
+    struct conc__coro *c = conc__coro_self;
+    if (CONC__UNLIKELY(c != NULL) && c->ops->poll) {
+        int r = c->ops->poll(c, fds, n, deadline);
+        if (r != -ENOTSUP)
+            return r;
+    }
     for (;;) {
         struct timespec ts, *tp = NULL;
         if (deadline != CONC__FOREVER) {

@@ -1,5 +1,11 @@
 /* Futex system calls. FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC
- * timeout, so a wait interrupted and resumed keeps the original deadline. */
+ * timeout, so a wait interrupted and resumed keeps the original deadline.
+ *
+ * Inside a coroutine a wait parks the coroutine instead (park.c). Waits
+ * use every bitset bit but the top one, which belongs to the proxies that
+ * wait in the kernel for coroutines parked on process-shared words: a
+ * wake aimed at the proxies alone (CONC__FUTEX_PROXY_BIT) then wakes no
+ * thread of this or another process. Plain wakes match every bit. */
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
@@ -15,11 +21,19 @@ int
 conc__futex_wait(_Atomic uint32_t *word, uint32_t expected, int64_t deadline,
                  int shared)
 {
+    if (CONC__UNLIKELY(conc__coro_self != NULL))
+        return conc__park_wait(conc__coro_self, word, expected, deadline,
+                               shared);
+    return conc__futex_wait_bits(word, expected, deadline, shared,
+                                 ~CONC__FUTEX_PROXY_BIT);
+}
+
+int
+conc__futex_wait_bits(_Atomic uint32_t *word, uint32_t expected,
+                      int64_t deadline, int shared, uint32_t bits)
+{
     struct timespec ts, *tsp = NULL;
     int op = FUTEX_WAIT_BITSET | (shared ? 0 : FUTEX_PRIVATE_FLAG);
-
-    if (CONC__UNLIKELY(conc__coro_self != NULL) && !shared)
-        return conc__park_wait(conc__coro_self, word, expected, deadline, 0);
 
     if (deadline != CONC__FOREVER) {
         if (deadline < 0)
@@ -28,10 +42,17 @@ conc__futex_wait(_Atomic uint32_t *word, uint32_t expected, int64_t deadline,
         ts.tv_nsec = (long)(deadline % 1000000000);
         tsp = &ts;
     }
-    if (syscall(SYS_futex, (uint32_t *)word, op, expected, tsp, NULL,
-                FUTEX_BITSET_MATCH_ANY) == 0)
+    if (syscall(SYS_futex, (uint32_t *)word, op, expected, tsp, NULL, bits) ==
+        0)
         return 0;
     return -errno;
+}
+
+void
+conc__futex_wake_bits(_Atomic uint32_t *word, int n, int shared, uint32_t bits)
+{
+    int op = FUTEX_WAKE_BITSET | (shared ? 0 : FUTEX_PRIVATE_FLAG);
+    syscall(SYS_futex, (uint32_t *)word, op, n, NULL, NULL, bits);
 }
 
 int

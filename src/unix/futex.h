@@ -19,6 +19,18 @@ int conc__futex_wait(_Atomic uint32_t *word, uint32_t expected,
  * the number woken. */
 int conc__futex_wake(_Atomic uint32_t *word, int n, int shared);
 
+/* The bitset bit only the proxies of park.c wait with. */
+#define CONC__FUTEX_PROXY_BIT 0x80000000u
+
+/* conc__futex_wait in the kernel, whatever the caller, with the bitset
+ * `bits` (FUTEX_WAIT_BITSET). For park.c's proxies. */
+int conc__futex_wait_bits(_Atomic uint32_t *word, uint32_t expected,
+                          int64_t deadline, int shared, uint32_t bits);
+
+/* Wakes up to n kernel waiters whose bitset meets `bits`. For park.c. */
+void conc__futex_wake_bits(_Atomic uint32_t *word, int n, int shared,
+                           uint32_t bits);
+
 /* One spin-wait iteration hint to the CPU. */
 static inline void
 conc__cpu_relax(void)

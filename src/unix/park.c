@@ -18,10 +18,22 @@
  * coroutine cancelled after a waker claimed it passes the wake on to the
  * next waiter, so a release is never lost to a cancellation.
  *
+ * Process-shared words. A waker in another process wakes only the
+ * kernel's waiters, so a coroutine parked on a shared word gets a proxy:
+ * a short-lived thread that waits in the kernel on the word and, when it
+ * returns, wakes the coroutine as an in-process waker would. The proxy
+ * waits with a bitset bit of its own (CONC__FUTEX_PROXY_BIT), so that the
+ * coroutine, once resumed by whatever woke it first, can stop its proxy
+ * with a wake that reaches proxies only; it then waits until the proxy no
+ * longer touches the record on its stack. A wake another process meant for
+ * one waiter that reaches a proxy reaches its coroutine, so none is lost.
+ * Where no thread can be started the coroutine's thread waits instead.
+ *
  * Locks: a bucket's lock is a spin lock that yields, held for a few list
  * operations and the wake hook (a lock-free push and at most one eventfd
  * write); it never calls anything that could park. */
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -30,7 +42,8 @@
 #include "unix/coro.h"
 #include "unix/futex.h"
 
-_Thread_local struct conc__coro *conc__coro_self;
+_Thread_local struct conc__coro *conc__coro_self
+    __attribute__((tls_model("initial-exec")));
 
 #define NBUCKETS 256 /* a power of two */
 
@@ -91,12 +104,88 @@ unlink_parked(struct bucket *b, struct parked *p)
     p->word = NULL; /* marks it claimed */
 }
 
+/* ---- Proxies for process-shared words ---------------------------------- */
+
+enum { PROXY_WAITING, PROXY_STOP, PROXY_DONE };
+
+struct proxy {
+    _Atomic uint32_t *word;
+    uint32_t expected;
+    struct bucket *bucket;
+    struct parked *parked;
+    _Atomic uint32_t state;
+};
+
+#define PROXY_STACK (64 * 1024)
+
+static void *
+proxy_main(void *arg)
+{
+    struct proxy *x = arg;
+    while (atomic_load_explicit(&x->state, memory_order_acquire) ==
+           PROXY_WAITING) {
+        int r = conc__futex_wait_bits(x->word, x->expected, CONC__FOREVER, 1,
+                                      CONC__FUTEX_PROXY_BIT);
+        if (r == -EINTR ||
+            atomic_load_explicit(&x->state, memory_order_acquire) !=
+                PROXY_WAITING)
+            continue;
+        /* Woken, or the word moved: wake the coroutine unless someone did. */
+        bucket_lock(x->bucket);
+        struct parked *p = x->parked;
+        if (p->word) {
+            unlink_parked(x->bucket, p);
+            p->coro->ops->wake(p->coro, p->token);
+        }
+        bucket_unlock(x->bucket);
+        break;
+    }
+    /* The last touch: the record may be gone right after. */
+    atomic_store_explicit(&x->state, PROXY_DONE, memory_order_release);
+    return NULL;
+}
+
+/* Starts a proxy for x. Returns 0 or a negated errno. */
+static int
+proxy_start(struct proxy *x)
+{
+    pthread_attr_t attr;
+    pthread_t th;
+    if (pthread_attr_init(&attr))
+        return -ENOMEM;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, PROXY_STACK);
+    int r = pthread_create(&th, &attr, proxy_main, x);
+    pthread_attr_destroy(&attr);
+    return -r;
+}
+
+/* Stops x and waits until it has let go of the record (a few microseconds:
+ * it is in the kernel, or about to be, or done). */
+static void
+proxy_stop(struct proxy *x)
+{
+    uint32_t s = PROXY_WAITING;
+    atomic_compare_exchange_strong(&x->state, &s, PROXY_STOP);
+    while (atomic_load_explicit(&x->state, memory_order_acquire) !=
+           PROXY_DONE) {
+        /* Repeated: a proxy not yet asleep misses a wake, not its state. */
+        conc__futex_wake_bits(x->word, INT32_MAX, 1, CONC__FUTEX_PROXY_BIT);
+        sched_yield();
+    }
+}
+
+/* ---- Parking
+ * ------------------------------------------------------------------ */
+
 int
 conc__park_wait(struct conc__coro *c, _Atomic uint32_t *word, uint32_t expected,
                 int64_t deadline, int shared)
 {
     if (deadline != CONC__FOREVER && deadline <= conc__now_ns())
         return -ETIMEDOUT;
+    if (c->scope && c->cancel_seen)
+        return -ETIMEDOUT; /* the call is unwinding after a cancellation */
     struct bucket *b = bucket_of(word);
     struct parked p = {.word = word, .coro = c, .token = conc__coro_token(c)};
 
@@ -115,7 +204,20 @@ conc__park_wait(struct conc__coro *c, _Atomic uint32_t *word, uint32_t expected,
     b->tail = &p;
     bucket_unlock(b);
 
-    int r = c->ops->suspend(c, deadline); /* CONC_ETIMEDOUT is -ETIMEDOUT */
+    struct proxy x = {
+        .word = word, .expected = expected, .bucket = b, .parked = &p};
+    int proxied = shared && proxy_start(&x) == 0;
+    int r;
+    if (shared && !proxied) { /* no proxy: this thread waits in the kernel */
+        r = conc__futex_wait_bits(word, expected, deadline, 1,
+                                  ~CONC__FUTEX_PROXY_BIT);
+        r = r == -ETIMEDOUT ? -ETIMEDOUT : 0;
+    } else {
+        r = c->ops->suspend(c, deadline,
+                            c->scope); /* CONC_ETIMEDOUT is -ETIMEDOUT */
+    }
+    if (proxied)
+        proxy_stop(&x);
 
     bucket_lock(b);
     int claimed = p.word == NULL;
@@ -123,9 +225,14 @@ conc__park_wait(struct conc__coro *c, _Atomic uint32_t *word, uint32_t expected,
         unlink_parked(b, &p);
     bucket_unlock(b);
     atomic_fetch_sub_explicit(&nparked, 1, memory_order_relaxed);
-    if (claimed && r == -ECANCELED)
-        conc__futex_wake(word, 1, shared); /* pass the wake on, not lose it */
-    else if (claimed)
+    if (r == -ECANCELED) {
+        if (claimed) /* pass the wake on, not lose it */
+            conc__futex_wake(word, 1, shared);
+        /* End the wait as a timeout does; the scope reports the cancel. */
+        c->cancel_seen = 1;
+        return -ETIMEDOUT;
+    }
+    if (claimed)
         r = 0; /* woken as well: the caller re-checks its condition */
     return r;
 }

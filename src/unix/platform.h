@@ -14,10 +14,10 @@
  * suspends only that coroutine. A module that needs to sleep, even for a
  * fixed nap, sleeps in one of them (conc__poll_until with no descriptor
  * is a timed sleep). The one exception is conc__child_await with no
- * deadline, which blocks in waitid; the async layer will wait on a pidfd
- * there instead. Threads and processes the library runs for itself (a
- * pool's result thread, the fork server) run no coroutine and may block
- * in poll directly.
+ * deadline, which blocks in waitid, except in a coroutine, where it polls
+ * the pidfd (or naps) through the descriptor wait like a timed wait. Threads
+ * and processes the library runs for itself (a pool's result thread, the fork
+ * server) run no coroutine and may block in poll directly.
  *
  * Fibers, the stacks and context switch under coroutines, have their own
  * header, unix/fiber.h. Not here yet: the event loop's backends (epoll,

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 
 #include "core/internal.h"
+#include "unix/coro.h"
 #include "unix/platform.h"
 
 /* The first nap of a timed wait without a pidfd: 0.1 ms. */
@@ -61,8 +62,8 @@ conc__child_signal(int pid, int sig)
 int
 conc__child_await(int pid, int pidfd, int64_t deadline, int64_t *nap)
 {
-    if (deadline == CONC__FOREVER) {
-        siginfo_t si;
+    if (deadline == CONC__FOREVER && !conc__coro_self) {
+        siginfo_t si; /* (a coroutine polls the pidfd or naps instead) */
         /* ECHILD means another thread reaped it: looking again tells. */
         if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) == 0 ||
             errno == EINTR || errno == ECHILD)
