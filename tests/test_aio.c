@@ -2,6 +2,7 @@
  * gather, wait_for, shield, timeout, TaskGroup, and coroutines waiting on
  * conc's thread primitives without blocking their loop. */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -1108,6 +1109,150 @@ test_close_finishes_tasks(void **state)
     conc_aio_loop_free(loop);
 }
 
+/* ---- Seeing inside: the watchdog and dumps ---------------------------------- */
+
+static _Atomic int watchdog_fired;
+static char watchdog_task[64];
+static double watchdog_seconds;
+static int watchdog_in_busy; /* a frame of the report lies in busy_task */
+
+static int busy_task(const void *arg, size_t len, conc_buf *result);
+
+static void
+watchdog_hook(void *arg, const char *task, double seconds, void *const *pcs,
+              int npcs)
+{
+    (void)arg;
+    snprintf(watchdog_task, sizeof watchdog_task, "%s", task);
+    watchdog_seconds = seconds;
+    for (int i = 0; i < npcs; i++)
+        if ((char *)pcs[i] >= (char *)busy_task &&
+            (char *)pcs[i] < (char *)busy_task + 512)
+            watchdog_in_busy = 1;
+    atomic_store(&watchdog_fired, 1);
+}
+
+/* Computes without suspending until the watchdog has reported it (or 10 s
+ * pass, which fails the test). */
+static int
+busy_task(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    double until = conc_monotonic() + 10;
+    for (unsigned long i = 0; !atomic_load_explicit(&watchdog_fired,
+                                                     memory_order_relaxed);
+         i++)
+        if ((i & 0xfffff) == 0 && conc_monotonic() > until)
+            return CONC_ETIMEDOUT;
+    return 0;
+}
+
+static void
+test_watchdog_reports_busy_task(void **state)
+{
+    (void)state;
+    conc_aio_loop *loop;
+    conc_aio_loop_opts o = {.watchdog = 0.05, .watchdog_fn = watchdog_hook};
+    assert_conc_ok(conc_aio_loop_new(&o, &loop));
+    conc_future *f;
+    double t0 = conc_monotonic();
+    assert_conc_ok(conc_aio_loop_create_task(
+        loop, busy_task, NULL, 0, &(conc_aio_task_opts){.name = "spinner"},
+        &f));
+    assert_conc_ok(conc_aio_loop_run_until_complete(loop, f));
+    assert_true(atomic_load(&watchdog_fired));
+    assert_string_equal(watchdog_task, "spinner");
+    assert_true(watchdog_seconds >= 0.05);
+    assert_true(conc_monotonic() - t0 >= 0.05);
+    assert_true(watchdog_in_busy);
+    conc_future_free(f);
+    conc_aio_loop_free(loop);
+    assert_conc(conc_aio_loop_new(&(conc_aio_loop_opts){.watchdog = -2}, &loop),
+                CONC_EINVAL);
+}
+
+static int
+dump_in_thread(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len;
+    return conc_aio_dump(result);
+}
+
+static int
+dump_main(const void *arg, size_t len, conc_buf *result)
+{
+    (void)len, (void)result;
+    conc_executor *ex = *(conc_executor *const *)arg;
+    conc_future *sleeper, *waiter, *pending;
+    assert_conc_ok(conc_future_new(&pending));
+    assert_conc_ok(conc_aio_create_task(
+        sleep_long, NULL, 0, &(conc_aio_task_opts){.name = "sleeper"},
+        &sleeper));
+    assert_conc_ok(conc_aio_create_task(
+        await_inner, &pending, sizeof pending,
+        &(conc_aio_task_opts){.name = "waiter"}, &waiter));
+    assert_conc_ok(conc_aio_sleep(0.001));
+    /* From inside the loop. */
+    conc_buf b = CONC_BUF_INIT;
+    assert_conc_ok(conc_aio_dump(&b));
+    conc_buf_append(&b, "", 1);
+    const char *text = (const char *)b.data;
+    assert_non_null(strstr(text, "task 'sleeper' [suspended] waiting for sleep"));
+    assert_non_null(strstr(text, "task 'waiter' [suspended] waiting for a future"));
+    assert_non_null(strstr(text, "task 'dumper' [running]"));
+    assert_non_null(strstr(text, "#0 ")); /* suspended stacks are shown */
+    conc_buf_free(&b);
+    /* From another thread, while this task awaits it: the loop answers. */
+    conc_future *f;
+    assert_conc_ok(conc_executor_submit(ex, dump_in_thread, NULL, 0, &f));
+    const void *data;
+    size_t n;
+    assert_conc_ok(conc_future_result(f, 30, &data, &n));
+    assert_non_null(memmem(data, n, "task 'sleeper'", 14));
+    assert_non_null(memmem(data, n, "task 'dumper' [suspended]", 25));
+    conc_future_free(f);
+    /* From another thread while this task never suspends: blocked. */
+    atomic_store(&watchdog_fired, 0);
+    assert_conc_ok(conc_executor_submit(ex, dump_in_thread, NULL, 0, &f));
+    while (!conc_future_done(f))
+        ; /* busy on purpose: the dump must find the loop blocked */
+    assert_conc_ok(conc_future_result(f, 0, &data, &n));
+    assert_non_null(memmem(data, n, "blocked, task 'dumper'", 22));
+    conc_future_free(f);
+    conc_aio_task_cancel(sleeper, NULL);
+    conc_aio_task_cancel(waiter, NULL);
+    conc_aio_await(sleeper);
+    conc_aio_await(waiter);
+    conc_future_free(sleeper);
+    conc_future_free(waiter);
+    conc_future_free(pending);
+    return 0;
+}
+
+static void
+test_dump(void **state)
+{
+    (void)state;
+    conc_executor *ex;
+    assert_conc_ok(conc_thread_executor_new(NULL, &ex));
+    conc_aio_loop *loop;
+    assert_conc_ok(conc_aio_loop_new(
+        &(conc_aio_loop_opts){.watchdog = CONC_FOREVER}, &loop));
+    conc_future *f;
+    assert_conc_ok(conc_aio_loop_create_task(
+        loop, dump_main, &ex, sizeof ex,
+        &(conc_aio_task_opts){.name = "dumper"}, &f));
+    assert_conc_ok(conc_aio_loop_run_until_complete(loop, f));
+    conc_future_free(f);
+    conc_aio_loop_free(loop);
+    conc_buf b = CONC_BUF_INIT;
+    assert_conc_ok(conc_aio_dump(&b)); /* no loop left */
+    conc_buf_free(&b);
+    assert_conc(conc_aio_dump(NULL), CONC_EINVAL);
+    assert_conc_ok(conc_executor_shutdown(ex, 1, 0, CONC_FOREVER));
+    conc_executor_free(ex);
+}
+
 int
 main(void)
 {
@@ -1133,6 +1278,8 @@ main(void)
         conc_unit_test(test_no_colours_contention),
         conc_unit_test(test_close_finishes_tasks),
         conc_unit_test(test_blocking_calls_are_cancellation_points),
+        conc_unit_test(test_watchdog_reports_busy_task),
+        conc_unit_test(test_dump),
     };
     warm_up_threads();
     return conc_run_tests(tests);

@@ -44,12 +44,30 @@ typedef void (*conc_aio_cb)(void *arg);
 
 /* ---- The loop ------------------------------------------------------------ */
 
+/* What the watchdog reports: the task's name, how long it has run
+ * without suspending, and the return addresses of its stack at that
+ * moment, innermost first (the backtrace(3) format). Everything is
+ * borrowed for the call. */
+typedef void (*conc_aio_watchdog_fn)(void *arg, const char *task,
+                                     double seconds, void *const *pcs,
+                                     int npcs);
+
 typedef struct conc_aio_loop_opts {
     /* asyncio's debug mode: slow callbacks and tasks that swallowed a
      * cancellation are reported on stderr. */
     int debug;
     /* What "slow" means in debug mode, in seconds (0: asyncio's 0.1). */
     double slow_callback_duration;
+    /* The watchdog, always on: a task that runs this long without
+     * suspending is reported once per stretch, with its backtrace (0: 0.1
+     * s; CONC_FOREVER: off). The backtrace is taken by a SIGURG sent to
+     * the loop's thread (a handler is installed once, and passes on
+     * SIGURGs that are not its own to the one installed before). */
+    double watchdog;
+    /* Where reports go: NULL prints them on stderr. Called in the
+     * watchdog's own thread, while the task still runs. */
+    conc_aio_watchdog_fn watchdog_fn;
+    void *watchdog_arg;
 } conc_aio_loop_opts;
 
 /* A new loop (new_event_loop). `opts` may be NULL for asyncio's defaults.
@@ -284,6 +302,17 @@ CONC_EXTERN int conc_aio_wait_for(conc_future *f, double timeout);
  * cancellation leaves f running. Returns 0, CONC_EINVAL (NULL), CONC_ENOMEM.
  * *out is a new reference (conc_future_free). Any thread. */
 CONC_EXTERN int conc_aio_shield(conc_future *f, conc_future **out);
+
+/* ---- Seeing inside ------------------------------------------------------------- */
+
+/* Appends to `out` a report of every loop of the process and every task
+ * of each (asyncio's ps/pstree): the loop's thread and state, each task's
+ * name, state (running, ready, suspended), what it waits for, and the
+ * backtrace of its suspended stack. A loop that does not answer within 0.2
+ * s (a task that never suspends) is reported as blocked, with the name of
+ * the task that runs. Returns 0, CONC_EINVAL (NULL), CONC_ENOMEM. Any
+ * thread, also inside a task. */
+CONC_EXTERN int conc_aio_dump(conc_buf *out);
 
 /* ---- Timeouts (asyncio.timeout) -------------------------------------------
  *

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/epoll.h>
 
 #include "conc/aio.h"
@@ -97,6 +98,7 @@ struct conc__aio_task {
     int must_cancel; /* a cancellation to deliver at the next resume */
     int ncancel;     /* cancellation requests (cancelling()) */
     char *cancel_msg;
+    const char *what; /* what the suspension waits for, for dumps */
     int suspended;         /* in conc__aio_suspend */
     int cancellable;       /* ... in a suspension a cancellation ends */
     int wake_code;         /* what the suspension returns when resumed */
@@ -162,6 +164,18 @@ int conc__aio_poll(struct conc__aio_task *t, struct pollfd *fds, unsigned n,
  * ------------------------------------------------------------------ */
 
 #define CONC__AIO_MAX_EVENTS 64
+#define CONC__AIO_WD_FRAMES  32
+
+/* The registry of loops (registry.c): every loop from new to free. */
+void conc__aio_registry_add(conc_aio_loop *loop);
+void conc__aio_registry_remove(conc_aio_loop *loop);
+/* Runs fn(loop, arg) for every loop, under the registry's lock; returns
+ * how many loops are running. */
+int conc__aio_registry_each(void (*fn)(conc_aio_loop *loop, void *arg),
+                            void *arg);
+/* Starts the watchdog thread unless it runs (watchdog.c); called when a
+ * loop with a watchdog starts running. */
+void conc__aio_watchdog_ensure(void);
 
 struct conc_aio_loop {
     int epfd, evfd;
@@ -177,6 +191,26 @@ struct conc_aio_loop {
     conc__fiber *fiber; /* the loop thread's own stack while it runs */
     struct conc__aio_task *tasks; /* live tasks, newest first */
     size_t ntasks;
+    /* The registry of loops (registry.c), under the registry's lock. */
+    struct conc_aio_loop *reg_prev, *reg_next;
+    /* Guards the links of `tasks` and the tasks' names, which dumps read
+     * from other threads. */
+    pthread_mutex_t lock;
+    pthread_t thread; /* while running */
+    uint32_t tid;
+    /* The watchdog (watchdog.c): the loop counts task steps and shows
+     * the task that runs; the watchdog thread reads both. */
+    _Atomic uint64_t steps;
+    struct conc__aio_task *_Atomic in_step;
+    int64_t watchdog_ns; /* 0: off */
+    conc_aio_watchdog_fn watchdog_fn;
+    void *watchdog_arg;
+    _Atomic uint32_t wd_want; /* a backtrace is asked of the loop's thread */
+    _Atomic int wd_npcs;
+    void *wd_pcs[CONC__AIO_WD_FRAMES];
+    uint64_t wd_steps_seen; /* the watchdog thread's own */
+    int64_t wd_since;
+    int wd_reported;
     /* any thread */
     _Atomic(conc_aio_handle *) remote;
     _Atomic uint32_t wake_pending;

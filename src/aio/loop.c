@@ -26,6 +26,7 @@ _Thread_local conc_aio_loop *conc__aio_running;
 
 #define MAX_WAIT_NS  (24LL * 3600 * 1000000000) /* asyncio's cap */
 #define SLOW_DEFAULT 0.1         /* asyncio's slow_callback_duration */
+#define WATCHDOG_DEFAULT 0.1     /* the same bound for a task's stretch */
 #define EVFD_TAG     ((void *)0) /* epoll data of the wake-up eventfd */
 #define GONE_TAG     ((void *)1) /* an event of a descriptor removed since */
 
@@ -37,13 +38,18 @@ conc_aio_loop_new(const conc_aio_loop_opts *opts, conc_aio_loop **out)
     double slow = opts && opts->slow_callback_duration > 0
                       ? opts->slow_callback_duration
                       : SLOW_DEFAULT;
-    if (opts && !(opts->slow_callback_duration >= 0))
+    if (opts && (!(opts->slow_callback_duration >= 0) ||
+                 !(opts->watchdog >= 0 || opts->watchdog == CONC_FOREVER)))
         return CONC_EINVAL; /* negative or NaN */
     conc_aio_loop *loop = conc__calloc(1, sizeof *loop);
     if (!loop)
         return CONC_ENOMEM;
     loop->debug = opts ? opts->debug : 0;
     loop->slow_ns = (int64_t)(slow * 1e9);
+    double wd = opts && opts->watchdog != 0 ? opts->watchdog : WATCHDOG_DEFAULT;
+    loop->watchdog_ns = wd == CONC_FOREVER ? 0 : (int64_t)(wd * 1e9);
+    loop->watchdog_fn = opts ? opts->watchdog_fn : NULL;
+    loop->watchdog_arg = opts ? opts->watchdog_arg : NULL;
     loop->epfd = epoll_create1(EPOLL_CLOEXEC);
     int r = loop->epfd < 0 ? -errno : 0;
     if (!r && (loop->evfd = conc__eventfd_new()) < 0)
@@ -65,6 +71,8 @@ conc_aio_loop_new(const conc_aio_loop_opts *opts, conc_aio_loop **out)
         conc__free(loop);
         return r;
     }
+    pthread_mutex_init(&loop->lock, NULL);
+    conc__aio_registry_add(loop);
     *out = loop;
     return 0;
 }
@@ -239,15 +247,19 @@ enter(conc_aio_loop *loop)
         return CONC_ESTATE;
     if (!(loop->fiber = conc__fiber_self()))
         return CONC_ENOMEM;
-    loop->running = 1;
+    loop->thread = pthread_self();
+    loop->tid = conc__tid();
+    __atomic_store_n(&loop->running, 1, __ATOMIC_RELEASE);
     conc__aio_running = loop;
+    if (loop->watchdog_ns)
+        conc__aio_watchdog_ensure();
     return 0;
 }
 
 static void
 leave(conc_aio_loop *loop)
 {
-    loop->running = 0;
+    __atomic_store_n(&loop->running, 0, __ATOMIC_RELEASE);
     loop->stopping = 0;
     conc__aio_running = NULL;
 }
@@ -406,6 +418,8 @@ conc_aio_loop_free(conc_aio_loop *loop)
         loop->free_handles = h->next;
         conc__free(h);
     }
+    conc__aio_registry_remove(loop);
+    pthread_mutex_destroy(&loop->lock);
     close(loop->evfd);
     close(loop->epfd);
     conc__free(loop);

@@ -66,8 +66,10 @@ task_wait(struct conc__aio_task *t, conc_future *const *fs, size_t n,
                 (struct conc__watch_link){.watch = &w.watch, .future = fs[i]};
             conc__future_watch(&links[i]);
         }
-        if (!ready(fs, n))
+        if (!ready(fs, n)) {
+            t->what = n == 1 ? "a future" : "futures";
             r = conc__aio_suspend(t, deadline, 1);
+        }
         for (size_t i = 0; i < n; i++)
             conc__future_unwatch(&links[i]);
         if (r < 0 || ready(fs, n))
@@ -100,6 +102,7 @@ conc_aio_sleep(double delay)
         int r = conc__poll_until(NULL, 0, deadline);
         return r < 0 ? r : 0;
     }
+    t->what = "sleep";
     int r = conc__aio_suspend(t, deadline, 1);
     return r == CONC_ETIMEDOUT ? 0 : r;
 }

@@ -65,7 +65,9 @@ conc__aio_task_of(conc_future *f)
 static int
 coro_suspend(struct conc__coro *c, int64_t deadline, int cancellable)
 {
-    return conc__aio_suspend(TASK_OF_CORO(c), deadline, cancellable);
+    struct conc__aio_task *t = TASK_OF_CORO(c);
+    t->what = "a futex word (a lock, queue, event, future...)";
+    return conc__aio_suspend(t, deadline, cancellable);
 }
 
 static void
@@ -109,6 +111,7 @@ coro_poll(struct conc__coro *c, struct pollfd *fds, unsigned n,
 {
     if (c->scope && c->cancel_seen)
         return CONC_ECANCELED; /* the call is unwinding */
+    TASK_OF_CORO(c)->what = "a descriptor";
     int r = conc__aio_poll(TASK_OF_CORO(c), fds, n, deadline, c->scope);
     if (r == CONC_ECANCELED)
         c->cancel_seen = 1;
@@ -200,6 +203,7 @@ task_complete(struct conc__aio_task *t)
         conc__future_finish(&t->future, t->code < 0 ? t->code : 0,
                             t->code < 0 && t->msg[0] ? t->msg : NULL);
     }
+    pthread_mutex_lock(&loop->lock);
     if (t->prev)
         t->prev->next = t->next;
     else
@@ -207,6 +211,7 @@ task_complete(struct conc__aio_task *t)
     if (t->next)
         t->next->prev = t->prev;
     loop->ntasks--;
+    pthread_mutex_unlock(&loop->lock);
     conc_future_free(&t->future); /* the loop's reference */
 }
 
@@ -234,9 +239,17 @@ task_step(void *arg)
     }
     struct conc__aio_task *outer = current;
     current = t;
+    conc_aio_loop *loop = t->loop;
+    atomic_store_explicit(&loop->steps,
+                          atomic_load_explicit(&loop->steps,
+                                               memory_order_relaxed) +
+                              1,
+                          memory_order_relaxed);
+    atomic_store_explicit(&loop->in_step, t, memory_order_release);
     conc__coro_self = &t->coro;
     char *saved = conc__failure_buffer_swap(t->msg);
     conc__fiber_switch(t->fiber);
+    atomic_store_explicit(&loop->in_step, outer, memory_order_relaxed);
     conc__failure_buffer_swap(saved);
     conc__coro_self = outer ? &outer->coro : NULL;
     current = outer;
@@ -292,11 +305,13 @@ conc_aio_loop_create_task(conc_aio_loop *loop, conc_task_fn fn, const void *arg,
                                   .heap_index = SIZE_MAX,
                                   .flags = HANDLE_EMBEDDED};
     conc__future_reset(&t->future, &task_ops, out ? 2 : 1);
+    pthread_mutex_lock(&loop->lock);
     t->next = loop->tasks;
     if (loop->tasks)
         loop->tasks->prev = t;
     loop->tasks = t;
     loop->ntasks++;
+    pthread_mutex_unlock(&loop->lock);
     t->step.queued = 1;
     conc__aio_ready_push(loop, &t->step);
     if (out)
@@ -441,8 +456,10 @@ conc_aio_task_set_name(conc_future *f, const char *name)
     char *copy = conc__strdup(name);
     if (!copy)
         return CONC_ENOMEM;
+    pthread_mutex_lock(&t->loop->lock);
     conc__free(t->name);
     t->name = copy;
+    pthread_mutex_unlock(&t->loop->lock);
     if (t->fiber)
         conc__fiber_set_name(t->fiber, t->name);
     return 0;

@@ -181,6 +181,7 @@ conc_aio_taskgroup_exit(conc_aio_taskgroup *tg, int code)
         abort_members(tg);
     while (tg->unseen) {
         tg->waiting = 1;
+        t->what = "its TaskGroup's members";
         int r = conc__aio_suspend(t, CONC__FOREVER, 1);
         tg->waiting = 0;
         if (r == CONC_ECANCELED && !tg->aborting) {
