@@ -2,6 +2,8 @@
  * gather, wait_for, shield, timeout, TaskGroup, and coroutines waiting on
  * conc's thread primitives without blocking their loop. */
 #include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -1253,6 +1255,139 @@ test_dump(void **state)
     conc_executor_free(ex);
 }
 
+/* ---- Executors from coroutines, and signals ---------------------------------- */
+
+static conc_event *saw_cancel;
+
+static int
+square_task(const void *arg, size_t len, conc_buf *result)
+{
+    if (len != sizeof(int))
+        return CONC_EINVAL;
+    int v = *(const int *)arg;
+    v *= v;
+    return conc_buf_append(result, &v, sizeof v);
+}
+
+static int
+waits_for_token(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    for (int i = 0; i < 10000; i++) {
+        if (conc_task_cancelled()) {
+            conc_event_set(saw_cancel);
+            return CONC_ECANCELED;
+        }
+        conc_sleep(0.001);
+    }
+    return 0;
+}
+
+static int
+calls_to_thread(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len;
+    return conc_aio_to_thread(waits_for_token, NULL, 0, result);
+}
+
+static int
+executors_main(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    int seven = 7;
+    conc_buf out = CONC_BUF_INIT;
+    assert_conc_ok(conc_aio_to_thread(square_task, &seven, sizeof seven, &out));
+    assert_int_equal(*(int *)out.data, 49);
+    conc_buf_free(&out);
+    assert_conc_ok(
+        conc_aio_to_process(square_task, &seven, sizeof seven, &out));
+    assert_int_equal(*(int *)out.data, 49);
+    conc_buf_free(&out);
+    conc_future *f;
+    assert_conc_ok(
+        conc_aio_run_in_executor(NULL, square_task, &seven, sizeof seven, &f));
+    assert_conc_ok(conc_aio_await(f));
+    conc_future_free(f);
+    assert_conc(conc_aio_to_thread(NULL, NULL, 0, NULL), CONC_EINVAL);
+    /* Cancelling a task in to_thread cancels the thread's work too. */
+    conc_future *t;
+    assert_conc_ok(conc_aio_create_task(calls_to_thread, NULL, 0, NULL, &t));
+    assert_conc_ok(conc_aio_sleep(0.005));
+    conc_aio_task_cancel(t, NULL);
+    assert_conc(conc_aio_await(t), CONC_ECANCELED);
+    assert_conc_ok(conc_event_wait(saw_cancel, 10)); /* suspends this task */
+    conc_future_free(t);
+    return 0;
+}
+
+static void
+test_executors_from_coroutines(void **state)
+{
+    (void)state;
+    assert_conc_ok(conc_event_new(NULL, &saw_cancel));
+    assert_conc_ok(conc_aio_run(executors_main, NULL, 0, NULL));
+    assert_conc(conc_aio_to_thread(NULL, NULL, 0, NULL), CONC_EINVAL);
+    int one = 1;
+    assert_conc(conc_aio_to_thread(square_task, &one, sizeof one, NULL),
+                CONC_ESTATE);
+    conc_event_free(saw_cancel);
+}
+
+struct sigcount {
+    int n;
+    conc_aio_loop *loop;
+    conc_thread *raiser;
+};
+
+static int
+raise_usr1(void *arg)
+{
+    (void)arg;
+    return kill(getpid(), SIGUSR1); /* to the process: any thread may get it */
+}
+
+/* The first arrival (raised in the loop's thread) starts a thread that
+ * raises the second, for the whole process; the second stops the loop. */
+static void
+on_usr1(void *arg)
+{
+    struct sigcount *c = arg;
+    if (++c->n == 1)
+        assert_conc_ok(conc_thread_start(raise_usr1, NULL, NULL, &c->raiser));
+    else
+        conc_aio_loop_stop(c->loop);
+}
+
+static void
+raise_in_loop(void *arg)
+{
+    (void)arg;
+    raise(SIGUSR1);
+}
+
+static void
+test_signal_handler(void **state)
+{
+    (void)state;
+    struct sigcount c = {0};
+    assert_conc_ok(conc_aio_loop_new(NULL, &c.loop));
+    assert_conc(conc_aio_add_signal_handler(c.loop, SIGKILL, on_usr1, &c),
+                CONC_EINVAL);
+    assert_conc_ok(conc_aio_add_signal_handler(c.loop, SIGUSR1, on_usr1, &c));
+    assert_conc_ok(conc_aio_call_soon(c.loop, raise_in_loop, NULL, NULL));
+    conc_aio_handle *timer;
+    assert_conc_ok(conc_aio_call_later(c.loop, 30, stop_cb, c.loop, &timer));
+    assert_conc_ok(conc_aio_loop_run_forever(c.loop));
+    assert_int_equal(c.n, 2); /* stopped by the second signal, not the timer */
+    assert_false(conc_aio_handle_cancelled(timer));
+    conc_aio_handle_free(timer);
+    assert_conc_ok(conc_thread_join(c.raiser, 10, NULL));
+    conc_thread_free(c.raiser);
+    assert_int_equal(conc_aio_remove_signal_handler(c.loop, SIGUSR1), 1);
+    assert_int_equal(conc_aio_remove_signal_handler(c.loop, SIGUSR1), 0);
+    conc_aio_loop_free(c.loop);
+}
+
 int
 main(void)
 {
@@ -1280,6 +1415,8 @@ main(void)
         conc_unit_test(test_blocking_calls_are_cancellation_points),
         conc_unit_test(test_watchdog_reports_busy_task),
         conc_unit_test(test_dump),
+        conc_unit_test(test_executors_from_coroutines),
+        conc_unit_test(test_signal_handler),
     };
     warm_up_threads();
     return conc_run_tests(tests);

@@ -209,6 +209,10 @@ NULLABLE = {
     ('conc_aio_taskgroup_create_task', 'out'): None,
     ('conc_aio_all_tasks', 'loop'): None,  # the running loop
     ('conc_aio_task_cancel', 'msg'): None,
+    ('conc_aio_run_in_executor', 'ex'): None,  # the loop's default executor
+    ('conc_aio_to_thread', 'result'): None,
+    ('conc_aio_to_process', 'result'): None,
+    ('conc_aio_add_signal_handler', 'arg'): None,
     ('conc_obj_loads', 'err'): None,  # optional: where a refusal was
     ('conc_obj_next', 'value'): None,  # optional for dicts, NULL for sets
     ('conc_obj_foreign', 'args'): None,  # NULL: the bare global

@@ -30,6 +30,7 @@
 
 #include "common.h"
 #include "error.h"
+#include "executor.h"
 #include "future.h"
 #include "task.h"
 
@@ -302,6 +303,56 @@ CONC_EXTERN int conc_aio_wait_for(conc_future *f, double timeout);
  * cancellation leaves f running. Returns 0, CONC_EINVAL (NULL), CONC_ENOMEM.
  * *out is a new reference (conc_future_free). Any thread. */
 CONC_EXTERN int conc_aio_shield(conc_future *f, conc_future **out);
+
+/* ---- Executors from coroutines ----------------------------------------------- */
+
+/* loop.run_in_executor: submits fn to `ex` (NULL: the running loop's
+ * default thread executor, made on first use and shut down when the loop
+ * closes) and hands back its future in *out, a new reference: await it
+ * with conc_aio_await, gather it, or add it to a TaskGroup. Returns 0,
+ * CONC_EINVAL (NULL fn or out, NULL arg with len > 0), CONC_ESTATE (ex is
+ * NULL and no loop runs), the errors of conc_executor_submit. The loop's
+ * thread (any thread with an executor). */
+CONC_EXTERN int conc_aio_run_in_executor(conc_executor *ex, conc_task_fn fn,
+                                         const void *arg, size_t len,
+                                         conc_future **out);
+
+/* asyncio.to_thread: runs fn in the loop's default thread executor and
+ * waits for it, suspending only the calling task; its result bytes are
+ * appended to `result` (NULL: dropped). If the task is cancelled
+ * meanwhile, fn's future is cancelled (a running fn sees
+ * conc_task_cancelled() == 1) and the call returns CONC_ECANCELED at once.
+ * Returns fn's code, CONC_ECANCELED, CONC_EINVAL, CONC_ESTATE (no running
+ * loop), CONC_ENOMEM. The loop's thread. */
+CONC_EXTERN int conc_aio_to_thread(conc_task_fn fn, const void *arg,
+                                   size_t len, conc_buf *result);
+
+/* conc_aio_to_thread in a process instead: fn runs in the loop's default
+ * process executor (made on first use, with Python's default size, shut
+ * down when the loop closes), so it may use every CPU. If the task is
+ * cancelled, fn's future is cancelled if it has not started (a running
+ * process task runs to its end; its result is dropped). Errors as
+ * conc_aio_to_thread. The loop's thread. */
+CONC_EXTERN int conc_aio_to_process(conc_task_fn fn, const void *arg,
+                                    size_t len, conc_buf *result);
+
+/* ---- Signals (loop.add_signal_handler) --------------------------------------- */
+
+/* Runs fn(arg) in the loop, as a callback, each time signal `sig` arrives
+ * (several arrivals before the loop looks may run it once). Replaces an
+ * earlier handler of this loop for `sig`. The signal's disposition becomes
+ * conc's (one process-wide handler that only notes the arrival and wakes
+ * the loop) until conc_aio_remove_signal_handler. Returns 0, CONC_EINVAL
+ * (NULL loop or fn, a signal number out of range, SIGKILL, SIGSTOP, or
+ * SIGURG, which the watchdog uses), CONC_ECLOSED, CONC_ESTATE (another
+ * loop handles `sig`), CONC_ENOMEM. The loop's thread. */
+CONC_EXTERN int conc_aio_add_signal_handler(conc_aio_loop *loop, int sig,
+                                            conc_aio_cb fn, void *arg);
+
+/* Removes the loop's handler for `sig` and restores the disposition it
+ * had before. Returns 1 if a handler was removed, 0 if there was none,
+ * CONC_EINVAL (NULL, a bad signal number). The loop's thread. */
+CONC_EXTERN int conc_aio_remove_signal_handler(conc_aio_loop *loop, int sig);
 
 /* ---- Seeing inside ------------------------------------------------------------- */
 

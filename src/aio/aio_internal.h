@@ -173,6 +173,21 @@ void conc__aio_registry_remove(conc_aio_loop *loop);
  * how many loops are running. */
 int conc__aio_registry_each(void (*fn)(conc_aio_loop *loop, void *arg),
                             void *arg);
+/* Resets the async layer's process state in a child just forked (each
+ * file's part: registry.c, task.c, watchdog.c, signal.c). */
+void conc__aio_atfork_child(void);
+void conc__aio_task_atfork_child(void);
+void conc__aio_watchdog_atfork_child(void);
+void conc__aio_signals_atfork_child(void);
+/* Registers conc__aio_atfork_child once (registry.c). */
+void conc__aio_atfork_register(void);
+
+/* Runs the handlers of the signals that arrived (signal.c). */
+void conc__aio_signals_dispatch(conc_aio_loop *loop);
+/* Removes every signal handler of the loop. */
+void conc__aio_signals_close(conc_aio_loop *loop);
+/* Shuts down and frees the loop's default executors (executors.c). */
+void conc__aio_executors_close(conc_aio_loop *loop);
 /* Starts the watchdog thread unless it runs (watchdog.c); called when a
  * loop with a watchdog starts running. */
 void conc__aio_watchdog_ensure(void);
@@ -211,7 +226,9 @@ struct conc_aio_loop {
     uint64_t wd_steps_seen; /* the watchdog thread's own */
     int64_t wd_since;
     int wd_reported;
+    conc_executor *thread_executor, *process_executor; /* made on use */
     /* any thread */
+    _Atomic uint32_t sig_pending; /* a signal of this loop's arrived */
     _Atomic(conc_aio_handle *) remote;
     _Atomic uint32_t wake_pending;
     _Atomic uint32_t closed_remote;

@@ -82,9 +82,12 @@ conc_aio_loop_new(const conc_aio_loop_opts *opts, conc_aio_loop **out)
 static void
 take_remote(conc_aio_loop *loop)
 {
-    if (!atomic_load_explicit(&loop->remote, memory_order_relaxed))
+    if (!atomic_load_explicit(&loop->remote, memory_order_relaxed) &&
+        !atomic_load_explicit(&loop->wake_pending, memory_order_relaxed))
         return;
-    /* Clear the flag first: a push after the exchange below signals again. */
+    /* Clear the flag first, even with nothing to take (a sender that
+     * pushed before this iteration's take may set it after): a push after
+     * the exchange below then finds it clear and signals again. */
     atomic_store_explicit(&loop->wake_pending, 0, memory_order_seq_cst);
     conc_aio_handle *h =
         atomic_exchange_explicit(&loop->remote, NULL, memory_order_acquire);
@@ -164,6 +167,7 @@ dispatch_events(conc_aio_loop *loop)
         struct epoll_event *ev = &loop->events[loop->nevents_seen++];
         if (ev->data.ptr == EVFD_TAG) {
             conc__eventfd_drain(loop->evfd);
+            conc__aio_signals_dispatch(loop);
             continue;
         }
         if (ev->data.ptr == GONE_TAG)
@@ -399,6 +403,8 @@ conc_aio_loop_close(conc_aio_loop *loop)
         conc__aio_cancel_all(loop);
         leave(loop);
     }
+    conc__aio_signals_close(loop);
+    conc__aio_executors_close(loop);
     atomic_store(&loop->closed_remote, 1);
     loop->closed = 1;
     drop_scheduled(loop);

@@ -9,9 +9,39 @@
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static conc_aio_loop *loops;
 
+/* The child of a fork has one thread, which runs no loop and no task:
+ * a process forked from a task (a process pool made in a coroutine)
+ * carries on as a plain program. The parent's loops stay listed (their
+ * memory is the child's too) but no thread of the child runs them. */
+void
+conc__aio_atfork_child(void)
+{
+    pthread_mutex_init(&registry_lock, NULL);
+    conc__aio_running = NULL;
+    conc__park_atfork_child();
+    conc__aio_task_atfork_child();
+    conc__aio_watchdog_atfork_child();
+    conc__aio_signals_atfork_child();
+}
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void
+atfork_register_once(void)
+{
+    pthread_atfork(NULL, NULL, conc__aio_atfork_child);
+}
+
+void
+conc__aio_atfork_register(void)
+{
+    pthread_once(&atfork_once, atfork_register_once);
+}
+
 void
 conc__aio_registry_add(conc_aio_loop *loop)
 {
+    conc__aio_atfork_register();
     pthread_mutex_lock(&registry_lock);
     loop->reg_prev = NULL;
     loop->reg_next = loops;

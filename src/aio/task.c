@@ -38,6 +38,12 @@ conc__aio_task_self(void)
     return current;
 }
 
+void
+conc__aio_task_atfork_child(void)
+{
+    current = NULL;
+}
+
 static void task_release(conc_future *f);
 static int task_cancel_hook(conc_future *f);
 

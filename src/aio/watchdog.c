@@ -210,6 +210,13 @@ watchdog_main(void *arg)
 }
 
 void
+conc__aio_watchdog_atfork_child(void)
+{
+    pthread_mutex_init(&wd_lock, NULL);
+    wd_running = 0; /* the thread stayed in the parent */
+}
+
+void
 conc__aio_watchdog_ensure(void)
 {
     pthread_mutex_lock(&wd_lock);

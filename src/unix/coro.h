@@ -122,6 +122,11 @@ conc__coro_token(struct conc__coro *c)
 int conc__park_wait(struct conc__coro *c, _Atomic uint32_t *word,
                     uint32_t expected, int64_t deadline, int shared);
 
+/* In a child just forked: the child's one thread runs no coroutine (even
+ * if it was forked from one: it continues on that stack as a plain
+ * thread), and no coroutine of the parent is parked in it. */
+void conc__park_atfork_child(void);
+
 /* Wakes up to n coroutines parked on `word`; returns how many. Cheap when
  * none is parked anywhere. Any thread. */
 int conc__park_wake(_Atomic uint32_t *word, int n);

@@ -104,6 +104,17 @@ unlink_parked(struct bucket *b, struct parked *p)
     p->word = NULL; /* marks it claimed */
 }
 
+void
+conc__park_atfork_child(void)
+{
+    conc__coro_self = NULL;
+    for (int i = 0; i < NBUCKETS; i++) {
+        atomic_flag_clear(&buckets[i].lock);
+        buckets[i].head = buckets[i].tail = NULL;
+    }
+    atomic_store(&nparked, 0);
+}
+
 /* ---- Proxies for process-shared words ---------------------------------- */
 
 enum { PROXY_WAITING, PROXY_STOP, PROXY_DONE };
