@@ -1111,7 +1111,8 @@ test_close_finishes_tasks(void **state)
     conc_aio_loop_free(loop);
 }
 
-/* ---- Seeing inside: the watchdog and dumps ---------------------------------- */
+/* ---- Seeing inside: the watchdog and dumps ----------------------------------
+ */
 
 static _Atomic int watchdog_fired;
 static char watchdog_task[64];
@@ -1141,9 +1142,8 @@ busy_task(const void *arg, size_t len, conc_buf *result)
 {
     (void)arg, (void)len, (void)result;
     double until = conc_monotonic() + 10;
-    for (unsigned long i = 0; !atomic_load_explicit(&watchdog_fired,
-                                                     memory_order_relaxed);
-         i++)
+    for (unsigned long i = 0;
+         !atomic_load_explicit(&watchdog_fired, memory_order_relaxed); i++)
         if ((i & 0xfffff) == 0 && conc_monotonic() > until)
             return CONC_ETIMEDOUT;
     return 0;
@@ -1190,17 +1190,19 @@ dump_main(const void *arg, size_t len, conc_buf *result)
     assert_conc_ok(conc_aio_create_task(
         sleep_long, NULL, 0, &(conc_aio_task_opts){.name = "sleeper"},
         &sleeper));
-    assert_conc_ok(conc_aio_create_task(
-        await_inner, &pending, sizeof pending,
-        &(conc_aio_task_opts){.name = "waiter"}, &waiter));
+    assert_conc_ok(conc_aio_create_task(await_inner, &pending, sizeof pending,
+                                        &(conc_aio_task_opts){.name = "waiter"},
+                                        &waiter));
     assert_conc_ok(conc_aio_sleep(0.001));
     /* From inside the loop. */
     conc_buf b = CONC_BUF_INIT;
     assert_conc_ok(conc_aio_dump(&b));
     conc_buf_append(&b, "", 1);
     const char *text = (const char *)b.data;
-    assert_non_null(strstr(text, "task 'sleeper' [suspended] waiting for sleep"));
-    assert_non_null(strstr(text, "task 'waiter' [suspended] waiting for a future"));
+    assert_non_null(
+        strstr(text, "task 'sleeper' [suspended] waiting for sleep"));
+    assert_non_null(
+        strstr(text, "task 'waiter' [suspended] waiting for a future"));
     assert_non_null(strstr(text, "task 'dumper' [running]"));
     assert_non_null(strstr(text, "#0 ")); /* suspended stacks are shown */
     conc_buf_free(&b);
@@ -1241,9 +1243,9 @@ test_dump(void **state)
     assert_conc_ok(conc_aio_loop_new(
         &(conc_aio_loop_opts){.watchdog = CONC_FOREVER}, &loop));
     conc_future *f;
-    assert_conc_ok(conc_aio_loop_create_task(
-        loop, dump_main, &ex, sizeof ex,
-        &(conc_aio_task_opts){.name = "dumper"}, &f));
+    assert_conc_ok(
+        conc_aio_loop_create_task(loop, dump_main, &ex, sizeof ex,
+                                  &(conc_aio_task_opts){.name = "dumper"}, &f));
     assert_conc_ok(conc_aio_loop_run_until_complete(loop, f));
     conc_future_free(f);
     conc_aio_loop_free(loop);
@@ -1255,7 +1257,8 @@ test_dump(void **state)
     conc_executor_free(ex);
 }
 
-/* ---- Executors from coroutines, and signals ---------------------------------- */
+/* ---- Executors from coroutines, and signals
+ * ---------------------------------- */
 
 static conc_event *saw_cancel;
 

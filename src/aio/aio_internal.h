@@ -98,7 +98,7 @@ struct conc__aio_task {
     int must_cancel; /* a cancellation to deliver at the next resume */
     int ncancel;     /* cancellation requests (cancelling()) */
     char *cancel_msg;
-    const char *what; /* what the suspension waits for, for dumps */
+    const char *what;      /* what the suspension waits for, for dumps */
     int suspended;         /* in conc__aio_suspend */
     int cancellable;       /* ... in a suspension a cancellation ends */
     int wake_code;         /* what the suspension returns when resumed */
@@ -196,6 +196,7 @@ struct conc_aio_loop {
     int epfd, evfd;
     struct epoll_event events[CONC__AIO_MAX_EVENTS]; /* this iteration's */
     int nevents, nevents_seen;
+    int unpolled; /* iterations since the last look at the descriptors */
     int running, stopping, closed;
     int debug;
     int64_t slow_ns;

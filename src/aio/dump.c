@@ -49,8 +49,7 @@ write_frames(conc_buf *out, void *const *pcs, int n)
 {
     char **names = backtrace_symbols(pcs, n);
     for (int i = 0; i < n; i++)
-        conc_buf_appendf(out, "      #%d %s\n", i,
-                         names ? names[i] : "?");
+        conc_buf_appendf(out, "      #%d %s\n", i, names ? names[i] : "?");
     free(names);
 }
 

@@ -8,8 +8,8 @@
 static int
 default_executor(conc_aio_loop *loop, int processes, conc_executor **out)
 {
-    conc_executor **slot = processes ? &loop->process_executor
-                                     : &loop->thread_executor;
+    conc_executor **slot =
+        processes ? &loop->process_executor : &loop->thread_executor;
     if (!*slot) {
         int r = processes ? conc_process_executor_new(NULL, slot)
                           : conc_thread_executor_new(NULL, slot);

@@ -24,11 +24,12 @@
 
 _Thread_local conc_aio_loop *conc__aio_running;
 
-#define MAX_WAIT_NS  (24LL * 3600 * 1000000000) /* asyncio's cap */
-#define SLOW_DEFAULT 0.1         /* asyncio's slow_callback_duration */
-#define WATCHDOG_DEFAULT 0.1     /* the same bound for a task's stretch */
-#define EVFD_TAG     ((void *)0) /* epoll data of the wake-up eventfd */
-#define GONE_TAG     ((void *)1) /* an event of a descriptor removed since */
+#define MAX_WAIT_NS      (24LL * 3600 * 1000000000) /* asyncio's cap */
+#define SLOW_DEFAULT     0.1         /* asyncio's slow_callback_duration */
+#define WATCHDOG_DEFAULT 0.1         /* the same bound for a task's stretch */
+#define EVFD_TAG         ((void *)0) /* epoll data of the wake-up eventfd */
+#define POLL_EVERY       32 /* iterations with ready work between looks */
+#define GONE_TAG         ((void *)1) /* an event of a descriptor removed since */
 
 int
 conc_aio_loop_new(const conc_aio_loop_opts *opts, conc_aio_loop **out)
@@ -220,7 +221,15 @@ conc__aio_run_once(conc_aio_loop *loop)
 {
     take_remote(loop);
     int64_t budget = wait_budget(loop);
-    int n = poll_events(loop, loop->events, budget);
+    /* With work ready, a look at the descriptors (a system call that
+     * finds nothing, mostly) is made only every POLL_EVERY iterations: a
+     * descriptor waits at most that many turns of ready work, which are
+     * short, and a task switch costs no system call. */
+    int n = 0;
+    if (budget != 0 || loop->ready.n == 0 || ++loop->unpolled >= POLL_EVERY) {
+        loop->unpolled = 0;
+        n = poll_events(loop, loop->events, budget);
+    }
     if (n > 0) {
         loop->nevents = n;
         dispatch_events(loop);

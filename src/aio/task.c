@@ -246,11 +246,10 @@ task_step(void *arg)
     struct conc__aio_task *outer = current;
     current = t;
     conc_aio_loop *loop = t->loop;
-    atomic_store_explicit(&loop->steps,
-                          atomic_load_explicit(&loop->steps,
-                                               memory_order_relaxed) +
-                              1,
-                          memory_order_relaxed);
+    atomic_store_explicit(
+        &loop->steps,
+        atomic_load_explicit(&loop->steps, memory_order_relaxed) + 1,
+        memory_order_relaxed);
     atomic_store_explicit(&loop->in_step, t, memory_order_release);
     conc__coro_self = &t->coro;
     char *saved = conc__failure_buffer_swap(t->msg);

@@ -105,11 +105,11 @@ install_handler(void)
         handler_installed = 1;
 }
 
-/* ---- Looking at the loops (watchdog thread) -------------------------------- */
+/* ---- Looking at the loops (watchdog thread) --------------------------------
+ */
 
 static void
-report(conc_aio_loop *loop, const char *name, double seconds, void **pcs,
-       int n)
+report(conc_aio_loop *loop, const char *name, double seconds, void **pcs, int n)
 {
     if (loop->watchdog_fn) {
         loop->watchdog_fn(loop->watchdog_arg, name, seconds, pcs, n);
@@ -151,8 +151,8 @@ look(conc_aio_loop *loop, void *arg)
         return;
     int64_t now = conc__now_ns();
     uint64_t steps = atomic_load_explicit(&loop->steps, memory_order_relaxed);
-    struct conc__aio_task *t = atomic_load_explicit(&loop->in_step,
-                                                    memory_order_acquire);
+    struct conc__aio_task *t =
+        atomic_load_explicit(&loop->in_step, memory_order_acquire);
     if (steps != loop->wd_steps_seen || !t) {
         loop->wd_steps_seen = steps;
         loop->wd_since = now;
@@ -168,8 +168,8 @@ look(conc_aio_loop *loop, void *arg)
     pthread_mutex_lock(&loop->lock);
     /* The task is still the loop's (its step has not ended) if the count
      * has not moved: only then is its name safe to read. */
-    int same = atomic_load(&loop->steps) == steps &&
-               atomic_load(&loop->in_step) == t;
+    int same =
+        atomic_load(&loop->steps) == steps && atomic_load(&loop->in_step) == t;
     snprintf(name, sizeof name, "%s", same ? t->name : "?");
     pthread_mutex_unlock(&loop->lock);
     if (same)
@@ -202,8 +202,9 @@ watchdog_main(void *arg)
         }
         pthread_mutex_unlock(&wd_lock);
         int64_t gap = shortest_bound / LOOKS_PER_BOUND;
-        gap = gap < LOOK_MIN_NS ? LOOK_MIN_NS : gap > LOOK_MAX_NS ? LOOK_MAX_NS
-                                                                  : gap;
+        gap = gap < LOOK_MIN_NS   ? LOOK_MIN_NS
+              : gap > LOOK_MAX_NS ? LOOK_MAX_NS
+                                  : gap;
         conc__poll_until(NULL, 0, conc__now_ns() + gap);
         conc__aio_registry_each(look, NULL);
     }

@@ -117,10 +117,14 @@ static inline int
 conc__lockword_release(conc__lockword *w, int shared)
 {
     if (!shared && CONC__SINGLE_THREADED()) {
-        if (atomic_load_explicit(&w->locked, memory_order_relaxed) == 0)
+        uint64_t v = atomic_load_explicit(&w->all, memory_order_relaxed);
+        if (!(v & CONC__LOCKWORD_HELD))
             return CONC_ENOTLOCKED;
         atomic_store_explicit(&w->locked, 0, memory_order_relaxed);
-        return 0; /* no other thread exists to wait */
+        /* No other thread exists, but a coroutine of this one may wait. */
+        if (CONC__UNLIKELY(v >= CONC__LOCKWORD_WAITER))
+            conc__futex_wake(&w->locked, 1, 0);
+        return 0;
     }
     uint64_t old = atomic_fetch_and_explicit(&w->all, ~CONC__LOCKWORD_HELD,
                                              memory_order_release);
