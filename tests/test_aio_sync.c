@@ -28,11 +28,11 @@ struct ctx {
     conc_aio_bsem *bsem;
     conc_aio_barrier *bar;
     conc_aio_queue *q;
-    double timeout;  /* for the children's waits */
-    int rc[8];       /* each child's result */
-    unsigned idx[8]; /* barrier indexes */
-    void *got[8];    /* queue items */
-    int order[16];   /* ids in the order their wait ended well */
+    double timeout;   /* for the children's waits */
+    int rc[16];       /* each child's result, by id */
+    unsigned idx[16]; /* barrier indexes */
+    void *got[16];    /* queue items */
+    int order[16];    /* ids in the order their wait ended well */
     int n;
     int flag; /* a condition's predicate state */
 };
@@ -1098,6 +1098,172 @@ test_queue_cancel_while_waiting(void **state)
     run(queue_cancel_main);
 }
 
+/* ---- Cancellation at every wait ---------------------------------------- */
+
+enum wait_kind {
+    W_LOCK,
+    W_EVENT,
+    W_COND,
+    W_COND_FOR,
+    W_SEM,
+    W_BSEM,
+    W_BARRIER,
+    W_PUT,
+    W_GET,
+    W_JOIN,
+    W_COUNT
+};
+
+static int
+never(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+/* Waits forever on the wait named by its id. */
+CHILD(forever_waiter)
+{
+    CHILD_ARGS;
+    void *item;
+    switch (id) {
+    case W_LOCK:
+        return c->rc[0] = conc_aio_lock_acquire(c->lock, CONC_FOREVER), 0;
+    case W_EVENT:
+        return c->rc[0] = conc_aio_event_wait(c->ev, CONC_FOREVER), 0;
+    case W_COND:
+    case W_COND_FOR:
+        assert_conc_ok(conc_aio_cond_acquire(c->cond, BOUND));
+        c->rc[0] = id == W_COND ? conc_aio_cond_wait(c->cond, CONC_FOREVER)
+                                : conc_aio_cond_wait_for(c->cond, never, NULL,
+                                                         CONC_FOREVER);
+        assert_int_equal(conc_aio_cond_locked(c->cond), 1);
+        return conc_aio_cond_release(c->cond);
+    case W_SEM:
+        return c->rc[0] = conc_aio_sem_acquire(c->sem, CONC_FOREVER), 0;
+    case W_BSEM:
+        return c->rc[0] = conc_aio_bsem_acquire(c->bsem, CONC_FOREVER), 0;
+    case W_BARRIER:
+        return c->rc[0] = conc_aio_barrier_wait(c->bar, CONC_FOREVER, NULL), 0;
+    case W_PUT:
+        return c->rc[0] = conc_aio_queue_put(c->q, NULL, CONC_FOREVER), 0;
+    case W_GET:
+        return c->rc[0] = conc_aio_queue_get(c->q, CONC_FOREVER, &item), 0;
+    default:
+        return c->rc[0] = conc_aio_queue_join(c->q, CONC_FOREVER), 0;
+    }
+}
+
+CHILD(cancel_every_wait_main)
+{
+    (void)arg, (void)len, (void)result;
+    struct ctx c = {0};
+    conc_aio_queue *full, *empty;
+    assert_conc_ok(conc_aio_lock_new(&c.lock));
+    assert_conc_ok(conc_aio_lock_acquire(c.lock, 0));
+    assert_conc_ok(conc_aio_event_new(&c.ev));
+    assert_conc_ok(conc_aio_cond_new(NULL, &c.cond));
+    assert_conc_ok(conc_aio_sem_new(0, &c.sem));
+    assert_conc_ok(conc_aio_bsem_new(0, &c.bsem));
+    assert_conc_ok(conc_aio_barrier_new(2, &c.bar));
+    assert_conc_ok(
+        conc_aio_queue_new(&(conc_aio_queue_opts){.maxsize = 1}, &full));
+    assert_conc_ok(conc_aio_queue_put_nowait(full, NULL));
+    assert_conc_ok(conc_aio_queue_new(NULL, &empty));
+    for (int k = 0; k < W_COUNT; k++) {
+        c.q = k == W_PUT || k == W_JOIN ? full : empty;
+        conc_future *f = spawn(forever_waiter, &c, k);
+        c.rc[0] = PENDING;
+        step();
+        assert_int_equal(c.rc[0], PENDING); /* it waits */
+        assert_int_equal(conc_aio_task_cancel(f, NULL), 1);
+        finish(f);
+        assert_conc(c.rc[0], CONC_ECANCELED);
+    }
+    /* Nothing was broken or lost on the way. */
+    assert_int_equal(conc_aio_barrier_broken(c.bar), 0);
+    assert_int_equal(conc_aio_barrier_n_waiting(c.bar), 0);
+    assert_int_equal(conc_aio_queue_qsize(full), 1);
+    assert_int_equal(conc_aio_cond_locked(c.cond), 0);
+    assert_conc_ok(conc_aio_lock_release(c.lock));
+    conc_aio_lock_free(c.lock);
+    conc_aio_event_free(c.ev);
+    conc_aio_cond_free(c.cond);
+    conc_aio_sem_free(c.sem);
+    conc_aio_bsem_free(c.bsem);
+    conc_aio_barrier_free(c.bar);
+    conc_aio_queue_free(full);
+    conc_aio_queue_free(empty);
+    return 0;
+}
+
+static void
+test_cancel_every_wait(void **state)
+{
+    (void)state;
+    run(cancel_every_wait_main);
+}
+
+/* A newcomer that arrives while the last round drains waits for it, then
+ * starts the next round with index 0. */
+CHILD(barrier_drain_main)
+{
+    (void)arg, (void)len, (void)result;
+    struct ctx c = {.timeout = BOUND};
+    assert_conc_ok(conc_aio_barrier_new(2, &c.bar));
+    conc_future *a = spawn(barrier_waiter, &c, 0);
+    step();
+    conc_future *late = spawn(barrier_waiter, &c, 1); /* runs before a */
+    unsigned mine = 9;
+    assert_conc_ok(conc_aio_barrier_wait(c.bar, BOUND, &mine)); /* drains */
+    assert_int_equal(mine, 1);
+    finish(a);
+    assert_int_equal(c.idx[0], 0);
+    step();
+    assert_int_equal(conc_aio_barrier_n_waiting(c.bar), 1); /* late */
+    assert_conc_ok(conc_aio_barrier_wait(c.bar, BOUND, &mine));
+    finish(late);
+    assert_int_equal(c.idx[1], 0);
+    assert_int_equal(mine, 1);
+    conc_aio_barrier_free(c.bar);
+    return 0;
+}
+
+static void
+test_barrier_newcomer_waits_for_drain(void **state)
+{
+    (void)state;
+    run(barrier_drain_main);
+}
+
+/* A getter woken by a put finds the item gone (another task took it
+ * first without waiting): it waits again, as asyncio's get loops. */
+CHILD(queue_barge_main)
+{
+    (void)arg, (void)len, (void)result;
+    struct ctx c = {.timeout = BOUND};
+    assert_conc_ok(conc_aio_queue_new(NULL, &c.q));
+    conc_future *g = spawn(getter, &c, 0);
+    step();
+    assert_conc_ok(conc_aio_queue_put_nowait(c.q, (void *)1)); /* wakes g */
+    assert_int_equal(get_now(c.q), 1);                         /* barges */
+    step();
+    assert_int_equal(c.rc[0], PENDING);
+    assert_conc_ok(conc_aio_queue_put_nowait(c.q, (void *)2));
+    finish(g);
+    assert_conc_ok(c.rc[0]);
+    assert_int_equal((intptr_t)c.got[0], 2);
+    conc_aio_queue_free(c.q);
+    return 0;
+}
+
+static void
+test_queue_woken_getter_waits_again(void **state)
+{
+    (void)state;
+    run(queue_barge_main);
+}
+
 int
 main(void)
 {
@@ -1121,6 +1287,9 @@ main(void)
         conc_unit_test(test_queue_join_task_done),
         conc_unit_test(test_queue_shutdown),
         conc_unit_test(test_queue_cancel_while_waiting),
+        conc_unit_test(test_cancel_every_wait),
+        conc_unit_test(test_barrier_newcomer_waits_for_drain),
+        conc_unit_test(test_queue_woken_getter_waits_again),
     };
     return conc_run_tests(tests);
 }

@@ -40,10 +40,14 @@ conc__aio_waitq_wait(struct conc__aio_waitq *q, struct conc__aio_waiter *w,
 {
     *w = (struct conc__aio_waiter){.task = t};
     push_tail(q, w);
+    /* A new suspension number makes a late wake from another thread, meant
+     * for an earlier futex or future wait of this task, stale: only our
+     * wake-up, the deadline or a cancellation resume the task, which is
+     * what conc__aio_waiter_done relies on. */
+    (void)conc__coro_token(&t->coro);
     int r;
-    /* A resume that is neither our wake-up, nor the deadline, nor a
-     * cancellation (a stale wake from an earlier wait of the task) is
-     * spurious: the waiter keeps its place and waits again. */
+    /* Should anything else resume it all the same, the resume is spurious:
+     * the waiter keeps its place and waits again. */
     do
         r = conc__aio_suspend(t, deadline, 1);
     while (r == 0 && !w->woken);
