@@ -1264,6 +1264,107 @@ test_queue_woken_getter_waits_again(void **state)
     run(queue_barge_main);
 }
 
+/* ---- Many tasks, cancelled at random points ---------------------------- */
+
+enum { WORKERS = 8, ROUNDS = 100, SEM_UNITS = 3 };
+
+struct stress {
+    conc_aio_lock *lock;
+    conc_aio_sem *sem;
+    int inside_lock, inside_sem, max_sem;
+    int done[WORKERS];      /* rounds completed */
+    int cancelled[WORKERS]; /* stopped by a cancellation */
+};
+
+struct worker_arg {
+    struct stress *s;
+    int id;
+};
+
+/* One round: a unit of the semaphore, then the lock, each held across a
+ * suspension. Returns 0 or the code that ended it. */
+static int
+stress_round(struct stress *s)
+{
+    int r = conc_aio_sem_acquire(s->sem, BOUND);
+    if (r < 0)
+        return r;
+    if (++s->inside_sem > s->max_sem)
+        s->max_sem = s->inside_sem;
+    assert_true(s->inside_sem <= SEM_UNITS);
+    r = conc_aio_sleep(0);
+    s->inside_sem--;
+    assert_conc_ok(conc_aio_sem_release(s->sem));
+    if (r < 0)
+        return r;
+    if ((r = conc_aio_lock_acquire(s->lock, BOUND)) < 0)
+        return r;
+    assert_int_equal(s->inside_lock++, 0);
+    r = conc_aio_sleep(0);
+    s->inside_lock--;
+    assert_conc_ok(conc_aio_lock_release(s->lock));
+    return r;
+}
+
+static int
+stress_worker(const void *arg, size_t len, conc_buf *result)
+{
+    (void)len, (void)result;
+    const struct worker_arg *w = arg;
+    for (int i = 0; i < ROUNDS; i++) {
+        int r = stress_round(w->s);
+        if (r == CONC_ECANCELED) {
+            w->s->cancelled[w->id] = 1;
+            return 0;
+        }
+        assert_conc_ok(r); /* a lost wake-up would time out here */
+        w->s->done[w->id]++;
+    }
+    return 0;
+}
+
+CHILD(stress_main)
+{
+    (void)arg, (void)len, (void)result;
+    static struct stress s;
+    memset(&s, 0, sizeof s);
+    assert_conc_ok(conc_aio_lock_new(&s.lock));
+    assert_conc_ok(conc_aio_sem_new(SEM_UNITS, &s.sem));
+    conc_future *f[WORKERS];
+    for (int i = 0; i < WORKERS; i++) {
+        struct worker_arg w = {&s, i};
+        assert_conc_ok(
+            conc_aio_create_task(stress_worker, &w, sizeof w, NULL, &f[i]));
+    }
+    /* Cancel half the workers, one every few turns, wherever they are. */
+    for (int turn = 1, next = 0; next < WORKERS / 2; turn++) {
+        assert_conc_ok(conc_aio_sleep(0));
+        if (turn % 7 == 0)
+            conc_aio_task_cancel(f[2 * next++], NULL);
+    }
+    for (int i = 0; i < WORKERS; i++)
+        finish(f[i]);
+    for (int i = 0; i < WORKERS; i++) {
+        if (i % 2 == 0)
+            assert_true(s.cancelled[i] || s.done[i] == ROUNDS);
+        else
+            assert_int_equal(s.done[i], ROUNDS);
+    }
+    assert_int_equal(s.max_sem, SEM_UNITS);
+    assert_int_equal(conc_aio_lock_locked(s.lock), 0);
+    assert_int_equal(conc_aio_sem_value(s.sem), SEM_UNITS);
+    conc_aio_lock_free(s.lock);
+    conc_aio_sem_free(s.sem);
+    return 0;
+}
+
+static void
+test_many_tasks_random_cancels(void **state)
+{
+    (void)state;
+    run(stress_main);
+}
+
 int
 main(void)
 {
@@ -1290,6 +1391,7 @@ main(void)
         conc_unit_test(test_cancel_every_wait),
         conc_unit_test(test_barrier_newcomer_waits_for_drain),
         conc_unit_test(test_queue_woken_getter_waits_again),
+        conc_unit_test(test_many_tasks_random_cancels),
     };
     return conc_run_tests(tests);
 }
