@@ -1365,6 +1365,39 @@ test_many_tasks_random_cancels(void **state)
     run(stress_main);
 }
 
+/* Out of memory while a put grows the queue: CONC_ENOMEM, the queue is
+ * unchanged and the item stays with the caller; constructors fail
+ * cleanly too. */
+CHILD(queue_enomem_main)
+{
+    (void)arg, (void)len, (void)result;
+    conc_aio_queue *q;
+    assert_conc_ok(conc_aio_queue_new(NULL, &q));
+    conc_test_fail_alloc_after(1);
+    assert_conc(conc_aio_queue_put_nowait(q, (void *)1), CONC_ENOMEM);
+    conc_test_fail_alloc_after(0);
+    assert_int_equal(conc_aio_queue_qsize(q), 0);
+    assert_conc(conc_aio_queue_join(q, 0), 0); /* nothing was counted */
+    assert_conc_ok(conc_aio_queue_put(q, (void *)2, 0));
+    assert_int_equal(get_now(q), 2);
+    conc_aio_queue_free(q);
+    conc_aio_lock *lock;
+    conc_aio_barrier *b;
+    conc_test_fail_alloc_after(1);
+    assert_conc(conc_aio_lock_new(&lock), CONC_ENOMEM);
+    conc_test_fail_alloc_after(1);
+    assert_conc(conc_aio_barrier_new(2, &b), CONC_ENOMEM);
+    conc_test_fail_alloc_after(0);
+    return 0;
+}
+
+static void
+test_out_of_memory(void **state)
+{
+    (void)state;
+    run(queue_enomem_main);
+}
+
 int
 main(void)
 {
@@ -1392,6 +1425,7 @@ main(void)
         conc_unit_test(test_barrier_newcomer_waits_for_drain),
         conc_unit_test(test_queue_woken_getter_waits_again),
         conc_unit_test(test_many_tasks_random_cancels),
+        conc_unit_test(test_out_of_memory),
     };
     return conc_run_tests(tests);
 }

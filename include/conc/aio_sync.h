@@ -21,9 +21,10 @@
  * the order they came (FIFO). Every wait is a cancellation point: a task
  * cancelled while it waits gets CONC_ECANCELED, and a timeout ends a wait
  * the way asyncio.timeout() would, by the same path. A wake-up given to a
- * waiter that is cancelled (or times out) before it could use it is never
- * lost: it passes to the next waiter, exactly where asyncio passes it on
- * (Lock, Semaphore, Queue, Condition). A call that does not need to wait
+ * waiter that is cancelled before it could use it is never lost: it
+ * passes to the next waiter, exactly where asyncio passes it on (Lock,
+ * Semaphore, Queue, Condition); a waiter whose wake-up came before its
+ * deadline keeps it and succeeds. A call that does not need to wait
  * does not suspend and is not a cancellation point (asyncio's fast paths).
  *
  * Freeing an object that a task still waits on is a bug, as for sync.h.

@@ -9,11 +9,11 @@
  * looks again when woken (another task may have got there first: it then
  * waits again, at the tail). Each put wakes the first getter not done and
  * each get the first putter, taking them off the list at once
- * (_wakeup_next). A waiter that was woken but leaves with an error
- * (cancelled, timed out) while it could have gone on passes its wake-up
- * to the next in line. shutdown wakes every waiter so each sees the
- * shut-down queue; join waits on the count of unfinished items as on an
- * Event. */
+ * (_wakeup_next). A waiter that was woken but is cancelled before it
+ * runs, while it could have gone on, passes its wake-up to the next in
+ * line (a wake-up that came first wins over the deadline). shutdown wakes every
+ * waiter so each sees the shut-down queue; join waits on the count of
+ * unfinished items as on an Event. */
 #include <string.h>
 
 #include "aio/waiters.h"

@@ -4,8 +4,8 @@
  * FIFO: a newcomer takes a unit at once only if no waiter that is not
  * cancelled is ahead of it. release hands its unit straight to the first
  * waiter not done (the value drops again as it is woken), so nobody can
- * overtake the woken task. A woken waiter that is cancelled or times out
- * before it runs gives its unit back; every waiter that leaves, however it
+ * overtake the woken task. A woken waiter that is cancelled before it
+ * runs gives its unit back; every waiter that leaves, however it
  * leaves, then wakes as many waiters as there are units free (asyncio's
  * `finally: while self._value > 0: ...`), so no unit sits idle while tasks
  * wait. */
