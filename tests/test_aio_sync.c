@@ -1398,6 +1398,54 @@ test_out_of_memory(void **state)
     run(queue_enomem_main);
 }
 
+/* Another thread sets an event through call_soon_threadsafe, the way
+ * aio_sync.h says to reach a loop-local object from outside its loop. */
+struct from_afar {
+    conc_aio_loop *loop;
+    conc_aio_event *ev;
+    int set_rc;
+};
+
+static void
+set_cb(void *arg)
+{
+    struct from_afar *a = arg;
+    a->set_rc = conc_aio_event_set(a->ev);
+}
+
+static int
+setter_thread(void *arg)
+{
+    struct from_afar *a = arg;
+    return conc_aio_call_soon_threadsafe(a->loop, set_cb, a, NULL);
+}
+
+CHILD(threadsafe_set_main)
+{
+    (void)arg, (void)len, (void)result;
+    struct from_afar a = {.set_rc = PENDING};
+    assert_conc_ok(conc_aio_get_running_loop(&a.loop));
+    assert_conc_ok(conc_aio_event_new(&a.ev));
+    assert_conc_ok(conc_aio_event_clear(a.ev)); /* binds it to this loop */
+    conc_thread *th;
+    assert_conc_ok(conc_thread_start(setter_thread, &a, NULL, &th));
+    assert_conc_ok(conc_aio_event_wait(a.ev, BOUND));
+    assert_conc_ok(a.set_rc);
+    int status = -1;
+    assert_conc_ok(conc_thread_join(th, BOUND, &status));
+    assert_int_equal(status, 0);
+    conc_thread_free(th);
+    conc_aio_event_free(a.ev);
+    return 0;
+}
+
+static void
+test_event_set_from_another_thread(void **state)
+{
+    (void)state;
+    run(threadsafe_set_main);
+}
+
 int
 main(void)
 {
@@ -1426,6 +1474,8 @@ main(void)
         conc_unit_test(test_queue_woken_getter_waits_again),
         conc_unit_test(test_many_tasks_random_cancels),
         conc_unit_test(test_out_of_memory),
+        conc_unit_test(test_event_set_from_another_thread),
     };
+    warm_up_threads();
     return conc_run_tests(tests);
 }
