@@ -47,10 +47,11 @@ conc__aio_waitq_wait(struct conc__aio_waitq *q, struct conc__aio_waiter *w,
     (void)conc__coro_token(&t->coro);
     int r;
     /* Should anything else resume it all the same, the resume is spurious:
-     * the waiter keeps its place and waits again. */
-    do
-        r = conc__aio_suspend(t, deadline, 1);
-    while (r == 0 && !w->woken);
+     * the waiter keeps its place (or, if a queue took it off the list as
+     * done meanwhile, goes back at the tail) and waits again. */
+    while ((r = conc__aio_suspend(t, deadline, 1)) == 0 && !w->woken)
+        if (!w->linked)
+            push_tail(q, w);
     conc__aio_waitq_remove(q, w);
     return r;
 }
