@@ -23,5 +23,6 @@
 #include "conc/executor.h"
 #include "conc/pool.h"
 #include "conc/aio.h"
+#include "conc/aio_sync.h"
 
 #endif

@@ -66,6 +66,13 @@ CONSTRUCTORS = {
                        ' MUST(conc_aio_call_soon(lp, dummy_aio_cb, NULL, &v)); }',
     # Made by a task of a loop that is then left stopped (see the prelude).
     'conc_aio_taskgroup': 'v = held_taskgroup();',
+    'conc_aio_queue': 'MUST(conc_aio_queue_new(NULL, &v));',
+    'conc_aio_lock': 'MUST(conc_aio_lock_new(&v));',
+    'conc_aio_event': 'MUST(conc_aio_event_new(&v));',
+    'conc_aio_cond': 'MUST(conc_aio_cond_new(NULL, &v));',
+    'conc_aio_sem': 'MUST(conc_aio_sem_new(1, &v));',
+    'conc_aio_bsem': 'MUST(conc_aio_bsem_new(1, &v));',
+    'conc_aio_barrier': 'MUST(conc_aio_barrier_new(1, &v));',
 }
 
 # Other parameter types: C type -> (declaration of `v`, expression passed).
@@ -217,6 +224,12 @@ NULLABLE = {
     ('conc_obj_next', 'value'): None,  # optional for dicts, NULL for sets
     ('conc_obj_foreign', 'args'): None,  # NULL: the bare global
     ('conc_obj_foreign', 'state'): None,  # NULL: no state
+    # Outside a loop these give CONC_ESTATE; a NULL item is a valid item.
+    ('conc_aio_queue_put', 'item'): None,
+    ('conc_aio_queue_put_nowait', 'item'): None,
+    ('conc_aio_queue_put_priority', 'item'): None,
+    ('conc_aio_cond_wait_for', 'arg'): None,
+    ('conc_aio_barrier_wait', 'index'): None,
 }
 
 # Statements run after a call that did not get NULL in the named
