@@ -383,6 +383,35 @@ test_conc_unix(void **state)
     conc_pair(abstract, &key_lopts, &key_copts);
 }
 
+/* An accepted connection handed on with conc_conn_share keeps CPython's
+ * framing in the handle that conc_conn_open makes. */
+static void
+test_conc_share_keeps_framing(void **state)
+{
+    (void)state;
+    conc_listener *l;
+    conc_conn *c, *sc, *opened;
+    char addr[256];
+    assert_conc_ok(conc_listener_new("127.0.0.1:0", NULL, &l));
+    address_of(l, addr, sizeof addr);
+    assert_conc_ok(conc_client_connect(addr, NULL, WAIT, &c));
+    assert_conc_ok(conc_listener_accept(l, WAIT, &sc));
+    conc_conn_ref ref;
+    assert_conc_ok(conc_conn_share(sc, &ref));
+    assert_conc_ok(conc_conn_open(&ref, &opened));
+    conc_conn_free(sc);
+    conc_buf m = CONC_BUF_INIT;
+    assert_conc_ok(conc_conn_send_bytes(c, "ping", 4, WAIT));
+    assert_conc_ok(conc_conn_recv_bytes(opened, WAIT, &m));
+    assert_int_equal(m.len, 4);
+    assert_memory_equal(m.data, "ping", 4);
+    assert_conc(conc_conn_send_fd(opened, 0, WAIT), CONC_EINVAL);
+    conc_buf_free(&m);
+    conc_conn_free(opened);
+    conc_conn_free(c);
+    conc_listener_free(l);
+}
+
 static void
 test_conc_wrong_key(void **state)
 {
@@ -793,6 +822,7 @@ main(void)
         conc_unit_test(test_auth_challenge_forms),
         conc_unit_test(test_conc_tcp),
         conc_unit_test(test_conc_unix),
+        conc_unit_test(test_conc_share_keeps_framing),
         conc_unit_test(test_conc_wrong_key),
         conc_unit_test(test_failure_leaks_nothing),
         conc_unit_test(test_python_listener),
