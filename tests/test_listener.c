@@ -351,6 +351,29 @@ conc_pair(const char *address, const conc_listener_opts *lo,
     assert_conc(s.echo_rc, CONC_ECLOSED);
 }
 
+/* conc_pair with limits: small messages pass, a larger one is refused. */
+static void
+conc_pair_small(const conc_listener_opts *lo, const conc_client_opts *co)
+{
+    conc_listener *l;
+    conc_conn *c;
+    char addr[256];
+    assert_conc_ok(conc_listener_new("127.0.0.1:0", lo, &l));
+    address_of(l, addr, sizeof addr);
+    struct server s = {.l = l};
+    assert_conc_ok(conc_thread_start(server_main, &s, NULL, &s.t));
+    assert_conc_ok(conc_client_connect(addr, co, WAIT, &c));
+    send_and_check_echo(c, "12345678", co->max_message);
+    conc_buf m = CONC_BUF_INIT;
+    assert_conc_ok(conc_conn_send_bytes(c, "123456789", 9, WAIT));
+    assert_conc(conc_conn_recv_bytes(c, WAIT, &m), CONC_EMSGSIZE);
+    conc_conn_free(c);
+    assert_conc_ok(conc_thread_join(s.t, WAIT, NULL));
+    conc_thread_free(s.t);
+    assert_conc_ok(s.accept_rc);
+    conc_listener_free(l);
+}
+
 static void
 test_conc_tcp(void **state)
 {
@@ -363,6 +386,12 @@ test_conc_tcp(void **state)
     conc_client_opts sha3 = key_copts;
     sha3.digest = "sha3_384";
     conc_pair("localhost:0", &key_lopts, &sha3);
+    /* A limit below the handshake's messages limits only what follows. */
+    conc_listener_opts small = key_lopts;
+    small.max_message = 16;
+    conc_client_opts csmall = key_copts;
+    csmall.max_message = 8;
+    conc_pair_small(&small, &csmall);
     conc_listener_opts empty = {.authkey = "", .authkey_len = 0};
     conc_client_opts cempty = {.authkey = "", .authkey_len = 0};
     conc_pair("127.0.0.1:0", &empty, &cempty);

@@ -106,7 +106,7 @@ conc_client_connect(const char *address, const conc_client_opts *opts,
     unsigned flags = CONC__CONN_READ | CONC__CONN_WRITE | CONC__CONN_SOCKET |
                      CONC__CONN_PYWIRE;
     conc_conn *c;
-    r = conc__conn_wrap(fd, flags, opts ? opts->max_message : 0, &c);
+    r = conc__conn_wrap(fd, flags, 0, &c);
     if (r) {
         close(fd);
         return r;
@@ -115,6 +115,8 @@ conc_client_connect(const char *address, const conc_client_opts *opts,
         conc_conn_free(c);
         return r;
     }
+    /* The handshake reads up to its own bound whatever the limit. */
+    c->max_message = opts ? opts->max_message : 0;
     *out = c;
     return 0;
 }

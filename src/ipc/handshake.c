@@ -46,6 +46,7 @@ recv_msg(conc_conn *c, int quickack, uint8_t *buf, size_t *n, int64_t deadline)
         int one = 1; /* best effort: a failure only costs time */
         (void)setsockopt(c->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
     }
+    *n = 0;
     struct conc__sink s = {.kind = CONC__KIND_BYTES,
                            .buf = buf,
                            .cap = CONC__AUTH_MSG_MAX,
@@ -56,9 +57,11 @@ recv_msg(conc_conn *c, int quickack, uint8_t *buf, size_t *n, int64_t deadline)
                          "handshake: a message of %zu bytes, "
                          "above the %d a handshake allows",
                          *n, CONC__AUTH_MSG_MAX);
-    if (r == CONC_ECLOSED || r == CONC_EPROTO)
-        return conc_fail(r, "handshake: the peer closed the connection%s",
-                         r == CONC_EPROTO ? " inside a message" : "");
+    if (r == CONC_ECLOSED)
+        return conc_fail(r, "handshake: the peer closed the connection");
+    if (r == CONC_EPROTO)
+        return conc_fail(r, "handshake: the stream ended inside a message, "
+                            "or is not CPython's framing");
     if (r == CONC_ETIMEDOUT)
         return conc_fail(r, "handshake: the peer did not answer in time");
     return r;

@@ -163,7 +163,7 @@ conc_listener_accept(conc_listener *l, double timeout, conc_conn **out)
     unsigned flags = CONC__CONN_READ | CONC__CONN_WRITE | CONC__CONN_SOCKET |
                      CONC__CONN_PYWIRE;
     conc_conn *c;
-    r = conc__conn_wrap(fd, flags, l->max_message, &c);
+    r = conc__conn_wrap(fd, flags, 0, &c);
     if (r) {
         close(fd);
         return r;
@@ -176,6 +176,8 @@ conc_listener_accept(conc_listener *l, double timeout, conc_conn **out)
             return r;
         }
     }
+    /* The handshake reads up to its own bound whatever the limit. */
+    c->max_message = l->max_message;
     *out = c;
     return 0;
 }
