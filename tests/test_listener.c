@@ -788,6 +788,24 @@ test_accept_timeout_and_limits(void **state)
     assert_conc_ok(conc_conn_send_bytes(c, big, sizeof big, WAIT));
     assert_conc(conc_conn_recv_bytes(sc, WAIT, &m), CONC_EMSGSIZE);
     assert_conc(conc_conn_send_fd(sc, 0, WAIT), CONC_EINVAL);
+    conc_conn_free(sc);
+    conc_conn_free(c);
+    conc_listener_free(l);
+
+    /* Without a limit, a header announcing 2^64 - 1 bytes: poll says a
+     * receive answers at once, and it refuses the message. */
+    assert_conc_ok(conc_listener_new("127.0.0.1:0", NULL, &l));
+    address_of(l, addr, sizeof addr);
+    assert_conc_ok(conc_client_connect(addr, NULL, WAIT, &c));
+    assert_conc_ok(conc_listener_accept(l, WAIT, &sc));
+    int fd;
+    assert_conc_ok(conc_conn_fileno(c, &fd));
+    static const uint8_t absurd[12] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                       0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    assert_int_equal(send(fd, absurd, sizeof absurd, 0),
+                     (ssize_t)sizeof absurd);
+    assert_int_equal(conc_conn_poll(sc, WAIT), 1);
+    assert_conc(conc_conn_recv_bytes(sc, WAIT, &m), CONC_EMSGSIZE);
     conc_buf_free(&m);
     conc_conn_free(c);
     conc_conn_free(sc);

@@ -454,7 +454,8 @@ frame_ready(const conc_conn *c)
         return 1;
     if (c->max_message && len > c->max_message)
         return 1;
-    return hdr + len <= have || hdr + len > CONC__CONN_INBUF;
+    /* Compared so that no length, up to CPython's 2^64 - 1, overflows. */
+    return len > CONC__CONN_INBUF - hdr || hdr + len <= have;
 }
 
 /* Takes a RING or WAKE frame whole at the front of the input buffer:
