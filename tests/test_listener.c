@@ -586,6 +586,42 @@ test_python_wrong_key(void **state)
     }
 }
 
+/* Python's send() and recv() of objects, with conc's pickles carried as
+ * bytes: a manager's request and its reply. */
+static void
+test_python_objects_as_bytes(void **state)
+{
+    (void)state;
+    if (!have_python())
+        skip();
+    struct peer pr;
+    peer_start(&pr, "obj-server", "127.0.0.1:0", KEY, 1);
+    conc_conn *c;
+    assert_conc_ok(conc_client_connect(pr.line, &key_copts, WAIT, &c));
+    conc_obj *req = conc_obj_tuple(4);
+    assert_non_null(req);
+    assert_conc_ok(conc_obj_tuple_set_new(req, 0, conc_obj_none()));
+    assert_conc_ok(conc_obj_tuple_set_new(req, 1, conc_obj_str("dummy")));
+    assert_conc_ok(conc_obj_tuple_set_new(req, 2, conc_obj_tuple(0)));
+    assert_conc_ok(conc_obj_tuple_set_new(req, 3, conc_obj_dict()));
+    conc_buf b = CONC_BUF_INIT, repr = CONC_BUF_INIT;
+    assert_conc_ok(conc_obj_dumps(req, &b));
+    assert_conc_ok(conc_conn_send_bytes(c, b.data, b.len, WAIT));
+    assert_conc_ok(conc_conn_recv_bytes(c, WAIT, &b));
+    conc_obj *reply;
+    assert_conc_ok(conc_obj_loads(b.data, b.len, NULL, &reply, NULL));
+    assert_conc_ok(conc_obj_repr(reply, &repr));
+    assert_conc_ok(conc_buf_append(&repr, "", 1));
+    assert_string_equal((char *)repr.data,
+                        "('#RETURN', (None, 'dummy', (), {}))");
+    conc_obj_decref(reply);
+    conc_obj_decref(req);
+    conc_buf_free(&b);
+    conc_buf_free(&repr);
+    conc_conn_free(c);
+    peer_finish(&pr, "eof");
+}
+
 /* A Python peer that closes in the middle of a message; one that sends
  * the 8-byte length escape. */
 static void
@@ -859,6 +895,59 @@ test_listener_contract(void **state)
     conc_buf_free(&a);
 }
 
+/* ---- inside coroutines -------------------------------------------------- */
+
+static conc_listener *co_listener;
+static char co_silent[64]; /* a server that never sends its challenge */
+
+static int
+co_accept(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    conc_conn *c;
+    return conc_listener_accept(co_listener, WAIT, &c);
+}
+
+static int
+co_connect(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    conc_conn *c;
+    return conc_client_connect(co_silent, &key_copts, WAIT, &c);
+}
+
+/* Both waits suspend only their task (the loop runs the other and this
+ * one), and cancelling either ends it with CONC_ECANCELED. */
+static int
+co_main(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    conc_future *f[2];
+    assert_conc_ok(conc_aio_create_task(co_accept, NULL, 0, NULL, &f[0]));
+    assert_conc_ok(conc_aio_create_task(co_connect, NULL, 0, NULL, &f[1]));
+    assert_conc_ok(conc_aio_sleep(0.01)); /* both are waiting now */
+    for (int i = 0; i < 2; i++) {
+        assert_false(conc_future_done(f[i]));
+        assert_int_equal(conc_aio_task_cancel(f[i], NULL), 1);
+        assert_conc(conc_aio_await(f[i]), CONC_ECANCELED);
+        conc_future_free(f[i]);
+    }
+    return 0;
+}
+
+static void
+test_coroutines_cancel_accept_and_connect(void **state)
+{
+    (void)state;
+    struct raw r;
+    raw_start(&r, NULL, 0);
+    snprintf(co_silent, sizeof co_silent, "127.0.0.1:%d", r.port);
+    assert_conc_ok(conc_listener_new("127.0.0.1:0", &key_lopts, &co_listener));
+    assert_conc_ok(conc_aio_run(co_main, NULL, 0, NULL));
+    conc_listener_free(co_listener);
+    raw_join(&r);
+}
+
 int
 main(void)
 {
@@ -876,10 +965,12 @@ main(void)
         conc_unit_test(test_python_client),
         conc_unit_test(test_python_wrong_key),
         conc_unit_test(test_python_framing),
+        conc_unit_test(test_python_objects_as_bytes),
         conc_unit_test(test_python_huge_messages),
         conc_unit_test(test_handshake_is_bounded),
         conc_unit_test(test_accept_timeout_and_limits),
         conc_unit_test(test_listener_contract),
+        conc_unit_test(test_coroutines_cancel_accept_and_connect),
     };
     return conc_run_tests(tests);
 }

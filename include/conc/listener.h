@@ -11,8 +11,9 @@
  * conc_conn_poll, conc_conn_fileno, conc_conn_close and conc_conn_free
  * work on them as on a pipe; descriptors cannot travel (conc_conn_send_fd
  * and conc_conn_recv_fd return CONC_EINVAL). Python's Connection.send and
- * recv of pickled objects will come with conc's value type; bytes are
- * what travels today.
+ * recv carry pickles: until calls that take conc_obj values come here,
+ * conc_obj_dumps and conc_obj_loads (conc/obj.h) make and read the bytes
+ * for conc_conn_send_bytes and conc_conn_recv_bytes.
  *
  * Addresses are strings: "host:port" for TCP ("127.0.0.1:5000",
  * "[::1]:5000", "localhost:0"; port 0 asks for a free port, see
@@ -38,6 +39,11 @@
  * (TCP_QUICKACK), so that connecting with the handshake costs well under a
  * millisecond on loopback, with a conc or an unmodified Python client,
  * instead of CPython's 44 ms.
+ *
+ * Coroutines: conc_listener_accept and conc_client_connect, like the
+ * sends and receives of conc_conn, suspend only the calling task when a
+ * coroutine makes them, and are cancellation points (a cancelled task's
+ * call returns CONC_ECANCELED and leaves no connection behind).
  *
  * Descriptors: every descriptor conc opens here is close-on-exec. */
 #ifndef CONC_LISTENER_H
@@ -108,6 +114,7 @@ CONC_EXTERN int conc_listener_new(const char *address,
  * or after conc_listener_close; CONC_EINVAL for a NULL pointer or a NaN
  * timeout; CONC_ENOMEM; -EMFILE and other system errors negated. After
  * any failure the listener is as before, ready for the next client.
+ * CONC_ECANCELED in a cancelled coroutine.
  * Any thread; several threads may accept at once (each client goes to
  * one of them). */
 CONC_EXTERN int conc_listener_accept(conc_listener *l, double timeout,
@@ -155,8 +162,8 @@ CONC_EXTERN void conc_listener_free(conc_listener *l);
  * during the handshake; CONC_EINVAL for a NULL pointer, a bad address,
  * an unknown digest or a NaN timeout; CONC_ENOENT (with a failure
  * message) when the host does not resolve; -ECONNREFUSED, -ENOENT (no
- * such Unix socket) and other system errors negated; CONC_ENOMEM. Any
- * thread. */
+ * such Unix socket) and other system errors negated; CONC_ENOMEM;
+ * CONC_ECANCELED in a cancelled coroutine. Any thread. */
 CONC_EXTERN int conc_client_connect(const char *address,
                                     const conc_client_opts *opts,
                                     double timeout, conc_conn **out);

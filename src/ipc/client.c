@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "ipc/listener_internal.h"
+#include "unix/coro.h"
 #include "unix/platform.h"
 
 /* The nap between connects to a Unix listener whose backlog is full. */
@@ -80,8 +81,8 @@ connect_socket(const struct conc__sockaddr *sa, int64_t deadline, int *fd)
     return 0;
 }
 
-int
-conc_client_connect(const char *address, const conc_client_opts *opts,
+static int
+connect_uncancelled(const char *address, const conc_client_opts *opts,
                     double timeout, conc_conn **out)
 {
     if (!address || !out)
@@ -119,4 +120,11 @@ conc_client_connect(const char *address, const conc_client_opts *opts,
     c->max_message = opts ? opts->max_message : 0;
     *out = c;
     return 0;
+}
+
+int
+conc_client_connect(const char *address, const conc_client_opts *opts,
+                    double timeout, conc_conn **out)
+{
+    CONC__CANCEL_POINT(connect_uncancelled(address, opts, timeout, out));
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "ipc/listener_internal.h"
+#include "unix/coro.h"
 #include "unix/platform.h"
 
 #define DEFAULT_BACKLOG 128
@@ -144,8 +145,8 @@ accept_socket(conc_listener *l, int64_t deadline, int *fd)
     }
 }
 
-int
-conc_listener_accept(conc_listener *l, double timeout, conc_conn **out)
+static int
+accept_uncancelled(conc_listener *l, double timeout, conc_conn **out)
 {
     if (!l || !out)
         return CONC_EINVAL;
@@ -180,6 +181,12 @@ conc_listener_accept(conc_listener *l, double timeout, conc_conn **out)
     c->max_message = l->max_message;
     *out = c;
     return 0;
+}
+
+int
+conc_listener_accept(conc_listener *l, double timeout, conc_conn **out)
+{
+    CONC__CANCEL_POINT(accept_uncancelled(l, timeout, out));
 }
 
 int

@@ -29,6 +29,8 @@ Modes:
                 for 100 bytes, 10 of them, and closes.
   escape        Listener without a key: accepts one client and sends
                 b"hello" framed with the 8-byte escape, then echoes.
+  obj-server    Listener: receives one object with recv() and answers
+                ("#RETURN", obj) with send(), as a manager does.
   huge-server   Listener: receives one message, answers its length and
                 its first, middle and last bytes, then sends 2**31 + 1
                 bytes of its own (both through the 8-byte escape).
@@ -213,6 +215,12 @@ def escape(address, key):
         return echo(conn)
 
 
+def obj_server(address, key):
+    with listener(address, key) as lst, lst.accept() as conn:
+        conn.send(("#RETURN", conn.recv()))
+        return echo(conn)
+
+
 def huge_server(address, key):
     with listener(address, key) as lst, lst.accept() as conn:
         m = conn.recv_bytes()
@@ -229,6 +237,7 @@ MODES = {
     "py312-client": py312_client,
     "midframe": midframe,
     "escape": escape,
+    "obj-server": obj_server,
     "huge-server": huge_server,
 }
 
