@@ -125,6 +125,13 @@ ROWS = [
                              lambda c, p, o: c >= 1e6 and o is not None
                              and c >= 0.95 * o),
         other="non-blocking pipe pair"),
+    # CPython pays about 44 ms per connection (Nagle's algorithm and
+    # delayed acknowledgements); conc's goal is under a millisecond.
+    Row("listener_connect", "Client connect + handshake + 1 request, TCP",
+        "listener", "rate", 1, "/s", (">= 1000/s (< 1 ms)", at_least(1e3)),
+        other="bare TCP sockets, no handshake"),
+    Row("listener_roundtrip", "Listener conn round trip, 16 B, TCP",
+        "listener", "rate", 1e3, "k/s", None),
     Row("shlock_contended", "Process-shared Lock, 2 processes", "shlock",
         "rate", 1e6, "M incs/s", None,
         other="robust pshared pthread_mutex"),

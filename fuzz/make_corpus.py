@@ -39,6 +39,11 @@ def item(b):
     return u64(len(b)) + pad8(b)
 
 
+def pyframe(payload):
+    """A message in CPython's framing (multiprocessing.connection)."""
+    return struct.pack(">i", len(payload)) + payload
+
+
 def frame(kind, payload=b"", length=None):
     """A connection frame: 56-bit length and kind in one 64-bit word."""
     n = len(payload) if length is None else length
@@ -193,6 +198,34 @@ SEEDS = {
         # filler, on a socket with a 100000-byte limit.
         "big": u8(0b1101) + u8(0) + u8(0) + u16(8751) + u8(0) +
         frame(BYTES, length=70000),
+    },
+    "frame": {
+        # 4 KiB limit, ops: bytes, into(8), poll; then CPython's frames:
+        # b"hello", b"", the 8-byte escape for b"x" * 9, and -2.
+        "python": u8(1) + u8(3) + u8(0) + u8(1 | 3 << 2) + u8(2) + u16(0) +
+        pyframe(b"hello") + pyframe(b"") +
+        struct.pack(">iQ", -1, 9) + b"x" * 9 + struct.pack(">i", -2),
+        # A 70000-byte message of filler, with a 100000-byte limit.
+        "big": u8(0b110) + u8(0) + u8(0) + u16(8751) +
+        struct.pack(">i", 70000),
+        # A message cut inside its payload.
+        "cut": u8(3) + u8(0) + u8(0) + u16(0) + struct.pack(">i", 10) + b"abc",
+    },
+    "auth": {
+        # Key "Willard", 3.11's challenge from the transcripts and its
+        # MD5 reply; then the same with 3.12's form.
+        "legacy": u8(7) + u16(31) + u16(16) + u8(0) + b"Willard" +
+        b"#CHALLENGE#" +
+        bytes.fromhex("b5e3fa47705ebb906bf1a49621bfa9e49c0ed5fd") +
+        bytes.fromhex("aaf71f5f3b0dd95e0d8252e12e2c2db1"),
+        "sha256": u8(7) + u16(59) + u16(40) + u8(2) + b"Willard" +
+        b"#CHALLENGE#" + bytes.fromhex(
+            "7b7368613235367d3d17e00f3d194b8be86a5f5b151c8ab734f6384edd317a"
+            "729f955eec1c6c85108992a926a76eaff8") + b"{sha256}" +
+        bytes.fromhex("33d42d6c62c7e01d2f08bcab53ac9720906558e93ebe5e88"
+                      "dbc5252e67b61ed2"),
+        "prefix": u8(0) + u16(30) + u16(9) + u8(5) + b"#CHALLENGE#{sha3_384}" +
+        b"123456789" + b"{sha3_38}",
     },
 }
 

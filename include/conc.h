@@ -16,6 +16,7 @@
 #include "conc/process.h"
 #include "conc/subprocess.h"
 #include "conc/ipc.h"
+#include "conc/listener.h"
 #include "conc/mpqueue.h"
 #include "conc/shm.h"
 #include "conc/task.h"

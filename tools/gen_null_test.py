@@ -47,6 +47,7 @@ CONSTRUCTORS = {
     'conc_process': 'MUST(conc_process_new(dummy_process, NULL, 0, NULL, &v));',
     'conc_popen': 'MUST(conc_popen_new(true_argv, NULL, &v));',
     'conc_conn': '{ conc_conn *other; MUST(conc_pipe(NULL, &v, &other)); }',
+    'conc_listener': 'MUST(conc_listener_new("127.0.0.1:0", NULL, &v));',
     'conc_mpqueue': 'MUST(conc_joinable_new(NULL, &v));',
     'conc_arena': 'MUST(conc_arena_new(1 << 20, &v));',
     'conc_value': 'MUST(conc_value_new(CONC_CTYPE_I32, NULL, NULL, &v));',
@@ -147,6 +148,9 @@ OVERRIDES = {
     ('conc_shm_create', 'name'): ('', 'NULL'),
     ('conc_shm_attach', 'name'): ('', '"conc_null_test_absent"'),
     ('conc_buf_init_with', 'storage'): ('', 'scratch'),
+    # Addresses that leave no socket file behind and connect to nothing.
+    ('conc_listener_new', 'address'): ('', '"127.0.0.1:0"'),
+    ('conc_client_connect', 'address'): ('', '"127.0.0.1:1"'),
     # A slice of one element: NULL is valid for an empty one.
     ('conc_array_get_slice', 'start'): ('', '0'),
     ('conc_array_set_slice', 'start'): ('', '0'),

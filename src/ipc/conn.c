@@ -42,6 +42,12 @@ fail:
 }
 
 int
+conc__conn_wrap(int fd, unsigned flags, size_t max_message, conc_conn **out)
+{
+    return conn_new(fd, flags, max_message, out);
+}
+
+int
 conc_pipe(const conc_pipe_opts *opts, conc_conn **a, conc_conn **b)
 {
     if (!a || !b)

@@ -38,6 +38,9 @@
 #define CONC__KIND_DIVERT 0x44u
 #define CONC__KIND_WAKE   0x57u
 #define CONC__FRAME_MAX   ((UINT64_C(1) << 56) - 1)
+/* The longest header of either framing (CPython's with its 8-byte
+ * escape, frame.c). */
+#define CONC__HDR_MAX 12
 
 /* Input buffer size: small messages, and bursts of them, are read into it
  * with one system call; a message whose frame does not fit is read
@@ -50,10 +53,11 @@
 
 /* Connection flags, fixed at construction. */
 enum {
-    CONC__CONN_READ = 1u,   /* may receive */
-    CONC__CONN_WRITE = 2u,  /* may send */
-    CONC__CONN_SOCKET = 4u, /* a stream socket: send/recv with flags */
-    CONC__CONN_FDS = 8u,    /* a Unix socket: may carry descriptors */
+    CONC__CONN_READ = 1u,    /* may receive */
+    CONC__CONN_WRITE = 2u,   /* may send */
+    CONC__CONN_SOCKET = 4u,  /* a stream socket: send/recv with flags */
+    CONC__CONN_FDS = 8u,     /* a Unix socket: may carry descriptors */
+    CONC__CONN_PYWIRE = 16u, /* CPython's framing (frame.c), bytes only */
 };
 
 /* What a receive wants, and where it goes. */
@@ -137,6 +141,25 @@ conc__frame_get(const uint8_t *p, unsigned *kind, uint64_t *len)
     *kind = (unsigned)(w & 0xffu);
     *len = w >> 8;
 }
+
+/* frame.c: CPython's framing. conc__pyframe_put writes the header for a
+ * payload of `len` bytes at p (room for CONC__HDR_MAX) and returns its
+ * size. conc__pyframe_get decodes the header at p, of which `have` bytes
+ * are there: 0 with the payload length and the header's size, 1 when more
+ * bytes are needed, CONC_EPROTO for a length Python never writes.
+ * conc__conn_frame_get does the same in the connection's framing, giving
+ * the frame's kind too. */
+size_t conc__pyframe_put(uint8_t *p, uint64_t len);
+int conc__pyframe_get(const uint8_t *p, size_t have, uint64_t *len,
+                      size_t *hdr);
+int conc__conn_frame_get(const conc_conn *c, const uint8_t *p, size_t have,
+                         unsigned *kind, uint64_t *len, size_t *hdr);
+
+/* conn.c: wraps a stream socket with the given CONC__CONN_* flags (for
+ * the listener and client, which know what they made). Does not close
+ * `fd` on failure. */
+int conc__conn_wrap(int fd, unsigned flags, size_t max_message,
+                    conc_conn **out);
 
 /* Waits until `fd` shows one of `events` (POLLIN, POLLOUT) or the absolute
  * deadline passes. Returns 0 when ready (errors and hang-ups count as

@@ -168,7 +168,7 @@ check_header(conc_conn *c, const struct conc__sink *s, unsigned kind,
         return CONC_EPROTO; /* the frame stays for the other call */
     if (kind == CONC__KIND_FD)
         return 0;
-    if (len > SIZE_MAX - CONC__FRAME_HDR)
+    if (len > SIZE_MAX - CONC__HDR_MAX)
         return shut(c, CONC_EMSGSIZE);
     if (c->max_message && len > c->max_message)
         return shut(c, CONC_EMSGSIZE);
@@ -194,9 +194,9 @@ take_fd(conc_conn *c, const struct conc__sink *s)
 
 /* Delivers a whole small frame from the input buffer. */
 static int
-take_small(conc_conn *c, const struct conc__sink *s, size_t len)
+take_small(conc_conn *c, const struct conc__sink *s, size_t hdr, size_t len)
 {
-    const uint8_t *p = c->in + c->in_head + CONC__FRAME_HDR;
+    const uint8_t *p = c->in + c->in_head + hdr;
     if (s->out) {
         /* Grown first, so that a failure leaves the caller's content. */
         if (len > s->out->len) {
@@ -212,7 +212,7 @@ take_small(conc_conn *c, const struct conc__sink *s, size_t len)
             memcpy(s->buf, p, len);
         *s->len = len;
     }
-    c->in_head += CONC__FRAME_HDR + len;
+    c->in_head += hdr + len;
     return 0;
 }
 
@@ -221,10 +221,11 @@ take_small(conc_conn *c, const struct conc__sink *s, size_t len)
  * message (recv_bytes). For recv_bytes_into the part is copied straight to
  * the caller and *pre says how much. */
 static int
-start_big(conc_conn *c, const struct conc__sink *s, size_t len, size_t *pre)
+start_big(conc_conn *c, const struct conc__sink *s, size_t hdr, size_t len,
+          size_t *pre)
 {
-    size_t have = c->in_tail - c->in_head - CONC__FRAME_HDR;
-    const uint8_t *p = c->in + c->in_head + CONC__FRAME_HDR;
+    size_t have = c->in_tail - c->in_head - hdr;
+    const uint8_t *p = c->in + c->in_head + hdr;
     *pre = 0;
     if (s->out) {
         conc_buf_free(&c->big_buf);
@@ -310,12 +311,13 @@ big_into_user(conc_conn *c, const struct conc__sink *s, size_t got,
 static int
 take_frame(conc_conn *c, const struct conc__sink *s, int64_t deadline)
 {
-    size_t have = c->in_tail - c->in_head;
-    if (have < CONC__FRAME_HDR)
-        return 1;
+    size_t have = c->in_tail - c->in_head, hdr;
     unsigned kind;
     uint64_t len;
-    conc__frame_get(c->in + c->in_head, &kind, &len);
+    int h =
+        conc__conn_frame_get(c, c->in + c->in_head, have, &kind, &len, &hdr);
+    if (h)
+        return h == 1 ? 1 : shut(c, h);
     int m = conc__conn_take_marker(c);
     if (m)
         return m == CONC__RING_SWITCH ? m : take_frame(c, s, deadline);
@@ -324,12 +326,12 @@ take_frame(conc_conn *c, const struct conc__sink *s, int64_t deadline)
         return r;
     if (kind == CONC__KIND_FD)
         return take_fd(c, s);
-    if (CONC__FRAME_HDR + len <= have)
-        return take_small(c, s, (size_t)len);
-    if (CONC__FRAME_HDR + len <= CONC__CONN_INBUF)
+    if (hdr + len <= have)
+        return take_small(c, s, hdr, (size_t)len);
+    if (hdr + len <= CONC__CONN_INBUF)
         return 1;
     size_t pre;
-    r = start_big(c, s, (size_t)len, &pre);
+    r = start_big(c, s, hdr, (size_t)len, &pre);
     if (r)
         return r;
     if (s->out)
@@ -441,18 +443,19 @@ conc_conn_recv_fd(conc_conn *c, double timeout, int *fd)
 static int
 frame_ready(const conc_conn *c)
 {
-    size_t have = c->in_tail - c->in_head;
-    if (have < CONC__FRAME_HDR)
-        return 0;
+    size_t have = c->in_tail - c->in_head, hdr;
     unsigned kind;
     uint64_t len;
-    conc__frame_get(c->in + c->in_head, &kind, &len);
+    int h =
+        conc__conn_frame_get(c, c->in + c->in_head, have, &kind, &len, &hdr);
+    if (h)
+        return h != 1; /* a bad header is reported at once */
     if (kind != CONC__KIND_BYTES)
         return 1;
     if (c->max_message && len > c->max_message)
         return 1;
-    return CONC__FRAME_HDR + len <= have ||
-           CONC__FRAME_HDR + len > CONC__CONN_INBUF;
+    /* Compared so that no length, up to CPython's 2^64 - 1, overflows. */
+    return len > CONC__CONN_INBUF - hdr || hdr + len <= have;
 }
 
 /* Takes a RING or WAKE frame whole at the front of the input buffer:
@@ -461,6 +464,8 @@ frame_ready(const conc_conn *c)
 int
 conc__conn_take_marker(conc_conn *c)
 {
+    if (c->flags & CONC__CONN_PYWIRE)
+        return 0; /* CPython's framing has no markers */
     if (c->in_tail - c->in_head < CONC__FRAME_HDR)
         return 0;
     unsigned kind;

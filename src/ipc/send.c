@@ -123,9 +123,13 @@ int
 conc__conn_send_frame(conc_conn *c, unsigned kind, const void *data, size_t len,
                       int *cmsg_fd, int64_t deadline)
 {
-    uint8_t hdr[CONC__FRAME_HDR];
-    conc__frame_put(hdr, kind, len);
-    struct iovec iov[2] = {{hdr, sizeof hdr}, {(void *)data, len}};
+    uint8_t hdr[CONC__HDR_MAX];
+    size_t hlen = CONC__FRAME_HDR;
+    if (c->flags & CONC__CONN_PYWIRE)
+        hlen = conc__pyframe_put(hdr, len);
+    else
+        conc__frame_put(hdr, kind, len);
+    struct iovec iov[2] = {{hdr, hlen}, {(void *)data, len}};
     size_t sent = 0;
     int r;
     if (c->flags & CONC__CONN_SOCKET) {

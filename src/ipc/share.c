@@ -20,7 +20,8 @@
 
 #define REF_MAGIC 0x436f6e6eu /* "Conn" */
 #define REF_FLAGS                                                              \
-    (CONC__CONN_READ | CONC__CONN_WRITE | CONC__CONN_SOCKET | CONC__CONN_FDS)
+    (CONC__CONN_READ | CONC__CONN_WRITE | CONC__CONN_SOCKET | CONC__CONN_FDS | \
+     CONC__CONN_PYWIRE)
 
 /* Whether the open file behind `fd` is the one `ref` names. */
 static int
@@ -127,6 +128,8 @@ conc_conn_open(const conc_conn_ref *ref, conc_conn **out)
     conc_conn *c;
     conc_conn_opts opts = {.max_message = (size_t)ref->max_message};
     int r = conc_conn_from_fd(fd, &opts, &c);
+    if (r == 0 && (ref->flags & CONC__CONN_PYWIRE)) /* speaks CPython's */
+        c->flags = (c->flags & ~CONC__CONN_FDS) | CONC__CONN_PYWIRE;
     if (r == 0 && c->flags != ref->flags) {
         conc_conn_free(c); /* closes fd */
         return conc_fail(CONC_EINVAL, "conc_conn_open: the descriptor is "
