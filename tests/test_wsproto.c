@@ -464,7 +464,7 @@ test_deflate_negotiation(void **state)
     /* Chromium's offer: the server picks 12 bits for the client too. */
     negotiate("permessage-deflate; client_max_window_bits", &dflt, 0, &p,
               "permessage-deflate; client_max_window_bits=12");
-    assert_int_equal(p.server_max_window_bits, 12);
+    assert_int_equal(p.server_max_window_bits, 15); /* not announced */
     assert_int_equal(p.client_max_window_bits, 12);
     /* Without client_max_window_bits the client may use 15 bits. */
     negotiate("permessage-deflate", &dflt, 0, &p, "permessage-deflate");
@@ -506,6 +506,7 @@ test_deflate_negotiation(void **state)
     assert_int_equal(p.client_max_window_bits, 11);
     static const char *const bad[] = {
         "permessage-deflate; server_max_window_bits=11",
+        "permessage-deflate; client_max_window_bits=9",
         "permessage-deflate; client_max_window_bits",
         "permessage-deflate; client_max_window_bits=8",
         "permessage-deflate, permessage-deflate",

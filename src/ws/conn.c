@@ -310,10 +310,11 @@ on_data(conc__ws_conn *c, const struct conc__ws_frame *f, const uint8_t *p)
         r = conc_buf_reserve(&c->rx_msg, n);
         if (r)
             return r;
-        conc__ws_mask_copy(c->rx_msg.data + before, p, n, f->mask, 0);
+        if (n)
+            conc__ws_mask_copy(c->rx_msg.data + before, p, n, f->mask, 0);
         c->rx_msg.len += n;
     }
-    if (c->rx_opcode == CONC__WS_TEXT &&
+    if (c->rx_opcode == CONC__WS_TEXT && c->rx_msg.len > before &&
         conc__utf8_feed(&c->rx_utf8, c->rx_msg.data + before,
                         c->rx_msg.len - before))
         return CONC_EVALUE;

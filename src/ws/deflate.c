@@ -160,12 +160,14 @@ server_try(const struct pmd *m, const struct conc__ws_deflate_opts *o,
         m->seen[P_SNCT] || o->server_no_context_takeover;
     p->client_no_context_takeover =
         m->seen[P_CNCT] || o->client_no_context_takeover;
-    p->server_max_window_bits = pref(o->server_max_window_bits);
+    /* The params say what the response announces; the compressor may
+     * still use a smaller window of its own (conc__ws_deflate_new). */
+    int sb = pref(o->server_max_window_bits);
     if (m->seen[P_SMWB])
-        p->server_max_window_bits =
-            min_int(p->server_max_window_bits, m->bits[P_SMWB]);
-    if (p->server_max_window_bits < WBITS_ZMIN)
+        sb = min_int(sb, m->bits[P_SMWB]);
+    if (sb < WBITS_ZMIN)
         return CONC_ENOENT;
+    p->server_max_window_bits = m->seen[P_SMWB] ? sb : WBITS_MAX;
     /* Without client_max_window_bits in the offer the client may use the
      * full window and the response must not name the parameter. */
     p->client_max_window_bits = WBITS_MAX;
@@ -233,8 +235,9 @@ static int
 client_check(const struct pmd *m, const struct conc__ws_deflate_opts *o,
              struct conc__ws_deflate_params *p)
 {
-    if (m->seen[P_SMWB] && o->server_max_window_bits &&
-        m->bits[P_SMWB] > o->server_max_window_bits)
+    /* A limit the client asked for must be acknowledged (7.1.2.1). */
+    if (o->server_max_window_bits &&
+        (!m->seen[P_SMWB] || m->bits[P_SMWB] > o->server_max_window_bits))
         return CONC_EPROTO;
     if (m->seen[P_CMWB] && !m->bits[P_CMWB])
         return CONC_EPROTO; /* a response's value is mandatory */
