@@ -209,6 +209,9 @@ SEEDS = {
                                           0xc9, 0xc9, 0x07, 0x00, 0xc1,
                                           0x05, 0xf2, 0x00, 0x11, 0x00,
                                           0x00]),
+        # An empty unfragmented message, to a client (once applied an
+        # offset to a NULL buffer, which clang's UBSan reports).
+        "empty": u8(1) + bytes([0x82, 0x00]),
         # A close with a code and a reason, to a client.
         "close": u8(0b1100001) + bytes([0x88, 0x05, 0x03, 0xe8]) + b"bye",
     },

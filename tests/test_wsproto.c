@@ -564,6 +564,14 @@ test_violations_1002(void **state)
     expect_failure(0x88, "\x03\xe7", 2, 0, NULL, CONC_EPROTO, 1002); /* 999 */
     struct conc__ws_deflate_params pd = {0, 0, 15, 15};
     expect_failure(0xc9, "", 0, 0, &pd, CONC_EPROTO, 1002); /* RSV1 ping */
+    /* RSV1 belongs on a compressed message's first frame only. */
+    conc__ws_conn *d = new_conn(CONC__WS_SERVER, 0, &pd);
+    conc_buf fr = CONC_BUF_INIT;
+    assert_conc_ok(conc__ws_frame_append(&fr, 0x41, "\xf2\x48", 2, KEY));
+    assert_conc_ok(conc__ws_frame_append(&fr, 0xc0, "\xcd", 1, KEY));
+    assert_conc(conc__ws_conn_receive(d, fr.data, fr.len), CONC_EPROTO);
+    conc_buf_free(&fr);
+    conc__ws_conn_free(d);
     /* An unmasked frame sent to a server. */
     conc__ws_conn *c = new_conn(CONC__WS_SERVER, 0, NULL);
     assert_conc(conc__ws_conn_receive(c, U8(0x81, 0x01, 'x'), 3), CONC_EPROTO);
@@ -587,6 +595,9 @@ test_violations_1007_1009(void **state)
     (void)state;
     expect_failure(0x81, "\xce\xba\xff", 3, 0, NULL, CONC_EVALUE, 1007);
     expect_failure(0x81, "\xce", 1, 0, NULL, CONC_EVALUE, 1007); /* cut */
+    /* Fail fast: a fragment that cannot begin valid text fails at once,
+     * before the message ends (Autobahn 6.4.x). */
+    expect_failure(0x01, "\xce\xba\xf4\x90", 4, 0, NULL, CONC_EVALUE, 1007);
     expect_failure(0x88, "\x03\xe8\xff", 3, 0, NULL, CONC_EVALUE, 1007);
     expect_failure(0x82, "0123456789abcdefg", 17, 16, NULL, CONC_EMSGSIZE,
                    1009);
@@ -608,6 +619,20 @@ test_violations_1007_1009(void **state)
     assert_conc(conc__ws_conn_receive(c, in.data, in.len), CONC_EMSGSIZE);
     conc_buf_free(&in);
     conc__ws_conn_free(c);
+    /* Text checked after decompression: a compressed TEXT frame whose
+     * inflated bytes are not UTF-8. */
+    struct conc__ws_deflate_params pd8 = {0, 0, 15, 15};
+    conc__ws_conn *tx8 = new_conn(CONC__WS_CLIENT, 0, &pd8);
+    conc__ws_conn *rx8 = new_conn(CONC__WS_SERVER, 0, &pd8);
+    assert_conc_ok(conc__ws_conn_send(tx8, CONC__WS_BINARY, "ok\xff", 3));
+    conc_buf z = CONC_BUF_INIT;
+    assert_conc_ok(conc__ws_conn_take_output(tx8, &z));
+    z.data[0] = 0xc1; /* the same payload, now claimed as text */
+    assert_conc(conc__ws_conn_receive(rx8, z.data, z.len), CONC_EVALUE);
+    assert_int_equal(conc__ws_conn_close_code(rx8), 1007);
+    conc_buf_free(&z);
+    conc__ws_conn_free(tx8);
+    conc__ws_conn_free(rx8);
     /* A compressed message whose inflated size passes the limit, though
      * its frame is small: the limit applies after decompression. */
     struct conc__ws_deflate_params pd = {0, 0, 15, 15};

@@ -471,7 +471,8 @@ int conc__ws_conn_send(conc__ws_conn *c, enum conc__ws_opcode opcode,
  * others pass CONC__WS_CONT; `fin` ends the message. Control frames may be
  * sent between fragments. Errors as conc__ws_conn_send (text is validated
  * across fragments), CONC_ESTATE for CONT outside a message or TEXT/BINARY
- * inside one. */
+ * inside one. With permessage-deflate, the first fragment's size decides
+ * (against the threshold) whether the whole message is compressed. */
 int conc__ws_conn_send_fragment(conc__ws_conn *c, enum conc__ws_opcode opcode,
                                 const void *p, size_t n, int fin);
 
