@@ -212,6 +212,8 @@ SEEDS = {
         # An empty unfragmented message, to a client (once applied an
         # offset to a NULL buffer, which clang's UBSan reports).
         "empty": u8(1) + bytes([0x82, 0x00]),
+        # The same with deflate on: its echo compresses an empty message.
+        "empty_deflate": u8(0b0000011) + bytes([0x82, 0x00]),
         # A close with a code and a reason, to a client.
         "close": u8(0b1100001) + bytes([0x88, 0x05, 0x03, 0xe8]) + b"bye",
     },

@@ -418,8 +418,10 @@ conc__ws_deflate_compress(conc__ws_deflate *d, const void *p, size_t n, int fin,
         d->zc.next_in = (Bytef *)(uintptr_t)in;
         d->zc.avail_in = take;
         r = deflate_all(d, out);
-        in += take - d->zc.avail_in;
-        n -= take - d->zc.avail_in;
+        size_t used = take - d->zc.avail_in;
+        n -= used;
+        if (used) /* never an offset on NULL, for an empty message */
+            in += used;
     } while (!r && n);
     if (!r && fin && !ends_with_tail(out, start))
         r = conc_buf_append(out, EMPTY_STORED, sizeof EMPTY_STORED);
