@@ -598,6 +598,17 @@ test_violations_1007_1009(void **state)
     /* Fail fast: a fragment that cannot begin valid text fails at once,
      * before the message ends (Autobahn 6.4.x). */
     expect_failure(0x01, "\xce\xba\xf4\x90", 4, 0, NULL, CONC_EVALUE, 1007);
+    /* ... and before the rest of its frame arrives (Autobahn 6.4.3 sends
+     * such a frame in chops). */
+    conc__ws_conn *ff = new_conn(CONC__WS_SERVER, 0, NULL);
+    conc_buf part = CONC_BUF_INIT;
+    assert_conc_ok(
+        conc__ws_frame_append(&part, 0x81, "\xce\xba\xf4\x90 rest", 9, KEY));
+    assert_conc_ok(conc__ws_conn_receive(ff, part.data, 6 + 3));
+    assert_conc(conc__ws_conn_receive(ff, part.data + 9, 1), CONC_EVALUE);
+    assert_int_equal(conc__ws_conn_close_code(ff), 1007);
+    conc_buf_free(&part);
+    conc__ws_conn_free(ff);
     expect_failure(0x88, "\x03\xe8\xff", 3, 0, NULL, CONC_EVALUE, 1007);
     expect_failure(0x82, "0123456789abcdefg", 17, 16, NULL, CONC_EMSGSIZE,
                    1009);

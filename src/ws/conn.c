@@ -1,14 +1,17 @@
 /* The WebSocket connection state machine: bytes in -> events out,
  * messages in -> bytes out (RFC 6455 sections 5 to 7).
  *
- * Receiving. Bytes are parsed straight from the caller's buffer while they
- * hold whole frames; only the tail of an incomplete frame is copied into
- * `in`, so a large read costs no extra copy. Everything a header alone
- * tells is checked before the payload is awaited (fail fast: a frame
- * announcing 2^62 bytes fails at once with 1009, not after buffering).
- * A data payload is unmasked straight into the message being assembled,
- * or, compressed, into `scratch` and inflated from there. Text is
- * validated as it arrives, across frames, after decompression.
+ * Receiving. Bytes are parsed straight from the caller's buffer; only an
+ * incomplete header, or an incomplete control frame (at most 139 bytes),
+ * waits in `in` for the rest. A data frame's payload is taken piece by
+ * piece as it arrives: unmasked (at its offset in the frame) straight into
+ * the message being assembled, or, compressed, into `scratch` and inflated
+ * from there. So a large frame is never buffered twice, and text is
+ * validated byte by byte as it arrives, across frames and after
+ * decompression: invalid UTF-8 fails before the rest of its frame comes
+ * (Autobahn 6.4.3 and 6.4.4 chop such frames). Everything a header alone
+ * tells is checked before its payload (a frame announcing 2^62 bytes fails
+ * at once with 1009).
  *
  * Failing. A peer that breaks the protocol gets a close frame with the
  * matching code (1002, 1007, 1009; 1011 when we run out of memory), and
@@ -51,8 +54,13 @@ struct conc__ws_conn {
     conc_buf out;     /* bytes to send */
     conc_buf scratch; /* unmasked compressed payload, compressed output */
 
-    /* The message being received: rx_opcode is 0 between messages. */
+    /* The message being received: rx_opcode is 0 between messages. The
+     * data frame being received, while rx_in_frame: rx_done of its
+     * rx_frame.len payload bytes are taken. */
     unsigned rx_opcode;
+    int rx_in_frame;
+    struct conc__ws_frame rx_frame;
+    uint64_t rx_done;
     int rx_compressed;
     struct conc__utf8 rx_utf8;
     conc_buf rx_msg;
@@ -284,26 +292,37 @@ finish_message(conc__ws_conn *c)
                       &c->rx_msg, 0);
 }
 
-static int
-on_data(conc__ws_conn *c, const struct conc__ws_frame *f, const uint8_t *p)
+/* A data frame's header was read: start it (and its message). */
+static void
+start_data(conc__ws_conn *c, const struct conc__ws_frame *f)
 {
-    size_t n = (size_t)f->len, before;
     if (f->opcode != CONC__WS_CONT) {
         c->rx_opcode = f->opcode;
         c->rx_compressed = !!(f->rsv & CONC__WS_RSV1);
         conc__utf8_reset(&c->rx_utf8);
         c->rx_msg.len = 0;
     }
-    before = c->rx_msg.len;
-    int r;
+    c->rx_frame = *f;
+    c->rx_done = 0;
+    c->rx_in_frame = 1;
+}
+
+/* Takes the next n payload bytes of the current data frame. */
+static int
+on_payload(conc__ws_conn *c, const uint8_t *p, size_t n)
+{
+    const struct conc__ws_frame *f = &c->rx_frame;
+    size_t off = (size_t)c->rx_done, before = c->rx_msg.len;
+    int last = c->rx_done + n == f->len, r;
     if (c->rx_compressed) {
         c->scratch.len = 0;
         r = conc_buf_reserve(&c->scratch, n);
         if (r)
             return r;
-        conc__ws_mask_copy(c->scratch.data, p, n, f->mask, 0);
-        r = conc__ws_deflate_decompress(c->deflate, c->scratch.data, n, f->fin,
-                                        c->max_message, &c->rx_msg);
+        conc__ws_mask_copy(c->scratch.data, p, n, f->mask, off);
+        r = conc__ws_deflate_decompress(c->deflate, c->scratch.data, n,
+                                        last && f->fin, c->max_message,
+                                        &c->rx_msg);
         if (r)
             return r;
     } else {
@@ -311,13 +330,17 @@ on_data(conc__ws_conn *c, const struct conc__ws_frame *f, const uint8_t *p)
         if (r)
             return r;
         if (n)
-            conc__ws_mask_copy(c->rx_msg.data + before, p, n, f->mask, 0);
+            conc__ws_mask_copy(c->rx_msg.data + before, p, n, f->mask, off);
         c->rx_msg.len += n;
     }
+    c->rx_done += n;
     if (c->rx_opcode == CONC__WS_TEXT && c->rx_msg.len > before &&
         conc__utf8_feed(&c->rx_utf8, c->rx_msg.data + before,
                         c->rx_msg.len - before))
         return CONC_EVALUE;
+    if (!last)
+        return 0;
+    c->rx_in_frame = 0;
     return f->fin ? finish_message(c) : 0;
 }
 
@@ -360,34 +383,48 @@ on_control(conc__ws_conn *c, const struct conc__ws_frame *f, const uint8_t *p)
     }
 }
 
-/* Handles the frames wholly inside p[0..n); *used is how far it got. */
+/* Takes what it can of the current data frame's payload from p[0..n). */
+static int
+take_payload(conc__ws_conn *c, const uint8_t *p, size_t n, size_t *pos)
+{
+    uint64_t left = c->rx_frame.len - c->rx_done;
+    size_t take = left < n - *pos ? (size_t)left : n - *pos;
+    if (take == 0 && left)
+        return CONC_EAGAIN;
+    *pos += take;
+    return on_payload(c, p + *pos - take, take);
+}
+
+/* Handles what p[0..n) holds: whole control frames, headers, and data
+ * payloads piece by piece. *used is how far it got. */
 static int
 parse_frames(conc__ws_conn *c, const uint8_t *p, size_t n, size_t *used)
 {
     size_t pos = 0;
     int r = 0;
     while (c->state != CONC__WS_CLOSED && !c->failed) {
-        struct conc__ws_frame f;
-        r = conc__ws_frame_parse(p + pos, n - pos, c->role, &f);
-        if (r == CONC_EAGAIN) {
-            r = 0;
-            break;
+        if (c->rx_in_frame) {
+            r = take_payload(c, p, n, &pos);
+        } else {
+            struct conc__ws_frame f;
+            r = conc__ws_frame_parse(p + pos, n - pos, c->role, &f);
+            if (!r)
+                r = check_header(c, &f);
+            if (!r && f.opcode < CONC__WS_CLOSE) {
+                start_data(c, &f);
+                pos += f.header_len;
+            } else if (!r && f.len > n - pos - f.header_len) {
+                r = CONC_EAGAIN; /* a control frame is taken whole */
+            } else if (!r) {
+                r = on_control(c, &f, p + pos + f.header_len);
+                pos += f.header_len + (size_t)f.len;
+            }
         }
-        if (!r)
-            r = check_header(c, &f);
-        if (r)
-            break;
-        if (f.len > n - pos - f.header_len)
-            break; /* the payload is not all here yet */
-        const uint8_t *payload = p + pos + f.header_len;
-        r = f.opcode >= CONC__WS_CLOSE ? on_control(c, &f, payload)
-                                       : on_data(c, &f, payload);
-        pos += f.header_len + (size_t)f.len;
         if (r)
             break;
     }
     *used = pos;
-    return r;
+    return r == CONC_EAGAIN ? 0 : r;
 }
 
 int
