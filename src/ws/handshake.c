@@ -22,7 +22,7 @@
 static const char WS_GUID[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 #define KEY_RAW_LEN 16
 
-/* ---- Small lexical helpers --------------------------------------------- */
+/* ---- Lexical pieces ----------------------------------------------------- */
 
 static int
 is_tchar(unsigned char c)
