@@ -227,6 +227,43 @@ SEEDS = {
         "prefix": u8(0) + u16(30) + u16(9) + u8(5) + b"#CHALLENGE#{sha3_384}" +
         b"123456789" + b"{sha3_38}",
     },
+    # A flags byte (role, deflate, takeover, limit, piece size), then
+    # the bytes a peer sent.
+    "ws_frame": {
+        # RFC 6455 section 5.7: "Hello" masked, to a server, whole.
+        "masked": u8(0b1100000) + bytes([0x81, 0x85, 0x37, 0xfa, 0x21,
+                                           0x3d, 0x7f, 0x9f, 0x4d, 0x51,
+                                           0x58]),
+        # Unmasked fragments around a ping, to a client, byte by byte.
+        "fragments": u8(1) + bytes([0x01, 0x03, 0x48, 0x65, 0x6c, 0x89,
+                                    0x00, 0x80, 0x02, 0x6c, 0x6f]),
+        # RFC 7692 section 7.2.3.2: two compressed messages, to a client.
+        "deflate": u8(0b0100011) + bytes([0xc1, 0x07, 0xf2, 0x48, 0xcd,
+                                          0xc9, 0xc9, 0x07, 0x00, 0xc1,
+                                          0x05, 0xf2, 0x00, 0x11, 0x00,
+                                          0x00]),
+        # An empty unfragmented message, to a client (once applied an
+        # offset to a NULL buffer, which clang's UBSan reports).
+        "empty": u8(1) + bytes([0x82, 0x00]),
+        # The same with deflate on: its echo compresses an empty message.
+        "empty_deflate": u8(0b0000011) + bytes([0x82, 0x00]),
+        # A close with a code and a reason, to a client.
+        "close": u8(0b1100001) + bytes([0x88, 0x05, 0x03, 0xe8]) + b"bye",
+    },
+    # A side byte (0 server, 1 client), then an HTTP head.
+    "ws_handshake": {
+        "request": u8(0) + b"GET /chat HTTP/1.1\r\nHost: h\r\n"
+        b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat\r\n"
+        b"Sec-WebSocket-Extensions: permessage-deflate; "
+        b"client_max_window_bits; server_max_window_bits=10\r\n\r\n",
+        "response": u8(1) + b"HTTP/1.1 101 Switching Protocols\r\n"
+        b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+        b"Sec-WebSocket-Extensions: permessage-deflate; "
+        b"server_max_window_bits=12; client_max_window_bits=9\r\n\r\n",
+    },
 }
 
 
