@@ -39,9 +39,10 @@ def calibrate(run, slice_s):
         n *= 8 if t < slice_s / 100 else 2
 
 
-def row(opts, name, run, per_second, smoke_n):
+def row(opts, name, run, per_second, smoke_n, impl="cpython"):
     """Measures one row: run(n) performs n operations (or fewer) and returns
-    (seconds, operations done). Prints one RESULT line."""
+    (seconds, operations done). Prints one RESULT line for `impl` (another
+    Python stack, such as uvloop, measured by the same twin)."""
     slices = 1 if opts.smoke else SLICES
     if opts.smoke:
         n = smoke_n
@@ -56,9 +57,9 @@ def row(opts, name, run, per_second, smoke_n):
         secs += t
         ops += done
     if per_second:
-        print(f"RESULT {name} cpython {ops / secs:.6g} per_s", flush=True)
+        print(f"RESULT {name} {impl} {ops / secs:.6g} per_s", flush=True)
     else:
-        print(f"RESULT {name} cpython {secs * 1e9 / ops:.6g} ns", flush=True)
+        print(f"RESULT {name} {impl} {secs * 1e9 / ops:.6g} ns", flush=True)
 
 
 def start_pair(helper):

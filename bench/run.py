@@ -83,6 +83,8 @@ def at_least(limit):
     return lambda conc, cpython, other: conc >= limit
 
 
+UVLOOP = [("uvloop", "uvloop")]  # a faster Python stack, not a C one
+
 ROWS = [
     Row("lock_pair", "Lock, uncontended acquire+release", "lock", "time",
         1, "ns", ("<= 10 ns and < pthread_mutex",
@@ -167,6 +169,34 @@ ROWS = [
         other=[("ucontext", "swapcontext")]),
     Row("fiber_create", "Fiber create+run+exit, pooled stack", "fiber",
         "time", 1, "ns", ("<= 150 ns", lambda c, p, o: c <= 150)),
+    # PERF.md's "Async core", beside asyncio on CPython's loop and on
+    # uvloop's (Debian's python3-uvloop, run by the twin where installed).
+    Row("aio_switch", "Task switch, sleep(0) ping-pong", "aio", "time", 1,
+        "ns", ("<= 20 ns", lambda c, p, o: c <= 20), other=UVLOOP),
+    Row("aio_call_soon", "call_soon dispatch", "aio", "time", 1, "ns",
+        ("<= 50 ns", lambda c, p, o: c <= 50), other=UVLOOP),
+    Row("aio_create_await", "Create + await a task (pooled stack)", "aio",
+        "time", 1, "ns", ("<= 300 ns", lambda c, p, o: c <= 300),
+        other=UVLOOP),
+    Row("aio_gather", "gather of 200k tasks", "aio", "rate", 1e6,
+        "M tasks/s", (">= 5 M tasks/s", at_least(5e6)), other=UVLOOP),
+    # Bytes, lower is better: the ratio says how many times less memory.
+    Row("aio_idle_mem", "100k sleeping tasks, resident per task", "aio",
+        "time", 1024, "KiB",
+        ("<= 12 KiB, <= 1 GiB in all",
+         lambda c, p, o: c <= 12 * 1024 and c * 100e3 <= 2 ** 30),
+        other=UVLOOP),
+    Row("aio_timers", "Timer insert + cancel, 1M armed", "aio", "time", 1,
+        "ns", ("<= 200 ns", lambda c, p, o: c <= 200), other=UVLOOP),
+    Row("aio_threadsafe", "call_soon_threadsafe from another thread",
+        "aio", "rate", 1e6, "M/s", (">= 1 M/s", at_least(1e6)),
+        other=UVLOOP),
+    Row("aio_lock_wake", "Task waiting on a Lock a thread releases", "aio",
+        "time", 1e3, "µs", ("<= 20 µs", lambda c, p, o: c <= 20e3),
+        other=UVLOOP),
+    Row("aio_queue_wake", "Task waiting on a Queue a thread feeds", "aio",
+        "time", 1e3, "µs", ("<= 20 µs", lambda c, p, o: c <= 20e3),
+        other=UVLOOP),
 ]
 for r in ROWS:
     if r.goal is None:  # no stated goal: at least beat CPython
@@ -290,7 +320,7 @@ def table_rows(args, results, missing, crashed):
 
 
 def print_table(rows):
-    head = ["workload", "CPython", "conc", "ratio", "other C", "goal",
+    head = ["workload", "CPython", "conc", "ratio", "other", "goal",
             "verdict"]
     widths = [max(len(x[i]) for x in rows + [head]) for i in range(7)]
 

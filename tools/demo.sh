@@ -83,6 +83,10 @@ s004_callback_file|seed 004 §1, a callback writes every result to one file
 s004_threadpool_map|seed 004 §2, ThreadPool(5).map
 s004_executor_map_fetch|seed 004 §3, Executor.map over a generator of URLs
 s004_add_done_callback|seed 004 §3, add_done_callback with a failing task
+s004_asyncio_task|seed 004 §4, a task run to completion, and its result
+s004_asyncio_callback|seed 004 §4, a done callback reads the result of the task
+s004_asyncio_wait|seed 004 §4, three tasks under asyncio.wait, then their results
+s004_asyncio_callbacks_collect|seed 004 §4, done callbacks collect three results
 pool_progress_bar|a terminal progress bar driven by conc_map_opts.progress'
 
 # `timeout` guards against an example that hangs; without it, run as is.
