@@ -91,7 +91,8 @@ struct conc__aio_task {
     conc_task_fn fn;
     void *arg;
     size_t len;
-    char *name;
+    char *name;          /* autoname, or a copy of the caller's */
+    char autoname[32];   /* "Task-N" */
     size_t stack_size;
     char msg[CONC__FAILURE_MAX]; /* the task's failure message */
     int code;                    /* what fn returned, once it returned */

@@ -94,9 +94,9 @@ outcome(conc_future *f)
 int
 conc_aio_sleep(double delay)
 {
-    int64_t deadline;
-    if (conc__deadline(delay, &deadline) < 0)
-        return CONC_EINVAL;
+    int64_t deadline = CONC__POLL;
+    if (delay != 0 && conc__deadline(delay, &deadline) < 0)
+        return CONC_EINVAL; /* (a yield, sleep(0), reads no clock) */
     struct conc__aio_task *t = conc__aio_task_self();
     if (!t) {
         int r = conc__poll_until(NULL, 0, deadline);

@@ -262,6 +262,29 @@ task_step(void *arg)
         task_complete(t);
 }
 
+/* asyncio's "Task-N", written without printf: it is made for every task. */
+static char *
+auto_name(char *buf, uint64_t n)
+{
+    char digits[24];
+    int k = 0;
+    do
+        digits[k++] = (char)('0' + n % 10);
+    while ((n /= 10) > 0);
+    memcpy(buf, "Task-", 5);
+    for (int i = 0; i < k; i++)
+        buf[5 + i] = digits[k - 1 - i];
+    buf[5 + k] = '\0';
+    return buf;
+}
+
+static void
+free_name(struct conc__aio_task *t)
+{
+    if (t->name != t->autoname)
+        conc__free(t->name);
+}
+
 /* ---- Creating ------------------------------------------------------------ */
 
 int
@@ -276,13 +299,14 @@ conc_aio_loop_create_task(conc_aio_loop *loop, conc_task_fn fn, const void *arg,
     struct conc__aio_task *t = conc__calloc(1, sizeof *t);
     if (!t)
         return CONC_ENOMEM;
-    uint64_t n = atomic_fetch_add(&task_counter, 1) + 1;
-    char auto_name[32];
-    snprintf(auto_name, sizeof auto_name, "Task-%llu", (unsigned long long)n);
-    t->name = conc__strdup(opts && opts->name ? opts->name : auto_name);
+    if (opts && opts->name)
+        t->name = conc__strdup(opts->name);
+    else
+        t->name =
+            auto_name(t->autoname, atomic_fetch_add(&task_counter, 1) + 1);
     t->arg = len ? conc__malloc(len) : NULL;
     if (!t->name || (len && !t->arg)) {
-        conc__free(t->name);
+        free_name(t);
         conc__free(t->arg);
         conc__free(t);
         return CONC_ENOMEM;
@@ -340,7 +364,7 @@ static void
 task_release(conc_future *f)
 {
     struct conc__aio_task *t = (struct conc__aio_task *)f;
-    conc__free(t->name);
+    free_name(t);
     conc__free(t->arg);
     conc__free(t->cancel_msg);
     conc__free(t);
@@ -462,7 +486,7 @@ conc_aio_task_set_name(conc_future *f, const char *name)
     if (!copy)
         return CONC_ENOMEM;
     pthread_mutex_lock(&t->loop->lock);
-    conc__free(t->name);
+    free_name(t);
     t->name = copy;
     pthread_mutex_unlock(&t->loop->lock);
     if (t->fiber)

@@ -60,16 +60,10 @@ conc_err_name(int err)
  * its own, which the loop installs while the task runs (tasks share their
  * thread, and a message must survive the task's suspensions). */
 static __thread char thread_message[CONC__FAILURE_MAX];
-static __thread char *task_message; /* a task's own, or NULL */
-#define failure_message (task_message ? task_message : thread_message)
-
-char *
-conc__failure_buffer_swap(char *buf)
-{
-    char *old = task_message;
-    task_message = buf;
-    return old;
-}
+__thread char *conc__task_message
+    __attribute__((tls_model("initial-exec"))); /* a task's own, or NULL */
+#define failure_message                                                        \
+    (conc__task_message ? conc__task_message : thread_message)
 
 int
 conc_fail(int err, const char *fmt, ...)

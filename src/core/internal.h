@@ -80,11 +80,22 @@ void conc__at_exit(enum conc__exit_stage stage, void (*fn)(void));
 /* The size of a failure message's buffer (conc_fail cuts at it). */
 #define CONC__FAILURE_MAX 256
 
-/* Makes `buf` (CONC__FAILURE_MAX bytes; NULL: the thread's own) where the
- * calling thread's failure messages go and are read from, and returns the
- * buffer used before (NULL: the thread's own). For the loop, which gives
- * each coroutine task its own. */
-char *conc__failure_buffer_swap(char *buf);
+/* Where the calling thread's failure messages go and are read from, when
+ * not its own buffer: a coroutine task's (CONC__FAILURE_MAX bytes). */
+extern __thread char *conc__task_message
+    __attribute__((tls_model("initial-exec")));
+
+/* Makes `buf` (NULL: the thread's own) the calling thread's failure
+ * message buffer and returns the one used before (NULL: the thread's
+ * own). For the loop, on every switch into a task: inline, as it costs a
+ * pair of TLS accesses. */
+static inline char *
+conc__failure_buffer_swap(char *buf)
+{
+    char *old = conc__task_message;
+    conc__task_message = buf;
+    return old;
+}
 
 /* ---- Invariants -------------------------------------------------------- */
 _Noreturn void conc__panic(const char *fmt, ...) CONC_PRINTF(1, 2);
