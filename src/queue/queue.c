@@ -322,7 +322,7 @@ wait_room(conc_queue *q, int64_t deadline)
 
 /* The waiting half of put. */
 static int
-put_waiting(conc_queue *q, void *item, int64_t prio, int64_t deadline)
+put_waiting_body(conc_queue *q, void *item, int64_t prio, int64_t deadline)
 {
     for (;;) {
         int timed_out = wait_room(q, deadline);
@@ -330,6 +330,13 @@ put_waiting(conc_queue *q, void *item, int64_t prio, int64_t deadline)
         if (r != CONC_EFULL || timed_out)
             return r;
     }
+}
+
+/* put_waiting_body as a cancellation point in a coroutine, out of line. */
+static __attribute__((noinline)) int
+put_waiting(conc_queue *q, void *item, int64_t prio, int64_t deadline)
+{
+    CONC__CANCEL_POINT(put_waiting_body(q, item, prio, deadline));
 }
 
 /* Puts with a timeout. The deadline is computed only when the first try
@@ -345,7 +352,7 @@ put(conc_queue *q, void *item, int64_t prio, double timeout)
         return r;
     int64_t deadline;
     conc__deadline(timeout, &deadline);
-    CONC__CANCEL_POINT(put_waiting(q, item, prio, deadline));
+    return put_waiting(q, item, prio, deadline);
 }
 
 int
@@ -479,7 +486,7 @@ try_get(conc_queue *q, void **item)
 
 /* The waiting half of conc_queue_get. */
 static int
-get_waiting(conc_queue *q, int64_t deadline, void **item)
+get_waiting_body(conc_queue *q, int64_t deadline, void **item)
 {
     for (;;) {
         int timed_out = conc__qwait_until(&q->getters, &q->lock,
@@ -488,6 +495,13 @@ get_waiting(conc_queue *q, int64_t deadline, void **item)
         if (r != CONC_EEMPTY || timed_out)
             return r;
     }
+}
+
+/* get_waiting_body as a cancellation point in a coroutine, out of line. */
+static __attribute__((noinline)) int
+get_waiting(conc_queue *q, int64_t deadline, void **item)
+{
+    CONC__CANCEL_POINT(get_waiting_body(q, deadline, item));
 }
 
 int
@@ -502,7 +516,7 @@ conc_queue_get(conc_queue *q, double timeout, void **item)
         return r;
     int64_t deadline;
     conc__deadline(timeout, &deadline);
-    CONC__CANCEL_POINT(get_waiting(q, deadline, item));
+    return get_waiting(q, deadline, item);
 }
 
 int

@@ -292,7 +292,7 @@ nonempty(const void *arg)
 
 /* The waiting half of conc_simplequeue_get. */
 static int
-get_waiting(conc_simplequeue *q, int64_t deadline, void **item)
+get_waiting_body(conc_simplequeue *q, int64_t deadline, void **item)
 {
     for (;;) {
         int timed_out =
@@ -302,6 +302,13 @@ get_waiting(conc_simplequeue *q, int64_t deadline, void **item)
         if (timed_out)
             return CONC_EEMPTY; /* after a last look at the deadline */
     }
+}
+
+/* get_waiting_body as a cancellation point in a coroutine, out of line. */
+static __attribute__((noinline)) int
+get_waiting(conc_simplequeue *q, int64_t deadline, void **item)
+{
+    CONC__CANCEL_POINT(get_waiting_body(q, deadline, item));
 }
 
 int
@@ -317,7 +324,7 @@ conc_simplequeue_get(conc_simplequeue *q, double timeout, void **item)
         return CONC_EEMPTY;
     int64_t deadline; /* only now: a get that need not wait reads no clock */
     conc__deadline(timeout, &deadline);
-    CONC__CANCEL_POINT(get_waiting(q, deadline, item));
+    return get_waiting(q, deadline, item);
 }
 
 int

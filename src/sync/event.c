@@ -99,7 +99,7 @@ fired(uint32_t w, uint32_t seen)
 }
 
 static int
-sleep_until_set(conc_event *ev, uint32_t seen, int64_t deadline)
+sleep_until_set_body(conc_event *ev, uint32_t seen, int64_t deadline)
 {
     for (;;) {
         uint32_t w = atomic_load_explicit(&ev->word, memory_order_acquire);
@@ -116,6 +116,14 @@ sleep_until_set(conc_event *ev, uint32_t seen, int64_t deadline)
             return fired(w, seen) ? 0 : CONC_ETIMEDOUT;
         }
     }
+}
+
+/* sleep_until_set_body as a cancellation point in a coroutine, out of
+ * line so that the fast path needs no stack frame. */
+static __attribute__((noinline)) int
+sleep_until_set(conc_event *ev, uint32_t seen, int64_t deadline)
+{
+    CONC__CANCEL_POINT(sleep_until_set_body(ev, seen, deadline));
 }
 
 int
@@ -138,7 +146,7 @@ conc_event_wait(conc_event *ev, double timeout)
     while (conc__spin_more(&sp))
         if (fired(atomic_load_explicit(&ev->word, memory_order_acquire), seen))
             return 0;
-    CONC__CANCEL_POINT(sleep_until_set(ev, seen, deadline));
+    return sleep_until_set(ev, seen, deadline);
 }
 
 int

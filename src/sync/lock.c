@@ -112,6 +112,14 @@ shared_release(conc_lock *l)
     return conc__robust_release(mutex_of(l));
 }
 
+/* The wait, a cancellation point in a coroutine; out of line, so that the
+ * fast path needs no stack frame. */
+static __attribute__((noinline)) int
+acquire_slow(conc_lock *lock, int64_t deadline)
+{
+    CONC__CANCEL_POINT(conc__lockword_acquire_slow(&lock->word, deadline, 0));
+}
+
 int
 conc_lock_acquire(conc_lock *lock, double timeout)
 {
@@ -129,7 +137,7 @@ conc_lock_acquire(conc_lock *lock, double timeout)
     int r = conc__deadline(timeout, &deadline);
     if (r)
         return r;
-    CONC__CANCEL_POINT(conc__lockword_acquire_slow(&lock->word, deadline, 0));
+    return acquire_slow(lock, deadline);
 }
 
 int

@@ -66,8 +66,8 @@ take(conc_rlock *r, uint32_t me, uint32_t count)
 }
 
 /* Kept out of line so that the fast path needs no stack frame. */
-static __attribute__((noinline)) int
-acquire_slow(conc_rlock *r, uint32_t me, double timeout)
+static int
+acquire_slow_body(conc_rlock *r, uint32_t me, double timeout)
 {
     if (atomic_load_explicit(&r->owner, memory_order_relaxed) == me) {
         if (r->count == UINT32_MAX)
@@ -108,6 +108,14 @@ shared_acquire(conc_rlock *r, uint32_t me, double timeout)
     return e;
 }
 
+/* The wait, a cancellation point in a coroutine; out of line, so that the
+ * fast path needs no stack frame. */
+static __attribute__((noinline)) int
+acquire_slow(conc_rlock *r, uint32_t me, double timeout)
+{
+    CONC__CANCEL_POINT(acquire_slow_body(r, me, timeout));
+}
+
 int
 conc_rlock_acquire(conc_rlock *rlock, double timeout)
 {
@@ -123,7 +131,7 @@ conc_rlock_acquire(conc_rlock *rlock, double timeout)
         take(rlock, me, 1);
         return 0;
     }
-    CONC__CANCEL_POINT(acquire_slow(rlock, me, timeout));
+    return acquire_slow(rlock, me, timeout);
 }
 
 /* Frees the lock itself; the owner field is already cleared. */

@@ -111,7 +111,7 @@ core_try(struct semcore *s)
 /* Registers as a waiter and sleeps until a unit is taken or the deadline
  * passes. Returns 0 or CONC_ETIMEDOUT. */
 static int
-core_sleep(struct semcore *s, int64_t deadline)
+core_sleep_body(struct semcore *s, int64_t deadline)
 {
     atomic_fetch_add_explicit(&s->all, ONE_WAITER, memory_order_relaxed);
     for (;;) {
@@ -124,6 +124,14 @@ core_sleep(struct semcore *s, int64_t deadline)
             return CONC_ETIMEDOUT;
         }
     }
+}
+
+/* core_sleep_body as a cancellation point in a coroutine, out of line so
+ * that the fast path needs no stack frame. */
+static __attribute__((noinline)) int
+core_sleep(struct semcore *s, int64_t deadline)
+{
+    CONC__CANCEL_POINT(core_sleep_body(s, deadline));
 }
 
 static int
@@ -142,7 +150,7 @@ core_acquire(struct semcore *s, double timeout)
         if (atomic_load_explicit(&s->value, memory_order_relaxed) > 0 &&
             core_try(s))
             return 0;
-    CONC__CANCEL_POINT(core_sleep(s, deadline));
+    return core_sleep(s, deadline);
 }
 
 static int
