@@ -179,7 +179,9 @@ int conc__aio_registry_each(void (*fn)(conc_aio_loop *loop, void *arg),
 void conc__aio_atfork_child(void);
 void conc__aio_task_atfork_child(void);
 void conc__aio_watchdog_atfork_child(void);
-void conc__aio_signals_atfork_child(void);
+/* Takes (1) or releases (0) a file's lock around a fork. */
+void conc__aio_watchdog_fork_lock(int take);
+void conc__aio_signals_fork_lock(int take);
 /* Registers conc__aio_atfork_child once (registry.c). */
 void conc__aio_atfork_register(void);
 

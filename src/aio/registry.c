@@ -13,15 +13,36 @@ static conc_aio_loop *loops;
  * a process forked from a task (a process pool made in a coroutine)
  * carries on as a plain program. The parent's loops stay listed (their
  * memory is the child's too) but no thread of the child runs them. */
+/* Lock order for the fork: the watchdog's, the registry's, the signal
+ * table's, the parking lot's buckets; all are taken before the fork and
+ * released on both sides after it, so the child finds none held by a
+ * thread it does not have. */
+static void
+atfork_prepare(void)
+{
+    conc__aio_watchdog_fork_lock(1);
+    pthread_mutex_lock(&registry_lock);
+    conc__aio_signals_fork_lock(1);
+    conc__park_fork_lock(1);
+}
+
+static void
+atfork_parent(void)
+{
+    conc__park_fork_lock(0);
+    conc__aio_signals_fork_lock(0);
+    pthread_mutex_unlock(&registry_lock);
+    conc__aio_watchdog_fork_lock(0);
+}
+
 void
 conc__aio_atfork_child(void)
 {
-    pthread_mutex_init(&registry_lock, NULL);
+    atfork_parent();
     conc__aio_running = NULL;
     conc__park_atfork_child();
     conc__aio_task_atfork_child();
     conc__aio_watchdog_atfork_child();
-    conc__aio_signals_atfork_child();
 }
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
@@ -29,7 +50,7 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static void
 atfork_register_once(void)
 {
-    pthread_atfork(NULL, NULL, conc__aio_atfork_child);
+    pthread_atfork(atfork_prepare, atfork_parent, conc__aio_atfork_child);
 }
 
 void

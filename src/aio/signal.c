@@ -61,9 +61,12 @@ valid(int sig)
 }
 
 void
-conc__aio_signals_atfork_child(void)
+conc__aio_signals_fork_lock(int take)
 {
-    pthread_mutex_init(&slots_lock, NULL);
+    if (take)
+        pthread_mutex_lock(&slots_lock);
+    else
+        pthread_mutex_unlock(&slots_lock);
 }
 
 int

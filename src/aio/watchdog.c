@@ -211,9 +211,17 @@ watchdog_main(void *arg)
 }
 
 void
+conc__aio_watchdog_fork_lock(int take)
+{
+    if (take)
+        pthread_mutex_lock(&wd_lock);
+    else
+        pthread_mutex_unlock(&wd_lock);
+}
+
+void
 conc__aio_watchdog_atfork_child(void)
 {
-    pthread_mutex_init(&wd_lock, NULL);
     wd_running = 0; /* the thread stayed in the parent */
 }
 

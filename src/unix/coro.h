@@ -127,6 +127,9 @@ int conc__park_wait(struct conc__coro *c, _Atomic uint32_t *word,
  * thread), and no coroutine of the parent is parked in it. */
 void conc__park_atfork_child(void);
 
+/* Takes (1) or releases (0) every bucket's lock, around a fork. */
+void conc__park_fork_lock(int take);
+
 /* Wakes up to n coroutines parked on `word`; returns how many. Cheap when
  * none is parked anywhere. Any thread. */
 int conc__park_wake(_Atomic uint32_t *word, int n);

@@ -105,12 +105,24 @@ unlink_parked(struct bucket *b, struct parked *p)
 }
 
 void
+conc__park_fork_lock(int take)
+{
+    for (int i = 0; i < NBUCKETS; i++) {
+        if (take)
+            bucket_lock(&buckets[i]);
+        else
+            bucket_unlock(&buckets[i]);
+    }
+}
+
+void
 conc__park_atfork_child(void)
 {
     conc__coro_self = NULL;
     for (int i = 0; i < NBUCKETS; i++) {
-        atomic_flag_clear(&buckets[i].lock);
+        bucket_lock(&buckets[i]);
         buckets[i].head = buckets[i].tail = NULL;
+        bucket_unlock(&buckets[i]);
     }
     atomic_store(&nparked, 0);
 }
