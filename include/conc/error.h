@@ -53,7 +53,10 @@ CONC_BEGIN_DECLS
       "the program exited with a non-zero status (CalledProcessError)")       \
     X(EKEY, -10012, "no such key (KeyError)")                                  \
     X(EINDEX, -10013, "index out of range (IndexError)")                       \
-    X(ETYPE, -10014, "wrong type (TypeError)")
+    X(ETYPE, -10014, "wrong type (TypeError)")                                 \
+    X(EINCOMPLETE, -10015,                                                     \
+      "the stream ended before the bytes asked for (IncompleteReadError)")   \
+    X(ELIMIT, -10016, "the data passed the reader's limit (LimitOverrunError)")
 
 /* The codes as an enum: CONC_EINVAL, CONC_EEMPTY, ... */
 enum conc_errno {
