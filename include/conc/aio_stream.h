@@ -71,10 +71,10 @@ CONC_EXTERN int conc_aio_open_connection(const char *host, int port,
  * socket at `path` (borrowed). Returns 0, CONC_EINVAL (NULL, a path too
  * long, NaN), the errors of conc_aio_open_connection. The loop's thread,
  * from a task. */
-CONC_EXTERN int
-conc_aio_open_unix_connection(const char *path,
-                              const conc_aio_stream_opts *opts, double timeout,
-                              conc_aio_stream **out);
+CONC_EXTERN int conc_aio_open_unix_connection(const char *path,
+                                              const conc_aio_stream_opts *opts,
+                                              double timeout,
+                                              conc_aio_stream **out);
 
 /* A stream over `fd`, a connected stream socket (open_connection(sock=)),
  * made non-blocking. Takes ownership of fd on success only. *out: a new
@@ -157,7 +157,8 @@ CONC_EXTERN int conc_aio_stream_write_eof(conc_aio_stream *s);
 CONC_EXTERN int conc_aio_stream_buffered(conc_aio_stream *s, size_t *rd,
                                          size_t *wr);
 
-/* ---- Closing and names ---------------------------------------------------- */
+/* ---- Closing and names ----------------------------------------------------
+ */
 
 /* Closes the stream (close): the buffered bytes are still sent, then the
  * socket is closed; a task waiting to read gets CONC_ECLOSED. Returns 0,
@@ -172,8 +173,7 @@ CONC_EXTERN int conc_aio_stream_is_closing(conc_aio_stream *s);
  * Returns 0, CONC_ETIMEDOUT, CONC_ECANCELED, CONC_ESTATE (not closing,
  * not inside a task of the loop), CONC_EINVAL (NULL, NaN). The loop's
  * thread, from a task. */
-CONC_EXTERN int conc_aio_stream_wait_closed(conc_aio_stream *s,
-                                            double timeout);
+CONC_EXTERN int conc_aio_stream_wait_closed(conc_aio_stream *s, double timeout);
 
 /* The peer's address as text in *out (get_extra_info("peername")):
  * "127.0.0.1:80", "[::1]:80", or a Unix socket's path. Returns 0,
@@ -211,12 +211,9 @@ CONC_EXTERN int conc_aio_start_server(conc_aio_loop *loop, const char *host,
  * `path` (borrowed; a stale socket file there is replaced). Returns 0,
  * CONC_EINVAL (NULL, a path too long), the errors of
  * conc_aio_start_server. The loop's thread. */
-CONC_EXTERN int conc_aio_start_unix_server(conc_aio_loop *loop,
-                                           const char *path,
-                                           conc_aio_stream_handler fn,
-                                           void *arg,
-                                           const conc_aio_stream_opts *opts,
-                                           conc_aio_server **out);
+CONC_EXTERN int conc_aio_start_unix_server(
+    conc_aio_loop *loop, const char *path, conc_aio_stream_handler fn,
+    void *arg, const conc_aio_stream_opts *opts, conc_aio_server **out);
 
 /* The port the server's first socket is bound to (0 for a Unix server),
  * or CONC_EINVAL for NULL. The loop's thread. */

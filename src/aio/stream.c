@@ -236,8 +236,7 @@ addr_text(const struct sockaddr_storage *ss, socklen_t len, conc_buf *out)
         n = snprintf(text, sizeof text, "%s:%d", host, ntohs(in4->sin_port));
     } else if (ss->ss_family == AF_INET6) {
         inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-        n = snprintf(text, sizeof text, "[%s]:%d", host,
-                     ntohs(in6->sin6_port));
+        n = snprintf(text, sizeof text, "[%s]:%d", host, ntohs(in6->sin6_port));
     } else if (ss->ss_family == AF_UNIX) {
         size_t off = offsetof(struct sockaddr_un, sun_path);
         size_t plen = len > off ? strnlen(un->sun_path, len - off) : 0;

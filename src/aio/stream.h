@@ -28,7 +28,7 @@ struct conc_aio_stream {
     struct conc__aio_io io; /* first: the ready callback's record */
     conc_aio_loop *loop;    /* bound at first use */
     size_t limit, high, low, write_limit;
-    size_t want;  /* readexactly's n: the pause mark grows to it */
+    size_t want; /* readexactly's n: the pause mark grows to it */
     conc_buf rbuf, wbuf;
     uint32_t events; /* what epoll watches for now (0: not registered) */
     int eof;         /* the peer's end of stream came */
@@ -36,7 +36,7 @@ struct conc_aio_stream {
     int closing;     /* close was called */
     int eof_asked;   /* write_eof was called; shut down once sent */
     int eof_sent;
-    int reading;     /* a task waits to read */
+    int reading; /* a task waits to read */
     struct conc__aio_waitq readers, drainers, closers;
 };
 

@@ -73,8 +73,8 @@ resolve(const char *host, int port, conc_buf *recs)
 /* Connects a new non-blocking socket to one address. Returns the
  * descriptor or an error. */
 static int
-connect_one(struct conc__aio_task *t, int family, const void *sa,
-            socklen_t len, int64_t deadline)
+connect_one(struct conc__aio_task *t, int family, const void *sa, socklen_t len,
+            int64_t deadline)
 {
     int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)

@@ -159,19 +159,21 @@ listen_tcp(conc_aio_server *srv, const char *host, int port)
     char ps[16];
     snprintf(ps, sizeof ps, "%d", port);
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICHOST |
-                                         AI_NUMERICSERV};
+                             .ai_flags =
+                                 AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     if (getaddrinfo(host, ps, &hints, &res) != 0)
         return conc_fail(CONC_EINVAL, "%s: not a numeric address", host);
     int r = 0;
-    for (struct addrinfo *a = res; a && srv->nsocks < MAX_SOCKS; a = a->ai_next) {
+    for (struct addrinfo *a = res; a && srv->nsocks < MAX_SOCKS;
+         a = a->ai_next) {
         struct sockaddr_storage ss;
         memcpy(&ss, a->ai_addr, a->ai_addrlen);
         if (srv->port && a->ai_family == AF_INET)
             ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)srv->port);
         if (srv->port && a->ai_family == AF_INET6)
-            ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)srv->port);
+            ((struct sockaddr_in6 *)&ss)->sin6_port =
+                htons((uint16_t)srv->port);
         r = listen_one(srv, a->ai_family, &ss, a->ai_addrlen);
         if (r == -EAFNOSUPPORT) {
             r = 0;
