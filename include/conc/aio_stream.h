@@ -182,7 +182,8 @@ CONC_EXTERN int conc_aio_stream_wait_closed(conc_aio_stream *s, double timeout);
 CONC_EXTERN int conc_aio_stream_peername(conc_aio_stream *s, conc_buf *out);
 
 /* The socket's own address as text in *out ("sockname"), as peername.
- * The loop's thread. */
+ * Returns 0, CONC_EINVAL (NULL), CONC_ECLOSED, the getsockname error,
+ * CONC_ENOMEM. The loop's thread. */
 CONC_EXTERN int conc_aio_stream_sockname(conc_aio_stream *s, conc_buf *out);
 
 /* Sends what it can of the buffer without waiting, closes the socket and
