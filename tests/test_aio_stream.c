@@ -8,6 +8,7 @@
  * checks that no descriptor is left open. */
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,15 @@
 #include <unistd.h>
 
 #include "conc_test.h"
+
+#ifndef CONC_PEERS_DIR
+#error "CONC_PEERS_DIR must name tests/peers"
+#endif
+#define PYTHON    "/usr/bin/python3"
+#define PEER      CONC_PEERS_DIR "/stream_peer.py"
+#define PEER_WAIT 30.0 /* seconds: bound on any wait for the peer */
+#define LINES     100
+#define BLOB      (256 * 1024)
 
 #define BOUND  5.0  /* seconds: a wait that must end well before this */
 #define SHORT  0.05 /* seconds: a timeout meant to run out */
@@ -563,6 +573,148 @@ test_unix(void **state)
     run(unix_main);
 }
 
+/* ---- CPython's asyncio as the peer ----------------------------------------
+ */
+
+/* Reads one line of fd (the peer's stdout) into buf, bounded. */
+static void
+read_line(int fd, char *buf, size_t cap)
+{
+    size_t n = 0;
+    while (n + 1 < cap) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        assert_int_equal(poll(&pfd, 1, (int)(PEER_WAIT * 1000)), 1);
+        char ch;
+        assert_int_equal(read(fd, &ch, 1), 1);
+        if (ch == '\n')
+            break;
+        buf[n++] = ch;
+    }
+    buf[n] = '\0';
+}
+
+static conc_popen *
+peer_start(const char *mode, const char *port)
+{
+    char *argv[] = {PYTHON, PEER, (char *)mode, (char *)port, NULL};
+    conc_popen_opts o = {.stdout_mode = CONC_STDIO_PIPE};
+    conc_popen *p;
+    assert_conc_ok(conc_popen_new(argv, &o, &p));
+    return p;
+}
+
+/* Waits for the peer; checks its last line and its exit status. */
+static void
+peer_finish(conc_popen *p, const char *want)
+{
+    conc_buf out = CONC_BUF_INIT;
+    assert_conc_ok(conc_popen_communicate(p, NULL, 0, PEER_WAIT, &out, NULL));
+    int rc = -1;
+    assert_int_equal(conc_popen_returncode(p, &rc), 1);
+    assert_int_equal(rc, 0);
+    assert_conc_ok(conc_buf_append(&out, "", 1));
+    assert_non_null(strstr((char *)out.data, want));
+    conc_buf_free(&out);
+    conc_popen_free(p);
+}
+
+/* conc's client against asyncio's echo server: lines, a large blob,
+ * half-close. */
+static int
+client_of_python(const void *arg, size_t len, conc_buf *result)
+{
+    (void)len, (void)result;
+    conc_aio_stream *s;
+    assert_conc_ok(conc_aio_open_connection("127.0.0.1", *(const int *)arg,
+                                            NULL, PEER_WAIT, &s));
+    char line[32];
+    for (int i = 0; i < LINES; i++) {
+        int n = snprintf(line, sizeof line, "line %d\n", i);
+        assert_conc_ok(conc_aio_stream_write(s, line, (size_t)n));
+    }
+    assert_conc_ok(conc_aio_stream_drain(s, PEER_WAIT));
+    conc_buf b = CONC_BUF_INIT;
+    for (int i = 0; i < LINES; i++) {
+        snprintf(line, sizeof line, "line %d\n", i);
+        assert_conc_ok(conc_aio_stream_readline(s, PEER_WAIT, &b));
+        assert_buf(&b, line);
+    }
+    uint8_t *blob = malloc(BLOB);
+    assert_non_null(blob);
+    for (size_t i = 0; i < BLOB; i++)
+        blob[i] = (uint8_t)i;
+    assert_conc_ok(conc_aio_stream_write(s, blob, BLOB));
+    assert_conc_ok(conc_aio_stream_readexactly(s, BLOB, PEER_WAIT, &b));
+    assert_memory_equal(b.data, blob, BLOB);
+    assert_conc_ok(conc_aio_stream_write_eof(s));
+    assert_conc_ok(conc_aio_stream_read(s, CONC_AIO_READ_ALL, PEER_WAIT, &b));
+    assert_int_equal(b.len, 0);
+    free(blob);
+    conc_buf_free(&b);
+    close_stream(s);
+    return 0;
+}
+
+struct served {
+    conc_aio_event *done;
+    int rc;
+};
+
+static int
+echo_once(void *arg, conc_aio_stream *s)
+{
+    struct served *sv = arg;
+    sv->rc = echo(NULL, s);
+    conc_aio_event_set(sv->done);
+    return 0;
+}
+
+/* asyncio's client against conc's echo server. */
+static int
+server_for_python(const void *arg, size_t len, conc_buf *result)
+{
+    (void)len, (void)result;
+    conc_popen **pp = *(conc_popen * *const *)arg;
+    struct served sv = {NULL, 1};
+    conc_aio_loop *loop;
+    conc_aio_server *srv;
+    assert_conc_ok(conc_aio_event_new(&sv.done));
+    assert_conc_ok(conc_aio_get_running_loop(&loop));
+    assert_conc_ok(conc_aio_start_server(loop, "127.0.0.1", 0, echo_once, &sv,
+                                         NULL, &srv));
+    char port[16];
+    snprintf(port, sizeof port, "%d", conc_aio_server_port(srv));
+    *pp = peer_start("client", port);
+    assert_conc_ok(conc_aio_event_wait(sv.done, PEER_WAIT));
+    assert_conc_ok(sv.rc);
+    stop_server(srv);
+    conc_aio_event_free(sv.done);
+    return 0;
+}
+
+static void
+test_python_peer(void **state)
+{
+    (void)state;
+    if (access(PYTHON, X_OK) != 0)
+        skip();
+    conc_popen *p = peer_start("server", NULL);
+    int out;
+    char line[64];
+    assert_conc_ok(conc_popen_stdout_fd(p, &out));
+    read_line(out, line, sizeof line);
+    int port = atoi(line);
+    assert_true(port > 0);
+    assert_conc_ok(conc_aio_run(client_of_python, &port, sizeof port, NULL));
+    peer_finish(p, "done");
+
+    conc_popen **pp = &p;
+    p = NULL;
+    assert_conc_ok(conc_aio_run(server_for_python, &pp, sizeof pp, NULL));
+    assert_non_null(p);
+    peer_finish(p, "ok");
+}
+
 int
 main(void)
 {
@@ -577,6 +729,7 @@ main(void)
         conc_unit_test(test_read_pauses),
         conc_unit_test(test_cancel_blocked),
         conc_unit_test(test_unix),
+        conc_unit_test(test_python_peer),
     };
     warm_up_threads();
     return conc_run_tests(tests);
