@@ -197,6 +197,17 @@ ROWS = [
     Row("aio_queue_wake", "Task waiting on a Queue a thread feeds", "aio",
         "time", 1e3, "µs", ("<= 20 µs", lambda c, p, o: c <= 20e3),
         other=UVLOOP),
+    # PERF.md's "Streams": conc's streams beside a hand-written epoll
+    # loop (the C column) and asyncio's streams on CPython and uvloop.
+    Row("stream_echo_1", "TCP echo 1 KiB, 1 connection", "stream", "rate",
+        1e3, "k/s", (">= 90% of raw epoll",
+                     lambda c, p, o: o is not None and c >= 0.9 * o),
+        other=[("epoll", "raw C epoll")] + UVLOOP),
+    Row("stream_echo_100", "TCP echo 1 KiB, 100 connections, 1 loop",
+        "stream", "rate", 1e3, "k/s",
+        (">= 90% of raw epoll",
+         lambda c, p, o: o is not None and c >= 0.9 * o),
+        other=[("epoll", "raw C epoll")] + UVLOOP),
 ]
 for r in ROWS:
     if r.goal is None:  # no stated goal: at least beat CPython
