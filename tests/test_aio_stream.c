@@ -7,6 +7,7 @@
  * Every wait a test expects to end has a bounded timeout; the leak guard
  * checks that no descriptor is left open. */
 #include <errno.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -521,6 +522,11 @@ MAIN(cancel_main)
     assert_int_equal(conc_aio_task_cancel(f, NULL), 1);
     assert_conc(conc_aio_await(f), CONC_ECANCELED);
     conc_future_free(f);
+    /* Timeouts: one that runs out, and NaN. */
+    assert_conc(conc_aio_stream_read(s, 1, SHORT, &b), CONC_ETIMEDOUT);
+    assert_conc(conc_aio_stream_read(s, 1, 0, &b), CONC_ETIMEDOUT);
+    assert_conc(conc_aio_stream_readline(s, NAN, &b), CONC_EINVAL);
+    assert_conc(conc_aio_stream_drain(s, NAN), CONC_EINVAL);
     /* The peer's bytes are there without waiting. */
     assert_conc_ok(conc_aio_stream_read(peer, 1, 0, &b));
     assert_int_equal(b.len, 1);
@@ -715,6 +721,33 @@ test_python_peer(void **state)
     peer_finish(p, "ok");
 }
 
+/* Outside a loop, a stream refuses to wait or to bind. */
+static void
+test_outside_a_loop(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    conc_aio_stream *s;
+    assert_conc(conc_aio_stream_from_fd(-1, NULL, &s), CONC_EINVAL);
+    assert_conc_ok(conc_aio_stream_from_fd(sv[0], NULL, &s));
+    conc_buf b = CONC_BUF_INIT;
+    assert_conc(conc_aio_stream_read(s, 1, 0, &b), CONC_ESTATE);
+    assert_conc(conc_aio_stream_write(s, "x", 1), CONC_ESTATE);
+    assert_conc(conc_aio_stream_drain(s, 0), CONC_ESTATE);
+    assert_conc(conc_aio_stream_wait_closed(s, 0), CONC_ESTATE);
+    assert_int_equal(conc_aio_stream_at_eof(s), 0);
+    assert_conc_ok(conc_aio_stream_close(s));
+    assert_conc_ok(conc_aio_stream_close(s));
+    assert_int_equal(conc_aio_stream_is_closing(s), 1);
+    assert_conc(conc_aio_stream_write(s, "x", 1), CONC_ECLOSED);
+    assert_conc(conc_aio_stream_peername(s, &b), CONC_ECLOSED);
+    conc_aio_stream_free(s);
+    conc_aio_stream_free(NULL);
+    conc_aio_server_free(NULL);
+    close(sv[1]);
+}
+
 int
 main(void)
 {
@@ -730,6 +763,7 @@ main(void)
         conc_unit_test(test_cancel_blocked),
         conc_unit_test(test_unix),
         conc_unit_test(test_python_peer),
+        conc_unit_test(test_outside_a_loop),
     };
     warm_up_threads();
     return conc_run_tests(tests);

@@ -197,11 +197,11 @@ CONC_EXTERN void conc_aio_stream_free(conc_aio_stream *s);
  * (host numeric, or NULL for every interface; port 0 picks a free one,
  * conc_aio_server_port reads it) with SO_REUSEADDR, and runs fn(arg,
  * stream) as a new task for each connection. `arg` is borrowed until the
- * server is freed; `opts` may be NULL (borrowed, also applied to each
- * connection). *out: a new server freed with conc_aio_server_free.
- * Returns 0, CONC_EINVAL (NULL loop, fn or out, a port out of range, a
- * host that is not numeric), CONC_ECLOSED (loop closed), CONC_ENOMEM, the
- * bind or listen error (-EADDRINUSE). The loop's thread. */
+ * server is freed and its last handler has returned; `opts` may be NULL
+ * (borrowed, also applied to each connection). *out: a new server freed with
+ * conc_aio_server_free. Returns 0, CONC_EINVAL (NULL loop, fn or out, a port
+ * out of range, a host that is not numeric), CONC_ECLOSED (loop closed),
+ * CONC_ENOMEM, the bind or listen error (-EADDRINUSE). The loop's thread. */
 CONC_EXTERN int conc_aio_start_server(conc_aio_loop *loop, const char *host,
                                       int port, conc_aio_stream_handler fn,
                                       void *arg,
