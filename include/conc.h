@@ -25,5 +25,6 @@
 #include "conc/pool.h"
 #include "conc/aio.h"
 #include "conc/aio_sync.h"
+#include "conc/dist.h"
 
 #endif
