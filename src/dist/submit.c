@@ -66,13 +66,14 @@ xadd(conc_dist_executor *dx, uint64_t seq, const char *name, const void *arg,
     snprintf(id, sizeof id, "%s:%" PRIu64, dx->sub, seq);
     snprintf(ttl, sizeof ttl, "%" PRIu64, dx->ttl_ms);
     snprintf(lim, sizeof lim, "%" PRIu64, dx->lim_ms);
-    const char *argv[] = {
-        "XADD", dx->k_tasks, "*",   "id",    id,
-        "fn",   name,        "sub", dx->sub, "ttl",
-        ttl,    "lim",       lim,   "arg",   len ? (const char *)arg : ""};
+    /* The argument is bytes: set after the lengths of the strings. */
+    const char *argv[] = {"XADD", dx->k_tasks, "*",   "id",    id,
+                          "fn",   name,        "sub", dx->sub, "ttl",
+                          ttl,    "lim",       lim,   "arg",   ""};
     size_t lens[sizeof argv / sizeof *argv];
     for (size_t i = 0; i < sizeof argv / sizeof *argv; i++)
         lens[i] = strlen(argv[i]);
+    argv[14] = len ? (const char *)arg : "";
     lens[14] = len;
     redisReply *rep = NULL;
     conc_lock_acquire(dx->cmd_lock, CONC_FOREVER);

@@ -49,13 +49,15 @@ conc__dist_finish(conc_dist_worker *w, struct conc__rconn *c,
     conc__dist_keyf(done, sizeof done, w->queue, "done:%.*s", (int)t->sub_len,
                     t->sub);
     snprintf(ttl, sizeof ttl, "%" PRIu64, t->ttl_ms);
+    /* The result value and the task id are bytes: set after the lengths
+     * of the strings are taken. */
     const char *argv[] = {
-        "EVAL",          conc__dist_finish_lua,     "3", res, done,
-        w->k_tasks,      (const char *)value->data, ttl, "",  entry,
-        CONC__DIST_GROUP};
+        "EVAL", conc__dist_finish_lua, "3", res, done, w->k_tasks, "", ttl, "",
+        entry,  CONC__DIST_GROUP};
     size_t lens[sizeof argv / sizeof *argv];
     for (size_t i = 0; i < sizeof argv / sizeof *argv; i++)
-        lens[i] = argv[i] ? strlen(argv[i]) : 0;
+        lens[i] = strlen(argv[i]);
+    argv[6] = value->len ? (const char *)value->data : "";
     lens[6] = value->len;
     argv[8] = t->id;
     lens[8] = t->id_len;
