@@ -4,6 +4,7 @@
  * of their own (tests/peers/dist_peer.c) so that they can be killed. */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -516,6 +517,76 @@ test_submitter_dies(void **state)
 }
 
 static int
+python_has_redis(void)
+{
+    char *argv[] = {"/usr/bin/python3", "-c", "import redis", NULL};
+    if (access(argv[0], X_OK) != 0)
+        return 0;
+    pid_t pid = redis_fixture_spawn(argv);
+    int st;
+    return pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) &&
+           WEXITSTATUS(st) == 0;
+}
+
+/* A worker in Python (examples/dist_worker.py) serves a C executor. */
+static void
+test_python_worker(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    if (!python_has_redis())
+        skip();
+    setenv("REDIS_URL", server.url, 1);
+    setenv("REDIS_PASSWORD", PASSWORD, 1);
+    char *argv[] = {"/usr/bin/python3", PY_WORKER, NULL};
+    pid_t py = redis_fixture_spawn(argv);
+    assert_true(py > 0);
+    conc_dist_executor *dx = new_executor("seed000", NULL);
+    conc_future *fs[2];
+    assert_conc_ok(
+        conc_dist_submit(dx, "square_text", "12", 2, LONG_WAIT, &fs[0]));
+    assert_conc_ok(conc_dist_submit(dx, "nope", NULL, 0, LONG_WAIT, &fs[1]));
+    const void *data;
+    size_t len;
+    assert_conc_ok(conc_future_result(fs[0], LONG_WAIT, &data, &len));
+    assert_int_equal(len, strlen("12 * 12 = 144"));
+    assert_memory_equal(data, "12 * 12 = 144", len);
+    assert_conc(conc_future_result(fs[1], LONG_WAIT, NULL, NULL), CONC_ENOENT);
+    assert_non_null(strstr(conc_future_message(fs[1]), "no task named nope"));
+    conc_future_free(fs[0]);
+    conc_future_free(fs[1]);
+    conc_dist_executor_free(dx);
+    kill(py, SIGINT); /* KeyboardInterrupt: "Worker Exit." */
+    int st;
+    assert_int_equal(waitpid(py, &st, 0), py);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+/* examples/dist_master.c gets its ten results from two
+ * examples/dist_worker.c processes, and exits 0. */
+static void
+test_examples(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+#ifdef EX_MASTER
+    setenv("REDIS_URL", server.url, 1);
+    setenv("REDIS_PASSWORD", PASSWORD, 1);
+    char *wargv[] = {EX_WORKER, NULL}, *margv[] = {EX_MASTER, NULL};
+    pid_t w1 = redis_fixture_spawn(wargv), w2 = redis_fixture_spawn(wargv);
+    pid_t m = redis_fixture_spawn(margv);
+    assert_true(w1 > 0 && w2 > 0 && m > 0);
+    int st;
+    assert_int_equal(waitpid(m, &st, 0), m);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    stop_peer(w1);
+    stop_peer(w2);
+#else
+    skip();
+#endif
+}
+
+static int
 group_setup(void **state)
 {
     (void)state;
@@ -553,6 +624,8 @@ main(void)
         conc_unit_test(test_crash_every_time_dead_letter),
         conc_unit_test(test_server_restarted_under_load),
         conc_unit_test(test_submitter_dies),
+        conc_unit_test(test_python_worker),
+        conc_unit_test(test_examples),
     };
     conc_test_install_allocator();
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
