@@ -587,6 +587,52 @@ test_examples(void **state)
 }
 
 static int
+run_status(const char *queue)
+{
+    char *argv[] = {CONC_WORKER, "--status",    "--url", server.url,
+                    "--queue",   (char *)queue, NULL};
+    pid_t pid = redis_fixture_spawn(argv);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* conc-worker serves tasks from a shared library, and reports status. */
+static void
+test_conc_worker_program(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char q[64];
+    new_queue(q, sizeof q);
+    setenv("REDIS_PASSWORD", PASSWORD, 1);
+    char *argv[] = {
+        CONC_WORKER, "--url", server.url, "--queue",    q,
+        "--threads", "2",     DIST_TASKS, "lib_square", "square=lib_square",
+        NULL};
+    pid_t w = redis_fixture_spawn(argv);
+    assert_true(w > 0);
+    conc_dist_executor *dx = new_executor(q, NULL);
+    conc_future *f1 = submit_long(dx, "square", 7);
+    conc_future *f2 = submit_long(dx, "lib_square", 8);
+    assert_int_equal(long_result(f1), 49);
+    assert_int_equal(long_result(f2), 64);
+    assert_int_equal(run_status(q), 0);
+    unsetenv("REDIS_PASSWORD");
+    assert_int_equal(run_status(q), 1); /* CONC_EAUTH, printed */
+    conc_future_free(f1);
+    conc_future_free(f2);
+    conc_dist_executor_free(dx);
+    stop_peer(w);
+    /* A symbol the library lacks is refused before serving. */
+    char *bad[] = {CONC_WORKER, "--url", server.url, DIST_TASKS, "nope", NULL};
+    pid_t b = redis_fixture_spawn(bad);
+    int st;
+    assert_int_equal(waitpid(b, &st, 0), b);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+}
+
+static int
 group_setup(void **state)
 {
     (void)state;
@@ -626,6 +672,7 @@ main(void)
         conc_unit_test(test_submitter_dies),
         conc_unit_test(test_python_worker),
         conc_unit_test(test_examples),
+        conc_unit_test(test_conc_worker_program),
     };
     conc_test_install_allocator();
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
