@@ -209,6 +209,45 @@ test_round_trip(void **state)
     stop_peer(peer);
 }
 
+/* Pipelined submits: many tasks in batches, with a bound on those in
+ * flight smaller than a batch. */
+static void
+test_submit_many(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char q[64];
+    new_queue(q, sizeof q);
+    pid_t peer = start_peer(q, 2, "5", 5);
+    conc_dist_opts o = {.max_in_flight = 100};
+    conc_dist_executor *dx = new_executor(q, &o);
+    enum { N = 1000 };
+    static long in[N];
+    static conc_future *fs[N];
+    for (long i = 0; i < N; i++)
+        in[i] = i;
+    size_t n = 0;
+    conc_items items = CONC_ITEMS(in, N);
+    assert_conc_ok(
+        conc_dist_submit_many(dx, "square", &items, LONG_WAIT, fs, &n));
+    assert_int_equal(n, N);
+    assert_conc_ok(conc_wait(fs, N, CONC_ALL_COMPLETED, LONG_WAIT, NULL));
+    for (long i = 0; i < N; i++) {
+        assert_int_equal(long_result(fs[i]), i * i);
+        conc_future_free(fs[i]);
+    }
+    /* Refused before anything is sent: a generator, a closed executor. */
+    conc_items gen = {.next = (conc_next_fn)1};
+    assert_conc(conc_dist_submit_many(dx, "square", &gen, 0, fs, &n),
+                CONC_EINVAL);
+    assert_conc_ok(conc_dist_shutdown(dx, 1, 0, LONG_WAIT));
+    assert_conc(conc_dist_submit_many(dx, "square", &items, 0, fs, &n),
+                CONC_ECLOSED);
+    assert_int_equal(n, 0);
+    conc_dist_executor_free(dx);
+    stop_peer(peer);
+}
+
 /* A task's failure travels with its message; an unknown name fails too;
  * a remote future mixes with a thread executor's in as_completed. */
 static void
@@ -660,6 +699,7 @@ main(void)
         conc_unit_test(test_wire_task_decode),
         conc_unit_test(test_wire_address),
         conc_unit_test(test_round_trip),
+        conc_unit_test(test_submit_many),
         conc_unit_test(test_failures_and_mixing),
         conc_unit_test(test_wrong_password),
         conc_unit_test(test_backpressure_and_cancel_on_shutdown),

@@ -59,6 +59,17 @@ conc__rconn_close(struct conc__rconn *c)
 }
 
 void
+conc__rconn_fail(struct conc__rconn *c, int err)
+{
+    conc__rconn_close(c);
+    c->last_err = err;
+    c->next_attempt_ns = conc__now_ns() + c->backoff_ns;
+    c->backoff_ns *= 2;
+    if (c->backoff_ns > RECONNECT_MAX_NS)
+        c->backoff_ns = RECONNECT_MAX_NS;
+}
+
+void
 conc__rconn_fini(struct conc__rconn *c)
 {
     conc__rconn_close(c);
@@ -119,6 +130,19 @@ conc__reply_error_is(const struct redisReply *r, const char *prefix)
 {
     return r && r->type == REDIS_REPLY_ERROR &&
            strncmp(r->str, prefix, strlen(prefix)) == 0;
+}
+
+int
+conc__reply_transient(const struct redisReply *r)
+{
+    if (conc__reply_error_is(r, "NOAUTH") ||
+        conc__reply_error_is(r, "WRONGPASS"))
+        return CONC_EAUTH;
+    if (conc__reply_error_is(r, "LOADING") ||
+        conc__reply_error_is(r, "MASTERDOWN") ||
+        conc__reply_error_is(r, "TRYAGAIN"))
+        return CONC_EAGAIN;
+    return 0;
 }
 
 /* Why hiredis gave up on the context: its error as a negative code. */
@@ -232,11 +256,7 @@ conc__rconn_ensure(struct conc__rconn *c, int64_t deadline)
             c->connects++;
             return 0;
         }
-        c->last_err = r;
-        c->next_attempt_ns = conc__now_ns() + c->backoff_ns;
-        c->backoff_ns *= 2;
-        if (c->backoff_ns > RECONNECT_MAX_NS)
-            c->backoff_ns = RECONNECT_MAX_NS;
+        conc__rconn_fail(c, r);
         if (r == CONC_EAUTH || r == CONC_EINVAL || r == CONC_ENOMEM ||
             conc__now_ns() >= deadline)
             return r;
@@ -257,12 +277,7 @@ round_trip(struct conc__rconn *c, int64_t deadline, redisReply **out)
         conc__rconn_close(c);
         return r;
     }
-    if (conc__reply_error_is(rep, "NOAUTH") ||
-        conc__reply_error_is(rep, "WRONGPASS"))
-        r = CONC_EAUTH;
-    else if (conc__reply_error_is(rep, "LOADING"))
-        r = CONC_EAGAIN;
-    if (r < 0) {
+    if ((r = conc__reply_transient(rep)) < 0) {
         freeReplyObject(rep);
         conc__rconn_close(c);
         return r;
@@ -286,8 +301,7 @@ conc__rconn_cmd(struct conc__rconn *c, int64_t deadline, int retry,
             r = round_trip(c, deadline, out);
         if (r == 0 || r == CONC_EAUTH || !retry || conc__now_ns() >= deadline)
             return r;
-        conc__rconn_close(c);
-        c->last_err = r;
+        conc__rconn_fail(c, r);
     }
 }
 
@@ -313,8 +327,7 @@ conc__rconn_cmdf(struct conc__rconn *c, int64_t deadline, int retry,
             r = round_trip(c, deadline, out);
         if (r == 0 || r == CONC_EAUTH || !retry || conc__now_ns() >= deadline)
             break;
-        conc__rconn_close(c);
-        c->last_err = r;
+        conc__rconn_fail(c, r);
     }
     redisFreeCommand(cmd);
     return r;

@@ -136,6 +136,10 @@ int conc__rconn_ensure(struct conc__rconn *c, int64_t deadline);
 /* Drops the connection (the next call reconnects). */
 void conc__rconn_close(struct conc__rconn *c);
 
+/* Drops the connection after `err`: the next attempt waits out the
+ * backoff, which doubles. */
+void conc__rconn_fail(struct conc__rconn *c, int err);
+
 /* Runs one command (argv/lens as hiredis's) and hands its reply in *out
  * (freeReplyObject), connecting first if needed. A connection that fails
  * on the way is dropped and, when `retry`, the command is sent again on a
@@ -157,6 +161,11 @@ int conc__rconn_append(struct conc__rconn *c, int argc, const char **argv,
                        const size_t *lens);
 int conc__rconn_pipeline(struct conc__rconn *c, int64_t deadline, size_t n,
                          struct redisReply **out);
+
+/* The error replies that are about the connection, not the command:
+ * CONC_EAUTH for NOAUTH and WRONGPASS, CONC_EAGAIN for a server loading
+ * its data (LOADING) and the like; 0 for any other reply. */
+int conc__reply_transient(const struct redisReply *r);
 
 /* Whether a reply is an error reply starting with `prefix`. */
 int conc__reply_error_is(const struct redisReply *r, const char *prefix);

@@ -27,6 +27,15 @@ conc_dist_submit(conc_dist_executor *dx, const char *name, const void *arg,
 }
 
 int
+conc_dist_submit_many(conc_dist_executor *dx, const char *name,
+                      const conc_items *items, double timeout,
+                      conc_future **out, size_t *submitted)
+{
+    (void)timeout;
+    return !dx || !name || !items || !out || !submitted ? CONC_EINVAL : -ENOSYS;
+}
+
+int
 conc_dist_shutdown(conc_dist_executor *dx, int wait, int cancel_futures,
                    double timeout)
 {

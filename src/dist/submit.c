@@ -23,10 +23,14 @@ seconds_left(int64_t deadline)
     return left > 0 ? (double)left / 1e9 : 0;
 }
 
-/* Takes a slot of max_in_flight and a sequence number, waiting for room
- * until `deadline`. */
+/* XADDs sent in one round trip at most. */
+#define BATCH_MAX 256
+
+/* Takes up to `want` slots of max_in_flight (at least one, waiting for
+ * room until `deadline`), with consecutive sequence numbers from *first. */
 static int
-take_slot(conc_dist_executor *dx, int64_t deadline, uint64_t *seq)
+take_slots(conc_dist_executor *dx, int64_t deadline, size_t want,
+           uint64_t *first, size_t *got)
 {
     int r = 0;
     conc_cond_acquire(dx->cond, CONC_FOREVER);
@@ -36,11 +40,23 @@ take_slot(conc_dist_executor *dx, int64_t deadline, uint64_t *seq)
     if (dx->closed)
         r = CONC_ECLOSED;
     if (r == 0) {
-        dx->in_flight++;
-        *seq = dx->next_seq++;
+        size_t room = dx->max_in_flight - dx->in_flight;
+        *got = want < room ? want : room;
+        dx->in_flight += *got;
+        *first = dx->next_seq;
+        dx->next_seq += *got;
     }
     conc_cond_release(dx->cond);
     return r;
+}
+
+static void
+release_slots(conc_dist_executor *dx, size_t n)
+{
+    conc_cond_acquire(dx->cond, CONC_FOREVER);
+    dx->in_flight -= n;
+    conc_cond_notify_all(dx->cond);
+    conc_cond_release(dx->cond);
 }
 
 static void
@@ -55,12 +71,16 @@ insert(conc_dist_executor *dx, struct conc__dist_job *j)
     conc_cond_release(dx->cond);
 }
 
-/* XADDs the task, reconnecting until `deadline` if the server goes away
- * (a task added twice is harmless: both copies share one task id, so one
- * result key, and the second result written loses). */
+/* The items to submit: count arguments of `size` bytes from `base`. */
+struct items {
+    const char *base;
+    size_t size;
+};
+
+/* Appends the XADD of one task to the connection. */
 static int
-xadd(conc_dist_executor *dx, uint64_t seq, const char *name, const void *arg,
-     size_t len, int64_t deadline)
+append_xadd(conc_dist_executor *dx, uint64_t seq, const char *name,
+            const void *arg, size_t len)
 {
     char id[CONC__DIST_NAME_MAX + 24], ttl[24], lim[24];
     snprintf(id, sizeof id, "%s:%" PRIu64, dx->sub, seq);
@@ -75,15 +95,101 @@ xadd(conc_dist_executor *dx, uint64_t seq, const char *name, const void *arg,
         lens[i] = strlen(argv[i]);
     argv[14] = len ? (const char *)arg : "";
     lens[14] = len;
-    redisReply *rep = NULL;
-    conc_lock_acquire(dx->cmd_lock, CONC_FOREVER);
-    int r = conc__rconn_cmd(&dx->cmd, deadline, 1, &rep, 15, argv, lens);
-    conc_lock_release(dx->cmd_lock);
-    if (r == 0 && rep->type != REDIS_REPLY_STRING)
-        r = CONC_EPROTO;
-    if (rep)
-        freeReplyObject(rep);
+    return conc__rconn_append(&dx->cmd, 15, argv, lens);
+}
+
+/* Sends and reads the XADDs of n tasks from sequence `first` in one round
+ * trip. Returns 0 or an error; the connection is dropped on failure. */
+static int
+pipeline_xadds(conc_dist_executor *dx, const char *name, const struct items *it,
+               uint64_t first, size_t n, int64_t deadline, redisReply **reps)
+{
+    int r = 0;
+    for (size_t i = 0; i < n && r == 0; i++)
+        r = append_xadd(dx, first + i, name, it->base + i * it->size, it->size);
+    if (r == 0)
+        r = conc__rconn_pipeline(&dx->cmd, deadline, n, reps);
+    else
+        conc__rconn_close(&dx->cmd);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < n; i++) {
+        int e = conc__reply_transient(reps[i]);
+        if (e < 0 && r == 0)
+            r = e; /* a server still loading its data: again */
+        else if (reps[i]->type != REDIS_REPLY_STRING && r == 0)
+            r = CONC_EPROTO;
+        freeReplyObject(reps[i]);
+    }
     return r;
+}
+
+/* XADDs the tasks, reconnecting until `deadline` if the server goes away
+ * (a task added twice is harmless: both copies share one task id, so one
+ * result key, and the second result written loses). */
+static int
+send_batch(conc_dist_executor *dx, const char *name, const struct items *it,
+           uint64_t first, size_t n, int64_t deadline)
+{
+    redisReply *reps[BATCH_MAX];
+    int r;
+    conc_lock_acquire(dx->cmd_lock, CONC_FOREVER);
+    for (;;) {
+        r = conc__rconn_ensure(&dx->cmd, deadline);
+        if (r == 0)
+            r = pipeline_xadds(dx, name, it, first, n, deadline, reps);
+        if (r == 0 || r == CONC_EAUTH || r == CONC_EPROTO ||
+            conc__now_ns() >= deadline)
+            break;
+        conc__rconn_fail(&dx->cmd, r);
+    }
+    conc_lock_release(dx->cmd_lock);
+    return r;
+}
+
+/* Submits `count` items in batches; out[0..*done) receive the futures of
+ * those submitted, even on failure. */
+static int
+submit_items(conc_dist_executor *dx, const char *name, struct items it,
+             size_t count, int64_t deadline, conc_future **out, size_t *done)
+{
+    struct conc__dist_job *jobs[BATCH_MAX];
+    *done = 0;
+    while (*done < count) {
+        size_t want = count - *done < BATCH_MAX ? count - *done : BATCH_MAX;
+        size_t got = 0, made = 0;
+        uint64_t first;
+        int r = take_slots(dx, deadline, want, &first, &got);
+        if (r < 0)
+            return r;
+        for (; made < got; made++)
+            if (!(jobs[made] = conc__calloc(1, sizeof *jobs[made])))
+                break;
+        if (made < got) {
+            while (made)
+                conc__free(jobs[--made]);
+            release_slots(dx, got);
+            return CONC_ENOMEM;
+        }
+        for (size_t i = 0; i < got; i++) {
+            conc__future_reset(&jobs[i]->f, &conc__dist_future_ops, 2);
+            jobs[i]->seq = first + i;
+            insert(dx, jobs[i]);
+        }
+        struct items batch = {it.base + *done * it.size, it.size};
+        if ((r = send_batch(dx, name, &batch, first, got, deadline)) < 0) {
+            for (size_t i = 0; i < got; i++) {
+                if (conc__dist_take(dx, first + i) == jobs[i])
+                    conc_future_free(&jobs[i]->f);
+                conc_future_free(&jobs[i]->f);
+            }
+            return r;
+        }
+        for (size_t i = 0; i < got; i++)
+            out[*done + i] = &jobs[i]->f;
+        *done += got;
+    }
+    return 0;
 }
 
 int
@@ -91,32 +197,28 @@ conc_dist_submit(conc_dist_executor *dx, const char *name, const void *arg,
                  size_t len, double timeout, conc_future **out)
 {
     int64_t deadline;
-    if (!dx || !name || !out || (!arg && len))
+    if (!dx || !name || !out || (!arg && len) ||
+        !conc__dist_name_ok(name, strlen(name)) ||
+        conc__deadline(timeout, &deadline) < 0)
         return CONC_EINVAL;
-    if (!conc__dist_name_ok(name, strlen(name)))
+    size_t done;
+    return submit_items(dx, name, (struct items){arg, len}, 1, deadline, out,
+                        &done);
+}
+
+int
+conc_dist_submit_many(conc_dist_executor *dx, const char *name,
+                      const conc_items *items, double timeout,
+                      conc_future **out, size_t *submitted)
+{
+    int64_t deadline;
+    if (!dx || !name || !items || !out || !submitted || items->next ||
+        (!items->base && items->count) || !items->size ||
+        !conc__dist_name_ok(name, strlen(name)) ||
+        conc__deadline(timeout, &deadline) < 0)
         return CONC_EINVAL;
-    int r = conc__deadline(timeout, &deadline);
-    if (r < 0)
-        return r;
-    struct conc__dist_job *j = conc__calloc(1, sizeof *j);
-    if (!j)
-        return CONC_ENOMEM;
-    uint64_t seq = 0;
-    if ((r = take_slot(dx, deadline, &seq)) < 0) {
-        conc__free(j);
-        return r;
-    }
-    conc__future_reset(&j->f, &conc__dist_future_ops, 2);
-    j->seq = seq;
-    insert(dx, j);
-    if ((r = xadd(dx, seq, name, arg, len, deadline)) < 0) {
-        if (conc__dist_take(dx, seq) == j)
-            conc_future_free(&j->f);
-        conc_future_free(&j->f);
-        return r;
-    }
-    *out = &j->f;
-    return 0;
+    return submit_items(dx, name, (struct items){items->base, items->size},
+                        items->count, deadline, out, submitted);
 }
 
 /* Cancels every job still in the table (see claim_cancelled). */
