@@ -9,6 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <hiredis/hiredis.h>
+
 #include "conc_test.h"
 #include "core/internal.h"
 #include "dist/dist_internal.h"
@@ -555,6 +557,81 @@ test_submitter_dies(void **state)
     stop_peer(peer);
 }
 
+/* Deletes every entry of the queue's task stream, as a careless
+ * operator's XDEL or XTRIM would. Returns how many there were. */
+static long
+delete_task_entries(const char *queue)
+{
+    struct conc__rconn c;
+    assert_conc_ok(conc__rconn_init(&c, server.url, PASSWORD, 5));
+    int64_t deadline = conc__now_ns() + (int64_t)5e9;
+    redisReply *rep = NULL;
+    assert_conc_ok(conc__rconn_cmdf(&c, deadline, 0, &rep,
+                                    "XRANGE {conc:%s}:tasks - +", queue));
+    long n = 0;
+    for (size_t i = 0; i < rep->elements; i++) {
+        redisReply *d = NULL;
+        assert_conc_ok(conc__rconn_cmdf(&c, deadline, 0, &d,
+                                        "XDEL {conc:%s}:tasks %s", queue,
+                                        rep->element[i]->element[0]->str));
+        n += d->integer;
+        freeReplyObject(d);
+    }
+    freeReplyObject(rep);
+    conc__rconn_fini(&c);
+    return n;
+}
+
+/* A task whose entry is deleted under a live worker fails its future (the
+ * worker's heartbeat finds it gone) instead of vanishing. */
+static void
+test_entry_deleted_under_live_worker(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char q[64];
+    new_queue(q, sizeof q);
+    pid_t peer = start_peer(q, 1, "0.3", 5);
+    conc_dist_executor *dx = new_executor(q, NULL);
+    double s = 30;
+    conc_future *f = NULL;
+    assert_conc_ok(conc_dist_submit(dx, "nap", &s, sizeof s, LONG_WAIT, &f));
+    assert_true(conc_test_wait_until(in_flight_is_one, q, LONG_WAIT));
+    assert_int_equal(delete_task_entries(q), 1);
+    assert_conc(conc_future_result(f, LONG_WAIT, NULL, NULL), CONC_EBROKEN);
+    assert_non_null(strstr(conc_future_message(f), "deleted"));
+    conc_future_free(f);
+    conc_dist_executor_free(dx);
+    stop_peer(peer);
+}
+
+/* A task whose entry is deleted while its worker is frozen: the worker
+ * that would take it over finds it deleted (XAUTOCLAIM's third element)
+ * and its future fails. */
+static void
+test_entry_deleted_under_frozen_worker(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char q[64];
+    new_queue(q, sizeof q);
+    pid_t frozen = start_peer(q, 1, "0.3", 5);
+    conc_dist_executor *dx = new_executor(q, NULL);
+    double s = 30;
+    conc_future *f = NULL;
+    assert_conc_ok(conc_dist_submit(dx, "nap", &s, sizeof s, LONG_WAIT, &f));
+    assert_true(conc_test_wait_until(in_flight_is_one, q, LONG_WAIT));
+    kill(frozen, SIGSTOP);
+    assert_int_equal(delete_task_entries(q), 1);
+    pid_t other = start_peer(q, 1, "0.3", 5);
+    assert_conc(conc_future_result(f, LONG_WAIT, NULL, NULL), CONC_EBROKEN);
+    assert_non_null(strstr(conc_future_message(f), "deleted"));
+    conc_future_free(f);
+    conc_dist_executor_free(dx);
+    kill_and_reap(frozen);
+    stop_peer(other);
+}
+
 static int
 python_has_redis(void)
 {
@@ -710,6 +787,8 @@ main(void)
         conc_unit_test(test_crash_every_time_dead_letter),
         conc_unit_test(test_server_restarted_under_load),
         conc_unit_test(test_submitter_dies),
+        conc_unit_test(test_entry_deleted_under_live_worker),
+        conc_unit_test(test_entry_deleted_under_frozen_worker),
         conc_unit_test(test_python_worker),
         conc_unit_test(test_examples),
         conc_unit_test(test_conc_worker_program),

@@ -8,6 +8,7 @@
  *   {conc:Q}:res:ID       a task's result, SET NX PX (first result wins)
  *   {conc:Q}:done:SUB     stream of results for submitter SUB
  *   {conc:Q}:dead         dead-letter stream
+ *   {conc:Q}:lost         notices of task entries deleted while pending
  *   {conc:Q}:workers      hash: worker name -> last seen (ms since epoch)
  */
 #ifndef CONC_DIST_INTERNAL_H
@@ -23,6 +24,11 @@
 #define CONC__DIST_GROUP "workers"
 /* The longest queue name, task name, task id and submitter id. */
 #define CONC__DIST_NAME_MAX 200
+/* The longest stream entry id ("ms-seq", two uint64s) and its NUL. */
+#define CONC__DIST_ENTRY_MAX 48
+/* Notices of lost entries kept (a capped stream of notices, not of
+ * tasks: trimming it loses no task). */
+#define CONC__DIST_LOST_KEEP "10000"
 /* Defaults of the options (see conc/dist.h). */
 #define CONC__DIST_CONNECT_TIMEOUT 5.0
 #define CONC__DIST_MAX_IN_FLIGHT   10000

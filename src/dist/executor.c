@@ -57,6 +57,22 @@ conc__dist_take(conc_dist_executor *dx, uint64_t seq)
     return j;
 }
 
+struct conc__dist_job *
+conc__dist_take_entry(conc_dist_executor *dx, const char *entry, size_t len)
+{
+    uint64_t seq = 0;
+    int found = 0;
+    conc_cond_acquire(dx->cond, CONC_FOREVER);
+    for (size_t b = 0; b < dx->nbuckets && !found; b++)
+        for (struct conc__dist_job *j = dx->table[b]; j && !found; j = j->next)
+            if (strlen(j->entry) == len && memcmp(j->entry, entry, len) == 0) {
+                seq = j->seq;
+                found = 1;
+            }
+    conc_cond_release(dx->cond);
+    return found ? conc__dist_take(dx, seq) : NULL;
+}
+
 void
 conc__dist_complete(struct conc__dist_job *j, const void *v, size_t len)
 {
@@ -170,6 +186,7 @@ alloc_executor(const char *queue, const conc_dist_opts *o,
         (!(dx->queue = conc__strdup(queue)) ||
          !(dx->k_tasks = conc__dist_key_str(queue, "tasks")) ||
          !(dx->k_res = conc__dist_key_str(queue, "res:")) ||
+         !(dx->k_lost = conc__dist_key_str(queue, "lost")) ||
          !(dx->table = conc__calloc(dx->nbuckets, sizeof *dx->table))))
         r = CONC_ENOMEM;
     if (r == 0) {
@@ -196,6 +213,7 @@ conc__dist_free_executor(conc_dist_executor *dx)
     conc__free(dx->k_tasks);
     conc__free(dx->k_done);
     conc__free(dx->k_res);
+    conc__free(dx->k_lost);
     conc__free(dx);
 }
 

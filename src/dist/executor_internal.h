@@ -19,14 +19,17 @@
 struct conc__dist_job {
     conc_future f;
     uint64_t seq;
-    struct conc__dist_job *next; /* in the table; guarded by cond */
-    conc_dist_executor *dx;      /* NULL once out of the table (cond) */
+    struct conc__dist_job *next;      /* in the table; guarded by cond */
+    conc_dist_executor *dx;           /* NULL once out of the table (cond) */
+    char entry[CONC__DIST_ENTRY_MAX]; /* its stream entry id, once added
+                                         ("" before; cond) */
 };
 
 struct conc_dist_executor {
     char *queue;
     char sub[CONC__DIST_NAME_MAX + 1]; /* this submitter's id */
     char *k_tasks, *k_done, *k_res;    /* keys; k_res ends in "res:" */
+    char *k_lost;                      /* deleted entries' notices */
     uint64_t ttl_ms, lim_ms;
 
     conc_lock *cmd_lock;      /* guards cmd */
@@ -54,6 +57,11 @@ struct conc__dist_job *conc__dist_take(conc_dist_executor *dx, uint64_t seq);
 /* Completes a job taken out of the table with the result value `v` (len
  * bytes) and drops the executor's reference. */
 void conc__dist_complete(struct conc__dist_job *j, const void *v, size_t len);
+
+/* Takes out of the table the job whose task is stream entry `entry`, or
+ * returns NULL (an O(n) search: for the rare lost entry). */
+struct conc__dist_job *conc__dist_take_entry(conc_dist_executor *dx,
+                                             const char *entry, size_t len);
 
 /* The hooks of the executor's futures (executor.c). */
 extern const struct conc__future_ops conc__dist_future_ops;

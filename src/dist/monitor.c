@@ -4,6 +4,8 @@
  *     worker itself, resets its idle time well within reclaim_idle, so no
  *     other worker takes a long task over (JUSTID leaves the delivery
  *     count alone).
+ *     An entry the heartbeat finds gone was deleted under the task: its
+ *     submitter is told (conc__dist_report_lost) and the task cancelled.
  *   - Cancellation: a running task whose result key appeared (the
  *     submitter claimed it with "c") gets its cancel token raised.
  *   - Time limits: a task past its limit gets its token raised and its
@@ -83,10 +85,19 @@ watch_one(conc_dist_worker *w, size_t i, struct conc__rconn *c,
 {
     int64_t deadline = conc__now_ns() + ROUND_NS;
     redisReply *rep = NULL;
-    if (beat && conc__rconn_cmdf(c, deadline, 0, &rep,
-                                 "XCLAIM %s %s %s 0 %s JUSTID", w->k_tasks,
-                                 CONC__DIST_GROUP, v->consumer, v->entry) == 0)
+    if (beat && conc__rconn_cmdf(
+                    c, deadline, 0, &rep, "XCLAIM %s %s %s 0 %s JUSTID",
+                    w->k_tasks, CONC__DIST_GROUP, v->consumer, v->entry) == 0) {
+        /* Nothing claimed: the entry is no longer pending. Either the task
+         * just finished (its result is written: the notice is harmless)
+         * or its entry was deleted, which Redis 7's XCLAIM also drops
+         * from the pending list: tell the submitter, stop the task. */
+        if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 0) {
+            conc__dist_report_lost(w, c, v->entry, strlen(v->entry));
+            atomic_store(&w->slots[i].cancel, 1);
+        }
         freeReplyObject(rep);
+    }
     if (conc__rconn_cmdf(c, deadline, 0, &rep, "EXISTS %s", v->res_key) == 0) {
         if (rep->type == REDIS_REPLY_INTEGER && rep->integer > 0)
             atomic_store(&w->slots[i].cancel, 1);

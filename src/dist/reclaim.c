@@ -112,6 +112,38 @@ dead_letter(conc_dist_worker *w, struct conc__rconn *c, const redisReply *e,
     return r;
 }
 
+int
+conc__dist_report_lost(conc_dist_worker *w, struct conc__rconn *c,
+                       const char *entry, size_t len)
+{
+    redisReply *rep = NULL;
+    int r =
+        conc__rconn_cmdf(c, conc__now_ns() + ROUND_NS, 1, &rep,
+                         "XADD %s MAXLEN ~ " CONC__DIST_LOST_KEEP " * entry %b",
+                         w->k_lost, entry, len);
+    if (r == 0)
+        freeReplyObject(rep);
+    return r;
+}
+
+/* Reports the ids XAUTOCLAIM found deleted (its third element, Redis 7):
+ * it has dropped them from the pending list, so without a notice their
+ * futures would wait forever. */
+static int
+report_deleted(conc_dist_worker *w, struct conc__rconn *c,
+               const redisReply *rep)
+{
+    if (rep->elements < 3 || rep->element[2]->type != REDIS_REPLY_ARRAY)
+        return 0;
+    const redisReply *ids = rep->element[2];
+    int r = 0;
+    for (size_t i = 0; i < ids->elements && r == 0; i++)
+        if (ids->element[i]->type == REDIS_REPLY_STRING)
+            r = conc__dist_report_lost(w, c, ids->element[i]->str,
+                                       ids->element[i]->len);
+    return r;
+}
+
 /* One XAUTOCLAIM from `cursor`; handles the entries it hands over. */
 static int
 claim_round(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
@@ -132,6 +164,7 @@ claim_round(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
         return CONC_EPROTO;
     }
     snprintf(cursor, size, "%s", rep->element[0]->str);
+    r = report_deleted(w, c, rep);
     const redisReply *entries = rep->element[1];
     for (size_t i = 0; i < entries->elements && r == 0; i++) {
         const redisReply *e = entries->element[i];

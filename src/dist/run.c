@@ -59,6 +59,7 @@ fill_worker(conc_dist_worker *w, const char *address, const char *password,
         !(w->k_tasks = conc__dist_key_str(queue, "tasks")) ||
         !(w->k_dead = conc__dist_key_str(queue, "dead")) ||
         !(w->k_workers = conc__dist_key_str(queue, "workers")) ||
+        !(w->k_lost = conc__dist_key_str(queue, "lost")) ||
         !(w->slots = conc__calloc(w->nthreads, sizeof *w->slots)))
         return CONC_ENOMEM;
     for (size_t i = 0; i < w->nthreads; i++)
@@ -105,6 +106,7 @@ conc_dist_worker_free(conc_dist_worker *w)
     conc__free(w->k_tasks);
     conc__free(w->k_dead);
     conc__free(w->k_workers);
+    conc__free(w->k_lost);
     conc__free(w->slots);
     conc__free(w);
 }

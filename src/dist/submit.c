@@ -102,7 +102,8 @@ append_xadd(conc_dist_executor *dx, uint64_t seq, const char *name,
  * trip. Returns 0 or an error; the connection is dropped on failure. */
 static int
 pipeline_xadds(conc_dist_executor *dx, const char *name, const struct items *it,
-               uint64_t first, size_t n, int64_t deadline, redisReply **reps)
+               struct conc__dist_job **jobs, uint64_t first, size_t n,
+               int64_t deadline, redisReply **reps)
 {
     int r = 0;
     for (size_t i = 0; i < n && r == 0; i++)
@@ -113,6 +114,11 @@ pipeline_xadds(conc_dist_executor *dx, const char *name, const struct items *it,
         conc__rconn_close(&dx->cmd);
     if (r < 0)
         return r;
+    conc_cond_acquire(dx->cond, CONC_FOREVER); /* guards jobs' entry */
+    for (size_t i = 0; i < n; i++)
+        if (reps[i]->type == REDIS_REPLY_STRING)
+            snprintf(jobs[i]->entry, sizeof jobs[i]->entry, "%s", reps[i]->str);
+    conc_cond_release(dx->cond);
     for (size_t i = 0; i < n; i++) {
         int e = conc__reply_transient(reps[i]);
         if (e < 0 && r == 0)
@@ -129,7 +135,8 @@ pipeline_xadds(conc_dist_executor *dx, const char *name, const struct items *it,
  * result key, and the second result written loses). */
 static int
 send_batch(conc_dist_executor *dx, const char *name, const struct items *it,
-           uint64_t first, size_t n, int64_t deadline)
+           struct conc__dist_job **jobs, uint64_t first, size_t n,
+           int64_t deadline)
 {
     redisReply *reps[BATCH_MAX];
     int r;
@@ -137,7 +144,7 @@ send_batch(conc_dist_executor *dx, const char *name, const struct items *it,
     for (;;) {
         r = conc__rconn_ensure(&dx->cmd, deadline);
         if (r == 0)
-            r = pipeline_xadds(dx, name, it, first, n, deadline, reps);
+            r = pipeline_xadds(dx, name, it, jobs, first, n, deadline, reps);
         if (r == 0 || r == CONC_EAUTH || r == CONC_EPROTO ||
             conc__now_ns() >= deadline)
             break;
@@ -177,7 +184,8 @@ submit_items(conc_dist_executor *dx, const char *name, struct items it,
             insert(dx, jobs[i]);
         }
         struct items batch = {it.base + *done * it.size, it.size};
-        if ((r = send_batch(dx, name, &batch, first, got, deadline)) < 0) {
+        if ((r = send_batch(dx, name, &batch, jobs, first, got, deadline)) <
+            0) {
             for (size_t i = 0; i < got; i++) {
                 if (conc__dist_take(dx, first + i) == jobs[i])
                     conc_future_free(&jobs[i]->f);

@@ -93,46 +93,120 @@ delete_entries(conc_dist_executor *dx, const redisReply *entries,
     conc__free(lens);
 }
 
-/* One XREAD; handles what it brings. `last` is the last entry id handled. */
+/* Fails the job of a task entry deleted from the stream while it was
+ * pending (a worker's XAUTOCLAIM reported it), unless its result came. */
 static void
-read_round(conc_dist_executor *dx, char *last, size_t last_size)
+handle_lost(conc_dist_executor *dx, const redisReply *e, int64_t deadline)
+{
+    const redisReply *f = e->element[1];
+    if (f->type != REDIS_REPLY_ARRAY || f->elements != 2 ||
+        f->element[1]->type != REDIS_REPLY_STRING)
+        return;
+    struct conc__dist_job *j =
+        conc__dist_take_entry(dx, f->element[1]->str, f->element[1]->len);
+    if (!j)
+        return; /* another submitter's */
+    redisReply *rep = NULL;
+    if (conc__rconn_cmdf(&dx->watch, deadline, 0, &rep, "GET %s%s:%" PRIu64,
+                         dx->k_res, dx->sub, j->seq) == 0 &&
+        rep->type == REDIS_REPLY_STRING) {
+        conc__dist_complete(j, rep->str, rep->len);
+    } else {
+        static const char v[] = "e-10003 the task's entry was deleted from "
+                                "the stream before it was done";
+        _Static_assert(CONC_EBROKEN == -10003, "the code in the value");
+        conc__dist_complete(j, v, sizeof v - 1);
+    }
+    if (rep)
+        freeReplyObject(rep);
+}
+
+/* Handles the entries of one stream of an XREAD reply; `last` becomes
+ * the last entry id handled. */
+static void
+handle_stream(conc_dist_executor *dx, const redisReply *s, char *last,
+              int64_t deadline)
+{
+    if (s->type != REDIS_REPLY_ARRAY || s->elements != 2 ||
+        s->element[0]->type != REDIS_REPLY_STRING ||
+        s->element[1]->type != REDIS_REPLY_ARRAY)
+        return;
+    int lost = strcmp(s->element[0]->str, dx->k_lost) == 0;
+    const redisReply *entries = s->element[1];
+    for (size_t i = 0; i < entries->elements; i++) {
+        const redisReply *e = entries->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+            e->element[0]->type != REDIS_REPLY_STRING)
+            break;
+        if (lost)
+            handle_lost(dx, e, deadline);
+        else
+            handle_entry(dx, e);
+        snprintf(last, CONC__DIST_ENTRY_MAX, "%s", e->element[0]->str);
+    }
+    if (!lost && entries->elements)
+        delete_entries(dx, entries, deadline);
+}
+
+/* One XREAD of the done stream and the lost-entry notices; handles what
+ * it brings. */
+static void
+read_round(conc_dist_executor *dx, char *last_done, char *last_lost)
 {
     int64_t deadline = conc__now_ns() + ROUND_NS;
     redisReply *rep = NULL;
     if (conc__rconn_cmdf(&dx->watch, deadline, 0, &rep,
                          "XREAD COUNT " READ_COUNT " BLOCK " BLOCK_MS
-                         " STREAMS %s %s",
-                         dx->k_done, last) < 0)
+                         " STREAMS %s %s %s %s",
+                         dx->k_done, dx->k_lost, last_done, last_lost) < 0)
         return;
-    /* [[stream, [entry, ...]]] or nil when the block ran out. */
-    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
-        rep->element[0]->type == REDIS_REPLY_ARRAY &&
-        rep->element[0]->elements == 2) {
-        const redisReply *entries = rep->element[0]->element[1];
-        for (size_t i = 0; i < entries->elements; i++) {
-            const redisReply *e = entries->element[i];
-            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
-                e->element[0]->type != REDIS_REPLY_STRING)
-                break;
-            handle_entry(dx, e);
-            snprintf(last, last_size, "%s", e->element[0]->str);
-        }
-        if (entries->elements)
-            delete_entries(dx, entries, deadline);
+    /* [[stream, [entry, ...]], ...] or nil when the block ran out. */
+    for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements;
+         i++) {
+        const redisReply *s = rep->element[i];
+        int lost = s->type == REDIS_REPLY_ARRAY && s->elements == 2 &&
+                   s->element[0]->type == REDIS_REPLY_STRING &&
+                   strcmp(s->element[0]->str, dx->k_lost) == 0;
+        handle_stream(dx, s, lost ? last_lost : last_done, deadline);
     }
     freeReplyObject(rep);
 }
 
-/* The sequence numbers of up to `max` jobs in flight, from `*bucket` on. */
+/* The id of the newest lost-entry notice, so that the watcher reads only
+ * those that come after it starts. */
+static void
+newest_lost(conc_dist_executor *dx, char *last)
+{
+    redisReply *rep = NULL;
+    if (conc__rconn_cmdf(&dx->watch, conc__now_ns() + ROUND_NS, 0, &rep,
+                         "XREVRANGE %s + - COUNT 1", dx->k_lost) < 0)
+        return;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
+        rep->element[0]->type == REDIS_REPLY_ARRAY &&
+        rep->element[0]->elements == 2 &&
+        rep->element[0]->element[0]->type == REDIS_REPLY_STRING)
+        snprintf(last, CONC__DIST_ENTRY_MAX, "%s",
+                 rep->element[0]->element[0]->str);
+    freeReplyObject(rep);
+}
+
+/* The sequence numbers of up to `max` jobs in flight, from `*bucket` on
+ * (whole buckets, unless one alone has more than `max`). */
 static size_t
 collect_seqs(conc_dist_executor *dx, size_t *bucket, uint64_t *seqs, size_t max)
 {
     size_t n = 0;
     conc_cond_acquire(dx->cond, CONC_FOREVER);
-    for (; *bucket < dx->nbuckets && n < max; (*bucket)++)
+    for (; *bucket < dx->nbuckets; (*bucket)++) {
+        size_t k = 0;
         for (struct conc__dist_job *j = dx->table[*bucket]; j; j = j->next)
-            if (n < max)
-                seqs[n++] = j->seq;
+            k++;
+        if (n > 0 && n + k > max)
+            break; /* this bucket goes in the next batch */
+        for (struct conc__dist_job *j = dx->table[*bucket]; j && n < max;
+             j = j->next)
+            seqs[n++] = j->seq;
+    }
     conc_cond_release(dx->cond);
     return n;
 }
@@ -166,7 +240,8 @@ int
 conc__dist_watcher_main(void *arg)
 {
     conc_dist_executor *dx = arg;
-    char last[64] = "0-0";
+    char last_done[CONC__DIST_ENTRY_MAX] = "0-0";
+    char last_lost[CONC__DIST_ENTRY_MAX] = "";
     int seen = 0; /* connections handled */
     while (!atomic_load(&dx->stopping)) {
         if (conc__rconn_ensure(&dx->watch, conc__now_ns() + ROUND_NS) < 0)
@@ -178,7 +253,11 @@ conc__dist_watcher_main(void *arg)
             if (!dx->watch.ctx)
                 continue;
         }
-        read_round(dx, last, sizeof last);
+        if (!last_lost[0]) {
+            snprintf(last_lost, sizeof last_lost, "0-0");
+            newest_lost(dx, last_lost);
+        }
+        read_round(dx, last_done, last_lost);
     }
     return 0;
 }

@@ -212,8 +212,11 @@ conc__dist_handle(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
         e->element[0]->type != REDIS_REPLY_STRING)
         return CONC_EPROTO;
     const char *entry = e->element[0]->str;
-    if (e->element[1]->type != REDIS_REPLY_ARRAY)
-        return drop_entry(w, c, entry); /* deleted under us: nil fields */
+    if (e->element[1]->type != REDIS_REPLY_ARRAY) {
+        /* Deleted under us (nil fields, before Redis 7's XAUTOCLAIM). */
+        int r = conc__dist_report_lost(w, c, entry, e->element[0]->len);
+        return r < 0 ? r : drop_entry(w, c, entry);
+    }
     struct conc__dist_task t;
     const char *why;
     if (decode_entry(e->element[1], &t, &why) < 0)

@@ -31,7 +31,7 @@ struct conc__dist_slot {
 
 struct conc_dist_worker {
     char *address, *password, *queue, *name;
-    char *k_tasks, *k_dead, *k_workers;
+    char *k_tasks, *k_dead, *k_workers, *k_lost;
     double connect_timeout;
     int retry_on_startup;
     int64_t reclaim_idle_ms;
@@ -66,6 +66,12 @@ int conc__dist_finish(conc_dist_worker *w, struct conc__rconn *c,
  * each, or dead-lettering it after max_deliveries. Returns 0 or an
  * error. */
 int conc__dist_reclaim(conc_dist_worker *w, size_t idx, struct conc__rconn *c);
+
+/* Tells the submitters that the task of stream entry `entry` was
+ * deleted while pending (a notice on the queue's lost stream, which every
+ * result watcher reads). Returns 0 or an error. */
+int conc__dist_report_lost(conc_dist_worker *w, struct conc__rconn *c,
+                           const char *entry, size_t len);
 
 /* The monitor thread (monitor.c): renews the claims of running tasks,
  * raises their cancel tokens when their result key was claimed by a
