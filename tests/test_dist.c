@@ -516,6 +516,34 @@ test_server_restarted_under_load(void **state)
     stop_peer(peer);
 }
 
+/* Freeing an executor whose server is gone cancels its futures in
+ * bounded time, not a timeout per future. */
+static void
+test_free_with_server_gone(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char q[64];
+    new_queue(q, sizeof q);
+    conc_dist_executor *dx = new_executor(q, NULL);
+    enum { N = 300 };
+    static long in[N];
+    static conc_future *fs[N];
+    size_t n = 0;
+    conc_items items = CONC_ITEMS(in, N);
+    assert_conc_ok(
+        conc_dist_submit_many(dx, "square", &items, LONG_WAIT, fs, &n));
+    redis_fixture_kill(&server);
+    double t0 = conc_monotonic();
+    conc_dist_executor_free(dx);
+    assert_true(conc_monotonic() - t0 < 10);
+    for (size_t i = 0; i < N; i++) {
+        assert_true(conc_future_cancelled(fs[i]));
+        conc_future_free(fs[i]);
+    }
+    assert_int_equal(redis_fixture_restart(&server), 0);
+}
+
 static int
 submitter_child(void *arg)
 {
@@ -787,6 +815,7 @@ main(void)
         conc_unit_test(test_crash_every_time_dead_letter),
         conc_unit_test(test_server_restarted_under_load),
         conc_unit_test(test_submitter_dies),
+        conc_unit_test(test_free_with_server_gone),
         conc_unit_test(test_entry_deleted_under_live_worker),
         conc_unit_test(test_entry_deleted_under_frozen_worker),
         conc_unit_test(test_python_worker),

@@ -49,7 +49,7 @@ conc__dist_take(conc_dist_executor *dx, uint64_t seq)
     struct conc__dist_job *j = *p;
     if (j) {
         *p = j->next;
-        j->dx = NULL;
+        atomic_store(&j->dx, NULL);
         dx->in_flight--;
         conc_cond_notify_all(dx->cond);
     }
@@ -129,7 +129,7 @@ static int
 dist_cancel(conc_future *f)
 {
     struct conc__dist_job *j = (struct conc__dist_job *)f;
-    conc_dist_executor *dx = j->dx;
+    conc_dist_executor *dx = atomic_load(&j->dx);
     if (!dx)
         return 0; /* out of the table: being completed */
     int won;

@@ -19,8 +19,10 @@
 struct conc__dist_job {
     conc_future f;
     uint64_t seq;
-    struct conc__dist_job *next;      /* in the table; guarded by cond */
-    conc_dist_executor *dx;           /* NULL once out of the table (cond) */
+    struct conc__dist_job *next; /* in the table; guarded by cond */
+    /* The executor while in its table, NULL once out (written under
+     * cond; read without it by the cancel hook, to find the executor). */
+    _Atomic(conc_dist_executor *) dx;
     char entry[CONC__DIST_ENTRY_MAX]; /* its stream entry id, once added
                                          ("" before; cond) */
 };

@@ -79,7 +79,9 @@ first_contact(conc_dist_worker *w)
         return r;
     int64_t deadline = conc__now_ns() + (int64_t)(w->connect_timeout * 1e9);
     redisReply *rep = NULL;
-    r = conc__rconn_cmdf(&c, deadline, 0, &rep,
+    /* Retried: a server that has just started may still be loading its
+     * data (LOADING); creating the group twice is harmless. */
+    r = conc__rconn_cmdf(&c, deadline, 1, &rep,
                          "XGROUP CREATE %s %s 0 MKSTREAM", w->k_tasks,
                          CONC__DIST_GROUP);
     if (r == 0) {

@@ -10,6 +10,9 @@
 #include "core/internal.h"
 #include "dist/executor_internal.h"
 
+/* How long a shutdown's cancel waits for the server, in all. */
+#define CANCEL_TIMEOUT_S 2.0
+
 /* How long the watcher may take to notice it should end: its XREAD blocks
  * this long at most (watcher.c), plus a connection attempt. */
 #define STOP_TIMEOUT_S 30.0
@@ -65,7 +68,7 @@ insert(conc_dist_executor *dx, struct conc__dist_job *j)
     size_t b =
         (size_t)(j->seq * 0x9E3779B97F4A7C15ull >> 32) & (dx->nbuckets - 1);
     conc_cond_acquire(dx->cond, CONC_FOREVER);
-    j->dx = dx;
+    atomic_store(&j->dx, dx);
     j->next = dx->table[b];
     dx->table[b] = j;
     conc_cond_release(dx->cond);
@@ -229,27 +232,60 @@ conc_dist_submit_many(conc_dist_executor *dx, const char *name,
                         items->count, deadline, out, submitted);
 }
 
-/* Cancels every job still in the table (see claim_cancelled). */
+/* Takes every job out of the table, into a list through `next`. */
+static struct conc__dist_job *
+take_all(conc_dist_executor *dx)
+{
+    struct conc__dist_job *all = NULL;
+    conc_cond_acquire(dx->cond, CONC_FOREVER);
+    for (size_t b = 0; b < dx->nbuckets; b++)
+        while (dx->table[b]) {
+            struct conc__dist_job *j = dx->table[b];
+            dx->table[b] = j->next;
+            atomic_store(&j->dx, NULL);
+            j->next = all;
+            all = j;
+            dx->in_flight--;
+        }
+    conc_cond_notify_all(dx->cond);
+    conc_cond_release(dx->cond);
+    return all;
+}
+
+/* Claims the result keys of the jobs in `all` with "c", pipelined, within
+ * one deadline: a worker then skips those tasks. Best effort: the server
+ * may be gone, and the futures end cancelled all the same. */
+static void
+claim_all(conc_dist_executor *dx, struct conc__dist_job *all)
+{
+    int64_t deadline = conc__now_ns() + (int64_t)(CANCEL_TIMEOUT_S * 1e9);
+    redisReply *reps[BATCH_MAX];
+    conc_lock_acquire(dx->cmd_lock, CONC_FOREVER);
+    while (all && conc__rconn_ensure(&dx->cmd, deadline) == 0) {
+        size_t n = 0;
+        for (; all && n < BATCH_MAX; all = all->next, n++)
+            redisAppendCommand(dx->cmd.ctx,
+                               "SET %s%s:%" PRIu64 " c NX PX %" PRIu64,
+                               dx->k_res, dx->sub, all->seq, dx->ttl_ms);
+        if (conc__rconn_pipeline(&dx->cmd, deadline, n, reps) < 0)
+            break;
+        while (n)
+            freeReplyObject(reps[--n]);
+    }
+    conc_lock_release(dx->cmd_lock);
+}
+
+/* Cancels every job still in flight. */
 static void
 cancel_all(conc_dist_executor *dx)
 {
-    for (;;) {
-        struct conc__dist_job *j = NULL;
-        conc_cond_acquire(dx->cond, CONC_FOREVER);
-        for (size_t b = 0; b < dx->nbuckets && !j; b++)
-            j = dx->table[b];
-        uint64_t seq = j ? j->seq : 0;
-        conc_cond_release(dx->cond);
-        if (!j)
-            return;
-        int won;
-        conc__dist_claim_cancelled(dx, &j, 1, &won);
-        if ((j = conc__dist_take(dx, seq)) != NULL) {
-            /* Claimed or not (the server may be gone), the executor stops
-             * watching: the future ends cancelled. */
-            conc__future_cancel_pending(&j->f);
-            conc_future_free(&j->f);
-        }
+    struct conc__dist_job *all = take_all(dx);
+    claim_all(dx, all);
+    while (all) {
+        struct conc__dist_job *j = all;
+        all = j->next;
+        conc__future_cancel_pending(&j->f);
+        conc_future_free(&j->f);
     }
 }
 

@@ -3,11 +3,13 @@
  * Redis refuses port 0, so a free port is found by binding port 0 and
  * releasing it; another program may take it meanwhile, so a server that
  * exits before it accepts connections is started again on a new port, a
- * few times. Readiness has no event to wait on: the fixture tries to
- * connect, with a retry cap. */
+ * few times. Readiness has no event to wait on: the fixture asks the
+ * server for a PONG, with a retry cap (a server loading its append-only
+ * file answers LOADING until it is done). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,14 +71,37 @@ redis_fixture_spawn(char *const argv[])
     return pid;
 }
 
+/* Whether the server answers PING (after AUTH) with PONG: it listens and
+ * has loaded its data (until then it answers LOADING). */
 static int
-accepts(int port)
+ready(const struct redis_fixture *r)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
+                            .sin_port = htons((uint16_t)r->port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    int ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    char cmd[128], reply[256];
+    snprintf(cmd, sizeof cmd, "%s%s%sPING\r\n", r->password ? "AUTH " : "",
+             r->password ? r->password : "", r->password ? "\r\n" : "");
+    int ok = 0;
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        write(fd, cmd, strlen(cmd)) == (ssize_t)strlen(cmd)) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        size_t got = 0;
+        /* Both replies, or at most a second. */
+        while (got < sizeof reply - 1 && poll(&p, 1, 1000) == 1) {
+            ssize_t n = read(fd, reply + got, sizeof reply - 1 - got);
+            if (n <= 0)
+                break;
+            got += (size_t)n;
+            reply[got] = '\0';
+            if (strstr(reply, "PONG") || strstr(reply, "LOADING") ||
+                strstr(reply, "-ERR"))
+                break;
+        }
+        reply[got] = '\0';
+        ok = strstr(reply, "+PONG") != NULL;
+    }
     if (fd >= 0)
         close(fd);
     return ok;
@@ -124,7 +149,7 @@ launch(struct redis_fixture *r)
     }
     double end = conc_monotonic() + READY_TIMEOUT_S;
     while (conc_monotonic() < end) {
-        if (accepts(r->port))
+        if (ready(r))
             return 0;
         int st;
         if (waitpid(r->pid, &st, WNOHANG) == r->pid) {
