@@ -12,9 +12,12 @@
  *     run again after its worker died never replaces the first result;
  *   - a worker that dies mid-task leaves its task pending; another worker
  *     takes it over once it has been idle for reclaim_idle seconds;
- *   - a task delivered max_deliveries times without a result goes to the
- *     queue's dead-letter stream and its future fails with CONC_EBROKEN and
+ *   - a task delivered more than max_deliveries times without a result
+ *     (its worker died each time) goes to the queue's dead-letter stream
+ *     instead of running again, and its future fails with CONC_EBROKEN and
  *     a message giving the count;
+ *   - a task whose stream entry is deleted before it is done fails its
+ *     future with CONC_EBROKEN instead of vanishing;
  *   - results expire from Redis after result_ttl seconds.
  * Tasks should still be idempotent: one may run more than once.
  *
@@ -136,7 +139,8 @@ typedef struct conc_dist_worker_opts {
      * before another worker takes it over (0: 60). A worker running a long
      * task renews its claim every reclaim_idle / 3 seconds. */
     double reclaim_idle;
-    /* Deliveries before a task goes to the dead-letter stream (0: 5). */
+    /* Runs a task may have without a result: the delivery after them
+     * sends it to the dead-letter stream (0: 5). */
     unsigned max_deliveries;
     /* This worker's name in the consumer group (NULL: "host-pid"). */
     const char *name;
