@@ -29,6 +29,9 @@
 /* Notices of lost entries kept (a capped stream of notices, not of
  * tasks: trimming it loses no task). */
 #define CONC__DIST_LOST_KEEP "10000"
+/* The failure of a task whose entry was deleted before it was done. */
+#define CONC__DIST_DELETED_MSG                                                 \
+    "the task's entry was deleted from the stream before it was done"
 /* Defaults of the options (see conc/dist.h). */
 #define CONC__DIST_CONNECT_TIMEOUT 5.0
 #define CONC__DIST_MAX_IN_FLIGHT   10000

@@ -5,7 +5,7 @@
  *     other worker takes a long task over (JUSTID leaves the delivery
  *     count alone).
  *     An entry the heartbeat finds gone was deleted under the task: its
- *     submitter is told (conc__dist_report_lost) and the task cancelled.
+ *     future fails with CONC_EBROKEN and the task is cancelled.
  *   - Cancellation: a running task whose result key appeared (the
  *     submitter claimed it with "c") gets its cancel token raised.
  *   - Time limits: a task past its limit gets its token raised and its
@@ -65,14 +65,13 @@ look(conc_dist_worker *w, size_t i, struct seen *v)
     conc__lockword_release(&s->lock, 0);
 }
 
-/* Fails a task over its time limit with CONC_ETIMEDOUT. */
+/* Fails a running task's future now with `code` and `msg`. */
 static void
-time_out(conc_dist_worker *w, struct conc__rconn *c, const struct seen *v)
+fail_task(conc_dist_worker *w, struct conc__rconn *c, const struct seen *v,
+          int code, const char *msg)
 {
-    static const char msg[] = "the task ran past its time limit";
     conc_buf val = CONC_BUF_INIT;
-    if (conc__dist_result_encode(&val, CONC_ETIMEDOUT, msg, sizeof msg - 1) ==
-        0)
+    if (conc__dist_result_encode(&val, code, msg, strlen(msg)) == 0)
         conc__dist_finish(w, c, &v->t, v->entry, &val,
                           conc__now_ns() + ROUND_NS);
     conc_buf_free(&val);
@@ -89,11 +88,12 @@ watch_one(conc_dist_worker *w, size_t i, struct conc__rconn *c,
                     c, deadline, 0, &rep, "XCLAIM %s %s %s 0 %s JUSTID",
                     w->k_tasks, CONC__DIST_GROUP, v->consumer, v->entry) == 0) {
         /* Nothing claimed: the entry is no longer pending. Either the task
-         * just finished (its result is written: the notice is harmless)
-         * or its entry was deleted, which Redis 7's XCLAIM also drops
-         * from the pending list: tell the submitter, stop the task. */
+         * just finished (its result is written, and this one loses) or its
+         * entry was deleted, which Redis 7's XCLAIM also drops from the
+         * pending list: the future fails, then the task is stopped (its
+         * own result, written later, loses). */
         if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 0) {
-            conc__dist_report_lost(w, c, v->entry, strlen(v->entry));
+            fail_task(w, c, v, CONC_EBROKEN, CONC__DIST_DELETED_MSG);
             atomic_store(&w->slots[i].cancel, 1);
         }
         freeReplyObject(rep);
@@ -140,7 +140,8 @@ conc__dist_monitor_main(void *arg)
             struct seen v;
             look(w, i, &v);
             if (v.over_limit)
-                time_out(w, &c, &v);
+                fail_task(w, &c, &v, CONC_ETIMEDOUT,
+                          "the task ran past its time limit");
             else if (v.busy)
                 watch_one(w, i, &c, &v, beat);
         }

@@ -112,8 +112,7 @@ handle_lost(conc_dist_executor *dx, const redisReply *e, int64_t deadline)
         rep->type == REDIS_REPLY_STRING) {
         conc__dist_complete(j, rep->str, rep->len);
     } else {
-        static const char v[] = "e-10003 the task's entry was deleted from "
-                                "the stream before it was done";
+        static const char v[] = "e-10003 " CONC__DIST_DELETED_MSG;
         _Static_assert(CONC_EBROKEN == -10003, "the code in the value");
         conc__dist_complete(j, v, sizeof v - 1);
     }
