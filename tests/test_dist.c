@@ -118,8 +118,9 @@ test_wire_result_round_trip(void **state)
     assert_conc_ok(conc__dist_result_decode(b.data, b.len, &r));
     assert_int_equal(r.code, CONC_ECANCELED);
     conc_buf_free(&b);
-    const char *bad[] = {
-        "", "x", "e", "e-", "e0 m", "e12 m", "e-1x", "e-99999999999 m", "cc"};
+    const char *bad[] = {"",     "x",      "e",    "e-",
+                         "e0 m", "e12 m",  "e-1x", "e-99999999999 m",
+                         "cc",   "e-01 m", "e-1"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         assert_conc(conc__dist_result_decode(bad[i], strlen(bad[i]), &r),
                     CONC_EPROTO);

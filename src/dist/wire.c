@@ -154,7 +154,8 @@ static int
 parse_code(const char *s, size_t n, int *code, size_t *used)
 {
     size_t i = 0;
-    if (n < 2 || s[0] != '-')
+    /* One spelling per code: no leading zeros. */
+    if (n < 2 || s[0] != '-' || s[1] == '0')
         return CONC_EPROTO;
     long v = 0;
     for (i = 1; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
@@ -162,10 +163,10 @@ parse_code(const char *s, size_t n, int *code, size_t *used)
         if (v > -(long)INT_MIN)
             return CONC_EPROTO;
     }
-    if (i == 1 || v == 0 || (i < n && s[i] != ' '))
+    if (i == 1 || i == n || s[i] != ' ') /* the space is required */
         return CONC_EPROTO;
     *code = (int)-v;
-    *used = i < n ? i + 1 : i;
+    *used = i + 1;
     return 0;
 }
 
