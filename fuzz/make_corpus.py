@@ -264,6 +264,16 @@ SEEDS = {
         b"Sec-WebSocket-Extensions: permessage-deflate; "
         b"server_max_window_bits=12; client_max_window_bits=9\r\n\r\n",
     },
+    "dist_wire": {
+        # Mode byte (0 result, 1 task entry, 2 address), then the bytes.
+        "result_ok": u8(0) + b"o" + u64(42),
+        "result_err": u8(0) + b"e-10005 bad row 3",
+        "result_cancel": u8(0) + b"c",
+        "task": u8(1) + b"\0".join([b"id", b"p1-ab:7", b"fn", b"square",
+                                      b"sub", b"p1-ab", b"ttl", b"86400000",
+                                      b"lim", b"0", b"arg", u64(9)]),
+        "address": u8(2) + b"redis://user:pw@127.0.0.1:6380/0",
+    },
 }
 
 

@@ -26,5 +26,6 @@
 #include "conc/aio.h"
 #include "conc/aio_sync.h"
 #include "conc/aio_stream.h"
+#include "conc/dist.h"
 
 #endif

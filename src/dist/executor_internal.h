@@ -1,0 +1,81 @@
+/* The Redis executor's state, shared by executor.c (submit, cancel,
+ * shutdown) and watcher.c (the thread that completes futures).
+ *
+ * Lock order: cmd_lock, then cond's lock, then a future's lock. Neither is
+ * held while a future's callbacks run (they run in conc_future_set_* after
+ * the job left the table). */
+#ifndef CONC_DIST_EXECUTOR_INTERNAL_H
+#define CONC_DIST_EXECUTOR_INTERNAL_H
+
+#include <stdatomic.h>
+
+#include "conc/sync.h"
+#include "conc/thread.h"
+#include "dist/dist_internal.h"
+#include "future/future_internal.h"
+
+/* A submitted task: its future first (the block the future's release
+ * frees), then what the executor needs to find it again. */
+struct conc__dist_job {
+    conc_future f;
+    uint64_t seq;
+    struct conc__dist_job *next; /* in the table; guarded by cond */
+    /* The executor while in its table, NULL once out (written under
+     * cond; read without it by the cancel hook, to find the executor). */
+    _Atomic(conc_dist_executor *) dx;
+    char entry[CONC__DIST_ENTRY_MAX]; /* its stream entry id, once added
+                                         ("" before; cond) */
+};
+
+struct conc_dist_executor {
+    char *queue;
+    char sub[CONC__DIST_NAME_MAX + 1]; /* this submitter's id */
+    char *k_tasks, *k_done, *k_res;    /* keys; k_res ends in "res:" */
+    char *k_lost;                      /* deleted entries' notices */
+    uint64_t ttl_ms, lim_ms;
+
+    conc_lock *cmd_lock;      /* guards cmd */
+    struct conc__rconn cmd;   /* submits and cancels */
+    struct conc__rconn watch; /* the watcher thread's own */
+
+    conc_cond *cond; /* guards the fields below */
+    struct conc__dist_job **table;
+    size_t nbuckets; /* a power of two */
+    size_t in_flight, max_in_flight;
+    uint64_t next_seq;
+    int closed;
+    _Atomic int stopping; /* the watcher should end */
+    conc_thread *watcher;
+};
+
+/* The watcher thread (watcher.c): reads the done stream and completes
+ * futures until dx->stopping. */
+int conc__dist_watcher_main(void *arg);
+
+/* Takes the job for `seq` out of the table (NULL if absent), releasing its
+ * slot of max_in_flight. The caller then owns the executor's reference. */
+struct conc__dist_job *conc__dist_take(conc_dist_executor *dx, uint64_t seq);
+
+/* Completes a job taken out of the table with the result value `v` (len
+ * bytes) and drops the executor's reference. */
+void conc__dist_complete(struct conc__dist_job *j, const void *v, size_t len);
+
+/* Takes out of the table the job whose task is stream entry `entry`, or
+ * returns NULL (an O(n) search: for the rare lost entry). */
+struct conc__dist_job *conc__dist_take_entry(conc_dist_executor *dx,
+                                             const char *entry, size_t len);
+
+/* The hooks of the executor's futures (executor.c). */
+extern const struct conc__future_ops conc__dist_future_ops;
+
+/* Claims the result keys of `n` jobs with "c" (NX), so that no worker's
+ * result can complete them; won[i] says whether the claim of jobs[i] won
+ * (none did if the server could not be reached in time). Takes cmd_lock. */
+void conc__dist_claim_cancelled(conc_dist_executor *dx,
+                                struct conc__dist_job **jobs, size_t n,
+                                int *won);
+
+/* Frees what the executor owns (its thread already joined). */
+void conc__dist_free_executor(conc_dist_executor *dx);
+
+#endif

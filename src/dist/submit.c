@@ -1,0 +1,338 @@
+/* Submitting tasks and shutting the Redis executor down (conc/dist.h; the
+ * design is in executor.c). */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include "core/internal.h"
+#include "dist/executor_internal.h"
+
+/* How long a shutdown's cancel waits for the server, in all. */
+#define CANCEL_TIMEOUT_S 2.0
+
+/* How long the watcher may take to notice it should end: its XREAD blocks
+ * this long at most (watcher.c), plus a connection attempt. */
+#define STOP_TIMEOUT_S 30.0
+
+static double
+seconds_left(int64_t deadline)
+{
+    if (deadline == CONC__FOREVER)
+        return CONC_FOREVER;
+    int64_t left = deadline - conc__now_ns();
+    return left > 0 ? (double)left / 1e9 : 0;
+}
+
+/* XADDs sent in one round trip at most. */
+#define BATCH_MAX 256
+
+/* Takes up to `want` slots of max_in_flight (at least one, waiting for
+ * room until `deadline`), with consecutive sequence numbers from *first. */
+static int
+take_slots(conc_dist_executor *dx, int64_t deadline, size_t want,
+           uint64_t *first, size_t *got)
+{
+    int r = 0;
+    conc_cond_acquire(dx->cond, CONC_FOREVER);
+    while (!dx->closed && dx->in_flight >= dx->max_in_flight && r == 0)
+        if (conc_cond_wait(dx->cond, seconds_left(deadline)) == CONC_ETIMEDOUT)
+            r = CONC_ETIMEDOUT;
+    if (dx->closed)
+        r = CONC_ECLOSED;
+    if (r == 0) {
+        size_t room = dx->max_in_flight - dx->in_flight;
+        *got = want < room ? want : room;
+        dx->in_flight += *got;
+        *first = dx->next_seq;
+        dx->next_seq += *got;
+    }
+    conc_cond_release(dx->cond);
+    return r;
+}
+
+static void
+release_slots(conc_dist_executor *dx, size_t n)
+{
+    conc_cond_acquire(dx->cond, CONC_FOREVER);
+    dx->in_flight -= n;
+    conc_cond_notify_all(dx->cond);
+    conc_cond_release(dx->cond);
+}
+
+static void
+insert(conc_dist_executor *dx, struct conc__dist_job *j)
+{
+    size_t b =
+        (size_t)(j->seq * 0x9E3779B97F4A7C15ull >> 32) & (dx->nbuckets - 1);
+    conc_cond_acquire(dx->cond, CONC_FOREVER);
+    atomic_store(&j->dx, dx);
+    j->next = dx->table[b];
+    dx->table[b] = j;
+    conc_cond_release(dx->cond);
+}
+
+/* The items to submit: count arguments of `size` bytes from `base`. */
+struct items {
+    const char *base;
+    size_t size;
+};
+
+/* Appends the XADD of one task to the connection. */
+static int
+append_xadd(conc_dist_executor *dx, uint64_t seq, const char *name,
+            const void *arg, size_t len)
+{
+    char id[CONC__DIST_NAME_MAX + 24], ttl[24], lim[24];
+    snprintf(id, sizeof id, "%s:%" PRIu64, dx->sub, seq);
+    snprintf(ttl, sizeof ttl, "%" PRIu64, dx->ttl_ms);
+    snprintf(lim, sizeof lim, "%" PRIu64, dx->lim_ms);
+    /* The argument is bytes: set after the lengths of the strings. */
+    const char *argv[] = {"XADD", dx->k_tasks, "*",   "id",    id,
+                          "fn",   name,        "sub", dx->sub, "ttl",
+                          ttl,    "lim",       lim,   "arg",   ""};
+    size_t lens[sizeof argv / sizeof *argv];
+    for (size_t i = 0; i < sizeof argv / sizeof *argv; i++)
+        lens[i] = strlen(argv[i]);
+    argv[14] = len ? (const char *)arg : "";
+    lens[14] = len;
+    return conc__rconn_append(&dx->cmd, 15, argv, lens);
+}
+
+/* Sends and reads the XADDs of n tasks from sequence `first` in one round
+ * trip. Returns 0 or an error; the connection is dropped on failure. */
+static int
+pipeline_xadds(conc_dist_executor *dx, const char *name, const struct items *it,
+               struct conc__dist_job **jobs, uint64_t first, size_t n,
+               int64_t deadline, redisReply **reps)
+{
+    int r = 0;
+    for (size_t i = 0; i < n && r == 0; i++)
+        r = append_xadd(dx, first + i, name, it->base + i * it->size, it->size);
+    if (r == 0)
+        r = conc__rconn_pipeline(&dx->cmd, deadline, n, reps);
+    else
+        conc__rconn_close(&dx->cmd);
+    if (r < 0)
+        return r;
+    conc_cond_acquire(dx->cond, CONC_FOREVER); /* guards jobs' entry */
+    for (size_t i = 0; i < n; i++)
+        if (reps[i]->type == REDIS_REPLY_STRING)
+            snprintf(jobs[i]->entry, sizeof jobs[i]->entry, "%s", reps[i]->str);
+    conc_cond_release(dx->cond);
+    for (size_t i = 0; i < n; i++) {
+        int e = conc__reply_transient(reps[i]);
+        if (e < 0 && r == 0)
+            r = e; /* a server still loading its data: again */
+        else if (reps[i]->type != REDIS_REPLY_STRING && r == 0)
+            r = CONC_EPROTO;
+        freeReplyObject(reps[i]);
+    }
+    return r;
+}
+
+/* XADDs the tasks, reconnecting until `deadline` if the server goes away
+ * (a task added twice is harmless: both copies share one task id, so one
+ * result key, and the second result written loses). */
+static int
+send_batch(conc_dist_executor *dx, const char *name, const struct items *it,
+           struct conc__dist_job **jobs, uint64_t first, size_t n,
+           int64_t deadline)
+{
+    redisReply *reps[BATCH_MAX];
+    int r;
+    conc_lock_acquire(dx->cmd_lock, CONC_FOREVER);
+    for (;;) {
+        r = conc__rconn_ensure(&dx->cmd, deadline);
+        if (r == 0)
+            r = pipeline_xadds(dx, name, it, jobs, first, n, deadline, reps);
+        if (r == 0 || r == CONC_EAUTH || r == CONC_EPROTO ||
+            conc__now_ns() >= deadline)
+            break;
+        conc__rconn_fail(&dx->cmd, r);
+    }
+    conc_lock_release(dx->cmd_lock);
+    return r;
+}
+
+/* Submits `count` items in batches; out[0..*done) receive the futures of
+ * those submitted, even on failure. */
+static int
+submit_items(conc_dist_executor *dx, const char *name, struct items it,
+             size_t count, int64_t deadline, conc_future **out, size_t *done)
+{
+    struct conc__dist_job *jobs[BATCH_MAX];
+    *done = 0;
+    while (*done < count) {
+        size_t want = count - *done < BATCH_MAX ? count - *done : BATCH_MAX;
+        size_t got = 0, made = 0;
+        uint64_t first;
+        int r = take_slots(dx, deadline, want, &first, &got);
+        if (r < 0)
+            return r;
+        for (; made < got; made++)
+            if (!(jobs[made] = conc__calloc(1, sizeof *jobs[made])))
+                break;
+        if (made < got) {
+            while (made)
+                conc__free(jobs[--made]);
+            release_slots(dx, got);
+            return CONC_ENOMEM;
+        }
+        for (size_t i = 0; i < got; i++) {
+            conc__future_reset(&jobs[i]->f, &conc__dist_future_ops, 2);
+            jobs[i]->seq = first + i;
+            insert(dx, jobs[i]);
+        }
+        struct items batch = {it.base + *done * it.size, it.size};
+        if ((r = send_batch(dx, name, &batch, jobs, first, got, deadline)) <
+            0) {
+            for (size_t i = 0; i < got; i++) {
+                if (conc__dist_take(dx, first + i) == jobs[i])
+                    conc_future_free(&jobs[i]->f);
+                conc_future_free(&jobs[i]->f);
+            }
+            return r;
+        }
+        for (size_t i = 0; i < got; i++)
+            out[*done + i] = &jobs[i]->f;
+        *done += got;
+    }
+    return 0;
+}
+
+int
+conc_dist_submit(conc_dist_executor *dx, const char *name, const void *arg,
+                 size_t len, double timeout, conc_future **out)
+{
+    int64_t deadline;
+    if (!dx || !name || !out || (!arg && len) ||
+        !conc__dist_name_ok(name, strlen(name)) ||
+        conc__deadline(timeout, &deadline) < 0)
+        return CONC_EINVAL;
+    size_t done;
+    return submit_items(dx, name, (struct items){arg, len}, 1, deadline, out,
+                        &done);
+}
+
+int
+conc_dist_submit_many(conc_dist_executor *dx, const char *name,
+                      const conc_items *items, double timeout,
+                      conc_future **out, size_t *submitted)
+{
+    int64_t deadline;
+    if (!dx || !name || !items || !out || !submitted || items->next ||
+        (!items->base && items->count) || !items->size ||
+        !conc__dist_name_ok(name, strlen(name)) ||
+        conc__deadline(timeout, &deadline) < 0)
+        return CONC_EINVAL;
+    return submit_items(dx, name, (struct items){items->base, items->size},
+                        items->count, deadline, out, submitted);
+}
+
+/* Takes every job out of the table, into a list through `next`. */
+static struct conc__dist_job *
+take_all(conc_dist_executor *dx)
+{
+    struct conc__dist_job *all = NULL;
+    conc_cond_acquire(dx->cond, CONC_FOREVER);
+    for (size_t b = 0; b < dx->nbuckets; b++)
+        while (dx->table[b]) {
+            struct conc__dist_job *j = dx->table[b];
+            dx->table[b] = j->next;
+            atomic_store(&j->dx, NULL);
+            j->next = all;
+            all = j;
+            dx->in_flight--;
+        }
+    conc_cond_notify_all(dx->cond);
+    conc_cond_release(dx->cond);
+    return all;
+}
+
+/* Claims the result keys of the jobs in `all` with "c", pipelined, within
+ * one deadline: a worker then skips those tasks. Best effort: the server
+ * may be gone, and the futures end cancelled all the same. */
+static void
+claim_all(conc_dist_executor *dx, struct conc__dist_job *all)
+{
+    int64_t deadline = conc__now_ns() + (int64_t)(CANCEL_TIMEOUT_S * 1e9);
+    redisReply *reps[BATCH_MAX];
+    conc_lock_acquire(dx->cmd_lock, CONC_FOREVER);
+    while (all && conc__rconn_ensure(&dx->cmd, deadline) == 0) {
+        size_t n = 0;
+        for (; all && n < BATCH_MAX; all = all->next, n++)
+            redisAppendCommand(dx->cmd.ctx,
+                               "SET %s%s:%" PRIu64 " c NX PX %" PRIu64,
+                               dx->k_res, dx->sub, all->seq, dx->ttl_ms);
+        if (conc__rconn_pipeline(&dx->cmd, deadline, n, reps) < 0)
+            break;
+        while (n)
+            freeReplyObject(reps[--n]);
+    }
+    conc_lock_release(dx->cmd_lock);
+}
+
+/* Cancels every job still in flight. */
+static void
+cancel_all(conc_dist_executor *dx)
+{
+    struct conc__dist_job *all = take_all(dx);
+    claim_all(dx, all);
+    while (all) {
+        struct conc__dist_job *j = all;
+        all = j->next;
+        conc__future_cancel_pending(&j->f);
+        conc_future_free(&j->f);
+    }
+}
+
+int
+conc_dist_shutdown(conc_dist_executor *dx, int wait, int cancel_futures,
+                   double timeout)
+{
+    int64_t deadline;
+    if (!dx || conc__deadline(timeout, &deadline) < 0)
+        return CONC_EINVAL;
+    conc_cond_acquire(dx->cond, CONC_FOREVER);
+    dx->closed = 1;
+    conc_cond_notify_all(dx->cond);
+    conc_cond_release(dx->cond);
+    if (cancel_futures)
+        cancel_all(dx);
+    if (!wait)
+        return 0;
+    int r = 0;
+    conc_cond_acquire(dx->cond, CONC_FOREVER);
+    while (dx->in_flight > 0 && r == 0)
+        if (conc_cond_wait(dx->cond, seconds_left(deadline)) == CONC_ETIMEDOUT)
+            r = dx->in_flight > 0 ? CONC_ETIMEDOUT : 0;
+    conc_cond_release(dx->cond);
+    return r;
+}
+
+void
+conc_dist_executor_free(conc_dist_executor *dx)
+{
+    if (!dx)
+        return;
+    conc_dist_shutdown(dx, 0, 1, 0);
+    atomic_store(&dx->stopping, 1);
+    /* Wakes the watcher's XREAD with an entry of its own; without a
+     * connection it notices within its block time. */
+    redisReply *rep = NULL;
+    int64_t deadline = conc__now_ns() + (int64_t)1e9;
+    conc_lock_acquire(dx->cmd_lock, CONC_FOREVER);
+    if (dx->cmd.ctx && conc__rconn_cmdf(&dx->cmd, deadline, 0, &rep,
+                                        "XADD %s * stop 1", dx->k_done) == 0)
+        freeReplyObject(rep);
+    conc_lock_release(dx->cmd_lock);
+    if (dx->watcher) {
+        if (conc_thread_join(dx->watcher, STOP_TIMEOUT_S, NULL) < 0)
+            conc__panic("dist: the result watcher did not stop");
+        conc_thread_free(dx->watcher);
+    }
+    conc__dist_free_executor(dx);
+}

@@ -1,0 +1,262 @@
+/* The Redis executor's result watcher: one thread per executor that reads
+ * the submitter's done stream and completes futures (design in
+ * executor.c).
+ *
+ * Why a stream read with XREAD and not a list popped with BLPOP: XREAD
+ * leaves the entry in place until the watcher deletes it, and the watcher
+ * resumes after the last entry id it handled, so a connection lost while a
+ * reply is on its way loses nothing; a BLPOP'ed element is gone from the
+ * server before its reply arrives. After a reconnection the watcher also
+ * looks up the result key of every future still in flight, for a result
+ * whose notice the server lost (a restart without appendfsync always). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include "core/internal.h"
+#include "dist/executor_internal.h"
+
+/* How long one XREAD blocks: the longest the watcher takes to see that it
+ * should stop when nobody wakes it. */
+#define BLOCK_MS "500"
+/* Entries read at a time. */
+#define READ_COUNT "256"
+/* The deadline of one round: the block plus a connection attempt. */
+#define ROUND_NS (1500 * 1000 * 1000LL)
+/* Result keys looked up per round trip after a reconnection. */
+#define RECOVER_BATCH 256
+
+/* The sequence number in a task id "SUB:SEQ" of this submitter, or -1. */
+static int
+seq_of(const conc_dist_executor *dx, const char *id, size_t len, uint64_t *seq)
+{
+    size_t sl = strlen(dx->sub);
+    if (len <= sl + 1 || memcmp(id, dx->sub, sl) != 0 || id[sl] != ':')
+        return -1;
+    return conc__dist_parse_u64(id + sl + 1, len - sl - 1, seq) < 0 ? -1 : 0;
+}
+
+/* Handles one entry [id, [field, value, ...]] of the done stream. */
+static void
+handle_entry(conc_dist_executor *dx, const redisReply *e)
+{
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+        e->element[1]->type != REDIS_REPLY_ARRAY)
+        return;
+    const redisReply *f = e->element[1];
+    const redisReply *id = NULL, *res = NULL;
+    for (size_t i = 0; i + 1 < f->elements; i += 2) {
+        const redisReply *k = f->element[i];
+        if (k->type != REDIS_REPLY_STRING)
+            continue;
+        if (k->len == 2 && memcmp(k->str, "id", 2) == 0)
+            id = f->element[i + 1];
+        else if (k->len == 1 && k->str[0] == 'r')
+            res = f->element[i + 1];
+    }
+    uint64_t seq;
+    if (!id || !res || id->type != REDIS_REPLY_STRING ||
+        res->type != REDIS_REPLY_STRING ||
+        seq_of(dx, id->str, id->len, &seq) < 0)
+        return; /* a wake-up entry, or one not ours */
+    struct conc__dist_job *j = conc__dist_take(dx, seq);
+    if (j)
+        conc__dist_complete(j, res->str, res->len);
+}
+
+/* Deletes the entries just handled, so the stream does not grow. */
+static void
+delete_entries(conc_dist_executor *dx, const redisReply *entries,
+               int64_t deadline)
+{
+    size_t n = entries->elements;
+    const char **argv = conc__malloc((n + 2) * sizeof *argv);
+    size_t *lens = conc__malloc((n + 2) * sizeof *lens);
+    if (argv && lens) {
+        argv[0] = "XDEL";
+        argv[1] = dx->k_done;
+        lens[0] = 4;
+        lens[1] = strlen(dx->k_done);
+        for (size_t i = 0; i < n; i++) {
+            argv[i + 2] = entries->element[i]->element[0]->str;
+            lens[i + 2] = entries->element[i]->element[0]->len;
+        }
+        redisReply *rep = NULL;
+        if (conc__rconn_cmd(&dx->watch, deadline, 0, &rep, (int)(n + 2), argv,
+                            lens) == 0)
+            freeReplyObject(rep);
+    }
+    conc__free(argv);
+    conc__free(lens);
+}
+
+/* Fails the job of a task entry deleted from the stream while it was
+ * pending (a worker's XAUTOCLAIM reported it), unless its result came. */
+static void
+handle_lost(conc_dist_executor *dx, const redisReply *e, int64_t deadline)
+{
+    const redisReply *f = e->element[1];
+    if (f->type != REDIS_REPLY_ARRAY || f->elements != 2 ||
+        f->element[1]->type != REDIS_REPLY_STRING)
+        return;
+    struct conc__dist_job *j =
+        conc__dist_take_entry(dx, f->element[1]->str, f->element[1]->len);
+    if (!j)
+        return; /* another submitter's */
+    redisReply *rep = NULL;
+    if (conc__rconn_cmdf(&dx->watch, deadline, 0, &rep, "GET %s%s:%" PRIu64,
+                         dx->k_res, dx->sub, j->seq) == 0 &&
+        rep->type == REDIS_REPLY_STRING) {
+        conc__dist_complete(j, rep->str, rep->len);
+    } else {
+        static const char v[] = "e-10003 " CONC__DIST_DELETED_MSG;
+        _Static_assert(CONC_EBROKEN == -10003, "the code in the value");
+        conc__dist_complete(j, v, sizeof v - 1);
+    }
+    if (rep)
+        freeReplyObject(rep);
+}
+
+/* Handles the entries of one stream of an XREAD reply; `last` becomes
+ * the last entry id handled. */
+static void
+handle_stream(conc_dist_executor *dx, const redisReply *s, char *last,
+              int64_t deadline)
+{
+    if (s->type != REDIS_REPLY_ARRAY || s->elements != 2 ||
+        s->element[0]->type != REDIS_REPLY_STRING ||
+        s->element[1]->type != REDIS_REPLY_ARRAY)
+        return;
+    int lost = strcmp(s->element[0]->str, dx->k_lost) == 0;
+    const redisReply *entries = s->element[1];
+    for (size_t i = 0; i < entries->elements; i++) {
+        const redisReply *e = entries->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+            e->element[0]->type != REDIS_REPLY_STRING)
+            break;
+        if (lost)
+            handle_lost(dx, e, deadline);
+        else
+            handle_entry(dx, e);
+        snprintf(last, CONC__DIST_ENTRY_MAX, "%s", e->element[0]->str);
+    }
+    if (!lost && entries->elements)
+        delete_entries(dx, entries, deadline);
+}
+
+/* One XREAD of the done stream and the lost-entry notices; handles what
+ * it brings. */
+static void
+read_round(conc_dist_executor *dx, char *last_done, char *last_lost)
+{
+    int64_t deadline = conc__now_ns() + ROUND_NS;
+    redisReply *rep = NULL;
+    if (conc__rconn_cmdf(&dx->watch, deadline, 0, &rep,
+                         "XREAD COUNT " READ_COUNT " BLOCK " BLOCK_MS
+                         " STREAMS %s %s %s %s",
+                         dx->k_done, dx->k_lost, last_done, last_lost) < 0)
+        return;
+    /* [[stream, [entry, ...]], ...] or nil when the block ran out. */
+    for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements;
+         i++) {
+        const redisReply *s = rep->element[i];
+        int lost = s->type == REDIS_REPLY_ARRAY && s->elements == 2 &&
+                   s->element[0]->type == REDIS_REPLY_STRING &&
+                   strcmp(s->element[0]->str, dx->k_lost) == 0;
+        handle_stream(dx, s, lost ? last_lost : last_done, deadline);
+    }
+    freeReplyObject(rep);
+}
+
+/* The id of the newest lost-entry notice, so that the watcher reads only
+ * those that come after it starts. */
+static void
+newest_lost(conc_dist_executor *dx, char *last)
+{
+    redisReply *rep = NULL;
+    if (conc__rconn_cmdf(&dx->watch, conc__now_ns() + ROUND_NS, 0, &rep,
+                         "XREVRANGE %s + - COUNT 1", dx->k_lost) < 0)
+        return;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
+        rep->element[0]->type == REDIS_REPLY_ARRAY &&
+        rep->element[0]->elements == 2 &&
+        rep->element[0]->element[0]->type == REDIS_REPLY_STRING)
+        snprintf(last, CONC__DIST_ENTRY_MAX, "%s",
+                 rep->element[0]->element[0]->str);
+    freeReplyObject(rep);
+}
+
+/* The sequence numbers of up to `max` jobs in flight, from `*bucket` on
+ * (whole buckets, unless one alone has more than `max`). */
+static size_t
+collect_seqs(conc_dist_executor *dx, size_t *bucket, uint64_t *seqs, size_t max)
+{
+    size_t n = 0;
+    conc_cond_acquire(dx->cond, CONC_FOREVER);
+    for (; *bucket < dx->nbuckets; (*bucket)++) {
+        size_t k = 0;
+        for (struct conc__dist_job *j = dx->table[*bucket]; j; j = j->next)
+            k++;
+        if (n > 0 && n + k > max)
+            break; /* this bucket goes in the next batch */
+        for (struct conc__dist_job *j = dx->table[*bucket]; j && n < max;
+             j = j->next)
+            seqs[n++] = j->seq;
+    }
+    conc_cond_release(dx->cond);
+    return n;
+}
+
+/* After a reconnection: GETs the result key of every job in flight and
+ * completes those that have one (their notice may have been lost). */
+static void
+recover(conc_dist_executor *dx)
+{
+    uint64_t seqs[RECOVER_BATCH];
+    redisReply *reps[RECOVER_BATCH];
+    size_t bucket = 0, n;
+    while ((n = collect_seqs(dx, &bucket, seqs, RECOVER_BATCH)) > 0) {
+        int64_t deadline = conc__now_ns() + ROUND_NS;
+        for (size_t i = 0; i < n; i++)
+            redisAppendCommand(dx->watch.ctx, "GET %s%s:%" PRIu64, dx->k_res,
+                               dx->sub, seqs[i]);
+        if (conc__rconn_pipeline(&dx->watch, deadline, n, reps) < 0)
+            return; /* the next reconnection tries again */
+        for (size_t i = 0; i < n; i++) {
+            struct conc__dist_job *j;
+            if (reps[i]->type == REDIS_REPLY_STRING &&
+                (j = conc__dist_take(dx, seqs[i])) != NULL)
+                conc__dist_complete(j, reps[i]->str, reps[i]->len);
+            freeReplyObject(reps[i]);
+        }
+    }
+}
+
+int
+conc__dist_watcher_main(void *arg)
+{
+    conc_dist_executor *dx = arg;
+    char last_done[CONC__DIST_ENTRY_MAX] = "0-0";
+    char last_lost[CONC__DIST_ENTRY_MAX] = "";
+    int seen = 0; /* connections handled */
+    while (!atomic_load(&dx->stopping)) {
+        if (conc__rconn_ensure(&dx->watch, conc__now_ns() + ROUND_NS) < 0)
+            continue; /* backs off inside */
+        if (dx->watch.connects != seen) {
+            if (seen)
+                recover(dx);
+            seen = dx->watch.connects;
+            if (!dx->watch.ctx)
+                continue;
+        }
+        if (!last_lost[0]) {
+            snprintf(last_lost, sizeof last_lost, "0-0");
+            newest_lost(dx, last_lost);
+        }
+        read_round(dx, last_done, last_lost);
+    }
+    return 0;
+}

@@ -1,0 +1,828 @@
+/* Scale-out over Redis Streams: the wire format (pure), then the executor
+ * and its workers against a real redis-server that the program starts on
+ * a loopback port (tests/peers/redis_fixture.c), with workers in processes
+ * of their own (tests/peers/dist_peer.c) so that they can be killed. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include "conc_test.h"
+#include "core/internal.h"
+#include "dist/dist_internal.h"
+#include "redis_fixture.h"
+
+#define PASSWORD  "conc-test-pw"
+#define LONG_WAIT 60.0
+
+static struct redis_fixture server;
+static int have_server;
+static int queue_no;
+
+/* A fresh queue name per test, so tests never see each other's tasks. */
+static const char *
+new_queue(char *buf, size_t size)
+{
+    snprintf(buf, size, "t%d-%d", (int)getpid(), ++queue_no);
+    return buf;
+}
+
+/* Starts a worker process on `queue`. */
+static pid_t
+start_peer(const char *queue, int threads, const char *idle, int max_del)
+{
+    char th[16], md[16];
+    snprintf(th, sizeof th, "%d", threads);
+    snprintf(md, sizeof md, "%d", max_del);
+    char *argv[] = {DIST_PEER, server.url,   PASSWORD, (char *)queue,
+                    th,        (char *)idle, md,       NULL};
+    pid_t pid = redis_fixture_spawn(argv);
+    assert_true(pid > 0);
+    return pid;
+}
+
+static void
+stop_peer(pid_t pid)
+{
+    int st;
+    kill(pid, SIGTERM);
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+/* Stops a worker that may have died already. */
+static void
+stop_peer_any(pid_t pid)
+{
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+}
+
+static conc_dist_executor *
+new_executor(const char *queue, const conc_dist_opts *o)
+{
+    conc_dist_executor *dx = NULL;
+    assert_conc_ok(conc_dist_executor_new(server.url, PASSWORD, queue, o, &dx));
+    return dx;
+}
+
+static conc_future *
+submit_long(conc_dist_executor *dx, const char *name, long v)
+{
+    conc_future *f = NULL;
+    assert_conc_ok(conc_dist_submit(dx, name, &v, sizeof v, LONG_WAIT, &f));
+    return f;
+}
+
+static long
+long_result(conc_future *f)
+{
+    const void *data;
+    size_t len;
+    assert_conc_ok(conc_future_result(f, LONG_WAIT, &data, &len));
+    assert_int_equal(len, sizeof(long));
+    long v;
+    memcpy(&v, data, sizeof v);
+    return v;
+}
+
+#define NEED_SERVER()                                                          \
+    do {                                                                       \
+        if (!have_server)                                                      \
+            skip();                                                            \
+    } while (0)
+
+/* ---- Wire format --------------------------------------------------------- */
+
+static void
+test_wire_result_round_trip(void **state)
+{
+    (void)state;
+    conc_buf b = CONC_BUF_INIT;
+    struct conc__dist_result r;
+    assert_conc_ok(conc__dist_result_encode(&b, 0, "abc", 3));
+    assert_conc_ok(conc__dist_result_decode(b.data, b.len, &r));
+    assert_int_equal(r.code, 0);
+    assert_int_equal(r.len, 3);
+    assert_memory_equal(r.data, "abc", 3);
+    assert_conc_ok(conc__dist_result_encode(&b, CONC_EVALUE, "bad", 3));
+    assert_conc_ok(conc__dist_result_decode(b.data, b.len, &r));
+    assert_int_equal(r.code, CONC_EVALUE);
+    assert_memory_equal(r.data, "bad", 3);
+    assert_conc_ok(conc__dist_result_encode(&b, CONC_ECANCELED, NULL, 0));
+    assert_conc_ok(conc__dist_result_decode(b.data, b.len, &r));
+    assert_int_equal(r.code, CONC_ECANCELED);
+    conc_buf_free(&b);
+    const char *bad[] = {"",     "x",      "e",    "e-",
+                         "e0 m", "e12 m",  "e-1x", "e-99999999999 m",
+                         "cc",   "e-01 m", "e-1"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        assert_conc(conc__dist_result_decode(bad[i], strlen(bad[i]), &r),
+                    CONC_EPROTO);
+}
+
+static void
+test_wire_task_decode(void **state)
+{
+    (void)state;
+    const char *v[] = {"id",   "s1:7", "fn", "square", "sub", "s1",  "ttl",
+                       "1000", "lim",  "0",  "arg",    "xy",  "new", "?"};
+    size_t lens[14];
+    for (size_t i = 0; i < 14; i++)
+        lens[i] = strlen(v[i]);
+    struct conc__dist_task t;
+    const char *why;
+    assert_conc_ok(conc__dist_task_decode(14, v, lens, &t, &why));
+    assert_int_equal(t.ttl_ms, 1000);
+    assert_int_equal(t.arg_len, 2);
+    assert_memory_equal(t.fn, "square", 6);
+    assert_conc(conc__dist_task_decode(13, v, lens, &t, &why), CONC_EPROTO);
+    v[7] = "10x"; /* a bad ttl */
+    lens[7] = 3;
+    assert_conc(conc__dist_task_decode(14, v, lens, &t, &why), CONC_EPROTO);
+    v[7] = "1000";
+    lens[7] = 4;
+    v[3] = "sq uare"; /* a bad task name */
+    lens[3] = 7;
+    assert_conc(conc__dist_task_decode(14, v, lens, &t, &why), CONC_EPROTO);
+    assert_non_null(why);
+}
+
+static void
+test_wire_address(void **state)
+{
+    (void)state;
+    char *host, *pw;
+    int port;
+    assert_conc_ok(
+        conc__dist_parse_address("redis://:s3@h:7000/0", &host, &port, &pw));
+    assert_string_equal(host, "h");
+    assert_int_equal(port, 7000);
+    assert_string_equal(pw, "s3");
+    conc__free(host);
+    conc__free(pw);
+    assert_conc_ok(conc__dist_parse_address("localhost", &host, &port, &pw));
+    assert_int_equal(port, 6379);
+    assert_null(pw);
+    conc__free(host);
+    assert_conc(conc__dist_parse_address("h:0", &host, &port, &pw),
+                CONC_EINVAL);
+    assert_conc(conc__dist_parse_address("redis://", &host, &port, &pw),
+                CONC_EINVAL);
+    assert_conc(conc__dist_parse_address("h:12x", &host, &port, &pw),
+                CONC_EINVAL);
+}
+
+static int
+local_echo(const void *arg, size_t len, conc_buf *result)
+{
+    return conc_buf_append(result, arg, len);
+}
+
+/* ---- Against the server ---------------------------------------------------
+ */
+
+static void
+test_round_trip(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char q[64];
+    new_queue(q, sizeof q);
+    pid_t peer = start_peer(q, 2, "5", 5);
+    conc_dist_executor *dx = new_executor(q, NULL);
+    enum { N = 50 };
+    conc_future *fs[N];
+    for (long i = 0; i < N; i++)
+        fs[i] = submit_long(dx, "square", i);
+    assert_conc_ok(conc_wait(fs, N, CONC_ALL_COMPLETED, LONG_WAIT, NULL));
+    for (long i = 0; i < N; i++) {
+        assert_int_equal(long_result(fs[i]), i * i);
+        conc_future_free(fs[i]);
+    }
+    assert_conc_ok(conc_dist_shutdown(dx, 1, 0, LONG_WAIT));
+    assert_conc(conc_dist_submit(dx, "square", NULL, 0, 0, &fs[0]),
+                CONC_ECLOSED);
+    conc_dist_executor_free(dx);
+    stop_peer(peer);
+}
+
+/* Pipelined submits: many tasks in batches, with a bound on those in
+ * flight smaller than a batch. */
+static void
+test_submit_many(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char q[64];
+    new_queue(q, sizeof q);
+    pid_t peer = start_peer(q, 2, "5", 5);
+    conc_dist_opts o = {.max_in_flight = 100};
+    conc_dist_executor *dx = new_executor(q, &o);
+    enum { N = 1000 };
+    static long in[N];
+    static conc_future *fs[N];
+    for (long i = 0; i < N; i++)
+        in[i] = i;
+    size_t n = 0;
+    conc_items items = CONC_ITEMS(in, N);
+    assert_conc_ok(
+        conc_dist_submit_many(dx, "square", &items, LONG_WAIT, fs, &n));
+    assert_int_equal(n, N);
+    assert_conc_ok(conc_wait(fs, N, CONC_ALL_COMPLETED, LONG_WAIT, NULL));
+    for (long i = 0; i < N; i++) {
+        assert_int_equal(long_result(fs[i]), i * i);
+        conc_future_free(fs[i]);
+    }
+    /* Refused before anything is sent: a generator, a closed executor. */
+    conc_items gen = {.next = (conc_next_fn)1};
+    assert_conc(conc_dist_submit_many(dx, "square", &gen, 0, fs, &n),
+                CONC_EINVAL);
+    assert_conc_ok(conc_dist_shutdown(dx, 1, 0, LONG_WAIT));
+    assert_conc(conc_dist_submit_many(dx, "square", &items, 0, fs, &n),
+                CONC_ECLOSED);
+    assert_int_equal(n, 0);
+    conc_dist_executor_free(dx);
+    stop_peer(peer);
+}
+
+/* A task's failure travels with its message; an unknown name fails too;
+ * a remote future mixes with a thread executor's in as_completed. */
+static void
+test_failures_and_mixing(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char q[64];
+    new_queue(q, sizeof q);
+    pid_t peer = start_peer(q, 1, "5", 5);
+    conc_dist_executor *dx = new_executor(q, NULL);
+    conc_future *fs[3];
+    assert_conc_ok(conc_dist_submit(dx, "fail", "abcd", 4, LONG_WAIT, &fs[0]));
+    assert_conc_ok(conc_dist_submit(dx, "no_such", NULL, 0, LONG_WAIT, &fs[1]));
+    conc_executor *tx;
+    assert_conc_ok(conc_thread_executor_new(NULL, &tx));
+    assert_conc_ok(conc_executor_submit(tx, local_echo, "x", 1, &fs[2]));
+    conc_as_completed_iter *it;
+    assert_conc_ok(conc_as_completed(fs, 3, LONG_WAIT, &it));
+    conc_future *f;
+    int n = 0;
+    while (conc_as_completed_next(it, &f) == 0)
+        n++;
+    assert_int_equal(n, 3);
+    conc_as_completed_free(it);
+    assert_conc(conc_future_result(fs[0], 0, NULL, NULL), CONC_EVALUE);
+    assert_string_equal(conc_future_message(fs[0]), "bad input of 4 bytes");
+    assert_conc(conc_future_result(fs[1], 0, NULL, NULL), CONC_ENOENT);
+    assert_non_null(strstr(conc_future_message(fs[1]), "no task named"));
+    assert_conc_ok(conc_future_result(fs[2], 0, NULL, NULL));
+    for (int i = 0; i < 3; i++)
+        conc_future_free(fs[i]);
+    conc_executor_free(tx);
+    conc_dist_executor_free(dx);
+    stop_peer(peer);
+}
+
+static void
+test_wrong_password(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    conc_dist_executor *dx = NULL;
+    assert_conc(conc_dist_executor_new(server.url, "wrong", "q", NULL, &dx),
+                CONC_EAUTH);
+    assert_conc(conc_dist_executor_new(server.url, NULL, "q", NULL, &dx),
+                CONC_EAUTH);
+    conc_dist_opts o = {.retry_on_startup = 1};
+    assert_conc(conc_dist_executor_new(server.url, "wrong", "q", &o, &dx),
+                CONC_EAUTH);
+    conc_dist_worker *w = NULL;
+    assert_conc(conc_dist_worker_new(server.url, "wrong", "q", NULL, &w),
+                CONC_EAUTH);
+    assert_null(dx);
+    assert_null(w);
+    /* A worker process with a wrong password exits with CONC_EAUTH. */
+    char *argv[] = {DIST_PEER, server.url, "wrong", "q", "1", "5", "5", NULL};
+    pid_t pid = redis_fixture_spawn(argv);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), -CONC_EAUTH & 255);
+}
+
+/* max_in_flight bounds submits; shutdown with cancel_futures cancels. */
+static void
+test_backpressure_and_cancel_on_shutdown(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char q[64];
+    new_queue(q, sizeof q);
+    conc_dist_opts o = {.max_in_flight = 2};
+    conc_dist_executor *dx = new_executor(q, &o);
+    conc_future *f1 = submit_long(dx, "square", 1);
+    conc_future *f2 = submit_long(dx, "square", 2), *f3 = NULL;
+    double t0 = conc_monotonic();
+    long v = 3;
+    assert_conc(conc_dist_submit(dx, "square", &v, sizeof v, 0.2, &f3),
+                CONC_ETIMEDOUT);
+    assert_true(conc_monotonic() - t0 >= 0.2);
+    assert_null(f3);
+    assert_conc_ok(conc_dist_shutdown(dx, 1, 1, LONG_WAIT));
+    assert_true(conc_future_cancelled(f1));
+    assert_true(conc_future_cancelled(f2));
+    conc_future_free(f1);
+    conc_future_free(f2);
+    conc_dist_executor_free(dx);
+}
+
+/* A cancelled pending task never runs: cancel a task that would kill its
+ * worker, then see a later task done by the one worker there is. */
+static void
+test_cancel_pending_never_runs(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char q[64];
+    new_queue(q, sizeof q);
+    conc_dist_executor *dx = new_executor(q, NULL);
+    conc_future *bomb = NULL;
+    assert_conc_ok(conc_dist_submit(dx, "crash", NULL, 0, LONG_WAIT, &bomb));
+    assert_int_equal(conc_future_cancel(bomb), 1);
+    assert_true(conc_future_cancelled(bomb));
+    pid_t peer = start_peer(q, 1, "5", 5);
+    conc_future *f = submit_long(dx, "square", 9);
+    assert_int_equal(long_result(f), 81);
+    conc_future_free(f);
+    conc_future_free(bomb);
+    conc_dist_executor_free(dx);
+    stop_peer(peer);
+}
+
+static int
+in_flight_is_one(void *arg)
+{
+    conc_dist_status st;
+    return conc_dist_status_get(server.url, PASSWORD, arg, 1, &st) == 0 &&
+           st.in_flight == 1;
+}
+
+/* A running task sees conc_task_cancelled once its future is cancelled. */
+static void
+test_cancel_running(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char q[64];
+    new_queue(q, sizeof q);
+    pid_t peer = start_peer(q, 1, "5", 5);
+    conc_dist_executor *dx = new_executor(q, NULL);
+    double s = 30;
+    conc_future *napper = NULL;
+    assert_conc_ok(
+        conc_dist_submit(dx, "nap", &s, sizeof s, LONG_WAIT, &napper));
+    assert_true(conc_test_wait_until(in_flight_is_one, q, LONG_WAIT));
+    double t0 = conc_monotonic();
+    assert_int_equal(conc_future_cancel(napper), 1);
+    /* The one worker thread is free again long before the nap's end. */
+    conc_future *f = submit_long(dx, "square", 5);
+    assert_int_equal(long_result(f), 25);
+    assert_true(conc_monotonic() - t0 < s);
+    conc_future_free(f);
+    conc_future_free(napper);
+    conc_dist_executor_free(dx);
+    stop_peer(peer);
+}
+
+static void
+test_time_limit(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char q[64];
+    new_queue(q, sizeof q);
+    pid_t peer = start_peer(q, 1, "5", 5);
+    conc_dist_opts o = {.time_limit = 0.3};
+    conc_dist_executor *dx = new_executor(q, &o);
+    double s = 30;
+    conc_future *f = NULL;
+    double t0 = conc_monotonic();
+    assert_conc_ok(conc_dist_submit(dx, "nap", &s, sizeof s, LONG_WAIT, &f));
+    assert_conc(conc_future_result(f, LONG_WAIT, NULL, NULL), CONC_ETIMEDOUT);
+    double took = conc_monotonic() - t0;
+    assert_true(took >= 0.3);
+    assert_true(took < s);
+    conc_future_free(f);
+    conc_dist_executor_free(dx);
+    stop_peer(peer);
+}
+
+/* ---- Faults ---------------------------------------------------------------
+ */
+
+/* Workers killed with SIGKILL mid-task under load: their tasks are taken
+ * over after reclaim_idle and every future completes with its result. */
+static void
+test_worker_killed_mid_task(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char q[64];
+    new_queue(q, sizeof q);
+    pid_t a = start_peer(q, 2, "0.5", 5), b = start_peer(q, 2, "0.5", 5);
+    conc_dist_executor *dx = new_executor(q, NULL);
+    enum { N = 200 };
+    conc_future *fs[N];
+    for (long i = 0; i < N; i++)
+        fs[i] = submit_long(dx, "slow_square", i);
+    /* Kill a worker once work is under way, then another; one survives. */
+    assert_conc_ok(conc_wait(fs, N, CONC_FIRST_COMPLETED, LONG_WAIT, NULL));
+    kill_and_reap(a);
+    pid_t c = start_peer(q, 2, "0.5", 5);
+    assert_conc_ok(conc_future_result(fs[N / 2], LONG_WAIT, NULL, NULL));
+    kill_and_reap(b);
+    assert_conc_ok(conc_wait(fs, N, CONC_ALL_COMPLETED, LONG_WAIT, NULL));
+    for (long i = 0; i < N; i++) {
+        assert_int_equal(long_result(fs[i]), i * i);
+        conc_future_free(fs[i]);
+    }
+    conc_dist_executor_free(dx);
+    stop_peer(c);
+}
+
+/* A task that kills its worker every time goes to the dead-letter stream
+ * after max_deliveries, and its future fails with the count. */
+static void
+test_crash_every_time_dead_letter(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char q[64];
+    new_queue(q, sizeof q);
+    conc_dist_executor *dx = new_executor(q, NULL);
+    conc_future *f = NULL;
+    assert_conc_ok(conc_dist_submit(dx, "crash", NULL, 0, LONG_WAIT, &f));
+    /* Each worker dies of the task; start another until it is given up. */
+    int starts = 0;
+    while (!conc_future_done(f) && starts < 10) {
+        pid_t p = start_peer(q, 1, "0.2", 2);
+        starts++;
+        int st;
+        while (waitpid(p, &st, WNOHANG) == 0 && !conc_future_done(f))
+            conc_future_result(f, 0.05, NULL, NULL);
+        if (conc_future_done(f))
+            stop_peer_any(p);
+    }
+    assert_conc(conc_future_result(f, LONG_WAIT, NULL, NULL), CONC_EBROKEN);
+    assert_non_null(strstr(conc_future_message(f), "delivered 3 times"));
+    conc_dist_status st;
+    assert_conc_ok(conc_dist_status_get(server.url, PASSWORD, q, 5, &st));
+    assert_int_equal(st.dead_letters, 1);
+    assert_int_equal(st.in_flight, 0);
+    conc_future_free(f);
+    conc_dist_executor_free(dx);
+}
+
+/* redis-server killed and restarted under load: clients and workers
+ * reconnect, and with appendfsync always no acknowledged submit is lost. */
+static void
+test_server_restarted_under_load(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char q[64];
+    new_queue(q, sizeof q);
+    pid_t peer = start_peer(q, 2, "1", 5);
+    conc_dist_executor *dx = new_executor(q, NULL);
+    enum { N = 300 };
+    conc_future *fs[N];
+    for (long i = 0; i < N; i++) {
+        if (i == N / 2) {
+            redis_fixture_kill(&server);
+            assert_int_equal(redis_fixture_restart(&server), 0);
+        }
+        fs[i] = submit_long(dx, "square", i);
+    }
+    assert_conc_ok(conc_wait(fs, N, CONC_ALL_COMPLETED, LONG_WAIT, NULL));
+    for (long i = 0; i < N; i++) {
+        assert_int_equal(long_result(fs[i]), i * i);
+        conc_future_free(fs[i]);
+    }
+    conc_dist_executor_free(dx);
+    stop_peer(peer);
+}
+
+/* Freeing an executor whose server is gone cancels its futures in
+ * bounded time, not a timeout per future. */
+static void
+test_free_with_server_gone(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char q[64];
+    new_queue(q, sizeof q);
+    conc_dist_executor *dx = new_executor(q, NULL);
+    enum { N = 300 };
+    static long in[N];
+    static conc_future *fs[N];
+    size_t n = 0;
+    conc_items items = CONC_ITEMS(in, N);
+    assert_conc_ok(
+        conc_dist_submit_many(dx, "square", &items, LONG_WAIT, fs, &n));
+    redis_fixture_kill(&server);
+    double t0 = conc_monotonic();
+    conc_dist_executor_free(dx);
+    assert_true(conc_monotonic() - t0 < 10);
+    for (size_t i = 0; i < N; i++) {
+        assert_true(conc_future_cancelled(fs[i]));
+        conc_future_free(fs[i]);
+    }
+    assert_int_equal(redis_fixture_restart(&server), 0);
+}
+
+static int
+submitter_child(void *arg)
+{
+    const char *q = arg;
+    conc_dist_executor *dx = NULL;
+    if (conc_dist_executor_new(server.url, PASSWORD, q, NULL, &dx) < 0)
+        return 1;
+    for (long i = 0; i < 10; i++) {
+        conc_future *f = NULL;
+        if (conc_dist_submit(dx, "square", &i, sizeof i, LONG_WAIT, &f) < 0)
+            return 2;
+    }
+    return 0; /* dies with its tasks in flight */
+}
+
+/* A submitter that dies: its tasks still run and the queue drains. */
+static void
+test_submitter_dies(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char q[64];
+    new_queue(q, sizeof q);
+    pid_t child = fork_child(submitter_child, q);
+    reap(child);
+    pid_t peer = start_peer(q, 1, "5", 5);
+    /* The one worker runs tasks in order: once a later submitter's task is
+     * done, the dead one's ten are too. */
+    conc_dist_executor *dx = new_executor(q, NULL);
+    conc_future *f = submit_long(dx, "square", 12);
+    assert_int_equal(long_result(f), 144);
+    conc_dist_status st;
+    assert_conc_ok(conc_dist_status_get(server.url, PASSWORD, q, 5, &st));
+    assert_int_equal(st.queued, 0);
+    assert_int_equal(st.in_flight, 0);
+    assert_true(st.workers_seen >= 1);
+    conc_future_free(f);
+    conc_dist_executor_free(dx);
+    stop_peer(peer);
+}
+
+/* Deletes every entry of the queue's task stream, as a careless
+ * operator's XDEL or XTRIM would. Returns how many there were. */
+static long
+delete_task_entries(const char *queue)
+{
+    struct conc__rconn c;
+    assert_conc_ok(conc__rconn_init(&c, server.url, PASSWORD, 5));
+    int64_t deadline = conc__now_ns() + (int64_t)5e9;
+    redisReply *rep = NULL;
+    assert_conc_ok(conc__rconn_cmdf(&c, deadline, 0, &rep,
+                                    "XRANGE {conc:%s}:tasks - +", queue));
+    long n = 0;
+    for (size_t i = 0; i < rep->elements; i++) {
+        redisReply *d = NULL;
+        assert_conc_ok(conc__rconn_cmdf(&c, deadline, 0, &d,
+                                        "XDEL {conc:%s}:tasks %s", queue,
+                                        rep->element[i]->element[0]->str));
+        n += d->integer;
+        freeReplyObject(d);
+    }
+    freeReplyObject(rep);
+    conc__rconn_fini(&c);
+    return n;
+}
+
+/* A task whose entry is deleted under a live worker fails its future (the
+ * worker's heartbeat finds it gone) instead of vanishing. */
+static void
+test_entry_deleted_under_live_worker(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char q[64];
+    new_queue(q, sizeof q);
+    pid_t peer = start_peer(q, 1, "0.3", 5);
+    conc_dist_executor *dx = new_executor(q, NULL);
+    double s = 30;
+    conc_future *f = NULL;
+    assert_conc_ok(conc_dist_submit(dx, "nap", &s, sizeof s, LONG_WAIT, &f));
+    assert_true(conc_test_wait_until(in_flight_is_one, q, LONG_WAIT));
+    assert_int_equal(delete_task_entries(q), 1);
+    assert_conc(conc_future_result(f, LONG_WAIT, NULL, NULL), CONC_EBROKEN);
+    assert_non_null(strstr(conc_future_message(f), "deleted"));
+    conc_future_free(f);
+    conc_dist_executor_free(dx);
+    stop_peer(peer);
+}
+
+/* A task whose entry is deleted while its worker is frozen: the worker
+ * that would take it over finds it deleted (XAUTOCLAIM's third element)
+ * and its future fails. */
+static void
+test_entry_deleted_under_frozen_worker(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char q[64];
+    new_queue(q, sizeof q);
+    pid_t frozen = start_peer(q, 1, "0.3", 5);
+    conc_dist_executor *dx = new_executor(q, NULL);
+    double s = 30;
+    conc_future *f = NULL;
+    assert_conc_ok(conc_dist_submit(dx, "nap", &s, sizeof s, LONG_WAIT, &f));
+    assert_true(conc_test_wait_until(in_flight_is_one, q, LONG_WAIT));
+    kill(frozen, SIGSTOP);
+    assert_int_equal(delete_task_entries(q), 1);
+    pid_t other = start_peer(q, 1, "0.3", 5);
+    assert_conc(conc_future_result(f, LONG_WAIT, NULL, NULL), CONC_EBROKEN);
+    assert_non_null(strstr(conc_future_message(f), "deleted"));
+    conc_future_free(f);
+    conc_dist_executor_free(dx);
+    kill_and_reap(frozen);
+    stop_peer(other);
+}
+
+static int
+python_has_redis(void)
+{
+    char *argv[] = {"/usr/bin/python3", "-c", "import redis", NULL};
+    if (access(argv[0], X_OK) != 0)
+        return 0;
+    pid_t pid = redis_fixture_spawn(argv);
+    int st;
+    return pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) &&
+           WEXITSTATUS(st) == 0;
+}
+
+/* A worker in Python (examples/dist_worker.py) serves a C executor. */
+static void
+test_python_worker(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    if (!python_has_redis())
+        skip();
+    setenv("REDIS_URL", server.url, 1);
+    setenv("REDIS_PASSWORD", PASSWORD, 1);
+    char *argv[] = {"/usr/bin/python3", PY_WORKER, NULL};
+    pid_t py = redis_fixture_spawn(argv);
+    assert_true(py > 0);
+    conc_dist_executor *dx = new_executor("seed000", NULL);
+    conc_future *fs[2];
+    assert_conc_ok(
+        conc_dist_submit(dx, "square_text", "12", 2, LONG_WAIT, &fs[0]));
+    assert_conc_ok(conc_dist_submit(dx, "nope", NULL, 0, LONG_WAIT, &fs[1]));
+    const void *data;
+    size_t len;
+    assert_conc_ok(conc_future_result(fs[0], LONG_WAIT, &data, &len));
+    assert_int_equal(len, strlen("12 * 12 = 144"));
+    assert_memory_equal(data, "12 * 12 = 144", len);
+    assert_conc(conc_future_result(fs[1], LONG_WAIT, NULL, NULL), CONC_ENOENT);
+    assert_non_null(strstr(conc_future_message(fs[1]), "no task named nope"));
+    conc_future_free(fs[0]);
+    conc_future_free(fs[1]);
+    conc_dist_executor_free(dx);
+    kill(py, SIGINT); /* KeyboardInterrupt: "Worker Exit." */
+    int st;
+    assert_int_equal(waitpid(py, &st, 0), py);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+/* examples/dist_master.c gets its ten results from two
+ * examples/dist_worker.c processes, and exits 0. */
+static void
+test_examples(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+#ifdef EX_MASTER
+    setenv("REDIS_URL", server.url, 1);
+    setenv("REDIS_PASSWORD", PASSWORD, 1);
+    char *wargv[] = {EX_WORKER, NULL}, *margv[] = {EX_MASTER, NULL};
+    pid_t w1 = redis_fixture_spawn(wargv), w2 = redis_fixture_spawn(wargv);
+    pid_t m = redis_fixture_spawn(margv);
+    assert_true(w1 > 0 && w2 > 0 && m > 0);
+    int st;
+    assert_int_equal(waitpid(m, &st, 0), m);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    stop_peer(w1);
+    stop_peer(w2);
+#else
+    skip();
+#endif
+}
+
+static int
+run_status(const char *queue)
+{
+    char *argv[] = {CONC_WORKER, "--status",    "--url", server.url,
+                    "--queue",   (char *)queue, NULL};
+    pid_t pid = redis_fixture_spawn(argv);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* conc-worker serves tasks from a shared library, and reports status. */
+static void
+test_conc_worker_program(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char q[64];
+    new_queue(q, sizeof q);
+    setenv("REDIS_PASSWORD", PASSWORD, 1);
+    char *argv[] = {
+        CONC_WORKER, "--url", server.url, "--queue",    q,
+        "--threads", "2",     DIST_TASKS, "lib_square", "square=lib_square",
+        NULL};
+    pid_t w = redis_fixture_spawn(argv);
+    assert_true(w > 0);
+    conc_dist_executor *dx = new_executor(q, NULL);
+    conc_future *f1 = submit_long(dx, "square", 7);
+    conc_future *f2 = submit_long(dx, "lib_square", 8);
+    assert_int_equal(long_result(f1), 49);
+    assert_int_equal(long_result(f2), 64);
+    assert_int_equal(run_status(q), 0);
+    unsetenv("REDIS_PASSWORD");
+    assert_int_equal(run_status(q), 1); /* CONC_EAUTH, printed */
+    conc_future_free(f1);
+    conc_future_free(f2);
+    conc_dist_executor_free(dx);
+    stop_peer(w);
+    /* A symbol the library lacks is refused before serving. */
+    char *bad[] = {CONC_WORKER, "--url", server.url, DIST_TASKS, "nope", NULL};
+    pid_t b = redis_fixture_spawn(bad);
+    int st;
+    assert_int_equal(waitpid(b, &st, 0), b);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+}
+
+static int
+group_setup(void **state)
+{
+    (void)state;
+    have_server = redis_fixture_start(&server, PASSWORD, "always") == 0;
+    if (!have_server)
+        fprintf(stderr, "test_dist: no redis-server; its tests are skipped\n");
+    return 0;
+}
+
+static int
+group_teardown(void **state)
+{
+    (void)state;
+    if (have_server)
+        redis_fixture_stop(&server);
+    return 0;
+}
+
+int
+main(void)
+{
+    warm_up_threads();
+    const struct CMUnitTest tests[] = {
+        conc_unit_test(test_wire_result_round_trip),
+        conc_unit_test(test_wire_task_decode),
+        conc_unit_test(test_wire_address),
+        conc_unit_test(test_round_trip),
+        conc_unit_test(test_submit_many),
+        conc_unit_test(test_failures_and_mixing),
+        conc_unit_test(test_wrong_password),
+        conc_unit_test(test_backpressure_and_cancel_on_shutdown),
+        conc_unit_test(test_cancel_pending_never_runs),
+        conc_unit_test(test_cancel_running),
+        conc_unit_test(test_time_limit),
+        conc_unit_test(test_worker_killed_mid_task),
+        conc_unit_test(test_crash_every_time_dead_letter),
+        conc_unit_test(test_server_restarted_under_load),
+        conc_unit_test(test_submitter_dies),
+        conc_unit_test(test_free_with_server_gone),
+        conc_unit_test(test_entry_deleted_under_live_worker),
+        conc_unit_test(test_entry_deleted_under_frozen_worker),
+        conc_unit_test(test_python_worker),
+        conc_unit_test(test_examples),
+        conc_unit_test(test_conc_worker_program),
+    };
+    conc_test_install_allocator();
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
