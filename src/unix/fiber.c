@@ -195,14 +195,21 @@ int
 conc__fiber_new(size_t stack_size, conc__fiber_fn fn, void *arg,
                 conc__fiber **out)
 {
-    if (!fn || !out)
+    return conc__fiber_new_flags(stack_size, 0, fn, arg, out);
+}
+
+int
+conc__fiber_new_flags(size_t stack_size, unsigned flags, conc__fiber_fn fn,
+                      void *arg, conc__fiber **out)
+{
+    if (!fn || !out || (flags & ~CONC__FIBER_SLAB))
         return CONC_EINVAL;
     struct conc__fiber_tls *t = conc__fiber_tls();
     int err = conc__stack_thread_setup(t);
     if (err)
         return err;
     conc__fiber *f;
-    err = conc__stack_take(t, round_size(stack_size), &f);
+    err = conc__stack_take(t, round_size(stack_size), flags, &f);
     if (err)
         return err;
     f->fn = fn;
@@ -254,6 +261,8 @@ conc__fiber_switch(conc__fiber *to)
     conc__fiber *from = t->current;
     if (to == from)
         return;
+    if (CONC__UNLIKELY(from->slab != NULL)) /* no guard page: the canary */
+        conc__stack_check(from, 0);
     from->state = CONC__FIBER_SUSPENDED;
     to->state = CONC__FIBER_RUNNING;
     t->prev = from;
@@ -271,6 +280,8 @@ conc__fiber_exit(conc__fiber *to)
     if (from == &t->base || to == from)
         conc__panic("fiber_exit from %s",
                     from == to ? "a fiber to itself" : "a base fiber");
+    if (from->slab)
+        conc__stack_check(from, 1);
     from->state = CONC__FIBER_EXITED;
     to->state = CONC__FIBER_RUNNING;
     t->prev = from;

@@ -32,6 +32,26 @@
  * unmapped when the thread exits (a thread-specific key's destructor) or at
  * conc__fiber_thread_cleanup.
  *
+ * Slab stacks (stack.c). A guarded stack is two kernel mappings (VMAs),
+ * and a process may have only vm.max_map_count of them (65,530 by
+ * default): 100,000 fibers cannot each have a guard page. Past a budget
+ * of guarded stacks (a quarter of max_map_count, read once, so that they
+ * use at most half of it; CONC_FIBER_GUARDED_MAX in the environment, read
+ * once, sets another), or when mapping a guarded stack fails, stacks come
+ * from slabs: one mapping of up to CONC__FIBER_SLAB_STACKS stacks of one
+ * size, with a guard page below the lowest only. In place of its guard
+ * page each slab stack has a canary page below it, left as the kernel
+ * gives it, zero (a canary that costs no resident memory: untouched, it
+ * maps the shared zero page). The canary is checked at every switch away
+ * from the fiber (the words nearest the stack and one word per cache
+ * line) and in full when it exits; a damaged one reports "conc: stack
+ * overflow in task '<name>'" and aborts. It catches an overflow late
+ * (at the next switch, after the write) and misses one that skips the
+ * page or writes only zeros to it; the guard page stays the default for
+ * that reason. A slab stack is pooled like the others; one freed beyond
+ * the pool goes back to its slab with its pages released (madvise), and
+ * the slab is unmapped when its last stack comes back.
+ *
  * Stack overflow (stack.c). A thread that makes fibers gets a sigaltstack
  * unless it has one, and the process a SIGSEGV handler, installed once,
  * that runs on it: a fault inside the guard page of the running fiber
@@ -75,6 +95,13 @@ typedef void (*conc__fiber_fn)(void *arg);
 /* Freed stacks each thread keeps for reuse; more are unmapped. */
 #define CONC__FIBER_POOL_MAX 64
 
+/* The most stacks one slab holds. */
+#define CONC__FIBER_SLAB_STACKS 64
+
+/* conc__fiber_new_flags: the stack comes from a slab (canary, no guard
+ * page), whatever the budget of guarded stacks. */
+#define CONC__FIBER_SLAB 1u
+
 /* The fiber running now on the calling thread (its base fiber when none
  * other runs). Never NULL unless out of memory (never, as the base fiber
  * lives in thread-local storage). Any thread, for its own fibers. */
@@ -95,6 +122,12 @@ conc__fiber *conc__fiber_thread(void);
  * may run it. */
 int conc__fiber_new(size_t stack_size, conc__fiber_fn fn, void *arg,
                     conc__fiber **out);
+
+/* conc__fiber_new with `flags`: 0 or CONC__FIBER_SLAB (a slab stack, from
+ * the pool's slab stacks or a slab). Returns as conc__fiber_new, and
+ * CONC_EINVAL for an unknown flag. Same ownership and threads. */
+int conc__fiber_new_flags(size_t stack_size, unsigned flags, conc__fiber_fn fn,
+                          void *arg, conc__fiber **out);
 
 /* Sets the name a stack-overflow report prints (NULL: none). Borrows
  * `name`: it must outlive f or be reset. The fiber's thread. */
@@ -131,7 +164,8 @@ void conc__fiber_free(conc__fiber *f);
 int conc__fiber_backtrace(const conc__fiber *f, void **pcs, int max);
 
 /* The usable stack of f: lowest address and size in bytes, the guard page
- * just below it (for a base fiber, 0 and NULL). Any thread while f lives. */
+ * or the canary just below it (for a base fiber, 0 and NULL). Any thread
+ * while f lives. */
 size_t conc__fiber_stack(const conc__fiber *f, void **lo);
 
 /* Unmaps the calling thread's pooled stacks and its sigaltstack (if conc
@@ -142,7 +176,21 @@ size_t conc__fiber_stack(const conc__fiber *f, void **lo);
 void conc__fiber_thread_cleanup(void);
 
 /* Stacks mapped by this process and not yet unmapped (pooled ones
- * included). Any thread. */
+ * included; a slab's stack counts while a fiber or a pool holds it). Any
+ * thread. */
 long conc__fiber_stacks_mapped(void);
+
+/* Slabs mapped by this process and not yet unmapped. Any thread. */
+long conc__fiber_slabs_mapped(void);
+
+/* Whether f's stack is a slab's (canary) rather than guarded. Any thread
+ * while f lives. */
+int conc__fiber_is_slab(const conc__fiber *f);
+
+/* Sets the most guarded stacks the process maps before taking stacks
+ * from slabs (max < 0: back to the default, from CONC_FIBER_GUARDED_MAX
+ * or max_map_count); returns the budget before. For tests and tuning.
+ * Any thread; stacks already mapped stay as they are. */
+long conc__fiber_guard_budget(long max);
 
 #endif

@@ -7,6 +7,9 @@
  *   | guard page (PROT_NONE) | usable stack ...  | struct conc__fiber |
  *   map                      lo                  lo + size
  *
+ * A slab's stack (fiber_slab.c) has the same layout with a canary page in
+ * place of the guard page, so that both kinds serve the same pool.
+ *
  * No locks: everything here is per thread, except the handler's
  * installation (pthread_once) and the count of mapped stacks (atomic). */
 #include <errno.h>
@@ -21,33 +24,11 @@
 #include "core/internal.h"
 #include "unix/fiber_internal.h"
 
-#ifdef CONC__FIBER_ASAN
-#include <sanitizer/asan_interface.h>
-#define STACK_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#else
-#define STACK_UNPOISON(p, n) ((void)(p), (void)(n))
-#endif
 #ifdef CONC__FIBER_TSAN
 #include <sanitizer/tsan_interface.h>
 #endif
 
-/* Valgrind must be told which memory is a stack, or a switch looks like a
- * huge stack-pointer move and floods it with warnings. */
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#define STACK_VG_REGISTER(lo, hi) VALGRIND_STACK_REGISTER((lo), (hi))
-#define STACK_VG_DEREGISTER(id)   VALGRIND_STACK_DEREGISTER(id)
-#endif
-#endif
-#ifndef STACK_VG_REGISTER
-#define STACK_VG_REGISTER(lo, hi) ((void)(lo), (void)(hi), 0u)
-#define STACK_VG_DEREGISTER(id)   ((void)(id))
-#endif
-
-/* The record's room at the top of a stack, kept a multiple of 64 so the
- * stack's top stays aligned for any ABI. */
-#define RECORD_SIZE (((sizeof(conc__fiber) + 63) / 64) * 64)
+#define RECORD_SIZE CONC__STACK_RECORD_SIZE
 
 /* A sigaltstack big enough for the report and for a chained handler's
  * own work (ASan's needs tens of KiB). */
@@ -94,6 +75,12 @@ conc__fiber_stacks_mapped(void)
     return atomic_load_explicit(&stacks_mapped, memory_order_relaxed);
 }
 
+void
+conc__stack_count(long delta)
+{
+    atomic_fetch_add_explicit(&stacks_mapped, delta, memory_order_relaxed);
+}
+
 /* ---- Mapping ------------------------------------------------------------ */
 
 /* Maps `len` bytes of stack with a guard page below: the whole range
@@ -118,14 +105,19 @@ map_stack(size_t len)
 static void
 unmap_stack(conc__fiber *f)
 {
+    if (f->slab) {
+        conc__slab_give(f->owner, f);
+        return;
+    }
     char *map = f->map;
     size_t len = f->map_size;
-    STACK_VG_DEREGISTER(f->vg_id);
+    CONC__STACK_VG_DEREGISTER(f->vg_id);
     /* ASan keeps shadow bytes over unmapped memory: a later mapping at the
      * same address must not inherit a dead fiber's redzones. */
-    STACK_UNPOISON(f->lo, f->size + RECORD_SIZE);
+    CONC__STACK_UNPOISON(f->lo, f->size + RECORD_SIZE);
     munmap(map, len);
-    atomic_fetch_sub_explicit(&stacks_mapped, 1, memory_order_relaxed);
+    conc__stack_count(-1);
+    conc__slab_guard_release();
 }
 
 /* The mapping length for `size` usable bytes, or 0 when it overflows. */
@@ -138,12 +130,13 @@ mapping_length(size_t size)
     return page + (size + RECORD_SIZE + page - 1) / page * page;
 }
 
+/* A pooled stack of mapping length `len` (a slab's only, if `slab`). */
 static conc__fiber *
-pool_find(struct conc__fiber_tls *t, size_t len)
+pool_find(struct conc__fiber_tls *t, size_t len, int slab)
 {
     for (conc__fiber **pp = &t->pool; *pp; pp = &(*pp)->next) {
         conc__fiber *f = *pp;
-        if (f->map_size == len) {
+        if (f->map_size == len && (!slab || f->slab)) {
             *pp = f->next;
             t->npool--;
             return f;
@@ -152,31 +145,50 @@ pool_find(struct conc__fiber_tls *t, size_t len)
     return NULL;
 }
 
+/* A new guarded stack of `len` bytes, within the budget; NULL when over
+ * it or when the kernel refuses (out of memory, or of mappings). */
+static conc__fiber *
+guarded_take(size_t len)
+{
+    if (!conc__slab_guard_reserve())
+        return NULL;
+    char *map = map_stack(len);
+    if (!map) {
+        conc__slab_guard_release();
+        return NULL;
+    }
+    conc__stack_count(1);
+    conc__fiber *f = (conc__fiber *)(map + len - RECORD_SIZE);
+    f->map = map;
+    f->map_size = len;
+    f->vg_id = CONC__STACK_VG_REGISTER(map + conc__stack_page(), (char *)f);
+    return f;
+}
+
 int
-conc__stack_take(struct conc__fiber_tls *t, size_t size, conc__fiber **out)
+conc__stack_take(struct conc__fiber_tls *t, size_t size, unsigned flags,
+                 conc__fiber **out)
 {
     size_t len = mapping_length(size);
     if (len == 0)
         return CONC_EINVAL;
-    conc__fiber *f = pool_find(t, len);
-    char *map;
-    unsigned vg_id;
-    if (f) {
-        map = f->map;
-        vg_id = f->vg_id;
-    } else {
-        map = map_stack(len);
-        if (!map)
-            return CONC_ENOMEM;
-        atomic_fetch_add_explicit(&stacks_mapped, 1, memory_order_relaxed);
-        f = (conc__fiber *)(map + len - RECORD_SIZE);
-        vg_id = STACK_VG_REGISTER(map + conc__stack_page(), (char *)f);
-    }
+    int slab = (flags & CONC__FIBER_SLAB) != 0;
+    conc__fiber *f = pool_find(t, len, slab);
+    if (!f && !slab)
+        f = guarded_take(len);
+    if (!f)
+        f = conc__slab_take(t, len);
+    if (!f)
+        return CONC_ENOMEM;
+    char *map = f->map;
+    unsigned vg_id = f->vg_id;
+    struct conc__stack_slab *owner_slab = f->slab;
     char *lo = map + conc__stack_page();
-    STACK_UNPOISON(lo, (size_t)((char *)f - lo) + RECORD_SIZE);
+    CONC__STACK_UNPOISON(lo, (size_t)((char *)f - lo) + RECORD_SIZE);
     memset(f, 0, sizeof *f);
     f->map = map;
     f->map_size = len;
+    f->slab = owner_slab;
     f->lo = lo;
     f->size = (size_t)((char *)f - lo);
     f->vg_id = vg_id;
@@ -233,6 +245,14 @@ write_str(const char *s)
     write_all(s, n);
 }
 
+void
+conc__stack_report(const conc__fiber *f)
+{
+    write_str("conc: stack overflow in task '");
+    write_str(f->name ? f->name : "(unnamed)");
+    write_str("'\n");
+}
+
 /* Makes SIGSEGV kill the process: the default action, raised now and
  * delivered when the handler returns (a fault would also recur then). */
 static void
@@ -263,6 +283,18 @@ chain_segv(int sig, siginfo_t *si, void *uc)
     }
 }
 
+/* Whether a fault at addr is the running fiber f's overflow: in its
+ * guard page, or for a slab's stack in the guard page below the slab. */
+static int
+is_overflow(const conc__fiber *f, const char *addr)
+{
+    if (!f || !f->map)
+        return 0;
+    if (f->slab)
+        return conc__slab_guard_hit(f, addr);
+    return addr >= f->map && addr < f->lo;
+}
+
 /* Runs on the thread's sigaltstack. Only a fault in the running fiber's
  * guard page is ours; the fiber record and name are read, never
  * written, so a broken fiber cannot make this handler fault. */
@@ -271,11 +303,8 @@ on_segv(int sig, siginfo_t *si, void *uc)
 {
     int saved_errno = errno;
     const conc__fiber *f = fiber_tls.current;
-    const char *addr = si->si_addr;
-    if (f && f->map && addr >= f->map && addr < f->lo) {
-        write_str("conc: stack overflow in task '");
-        write_str(f->name ? f->name : "(unnamed)");
-        write_str("'\n");
+    if (is_overflow(f, si->si_addr)) {
+        conc__stack_report(f);
         die_of_segv();
     } else {
         chain_segv(sig, si, uc);
