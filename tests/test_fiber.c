@@ -1,6 +1,7 @@
 /* Fibers (src/unix/fiber.h): switching, what a switch preserves, stacks
- * and their pool, the zeroed base frame that ends a backtrace, stacks
- * freed at thread exit, and the stack-overflow report of a forked child.
+ * and their pool, slab stacks past the budget of guarded ones, the zeroed
+ * base frame that ends a backtrace, stacks freed at thread exit, and the
+ * stack-overflow reports (guard page and canary) of a forked child.
  *
  * Every test ends with no stack left mapped (the thread's pool is drained
  * and the count of mapped stacks checked) besides the leak guard's
@@ -14,6 +15,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -349,6 +351,8 @@ test_stack_sizes_are_rounded(void **state)
     end_clean();
 }
 
+static void quiet_fn(void *arg);
+
 static void
 exit_fn(void *arg)
 {
@@ -420,6 +424,162 @@ test_thread_exit_unmaps_stacks(void **state)
     assert_null(ret);
     assert_int_equal(conc__fiber_stacks_mapped(), 0);
     end_clean();
+}
+
+/* ---- Slab stacks -----------------------------------------------------------
+ */
+
+/* A budget of guarded stacks small enough to pass with a few fibers. */
+#define SMALL_BUDGET 8
+#define PAST_BUDGET  300
+
+/* The process's mappings: lines of /proc/self/maps. */
+static long
+vma_count(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    assert_non_null(f);
+    long n = 0;
+    for (int c; (c = fgetc(f)) != EOF;)
+        n += c == '\n';
+    fclose(f);
+    return n;
+}
+
+struct once {
+    conc__fiber *base;
+    int ran;
+};
+
+static void
+once_fn(void *arg)
+{
+    struct once *o = arg;
+    o->ran++;
+    conc__fiber_switch(o->base);
+    conc__fiber_exit(o->base);
+}
+
+/* Makes n fibers of `size` at once, switches to each (it runs and comes
+ * back), then lets each exit and frees it. Returns how many had a slab's
+ * stack. */
+static long
+make_run_free(long n, size_t size, unsigned flags)
+{
+    struct once o = {.base = conc__fiber_thread()};
+    conc__fiber **f = calloc((size_t)n, sizeof *f);
+    assert_non_null(f);
+    long slab = 0;
+    for (long i = 0; i < n; i++) {
+        assert_conc_ok(conc__fiber_new_flags(size, flags, once_fn, &o, &f[i]));
+        slab += conc__fiber_is_slab(f[i]);
+        conc__fiber_switch(f[i]);
+    }
+    assert_int_equal(o.ran, n);
+    assert_true(conc__fiber_stacks_mapped() >= n);
+    for (long i = 0; i < n; i++) {
+        conc__fiber_switch(f[i]);
+        conc__fiber_free(f[i]);
+    }
+    free(f);
+    return slab;
+}
+
+/* Past the budget every fiber still gets a stack, from slabs; the slabs
+ * are unmapped once their stacks are free and the pool drained, and the
+ * process is back to the mappings it had. */
+static void
+test_stacks_past_the_budget_come_from_slabs(void **state)
+{
+    (void)state;
+    long vmas = vma_count();
+    long before = conc__fiber_guard_budget(SMALL_BUDGET);
+    long slab = make_run_free(PAST_BUDGET, CONC__FIBER_STACK_MIN, 0);
+    assert_int_equal(slab, PAST_BUDGET - SMALL_BUDGET);
+    assert_true(conc__fiber_slabs_mapped() >= 1); /* the pool holds some */
+    end_clean();
+    assert_int_equal(conc__fiber_slabs_mapped(), 0);
+    assert_int_equal(vma_count(), vmas);
+    assert_int_equal(conc__fiber_guard_budget(before), SMALL_BUDGET);
+}
+
+/* A slab keeps the kernel's mapping count flat: many fibers past the
+ * budget add a few mappings per slab, not two per stack. */
+static void
+test_slabs_keep_mappings_few(void **state)
+{
+    (void)state;
+    enum { N = 4 * CONC__FIBER_SLAB_STACKS };
+    long vmas = vma_count();
+    long before = conc__fiber_guard_budget(0);
+    struct once o = {.base = conc__fiber_thread()};
+    conc__fiber *f[N];
+    for (int i = 0; i < N; i++)
+        f[i] = new_fiber(CONC__FIBER_STACK_MIN, once_fn, &o);
+    assert_int_equal(conc__fiber_slabs_mapped(), N / CONC__FIBER_SLAB_STACKS);
+    assert_true(vma_count() <= vmas + 2 * N / CONC__FIBER_SLAB_STACKS + 2);
+    for (int i = 0; i < N; i++)
+        conc__fiber_free(f[i]);
+    end_clean();
+    assert_int_equal(conc__fiber_slabs_mapped(), 0);
+    assert_int_equal(vma_count(), vmas);
+    conc__fiber_guard_budget(before);
+}
+
+/* The flag asks for a slab stack within the budget, and a pooled guarded
+ * stack does not serve it. */
+static void
+test_slab_flag(void **state)
+{
+    (void)state;
+    conc__fiber *base = conc__fiber_thread();
+    conc__fiber *f = NULL;
+    assert_conc(conc__fiber_new_flags(0, 2u, exit_fn, base, &f), CONC_EINVAL);
+    assert_null(f);
+    conc__fiber_free(new_fiber(0, exit_fn, base)); /* a guarded one pooled */
+    f = NULL;
+    assert_conc_ok(
+        conc__fiber_new_flags(0, CONC__FIBER_SLAB, exit_fn, base, &f));
+    assert_true(conc__fiber_is_slab(f));
+    void *lo;
+    assert_true(conc__fiber_stack(f, &lo) >= CONC__FIBER_STACK_DEFAULT);
+    conc__fiber_switch(f);
+    conc__fiber_free(f);
+    assert_int_equal(conc__fiber_stacks_mapped(), 2);
+    /* Both pooled: a fiber without the flag takes either. */
+    conc__fiber *g = new_fiber(0, exit_fn, base);
+    assert_int_equal(conc__fiber_stacks_mapped(), 2);
+    conc__fiber_free(g);
+    end_clean();
+    assert_int_equal(conc__fiber_slabs_mapped(), 0);
+}
+
+/* 100,000 fibers alive at once, each switched to once, as 100,000
+ * sleeping tasks need: more than vm.max_map_count allows guarded. TSan
+ * gives each fiber state of its own, too much for that many. */
+#if defined(__SANITIZE_THREAD__)
+#define HUNDRED_K 10000L
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define HUNDRED_K 10000L
+#endif
+#endif
+#ifndef HUNDRED_K
+#define HUNDRED_K 100000L
+#endif
+
+static void
+test_hundred_thousand_fibers(void **state)
+{
+    (void)state;
+    long vmas = vma_count();
+    long budget = conc__fiber_guard_budget(-1);
+    conc__fiber_guard_budget(budget);
+    long slab = make_run_free(HUNDRED_K, CONC__FIBER_STACK_MIN, 0);
+    assert_true(slab >= HUNDRED_K - budget);
+    end_clean();
+    assert_int_equal(conc__fiber_slabs_mapped(), 0);
+    assert_int_equal(vma_count(), vmas);
 }
 
 /* ---- Backtraces ------------------------------------------------------------
@@ -582,6 +742,9 @@ install_handlers(void)
     assert_int_equal(sigaction(SIGSEGV, NULL, &program_segv), 0);
 }
 
+/* The flags the child's fiber is made with. */
+static unsigned child_flags;
+
 static int
 child_runs(void *arg)
 {
@@ -589,8 +752,8 @@ child_runs(void *arg)
     setrlimit(RLIMIT_CORE, &no_core);
     sigaction(SIGSEGV, &program_segv, NULL);
     conc__fiber *f = NULL;
-    if (conc__fiber_new(CONC__FIBER_STACK_MIN, (conc__fiber_fn)arg, NULL, &f) !=
-        0)
+    if (conc__fiber_new_flags(CONC__FIBER_STACK_MIN, child_flags,
+                              (conc__fiber_fn)arg, NULL, &f) != 0)
         return 1;
     conc__fiber_set_name(f, "deep-task");
     conc__fiber_switch(f);
@@ -635,6 +798,66 @@ test_overflow_names_the_task(void **state)
     (void)state;
     char out[4096];
     int status = run_child(overflow_fn, out, sizeof out);
+    assert_non_null(strstr(out, "conc: stack overflow in task 'deep-task'"));
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGSEGV);
+    end_clean();
+}
+
+/* A write below a slab stack, into its canary, as an overflow that
+ * skipped the last frames makes: the switch away from the fiber reports
+ * it with the task's name and aborts. */
+static void
+canary_fn(void *arg)
+{
+    (void)arg;
+    void *lo;
+    conc__fiber_stack(conc__fiber_self(), &lo);
+    ((volatile char *)lo)[-200] = 1;
+    conc__fiber_switch(conc__fiber_thread());
+    conc__fiber_exit(conc__fiber_thread());
+}
+
+static void
+test_canary_overflow_names_the_task(void **state)
+{
+    (void)state;
+    char out[4096];
+    child_flags = CONC__FIBER_SLAB;
+    int status = run_child(canary_fn, out, sizeof out);
+    child_flags = 0;
+    assert_non_null(strstr(out, "conc: stack overflow in task 'deep-task'"));
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGABRT);
+    end_clean();
+}
+
+/* An intact canary is silent: a slab fiber that uses its stack and exits
+ * leaves the child's stderr empty. */
+static void
+test_intact_canary_is_silent(void **state)
+{
+    (void)state;
+    char out[4096];
+    child_flags = CONC__FIBER_SLAB;
+    int status = run_child(quiet_fn, out, sizeof out);
+    child_flags = 0;
+    assert_null(strstr(out, "overflow"));
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    end_clean();
+}
+
+/* Endless recursion on the first stack of a slab runs through its canary
+ * into the slab's guard page: the fault is reported as an overflow. */
+static void
+test_slab_overflow_to_its_guard_names_the_task(void **state)
+{
+    (void)state;
+    char out[4096];
+    child_flags = CONC__FIBER_SLAB;
+    int status = run_child(overflow_fn, out, sizeof out);
+    child_flags = 0;
     assert_non_null(strstr(out, "conc: stack overflow in task 'deep-task'"));
     assert_true(WIFSIGNALED(status));
     assert_int_equal(WTERMSIG(status), SIGSEGV);
@@ -700,9 +923,16 @@ main(void)
         conc_unit_test(test_stack_sizes_are_rounded),
         conc_unit_test(test_stacks_are_reused),
         conc_unit_test(test_thread_exit_unmaps_stacks),
+        conc_unit_test(test_stacks_past_the_budget_come_from_slabs),
+        conc_unit_test(test_slabs_keep_mappings_few),
+        conc_unit_test(test_slab_flag),
+        conc_unit_test(test_hundred_thousand_fibers),
         conc_unit_test(test_backtrace_of_a_suspended_fiber),
         conc_unit_test(test_overflow_names_the_task),
         conc_unit_test(test_other_faults_chain),
+        conc_unit_test(test_canary_overflow_names_the_task),
+        conc_unit_test(test_intact_canary_is_silent),
+        conc_unit_test(test_slab_overflow_to_its_guard_names_the_task),
     };
     return conc_run_tests(tests);
 }

@@ -43,14 +43,14 @@
  * page each slab stack has a canary page below it, left as the kernel
  * gives it, zero (a canary that costs no resident memory: untouched, it
  * maps the shared zero page). The canary is checked at every switch away
- * from the fiber (the words nearest the stack and one word per cache
- * line) and in full when it exits; a damaged one reports "conc: stack
- * overflow in task '<name>'" and aborts. It catches an overflow late
- * (at the next switch, after the write) and misses one that skips the
- * page or writes only zeros to it; the guard page stays the default for
- * that reason. A slab stack is pooled like the others; one freed beyond
- * the pool goes back to its slab with its pages released (madvise), and
- * the slab is unmapped when its last stack comes back.
+ * from the fiber (the KiB nearest the stack word by word, the rest one
+ * word per cache line) and in full when it exits; a damaged one reports "conc:
+ * stack overflow in task '<name>'" and aborts. It catches an overflow late (at
+ * the next switch, after the write) and misses one that skips the page or
+ * writes only zeros to it; the guard page stays the default for that reason. A
+ * slab stack is pooled like the others; one freed beyond the pool goes back to
+ * its slab with its pages released (madvise), and the slab is unmapped when its
+ * last stack comes back.
  *
  * Stack overflow (stack.c). A thread that makes fibers gets a sigaltstack
  * unless it has one, and the process a SIGSEGV handler, installed once,

@@ -123,7 +123,7 @@ int conc__stack_take(struct conc__fiber_tls *t, size_t size, unsigned flags,
                      conc__fiber **out);
 
 /* Checks the canary below a slab stack (f->slab not NULL): every word
- * when `full`, else the words nearest the stack and one per cache line,
+ * when `full`, else the KiB nearest the stack and one word per cache line,
  * cheap enough for every switch. A damaged canary writes "conc: stack
  * overflow in task '<name>'" to stderr and aborts. The fiber's thread. */
 void conc__stack_check(const conc__fiber *f, int full);

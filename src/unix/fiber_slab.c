@@ -39,9 +39,11 @@
  * stacks holds fewer of them (it is address space only until touched). */
 #define SLAB_BYTES ((size_t)64 * 1024 * 1024)
 
-/* The canary check at a switch: every word of the top of the canary
- * (where a gradual overflow writes first), then one word per cache line. */
-#define CANARY_TOP_WORDS    16
+/* The canary check at a switch: every word of the top KiB of the canary
+ * (where an overflow by a few frames writes first), then one word per
+ * cache line of the rest. The zero page they read is shared by every
+ * canary, so it stays in the cache. */
+#define CANARY_TOP_WORDS    128
 #define CANARY_STRIDE_WORDS 8
 
 /* Bytes read from /proc/sys/vm/max_map_count, enough for any long. */
@@ -296,7 +298,9 @@ canary_bits(const uint64_t *lo, const uint64_t *hi, int full)
 {
     uint64_t acc = 0;
     const uint64_t *p;
-    for (p = hi - CANARY_TOP_WORDS; p < hi; p++)
+    const uint64_t *top =
+        hi - CANARY_TOP_WORDS > lo ? hi - CANARY_TOP_WORDS : lo;
+    for (p = top; p < hi; p++)
         acc |= *p;
     size_t step = full ? 1 : CANARY_STRIDE_WORDS;
     for (p = lo; p < hi; p += step)
