@@ -19,7 +19,8 @@ flags="-std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wshadow
 # shellcheck disable=SC2086
 $cc $flags -static -o "$out/fiber_smoke" \
     "$src/tests/cross/fiber_smoke.c" "$src/src/unix/fiber.c" \
-    "$src/src/unix/stack.c" "$src/src/unix/ctx_aarch64.S" \
+    "$src/src/unix/stack.c" "$src/src/unix/fiber_slab.c" \
+    "$src/src/unix/ctx_aarch64.S" \
     "$src/src/unix/ctx_x86_64.S" "$src/src/core/panic.c" -lm -lpthread
 echo "fiber_cross: built with $cc $extra"
 case $emu in
