@@ -291,6 +291,213 @@ test_random_deaths(void **state)
     fixture_close();
 }
 
+/* ---- Cancelling a running task (cancel_kills) -----------------------------
+ */
+
+/* Counts a future's completions: exactly one is allowed. */
+static int
+count_done(void *arg, conc_future *f)
+{
+    (void)f;
+    atomic_fetch_add((atomic_int *)arg, 1);
+    return 0;
+}
+
+static int
+reached_one(void *arg)
+{
+    return atomic_load((atomic_int *)arg) >= 1;
+}
+
+/* A thread that waits on a future and keeps what its wait returned. */
+struct waiter {
+    conc_future *f;
+    int rc;
+};
+
+static int
+waiter_fn(void *arg)
+{
+    struct waiter *w = arg;
+    w->rc = conc_future_result(w->f, WAIT_S, NULL, NULL);
+    return 0;
+}
+
+/* By default, as in Python, a running task cannot be cancelled. */
+static void
+test_cancel_running_default(void **state)
+{
+    (void)state;
+    fixture_open();
+    conc_executor *ex =
+        new_exec(PROCESSES, &(conc_executor_opts){.max_workers = 1});
+    conc_future *f = submit_int(ex, held_task, 3);
+    wait_started(1);
+    int pid = atomic_load(&fx.sh->last_pid);
+    assert_int_equal(conc_future_cancel(f), 0);
+    assert_int_equal(conc_future_cancelled(f), 0);
+    release_gate();
+    assert_int_equal(future_int(f), 9);
+    assert_int_equal(run_whoami(ex).pid, pid); /* the same worker */
+    conc_future_free(f);
+    conc_executor_free(ex);
+    fixture_close();
+}
+
+/* With cancel_kills, cancelling a running task kills its worker: the
+ * future ends cancelled at once, for its waiters too, its callback runs
+ * once, the tasks queued behind it run on a replacement, none lost. */
+static void
+test_cancel_kills_running(void **state)
+{
+    (void)state;
+    fixture_open();
+    conc_executor *ex = new_exec(
+        PROCESSES, &(conc_executor_opts){.max_workers = 1, .cancel_kills = 1});
+    conc_future *f = submit_int(ex, held_task, 3);
+    conc_future *behind[4];
+    for (int i = 0; i < 4; i++)
+        behind[i] = submit_int(ex, square_task, i);
+    atomic_int done = 0;
+    assert_conc_ok(conc_future_add_done_callback(f, count_done, &done));
+    wait_started(1);
+    int pid = atomic_load(&fx.sh->last_pid);
+    struct waiter w = {.f = f};
+    conc_thread *t = start_thread(waiter_fn, &w);
+    assert_true(conc_future_running(f));
+    assert_int_equal(conc_future_cancel(f), 1);
+    assert_int_equal(conc_future_cancelled(f), 1);
+    assert_int_equal(conc_future_cancel(f), 1); /* again: still cancelled */
+    assert_int_equal(atomic_load(&done), 1);
+    assert_conc(conc_future_result(f, 0, NULL, NULL), CONC_ECANCELED);
+    join_thread(t);
+    assert_conc(w.rc, CONC_ECANCELED);
+    assert_true(conc_test_wait_until(process_gone, &pid, WAIT_S));
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(future_int(behind[i]), i * i);
+        conc_future_free(behind[i]);
+    }
+    assert_int_not_equal(run_whoami(ex).pid, pid);
+    assert_int_equal(atomic_load(&done), 1);
+    conc_future_free(f);
+    conc_executor_free(ex);
+    fixture_close();
+}
+
+/* A Pool's AsyncResult is the same engine's future: with cancel_kills, a
+ * running apply_async is killed too, and the pool serves on. */
+static void
+test_cancel_kills_pool(void **state)
+{
+    (void)state;
+    fixture_open();
+    conc_pool *p = new_pool(
+        PROCESSES, &(conc_pool_opts){.processes = 1, .cancel_kills = 1});
+    conc_async_result *r = apply_int(p, held_task, 3, NULL);
+    wait_started(1);
+    int pid = atomic_load(&fx.sh->last_pid);
+    assert_int_equal(conc_future_cancel(r), 1);
+    assert_conc(conc_async_result_get(r, 0, NULL, NULL), CONC_ECANCELED);
+    assert_true(conc_test_wait_until(process_gone, &pid, WAIT_S));
+    conc_async_result *next = apply_int(p, square_task, 5, NULL);
+    assert_int_equal(result_int(next), 25);
+    conc_future_free(next);
+    conc_future_free(r);
+    close_join(p);
+    fixture_close();
+}
+
+/* The task finishes while the kill is on its way, or its worker has
+ * claimed it and not yet started it: tiny tasks cancelled at every point
+ * of their lives. Each ends once, cancelled exactly when cancel said 1,
+ * and otherwise with its result: never failed by its worker's death. */
+#define RACE_TASKS 400
+
+static void
+test_cancel_kill_races(void **state)
+{
+    (void)state;
+    fixture_open();
+    conc_executor *ex = new_exec(
+        PROCESSES, &(conc_executor_opts){.max_workers = 2, .cancel_kills = 1});
+    conc_future *fs[RACE_TASKS];
+    int said[RACE_TASKS];
+    atomic_int done[RACE_TASKS];
+    for (int i = 0; i < RACE_TASKS; i++) {
+        said[i] = 0;
+        atomic_init(&done[i], 0);
+        fs[i] = submit_int(ex, square_task, i);
+        assert_conc_ok(
+            conc_future_add_done_callback(fs[i], count_done, &done[i]));
+        /* Items 0 mod 3 are cancelled at once, 2 mod 3 two submits later
+         * (pending, claimed, running or done by then), 1 mod 3 never. */
+        if (i % 3 == 0)
+            said[i] = conc_future_cancel(fs[i]);
+        else if (i % 3 == 1 && i >= 2)
+            said[i - 2] = conc_future_cancel(fs[i - 2]);
+    }
+    int cancelled = 0;
+    for (int i = 0; i < RACE_TASKS; i++) {
+        const void *data;
+        size_t len;
+        int rc = conc_future_result(fs[i], WAIT_S, &data, &len);
+        assert_true(said[i] == 0 || said[i] == 1);
+        if (said[i]) {
+            assert_conc(rc, CONC_ECANCELED);
+            cancelled++;
+        } else {
+            assert_conc_ok(rc);
+            assert_int_equal(len, sizeof(int));
+            assert_int_equal(*(const int *)data, i * i);
+        }
+        assert_true(conc_test_wait_until(reached_one, &done[i], WAIT_S));
+        assert_int_equal(atomic_load(&done[i]), 1);
+        conc_future_free(fs[i]);
+    }
+    assert_true(cancelled > 0);
+    conc_future *f = submit_int(ex, square_task, 12);
+    assert_int_equal(future_int(f), 144);
+    conc_future_free(f);
+    conc_executor_free(ex);
+    fixture_close();
+}
+
+/* The worker was already dying (killed from outside) when the cancel
+ * came: either the cancel wins (1, cancelled) or the death does (0, the
+ * task fails with CONC_EBROKEN), exactly one, and the future ends once. */
+static void
+test_cancel_dying_worker(void **state)
+{
+    (void)state;
+    fixture_open();
+    conc_executor *ex = new_exec(
+        PROCESSES, &(conc_executor_opts){.max_workers = 1, .cancel_kills = 1});
+    for (int round = 0; round < 4; round++) {
+        forget_started();
+        conc_future *f = submit_int(ex, held_task, 3);
+        atomic_int done = 0;
+        assert_conc_ok(conc_future_add_done_callback(f, count_done, &done));
+        conc_future *behind = submit_int(ex, square_task, round);
+        wait_started(1);
+        int pid = atomic_load(&fx.sh->last_pid);
+        assert_int_equal(kill(pid, SIGKILL), 0);
+        int said = conc_future_cancel(f);
+        int rc = conc_future_result(f, WAIT_S, NULL, NULL);
+        if (said == 1)
+            assert_conc(rc, CONC_ECANCELED);
+        else
+            assert_conc(rc, CONC_EBROKEN);
+        assert_int_equal(future_int(behind), round * round);
+        assert_true(conc_test_wait_until(reached_one, &done, WAIT_S));
+        assert_int_equal(atomic_load(&done), 1);
+        assert_true(conc_test_wait_until(process_gone, &pid, WAIT_S));
+        conc_future_free(behind);
+        conc_future_free(f);
+    }
+    conc_executor_free(ex);
+    fixture_close();
+}
+
 int
 main(void)
 {
@@ -304,6 +511,11 @@ main(void)
         conc_unit_test(test_task_timeout),
         conc_unit_test(test_max_tasks_per_child),
         conc_unit_test(test_random_deaths),
+        conc_unit_test(test_cancel_running_default),
+        conc_unit_test(test_cancel_kills_running),
+        conc_unit_test(test_cancel_kills_pool),
+        conc_unit_test(test_cancel_kill_races),
+        conc_unit_test(test_cancel_dying_worker),
     };
     /* CONC_TEST_FILTER=pattern runs only the matching tests. */
     if (getenv("CONC_TEST_FILTER"))

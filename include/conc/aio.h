@@ -410,7 +410,9 @@ CONC_EXTERN int conc_aio_timeout_exit(conc_aio_timeout *t, int code);
  * owns the group (once), as asyncio's TaskGroup does. Beyond asyncio, a
  * group also holds futures of thread and process executors and pools
  * (conc_aio_taskgroup_add): when the group fails or is cancelled they are
- * cancelled too. */
+ * cancelled too (pending ones never run, running thread tasks see
+ * conc_task_cancelled, running process tasks are killed with their
+ * worker, whatever the executor's cancel_kills says). */
 typedef struct conc_aio_taskgroup conc_aio_taskgroup;
 
 /* A new group owned by the current task. Returns 0 and *out, CONC_EINVAL

@@ -12,7 +12,10 @@
  * CONC_EBROKEN and a message naming the pid and the signal or status; the
  * executor starts a replacement and keeps serving (Python's executor would
  * become unusable). A task over its time limit (task_timeout) is killed with
- * its worker and fails with CONC_ETIMEDOUT.
+ * its worker and fails with CONC_ETIMEDOUT. A running task is cancelled
+ * only by killing its worker: with the cancel_kills option, or by a
+ * TaskGroup that aborts; by default, as in Python, cancel leaves it
+ * running.
  *
  * Every function here may be called from any thread, except that
  * conc_executor_free must be the last call on an executor. */
@@ -55,6 +58,21 @@ typedef struct conc_executor_opts {
      * killed with its worker and fails with CONC_ETIMEDOUT. */
     size_t max_tasks_per_child;
     double task_timeout;
+    /* Processes only: with cancel_kills set, conc_future_cancel on a
+     * running task kills the worker running it (SIGKILL, as task_timeout
+     * does): the future ends cancelled (cancel returns 1, waiters see
+     * CONC_ECANCELED), the worker is replaced, and the tasks queued behind
+     * it go to other workers, none lost. A result the task wrote before
+     * the kill landed is dropped; once the parent has begun reading that
+     * result, the cancel comes too late and returns 0. A task may be
+     * killed anywhere: what it does outside its result (files, shared
+     * memory, locks shared with other processes) may be left half done.
+     * Without it (the default), as in Python, a running task cannot be
+     * cancelled: cancel returns 0 and the task runs on. A TaskGroup
+     * (aio.h) that holds a process task kills it either way when the
+     * group aborts. A map's conc_map_free then kills its running chunks
+     * too. Ignored by thread executors. */
+    int cancel_kills;
 } conc_executor_opts;
 
 /* Creates an executor; `opts` may be NULL. Returns 0 and a new executor in

@@ -41,6 +41,10 @@ typedef struct conc_pool_opts {
     size_t initarg_len;
     size_t maxtasksperchild; /* processes: replace a worker after N tasks */
     double task_timeout;     /* processes: per-task time limit, 0 for none */
+    /* Processes: conc_future_cancel on a running AsyncResult kills its
+     * worker (conc_executor_opts.cancel_kills says how); 0, the default,
+     * leaves it running. */
+    int cancel_kills;
 } conc_pool_opts;
 
 /* Starts a pool; `opts` may be NULL. Returns 0 and a new pool in *out

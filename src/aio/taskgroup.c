@@ -6,7 +6,8 @@
  * owner's request is withdrawn at exit so the failure, not a cancellation,
  * is what the owner sees. Beyond asyncio, members may be futures of thread
  * or process executors and pools; aborting cancels them as well (pending
- * ones never run; running thread tasks see conc_task_cancelled).
+ * ones never run; running thread tasks see conc_task_cancelled; running
+ * process tasks are killed with their worker).
  *
  * A member's completion reaches the group in the loop's thread: directly
  * for tasks of this loop, through call_soon_threadsafe for futures
@@ -55,8 +56,8 @@ abort_members(conc_aio_taskgroup *tg)
             continue;
         if (conc__aio_task_of(f))
             conc_aio_task_cancel(f, NULL);
-        else
-            conc_future_cancel(f);
+        else /* a running process task is killed with its worker */
+            conc__future_cancel_hard(f);
     }
 }
 

@@ -274,7 +274,8 @@ pool_new(const conc_pool_opts *o, int process, conc_pool **out)
                              .initarg = o->initarg,
                              .initarg_len = o->initarg_len,
                              .max_tasks_per_child = o->maxtasksperchild,
-                             .task_timeout = o->task_timeout};
+                             .task_timeout = o->task_timeout,
+                             .cancel_kills = o->cancel_kills};
     if (!process)
         eo.max_workers = o->processes ? o->processes : conc__cpu_count();
     conc_pool *p = conc__calloc(1, sizeof *p);

@@ -296,18 +296,48 @@ engine_unref(void *engine)
         conc__free(e);
 }
 
-/* conc_future_cancel's part in the engine: a job in the backlog is
- * cancelled there (refill drops it), one in a ring is revoked first. */
+/* Cancels `f`, which its worker has claimed (lock held, unlocked on
+ * return), by killing that worker when `hard`: `f` ends cancelled here,
+ * still in the worker's list, and the result thread handles the death as
+ * any other (the tasks queued behind go back to the backlog, a
+ * replacement starts) and ends the engine's hold on `f`, which it finds
+ * cancelled (conc__pe_complete). A result the worker wrote before it died
+ * is dropped unread (start_result). Once the result thread has taken `f`
+ * out of the list its result is arriving, and wins. */
 static int
-engine_revoke(conc_future *f)
+cancel_claimed(struct pengine *e, conc_future *f, int hard)
+{
+    if (!hard || !conc__pe_claimed_locked(e, f)) {
+        conc__pe_unlock(e);
+        return -1;
+    }
+    struct worker *w = &e->w[conc__ticket_worker(conc__job_of(f)->ticket)];
+    conc_future_set_running(f); /* claimed: pending no more */
+    int cancelled;
+    struct conc__callback *cbs =
+        conc__future_cancel_running_begin(f, &cancelled);
+    if (cancelled && !w->cancel_killed) {
+        w->cancel_killed = 1;
+        kill(w->pid, SIGKILL);   /* reaped by the result thread only */
+        conc__pe_wake_thread(e); /* under the lock: the engine stays */
+    }
+    conc__pe_unlock(e);
+    conc__future_complete_end(f, cbs);
+    return cancelled ? 1 : -1;
+}
+
+/* conc_future_cancel's part in the engine, and with `hard` that of
+ * conc__future_cancel_hard: a job in the backlog is cancelled there
+ * (refill drops it), one in a ring is revoked first, and one its worker
+ * has claimed is cancelled by killing the worker when `hard`. */
+static int
+engine_cancel(conc_future *f, int hard)
 {
     struct pengine *e = conc__job_of(f)->engine;
     conc__pe_lock(e);
     int in_ring = conc__job_of(f)->ticket != 0;
-    if (in_ring && !conc__pe_revoke_locked(e, f)) {
-        conc__pe_unlock(e);
-        return -1; /* its worker has claimed it */
-    }
+    if (in_ring && !conc__pe_revoke_locked(e, f))
+        return cancel_claimed(e, f, hard);
     int cancelled;
     struct conc__callback *cbs = conc__future_cancel_begin(f, &cancelled);
     if (in_ring) /* before the lock goes: then the engine may end */
@@ -319,6 +349,22 @@ engine_revoke(conc_future *f)
     if (in_ring)
         conc_future_free(f);
     return cancelled ? 1 : -1;
+}
+
+/* The cancel hook: kills a running task's worker only if the executor
+ * was made with cancel_kills (conc_executor_opts). */
+static int
+engine_revoke(conc_future *f)
+{
+    struct pengine *e = conc__job_of(f)->engine;
+    return engine_cancel(f, e->ex.opts.cancel_kills);
+}
+
+/* The cancel_hard hook: kills a running task's worker. */
+static int
+engine_cancel_hard(conc_future *f)
+{
+    return engine_cancel(f, 1);
 }
 
 /* Marks `f` running if its worker has claimed it, so that a task that
@@ -347,6 +393,7 @@ engine_release(conc_future *f)
 /* The hooks of a process engine's futures. */
 static const struct conc__future_ops process_future_ops = {
     .cancel = engine_revoke,
+    .cancel_hard = engine_cancel_hard,
     .sync = engine_sync,
     .release = engine_release,
 };

@@ -76,6 +76,7 @@ struct worker {
     uint64_t popped_seen; /* sh->popped as last read */
     uint64_t task_tail;   /* where this side left the task ring's tail */
     int alive;            /* 0 once its death is handled */
+    int cancel_killed;    /* killed to cancel the task it ran */
     /* The result thread's own: */
     int ended;            /* its pidfd said it ended */
     int64_t restart_at;   /* an empty slot's next start, after a failure */

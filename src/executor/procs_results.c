@@ -145,8 +145,11 @@ start_result(struct pengine *e, struct worker *w, const struct conc__res_hdr *h,
     if (!f)
         return NULL;
     learn(e, h->run_ns);
-    f->code = h->code;
-    w->partial_nomem = 0;
+    /* Cancelled by a kill that came too late to stop the result: it is
+     * dropped, as a result without memory is, and `f` stays cancelled. */
+    w->partial_nomem = conc__future_state_raw(f) == CONC_FUTURE_CANCELLED;
+    if (!w->partial_nomem)
+        f->code = h->code;
     memcpy(w->partial_msg, msg, mlen + 1); /* mlen <= CONC__RES_MSG_MAX */
     return f;
 }

@@ -75,6 +75,7 @@ split_dead_locked(struct pengine *e, struct worker *w, conc_future **requeue,
     w->head = w->tail = NULL;
     w->nout = 0;
     w->alive = 0;
+    w->cancel_killed = 0;
     return ran;
 }
 
@@ -284,7 +285,7 @@ conc__pe_check_regions(struct pengine *e)
     conc__pe_lock(e);
     for (size_t i = 0; i < e->ex.workers; i++) {
         struct worker *w = &e->w[i];
-        if (w->alive && !w->corrupt && !w->killed_seq &&
+        if (w->alive && !w->corrupt && !w->killed_seq && !w->cancel_killed &&
             region_fault_locked(e, w, why, sizeof why))
             conc__pe_reject(w, why);
     }

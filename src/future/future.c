@@ -291,6 +291,24 @@ conc__future_cancel_pending(conc_future *f)
     return cancelled;
 }
 
+struct conc__callback *
+conc__future_cancel_running_begin(conc_future *f, int *cancelled)
+{
+    lock(f);
+    uint32_t s = atomic_load_explicit(&f->state, memory_order_relaxed);
+    if (s != CONC_FUTURE_RUNNING) {
+        unlock(f);
+        *cancelled = s == CONC_FUTURE_CANCELLED;
+        return NULL;
+    }
+    conc_buf_free(&f->result); /* a cancelled future has no result */
+    f->code = CONC_ECANCELED;
+    struct conc__callback *cbs = complete_locked(f, CONC_FUTURE_CANCELLED);
+    unlock(f);
+    *cancelled = 1;
+    return cbs;
+}
+
 int
 conc__future_cancel_running(conc_future *f)
 {
@@ -326,6 +344,20 @@ conc_future_cancel(conc_future *f)
     if (atomic_load(&f->state) == CONC_FUTURE_RUNNING)
         atomic_store(&f->cancel, 1);
     return 0;
+}
+
+int
+conc__future_cancel_hard(conc_future *f)
+{
+    uint32_t s = conc__future_state_raw(f);
+    if (is_done(s)) /* and its engine may be gone */
+        return s == CONC_FUTURE_CANCELLED;
+    if (f->ops && f->ops->cancel_hard) {
+        int r = f->ops->cancel_hard(f);
+        if (r)
+            return r > 0;
+    }
+    return conc_future_cancel(f);
 }
 
 /* ---- Observers ---------------------------------------------------------- */

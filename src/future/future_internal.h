@@ -56,6 +56,10 @@ struct conc__future_ops {
      * returns 1 if it cancelled the future, -1 if the future may no longer
      * be cancelled, 0 to let the future's own state decide. */
     int (*cancel)(conc_future *f);
+    /* Its part in conc__future_cancel_hard, with `cancel`'s returns: a
+     * producer that can stop running work by force (a process engine
+     * kills the worker) does so. NULL: conc_future_cancel's part. */
+    int (*cancel_hard)(conc_future *f);
     /* The producer's part in reading a pending future's state
      * (conc_future_state_of, conc_future_running): marks the future
      * running if its work has visibly started elsewhere. */
@@ -152,6 +156,20 @@ void conc__future_complete_end(conc_future *f, struct conc__callback *cbs);
  * saw the cancel token and returned CONC_ECANCELED. Returns 0 or
  * CONC_ESTATE. */
 int conc__future_cancel_running(conc_future *f);
+
+/* The first half of conc__future_cancel_running, for a producer holding
+ * its own lock (as conc__future_cancel_begin): cancels `f` if running and
+ * returns the callbacks for conc__future_complete_end. *cancelled says
+ * whether `f` is now cancelled. */
+struct conc__callback *conc__future_cancel_running_begin(conc_future *f,
+                                                         int *cancelled);
+
+/* conc_future_cancel for a caller that wants running work stopped, not
+ * only pending work dropped (a TaskGroup that fails): through the
+ * producer's cancel_hard hook when it has one (a process engine kills the
+ * worker running `f`), else as conc_future_cancel. Returns 1 if `f` is
+ * now cancelled, 0 if not (it finished, or runs on). Any thread. */
+int conc__future_cancel_hard(conc_future *f);
 
 /* Links `l` (l->watch and l->future set) into its future's list unless the
  * future is done. Returns 1 if linked, 0 if the future is already done. */
