@@ -407,6 +407,55 @@ test_cancel_kills_pool(void **state)
     fixture_close();
 }
 
+/* A Pool callback that holds the result thread until the test opens
+ * its event. */
+static void
+blocking_cb(void *arg, const void *data, size_t len)
+{
+    (void)data, (void)len;
+    assert_conc_ok(conc_event_wait((conc_event *)arg, WAIT_S));
+}
+
+/* The task finished, its result written but not yet read, and its worker
+ * runs the next one when the cancel comes: the result wins (cancel says
+ * 0), and the next task is not killed. The result thread is held in a
+ * callback so that it reads no result meanwhile. */
+static void
+test_cancel_after_finish(void **state)
+{
+    (void)state;
+    fixture_open();
+    conc_pool *p = new_pool(
+        PROCESSES, &(conc_pool_opts){.processes = 1, .cancel_kills = 1});
+    for (int i = 0; i < 30; i++) { /* deep rings: tasks queue there */
+        conc_async_result *r = apply_int(p, square_task, i, NULL);
+        assert_int_equal(result_int(r), i * i);
+        conc_future_free(r);
+    }
+    conc_event *hold;
+    assert_conc_ok(conc_event_new(NULL, &hold));
+    conc_async_result *a =
+        apply_int(p, square_task, 2,
+                  &(conc_apply_opts){.callback = blocking_cb, .arg = hold});
+    conc_async_result *f = apply_int(p, square_task, 3, NULL);
+    conc_async_result *g = apply_int(p, held_task, 4, NULL);
+    wait_started(1); /* g runs: f's result is written, unread */
+    int pid = atomic_load(&fx.sh->last_pid);
+    assert_int_equal(conc_future_cancel(f), 0);
+    conc_event_set(hold);
+    assert_int_equal(result_int(a), 4);
+    assert_int_equal(result_int(f), 9);
+    release_gate();
+    assert_int_equal(result_int(g), 16);
+    assert_int_equal(apply_tagged(p, whoami_task, 0).pid, pid);
+    conc_future_free(a);
+    conc_future_free(f);
+    conc_future_free(g);
+    conc_event_free(hold);
+    close_join(p);
+    fixture_close();
+}
+
 /* The task finishes while the kill is on its way, or its worker has
  * claimed it and not yet started it: tiny tasks cancelled at every point
  * of their lives. Each ends once, cancelled exactly when cancel said 1,
@@ -514,6 +563,7 @@ main(void)
         conc_unit_test(test_cancel_running_default),
         conc_unit_test(test_cancel_kills_running),
         conc_unit_test(test_cancel_kills_pool),
+        conc_unit_test(test_cancel_after_finish),
         conc_unit_test(test_cancel_kill_races),
         conc_unit_test(test_cancel_dying_worker),
     };

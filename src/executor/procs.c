@@ -17,10 +17,13 @@
  * shared memory, procs_internal.h) just before it runs it, and reading the
  * future's state then finds it running (engine_sync). Until the claim, the
  * parent may revoke the task: to cancel it, or to hand it to an idle worker
- * when the worker it waits on is stuck in a long task. A worker's tasks
- * complete in the order it claimed them, so its results always belong to the
- * head of its outstanding list. `depth` adapts to task length: deep queues for
- * tiny tasks, short ones for long tasks.
+ * when the worker it waits on is stuck in a long task. After the claim, a
+ * cancel that may kill (cancel_kills, or a TaskGroup's) kills the worker
+ * instead, unless the worker has already marked the task done
+ * (cancel_claimed; the claim word's states are in procs_internal.h). A
+ * worker's tasks complete in the order it claimed them, so its results
+ * always belong to the head of its outstanding list. `depth` adapts to task
+ * length: deep queues for tiny tasks, short ones for long tasks.
  *
  * Trust. The shared region is written by a process that runs user code: a
  * wild pointer may rewrite it. Each side checks what it reads against what
@@ -38,7 +41,9 @@
  *                     |                                         v
  *                     +-- its worker died before it    TAKEN: running
  *                         claimed it (requeued)                 |
- *                                                               | frames
+ *                                                               | frames,
+ *                             KILLING: cancelled, its  <--------+ DONE
+ *                             worker killed (lock)              |
  *   done: its result, or EBROKEN, ETIMEDOUT, ENOMEM, ECLOSED <--+
  *
  * A worker (a slot of e->w):
@@ -297,30 +302,35 @@ engine_unref(void *engine)
 }
 
 /* Cancels `f`, which its worker has claimed (lock held, unlocked on
- * return), by killing that worker when `hard`: `f` ends cancelled here,
- * still in the worker's list, and the result thread handles the death as
- * any other (the tasks queued behind go back to the backlog, a
+ * return), by killing that worker when `hard`. The claim word decides
+ * against the worker finishing it at the same moment: a task marked DONE
+ * has its result written, which wins; one marked KILLING here ends
+ * cancelled at once, still in the worker's list, and its worker takes no
+ * other task (procs_internal.h). The result thread then handles the death
+ * as any other (the tasks queued behind go back to the backlog, a
  * replacement starts) and ends the engine's hold on `f`, which it finds
- * cancelled (conc__pe_complete). A result the worker wrote before it died
- * is dropped unread (start_result). Once the result thread has taken `f`
- * out of the list its result is arriving, and wins. */
+ * cancelled (conc__pe_complete); a result written before the kill is
+ * dropped unread (start_result). */
 static int
 cancel_claimed(struct pengine *e, conc_future *f, int hard)
 {
-    if (!hard || !conc__pe_claimed_locked(e, f)) {
-        conc__pe_unlock(e);
-        return -1;
+    uint64_t ticket = conc__job_of(f)->ticket;
+    struct worker *w = &e->w[conc__ticket_worker(ticket)];
+    uint64_t ws = conc__ticket_wseq(ticket);
+    uint64_t want = conc__claim_word(ws, CONC__CLAIM_TAKEN);
+    if (!hard || !atomic_compare_exchange_strong(
+                     conc__claim_of(w, ws), &want,
+                     conc__claim_word(ws, CONC__CLAIM_KILLING))) {
+        conc__pe_unlock(e); /* KILLING already: an earlier cancel won */
+        return conc__future_state_raw(f) == CONC_FUTURE_CANCELLED ? 1 : -1;
     }
-    struct worker *w = &e->w[conc__ticket_worker(conc__job_of(f)->ticket)];
     conc_future_set_running(f); /* claimed: pending no more */
     int cancelled;
     struct conc__callback *cbs =
         conc__future_cancel_running_begin(f, &cancelled);
-    if (cancelled && !w->cancel_killed) {
-        w->cancel_killed = 1;
-        kill(w->pid, SIGKILL);   /* reaped by the result thread only */
-        conc__pe_wake_thread(e); /* under the lock: the engine stays */
-    }
+    w->cancel_killed = 1;
+    kill(w->pid, SIGKILL);   /* reaped by the result thread only */
+    conc__pe_wake_thread(e); /* under the lock: the engine stays */
     conc__pe_unlock(e);
     conc__future_complete_end(f, cbs);
     return cancelled ? 1 : -1;

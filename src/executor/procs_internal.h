@@ -12,13 +12,20 @@
 /* A task in a worker's ring is claimed before it runs: the worker and the
  * parent race for its claim word with a compare-and-swap, the worker to
  * run it (TAKEN), the parent to take it back (REVOKED) for a cancel or to
- * hand it to an idle worker. A claim word holds wseq << 2 | state, so a
- * stale compare-and-swap on a reused word fails. A worker has at most
+ * hand it to an idle worker. Once it has written the task's result, the
+ * worker races again, to mark it DONE, with a parent that cancels it by
+ * killing the worker (KILLING): a worker that loses takes no other task
+ * and waits for its SIGKILL, so that the kill ends that task alone. A
+ * claim word holds wseq << CONC__CLAIM_BITS | state, so a stale
+ * compare-and-swap on a reused word fails. A worker has at most
  * CONC__SLOTS task frames in its ring, so that the words never collide. */
 #define CONC__SLOTS         256u
+#define CONC__CLAIM_BITS    3u
 #define CONC__CLAIM_QUEUED  0u
 #define CONC__CLAIM_TAKEN   1u
 #define CONC__CLAIM_REVOKED 2u
+#define CONC__CLAIM_DONE    3u
+#define CONC__CLAIM_KILLING 4u
 
 /* One worker's shared region, mapped before it is forked. */
 struct conc__wshared {
@@ -138,7 +145,7 @@ conc__pe_unlock(struct pengine *e)
 static inline uint64_t
 conc__claim_word(uint64_t wseq, uint64_t state)
 {
-    return wseq << 2 | state;
+    return wseq << CONC__CLAIM_BITS | state;
 }
 
 /* The claim word of w's task `wseq`. */
@@ -168,28 +175,37 @@ conc__ticket_wseq(uint64_t ticket)
     return ticket & (((uint64_t)1 << 48) - 1);
 }
 
-/* Whether the worker holding `f` (in its list; lock held) has claimed it. */
-static inline int
-conc__pe_claimed_locked(struct pengine *e, conc_future *f)
+/* The claim word of `f`, in its worker's list (lock held). */
+static inline uint64_t
+conc__pe_claim_locked(struct pengine *e, conc_future *f)
 {
     uint64_t ticket = conc__job_of(f)->ticket;
     struct worker *w = &e->w[conc__ticket_worker(ticket)];
-    uint64_t ws = conc__ticket_wseq(ticket);
-    return atomic_load_explicit(conc__claim_of(w, ws), memory_order_acquire) ==
-           conc__claim_word(ws, CONC__CLAIM_TAKEN);
+    return atomic_load_explicit(conc__claim_of(w, conc__ticket_wseq(ticket)),
+                                memory_order_acquire);
+}
+
+/* Whether the worker holding `f` (in its list; lock held) has claimed it:
+ * it runs it, has finished it, or is being killed for it. */
+static inline int
+conc__pe_claimed_locked(struct pengine *e, conc_future *f)
+{
+    uint64_t ws = conc__ticket_wseq(conc__job_of(f)->ticket);
+    uint64_t word = conc__pe_claim_locked(e, f);
+    return word == conc__claim_word(ws, CONC__CLAIM_TAKEN) ||
+           word == conc__claim_word(ws, CONC__CLAIM_DONE) ||
+           word == conc__claim_word(ws, CONC__CLAIM_KILLING);
 }
 
 /* Whether the claim word of `f`, in its worker's list, is one the two
- * sides write for it: queued or taken (lock held). */
+ * sides write for it: queued or claimed (lock held). */
 static inline int
 conc__pe_claim_valid_locked(struct pengine *e, conc_future *f)
 {
-    struct worker *w = &e->w[conc__ticket_worker(conc__job_of(f)->ticket)];
     uint64_t ws = conc__ticket_wseq(conc__job_of(f)->ticket);
-    uint64_t word =
-        atomic_load_explicit(conc__claim_of(w, ws), memory_order_acquire);
-    return word == conc__claim_word(ws, CONC__CLAIM_QUEUED) ||
-           word == conc__claim_word(ws, CONC__CLAIM_TAKEN);
+    return conc__pe_claim_locked(e, f) ==
+               conc__claim_word(ws, CONC__CLAIM_QUEUED) ||
+           conc__pe_claimed_locked(e, f);
 }
 
 /* Appends `f` to a list linked by its jobs' next. */

@@ -127,15 +127,35 @@ claim(struct conc__worker_arg *w, const struct conc__task_hdr *h)
     atomic_store_explicit(&w->sh->started_ns, conc__now_ns(),
                           memory_order_relaxed);
     atomic_store_explicit(&w->sh->started, h->seq, memory_order_seq_cst);
-    uint64_t want = h->wseq << 2 | CONC__CLAIM_QUEUED;
-    if (atomic_compare_exchange_strong(&w->sh->claim[h->wseq % CONC__SLOTS],
-                                       &want, h->wseq << 2 | CONC__CLAIM_TAKEN))
+    uint64_t want = conc__claim_word(h->wseq, CONC__CLAIM_QUEUED);
+    if (atomic_compare_exchange_strong(
+            &w->sh->claim[h->wseq % CONC__SLOTS], &want,
+            conc__claim_word(h->wseq, CONC__CLAIM_TAKEN)))
         return 1;
-    if (want != (h->wseq << 2 | CONC__CLAIM_REVOKED)) /* not the parent's */
+    if (want !=
+        conc__claim_word(h->wseq, CONC__CLAIM_REVOKED)) /* not the parent's */
         corrupt(w, "the claim word of task %llu reads %#llx",
                 (unsigned long long)h->wseq, (unsigned long long)want);
     atomic_store_explicit(&w->sh->started, 0, memory_order_relaxed);
     return 0;
+}
+
+/* Marks a claimed task whose result is written DONE, unless the parent
+ * has begun to kill this worker to cancel it (KILLING): then the worker
+ * takes no other task, so that the kill ends this one alone. */
+static void
+finish_claim(struct conc__worker_arg *w, const struct conc__task_hdr *h)
+{
+    uint64_t want = conc__claim_word(h->wseq, CONC__CLAIM_TAKEN);
+    if (atomic_compare_exchange_strong(
+            &w->sh->claim[h->wseq % CONC__SLOTS], &want,
+            conc__claim_word(h->wseq, CONC__CLAIM_DONE)))
+        return;
+    if (want != conc__claim_word(h->wseq, CONC__CLAIM_KILLING))
+        corrupt(w, "the claim word of task %llu reads %#llx",
+                (unsigned long long)h->wseq, (unsigned long long)want);
+    for (;;) /* until the SIGKILL, which is on its way */
+        conc__poll_until(NULL, 0, CONC__FOREVER);
 }
 
 /* Drops the head task frame. */
@@ -282,6 +302,7 @@ conc__worker_main(const void *argp, size_t len)
             continue;
         }
         run_one(&w, &h, &arg, &out);
+        finish_claim(&w, &h);
         done++;
     }
     conc_buf_free(&arg);
