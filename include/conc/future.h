@@ -68,7 +68,10 @@ CONC_EXTERN const char *conc_future_message(conc_future *f);
  * cancelled, its callbacks have run and it will never run) or 1 again if it
  * was already cancelled; returns 0 if it is running or finished, as Python
  * does. For a task running in a thread executor or ThreadPool, cancel also
- * raises the task's token (conc_task_cancelled) and still returns 0.
+ * raises the task's token (conc_task_cancelled) and still returns 0. For
+ * a task running in a process executor or Pool made with cancel_kills,
+ * cancel kills its worker and returns 1 (executor.h), or 0 if the task
+ * had already finished.
  * CONC_EINVAL for a NULL future. */
 CONC_EXTERN int conc_future_cancel(conc_future *f);
 
