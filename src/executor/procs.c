@@ -206,7 +206,7 @@ dispatch_locked(struct pengine *e, conc_future *f)
     size_t cap = e->ex.opts.max_tasks_per_child;
     for (size_t i = 0; i < e->ex.workers; i++) {
         struct worker *w = &e->w[i];
-        if (!w->alive ||
+        if (!w->alive || w->cancel_killed || /* dying: it takes no task */
             w->nout >= atomic_load_explicit(&e->depth, memory_order_relaxed) ||
             (cap && w->dispatched >= cap))
             continue;
