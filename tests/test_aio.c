@@ -1,7 +1,6 @@
 /* The async core: the loop, callbacks, timers, tasks, cancellation,
  * gather, wait_for, shield, timeout, TaskGroup, and coroutines waiting on
  * conc's thread primitives without blocking their loop. */
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -721,101 +720,6 @@ test_taskgroup(void **state)
     conc_executor_free(ex);
 }
 
-/* A process task that sends its pid on the pipe whose write end it is
- * given, then runs far longer than the test (but not forever, should the
- * kill not come). */
-#define PROC_SPIN_S 60.0
-
-static int square_task(const void *arg, size_t len, conc_buf *result);
-
-static int
-pid_then_spin(const void *arg, size_t len, conc_buf *result)
-{
-    (void)len, (void)result;
-    int fd = *(const int *)arg;
-    int pid = (int)getpid();
-    if (write(fd, &pid, sizeof pid) != (ssize_t)sizeof pid)
-        return CONC_EBROKEN;
-    double end = conc_monotonic() + PROC_SPIN_S;
-    while (conc_monotonic() < end)
-        ;
-    return 0;
-}
-
-static int
-pid_gone(void *arg)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d", *(int *)arg);
-    return access(path, F_OK) != 0;
-}
-
-struct tg_proc_arg {
-    conc_executor *ex;
-    int rfd, wfd;
-};
-
-/* A group holding a running process task: another member fails, and the
- * group's exit returns that failure at once, the process task cancelled
- * and its worker killed (the executor was made without cancel_kills). */
-static int
-tg_process_main(const void *arg, size_t len, conc_buf *result)
-{
-    (void)len, (void)result;
-    const struct tg_proc_arg *a = arg;
-    conc_aio_taskgroup *tg;
-    assert_conc_ok(conc_aio_taskgroup_new(&tg));
-    conc_future *pf;
-    assert_conc_ok(conc_executor_submit(a->ex, pid_then_spin, &a->wfd,
-                                        sizeof a->wfd, &pf));
-    assert_conc_ok(conc_aio_taskgroup_add(tg, pf));
-    /* Running: its pid came (the loop has nothing else to do meanwhile). */
-    struct pollfd pfd = {.fd = a->rfd, .events = POLLIN};
-    assert_int_equal(poll(&pfd, 1, 20000), 1);
-    int pid = 0;
-    assert_int_equal(read(a->rfd, &pid, sizeof pid), (ssize_t)sizeof pid);
-    assert_true(conc_future_running(pf));
-    double t0 = conc_monotonic();
-    assert_conc_ok(conc_aio_taskgroup_create_task(tg, slow_then_fail, NULL, 0,
-                                                  NULL, NULL));
-    int rc = conc_aio_sleep(3600);
-    assert_conc(rc, CONC_ECANCELED);
-    assert_conc(conc_aio_taskgroup_exit(tg, rc), CONC_EVALUE);
-    assert_true(conc_monotonic() - t0 < PROC_SPIN_S / 4);
-    assert_true(conc_future_cancelled(pf));
-    assert_true(conc_test_wait_until(pid_gone, &pid, 20.0));
-    conc_aio_taskgroup_free(tg);
-    conc_future_free(pf);
-    return 0;
-}
-
-static void
-test_taskgroup_kills_process_task(void **state)
-{
-    (void)state;
-    int p[2];
-    assert_int_equal(pipe(p), 0);
-    conc_executor *ex;
-    assert_conc_ok(conc_process_executor_new(
-        &(conc_executor_opts){.max_workers = 1}, &ex));
-    struct tg_proc_arg a = {ex, p[0], p[1]};
-    assert_conc_ok(conc_aio_run(tg_process_main, &a, sizeof a, NULL));
-    /* The replacement serves. */
-    int three = 3;
-    conc_future *f;
-    assert_conc_ok(
-        conc_executor_submit(ex, square_task, &three, sizeof three, &f));
-    const void *data;
-    size_t n;
-    assert_conc_ok(conc_future_result(f, 20.0, &data, &n));
-    assert_int_equal(*(const int *)data, 9);
-    conc_future_free(f);
-    assert_conc_ok(conc_executor_shutdown(ex, 1, 0, CONC_FOREVER));
-    conc_executor_free(ex);
-    close(p[0]);
-    close(p[1]);
-}
-
 /* ---- No colours: coroutines wait on thread primitives
  * ------------------------- */
 
@@ -1512,7 +1416,6 @@ main(void)
         conc_unit_test(test_timeout),
         conc_unit_test(test_timeout_outer_cancel),
         conc_unit_test(test_taskgroup),
-        conc_unit_test(test_taskgroup_kills_process_task),
         conc_unit_test(test_no_colours_future),
         conc_unit_test(test_no_colours_contention),
         conc_unit_test(test_close_finishes_tasks),

@@ -2,8 +2,9 @@
  * fails only its task; workers that die inside a task (SIGKILL,
  * segfault, abort, exit) fail only that task; an idle worker killed
  * from outside, task time limits, max_tasks_per_child, and workers killed
- * at random while many tasks run. What every engine does is in
- * test_executor.c, once per engine.
+ * at random while many tasks run, running tasks cancelled by killing
+ * their worker (cancel_kills, and a TaskGroup's abort). What every engine
+ * does is in test_executor.c, once per engine.
  *
  * Tasks that must stay running wait on the shared gate (tasks.h). Nothing
  * sleeps to synchronize and every wait is bounded. */
@@ -547,6 +548,65 @@ test_cancel_dying_worker(void **state)
     fixture_close();
 }
 
+/* ---- A TaskGroup kills its running process tasks ------------------------ */
+
+/* A TaskGroup member that fails at once. */
+static int
+fail_member(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    return conc_fail(CONC_EVALUE, "member failed");
+}
+
+/* A group holding a running process task (`arg`): another member fails,
+ * and the group's exit returns that failure at once, the process task
+ * cancelled. The task would run until the gate's timeout (WAIT_S). */
+static int
+tg_process_main(const void *arg, size_t len, conc_buf *result)
+{
+    (void)len, (void)result;
+    conc_future *pf = *(conc_future *const *)arg;
+    conc_aio_taskgroup *tg;
+    assert_conc_ok(conc_aio_taskgroup_new(&tg));
+    assert_conc_ok(conc_aio_taskgroup_add(tg, pf));
+    double t0 = conc_monotonic();
+    assert_conc_ok(
+        conc_aio_taskgroup_create_task(tg, fail_member, NULL, 0, NULL, NULL));
+    int rc = conc_aio_sleep(3600);
+    assert_conc(rc, CONC_ECANCELED);
+    assert_conc(conc_aio_taskgroup_exit(tg, rc), CONC_EVALUE);
+    assert_true(conc_monotonic() - t0 < WAIT_S / 2);
+    assert_true(conc_future_cancelled(pf));
+    conc_aio_taskgroup_free(tg);
+    return 0;
+}
+
+/* The process task is killed with its worker although the executor was
+ * made without cancel_kills, and a replacement serves. The task starts,
+ * and its worker's end is awaited, outside the loop. */
+static void
+test_taskgroup_kills_process_task(void **state)
+{
+    (void)state;
+    fixture_open();
+    conc_executor *ex =
+        new_exec(PROCESSES, &(conc_executor_opts){.max_workers = 1});
+    conc_future *pf = submit_int(ex, held_task, 3);
+    wait_started(1);
+    int pid = atomic_load(&fx.sh->last_pid);
+    assert_true(conc_future_running(pf));
+    assert_conc_ok(conc_aio_run(tg_process_main, &pf, sizeof pf, NULL));
+    assert_conc(conc_future_result(pf, 0, NULL, NULL), CONC_ECANCELED);
+    assert_true(conc_test_wait_until(process_gone, &pid, WAIT_S));
+    conc_future *f = submit_int(ex, square_task, 4);
+    assert_int_equal(future_int(f), 16);
+    assert_int_not_equal(run_whoami(ex).pid, pid);
+    conc_future_free(f);
+    conc_future_free(pf);
+    conc_executor_free(ex);
+    fixture_close();
+}
+
 int
 main(void)
 {
@@ -566,6 +626,8 @@ main(void)
         conc_unit_test(test_cancel_after_finish),
         conc_unit_test(test_cancel_kill_races),
         conc_unit_test(test_cancel_dying_worker),
+        /* Last: a loop's threads stay for the program's life. */
+        conc_unit_test(test_taskgroup_kills_process_task),
     };
     /* CONC_TEST_FILTER=pattern runs only the matching tests. */
     if (getenv("CONC_TEST_FILTER"))
