@@ -10,7 +10,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
 #include "conc_test.h"
+#include "ipc/auth.h"
 #include "manager/manager_internal.h"
 
 #define PEER   CONC_PEERS_DIR "/manager_peer.py"
@@ -263,6 +267,42 @@ test_wrong_key(void **state)
     char addr[256];
     conc_manager *m = server("127.0.0.1:0", addr, sizeof addr), *c;
     assert_conc(conc_manager_connect(addr, "wrong", &c), CONC_EAUTH);
+    conc_manager_free(m);
+}
+
+/* A client slower to answer the challenge than the server's look at its
+ * stop flag (CONC__MGR_POLL_S) still gets in: the server used to give the
+ * whole handshake that long and cut slow clients (CPython under load) off. */
+static void
+test_slow_handshake(void **state)
+{
+    (void)state;
+    char addr[256];
+    conc_manager *m = server("127.0.0.1:0", addr, sizeof addr);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_port = htons((uint16_t)atoi(strrchr(addr, ':') + 1));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    conc_conn *c;
+    unsigned flags = CONC__CONN_READ | CONC__CONN_WRITE | CONC__CONN_SOCKET |
+                     CONC__CONN_PYWIRE;
+    assert_conc_ok(conc__conn_wrap(fd, flags, 0, &c));
+    conc_buf msg = CONC_BUF_INIT;
+    assert_conc_ok(conc_conn_recv_bytes(c, WAIT, &msg));
+    /* The delay under test: three times the server's polling period. */
+    struct timespec slow = {0, (long)(3 * CONC__MGR_POLL_S * 1e9)};
+    nanosleep(&slow, NULL);
+    struct conc__auth_key key = {(const uint8_t *)KEY, sizeof KEY - 1};
+    uint8_t resp[CONC__AUTH_MSG_MAX];
+    size_t rn;
+    assert_conc_ok(conc__auth_respond(key, msg.data, msg.len, resp, &rn));
+    assert_conc_ok(conc_conn_send_bytes(c, resp, rn, WAIT));
+    assert_conc_ok(conc_conn_recv_bytes(c, WAIT, &msg));
+    assert_int_equal(msg.len, strlen(CONC__AUTH_WELCOME));
+    assert_memory_equal(msg.data, CONC__AUTH_WELCOME, msg.len);
+    conc_buf_free(&msg);
+    conc_conn_free(c);
     conc_manager_free(m);
 }
 
@@ -550,11 +590,13 @@ test_python_syncmanager(void **state)
 int
 main(void)
 {
+    warm_up_threads();
     const struct CMUnitTest tests[] = {
         conc_unit_test(test_builtins),
         conc_unit_test(test_refcount),
         conc_unit_test(test_register),
         conc_unit_test(test_wrong_key),
+        conc_unit_test(test_slow_handshake),
         conc_unit_test(test_shutdown_wakes),
         conc_unit_test(test_create_needs_start),
         conc_unit_test(test_null_args),

@@ -18,6 +18,11 @@
 #define CONC__MGR_POLL_S    0.1
 #define CONC__MGR_CONNECT_S 30.0
 
+/* How long the server gives a client to finish the authkey handshake
+ * (the accepting thread waits for it, so one slow client holds up the
+ * next ones that long at most). */
+#define CONC__MGR_HANDSHAKE_S 10.0
+
 /* An object the server holds for its clients. */
 struct conc__mgr_obj {
     char ident[24];                /* its address in hex, as CPython's id */
@@ -49,11 +54,26 @@ struct conc_manager {
     size_t n_types;
     struct conc__mgr_obj **objs;
     size_t n_objs, cap_objs;
-    size_t n_conns; /* connection threads still running */
+    struct conc__mgr_conn *conns; /* connection threads not joined yet */
+};
+
+/* A connection's thread, listed until the accepting thread (or the stop)
+ * joins it once it is done. */
+struct conc__mgr_conn {
+    conc_manager *m;
+    conc_conn *c;
+    conc_thread *t; /* set by the accepting thread after the start */
+    int done;       /* guarded by m->cond: the thread is leaving */
+    struct conc__mgr_conn *next;
 };
 
 /* Serves one accepted connection on a new thread (serve.c); takes c. */
 int conc__mgr_serve_conn(conc_manager *m, conc_conn *c);
+
+/* Joins and frees the connection threads that are done (all of them with
+ * `all`, waiting for each). The accepting thread, or the stop once it is
+ * gone. */
+void conc__mgr_reap_conns(conc_manager *m, int all);
 
 /* The object of `ident` with one more reference (a call in progress or a
  * client's incref), or NULL. */

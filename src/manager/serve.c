@@ -203,7 +203,7 @@ handle(conc_manager *m, conc_obj *req)
 static int
 serve_loop(void *arg)
 {
-    struct conn_ctx *ctx = arg;
+    struct conc__mgr_conn *ctx = arg;
     conc_manager *m = ctx->m;
     while (!m->stopping) {
         conc_obj *req;
@@ -221,9 +221,9 @@ serve_loop(void *arg)
         conc_obj_decref(rep);
     }
     conc_conn_free(ctx->c);
-    conc__free(ctx);
+    ctx->c = NULL;
     conc_cond_acquire(m->cond, CONC_FOREVER);
-    m->n_conns--;
+    ctx->done = 1;
     conc_cond_notify_all(m->cond);
     conc_cond_release(m->cond);
     return 0;
@@ -232,26 +232,54 @@ serve_loop(void *arg)
 int
 conc__mgr_serve_conn(conc_manager *m, conc_conn *c)
 {
-    struct conn_ctx *ctx = conc__malloc(sizeof *ctx);
+    struct conc__mgr_conn *ctx = conc__calloc(1, sizeof *ctx);
     if (!ctx) {
         conc_conn_free(c);
         return CONC_ENOMEM;
     }
     ctx->m = m;
     ctx->c = c;
-    conc_cond_acquire(m->cond, CONC_FOREVER);
-    m->n_conns++;
-    conc_cond_release(m->cond);
     conc_thread_opts o = {.name = "conc-manager-conn",
                           .daemon = CONC_DAEMON_YES,
                           .parallel_start = 1};
-    int rc = conc_thread_start(serve_loop, ctx, &o, NULL);
+    conc_thread *t;
+    int rc = conc_thread_start(serve_loop, ctx, &o, &t);
     if (rc < 0) {
         conc_conn_free(c);
         conc__free(ctx);
-        conc_cond_acquire(m->cond, CONC_FOREVER);
-        m->n_conns--;
-        conc_cond_release(m->cond);
+        return rc;
     }
-    return rc;
+    conc_cond_acquire(m->cond, CONC_FOREVER);
+    ctx->t = t;
+    ctx->next = m->conns;
+    m->conns = ctx;
+    conc_cond_release(m->cond);
+    return 0;
+}
+
+/* Takes the first listed connection that is done (any, with `all`,
+ * waiting for one to be done) off the list, or NULL. */
+static struct conc__mgr_conn *
+take_done(conc_manager *m, int all)
+{
+    conc_cond_acquire(m->cond, CONC_FOREVER);
+    struct conc__mgr_conn **pp = &m->conns;
+    while (*pp && !(*pp)->done && !all)
+        pp = &(*pp)->next;
+    struct conc__mgr_conn *ctx = *pp;
+    if (ctx)
+        *pp = ctx->next;
+    conc_cond_release(m->cond);
+    return ctx;
+}
+
+void
+conc__mgr_reap_conns(conc_manager *m, int all)
+{
+    struct conc__mgr_conn *ctx;
+    while ((ctx = take_done(m, all)) != NULL) {
+        conc_thread_join(ctx->t, CONC_FOREVER, NULL);
+        conc_thread_free(ctx->t);
+        conc__free(ctx);
+    }
 }

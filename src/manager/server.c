@@ -3,7 +3,10 @@
  * of its own (serve.c).
  *
  * Lock order: the manager's lock (m->cond) is the only one here. */
+#include <poll.h>
+
 #include "manager/manager_internal.h"
+#include "unix/platform.h"
 
 static int
 add_type(conc_manager *m, const char *typeid, const conc_manager_type *type,
@@ -105,18 +108,37 @@ fail:
     return rc;
 }
 
-/* The accepting thread: each client gets a thread of its own. A client
- * that fails the handshake, or a refused thread, costs only its
- * connection. */
+/* Waits up to CONC__MGR_POLL_S for a client to knock, then accepts it
+ * with CONC__MGR_HANDSHAKE_S for its handshake: the accept's timeout
+ * covers the handshake, and a slow client must not be cut off because the
+ * loop looks at `stopping` often. */
+static int
+accept_one(conc_manager *m, conc_conn **c)
+{
+    int fd;
+    int rc = conc_listener_fileno(m->listener, &fd);
+    if (rc < 0)
+        return rc;
+    int64_t deadline;
+    conc__deadline(CONC__MGR_POLL_S, &deadline);
+    rc = conc__poll_fd(fd, POLLIN, deadline);
+    if (rc <= 0)
+        return rc < 0 ? rc : CONC_ETIMEDOUT;
+    return conc_listener_accept(m->listener, CONC__MGR_HANDSHAKE_S, c);
+}
+
+/* The accepting thread: each client gets a thread of its own, joined
+ * here once it is done. A client that fails the handshake, or a refused
+ * thread, costs only its connection. */
 static int
 accept_loop(void *arg)
 {
     conc_manager *m = arg;
     while (!m->stopping) {
         conc_conn *c;
-        int rc = conc_listener_accept(m->listener, CONC__MGR_POLL_S, &c);
-        if (rc == 0)
+        if (accept_one(m, &c) == 0)
             conc__mgr_serve_conn(m, c);
+        conc__mgr_reap_conns(m, 0);
     }
     return 0;
 }
@@ -175,9 +197,8 @@ stop_server(conc_manager *m)
     }
     conc_cond_acquire(m->cond, CONC_FOREVER);
     stop_objects_locked(m);
-    while (m->n_conns > 0)
-        conc_cond_wait(m->cond, CONC_FOREVER);
     conc_cond_release(m->cond);
+    conc__mgr_reap_conns(m, 1);
     conc_listener_close(m->listener);
 }
 
