@@ -17,6 +17,7 @@
 #include "conc/subprocess.h"
 #include "conc/ipc.h"
 #include "conc/listener.h"
+#include "conc/manager.h"
 #include "conc/mpqueue.h"
 #include "conc/shm.h"
 #include "conc/task.h"

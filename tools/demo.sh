@@ -120,7 +120,50 @@ run_one() { # name description
     echo
 }
 
-listed=" "
+# Seed 000 §9's master in the background and its worker, over TCP on
+# CONC_DEMO_PORT (default: a port from this shell's pid); the worker starts
+# once the master has put its tasks. Both must exit 0.
+run_pair() {
+    master=s000_task_master
+    worker=s000_task_worker
+    port=${CONC_DEMO_PORT:-$((20000 + $$ % 20000))}
+    echo "=== $master + $worker: seed 000 §9, a manager's queues over TCP ==="
+    if [ ! -x "$dir/$master" ] || [ ! -x "$dir/$worker" ]; then
+        echo "demo: $dir/$master or $dir/$worker is missing" >&2
+        failed=$((failed + 1))
+        failures="$failures $master"
+        echo
+        return
+    fi
+    log=$(mktemp)
+    $runner "$dir/$master" "$port" >"$log" 2>&1 &
+    mpid=$!
+    waited=0
+    # Polls the master's output, up to the time limit, for its ready line.
+    while ! grep -q "Try get results" "$log" && kill -0 "$mpid" 2>/dev/null &&
+        [ "$waited" -lt "$((limit * 10))" ]; do
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+    $runner "$dir/$worker" 127.0.0.1 "$port"
+    wrc=$?
+    wait "$mpid"
+    mrc=$?
+    cat "$log"
+    rm -f "$log"
+    for pair in "$master:$mrc" "$worker:$wrc"; do
+        if [ "${pair#*:}" -eq 0 ]; then
+            passed=$((passed + 1))
+        else
+            echo "demo: ${pair%%:*} failed (exit status ${pair#*:})" >&2
+            failed=$((failed + 1))
+            failures="$failures ${pair%%:*}"
+        fi
+    done
+    echo
+}
+
+listed=" s000_task_master s000_task_worker "
 newline='
 '
 old_ifs=$IFS
@@ -132,6 +175,7 @@ for line in $programs; do
     run_one "$name" "${line#*|}"
 done
 IFS=$old_ifs
+run_pair
 
 # Examples not in the list above (added later) run afterwards, by name.
 for path in "$dir"/*; do

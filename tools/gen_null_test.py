@@ -90,6 +90,11 @@ CONSTRUCTORS = {
     'conc_aio_server': '{ conc_aio_loop *lp; MUST(conc_aio_loop_new(NULL, &lp));'
                        ' MUST(conc_aio_start_server(lp, "127.0.0.1", 0,'
                        ' dummy_stream_handler, NULL, NULL, &v)); }',
+    'conc_manager': 'MUST(conc_manager_new("127.0.0.1:0", NULL, &v));',
+    # A dict in a manager served by this child, reached over loopback.
+    'conc_proxy': '{ conc_manager *mm; MUST(conc_manager_new("127.0.0.1:0",'
+                  ' NULL, &mm)); MUST(conc_manager_start(mm));'
+                  ' MUST(conc_manager_create(mm, "dict", NULL, &v)); }',
 }
 
 # Other parameter types: C type -> (declaration of `v`, expression passed).
@@ -152,6 +157,9 @@ VALUES = {
     'conc_realloc_fn': ('', 'realloc'),
     'conc_calloc_fn': ('', 'calloc'),
     'conc_free_fn': ('', 'free'),
+    'conc_manager **': ('conc_manager *v = NULL;', '&v'),
+    'conc_proxy **': ('conc_proxy *v = NULL;', '&v'),
+    'const conc_manager_type *': ('', 'conc_manager_dict_type()'),
 }
 
 # Values for one parameter of one function, where the type's is not valid.
@@ -176,6 +184,13 @@ OVERRIDES = {
     ('conc_dist_executor_new', 'address'): ('', '"redis://127.0.0.1:1"'),
     ('conc_dist_worker_new', 'address'): ('', '"redis://127.0.0.1:1"'),
     ('conc_dist_status_get', 'address'): ('', '"redis://127.0.0.1:1"'),
+    ('conc_manager_new', 'address'): ('', '"127.0.0.1:0"'),
+    ('conc_manager_connect', 'address'): ('', '"127.0.0.1:1"'),
+    ('conc_manager_create', 'type_name'): ('', '"dict"'),
+    ('conc_manager_create', 'args'): ('', 'NULL'),
+    ('conc_proxy_call', 'method'): ('', '"__len__"'),
+    ('conc_proxy_call', 'args'): ('', 'NULL'),
+    ('conc_proxy_call', 'kwds'): ('', 'NULL'),
     # A slice of one element: NULL is valid for an empty one.
     ('conc_array_get_slice', 'start'): ('', '0'),
     ('conc_array_set_slice', 'start'): ('', '0'),
@@ -265,6 +280,13 @@ NULLABLE = {
     ('conc_aio_queue_put_priority', 'item'): None,
     ('conc_aio_cond_wait_for', 'arg'): None,
     ('conc_aio_barrier_wait', 'index'): None,
+    ('conc_manager_new', 'authkey'): None,  # NULL: no handshake
+    ('conc_manager_connect', 'authkey'): None,
+    ('conc_manager_register', 'arg'): None,  # passed on to create
+    ('conc_manager_register_object', 'self'): None,
+    ('conc_manager_create', 'args'): None,  # NULL: no arguments
+    ('conc_proxy_call', 'args'): None,
+    ('conc_proxy_call', 'kwds'): None,
 }
 
 # Statements run after a call that did not get NULL in the named

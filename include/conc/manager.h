@@ -1,0 +1,208 @@
+/* conc/manager.h: managers that speak CPython's multiprocessing.managers
+ * protocol, so that C and Python processes share dicts, lists and queues.
+ *
+ * A manager is either a server (conc_manager_new, conc_manager_register,
+ * conc_manager_start: BaseManager with start() run in threads of the
+ * calling process) or a handle on a server somewhere else
+ * (conc_manager_connect: BaseManager.connect()). The server may be conc's
+ * or CPython's, and so may its clients: requests are CPython's tuples
+ * (ident, method, args, kwds), replies its ('#RETURN', value),
+ * ('#ERROR', exception) and ('#TRACEBACK', text), values conc_obj
+ * (conc/obj.h) pickled at protocol 4, over conc_listener connections
+ * (conc/listener.h) with the authkey handshake.
+ *
+ * A proxy (conc_proxy) stands for one object in the server: its methods
+ * are called by name with conc_obj arguments, each call one round trip
+ * whose result is a copy. A proxy holds one reference to its object, as
+ * CPython's proxies do (incref and decref requests); freeing it drops the
+ * reference, and the server drops the object at zero.
+ *
+ * Errors the object raises come back as codes with the exception's text
+ * as the thread's failure message: KeyError as CONC_EKEY, IndexError
+ * CONC_EINDEX, queue.Empty CONC_EEMPTY, queue.Full CONC_EFULL, TypeError
+ * CONC_ETYPE, ValueError CONC_EVALUE, any other exception or a server's
+ * traceback CONC_ETASK. A conc server raises the same exceptions for
+ * those codes, so CPython clients see KeyError, queue.Empty, ...
+ *
+ * This version's server serves each connection on a thread of its own.
+ * There is no encryption and no integrity after the handshake: run
+ * managers on trusted networks or through a tunnel. */
+#ifndef CONC_MANAGER_H
+#define CONC_MANAGER_H
+
+#include "common.h"
+#include "obj.h"
+
+CONC_BEGIN_DECLS
+
+typedef struct conc_manager conc_manager;
+typedef struct conc_proxy conc_proxy;
+
+/* A method of a registered type: self is the object, args a tuple and kwds
+ * a dict (both borrowed, never NULL), as the client sent them. It returns
+ * 0 with a new reference in *result (NULL stands for None), or a negative
+ * code (see the top of this file for the exception each becomes); on
+ * failure it may leave a new tuple in *result, the exception's arguments
+ * (the missing key of a KeyError), and a failure message otherwise. Runs
+ * on the thread serving the connection: several at once for one object. */
+typedef int (*conc_manager_method_fn)(void *self, conc_obj *args,
+                                      conc_obj *kwds, conc_obj **result);
+
+typedef struct conc_manager_method {
+    const char *name; /* as the client calls it: "get", "__getitem__" */
+    conc_manager_method_fn fn;
+} conc_manager_method;
+
+/* A typeid's implementation. `create` makes a new object from the
+ * arguments of the client's create request (arg is conc_manager_register's
+ * `arg`); `release` frees it once no reference is left. */
+typedef struct conc_manager_type {
+    int (*create)(void *arg, conc_obj *args, conc_obj *kwds, void **self);
+    void (*release)(void *self);
+    /* Optional: wakes threads blocked in the object's methods for good,
+     * called for every object when the server stops. */
+    void (*stop)(void *self);
+    const conc_manager_method *methods;
+    size_t n_methods;
+} conc_manager_type;
+
+/* The built-in types, registered by conc_manager_new as "Queue" (with
+ * "JoinableQueue"), "dict" and "list" (SyncManager's typeids). Static,
+ * owned by conc, never NULL. Any thread. */
+CONC_EXTERN const conc_manager_type *conc_manager_queue_type(void);
+CONC_EXTERN const conc_manager_type *conc_manager_dict_type(void);
+CONC_EXTERN const conc_manager_type *conc_manager_list_type(void);
+
+/* A new server manager on `address` (conc/listener.h's forms:
+ * "127.0.0.1:5000", "/tmp/m.sock") with the NUL-terminated `authkey`
+ * (NULL: no handshake), not serving yet. Borrows both. Returns 0 and *out,
+ * freed with conc_manager_free; CONC_EINVAL for a NULL address or out,
+ * CONC_ENOMEM, and conc_listener_new's errors. Any thread. */
+CONC_EXTERN int conc_manager_new(const char *address, const char *authkey,
+                                 conc_manager **out);
+
+/* Registers `type_name` (copied): a client's create(type_name, ...) calls
+ * type->create(arg, ...). Replaces an earlier registration of the name.
+ * Borrows `type`, which must outlive the manager. Returns 0, CONC_EINVAL
+ * for a NULL pointer or a client manager, CONC_ESTATE once started,
+ * CONC_ENOMEM. The thread that made the manager. */
+CONC_EXTERN int conc_manager_register(conc_manager *m, const char *type_name,
+                                      const conc_manager_type *type, void *arg);
+
+/* Registers `type_name` as one object: every create(type_name) returns `self`
+ * (the same ident, as CPython's register(typeid, callable=lambda: q)),
+ * which the manager never releases: the caller frees it after
+ * conc_manager_free (type->release may serve). Errors and threads as
+ * conc_manager_register. */
+CONC_EXTERN int conc_manager_register_object(conc_manager *m,
+                                             const char *type_name,
+                                             const conc_manager_type *type,
+                                             void *self);
+
+/* A new built-in queue object (maxsize 0: unbounded) for
+ * conc_manager_register_object with conc_manager_queue_type(), freed with
+ * conc_manager_queue_type()->release. Returns 0, CONC_EINVAL for NULL out,
+ * CONC_ENOMEM. Any thread. */
+CONC_EXTERN int conc_manager_queue_new(size_t maxsize, void **out);
+
+/* Starts serving on threads of the calling process: one accepts, one
+ * serves each connection. Returns 0, CONC_EINVAL for NULL or a client
+ * manager, CONC_ESTATE if already started, CONC_ENOMEM, CONC_EAGAIN.
+ * The thread that made the manager. */
+CONC_EXTERN int conc_manager_start(conc_manager *m);
+
+/* The address the server listens on ("127.0.0.1:41235" for port 0), or
+ * the one a client connected to, into `out` (replaced, NUL-terminated).
+ * Returns 0, CONC_EINVAL for a NULL pointer, CONC_ENOMEM. Any thread. */
+CONC_EXTERN int conc_manager_address(const conc_manager *m, conc_buf *out);
+
+/* Connects to a manager server, conc's or CPython's, at `address` with the
+ * NUL-terminated `authkey` (NULL: none), and checks it answers (the dummy
+ * request, as BaseManager.connect). Borrows both. Returns 0 and *out,
+ * freed with conc_manager_free; CONC_EAUTH for a wrong key (either side's
+ * refusal); CONC_EINVAL for a NULL pointer; conc_client_connect's errors.
+ * Any thread. */
+CONC_EXTERN int conc_manager_connect(const char *address, const char *authkey,
+                                     conc_manager **out);
+
+/* Stops a server: it stops accepting, wakes blocked methods (type->stop),
+ * closes its connections and joins its threads. On a client, asks the
+ * server to shut down (BaseManager.shutdown). Returns 0 (also when already
+ * stopped), CONC_EINVAL for NULL, and for a client the request's errors.
+ * Any thread but one serving the manager. */
+CONC_EXTERN int conc_manager_shutdown(conc_manager *m);
+
+/* Stops a server as conc_manager_shutdown does, releases its objects (not
+ * those of conc_manager_register_object) and frees the manager. NULL does
+ * nothing. Any thread, once no proxy of it is in use. */
+CONC_EXTERN void conc_manager_free(conc_manager *m);
+
+/* Creates an object of `type_name` in the server with the arguments `args`
+ * (a tuple, or NULL for none; borrowed), manager.<typeid>(*args) in Python,
+ * and returns a proxy holding one reference to it in *out, freed with
+ * conc_proxy_free. A server's own manager (conc_manager_new) serves as a
+ * client of itself once started. Returns 0; CONC_EINVAL for a NULL
+ * pointer; CONC_ESTATE for a server not started yet; CONC_ECLOSED after
+ * it stopped (also for a remote server that went away); CONC_ETASK
+ * when the server refused (an unknown typeid; message from the server);
+ * CONC_EAUTH, CONC_ECLOSED and connection errors; CONC_EPROTO for a reply
+ * that is not the protocol; CONC_ENOMEM. Any thread. */
+CONC_EXTERN int conc_manager_create(conc_manager *m, const char *type_name,
+                                    conc_obj *args, conc_proxy **out);
+
+/* Calls `method` on the proxy's object with `args` (a tuple, NULL for
+ * none) and `kwds` (a dict, NULL for none), both borrowed, and returns the
+ * result, a new reference, in *result. The first call opens the proxy's
+ * connection (accept_connection); calls on one proxy are serialized.
+ * Returns 0; the codes of the top of this file for an exception (message
+ * set); CONC_EINVAL for a NULL pointer; CONC_ECLOSED when the server went
+ * away; CONC_EPROTO for a reply that is not the protocol (or a method that
+ * returns a proxy, not supported yet); CONC_ENOMEM. Any thread. */
+CONC_EXTERN int conc_proxy_call(conc_proxy *p, const char *method,
+                                conc_obj *args, conc_obj *kwds,
+                                conc_obj **result);
+
+/* The object's ident in the server (its id in hex), borrowed from p, or
+ * NULL for NULL. Any thread. */
+CONC_EXTERN const char *conc_proxy_ident(const conc_proxy *p);
+
+/* Another reference to the proxy's object, as a new proxy in *out (freed
+ * with conc_proxy_free): an incref request. Returns 0, CONC_EINVAL, the
+ * request's errors. Any thread. */
+CONC_EXTERN int conc_proxy_dup(conc_proxy *p, conc_proxy **out);
+
+/* Closes the proxy's connection, drops its reference (a decref request;
+ * its failure is ignored, as a dead server holds nothing) and frees it.
+ * NULL does nothing. Any thread, once no other thread uses the proxy. */
+CONC_EXTERN void conc_proxy_free(conc_proxy *p);
+
+/* ---- Typed helpers for the built-in types (each is conc_proxy_call) ---- */
+
+/* d[key] into *value (a new reference) / d[key] = value. Borrow key and
+ * value. Return 0, CONC_EKEY when absent, and conc_proxy_call's errors.
+ * Any thread. */
+CONC_EXTERN int conc_dictproxy_get(conc_proxy *d, conc_obj *key,
+                                   conc_obj **value);
+CONC_EXTERN int conc_dictproxy_set(conc_proxy *d, conc_obj *key,
+                                   conc_obj *value);
+
+/* l.append(item) (borrowed) / l[index] into *item (a new reference;
+ * negative counts from the end). Return 0, CONC_EINDEX out of range, and
+ * conc_proxy_call's errors. Any thread. */
+CONC_EXTERN int conc_listproxy_append(conc_proxy *l, conc_obj *item);
+CONC_EXTERN int conc_listproxy_get(conc_proxy *l, int64_t index,
+                                   conc_obj **item);
+
+/* q.put(item, timeout=...) (borrowed) / q.get(timeout=...) into *item (a
+ * new reference). CONC_FOREVER waits as long as it takes, 0 is
+ * put_nowait / get_nowait. Return 0, CONC_EFULL / CONC_EEMPTY when the
+ * timeout ran out, CONC_EINVAL for a NaN timeout, and conc_proxy_call's
+ * errors. Any thread. */
+CONC_EXTERN int conc_queueproxy_put(conc_proxy *q, conc_obj *item,
+                                    double timeout);
+CONC_EXTERN int conc_queueproxy_get(conc_proxy *q, double timeout,
+                                    conc_obj **item);
+
+CONC_END_DECLS
+
+#endif

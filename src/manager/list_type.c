@@ -1,0 +1,262 @@
+/* The built-in "list" typeid: ListProxy's exposed methods over a conc_obj
+ * list behind a lock, indexes counted from the end when negative. Not
+ * yet: slices, sort, __add__/__mul__ and their in-place forms, and 3.14's
+ * clear and copy. */
+#include "manager/manager_internal.h"
+
+static int
+l_create(void *arg, conc_obj *args, conc_obj *kwds, void **self)
+{
+    (void)arg;
+    (void)kwds;
+    conc_obj *l = conc_obj_list();
+    conc_obj *from = conc_obj_seq_get(args, 0);
+    for (size_t i = 0; l && i < conc_obj_len(from); i++) {
+        if (conc_obj_list_append(l, conc_obj_seq_get(from, i)) < 0) {
+            conc_obj_decref(l);
+            return CONC_ENOMEM;
+        }
+    }
+    return conc__mgr_box_new(l, self);
+}
+
+/* Argument `n` of args as an index into a list of `len` items. */
+static int
+index_arg(conc_obj *args, size_t n, size_t len, size_t *out)
+{
+    int64_t i;
+    if (conc_obj_int_value(conc_obj_seq_get(args, n), &i) < 0)
+        return conc_fail(CONC_ETYPE,
+                         "list indices must be integers (slices are not "
+                         "supported yet)");
+    if (i < 0)
+        i += (int64_t)len;
+    if (i < 0 || (uint64_t)i >= len)
+        return conc_fail(CONC_EINDEX, "list index out of range");
+    *out = (size_t)i;
+    return 0;
+}
+
+/* l[i], removing it for pop and __delitem__. */
+static int
+take(struct conc__mgr_box *b, conc_obj *args, int del, conc_obj **result)
+{
+    size_t i;
+    conc_lock_acquire(b->lock, CONC_FOREVER);
+    int rc = index_arg(args, 0, conc_obj_len(b->v), &i);
+    if (rc == 0 && result)
+        *result = conc_obj_incref(conc_obj_seq_get(b->v, i));
+    if (rc == 0 && del)
+        conc_obj_list_del(b->v, i);
+    conc_lock_release(b->lock);
+    return rc;
+}
+
+static int
+l_getitem(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
+{
+    (void)kwds;
+    return take(self, args, 0, result);
+}
+
+static int
+l_delitem(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
+{
+    (void)kwds;
+    (void)result;
+    return take(self, args, 1, NULL);
+}
+
+static int
+l_pop(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
+{
+    (void)kwds;
+    struct conc__mgr_box *b = self;
+    if (conc_obj_len(args) > 0)
+        return take(b, args, 1, result);
+    conc_obj *last = conc_obj_tuple(1);
+    if (!last)
+        return CONC_ENOMEM;
+    conc_obj_tuple_set_new(last, 0, conc_obj_int(-1));
+    int rc = take(b, last, 1, result);
+    conc_obj_decref(last);
+    return rc == CONC_EINDEX ? conc_fail(rc, "pop from empty list") : rc;
+}
+
+static int
+l_setitem(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
+{
+    struct conc__mgr_box *b = self;
+    size_t i;
+    (void)kwds;
+    (void)result;
+    if (conc_obj_len(args) != 2)
+        return conc_fail(CONC_ETYPE, "__setitem__ takes an index and a value");
+    conc_lock_acquire(b->lock, CONC_FOREVER);
+    int rc = index_arg(args, 0, conc_obj_len(b->v), &i);
+    if (rc == 0)
+        rc = conc_obj_list_set_new(b->v, i,
+                                   conc_obj_incref(conc_obj_seq_get(args, 1)));
+    conc_lock_release(b->lock);
+    return rc == CONC_EINDEX
+               ? conc_fail(rc, "list assignment index out of range")
+               : rc;
+}
+
+static int
+l_append(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
+{
+    struct conc__mgr_box *b = self;
+    (void)kwds;
+    (void)result;
+    if (conc_obj_len(args) != 1)
+        return conc_fail(CONC_ETYPE, "append() takes exactly one argument");
+    conc_lock_acquire(b->lock, CONC_FOREVER);
+    int rc = conc_obj_list_append(b->v, conc_obj_seq_get(args, 0));
+    conc_lock_release(b->lock);
+    return rc;
+}
+
+static int
+l_extend(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
+{
+    struct conc__mgr_box *b = self;
+    conc_obj *from = conc_obj_seq_get(args, 0);
+    (void)kwds;
+    (void)result;
+    conc_obj_type t = conc_obj_typeof(from);
+    if (t != CONC_OBJ_LIST && t != CONC_OBJ_TUPLE)
+        return conc_fail(CONC_ETYPE, "extend() takes a list or tuple here");
+    int rc = 0;
+    conc_lock_acquire(b->lock, CONC_FOREVER);
+    for (size_t i = 0, n = conc_obj_len(from); i < n && rc == 0; i++)
+        rc = conc_obj_list_append(b->v, conc_obj_seq_get(from, i));
+    conc_lock_release(b->lock);
+    return rc;
+}
+
+/* count (first < 0), index (the first position) and remove of a value. */
+static int
+find(struct conc__mgr_box *b, conc_obj *item, int remove, int64_t *found)
+{
+    int64_t count = 0, first = -1;
+    int rc = 0;
+    conc_lock_acquire(b->lock, CONC_FOREVER);
+    for (size_t i = 0; i < conc_obj_len(b->v) && rc >= 0; i++) {
+        rc = conc_obj_equal(conc_obj_seq_get(b->v, i), item);
+        if (rc == 1 && first < 0)
+            first = (int64_t)i;
+        count += rc == 1;
+    }
+    if (rc >= 0 && remove > 0 && first >= 0)
+        conc_obj_list_del(b->v, (size_t)first);
+    conc_lock_release(b->lock);
+    *found = remove >= 0 ? first : count;
+    return rc < 0 ? rc : 0;
+}
+
+static int
+l_count(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
+{
+    int64_t n;
+    (void)kwds;
+    int rc = find(self, conc_obj_seq_get(args, 0), -1, &n);
+    if (rc == 0 && !(*result = conc_obj_int(n)))
+        rc = CONC_ENOMEM;
+    return rc;
+}
+
+static int
+index_or_remove(void *self, conc_obj *args, int remove, conc_obj **result)
+{
+    int64_t at;
+    int rc = find(self, conc_obj_seq_get(args, 0), remove, &at);
+    if (rc == 0 && at < 0)
+        return conc_fail(CONC_EVALUE, "%s",
+                         remove ? "list.remove(x): x not "
+                                  "in list"
+                                : "value is not in list");
+    if (rc == 0 && !remove && !(*result = conc_obj_int(at)))
+        rc = CONC_ENOMEM;
+    return rc;
+}
+
+static int
+l_index(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
+{
+    (void)kwds;
+    return index_or_remove(self, args, 0, result);
+}
+
+static int
+l_remove(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
+{
+    (void)kwds;
+    return index_or_remove(self, args, 1, result);
+}
+
+static int
+l_contains(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
+{
+    int64_t n;
+    (void)kwds;
+    int rc = find(self, conc_obj_seq_get(args, 0), -1, &n);
+    if (rc == 0)
+        *result = conc_obj_bool(n > 0);
+    return rc;
+}
+
+static int
+l_len(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
+{
+    struct conc__mgr_box *b = self;
+    (void)args;
+    (void)kwds;
+    conc_lock_acquire(b->lock, CONC_FOREVER);
+    *result = conc_obj_int((int64_t)conc_obj_len(b->v));
+    conc_lock_release(b->lock);
+    return *result ? 0 : CONC_ENOMEM;
+}
+
+/* Python's #GETVALUE: a copy of the whole list (also list(proxy) and
+ * proxy[:]'s stand-in in C). */
+static int
+l_getvalue(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
+{
+    struct conc__mgr_box *b = self;
+    (void)args;
+    (void)kwds;
+    conc_obj *out = conc_obj_list();
+    int rc = out ? 0 : CONC_ENOMEM;
+    conc_lock_acquire(b->lock, CONC_FOREVER);
+    for (size_t i = 0; rc == 0 && i < conc_obj_len(b->v); i++)
+        rc = conc_obj_list_append(out, conc_obj_seq_get(b->v, i));
+    conc_lock_release(b->lock);
+    if (rc < 0)
+        conc_obj_decref(out);
+    else
+        *result = out;
+    return rc;
+}
+
+static const conc_manager_method list_methods[] = {
+    {"__contains__", l_contains}, {"__delitem__", l_delitem},
+    {"__getitem__", l_getitem},   {"__len__", l_len},
+    {"__setitem__", l_setitem},   {"append", l_append},
+    {"count", l_count},           {"extend", l_extend},
+    {"index", l_index},           {"pop", l_pop},
+    {"remove", l_remove},         {"#GETVALUE", l_getvalue},
+};
+
+static const conc_manager_type list_type = {
+    .create = l_create,
+    .release = conc__mgr_box_free,
+    .methods = list_methods,
+    .n_methods = sizeof list_methods / sizeof list_methods[0],
+};
+
+const conc_manager_type *
+conc_manager_list_type(void)
+{
+    return &list_type;
+}

@@ -1,0 +1,143 @@
+/* Internal declarations shared by the manager's server, client, wire
+ * format and built-in types (conc/manager.h). */
+#ifndef CONC_MANAGER_INTERNAL_H
+#define CONC_MANAGER_INTERNAL_H
+
+#include <string.h>
+
+#include "conc/ipc.h"
+#include "conc/listener.h"
+#include "conc/manager.h"
+#include "conc/sync.h"
+#include "conc/thread.h"
+#include "core/internal.h"
+
+/* How long a connection's thread waits for a message before it looks at
+ * whether the server is stopping, and the bound on a client's wait for
+ * connecting and for a handshake. */
+#define CONC__MGR_POLL_S    0.1
+#define CONC__MGR_CONNECT_S 30.0
+
+/* How long the server gives a client to finish the authkey handshake
+ * (the accepting thread waits for it, so one slow client holds up the
+ * next ones that long at most). */
+#define CONC__MGR_HANDSHAKE_S 10.0
+
+/* An object the server holds for its clients. */
+struct conc__mgr_obj {
+    char ident[24];                /* its address in hex, as CPython's id */
+    const conc_manager_type *type; /* borrowed from the registration */
+    void *self;
+    long refs;  /* the clients' references and calls in progress */
+    int shared; /* 1: conc_manager_register_object's, never released */
+};
+
+/* A registered typeid. */
+struct conc__mgr_typeid {
+    char *name;
+    const conc_manager_type *type;
+    void *arg;  /* create's argument, or the shared object itself */
+    int shared; /* 1: every create returns `arg` */
+};
+
+/* Lock order: lock, then an object's own locks (inside methods). */
+struct conc_manager {
+    int server;    /* 1: made by conc_manager_new, 0: by _connect */
+    char *address; /* where clients connect (the bound port for port 0) */
+    char *authkey; /* NULL: no handshake */
+    conc_listener *listener;
+    conc_thread *acceptor;
+    _Atomic int stopping; /* set once to stop serving */
+    int started;          /* written by the owner thread only */
+    conc_cond *cond;      /* its own lock guards everything below */
+    struct conc__mgr_typeid *types;
+    size_t n_types;
+    struct conc__mgr_obj **objs;
+    size_t n_objs, cap_objs;
+    struct conc__mgr_conn *conns; /* connection threads not joined yet */
+};
+
+/* A connection's thread, listed until the accepting thread (or the stop)
+ * joins it once it is done. */
+struct conc__mgr_conn {
+    conc_manager *m;
+    conc_conn *c;
+    conc_thread *t; /* set by the accepting thread after the start */
+    int done;       /* guarded by m->cond: the thread is leaving */
+    struct conc__mgr_conn *next;
+};
+
+/* Serves one accepted connection on a new thread (serve.c); takes c. */
+int conc__mgr_serve_conn(conc_manager *m, conc_conn *c);
+
+/* Joins and frees the connection threads that are done (all of them with
+ * `all`, waiting for each). The accepting thread, or the stop once it is
+ * gone. */
+void conc__mgr_reap_conns(conc_manager *m, int all);
+
+/* The object of `ident` with one more reference (a call in progress or a
+ * client's incref), or NULL. */
+struct conc__mgr_obj *conc__mgr_obj_get(conc_manager *m, const char *ident);
+
+/* Drops a reference taken by conc__mgr_obj_get or create; the last one
+ * removes the object and releases it unless it is shared. */
+void conc__mgr_obj_put(conc_manager *m, struct conc__mgr_obj *o);
+
+/* create(typeid, *args, **kwds): the new object's entry in *out, with one
+ * reference. */
+int conc__mgr_obj_create(conc_manager *m, const char *typeid, conc_obj *args,
+                         conc_obj *kwds, struct conc__mgr_obj **out);
+
+/* Asks the server a client manager reaches to shut down (client.c). */
+int conc__mgr_client_shutdown(conc_manager *m);
+
+/* The number of objects the server holds. */
+size_t conc__mgr_obj_count(conc_manager *m);
+
+/* The state of a built-in dict or list: a conc_obj behind a lock. */
+struct conc__mgr_box {
+    conc_lock *lock;
+    conc_obj *v;
+};
+
+/* A new box holding `v` (stolen, also on failure). */
+int conc__mgr_box_new(conc_obj *v, void **self);
+
+/* Frees a box and drops its value (a type's release). */
+void conc__mgr_box_free(void *self);
+
+/* A one-item tuple holding a new reference to `item` (a KeyError's
+ * arguments), or NULL. */
+conc_obj *conc__mgr_args1(conc_obj *item);
+
+/* Sends `o` pickled as one message. Borrows o. */
+int conc__mgr_send(conc_conn *c, const conc_obj *o);
+
+/* Receives one message and unpickles it into *out (a new reference),
+ * waiting up to `timeout`. `foreign` 1 lets globals off the allowlist
+ * become inert records (the exceptions of a reply). */
+int conc__mgr_recv(conc_conn *c, double timeout, int foreign, conc_obj **out);
+
+/* A two-item tuple (kind, value), stealing value (NULL: None). */
+conc_obj *conc__mgr_pair(const char *kind, conc_obj *value);
+
+/* The exception record a conc code becomes in an '#ERROR' reply, with
+ * `args` (stolen; NULL: the thread's failure message, or none), or NULL
+ * when the code stands for no Python exception (a '#TRACEBACK' then). */
+conc_obj *conc__mgr_exception(int code, conc_obj *args);
+
+/* The conc code of an exception record sent in an '#ERROR' reply, with its
+ * repr as the thread's failure message. */
+int conc__mgr_exception_code(const conc_obj *exc);
+
+/* Argument `i` of args, or kwds[name], borrowed, or NULL if neither. */
+conc_obj *conc__mgr_arg(conc_obj *args, conc_obj *kwds, size_t i,
+                        const char *name);
+
+/* A queue method's (block, timeout) as one timeout in seconds: 0 for
+ * block=False, CONC_FOREVER for timeout=None. CONC_ETYPE for a timeout
+ * that is not a number. */
+int conc__mgr_timeout(conc_obj *args, conc_obj *kwds, size_t first,
+                      double *timeout);
+
+#endif

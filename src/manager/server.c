@@ -1,0 +1,238 @@
+/* A manager server (conc/manager.h): its typeids, the thread that accepts
+ * clients, and stopping. Each accepted connection is served by a thread
+ * of its own (serve.c).
+ *
+ * Lock order: the manager's lock (m->cond) is the only one here. */
+#include <poll.h>
+
+#include "manager/manager_internal.h"
+#include "unix/platform.h"
+
+static int
+add_type(conc_manager *m, const char *typeid, const conc_manager_type *type,
+         void *arg, int shared)
+{
+    if (!m || !typeid || !type || !m->server || (!shared && !type->create))
+        return CONC_EINVAL;
+    if (m->started)
+        return CONC_ESTATE;
+    struct conc__mgr_typeid *t = NULL;
+    for (size_t i = 0; i < m->n_types && !t; i++)
+        if (!strcmp(m->types[i].name, typeid))
+            t = &m->types[i];
+    if (!t) {
+        char *name = conc__strdup(typeid);
+        void *grown =
+            name ? conc__realloc(m->types, (m->n_types + 1) * sizeof *t) : 0;
+        if (!grown) {
+            conc__free(name);
+            return CONC_ENOMEM;
+        }
+        m->types = grown;
+        t = &m->types[m->n_types++];
+        t->name = name;
+    }
+    t->type = type;
+    t->arg = arg;
+    t->shared = shared;
+    return 0;
+}
+
+int
+conc_manager_register(conc_manager *m, const char *typeid,
+                      const conc_manager_type *type, void *arg)
+{
+    return add_type(m, typeid, type, arg, 0);
+}
+
+int
+conc_manager_register_object(conc_manager *m, const char *typeid,
+                             const conc_manager_type *type, void *self)
+{
+    return add_type(m, typeid, type, self, 1);
+}
+
+static int
+register_builtins(conc_manager *m)
+{
+    int rc = conc_manager_register(m, "Queue", conc_manager_queue_type(), 0);
+    if (rc == 0)
+        rc = conc_manager_register(m, "JoinableQueue",
+                                   conc_manager_queue_type(), 0);
+    if (rc == 0)
+        rc = conc_manager_register(m, "dict", conc_manager_dict_type(), 0);
+    if (rc == 0)
+        rc = conc_manager_register(m, "list", conc_manager_list_type(), 0);
+    return rc;
+}
+
+/* Listens, and keeps in m->address the address clients reach. */
+static int
+listen_on(conc_manager *m, const char *address)
+{
+    conc_listener_opts o = {.authkey = m->authkey,
+                            .authkey_len = m->authkey ? strlen(m->authkey) : 0};
+    int rc = conc_listener_new(address, &o, &m->listener);
+    if (rc < 0)
+        return rc;
+    conc_buf b = CONC_BUF_INIT;
+    rc = conc_listener_address(m->listener, &b);
+    if (rc == 0) {
+        m->address = conc__strdup((const char *)b.data);
+        rc = m->address ? 0 : CONC_ENOMEM;
+    }
+    conc_buf_free(&b);
+    return rc;
+}
+
+int
+conc_manager_new(const char *address, const char *authkey, conc_manager **out)
+{
+    if (!address || !out)
+        return CONC_EINVAL;
+    conc_manager *m = conc__calloc(1, sizeof *m);
+    if (!m)
+        return CONC_ENOMEM;
+    m->server = 1;
+    int rc = CONC_ENOMEM;
+    if (authkey && !(m->authkey = conc__strdup(authkey)))
+        goto fail;
+    if ((rc = conc_cond_new(NULL, &m->cond)) < 0)
+        goto fail;
+    if ((rc = register_builtins(m)) < 0 || (rc = listen_on(m, address)) < 0)
+        goto fail;
+    *out = m;
+    return 0;
+fail:
+    conc_manager_free(m);
+    return rc;
+}
+
+/* Waits up to CONC__MGR_POLL_S for a client to knock, then accepts it
+ * with CONC__MGR_HANDSHAKE_S for its handshake: the accept's timeout
+ * covers the handshake, and a slow client must not be cut off because the
+ * loop looks at `stopping` often. */
+static int
+accept_one(conc_manager *m, conc_conn **c)
+{
+    int fd;
+    int rc = conc_listener_fileno(m->listener, &fd);
+    if (rc < 0)
+        return rc;
+    int64_t deadline;
+    conc__deadline(CONC__MGR_POLL_S, &deadline);
+    rc = conc__poll_fd(fd, POLLIN, deadline);
+    if (rc <= 0)
+        return rc < 0 ? rc : CONC_ETIMEDOUT;
+    return conc_listener_accept(m->listener, CONC__MGR_HANDSHAKE_S, c);
+}
+
+/* The accepting thread: each client gets a thread of its own, joined
+ * here once it is done. A client that fails the handshake, or a refused
+ * thread, costs only its connection. */
+static int
+accept_loop(void *arg)
+{
+    conc_manager *m = arg;
+    while (!m->stopping) {
+        conc_conn *c;
+        if (accept_one(m, &c) == 0)
+            conc__mgr_serve_conn(m, c);
+        conc__mgr_reap_conns(m, 0);
+    }
+    return 0;
+}
+
+int
+conc_manager_start(conc_manager *m)
+{
+    if (!m || !m->server)
+        return CONC_EINVAL;
+    if (m->started)
+        return CONC_ESTATE;
+    conc_thread_opts o = {
+        .name = "conc-manager", .daemon = CONC_DAEMON_YES, .parallel_start = 1};
+    int rc = conc_thread_start(accept_loop, m, &o, &m->acceptor);
+    if (rc == 0)
+        m->started = 1;
+    return rc;
+}
+
+int
+conc_manager_address(const conc_manager *m, conc_buf *out)
+{
+    if (!m || !out)
+        return CONC_EINVAL;
+    conc_buf b = CONC_BUF_INIT;
+    if (conc_buf_append(&b, m->address, strlen(m->address) + 1) < 0)
+        return CONC_ENOMEM;
+    b.len--;
+    conc_buf_free(out);
+    *out = b;
+    return 0;
+}
+
+/* Wakes the methods blocked in objects, for good. */
+static void
+stop_objects_locked(conc_manager *m)
+{
+    for (size_t i = 0; i < m->n_objs; i++)
+        if (m->objs[i]->type->stop)
+            m->objs[i]->type->stop(m->objs[i]->self);
+    for (size_t i = 0; i < m->n_types; i++)
+        if (m->types[i].shared && m->types[i].type->stop)
+            m->types[i].type->stop(m->types[i].arg);
+}
+
+/* Stops a server and joins its threads: the acceptor, then every
+ * connection's, which see `stopping` within CONC__MGR_POLL_S. */
+static void
+stop_server(conc_manager *m)
+{
+    m->stopping = 1;
+    if (m->acceptor) {
+        conc_thread_join(m->acceptor, CONC_FOREVER, NULL);
+        conc_thread_free(m->acceptor);
+        m->acceptor = NULL;
+    }
+    conc_cond_acquire(m->cond, CONC_FOREVER);
+    stop_objects_locked(m);
+    conc_cond_release(m->cond);
+    conc__mgr_reap_conns(m, 1);
+    conc_listener_close(m->listener);
+}
+
+int
+conc_manager_shutdown(conc_manager *m)
+{
+    if (!m)
+        return CONC_EINVAL;
+    if (!m->server)
+        return conc__mgr_client_shutdown(m);
+    if (m->cond)
+        stop_server(m);
+    return 0;
+}
+
+void
+conc_manager_free(conc_manager *m)
+{
+    if (!m)
+        return;
+    if (m->server && m->cond)
+        stop_server(m);
+    for (size_t i = 0; i < m->n_objs; i++) {
+        if (!m->objs[i]->shared && m->objs[i]->type->release)
+            m->objs[i]->type->release(m->objs[i]->self);
+        conc__free(m->objs[i]);
+    }
+    for (size_t i = 0; i < m->n_types; i++)
+        conc__free(m->types[i].name);
+    conc__free(m->objs);
+    conc__free(m->types);
+    conc_listener_free(m->listener);
+    conc_cond_free(m->cond);
+    conc__free(m->address);
+    conc__free(m->authkey);
+    conc__free(m);
+}
