@@ -163,7 +163,60 @@ run_pair() {
     echo
 }
 
-listed=" s000_task_master s000_task_worker "
+# The Redis twins of seed 000 §9: a redis-server of their own on a free
+# loopback port (CONC_DEMO_REDIS_PORT, default one from this shell's pid),
+# a worker in the background, the master in front; once the master has all
+# its results the worker is stopped with SIGTERM. Both must exit 0.
+run_dist() {
+    master=dist_master
+    worker=dist_worker
+    [ -x "$dir/$master" ] || return 0 # built only where hiredis is
+    echo "=== $master + $worker: seed 000 §9 over Redis ==="
+    if ! command -v redis-server >/dev/null 2>&1; then
+        echo "demo: redis-server is missing (make deps installs it)" >&2
+        failed=$((failed + 1))
+        failures="$failures $master"
+        return
+    fi
+    rport=${CONC_DEMO_REDIS_PORT:-$((40000 + $$ % 20000))}
+    rdir=$(mktemp -d)
+    redis-server --port "$rport" --bind 127.0.0.1 --dir "$rdir" \
+        --save "" --appendonly no --daemonize no >"$rdir/log" 2>&1 &
+    rpid=$!
+    waited=0
+    while ! redis-cli -p "$rport" ping 2>/dev/null | grep -q PONG &&
+        [ "$waited" -lt 100 ]; do
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+    export REDIS_URL="redis://127.0.0.1:$rport"
+    wlog=$(mktemp)
+    $runner "$dir/$worker" >"$wlog" 2>&1 &
+    wpid=$!
+    $runner "$dir/$master"
+    mrc=$?
+    kill -TERM "$wpid" 2>/dev/null
+    wait "$wpid"
+    wrc=$?
+    unset REDIS_URL
+    cat "$wlog"
+    rm -f "$wlog"
+    kill -TERM "$rpid" 2>/dev/null
+    wait "$rpid" 2>/dev/null
+    rm -rf "$rdir"
+    for pair in "$master:$mrc" "$worker:$wrc"; do
+        if [ "${pair#*:}" -eq 0 ]; then
+            passed=$((passed + 1))
+        else
+            echo "demo: ${pair%%:*} failed (exit status ${pair#*:})" >&2
+            failed=$((failed + 1))
+            failures="$failures ${pair%%:*}"
+        fi
+    done
+    echo
+}
+
+listed=" s000_task_master s000_task_worker dist_master dist_worker "
 newline='
 '
 old_ifs=$IFS
@@ -176,6 +229,7 @@ for line in $programs; do
 done
 IFS=$old_ifs
 run_pair
+run_dist
 
 # Examples not in the list above (added later) run afterwards, by name.
 for path in "$dir"/*; do
