@@ -1395,6 +1395,43 @@ test_signal_handler(void **state)
     conc_aio_loop_free(c.loop);
 }
 
+/* asyncio.wait and as_completed under their names, in a task. */
+static int
+wait_names_main(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    struct log log = {0};
+    struct sleeper_arg fast = {0.001, 1, &log}, slow = {0.02, 2, &log};
+    conc_future *f[2];
+    assert_conc_ok(
+        conc_aio_create_task(sleeper, &slow, sizeof slow, NULL, &f[0]));
+    assert_conc_ok(
+        conc_aio_create_task(sleeper, &fast, sizeof fast, NULL, &f[1]));
+    unsigned char done[2];
+    assert_conc_ok(conc_aio_wait(f, 2, CONC_FIRST_COMPLETED, 10, done));
+    assert_int_equal(done[0], 0); /* never cancelled, still pending */
+    assert_int_equal(done[1], 1);
+    conc_as_completed_iter *it;
+    assert_conc_ok(conc_aio_as_completed(f, 2, 10, &it));
+    conc_future *next;
+    assert_conc_ok(conc_as_completed_next(it, &next));
+    assert_ptr_equal(next, f[1]);
+    assert_conc_ok(conc_as_completed_next(it, &next));
+    assert_ptr_equal(next, f[0]);
+    assert_conc(conc_as_completed_next(it, &next), CONC_ECLOSED);
+    conc_as_completed_free(it);
+    conc_future_free(f[0]);
+    conc_future_free(f[1]);
+    return 0;
+}
+
+static void
+test_wait_and_as_completed(void **state)
+{
+    (void)state;
+    assert_conc_ok(conc_aio_run(wait_names_main, NULL, 0, NULL));
+}
+
 int
 main(void)
 {
@@ -1424,6 +1461,7 @@ main(void)
         conc_unit_test(test_dump),
         conc_unit_test(test_executors_from_coroutines),
         conc_unit_test(test_signal_handler),
+        conc_unit_test(test_wait_and_as_completed),
     };
     warm_up_threads();
     return conc_run_tests(tests);

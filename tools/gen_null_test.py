@@ -266,6 +266,7 @@ NULLABLE = {
     ('conc_aio_taskgroup_create_task', 'out'): None,
     ('conc_aio_all_tasks', 'loop'): None,  # the running loop
     ('conc_aio_task_cancel', 'msg'): None,
+    ('conc_aio_wait', 'done'): None,
     ('conc_aio_run_in_executor', 'ex'): None,  # the loop's default executor
     ('conc_aio_to_thread', 'result'): None,
     ('conc_aio_to_process', 'result'): None,

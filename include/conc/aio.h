@@ -291,6 +291,25 @@ CONC_EXTERN int conc_aio_await(conc_future *f);
 CONC_EXTERN int conc_aio_gather(conc_future *const *fs, size_t n,
                                 int return_exceptions);
 
+/* asyncio.wait: waits until `when` holds over the n futures or `timeout`
+ * passes, and never cancels anything; done[i] (if `done` is not NULL)
+ * says whether fs[i] is done (Python's done and pending sets). The same
+ * call as conc_wait, under asyncio's name: in a task it suspends only the
+ * task, and it is a cancellation point (CONC_ECANCELED). Returns 0,
+ * CONC_ETIMEDOUT, CONC_ECANCELED, and conc_wait's errors. Borrows the
+ * futures. Any thread. */
+CONC_EXTERN int conc_aio_wait(conc_future *const *fs, size_t n,
+                              conc_return_when when, double timeout,
+                              unsigned char *done);
+
+/* asyncio.as_completed: conc_as_completed under asyncio's name; in a task,
+ * conc_as_completed_next suspends only the task and is a cancellation
+ * point. Returns 0 and a new iterator in *out (freed with
+ * conc_as_completed_free), CONC_EINVAL, CONC_ENOMEM. Any thread. */
+CONC_EXTERN int conc_aio_as_completed(conc_future *const *fs, size_t n,
+                                      double timeout,
+                                      conc_as_completed_iter **out);
+
 /* asyncio.wait_for: waits up to `timeout` seconds for f; when time runs
  * out it cancels f, waits until f is done, and returns CONC_ETIMEDOUT (or
  * f's outcome, if it finished anyway). A cancelled caller cancels f the
@@ -304,7 +323,8 @@ CONC_EXTERN int conc_aio_wait_for(conc_future *f, double timeout);
  * *out is a new reference (conc_future_free). Any thread. */
 CONC_EXTERN int conc_aio_shield(conc_future *f, conc_future **out);
 
-/* ---- Executors from coroutines ----------------------------------------------- */
+/* ---- Executors from coroutines
+ * ----------------------------------------------- */
 
 /* loop.run_in_executor: submits fn to `ex` (NULL: the running loop's
  * default thread executor, made on first use and shut down when the loop
@@ -324,8 +344,8 @@ CONC_EXTERN int conc_aio_run_in_executor(conc_executor *ex, conc_task_fn fn,
  * conc_task_cancelled() == 1) and the call returns CONC_ECANCELED at once.
  * Returns fn's code, CONC_ECANCELED, CONC_EINVAL, CONC_ESTATE (no running
  * loop), CONC_ENOMEM. The loop's thread. */
-CONC_EXTERN int conc_aio_to_thread(conc_task_fn fn, const void *arg,
-                                   size_t len, conc_buf *result);
+CONC_EXTERN int conc_aio_to_thread(conc_task_fn fn, const void *arg, size_t len,
+                                   conc_buf *result);
 
 /* conc_aio_to_thread in a process instead: fn runs in the loop's default
  * process executor (made on first use, with Python's default size, shut
@@ -336,7 +356,8 @@ CONC_EXTERN int conc_aio_to_thread(conc_task_fn fn, const void *arg,
 CONC_EXTERN int conc_aio_to_process(conc_task_fn fn, const void *arg,
                                     size_t len, conc_buf *result);
 
-/* ---- Signals (loop.add_signal_handler) --------------------------------------- */
+/* ---- Signals (loop.add_signal_handler)
+ * --------------------------------------- */
 
 /* Runs fn(arg) in the loop, as a callback, each time signal `sig` arrives
  * (several arrivals before the loop looks may run it once). Replaces an
@@ -354,7 +375,8 @@ CONC_EXTERN int conc_aio_add_signal_handler(conc_aio_loop *loop, int sig,
  * CONC_EINVAL (NULL, a bad signal number). The loop's thread. */
 CONC_EXTERN int conc_aio_remove_signal_handler(conc_aio_loop *loop, int sig);
 
-/* ---- Seeing inside ------------------------------------------------------------- */
+/* ---- Seeing inside
+ * ------------------------------------------------------------- */
 
 /* Appends to `out` a report of every loop of the process and every task
  * of each (asyncio's ps/pstree): the loop's thread and state, each task's

@@ -256,3 +256,19 @@ conc_aio_shield(conc_future *f, conc_future **out)
     *out = outer;
     return 0;
 }
+
+/* ---- wait, as_completed: the thread calls, which suspend in a task ---- */
+
+int
+conc_aio_wait(conc_future *const *fs, size_t n, conc_return_when when,
+              double timeout, unsigned char *done)
+{
+    return conc_wait(fs, n, when, timeout, done);
+}
+
+int
+conc_aio_as_completed(conc_future *const *fs, size_t n, double timeout,
+                      conc_as_completed_iter **out)
+{
+    return conc_as_completed(fs, n, timeout, out);
+}
