@@ -7,9 +7,10 @@
  * be followed by a long filler so that messages larger than the
  * connection's input buffer occur. Everything is written and the writing
  * end closed before the first receive, so each answer is determined: a
- * model that walks the frames as the format says predicts it, and every
- * message received must be the model's next one, byte for byte. At the
- * end every descriptor that travelled must be closed. */
+ * model that walks the frames as the format says predicts it (skipping
+ * the RING and WAKE markers, as an end without a shared ring does), and
+ * every message received must be the model's next one, byte for byte. At
+ * the end every descriptor that travelled must be closed. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -38,10 +39,28 @@ struct model {
 
 enum { END, PARTIAL_HDR, BAD_KIND, FD, BYTES };
 
-/* Classifies the frame at the model's position. */
+/* Whether a whole RING or WAKE marker is at the model's position. The
+ * ends of a conc_pipe send them on the descriptor about their shared ring;
+ * an end without a ring (from conc_conn_from_fd, or handed on by
+ * conc_conn_share) skips them, since nothing reaches it by a ring. */
 static int
-frame_at(const struct model *m, uint64_t *len)
+marker_at(const struct model *m)
 {
+    if (m->n - m->at < CONC__FRAME_HDR)
+        return 0;
+    unsigned kind;
+    uint64_t len;
+    conc__frame_get(stream + m->at, &kind, &len);
+    return len == 0 && (kind == CONC__KIND_RING || kind == CONC__KIND_WAKE);
+}
+
+/* Classifies the frame at the model's position, after moving past the
+ * markers before it (every receive takes them before looking further). */
+static int
+frame_at(struct model *m, uint64_t *len)
+{
+    while (marker_at(m))
+        m->at += CONC__FRAME_HDR;
     size_t rem = m->n - m->at;
     *len = 0;
     if (rem == 0)

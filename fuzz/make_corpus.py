@@ -51,6 +51,7 @@ def frame(kind, payload=b"", length=None):
 
 
 BYTES, FD, DIVERT = 0x42, 0x46, 0x44
+RING, WAKE = 0x52, 0x57
 RING_CAP = 64 << 10
 
 
@@ -198,6 +199,18 @@ SEEDS = {
         # filler, on a socket with a 100000-byte limit.
         "big": u8(0b1101) + u8(0) + u8(0) + u16(8751) + u8(0) +
         frame(BYTES, length=70000),
+        # The markers a conc_pipe's end sends about its ring, which an
+        # end without one skips: the recv_fd after RING takes the FD
+        # frame (whose descriptor is missing), and the stream ends inside
+        # a header.
+        "marker": u8(0b011) + u8(3) + u8(0) + u8(1 | 3 << 2) + u8(2) +
+        u8(3) + u16(0) + u8(0) + frame(BYTES, b"hello") + frame(RING) +
+        frame(FD) + b"\x42\x09\x00",
+        # WAKE markers around messages on a pipe, and a RING with a
+        # payload, which is no marker.
+        "wake": u8(0b000) + u8(2) + u8(0) + u8(1 | 2 << 2) + u8(0) +
+        u16(0) + u8(0) + frame(WAKE) + frame(BYTES, b"ab") + frame(WAKE) +
+        frame(WAKE) + frame(BYTES, b"cd") + frame(RING, b"r"),
     },
     "frame": {
         # 4 KiB limit, ops: bytes, into(8), poll; then CPython's frames:
