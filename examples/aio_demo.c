@@ -42,6 +42,9 @@
 #define BUSY_LIMIT_S    30.0 /* the watchdog must have spoken by then */
 #define BUSY_CHUNK      100000
 #define RESULT_TEXT_MAX 128
+/* A linear congruential step (Knuth's MMIX constants): work to burn. */
+#define LCG_MUL 6364136223846793005ul
+#define LCG_ADD 1442695040888963407ul
 
 static atomic_int busy_reported;
 static pid_t parent_pid;
@@ -138,13 +141,13 @@ struct feeder {
 static int
 feed(void *arg)
 {
-    struct feeder *fd = arg;
+    struct feeder *f = arg;
     for (intptr_t i = 0; i < ITEMS_PER_FEED; i++) {
-        int rc = conc_queue_put(fd->q, (void *)(fd->first + i), CONC_FOREVER);
+        int rc = conc_queue_put(f->q, (void *)(f->first + i), CONC_FOREVER);
         if (rc != 0)
             return rc;
     }
-    return conc_queue_put(fd->q, NULL, CONC_FOREVER);
+    return conc_queue_put(f->q, NULL, CONC_FOREVER);
 }
 
 /* Takes items until every feeder said "done". */
@@ -185,7 +188,7 @@ busy_coro(const void *arg, size_t len, conc_buf *result)
     volatile unsigned long x = 1;
     while (!atomic_load(&busy_reported)) {
         for (int i = 0; i < BUSY_CHUNK; i++)
-            x = x * 6364136223846793005ul + 1442695040888963407ul;
+            x = x * LCG_MUL + LCG_ADD;
         if (conc_monotonic() > give_up)
             return conc_fail(CONC_ETIMEDOUT, "the watchdog never reported");
     }
