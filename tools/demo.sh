@@ -192,11 +192,20 @@ run_dist() {
     done
     export REDIS_URL="redis://127.0.0.1:$rport"
     wlog=$(mktemp)
-    $runner "$dir/$worker" >"$wlog" 2>&1 &
+    # Not under `timeout`, which would pass our SIGTERM on as a death by
+    # signal: the worker's own handler must see it and exit 0. Bounded by
+    # hand instead.
+    "$dir/$worker" >"$wlog" 2>&1 &
     wpid=$!
     $runner "$dir/$master"
     mrc=$?
     kill -TERM "$wpid" 2>/dev/null
+    waited=0
+    while kill -0 "$wpid" 2>/dev/null && [ "$waited" -lt "$((limit * 10))" ]; do
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+    kill -KILL "$wpid" 2>/dev/null
     wait "$wpid"
     wrc=$?
     unset REDIS_URL
