@@ -11,8 +11,6 @@ import gc
 import os
 import queue
 import random
-import subprocess
-import sys
 import threading
 
 import bench_common as bc
@@ -24,7 +22,6 @@ SMOKE_BATCH = 2000        # each of the three above in a smoke run
 LONG_SLEEP = 3600.0       # an idle task never wakes during a run
 TIMER_SPAN = 1000.0       # armed timers fall due over this many seconds
 MAX_WAKE_ROUNDS = 100_000
-DEBIAN_PYTHON = "/usr/bin/python3"
 
 
 def on_loop(new_loop, coro_fn):
@@ -254,45 +251,8 @@ def measure(opts, new_loop, impl):
               flush=True)
 
 
-def uvloop_elsewhere():
-    """Runs the uvloop half under Debian's Python when this one lacks
-    uvloop; passes its lines through. Returns False when none has it."""
-    if (not os.path.exists(DEBIAN_PYTHON)
-            or os.path.realpath(DEBIAN_PYTHON)
-            == os.path.realpath(sys.executable)):
-        return False
-    probe = subprocess.run([DEBIAN_PYTHON, "-c", "import uvloop"],
-                           capture_output=True)
-    if probe.returncode != 0:
-        return False
-    args = [a for a in sys.argv[1:] if a != "--uvloop-only"]
-    p = subprocess.run([DEBIAN_PYTHON, os.path.abspath(__file__),
-                        "--uvloop-only"] + args, stdout=subprocess.PIPE,
-                       text=True)
-    sys.stdout.write(p.stdout)
-    sys.stdout.flush()
-    if p.returncode != 0:
-        raise SystemExit(f"{DEBIAN_PYTHON} {__file__} --uvloop-only: "
-                         f"exit status {p.returncode}")
-    return True
-
-
 def main():
-    uvloop_only = "--uvloop-only" in sys.argv
-    if uvloop_only:
-        sys.argv.remove("--uvloop-only")
-    opts = bc.parse()
-    try:
-        import uvloop
-    except ImportError:
-        uvloop = None
-    if not uvloop_only:
-        measure(opts, asyncio.new_event_loop, "cpython")
-    if uvloop is not None:
-        measure(opts, uvloop.new_event_loop, "uvloop")
-    elif not uvloop_only and not uvloop_elsewhere():
-        print("INFO aio_switch uvloop not installed "
-              "(Debian's python3-uvloop): no uvloop column", flush=True)
+    bc.asyncio_twin(__file__, measure, "aio_switch")
 
 
 if __name__ == "__main__":

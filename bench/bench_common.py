@@ -72,3 +72,60 @@ def start_pair(helper):
 
 
 now = time.perf_counter
+
+
+# ---- asyncio twins, measured under CPython's loop and under uvloop -------
+
+# Debian's Python, where Debian's python3-uvloop installs.
+DEBIAN_PYTHON = "/usr/bin/python3"
+
+
+def _uvloop_elsewhere(script):
+    """Runs the uvloop half of `script` under Debian's Python when this one
+    lacks uvloop; passes its lines through. Returns False when none has
+    it."""
+    import os
+    import subprocess
+    import sys
+    if (not os.path.exists(DEBIAN_PYTHON)
+            or os.path.realpath(DEBIAN_PYTHON)
+            == os.path.realpath(sys.executable)):
+        return False
+    probe = subprocess.run([DEBIAN_PYTHON, "-c", "import uvloop"],
+                           capture_output=True)
+    if probe.returncode != 0:
+        return False
+    args = [a for a in sys.argv[1:] if a != "--uvloop-only"]
+    p = subprocess.run([DEBIAN_PYTHON, os.path.abspath(script),
+                        "--uvloop-only"] + args, stdout=subprocess.PIPE,
+                       text=True)
+    sys.stdout.write(p.stdout)
+    sys.stdout.flush()
+    if p.returncode != 0:
+        raise SystemExit(f"{DEBIAN_PYTHON} {script} --uvloop-only: "
+                         f"exit status {p.returncode}")
+    return True
+
+
+def asyncio_twin(script, measure, first_row):
+    """The main of an asyncio twin: measure(opts, new_loop, impl) under
+    asyncio's own loop, then under uvloop (here, or under Debian's Python
+    if only it has uvloop); `first_row` names the row an INFO line about a
+    missing uvloop is attached to."""
+    import asyncio
+    import sys
+    uvloop_only = "--uvloop-only" in sys.argv
+    if uvloop_only:
+        sys.argv.remove("--uvloop-only")
+    opts = parse()
+    try:
+        import uvloop
+    except ImportError:
+        uvloop = None
+    if not uvloop_only:
+        measure(opts, asyncio.new_event_loop, "cpython")
+    if uvloop is not None:
+        measure(opts, uvloop.new_event_loop, "uvloop")
+    elif not uvloop_only and not _uvloop_elsewhere(script):
+        print(f"INFO {first_row} uvloop not installed "
+              "(Debian's python3-uvloop): no uvloop column", flush=True)

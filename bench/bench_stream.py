@@ -3,14 +3,10 @@ streams, server and clients on one loop, on asyncio's own loop (impl
 "cpython") and, where Debian's python3-uvloop is installed, on uvloop's
 (impl "uvloop"), found as bench_aio.py finds it."""
 import asyncio
-import os
-import subprocess
-import sys
 
 import bench_common as bc
 
 MSG = 1024
-DEBIAN_PYTHON = "/usr/bin/python3"
 
 
 def echo_run(new_loop, conns):
@@ -63,45 +59,8 @@ def measure(opts, new_loop, impl):
            impl=impl)
 
 
-def uvloop_elsewhere():
-    """Runs the uvloop half under Debian's Python when this one lacks
-    uvloop. Returns False when none has it."""
-    if (not os.path.exists(DEBIAN_PYTHON)
-            or os.path.realpath(DEBIAN_PYTHON)
-            == os.path.realpath(sys.executable)):
-        return False
-    probe = subprocess.run([DEBIAN_PYTHON, "-c", "import uvloop"],
-                           capture_output=True)
-    if probe.returncode != 0:
-        return False
-    args = [a for a in sys.argv[1:] if a != "--uvloop-only"]
-    p = subprocess.run([DEBIAN_PYTHON, os.path.abspath(__file__),
-                        "--uvloop-only"] + args, stdout=subprocess.PIPE,
-                       text=True)
-    sys.stdout.write(p.stdout)
-    sys.stdout.flush()
-    if p.returncode != 0:
-        raise SystemExit(f"{DEBIAN_PYTHON} {__file__} --uvloop-only: "
-                         f"exit status {p.returncode}")
-    return True
-
-
 def main():
-    uvloop_only = "--uvloop-only" in sys.argv
-    if uvloop_only:
-        sys.argv.remove("--uvloop-only")
-    opts = bc.parse()
-    try:
-        import uvloop
-    except ImportError:
-        uvloop = None
-    if not uvloop_only:
-        measure(opts, asyncio.new_event_loop, "cpython")
-    if uvloop is not None:
-        measure(opts, uvloop.new_event_loop, "uvloop")
-    elif not uvloop_only and not uvloop_elsewhere():
-        print("INFO stream_echo_1 uvloop not installed "
-              "(Debian's python3-uvloop): no uvloop column", flush=True)
+    bc.asyncio_twin(__file__, measure, "stream_echo_1")
 
 
 if __name__ == "__main__":
