@@ -46,6 +46,8 @@ CONSTRUCTORS = {
     'conc_simplequeue': 'MUST(conc_simplequeue_new(NULL, &v));',
     'conc_process': 'MUST(conc_process_new(dummy_process, NULL, 0, NULL, &v));',
     'conc_popen': 'MUST(conc_popen_new(true_argv, NULL, &v));',
+    'conc_aio_subprocess':
+        'MUST(conc_aio_create_subprocess_exec(true_argv, NULL, &v));',
     'conc_conn': '{ conc_conn *other; MUST(conc_pipe(NULL, &v, &other)); }',
     'conc_listener': 'MUST(conc_listener_new("127.0.0.1:0", NULL, &v));',
     'conc_mpqueue': 'MUST(conc_joinable_new(NULL, &v));',
@@ -227,6 +229,10 @@ NULLABLE = {
     ('conc_popen_communicate', 'err'): None,
     ('conc_popen_communicate', 'input'): None,
     ('conc_call', 'returncode'): None,
+    ('conc_aio_subprocess_wait', 'returncode'): None,
+    ('conc_aio_subprocess_returncode', 'returncode'): None,
+    ('conc_aio_subprocess_communicate', 'out'): None,  # outside a task:
+    ('conc_aio_subprocess_communicate', 'err'): None,  # CONC_ESTATE
     ('conc_subprocess_reap', 'running'): '0',
     ('conc_buf_detach', 'len'): None,
     ('conc_buf_init_with', 'storage'): None,

@@ -103,6 +103,17 @@ conc__popen_wait_until(conc_popen *p, int64_t deadline, int *returncode)
     }
 }
 
+void
+conc__popen_watch(conc_popen *p)
+{
+    lock(p);
+    if (p->pidfd == -1 && p->state == CONC__CHILD_RUNNING) {
+        int fd = conc__pidfd_of(p->pid);
+        p->pidfd = fd >= 0 ? fd : CONC__POPEN_NO_PIDFD;
+    }
+    unlock(p);
+}
+
 static int
 popen_wait_uncancelled(conc_popen *p, double timeout, int *returncode)
 {
