@@ -117,6 +117,13 @@ ROWS = [
         1, "/s", (">= 90% of raw posix_spawn+wait",
                   lambda c, p, o: o is not None and c >= 0.9 * o),
         other="posix_spawnp+waitpid"),
+    # The same from a coroutine: conc waits on the child's pidfd through
+    # the loop; asyncio on its child watcher (pidfd-based since 3.12 where
+    # the kernel has pidfds), uvloop on libuv's SIGCHLD handling.
+    Row("aio_subprocess_run", "async subprocess run of `true`", "subprocess",
+        "rate", 1, "/s", (">= 90% of raw posix_spawn+wait",
+                          lambda c, p, o: o is not None and c >= 0.9 * o),
+        other=[("pthread", "posix_spawnp+waitpid")] + UVLOOP),
     # "Never worse than a raw pipe" is judged with a 5% margin for noise.
     Row("pipe_roundtrip", "Pipe round trip, 16 B, blocking", "pipe", "rate",
         1e3, "k/s", (">= raw pipe (-5%)",
