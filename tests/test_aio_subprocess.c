@@ -668,5 +668,6 @@ main(void)
         conc_unit_test(test_errors),
         conc_unit_test(test_free_running_kills_and_reaps),
     };
+    warm_up_threads();
     return conc_run_tests(tests);
 }

@@ -123,8 +123,9 @@ CONC_EXTERN int conc_aio_subprocess_stderr(conc_aio_subprocess *p,
  * opts.popen.kill_on_timeout the timeout instead kills the child (its
  * whole group if it leads one, which also ends grandchildren holding the
  * pipes open) and reaps it, then reads what the pipes still hold (up to
- * their end, for at most a second); a later call returns 0 at once with
- * all that output.
+ * their end, for at most a second after a group was killed, else for a
+ * few milliseconds) and closes the stdout and stderr streams; a later
+ * call returns 0 at once with all that output.
  *
  * A cancelled caller gets CONC_ECANCELED (the helper tasks are cancelled
  * and awaited first); as at a timeout, nothing is lost. Other errors:
