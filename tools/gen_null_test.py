@@ -287,6 +287,7 @@ NULLABLE = {
     ('conc_aio_queue_put_priority', 'item'): None,
     ('conc_aio_cond_wait_for', 'arg'): None,
     ('conc_aio_barrier_wait', 'index'): None,
+    ('conc_barrierproxy_wait', 'index'): None,  # NULL: index not wanted
     ('conc_manager_new', 'authkey'): None,  # NULL: no handshake
     ('conc_manager_connect', 'authkey'): None,
     ('conc_manager_register', 'arg'): None,  # passed on to create
