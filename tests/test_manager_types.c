@@ -436,6 +436,23 @@ test_conc_server(void **state)
     conc_manager_free(m);
 }
 
+/* A release by a client that holds nothing balances another client's
+ * acquisition: that client gives back nothing more when it leaves. */
+static void
+check_semaphore_balance(conc_manager *c)
+{
+    conc_proxy *a = make(c, "BoundedSemaphore", NULL), *b = other(a);
+    assert_conc_ok(conc_lockproxy_acquire(a, 0));
+    assert_conc_ok(conc_lockproxy_release(b)); /* balances a's unit */
+    conc_proxy_free(a);
+    assert_conc_ok(conc_lockproxy_acquire(b, WAIT));
+    double start = now_s(); /* time for a wrong give-back to show */
+    assert_timed_out(conc_lockproxy_acquire(b, SHORT), start);
+    assert_conc_ok(conc_lockproxy_release(b));
+    assert_conc(conc_lockproxy_release(b), CONC_EVALUE);
+    conc_proxy_free(b);
+}
+
 /* A client whose connection closes gives back what it held: a Lock, an
  * RLock held twice, a Condition's lock and a semaphore's units. */
 static void
@@ -460,6 +477,7 @@ test_closed_client_gives_back(void **state)
         assert_conc_ok(conc_lockproxy_release(b));
         conc_proxy_free(b);
     }
+    check_semaphore_balance(c);
     conc_manager_free(c);
     conc_manager_free(m);
 }

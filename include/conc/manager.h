@@ -20,9 +20,12 @@
  * Errors the object raises come back as codes with the exception's text
  * as the thread's failure message: KeyError as CONC_EKEY, IndexError
  * CONC_EINDEX, queue.Empty CONC_EEMPTY, queue.Full CONC_EFULL, TypeError
- * CONC_ETYPE, ValueError CONC_EVALUE, any other exception or a server's
- * traceback CONC_ETASK. A conc server raises the same exceptions for
- * those codes, so CPython clients see KeyError, queue.Empty, ...
+ * CONC_ETYPE, ValueError CONC_EVALUE, BrokenBarrierError CONC_EBROKEN,
+ * OverflowError CONC_EOVERFLOW, RuntimeError CONC_ENOTLOCKED (a Lock's
+ * "release unlocked lock") or CONC_ENOTOWNER, AttributeError CONC_EKEY,
+ * any other exception or a server's traceback CONC_ETASK. A conc server raises
+ * the same exceptions for those codes, so CPython clients see KeyError,
+ * queue.Empty, ...
  *
  * This version's server serves each connection on a thread of its own.
  * There is no encryption and no integrity after the handshake: run
