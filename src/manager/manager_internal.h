@@ -94,7 +94,10 @@ int conc__mgr_obj_create(conc_manager *m, const char *typeid, conc_obj *args,
                          conc_obj *kwds, struct conc__mgr_obj **out);
 
 /* Gives back the locks and semaphore units the client served by the
- * calling thread still holds, as its connection closes (holds.c). */
+ * calling thread still holds, as its connection closes (holds.c). A
+ * client is known by the thread that serves it: every method call of one
+ * connection must run on one thread, which calls this once the connection
+ * is done. */
 void conc__mgr_client_leave(void);
 
 /* Registers the typeids of SyncManager beyond dict, list and the queues

@@ -183,6 +183,8 @@ def check_values(m):
     expect(AttributeError, delattr, n, "x")
     n._local = 5  # stays in the proxy
     assert n._local == 5
+    copy = n._getvalue()
+    assert type(copy).__name__ == "Namespace" and copy.y == "two", copy
     s = m.set([1, 2])
     s.add(3)
     assert 3 in s and 9 not in s and len(s) == 3
