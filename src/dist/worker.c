@@ -128,6 +128,51 @@ set_slot(conc_dist_worker *w, size_t idx, const char *entry,
     conc__lockword_release(&s->lock, 0);
 }
 
+/* Publishes (or, with NULL, withdraws) the pool future of thread idx's
+ * task, for the monitor to cancel. */
+static void
+set_pool_future(conc_dist_worker *w, size_t idx, conc_future *f)
+{
+    struct conc__dist_slot *s = &w->slots[idx];
+    conc__lockword_acquire(&s->lock, CONC__FOREVER, 0);
+    s->pool_f = f;
+    conc__lockword_release(&s->lock, 0);
+}
+
+/* Runs the task in one of the worker processes and encodes its outcome.
+ * A process that dies fails the task alone, with the pool's message
+ * (pid and signal), and is replaced; the monitor stops a task by
+ * cancelling its future, which kills its process. */
+static int
+run_in_pool(conc_dist_worker *w, size_t idx, conc_task_fn fn,
+            const struct conc__dist_task *t, conc_buf *value)
+{
+    conc_future *f = NULL;
+    const void *data = NULL;
+    size_t len = 0;
+    conc_clear_failure();
+    int code = conc_executor_submit(w->pool, fn, t->arg_len ? t->arg : NULL,
+                                    t->arg_len, &f);
+    if (code == 0) {
+        set_pool_future(w, idx, f);
+        if (atomic_load(&w->slots[idx].cancel)) /* raised before: again */
+            conc_future_cancel(f);
+        code = conc_future_result(f, CONC_FOREVER, &data, &len);
+        set_pool_future(w, idx, NULL);
+    }
+    int r;
+    if (code >= 0) {
+        r = conc__dist_result_encode(value, 0, data, len);
+    } else {
+        const char *msg = conc_failure_message();
+        if (code == CONC_ECANCELED && !*msg)
+            msg = "the task was cancelled";
+        r = conc__dist_result_encode(value, code, msg, strlen(msg));
+    }
+    conc_future_free(f);
+    return r;
+}
+
 /* Runs the task's function and encodes its outcome as a result value. */
 static int
 run_task(conc_dist_worker *w, size_t idx, const struct conc__dist_task *t,
@@ -140,6 +185,8 @@ run_task(conc_dist_worker *w, size_t idx, const struct conc__dist_task *t,
                          (int)t->fn_len, t->fn, w->name);
         return conc__dist_result_encode(value, CONC_ENOENT, msg, (size_t)n);
     }
+    if (w->pool)
+        return run_in_pool(w, idx, fn, t, value);
     conc_buf arg = CONC_BUF_INIT, result = CONC_BUF_INIT;
     /* The task's own aligned copy, as task.h promises. */
     if (t->arg_len && conc_buf_append(&arg, t->arg, t->arg_len) < 0)
