@@ -5,8 +5,9 @@
  * batches (conc__dist_submit_items) rather than in chunks: the workers
  * run one named function per entry, and a pipeline already makes a
  * batch of tasks one round trip. The futures wait in a ring in input
- * order; conc_map_next waits on the oldest, hands out its result, and
- * refills the ring first.
+ * order; conc_map_next refills the ring, then waits on the oldest and
+ * hands out its result. Nothing is submitted before the first
+ * conc_map_next, whose timeout bounds the wait for the server.
  *
  * A generator's items cannot be read twice, so items read but not yet
  * submitted (the room or the server did not come in time) stay in
@@ -64,9 +65,9 @@ read_generator(struct dist_map *m, size_t want)
     while (m->npend < want && !m->input_end) {
         item.len = 0;
         r = m->items.next(m->items.ctx, &item);
-        if (r > 0 && (conc_buf_append(&m->pend, &item.len, sizeof item.len) <
-                          0 ||
-                      conc_buf_append(&m->pend, item.data, item.len) < 0))
+        if (r > 0 &&
+            (conc_buf_append(&m->pend, &item.len, sizeof item.len) < 0 ||
+             conc_buf_append(&m->pend, item.data, item.len) < 0))
             r = conc_fail(CONC_ENOMEM, "no memory for the map's item %zu",
                           m->consumed + m->npend);
         if (r <= 0) {
@@ -110,9 +111,9 @@ next_batch(struct dist_map *m, size_t want, struct conc__dist_items *it)
 {
     if (!m->items.next) {
         size_t left = m->items.count - m->consumed;
-        *it = (struct conc__dist_items){
-            .base = (const char *)m->items.base + m->consumed * m->items.size,
-            .size = m->items.size};
+        *it = (struct conc__dist_items){.base = (const char *)m->items.base +
+                                                m->consumed * m->items.size,
+                                        .size = m->items.size};
         if (left <= want)
             m->input_end = 1;
         return left < want ? left : want;
@@ -263,6 +264,17 @@ static const struct conc__map_ops dist_map_ops = {
     .free = ops_free,
 };
 
+/* Whether dx is shut down (the map submits nothing before its first
+ * conc_map_next, which has a timeout: creating one never blocks). */
+static int
+executor_closed(conc_dist_executor *dx)
+{
+    conc_cond_acquire(dx->cond, CONC_FOREVER);
+    int closed = dx->closed;
+    conc_cond_release(dx->cond);
+    return closed;
+}
+
 static int
 map_deadline(const conc_map_opts *o, int64_t *deadline)
 {
@@ -276,9 +288,8 @@ map_deadline(const conc_map_opts *o, int64_t *deadline)
 }
 
 int
-conc_dist_map(conc_dist_executor *dx, const char *name,
-              const conc_items *items, const conc_map_opts *opts,
-              conc_map_iter **out)
+conc_dist_map(conc_dist_executor *dx, const char *name, const conc_items *items,
+              const conc_map_opts *opts, conc_map_iter **out)
 {
     int64_t deadline;
     if (!dx || !name || !items || !out ||
@@ -300,10 +311,8 @@ conc_dist_map(conc_dist_executor *dx, const char *name,
     m->name = conc__strdup(name);
     m->ring = conc__calloc(m->cap, sizeof *m->ring);
     int r = m->name && m->ring ? 0 : CONC_ENOMEM;
-    if (r == 0)
-        r = fill(m, deadline);
-    if (r == CONC_ETIMEDOUT && m->count > 0)
-        r = 0; /* the next calls go on filling */
+    if (r == 0 && executor_closed(dx))
+        r = CONC_ECLOSED;
     if (r == 0)
         r = conc__map_new_ops(&dist_map_ops, m, out);
     if (r < 0)

@@ -158,8 +158,7 @@ conc__dist_monitor_main(void *arg)
                 fail_task(w, &c, &v, CONC_ETIMEDOUT,
                           "the task ran past its time limit");
                 conc__dist_stop_task(w, i);
-            }
-            else if (v.busy)
+            } else if (v.busy)
                 watch_one(w, i, &c, &v, beat);
         }
     }

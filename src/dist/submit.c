@@ -125,9 +125,8 @@ append_xadd(conc_dist_executor *dx, uint64_t seq, const char *name,
  * trip. Returns 0 or an error; the connection is dropped on failure. */
 static int
 pipeline_xadds(conc_dist_executor *dx, const char *name,
-               const struct conc__dist_items *it,
-               struct conc__dist_job **jobs, uint64_t first, size_t n,
-               int64_t deadline, redisReply **reps)
+               const struct conc__dist_items *it, struct conc__dist_job **jobs,
+               uint64_t first, size_t n, int64_t deadline, redisReply **reps)
 {
     int r = 0;
     for (size_t i = 0; i < n && r == 0; i++) {
@@ -162,9 +161,8 @@ pipeline_xadds(conc_dist_executor *dx, const char *name,
  * result key, and the second result written loses). */
 static int
 send_batch(conc_dist_executor *dx, const char *name,
-           const struct conc__dist_items *it,
-           struct conc__dist_job **jobs, uint64_t first, size_t n,
-           int64_t deadline)
+           const struct conc__dist_items *it, struct conc__dist_job **jobs,
+           uint64_t first, size_t n, int64_t deadline)
 {
     redisReply *reps[BATCH_MAX];
     int r;

@@ -42,8 +42,8 @@ struct conc_dist_worker {
     int64_t reclaim_idle_ms;
     unsigned max_deliveries;
     size_t nthreads;
-    size_t nprocs;          /* worker processes, 0 for none */
-    conc_executor *pool;    /* their executor while running, or NULL */
+    size_t nprocs;                 /* worker processes, 0 for none */
+    conc_executor *pool;           /* their executor while running, or NULL */
     struct conc__dist_slot *slots; /* one per serving thread */
     _Atomic int stop;
     _Atomic int running;

@@ -88,8 +88,8 @@ main(int argc, char **argv)
     conc_dist_worker_opts o = {.threads = (size_t)atoi(argv[4]),
                                .reclaim_idle = atof(argv[5]),
                                .max_deliveries = (unsigned)atoi(argv[6]),
-                               .processes = argc == 8 ? (size_t)atoi(argv[7])
-                                                      : 0};
+                               .processes =
+                                   argc == 8 ? (size_t)atoi(argv[7]) : 0};
     const char *pw = strcmp(argv[2], "-") == 0 ? NULL : argv[2];
     int r = conc_dist_worker_new(argv[1], pw, argv[3], &o, &worker);
     if (r < 0) {
