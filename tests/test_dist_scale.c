@@ -248,6 +248,32 @@ test_map_contract(void **state)
     conc_dist_executor_free(dx);
 }
 
+/* A map freed while the server is gone cancels its tasks within one
+ * bound on the wait for the server, not one per task. */
+static void
+test_map_free_with_server_gone(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char q[64];
+    new_queue(q, sizeof q);
+    conc_dist_executor *dx = new_executor(q, NULL);
+    enum { N = 40 };
+    static long in[N];
+    conc_items items = CONC_ITEMS(in, N);
+    conc_map_opts mo = {.max_in_flight = 20};
+    conc_map_iter *it = NULL;
+    assert_conc_ok(conc_dist_map(dx, "square", &items, &mo, &it));
+    /* No worker: the first call submits 20 and times out on the first. */
+    assert_conc(conc_map_next(it, 0.2, NULL, NULL), CONC_ETIMEDOUT);
+    redis_fixture_kill(&server);
+    double t0 = conc_monotonic();
+    conc_map_free(it);
+    assert_true(conc_monotonic() - t0 < 10);
+    conc_dist_executor_free(dx);
+    assert_int_equal(redis_fixture_restart(&server), 0);
+}
+
 /* ---- Process workers ----------------------------------------------------- */
 
 /* Tasks run in the worker's processes: a task that crashes its process
@@ -465,6 +491,7 @@ main(void)
         conc_unit_test(test_map_array),
         conc_unit_test(test_map_generator_and_failures),
         conc_unit_test(test_map_contract),
+        conc_unit_test(test_map_free_with_server_gone),
         conc_unit_test(test_process_workers),
         conc_unit_test(test_conc_worker_processes),
         conc_unit_test(test_acked_submits_survive_kill),

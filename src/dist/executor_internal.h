@@ -97,6 +97,12 @@ void conc__dist_claim_cancelled(conc_dist_executor *dx,
                                 struct conc__dist_job **jobs, size_t n,
                                 int *won);
 
+/* Cancels the futures fs[0..n) of dx's submits, as conc_future_cancel
+ * would one by one, but within one bound on the wait for the server in
+ * all (a map freed while the server is gone must not wait for it once
+ * per task). A future already done or being completed is left alone. */
+void conc__dist_cancel_many(conc_dist_executor *dx, conc_future **fs, size_t n);
+
 /* Frees what the executor owns (its thread already joined). */
 void conc__dist_free_executor(conc_dist_executor *dx);
 

@@ -241,16 +241,23 @@ ops_index(const void *self)
 }
 
 /* Cancels what has not run (each cancel claims the task's result key, so
- * no worker takes it up later) and drops the futures. */
+ * no worker takes it up later; all within one bound on the wait for the
+ * server) and drops the futures. */
 static void
 ops_free(void *self)
 {
     struct dist_map *m = self;
-    for (size_t i = 0; i < m->count; i++) {
-        conc_future *f = m->ring[(m->head + i) % m->cap];
-        conc_future_cancel(f);
-        conc_future_free(f);
+    conc_future **fs = m->ring;
+    if (m->count && m->head + m->count > m->cap) {
+        /* The futures in flight wrap around the ring: two runs. */
+        size_t first = m->cap - m->head;
+        conc__dist_cancel_many(m->dx, fs + m->head, first);
+        conc__dist_cancel_many(m->dx, fs, m->count - first);
+    } else if (m->count) {
+        conc__dist_cancel_many(m->dx, fs + m->head, m->count);
     }
+    for (size_t i = 0; i < m->count; i++)
+        conc_future_free(m->ring[(m->head + i) % m->cap]);
     conc_future_free(m->cur);
     conc_buf_free(&m->pend);
     conc__free(m->ring);
