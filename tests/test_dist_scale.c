@@ -4,6 +4,7 @@
  * SIGKILL, a dead submitter's results expiring), against a real
  * redis-server started on a loopback port (tests/peers/redis_fixture.c). */
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,6 +275,80 @@ test_map_free_with_server_gone(void **state)
     assert_int_equal(redis_fixture_restart(&server), 0);
 }
 
+/* ---- Coroutines -----------------------------------------------------------
+ */
+
+static conc_dist_executor *coro_dx;
+static _Atomic int ticks, ticking;
+
+static int
+ticker(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    while (atomic_load(&ticking)) {
+        atomic_fetch_add(&ticks, 1);
+        conc_aio_sleep(0.01);
+    }
+    return 0;
+}
+
+/* A coroutine awaits remote futures (await, gather, and a plain
+ * conc_future_result, which suspends it too) while another coroutine of
+ * its loop keeps running. */
+static int
+coro_main(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    atomic_store(&ticking, 1);
+    conc_future *t = NULL, *fs[3] = {NULL, NULL, NULL};
+    int r = conc_aio_create_task(ticker, NULL, 0, NULL, &t);
+    double nap = 0.3;
+    long v = 6;
+    if (r == 0)
+        r = conc_dist_submit(coro_dx, "nap", &nap, sizeof nap, LONG_WAIT,
+                             &fs[0]);
+    if (r == 0)
+        r = conc_dist_submit(coro_dx, "square", &v, sizeof v, LONG_WAIT,
+                             &fs[1]);
+    if (r == 0)
+        r = conc_dist_submit(coro_dx, "square", &v, sizeof v, LONG_WAIT,
+                             &fs[2]);
+    if (r == 0)
+        r = conc_aio_await(fs[0]);
+    int seen = atomic_load(&ticks);
+    if (r == 0)
+        r = conc_aio_gather(fs + 1, 1, 0);
+    const void *d = NULL;
+    size_t l = 0;
+    if (r == 0)
+        r = conc_future_result(fs[2], LONG_WAIT, &d, &l);
+    if (r == 0 && (l != sizeof v || memcmp(d, &(long){36}, l) != 0))
+        r = CONC_EVALUE;
+    if (r == 0 && seen < 1)
+        r = conc_fail(CONC_EVALUE, "the loop did not run while awaiting");
+    atomic_store(&ticking, 0);
+    if (t)
+        conc_aio_await(t);
+    for (int i = 0; i < 3; i++)
+        conc_future_free(fs[i]);
+    conc_future_free(t);
+    return r;
+}
+
+static void
+test_coroutine_awaits_remote_futures(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char q[64];
+    new_queue(q, sizeof q);
+    pid_t peer = start_peer(q, 2, 0);
+    coro_dx = new_executor(q, NULL);
+    assert_conc_ok(conc_aio_run(coro_main, NULL, 0, NULL));
+    conc_dist_executor_free(coro_dx);
+    stop_peer(peer);
+}
+
 /* ---- Process workers ----------------------------------------------------- */
 
 /* Tasks run in the worker's processes: a task that crashes its process
@@ -404,7 +479,9 @@ keys_ttl(const char *pattern, long long *min_ms, long long *max_ms)
     return n;
 }
 
-#define SHORT_TTL 1.0
+/* Long enough that the results are still there when the test looks,
+ * right after they are written, on a loaded machine. */
+#define SHORT_TTL 3.0
 /* Polls for the keys' expiry (no event tells of it) at most this often. */
 #define EXPIRY_POLLS  200
 #define EXPIRY_POLL_S 0.05
@@ -446,15 +523,16 @@ test_submitter_dies_results_expire(void **state)
     long v = 3;
     conc_future *f = submit(dx, "square", &v, sizeof v);
     assert_int_equal(long_result(f), 9);
-    conc_future_free(f);
-    conc_dist_executor_free(dx);
-    stop_peer(peer);
-    /* The ten results (and ours, with a day to live) exist and expire. */
+    /* The ten results (and ours, with a day to live) exist, written
+     * moments ago, and expire. */
     assert_int_equal(keys_ttl(res, &lo, &hi), 11);
     assert_true(lo > 0 && lo <= (long long)(SHORT_TTL * 1000));
     assert_true(hi > (long long)(SHORT_TTL * 1000));
     assert_int_equal(keys_ttl(done, &lo, &hi), 2);
     assert_true(lo > 0 && lo <= (long long)(SHORT_TTL * 1000));
+    conc_future_free(f);
+    conc_dist_executor_free(dx);
+    stop_peer(peer);
     size_t left = 11;
     for (int i = 0; i < EXPIRY_POLLS && left > 1; i++) {
         conc_sleep(EXPIRY_POLL_S);
@@ -492,6 +570,7 @@ main(void)
         conc_unit_test(test_map_generator_and_failures),
         conc_unit_test(test_map_contract),
         conc_unit_test(test_map_free_with_server_gone),
+        conc_unit_test(test_coroutine_awaits_remote_futures),
         conc_unit_test(test_process_workers),
         conc_unit_test(test_conc_worker_processes),
         conc_unit_test(test_acked_submits_survive_kill),
