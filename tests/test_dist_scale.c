@@ -41,16 +41,22 @@ new_queue(char *buf, size_t size)
 /* Starts a worker process on `queue`; `procs` > 0 runs its tasks in that
  * many processes of its own. */
 static pid_t
-start_peer(const char *queue, int threads, int procs)
+start_peer_idle(const char *queue, int threads, int procs, const char *idle)
 {
     char th[16], pr[16];
     snprintf(th, sizeof th, "%d", threads);
     snprintf(pr, sizeof pr, "%d", procs);
-    char *argv[] = {DIST_PEER, server.url, PASSWORD, (char *)queue, th,
-                    "5",       "5",        pr,       NULL};
+    char *argv[] = {DIST_PEER,    server.url, PASSWORD, (char *)queue, th,
+                    (char *)idle, "5",        pr,       NULL};
     pid_t pid = redis_fixture_spawn(argv);
     assert_true(pid > 0);
     return pid;
+}
+
+static pid_t
+start_peer(const char *queue, int threads, int procs)
+{
+    return start_peer_idle(queue, threads, procs, "5");
 }
 
 static void
@@ -416,6 +422,65 @@ test_conc_worker_processes(void **state)
     stop_peer(w);
 }
 
+/* The pending entries of the queue's stream: the delivery count and the
+ * consumer of the first (0 and "" if none). Returns how many. */
+static size_t
+pending(const char *queue, long long *deliveries, char *consumer, size_t size)
+{
+    struct conc__rconn c;
+    assert_conc_ok(conc__rconn_init(&c, server.url, PASSWORD, 5));
+    redisReply *rep = NULL;
+    assert_conc_ok(conc__rconn_cmdf(&c, conc__now_ns() + (int64_t)5e9, 1, &rep,
+                                    "XPENDING {conc:%s}:tasks workers - + 10",
+                                    queue));
+    size_t n = rep->elements;
+    *deliveries = 0;
+    consumer[0] = '\0';
+    if (n > 0) {
+        snprintf(consumer, size, "%s", rep->element[0]->element[1]->str);
+        *deliveries = rep->element[0]->element[3]->integer;
+    }
+    freeReplyObject(rep);
+    conc__rconn_fini(&c);
+    return n;
+}
+
+/* A task that runs far longer than reclaim_idle is not taken over while
+ * its worker lives: the worker's heartbeat keeps its claim fresh, so it
+ * stays with one consumer, delivered once, though another worker looks
+ * for idle tasks all along. */
+static void
+test_heartbeat_keeps_long_task(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char q[64];
+    new_queue(q, sizeof q);
+    pid_t a = start_peer_idle(q, 1, 0, "1");
+    conc_dist_executor *dx = new_executor(q, NULL);
+    double nap = 2.5;
+    conc_future *f = submit(dx, "nap", &nap, sizeof nap);
+    pid_t b = start_peer_idle(q, 1, 0, "1"); /* the would-be taker */
+    char first[128] = "", now[128];
+    long long deliveries;
+    /* Polls the pending list (no event tells of a take-over) until the
+     * task is done. */
+    while (conc_future_result(f, 0.1, NULL, NULL) == CONC_ETIMEDOUT) {
+        if (pending(q, &deliveries, now, sizeof now) == 0)
+            continue;
+        assert_int_equal(deliveries, 1);
+        if (!first[0])
+            snprintf(first, sizeof first, "%s", now);
+        assert_string_equal(now, first);
+    }
+    assert_true(first[0] != '\0');
+    assert_conc_ok(conc_future_result(f, 0, NULL, NULL));
+    conc_future_free(f);
+    conc_dist_executor_free(dx);
+    stop_peer(a);
+    stop_peer(b);
+}
+
 /* ---- Durability ---------------------------------------------------------- */
 
 /* With appendfsync always, every submit the server acknowledged survives
@@ -573,6 +638,7 @@ main(void)
         conc_unit_test(test_coroutine_awaits_remote_futures),
         conc_unit_test(test_process_workers),
         conc_unit_test(test_conc_worker_processes),
+        conc_unit_test(test_heartbeat_keeps_long_task),
         conc_unit_test(test_acked_submits_survive_kill),
         conc_unit_test(test_submitter_dies_results_expire),
     };
