@@ -118,16 +118,16 @@ CONC_EXTERN int conc_dist_submit_many(conc_dist_executor *dx, const char *name,
  * oldest result. conc_map_next may take up to 5 s longer than its timeout
  * while the server is unreachable (a batch of submits, once started, is
  * given that long); it returns CONC_ETIMEDOUT when nothing could be
- * submitted or came back in time, CONC_ECANCELED
- * for the items of a map whose executor was shut down (those in flight
- * with cancel_futures, and those not yet submitted), a task's own failure
- * for a failed item, then goes on. conc_map_free cancels the tasks not
- * yet handed out (one not yet started never runs). Returns CONC_EINVAL
- * (NULL dx, name, items or out; a bad name; an array with NULL base and
- * count > 0 or a zero item size; a NaN timeout with `timed` set),
- * CONC_ECLOSED (after shutdown), CONC_ENOMEM. Borrows every pointer argument; an
- * array's items must stay valid and unchanged until the map is freed.
- * Any thread; the iterator, one thread at a time. */
+ * submitted or came back in time; CONC_ECANCELED for the items of a map
+ * whose executor was shut down (those in flight with cancel_futures, and
+ * those not yet submitted); a task's own failure for a failed item, then
+ * goes on. conc_map_free cancels the tasks not yet handed out (one not
+ * yet started never runs). Returns CONC_EINVAL (NULL dx, name, items or
+ * out; a bad name; an array with NULL base and count > 0 or a zero item
+ * size; a NaN timeout with `timed` set), CONC_ECLOSED (after shutdown),
+ * CONC_ENOMEM. Borrows every pointer argument: an array's items must stay
+ * valid and unchanged until the map is freed, and the map must be freed
+ * before the executor. Any thread; the iterator, one thread at a time. */
 CONC_EXTERN int conc_dist_map(conc_dist_executor *dx, const char *name,
                               const conc_items *items,
                               const conc_map_opts *opts, conc_map_iter **out);
