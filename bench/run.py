@@ -84,6 +84,7 @@ def at_least(limit):
 
 
 UVLOOP = [("uvloop", "uvloop")]  # a faster Python stack, not a C one
+REDIS_QUEUES = [("celery", "Celery"), ("rq", "RQ")]  # Python, on Redis
 
 ROWS = [
     Row("lock_pair", "Lock, uncontended acquire+release", "lock", "time",
@@ -215,6 +216,18 @@ ROWS = [
         (">= 90% of raw epoll",
          lambda c, p, o: o is not None and c >= 0.9 * o),
         other=[("epoll", "raw C epoll")] + UVLOOP),
+    # PERF.md's "Scale-out on Redis": conc's executor and workers beside a
+    # redis-py queue on the same streams (the CPython column), Celery and
+    # RQ (Debian's python3-celery and python3-rq; an empty column where
+    # missing), all on a redis-server each program starts on loopback.
+    Row("dist_tasks", "Redis: tiny tasks, pipelined submit, 2 workers",
+        "dist", "rate", 1e3, "k tasks/s",
+        (">= 100 k tasks/s, >= 10x Celery and RQ",
+         lambda c, p, o: c >= 100e3 and (o is None or c >= 10 * o)),
+        other=REDIS_QUEUES),
+    Row("dist_roundtrip", "Redis: one future round trip, p50", "dist",
+        "time", 1e3, "µs", ("p50 <= 200 µs", lambda c, p, o: c <= 200e3),
+        other=REDIS_QUEUES),
 ]
 for r in ROWS:
     if r.goal is None:  # no stated goal: at least beat CPython
