@@ -144,7 +144,12 @@ conc_aio_open_connection(const char *host, int port,
             r = 0; /* the next address, as asyncio tries them all */
     }
     conc_buf_free(&recs);
-    return r < 0 ? r : wrap(r, 1, opts, out);
+    if (r >= 0)
+        r = wrap(r, 1, opts, out);
+    if (r == 0 && opts && opts->ssl &&
+        (r = conc__stream_tls_open(*out, opts, host, deadline)) < 0)
+        conc_aio_stream_free(*out);
+    return r;
 }
 
 int
