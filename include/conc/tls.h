@@ -161,6 +161,13 @@ CONC_EXTERN int conc_tls_session_alpn(conc_tls_session *s, conc_buf *out);
 CONC_EXTERN int conc_tls_session_peer_subject(conc_tls_session *s,
                                               conc_buf *out);
 
+/* The host name the client sent as SNI (a server's view;
+ * SSLSocket.server_hostname on the client) in *out; empty when none was
+ * sent. Returns 0, CONC_EINVAL (NULL), CONC_ENOMEM. *out is replaced on
+ * success. The thread using the session. */
+CONC_EXTERN int conc_tls_session_server_name(conc_tls_session *s,
+                                             conc_buf *out);
+
 /* The negotiated protocol version (CONC_TLS_1_3...) in *version; 0 before
  * the handshake is done. Returns 0, CONC_EINVAL (NULL). The thread using
  * the session. */

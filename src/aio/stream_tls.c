@@ -164,6 +164,19 @@ take_input(conc_aio_stream *s, struct conc__aio_task *t, int64_t deadline)
                         : wait_fd(s, t, POLLIN, deadline);
 }
 
+/* A connection the peer dropped during the handshake is a failed
+ * handshake, whichever side noticed first. */
+static int
+lost(int r)
+{
+    if (r != -EPIPE && r != -ECONNRESET)
+        return r;
+    return conc_fail(CONC_ETLS,
+                     "TLS handshake failed: the peer closed the connection "
+                     "during the handshake (%s)",
+                     conc_err_name(r));
+}
+
 /* Drives the handshake to its end. */
 static int
 handshake(conc_aio_stream *s, struct conc__aio_task *t, int64_t deadline)
@@ -174,7 +187,7 @@ handshake(conc_aio_stream *s, struct conc__aio_task *t, int64_t deadline)
         conc_tls_session_pending(s->tls, &out);
         int w = push(s);
         if (w < 0)
-            return w;
+            return lost(w);
         if (w > 0) {
             if ((w = wait_fd(s, t, POLLOUT, deadline)) < 0)
                 return w;
@@ -185,7 +198,7 @@ handshake(conc_aio_stream *s, struct conc__aio_task *t, int64_t deadline)
         if (out)
             continue; /* it may have more to say before it listens */
         if ((r = take_input(s, t, deadline)) < 0)
-            return r;
+            return lost(r);
     }
 }
 

@@ -334,6 +334,15 @@ conc_tls_session_peer_subject(conc_tls_session *s, conc_buf *out)
 }
 
 int
+conc_tls_session_server_name(conc_tls_session *s, conc_buf *out)
+{
+    if (!s || !out)
+        return CONC_EINVAL;
+    const char *name = SSL_get_servername(s->ssl, TLSEXT_NAMETYPE_host_name);
+    return conc__buf_set(out, name ? name : "", name ? strlen(name) : 0);
+}
+
+int
 conc_tls_session_version(conc_tls_session *s, int *version)
 {
     if (!s || !version)

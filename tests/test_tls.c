@@ -1,0 +1,465 @@
+/* TLS (tls.h) and streams over it (aio_stream.h's ssl options): two
+ * sessions talking through buffers; conc's client and server over
+ * loopback with SNI, ALPN, half-close and start_tls; CPython's asyncio
+ * with ssl as the client and the server; and the failures, each with its
+ * error and nothing leaked: wrong host name, untrusted CA, expired
+ * certificate, a plain client, a peer that closes mid-handshake, a peer
+ * that never answers. The certificates are made by the test (support/
+ * tls_certs.c) in a temporary directory removed at the end. */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conc_test.h"
+#include "tls_certs.h"
+
+#ifndef CONC_PEERS_DIR
+#error "CONC_PEERS_DIR must name tests/peers"
+#endif
+#define PYTHON    "/usr/bin/python3"
+#define PEER      CONC_PEERS_DIR "/tls_peer.py"
+#define PEER_WAIT 30.0 /* seconds: bound on any wait for the peer */
+
+#define BOUND    5.0 /* seconds: a wait that must end well before this */
+#define SHORT    0.2 /* seconds: a timeout meant to run out */
+#define BLOB     (256 * 1024)
+#define PIECE    4096 /* bytes moved between sessions per step */
+#define RCHUNK   (64 * 1024)
+#define ROUNDS   8          /* rounds of connections for the memory check */
+#define PER      25         /* connections per round */
+#define RSS_GROW (4 * 1024) /* KiB the later rounds may add at most */
+
+#define MAIN(name)                                                             \
+    static int name(const void *arg, size_t len, conc_buf *result)
+#define UNUSED_ARGS (void)arg, (void)len, (void)result
+
+static struct tls_certs certs;
+
+static conc_tls_context *
+server_ctx(const char *cert, const char *key, const char *alpn)
+{
+    conc_tls_context *c;
+    conc_tls_opts o = {
+        .server = 1, .cert_file = cert, .key_file = key, .alpn = alpn};
+    assert_conc_ok(conc_tls_context_new(&o, &c));
+    return c;
+}
+
+static conc_tls_context *
+client_ctx(const char *ca, const char *alpn)
+{
+    conc_tls_context *c;
+    conc_tls_opts o = {.ca_file = ca, .alpn = alpn};
+    assert_conc_ok(conc_tls_context_new(&o, &c));
+    return c;
+}
+
+static void
+assert_buf(const conc_buf *b, const char *want)
+{
+    assert_int_equal(b->len, strlen(want));
+    assert_memory_equal(b->data, want, b->len);
+}
+
+static void
+assert_message(const char *part)
+{
+    const char *m = conc_failure_message();
+    if (!strstr(m, part))
+        fail_msg("message \"%s\" lacks \"%s\"", m, part);
+}
+
+/* ---- Sessions through buffers ------------------------------------------ */
+
+/* Moves up to PIECE bytes of ciphertext from a to b; the count. */
+static size_t
+move(conc_tls_session *a, conc_tls_session *b)
+{
+    uint8_t buf[PIECE];
+    size_t n = 0, taken = 0, pending;
+    assert_conc_ok(conc_tls_session_pending(a, &pending));
+    assert_conc_ok(conc_tls_session_take(a, buf, sizeof buf, &n));
+    assert_int_equal(n, pending < sizeof buf ? pending : sizeof buf);
+    size_t at = 0;
+    while (at < n) {
+        assert_conc_ok(conc_tls_session_feed(b, buf + at, n - at, &taken));
+        assert_true(taken > 0);
+        at += taken;
+    }
+    return n;
+}
+
+static void
+pump_handshake(conc_tls_session *c, conc_tls_session *s)
+{
+    int rc = CONC_EAGAIN, rs = CONC_EAGAIN;
+    for (int i = 0; i < 100 && (rc || rs); i++) {
+        rc = conc_tls_session_handshake(c);
+        move(c, s);
+        rs = conc_tls_session_handshake(s);
+        move(s, c);
+        assert_true(rc == 0 || rc == CONC_EAGAIN);
+        assert_true(rs == 0 || rs == CONC_EAGAIN);
+    }
+    assert_conc_ok(rc);
+    assert_conc_ok(rs);
+}
+
+/* Sends n bytes from a to b through the buffers; checks they arrive. */
+static void
+transfer(conc_tls_session *a, conc_tls_session *b, const uint8_t *data,
+         size_t n)
+{
+    uint8_t *got = malloc(n);
+    assert_non_null(got);
+    size_t sent = 0, recvd = 0;
+    while (recvd < n) {
+        size_t k = 0;
+        if (sent < n) {
+            int r = conc_tls_session_write(a, data + sent, n - sent, &k);
+            assert_true(r == 0 || r == CONC_EAGAIN);
+            sent += k;
+        }
+        move(a, b);
+        int r = conc_tls_session_read(b, got + recvd, n - recvd, &k);
+        assert_true(r == 0 || r == CONC_EAGAIN);
+        if (r == 0)
+            assert_true(k > 0);
+        recvd += r == 0 ? k : 0;
+    }
+    assert_memory_equal(got, data, n);
+    free(got);
+}
+
+static void
+test_sessions(void **state)
+{
+    (void)state;
+    conc_tls_context *sc =
+        server_ctx(certs.server, certs.server_key, "h2,http/1.1");
+    conc_tls_context *cc = client_ctx(certs.ca, "http/1.1,h2");
+    conc_tls_session *c, *s;
+    assert_conc_ok(conc_tls_session_new(cc, "localhost", &c));
+    assert_conc_ok(conc_tls_session_new(sc, NULL, &s));
+    /* The sessions keep the contexts. */
+    conc_tls_context_free(sc);
+    conc_tls_context_free(cc);
+    assert_int_equal(conc_tls_session_is_ready(c), 0);
+    uint8_t x[1];
+    size_t n;
+    assert_conc(conc_tls_session_read(s, x, 1, &n), CONC_EAGAIN);
+    pump_handshake(c, s);
+    assert_int_equal(conc_tls_session_is_ready(c), 1);
+
+    conc_buf b = CONC_BUF_INIT;
+    assert_conc_ok(conc_tls_session_alpn(c, &b));
+    assert_buf(&b, "h2"); /* the server's preference */
+    assert_conc_ok(conc_tls_session_peer_subject(c, &b));
+    assert_buf(&b, "CN=localhost,O=conc");
+    assert_conc_ok(conc_tls_session_peer_subject(s, &b));
+    assert_int_equal(b.len, 0); /* the client sent no certificate */
+    assert_conc_ok(conc_tls_session_server_name(s, &b));
+    assert_buf(&b, "localhost");
+    int v;
+    assert_conc_ok(conc_tls_session_version(c, &v));
+    assert_int_equal(v, CONC_TLS_1_3);
+
+    uint8_t *blob = malloc(BLOB);
+    assert_non_null(blob);
+    for (size_t i = 0; i < BLOB; i++)
+        blob[i] = (uint8_t)(i * 7);
+    transfer(c, s, blob, BLOB);
+    transfer(s, c, blob, BLOB);
+    free(blob);
+
+    /* close_notify: the peer reads the end, and can still answer. */
+    assert_conc_ok(conc_tls_session_close(c));
+    assert_conc_ok(conc_tls_session_close(c));
+    assert_conc(conc_tls_session_write(c, "x", 1, &n), CONC_ECLOSED);
+    move(c, s);
+    n = 1;
+    assert_conc_ok(conc_tls_session_read(s, x, 1, &n));
+    assert_int_equal(n, 0);
+    transfer(s, c, (const uint8_t *)"bye", 3);
+    conc_tls_session_free(c);
+    conc_tls_session_free(s);
+    conc_buf_free(&b);
+}
+
+/* A session fed garbage, or a peer's end mid-handshake, fails with
+ * CONC_ETLS and a message. */
+static void
+test_session_failures(void **state)
+{
+    (void)state;
+    conc_tls_context *sc = server_ctx(certs.server, certs.server_key, NULL);
+    conc_tls_session *s;
+    assert_conc_ok(conc_tls_session_new(sc, NULL, &s));
+    size_t n;
+    const char junk[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_conc_ok(conc_tls_session_feed(s, junk, sizeof junk - 1, &n));
+    assert_int_equal(n, sizeof junk - 1);
+    assert_conc(conc_tls_session_handshake(s), CONC_ETLS);
+    conc_tls_session_free(s);
+
+    conc_tls_context *cc = client_ctx(certs.ca, NULL);
+    conc_tls_session *c;
+    assert_conc_ok(conc_tls_session_new(sc, NULL, &s));
+    assert_conc_ok(conc_tls_session_new(cc, "localhost", &c));
+    assert_conc(conc_tls_session_handshake(c), CONC_EAGAIN);
+    move(c, s);
+    assert_conc_ok(conc_tls_session_feed_eof(c));
+    assert_conc(conc_tls_session_feed(c, "x", 1, &n), CONC_ECLOSED);
+    assert_conc(conc_tls_session_handshake(c), CONC_ETLS);
+    assert_message("closed");
+    conc_tls_session_free(c);
+    conc_tls_session_free(s);
+
+    /* Verifying without a name to check is refused, as in Python. */
+    assert_conc(conc_tls_session_new(cc, NULL, &c), CONC_EINVAL);
+    conc_tls_context_free(cc);
+    conc_tls_context_free(sc);
+}
+
+static void
+test_context_errors(void **state)
+{
+    (void)state;
+    conc_tls_context *c;
+    conc_tls_opts o = {.server = 1, .cert_file = "/nonexistent.pem"};
+    assert_conc(conc_tls_context_new(&o, &c), CONC_ETLS);
+    assert_message("/nonexistent.pem");
+    o = (conc_tls_opts){
+        .server = 1, .cert_file = certs.server, .key_file = certs.expired_key};
+    assert_conc(conc_tls_context_new(&o, &c), CONC_ETLS);
+    assert_message(certs.expired_key);
+    o = (conc_tls_opts){.ca_file = "/nonexistent.pem"};
+    assert_conc(conc_tls_context_new(&o, &c), CONC_ETLS);
+    o = (conc_tls_opts){.alpn = "h2,,x"};
+    assert_conc(conc_tls_context_new(&o, &c), CONC_EINVAL);
+    o = (conc_tls_opts){.min_version = 0x0301};
+    assert_conc(conc_tls_context_new(&o, &c), CONC_EINVAL);
+    o = (conc_tls_opts){.verify = 7};
+    assert_conc(conc_tls_context_new(&o, &c), CONC_EINVAL);
+    /* Python's default client context: the system's CA store. */
+    assert_conc_ok(conc_tls_context_new(NULL, &c));
+    conc_tls_context_free(c);
+    conc_tls_context_free(NULL);
+    conc_tls_session_free(NULL);
+}
+
+/* ---- Streams: conc's client and server ---------------------------------- */
+
+static void
+run(conc_task_fn main)
+{
+    assert_conc_ok(conc_aio_run(main, NULL, 0, NULL));
+}
+
+/* What the server's handlers saw. */
+struct seen {
+    int handled; /* handlers that ran */
+    int rc;      /* the last handler's result */
+    conc_buf sni, alpn;
+    conc_aio_event *done;
+};
+
+static int
+echo(conc_aio_stream *s)
+{
+    conc_buf b = CONC_BUF_INIT;
+    int r;
+    while ((r = conc_aio_stream_read(s, RCHUNK, BOUND, &b)) == 0 && b.len) {
+        if ((r = conc_aio_stream_write(s, b.data, b.len)) < 0 ||
+            (r = conc_aio_stream_drain(s, BOUND)) < 0)
+            break;
+    }
+    conc_buf_free(&b);
+    return r;
+}
+
+static int
+tls_echo(void *arg, conc_aio_stream *s)
+{
+    struct seen *sv = arg;
+    conc_tls_session *t;
+    sv->handled++;
+    sv->rc = conc_aio_stream_ssl_object(s, &t);
+    if (sv->rc == 0)
+        sv->rc = conc_tls_session_server_name(t, &sv->sni);
+    if (sv->rc == 0)
+        sv->rc = conc_tls_session_alpn(t, &sv->alpn);
+    if (sv->rc == 0)
+        sv->rc = echo(s);
+    if (sv->done)
+        conc_aio_event_set(sv->done);
+    return sv->rc;
+}
+
+static conc_aio_server *
+tls_server(conc_aio_stream_handler fn, void *arg, const char *cert,
+           const char *key, double handshake_timeout)
+{
+    conc_aio_loop *loop;
+    conc_aio_server *srv;
+    conc_tls_context *sc = server_ctx(cert, key, "h2,http/1.1");
+    conc_aio_stream_opts o = {.ssl = sc,
+                              .ssl_handshake_timeout = handshake_timeout};
+    assert_conc_ok(conc_aio_get_running_loop(&loop));
+    assert_conc_ok(
+        conc_aio_start_server(loop, "127.0.0.1", 0, fn, arg, &o, &srv));
+    conc_tls_context_free(sc); /* the server keeps its own reference */
+    return srv;
+}
+
+static void
+stop_server(conc_aio_server *srv)
+{
+    assert_conc_ok(conc_aio_server_close(srv));
+    assert_conc_ok(conc_aio_server_wait_closed(srv, BOUND));
+    conc_aio_server_free(srv);
+}
+
+static void
+close_stream(conc_aio_stream *s)
+{
+    assert_conc_ok(conc_aio_stream_close(s));
+    assert_conc_ok(conc_aio_stream_wait_closed(s, BOUND));
+    conc_aio_stream_free(s);
+}
+
+/* Connects with the trusted CA; server_hostname NULL checks the IP. */
+static int
+tls_connect(int port, const char *name, const char *ca, double hs_timeout,
+            conc_aio_stream **s)
+{
+    conc_tls_context *cc = client_ctx(ca, "http/1.1");
+    conc_aio_stream_opts o = {.ssl = cc,
+                              .server_hostname = name,
+                              .ssl_handshake_timeout = hs_timeout};
+    int r = conc_aio_open_connection("127.0.0.1", port, &o, BOUND, s);
+    conc_tls_context_free(cc);
+    return r;
+}
+
+/* Lines, a blob, half-close (close_notify) and the server's end. */
+static void
+talk(conc_aio_stream *s)
+{
+    conc_buf b = CONC_BUF_INIT;
+    assert_conc_ok(conc_aio_stream_write(s, "hello\n", 6));
+    assert_conc_ok(conc_aio_stream_readline(s, BOUND, &b));
+    assert_buf(&b, "hello\n");
+    uint8_t *blob = malloc(BLOB);
+    assert_non_null(blob);
+    for (size_t i = 0; i < BLOB; i++)
+        blob[i] = (uint8_t)(i * 13);
+    assert_conc_ok(conc_aio_stream_write(s, blob, BLOB));
+    assert_conc_ok(conc_aio_stream_readexactly(s, BLOB, BOUND, &b));
+    assert_memory_equal(b.data, blob, BLOB);
+    free(blob);
+    assert_conc_ok(conc_aio_stream_write_eof(s));
+    assert_conc_ok(conc_aio_stream_read(s, CONC_AIO_READ_ALL, BOUND, &b));
+    assert_int_equal(b.len, 0);
+    assert_int_equal(conc_aio_stream_at_eof(s), 1);
+    conc_buf_free(&b);
+}
+
+MAIN(echo_main)
+{
+    UNUSED_ARGS;
+    struct seen sv = {0};
+    conc_aio_server *srv =
+        tls_server(tls_echo, &sv, certs.server, certs.server_key, 0);
+    int port = conc_aio_server_port(srv);
+    conc_aio_stream *s;
+    assert_conc_ok(tls_connect(port, "localhost", certs.ca, 0, &s));
+    conc_tls_session *t;
+    conc_buf b = CONC_BUF_INIT;
+    assert_conc_ok(conc_aio_stream_ssl_object(s, &t));
+    assert_conc_ok(conc_tls_session_alpn(t, &b));
+    assert_buf(&b, "http/1.1");
+    assert_conc_ok(conc_tls_session_peer_subject(t, &b));
+    assert_buf(&b, "CN=localhost,O=conc");
+    talk(s);
+    close_stream(s);
+    assert_int_equal(sv.handled, 1);
+    assert_conc_ok(sv.rc);
+    assert_buf(&sv.sni, "localhost");
+    assert_buf(&sv.alpn, "http/1.1");
+
+    /* By address: the certificate's IP is checked, and no SNI is sent. */
+    assert_conc_ok(tls_connect(port, NULL, certs.ca, 0, &s));
+    talk(s);
+    close_stream(s);
+    stop_server(srv);
+    assert_int_equal(sv.handled, 2);
+    assert_int_equal(sv.sni.len, 0);
+    conc_buf_free(&sv.sni);
+    conc_buf_free(&sv.alpn);
+    conc_buf_free(&b);
+    return 0;
+}
+
+static void
+test_stream_echo(void **state)
+{
+    (void)state;
+    run(echo_main);
+}
+
+/* A plain stream is not TLS. */
+MAIN(plain_main)
+{
+    UNUSED_ARGS;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    conc_aio_stream *s;
+    conc_tls_session *t;
+    assert_conc_ok(conc_aio_stream_from_fd(sv[0], NULL, &s));
+    assert_conc(conc_aio_stream_ssl_object(s, &t), CONC_ESTATE);
+    /* A peer that closes at once: start_tls fails, and says so. */
+    close(sv[1]);
+    conc_tls_context *cc = client_ctx(certs.ca, NULL);
+    assert_conc(conc_aio_stream_start_tls(s, cc, "localhost", BOUND),
+                CONC_ETLS);
+    assert_message("closed");
+    assert_conc(conc_aio_stream_start_tls(s, cc, "localhost", BOUND),
+                CONC_ESTATE);
+    conc_tls_context_free(cc);
+    close_stream(s);
+    return 0;
+}
+
+static void
+test_plain_stream(void **state)
+{
+    (void)state;
+    run(plain_main);
+}
+
+int
+main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    if (tls_certs_make(&certs) < 0) {
+        fprintf(stderr, "cannot make the test certificates\n");
+        return 1;
+    }
+    const struct CMUnitTest tests[] = {
+        conc_unit_test(test_sessions),
+        conc_unit_test(test_session_failures),
+        conc_unit_test(test_context_errors),
+        conc_unit_test(test_stream_echo),
+        conc_unit_test(test_plain_stream),
+    };
+    warm_up_threads();
+    int r = conc_run_tests(tests);
+    tls_certs_remove(&certs);
+    return r;
+}
