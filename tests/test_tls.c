@@ -443,6 +443,185 @@ test_plain_stream(void **state)
     run(plain_main);
 }
 
+/* ---- Failures ------------------------------------------------------------ */
+
+/* A handshake the client refuses: CONC_ETLS, the reason in the message,
+ * and no handler runs on the server. */
+static void
+refused(const char *cert, const char *key, const char *name, const char *ca,
+        const char *why)
+{
+    struct seen sv = {0};
+    conc_aio_server *srv = tls_server(tls_echo, &sv, cert, key, 0);
+    conc_aio_stream *s = NULL;
+    assert_conc(tls_connect(conc_aio_server_port(srv), name, ca, 0, &s),
+                CONC_ETLS);
+    assert_message(why);
+    assert_null(s);
+    stop_server(srv);
+    assert_int_equal(sv.handled, 0);
+}
+
+/* Reads from the peer until its end, then returns: a server that takes a
+ * ClientHello and closes (close_after_read) or never answers. */
+static int
+mute(void *arg, conc_aio_stream *s)
+{
+    int *close_after_read = arg;
+    conc_buf b = CONC_BUF_INIT;
+    int r;
+    while ((r = conc_aio_stream_read(s, RCHUNK, BOUND, &b)) == 0 && b.len &&
+           !*close_after_read)
+        ;
+    conc_buf_free(&b);
+    return r;
+}
+
+static conc_aio_server *
+plain_server(conc_aio_stream_handler fn, void *arg)
+{
+    conc_aio_loop *loop;
+    conc_aio_server *srv;
+    assert_conc_ok(conc_aio_get_running_loop(&loop));
+    assert_conc_ok(
+        conc_aio_start_server(loop, "127.0.0.1", 0, fn, arg, NULL, &srv));
+    return srv;
+}
+
+MAIN(failures_main)
+{
+    UNUSED_ARGS;
+    refused(certs.server, certs.server_key, "wrong.example", certs.ca,
+            "hostname mismatch");
+    refused(certs.untrusted, certs.untrusted_key, "localhost", certs.ca,
+            "unable to get local issuer certificate");
+    refused(certs.expired, certs.expired_key, "localhost", certs.ca,
+            "certificate has expired");
+    /* The system's store does not know the test's CA. */
+    refused(certs.server, certs.server_key, "localhost", NULL,
+            "certificate verify failed");
+
+    /* A peer that closes mid-handshake. */
+    int close_after_read = 1;
+    conc_aio_server *srv = plain_server(mute, &close_after_read);
+    conc_aio_stream *s = NULL;
+    assert_conc(
+        tls_connect(conc_aio_server_port(srv), "localhost", certs.ca, 0, &s),
+        CONC_ETLS);
+    assert_message("closed the connection during the handshake");
+    stop_server(srv);
+
+    /* A peer that never answers: the handshake's own timeout. */
+    close_after_read = 0;
+    srv = plain_server(mute, &close_after_read);
+    int64_t t0 = conc_monotonic_ns();
+    assert_conc(tls_connect(conc_aio_server_port(srv), "localhost", certs.ca,
+                            SHORT, &s),
+                CONC_ETIMEDOUT);
+    assert_true(conc_monotonic_ns() - t0 >= (int64_t)(SHORT * 1e9));
+    stop_server(srv);
+    return 0;
+}
+
+static void
+test_failures(void **state)
+{
+    (void)state;
+    run(failures_main);
+}
+
+/* A plain client of a TLS server, and one that says nothing: the server
+ * drops both (the second at its handshake timeout); no handler runs. */
+MAIN(plain_client_main)
+{
+    UNUSED_ARGS;
+    struct seen sv = {0};
+    conc_aio_server *srv =
+        tls_server(tls_echo, &sv, certs.server, certs.server_key, SHORT);
+    int port = conc_aio_server_port(srv);
+    conc_aio_stream *s;
+    conc_buf b = CONC_BUF_INIT;
+    assert_conc_ok(
+        conc_aio_open_connection("127.0.0.1", port, NULL, BOUND, &s));
+    assert_conc_ok(conc_aio_stream_write(s, "GET / HTTP/1.0\r\n\r\n", 18));
+    /* An alert, perhaps, then the end (or a reset). */
+    int r = conc_aio_stream_read(s, CONC_AIO_READ_ALL, BOUND, &b);
+    assert_true(r == 0 || r == -ECONNRESET);
+    close_stream(s);
+
+    assert_conc_ok(
+        conc_aio_open_connection("127.0.0.1", port, NULL, BOUND, &s));
+    int64_t t0 = conc_monotonic_ns();
+    assert_conc_ok(conc_aio_stream_read(s, CONC_AIO_READ_ALL, BOUND, &b));
+    assert_int_equal(b.len, 0);
+    assert_true(conc_monotonic_ns() - t0 >= (int64_t)(SHORT * 1e9 / 2));
+    close_stream(s);
+    stop_server(srv);
+    assert_int_equal(sv.handled, 0);
+    conc_buf_free(&b);
+    return 0;
+}
+
+static void
+test_plain_client(void **state)
+{
+    (void)state;
+    run(plain_client_main);
+}
+
+/* ---- start_tls -------------------------------------------------------- */
+
+/* STARTTLS as SMTP does it, except that the client does not wait for an
+ * answer: its ClientHello may come in the same read as the command, and
+ * the server's start_tls must take it from the read buffer. */
+static int
+starttls_server(void *arg, conc_aio_stream *s)
+{
+    struct seen *sv = arg;
+    conc_buf b = CONC_BUF_INIT;
+    conc_tls_context *sc = server_ctx(certs.server, certs.server_key, NULL);
+    sv->handled++;
+    sv->rc = conc_aio_stream_readline(s, BOUND, &b);
+    if (sv->rc == 0 && (b.len != 9 || memcmp(b.data, "STARTTLS\n", 9)))
+        sv->rc = CONC_EVALUE;
+    if (sv->rc == 0)
+        sv->rc = conc_aio_stream_start_tls(s, sc, NULL, BOUND);
+    conc_tls_context_free(sc);
+    if (sv->rc == 0)
+        sv->rc = echo(s);
+    conc_buf_free(&b);
+    return sv->rc;
+}
+
+MAIN(starttls_main)
+{
+    UNUSED_ARGS;
+    struct seen sv = {0};
+    conc_aio_server *srv = plain_server(starttls_server, &sv);
+    conc_aio_stream *s;
+    assert_conc_ok(conc_aio_open_connection(
+        "127.0.0.1", conc_aio_server_port(srv), NULL, BOUND, &s));
+    assert_conc_ok(conc_aio_stream_write(s, "STARTTLS\n", 9));
+    conc_tls_context *cc = client_ctx(certs.ca, NULL);
+    assert_conc_ok(conc_aio_stream_start_tls(s, cc, "localhost", BOUND));
+    conc_tls_context_free(cc);
+    conc_tls_session *t;
+    assert_conc_ok(conc_aio_stream_ssl_object(s, &t));
+    talk(s);
+    close_stream(s);
+    stop_server(srv);
+    assert_int_equal(sv.handled, 1);
+    assert_conc_ok(sv.rc);
+    return 0;
+}
+
+static void
+test_start_tls(void **state)
+{
+    (void)state;
+    run(starttls_main);
+}
+
 int
 main(void)
 {
@@ -457,6 +636,9 @@ main(void)
         conc_unit_test(test_context_errors),
         conc_unit_test(test_stream_echo),
         conc_unit_test(test_plain_stream),
+        conc_unit_test(test_failures),
+        conc_unit_test(test_plain_client),
+        conc_unit_test(test_start_tls),
     };
     warm_up_threads();
     int r = conc_run_tests(tests);
