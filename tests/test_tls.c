@@ -622,6 +622,114 @@ test_start_tls(void **state)
     run(starttls_main);
 }
 
+/* ---- CPython's asyncio with ssl as the peer ------------------------------ */
+
+static void
+read_line(int fd, char *buf, size_t cap)
+{
+    size_t n = 0;
+    while (n + 1 < cap) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        assert_int_equal(poll(&pfd, 1, (int)(PEER_WAIT * 1000)), 1);
+        char ch;
+        assert_int_equal(read(fd, &ch, 1), 1);
+        if (ch == '\n')
+            break;
+        buf[n++] = ch;
+    }
+    buf[n] = '\0';
+}
+
+static conc_popen *
+peer_start(const char *mode, const char *a, const char *b)
+{
+    char *argv[] = {PYTHON, PEER, (char *)mode, (char *)a, (char *)b, NULL};
+    conc_popen_opts o = {.stdout_mode = CONC_STDIO_PIPE};
+    conc_popen *p;
+    assert_conc_ok(conc_popen_new(argv, &o, &p));
+    return p;
+}
+
+static void
+peer_finish(conc_popen *p, const char *want)
+{
+    conc_buf out = CONC_BUF_INIT;
+    assert_conc_ok(conc_popen_communicate(p, NULL, 0, PEER_WAIT, &out, NULL));
+    int rc = -1;
+    assert_int_equal(conc_popen_returncode(p, &rc), 1);
+    assert_int_equal(rc, 0);
+    assert_conc_ok(conc_buf_append(&out, "", 1));
+    assert_non_null(strstr((char *)out.data, want));
+    conc_buf_free(&out);
+    conc_popen_free(p);
+}
+
+/* conc's client against asyncio's TLS echo server. */
+static int
+client_of_python(const void *arg, size_t len, conc_buf *result)
+{
+    (void)len, (void)result;
+    conc_aio_stream *s;
+    assert_conc_ok(tls_connect(*(const int *)arg, "localhost", certs.ca,
+                               PEER_WAIT, &s));
+    conc_tls_session *t;
+    conc_buf b = CONC_BUF_INIT;
+    assert_conc_ok(conc_aio_stream_ssl_object(s, &t));
+    assert_conc_ok(conc_tls_session_alpn(t, &b));
+    assert_buf(&b, "http/1.1");
+    conc_buf_free(&b);
+    talk(s);
+    close_stream(s);
+    return 0;
+}
+
+/* asyncio's TLS client against conc's TLS echo server. */
+static int
+server_for_python(const void *arg, size_t len, conc_buf *result)
+{
+    (void)len, (void)result;
+    conc_popen **pp = *(conc_popen **const *)arg;
+    struct seen sv = {0};
+    assert_conc_ok(conc_aio_event_new(&sv.done));
+    conc_aio_server *srv =
+        tls_server(tls_echo, &sv, certs.server, certs.server_key, 0);
+    char port[16];
+    snprintf(port, sizeof port, "%d", conc_aio_server_port(srv));
+    *pp = peer_start("client", port, certs.ca);
+    assert_conc_ok(conc_aio_event_wait(sv.done, PEER_WAIT));
+    assert_conc_ok(sv.rc);
+    stop_server(srv);
+    assert_buf(&sv.sni, "localhost");
+    assert_buf(&sv.alpn, "h2");
+    conc_buf_free(&sv.sni);
+    conc_buf_free(&sv.alpn);
+    conc_aio_event_free(sv.done);
+    return 0;
+}
+
+static void
+test_python_peer(void **state)
+{
+    (void)state;
+    if (access(PYTHON, X_OK) != 0)
+        skip();
+    conc_popen *p = peer_start("server", certs.server, certs.server_key);
+    int out;
+    char line[64];
+    assert_conc_ok(conc_popen_stdout_fd(p, &out));
+    read_line(out, line, sizeof line);
+    int port = atoi(line);
+    assert_true(port > 0);
+    assert_conc_ok(conc_aio_run(client_of_python, &port, sizeof port, NULL));
+    peer_finish(p, "done");
+
+    conc_popen **pp = &p;
+    p = NULL;
+    assert_conc_ok(conc_aio_run(server_for_python, &pp, sizeof pp, NULL));
+    assert_non_null(p);
+    peer_finish(p, "ok");
+}
+
 int
 main(void)
 {
@@ -639,6 +747,7 @@ main(void)
         conc_unit_test(test_failures),
         conc_unit_test(test_plain_client),
         conc_unit_test(test_start_tls),
+        conc_unit_test(test_python_peer),
     };
     warm_up_threads();
     int r = conc_run_tests(tests);
