@@ -30,9 +30,11 @@
 #define BLOB     (256 * 1024)
 #define PIECE    4096 /* bytes moved between sessions per step */
 #define RCHUNK   (64 * 1024)
-#define ROUNDS   8          /* rounds of connections for the memory check */
-#define PER      25         /* connections per round */
-#define RSS_GROW (4 * 1024) /* KiB the later rounds may add at most */
+#define ROUNDS   20   /* rounds of connections for the memory check */
+#define PER      25   /* connections per round */
+#define WARM     12   /* rounds for the allocator to settle */
+#define RSS_GROW 2048 /* KiB the later rounds may add at most */
+#define CONN_KIB 512  /* KiB an open connection may cost at most */
 
 #define MAIN(name)                                                             \
     static int name(const void *arg, size_t len, conc_buf *result)
@@ -670,8 +672,8 @@ client_of_python(const void *arg, size_t len, conc_buf *result)
 {
     (void)len, (void)result;
     conc_aio_stream *s;
-    assert_conc_ok(tls_connect(*(const int *)arg, "localhost", certs.ca,
-                               PEER_WAIT, &s));
+    assert_conc_ok(
+        tls_connect(*(const int *)arg, "localhost", certs.ca, PEER_WAIT, &s));
     conc_tls_session *t;
     conc_buf b = CONC_BUF_INIT;
     assert_conc_ok(conc_aio_stream_ssl_object(s, &t));
@@ -688,7 +690,7 @@ static int
 server_for_python(const void *arg, size_t len, conc_buf *result)
 {
     (void)len, (void)result;
-    conc_popen **pp = *(conc_popen **const *)arg;
+    conc_popen **pp = *(conc_popen * *const *)arg;
     struct seen sv = {0};
     assert_conc_ok(conc_aio_event_new(&sv.done));
     conc_aio_server *srv =
@@ -730,6 +732,82 @@ test_python_peer(void **state)
     peer_finish(p, "ok");
 }
 
+/* ---- Memory per connection ------------------------------------------------
+ */
+
+/* The resident set in KiB. */
+static long
+rss_kib(void)
+{
+    long size = 0, pages = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    assert_non_null(f);
+    assert_int_equal(fscanf(f, "%ld %ld", &size, &pages), 2);
+    fclose(f);
+    return pages * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* Opens PER connections, echoes a message on each, and closes them. Returns
+ * the RSS growth while they were open, in KiB. */
+static long
+round_of_connections(int port)
+{
+    conc_aio_stream *ss[PER];
+    conc_buf b = CONC_BUF_INIT;
+    long before = rss_kib();
+    for (int i = 0; i < PER; i++) {
+        assert_conc_ok(tls_connect(port, "localhost", certs.ca, 0, &ss[i]));
+        assert_conc_ok(conc_aio_stream_write(ss[i], "ping\n", 5));
+    }
+    for (int i = 0; i < PER; i++) {
+        assert_conc_ok(conc_aio_stream_readline(ss[i], BOUND, &b));
+        assert_buf(&b, "ping\n");
+    }
+    long open = rss_kib() - before;
+    for (int i = 0; i < PER; i++)
+        close_stream(ss[i]);
+    conc_buf_free(&b);
+    return open;
+}
+
+/* Rounds of connections: once the allocator has warmed up, the resident
+ * set stays flat (asyncio and uvloop grew here), and each open
+ * connection (both ends, in this one process) costs a bounded amount. */
+MAIN(memory_main)
+{
+    UNUSED_ARGS;
+    struct seen sv = {0};
+    conc_aio_server *srv =
+        tls_server(tls_echo, &sv, certs.server, certs.server_key, 0);
+    int port = conc_aio_server_port(srv);
+    long base = 0, open = round_of_connections(port);
+    for (int r = 1; r < ROUNDS; r++) {
+        round_of_connections(port);
+        if (r == WARM)
+            base = rss_kib();
+    }
+    long grown = rss_kib() - base;
+    printf("# TLS: the first %d connections took %ld KiB each (both ends, "
+           "first use included); RSS then grew %ld KiB over %d rounds\n",
+           PER, open / PER, grown, ROUNDS - 1 - WARM);
+    assert_true(grown < RSS_GROW);
+    assert_true(open / PER < CONN_KIB);
+    stop_server(srv);
+    conc_buf_free(&sv.sni);
+    conc_buf_free(&sv.alpn);
+    return 0;
+}
+
+static void
+test_memory_bounded(void **state)
+{
+    (void)state;
+#ifdef CONC_SANITIZER
+    skip(); /* the sanitizers' allocators keep freed memory on purpose */
+#endif
+    run(memory_main);
+}
+
 int
 main(void)
 {
@@ -748,6 +826,7 @@ main(void)
         conc_unit_test(test_plain_client),
         conc_unit_test(test_start_tls),
         conc_unit_test(test_python_peer),
+        conc_unit_test(test_memory_bounded),
     };
     warm_up_threads();
     int r = conc_run_tests(tests);
