@@ -215,6 +215,9 @@ ROWS = [
         (">= 90% of raw epoll",
          lambda c, p, o: o is not None and c >= 0.9 * o),
         other=[("epoll", "raw C epoll")] + UVLOOP),
+    # PERF.md's "TLS": conc's streams over OpenSSL beside asyncio's ssl.
+    Row("tls_echo_1", "TLS echo 1 KiB, 1 connection", "tls", "rate", 1e3,
+        "k/s", None, other=UVLOOP),
 ]
 for r in ROWS:
     if r.goal is None:  # no stated goal: at least beat CPython
