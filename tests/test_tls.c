@@ -624,6 +624,121 @@ test_start_tls(void **state)
     run(starttls_main);
 }
 
+/* ---- Backpressure and client certificates -------------------------------- */
+
+struct held {
+    conc_aio_event *go; /* the handler reads once this is set */
+    size_t total;       /* bytes it read before the end */
+    int rc;
+};
+
+static int
+held_reader(void *arg, conc_aio_stream *s)
+{
+    struct held *h = arg;
+    conc_buf b = CONC_BUF_INIT;
+    h->rc = conc_aio_event_wait(h->go, BOUND);
+    while (h->rc == 0 &&
+           (h->rc = conc_aio_stream_read(s, RCHUNK, BOUND, &b)) == 0 && b.len)
+        h->total += b.len;
+    conc_buf_free(&b);
+    return h->rc;
+}
+
+/* A peer that stops reading: write says CONC_EFULL, drain times out, and
+ * the buffer stays within the write limit; once the peer reads, every
+ * byte arrives. */
+MAIN(backpressure_main)
+{
+    UNUSED_ARGS;
+    struct held h = {0};
+    assert_conc_ok(conc_aio_event_new(&h.go));
+    conc_aio_server *srv =
+        tls_server(held_reader, &h, certs.server, certs.server_key, 0);
+    conc_aio_stream *s;
+    assert_conc_ok(
+        tls_connect(conc_aio_server_port(srv), "localhost", certs.ca, 0, &s));
+    static uint8_t chunk[RCHUNK];
+    size_t sent = 0, rd, wr;
+    int r;
+    while ((r = conc_aio_stream_write(s, chunk, sizeof chunk)) == 0)
+        sent += sizeof chunk;
+    assert_conc(r, CONC_EFULL);
+    assert_conc_ok(conc_aio_stream_buffered(s, &rd, &wr));
+    assert_true(wr <= 4 * 64 * 1024);
+    assert_conc(conc_aio_stream_drain(s, SHORT), CONC_ETIMEDOUT);
+    assert_conc_ok(conc_aio_event_set(h.go));
+    assert_conc_ok(conc_aio_stream_drain(s, BOUND));
+    assert_conc_ok(conc_aio_stream_write_eof(s));
+    close_stream(s);
+    stop_server(srv);
+    assert_conc_ok(h.rc);
+    assert_int_equal(h.total, sent);
+    conc_aio_event_free(h.go);
+    return 0;
+}
+
+static void
+test_backpressure(void **state)
+{
+    (void)state;
+    run(backpressure_main);
+}
+
+/* A server that requires client certificates (CERT_REQUIRED): a client
+ * with one is seen by its subject; one without is refused, and learns it
+ * on its first read (TLS 1.3 checks the client after the client is done). */
+MAIN(client_cert_main)
+{
+    UNUSED_ARGS;
+    conc_aio_loop *loop;
+    conc_aio_server *srv;
+    conc_tls_context *sc, *cc;
+    struct seen sv = {0};
+    conc_tls_opts so = {.server = 1,
+                        .verify = CONC_TLS_VERIFY_REQUIRED,
+                        .ca_file = certs.ca,
+                        .cert_file = certs.server,
+                        .key_file = certs.server_key};
+    assert_conc_ok(conc_tls_context_new(&so, &sc));
+    assert_conc_ok(conc_aio_get_running_loop(&loop));
+    assert_conc_ok(conc_aio_start_server(loop, "127.0.0.1", 0, tls_echo, &sv,
+                                         &(conc_aio_stream_opts){.ssl = sc},
+                                         &srv));
+    conc_tls_context_free(sc);
+    conc_tls_opts co = {.ca_file = certs.ca,
+                        .cert_file = certs.client,
+                        .key_file = certs.client_key};
+    assert_conc_ok(conc_tls_context_new(&co, &cc));
+    conc_aio_stream_opts o = {.ssl = cc, .server_hostname = "localhost"};
+    conc_aio_stream *s;
+    int port = conc_aio_server_port(srv);
+    assert_conc_ok(conc_aio_open_connection("127.0.0.1", port, &o, BOUND, &s));
+    conc_tls_context_free(cc);
+    talk(s);
+    close_stream(s);
+    assert_int_equal(sv.handled, 1);
+
+    assert_conc_ok(tls_connect(port, "localhost", certs.ca, 0, &s));
+    conc_buf b = CONC_BUF_INIT;
+    assert_conc(conc_aio_stream_read(s, RCHUNK, BOUND, &b), CONC_ETLS);
+    assert_message("certificate required");
+    assert_conc(conc_aio_stream_write(s, "x", 1), CONC_ETLS);
+    close_stream(s);
+    stop_server(srv);
+    assert_int_equal(sv.handled, 1);
+    conc_buf_free(&sv.sni);
+    conc_buf_free(&sv.alpn);
+    return 0;
+}
+
+static void
+test_client_cert(void **state)
+{
+    (void)state;
+    run(client_cert_main);
+}
+
 /* ---- CPython's asyncio with ssl as the peer ------------------------------ */
 
 static void
@@ -825,6 +940,8 @@ main(void)
         conc_unit_test(test_failures),
         conc_unit_test(test_plain_client),
         conc_unit_test(test_start_tls),
+        conc_unit_test(test_backpressure),
+        conc_unit_test(test_client_cert),
         conc_unit_test(test_python_peer),
         conc_unit_test(test_memory_bounded),
     };

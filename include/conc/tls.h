@@ -71,8 +71,9 @@ typedef struct conc_tls_opts {
  * so the caller may free it as soon as they are made. Returns 0,
  * CONC_EINVAL (NULL out, a bad verify, version or ALPN list), CONC_ETLS
  * (a certificate, key or CA file that cannot be loaded, a key that does
- * not match its certificate; the message says which), CONC_ENOMEM. Any
- * thread. */
+ * not match its certificate; the message says which), CONC_ENOMEM. It
+ * reads files (the system's store takes tens of milliseconds): make a
+ * context once, not per connection. Any thread. */
 CONC_EXTERN int conc_tls_context_new(const conc_tls_opts *opts,
                                      conc_tls_context **out);
 

@@ -81,6 +81,9 @@ void conc__stream_fail(conc_aio_stream *s, int err);
 /* Once the write buffer is empty: ends the data, and shuts down or
  * closes as asked once the transport has sent everything. */
 void conc__stream_sent(conc_aio_stream *s);
+/* The connection's error for a caller, with its message recorded again
+ * for the calling thread (a TLS failure's reason). */
+int conc__stream_error(conc_aio_stream *s);
 /* The plain socket's ops. */
 extern const struct conc__stream_ops conc__stream_plain;
 /* Runs the TLS handshake of a new session on s (start_tls). */

@@ -260,6 +260,14 @@ conc__stream_tls_open(conc_aio_stream *s, const conc_aio_stream_opts *o,
 }
 
 int
+conc__stream_error(conc_aio_stream *s)
+{
+    if (s->error == CONC_ETLS && s->tls)
+        return conc__tls_refail(s->tls);
+    return s->error;
+}
+
+int
 conc_aio_stream_ssl_object(conc_aio_stream *s, conc_tls_session **out)
 {
     if (!s || !out)

@@ -112,7 +112,7 @@ conc_aio_stream_write(conc_aio_stream *s, const void *data, size_t n)
     if (s->closing || s->eof_asked || s->io.fd < 0)
         return conc_fail(CONC_ECLOSED, "the stream is closed for writing");
     if (s->error)
-        return s->error;
+        return conc__stream_error(s);
     int r = conc__aio_bind(&s->loop);
     if (r < 0 || !n)
         return r;
@@ -151,7 +151,7 @@ conc_aio_stream_drain(conc_aio_stream *s, double timeout)
     int r = conc__aio_bind_task(&s->loop, &t);
     while (r == 0) {
         if (s->error)
-            return s->error;
+            return conc__stream_error(s);
         if (s->wbuf.len <= s->low)
             return 0;
         if (deadline == CONC__POLL)
@@ -171,11 +171,11 @@ conc_aio_stream_write_eof(conc_aio_stream *s)
     if (s->closing || s->io.fd < 0)
         return conc_fail(CONC_ECLOSED, "the stream is closed");
     if (s->error)
-        return s->error;
+        return conc__stream_error(s);
     int r = conc__aio_bind(&s->loop);
     if (r < 0 || s->eof_asked)
         return r;
     s->eof_asked = 1;
     conc__stream_sent(s);
-    return s->error;
+    return conc__stream_error(s);
 }

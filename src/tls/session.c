@@ -17,6 +17,7 @@
  * failure that says the peer closed. */
 #include <arpa/inet.h>
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/err.h>
@@ -31,13 +32,15 @@
  * sent. */
 #define IN_BUF  (16 * 1024)
 #define OUT_BUF (2 * CONC__TLS_RECORD_MAX)
+#define WHY_MAX 160 /* bytes of a failure's reason kept */
 
 struct conc_tls_session {
     SSL *ssl;
     BIO *net; /* our end of the pair; SSL owns the other */
     conc_tls_context *ctx;
     int eof_fed;
-    int closed; /* close_notify queued */
+    int closed;        /* close_notify queued */
+    char why[WHY_MAX]; /* the last failure's message */
 };
 
 /* Records why the session failed as CONC_ETLS: the certificate check,
@@ -60,6 +63,7 @@ tls_fail(conc_tls_session *s, const char *what)
     else
         r = conc_fail(CONC_ETLS, "%s: %s", what, why ? why : "protocol error");
     ERR_clear_error();
+    snprintf(s->why, sizeof s->why, "%s", conc_failure_message());
     return r;
 }
 
@@ -383,6 +387,12 @@ conc__tls_out_consume(conc_tls_session *s, size_t n)
 {
     char *buf;
     (void)BIO_nread(s->net, &buf, (int)n);
+}
+
+int
+conc__tls_refail(conc_tls_session *s)
+{
+    return conc_fail(CONC_ETLS, "%s", s->why[0] ? s->why : "TLS failed");
 }
 
 int

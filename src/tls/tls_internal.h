@@ -36,6 +36,10 @@ void conc__tls_in_commit(conc_tls_session *s, size_t n);
  * caller sends some and calls conc__tls_out_consume with the count. */
 size_t conc__tls_out_data(conc_tls_session *s, const uint8_t **p);
 void conc__tls_out_consume(conc_tls_session *s, size_t n);
+/* Records the session's last failure again, for the calling thread (the
+ * streams fail in the loop's callback and report in a task). Returns
+ * CONC_ETLS. */
+int conc__tls_refail(conc_tls_session *s);
 /* 1 once the end of the peer's ciphertext was fed. */
 int conc__tls_in_ended(const conc_tls_session *s);
 
