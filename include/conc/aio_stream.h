@@ -161,7 +161,8 @@ CONC_EXTERN int conc_aio_stream_write(conc_aio_stream *s, const void *data,
 CONC_EXTERN int conc_aio_stream_drain(conc_aio_stream *s, double timeout);
 
 /* Half-closes: sends the end of stream once the buffer is sent
- * (write_eof); reading goes on. Returns 0, CONC_EINVAL (NULL), CONC_ESTATE
+ * (write_eof; over TLS, close_notify and then the socket's end); reading
+ * goes on. Returns 0, CONC_EINVAL (NULL), CONC_ESTATE
  * as write, CONC_ECLOSED. The loop's thread. */
 CONC_EXTERN int conc_aio_stream_write_eof(conc_aio_stream *s);
 
@@ -198,9 +199,10 @@ CONC_EXTERN int conc_aio_stream_buffered(conc_aio_stream *s, size_t *rd,
 /* ---- Closing and names ----------------------------------------------------
  */
 
-/* Closes the stream (close): the buffered bytes are still sent, then the
- * socket is closed; a task waiting to read gets CONC_ECLOSED. Returns 0,
- * CONC_EINVAL (NULL). Closing twice is a no-op. The loop's thread. */
+/* Closes the stream (close): the buffered bytes are still sent (then, over
+ * TLS, close_notify), then the socket is closed; a task waiting to read gets
+ * CONC_ECLOSED. Returns 0, CONC_EINVAL (NULL). Closing twice is a no-op. The
+ * loop's thread. */
 CONC_EXTERN int conc_aio_stream_close(conc_aio_stream *s);
 
 /* 1 once close was called (is_closing), else 0; CONC_EINVAL for NULL.
@@ -224,9 +226,9 @@ CONC_EXTERN int conc_aio_stream_peername(conc_aio_stream *s, conc_buf *out);
  * CONC_ENOMEM. The loop's thread. */
 CONC_EXTERN int conc_aio_stream_sockname(conc_aio_stream *s, conc_buf *out);
 
-/* Sends what it can of the buffer without waiting, closes the socket and
- * frees the stream; NULL does nothing. No task may be waiting on it. The
- * loop's thread, before the loop is freed. */
+/* Sends what it can of the buffer (and, over TLS, close_notify) without
+ * waiting, closes the socket and frees the stream; NULL does nothing. No task
+ * may be waiting on it. The loop's thread, before the loop is freed. */
 CONC_EXTERN void conc_aio_stream_free(conc_aio_stream *s);
 
 /* ---- Servers ------------------------------------------------------------- */
