@@ -222,6 +222,22 @@ test_session_failures(void **state)
     conc_tls_session_free(c);
     conc_tls_session_free(s);
 
+    /* ALPN lists that share nothing: no protocol, and no failure. */
+    conc_tls_context *c2 = client_ctx(certs.ca, "h2");
+    conc_tls_context *s2 =
+        server_ctx(certs.server, certs.server_key, "http/1.1");
+    assert_conc_ok(conc_tls_session_new(c2, "localhost", &c));
+    assert_conc_ok(conc_tls_session_new(s2, NULL, &s));
+    pump_handshake(c, s);
+    conc_buf b = CONC_BUF_INIT;
+    assert_conc_ok(conc_tls_session_alpn(c, &b));
+    assert_int_equal(b.len, 0);
+    conc_buf_free(&b);
+    conc_tls_session_free(c);
+    conc_tls_session_free(s);
+    conc_tls_context_free(c2);
+    conc_tls_context_free(s2);
+
     /* Verifying without a name to check is refused, as in Python. */
     assert_conc(conc_tls_session_new(cc, NULL, &c), CONC_EINVAL);
     conc_tls_context_free(cc);
@@ -569,6 +585,60 @@ test_plain_client(void **state)
 {
     (void)state;
     run(plain_client_main);
+}
+
+/* A handshake whose task is cancelled: CONC_ECANCELED, nothing left open. */
+struct heard {
+    conc_aio_event *hello; /* the server got the ClientHello */
+};
+
+static int
+hear_and_hold(void *arg, conc_aio_stream *s)
+{
+    struct heard *h = arg;
+    conc_buf b = CONC_BUF_INIT;
+    int r = conc_aio_stream_read(s, RCHUNK, BOUND, &b);
+    conc_aio_event_set(h->hello);
+    while (r == 0 && b.len)
+        r = conc_aio_stream_read(s, RCHUNK, BOUND, &b);
+    conc_buf_free(&b);
+    return 0;
+}
+
+static int
+connect_task(const void *arg, size_t len, conc_buf *result)
+{
+    (void)len, (void)result;
+    conc_aio_stream *s = NULL;
+    int r = tls_connect(*(const int *)arg, "localhost", certs.ca, 0, &s);
+    assert_null(s);
+    return r;
+}
+
+MAIN(cancel_main)
+{
+    UNUSED_ARGS;
+    struct heard h;
+    assert_conc_ok(conc_aio_event_new(&h.hello));
+    conc_aio_server *srv = plain_server(hear_and_hold, &h);
+    int port = conc_aio_server_port(srv);
+    conc_future *f;
+    assert_conc_ok(
+        conc_aio_create_task(connect_task, &port, sizeof port, NULL, &f));
+    assert_conc_ok(conc_aio_event_wait(h.hello, BOUND));
+    assert_int_equal(conc_aio_task_cancel(f, NULL), 1);
+    assert_conc(conc_aio_await(f), CONC_ECANCELED);
+    conc_future_free(f);
+    stop_server(srv);
+    conc_aio_event_free(h.hello);
+    return 0;
+}
+
+static void
+test_cancel_handshake(void **state)
+{
+    (void)state;
+    run(cancel_main);
 }
 
 /* ---- start_tls -------------------------------------------------------- */
@@ -940,6 +1010,7 @@ main(void)
         conc_unit_test(test_failures),
         conc_unit_test(test_plain_client),
         conc_unit_test(test_start_tls),
+        conc_unit_test(test_cancel_handshake),
         conc_unit_test(test_backpressure),
         conc_unit_test(test_client_cert),
         conc_unit_test(test_python_peer),
