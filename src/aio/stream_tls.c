@@ -225,7 +225,12 @@ conc__stream_tls(conc_aio_stream *s, conc_tls_context *ctx,
     s->events = 0;
     if ((r = conc_tls_session_new(ctx, server_hostname, &s->tls)) < 0)
         return r;
-    if ((r = handshake(s, t, deadline)) < 0) {
+    r = handshake(s, t, deadline);
+    if (r == 0 && s->rbuf.len)
+        r = take_input(s, t, deadline);
+    if (r == 0 && s->rbuf.len) /* ciphertext must not pass as plaintext */
+        r = conc_fail(CONC_ETLS, "too many bytes before the TLS handshake");
+    if (r < 0) {
         if (!s->error)
             s->error = r; /* half a handshake: only close is left */
         return r;
