@@ -228,6 +228,10 @@ ROWS = [
     Row("dist_roundtrip", "Redis: one future round trip, p50", "dist",
         "time", 1e3, "µs", ("p50 <= 200 µs", lambda c, p, o: c <= 200e3),
         other=REDIS_QUEUES),
+    # PERF.md's "TLS": conc's streams over OpenSSL beside asyncio's ssl.
+    Row("tls_echo_1", "TLS echo 1 KiB, 1 connection", "tls", "rate", 1e3,
+        "k/s", (">= 5x asyncio", lambda c, p, o: p is not None and c >= 5 * p),
+        other=UVLOOP),
 ]
 for r in ROWS:
     if r.goal is None:  # no stated goal: at least beat CPython

@@ -93,6 +93,12 @@ CONSTRUCTORS = {
                        ' MUST(conc_aio_start_server(lp, "127.0.0.1", 0,'
                        ' dummy_stream_handler, NULL, NULL, &v)); }',
     'conc_manager': 'MUST(conc_manager_new("127.0.0.1:0", NULL, &v));',
+    'conc_tls_context': 'MUST(conc_tls_context_new(&(conc_tls_opts){'
+                        '.verify = CONC_TLS_VERIFY_NONE}, &v));',
+    'conc_tls_session': '{ conc_tls_context *cx; MUST(conc_tls_context_new('
+                        '&(conc_tls_opts){.verify = CONC_TLS_VERIFY_NONE},'
+                        ' &cx)); MUST(conc_tls_session_new(cx, NULL, &v));'
+                        ' conc_tls_context_free(cx); }',
     # A dict in a manager served by this child, reached over loopback.
     'conc_proxy': '{ conc_manager *mm; MUST(conc_manager_new("127.0.0.1:0",'
                   ' NULL, &mm)); MUST(conc_manager_start(mm));'
@@ -295,6 +301,8 @@ NULLABLE = {
     ('conc_manager_create', 'args'): None,  # NULL: no arguments
     ('conc_proxy_call', 'args'): None,
     ('conc_proxy_call', 'kwds'): None,
+    ('conc_tls_session_new', 'server_hostname'): None,  # servers, no verify
+    ('conc_aio_stream_start_tls', 'server_hostname'): None,
 }
 
 # Statements run after a call that did not get NULL in the named
