@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -748,6 +750,83 @@ test_outside_a_loop(void **state)
     close(sv[1]);
 }
 
+/* ---- A full descriptor table ------------------------------------------ */
+
+#define EMFILE_WINDOW 1.0  /* seconds the table stays full */
+#define EMFILE_CPU    0.15 /* seconds of CPU a spinning loop passes */
+
+static double
+cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* In a child: a connection waits in the backlog while accept fails with
+ * EMFILE. The loop must back off (not spin on the listening socket), then
+ * accept the connection once descriptors are free again. */
+MAIN(emfile_main)
+{
+    UNUSED_ARGS;
+    conc_aio_server *srv = echo_server();
+    struct sockaddr_in sin = {.sin_family = AF_INET,
+                              .sin_port =
+                                  htons((uint16_t)conc_aio_server_port(srv)),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (c < 0 || connect(c, (struct sockaddr *)&sin, sizeof sin) < 0)
+        return -__LINE__;
+    struct rlimit old, low;
+    int next = dup(0);
+    close(next);
+    getrlimit(RLIMIT_NOFILE, &old);
+    low = (struct rlimit){.rlim_cur = (rlim_t)next, .rlim_max = old.rlim_max};
+    if (setrlimit(RLIMIT_NOFILE, &low) < 0)
+        return -__LINE__;
+    double cpu = cpu_seconds();
+    if (conc_aio_sleep(EMFILE_WINDOW) < 0)
+        return -__LINE__;
+    cpu = cpu_seconds() - cpu;
+    setrlimit(RLIMIT_NOFILE, &old);
+    if (cpu >= EMFILE_CPU) {
+        fprintf(stderr, "the loop spun: %.3f s of CPU in %.1f s\n", cpu,
+                EMFILE_WINDOW);
+        return -__LINE__;
+    }
+    /* The connection is accepted after the back-off and echoed. */
+    if (send(c, "abc", 3, 0) != 3)
+        return -__LINE__;
+    conc_aio_stream *s;
+    if (conc_aio_stream_from_fd(c, NULL, &s) < 0)
+        return -__LINE__;
+    conc_buf b = CONC_BUF_INIT;
+    int r = conc_aio_stream_readexactly(s, 3, BOUND, &b);
+    int ok = r == 0 && b.len == 3 && memcmp(b.data, "abc", 3) == 0;
+    conc_buf_free(&b);
+    conc_aio_stream_free(s);
+    stop_server(srv);
+    return ok ? 0 : -__LINE__;
+}
+
+static int
+emfile_child(void *arg)
+{
+    (void)arg;
+    int r = conc_aio_run(emfile_main, NULL, 0, NULL);
+    if (r != 0)
+        fprintf(stderr, "emfile_main failed at line %d\n", -r);
+    return r != 0;
+}
+
+static void
+test_accept_emfile(void **state)
+{
+    (void)state;
+    reap(fork_child(emfile_child, NULL));
+}
+
 int
 main(void)
 {
@@ -764,6 +843,7 @@ main(void)
         conc_unit_test(test_unix),
         conc_unit_test(test_python_peer),
         conc_unit_test(test_outside_a_loop),
+        conc_unit_test(test_accept_emfile),
     };
     warm_up_threads();
     return conc_run_tests(tests);

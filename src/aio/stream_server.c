@@ -2,7 +2,13 @@
  * loop; each accepted connection becomes a stream and a task running the
  * handler. The server counts its handler tasks, so wait_closed can wait
  * for the last one, and each task holds a reference, so freeing the
- * server while connections are open is safe. */
+ * server while connections are open is safe.
+ *
+ * A full descriptor table (EMFILE, ENFILE) or a lack of kernel memory makes
+ * accept fail while the connection stays in the backlog, so the
+ * level-triggered listening socket would fire again at once and the loop
+ * would spin. The server leaves epoll instead and tries again after
+ * ACCEPT_RETRY, as asyncio does. */
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -19,6 +25,7 @@
 #define MAX_SOCKS       4   /* one per address family, with room */
 #define DEFAULT_BACKLOG 100 /* asyncio's */
 #define ACCEPT_BATCH    64  /* connections taken per callback at most */
+#define ACCEPT_RETRY    0.1 /* seconds before accepting again after EMFILE */
 
 struct lsock {
     struct conc__aio_io io; /* first: the loop's record */
@@ -36,8 +43,9 @@ struct conc_aio_server {
     int tcp;
     char *path; /* a Unix server's socket file, removed on close */
     int closed;
-    size_t active; /* handler tasks not yet returned */
-    size_t refs;   /* the caller's, plus one per handler task */
+    size_t active;          /* handler tasks not yet returned */
+    size_t refs;            /* the caller's, plus one per handler task */
+    conc_aio_handle *retry; /* set while accepting is backed off */
     struct conc__aio_waitq closers;
 };
 
@@ -93,8 +101,32 @@ serve(conc_aio_server *srv, int fd)
     srv->refs++;
 }
 
-/* The loop's callback for a listening socket. A full descriptor table
- * (EMFILE) ends the batch; the connection waits in the backlog. */
+/* Accepting again after a back-off: the sockets rejoin epoll. */
+static void
+resume_accept(void *arg)
+{
+    conc_aio_server *srv = arg;
+    conc_aio_handle_free(srv->retry);
+    srv->retry = NULL;
+    for (int i = 0; i < srv->nsocks && !srv->closed; i++)
+        (void)conc__aio_io_add(srv->loop, &srv->socks[i].io, EPOLLIN, 0);
+}
+
+/* Out of descriptors or memory: stops watching the sockets until
+ * ACCEPT_RETRY has passed. */
+static void
+back_off(conc_aio_server *srv)
+{
+    if (srv->retry)
+        return;
+    if (conc_aio_call_later(srv->loop, ACCEPT_RETRY, resume_accept, srv,
+                            &srv->retry) < 0)
+        return; /* no memory for the timer: the next event retries */
+    for (int i = 0; i < srv->nsocks; i++)
+        conc__aio_io_del(srv->loop, &srv->socks[i].io);
+}
+
+/* The loop's callback for a listening socket. */
 static void
 on_accept(struct conc__aio_io *io, uint32_t events)
 {
@@ -102,8 +134,12 @@ on_accept(struct conc__aio_io *io, uint32_t events)
     struct lsock *ls = (struct lsock *)io;
     for (int i = 0; i < ACCEPT_BATCH && !ls->srv->closed; i++) {
         int fd = accept4(io->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+                errno == ENOMEM)
+                back_off(ls->srv);
             return;
+        }
         serve(ls->srv, fd);
     }
 }
@@ -267,6 +303,11 @@ conc_aio_server_close(conc_aio_server *srv)
     if (srv->closed)
         return 0;
     srv->closed = 1;
+    if (srv->retry) {
+        conc_aio_handle_cancel(srv->retry);
+        conc_aio_handle_free(srv->retry);
+        srv->retry = NULL;
+    }
     for (int i = 0; i < srv->nsocks; i++) {
         conc__aio_io_del(srv->loop, &srv->socks[i].io);
         close(srv->socks[i].io.fd);
