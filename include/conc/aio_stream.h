@@ -46,6 +46,9 @@ typedef struct conc_aio_stream_opts {
     /* 1 keeps Nagle's algorithm on TCP (conc sets TCP_NODELAY otherwise,
      * as asyncio does). */
     int delay;
+    /* Servers: 1 sets SO_REUSEPORT (start_server's reuse_port), so that
+     * several sockets, in this process or others, share the port. */
+    int reuse_port;
 } conc_aio_stream_opts;
 
 /* A server's per-connection handler: runs as a task of the server's loop
