@@ -750,6 +750,146 @@ test_outside_a_loop(void **state)
     close(sv[1]);
 }
 
+/* ---- Many drainers, writelines, serve_forever ---------------------------- */
+
+#define DRAINERS 5
+
+static int
+drainer(const void *arg, size_t len, conc_buf *result)
+{
+    (void)len, (void)result;
+    conc_aio_stream *s = *(conc_aio_stream *const *)arg;
+    return conc_aio_stream_drain(s, BOUND);
+}
+
+/* Fills s's write buffer to its limit and starts DRAINERS tasks on it. */
+static void
+fill_and_drain(conc_aio_stream *s, conc_future **fs)
+{
+    static uint8_t chunk[CHUNK];
+    while (conc_aio_stream_write(s, chunk, CHUNK) == 0)
+        ;
+    for (int i = 0; i < DRAINERS; i++)
+        assert_conc_ok(
+            conc_aio_create_task(drainer, &s, sizeof s, NULL, &fs[i]));
+    turns(2);
+    for (int i = 0; i < DRAINERS; i++)
+        assert_int_equal(conc_future_done(fs[i]), 0);
+}
+
+static void
+await_all(conc_future **fs, int want)
+{
+    for (int i = 0; i < DRAINERS; i++) {
+        assert_conc(conc_aio_await(fs[i]), want);
+        conc_future_free(fs[i]);
+    }
+}
+
+/* Many tasks drain one writer at once: all return once the peer reads,
+ * and all get the error when the peer goes away instead. */
+MAIN(drainers_main)
+{
+    UNUSED_ARGS;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    conc_aio_stream *s, *peer;
+    assert_conc_ok(conc_aio_stream_from_fd(sv[0], NULL, &s));
+    assert_conc_ok(conc_aio_stream_from_fd(sv[1], NULL, &peer));
+    conc_future *fs[DRAINERS];
+    conc_buf b = CONC_BUF_INIT;
+    fill_and_drain(s, fs);
+    size_t rd, wr;
+    do {
+        assert_conc_ok(conc_aio_stream_read(peer, RCHUNK, BOUND, &b));
+        assert_conc_ok(conc_aio_stream_buffered(s, &rd, &wr));
+    } while (wr > 0);
+    await_all(fs, 0);
+    /* writelines: the parts arrive in order, as one write. */
+    conc_buf parts[3] = {CONC_BUF_INIT, CONC_BUF_INIT, CONC_BUF_INIT};
+    assert_conc_ok(conc_buf_append(&parts[0], "one\n", 4));
+    assert_conc_ok(conc_buf_append(&parts[2], "three\n", 6));
+    assert_conc_ok(conc_aio_stream_writelines(s, parts, 3));
+    assert_conc_ok(conc_aio_stream_readline(peer, BOUND, &b));
+    assert_buf(&b, "one\n");
+    assert_conc_ok(conc_aio_stream_readline(peer, BOUND, &b));
+    assert_buf(&b, "three\n");
+    /* Refused as a whole past the limit: nothing queued. */
+    fill_and_drain(s, fs);
+    assert_conc_ok(conc_aio_stream_buffered(s, &rd, &wr));
+    assert_conc(conc_aio_stream_writelines(s, parts, 3), CONC_EFULL);
+    assert_conc_ok(conc_aio_stream_buffered(s, &rd, &b.len));
+    assert_int_equal(b.len, wr);
+    b.len = 0;
+    /* The peer goes away without reading: every drainer is told. */
+    conc_aio_stream_free(peer);
+    for (int i = 0; i < DRAINERS; i++) {
+        int r = conc_aio_await(fs[i]);
+        assert_true(r == -EPIPE || r == -ECONNRESET);
+        conc_future_free(fs[i]);
+    }
+    conc_buf_free(&parts[0]);
+    conc_buf_free(&parts[2]);
+    conc_buf_free(&b);
+    conc_aio_stream_free(s);
+    return 0;
+}
+
+static void
+test_many_drainers(void **state)
+{
+    (void)state;
+    run(drainers_main);
+}
+
+static int
+server_task(const void *arg, size_t len, conc_buf *result)
+{
+    (void)len, (void)result;
+    conc_aio_server *srv = *(conc_aio_server *const *)arg;
+    return conc_aio_server_serve_forever(srv);
+}
+
+/* serve_forever returns when the server is closed, and cancelling it
+ * closes the server; its sockets are listed. */
+MAIN(serve_forever_main)
+{
+    UNUSED_ARGS;
+    conc_aio_server *srv = echo_server();
+    assert_true(conc_aio_server_socket(srv, 0) >= 0);
+    assert_conc(conc_aio_server_socket(srv, 5), CONC_ENOENT);
+    assert_int_equal(conc_aio_server_is_serving(srv), 1);
+    conc_future *f;
+    assert_conc_ok(
+        conc_aio_create_task(server_task, &srv, sizeof srv, NULL, &f));
+    turns(2);
+    assert_int_equal(conc_future_done(f), 0);
+    assert_conc_ok(conc_aio_server_close(srv));
+    assert_conc_ok(conc_aio_await(f));
+    conc_future_free(f);
+    assert_int_equal(conc_aio_server_is_serving(srv), 0);
+    assert_conc(conc_aio_server_socket(srv, 0), CONC_ECLOSED);
+    conc_aio_server_free(srv);
+
+    srv = echo_server();
+    assert_conc_ok(
+        conc_aio_create_task(server_task, &srv, sizeof srv, NULL, &f));
+    turns(2);
+    assert_int_equal(conc_aio_task_cancel(f, NULL), 1);
+    assert_conc(conc_aio_await(f), CONC_ECANCELED);
+    conc_future_free(f);
+    assert_int_equal(conc_aio_server_is_serving(srv), 0);
+    stop_server(srv);
+    return 0;
+}
+
+static void
+test_serve_forever(void **state)
+{
+    (void)state;
+    run(serve_forever_main);
+}
+
 /* ---- A full descriptor table ------------------------------------------ */
 
 #define EMFILE_WINDOW 1.0  /* seconds the table stays full */
@@ -844,6 +984,8 @@ main(void)
         conc_unit_test(test_python_peer),
         conc_unit_test(test_outside_a_loop),
         conc_unit_test(test_accept_emfile),
+        conc_unit_test(test_many_drainers),
+        conc_unit_test(test_serve_forever),
     };
     warm_up_threads();
     return conc_run_tests(tests);

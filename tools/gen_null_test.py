@@ -129,6 +129,7 @@ VALUES = {
     'uint64_t *': ('uint64_t v = 0;', '&v'),
     'pid_t *': ('pid_t v = 0;', '&v'),
     'conc_buf *': ('conc_buf v = CONC_BUF_INIT;', '&v'),
+    'const conc_buf *': ('conc_buf v = CONC_BUF_INIT;', '&v'),
     'conc_obj_load_error *': ('conc_obj_load_error v;', '&v'),
     'conc_completed_process *': ('conc_completed_process v;', '&v'),
     'conc_arena_ref *': ('conc_arena_ref v;', '&v'),

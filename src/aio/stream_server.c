@@ -298,6 +298,41 @@ conc_aio_server_port(conc_aio_server *srv)
 }
 
 int
+conc_aio_server_socket(conc_aio_server *srv, size_t i)
+{
+    if (!srv)
+        return CONC_EINVAL;
+    if (srv->closed)
+        return CONC_ECLOSED;
+    return i < (size_t)srv->nsocks ? srv->socks[i].io.fd : CONC_ENOENT;
+}
+
+int
+conc_aio_server_is_serving(conc_aio_server *srv)
+{
+    return srv ? !srv->closed : CONC_EINVAL;
+}
+
+int
+conc_aio_server_serve_forever(conc_aio_server *srv)
+{
+    if (!srv)
+        return CONC_EINVAL;
+    struct conc__aio_task *t = conc__aio_task_self();
+    if (!t || t->loop != srv->loop)
+        return conc_fail(CONC_ESTATE, "not inside a task of the loop");
+    int r = 0;
+    while (r == 0 && !srv->closed) {
+        struct conc__aio_waiter w;
+        t->what = "server serve_forever";
+        r = conc__aio_waitq_wait(&srv->closers, &w, t, CONC__FOREVER);
+    }
+    if (r == CONC_ECANCELED)
+        conc_aio_server_close(srv);
+    return r;
+}
+
+int
 conc_aio_server_close(conc_aio_server *srv)
 {
     if (!srv)
@@ -316,8 +351,9 @@ conc_aio_server_close(conc_aio_server *srv)
     }
     if (srv->path)
         unlink(srv->path);
-    if (!srv->active)
-        conc__aio_waitq_wake(&srv->closers, SIZE_MAX);
+    /* serve_forever returns now; wait_closed looks again and goes on
+     * waiting while handlers run. */
+    conc__aio_waitq_wake(&srv->closers, SIZE_MAX);
     return 0;
 }
 
