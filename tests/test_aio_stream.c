@@ -470,6 +470,53 @@ test_read_pauses(void **state)
     run(read_pause_main);
 }
 
+/* asyncio's hysteresis: reading pauses at twice the limit and resumes only
+ * once a reader brings the buffer back to the limit (or waits for more). */
+#define BAND 100 /* bytes from the limit, either side */
+
+MAIN(read_hysteresis_main)
+{
+    UNUSED_ARGS;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    conc_aio_stream *w, *rd;
+    conc_aio_stream_opts small = {.limit = 1024};
+    assert_conc_ok(conc_aio_stream_from_fd(sv[0], NULL, &w));
+    assert_conc_ok(conc_aio_stream_from_fd(sv[1], &small, &rd));
+    size_t big = 1024 * 1024, rbytes, wbytes, paused;
+    uint8_t *data = calloc(1, big);
+    assert_non_null(data);
+    assert_conc_ok(conc_aio_stream_write(w, data, big));
+    conc_buf b = CONC_BUF_INIT;
+    assert_conc_ok(conc_aio_stream_read(rd, 1, BOUND, &b));
+    turns(TURNS);
+    assert_conc_ok(conc_aio_stream_buffered(rd, &paused, &wbytes));
+    assert_true(paused >= 2 * small.limit);
+    /* Down into the band between the limit and twice it: still paused. */
+    assert_conc_ok(
+        conc_aio_stream_read(rd, paused - small.limit - BAND, BOUND, &b));
+    turns(TURNS);
+    assert_conc_ok(conc_aio_stream_buffered(rd, &rbytes, &wbytes));
+    assert_int_equal(rbytes, small.limit + BAND);
+    /* At the limit or below: reading resumes. */
+    assert_conc_ok(conc_aio_stream_read(rd, 2 * BAND, BOUND, &b));
+    turns(TURNS);
+    assert_conc_ok(conc_aio_stream_buffered(rd, &rbytes, &wbytes));
+    assert_true(rbytes >= 2 * small.limit);
+    free(data);
+    conc_buf_free(&b);
+    conc_aio_stream_free(w);
+    conc_aio_stream_free(rd);
+    return 0;
+}
+
+static void
+test_read_hysteresis(void **state)
+{
+    (void)state;
+    run(read_hysteresis_main);
+}
+
 /* ---- Cancellation -------------------------------------------------------- */
 
 static int
@@ -979,6 +1026,7 @@ main(void)
         conc_unit_test(test_reset_and_refused),
         conc_unit_test(test_drain_backpressure),
         conc_unit_test(test_read_pauses),
+        conc_unit_test(test_read_hysteresis),
         conc_unit_test(test_cancel_blocked),
         conc_unit_test(test_unix),
         conc_unit_test(test_python_peer),

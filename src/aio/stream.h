@@ -37,6 +37,7 @@ struct conc_aio_stream {
     int eof_asked;   /* write_eof was called; shut down once sent */
     int eof_sent;
     int reading; /* a task waits to read */
+    int paused;  /* reading stopped at the pause mark, until the limit */
     struct conc__aio_waitq readers, drainers, closers;
 };
 
