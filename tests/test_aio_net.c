@@ -403,8 +403,10 @@ MAIN(datagram_main)
         assert_conc_ok(
             conc_aio_datagram_sendto(b, blob, sizeof blob, NULL, 0, BOUND));
     int kept = 0;
-    while (conc_aio_datagram_recvfrom(c, 0, &data, NULL) == 0)
+    while (conc_aio_datagram_recvfrom(c, 0, &data, NULL) == 0) {
+        assert_int_equal(data.len, DGRAM); /* each datagram whole */
         kept++;
+    }
     assert_true(kept > 0);
     assert_true(kept < FLOOD);
     conc_aio_datagram_free(b);

@@ -138,6 +138,19 @@ conc_aio_datagram_sendto(conc_aio_datagram *d, const void *data, size_t n,
     return r;
 }
 
+/* The size of the next queued datagram (MSG_TRUNC gives its real
+ * length), so the buffer is allocated to fit; 1 if none is queued, or an
+ * error (an ICMP error shows here first). */
+static int
+next_size(int fd, size_t *n)
+{
+    ssize_t k = recv(fd, NULL, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+    if (k < 0)
+        return errno == EAGAIN || errno == EINTR ? 1 : -errno;
+    *n = (size_t)k < CONC_AIO_DATAGRAM_MAX ? (size_t)k : CONC_AIO_DATAGRAM_MAX;
+    return 0;
+}
+
 /* One datagram into the buffers; 1 if none is queued. */
 static int
 take(conc_aio_datagram *d, conc_buf *data, conc_buf *addr)
@@ -145,11 +158,14 @@ take(conc_aio_datagram *d, conc_buf *data, conc_buf *addr)
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     conc_buf b = CONC_BUF_INIT;
-    if (conc_buf_reserve(&b, CONC_AIO_DATAGRAM_MAX) < 0)
+    size_t n = 0;
+    int r = next_size(d->fd, &n);
+    if (r != 0)
+        return r;
+    if (conc_buf_reserve(&b, n ? n : 1) < 0)
         return CONC_ENOMEM;
-    ssize_t k = recvfrom(d->fd, b.data, CONC_AIO_DATAGRAM_MAX, 0,
-                         (struct sockaddr *)&ss, &sl);
-    int r = k >= 0 ? 0 : errno == EAGAIN || errno == EINTR ? 1 : -errno;
+    ssize_t k = recvfrom(d->fd, b.data, n, 0, (struct sockaddr *)&ss, &sl);
+    r = k >= 0 ? 0 : errno == EAGAIN || errno == EINTR ? 1 : -errno;
     conc_buf text = CONC_BUF_INIT;
     if (r == 0 && addr)
         r = conc__net_addr_text(&ss, &text);
