@@ -505,9 +505,11 @@ test_server_group(void **state)
     int port = conc_aio_server_group_port(g);
     assert_true(port > 0);
     assert_conc_ok(conc_aio_run(group_clients_main, &port, sizeof port, NULL));
+    assert_conc_ok(conc_aio_server_group_stop(g, BOUND));
+    pthread_mutex_lock(&sn.mu);
     assert_int_equal(sn.conns, NCONN);
     assert_int_equal(sn.n, LOOPS); /* the kernel spread them */
-    assert_conc_ok(conc_aio_server_group_stop(g, BOUND));
+    pthread_mutex_unlock(&sn.mu);
     assert_conc_ok(conc_aio_server_group_stop(g, BOUND));
     assert_conc_ok(conc_aio_run(refused_main, &port, sizeof port, NULL));
     conc_aio_server_group_free(g);
