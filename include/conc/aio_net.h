@@ -163,7 +163,9 @@ typedef struct conc_aio_server_group conc_aio_server_group;
  * a loop with conc_aio_start_server(host, port, fn, arg, opts) and
  * SO_REUSEPORT; with port 0 the first picks a free port and the others
  * share it. Returns once every loop listens, or stops them all on the
- * first failure. `arg` is borrowed until the group is freed and is used
+ * first failure. The threads are conc threads that exit() waits for, as
+ * for any thread that is not a daemon: stop the group before the program
+ * ends. `arg` is borrowed until the group is freed and is used
  * from every loop's thread at once; `opts` (may be NULL) is copied. *out:
  * a new group freed with conc_aio_server_group_free. Returns 0,
  * CONC_EINVAL (NULL fn or out, a port out of range, a host that is not
