@@ -142,7 +142,8 @@ start_member(conc_aio_server_group *g, unsigned i)
     struct member *m = &g->m[i];
     char name[NAME_LEN];
     snprintf(name, sizeof name, "conc-server-%u", i);
-    conc_thread_opts topts = {.name = name, .parallel_start = 1};
+    conc_thread_opts topts = {
+        .name = name, .daemon = CONC_DAEMON_NO, .parallel_start = 1};
     *m = (struct member){.g = g, .idx = i};
     int r = conc_event_new(NULL, &m->ready);
     if (r < 0)
