@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -18,6 +19,14 @@
 #include <unistd.h>
 
 #include "conc_test.h"
+
+#ifndef CONC_PEERS_DIR
+#error "CONC_PEERS_DIR must name tests/peers"
+#endif
+#define PYTHON     "/usr/bin/python3"
+#define DGRAM_PEER CONC_PEERS_DIR "/datagram_peer.py"
+#define PEER_WAIT  30.0 /* seconds: bound on any wait for the peer */
+#define PEER_N     3    /* datagrams exchanged with the peer */
 
 #define BOUND  5.0  /* seconds: a wait that must end well before this */
 #define SHORT  0.05 /* seconds: a timeout meant to run out */
@@ -434,6 +443,72 @@ test_datagram(void **state)
     conc_aio_datagram_free(NULL);
 }
 
+/* CPython's asyncio datagram endpoint as the peer: conc sends, asyncio
+ * answers upper-cased. */
+MAIN(python_datagram_main)
+{
+    (void)len, (void)result;
+    conc_aio_datagram *d;
+    conc_buf b = CONC_BUF_INIT;
+    assert_conc_ok(conc_aio_datagram_open(NULL, 0, "127.0.0.1",
+                                          *(const int *)arg, NULL, &d));
+    for (int i = 0; i < PEER_N; i++) {
+        char msg[16], want[16];
+        snprintf(msg, sizeof msg, "ping %d", i);
+        snprintf(want, sizeof want, "PING %d", i);
+        assert_conc_ok(
+            conc_aio_datagram_sendto(d, msg, strlen(msg), NULL, 0, PEER_WAIT));
+        assert_conc_ok(conc_aio_datagram_recvfrom(d, PEER_WAIT, &b, NULL));
+        assert_buf(&b, want);
+    }
+    conc_buf_free(&b);
+    conc_aio_datagram_free(d);
+    return 0;
+}
+
+static void
+read_line(int fd, char *buf, size_t cap)
+{
+    size_t n = 0;
+    while (n + 1 < cap) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        assert_int_equal(poll(&pfd, 1, (int)(PEER_WAIT * 1000)), 1);
+        char ch;
+        assert_int_equal(read(fd, &ch, 1), 1);
+        if (ch == '\n')
+            break;
+        buf[n++] = ch;
+    }
+    buf[n] = '\0';
+}
+
+static void
+test_python_datagram_peer(void **state)
+{
+    (void)state;
+    if (access(PYTHON, X_OK) != 0)
+        skip();
+    char count[8];
+    snprintf(count, sizeof count, "%d", PEER_N);
+    char *argv[] = {PYTHON, DGRAM_PEER, count, NULL};
+    conc_popen_opts o = {.stdout_mode = CONC_STDIO_PIPE};
+    conc_popen *p;
+    assert_conc_ok(conc_popen_new(argv, &o, &p));
+    int out, port, rc = -1;
+    char line[64];
+    assert_conc_ok(conc_popen_stdout_fd(p, &out));
+    read_line(out, line, sizeof line);
+    port = atoi(line);
+    assert_true(port > 0);
+    assert_conc_ok(
+        conc_aio_run(python_datagram_main, &port, sizeof port, NULL));
+    read_line(out, line, sizeof line);
+    assert_string_equal(line, "done");
+    assert_conc_ok(conc_popen_wait(p, PEER_WAIT, &rc));
+    assert_int_equal(rc, 0);
+    conc_popen_free(p);
+}
+
 /* ---- Servers on every core ---------------------------------------------- */
 
 /* The loops the group's handlers ran on, from every loop's thread. */
@@ -586,6 +661,7 @@ main(void)
         conc_unit_test(test_sock_errors),
         conc_unit_test(test_resolve_and_ipv6),
         conc_unit_test(test_datagram),
+        conc_unit_test(test_python_datagram_peer),
         conc_unit_test(test_server_group),
         conc_unit_test(test_server_group_stop_cancels),
     };
