@@ -320,10 +320,10 @@ MAIN(resolve_main)
             conc_aio_start_server(loop, "::1", 0, echo, NULL, NULL, &srv));
         port = conc_aio_server_port(srv);
         round_trip("::1", port, &b);
-        conc_aio_stream *s;
-        assert_conc(
-            conc_aio_open_connection("127.0.0.1", port, NULL, BOUND, &s),
-            -ECONNREFUSED);
+        /* Only ::1 listens (IPV6_V6ONLY); 127.0.0.1 at this port may be
+         * another program's, so it is not tried. */
+        snprintf(want, sizeof want, "[::1]:%d", port);
+        assert_buf(&b, want);
         assert_conc_ok(conc_aio_server_close(srv));
         assert_conc_ok(conc_aio_server_wait_closed(srv, BOUND));
         conc_aio_server_free(srv);

@@ -6,16 +6,23 @@
  * Starting goes one loop at a time: the first binds (picking the port if
  * asked for 0) and the others then bind the same port, so port 0 is
  * shared by all. Each loop runs one task, member_main, that starts the
- * server, says so through the member's `ready` event, and waits on its
- * loop's `stop` event, which the stopping thread sets through
- * call_soon_threadsafe. Stopping closes every server, waits for the
- * handlers up to the timeout, cancels the ones left, and joins every
- * thread.
+ * server, says so through the member's `ready` event, and waits for the
+ * group's stop pipe to become readable. The stopping thread writes one
+ * byte there, which wakes every loop at once; the pipe belongs to the
+ * group and outlives the threads, so, unlike a call_soon_threadsafe on
+ * each loop, the stopping thread never touches a loop that may be ending.
+ * Stopping closes every server, waits for the handlers up to the timeout,
+ * cancels the ones left, and joins every thread.
  *
  * Threads: the group's fields are written before the threads start or,
  * for `port`, by the first member before its `ready` event is set, which
  * the starting thread waits for before starting the next; `stop_timeout`
- * is written before the stop callbacks are queued. */
+ * is written before the byte that wakes the members, and atomic, since
+ * the sanitizers do not see the pipe order the two. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -23,7 +30,6 @@
 #include "aio/aio_internal.h"
 #include "aio/net.h"
 #include "conc/aio_net.h"
-#include "conc/aio_sync.h"
 #include "conc/sync.h"
 #include "conc/thread.h"
 
@@ -34,12 +40,11 @@ struct member {
     conc_aio_server_group *g;
     unsigned idx;
     conc_thread *thread;
-    conc_event *ready;    /* set once the server listens or failed */
-    int ready_done;       /* the member's thread only */
-    int rc;               /* the start's outcome, read after `ready` */
-    int stop_rc;          /* the stop's, read after the join */
-    conc_aio_loop *loop;  /* set before `ready` */
-    conc_aio_event *stop; /* the loop's own, set in the loop's thread */
+    conc_event *ready;   /* set once the server listens or failed */
+    int ready_done;      /* the member's thread only */
+    int rc;              /* the start's outcome, read after `ready` */
+    int stop_rc;         /* the stop's, read after the join */
+    conc_aio_loop *loop; /* set before `ready` */
 };
 
 struct conc_aio_server_group {
@@ -49,7 +54,8 @@ struct conc_aio_server_group {
     conc_aio_stream_handler fn;
     void *arg;
     conc_aio_stream_opts opts;
-    double stop_timeout;
+    _Atomic double stop_timeout; /* release/acquire around the pipe */
+    int stop_pipe[2];            /* readable once the group stops */
     int stopped;
     struct member *m;
 };
@@ -82,7 +88,9 @@ static int
 shut_server(struct member *m, conc_aio_server *srv)
 {
     (void)conc_aio_server_close(srv);
-    int r = conc_aio_server_wait_closed(srv, m->g->stop_timeout);
+    double timeout =
+        atomic_load_explicit(&m->g->stop_timeout, memory_order_acquire);
+    int r = conc_aio_server_wait_closed(srv, timeout);
     if (r == CONC_ETIMEDOUT) {
         cancel_handlers(m->loop);
         (void)conc_aio_server_wait_closed(srv, CONC_FOREVER);
@@ -103,18 +111,16 @@ member_main(const void *arg, size_t len, conc_buf *result)
     opts.reuse_port = 1;
     int r = conc_aio_get_running_loop(&m->loop);
     if (r == 0)
-        r = conc_aio_event_new(&m->stop);
-    if (r == 0)
         r = conc_aio_start_server(m->loop, g->host, g->port, g->fn, g->arg,
                                   &opts, &srv);
     if (r == 0 && !g->port)
         g->port = conc_aio_server_port(srv);
     say_ready(m, r);
     if (r == 0) {
-        (void)conc_aio_event_wait(m->stop, CONC_FOREVER);
+        (void)conc__net_wait(g->stop_pipe[0], POLLIN, CONC__FOREVER,
+                             "server group stop");
         m->stop_rc = shut_server(m, srv);
     }
-    conc_aio_event_free(m->stop);
     return r;
 }
 
@@ -126,13 +132,6 @@ member_thread(void *arg)
     if (!m->ready_done)
         say_ready(m, r < 0 ? r : CONC_ESTATE);
     return 0; /* the outcome is in m, not for the excepthook */
-}
-
-static void
-stop_cb(void *arg)
-{
-    struct member *m = arg;
-    (void)conc_aio_event_set(m->stop);
 }
 
 /* Starts member i and waits until it listens. */
@@ -171,15 +170,21 @@ conc_aio_server_group_start(const char *host, int port, unsigned loops,
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     unsigned n = loops ? loops : cpus > 0 ? (unsigned)cpus : 1;
     conc_aio_server_group *g = conc__calloc(1, sizeof *g);
-    if (!g || !(g->m = conc__calloc(n, sizeof *g->m)) ||
-        (host && !(g->host = conc__strdup(host)))) {
-        conc_aio_server_group_free(g);
+    if (!g)
         return CONC_ENOMEM;
-    }
     *g = (conc_aio_server_group){
-        .host = g->host, .port = port, .n = n, .fn = fn, .arg = arg, .m = g->m};
-    g->opts = opts ? *opts : (conc_aio_stream_opts){0};
+        .port = port, .n = n, .fn = fn, .arg = arg, .stop_pipe = {-1, -1}};
     int r = 0;
+    if (!(g->m = conc__calloc(n, sizeof *g->m)) ||
+        (host && !(g->host = conc__strdup(host))))
+        r = CONC_ENOMEM;
+    else if (pipe2(g->stop_pipe, O_CLOEXEC) < 0)
+        r = -errno;
+    if (r < 0) {
+        conc_aio_server_group_free(g);
+        return r;
+    }
+    g->opts = opts ? *opts : (conc_aio_stream_opts){0};
     for (unsigned i = 0; i < n && r == 0; i++)
         r = start_member(g, i);
     if (r < 0) {
@@ -211,11 +216,10 @@ conc_aio_server_group_stop(conc_aio_server_group *g, double timeout)
     if (g->stopped)
         return 0;
     g->stopped = 1;
-    g->stop_timeout = timeout;
-    for (unsigned i = 0; i < g->started; i++)
-        if (g->m[i].rc == 0)
-            (void)conc_aio_call_soon_threadsafe(g->m[i].loop, stop_cb, &g->m[i],
-                                                NULL);
+    atomic_store_explicit(&g->stop_timeout, timeout, memory_order_release);
+    /* One byte wakes every member: the pipe stays readable. */
+    if (g->started && write(g->stop_pipe[1], "x", 1) != 1)
+        return -errno;
     int r = 0;
     for (unsigned i = 0; i < g->started; i++) {
         (void)conc_thread_join(g->m[i].thread, CONC_FOREVER, NULL);
@@ -236,6 +240,10 @@ conc_aio_server_group_free(conc_aio_server_group *g)
             conc_thread_free(g->m[i].thread);
             conc_event_free(g->m[i].ready);
         }
+    }
+    if (g->stop_pipe[0] >= 0) {
+        close(g->stop_pipe[0]);
+        close(g->stop_pipe[1]);
     }
     conc__free(g->m);
     conc__free(g->host);
