@@ -56,6 +56,7 @@ struct conc_aio_stream {
     const struct conc__stream_ops *ops;
     conc_tls_session *tls; /* NULL for a plain stream */
     int paused;  /* reading stopped at the pause mark, until the limit */
+    int drained; /* the last recv came back short */
     struct conc__aio_waitq readers, drainers, closers;
 };
 
