@@ -91,6 +91,11 @@ void conc__mgr_stop_process(conc_manager *m);
 /* Sets `stopping` and wakes the threads that wait for clients. */
 void conc__mgr_stop_signal(conc_manager *m);
 
+/* The reply to one request as the server reads it (any value: what is
+ * not a request gets a '#TRACEBACK'), or NULL out of memory. Borrows
+ * req. Runs on a connection's thread (serve.c), or a fuzz target's. */
+conc_obj *conc__mgr_handle(conc_manager *m, conc_obj *req);
+
 /* Serves one accepted connection on a new thread (serve.c); takes c. */
 int conc__mgr_serve_conn(conc_manager *m, conc_conn *c);
 

@@ -234,9 +234,8 @@ call_method(conc_manager *m, const char *ident, const char *name,
     return rep;
 }
 
-/* Answers one request; CONC_EPROTO for one that is not the protocol. */
-static conc_obj *
-handle(conc_manager *m, conc_obj *req)
+conc_obj *
+conc__mgr_handle(conc_manager *m, conc_obj *req)
 {
     conc_obj *id = conc_obj_seq_get(req, 0);
     const char *name = conc_obj_str_value(conc_obj_seq_get(req, 1));
@@ -290,7 +289,7 @@ serve_loop(void *arg)
             continue;
         if (rc < 0)
             break; /* the client left, or sent what is not a pickle */
-        conc_obj *rep = handle(m, req);
+        conc_obj *rep = conc__mgr_handle(m, req);
         conc_obj_decref(req);
         if (!rep || conc__mgr_send(ctx->c, rep) < 0) {
             conc_obj_decref(rep);
