@@ -63,7 +63,7 @@ typedef int (*conc_manager_method_fn)(void *self, conc_obj *args,
 
 /* A method that returns an object of the server's, which the client gets
  * as a proxy (CPython's method_to_typeid): it returns 0 with the object
- * in *obj, of the type registered as the method's `typeid`, and sets
+ * in *obj, of the type registered as the method's `type_name`, and sets
  * *borrowed to 1 when the object outlives the server's use of it (it
  * belongs to self: the server never releases it) or 0 when the server
  * takes it (released with the typeid's release once no proxy is left).
@@ -77,11 +77,11 @@ typedef struct conc_manager_method {
     conc_manager_method_fn fn;
 } conc_manager_method;
 
-/* A method returning a proxy of the registered `typeid` (an entry of
+/* A method returning a proxy of the registered `type_name` (an entry of
  * CPython's method_to_typeid). */
 typedef struct conc_manager_proxy_method {
     const char *name;
-    const char *typeid;
+    const char *type_name; /* the typeid of what it returns */
     conc_manager_object_fn fn;
 } conc_manager_proxy_method;
 

@@ -176,7 +176,7 @@ call_object(conc_manager *m, struct conc__mgr_obj *o,
             conc_obj *kwds)
 {
     struct conc__mgr_typeid t;
-    int rc = conc__mgr_type_find(m, meth->typeid, &t);
+    int rc = conc__mgr_type_find(m, meth->type_name, &t);
     void *obj = NULL;
     int borrowed = 0;
     if (rc == 0)
@@ -189,7 +189,7 @@ call_object(conc_manager *m, struct conc__mgr_obj *o,
     if (rc < 0)
         return reply(meth->name, rc, NULL);
     conc_obj *value = conc_obj_tuple(2), *names = exposed(r->type);
-    conc_obj *token = conc__mgr_token(meth->typeid, m->address, r->ident);
+    conc_obj *token = conc__mgr_token(meth->type_name, m->address, r->ident);
     if (!value || !names || !token) {
         conc_obj_decref(value);
         conc_obj_decref(names);
