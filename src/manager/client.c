@@ -151,7 +151,7 @@ conc_manager_connect(const char *address, const char *authkey,
     if (!m)
         return CONC_ENOMEM;
     int rc = CONC_ENOMEM;
-    m->stopfd = -1;
+    m->stopfd = m->reapfd = -1;
     m->address = conc__strdup(address);
     if (!m->address || (authkey && !(m->authkey = conc__strdup(authkey))))
         goto fail;

@@ -13,9 +13,9 @@
 #include "conc/thread.h"
 #include "core/internal.h"
 
-/* How long a connection's thread waits for a message before it looks at
- * whether the server is stopping, and the bound on a client's wait for
- * connecting and for a handshake. */
+/* How long the accepting thread waits before it tries again when out of
+ * descriptors or memory, and the bound on a client's wait for connecting
+ * and for a handshake. */
 #define CONC__MGR_POLL_S    0.1
 #define CONC__MGR_CONNECT_S 30.0
 
@@ -61,6 +61,7 @@ struct conc_manager {
     conc_thread *acceptor;
     _Atomic int stopping; /* set once to stop serving */
     int stopfd;           /* eventfd signalled with stopping; -1: none */
+    int reapfd;           /* eventfd: a connection's thread is done */
     int started;          /* written by the owner thread only */
     int answered;         /* 1: the server answered once (or is ours) */
     int forever;          /* 1: serving in conc_manager_serve_forever */

@@ -304,6 +304,7 @@ serve_loop(void *arg)
     ctx->done = 1;
     conc_cond_notify_all(m->cond);
     conc_cond_release(m->cond);
+    conc__eventfd_signal(m->reapfd); /* the acceptor joins this thread */
     return 0;
 }
 

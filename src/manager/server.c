@@ -102,7 +102,7 @@ conc_manager_new(const char *address, const char *authkey, conc_manager **out)
     if (!m)
         return CONC_ENOMEM;
     m->server = 1;
-    m->stopfd = -1;
+    m->stopfd = m->reapfd = -1;
     int rc = CONC_ENOMEM;
     if (authkey && !(m->authkey = conc__strdup(authkey)))
         goto fail;
@@ -131,20 +131,38 @@ conc__mgr_stop_signal(conc_manager *m)
 static int
 accept_one(conc_manager *m, conc_conn **c)
 {
-    struct pollfd fds[2] = {{.events = POLLIN},
-                            {.fd = m->stopfd, .events = POLLIN}};
+    struct pollfd fds[3] = {{.events = POLLIN},
+                            {.fd = m->stopfd, .events = POLLIN},
+                            {.fd = m->reapfd, .events = POLLIN}};
     int rc = conc_listener_fileno(m->listener, &fds[0].fd);
     if (rc < 0)
         return rc;
-    rc = conc__poll_until(fds, 2, CONC__FOREVER);
+    rc = conc__poll_until(fds, 3, CONC__FOREVER);
     if (rc < 0 || fds[1].revents)
         return rc < 0 ? rc : CONC_ECLOSED;
+    if (fds[2].revents)
+        conc__eventfd_drain(m->reapfd); /* the caller reaps */
+    if (!fds[0].revents)
+        return CONC_EAGAIN;
     return conc_listener_accept(m->listener, CONC__MGR_HANDSHAKE_S, c);
 }
 
+/* Out of descriptors or memory, the waiting client stays in the backlog
+ * and the listener readable: wait for a connection to end, or the stop,
+ * CONC__MGR_POLL_S at most, instead of spinning. */
+static void
+back_off(conc_manager *m)
+{
+    struct pollfd fds[2] = {{.fd = m->stopfd, .events = POLLIN},
+                            {.fd = m->reapfd, .events = POLLIN}};
+    int64_t deadline;
+    conc__deadline(CONC__MGR_POLL_S, &deadline);
+    conc__poll_until(fds, 2, deadline);
+}
+
 /* Accepts until the stop: each client gets a thread of its own, joined
- * here once it is done. A client that fails the handshake, or a refused
- * thread, costs only its connection. */
+ * here as soon as it is done (it signals the reap descriptor). A client that
+ * fails the handshake, or a refused thread, costs only its connection. */
 static void
 accept_until_stop(conc_manager *m)
 {
@@ -154,7 +172,7 @@ accept_until_stop(conc_manager *m)
         if (rc == 0)
             conc__mgr_serve_conn(m, c);
         else if (rc == -EMFILE || rc == -ENFILE || rc == CONC_ENOMEM)
-            conc__mgr_reap_conns(m, 0); /* and try again once some left */
+            back_off(m);
         conc__mgr_reap_conns(m, 0);
     }
 }
@@ -166,8 +184,8 @@ accept_loop(void *arg)
     return 0;
 }
 
-/* The stop descriptor, made by whoever starts serving (in a forked
- * server, the child: the parent's would wake both). */
+/* The stop and reap descriptors, made by whoever starts serving (in a
+ * forked server, the child: the parent's would wake both). */
 static int
 make_stopfd(conc_manager *m)
 {
@@ -175,6 +193,9 @@ make_stopfd(conc_manager *m)
     if (fd < 0)
         return fd;
     m->stopfd = fd;
+    if ((fd = conc__eventfd_new()) < 0)
+        return fd;
+    m->reapfd = fd;
     return 0;
 }
 
@@ -312,6 +333,8 @@ conc_manager_free(conc_manager *m)
     conc_cond_free(m->cond);
     if (m->stopfd >= 0)
         close(m->stopfd);
+    if (m->reapfd >= 0)
+        close(m->reapfd);
     conc__free(m->address);
     conc__free(m->authkey);
     conc__free(m);
