@@ -62,9 +62,9 @@ struct conc_manager {
     _Atomic int stopping; /* set once to stop serving */
     int stopfd;           /* eventfd signalled with stopping; -1: none */
     int reapfd;           /* eventfd: a connection's thread is done */
-    int started;          /* written by the owner thread only */
-    int answered;         /* 1: the server answered once (or is ours) */
-    int forever;          /* 1: serving in conc_manager_serve_forever */
+    _Atomic int started;  /* written by the thread that starts serving */
+    _Atomic int answered; /* 1: the server answered once (or is ours) */
+    _Atomic int forever;  /* 1: serving in conc_manager_serve_forever */
     int served;           /* guarded by cond: serve_forever is done */
     conc_process *proc;   /* conc_manager_start_process's child */
     conc_cond *cond;      /* its own lock guards everything below */
