@@ -194,7 +194,10 @@ CONC_EXTERN int conc_manager_pid(const conc_manager *m, pid_t *pid);
  * (Server.serve_forever): accepts clients, serves each on a thread of its
  * own, then stops their objects and joins those threads. Returns 0 once
  * stopped, CONC_EINVAL for NULL or a client manager, CONC_ESTATE if
- * already started, CONC_ENOMEM. The thread that made the manager. */
+ * already started, CONC_ENOMEM, and the system's errors for its wake-up
+ * descriptors. Any one thread, once registrations are done; other
+ * threads may call conc_manager_create and conc_manager_shutdown
+ * meanwhile. */
 CONC_EXTERN int conc_manager_serve_forever(conc_manager *m);
 
 /* The address the server listens on ("127.0.0.1:41235" for port 0), or
@@ -298,7 +301,7 @@ CONC_EXTERN const char *conc_proxy_typeid(const conc_proxy *p);
  * request's errors. Any thread. */
 CONC_EXTERN int conc_proxy_dup(conc_proxy *p, conc_proxy **out);
 
-/* Closes the proxy's connection, drops its reference (a decref request;
+/* Closes the proxy's connections, drops its reference (a decref request;
  * its failure is ignored, as a dead server holds nothing) and frees it.
  * NULL does nothing. Any thread, once no other thread uses the proxy. */
 CONC_EXTERN void conc_proxy_free(conc_proxy *p);

@@ -189,13 +189,10 @@ accept_loop(void *arg)
 static int
 make_stopfd(conc_manager *m)
 {
-    int fd = conc__eventfd_new();
-    if (fd < 0)
-        return fd;
-    m->stopfd = fd;
-    if ((fd = conc__eventfd_new()) < 0)
-        return fd;
-    m->reapfd = fd;
+    if (m->stopfd < 0 && (m->stopfd = conc__eventfd_new()) < 0)
+        return m->stopfd;
+    if (m->reapfd < 0 && (m->reapfd = conc__eventfd_new()) < 0)
+        return m->reapfd;
     return 0;
 }
 
