@@ -118,6 +118,29 @@ put_conn(conc_proxy *p, struct proxy_conn *e, int failed)
     conc_lock_release(p->lock);
 }
 
+/* Whether a call's outcome leaves its connection in step: a reply came
+ * (a value, or an exception the method raised). Anything else (the
+ * server gone, a cancelled coroutine, a reply that is not one) may have
+ * cut a message in two. */
+static int
+in_step(int rc)
+{
+    switch (rc) {
+    case 0:
+    case 1:
+    case CONC_EKEY:
+    case CONC_EINDEX:
+    case CONC_EEMPTY:
+    case CONC_EFULL:
+    case CONC_ETYPE:
+    case CONC_EVALUE:
+    case CONC_ETASK:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 /* One method call on the calling thread's connection: 0, 1 with
  * (exposed, token) in *result for a '#PROXY' reply, or a code. */
 static int
@@ -130,11 +153,7 @@ call(conc_proxy *p, const char *method, conc_obj *args, conc_obj *kwds,
     int rc = e->conn ? 0 : connect_conn(p, &e->conn);
     if (rc == 0)
         rc = conc__mgr_request(e->conn, p->ident, method, args, kwds, result);
-    /* An exception of the method leaves the connection in step; a
-     * failure of the channel does not. */
-    put_conn(p, e,
-             rc == CONC_ECLOSED || rc == CONC_EPROTO || rc == CONC_ENOMEM ||
-                 rc == CONC_ETIMEDOUT);
+    put_conn(p, e, !in_step(rc));
     return rc;
 }
 
