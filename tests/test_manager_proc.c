@@ -2,7 +2,8 @@
  * child process and in the calling thread, proxies used from many
  * threads, a manager killed under load, methods that return proxies and
  * proxies inside values (with unmodified CPython on the other side,
- * tests/peers/manager_proxy_peer.py), and conc_conn_send_obj and
+ * tests/peers/manager_proxy_peer.py, and a SyncManager of
+ * tests/peers/manager_peer.py), and conc_conn_send_obj and
  * conc_conn_recv_obj with a CPython peer. */
 #include <errno.h>
 #include <poll.h>
@@ -17,11 +18,12 @@
 #include "conc_test.h"
 #include "manager/manager_internal.h"
 
-#define PEER   CONC_PEERS_DIR "/manager_proxy_peer.py"
-#define PYTHON "/usr/bin/python3"
-#define KEY    "Willard"
-#define WAIT   30.0 /* bound on any wait for a peer or a thread */
-#define DEATH  5.0  /* bound on learning that a killed manager is gone */
+#define PEER      CONC_PEERS_DIR "/manager_proxy_peer.py"
+#define SYNC_PEER CONC_PEERS_DIR "/manager_peer.py"
+#define PYTHON    "/usr/bin/python3"
+#define KEY       "Willard"
+#define WAIT      30.0 /* bound on any wait for a peer or a thread */
+#define DEATH     5.0  /* bound on learning that a killed manager is gone */
 
 static int
 have_python(void)
@@ -657,6 +659,79 @@ test_proxies_in_values(void **state)
     conc__mgr_box_free(box);
 }
 
+/* CPython's SyncManager (tests/peers/manager_peer.py sync) in a child of
+ * its own, its address read from its first line; its stdin is a pipe
+ * whose closing stops it. */
+static conc_popen *
+syncmanager_start(char *addr, size_t cap)
+{
+    char *argv[] = {PYTHON, SYNC_PEER, "sync", "127.0.0.1:0", KEY, NULL};
+    conc_popen_opts o = {.stdin_mode = CONC_STDIO_PIPE,
+                         .stdout_mode = CONC_STDIO_PIPE};
+    conc_popen *p;
+    assert_conc_ok(conc_popen_new(argv, &o, &p));
+    int fd;
+    assert_conc_ok(conc_popen_stdout_fd(p, &fd));
+    size_t n = 0;
+    for (;;) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        assert_int_equal(poll(&pfd, 1, (int)(WAIT * 1000)), 1);
+        char ch;
+        assert_int_equal(read(fd, &ch, 1), 1);
+        if (ch == '\n')
+            break;
+        assert_true(n + 1 < cap);
+        addr[n++] = ch;
+    }
+    addr[n] = '\0';
+    return p;
+}
+
+/* A conc client stores a list proxy inside a dict of CPython's
+ * SyncManager, drops its own proxy, and reads the list back through the
+ * dict: CPython's server kept it alive, as for its own clients. */
+static void
+test_proxies_in_python_values(void **state)
+{
+    (void)state;
+    if (!have_python())
+        skip();
+    char addr[256];
+    conc_popen *py = syncmanager_start(addr, sizeof addr);
+    conc_manager *c;
+    assert_conc_ok(conc_manager_connect(addr, KEY, &c));
+    conc_proxy *d, *l, *back;
+    assert_conc_ok(conc_manager_create(c, "dict", NULL, &d));
+    assert_conc_ok(conc_manager_create(c, "list", NULL, &l));
+    conc_obj *item = str("from conc"), *key = str("inner"), *rec = NULL;
+    assert_conc_ok(conc_listproxy_append(l, item));
+    assert_conc_ok(conc_proxy_to_obj(l, &rec));
+    assert_conc_ok(conc_dictproxy_set(d, key, rec));
+    conc_obj_decref(rec);
+    conc_proxy_free(l);
+    conc_obj *a = args1(conc_obj_incref(key)), *got = NULL;
+    assert_conc_ok(conc_proxy_call_proxy(d, "__getitem__", a, NULL, &back));
+    assert_string_equal(conc_proxy_typeid(back), "list");
+    assert_conc_ok(conc_listproxy_get(back, 0, &got));
+    assert_str(got, "from conc");
+    conc_obj_decref(got);
+    conc_obj_decref(a);
+    conc_obj_decref(key);
+    conc_obj_decref(item);
+    conc_proxy_free(back);
+    conc_proxy_free(d);
+    conc_manager_free(c);
+    conc_buf out = CONC_BUF_INIT;
+    assert_conc_ok(conc_popen_communicate(py, NULL, 0, WAIT, &out, NULL));
+    assert_conc_ok(conc_buf_append(&out, "", 1));
+    assert_string_equal((const char *)out.data, "ok\n");
+    int rc = -1;
+    assert_int_equal(conc_popen_returncode(py, &rc), 1);
+    assert_int_equal(rc, 0);
+    conc_buf_free(&out);
+    conc_popen_free(py);
+}
+
 /* ---- conc_conn_send_obj and conc_conn_recv_obj with CPython ------------- */
 
 static void
@@ -716,6 +791,7 @@ main(void)
         conc_unit_test(test_killed_under_load),
         conc_unit_test(test_method_to_typeid),
         conc_unit_test(test_proxies_in_values),
+        conc_unit_test(test_proxies_in_python_values),
         conc_unit_test(test_conn_obj),
     };
     return conc_run_tests(tests);
