@@ -37,6 +37,9 @@ struct conc__stream_ops {
     int (*pending)(conc_aio_stream *s);
     /* Ends the data for close and write_eof (TLS's close_notify). */
     void (*end)(conc_aio_stream *s);
+    /* 1 while the transport holds received bytes of its own that the
+     * socket's readiness does not show (a TLS session's records). */
+    int (*holds)(conc_aio_stream *s);
 };
 
 struct conc_aio_stream {
