@@ -30,6 +30,7 @@
 #include "conc/aio_stream.h"
 #include "conc/aio_subprocess.h"
 #include "conc/aio_net.h"
+#include "conc/ws.h"
 #include "conc/dist.h"
 
 #endif
