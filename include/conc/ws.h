@@ -201,11 +201,13 @@ CONC_EXTERN int conc_ws_recv_stream(conc_ws *ws, double timeout,
 
 /* Sends one message of `kind` (n bytes of data, borrowed; text must be
  * UTF-8), then waits up to `timeout` for the write buffer to drain if it
- * holds more than write_limit. Returns 0, CONC_EVALUE (text that is not
- * UTF-8), CONC_EINVAL (NULL, a bad kind, NaN), CONC_ETIMEDOUT (the
- * message is queued but did not drain: the peer reads too slowly),
- * CONC_ECANCELED, CONC_ENOMEM, the connection's end. The loop's thread,
- * from a task. */
+ * holds more than write_limit. A message another task is sending goes
+ * out first (the wait for it counts against `timeout`). Returns 0,
+ * CONC_EVALUE (text that is not UTF-8), CONC_EINVAL (NULL, a bad kind,
+ * NaN), CONC_ETIMEDOUT (either nothing was sent because another task's
+ * message held the connection all along, or the message is queued but
+ * did not drain: the peer reads too slowly), CONC_ECANCELED, CONC_ENOMEM,
+ * the connection's end. The loop's thread, from a task. */
 CONC_EXTERN int conc_ws_send(conc_ws *ws, conc_ws_kind kind, const void *data,
                              size_t n, double timeout);
 
@@ -276,7 +278,8 @@ CONC_EXTERN conc_aio_stream *conc_ws_stream(conc_ws *ws);
 
 /* websockets.broadcast: sends one message of `kind` to each of the n
  * connections without waiting. A connection that is not open, or is in
- * the middle of a fragmented message, is skipped; so is one whose write
+ * the middle of a message of another task (a fragmented one, or one
+ * waiting for drain), is skipped; so is one whose write
  * buffer holds more than its write_limit, or, when `slow_code` is a close
  * code (1008, 1011...), it is closed with that code instead. *sent (may
  * be NULL) counts the connections the message was queued for. Returns 0,
