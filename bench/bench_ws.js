@@ -73,9 +73,23 @@ async function idle(row, deflate) {
   await new Promise((r) => wss.close(r));
 }
 
+// Each idle row runs in a fresh process, as in bench_ws.c: memory an
+// earlier measurement freed would otherwise hide the cost.
+function idleInChild(row, deflate) {
+  const { execFileSync } = require('child_process');
+  const args = [__filename, '--idle-child', row, deflate ? '1' : '0'];
+  if (smoke) args.push('--smoke');
+  process.stdout.write(execFileSync(process.execPath, args, { encoding: 'utf8' }));
+}
+
 (async () => {
+  const ci = process.argv.indexOf('--idle-child');
+  if (ci > 0) {
+    await idle(process.argv[ci + 1], process.argv[ci + 2] === '1');
+    process.exit(0);
+  }
   await pingpong();
-  await idle('ws_idle_mem', false);
-  await idle('ws_idle_mem_deflate', true);
+  idleInChild('ws_idle_mem', false);
+  idleInChild('ws_idle_mem_deflate', true);
   process.exit(0);
 })();

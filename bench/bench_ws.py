@@ -91,16 +91,38 @@ def idle_mem(new_loop, conns, deflate):
         loop.close()
 
 
+def idle_in_child(impl, conns, deflate):
+    """Measures the idle memory in a fresh process: in this one, memory
+    freed by an earlier measurement would be reused and hide the cost."""
+    import subprocess
+    out = subprocess.run([sys.executable, os.path.abspath(__file__),
+                          "--idle-child", impl, str(conns), str(deflate)],
+                         stdout=subprocess.PIPE, text=True, check=True)
+    return float(out.stdout.strip())
+
+
 def measure(opts, new_loop, impl):
     bc.row(opts, "ws_pingpong_1", pingpong_run(new_loop), True, 100,
            impl=impl)
     conns = SMOKE_IDLE if opts.smoke else IDLE_CONNS
     for row, deflate in (("ws_idle_mem", 0), ("ws_idle_mem_deflate", 1)):
-        per = idle_mem(new_loop, conns, deflate)
+        per = idle_in_child(impl, conns, deflate)
         print(f"RESULT {row} {impl} {per:.6g} ns", flush=True)
 
 
+def idle_child(impl, conns, deflate):
+    if impl == "uvloop":
+        import uvloop
+        new_loop = uvloop.new_event_loop
+    else:
+        new_loop = asyncio.new_event_loop
+    print(idle_mem(new_loop, int(conns), int(deflate)), flush=True)
+
+
 def main():
+    if len(sys.argv) == 5 and sys.argv[1] == "--idle-child":
+        idle_child(*sys.argv[2:])
+        return
     bc.asyncio_twin(__file__, measure, "ws_pingpong_1")
 
 
