@@ -4,7 +4,8 @@
  * ping/pong, keepalive against a peer that never answers, close codes
  * both ways, permessage-deflate on and off, backpressure against a peer
  * that stops reading, broadcast with a slow peer, a peer that vanishes,
- * the process_request hook, and Unix sockets.
+ * the process_request hook, Unix sockets, and wss:// over the streams'
+ * TLS.
  *
  * Every wait a test expects to end has a bounded timeout; the leak guard
  * checks that nothing is left open or allocated. */
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "conc_test.h"
+#include "tls_certs.h"
 #include "ws/proto.h"
 
 #define BOUND  5.0 /* seconds: a wait that must end well before this */
@@ -878,6 +880,57 @@ test_unix(void **state)
     run(unix_main);
 }
 
+/* wss://: the streams' TLS option carries the WebSocket unchanged, with
+ * certificates the test makes. */
+static struct tls_certs certs;
+
+MAIN(wss_main)
+{
+    UNUSED_ARGS;
+    conc_tls_context *sc, *cc;
+    conc_tls_opts so = {
+        .server = 1, .cert_file = certs.server, .key_file = certs.server_key};
+    conc_tls_opts co = {.ca_file = certs.ca};
+    assert_conc_ok(conc_tls_context_new(&so, &sc));
+    assert_conc_ok(conc_tls_context_new(&co, &cc));
+    conc_aio_stream_opts sso = {.ssl = sc}, cso = {.ssl = cc};
+    conc_ws_opts sopts = {.stream = &sso}, copts = {.stream = &cso};
+    conc_aio_loop *loop;
+    conc_ws_server *srv;
+    conc_ws *ws;
+    char url[64];
+    assert_conc_ok(conc_aio_get_running_loop(&loop));
+    assert_conc_ok(
+        conc_ws_serve(loop, "127.0.0.1", 0, echo, NULL, &sopts, &srv));
+    snprintf(url, sizeof url, "wss://127.0.0.1:%d/", conc_ws_server_port(srv));
+    assert_conc_ok(conc_ws_connect(url, &copts, BOUND, &ws));
+    round_trip(ws, CONC_WS_TEXT, "over TLS", 8);
+    uint8_t *big = calloc(1, MIB);
+    assert_non_null(big);
+    round_trip(ws, CONC_WS_BINARY, big, MIB);
+    free(big);
+    conc_tls_session *tls;
+    assert_conc_ok(conc_aio_stream_ssl_object(conc_ws_stream(ws), &tls));
+    assert_conc_ok(conc_ws_close(ws, 1000, NULL));
+    conc_ws_free(ws);
+    /* A plain client gets no WebSocket from a TLS server. */
+    snprintf(url, sizeof url, "ws://127.0.0.1:%d/", conc_ws_server_port(srv));
+    assert_true(conc_ws_connect(url, NULL, BOUND, &ws) < 0);
+    server_end(srv);
+    conc_tls_context_free(sc);
+    conc_tls_context_free(cc);
+    return 0;
+}
+
+static void
+test_wss(void **state)
+{
+    (void)state;
+    assert_int_equal(tls_certs_make(&certs), 0);
+    run(wss_main);
+    tls_certs_remove(&certs);
+}
+
 static void
 test_contract(void **state)
 {
@@ -916,6 +969,7 @@ main(void)
         conc_unit_test(test_broadcast),
         conc_unit_test(test_handshake),
         conc_unit_test(test_unix),
+        conc_unit_test(test_wss),
         conc_unit_test(test_contract),
     };
     warm_up_threads();

@@ -123,8 +123,9 @@ typedef struct conc_ws_opts {
 
 /* ---- Opening ------------------------------------------------------------ */
 
-/* websockets.connect: opens the stream to `url` ("ws://host[:port]/path"
- * or "ws+unix:///socket/path", the request target then being "/"), does
+/* websockets.connect: opens the stream to `url` ("ws://host[:port]/path",
+ * "wss://..." with a TLS context in opts->stream, or
+ * "ws+unix:///socket/path", the request target then being "/"), does
  * the opening handshake within `timeout` and hands back a new connection
  * in *out, freed with conc_ws_free. `url` and `opts` are borrowed.
  * Returns 0, CONC_EINVAL (NULL, a URL it cannot read, NaN), CONC_ETIMEDOUT,
