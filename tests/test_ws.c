@@ -749,9 +749,10 @@ MAIN(broadcast_main)
     conc_ws_server *srv = server(hold, &o, url, sizeof url);
     seen.want = 2;
     conc_ws *fast, *slow;
-    conc_ws_opts co = {.no_compression = 1, .max_queue = 1};
-    assert_conc_ok(conc_ws_connect(url, &co, BOUND, &fast));
-    assert_conc_ok(conc_ws_connect(url, &co, BOUND, &slow));
+    conc_ws_opts fo = {.no_compression = 1};
+    conc_ws_opts so = {.no_compression = 1, .max_queue = 1};
+    assert_conc_ok(conc_ws_connect(url, &fo, BOUND, &fast));
+    assert_conc_ok(conc_ws_connect(url, &so, BOUND, &slow));
     assert_conc_ok(conc_aio_event_wait(seen.ready, BOUND));
     conc_future *reader;
     assert_conc_ok(
@@ -772,9 +773,10 @@ MAIN(broadcast_main)
     }
     assert_true(total < 2 * NBCAST); /* the slow one was skipped */
     assert_true(total > NBCAST / 2);
-    /* Now close the slow one with 1008. */
+    /* Now close the slow one with 1008 (alone: on a slow machine the
+     * fast one may fall behind too). */
     for (int i = 0; i < NBCAST && conc_ws_is_open(seen.conns[1]) == 1; i++) {
-        assert_conc_ok(conc_ws_broadcast(seen.conns, 2, CONC_WS_BINARY, msg,
+        assert_conc_ok(conc_ws_broadcast(&seen.conns[1], 1, CONC_WS_BINARY, msg,
                                          BCAST, 1008, &sent));
         assert_conc_ok(conc_aio_sleep(0));
     }
