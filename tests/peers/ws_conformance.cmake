@@ -1,0 +1,18 @@
+# The WebSocket peers and their tests, included by tests/CMakeLists.txt.
+# Each test needs a program from Debian (tools/deps.txt): a missing one
+# fails the test with a message naming the package, it never skips.
+set(WS_PEERS ${CMAKE_CURRENT_SOURCE_DIR}/peers)
+set(WS_PYTHON /usr/bin/python3)
+
+add_library(ws_conformance_io STATIC ${WS_PEERS}/ws_conformance_io.c)
+target_link_libraries(ws_conformance_io PUBLIC conc_static Threads::Threads)
+target_include_directories(ws_conformance_io PUBLIC ${WS_PEERS}
+  ${PROJECT_SOURCE_DIR}/src ${PROJECT_BINARY_DIR}/gen)
+target_compile_definitions(ws_conformance_io PUBLIC _GNU_SOURCE)
+target_compile_options(ws_conformance_io PRIVATE ${CONC_WARN})
+
+foreach(name ws_conformance_peer)
+  add_executable(${name} ${WS_PEERS}/${name}.c)
+  target_link_libraries(${name} PRIVATE ws_conformance_io)
+  target_compile_options(${name} PRIVATE ${CONC_WARN})
+endforeach()
