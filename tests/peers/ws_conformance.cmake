@@ -16,3 +16,17 @@ foreach(name ws_conformance_peer)
   target_link_libraries(${name} PRIVATE ws_conformance_io)
   target_compile_options(${name} PRIVATE ${CONC_WARN})
 endforeach()
+
+# The conformance suite (ws_conformance.py): the subset under CTest, both
+# directions; `make test-conformance` runs every case (label
+# conformance-full, excluded from the default run by its configuration).
+set(WS_CONF ${WS_PEERS}/ws_conformance.py)
+set(WS_ECHO_PEER $<TARGET_FILE:ws_conformance_peer>)
+add_test(NAME ws_conformance_client
+  COMMAND ${WS_PYTHON} ${WS_CONF} client --subset
+          --server-cmd "${WS_ECHO_PEER} server 0")
+add_test(NAME ws_conformance_server
+  COMMAND ${WS_PYTHON} ${WS_CONF} server --subset
+          --client-cmd "${WS_ECHO_PEER} client {url}")
+set_tests_properties(ws_conformance_client ws_conformance_server
+  PROPERTIES TIMEOUT 60 LABELS "ws;conformance")

@@ -33,6 +33,7 @@ import os
 import random
 import select
 import shlex
+import signal
 import socket
 import struct
 import subprocess
@@ -1099,11 +1100,12 @@ def server_accept(lsock, opts):
 
 def start_peer(cmd):
     """Starts the server under test; returns it and its port."""
-    p = subprocess.Popen(cmd, shell=True, stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     r, _, _ = select.select([p.stdout], [], [], 10)
     line = p.stdout.readline() if r else ""
     if not line.startswith("listening on "):
         p.kill()
+        p.wait()
         sys.exit("ws_conformance: %r printed %r, not 'listening on PORT'"
                  % (cmd, line))
     return p, int(line.split()[2])
@@ -1165,17 +1167,17 @@ def run_one(cid, fn, opts, connect, finish_peer=None):
 
 
 def run_client_mode(args, cases):
-    cmd = args.server_cmd
     if args.python_echo:
-        cmd = "%s -c %s" % (shlex.quote(sys.executable),
-                            shlex.quote(PY_ECHO_SERVER))
+        cmd = [sys.executable, "-c", PY_ECHO_SERVER]
+    else:
+        cmd = shlex.split(args.server_cmd)
     peer, port = start_peer(cmd)
     try:
         for cid, desc, fn, opts in cases:
             yield (cid, desc) + run_one(
                 cid, fn, opts, lambda o: client_connect(port, o))
             if peer.poll() is not None:
-                sys.exit("ws_conformance: the server exited (status %s) "
+                raise SystemExit("ws_conformance: the server exited (status %s) "
                          "after case %s" % (peer.returncode, cid))
     finally:
         peer.kill()
@@ -1222,6 +1224,9 @@ def main():
     ap.add_argument("--cases", default="")
     ap.add_argument("--list", action="store_true")
     args = ap.parse_args()
+    # A timeout's SIGTERM still runs the finally clauses that stop peers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("ws_conformance: "
+                                                       "terminated"))
     build_cases(args.subset)
     cases = select_cases(args.cases, args.subset)
     if args.list:
