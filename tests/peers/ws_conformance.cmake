@@ -11,7 +11,7 @@ target_include_directories(ws_conformance_io PUBLIC ${WS_PEERS}
 target_compile_definitions(ws_conformance_io PUBLIC _GNU_SOURCE)
 target_compile_options(ws_conformance_io PRIVATE ${CONC_WARN})
 
-foreach(name ws_conformance_peer)
+foreach(name ws_conformance_peer ws_chromium_peer)
   add_executable(${name} ${WS_PEERS}/${name}.c)
   target_link_libraries(${name} PRIVATE ws_conformance_io)
   target_compile_options(${name} PRIVATE ${CONC_WARN})
@@ -30,3 +30,10 @@ add_test(NAME ws_conformance_server
           --client-cmd "${WS_ECHO_PEER} client {url}")
 set_tests_properties(ws_conformance_client ws_conformance_server
   PROPERTIES TIMEOUT 60 LABELS "ws;conformance")
+
+# Headless Chromium loads a page from the engine's server and talks back
+# over a WebSocket with permessage-deflate (ws_chromium.py).
+add_test(NAME ws_chromium
+  COMMAND ${WS_PYTHON} ${WS_PEERS}/ws_chromium.py
+          $<TARGET_FILE:ws_chromium_peer> 0)
+set_tests_properties(ws_chromium PROPERTIES TIMEOUT 60 LABELS "ws;interop")
