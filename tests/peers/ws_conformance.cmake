@@ -11,7 +11,7 @@ target_include_directories(ws_conformance_io PUBLIC ${WS_PEERS}
 target_compile_definitions(ws_conformance_io PUBLIC _GNU_SOURCE)
 target_compile_options(ws_conformance_io PRIVATE ${CONC_WARN})
 
-foreach(name ws_conformance_peer ws_chromium_peer)
+foreach(name ws_conformance_peer ws_chromium_peer ws_lws_peer)
   add_executable(${name} ${WS_PEERS}/${name}.c)
   target_link_libraries(${name} PRIVATE ws_conformance_io)
   target_compile_options(${name} PRIVATE ${CONC_WARN})
@@ -37,3 +37,9 @@ add_test(NAME ws_chromium
   COMMAND ${WS_PYTHON} ${WS_PEERS}/ws_chromium.py
           $<TARGET_FILE:ws_chromium_peer> 0)
 set_tests_properties(ws_chromium PROPERTIES TIMEOUT 60 LABELS "ws;interop")
+
+# libwebsockets' test server serves the engine's client: its mirror and
+# dumb-increment protocols, permessage-deflate offered (ws_lws.py).
+add_test(NAME ws_lws
+  COMMAND ${WS_PYTHON} ${WS_PEERS}/ws_lws.py $<TARGET_FILE:ws_lws_peer>)
+set_tests_properties(ws_lws PROPERTIES TIMEOUT 45 LABELS "ws;interop")
