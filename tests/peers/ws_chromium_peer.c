@@ -118,8 +118,9 @@ session(struct wsp *p)
             why = why ? why : bad;
             if (n++ < 3)
                 conc__ws_conn_send(p->conn,
-                                   ev.type == CONC__WS_EV_TEXT ? CONC__WS_TEXT
-                                                               : CONC__WS_BINARY,
+                                   ev.type == CONC__WS_EV_TEXT
+                                       ? CONC__WS_TEXT
+                                       : CONC__WS_BINARY,
                                    ev.data.data, ev.data.len);
         }
         conc_buf_free(&ev.data);

@@ -72,8 +72,8 @@ read_head(int fd, conc_buf *in, int is_request, struct conc__ws_http *h,
 {
     char chunk[4096];
     for (;;) {
-        int r = in->len ? conc__ws_http_parse((const char *)in->data,
-                                              in->len, is_request, h, used)
+        int r = in->len ? conc__ws_http_parse((const char *)in->data, in->len,
+                                              is_request, h, used)
                         : CONC_EAGAIN;
         if (r != CONC_EAGAIN)
             return r ? -1 : 0;
@@ -98,8 +98,8 @@ start(struct wsp *p, enum conc__ws_role role,
 
 /* Answers a request that is not an upgrade; always closes fd. */
 static int
-answer_plain(int fd, int check, const struct conc__ws_http *h,
-             wsp_http_fn http, void *arg)
+answer_plain(int fd, int check, const struct conc__ws_http *h, wsp_http_fn http,
+             void *arg)
 {
     conc_buf out = CONC_BUF_INIT;
     if (check == CONC_ENOENT && http && http(arg, h, &out) == 0)
@@ -147,8 +147,8 @@ upgrade(struct wsp *p, const struct conc__ws_http *h,
 }
 
 int
-wsp_accept(int fd, int deflate, const char *proto, wsp_http_fn http,
-           void *arg, struct wsp *p)
+wsp_accept(int fd, int deflate, const char *proto, wsp_http_fn http, void *arg,
+           struct wsp *p)
 {
     struct conc__ws_http *hp = malloc(sizeof *hp);
     struct conc__ws_upgrade u;
@@ -258,12 +258,13 @@ check_response(struct wsp *p, const char *key, int deflate, const char *proto)
     const char *chosen;
     size_t used;
     int r = h ? read_head(p->fd, &p->in, 0, h, &used) : -1;
-    if (r == 0 && conc__ws_response_check(h, key, &proto, proto ? 1 : 0,
-                                          &chosen)) {
+    if (r == 0 &&
+        conc__ws_response_check(h, key, &proto, proto ? 1 : 0, &chosen)) {
         fprintf(stderr, "ws: handshake refused (status %u)\n", h->status);
         r = -1;
     }
-    int ext = r ? CONC_ENOENT : conc__ws_deflate_accept_response(h, &dopts, &dp);
+    int ext =
+        r ? CONC_ENOENT : conc__ws_deflate_accept_response(h, &dopts, &dp);
     if (r == 0 && (ext == CONC_EPROTO || (ext == 0 && !deflate)))
         r = -1;
     if (r == 0)

@@ -46,8 +46,7 @@ int wsp_accept(int fd, int deflate, const char *proto, wsp_http_fn http,
 /* Connects to ws://host:port/path, offering permessage-deflate when
  * `deflate` is 1 and subprotocol `proto` when it is not NULL. Returns 0
  * with *p, or -1 with a message on stderr. */
-int wsp_connect(const char *url, int deflate, const char *proto,
-                struct wsp *p);
+int wsp_connect(const char *url, int deflate, const char *proto, struct wsp *p);
 
 /* Writes every byte the engine queued. Returns 0 or -1. */
 int wsp_flush(struct wsp *p);
