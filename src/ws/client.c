@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/internal.h"
 #include "ws/io.h"
 
 #define WS_PORT      80
@@ -144,7 +145,7 @@ read_response(conc_aio_stream *s, const conc_ws_opts *o, const char *key,
               int *has_deflate, const char **sub)
 {
     conc_buf head = CONC_BUF_INIT;
-    struct conc__ws_http *h = malloc(sizeof *h);
+    struct conc__ws_http *h = conc__malloc(sizeof *h);
     size_t used;
     int r = h ? 0 : CONC_ENOMEM;
     if (!r)
@@ -166,7 +167,7 @@ read_response(conc_aio_stream *s, const conc_ws_opts *o, const char *key,
         if (r == CONC_ENOENT)
             r = 0;
     }
-    free(h);
+    conc__free(h);
     conc_buf_free(&head);
     return r;
 }

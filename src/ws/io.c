@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/internal.h"
 #include "ws/io.h"
 
 static void
@@ -18,7 +19,7 @@ msg_drop(void *item)
     if (!m)
         return;
     conc_buf_free(&m->data);
-    free(m);
+    conc__free(m);
 }
 
 void
@@ -118,16 +119,17 @@ dispatch(conc_ws *ws, struct conc__ws_event *ev)
     switch (ev->type) {
     case CONC__WS_EV_TEXT:
     case CONC__WS_EV_BINARY: {
-        struct conc__ws_msg *m = malloc(sizeof *m);
+        struct conc__ws_msg *m = conc__malloc(sizeof *m);
         if (!m)
             return CONC_ENOMEM;
         m->kind = ev->type == CONC__WS_EV_TEXT ? CONC_WS_TEXT : CONC_WS_BINARY;
         m->data = ev->data;
         conc_buf_init(&ev->data);
-        int r = conc_aio_queue_put(ws->inbox, m, CONC_FOREVER);
+        int r = ws->discard ? CONC_ECLOSED
+                            : conc_aio_queue_put(ws->inbox, m, CONC_FOREVER);
         if (r < 0)
             msg_drop(m);
-        return r;
+        return ws->discard ? 0 : r;
     }
     case CONC__WS_EV_PONG:
         conc__ws_pong_received(ws, ev->data.data, ev->data.len);
@@ -220,7 +222,7 @@ reader_main(const void *arg, size_t len, conc_buf *result)
 static int
 ws_alloc(const conc_ws_opts *o, conc_ws **out)
 {
-    conc_ws *ws = calloc(1, sizeof *ws);
+    conc_ws *ws = conc__calloc(1, sizeof *ws);
     if (!ws)
         return CONC_ENOMEM;
     ws->refs = 1;
@@ -273,7 +275,7 @@ conc__ws_open(conc_aio_stream *stream, int own_stream, enum conc__ws_role role,
     ws->compressed = deflate != NULL;
     if ((r = conc_aio_get_running_loop(&ws->loop)) < 0 ||
         (r = conc__ws_conn_new(&co, &ws->conn)) < 0 ||
-        (subprotocol && !(ws->subprotocol = strdup(subprotocol)))) {
+        (subprotocol && !(ws->subprotocol = conc__strdup(subprotocol)))) {
         conc__ws_unref(ws);
         return r < 0 ? r : CONC_ENOMEM;
     }
@@ -305,8 +307,8 @@ ws_destroy(conc_ws *ws)
     conc__ws_conn_free(ws->conn);
     conc_buf_free(&ws->peer_reason);
     conc_buf_free(&ws->out);
-    free(ws->subprotocol);
-    free(ws);
+    conc__free(ws->subprotocol);
+    conc__free(ws);
 }
 
 void

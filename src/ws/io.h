@@ -61,6 +61,7 @@ struct conc_ws {
     char *subprotocol;
     int compressed;
     int receiving;
+    int discard; /* no one receives any more: drop messages */
     int refs;
     conc_buf out; /* the engine's output, swapped on each flush */
 };

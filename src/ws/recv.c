@@ -5,6 +5,7 @@
 
 #include <openssl/rand.h>
 
+#include "core/internal.h"
 #include "ws/io.h"
 
 /* Bytes of the payload of a ping made by conc_ws_ping(ws, NULL, 0). */
@@ -32,7 +33,7 @@ conc_ws_recv(conc_ws *ws, double timeout, conc_ws_kind *kind, conc_buf *out)
         *kind = m->kind;
     conc_buf_free(out);
     *out = m->data;
-    free(m);
+    conc__free(m);
     return 0;
 }
 
@@ -50,7 +51,7 @@ conc__ws_pong_received(conc_ws *ws, const uint8_t *p, size_t n)
         ws->pings = q->next;
         conc_future_set_result(q->pong, NULL, 0);
         conc_future_free(q->pong);
-        free(q);
+        conc__free(q);
     }
 }
 
@@ -63,7 +64,7 @@ conc__ws_pings_fail(conc_ws *ws)
         conc_future_set_exception(q->pong, conc__ws_end_error(ws),
                                   "the WebSocket connection ended");
         conc_future_free(q->pong);
-        free(q);
+        conc__free(q);
     }
 }
 
@@ -91,7 +92,7 @@ conc_ws_ping(conc_ws *ws, const void *data, size_t n, conc_future **pong)
         return CONC_EINVAL;
     if (conc__ws_conn_state(ws->conn) != CONC__WS_OPEN)
         return conc__ws_end_error(ws);
-    struct conc__ws_ping *q = calloc(1, sizeof *q);
+    struct conc__ws_ping *q = conc__calloc(1, sizeof *q);
     if (!q)
         return CONC_ENOMEM;
     int r = ping_payload(ws, q, data, n);
@@ -101,7 +102,7 @@ conc_ws_ping(conc_ws *ws, const void *data, size_t n, conc_future **pong)
         r = conc__ws_conn_ping(ws->conn, q->data, q->n);
     if (r < 0) {
         conc_future_free(q->pong);
-        free(q);
+        conc__free(q);
         return r == CONC_ESTATE || r == CONC_ECLOSED ? conc__ws_end_error(ws)
                                                      : r;
     }
@@ -143,7 +144,8 @@ conc_ws_close_code(conc_ws *ws, unsigned *code, conc_buf *reason)
         return CONC_EINVAL;
     if (reason) {
         conc_buf b = CONC_BUF_INIT;
-        if (conc_buf_append(&b, ws->peer_reason.data, ws->peer_reason.len) < 0)
+        if (ws->peer_reason.len &&
+            conc_buf_append(&b, ws->peer_reason.data, ws->peer_reason.len) < 0)
             return CONC_ENOMEM;
         conc_buf_free(reason);
         *reason = b;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/internal.h"
 #include "ws/io.h"
 
 #define HEAD_END     "\r\n\r\n"
@@ -103,15 +104,17 @@ hook(conc_aio_stream *s, const conc_ws_opts *o, const struct conc__ws_http *h,
 {
     if (!o->process_request)
         return 0;
-    char *path = strndup(h->target.p, h->target.n);
+    char *path = conc__malloc(h->target.n + 1);
     if (!path)
         return CONC_ENOMEM;
+    memcpy(path, h->target.p, h->target.n);
+    path[h->target.n] = '\0';
     conc_ws_request req = {path, (const char *)head->data, head->len};
     conc_ws_response rsp = {0};
     int r = o->process_request(o->process_request_arg, &req, &rsp);
     if (r == 1)
         r = answer(s, o, &rsp);
-    free(path);
+    conc__free(path);
     return r;
 }
 
@@ -194,7 +197,7 @@ static int
 handshake(conc_aio_stream *s, const conc_ws_opts *o, conc_ws **out)
 {
     conc_buf head = CONC_BUF_INIT;
-    struct conc__ws_http *h = malloc(sizeof *h);
+    struct conc__ws_http *h = conc__malloc(sizeof *h);
     struct conc__ws_upgrade u;
     size_t used;
     int r = h ? conc_aio_stream_readuntil(s, HEAD_END, HEAD_END_LEN,
@@ -209,7 +212,7 @@ handshake(conc_aio_stream *s, const conc_ws_opts *o, conc_ws **out)
         r = check_upgrade(s, o, h, &u);
     if (!r)
         r = accept_upgrade(s, o, h, &u, out);
-    free(h);
+    conc__free(h);
     conc_buf_free(&head);
     return r;
 }
@@ -218,7 +221,7 @@ static void
 server_unref(conc_ws_server *srv)
 {
     if (--srv->refs == 0)
-        free(srv);
+        conc__free(srv);
 }
 
 /* After the caller's handler: close, and wait for the reader to be done
@@ -226,6 +229,10 @@ server_unref(conc_ws_server *srv)
 static void
 end_connection(conc_ws *ws)
 {
+    /* Nobody receives any more: a reader waiting for room in the inbox
+     * must go on reading, to see the peer's close. */
+    ws->discard = 1;
+    conc_aio_queue_shutdown(ws->inbox, 1);
     if (conc_ws_close(ws, CONC__WS_CLOSE_NORMAL, NULL) < 0)
         conc__ws_abort(ws);
     for (int i = 0; i < END_WAIT_TRIES && !conc_aio_event_is_set(ws->closed);
@@ -280,7 +287,7 @@ serve(conc_aio_loop *loop, start_fn start, const char *where, int port,
 {
     if (!loop || !fn || !out)
         return CONC_EINVAL;
-    conc_ws_server *srv = calloc(1, sizeof *srv);
+    conc_ws_server *srv = conc__calloc(1, sizeof *srv);
     if (!srv)
         return CONC_ENOMEM;
     *srv = (conc_ws_server){.loop = loop, .fn = fn, .arg = arg, .refs = 1};
@@ -289,7 +296,7 @@ serve(conc_aio_loop *loop, start_fn start, const char *where, int port,
     conc__ws_stream_opts(&srv->o, &so);
     int r = start(srv, where, port, &so);
     if (r < 0) {
-        free(srv);
+        conc__free(srv);
         return r;
     }
     *out = srv;
@@ -347,8 +354,12 @@ conc_ws_server_free(conc_ws_server *srv)
 {
     if (!srv)
         return;
+    conc_aio_server_close(srv->srv);
+    /* Once every handler has returned nothing can reach srv any more;
+     * otherwise a handler accepted just before may not have started. */
+    int idle = conc_aio_server_wait_closed(srv->srv, 0) == 0;
     conc_aio_server_free(srv->srv);
     srv->srv = NULL;
-    if (conc_aio_call_soon(srv->loop, release_later, srv, NULL) < 0)
+    if (idle || conc_aio_call_soon(srv->loop, release_later, srv, NULL) < 0)
         server_unref(srv);
 }
