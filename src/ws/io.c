@@ -215,7 +215,6 @@ reader_main(const void *arg, size_t len, conc_buf *result)
     }
     conc_buf_free(&in);
     finish(ws);
-    conc__ws_unref(ws);
     return 0;
 }
 
@@ -244,18 +243,45 @@ ws_alloc(const conc_ws_opts *o, conc_ws **out)
     return 0;
 }
 
+/* A task's reference is dropped when the task is done, whether or not
+ * its body ran: a task cancelled before its first step (a loop shutting
+ * down) never runs it. */
 static int
-start_tasks(conc_ws *ws)
+task_done(void *arg, conc_future *f)
 {
-    int r = conc_aio_loop_create_task(ws->loop, reader_main, &ws, sizeof ws,
-                                      NULL, &ws->reader);
+    (void)f;
+    conc__ws_unref(arg);
+    return 0;
+}
+
+static int
+start_task(conc_ws *ws, conc_task_fn fn, conc_future **out)
+{
+    int r = conc_aio_loop_create_task(ws->loop, fn, &ws, sizeof ws, NULL, out);
     if (r < 0)
         return r;
     ws->refs++;
+    r = conc_future_add_done_callback(*out, task_done, ws);
+    if (r < 0) { /* out of memory: the task must not run without its ref */
+        ws->refs--;
+        conc_aio_task_cancel(*out, NULL);
+        conc_future_free(*out);
+        *out = NULL;
+    }
+    return r;
+}
+
+static int
+start_tasks(conc_ws *ws)
+{
+    int r = start_task(ws, reader_main, &ws->reader);
+    if (r < 0)
+        return r;
     if (ws->ping_interval > 0 &&
-        conc_aio_loop_create_task(ws->loop, conc__ws_keepalive_main, &ws,
-                                  sizeof ws, NULL, &ws->keepalive) == 0)
-        ws->refs++;
+        (r = start_task(ws, conc__ws_keepalive_main, &ws->keepalive)) < 0) {
+        conc_aio_task_cancel(ws->reader, NULL);
+        return r;
+    }
     return 0;
 }
 

@@ -37,6 +37,5 @@ conc__ws_keepalive_main(const void *arg, size_t len, conc_buf *result)
         if (r == CONC_ECANCELED || conc_ws_is_open(ws) != 1)
             break;
     }
-    conc__ws_unref(ws);
     return 0;
 }
