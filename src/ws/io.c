@@ -212,6 +212,8 @@ reader_main(const void *arg, size_t len, conc_buf *result)
                                      CONC_FOREVER, &in);
         if (r < 0 || in.len == 0 || feed(ws, &in))
             break;
+        if (in.cap > CONC__WS_IDLE_BUF) /* an idle connection keeps little */
+            conc_buf_free(&in);
     }
     conc_buf_free(&in);
     finish(ws);

@@ -23,6 +23,8 @@
 #define CONC__WS_OPEN_TIMEOUT_DEFAULT  10.0
 /* What the reader asks the stream for at once. */
 #define CONC__WS_READ_CHUNK (64 * 1024)
+/* Read buffers larger than this are released between reads. */
+#define CONC__WS_IDLE_BUF 4096
 
 /* A ping waiting for its pong. */
 struct conc__ws_ping {
