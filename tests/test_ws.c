@@ -296,6 +296,75 @@ test_fragments(void **state)
     run(fragments_main);
 }
 
+/* ---- The streaming receive ----------------------------------------------- */
+
+/* Receives one message piece by piece and answers "pieces total". */
+static int
+count_pieces(void *arg, conc_ws *ws)
+{
+    (void)arg;
+    conc_buf m = CONC_BUF_INIT;
+    char reply[64];
+    int fin = 0, pieces = 0, r = 0;
+    size_t total = 0;
+    while (!fin && (r = conc_ws_recv_stream(ws, BOUND, NULL, &m, &fin)) == 0) {
+        pieces++;
+        total += m.len;
+    }
+    int n = snprintf(reply, sizeof reply, "%d %zu", pieces, total);
+    if (r == 0)
+        r = conc_ws_send(ws, CONC_WS_TEXT, reply, (size_t)n, BOUND);
+    conc_buf_free(&m);
+    return r;
+}
+
+MAIN(recv_stream_main)
+{
+    UNUSED_ARGS;
+    char url[64];
+    conc_ws_server *srv = server(count_pieces, NULL, url, sizeof url);
+    conc_ws *ws;
+    conc_buf m = CONC_BUF_INIT;
+    /* Three fragments come out as three pieces. */
+    assert_conc_ok(conc_ws_connect(url, NULL, BOUND, &ws));
+    conc_ws_part parts[] = {{"ab", 2}, {"cd", 2}, {"ef", 2}};
+    assert_conc_ok(conc_ws_send_parts(ws, CONC_WS_TEXT, parts, 3, BOUND));
+    assert_conc_ok(conc_ws_recv(ws, BOUND, NULL, &m));
+    assert_int_equal(m.len, 3);
+    assert_memory_equal(m.data, "3 6", 3);
+    assert_conc_ok(conc_ws_close(ws, 1000, NULL));
+    conc_ws_free(ws);
+    /* One 1 MiB frame comes out in pieces of 64 KiB or so. */
+    assert_conc_ok(
+        conc_ws_connect(url, &(conc_ws_opts){.no_compression = 1}, BOUND, &ws));
+    uint8_t *big = calloc(1, MIB);
+    assert_non_null(big);
+    assert_conc_ok(conc_ws_send(ws, CONC_WS_BINARY, big, MIB, BOUND));
+    free(big);
+    assert_conc_ok(conc_ws_recv(ws, BOUND, NULL, &m));
+    assert_conc_ok(conc_buf_append(&m, "", 1));
+    int pieces = 0;
+    size_t total = 0;
+    assert_int_equal(sscanf((char *)m.data, "%d %zu", &pieces, &total), 2);
+    assert_int_equal(total, MIB);
+    assert_true(pieces >= (int)(MIB / CONC__WS_STREAM_PIECE) - 1);
+    int fin;
+    assert_conc(conc_ws_recv_stream(ws, 0, NULL, NULL, &fin), CONC_EINVAL);
+    assert_conc(conc_ws_recv_stream(ws, 0, NULL, &m, NULL), CONC_EINVAL);
+    assert_conc_ok(conc_ws_close(ws, 1000, NULL));
+    conc_ws_free(ws);
+    conc_buf_free(&m);
+    server_end(srv);
+    return 0;
+}
+
+static void
+test_recv_stream(void **state)
+{
+    (void)state;
+    run(recv_stream_main);
+}
+
 /* ---- Ping, keepalive ----------------------------------------------------- */
 
 MAIN(ping_main)
@@ -748,6 +817,7 @@ main(void)
         conc_unit_test(test_echo_plain),
         conc_unit_test(test_too_big),
         conc_unit_test(test_fragments),
+        conc_unit_test(test_recv_stream),
         conc_unit_test(test_ping),
         conc_unit_test(test_keepalive_timeout),
         conc_unit_test(test_close_timeout),

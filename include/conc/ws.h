@@ -183,6 +183,18 @@ CONC_EXTERN void conc_ws_server_free(conc_ws_server *srv);
 CONC_EXTERN int conc_ws_recv(conc_ws *ws, double timeout, conc_ws_kind *kind,
                              conc_buf *out);
 
+/* The streaming form of conc_ws_recv, for messages too large to hold at
+ * once: replaces *out with the next piece of the current message (the
+ * end of each fragment, or 64 KiB of a long one) and sets *fin to 1 on
+ * its last piece; *kind (may be NULL) is the message's kind. A text
+ * piece may end in the middle of a character; the whole message is
+ * checked as UTF-8. max_size still bounds the whole message. Returns as
+ * conc_ws_recv, and CONC_EINVAL for a NULL fin. The loop's thread, from a
+ * task. */
+CONC_EXTERN int conc_ws_recv_stream(conc_ws *ws, double timeout,
+                                    conc_ws_kind *kind, conc_buf *out,
+                                    int *fin);
+
 /* Sends one message of `kind` (n bytes of data, borrowed; text must be
  * UTF-8), then waits up to `timeout` for the write buffer to drain if it
  * holds more than write_limit. Returns 0, CONC_EVALUE (text that is not

@@ -123,6 +123,7 @@ dispatch(conc_ws *ws, struct conc__ws_event *ev)
         if (!m)
             return CONC_ENOMEM;
         m->kind = ev->type == CONC__WS_EV_TEXT ? CONC_WS_TEXT : CONC_WS_BINARY;
+        m->more = ev->more;
         m->data = ev->data;
         conc_buf_init(&ev->data);
         int r = ws->discard ? CONC_ECLOSED
@@ -298,8 +299,10 @@ conc__ws_open(conc_aio_stream *stream, int own_stream, enum conc__ws_role role,
     if (r < 0)
         return r;
     ws->role = role;
-    struct conc__ws_conn_opts co = {
-        .role = role, .max_message = o->max_size, .deflate = deflate};
+    struct conc__ws_conn_opts co = {.role = role,
+                                    .max_message = o->max_size,
+                                    .deflate = deflate,
+                                    .stream = 1};
     ws->compressed = deflate != NULL;
     if ((r = conc_aio_get_running_loop(&ws->loop)) < 0 ||
         (r = conc__ws_conn_new(&co, &ws->conn)) < 0 ||
@@ -334,6 +337,7 @@ ws_destroy(conc_ws *ws)
     conc_aio_event_free(ws->closed);
     conc__ws_conn_free(ws->conn);
     conc_buf_free(&ws->peer_reason);
+    conc_buf_free(&ws->partial);
     conc_buf_free(&ws->out);
     conc__free(ws->subprotocol);
     conc__free(ws);

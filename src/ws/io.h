@@ -37,6 +37,7 @@ struct conc__ws_ping {
 /* A message received and not yet taken by recv. */
 struct conc__ws_msg {
     conc_ws_kind kind;
+    int more; /* more pieces of the same message follow */
     conc_buf data;
 };
 
@@ -63,6 +64,11 @@ struct conc_ws {
     char *subprotocol;
     int compressed;
     int receiving;
+    /* A whole-message recv that timed out between pieces keeps what it
+     * had here, for the next recv. */
+    int partial_open;
+    conc_ws_kind partial_kind;
+    conc_buf partial;
     int discard; /* no one receives any more: drop messages */
     int refs;
     conc_buf out; /* the engine's output, swapped on each flush */

@@ -11,6 +11,60 @@
 /* Bytes of the payload of a ping made by conc_ws_ping(ws, NULL, 0). */
 #define PING_RANDOM_LEN 4
 
+/* Takes the next piece from the inbox. */
+static int
+next_piece(conc_ws *ws, double timeout, struct conc__ws_msg **m)
+{
+    void *item;
+    int r = conc_aio_queue_get(ws->inbox, timeout, &item);
+    if (r == CONC_EEMPTY)
+        return CONC_ETIMEDOUT;
+    if (r == CONC_ECLOSED)
+        return conc__ws_end_error(ws);
+    if (r < 0)
+        return r;
+    *m = item;
+    return 0;
+}
+
+static void
+piece_free(struct conc__ws_msg *m)
+{
+    conc_buf_free(&m->data);
+    conc__free(m);
+}
+
+/* Joins pieces into ws->partial until the message's last one. */
+static int
+assemble(conc_ws *ws, double deadline)
+{
+    for (;;) {
+        struct conc__ws_msg *m;
+        double t = deadline < 0 ? CONC_FOREVER
+                                : deadline - conc_aio_loop_time(ws->loop);
+        int r = next_piece(ws, t < 0 && deadline >= 0 ? 0 : t, &m);
+        if (r < 0)
+            return r;
+        if (!ws->partial_open) {
+            ws->partial_open = 1;
+            ws->partial_kind = m->kind;
+            ws->partial.len = 0;
+        }
+        int more = m->more;
+        if (!ws->partial.len && !ws->partial.cap) { /* take it, no copy */
+            ws->partial = m->data;
+            conc_buf_init(&m->data);
+        } else if (m->data.len &&
+                   conc_buf_append(&ws->partial, m->data.data, m->data.len)) {
+            piece_free(m);
+            return CONC_ENOMEM;
+        }
+        piece_free(m);
+        if (!more)
+            return 0;
+    }
+}
+
 int
 conc_ws_recv(conc_ws *ws, double timeout, conc_ws_kind *kind, conc_buf *out)
 {
@@ -18,19 +72,50 @@ conc_ws_recv(conc_ws *ws, double timeout, conc_ws_kind *kind, conc_buf *out)
         return CONC_EINVAL;
     if (ws->receiving)
         return CONC_ESTATE;
-    void *item;
+    double deadline = timeout == CONC_FOREVER ? -1
+                                              : conc_aio_loop_time(ws->loop) +
+                                                    (timeout > 0 ? timeout : 0);
     ws->receiving = 1;
-    int r = conc_aio_queue_get(ws->inbox, timeout, &item);
+    int r = assemble(ws, deadline);
     ws->receiving = 0;
-    if (r == CONC_EEMPTY)
-        return CONC_ETIMEDOUT;
-    if (r == CONC_ECLOSED)
-        return conc__ws_end_error(ws);
     if (r < 0)
         return r;
-    struct conc__ws_msg *m = item;
+    if (kind)
+        *kind = ws->partial_kind;
+    conc_buf_free(out);
+    *out = ws->partial;
+    conc_buf_init(&ws->partial);
+    ws->partial_open = 0;
+    return 0;
+}
+
+int
+conc_ws_recv_stream(conc_ws *ws, double timeout, conc_ws_kind *kind,
+                    conc_buf *out, int *fin)
+{
+    if (!ws || !out || !fin || isnan(timeout))
+        return CONC_EINVAL;
+    if (ws->receiving)
+        return CONC_ESTATE;
+    struct conc__ws_msg *m;
+    if (ws->partial_open) { /* what a timed-out recv had joined */
+        if (kind)
+            *kind = ws->partial_kind;
+        conc_buf_free(out);
+        *out = ws->partial;
+        conc_buf_init(&ws->partial);
+        ws->partial_open = 0;
+        *fin = 0;
+        return 0;
+    }
+    ws->receiving = 1;
+    int r = next_piece(ws, timeout, &m);
+    ws->receiving = 0;
+    if (r < 0)
+        return r;
     if (kind)
         *kind = m->kind;
+    *fin = !m->more;
     conc_buf_free(out);
     *out = m->data;
     conc__free(m);
