@@ -217,6 +217,7 @@ NULLABLE = {
     ('conc_ws_serve', 'arg'): None,  # the sample host is not numeric
     ('conc_ws_unix_serve', 'arg'): '0',
     ('conc_ws_recv', 'kind'): None,  # optional out-parameters
+    ('conc_ws_recv_stream', 'kind'): None,
     ('conc_ws_close_code', 'reason'): None,
     ('conc_ws_broadcast', 'sent'): None,
     ('conc_ws_close', 'reason'): None,  # no reason
