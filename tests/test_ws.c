@@ -45,6 +45,7 @@ struct seen {
     conc_aio_event *ended; /* set by the echo handler as it returns */
     size_t want;
     unsigned close_with; /* the echo handler closes with this, if set */
+    char message[256];   /* the failure message recv left */
 };
 
 static struct seen seen;
@@ -84,6 +85,7 @@ echo(void *arg, conc_ws *ws)
             break;
     }
     seen.recv_end = r;
+    snprintf(seen.message, sizeof seen.message, "%s", conc_failure_message());
     conc_ws_close_code(ws, &seen.code, &seen.reason);
     conc_buf_free(&m);
     conc_aio_event_set(seen.ended);
@@ -516,6 +518,7 @@ MAIN(close_codes_main)
     assert_conc_ok(conc_aio_event_wait(seen.ended, BOUND));
     assert_conc(seen.recv_end, CONC_ECLOSED);
     assert_int_equal(seen.code, 4000);
+    assert_non_null(strstr(seen.message, "received 4000 bye"));
     assert_int_equal(seen.reason.len, 3);
     assert_memory_equal(seen.reason.data, "bye", 3);
     conc_ws_free(ws);
@@ -736,6 +739,7 @@ MAIN(handshake_main)
     conc_ws *ws;
     snprintf(hurl, sizeof hurl, "%shealth", url);
     assert_conc(conc_ws_connect(hurl, NULL, BOUND, &ws), CONC_EPROTO);
+    assert_non_null(strstr(conc_failure_message(), "answered 200"));
     conc_ws_opts bad = {.origin = "https://evil.example"};
     assert_conc(conc_ws_connect(url, &bad, BOUND, &ws), CONC_EPROTO);
     conc_ws_opts co = {.origin = "https://good.example",

@@ -161,6 +161,9 @@ read_response(conc_aio_stream *s, const conc_ws_opts *o, const char *key,
         r = conc__ws_response_check(h, key,
                                     (const char *const *)o->subprotocols,
                                     o->nsubprotocols, sub);
+    if (r == CONC_EPROTO)
+        conc_fail(r, "WebSocket handshake failed: the server answered %u",
+                  h->status);
     if (!r && !o->no_compression) {
         r = conc__ws_deflate_accept_response(h, &deflate_defaults, params);
         *has_deflate = r == 0;

@@ -99,6 +99,9 @@ int conc__ws_flush(conc_ws *ws);
 /* The code callers get once the connection has ended (or is ending). */
 int conc__ws_end_error(const conc_ws *ws);
 
+/* conc__ws_end_error, also left as the thread's failure message. */
+int conc__ws_fail_end(const conc_ws *ws);
+
 /* Starts the close handshake (if not started) with `code` and arms the
  * close timer that closes the transport after close_timeout. Never waits.
  * Returns 0 or CONC_EINVAL for a bad code or reason. */

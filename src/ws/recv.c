@@ -11,6 +11,24 @@
 /* Bytes of the payload of a ping made by conc_ws_ping(ws, NULL, 0). */
 #define PING_RANDOM_LEN 4
 
+/* The connection's end, with a message that says how it ended (python
+ * websockets' ConnectionClosed text). */
+int
+conc__ws_fail_end(const conc_ws *ws)
+{
+    int err = conc__ws_end_error(ws);
+    unsigned code = ws->peer_code;
+    if (code == CONC__WS_CLOSE_ABNORMAL)
+        return conc_fail(err,
+                         "WebSocket connection ended without a close "
+                         "frame (1006): %s",
+                         conc_strerror(err));
+    return conc_fail(
+        err, "WebSocket connection closed: received %u %.*s", code,
+        (int)(ws->peer_reason.len < 123 ? ws->peer_reason.len : 123),
+        ws->peer_reason.data ? (const char *)ws->peer_reason.data : "");
+}
+
 /* Takes the next piece from the inbox. */
 static int
 next_piece(conc_ws *ws, double timeout, struct conc__ws_msg **m)
@@ -20,7 +38,7 @@ next_piece(conc_ws *ws, double timeout, struct conc__ws_msg **m)
     if (r == CONC_EEMPTY)
         return CONC_ETIMEDOUT;
     if (r == CONC_ECLOSED)
-        return conc__ws_end_error(ws);
+        return conc__ws_fail_end(ws);
     if (r < 0)
         return r;
     *m = item;
