@@ -21,6 +21,8 @@
 
 /* Messages up to 16 MiB, so that large-message tests have room. */
 #define ECHO_MAX_SIZE ((size_t)16 << 20)
+/* Seconds the connections get to close on SIGTERM. */
+#define SHUTDOWN_TIMEOUT 5.0
 
 static int
 echo(void *arg, conc_ws *ws)
@@ -61,7 +63,10 @@ serve_main(const void *arg, size_t len, conc_buf *result)
         printf("listening on %d\n", conc_ws_server_port(srv));
         fflush(stdout);
         r = conc_aio_event_wait(stop, CONC_FOREVER);
+        /* Close every connection with 1001 (going away) and let the
+         * handlers finish. */
         conc_ws_server_close(srv);
+        conc_ws_server_wait_closed(srv, SHUTDOWN_TIMEOUT);
         conc_ws_server_free(srv);
     } else {
         fprintf(stderr, "ws_echo_server: %s\n", conc_strerror(r));

@@ -534,6 +534,14 @@ MAIN(close_codes_main)
     assert_int_equal(reason.len, strlen("server says bye"));
     assert_conc_ok(conc_ws_close(ws, 1000, NULL)); /* ended: a no-op */
     conc_ws_free(ws);
+    /* Closing the server closes its connections with 1001. */
+    assert_conc_ok(conc_ws_connect(url, NULL, BOUND, &ws));
+    round_trip(ws, CONC_WS_TEXT, "hi", 2);
+    assert_conc_ok(conc_ws_server_close(srv));
+    assert_conc(conc_ws_recv(ws, BOUND, NULL, &m), CONC_ECLOSED);
+    assert_conc_ok(conc_ws_close_code(ws, &code, NULL));
+    assert_int_equal(code, 1001);
+    conc_ws_free(ws);
     conc_buf_free(&reason);
     server_end(srv);
     return 0;

@@ -159,8 +159,10 @@ CONC_EXTERN int conc_ws_unix_serve(conc_aio_loop *loop, const char *path,
  * loop's thread. */
 CONC_EXTERN int conc_ws_server_port(conc_ws_server *srv);
 
-/* Stops accepting; open connections go on. Returns 0, CONC_EINVAL. The
- * loop's thread. */
+/* Stops accepting and starts closing the open connections with 1001
+ * (going away), as python websockets' Server.close does; their handlers'
+ * recv then return CONC_ECLOSED. Never waits: conc_ws_server_wait_closed
+ * does. Returns 0, CONC_EINVAL. The loop's thread. */
 CONC_EXTERN int conc_ws_server_close(conc_ws_server *srv);
 
 /* Waits until the server is closed and every handler returned. Returns
@@ -168,8 +170,10 @@ CONC_EXTERN int conc_ws_server_close(conc_ws_server *srv);
  * (not in a task of the loop). The loop's thread, from a task. */
 CONC_EXTERN int conc_ws_server_wait_closed(conc_ws_server *srv, double timeout);
 
-/* Closes the server and drops the caller's reference; NULL does nothing.
- * The loop's thread, before the loop is freed. */
+/* Closes the server (conc_ws_server_close) and drops the caller's
+ * reference; handlers still running keep the server alive until they
+ * return. NULL does nothing. The loop's thread, before the loop is
+ * freed. */
 CONC_EXTERN void conc_ws_server_free(conc_ws_server *srv);
 
 /* ---- Messages ------------------------------------------------------------ */
@@ -284,8 +288,9 @@ CONC_EXTERN int conc_ws_broadcast(conc_ws *const *conns, size_t n,
 
 /* Closes the transport if the connection is still open (no handshake),
  * and drops the caller's reference; the reader and keepalive tasks end on
- * their own. NULL does nothing. For a server's connection, only its
- * handler's wrapper frees it. The loop's thread. */
+ * their own. No other task may be waiting on the connection. NULL, and a
+ * server's connection (the server frees it after its handler returns),
+ * do nothing. The loop's thread. */
 CONC_EXTERN void conc_ws_free(conc_ws *ws);
 
 CONC_END_DECLS

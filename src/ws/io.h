@@ -46,6 +46,7 @@ struct conc_ws {
     conc_aio_stream *stream;
     int own_stream; /* a client's: freed with the connection */
     int server_owned;
+    struct conc_ws *srv_prev, *srv_next; /* a server's open connections */
     conc__ws_conn *conn;
     enum conc__ws_role role;
     conc_aio_queue *inbox; /* struct conc__ws_msg *, bounded by max_queue */

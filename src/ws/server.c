@@ -23,7 +23,30 @@ struct conc_ws_server {
     void *arg;
     conc_ws_opts o;
     int refs; /* the caller's, and one per running handler */
+    int closing;
+    conc_ws *conns; /* the connections whose handler runs */
 };
+
+static void
+track(conc_ws_server *srv, conc_ws *ws)
+{
+    ws->srv_prev = NULL;
+    ws->srv_next = srv->conns;
+    if (srv->conns)
+        srv->conns->srv_prev = ws;
+    srv->conns = ws;
+}
+
+static void
+untrack(conc_ws_server *srv, conc_ws *ws)
+{
+    if (ws->srv_prev)
+        ws->srv_prev->srv_next = ws->srv_next;
+    else
+        srv->conns = ws->srv_next;
+    if (ws->srv_next)
+        ws->srv_next->srv_prev = ws->srv_prev;
+}
 
 static const char *
 reason_of(unsigned status)
@@ -251,7 +274,11 @@ serve_one(void *arg, conc_aio_stream *s)
     int r = handshake(s, &srv->o, &ws);
     if (r == 0) {
         ws->server_owned = 1;
+        track(srv, ws);
+        if (srv->closing)
+            conc__ws_start_close(ws, CONC__WS_CLOSE_GOING_AWAY, NULL, 0);
         r = srv->fn(srv->arg, ws);
+        untrack(srv, ws);
         end_connection(ws);
     } else if (r == 1) {
         r = 0;
@@ -329,7 +356,12 @@ conc_ws_server_port(conc_ws_server *srv)
 int
 conc_ws_server_close(conc_ws_server *srv)
 {
-    return srv ? conc_aio_server_close(srv->srv) : CONC_EINVAL;
+    if (!srv)
+        return CONC_EINVAL;
+    srv->closing = 1;
+    for (conc_ws *ws = srv->conns; ws; ws = ws->srv_next)
+        conc__ws_start_close(ws, CONC__WS_CLOSE_GOING_AWAY, NULL, 0);
+    return srv->srv ? conc_aio_server_close(srv->srv) : 0;
 }
 
 int
@@ -354,7 +386,7 @@ conc_ws_server_free(conc_ws_server *srv)
 {
     if (!srv)
         return;
-    conc_aio_server_close(srv->srv);
+    conc_ws_server_close(srv);
     /* Once every handler has returned nothing can reach srv any more;
      * otherwise a handler accepted just before may not have started. */
     int idle = conc_aio_server_wait_closed(srv->srv, 0) == 0;
