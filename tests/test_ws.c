@@ -405,9 +405,8 @@ test_ping(void **state)
 /* A server that completes the handshake and then reads and ignores
  * everything: it never answers a ping, nor a close. */
 static int
-deaf(void *arg, conc_aio_stream *s)
+deaf_handshake(conc_aio_stream *s)
 {
-    (void)arg;
     conc_buf head = CONC_BUF_INIT, rsp = CONC_BUF_INIT;
     struct conc__ws_http *h = malloc(sizeof *h);
     struct conc__ws_upgrade u;
@@ -424,13 +423,88 @@ deaf(void *arg, conc_aio_stream *s)
         r = conc__ws_response_build(&rsp, accept, NULL, NULL, NULL);
     if (!r)
         r = conc_aio_stream_write(s, rsp.data, rsp.len);
-    while (r == 0 && (r = conc_aio_stream_read(s, CHUNK, BOUND, &head)) == 0 &&
-           head.len)
-        ;
     free(h);
     conc_buf_free(&head);
     conc_buf_free(&rsp);
+    return r;
+}
+
+static int
+deaf(void *arg, conc_aio_stream *s)
+{
+    (void)arg;
+    conc_buf b = CONC_BUF_INIT;
+    int r = deaf_handshake(s);
+    while (r == 0 && (r = conc_aio_stream_read(s, CHUNK, BOUND, &b)) == 0 &&
+           b.len)
+        ;
+    conc_buf_free(&b);
     return 0;
+}
+
+/* A server that answers pings through the engine and counts them,
+ * setting seen.ready at the third. */
+#define PINGS 3
+static int pings_seen;
+
+static int
+ping_counter(void *arg, conc_aio_stream *s)
+{
+    conc__ws_conn *c = NULL;
+    struct conc__ws_conn_opts co = {.role = CONC__WS_SERVER};
+    struct conc__ws_event ev;
+    conc_buf in = CONC_BUF_INIT, out = CONC_BUF_INIT;
+    int r = deaf_handshake(s);
+    if (!r)
+        r = conc__ws_conn_new(&co, &c);
+    while (!r && (r = conc_aio_stream_read(s, CHUNK, BOUND, &in)) == 0 &&
+           in.len) {
+        conc__ws_conn_receive(c, in.data, in.len);
+        while (conc__ws_conn_next_event(c, &ev) == 0) {
+            if (ev.type == CONC__WS_EV_PING && ++pings_seen == PINGS)
+                conc_aio_event_set(seen.ready);
+            conc_buf_free(&ev.data);
+        }
+        conc__ws_conn_take_output(c, &out);
+        r = conc_aio_stream_write(s, out.data, out.len);
+    }
+    (void)arg;
+    conc__ws_conn_free(c);
+    conc_buf_free(&in);
+    conc_buf_free(&out);
+    return 0;
+}
+
+/* With a peer that answers, keepalive pings on and the connection stays
+ * open. */
+MAIN(keepalive_ok_main)
+{
+    UNUSED_ARGS;
+    conc_aio_loop *loop;
+    conc_aio_server *srv;
+    pings_seen = 0;
+    assert_conc_ok(conc_aio_get_running_loop(&loop));
+    assert_conc_ok(conc_aio_start_server(loop, "127.0.0.1", 0, ping_counter,
+                                         NULL, NULL, &srv));
+    char url[64];
+    snprintf(url, sizeof url, "ws://127.0.0.1:%d/", conc_aio_server_port(srv));
+    conc_ws_opts o = {.ping_interval = 0.01, .ping_timeout = BOUND};
+    conc_ws *ws;
+    assert_conc_ok(conc_ws_connect(url, &o, BOUND, &ws));
+    assert_conc_ok(conc_aio_event_wait(seen.ready, BOUND));
+    assert_int_equal(conc_ws_is_open(ws), 1);
+    conc_ws_free(ws);
+    conc_aio_server_close(srv);
+    assert_conc_ok(conc_aio_server_wait_closed(srv, BOUND));
+    conc_aio_server_free(srv);
+    return 0;
+}
+
+static void
+test_keepalive_ok(void **state)
+{
+    (void)state;
+    run(keepalive_ok_main);
 }
 
 MAIN(keepalive_main)
@@ -831,6 +905,7 @@ main(void)
         conc_unit_test(test_fragments),
         conc_unit_test(test_recv_stream),
         conc_unit_test(test_ping),
+        conc_unit_test(test_keepalive_ok),
         conc_unit_test(test_keepalive_timeout),
         conc_unit_test(test_close_timeout),
         conc_unit_test(test_close_codes),

@@ -195,8 +195,7 @@ finish(conc_ws *ws)
         conc_aio_handle_free(ws->close_timer);
         ws->close_timer = NULL;
     }
-    if (ws->keepalive)
-        conc_aio_task_cancel(ws->keepalive, NULL);
+    conc__ws_keepalive_stop(ws);
     conc_aio_stream_close(ws->stream);
     conc_aio_queue_shutdown(ws->inbox, 0);
     conc_aio_event_set(ws->closed);
@@ -280,11 +279,7 @@ start_tasks(conc_ws *ws)
     int r = start_task(ws, reader_main, &ws->reader);
     if (r < 0)
         return r;
-    if (ws->ping_interval > 0 &&
-        (r = start_task(ws, conc__ws_keepalive_main, &ws->keepalive)) < 0) {
-        conc_aio_task_cancel(ws->reader, NULL);
-        return r;
-    }
+    conc__ws_keepalive_start(ws);
     return 0;
 }
 
@@ -323,6 +318,7 @@ conc__ws_open(conc_aio_stream *stream, int own_stream, enum conc__ws_role role,
 static void
 ws_destroy(conc_ws *ws)
 {
+    conc__ws_keepalive_stop(ws);
     conc__ws_pings_fail(ws);
     if (ws->close_timer) {
         conc_aio_handle_cancel(ws->close_timer);
@@ -331,7 +327,6 @@ ws_destroy(conc_ws *ws)
     if (ws->own_stream)
         conc_aio_stream_free(ws->stream);
     conc_future_free(ws->reader);
-    conc_future_free(ws->keepalive);
     conc_aio_queue_free(ws->inbox);
     conc_aio_lock_free(ws->send_lock);
     conc_aio_event_free(ws->closed);

@@ -1,5 +1,5 @@
 /* The I/O binding's shared state: one conc_ws per connection, over a
- * conc_aio_stream, driven by a reader task (io.c) and a keepalive task
+ * conc_aio_stream, driven by a reader task (io.c) and keepalive timers
  * (keepalive.c); client.c and server.c do the opening handshakes,
  * broadcast.c the fan-out.
  *
@@ -53,7 +53,8 @@ struct conc_ws {
     conc_aio_lock *send_lock;
     conc_aio_event *closed; /* set once the reader has finished */
     conc_future *reader;
-    conc_future *keepalive;
+    conc_aio_handle *ka_timer; /* the next ping, or the pong's deadline */
+    conc_future *ka_pong;      /* the keepalive ping's, while it waits */
     conc_aio_handle *close_timer;
     struct conc__ws_ping *pings; /* oldest first */
     size_t write_limit;
@@ -85,7 +86,7 @@ void conc__ws_stream_opts(const conc_ws_opts *o, conc_aio_stream_opts *out);
 
 /* Makes a connection over `stream` after a successful handshake, with
  * the agreed deflate parameters (NULL: none) and subprotocol (copied;
- * NULL: none), and starts its reader and keepalive tasks. Takes
+ * NULL: none), and starts its reader task and keepalive. Takes
  * ownership of the stream if own_stream. Returns 0, CONC_ENOMEM,
  * CONC_EINVAL, CONC_ESTATE (no running loop). The loop's thread. */
 int conc__ws_open(conc_aio_stream *stream, int own_stream,
@@ -122,7 +123,9 @@ void conc__ws_pong_received(conc_ws *ws, const uint8_t *p, size_t n);
 /* Fails every waiting ping with the connection's end. */
 void conc__ws_pings_fail(conc_ws *ws);
 
-/* The keepalive task (keepalive.c); its argument is the conc_ws pointer. */
-int conc__ws_keepalive_main(const void *arg, size_t len, conc_buf *result);
+/* Keepalive (keepalive.c): arms the first ping (if ping_interval > 0),
+ * and stops it for good. */
+void conc__ws_keepalive_start(conc_ws *ws);
+void conc__ws_keepalive_stop(conc_ws *ws);
 
 #endif
