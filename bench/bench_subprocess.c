@@ -1,9 +1,13 @@
 /* Subprocess run of `true`: how many external programs per second one
  * process can run and wait for, with conc_subprocess_run and with raw
- * posix_spawnp + waitpid. The twin is bench_subprocess.py.
+ * posix_spawnp + waitpid; and the same from a coroutine, with
+ * conc_aio_create_subprocess_exec and a wait that suspends the task on
+ * the child's pidfd. The twin is bench_subprocess.py (subprocess.run, and
+ * asyncio's create_subprocess_exec on asyncio's loop and on uvloop).
  *
- * Row:
- *   subprocess_run   runs of `true` per second
+ * Rows:
+ *   subprocess_run       runs of `true` per second
+ *   aio_subprocess_run   the same, started and awaited in a coroutine
  *
  * Both sides search PATH for `true` on every run, as subprocess.run does,
  * and check that it exited with 0. */
@@ -13,6 +17,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "conc/aio.h"
+#include "conc/aio_subprocess.h"
 #include "conc/subprocess.h"
 
 extern char **environ;
@@ -49,6 +55,39 @@ raw_spawn_wait(void *ctx, long n, long *ops)
     return bench_seconds_since(t0);
 }
 
+/* The coroutine that starts and awaits `true` n times, as asyncio's
+ * `await (await create_subprocess_exec("true")).wait()`; its result is
+ * the time taken, without the loop's start and end, as in the twin. */
+static int
+aio_runs(const void *arg, size_t len, conc_buf *result)
+{
+    (void)len;
+    long n = *(const long *)arg;
+    long long t0 = bench_now_ns();
+    for (long i = 0; i < n; i++) {
+        conc_aio_subprocess *p;
+        int rc = -1;
+        BENCH_CHECK(conc_aio_create_subprocess_exec(true_argv, NULL, &p));
+        BENCH_CHECK(conc_aio_subprocess_wait(p, CONC_FOREVER, &rc));
+        BENCH_ASSERT(rc == 0);
+        conc_aio_subprocess_free(p);
+    }
+    double secs = bench_seconds_since(t0);
+    return conc_buf_append(result, &secs, sizeof secs);
+}
+
+static double
+conc_aio_run_true(void *ctx, long n, long *ops)
+{
+    conc_buf res = CONC_BUF_INIT;
+    BENCH_CHECK(conc_aio_run(aio_runs, &n, sizeof n, &res));
+    BENCH_ASSERT(res.len == sizeof(double));
+    double secs;
+    memcpy(&secs, res.data, sizeof secs);
+    conc_buf_free(&res);
+    return secs;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -58,5 +97,10 @@ main(int argc, char **argv)
         {"conc", conc_run, NULL},
     };
     bench_row(&o, "subprocess_run", impls, 2, 1, 5);
+    bench_impl aio[] = {
+        {"pthread", raw_spawn_wait, NULL},
+        {"conc", conc_aio_run_true, NULL},
+    };
+    bench_row(&o, "aio_subprocess_run", aio, 2, 1, 5);
     return 0;
 }

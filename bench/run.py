@@ -21,6 +21,7 @@ import argparse
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -117,6 +118,13 @@ ROWS = [
         1, "/s", (">= 90% of raw posix_spawn+wait",
                   lambda c, p, o: o is not None and c >= 0.9 * o),
         other="posix_spawnp+waitpid"),
+    # The same from a coroutine: conc waits on the child's pidfd through
+    # the loop; asyncio on its child watcher (pidfd-based since 3.12 where
+    # the kernel has pidfds), uvloop on libuv's SIGCHLD handling.
+    Row("aio_subprocess_run", "async subprocess run of `true`", "subprocess",
+        "rate", 1, "/s", (">= 90% of raw posix_spawn+wait",
+                          lambda c, p, o: o is not None and c >= 0.9 * o),
+        other=[("pthread", "posix_spawnp+waitpid")] + UVLOOP),
     # "Never worse than a raw pipe" is judged with a 5% margin for noise.
     Row("pipe_roundtrip", "Pipe round trip, 16 B, blocking", "pipe", "rate",
         1e3, "k/s", (">= raw pipe (-5%)",
@@ -208,6 +216,17 @@ ROWS = [
         (">= 90% of raw epoll",
          lambda c, p, o: o is not None and c >= 0.9 * o),
         other=[("epoll", "raw C epoll")] + UVLOOP),
+    # WebSockets: python websockets (CPython, uvloop) and Node's ws
+    # (bench_ws.js) beside conc, and conc's raw TCP echo of the same 16 B
+    # messages: what the WebSocket layer costs over the stream under it.
+    Row("ws_pingpong_1", "WebSocket 16 B ping-pong, 1 connection", "ws",
+        "rate", 1e3, "k/s", None,
+        other=[("stream", "conc raw TCP"), ("node", "node ws")] + UVLOOP),
+    Row("ws_idle_mem", "WebSocket idle connection, resident (both ends)",
+        "ws", "time", 1024, "KiB", None,
+        other=[("node", "node ws")] + UVLOOP),
+    Row("ws_idle_mem_deflate", "same, with permessage-deflate", "ws",
+        "time", 1024, "KiB", None, other=[("node", "node ws")] + UVLOOP),
 ]
 for r in ROWS:
     if r.goal is None:  # no stated goal: at least beat CPython
@@ -288,6 +307,10 @@ def run_all(args):
         for name, exe, twin in progs:
             cmds = ([[exe]] if exe else []) + \
                    ([[sys.executable, twin]] if twin else [])
+            # A Node twin (bench_<name>.js) where node is installed.
+            js = os.path.join(HERE, "bench_" + name + ".js")
+            if os.path.exists(js) and shutil.which("node"):
+                cmds.append(["node", js])
             for cmd in cmds:
                 err = run_one(cmd, args, results, infos)
                 if err:

@@ -27,6 +27,8 @@
 #include "conc/aio.h"
 #include "conc/aio_sync.h"
 #include "conc/aio_stream.h"
+#include "conc/aio_subprocess.h"
+#include "conc/ws.h"
 #include "conc/dist.h"
 
 #endif

@@ -6,10 +6,10 @@
  * task_done counts, and the contract errors.
  *
  * The tasks of one loop run in a fixed order, so a test steps the loop
- * (conc_aio_sleep(0), asyncio.sleep(0)) to let the other tasks reach
- * their waits; no test sleeps to wait for another. Every wait a test
- * expects to end has a bounded timeout, so a lost wake-up fails the test
- * instead of hanging it. */
+ * (a zero-length conc_aio_sleep, as asyncio code awaits a zero delay) to
+ * let the other tasks reach their waits; no test sleeps to wait for
+ * another. Every wait a test expects to end has a bounded timeout, so a
+ * lost wake-up fails the test instead of hanging it. */
 #include <math.h>
 #include <string.h>
 

@@ -994,6 +994,77 @@ test_enomem_fails_with_1011(void **state)
     conc_buf_free(&in);
 }
 
+/* Stream mode: a message comes out in pieces as its fragments (and every
+ * CONC__WS_STREAM_PIECE bytes of a long frame) arrive, `more` set on all
+ * but the last; max_message still bounds the whole message. */
+static conc__ws_conn *
+new_stream_conn(size_t max_message)
+{
+    struct conc__ws_conn_opts o = {
+        .role = CONC__WS_CLIENT, .max_message = max_message, .stream = 1};
+    conc__ws_conn *c = NULL;
+    assert_conc_ok(conc__ws_conn_new(&o, &c));
+    return c;
+}
+
+static void
+expect_piece(conc__ws_conn *c, const void *data, size_t n, int more)
+{
+    struct conc__ws_event ev;
+    assert_conc_ok(conc__ws_conn_next_event(c, &ev));
+    assert_int_equal(ev.type, CONC__WS_EV_TEXT);
+    assert_int_equal(ev.more, more);
+    assert_int_equal(ev.data.len, n);
+    assert_memory_equal(ev.data.data, data, n);
+    conc_buf_free(&ev.data);
+}
+
+static void
+test_stream_mode(void **state)
+{
+    (void)state;
+    conc__ws_conn *c = new_stream_conn(0);
+    /* RFC 6455 section 5.7: "Hel" then "lo", unmasked. */
+    assert_conc_ok(conc__ws_conn_receive(
+        c, U8(0x01, 0x03, 0x48, 0x65, 0x6c, 0x80, 0x02, 0x6c, 0x6f), 9));
+    expect_piece(c, "Hel", 3, 1);
+    expect_piece(c, "lo", 2, 0);
+    expect_no_event(c);
+    /* One long frame comes out every CONC__WS_STREAM_PIECE bytes. */
+    size_t n = 3 * CONC__WS_STREAM_PIECE + 10, got = 0;
+    conc_buf f = CONC_BUF_INIT;
+    uint8_t *text = malloc(n);
+    assert_non_null(text);
+    memset(text, 'a', n);
+    assert_conc_ok(conc__ws_frame_append(&f, 0x81, text, n, NULL));
+    for (size_t off = 0; off < f.len; off += 1000)
+        assert_conc_ok(conc__ws_conn_receive(
+            c, f.data + off, f.len - off < 1000 ? f.len - off : 1000));
+    struct conc__ws_event ev;
+    int more = 1, pieces = 0;
+    while (more) {
+        assert_conc_ok(conc__ws_conn_next_event(c, &ev));
+        assert_true(ev.data.len <= CONC__WS_STREAM_PIECE + 1000);
+        got += ev.data.len;
+        more = ev.more;
+        pieces++;
+        conc_buf_free(&ev.data);
+    }
+    assert_int_equal(got, n);
+    assert_true(pieces >= 3);
+    conc__ws_conn_free(c);
+    /* Fragments of 6 bytes each against a limit of 10. */
+    c = new_stream_conn(10);
+    assert_conc_ok(conc__ws_conn_receive(
+        c, U8(0x01, 0x06, 'a', 'b', 'c', 'd', 'e', 'f'), 8));
+    assert_conc(conc__ws_conn_receive(
+                    c, U8(0x80, 0x06, 'a', 'b', 'c', 'd', 'e', 'f'), 8),
+                CONC_EMSGSIZE);
+    conc_buf_free(&f);
+    free(text);
+    conc__ws_conn_free(c);
+}
+
 int
 main(void)
 {
@@ -1019,6 +1090,7 @@ main(void)
         conc_unit_test(test_rfc7692_examples_received),
         conc_unit_test(test_rfc7692_examples_sent),
         conc_unit_test(test_enomem_fails_with_1011),
+        conc_unit_test(test_stream_mode),
     };
     return conc_run_tests(tests);
 }

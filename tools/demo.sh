@@ -88,7 +88,8 @@ s004_asyncio_callback|seed 004 §4, a done callback reads the result of the task
 s004_asyncio_wait|seed 004 §4, three tasks under asyncio.wait, then their results
 s004_asyncio_callbacks_collect|seed 004 §4, done callbacks collect three results
 pool_progress_bar|a terminal progress bar driven by conc_map_opts.progress
-aio_demo|seed 004 §4, coroutines await a process executor, a thread executor and a queue fed by threads; the watchdog catches a busy coroutine'
+aio_demo|seed 004 §4, coroutines await a process executor, a thread executor and a queue fed by threads; the watchdog catches a busy coroutine
+aio_subprocess_pipeline|seq | grep | wc wired by coroutines through subprocess streams, and producers read at once by communicate'
 
 # `timeout` guards against an example that hangs; without it, run as is.
 if command -v timeout >/dev/null 2>&1; then

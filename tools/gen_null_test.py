@@ -46,6 +46,8 @@ CONSTRUCTORS = {
     'conc_simplequeue': 'MUST(conc_simplequeue_new(NULL, &v));',
     'conc_process': 'MUST(conc_process_new(dummy_process, NULL, 0, NULL, &v));',
     'conc_popen': 'MUST(conc_popen_new(true_argv, NULL, &v));',
+    'conc_aio_subprocess':
+        'MUST(conc_aio_create_subprocess_exec(true_argv, NULL, &v));',
     'conc_conn': '{ conc_conn *other; MUST(conc_pipe(NULL, &v, &other)); }',
     'conc_listener': 'MUST(conc_listener_new("127.0.0.1:0", NULL, &v));',
     'conc_mpqueue': 'MUST(conc_joinable_new(NULL, &v));',
@@ -91,6 +93,12 @@ CONSTRUCTORS = {
                        ' MUST(conc_aio_start_server(lp, "127.0.0.1", 0,'
                        ' dummy_stream_handler, NULL, NULL, &v)); }',
     'conc_manager': 'MUST(conc_manager_new("127.0.0.1:0", NULL, &v));',
+    # A WebSocket client connected to a server of the same loop, made by a
+    # task of a loop then left stopped (see the prelude).
+    'conc_ws': 'v = held_ws();',
+    'conc_ws_server': '{ conc_aio_loop *lp; MUST(conc_aio_loop_new(NULL, &lp));'
+                      ' MUST(conc_ws_serve(lp, "127.0.0.1", 0,'
+                      ' dummy_ws_handler, NULL, NULL, &v)); }',
     # A dict in a manager served by this child, reached over loopback.
     'conc_proxy': '{ conc_manager *mm; MUST(conc_manager_new("127.0.0.1:0",'
                   ' NULL, &mm)); MUST(conc_manager_start(mm));'
@@ -147,6 +155,11 @@ VALUES = {
     'conc_future_cb': ('', 'dummy_future_cb'),
     'conc_aio_cb': ('', 'dummy_aio_cb'),
     'conc_aio_stream_handler': ('', 'dummy_stream_handler'),
+    'conc_ws_handler': ('', 'dummy_ws_handler'),
+    'conc_ws_kind': ('', 'CONC_WS_TEXT'),
+    'conc_ws_kind *': ('conc_ws_kind v = CONC_WS_TEXT;', '&v'),
+    'const conc_ws_part *': ('conc_ws_part v[1] = {{"x", 1}};', 'v'),
+    'conc_ws *const *': ('conc_ws *v[1] = {held_ws()};', 'v'),
     'conc_future **': ('conc_future *v = NULL;', '&v'),
     'conc_future *const **': ('conc_future *const *v = NULL;', '&v'),
     'conc_predicate_fn': ('', 'dummy_predicate'),
@@ -200,6 +213,14 @@ OVERRIDES = {
 # expression), or None when any result is right (the call must still
 # neither crash nor hang). Each is documented in its header.
 NULLABLE = {
+    ('conc_ws_serve', 'host'): '0',  # every interface
+    ('conc_ws_serve', 'arg'): None,  # the sample host is not numeric
+    ('conc_ws_unix_serve', 'arg'): '0',
+    ('conc_ws_recv', 'kind'): None,  # optional out-parameters
+    ('conc_ws_recv_stream', 'kind'): None,
+    ('conc_ws_close_code', 'reason'): None,
+    ('conc_ws_broadcast', 'sent'): None,
+    ('conc_ws_close', 'reason'): None,  # no reason
     ('conc_aio_start_server', 'host'): '0',  # every interface
     ('conc_aio_start_server', 'arg'): '0',
     ('conc_aio_start_unix_server', 'arg'): '0',
@@ -227,6 +248,10 @@ NULLABLE = {
     ('conc_popen_communicate', 'err'): None,
     ('conc_popen_communicate', 'input'): None,
     ('conc_call', 'returncode'): None,
+    ('conc_aio_subprocess_wait', 'returncode'): None,
+    ('conc_aio_subprocess_returncode', 'returncode'): None,
+    ('conc_aio_subprocess_communicate', 'out'): None,  # outside a task:
+    ('conc_aio_subprocess_communicate', 'err'): None,  # CONC_ESTATE
     ('conc_subprocess_reap', 'running'): '0',
     ('conc_buf_detach', 'len'): None,
     ('conc_buf_init_with', 'storage'): None,
@@ -489,6 +514,51 @@ held_taskgroup(void)
 {
     make_held();
     return made_tg;
+}
+
+static int
+dummy_ws_handler(void *arg, conc_ws *ws)
+{
+    (void)arg, (void)ws;
+    return 0;
+}
+
+/* A WebSocket connection: a task serves and connects to itself, says so
+ * through a future, and sleeps; the loop is then left stopped. */
+static conc_ws *made_ws;
+
+static int
+ws_holder_task(const void *arg, size_t len, conc_buf *result)
+{
+    (void)len, (void)result;
+    conc_future *ready = *(conc_future *const *)arg;
+    conc_aio_loop *lp;
+    conc_ws_server *srv;
+    char url[64];
+    if (conc_aio_get_running_loop(&lp) < 0 ||
+        conc_ws_serve(lp, "127.0.0.1", 0, dummy_ws_handler, NULL, NULL,
+                      &srv) < 0)
+        _exit(3);
+    snprintf(url, sizeof url, "ws://127.0.0.1:%%d/", conc_ws_server_port(srv));
+    if (conc_ws_connect(url, NULL, 10.0, &made_ws) < 0)
+        _exit(3);
+    conc_future_set_result(ready, NULL, 0);
+    return conc_aio_sleep(3600);
+}
+
+static conc_ws *
+held_ws(void)
+{
+    if (made_ws)
+        return made_ws;
+    conc_aio_loop *lp;
+    conc_future *ready;
+    MUST(conc_aio_loop_new(NULL, &lp));
+    MUST(conc_future_new(&ready));
+    MUST(conc_aio_loop_create_task(lp, ws_holder_task, &ready, sizeof ready,
+                                   NULL, NULL));
+    MUST(conc_aio_loop_run_until_complete(lp, ready));
+    return made_ws;
 }
 
 static int

@@ -94,9 +94,24 @@ conc__popen_wait_until(conc_popen *p, int64_t deadline, int *returncode)
             return final_status(p, returncode);
         if (deadline == CONC__POLL)
             return CONC_ETIMEDOUT;
-        if (conc__child_await(p->pid, pidfd, deadline, &nap) == CONC_ETIMEDOUT)
-            return CONC_ETIMEDOUT;
+        /* Any failure ends the wait, a cancellation above all: in a
+         * cancelled coroutine every further descriptor wait fails at
+         * once, and looking again would spin until the deadline. */
+        int r = conc__child_await(p->pid, pidfd, deadline, &nap);
+        if (r < 0)
+            return r;
     }
+}
+
+void
+conc__popen_watch(conc_popen *p)
+{
+    lock(p);
+    if (p->pidfd == -1 && p->state == CONC__CHILD_RUNNING) {
+        int fd = conc__pidfd_of(p->pid);
+        p->pidfd = fd >= 0 ? fd : CONC__POPEN_NO_PIDFD;
+    }
+    unlock(p);
 }
 
 static int

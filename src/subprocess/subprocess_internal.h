@@ -64,6 +64,12 @@ int conc__popen_wait_until(conc_popen *p, int64_t deadline, int *returncode);
  * and reaps it. Returns 0, or CONC_ECHILD when its status was lost. */
 int conc__popen_kill_reap(conc_popen *p);
 
+/* popen.c: opens the child's pidfd now, while it is surely unreaped, so
+ * that every later wait, also one without a deadline made in a coroutine,
+ * waits on it (the async subprocesses register it on their loop). Without
+ * pidfds the waits nap as before. */
+void conc__popen_watch(conc_popen *p);
+
 /* communicate.c: conc_popen_communicate with an absolute deadline. */
 int conc__popen_communicate_until(conc_popen *p, const void *input, size_t len,
                                   int64_t deadline, conc_buf *out,

@@ -48,6 +48,7 @@ struct conc__ws_conn {
     enum conc__ws_state state;
     size_t max_message, max_frame;
     int no_auto_pong;
+    int stream;                /* hand messages out in pieces */
     conc__ws_deflate *deflate; /* NULL without permessage-deflate */
 
     conc_buf in;      /* the start of a frame not yet whole */
@@ -64,6 +65,7 @@ struct conc__ws_conn {
     int rx_compressed;
     struct conc__utf8 rx_utf8;
     conc_buf rx_msg;
+    size_t rx_total; /* stream mode: bytes of the message handed out */
 
     /* The message being sent in fragments: tx_opcode 0 between them. */
     unsigned tx_opcode;
@@ -97,6 +99,7 @@ conc__ws_conn_new(const struct conc__ws_conn_opts *o, conc__ws_conn **out)
         o->max_message ? o->max_message : CONC__WS_MAX_MESSAGE_DEFAULT;
     c->max_frame = o->max_frame ? o->max_frame : c->max_message;
     c->no_auto_pong = o->no_auto_pong;
+    c->stream = o->stream;
     if (o->deflate) {
         int r = conc__ws_deflate_new(o->role, o->deflate, o->deflate_opts,
                                      &c->deflate);
@@ -224,6 +227,7 @@ push_event(conc__ws_conn *c, enum conc__ws_event_type type, conc_buf *data,
     e->type = type;
     e->data = *data;
     e->code = code;
+    e->more = 0;
     conc_buf_init(data);
     c->ev_len++;
     return 0;
@@ -275,7 +279,7 @@ check_header(conc__ws_conn *c, const struct conc__ws_frame *f)
         return CONC_EMSGSIZE;
     int compressed = f->opcode == CONC__WS_CONT ? c->rx_compressed
                                                 : !!(f->rsv & CONC__WS_RSV1);
-    size_t have = f->opcode == CONC__WS_CONT ? c->rx_msg.len : 0;
+    size_t have = f->opcode == CONC__WS_CONT ? c->rx_total + c->rx_msg.len : 0;
     if (!compressed && f->len > c->max_message - have)
         return CONC_EMSGSIZE;
     return 0;
@@ -288,8 +292,24 @@ finish_message(conc__ws_conn *c)
     if (text && conc__utf8_finish(&c->rx_utf8))
         return CONC_EVALUE;
     c->rx_opcode = 0;
+    c->rx_total = 0;
     return push_event(c, text ? CONC__WS_EV_TEXT : CONC__WS_EV_BINARY,
                       &c->rx_msg, 0);
+}
+
+/* Stream mode: hands out what the message has so far as a piece. */
+static int
+push_piece(conc__ws_conn *c)
+{
+    size_t n = c->rx_msg.len;
+    int text = c->rx_opcode == CONC__WS_TEXT;
+    int r = push_event(c, text ? CONC__WS_EV_TEXT : CONC__WS_EV_BINARY,
+                       &c->rx_msg, 0);
+    if (r)
+        return r;
+    c->ev[(c->ev_head + c->ev_len - 1) % c->ev_cap].more = 1;
+    c->rx_total += n;
+    return 0;
 }
 
 /* A data frame's header was read: start it (and its message). */
@@ -301,6 +321,7 @@ start_data(conc__ws_conn *c, const struct conc__ws_frame *f)
         c->rx_compressed = !!(f->rsv & CONC__WS_RSV1);
         conc__utf8_reset(&c->rx_utf8);
         c->rx_msg.len = 0;
+        c->rx_total = 0;
     }
     c->rx_frame = *f;
     c->rx_done = 0;
@@ -320,9 +341,9 @@ on_payload(conc__ws_conn *c, const uint8_t *p, size_t n)
         if (r)
             return r;
         conc__ws_mask_copy(c->scratch.data, p, n, f->mask, off);
-        r = conc__ws_deflate_decompress(c->deflate, c->scratch.data, n,
-                                        last && f->fin, c->max_message,
-                                        &c->rx_msg);
+        r = conc__ws_deflate_decompress(
+            c->deflate, c->scratch.data, n, last && f->fin,
+            c->max_message - c->rx_total, &c->rx_msg);
         if (r)
             return r;
     } else {
@@ -338,10 +359,14 @@ on_payload(conc__ws_conn *c, const uint8_t *p, size_t n)
         conc__utf8_feed(&c->rx_utf8, c->rx_msg.data + before,
                         c->rx_msg.len - before))
         return CONC_EVALUE;
-    if (!last)
-        return 0;
-    c->rx_in_frame = 0;
-    return f->fin ? finish_message(c) : 0;
+    if (last)
+        c->rx_in_frame = 0;
+    if (last && f->fin)
+        return finish_message(c);
+    if (c->stream && c->rx_msg.len &&
+        (last || c->rx_msg.len >= CONC__WS_STREAM_PIECE))
+        return push_piece(c);
+    return 0;
 }
 
 static int

@@ -408,7 +408,15 @@ struct conc__ws_conn_opts {
     const struct conc__ws_deflate_opts *deflate_opts; /* NULL: defaults */
     /* 1 to leave pings unanswered (the caller answers). */
     int no_auto_pong;
+    /* 1 to hand messages out in pieces as they arrive (the end of each
+     * fragment, and every CONC__WS_STREAM_PIECE bytes within one), each
+     * event's `more` saying whether pieces of the same message follow;
+     * max_message still bounds the whole message. 0: whole messages. */
+    int stream;
 };
+
+/* In stream mode, a piece is handed out once it holds this many bytes. */
+#define CONC__WS_STREAM_PIECE ((size_t)64 * 1024)
 
 enum conc__ws_event_type {
     CONC__WS_EV_TEXT = 1,
@@ -422,6 +430,7 @@ struct conc__ws_event {
     enum conc__ws_event_type type;
     conc_buf data; /* the message, ping/pong payload, or close reason */
     unsigned code; /* CLOSE: the peer's code (1005 when none) */
+    int more;      /* stream mode: more pieces of this message follow */
 };
 
 /* The close handshake (RFC 6455 section 7):

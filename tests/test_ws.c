@@ -1,0 +1,923 @@
+/* WebSocket client and server (ws.h): conc's client against conc's
+ * server in one loop. Text, binary, empty and 1 MiB messages, the size
+ * limit (1009), fragmented messages and concurrent fragmented senders,
+ * ping/pong, keepalive against a peer that never answers, close codes
+ * both ways, permessage-deflate on and off, backpressure against a peer
+ * that stops reading, broadcast with a slow peer, a peer that vanishes,
+ * the process_request hook, and Unix sockets.
+ *
+ * Every wait a test expects to end has a bounded timeout; the leak guard
+ * checks that nothing is left open or allocated. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conc_test.h"
+#include "ws/proto.h"
+
+#define BOUND  5.0 /* seconds: a wait that must end well before this */
+#define SHORT  0.2 /* seconds: a timeout meant to run out */
+#define MIB    ((size_t)1 << 20)
+#define NSEND  4    /* concurrent senders */
+#define NPARTS 8    /* fragments per message */
+#define PART   1000 /* bytes per fragment */
+#define CHUNK  (64 * 1024)
+#define SPAM   (256 * 1024 * 1024) /* bytes a blocked sender gives up at */
+#define NBCAST 400                 /* broadcast messages */
+#define BCAST  (16 * 1024)
+
+#define MAIN(name)                                                             \
+    static int name(const void *arg, size_t len, conc_buf *result)
+#define UNUSED_ARGS (void)arg, (void)len, (void)result
+
+/* What a server handler saw, for the test to check. */
+struct seen {
+    int recv_end;    /* the code recv ended with */
+    unsigned code;   /* the peer's close code */
+    conc_buf reason; /* ... and reason */
+    int compressed;
+    conc_ws *conns[2]; /* held connections (hold handler) */
+    size_t nconns;
+    conc_aio_event *ready; /* set once `want` connections are held */
+    conc_aio_event *done;  /* set by the test to let handlers return */
+    conc_aio_event *ended; /* set by the echo handler as it returns */
+    size_t want;
+    unsigned close_with; /* the echo handler closes with this, if set */
+    char message[256];   /* the failure message recv left */
+};
+
+static struct seen seen;
+static int compress_on = 1; /* the deflate variant of the echo tests */
+
+static void
+seen_init(void)
+{
+    memset(&seen, 0, sizeof seen);
+    assert_conc_ok(conc_aio_event_new(&seen.ready));
+    assert_conc_ok(conc_aio_event_new(&seen.done));
+    assert_conc_ok(conc_aio_event_new(&seen.ended));
+}
+
+static void
+seen_free(void)
+{
+    conc_aio_event_free(seen.ready);
+    conc_aio_event_free(seen.done);
+    conc_aio_event_free(seen.ended);
+    conc_buf_free(&seen.reason);
+}
+
+/* Echoes until the connection ends, then records how. */
+static int
+echo(void *arg, conc_ws *ws)
+{
+    (void)arg;
+    conc_buf m = CONC_BUF_INIT;
+    conc_ws_kind kind;
+    int r;
+    seen.compressed = conc_ws_compressed(ws);
+    while ((r = conc_ws_recv(ws, BOUND, &kind, &m)) == 0) {
+        if (m.len == 5 && memcmp(m.data, "close", 5) == 0 && seen.close_with)
+            conc_ws_close(ws, seen.close_with, "server says bye");
+        else if ((r = conc_ws_send(ws, kind, m.data, m.len, BOUND)) < 0)
+            break;
+    }
+    seen.recv_end = r;
+    snprintf(seen.message, sizeof seen.message, "%s", conc_failure_message());
+    conc_ws_close_code(ws, &seen.code, &seen.reason);
+    conc_buf_free(&m);
+    conc_aio_event_set(seen.ended);
+    return 0;
+}
+
+/* Holds the connection, without reading, until the test is done. */
+static int
+hold(void *arg, conc_ws *ws)
+{
+    (void)arg;
+    seen.conns[seen.nconns++] = ws;
+    if (seen.nconns == seen.want)
+        conc_aio_event_set(seen.ready);
+    conc_aio_event_wait(seen.done, BOUND * 4);
+    return 0;
+}
+
+static conc_ws_server *
+server(conc_ws_handler fn, const conc_ws_opts *opts, char *url, size_t cap)
+{
+    conc_aio_loop *loop;
+    conc_ws_server *srv;
+    assert_conc_ok(conc_aio_get_running_loop(&loop));
+    assert_conc_ok(conc_ws_serve(loop, "127.0.0.1", 0, fn, NULL, opts, &srv));
+    snprintf(url, cap, "ws://127.0.0.1:%d/", conc_ws_server_port(srv));
+    return srv;
+}
+
+static void
+server_end(conc_ws_server *srv)
+{
+    assert_conc_ok(conc_ws_server_close(srv));
+    assert_conc_ok(conc_ws_server_wait_closed(srv, BOUND));
+    conc_ws_server_free(srv);
+}
+
+static void
+round_trip(conc_ws *ws, conc_ws_kind kind, const void *p, size_t n)
+{
+    conc_buf m = CONC_BUF_INIT;
+    conc_ws_kind got;
+    assert_conc_ok(conc_ws_send(ws, kind, p, n, BOUND));
+    assert_conc_ok(conc_ws_recv(ws, BOUND, &got, &m));
+    assert_int_equal(got, kind);
+    assert_int_equal(m.len, n);
+    assert_true(n == 0 || memcmp(m.data, p, n) == 0);
+    conc_buf_free(&m);
+}
+
+static void
+run(conc_task_fn main)
+{
+    seen_init();
+    assert_conc_ok(conc_aio_run(main, NULL, 0, NULL));
+    seen_free();
+}
+
+/* ---- Messages ------------------------------------------------------------ */
+
+MAIN(echo_main)
+{
+    UNUSED_ARGS;
+    char url[64];
+    conc_ws_opts o = {.no_compression = !compress_on};
+    conc_ws_server *srv = server(echo, &o, url, sizeof url);
+    conc_ws *ws;
+    assert_conc_ok(conc_ws_connect(url, &o, BOUND, &ws));
+    assert_int_equal(conc_ws_compressed(ws), compress_on);
+    round_trip(ws, CONC_WS_TEXT, "hello", 5);
+    round_trip(ws, CONC_WS_TEXT, "h\xc3\xa9llo", 6);
+    round_trip(ws, CONC_WS_BINARY, "\x00\xff\x01", 3);
+    round_trip(ws, CONC_WS_TEXT, "", 0);
+    round_trip(ws, CONC_WS_BINARY, "", 0);
+    uint8_t *big = malloc(MIB);
+    assert_non_null(big);
+    for (size_t i = 0; i < MIB; i++)
+        big[i] = (uint8_t)(i * 2654435761u >> 13);
+    round_trip(ws, CONC_WS_BINARY, big, MIB);
+    free(big);
+    assert_int_equal(seen.compressed, compress_on);
+    assert_conc(conc_ws_send(ws, CONC_WS_TEXT, "\xff", 1, BOUND), CONC_EVALUE);
+    assert_conc_ok(conc_ws_close(ws, 1000, NULL));
+    assert_conc(conc_ws_send(ws, CONC_WS_TEXT, "x", 1, BOUND), CONC_ECLOSED);
+    unsigned code;
+    assert_conc_ok(conc_ws_close_code(ws, &code, NULL));
+    assert_int_equal(code, 1000);
+    assert_conc_ok(conc_aio_event_wait(seen.ended, BOUND));
+    assert_conc(seen.recv_end, CONC_ECLOSED);
+    assert_int_equal(seen.code, 1000);
+    conc_ws_free(ws);
+    server_end(srv);
+    return 0;
+}
+
+static void
+test_echo_deflate(void **state)
+{
+    (void)state;
+    compress_on = 1;
+    run(echo_main);
+}
+
+static void
+test_echo_plain(void **state)
+{
+    (void)state;
+    compress_on = 0;
+    run(echo_main);
+}
+
+/* A message over max_size fails the connection with 1009 on the side
+ * that receives it. */
+MAIN(too_big_main)
+{
+    UNUSED_ARGS;
+    char url[64];
+    conc_ws_server *srv = server(echo, NULL, url, sizeof url);
+    conc_ws *ws;
+    conc_ws_opts o = {.max_size = 2 * MIB};
+    assert_conc_ok(conc_ws_connect(url, &o, BOUND, &ws));
+    uint8_t *big = calloc(1, MIB + 1);
+    assert_non_null(big);
+    assert_conc_ok(conc_ws_send(ws, CONC_WS_BINARY, big, MIB + 1, BOUND));
+    free(big);
+    conc_buf m = CONC_BUF_INIT;
+    assert_conc(conc_ws_recv(ws, BOUND, NULL, &m), CONC_ECLOSED);
+    unsigned code;
+    assert_conc_ok(conc_ws_close_code(ws, &code, NULL));
+    assert_int_equal(code, 1009);
+    assert_conc_ok(conc_aio_event_wait(seen.ended, BOUND));
+    assert_conc(seen.recv_end, CONC_EMSGSIZE);
+    conc_ws_free(ws);
+    server_end(srv);
+    return 0;
+}
+
+static void
+test_too_big(void **state)
+{
+    (void)state;
+    run(too_big_main);
+}
+
+/* ---- Fragmentation and concurrent senders -------------------------------- */
+
+struct sender {
+    conc_ws *ws;
+    char fill;
+};
+
+static int
+send_fragmented(const void *arg, size_t len, conc_buf *result)
+{
+    (void)len, (void)result;
+    const struct sender *s = arg;
+    char part[PART];
+    conc_ws_part parts[NPARTS];
+    memset(part, s->fill, sizeof part);
+    for (size_t i = 0; i < NPARTS; i++)
+        parts[i] = (conc_ws_part){part, sizeof part};
+    return conc_ws_send_parts(s->ws, CONC_WS_TEXT, parts, NPARTS, BOUND);
+}
+
+MAIN(fragments_main)
+{
+    UNUSED_ARGS;
+    char url[64];
+    conc_ws_server *srv = server(echo, NULL, url, sizeof url);
+    conc_ws *ws;
+    conc_ws_opts o = {.write_limit = 1}; /* drain between every fragment */
+    assert_conc_ok(conc_ws_connect(url, &o, BOUND, &ws));
+    conc_future *f[NSEND];
+    for (int i = 0; i < NSEND; i++) {
+        struct sender s = {ws, (char)('a' + i)};
+        assert_conc_ok(
+            conc_aio_create_task(send_fragmented, &s, sizeof s, NULL, &f[i]));
+    }
+    assert_conc_ok(conc_aio_gather(f, NSEND, 0));
+    int got[NSEND] = {0};
+    conc_buf m = CONC_BUF_INIT;
+    for (int i = 0; i < NSEND; i++) {
+        conc_ws_kind kind;
+        assert_conc_ok(conc_ws_recv(ws, BOUND, &kind, &m));
+        assert_int_equal(kind, CONC_WS_TEXT);
+        assert_int_equal(m.len, NPARTS * PART);
+        int c = m.data[0] - 'a';
+        assert_true(c >= 0 && c < NSEND);
+        for (size_t j = 0; j < m.len; j++)
+            assert_int_equal(m.data[j], 'a' + c); /* never interleaved */
+        got[c]++;
+    }
+    for (int i = 0; i < NSEND; i++) {
+        assert_int_equal(got[i], 1);
+        conc_future_free(f[i]);
+    }
+    conc_buf_free(&m);
+    assert_conc(conc_ws_send_parts(ws, CONC_WS_TEXT, NULL, 1, BOUND),
+                CONC_EINVAL);
+    assert_conc_ok(conc_ws_close(ws, 1000, NULL));
+    conc_ws_free(ws);
+    server_end(srv);
+    return 0;
+}
+
+static void
+test_fragments(void **state)
+{
+    (void)state;
+    run(fragments_main);
+}
+
+/* ---- The streaming receive ----------------------------------------------- */
+
+/* Receives one message piece by piece and answers "pieces total". */
+static int
+count_pieces(void *arg, conc_ws *ws)
+{
+    (void)arg;
+    conc_buf m = CONC_BUF_INIT;
+    char reply[64];
+    int fin = 0, pieces = 0, r = 0;
+    size_t total = 0;
+    while (!fin && (r = conc_ws_recv_stream(ws, BOUND, NULL, &m, &fin)) == 0) {
+        pieces++;
+        total += m.len;
+    }
+    int n = snprintf(reply, sizeof reply, "%d %zu", pieces, total);
+    if (r == 0)
+        r = conc_ws_send(ws, CONC_WS_TEXT, reply, (size_t)n, BOUND);
+    conc_buf_free(&m);
+    return r;
+}
+
+MAIN(recv_stream_main)
+{
+    UNUSED_ARGS;
+    char url[64];
+    conc_ws_server *srv = server(count_pieces, NULL, url, sizeof url);
+    conc_ws *ws;
+    conc_buf m = CONC_BUF_INIT;
+    /* Three fragments come out as three pieces. */
+    assert_conc_ok(conc_ws_connect(url, NULL, BOUND, &ws));
+    conc_ws_part parts[] = {{"ab", 2}, {"cd", 2}, {"ef", 2}};
+    assert_conc_ok(conc_ws_send_parts(ws, CONC_WS_TEXT, parts, 3, BOUND));
+    assert_conc_ok(conc_ws_recv(ws, BOUND, NULL, &m));
+    assert_int_equal(m.len, 3);
+    assert_memory_equal(m.data, "3 6", 3);
+    assert_conc_ok(conc_ws_close(ws, 1000, NULL));
+    conc_ws_free(ws);
+    /* One 1 MiB frame comes out in pieces of 64 KiB or so. */
+    assert_conc_ok(
+        conc_ws_connect(url, &(conc_ws_opts){.no_compression = 1}, BOUND, &ws));
+    uint8_t *big = calloc(1, MIB);
+    assert_non_null(big);
+    assert_conc_ok(conc_ws_send(ws, CONC_WS_BINARY, big, MIB, BOUND));
+    free(big);
+    assert_conc_ok(conc_ws_recv(ws, BOUND, NULL, &m));
+    assert_conc_ok(conc_buf_append(&m, "", 1));
+    int pieces = 0;
+    size_t total = 0;
+    assert_int_equal(sscanf((char *)m.data, "%d %zu", &pieces, &total), 2);
+    assert_int_equal(total, MIB);
+    /* a piece is handed out once it holds 64 KiB, so it has less than
+     * 64 KiB plus one read */
+    assert_true(pieces >= (int)(MIB / (2 * CONC__WS_STREAM_PIECE)));
+    int fin;
+    assert_conc(conc_ws_recv_stream(ws, 0, NULL, NULL, &fin), CONC_EINVAL);
+    assert_conc(conc_ws_recv_stream(ws, 0, NULL, &m, NULL), CONC_EINVAL);
+    assert_conc_ok(conc_ws_close(ws, 1000, NULL));
+    conc_ws_free(ws);
+    conc_buf_free(&m);
+    server_end(srv);
+    return 0;
+}
+
+static void
+test_recv_stream(void **state)
+{
+    (void)state;
+    run(recv_stream_main);
+}
+
+/* ---- Ping, keepalive ----------------------------------------------------- */
+
+MAIN(ping_main)
+{
+    UNUSED_ARGS;
+    char url[64];
+    conc_ws_server *srv = server(echo, NULL, url, sizeof url);
+    conc_ws *ws;
+    assert_conc_ok(conc_ws_connect(url, NULL, BOUND, &ws));
+    conc_future *p1, *p2;
+    assert_conc_ok(conc_ws_ping(ws, "one", 3, &p1));
+    assert_conc(conc_ws_ping(ws, "one", 3, &p2), CONC_EEXIST);
+    assert_conc_ok(conc_ws_ping(ws, NULL, 0, &p2));
+    assert_conc_ok(conc_aio_wait_for(p1, BOUND));
+    assert_conc_ok(conc_aio_wait_for(p2, BOUND));
+    conc_future_free(p1);
+    conc_future_free(p2);
+    assert_conc_ok(conc_ws_pong(ws, "beat", 4));
+    assert_conc(conc_ws_ping(ws, NULL, 126, &p1), CONC_EINVAL);
+    round_trip(ws, CONC_WS_TEXT, "still here", 10);
+    /* A ping still waiting when the connection ends fails with it. */
+    assert_conc_ok(conc_ws_close(ws, 1000, NULL));
+    assert_conc(conc_ws_ping(ws, NULL, 0, &p1), CONC_ECLOSED);
+    conc_ws_free(ws);
+    server_end(srv);
+    return 0;
+}
+
+static void
+test_ping(void **state)
+{
+    (void)state;
+    run(ping_main);
+}
+
+/* A server that completes the handshake and then reads and ignores
+ * everything: it never answers a ping, nor a close. */
+static int
+deaf_handshake(conc_aio_stream *s)
+{
+    conc_buf head = CONC_BUF_INIT, rsp = CONC_BUF_INIT;
+    struct conc__ws_http *h = malloc(sizeof *h);
+    struct conc__ws_upgrade u;
+    char accept[CONC__WS_ACCEPT_LEN + 1];
+    size_t used;
+    int r = conc_aio_stream_readuntil(s, "\r\n\r\n", 4, BOUND, &head);
+    if (!r)
+        r = conc__ws_http_parse((char *)head.data, head.len, 1, h, &used);
+    if (!r)
+        r = conc__ws_upgrade_check(h, &u);
+    if (!r)
+        r = conc__ws_accept(u.key.p, u.key.n, accept);
+    if (!r)
+        r = conc__ws_response_build(&rsp, accept, NULL, NULL, NULL);
+    if (!r)
+        r = conc_aio_stream_write(s, rsp.data, rsp.len);
+    free(h);
+    conc_buf_free(&head);
+    conc_buf_free(&rsp);
+    return r;
+}
+
+static int
+deaf(void *arg, conc_aio_stream *s)
+{
+    (void)arg;
+    conc_buf b = CONC_BUF_INIT;
+    int r = deaf_handshake(s);
+    while (r == 0 && (r = conc_aio_stream_read(s, CHUNK, BOUND, &b)) == 0 &&
+           b.len)
+        ;
+    conc_buf_free(&b);
+    return 0;
+}
+
+/* A server that answers pings through the engine and counts them,
+ * setting seen.ready at the third. */
+#define PINGS 3
+static int pings_seen;
+
+static int
+ping_counter(void *arg, conc_aio_stream *s)
+{
+    conc__ws_conn *c = NULL;
+    struct conc__ws_conn_opts co = {.role = CONC__WS_SERVER};
+    struct conc__ws_event ev;
+    conc_buf in = CONC_BUF_INIT, out = CONC_BUF_INIT;
+    int r = deaf_handshake(s);
+    if (!r)
+        r = conc__ws_conn_new(&co, &c);
+    while (!r && (r = conc_aio_stream_read(s, CHUNK, BOUND, &in)) == 0 &&
+           in.len) {
+        conc__ws_conn_receive(c, in.data, in.len);
+        while (conc__ws_conn_next_event(c, &ev) == 0) {
+            if (ev.type == CONC__WS_EV_PING && ++pings_seen == PINGS)
+                conc_aio_event_set(seen.ready);
+            conc_buf_free(&ev.data);
+        }
+        conc__ws_conn_take_output(c, &out);
+        r = conc_aio_stream_write(s, out.data, out.len);
+    }
+    (void)arg;
+    conc__ws_conn_free(c);
+    conc_buf_free(&in);
+    conc_buf_free(&out);
+    return 0;
+}
+
+/* With a peer that answers, keepalive pings on and the connection stays
+ * open. */
+MAIN(keepalive_ok_main)
+{
+    UNUSED_ARGS;
+    conc_aio_loop *loop;
+    conc_aio_server *srv;
+    pings_seen = 0;
+    assert_conc_ok(conc_aio_get_running_loop(&loop));
+    assert_conc_ok(conc_aio_start_server(loop, "127.0.0.1", 0, ping_counter,
+                                         NULL, NULL, &srv));
+    char url[64];
+    snprintf(url, sizeof url, "ws://127.0.0.1:%d/", conc_aio_server_port(srv));
+    conc_ws_opts o = {.ping_interval = 0.01, .ping_timeout = BOUND};
+    conc_ws *ws;
+    assert_conc_ok(conc_ws_connect(url, &o, BOUND, &ws));
+    assert_conc_ok(conc_aio_event_wait(seen.ready, BOUND));
+    assert_int_equal(conc_ws_is_open(ws), 1);
+    conc_ws_free(ws);
+    conc_aio_server_close(srv);
+    assert_conc_ok(conc_aio_server_wait_closed(srv, BOUND));
+    conc_aio_server_free(srv);
+    return 0;
+}
+
+static void
+test_keepalive_ok(void **state)
+{
+    (void)state;
+    run(keepalive_ok_main);
+}
+
+MAIN(keepalive_main)
+{
+    UNUSED_ARGS;
+    conc_aio_loop *loop;
+    conc_aio_server *srv;
+    assert_conc_ok(conc_aio_get_running_loop(&loop));
+    assert_conc_ok(
+        conc_aio_start_server(loop, "127.0.0.1", 0, deaf, NULL, NULL, &srv));
+    char url[64];
+    snprintf(url, sizeof url, "ws://127.0.0.1:%d/", conc_aio_server_port(srv));
+    conc_ws_opts o = {
+        .ping_interval = 0.05, .ping_timeout = 0.1, .close_timeout = BOUND * 4};
+    conc_ws *ws;
+    assert_conc_ok(conc_ws_connect(url, &o, BOUND, &ws));
+    double t0 = conc_aio_loop_time(loop);
+    conc_buf m = CONC_BUF_INIT;
+    assert_conc(conc_ws_recv(ws, BOUND, NULL, &m), CONC_ETIMEDOUT);
+    assert_true(conc_aio_loop_time(loop) - t0 < BOUND);
+    assert_int_equal(conc_ws_is_open(ws), 0);
+    conc_ws_free(ws);
+    conc_aio_server_close(srv);
+    assert_conc_ok(conc_aio_server_wait_closed(srv, BOUND));
+    conc_aio_server_free(srv);
+    return 0;
+}
+
+static void
+test_keepalive_timeout(void **state)
+{
+    (void)state;
+    run(keepalive_main);
+}
+
+/* The close handshake with that peer ends at close_timeout. */
+MAIN(close_timeout_main)
+{
+    UNUSED_ARGS;
+    conc_aio_loop *loop;
+    conc_aio_server *srv;
+    assert_conc_ok(conc_aio_get_running_loop(&loop));
+    assert_conc_ok(
+        conc_aio_start_server(loop, "127.0.0.1", 0, deaf, NULL, NULL, &srv));
+    char url[64];
+    snprintf(url, sizeof url, "ws://127.0.0.1:%d/", conc_aio_server_port(srv));
+    conc_ws_opts o = {.close_timeout = SHORT};
+    conc_ws *ws;
+    assert_conc_ok(conc_ws_connect(url, &o, BOUND, &ws));
+    double t0 = conc_aio_loop_time(loop);
+    assert_conc_ok(conc_ws_close(ws, 1000, NULL));
+    double took = conc_aio_loop_time(loop) - t0;
+    assert_true(took >= SHORT && took < BOUND);
+    unsigned code;
+    assert_conc_ok(conc_ws_close_code(ws, &code, NULL));
+    assert_int_equal(code, 1006);
+    conc_ws_free(ws);
+    conc_aio_server_close(srv);
+    assert_conc_ok(conc_aio_server_wait_closed(srv, BOUND));
+    conc_aio_server_free(srv);
+    return 0;
+}
+
+static void
+test_close_timeout(void **state)
+{
+    (void)state;
+    run(close_timeout_main);
+}
+
+/* ---- Close codes --------------------------------------------------------- */
+
+MAIN(close_codes_main)
+{
+    UNUSED_ARGS;
+    char url[64];
+    conc_ws_server *srv = server(echo, NULL, url, sizeof url);
+    conc_ws *ws;
+    conc_buf reason = CONC_BUF_INIT, m = CONC_BUF_INIT;
+    unsigned code;
+    /* The client closes with 4000 and a reason. */
+    assert_conc_ok(conc_ws_connect(url, NULL, BOUND, &ws));
+    assert_conc(conc_ws_close(ws, 1005, NULL), CONC_EINVAL);
+    assert_conc_ok(conc_ws_close(ws, 4000, "bye"));
+    assert_conc_ok(conc_aio_event_wait(seen.ended, BOUND));
+    assert_conc(seen.recv_end, CONC_ECLOSED);
+    assert_int_equal(seen.code, 4000);
+    assert_non_null(strstr(seen.message, "received 4000 bye"));
+    assert_int_equal(seen.reason.len, 3);
+    assert_memory_equal(seen.reason.data, "bye", 3);
+    conc_ws_free(ws);
+    /* The server closes with 1001. */
+    conc_aio_event_clear(seen.ended);
+    seen.close_with = 1001;
+    assert_conc_ok(conc_ws_connect(url, NULL, BOUND, &ws));
+    assert_conc_ok(conc_ws_send(ws, CONC_WS_TEXT, "close", 5, BOUND));
+    assert_conc(conc_ws_recv(ws, BOUND, NULL, &m), CONC_ECLOSED);
+    assert_conc_ok(conc_ws_wait_closed(ws, BOUND));
+    assert_conc_ok(conc_ws_close_code(ws, &code, &reason));
+    assert_int_equal(code, 1001);
+    assert_int_equal(reason.len, strlen("server says bye"));
+    assert_conc_ok(conc_ws_close(ws, 1000, NULL)); /* ended: a no-op */
+    conc_ws_free(ws);
+    /* Closing the server closes its connections with 1001. */
+    assert_conc_ok(conc_ws_connect(url, NULL, BOUND, &ws));
+    round_trip(ws, CONC_WS_TEXT, "hi", 2);
+    assert_conc_ok(conc_ws_server_close(srv));
+    assert_conc(conc_ws_recv(ws, BOUND, NULL, &m), CONC_ECLOSED);
+    assert_conc_ok(conc_ws_close_code(ws, &code, NULL));
+    assert_int_equal(code, 1001);
+    conc_ws_free(ws);
+    conc_buf_free(&reason);
+    server_end(srv);
+    return 0;
+}
+
+static void
+test_close_codes(void **state)
+{
+    (void)state;
+    run(close_codes_main);
+}
+
+/* A client that sends its handshake, then a frame that breaks the
+ * protocol (unmasked), gets 1002; one that vanishes gives EBROKEN. */
+static conc_aio_stream *
+raw_client(const char *host, int port, conc_buf *rest)
+{
+    static const char req[] =
+        "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n";
+    conc_aio_stream *s;
+    assert_conc_ok(conc_aio_open_connection(host, port, NULL, BOUND, &s));
+    assert_conc_ok(conc_aio_stream_write(s, req, sizeof req - 1));
+    assert_conc_ok(conc_aio_stream_readuntil(s, "\r\n\r\n", 4, BOUND, rest));
+    assert_memory_equal(rest->data, "HTTP/1.1 101", 12);
+    return s;
+}
+
+MAIN(protocol_error_main)
+{
+    UNUSED_ARGS;
+    char url[64];
+    conc_ws_server *srv = server(echo, NULL, url, sizeof url);
+    int port = conc_ws_server_port(srv);
+    conc_buf b = CONC_BUF_INIT;
+    conc_aio_stream *s = raw_client("127.0.0.1", port, &b);
+    static const uint8_t unmasked[] = {0x81, 0x02, 'h', 'i'};
+    assert_conc_ok(conc_aio_stream_write(s, unmasked, sizeof unmasked));
+    assert_conc_ok(conc_aio_stream_readexactly(s, 4, BOUND, &b));
+    assert_int_equal(b.data[0], 0x88);                  /* close */
+    assert_int_equal(b.data[2] << 8 | b.data[3], 1002); /* protocol error */
+    assert_conc_ok(conc_aio_event_wait(seen.ended, BOUND));
+    assert_conc(seen.recv_end, CONC_EPROTO);
+    conc_aio_stream_free(s);
+    /* A peer that vanishes without a close frame. */
+    conc_aio_event_clear(seen.ended);
+    s = raw_client("127.0.0.1", port, &b);
+    conc_aio_stream_free(s);
+    assert_conc_ok(conc_aio_event_wait(seen.ended, BOUND));
+    assert_conc(seen.recv_end, CONC_EBROKEN);
+    assert_int_equal(seen.code, 1006);
+    conc_buf_free(&b);
+    server_end(srv);
+    return 0;
+}
+
+static void
+test_protocol_error(void **state)
+{
+    (void)state;
+    run(protocol_error_main);
+}
+
+/* ---- Backpressure, broadcast --------------------------------------------- */
+
+/* The server holds the connection without reading: its reader stops at
+ * max_queue messages, the kernel's buffers fill, and the client's send
+ * waits for drain, bounded by its timeout. Memory stays bounded. */
+MAIN(backpressure_main)
+{
+    UNUSED_ARGS;
+    char url[64];
+    conc_ws_opts o = {.no_compression = 1, .max_queue = 2};
+    conc_ws_server *srv = server(hold, &o, url, sizeof url);
+    seen.want = 1;
+    conc_ws *ws;
+    assert_conc_ok(conc_ws_connect(url, &o, BOUND, &ws));
+    assert_conc_ok(conc_aio_event_wait(seen.ready, BOUND));
+    uint8_t *chunk = calloc(1, CHUNK);
+    assert_non_null(chunk);
+    int r = 0;
+    size_t total = 0;
+    while (total < SPAM &&
+           (r = conc_ws_send(ws, CONC_WS_BINARY, chunk, CHUNK, SHORT)) == 0)
+        total += CHUNK;
+    assert_conc(r, CONC_ETIMEDOUT);
+    size_t rd, wr;
+    assert_conc_ok(conc_aio_stream_buffered(conc_ws_stream(ws), &rd, &wr));
+    assert_true(wr <= CONC__WS_HEADER_MAX + CHUNK + 32 * 1024);
+    free(chunk);
+    conc_aio_event_set(seen.done);
+    conc_ws_free(ws);
+    server_end(srv);
+    return 0;
+}
+
+static void
+test_backpressure(void **state)
+{
+    (void)state;
+    run(backpressure_main);
+}
+
+/* Broadcast to a client that reads and one that does not: the slow one
+ * is skipped once its buffer passes write_limit (its memory stays
+ * bounded), then closed with 1008 when asked. */
+static int
+drain_client(const void *arg, size_t len, conc_buf *result)
+{
+    (void)len;
+    conc_ws *ws = *(conc_ws *const *)arg;
+    conc_buf m = CONC_BUF_INIT;
+    int r, n = 0;
+    while ((r = conc_ws_recv(ws, BOUND, NULL, &m)) == 0)
+        n++;
+    conc_buf_free(&m);
+    conc_buf_appendf(result, "%d", n);
+    return r == CONC_ECLOSED ? 0 : r;
+}
+
+MAIN(broadcast_main)
+{
+    UNUSED_ARGS;
+    char url[64];
+    conc_ws_opts o = {.no_compression = 1};
+    conc_ws_server *srv = server(hold, &o, url, sizeof url);
+    seen.want = 2;
+    conc_ws *fast, *slow;
+    conc_ws_opts co = {.no_compression = 1, .max_queue = 1};
+    assert_conc_ok(conc_ws_connect(url, &co, BOUND, &fast));
+    assert_conc_ok(conc_ws_connect(url, &co, BOUND, &slow));
+    assert_conc_ok(conc_aio_event_wait(seen.ready, BOUND));
+    conc_future *reader;
+    assert_conc_ok(
+        conc_aio_create_task(drain_client, &fast, sizeof fast, NULL, &reader));
+    uint8_t *msg = calloc(1, BCAST);
+    assert_non_null(msg);
+    size_t sent, total = 0;
+    for (int i = 0; i < NBCAST; i++) {
+        assert_conc_ok(conc_ws_broadcast(seen.conns, 2, CONC_WS_BINARY, msg,
+                                         BCAST, 0, &sent));
+        total += sent;
+        for (size_t j = 0; j < 2; j++) {
+            size_t rd, wr;
+            conc_aio_stream_buffered(conc_ws_stream(seen.conns[j]), &rd, &wr);
+            assert_true(wr <= 32 * 1024 + BCAST + CONC__WS_HEADER_MAX);
+        }
+        assert_conc_ok(conc_aio_sleep(0));
+    }
+    assert_true(total < 2 * NBCAST); /* the slow one was skipped */
+    assert_true(total > NBCAST / 2);
+    /* Now close the slow one with 1008. */
+    for (int i = 0; i < NBCAST && conc_ws_is_open(seen.conns[1]) == 1; i++) {
+        assert_conc_ok(conc_ws_broadcast(seen.conns, 2, CONC_WS_BINARY, msg,
+                                         BCAST, 1008, &sent));
+        assert_conc_ok(conc_aio_sleep(0));
+    }
+    free(msg);
+    assert_int_equal(conc_ws_is_open(seen.conns[1]), 0);
+    assert_int_equal(conc_ws_is_open(seen.conns[0]), 1);
+    conc_aio_event_set(seen.done);
+    assert_conc_ok(conc_aio_wait_for(reader, BOUND));
+    conc_future_free(reader);
+    conc_ws_free(fast);
+    conc_ws_free(slow);
+    server_end(srv);
+    return 0;
+}
+
+static void
+test_broadcast(void **state)
+{
+    (void)state;
+    run(broadcast_main);
+}
+
+/* ---- Handshake options, Unix sockets ------------------------------------- */
+
+static int
+health(void *arg, const conc_ws_request *req, conc_ws_response *rsp)
+{
+    (void)arg;
+    if (strcmp(req->path, "/health") != 0)
+        return 0;
+    *rsp = (conc_ws_response){.status = 200, .body = "OK\n", .body_len = 3};
+    return 1;
+}
+
+MAIN(handshake_main)
+{
+    UNUSED_ARGS;
+    static const char *const protos[] = {"chat.v2", "chat.v1"};
+    static const char *const client_protos[] = {"chat.v1"};
+    static const char *const origins[] = {"https://good.example"};
+    conc_ws_opts so = {.process_request = health,
+                       .subprotocols = protos,
+                       .nsubprotocols = 2,
+                       .origins = origins,
+                       .norigins = 1};
+    char url[64], hurl[80];
+    conc_ws_server *srv = server(echo, &so, url, sizeof url);
+    conc_ws *ws;
+    snprintf(hurl, sizeof hurl, "%shealth", url);
+    assert_conc(conc_ws_connect(hurl, NULL, BOUND, &ws), CONC_EPROTO);
+    assert_non_null(strstr(conc_failure_message(), "answered 200"));
+    conc_ws_opts bad = {.origin = "https://evil.example"};
+    assert_conc(conc_ws_connect(url, &bad, BOUND, &ws), CONC_EPROTO);
+    conc_ws_opts co = {.origin = "https://good.example",
+                       .subprotocols = client_protos,
+                       .nsubprotocols = 1,
+                       .extra_headers = "X-Test: 1\r\n"};
+    assert_conc_ok(conc_ws_connect(url, &co, BOUND, &ws));
+    assert_string_equal(conc_ws_subprotocol(ws), "chat.v1");
+    round_trip(ws, CONC_WS_TEXT, "ok", 2);
+    assert_conc_ok(conc_ws_close(ws, 1000, NULL));
+    conc_ws_free(ws);
+    assert_conc(conc_ws_connect("http://x/", NULL, BOUND, &ws), CONC_EINVAL);
+    assert_conc(conc_ws_connect("ws://[::1/", NULL, BOUND, &ws), CONC_EINVAL);
+    assert_conc(conc_ws_connect("ws://h:99999/", NULL, BOUND, &ws),
+                CONC_EINVAL);
+    server_end(srv);
+    return 0;
+}
+
+static void
+test_handshake(void **state)
+{
+    (void)state;
+    run(handshake_main);
+}
+
+MAIN(unix_main)
+{
+    UNUSED_ARGS;
+    char path[64], url[80];
+    snprintf(path, sizeof path, "/tmp/conc_test_ws_%d.sock", (int)getpid());
+    snprintf(url, sizeof url, "ws+unix://%s", path);
+    conc_aio_loop *loop;
+    conc_ws_server *srv;
+    assert_conc_ok(conc_aio_get_running_loop(&loop));
+    assert_conc_ok(conc_ws_unix_serve(loop, path, echo, NULL, NULL, &srv));
+    assert_int_equal(conc_ws_server_port(srv), 0);
+    conc_ws *ws;
+    assert_conc_ok(conc_ws_connect(url, NULL, BOUND, &ws));
+    round_trip(ws, CONC_WS_TEXT, "over unix", 9);
+    assert_conc_ok(conc_ws_close(ws, 1000, NULL));
+    conc_ws_free(ws);
+    server_end(srv);
+    unlink(path);
+    return 0;
+}
+
+static void
+test_unix(void **state)
+{
+    (void)state;
+    run(unix_main);
+}
+
+static void
+test_contract(void **state)
+{
+    (void)state;
+    conc_buf b = CONC_BUF_INIT;
+    unsigned code;
+    assert_conc(conc_ws_recv(NULL, 0, NULL, &b), CONC_EINVAL);
+    assert_conc(conc_ws_send(NULL, CONC_WS_TEXT, "", 0, 0), CONC_EINVAL);
+    assert_conc(conc_ws_close(NULL, 1000, NULL), CONC_EINVAL);
+    assert_conc(conc_ws_close_code(NULL, &code, NULL), CONC_EINVAL);
+    assert_conc(conc_ws_broadcast(NULL, 1, CONC_WS_TEXT, "", 0, 0, NULL),
+                CONC_EINVAL);
+    assert_conc_ok(conc_ws_broadcast(NULL, 0, CONC_WS_TEXT, "", 0, 0, NULL));
+    assert_conc(conc_ws_connect(NULL, NULL, 0, NULL), CONC_EINVAL);
+    conc_ws_free(NULL);
+    conc_ws_server_free(NULL);
+}
+
+int
+main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        conc_unit_test(test_echo_deflate),
+        conc_unit_test(test_echo_plain),
+        conc_unit_test(test_too_big),
+        conc_unit_test(test_fragments),
+        conc_unit_test(test_recv_stream),
+        conc_unit_test(test_ping),
+        conc_unit_test(test_keepalive_ok),
+        conc_unit_test(test_keepalive_timeout),
+        conc_unit_test(test_close_timeout),
+        conc_unit_test(test_close_codes),
+        conc_unit_test(test_protocol_error),
+        conc_unit_test(test_backpressure),
+        conc_unit_test(test_broadcast),
+        conc_unit_test(test_handshake),
+        conc_unit_test(test_unix),
+        conc_unit_test(test_contract),
+    };
+    warm_up_threads();
+    return conc_run_tests(tests);
+}
