@@ -42,16 +42,15 @@ test-tsan: deps build-tsan/Makefile
 	    ctest $(CTEST_FLAGS)
 
 # Every case of the WebSocket conformance suite (CTest runs a subset), in
-# both directions: against the engine's echo peer, and against
-# examples/ws_echo_server and ws_client once they are built.
+# both directions: against the engine over blocking sockets, then against
+# the I/O binding (examples/ws_echo_server, tests/peers/ws_echo_client).
 WS_CONF = /usr/bin/python3 tests/peers/ws_conformance.py
 WS_PEER = build/tests/ws_conformance_peer
 test-conformance: deps build
 	$(WS_CONF) client --server-cmd "$(WS_PEER) server 0"
 	$(WS_CONF) server --client-cmd "$(WS_PEER) client {url}"
-	@if [ -x build/examples/ws_echo_server ]; then \
-	    $(WS_CONF) client --server-cmd "build/examples/ws_echo_server 0"; \
-	else echo "test-conformance: no build/examples/ws_echo_server yet"; fi
+	$(WS_CONF) client --server-cmd "build/examples/ws_echo_server 0"
+	$(WS_CONF) server --client-cmd "build/tests/ws_echo_client {url}"
 
 build-fuzz/Makefile:
 	CC=clang cmake -S . -B build-fuzz -DCONC_FUZZ=ON -DCONC_BUILD_TESTS=OFF \
