@@ -17,36 +17,8 @@
 #include <unistd.h>
 
 #include "conc/error.h"
+#include "ws_chromium_page.h"
 #include "ws_conformance_io.h"
-
-#define BIG_LEN    ((size_t)1 << 20)
-#define CLOSE_CODE 4321
-#define TEXT_MSG   "hello \xe2\x98\x83 from chromium"
-
-static const char PAGE[] =
-    "<!doctype html><meta charset=utf-8><title>conc ws</title><script>\n"
-    "const ws = new WebSocket('ws://' + location.host + '/ws');\n"
-    "ws.binaryType = 'arraybuffer';\n"
-    "const text = 'hello \\u2603 from chromium';\n"
-    "const bin = new Uint8Array(256).map((_, i) => i);\n"
-    "const big = '0123456789abcdef'.repeat(65536);\n"
-    "const want = [text, bin, big];\n"
-    "let n = 0, bad = '';\n"
-    "function same(a, b) {\n"
-    "  if (typeof b === 'string') return a === b;\n"
-    "  const u = new Uint8Array(a);\n"
-    "  return u.length === b.length && u.every((v, i) => v === b[i]);\n"
-    "}\n"
-    "ws.onopen = () => { ws.send(text); ws.send(bin); ws.send(big); };\n"
-    "ws.onmessage = (e) => {\n"
-    "  if (!same(e.data, want[n])) bad += ' echo ' + n;\n"
-    "  if (++n === want.length) {\n"
-    "    ws.send('verdict ' + (bad || 'ok') +\n"
-    "            ' ext=' + ws.extensions);\n"
-    "    ws.close(4321, 'done');\n"
-    "  }\n"
-    "};\n"
-    "</script>\n";
 
 static int
 serve_page(void *arg, const struct conc__ws_http *req, conc_buf *out)
@@ -54,51 +26,8 @@ serve_page(void *arg, const struct conc__ws_http *req, conc_buf *out)
     (void)arg;
     if (req->target.n != 1 || req->target.p[0] != '/')
         return -1;
-    return conc__ws_http_response_build(
-        out, 200, "OK", "Content-Type: text/html; charset=utf-8\r\n", PAGE,
-        sizeof PAGE - 1);
-}
-
-static int
-is_big(const conc_buf *b)
-{
-    static const char unit[] = "0123456789abcdef";
-    if (b->len != BIG_LEN)
-        return 0;
-    for (size_t i = 0; i < b->len; i++)
-        if (b->data[i] != (uint8_t)unit[i % 16])
-            return 0;
-    return 1;
-}
-
-/* Checks the n-th message the page sent. */
-static const char *
-check(size_t n, const struct conc__ws_event *ev)
-{
-    const conc_buf *b = &ev->data;
-    switch (n) {
-    case 0:
-        return ev->type == CONC__WS_EV_TEXT && b->len == strlen(TEXT_MSG) &&
-                       memcmp(b->data, TEXT_MSG, b->len) == 0
-                   ? NULL
-                   : "the text message differs";
-    case 1:
-        if (ev->type != CONC__WS_EV_BINARY || b->len != 256)
-            return "the binary message differs";
-        for (size_t i = 0; i < 256; i++)
-            if (b->data[i] != i)
-                return "the binary message differs";
-        return NULL;
-    case 2:
-        return ev->type == CONC__WS_EV_TEXT && is_big(b)
-                   ? NULL
-                   : "the 1 MiB message differs";
-    default:
-        return ev->type == CONC__WS_EV_TEXT && b->len >= 10 &&
-                       memcmp(b->data, "verdict ok", 10) == 0
-                   ? NULL
-                   : "the page's verdict is not ok";
-    }
+    return conc__ws_http_response_build(out, 200, "OK", PAGE_TYPE, PAGE,
+                                        sizeof PAGE - 1);
 }
 
 /* Runs the WebSocket session and ends the process with its result. */
@@ -111,12 +40,13 @@ session(struct wsp *p)
     size_t n = 0;
     while (wsp_next(p, &ev, &code)) {
         if (ev.type == CONC__WS_EV_TEXT || ev.type == CONC__WS_EV_BINARY) {
-            const char *bad = check(n, &ev);
-            if (n == 3)
+            const char *bad =
+                page_check(n, ev.type == CONC__WS_EV_TEXT, &ev.data);
+            if (n == PAGE_ECHOES)
                 printf("page: %.*s\n", (int)ev.data.len,
                        (const char *)ev.data.data);
             why = why ? why : bad;
-            if (n++ < 3)
+            if (n++ < PAGE_ECHOES)
                 conc__ws_conn_send(p->conn,
                                    ev.type == CONC__WS_EV_TEXT
                                        ? CONC__WS_TEXT
@@ -126,7 +56,7 @@ session(struct wsp *p)
         conc_buf_free(&ev.data);
     }
     wsp_free(p);
-    if (!why && n != 4)
+    if (!why && n != PAGE_ECHOES + 1)
         why = "the page sent too few messages";
     if (!why && code != CLOSE_CODE)
         why = "the close code is not 4321";

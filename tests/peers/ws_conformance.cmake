@@ -49,12 +49,21 @@ if(CONC_BUILD_EXAMPLES) # examples/ is added after tests/
     PROPERTIES TIMEOUT 60 LABELS "ws;conformance")
 endif()
 
-# Headless Chromium loads a page from the engine's server and talks back
-# over a WebSocket with permessage-deflate (ws_chromium.py).
+# Headless Chromium loads a page from a conc server and talks back over a
+# WebSocket with permessage-deflate (ws_chromium.py): the I/O binding's
+# server (ws_chromium), and the engine over blocking sockets
+# (ws_chromium_engine).
+add_executable(ws_chromium_server ${WS_PEERS}/ws_chromium_server.c)
+target_link_libraries(ws_chromium_server PRIVATE conc_static)
+target_compile_options(ws_chromium_server PRIVATE ${CONC_WARN})
 add_test(NAME ws_chromium
   COMMAND ${WS_PYTHON} ${WS_PEERS}/ws_chromium.py
+          $<TARGET_FILE:ws_chromium_server> 0)
+add_test(NAME ws_chromium_engine
+  COMMAND ${WS_PYTHON} ${WS_PEERS}/ws_chromium.py
           $<TARGET_FILE:ws_chromium_peer> 0)
-set_tests_properties(ws_chromium PROPERTIES TIMEOUT 60 LABELS "ws;interop")
+set_tests_properties(ws_chromium ws_chromium_engine
+  PROPERTIES TIMEOUT 60 LABELS "ws;interop")
 
 # libwebsockets' test server serves the engine's client: its mirror and
 # dumb-increment protocols, permessage-deflate offered (ws_lws.py).
