@@ -85,6 +85,7 @@ def at_least(limit):
 
 
 UVLOOP = [("uvloop", "uvloop")]  # a faster Python stack, not a C one
+REDIS_QUEUES = [("celery", "Celery"), ("rq", "RQ")]  # Python, on Redis
 
 ROWS = [
     Row("lock_pair", "Lock, uncontended acquire+release", "lock", "time",
@@ -227,6 +228,22 @@ ROWS = [
         other=[("node", "node ws")] + UVLOOP),
     Row("ws_idle_mem_deflate", "same, with permessage-deflate", "ws",
         "time", 1024, "KiB", None, other=[("node", "node ws")] + UVLOOP),
+    # PERF.md's "Scale-out on Redis": conc's executor and workers beside a
+    # redis-py queue on the same streams (the CPython column), Celery and
+    # RQ (Debian's python3-celery and python3-rq; an empty column where
+    # missing), all on a redis-server each program starts on loopback.
+    Row("dist_tasks", "Redis: tiny tasks, pipelined submit, 2 workers",
+        "dist", "rate", 1e3, "k tasks/s",
+        (">= 100 k tasks/s, >= 10x Celery and RQ",
+         lambda c, p, o: c >= 100e3 and (o is None or c >= 10 * o)),
+        other=REDIS_QUEUES),
+    Row("dist_roundtrip", "Redis: one future round trip, p50", "dist",
+        "time", 1e3, "µs", ("p50 <= 200 µs", lambda c, p, o: c <= 200e3),
+        other=REDIS_QUEUES),
+    # PERF.md's "TLS": conc's streams over OpenSSL beside asyncio's ssl.
+    Row("tls_echo_1", "TLS echo 1 KiB, 1 connection", "tls", "rate", 1e3,
+        "k/s", (">= 5x asyncio", lambda c, p, o: p is not None and c >= 5 * p),
+        other=UVLOOP),
 ]
 for r in ROWS:
     if r.goal is None:  # no stated goal: at least beat CPython

@@ -377,6 +377,34 @@ SEEDS["ws_deflate"] = {
 }
 
 
+def client_hello(**alpn):
+    """A real ClientHello from Python's ssl module (its random bytes
+    differ on each run; any one will do)."""
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if alpn:
+        ctx.set_alpn_protocols(alpn["alpn"])
+    out = ssl.MemoryBIO()
+    obj = ctx.wrap_bio(ssl.MemoryBIO(), out, server_hostname="localhost")
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return out.read()
+
+
+# tls_records: the first byte is the size of the pieces fed (0: all at
+# once), the rest is what a client sends to a server session.
+SEEDS["tls_records"] = {
+    "hello": u8(0) + client_hello(),
+    "hello_alpn_pieces": u8(7) + client_hello(alpn=["h2", "http/1.1"]),
+    "http": u8(0) + b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    "alert": u8(0) + bytes([21, 3, 3, 0, 2, 2, 40]),
+}
+
+
 def main():
     for target, seeds in SEEDS.items():
         d = os.path.join(HERE, "corpus", target)

@@ -26,6 +26,7 @@
 #include "conc/pool.h"
 #include "conc/aio.h"
 #include "conc/aio_sync.h"
+#include "conc/tls.h"
 #include "conc/aio_stream.h"
 #include "conc/aio_subprocess.h"
 #include "conc/ws.h"

@@ -11,7 +11,7 @@ awk '/^```c$/{on=1; buf=""; next} /^```$/{if(on && buf ~ /\nmain\(void\)/){print
     "$src/README.md" >"$tmp/readme.c"
 grep -q 'main(void)' "$tmp/readme.c" || { echo "no complete program in README"; exit 1; }
 cc -std=c11 -Wall -Wextra -Werror -I"$src/include" "$tmp/readme.c" \
-    "$build/libconc.a" -lpthread -lcrypto -o "$tmp/readme"
+    "$build/libconc.a" -lpthread -lssl -lcrypto -o "$tmp/readme"
 out=$("$tmp/readme")
 [ "$out" = "0" ] || { echo "README program printed: $out"; exit 1; }
 echo "README program compiles and prints 0"

@@ -99,6 +99,12 @@ CONSTRUCTORS = {
     'conc_ws_server': '{ conc_aio_loop *lp; MUST(conc_aio_loop_new(NULL, &lp));'
                       ' MUST(conc_ws_serve(lp, "127.0.0.1", 0,'
                       ' dummy_ws_handler, NULL, NULL, &v)); }',
+    'conc_tls_context': 'MUST(conc_tls_context_new(&(conc_tls_opts){'
+                        '.verify = CONC_TLS_VERIFY_NONE}, &v));',
+    'conc_tls_session': '{ conc_tls_context *cx; MUST(conc_tls_context_new('
+                        '&(conc_tls_opts){.verify = CONC_TLS_VERIFY_NONE},'
+                        ' &cx)); MUST(conc_tls_session_new(cx, NULL, &v));'
+                        ' conc_tls_context_free(cx); }',
     # A dict in a manager served by this child, reached over loopback.
     'conc_proxy': '{ conc_manager *mm; MUST(conc_manager_new("127.0.0.1:0",'
                   ' NULL, &mm)); MUST(conc_manager_start(mm));'
@@ -306,6 +312,7 @@ NULLABLE = {
     ('conc_aio_queue_put_priority', 'item'): None,
     ('conc_aio_cond_wait_for', 'arg'): None,
     ('conc_aio_barrier_wait', 'index'): None,
+    ('conc_barrierproxy_wait', 'index'): None,  # NULL: index not wanted
     ('conc_manager_new', 'authkey'): None,  # NULL: no handshake
     ('conc_manager_connect', 'authkey'): None,
     ('conc_manager_register', 'arg'): None,  # passed on to create
@@ -313,6 +320,8 @@ NULLABLE = {
     ('conc_manager_create', 'args'): None,  # NULL: no arguments
     ('conc_proxy_call', 'args'): None,
     ('conc_proxy_call', 'kwds'): None,
+    ('conc_tls_session_new', 'server_hostname'): None,  # servers, no verify
+    ('conc_aio_stream_start_tls', 'server_hostname'): None,
 }
 
 # Statements run after a call that did not get NULL in the named

@@ -19,6 +19,7 @@
 #include "buf.h"
 #include "common.h"
 #include "error.h"
+#include "tls.h"
 
 CONC_BEGIN_DECLS
 
@@ -46,6 +47,18 @@ typedef struct conc_aio_stream_opts {
     /* 1 keeps Nagle's algorithm on TCP (conc sets TCP_NODELAY otherwise,
      * as asyncio does). */
     int delay;
+    /* TLS (asyncio's ssl=): open_connection runs a client handshake and
+     * start_server a server handshake on each connection before its
+     * handler runs (a connection whose handshake fails is closed and
+     * never reaches the handler). Borrowed: the server and each stream
+     * keep a reference. NULL: plain TCP. */
+    conc_tls_context *ssl;
+    /* The name sent as SNI and checked against the server's certificate
+     * (server_hostname=). NULL: the host of open_connection. */
+    const char *server_hostname;
+    /* Seconds the TLS handshake may take (ssl_handshake_timeout). 0: 60,
+     * asyncio's. */
+    double ssl_handshake_timeout;
 } conc_aio_stream_opts;
 
 /* A server's per-connection handler: runs as a task of the server's loop
@@ -148,9 +161,35 @@ CONC_EXTERN int conc_aio_stream_write(conc_aio_stream *s, const void *data,
 CONC_EXTERN int conc_aio_stream_drain(conc_aio_stream *s, double timeout);
 
 /* Half-closes: sends the end of stream once the buffer is sent
- * (write_eof); reading goes on. Returns 0, CONC_EINVAL (NULL), CONC_ESTATE
+ * (write_eof; over TLS, close_notify and then the socket's end); reading
+ * goes on. Returns 0, CONC_EINVAL (NULL), CONC_ESTATE
  * as write, CONC_ECLOSED. The loop's thread. */
 CONC_EXTERN int conc_aio_stream_write_eof(conc_aio_stream *s);
+
+/* Upgrades the open stream to TLS (StreamWriter.start_tls): waits until
+ * its write buffer is sent, then runs the handshake of a session of `ctx`
+ * (borrowed; the stream keeps a reference) over the socket; bytes already
+ * buffered for reading are taken as the start of the peer's handshake.
+ * A client passes the server's name in server_hostname (borrowed, copied;
+ * NULL only with a context that does not verify). Every stream call then
+ * works over TLS; close sends close_notify first. No other task may use
+ * the stream meanwhile. Returns 0; CONC_ETLS (the handshake failed: the
+ * message says why; the stream is then unusable and only close and free
+ * are left); CONC_ETIMEDOUT; CONC_ECANCELED; CONC_ESTATE (already TLS,
+ * another task waits to read, not inside a task of the stream's loop);
+ * CONC_ECLOSED; the connection's error; CONC_EINVAL (NULL s or ctx, NaN);
+ * CONC_ENOMEM. The loop's thread, from a task. */
+CONC_EXTERN int conc_aio_stream_start_tls(conc_aio_stream *s,
+                                          conc_tls_context *ctx,
+                                          const char *server_hostname,
+                                          double timeout);
+
+/* The stream's TLS session in *out (get_extra_info("ssl_object")),
+ * borrowed until the stream is freed: read its ALPN protocol, peer
+ * certificate subject and version through tls.h. Returns 0, CONC_ESTATE
+ * (a plain stream), CONC_EINVAL (NULL). The loop's thread. */
+CONC_EXTERN int conc_aio_stream_ssl_object(conc_aio_stream *s,
+                                           conc_tls_session **out);
 
 /* The bytes buffered for reading in *rd and for writing in *wr. Returns
  * 0, CONC_EINVAL (NULL). The loop's thread. */
@@ -160,9 +199,10 @@ CONC_EXTERN int conc_aio_stream_buffered(conc_aio_stream *s, size_t *rd,
 /* ---- Closing and names ----------------------------------------------------
  */
 
-/* Closes the stream (close): the buffered bytes are still sent, then the
- * socket is closed; a task waiting to read gets CONC_ECLOSED. Returns 0,
- * CONC_EINVAL (NULL). Closing twice is a no-op. The loop's thread. */
+/* Closes the stream (close): the buffered bytes are still sent (then, over
+ * TLS, close_notify), then the socket is closed; a task waiting to read gets
+ * CONC_ECLOSED. Returns 0, CONC_EINVAL (NULL). Closing twice is a no-op. The
+ * loop's thread. */
 CONC_EXTERN int conc_aio_stream_close(conc_aio_stream *s);
 
 /* 1 once close was called (is_closing), else 0; CONC_EINVAL for NULL.
@@ -186,9 +226,9 @@ CONC_EXTERN int conc_aio_stream_peername(conc_aio_stream *s, conc_buf *out);
  * CONC_ENOMEM. The loop's thread. */
 CONC_EXTERN int conc_aio_stream_sockname(conc_aio_stream *s, conc_buf *out);
 
-/* Sends what it can of the buffer without waiting, closes the socket and
- * frees the stream; NULL does nothing. No task may be waiting on it. The
- * loop's thread, before the loop is freed. */
+/* Sends what it can of the buffer (and, over TLS, close_notify) without
+ * waiting, closes the socket and frees the stream; NULL does nothing. No task
+ * may be waiting on it. The loop's thread, before the loop is freed. */
 CONC_EXTERN void conc_aio_stream_free(conc_aio_stream *s);
 
 /* ---- Servers ------------------------------------------------------------- */

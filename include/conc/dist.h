@@ -103,6 +103,35 @@ CONC_EXTERN int conc_dist_submit_many(conc_dist_executor *dx, const char *name,
                                       const conc_items *items, double timeout,
                                       conc_future **out, size_t *submitted);
 
+/* Python's Executor.map over Redis: runs the task registered as `name`
+ * once per item of `items` (an array, CONC_ITEMS, or a generator) and
+ * returns 0 and a new iterator in *out (freed with conc_map_free) that
+ * conc_map_next reads in input order, as conc_executor_map's. The input
+ * is read lazily: at most opts->max_in_flight tasks (0: 1024) are
+ * submitted ahead of the consumer, sent up to 256 per round trip.
+ * opts->chunksize is ignored (each item is one task; pipelining does what
+ * chunks do for a local pool); opts->timed and opts->timeout bound the
+ * whole map; opts->progress is called from conc_map_next with the items
+ * handed out so far. Nothing is submitted here (creating a map never
+ * blocks): each conc_map_next first tops up the tasks in flight, waiting
+ * for room and for the server within its timeout, then waits for the
+ * oldest result. conc_map_next may take up to 5 s longer than its timeout
+ * while the server is unreachable (a batch of submits, once started, is
+ * given that long); it returns CONC_ETIMEDOUT when nothing could be
+ * submitted or came back in time; CONC_ECANCELED for the items of a map
+ * whose executor was shut down (those in flight with cancel_futures, and
+ * those not yet submitted); a task's own failure for a failed item, then
+ * goes on. conc_map_free cancels the tasks not yet handed out (one not
+ * yet started never runs). Returns CONC_EINVAL (NULL dx, name, items or
+ * out; a bad name; an array with NULL base and count > 0 or a zero item
+ * size; a NaN timeout with `timed` set), CONC_ECLOSED (after shutdown),
+ * CONC_ENOMEM. Borrows every pointer argument: an array's items must stay
+ * valid and unchanged until the map is freed, and the map must be freed
+ * before the executor. Any thread; the iterator, one thread at a time. */
+CONC_EXTERN int conc_dist_map(conc_dist_executor *dx, const char *name,
+                              const conc_items *items,
+                              const conc_map_opts *opts, conc_map_iter **out);
+
 /* No further submits. With cancel_futures, every future not yet done is
  * cancelled (each task's result key is claimed first, so a worker that
  * takes the task up later skips it; one already running finishes
@@ -130,8 +159,19 @@ CONC_EXTERN int conc_dist_register(const char *name, conc_task_fn fn);
 typedef struct conc_dist_worker conc_dist_worker;
 
 typedef struct conc_dist_worker_opts {
-    /* Threads that run tasks (0: 1). Each has its own connection. */
+    /* Threads that serve the queue (0: 1). Each has its own connection
+     * and runs one task at a time. */
     size_t threads;
+    /* Nonzero: tasks run in this many worker processes (a process
+     * executor, conc/executor.h, forked when conc_dist_worker_run starts,
+     * after the tasks are registered), and `threads` is raised to it if
+     * smaller: each serving thread hands its task to a process and waits.
+     * A task that crashes its process then fails alone, with CONC_EBROKEN
+     * and a message naming the pid and the signal, and the process is
+     * replaced: it is not delivered again. A task cancelled, over its time
+     * limit or deleted under it is killed with its process. 0: tasks run
+     * on the serving threads. */
+    size_t processes;
     /* As in conc_dist_opts. */
     double connect_timeout;
     int retry_on_startup;
@@ -161,8 +201,10 @@ CONC_EXTERN int conc_dist_worker_new(const char *address, const char *password,
  * no limit). Takes tasks with XREADGROUP, runs the registered function,
  * writes the first result, acknowledges; takes over the tasks of dead
  * workers; sends tasks delivered too often to the dead-letter stream.
- * Reconnects with backoff when the server goes away. Returns 0 once
- * stopped or out of time; CONC_EAUTH (wrong password); CONC_ESTATE
+ * Reconnects with backoff when the server goes away. With
+ * opts->processes, starts the worker processes first and stops them
+ * before it returns. Returns 0 once stopped or out of time; CONC_EAUTH
+ * (wrong password); CONC_ESTATE
  * (already running); CONC_EINVAL (NULL w, NaN timeout); CONC_EAGAIN (no
  * thread could be started); CONC_ENOMEM. Any thread, one at a time. */
 CONC_EXTERN int conc_dist_worker_run(conc_dist_worker *w, double timeout);

@@ -50,13 +50,15 @@ CONC_BEGIN_DECLS
     X(ENOTOWNER, -10009, "the lock is not owned by the calling thread")        \
     X(ESTATE, -10010, "not valid in the object's current state")               \
     X(EPROCESS, -10011,                                                        \
-      "the program exited with a non-zero status (CalledProcessError)")       \
+      "the program exited with a non-zero status (CalledProcessError)")        \
     X(EKEY, -10012, "no such key (KeyError)")                                  \
     X(EINDEX, -10013, "index out of range (IndexError)")                       \
     X(ETYPE, -10014, "wrong type (TypeError)")                                 \
     X(EINCOMPLETE, -10015,                                                     \
-      "the stream ended before the bytes asked for (IncompleteReadError)")   \
-    X(ELIMIT, -10016, "the data passed the reader's limit (LimitOverrunError)")
+      "the stream ended before the bytes asked for (IncompleteReadError)")     \
+    X(ELIMIT, -10016,                                                          \
+      "the data passed the reader's limit (LimitOverrunError)")                \
+    X(ETLS, -10017, "TLS failed: handshake, certificate or record (SSLError)")
 
 /* The codes as an enum: CONC_EINVAL, CONC_EEMPTY, ... */
 enum conc_errno {

@@ -20,9 +20,12 @@
  * Errors the object raises come back as codes with the exception's text
  * as the thread's failure message: KeyError as CONC_EKEY, IndexError
  * CONC_EINDEX, queue.Empty CONC_EEMPTY, queue.Full CONC_EFULL, TypeError
- * CONC_ETYPE, ValueError CONC_EVALUE, any other exception or a server's
- * traceback CONC_ETASK. A conc server raises the same exceptions for
- * those codes, so CPython clients see KeyError, queue.Empty, ...
+ * CONC_ETYPE, ValueError CONC_EVALUE, BrokenBarrierError CONC_EBROKEN,
+ * OverflowError CONC_EOVERFLOW, RuntimeError CONC_ENOTLOCKED (a Lock's
+ * "release unlocked lock") or CONC_ENOTOWNER, AttributeError CONC_EKEY,
+ * any other exception or a server's traceback CONC_ETASK. A conc server raises
+ * the same exceptions for those codes, so CPython clients see KeyError,
+ * queue.Empty, ...
  *
  * This version's server serves each connection on a thread of its own.
  * There is no encryption and no integrity after the handshake: run
@@ -72,6 +75,27 @@ typedef struct conc_manager_type {
 CONC_EXTERN const conc_manager_type *conc_manager_queue_type(void);
 CONC_EXTERN const conc_manager_type *conc_manager_dict_type(void);
 CONC_EXTERN const conc_manager_type *conc_manager_list_type(void);
+
+/* The synchronization and value types, registered by conc_manager_new
+ * under SyncManager's typeids "Lock", "RLock", "Semaphore",
+ * "BoundedSemaphore", "Condition", "Event", "Barrier", "Value", "Array",
+ * "Namespace" and "set" (3.14's), with the exposed methods of CPython
+ * 3.11-3.14 (docs/managers.md lists them). Blocking methods block only
+ * the thread serving the caller's connection. Beyond CPython, the locks,
+ * RLocks, Conditions' locks and semaphore units a client holds when its
+ * connection closes are released by the server. Static, owned by conc,
+ * never NULL. Any thread. */
+CONC_EXTERN const conc_manager_type *conc_manager_lock_type(void);
+CONC_EXTERN const conc_manager_type *conc_manager_rlock_type(void);
+CONC_EXTERN const conc_manager_type *conc_manager_semaphore_type(void);
+CONC_EXTERN const conc_manager_type *conc_manager_bounded_semaphore_type(void);
+CONC_EXTERN const conc_manager_type *conc_manager_condition_type(void);
+CONC_EXTERN const conc_manager_type *conc_manager_event_type(void);
+CONC_EXTERN const conc_manager_type *conc_manager_barrier_type(void);
+CONC_EXTERN const conc_manager_type *conc_manager_value_type(void);
+CONC_EXTERN const conc_manager_type *conc_manager_array_type(void);
+CONC_EXTERN const conc_manager_type *conc_manager_namespace_type(void);
+CONC_EXTERN const conc_manager_type *conc_manager_set_type(void);
 
 /* A new server manager on `address` (conc/listener.h's forms:
  * "127.0.0.1:5000", "/tmp/m.sock") with the NUL-terminated `authkey`
@@ -202,6 +226,95 @@ CONC_EXTERN int conc_queueproxy_put(conc_proxy *q, conc_obj *item,
                                     double timeout);
 CONC_EXTERN int conc_queueproxy_get(conc_proxy *q, double timeout,
                                     conc_obj **item);
+
+/* ---- Typed helpers for the synchronization and value types ----
+ * Each is one conc_proxy_call with the arguments CPython's proxies send,
+ * so they work against CPython's SyncManager too. */
+
+/* acquire() of a Lock, RLock, Semaphore, BoundedSemaphore or Condition
+ * proxy: CONC_FOREVER waits as long as it takes, 0 only tries
+ * (blocking=False). Returns 0 once acquired, CONC_ETIMEDOUT when the
+ * timeout ran out, CONC_EINVAL for a NULL proxy or a NaN timeout, and
+ * conc_proxy_call's errors. Any thread. */
+CONC_EXTERN int conc_lockproxy_acquire(conc_proxy *p, double timeout);
+
+/* release() of the same proxies. Returns 0; CONC_ENOTLOCKED for a Lock
+ * that is not locked, CONC_ENOTOWNER for an RLock or Condition the
+ * caller's connection does not hold (both Python's RuntimeError);
+ * CONC_EVALUE for a BoundedSemaphore released too many times;
+ * CONC_EINVAL for NULL; conc_proxy_call's errors. Any thread. */
+CONC_EXTERN int conc_lockproxy_release(conc_proxy *p);
+
+/* A Condition's wait(timeout) (CONC_FOREVER: None). Returns 0 when
+ * notified, CONC_ETIMEDOUT when not, CONC_ENOTOWNER without the lock,
+ * CONC_EINVAL for NULL or a NaN timeout, conc_proxy_call's errors.
+ * Any thread. */
+CONC_EXTERN int conc_condproxy_wait(conc_proxy *p, double timeout);
+
+/* A Condition's notify(n), which wakes up to n waiters, and notify_all().
+ * Return 0, CONC_ENOTOWNER without the lock, CONC_EINVAL for NULL,
+ * conc_proxy_call's errors. Any thread. */
+CONC_EXTERN int conc_condproxy_notify(conc_proxy *p, unsigned n);
+CONC_EXTERN int conc_condproxy_notify_all(conc_proxy *p);
+
+/* An Event's set() and clear(), and is_set() (1 or 0 into *set). Return
+ * 0, CONC_EINVAL for a NULL pointer, conc_proxy_call's errors.
+ * Any thread. */
+CONC_EXTERN int conc_eventproxy_set(conc_proxy *p);
+CONC_EXTERN int conc_eventproxy_clear(conc_proxy *p);
+CONC_EXTERN int conc_eventproxy_is_set(conc_proxy *p, int *set);
+
+/* An Event's wait(timeout) (CONC_FOREVER: None). Returns 0 once set,
+ * CONC_ETIMEDOUT when the timeout ran out first, CONC_EINVAL for NULL or
+ * a NaN timeout, conc_proxy_call's errors. Any thread. */
+CONC_EXTERN int conc_eventproxy_wait(conc_proxy *p, double timeout);
+
+/* A Barrier's wait(timeout) (CONC_FOREVER: None, the barrier's own
+ * default): the caller's index (0 to parties - 1) into *index, which may
+ * be NULL. Returns 0, CONC_EBROKEN when the barrier broke (a timeout,
+ * abort or reset: Python's BrokenBarrierError), CONC_EINVAL for a NULL
+ * proxy or a NaN timeout, conc_proxy_call's errors. Any thread. */
+CONC_EXTERN int conc_barrierproxy_wait(conc_proxy *p, double timeout,
+                                       int64_t *index);
+
+/* A Barrier's abort() and reset(). Return 0, CONC_EINVAL for NULL,
+ * conc_proxy_call's errors. Any thread. */
+CONC_EXTERN int conc_barrierproxy_abort(conc_proxy *p);
+CONC_EXTERN int conc_barrierproxy_reset(conc_proxy *p);
+
+/* A Value's get() into *value (a new reference, a copy) / set(value)
+ * (borrowed). Return 0, CONC_EINVAL for a NULL pointer,
+ * conc_proxy_call's errors. Any thread. */
+CONC_EXTERN int conc_valueproxy_get(conc_proxy *p, conc_obj **value);
+CONC_EXTERN int conc_valueproxy_set(conc_proxy *p, conc_obj *value);
+
+/* An Array's a[index] into *item (a new reference; negative counts from
+ * the end), a[index] = item (borrowed), len(a) into *n. Return 0,
+ * CONC_EINDEX out of range, CONC_ETYPE or CONC_EOVERFLOW for an item the
+ * typecode does not take, CONC_EINVAL for a NULL pointer,
+ * conc_proxy_call's errors. Any thread. */
+CONC_EXTERN int conc_arrayproxy_get(conc_proxy *p, int64_t index,
+                                    conc_obj **item);
+CONC_EXTERN int conc_arrayproxy_set(conc_proxy *p, int64_t index,
+                                    conc_obj *item);
+CONC_EXTERN int conc_arrayproxy_len(conc_proxy *p, size_t *n);
+
+/* A Namespace's attribute `name` (NUL-terminated, borrowed): its value
+ * into *value (a new reference), set to `value` (borrowed), deleted.
+ * Return 0, CONC_EKEY for a missing attribute (Python's AttributeError),
+ * CONC_EINVAL for a NULL pointer, conc_proxy_call's errors. Any thread. */
+CONC_EXTERN int conc_nsproxy_get(conc_proxy *p, const char *name,
+                                 conc_obj **value);
+CONC_EXTERN int conc_nsproxy_set(conc_proxy *p, const char *name,
+                                 conc_obj *value);
+CONC_EXTERN int conc_nsproxy_del(conc_proxy *p, const char *name);
+
+/* A set's add(item), discard(item) (both borrowed), and `item in s` (1 or
+ * 0 into *in). Return 0, CONC_ETYPE for an unhashable item, CONC_EINVAL
+ * for a NULL pointer, conc_proxy_call's errors. Any thread. */
+CONC_EXTERN int conc_setproxy_add(conc_proxy *p, conc_obj *item);
+CONC_EXTERN int conc_setproxy_discard(conc_proxy *p, conc_obj *item);
+CONC_EXTERN int conc_setproxy_contains(conc_proxy *p, conc_obj *item, int *in);
 
 CONC_END_DECLS
 

@@ -44,6 +44,7 @@ conc__stream_new(int fd, const conc_aio_stream_opts *opts)
     conc_buf_init(&s->rbuf);
     conc_buf_init(&s->wbuf);
     s->io.ready = conc__stream_ready;
+    s->ops = &conc__stream_plain;
     return s;
 }
 
@@ -79,7 +80,7 @@ conc__stream_update(conc_aio_stream *s)
     uint32_t want = 0;
     if (!s->eof && !s->error && !s->closing && s->rbuf.len < pause_mark(s))
         want |= EPOLLIN;
-    if (s->wbuf.len && !s->error)
+    if ((s->wbuf.len || s->ops->pending(s)) && !s->error)
         want |= EPOLLOUT;
     if (want == s->events)
         return 0;
@@ -138,11 +139,11 @@ conc__stream_fill(conc_aio_stream *s)
         conc__stream_fail(s, CONC_ENOMEM);
         return 1;
     }
-    ssize_t k = recv(s->io.fd, s->rbuf.data + s->rbuf.len, STREAM_CHUNK, 0);
-    if (k < 0 && (errno == EAGAIN || errno == EINTR))
+    ssize_t k = s->ops->recv(s, s->rbuf.data + s->rbuf.len, STREAM_CHUNK);
+    if (k == -EAGAIN || k == -EINTR)
         return 0;
     if (k < 0) {
-        conc__stream_fail(s, -errno);
+        conc__stream_fail(s, (int)k);
         return 1;
     }
     if (k == 0)
@@ -160,7 +161,7 @@ conc__stream_ready(struct conc__aio_io *io, uint32_t events)
     if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) && (s->events & EPOLLIN))
         conc__stream_fill(s);
     if (s->io.fd >= 0 && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) &&
-        s->wbuf.len)
+        (s->wbuf.len || s->ops->pending(s)))
         conc__stream_flush(s);
     if (s->io.fd >= 0) {
         int r = conc__stream_update(s);
@@ -177,9 +178,9 @@ conc_aio_stream_close(conc_aio_stream *s)
     if (s->closing)
         return 0;
     s->closing = 1;
-    if (!s->wbuf.len || s->error || !s->loop)
+    if (s->error || !s->loop)
         conc__stream_shut(s);
-    else if (conc__stream_update(s) < 0)
+    else if (conc__stream_sent(s), s->io.fd >= 0 && conc__stream_update(s) < 0)
         conc__stream_shut(s);
     wake_all(s);
     return 0;
@@ -282,10 +283,13 @@ conc_aio_stream_free(conc_aio_stream *s)
 {
     if (!s)
         return;
-    if (s->io.fd >= 0 && s->wbuf.len && !s->error)
-        (void)send(s->io.fd, s->wbuf.data, s->wbuf.len,
-                   MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (s->io.fd >= 0 && !s->error) {
+        if (!s->ended)
+            s->ops->end(s);
+        (void)s->ops->send(s, s->wbuf.data, s->wbuf.len);
+    }
     conc__stream_shut(s);
+    conc_tls_session_free(s->tls);
     conc_buf_free(&s->rbuf);
     conc_buf_free(&s->wbuf);
     conc__free(s);

@@ -24,6 +24,21 @@
 #define STREAM_HIGH_WATER (64u * 1024) /* asyncio's transport default */
 #define STREAM_CHUNK      (64u * 1024) /* one recv at most */
 
+/* What carries the stream's bytes under its buffers: the socket itself,
+ * or a TLS session over it (stream_tls.c). */
+struct conc__stream_ops {
+    /* Reads up to n bytes of the stream's data: the count, 0 at the end
+     * of stream, -EAGAIN for nothing now, or an error. */
+    ssize_t (*recv)(conc_aio_stream *s, uint8_t *dst, size_t n);
+    /* Sends the transport's own pending bytes, then up to n of src: the
+     * count of src taken (0 is fine), or an error. */
+    ssize_t (*send)(conc_aio_stream *s, const uint8_t *src, size_t n);
+    /* 1 while the transport holds bytes of its own to send. */
+    int (*pending)(conc_aio_stream *s);
+    /* Ends the data for close and write_eof (TLS's close_notify). */
+    void (*end)(conc_aio_stream *s);
+};
+
 struct conc_aio_stream {
     struct conc__aio_io io; /* first: the ready callback's record */
     conc_aio_loop *loop;    /* bound at first use */
@@ -37,6 +52,9 @@ struct conc_aio_stream {
     int eof_asked;   /* write_eof was called; shut down once sent */
     int eof_sent;
     int reading; /* a task waits to read */
+    int ended;   /* ops->end was called */
+    const struct conc__stream_ops *ops;
+    conc_tls_session *tls; /* NULL for a plain stream */
     struct conc__aio_waitq readers, drainers, closers;
 };
 
@@ -60,5 +78,20 @@ void conc__stream_flush(conc_aio_stream *s);
 void conc__stream_shut(conc_aio_stream *s);
 /* Sets the connection's error, drops the write buffer, wakes everyone. */
 void conc__stream_fail(conc_aio_stream *s, int err);
+/* Once the write buffer is empty: ends the data, and shuts down or
+ * closes as asked once the transport has sent everything. */
+void conc__stream_sent(conc_aio_stream *s);
+/* The connection's error for a caller, with its message recorded again
+ * for the calling thread (a TLS failure's reason). */
+int conc__stream_error(conc_aio_stream *s);
+/* The plain socket's ops. */
+extern const struct conc__stream_ops conc__stream_plain;
+/* Runs the TLS handshake of a new session on s (start_tls). */
+int conc__stream_tls(conc_aio_stream *s, conc_tls_context *ctx,
+                     const char *server_hostname, int64_t deadline);
+/* The handshake of the options' ssl context on a new stream, within
+ * their ssl_handshake_timeout; host is the default server_hostname. */
+int conc__stream_tls_open(conc_aio_stream *s, const conc_aio_stream_opts *o,
+                          const char *host, int64_t deadline);
 
 #endif

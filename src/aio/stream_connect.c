@@ -144,7 +144,15 @@ conc_aio_open_connection(const char *host, int port,
             r = 0; /* the next address, as asyncio tries them all */
     }
     conc_buf_free(&recs);
-    return r < 0 ? r : wrap(r, 1, opts, out);
+    conc_aio_stream *s = NULL;
+    if (r >= 0)
+        r = wrap(r, 1, opts, &s);
+    if (r == 0 && opts && opts->ssl &&
+        (r = conc__stream_tls_open(s, opts, host, deadline)) < 0)
+        conc_aio_stream_free(s);
+    if (r == 0)
+        *out = s;
+    return r;
 }
 
 int
@@ -162,5 +170,12 @@ conc_aio_open_unix_connection(const char *path,
         return conc_fail(CONC_ESTATE, "not inside a task");
     strcpy(sun.sun_path, path);
     int fd = connect_one(t, AF_UNIX, &sun, sizeof sun, deadline);
-    return fd < 0 ? fd : wrap(fd, 0, opts, out);
+    conc_aio_stream *s = NULL;
+    int r = fd < 0 ? fd : wrap(fd, 0, opts, &s);
+    if (r == 0 && opts && opts->ssl &&
+        (r = conc__stream_tls_open(s, opts, NULL, deadline)) < 0)
+        conc_aio_stream_free(s);
+    if (r == 0)
+        *out = s;
+    return r;
 }

@@ -34,7 +34,7 @@ more(conc_aio_stream *s, struct conc__aio_task *t, int64_t deadline)
     if (s->closing || s->io.fd < 0)
         return conc_fail(CONC_ECLOSED, "the stream is closed");
     if (s->error)
-        return s->error;
+        return conc__stream_error(s);
     if (conc__stream_fill(s))
         return 0;
     int r = conc__stream_update(s);

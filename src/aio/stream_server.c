@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "aio/stream.h"
+#include "tls/tls_internal.h"
 
 #define MAX_PORT        65535
 #define MAX_SOCKS       4   /* one per address family, with room */
@@ -52,6 +53,7 @@ server_unref(conc_aio_server *srv)
 {
     if (--srv->refs)
         return;
+    conc_tls_context_free(srv->opts.ssl);
     conc__free(srv->path);
     conc__free(srv);
 }
@@ -62,7 +64,11 @@ conn_task(const void *arg, size_t len, conc_buf *result)
     (void)len, (void)result;
     struct conn c;
     memcpy(&c, arg, sizeof c);
-    int r = c.srv->fn(c.srv->arg, c.stream);
+    /* A failed handshake is the client's problem: no handler runs. */
+    int r = c.srv->opts.ssl ? conc__stream_tls_open(c.stream, &c.srv->opts,
+                                                    NULL, CONC__FOREVER)
+                            : 0;
+    r = r < 0 ? 0 : c.srv->fn(c.srv->arg, c.stream);
     conc_aio_stream_free(c.stream);
     if (--c.srv->active == 0 && c.srv->closed)
         conc__aio_waitq_wake(&c.srv->closers, SIZE_MAX);
@@ -202,6 +208,9 @@ server_new(conc_aio_loop *loop, conc_aio_stream_handler fn, void *arg,
     (*srv)->arg = arg;
     (*srv)->refs = 1;
     conc__stream_opts(opts, &(*srv)->opts);
+    (*srv)->opts.server_hostname = NULL;
+    if ((*srv)->opts.ssl)
+        conc__tls_context_ref((*srv)->opts.ssl);
     return 0;
 }
 

@@ -8,15 +8,26 @@
 
 #include "aio/stream.h"
 
-/* After bytes were sent: wakes the drainers at the low-water mark, and
- * once everything is out, sends the end of stream or closes as asked. */
-static void
-after_send(conc_aio_stream *s)
+void
+conc__stream_sent(conc_aio_stream *s)
 {
-    if (s->wbuf.len <= s->low)
-        conc__aio_waitq_wake(&s->drainers, SIZE_MAX);
-    if (s->wbuf.len)
+    if (s->wbuf.len || s->io.fd < 0 || !(s->eof_asked || s->closing))
         return;
+    if (!s->ended) {
+        s->ended = 1;
+        s->ops->end(s);
+        ssize_t k = s->ops->send(s, NULL, 0);
+        if (k < 0) {
+            conc__stream_fail(s, (int)k);
+            return;
+        }
+    }
+    if (s->ops->pending(s)) {
+        int r = conc__stream_update(s);
+        if (r < 0)
+            conc__stream_fail(s, r);
+        return;
+    }
     if (s->eof_asked && !s->eof_sent) {
         shutdown(s->io.fd, SHUT_WR);
         s->eof_sent = 1;
@@ -25,11 +36,22 @@ after_send(conc_aio_stream *s)
         conc__stream_shut(s);
 }
 
-/* Sends what the socket takes of data[0..n). Returns the count sent, or
- * a negated errno for a broken connection. */
-static ssize_t
-send_some(int fd, const uint8_t *data, size_t n)
+/* After bytes were sent: wakes the drainers at the low-water mark, and
+ * once everything is out, sends the end of stream or closes as asked. */
+static void
+after_send(conc_aio_stream *s)
 {
+    if (s->wbuf.len <= s->low)
+        conc__aio_waitq_wake(&s->drainers, SIZE_MAX);
+    conc__stream_sent(s);
+}
+
+/* The plain socket's send: what it takes of data[0..n). Returns the
+ * count sent, or a negated errno for a broken connection. */
+static ssize_t
+send_some(conc_aio_stream *s, const uint8_t *data, size_t n)
+{
+    int fd = s->io.fd;
     size_t sent = 0;
     while (sent < n) {
         ssize_t k = send(fd, data + sent, n - sent, MSG_NOSIGNAL);
@@ -46,10 +68,34 @@ send_some(int fd, const uint8_t *data, size_t n)
     return (ssize_t)sent;
 }
 
+/* The plain socket's recv (conc__stream_ops). */
+static ssize_t
+recv_some(conc_aio_stream *s, uint8_t *dst, size_t n)
+{
+    ssize_t k = recv(s->io.fd, dst, n, 0);
+    return k < 0 ? -errno : k;
+}
+
+static int
+plain_pending(conc_aio_stream *s)
+{
+    (void)s;
+    return 0;
+}
+
+static void
+plain_end(conc_aio_stream *s)
+{
+    (void)s;
+}
+
+const struct conc__stream_ops conc__stream_plain = {recv_some, send_some,
+                                                    plain_pending, plain_end};
+
 void
 conc__stream_flush(conc_aio_stream *s)
 {
-    ssize_t k = send_some(s->io.fd, s->wbuf.data, s->wbuf.len);
+    ssize_t k = s->ops->send(s, s->wbuf.data, s->wbuf.len);
     if (k < 0) {
         conc__stream_fail(s, (int)k);
         return;
@@ -66,7 +112,7 @@ conc_aio_stream_write(conc_aio_stream *s, const void *data, size_t n)
     if (s->closing || s->eof_asked || s->io.fd < 0)
         return conc_fail(CONC_ECLOSED, "the stream is closed for writing");
     if (s->error)
-        return s->error;
+        return conc__stream_error(s);
     int r = conc__aio_bind(&s->loop);
     if (r < 0 || !n)
         return r;
@@ -76,7 +122,7 @@ conc_aio_stream_write(conc_aio_stream *s, const void *data, size_t n)
                          s->wbuf.len);
     size_t sent = 0;
     if (!s->wbuf.len) {
-        ssize_t k = send_some(s->io.fd, data, n);
+        ssize_t k = s->ops->send(s, data, n);
         if (k < 0) {
             conc__stream_fail(s, (int)k);
             return (int)k;
@@ -105,7 +151,7 @@ conc_aio_stream_drain(conc_aio_stream *s, double timeout)
     int r = conc__aio_bind_task(&s->loop, &t);
     while (r == 0) {
         if (s->error)
-            return s->error;
+            return conc__stream_error(s);
         if (s->wbuf.len <= s->low)
             return 0;
         if (deadline == CONC__POLL)
@@ -125,14 +171,11 @@ conc_aio_stream_write_eof(conc_aio_stream *s)
     if (s->closing || s->io.fd < 0)
         return conc_fail(CONC_ECLOSED, "the stream is closed");
     if (s->error)
-        return s->error;
+        return conc__stream_error(s);
     int r = conc__aio_bind(&s->loop);
     if (r < 0 || s->eof_asked)
         return r;
     s->eof_asked = 1;
-    if (!s->wbuf.len) {
-        shutdown(s->io.fd, SHUT_WR);
-        s->eof_sent = 1;
-    }
-    return 0;
+    conc__stream_sent(s);
+    return conc__stream_error(s);
 }

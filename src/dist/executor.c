@@ -143,6 +143,33 @@ dist_cancel(conc_future *f)
     return 1;
 }
 
+void
+conc__dist_cancel_many(conc_dist_executor *dx, conc_future **fs, size_t n)
+{
+    struct conc__dist_job **jobs = conc__calloc(n ? n : 1, sizeof *jobs);
+    int *won = conc__calloc(n ? n : 1, sizeof *won);
+    if (!jobs || !won) {
+        for (size_t i = 0; i < n; i++) /* one at a time, then */
+            conc_future_cancel(fs[i]);
+        goto out;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct conc__dist_job *j = (struct conc__dist_job *)fs[i];
+        if (atomic_load(&j->dx) == dx)
+            jobs[k++] = j; /* still in the table: not being completed */
+    }
+    conc__dist_claim_cancelled(dx, jobs, k, won);
+    for (size_t i = 0; i < k; i++)
+        if (won[i] && conc__dist_take(dx, jobs[i]->seq) == jobs[i]) {
+            conc__future_cancel_pending(&jobs[i]->f);
+            conc_future_free(&jobs[i]->f);
+        }
+out:
+    conc__free(jobs);
+    conc__free(won);
+}
+
 static int
 check_opts(const conc_dist_opts *o)
 {

@@ -65,6 +65,28 @@ void conc__dist_complete(struct conc__dist_job *j, const void *v, size_t len);
 struct conc__dist_job *conc__dist_take_entry(conc_dist_executor *dx,
                                              const char *entry, size_t len);
 
+/* XADDs sent in one round trip at most (submit.c). */
+#define CONC__DIST_BATCH_MAX 256
+
+/* Task arguments to submit: either `size` bytes each from `base`, or
+ * (when ptrs is set) lens[i] bytes at ptrs[i]. */
+struct conc__dist_items {
+    const char *base;
+    size_t size;
+    const void *const *ptrs;
+    const size_t *lens;
+};
+
+/* Submits `count` tasks of `name` (submit.c), pipelined in batches,
+ * waiting for room in max_in_flight until `room_deadline` and for the
+ * server until `deadline` (both monotonic ns). out[0..*done) receive the
+ * futures of those submitted, also on failure. Returns 0 or an error of
+ * conc_dist_submit. */
+int conc__dist_submit_items(conc_dist_executor *dx, const char *name,
+                            const struct conc__dist_items *it, size_t count,
+                            int64_t room_deadline, int64_t deadline,
+                            conc_future **out, size_t *done);
+
 /* The hooks of the executor's futures (executor.c). */
 extern const struct conc__future_ops conc__dist_future_ops;
 
@@ -74,6 +96,12 @@ extern const struct conc__future_ops conc__dist_future_ops;
 void conc__dist_claim_cancelled(conc_dist_executor *dx,
                                 struct conc__dist_job **jobs, size_t n,
                                 int *won);
+
+/* Cancels the futures fs[0..n) of dx's submits, as conc_future_cancel
+ * would one by one, but within one bound on the wait for the server in
+ * all (a map freed while the server is gone must not wait for it once
+ * per task). A future already done or being completed is left alone. */
+void conc__dist_cancel_many(conc_dist_executor *dx, conc_future **fs, size_t n);
 
 /* Frees what the executor owns (its thread already joined). */
 void conc__dist_free_executor(conc_dist_executor *dx);

@@ -7,7 +7,9 @@
  *     An entry the heartbeat finds gone was deleted under the task: its
  *     future fails with CONC_EBROKEN and the task is cancelled.
  *   - Cancellation: a running task whose result key appeared (the
- *     submitter claimed it with "c") gets its cancel token raised.
+ *     submitter claimed it with "c") gets its cancel token raised; one
+ *     running in a worker process (conc_dist_worker_opts.processes) is
+ *     killed with that process instead, which the pool replaces.
  *   - Time limits: a task past its limit gets its token raised and its
  *     future failed with CONC_ETIMEDOUT now (the task's own result, later,
  *     loses to that one).
@@ -59,9 +61,20 @@ look(conc_dist_worker *w, size_t i, struct seen *v)
                                         .ttl_ms = s->ttl_ms};
         if (s->limit_ns && !s->timed_out && conc__now_ns() >= s->limit_ns) {
             s->timed_out = v->over_limit = 1;
-            atomic_store(&s->cancel, 1);
         }
     }
+    conc__lockword_release(&s->lock, 0);
+}
+
+void
+conc__dist_stop_task(conc_dist_worker *w, size_t i)
+{
+    struct conc__dist_slot *s = &w->slots[i];
+    atomic_store(&s->cancel, 1);
+    conc__lockword_acquire(&s->lock, CONC__FOREVER, 0);
+    /* The pool was made with cancel_kills: this kills the process. */
+    if (s->pool_f)
+        conc_future_cancel(s->pool_f);
     conc__lockword_release(&s->lock, 0);
 }
 
@@ -94,13 +107,13 @@ watch_one(conc_dist_worker *w, size_t i, struct conc__rconn *c,
          * own result, written later, loses). */
         if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 0) {
             fail_task(w, c, v, CONC_EBROKEN, CONC__DIST_DELETED_MSG);
-            atomic_store(&w->slots[i].cancel, 1);
+            conc__dist_stop_task(w, i);
         }
         freeReplyObject(rep);
     }
     if (conc__rconn_cmdf(c, deadline, 0, &rep, "EXISTS %s", v->res_key) == 0) {
         if (rep->type == REDIS_REPLY_INTEGER && rep->integer > 0)
-            atomic_store(&w->slots[i].cancel, 1);
+            conc__dist_stop_task(w, i);
         freeReplyObject(rep);
     }
 }
@@ -139,10 +152,13 @@ conc__dist_monitor_main(void *arg)
         for (size_t i = 0; i < w->nthreads; i++) {
             struct seen v;
             look(w, i, &v);
-            if (v.over_limit)
+            if (v.over_limit) {
+                /* The failure first, so the task's own outcome, once it
+                 * stops, loses to it. */
                 fail_task(w, &c, &v, CONC_ETIMEDOUT,
                           "the task ran past its time limit");
-            else if (v.busy)
+                conc__dist_stop_task(w, i);
+            } else if (v.busy)
                 watch_one(w, i, &c, &v, beat);
         }
     }

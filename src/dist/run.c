@@ -44,6 +44,11 @@ fill_worker(conc_dist_worker *w, const char *address, const char *password,
             const char *queue, const conc_dist_worker_opts *o)
 {
     w->nthreads = o->threads ? o->threads : 1;
+    /* A serving thread waits for its task's process: one thread per
+     * process at least keeps them all busy. */
+    w->nprocs = o->processes;
+    if (w->nthreads < w->nprocs)
+        w->nthreads = w->nprocs;
     w->connect_timeout = o->connect_timeout > 0 ? o->connect_timeout
                                                 : CONC__DIST_CONNECT_TIMEOUT;
     w->retry_on_startup = o->retry_on_startup;
@@ -172,6 +177,18 @@ start_threads(conc_dist_worker *w, struct serve_arg *args, conc_thread **ts,
     return r;
 }
 
+/* Starts the worker processes, if any: forked now, so they see every
+ * task function registered (and every library loaded) before the run.
+ * A task is cancelled by killing its process (cancel_kills). */
+static int
+start_pool(conc_dist_worker *w)
+{
+    if (!w->nprocs)
+        return 0;
+    conc_executor_opts eo = {.max_workers = w->nprocs, .cancel_kills = 1};
+    return conc_process_executor_new(&eo, &w->pool);
+}
+
 int
 conc_dist_worker_run(conc_dist_worker *w, double timeout)
 {
@@ -189,6 +206,8 @@ conc_dist_worker_run(conc_dist_worker *w, double timeout)
     for (size_t i = 0; r == 0 && i < w->nthreads; i++)
         args[i] = (struct serve_arg){w, i, deadline};
     if (r == 0)
+        r = start_pool(w);
+    if (r == 0)
         r = start_threads(w, args, ts, &started);
     if (r == 0)
         r = conc__dist_serve(w, 0, deadline);
@@ -202,6 +221,10 @@ conc_dist_worker_run(conc_dist_worker *w, double timeout)
     }
     conc__free(args);
     conc__free(ts);
+    if (w->pool) {
+        conc_executor_free(w->pool); /* its tasks are all done */
+        w->pool = NULL;
+    }
     atomic_store(&w->running, 0);
     return r;
 }

@@ -36,6 +36,14 @@ conc_dist_submit_many(conc_dist_executor *dx, const char *name,
 }
 
 int
+conc_dist_map(conc_dist_executor *dx, const char *name, const conc_items *items,
+              const conc_map_opts *opts, conc_map_iter **out)
+{
+    (void)opts;
+    return !dx || !name || !items || !out ? CONC_EINVAL : -ENOSYS;
+}
+
+int
 conc_dist_shutdown(conc_dist_executor *dx, int wait, int cancel_futures,
                    double timeout)
 {

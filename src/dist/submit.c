@@ -27,7 +27,7 @@ seconds_left(int64_t deadline)
 }
 
 /* XADDs sent in one round trip at most. */
-#define BATCH_MAX 256
+#define BATCH_MAX CONC__DIST_BATCH_MAX
 
 /* Takes up to `want` slots of max_in_flight (at least one, waiting for
  * room until `deadline`), with consecutive sequence numbers from *first. */
@@ -74,11 +74,31 @@ insert(conc_dist_executor *dx, struct conc__dist_job *j)
     conc_cond_release(dx->cond);
 }
 
-/* The items to submit: count arguments of `size` bytes from `base`. */
-struct items {
-    const char *base;
-    size_t size;
-};
+/* Item i of `it`: its bytes and their length. */
+static const void *
+item_at(const struct conc__dist_items *it, size_t i, size_t *len)
+{
+    if (it->ptrs) {
+        *len = it->lens[i];
+        return it->ptrs[i];
+    }
+    *len = it->size;
+    return it->base + i * it->size;
+}
+
+/* The items from item `skip` on. */
+static struct conc__dist_items
+items_from(const struct conc__dist_items *it, size_t skip)
+{
+    struct conc__dist_items r = *it;
+    if (it->ptrs) {
+        r.ptrs += skip;
+        r.lens += skip;
+    } else {
+        r.base += skip * it->size;
+    }
+    return r;
+}
 
 /* Appends the XADD of one task to the connection. */
 static int
@@ -104,13 +124,16 @@ append_xadd(conc_dist_executor *dx, uint64_t seq, const char *name,
 /* Sends and reads the XADDs of n tasks from sequence `first` in one round
  * trip. Returns 0 or an error; the connection is dropped on failure. */
 static int
-pipeline_xadds(conc_dist_executor *dx, const char *name, const struct items *it,
-               struct conc__dist_job **jobs, uint64_t first, size_t n,
-               int64_t deadline, redisReply **reps)
+pipeline_xadds(conc_dist_executor *dx, const char *name,
+               const struct conc__dist_items *it, struct conc__dist_job **jobs,
+               uint64_t first, size_t n, int64_t deadline, redisReply **reps)
 {
     int r = 0;
-    for (size_t i = 0; i < n && r == 0; i++)
-        r = append_xadd(dx, first + i, name, it->base + i * it->size, it->size);
+    for (size_t i = 0; i < n && r == 0; i++) {
+        size_t len;
+        const void *arg = item_at(it, i, &len);
+        r = append_xadd(dx, first + i, name, arg, len);
+    }
     if (r == 0)
         r = conc__rconn_pipeline(&dx->cmd, deadline, n, reps);
     else
@@ -137,9 +160,9 @@ pipeline_xadds(conc_dist_executor *dx, const char *name, const struct items *it,
  * (a task added twice is harmless: both copies share one task id, so one
  * result key, and the second result written loses). */
 static int
-send_batch(conc_dist_executor *dx, const char *name, const struct items *it,
-           struct conc__dist_job **jobs, uint64_t first, size_t n,
-           int64_t deadline)
+send_batch(conc_dist_executor *dx, const char *name,
+           const struct conc__dist_items *it, struct conc__dist_job **jobs,
+           uint64_t first, size_t n, int64_t deadline)
 {
     redisReply *reps[BATCH_MAX];
     int r;
@@ -157,11 +180,11 @@ send_batch(conc_dist_executor *dx, const char *name, const struct items *it,
     return r;
 }
 
-/* Submits `count` items in batches; out[0..*done) receive the futures of
- * those submitted, even on failure. */
-static int
-submit_items(conc_dist_executor *dx, const char *name, struct items it,
-             size_t count, int64_t deadline, conc_future **out, size_t *done)
+int
+conc__dist_submit_items(conc_dist_executor *dx, const char *name,
+                        const struct conc__dist_items *it, size_t count,
+                        int64_t room_deadline, int64_t deadline,
+                        conc_future **out, size_t *done)
 {
     struct conc__dist_job *jobs[BATCH_MAX];
     *done = 0;
@@ -169,7 +192,7 @@ submit_items(conc_dist_executor *dx, const char *name, struct items it,
         size_t want = count - *done < BATCH_MAX ? count - *done : BATCH_MAX;
         size_t got = 0, made = 0;
         uint64_t first;
-        int r = take_slots(dx, deadline, want, &first, &got);
+        int r = take_slots(dx, room_deadline, want, &first, &got);
         if (r < 0)
             return r;
         for (; made < got; made++)
@@ -186,7 +209,7 @@ submit_items(conc_dist_executor *dx, const char *name, struct items it,
             jobs[i]->seq = first + i;
             insert(dx, jobs[i]);
         }
-        struct items batch = {it.base + *done * it.size, it.size};
+        struct conc__dist_items batch = items_from(it, *done);
         if ((r = send_batch(dx, name, &batch, jobs, first, got, deadline)) <
             0) {
             for (size_t i = 0; i < got; i++) {
@@ -213,8 +236,9 @@ conc_dist_submit(conc_dist_executor *dx, const char *name, const void *arg,
         conc__deadline(timeout, &deadline) < 0)
         return CONC_EINVAL;
     size_t done;
-    return submit_items(dx, name, (struct items){arg, len}, 1, deadline, out,
-                        &done);
+    struct conc__dist_items it = {.base = arg, .size = len};
+    return conc__dist_submit_items(dx, name, &it, 1, deadline, deadline, out,
+                                   &done);
 }
 
 int
@@ -228,8 +252,9 @@ conc_dist_submit_many(conc_dist_executor *dx, const char *name,
         !conc__dist_name_ok(name, strlen(name)) ||
         conc__deadline(timeout, &deadline) < 0)
         return CONC_EINVAL;
-    return submit_items(dx, name, (struct items){items->base, items->size},
-                        items->count, deadline, out, submitted);
+    struct conc__dist_items it = {.base = items->base, .size = items->size};
+    return conc__dist_submit_items(dx, name, &it, items->count, deadline,
+                                   deadline, out, submitted);
 }
 
 /* Takes every job out of the table, into a list through `next`. */

@@ -1,6 +1,7 @@
 /* A Redis worker's serving threads: take a task (XREADGROUP), run the
  * registered function, write the first result and acknowledge it (the
- * finish script), in a loop; now and then take over dead workers' tasks
+ * finish script, sent in one round trip with the next XREADGROUP), in a
+ * loop; now and then take over dead workers' tasks
  * (reclaim.c). The monitor thread (monitor.c) watches what each thread
  * runs through its slot.
  *
@@ -37,32 +38,57 @@ conc__dist_keyf(char *buf, size_t size, const char *queue, const char *fmt, ...)
     va_end(ap);
 }
 
+/* The finish script's command for a task, in argv/lens (FINISH_ARGC
+ * arguments); the keys go into `keys`, which must outlive the command. */
+#define FINISH_ARGC 11
+struct finish_keys {
+    char res[CONC__DIST_NAME_MAX * 2 + 32], done[CONC__DIST_NAME_MAX * 2 + 32];
+    char ttl[24];
+};
+
+static void
+finish_argv(conc_dist_worker *w, const struct conc__dist_task *t,
+            const char *entry, const conc_buf *value, struct finish_keys *k,
+            const char **argv, size_t *lens)
+{
+    conc__dist_keyf(k->res, sizeof k->res, w->queue, "res:%.*s", (int)t->id_len,
+                    t->id);
+    conc__dist_keyf(k->done, sizeof k->done, w->queue, "done:%.*s",
+                    (int)t->sub_len, t->sub);
+    snprintf(k->ttl, sizeof k->ttl, "%" PRIu64, t->ttl_ms);
+    const char *a[FINISH_ARGC] = {"EVAL",
+                                  conc__dist_finish_lua,
+                                  "3",
+                                  k->res,
+                                  k->done,
+                                  w->k_tasks,
+                                  "",
+                                  k->ttl,
+                                  "",
+                                  entry,
+                                  CONC__DIST_GROUP};
+    for (size_t i = 0; i < FINISH_ARGC; i++) {
+        argv[i] = a[i];
+        lens[i] = strlen(a[i]);
+    }
+    /* The result value and the task id are bytes. */
+    argv[6] = value->len ? (const char *)value->data : "";
+    lens[6] = value->len;
+    argv[8] = t->id;
+    lens[8] = t->id_len;
+}
+
 int
 conc__dist_finish(conc_dist_worker *w, struct conc__rconn *c,
                   const struct conc__dist_task *t, const char *entry,
                   const conc_buf *value, int64_t deadline)
 {
-    char res[CONC__DIST_NAME_MAX * 2 + 32], done[CONC__DIST_NAME_MAX * 2 + 32];
-    char ttl[24];
-    conc__dist_keyf(res, sizeof res, w->queue, "res:%.*s", (int)t->id_len,
-                    t->id);
-    conc__dist_keyf(done, sizeof done, w->queue, "done:%.*s", (int)t->sub_len,
-                    t->sub);
-    snprintf(ttl, sizeof ttl, "%" PRIu64, t->ttl_ms);
-    /* The result value and the task id are bytes: set after the lengths
-     * of the strings are taken. */
-    const char *argv[] = {
-        "EVAL", conc__dist_finish_lua, "3", res, done, w->k_tasks, "", ttl, "",
-        entry,  CONC__DIST_GROUP};
-    size_t lens[sizeof argv / sizeof *argv];
-    for (size_t i = 0; i < sizeof argv / sizeof *argv; i++)
-        lens[i] = strlen(argv[i]);
-    argv[6] = value->len ? (const char *)value->data : "";
-    lens[6] = value->len;
-    argv[8] = t->id;
-    lens[8] = t->id_len;
+    struct finish_keys k;
+    const char *argv[FINISH_ARGC];
+    size_t lens[FINISH_ARGC];
+    finish_argv(w, t, entry, value, &k, argv, lens);
     redisReply *rep = NULL;
-    int r = conc__rconn_cmd(c, deadline, 1, &rep, 11, argv, lens);
+    int r = conc__rconn_cmd(c, deadline, 1, &rep, FINISH_ARGC, argv, lens);
     if (r == 0) {
         if (rep->type == REDIS_REPLY_ERROR)
             r = CONC_EPROTO;
@@ -128,6 +154,51 @@ set_slot(conc_dist_worker *w, size_t idx, const char *entry,
     conc__lockword_release(&s->lock, 0);
 }
 
+/* Publishes (or, with NULL, withdraws) the pool future of thread idx's
+ * task, for the monitor to cancel. */
+static void
+set_pool_future(conc_dist_worker *w, size_t idx, conc_future *f)
+{
+    struct conc__dist_slot *s = &w->slots[idx];
+    conc__lockword_acquire(&s->lock, CONC__FOREVER, 0);
+    s->pool_f = f;
+    conc__lockword_release(&s->lock, 0);
+}
+
+/* Runs the task in one of the worker processes and encodes its outcome.
+ * A process that dies fails the task alone, with the pool's message
+ * (pid and signal), and is replaced; the monitor stops a task by
+ * cancelling its future, which kills its process. */
+static int
+run_in_pool(conc_dist_worker *w, size_t idx, conc_task_fn fn,
+            const struct conc__dist_task *t, conc_buf *value)
+{
+    conc_future *f = NULL;
+    const void *data = NULL;
+    size_t len = 0;
+    conc_clear_failure();
+    int code = conc_executor_submit(w->pool, fn, t->arg_len ? t->arg : NULL,
+                                    t->arg_len, &f);
+    if (code == 0) {
+        set_pool_future(w, idx, f);
+        if (atomic_load(&w->slots[idx].cancel)) /* raised before: again */
+            conc_future_cancel(f);
+        code = conc_future_result(f, CONC_FOREVER, &data, &len);
+        set_pool_future(w, idx, NULL);
+    }
+    int r;
+    if (code >= 0) {
+        r = conc__dist_result_encode(value, 0, data, len);
+    } else {
+        const char *msg = conc_failure_message();
+        if (code == CONC_ECANCELED && !*msg)
+            msg = "the task was cancelled";
+        r = conc__dist_result_encode(value, code, msg, strlen(msg));
+    }
+    conc_future_free(f);
+    return r;
+}
+
 /* Runs the task's function and encodes its outcome as a result value. */
 static int
 run_task(conc_dist_worker *w, size_t idx, const struct conc__dist_task *t,
@@ -140,6 +211,8 @@ run_task(conc_dist_worker *w, size_t idx, const struct conc__dist_task *t,
                          (int)t->fn_len, t->fn, w->name);
         return conc__dist_result_encode(value, CONC_ENOENT, msg, (size_t)n);
     }
+    if (w->pool)
+        return run_in_pool(w, idx, fn, t, value);
     conc_buf arg = CONC_BUF_INIT, result = CONC_BUF_INIT;
     /* The task's own aligned copy, as task.h promises. */
     if (t->arg_len && conc_buf_append(&arg, t->arg, t->arg_len) < 0)
@@ -204,9 +277,21 @@ decode_entry(const redisReply *f, struct conc__dist_task *t, const char **why)
     return conc__dist_task_decode(n, vals, lens, t, why);
 }
 
-int
-conc__dist_handle(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
-                  const redisReply *e, uint64_t deliveries)
+/* A task run whose result is still to be written: its finish goes out
+ * in one round trip with the serving thread's next XREADGROUP. */
+struct deferred {
+    int has;
+    char entry[CONC__DIST_ENTRY_MAX];
+    char id[CONC__DIST_NAME_MAX + 1], sub[CONC__DIST_NAME_MAX + 1];
+    struct conc__dist_task t; /* id and sub point into the above */
+    conc_buf value;
+};
+
+/* Handles an entry as conc__dist_handle does; when `later` is given and
+ * the task ran, its result is left there to be written by the caller. */
+static int
+handle(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
+       const redisReply *e, struct deferred *later)
 {
     if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
         e->element[0]->type != REDIS_REPLY_STRING)
@@ -225,16 +310,48 @@ conc__dist_handle(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
     int r = result_exists(w, c, &t, &exists);
     if (r < 0 || exists)
         return r < 0 ? r : drop_entry(w, c, entry);
-    CONC__UNUSED(deliveries);
     conc_buf value = CONC_BUF_INIT;
     set_slot(w, idx, entry, &t);
     r = run_task(w, idx, &t, &value);
     set_slot(w, idx, NULL, NULL);
+    if (r == 0 && later && e->element[0]->len < sizeof later->entry) {
+        memcpy(later->entry, entry, e->element[0]->len + 1);
+        memcpy(later->id, t.id, t.id_len); /* decoded: at most NAME_MAX */
+        memcpy(later->sub, t.sub, t.sub_len);
+        later->t = (struct conc__dist_task){.id = later->id,
+                                            .id_len = t.id_len,
+                                            .sub = later->sub,
+                                            .sub_len = t.sub_len,
+                                            .ttl_ms = t.ttl_ms};
+        conc_buf_free(&later->value);
+        later->value = value; /* moved */
+        later->has = 1;
+        return 0;
+    }
     if (r == 0)
         r = conc__dist_finish(w, c, &t, entry, &value,
                               conc__now_ns() + FINISH_TIMEOUT_NS);
     conc_buf_free(&value);
     return r;
+}
+
+int
+conc__dist_handle(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
+                  const redisReply *e, uint64_t deliveries)
+{
+    CONC__UNUSED(deliveries);
+    return handle(w, idx, c, e, NULL);
+}
+
+/* Writes a deferred result now, reconnecting if need be. */
+static int
+flush_deferred(conc_dist_worker *w, struct conc__rconn *c, struct deferred *d)
+{
+    if (!d->has)
+        return 0;
+    d->has = 0;
+    return conc__dist_finish(w, c, &d->t, d->entry, &d->value,
+                             conc__now_ns() + FINISH_TIMEOUT_NS);
 }
 
 /* Creates the queue's stream and consumer group if missing. */
@@ -254,15 +371,62 @@ ensure_group(conc_dist_worker *w, struct conc__rconn *c, int64_t deadline)
     return r;
 }
 
-/* One XREADGROUP for thread idx; handles what it brings. */
+/* Sends the XREADGROUP of thread idx, after the deferred finish if there
+ * is one (one round trip for both), and hands back its reply. */
 static int
-read_round(conc_dist_worker *w, size_t idx, struct conc__rconn *c)
+read_tasks(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
+           struct deferred *d, redisReply **out)
+{
+    int64_t deadline = conc__now_ns() + ROUND_NS;
+    if (!d->has)
+        return conc__rconn_cmdf(
+            c, deadline, 0, out,
+            "XREADGROUP GROUP %s %s COUNT 1 BLOCK " BLOCK_MS " STREAMS %s >",
+            CONC__DIST_GROUP, w->slots[idx].consumer, w->k_tasks);
+    struct finish_keys k;
+    const char *fa[FINISH_ARGC];
+    size_t fl[FINISH_ARGC];
+    finish_argv(w, &d->t, d->entry, &d->value, &k, fa, fl);
+    const char *ra[] = {"XREADGROUP",
+                        "GROUP",
+                        CONC__DIST_GROUP,
+                        w->slots[idx].consumer,
+                        "COUNT",
+                        "1",
+                        "BLOCK",
+                        BLOCK_MS,
+                        "STREAMS",
+                        w->k_tasks,
+                        ">"};
+    size_t rl[sizeof ra / sizeof *ra];
+    for (size_t i = 0; i < sizeof ra / sizeof *ra; i++)
+        rl[i] = strlen(ra[i]);
+    redisReply *reps[2];
+    int r = conc__rconn_append(c, FINISH_ARGC, fa, fl);
+    if (r == 0)
+        r = conc__rconn_append(c, (int)(sizeof ra / sizeof *ra), ra, rl);
+    if (r == 0)
+        r = conc__rconn_pipeline(c, deadline, 2, reps);
+    else
+        conc__rconn_close(c);
+    if (r < 0) { /* the finish may not have run: again, with retries */
+        flush_deferred(w, c, d);
+        return r;
+    }
+    d->has = 0;
+    freeReplyObject(reps[0]); /* an error reply: the task is reclaimed */
+    *out = reps[1];
+    return 0;
+}
+
+/* One XREADGROUP for thread idx (with the last task's finish); handles
+ * what it brings, leaving the result of a task it runs in `d`. */
+static int
+read_round(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
+           struct deferred *d)
 {
     redisReply *rep = NULL;
-    int r = conc__rconn_cmdf(
-        c, conc__now_ns() + ROUND_NS, 0, &rep,
-        "XREADGROUP GROUP %s %s COUNT 1 BLOCK " BLOCK_MS " STREAMS %s >",
-        CONC__DIST_GROUP, w->slots[idx].consumer, w->k_tasks);
+    int r = read_tasks(w, idx, c, d, &rep);
     if (r < 0)
         return r;
     if (conc__reply_error_is(rep, "NOGROUP")) /* the server lost it */
@@ -271,8 +435,10 @@ read_round(conc_dist_worker *w, size_t idx, struct conc__rconn *c)
              rep->element[0]->type == REDIS_REPLY_ARRAY &&
              rep->element[0]->elements == 2) {
         const redisReply *entries = rep->element[0]->element[1];
-        for (size_t i = 0; i < entries->elements && r == 0; i++)
-            r = conc__dist_handle(w, idx, c, entries->element[i], 1);
+        for (size_t i = 0; i < entries->elements && r == 0; i++) {
+            if ((r = flush_deferred(w, c, d)) == 0)
+                r = handle(w, idx, c, entries->element[i], d);
+        }
     }
     freeReplyObject(rep);
     return r;
@@ -289,23 +455,29 @@ conc__dist_serve(conc_dist_worker *w, size_t idx, int64_t deadline)
     int64_t reclaim_every = w->reclaim_idle_ms * 1000000 / 2;
     int64_t next_reclaim = 0;
     int seen = 0;
+    struct deferred d = {.value = CONC_BUF_INIT};
     while (!atomic_load(&w->stop) && conc__now_ns() < deadline) {
         r = conc__rconn_ensure(&c, conc__now_ns() + ROUND_NS);
         if (r == CONC_EAUTH)
             break;
-        if (r < 0)
-            continue; /* backs off inside */
+        if (r < 0) {
+            flush_deferred(w, &c, &d); /* retries on its own */
+            continue;                  /* backs off inside */
+        }
         if (idx == 0 && c.connects != seen) {
             /* Seen from the first connection on, not a beat later. */
             conc__dist_mark_seen(w, &c);
             seen = c.connects;
         }
         if (idx == 0 && conc__now_ns() >= next_reclaim) {
+            flush_deferred(w, &c, &d);
             conc__dist_reclaim(w, idx, &c);
             next_reclaim = conc__now_ns() + reclaim_every;
         }
-        read_round(w, idx, &c);
+        read_round(w, idx, &c, &d);
     }
+    flush_deferred(w, &c, &d);
+    conc_buf_free(&d.value);
     conc__rconn_fini(&c);
     return r == CONC_EAUTH ? r : 0;
 }

@@ -3,13 +3,15 @@
  * cancellation, time limits) and reclaim.c (dead workers' tasks and dead
  * letters).
  *
- * Lock order: a slot's lock only; nothing else is locked. */
+ * Lock order: a slot's lock, then (the monitor cancelling a task run in
+ * a worker process) that task's future's. */
 #ifndef CONC_DIST_WORKER_INTERNAL_H
 #define CONC_DIST_WORKER_INTERNAL_H
 
 #include <stdatomic.h>
 
 #include "conc/dist.h"
+#include "conc/executor.h"
 #include "core/lockword.h"
 #include "dist/dist_internal.h"
 
@@ -26,6 +28,9 @@ struct conc__dist_slot {
     int64_t limit_ns;        /* monotonic; 0: none */
     _Atomic uint32_t cancel; /* the task's cancel token */
     int timed_out;           /* the monitor failed it */
+    /* With process workers, the process executor's future of the task
+     * (NULL otherwise): the monitor cancels it to kill a task it stops. */
+    conc_future *pool_f;
     char consumer[CONC__DIST_NAME_MAX + 16];
 };
 
@@ -37,6 +42,8 @@ struct conc_dist_worker {
     int64_t reclaim_idle_ms;
     unsigned max_deliveries;
     size_t nthreads;
+    size_t nprocs;                 /* worker processes, 0 for none */
+    conc_executor *pool;           /* their executor while running, or NULL */
     struct conc__dist_slot *slots; /* one per serving thread */
     _Atomic int stop;
     _Atomic int running;
@@ -72,6 +79,10 @@ int conc__dist_reclaim(conc_dist_worker *w, size_t idx, struct conc__rconn *c);
  * result watcher reads). Returns 0 or an error. */
 int conc__dist_report_lost(conc_dist_worker *w, struct conc__rconn *c,
                            const char *entry, size_t len);
+
+/* Raises slot i's cancel token and, for a task in a worker process,
+ * cancels it there, which kills that process (monitor.c). */
+void conc__dist_stop_task(conc_dist_worker *w, size_t i);
 
 /* The monitor thread (monitor.c): renews the claims of running tasks,
  * raises their cancel tokens when their result key was claimed by a

@@ -66,6 +66,10 @@ struct conc_map_iter {
     struct conc__chunk_log *logs;
     conc_buf salvage;
     const conc_buf *cur_res;
+    /* Set for a map served elsewhere (conc__map_new_ops): every call
+     * forwards to ops with self, and the fields above stay unused. */
+    const struct conc__map_ops *ops;
+    void *self;
 };
 
 /* A chunk finished: queue its slot for the consumer. */
@@ -383,6 +387,8 @@ map_next_uncancelled(conc_map_iter *it, double timeout, const void **data,
     int64_t deadline;
     if (!it || conc__deadline(timeout, &deadline) < 0)
         return CONC_EINVAL;
+    if (it->ops)
+        return it->ops->next(it->self, timeout, data, len);
     if (it->deadline < deadline)
         deadline = it->deadline;
     if (it->cur.f && it->cur_left == 0) {
@@ -423,6 +429,8 @@ conc_map_next(conc_map_iter *it, double timeout, const void **data, size_t *len)
 size_t
 conc_map_index(const conc_map_iter *it)
 {
+    if (it && it->ops)
+        return it->ops->index(it->self);
     return it ? it->last_index : 0;
 }
 
@@ -433,6 +441,11 @@ conc_map_free(conc_map_iter *it)
 {
     if (!it)
         return;
+    if (it->ops) {
+        it->ops->free(it->self);
+        conc__free(it);
+        return;
+    }
     for (size_t i = 0; it->slots && i < it->cap; i++) {
         struct slot *s = &it->slots[i];
         if (!s->f)
@@ -501,6 +514,19 @@ conc__map_new(conc_executor *ex, conc_task_fn fn, const conc_items *items,
         conc_map_free(it);
         return r;
     }
+    *out = it;
+    return 0;
+}
+
+int
+conc__map_new_ops(const struct conc__map_ops *ops, void *self,
+                  conc_map_iter **out)
+{
+    conc_map_iter *it = conc__calloc(1, sizeof *it);
+    if (!it)
+        return CONC_ENOMEM;
+    it->ops = ops;
+    it->self = self;
     *out = it;
     return 0;
 }

@@ -73,6 +73,17 @@ int conc__map_new(conc_executor *ex, conc_task_fn fn, const conc_items *items,
                   const conc_map_opts *opts, int ordered, int64_t deadline,
                   conc_map_iter **out);
 
+/* A map iterator whose results come from elsewhere (the Redis
+ * executor's map, src/dist/map.c): conc_map_next, conc_map_index and
+ * conc_map_free forward to these with `self`, which free releases. */
+struct conc__map_ops {
+    int (*next)(void *self, double timeout, const void **data, size_t *len);
+    size_t (*index)(const void *self);
+    void (*free)(void *self);
+};
+int conc__map_new_ops(const struct conc__map_ops *ops, void *self,
+                      conc_map_iter **out);
+
 /* An array chunk (chunk.c): fn over `count` elements of in_size bytes at
  * `in`, the results (exactly out_size bytes each, or dropped when out_size
  * is 0) stored at `out`. Both pointers are valid in the worker: the

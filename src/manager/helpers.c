@@ -4,10 +4,9 @@
 
 #include "manager/manager_internal.h"
 
-/* Calls `method` with the `n` arguments in `items` (borrowed). */
-static int
-call_n(conc_proxy *p, const char *method, conc_obj **items, size_t n,
-       conc_obj *kwds, conc_obj **result)
+int
+conc__mgr_call_n(conc_proxy *p, const char *method, conc_obj **items, size_t n,
+                 conc_obj *kwds, conc_obj **result)
 {
     conc_obj *args = conc_obj_tuple(n), *r = NULL;
     if (!args)
@@ -28,7 +27,7 @@ conc_dictproxy_get(conc_proxy *d, conc_obj *key, conc_obj **value)
 {
     if (!d || !key || !value)
         return CONC_EINVAL;
-    return call_n(d, "__getitem__", &key, 1, NULL, value);
+    return conc__mgr_call_n(d, "__getitem__", &key, 1, NULL, value);
 }
 
 int
@@ -37,7 +36,7 @@ conc_dictproxy_set(conc_proxy *d, conc_obj *key, conc_obj *value)
     if (!d || !key || !value)
         return CONC_EINVAL;
     conc_obj *items[2] = {key, value};
-    return call_n(d, "__setitem__", items, 2, NULL, NULL);
+    return conc__mgr_call_n(d, "__setitem__", items, 2, NULL, NULL);
 }
 
 int
@@ -45,7 +44,7 @@ conc_listproxy_append(conc_proxy *l, conc_obj *item)
 {
     if (!l || !item)
         return CONC_EINVAL;
-    return call_n(l, "append", &item, 1, NULL, NULL);
+    return conc__mgr_call_n(l, "append", &item, 1, NULL, NULL);
 }
 
 int
@@ -56,7 +55,7 @@ conc_listproxy_get(conc_proxy *l, int64_t index, conc_obj **item)
     conc_obj *i = conc_obj_int(index);
     if (!i)
         return CONC_ENOMEM;
-    int rc = call_n(l, "__getitem__", &i, 1, NULL, item);
+    int rc = conc__mgr_call_n(l, "__getitem__", &i, 1, NULL, item);
     conc_obj_decref(i);
     return rc;
 }
@@ -81,7 +80,7 @@ conc_queueproxy_put(conc_proxy *q, conc_obj *item, double timeout)
     conc_obj *items[3] = {item, NULL, NULL};
     int rc = block_args(timeout, &items[1], &items[2]);
     if (rc == 0)
-        rc = call_n(q, "put", items, 3, NULL, NULL);
+        rc = conc__mgr_call_n(q, "put", items, 3, NULL, NULL);
     conc_obj_decref(items[2]);
     return rc;
 }
@@ -94,7 +93,7 @@ conc_queueproxy_get(conc_proxy *q, double timeout, conc_obj **item)
     conc_obj *items[2] = {NULL, NULL};
     int rc = block_args(timeout, &items[0], &items[1]);
     if (rc == 0)
-        rc = call_n(q, "get", items, 2, NULL, item);
+        rc = conc__mgr_call_n(q, "get", items, 2, NULL, item);
     conc_obj_decref(items[1]);
     return rc;
 }

@@ -23,6 +23,11 @@
  * next ones that long at most). */
 #define CONC__MGR_HANDSHAKE_S 10.0
 
+/* The code a method returns for Python's AttributeError (a Namespace's
+ * missing attribute): the server sends AttributeError, and a conc client
+ * gets it back as CONC_EKEY, the public code for a missing name. */
+#define CONC__MGR_EATTR (-19001)
+
 /* An object the server holds for its clients. */
 struct conc__mgr_obj {
     char ident[24];                /* its address in hex, as CPython's id */
@@ -87,6 +92,23 @@ void conc__mgr_obj_put(conc_manager *m, struct conc__mgr_obj *o);
  * reference. */
 int conc__mgr_obj_create(conc_manager *m, const char *typeid, conc_obj *args,
                          conc_obj *kwds, struct conc__mgr_obj **out);
+
+/* Gives back the locks and semaphore units the client served by the
+ * calling thread still holds, as its connection closes (holds.c). A
+ * client is known by the thread that serves it: every method call of one
+ * connection must run on one thread, which calls this once the connection
+ * is done. */
+void conc__mgr_client_leave(void);
+
+/* Registers the typeids of SyncManager beyond dict, list and the queues
+ * (sync_register.c). */
+int conc__mgr_register_sync_types(conc_manager *m);
+
+/* Calls `method` on p with the `n` arguments in `items` and `kwds` (all
+ * borrowed; kwds may be NULL), the result into *result unless result is
+ * NULL (helpers.c). */
+int conc__mgr_call_n(conc_proxy *p, const char *method, conc_obj **items,
+                     size_t n, conc_obj *kwds, conc_obj **result);
 
 /* Asks the server a client manager reaches to shut down (client.c). */
 int conc__mgr_client_shutdown(conc_manager *m);

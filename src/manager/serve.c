@@ -220,6 +220,7 @@ serve_loop(void *arg)
         }
         conc_obj_decref(rep);
     }
+    conc__mgr_client_leave(); /* what it held goes back */
     conc_conn_free(ctx->c);
     ctx->c = NULL;
     conc_cond_acquire(m->cond, CONC_FOREVER);

@@ -63,6 +63,8 @@ register_builtins(conc_manager *m)
         rc = conc_manager_register(m, "dict", conc_manager_dict_type(), 0);
     if (rc == 0)
         rc = conc_manager_register(m, "list", conc_manager_list_type(), 0);
+    if (rc == 0)
+        rc = conc__mgr_register_sync_types(m);
     return rc;
 }
 

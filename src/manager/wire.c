@@ -57,6 +57,16 @@ static const struct {
     {CONC_EFULL, "queue", "Full"},
     {CONC_ETYPE, "builtins", "TypeError"},
     {CONC_EVALUE, "builtins", "ValueError"},
+    {CONC_EBROKEN, "threading", "BrokenBarrierError"},
+    {CONC_EOVERFLOW, "builtins", "OverflowError"},
+    /* Two codes become RuntimeError, which comes back as CONC_ENOTOWNER
+     * (the last entry of a name wins), or CONC_ENOTLOCKED for a Lock's
+     * "release unlocked lock" (see conc__mgr_exception_code). */
+    {CONC_ENOTLOCKED, "builtins", "RuntimeError"},
+    {CONC_ENOTOWNER, "builtins", "RuntimeError"},
+    /* AttributeError comes back as CONC_EKEY: there is no public code. */
+    {CONC__MGR_EATTR, "builtins", "AttributeError"},
+    {CONC_EKEY, "builtins", "AttributeError"},
 };
 
 #define N_EXCEPTIONS (sizeof exceptions / sizeof exceptions[0])
@@ -110,7 +120,12 @@ conc__mgr_exception_code(const conc_obj *exc)
             !strcmp(name, exceptions[i].name))
             code = exceptions[i].code;
     conc_buf text = CONC_BUF_INIT;
-    if (conc_obj_repr(exc, &text) == 0 && conc_buf_append(&text, "", 1) == 0)
+    int ok =
+        conc_obj_repr(exc, &text) == 0 && conc_buf_append(&text, "", 1) == 0;
+    if (ok && code == CONC_ENOTOWNER &&
+        strstr((const char *)text.data, "release unlocked lock"))
+        code = CONC_ENOTLOCKED;
+    if (ok)
         conc_fail(code, "%s", (const char *)text.data);
     conc_buf_free(&text);
     return code;

@@ -2,9 +2,10 @@
  * serves a queue until SIGTERM or until killed.
  *
  * usage: dist_peer URL PASSWORD QUEUE THREADS RECLAIM_IDLE MAX_DELIVERIES
- * (PASSWORD "-" for none). Exits 0 after a stop, 2 on bad usage, or with
- * the negated error of conc_dist_worker_new / _run (CONC_EAUTH: 10007 & 255).
- */
+ *                  [PROCESSES]
+ * (PASSWORD "-" for none; PROCESSES: run the tasks in worker processes).
+ * Exits 0 after a stop, 2 on bad usage, or with the negated error of
+ * conc_dist_worker_new / _run (CONC_EAUTH: 10007 & 255). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,7 +78,7 @@ nap(const void *arg, size_t len, conc_buf *result)
 int
 main(int argc, char **argv)
 {
-    if (argc != 7)
+    if (argc != 7 && argc != 8)
         return 2;
     conc_dist_register("square", square);
     conc_dist_register("slow_square", slow_square);
@@ -86,7 +87,9 @@ main(int argc, char **argv)
     conc_dist_register("nap", nap);
     conc_dist_worker_opts o = {.threads = (size_t)atoi(argv[4]),
                                .reclaim_idle = atof(argv[5]),
-                               .max_deliveries = (unsigned)atoi(argv[6])};
+                               .max_deliveries = (unsigned)atoi(argv[6]),
+                               .processes =
+                                   argc == 8 ? (size_t)atoi(argv[7]) : 0};
     const char *pw = strcmp(argv[2], "-") == 0 ? NULL : argv[2];
     int r = conc_dist_worker_new(argv[1], pw, argv[3], &o, &worker);
     if (r < 0) {

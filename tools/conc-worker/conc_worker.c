@@ -12,6 +12,8 @@
  *                        the URL or $REDIS_PASSWORD
  *   --queue NAME         the queue (default "default")
  *   --threads N          serving threads (default 1)
+ *   --processes N        run the tasks in N worker processes (a task that
+ *                        crashes one fails alone; the process is replaced)
  *   --reclaim-idle S     seconds before a silent worker's task is taken over
  *   --max-deliveries N   deliveries before a task is dead-lettered
  * SIGINT and SIGTERM stop the worker once its running tasks are done.
@@ -45,7 +47,8 @@ static int
 usage(void)
 {
     fputs("usage: conc-worker [--url URL] [--queue NAME] [--threads N]\n"
-          "                   [--reclaim-idle S] [--max-deliveries N]\n"
+          "                   [--processes N] [--reclaim-idle S]\n"
+          "                   [--max-deliveries N]\n"
           "                   LIBRARY.so NAME[=SYMBOL]...\n"
           "       conc-worker --status [--url URL] [--queue NAME]\n",
           stderr);
@@ -72,6 +75,8 @@ parse(int argc, char **argv, struct args *a)
             a->queue = v;
         else if (strcmp(o, "--threads") == 0)
             a->opts.threads = strtoul(v, NULL, 10);
+        else if (strcmp(o, "--processes") == 0)
+            a->opts.processes = strtoul(v, NULL, 10);
         else if (strcmp(o, "--reclaim-idle") == 0)
             a->opts.reclaim_idle = atof(v);
         else if (strcmp(o, "--max-deliveries") == 0)

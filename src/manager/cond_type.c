@@ -1,0 +1,230 @@
+/* The "Condition" typeid: threading.Condition() (over an RLock of its
+ * own) as ConditionProxy reaches it: acquire, release, wait(timeout),
+ * notify(n), notify_all, and 3.14's locked. Its lock belongs to the client
+ * that acquired it, and a wait releases it fully and takes it back
+ * before returning, as threading's does. Waiters are woken in the order
+ * they began to wait. A client that leaves holding the lock releases it.
+ *
+ * Lock order: the registry of holders (holds.c), then the monitor. */
+#include "manager/sync_types.h"
+
+/* A client blocked in wait(), on its serving thread's stack. */
+struct waiter {
+    int notified;
+    struct waiter *next;
+};
+
+struct mgr_cond {
+    struct conc__mgr_holder holder; /* first: give_back's pointer */
+    struct conc__mgr_mon mon;
+    struct conc__mgr_lockstate lock;
+    struct waiter *head, **tail; /* oldest first */
+};
+
+static void
+cond_give_back(struct conc__mgr_holder *h, uint64_t client)
+{
+    struct mgr_cond *c = (struct mgr_cond *)h;
+    conc_cond_acquire(c->mon.cond, CONC_FOREVER);
+    if (c->lock.count > 0 && c->lock.owner == client) {
+        c->lock.count = 0;
+        c->lock.owner = 0;
+        conc_cond_notify_all(c->mon.cond);
+    }
+    conc_cond_release(c->mon.cond);
+}
+
+static int
+cond_create(void *arg, conc_obj *args, conc_obj *kwds, void **self)
+{
+    (void)arg;
+    if (conc_obj_len(args) > 0 || conc_obj_len(kwds) > 0)
+        return conc_fail(CONC_ETYPE, "a Condition here has a lock of its "
+                                     "own: no arguments");
+    struct mgr_cond *c = conc__calloc(1, sizeof *c);
+    if (!c || conc__mgr_mon_init(&c->mon) < 0) {
+        conc__free(c);
+        return CONC_ENOMEM;
+    }
+    c->lock.recursive = 1;
+    c->tail = &c->head;
+    c->holder.give_back = cond_give_back;
+    conc__mgr_holder_add(&c->holder);
+    *self = c;
+    return 0;
+}
+
+static void
+cond_release_obj(void *self)
+{
+    struct mgr_cond *c = self;
+    conc__mgr_holder_remove(&c->holder);
+    conc__mgr_mon_fini(&c->mon);
+    conc__free(c);
+}
+
+static void
+cond_stop(void *self)
+{
+    struct mgr_cond *c = self;
+    conc__mgr_mon_stop(&c->mon);
+}
+
+static int
+cond_acquire(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
+{
+    struct mgr_cond *c = self;
+    int64_t deadline;
+    int rc = conc__mgr_acquire_deadline(args, kwds, 0, &deadline);
+    if (rc < 0)
+        return rc;
+    conc_cond_acquire(c->mon.cond, CONC_FOREVER);
+    rc = conc__mgr_lock_take(&c->mon, &c->lock, deadline);
+    conc_cond_release(c->mon.cond);
+    return rc < 0 ? rc : conc__mgr_bool(rc, result);
+}
+
+static int
+cond_release(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
+{
+    (void)args;
+    (void)kwds;
+    (void)result;
+    struct mgr_cond *c = self;
+    conc_cond_acquire(c->mon.cond, CONC_FOREVER);
+    int rc = conc__mgr_lock_give(&c->mon, &c->lock);
+    conc_cond_release(c->mon.cond);
+    return rc;
+}
+
+static int
+cond_locked(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
+{
+    (void)args;
+    (void)kwds;
+    struct mgr_cond *c = self;
+    conc_cond_acquire(c->mon.cond, CONC_FOREVER);
+    int held = c->lock.count > 0;
+    conc_cond_release(c->mon.cond);
+    return conc__mgr_bool(held, result);
+}
+
+static int
+owned_locked(struct mgr_cond *c, const char *what)
+{
+    if (c->lock.count > 0 && c->lock.owner == conc__mgr_client())
+        return 0;
+    return conc_fail(CONC_ENOTOWNER, "cannot %s on un-acquired lock", what);
+}
+
+static void
+unlink_waiter(struct mgr_cond *c, struct waiter *w)
+{
+    struct waiter **pp = &c->head;
+    while (*pp && *pp != w)
+        pp = &(*pp)->next;
+    if (!*pp)
+        return;
+    *pp = w->next;
+    if (c->tail == &w->next)
+        c->tail = pp;
+}
+
+/* Waits with the lock given up, then takes it back as the caller held
+ * it (even after a timeout, as threading does); 1 notified, 0 not. */
+static int
+wait_locked(struct mgr_cond *c, int64_t deadline)
+{
+    struct waiter w = {0, NULL};
+    *c->tail = &w;
+    c->tail = &w.next;
+    long count = c->lock.count;
+    c->lock.count = 0;
+    c->lock.owner = 0;
+    conc_cond_notify_all(c->mon.cond);
+    int rc = 0;
+    while (!w.notified && rc == 0)
+        rc = conc__mgr_mon_wait(&c->mon, deadline);
+    if (!w.notified)
+        unlink_waiter(c, &w);
+    int got = conc__mgr_lock_take(&c->mon, &c->lock, CONC__FOREVER);
+    if (got < 0)
+        return got;
+    c->lock.count = count;
+    return rc == CONC_ETIMEDOUT || rc == 0 ? w.notified : rc;
+}
+
+static int
+cond_wait(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
+{
+    struct mgr_cond *c = self;
+    int64_t deadline;
+    int rc = conc__mgr_wait_deadline(args, kwds, &deadline);
+    if (rc < 0)
+        return rc;
+    conc_cond_acquire(c->mon.cond, CONC_FOREVER);
+    rc = owned_locked(c, "wait");
+    if (rc == 0)
+        rc = wait_locked(c, deadline);
+    conc_cond_release(c->mon.cond);
+    return rc < 0 ? rc : conc__mgr_bool(rc, result);
+}
+
+/* Wakes the n oldest waiters (all for n < 0). */
+static int
+notify(struct mgr_cond *c, int64_t n)
+{
+    conc_cond_acquire(c->mon.cond, CONC_FOREVER);
+    int rc = owned_locked(c, "notify");
+    while (rc == 0 && c->head && n-- != 0) {
+        c->head->notified = 1;
+        c->head = c->head->next;
+    }
+    if (!c->head)
+        c->tail = &c->head;
+    if (rc == 0)
+        conc_cond_notify_all(c->mon.cond);
+    conc_cond_release(c->mon.cond);
+    return rc;
+}
+
+static int
+cond_notify(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
+{
+    (void)result;
+    conc_obj *no = conc__mgr_arg(args, kwds, 0, "n");
+    int64_t n = 1;
+    if (no && conc_obj_int_value(no, &n) < 0)
+        return conc_fail(CONC_ETYPE, "n must be an int");
+    return notify(self, n < 0 ? 0 : n);
+}
+
+static int
+cond_notify_all(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
+{
+    (void)args;
+    (void)kwds;
+    (void)result;
+    return notify(self, -1);
+}
+
+/* ConditionProxy's exposed names, with 3.14's locked. */
+static const conc_manager_method cond_methods[] = {
+    {"acquire", cond_acquire}, {"release", cond_release},
+    {"locked", cond_locked},   {"wait", cond_wait},
+    {"notify", cond_notify},   {"notify_all", cond_notify_all},
+};
+
+static const conc_manager_type cond_type = {
+    .create = cond_create,
+    .release = cond_release_obj,
+    .stop = cond_stop,
+    .methods = cond_methods,
+    .n_methods = sizeof cond_methods / sizeof cond_methods[0],
+};
+
+const conc_manager_type *
+conc_manager_condition_type(void)
+{
+    return &cond_type;
+}

@@ -1,0 +1,80 @@
+/* Internal declarations shared by the manager's synchronization types
+ * (Lock, RLock, Semaphore, Condition, Event, Barrier) and the value types
+ * (Value, Array, Namespace, set): the client a method runs for, the
+ * registry of what clients hold, and the argument helpers of threading's
+ * signatures. */
+#ifndef CONC_MANAGER_SYNC_TYPES_H
+#define CONC_MANAGER_SYNC_TYPES_H
+
+#include "manager/manager_internal.h"
+
+/* The client the calling thread serves: a number of the connection, never
+ * 0, the same for every call on one connection (CPython's server serves a
+ * connection on one thread, and its RLock belongs to that thread). */
+uint64_t conc__mgr_client(void);
+
+/* Something clients may hold (a lock's ownership, a semaphore's units),
+ * which the server gives back when the holding client's connection
+ * closes. give_back runs under the registry's lock and takes the
+ * object's own lock: an object adds and removes itself without its lock
+ * held. */
+struct conc__mgr_holder {
+    void (*give_back)(struct conc__mgr_holder *h, uint64_t client);
+    struct conc__mgr_holder *prev, *next;
+};
+
+void conc__mgr_holder_add(struct conc__mgr_holder *h);
+void conc__mgr_holder_remove(struct conc__mgr_holder *h);
+
+/* Notes that the calling thread's client holds something now, so that its
+ * leaving walks the registry (clients that never held anything do not). */
+void conc__mgr_client_holds(void);
+
+/* The state under an object's monitor: a conc_cond whose own lock guards
+ * the rest of the object, and whether the server stopped. */
+struct conc__mgr_mon {
+    conc_cond *cond;
+    int stopped;
+};
+
+int conc__mgr_mon_init(struct conc__mgr_mon *mon);
+void conc__mgr_mon_fini(struct conc__mgr_mon *mon);
+
+/* Waits on the monitor (held) until woken, or `deadline` (absolute, ns;
+ * CONC__FOREVER never). Returns 0 woken (check the predicate again),
+ * CONC_ETIMEDOUT past the deadline, CONC_ECLOSED once the server stopped. */
+int conc__mgr_mon_wait(struct conc__mgr_mon *mon, int64_t deadline);
+
+/* Wakes everything waiting on the monitor for good (a type's stop). */
+void conc__mgr_mon_stop(struct conc__mgr_mon *mon);
+
+/* A lock's state under a monitor: the holding client and how many times
+ * it holds it (recursive: an RLock's count; else 0 or 1). */
+struct conc__mgr_lockstate {
+    uint64_t owner;
+    long count;
+    int recursive;
+};
+
+/* acquire and release of a Lock or RLock with the monitor held: 1
+ * acquired, 0 timed out, or a negative code; release gives
+ * CONC_ENOTLOCKED or CONC_ENOTOWNER with Python's RuntimeError text. */
+int conc__mgr_lock_take(struct conc__mgr_mon *mon,
+                        struct conc__mgr_lockstate *l, int64_t deadline);
+int conc__mgr_lock_give(struct conc__mgr_mon *mon,
+                        struct conc__mgr_lockstate *l);
+
+/* acquire(blocking=True, timeout=...) as a deadline: a Lock's (timeout
+ * -1 means forever; `sem` 0) or a Semaphore's (None means forever; `sem`
+ * 1). ValueError for a timeout with blocking=False, and for a Lock's
+ * negative timeout other than -1. */
+int conc__mgr_acquire_deadline(conc_obj *args, conc_obj *kwds, int sem,
+                               int64_t *deadline);
+
+/* A wait(timeout=None)'s deadline: None forever, negative as 0. */
+int conc__mgr_wait_deadline(conc_obj *args, conc_obj *kwds, int64_t *deadline);
+
+/* *result = bool(v); returns 0. */
+int conc__mgr_bool(int v, conc_obj **result);
+
+#endif

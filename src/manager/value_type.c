@@ -1,0 +1,89 @@
+/* The "Value" typeid: multiprocessing.managers.Value(typecode, value,
+ * lock=True) as ValueProxy reaches it (get, set). As in CPython the
+ * typecode is kept but not enforced, and get returns a copy: the value is
+ * replaced, never changed in place, and pickled after the lock is let go.
+ *
+ * Lock order: the value's lock only. */
+#include "manager/sync_types.h"
+
+struct mgr_value {
+    conc_lock *lock;
+    conc_obj *typecode;
+    conc_obj *v;
+};
+
+static int
+value_create(void *arg, conc_obj *args, conc_obj *kwds, void **self)
+{
+    (void)arg;
+    conc_obj *tc = conc__mgr_arg(args, kwds, 0, "typecode");
+    conc_obj *v = conc__mgr_arg(args, kwds, 1, "value");
+    if (!tc || !v)
+        return conc_fail(CONC_ETYPE, "Value() needs typecode and value");
+    struct mgr_value *x = conc__calloc(1, sizeof *x);
+    if (!x || conc_lock_new(NULL, &x->lock) < 0) {
+        conc__free(x);
+        return CONC_ENOMEM;
+    }
+    x->typecode = conc_obj_incref(tc);
+    x->v = conc_obj_incref(v);
+    *self = x;
+    return 0;
+}
+
+static void
+value_release_obj(void *self)
+{
+    struct mgr_value *x = self;
+    conc_lock_free(x->lock);
+    conc_obj_decref(x->typecode);
+    conc_obj_decref(x->v);
+    conc__free(x);
+}
+
+static int
+value_get(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
+{
+    (void)args;
+    (void)kwds;
+    struct mgr_value *x = self;
+    conc_lock_acquire(x->lock, CONC_FOREVER);
+    *result = conc_obj_incref(x->v);
+    conc_lock_release(x->lock);
+    return 0;
+}
+
+static int
+value_set(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
+{
+    (void)result;
+    struct mgr_value *x = self;
+    conc_obj *v = conc__mgr_arg(args, kwds, 0, "value");
+    if (!v)
+        return conc_fail(CONC_ETYPE, "set() missing 'value'");
+    conc_lock_acquire(x->lock, CONC_FOREVER);
+    conc_obj *old = x->v;
+    x->v = conc_obj_incref(v);
+    conc_lock_release(x->lock);
+    conc_obj_decref(old);
+    return 0;
+}
+
+/* ValueProxy's exposed names. */
+static const conc_manager_method value_methods[] = {
+    {"get", value_get},
+    {"set", value_set},
+};
+
+static const conc_manager_type value_type = {
+    .create = value_create,
+    .release = value_release_obj,
+    .methods = value_methods,
+    .n_methods = sizeof value_methods / sizeof value_methods[0],
+};
+
+const conc_manager_type *
+conc_manager_value_type(void)
+{
+    return &value_type;
+}

@@ -1,0 +1,243 @@
+"""A CPython peer for tests/test_manager_types.c: SyncManager's Lock,
+RLock, Semaphore, BoundedSemaphore, Condition, Event, Barrier, Value,
+Array, Namespace and set as Python programs use them, against conc's
+managers or serving conc's clients. Run by Debian's /usr/bin/python3.
+
+usage: manager_types_peer.py MODE ADDRESS KEY
+  ADDRESS  "host:port" (TCP; port 0 in server modes) or a Unix path
+  KEY      the authkey as text
+Server modes print their address on the first line of stdout. Every mode
+prints one last line saying how it ended and exits 0 unless a check failed.
+
+Modes:
+  client  SyncManager.connect() to a conc manager and every type through
+          CPython's own proxies (AutoProxy for set before 3.14), with
+          threads for the clients that must differ (each thread has a
+          connection of its own); "ok".
+  sync    a SyncManager serving until stdin closes, with 3.14's "set"
+          registered as 3.14 does where the Python is older; "ok".
+  hold    connects to a conc manager, acquires the shared objects
+          get_lock, get_rlock (twice) and get_sem, prints "held" and
+          waits to be killed.
+"""
+import sys
+import threading
+import time
+from multiprocessing.managers import SyncManager
+
+SET_EXPOSED = (
+    '__and__', '__contains__', '__iand__', '__ior__', '__isub__', '__ixor__',
+    '__len__', '__or__', '__rand__', '__ror__', '__rsub__', '__rxor__',
+    '__sub__', '__xor__', '__ge__', '__gt__', '__le__', '__lt__', 'add',
+    'clear', 'copy', 'difference', 'difference_update', 'discard',
+    'intersection', 'intersection_update', 'isdisjoint', 'issubset',
+    'issuperset', 'pop', 'remove', 'symmetric_difference',
+    'symmetric_difference_update', 'union', 'update')
+
+
+def address(text):
+    if ":" in text and not text.startswith("/"):
+        host, port = text.rsplit(":", 1)
+        return (host, int(port))
+    return text
+
+
+def show(addr):
+    return "%s:%d" % addr if isinstance(addr, tuple) else addr
+
+
+class Manager(SyncManager):
+    pass
+
+
+if not hasattr(SyncManager, "set"):
+    Manager.register("set", set, exposed=SET_EXPOSED)
+
+
+def expect(exc, fn, *args):
+    try:
+        fn(*args)
+    except exc as e:
+        return e
+    raise AssertionError("%s not raised" % exc.__name__)
+
+
+def in_thread(fn, *args):
+    """Runs fn on another thread (another connection); returns its result."""
+    out = []
+    t = threading.Thread(target=lambda: out.append(fn(*args)))
+    t.start()
+    t.join(30)
+    assert not t.is_alive() and out, "the thread did not finish"
+    return out[0]
+
+
+def check_locks(m):
+    lock = m.Lock()
+    assert lock.acquire() is True
+    assert lock.acquire(False) is False
+    start = time.monotonic()
+    assert lock.acquire(True, 0.05) is False
+    assert time.monotonic() - start >= 0.05
+    expect(ValueError, lock.acquire, False, 1)
+    assert in_thread(lambda: lock.acquire(False)) is False
+    in_thread(lock.release)  # a Lock has no owner
+    e = expect(RuntimeError, lock.release)
+    assert "release unlocked lock" in str(e), e
+    with lock:
+        pass
+    r = m.RLock()
+    assert r.acquire() and r.acquire()
+    in_thread(expect, RuntimeError, r.release)
+    assert in_thread(lambda: r.acquire(timeout=0.05)) is False
+    r.release()
+    r.release()
+    e = expect(RuntimeError, r.release)
+    assert "un-acquired" in str(e), e
+
+
+def check_semaphores(m):
+    s = m.Semaphore(2)
+    assert s.acquire() and s.acquire(False)
+    assert s.acquire(False) is False
+    assert s.acquire(timeout=0.05) is False
+    s.release()
+    s.release()
+    expect(ValueError, m.Semaphore, -1)
+    b = m.BoundedSemaphore(1)
+    assert b.acquire()
+    b.release()
+    e = expect(ValueError, b.release)
+    assert "too many" in str(e), e
+
+
+def check_condition(m):
+    c = m.Condition()
+    expect(RuntimeError, c.wait, 0.01)
+    expect(RuntimeError, c.notify)
+    with c:
+        assert c.wait(0.05) is False
+    holding = threading.Event()
+
+    def waiter():
+        with c:
+            holding.set()
+            return c.wait(20)
+    out = []
+    t = threading.Thread(target=lambda: out.append(waiter()))
+    t.start()
+    assert holding.wait(20)
+    with c:  # granted once the waiter's wait() gave the lock up
+        c.notify()
+    t.join(20)
+    assert out == [True], out
+
+
+def check_event_barrier(m):
+    e = m.Event()
+    assert not e.is_set()
+    assert e.wait(0.05) is False
+    in_thread(e.set)
+    assert e.wait(1) is True and e.is_set()
+    e.clear()
+    assert not e.is_set()
+    b = m.Barrier(3)
+    assert b.parties == 3 and b.n_waiting == 0 and not b.broken
+    ts, out = [], []
+    for _ in range(3):
+        ts.append(threading.Thread(target=lambda: out.append(b.wait(20))))
+        ts[-1].start()
+    for t in ts:
+        t.join(30)
+    assert sorted(out) == [0, 1, 2], out
+    b2 = m.Barrier(2)
+    expect(threading.BrokenBarrierError, b2.wait, 0.05)
+    assert b2.broken
+    b2.reset()
+    assert not b2.broken
+    b2.abort()
+    expect(threading.BrokenBarrierError, b2.wait)
+
+
+def check_values(m):
+    v = m.Value("i", 5)
+    assert v.value == 5
+    v.value = [1, 2]
+    copy = v.get()
+    copy.append(3)
+    assert v.get() == [1, 2], v.get()
+    a = m.Array("i", [1, 2, 3])
+    assert len(a) == 3 and a[0] == 1 and a[-1] == 3
+    a[1] = 10
+    assert a[1] == 10
+    assert list(a[:]) == [1, 10, 3] and list(a[::-1]) == [3, 10, 1]
+    expect(IndexError, lambda: a[3])
+    expect(TypeError, a.__setitem__, 0, "x")
+    expect(OverflowError, a.__setitem__, 0, 2 ** 40)
+    n = m.Namespace(x=1)
+    assert n.x == 1
+    n.y = "two"
+    assert n.y == "two"
+    del n.x
+    expect(AttributeError, lambda: n.x)
+    expect(AttributeError, delattr, n, "x")
+    n._local = 5  # stays in the proxy
+    assert n._local == 5
+    copy = n._getvalue()
+    assert type(copy).__name__ == "Namespace" and copy.y == "two", copy
+    s = m.set([1, 2])
+    s.add(3)
+    assert 3 in s and 9 not in s and len(s) == 3
+    assert s.union([4]) == {1, 2, 3, 4} and (s | {5}) == {1, 2, 3, 5}
+    assert s.intersection([2, 3, 7]) == {2, 3} and (s - {1}) == {2, 3}
+    assert s.issubset([1, 2, 3, 4]) and s <= {1, 2, 3} and not s < {1, 2, 3}
+    expect(KeyError, s.remove, 9)
+    s.intersection_update([1, 2])
+    assert s._getvalue() == {1, 2}
+    assert s.pop() in (1, 2) and len(s) == 1
+
+
+def client(addr, key):
+    m = Manager(address=addr, authkey=key)
+    m.connect()
+    check_locks(m)
+    check_semaphores(m)
+    check_condition(m)
+    check_event_barrier(m)
+    check_values(m)
+    print("ok")
+
+
+def sync(addr, key):
+    m = Manager(address=addr, authkey=key)
+    m.start()
+    print(show(m.address), flush=True)
+    sys.stdin.read()
+    m.shutdown()
+    print("ok")
+
+
+def hold(addr, key):
+    from multiprocessing.managers import AcquirerProxy, BaseManager
+
+    class Holder(BaseManager):
+        pass
+    for name in ("get_lock", "get_rlock", "get_sem"):
+        Holder.register(name, proxytype=AcquirerProxy)
+    m = Holder(address=addr, authkey=key)
+    m.connect()
+    lock, rlock, sem = m.get_lock(), m.get_rlock(), m.get_sem()
+    assert lock.acquire() and rlock.acquire() and rlock.acquire()
+    assert sem.acquire()
+    print("held", flush=True)
+    sys.stdin.read()
+    print("not killed")
+
+
+def main():
+    mode, addr, key = sys.argv[1], address(sys.argv[2]), sys.argv[3].encode()
+    {"client": client, "sync": sync, "hold": hold}[mode](addr, key)
+
+
+if __name__ == "__main__":
+    main()

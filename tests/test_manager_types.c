@@ -1,0 +1,712 @@
+/* The manager's synchronization and value types (conc/manager.h): Lock,
+ * RLock, Semaphore, BoundedSemaphore, Condition, Event, Barrier, Value,
+ * Array, Namespace and set, checked the same way against a conc server
+ * and against CPython's SyncManager, a CPython client using them all on a
+ * conc server (tests/peers/manager_types_peer.py, run by Debian's
+ * /usr/bin/python3), and locks given back when their holder dies. */
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conc_test.h"
+#include "manager/manager_internal.h"
+
+#define PEER            CONC_PEERS_DIR "/manager_types_peer.py"
+#define PYTHON          "/usr/bin/python3"
+#define KEY             "Willard"
+#define WAIT            30.0 /* bound on any wait meant to succeed */
+#define SHORT           0.05 /* a timeout meant to run out */
+#define PARTIES         3
+#define GIVE_BACK_BOUND 10.0 /* seconds for a dead holder's lock to return */
+
+static int
+have_python(void)
+{
+    return access(PYTHON, X_OK) == 0;
+}
+
+static double
+now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* A started conc manager and its address. */
+static conc_manager *
+server(char *addr, size_t cap)
+{
+    conc_manager *m;
+    assert_conc_ok(conc_manager_new("127.0.0.1:0", KEY, &m));
+    assert_conc_ok(conc_manager_start(m));
+    conc_buf b = CONC_BUF_INIT;
+    assert_conc_ok(conc_manager_address(m, &b));
+    assert_true(b.len < cap);
+    memcpy(addr, b.data, b.len + 1);
+    conc_buf_free(&b);
+    return m;
+}
+
+/* A tuple of `n` new references (stolen). */
+static conc_obj *
+tuple(size_t n, ...)
+{
+    va_list ap;
+    va_start(ap, n);
+    conc_obj *t = conc_obj_tuple(n);
+    assert_non_null(t);
+    for (size_t i = 0; i < n; i++) {
+        conc_obj *o = va_arg(ap, conc_obj *);
+        assert_non_null(o);
+        conc_obj_tuple_set_new(t, i, o);
+    }
+    va_end(ap);
+    return t;
+}
+
+/* A new object of `typeid` made with `args` (stolen; NULL: none). */
+static conc_proxy *
+make(conc_manager *c, const char *typeid, conc_obj *args)
+{
+    conc_proxy *p;
+    assert_conc_ok(conc_manager_create(c, typeid, args, &p));
+    conc_obj_decref(args);
+    return p;
+}
+
+/* A second proxy of p's object: another connection, another client. */
+static conc_proxy *
+other(conc_proxy *p)
+{
+    conc_proxy *q;
+    assert_conc_ok(conc_proxy_dup(p, &q));
+    return q;
+}
+
+static void
+assert_int_obj(conc_obj *o, int64_t want)
+{
+    int64_t v;
+    assert_conc_ok(conc_obj_int_value(o, &v));
+    assert_int_equal(v, want);
+    conc_obj_decref(o);
+}
+
+static void
+assert_has(const char *text)
+{
+    if (!strstr(conc_failure_message(), text))
+        fprintf(stderr, "message: %s\n", conc_failure_message());
+    assert_non_null(strstr(conc_failure_message(), text));
+}
+
+/* A timed-out wait took its timeout at least (one-sided). */
+static void
+assert_timed_out(int rc, double start)
+{
+    assert_conc(rc, CONC_ETIMEDOUT);
+    assert_true(now_s() - start >= SHORT);
+}
+
+/* ---- Checks run against conc's server and CPython's ---------------------
+ */
+
+static void
+check_lock(conc_manager *c)
+{
+    conc_proxy *a = make(c, "Lock", NULL), *b = other(a);
+    assert_conc_ok(conc_lockproxy_acquire(a, CONC_FOREVER));
+    assert_conc(conc_lockproxy_acquire(a, 0), CONC_ETIMEDOUT);
+    double start = now_s();
+    assert_timed_out(conc_lockproxy_acquire(b, SHORT), start);
+    assert_conc_ok(conc_lockproxy_release(b)); /* a Lock has no owner */
+    assert_conc(conc_lockproxy_release(a), CONC_ENOTLOCKED);
+    assert_has("release unlocked lock");
+    assert_conc(conc_lockproxy_acquire(a, NAN), CONC_EINVAL);
+    conc_obj *r = NULL, *args = tuple(2, conc_obj_false(), conc_obj_int(1));
+    assert_conc(conc_proxy_call(a, "acquire", args, NULL, &r), CONC_EVALUE);
+    conc_obj_decref(args);
+    conc_proxy_free(b);
+    conc_proxy_free(a);
+}
+
+static void
+check_rlock(conc_manager *c)
+{
+    conc_proxy *a = make(c, "RLock", NULL), *b = other(a);
+    assert_conc_ok(conc_lockproxy_acquire(a, CONC_FOREVER));
+    assert_conc_ok(conc_lockproxy_acquire(a, 0)); /* again: recursive */
+    double start = now_s();
+    assert_timed_out(conc_lockproxy_acquire(b, SHORT), start);
+    assert_conc(conc_lockproxy_release(b), CONC_ENOTOWNER);
+    assert_has("un-acquired");
+    assert_conc_ok(conc_lockproxy_release(a));
+    assert_conc_ok(conc_lockproxy_release(a));
+    assert_conc(conc_lockproxy_release(a), CONC_ENOTOWNER);
+    assert_conc_ok(conc_lockproxy_acquire(b, 0));
+    assert_conc_ok(conc_lockproxy_release(b));
+    conc_proxy_free(b);
+    conc_proxy_free(a);
+}
+
+static void
+check_semaphores(conc_manager *c)
+{
+    conc_proxy *s = make(c, "Semaphore", tuple(1, conc_obj_int(2)));
+    assert_conc_ok(conc_lockproxy_acquire(s, CONC_FOREVER));
+    assert_conc_ok(conc_lockproxy_acquire(s, 0));
+    double start = now_s();
+    assert_timed_out(conc_lockproxy_acquire(s, SHORT), start);
+    assert_conc_ok(conc_lockproxy_release(s));
+    assert_conc_ok(conc_lockproxy_release(s));
+    assert_conc_ok(conc_lockproxy_release(s)); /* unbounded */
+    conc_proxy_free(s);
+    conc_proxy *p;
+    conc_obj *neg = tuple(1, conc_obj_int(-1));
+    /* CPython's server reports a failed create as a traceback. */
+    int rc = conc_manager_create(c, "Semaphore", neg, &p);
+    assert_true(rc == CONC_EVALUE || rc == CONC_ETASK);
+    if (rc == CONC_EVALUE)
+        assert_has("initial value must be >= 0");
+    conc_obj_decref(neg);
+    conc_proxy *b = make(c, "BoundedSemaphore", tuple(1, conc_obj_int(1)));
+    assert_conc_ok(conc_lockproxy_acquire(b, CONC_FOREVER));
+    assert_conc_ok(conc_lockproxy_release(b));
+    assert_conc(conc_lockproxy_release(b), CONC_EVALUE);
+    assert_has("too many");
+    conc_proxy_free(b);
+}
+
+struct waiter {
+    conc_proxy *cond;
+    conc_event *holding; /* set once the waiter holds the lock */
+    int rc;
+};
+
+static int
+cond_waiter(void *arg)
+{
+    struct waiter *w = arg;
+    w->rc = conc_lockproxy_acquire(w->cond, CONC_FOREVER);
+    if (w->rc < 0)
+        return 0;
+    conc_event_set(w->holding);
+    w->rc = conc_condproxy_wait(w->cond, WAIT);
+    int rel = conc_lockproxy_release(w->cond);
+    if (w->rc == 0)
+        w->rc = rel;
+    return 0;
+}
+
+/* wait() and notify() across two clients: the notifier's acquire is
+ * granted only once the waiter's wait() gave the lock up. */
+static void
+check_condition(conc_manager *c)
+{
+    conc_proxy *a = make(c, "Condition", NULL);
+    assert_conc(conc_condproxy_wait(a, SHORT), CONC_ENOTOWNER);
+    assert_conc(conc_condproxy_notify(a, 1), CONC_ENOTOWNER);
+    assert_conc_ok(conc_lockproxy_acquire(a, CONC_FOREVER));
+    double start = now_s();
+    assert_timed_out(conc_condproxy_wait(a, SHORT), start);
+    assert_conc_ok(conc_lockproxy_release(a));
+    struct waiter w = {other(a), NULL, -1};
+    assert_conc_ok(conc_event_new(NULL, &w.holding));
+    conc_thread *t;
+    assert_conc_ok(conc_thread_start(cond_waiter, &w, NULL, &t));
+    assert_conc_ok(conc_event_wait(w.holding, WAIT));
+    assert_conc_ok(conc_lockproxy_acquire(a, WAIT));
+    assert_conc_ok(conc_condproxy_notify(a, 1));
+    assert_conc_ok(conc_lockproxy_release(a));
+    assert_conc_ok(conc_thread_join(t, WAIT, NULL));
+    assert_conc_ok(w.rc);
+    conc_thread_free(t);
+    conc_event_free(w.holding);
+    conc_proxy_free(w.cond);
+    conc_proxy_free(a);
+}
+
+static void
+check_event(conc_manager *c)
+{
+    conc_proxy *e = make(c, "Event", NULL), *f = other(e);
+    int set = -1;
+    assert_conc_ok(conc_eventproxy_is_set(e, &set));
+    assert_int_equal(set, 0);
+    double start = now_s();
+    assert_timed_out(conc_eventproxy_wait(e, SHORT), start);
+    assert_conc_ok(conc_eventproxy_set(f));
+    assert_conc_ok(conc_eventproxy_wait(e, WAIT));
+    assert_conc_ok(conc_eventproxy_is_set(e, &set));
+    assert_int_equal(set, 1);
+    assert_conc_ok(conc_eventproxy_clear(f));
+    assert_conc(conc_eventproxy_wait(e, 0), CONC_ETIMEDOUT);
+    conc_proxy_free(f);
+    conc_proxy_free(e);
+}
+
+struct party {
+    conc_proxy *b;
+    int64_t index;
+    int rc;
+};
+
+static int
+barrier_party(void *arg)
+{
+    struct party *p = arg;
+    p->rc = conc_barrierproxy_wait(p->b, WAIT, &p->index);
+    return 0;
+}
+
+static void
+assert_attr(conc_proxy *b, const char *name, int64_t want)
+{
+    conc_obj *args = tuple(1, conc_obj_str(name)), *r = NULL;
+    assert_conc_ok(conc_proxy_call(b, "__getattribute__", args, NULL, &r));
+    conc_obj_decref(args);
+    assert_int_obj(r, want);
+}
+
+/* PARTIES clients pass one barrier; a lone one times out and breaks one. */
+static void
+check_barrier(conc_manager *c)
+{
+    conc_proxy *b = make(c, "Barrier", tuple(1, conc_obj_int(PARTIES)));
+    assert_attr(b, "parties", PARTIES);
+    struct party ps[PARTIES];
+    conc_thread *ts[PARTIES];
+    for (int i = 0; i < PARTIES; i++) {
+        ps[i] = (struct party){other(b), -1, -1};
+        assert_conc_ok(conc_thread_start(barrier_party, &ps[i], NULL, &ts[i]));
+    }
+    int seen = 0;
+    for (int i = 0; i < PARTIES; i++) {
+        assert_conc_ok(conc_thread_join(ts[i], WAIT, NULL));
+        conc_thread_free(ts[i]);
+        assert_conc_ok(ps[i].rc);
+        assert_true(ps[i].index >= 0 && ps[i].index < PARTIES);
+        seen |= 1 << ps[i].index;
+        conc_proxy_free(ps[i].b);
+    }
+    assert_int_equal(seen, (1 << PARTIES) - 1);
+    assert_attr(b, "n_waiting", 0);
+    conc_proxy_free(b);
+    conc_proxy *two = make(c, "Barrier", tuple(1, conc_obj_int(2)));
+    double start = now_s();
+    assert_conc(conc_barrierproxy_wait(two, SHORT, NULL), CONC_EBROKEN);
+    assert_true(now_s() - start >= SHORT);
+    assert_attr(two, "broken", 1);
+    assert_conc_ok(conc_barrierproxy_reset(two));
+    assert_attr(two, "broken", 0);
+    assert_conc_ok(conc_barrierproxy_abort(two));
+    assert_conc(conc_barrierproxy_wait(two, CONC_FOREVER, NULL), CONC_EBROKEN);
+    conc_proxy_free(two);
+}
+
+/* get() returns a copy: changing it changes nothing in the server. */
+static void
+check_value(conc_manager *c)
+{
+    conc_proxy *v =
+        make(c, "Value", tuple(2, conc_obj_str("i"), conc_obj_int(5)));
+    conc_obj *got = NULL;
+    assert_conc_ok(conc_valueproxy_get(v, &got));
+    assert_int_obj(got, 5);
+    conc_obj *l = conc_obj_list();
+    assert_conc_ok(conc_obj_list_append_new(l, conc_obj_int(1)));
+    assert_conc_ok(conc_valueproxy_set(v, l));
+    assert_conc_ok(conc_valueproxy_get(v, &got));
+    assert_conc_ok(conc_obj_list_append_new(got, conc_obj_int(2)));
+    conc_obj_decref(got);
+    assert_conc_ok(conc_valueproxy_get(v, &got));
+    assert_int_equal(conc_obj_equal(got, l), 1);
+    conc_obj_decref(got);
+    conc_obj_decref(l);
+    conc_proxy_free(v);
+}
+
+static void
+check_array(conc_manager *c)
+{
+    conc_obj *items =
+        tuple(3, conc_obj_int(1), conc_obj_int(2), conc_obj_int(3));
+    conc_obj *seq = conc_obj_list(), *got = NULL;
+    for (size_t i = 0; i < 3; i++)
+        conc_obj_list_append(seq, conc_obj_seq_get(items, i));
+    conc_obj_decref(items);
+    conc_proxy *a = make(c, "Array", tuple(2, conc_obj_str("i"), seq));
+    size_t n = 0;
+    assert_conc_ok(conc_arrayproxy_len(a, &n));
+    assert_int_equal(n, 3);
+    assert_conc_ok(conc_arrayproxy_get(a, -1, &got));
+    assert_int_obj(got, 3);
+    conc_obj *ten = conc_obj_int(10), *x = conc_obj_str("x");
+    conc_obj *big = conc_obj_int(INT64_C(1) << 40);
+    assert_conc_ok(conc_arrayproxy_set(a, 1, ten));
+    assert_conc_ok(conc_arrayproxy_get(a, 1, &got));
+    assert_int_obj(got, 10);
+    assert_conc(conc_arrayproxy_get(a, 3, &got), CONC_EINDEX);
+    assert_conc(conc_arrayproxy_set(a, 0, x), CONC_ETYPE);
+    assert_conc(conc_arrayproxy_set(a, 0, big), CONC_EOVERFLOW);
+    conc_obj_decref(ten);
+    conc_obj_decref(x);
+    conc_obj_decref(big);
+    conc_proxy_free(a);
+}
+
+static void
+check_namespace(conc_manager *c)
+{
+    conc_proxy *ns = make(c, "Namespace", NULL);
+    conc_obj *one = conc_obj_int(1), *got = NULL;
+    assert_conc_ok(conc_nsproxy_set(ns, "x", one));
+    assert_conc_ok(conc_nsproxy_get(ns, "x", &got));
+    assert_int_obj(got, 1);
+    assert_conc_ok(conc_nsproxy_del(ns, "x"));
+    assert_conc(conc_nsproxy_get(ns, "x", &got), CONC_EKEY);
+    assert_has("AttributeError");
+    assert_conc(conc_nsproxy_del(ns, "x"), CONC_EKEY);
+    conc_obj_decref(one);
+    conc_proxy_free(ns);
+}
+
+static void
+check_set(conc_manager *c)
+{
+    conc_proxy *s = make(c, "set", NULL);
+    conc_obj *one = conc_obj_int(1), *two = conc_obj_str("two"), *r = NULL;
+    int in = -1;
+    assert_conc_ok(conc_setproxy_add(s, one));
+    assert_conc_ok(conc_setproxy_add(s, two));
+    assert_conc_ok(conc_setproxy_contains(s, two, &in));
+    assert_int_equal(in, 1);
+    assert_conc_ok(conc_setproxy_discard(s, two));
+    assert_conc_ok(conc_setproxy_discard(s, two)); /* absent: no error */
+    assert_conc_ok(conc_setproxy_contains(s, two, &in));
+    assert_int_equal(in, 0);
+    conc_obj *args = tuple(1, conc_obj_incref(two)), *l = conc_obj_list();
+    assert_conc(conc_proxy_call(s, "remove", args, NULL, &r), CONC_EKEY);
+    assert_string_equal(conc_failure_message(), "KeyError('two')");
+    conc_obj_decref(args);
+    assert_conc_ok(conc_obj_list_append(l, two));
+    args = tuple(1, l);
+    assert_conc_ok(conc_proxy_call(s, "union", args, NULL, &r));
+    assert_int_equal(conc_obj_len(r), 2);
+    conc_obj_decref(r);
+    conc_obj_decref(args);
+    assert_conc_ok(conc_proxy_call(s, "__len__", NULL, NULL, &r));
+    assert_int_obj(r, 1);
+    conc_obj_decref(one);
+    conc_obj_decref(two);
+    conc_proxy_free(s);
+}
+
+static void
+check_all(conc_manager *c)
+{
+    check_lock(c);
+    check_rlock(c);
+    check_semaphores(c);
+    check_condition(c);
+    check_event(c);
+    check_barrier(c);
+    check_value(c);
+    check_array(c);
+    check_namespace(c);
+    check_set(c);
+}
+
+static void
+test_conc_server(void **state)
+{
+    (void)state;
+    char addr[256];
+    conc_manager *m = server(addr, sizeof addr), *c;
+    assert_conc_ok(conc_manager_connect(addr, KEY, &c));
+    check_all(c);
+    conc_manager_free(c);
+    conc_manager_free(m);
+}
+
+/* A release by a client that holds nothing balances another client's
+ * acquisition: that client gives back nothing more when it leaves. */
+static void
+check_semaphore_balance(conc_manager *c)
+{
+    conc_proxy *a = make(c, "BoundedSemaphore", NULL), *b = other(a);
+    assert_conc_ok(conc_lockproxy_acquire(a, 0));
+    assert_conc_ok(conc_lockproxy_release(b)); /* balances a's unit */
+    conc_proxy_free(a);
+    assert_conc_ok(conc_lockproxy_acquire(b, WAIT));
+    double start = now_s(); /* time for a wrong give-back to show */
+    assert_timed_out(conc_lockproxy_acquire(b, SHORT), start);
+    assert_conc_ok(conc_lockproxy_release(b));
+    assert_conc(conc_lockproxy_release(b), CONC_EVALUE);
+    conc_proxy_free(b);
+}
+
+/* A client whose connection closes gives back what it held: a Lock, an
+ * RLock held twice, a Condition's lock and a semaphore's units. */
+static void
+test_closed_client_gives_back(void **state)
+{
+    (void)state;
+    char addr[256];
+    conc_manager *m = server(addr, sizeof addr), *c;
+    assert_conc_ok(conc_manager_connect(addr, KEY, &c));
+    const char *types[] = {"Lock", "RLock", "Condition", "Semaphore",
+                           "BoundedSemaphore"};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        conc_proxy *a = make(c, types[i], NULL), *b = other(a);
+        assert_conc_ok(conc_lockproxy_acquire(a, CONC_FOREVER));
+        if (i == 1)
+            assert_conc_ok(conc_lockproxy_acquire(a, CONC_FOREVER));
+        assert_conc(conc_lockproxy_acquire(b, 0), CONC_ETIMEDOUT);
+        conc_proxy_free(a); /* its connection closes */
+        double start = now_s();
+        assert_conc_ok(conc_lockproxy_acquire(b, WAIT));
+        assert_true(now_s() - start < GIVE_BACK_BOUND);
+        assert_conc_ok(conc_lockproxy_release(b));
+        conc_proxy_free(b);
+    }
+    check_semaphore_balance(c);
+    conc_manager_free(c);
+    conc_manager_free(m);
+}
+
+struct blocked {
+    conc_proxy *p;
+    int rc;
+};
+
+static int
+blocked_wait(void *arg)
+{
+    struct blocked *w = arg;
+    w->rc = conc_eventproxy_wait(w->p, CONC_FOREVER);
+    return 0;
+}
+
+/* A client blocked in an Event's wait() is let go when the server stops. */
+static void
+test_shutdown_wakes_wait(void **state)
+{
+    (void)state;
+    char addr[256];
+    conc_manager *m = server(addr, sizeof addr), *c;
+    assert_conc_ok(conc_manager_connect(addr, KEY, &c));
+    struct blocked w = {make(c, "Event", NULL), 1};
+    conc_thread *t;
+    assert_conc_ok(conc_thread_start(blocked_wait, &w, NULL, &t));
+    assert_conc_ok(conc_manager_shutdown(m));
+    assert_conc_ok(conc_thread_join(t, WAIT, NULL));
+    conc_thread_free(t);
+    assert_true(w.rc == CONC_ECLOSED || w.rc == CONC_ETASK);
+    conc_proxy_free(w.p);
+    conc_manager_free(c);
+    conc_manager_free(m);
+}
+
+static void
+test_null_args(void **state)
+{
+    (void)state;
+    conc_obj *o = conc_obj_none();
+    int i;
+    size_t n;
+    assert_conc(conc_lockproxy_acquire(NULL, 0), CONC_EINVAL);
+    assert_conc(conc_lockproxy_release(NULL), CONC_EINVAL);
+    assert_conc(conc_condproxy_wait(NULL, 0), CONC_EINVAL);
+    assert_conc(conc_eventproxy_is_set(NULL, &i), CONC_EINVAL);
+    assert_conc(conc_barrierproxy_wait(NULL, 0, NULL), CONC_EINVAL);
+    assert_conc(conc_valueproxy_get(NULL, &o), CONC_EINVAL);
+    assert_conc(conc_arrayproxy_len(NULL, &n), CONC_EINVAL);
+    assert_conc(conc_nsproxy_get(NULL, "x", &o), CONC_EINVAL);
+    assert_conc(conc_setproxy_contains(NULL, o, &i), CONC_EINVAL);
+}
+
+/* ---- CPython peers ---------------------------------------------------------
+ */
+
+struct peer {
+    conc_popen *p;
+    int out;
+    char line[512]; /* the first line */
+};
+
+/* Reads one line of the peer's stdout into buf, waiting up to WAIT. */
+static void
+read_line(int fd, char *buf, size_t cap)
+{
+    size_t n = 0;
+    double end = now_s() + WAIT;
+    while (n + 1 < cap) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        int left = (int)((end - now_s()) * 1000);
+        assert_true(left > 0);
+        assert_int_equal(poll(&pfd, 1, left), 1);
+        char ch;
+        assert_int_equal(read(fd, &ch, 1), 1);
+        if (ch == '\n')
+            break;
+        buf[n++] = ch;
+    }
+    buf[n] = '\0';
+}
+
+/* Starts the peer in `mode`; its first line is in peer->line if
+ * `first_line`. Its stdin is a pipe that peer_finish closes. */
+static void
+peer_start(struct peer *pr, const char *mode, const char *address,
+           int first_line)
+{
+    char *argv[] = {PYTHON, PEER, (char *)mode, (char *)address, KEY, NULL};
+    conc_popen_opts o = {.stdin_mode = CONC_STDIO_PIPE,
+                         .stdout_mode = CONC_STDIO_PIPE};
+    assert_conc_ok(conc_popen_new(argv, &o, &pr->p));
+    assert_conc_ok(conc_popen_stdout_fd(pr->p, &pr->out));
+    pr->line[0] = '\0';
+    if (first_line)
+        read_line(pr->out, pr->line, sizeof pr->line);
+}
+
+/* Waits for the peer to end and checks its last line and exit status. */
+static void
+peer_finish(struct peer *pr, const char *want)
+{
+    conc_buf out = CONC_BUF_INIT;
+    assert_conc_ok(conc_popen_communicate(pr->p, NULL, 0, WAIT, &out, NULL));
+    int rc = -1;
+    assert_int_equal(conc_popen_returncode(pr->p, &rc), 1);
+    assert_conc_ok(conc_buf_append(&out, "", 1));
+    char *text = (char *)out.data;
+    size_t n = strlen(text);
+    while (n > 0 && text[n - 1] == '\n')
+        text[--n] = '\0';
+    char *last = strrchr(text, '\n');
+    if (strcmp(last ? last + 1 : text, want) != 0)
+        fprintf(stderr, "peer output:\n%s\n", text);
+    assert_string_equal(last ? last + 1 : text, want);
+    assert_int_equal(rc, 0);
+    conc_popen_free(pr->p);
+    conc_buf_free(&out);
+}
+
+/* A conc client uses every type on CPython's SyncManager. */
+static void
+test_python_server(void **state)
+{
+    (void)state;
+    if (!have_python())
+        skip();
+    struct peer pr;
+    peer_start(&pr, "sync", "127.0.0.1:0", 1);
+    conc_manager *c;
+    assert_conc_ok(conc_manager_connect(pr.line, KEY, &c));
+    check_all(c);
+    conc_manager_free(c);
+    peer_finish(&pr, "ok");
+}
+
+/* CPython's own proxies use every type on a conc server. */
+static void
+test_python_client(void **state)
+{
+    (void)state;
+    if (!have_python())
+        skip();
+    char addr[256];
+    conc_manager *m = server(addr, sizeof addr);
+    struct peer pr;
+    peer_start(&pr, "client", addr, 0);
+    peer_finish(&pr, "ok");
+    conc_manager_free(m);
+}
+
+/* One shared object of `type` for register_object, freed by the caller. */
+static void *
+shared(conc_manager *m, const char *name, const conc_manager_type *type,
+       conc_obj *args)
+{
+    conc_obj *kw = conc_obj_dict();
+    void *self = NULL;
+    assert_conc_ok(type->create(NULL, args, kw, &self));
+    assert_conc_ok(conc_manager_register_object(m, name, type, self));
+    conc_obj_decref(kw);
+    conc_obj_decref(args);
+    return self;
+}
+
+/* A CPython client killed (SIGKILL) while it holds a Lock, an RLock and a
+ * Semaphore's unit: the server gives them back, and another client
+ * acquires each within a bound. */
+static void
+test_killed_holder(void **state)
+{
+    (void)state;
+    if (!have_python())
+        skip();
+    conc_manager *m, *c;
+    assert_conc_ok(conc_manager_new("127.0.0.1:0", KEY, &m));
+    void *objs[3] = {
+        shared(m, "get_lock", conc_manager_lock_type(), tuple(0)),
+        shared(m, "get_rlock", conc_manager_rlock_type(), tuple(0)),
+        shared(m, "get_sem", conc_manager_semaphore_type(),
+               tuple(1, conc_obj_int(1))),
+    };
+    const conc_manager_type *types[3] = {conc_manager_lock_type(),
+                                         conc_manager_rlock_type(),
+                                         conc_manager_semaphore_type()};
+    assert_conc_ok(conc_manager_start(m));
+    conc_buf b = CONC_BUF_INIT;
+    assert_conc_ok(conc_manager_address(m, &b));
+    struct peer pr;
+    peer_start(&pr, "hold", (const char *)b.data, 1);
+    assert_string_equal(pr.line, "held");
+    assert_conc_ok(conc_manager_connect((const char *)b.data, KEY, &c));
+    conc_proxy *p[3] = {make(c, "get_lock", NULL), make(c, "get_rlock", NULL),
+                        make(c, "get_sem", NULL)};
+    for (int i = 0; i < 3; i++)
+        assert_conc(conc_lockproxy_acquire(p[i], 0), CONC_ETIMEDOUT);
+    assert_conc_ok(conc_popen_kill(pr.p));
+    int rc;
+    assert_conc_ok(conc_popen_wait(pr.p, WAIT, &rc));
+    assert_int_equal(rc, -SIGKILL);
+    double start = now_s();
+    for (int i = 0; i < 3; i++) {
+        assert_conc_ok(conc_lockproxy_acquire(p[i], GIVE_BACK_BOUND));
+        assert_conc_ok(conc_lockproxy_release(p[i]));
+        conc_proxy_free(p[i]);
+    }
+    assert_true(now_s() - start < GIVE_BACK_BOUND);
+    conc_popen_free(pr.p);
+    conc_manager_free(c);
+    conc_manager_free(m);
+    for (int i = 0; i < 3; i++)
+        types[i]->release(objs[i]);
+    conc_buf_free(&b);
+}
+
+int
+main(void)
+{
+    warm_up_threads();
+    const struct CMUnitTest tests[] = {
+        conc_unit_test(test_conc_server),
+        conc_unit_test(test_closed_client_gives_back),
+        conc_unit_test(test_shutdown_wakes_wait),
+        conc_unit_test(test_null_args),
+        conc_unit_test(test_python_server),
+        conc_unit_test(test_python_client),
+        conc_unit_test(test_killed_holder),
+    };
+    return conc_run_tests(tests);
+}
