@@ -2,15 +2,21 @@
  * thread; the twin is bench_stream.py (asyncio streams, and uvloop's).
  *
  * Rows (round trips per second):
- *   stream_echo_1     one connection
- *   stream_echo_100   100 connections at once
+ *   stream_echo_1          one connection, one loop
+ *   stream_echo_100        100 connections at once, one loop
+ *   stream_echo_100_cores  100 connections, one loop per core: a server
+ *                          group of one loop per CPU, and as many client
+ *                          threads, each a loop with its share of the
+ *                          connections
  *
  * Implementations:
- *   conc    conc_aio_start_server's echo handler and client tasks, one
- *           loop
- *   epoll   the same traffic by hand: one level-triggered epoll loop over
- *           the server's and the clients' non-blocking sockets, what a
- *           stream layer costs nothing over at best
+ *   conc    conc_aio_start_server's echo handler and client tasks (one
+ *           loop), or conc_aio_server_group and client loops (per core)
+ *   epoll   the same traffic by hand (epoll_echo.c, no conc): one
+ *           level-triggered epoll loop over the server's and the clients'
+ *           non-blocking sockets, or per core N server threads on one
+ *           port (SO_REUSEPORT) and N client threads; what a stream layer
+ *           costs nothing over at best
  *
  * Each measurement sets up its own server and connections; the
  * connection setup is outside the timed part. */
@@ -26,11 +32,14 @@
 #include <unistd.h>
 
 #include "conc/aio.h"
+#include "conc/aio_net.h"
 #include "conc/aio_stream.h"
 #include "conc/aio_sync.h"
+#include "epoll_echo.h"
 
 #define MSG       1024
 #define MAX_CONNS 100
+#define MAX_CORES 64
 #define BOUND     60.0 /* seconds: no wait of a run lasts this long */
 
 /* ---- conc ---------------------------------------------------------------- */
@@ -116,105 +125,101 @@ conc_run(void *ctx, long n, long *ops)
     return ra.secs;
 }
 
-/* ---- raw epoll ------------------------------------------------------------
- */
+/* ---- conc, one loop per core ------------------------------------------ */
 
-struct raw {
-    int epfd, conns;
-    int cfd[MAX_CONNS], sfd[MAX_CONNS];
-    long left[MAX_CONNS]; /* round trips each client still has to start */
-    size_t got[MAX_CONNS];
-    long done, total;
+/* One client thread of the per-core run: a loop of its own driving its
+ * share of the connections to the server group. */
+struct core_client {
+    pthread_t th;
+    int port, conns;
+    long per;
+    pthread_barrier_t *go;
 };
 
-static void
-nonblock_nodelay(int fd)
+static int
+core_clients_main(const void *arg, size_t len, conc_buf *result)
 {
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    int fl = fcntl(fd, F_GETFL);
-    fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    (void)len, (void)result;
+    struct core_client *cc = *(struct core_client *const *)arg;
+    struct client_arg cs[MAX_CONNS];
+    conc_future *fs[MAX_CONNS];
+    for (int i = 0; i < cc->conns; i++) {
+        BENCH_CHECK(conc_aio_open_connection("127.0.0.1", cc->port, NULL, BOUND,
+                                             &cs[i].s));
+        cs[i].rounds = cc->per;
+    }
+    /* Every thread connected: the clock starts. Blocking the loop here
+     * is harmless, it has nothing else to do yet. */
+    pthread_barrier_wait(cc->go);
+    for (int i = 0; i < cc->conns; i++)
+        BENCH_CHECK(
+            conc_aio_create_task(client, &cs[i], sizeof cs[i], NULL, &fs[i]));
+    BENCH_CHECK(conc_aio_gather(fs, (size_t)cc->conns, 0));
+    for (int i = 0; i < cc->conns; i++) {
+        conc_future_free(fs[i]);
+        conc_aio_stream_free(cs[i].s);
+    }
+    return 0;
 }
 
-/* Connects r->conns client sockets to a fresh listener and accepts them;
- * registers both ends. Event data: index, plus MAX_CONNS for a server
- * side. */
-static void
-raw_setup(struct raw *r)
+static void *
+core_client_thread(void *arg)
 {
-    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t alen = sizeof a;
-    BENCH_ASSERT(bind(l, (struct sockaddr *)&a, sizeof a) == 0);
-    BENCH_ASSERT(listen(l, MAX_CONNS) == 0);
-    BENCH_ASSERT(getsockname(l, (struct sockaddr *)&a, &alen) == 0);
-    r->epfd = epoll_create1(EPOLL_CLOEXEC);
-    for (int i = 0; i < r->conns; i++) {
-        r->cfd[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        BENCH_ASSERT(connect(r->cfd[i], (struct sockaddr *)&a, sizeof a) == 0);
-        r->sfd[i] = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-        BENCH_ASSERT(r->sfd[i] >= 0);
-        nonblock_nodelay(r->cfd[i]);
-        nonblock_nodelay(r->sfd[i]);
-        struct epoll_event ce = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
-        struct epoll_event se = {.events = EPOLLIN,
-                                 .data.u32 = (uint32_t)(i + MAX_CONNS)};
-        epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->cfd[i], &ce);
-        epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->sfd[i], &se);
-    }
-    close(l);
+    BENCH_CHECK(conc_aio_run(core_clients_main, &arg, sizeof arg, NULL));
+    return NULL;
 }
 
-static void
-raw_event(struct raw *r, uint32_t id)
+static int
+cores(void)
 {
-    static uint8_t buf[64 * 1024];
-    static const uint8_t msg[MSG];
-    int server = id >= MAX_CONNS, i = (int)(server ? id - MAX_CONNS : id);
-    ssize_t k = recv(server ? r->sfd[i] : r->cfd[i], buf, sizeof buf, 0);
-    if (k <= 0)
-        return;
-    if (server) {
-        BENCH_ASSERT(send(r->sfd[i], buf, (size_t)k, MSG_NOSIGNAL) == k);
-        return;
-    }
-    r->got[i] += (size_t)k;
-    if (r->got[i] < MSG)
-        return;
-    r->got[i] = 0;
-    r->done++;
-    if (r->left[i]-- > 0)
-        BENCH_ASSERT(send(r->cfd[i], msg, MSG, MSG_NOSIGNAL) == MSG);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > MAX_CORES ? MAX_CORES : (int)n;
 }
+
+static double
+conc_cores_run(void *ctx, long n, long *ops)
+{
+    int conns = *(int *)ctx, threads = cores();
+    long per = n / conns > 0 ? n / conns : 1;
+    static struct core_client cc[MAX_CORES];
+    pthread_barrier_t go;
+    conc_aio_server_group *g;
+    BENCH_CHECK(conc_aio_server_group_start("127.0.0.1", 0, (unsigned)threads,
+                                            echo, NULL, NULL, &g));
+    pthread_barrier_init(&go, NULL, (unsigned)threads + 1);
+    for (int t = 0; t < threads; t++) {
+        cc[t] = (struct core_client){.port = conc_aio_server_group_port(g),
+                                     .conns = conns / threads +
+                                              (t < conns % threads),
+                                     .per = per,
+                                     .go = &go};
+        cc[t].th = bench_spawn(core_client_thread, &cc[t]);
+    }
+    pthread_barrier_wait(&go);
+    long long t0 = bench_now_ns();
+    for (int t = 0; t < threads; t++)
+        bench_join(cc[t].th);
+    double secs = bench_seconds_since(t0);
+    BENCH_CHECK(conc_aio_server_group_stop(g, BOUND));
+    conc_aio_server_group_free(g);
+    pthread_barrier_destroy(&go);
+    *ops = per * conns;
+    return secs;
+}
+
+/* ---- raw epoll (epoll_echo.c) ---------------------------------------------
+ */
 
 static double
 raw_run(void *ctx, long n, long *ops)
 {
-    struct raw r = {.conns = *(int *)ctx};
-    static const uint8_t msg[MSG];
-    long per = n / r.conns > 0 ? n / r.conns : 1;
-    raw_setup(&r);
-    r.total = per * r.conns;
-    long long t0 = bench_now_ns();
-    for (int i = 0; i < r.conns; i++) {
-        r.left[i] = per - 1;
-        BENCH_ASSERT(send(r.cfd[i], msg, MSG, MSG_NOSIGNAL) == MSG);
-    }
-    struct epoll_event ev[2 * MAX_CONNS];
-    while (r.done < r.total) {
-        int k = epoll_wait(r.epfd, ev, 2 * MAX_CONNS, -1);
-        for (int j = 0; j < k; j++)
-            raw_event(&r, ev[j].data.u32);
-    }
-    double secs = bench_seconds_since(t0);
-    for (int i = 0; i < r.conns; i++) {
-        close(r.cfd[i]);
-        close(r.sfd[i]);
-    }
-    close(r.epfd);
-    *ops = r.total;
-    return secs;
+    return epoll_echo_run(*(int *)ctx, 0, n, ops);
+}
+
+static double
+raw_cores_run(void *ctx, long n, long *ops)
+{
+    return epoll_echo_run(*(int *)ctx, cores(), n, ops);
 }
 
 int
@@ -227,5 +232,8 @@ main(int argc, char **argv)
     bench_impl e100[] = {{"conc", conc_run, &hundred},
                          {"epoll", raw_run, &hundred}};
     bench_row(&o, "stream_echo_100", e100, 2, 1, 1000);
+    bench_impl ecores[] = {{"conc", conc_cores_run, &hundred},
+                           {"epoll", raw_cores_run, &hundred}};
+    bench_row(&o, "stream_echo_100_cores", ecores, 2, 1, 1000);
     return 0;
 }

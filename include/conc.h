@@ -29,6 +29,7 @@
 #include "conc/tls.h"
 #include "conc/aio_stream.h"
 #include "conc/aio_subprocess.h"
+#include "conc/aio_net.h"
 #include "conc/ws.h"
 #include "conc/dist.h"
 

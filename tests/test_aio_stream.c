@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -468,6 +470,53 @@ test_read_pauses(void **state)
     run(read_pause_main);
 }
 
+/* asyncio's hysteresis: reading pauses at twice the limit and resumes only
+ * once a reader brings the buffer back to the limit (or waits for more). */
+#define BAND 100 /* bytes from the limit, either side */
+
+MAIN(read_hysteresis_main)
+{
+    UNUSED_ARGS;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    conc_aio_stream *w, *rd;
+    conc_aio_stream_opts small = {.limit = 1024};
+    assert_conc_ok(conc_aio_stream_from_fd(sv[0], NULL, &w));
+    assert_conc_ok(conc_aio_stream_from_fd(sv[1], &small, &rd));
+    size_t big = 1024 * 1024, rbytes, wbytes, paused;
+    uint8_t *data = calloc(1, big);
+    assert_non_null(data);
+    assert_conc_ok(conc_aio_stream_write(w, data, big));
+    conc_buf b = CONC_BUF_INIT;
+    assert_conc_ok(conc_aio_stream_read(rd, 1, BOUND, &b));
+    turns(TURNS);
+    assert_conc_ok(conc_aio_stream_buffered(rd, &paused, &wbytes));
+    assert_true(paused >= 2 * small.limit);
+    /* Down into the band between the limit and twice it: still paused. */
+    assert_conc_ok(
+        conc_aio_stream_read(rd, paused - small.limit - BAND, BOUND, &b));
+    turns(TURNS);
+    assert_conc_ok(conc_aio_stream_buffered(rd, &rbytes, &wbytes));
+    assert_int_equal(rbytes, small.limit + BAND);
+    /* At the limit or below: reading resumes. */
+    assert_conc_ok(conc_aio_stream_read(rd, 2 * BAND, BOUND, &b));
+    turns(TURNS);
+    assert_conc_ok(conc_aio_stream_buffered(rd, &rbytes, &wbytes));
+    assert_true(rbytes >= 2 * small.limit);
+    free(data);
+    conc_buf_free(&b);
+    conc_aio_stream_free(w);
+    conc_aio_stream_free(rd);
+    return 0;
+}
+
+static void
+test_read_hysteresis(void **state)
+{
+    (void)state;
+    run(read_hysteresis_main);
+}
+
 /* ---- Cancellation -------------------------------------------------------- */
 
 static int
@@ -748,6 +797,223 @@ test_outside_a_loop(void **state)
     close(sv[1]);
 }
 
+/* ---- Many drainers, writelines, serve_forever ---------------------------- */
+
+#define DRAINERS 5
+
+static int
+drainer(const void *arg, size_t len, conc_buf *result)
+{
+    (void)len, (void)result;
+    conc_aio_stream *s = *(conc_aio_stream *const *)arg;
+    return conc_aio_stream_drain(s, BOUND);
+}
+
+/* Fills s's write buffer to its limit and starts DRAINERS tasks on it. */
+static void
+fill_and_drain(conc_aio_stream *s, conc_future **fs)
+{
+    static uint8_t chunk[CHUNK];
+    while (conc_aio_stream_write(s, chunk, CHUNK) == 0)
+        ;
+    for (int i = 0; i < DRAINERS; i++)
+        assert_conc_ok(
+            conc_aio_create_task(drainer, &s, sizeof s, NULL, &fs[i]));
+    turns(2);
+    for (int i = 0; i < DRAINERS; i++)
+        assert_int_equal(conc_future_done(fs[i]), 0);
+}
+
+static void
+await_all(conc_future **fs, int want)
+{
+    for (int i = 0; i < DRAINERS; i++) {
+        assert_conc(conc_aio_await(fs[i]), want);
+        conc_future_free(fs[i]);
+    }
+}
+
+/* Many tasks drain one writer at once: all return once the peer reads,
+ * and all get the error when the peer goes away instead. */
+MAIN(drainers_main)
+{
+    UNUSED_ARGS;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    conc_aio_stream *s, *peer;
+    assert_conc_ok(conc_aio_stream_from_fd(sv[0], NULL, &s));
+    assert_conc_ok(conc_aio_stream_from_fd(sv[1], NULL, &peer));
+    conc_future *fs[DRAINERS];
+    conc_buf b = CONC_BUF_INIT;
+    fill_and_drain(s, fs);
+    size_t rd, wr;
+    do {
+        assert_conc_ok(conc_aio_stream_read(peer, RCHUNK, BOUND, &b));
+        assert_conc_ok(conc_aio_stream_buffered(s, &rd, &wr));
+    } while (wr > 0);
+    await_all(fs, 0);
+    /* writelines: the parts arrive in order, as one write. */
+    conc_buf parts[3] = {CONC_BUF_INIT, CONC_BUF_INIT, CONC_BUF_INIT};
+    assert_conc_ok(conc_buf_append(&parts[0], "one\n", 4));
+    assert_conc_ok(conc_buf_append(&parts[2], "three\n", 6));
+    assert_conc_ok(conc_aio_stream_writelines(s, parts, 3));
+    assert_conc_ok(conc_aio_stream_readline(peer, BOUND, &b));
+    assert_buf(&b, "one\n");
+    assert_conc_ok(conc_aio_stream_readline(peer, BOUND, &b));
+    assert_buf(&b, "three\n");
+    /* Refused as a whole past the limit: nothing queued. */
+    fill_and_drain(s, fs);
+    assert_conc_ok(conc_aio_stream_buffered(s, &rd, &wr));
+    assert_conc(conc_aio_stream_writelines(s, parts, 3), CONC_EFULL);
+    assert_conc_ok(conc_aio_stream_buffered(s, &rd, &b.len));
+    assert_int_equal(b.len, wr);
+    b.len = 0;
+    /* The peer goes away without reading: every drainer is told. */
+    conc_aio_stream_free(peer);
+    for (int i = 0; i < DRAINERS; i++) {
+        int r = conc_aio_await(fs[i]);
+        assert_true(r == -EPIPE || r == -ECONNRESET);
+        conc_future_free(fs[i]);
+    }
+    conc_buf_free(&parts[0]);
+    conc_buf_free(&parts[2]);
+    conc_buf_free(&b);
+    conc_aio_stream_free(s);
+    return 0;
+}
+
+static void
+test_many_drainers(void **state)
+{
+    (void)state;
+    run(drainers_main);
+}
+
+static int
+server_task(const void *arg, size_t len, conc_buf *result)
+{
+    (void)len, (void)result;
+    conc_aio_server *srv = *(conc_aio_server *const *)arg;
+    return conc_aio_server_serve_forever(srv);
+}
+
+/* serve_forever returns when the server is closed, and cancelling it
+ * closes the server; its sockets are listed. */
+MAIN(serve_forever_main)
+{
+    UNUSED_ARGS;
+    conc_aio_server *srv = echo_server();
+    assert_true(conc_aio_server_socket(srv, 0) >= 0);
+    assert_conc(conc_aio_server_socket(srv, 5), CONC_ENOENT);
+    assert_int_equal(conc_aio_server_is_serving(srv), 1);
+    conc_future *f;
+    assert_conc_ok(
+        conc_aio_create_task(server_task, &srv, sizeof srv, NULL, &f));
+    turns(2);
+    assert_int_equal(conc_future_done(f), 0);
+    assert_conc_ok(conc_aio_server_close(srv));
+    assert_conc_ok(conc_aio_await(f));
+    conc_future_free(f);
+    assert_int_equal(conc_aio_server_is_serving(srv), 0);
+    assert_conc(conc_aio_server_socket(srv, 0), CONC_ECLOSED);
+    conc_aio_server_free(srv);
+
+    srv = echo_server();
+    assert_conc_ok(
+        conc_aio_create_task(server_task, &srv, sizeof srv, NULL, &f));
+    turns(2);
+    assert_int_equal(conc_aio_task_cancel(f, NULL), 1);
+    assert_conc(conc_aio_await(f), CONC_ECANCELED);
+    conc_future_free(f);
+    assert_int_equal(conc_aio_server_is_serving(srv), 0);
+    stop_server(srv);
+    return 0;
+}
+
+static void
+test_serve_forever(void **state)
+{
+    (void)state;
+    run(serve_forever_main);
+}
+
+/* ---- A full descriptor table ------------------------------------------ */
+
+#define EMFILE_WINDOW 1.0  /* seconds the table stays full */
+#define EMFILE_CPU    0.15 /* seconds of CPU a spinning loop passes */
+
+static double
+cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* In a child: a connection waits in the backlog while accept fails with
+ * EMFILE. The loop must back off (not spin on the listening socket), then
+ * accept the connection once descriptors are free again. */
+MAIN(emfile_main)
+{
+    UNUSED_ARGS;
+    conc_aio_server *srv = echo_server();
+    struct sockaddr_in sin = {.sin_family = AF_INET,
+                              .sin_port =
+                                  htons((uint16_t)conc_aio_server_port(srv)),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (c < 0 || connect(c, (struct sockaddr *)&sin, sizeof sin) < 0)
+        return -__LINE__;
+    struct rlimit old, low;
+    int next = dup(0);
+    close(next);
+    getrlimit(RLIMIT_NOFILE, &old);
+    low = (struct rlimit){.rlim_cur = (rlim_t)next, .rlim_max = old.rlim_max};
+    if (setrlimit(RLIMIT_NOFILE, &low) < 0)
+        return -__LINE__;
+    double cpu = cpu_seconds();
+    if (conc_aio_sleep(EMFILE_WINDOW) < 0)
+        return -__LINE__;
+    cpu = cpu_seconds() - cpu;
+    setrlimit(RLIMIT_NOFILE, &old);
+    if (cpu >= EMFILE_CPU) {
+        fprintf(stderr, "the loop spun: %.3f s of CPU in %.1f s\n", cpu,
+                EMFILE_WINDOW);
+        return -__LINE__;
+    }
+    /* The connection is accepted after the back-off and echoed. */
+    if (send(c, "abc", 3, 0) != 3)
+        return -__LINE__;
+    conc_aio_stream *s;
+    if (conc_aio_stream_from_fd(c, NULL, &s) < 0)
+        return -__LINE__;
+    conc_buf b = CONC_BUF_INIT;
+    int r = conc_aio_stream_readexactly(s, 3, BOUND, &b);
+    int ok = r == 0 && b.len == 3 && memcmp(b.data, "abc", 3) == 0;
+    conc_buf_free(&b);
+    conc_aio_stream_free(s);
+    stop_server(srv);
+    return ok ? 0 : -__LINE__;
+}
+
+static int
+emfile_child(void *arg)
+{
+    (void)arg;
+    int r = conc_aio_run(emfile_main, NULL, 0, NULL);
+    if (r != 0)
+        fprintf(stderr, "emfile_main failed at line %d\n", -r);
+    return r != 0;
+}
+
+static void
+test_accept_emfile(void **state)
+{
+    (void)state;
+    reap(fork_child(emfile_child, NULL));
+}
+
 int
 main(void)
 {
@@ -760,10 +1026,14 @@ main(void)
         conc_unit_test(test_reset_and_refused),
         conc_unit_test(test_drain_backpressure),
         conc_unit_test(test_read_pauses),
+        conc_unit_test(test_read_hysteresis),
         conc_unit_test(test_cancel_blocked),
         conc_unit_test(test_unix),
         conc_unit_test(test_python_peer),
         conc_unit_test(test_outside_a_loop),
+        conc_unit_test(test_accept_emfile),
+        conc_unit_test(test_many_drainers),
+        conc_unit_test(test_serve_forever),
     };
     warm_up_threads();
     return conc_run_tests(tests);

@@ -89,7 +89,10 @@ s004_asyncio_wait|seed 004 §4, three tasks under asyncio.wait, then their resul
 s004_asyncio_callbacks_collect|seed 004 §4, done callbacks collect three results
 pool_progress_bar|a terminal progress bar driven by conc_map_opts.progress
 aio_demo|seed 004 §4, coroutines await a process executor, a thread executor and a queue fed by threads; the watchdog catches a busy coroutine
-aio_subprocess_pipeline|seq | grep | wc wired by coroutines through subprocess streams, and producers read at once by communicate'
+aio_subprocess_pipeline|seq | grep | wc wired by coroutines through subprocess streams, and producers read at once by communicate
+aio_tcp_echo|seed 001 §5, the pool TCP echo server as an asyncio server: six clients served at once by one thread
+aio_crawler|seed 001 §5, the crawler pipeline with coroutines fetching from a local HTTP server on the same loop
+aio_echo_every_core|an echo server run by one loop per core on one port (SO_REUSEPORT), stopped as one'
 
 # `timeout` guards against an example that hangs; without it, run as is.
 if command -v timeout >/dev/null 2>&1; then

@@ -92,6 +92,10 @@ CONSTRUCTORS = {
     'conc_aio_server': '{ conc_aio_loop *lp; MUST(conc_aio_loop_new(NULL, &lp));'
                        ' MUST(conc_aio_start_server(lp, "127.0.0.1", 0,'
                        ' dummy_stream_handler, NULL, NULL, &v)); }',
+    'conc_aio_datagram': 'MUST(conc_aio_datagram_open("127.0.0.1", 0, NULL, 0,'
+                         ' NULL, &v));',
+    'conc_aio_server_group': 'MUST(conc_aio_server_group_start("127.0.0.1", 0,'
+                             ' 1, dummy_stream_handler, NULL, NULL, &v));',
     'conc_manager': 'MUST(conc_manager_new("127.0.0.1:0", NULL, &v));',
     # A WebSocket client connected to a server of the same loop, made by a
     # task of a loop then left stopped (see the prelude).
@@ -137,6 +141,7 @@ VALUES = {
     'uint64_t *': ('uint64_t v = 0;', '&v'),
     'pid_t *': ('pid_t v = 0;', '&v'),
     'conc_buf *': ('conc_buf v = CONC_BUF_INIT;', '&v'),
+    'const conc_buf *': ('conc_buf v = CONC_BUF_INIT;', '&v'),
     'conc_obj_load_error *': ('conc_obj_load_error v;', '&v'),
     'conc_completed_process *': ('conc_completed_process v;', '&v'),
     'conc_arena_ref *': ('conc_arena_ref v;', '&v'),
@@ -186,6 +191,11 @@ OVERRIDES = {
     ('conc_aio_start_server', 'host'): ('', '"127.0.0.1"'),
     ('conc_aio_start_unix_server', 'path'):
         ('', '"/tmp/conc_null_test_stream.sock"'),
+    ('conc_aio_datagram_open', 'local_host'): ('', '"127.0.0.1"'),
+    ('conc_aio_datagram_open', 'remote_host'): ('', '"127.0.0.1"'),
+    ('conc_aio_datagram_sendto', 'host'): ('', '"127.0.0.1"'),
+    ('conc_aio_server_group_start', 'host'): ('', '"127.0.0.1"'),
+    ('conc_aio_getaddrinfo', 'host'): ('', '"127.0.0.1"'),
     ('conc_process_list_free', 'list'):
         ('conc_process **v = NULL; size_t n = 0;'
          ' MUST(conc_active_children(&v, &n));', 'v'),
@@ -230,6 +240,12 @@ NULLABLE = {
     ('conc_aio_start_server', 'host'): '0',  # every interface
     ('conc_aio_start_server', 'arg'): '0',
     ('conc_aio_start_unix_server', 'arg'): '0',
+    ('conc_aio_datagram_open', 'local_host'): '0',  # the wildcard
+    ('conc_aio_datagram_open', 'remote_host'): '0',  # not connected
+    ('conc_aio_datagram_sendto', 'host'): None,  # the connected peer
+    ('conc_aio_datagram_recvfrom', 'addr'): None,  # sender not wanted
+    ('conc_aio_server_group_start', 'host'): '0',  # every interface
+    ('conc_aio_server_group_start', 'arg'): '0',
     ('conc_future_result', 'data'): None,
     ('conc_future_result', 'len'): None,
     ('conc_async_result_get', 'data'): None,

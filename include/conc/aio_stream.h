@@ -59,6 +59,9 @@ typedef struct conc_aio_stream_opts {
     /* Seconds the TLS handshake may take (ssl_handshake_timeout). 0: 60,
      * asyncio's. */
     double ssl_handshake_timeout;
+    /* Servers: 1 sets SO_REUSEPORT (start_server's reuse_port), so that
+     * several sockets, in this process or others, share the port. */
+    int reuse_port;
 } conc_aio_stream_opts;
 
 /* A server's per-connection handler: runs as a task of the server's loop
@@ -152,6 +155,13 @@ CONC_EXTERN int conc_aio_stream_at_eof(conc_aio_stream *s);
  * CONC_ENOMEM. The loop's thread. */
 CONC_EXTERN int conc_aio_stream_write(conc_aio_stream *s, const void *data,
                                       size_t n);
+
+/* Queues the n buffers of `parts` (borrowed, copied) one after the other
+ * (writelines), all or nothing: if the whole would pass the write limit
+ * nothing is queued. Returns 0, CONC_EINVAL (NULL s, NULL parts with n >
+ * 0), and the errors of conc_aio_stream_write. The loop's thread. */
+CONC_EXTERN int conc_aio_stream_writelines(conc_aio_stream *s,
+                                           const conc_buf *parts, size_t n);
 
 /* Suspends until the write buffer holds at most the low-water mark
  * (drain); returns at once if it does. Many tasks may drain at once.
@@ -259,6 +269,23 @@ CONC_EXTERN int conc_aio_start_unix_server(
 /* The port the server's first socket is bound to (0 for a Unix server),
  * or CONC_EINVAL for NULL. The loop's thread. */
 CONC_EXTERN int conc_aio_server_port(conc_aio_server *srv);
+
+/* The i-th listening socket of the server (Server.sockets; one per
+ * address family it listens on), borrowed: the server closes it. Returns
+ * the descriptor, CONC_EINVAL (NULL), CONC_ENOENT (no i-th socket),
+ * CONC_ECLOSED. The loop's thread. */
+CONC_EXTERN int conc_aio_server_socket(conc_aio_server *srv, size_t i);
+
+/* 1 while the server accepts connections (is_serving), 0 once closed;
+ * CONC_EINVAL for NULL. The loop's thread. */
+CONC_EXTERN int conc_aio_server_is_serving(conc_aio_server *srv);
+
+/* Suspends the calling task for as long as the server serves
+ * (serve_forever): returns 0 once another task closed it; cancelling the
+ * calling task closes the server and returns CONC_ECANCELED, as asyncio
+ * does. Returns also CONC_EINVAL (NULL), CONC_ESTATE (not inside a task
+ * of the server's loop). The loop's thread, from a task. */
+CONC_EXTERN int conc_aio_server_serve_forever(conc_aio_server *srv);
 
 /* Stops listening (Server.close): no new connection is accepted; the
  * connections open go on. Returns 0, CONC_EINVAL (NULL). Closing twice is

@@ -72,13 +72,26 @@ pause_mark(const conc_aio_stream *s)
     return s->want > 2 * s->limit ? s->want : 2 * s->limit;
 }
 
+/* asyncio's hysteresis: reading pauses once the buffer reaches the pause
+ * mark and resumes once a reader brings it back to the limit, or waits
+ * for more than is buffered (StreamReader._wait_for_data resumes too). */
+static int
+reading_wanted(conc_aio_stream *s)
+{
+    if (s->rbuf.len >= pause_mark(s))
+        s->paused = 1;
+    else if (s->rbuf.len <= s->limit || s->reading)
+        s->paused = 0;
+    return !s->paused;
+}
+
 int
 conc__stream_update(conc_aio_stream *s)
 {
     if (!s->loop || s->io.fd < 0)
         return 0;
     uint32_t want = 0;
-    if (!s->eof && !s->error && !s->closing && s->rbuf.len < pause_mark(s))
+    if (!s->eof && !s->error && !s->closing && reading_wanted(s))
         want |= EPOLLIN;
     if ((s->wbuf.len || s->ops->pending(s)) && !s->error)
         want |= EPOLLOUT;

@@ -55,6 +55,7 @@ struct conc_aio_stream {
     int ended;   /* ops->end was called */
     const struct conc__stream_ops *ops;
     conc_tls_session *tls; /* NULL for a plain stream */
+    int paused;  /* reading stopped at the pause mark, until the limit */
     struct conc__aio_waitq readers, drainers, closers;
 };
 

@@ -1,8 +1,9 @@
 /* Opening a stream: open_connection over TCP and Unix sockets.
  *
  * A numeric host is turned into addresses at once; a name goes through
- * getaddrinfo in the loop's default thread executor (conc_aio_to_thread),
- * since the resolver blocks and the loop must not. Each address is tried
+ * getaddrinfo in the loop's default thread executor (conc__net_resolve,
+ * resolve.c) within the caller's deadline, since the resolver blocks and
+ * the loop must not. Each address is tried
  * in turn, as asyncio does; the connect waits through the loop
  * (conc__aio_poll) with the caller's deadline, as a cancellation point. */
 #include <errno.h>
@@ -15,60 +16,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "aio/net.h"
 #include "aio/stream.h"
 
 #define MAX_PORT 65535
-
-/* One resolved address, as the resolver's result buffer holds them. */
-struct addr_rec {
-    int family;
-    socklen_t len;
-    struct sockaddr_storage ss;
-};
-
-/* getaddrinfo of "host\0port\0" + a flags int; the records into out. */
-static int
-resolve_task(const void *arg, size_t len, conc_buf *out)
-{
-    const char *host = arg, *port = host + strlen(host) + 1;
-    int flags;
-    memcpy(&flags, (const char *)arg + len - sizeof flags, sizeof flags);
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = flags};
-    struct addrinfo *res = NULL;
-    int g = getaddrinfo(host, port, &hints, &res);
-    if (g != 0)
-        return conc_fail(CONC_ENOENT, "%s: %s", host, gai_strerror(g));
-    int r = 0;
-    for (struct addrinfo *a = res; a && r == 0; a = a->ai_next) {
-        struct addr_rec rec = {.family = a->ai_family, .len = a->ai_addrlen};
-        memcpy(&rec.ss, a->ai_addr, a->ai_addrlen);
-        r = conc_buf_append(out, &rec, sizeof rec);
-    }
-    freeaddrinfo(res);
-    return r;
-}
-
-/* The addresses of host:port into recs: numeric at once, else in a
- * thread. */
-static int
-resolve(const char *host, int port, conc_buf *recs)
-{
-    char arg[NI_MAXHOST + 16];
-    int n = snprintf(arg, sizeof arg, "%s%c%d%c", host, 0, port, 0);
-    if (n < 0 || (size_t)n + sizeof(int) > sizeof arg)
-        return conc_fail(CONC_EINVAL, "host name too long");
-    int flags = AI_NUMERICHOST | AI_NUMERICSERV;
-    memcpy(arg + n, &flags, sizeof flags);
-    int r = resolve_task(arg, (size_t)n + sizeof flags, recs);
-    if (r != CONC_ENOENT)
-        return r;
-    conc_buf_free(recs);
-    conc_clear_failure();
-    flags = AI_NUMERICSERV | AI_ADDRCONFIG;
-    memcpy(arg + n, &flags, sizeof flags);
-    return conc_aio_to_thread(resolve_task, arg, (size_t)n + sizeof flags,
-                              recs);
-}
 
 /* Connects a new non-blocking socket to one address. Returns the
  * descriptor or an error. */
@@ -130,12 +81,12 @@ conc_aio_open_connection(const char *host, int port,
     if (!t)
         return conc_fail(CONC_ESTATE, "not inside a task");
     conc_buf recs = CONC_BUF_INIT;
-    int r = resolve(host, port, &recs);
-    size_t n = recs.len / sizeof(struct addr_rec);
+    int r = conc__net_resolve(host, port, SOCK_STREAM, deadline, &recs);
+    size_t n = recs.len / sizeof(struct conc__net_addr);
     if (r >= 0 && !n)
         r = conc_fail(CONC_ENOENT, "%s: no address", host);
     for (size_t i = 0; r >= 0 && i < n; i++) {
-        struct addr_rec rec;
+        struct conc__net_addr rec;
         memcpy(&rec, recs.data + i * sizeof rec, sizeof rec);
         r = connect_one(t, rec.family, &rec.ss, rec.len, deadline);
         if (r >= 0 || r == CONC_ECANCELED || r == CONC_ETIMEDOUT)

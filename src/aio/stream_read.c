@@ -37,15 +37,15 @@ more(conc_aio_stream *s, struct conc__aio_task *t, int64_t deadline)
         return conc__stream_error(s);
     if (conc__stream_fill(s))
         return 0;
+    s->reading = 1; /* set first: a paused stream resumes for a reader */
     int r = conc__stream_update(s);
-    if (r < 0)
-        return r;
-    if (deadline == CONC__POLL)
-        return CONC_ETIMEDOUT;
-    struct conc__aio_waiter w;
-    t->what = "stream read";
-    s->reading = 1;
-    r = conc__aio_waitq_wait(&s->readers, &w, t, deadline);
+    if (r == 0 && deadline == CONC__POLL)
+        r = CONC_ETIMEDOUT;
+    if (r == 0) {
+        struct conc__aio_waiter w;
+        t->what = "stream read";
+        r = conc__aio_waitq_wait(&s->readers, &w, t, deadline);
+    }
     s->reading = 0;
     return r;
 }

@@ -2,7 +2,13 @@
  * loop; each accepted connection becomes a stream and a task running the
  * handler. The server counts its handler tasks, so wait_closed can wait
  * for the last one, and each task holds a reference, so freeing the
- * server while connections are open is safe. */
+ * server while connections are open is safe.
+ *
+ * A full descriptor table (EMFILE, ENFILE) or a lack of kernel memory makes
+ * accept fail while the connection stays in the backlog, so the
+ * level-triggered listening socket would fire again at once and the loop
+ * would spin. The server leaves epoll instead and tries again after
+ * ACCEPT_RETRY, as asyncio does. */
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -20,6 +26,7 @@
 #define MAX_SOCKS       4   /* one per address family, with room */
 #define DEFAULT_BACKLOG 100 /* asyncio's */
 #define ACCEPT_BATCH    64  /* connections taken per callback at most */
+#define ACCEPT_RETRY    0.1 /* seconds before accepting again after EMFILE */
 
 struct lsock {
     struct conc__aio_io io; /* first: the loop's record */
@@ -37,8 +44,9 @@ struct conc_aio_server {
     int tcp;
     char *path; /* a Unix server's socket file, removed on close */
     int closed;
-    size_t active; /* handler tasks not yet returned */
-    size_t refs;   /* the caller's, plus one per handler task */
+    size_t active;          /* handler tasks not yet returned */
+    size_t refs;            /* the caller's, plus one per handler task */
+    conc_aio_handle *retry; /* set while accepting is backed off */
     struct conc__aio_waitq closers;
 };
 
@@ -99,8 +107,32 @@ serve(conc_aio_server *srv, int fd)
     srv->refs++;
 }
 
-/* The loop's callback for a listening socket. A full descriptor table
- * (EMFILE) ends the batch; the connection waits in the backlog. */
+/* Accepting again after a back-off: the sockets rejoin epoll. */
+static void
+resume_accept(void *arg)
+{
+    conc_aio_server *srv = arg;
+    conc_aio_handle_free(srv->retry);
+    srv->retry = NULL;
+    for (int i = 0; i < srv->nsocks && !srv->closed; i++)
+        (void)conc__aio_io_add(srv->loop, &srv->socks[i].io, EPOLLIN, 0);
+}
+
+/* Out of descriptors or memory: stops watching the sockets until
+ * ACCEPT_RETRY has passed. */
+static void
+back_off(conc_aio_server *srv)
+{
+    if (srv->retry)
+        return;
+    if (conc_aio_call_later(srv->loop, ACCEPT_RETRY, resume_accept, srv,
+                            &srv->retry) < 0)
+        return; /* no memory for the timer: the next event retries */
+    for (int i = 0; i < srv->nsocks; i++)
+        conc__aio_io_del(srv->loop, &srv->socks[i].io);
+}
+
+/* The loop's callback for a listening socket. */
 static void
 on_accept(struct conc__aio_io *io, uint32_t events)
 {
@@ -108,8 +140,12 @@ on_accept(struct conc__aio_io *io, uint32_t events)
     struct lsock *ls = (struct lsock *)io;
     for (int i = 0; i < ACCEPT_BATCH && !ls->srv->closed; i++) {
         int fd = accept4(io->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+                errno == ENOMEM)
+                back_off(ls->srv);
             return;
+        }
         serve(ls->srv, fd);
     }
 }
@@ -124,6 +160,8 @@ listen_one(conc_aio_server *srv, int family, const void *sa, socklen_t len)
     int one = 1, r = 0;
     if (family != AF_UNIX)
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (family != AF_UNIX && srv->opts.reuse_port)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     if (family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     int backlog = srv->opts.backlog > 0 ? srv->opts.backlog : DEFAULT_BACKLOG;
@@ -269,6 +307,41 @@ conc_aio_server_port(conc_aio_server *srv)
 }
 
 int
+conc_aio_server_socket(conc_aio_server *srv, size_t i)
+{
+    if (!srv)
+        return CONC_EINVAL;
+    if (srv->closed)
+        return CONC_ECLOSED;
+    return i < (size_t)srv->nsocks ? srv->socks[i].io.fd : CONC_ENOENT;
+}
+
+int
+conc_aio_server_is_serving(conc_aio_server *srv)
+{
+    return srv ? !srv->closed : CONC_EINVAL;
+}
+
+int
+conc_aio_server_serve_forever(conc_aio_server *srv)
+{
+    if (!srv)
+        return CONC_EINVAL;
+    struct conc__aio_task *t = conc__aio_task_self();
+    if (!t || t->loop != srv->loop)
+        return conc_fail(CONC_ESTATE, "not inside a task of the loop");
+    int r = 0;
+    while (r == 0 && !srv->closed) {
+        struct conc__aio_waiter w;
+        t->what = "server serve_forever";
+        r = conc__aio_waitq_wait(&srv->closers, &w, t, CONC__FOREVER);
+    }
+    if (r == CONC_ECANCELED)
+        conc_aio_server_close(srv);
+    return r;
+}
+
+int
 conc_aio_server_close(conc_aio_server *srv)
 {
     if (!srv)
@@ -276,14 +349,20 @@ conc_aio_server_close(conc_aio_server *srv)
     if (srv->closed)
         return 0;
     srv->closed = 1;
+    if (srv->retry) {
+        conc_aio_handle_cancel(srv->retry);
+        conc_aio_handle_free(srv->retry);
+        srv->retry = NULL;
+    }
     for (int i = 0; i < srv->nsocks; i++) {
         conc__aio_io_del(srv->loop, &srv->socks[i].io);
         close(srv->socks[i].io.fd);
     }
     if (srv->path)
         unlink(srv->path);
-    if (!srv->active)
-        conc__aio_waitq_wake(&srv->closers, SIZE_MAX);
+    /* serve_forever returns now; wait_closed looks again and goes on
+     * waiting while handlers run. */
+    conc__aio_waitq_wake(&srv->closers, SIZE_MAX);
     return 0;
 }
 
