@@ -350,7 +350,8 @@ class Test:
         if c.close_received is None:
             if self.mode == "fail":
                 return NON_STRICT, "dropped TCP without a close frame"
-            return FAILED, "no close frame"
+            return FAILED, "no close frame (%s, %d events)" % (
+                "TCP closed" if c.eof else "TCP still open", len(got))
         code = c.close_received[0]
         if code not in self.codes:
             return FAILED, "close code %s, expected %s" % (code, self.codes)
@@ -1003,15 +1004,18 @@ def build_cases(subset):
     group13(subset)
 
 
-def select_cases(spec, subset):
+def matches(cid, spec):
+    pre = [p.strip() for p in spec.split(",") if p.strip()]
+    return any(cid == p or cid.startswith(p + ".") for p in pre)
+
+
+def select_cases(spec, subset, skip=""):
     chosen = CASES
     if subset:
         chosen = [c for c in chosen if c[0] in SUBSET]
     if spec:
-        pre = [p.strip() for p in spec.split(",") if p.strip()]
-        chosen = [c for c in chosen if any(c[0] == p or c[0].startswith(
-            p + ".") for p in pre)]
-    return chosen
+        chosen = [c for c in chosen if matches(c[0], spec)]
+    return [c for c in chosen if not matches(c[0], skip)]
 
 
 def offer_for(opts):
@@ -1222,13 +1226,14 @@ def main():
                     help="use python websockets as the peer")
     ap.add_argument("--subset", action="store_true")
     ap.add_argument("--cases", default="")
+    ap.add_argument("--skip", default="", help="cases left out, as --cases")
     ap.add_argument("--list", action="store_true")
     args = ap.parse_args()
     # A timeout's SIGTERM still runs the finally clauses that stop peers.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("ws_conformance: "
                                                        "terminated"))
     build_cases(args.subset)
-    cases = select_cases(args.cases, args.subset)
+    cases = select_cases(args.cases, args.subset, args.skip)
     if args.list:
         for cid, desc, _, _ in cases:
             print(cid, desc)
