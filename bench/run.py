@@ -143,6 +143,19 @@ ROWS = [
         other="bare TCP sockets, no handshake"),
     Row("listener_roundtrip", "Listener conn round trip, 16 B, TCP",
         "listener", "rate", 1e3, "k/s", None),
+    # PERF.md's "Managers": conc's manager process and proxies beside
+    # CPython's managers; "pyclient" is an unmodified CPython client
+    # against conc's manager.
+    Row("manager_dict_unix", "Manager dict set+get, AF_UNIX", "manager",
+        "rate", 1e3, "k pairs/s", None),
+    Row("manager_dict_tcp", "Manager dict set+get, TCP", "manager", "rate",
+        1e3, "k pairs/s", None,
+        other=[("pyclient", "CPython client, conc manager")]),
+    Row("manager_queue_unix", "Manager Queue put+get, AF_UNIX", "manager",
+        "rate", 1e3, "k pairs/s", None),
+    Row("manager_connect_tcp", "Manager connect + create dict, TCP",
+        "manager", "rate", 1, "/s", (">= 1000/s (< 1 ms)", at_least(1e3)),
+        other=[("pyclient", "CPython client, conc manager")]),
     Row("shlock_contended", "Process-shared Lock, 2 processes", "shlock",
         "rate", 1e6, "M incs/s", None,
         other="robust pshared pthread_mutex"),

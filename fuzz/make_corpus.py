@@ -405,6 +405,45 @@ SEEDS["tls_records"] = {
 }
 
 
+def manager_request_seeds():
+    """Requests as a manager server reads them (fuzz_manager_request): the
+    server's functions, and methods of the target's dict "d", list "l" and
+    stopped Queue "q", with a list proxy inside a value."""
+    import pickle
+    from multiprocessing.managers import ListProxy, Token
+    token = Token("list", ("127.0.0.1", 5000), "7f0000000001")
+    proxy = ListProxy(token, "pickle", authkey=b"", incref=False)
+    requests = {
+        "create": (None, "create", ("dict",), {}),
+        "create_queue": (None, "create", ("Queue", 3), {}),
+        "create_unknown": (None, "create", ("nope",), {}),
+        "accept": (None, "accept_connection", ("MainProcess",), {}),
+        "debug_info": (None, "debug_info", (), {}),
+        "count": (None, "number_of_objects", (), {}),
+        "incref": (None, "incref", ("d",), {}),
+        "get_methods": (None, "get_methods", ("x",), {}),
+        "dummy": (None, "dummy", (), {}),
+        "setitem": ("d", "__setitem__", ("k", [1, 2.5]), {}),
+        "getitem": ("d", "__getitem__", ("missing",), {}),
+        "update": ("d", "update", ({"a": 1},), {}),
+        "items": ("d", "items", (), {}),
+        "nested_proxy": ("d", "__setitem__", ("inner", proxy), {}),
+        "append": ("l", "append", (proxy,), {}),
+        "index": ("l", "__getitem__", (-7,), {}),
+        "slice": ("l", "__getitem__", (slice(1, None, 2),), {}),
+        "put": ("q", "put", ("x",), {"timeout": 0.5}),
+        "get": ("q", "get", (), {"block": True, "timeout": None}),
+        "not_exposed": ("q", "_private", (), {}),
+        "getvalue": ("l", "#GETVALUE", (), {}),
+        "short": ("d", "keys"),
+        "not_tuple": ["d", "keys", (), {}],
+    }
+    return {name: pickle.dumps(r, 4) for name, r in requests.items()}
+
+
+SEEDS["manager_request"] = manager_request_seeds()
+
+
 def main():
     for target, seeds in SEEDS.items():
         d = os.path.join(HERE, "corpus", target)

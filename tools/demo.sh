@@ -64,7 +64,9 @@ s002_process_pid|seed 002 §6.4, multiprocessing.Process and its pid
 s002_pool_apply_async|seed 002 §6.5, Pool(cpu_count()).apply_async
 s002_imap|seed 002 §6.6, Pool.imap and imap_unordered
 s002_queue|seed 002 §6.7.1, multiprocessing.Queue between two processes
+s002_manager_queue_pool|seed 002 §6.7.1, a Manager().Queue(10) used from Pool(2)
 s002_pipe|seed 002 §6.7.2, Pipe between two processes
+s002_manager_dict|seed 002 §6.7.3, a Manager().dict() filled by two processes
 s003_thread_run|seed 003, threads left for exit() to join
 s003_thread_class|seed 003, a Thread subclass with arguments
 s003_thread_join50|seed 003, 50 threads started, then joined
@@ -76,6 +78,7 @@ s003_process_run10|seed 003, ten processes, each with a thread
 s003_queue_list|seed 003, a Queue carries data between processes
 s003_pool_callback|seed 003, Pool(5).apply_async with a callback in the parent
 s003_process_lock|seed 003, 100 processes and a process Lock
+s003_manager_dict_list|seed 003, a manager's dict and list shared with ten processes
 s003_pipe|seed 003, a Pipe used both ways
 s004_pool_map|seed 004 §1, Pool(8).map over range(5)
 s004_map_async|seed 004 §1, map_async over range(20000), and 20000 apply_async

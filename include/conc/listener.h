@@ -11,9 +11,8 @@
  * conc_conn_poll, conc_conn_fileno, conc_conn_close and conc_conn_free
  * work on them as on a pipe; descriptors cannot travel (conc_conn_send_fd
  * and conc_conn_recv_fd return CONC_EINVAL). Python's Connection.send and
- * recv carry pickles: until calls that take conc_obj values come here,
- * conc_obj_dumps and conc_obj_loads (conc/obj.h) make and read the bytes
- * for conc_conn_send_bytes and conc_conn_recv_bytes.
+ * recv carry pickles: conc_conn_send_obj and conc_conn_recv_obj send and
+ * receive conc_obj values (conc/obj.h) that way.
  *
  * Addresses are strings: "host:port" for TCP ("127.0.0.1:5000",
  * "[::1]:5000", "localhost:0"; port 0 asks for a free port, see
@@ -52,6 +51,7 @@
 #include "buf.h"
 #include "common.h"
 #include "ipc.h"
+#include "obj.h"
 
 CONC_BEGIN_DECLS
 
@@ -167,6 +167,26 @@ CONC_EXTERN void conc_listener_free(conc_listener *l);
 CONC_EXTERN int conc_client_connect(const char *address,
                                     const conc_client_opts *opts,
                                     double timeout, conc_conn **out);
+
+/* Sends `o` pickled at protocol 4 as one message (Python's
+ * Connection.send), for a peer's recv() or conc_conn_recv_obj. Works on
+ * any conc_conn. Borrows c and o. Returns 0; CONC_EOVERFLOW for a value
+ * nested deeper than CONC_OBJ_MAX_DEPTH; CONC_EINVAL for a NULL pointer;
+ * CONC_ENOMEM; conc_conn_send_bytes's errors (`timeout` is its).
+ * Any thread (one sender at a time per connection). */
+CONC_EXTERN int conc_conn_send_obj(conc_conn *c, const conc_obj *o,
+                                   double timeout);
+
+/* Receives one message and unpickles it (Python's Connection.recv) into
+ * *out, a new reference the caller owns, through conc_obj_loads's
+ * allowlist with its default limits: nothing is imported or run.
+ * Borrows c. Returns 0; conc_conn_recv_bytes's errors (CONC_ETIMEDOUT,
+ * CONC_ECLOSED at the end, ...); conc_obj_loads's (CONC_EPROTO for what
+ * is not a pickle of the subset, the message consumed); CONC_EINVAL for a
+ * NULL pointer; CONC_ENOMEM. *out is unchanged on failure. Any thread
+ * (one receiver at a time per connection). */
+CONC_EXTERN int conc_conn_recv_obj(conc_conn *c, double timeout,
+                                   conc_obj **out);
 
 CONC_END_DECLS
 

@@ -27,11 +27,17 @@
  * the same exceptions for those codes, so CPython clients see KeyError,
  * queue.Empty, ...
  *
- * This version's server serves each connection on a thread of its own.
+ * A server runs in threads of the calling process (conc_manager_start),
+ * in the calling thread (conc_manager_serve_forever) or in a child
+ * process (conc_manager_start_process); it serves each connection on a
+ * thread of its own with a small stack. A server that dies makes every
+ * call of its proxies fail at once with CONC_ECLOSED.
  * There is no encryption and no integrity after the handshake: run
  * managers on trusted networks or through a tunnel. */
 #ifndef CONC_MANAGER_H
 #define CONC_MANAGER_H
+
+#include <sys/types.h>
 
 #include "common.h"
 #include "obj.h"
@@ -39,6 +45,10 @@
 CONC_BEGIN_DECLS
 
 typedef struct conc_manager conc_manager;
+
+/* How long conc_manager_shutdown gives a manager's process to leave
+ * before it kills it (seconds). */
+#define CONC_MANAGER_STOP_S 5.0
 typedef struct conc_proxy conc_proxy;
 
 /* A method of a registered type: self is the object, args a tuple and kwds
@@ -51,10 +61,29 @@ typedef struct conc_proxy conc_proxy;
 typedef int (*conc_manager_method_fn)(void *self, conc_obj *args,
                                       conc_obj *kwds, conc_obj **result);
 
+/* A method that returns an object of the server's, which the client gets
+ * as a proxy (CPython's method_to_typeid): it returns 0 with the object
+ * in *obj, of the type registered as the method's `type_name`, and sets
+ * *borrowed to 1 when the object outlives the server's use of it (it
+ * belongs to self: the server never releases it) or 0 when the server
+ * takes it (released with the typeid's release once no proxy is left).
+ * Errors as conc_manager_method_fn. Same threads. */
+typedef int (*conc_manager_object_fn)(void *self, conc_obj *args,
+                                      conc_obj *kwds, void **obj,
+                                      int *borrowed);
+
 typedef struct conc_manager_method {
     const char *name; /* as the client calls it: "get", "__getitem__" */
     conc_manager_method_fn fn;
 } conc_manager_method;
+
+/* A method returning a proxy of the registered `type_name` (an entry of
+ * CPython's method_to_typeid). */
+typedef struct conc_manager_proxy_method {
+    const char *name;
+    const char *type_name; /* the typeid of what it returns */
+    conc_manager_object_fn fn;
+} conc_manager_proxy_method;
 
 /* A typeid's implementation. `create` makes a new object from the
  * arguments of the client's create request (arg is conc_manager_register's
@@ -67,6 +96,10 @@ typedef struct conc_manager_type {
     void (*stop)(void *self);
     const conc_manager_method *methods;
     size_t n_methods;
+    /* Optional: the methods that return proxies (method_to_typeid),
+     * exposed beside `methods`. */
+    const conc_manager_proxy_method *proxy_methods;
+    size_t n_proxy_methods;
 } conc_manager_type;
 
 /* The built-in types, registered by conc_manager_new as "Queue" (with
@@ -135,6 +168,38 @@ CONC_EXTERN int conc_manager_queue_new(size_t maxsize, void **out);
  * The thread that made the manager. */
 CONC_EXTERN int conc_manager_start(conc_manager *m);
 
+/* Starts serving in a new process (Python's Manager() and
+ * BaseManager.start()): a forked child serves the manager's address while
+ * the calling process keeps the manager as a client of it (create,
+ * proxies, shutdown). Types registered before the call are served, with
+ * the child's copy of their `arg`. The child is a daemon: it is killed
+ * when the calling process dies (the thread that made the call, if it is
+ * not the main thread, as conc/process.h says), and conc_manager_shutdown
+ * stops and reaps it. Objects live in the child: this process's
+ * conc_manager_register_object objects are not the child's. Returns 0,
+ * CONC_EINVAL for NULL or a client manager, CONC_ESTATE if already
+ * started, CONC_EPERM in a daemon process, and conc_process_start's
+ * errors. The thread that made the manager, while no other thread holds
+ * a lock the types' methods take. */
+CONC_EXTERN int conc_manager_start_process(conc_manager *m);
+
+/* The process id of the child a conc_manager_start_process serves in,
+ * into *pid. Returns 0, CONC_EINVAL for a NULL pointer, CONC_ESTATE for
+ * a manager with no process (not started that way, or shut down). Any
+ * thread. */
+CONC_EXTERN int conc_manager_pid(const conc_manager *m, pid_t *pid);
+
+/* Serves in the calling thread until a client's shutdown request or
+ * conc_manager_shutdown from another thread
+ * (Server.serve_forever): accepts clients, serves each on a thread of its
+ * own, then stops their objects and joins those threads. Returns 0 once
+ * stopped, CONC_EINVAL for NULL or a client manager, CONC_ESTATE if
+ * already started, CONC_ENOMEM, and the system's errors for its wake-up
+ * descriptors. Any one thread, once registrations are done; other
+ * threads may call conc_manager_create and conc_manager_shutdown
+ * meanwhile. */
+CONC_EXTERN int conc_manager_serve_forever(conc_manager *m);
+
 /* The address the server listens on ("127.0.0.1:41235" for port 0), or
  * the one a client connected to, into `out` (replaced, NUL-terminated).
  * Returns 0, CONC_EINVAL for a NULL pointer, CONC_ENOMEM. Any thread. */
@@ -150,8 +215,11 @@ CONC_EXTERN int conc_manager_connect(const char *address, const char *authkey,
                                      conc_manager **out);
 
 /* Stops a server: it stops accepting, wakes blocked methods (type->stop),
- * closes its connections and joins its threads. On a client, asks the
- * server to shut down (BaseManager.shutdown). Returns 0 (also when already
+ * closes its connections and joins its threads; with serve_forever in
+ * another thread, it waits until that returns. With
+ * conc_manager_start_process, asks the child to shut down and reaps it
+ * (killing it after CONC_MANAGER_STOP_S). On a client, asks the server
+ * to shut down (BaseManager.shutdown). Returns 0 (also when already
  * stopped), CONC_EINVAL for NULL, and for a client the request's errors.
  * Any thread but one serving the manager. */
 CONC_EXTERN int conc_manager_shutdown(conc_manager *m);
@@ -176,26 +244,64 @@ CONC_EXTERN int conc_manager_create(conc_manager *m, const char *type_name,
 
 /* Calls `method` on the proxy's object with `args` (a tuple, NULL for
  * none) and `kwds` (a dict, NULL for none), both borrowed, and returns the
- * result, a new reference, in *result. The first call opens the proxy's
- * connection (accept_connection); calls on one proxy are serialized.
- * Returns 0; the codes of the top of this file for an exception (message
- * set); CONC_EINVAL for a NULL pointer; CONC_ECLOSED when the server went
- * away; CONC_EPROTO for a reply that is not the protocol (or a method that
- * returns a proxy, not supported yet); CONC_ENOMEM. Any thread. */
+ * result, a new reference, in *result. Each calling thread has a
+ * connection of its own to the server, opened by its first call
+ * (accept_connection) and kept until conc_proxy_free, as CPython's
+ * proxies do: threads' calls run at once, and a thread's calls reach the
+ * same server thread. Returns 0; the codes of the top of this file for
+ * an exception (message set); CONC_EINVAL for a NULL pointer;
+ * CONC_ECLOSED when the server went away (killed or shut down: at once,
+ * never after a timeout); CONC_ETYPE for a method that returns a proxy
+ * (use conc_proxy_call_proxy); CONC_EPROTO for a reply that is not the
+ * protocol; CONC_ENOMEM. Any thread. */
 CONC_EXTERN int conc_proxy_call(conc_proxy *p, const char *method,
                                 conc_obj *args, conc_obj *kwds,
                                 conc_obj **result);
 
+/* Calls a method that returns a proxy: one listed in the server's
+ * method_to_typeid (a '#PROXY' reply), or one whose value is a proxy
+ * (a RebuildProxy record, see conc_proxy_from_obj). Arguments as
+ * conc_proxy_call. Returns 0 and a new proxy in *out, freed with
+ * conc_proxy_free, holding its own reference; CONC_ETYPE when the
+ * result is not a proxy; conc_proxy_call's errors. Any thread. */
+CONC_EXTERN int conc_proxy_call_proxy(conc_proxy *p, const char *method,
+                                      conc_obj *args, conc_obj *kwds,
+                                      conc_proxy **out);
+
+/* The proxy as a value to send inside others (a dict's item, a queue's
+ * item), as CPython pickles a proxy: a RebuildProxy record holding its
+ * Token (typeid, the manager's address, ident), which a CPython client
+ * reading it turns into a proxy of its own (with the authkey of its
+ * current_process(), as CPython does) and a conc client into a
+ * conc_proxy with conc_proxy_from_obj. A conc server keeps the object as
+ * long as the manager lives once such a value is sent to it, as
+ * CPython's server does. Returns 0 and a new reference in *out;
+ * CONC_EINVAL for a NULL pointer; CONC_ENOMEM. Borrows p. Any thread. */
+CONC_EXTERN int conc_proxy_to_obj(conc_proxy *p, conc_obj **out);
+
+/* A proxy for the object a RebuildProxy record `o` (a proxy sent inside
+ * a value, by CPython or conc_proxy_to_obj) stands for, reached through
+ * `m`, which must be a handle on the server that made the record. Sends
+ * an incref. Borrows m and o. Returns 0 and a new proxy in *out, freed
+ * with conc_proxy_free; CONC_EINVAL for a NULL pointer; CONC_ETYPE when o
+ * is not such a record; the request's errors. Any thread. */
+CONC_EXTERN int conc_proxy_from_obj(conc_manager *m, conc_obj *o,
+                                    conc_proxy **out);
+
 /* The object's ident in the server (its id in hex), borrowed from p, or
  * NULL for NULL. Any thread. */
 CONC_EXTERN const char *conc_proxy_ident(const conc_proxy *p);
+
+/* The object's typeid ("dict", "Queue", ...; "" when not known), borrowed
+ * from p, or NULL for NULL. Any thread. */
+CONC_EXTERN const char *conc_proxy_typeid(const conc_proxy *p);
 
 /* Another reference to the proxy's object, as a new proxy in *out (freed
  * with conc_proxy_free): an incref request. Returns 0, CONC_EINVAL, the
  * request's errors. Any thread. */
 CONC_EXTERN int conc_proxy_dup(conc_proxy *p, conc_proxy **out);
 
-/* Closes the proxy's connection, drops its reference (a decref request;
+/* Closes the proxy's connections, drops its reference (a decref request;
  * its failure is ignored, as a dead server holds nothing) and frees it.
  * NULL does nothing. Any thread, once no other thread uses the proxy. */
 CONC_EXTERN void conc_proxy_free(conc_proxy *p);

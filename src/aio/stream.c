@@ -153,6 +153,7 @@ conc__stream_fill(conc_aio_stream *s)
         return 1;
     }
     ssize_t k = s->ops->recv(s, s->rbuf.data + s->rbuf.len, STREAM_CHUNK);
+    s->drained = k < (ssize_t)STREAM_CHUNK;
     if (k == -EAGAIN || k == -EINTR)
         return 0;
     if (k < 0) {

@@ -37,6 +37,9 @@ struct conc__stream_ops {
     int (*pending)(conc_aio_stream *s);
     /* Ends the data for close and write_eof (TLS's close_notify). */
     void (*end)(conc_aio_stream *s);
+    /* 1 while the transport holds received bytes of its own that the
+     * socket's readiness does not show (a TLS session's records). */
+    int (*holds)(conc_aio_stream *s);
 };
 
 struct conc_aio_stream {
@@ -56,6 +59,7 @@ struct conc_aio_stream {
     const struct conc__stream_ops *ops;
     conc_tls_session *tls; /* NULL for a plain stream */
     int paused;  /* reading stopped at the pause mark, until the limit */
+    int drained; /* the last recv came back short */
     struct conc__aio_waitq readers, drainers, closers;
 };
 

@@ -27,7 +27,15 @@ begin(conc_aio_stream *s, double timeout, conc_buf *out,
 }
 
 /* Gets more bytes or the end of stream: one recv, else a suspension until
- * the callback brings some. Returns 0 when something may have changed. */
+ * the callback brings some. Returns 0 when something may have changed.
+ *
+ * The recv is skipped when the last one drained the socket (it came back
+ * short): in a request-response exchange the answer is not there yet, and
+ * a recv that fails with EAGAIN was a quarter of the system calls of an
+ * echo (epoll_wait, recv, send, recv). epoll is level-triggered, so bytes
+ * that did arrive meanwhile are reported at the next turn of the loop.
+ * What a TLS session holds (records read ahead, bytes that came with the
+ * handshake) the socket does not show, so a session holding any is read. */
 static int
 more(conc_aio_stream *s, struct conc__aio_task *t, int64_t deadline)
 {
@@ -35,7 +43,7 @@ more(conc_aio_stream *s, struct conc__aio_task *t, int64_t deadline)
         return conc_fail(CONC_ECLOSED, "the stream is closed");
     if (s->error)
         return conc__stream_error(s);
-    if (conc__stream_fill(s))
+    if ((!s->drained || s->ops->holds(s)) && conc__stream_fill(s))
         return 0;
     s->reading = 1; /* set first: a paused stream resumes for a reader */
     int r = conc__stream_update(s);

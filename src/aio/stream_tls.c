@@ -117,8 +117,14 @@ tls_end(conc_aio_stream *s)
     conc_tls_session_close(s->tls);
 }
 
+static int
+tls_holds(conc_aio_stream *s)
+{
+    return conc__tls_in_holds(s->tls);
+}
+
 static const struct conc__stream_ops tls_ops = {tls_recv, tls_send, tls_pending,
-                                                tls_end};
+                                                tls_end, tls_holds};
 
 /* Waits for the socket to be readable or writable. */
 static int

@@ -89,8 +89,15 @@ plain_end(conc_aio_stream *s)
     (void)s;
 }
 
-const struct conc__stream_ops conc__stream_plain = {recv_some, send_some,
-                                                    plain_pending, plain_end};
+static int
+plain_holds(conc_aio_stream *s)
+{
+    (void)s;
+    return 0; /* all it has is in the socket */
+}
+
+const struct conc__stream_ops conc__stream_plain = {
+    recv_some, send_some, plain_pending, plain_end, plain_holds};
 
 void
 conc__stream_flush(conc_aio_stream *s)

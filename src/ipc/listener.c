@@ -254,6 +254,16 @@ conc_listener_close(conc_listener *l)
 }
 
 void
+conc__listener_detach(conc_listener *l)
+{
+    if (l->closed)
+        return;
+    l->closed = 1;
+    close(l->fd);
+    l->fd = -1;
+}
+
+void
 conc_listener_free(conc_listener *l)
 {
     if (!l)

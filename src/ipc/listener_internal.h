@@ -38,4 +38,9 @@ int conc__auth_server(conc_conn *c, struct conc__auth_key key,
 int conc__auth_client(conc_conn *c, struct conc__auth_key key,
                       const char *digest, int64_t deadline);
 
+/* Closes this process's copy of the listening socket without removing a
+ * Unix socket's path: a forked child serves it now (the manager's
+ * start_process). Later calls see a closed listener. */
+void conc__listener_detach(conc_listener *l);
+
 #endif

@@ -1,25 +1,21 @@
 /* The client side of managers (conc/manager.h): BaseManager.connect,
  * create, proxies and their reference counting, against a conc or a
  * CPython server. Server functions each take a connection of their own,
- * as CPython's dispatch does; a proxy keeps one connection for its
- * method calls, opened with accept_connection on its first call.
+ * as CPython's dispatch does.
  *
- * Lock order: a proxy's lock only, held across its round trip. */
+ * Proxies live in proxy.c.
+ *
+ * A server that went away (killed, or shut down) gives CONC_ECLOSED:
+ * its connections end (EOF or a reset) and new ones are refused, both
+ * at once, so no call waits for a timeout to learn it.
+ *
+ * Lock order: no lock here. */
+#include <errno.h>
+
 #include "manager/manager_internal.h"
 
-struct conc_proxy {
-    conc_manager *m; /* borrowed: the manager outlives its proxies */
-    char *ident;
-    conc_lock *lock; /* serializes calls on conn */
-    conc_conn *conn; /* NULL until the first call */
-};
-
-/* The name a proxy's connection gives in accept_connection, as CPython's
- * 'MainProcess|Thread-1'. */
-#define CONN_NAME "conc"
-
-static int
-open_conn(conc_manager *m, conc_conn **out)
+int
+conc__mgr_open_conn(conc_manager *m, conc_conn **out)
 {
     /* A server's own manager reaches it over its address too; nobody
      * would answer before conc_manager_start or after a stop. */
@@ -29,10 +25,18 @@ open_conn(conc_manager *m, conc_conn **out)
         return conc_fail(CONC_ECLOSED, "the manager is shut down");
     conc_client_opts o = {.authkey = m->authkey,
                           .authkey_len = m->authkey ? strlen(m->authkey) : 0};
-    return conc_client_connect(m->address, &o, CONC__MGR_CONNECT_S, out);
+    int rc = conc_client_connect(m->address, &o, CONC__MGR_CONNECT_S, out);
+    /* Once a manager has answered, a refused connection means it is gone:
+     * nothing listens at its address any more. */
+    if (m->answered && (rc == -ECONNREFUSED || rc == -ENOENT ||
+                        rc == -ECONNRESET || rc == CONC_EPIPE))
+        return conc_fail(CONC_ECLOSED, "the manager at %s went away",
+                         m->address);
+    return rc;
 }
 
-/* The value of a reply, or the code of its exception. */
+/* The value of a reply (1 for a '#PROXY' one, whose value is
+ * (exposed, token)), or the code of its exception. */
 static int
 parse_reply(conc_obj *rep, conc_obj **result)
 {
@@ -41,9 +45,9 @@ parse_reply(conc_obj *rep, conc_obj **result)
     if (conc_obj_typeof(rep) != CONC_OBJ_TUPLE || conc_obj_len(rep) != 2 ||
         !kind)
         return conc_fail(CONC_EPROTO, "manager: a reply that is not one");
-    if (!strcmp(kind, "#RETURN")) {
+    if (!strcmp(kind, "#RETURN") || !strcmp(kind, "#PROXY")) {
         *result = conc_obj_incref(value);
-        return 0;
+        return kind[1] == 'P';
     }
     if (!strcmp(kind, "#ERROR"))
         return conc__mgr_exception_code(value);
@@ -51,17 +55,14 @@ parse_reply(conc_obj *rep, conc_obj **result)
         return conc_fail(CONC_ETASK, "%s",
                          conc_obj_str_value(value) ? conc_obj_str_value(value)
                                                    : kind);
-    if (!strcmp(kind, "#PROXY"))
-        return conc_fail(CONC_EPROTO, "manager: methods that return proxies "
-                                      "are not supported yet");
     return conc_fail(CONC_EPROTO, "manager: unknown reply %s", kind);
 }
 
-/* One request (ident, name, args, kwds) and its reply on c; NULL args and
- * kwds stand for () and {}. */
-static int
-request(conc_conn *c, const char *ident, const char *name, conc_obj *args,
-        conc_obj *kwds, conc_obj **result)
+/* The request tuple (ident, name, args, kwds); NULL args and kwds stand
+ * for () and {}. */
+static conc_obj *
+request_tuple(const char *ident, const char *name, conc_obj *args,
+              conc_obj *kwds)
 {
     conc_obj *req = conc_obj_tuple(4);
     conc_obj *id = ident ? conc_obj_str(ident) : conc_obj_none();
@@ -74,12 +75,22 @@ request(conc_conn *c, const char *ident, const char *name, conc_obj *args,
         conc_obj_decref(meth);
         conc_obj_decref(a);
         conc_obj_decref(k);
-        return CONC_ENOMEM;
+        return NULL;
     }
     conc_obj_tuple_set_new(req, 0, id);
     conc_obj_tuple_set_new(req, 1, meth);
     conc_obj_tuple_set_new(req, 2, a);
     conc_obj_tuple_set_new(req, 3, k);
+    return req;
+}
+
+int
+conc__mgr_request(conc_conn *c, const char *ident, const char *name,
+                  conc_obj *args, conc_obj *kwds, conc_obj **result)
+{
+    conc_obj *req = request_tuple(ident, name, args, kwds);
+    if (!req)
+        return CONC_ENOMEM;
     int rc = conc__mgr_send(c, req);
     conc_obj_decref(req);
     conc_obj *rep = NULL;
@@ -88,7 +99,9 @@ request(conc_conn *c, const char *ident, const char *name, conc_obj *args,
     if (rc == 0)
         rc = parse_reply(rep, result);
     conc_obj_decref(rep);
-    return rc == CONC_EPIPE ? CONC_ECLOSED : rc;
+    if (rc == CONC_EPIPE || rc == -ECONNRESET || rc == CONC_ECLOSED)
+        return conc_fail(CONC_ECLOSED, "the manager closed the connection");
+    return rc;
 }
 
 /* A server function on a connection of its own. */
@@ -97,12 +110,14 @@ call_server(conc_manager *m, const char *name, conc_obj *args,
             conc_obj **result)
 {
     conc_conn *c;
-    int rc = open_conn(m, &c);
+    int rc = conc__mgr_open_conn(m, &c);
     if (rc < 0)
         return rc;
     conc_obj *r = NULL;
-    rc = request(c, NULL, name, args, NULL, &r);
+    rc = conc__mgr_request(c, NULL, name, args, NULL, &r);
     conc_conn_free(c);
+    if (rc == 1)
+        rc = conc_fail(CONC_EPROTO, "manager: %s returned a proxy", name);
     if (result && rc == 0)
         *result = r;
     else
@@ -110,9 +125,8 @@ call_server(conc_manager *m, const char *name, conc_obj *args,
     return rc;
 }
 
-/* A server function of one ident: incref or decref. */
-static int
-call_ident(conc_manager *m, const char *name, const char *ident)
+int
+conc__mgr_call_ident(conc_manager *m, const char *name, const char *ident)
 {
     conc_obj *args = conc_obj_tuple(1);
     conc_obj *s = conc_obj_str(ident);
@@ -137,11 +151,13 @@ conc_manager_connect(const char *address, const char *authkey,
     if (!m)
         return CONC_ENOMEM;
     int rc = CONC_ENOMEM;
+    m->stopfd = m->reapfd = -1;
     m->address = conc__strdup(address);
     if (!m->address || (authkey && !(m->authkey = conc__strdup(authkey))))
         goto fail;
     if ((rc = call_server(m, "dummy", NULL, NULL)) < 0)
         goto fail;
+    m->answered = 1;
     *out = m;
     return 0;
 fail:
@@ -153,22 +169,6 @@ int
 conc__mgr_client_shutdown(conc_manager *m)
 {
     return call_server(m, "shutdown", NULL, NULL);
-}
-
-static int
-proxy_new(conc_manager *m, const char *ident, conc_proxy **out)
-{
-    conc_proxy *p = conc__calloc(1, sizeof *p);
-    if (!p || !(p->ident = conc__strdup(ident)) ||
-        conc_lock_new(NULL, &p->lock) < 0) {
-        if (p)
-            conc__free(p->ident);
-        conc__free(p);
-        return CONC_ENOMEM;
-    }
-    p->m = m;
-    *out = p;
-    return 0;
 }
 
 /* The args of create: (typeid, *args). */
@@ -207,79 +207,10 @@ conc_manager_create(conc_manager *m, const char *typeid, conc_obj *args,
                    ? conc_fail(CONC_ETASK, "unknown typeid %s", typeid)
                    : rc;
     const char *ident = conc_obj_str_value(conc_obj_seq_get(r, 0));
-    rc = ident ? proxy_new(m, ident, out)
+    rc = ident ? conc__mgr_proxy_new(m, ident, typeid, out)
                : conc_fail(CONC_EPROTO, "manager: create's reply has no id");
     if (rc < 0 && ident)
-        call_ident(m, "decref", ident);
+        conc__mgr_call_ident(m, "decref", ident);
     conc_obj_decref(r);
     return rc;
-}
-
-/* Opens the proxy's connection: accept_connection, then method calls. */
-static int
-proxy_connect(conc_proxy *p)
-{
-    conc_obj *name = conc_obj_str(CONN_NAME), *args = conc_obj_tuple(1);
-    if (!name || !args) {
-        conc_obj_decref(name);
-        conc_obj_decref(args);
-        return CONC_ENOMEM;
-    }
-    conc_obj_tuple_set_new(args, 0, name);
-    conc_obj *r = NULL;
-    int rc = open_conn(p->m, &p->conn);
-    if (rc == 0)
-        rc = request(p->conn, NULL, "accept_connection", args, NULL, &r);
-    conc_obj_decref(args);
-    conc_obj_decref(r);
-    if (rc < 0) {
-        conc_conn_free(p->conn);
-        p->conn = NULL;
-    }
-    return rc;
-}
-
-int
-conc_proxy_call(conc_proxy *p, const char *method, conc_obj *args,
-                conc_obj *kwds, conc_obj **result)
-{
-    if (!p || !method || !result ||
-        (args && conc_obj_typeof(args) != CONC_OBJ_TUPLE) ||
-        (kwds && conc_obj_typeof(kwds) != CONC_OBJ_DICT))
-        return CONC_EINVAL;
-    conc_lock_acquire(p->lock, CONC_FOREVER);
-    int rc = p->conn ? 0 : proxy_connect(p);
-    if (rc == 0)
-        rc = request(p->conn, p->ident, method, args, kwds, result);
-    conc_lock_release(p->lock);
-    return rc;
-}
-
-const char *
-conc_proxy_ident(const conc_proxy *p)
-{
-    return p ? p->ident : NULL;
-}
-
-int
-conc_proxy_dup(conc_proxy *p, conc_proxy **out)
-{
-    if (!p || !out)
-        return CONC_EINVAL;
-    int rc = call_ident(p->m, "incref", p->ident);
-    if (rc == 0 && (rc = proxy_new(p->m, p->ident, out)) < 0)
-        call_ident(p->m, "decref", p->ident);
-    return rc;
-}
-
-void
-conc_proxy_free(conc_proxy *p)
-{
-    if (!p)
-        return;
-    conc_conn_free(p->conn);
-    call_ident(p->m, "decref", p->ident);
-    conc_lock_free(p->lock);
-    conc__free(p->ident);
-    conc__free(p);
 }

@@ -6,17 +6,23 @@
 #include <string.h>
 
 #include "conc/ipc.h"
+#include "conc/process.h"
 #include "conc/listener.h"
 #include "conc/manager.h"
 #include "conc/sync.h"
 #include "conc/thread.h"
 #include "core/internal.h"
 
-/* How long a connection's thread waits for a message before it looks at
- * whether the server is stopping, and the bound on a client's wait for
- * connecting and for a handshake. */
+/* How long the accepting thread waits before it tries again when out of
+ * descriptors or memory, and the bound on a client's wait for connecting
+ * and for a handshake. */
 #define CONC__MGR_POLL_S    0.1
 #define CONC__MGR_CONNECT_S 30.0
+
+/* The stack of a connection's thread: room for the pickle codec's
+ * recursion at its default depth (also under ASan), far below the
+ * system's 8 MiB, of which an idle connection touches a few pages. */
+#define CONC__MGR_STACK (512 * 1024)
 
 /* How long the server gives a client to finish the authkey handshake
  * (the accepting thread waits for it, so one slow client holds up the
@@ -35,6 +41,7 @@ struct conc__mgr_obj {
     void *self;
     long refs;  /* the clients' references and calls in progress */
     int shared; /* 1: conc_manager_register_object's, never released */
+    int pinned; /* 1: a stored value holds a proxy to it (rebuild.c) */
 };
 
 /* A registered typeid. */
@@ -53,7 +60,13 @@ struct conc_manager {
     conc_listener *listener;
     conc_thread *acceptor;
     _Atomic int stopping; /* set once to stop serving */
-    int started;          /* written by the owner thread only */
+    int stopfd;           /* eventfd signalled with stopping; -1: none */
+    int reapfd;           /* eventfd: a connection's thread is done */
+    _Atomic int started;  /* written by the thread that starts serving */
+    _Atomic int answered; /* 1: the server answered once (or is ours) */
+    _Atomic int forever;  /* 1: serving in conc_manager_serve_forever */
+    int served;           /* guarded by cond: serve_forever is done */
+    conc_process *proc;   /* conc_manager_start_process's child */
     conc_cond *cond;      /* its own lock guards everything below */
     struct conc__mgr_typeid *types;
     size_t n_types;
@@ -71,6 +84,18 @@ struct conc__mgr_conn {
     int done;       /* guarded by m->cond: the thread is leaving */
     struct conc__mgr_conn *next;
 };
+
+/* Asks a manager's process to shut down and reaps it, killing it after
+ * CONC_MANAGER_STOP_S (process.c). */
+void conc__mgr_stop_process(conc_manager *m);
+
+/* Sets `stopping` and wakes the threads that wait for clients. */
+void conc__mgr_stop_signal(conc_manager *m);
+
+/* The reply to one request as the server reads it (any value: what is
+ * not a request gets a '#TRACEBACK'), or NULL out of memory. Borrows
+ * req. Runs on a connection's thread (serve.c), or a fuzz target's. */
+conc_obj *conc__mgr_handle(conc_manager *m, conc_obj *req);
 
 /* Serves one accepted connection on a new thread (serve.c); takes c. */
 int conc__mgr_serve_conn(conc_manager *m, conc_conn *c);
@@ -112,6 +137,55 @@ int conc__mgr_call_n(conc_proxy *p, const char *method, conc_obj **items,
 
 /* Asks the server a client manager reaches to shut down (client.c). */
 int conc__mgr_client_shutdown(conc_manager *m);
+
+/* The registration of `typeid`, copied into *out; CONC_EKEY if none. */
+int conc__mgr_type_find(conc_manager *m, const char *typeid,
+                        struct conc__mgr_typeid *out);
+
+/* Enters `self`, of the type `t`, in the table (or counts one more
+ * reference to it if it is there), its entry in *out with one reference.
+ * On failure releases self unless t is shared. */
+int conc__mgr_obj_adopt(conc_manager *m, const struct conc__mgr_typeid *t,
+                        void *self, struct conc__mgr_obj **out);
+
+/* Keeps the object of `ident`, if there is one, until the manager is
+ * freed (a proxy to it is stored in a value). */
+void conc__mgr_obj_pin(conc_manager *m, const char *ident);
+
+/* ---- The client side (client.c, proxy.c, rebuild.c) ---- */
+
+/* Opens a connection to the manager's server, with the handshake;
+ * CONC_ECLOSED once a server that answered before refuses. */
+int conc__mgr_open_conn(conc_manager *m, conc_conn **out);
+
+/* One request (ident, name, args, kwds) and its reply on c; NULL args and
+ * kwds stand for () and {}. Returns 0 with the value in *result, 1 with
+ * (exposed, token) for a '#PROXY' reply, or a code (CONC_ECLOSED when
+ * the server closed the connection). */
+int conc__mgr_request(conc_conn *c, const char *ident, const char *name,
+                      conc_obj *args, conc_obj *kwds, conc_obj **result);
+
+/* incref or decref of `ident`, on a connection of its own. */
+int conc__mgr_call_ident(conc_manager *m, const char *name, const char *ident);
+
+/* A new proxy for `ident` holding a reference already counted. */
+int conc__mgr_proxy_new(conc_manager *m, const char *ident, const char *typeid,
+                        conc_proxy **out);
+
+/* The manager a proxy belongs to. */
+conc_manager *conc__mgr_proxy_manager(const conc_proxy *p);
+
+/* The proxy of a '#PROXY' reply's (exposed, token), taking the reference
+ * the server counted for it. */
+int conc__mgr_proxy_from_reply(conc_manager *m, conc_obj *value,
+                               conc_proxy **out);
+
+/* Token(typeid, address, ident) as CPython pickles it. */
+conc_obj *conc__mgr_token(const char *typeid, const char *address,
+                          const char *ident);
+
+/* Pins the objects of this server that proxies inside `o` stand for. */
+void conc__mgr_pin_proxies(conc_manager *m, const conc_obj *o);
 
 /* The number of objects the server holds. */
 size_t conc__mgr_obj_count(conc_manager *m);

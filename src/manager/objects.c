@@ -1,6 +1,8 @@
 /* The server's table of objects: create, incref and decref as CPython's
  * Server does, an object's ident being its address in hex. The table is a
  * plain array searched in order, enough for the objects of a few clients.
+ * An object a proxy inside a stored value refers to is pinned: it keeps
+ * one reference more until the manager is freed.
  *
  * Lock order: the manager's lock (m->cond), then nothing: types' create,
  * release and methods run without it. */
@@ -101,27 +103,53 @@ enter(conc_manager *m, const struct conc__mgr_typeid *t, void *self,
 }
 
 int
-conc__mgr_obj_create(conc_manager *m, const char *typeid, conc_obj *args,
-                     conc_obj *kwds, struct conc__mgr_obj **out)
+conc__mgr_type_find(conc_manager *m, const char *typeid,
+                    struct conc__mgr_typeid *out)
 {
     conc_cond_acquire(m->cond, CONC_FOREVER);
     const struct conc__mgr_typeid *found = find_type_locked(m, typeid);
-    struct conc__mgr_typeid t = found ? *found : (struct conc__mgr_typeid){0};
+    if (found)
+        *out = *found;
     conc_cond_release(m->cond);
-    if (!found)
-        return conc_fail(CONC_EKEY, "%s", typeid);
-    void *self = t.arg;
-    if (!t.shared) {
-        int rc = t.type->create(t.arg, args, kwds, &self);
-        if (rc < 0)
-            return rc;
-    }
+    return found ? 0 : conc_fail(CONC_EKEY, "%s", typeid);
+}
+
+int
+conc__mgr_obj_adopt(conc_manager *m, const struct conc__mgr_typeid *t,
+                    void *self, struct conc__mgr_obj **out)
+{
     conc_cond_acquire(m->cond, CONC_FOREVER);
-    int rc = enter(m, &t, self, out);
+    int rc = enter(m, t, self, out);
     conc_cond_release(m->cond);
-    if (rc < 0 && !t.shared && t.type->release)
-        t.type->release(self);
+    if (rc < 0 && !t->shared && t->type->release)
+        t->type->release(self);
     return rc;
+}
+
+int
+conc__mgr_obj_create(conc_manager *m, const char *typeid, conc_obj *args,
+                     conc_obj *kwds, struct conc__mgr_obj **out)
+{
+    struct conc__mgr_typeid t;
+    int rc = conc__mgr_type_find(m, typeid, &t);
+    if (rc < 0)
+        return rc;
+    void *self = t.arg;
+    if (!t.shared && (rc = t.type->create(t.arg, args, kwds, &self)) < 0)
+        return rc;
+    return conc__mgr_obj_adopt(m, &t, self, out);
+}
+
+void
+conc__mgr_obj_pin(conc_manager *m, const char *ident)
+{
+    conc_cond_acquire(m->cond, CONC_FOREVER);
+    struct conc__mgr_obj *o = find_locked(m, ident);
+    if (o && !o->pinned) {
+        o->pinned = 1;
+        o->refs++;
+    }
+    conc_cond_release(m->cond);
 }
 
 size_t

@@ -6,10 +6,16 @@
  * A client may send any number of requests on one connection; CPython's
  * clients send one, except after accept_connection.
  *
+ * An idle connection's thread sleeps in poll on its socket and the
+ * manager's stop descriptor: it costs no wake-ups, and a stack of
+ * CONC__MGR_STACK of which it touches a few pages, so a server holds
+ * thousands of idle clients.
+ *
  * Lock order: the manager's lock only, taken inside objects.c. */
 #include <stdio.h>
 
 #include "manager/manager_internal.h"
+#include "unix/platform.h"
 
 struct conn_ctx {
     conc_manager *m;
@@ -44,21 +50,25 @@ reply(const char *what, int rc, conc_obj *result)
 static conc_obj *
 exposed(const conc_manager_type *type)
 {
-    size_t n = 0;
+    size_t n = type->n_proxy_methods;
     for (size_t i = 0; i < type->n_methods; i++)
         n += type->methods[i].name[0] != '#';
-    conc_obj *t = conc_obj_tuple(n);
-    for (size_t i = 0, j = 0; t && i < type->n_methods; i++) {
-        if (type->methods[i].name[0] == '#')
-            continue;
-        conc_obj *name = conc_obj_str(type->methods[i].name);
-        if (!name) {
+    conc_obj *t = conc_obj_list();
+    for (size_t i = 0; t && i < type->n_methods + type->n_proxy_methods; i++) {
+        const char *s = i < type->n_methods
+                            ? type->methods[i].name
+                            : type->proxy_methods[i - type->n_methods].name;
+        if (s[0] != '#' && conc_obj_list_append_new(t, conc_obj_str(s)) < 0) {
             conc_obj_decref(t);
             return NULL;
         }
-        conc_obj_tuple_set_new(t, j++, name);
     }
-    return t;
+    conc_obj *tuple = t ? conc_obj_tuple(n) : NULL;
+    for (size_t i = 0; tuple && i < n; i++)
+        conc_obj_tuple_set_new(tuple, i,
+                               conc_obj_incref(conc_obj_seq_get(t, i)));
+    conc_obj_decref(t);
+    return tuple;
 }
 
 /* create(typeid, *args, **kwds) -> (ident, exposed). */
@@ -152,34 +162,80 @@ call_function(conc_manager *m, const char *name, conc_obj *args, conc_obj *kwds,
     if (!strcmp(name, "debug_info"))
         return fn_debug_info(m, result);
     if (!strcmp(name, "shutdown")) {
-        m->stopping = 1;
+        conc__mgr_stop_signal(m);
         return 0;
     }
     return conc_fail(CONC_EINVAL, "unknown function %s", name);
 }
 
-static int
+/* A method listed in method_to_typeid: its object entered in the table
+ * as the typeid's, and ('#PROXY', (exposed, Token)) for the reply. */
+static conc_obj *
+call_object(conc_manager *m, struct conc__mgr_obj *o,
+            const conc_manager_proxy_method *meth, conc_obj *args,
+            conc_obj *kwds)
+{
+    struct conc__mgr_typeid t;
+    int rc = conc__mgr_type_find(m, meth->type_name, &t);
+    void *obj = NULL;
+    int borrowed = 0;
+    if (rc == 0)
+        rc = meth->fn(o->self, args, kwds, &obj, &borrowed);
+    struct conc__mgr_obj *r = NULL;
+    if (rc == 0) {
+        t.shared = borrowed != 0;
+        rc = conc__mgr_obj_adopt(m, &t, obj, &r);
+    }
+    if (rc < 0)
+        return reply(meth->name, rc, NULL);
+    conc_obj *value = conc_obj_tuple(2), *names = exposed(r->type);
+    conc_obj *token = conc__mgr_token(meth->type_name, m->address, r->ident);
+    if (!value || !names || !token) {
+        conc_obj_decref(value);
+        conc_obj_decref(names);
+        conc_obj_decref(token);
+        conc__mgr_obj_put(m, r);
+        return NULL;
+    }
+    conc_obj_tuple_set_new(value, 0, names);
+    conc_obj_tuple_set_new(value, 1, token);
+    return conc__mgr_pair("#PROXY", value); /* r's reference: the client's */
+}
+
+static conc_obj *
 call_method(conc_manager *m, const char *ident, const char *name,
-            conc_obj *args, conc_obj *kwds, conc_obj **result)
+            conc_obj *args, conc_obj *kwds)
 {
     struct conc__mgr_obj *o = conc__mgr_obj_get(m, ident);
     if (!o)
-        return conc_fail(CONC_EINVAL, "no object %s", ident);
-    int rc = conc_fail(CONC_EINVAL, "method %s is not exposed", name);
-    for (size_t i = 0; i < o->type->n_methods; i++) {
-        if (!strcmp(o->type->methods[i].name, name)) {
-            conc_clear_failure();
-            rc = o->type->methods[i].fn(o->self, args, kwds, result);
-            break;
-        }
+        return reply(name, conc_fail(CONC_EINVAL, "no object %s", ident), NULL);
+    const conc_manager_type *type = o->type;
+    const conc_manager_method *meth = NULL;
+    const conc_manager_proxy_method *pmeth = NULL;
+    for (size_t i = 0; i < type->n_methods && !meth; i++)
+        if (!strcmp(type->methods[i].name, name))
+            meth = &type->methods[i];
+    for (size_t i = 0; i < type->n_proxy_methods && !meth && !pmeth; i++)
+        if (!strcmp(type->proxy_methods[i].name, name))
+            pmeth = &type->proxy_methods[i];
+    conc_obj *rep, *result = NULL;
+    conc_clear_failure();
+    if (pmeth) {
+        rep = call_object(m, o, pmeth, args, kwds);
+    } else if (meth) {
+        int rc = meth->fn(o->self, args, kwds, &result);
+        rep = reply(name, rc, result);
+    } else {
+        rep = reply(name,
+                    conc_fail(CONC_EINVAL, "method %s is not exposed", name),
+                    NULL);
     }
     conc__mgr_obj_put(m, o);
-    return rc;
+    return rep;
 }
 
-/* Answers one request; CONC_EPROTO for one that is not the protocol. */
-static conc_obj *
-handle(conc_manager *m, conc_obj *req)
+conc_obj *
+conc__mgr_handle(conc_manager *m, conc_obj *req)
 {
     conc_obj *id = conc_obj_seq_get(req, 0);
     const char *name = conc_obj_str_value(conc_obj_seq_get(req, 1));
@@ -189,15 +245,34 @@ handle(conc_manager *m, conc_obj *req)
         !name || conc_obj_typeof(args) != CONC_OBJ_TUPLE ||
         conc_obj_typeof(kwds) != CONC_OBJ_DICT)
         return traceback("not a request", CONC_EPROTO);
+    /* A proxy sent inside the arguments keeps its object alive. */
+    conc__mgr_pin_proxies(m, args);
+    conc__mgr_pin_proxies(m, kwds);
+    if (conc_obj_str_value(id))
+        return call_method(m, conc_obj_str_value(id), name, args, kwds);
     conc_obj *result = NULL;
-    int rc;
-    if (conc_obj_typeof(id) == CONC_OBJ_NONE)
-        rc = call_function(m, name, args, kwds, &result);
-    else if (conc_obj_str_value(id))
-        rc = call_method(m, conc_obj_str_value(id), name, args, kwds, &result);
-    else
-        rc = conc_fail(CONC_EPROTO, "ident is not a str");
+    int rc = conc_obj_typeof(id) == CONC_OBJ_NONE
+                 ? call_function(m, name, args, kwds, &result)
+                 : conc_fail(CONC_EPROTO, "ident is not a str");
     return reply(name, rc, result);
+}
+
+/* Waits for the next request, or the stop: 0 when a message may be
+ * there, CONC_ECLOSED to leave. An idle connection costs no wake-ups. */
+static int
+wait_request(conc_manager *m, conc_conn *c)
+{
+    int rc = conc_conn_poll(c, 0);
+    if (rc != 0)
+        return rc > 0 ? 0 : rc;
+    struct pollfd fds[2] = {{.events = POLLIN},
+                            {.fd = m->stopfd, .events = POLLIN}};
+    if ((rc = conc_conn_fileno(c, &fds[0].fd)) < 0)
+        return rc;
+    rc = conc__poll_until(fds, 2, CONC__FOREVER);
+    if (rc < 0)
+        return rc;
+    return fds[1].revents ? CONC_ECLOSED : 0;
 }
 
 static int
@@ -205,14 +280,16 @@ serve_loop(void *arg)
 {
     struct conc__mgr_conn *ctx = arg;
     conc_manager *m = ctx->m;
-    while (!m->stopping) {
+    while (!m->stopping && wait_request(m, ctx->c) == 0) {
         conc_obj *req;
-        int rc = conc__mgr_recv(ctx->c, CONC__MGR_POLL_S, 0, &req);
+        /* A message that started to arrive gets a bound for the rest; a
+         * part is kept across the timeout. */
+        int rc = conc__mgr_recv(ctx->c, CONC__MGR_HANDSHAKE_S, 0, &req);
         if (rc == CONC_ETIMEDOUT)
             continue;
         if (rc < 0)
             break; /* the client left, or sent what is not a pickle */
-        conc_obj *rep = handle(m, req);
+        conc_obj *rep = conc__mgr_handle(m, req);
         conc_obj_decref(req);
         if (!rep || conc__mgr_send(ctx->c, rep) < 0) {
             conc_obj_decref(rep);
@@ -227,6 +304,7 @@ serve_loop(void *arg)
     ctx->done = 1;
     conc_cond_notify_all(m->cond);
     conc_cond_release(m->cond);
+    conc__eventfd_signal(m->reapfd); /* the acceptor joins this thread */
     return 0;
 }
 
@@ -242,6 +320,7 @@ conc__mgr_serve_conn(conc_manager *m, conc_conn *c)
     ctx->c = c;
     conc_thread_opts o = {.name = "conc-manager-conn",
                           .daemon = CONC_DAEMON_YES,
+                          .stack_size = CONC__MGR_STACK,
                           .parallel_start = 1};
     conc_thread *t;
     int rc = conc_thread_start(serve_loop, ctx, &o, &t);

@@ -1,12 +1,18 @@
-/* A manager server (conc/manager.h): its typeids, the thread that accepts
- * clients, and stopping. Each accepted connection is served by a thread
- * of its own (serve.c).
+/* A manager server (conc/manager.h): its typeids, accepting clients on a
+ * thread of its own (conc_manager_start) or the caller's
+ * (conc_manager_serve_forever), and stopping. Each accepted connection is
+ * served by a thread of its own (serve.c); a server in a child process
+ * is process.c's.
  *
  * Lock order: the manager's lock (m->cond) is the only one here. */
+#include <errno.h>
 #include <poll.h>
+#include <unistd.h>
 
 #include "manager/manager_internal.h"
 #include "unix/platform.h"
+
+static void stop_objects_locked(conc_manager *m);
 
 static int
 add_type(conc_manager *m, const char *typeid, const conc_manager_type *type,
@@ -96,6 +102,7 @@ conc_manager_new(const char *address, const char *authkey, conc_manager **out)
     if (!m)
         return CONC_ENOMEM;
     m->server = 1;
+    m->stopfd = m->reapfd = -1;
     int rc = CONC_ENOMEM;
     if (authkey && !(m->authkey = conc__strdup(authkey)))
         goto fail;
@@ -110,54 +117,133 @@ fail:
     return rc;
 }
 
-/* Waits up to CONC__MGR_POLL_S for a client to knock, then accepts it
- * with CONC__MGR_HANDSHAKE_S for its handshake: the accept's timeout
- * covers the handshake, and a slow client must not be cut off because the
- * loop looks at `stopping` often. */
+void
+conc__mgr_stop_signal(conc_manager *m)
+{
+    m->stopping = 1;
+    if (m->stopfd >= 0)
+        conc__eventfd_signal(m->stopfd);
+}
+
+/* Waits for a client to knock, or the stop, then accepts it with
+ * CONC__MGR_HANDSHAKE_S for its handshake: a slow client holds up the
+ * next ones that long at most. */
 static int
 accept_one(conc_manager *m, conc_conn **c)
 {
-    int fd;
-    int rc = conc_listener_fileno(m->listener, &fd);
+    struct pollfd fds[3] = {{.events = POLLIN},
+                            {.fd = m->stopfd, .events = POLLIN},
+                            {.fd = m->reapfd, .events = POLLIN}};
+    int rc = conc_listener_fileno(m->listener, &fds[0].fd);
     if (rc < 0)
         return rc;
-    int64_t deadline;
-    conc__deadline(CONC__MGR_POLL_S, &deadline);
-    rc = conc__poll_fd(fd, POLLIN, deadline);
-    if (rc <= 0)
-        return rc < 0 ? rc : CONC_ETIMEDOUT;
+    rc = conc__poll_until(fds, 3, CONC__FOREVER);
+    if (rc < 0 || fds[1].revents)
+        return rc < 0 ? rc : CONC_ECLOSED;
+    if (fds[2].revents)
+        conc__eventfd_drain(m->reapfd); /* the caller reaps */
+    if (!fds[0].revents)
+        return CONC_EAGAIN;
     return conc_listener_accept(m->listener, CONC__MGR_HANDSHAKE_S, c);
 }
 
-/* The accepting thread: each client gets a thread of its own, joined
- * here once it is done. A client that fails the handshake, or a refused
- * thread, costs only its connection. */
+/* Out of descriptors or memory, the waiting client stays in the backlog
+ * and the listener readable: wait for a connection to end, or the stop,
+ * CONC__MGR_POLL_S at most, instead of spinning. */
+static void
+back_off(conc_manager *m)
+{
+    struct pollfd fds[2] = {{.fd = m->stopfd, .events = POLLIN},
+                            {.fd = m->reapfd, .events = POLLIN}};
+    int64_t deadline;
+    conc__deadline(CONC__MGR_POLL_S, &deadline);
+    conc__poll_until(fds, 2, deadline);
+}
+
+/* Accepts until the stop: each client gets a thread of its own, joined
+ * here as soon as it is done (it signals the reap descriptor). A client that
+ * fails the handshake, or a refused thread, costs only its connection. */
+static void
+accept_until_stop(conc_manager *m)
+{
+    while (!m->stopping) {
+        conc_conn *c;
+        int rc = accept_one(m, &c);
+        if (rc == 0)
+            conc__mgr_serve_conn(m, c);
+        else if (rc == -EMFILE || rc == -ENFILE || rc == CONC_ENOMEM)
+            back_off(m);
+        conc__mgr_reap_conns(m, 0);
+    }
+}
+
 static int
 accept_loop(void *arg)
 {
-    conc_manager *m = arg;
-    while (!m->stopping) {
-        conc_conn *c;
-        if (accept_one(m, &c) == 0)
-            conc__mgr_serve_conn(m, c);
-        conc__mgr_reap_conns(m, 0);
-    }
+    accept_until_stop(arg);
     return 0;
+}
+
+/* The stop and reap descriptors, made by whoever starts serving (in a
+ * forked server, the child: the parent's would wake both). */
+static int
+make_stopfd(conc_manager *m)
+{
+    if (m->stopfd < 0 && (m->stopfd = conc__eventfd_new()) < 0)
+        return m->stopfd;
+    if (m->reapfd < 0 && (m->reapfd = conc__eventfd_new()) < 0)
+        return m->reapfd;
+    return 0;
+}
+
+static int
+check_startable(conc_manager *m)
+{
+    if (!m || !m->server)
+        return CONC_EINVAL;
+    return m->started ? CONC_ESTATE : 0;
 }
 
 int
 conc_manager_start(conc_manager *m)
 {
-    if (!m || !m->server)
-        return CONC_EINVAL;
-    if (m->started)
-        return CONC_ESTATE;
+    int rc = check_startable(m);
+    if (rc < 0 || (rc = make_stopfd(m)) < 0)
+        return rc;
     conc_thread_opts o = {
         .name = "conc-manager", .daemon = CONC_DAEMON_YES, .parallel_start = 1};
-    int rc = conc_thread_start(accept_loop, m, &o, &m->acceptor);
+    rc = conc_thread_start(accept_loop, m, &o, &m->acceptor);
     if (rc == 0)
-        m->started = 1;
+        m->started = m->answered = 1;
     return rc;
+}
+
+/* Stops the objects, joins the connections' threads and closes the
+ * listener: the end of serving, once nothing accepts any more. */
+static void
+finish_serving(conc_manager *m)
+{
+    conc_cond_acquire(m->cond, CONC_FOREVER);
+    stop_objects_locked(m);
+    conc_cond_release(m->cond);
+    conc__mgr_reap_conns(m, 1);
+    conc_listener_close(m->listener);
+}
+
+int
+conc_manager_serve_forever(conc_manager *m)
+{
+    int rc = check_startable(m);
+    if (rc < 0 || (rc = make_stopfd(m)) < 0)
+        return rc;
+    m->forever = m->started = m->answered = 1;
+    accept_until_stop(m);
+    finish_serving(m);
+    conc_cond_acquire(m->cond, CONC_FOREVER);
+    m->served = 1;
+    conc_cond_notify_all(m->cond);
+    conc_cond_release(m->cond);
+    return 0;
 }
 
 int
@@ -187,21 +273,29 @@ stop_objects_locked(conc_manager *m)
 }
 
 /* Stops a server and joins its threads: the acceptor, then every
- * connection's, which see `stopping` within CONC__MGR_POLL_S. */
+ * connection's, woken by the stop descriptor. With serve_forever in
+ * another thread, waits for it to do the same. */
 static void
 stop_server(conc_manager *m)
 {
-    m->stopping = 1;
+    if (m->proc) {
+        conc__mgr_stop_process(m);
+        return;
+    }
+    conc__mgr_stop_signal(m);
+    if (m->forever) {
+        conc_cond_acquire(m->cond, CONC_FOREVER);
+        while (!m->served)
+            conc_cond_wait(m->cond, CONC_FOREVER);
+        conc_cond_release(m->cond);
+        return;
+    }
     if (m->acceptor) {
         conc_thread_join(m->acceptor, CONC_FOREVER, NULL);
         conc_thread_free(m->acceptor);
         m->acceptor = NULL;
     }
-    conc_cond_acquire(m->cond, CONC_FOREVER);
-    stop_objects_locked(m);
-    conc_cond_release(m->cond);
-    conc__mgr_reap_conns(m, 1);
-    conc_listener_close(m->listener);
+    finish_serving(m);
 }
 
 int
@@ -234,6 +328,10 @@ conc_manager_free(conc_manager *m)
     conc__free(m->types);
     conc_listener_free(m->listener);
     conc_cond_free(m->cond);
+    if (m->stopfd >= 0)
+        close(m->stopfd);
+    if (m->reapfd >= 0)
+        close(m->reapfd);
     conc__free(m->address);
     conc__free(m->authkey);
     conc__free(m);

@@ -400,3 +400,9 @@ conc__tls_in_ended(const conc_tls_session *s)
 {
     return s->eof_fed;
 }
+
+int
+conc__tls_in_holds(conc_tls_session *s)
+{
+    return SSL_has_pending(s->ssl) || BIO_pending(SSL_get_rbio(s->ssl)) > 0;
+}

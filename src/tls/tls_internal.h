@@ -42,5 +42,8 @@ void conc__tls_out_consume(conc_tls_session *s, size_t n);
 int conc__tls_refail(conc_tls_session *s);
 /* 1 once the end of the peer's ciphertext was fed. */
 int conc__tls_in_ended(const conc_tls_session *s);
+/* 1 while the session holds received bytes not yet read as plaintext
+ * (a record in progress, records read ahead, plaintext not taken). */
+int conc__tls_in_holds(conc_tls_session *s);
 
 #endif

@@ -1,0 +1,195 @@
+/* Managers (conc/manager.h) at scale: a manager process serves 1,000 idle
+ * client connections at once, refuses none, answers each, and spends at
+ * most MAX_PER_CONN bytes of resident memory on each; a queue get that
+ * waits blocks only its caller. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sys/resource.h>
+
+#include "conc_test.h"
+#include "manager/manager_internal.h"
+
+#define KEY   "Willard"
+#define WAIT  30.0
+#define CONNS 1000
+
+/* The bound on resident memory per idle connection: a thread's touched
+ * stack pages, its socket's buffers and the server's bookkeeping. A
+ * thread that touched an 8 MiB stack, or a connection that kept a 64 KiB
+ * read buffer for good, would break it. */
+#define MAX_PER_CONN (64 * 1024)
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1 /* shadow memory makes resident sizes meaningless */
+#else
+#define SANITIZED 0
+#endif
+
+static double
+now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* The resident set of process `pid` in bytes (VmRSS). */
+static long
+rss_of(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    long kib = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+            break;
+    fclose(f);
+    assert_true(kib > 0);
+    return kib * 1024;
+}
+
+/* Room for both ends of every connection: the server's child inherits
+ * the limit. Returns 0 when the system's hard limit is too low. */
+static int
+raise_fd_limit(void)
+{
+    struct rlimit rl;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    rlim_t want = CONNS + 256;
+    if (rl.rlim_cur >= want)
+        return 1;
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want)
+        return 0;
+    rl.rlim_cur = want;
+    return setrlimit(RLIMIT_NOFILE, &rl) == 0;
+}
+
+/* A connection for method calls, as a proxy opens it, left idle. */
+static conc_conn *
+idle_conn(conc_manager *m)
+{
+    conc_conn *c;
+    assert_conc_ok(conc__mgr_open_conn(m, &c));
+    conc_obj *args = conc_obj_tuple(1), *r = NULL;
+    assert_non_null(args);
+    conc_obj_tuple_set_new(args, 0, conc_obj_str("idle"));
+    assert_conc_ok(
+        conc__mgr_request(c, NULL, "accept_connection", args, NULL, &r));
+    conc_obj_decref(args);
+    conc_obj_decref(r);
+    return c;
+}
+
+static void
+test_idle_connections(void **state)
+{
+    (void)state;
+    if (!raise_fd_limit())
+        skip();
+    conc_manager *m;
+    assert_conc_ok(conc_manager_new("127.0.0.1:0", KEY, &m));
+    assert_conc_ok(conc_manager_start_process(m));
+    pid_t pid;
+    assert_conc_ok(conc_manager_pid(m, &pid));
+    conc_conn **conns = calloc(CONNS, sizeof *conns);
+    assert_non_null(conns);
+    conns[0] = idle_conn(m); /* the server's first thread and buffers */
+    long before = rss_of(pid);
+    for (int i = 1; i < CONNS; i++)
+        conns[i] = idle_conn(m);
+    long after = rss_of(pid);
+    long per_conn = (after - before) / (CONNS - 1);
+    printf("# %d idle connections: %ld bytes resident each\n", CONNS, per_conn);
+    if (!SANITIZED)
+        assert_true(per_conn <= MAX_PER_CONN);
+    /* Every connection is still served. */
+    for (int i = 0; i < CONNS; i++) {
+        conc_obj *r = NULL;
+        assert_conc_ok(conc__mgr_request(conns[i], NULL, "number_of_objects",
+                                         NULL, NULL, &r));
+        conc_obj_decref(r);
+        conc_conn_free(conns[i]);
+    }
+    free(conns);
+    assert_conc_ok(conc_manager_shutdown(m));
+    conc_manager_free(m);
+}
+
+#define GET_TIMEOUT 3.0
+
+struct getter {
+    conc_proxy *q;
+    conc_event *calling;
+    int rc;
+    double took, ended;
+};
+
+static int
+get_with_timeout(void *arg)
+{
+    struct getter *g = arg;
+    conc_obj *item = NULL;
+    double t0 = now_s();
+    conc_event_set(g->calling);
+    g->rc = conc_queueproxy_get(g->q, GET_TIMEOUT, &item);
+    g->ended = now_s();
+    g->took = g->ended - t0;
+    conc_obj_decref(item);
+    return 0;
+}
+
+/* While a client waits in a queue's get with a timeout, other clients'
+ * calls go on: 100 dict round trips end before the get times out. */
+static void
+test_get_blocks_only_caller(void **state)
+{
+    (void)state;
+    conc_manager *m;
+    assert_conc_ok(conc_manager_new("127.0.0.1:0", KEY, &m));
+    assert_conc_ok(conc_manager_start_process(m));
+    conc_proxy *q, *d;
+    assert_conc_ok(conc_manager_create(m, "Queue", NULL, &q));
+    assert_conc_ok(conc_manager_create(m, "dict", NULL, &d));
+    struct getter g = {.q = q};
+    assert_conc_ok(conc_event_new(NULL, &g.calling));
+    conc_thread *t;
+    assert_conc_ok(conc_thread_start(get_with_timeout, &g, NULL, &t));
+    assert_conc_ok(conc_event_wait(g.calling, WAIT));
+    conc_obj *k = conc_obj_str("k"), *v = conc_obj_int(1);
+    for (int i = 0; i < 100; i++) {
+        conc_obj *got = NULL;
+        assert_conc_ok(conc_dictproxy_set(d, k, v));
+        assert_conc_ok(conc_dictproxy_get(d, k, &got));
+        conc_obj_decref(got);
+    }
+    double loop_end = now_s();
+    assert_conc_ok(conc_thread_join(t, WAIT, NULL));
+    conc_thread_free(t);
+    conc_event_free(g.calling);
+    assert_conc(g.rc, CONC_EEMPTY);
+    assert_true(g.took >= GET_TIMEOUT);
+    /* The dict's calls did not wait for the get to time out. */
+    assert_true(loop_end < g.ended);
+    conc_obj_decref(k);
+    conc_obj_decref(v);
+    conc_proxy_free(q);
+    conc_proxy_free(d);
+    conc_manager_free(m);
+}
+
+int
+main(void)
+{
+    warm_up_threads();
+    const struct CMUnitTest tests[] = {
+        conc_unit_test(test_idle_connections),
+        conc_unit_test(test_get_blocks_only_caller),
+    };
+    return conc_run_tests(tests);
+}
