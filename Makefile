@@ -6,7 +6,8 @@ CMAKE_FLAGS ?=
 CTEST_FLAGS ?= --output-on-failure -j$(JOBS)
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps build test test-asan test-tsan fuzz demo bench format clean install
+.PHONY: all deps build test test-asan test-tsan test-conformance fuzz demo bench \
+	format clean install
 
 all: build
 
@@ -39,6 +40,17 @@ test-tsan: deps build-tsan/Makefile
 	@cmake --build build-tsan -j$(JOBS)
 	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	    ctest $(CTEST_FLAGS)
+
+# Every case of the WebSocket conformance suite (CTest runs a subset), in
+# both directions: against the engine over blocking sockets, then against
+# the I/O binding (examples/ws_echo_server, tests/peers/ws_echo_client).
+WS_CONF = /usr/bin/python3 tests/peers/ws_conformance.py
+WS_PEER = build/tests/ws_conformance_peer
+test-conformance: deps build
+	$(WS_CONF) client --server-cmd "$(WS_PEER) server 0"
+	$(WS_CONF) server --client-cmd "$(WS_PEER) client {url}"
+	$(WS_CONF) client --server-cmd "build/examples/ws_echo_server 0"
+	$(WS_CONF) server --client-cmd "build/tests/ws_echo_client {url}"
 
 build-fuzz/Makefile:
 	CC=clang cmake -S . -B build-fuzz -DCONC_FUZZ=ON -DCONC_BUILD_TESTS=OFF \

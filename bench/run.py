@@ -230,6 +230,17 @@ ROWS = [
         (">= 90% of raw epoll",
          lambda c, p, o: o is not None and c >= 0.9 * o),
         other=[("epoll", "raw C epoll")] + UVLOOP),
+    # WebSockets: python websockets (CPython, uvloop) and Node's ws
+    # (bench_ws.js) beside conc, and conc's raw TCP echo of the same 16 B
+    # messages: what the WebSocket layer costs over the stream under it.
+    Row("ws_pingpong_1", "WebSocket 16 B ping-pong, 1 connection", "ws",
+        "rate", 1e3, "k/s", None,
+        other=[("stream", "conc raw TCP"), ("node", "node ws")] + UVLOOP),
+    Row("ws_idle_mem", "WebSocket idle connection, resident (both ends)",
+        "ws", "time", 1024, "KiB", None,
+        other=[("node", "node ws")] + UVLOOP),
+    Row("ws_idle_mem_deflate", "same, with permessage-deflate", "ws",
+        "time", 1024, "KiB", None, other=[("node", "node ws")] + UVLOOP),
     # One loop per core: conc's server group and client loops, epoll
     # threads, asyncio and uvloop in one process per core. PERF.md's goal
     # (>= 1.7x one loop) compares with the row above, which this table

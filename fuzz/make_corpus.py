@@ -344,6 +344,39 @@ def pickle_seeds():
 SEEDS["pickle"] = pickle_seeds()
 
 
+def ws_deflate_seed(flags, offer, messages, wbits=15):
+    """The flags byte, the offer's length and text, then messages
+    compressed as a peer would (raw DEFLATE, the sync tail removed)."""
+    import zlib
+    c = zlib.compressobj(6, zlib.DEFLATED, -wbits)
+    out = b""
+    for m in messages:
+        z = c.compress(m) + c.flush(zlib.Z_SYNC_FLUSH)
+        out += z[:-4]
+    return u8(flags) + u8(len(offer)) + offer + out
+
+
+# A flags byte (takeover, window bits, role, limit, frame size, two
+# messages), an offer, then compressed payload.
+SEEDS["ws_deflate"] = {
+    "plain": ws_deflate_seed(0, b"permessage-deflate", [b"Hello" * 20]),
+    "offer_bits": ws_deflate_seed(
+        0b0100, b"permessage-deflate; client_max_window_bits; "
+        b"server_max_window_bits=10", [b"abc" * 100], wbits=10),
+    "takeover": ws_deflate_seed(
+        0b10101000, b"permessage-deflate; server_no_context_takeover",
+        [b"repeat " * 30, b"repeat " * 30]),
+    "small_limit": ws_deflate_seed(0b00110000, b"x-other, permessage-deflate",
+                                   [b"0123456789" * 50]),
+    "several": ws_deflate_seed(
+        0b01000010, b"permessage-deflate; client_no_context_takeover; "
+        b"client_max_window_bits=9, permessage-deflate", [b"{\"k\": 1}"]),
+    # RFC 7692 section 7.2.3.1: "Hello" as one compressed message.
+    "rfc_hello": u8(0) + u8(0) + bytes([0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07,
+                                        0x00]),
+}
+
+
 def client_hello(**alpn):
     """A real ClientHello from Python's ssl module (its random bytes
     differ on each run; any one will do)."""

@@ -97,6 +97,12 @@ CONSTRUCTORS = {
     'conc_aio_server_group': 'MUST(conc_aio_server_group_start("127.0.0.1", 0,'
                              ' 1, dummy_stream_handler, NULL, NULL, &v));',
     'conc_manager': 'MUST(conc_manager_new("127.0.0.1:0", NULL, &v));',
+    # A WebSocket client connected to a server of the same loop, made by a
+    # task of a loop then left stopped (see the prelude).
+    'conc_ws': 'v = held_ws();',
+    'conc_ws_server': '{ conc_aio_loop *lp; MUST(conc_aio_loop_new(NULL, &lp));'
+                      ' MUST(conc_ws_serve(lp, "127.0.0.1", 0,'
+                      ' dummy_ws_handler, NULL, NULL, &v)); }',
     'conc_tls_context': 'MUST(conc_tls_context_new(&(conc_tls_opts){'
                         '.verify = CONC_TLS_VERIFY_NONE}, &v));',
     'conc_tls_session': '{ conc_tls_context *cx; MUST(conc_tls_context_new('

@@ -57,7 +57,7 @@ static int
 assemble(conc_ws *ws, double deadline)
 {
     for (;;) {
-        struct conc__ws_msg *m;
+        struct conc__ws_msg *m = NULL;
         double t = deadline < 0 ? CONC_FOREVER
                                 : deadline - conc_aio_loop_time(ws->loop);
         int r = next_piece(ws, t < 0 && deadline >= 0 ? 0 : t, &m);
@@ -115,7 +115,7 @@ conc_ws_recv_stream(conc_ws *ws, double timeout, conc_ws_kind *kind,
         return CONC_EINVAL;
     if (ws->receiving)
         return CONC_ESTATE;
-    struct conc__ws_msg *m;
+    struct conc__ws_msg *m = NULL;
     if (ws->partial_open) { /* what a timed-out recv had joined */
         if (kind)
             *kind = ws->partial_kind;

@@ -1,0 +1,71 @@
+#!/usr/bin/python3
+"""libwebsockets' test server as a server for conc's WebSocket client.
+
+  ws_lws.py CLIENT_CMD...
+
+Starts libwebsockets-test-server (Debian's libwebsockets-test-server) on
+loopback, finds the port it bound, and runs CLIENT_CMD with its URL
+appended; the client's status is the result. Bounded by TIMEOUT seconds."""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+TIMEOUT = 30
+SERVER = "libwebsockets-test-server"
+
+
+def listening_port(pid):
+    """The TCP port the process listens on, read from /proc."""
+    inodes = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for row in f.readlines()[1:]:
+                cols = row.split()
+                if cols[3] == "0A" and cols[9] in inodes:  # LISTEN
+                    return int(cols[1].rsplit(":", 1)[1], 16)
+    return None
+
+
+def main():
+    exe = shutil.which(SERVER)
+    if not exe:
+        sys.exit("ws_lws: no %s on PATH; it comes from Debian's "
+                 "libwebsockets-test-server package (make deps)" % SERVER)
+    server = subprocess.Popen([exe, "--port=0", "-i", "lo"],
+                              stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        port, deadline = None, time.monotonic() + 10
+        while port is None and time.monotonic() < deadline:
+            if server.poll() is not None:
+                sys.exit("ws_lws: %s exited with %s" % (SERVER,
+                                                        server.returncode))
+            port = listening_port(server.pid)
+            if port is None:
+                time.sleep(0.05)  # polling /proc: nothing to wait on
+        if port is None:
+            sys.exit("ws_lws: %s did not listen within 10 s" % SERVER)
+        url = "ws://127.0.0.1:%d/" % port
+        try:
+            return subprocess.run(sys.argv[1:] + [url],
+                                  timeout=TIMEOUT).returncode
+        except subprocess.TimeoutExpired:
+            sys.exit("ws_lws: the client did not finish within %d s" % TIMEOUT)
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
