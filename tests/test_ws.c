@@ -684,6 +684,63 @@ test_protocol_error(void **state)
     run(protocol_error_main);
 }
 
+/* A client whose close frame is followed by more bytes the server has not
+ * read (Autobahn 7.1.6: a message, a close, then a ping): the server
+ * answers the close, half-closes and drains, so the client reads the close
+ * frame and then the end of stream. Closing with those bytes unread made
+ * the kernel send a reset, which could destroy the close frame. */
+#define AFTER_CLOSE_FRAMES 8     /* binary frames sent after the close */
+#define AFTER_CLOSE_LEN    60000 /* bytes in each: well past one read */
+
+MAIN(close_then_more_main)
+{
+    UNUSED_ARGS;
+    char url[64];
+    conc_ws_server *srv = server(echo, NULL, url, sizeof url);
+    conc_buf b = CONC_BUF_INIT, out = CONC_BUF_INIT;
+    conc_aio_stream *s = raw_client("127.0.0.1", conc_ws_server_port(srv), &b);
+    /* Masked with a zero key, so the payload is sent as it is. */
+    static const uint8_t close[] = {0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8};
+    assert_conc_ok(conc_buf_append(&out, close, sizeof close));
+    for (int i = 0; i < AFTER_CLOSE_FRAMES; i++) {
+        const uint8_t head[] = {0x82,
+                                0x80 | 126,
+                                AFTER_CLOSE_LEN >> 8,
+                                AFTER_CLOSE_LEN & 0xff,
+                                0,
+                                0,
+                                0,
+                                0};
+        assert_conc_ok(conc_buf_append(&out, head, sizeof head));
+        assert_conc_ok(conc_buf_reserve(&out, AFTER_CLOSE_LEN));
+        memset(out.data + out.len, 'x', AFTER_CLOSE_LEN);
+        out.len += AFTER_CLOSE_LEN;
+    }
+    for (size_t at = 0; at < out.len;) { /* within the write limit */
+        size_t n = out.len - at < 65536 ? out.len - at : 65536;
+        assert_conc_ok(conc_aio_stream_write(s, out.data + at, n));
+        assert_conc_ok(conc_aio_stream_drain(s, BOUND));
+        at += n;
+    }
+    assert_conc_ok(conc_aio_stream_readexactly(s, 4, BOUND, &b));
+    assert_int_equal(b.data[0], 0x88);
+    assert_int_equal(b.data[2] << 8 | b.data[3], 1000);
+    assert_conc_ok(conc_aio_stream_read(s, 4096, BOUND, &b));
+    assert_int_equal(b.len, 0); /* the end of stream, not a reset */
+    conc_aio_stream_free(s);
+    conc_buf_free(&b);
+    conc_buf_free(&out);
+    server_end(srv);
+    return 0;
+}
+
+static void
+test_close_then_more(void **state)
+{
+    (void)state;
+    run(close_then_more_main);
+}
+
 /* ---- Backpressure, broadcast --------------------------------------------- */
 
 /* The server holds the connection without reading: its reader stops at
@@ -967,6 +1024,7 @@ main(void)
         conc_unit_test(test_close_timeout),
         conc_unit_test(test_close_codes),
         conc_unit_test(test_protocol_error),
+        conc_unit_test(test_close_then_more),
         conc_unit_test(test_backpressure),
         conc_unit_test(test_broadcast),
         conc_unit_test(test_handshake),

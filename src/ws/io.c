@@ -201,6 +201,28 @@ finish(conc_ws *ws)
     conc_aio_event_set(ws->closed);
 }
 
+/* A server's end of a completed close handshake (section 7.1.1: the
+ * server closes TCP first). It half-closes, then reads and drops what the
+ * client still sends until the client closes too, or close_timeout
+ * passes: closing a socket that has unread bytes (a ping the client sent
+ * after its close frame) makes the kernel answer with a reset, which can
+ * destroy the close frame still on its way to the client. */
+static void
+linger(conc_ws *ws, conc_buf *in)
+{
+    if (conc_aio_stream_write_eof(ws->stream) < 0)
+        return;
+    double deadline = conc_aio_loop_time(ws->loop) + ws->close_timeout;
+    for (;;) {
+        double left = deadline - conc_aio_loop_time(ws->loop);
+        if (left <= 0 ||
+            conc_aio_stream_read(ws->stream, CONC__WS_READ_CHUNK, left, in) <
+                0 ||
+            in->len == 0)
+            return;
+    }
+}
+
 static int
 reader_main(const void *arg, size_t len, conc_buf *result)
 {
@@ -210,8 +232,14 @@ reader_main(const void *arg, size_t len, conc_buf *result)
     for (;;) {
         int r = conc_aio_stream_read(ws->stream, CONC__WS_READ_CHUNK,
                                      CONC_FOREVER, &in);
-        if (r < 0 || in.len == 0 || feed(ws, &in))
+        if (r < 0 || in.len == 0)
             break;
+        if (feed(ws, &in)) {
+            if (ws->role == CONC__WS_SERVER && !ws->err &&
+                conc__ws_conn_close_expected(ws->conn))
+                linger(ws, &in); /* not after a failure: cut at once */
+            break;
+        }
         if (in.cap > CONC__WS_IDLE_BUF) /* an idle connection keeps little */
             conc_buf_free(&in);
     }
