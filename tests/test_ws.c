@@ -972,9 +972,14 @@ MAIN(wss_main)
     assert_conc_ok(conc_aio_stream_ssl_object(conc_ws_stream(ws), &tls));
     assert_conc_ok(conc_ws_close(ws, 1000, NULL));
     conc_ws_free(ws);
+    /* Without a context, wss:// verifies against the system's CAs, which
+     * do not know the test's CA. */
+    assert_conc(conc_ws_connect(url, NULL, BOUND, &ws), CONC_ETLS);
     /* A plain client gets no WebSocket from a TLS server. */
     snprintf(url, sizeof url, "ws://127.0.0.1:%d/", conc_ws_server_port(srv));
     assert_true(conc_ws_connect(url, NULL, BOUND, &ws) < 0);
+    /* A TLS context with ws:// is a mistake, said at once. */
+    assert_conc(conc_ws_connect(url, &copts, BOUND, &ws), CONC_EINVAL);
     server_end(srv);
     conc_tls_context_free(sc);
     conc_tls_context_free(cc);

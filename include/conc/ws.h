@@ -124,7 +124,9 @@ typedef struct conc_ws_opts {
 /* ---- Opening ------------------------------------------------------------ */
 
 /* websockets.connect: opens the stream to `url` ("ws://host[:port]/path",
- * "wss://..." with a TLS context in opts->stream, or
+ * "wss://...", over TLS with opts->stream->ssl, or with a default client
+ * context (the system's CAs, the host name checked) made for this call
+ * when that is NULL; a TLS context with "ws://" is CONC_EINVAL; or
  * "ws+unix:///socket/path", the request target then being "/"), does
  * the opening handshake within `timeout` and hands back a new connection
  * in *out, freed with conc_ws_free. `url` and `opts` are borrowed.

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conc/tls.h"
 #include "core/internal.h"
 #include "ws/io.h"
 
@@ -17,6 +18,7 @@ static const struct conc__ws_deflate_opts deflate_defaults;
 
 struct url {
     int unix_socket;
+    int tls; /* wss:// */
     int port;
     char host[HOST_MAX]; /* a name or address, without brackets */
     const char *path;    /* into the URL; "" becomes "/" */
@@ -72,7 +74,7 @@ url_parse(const char *url, struct url *u)
     if (strncmp(url, "ws://", 5) == 0)
         a = url + 5, port = WS_PORT;
     else if (strncmp(url, "wss://", 6) == 0)
-        a = url + 6, port = WSS_PORT;
+        a = url + 6, port = WSS_PORT, u->tls = 1;
     else
         return CONC_EINVAL;
     size_t n = strcspn(a, "/?#");
@@ -184,7 +186,19 @@ open_stream(const struct url *u, const conc_ws_opts *o, double deadline,
     if (u->unix_socket)
         return conc_aio_open_unix_connection(u->unix_path, &so, left(deadline),
                                              s);
-    return conc_aio_open_connection(u->host, u->port, &so, left(deadline), s);
+    if (!u->tls && so.ssl)
+        return conc_fail(CONC_EINVAL, "a TLS context was given for a ws:// "
+                                      "URL: use wss://");
+    conc_tls_context *own = NULL;
+    if (u->tls && !so.ssl) { /* python websockets' default context */
+        int r = conc_tls_context_new(NULL, &own);
+        if (r < 0)
+            return r;
+        so.ssl = own;
+    }
+    int r = conc_aio_open_connection(u->host, u->port, &so, left(deadline), s);
+    conc_tls_context_free(own); /* the stream keeps its own reference */
+    return r;
 }
 
 int
