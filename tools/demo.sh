@@ -78,7 +78,7 @@ s003_process_run10|seed 003, ten processes, each with a thread
 s003_queue_list|seed 003, a Queue carries data between processes
 s003_pool_callback|seed 003, Pool(5).apply_async with a callback in the parent
 s003_process_lock|seed 003, 100 processes and a process Lock
-s003_manager_dict_list|seed 003, a manager's dict and list shared with ten processes
+s003_manager_dict_list|seed 003, the dict and list of a manager shared with ten processes
 s003_pipe|seed 003, a Pipe used both ways
 s004_pool_map|seed 004 §1, Pool(8).map over range(5)
 s004_map_async|seed 004 §1, map_async over range(20000), and 20000 apply_async
@@ -233,7 +233,53 @@ run_dist() {
     echo
 }
 
-listed=" s000_task_master s000_task_worker dist_master dist_worker "
+# The WebSocket echo server in the background on a free port (it prints
+# "listening on PORT" first), the client sending three messages to it, then
+# SIGTERM to the server, which closes with 1001 and exits 0. Both must
+# exit 0, and the client must print the three messages back.
+run_ws() {
+    server=ws_echo_server
+    client=ws_client
+    echo "=== $server + $client: seed 004 §6, a WebSocket echo server and its client ==="
+    slog=$(mktemp)
+    "$dir/$server" 0 >"$slog" 2>&1 &
+    spid=$!
+    waited=0
+    while ! grep -q '^listening on ' "$slog" && [ "$waited" -lt 100 ] &&
+        kill -0 "$spid" 2>/dev/null; do
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+    wport=$(sed -n 's/^listening on //p' "$slog")
+    cout=$($runner "$dir/$client" "ws://127.0.0.1:$wport/" hello conc websockets)
+    crc=$?
+    echo "$cout"
+    [ "$crc" -eq 0 ] && [ "$cout" != "hello${newline}conc${newline}websockets" ] &&
+        crc=1
+    kill -TERM "$spid" 2>/dev/null
+    waited=0
+    while kill -0 "$spid" 2>/dev/null && [ "$waited" -lt "$((limit * 10))" ]; do
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+    kill -KILL "$spid" 2>/dev/null
+    wait "$spid"
+    src=$?
+    cat "$slog"
+    rm -f "$slog"
+    for pair in "$client:$crc" "$server:$src"; do
+        if [ "${pair#*:}" -eq 0 ]; then
+            passed=$((passed + 1))
+        else
+            echo "demo: ${pair%%:*} failed (exit status ${pair#*:})" >&2
+            failed=$((failed + 1))
+            failures="$failures ${pair%%:*}"
+        fi
+    done
+    echo
+}
+
+listed=" s000_task_master s000_task_worker dist_master dist_worker ws_echo_server ws_client "
 newline='
 '
 old_ifs=$IFS
@@ -247,6 +293,7 @@ done
 IFS=$old_ifs
 run_pair
 run_dist
+run_ws
 
 # Examples not in the list above (added later) run afterwards, by name.
 for path in "$dir"/*; do
