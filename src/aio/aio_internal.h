@@ -91,8 +91,8 @@ struct conc__aio_task {
     conc_task_fn fn;
     void *arg;
     size_t len;
-    char *name;          /* autoname, or a copy of the caller's */
-    char autoname[32];   /* "Task-N" */
+    char *name;        /* autoname, or a copy of the caller's */
+    char autoname[32]; /* "Task-N" */
     size_t stack_size;
     char msg[CONC__FAILURE_MAX]; /* the task's failure message */
     int code;                    /* what fn returned, once it returned */
@@ -199,7 +199,9 @@ struct conc_aio_loop {
     int epfd, evfd;
     struct epoll_event events[CONC__AIO_MAX_EVENTS]; /* this iteration's */
     int nevents, nevents_seen;
-    int unpolled; /* iterations since the last look at the descriptors */
+    int unpolled;  /* iterations since the last look at the descriptors */
+    int poll_soon; /* a reader waits on a socket it found empty: look at
+                    * the descriptors at the next iteration */
     int running, stopping, closed;
     int debug;
     int64_t slow_ns;

@@ -30,14 +30,14 @@ begin(conc_aio_stream *s, double timeout, conc_buf *out,
  * the callback brings some. Returns 0 when something may have changed.
  *
  * The recv is skipped when the last one drained the socket (it came back
- * short) and the loop has nothing else ready: in a request-response
- * exchange the answer is not there yet, a recv that fails with EAGAIN was
- * a quarter of the system calls of an echo (epoll_wait, recv, send,
- * recv), and the idle loop polls epoll (level-triggered) at once. A busy
- * loop looks at epoll only every few turns, so there the recv is made, and
- * a reader that keeps up is not slowed down by other tasks' work. What a
- * TLS session holds (records read ahead, bytes that came with the
- * handshake) the socket does not show, so a session holding any is read. */
+ * short): in a request-response exchange the answer is not there yet, and
+ * a recv that fails with EAGAIN was a quarter of the system calls of an
+ * echo (epoll_wait, recv, send, recv). The loop is asked to look at epoll
+ * (level-triggered) at its next iteration even when it has other work
+ * ready, so the reader waits no longer than with the recv, and one
+ * epoll_wait answers for every reader that skipped. What a TLS session
+ * holds (records read ahead, bytes that came with the handshake) the
+ * socket does not show, so a session holding any is read. */
 static int
 more(conc_aio_stream *s, struct conc__aio_task *t, int64_t deadline)
 {
@@ -45,9 +45,9 @@ more(conc_aio_stream *s, struct conc__aio_task *t, int64_t deadline)
         return conc_fail(CONC_ECLOSED, "the stream is closed");
     if (s->error)
         return conc__stream_error(s);
-    int skip =
-        s->drained && s->loop && s->loop->ready.n == 0 && !s->ops->holds(s);
-    if (!skip && conc__stream_fill(s))
+    if (s->drained && s->loop && !s->ops->holds(s))
+        s->loop->poll_soon = 1;
+    else if (conc__stream_fill(s))
         return 0;
     s->reading = 1; /* set first: a paused stream resumes for a reader */
     int r = conc__stream_update(s);
