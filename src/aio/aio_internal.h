@@ -201,7 +201,7 @@ struct conc_aio_loop {
     int nevents, nevents_seen;
     int unpolled;  /* iterations since the last look at the descriptors */
     int poll_soon; /* a reader waits on a socket it found empty: look at
-                    * the descriptors at the next iteration */
+                    * the descriptors within a few iterations */
     int running, stopping, closed;
     int debug;
     int64_t slow_ns;

@@ -29,6 +29,7 @@ _Thread_local conc_aio_loop *conc__aio_running;
 #define WATCHDOG_DEFAULT 0.1         /* the same bound for a task's stretch */
 #define EVFD_TAG         ((void *)0) /* epoll data of the wake-up eventfd */
 #define POLL_EVERY       32 /* iterations with ready work between looks */
+#define POLL_SOON        2  /* ... or after a reader found its socket empty */
 #define GONE_TAG         ((void *)1) /* an event of a descriptor removed since */
 
 int
@@ -225,11 +226,13 @@ conc__aio_run_once(conc_aio_loop *loop)
      * finds nothing, mostly) is made only every POLL_EVERY iterations: a
      * descriptor waits at most that many turns of ready work, which are
      * short, and a task switch costs no system call. A stream reader that
-     * found its socket empty asks for a look at the next turn
-     * (poll_soon): one epoll_wait instead of a recv per reader. */
+     * found its socket empty asks for a look within POLL_SOON turns
+     * (poll_soon): one epoll_wait instead of a recv per reader, and none
+     * at all when the loop runs out of work first (the task it woke
+     * answers, then the loop waits in epoll anyway). */
     int n = 0;
-    if (budget != 0 || loop->ready.n == 0 || loop->poll_soon ||
-        ++loop->unpolled >= POLL_EVERY) {
+    if (budget != 0 || loop->ready.n == 0 || ++loop->unpolled >= POLL_EVERY ||
+        (loop->poll_soon && loop->unpolled >= POLL_SOON)) {
         loop->unpolled = 0;
         loop->poll_soon = 0;
         n = poll_events(loop, loop->events, budget);
