@@ -386,8 +386,10 @@ int conc__ws_deflate_compress(conc__ws_deflate *d, const void *p, size_t n,
 
 /* Decompresses one frame's payload of an incoming message and appends the
  * result to `out`; on the last frame (fin) the tail is added back first.
- * `out` may grow to at most `limit` bytes in all. Returns 0, CONC_EMSGSIZE
- * past the limit, CONC_EPROTO for data that is not DEFLATE, CONC_ENOMEM. */
+ * `out` holds at most `limit` bytes on success; on CONC_EMSGSIZE it may
+ * hold limit + 1 (the byte past the limit is how the overrun is seen).
+ * Returns 0, CONC_EMSGSIZE past the limit, CONC_EPROTO for data that is
+ * not DEFLATE, CONC_ENOMEM. */
 int conc__ws_deflate_decompress(conc__ws_deflate *d, const void *p, size_t n,
                                 int fin, size_t limit, conc_buf *out);
 
