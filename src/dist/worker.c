@@ -1,7 +1,9 @@
-/* A Redis worker's serving threads: take a task (XREADGROUP), run the
- * registered function, write the first result and acknowledge it (the
- * finish script, sent in one round trip with the next XREADGROUP), in a
- * loop; now and then take over dead workers' tasks
+/* A Redis worker's serving threads: take a batch of tasks (XREADGROUP
+ * COUNT batch), check their result keys in one round trip, run the
+ * registered functions one after the other, write each first result and
+ * acknowledge it (the finish script, sent as the task ends, its reply read
+ * with the next round trip), in a loop; hand back the tasks not started
+ * at a stop; now and then take over dead workers' tasks
  * (reclaim.c). The monitor thread (monitor.c) watches what each thread
  * runs through its slot.
  *
