@@ -574,7 +574,7 @@ test_stop_hands_back_batch(void **state)
     pid_t a = start_peer_idle(q, 1, 0, "30");
     assert_true(conc_test_wait_until(all_held, q, LONG_WAIT));
     stop_peer(a); /* during the nap, which it finishes */
-    assert_conc_ok(conc_future_result(fs[0], 0, NULL, NULL));
+    assert_conc_ok(conc_future_result(fs[0], LONG_WAIT, NULL, NULL));
     pid_t b = start_peer_idle(q, 1, 0, "30");
     assert_conc_ok(
         conc_wait(fs, HELD, CONC_ALL_COMPLETED, HAND_BACK_WAIT, NULL));
