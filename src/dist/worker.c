@@ -570,10 +570,12 @@ start_entry(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
     const char *fa[FINISH_ARGC];
     size_t fl[FINISH_ARGC];
     finish_argv(w, &later->t, later->entry, &later->value, &k, fa, fl);
-    /* A failure drops the connection: the next round trip fails and the
-     * finishes are written again one by one. */
-    if (conc__rconn_append(c, FINISH_ARGC, fa, fl) == 0)
-        conc__rconn_send(c, conc__now_ns() + ROUND_NS);
+    /* A failure drops the connection: the finishes not confirmed are
+     * written again now, one by one on a new one, so that no reply is
+     * awaited on a connection they were not sent on. */
+    if (conc__rconn_append(c, FINISH_ARGC, fa, fl) < 0 ||
+        conc__rconn_send(c, conc__now_ns() + ROUND_NS) < 0)
+        finish_each(w, c, rd);
     return 0;
 }
 
