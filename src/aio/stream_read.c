@@ -33,9 +33,9 @@ begin(conc_aio_stream *s, double timeout, conc_buf *out,
  * short): in a request-response exchange the answer is not there yet, and
  * a recv that fails with EAGAIN was a quarter of the system calls of an
  * echo (epoll_wait, recv, send, recv). The loop is asked to look at epoll
- * (level-triggered) at its next iteration even when it has other work
- * ready, so the reader waits no longer than with the recv, and one
- * epoll_wait answers for every reader that skipped. What a TLS session
+ * (level-triggered) within two iterations even when it has other work
+ * ready, and one epoll_wait answers for every reader that skipped. A read
+ * that must not wait (timeout 0) always tries the recv. What a TLS session
  * holds (records read ahead, bytes that came with the handshake) the
  * socket does not show, so a session holding any is read. */
 static int
@@ -45,7 +45,7 @@ more(conc_aio_stream *s, struct conc__aio_task *t, int64_t deadline)
         return conc_fail(CONC_ECLOSED, "the stream is closed");
     if (s->error)
         return conc__stream_error(s);
-    if (s->drained && s->loop && !s->ops->holds(s))
+    if (s->drained && s->loop && deadline != CONC__POLL && !s->ops->holds(s))
         s->loop->poll_soon = 1;
     else if (conc__stream_fill(s))
         return 0;
