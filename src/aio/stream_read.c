@@ -2,7 +2,8 @@
  *
  * The loop's callback fills the read buffer; a reader takes from it and,
  * when it needs more, first tries one recv itself (the bytes are often in
- * the kernel already), then suspends until the callback brings some. A
+ * the kernel already; not when the last recv found the socket empty, see
+ * more()), then suspends until the callback brings some. A
  * reader that finds what it needs consumes it and lets the callback read
  * again if the buffer had reached its pause mark. On failure nothing is
  * consumed: the bytes stay buffered for the next read. */
