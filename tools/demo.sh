@@ -117,15 +117,34 @@ run_one() { # name description
         $runner "$dir/$1"
         rc=$?
     fi
-    if [ "$rc" -eq 0 ]; then
+    [ "$rc" -eq 124 ] && echo "demo: $1 timed out after ${limit}s" >&2
+    tally "$1" "$rc"
+    echo
+}
+
+tally() { # name exit-status: counts a pass or a failure
+    if [ "$2" -eq 0 ]; then
         passed=$((passed + 1))
     else
-        [ "$rc" -eq 124 ] && echo "demo: $1 timed out after ${limit}s" >&2
-        echo "demo: $1 failed (exit status $rc)" >&2
+        echo "demo: $1 failed (exit status $2)" >&2
         failed=$((failed + 1))
         failures="$failures $1"
     fi
-    echo
+}
+
+# Sends SIGTERM to a background program, gives it the time limit to exit,
+# then SIGKILL; returns its exit status. (Not `timeout`, which would pass
+# the SIGTERM on as a death by signal: the program's own handler must see
+# it and exit 0.)
+stop_within() { # pid
+    kill -TERM "$1" 2>/dev/null
+    waited=0
+    while kill -0 "$1" 2>/dev/null && [ "$waited" -lt "$((limit * 10))" ]; do
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+    kill -KILL "$1" 2>/dev/null
+    wait "$1"
 }
 
 # Seed 000 §9's master in the background and its worker, over TCP on
@@ -159,15 +178,8 @@ run_pair() {
     mrc=$?
     cat "$log"
     rm -f "$log"
-    for pair in "$master:$mrc" "$worker:$wrc"; do
-        if [ "${pair#*:}" -eq 0 ]; then
-            passed=$((passed + 1))
-        else
-            echo "demo: ${pair%%:*} failed (exit status ${pair#*:})" >&2
-            failed=$((failed + 1))
-            failures="$failures ${pair%%:*}"
-        fi
-    done
+    tally "$master" "$mrc"
+    tally "$worker" "$wrc"
     echo
 }
 
@@ -206,14 +218,7 @@ run_dist() {
     wpid=$!
     $runner "$dir/$master"
     mrc=$?
-    kill -TERM "$wpid" 2>/dev/null
-    waited=0
-    while kill -0 "$wpid" 2>/dev/null && [ "$waited" -lt "$((limit * 10))" ]; do
-        sleep 0.1
-        waited=$((waited + 1))
-    done
-    kill -KILL "$wpid" 2>/dev/null
-    wait "$wpid"
+    stop_within "$wpid"
     wrc=$?
     unset REDIS_URL
     cat "$wlog"
@@ -221,15 +226,8 @@ run_dist() {
     kill -TERM "$rpid" 2>/dev/null
     wait "$rpid" 2>/dev/null
     rm -rf "$rdir"
-    for pair in "$master:$mrc" "$worker:$wrc"; do
-        if [ "${pair#*:}" -eq 0 ]; then
-            passed=$((passed + 1))
-        else
-            echo "demo: ${pair%%:*} failed (exit status ${pair#*:})" >&2
-            failed=$((failed + 1))
-            failures="$failures ${pair%%:*}"
-        fi
-    done
+    tally "$master" "$mrc"
+    tally "$worker" "$wrc"
     echo
 }
 
@@ -256,26 +254,12 @@ run_ws() {
     echo "$cout"
     [ "$crc" -eq 0 ] && [ "$cout" != "hello${newline}conc${newline}websockets" ] &&
         crc=1
-    kill -TERM "$spid" 2>/dev/null
-    waited=0
-    while kill -0 "$spid" 2>/dev/null && [ "$waited" -lt "$((limit * 10))" ]; do
-        sleep 0.1
-        waited=$((waited + 1))
-    done
-    kill -KILL "$spid" 2>/dev/null
-    wait "$spid"
+    stop_within "$spid"
     src=$?
     cat "$slog"
     rm -f "$slog"
-    for pair in "$client:$crc" "$server:$src"; do
-        if [ "${pair#*:}" -eq 0 ]; then
-            passed=$((passed + 1))
-        else
-            echo "demo: ${pair%%:*} failed (exit status ${pair#*:})" >&2
-            failed=$((failed + 1))
-            failures="$failures ${pair%%:*}"
-        fi
-    done
+    tally "$client" "$crc"
+    tally "$server" "$src"
     echo
 }
 
