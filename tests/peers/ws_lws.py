@@ -11,9 +11,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
+import threading
 
 TIMEOUT = 30
+READY_TIMEOUT = 10
 SERVER = "libwebsockets-test-server"
 
 
@@ -36,26 +37,45 @@ def listening_port(pid):
     return None
 
 
+def wait_operational(server, timeout):
+    """Reads the server's log until it reports its context operational;
+    False if it exits or says nothing of the kind within timeout."""
+    result = []
+
+    def scan():
+        for line in server.stderr:
+            if b"-> OPERATIONAL" in line:
+                result.append(True)
+                return
+
+    reader = threading.Thread(target=scan, daemon=True)
+    reader.start()
+    reader.join(timeout)
+    return bool(result)
+
+
 def main():
     exe = shutil.which(SERVER)
     if not exe:
         sys.exit("ws_lws: no %s on PATH; it comes from Debian's "
                  "libwebsockets-test-server package (make deps)" % SERVER)
-    server = subprocess.Popen([exe, "--port=0", "-i", "lo"],
+    # Info-level logging (-d 15) makes the server say when its context is
+    # operational, that is, once its listening socket is bound: the port
+    # is then read from /proc, with nothing to poll for.
+    server = subprocess.Popen([exe, "--port=0", "-i", "lo", "-d", "15"],
                               stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE,
                               start_new_session=True)
     try:
-        port, deadline = None, time.monotonic() + 10
-        while port is None and time.monotonic() < deadline:
-            if server.poll() is not None:
-                sys.exit("ws_lws: %s exited with %s" % (SERVER,
-                                                        server.returncode))
-            port = listening_port(server.pid)
-            if port is None:
-                time.sleep(0.05)  # polling /proc: nothing to wait on
+        if not wait_operational(server, READY_TIMEOUT):
+            sys.exit("ws_lws: %s did not start within %d s (status %s)" %
+                     (SERVER, READY_TIMEOUT, server.poll()))
+        # The rest of the log is drained so the server never blocks on it.
+        threading.Thread(target=server.stderr.read, daemon=True).start()
+        port = listening_port(server.pid)
         if port is None:
-            sys.exit("ws_lws: %s did not listen within 10 s" % SERVER)
+            sys.exit("ws_lws: %s is operational but listens on no port" %
+                     SERVER)
         url = "ws://127.0.0.1:%d/" % port
         try:
             return subprocess.run(sys.argv[1:] + [url],
