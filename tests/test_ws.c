@@ -9,6 +9,7 @@
  *
  * Every wait a test expects to end has a bounded timeout; the leak guard
  * checks that nothing is left open or allocated. */
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -298,6 +299,384 @@ test_fragments(void **state)
 {
     (void)state;
     run(fragments_main);
+}
+
+/* ---- Sending from a producer --------------------------------------------- */
+
+/* A producer's script: parts, the last part, a failure, or a pause (set
+ * `waiting`, then wait for `go`). */
+enum step_kind { STEP_PART, STEP_LAST, STEP_FAIL, STEP_PAUSE };
+
+struct step {
+    enum step_kind what;
+    const char *data;
+    size_t len;
+};
+
+#define STEP(what, s)                                                          \
+    {                                                                          \
+        STEP_##what, s, sizeof s - 1                                           \
+    }
+
+struct script {
+    const struct step *steps;
+    size_t next;
+    conc_aio_event *waiting, *go;
+    int calls;
+};
+
+static int
+scripted(void *arg, conc_buf *part, int *last)
+{
+    struct script *s = arg;
+    const struct step *st = &s->steps[s->next++];
+    s->calls++;
+    assert_int_equal(part->len, 0);
+    assert_int_equal(*last, 0);
+    if (st->what == STEP_PAUSE) {
+        assert_conc_ok(conc_aio_event_set(s->waiting));
+        int r = conc_aio_event_wait(s->go, CONC_FOREVER);
+        if (r < 0)
+            return r;
+        st = &s->steps[s->next++];
+    }
+    if (st->what == STEP_FAIL)
+        return CONC_ENOENT;
+    *last = st->what == STEP_LAST;
+    return conc_buf_append(part, st->data, st->len);
+}
+
+static int
+send_script(conc_ws *ws, conc_ws_kind kind, const struct step *steps,
+            double timeout)
+{
+    struct script s = {steps, 0, NULL, NULL, 0};
+    return conc_ws_send_stream(ws, kind, scripted, &s, timeout);
+}
+
+static void
+expect(conc_ws *ws, conc_ws_kind kind, const char *want, size_t n)
+{
+    conc_buf m = CONC_BUF_INIT;
+    conc_ws_kind got;
+    assert_conc_ok(conc_ws_recv(ws, BOUND, &got, &m));
+    assert_int_equal(got, kind);
+    assert_int_equal(m.len, n);
+    assert_true(n == 0 || memcmp(m.data, want, n) == 0);
+    conc_buf_free(&m);
+}
+
+/* 1 MiB in parts of CHUNK, each counting bytes on from the last. */
+static int
+counting(void *arg, conc_buf *part, int *last)
+{
+    size_t *sent = arg;
+    for (size_t i = 0; i < CHUNK; i++)
+        assert_conc_ok(
+            conc_buf_append(part, &(uint8_t){(uint8_t)(*sent + i)}, 1));
+    *sent += CHUNK;
+    *last = *sent == MIB;
+    return 0;
+}
+
+static int
+never_called(void *arg, conc_buf *part, int *last)
+{
+    (void)arg, (void)part, (void)last;
+    fail_msg("the producer was called");
+    return 0;
+}
+
+/* Parts arrive as one message: a character split between parts, an end
+ * told only after the last part, an empty message, 1 MiB; text that is
+ * not UTF-8, and a producer that fails at once, leave the connection as
+ * it was. */
+MAIN(send_stream_main)
+{
+    UNUSED_ARGS;
+    char url[64];
+    conc_ws_server *srv = server(echo, NULL, url, sizeof url);
+    conc_ws *ws;
+    conc_ws_opts o = {.write_limit = 1}; /* drain between every frame */
+    assert_conc_ok(conc_ws_connect(url, &o, BOUND, &ws));
+    static const struct step snowman[] = {
+        STEP(PART, "h\xc3"), STEP(PART, "\xa9llo "), STEP(PART, "\xe2\x98"),
+        STEP(LAST, "\x83")};
+    assert_conc_ok(send_script(ws, CONC_WS_TEXT, snowman, BOUND));
+    expect(ws, CONC_WS_TEXT, "h\xc3\xa9llo \xe2\x98\x83", 10);
+    static const struct step late_end[] = {STEP(PART, "ab"), STEP(PART, "cd"),
+                                           STEP(LAST, "")};
+    assert_conc_ok(send_script(ws, CONC_WS_BINARY, late_end, BOUND));
+    expect(ws, CONC_WS_BINARY, "abcd", 4);
+    static const struct step empty[] = {STEP(LAST, "")};
+    assert_conc_ok(send_script(ws, CONC_WS_TEXT, empty, BOUND));
+    expect(ws, CONC_WS_TEXT, "", 0);
+    size_t sent = 0;
+    assert_conc_ok(
+        conc_ws_send_stream(ws, CONC_WS_BINARY, counting, &sent, BOUND));
+    conc_buf m = CONC_BUF_INIT;
+    assert_conc_ok(conc_ws_recv(ws, BOUND, NULL, &m));
+    assert_int_equal(m.len, MIB);
+    for (size_t i = 0; i < MIB; i++)
+        assert_int_equal(m.data[i], (uint8_t)i);
+    conc_buf_free(&m);
+    static const struct step bad[] = {STEP(LAST, "\xff")};
+    static const struct step cut[] = {STEP(LAST, "\xc3")};
+    static const struct step fails[] = {STEP(FAIL, "")};
+    assert_conc(send_script(ws, CONC_WS_TEXT, bad, BOUND), CONC_EVALUE);
+    assert_conc(send_script(ws, CONC_WS_TEXT, cut, BOUND), CONC_EVALUE);
+    assert_conc(send_script(ws, CONC_WS_TEXT, fails, BOUND), CONC_ENOENT);
+    assert_int_equal(conc_ws_is_open(ws), 1);
+    round_trip(ws, CONC_WS_TEXT, "still open", 10);
+    assert_conc(conc_ws_send_stream(ws, CONC_WS_TEXT, NULL, NULL, BOUND),
+                CONC_EINVAL);
+    assert_conc(conc_ws_send_stream(ws, 3, never_called, NULL, BOUND),
+                CONC_EINVAL);
+    assert_conc(conc_ws_send_stream(ws, CONC_WS_TEXT, never_called, NULL, NAN),
+                CONC_EINVAL);
+    assert_conc_ok(conc_ws_close(ws, 1000, NULL));
+    assert_conc(send_script(ws, CONC_WS_TEXT, snowman, BOUND), CONC_ECLOSED);
+    conc_ws_free(ws);
+    server_end(srv);
+    return 0;
+}
+
+static void
+test_send_stream(void **state)
+{
+    (void)state;
+    run(send_stream_main);
+}
+
+/* The connection's end as the client and the echo handler saw it after
+ * a message was abandoned: failed with 1011 by the client, answered with
+ * 1011 by the server, whose recv ends. */
+static void
+expect_failed_1011(conc_ws *ws)
+{
+    unsigned code;
+    assert_int_equal(conc_ws_is_open(ws), 0);
+    assert_conc_ok(conc_ws_wait_closed(ws, BOUND));
+    assert_conc_ok(conc_ws_close_code(ws, &code, NULL));
+    assert_int_equal(code, 1011);
+    assert_conc_ok(conc_aio_event_wait(seen.ended, BOUND));
+    assert_conc_ok(conc_aio_event_clear(seen.ended));
+    assert_conc(seen.recv_end, CONC_ECLOSED);
+    assert_int_equal(seen.code, 1011);
+}
+
+/* A failure after the first frame went out: the producer's error, then
+ * text that stops being UTF-8 in a later part. */
+MAIN(send_stream_fail_main)
+{
+    UNUSED_ARGS;
+    char url[64];
+    conc_ws_server *srv = server(echo, NULL, url, sizeof url);
+    conc_ws *ws;
+    static const struct step fails[] = {STEP(PART, "part one"), STEP(FAIL, "")};
+    static const struct step bad[] = {STEP(PART, "fine"), STEP(LAST, "\xff")};
+    assert_conc_ok(conc_ws_connect(url, NULL, BOUND, &ws));
+    assert_conc(send_script(ws, CONC_WS_TEXT, fails, BOUND), CONC_ENOENT);
+    expect_failed_1011(ws);
+    assert_conc(conc_ws_send(ws, CONC_WS_TEXT, "x", 1, BOUND), CONC_ECLOSED);
+    conc_ws_free(ws);
+    assert_conc_ok(conc_ws_connect(url, NULL, BOUND, &ws));
+    assert_conc(send_script(ws, CONC_WS_TEXT, bad, BOUND), CONC_EVALUE);
+    expect_failed_1011(ws);
+    conc_ws_free(ws);
+    server_end(srv);
+    return 0;
+}
+
+static void
+test_send_stream_fail(void **state)
+{
+    (void)state;
+    run(send_stream_fail_main);
+}
+
+/* A sender task: sends the script's message and keeps what it returned. */
+struct stream_sender {
+    conc_ws *ws;
+    struct script *script;
+    double timeout;
+    int *rc;
+};
+
+static int
+stream_sender(const void *arg, size_t len, conc_buf *result)
+{
+    (void)len, (void)result;
+    const struct stream_sender *s = arg;
+    *s->rc = conc_ws_send_stream(s->ws, CONC_WS_TEXT, scripted, s->script,
+                                 s->timeout);
+    return *s->rc;
+}
+
+static void
+script_events(struct script *s)
+{
+    assert_conc_ok(conc_aio_event_new(&s->waiting));
+    assert_conc_ok(conc_aio_event_new(&s->go));
+}
+
+static void
+script_free(struct script *s)
+{
+    conc_aio_event_free(s->waiting);
+    conc_aio_event_free(s->go);
+}
+
+static const struct step paused[] = {STEP(PART, "first "), STEP(PAUSE, ""),
+                                     STEP(LAST, "second")};
+
+/* A cancel while the producer waits, mid-message, and a timeout there. */
+MAIN(send_stream_cancel_main)
+{
+    UNUSED_ARGS;
+    char url[64];
+    conc_ws_server *srv = server(echo, NULL, url, sizeof url);
+    conc_ws *ws;
+    struct script s = {paused, 0, NULL, NULL, 0};
+    int rc = 1;
+    script_events(&s);
+    assert_conc_ok(conc_ws_connect(url, NULL, BOUND, &ws));
+    struct stream_sender a = {ws, &s, BOUND, &rc};
+    conc_future *f;
+    assert_conc_ok(conc_aio_create_task(stream_sender, &a, sizeof a, NULL, &f));
+    assert_conc_ok(conc_aio_event_wait(s.waiting, BOUND));
+    assert_int_equal(conc_aio_task_cancel(f, NULL), 1);
+    assert_conc(conc_aio_await(f), CONC_ECANCELED);
+    conc_future_free(f);
+    assert_conc(rc, CONC_ECANCELED);
+    expect_failed_1011(ws);
+    conc_ws_free(ws);
+    /* The timeout runs out while the producer waits. */
+    s.next = 0;
+    assert_conc_ok(conc_aio_event_clear(s.waiting));
+    assert_conc_ok(conc_ws_connect(url, NULL, BOUND, &ws));
+    assert_conc(conc_ws_send_stream(ws, CONC_WS_TEXT, scripted, &s, SHORT),
+                CONC_ETIMEDOUT);
+    assert_int_equal(conc_aio_event_is_set(s.waiting), 1);
+    expect_failed_1011(ws);
+    conc_ws_free(ws);
+    script_free(&s);
+    server_end(srv);
+    return 0;
+}
+
+static void
+test_send_stream_cancel(void **state)
+{
+    (void)state;
+    run(send_stream_cancel_main);
+}
+
+struct plain_sender {
+    conc_ws *ws;
+    const char *text;
+};
+
+static int
+plain_sender(const void *arg, size_t len, conc_buf *result)
+{
+    (void)len, (void)result;
+    const struct plain_sender *s = arg;
+    return conc_ws_send(s->ws, CONC_WS_TEXT, s->text, strlen(s->text), BOUND);
+}
+
+/* While a producer waits mid-message, other senders wait for the whole
+ * message (one with a short timeout gives up having sent nothing) and
+ * broadcast skips the connection; then the messages come out whole, in
+ * order. */
+MAIN(send_stream_waits_main)
+{
+    UNUSED_ARGS;
+    char url[64];
+    conc_ws_server *srv = server(echo, NULL, url, sizeof url);
+    conc_ws *ws;
+    struct script s = {paused, 0, NULL, NULL, 0};
+    int rc = 1;
+    script_events(&s);
+    assert_conc_ok(conc_ws_connect(url, NULL, BOUND, &ws));
+    struct stream_sender a = {ws, &s, BOUND, &rc};
+    struct plain_sender b = {ws, "other"};
+    conc_future *f[2];
+    assert_conc_ok(
+        conc_aio_create_task(stream_sender, &a, sizeof a, NULL, &f[0]));
+    assert_conc_ok(conc_aio_event_wait(s.waiting, BOUND));
+    assert_conc(conc_ws_send(ws, CONC_WS_TEXT, "late", 4, SHORT),
+                CONC_ETIMEDOUT);
+    size_t sent = 1;
+    assert_conc_ok(
+        conc_ws_broadcast(&ws, 1, CONC_WS_TEXT, "all", 3, 1008, &sent));
+    assert_int_equal(sent, 0);
+    assert_conc_ok(
+        conc_aio_create_task(plain_sender, &b, sizeof b, NULL, &f[1]));
+    assert_conc_ok(conc_aio_sleep(SHORT / 4));
+    assert_int_equal(conc_future_done(f[1]), 0);
+    assert_conc_ok(conc_aio_event_set(s.go));
+    assert_conc_ok(conc_aio_gather(f, 2, 0));
+    assert_conc_ok(rc);
+    expect(ws, CONC_WS_TEXT, "first second", 12);
+    expect(ws, CONC_WS_TEXT, "other", 5);
+    assert_int_equal(s.calls, 2);
+    conc_future_free(f[0]);
+    conc_future_free(f[1]);
+    assert_conc_ok(conc_ws_close(ws, 1000, NULL));
+    conc_ws_free(ws);
+    script_free(&s);
+    server_end(srv);
+    return 0;
+}
+
+static void
+test_send_stream_waits(void **state)
+{
+    (void)state;
+    run(send_stream_waits_main);
+}
+
+/* conc_ws_send_parts whose timeout runs out while it drains between
+ * frames, to a peer that stopped reading: the message cannot be
+ * finished, so the connection is failed (before, it stayed open with
+ * the engine in the middle of the message, refusing every later send). */
+MAIN(parts_unfinished_main)
+{
+    UNUSED_ARGS;
+    char url[64];
+    conc_ws_opts so = {
+        .no_compression = 1, .max_queue = 2, .max_size = SIZE_MAX};
+    conc_ws_server *srv = server(hold, &so, url, sizeof url);
+    seen.want = 1;
+    conc_ws *ws;
+    conc_ws_opts o = {.no_compression = 1, .close_timeout = SHORT};
+    assert_conc_ok(conc_ws_connect(url, &o, BOUND, &ws));
+    assert_conc_ok(conc_aio_event_wait(seen.ready, BOUND));
+    uint8_t *chunk = calloc(1, CHUNK);
+    size_t n = SPAM / CHUNK;
+    conc_ws_part *parts = calloc(n, sizeof *parts);
+    assert_non_null(chunk);
+    assert_non_null(parts);
+    for (size_t i = 0; i < n; i++)
+        parts[i] = (conc_ws_part){chunk, CHUNK};
+    assert_conc(conc_ws_send_parts(ws, CONC_WS_BINARY, parts, n, SHORT),
+                CONC_ETIMEDOUT);
+    assert_int_equal(conc_ws_is_open(ws), 0);
+    assert_conc_ok(conc_ws_wait_closed(ws, BOUND));
+    free(parts);
+    free(chunk);
+    conc_aio_event_set(seen.done);
+    conc_ws_free(ws);
+    server_end(srv);
+    return 0;
+}
+
+static void
+test_send_parts_unfinished(void **state)
+{
+    (void)state;
+    run(parts_unfinished_main);
 }
 
 /* ---- The streaming receive ----------------------------------------------- */
@@ -1022,6 +1401,11 @@ main(void)
         conc_unit_test(test_echo_plain),
         conc_unit_test(test_too_big),
         conc_unit_test(test_fragments),
+        conc_unit_test(test_send_stream),
+        conc_unit_test(test_send_stream_fail),
+        conc_unit_test(test_send_stream_cancel),
+        conc_unit_test(test_send_stream_waits),
+        conc_unit_test(test_send_parts_unfinished),
         conc_unit_test(test_recv_stream),
         conc_unit_test(test_ping),
         conc_unit_test(test_keepalive_ok),

@@ -173,6 +173,7 @@ VALUES = {
     'conc_aio_cb': ('', 'dummy_aio_cb'),
     'conc_aio_stream_handler': ('', 'dummy_stream_handler'),
     'conc_ws_handler': ('', 'dummy_ws_handler'),
+    'conc_ws_producer': ('', 'dummy_ws_producer'),
     'conc_ws_kind': ('', 'CONC_WS_TEXT'),
     'conc_ws_kind *': ('conc_ws_kind v = CONC_WS_TEXT;', '&v'),
     'const conc_ws_part *': ('conc_ws_part v[1] = {{"x", 1}};', 'v'),
@@ -238,6 +239,7 @@ NULLABLE = {
     ('conc_ws_serve', 'host'): '0',  # every interface
     ('conc_ws_serve', 'arg'): None,  # the sample host is not numeric
     ('conc_ws_unix_serve', 'arg'): '0',
+    ('conc_ws_send_stream', 'arg'): None,  # passed to the producer as it is
     ('conc_ws_recv', 'kind'): None,  # optional out-parameters
     ('conc_ws_recv_stream', 'kind'): None,
     ('conc_ws_close_code', 'reason'): None,
@@ -551,6 +553,14 @@ static int
 dummy_ws_handler(void *arg, conc_ws *ws)
 {
     (void)arg, (void)ws;
+    return 0;
+}
+
+static int
+dummy_ws_producer(void *arg, conc_buf *part, int *last)
+{
+    (void)arg, (void)part;
+    *last = 1;
     return 0;
 }
 

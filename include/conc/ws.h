@@ -221,12 +221,55 @@ typedef struct conc_ws_part {
 } conc_ws_part;
 
 /* Sends one message of `kind` made of n parts (borrowed), one frame each,
- * draining between frames; no other message goes out until it ends.
- * Returns as conc_ws_send, and CONC_EINVAL for n == 0 or a NULL part with
- * a length. The loop's thread, from a task. */
+ * draining between frames; no other message goes out until it ends. A
+ * message that cannot be finished once begun (the timeout or a cancel
+ * while it drains between frames) fails the connection with 1011, as
+ * conc_ws_send_stream describes. Returns as conc_ws_send, and CONC_EINVAL
+ * for n == 0 or a NULL part with a length. The loop's thread, from a
+ * task. */
 CONC_EXTERN int conc_ws_send_parts(conc_ws *ws, conc_ws_kind kind,
                                    const conc_ws_part *parts, size_t n,
                                    double timeout);
+
+/* The producer of a message that conc_ws_send_stream sends, part by part
+ * (python websockets' send(async_iterable)). It is called for each part
+ * in turn, in the sending task, so it may wait (on a queue, a stream,
+ * another task) as a coroutine does. `part` is a buffer the call owns and
+ * empties before each call: the producer appends the part's bytes (any
+ * number, 0 included). *last is 0 on entry; the producer sets it to 1 on
+ * the part that ends the message, or, when it learns of the end only
+ * later, on an empty part then. It returns 0, or a negative code
+ * (CONC_E*, its own wait's CONC_ECANCELED among them) that abandons the
+ * message. Its context argument comes first. */
+typedef int (*conc_ws_producer)(void *arg, conc_buf *part, int *last);
+
+/* Sends one message of `kind` whose parts come from fn(arg, ...) as they
+ * are produced, one frame each, draining past write_limit between frames,
+ * as conc_ws_send_parts does for parts known in advance. The message
+ * holds the connection's send side from its first part to its last:
+ * other senders wait for it and conc_ws_broadcast skips the connection,
+ * while pings, pongs and a close may go out between its frames. Text is
+ * checked as UTF-8 across parts (a character may be split between two).
+ *
+ * A message once begun can be neither completed nor taken back: when
+ * the producer fails, the text is not UTF-8, the task is cancelled or
+ * the timeout runs out after the first frame went out, the connection is
+ * failed with 1011 (the close handshake starts, as python websockets does
+ * when the iterator raises) and the call returns the error. Before the
+ * first frame, the connection stays as it was. A timeout that runs out
+ * after the last frame leaves the message queued, as with conc_ws_send.
+ *
+ * `timeout` bounds the whole call, the producer's waits included, as
+ * asyncio.timeout would: when it runs out, the wait in progress (the
+ * producer's too) returns CONC_ECANCELED and the call CONC_ETIMEDOUT.
+ * `arg` (may be NULL) is borrowed for the call and passed to fn as it
+ * is. Returns 0, the producer's error, CONC_EVALUE (text that is not
+ * UTF-8), CONC_EINVAL (NULL ws or fn, a bad kind, NaN), CONC_ETIMEDOUT,
+ * CONC_ECANCELED, CONC_ENOMEM, CONC_ESTATE (not inside a task), the
+ * connection's end. The loop's thread, from a task. */
+CONC_EXTERN int conc_ws_send_stream(conc_ws *ws, conc_ws_kind kind,
+                                    conc_ws_producer fn, void *arg,
+                                    double timeout);
 
 /* Sends a ping with `n` bytes (at most 125; NULL and 0 pick 4 random
  * bytes) and hands back in *pong a new future resolved (result: empty)

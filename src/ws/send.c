@@ -1,8 +1,12 @@
-/* Sending: whole messages, fragmented ones, and the write limit.
+/* Sending: whole messages, fragmented ones (from parts given at once or
+ * from a producer), and the write limit.
  *
  * A sender holds the connection's send lock for its whole message, so
  * the frames of two messages never interleave even while one of them
- * waits for the buffer to drain between fragments. */
+ * waits for the buffer to drain between fragments, or for its producer.
+ * A fragmented message that stops after its first frame cannot be taken
+ * back nor finished by another sender, so the connection is failed with
+ * 1011 (abandon). */
 #include <math.h>
 
 #include "ws/io.h"
@@ -60,6 +64,12 @@ check_send(conc_ws *ws, conc_ws_kind kind, double timeout)
     return 0;
 }
 
+static enum conc__ws_opcode
+opcode_of(conc_ws_kind kind)
+{
+    return kind == CONC_WS_TEXT ? CONC__WS_TEXT : CONC__WS_BINARY;
+}
+
 static int
 lock_send(conc_ws *ws, double deadline)
 {
@@ -79,12 +89,46 @@ conc_ws_send(conc_ws *ws, conc_ws_kind kind, const void *data, size_t n,
     double deadline = deadline_of(ws, timeout);
     if ((r = lock_send(ws, deadline)) < 0)
         return r;
-    enum conc__ws_opcode op =
-        kind == CONC_WS_TEXT ? CONC__WS_TEXT : CONC__WS_BINARY;
-    r = conc__ws_conn_send(ws->conn, op, data, n);
+    r = conc__ws_conn_send(ws->conn, opcode_of(kind), data, n);
     r = r < 0 ? end_of(ws, r) : flush_and_drain(ws, deadline);
     conc_aio_lock_release(ws->send_lock);
     return r;
+}
+
+static const char unfinished_reason[] = "message not finished";
+
+/* A fragmented message under way: its opcode, the frames queued so far,
+ * and whether its last one was. */
+struct frags {
+    enum conc__ws_opcode op;
+    size_t sent;
+    int done;
+};
+
+/* Queues the next frame of the message and drains past the limit. */
+static int
+send_fragment(conc_ws *ws, struct frags *f, const void *p, size_t n, int fin,
+              double deadline)
+{
+    int r = conc__ws_conn_send_fragment(
+        ws->conn, f->sent ? CONC__WS_CONT : f->op, p, n, fin);
+    if (r < 0)
+        return end_of(ws, r);
+    f->sent++;
+    f->done = fin;
+    return flush_and_drain(ws, deadline);
+}
+
+/* Called with the send lock held, after the message ended with `r`: a
+ * message begun and not finished leaves the engine in its middle, which
+ * no later message can follow, so the connection is failed with 1011, as
+ * python websockets does when a fragmented send fails. */
+static void
+abandon_unfinished(conc_ws *ws, const struct frags *f, int r)
+{
+    if (r < 0 && f->sent && !f->done && conc_ws_is_open(ws) == 1)
+        conc__ws_start_close(ws, CONC__WS_CLOSE_INTERNAL, unfinished_reason,
+                             sizeof unfinished_reason - 1);
 }
 
 int
@@ -102,16 +146,55 @@ conc_ws_send_parts(conc_ws *ws, conc_ws_kind kind, const conc_ws_part *parts,
     double deadline = deadline_of(ws, timeout);
     if ((r = lock_send(ws, deadline)) < 0)
         return r;
-    enum conc__ws_opcode op =
-        kind == CONC_WS_TEXT ? CONC__WS_TEXT : CONC__WS_BINARY;
-    for (size_t i = 0; i < n && r == 0; i++) {
-        r = conc__ws_conn_send_fragment(ws->conn, i ? CONC__WS_CONT : op,
-                                        parts[i].data, parts[i].len,
-                                        i + 1 == n);
-        r = r < 0 ? end_of(ws, r) : flush_and_drain(ws, deadline);
-    }
+    struct frags f = {opcode_of(kind), 0, 0};
+    for (size_t i = 0; i < n && r == 0; i++)
+        r = send_fragment(ws, &f, parts[i].data, parts[i].len, i + 1 == n,
+                          deadline);
+    abandon_unfinished(ws, &f, r);
     conc_aio_lock_release(ws->send_lock);
     return r;
+}
+
+/* Asks the producer for parts and sends each until the last; no deadline
+ * here, the caller's asyncio timeout bounds every wait. */
+static int
+stream_parts(conc_ws *ws, struct frags *f, conc_ws_producer fn, void *arg)
+{
+    conc_buf part = CONC_BUF_INIT;
+    int r = 0, last = 0;
+    while (!last) {
+        part.len = 0;
+        if ((r = fn(arg, &part, &last)) < 0)
+            break;
+        r = send_fragment(ws, f, part.data, part.len, last != 0, -1);
+        if (r < 0)
+            break;
+    }
+    conc_buf_free(&part);
+    return r < 0 ? r : 0;
+}
+
+int
+conc_ws_send_stream(conc_ws *ws, conc_ws_kind kind, conc_ws_producer fn,
+                    void *arg, double timeout)
+{
+    int r = check_send(ws, kind, timeout);
+    if (r < 0)
+        return r;
+    if (!fn)
+        return CONC_EINVAL;
+    if (timeout < 0 && timeout != CONC_FOREVER)
+        timeout = 0;
+    conc_aio_timeout *t;
+    if ((r = conc_aio_timeout_enter(timeout, &t)) < 0)
+        return r;
+    struct frags f = {opcode_of(kind), 0, 0};
+    if ((r = lock_send(ws, -1)) == 0) {
+        r = stream_parts(ws, &f, fn, arg);
+        abandon_unfinished(ws, &f, r);
+        conc_aio_lock_release(ws->send_lock);
+    }
+    return conc_aio_timeout_exit(t, r);
 }
 
 int
