@@ -2,9 +2,11 @@
  * separate programs from tests/peers/: python websockets (Debian's
  * python3-websockets, under /usr/bin/python3) and Node's ws (tools/node,
  * installed by `make deps`). Each peer is a server for conc's client and
- * a client of conc's server, with permessage-deflate on and off: text,
- * binary, empty and 1 MiB messages, fragmented messages both ways,
- * ping/pong both ways, close codes both ways.
+ * a client of conc's server, with permessage-deflate on and off, and over
+ * wss:// (with deflate, certificates made by the test): text, binary,
+ * empty and 1 MiB messages, fragmented messages both ways (conc's sent
+ * from parts given at once and from a producer), ping/pong both ways,
+ * close codes both ways, and a message conc abandons mid-way (1011).
  *
  * A peer that is missing fails its test with a message that says what to
  * install: CI installs everything. */
@@ -16,6 +18,7 @@
 #include <unistd.h>
 
 #include "conc_test.h"
+#include "tls_certs.h"
 
 #ifndef CONC_PEERS_DIR
 #error "CONC_PEERS_DIR must name tests/peers"
@@ -38,6 +41,10 @@ struct peer {
 
 static const struct peer python = {PYTHON, PY_PEER};
 static const struct peer node = {CONC_NODE, JS_PEER};
+
+/* The certificates of the wss:// runs: a CA the peers and conc trust, and
+ * the server's certificate for 127.0.0.1 it signed. */
+static struct tls_certs certs;
 
 static void
 require_python(void)
@@ -110,7 +117,37 @@ expect_text(conc_ws *ws, const char *want)
 struct client_args {
     char url[64];
     int compress;
+    int tls;
 };
+
+/* A producer for conc_ws_send_stream over a list of parts: the last ends
+ * the message, a NULL one fails it. It yields to the loop before each
+ * part, as a producer that waits for its data does. */
+struct part_list {
+    const char *const *parts;
+    size_t n, next;
+};
+
+static int
+next_part(void *arg, conc_buf *part, int *last)
+{
+    struct part_list *l = arg;
+    int r = conc_aio_sleep(0);
+    if (r < 0)
+        return r;
+    const char *p = l->parts[l->next++];
+    if (!p)
+        return CONC_ENOENT;
+    *last = l->next == l->n;
+    return conc_buf_append(part, p, strlen(p));
+}
+
+static int
+send_list(conc_ws *ws, const char *const *parts, size_t n)
+{
+    struct part_list l = {parts, n, 0};
+    return conc_ws_send_stream(ws, CONC_WS_TEXT, next_part, &l, PEER_WAIT);
+}
 
 static void
 messages(conc_ws *ws)
@@ -131,6 +168,31 @@ messages(conc_ws *ws)
     expect_text(ws, "fragment");
     assert_conc_ok(conc_ws_send(ws, CONC_WS_TEXT, "frag", 4, PEER_WAIT));
     expect_text(ws, "abcdef");
+    /* From a producer, a character split between parts, the end told by
+     * an empty last part. */
+    static const char *const snow[] = {"sn", "\xe2\x98",
+                                       "\x83"
+                                       "w",
+                                       ""};
+    assert_conc_ok(send_list(ws, snow, 4));
+    expect_text(ws, "sn\xe2\x98\x83"
+                    "w");
+}
+
+/* A message abandoned after its first frame fails the connection with
+ * 1011; the peer answers the close with the same code. */
+static void
+abandoned(const char *url, const conc_ws_opts *o)
+{
+    static const char *const parts[] = {"begun", NULL};
+    conc_ws *ws;
+    unsigned code;
+    assert_conc_ok(conc_ws_connect(url, o, PEER_WAIT, &ws));
+    assert_conc(send_list(ws, parts, 2), CONC_ENOENT);
+    assert_conc_ok(conc_ws_wait_closed(ws, PEER_WAIT));
+    assert_conc_ok(conc_ws_close_code(ws, &code, NULL));
+    assert_int_equal(code, 1011);
+    conc_ws_free(ws);
 }
 
 static int
@@ -138,7 +200,15 @@ client_main(const void *arg, size_t len, conc_buf *result)
 {
     (void)len, (void)result;
     const struct client_args *a = arg;
+    conc_tls_context *cc = NULL;
+    conc_aio_stream_opts so = {0};
     conc_ws_opts o = {.no_compression = !a->compress, .max_size = 2 * MIB};
+    if (a->tls) {
+        conc_tls_opts co = {.ca_file = certs.ca};
+        assert_conc_ok(conc_tls_context_new(&co, &cc));
+        so.ssl = cc;
+        o.stream = &so;
+    }
     conc_ws *ws;
     conc_future *pong;
     unsigned code;
@@ -166,14 +236,21 @@ client_main(const void *arg, size_t len, conc_buf *result)
     assert_memory_equal(reason.data, "bye", 3);
     conc_ws_free(ws);
     conc_buf_free(&reason);
+    abandoned(a->url, &o);
+    conc_tls_context_free(cc);
     return 0;
 }
 
 static void
-against_server(const struct peer *pr, int compress)
+against_server(const struct peer *pr, int compress, int tls)
 {
-    char *argv[] = {(char *)pr->prog, (char *)pr->script, "server",
-                    compress ? "deflate" : "plain", NULL};
+    char *argv[] = {(char *)pr->prog,
+                    (char *)pr->script,
+                    "server",
+                    compress ? "deflate" : "plain",
+                    tls ? certs.server : NULL,
+                    certs.server_key,
+                    NULL};
     conc_popen_opts po = {.stdin_mode = CONC_STDIO_PIPE,
                           .stdout_mode = CONC_STDIO_PIPE};
     conc_popen *p;
@@ -184,8 +261,9 @@ against_server(const struct peer *pr, int compress)
     read_line(out, line, sizeof line);
     int port = 0;
     assert_int_equal(sscanf(line, "listening on %d", &port), 1);
-    struct client_args a = {.compress = compress};
-    snprintf(a.url, sizeof a.url, "ws://127.0.0.1:%d/", port);
+    struct client_args a = {.compress = compress, .tls = tls};
+    snprintf(a.url, sizeof a.url, "%s://127.0.0.1:%d/", tls ? "wss" : "ws",
+             port);
     assert_conc_ok(conc_aio_run(client_main, &a, sizeof a, NULL));
     assert_conc_ok(conc_popen_close_stdin(p)); /* the peer's cue to stop */
     assert_conc_ok(conc_popen_wait(p, PEER_WAIT, &rc));
@@ -225,6 +303,11 @@ echo(void *arg, conc_ws *ws)
             }
             if (!r)
                 r = conc_ws_send(ws, CONC_WS_TEXT, "pinged", 6, PEER_WAIT);
+        } else if (text && m.len == 6 && memcmp(m.data, "stream", 6) == 0) {
+            static const char *const parts[] = {"str", "\xc3",
+                                                "\xa9"
+                                                "am"};
+            r = send_list(ws, parts, 3);
         } else if (text && m.len > 6 && memcmp(m.data, "close:", 6) == 0) {
             conc_buf_append(&m, "", 1);
             r = conc_ws_close(ws, (unsigned)atoi((char *)m.data + 6), "bye");
@@ -242,6 +325,7 @@ echo(void *arg, conc_ws *ws)
 struct server_args {
     const struct peer *pr;
     int compress;
+    int tls;
 };
 
 /* In a thread of the loop's executor: the peer client's whole output
@@ -264,18 +348,30 @@ server_main(const void *arg, size_t len, conc_buf *result)
     (void)len, (void)result;
     const struct server_args *a = arg;
     struct served sv = {.want_compress = a->compress};
+    conc_tls_context *sc = NULL;
+    conc_aio_stream_opts so = {0};
     conc_ws_opts o = {.no_compression = !a->compress, .max_size = 2 * MIB};
+    if (a->tls) {
+        conc_tls_opts to = {.server = 1,
+                            .cert_file = certs.server,
+                            .key_file = certs.server_key};
+        assert_conc_ok(conc_tls_context_new(&to, &sc));
+        so.ssl = sc;
+        o.stream = &so;
+    }
     conc_aio_loop *loop;
     conc_ws_server *srv;
     assert_conc_ok(conc_aio_get_running_loop(&loop));
     assert_conc_ok(conc_ws_serve(loop, "127.0.0.1", 0, echo, &sv, &o, &srv));
     char url[64];
-    snprintf(url, sizeof url, "ws://127.0.0.1:%d/", conc_ws_server_port(srv));
+    snprintf(url, sizeof url, "%s://127.0.0.1:%d/", a->tls ? "wss" : "ws",
+             conc_ws_server_port(srv));
     char *argv[] = {(char *)a->pr->prog,
                     (char *)a->pr->script,
                     "client",
                     url,
                     a->compress ? "deflate" : "plain",
+                    a->tls ? certs.ca : NULL,
                     NULL};
     conc_popen_opts po = {.stdout_mode = CONC_STDIO_PIPE};
     conc_popen *p;
@@ -291,15 +387,16 @@ server_main(const void *arg, size_t len, conc_buf *result)
     conc_ws_server_close(srv);
     assert_conc_ok(conc_ws_server_wait_closed(srv, PEER_WAIT));
     conc_ws_server_free(srv);
+    conc_tls_context_free(sc);
     assert_int_equal(sv.mismatch, 0);
     assert_int_equal(sv.last_code, 4002);
     return 0;
 }
 
 static void
-against_client(const struct peer *pr, int compress)
+against_client(const struct peer *pr, int compress, int tls)
 {
-    struct server_args a = {pr, compress};
+    struct server_args a = {pr, compress, tls};
     assert_conc_ok(conc_aio_run(server_main, &a, sizeof a, NULL));
 }
 
@@ -308,8 +405,8 @@ test_python_server(void **state)
 {
     (void)state;
     require_python();
-    against_server(&python, 1);
-    against_server(&python, 0);
+    against_server(&python, 1, 0);
+    against_server(&python, 0, 0);
 }
 
 static void
@@ -317,8 +414,8 @@ test_python_client(void **state)
 {
     (void)state;
     require_python();
-    against_client(&python, 1);
-    against_client(&python, 0);
+    against_client(&python, 1, 0);
+    against_client(&python, 0, 0);
 }
 
 static void
@@ -326,8 +423,8 @@ test_node_server(void **state)
 {
     (void)state;
     require_node();
-    against_server(&node, 1);
-    against_server(&node, 0);
+    against_server(&node, 1, 0);
+    against_server(&node, 0, 0);
 }
 
 static void
@@ -335,8 +432,49 @@ test_node_client(void **state)
 {
     (void)state;
     require_node();
-    against_client(&node, 1);
-    against_client(&node, 0);
+    against_client(&node, 1, 0);
+    against_client(&node, 0, 0);
+}
+
+/* wss://: the same matrix over TLS, with permessage-deflate. */
+static void
+over_tls(const struct peer *pr, void (*side)(const struct peer *, int, int))
+{
+    assert_int_equal(tls_certs_make(&certs), 0);
+    side(pr, 1, 1);
+    tls_certs_remove(&certs);
+}
+
+static void
+test_python_wss_server(void **state)
+{
+    (void)state;
+    require_python();
+    over_tls(&python, against_server);
+}
+
+static void
+test_python_wss_client(void **state)
+{
+    (void)state;
+    require_python();
+    over_tls(&python, against_client);
+}
+
+static void
+test_node_wss_server(void **state)
+{
+    (void)state;
+    require_node();
+    over_tls(&node, against_server);
+}
+
+static void
+test_node_wss_client(void **state)
+{
+    (void)state;
+    require_node();
+    over_tls(&node, against_client);
 }
 
 int
@@ -348,6 +486,10 @@ main(void)
         conc_unit_test(test_python_client),
         conc_unit_test(test_node_server),
         conc_unit_test(test_node_client),
+        conc_unit_test(test_python_wss_server),
+        conc_unit_test(test_python_wss_client),
+        conc_unit_test(test_node_wss_server),
+        conc_unit_test(test_node_wss_client),
     };
     warm_up_threads();
     return conc_run_tests(tests);

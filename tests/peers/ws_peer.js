@@ -1,15 +1,20 @@
 // The Node `ws` peer of tests/test_ws_peers.c (ws from tools/node).
 //
-//   node ws_peer.js server deflate|plain   echo server on 127.0.0.1, a
-//                                          free port; prints "listening on
+//   node ws_peer.js server deflate|plain [CERT KEY]
+//                                          echo server on 127.0.0.1, a
+//                                          free port (over TLS with CERT
+//                                          and KEY); prints "listening on
 //                                          PORT"; stops when stdin ends
-//   node ws_peer.js client URL deflate|plain
+//   node ws_peer.js client URL deflate|plain [CA]
 //                                          runs the matrix against a conc
-//                                          server, prints "ok", or the
-//                                          failure and exits 1
+//                                          server (a wss:// URL trusting
+//                                          the CA file), prints "ok", or
+//                                          the failure and exits 1
 //
 // The echo protocol is the one ws_peer.py describes.
 'use strict';
+const fs = require('fs');
+const https = require('https');
 const path = require('path');
 const { WebSocket, WebSocketServer } = require(
   path.join(__dirname, '..', '..', 'tools', 'node', 'node_modules', 'ws'));
@@ -21,14 +26,23 @@ function deflate(mode) {
   return mode === 'deflate' ? { threshold: 0 } : false;
 }
 
-function server(mode) {
-  const wss = new WebSocketServer({
-    host: '127.0.0.1', port: 0, maxPayload: 2 * MIB,
-    perMessageDeflate: deflate(mode),
-  });
-  wss.on('listening', () => {
-    console.log(`listening on ${wss.address().port}`);
-  });
+function server(mode, cert, key) {
+  const opts = { maxPayload: 2 * MIB, perMessageDeflate: deflate(mode) };
+  let wss;
+  if (cert) {
+    const tls = https.createServer({
+      cert: fs.readFileSync(cert), key: fs.readFileSync(key),
+    });
+    wss = new WebSocketServer({ ...opts, server: tls });
+    tls.listen(0, '127.0.0.1', () => {
+      console.log(`listening on ${tls.address().port}`);
+    });
+  } else {
+    wss = new WebSocketServer({ ...opts, host: '127.0.0.1', port: 0 });
+    wss.on('listening', () => {
+      console.log(`listening on ${wss.address().port}`);
+    });
+  }
   wss.on('connection', (ws) => {
     ws.on('message', (data, isBinary) => {
       const text = isBinary ? null : data.toString();
@@ -73,9 +87,11 @@ function check(cond, what) {
   if (!cond) throw new Error(what);
 }
 
-function open(url, mode) {
+function open(url, mode, ca) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: deflate(mode), maxPayload: 2 * MIB });
+    const opts = { perMessageDeflate: deflate(mode), maxPayload: 2 * MIB };
+    if (ca) opts.ca = fs.readFileSync(ca);
+    const ws = new WebSocket(url, opts);
     const next = inbox(ws);
     ws.once('open', () => resolve([ws, next]));
     ws.once('error', reject);
@@ -89,8 +105,8 @@ async function roundTrip(ws, next, msg, binary) {
     `echo of ${binary ? 'binary' : 'text'} of ${msg.length}`);
 }
 
-async function client(url, mode) {
-  let [ws, next] = await open(url, mode);
+async function client(url, mode, ca) {
+  let [ws, next] = await open(url, mode, ca);
   const ext = ws.extensions;
   check(mode === 'deflate' ? ext.includes('permessage-deflate') : ext === '',
     `extensions ${JSON.stringify(ext)} in mode ${mode}`);
@@ -108,6 +124,8 @@ async function client(url, mode) {
   check((await next()).data.toString() === 'fragment', 'fragmented send');
   ws.send('frag');
   check((await next()).data.toString() === 'abcdef', 'fragmented receive');
+  ws.send('stream');
+  check((await next()).data.toString() === 'str\u00e9am', "a message from conc's producer");
   ws.ping('js');
   check((await next()).pong.toString() === 'js', 'pong');
   ws.send('ping-me');
@@ -116,21 +134,21 @@ async function client(url, mode) {
   let end = await next();
   check(end.close === 1000, `close code ${end.close}`);
 
-  [ws, next] = await open(url, mode);
+  [ws, next] = await open(url, mode, ca);
   ws.send('close:4001');
   end = await next();
   check(end.close === 4001 && end.reason === 'bye', `server close ${end.close} ${end.reason}`);
 
-  [ws, next] = await open(url, mode);
+  [ws, next] = await open(url, mode, ca);
   ws.close(4002, 'peer bye');
   await next();
   console.log('ok');
 }
 
 if (process.argv[2] === 'server') {
-  server(process.argv[3]);
+  server(process.argv[3], process.argv[4], process.argv[5]);
 } else {
-  client(process.argv[3], process.argv[4]).catch((e) => {
+  client(process.argv[3], process.argv[4], process.argv[5]).catch((e) => {
     console.log(`FAILED: ${e.message}`);
     process.exit(1);
   });
