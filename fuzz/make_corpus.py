@@ -4,6 +4,7 @@ target in fuzz/corpus/<name>/, each a well-formed case or an edge that
 once broke a parser. Run it again after changing an input format."""
 import os
 import struct
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -442,6 +443,35 @@ def manager_request_seeds():
 
 
 SEEDS["manager_request"] = manager_request_seeds()
+
+
+def ws_stream_seeds():
+    """fuzz_ws_stream's input: fuzz_ws_frame's (whose seeds it starts
+    from), and the top bit of the flags byte for the echo's fragment
+    size. Plus a message of 300 KiB compressed into three frames to a
+    client, fed whole: its pieces pass CONC__WS_STREAM_PIECE."""
+    seeds = dict(SEEDS["ws_frame"])
+    z = zlib.compressobj(9, zlib.DEFLATED, -15)
+    body = z.compress(bytes(range(256)) * 1200) + z.flush(zlib.Z_SYNC_FLUSH)
+    body = body[:-4]  # RFC 7692 section 7.2.1: without 00 00 ff ff
+    third = len(body) // 3
+    parts = [body[:third], body[third:2 * third], body[2 * third:]]
+    heads = [0x42, 0x00, 0x80]  # binary with RSV1, continuation, fin
+
+    def head(b0, n):
+        if n < 126:
+            return bytes([b0, n])
+        return bytes([b0, 126]) + struct.pack(">H", n)
+    seeds["big_deflate"] = u8(0b11100011) + b"".join(
+        head(h, len(p)) + p for h, p in zip(heads, parts))
+    # "Hello" in two fragments of a text message, to a client, byte by
+    # byte, echoed in large fragments.
+    seeds["two_fragments"] = u8(0b10000001) + bytes(
+        [0x01, 0x02]) + b"He" + bytes([0x80, 0x03]) + b"llo"
+    return seeds
+
+
+SEEDS["ws_stream"] = ws_stream_seeds()
 
 
 def main():

@@ -1,6 +1,7 @@
 /* WebSocket client and server (ws.h): conc's client against conc's
  * server in one loop. Text, binary, empty and 1 MiB messages, the size
  * limit (1009), fragmented messages and concurrent fragmented senders,
+ * messages sent from a producer (and abandoned mid-way: 1011),
  * ping/pong, keepalive against a peer that never answers, close codes
  * both ways, permessage-deflate on and off, backpressure against a peer
  * that stops reading, broadcast with a slow peer, a peer that vanishes,
