@@ -436,7 +436,9 @@ MAIN(send_stream_main)
     assert_conc(conc_ws_send_stream(ws, CONC_WS_TEXT, never_called, NULL, NAN),
                 CONC_EINVAL);
     assert_conc_ok(conc_ws_close(ws, 1000, NULL));
-    assert_conc(send_script(ws, CONC_WS_TEXT, snowman, BOUND), CONC_ECLOSED);
+    assert_conc(
+        conc_ws_send_stream(ws, CONC_WS_TEXT, never_called, NULL, BOUND),
+        CONC_ECLOSED);
     conc_ws_free(ws);
     server_end(srv);
     return 0;

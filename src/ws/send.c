@@ -190,7 +190,9 @@ conc_ws_send_stream(conc_ws *ws, conc_ws_kind kind, conc_ws_producer fn,
         return r;
     struct frags f = {opcode_of(kind), 0, 0};
     if ((r = lock_send(ws, -1)) == 0) {
-        r = stream_parts(ws, &f, fn, arg);
+        /* an ended connection is said before the producer is asked */
+        r = conc_ws_is_open(ws) == 1 ? stream_parts(ws, &f, fn, arg)
+                                     : conc__ws_end_error(ws);
         abandon_unfinished(ws, &f, r);
         conc_aio_lock_release(ws->send_lock);
     }
