@@ -608,16 +608,16 @@ MAIN(send_stream_waits_main)
     assert_conc_ok(
         conc_aio_create_task(stream_sender, &a, sizeof a, NULL, &f[0]));
     assert_conc_ok(conc_aio_event_wait(s.waiting, BOUND));
+    assert_conc_ok(
+        conc_aio_create_task(plain_sender, &b, sizeof b, NULL, &f[1]));
+    /* the other task runs meanwhile and waits too */
     assert_conc(conc_ws_send(ws, CONC_WS_TEXT, "late", 4, SHORT),
                 CONC_ETIMEDOUT);
+    assert_int_equal(conc_future_done(f[1]), 0);
     size_t sent = 1;
     assert_conc_ok(
         conc_ws_broadcast(&ws, 1, CONC_WS_TEXT, "all", 3, 1008, &sent));
     assert_int_equal(sent, 0);
-    assert_conc_ok(
-        conc_aio_create_task(plain_sender, &b, sizeof b, NULL, &f[1]));
-    assert_conc_ok(conc_aio_sleep(SHORT / 4));
-    assert_int_equal(conc_future_done(f[1]), 0);
     assert_conc_ok(conc_aio_event_set(s.go));
     assert_conc_ok(conc_aio_gather(f, 2, 0));
     assert_conc_ok(rc);
