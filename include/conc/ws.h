@@ -4,7 +4,7 @@
  *
  * A conc_ws is one connection after its opening handshake, over a
  * conc_aio_stream: whatever the stream carries (TCP, a Unix socket, and
- * TLS once the streams offer it through conc_aio_stream_opts) carries the
+ * TLS (wss://) through conc_aio_stream_opts) carries the
  * WebSocket too. Each connection has a reader task that feeds the
  * protocol engine, answers pings and stops reading when `max_queue`
  * messages wait to be received, and a keepalive task that pings every
