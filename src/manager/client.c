@@ -51,6 +51,8 @@ parse_reply(conc_obj *rep, conc_obj **result)
     }
     if (!strcmp(kind, "#ERROR"))
         return conc__mgr_exception_code(value);
+    if (!strcmp(kind, "#TRACEBACK") && conc_obj_str_value(value))
+        return conc__mgr_traceback_code(conc_obj_str_value(value));
     if (!strcmp(kind, "#TRACEBACK") || !strcmp(kind, "#UNSERIALIZABLE"))
         return conc_fail(CONC_ETASK, "%s",
                          conc_obj_str_value(value) ? conc_obj_str_value(value)

@@ -226,6 +226,17 @@ conc_obj *conc__mgr_exception(int code, conc_obj *args);
  * repr as the thread's failure message. */
 int conc__mgr_exception_code(const conc_obj *exc);
 
+/* ('#TRACEBACK', text) for a failure with `code` in `what`, the text
+ * formatted as CPython's traceback.format_exc() so that its last line
+ * names the exception ("ValueError: ...", "KeyError: 'x'"); `args` (stolen;
+ * NULL: the failure message) are its arguments. NULL out of memory. */
+conc_obj *conc__mgr_traceback(const char *what, int code, conc_obj *args);
+
+/* The conc code of the exception a '#TRACEBACK' text names on its last
+ * line (CONC_ETASK for others), with that line (the whole text for
+ * CONC_ETASK) as the thread's failure message. */
+int conc__mgr_traceback_code(const char *text);
+
 /* Argument `i` of args, or kwds[name], borrowed, or NULL if neither. */
 conc_obj *conc__mgr_arg(conc_obj *args, conc_obj *kwds, size_t i,
                         const char *name);

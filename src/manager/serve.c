@@ -27,11 +27,7 @@ struct conn_ctx {
 static conc_obj *
 traceback(const char *what, int code)
 {
-    char text[512];
-    const char *msg = conc_failure_message();
-    snprintf(text, sizeof text, "conc manager: %s: %s%s%s", what,
-             conc_err_name(code), msg[0] ? ": " : "", msg);
-    return conc__mgr_pair("#TRACEBACK", conc_obj_str(text));
+    return conc__mgr_traceback(what, code, NULL);
 }
 
 /* The reply for a method's or function's result: the value, the exception
@@ -207,8 +203,8 @@ call_method(conc_manager *m, const char *ident, const char *name,
             conc_obj *args, conc_obj *kwds)
 {
     struct conc__mgr_obj *o = conc__mgr_obj_get(m, ident);
-    if (!o)
-        return reply(name, conc_fail(CONC_EINVAL, "no object %s", ident), NULL);
+    if (!o) /* a KeyError in CPython's server, outside the method */
+        return traceback(name, conc_fail(CONC_EKEY, "%s", ident));
     const conc_manager_type *type = o->type;
     const conc_manager_method *meth = NULL;
     const conc_manager_proxy_method *pmeth = NULL;
@@ -225,10 +221,13 @@ call_method(conc_manager *m, const char *ident, const char *name,
     } else if (meth) {
         int rc = meth->fn(o->self, args, kwds, &result);
         rep = reply(name, rc, result);
-    } else {
-        rep = reply(name,
-                    conc_fail(CONC_EINVAL, "method %s is not exposed", name),
-                    NULL);
+    } else { /* CPython's server ends this traceback with KeyError */
+        conc_fail(CONC_EKEY, "method '%s' of object %s is not in exposed", name,
+                  ident);
+        conc_obj *n = conc_obj_str(name);
+        rep =
+            conc__mgr_traceback(name, CONC_EKEY, n ? conc__mgr_args1(n) : NULL);
+        conc_obj_decref(n);
     }
     conc__mgr_obj_put(m, o);
     return rep;
@@ -254,7 +253,10 @@ conc__mgr_handle(conc_manager *m, conc_obj *req)
     int rc = conc_obj_typeof(id) == CONC_OBJ_NONE
                  ? call_function(m, name, args, kwds, &result)
                  : conc_fail(CONC_EPROTO, "ident is not a str");
-    return reply(name, rc, result);
+    /* A server function's exception, create's among them, travels as a
+     * traceback, as in CPython's Server. */
+    return rc < 0 ? conc__mgr_traceback(name, rc, result)
+                  : reply(name, rc, result);
 }
 
 /* Waits for the next request, or the stop: 0 when a message may be

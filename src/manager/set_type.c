@@ -3,29 +3,64 @@
  * methods, the operators and their in-place and reflected forms, the
  * comparisons, __contains__, __len__, and '#GETVALUE'). Results are new
  * sets, copies; the operands of the named methods may be any iterable
- * that travels (set, frozenset, list, tuple, a dict's keys), those of the
- * operators sets or frozensets, as Python's. Not served: __iter__ (an
- * iterator proxy). The set lives behind a lock (a conc__mgr_box).
+ * that travels (set, frozenset, list, tuple, a dict's keys, the
+ * characters of a str), those of the operators sets or frozensets, as
+ * Python's. __iter__ returns what CPython's server sends for it (3.14
+ * exposes __iter__ with no method_to_typeid): the set's iterator pickled
+ * by value, builtins.iter(list of the items), which a Python client
+ * unpickles into an iterator over a copy. The set lives behind a lock
+ * (a conc__mgr_box).
  *
  * Lock order: the box's lock only. */
 #include "manager/sync_types.h"
 
 enum op { OP_OR, OP_AND, OP_SUB, OP_XOR };
 
-/* A new set of the items of an iterable that travels. */
+/* Adds the characters of a str (each a str of one code point) or the
+ * bytes of a bytes object (each an int), as iterating them in Python. */
+static int
+add_chars(conc_obj *s, conc_obj *o)
+{
+    int text = conc_obj_typeof(o) == CONC_OBJ_STR;
+    const char *p =
+        text ? conc_obj_str_value(o) : (const char *)conc_obj_bytes_value(o);
+    size_t n = conc_obj_len(o); /* in bytes, for a str too */
+    int rc = 0;
+    for (size_t i = 0, k; rc == 0 && i < n; i += k) {
+        k = 1;
+        while (text && i + k < n && ((unsigned char)p[i + k] & 0xc0) == 0x80)
+            k++; /* the continuation bytes of one code point */
+        conc_obj *c =
+            text ? conc_obj_strn(p + i, k) : conc_obj_int((unsigned char)p[i]);
+        rc = c ? conc_obj_set_add_new(s, c) : CONC_ENOMEM;
+    }
+    return rc;
+}
+
+/* A new set of the items of an iterable that travels: a set, frozenset,
+ * list, tuple, dict (its keys), str or bytes; only a set or frozenset for
+ * an operator. */
 static int
 set_of(conc_obj *o, int operator_form, conc_obj **out)
 {
     conc_obj_type t = conc_obj_typeof(o);
     int is_set = t == CONC_OBJ_SET || t == CONC_OBJ_FROZENSET;
-    if (!o || (operator_form && !is_set) ||
-        (!is_set && t != CONC_OBJ_LIST && t != CONC_OBJ_TUPLE &&
-         t != CONC_OBJ_DICT))
-        return conc_fail(CONC_ETYPE, "unsupported operand type for a set");
+    int chars = t == CONC_OBJ_STR || t == CONC_OBJ_BYTES;
+    if (operator_form && !is_set)
+        return conc_fail(CONC_ETYPE,
+                         "unsupported operand type(s) for set: "
+                         "'set' and '%s'",
+                         conc__mgr_pytype(o));
+    if (!o || (!is_set && !chars && t != CONC_OBJ_LIST && t != CONC_OBJ_TUPLE &&
+               t != CONC_OBJ_DICT))
+        return conc_fail(CONC_ETYPE, "'%s' object is not iterable",
+                         conc__mgr_pytype(o));
     conc_obj *s = conc_obj_set(), *k;
     int rc = s ? 0 : CONC_ENOMEM;
     size_t pos = 0;
-    if (t == CONC_OBJ_LIST || t == CONC_OBJ_TUPLE)
+    if (rc == 0 && chars)
+        rc = add_chars(s, o);
+    else if (t == CONC_OBJ_LIST || t == CONC_OBJ_TUPLE)
         for (size_t i = 0; rc == 0 && i < conc_obj_len(o); i++)
             rc = conc_obj_set_add(s, conc_obj_seq_get(o, i));
     else
@@ -361,6 +396,31 @@ s_clear(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
     return 0;
 }
 
+/* __iter__: an iterator over a copy, as CPython pickles a set's
+ * iterator (iter, ([items],)). */
+static int
+s_iter(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
+{
+    (void)args;
+    (void)kwds;
+    struct conc__mgr_box *b = self;
+    conc_obj *items = conc_obj_list(), *call = conc_obj_tuple(1), *k;
+    int rc = items && call ? 0 : CONC_ENOMEM;
+    size_t pos = 0;
+    conc_lock_acquire(b->lock, CONC_FOREVER);
+    while (rc == 0 && (rc = conc_obj_next(b->v, &pos, &k, NULL)) == 1)
+        rc = conc_obj_list_append(items, k);
+    conc_lock_release(b->lock);
+    if (rc == 0) {
+        conc_obj_tuple_set_new(call, 0, conc_obj_incref(items));
+        *result = conc_obj_foreign("builtins", "iter", call, NULL, 0);
+        rc = *result ? 0 : CONC_ENOMEM;
+    }
+    conc_obj_decref(items);
+    conc_obj_decref(call);
+    return rc;
+}
+
 /* copy() and '#GETVALUE': a new set. */
 static int
 s_copy(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
@@ -377,6 +437,7 @@ static const conc_manager_method set_methods[] = {
     {"__iand__", s_iand},
     {"__ior__", s_ior},
     {"__isub__", s_isub},
+    {"__iter__", s_iter},
     {"__ixor__", s_ixor},
     {"__len__", s_len},
     {"__or__", s_or},

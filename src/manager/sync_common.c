@@ -145,3 +145,25 @@ conc__mgr_bool(int v, conc_obj **result)
     *result = conc_obj_bool(v);
     return 0;
 }
+
+const char *
+conc__mgr_pytype(const conc_obj *o)
+{
+    static const char *const names[] = {[CONC_OBJ_NONE] = "NoneType",
+                                        [CONC_OBJ_BOOL] = "bool",
+                                        [CONC_OBJ_INT] = "int",
+                                        [CONC_OBJ_FLOAT] = "float",
+                                        [CONC_OBJ_STR] = "str",
+                                        [CONC_OBJ_BYTES] = "bytes",
+                                        [CONC_OBJ_TUPLE] = "tuple",
+                                        [CONC_OBJ_LIST] = "list",
+                                        [CONC_OBJ_DICT] = "dict",
+                                        [CONC_OBJ_SET] = "set",
+                                        [CONC_OBJ_FROZENSET] = "frozenset"};
+    conc_obj_type t = conc_obj_typeof(o);
+    if (t == CONC_OBJ_FOREIGN)
+        return conc_obj_foreign_name(o);
+    if ((size_t)t < sizeof names / sizeof names[0] && names[t])
+        return names[t];
+    return "NoneType"; /* a missing argument */
+}

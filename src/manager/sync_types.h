@@ -74,6 +74,10 @@ int conc__mgr_acquire_deadline(conc_obj *args, conc_obj *kwds, int sem,
 /* A wait(timeout=None)'s deadline: None forever, negative as 0. */
 int conc__mgr_wait_deadline(conc_obj *args, conc_obj *kwds, int64_t *deadline);
 
+/* Python's name of o's type ("int", "list", a foreign record's class
+ * name), for the messages of TypeError; "NoneType" for NULL. */
+const char *conc__mgr_pytype(const conc_obj *o);
+
 /* *result = bool(v); returns 0. */
 int conc__mgr_bool(int v, conc_obj **result);
 

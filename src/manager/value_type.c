@@ -1,5 +1,6 @@
 /* The "Value" typeid: multiprocessing.managers.Value(typecode, value,
- * lock=True) as ValueProxy reaches it (get, set). As in CPython the
+ * lock=True) as ValueProxy reaches it (get, set), and '#GETVALUE', a copy
+ * pickled as CPython's Value object (_getvalue()). As in CPython the
  * typecode is kept but not enforced, and get returns a copy: the value is
  * replaced, never changed in place, and pickled after the lock is let go.
  *
@@ -69,10 +70,42 @@ value_set(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
     return 0;
 }
 
-/* ValueProxy's exposed names. */
+/* A copy as CPython pickles a managers.Value: the class called with no
+ * arguments (NEWOBJ), then its __dict__, {'_typecode', '_value'}
+ * (BUILD). */
+static int
+value_getvalue(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
+{
+    (void)args;
+    (void)kwds;
+    struct mgr_value *x = self;
+    conc_obj *state = conc_obj_dict(), *none = conc_obj_tuple(0);
+    int rc = state && none ? 0 : CONC_ENOMEM;
+    conc_lock_acquire(x->lock, CONC_FOREVER);
+    conc_obj *tc = conc_obj_incref(x->typecode), *v = conc_obj_incref(x->v);
+    conc_lock_release(x->lock);
+    conc_obj *k1 = conc_obj_str("_typecode"), *k2 = conc_obj_str("_value");
+    if (rc == 0 && (!k1 || !k2))
+        rc = CONC_ENOMEM;
+    if (rc == 0 && (rc = conc_obj_dict_set(state, k1, tc)) == 0)
+        rc = conc_obj_dict_set(state, k2, v);
+    if (rc == 0)
+        *result = conc_obj_foreign("multiprocessing.managers", "Value", none,
+                                   state, 1);
+    conc_obj_decref(k1);
+    conc_obj_decref(k2);
+    conc_obj_decref(tc);
+    conc_obj_decref(v);
+    conc_obj_decref(state);
+    conc_obj_decref(none);
+    return rc < 0 ? rc : *result ? 0 : CONC_ENOMEM;
+}
+
+/* ValueProxy's exposed names, and the copy every object gives. */
 static const conc_manager_method value_methods[] = {
     {"get", value_get},
     {"set", value_set},
+    {"#GETVALUE", value_getvalue},
 };
 
 static const conc_manager_type value_type = {

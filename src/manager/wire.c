@@ -1,7 +1,8 @@
 /* The manager's wire format: CPython's pickled request and reply tuples
  * over conc_conn, and the mapping between conc codes and the exceptions
- * that travel in '#ERROR' replies. */
+ * that travel in '#ERROR' replies and '#TRACEBACK' texts. */
 #include <math.h>
+#include <stdio.h>
 
 #include "manager/manager_internal.h"
 
@@ -129,6 +130,107 @@ conc__mgr_exception_code(const conc_obj *exc)
         conc_fail(code, "%s", (const char *)text.data);
     conc_buf_free(&text);
     return code;
+}
+
+/* The text of an exception's arguments after "Name: " in a traceback's
+ * last line, as Python's str(exc): the one argument (a KeyError's repr),
+ * the tuple's repr for several, and for none the failure message (quoted
+ * for a KeyError, whose argument it stands for). */
+static int
+exception_text(int key, conc_obj *args, conc_buf *out)
+{
+    conc_obj *a0 = conc_obj_seq_get(args, 0);
+    size_t n = conc_obj_len(args);
+    if (n == 1 && !key && conc_obj_str_value(a0))
+        return conc_buf_append(out, conc_obj_str_value(a0), conc_obj_len(a0));
+    if (n == 0 && !key)
+        return conc_buf_appendf(out, "%s", conc_failure_message());
+    conc_obj *s = n ? NULL : conc_obj_str(conc_failure_message());
+    conc_buf r = CONC_BUF_INIT; /* conc_obj_repr replaces its buffer */
+    int rc = n || s ? conc_obj_repr(n == 1 ? a0 : n ? args : s, &r)
+                    : CONC_ENOMEM;
+    if (rc == 0)
+        rc = conc_buf_append(out, r.data, r.len);
+    conc_buf_free(&r);
+    conc_obj_decref(s);
+    return rc;
+}
+
+conc_obj *
+conc__mgr_traceback(const char *what, int code, conc_obj *args)
+{
+    size_t i = 0;
+    while (i < N_EXCEPTIONS && exceptions[i].code != code)
+        i++;
+    conc_buf b = CONC_BUF_INIT;
+    int rc = conc_buf_appendf(&b,
+                              "Traceback (most recent call last):\n"
+                              "  File \"<conc manager>\", in %s\n",
+                              what);
+    /* With arguments, the failure message says where, as the source line
+     * of a Python traceback does. */
+    if (rc == 0 && args && conc_failure_message()[0])
+        rc = conc_buf_appendf(&b, "    %s\n", conc_failure_message());
+    if (rc == 0 && i == N_EXCEPTIONS)
+        rc = conc_buf_appendf(&b, "%s: %s", conc_err_name(code),
+                              conc_failure_message());
+    else if (rc == 0 && strcmp(exceptions[i].module, "builtins"))
+        rc = conc_buf_appendf(&b, "%s.", exceptions[i].module);
+    if (rc == 0 && i < N_EXCEPTIONS)
+        rc = conc_buf_appendf(&b, "%s: ", exceptions[i].name);
+    if (rc == 0 && i < N_EXCEPTIONS)
+        rc = exception_text(code == CONC_EKEY, args, &b);
+    if (rc == 0)
+        rc = conc_buf_append(&b, "\n", 1);
+    conc_obj *text =
+        rc == 0 ? conc_obj_strn((const char *)b.data, b.len) : NULL;
+    conc_buf_free(&b);
+    conc_obj_decref(args);
+    return text ? conc__mgr_pair("#TRACEBACK", text) : NULL;
+}
+
+/* The code of the exception named "Name" or "module.Name" (len bytes at
+ * name), CONC_ETASK for one conc has no code for. */
+static int
+code_of_name(const char *name, size_t len, const char *line)
+{
+    const char *dot = NULL;
+    for (const char *p = name; p < name + len; p++)
+        if (*p == '.')
+            dot = p; /* the last dot splits module and name */
+    const char *module = dot ? name : "builtins";
+    size_t mlen = dot ? (size_t)(dot - name) : strlen(module);
+    const char *base = dot ? dot + 1 : name;
+    size_t blen = (size_t)(name + len - base);
+    int code = CONC_ETASK;
+    for (size_t i = 0; i < N_EXCEPTIONS; i++)
+        if (strlen(exceptions[i].module) == mlen &&
+            !strncmp(exceptions[i].module, module, mlen) &&
+            strlen(exceptions[i].name) == blen &&
+            !strncmp(exceptions[i].name, base, blen))
+            code = exceptions[i].code;
+    if (code == CONC_ENOTOWNER && strstr(line, "release unlocked lock"))
+        code = CONC_ENOTLOCKED;
+    return code;
+}
+
+int
+conc__mgr_traceback_code(const char *text)
+{
+    size_t end = strlen(text);
+    while (end > 0 && (text[end - 1] == '\n' || text[end - 1] == ' '))
+        end--;
+    size_t start = end;
+    while (start > 0 && text[start - 1] != '\n')
+        start--;
+    const char *line = text + start;
+    size_t len = end - start, name_len = 0;
+    while (name_len < len && line[name_len] != ':' && line[name_len] != ' ')
+        name_len++;
+    int code = name_len ? code_of_name(line, name_len, line) : CONC_ETASK;
+    if (code == CONC_ETASK)
+        return conc_fail(code, "%s", text);
+    return conc_fail(code, "%.*s", (int)len, line);
 }
 
 conc_obj *
