@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "conc_test.h"
-#include "manager/manager_internal.h"
+#include "manager/array_codes.h"
 
 #define PEER            CONC_PEERS_DIR "/manager_types_peer.py"
 #define PYTHON          "/usr/bin/python3"
@@ -344,6 +344,132 @@ check_value(conc_manager *c)
     conc_proxy_free(v);
 }
 
+/* array.array(typecode, items) as conc sends it; steals items. */
+static conc_obj *
+array_obj(const char *typecode, conc_obj *items)
+{
+    conc_obj *args = tuple(2, conc_obj_str(typecode), items);
+    conc_obj *o = conc_obj_foreign("array", "array", args, NULL, 0);
+    conc_obj_decref(args);
+    assert_non_null(o);
+    return o;
+}
+
+/* A list of n ints (stolen). */
+static conc_obj *
+ints(size_t n, ...)
+{
+    va_list ap;
+    va_start(ap, n);
+    conc_obj *l = conc_obj_list();
+    for (size_t i = 0; i < n; i++)
+        assert_conc_ok(conc_obj_list_append_new(l, va_arg(ap, conc_obj *)));
+    va_end(ap);
+    return l;
+}
+
+/* builtins.slice(start, stop, step) (stolen). */
+static conc_obj *
+slice(conc_obj *start, conc_obj *stop, conc_obj *step)
+{
+    conc_obj *t = tuple(3, start, stop, step);
+    conc_obj *o = conc_obj_foreign("builtins", "slice", t, NULL, 0);
+    conc_obj_decref(t);
+    assert_non_null(o);
+    return o;
+}
+
+/* a[index] = value (both stolen), the call's code. */
+static int
+set_item(conc_proxy *a, conc_obj *index, conc_obj *value)
+{
+    conc_obj *args = tuple(2, index, value), *r = NULL;
+    int rc = conc_proxy_call(a, "__setitem__", args, NULL, &r);
+    conc_obj_decref(args);
+    conc_obj_decref(r);
+    return rc;
+}
+
+/* The items of a[:] equal `want` (stolen). */
+static void
+assert_items(conc_proxy *a, conc_obj *want)
+{
+    conc_obj *none = conc_obj_none();
+    conc_obj *args = tuple(1, slice(none, none, none)), *r = NULL;
+    assert_conc_ok(conc_proxy_call(a, "__getitem__", args, NULL, &r));
+    /* CPython's server sends array.array(typecode, bytes), conc's
+     * array.array(typecode, list): the same items. */
+    conc_obj *tc = NULL, *items = NULL;
+    assert_int_equal(conc__mgr_array_of(r, &tc, &items), 0);
+    assert_int_equal(conc_obj_equal(items, want), 1);
+    conc_obj_decref(items);
+    conc_obj_decref(r);
+    conc_obj_decref(args);
+    conc_obj_decref(want);
+}
+
+/* Slice assignment on [1, 10, 3] of 'i': an array of the same typecode,
+ * which may change the length with a step of 1. */
+static void
+check_array_slices(conc_proxy *a)
+{
+    conc_obj *none = conc_obj_none();
+    conc_obj *seven =
+        ints(3, conc_obj_int(7), conc_obj_int(8), conc_obj_int(9));
+    assert_conc_ok(set_item(a, slice(conc_obj_int(0), conc_obj_int(2), none),
+                            array_obj("i", seven)));
+    assert_items(a, ints(4, conc_obj_int(7), conc_obj_int(8), conc_obj_int(9),
+                         conc_obj_int(3)));
+    assert_conc_ok(
+        set_item(a, slice(none, none, conc_obj_int(2)),
+                 array_obj("i", ints(2, conc_obj_int(0), conc_obj_int(0)))));
+    assert_items(a, ints(4, conc_obj_int(0), conc_obj_int(8), conc_obj_int(0),
+                         conc_obj_int(3)));
+    assert_conc(set_item(a, slice(none, none, conc_obj_int(2)),
+                         array_obj("i", ints(1, conc_obj_int(0)))),
+                CONC_EVALUE);
+    assert_has("attempt to assign array of size 1 to extended slice of "
+               "size 2");
+    assert_conc(set_item(a, slice(none, none, none), ints(0)), CONC_ETYPE);
+    assert_has("can only assign array (not \"list\") to array slice");
+    assert_conc(set_item(a, slice(none, none, none), array_obj("l", ints(0))),
+                CONC_ETYPE);
+    assert_has("bad argument type for built-in operation");
+    assert_conc(set_item(a, conc_obj_int(9), conc_obj_int(1)), CONC_EINDEX);
+    assert_has("array assignment index out of range");
+}
+
+/* 'Q' holds ints up to 2**64 - 1, as Python's ints of any size. */
+static void
+check_array_u64(conc_manager *c)
+{
+    conc_obj *max = NULL, *over = NULL, *got = NULL;
+    assert_conc_ok(conc_obj_int_parse("18446744073709551615", &max));
+    assert_conc_ok(conc_obj_int_parse("18446744073709551616", &over));
+    conc_obj *items = ints(2, conc_obj_incref(max), conc_obj_int(0));
+    conc_proxy *q = make(c, "Array", tuple(2, conc_obj_str("Q"), items));
+    assert_conc_ok(conc_arrayproxy_get(q, 0, &got));
+    assert_int_equal(conc_obj_equal(got, max), 1);
+    conc_obj_decref(got);
+    assert_conc_ok(conc_arrayproxy_set(q, 1, max));
+    assert_conc(conc_arrayproxy_set(q, 0, over), CONC_EOVERFLOW);
+    assert_string_equal(conc_failure_message(),
+                        "OverflowError('int too big to convert')");
+    conc_obj *neg = conc_obj_int(-1), *half = conc_obj_float(0.5);
+    assert_conc(conc_arrayproxy_set(q, 0, neg), CONC_EOVERFLOW);
+    assert_string_equal(conc_failure_message(),
+                        "OverflowError(\"can't convert negative int to "
+                        "unsigned\")");
+    assert_conc(conc_arrayproxy_set(q, 0, half), CONC_ETYPE);
+    assert_has("'float' object cannot be interpreted as an integer");
+    assert_items(q, ints(2, conc_obj_incref(max), conc_obj_incref(max)));
+    conc_obj_decref(neg);
+    conc_obj_decref(half);
+    conc_obj_decref(max);
+    conc_obj_decref(over);
+    conc_proxy_free(q);
+}
+
 static void
 check_array(conc_manager *c)
 {
@@ -370,7 +496,9 @@ check_array(conc_manager *c)
     conc_obj_decref(ten);
     conc_obj_decref(x);
     conc_obj_decref(big);
+    check_array_slices(a);
     conc_proxy_free(a);
+    check_array_u64(c);
 }
 
 static void

@@ -1,78 +1,50 @@
 /* The "Array" typeid: multiprocessing.managers.Array(typecode, sequence,
  * lock=True), an array.array in the server, as ArrayProxy reaches it:
  * __len__, __getitem__ (an index, or a slice, which comes back as an
- * array.array) and __setitem__ of one index. Items are checked against
- * the typecode as array.array checks them (TypeError, OverflowError).
- * The items live in a list behind a lock (a conc__mgr_box).
+ * array.array) and __setitem__ (an index, or a slice given an array of
+ * the same typecode, which may change the length as array.array's
+ * does). Items are checked against the typecode as array.array checks
+ * them, with its errors (array_codes.c). The items live in a list behind
+ * a lock (a conc__mgr_box holding [typecode, items]).
  *
  * Lock order: the box's lock only. */
-#include <math.h>
+#include "manager/array_codes.h"
 
-#include "manager/sync_types.h"
-
-/* A typecode's range of ints; floats for 'f' and 'd', one character for
- * 'u' and 'w' (min and max unused). */
-static const struct {
-    char code;
-    int64_t min, max;
-    const char *name;
-} codes[] = {
-    {'b', INT8_MIN, INT8_MAX, "signed char"},
-    {'B', 0, UINT8_MAX, "unsigned byte integer"},
-    {'h', INT16_MIN, INT16_MAX, "signed short integer"},
-    {'H', 0, UINT16_MAX, "unsigned short"},
-    {'i', INT32_MIN, INT32_MAX, "signed integer"},
-    {'I', 0, UINT32_MAX, "unsigned int"},
-    {'l', INT64_MIN, INT64_MAX, "signed long integer"},
-    {'L', 0, INT64_MAX, "unsigned long"},
-    {'q', INT64_MIN, INT64_MAX, "signed long long integer"},
-    {'Q', 0, INT64_MAX, "unsigned long long"},
-    {'f', 0, 0, NULL},
-    {'d', 0, 0, NULL},
-    {'u', 0, 0, NULL},
-    {'w', 0, 0, NULL},
-};
-
-#define N_CODES (sizeof codes / sizeof codes[0])
-
+/* The items array.array(typecode, sequence) starts with: a list or
+ * tuple's, a str's characters for 'u' and 'w', another array's. */
 static int
-find_code(conc_obj *typecode)
+initial_items(const struct conc__mgr_code *c, conc_obj *seq, conc_obj **out)
 {
-    const char *tc = conc_obj_str_value(typecode);
-    for (size_t i = 0; tc && strlen(tc) == 1 && i < N_CODES; i++)
-        if (codes[i].code == tc[0])
-            return (int)i;
-    return conc_fail(CONC_EVALUE, "bad typecode (must be b, B, u, h, H, i, "
-                                  "I, l, L, q, Q, f or d)");
-}
-
-/* Checks `item` for typecode number c, as array.array's setitem. */
-static int
-check_item(int c, conc_obj *item)
-{
-    conc_obj_type t = conc_obj_typeof(item);
-    if (codes[c].code == 'u' || codes[c].code == 'w') {
-        const char *s = conc_obj_str_value(item);
-        size_t chars = 0;
-        for (const char *p = s; p && *p; p++)
-            chars += (*p & 0xc0) != 0x80; /* not a continuation byte */
-        if (chars == 1)
-            return 0;
-        return conc_fail(CONC_ETYPE, "array item must be a unicode character");
+    conc_obj_type t = conc_obj_typeof(seq);
+    conc_obj *tc = NULL, *from = NULL;
+    int rc = 0;
+    if (!seq)
+        from = conc_obj_list();
+    else if (t == CONC_OBJ_LIST || t == CONC_OBJ_TUPLE)
+        from = conc_obj_incref(seq);
+    else if (t == CONC_OBJ_STR && (c->code == 'u' || c->code == 'w'))
+        return conc__mgr_chars(seq, out);
+    else if (t == CONC_OBJ_STR)
+        return conc_fail(CONC_ETYPE,
+                         "cannot use a str to initialize an "
+                         "array with typecode '%c'",
+                         c->code);
+    else if ((rc = conc__mgr_array_of(seq, &tc, &from)) == 1)
+        return conc_fail(CONC_ETYPE, "'%s' object is not iterable",
+                         conc__mgr_pytype(seq));
+    if (rc < 0)
+        return rc;
+    conc_obj *items = from ? conc_obj_list() : NULL;
+    rc = items ? 0 : CONC_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < conc_obj_len(from); i++)
+        if ((rc = conc__mgr_code_check(c, conc_obj_seq_get(from, i))) == 0)
+            rc = conc_obj_list_append(items, conc_obj_seq_get(from, i));
+    conc_obj_decref(from);
+    if (rc < 0) {
+        conc_obj_decref(items);
+        return rc;
     }
-    if (codes[c].code == 'f' || codes[c].code == 'd') {
-        double v;
-        if (t == CONC_OBJ_BOOL || conc_obj_float_value(item, &v) < 0)
-            return conc_fail(CONC_ETYPE, "must be real number");
-        return 0;
-    }
-    int64_t v;
-    if (t != CONC_OBJ_INT && t != CONC_OBJ_BOOL)
-        return conc_fail(CONC_ETYPE, "object cannot be interpreted as an "
-                                     "integer");
-    if (conc_obj_int_value(item, &v) < 0 || v < codes[c].min ||
-        v > codes[c].max)
-        return conc_fail(CONC_EOVERFLOW, "%s is out of range", codes[c].name);
+    *out = items;
     return 0;
 }
 
@@ -83,17 +55,11 @@ array_create(void *arg, conc_obj *args, conc_obj *kwds, void **self)
     (void)arg;
     conc_obj *tc = conc__mgr_arg(args, kwds, 0, "typecode");
     conc_obj *seq = conc__mgr_arg(args, kwds, 1, "sequence");
-    int c = find_code(tc);
-    if (c < 0)
-        return c;
-    conc_obj_type t = conc_obj_typeof(seq);
-    if (seq && t != CONC_OBJ_LIST && t != CONC_OBJ_TUPLE)
-        return conc_fail(CONC_ETYPE, "the sequence must be a list or tuple");
-    conc_obj *items = conc_obj_list(), *v = conc_obj_list();
-    int rc = items && v ? 0 : CONC_ENOMEM;
-    for (size_t i = 0; rc == 0 && i < conc_obj_len(seq); i++)
-        if ((rc = check_item(c, conc_obj_seq_get(seq, i))) == 0)
-            rc = conc_obj_list_append(items, conc_obj_seq_get(seq, i));
+    const struct conc__mgr_code *c = conc__mgr_code_find(tc);
+    conc_obj *items = NULL, *v = NULL;
+    int rc = c ? initial_items(c, seq, &items) : CONC_EVALUE;
+    if (rc == 0)
+        rc = (v = conc_obj_list()) ? 0 : CONC_ENOMEM;
     if (rc == 0 && (rc = conc_obj_list_append(v, tc)) == 0)
         rc = conc_obj_list_append(v, items);
     conc_obj_decref(items);
@@ -123,22 +89,31 @@ array_len(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
     return *result ? 0 : CONC_ENOMEM;
 }
 
-/* An index into n items, negative counting from the end. */
+/* An index into n items, negative counting from the end; `what` names
+ * the operation in the IndexError ("index", "assignment index"). */
 static int
-index_of(conc_obj *index, size_t n, size_t *i)
+index_of(conc_obj *index, size_t n, const char *what, size_t *i)
 {
     int64_t k;
     conc_obj_type t = conc_obj_typeof(index);
-    if ((t != CONC_OBJ_INT && t != CONC_OBJ_BOOL) ||
-        conc_obj_int_value(index, &k) < 0)
+    if (t != CONC_OBJ_INT && t != CONC_OBJ_BOOL)
         return conc_fail(CONC_ETYPE, "array indices must be integers");
+    if (conc_obj_int_value(index, &k) < 0)
+        return conc_fail(CONC_EINDEX,
+                         "cannot fit 'int' into an index-sized integer");
     if (k < 0)
         k += (int64_t)n;
     if (k < 0 || k >= (int64_t)n)
-        return conc_fail(CONC_EINDEX, "array index out of range");
+        return conc_fail(CONC_EINDEX, "array %s out of range", what);
     *i = (size_t)k;
     return 0;
 }
+
+/* A slice's indices into n items, as slice.indices(n) gives them, and
+ * the number of items it selects. */
+struct span {
+    int64_t start, stop, step, len;
+};
 
 /* One bound of a slice (None: the default), clipped as slice.indices. */
 static int
@@ -148,8 +123,16 @@ bound(conc_obj *o, int64_t n, int64_t step, int64_t dflt, int64_t *out)
         *out = dflt;
         return 0;
     }
-    if (conc_obj_int_value(o, out) < 0)
-        return conc_fail(CONC_ETYPE, "slice indices must be integers");
+    conc_obj_type t = conc_obj_typeof(o);
+    if (t != CONC_OBJ_INT && t != CONC_OBJ_BOOL)
+        return conc_fail(CONC_ETYPE, "slice indices must be integers or "
+                                     "None or have an __index__ method");
+    if (conc_obj_int_value(o, out) < 0) { /* beyond int64_t: clipped */
+        conc_buf text = CONC_BUF_INIT;
+        int negative = conc_obj_repr(o, &text) == 0 && text.data[0] == '-';
+        conc_buf_free(&text);
+        *out = negative ? -n - 1 : n + 1;
+    }
     if (*out < 0)
         *out += n;
     int64_t lo = step < 0 ? -1 : 0, hi = step < 0 ? n - 1 : n;
@@ -157,26 +140,42 @@ bound(conc_obj *o, int64_t n, int64_t step, int64_t dflt, int64_t *out)
     return 0;
 }
 
-/* items[start:stop:step] of a builtins.slice record, as array.array. */
+/* The span a builtins.slice record selects out of n items. */
 static int
-get_slice(conc_obj *tc, conc_obj *items, conc_obj *sl, conc_obj **result)
+span_of(conc_obj *sl, int64_t n, struct span *sp)
 {
     conc_obj *a = conc_obj_foreign_args(sl);
-    int64_t n = (int64_t)conc_obj_len(items), step = 1, start, stop;
     conc_obj *st = conc_obj_seq_get(a, 2);
+    sp->step = 1;
     if (st && conc_obj_typeof(st) != CONC_OBJ_NONE &&
-        conc_obj_int_value(st, &step) < 0)
-        return conc_fail(CONC_ETYPE, "slice indices must be integers");
-    if (step == 0)
+        conc_obj_int_value(st, &sp->step) < 0)
+        return conc_fail(CONC_ETYPE, "slice indices must be integers or "
+                                     "None or have an __index__ method");
+    if (sp->step == 0)
         return conc_fail(CONC_EVALUE, "slice step cannot be zero");
-    int rc =
-        bound(conc_obj_seq_get(a, 0), n, step, step < 0 ? n - 1 : 0, &start);
+    int64_t step = sp->step;
+    int rc = bound(conc_obj_seq_get(a, 0), n, step, step < 0 ? n - 1 : 0,
+                   &sp->start);
     if (rc == 0)
-        rc = bound(conc_obj_seq_get(a, 1), n, step, step < 0 ? -1 : n, &stop);
+        rc = bound(conc_obj_seq_get(a, 1), n, step, step < 0 ? -1 : n,
+                   &sp->stop);
+    if (rc < 0)
+        return rc;
+    int64_t d = step > 0 ? sp->stop - sp->start : sp->start - sp->stop;
+    int64_t s = step > 0 ? step : -step;
+    sp->len = d <= 0 ? 0 : (d - 1) / s + 1;
+    return 0;
+}
+
+/* items[span] of the typecode tc, as array.array(tc, [...]). */
+static int
+get_slice(conc_obj *tc, conc_obj *items, const struct span *sp,
+          conc_obj **result)
+{
     conc_obj *out = conc_obj_list(), *t = conc_obj_tuple(2);
-    rc = rc < 0 ? rc : out && t ? 0 : CONC_ENOMEM;
-    for (int64_t i = start; rc == 0 && (step > 0 ? i < stop : i > stop);
-         i += step)
+    int rc = out && t ? 0 : CONC_ENOMEM;
+    for (int64_t k = 0, i = sp->start; rc == 0 && k < sp->len;
+         k++, i += sp->step)
         rc = conc_obj_list_append(out, conc_obj_seq_get(items, (size_t)i));
     if (rc == 0) {
         conc_obj_tuple_set_new(t, 0, conc_obj_incref(tc));
@@ -202,14 +201,105 @@ array_getitem(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
     struct conc__mgr_box *b = self;
     conc_obj *index = conc__mgr_arg(args, kwds, 0, "index");
     size_t i = 0;
+    struct span sp;
     conc_lock_acquire(b->lock, CONC_FOREVER);
     conc_obj *items = items_of(b);
-    int rc = is_slice(index)
-                 ? get_slice(conc_obj_seq_get(b->v, 0), items, index, result)
-                 : index_of(index, conc_obj_len(items), &i);
-    if (rc == 0 && !is_slice(index))
+    int64_t n = (int64_t)conc_obj_len(items);
+    int rc = is_slice(index) ? span_of(index, n, &sp)
+                             : index_of(index, (size_t)n, "index", &i);
+    if (rc == 0 && is_slice(index))
+        rc = get_slice(conc_obj_seq_get(b->v, 0), items, &sp, result);
+    else if (rc == 0)
         *result = conc_obj_incref(conc_obj_seq_get(items, i));
     conc_lock_release(b->lock);
+    return rc;
+}
+
+/* The items of `value` for a slice assignment to an array of typecode tc:
+ * an array of the same typecode, as array.array demands. */
+static int
+slice_items(const struct conc__mgr_code *c, conc_obj *tc, conc_obj *value,
+            conc_obj **out)
+{
+    conc_obj *vtc = NULL, *items = NULL;
+    int rc = conc__mgr_array_of(value, &vtc, &items);
+    if (rc == 1)
+        return conc_fail(CONC_ETYPE,
+                         "can only assign array (not \"%s\") to array slice",
+                         conc__mgr_pytype(value));
+    if (rc == 0 && !conc_obj_equal(vtc, tc))
+        rc = conc_fail(CONC_ETYPE, "bad argument type for built-in operation");
+    for (size_t i = 0; rc == 0 && i < conc_obj_len(items); i++)
+        rc = conc__mgr_code_check(c, conc_obj_seq_get(items, i));
+    if (rc < 0) {
+        conc_obj_decref(items);
+        return rc;
+    }
+    *out = items;
+    return 0;
+}
+
+/* items[span] = from: a step of 1 replaces the span by all of `from`
+ * (the length may change), another step needs as many items as it
+ * selects. */
+static int
+set_slice(struct conc__mgr_box *b, const struct span *sp, conc_obj *from)
+{
+    conc_obj *items = items_of(b);
+    int64_t n = (int64_t)conc_obj_len(from);
+    if (sp->step != 1 && n != sp->len)
+        return conc_fail(CONC_EVALUE,
+                         "attempt to assign array of size %lld to extended "
+                         "slice of size %lld",
+                         (long long)n, (long long)sp->len);
+    int rc = 0;
+    if (sp->step != 1) {
+        for (int64_t k = 0, i = sp->start; rc == 0 && k < n; k++, i += sp->step)
+            rc = conc_obj_list_set_new(
+                items, (size_t)i, conc_obj_incref(conc_obj_seq_get(from, k)));
+        return rc;
+    }
+    int64_t stop = sp->stop < sp->start ? sp->start : sp->stop;
+    size_t len = conc_obj_len(items);
+    conc_obj *next = conc_obj_list();
+    rc = next ? 0 : CONC_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < (size_t)sp->start; i++)
+        rc = conc_obj_list_append(next, conc_obj_seq_get(items, i));
+    for (size_t i = 0; rc == 0 && i < (size_t)n; i++)
+        rc = conc_obj_list_append(next, conc_obj_seq_get(from, i));
+    for (size_t i = (size_t)stop; rc == 0 && i < len; i++)
+        rc = conc_obj_list_append(next, conc_obj_seq_get(items, i));
+    if (rc < 0) {
+        conc_obj_decref(next);
+        return rc;
+    }
+    return conc_obj_list_set_new(b->v, 1, next);
+}
+
+/* a[index] = item, or a[slice] = array. */
+static int
+assign(struct conc__mgr_box *b, conc_obj *index, conc_obj *v)
+{
+    conc_obj *tc = conc_obj_seq_get(b->v, 0), *items = items_of(b);
+    const struct conc__mgr_code *c = conc__mgr_code_find(tc);
+    if (!c)
+        return CONC_EVALUE;
+    if (is_slice(index)) {
+        struct span sp;
+        conc_obj *from = NULL;
+        int rc = slice_items(c, tc, v, &from); /* first, as array.array */
+        if (rc == 0 &&
+            (rc = span_of(index, (int64_t)conc_obj_len(items), &sp)) == 0)
+            rc = set_slice(b, &sp, from);
+        conc_obj_decref(from);
+        return rc;
+    }
+    size_t i;
+    int rc = index_of(index, conc_obj_len(items), "assignment index", &i);
+    if (rc == 0)
+        rc = conc__mgr_code_check(c, v);
+    if (rc == 0)
+        rc = conc_obj_list_set_new(items, i, conc_obj_incref(v));
     return rc;
 }
 
@@ -222,16 +312,8 @@ array_setitem(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
     conc_obj *v = conc__mgr_arg(args, kwds, 1, "value");
     if (!v)
         return conc_fail(CONC_ETYPE, "__setitem__ needs an index and a value");
-    size_t i;
     conc_lock_acquire(b->lock, CONC_FOREVER);
-    conc_obj *items = items_of(b);
-    int rc = find_code(conc_obj_seq_get(b->v, 0));
-    if (rc >= 0)
-        rc = check_item(rc, v);
-    if (rc >= 0)
-        rc = index_of(index, conc_obj_len(items), &i);
-    if (rc >= 0)
-        rc = conc_obj_list_set_new(items, i, conc_obj_incref(v));
+    int rc = assign(b, index, v);
     conc_lock_release(b->lock);
     return rc < 0 ? rc : 0;
 }

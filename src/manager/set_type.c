@@ -16,27 +16,6 @@
 
 enum op { OP_OR, OP_AND, OP_SUB, OP_XOR };
 
-/* Adds the characters of a str (each a str of one code point) or the
- * bytes of a bytes object (each an int), as iterating them in Python. */
-static int
-add_chars(conc_obj *s, conc_obj *o)
-{
-    int text = conc_obj_typeof(o) == CONC_OBJ_STR;
-    const char *p =
-        text ? conc_obj_str_value(o) : (const char *)conc_obj_bytes_value(o);
-    size_t n = conc_obj_len(o); /* in bytes, for a str too */
-    int rc = 0;
-    for (size_t i = 0, k; rc == 0 && i < n; i += k) {
-        k = 1;
-        while (text && i + k < n && ((unsigned char)p[i + k] & 0xc0) == 0x80)
-            k++; /* the continuation bytes of one code point */
-        conc_obj *c =
-            text ? conc_obj_strn(p + i, k) : conc_obj_int((unsigned char)p[i]);
-        rc = c ? conc_obj_set_add_new(s, c) : CONC_ENOMEM;
-    }
-    return rc;
-}
-
 /* A new set of the items of an iterable that travels: a set, frozenset,
  * list, tuple, dict (its keys), str or bytes; only a set or frozenset for
  * an operator. */
@@ -55,17 +34,22 @@ set_of(conc_obj *o, int operator_form, conc_obj **out)
                t != CONC_OBJ_DICT))
         return conc_fail(CONC_ETYPE, "'%s' object is not iterable",
                          conc__mgr_pytype(o));
-    conc_obj *s = conc_obj_set(), *k;
-    int rc = s ? 0 : CONC_ENOMEM;
+    conc_obj *chars_list = NULL, *s = NULL, *k;
+    int rc = chars ? conc__mgr_chars(o, &chars_list) : 0;
+    if (chars_list) { /* iterated as a list of its characters */
+        o = chars_list;
+        t = CONC_OBJ_LIST;
+    }
+    if (rc == 0)
+        rc = (s = conc_obj_set()) ? 0 : CONC_ENOMEM;
     size_t pos = 0;
-    if (rc == 0 && chars)
-        rc = add_chars(s, o);
-    else if (t == CONC_OBJ_LIST || t == CONC_OBJ_TUPLE)
+    if (t == CONC_OBJ_LIST || t == CONC_OBJ_TUPLE)
         for (size_t i = 0; rc == 0 && i < conc_obj_len(o); i++)
             rc = conc_obj_set_add(s, conc_obj_seq_get(o, i));
     else
         while (rc == 0 && (rc = conc_obj_next(o, &pos, &k, NULL)) == 1)
             rc = conc_obj_set_add(s, k);
+    conc_obj_decref(chars_list);
     if (rc < 0) {
         conc_obj_decref(s);
         return rc;

@@ -167,3 +167,28 @@ conc__mgr_pytype(const conc_obj *o)
         return names[t];
     return "NoneType"; /* a missing argument */
 }
+
+int
+conc__mgr_chars(const conc_obj *o, conc_obj **out)
+{
+    int text = conc_obj_typeof(o) == CONC_OBJ_STR;
+    const char *p =
+        text ? conc_obj_str_value(o) : (const char *)conc_obj_bytes_value(o);
+    size_t n = conc_obj_len(o); /* in bytes, for a str too */
+    conc_obj *l = p ? conc_obj_list() : NULL;
+    int rc = l ? 0 : p ? CONC_ENOMEM : CONC_ETYPE;
+    for (size_t i = 0, k; rc == 0 && i < n; i += k) {
+        k = 1;
+        while (text && i + k < n && ((unsigned char)p[i + k] & 0xc0) == 0x80)
+            k++; /* the continuation bytes of one code point */
+        conc_obj *c =
+            text ? conc_obj_strn(p + i, k) : conc_obj_int((unsigned char)p[i]);
+        rc = c ? conc_obj_list_append_new(l, c) : CONC_ENOMEM;
+    }
+    if (rc < 0) {
+        conc_obj_decref(l);
+        return rc;
+    }
+    *out = l;
+    return 0;
+}

@@ -78,6 +78,11 @@ int conc__mgr_wait_deadline(conc_obj *args, conc_obj *kwds, int64_t *deadline);
  * name), for the messages of TypeError; "NoneType" for NULL. */
 const char *conc__mgr_pytype(const conc_obj *o);
 
+/* The items iterating a str (its characters, each a str) or a bytes
+ * object (its bytes, each an int) gives, as a new list in *out. Returns
+ * 0, CONC_ETYPE for another type, CONC_ENOMEM. */
+int conc__mgr_chars(const conc_obj *o, conc_obj **out);
+
 /* *result = bool(v); returns 0. */
 int conc__mgr_bool(int v, conc_obj **result);
 

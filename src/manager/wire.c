@@ -147,7 +147,10 @@ exception_text(int key, conc_obj *args, conc_buf *out)
         return conc_buf_appendf(out, "%s", conc_failure_message());
     conc_obj *s = n ? NULL : conc_obj_str(conc_failure_message());
     conc_buf r = CONC_BUF_INIT; /* conc_obj_repr replaces its buffer */
-    int rc = n || s ? conc_obj_repr(n == 1 ? a0 : n ? args : s, &r)
+    int rc = n || s ? conc_obj_repr(n == 1 ? a0
+                                    : n    ? args
+                                           : s,
+                                    &r)
                     : CONC_ENOMEM;
     if (rc == 0)
         rc = conc_buf_append(out, r.data, r.len);

@@ -20,6 +20,7 @@ Modes:
           get_lock, get_rlock (twice) and get_sem, prints "held" and
           waits to be killed.
 """
+import array
 import gc
 import sys
 import threading
@@ -162,6 +163,46 @@ def check_event_barrier(m):
     expect(threading.BrokenBarrierError, b2.wait)
 
 
+def check_array_slices(m, a):
+    """Slice assignment (an array of the same typecode; a step of 1 may
+    change the length) and 'Q' and 'L' ints beyond 2**63, with
+    array.array's errors."""
+    a[0:2] = array.array("i", [7, 8, 9])
+    assert list(a[:]) == [7, 8, 9, 3], list(a[:])
+    a[::2] = array.array("i", [0, 0])
+    assert list(a[:]) == [0, 8, 0, 3], list(a[:])
+    e = expect(TypeError, a.__setitem__, slice(0, 1), [1])
+    assert str(e) == 'can only assign array (not "list") to array slice', e
+    e = expect(TypeError, a.__setitem__, slice(0, 1), array.array("l", [1]))
+    assert str(e) == "bad argument type for built-in operation", e
+    e = expect(ValueError, a.__setitem__, slice(0, 4, 2),
+               array.array("i", [1]))
+    assert "array of size 1 to extended slice of size 2" in str(e), e
+    e = expect(IndexError, a.__setitem__, 9, 1)
+    assert str(e) == "array assignment index out of range", e
+    q = m.Array("Q", [2 ** 64 - 1, 0])
+    assert q[0] == 2 ** 64 - 1
+    q[1] = 2 ** 63
+    q[0:1] = array.array("Q", [2 ** 64 - 2])
+    assert list(q[:]) == [2 ** 64 - 2, 2 ** 63], list(q[:])
+    e = expect(OverflowError, q.__setitem__, 0, 2 ** 64)
+    assert str(e) == "int too big to convert", e
+    e = expect(OverflowError, q.__setitem__, 0, -1)
+    assert str(e) == "can't convert negative int to unsigned", e
+    u = m.Array("L", [2 ** 64 - 1])
+    assert u[0] == 2 ** 64 - 1
+    e = expect(OverflowError, u.__setitem__, 0, 2 ** 64)
+    assert str(e) == "Python int too large to convert to C unsigned long", e
+    e = expect(TypeError, u.__setitem__, 0, 1.5)
+    assert str(e) == "'float' object cannot be interpreted as an integer", e
+    d = m.Array("d", [1.5])
+    e = expect(TypeError, d.__setitem__, 0, "x")
+    assert str(e) == "must be real number, not str", e
+    e = expect(RemoteError, m.Array, "i", "abc")
+    assert ("TypeError: cannot use a str to initialize an array with "
+            "typecode 'i'") in str(e), e
+
+
 def check_values(m):
     v = m.Value("i", 5)
     assert v.value == 5
@@ -178,7 +219,9 @@ def check_values(m):
     assert list(a[:]) == [1, 10, 3] and list(a[::-1]) == [3, 10, 1]
     expect(IndexError, lambda: a[3])
     expect(TypeError, a.__setitem__, 0, "x")
-    expect(OverflowError, a.__setitem__, 0, 2 ** 40)
+    e = expect(OverflowError, a.__setitem__, 0, 2 ** 40)
+    assert str(e) == "signed integer is greater than maximum", e
+    check_array_slices(m, a)
     n = m.Namespace(x=1)
     assert n.x == 1
     n.y = "two"
