@@ -209,6 +209,29 @@ cond_waiter(void *arg)
 
 /* wait() and notify() across two clients: the notifier's acquire is
  * granted only once the waiter's wait() gave the lock up. */
+/* Condition(lock): the Condition acquires that very lock, which its own
+ * proxies see held, and a wait gives it up while it waits. */
+static void
+check_condition_over(conc_manager *c, const char *lock_type)
+{
+    conc_proxy *lock = make(c, lock_type, NULL), *mine = other(lock);
+    conc_obj *ref = NULL;
+    assert_conc_ok(conc_proxy_to_obj(lock, &ref));
+    conc_proxy *cv = make(c, "Condition", tuple(1, ref));
+    assert_conc_ok(conc_lockproxy_acquire(cv, CONC_FOREVER));
+    assert_conc(conc_lockproxy_acquire(mine, 0), CONC_ETIMEDOUT);
+    double start = now_s();
+    assert_timed_out(conc_condproxy_wait(cv, SHORT), start);
+    assert_conc(conc_lockproxy_acquire(mine, 0), CONC_ETIMEDOUT);
+    assert_conc_ok(conc_condproxy_notify_all(cv));
+    assert_conc_ok(conc_lockproxy_release(cv));
+    assert_conc_ok(conc_lockproxy_acquire(mine, 0)); /* free again */
+    assert_conc_ok(conc_lockproxy_release(mine));
+    conc_proxy_free(cv);
+    conc_proxy_free(mine);
+    conc_proxy_free(lock);
+}
+
 static void
 check_condition(conc_manager *c)
 {
@@ -233,6 +256,7 @@ check_condition(conc_manager *c)
     conc_event_free(w.holding);
     conc_proxy_free(w.cond);
     conc_proxy_free(a);
+    check_condition_over(c, "Lock");
 }
 
 static void
@@ -597,6 +621,16 @@ test_conc_server(void **state)
     conc_manager *m = server(addr, sizeof addr), *c;
     assert_conc_ok(conc_manager_connect(addr, KEY, &c));
     check_all(c);
+    /* CPython's own server refuses wait and notify on a Condition over an
+     * RLock proxy (RuntimeError: its Condition asks the RLock through a
+     * proxy whose calls another server thread serves); conc's does not. */
+    check_condition_over(c, "RLock");
+    conc_proxy *cv;
+    conc_obj *not_lock = tuple(1, conc_obj_str("lock"));
+    assert_conc(conc_manager_create(c, "Condition", not_lock, &cv), CONC_ETYPE);
+    assert_has("TypeError: a Condition's lock must be a proxy of a Lock or "
+               "RLock");
+    conc_obj_decref(not_lock);
     conc_manager_free(c);
     conc_manager_free(m);
 }

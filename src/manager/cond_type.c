@@ -1,11 +1,19 @@
-/* The "Condition" typeid: threading.Condition() (over an RLock of its
- * own) as ConditionProxy reaches it: acquire, release, wait(timeout),
- * notify(n), notify_all, and 3.14's locked. Its lock belongs to the client
- * that acquired it, and a wait releases it fully and takes it back
- * before returning, as threading's does. Waiters are woken in the order
- * they began to wait. A client that leaves holding the lock releases it.
+/* The "Condition" typeid: threading.Condition(lock=None) as
+ * ConditionProxy reaches it: acquire, release, wait(timeout), notify(n),
+ * notify_all, and 3.14's locked. Without a lock it has an RLock of its
+ * own; Condition(lock_proxy) uses that very Lock or RLock object of the
+ * manager (a proxy arrives as a RebuildProxy record), its monitor and
+ * state, so the lock's own proxies and the Condition's acquire the same
+ * lock. An RLock belongs to the client that acquired it; a Lock is the
+ * caller's as soon as anybody holds it, as threading.Condition's
+ * _is_owned decides for a lock with no owner. A wait releases the lock
+ * fully and takes it back before returning, as threading's does. Waiters
+ * are woken in the order they began to wait. A client that leaves
+ * holding the lock releases it (the lock object's own give-back for a
+ * lock given).
  *
- * Lock order: the registry of holders (holds.c), then the monitor. */
+ * Lock order: the registry of holders (holds.c), then the monitor (the
+ * given lock's). */
 #include "manager/sync_types.h"
 
 /* A client blocked in wait(), on its serving thread's stack. */
@@ -16,8 +24,10 @@ struct waiter {
 
 struct mgr_cond {
     struct conc__mgr_holder holder; /* first: give_back's pointer */
-    struct conc__mgr_mon mon;
-    struct conc__mgr_lockstate lock;
+    struct conc__mgr_mon own_mon;   /* without a lock given */
+    struct conc__mgr_lockstate own_lock;
+    struct conc__mgr_mon *mon; /* own_mon, or the given lock's */
+    struct conc__mgr_lockstate *lock;
     struct waiter *head, **tail; /* oldest first */
 };
 
@@ -25,31 +35,55 @@ static void
 cond_give_back(struct conc__mgr_holder *h, uint64_t client)
 {
     struct mgr_cond *c = (struct mgr_cond *)h;
-    conc_cond_acquire(c->mon.cond, CONC_FOREVER);
-    if (c->lock.count > 0 && c->lock.owner == client) {
-        c->lock.count = 0;
-        c->lock.owner = 0;
-        conc_cond_notify_all(c->mon.cond);
+    conc_cond_acquire(c->mon->cond, CONC_FOREVER);
+    if (c->lock->count > 0 && c->lock->owner == client) {
+        c->lock->count = 0;
+        c->lock->owner = 0;
+        conc_cond_notify_all(c->mon->cond);
     }
-    conc_cond_release(c->mon.cond);
+    conc_cond_release(c->mon->cond);
+}
+
+/* Condition(lock): the monitor and state of the lock a proxy stands for,
+ * which must be a Lock or RLock of the manager `m` (the registration's
+ * argument). */
+static int
+given_lock(conc_manager *m, conc_obj *lock, struct mgr_cond *c)
+{
+    const char *ident = conc__mgr_rebuild_ident(lock);
+    if (!ident || !m)
+        return conc_fail(CONC_ETYPE,
+                         "a Condition's lock must be a proxy of a Lock or "
+                         "RLock of this manager, not %s",
+                         conc__mgr_pytype(lock));
+    return conc__mgr_lock_parts(m, ident, &c->mon, &c->lock);
 }
 
 static int
 cond_create(void *arg, conc_obj *args, conc_obj *kwds, void **self)
 {
-    (void)arg;
-    if (conc_obj_len(args) > 0 || conc_obj_len(kwds) > 0)
-        return conc_fail(CONC_ETYPE, "a Condition here has a lock of its "
-                                     "own: no arguments");
+    conc_obj *lock = conc__mgr_arg(args, kwds, 0, "lock");
+    if (conc_obj_len(args) + conc_obj_len(kwds) > 1)
+        return conc_fail(CONC_ETYPE, "Condition() takes one argument, the "
+                                     "lock");
     struct mgr_cond *c = conc__calloc(1, sizeof *c);
-    if (!c || conc__mgr_mon_init(&c->mon) < 0) {
-        conc__free(c);
+    if (!c)
         return CONC_ENOMEM;
+    int rc = 0;
+    if (lock && conc_obj_typeof(lock) != CONC_OBJ_NONE)
+        rc = given_lock(arg, lock, c);
+    else if ((rc = conc__mgr_mon_init(&c->own_mon)) == 0) {
+        c->own_lock.recursive = 1;
+        c->mon = &c->own_mon;
+        c->lock = &c->own_lock;
+        c->holder.give_back = cond_give_back;
+        conc__mgr_holder_add(&c->holder);
     }
-    c->lock.recursive = 1;
+    if (rc < 0) {
+        conc__free(c);
+        return rc;
+    }
     c->tail = &c->head;
-    c->holder.give_back = cond_give_back;
-    conc__mgr_holder_add(&c->holder);
     *self = c;
     return 0;
 }
@@ -58,8 +92,10 @@ static void
 cond_release_obj(void *self)
 {
     struct mgr_cond *c = self;
-    conc__mgr_holder_remove(&c->holder);
-    conc__mgr_mon_fini(&c->mon);
+    if (c->mon == &c->own_mon) { /* a given lock is its object's */
+        conc__mgr_holder_remove(&c->holder);
+        conc__mgr_mon_fini(&c->own_mon);
+    }
     conc__free(c);
 }
 
@@ -67,7 +103,7 @@ static void
 cond_stop(void *self)
 {
     struct mgr_cond *c = self;
-    conc__mgr_mon_stop(&c->mon);
+    conc__mgr_mon_stop(c->mon);
 }
 
 static int
@@ -78,9 +114,9 @@ cond_acquire(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
     int rc = conc__mgr_acquire_deadline(args, kwds, 0, &deadline);
     if (rc < 0)
         return rc;
-    conc_cond_acquire(c->mon.cond, CONC_FOREVER);
-    rc = conc__mgr_lock_take(&c->mon, &c->lock, deadline);
-    conc_cond_release(c->mon.cond);
+    conc_cond_acquire(c->mon->cond, CONC_FOREVER);
+    rc = conc__mgr_lock_take(c->mon, c->lock, deadline);
+    conc_cond_release(c->mon->cond);
     return rc < 0 ? rc : conc__mgr_bool(rc, result);
 }
 
@@ -91,9 +127,9 @@ cond_release(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
     (void)kwds;
     (void)result;
     struct mgr_cond *c = self;
-    conc_cond_acquire(c->mon.cond, CONC_FOREVER);
-    int rc = conc__mgr_lock_give(&c->mon, &c->lock);
-    conc_cond_release(c->mon.cond);
+    conc_cond_acquire(c->mon->cond, CONC_FOREVER);
+    int rc = conc__mgr_lock_give(c->mon, c->lock);
+    conc_cond_release(c->mon->cond);
     return rc;
 }
 
@@ -103,16 +139,19 @@ cond_locked(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
     (void)args;
     (void)kwds;
     struct mgr_cond *c = self;
-    conc_cond_acquire(c->mon.cond, CONC_FOREVER);
-    int held = c->lock.count > 0;
-    conc_cond_release(c->mon.cond);
+    conc_cond_acquire(c->mon->cond, CONC_FOREVER);
+    int held = c->lock->count > 0;
+    conc_cond_release(c->mon->cond);
     return conc__mgr_bool(held, result);
 }
 
 static int
 owned_locked(struct mgr_cond *c, const char *what)
 {
-    if (c->lock.count > 0 && c->lock.owner == conc__mgr_client())
+    /* A Lock has no owner: threading.Condition takes it as the caller's
+     * while anybody holds it. */
+    if (c->lock->count > 0 &&
+        (!c->lock->recursive || c->lock->owner == conc__mgr_client()))
         return 0;
     return conc_fail(CONC_ENOTOWNER, "cannot %s on un-acquired lock", what);
 }
@@ -138,19 +177,19 @@ wait_locked(struct mgr_cond *c, int64_t deadline)
     struct waiter w = {0, NULL};
     *c->tail = &w;
     c->tail = &w.next;
-    long count = c->lock.count;
-    c->lock.count = 0;
-    c->lock.owner = 0;
-    conc_cond_notify_all(c->mon.cond);
+    long count = c->lock->count;
+    c->lock->count = 0;
+    c->lock->owner = 0;
+    conc_cond_notify_all(c->mon->cond);
     int rc = 0;
     while (!w.notified && rc == 0)
-        rc = conc__mgr_mon_wait(&c->mon, deadline);
+        rc = conc__mgr_mon_wait(c->mon, deadline);
     if (!w.notified)
         unlink_waiter(c, &w);
-    int got = conc__mgr_lock_take(&c->mon, &c->lock, CONC__FOREVER);
+    int got = conc__mgr_lock_take(c->mon, c->lock, CONC__FOREVER);
     if (got < 0)
         return got;
-    c->lock.count = count;
+    c->lock->count = count;
     return rc == CONC_ETIMEDOUT || rc == 0 ? w.notified : rc;
 }
 
@@ -162,11 +201,11 @@ cond_wait(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
     int rc = conc__mgr_wait_deadline(args, kwds, &deadline);
     if (rc < 0)
         return rc;
-    conc_cond_acquire(c->mon.cond, CONC_FOREVER);
+    conc_cond_acquire(c->mon->cond, CONC_FOREVER);
     rc = owned_locked(c, "wait");
     if (rc == 0)
         rc = wait_locked(c, deadline);
-    conc_cond_release(c->mon.cond);
+    conc_cond_release(c->mon->cond);
     return rc < 0 ? rc : conc__mgr_bool(rc, result);
 }
 
@@ -174,7 +213,7 @@ cond_wait(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
 static int
 notify(struct mgr_cond *c, int64_t n)
 {
-    conc_cond_acquire(c->mon.cond, CONC_FOREVER);
+    conc_cond_acquire(c->mon->cond, CONC_FOREVER);
     int rc = owned_locked(c, "notify");
     while (rc == 0 && c->head && n-- != 0) {
         c->head->notified = 1;
@@ -183,8 +222,8 @@ notify(struct mgr_cond *c, int64_t n)
     if (!c->head)
         c->tail = &c->head;
     if (rc == 0)
-        conc_cond_notify_all(c->mon.cond);
-    conc_cond_release(c->mon.cond);
+        conc_cond_notify_all(c->mon->cond);
+    conc_cond_release(c->mon->cond);
     return rc;
 }
 

@@ -151,3 +151,24 @@ conc_manager_rlock_type(void)
 {
     return &rlock_type;
 }
+
+int
+conc__mgr_lock_parts(conc_manager *m, const char *ident,
+                     struct conc__mgr_mon **mon,
+                     struct conc__mgr_lockstate **state)
+{
+    struct conc__mgr_obj *o = conc__mgr_obj_get(m, ident);
+    if (!o)
+        return conc_fail(CONC_EKEY, "%s", ident);
+    int is_lock = o->type == &lock_type || o->type == &rlock_type;
+    if (is_lock) {
+        struct mgr_lock *l = o->self;
+        conc__mgr_obj_pin(m, ident); /* lives as long as the manager */
+        *mon = &l->mon;
+        *state = &l->state;
+    }
+    conc__mgr_obj_put(m, o);
+    return is_lock ? 0
+                   : conc_fail(CONC_ETYPE, "a Condition's lock must be a Lock "
+                                           "or RLock of this manager");
+}

@@ -184,6 +184,11 @@ int conc__mgr_proxy_from_reply(conc_manager *m, conc_obj *value,
 conc_obj *conc__mgr_token(const char *typeid, const char *address,
                           const char *ident);
 
+/* The ident of the object a RebuildProxy record (a proxy sent inside a
+ * value) stands for, borrowed from o, or NULL if o is not one
+ * (rebuild.c). */
+const char *conc__mgr_rebuild_ident(const conc_obj *o);
+
 /* Pins the objects of this server that proxies inside `o` stand for. */
 void conc__mgr_pin_proxies(conc_manager *m, const conc_obj *o);
 

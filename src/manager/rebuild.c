@@ -231,3 +231,11 @@ conc__mgr_pin_proxies(conc_manager *m, const conc_obj *o)
             conc__mgr_obj_pin(m, ident);
     }
 }
+
+const char *
+conc__mgr_rebuild_ident(const conc_obj *o)
+{
+    const char *typeid, *ident;
+    conc_obj *token = rebuild_token(o);
+    return token && token_parse(token, &typeid, &ident) == 0 ? ident : NULL;
+}

@@ -22,7 +22,11 @@ conc__mgr_register_sync_types(conc_manager *m)
         {"set", conc_manager_set_type},
     };
     int rc = 0;
-    for (size_t i = 0; rc == 0 && i < sizeof types / sizeof types[0]; i++)
-        rc = conc_manager_register(m, types[i].name, types[i].type(), NULL);
+    for (size_t i = 0; rc == 0 && i < sizeof types / sizeof types[0]; i++) {
+        /* Condition(lock) finds the lock among the manager's objects. */
+        const conc_manager_type *t = types[i].type();
+        void *arg = t == conc_manager_condition_type() ? (void *)m : NULL;
+        rc = conc_manager_register(m, types[i].name, t, arg);
+    }
     return rc;
 }

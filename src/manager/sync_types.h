@@ -64,6 +64,15 @@ int conc__mgr_lock_take(struct conc__mgr_mon *mon,
 int conc__mgr_lock_give(struct conc__mgr_mon *mon,
                         struct conc__mgr_lockstate *l);
 
+/* The monitor and state of the Lock or RLock object `ident` of m, for a
+ * Condition made over it, which keeps them: the object is pinned, kept
+ * until the manager is freed, and outlives the Condition's methods.
+ * Returns 0, CONC_EKEY for no such object, CONC_ETYPE for an object that
+ * is not a Lock or RLock. */
+int conc__mgr_lock_parts(conc_manager *m, const char *ident,
+                         struct conc__mgr_mon **mon,
+                         struct conc__mgr_lockstate **state);
+
 /* acquire(blocking=True, timeout=...) as a deadline: a Lock's (timeout
  * -1 means forever; `sem` 0) or a Semaphore's (None means forever; `sem`
  * 1). ValueError for a timeout with blocking=False, and for a Lock's

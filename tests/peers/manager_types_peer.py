@@ -22,6 +22,7 @@ Modes:
 """
 import array
 import gc
+import multiprocessing
 import sys
 import threading
 import time
@@ -135,6 +136,16 @@ def check_condition(m):
         c.notify()
     t.join(20)
     assert out == [True], out
+    for make in (m.Lock, m.RLock):  # Condition(lock): that very lock
+        lock = make()
+        c = m.Condition(lock)
+        with c:
+            assert in_thread(lambda: lock.acquire(False)) is False
+            assert c.wait(0.05) is False
+            assert in_thread(lambda: lock.acquire(False)) is False
+            c.notify_all()
+        assert in_thread(lambda: lock.acquire(False)) is True
+        in_thread(lock.release) if make is m.Lock else None
 
 
 def check_event_barrier(m):
@@ -268,6 +279,9 @@ def client(addr, key):
 
 
 def sync(addr, key):
+    # The server rebuilds a proxy it is sent (Condition(lock)) with its
+    # process's authkey, as CPython always does.
+    multiprocessing.current_process().authkey = key
     m = Manager(address=addr, authkey=key)
     m.start()
     print(show(m.address), flush=True)
