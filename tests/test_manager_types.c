@@ -799,6 +799,102 @@ peer_finish(struct peer *pr, const char *want)
     conc_buf_free(&out);
 }
 
+/* ---- A Barrier's action: C on conc's server, Python on CPython's ---- */
+
+static _Atomic int trips;
+
+static int
+count_trip(void *arg)
+{
+    (void)arg;
+    trips++;
+    return 0;
+}
+
+static int
+fail_trip(void *arg)
+{
+    (void)arg;
+    return conc_fail(CONC_EVALUE, "the action failed");
+}
+
+static const conc_manager_barrier_action counting = {count_trip, NULL};
+static const conc_manager_barrier_action failing = {fail_trip, NULL};
+
+/* A started conc manager with "ActionBarrier" and "FailingBarrier",
+ * Barriers whose action counts trips or fails. */
+static conc_manager *
+action_server(char *addr, size_t cap)
+{
+    conc_manager *m;
+    assert_conc_ok(conc_manager_new("127.0.0.1:0", KEY, &m));
+    const conc_manager_type *t = conc_manager_barrier_type();
+    assert_conc_ok(
+        conc_manager_register(m, "ActionBarrier", t, (void *)&counting));
+    assert_conc_ok(
+        conc_manager_register(m, "FailingBarrier", t, (void *)&failing));
+    assert_conc_ok(conc_manager_start(m));
+    conc_buf b = CONC_BUF_INIT;
+    assert_conc_ok(conc_manager_address(m, &b));
+    assert_true(b.len < cap);
+    memcpy(addr, b.data, b.len + 1);
+    conc_buf_free(&b);
+    return m;
+}
+
+/* The last party runs the action before any leaves; an action that fails
+ * fails that party's wait with its code and breaks the barrier; a value
+ * sent as the action is refused, and a Python callable does not even
+ * unpickle (a traceback, the connection going on). */
+static void
+test_barrier_action(void **state)
+{
+    (void)state;
+    char addr[256];
+    conc_manager *m = action_server(addr, sizeof addr), *c;
+    assert_conc_ok(conc_manager_connect(addr, KEY, &c));
+    trips = 0;
+    conc_proxy *b = make(c, "ActionBarrier", tuple(1, conc_obj_int(1)));
+    int64_t index = -1;
+    assert_conc_ok(conc_barrierproxy_wait(b, WAIT, &index));
+    assert_conc_ok(conc_barrierproxy_wait(b, WAIT, &index));
+    assert_int_equal(index, 0);
+    assert_int_equal(trips, 2);
+    conc_proxy *f = make(c, "FailingBarrier", tuple(1, conc_obj_int(1)));
+    assert_conc(conc_barrierproxy_wait(f, WAIT, &index), CONC_EVALUE);
+    assert_string_equal(conc_failure_message(),
+                        "ValueError('the action failed')");
+    assert_conc(conc_barrierproxy_wait(f, WAIT, &index), CONC_EBROKEN);
+    conc_proxy *p;
+    conc_obj *args = tuple(2, conc_obj_int(2), conc_obj_str("f"));
+    assert_conc(conc_manager_create(c, "Barrier", args, &p), CONC_ETYPE);
+    assert_has("cannot call a str as a Barrier's action");
+    conc_obj_decref(args);
+    args = tuple(2, conc_obj_int(2),
+                 conc_obj_foreign("__main__", "f", NULL, NULL, 0));
+    assert_conc(conc_manager_create(c, "Barrier", args, &p), CONC_ETASK);
+    assert_has("UnpicklingError");
+    conc_obj_decref(args);
+    conc_proxy_free(f);
+    conc_proxy_free(b);
+    conc_manager_free(c);
+    conc_manager_free(m);
+}
+
+/* CPython's server calls the Python callable sent as a Barrier's action
+ * (here builtins.next, which raises TypeError without arguments): the
+ * last party's wait raises it and the barrier breaks. */
+static void
+check_python_action(conc_manager *c)
+{
+    conc_obj *next = conc_obj_foreign("builtins", "next", NULL, NULL, 0);
+    conc_proxy *b = make(c, "Barrier", tuple(2, conc_obj_int(1), next));
+    int64_t index;
+    assert_conc(conc_barrierproxy_wait(b, WAIT, &index), CONC_ETYPE);
+    assert_conc(conc_barrierproxy_wait(b, WAIT, &index), CONC_EBROKEN);
+    conc_proxy_free(b);
+}
+
 /* A conc client uses every type on CPython's SyncManager. */
 static void
 test_python_server(void **state)
@@ -811,6 +907,7 @@ test_python_server(void **state)
     conc_manager *c;
     assert_conc_ok(conc_manager_connect(pr.line, KEY, &c));
     check_all(c);
+    check_python_action(c);
     conc_manager_free(c);
     peer_finish(&pr, "ok");
 }
@@ -823,10 +920,12 @@ test_python_client(void **state)
     if (!have_python())
         skip();
     char addr[256];
-    conc_manager *m = server(addr, sizeof addr);
+    conc_manager *m = action_server(addr, sizeof addr);
     struct peer pr;
+    trips = 0;
     peer_start(&pr, "client", addr, 0);
     peer_finish(&pr, "ok");
+    assert_int_equal(trips, 1); /* the peer's one round of ActionBarrier */
     conc_manager_free(m);
 }
 
@@ -903,6 +1002,7 @@ main(void)
         conc_unit_test(test_closed_client_gives_back),
         conc_unit_test(test_shutdown_wakes_wait),
         conc_unit_test(test_null_args),
+        conc_unit_test(test_barrier_action),
         conc_unit_test(test_python_server),
         conc_unit_test(test_python_client),
         conc_unit_test(test_killed_holder),

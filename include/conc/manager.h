@@ -116,8 +116,11 @@ CONC_EXTERN const conc_manager_type *conc_manager_list_type(void);
  * 3.11-3.14 (docs/managers.md lists them). Blocking methods block only
  * the thread serving the caller's connection. Beyond CPython, the locks,
  * RLocks, Conditions' locks and semaphore units a client holds when its
- * connection closes are released by the server. Static, owned by conc,
- * never NULL. Any thread. */
+ * connection closes are released by the server. Registered by hand
+ * (conc_manager_register), the barrier type takes a
+ * conc_manager_barrier_action as its `arg` (NULL: none) and the
+ * condition type the manager itself (NULL: Condition(lock) refused).
+ * Static, owned by conc, never NULL. Any thread. */
 CONC_EXTERN const conc_manager_type *conc_manager_lock_type(void);
 CONC_EXTERN const conc_manager_type *conc_manager_rlock_type(void);
 CONC_EXTERN const conc_manager_type *conc_manager_semaphore_type(void);
@@ -129,6 +132,22 @@ CONC_EXTERN const conc_manager_type *conc_manager_value_type(void);
 CONC_EXTERN const conc_manager_type *conc_manager_array_type(void);
 CONC_EXTERN const conc_manager_type *conc_manager_namespace_type(void);
 CONC_EXTERN const conc_manager_type *conc_manager_set_type(void);
+
+/* A Barrier's action (threading.Barrier's `action`), which a Python
+ * callable cannot be here: conc's server calls C. The last party to
+ * arrive calls fn(arg) before any party leaves wait(), with the
+ * barrier's lock held (fn must not call the barrier), on the thread
+ * serving that party's connection. fn returns 0, or a negative code
+ * (with conc_fail's message) that breaks the barrier: that party's wait
+ * fails with the code (its exception, as Python's action raising), the
+ * others' with CONC_EBROKEN. Give it, borrowed (it must outlive the
+ * manager), as the `arg` of conc_manager_register(m, "Barrier",
+ * conc_manager_barrier_type(), &action): every Barrier of that typeid
+ * runs it. */
+typedef struct conc_manager_barrier_action {
+    int (*fn)(void *arg);
+    void *arg;
+} conc_manager_barrier_action;
 
 /* A new server manager on `address` (conc/listener.h's forms:
  * "127.0.0.1:5000", "/tmp/m.sock") with the NUL-terminated `authkey`

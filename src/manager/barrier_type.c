@@ -3,8 +3,12 @@
  * caller's index, abort, reset, and the attributes parties, n_waiting
  * and broken through __getattribute__. A timeout, an abort or a reset
  * breaks it for the waiters, who get BrokenBarrierError (CONC_EBROKEN).
- * No action: a callable does not travel. threading's states:
- * filling, draining (the last party arrived), resetting, broken.
+ * The action is C's, given when the typeid is registered (a
+ * conc_manager_barrier_action as the registration's argument): a Python
+ * callable sent as `action` does not unpickle in conc's server (a
+ * '#TRACEBACK' for the create), and any other value than None is a
+ * TypeError. threading's states: filling, draining (the last party
+ * arrived), resetting, broken.
  *
  * Lock order: the barrier's monitor only. */
 #include <math.h>
@@ -19,13 +23,13 @@ struct mgr_barrier {
     int64_t count; /* parties inside wait() */
     int state;
     int has_timeout;
-    double timeout; /* the default of wait() */
+    double timeout;                            /* the default of wait() */
+    const conc_manager_barrier_action *action; /* NULL: none */
 };
 
 static int
 barrier_create(void *arg, conc_obj *args, conc_obj *kwds, void **self)
 {
-    (void)arg;
     conc_obj *p = conc__mgr_arg(args, kwds, 0, "parties");
     conc_obj *a = conc__mgr_arg(args, kwds, 1, "action");
     conc_obj *t = conc__mgr_arg(args, kwds, 2, "timeout");
@@ -33,9 +37,14 @@ barrier_create(void *arg, conc_obj *args, conc_obj *kwds, void **self)
     if (!p || conc_obj_int_value(p, &parties) < 0)
         return conc_fail(CONC_ETYPE, "parties must be an int");
     if (parties < 1)
-        return conc_fail(CONC_EVALUE, "parties must be >= 1");
+        return conc_fail(CONC_EVALUE, "parties must be > 0");
     if (a && conc_obj_typeof(a) != CONC_OBJ_NONE)
-        return conc_fail(CONC_ETYPE, "a Barrier here takes no action");
+        return conc_fail(CONC_ETYPE,
+                         "conc's manager cannot call a %s as a "
+                         "Barrier's action: its action is the C "
+                         "function the typeid was registered "
+                         "with",
+                         conc__mgr_pytype(a));
     double timeout = 0;
     int has = t && conc_obj_typeof(t) != CONC_OBJ_NONE;
     if (has && (conc_obj_float_value(t, &timeout) < 0 || isnan(timeout)))
@@ -46,6 +55,7 @@ barrier_create(void *arg, conc_obj *args, conc_obj *kwds, void **self)
         return CONC_ENOMEM;
     }
     b->parties = parties;
+    b->action = arg;
     b->has_timeout = has;
     b->timeout = timeout;
     *self = b;
@@ -81,13 +91,15 @@ set_state(struct mgr_barrier *b, int state)
 }
 
 /* Waits for the others once this party is in: the last one to arrive
- * lets them all go; a timeout breaks the barrier. */
+ * runs the action and lets them all go; a timeout, or the action's
+ * failure, breaks the barrier. */
 static int
 pass(struct mgr_barrier *b, int64_t index, int64_t deadline)
 {
     if (index + 1 == b->parties) {
-        set_state(b, DRAINING);
-        return 0;
+        int rc = b->action ? b->action->fn(b->action->arg) : 0;
+        set_state(b, rc < 0 ? BROKEN : DRAINING);
+        return rc < 0 ? rc : 0;
     }
     int rc = 0;
     while (b->state == FILLING && rc == 0)

@@ -219,6 +219,13 @@ int conc__mgr_send(conc_conn *c, const conc_obj *o);
  * become inert records (the exceptions of a reply). */
 int conc__mgr_recv(conc_conn *c, double timeout, int foreign, conc_obj **out);
 
+/* Receives one request as the server reads it: 0 with the request in
+ * *out (a new reference); 1 with the ('#TRACEBACK', text) reply in *out
+ * for a whole message that does not unpickle (a global off the
+ * allowlist), as CPython's server answers one; or the connection's
+ * error. */
+int conc__mgr_recv_request(conc_conn *c, double timeout, conc_obj **out);
+
 /* A two-item tuple (kind, value), stealing value (NULL: None). */
 conc_obj *conc__mgr_pair(const char *kind, conc_obj *value);
 

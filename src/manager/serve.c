@@ -286,12 +286,14 @@ serve_loop(void *arg)
         conc_obj *req;
         /* A message that started to arrive gets a bound for the rest; a
          * part is kept across the timeout. */
-        int rc = conc__mgr_recv(ctx->c, CONC__MGR_HANDSHAKE_S, 0, &req);
+        int rc = conc__mgr_recv_request(ctx->c, CONC__MGR_HANDSHAKE_S, &req);
         if (rc == CONC_ETIMEDOUT)
             continue;
         if (rc < 0)
-            break; /* the client left, or sent what is not a pickle */
-        conc_obj *rep = conc__mgr_handle(m, req);
+            break; /* the client left, or broke the framing */
+        /* A message conc does not unpickle gets its traceback (1). */
+        conc_obj *rep =
+            rc == 1 ? conc_obj_incref(req) : conc__mgr_handle(m, req);
         conc_obj_decref(req);
         if (!rep || conc__mgr_send(ctx->c, rep) < 0) {
             conc_obj_decref(rep);

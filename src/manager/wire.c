@@ -30,6 +30,35 @@ conc__mgr_recv(conc_conn *c, double timeout, int foreign, conc_obj **out)
     return rc;
 }
 
+int
+conc__mgr_recv_request(conc_conn *c, double timeout, conc_obj **out)
+{
+    conc_buf b = CONC_BUF_INIT;
+    int rc = conc_conn_recv_bytes(c, timeout, &b);
+    int whole = rc == 0;
+    if (whole) {
+        conc_obj_load_opts o = {0};
+        rc = conc_obj_loads(b.data, b.len, &o, out, NULL);
+    }
+    conc_buf_free(&b);
+    if (rc >= 0 || rc == CONC_ENOMEM || !whole)
+        return rc; /* a request, or the connection's own error */
+    /* As CPython's server answers a request it cannot unpickle. */
+    conc_buf text = CONC_BUF_INIT;
+    rc = conc_buf_appendf(&text,
+                          "Traceback (most recent call last):\n"
+                          "  File \"<conc manager>\", in recv\n"
+                          "_pickle.UnpicklingError: %s (conc's manager reads "
+                          "values, never a Python object it would have to "
+                          "import or call)\n",
+                          conc_failure_message());
+    conc_obj *s =
+        rc == 0 ? conc_obj_strn((const char *)text.data, text.len) : NULL;
+    conc_buf_free(&text);
+    *out = s ? conc__mgr_pair("#TRACEBACK", s) : NULL;
+    return *out ? 1 : CONC_ENOMEM;
+}
+
 conc_obj *
 conc__mgr_pair(const char *kind, conc_obj *value)
 {

@@ -26,7 +26,7 @@ import multiprocessing
 import sys
 import threading
 import time
-from multiprocessing.managers import RemoteError, SyncManager
+from multiprocessing.managers import BarrierProxy, RemoteError, SyncManager
 
 SET_EXPOSED = (
     '__and__', '__contains__', '__iand__', '__ior__', '__isub__', '__iter__',
@@ -52,6 +52,11 @@ def show(addr):
 class Manager(SyncManager):
     pass
 
+
+# Barriers whose action is C's, registered so by the conc server of
+# test_manager_types.c: one counts its trips, one fails.
+Manager.register("ActionBarrier", proxytype=BarrierProxy, create_method=True)
+Manager.register("FailingBarrier", proxytype=BarrierProxy, create_method=True)
 
 if not hasattr(SyncManager, "set"):
     Manager.register("set", set, exposed=SET_EXPOSED)
@@ -214,6 +219,34 @@ def check_array_slices(m, a):
             "typecode 'i'") in str(e), e
 
 
+def action():
+    """A Python callable, which conc's server cannot run."""
+
+
+def check_barrier_action(m):
+    """A conc server runs the C action of the typeid; a Python callable
+    sent as the action does not unpickle there, other values are
+    refused."""
+    b = m.ActionBarrier(2)
+    out = []
+    ts = [threading.Thread(target=lambda: out.append(b.wait(20)))
+          for _ in range(2)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(30)
+    assert sorted(out) == [0, 1], out
+    f = m.FailingBarrier(1)
+    e = expect(ValueError, f.wait)
+    assert str(e) == "the action failed", e
+    expect(threading.BrokenBarrierError, f.wait)
+    e = expect(RemoteError, m.Barrier, 2, action)
+    assert "UnpicklingError" in str(e) and "__main__.action" in str(e), e
+    e = expect(RemoteError, m.Barrier, 2, "x")
+    assert "TypeError: conc's manager cannot call a str" in str(e), e
+    m.Barrier(1).wait()  # the manager goes on
+
+
 def check_values(m):
     v = m.Value("i", 5)
     assert v.value == 5
@@ -272,7 +305,7 @@ def client(addr, key):
     m = Manager(address=addr, authkey=key)
     m.connect()
     for check in (check_locks, check_semaphores, check_condition,
-                  check_event_barrier, check_values):
+                  check_event_barrier, check_barrier_action, check_values):
         check(m)
         gc.collect()
     print("ok")
