@@ -23,9 +23,13 @@
  * CONC_ETYPE, ValueError CONC_EVALUE, BrokenBarrierError CONC_EBROKEN,
  * OverflowError CONC_EOVERFLOW, RuntimeError CONC_ENOTLOCKED (a Lock's
  * "release unlocked lock") or CONC_ENOTOWNER, AttributeError CONC_EKEY,
- * any other exception or a server's traceback CONC_ETASK. A conc server raises
- * the same exceptions for those codes, so CPython clients see KeyError,
- * queue.Empty, ...
+ * any other exception CONC_ETASK. A server's ('#TRACEBACK', text), sent
+ * for what fails outside a method (a create's bad arguments, a method not
+ * exposed, a request that does not unpickle), gives the code of the
+ * exception its last line names, with that line as the message. A conc
+ * server raises the same exceptions for those codes, so CPython clients
+ * see KeyError, queue.Empty, ..., and sends tracebacks where CPython's
+ * does.
  *
  * A server runs in threads of the calling process (conc_manager_start),
  * in the calling thread (conc_manager_serve_forever) or in a child
@@ -254,8 +258,11 @@ CONC_EXTERN void conc_manager_free(conc_manager *m);
  * conc_proxy_free. A server's own manager (conc_manager_new) serves as a
  * client of itself once started. Returns 0; CONC_EINVAL for a NULL
  * pointer; CONC_ESTATE for a server not started yet; CONC_ECLOSED after
- * it stopped (also for a remote server that went away); CONC_ETASK
- * when the server refused (an unknown typeid; message from the server);
+ * it stopped (also for a remote server that went away); when the
+ * server's create failed, the code of the exception its traceback names
+ * (CONC_EVALUE for Semaphore(-1), CONC_ETYPE for a bad argument; the
+ * traceback's last line as the message), CONC_ETASK for an unknown
+ * typeid or an exception with no code;
  * CONC_EAUTH, CONC_ECLOSED and connection errors; CONC_EPROTO for a reply
  * that is not the protocol; CONC_ENOMEM. Any thread. */
 CONC_EXTERN int conc_manager_create(conc_manager *m, const char *type_name,

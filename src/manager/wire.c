@@ -102,12 +102,14 @@ static const struct {
 #define N_EXCEPTIONS (sizeof exceptions / sizeof exceptions[0])
 
 /* The exception's arguments when the method gave none: the failure
- * message, if there is one (queue.Empty and queue.Full have none). */
+ * message, if there is one (queue.Empty, queue.Full and
+ * BrokenBarrierError are raised with none). */
 static conc_obj *
 default_args(int code)
 {
     const char *msg = conc_failure_message();
-    if (code == CONC_EEMPTY || code == CONC_EFULL || !msg[0])
+    if (code == CONC_EEMPTY || code == CONC_EFULL || code == CONC_EBROKEN ||
+        !msg[0])
         return conc_obj_tuple(0);
     conc_obj *t = conc_obj_tuple(1);
     conc_obj *s = conc_obj_str(msg);
