@@ -89,37 +89,84 @@ read_once(conc_conn *c, void *dst, size_t cap, int nonblock)
     return n;
 }
 
+/* The outcome of one read: 0 and the count in *got, CONC_ECLOSED at end
+ * of stream, -EAGAIN when nothing was there, -EINTR, or an error. */
+static int
+read_outcome(ssize_t n, size_t *got)
+{
+    if (n > 0) {
+        *got = (size_t)n;
+        return 0;
+    }
+    if (n == 0)
+        return CONC_ECLOSED;
+    if (n == -EWOULDBLOCK)
+        return -EAGAIN;
+    return n == -ECONNRESET ? CONC_ECLOSED : (int)n;
+}
+
+/* A socket just found empty: spins (recv_spin.c), then waits until the
+ * deadline, in a blocking read when there is none (outside coroutines,
+ * whose waits go through the loop), else in the descriptor wait. */
+static int
+read_sock_wait(conc_conn *c, void *dst, size_t cap, int64_t deadline,
+               size_t *got)
+{
+    struct conc__conn_spin w;
+    int r;
+    conc__conn_spin_begin(c, deadline, &w);
+    while (conc__conn_spin_more(&w)) {
+        r = read_outcome(read_once(c, dst, cap, 1), got);
+        if (r != -EAGAIN && r != -EINTR) {
+            conc__conn_spin_end(c, &w, 1, 1);
+            return r;
+        }
+    }
+    int forever = deadline == CONC__FOREVER && !conc__coro_self;
+    int empty = !forever; /* a blocking read needs no wait first */
+    for (;;) {
+        if (empty && (r = conc__conn_wait_fd(c->fd, POLLIN, deadline))) {
+            conc__conn_spin_end(c, &w, 0, 0);
+            return r;
+        }
+        r = read_outcome(read_once(c, dst, cap, !forever), got);
+        empty = r == -EAGAIN;
+        if (r != -EAGAIN && r != -EINTR) {
+            conc__conn_spin_end(c, &w, 0, 1);
+            return r;
+        }
+    }
+}
+
 /* Reads at least one byte into dst (at most cap), waiting until the
  * deadline. Returns 0 and the count in *got, CONC_ECLOSED at end of
- * stream, CONC_ETIMEDOUT, or an error. A socket with a deadline is read
- * with MSG_DONTWAIT first, so data already there costs one system call;
- * a pipe with a deadline is polled first, since its reads cannot be made
- * non-blocking one at a time. */
+ * stream, CONC_ETIMEDOUT, or an error. A socket is read with MSG_DONTWAIT
+ * first, so data already there costs one system call, and so does a call
+ * that must not block and finds none; a pipe with a deadline is polled
+ * first, since its reads cannot be made non-blocking one at a time. */
 static int
 read_some(conc_conn *c, void *dst, size_t cap, int64_t deadline, size_t *got)
 {
-    int sock = (c->flags & CONC__CONN_SOCKET) != 0;
+    int r;
+    if (c->flags & CONC__CONN_SOCKET) {
+        do
+            r = read_outcome(read_once(c, dst, cap, 1), got);
+        while (r == -EINTR);
+        if (r != -EAGAIN)
+            return r;
+        if (deadline == CONC__POLL)
+            return CONC_ETIMEDOUT;
+        return read_sock_wait(c, dst, cap, deadline, got);
+    }
     /* In a coroutine the wait goes through the loop, never a blocking read. */
     int forever = deadline == CONC__FOREVER && !conc__coro_self;
-    if (!sock && !forever) {
-        int r = conc__conn_wait_fd(c->fd, POLLIN, deadline);
-        if (r)
-            return r;
-    }
+    if (!forever && (r = conc__conn_wait_fd(c->fd, POLLIN, deadline)))
+        return r;
     for (;;) {
-        ssize_t n = read_once(c, dst, cap, sock && !forever);
-        if (n > 0) {
-            *got = (size_t)n;
-            return 0;
-        }
-        if (n == 0)
-            return CONC_ECLOSED;
-        if (n == -EINTR)
-            continue;
-        if (n != -EAGAIN && n != -EWOULDBLOCK)
-            return n == -ECONNRESET ? CONC_ECLOSED : (int)n;
-        int r = conc__conn_wait_fd(c->fd, POLLIN, deadline);
-        if (r)
+        r = read_outcome(read_once(c, dst, cap, 0), got);
+        if (r != -EAGAIN && r != -EINTR)
+            return r;
+        if (r == -EAGAIN && (r = conc__conn_wait_fd(c->fd, POLLIN, deadline)))
             return r;
     }
 }
