@@ -185,13 +185,16 @@ int conc__conn_wait_fd(int fd, short events, int64_t deadline);
  * except that it returns CONC__RING_SWITCH after taking a RING frame.
  * conc__conn_take_marker takes a RING or WAKE frame at the front of the
  * input buffer: CONC__RING_SWITCH for RING (and sets rx_ring), 1 for
- * WAKE, 0 for none. conc__conn_shut shuts the receiving side and returns
- * err. */
+ * WAKE, 0 for none. conc__conn_buffered is conc__conn_poll_sock without
+ * reading: 1 when the input buffer (or a shut receiving side) lets a
+ * receive go on at once. conc__conn_shut shuts the receiving side and
+ * returns err. */
 #define CONC__RING_SWITCH 2
 int conc__conn_recv_sock(conc_conn *c, const struct conc__sink *s,
                          int64_t deadline);
 int conc__conn_poll_sock(conc_conn *c, int64_t deadline);
 int conc__conn_take_marker(conc_conn *c);
+int conc__conn_buffered(conc_conn *c);
 int conc__conn_shut(conc_conn *c, int err);
 
 /* send.c: sends one frame on the descriptor, attaching *cmsg_fd if any,

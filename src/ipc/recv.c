@@ -105,24 +105,30 @@ read_outcome(ssize_t n, size_t *got)
     return n == -ECONNRESET ? CONC_ECLOSED : (int)n;
 }
 
-/* A socket just found empty: spins (recv_spin.c), then waits until the
- * deadline, in a blocking read when there is none (outside coroutines,
- * whose waits go through the loop), else in the descriptor wait. */
+/* A socket read that may wait: a spin (recv_spin.c) whose looks are
+ * reads with MSG_DONTWAIT, then a wait until the deadline, in a blocking
+ * read when there is none (outside coroutines, whose waits go through the
+ * loop), else in the descriptor wait. Without a spin, a read that may
+ * block is the first look, so that a sleeping reader makes one system
+ * call per message. */
 static int
-read_sock_wait(conc_conn *c, void *dst, size_t cap, int64_t deadline,
-               size_t *got)
+read_sock(conc_conn *c, void *dst, size_t cap, int64_t deadline, size_t *got)
 {
     struct conc__conn_spin w;
     int r;
     conc__conn_spin_begin(c, deadline, &w);
-    while (conc__conn_spin_more(&w)) {
-        r = read_outcome(read_once(c, dst, cap, 1), got);
-        if (r != -EAGAIN && r != -EINTR) {
-            conc__conn_spin_end(c, &w, 1, 1);
-            return r;
-        }
-    }
     int forever = deadline == CONC__FOREVER && !conc__coro_self;
+    if (w.budget || !forever) {
+        do {
+            r = read_outcome(read_once(c, dst, cap, 1), got);
+            if (r != -EAGAIN && r != -EINTR) {
+                conc__conn_spin_end(c, &w, w.budget != 0, 1);
+                return r;
+            }
+        } while (r == -EINTR || conc__conn_spin_more(&w));
+        if (deadline == CONC__POLL)
+            return CONC_ETIMEDOUT;
+    }
     int empty = !forever; /* a blocking read needs no wait first */
     for (;;) {
         if (empty && (r = conc__conn_wait_fd(c->fd, POLLIN, deadline))) {
@@ -140,26 +146,17 @@ read_sock_wait(conc_conn *c, void *dst, size_t cap, int64_t deadline,
 
 /* Reads at least one byte into dst (at most cap), waiting until the
  * deadline. Returns 0 and the count in *got, CONC_ECLOSED at end of
- * stream, CONC_ETIMEDOUT, or an error. A socket is read with MSG_DONTWAIT
- * first, so data already there costs one system call, and so does a call
- * that must not block and finds none; a pipe with a deadline is polled
- * first, since its reads cannot be made non-blocking one at a time. */
+ * stream, CONC_ETIMEDOUT, or an error. A socket is read as read_sock
+ * says; a pipe with a deadline is polled first, since its reads cannot be
+ * made non-blocking one at a time. */
 static int
 read_some(conc_conn *c, void *dst, size_t cap, int64_t deadline, size_t *got)
 {
-    int r;
-    if (c->flags & CONC__CONN_SOCKET) {
-        do
-            r = read_outcome(read_once(c, dst, cap, 1), got);
-        while (r == -EINTR);
-        if (r != -EAGAIN)
-            return r;
-        if (deadline == CONC__POLL)
-            return CONC_ETIMEDOUT;
-        return read_sock_wait(c, dst, cap, deadline, got);
-    }
+    if (c->flags & CONC__CONN_SOCKET)
+        return read_sock(c, dst, cap, deadline, got);
     /* In a coroutine the wait goes through the loop, never a blocking read. */
     int forever = deadline == CONC__FOREVER && !conc__coro_self;
+    int r;
     if (!forever && (r = conc__conn_wait_fd(c->fd, POLLIN, deadline)))
         return r;
     for (;;) {
@@ -544,6 +541,12 @@ sock_ready(conc_conn *c)
     while ((m = conc__conn_take_marker(c)) == 1)
         ;
     return m ? m : frame_ready(c);
+}
+
+int
+conc__conn_buffered(conc_conn *c)
+{
+    return c->rshut ? 1 : sock_ready(c);
 }
 
 int

@@ -135,7 +135,7 @@ conc__conn_spin_begin(conc_conn *c, int64_t deadline, struct conc__conn_spin *w)
     w->learn = (c->flags & CONC__CONN_SOCKET) && deadline != CONC__POLL &&
                !conc__coro_self && multicore();
     w->budget = w->learn ? conc__conn_spin_choose(&c->spin) : 0;
-    w->t0 = conc__now_ns();
+    w->t0 = w->learn ? conc__now_ns() : 0;
     /* A zero budget must not look at all: a spin given CONC__POLL ends
      * before its first look. */
     w->sp = conc__spin_start_flags(w->budget, w->budget ? deadline : CONC__POLL,
@@ -175,15 +175,17 @@ conc__conn_wait_recv(conc_conn *c, int fd, int64_t deadline)
         return r;
     if (c->rx)
         return CONC_EINVAL;
-    if ((r = look(c)) != 0)
+    if ((r = conc__conn_buffered(c)) != 0)
         return r < 0 ? r : CONC__CONN_WAIT_MSG;
     struct conc__conn_spin w;
     conc__conn_spin_begin(c, deadline, &w);
-    while (conc__conn_spin_more(&w)) {
-        if ((r = look(c)) != 0) {
-            conc__conn_spin_end(c, &w, 1, 1);
-            return r < 0 ? r : CONC__CONN_WAIT_MSG;
-        }
+    if (w.budget) {
+        do
+            if ((r = look(c)) != 0) {
+                conc__conn_spin_end(c, &w, 1, 1);
+                return r < 0 ? r : CONC__CONN_WAIT_MSG;
+            }
+        while (conc__conn_spin_more(&w));
     }
     struct pollfd fds[2] = {{.fd = c->fd, .events = POLLIN},
                             {.fd = fd, .events = POLLIN}};
