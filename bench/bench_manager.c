@@ -47,7 +47,7 @@
 
 /* How long a raw side spins before it blocks: the cap of conc's own
  * adaptive spin (src/ipc/recv_spin.c). */
-#define RAW_SPIN_NS 50000
+#define RAW_SPIN_NS 20000
 
 /* The first byte of a raw request: whether the echo spins for the next. */
 #define RAW_BLOCK 'b'

@@ -152,7 +152,7 @@ ROWS = [
     # PERF.md's "Managers": conc's manager process and proxies beside
     # CPython's managers; "pyclient" is an unmodified CPython client
     # against conc's manager; "rawsock" and "rawspin" two raw socket round
-    # trips per pair (blocking; both sides spinning up to 50 µs first),
+    # trips per pair (blocking; both sides spinning up to 20 µs first),
     # the goal's "raw socket round trip" being the best of them.
     Row("manager_dict_unix", "Manager dict set+get, AF_UNIX", "manager",
         "rate", 1e3, "k pairs/s", MANAGER_DICT_GOAL, other=RAW_SOCKET),

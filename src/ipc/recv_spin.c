@@ -33,13 +33,19 @@
  *  - a wait that slept longer than the cap (an idle connection, a peer
  *    that thinks between messages, a CPython client whose calls come
  *    tens of microseconds apart) halves the budget, down to none, so an
- *    idle connection costs at most a few spins in all (about twice the
- *    cap) and then nothing.
- * The cap is a few times a sleep and wake-up here (the spin's worth
- * judged as core/wait.h does) and long enough for a manager's round trip
- * while the other side runs. A new connection starts at the cap, so that
- * two peers that both sleep (whose waits, wake-ups included, look long to
- * each other) find out that they answer quickly once both spin.
+ *    idle connection costs three spins in all (under twice the cap) and
+ *    then nothing.
+ * The cap is core/wait.h's budget for waiting for a task, for the same
+ * reason: about what a sleep and wake-up cost, since a sleep here costs
+ * both sides (the reader's wake-up, and the writer's wait for the answer
+ * that comes that much later), and a spin that does not pay then costs no
+ * more than twice what sleeping at once would have; it is long enough for
+ * a manager's call while the other side runs (a C proxy's next request
+ * comes a few microseconds after its reply, a CPython client's tens of
+ * microseconds after, beyond the cap). A new connection starts at the
+ * cap, so that two peers that both sleep (whose waits, wake-ups included,
+ * look long to each other) find out that they answer quickly once both
+ * spin.
  *
  * Whether it pays. A spin that catches its message can still lose: when
  * the other side shares this CPU, or the CPUs are busy with other work,
