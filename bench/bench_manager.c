@@ -12,6 +12,17 @@
  *                        column is CPython's client against conc's
  *                        manager
  *
+ * The dict rows also measure what "a raw socket round trip" means, on a
+ * socket of the row's kind with an echo child (a raw fork), in the same
+ * unit (two round trips of RAW_MSG bytes count as one pair, as a set and
+ * a get are two calls):
+ *   rawsock   both sides wait in the system (a blocking recv);
+ *   rawspin   both sides first spin on recv(MSG_DONTWAIT) for up to
+ *             RAW_SPIN_NS, yielding the CPU between looks (the other side
+ *             may share it), then block: the best a spin-then-block
+ *             exchange over the socket can do, which is what conc's
+ *             connections do between a manager and its proxies.
+ *
  * The CPython client rows run bench_manager.py --against ADDRESS KEY,
  * whose RESULT lines this program passes on. CPython's own connect costs
  * about 44 ms per connection (Nagle's algorithm and delayed
@@ -19,11 +30,28 @@
  * TCP_QUICKACK brings an unmodified CPython client under a millisecond. */
 #include "bench_common.h"
 
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "conc/manager.h"
 
 #define KEY "bench-key"
+
+/* A raw message: about the size of a pickled dict request (a set's is 70
+ * bytes, its reply 30). */
+#define RAW_MSG 64
+
+/* How long a raw side spins before it blocks: the cap of conc's own
+ * adaptive spin (src/ipc/recv_spin.c). */
+#define RAW_SPIN_NS 20000
+
+/* The first byte of a raw request: whether the echo spins for the next. */
+#define RAW_BLOCK 'b'
+#define RAW_SPIN  's'
 
 struct ctx {
     conc_manager *m; /* the server's handle, a client of its child */
@@ -106,6 +134,151 @@ connects(void *arg, long n, long *ops)
     return bench_seconds_since(t0);
 }
 
+/* A raw echo: a socket to a forked child that sends every message back. */
+struct raw {
+    int fd;
+    pid_t pid;
+    int spin; /* the mode measured: RAW_BLOCK or RAW_SPIN */
+};
+
+/* Receives a whole RAW_MSG message; with `spin`, first with MSG_DONTWAIT
+ * for up to RAW_SPIN_NS. Returns 0, or -1 at end of stream. */
+static int
+raw_recv(int fd, char *msg, int spin)
+{
+    size_t got = 0;
+    long long end = spin ? bench_now_ns() + RAW_SPIN_NS : 0;
+    while (got < RAW_MSG) {
+        int fl = spin && bench_now_ns() < end ? MSG_DONTWAIT : 0;
+        ssize_t n = recv(fd, msg + got, RAW_MSG - got, fl);
+        if (n > 0)
+            got += (size_t)n;
+        else if (n == 0)
+            return -1;
+        else if (errno == EAGAIN)
+            sched_yield(); /* for a peer that shares this CPU */
+        else
+            BENCH_ASSERT(errno == EINTR);
+    }
+    return 0;
+}
+
+static void
+raw_send(int fd, const char *msg)
+{
+    BENCH_ASSERT(send(fd, msg, RAW_MSG, MSG_NOSIGNAL) == RAW_MSG);
+}
+
+/* The child's side: echoes until end of stream, spinning for the next
+ * request when the last one asked for it. */
+static void
+raw_echo(int fd)
+{
+    char msg[RAW_MSG];
+    int spin = 0;
+    while (raw_recv(fd, msg, spin) == 0) {
+        raw_send(fd, msg);
+        spin = msg[0] == RAW_SPIN;
+    }
+    _exit(0);
+}
+
+static void
+raw_nodelay(int fd)
+{
+    int one = 1;
+    BENCH_ASSERT(setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) ==
+                 0);
+}
+
+/* A TCP loopback connection: fds[0] the parent's end, fds[1] the child's. */
+static void
+raw_tcp_pair(int fds[2])
+{
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    BENCH_ASSERT(l >= 0 && bind(l, (struct sockaddr *)&a, len) == 0);
+    BENCH_ASSERT(listen(l, 1) == 0);
+    BENCH_ASSERT(getsockname(l, (struct sockaddr *)&a, &len) == 0);
+    fds[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    BENCH_ASSERT(fds[0] >= 0);
+    BENCH_ASSERT(connect(fds[0], (struct sockaddr *)&a, len) == 0);
+    fds[1] = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+    BENCH_ASSERT(fds[1] >= 0);
+    close(l);
+    raw_nodelay(fds[0]);
+    raw_nodelay(fds[1]);
+}
+
+/* Starts an echo child on a Unix socket pair, or on TCP loopback. */
+static void
+raw_start(struct raw *r, int tcp)
+{
+    int fds[2];
+    if (tcp)
+        raw_tcp_pair(fds);
+    else
+        BENCH_ASSERT(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) ==
+                     0);
+    fflush(stdout);
+    r->pid = fork();
+    BENCH_ASSERT(r->pid >= 0);
+    if (r->pid == 0) {
+        close(fds[0]);
+        raw_echo(fds[1]);
+    }
+    close(fds[1]);
+    r->fd = fds[0];
+}
+
+static void
+raw_stop(struct raw *r)
+{
+    int status;
+    close(r->fd);
+    BENCH_ASSERT(waitpid(r->pid, &status, 0) == r->pid);
+    BENCH_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* n pairs of raw round trips, in the mode of r->spin. */
+static double
+raw_pairs(void *arg, long n, long *ops)
+{
+    struct raw *r = arg;
+    char msg[RAW_MSG] = {0}, back[RAW_MSG];
+    msg[0] = (char)r->spin;
+    int spin = r->spin == RAW_SPIN;
+    long long t0 = bench_now_ns();
+    for (long i = 0; i < 2 * n; i++) {
+        memcpy(msg + 1, &i, sizeof i);
+        raw_send(r->fd, msg);
+        BENCH_ASSERT(raw_recv(r->fd, back, spin) == 0);
+        BENCH_ASSERT(memcmp(msg, back, RAW_MSG) == 0);
+    }
+    (void)ops;
+    return bench_seconds_since(t0);
+}
+
+/* The dict row of one transport: conc's pairs beside raw round trips on
+ * the same kind of socket, interleaved. */
+static void
+dict_row(const bench_opts *o, const char *row, struct ctx *c, int tcp)
+{
+    struct raw block = {.spin = RAW_BLOCK}, spin = {.spin = RAW_SPIN};
+    raw_start(&block, tcp);
+    raw_start(&spin, tcp);
+    bench_impl im[] = {{"conc", dict_pairs, c},
+                       {"rawsock", raw_pairs, &block},
+                       {"rawspin", raw_pairs, &spin}};
+    bench_row(o, row, im, 3, 1, 20);
+    /* The second child holds a copy of the first one's socket: it ends
+     * first, so that the first sees its end of stream. */
+    raw_stop(&spin);
+    raw_stop(&block);
+}
+
 /* Runs bench_manager.py against conc's manager at `address` and passes
  * its RESULT lines on. */
 static void
@@ -140,8 +313,7 @@ main(int argc, char **argv)
     snprintf(path, sizeof path, "/tmp/bench-manager-%d.sock", (int)getpid());
     struct ctx unix_dict, tcp_dict, unix_queue, tcp;
     start(&unix_dict, path, "dict");
-    bench_impl ud[] = {{"conc", dict_pairs, &unix_dict}};
-    bench_row(&o, "manager_dict_unix", ud, 1, 1, 20);
+    dict_row(&o, "manager_dict_unix", &unix_dict, 0);
     stop(&unix_dict);
 
     start(&unix_queue, path, "Queue");
@@ -150,8 +322,7 @@ main(int argc, char **argv)
     stop(&unix_queue);
 
     start(&tcp_dict, "127.0.0.1:0", "dict");
-    bench_impl td[] = {{"conc", dict_pairs, &tcp_dict}};
-    bench_row(&o, "manager_dict_tcp", td, 1, 1, 20);
+    dict_row(&o, "manager_dict_tcp", &tcp_dict, 1);
     bench_impl tc[] = {{"conc", connects, &tcp_dict}};
     bench_row(&o, "manager_connect_tcp", tc, 1, 1, 5);
     python_client(&o, tcp_dict.address);

@@ -54,10 +54,12 @@
  * expressed through this header: the budget for waiting for a task and
  * the flags (looks at every pause for a word written once per event,
  * sparse looks for a costly look, yielding to a process that may share
- * the CPU) are below; two budgets live beside their only users: a process
- * pool's idle worker spins longer (executor/worker.c), and the pool's
+ * the CPU) are below; three budgets live beside their only users: a
+ * process pool's idle worker spins longer (executor/worker.c), the pool's
  * result thread adapts its budget to how far apart results come
- * (executor/procs_results.c). There are no others. Waits with nothing to
+ * (executor/procs_results.c), and a socket connection's receive adapts
+ * its own to how soon its messages come and spins only while that pays
+ * (ipc/recv_spin.c). There are no others. Waits with nothing to
  * sleep on (a spin lock held for a few instructions, a step another
  * thread has begun and will end in nanoseconds) use conc__spin_step,
  * which follows the same policy and then yields the CPU between looks,

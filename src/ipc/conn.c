@@ -21,6 +21,7 @@ conn_new(int fd, unsigned flags, size_t max_message, conc_conn **out)
     c->fd = fd;
     c->flags = flags;
     c->max_message = max_message;
+    conc__conn_spin_init(&c->spin);
     conc_buf_init(&c->big_buf);
     if (flags & CONC__CONN_READ) {
         c->in = conc__malloc(CONC__CONN_INBUF);

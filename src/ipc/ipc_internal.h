@@ -25,6 +25,7 @@
 #include "conc/buf.h"
 #include "conc/ipc.h"
 #include "core/internal.h"
+#include "core/wait.h"
 
 #define CONC__FRAME_HDR  8
 #define CONC__KIND_BYTES 0x42u
@@ -87,6 +88,14 @@ struct conc__ring_side {
     _Alignas(CONC__RING_LINE) uint8_t data[CONC__RING_CAP];
 };
 
+/* What a socket's receive learnt of its waits (recv_spin.c). */
+struct conc__conn_spin_stats {
+    int64_t budget; /* ns a spin lasts; 0: none (messages come far apart) */
+    int64_t spun;   /* average wait that spun, ns; 0: none measured yet */
+    int64_t slept;  /* average wait that did not spin, ns; 0: none yet */
+    unsigned waits; /* waits that found the socket empty, for the probes */
+};
+
 /* A connection. Nothing is locked: the fields under "receive state" belong
  * to the one receiving thread, the send path reads only fd and flags, and
  * `closed` changes only in conc_conn_close, which no other thread may run
@@ -121,6 +130,7 @@ struct conc_conn {
     uint64_t diverts; /* DIVERT frames taken whose message is still due */
     uint64_t rx_tail; /* the writer's position last read */
     unsigned rx_idle; /* receives of timeout 0 that found nothing */
+    struct conc__conn_spin_stats spin; /* a socket receive's (recv_spin.c) */
 };
 
 /* Encodes and decodes a frame header. */
@@ -175,13 +185,16 @@ int conc__conn_wait_fd(int fd, short events, int64_t deadline);
  * except that it returns CONC__RING_SWITCH after taking a RING frame.
  * conc__conn_take_marker takes a RING or WAKE frame at the front of the
  * input buffer: CONC__RING_SWITCH for RING (and sets rx_ring), 1 for
- * WAKE, 0 for none. conc__conn_shut shuts the receiving side and returns
- * err. */
+ * WAKE, 0 for none. conc__conn_buffered is conc__conn_poll_sock without
+ * reading: 1 when the input buffer (or a shut receiving side) lets a
+ * receive go on at once. conc__conn_shut shuts the receiving side and
+ * returns err. */
 #define CONC__RING_SWITCH 2
 int conc__conn_recv_sock(conc_conn *c, const struct conc__sink *s,
                          int64_t deadline);
 int conc__conn_poll_sock(conc_conn *c, int64_t deadline);
 int conc__conn_take_marker(conc_conn *c);
+int conc__conn_buffered(conc_conn *c);
 int conc__conn_shut(conc_conn *c, int err);
 
 /* send.c: sends one frame on the descriptor, attaching *cmsg_fd if any,
@@ -211,6 +224,34 @@ void conc__ring_refuse(const conc_conn *c);
  * CONC_ESTATE (with a failure message) when messages may be in the ring
  * or on their way into it; nothing changes then but the refusal. */
 int conc__ring_hand_over(conc_conn *c);
+
+/* recv_spin.c: the spin of a socket's receive before it sleeps (see
+ * there for the policy). A wait that found the socket empty starts with
+ * conc__conn_spin_begin, looks again (a read with MSG_DONTWAIT) while
+ * conc__conn_spin_more says so, and ends with conc__conn_spin_end:
+ * `caught` when a look found bytes, else after its sleep, with `came`
+ * set when bytes came (0: the deadline passed first). Spinning is off
+ * inside a coroutine, on one CPU, for a call that must not block, and
+ * on descriptors that are not sockets. conc__conn_spin_choose and
+ * conc__conn_spin_learn are the policy itself, apart for its test. */
+struct conc__conn_spin {
+    struct conc__spin sp;
+    int64_t t0;     /* when the wait began */
+    int64_t budget; /* the spin's, 0 when it does not spin */
+    int learn;      /* whether the outcome adapts the policy */
+};
+#define CONC__CONN_SPIN_MIN_NS 5000
+#define CONC__CONN_SPIN_MAX_NS CONC__SPIN_TASK_NS
+#define CONC__CONN_SPIN_PROBE  32
+void conc__conn_spin_begin(conc_conn *c, int64_t deadline,
+                           struct conc__conn_spin *w);
+int conc__conn_spin_more(struct conc__conn_spin *w);
+void conc__conn_spin_end(conc_conn *c, const struct conc__conn_spin *w,
+                         int caught, int came);
+void conc__conn_spin_init(struct conc__conn_spin_stats *st);
+int64_t conc__conn_spin_choose(struct conc__conn_spin_stats *st);
+void conc__conn_spin_learn(struct conc__conn_spin_stats *st, int64_t budget,
+                           int64_t took, int caught, int came);
 
 /* Common argument checks of the receive calls: CONC_ECLOSED after close,
  * CONC_EBADF on an end that may not receive. */

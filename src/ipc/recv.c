@@ -89,37 +89,81 @@ read_once(conc_conn *c, void *dst, size_t cap, int nonblock)
     return n;
 }
 
+/* The outcome of one read: 0 and the count in *got, CONC_ECLOSED at end
+ * of stream, -EAGAIN when nothing was there, -EINTR, or an error. */
+static int
+read_outcome(ssize_t n, size_t *got)
+{
+    if (n > 0) {
+        *got = (size_t)n;
+        return 0;
+    }
+    if (n == 0)
+        return CONC_ECLOSED;
+    if (n == -EWOULDBLOCK)
+        return -EAGAIN;
+    return n == -ECONNRESET ? CONC_ECLOSED : (int)n;
+}
+
+/* A socket read that may wait: a spin (recv_spin.c) whose looks are
+ * reads with MSG_DONTWAIT, then a wait until the deadline, in a blocking
+ * read when there is none (outside coroutines, whose waits go through the
+ * loop), else in the descriptor wait. Without a spin, a read that may
+ * block is the first look, so that a sleeping reader makes one system
+ * call per message. */
+static int
+read_sock(conc_conn *c, void *dst, size_t cap, int64_t deadline, size_t *got)
+{
+    struct conc__conn_spin w;
+    int r;
+    conc__conn_spin_begin(c, deadline, &w);
+    int forever = deadline == CONC__FOREVER && !conc__coro_self;
+    if (w.budget || !forever) {
+        do {
+            r = read_outcome(read_once(c, dst, cap, 1), got);
+            if (r != -EAGAIN && r != -EINTR) {
+                conc__conn_spin_end(c, &w, w.budget != 0, 1);
+                return r;
+            }
+        } while (r == -EINTR || conc__conn_spin_more(&w));
+        if (deadline == CONC__POLL)
+            return CONC_ETIMEDOUT;
+    }
+    int empty = !forever; /* a blocking read needs no wait first */
+    for (;;) {
+        if (empty && (r = conc__conn_wait_fd(c->fd, POLLIN, deadline))) {
+            conc__conn_spin_end(c, &w, 0, 0);
+            return r;
+        }
+        r = read_outcome(read_once(c, dst, cap, !forever), got);
+        empty = r == -EAGAIN;
+        if (r != -EAGAIN && r != -EINTR) {
+            conc__conn_spin_end(c, &w, 0, 1);
+            return r;
+        }
+    }
+}
+
 /* Reads at least one byte into dst (at most cap), waiting until the
  * deadline. Returns 0 and the count in *got, CONC_ECLOSED at end of
- * stream, CONC_ETIMEDOUT, or an error. A socket with a deadline is read
- * with MSG_DONTWAIT first, so data already there costs one system call;
- * a pipe with a deadline is polled first, since its reads cannot be made
- * non-blocking one at a time. */
+ * stream, CONC_ETIMEDOUT, or an error. A socket is read as read_sock
+ * says; a pipe with a deadline is polled first, since its reads cannot be
+ * made non-blocking one at a time. */
 static int
 read_some(conc_conn *c, void *dst, size_t cap, int64_t deadline, size_t *got)
 {
-    int sock = (c->flags & CONC__CONN_SOCKET) != 0;
+    if (c->flags & CONC__CONN_SOCKET)
+        return read_sock(c, dst, cap, deadline, got);
     /* In a coroutine the wait goes through the loop, never a blocking read. */
     int forever = deadline == CONC__FOREVER && !conc__coro_self;
-    if (!sock && !forever) {
-        int r = conc__conn_wait_fd(c->fd, POLLIN, deadline);
-        if (r)
-            return r;
-    }
+    int r;
+    if (!forever && (r = conc__conn_wait_fd(c->fd, POLLIN, deadline)))
+        return r;
     for (;;) {
-        ssize_t n = read_once(c, dst, cap, sock && !forever);
-        if (n > 0) {
-            *got = (size_t)n;
-            return 0;
-        }
-        if (n == 0)
-            return CONC_ECLOSED;
-        if (n == -EINTR)
-            continue;
-        if (n != -EAGAIN && n != -EWOULDBLOCK)
-            return n == -ECONNRESET ? CONC_ECLOSED : (int)n;
-        int r = conc__conn_wait_fd(c->fd, POLLIN, deadline);
-        if (r)
+        r = read_outcome(read_once(c, dst, cap, 0), got);
+        if (r != -EAGAIN && r != -EINTR)
+            return r;
+        if (r == -EAGAIN && (r = conc__conn_wait_fd(c->fd, POLLIN, deadline)))
             return r;
     }
 }
@@ -497,6 +541,12 @@ sock_ready(conc_conn *c)
     while ((m = conc__conn_take_marker(c)) == 1)
         ;
     return m ? m : frame_ready(c);
+}
+
+int
+conc__conn_buffered(conc_conn *c)
+{
+    return c->rshut ? 1 : sock_ready(c);
 }
 
 int

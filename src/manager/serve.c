@@ -7,13 +7,15 @@
  * clients send one, except after accept_connection.
  *
  * An idle connection's thread sleeps in poll on its socket and the
- * manager's stop descriptor: it costs no wake-ups, and a stack of
+ * manager's stop descriptor (after a brief spin while requests come
+ * close together, ipc/recv_spin.c): it costs no wake-ups, and a stack of
  * CONC__MGR_STACK of which it touches a few pages, so a server holds
  * thousands of idle clients.
  *
  * Lock order: the manager's lock only, taken inside objects.c. */
 #include <stdio.h>
 
+#include "ipc/conn_wait.h"
 #include "manager/manager_internal.h"
 #include "unix/platform.h"
 
@@ -260,21 +262,17 @@ conc__mgr_handle(conc_manager *m, conc_obj *req)
 }
 
 /* Waits for the next request, or the stop: 0 when a message may be
- * there, CONC_ECLOSED to leave. An idle connection costs no wake-ups. */
+ * there, CONC_ECLOSED to leave. The wait spins briefly first, by the
+ * connection's adaptive budget (ipc/recv_spin.c): a C client's next
+ * request often comes within microseconds. An idle connection soon
+ * stops spinning and then costs no wake-ups. */
 static int
 wait_request(conc_manager *m, conc_conn *c)
 {
-    int rc = conc_conn_poll(c, 0);
-    if (rc != 0)
-        return rc > 0 ? 0 : rc;
-    struct pollfd fds[2] = {{.events = POLLIN},
-                            {.fd = m->stopfd, .events = POLLIN}};
-    if ((rc = conc_conn_fileno(c, &fds[0].fd)) < 0)
-        return rc;
-    rc = conc__poll_until(fds, 2, CONC__FOREVER);
+    int rc = conc__conn_wait_recv(c, m->stopfd, CONC__FOREVER);
     if (rc < 0)
         return rc;
-    return fds[1].revents ? CONC_ECLOSED : 0;
+    return rc == CONC__CONN_WAIT_FD ? CONC_ECLOSED : 0;
 }
 
 static int

@@ -6,10 +6,17 @@
 
 #include "manager/manager_internal.h"
 
+/* Room on the stack for a request or a reply as most calls make them (a
+ * dict's set is 70 bytes pickled), so that a call allocates no buffer
+ * for its bytes; a larger one grows onto the heap. */
+#define WIRE_STACK 512
+
 int
 conc__mgr_send(conc_conn *c, const conc_obj *o)
 {
-    conc_buf b = CONC_BUF_INIT;
+    uint8_t stack[WIRE_STACK];
+    conc_buf b;
+    conc_buf_init_with(&b, stack, sizeof stack);
     int rc = conc_obj_dumps(o, &b);
     if (rc == 0)
         rc = conc_conn_send_bytes(c, b.data, b.len, CONC_FOREVER);
@@ -20,7 +27,9 @@ conc__mgr_send(conc_conn *c, const conc_obj *o)
 int
 conc__mgr_recv(conc_conn *c, double timeout, int foreign, conc_obj **out)
 {
-    conc_buf b = CONC_BUF_INIT;
+    uint8_t stack[WIRE_STACK];
+    conc_buf b;
+    conc_buf_init_with(&b, stack, sizeof stack);
     int rc = conc_conn_recv_bytes(c, timeout, &b);
     if (rc == 0) {
         conc_obj_load_opts o = {.any_global = foreign};
