@@ -24,9 +24,9 @@
  * system's 8 MiB, of which an idle connection touches a few pages. */
 #define CONC__MGR_STACK (512 * 1024)
 
-/* How long the server gives a client to finish the authkey handshake
- * (the accepting thread waits for it, so one slow client holds up the
- * next ones that long at most). */
+/* How long the server gives a client to finish the authkey handshake,
+ * on the connection's own thread (a client that stalls holds up nobody
+ * else), and to send the rest of a request it started. */
 #define CONC__MGR_HANDSHAKE_S 10.0
 
 /* The code a method returns for Python's AttributeError (a Namespace's
@@ -57,7 +57,8 @@ struct conc_manager {
     int server;    /* 1: made by conc_manager_new, 0: by _connect */
     char *address; /* where clients connect (the bound port for port 0) */
     char *authkey; /* NULL: no handshake */
-    conc_listener *listener;
+    int tcp;       /* 1: the listener is on TCP (quick acks, handshake) */
+    conc_listener *listener; /* without a key: handshakes run in serve.c */
     conc_thread *acceptor;
     _Atomic int stopping; /* set once to stop serving */
     int stopfd;           /* eventfd signalled with stopping; -1: none */
@@ -81,6 +82,7 @@ struct conc__mgr_conn {
     conc_manager *m;
     conc_conn *c;
     conc_thread *t; /* set by the accepting thread after the start */
+    int greeting;   /* guarded by m->cond: in the authkey handshake */
     int done;       /* guarded by m->cond: the thread is leaving */
     struct conc__mgr_conn *next;
 };
@@ -99,6 +101,10 @@ conc_obj *conc__mgr_handle(conc_manager *m, conc_obj *req);
 
 /* Serves one accepted connection on a new thread (serve.c); takes c. */
 int conc__mgr_serve_conn(conc_manager *m, conc_conn *c);
+
+/* Cuts short the handshakes in progress, once `stopping` is set: their
+ * threads then leave at once instead of after CONC__MGR_HANDSHAKE_S. */
+void conc__mgr_stop_greetings(conc_manager *m);
 
 /* Joins and frees the connection threads that are done (all of them with
  * `all`, waiting for each). The accepting thread, or the stop once it is
