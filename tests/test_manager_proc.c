@@ -226,6 +226,81 @@ test_thread_connections(void **state)
     conc_event_free(g.go);
 }
 
+static int
+call_echo_once(void *arg)
+{
+    struct caller *c = arg;
+    conc_obj *a = args1(conc_obj_int(1)), *r = NULL;
+    c->rc = conc_proxy_call(c->p, "echo", a, NULL, &r);
+    conc_obj_decref(r);
+    conc_obj_decref(a);
+    return 0;
+}
+
+/* A call, then `done` set while the thread is still on its way out. */
+struct ender {
+    struct caller c;
+    conc_event *done;
+};
+
+static int
+call_and_end(void *arg)
+{
+    struct ender *e = arg;
+    call_echo_once(&e->c);
+    conc_event_set(e->done);
+    return 0;
+}
+
+static int
+no_connection(void *arg)
+{
+    return conc__mgr_conn_count(arg) == 0;
+}
+
+/* The connection a thread opened for a proxy's calls closes when the
+ * thread ends, as CPython's do, not when the proxy is freed: the server
+ * sees it go while the proxy lives on. */
+static void
+test_thread_end_closes(void **state)
+{
+    (void)state;
+    struct gate g;
+    assert_conc_ok(conc_event_new(NULL, &g.entered));
+    assert_conc_ok(conc_event_new(NULL, &g.go));
+    conc_manager *m;
+    assert_conc_ok(conc_manager_new("127.0.0.1:0", KEY, &m));
+    assert_conc_ok(conc_manager_register(m, "Gate", &gate_type, &g));
+    assert_conc_ok(conc_manager_start(m));
+    conc_proxy *p;
+    assert_conc_ok(conc_manager_create(m, "Gate", NULL, &p));
+    assert_true(conc_test_wait_until(no_connection, m, WAIT));
+    for (int i = 0; i < 2; i++) {
+        struct caller c = {.p = p};
+        conc_thread *t;
+        assert_conc_ok(conc_thread_start(call_echo_once, &c, NULL, &t));
+        assert_conc_ok(conc_thread_join(t, WAIT, NULL));
+        conc_thread_free(t);
+        assert_conc_ok(c.rc);
+        assert_true(conc_test_wait_until(no_connection, m, DEATH));
+    }
+    /* A thread's end and conc_proxy_free at once close its connection
+     * once (ASan and TSan watch this). */
+    struct ender e = {.c = {.p = p}, .done = g.entered};
+    conc_event_clear(g.entered);
+    conc_thread *t;
+    assert_conc_ok(conc_thread_start(call_and_end, &e, NULL, &t));
+    assert_conc_ok(conc_event_wait(g.entered, WAIT));
+    conc_proxy_free(p);
+    assert_conc_ok(conc_thread_join(t, WAIT, NULL));
+    conc_thread_free(t);
+    assert_conc_ok(e.c.rc);
+    assert_true(conc_test_wait_until(no_connection, m, DEATH));
+    conc_manager_free(m);
+    conc_event_free(g.entered);
+    conc_event_free(g.go);
+}
+
 /* ---- serve_forever ------------------------------------------------------ */
 
 static int
@@ -785,6 +860,7 @@ main(void)
     warm_up_threads();
     const struct CMUnitTest tests[] = {
         conc_unit_test(test_thread_connections),
+        conc_unit_test(test_thread_end_closes),
         conc_unit_test(test_serve_forever),
         conc_unit_test(test_process),
         conc_unit_test(test_process_orphaned),

@@ -106,6 +106,10 @@ int conc__mgr_serve_conn(conc_manager *m, conc_conn *c);
  * threads then leave at once instead of after CONC__MGR_HANDSHAKE_S. */
 void conc__mgr_stop_greetings(conc_manager *m);
 
+/* The number of connections the server serves now (their threads not
+ * leaving yet). Any thread; for tests. */
+size_t conc__mgr_conn_count(conc_manager *m);
+
 /* Joins and frees the connection threads that are done (all of them with
  * `all`, waiting for each). The accepting thread, or the stop once it is
  * gone. */

@@ -386,6 +386,17 @@ conc__mgr_serve_conn(conc_manager *m, conc_conn *c)
     return 0;
 }
 
+size_t
+conc__mgr_conn_count(conc_manager *m)
+{
+    size_t n = 0;
+    conc_cond_acquire(m->cond, CONC_FOREVER);
+    for (struct conc__mgr_conn *ctx = m->conns; ctx; ctx = ctx->next)
+        n += !ctx->done;
+    conc_cond_release(m->cond);
+    return n;
+}
+
 /* Takes the first listed connection that is done (any, with `all`,
  * waiting for one to be done) off the list, or NULL. */
 static struct conc__mgr_conn *
