@@ -12,6 +12,7 @@
 #include "conc/sync.h"
 #include "conc/thread.h"
 #include "core/internal.h"
+#include "unix/coro.h"
 
 /* How long the accepting thread waits before it tries again when out of
  * descriptors or memory, and the bound on a client's wait for connecting
@@ -134,6 +135,36 @@ int conc__mgr_obj_create(conc_manager *m, const char *typeid, conc_obj *args,
  * connection must run on one thread, which calls this once the connection
  * is done. */
 void conc__mgr_client_leave(void);
+
+/* A serving thread's watch on its client (watch.c): blocking calls made
+ * between conc__mgr_watch_begin and _end end with CONC_ECANCELED as soon
+ * as the client hangs up (closes its socket, or dies). On the serving
+ * thread's stack; only that thread touches it, but for wake. */
+struct conc__mgr_watch {
+    struct conc__coro coro; /* first: the platform's view of the thread */
+    int sock;               /* the client's socket, borrowed; -1: none */
+    int evfd;               /* the wake's eventfd, made at the first use */
+    int gone;               /* the client hung up (it stays so) */
+    _Atomic uint64_t woken; /* the token of the last wake */
+};
+
+/* Starts watching the client of connection c for the calling serving
+ * thread; _stop ends it before the connection is freed. */
+void conc__mgr_watch_start(struct conc__mgr_watch *w, conc_conn *c);
+void conc__mgr_watch_stop(struct conc__mgr_watch *w);
+
+/* Around a public blocking conc call (a cancellation point, which undoes
+ * itself when cut short) made for a client: while it blocks, the
+ * client's hang-up ends it with CONC_ECANCELED. Returns what _end takes
+ * (0 when the calling thread serves no watched client). Not around the
+ * library's internal waits or code that ignores a call's failure. */
+int conc__mgr_watch_begin(void);
+void conc__mgr_watch_end(int began);
+
+/* How many hang-ups watched waits noticed in this process, and how many
+ * threads are between conc__mgr_watch_begin and _end now (for tests). */
+uint64_t conc__mgr_watch_hangups(void);
+int conc__mgr_watch_count(void);
 
 /* Registers the typeids of SyncManager beyond dict, list and the queues
  * (sync_register.c). */

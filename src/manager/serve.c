@@ -327,6 +327,8 @@ serve_loop(void *arg)
     struct conc__mgr_conn *ctx = arg;
     conc_manager *m = ctx->m;
     int rc = greet(ctx);
+    struct conc__mgr_watch watch;
+    conc__mgr_watch_start(&watch, ctx->c);
     while (rc == 0 && !m->stopping && wait_request(m, ctx->c) == 0) {
         conc_obj *req;
         /* A message that started to arrive gets a bound for the rest; a
@@ -347,6 +349,7 @@ serve_loop(void *arg)
         conc_obj_decref(rep);
     }
     conc__mgr_client_leave(); /* what it held goes back */
+    conc__mgr_watch_stop(&watch);
     conc_conn_free(ctx->c);
     ctx->c = NULL;
     conc_cond_acquire(m->cond, CONC_FOREVER);
