@@ -342,6 +342,28 @@ test_stalled_client(void **state)
     close(stalled);
 }
 
+/* Connecting, creating an object and dropping its proxy take one
+ * connection and one handshake, not one for each of the three server
+ * functions (dummy, create, decref) as with CPython's client: a conc
+ * server answers many requests on one connection. */
+static void
+test_one_connection_per_create(void **state)
+{
+    (void)state;
+    char addr[256];
+    conc_manager *m = server("127.0.0.1:0", addr, sizeof addr), *c;
+    for (int i = 0; i < 3; i++) {
+        uint64_t before = atomic_load(&m->accepted);
+        conc_proxy *d;
+        assert_conc_ok(conc_manager_connect(addr, KEY, &c));
+        assert_conc_ok(conc_manager_create(c, "dict", NULL, &d));
+        conc_proxy_free(d);
+        conc_manager_free(c);
+        assert_int_equal(atomic_load(&m->accepted) - before, 1);
+    }
+    conc_manager_free(m);
+}
+
 /* A get blocked in the server ends when the server stops. */
 struct getter {
     conc_proxy *q;
@@ -634,6 +656,7 @@ main(void)
         conc_unit_test(test_wrong_key),
         conc_unit_test(test_slow_handshake),
         conc_unit_test(test_stalled_client),
+        conc_unit_test(test_one_connection_per_create),
         conc_unit_test(test_shutdown_wakes),
         conc_unit_test(test_create_needs_start),
         conc_unit_test(test_null_args),

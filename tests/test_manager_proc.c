@@ -252,10 +252,12 @@ call_and_end(void *arg)
     return 0;
 }
 
+/* The server serves only the connection its own manager keeps for
+ * server functions (create, decref). */
 static int
 no_connection(void *arg)
 {
-    return conc__mgr_conn_count(arg) == 0;
+    return conc__mgr_conn_count(arg) == 1;
 }
 
 /* The connection a thread opened for a proxy's calls closes when the

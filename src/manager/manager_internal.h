@@ -3,6 +3,7 @@
 #ifndef CONC_MANAGER_INTERNAL_H
 #define CONC_MANAGER_INTERNAL_H
 
+#include <stdatomic.h>
 #include <string.h>
 
 #include "conc/ipc.h"
@@ -75,6 +76,14 @@ struct conc_manager {
     struct conc__mgr_obj **objs;
     size_t n_objs, cap_objs;
     struct conc__mgr_conn *conns; /* connection threads not joined yet */
+    _Atomic uint64_t accepted;    /* connections served so far (tests) */
+    /* The client's side (client.c): the connection the last server
+     * function left open for the next one, the process it belongs to (a
+     * forked child must not share it), and whether the server closes
+     * each such connection after one request (CPython's does). */
+    _Atomic(conc_conn *) idle;
+    _Atomic int idle_pid;
+    _Atomic int oneshot;
 };
 
 /* A connection's thread, listed until the accepting thread (or the stop)
@@ -175,6 +184,9 @@ int conc__mgr_register_sync_types(conc_manager *m);
  * NULL (helpers.c). */
 int conc__mgr_call_n(conc_proxy *p, const char *method, conc_obj **items,
                      size_t n, conc_obj *kwds, conc_obj **result);
+
+/* Closes the connection kept for server functions (client.c). */
+void conc__mgr_drop_idle(conc_manager *m);
 
 /* Asks the server a client manager reaches to shut down (client.c). */
 int conc__mgr_client_shutdown(conc_manager *m);

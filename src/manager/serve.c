@@ -370,6 +370,7 @@ conc__mgr_serve_conn(conc_manager *m, conc_conn *c)
     }
     ctx->m = m;
     ctx->c = c;
+    atomic_fetch_add_explicit(&m->accepted, 1, memory_order_relaxed);
     conc_thread_opts o = {.name = "conc-manager-conn",
                           .daemon = CONC_DAEMON_YES,
                           .stack_size = CONC__MGR_STACK,

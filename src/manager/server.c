@@ -318,7 +318,8 @@ conc_manager_free(conc_manager *m)
     if (!m)
         return;
     if (m->server && m->cond)
-        stop_server(m);
+        stop_server(m); /* may ask a child through the kept connection */
+    conc__mgr_drop_idle(m);
     for (size_t i = 0; i < m->n_objs; i++) {
         if (!m->objs[i]->shared && m->objs[i]->type->release)
             m->objs[i]->type->release(m->objs[i]->self);
