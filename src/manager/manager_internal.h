@@ -171,7 +171,7 @@ int conc__mgr_watch_begin(void);
 void conc__mgr_watch_end(int began);
 
 /* How many hang-ups watched waits noticed in this process, and how many
- * threads are between conc__mgr_watch_begin and _end now (for tests). */
+ * threads sleep in a watched wait now (for tests). */
 uint64_t conc__mgr_watch_hangups(void);
 int conc__mgr_watch_count(void);
 

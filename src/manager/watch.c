@@ -29,13 +29,12 @@
 
 static _Thread_local struct conc__mgr_watch *current;
 static _Atomic uint64_t hangups; /* for tests: noticed so far */
-static _Atomic int watching;     /* for tests: threads in watched waits */
+static _Atomic int watching;     /* for tests: threads asleep in them */
 
 static int
-watch_suspend(struct conc__coro *c, int64_t deadline, int cancellable)
+watch_sleep(struct conc__mgr_watch *w, uint64_t token, int64_t deadline,
+            int cancellable)
 {
-    struct conc__mgr_watch *w = (struct conc__mgr_watch *)c;
-    uint64_t token = c->token;
     for (;;) {
         if (atomic_load_explicit(&w->woken, memory_order_acquire) == token)
             return 0;
@@ -58,6 +57,16 @@ watch_suspend(struct conc__coro *c, int64_t deadline, int cancellable)
             atomic_fetch_add_explicit(&hangups, 1, memory_order_relaxed);
         }
     }
+}
+
+static int
+watch_suspend(struct conc__coro *c, int64_t deadline, int cancellable)
+{
+    struct conc__mgr_watch *w = (struct conc__mgr_watch *)c;
+    atomic_fetch_add_explicit(&watching, 1, memory_order_relaxed);
+    int rc = watch_sleep(w, c->token, deadline, cancellable);
+    atomic_fetch_sub_explicit(&watching, 1, memory_order_relaxed);
+    return rc;
 }
 
 /* The hang-up stays: every later cancellable wait sees it. */
@@ -113,17 +122,14 @@ conc__mgr_watch_begin(void)
     if (w->evfd < 0 && (w->evfd = conc__eventfd_new()) < 0)
         return 0; /* unwatched: the call only ends as it would have */
     conc__coro_self = &w->coro;
-    atomic_fetch_add_explicit(&watching, 1, memory_order_relaxed);
     return 1;
 }
 
 void
 conc__mgr_watch_end(int began)
 {
-    if (!began)
-        return;
-    conc__coro_self = NULL;
-    atomic_fetch_sub_explicit(&watching, 1, memory_order_relaxed);
+    if (began)
+        conc__coro_self = NULL;
 }
 
 int
