@@ -11,6 +11,7 @@
 /* A client blocked in wait(), on its serving thread's stack. */
 struct waiter {
     int notified;
+    struct conc__mgr_watch *watch; /* its client's, to skip a dead one */
     struct waiter *next;
 };
 
@@ -130,13 +131,19 @@ unlink_waiter(struct mgr_cond *c, struct waiter *w)
         c->tail = pp;
 }
 
-/* Wakes the n oldest waiters (all for n < 0), the monitor held. */
+/* Wakes the n oldest waiters (all for n < 0), the monitor held. A
+ * waiter whose client hung up is dropped from the line without counting
+ * (its thread leaves on its own). */
 static void
 notify_locked(struct mgr_cond *c, int64_t n)
 {
-    while (c->head && n-- != 0) {
-        c->head->notified = 1;
-        c->head = c->head->next;
+    while (c->head && n != 0) {
+        struct waiter *w = c->head;
+        c->head = w->next;
+        if (conc__mgr_watch_gone(w->watch))
+            continue;
+        w->notified = 1;
+        n--;
     }
     if (!c->head)
         c->tail = &c->head;
@@ -149,7 +156,7 @@ notify_locked(struct mgr_cond *c, int64_t n)
 static int
 wait_locked(struct mgr_cond *c, int64_t deadline)
 {
-    struct waiter w = {0, NULL};
+    struct waiter w = {0, conc__mgr_watch_current(), NULL};
     *c->tail = &w;
     c->tail = &w.next;
     long count = c->lock.count;

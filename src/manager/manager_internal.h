@@ -170,6 +170,14 @@ void conc__mgr_watch_stop(struct conc__mgr_watch *w);
 int conc__mgr_watch_begin(void);
 void conc__mgr_watch_end(int began);
 
+/* The calling serving thread's watch, or NULL. */
+struct conc__mgr_watch *conc__mgr_watch_current(void);
+
+/* Whether the client of watch w (NULL: none) has hung up, looked at now
+ * (no wait). Any thread, while w's serving thread waits for its client
+ * (so that its socket is open). */
+int conc__mgr_watch_gone(struct conc__mgr_watch *w);
+
 /* How many hang-ups watched waits noticed in this process, and how many
  * threads sleep in a watched wait now (for tests). */
 uint64_t conc__mgr_watch_hangups(void);

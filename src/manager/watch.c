@@ -143,3 +143,21 @@ conc__mgr_watch_hangups(void)
 {
     return atomic_load_explicit(&hangups, memory_order_relaxed);
 }
+
+struct conc__mgr_watch *
+conc__mgr_watch_current(void)
+{
+    return current;
+}
+
+int
+conc__mgr_watch_gone(struct conc__mgr_watch *w)
+{
+    if (!w || w->sock < 0)
+        return 0;
+    /* A look that does not block: the thread that watches may not have
+     * run since the kernel closed the client's end. */
+    struct pollfd p = {.fd = w->sock, .events = POLLRDHUP};
+    return conc__poll_until(&p, 1, CONC__POLL) == 1 &&
+           (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
