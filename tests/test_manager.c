@@ -308,6 +308,64 @@ test_slow_handshake(void **state)
     conc_manager_free(m);
 }
 
+static double now_s(void);
+
+/* A raw TCP connection to the manager at `addr`. */
+static int
+raw_connect(const char *addr)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_port = htons((uint16_t)atoi(strrchr(addr, ':') + 1));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    return fd;
+}
+
+/* A client that connects and never answers the challenge holds up no
+ * other client (the accepting thread used to wait CONC__MGR_HANDSHAKE_S
+ * for it), and does not hold up the stop either. */
+static void
+test_stalled_client(void **state)
+{
+    (void)state;
+    char addr[256];
+    conc_manager *m = server("127.0.0.1:0", addr, sizeof addr), *c;
+    int stalled = raw_connect(addr);
+    double t0 = now_s();
+    assert_conc_ok(conc_manager_connect(addr, KEY, &c));
+    check_dict(c);
+    assert_true(now_s() - t0 < CONC__MGR_HANDSHAKE_S / 2);
+    conc_manager_free(c);
+    t0 = now_s();
+    conc_manager_free(m);
+    assert_true(now_s() - t0 < CONC__MGR_HANDSHAKE_S / 2);
+    close(stalled);
+}
+
+/* Connecting, creating an object and dropping its proxy take one
+ * connection and one handshake, not one for each of the three server
+ * functions (dummy, create, decref) as with CPython's client: a conc
+ * server answers many requests on one connection. */
+static void
+test_one_connection_per_create(void **state)
+{
+    (void)state;
+    char addr[256];
+    conc_manager *m = server("127.0.0.1:0", addr, sizeof addr), *c;
+    for (int i = 0; i < 3; i++) {
+        uint64_t before = atomic_load(&m->accepted);
+        conc_proxy *d;
+        assert_conc_ok(conc_manager_connect(addr, KEY, &c));
+        assert_conc_ok(conc_manager_create(c, "dict", NULL, &d));
+        conc_proxy_free(d);
+        conc_manager_free(c);
+        assert_int_equal(atomic_load(&m->accepted) - before, 1);
+    }
+    conc_manager_free(m);
+}
+
 /* A get blocked in the server ends when the server stops. */
 struct getter {
     conc_proxy *q;
@@ -599,6 +657,8 @@ main(void)
         conc_unit_test(test_register),
         conc_unit_test(test_wrong_key),
         conc_unit_test(test_slow_handshake),
+        conc_unit_test(test_stalled_client),
+        conc_unit_test(test_one_connection_per_create),
         conc_unit_test(test_shutdown_wakes),
         conc_unit_test(test_create_needs_start),
         conc_unit_test(test_null_args),

@@ -226,6 +226,83 @@ test_thread_connections(void **state)
     conc_event_free(g.go);
 }
 
+static int
+call_echo_once(void *arg)
+{
+    struct caller *c = arg;
+    conc_obj *a = args1(conc_obj_int(1)), *r = NULL;
+    c->rc = conc_proxy_call(c->p, "echo", a, NULL, &r);
+    conc_obj_decref(r);
+    conc_obj_decref(a);
+    return 0;
+}
+
+/* A call, then `done` set while the thread is still on its way out. */
+struct ender {
+    struct caller c;
+    conc_event *done;
+};
+
+static int
+call_and_end(void *arg)
+{
+    struct ender *e = arg;
+    call_echo_once(&e->c);
+    conc_event_set(e->done);
+    return 0;
+}
+
+/* The server serves only the connection its own manager keeps for
+ * server functions (create, decref). */
+static int
+no_connection(void *arg)
+{
+    return conc__mgr_conn_count(arg) == 1;
+}
+
+/* The connection a thread opened for a proxy's calls closes when the
+ * thread ends, as CPython's do, not when the proxy is freed: the server
+ * sees it go while the proxy lives on. */
+static void
+test_thread_end_closes(void **state)
+{
+    (void)state;
+    struct gate g;
+    assert_conc_ok(conc_event_new(NULL, &g.entered));
+    assert_conc_ok(conc_event_new(NULL, &g.go));
+    conc_manager *m;
+    assert_conc_ok(conc_manager_new("127.0.0.1:0", KEY, &m));
+    assert_conc_ok(conc_manager_register(m, "Gate", &gate_type, &g));
+    assert_conc_ok(conc_manager_start(m));
+    conc_proxy *p;
+    assert_conc_ok(conc_manager_create(m, "Gate", NULL, &p));
+    assert_true(conc_test_wait_until(no_connection, m, WAIT));
+    for (int i = 0; i < 2; i++) {
+        struct caller c = {.p = p};
+        conc_thread *t;
+        assert_conc_ok(conc_thread_start(call_echo_once, &c, NULL, &t));
+        assert_conc_ok(conc_thread_join(t, WAIT, NULL));
+        conc_thread_free(t);
+        assert_conc_ok(c.rc);
+        assert_true(conc_test_wait_until(no_connection, m, DEATH));
+    }
+    /* A thread's end and conc_proxy_free at once close its connection
+     * once (ASan and TSan watch this). */
+    struct ender e = {.c = {.p = p}, .done = g.entered};
+    conc_event_clear(g.entered);
+    conc_thread *t;
+    assert_conc_ok(conc_thread_start(call_and_end, &e, NULL, &t));
+    assert_conc_ok(conc_event_wait(g.entered, WAIT));
+    conc_proxy_free(p);
+    assert_conc_ok(conc_thread_join(t, WAIT, NULL));
+    conc_thread_free(t);
+    assert_conc_ok(e.c.rc);
+    assert_true(conc_test_wait_until(no_connection, m, DEATH));
+    conc_manager_free(m);
+    conc_event_free(g.entered);
+    conc_event_free(g.go);
+}
+
 /* ---- serve_forever ------------------------------------------------------ */
 
 static int
@@ -469,6 +546,187 @@ test_killed_under_load(void **state)
     conc_proxy_free(q);
     conc_manager_free(m); /* reaps the killed child */
     assert_false(pid_alive(pid));
+}
+
+/* ---- Clients that die inside a blocking call ---------------------------- */
+
+/* What a forked client calls on its copy of a proxy, and blocks in. */
+struct blocked_call {
+    conc_proxy *p;
+    const char *first; /* called before `method` (NULL: none) */
+    const char *method;
+};
+
+static int
+call_and_block(void *arg)
+{
+    struct blocked_call *b = arg;
+    conc_obj *r = NULL;
+    if (b->first && conc_proxy_call(b->p, b->first, NULL, NULL, &r) < 0)
+        return 1;
+    conc_obj_decref(r);
+    conc_proxy_call(b->p, b->method, NULL, NULL, &r);
+    return 2; /* never gets here: killed while blocked */
+}
+
+static int
+one_watching(void *arg)
+{
+    (void)arg;
+    return conc__mgr_watch_count() == 1;
+}
+
+static int
+hung_up(void *arg)
+{
+    return conc__mgr_watch_hangups() > *(uint64_t *)arg &&
+           conc__mgr_watch_count() == 0;
+}
+
+/* Forks a client that calls `b` and blocks in the server, kills it with
+ * SIGKILL once it blocks, and waits until the server noticed. */
+static void
+kill_blocked(struct blocked_call *b)
+{
+    uint64_t before = conc__mgr_watch_hangups();
+    pid_t pid = fork_child(call_and_block, b);
+    assert_true(conc_test_wait_until(one_watching, NULL, WAIT));
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    int status = reap_status(pid);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    assert_true(conc_test_wait_until(hung_up, &before, DEATH));
+}
+
+static conc_manager *
+local_server(void)
+{
+    conc_manager *m;
+    assert_conc_ok(conc_manager_new("127.0.0.1:0", KEY, &m));
+    assert_conc_ok(conc_manager_start(m));
+    return m;
+}
+
+static int
+barrier_broken(void *arg)
+{
+    conc_obj *name = args1(str("broken")), *r = NULL;
+    int rc = conc_proxy_call(arg, "__getattribute__", name, NULL, &r);
+    int broken = rc == 0 && conc_obj_truth(r) == 1;
+    conc_obj_decref(r);
+    conc_obj_decref(name);
+    return broken;
+}
+
+/* A party whose client dies in Barrier.wait breaks the barrier at once,
+ * as threading's does for a party that fails inside wait: the others get
+ * BrokenBarrierError instead of waiting for a party that never comes. */
+static void
+test_killed_in_barrier_wait(void **state)
+{
+    (void)state;
+    conc_manager *m = local_server();
+    conc_proxy *b;
+    conc_obj *two = args1(conc_obj_int(2)), *r = NULL;
+    assert_conc_ok(conc_manager_create(m, "Barrier", two, &b));
+    struct blocked_call call = {b, NULL, "wait"};
+    kill_blocked(&call);
+    assert_true(barrier_broken(b));
+    assert_conc(conc_proxy_call(b, "wait", NULL, NULL, &r), CONC_EBROKEN);
+    conc_obj_decref(two);
+    conc_proxy_free(b);
+    conc_manager_free(m);
+}
+
+/* A client that dies in Queue.get takes no item: the next put goes to a
+ * live getter. */
+static void
+test_killed_in_queue_get(void **state)
+{
+    (void)state;
+    conc_manager *m = local_server();
+    conc_proxy *q;
+    assert_conc_ok(conc_manager_create(m, "Queue", NULL, &q));
+    struct blocked_call call = {q, NULL, "get"};
+    kill_blocked(&call);
+    conc_obj *item = str("item"), *got = NULL;
+    assert_conc_ok(conc_queueproxy_put(q, item, 0));
+    assert_conc_ok(conc_queueproxy_get(q, 0, &got));
+    assert_str(got, "item");
+    conc_obj_decref(got);
+    conc_obj_decref(item);
+    conc_proxy_free(q);
+    conc_manager_free(m);
+}
+
+/* A client that dies in Lock.acquire does not get the lock when it is
+ * released. */
+static void
+test_killed_in_lock_acquire(void **state)
+{
+    (void)state;
+    conc_manager *m = local_server();
+    conc_proxy *l;
+    conc_obj *r = NULL;
+    assert_conc_ok(conc_manager_create(m, "Lock", NULL, &l));
+    assert_conc_ok(conc_proxy_call(l, "acquire", NULL, NULL, &r));
+    conc_obj_decref(r);
+    struct blocked_call call = {l, NULL, "acquire"};
+    kill_blocked(&call);
+    assert_conc_ok(conc_proxy_call(l, "release", NULL, NULL, &r));
+    conc_obj_decref(r);
+    conc_obj *no = args1(conc_obj_bool(0));
+    assert_conc_ok(conc_proxy_call(l, "acquire", no, NULL, &r));
+    assert_int_equal(conc_obj_truth(r), 1);
+    conc_obj_decref(r);
+    conc_obj_decref(no);
+    conc_proxy_free(l);
+    conc_manager_free(m);
+}
+
+static int
+cond_wait_once(void *arg)
+{
+    struct caller *c = arg;
+    conc_obj *r = NULL, *t = args1(conc_obj_float(WAIT));
+    c->rc = conc_proxy_call(c->p, "acquire", NULL, NULL, &r);
+    conc_obj_decref(r);
+    r = NULL;
+    if (c->rc == 0)
+        c->rc = conc_proxy_call(c->p, "wait", t, NULL, &r);
+    c->got = c->rc == 0 && conc_obj_truth(r) == 1;
+    conc_obj_decref(r);
+    conc_obj_decref(t);
+    return 0;
+}
+
+/* A client that dies in Condition.wait leaves the line of waiters: a
+ * notify goes to a live waiter, not to the dead one that came first. */
+static void
+test_killed_in_condition_wait(void **state)
+{
+    (void)state;
+    conc_manager *m = local_server();
+    conc_proxy *c;
+    assert_conc_ok(conc_manager_create(m, "Condition", NULL, &c));
+    struct blocked_call call = {c, "acquire", "wait"};
+    kill_blocked(&call);
+    struct caller live = {.p = c};
+    conc_thread *t;
+    assert_conc_ok(conc_thread_start(cond_wait_once, &live, NULL, &t));
+    assert_true(conc_test_wait_until(one_watching, NULL, WAIT));
+    conc_obj *r = NULL;
+    assert_conc_ok(conc_proxy_call(c, "acquire", NULL, NULL, &r));
+    conc_obj_decref(r);
+    assert_conc_ok(conc_proxy_call(c, "notify", NULL, NULL, &r));
+    conc_obj_decref(r);
+    assert_conc_ok(conc_proxy_call(c, "release", NULL, NULL, &r));
+    conc_obj_decref(r);
+    assert_conc_ok(conc_thread_join(t, WAIT, NULL));
+    conc_thread_free(t);
+    assert_conc_ok(live.rc);
+    assert_int_equal(live.got, 1);
+    conc_proxy_free(c);
+    conc_manager_free(m);
 }
 
 /* ---- Methods that return proxies; proxies inside values ----------------- */
@@ -785,10 +1043,15 @@ main(void)
     warm_up_threads();
     const struct CMUnitTest tests[] = {
         conc_unit_test(test_thread_connections),
+        conc_unit_test(test_thread_end_closes),
         conc_unit_test(test_serve_forever),
         conc_unit_test(test_process),
         conc_unit_test(test_process_orphaned),
         conc_unit_test(test_killed_under_load),
+        conc_unit_test(test_killed_in_barrier_wait),
+        conc_unit_test(test_killed_in_queue_get),
+        conc_unit_test(test_killed_in_lock_acquire),
+        conc_unit_test(test_killed_in_condition_wait),
         conc_unit_test(test_method_to_typeid),
         conc_unit_test(test_proxies_in_values),
         conc_unit_test(test_proxies_in_python_values),

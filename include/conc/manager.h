@@ -120,7 +120,10 @@ CONC_EXTERN const conc_manager_type *conc_manager_list_type(void);
  * 3.11-3.14 (docs/managers.md lists them). Blocking methods block only
  * the thread serving the caller's connection. Beyond CPython, the locks,
  * RLocks, Conditions' locks and semaphore units a client holds when its
- * connection closes are released by the server. Registered by hand
+ * connection closes are released by the server, and a client whose
+ * connection closes while a method of its blocks is withdrawn at once (a
+ * Barrier breaks, a Condition's notify goes to a live waiter, a lock or
+ * a queue's item goes to a live client). Registered by hand
  * (conc_manager_register), the barrier type takes a
  * conc_manager_barrier_action as its `arg` (NULL: none) and the
  * condition type the manager itself (NULL: Condition(lock) refused).
@@ -272,9 +275,9 @@ CONC_EXTERN int conc_manager_create(conc_manager *m, const char *type_name,
  * none) and `kwds` (a dict, NULL for none), both borrowed, and returns the
  * result, a new reference, in *result. Each calling thread has a
  * connection of its own to the server, opened by its first call
- * (accept_connection) and kept until conc_proxy_free, as CPython's
- * proxies do: threads' calls run at once, and a thread's calls reach the
- * same server thread. Returns 0; the codes of the top of this file for
+ * (accept_connection) and closed when the thread ends (or by
+ * conc_proxy_free), as CPython's proxies do: threads' calls run at once,
+ * and a thread's calls reach the same server thread. Returns 0; the codes of the top of this file for
  * an exception (message set); CONC_EINVAL for a NULL pointer;
  * CONC_ECLOSED when the server went away (killed or shut down: at once,
  * never after a timeout); CONC_ETYPE for a method that returns a proxy
@@ -404,7 +407,8 @@ CONC_EXTERN int conc_eventproxy_wait(conc_proxy *p, double timeout);
 /* A Barrier's wait(timeout) (CONC_FOREVER: None, the barrier's own
  * default): the caller's index (0 to parties - 1) into *index, which may
  * be NULL. Returns 0, CONC_EBROKEN when the barrier broke (a timeout,
- * abort or reset: Python's BrokenBarrierError), CONC_EINVAL for a NULL
+ * abort or reset, or a waiting party's client died: Python's
+ * BrokenBarrierError), CONC_EINVAL for a NULL
  * proxy or a NaN timeout, conc_proxy_call's errors. Any thread. */
 CONC_EXTERN int conc_barrierproxy_wait(conc_proxy *p, double timeout,
                                        int64_t *index);

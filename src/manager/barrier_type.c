@@ -1,8 +1,9 @@
 /* The "Barrier" typeid: threading.Barrier(parties, action=None,
  * timeout=None) as BarrierProxy reaches it: wait(timeout) returning the
  * caller's index, abort, reset, and the attributes parties, n_waiting
- * and broken through __getattribute__. A timeout, an abort or a reset
- * breaks it for the waiters, who get BrokenBarrierError (CONC_EBROKEN).
+ * and broken through __getattribute__. A timeout, an abort, a reset or a
+ * waiting client that hangs up (dies) breaks it for the waiters, who get
+ * BrokenBarrierError (CONC_EBROKEN).
  * The action is C's, given when the typeid is registered (a
  * conc_manager_barrier_action as the registration's argument): a Python
  * callable sent as `action` does not unpickle in conc's server (a
@@ -104,9 +105,11 @@ pass(struct mgr_barrier *b, int64_t index, int64_t deadline)
     int rc = 0;
     while (b->state == FILLING && rc == 0)
         rc = conc__mgr_mon_wait(&b->mon, deadline);
-    if (rc == CONC_ETIMEDOUT) {
+    if (rc == CONC_ETIMEDOUT || rc == CONC_ECANCELED) {
+        /* A party that timed out or whose client hung up breaks it, as
+         * threading's Barrier breaks for a party that fails in wait. */
         set_state(b, BROKEN);
-        return broken();
+        return rc == CONC_ETIMEDOUT ? broken() : rc;
     }
     return rc < 0 ? rc : b->state < 0 ? broken() : 0;
 }

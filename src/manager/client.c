@@ -5,27 +5,49 @@
  *
  * Proxies live in proxy.c.
  *
+ * CPython's server closes a connection after one server function, so
+ * its clients open a connection, with the handshake, for each: three per
+ * connect, create and drop of a proxy. A conc server answers any number
+ * of requests on one connection, so a manager keeps the connection of
+ * its last server function for the next (one at a time; a thread that
+ * finds it taken opens another). A connection the server closed in the
+ * meantime is seen readable (at its end) and replaced; one it closed
+ * just as the request left gets the request again on a new connection
+ * (the server never read it), and the manager stops keeping them: that
+ * server closes each.
+ *
  * A server that went away (killed, or shut down) gives CONC_ECLOSED:
  * its connections end (EOF or a reset) and new ones are refused, both
  * at once, so no call waits for a timeout to learn it.
  *
  * Lock order: no lock here. */
 #include <errno.h>
+#include <stdatomic.h>
+#include <unistd.h>
 
 #include "manager/manager_internal.h"
 
-int
-conc__mgr_open_conn(conc_manager *m, conc_conn **out)
+/* A server's own manager reaches it over its address too; nobody would
+ * answer before conc_manager_start or after a stop. */
+static int
+check_serving(conc_manager *m)
 {
-    /* A server's own manager reaches it over its address too; nobody
-     * would answer before conc_manager_start or after a stop. */
     if (m->server && !m->started)
         return conc_fail(CONC_ESTATE, "the manager is not started");
     if (m->server && m->stopping)
         return conc_fail(CONC_ECLOSED, "the manager is shut down");
+    return 0;
+}
+
+int
+conc__mgr_open_conn(conc_manager *m, conc_conn **out)
+{
+    int rc = check_serving(m);
+    if (rc < 0)
+        return rc;
     conc_client_opts o = {.authkey = m->authkey,
                           .authkey_len = m->authkey ? strlen(m->authkey) : 0};
-    int rc = conc_client_connect(m->address, &o, CONC__MGR_CONNECT_S, out);
+    rc = conc_client_connect(m->address, &o, CONC__MGR_CONNECT_S, out);
     /* Once a manager has answered, a refused connection means it is gone:
      * nothing listens at its address any more. */
     if (m->answered && (rc == -ECONNREFUSED || rc == -ENOENT ||
@@ -106,18 +128,71 @@ conc__mgr_request(conc_conn *c, const char *ident, const char *name,
     return rc;
 }
 
-/* A server function on a connection of its own. */
+/* The kept connection, if this process kept one and the server has not
+ * closed it (nothing else is readable between requests), in *out with
+ * *kept 1; else a new one. */
+static int
+server_conn(conc_manager *m, conc_conn **out, int *kept)
+{
+    int rc = check_serving(m);
+    if (rc < 0)
+        return rc;
+    conc_conn *c = atomic_exchange(&m->idle, NULL);
+    if (c &&
+        (atomic_load(&m->idle_pid) != getpid() || conc_conn_poll(c, 0) != 0)) {
+        conc_conn_free(c); /* a forked child's copy closes only its own */
+        c = NULL;
+    }
+    *kept = c != NULL;
+    if (c) {
+        *out = c;
+        return 0;
+    }
+    return conc__mgr_open_conn(m, out);
+}
+
+/* Keeps c for the next server function, unless one is kept already or
+ * the server closes them. */
+static void
+keep_conn(conc_manager *m, conc_conn *c)
+{
+    conc_conn *none = NULL;
+    atomic_store(&m->idle_pid, getpid());
+    if (atomic_load(&m->oneshot) ||
+        !atomic_compare_exchange_strong(&m->idle, &none, c))
+        conc_conn_free(c);
+}
+
+void
+conc__mgr_drop_idle(conc_manager *m)
+{
+    conc_conn_free(atomic_exchange(&m->idle, NULL));
+}
+
+/* A server function, on the kept connection or a new one. */
 static int
 call_server(conc_manager *m, const char *name, conc_obj *args,
             conc_obj **result)
 {
     conc_conn *c;
-    int rc = conc__mgr_open_conn(m, &c);
-    if (rc < 0)
-        return rc;
     conc_obj *r = NULL;
-    rc = conc__mgr_request(c, NULL, name, args, NULL, &r);
-    conc_conn_free(c);
+    int kept, rc;
+    do {
+        if ((rc = server_conn(m, &c, &kept)) < 0)
+            return rc;
+        rc = conc__mgr_request(c, NULL, name, args, NULL, &r);
+        if (rc == CONC_ECLOSED && kept) {
+            /* Closed under the request, which it never read: this server
+             * closes each connection after one request. */
+            atomic_store(&m->oneshot, 1);
+            conc_conn_free(c);
+            c = NULL;
+        }
+    } while (!c);
+    if (rc == 0)
+        keep_conn(m, c);
+    else
+        conc_conn_free(c);
     if (rc == 1)
         rc = conc_fail(CONC_EPROTO, "manager: %s returned a proxy", name);
     if (result && rc == 0)

@@ -19,6 +19,7 @@
 /* A client blocked in wait(), on its serving thread's stack. */
 struct waiter {
     int notified;
+    struct conc__mgr_watch *watch; /* its client's, to skip a dead one */
     struct waiter *next;
 };
 
@@ -169,12 +170,32 @@ unlink_waiter(struct mgr_cond *c, struct waiter *w)
         c->tail = pp;
 }
 
+/* Wakes the n oldest waiters (all for n < 0), the monitor held. A
+ * waiter whose client hung up is dropped from the line without counting
+ * (its thread leaves on its own). */
+static void
+notify_locked(struct mgr_cond *c, int64_t n)
+{
+    while (c->head && n != 0) {
+        struct waiter *w = c->head;
+        c->head = w->next;
+        if (conc__mgr_watch_gone(w->watch))
+            continue;
+        w->notified = 1;
+        n--;
+    }
+    if (!c->head)
+        c->tail = &c->head;
+    conc_cond_notify_all(c->mon->cond);
+}
+
 /* Waits with the lock given up, then takes it back as the caller held
- * it (even after a timeout, as threading does); 1 notified, 0 not. */
+ * it (even after a timeout, as threading does); 1 notified, 0 not. A
+ * waiter whose client hung up passes a notify it got on to a live one. */
 static int
 wait_locked(struct mgr_cond *c, int64_t deadline)
 {
-    struct waiter w = {0, NULL};
+    struct waiter w = {0, conc__mgr_watch_current(), NULL};
     *c->tail = &w;
     c->tail = &w.next;
     long count = c->lock->count;
@@ -187,6 +208,8 @@ wait_locked(struct mgr_cond *c, int64_t deadline)
     if (!w.notified)
         unlink_waiter(c, &w);
     int got = conc__mgr_lock_take(c->mon, c->lock, CONC__FOREVER);
+    if (w.notified && (rc == CONC_ECANCELED || got == CONC_ECANCELED))
+        notify_locked(c, 1);
     if (got < 0)
         return got;
     c->lock->count = count;
@@ -215,14 +238,8 @@ notify(struct mgr_cond *c, int64_t n)
 {
     conc_cond_acquire(c->mon->cond, CONC_FOREVER);
     int rc = owned_locked(c, "notify");
-    while (rc == 0 && c->head && n-- != 0) {
-        c->head->notified = 1;
-        c->head = c->head->next;
-    }
-    if (!c->head)
-        c->tail = &c->head;
     if (rc == 0)
-        conc_cond_notify_all(c->mon->cond);
+        notify_locked(c, n);
     conc_cond_release(c->mon->cond);
     return rc;
 }

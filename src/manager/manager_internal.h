@@ -3,6 +3,7 @@
 #ifndef CONC_MANAGER_INTERNAL_H
 #define CONC_MANAGER_INTERNAL_H
 
+#include <stdatomic.h>
 #include <string.h>
 
 #include "conc/ipc.h"
@@ -12,6 +13,7 @@
 #include "conc/sync.h"
 #include "conc/thread.h"
 #include "core/internal.h"
+#include "unix/coro.h"
 
 /* How long the accepting thread waits before it tries again when out of
  * descriptors or memory, and the bound on a client's wait for connecting
@@ -24,9 +26,9 @@
  * system's 8 MiB, of which an idle connection touches a few pages. */
 #define CONC__MGR_STACK (512 * 1024)
 
-/* How long the server gives a client to finish the authkey handshake
- * (the accepting thread waits for it, so one slow client holds up the
- * next ones that long at most). */
+/* How long the server gives a client to finish the authkey handshake,
+ * on the connection's own thread (a client that stalls holds up nobody
+ * else), and to send the rest of a request it started. */
 #define CONC__MGR_HANDSHAKE_S 10.0
 
 /* The code a method returns for Python's AttributeError (a Namespace's
@@ -57,7 +59,8 @@ struct conc_manager {
     int server;    /* 1: made by conc_manager_new, 0: by _connect */
     char *address; /* where clients connect (the bound port for port 0) */
     char *authkey; /* NULL: no handshake */
-    conc_listener *listener;
+    int tcp;       /* 1: the listener is on TCP (quick acks, handshake) */
+    conc_listener *listener; /* without a key: handshakes run in serve.c */
     conc_thread *acceptor;
     _Atomic int stopping; /* set once to stop serving */
     int stopfd;           /* eventfd signalled with stopping; -1: none */
@@ -73,6 +76,14 @@ struct conc_manager {
     struct conc__mgr_obj **objs;
     size_t n_objs, cap_objs;
     struct conc__mgr_conn *conns; /* connection threads not joined yet */
+    _Atomic uint64_t accepted;    /* connections served so far (tests) */
+    /* The client's side (client.c): the connection the last server
+     * function left open for the next one, the process it belongs to (a
+     * forked child must not share it), and whether the server closes
+     * each such connection after one request (CPython's does). */
+    _Atomic(conc_conn *) idle;
+    _Atomic int idle_pid;
+    _Atomic int oneshot;
 };
 
 /* A connection's thread, listed until the accepting thread (or the stop)
@@ -81,6 +92,7 @@ struct conc__mgr_conn {
     conc_manager *m;
     conc_conn *c;
     conc_thread *t; /* set by the accepting thread after the start */
+    int greeting;   /* guarded by m->cond: in the authkey handshake */
     int done;       /* guarded by m->cond: the thread is leaving */
     struct conc__mgr_conn *next;
 };
@@ -99,6 +111,14 @@ conc_obj *conc__mgr_handle(conc_manager *m, conc_obj *req);
 
 /* Serves one accepted connection on a new thread (serve.c); takes c. */
 int conc__mgr_serve_conn(conc_manager *m, conc_conn *c);
+
+/* Cuts short the handshakes in progress, once `stopping` is set: their
+ * threads then leave at once instead of after CONC__MGR_HANDSHAKE_S. */
+void conc__mgr_stop_greetings(conc_manager *m);
+
+/* The number of connections the server serves now (their threads not
+ * leaving yet). Any thread; for tests. */
+size_t conc__mgr_conn_count(conc_manager *m);
 
 /* Joins and frees the connection threads that are done (all of them with
  * `all`, waiting for each). The accepting thread, or the stop once it is
@@ -125,6 +145,44 @@ int conc__mgr_obj_create(conc_manager *m, const char *typeid, conc_obj *args,
  * is done. */
 void conc__mgr_client_leave(void);
 
+/* A serving thread's watch on its client (watch.c): blocking calls made
+ * between conc__mgr_watch_begin and _end end with CONC_ECANCELED as soon
+ * as the client hangs up (closes its socket, or dies). On the serving
+ * thread's stack; only that thread touches it, but for wake. */
+struct conc__mgr_watch {
+    struct conc__coro coro; /* first: the platform's view of the thread */
+    int sock;               /* the client's socket, borrowed; -1: none */
+    int evfd;               /* the wake's eventfd, made at the first use */
+    int gone;               /* the client hung up (it stays so) */
+    _Atomic uint64_t woken; /* the token of the last wake */
+};
+
+/* Starts watching the client of connection c for the calling serving
+ * thread; _stop ends it before the connection is freed. */
+void conc__mgr_watch_start(struct conc__mgr_watch *w, conc_conn *c);
+void conc__mgr_watch_stop(struct conc__mgr_watch *w);
+
+/* Around a public blocking conc call (a cancellation point, which undoes
+ * itself when cut short) made for a client: while it blocks, the
+ * client's hang-up ends it with CONC_ECANCELED. Returns what _end takes
+ * (0 when the calling thread serves no watched client). Not around the
+ * library's internal waits or code that ignores a call's failure. */
+int conc__mgr_watch_begin(void);
+void conc__mgr_watch_end(int began);
+
+/* The calling serving thread's watch, or NULL. */
+struct conc__mgr_watch *conc__mgr_watch_current(void);
+
+/* Whether the client of watch w (NULL: none) has hung up, looked at now
+ * (no wait). Any thread, while w's serving thread waits for its client
+ * (so that its socket is open). */
+int conc__mgr_watch_gone(struct conc__mgr_watch *w);
+
+/* How many hang-ups watched waits noticed in this process, and how many
+ * threads sleep in a watched wait now (for tests). */
+uint64_t conc__mgr_watch_hangups(void);
+int conc__mgr_watch_count(void);
+
 /* Registers the typeids of SyncManager beyond dict, list and the queues
  * (sync_register.c). */
 int conc__mgr_register_sync_types(conc_manager *m);
@@ -134,6 +192,9 @@ int conc__mgr_register_sync_types(conc_manager *m);
  * NULL (helpers.c). */
 int conc__mgr_call_n(conc_proxy *p, const char *method, conc_obj **items,
                      size_t n, conc_obj *kwds, conc_obj **result);
+
+/* Closes the connection kept for server functions (client.c). */
+void conc__mgr_drop_idle(conc_manager *m);
 
 /* Asks the server a client manager reaches to shut down (client.c). */
 int conc__mgr_client_shutdown(conc_manager *m);

@@ -8,11 +8,15 @@
  * next), and a call blocked in the server (a queue's get) holds up no
  * other thread's calls. A thread whose connection is busy (one coroutine's
  * call in flight while another coroutine of the thread calls) gets one
- * more. Connections stay with the proxy until conc_proxy_free; kernel
- * thread ids are reused, so the list is as long as the most threads that
- * used the proxy at once, not as long as all that ever did.
+ * more. A thread's connections close when the thread ends, as CPython's
+ * do (a thread-local mark whose destructor closes them), so the server
+ * keeps no connection and no serving thread for threads that are gone;
+ * conc_proxy_free closes the others. conc_local_free of the marks waits
+ * for the destructors of threads ending meanwhile, so a thread's end and
+ * conc_proxy_free never both touch one connection.
  *
- * Lock order: a proxy's lock only, never held across a round trip. */
+ * Lock order: a proxy's lock only, never held across a round trip nor
+ * around the thread-local calls (which take the locals' own lock). */
 #include "manager/manager_internal.h"
 #include "unix/tid.h"
 
@@ -32,11 +36,72 @@ struct conc_proxy {
     char *typeid;    /* the object's typeid, "" when not known */
     conc_lock *lock; /* guards conns and each entry's tid and busy */
     struct proxy_conn *conns;
+    conc_local *marks; /* a struct thread_mark for each thread that calls */
+};
+
+/* A calling thread's mark: its destructor closes the thread's
+ * connections when the thread ends. */
+struct thread_mark {
+    conc_proxy *p;
+    uint32_t tid;
 };
 
 /* The name a proxy's connection gives in accept_connection, as CPython's
  * 'MainProcess|Thread-1'. */
 #define CONN_NAME "conc"
+
+/* Closes the connections of the thread `tid` (idle ones: a thread that
+ * ended has no call in flight). */
+static void
+close_thread(conc_proxy *p, uint32_t tid)
+{
+    struct proxy_conn *gone = NULL;
+    conc_lock_acquire(p->lock, CONC_FOREVER);
+    struct proxy_conn **pp = &p->conns;
+    while (*pp) {
+        struct proxy_conn *e = *pp;
+        if (e->tid == tid && !e->busy) {
+            *pp = e->next;
+            e->next = gone;
+            gone = e;
+        } else {
+            pp = &e->next;
+        }
+    }
+    conc_lock_release(p->lock);
+    while (gone) {
+        struct proxy_conn *e = gone;
+        gone = e->next;
+        conc_conn_free(e->conn);
+        conc__free(e);
+    }
+}
+
+/* The marks' destructor: at the end of the marked thread, or in
+ * conc_proxy_free. */
+static void
+drop_mark(void *value)
+{
+    struct thread_mark *mark = value;
+    close_thread(mark->p, mark->tid);
+    conc__free(mark);
+}
+
+/* Marks the calling thread, once, so that its end closes its
+ * connections. Out of memory it stays unmarked: its connections then
+ * close with the proxy. */
+static void
+mark_thread(conc_proxy *p, uint32_t tid)
+{
+    if (conc_local_get(p->marks))
+        return;
+    struct thread_mark *mark = conc__malloc(sizeof *mark);
+    if (!mark)
+        return;
+    *mark = (struct thread_mark){p, tid};
+    if (conc_local_set(p->marks, mark) < 0)
+        conc__free(mark);
+}
 
 int
 conc__mgr_proxy_new(conc_manager *m, const char *ident, const char *typeid,
@@ -45,8 +110,10 @@ conc__mgr_proxy_new(conc_manager *m, const char *ident, const char *typeid,
     conc_proxy *p = conc__calloc(1, sizeof *p);
     if (!p || !(p->ident = conc__strdup(ident)) ||
         !(p->typeid = conc__strdup(typeid ? typeid : "")) ||
-        conc_lock_new(NULL, &p->lock) < 0) {
+        conc_lock_new(NULL, &p->lock) < 0 ||
+        conc_local_new(drop_mark, &p->marks) < 0) {
         if (p) {
+            conc_lock_free(p->lock);
             conc__free(p->ident);
             conc__free(p->typeid);
         }
@@ -100,6 +167,8 @@ take_conn(conc_proxy *p)
     if (e)
         e->busy = 1;
     conc_lock_release(p->lock);
+    if (e)
+        mark_thread(p, tid);
     return e;
 }
 
@@ -239,6 +308,7 @@ conc_proxy_free(conc_proxy *p)
 {
     if (!p)
         return;
+    conc_local_free(p->marks); /* closes the marked threads' connections */
     while (p->conns) {
         struct proxy_conn *e = p->conns;
         p->conns = e->next;

@@ -54,7 +54,9 @@ put_timeout(conc_queue *q, conc_obj *args, conc_obj *kwds, double timeout)
     conc_obj *item = conc__mgr_arg(args, kwds, 0, "item");
     if (!item)
         return conc_fail(CONC_ETYPE, "put() missing 'item'");
+    int watched = conc__mgr_watch_begin(); /* a client's hang-up ends it */
     int rc = conc_queue_put(q, conc_obj_incref(item), timeout);
+    conc__mgr_watch_end(watched);
     if (rc < 0)
         conc_obj_decref(item);
     return rc;
@@ -82,8 +84,10 @@ q_get(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
     double timeout;
     int rc = conc__mgr_timeout(args, kwds, 0, &timeout);
     void *item = NULL;
+    int watched = conc__mgr_watch_begin(); /* a client's hang-up ends it */
     if (rc == 0)
         rc = conc_queue_get(self, timeout, &item);
+    conc__mgr_watch_end(watched);
     if (rc == 0)
         *result = item;
     return rc;
@@ -146,7 +150,10 @@ q_join(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
     (void)args;
     (void)kwds;
     (void)result;
-    return conc_queue_join(self, CONC_FOREVER);
+    int watched = conc__mgr_watch_begin(); /* a client's hang-up ends it */
+    int rc = conc_queue_join(self, CONC_FOREVER);
+    conc__mgr_watch_end(watched);
+    return rc;
 }
 
 /* In the order of CPython's exposed tuple for queue.Queue. */

@@ -14,10 +14,15 @@
  *
  * Lock order: the manager's lock only, taken inside objects.c. */
 #include <stdio.h>
+#include <sys/socket.h>
 
 #include "ipc/conn_wait.h"
+#include "ipc/listener_internal.h"
 #include "manager/manager_internal.h"
 #include "unix/platform.h"
+
+/* The digest of the server's challenge: CPython 3.12's default. */
+#define CHALLENGE_DIGEST "sha256"
 
 struct conn_ctx {
     conc_manager *m;
@@ -275,18 +280,64 @@ wait_request(conc_manager *m, conc_conn *c)
     return rc == CONC__CONN_WAIT_FD ? CONC_ECLOSED : 0;
 }
 
+/* The server's side of the authkey handshake, on the connection's
+ * thread, within CONC__MGR_HANDSHAKE_S: a client that stalls holds up no
+ * other (the accepting thread used to run it). The stop cuts it short
+ * (conc__mgr_stop_greetings). */
+static int
+greet(struct conc__mgr_conn *ctx)
+{
+    conc_manager *m = ctx->m;
+    if (!m->authkey)
+        return 0;
+    conc_cond_acquire(m->cond, CONC_FOREVER);
+    int stopping = m->stopping;
+    ctx->greeting = !stopping;
+    conc_cond_release(m->cond);
+    if (stopping)
+        return CONC_ECLOSED;
+    int64_t deadline;
+    conc__deadline(CONC__MGR_HANDSHAKE_S, &deadline);
+    struct conc__auth_key key = {(const uint8_t *)m->authkey,
+                                 strlen(m->authkey)};
+    int rc = conc__auth_server(ctx->c, key, CHALLENGE_DIGEST, m->tcp, deadline);
+    conc_cond_acquire(m->cond, CONC_FOREVER);
+    ctx->greeting = 0;
+    conc_cond_release(m->cond);
+    return rc;
+}
+
+void
+conc__mgr_stop_greetings(conc_manager *m)
+{
+    conc_cond_acquire(m->cond, CONC_FOREVER);
+    for (struct conc__mgr_conn *ctx = m->conns; ctx; ctx = ctx->next) {
+        int fd;
+        /* The thread frees its connection only once it left the
+         * handshake, under this lock: the descriptor is still its own. */
+        if (ctx->greeting && conc_conn_fileno(ctx->c, &fd) == 0)
+            shutdown(fd, SHUT_RDWR);
+    }
+    conc_cond_release(m->cond);
+}
+
 static int
 serve_loop(void *arg)
 {
     struct conc__mgr_conn *ctx = arg;
     conc_manager *m = ctx->m;
-    while (!m->stopping && wait_request(m, ctx->c) == 0) {
+    int rc = greet(ctx);
+    struct conc__mgr_watch watch;
+    conc__mgr_watch_start(&watch, ctx->c);
+    while (rc == 0 && !m->stopping && wait_request(m, ctx->c) == 0) {
         conc_obj *req;
         /* A message that started to arrive gets a bound for the rest; a
          * part is kept across the timeout. */
-        int rc = conc__mgr_recv_request(ctx->c, CONC__MGR_HANDSHAKE_S, &req);
-        if (rc == CONC_ETIMEDOUT)
+        rc = conc__mgr_recv_request(ctx->c, CONC__MGR_HANDSHAKE_S, &req);
+        if (rc == CONC_ETIMEDOUT) {
+            rc = 0;
             continue;
+        }
         if (rc < 0)
             break; /* the client left, or broke the framing */
         /* A message conc does not unpickle gets its traceback (1). */
@@ -300,6 +351,7 @@ serve_loop(void *arg)
         conc_obj_decref(rep);
     }
     conc__mgr_client_leave(); /* what it held goes back */
+    conc__mgr_watch_stop(&watch);
     conc_conn_free(ctx->c);
     ctx->c = NULL;
     conc_cond_acquire(m->cond, CONC_FOREVER);
@@ -320,6 +372,7 @@ conc__mgr_serve_conn(conc_manager *m, conc_conn *c)
     }
     ctx->m = m;
     ctx->c = c;
+    atomic_fetch_add_explicit(&m->accepted, 1, memory_order_relaxed);
     conc_thread_opts o = {.name = "conc-manager-conn",
                           .daemon = CONC_DAEMON_YES,
                           .stack_size = CONC__MGR_STACK,
@@ -337,6 +390,17 @@ conc__mgr_serve_conn(conc_manager *m, conc_conn *c)
     m->conns = ctx;
     conc_cond_release(m->cond);
     return 0;
+}
+
+size_t
+conc__mgr_conn_count(conc_manager *m)
+{
+    size_t n = 0;
+    conc_cond_acquire(m->cond, CONC_FOREVER);
+    for (struct conc__mgr_conn *ctx = m->conns; ctx; ctx = ctx->next)
+        n += !ctx->done;
+    conc_cond_release(m->cond);
+    return n;
 }
 
 /* Takes the first listed connection that is done (any, with `all`,

@@ -74,15 +74,16 @@ register_builtins(conc_manager *m)
     return rc;
 }
 
-/* Listens, and keeps in m->address the address clients reach. */
+/* Listens, and keeps in m->address the address clients reach. The
+ * listener has no key: each connection's thread runs the handshake
+ * (serve.c), so that the accepting thread never waits for a client. */
 static int
 listen_on(conc_manager *m, const char *address)
 {
-    conc_listener_opts o = {.authkey = m->authkey,
-                            .authkey_len = m->authkey ? strlen(m->authkey) : 0};
-    int rc = conc_listener_new(address, &o, &m->listener);
+    int rc = conc_listener_new(address, NULL, &m->listener), port;
     if (rc < 0)
         return rc;
+    m->tcp = conc_listener_port(m->listener, &port) == 0;
     conc_buf b = CONC_BUF_INIT;
     rc = conc_listener_address(m->listener, &b);
     if (rc == 0) {
@@ -125,9 +126,9 @@ conc__mgr_stop_signal(conc_manager *m)
         conc__eventfd_signal(m->stopfd);
 }
 
-/* Waits for a client to knock, or the stop, then accepts it with
- * CONC__MGR_HANDSHAKE_S for its handshake: a slow client holds up the
- * next ones that long at most. */
+/* Waits for a client to knock, or the stop, then accepts it: the
+ * listener has no key, so this never waits for the client itself (its
+ * handshake runs on its own thread). */
 static int
 accept_one(conc_manager *m, conc_conn **c)
 {
@@ -144,7 +145,7 @@ accept_one(conc_manager *m, conc_conn **c)
         conc__eventfd_drain(m->reapfd); /* the caller reaps */
     if (!fds[0].revents)
         return CONC_EAGAIN;
-    return conc_listener_accept(m->listener, CONC__MGR_HANDSHAKE_S, c);
+    return conc_listener_accept(m->listener, 0, c);
 }
 
 /* Out of descriptors or memory, the waiting client stays in the backlog
@@ -226,6 +227,7 @@ finish_serving(conc_manager *m)
     conc_cond_acquire(m->cond, CONC_FOREVER);
     stop_objects_locked(m);
     conc_cond_release(m->cond);
+    conc__mgr_stop_greetings(m);
     conc__mgr_reap_conns(m, 1);
     conc_listener_close(m->listener);
 }
@@ -316,7 +318,8 @@ conc_manager_free(conc_manager *m)
     if (!m)
         return;
     if (m->server && m->cond)
-        stop_server(m);
+        stop_server(m); /* may ask a child through the kept connection */
+    conc__mgr_drop_idle(m);
     for (size_t i = 0; i < m->n_objs; i++) {
         if (!m->objs[i]->shared && m->objs[i]->type->release)
             m->objs[i]->type->release(m->objs[i]->self);

@@ -33,7 +33,9 @@ conc__mgr_mon_wait(struct conc__mgr_mon *mon, int64_t deadline)
             return CONC_ETIMEDOUT;
         timeout = (double)left / 1e9;
     }
+    int watched = conc__mgr_watch_begin(); /* a client's hang-up ends it */
     int rc = conc_cond_wait(mon->cond, timeout);
+    conc__mgr_watch_end(watched);
     if (mon->stopped)
         return conc_fail(CONC_ECLOSED, "the manager is shutting down");
     return rc == CONC_ETIMEDOUT ? 0 : rc; /* the caller looks at the time */

@@ -42,7 +42,9 @@ void conc__mgr_mon_fini(struct conc__mgr_mon *mon);
 
 /* Waits on the monitor (held) until woken, or `deadline` (absolute, ns;
  * CONC__FOREVER never). Returns 0 woken (check the predicate again),
- * CONC_ETIMEDOUT past the deadline, CONC_ECLOSED once the server stopped. */
+ * CONC_ETIMEDOUT past the deadline, CONC_ECLOSED once the server stopped,
+ * CONC_ECANCELED once the client of the calling thread hung up (the
+ * monitor is held again in every case). */
 int conc__mgr_mon_wait(struct conc__mgr_mon *mon, int64_t deadline);
 
 /* Wakes everything waiting on the monitor for good (a type's stop). */
