@@ -21,7 +21,6 @@ Modes:
           waits to be killed.
 """
 import array
-import gc
 import multiprocessing
 import sys
 import threading
@@ -296,18 +295,15 @@ def check_values(m):
 
 
 def client(addr, key):
-    # A proxy's finalizer sends its decref on a connection of its own; run
-    # by the garbage collector in the middle of another connection's
-    # handshake, it waits until conc's server (which runs handshakes one
-    # at a time on its accepting thread) gives up on the first one, 10 s
-    # later. Collect only between checks.
-    gc.disable()
+    # The garbage collector runs freely: a proxy's finalizer sends its
+    # decref on a connection of its own, possibly in the middle of another
+    # connection's handshake, which conc's server runs on each
+    # connection's own thread.
     m = Manager(address=addr, authkey=key)
     m.connect()
     for check in (check_locks, check_semaphores, check_condition,
                   check_event_barrier, check_barrier_action, check_values):
         check(m)
-        gc.collect()
     print("ok")
 
 
