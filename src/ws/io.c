@@ -1,11 +1,6 @@
-/* A connection's life: opening it over a stream, the reader task that
- * feeds the engine and hands messages to recv, and its end (close timer,
- * abort, the last reference).
- *
- * The reader is the only task that reads the stream. It stops reading
- * while the inbox holds max_queue messages (the put waits), which is the
- * receive side's backpressure: the kernel's buffer fills and the peer's
- * sends wait. */
+/* A connection's life: opening it over a stream with its reader task
+ * (read.c: who reads the stream), and its end (close timer, abort, the
+ * last reference). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -83,12 +78,14 @@ void
 conc__ws_abort(conc_ws *ws)
 {
     conc_aio_stream_close(ws->stream);
-    /* A reader waiting for room in the inbox must see the end too. */
+    /* A reader waiting for room in the inbox must see the end too, and a
+     * parked one must wake to finish. */
     conc_aio_queue_shutdown(ws->inbox, 0);
+    conc__ws_reader_wake(ws);
 }
 
-static void
-arm_close_timer(conc_ws *ws)
+void
+conc__ws_arm_close_timer(conc_ws *ws)
 {
     if (!ws->close_timer)
         conc_aio_call_later(ws->loop, ws->close_timeout, close_timer_fired, ws,
@@ -106,145 +103,9 @@ conc__ws_start_close(conc_ws *ws, unsigned code, const char *reason, size_t n)
         conc__ws_flush(ws);
     }
     if (!conc_aio_event_is_set(ws->closed))
-        arm_close_timer(ws);
-    return 0;
-}
-
-/* Hands one event to its place: messages to the inbox (waiting for room),
- * pongs to their pings, the peer's close code to the record. Returns 0,
- * or the error that ends the reader. */
-static int
-dispatch(conc_ws *ws, struct conc__ws_event *ev)
-{
-    switch (ev->type) {
-    case CONC__WS_EV_TEXT:
-    case CONC__WS_EV_BINARY: {
-        struct conc__ws_msg *m = conc__malloc(sizeof *m);
-        if (!m)
-            return CONC_ENOMEM;
-        m->kind = ev->type == CONC__WS_EV_TEXT ? CONC_WS_TEXT : CONC_WS_BINARY;
-        m->more = ev->more;
-        m->data = ev->data;
-        conc_buf_init(&ev->data);
-        int r = ws->discard ? CONC_ECLOSED
-                            : conc_aio_queue_put(ws->inbox, m, CONC_FOREVER);
-        if (r < 0)
-            msg_drop(m);
-        return ws->discard ? 0 : r;
-    }
-    case CONC__WS_EV_PONG:
-        conc__ws_pong_received(ws, ev->data.data, ev->data.len);
-        break;
-    case CONC__WS_EV_CLOSE:
-        ws->peer_code = ev->code;
-        conc_buf_free(&ws->peer_reason);
-        ws->peer_reason = ev->data;
-        conc_buf_init(&ev->data);
-        break;
-    case CONC__WS_EV_PING:
-        break;
-    }
-    return 0;
-}
-
-static int
-dispatch_all(conc_ws *ws)
-{
-    struct conc__ws_event ev;
-    int r = 0;
-    while (r == 0 && conc__ws_conn_next_event(ws->conn, &ev) == 0) {
-        r = dispatch(ws, &ev);
-        conc_buf_free(&ev.data);
-    }
-    return r;
-}
-
-/* Feeds one chunk; returns 1 when the reader should stop. */
-static int
-feed(conc_ws *ws, const conc_buf *in)
-{
-    int r = conc__ws_conn_receive(ws->conn, in->data, in->len);
-    conc__ws_flush(ws);
-    if (r < 0 && r != CONC_ECLOSED && !ws->err)
-        ws->err = r; /* the peer broke the protocol: the engine failed it */
-    if (dispatch_all(ws) < 0)
-        return 1;
-    if (!conc__ws_conn_close_expected(ws->conn))
-        return 0;
-    /* Section 7.1.1: the server closes TCP first; a client gives it
-     * close_timeout to do so. */
-    if (ws->role == CONC__WS_SERVER)
-        return 1;
-    arm_close_timer(ws);
-    return 0;
-}
-
-/* The reader's end: record why, wake everyone, release the transport. */
-static void
-finish(conc_ws *ws)
-{
-    conc__ws_conn_receive_eof(ws->conn);
-    dispatch_all(ws);
-    if (!ws->err && !ws->peer_code && !ws->close_local)
-        ws->err = CONC_EBROKEN; /* the peer vanished without a close */
-    if (!ws->peer_code)
-        ws->peer_code = CONC__WS_CLOSE_ABNORMAL;
-    conc__ws_pings_fail(ws);
-    if (ws->close_timer) {
-        conc_aio_handle_cancel(ws->close_timer);
-        conc_aio_handle_free(ws->close_timer);
-        ws->close_timer = NULL;
-    }
-    conc__ws_keepalive_stop(ws);
-    conc_aio_stream_close(ws->stream);
-    conc_aio_queue_shutdown(ws->inbox, 0);
-    conc_aio_event_set(ws->closed);
-}
-
-/* A server's end of a completed close handshake (section 7.1.1: the
- * server closes TCP first). It half-closes, then reads and drops what the
- * client still sends until the client closes too, or close_timeout
- * passes: closing a socket that has unread bytes (a ping the client sent
- * after its close frame) makes the kernel answer with a reset, which can
- * destroy the close frame still on its way to the client. */
-static void
-linger(conc_ws *ws, conc_buf *in)
-{
-    if (conc_aio_stream_write_eof(ws->stream) < 0)
-        return;
-    double deadline = conc_aio_loop_time(ws->loop) + ws->close_timeout;
-    for (;;) {
-        double left = deadline - conc_aio_loop_time(ws->loop);
-        if (left <= 0 ||
-            conc_aio_stream_read(ws->stream, CONC__WS_READ_CHUNK, left, in) <
-                0 ||
-            in->len == 0)
-            return;
-    }
-}
-
-static int
-reader_main(const void *arg, size_t len, conc_buf *result)
-{
-    (void)len, (void)result;
-    conc_ws *ws = *(conc_ws *const *)arg;
-    conc_buf in = CONC_BUF_INIT;
-    for (;;) {
-        int r = conc_aio_stream_read(ws->stream, CONC__WS_READ_CHUNK,
-                                     CONC_FOREVER, &in);
-        if (r < 0 || in.len == 0)
-            break;
-        if (feed(ws, &in)) {
-            if (ws->role == CONC__WS_SERVER && !ws->err &&
-                conc__ws_conn_close_expected(ws->conn))
-                linger(ws, &in); /* not after a failure: cut at once */
-            break;
-        }
-        if (in.cap > CONC__WS_IDLE_BUF) /* an idle connection keeps little */
-            conc_buf_free(&in);
-    }
-    conc_buf_free(&in);
-    finish(ws);
+        conc__ws_arm_close_timer(ws);
+    /* The reader must read the answer if no recv is outstanding. */
+    conc__ws_reader_kick(ws);
     return 0;
 }
 
@@ -265,6 +126,8 @@ ws_alloc(const conc_ws_opts *o, conc_ws **out)
         r = conc_aio_lock_new(&ws->send_lock);
     if (!r)
         r = conc_aio_event_new(&ws->closed);
+    if (!r)
+        r = conc_aio_event_new(&ws->rd_wake);
     if (r < 0) {
         conc__ws_unref(ws);
         return r;
@@ -304,7 +167,7 @@ start_task(conc_ws *ws, conc_task_fn fn, conc_future **out)
 static int
 start_tasks(conc_ws *ws)
 {
-    int r = start_task(ws, reader_main, &ws->reader);
+    int r = start_task(ws, conc__ws_reader_main, &ws->reader);
     if (r < 0)
         return r;
     conc__ws_keepalive_start(ws);
@@ -352,16 +215,22 @@ ws_destroy(conc_ws *ws)
         conc_aio_handle_cancel(ws->close_timer);
         conc_aio_handle_free(ws->close_timer);
     }
+    if (ws->rd_kick) {
+        conc_aio_handle_cancel(ws->rd_kick);
+        conc_aio_handle_free(ws->rd_kick);
+    }
     if (ws->own_stream)
         conc_aio_stream_free(ws->stream);
     conc_future_free(ws->reader);
     conc_aio_queue_free(ws->inbox);
     conc_aio_lock_free(ws->send_lock);
     conc_aio_event_free(ws->closed);
+    conc_aio_event_free(ws->rd_wake);
     conc__ws_conn_free(ws->conn);
     conc_buf_free(&ws->peer_reason);
     conc_buf_free(&ws->partial);
     conc_buf_free(&ws->out);
+    conc_buf_free(&ws->in);
     conc__free(ws->subprotocol);
     conc__free(ws);
 }

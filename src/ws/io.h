@@ -1,5 +1,6 @@
 /* The I/O binding's shared state: one conc_ws per connection, over a
- * conc_aio_stream, driven by a reader task (io.c) and keepalive timers
+ * conc_aio_stream, read by the receiving task or a background reader
+ * (read.c), opened and ended in io.c, kept alive by timers
  * (keepalive.c); client.c and server.c do the opening handshakes,
  * broadcast.c the fan-out.
  *
@@ -41,6 +42,20 @@ struct conc__ws_msg {
     conc_buf data;
 };
 
+/* Who holds the read side of a connection (read.c). */
+enum conc__ws_reader_side {
+    CONC__WS_RD_NONE,
+    CONC__WS_RD_RECV,   /* a recv reads on its own task */
+    CONC__WS_RD_READER, /* the background reader */
+};
+
+/* Why reading ended (read.c): the reader then ends the connection. */
+enum conc__ws_read_end {
+    CONC__WS_END_NONE,
+    CONC__WS_END_CUT,    /* end of stream, an error: close at once */
+    CONC__WS_END_CLOSED, /* a server's completed close handshake */
+};
+
 struct conc_ws {
     conc_aio_loop *loop;
     conc_aio_stream *stream;
@@ -53,6 +68,12 @@ struct conc_ws {
     conc_aio_lock *send_lock;
     conc_aio_event *closed; /* set once the reader has finished */
     conc_future *reader;
+    conc_aio_event *rd_wake;  /* wakes the reader while it is parked */
+    conc_aio_handle *rd_kick; /* the pending check that may wake it */
+    enum conc__ws_reader_side rd_owner;
+    enum conc__ws_read_end rd_end;
+    int rd_parked;
+    conc_buf in;               /* the read side's buffer */
     conc_aio_handle *ka_timer; /* the next ping, or the pong's deadline */
     conc_future *ka_pong;      /* the keepalive ping's, while it waits */
     conc_aio_handle *close_timer;
@@ -112,6 +133,27 @@ int conc__ws_start_close(conc_ws *ws, unsigned code, const char *reason,
 
 /* Closes the transport now and makes the reader finish. */
 void conc__ws_abort(conc_ws *ws);
+
+/* Arms the timer that closes the transport after close_timeout, once. */
+void conc__ws_arm_close_timer(conc_ws *ws);
+
+/* The background reader's task body (read.c): `arg` holds a conc_ws *. */
+int conc__ws_reader_main(const void *arg, size_t len, conc_buf *result);
+
+/* The next message or piece for recv, by `deadline` (loop time; negative:
+ * none): from the inbox, else read on the caller's task when the read
+ * side is free, else waited for in the inbox. Fills *m (its data then
+ * belongs to the caller). Returns 0, CONC_ETIMEDOUT, CONC_ECANCELED,
+ * CONC_ENOMEM, or the connection's end (conc__ws_fail_end). The loop's
+ * thread, from the task that holds ws->receiving. */
+int conc__ws_next_message(conc_ws *ws, double deadline, struct conc__ws_msg *m);
+
+/* After a recv: at the loop's next iteration, wakes the parked reader if
+ * no recv is outstanding by then. Never waits. */
+void conc__ws_reader_kick(conc_ws *ws);
+
+/* Wakes the parked reader now (the connection is ending). */
+void conc__ws_reader_wake(conc_ws *ws);
 
 /* Drops one reference; the last frees everything. */
 void conc__ws_unref(conc_ws *ws);

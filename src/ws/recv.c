@@ -29,58 +29,41 @@ conc__ws_fail_end(const conc_ws *ws)
         ws->peer_reason.data ? (const char *)ws->peer_reason.data : "");
 }
 
-/* Takes the next piece from the inbox. */
-static int
-next_piece(conc_ws *ws, double timeout, struct conc__ws_msg **m)
-{
-    void *item;
-    int r = conc_aio_queue_get(ws->inbox, timeout, &item);
-    if (r == CONC_EEMPTY)
-        return CONC_ETIMEDOUT;
-    if (r == CONC_ECLOSED)
-        return conc__ws_fail_end(ws);
-    if (r < 0)
-        return r;
-    *m = item;
-    return 0;
-}
-
-static void
-piece_free(struct conc__ws_msg *m)
-{
-    conc_buf_free(&m->data);
-    conc__free(m);
-}
-
 /* Joins pieces into ws->partial until the message's last one. */
 static int
 assemble(conc_ws *ws, double deadline)
 {
     for (;;) {
-        struct conc__ws_msg *m = NULL;
-        double t = deadline < 0 ? CONC_FOREVER
-                                : deadline - conc_aio_loop_time(ws->loop);
-        int r = next_piece(ws, t < 0 && deadline >= 0 ? 0 : t, &m);
+        struct conc__ws_msg m;
+        int r = conc__ws_next_message(ws, deadline, &m);
         if (r < 0)
             return r;
         if (!ws->partial_open) {
             ws->partial_open = 1;
-            ws->partial_kind = m->kind;
+            ws->partial_kind = m.kind;
             ws->partial.len = 0;
         }
-        int more = m->more;
         if (!ws->partial.len && !ws->partial.cap) { /* take it, no copy */
-            ws->partial = m->data;
-            conc_buf_init(&m->data);
-        } else if (m->data.len &&
-                   conc_buf_append(&ws->partial, m->data.data, m->data.len)) {
-            piece_free(m);
+            ws->partial = m.data;
+            conc_buf_init(&m.data);
+        } else if (m.data.len &&
+                   conc_buf_append(&ws->partial, m.data.data, m.data.len)) {
+            conc_buf_free(&m.data);
             return CONC_ENOMEM;
         }
-        piece_free(m);
-        if (!more)
+        conc_buf_free(&m.data);
+        if (!m.more)
             return 0;
     }
+}
+
+/* The loop time a timeout ends at; negative for CONC_FOREVER. */
+static double
+deadline_of(conc_ws *ws, double timeout)
+{
+    if (timeout == CONC_FOREVER)
+        return -1;
+    return conc_aio_loop_time(ws->loop) + (timeout > 0 ? timeout : 0);
 }
 
 int
@@ -90,12 +73,10 @@ conc_ws_recv(conc_ws *ws, double timeout, conc_ws_kind *kind, conc_buf *out)
         return CONC_EINVAL;
     if (ws->receiving)
         return CONC_ESTATE;
-    double deadline = timeout == CONC_FOREVER ? -1
-                                              : conc_aio_loop_time(ws->loop) +
-                                                    (timeout > 0 ? timeout : 0);
     ws->receiving = 1;
-    int r = assemble(ws, deadline);
+    int r = assemble(ws, deadline_of(ws, timeout));
     ws->receiving = 0;
+    conc__ws_reader_kick(ws);
     if (r < 0)
         return r;
     if (kind)
@@ -115,7 +96,7 @@ conc_ws_recv_stream(conc_ws *ws, double timeout, conc_ws_kind *kind,
         return CONC_EINVAL;
     if (ws->receiving)
         return CONC_ESTATE;
-    struct conc__ws_msg *m = NULL;
+    struct conc__ws_msg m;
     if (ws->partial_open) { /* what a timed-out recv had joined */
         if (kind)
             *kind = ws->partial_kind;
@@ -127,16 +108,16 @@ conc_ws_recv_stream(conc_ws *ws, double timeout, conc_ws_kind *kind,
         return 0;
     }
     ws->receiving = 1;
-    int r = next_piece(ws, timeout, &m);
+    int r = conc__ws_next_message(ws, deadline_of(ws, timeout), &m);
     ws->receiving = 0;
+    conc__ws_reader_kick(ws);
     if (r < 0)
         return r;
     if (kind)
-        *kind = m->kind;
-    *fin = !m->more;
+        *kind = m.kind;
+    *fin = !m.more;
     conc_buf_free(out);
-    *out = m->data;
-    conc__free(m);
+    *out = m.data;
     return 0;
 }
 
