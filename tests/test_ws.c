@@ -19,6 +19,7 @@
 
 #include "conc_test.h"
 #include "tls_certs.h"
+#include "ws/io.h"
 #include "ws/proto.h"
 
 #define BOUND  5.0 /* seconds: a wait that must end well before this */
@@ -1123,6 +1124,182 @@ test_close_then_more(void **state)
     run(close_then_more_main);
 }
 
+/* ---- Who reads: the receiving task or the reader ------------------------ */
+
+#define HALVES_LEN  10 /* payload bytes of the message sent in two halves */
+#define HALVES_HEAD 2  /* its frame header */
+#define YIELDS_MAX  100
+
+/* A server that sends a whole message, then the first half of a frame,
+ * and the rest (with one more message) once the test sets seen.done. */
+static int
+halves(void *arg, conc_aio_stream *s)
+{
+    (void)arg;
+    static const uint8_t first[] = {0x81, 0x05, 'f', 'i', 'r', 's', 't'};
+    static const uint8_t frame[] = {0x82, HALVES_LEN, '0', '1', '2', '3',
+                                    '4',  '5',        '6', '7', '8', '9'};
+    static const uint8_t next[] = {0x81, 0x04, 'n', 'e', 'x', 't'};
+    const size_t cut = HALVES_HEAD + HALVES_LEN / 2;
+    conc_buf b = CONC_BUF_INIT;
+    int r = deaf_handshake(s);
+    if (!r)
+        r = conc_aio_stream_write(s, first, sizeof first);
+    if (!r)
+        r = conc_aio_stream_write(s, frame, cut);
+    if (!r)
+        r = conc_aio_stream_drain(s, BOUND);
+    if (!r)
+        r = conc_aio_event_wait(seen.done, BOUND);
+    if (!r)
+        r = conc_aio_stream_write(s, frame + cut, sizeof frame - cut);
+    if (!r)
+        r = conc_aio_stream_write(s, next, sizeof next);
+    while (r == 0 && (r = conc_aio_stream_read(s, CHUNK, BOUND, &b)) == 0 &&
+           b.len)
+        ;
+    conc_buf_free(&b);
+    return 0;
+}
+
+static int
+recv_forever(const void *arg, size_t len, conc_buf *result)
+{
+    (void)len, (void)result;
+    conc_ws *ws = *(conc_ws *const *)arg;
+    conc_buf m = CONC_BUF_INIT;
+    int r = conc_ws_recv(ws, CONC_FOREVER, NULL, &m);
+    conc_buf_free(&m);
+    return r;
+}
+
+static void
+expect_message(conc_ws *ws, conc_ws_kind kind, const char *p, size_t n)
+{
+    conc_buf m = CONC_BUF_INIT;
+    conc_ws_kind got;
+    assert_conc_ok(conc_ws_recv(ws, BOUND, &got, &m));
+    assert_int_equal(got, kind);
+    assert_int_equal(m.len, n);
+    assert_memory_equal(m.data, p, n);
+    conc_buf_free(&m);
+}
+
+/* A recv that times out, and one that is cancelled, while half a frame
+ * has come: the half stays in the engine and the bytes after it in the
+ * stream, so the next recv gets the whole message, then the next one. */
+MAIN(recv_mid_frame_main)
+{
+    UNUSED_ARGS;
+    conc_aio_loop *loop;
+    conc_aio_server *srv;
+    assert_conc_ok(conc_aio_get_running_loop(&loop));
+    assert_conc_ok(
+        conc_aio_start_server(loop, "127.0.0.1", 0, halves, NULL, NULL, &srv));
+    char url[64];
+    snprintf(url, sizeof url, "ws://127.0.0.1:%d/", conc_aio_server_port(srv));
+    conc_ws_opts o = {.no_compression = 1};
+    conc_ws *ws;
+    conc_buf m = CONC_BUF_INIT;
+    assert_conc_ok(conc_ws_connect(url, &o, BOUND, &ws));
+    expect_message(ws, CONC_WS_TEXT, "first", 5);
+    assert_conc(conc_ws_recv(ws, SHORT, NULL, &m), CONC_ETIMEDOUT);
+    assert_int_equal(m.len, 0);
+    conc_future *t;
+    assert_conc_ok(
+        conc_aio_create_task(recv_forever, &ws, sizeof ws, NULL, &t));
+    for (int i = 0; i < YIELDS_MAX && !ws->receiving; i++)
+        assert_conc_ok(conc_aio_sleep(0));
+    assert_true(ws->receiving);
+    assert_int_equal(conc_aio_task_cancel(t, NULL), 1);
+    assert_conc(conc_aio_await(t), CONC_ECANCELED);
+    conc_future_free(t);
+    conc_aio_event_set(seen.done);
+    expect_message(ws, CONC_WS_BINARY, "0123456789", HALVES_LEN);
+    expect_message(ws, CONC_WS_TEXT, "next", 4);
+    conc_ws_free(ws);
+    conc_aio_server_close(srv);
+    assert_conc_ok(conc_aio_server_wait_closed(srv, BOUND));
+    conc_aio_server_free(srv);
+    return 0;
+}
+
+static void
+test_recv_mid_frame(void **state)
+{
+    (void)state;
+    run(recv_mid_frame_main);
+}
+
+/* Echoes three messages, then pings the client, which has stopped
+ * receiving, and records whether the pong came; then sends "after" and
+ * closes, recording how the close handshake went. */
+static int idle_close;
+
+static int
+ping_idle(void *arg, conc_ws *ws)
+{
+    (void)arg;
+    conc_buf m = CONC_BUF_INIT;
+    conc_ws_kind kind;
+    conc_future *pong = NULL;
+    int r = 0;
+    for (int i = 0; i < 3 && r == 0; i++)
+        if ((r = conc_ws_recv(ws, BOUND, &kind, &m)) == 0)
+            r = conc_ws_send(ws, kind, m.data, m.len, BOUND);
+    if (r == 0)
+        r = conc_ws_ping(ws, "idle", 4, &pong);
+    if (r == 0)
+        r = conc_aio_wait_for(pong, BOUND);
+    seen.recv_end = r;
+    conc_future_free(pong);
+    conc_aio_event_set(seen.ready);
+    if (r == 0)
+        r = conc_ws_send(ws, CONC_WS_TEXT, "after", 5, BOUND);
+    if (r == 0)
+        r = conc_ws_close(ws, 1000, NULL);
+    idle_close = r;
+    conc_buf_free(&m);
+    conc_aio_event_set(seen.ended);
+    return 0;
+}
+
+/* After recvs that read on the caller's task, a client that stops
+ * receiving still answers pings (its reader takes over), queues what
+ * comes, and completes a close handshake the server starts. */
+MAIN(reader_takes_over_main)
+{
+    UNUSED_ARGS;
+    char url[64];
+    conc_ws_opts o = {.no_compression = 1};
+    idle_close = -1;
+    conc_ws_server *srv = server(ping_idle, &o, url, sizeof url);
+    conc_ws *ws;
+    assert_conc_ok(conc_ws_connect(url, &o, BOUND, &ws));
+    for (int i = 0; i < 3; i++)
+        round_trip(ws, CONC_WS_TEXT, "hello", 5);
+    assert_conc_ok(conc_aio_event_wait(seen.ready, BOUND));
+    assert_conc_ok(seen.recv_end);
+    assert_conc_ok(conc_aio_event_wait(seen.ended, BOUND));
+    assert_conc_ok(idle_close);
+    expect_message(ws, CONC_WS_TEXT, "after", 5);
+    conc_buf m = CONC_BUF_INIT;
+    assert_conc(conc_ws_recv(ws, BOUND, NULL, &m), CONC_ECLOSED);
+    unsigned code;
+    assert_conc_ok(conc_ws_close_code(ws, &code, NULL));
+    assert_int_equal(code, 1000);
+    conc_ws_free(ws);
+    server_end(srv);
+    return 0;
+}
+
+static void
+test_reader_takes_over(void **state)
+{
+    (void)state;
+    run(reader_takes_over_main);
+}
+
 /* ---- Backpressure, broadcast --------------------------------------------- */
 
 /* The server holds the connection without reading: its reader stops at
@@ -1417,6 +1594,8 @@ main(void)
         conc_unit_test(test_close_codes),
         conc_unit_test(test_protocol_error),
         conc_unit_test(test_close_then_more),
+        conc_unit_test(test_recv_mid_frame),
+        conc_unit_test(test_reader_takes_over),
         conc_unit_test(test_backpressure),
         conc_unit_test(test_broadcast),
         conc_unit_test(test_handshake),

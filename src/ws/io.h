@@ -73,6 +73,7 @@ struct conc_ws {
     enum conc__ws_reader_side rd_owner;
     enum conc__ws_read_end rd_end;
     int rd_parked;
+    size_t rd_queued;          /* messages the reader has queued */
     conc_buf in;               /* the read side's buffer */
     conc_aio_handle *ka_timer; /* the next ping, or the pong's deadline */
     conc_future *ka_pong;      /* the keepalive ping's, while it waits */

@@ -90,6 +90,8 @@ dispatch(conc_ws *ws, struct conc__ws_event *ev)
     if (r < 0) {
         conc_buf_free(&m->data);
         conc__free(m);
+    } else {
+        ws->rd_queued++;
     }
     return ws->discard ? 0 : r;
 }
@@ -304,10 +306,13 @@ park(conc_ws *ws)
 }
 
 /* One turn of the reader holding the side: queue what a recv left in the
- * engine, read, queue what came. */
-static void
+ * engine, read, queue what came. Returns 1 when it queued a message for a
+ * recv that waits (the put may have handed it over directly, so the
+ * inbox can look empty), which will then read itself next time. */
+static int
 reader_turn(conc_ws *ws)
 {
+    size_t queued = ws->rd_queued;
     ws->rd_owner = CONC__WS_RD_READER;
     int r = dispatch_all(ws);
     if (r == 0)
@@ -317,6 +322,7 @@ reader_turn(conc_ws *ws)
     if (r < 0 && !ws->rd_end)
         ws->rd_end = CONC__WS_END_CUT; /* cancelled, out of memory */
     ws->rd_owner = CONC__WS_RD_NONE;
+    return ws->receiving && ws->rd_queued != queued;
 }
 
 int
@@ -324,16 +330,17 @@ conc__ws_reader_main(const void *arg, size_t len, conc_buf *result)
 {
     (void)len, (void)result;
     conc_ws *ws = *(conc_ws *const *)arg;
+    int handed = 0;
     while (!ws->rd_end) {
         /* A recv reads itself, or is about to take what was queued for
          * it and read itself next time. */
-        if (ws->rd_owner == CONC__WS_RD_RECV ||
-            (ws->receiving && conc_aio_queue_qsize(ws->inbox))) {
+        if (handed || ws->rd_owner == CONC__WS_RD_RECV) {
+            handed = 0;
             if (park(ws) < 0)
                 ws->rd_end = CONC__WS_END_CUT;
             continue;
         }
-        reader_turn(ws);
+        handed = reader_turn(ws);
     }
     dispatch_all(ws);
     if (ws->rd_end == CONC__WS_END_CLOSED && !ws->err)
