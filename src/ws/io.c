@@ -105,7 +105,8 @@ conc__ws_start_close(conc_ws *ws, unsigned code, const char *reason, size_t n)
     if (!conc_aio_event_is_set(ws->closed))
         conc__ws_arm_close_timer(ws);
     /* The reader must read the answer if no recv is outstanding. */
-    conc__ws_reader_kick(ws);
+    if (ws->rd_owner == CONC__WS_RD_NONE && !ws->receiving)
+        conc__ws_reader_wake(ws);
     return 0;
 }
 

@@ -24,6 +24,10 @@
 #define CONC__WS_OPEN_TIMEOUT_DEFAULT  10.0
 /* What the reader asks the stream for at once. */
 #define CONC__WS_READ_CHUNK (64 * 1024)
+/* Seconds after a recv ends until the parked reader checks whether it
+ * should read again (no recv outstanding): how late a connection nobody
+ * receives on answers a ping or sees a close, at most. */
+#define CONC__WS_KICK_DELAY 0.001
 /* Read buffers larger than this are released between reads. */
 #define CONC__WS_IDLE_BUF 4096
 
@@ -149,8 +153,8 @@ int conc__ws_reader_main(const void *arg, size_t len, conc_buf *result);
  * thread, from the task that holds ws->receiving. */
 int conc__ws_next_message(conc_ws *ws, double deadline, struct conc__ws_msg *m);
 
-/* After a recv: at the loop's next iteration, wakes the parked reader if
- * no recv is outstanding by then. Never waits. */
+/* After a recv: CONC__WS_KICK_DELAY later, wakes the parked reader if no
+ * recv is outstanding by then. Never waits. */
 void conc__ws_reader_kick(conc_ws *ws);
 
 /* Wakes the parked reader now (the connection is ending). */

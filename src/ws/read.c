@@ -17,9 +17,12 @@
  * by max_queue: when the inbox is full it stops reading, the kernel's
  * buffer fills and the peer's sends wait. It parks (gives the side back)
  * once it has queued a message for a waiting recv, and a recv that ends
- * schedules a check for the loop's next iteration, a plain callback, that
+ * arms a check, a plain timer callback CONC__WS_KICK_DELAY later, that
  * wakes it only if the side is still free and no recv is outstanding by
- * then: a caller that receives in a loop keeps the side.
+ * then: a caller that receives in a loop keeps the side. The check is
+ * armed at most once per delay, not once per message, and a connection
+ * waiting in recv arms none; a call_soon per message instead cost each
+ * message a handle and the loop a turn without a look at epoll.
  *
  * The end (end of stream, a transport error, a server's completed close
  * handshake) is always handled by the reader: whoever reads it records it
@@ -188,7 +191,8 @@ conc__ws_reader_kick(conc_ws *ws)
 {
     if (!ws->rd_parked || ws->rd_kick)
         return;
-    if (conc_aio_call_soon(ws->loop, kick_fired, ws, &ws->rd_kick) < 0)
+    if (conc_aio_call_later(ws->loop, CONC__WS_KICK_DELAY, kick_fired, ws,
+                            &ws->rd_kick) < 0)
         conc__ws_reader_wake(ws); /* out of memory: a task switch instead */
 }
 
