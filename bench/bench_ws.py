@@ -1,11 +1,13 @@
 """Twin of bench_ws.c with python websockets (Debian's python3-websockets,
 so it runs itself under /usr/bin/python3 when this Python lacks it), on
 asyncio's loop (impl "cpython") and on uvloop's (impl "uvloop"):
-16-byte messages echoed over one connection, and the resident memory per
+16-byte messages echoed over one connection and over 1,000 at once
+(without permessage-deflate, as bench_ws.c), and the resident memory per
 idle connection (client and server both in this process) without and with
 permessage-deflate."""
 import asyncio
 import os
+import resource
 import sys
 
 DEBIAN_PYTHON = "/usr/bin/python3"
@@ -24,6 +26,8 @@ import bench_common as bc  # noqa: E402
 MSG = bytes(16)
 IDLE_CONNS = 1000
 SMOKE_IDLE = 20
+MANY = 1000  # connections of ws_echo_1000
+SMOKE_MANY = 20
 
 
 def pingpong_run(new_loop):
@@ -35,10 +39,12 @@ def pingpong_run(new_loop):
                 await ws.send(m)
 
         async def main():
-            async with websockets.serve(echo, "127.0.0.1", 0) as srv:
+            async with websockets.serve(echo, "127.0.0.1", 0,
+                                        compression=None) as srv:
                 port = srv.sockets[0].getsockname()[1]
                 async with websockets.connect(
-                        f"ws://127.0.0.1:{port}/") as ws:
+                        f"ws://127.0.0.1:{port}/",
+                        compression=None) as ws:
                     t0 = bc.now()
                     for _ in range(n):
                         await ws.send(MSG)
@@ -50,6 +56,58 @@ def pingpong_run(new_loop):
             loop.close()
         return t, n
     return run
+
+
+def many_row(opts, new_loop, impl):
+    """ws_echo_1000: the connections are opened once, outside the timed
+    part, and every run(n) drives all of them at once, n / conns round
+    trips each."""
+    conns = SMOKE_MANY if opts.smoke else MANY
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 4 * conns + 64
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE,
+                           (min(want, hard) if hard > 0 else want, hard))
+    loop = new_loop()
+
+    async def echo(ws):
+        async for m in ws:
+            await ws.send(m)
+
+    async def setup():
+        srv = await websockets.serve(echo, "127.0.0.1", 0, compression=None)
+        port = srv.sockets[0].getsockname()[1]
+        clients = [await websockets.connect(f"ws://127.0.0.1:{port}/",
+                                            compression=None)
+                   for _ in range(conns)]
+        return srv, clients
+
+    async def rounds(ws, k):
+        for _ in range(k):
+            await ws.send(MSG)
+            await ws.recv()
+
+    async def all_rounds(clients, k):
+        t0 = bc.now()
+        await asyncio.gather(*(rounds(ws, k) for ws in clients))
+        return bc.now() - t0
+
+    async def teardown(srv, clients):
+        for ws in clients:
+            await ws.close()
+        srv.close()
+        await srv.wait_closed()
+
+    srv, clients = loop.run_until_complete(setup())
+
+    def run(n):
+        k = max(1, n // conns)
+        return loop.run_until_complete(all_rounds(clients, k)), k * conns
+    try:
+        bc.row(opts, "ws_echo_1000", run, True, conns, impl=impl)
+    finally:
+        loop.run_until_complete(teardown(srv, clients))
+        loop.close()
 
 
 def resident():
@@ -104,6 +162,7 @@ def idle_in_child(impl, conns, deflate):
 def measure(opts, new_loop, impl):
     bc.row(opts, "ws_pingpong_1", pingpong_run(new_loop), True, 100,
            impl=impl)
+    many_row(opts, new_loop, impl)
     conns = SMOKE_IDLE if opts.smoke else IDLE_CONNS
     for row, deflate in (("ws_idle_mem", 0), ("ws_idle_mem_deflate", 1)):
         per = idle_in_child(impl, conns, deflate)

@@ -73,6 +73,15 @@ class Row:
         return min(values) if self.kind == "time" else max(values)
 
 
+class BaselinesRow(Row):
+    """A row whose goal names its baselines: the test gets every
+    baseline's value in the order of `other` (None where not measured)
+    instead of the best of them."""
+
+    def best(self, values):
+        return list(values)
+
+
 def faster_than_cpython(row):
     def test(conc, cpython, other):
         sp = row.speedup(conc, cpython)
@@ -265,11 +274,26 @@ ROWS = [
         "k/s", (">= 5x asyncio", lambda c, p, o: p is not None and c >= 5 * p),
         other=UVLOOP),
     # WebSockets: python websockets (CPython, uvloop) and Node's ws
-    # (bench_ws.js) beside conc, and conc's raw TCP echo of the same 16 B
-    # messages: what the WebSocket layer costs over the stream under it.
-    Row("ws_pingpong_1", "WebSocket 16 B ping-pong, 1 connection", "ws",
-        "rate", 1e3, "k/s", None,
-        other=[("stream", "conc raw TCP"), ("node", "node ws")] + UVLOOP),
+    # (bench_ws.js) beside conc, conc's raw TCP echo of the same 16 B
+    # messages (what the WebSocket layer costs over the stream under it),
+    # and conc's client against libwebsockets' server (lws_echo.c). No
+    # permessage-deflate in any column. The goals are judged against the
+    # raw TCP column and the libwebsockets one (where it was built).
+    BaselinesRow(
+        "ws_pingpong_1", "WebSocket 16 B ping-pong, 1 connection", "ws",
+        "rate", 1e3, "k/s",
+        (">= 80% of conc raw TCP, >= libwebsockets",
+         lambda c, p, o: o[0] is not None and c >= 0.8 * o[0]
+         and (o[1] is None or c >= o[1])),
+        other=[("stream", "conc raw TCP"), ("lws", "libwebsockets server"),
+               ("node", "node ws")] + UVLOOP),
+    BaselinesRow(
+        "ws_echo_1000", "WebSocket 16 B echo, 1,000 connections, 1 loop",
+        "ws", "rate", 1e3, "k/s",
+        (">= 90% of conc raw TCP",
+         lambda c, p, o: o[0] is not None and c >= 0.9 * o[0]),
+        other=[("stream", "conc raw TCP"), ("lws", "libwebsockets server")]
+        + UVLOOP),
     # PERF.md: <= 16 KiB an idle connection, <= 80 KiB with deflate; the
     # rows hold both ends of a connection.
     Row("ws_idle_mem", "WebSocket idle connection, resident (both ends)",
