@@ -34,6 +34,7 @@
 #include "core/internal.h"
 #include "ws/io.h"
 
+/* Seconds left until `deadline` (loop time; negative: CONC_FOREVER). */
 static double
 left(conc_ws *ws, double deadline)
 {
