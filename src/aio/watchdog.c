@@ -40,17 +40,20 @@ walk(void *pc, void *fp, void *lo, size_t size, void **pcs, int max)
 {
     int n = 0;
     pcs[n++] = pc;
-    char *hi = (char *)lo + size;
+    /* Frame pointers are checked as numbers: the interrupted code's frame
+     * pointer may hold anything, and arithmetic on a pointer outside the
+     * stack would itself be undefined. */
+    uintptr_t low = (uintptr_t)lo, high = low + size;
     while (n < max) {
-        char *f = fp;
-        if (f < (char *)lo || f + 2 * sizeof(void *) > hi ||
-            ((uintptr_t)f & (sizeof(void *) - 1)))
+        uintptr_t f = (uintptr_t)fp;
+        if (f < low || f > high || high - f < 2 * sizeof(void *) ||
+            (f & (sizeof(void *) - 1)))
             break;
-        void *next = ((void **)f)[0], *ret = ((void **)f)[1];
+        void *next = ((void **)fp)[0], *ret = ((void **)fp)[1];
         if (!ret)
             break; /* the zeroed base frame */
         pcs[n++] = ret;
-        if ((char *)next <= f)
+        if ((uintptr_t)next <= f)
             break;
         fp = next;
     }
