@@ -5,9 +5,11 @@
  * A conc_ws is one connection after its opening handshake, over a
  * conc_aio_stream: whatever the stream carries (TCP, a Unix socket, and
  * TLS (wss://) through conc_aio_stream_opts) carries the
- * WebSocket too. Each connection has a reader task that feeds the
- * protocol engine, answers pings and stops reading when `max_queue`
- * messages wait to be received, and a keepalive task that pings every
+ * WebSocket too. A receive that finds no message waiting reads the
+ * stream on its own task; while no receive is outstanding, the
+ * connection's reader task reads instead (it feeds the protocol engine,
+ * answers pings and stops reading when `max_queue` messages wait to be
+ * received). A keepalive task pings every
  * `ping_interval` seconds and fails the connection (1011) when no pong
  * comes within `ping_timeout`.
  *
