@@ -712,9 +712,10 @@ def generate(include_dir):
     tests = []
     cid = 0
     known = set(CONSTRUCTORS) | {t for t in VALUES}
+    fn_types = conc_api.function_pointer_types(include_dir)
     for d in decls:
         ptrs = [i for i, p in enumerate(d.params)
-                if p.is_pointer or p.type.endswith('_fn') or p.type.endswith('_cb')]
+                if p.is_pointer or p.type in fn_types]
         if not ptrs:
             continue
         cases = []
