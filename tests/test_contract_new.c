@@ -7,12 +7,26 @@
  * its allocations fails; and error messages name their cause. (NULL
  * arguments, NaN and negative timeouts are checked over the whole API by
  * test_contract_null, generated from the headers.) */
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "conc_test.h"
 #include "tasks.h"
+#include "tls_certs.h"
+
+#define BOUND 10.0 /* seconds: a wait that must end well before this */
+/* Seconds a run under allocation failure may take: a failure must be
+ * reported, not turned into a wait for a timeout. */
+#define OOM_RUN_S 4.0
+
+/* More allocations than any call here makes: a loop that passes it
+ * means the operation never got to the end. */
+enum { OOM_MAX = 5000 };
 
 /* ---- Argument checks come before state checks ----------------------------
  */
@@ -38,11 +52,417 @@ test_cond_wait_nan_not_owner(void **state)
     conc_cond_free(c);
 }
 
+/* ---- Allocation failures -------------------------------------------------
+ *
+ * Each operation below makes its calls and, when they succeed, undoes
+ * what they made; it returns the first failure's code. oom_each runs it
+ * with this thread's k-th allocation failing, for k = 1, 2, ... until it
+ * makes fewer than k allocations: each run must return 0 or an error
+ * code within OOM_RUN_S, and leave no allocation or descriptor behind.
+ * (Threads of the library allocate as usual: injection is per thread.)
+ * OOM_TRACE=1 in the environment prints each run. */
+
+typedef int (*oom_op)(void *arg);
+
+static long allocs_before;
+
+static int
+allocs_back(void *arg)
+{
+    (void)arg;
+    return conc_test_live_allocations() <= allocs_before;
+}
+
+/* Returns how many runs had an allocation fail. */
+static long
+oom_each(oom_op op, void *arg, const char *what)
+{
+    assert_conc_ok(op(arg)); /* once without failures: lazy globals */
+    long k;
+    for (k = 1; k < OOM_MAX; k++) {
+        allocs_before = conc_test_live_allocations();
+        int fds = conc_test_count_fds();
+        conc_test_fail_alloc_after(k);
+        double t0 = conc_monotonic();
+        int r = op(arg);
+        long left = conc_test_fail_alloc_left();
+        if (getenv("OOM_TRACE"))
+            fprintf(stderr, "%s: allocation %ld: %s in %.3f s\n", what, k,
+                    conc_err_name(r), conc_monotonic() - t0);
+        conc_test_fail_alloc_after(0);
+        conc_test_wait_until(allocs_back, NULL, BOUND);
+        double took = conc_monotonic() - t0;
+        long allocs = conc_test_live_allocations();
+        if (allocs != allocs_before || conc_test_count_fds() != fds || r > 0 ||
+            took > OOM_RUN_S)
+            fail_msg("%s with allocation %ld failing: returned %d (%s) "
+                     "in %.3f s, allocations %ld -> %ld, descriptors %d -> %d",
+                     what, k, r, conc_err_name(r), took, allocs_before, allocs,
+                     fds, conc_test_count_fds());
+        if (left > 0)
+            break;
+    }
+    assert_true(k < OOM_MAX);
+    print_message("%s: %ld allocations failed in turn\n", what, k - 1);
+    return k - 1;
+}
+
+/* -- TLS: contexts, sessions and a handshake through buffers -- */
+
+struct tls_fixture {
+    struct tls_certs certs;
+    conc_tls_context *client, *server;
+};
+
+static int
+tls_context_op(void *arg)
+{
+    struct tls_fixture *f = arg;
+    conc_tls_context *c;
+    int r =
+        conc_tls_context_new(&(conc_tls_opts){.server = 1,
+                                              .cert_file = f->certs.server,
+                                              .key_file = f->certs.server_key,
+                                              .alpn = "h2,http/1.1"},
+                             &c);
+    if (r == 0)
+        conc_tls_context_free(c);
+    return r;
+}
+
+/* Moves the ciphertext a has to send into b. */
+static int
+tls_move(conc_tls_session *a, conc_tls_session *b)
+{
+    unsigned char buf[16384];
+    size_t n = 0, at = 0, taken;
+    int r = conc_tls_session_take(a, buf, sizeof buf, &n);
+    while (r == 0 && at < n) {
+        r = conc_tls_session_feed(b, buf + at, n - at, &taken);
+        at += taken;
+        if (r == 0 && taken == 0)
+            return CONC_EFULL;
+    }
+    return r;
+}
+
+static int
+tls_talk(conc_tls_session *c, conc_tls_session *s)
+{
+    int rc = CONC_EAGAIN, rs = CONC_EAGAIN, r = 0;
+    for (int i = 0; i < 20 && (rc || rs); i++) {
+        rc = conc_tls_session_handshake(c);
+        if ((rc && rc != CONC_EAGAIN) || (r = tls_move(c, s)))
+            return rc && rc != CONC_EAGAIN ? rc : r;
+        rs = conc_tls_session_handshake(s);
+        if ((rs && rs != CONC_EAGAIN) || (r = tls_move(s, c)))
+            return rs && rs != CONC_EAGAIN ? rs : r;
+    }
+    if (rc || rs)
+        return CONC_EPROTO;
+    size_t n = 0;
+    char got[8];
+    conc_buf b = CONC_BUF_INIT;
+    if ((r = conc_tls_session_write(c, "hello", 5, &n)) ||
+        (r = tls_move(c, s)) ||
+        (r = conc_tls_session_read(s, got, sizeof got, &n)) ||
+        (r = conc_tls_session_alpn(c, &b)) ||
+        (r = conc_tls_session_peer_subject(c, &b)) ||
+        (r = conc_tls_session_server_name(s, &b)))
+        goto out;
+    r = n == 5 && memcmp(got, "hello", 5) == 0 ? 0 : CONC_EPROTO;
+out:
+    conc_buf_free(&b);
+    return r;
+}
+
+static int
+tls_session_op(void *arg)
+{
+    struct tls_fixture *f = arg;
+    conc_tls_session *c, *s;
+    int r = conc_tls_session_new(f->client, "localhost", &c);
+    if (r)
+        return r;
+    r = conc_tls_session_new(f->server, NULL, &s);
+    if (r == 0) {
+        r = tls_talk(c, s);
+        conc_tls_session_free(s);
+    }
+    conc_tls_session_free(c);
+    return r;
+}
+
+static void
+test_oom_tls(void **state)
+{
+    (void)state;
+    struct tls_fixture f;
+    assert_int_equal(tls_certs_make(&f.certs), 0);
+    assert_true(oom_each(tls_context_op, &f, "conc_tls_context_new") > 0);
+    assert_conc_ok(conc_tls_context_new(
+        &(conc_tls_opts){.ca_file = f.certs.ca, .alpn = "h2"}, &f.client));
+    assert_conc_ok(
+        conc_tls_context_new(&(conc_tls_opts){.server = 1,
+                                              .cert_file = f.certs.server,
+                                              .key_file = f.certs.server_key,
+                                              .alpn = "h2"},
+                             &f.server));
+    assert_true(oom_each(tls_session_op, &f, "a TLS session's calls") > 0);
+    conc_tls_context_free(f.client);
+    conc_tls_context_free(f.server);
+    tls_certs_remove(&f.certs);
+}
+
+/* -- Listeners and connections carrying objects -- */
+
+/* A dict {"k": [1, 2.5, "x", b"y"]}, or NULL when an allocation failed. */
+static conc_obj *
+sample_obj(void)
+{
+    conc_obj *d = conc_obj_dict(), *l = conc_obj_list();
+    if (!d || !l)
+        goto fail;
+    if (conc_obj_list_append_new(l, conc_obj_int(1)) ||
+        conc_obj_list_append_new(l, conc_obj_float(2.5)) ||
+        conc_obj_list_append_new(l, conc_obj_str("x")) ||
+        conc_obj_list_append_new(l, conc_obj_bytes("y", 1)))
+        goto fail;
+    if (conc_obj_dict_set_new(d, conc_obj_str("k"), l) == 0)
+        return d;
+    l = NULL; /* dict_set_new took it, even on failure */
+fail:
+    conc_obj_decref(l);
+    conc_obj_decref(d);
+    return NULL;
+}
+
+static int
+listener_op(void *arg)
+{
+    (void)arg;
+    conc_listener *l;
+    conc_conn *c = NULL, *a = NULL;
+    conc_obj *o = sample_obj(), *got = NULL;
+    conc_buf addr = CONC_BUF_INIT;
+    int r = o ? conc_listener_new("127.0.0.1:0", NULL, &l) : CONC_ENOMEM;
+    if (r)
+        goto out;
+    if ((r = conc_listener_address(l, &addr)) ||
+        (r = conc_client_connect((const char *)addr.data, NULL, BOUND, &c)) ||
+        (r = conc_listener_accept(l, BOUND, &a)) ||
+        (r = conc_conn_send_obj(c, o, BOUND)) ||
+        (r = conc_conn_recv_obj(a, BOUND, &got)))
+        goto close;
+    r = conc_obj_equal(o, got) == 1 ? 0 : CONC_EPROTO;
+close:
+    conc_conn_free(a);
+    conc_conn_free(c);
+    conc_listener_free(l);
+out:
+    conc_buf_free(&addr);
+    conc_obj_decref(got);
+    conc_obj_decref(o);
+    return r;
+}
+
+static int
+obj_op(void *arg)
+{
+    (void)arg;
+    conc_obj *o = sample_obj(), *back = NULL;
+    conc_buf b = CONC_BUF_INIT;
+    int r = o ? conc_obj_dumps(o, &b) : CONC_ENOMEM;
+    if (r == 0)
+        r = conc_obj_loads(b.data, b.len, NULL, &back, NULL);
+    if (r == 0)
+        r = conc_obj_repr(back, &b);
+    conc_buf_free(&b);
+    conc_obj_decref(back);
+    conc_obj_decref(o);
+    return r;
+}
+
+static void
+test_oom_listener_obj(void **state)
+{
+    (void)state;
+    assert_true(oom_each(obj_op, NULL, "conc_obj dumps, loads, repr") > 0);
+    assert_true(oom_each(listener_op, NULL, "a listener's calls") > 0);
+}
+
+/* -- Managers and proxies (the server's threads allocate as usual) -- */
+
+static int
+manager_op(void *arg)
+{
+    (void)arg;
+    conc_manager *m;
+    conc_proxy *d = NULL;
+    conc_obj *k = conc_obj_str("k"), *v = conc_obj_int(7), *got = NULL;
+    int r = k && v ? conc_manager_new("127.0.0.1:0", NULL, &m) : CONC_ENOMEM;
+    if (r)
+        goto out;
+    if ((r = conc_manager_start(m)) ||
+        (r = conc_manager_create(m, "dict", NULL, &d)) ||
+        (r = conc_dictproxy_set(d, k, v)) ||
+        (r = conc_dictproxy_get(d, k, &got)))
+        goto stop;
+    r = conc_obj_equal(v, got) == 1 ? 0 : CONC_EPROTO;
+stop:
+    conc_proxy_free(d);
+    conc_manager_free(m);
+out:
+    conc_obj_decref(got);
+    conc_obj_decref(k);
+    conc_obj_decref(v);
+    return r;
+}
+
+static void
+test_oom_manager(void **state)
+{
+    (void)state;
+    assert_true(oom_each(manager_op, NULL, "a manager's calls") > 0);
+}
+
+/* -- The loop's sockets, streams, WebSockets, subprocesses -- */
+
+/* Runs `main` in a new loop (conc_aio_run, itself under failure). */
+static int
+aio_op(conc_task_fn main)
+{
+    return conc_aio_run(main, NULL, 0, NULL);
+}
+
+static int
+stream_main(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return -errno;
+    conc_aio_stream *a = NULL, *b = NULL;
+    conc_buf got = CONC_BUF_INIT;
+    int r = conc_aio_stream_from_fd(sv[0], NULL, &a);
+    if (r) {
+        close(sv[0]);
+        close(sv[1]);
+        return r;
+    }
+    r = conc_aio_stream_from_fd(sv[1], NULL, &b);
+    if (r) {
+        close(sv[1]);
+        goto out;
+    }
+    conc_buf parts[2] = {{(uint8_t *)"b\n", 2, 0, 1},
+                         {(uint8_t *)"c", 1, 0, 1}};
+    if ((r = conc_aio_stream_write(a, "a", 1)) ||
+        (r = conc_aio_stream_writelines(a, parts, 2)) ||
+        (r = conc_aio_stream_drain(a, BOUND)) ||
+        (r = conc_aio_stream_write_eof(a)) ||
+        (r = conc_aio_stream_readline(b, BOUND, &got)) ||
+        (r = conc_aio_stream_read(b, CONC_AIO_READ_ALL, BOUND, &got)) ||
+        (r = conc_aio_stream_peername(b, &got)))
+        goto out;
+    r = conc_aio_stream_close(a);
+    if (r == 0)
+        r = conc_aio_stream_wait_closed(a, BOUND);
+out:
+    conc_buf_free(&got);
+    conc_aio_stream_free(a);
+    conc_aio_stream_free(b);
+    return r;
+}
+
+static int
+stream_op(void *arg)
+{
+    (void)arg;
+    return aio_op(stream_main);
+}
+
+static int
+datagram_main(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    conc_aio_datagram *a, *b = NULL;
+    conc_buf data = CONC_BUF_INIT, from = CONC_BUF_INIT;
+    int r = conc_aio_datagram_open("127.0.0.1", 0, NULL, 0, NULL, &a);
+    if (r)
+        return r;
+    int port = conc_aio_datagram_port(a);
+    if (port < 0) {
+        r = port;
+        goto out;
+    }
+    if ((r = conc_aio_datagram_open(NULL, 0, "127.0.0.1", port, NULL, &b)) ||
+        (r = conc_aio_datagram_sendto(b, "ping", 4, NULL, 0, BOUND)) ||
+        (r = conc_aio_datagram_recvfrom(a, BOUND, &data, &from)))
+        goto out;
+    r = data.len == 4 ? 0 : CONC_EPROTO;
+out:
+    conc_buf_free(&data);
+    conc_buf_free(&from);
+    conc_aio_datagram_free(a);
+    conc_aio_datagram_free(b);
+    return r;
+}
+
+static int
+datagram_op(void *arg)
+{
+    (void)arg;
+    return aio_op(datagram_main);
+}
+
+static int
+subprocess_main(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    static char *argv[] = {"cat", NULL};
+    conc_aio_subprocess *p;
+    conc_aio_subprocess_opts o = {.popen = {.stdin_mode = CONC_STDIO_PIPE,
+                                            .stdout_mode = CONC_STDIO_PIPE}};
+    conc_buf out = CONC_BUF_INIT;
+    int rc = -1;
+    int r = conc_aio_create_subprocess_exec(argv, &o, &p);
+    if (r)
+        return r;
+    r = conc_aio_subprocess_communicate(p, "x", 1, BOUND, &out, NULL);
+    if (r) /* the pipe's stream could not be made: end the child */
+        conc_aio_subprocess_kill(p);
+    int w = conc_aio_subprocess_wait(p, BOUND, &rc);
+    conc_aio_subprocess_free(p);
+    conc_buf_free(&out);
+    return r ? r : w;
+}
+
+static int
+subprocess_op(void *arg)
+{
+    (void)arg;
+    return aio_op(subprocess_main);
+}
+
+static void
+test_oom_aio(void **state)
+{
+    (void)state;
+    assert_true(oom_each(stream_op, NULL, "streams") > 0);
+    assert_true(oom_each(datagram_op, NULL, "datagram endpoints") > 0);
+    assert_true(oom_each(subprocess_op, NULL, "async subprocesses") > 0);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         conc_unit_test(test_cond_wait_nan_not_owner),
+        conc_unit_test(test_oom_tls),
+        conc_unit_test(test_oom_listener_obj),
+        conc_unit_test(test_oom_manager),
+        conc_unit_test(test_oom_aio),
     };
     warm_up_threads();
     return conc_run_tests(tests);
