@@ -417,6 +417,55 @@ datagram_op(void *arg)
 }
 
 static int
+ws_echo(void *arg, conc_ws *ws)
+{
+    (void)arg;
+    conc_buf m = CONC_BUF_INIT;
+    conc_ws_kind kind;
+    int r = conc_ws_recv(ws, BOUND, &kind, &m);
+    if (r == 0)
+        r = conc_ws_send(ws, kind, m.data, m.len, BOUND);
+    conc_buf_free(&m);
+    return r;
+}
+
+static int
+ws_main(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    conc_aio_loop *lp;
+    conc_ws_server *srv;
+    conc_ws *ws = NULL;
+    conc_buf m = CONC_BUF_INIT;
+    char url[64];
+    int r = conc_aio_get_running_loop(&lp);
+    if (r || (r = conc_ws_serve(lp, "127.0.0.1", 0, ws_echo, NULL, NULL, &srv)))
+        return r;
+    snprintf(url, sizeof url, "ws://127.0.0.1:%d/", conc_ws_server_port(srv));
+    if ((r = conc_ws_connect(url, NULL, BOUND, &ws)) ||
+        (r = conc_ws_send(ws, CONC_WS_TEXT, "hello", 5, BOUND)) ||
+        (r = conc_ws_recv(ws, BOUND, NULL, &m)))
+        goto out;
+    r = conc_ws_close(ws, 1000, "bye");
+    if (r == 0)
+        r = conc_ws_close_code(ws, &(unsigned){0}, &m);
+out:
+    conc_buf_free(&m);
+    conc_ws_free(ws);
+    conc_ws_server_close(srv);
+    int w = conc_ws_server_wait_closed(srv, BOUND);
+    conc_ws_server_free(srv);
+    return r ? r : w;
+}
+
+static int
+ws_op(void *arg)
+{
+    (void)arg;
+    return aio_op(ws_main);
+}
+
+static int
 subprocess_main(const void *arg, size_t len, conc_buf *result)
 {
     (void)arg, (void)len, (void)result;
@@ -454,6 +503,13 @@ test_oom_aio(void **state)
     assert_true(oom_each(subprocess_op, NULL, "async subprocesses") > 0);
 }
 
+static void
+test_oom_ws(void **state)
+{
+    (void)state;
+    assert_true(oom_each(ws_op, NULL, "WebSockets") > 0);
+}
+
 int
 main(void)
 {
@@ -463,6 +519,7 @@ main(void)
         conc_unit_test(test_oom_listener_obj),
         conc_unit_test(test_oom_manager),
         conc_unit_test(test_oom_aio),
+        conc_unit_test(test_oom_ws),
     };
     warm_up_threads();
     return conc_run_tests(tests);
