@@ -9,6 +9,7 @@
  * test_contract_null, generated from the headers.) */
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,230 @@ test_cond_wait_nan_not_owner(void **state)
     assert_conc(conc_cond_wait_for(c, always_true, NULL, NAN), CONC_EINVAL);
     assert_conc(conc_cond_wait(c, 0), CONC_ENOTOWNER);
     conc_cond_free(c);
+}
+
+static int
+ws_none(void *arg, conc_aio_stream *s)
+{
+    (void)arg, (void)s;
+    return 0;
+}
+
+/* ---- After close or shutdown ----------------------------------------------
+ *
+ * Every call on a closed object gives CONC_ECLOSED (or what its header
+ * says), closing again does nothing, and `_free(NULL)` does nothing. */
+
+static void
+test_closed_tls(void **state)
+{
+    (void)state;
+    conc_tls_context *cx;
+    conc_tls_session *s;
+    size_t n = 9;
+    assert_conc_ok(conc_tls_context_new(
+        &(conc_tls_opts){.verify = CONC_TLS_VERIFY_NONE}, &cx));
+    assert_conc_ok(conc_tls_session_new(cx, NULL, &s));
+    assert_conc_ok(conc_tls_session_close(s));
+    assert_conc_ok(conc_tls_session_close(s));
+    assert_conc(conc_tls_session_write(s, "x", 1, &n), CONC_ECLOSED);
+    assert_conc_ok(conc_tls_session_feed_eof(s));
+    assert_conc(conc_tls_session_feed(s, "x", 1, &n), CONC_ECLOSED);
+    conc_tls_session_free(s);
+    conc_tls_context_free(cx);
+    conc_tls_session_free(NULL);
+    conc_tls_context_free(NULL);
+}
+
+static void
+test_closed_listener(void **state)
+{
+    (void)state;
+    conc_listener *l;
+    conc_conn *c, *a;
+    conc_buf b = CONC_BUF_INIT;
+    conc_obj *o = conc_obj_int(1), *got = NULL;
+    int port, fd;
+    assert_conc_ok(conc_listener_new("127.0.0.1:0", NULL, &l));
+    assert_conc_ok(conc_listener_address(l, &b));
+    assert_conc_ok(conc_client_connect((const char *)b.data, NULL, BOUND, &c));
+    assert_conc_ok(conc_listener_accept(l, BOUND, &a));
+    assert_conc_ok(conc_listener_close(l));
+    assert_conc_ok(conc_listener_close(l));
+    assert_conc(conc_listener_accept(l, 0, &a), CONC_ECLOSED);
+    assert_conc(conc_listener_address(l, &b), CONC_ECLOSED);
+    assert_conc(conc_listener_port(l, &port), CONC_ECLOSED);
+    assert_conc(conc_listener_fileno(l, &fd), CONC_ECLOSED);
+    assert_conc_ok(conc_conn_close(c));
+    assert_conc(conc_conn_send_obj(c, o, 0), CONC_ECLOSED);
+    assert_conc(conc_conn_recv_obj(c, 0, &got), CONC_ECLOSED);
+    conc_conn_free(c);
+    /* The peer's end: what the closed side never sent is the end. */
+    assert_conc(conc_conn_recv_obj(a, BOUND, &got), CONC_ECLOSED);
+    assert_null(got);
+    conc_conn_free(a);
+    conc_listener_free(l);
+    conc_listener_free(NULL);
+    conc_obj_decref(o);
+    conc_obj_decref(NULL);
+    conc_buf_free(&b);
+}
+
+static int
+closed_stream_main(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    conc_aio_stream *s;
+    conc_tls_context *cx;
+    conc_buf b = CONC_BUF_INIT, part = {(uint8_t *)"x", 1, 0, 1};
+    assert_conc_ok(conc_aio_stream_from_fd(sv[0], NULL, &s));
+    assert_conc_ok(conc_aio_stream_close(s));
+    assert_conc_ok(conc_aio_stream_close(s));
+    assert_int_equal(conc_aio_stream_is_closing(s), 1);
+    assert_conc(conc_aio_stream_write(s, "x", 1), CONC_ECLOSED);
+    assert_conc(conc_aio_stream_writelines(s, &part, 1), CONC_ECLOSED);
+    assert_conc(conc_aio_stream_write_eof(s), CONC_ECLOSED);
+    assert_conc(conc_aio_stream_read(s, 1, 0, &b), CONC_ECLOSED);
+    assert_conc(conc_aio_stream_readline(s, 0, &b), CONC_ECLOSED);
+    assert_conc(conc_aio_stream_peername(s, &b), CONC_ECLOSED);
+    assert_conc(conc_aio_stream_sockname(s, &b), CONC_ECLOSED);
+    assert_conc_ok(conc_tls_context_new(
+        &(conc_tls_opts){.verify = CONC_TLS_VERIFY_NONE}, &cx));
+    assert_conc(conc_aio_stream_start_tls(s, cx, NULL, 0), CONC_ECLOSED);
+    conc_tls_context_free(cx);
+    assert_conc_ok(conc_aio_stream_wait_closed(s, BOUND));
+    conc_aio_stream_free(s);
+    conc_aio_stream_free(NULL);
+    close(sv[1]);
+    return 0;
+}
+
+static int
+closed_net_main(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    conc_aio_datagram *d;
+    conc_aio_loop *lp;
+    conc_aio_server *srv;
+    conc_buf b = CONC_BUF_INIT;
+    assert_conc_ok(conc_aio_datagram_open("127.0.0.1", 0, NULL, 0, NULL, &d));
+    assert_conc_ok(conc_aio_datagram_close(d));
+    assert_conc_ok(conc_aio_datagram_close(d));
+    assert_conc(conc_aio_datagram_port(d), CONC_ECLOSED);
+    assert_conc(conc_aio_datagram_sendto(d, "x", 1, "127.0.0.1", 9, 0),
+                CONC_ECLOSED);
+    assert_conc(conc_aio_datagram_recvfrom(d, 0, &b, NULL), CONC_ECLOSED);
+    conc_aio_datagram_free(d);
+    conc_aio_datagram_free(NULL);
+    assert_conc_ok(conc_aio_get_running_loop(&lp));
+    assert_conc_ok(
+        conc_aio_start_server(lp, "127.0.0.1", 0, ws_none, NULL, NULL, &srv));
+    assert_conc_ok(conc_aio_server_close(srv));
+    assert_conc_ok(conc_aio_server_close(srv));
+    assert_int_equal(conc_aio_server_is_serving(srv), 0);
+    assert_conc(conc_aio_server_socket(srv, 0), CONC_ECLOSED);
+    assert_conc_ok(conc_aio_server_serve_forever(srv));
+    assert_conc_ok(conc_aio_server_wait_closed(srv, BOUND));
+    conc_aio_server_free(srv);
+    conc_aio_server_free(NULL);
+    return 0;
+}
+
+static void
+test_closed_aio(void **state)
+{
+    (void)state;
+    assert_conc_ok(conc_aio_run(closed_stream_main, NULL, 0, NULL));
+    assert_conc_ok(conc_aio_run(closed_net_main, NULL, 0, NULL));
+    conc_aio_server_group *g;
+    assert_conc_ok(conc_aio_server_group_start("127.0.0.1", 0, 1, ws_none, NULL,
+                                               NULL, &g));
+    assert_conc_ok(conc_aio_server_group_stop(g, BOUND));
+    assert_conc_ok(conc_aio_server_group_stop(g, BOUND));
+    conc_aio_server_group_free(g);
+    conc_aio_server_group_free(NULL);
+}
+
+static int
+closed_subprocess_main(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    static char *argv[] = {"true", NULL};
+    conc_aio_subprocess *p;
+    int rc = -1;
+    assert_conc_ok(conc_aio_create_subprocess_exec(argv, NULL, &p));
+    assert_conc_ok(conc_aio_subprocess_wait(p, BOUND, &rc));
+    assert_int_equal(rc, 0);
+    assert_conc_ok(conc_aio_subprocess_wait(p, 0, &rc));
+    assert_int_equal(conc_aio_subprocess_returncode(p, &rc), 1);
+    assert_conc_ok(conc_aio_subprocess_send_signal(p, SIGTERM));
+    assert_conc_ok(conc_aio_subprocess_terminate(p));
+    assert_conc_ok(conc_aio_subprocess_kill(p));
+    conc_aio_subprocess_free(p);
+    conc_aio_subprocess_free(NULL);
+    return 0;
+}
+
+static void
+test_closed_subprocess(void **state)
+{
+    (void)state;
+    assert_conc_ok(conc_aio_run(closed_subprocess_main, NULL, 0, NULL));
+}
+
+static void
+test_closed_manager(void **state)
+{
+    (void)state;
+    conc_manager *m;
+    conc_proxy *d, *d2 = NULL;
+    conc_obj *k = conc_obj_str("k"), *got = NULL;
+    assert_conc_ok(conc_manager_new("127.0.0.1:0", NULL, &m));
+    assert_conc_ok(conc_manager_start(m));
+    assert_conc_ok(conc_manager_create(m, "dict", NULL, &d));
+    assert_conc_ok(conc_manager_shutdown(m));
+    assert_conc_ok(conc_manager_shutdown(m));
+    assert_conc(conc_manager_create(m, "dict", NULL, &d2), CONC_ECLOSED);
+    assert_null(d2);
+    assert_conc(conc_dictproxy_get(d, k, &got), CONC_ECLOSED);
+    assert_conc(conc_proxy_call(d, "__len__", NULL, NULL, &got), CONC_ECLOSED);
+    assert_null(got);
+    conc_proxy_free(d);
+    conc_proxy_free(NULL);
+    conc_manager_free(m);
+    conc_manager_free(NULL);
+    conc_obj_decref(k);
+}
+
+static void
+test_closed_dist(void **state)
+{
+    (void)state;
+    conc_dist_executor *dx;
+    conc_future *f = NULL;
+    conc_map_iter *it = NULL;
+    size_t n = 9;
+    int r = conc_dist_executor_new(
+        "redis://127.0.0.1:1", NULL, "q",
+        &(conc_dist_opts){.retry_on_startup = 1, .connect_timeout = 0.1}, &dx);
+    if (r == -ENOSYS)
+        skip(); /* built without hiredis */
+    assert_conc_ok(r);
+    assert_conc_ok(conc_dist_shutdown(dx, 1, 1, BOUND));
+    assert_conc_ok(conc_dist_shutdown(dx, 1, 1, BOUND));
+    assert_conc(conc_dist_submit(dx, "t", "x", 1, 0, &f), CONC_ECLOSED);
+    assert_null(f);
+    static int item_values[1];
+    conc_items items = {item_values, sizeof item_values[0], 1, NULL, NULL};
+    assert_conc(conc_dist_submit_many(dx, "t", &items, 0, &f, &n),
+                CONC_ECLOSED);
+    assert_int_equal(n, 0);
+    assert_conc(conc_dist_map(dx, "t", &items, NULL, &it), CONC_ECLOSED);
+    conc_dist_executor_free(dx);
+    conc_dist_executor_free(NULL);
+    conc_dist_worker_free(NULL);
 }
 
 /* ---- Allocation failures -------------------------------------------------
@@ -503,6 +728,55 @@ test_oom_aio(void **state)
     assert_true(oom_each(subprocess_op, NULL, "async subprocesses") > 0);
 }
 
+static int
+closed_ws_main(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    conc_aio_loop *lp;
+    conc_ws_server *srv;
+    conc_ws *ws;
+    conc_future *pong = NULL;
+    conc_buf m = CONC_BUF_INIT;
+    unsigned code = 0;
+    char url[64];
+    conc_ws_part part = {"x", 1};
+    int fin;
+    assert_conc_ok(conc_aio_get_running_loop(&lp));
+    assert_conc_ok(
+        conc_ws_serve(lp, "127.0.0.1", 0, ws_echo, NULL, NULL, &srv));
+    snprintf(url, sizeof url, "ws://127.0.0.1:%d/", conc_ws_server_port(srv));
+    assert_conc_ok(conc_ws_connect(url, NULL, BOUND, &ws));
+    assert_conc_ok(conc_ws_close(ws, 1000, NULL));
+    assert_conc_ok(conc_ws_close(ws, 1000, NULL));
+    assert_conc_ok(conc_ws_wait_closed(ws, BOUND));
+    assert_int_equal(conc_ws_is_open(ws), 0);
+    assert_conc(conc_ws_send(ws, CONC_WS_TEXT, "x", 1, 0), CONC_ECLOSED);
+    assert_conc(conc_ws_send_parts(ws, CONC_WS_TEXT, &part, 1, 0),
+                CONC_ECLOSED);
+    assert_conc(conc_ws_recv(ws, 0, NULL, &m), CONC_ECLOSED);
+    assert_conc(conc_ws_recv_stream(ws, 0, NULL, &m, &fin), CONC_ECLOSED);
+    assert_conc(conc_ws_ping(ws, NULL, 0, &pong), CONC_ECLOSED);
+    assert_null(pong);
+    assert_conc(conc_ws_pong(ws, NULL, 0), CONC_ECLOSED);
+    assert_conc_ok(conc_ws_close_code(ws, &code, NULL));
+    assert_int_equal(code, 1000);
+    conc_ws_free(ws);
+    conc_ws_free(NULL);
+    assert_conc_ok(conc_ws_server_close(srv));
+    assert_conc_ok(conc_ws_server_close(srv));
+    assert_conc_ok(conc_ws_server_wait_closed(srv, BOUND));
+    conc_ws_server_free(srv);
+    conc_ws_server_free(NULL);
+    return 0;
+}
+
+static void
+test_closed_ws(void **state)
+{
+    (void)state;
+    assert_conc_ok(conc_aio_run(closed_ws_main, NULL, 0, NULL));
+}
+
 static void
 test_oom_ws(void **state)
 {
@@ -515,10 +789,17 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         conc_unit_test(test_cond_wait_nan_not_owner),
+        conc_unit_test(test_closed_tls),
+        conc_unit_test(test_closed_listener),
+        conc_unit_test(test_closed_aio),
+        conc_unit_test(test_closed_subprocess),
+        conc_unit_test(test_closed_manager),
+        conc_unit_test(test_closed_dist),
         conc_unit_test(test_oom_tls),
         conc_unit_test(test_oom_listener_obj),
         conc_unit_test(test_oom_manager),
         conc_unit_test(test_oom_aio),
+        conc_unit_test(test_closed_ws),
         conc_unit_test(test_oom_ws),
     };
     warm_up_threads();
