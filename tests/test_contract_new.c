@@ -719,6 +719,97 @@ subprocess_op(void *arg)
     return aio_op(subprocess_main);
 }
 
+/* A TLS echo: a server of the loop over the fixture's contexts, a client
+ * that connects over TLS, writes a line and reads it back. */
+static struct tls_fixture *tls_fx;
+
+static int
+tls_echo(void *arg, conc_aio_stream *s)
+{
+    (void)arg;
+    conc_buf line = CONC_BUF_INIT;
+    int r = conc_aio_stream_readline(s, BOUND, &line);
+    if (r == 0 && (r = conc_aio_stream_write(s, line.data, line.len)) == 0)
+        r = conc_aio_stream_drain(s, BOUND);
+    conc_buf_free(&line);
+    return r;
+}
+
+static int
+tls_stream_main(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    conc_aio_loop *lp;
+    conc_aio_server *srv;
+    conc_aio_stream *c = NULL;
+    conc_buf line = CONC_BUF_INIT;
+    conc_tls_session *ts;
+    int r = conc_aio_get_running_loop(&lp);
+    if (r || (r = conc_aio_start_server(
+                  lp, "127.0.0.1", 0, tls_echo, NULL,
+                  &(conc_aio_stream_opts){.ssl = tls_fx->server}, &srv)))
+        return r;
+    conc_aio_stream_opts co = {.ssl = tls_fx->client,
+                               .server_hostname = "localhost"};
+    if ((r = conc_aio_open_connection("127.0.0.1", conc_aio_server_port(srv),
+                                      &co, BOUND, &c)) ||
+        (r = conc_aio_stream_write(c, "hi\n", 3)) ||
+        (r = conc_aio_stream_readline(c, BOUND, &line)) ||
+        (r = conc_aio_stream_ssl_object(c, &ts)) ||
+        (r = conc_tls_session_peer_subject(ts, &line)))
+        goto out;
+    r = conc_aio_stream_close(c);
+    if (r == 0)
+        r = conc_aio_stream_wait_closed(c, BOUND);
+out:
+    conc_buf_free(&line);
+    conc_aio_stream_free(c);
+    conc_aio_server_close(srv);
+    int w = conc_aio_server_wait_closed(srv, BOUND);
+    conc_aio_server_free(srv);
+    return r ? r : w;
+}
+
+static int
+tls_stream_op(void *arg)
+{
+    tls_fx = arg;
+    return aio_op(tls_stream_main);
+}
+
+static int
+server_group_op(void *arg)
+{
+    (void)arg;
+    conc_aio_server_group *g;
+    int r =
+        conc_aio_server_group_start("127.0.0.1", 0, 2, ws_none, NULL, NULL, &g);
+    if (r)
+        return r;
+    r = conc_aio_server_group_stop(g, BOUND);
+    conc_aio_server_group_free(g);
+    return r;
+}
+
+static void
+test_oom_tls_stream(void **state)
+{
+    (void)state;
+    struct tls_fixture f;
+    assert_int_equal(tls_certs_make(&f.certs), 0);
+    assert_conc_ok(conc_tls_context_new(&(conc_tls_opts){.ca_file = f.certs.ca},
+                                        &f.client));
+    assert_conc_ok(
+        conc_tls_context_new(&(conc_tls_opts){.server = 1,
+                                              .cert_file = f.certs.server,
+                                              .key_file = f.certs.server_key},
+                             &f.server));
+    assert_true(oom_each(tls_stream_op, &f, "TLS streams") > 0);
+    conc_tls_context_free(f.client);
+    conc_tls_context_free(f.server);
+    tls_certs_remove(&f.certs);
+}
+
 static void
 test_oom_aio(void **state)
 {
@@ -726,6 +817,7 @@ test_oom_aio(void **state)
     assert_true(oom_each(stream_op, NULL, "streams") > 0);
     assert_true(oom_each(datagram_op, NULL, "datagram endpoints") > 0);
     assert_true(oom_each(subprocess_op, NULL, "async subprocesses") > 0);
+    assert_true(oom_each(server_group_op, NULL, "server groups") > 0);
 }
 
 static int
@@ -799,6 +891,7 @@ main(void)
         conc_unit_test(test_oom_listener_obj),
         conc_unit_test(test_oom_manager),
         conc_unit_test(test_oom_aio),
+        conc_unit_test(test_oom_tls_stream),
         conc_unit_test(test_closed_ws),
         conc_unit_test(test_oom_ws),
     };
