@@ -277,6 +277,155 @@ test_closed_dist(void **state)
     conc_dist_worker_free(NULL);
 }
 
+/* ---- Error messages -------------------------------------------------------
+ *
+ * Every code has a name and a message of its own; a failure that leaves a
+ * message (conc_failure_message) names its cause. */
+
+/* Asserts that the calling thread's failure message holds `part`. */
+#define assert_message_has(part)                                               \
+    do {                                                                       \
+        const char *m_ = conc_failure_message();                               \
+        if (!strstr(m_, part))                                                 \
+            fail_msg("failure message \"%s\" does not name \"%s\"", m_, part); \
+    } while (0)
+
+static void
+test_message_codes(void **state)
+{
+    (void)state;
+    static const int codes[] = {
+#define X(name, value, msg) value,
+        CONC_ERRNO_MAP(X)
+#undef X
+    };
+    size_t n = sizeof codes / sizeof codes[0];
+    for (size_t i = 0; i < n; i++) {
+        const char *m = conc_strerror(codes[i]),
+                   *name = conc_err_name(codes[i]);
+        assert_true(m[0] && strcmp(m, "unknown error") != 0);
+        assert_true(strncmp(name, "CONC_E", 6) == 0);
+        for (size_t j = 0; j < i; j++) {
+            assert_int_not_equal(codes[i], codes[j]);
+            assert_string_not_equal(m, conc_strerror(codes[j]));
+        }
+    }
+    /* The system errors the network calls return have theirs too. */
+    static const int sys[] = {-ECONNREFUSED, -ECONNRESET, -EADDRINUSE,
+                              -EHOSTUNREACH, -ENOSYS};
+    for (size_t i = 0; i < sizeof sys / sizeof sys[0]; i++) {
+        assert_string_not_equal(conc_strerror(sys[i]), "unknown error");
+        assert_string_not_equal(conc_err_name(sys[i]), "CONC_EUNKNOWN");
+    }
+}
+
+static void
+test_message_tls(void **state)
+{
+    (void)state;
+    conc_tls_context *cx;
+    const char *missing = "/nonexistent/conc-contract-cert.pem";
+    assert_conc(conc_tls_context_new(
+                    &(conc_tls_opts){.server = 1, .cert_file = missing}, &cx),
+                CONC_ETLS);
+    assert_message_has(missing);
+    assert_conc(conc_tls_context_new(&(conc_tls_opts){.alpn = "h2,,x"}, &cx),
+                CONC_EINVAL);
+    assert_message_has("h2,,x");
+    conc_tls_session *s;
+    assert_conc_ok(conc_tls_context_new(NULL, &cx));
+    assert_conc(conc_tls_session_new(cx, NULL, &s), CONC_EINVAL);
+    assert_message_has("server_hostname");
+    conc_tls_context_free(cx);
+}
+
+static int
+no_answer(void *arg, conc_aio_stream *s)
+{
+    (void)arg;
+    conc_buf head = CONC_BUF_INIT;
+    conc_aio_stream_readuntil(s, "\r\n\r\n", 4, BOUND, &head);
+    conc_buf_free(&head);
+    return 0; /* the server closes the stream */
+}
+
+static int
+answer_404(void *arg, conc_aio_stream *s)
+{
+    (void)arg;
+    static const char resp[] =
+        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+    conc_buf head = CONC_BUF_INIT;
+    conc_aio_stream_readuntil(s, "\r\n\r\n", 4, BOUND, &head);
+    conc_buf_free(&head);
+    conc_aio_stream_write(s, resp, sizeof resp - 1);
+    return conc_aio_stream_drain(s, BOUND);
+}
+
+static int
+message_net_main(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    conc_aio_loop *lp;
+    conc_aio_server *srv;
+    conc_aio_datagram *d;
+    conc_ws *ws;
+    char url[64];
+    assert_conc_ok(conc_aio_get_running_loop(&lp));
+    assert_conc(conc_aio_start_server(lp, "localhost.invalid", 0, ws_none, NULL,
+                                      NULL, &srv),
+                CONC_EINVAL);
+    assert_message_has("localhost.invalid");
+    assert_conc_ok(conc_aio_datagram_open("127.0.0.1", 0, NULL, 0, NULL, &d));
+    assert_conc(conc_aio_datagram_sendto(d, "x", 1, NULL, 0, 0), CONC_EINVAL);
+    assert_message_has("not connected");
+    conc_aio_datagram_free(d);
+    /* WebSocket handshakes the server does not complete. */
+    conc_aio_stream_handler servers[] = {answer_404, no_answer};
+    const char *why[] = {"404", "closed"};
+    for (size_t i = 0; i < 2; i++) {
+        assert_conc_ok(conc_aio_start_server(lp, "127.0.0.1", 0, servers[i],
+                                             NULL, NULL, &srv));
+        snprintf(url, sizeof url, "ws://127.0.0.1:%d/",
+                 conc_aio_server_port(srv));
+        conc_clear_failure();
+        assert_conc(conc_ws_connect(url, NULL, BOUND, &ws), CONC_EPROTO);
+        assert_message_has(why[i]);
+        conc_aio_server_close(srv);
+        assert_conc_ok(conc_aio_server_wait_closed(srv, BOUND));
+        conc_aio_server_free(srv);
+    }
+    return 0;
+}
+
+static void
+test_message_net(void **state)
+{
+    (void)state;
+    assert_conc_ok(conc_aio_run(message_net_main, NULL, 0, NULL));
+}
+
+static void
+test_message_manager(void **state)
+{
+    (void)state;
+    conc_manager *m;
+    conc_proxy *d = NULL;
+    conc_obj *got = NULL;
+    assert_conc_ok(conc_manager_new("127.0.0.1:0", NULL, &m));
+    assert_conc_ok(conc_manager_start(m));
+    assert_conc(conc_manager_create(m, "NoSuchType", NULL, &d), CONC_ETASK);
+    assert_message_has("NoSuchType");
+    assert_conc_ok(conc_manager_create(m, "dict", NULL, &d));
+    /* A conc server answers with a traceback (CPython's would raise
+     * AttributeError, CONC_EKEY): test_manager checks the code. */
+    assert_conc(conc_proxy_call(d, "no_such_method", NULL, NULL, &got),
+                CONC_ETASK);
+    assert_message_has("no_such_method");
+    conc_proxy_free(d);
+    conc_manager_free(m);
+}
+
 /* ---- Allocation failures -------------------------------------------------
  *
  * Each operation below makes its calls and, when they succeed, undoes
@@ -887,6 +1036,10 @@ main(void)
         conc_unit_test(test_closed_subprocess),
         conc_unit_test(test_closed_manager),
         conc_unit_test(test_closed_dist),
+        conc_unit_test(test_message_codes),
+        conc_unit_test(test_message_tls),
+        conc_unit_test(test_message_net),
+        conc_unit_test(test_message_manager),
         conc_unit_test(test_oom_tls),
         conc_unit_test(test_oom_listener_obj),
         conc_unit_test(test_oom_manager),
