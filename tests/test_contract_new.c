@@ -60,6 +60,19 @@ ws_none(void *arg, conc_aio_stream *s)
     return 0;
 }
 
+static int
+ws_echo(void *arg, conc_ws *ws)
+{
+    (void)arg;
+    conc_buf m = CONC_BUF_INIT;
+    conc_ws_kind kind;
+    int r = conc_ws_recv(ws, BOUND, &kind, &m);
+    if (r == 0)
+        r = conc_ws_send(ws, kind, m.data, m.len, BOUND);
+    conc_buf_free(&m);
+    return r;
+}
+
 /* ---- After close or shutdown ----------------------------------------------
  *
  * Every call on a closed object gives CONC_ECLOSED (or what its header
@@ -275,6 +288,119 @@ test_closed_dist(void **state)
     conc_dist_executor_free(dx);
     conc_dist_executor_free(NULL);
     conc_dist_worker_free(NULL);
+}
+
+/* ---- CONC_FOREVER --------------------------------------------------------
+ *
+ * Every blocking call takes CONC_FOREVER: where what it waits for is
+ * there already, it returns at once. */
+
+static int
+forever_main(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    const double F = CONC_FOREVER;
+    conc_aio_loop *lp;
+    conc_ws_server *srv;
+    conc_ws *ws;
+    conc_buf m = CONC_BUF_INIT;
+    char url[64];
+    int sv[2], rc = -1;
+    assert_conc_ok(conc_aio_get_running_loop(&lp));
+    /* WebSockets: an echo. */
+    assert_conc_ok(
+        conc_ws_serve(lp, "127.0.0.1", 0, ws_echo, NULL, NULL, &srv));
+    snprintf(url, sizeof url, "ws://127.0.0.1:%d/", conc_ws_server_port(srv));
+    assert_conc_ok(conc_ws_connect(url, NULL, F, &ws));
+    assert_conc_ok(conc_ws_send(ws, CONC_WS_TEXT, "x", 1, F));
+    assert_conc_ok(conc_ws_recv(ws, F, NULL, &m));
+    assert_conc_ok(conc_ws_close(ws, 1000, NULL));
+    assert_conc_ok(conc_ws_wait_closed(ws, F));
+    conc_ws_free(ws);
+    assert_conc_ok(conc_ws_server_close(srv));
+    assert_conc_ok(conc_ws_server_wait_closed(srv, F));
+    conc_ws_server_free(srv);
+    /* Streams and sockets over a socket pair. */
+    conc_aio_stream *a;
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    assert_conc_ok(conc_aio_stream_from_fd(sv[0], NULL, &a));
+    assert_conc_ok(conc_aio_stream_write(a, "x\n", 2));
+    assert_conc_ok(conc_aio_stream_drain(a, F));
+    assert_conc_ok(conc_aio_sock_recv(sv[1], 2, F, &m));
+    assert_conc_ok(conc_aio_sock_sendall(sv[1], "y\n", 2, F));
+    assert_conc_ok(conc_aio_stream_readline(a, F, &m));
+    assert_conc_ok(conc_aio_stream_close(a));
+    assert_conc_ok(conc_aio_stream_wait_closed(a, F));
+    conc_aio_stream_free(a);
+    close(sv[1]);
+    /* A datagram sent to itself. */
+    conc_aio_datagram *d;
+    assert_conc_ok(conc_aio_datagram_open("127.0.0.1", 0, NULL, 0, NULL, &d));
+    assert_conc_ok(conc_aio_datagram_sendto(d, "x", 1, "127.0.0.1",
+                                            conc_aio_datagram_port(d), F));
+    assert_conc_ok(conc_aio_datagram_recvfrom(d, F, &m, NULL));
+    conc_aio_datagram_free(d);
+    /* A child that exits. */
+    static char *argv[] = {"true", NULL};
+    conc_aio_subprocess *p;
+    assert_conc_ok(conc_aio_create_subprocess_exec(argv, NULL, &p));
+    assert_conc_ok(conc_aio_subprocess_wait(p, F, &rc));
+    assert_int_equal(rc, 0);
+    conc_aio_subprocess_free(p);
+    conc_buf_free(&m);
+    return 0;
+}
+
+static void
+test_forever(void **state)
+{
+    (void)state;
+    const double F = CONC_FOREVER;
+    assert_conc_ok(conc_aio_run(forever_main, NULL, 0, NULL));
+    /* Listeners and connections. */
+    conc_listener *l;
+    conc_conn *c, *a;
+    conc_buf b = CONC_BUF_INIT;
+    conc_obj *o = conc_obj_int(5), *got = NULL;
+    assert_conc_ok(conc_listener_new("127.0.0.1:0", NULL, &l));
+    assert_conc_ok(conc_listener_address(l, &b));
+    assert_conc_ok(conc_client_connect((const char *)b.data, NULL, F, &c));
+    assert_conc_ok(conc_listener_accept(l, F, &a));
+    assert_conc_ok(conc_conn_send_obj(c, o, F));
+    assert_conc_ok(conc_conn_recv_obj(a, F, &got));
+    assert_int_equal(conc_obj_equal(o, got), 1);
+    conc_obj_decref(got);
+    got = NULL;
+    conc_conn_free(a);
+    conc_conn_free(c);
+    conc_listener_free(l);
+    conc_buf_free(&b);
+    /* Manager proxies. */
+    conc_manager *m;
+    conc_proxy *q, *lk, *ev;
+    assert_conc_ok(conc_manager_new("127.0.0.1:0", NULL, &m));
+    assert_conc_ok(conc_manager_start(m));
+    assert_conc_ok(conc_manager_create(m, "Queue", NULL, &q));
+    assert_conc_ok(conc_queueproxy_put(q, o, F));
+    assert_conc_ok(conc_queueproxy_get(q, F, &got));
+    conc_obj_decref(got);
+    assert_conc_ok(conc_manager_create(m, "Lock", NULL, &lk));
+    assert_conc_ok(conc_lockproxy_acquire(lk, F));
+    assert_conc_ok(conc_lockproxy_release(lk));
+    assert_conc_ok(conc_manager_create(m, "Event", NULL, &ev));
+    assert_conc_ok(conc_eventproxy_set(ev));
+    assert_conc_ok(conc_eventproxy_wait(ev, F));
+    conc_proxy_free(q);
+    conc_proxy_free(lk);
+    conc_proxy_free(ev);
+    conc_manager_free(m);
+    conc_obj_decref(o);
+    /* A server group. */
+    conc_aio_server_group *g;
+    assert_conc_ok(conc_aio_server_group_start("127.0.0.1", 0, 1, ws_none, NULL,
+                                               NULL, &g));
+    assert_conc_ok(conc_aio_server_group_stop(g, F));
+    conc_aio_server_group_free(g);
 }
 
 /* ---- Error messages -------------------------------------------------------
@@ -791,19 +917,6 @@ datagram_op(void *arg)
 }
 
 static int
-ws_echo(void *arg, conc_ws *ws)
-{
-    (void)arg;
-    conc_buf m = CONC_BUF_INIT;
-    conc_ws_kind kind;
-    int r = conc_ws_recv(ws, BOUND, &kind, &m);
-    if (r == 0)
-        r = conc_ws_send(ws, kind, m.data, m.len, BOUND);
-    conc_buf_free(&m);
-    return r;
-}
-
-static int
 ws_main(const void *arg, size_t len, conc_buf *result)
 {
     (void)arg, (void)len, (void)result;
@@ -1036,6 +1149,7 @@ main(void)
         conc_unit_test(test_closed_subprocess),
         conc_unit_test(test_closed_manager),
         conc_unit_test(test_closed_dist),
+        conc_unit_test(test_forever),
         conc_unit_test(test_message_codes),
         conc_unit_test(test_message_tls),
         conc_unit_test(test_message_net),
