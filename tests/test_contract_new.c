@@ -558,7 +558,9 @@ test_message_manager(void **state)
  * what they made; it returns the first failure's code. oom_each runs it
  * with this thread's k-th allocation failing, for k = 1, 2, ... until it
  * makes fewer than k allocations: each run must return 0 or an error
- * code within OOM_RUN_S, and leave no allocation or descriptor behind.
+ * code within OOM_RUN_S, and leave no allocation or descriptor behind
+ * (fewer is no leak: a server's thread may free an earlier run's
+ * connection meanwhile).
  * (Threads of the library allocate as usual: injection is per thread.)
  * OOM_TRACE=1 in the environment prints each run. */
 
@@ -593,7 +595,7 @@ oom_each(oom_op op, void *arg, const char *what)
         conc_test_wait_until(allocs_back, NULL, BOUND);
         double took = conc_monotonic() - t0;
         long allocs = conc_test_live_allocations();
-        if (allocs != allocs_before || conc_test_count_fds() != fds || r > 0 ||
+        if (allocs > allocs_before || conc_test_count_fds() > fds || r > 0 ||
             took > OOM_RUN_S)
             fail_msg("%s with allocation %ld failing: returned %d (%s) "
                      "in %.3f s, allocations %ld -> %ld, descriptors %d -> %d",
@@ -819,11 +821,55 @@ out:
     return r;
 }
 
+/* A client that connects to a manager of this process: a queue, a lock,
+ * an event and a list. The server is made in each run too: a create
+ * whose reply the client could not read leaves the server's object
+ * alive until the server is freed. */
+static int
+manager_client_op(void *arg)
+{
+    (void)arg;
+    conc_manager *m, *c = NULL;
+    conc_proxy *q = NULL, *lk = NULL, *ev = NULL, *l = NULL;
+    conc_obj *v = conc_obj_int(3), *got = NULL;
+    conc_buf addr = CONC_BUF_INIT;
+    int r = v ? conc_manager_new("127.0.0.1:0", NULL, &m) : CONC_ENOMEM;
+    if (r)
+        goto out;
+    if ((r = conc_manager_start(m)) || (r = conc_manager_address(m, &addr)) ||
+        (r = conc_manager_connect((const char *)addr.data, NULL, &c)))
+        goto free;
+    if ((r = conc_manager_create(c, "Queue", NULL, &q)) ||
+        (r = conc_queueproxy_put(q, v, BOUND)) ||
+        (r = conc_queueproxy_get(q, BOUND, &got)) ||
+        (r = conc_manager_create(c, "Lock", NULL, &lk)) ||
+        (r = conc_lockproxy_acquire(lk, BOUND)) ||
+        (r = conc_lockproxy_release(lk)) ||
+        (r = conc_manager_create(c, "Event", NULL, &ev)) ||
+        (r = conc_eventproxy_set(ev)) || (r = conc_eventproxy_wait(ev, 0)) ||
+        (r = conc_manager_create(c, "list", NULL, &l)) ||
+        (r = conc_listproxy_append(l, v)))
+        goto free;
+free:
+    conc_proxy_free(q);
+    conc_proxy_free(lk);
+    conc_proxy_free(ev);
+    conc_proxy_free(l);
+    conc_manager_free(c);
+    conc_manager_free(m);
+out:
+    conc_buf_free(&addr);
+    conc_obj_decref(got);
+    conc_obj_decref(v);
+    return r;
+}
+
 static void
 test_oom_manager(void **state)
 {
     (void)state;
     assert_true(oom_each(manager_op, NULL, "a manager's calls") > 0);
+    assert_true(oom_each(manager_client_op, NULL, "a manager's client") > 0);
 }
 
 /* -- The loop's sockets, streams, WebSockets, subprocesses -- */
