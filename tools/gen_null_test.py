@@ -470,11 +470,13 @@ TIME_PARAMS = ('timeout', 'delay', 'when', 'seconds')
 NEGATIVE_DIFFERS = {'conc_aio_call_at', 'conc_sleep'}
 
 # Calls whose result with 0 depends on how far another thread or process
-# got (a pool's worker, a child running "true"): with a negative time they
-# must neither hang nor refuse it (CONC_EINVAL where 0 is not), but may
-# find the work done or not.
+# got (a pool's worker, a child running "true", a Redis executor's thread
+# retrying its connection): with a negative time they must neither hang
+# nor refuse it (CONC_EINVAL where 0 is not), but may find the work done
+# or not.
 TIMING_DEPENDENT = {
-    'conc_aio_subprocess_wait', 'conc_map_next',
+    'conc_aio_subprocess_wait', 'conc_map_next', 'conc_subprocess_run',
+    'conc_dist_submit', 'conc_dist_submit_many', 'conc_dist_status_get',
     'conc_pool_apply', 'conc_pool_map', 'conc_pool_starmap', 'conc_pool_join',
     'conc_popen_communicate', 'conc_popen_wait', 'conc_call',
     'conc_check_call', 'conc_check_output',
