@@ -785,11 +785,66 @@ obj_op(void *arg)
     return r;
 }
 
+/* The other constructors: a big int, a set grown past its first table,
+ * a frozenset of it, a foreign record holding them; then what reads
+ * them (hash, contains, repr, a pickle's round trip). */
+static int
+obj_more_op(void *arg)
+{
+    (void)arg;
+    enum { MEMBERS = 40 };
+    conc_obj *big = NULL, *set = conc_obj_set(), *fz = NULL, *rec = NULL,
+             *args = conc_obj_tuple(2), *back = NULL;
+    conc_buf b = CONC_BUF_INIT;
+    int64_t h;
+    int r = set && args ? conc_obj_int_parse("-123_456_789_012_345_678_901_234_"
+                                             "567_890",
+                                             &big)
+                        : CONC_ENOMEM;
+    for (int i = 0; r == 0 && i < MEMBERS; i++)
+        r = conc_obj_set_add_new(set, conc_obj_int(i));
+    if (r || (r = conc_obj_set_add(set, big)) ||
+        (r = conc_obj_frozenset(set, &fz)) ||
+        (r = conc_obj_tuple_set_new(args, 0, conc_obj_incref(big))) ||
+        (r = conc_obj_tuple_set_new(args, 1, conc_obj_incref(fz))))
+        goto out;
+    rec = conc_obj_foreign("conc_contract", "Thing", args, set, 0);
+    if (!rec) {
+        r = CONC_ENOMEM;
+        goto out;
+    }
+    if ((r = conc_obj_hash(fz, &h)) < 0 ||
+        (r = conc_obj_contains(fz, big)) < 0 || (r = conc_obj_repr(rec, &b)) ||
+        (r = conc_obj_dumps(rec, &b)) ||
+        (r = conc_obj_loads(b.data, b.len,
+                            &(conc_obj_load_opts){.any_global = 1}, &back,
+                            NULL)))
+        goto out;
+    /* Foreign records are equal only to themselves: compare their parts. */
+    r = conc_obj_equal(conc_obj_foreign_args(rec),
+                       conc_obj_foreign_args(back)) == 1 &&
+                conc_obj_equal(conc_obj_foreign_state(rec),
+                               conc_obj_foreign_state(back)) == 1
+            ? 0
+            : CONC_EPROTO;
+out:
+    conc_buf_free(&b);
+    conc_obj_decref(back);
+    conc_obj_decref(rec);
+    conc_obj_decref(args);
+    conc_obj_decref(fz);
+    conc_obj_decref(set);
+    conc_obj_decref(big);
+    return r;
+}
+
 static void
 test_oom_listener_obj(void **state)
 {
     (void)state;
     assert_true(oom_each(obj_op, NULL, "conc_obj dumps, loads, repr") > 0);
+    assert_true(
+        oom_each(obj_more_op, NULL, "conc_obj big ints, sets, records") > 0);
     assert_true(oom_each(listener_op, NULL, "a listener's calls") > 0);
 }
 
