@@ -838,6 +838,79 @@ out:
     return r;
 }
 
+/* CPython's pickle.dumps of one value at protocols 2, 4 and 5: every
+ * container, memo references, ints of every width, str, bytes, bytearray,
+ * complex and slice, written by /usr/bin/python3 from
+ *     o = {'a': [1, 2.5, 'x', b'y', (1, 2), {1, 2}, frozenset({3, 4}),
+ *                None, True, 2**100, -2**70, bytearray(b'z'), -1, 1000000,
+ *                '\xe9', (1,), (1, 2, 3), (1, 2, 3, 4)],
+ *          'b': ((), [], {}), 'c': complex(1, 2), 'd': slice(1, 2)}
+ *     o['e'] = o['a'] */
+static const char *const cpython_pickles[] = {
+    /* protocol 2 */
+    "80027d71002858010000006171015d7102284b01474004000000000000580100"
+    "0000787103635f636f646563730a656e636f64650a7104580100000079710558"
+    "060000006c6174696e3171068671075271084b014b02867109635f5f6275696c"
+    "74696e5f5f0a7365740a710a5d710b284b014b026585710c52710d635f5f6275"
+    "696c74696e5f5f0a66726f7a656e7365740a710e5d710f284b034b0465857110"
+    "5271114e888a0d000000000000000000000000108a090000000000000000c063"
+    "5f5f6275696c74696e5f5f0a6279746561727261790a7112680458010000007a"
+    "711368068671145271158571165271174affffffff4a40420f005802000000c3"
+    "a971184b018571194b014b024b0387711a284b014b024b034b0474711b655801"
+    "00000062711c295d711d7d711e87711f5801000000637120635f5f6275696c74"
+    "696e5f5f0a636f6d706c65780a7121473ff00000000000004740000000000000"
+    "008671225271235801000000647124635f5f6275696c74696e5f5f0a736c6963"
+    "650a71254b014b024e87712652712758010000006571286802752e",
+    /* protocol 4 */
+    "800495ea000000000000007d94288c0161945d94284b01474004000000000000"
+    "8c017894430179944b014b0286948f94284b014b0290284b034b0491944e888a"
+    "0d000000000000000000000000108a090000000000000000c08c086275696c74"
+    "696e73948c0962797465617272617994939443017a94859452944affffffff4a"
+    "40420f008c02c3a9944b0185944b014b024b038794284b014b024b034b047494"
+    "658c016294295d947d9487948c01639468088c07636f6d706c6578949394473f"
+    "f0000000000000474000000000000000869452948c01649468088c05736c6963"
+    "659493944b014b024e879452948c0165946802752e",
+    /* protocol 5 */
+    "800595dd000000000000007d94288c0161945d94284b01474004000000000000"
+    "8c017894430179944b014b0286948f94284b014b0290284b034b0491944e888a"
+    "0d000000000000000000000000108a090000000000000000c096010000000000"
+    "00007a944affffffff4a40420f008c02c3a9944b0185944b014b024b03879428"
+    "4b014b024b034b047494658c016294295d947d9487948c0163948c086275696c"
+    "74696e73948c07636f6d706c6578949394473ff0000000000000474000000000"
+    "000000869452948c01649468128c05736c6963659493944b014b024e87945294"
+    "8c0165946802752e",
+};
+
+static int
+hex_digit(char c)
+{
+    return c <= '9' ? c - '0' : c - 'a' + 10;
+}
+
+/* Reads one of cpython_pickles, then dumps and reads back what it got. */
+static int
+obj_cpython_op(void *arg)
+{
+    const char *hex = arg;
+    size_t n = strlen(hex) / 2;
+    unsigned char *data = malloc(n);
+    assert_non_null(data);
+    for (size_t i = 0; i < n; i++)
+        data[i] = (unsigned char)(hex_digit(hex[2 * i]) << 4 |
+                                  hex_digit(hex[2 * i + 1]));
+    conc_obj *o = NULL, *back = NULL;
+    conc_buf b = CONC_BUF_INIT;
+    int r = conc_obj_loads(data, n, NULL, &o, NULL);
+    if (r == 0 && (r = conc_obj_dumps(o, &b)) == 0 &&
+        (r = conc_obj_loads(b.data, b.len, NULL, &back, NULL)) == 0)
+        r = conc_obj_repr(back, &b);
+    conc_buf_free(&b);
+    conc_obj_decref(back);
+    conc_obj_decref(o);
+    free(data);
+    return r;
+}
+
 static void
 test_oom_listener_obj(void **state)
 {
@@ -845,6 +918,10 @@ test_oom_listener_obj(void **state)
     assert_true(oom_each(obj_op, NULL, "conc_obj dumps, loads, repr") > 0);
     assert_true(
         oom_each(obj_more_op, NULL, "conc_obj big ints, sets, records") > 0);
+    for (size_t i = 0; i < sizeof cpython_pickles / sizeof *cpython_pickles;
+         i++)
+        assert_true(oom_each(obj_cpython_op, (void *)cpython_pickles[i],
+                             "CPython's pickles") > 0);
     assert_true(oom_each(listener_op, NULL, "a listener's calls") > 0);
 }
 
