@@ -1123,6 +1123,73 @@ out:
     return r ? r : w;
 }
 
+/* A server that answers a fragmented message with a broadcast of it. */
+static int
+ws_parts_echo(void *arg, conc_ws *ws)
+{
+    (void)arg;
+    conc_buf piece = CONC_BUF_INIT, whole = CONC_BUF_INIT;
+    int fin = 0, r = 0;
+    size_t sent;
+    while (r == 0 && !fin &&
+           (r = conc_ws_recv_stream(ws, BOUND, NULL, &piece, &fin)) == 0)
+        r = conc_buf_append(&whole, piece.data, piece.len);
+    if (r == 0)
+        r = conc_ws_broadcast(&ws, 1, CONC_WS_BINARY, whole.data, whole.len, 0,
+                              &sent);
+    if (r == 0 && sent != 1)
+        r = CONC_EBROKEN; /* what was broadcast never reaches the client */
+    if (r == 0)
+        r = conc_ws_recv(ws, BOUND, NULL, &piece); /* until the close */
+    conc_buf_free(&piece);
+    conc_buf_free(&whole);
+    return r == CONC_ECLOSED ? 0 : r;
+}
+
+/* Over a Unix socket, without compression: a ping and its pong, a
+ * message in parts, and the broadcast answer. */
+static int
+ws_more_main(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    static const char path[] = "/tmp/conc_contract_ws.sock";
+    conc_aio_loop *lp;
+    conc_ws_server *srv;
+    conc_ws *ws = NULL;
+    conc_future *pong = NULL;
+    conc_buf m = CONC_BUF_INIT;
+    conc_ws_part parts[2] = {{"he", 2}, {"llo", 3}};
+    conc_ws_opts o = {.no_compression = 1};
+    unlink(path);
+    int r = conc_aio_get_running_loop(&lp);
+    if (r || (r = conc_ws_unix_serve(lp, path, ws_parts_echo, NULL, &o, &srv)))
+        return r;
+    if ((r = conc_ws_connect("ws+unix://"
+                             "/tmp/conc_contract_ws.sock",
+                             &o, BOUND, &ws)) ||
+        (r = conc_ws_ping(ws, "p", 1, &pong)) || (r = conc_aio_await(pong)) ||
+        (r = conc_ws_send_parts(ws, CONC_WS_BINARY, parts, 2, BOUND)) ||
+        (r = conc_ws_recv(ws, BOUND, NULL, &m)))
+        goto out;
+    r = m.len == 5 ? conc_ws_close(ws, 1000, NULL) : CONC_EPROTO;
+out:
+    conc_future_free(pong);
+    conc_buf_free(&m);
+    conc_ws_free(ws);
+    conc_ws_server_close(srv);
+    int w = conc_ws_server_wait_closed(srv, BOUND);
+    conc_ws_server_free(srv);
+    unlink(path);
+    return r ? r : w;
+}
+
+static int
+ws_more_op(void *arg)
+{
+    (void)arg;
+    return aio_op(ws_more_main);
+}
+
 static int
 ws_op(void *arg)
 {
@@ -1314,6 +1381,8 @@ test_oom_ws(void **state)
 {
     (void)state;
     assert_true(oom_each(ws_op, NULL, "WebSockets") > 0);
+    assert_true(oom_each(ws_more_op, NULL, "WebSockets over a Unix socket") >
+                0);
 }
 
 int
