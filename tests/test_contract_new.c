@@ -1027,7 +1027,18 @@ dist_op(void *arg)
         conc_map_free(it);
     int s = conc_dist_shutdown(dx, 0, 1, 0);
     conc_dist_executor_free(dx);
-    return r ? r : s;
+    if (r || (r = s))
+        return r;
+    conc_dist_worker *w;
+    r = conc_dist_worker_new(
+        "redis://:pw@127.0.0.1:1", NULL, "conc_contract",
+        &(conc_dist_worker_opts){.retry_on_startup = 1, .connect_timeout = 0.1},
+        &w);
+    if (r == 0) {
+        r = conc_dist_worker_stop(w);
+        conc_dist_worker_free(w);
+    }
+    return r;
 }
 
 static void
