@@ -625,6 +625,9 @@ struct tls_fixture {
     conc_tls_context *client, *server;
 };
 
+/* The fixture of the test running, for the loop's tasks. */
+static struct tls_fixture *tls_fx;
+
 static int
 tls_context_op(void *arg)
 {
@@ -1295,6 +1298,45 @@ ws_more_op(void *arg)
     return aio_op(ws_more_main);
 }
 
+/* wss://: the echo over TLS, with the fixture's contexts. */
+static int
+wss_main(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    conc_aio_loop *lp;
+    conc_ws_server *srv;
+    conc_ws *ws = NULL;
+    conc_buf m = CONC_BUF_INIT;
+    char url[64];
+    conc_aio_stream_opts ss = {.ssl = tls_fx->server};
+    conc_aio_stream_opts cs = {.ssl = tls_fx->client};
+    int r = conc_aio_get_running_loop(&lp);
+    if (r || (r = conc_ws_serve(lp, "127.0.0.1", 0, ws_echo, NULL,
+                                &(conc_ws_opts){.stream = &ss}, &srv)))
+        return r;
+    snprintf(url, sizeof url, "wss://localhost:%d/", conc_ws_server_port(srv));
+    if ((r = conc_ws_connect(url, &(conc_ws_opts){.stream = &cs}, BOUND,
+                             &ws)) ||
+        (r = conc_ws_send(ws, CONC_WS_TEXT, "hello", 5, BOUND)) ||
+        (r = conc_ws_recv(ws, BOUND, NULL, &m)))
+        goto out;
+    r = conc_ws_close(ws, 1000, NULL);
+out:
+    conc_buf_free(&m);
+    conc_ws_free(ws);
+    conc_ws_server_close(srv);
+    int w = conc_ws_server_wait_closed(srv, BOUND);
+    conc_ws_server_free(srv);
+    return r ? r : w;
+}
+
+static int
+wss_op(void *arg)
+{
+    tls_fx = arg;
+    return aio_op(wss_main);
+}
+
 static int
 ws_op(void *arg)
 {
@@ -1333,8 +1375,6 @@ subprocess_op(void *arg)
 
 /* A TLS echo: a server of the loop over the fixture's contexts, a client
  * that connects over TLS, writes a line and reads it back. */
-static struct tls_fixture *tls_fx;
-
 static int
 tls_echo(void *arg, conc_aio_stream *s)
 {
@@ -1417,6 +1457,7 @@ test_oom_tls_stream(void **state)
                                               .key_file = f.certs.server_key},
                              &f.server));
     assert_true(oom_each(tls_stream_op, &f, "TLS streams") > 0);
+    assert_true(oom_each(wss_op, &f, "WebSockets over TLS") > 0);
     conc_tls_context_free(f.client);
     conc_tls_context_free(f.server);
     tls_certs_remove(&f.certs);
