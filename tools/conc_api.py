@@ -197,6 +197,19 @@ def parse_header(path):
     return decls
 
 
+FN_TYPEDEF_RE = re.compile(r'\btypedef\b[^;]*?\(\s*\*\s*(conc_\w+)\s*\)\s*\(')
+
+
+def function_pointer_types(include_dir):
+    """The names of the function-pointer types the headers declare
+    (`typedef int (*conc_x_fn)(...)`): a parameter of one is a pointer
+    too, whatever its name ends in."""
+    names = set()
+    for path in sorted(glob.glob(os.path.join(include_dir, 'conc', '*.h'))):
+        names.update(FN_TYPEDEF_RE.findall(open(path, encoding='utf-8').read()))
+    return names
+
+
 def parse_all(include_dir):
     decls = []
     for path in sorted(glob.glob(os.path.join(include_dir, 'conc', '*.h'))):

@@ -8,6 +8,15 @@ checks the contract of docs/conventions.md: a function returning int
 returns CONC_EINVAL; one returning a pointer returns NULL; one returning
 another value (a size, a count, a flag, an enum) returns 0; a void one
 does nothing; and none crashes or hangs (each child has ALARM_S seconds).
+A parameter of any function-pointer type the headers declare counts as a
+pointer.
+
+Every function with a time parameter (TIME_PARAMS: timeout, delay, when,
+seconds) is also called, each time in a child of its own, with NaN there,
+which must give CONC_EINVAL, and with 0 and with -5, which must give the
+same result: a negative time behaves as 0 (NEGATIVE_DIFFERS lists the
+documented exceptions, TIMING_DEPENDENT the calls whose result with 0
+depends on how far another thread got).
 
 A few parameters accept NULL by design (options, user context pointers,
 optional out-parameters, each documented in its header): NULLABLE lists
@@ -80,6 +89,7 @@ CONSTRUCTORS = {
                        ' MUST(conc_aio_call_soon(lp, dummy_aio_cb, NULL, &v)); }',
     # Made by a task of a loop that is then left stopped (see the prelude).
     'conc_aio_taskgroup': 'v = held_taskgroup();',
+    'conc_aio_timeout': 'make_held(); v = made_to;',
     'conc_aio_queue': 'MUST(conc_aio_queue_new(NULL, &v));',
     'conc_aio_lock': 'MUST(conc_aio_lock_new(&v));',
     'conc_aio_event': 'MUST(conc_aio_event_new(&v));',
@@ -109,12 +119,6 @@ CONSTRUCTORS = {
                         '&(conc_tls_opts){.verify = CONC_TLS_VERIFY_NONE},'
                         ' &cx)); MUST(conc_tls_session_new(cx, NULL, &v));'
                         ' conc_tls_context_free(cx); }',
-    # A WebSocket client connected to a server of the same loop, made by a
-    # task of a loop then left stopped (see the prelude).
-    'conc_ws': 'v = held_ws();',
-    'conc_ws_server': '{ conc_aio_loop *lp; MUST(conc_aio_loop_new(NULL, &lp));'
-                      ' MUST(conc_ws_serve(lp, "127.0.0.1", 0,'
-                      ' dummy_ws_handler, NULL, NULL, &v)); }',
     # A dict in a manager served by this child, reached over loopback.
     'conc_proxy': '{ conc_manager *mm; MUST(conc_manager_new("127.0.0.1:0",'
                   ' NULL, &mm)); MUST(conc_manager_start(mm));'
@@ -456,12 +460,97 @@ def gen_case(d, idx, cid):
     return '\n'.join(lines)
 
 
+# Parameters that are a span of time (relative seconds, or a loop time
+# for `when`): NaN must give CONC_EINVAL, a negative value what 0 gives.
+TIME_PARAMS = ('timeout', 'delay', 'when', 'seconds')
+
+# Calls whose result with a negative time may differ from theirs with 0:
+# `when` is a time on the loop's clock, not a span; time.sleep refuses a
+# negative duration (documented in time.h).
+NEGATIVE_DIFFERS = {'conc_aio_call_at', 'conc_sleep'}
+
+# Calls whose result with 0 depends on how far another thread or process
+# got (a pool's worker, a child running "true", a Redis executor's thread
+# retrying its connection): with a negative time they must neither hang
+# nor refuse it (CONC_EINVAL where 0 is not), but may find the work done
+# or not.
+TIMING_DEPENDENT = {
+    'conc_aio_subprocess_wait', 'conc_map_next', 'conc_subprocess_run',
+    'conc_dist_submit', 'conc_dist_submit_many', 'conc_dist_status_get',
+    'conc_pool_apply', 'conc_pool_map', 'conc_pool_starmap', 'conc_pool_join',
+    'conc_popen_communicate', 'conc_popen_wait', 'conc_call',
+    'conc_check_call', 'conc_check_output',
+}
+
+
+def time_param(d):
+    """The index of d's time parameter, or None."""
+    for i, p in enumerate(d.params):
+        if p.type == 'double' and p.name in TIME_PARAMS:
+            return i
+    return None
+
+
+def gen_time_case(d, idx, cid, value):
+    """A case that calls d with `value` as its time and valid values
+    elsewhere, and returns the call's result."""
+    lines = ['static int', 'case_%d(void)' % cid, '{']
+    args = []
+    for i, q in enumerate(d.params):
+        if i == idx:
+            args.append(value)
+            continue
+        decl, expr = param_value(d, i, q)
+        if decl:
+            lines.append('    ' + decl)
+        args.append(expr)
+    lines.append('    int r = %s(%s);' % (d.name, ', '.join(args)))
+    if d.name in AFTER:
+        pname, stmt = AFTER[d.name]
+        k = [q.name for q in d.params].index(pname)
+        lines.append('    if (r == 0)\n        ' +
+                     stmt.format(**{pname: args[k]}))
+    lines.append('    return r;')
+    lines.append('}')
+    return '\n'.join(lines)
+
+
+def gen_time_test(d, idx, cid):
+    """Cases and the test of d's time parameter: NaN gives CONC_EINVAL,
+    and -5 gives what 0 gives. Returns (code, next cid)."""
+    name = d.params[idx].name
+    out = []
+    values = ('NAN',) if d.name in NEGATIVE_DIFFERS else ('NAN', '0.0', '-5.0')
+    for k, value in enumerate(values):
+        out.append(gen_time_case(d, idx, cid + k, value))
+    body = ['static void', 'test_%s_%s(void **state)' % (d.name, name), '{',
+            '    (void)state;', '    int failed = 0, nan, zero, neg;',
+            '    failed += run_value(case_%d, "%s with NaN %s", &nan);'
+            % (cid, d.name, name),
+            '    failed += check_int(nan, CONC_EINVAL, "%s with NaN %s");'
+            % (d.name, name)]
+    if d.name not in NEGATIVE_DIFFERS:
+        body += ['    failed += run_value(case_%d, "%s with %s 0", &zero);'
+                 % (cid + 1, d.name, name),
+                 '    failed += run_value(case_%d, "%s with %s -5", &neg);'
+                 % (cid + 2, d.name, name),
+                 '    failed += check_int(neg, %s, "%s with %s -5");'
+                 % ('neg != CONC_EINVAL ? neg : zero'
+                    if d.name in TIMING_DEPENDENT else 'zero', d.name, name)]
+    body += ['    (void)zero, (void)neg;', '    assert_int_equal(failed, 0);',
+             '}']
+    out.append('\n'.join(body))
+    return '\n\n'.join(out), cid + 3
+
+
 PRELUDE = r'''/* Generated by tools/gen_null_test.py from the headers in include/conc/:
  * do not edit.
  *
  * Calls every public function with NULL for each pointer argument in turn,
- * each call in a child process of its own, and checks the contract of
- * docs/conventions.md (see the generator for the rules). */
+ * and every one with a time with NaN, 0 and -5 there, each call in a child
+ * process of its own, and checks the contract of docs/conventions.md (see
+ * the generator for the rules). */
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -703,6 +792,45 @@ run_case(int (*fn)(void), const char *what)
     }
     return 0;
 }
+
+/* Runs one case in a child and stores in *result what its call returned
+ * (the child writes it into a pipe). Returns 0 if the child ended
+ * normally; otherwise prints why and returns 1. */
+static int
+run_value(int (*fn)(void), const char *what, int *result)
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        static const int crash[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+        for (size_t i = 0; i < sizeof crash / sizeof *crash; i++)
+            signal(crash[i], SIG_DFL);
+        close(fds[0]);
+        alarm(ALARM_S);
+        int rc = fn();
+        ssize_t w = write(fds[1], &rc, sizeof rc);
+        _exit(w == (ssize_t)sizeof rc ? 0 : 4);
+    }
+    close(fds[1]);
+    *result = 1; /* no conc code: a case that died compares unequal */
+    ssize_t got = read(fds[0], result, sizeof *result);
+    close(fds[0]);
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    if (WIFSIGNALED(st)) {
+        printf("FAIL %%s: %%s\n", what,
+               WTERMSIG(st) == SIGALRM ? "hung" : strsignal(WTERMSIG(st)));
+        return 1;
+    }
+    if (WEXITSTATUS(st) != 0 || got != (ssize_t)sizeof *result) {
+        printf("FAIL %%s: failed setup (status %%d)\n", what, WEXITSTATUS(st));
+        return 1;
+    }
+    return 0;
+}
 '''
 
 
@@ -712,9 +840,10 @@ def generate(include_dir):
     tests = []
     cid = 0
     known = set(CONSTRUCTORS) | {t for t in VALUES}
+    fn_types = conc_api.function_pointer_types(include_dir)
     for d in decls:
         ptrs = [i for i, p in enumerate(d.params)
-                if p.is_pointer or p.type.endswith('_fn') or p.type.endswith('_cb')]
+                if p.is_pointer or p.type in fn_types]
         if not ptrs:
             continue
         cases = []
@@ -730,7 +859,16 @@ def generate(include_dir):
         body.append('}')
         out.append('\n'.join(body))
         tests.append(d.name)
-    for key in list(NULLABLE) + list(OVERRIDES):
+    for d in decls:
+        idx = time_param(d)
+        if idx is None:
+            continue
+        code, cid = gen_time_test(d, idx, cid + 1)
+        out.append(code)
+        tests.append('%s_%s' % (d.name, d.params[idx].name))
+    keys = list(NULLABLE) + list(OVERRIDES)
+    keys += [(n,) for n in NEGATIVE_DIFFERS | TIMING_DEPENDENT]
+    for key in keys:
         if key[0] not in {d.name for d in decls}:
             raise conc_api.ParseError('tools/gen_null_test.py names %s, which '
                                       'no header declares' % key[0])

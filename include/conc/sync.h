@@ -144,11 +144,11 @@ CONC_EXTERN int conc_cond_make_consistent(conc_cond *cond);
 
 /* Releases the lock (fully, for an RLock), waits to be notified or for the
  * timeout, then re-acquires the lock (waiting for it as long as needed)
- * before returning. Returns 0 when notified, CONC_ETIMEDOUT, or
- * CONC_ENOTOWNER if the caller does not hold the lock (for a plain Lock:
- * if it is not locked), as Python's RuntimeError. A process-shared
- * condition records each waiter in its arena: CONC_ENOMEM if the arena is
- * full (the lock is still held). With a process-shared lock whose holder
+ * before returning. Returns 0 when notified, CONC_ETIMEDOUT, CONC_EINVAL
+ * (NULL, NaN timeout), or CONC_ENOTOWNER if the caller does not hold the
+ * lock (for a plain Lock: if it is not locked), as Python's RuntimeError.
+ * A process-shared condition records each waiter in its arena: CONC_ENOMEM
+ * if the arena is full (the lock is still held). With a process-shared lock whose holder
  * died, it returns CONC_EOWNERDEAD once it holds the lock again, notified
  * or not (recover it as after conc_lock_acquire), or CONC_ENOTRECOVERABLE
  * without the lock if the lock is unusable. Waiting releases the lock: a
@@ -165,7 +165,7 @@ typedef int (*conc_predicate_fn)(void *arg);
  * with the lock held. The timeout covers the whole wait. Returns 0 when the
  * predicate is true, CONC_ETIMEDOUT if it is still false at the deadline,
  * CONC_ENOTOWNER, CONC_EOWNERDEAD or CONC_ENOTRECOVERABLE as
- * conc_cond_wait, CONC_EINVAL for a NULL predicate.
+ * conc_cond_wait, CONC_EINVAL for a NULL predicate or a NaN timeout.
  * The thread that holds the condition's lock. */
 CONC_EXTERN int conc_cond_wait_for(conc_cond *cond, conc_predicate_fn pred,
                                    void *arg, double timeout);

@@ -40,6 +40,7 @@ conc__rconn_init(struct conc__rconn *c, const char *address,
         conc__free(pw);
         if (!(pw = conc__strdup(password))) {
             conc__free(c->host);
+            c->host = NULL; /* conc__rconn_fini may follow */
             return CONC_ENOMEM;
         }
     }

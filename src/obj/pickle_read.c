@@ -350,8 +350,10 @@ collect(struct reader *r, size_t base, conc_obj_type type)
                       ? conc__table_new(type)
                       : conc__seq_from(type, n ? r->stack + base : NULL, n);
     int e = c ? 0 : CONC_ENOMEM;
-    if (type == CONC_OBJ_FROZENSET && c) {
-        for (size_t i = base; i < r->sp && !e; i++) {
+    if (type == CONC_OBJ_FROZENSET) {
+        /* The stack's references are dropped even when the set could not
+         * be made: the stack forgets them below. */
+        for (size_t i = base; c && i < r->sp && !e; i++) {
             e = nest(r, c, r->stack[i]);
             e = e ? e
                   : conc__table_insert(c, conc_obj_incref(r->stack[i]), NULL);

@@ -272,11 +272,14 @@ cond_wait_uncancelled(conc_cond *cond, double timeout)
 {
     if (!cond)
         return CONC_EINVAL;
-    if (!held(cond))
-        return CONC_ENOTOWNER;
+    /* A NaN timeout is bad input, refused before the state is looked at. */
     int64_t deadline;
     int r = conc__deadline(timeout, &deadline);
-    return r ? r : wait_until(cond, deadline);
+    if (r)
+        return r;
+    if (!held(cond))
+        return CONC_ENOTOWNER;
+    return wait_until(cond, deadline);
 }
 
 int
@@ -293,12 +296,12 @@ cond_wait_for_uncancelled(conc_cond *cond, conc_predicate_fn pred, void *arg,
         return CONC_EINVAL;
     if (!pred)
         return CONC_EINVAL;
-    if (!held(cond))
-        return CONC_ENOTOWNER;
     int64_t deadline;
     int r = conc__deadline(timeout, &deadline);
     if (r)
         return r;
+    if (!held(cond))
+        return CONC_ENOTOWNER;
     /* Python's loop: one last look at the predicate after the deadline. */
     while (!pred(arg)) {
         if (r == CONC_ETIMEDOUT)

@@ -153,18 +153,28 @@ read_response(conc_aio_stream *s, const conc_ws_opts *o, const char *key,
     if (!r)
         r = conc_aio_stream_readuntil(s, HEAD_END, HEAD_END_LEN, left(deadline),
                                       &head);
-    if (r == CONC_ELIMIT || r == CONC_EINCOMPLETE)
-        r = CONC_EPROTO;
-    if (!r)
-        r = conc__ws_http_parse((const char *)head.data, head.len, 0, h, &used);
-    if (r == CONC_EAGAIN || r == CONC_EMSGSIZE)
-        r = CONC_EPROTO;
-    if (!r)
-        r = conc__ws_response_check(h, key,
-                                    (const char *const *)o->subprotocols,
-                                    o->nsubprotocols, sub);
-    if (r == CONC_EPROTO)
-        conc_fail(r, "WebSocket handshake failed: the server answered %u",
+    /* Each refusal's message says how far the answer got: h->status is
+     * only read once a head was parsed. */
+    if (r == CONC_EINCOMPLETE)
+        r = conc_fail(CONC_EPROTO, "WebSocket handshake failed: the server "
+                                   "closed the connection before answering");
+    else if (r == CONC_ELIMIT)
+        r = conc_fail(CONC_EPROTO,
+                      "WebSocket handshake failed: the server's "
+                      "answer has no end of head within the limit");
+    else if (!r && conc__ws_http_parse((const char *)head.data, head.len, 0, h,
+                                       &used) < 0)
+        r = conc_fail(CONC_EPROTO, "WebSocket handshake failed: the server's "
+                                   "answer is not an HTTP/1.1 response");
+    else if (!r && (r = conc__ws_response_check(
+                        h, key, (const char *const *)o->subprotocols,
+                        o->nsubprotocols, sub)) == CONC_EPROTO)
+        conc_fail(r,
+                  h->status == 101
+                      ? "WebSocket handshake failed: the server answered %u "
+                        "without a valid upgrade (Upgrade, Connection, "
+                        "Sec-WebSocket-Accept or subprotocol)"
+                      : "WebSocket handshake failed: the server answered %u",
                   h->status);
     if (!r && !o->no_compression) {
         r = conc__ws_deflate_accept_response(h, &deflate_defaults, params);

@@ -138,6 +138,13 @@ feed(conc_ws *ws, const conc_buf *in)
     conc__ws_flush(ws);
     if (r < 0 && r != CONC_ECLOSED && !ws->err)
         ws->err = r; /* the peer broke the protocol: the engine failed it */
+    /* Out of memory, the engine may not have queued its close frame (nor
+     * the answer to the peer's): the peer would wait for it until its
+     * close_timeout. The transport is cut instead. */
+    if (r == CONC_ENOMEM) {
+        ws->rd_end = CONC__WS_END_CUT;
+        return 1;
+    }
     if (!conc__ws_conn_close_expected(ws->conn))
         return 0;
     /* Section 7.1.1: the server closes TCP first; a client gives it

@@ -55,6 +55,24 @@ flush_and_drain(conc_ws *ws, double deadline)
     return r == CONC_ETIMEDOUT || r == CONC_ECANCELED ? r : end_of(ws, r);
 }
 
+/* What follows the engine's answer to a frame to send. An engine that
+ * failed the connection just now (out of memory in the compressor) has
+ * queued its close frame (1011): it goes out and the close handshake runs,
+ * bounded by close_timeout, as after conc_ws_close; left queued, nothing
+ * would ever end the connection. */
+static int
+after_queue(conc_ws *ws, int r, double deadline)
+{
+    if (r >= 0)
+        return flush_and_drain(ws, deadline);
+    if (r != CONC_ESTATE && r != CONC_ECLOSED &&
+        conc__ws_conn_state(ws->conn) != CONC__WS_OPEN) {
+        conc__ws_flush(ws);
+        conc__ws_start_close(ws, 0, NULL, 0);
+    }
+    return end_of(ws, r);
+}
+
 static int
 check_send(conc_ws *ws, conc_ws_kind kind, double timeout)
 {
@@ -89,8 +107,8 @@ conc_ws_send(conc_ws *ws, conc_ws_kind kind, const void *data, size_t n,
     double deadline = deadline_of(ws, timeout);
     if ((r = lock_send(ws, deadline)) < 0)
         return r;
-    r = conc__ws_conn_send(ws->conn, opcode_of(kind), data, n);
-    r = r < 0 ? end_of(ws, r) : flush_and_drain(ws, deadline);
+    r = after_queue(ws, conc__ws_conn_send(ws->conn, opcode_of(kind), data, n),
+                    deadline);
     conc_aio_lock_release(ws->send_lock);
     return r;
 }
@@ -113,7 +131,7 @@ send_fragment(conc_ws *ws, struct frags *f, const void *p, size_t n, int fin,
     int r = conc__ws_conn_send_fragment(
         ws->conn, f->sent ? CONC__WS_CONT : f->op, p, n, fin);
     if (r < 0)
-        return end_of(ws, r);
+        return after_queue(ws, r, deadline);
     f->sent++;
     f->done = fin;
     return flush_and_drain(ws, deadline);

@@ -103,6 +103,12 @@ conc_test_fail_alloc_after(long n)
     fail_countdown = n;
 }
 
+long
+conc_test_fail_alloc_left(void)
+{
+    return fail_countdown;
+}
+
 /* ---- Leak guard --------------------------------------------------------- */
 
 static int

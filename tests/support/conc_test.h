@@ -50,6 +50,10 @@ long conc_test_live_allocations(void);
  * threads are unaffected. */
 void conc_test_fail_alloc_after(long n);
 
+/* The calls left before the injected failure (0: it happened, or none is
+ * set): tells whether the code under test reached the allocation. */
+long conc_test_fail_alloc_left(void);
+
 /* Polls `cond(arg)` every millisecond until it is true or `timeout` seconds
  * pass; returns the final value. Only for states no event announces. */
 int conc_test_wait_until(int (*cond)(void *), void *arg, double timeout);
