@@ -114,11 +114,14 @@ CONC_EXTERN int conc_dist_submit_many(conc_dist_executor *dx, const char *name,
  * whole map; opts->progress is called from conc_map_next with the items
  * handed out so far. Nothing is submitted here (creating a map never
  * blocks): each conc_map_next first tops up the tasks in flight, waiting
- * for room and for the server within its timeout, then waits for the
- * oldest result. conc_map_next may take up to 5 s longer than its timeout
- * while the server is unreachable (a batch of submits, once started, is
- * given that long); it returns CONC_ETIMEDOUT when nothing could be
- * submitted or came back in time; CONC_ECANCELED for the items of a map
+ * for room and for the server within its timeout (a batch being sent
+ * gets at least 0.1 s, so that a poll with timeout 0 still submits), then
+ * waits for the oldest result. A batch whose acknowledgement does not come
+ * in time is not waited for: its futures stay, and the executor's thread
+ * sends its tasks again until the server takes them (a task may then be
+ * in the stream twice: it runs at least once, its future completes once).
+ * conc_map_next returns CONC_ETIMEDOUT when nothing could be submitted or
+ * came back in time; CONC_ECANCELED for the items of a map
  * whose executor was shut down (those in flight with cancel_futures, and
  * those not yet submitted); a task's own failure for a failed item, then
  * goes on. conc_map_free cancels the tasks not yet handed out (one not

@@ -231,6 +231,7 @@ alloc_executor(const char *queue, const conc_dist_opts *o,
 void
 conc__dist_free_executor(conc_dist_executor *dx)
 {
+    conc__dist_resend_free(dx);
     conc__rconn_fini(&dx->cmd);
     conc__rconn_fini(&dx->watch);
     conc_lock_free(dx->cmd_lock);
