@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "conc_test.h"
+#include "dist/executor_internal.h"
 #include "redis_fixture.h"
 
 #define PASSWORD  "conc-test-pw"
@@ -20,8 +21,12 @@
  * much later than it they may return (loaded machines, sanitizers). */
 #define SHORT 0.2
 #define SLACK 1.3
-/* The bound of the calls that take no timeout, from conc/dist.h. */
+/* The bounds of the calls that take no timeout, from conc/dist.h: a
+ * cancel, a free, and the round a worker finishes before it sees its
+ * timeout or a stop. */
 #define CANCEL_BOUND 2.0
+#define FREE_BOUND   5.0
+#define WORKER_ROUND 2.0
 
 static struct redis_fixture server;
 static int have_server;
@@ -160,6 +165,294 @@ test_map_next_within_timeout(void **state)
     stop_peer(peer);
 }
 
+/* Freeing a map whose batch is unconfirmed cancels within the cancel's
+ * bound; once the server goes on, the tasks it could not cancel complete
+ * (the watcher sent them again), so nothing stays in flight. */
+static void
+test_map_free_unconfirmed(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char q[64];
+    new_queue(q, sizeof q);
+    conc_dist_executor *dx = new_executor(q, NULL);
+    pid_t peer = start_peer(q);
+    assert_int_equal(round_trip(dx, 3), 9);
+    static long in[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    conc_items items = CONC_ITEMS(in, 8);
+    conc_map_iter *m = NULL;
+    assert_conc_ok(conc_dist_map(dx, "square", &items, NULL, &m));
+    freeze();
+    assert_conc(conc_map_next(m, SHORT, NULL, NULL), CONC_ETIMEDOUT);
+    double t0 = conc_monotonic();
+    conc_map_free(m);
+    assert_true(conc_monotonic() - t0 < CANCEL_BOUND + SLACK);
+    thaw();
+    assert_conc_ok(conc_dist_shutdown(dx, 1, 0, LONG_WAIT));
+    conc_dist_executor_free(dx);
+    stop_peer(peer);
+}
+
+/* ---- Connecting ------------------------------------------------------------
+ */
+
+/* The constructors wait for a stopped server up to connect_timeout; with
+ * retry_on_startup they then succeed and go on trying. */
+static void
+test_connect_bounded(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char q[64];
+    new_queue(q, sizeof q);
+    freeze();
+    conc_dist_opts o = {.connect_timeout = SHORT};
+    conc_dist_executor *dx = NULL;
+    double t0 = conc_monotonic();
+    assert_conc(conc_dist_executor_new(server.url, PASSWORD, q, &o, &dx),
+                CONC_ETIMEDOUT);
+    assert_true(conc_monotonic() - t0 < SHORT + SLACK);
+    o.retry_on_startup = 1;
+    t0 = conc_monotonic();
+    assert_conc_ok(conc_dist_executor_new(server.url, PASSWORD, q, &o, &dx));
+    assert_true(conc_monotonic() - t0 < SHORT + SLACK);
+    conc_dist_worker_opts wo = {.connect_timeout = SHORT};
+    conc_dist_worker *w = NULL;
+    t0 = conc_monotonic();
+    assert_conc(conc_dist_worker_new(server.url, PASSWORD, q, &wo, &w),
+                CONC_ETIMEDOUT);
+    assert_true(conc_monotonic() - t0 < SHORT + SLACK);
+    wo.retry_on_startup = 1;
+    t0 = conc_monotonic();
+    assert_conc_ok(conc_dist_worker_new(server.url, PASSWORD, q, &wo, &w));
+    assert_true(conc_monotonic() - t0 < SHORT + SLACK);
+    conc_dist_worker_free(w);
+    t0 = conc_monotonic();
+    conc_dist_executor_free(dx);
+    assert_true(conc_monotonic() - t0 < FREE_BOUND + SLACK);
+}
+
+/* ---- Submitting and waiting ------------------------------------------------
+ */
+
+static void
+test_submit_bounded(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char q[64];
+    new_queue(q, sizeof q);
+    conc_dist_executor *dx = new_executor(q, NULL);
+    freeze();
+    long v = 5;
+    conc_future *f = NULL;
+    double t0 = conc_monotonic();
+    assert_conc(conc_dist_submit(dx, "square", &v, sizeof v, SHORT, &f),
+                CONC_ETIMEDOUT);
+    assert_true(conc_monotonic() - t0 < SHORT + SLACK);
+    /* Again on the connection the first one dropped: a new one hangs in
+     * its AUTH. */
+    t0 = conc_monotonic();
+    assert_conc(conc_dist_submit(dx, "square", &v, sizeof v, SHORT, &f),
+                CONC_ETIMEDOUT);
+    assert_true(conc_monotonic() - t0 < SHORT + SLACK);
+    static long in[300];
+    static conc_future *fs[300];
+    size_t n = 99;
+    conc_items items = CONC_ITEMS(in, 300);
+    t0 = conc_monotonic();
+    assert_conc(conc_dist_submit_many(dx, "square", &items, SHORT, fs, &n),
+                CONC_ETIMEDOUT);
+    assert_true(conc_monotonic() - t0 < SHORT + SLACK);
+    assert_int_equal(n, 0);
+    thaw();
+    conc_dist_executor_free(dx);
+}
+
+struct long_submit {
+    conc_dist_executor *dx;
+    int r;
+};
+
+static int
+long_submit_main(void *arg)
+{
+    struct long_submit *ls = arg;
+    long v = 1;
+    conc_future *f = NULL;
+    ls->r = conc_dist_submit(ls->dx, "square", &v, sizeof v, 2.5, &f);
+    if (ls->r == 0)
+        conc_future_free(f);
+    return 0;
+}
+
+static int
+cmd_lock_held(void *arg)
+{
+    conc_dist_executor *dx = arg;
+    return conc_lock_locked(dx->cmd_lock) == 1;
+}
+
+/* A submit with a short timeout returns on time while another thread's
+ * submit, with a longer one, holds the command connection. */
+static void
+test_submit_behind_another(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char q[64];
+    new_queue(q, sizeof q);
+    conc_dist_executor *dx = new_executor(q, NULL);
+    freeze();
+    struct long_submit ls = {.dx = dx};
+    conc_thread *t = NULL;
+    assert_conc_ok(conc_thread_start(long_submit_main, &ls, NULL, &t));
+    assert_true(conc_test_wait_until(cmd_lock_held, dx, LONG_WAIT));
+    long v = 2;
+    conc_future *f = NULL;
+    double t0 = conc_monotonic();
+    assert_conc(conc_dist_submit(dx, "square", &v, sizeof v, SHORT, &f),
+                CONC_ETIMEDOUT);
+    assert_true(conc_monotonic() - t0 < SHORT + SLACK);
+    thaw();
+    assert_conc_ok(conc_thread_join(t, LONG_WAIT, NULL));
+    conc_thread_free(t);
+    conc_dist_executor_free(dx);
+}
+
+/* Waits on a future are local; a cancel waits for the server at most
+ * CANCEL_BOUND; shutdown's wait and its claims keep its timeout. */
+static void
+test_wait_cancel_shutdown_bounded(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char q[64];
+    new_queue(q, sizeof q);
+    conc_dist_executor *dx = new_executor(q, NULL); /* no worker */
+    long v = 4;
+    conc_future *f = NULL, *g = NULL;
+    assert_conc_ok(conc_dist_submit(dx, "square", &v, sizeof v, LONG_WAIT, &f));
+    assert_conc_ok(conc_dist_submit(dx, "square", &v, sizeof v, LONG_WAIT, &g));
+    freeze();
+    const void *d;
+    size_t len;
+    double t0 = conc_monotonic();
+    assert_conc(conc_future_result(f, SHORT, &d, &len), CONC_ETIMEDOUT);
+    assert_true(conc_monotonic() - t0 < SHORT + SLACK);
+    t0 = conc_monotonic();
+    /* The result key cannot be claimed: not cancelled, still pending. */
+    assert_int_equal(conc_future_cancel(f), 0);
+    assert_true(conc_monotonic() - t0 < CANCEL_BOUND + SLACK);
+    t0 = conc_monotonic();
+    assert_conc(conc_dist_shutdown(dx, 1, 0, SHORT), CONC_ETIMEDOUT);
+    assert_true(conc_monotonic() - t0 < SHORT + SLACK);
+    t0 = conc_monotonic();
+    assert_conc_ok(conc_dist_shutdown(dx, 1, 1, SHORT));
+    assert_true(conc_monotonic() - t0 < SHORT + SLACK);
+    assert_true(conc_future_cancelled(f));
+    assert_true(conc_future_cancelled(g));
+    conc_future_free(f);
+    conc_future_free(g);
+    t0 = conc_monotonic();
+    conc_dist_executor_free(dx);
+    assert_true(conc_monotonic() - t0 < FREE_BOUND + SLACK);
+}
+
+/* Freeing an executor with many futures in flight while the server hangs
+ * takes FREE_BOUND at most, and cancels them all. */
+static void
+test_free_bounded(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char q[64];
+    new_queue(q, sizeof q);
+    conc_dist_executor *dx = new_executor(q, NULL);
+    enum { N = 300 };
+    static long in[N];
+    static conc_future *fs[N];
+    size_t n = 0;
+    conc_items items = CONC_ITEMS(in, N);
+    assert_conc_ok(
+        conc_dist_submit_many(dx, "square", &items, LONG_WAIT, fs, &n));
+    freeze();
+    double t0 = conc_monotonic();
+    conc_dist_executor_free(dx);
+    assert_true(conc_monotonic() - t0 < FREE_BOUND + SLACK);
+    for (size_t i = 0; i < N; i++) {
+        assert_true(conc_future_cancelled(fs[i]));
+        conc_future_free(fs[i]);
+    }
+}
+
+/* ---- Status and workers ----------------------------------------------------
+ */
+
+static void
+test_status_bounded(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char q[64];
+    new_queue(q, sizeof q);
+    freeze();
+    conc_dist_status st = {.queued = 77};
+    double t0 = conc_monotonic();
+    assert_conc(conc_dist_status_get(server.url, PASSWORD, q, SHORT, &st),
+                CONC_ETIMEDOUT);
+    assert_true(conc_monotonic() - t0 < SHORT + SLACK);
+    assert_int_equal(st.queued, 77); /* unchanged on failure */
+}
+
+struct run_arg {
+    conc_dist_worker *w;
+    double timeout;
+    int r;
+    conc_event *started;
+};
+
+static int
+run_main(void *arg)
+{
+    struct run_arg *a = arg;
+    conc_event_set(a->started);
+    a->r = conc_dist_worker_run(a->w, a->timeout);
+    return 0;
+}
+
+/* conc_dist_worker_run returns within its timeout plus one round
+ * (WORKER_ROUND), and within that of conc_dist_worker_stop, while the
+ * server hangs. */
+static void
+test_worker_run_stop_bounded(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char q[64];
+    new_queue(q, sizeof q);
+    conc_dist_worker_opts wo = {.threads = 2};
+    conc_dist_worker *w = NULL;
+    assert_conc_ok(conc_dist_worker_new(server.url, PASSWORD, q, &wo, &w));
+    freeze();
+    double t0 = conc_monotonic();
+    assert_conc_ok(conc_dist_worker_run(w, SHORT));
+    assert_true(conc_monotonic() - t0 < SHORT + WORKER_ROUND + SLACK);
+    struct run_arg a = {.w = w, .timeout = CONC_FOREVER, .r = 1};
+    assert_conc_ok(conc_event_new(NULL, &a.started));
+    conc_thread *t = NULL;
+    assert_conc_ok(conc_thread_start(run_main, &a, NULL, &t));
+    assert_conc_ok(conc_event_wait(a.started, LONG_WAIT));
+    t0 = conc_monotonic();
+    assert_conc_ok(conc_dist_worker_stop(w));
+    assert_conc_ok(conc_thread_join(t, LONG_WAIT, NULL));
+    assert_true(conc_monotonic() - t0 < WORKER_ROUND + SLACK);
+    assert_conc_ok(a.r);
+    conc_thread_free(t);
+    conc_event_free(a.started);
+    conc_dist_worker_free(w);
+}
+
 /* ---- Setup --------------------------------------------------------------- */
 
 static int
@@ -190,6 +483,14 @@ main(void)
     warm_up_threads();
     const struct CMUnitTest tests[] = {
         timeout_test(test_map_next_within_timeout),
+        timeout_test(test_map_free_unconfirmed),
+        timeout_test(test_connect_bounded),
+        timeout_test(test_submit_bounded),
+        timeout_test(test_submit_behind_another),
+        timeout_test(test_wait_cancel_shutdown_bounded),
+        timeout_test(test_free_bounded),
+        timeout_test(test_status_bounded),
+        timeout_test(test_worker_run_stop_bounded),
     };
     conc_test_install_allocator();
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -306,15 +306,15 @@ take_all(conc_dist_executor *dx)
     return all;
 }
 
-/* Claims the result keys of the jobs in `all` with "c", pipelined, within
- * one deadline: a worker then skips those tasks. Best effort: the server
+/* Claims the result keys of the jobs in `all` with "c", pipelined, by
+ * `deadline`: a worker then skips those tasks. Best effort: the server
  * may be gone, and the futures end cancelled all the same. */
 static void
-claim_all(conc_dist_executor *dx, struct conc__dist_job *all)
+claim_all(conc_dist_executor *dx, struct conc__dist_job *all, int64_t deadline)
 {
-    int64_t deadline = conc__now_ns() + (int64_t)(CANCEL_TIMEOUT_S * 1e9);
     redisReply *reps[BATCH_MAX];
-    conc_lock_acquire(dx->cmd_lock, CONC_FOREVER);
+    if (conc_lock_acquire(dx->cmd_lock, seconds_left(deadline)) < 0)
+        return;
     while (all && conc__rconn_ensure(&dx->cmd, deadline) == 0) {
         size_t n = 0;
         for (; all && n < BATCH_MAX; all = all->next, n++)
@@ -329,12 +329,13 @@ claim_all(conc_dist_executor *dx, struct conc__dist_job *all)
     conc_lock_release(dx->cmd_lock);
 }
 
-/* Cancels every job still in flight. */
+/* Cancels every job still in flight, claiming their results by
+ * `deadline`. */
 static void
-cancel_all(conc_dist_executor *dx)
+cancel_all(conc_dist_executor *dx, int64_t deadline)
 {
     struct conc__dist_job *all = take_all(dx);
-    claim_all(dx, all);
+    claim_all(dx, all, deadline);
     while (all) {
         struct conc__dist_job *j = all;
         all = j->next;
@@ -354,8 +355,12 @@ conc_dist_shutdown(conc_dist_executor *dx, int wait, int cancel_futures,
     dx->closed = 1;
     conc_cond_notify_all(dx->cond);
     conc_cond_release(dx->cond);
-    if (cancel_futures)
-        cancel_all(dx);
+    if (cancel_futures) {
+        /* The claims share the call's timeout, within the cancel's own
+         * bound: the futures end cancelled whether they are made or not. */
+        int64_t claim = conc__now_ns() + (int64_t)(CANCEL_TIMEOUT_S * 1e9);
+        cancel_all(dx, claim < deadline ? claim : deadline);
+    }
     if (!wait)
         return 0;
     int r = 0;
@@ -372,7 +377,7 @@ conc_dist_executor_free(conc_dist_executor *dx)
 {
     if (!dx)
         return;
-    conc_dist_shutdown(dx, 0, 1, 0);
+    conc_dist_shutdown(dx, 0, 1, CANCEL_TIMEOUT_S);
     atomic_store(&dx->stopping, 1);
     /* Wakes the watcher's XREAD with an entry of its own; without a
      * connection it notices within its block time. */

@@ -258,7 +258,8 @@ conc__dist_watcher_main(void *arg)
             snprintf(last_lost, sizeof last_lost, "0-0");
             newest_lost(dx, last_lost);
         }
-        conc__dist_resend_run(dx, conc__now_ns() + ROUND_NS);
+        if (!atomic_load(&dx->stopping))
+            conc__dist_resend_run(dx, conc__now_ns() + ROUND_NS);
         read_round(dx, last_done, last_lost);
     }
     return 0;
