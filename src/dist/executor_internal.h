@@ -51,6 +51,13 @@ struct conc_dist_executor {
     struct conc__dist_resend *resend;
 };
 
+/* The table's bucket of sequence number `seq` (Fibonacci hashing). */
+static inline size_t
+conc__dist_bucket(const conc_dist_executor *dx, uint64_t seq)
+{
+    return (size_t)(seq * 0x9E3779B97F4A7C15ull >> 32) & (dx->nbuckets - 1);
+}
+
 /* The watcher thread (watcher.c): reads the done stream and completes
  * futures until dx->stopping. */
 int conc__dist_watcher_main(void *arg);

@@ -4,7 +4,7 @@
  * executor guarded by cond. The watcher takes the whole list, drops the
  * copies whose job has left the table, XADDs the others in pipelined
  * batches on its own connection and puts back those not acknowledged.
- * Nothing else reads the list, so a copy is never sent by two threads.
+ * Only the watcher takes from the list, so no copy is sent by two threads.
  *
  * Lock order: cond alone (the watcher's connection is its own). */
 #include <string.h>
@@ -48,8 +48,8 @@ conc__dist_resend_add(conc_dist_executor *dx, uint64_t seq, const char *name,
 static int
 in_table(conc_dist_executor *dx, uint64_t seq)
 {
-    size_t b = (size_t)(seq * 0x9E3779B97F4A7C15ull >> 32) & (dx->nbuckets - 1);
-    for (struct conc__dist_job *j = dx->table[b]; j; j = j->next)
+    for (struct conc__dist_job *j = dx->table[conc__dist_bucket(dx, seq)]; j;
+         j = j->next)
         if (j->seq == seq)
             return 1;
     return 0;
@@ -100,8 +100,8 @@ static void
 note_entry(conc_dist_executor *dx, uint64_t seq, const redisReply *rep)
 {
     conc_cond_acquire(dx->cond, CONC_FOREVER);
-    size_t b = (size_t)(seq * 0x9E3779B97F4A7C15ull >> 32) & (dx->nbuckets - 1);
-    for (struct conc__dist_job *j = dx->table[b]; j; j = j->next)
+    for (struct conc__dist_job *j = dx->table[conc__dist_bucket(dx, seq)]; j;
+         j = j->next)
         if (j->seq == seq && rep->len < sizeof j->entry) {
             memcpy(j->entry, rep->str, rep->len);
             j->entry[rep->len] = '\0';
