@@ -224,13 +224,14 @@ CONC_EXTERN int conc_dist_worker_new(const char *address, const char *password,
  * workers; sends tasks delivered too often to the dead-letter stream.
  * Reconnects with backoff when the server goes away. With
  * opts->processes, starts the worker processes first and stops them
- * before it returns. Once out of time or stopped, it finishes the round
- * trip in progress (2 s at most while the server hangs) and the tasks in
- * hand: a task runs to its end, and its result then waits for the server
- * up to 30 s before the task is left to be taken over. Returns 0 once stopped
- * or out of time; CONC_EAUTH (wrong password); CONC_ESTATE (already running);
- * CONC_EINVAL (NULL w, NaN timeout); CONC_EAGAIN (no thread could be started);
- * CONC_ENOMEM. Any thread, one at a time. */
+ * before it returns. Once stopped, its threads finish the round trip in
+ * progress (2 s at most while the server hangs); once out of time, so do
+ * the serving threads, and then the monitoring thread (up to 4 s in all).
+ * The tasks in hand run to their end, and a result then waits for the
+ * server up to 30 s before its task is left to be taken over. Returns 0 once
+ * stopped or out of time; CONC_EAUTH (wrong password); CONC_ESTATE (already
+ * running); CONC_EINVAL (NULL w, NaN timeout); CONC_EAGAIN (no thread could be
+ * started); CONC_ENOMEM. Any thread, one at a time. */
 CONC_EXTERN int conc_dist_worker_run(conc_dist_worker *w, double timeout);
 
 /* Asks a running conc_dist_worker_run to return once its tasks in hand are
