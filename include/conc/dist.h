@@ -22,7 +22,12 @@
  * Tasks should still be idempotent: one may run more than once.
  *
  * Every function here may be called from any thread, except that a
- * _free must be the last call on its object. */
+ * _free must be the last call on its object.
+ *
+ * Every call that waits for the server is bounded, also while the server
+ * hangs (stopped, or a network that drops packets): by its timeout, or,
+ * for the calls that take none, by the bound its comment gives
+ * (docs/scale-out.md, "Timeouts", lists them all). */
 #ifndef CONC_DIST_H
 #define CONC_DIST_H
 
@@ -59,7 +64,8 @@ typedef struct conc_dist_opts {
  * `address` ("redis://[:password@]host[:port]", "host:port" or "host";
  * port 6379 by default), authenticating with `password` (NULL: the one in
  * the address, or none). Connects now, unless opts->retry_on_startup, and
- * starts one thread that watches for results. `opts` may be NULL.
+ * starts one thread that watches for results; either way it waits for the
+ * server up to opts->connect_timeout (5 s by default). `opts` may be NULL.
  * Borrows every pointer argument (the strings are copied). Returns 0 and a
  * new executor in *out, freed with conc_dist_executor_free; CONC_EINVAL
  * (NULL address, queue or out, a bad address, an empty queue name or one
@@ -76,15 +82,19 @@ CONC_EXTERN int conc_dist_executor_new(const char *address,
 
 /* Submits a run of the task registered as `name` (conc_dist_register, on
  * the workers) on a copy of `len` bytes at `arg`. Waits up to `timeout`
- * seconds for room (max_in_flight) and for the server to acknowledge the
- * task, reconnecting if it must. Once it returns 0 the task is in Redis:
+ * seconds for room (max_in_flight), for the connection (another thread's
+ * submit may hold it) and for the server to acknowledge the task,
+ * reconnecting if it must. Once it returns 0 the task is in Redis:
  * with `appendfsync always` on the server, it survives the server's
  * restart. Returns 0 and a new future in *out (freed with
  * conc_future_free); CONC_ECLOSED after shutdown; CONC_ETIMEDOUT (no room
  * or no server in time; nothing was submitted, or a copy was and will run
  * with no future to receive its result); CONC_EINVAL (NULL dx, name or out,
  * NULL arg with len > 0, an empty name, NaN timeout); CONC_EAUTH;
- * CONC_ENOMEM. Borrows name and arg. Any thread. */
+ * CONC_ENOMEM. Borrows name and arg. conc_future_cancel on the future
+ * claims the task's result key first, waiting for the server up to 2 s in
+ * all; if it cannot, the cancel returns 0 and the future stays pending.
+ * Any thread. */
 CONC_EXTERN int conc_dist_submit(conc_dist_executor *dx, const char *name,
                                  const void *arg, size_t len, double timeout,
                                  conc_future **out);
@@ -114,19 +124,23 @@ CONC_EXTERN int conc_dist_submit_many(conc_dist_executor *dx, const char *name,
  * whole map; opts->progress is called from conc_map_next with the items
  * handed out so far. Nothing is submitted here (creating a map never
  * blocks): each conc_map_next first tops up the tasks in flight, waiting
- * for room and for the server within its timeout, then waits for the
- * oldest result. conc_map_next may take up to 5 s longer than its timeout
- * while the server is unreachable (a batch of submits, once started, is
- * given that long); it returns CONC_ETIMEDOUT when nothing could be
- * submitted or came back in time; CONC_ECANCELED for the items of a map
+ * for room and for the server within its timeout (a batch being sent
+ * gets at least 0.1 s, so that a poll with timeout 0 still submits), then
+ * waits for the oldest result. A batch whose acknowledgement does not come
+ * in time is not waited for: its futures stay, and the executor's thread
+ * sends its tasks again until the server takes them (a task may then be
+ * in the stream twice: it runs at least once, its future completes once).
+ * conc_map_next returns CONC_ETIMEDOUT when nothing could be submitted or
+ * came back in time; CONC_ECANCELED for the items of a map
  * whose executor was shut down (those in flight with cancel_futures, and
  * those not yet submitted); a task's own failure for a failed item, then
  * goes on. conc_map_free cancels the tasks not yet handed out (one not
- * yet started never runs). Returns CONC_EINVAL (NULL dx, name, items or
- * out; a bad name; an array with NULL base and count > 0 or a zero item
- * size; a NaN timeout with `timed` set), CONC_ECLOSED (after shutdown),
- * CONC_ENOMEM. Borrows every pointer argument: an array's items must stay
- * valid and unchanged until the map is freed, and the map must be freed
+ * yet started never runs), waiting for the server up to 2 s in all; a task
+ * it could not cancel runs and completes unobserved. Returns CONC_EINVAL (NULL
+ * dx, name, items or out; a bad name; an array with NULL base and count > 0 or
+ * a zero item size; a NaN timeout with `timed` set), CONC_ECLOSED (after
+ * shutdown), CONC_ENOMEM. Borrows every pointer argument: an array's items must
+ * stay valid and unchanged until the map is freed, and the map must be freed
  * before the executor. Any thread; the iterator, one thread at a time. */
 CONC_EXTERN int conc_dist_map(conc_dist_executor *dx, const char *name,
                               const conc_items *items,
@@ -136,15 +150,21 @@ CONC_EXTERN int conc_dist_map(conc_dist_executor *dx, const char *name,
  * cancelled (each task's result key is claimed first, so a worker that
  * takes the task up later skips it; one already running finishes
  * unobserved). With wait, waits up to `timeout` seconds for the futures in
- * flight to complete. Calling it again is harmless. Returns 0,
+ * flight to complete. `timeout` bounds the whole call: the claims wait for
+ * the server up to the smaller of it and 2 s (with 0, they are sent and
+ * not waited for; a claim that does not reach the server lets its task
+ * run, unobserved, while its future ends cancelled all the same). Calling
+ * it again is harmless. Returns 0,
  * CONC_ETIMEDOUT (futures still in flight: the executor is shut down all
  * the same), CONC_EINVAL (NULL dx, NaN timeout). Any thread. */
 CONC_EXTERN int conc_dist_shutdown(conc_dist_executor *dx, int wait,
                                    int cancel_futures, double timeout);
 
 /* Shuts the executor down without waiting, cancels the futures still in
- * flight (as conc_dist_shutdown with cancel_futures), stops its thread and
- * frees it. Futures the caller holds stay valid. NULL does nothing.
+ * flight (as conc_dist_shutdown with cancel_futures and a timeout of 2 s),
+ * stops its thread and frees it. Futures the caller holds stay valid.
+ * While the server hangs it takes up to about 5 s (the claims, a wake-up
+ * of the thread, the thread's round trip in progress). NULL does nothing.
  * Any thread, once no other thread uses the object. */
 CONC_EXTERN void conc_dist_executor_free(conc_dist_executor *dx);
 
@@ -187,10 +207,11 @@ typedef struct conc_dist_worker_opts {
 } conc_dist_worker_opts;
 
 /* Creates a worker for `queue` at `address` (as conc_dist_executor_new),
- * creating the queue's stream and consumer group if they do not exist.
- * `opts` may be NULL. Borrows every pointer argument. Returns 0 and a new
- * worker in *out, freed with conc_dist_worker_free; errors as
- * conc_dist_executor_new. Any thread. */
+ * creating the queue's stream and consumer group if they do not exist;
+ * waits for the server up to opts->connect_timeout (5 s by default), also
+ * with retry_on_startup. `opts` may be NULL. Borrows every pointer
+ * argument. Returns 0 and a new worker in *out, freed with
+ * conc_dist_worker_free; errors as conc_dist_executor_new. Any thread. */
 CONC_EXTERN int conc_dist_worker_new(const char *address, const char *password,
                                      const char *queue,
                                      const conc_dist_worker_opts *opts,
@@ -203,14 +224,19 @@ CONC_EXTERN int conc_dist_worker_new(const char *address, const char *password,
  * workers; sends tasks delivered too often to the dead-letter stream.
  * Reconnects with backoff when the server goes away. With
  * opts->processes, starts the worker processes first and stops them
- * before it returns. Returns 0 once stopped or out of time; CONC_EAUTH
- * (wrong password); CONC_ESTATE
- * (already running); CONC_EINVAL (NULL w, NaN timeout); CONC_EAGAIN (no
- * thread could be started); CONC_ENOMEM. Any thread, one at a time. */
+ * before it returns. Once stopped, its threads finish the round trip in
+ * progress (2 s at most while the server hangs); once out of time, so do
+ * the serving threads, and then the monitoring thread (up to 4 s in all).
+ * The tasks in hand run to their end, and a result then waits for the
+ * server up to 30 s before its task is left to be taken over. Returns 0 once
+ * stopped or out of time; CONC_EAUTH (wrong password); CONC_ESTATE (already
+ * running); CONC_EINVAL (NULL w, NaN timeout); CONC_EAGAIN (no thread could be
+ * started); CONC_ENOMEM. Any thread, one at a time. */
 CONC_EXTERN int conc_dist_worker_run(conc_dist_worker *w, double timeout);
 
 /* Asks a running conc_dist_worker_run to return once its tasks in hand are
  * done (a task not yet started goes back to the queue for another worker).
+ * Does not wait: the run returns within the bounds its comment gives.
  * Returns 0, or CONC_EINVAL for NULL. Any thread; async-signal-safe. */
 CONC_EXTERN int conc_dist_worker_stop(conc_dist_worker *w);
 
@@ -228,9 +254,9 @@ typedef struct conc_dist_status {
 } conc_dist_status;
 
 /* Reads the queue's status from the server at `address`, waiting up to
- * `timeout` seconds. Borrows its pointer arguments. Returns 0 and fills
- * *out (left unchanged on failure); errors as conc_dist_executor_new,
- * CONC_ETIMEDOUT. Any thread. */
+ * `timeout` seconds in all (connection and reply). Borrows its pointer
+ * arguments. Returns 0 and fills *out (left unchanged on failure); errors as
+ * conc_dist_executor_new, CONC_ETIMEDOUT. Any thread. */
 CONC_EXTERN int conc_dist_status_get(const char *address, const char *password,
                                      const char *queue, double timeout,
                                      conc_dist_status *out);

@@ -22,7 +22,8 @@
 #include "core/internal.h"
 #include "dist/executor_internal.h"
 
-/* How long a cancel may wait for the server. */
+/* How long a cancel may wait for the server (and for the connection, if
+ * another thread holds it), in all. */
 #define CANCEL_TIMEOUT_S 2.0
 /* Bytes of randomness in a submitter id. */
 #define SUB_RANDOM_BYTES 8
@@ -108,7 +109,10 @@ conc__dist_claim_cancelled(conc_dist_executor *dx, struct conc__dist_job **jobs,
     char ttl[24];
     snprintf(ttl, sizeof ttl, "%" PRIu64, dx->ttl_ms);
     memset(won, 0, n * sizeof *won);
-    conc_lock_acquire(dx->cmd_lock, CONC_FOREVER);
+    /* Within the same bound: a submit with a longer timeout may hold the
+     * connection. */
+    if (conc_lock_acquire(dx->cmd_lock, CANCEL_TIMEOUT_S) < 0)
+        return;
     for (size_t i = 0; i < n; i++) {
         redisReply *rep = NULL;
         if (conc__rconn_cmdf(&dx->cmd, deadline, 1, &rep,
@@ -231,6 +235,7 @@ alloc_executor(const char *queue, const conc_dist_opts *o,
 void
 conc__dist_free_executor(conc_dist_executor *dx)
 {
+    conc__dist_resend_free(dx);
     conc__rconn_fini(&dx->cmd);
     conc__rconn_fini(&dx->watch);
     conc_lock_free(dx->cmd_lock);

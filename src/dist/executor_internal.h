@@ -46,7 +46,17 @@ struct conc_dist_executor {
     int closed;
     _Atomic int stopping; /* the watcher should end */
     conc_thread *watcher;
+    /* Tasks whose XADD was not acknowledged in time, for the watcher to
+     * send again (resend.c). */
+    struct conc__dist_resend *resend;
 };
+
+/* The table's bucket of sequence number `seq` (Fibonacci hashing). */
+static inline size_t
+conc__dist_bucket(const conc_dist_executor *dx, uint64_t seq)
+{
+    return (size_t)(seq * 0x9E3779B97F4A7C15ull >> 32) & (dx->nbuckets - 1);
+}
 
 /* The watcher thread (watcher.c): reads the done stream and completes
  * futures until dx->stopping. */
@@ -80,12 +90,43 @@ struct conc__dist_items {
 /* Submits `count` tasks of `name` (submit.c), pipelined in batches,
  * waiting for room in max_in_flight until `room_deadline` and for the
  * server until `deadline` (both monotonic ns). out[0..*done) receive the
- * futures of those submitted, also on failure. Returns 0 or an error of
- * conc_dist_submit. */
+ * futures of those submitted, also on failure. With `keep`, a batch the
+ * server did not acknowledge in time (it may or may not have its tasks)
+ * counts as submitted: its futures go to `out` and the watcher sends its
+ * tasks again (resend.c), and the error is still returned. Returns 0 or
+ * an error of conc_dist_submit. */
 int conc__dist_submit_items(conc_dist_executor *dx, const char *name,
                             const struct conc__dist_items *it, size_t count,
-                            int64_t room_deadline, int64_t deadline,
+                            int64_t room_deadline, int64_t deadline, int keep,
                             conc_future **out, size_t *done);
+
+/* Appends the XADD of task `seq` to `c` (submit.c). Returns 0 or an
+ * error (then nothing is appended). */
+int conc__dist_append_xadd(conc_dist_executor *dx, struct conc__rconn *c,
+                           uint64_t seq, const char *name, const void *arg,
+                           size_t len);
+
+/* ---- Tasks sent again (resend.c) ----------------------------------------
+ *
+ * A map's batch of XADDs whose replies did not come within the caller's
+ * timeout may be in Redis or not. Its futures stay in the table and the
+ * map goes on; a copy of each task is kept here, and the watcher XADDs it
+ * again on its own connection (one task added twice is harmless: both
+ * copies share a task id, so one result key, and the first result wins).
+ * A copy whose job has left the table (completed or cancelled) is dropped
+ * unsent. */
+
+/* Keeps a copy of task `seq` (copies name and arg). Returns 0 or
+ * CONC_ENOMEM. Takes cond. */
+int conc__dist_resend_add(conc_dist_executor *dx, uint64_t seq,
+                          const char *name, const void *arg, size_t len);
+
+/* Sends the kept tasks on dx->watch (connected) by `deadline`; those not
+ * acknowledged stay for the next call. The watcher thread. */
+void conc__dist_resend_run(conc_dist_executor *dx, int64_t deadline);
+
+/* Frees the copies left (the watcher joined). */
+void conc__dist_resend_free(conc_dist_executor *dx);
 
 /* The hooks of the executor's futures (executor.c). */
 extern const struct conc__future_ops conc__dist_future_ops;

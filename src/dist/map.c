@@ -10,8 +10,15 @@
  * conc_map_next, whose timeout bounds the wait for the server.
  *
  * A generator's items cannot be read twice, so items read but not yet
- * submitted (the room or the server did not come in time) stay in
- * `pend` and go first at the next refill.
+ * submitted (no room came in time) stay in `pend` and go first at the
+ * next refill.
+ *
+ * A batch sent whose replies do not come within the caller's timeout
+ * (the server hangs) is not waited for: its tasks may be in Redis or
+ * not, so its futures go in the ring as if it was acknowledged, and the
+ * watcher sends the tasks again until the server takes them (resend.c).
+ * conc_map_next then returns CONC_ETIMEDOUT on time, and no task is left
+ * in Redis without a future.
  *
  * One thread at a time uses an iterator (conc/executor.h); nothing here
  * is shared with the watcher thread but the futures, which lock
@@ -26,10 +33,10 @@
 /* Tasks in flight when the options do not say (a map over Redis feeds
  * workers on many machines: more than a local pool's two per worker). */
 #define MAP_IN_FLIGHT 1024
-/* Once a batch of submits has started, it gets at least this long to
- * reach the server, whatever the caller's timeout: a batch cut short
- * would leave tasks in Redis with no future. */
-#define MAP_SEND_MIN_NS (5 * 1000 * 1000 * 1000LL)
+/* A batch of submits gets at least this long for the server's replies,
+ * so that a conc_map_next with timeout 0 (a poll) still submits over a
+ * healthy connection instead of leaving every batch to the watcher. */
+#define MAP_SEND_MIN_NS (100 * 1000 * 1000LL)
 
 struct dist_map {
     conc_dist_executor *dx;
@@ -143,7 +150,7 @@ fill(struct dist_map *m, int64_t deadline)
         if (send < deadline)
             send = deadline;
         int r = conc__dist_submit_items(m->dx, m->name, &it, n, deadline, send,
-                                        fs, &sent);
+                                        1, fs, &sent);
         for (size_t i = 0; i < sent; i++)
             m->ring[(m->head + m->count++) % m->cap] = fs[i];
         m->consumed += sent;

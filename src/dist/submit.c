@@ -100,10 +100,10 @@ items_from(const struct conc__dist_items *it, size_t skip)
     return r;
 }
 
-/* Appends the XADD of one task to the connection. */
-static int
-append_xadd(conc_dist_executor *dx, uint64_t seq, const char *name,
-            const void *arg, size_t len)
+int
+conc__dist_append_xadd(conc_dist_executor *dx, struct conc__rconn *c,
+                       uint64_t seq, const char *name, const void *arg,
+                       size_t len)
 {
     char id[CONC__DIST_NAME_MAX + 24], ttl[24], lim[24];
     snprintf(id, sizeof id, "%s:%" PRIu64, dx->sub, seq);
@@ -118,7 +118,7 @@ append_xadd(conc_dist_executor *dx, uint64_t seq, const char *name,
         lens[i] = strlen(argv[i]);
     argv[14] = len ? (const char *)arg : "";
     lens[14] = len;
-    return conc__rconn_append(&dx->cmd, 15, argv, lens);
+    return conc__rconn_append(c, 15, argv, lens);
 }
 
 /* Sends and reads the XADDs of n tasks from sequence `first` in one round
@@ -132,7 +132,7 @@ pipeline_xadds(conc_dist_executor *dx, const char *name,
     for (size_t i = 0; i < n && r == 0; i++) {
         size_t len;
         const void *arg = item_at(it, i, &len);
-        r = append_xadd(dx, first + i, name, arg, len);
+        r = conc__dist_append_xadd(dx, &dx->cmd, first + i, name, arg, len);
     }
     if (r == 0)
         r = conc__rconn_pipeline(&dx->cmd, deadline, n, reps);
@@ -165,8 +165,11 @@ send_batch(conc_dist_executor *dx, const char *name,
            uint64_t first, size_t n, int64_t deadline)
 {
     redisReply *reps[BATCH_MAX];
-    int r;
-    conc_lock_acquire(dx->cmd_lock, CONC_FOREVER);
+    /* Within the deadline: another thread may hold the connection for
+     * as long as its own, longer, timeout. */
+    int r = conc_lock_acquire(dx->cmd_lock, seconds_left(deadline));
+    if (r < 0)
+        return r;
     for (;;) {
         r = conc__rconn_ensure(&dx->cmd, deadline);
         if (r == 0)
@@ -180,10 +183,30 @@ send_batch(conc_dist_executor *dx, const char *name,
     return r;
 }
 
+/* Keeps the tasks of a batch that failed with `err` for the watcher to
+ * send again, unless sending again cannot help (a wrong password, a reply
+ * that is not an entry id). Returns 0, or an error if it kept nothing
+ * usable (the copies kept are dropped unsent once their jobs leave). */
+static int
+keep_batch(conc_dist_executor *dx, const char *name,
+           const struct conc__dist_items *it, uint64_t first, size_t n, int err)
+{
+    if (err == CONC_EAUTH || err == CONC_EPROTO || err == CONC_ENOMEM)
+        return err;
+    for (size_t i = 0; i < n; i++) {
+        size_t len;
+        const void *arg = item_at(it, i, &len);
+        int r = conc__dist_resend_add(dx, first + i, name, arg, len);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
 int
 conc__dist_submit_items(conc_dist_executor *dx, const char *name,
                         const struct conc__dist_items *it, size_t count,
-                        int64_t room_deadline, int64_t deadline,
+                        int64_t room_deadline, int64_t deadline, int keep,
                         conc_future **out, size_t *done)
 {
     struct conc__dist_job *jobs[BATCH_MAX];
@@ -212,6 +235,12 @@ conc__dist_submit_items(conc_dist_executor *dx, const char *name,
         struct conc__dist_items batch = items_from(it, *done);
         if ((r = send_batch(dx, name, &batch, jobs, first, got, deadline)) <
             0) {
+            if (keep && keep_batch(dx, name, &batch, first, got, r) == 0) {
+                for (size_t i = 0; i < got; i++)
+                    out[*done + i] = &jobs[i]->f;
+                *done += got;
+                return r;
+            }
             for (size_t i = 0; i < got; i++) {
                 if (conc__dist_take(dx, first + i) == jobs[i])
                     conc_future_free(&jobs[i]->f);
@@ -237,7 +266,7 @@ conc_dist_submit(conc_dist_executor *dx, const char *name, const void *arg,
         return CONC_EINVAL;
     size_t done;
     struct conc__dist_items it = {.base = arg, .size = len};
-    return conc__dist_submit_items(dx, name, &it, 1, deadline, deadline, out,
+    return conc__dist_submit_items(dx, name, &it, 1, deadline, deadline, 0, out,
                                    &done);
 }
 
@@ -254,7 +283,7 @@ conc_dist_submit_many(conc_dist_executor *dx, const char *name,
         return CONC_EINVAL;
     struct conc__dist_items it = {.base = items->base, .size = items->size};
     return conc__dist_submit_items(dx, name, &it, items->count, deadline,
-                                   deadline, out, submitted);
+                                   deadline, 0, out, submitted);
 }
 
 /* Takes every job out of the table, into a list through `next`. */
@@ -277,15 +306,15 @@ take_all(conc_dist_executor *dx)
     return all;
 }
 
-/* Claims the result keys of the jobs in `all` with "c", pipelined, within
- * one deadline: a worker then skips those tasks. Best effort: the server
+/* Claims the result keys of the jobs in `all` with "c", pipelined, by
+ * `deadline`: a worker then skips those tasks. Best effort: the server
  * may be gone, and the futures end cancelled all the same. */
 static void
-claim_all(conc_dist_executor *dx, struct conc__dist_job *all)
+claim_all(conc_dist_executor *dx, struct conc__dist_job *all, int64_t deadline)
 {
-    int64_t deadline = conc__now_ns() + (int64_t)(CANCEL_TIMEOUT_S * 1e9);
     redisReply *reps[BATCH_MAX];
-    conc_lock_acquire(dx->cmd_lock, CONC_FOREVER);
+    if (conc_lock_acquire(dx->cmd_lock, seconds_left(deadline)) < 0)
+        return;
     while (all && conc__rconn_ensure(&dx->cmd, deadline) == 0) {
         size_t n = 0;
         for (; all && n < BATCH_MAX; all = all->next, n++)
@@ -300,12 +329,13 @@ claim_all(conc_dist_executor *dx, struct conc__dist_job *all)
     conc_lock_release(dx->cmd_lock);
 }
 
-/* Cancels every job still in flight. */
+/* Cancels every job still in flight, claiming their results by
+ * `deadline`. */
 static void
-cancel_all(conc_dist_executor *dx)
+cancel_all(conc_dist_executor *dx, int64_t deadline)
 {
     struct conc__dist_job *all = take_all(dx);
-    claim_all(dx, all);
+    claim_all(dx, all, deadline);
     while (all) {
         struct conc__dist_job *j = all;
         all = j->next;
@@ -325,8 +355,12 @@ conc_dist_shutdown(conc_dist_executor *dx, int wait, int cancel_futures,
     dx->closed = 1;
     conc_cond_notify_all(dx->cond);
     conc_cond_release(dx->cond);
-    if (cancel_futures)
-        cancel_all(dx);
+    if (cancel_futures) {
+        /* The claims share the call's timeout, within the cancel's own
+         * bound: the futures end cancelled whether they are made or not. */
+        int64_t claim = conc__now_ns() + (int64_t)(CANCEL_TIMEOUT_S * 1e9);
+        cancel_all(dx, claim < deadline ? claim : deadline);
+    }
     if (!wait)
         return 0;
     int r = 0;
@@ -343,7 +377,7 @@ conc_dist_executor_free(conc_dist_executor *dx)
 {
     if (!dx)
         return;
-    conc_dist_shutdown(dx, 0, 1, 0);
+    conc_dist_shutdown(dx, 0, 1, CANCEL_TIMEOUT_S);
     atomic_store(&dx->stopping, 1);
     /* Wakes the watcher's XREAD with an entry of its own; without a
      * connection it notices within its block time. */

@@ -8,7 +8,9 @@
  * reply is on its way loses nothing; a BLPOP'ed element is gone from the
  * server before its reply arrives. After a reconnection the watcher also
  * looks up the result key of every future still in flight, for a result
- * whose notice the server lost (a restart without appendfsync always). */
+ * whose notice the server lost (a restart without appendfsync always).
+ * Each round first sends again the tasks a map could not confirm in time
+ * (resend.c). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -256,6 +258,8 @@ conc__dist_watcher_main(void *arg)
             snprintf(last_lost, sizeof last_lost, "0-0");
             newest_lost(dx, last_lost);
         }
+        if (!atomic_load(&dx->stopping))
+            conc__dist_resend_run(dx, conc__now_ns() + ROUND_NS);
         read_round(dx, last_done, last_lost);
     }
     return 0;
