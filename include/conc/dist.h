@@ -184,6 +184,12 @@ typedef struct conc_dist_worker_opts {
     unsigned max_deliveries;
     /* This worker's name in the consumer group (NULL: "host-pid"). */
     const char *name;
+    /* Tasks a serving thread takes per XREADGROUP (0: 64; 1 with
+     * `processes`, whose tasks are rarely tiny). The tasks of a batch run
+     * one after the other on that thread; those not started yet are
+     * renewed with the running one, so no other worker takes them over,
+     * and are handed back at a stop. */
+    size_t batch;
 } conc_dist_worker_opts;
 
 /* Creates a worker for `queue` at `address` (as conc_dist_executor_new),

@@ -345,6 +345,17 @@ conc__rconn_append(struct conc__rconn *c, int argc, const char **argv,
 }
 
 int
+conc__rconn_send(struct conc__rconn *c, int64_t deadline)
+{
+    if (!c->ctx)
+        return -ENOTCONN;
+    int r = flush(c, deadline);
+    if (r < 0)
+        conc__rconn_close(c);
+    return r;
+}
+
+int
 conc__rconn_pipeline(struct conc__rconn *c, int64_t deadline, size_t n,
                      redisReply **out)
 {

@@ -38,6 +38,10 @@
 #define CONC__DIST_RESULT_TTL      86400.0 /* Celery's result_expires */
 #define CONC__DIST_RECLAIM_IDLE    60.0
 #define CONC__DIST_MAX_DELIVERIES  5
+/* Entries a serving thread takes per XREADGROUP by default. */
+#define CONC__DIST_WORKER_BATCH 64
+/* The most it takes: bounds the memory a batch holds. */
+#define CONC__DIST_WORKER_BATCH_MAX 1024
 
 /* ---- Wire format (wire.c): pure functions, fuzzed ---------------------- */
 
@@ -170,6 +174,11 @@ int conc__rconn_append(struct conc__rconn *c, int argc, const char **argv,
                        const size_t *lens);
 int conc__rconn_pipeline(struct conc__rconn *c, int64_t deadline, size_t n,
                          struct redisReply **out);
+
+/* Sends the appended commands now, leaving their replies to a later
+ * conc__rconn_pipeline (which counts them in its n). A failure drops the
+ * connection. Returns 0 or a negative code. */
+int conc__rconn_send(struct conc__rconn *c, int64_t deadline);
 
 /* The error replies that are about the connection, not the command:
  * CONC_EAUTH for NOAUTH and WRONGPASS, CONC_EAGAIN for a server loading

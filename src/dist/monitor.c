@@ -118,6 +118,39 @@ watch_one(conc_dist_worker *w, size_t i, struct conc__rconn *c,
     }
 }
 
+/* Renews the claims of the entries slot i holds, not started yet, in
+ * one XCLAIM ... JUSTID (`ids` has room for w->batch of them). An entry
+ * gone meanwhile is left to the serving thread: its finish then fails
+ * (nothing to acknowledge) and the check before it starts finds it. */
+static void
+beat_held(conc_dist_worker *w, size_t i, struct conc__rconn *c,
+          char (*ids)[CONC__DIST_ENTRY_MAX], const char **a, size_t *l)
+{
+    struct conc__dist_slot *s = &w->slots[i];
+    size_t k = 5;
+    conc__lockword_acquire(&s->lock, CONC__FOREVER, 0);
+    for (size_t j = s->held_from; j < s->held_n; j++) {
+        memcpy(ids[k - 5], s->held[j], CONC__DIST_ENTRY_MAX);
+        a[k] = ids[k - 5];
+        k++;
+    }
+    conc__lockword_release(&s->lock, 0);
+    if (k == 5)
+        return;
+    a[0] = "XCLAIM";
+    a[1] = w->k_tasks;
+    a[2] = CONC__DIST_GROUP;
+    a[3] = s->consumer;
+    a[4] = "0";
+    a[k++] = "JUSTID";
+    for (size_t j = 0; j < k; j++)
+        l[j] = strlen(a[j]);
+    redisReply *rep = NULL;
+    if (conc__rconn_cmd(c, conc__now_ns() + ROUND_NS, 0, &rep, (int)k, a, l) ==
+        0)
+        freeReplyObject(rep);
+}
+
 void
 conc__dist_mark_seen(conc_dist_worker *w, struct conc__rconn *c)
 {
@@ -140,6 +173,10 @@ conc__dist_monitor_main(void *arg)
         return 0; /* the serving threads report the same error */
     int64_t beat_every = w->reclaim_idle_ms * 1000000 / 3;
     int64_t next_beat = 0;
+    /* Room for one XCLAIM of a whole batch. */
+    char(*ids)[CONC__DIST_ENTRY_MAX] = conc__calloc(w->batch, sizeof *ids);
+    const char **a = conc__calloc(w->batch + 6, sizeof *a);
+    size_t *l = conc__calloc(w->batch + 6, sizeof *l);
     while (!atomic_load(&w->stop)) {
         conc__poll_until(NULL, 0, conc__now_ns() + TICK_NS);
         if (conc__rconn_ensure(&c, conc__now_ns() + ROUND_NS) < 0)
@@ -160,8 +197,13 @@ conc__dist_monitor_main(void *arg)
                 conc__dist_stop_task(w, i);
             } else if (v.busy)
                 watch_one(w, i, &c, &v, beat);
+            if (beat && ids && a && l)
+                beat_held(w, i, &c, ids, a, l);
         }
     }
+    conc__free(ids);
+    conc__free(a);
+    conc__free(l);
     conc__rconn_fini(&c);
     return 0;
 }

@@ -49,6 +49,9 @@ fill_worker(conc_dist_worker *w, const char *address, const char *password,
     w->nprocs = o->processes;
     if (w->nthreads < w->nprocs)
         w->nthreads = w->nprocs;
+    w->batch = o->batch ? o->batch : w->nprocs ? 1 : CONC__DIST_WORKER_BATCH;
+    if (w->batch > CONC__DIST_WORKER_BATCH_MAX)
+        w->batch = CONC__DIST_WORKER_BATCH_MAX;
     w->connect_timeout = o->connect_timeout > 0 ? o->connect_timeout
                                                 : CONC__DIST_CONNECT_TIMEOUT;
     w->retry_on_startup = o->retry_on_startup;
@@ -70,6 +73,10 @@ fill_worker(conc_dist_worker *w, const char *address, const char *password,
     for (size_t i = 0; i < w->nthreads; i++)
         snprintf(w->slots[i].consumer, sizeof w->slots[i].consumer, "%s-%zu",
                  w->name, i);
+    for (size_t i = 0; i < w->nthreads; i++)
+        if (!(w->slots[i].held =
+                  conc__calloc(w->batch, sizeof *w->slots[i].held)))
+            return CONC_ENOMEM;
     return 0;
 }
 
@@ -114,6 +121,8 @@ conc_dist_worker_free(conc_dist_worker *w)
     conc__free(w->k_dead);
     conc__free(w->k_workers);
     conc__free(w->k_lost);
+    for (size_t i = 0; w->slots && i < w->nthreads; i++)
+        conc__free(w->slots[i].held);
     conc__free(w->slots);
     conc__free(w);
 }

@@ -1,7 +1,9 @@
-/* A Redis worker's serving threads: take a task (XREADGROUP), run the
- * registered function, write the first result and acknowledge it (the
- * finish script, sent in one round trip with the next XREADGROUP), in a
- * loop; now and then take over dead workers' tasks
+/* A Redis worker's serving threads: take a batch of tasks (XREADGROUP
+ * COUNT batch), check their result keys in one round trip, run the
+ * registered functions one after the other, write each first result and
+ * acknowledge it (the finish script, sent as the task ends, its reply read
+ * with the next round trip), in a loop; hand back the tasks not started
+ * at a stop; now and then take over dead workers' tasks
  * (reclaim.c). The monitor thread (monitor.c) watches what each thread
  * runs through its slot.
  *
@@ -277,8 +279,12 @@ decode_entry(const redisReply *f, struct conc__dist_task *t, const char **why)
     return conc__dist_task_decode(n, vals, lens, t, why);
 }
 
-/* A task run whose result is still to be written: its finish goes out
- * in one round trip with the serving thread's next XREADGROUP. */
+/* A task run whose finish was sent as soon as it ended, its reply not read
+ * yet: the replies of a batch's finishes are read with the next round
+ * trip the thread makes (the cancel check of the rest of the batch, the
+ * next XREADGROUP), so a batch of tiny tasks costs two round trips, not
+ * two per task. Kept until then to be written again if the connection
+ * fails (a finish written twice is harmless: its SET is NX). */
 struct deferred {
     int has;
     char entry[CONC__DIST_ENTRY_MAX];
@@ -287,52 +293,53 @@ struct deferred {
     conc_buf value;
 };
 
-/* Handles an entry as conc__dist_handle does; when `later` is given and
- * the task ran, its result is left there to be written by the caller. */
+/* Runs a decoded task (its result key found absent) and finishes it, or
+ * leaves its result in `later` when given. */
 static int
-handle(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
-       const redisReply *e, struct deferred *later)
+run_decoded(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
+            const char *entry, size_t entry_len,
+            const struct conc__dist_task *t, struct deferred *later)
 {
-    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
-        e->element[0]->type != REDIS_REPLY_STRING)
-        return CONC_EPROTO;
-    const char *entry = e->element[0]->str;
-    if (e->element[1]->type != REDIS_REPLY_ARRAY) {
-        /* Deleted under us (nil fields, before Redis 7's XAUTOCLAIM). */
-        int r = conc__dist_report_lost(w, c, entry, e->element[0]->len);
-        return r < 0 ? r : drop_entry(w, c, entry);
-    }
-    struct conc__dist_task t;
-    const char *why;
-    if (decode_entry(e->element[1], &t, &why) < 0)
-        return reject(w, c, entry, &t, why);
-    int exists = 0;
-    int r = result_exists(w, c, &t, &exists);
-    if (r < 0 || exists)
-        return r < 0 ? r : drop_entry(w, c, entry);
     conc_buf value = CONC_BUF_INIT;
-    set_slot(w, idx, entry, &t);
-    r = run_task(w, idx, &t, &value);
+    set_slot(w, idx, entry, t);
+    int r = run_task(w, idx, t, &value);
     set_slot(w, idx, NULL, NULL);
-    if (r == 0 && later && e->element[0]->len < sizeof later->entry) {
-        memcpy(later->entry, entry, e->element[0]->len + 1);
-        memcpy(later->id, t.id, t.id_len); /* decoded: at most NAME_MAX */
-        memcpy(later->sub, t.sub, t.sub_len);
+    if (r == 0 && later && entry_len < sizeof later->entry) {
+        memcpy(later->entry, entry, entry_len + 1);
+        memcpy(later->id, t->id, t->id_len); /* decoded: at most NAME_MAX */
+        memcpy(later->sub, t->sub, t->sub_len);
         later->t = (struct conc__dist_task){.id = later->id,
-                                            .id_len = t.id_len,
+                                            .id_len = t->id_len,
                                             .sub = later->sub,
-                                            .sub_len = t.sub_len,
-                                            .ttl_ms = t.ttl_ms};
+                                            .sub_len = t->sub_len,
+                                            .ttl_ms = t->ttl_ms};
         conc_buf_free(&later->value);
         later->value = value; /* moved */
         later->has = 1;
         return 0;
     }
     if (r == 0)
-        r = conc__dist_finish(w, c, &t, entry, &value,
+        r = conc__dist_finish(w, c, t, entry, &value,
                               conc__now_ns() + FINISH_TIMEOUT_NS);
     conc_buf_free(&value);
     return r;
+}
+
+/* Whether entry e is well formed with fields; handles it if not. Returns
+ * 1 (go on with it), 0 (handled) or an error. */
+static int
+entry_usable(conc_dist_worker *w, struct conc__rconn *c, const redisReply *e)
+{
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+        e->element[0]->type != REDIS_REPLY_STRING)
+        return CONC_EPROTO;
+    if (e->element[1]->type != REDIS_REPLY_ARRAY) {
+        /* Deleted under us (nil fields, before Redis 7's XAUTOCLAIM). */
+        const char *entry = e->element[0]->str;
+        int r = conc__dist_report_lost(w, c, entry, e->element[0]->len);
+        return r < 0 ? r : drop_entry(w, c, entry);
+    }
+    return 1;
 }
 
 int
@@ -340,18 +347,119 @@ conc__dist_handle(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
                   const redisReply *e, uint64_t deliveries)
 {
     CONC__UNUSED(deliveries);
-    return handle(w, idx, c, e, NULL);
+    int r = entry_usable(w, c, e);
+    if (r <= 0)
+        return r;
+    const char *entry = e->element[0]->str;
+    struct conc__dist_task t;
+    const char *why;
+    if (decode_entry(e->element[1], &t, &why) < 0)
+        return reject(w, c, entry, &t, why);
+    int exists = 0;
+    r = result_exists(w, c, &t, &exists);
+    if (r < 0 || exists)
+        return r < 0 ? r : drop_entry(w, c, entry);
+    return run_decoded(w, idx, c, entry, e->element[0]->len, &t, NULL);
 }
 
-/* Writes a deferred result now, reconnecting if need be. */
-static int
-flush_deferred(conc_dist_worker *w, struct conc__rconn *c, struct deferred *d)
+/* What a serving thread keeps between rounds: the finishes whose replies
+ * it has yet to read, and room for a batch and its replies. */
+struct round {
+    struct deferred *fin; /* w->batch of them */
+    size_t nfin;
+    redisReply **reps;             /* 2 * w->batch + 1 */
+    struct conc__dist_task *tasks; /* the batch's, decoded */
+    signed char *state;            /* per entry: one of enum entry_state */
+};
+
+enum entry_state { E_BAD = -1, E_UNCHECKED, E_ABSENT, E_EXISTS };
+
+/* How old the batch's check of result keys may grow before a task
+ * starts (it is then made again for the rest, with the finishes'
+ * replies): a task cancelled while held does not run. */
+#define FLUSH_NS (1000 * 1000LL)
+
+/* Writes the deferred results one by one, with retries (after a failed
+ * pipeline: a finish written twice is harmless, its SET is NX). */
+static void
+finish_each(conc_dist_worker *w, struct conc__rconn *c, struct round *rd)
 {
-    if (!d->has)
-        return 0;
-    d->has = 0;
-    return conc__dist_finish(w, c, &d->t, d->entry, &d->value,
-                             conc__now_ns() + FINISH_TIMEOUT_NS);
+    for (size_t i = 0; i < rd->nfin; i++) {
+        if (rd->fin[i].has)
+            conc__dist_finish(w, c, &rd->fin[i].t, rd->fin[i].entry,
+                              &rd->fin[i].value,
+                              conc__now_ns() + FINISH_TIMEOUT_NS);
+        rd->fin[i].has = 0;
+    }
+    rd->nfin = 0;
+}
+
+/* Sends what was appended (`m` commands) and reads the replies of the
+ * finishes sent before them and theirs, in one round trip; the replies of
+ * the m commands go to rd->reps. On failure the finishes are written one
+ * by one. Returns 0 or an error. */
+static int
+collect(conc_dist_worker *w, struct conc__rconn *c, struct round *rd, int r,
+        size_t m)
+{
+    size_t n = rd->nfin + m;
+    if (r == 0)
+        r = conc__rconn_pipeline(c, conc__now_ns() + ROUND_NS, n, rd->reps);
+    else
+        conc__rconn_close(c);
+    if (r < 0) { /* the finishes may not have run: again, with retries */
+        finish_each(w, c, rd);
+        return r;
+    }
+    for (size_t i = 0; i < rd->nfin; i++) {
+        rd->fin[i].has = 0;
+        freeReplyObject(rd->reps[i]); /* an error: the task is reclaimed */
+    }
+    memmove(rd->reps, rd->reps + rd->nfin, m * sizeof *rd->reps);
+    rd->nfin = 0;
+    return 0;
+}
+
+/* Reads the replies of the finishes sent; before any command sent on its
+ * own, whose reply must not be taken for theirs. */
+static int
+drain(conc_dist_worker *w, struct conc__rconn *c, struct round *rd)
+{
+    return rd->nfin ? collect(w, c, rd, 0, 0) : 0;
+}
+
+/* Reads the finishes' replies and checks the result keys of the batch's
+ * entries from `from` on, in one round trip. */
+static int
+check_rest(conc_dist_worker *w, struct conc__rconn *c, struct round *rd,
+           size_t from, size_t n)
+{
+    int r = 0;
+    size_t m = 0;
+    for (size_t i = from; i < n && r == 0; i++) {
+        if (rd->state[i] == E_BAD)
+            continue;
+        char key[CONC__DIST_NAME_MAX * 2 + 32];
+        conc__dist_keyf(key, sizeof key, w->queue, "res:%.*s",
+                        (int)rd->tasks[i].id_len, rd->tasks[i].id);
+        const char *a[] = {"EXISTS", key};
+        size_t l[] = {6, strlen(key)};
+        r = conc__rconn_append(c, 2, a, l);
+        m++;
+    }
+    if ((r = collect(w, c, rd, r, m)) < 0)
+        return r;
+    m = 0;
+    for (size_t i = from; i < n; i++) {
+        if (rd->state[i] == E_BAD)
+            continue;
+        redisReply *x = rd->reps[m++];
+        rd->state[i] = x->type == REDIS_REPLY_INTEGER && x->integer > 0
+                           ? E_EXISTS
+                           : E_ABSENT;
+        freeReplyObject(x);
+    }
+    return 0;
 }
 
 /* Creates the queue's stream and consumer group if missing. */
@@ -371,28 +479,176 @@ ensure_group(conc_dist_worker *w, struct conc__rconn *c, int64_t deadline)
     return r;
 }
 
-/* Sends the XREADGROUP of thread idx, after the deferred finish if there
- * is one (one round trip for both), and hands back its reply. */
-static int
-read_tasks(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
-           struct deferred *d, redisReply **out)
+/* Publishes the batch's entries as held (from `from` on; n == 0: none),
+ * for the monitor to renew their claims. */
+static void
+set_held(conc_dist_worker *w, size_t idx, const redisReply *entries,
+         size_t from, size_t n)
 {
-    int64_t deadline = conc__now_ns() + ROUND_NS;
-    if (!d->has)
-        return conc__rconn_cmdf(
-            c, deadline, 0, out,
-            "XREADGROUP GROUP %s %s COUNT 1 BLOCK " BLOCK_MS " STREAMS %s >",
-            CONC__DIST_GROUP, w->slots[idx].consumer, w->k_tasks);
+    struct conc__dist_slot *s = &w->slots[idx];
+    conc__lockword_acquire(&s->lock, CONC__FOREVER, 0);
+    if (entries && from == 0) {
+        s->held_n = 0;
+        for (size_t i = 0; i < n; i++) {
+            const redisReply *e = entries->element[i];
+            if (e->type == REDIS_REPLY_ARRAY && e->elements == 2 &&
+                e->element[0]->type == REDIS_REPLY_STRING &&
+                e->element[0]->len < CONC__DIST_ENTRY_MAX)
+                memcpy(s->held[s->held_n++], e->element[0]->str,
+                       e->element[0]->len + 1);
+        }
+    }
+    s->held_from = n ? from : 0;
+    if (!n)
+        s->held_n = 0;
+    conc__lockword_release(&s->lock, 0);
+}
+
+/* At a stop, the entries of the batch not started yet go back: they stay
+ * pending on this consumer (a pending entry cannot be handed to nobody,
+ * and adding it again would give it a new entry id, which the submitter's
+ * lost notices name), but an XCLAIM JUSTID to ourselves with a long IDLE
+ * makes them look abandoned at once, so the next XAUTOCLAIM of any other
+ * worker takes them over without waiting out reclaim_idle. JUSTID leaves
+ * their delivery count alone; the take-over raises it, as for a dead
+ * worker's task. */
+#define HAND_BACK_IDLE_MS "315360000000" /* ten years */
+
+static void
+hand_back(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
+          const redisReply *entries, size_t from, size_t n)
+{
+    if (from >= n)
+        return;
+    const char **a = conc__calloc(n - from + 9, sizeof *a);
+    size_t *l = conc__calloc(n - from + 9, sizeof *l);
+    if (a && l) {
+        size_t k = 0;
+        a[k++] = "XCLAIM";
+        a[k++] = w->k_tasks;
+        a[k++] = CONC__DIST_GROUP;
+        a[k++] = w->slots[idx].consumer;
+        a[k++] = "0";
+        for (size_t i = from; i < n; i++) {
+            const redisReply *e = entries->element[i];
+            if (e->type == REDIS_REPLY_ARRAY && e->elements == 2 &&
+                e->element[0]->type == REDIS_REPLY_STRING)
+                a[k++] = e->element[0]->str;
+        }
+        a[k++] = "IDLE";
+        a[k++] = HAND_BACK_IDLE_MS;
+        a[k++] = "JUSTID";
+        for (size_t i = 0; i < k; i++)
+            l[i] = strlen(a[i]);
+        redisReply *rep = NULL;
+        if (conc__rconn_cmd(c, conc__now_ns() + ROUND_NS, 0, &rep, (int)k, a,
+                            l) == 0)
+            freeReplyObject(rep);
+    }
+    conc__free(a);
+    conc__free(l);
+}
+
+/* Starts entry i of the batch (its result key checked): runs it, or
+ * drops it when its key exists, or rejects it when malformed. */
+static int
+start_entry(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
+            struct round *rd, const redisReply *e, size_t i)
+{
+    const char *entry = e->element[0]->str;
+    int r = 0;
+    if (rd->state[i] == E_EXISTS || e->element[0]->len >= CONC__DIST_ENTRY_MAX)
+        r = drain(w, c, rd); /* a command on its own follows */
+    if (r < 0 || rd->state[i] == E_EXISTS)
+        return r < 0 ? r : drop_entry(w, c, entry);
+    struct deferred *later = &rd->fin[rd->nfin];
+    r = run_decoded(w, idx, c, entry, e->element[0]->len, &rd->tasks[i], later);
+    if (r < 0 || !later->has)
+        return r;
+    rd->nfin++;
     struct finish_keys k;
     const char *fa[FINISH_ARGC];
     size_t fl[FINISH_ARGC];
-    finish_argv(w, &d->t, d->entry, &d->value, &k, fa, fl);
+    finish_argv(w, &later->t, later->entry, &later->value, &k, fa, fl);
+    /* A failure drops the connection: the finishes not confirmed are
+     * written again now, one by one on a new one, so that no reply is
+     * awaited on a connection they were not sent on. */
+    if (conc__rconn_append(c, FINISH_ARGC, fa, fl) < 0 ||
+        conc__rconn_send(c, conc__now_ns() + ROUND_NS) < 0)
+        finish_each(w, c, rd);
+    return 0;
+}
+
+/* Decodes the batch's entries into rd; handles at once those that are
+ * not tasks (deleted, malformed). */
+static int
+decode_batch(conc_dist_worker *w, struct conc__rconn *c, struct round *rd,
+             const redisReply *entries, size_t n)
+{
+    int r = 0;
+    for (size_t i = 0; i < n && r == 0; i++) {
+        const redisReply *e = entries->element[i];
+        rd->state[i] = E_BAD;
+        if ((r = entry_usable(w, c, e)) <= 0)
+            continue;
+        r = 0;
+        const char *why;
+        if (decode_entry(e->element[1], &rd->tasks[i], &why) < 0)
+            r = reject(w, c, e->element[0]->str, &rd->tasks[i], why);
+        else
+            rd->state[i] = E_UNCHECKED;
+    }
+    return r;
+}
+
+/* Runs a batch of entries one after the other. The result keys of all
+ * are checked in one round trip first, again (with the finishes so far)
+ * whenever the check is FLUSH_NS old; a stop hands back the rest. */
+static int
+run_batch(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
+          struct round *rd, const redisReply *entries, int64_t deadline)
+{
+    size_t n = entries->elements < w->batch ? entries->elements : w->batch;
+    set_held(w, idx, entries, 0, n);
+    int r = decode_batch(w, c, rd, entries, n);
+    if (r == 0)
+        r = check_rest(w, c, rd, 0, n);
+    int64_t checked = conc__now_ns();
+    size_t i = 0;
+    for (; i < n && r == 0; i++) {
+        if (atomic_load(&w->stop) || conc__now_ns() >= deadline)
+            break;
+        if (conc__now_ns() - checked >= FLUSH_NS) {
+            if ((r = check_rest(w, c, rd, i, n)) < 0)
+                break;
+            checked = conc__now_ns();
+        }
+        set_held(w, idx, entries, i + 1, n);
+        if (rd->state[i] != E_BAD)
+            r = start_entry(w, idx, c, rd, entries->element[i], i);
+    }
+    /* Left on an error, they stay pending here: reclaimed after
+     * reclaim_idle. */
+    if (r == 0 && i < n && (r = drain(w, c, rd)) == 0)
+        hand_back(w, idx, c, entries, i, n);
+    set_held(w, idx, NULL, 0, 0);
+    return r;
+}
+
+/* One XREADGROUP for thread idx (after the last batch's finishes, in
+ * the same round trip); runs what it brings. */
+static int
+read_round(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
+           struct round *rd, int64_t deadline)
+{
+    char count[24];
+    snprintf(count, sizeof count, "%zu", w->batch);
     const char *ra[] = {"XREADGROUP",
                         "GROUP",
                         CONC__DIST_GROUP,
                         w->slots[idx].consumer,
                         "COUNT",
-                        "1",
+                        count,
                         "BLOCK",
                         BLOCK_MS,
                         "STREAMS",
@@ -401,47 +657,40 @@ read_tasks(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
     size_t rl[sizeof ra / sizeof *ra];
     for (size_t i = 0; i < sizeof ra / sizeof *ra; i++)
         rl[i] = strlen(ra[i]);
-    redisReply *reps[2];
-    int r = conc__rconn_append(c, FINISH_ARGC, fa, fl);
-    if (r == 0)
-        r = conc__rconn_append(c, (int)(sizeof ra / sizeof *ra), ra, rl);
-    if (r == 0)
-        r = conc__rconn_pipeline(c, deadline, 2, reps);
-    else
-        conc__rconn_close(c);
-    if (r < 0) { /* the finish may not have run: again, with retries */
-        flush_deferred(w, c, d);
+    int r = conc__rconn_append(c, (int)(sizeof ra / sizeof *ra), ra, rl);
+    if ((r = collect(w, c, rd, r, 1)) < 0)
         return r;
-    }
-    d->has = 0;
-    freeReplyObject(reps[0]); /* an error reply: the task is reclaimed */
-    *out = reps[1];
-    return 0;
-}
-
-/* One XREADGROUP for thread idx (with the last task's finish); handles
- * what it brings, leaving the result of a task it runs in `d`. */
-static int
-read_round(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
-           struct deferred *d)
-{
-    redisReply *rep = NULL;
-    int r = read_tasks(w, idx, c, d, &rep);
-    if (r < 0)
-        return r;
+    redisReply *rep = rd->reps[0];
     if (conc__reply_error_is(rep, "NOGROUP")) /* the server lost it */
         r = ensure_group(w, c, conc__now_ns() + ROUND_NS);
     else if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
              rep->element[0]->type == REDIS_REPLY_ARRAY &&
-             rep->element[0]->elements == 2) {
-        const redisReply *entries = rep->element[0]->element[1];
-        for (size_t i = 0; i < entries->elements && r == 0; i++) {
-            if ((r = flush_deferred(w, c, d)) == 0)
-                r = handle(w, idx, c, entries->element[i], d);
-        }
-    }
+             rep->element[0]->elements == 2 &&
+             rep->element[0]->element[1]->type == REDIS_REPLY_ARRAY)
+        r = run_batch(w, idx, c, rd, rep->element[0]->element[1], deadline);
     freeReplyObject(rep);
     return r;
+}
+
+static int
+round_init(conc_dist_worker *w, struct round *rd)
+{
+    rd->fin = conc__calloc(w->batch, sizeof *rd->fin);
+    rd->reps = conc__calloc(2 * w->batch + 1, sizeof *rd->reps);
+    rd->tasks = conc__calloc(w->batch, sizeof *rd->tasks);
+    rd->state = conc__calloc(w->batch, sizeof *rd->state);
+    return rd->fin && rd->reps && rd->tasks && rd->state ? 0 : CONC_ENOMEM;
+}
+
+static void
+round_fini(conc_dist_worker *w, struct round *rd)
+{
+    for (size_t i = 0; rd->fin && i < w->batch; i++)
+        conc_buf_free(&rd->fin[i].value);
+    conc__free(rd->fin);
+    conc__free(rd->reps);
+    conc__free(rd->tasks);
+    conc__free(rd->state);
 }
 
 int
@@ -451,18 +700,23 @@ conc__dist_serve(conc_dist_worker *w, size_t idx, int64_t deadline)
     int r = conc__rconn_init(&c, w->address, w->password, w->connect_timeout);
     if (r < 0)
         return r;
+    struct round rd = {0};
+    if ((r = round_init(w, &rd)) < 0) {
+        round_fini(w, &rd);
+        conc__rconn_fini(&c);
+        return r;
+    }
     /* Thread 0 also takes over dead workers' tasks, twice per idle time. */
     int64_t reclaim_every = w->reclaim_idle_ms * 1000000 / 2;
     int64_t next_reclaim = 0;
     int seen = 0;
-    struct deferred d = {.value = CONC_BUF_INIT};
     while (!atomic_load(&w->stop) && conc__now_ns() < deadline) {
         r = conc__rconn_ensure(&c, conc__now_ns() + ROUND_NS);
         if (r == CONC_EAUTH)
             break;
         if (r < 0) {
-            flush_deferred(w, &c, &d); /* retries on its own */
-            continue;                  /* backs off inside */
+            finish_each(w, &c, &rd); /* retries on its own */
+            continue;                /* backs off inside */
         }
         if (idx == 0 && c.connects != seen) {
             /* Seen from the first connection on, not a beat later. */
@@ -470,14 +724,14 @@ conc__dist_serve(conc_dist_worker *w, size_t idx, int64_t deadline)
             seen = c.connects;
         }
         if (idx == 0 && conc__now_ns() >= next_reclaim) {
-            flush_deferred(w, &c, &d);
+            drain(w, &c, &rd);
             conc__dist_reclaim(w, idx, &c);
             next_reclaim = conc__now_ns() + reclaim_every;
         }
-        read_round(w, idx, &c, &d);
+        read_round(w, idx, &c, &rd, deadline);
     }
-    flush_deferred(w, &c, &d);
-    conc_buf_free(&d.value);
+    drain(w, &c, &rd);
+    round_fini(w, &rd);
     conc__rconn_fini(&c);
     return r == CONC_EAUTH ? r : 0;
 }

@@ -32,6 +32,11 @@ struct conc__dist_slot {
      * (NULL otherwise): the monitor cancels it to kill a task it stops. */
     conc_future *pool_f;
     char consumer[CONC__DIST_NAME_MAX + 16];
+    /* The entries of the thread's current batch not started yet,
+     * held[held_from..held_n) (w->batch places): the monitor renews their
+     * claims as it does the running task's. */
+    char (*held)[CONC__DIST_ENTRY_MAX];
+    size_t held_from, held_n;
 };
 
 struct conc_dist_worker {
@@ -42,6 +47,7 @@ struct conc_dist_worker {
     int64_t reclaim_idle_ms;
     unsigned max_deliveries;
     size_t nthreads;
+    size_t batch;                  /* entries per XREADGROUP and thread */
     size_t nprocs;                 /* worker processes, 0 for none */
     conc_executor *pool;           /* their executor while running, or NULL */
     struct conc__dist_slot *slots; /* one per serving thread */
