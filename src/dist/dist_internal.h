@@ -123,7 +123,12 @@ struct redisContext;
 struct redisReply;
 
 struct conc__rconn {
-    struct redisContext *ctx; /* NULL while disconnected */
+    struct redisContext *ctx; /* NULL while disconnected; reads replies */
+    /* Commands appended and not yet sent: this file sends them itself,
+     * with MSG_NOSIGNAL, because hiredis writes with write(), which raises
+     * SIGPIPE (and so kills the process) on a socket the server reset. */
+    conc_buf out;
+    size_t out_sent; /* bytes of `out` sent so far */
     char *host;
     int port;
     char *password;          /* NULL for none */
@@ -172,6 +177,8 @@ int conc__rconn_cmdf(struct conc__rconn *c, int64_t deadline, int retry,
  * frees the replies read so far. Returns 0 or a negative code. */
 int conc__rconn_append(struct conc__rconn *c, int argc, const char **argv,
                        const size_t *lens);
+/* conc__rconn_append with printf-style arguments, as redisCommand takes. */
+int conc__rconn_appendf(struct conc__rconn *c, const char *fmt, ...);
 int conc__rconn_pipeline(struct conc__rconn *c, int64_t deadline, size_t n,
                          struct redisReply **out);
 

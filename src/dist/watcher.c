@@ -220,10 +220,13 @@ recover(conc_dist_executor *dx)
     size_t bucket = 0, n;
     while ((n = collect_seqs(dx, &bucket, seqs, RECOVER_BATCH)) > 0) {
         int64_t deadline = conc__now_ns() + ROUND_NS;
-        for (size_t i = 0; i < n; i++)
-            redisAppendCommand(dx->watch.ctx, "GET %s%s:%" PRIu64, dx->k_res,
-                               dx->sub, seqs[i]);
-        if (conc__rconn_pipeline(&dx->watch, deadline, n, reps) < 0)
+        int r = 0;
+        for (size_t i = 0; i < n && r == 0; i++)
+            r = conc__rconn_appendf(&dx->watch, "GET %s%s:%" PRIu64, dx->k_res,
+                                    dx->sub, seqs[i]);
+        if (r < 0)
+            conc__rconn_close(&dx->watch);
+        if (r < 0 || conc__rconn_pipeline(&dx->watch, deadline, n, reps) < 0)
             return; /* the next reconnection tries again */
         for (size_t i = 0; i < n; i++) {
             struct conc__dist_job *j;
