@@ -204,9 +204,14 @@ send_after_close_child(void *arg)
         return 1;
     if (conc__rconn_ensure(&c, conc__now_ns() + (int64_t)5e9) < 0)
         return 2;
-    /* The server has closed or is closing: a send goes out, the server's
-     * reset comes back, and a send after it must fail with an error, not
-     * kill the process with SIGPIPE. */
+    /* The handshake's reply read, the socket turns readable at the
+     * server's close (end of file). */
+    struct pollfd p = {.fd = c.ctx->fd, .events = POLLIN};
+    if (poll(&p, 1, 10000) != 1)
+        return 4;
+    /* The server has closed: a send goes out, the server's reset comes
+     * back, and a send after it must fail with an error, not kill the
+     * process with SIGPIPE. */
     const char *a[] = {"PING"};
     size_t l[] = {4};
     for (int i = 0; i < 1000; i++) {
