@@ -23,6 +23,10 @@
 /* Well under the 30 s reclaim_idle a take-over of tasks not handed back
  * would wait for. */
 #define HAND_BACK_WAIT 10.0
+/* A nap that holds a serving thread, and how long the tasks held behind
+ * it may wait for another thread: well under the nap. */
+#define LONG_NAP         30.0
+#define IDLE_THREAD_WAIT 15.0
 
 static struct redis_fixture server;
 static int have_server;
@@ -558,6 +562,32 @@ test_held_batch_not_robbed(void **state)
     stop_peer(b);
 }
 
+/* Tasks held in a batch behind a long one run on another thread of the
+ * same worker, idle meanwhile, not after the long one: the squares are
+ * done well before the nap would end (it is cancelled then). */
+static void
+test_held_go_to_idle_thread(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char q[64];
+    new_queue(q, sizeof q);
+    conc_dist_executor *dx = new_executor(q, NULL);
+    conc_future *fs[HELD];
+    submit_batch(dx, LONG_NAP, fs);
+    pid_t a = start_peer(q, 2, 0);
+    for (long i = 1; i < HELD; i++) {
+        assert_conc_ok(conc_future_result(fs[i], IDLE_THREAD_WAIT, NULL, NULL));
+        assert_int_equal(long_result(fs[i]), i * i);
+    }
+    assert_false(conc_future_done(fs[0]));
+    conc_future_cancel(fs[0]);
+    for (int i = 0; i < HELD; i++)
+        conc_future_free(fs[i]);
+    conc_dist_executor_free(dx);
+    stop_peer(a); /* the nap sees the cancel */
+}
+
 /* A worker stopped with tasks of its batch not started hands them back:
  * another worker takes them over at once, well before its reclaim_idle
  * (30 s) would let it take a dead worker's tasks. The stop may come before
@@ -747,6 +777,7 @@ main(void)
         conc_unit_test(test_conc_worker_processes),
         conc_unit_test(test_heartbeat_keeps_long_task),
         conc_unit_test(test_held_batch_not_robbed),
+        conc_unit_test(test_held_go_to_idle_thread),
         conc_unit_test(test_stop_hands_back_batch),
         conc_unit_test(test_acked_submits_survive_kill),
         conc_unit_test(test_submitter_dies_results_expire),

@@ -3,7 +3,7 @@
  *   - Heartbeats: XCLAIM ... JUSTID of each running task's entry, to this
  *     worker itself, resets its idle time well within reclaim_idle, so no
  *     other worker takes a long task over (JUSTID leaves the delivery
- *     count alone).
+ *     count alone); the same for the held tasks, not started yet.
  *     An entry the heartbeat finds gone was deleted under the task: its
  *     future fails with CONC_EBROKEN and the task is cancelled.
  *   - Cancellation: a running task whose result key appeared (the
@@ -118,37 +118,41 @@ watch_one(conc_dist_worker *w, size_t i, struct conc__rconn *c,
     }
 }
 
-/* Renews the claims of the entries slot i holds, not started yet, in
- * one XCLAIM ... JUSTID (`ids` has room for w->batch of them). An entry
- * gone meanwhile is left to the serving thread: its finish then fails
- * (nothing to acknowledge) and the check before it starts finds it. */
+/* Renews the claims of the worker's held tasks (not started yet), one
+ * XCLAIM ... JUSTID per consumer they are pending with. An entry gone
+ * meanwhile is left to the serving thread: the check before it starts
+ * finds it, or its finish fails (nothing to acknowledge). */
+#define XCLAIM_ARGS 6 /* XCLAIM key group consumer 0 ... JUSTID */
+
 static void
-beat_held(conc_dist_worker *w, size_t i, struct conc__rconn *c,
-          char (*ids)[CONC__DIST_ENTRY_MAX], const char **a, size_t *l)
+beat_held(conc_dist_worker *w, struct conc__rconn *c)
 {
-    struct conc__dist_slot *s = &w->slots[i];
-    size_t k = 5;
-    conc__lockword_acquire(&s->lock, CONC__FOREVER, 0);
-    for (size_t j = s->held_from; j < s->held_n; j++) {
-        memcpy(ids[k - 5], s->held[j], CONC__DIST_ENTRY_MAX);
-        a[k] = ids[k - 5];
-        k++;
+    for (size_t i = 0; i < w->nthreads; i++) {
+        char(*ids)[CONC__DIST_ENTRY_MAX] = NULL;
+        size_t n = conc__dist_held_ids(w, i, &ids);
+        const char **a = n ? conc__calloc(n + XCLAIM_ARGS, sizeof *a) : NULL;
+        size_t *l = n ? conc__calloc(n + XCLAIM_ARGS, sizeof *l) : NULL;
+        if (a && l) {
+            size_t k = 0;
+            a[k++] = "XCLAIM";
+            a[k++] = w->k_tasks;
+            a[k++] = CONC__DIST_GROUP;
+            a[k++] = w->slots[i].consumer;
+            a[k++] = "0";
+            for (size_t j = 0; j < n; j++)
+                a[k++] = ids[j];
+            a[k++] = "JUSTID";
+            for (size_t j = 0; j < k; j++)
+                l[j] = strlen(a[j]);
+            redisReply *rep = NULL;
+            if (conc__rconn_cmd(c, conc__now_ns() + ROUND_NS, 0, &rep, (int)k,
+                                a, l) == 0)
+                freeReplyObject(rep);
+        }
+        conc__free(ids);
+        conc__free(a);
+        conc__free(l);
     }
-    conc__lockword_release(&s->lock, 0);
-    if (k == 5)
-        return;
-    a[0] = "XCLAIM";
-    a[1] = w->k_tasks;
-    a[2] = CONC__DIST_GROUP;
-    a[3] = s->consumer;
-    a[4] = "0";
-    a[k++] = "JUSTID";
-    for (size_t j = 0; j < k; j++)
-        l[j] = strlen(a[j]);
-    redisReply *rep = NULL;
-    if (conc__rconn_cmd(c, conc__now_ns() + ROUND_NS, 0, &rep, (int)k, a, l) ==
-        0)
-        freeReplyObject(rep);
 }
 
 void
@@ -173,10 +177,6 @@ conc__dist_monitor_main(void *arg)
         return 0; /* the serving threads report the same error */
     int64_t beat_every = w->reclaim_idle_ms * 1000000 / 3;
     int64_t next_beat = 0;
-    /* Room for one XCLAIM of a whole batch. */
-    char(*ids)[CONC__DIST_ENTRY_MAX] = conc__calloc(w->batch, sizeof *ids);
-    const char **a = conc__calloc(w->batch + 6, sizeof *a);
-    size_t *l = conc__calloc(w->batch + 6, sizeof *l);
     while (!atomic_load(&w->stop)) {
         conc__poll_until(NULL, 0, conc__now_ns() + TICK_NS);
         if (conc__rconn_ensure(&c, conc__now_ns() + ROUND_NS) < 0)
@@ -197,13 +197,10 @@ conc__dist_monitor_main(void *arg)
                 conc__dist_stop_task(w, i);
             } else if (v.busy)
                 watch_one(w, i, &c, &v, beat);
-            if (beat && ids && a && l)
-                beat_held(w, i, &c, ids, a, l);
         }
+        if (beat)
+            beat_held(w, &c);
     }
-    conc__free(ids);
-    conc__free(a);
-    conc__free(l);
     conc__rconn_fini(&c);
     return 0;
 }

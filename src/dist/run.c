@@ -73,10 +73,6 @@ fill_worker(conc_dist_worker *w, const char *address, const char *password,
     for (size_t i = 0; i < w->nthreads; i++)
         snprintf(w->slots[i].consumer, sizeof w->slots[i].consumer, "%s-%zu",
                  w->name, i);
-    for (size_t i = 0; i < w->nthreads; i++)
-        if (!(w->slots[i].held =
-                  conc__calloc(w->batch, sizeof *w->slots[i].held)))
-            return CONC_ENOMEM;
     return 0;
 }
 
@@ -121,8 +117,7 @@ conc_dist_worker_free(conc_dist_worker *w)
     conc__free(w->k_dead);
     conc__free(w->k_workers);
     conc__free(w->k_lost);
-    for (size_t i = 0; w->slots && i < w->nthreads; i++)
-        conc__free(w->slots[i].held);
+    conc__dist_held_free(conc__dist_held_take_all(w)); /* none after a run */
     conc__free(w->slots);
     conc__free(w);
 }

@@ -1,11 +1,15 @@
 /* A Redis worker's serving threads: take a batch of tasks (XREADGROUP
- * COUNT batch), check their result keys in one round trip, run the
- * registered functions one after the other, write each first result and
- * acknowledge it (the finish script, sent as the task ends, its reply read
- * with the next round trip), in a loop; hand back the tasks not started
- * at a stop; now and then take over dead workers' tasks
- * (reclaim.c). The monitor thread (monitor.c) watches what each thread
- * runs through its slot.
+ * COUNT batch), check their result keys in one round trip, and hold them
+ * in the worker's queue (held.c), which every serving thread takes from:
+ * a task held behind a long one runs on the first thread free, and a
+ * thread that holds more than it can start wakes the threads waiting in
+ * their XREADGROUP (CLIENT UNBLOCK). A thread runs the registered
+ * function, writes the first result and acknowledges it (the finish
+ * script, sent as the task ends, its reply read with the next round trip),
+ * in a loop; the held tasks go back at a stop; thread 0 now and then takes
+ * over dead workers' tasks (reclaim.c). The monitor thread (monitor.c)
+ * watches what each thread runs through its slot and renews the held
+ * tasks' claims.
  *
  * A task whose result key already exists is skipped, not run: its
  * submitter cancelled it, or another worker finished it first. */
@@ -362,21 +366,22 @@ conc__dist_handle(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
     return run_decoded(w, idx, c, entry, e->element[0]->len, &t, NULL);
 }
 
-/* What a serving thread keeps between rounds: the finishes whose replies
- * it has yet to read, and room for a batch and its replies. */
+/* What a serving thread keeps between rounds: the replies it has yet to
+ * read (finishes, wake-ups), and room for a batch and its replies. */
 struct round {
     struct deferred *fin; /* w->batch of them */
     size_t nfin;
     redisReply **reps;             /* 2 * w->batch + 1 */
     struct conc__dist_task *tasks; /* the batch's, decoded */
     signed char *state;            /* per entry: one of enum entry_state */
+    struct conc__dist_held **held; /* w->batch: taken from the queue */
 };
 
 enum entry_state { E_BAD = -1, E_UNCHECKED, E_ABSENT, E_EXISTS };
 
-/* How old the batch's check of result keys may grow before a task
- * starts (it is then made again for the rest, with the finishes'
- * replies): a task cancelled while held does not run. */
+/* How old the check of a held task's result key may grow before the task
+ * starts (it is then made again, with the finishes' replies): a task
+ * cancelled while held does not run. */
 #define FLUSH_NS (1000 * 1000LL)
 
 /* Writes the deferred results one by one, with retries (after a failed
@@ -395,7 +400,7 @@ finish_each(conc_dist_worker *w, struct conc__rconn *c, struct round *rd)
 }
 
 /* Sends what was appended (`m` commands) and reads the replies of the
- * finishes sent before them and theirs, in one round trip; the replies of
+ * commands sent before them and theirs, in one round trip; the replies of
  * the m commands go to rd->reps. On failure the finishes are written one
  * by one. Returns 0 or an error. */
 static int
@@ -420,7 +425,7 @@ collect(conc_dist_worker *w, struct conc__rconn *c, struct round *rd, int r,
     return 0;
 }
 
-/* Reads the replies of the finishes sent; before any command sent on its
+/* Reads the replies of the commands sent; before any command sent on its
  * own, whose reply must not be taken for theirs. */
 static int
 drain(conc_dist_worker *w, struct conc__rconn *c, struct round *rd)
@@ -428,37 +433,63 @@ drain(conc_dist_worker *w, struct conc__rconn *c, struct round *rd)
     return rd->nfin ? collect(w, c, rd, 0, 0) : 0;
 }
 
-/* Reads the finishes' replies and checks the result keys of the batch's
- * entries from `from` on, in one round trip. */
+/* Sends an appended command whose reply is read with the next round trip
+ * (a finish when `d` has one). A failure writes the finishes not
+ * confirmed again now, one by one on a new connection, so that no reply
+ * is awaited on a connection they were not sent on. */
+static void
+send_deferred(conc_dist_worker *w, struct conc__rconn *c, struct round *rd,
+              int r)
+{
+    rd->nfin++;
+    if (r < 0 || conc__rconn_send(c, conc__now_ns() + ROUND_NS) < 0) {
+        conc__rconn_close(c);
+        finish_each(w, c, rd);
+    }
+}
+
+/* Appends the EXISTS of the result key of a task. */
 static int
-check_rest(conc_dist_worker *w, struct conc__rconn *c, struct round *rd,
-           size_t from, size_t n)
+append_exists(conc_dist_worker *w, struct conc__rconn *c,
+              const struct conc__dist_task *t)
+{
+    char key[CONC__DIST_NAME_MAX * 2 + 32];
+    conc__dist_keyf(key, sizeof key, w->queue, "res:%.*s", (int)t->id_len,
+                    t->id);
+    const char *a[] = {"EXISTS", key};
+    size_t l[] = {6, strlen(key)};
+    return conc__rconn_append(c, 2, a, l);
+}
+
+/* The state an EXISTS reply says. */
+static signed char
+exists_state(const redisReply *x)
+{
+    return x->type == REDIS_REPLY_INTEGER && x->integer > 0 ? E_EXISTS
+                                                            : E_ABSENT;
+}
+
+/* Reads the replies in flight and checks the result keys of the batch's
+ * decoded entries, in one round trip. */
+static int
+check_batch(conc_dist_worker *w, struct conc__rconn *c, struct round *rd,
+            size_t n)
 {
     int r = 0;
     size_t m = 0;
-    for (size_t i = from; i < n && r == 0; i++) {
-        if (rd->state[i] == E_BAD)
-            continue;
-        char key[CONC__DIST_NAME_MAX * 2 + 32];
-        conc__dist_keyf(key, sizeof key, w->queue, "res:%.*s",
-                        (int)rd->tasks[i].id_len, rd->tasks[i].id);
-        const char *a[] = {"EXISTS", key};
-        size_t l[] = {6, strlen(key)};
-        r = conc__rconn_append(c, 2, a, l);
-        m++;
-    }
+    for (size_t i = 0; i < n && r == 0; i++)
+        if (rd->state[i] != E_BAD) {
+            r = append_exists(w, c, &rd->tasks[i]);
+            m++;
+        }
     if ((r = collect(w, c, rd, r, m)) < 0)
         return r;
     m = 0;
-    for (size_t i = from; i < n; i++) {
-        if (rd->state[i] == E_BAD)
-            continue;
-        redisReply *x = rd->reps[m++];
-        rd->state[i] = x->type == REDIS_REPLY_INTEGER && x->integer > 0
-                           ? E_EXISTS
-                           : E_ABSENT;
-        freeReplyObject(x);
-    }
+    for (size_t i = 0; i < n; i++)
+        if (rd->state[i] != E_BAD) {
+            rd->state[i] = exists_state(rd->reps[m]);
+            freeReplyObject(rd->reps[m++]);
+        }
     return 0;
 }
 
@@ -479,49 +510,25 @@ ensure_group(conc_dist_worker *w, struct conc__rconn *c, int64_t deadline)
     return r;
 }
 
-/* Publishes the batch's entries as held (from `from` on; n == 0: none),
- * for the monitor to renew their claims. */
-static void
-set_held(conc_dist_worker *w, size_t idx, const redisReply *entries,
-         size_t from, size_t n)
-{
-    struct conc__dist_slot *s = &w->slots[idx];
-    conc__lockword_acquire(&s->lock, CONC__FOREVER, 0);
-    if (entries && from == 0) {
-        s->held_n = 0;
-        for (size_t i = 0; i < n; i++) {
-            const redisReply *e = entries->element[i];
-            if (e->type == REDIS_REPLY_ARRAY && e->elements == 2 &&
-                e->element[0]->type == REDIS_REPLY_STRING &&
-                e->element[0]->len < CONC__DIST_ENTRY_MAX)
-                memcpy(s->held[s->held_n++], e->element[0]->str,
-                       e->element[0]->len + 1);
-        }
-    }
-    s->held_from = n ? from : 0;
-    if (!n)
-        s->held_n = 0;
-    conc__lockword_release(&s->lock, 0);
-}
-
-/* At a stop, the entries of the batch not started yet go back: they stay
- * pending on this consumer (a pending entry cannot be handed to nobody,
- * and adding it again would give it a new entry id, which the submitter's
- * lost notices name), but an XCLAIM JUSTID to ourselves with a long IDLE
- * makes them look abandoned at once, so the next XAUTOCLAIM of any other
- * worker takes them over without waiting out reclaim_idle. JUSTID leaves
- * their delivery count alone; the take-over raises it, as for a dead
- * worker's task. */
+/* At a stop, the held tasks go back: they stay pending (a pending entry
+ * cannot be handed to nobody, and adding it again would give it a new
+ * entry id, which the submitter's lost notices name), but an XCLAIM
+ * JUSTID to this thread's consumer with a long IDLE makes them look
+ * abandoned at once, so the next XAUTOCLAIM of any other worker takes them
+ * over without waiting out reclaim_idle. JUSTID leaves their delivery
+ * count alone; the take-over raises it, as for a dead worker's task. */
 #define HAND_BACK_IDLE_MS "315360000000" /* ten years */
+#define HAND_BACK_ARGS    8 /* XCLAIM key group consumer 0 IDLE ms JUSTID */
 
 static void
-hand_back(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
-          const redisReply *entries, size_t from, size_t n)
+hand_back(conc_dist_worker *w, size_t idx, struct conc__rconn *c)
 {
-    if (from >= n)
-        return;
-    const char **a = conc__calloc(n - from + 9, sizeof *a);
-    size_t *l = conc__calloc(n - from + 9, sizeof *l);
+    struct conc__dist_held *all = conc__dist_held_take_all(w);
+    size_t n = 0;
+    for (struct conc__dist_held *h = all; h; h = h->next)
+        n++;
+    const char **a = n ? conc__calloc(n + HAND_BACK_ARGS, sizeof *a) : NULL;
+    size_t *l = n ? conc__calloc(n + HAND_BACK_ARGS, sizeof *l) : NULL;
     if (a && l) {
         size_t k = 0;
         a[k++] = "XCLAIM";
@@ -529,12 +536,8 @@ hand_back(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
         a[k++] = CONC__DIST_GROUP;
         a[k++] = w->slots[idx].consumer;
         a[k++] = "0";
-        for (size_t i = from; i < n; i++) {
-            const redisReply *e = entries->element[i];
-            if (e->type == REDIS_REPLY_ARRAY && e->elements == 2 &&
-                e->element[0]->type == REDIS_REPLY_STRING)
-                a[k++] = e->element[0]->str;
-        }
+        for (struct conc__dist_held *h = all; h; h = h->next)
+            a[k++] = h->entry;
         a[k++] = "IDLE";
         a[k++] = HAND_BACK_IDLE_MS;
         a[k++] = "JUSTID";
@@ -547,43 +550,58 @@ hand_back(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
     }
     conc__free(a);
     conc__free(l);
+    conc__dist_held_free(all); /* left pending: reclaimed in time */
 }
 
-/* Starts entry i of the batch (its result key checked): runs it, or
- * drops it when its key exists, or rejects it when malformed. */
-static int
-start_entry(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
-            struct round *rd, const redisReply *e, size_t i)
+/* Wakes up to `n` other threads of the worker waiting in an XREADGROUP
+ * (CLIENT UNBLOCK, its reply read with the next round trip), so that the
+ * tasks this thread holds and cannot start yet start on them. */
+static void
+wake_idle(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
+          struct round *rd, size_t n)
 {
-    const char *entry = e->element[0]->str;
-    int r = 0;
-    if (rd->state[i] == E_EXISTS || e->element[0]->len >= CONC__DIST_ENTRY_MAX)
-        r = drain(w, c, rd); /* a command on its own follows */
-    if (r < 0 || rd->state[i] == E_EXISTS)
-        return r < 0 ? r : drop_entry(w, c, entry);
-    struct deferred *later = &rd->fin[rd->nfin];
-    r = run_decoded(w, idx, c, entry, e->element[0]->len, &rd->tasks[i], later);
-    if (r < 0 || !later->has)
-        return r;
-    rd->nfin++;
-    struct finish_keys k;
-    const char *fa[FINISH_ARGC];
-    size_t fl[FINISH_ARGC];
-    finish_argv(w, &later->t, later->entry, &later->value, &k, fa, fl);
-    /* A failure drops the connection: the finishes not confirmed are
-     * written again now, one by one on a new one, so that no reply is
-     * awaited on a connection they were not sent on. */
-    if (conc__rconn_append(c, FINISH_ARGC, fa, fl) < 0 ||
-        conc__rconn_send(c, conc__now_ns() + ROUND_NS) < 0)
-        finish_each(w, c, rd);
-    return 0;
+    for (size_t i = 0; i < w->nthreads && n > 0; i++) {
+        long long id = atomic_load(&w->slots[i].client_id);
+        if (i == idx || !id || !atomic_load(&w->slots[i].blocked))
+            continue;
+        if (rd->nfin == w->batch && drain(w, c, rd) < 0)
+            return;
+        rd->fin[rd->nfin].has = 0;
+        char ids[24];
+        snprintf(ids, sizeof ids, "%lld", id);
+        const char *a[] = {"CLIENT", "UNBLOCK", ids};
+        size_t l[] = {6, 7, strlen(ids)};
+        send_deferred(w, c, rd, conc__rconn_append(c, 3, a, l));
+        n--;
+    }
+}
+
+/* Adds the batch's tasks whose result keys were found absent to the
+ * worker's held tasks, and wakes idle threads for all but one of them. */
+static void
+hold_batch(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
+           struct round *rd, const redisReply *entries, size_t n)
+{
+    size_t k = 0;
+    int64_t now = conc__now_ns();
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *id = entries->element[i]->element[0];
+        if (rd->state[i] == E_ABSENT &&
+            (rd->held[k] = conc__dist_held_new(idx, id->str, id->len,
+                                               &rd->tasks[i], now)) != NULL)
+            k++;
+        /* Without memory the task stays pending here: reclaimed. */
+    }
+    conc__dist_held_push(w, rd->held, k, 0);
+    if (k > 1)
+        wake_idle(w, idx, c, rd, k - 1);
 }
 
 /* Decodes the batch's entries into rd; handles at once those that are
- * not tasks (deleted, malformed). */
+ * not tasks (deleted, malformed) or whose entry id is too long to hold. */
 static int
-decode_batch(conc_dist_worker *w, struct conc__rconn *c, struct round *rd,
-             const redisReply *entries, size_t n)
+decode_batch(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
+             struct round *rd, const redisReply *entries, size_t n)
 {
     int r = 0;
     for (size_t i = 0; i < n && r == 0; i++) {
@@ -593,7 +611,9 @@ decode_batch(conc_dist_worker *w, struct conc__rconn *c, struct round *rd,
             continue;
         r = 0;
         const char *why;
-        if (decode_entry(e->element[1], &rd->tasks[i], &why) < 0)
+        if (e->element[0]->len >= CONC__DIST_ENTRY_MAX)
+            r = conc__dist_handle(w, idx, c, e, 0);
+        else if (decode_entry(e->element[1], &rd->tasks[i], &why) < 0)
             r = reject(w, c, e->element[0]->str, &rd->tasks[i], why);
         else
             rd->state[i] = E_UNCHECKED;
@@ -601,45 +621,30 @@ decode_batch(conc_dist_worker *w, struct conc__rconn *c, struct round *rd,
     return r;
 }
 
-/* Runs a batch of entries one after the other. The result keys of all
- * are checked in one round trip first, again (with the finishes so far)
- * whenever the check is FLUSH_NS old; a stop hands back the rest. */
+/* Takes a batch in: decodes it, checks its result keys in one round trip,
+ * drops the tasks cancelled or done, and holds the others. On an error
+ * the rest stay pending here: reclaimed after reclaim_idle. */
 static int
-run_batch(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
-          struct round *rd, const redisReply *entries, int64_t deadline)
+take_batch(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
+           struct round *rd, const redisReply *entries)
 {
     size_t n = entries->elements < w->batch ? entries->elements : w->batch;
-    set_held(w, idx, entries, 0, n);
-    int r = decode_batch(w, c, rd, entries, n);
+    int r = decode_batch(w, idx, c, rd, entries, n);
     if (r == 0)
-        r = check_rest(w, c, rd, 0, n);
-    int64_t checked = conc__now_ns();
-    size_t i = 0;
-    for (; i < n && r == 0; i++) {
-        if (atomic_load(&w->stop) || conc__now_ns() >= deadline)
-            break;
-        if (conc__now_ns() - checked >= FLUSH_NS) {
-            if ((r = check_rest(w, c, rd, i, n)) < 0)
-                break;
-            checked = conc__now_ns();
-        }
-        set_held(w, idx, entries, i + 1, n);
-        if (rd->state[i] != E_BAD)
-            r = start_entry(w, idx, c, rd, entries->element[i], i);
-    }
-    /* Left on an error, they stay pending here: reclaimed after
-     * reclaim_idle. */
-    if (r == 0 && i < n && (r = drain(w, c, rd)) == 0)
-        hand_back(w, idx, c, entries, i, n);
-    set_held(w, idx, NULL, 0, 0);
+        r = check_batch(w, c, rd, n);
+    for (size_t i = 0; i < n && r == 0; i++)
+        if (rd->state[i] == E_EXISTS)
+            r = drop_entry(w, c, entries->element[i]->element[0]->str);
+    if (r == 0)
+        hold_batch(w, idx, c, rd, entries, n);
     return r;
 }
 
-/* One XREADGROUP for thread idx (after the last batch's finishes, in
- * the same round trip); runs what it brings. */
+/* One XREADGROUP for thread idx (after the replies in flight, in the same
+ * round trip); holds what it brings. */
 static int
 read_round(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
-           struct round *rd, int64_t deadline)
+           struct round *rd)
 {
     char count[24];
     snprintf(count, sizeof count, "%zu", w->batch);
@@ -658,7 +663,10 @@ read_round(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
     for (size_t i = 0; i < sizeof ra / sizeof *ra; i++)
         rl[i] = strlen(ra[i]);
     int r = conc__rconn_append(c, (int)(sizeof ra / sizeof *ra), ra, rl);
-    if ((r = collect(w, c, rd, r, 1)) < 0)
+    atomic_store(&w->slots[idx].blocked, 1);
+    r = collect(w, c, rd, r, 1);
+    atomic_store(&w->slots[idx].blocked, 0);
+    if (r < 0)
         return r;
     redisReply *rep = rd->reps[0];
     if (conc__reply_error_is(rep, "NOGROUP")) /* the server lost it */
@@ -667,9 +675,88 @@ read_round(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
              rep->element[0]->type == REDIS_REPLY_ARRAY &&
              rep->element[0]->elements == 2 &&
              rep->element[0]->element[1]->type == REDIS_REPLY_ARRAY)
-        r = run_batch(w, idx, c, rd, rep->element[0]->element[1], deadline);
+        r = take_batch(w, idx, c, rd, rep->element[0]->element[1]);
     freeReplyObject(rep);
     return r;
+}
+
+/* Checks again the result keys of the held tasks hs[0..n), whose check
+ * grew stale, with the replies in flight, in one round trip; drops those
+ * cancelled or done meanwhile (hs[i] becomes NULL). */
+static int
+recheck(conc_dist_worker *w, struct conc__rconn *c, struct round *rd,
+        struct conc__dist_held **hs, size_t n)
+{
+    int r = 0;
+    for (size_t i = 0; i < n && r == 0; i++)
+        r = append_exists(w, c, &hs[i]->t);
+    if ((r = collect(w, c, rd, r, n)) < 0)
+        return r;
+    int64_t now = conc__now_ns();
+    for (size_t i = 0; i < n; i++) {
+        rd->state[i] = exists_state(rd->reps[i]);
+        freeReplyObject(rd->reps[i]);
+        hs[i]->checked_ns = now;
+    }
+    for (size_t i = 0; i < n && r == 0; i++)
+        if (rd->state[i] == E_EXISTS) {
+            r = drop_entry(w, c, hs[i]->entry);
+            conc__free(hs[i]);
+            hs[i] = NULL;
+        }
+    return r;
+}
+
+/* Starts a held task: runs it, and sends its finish, whose reply is read
+ * with the next round trip. */
+static int
+start_held(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
+           struct round *rd, const struct conc__dist_held *h)
+{
+    if (rd->nfin == w->batch) {
+        int r = drain(w, c, rd);
+        if (r < 0)
+            return r;
+    }
+    struct deferred *later = &rd->fin[rd->nfin];
+    int r = run_decoded(w, idx, c, h->entry, strlen(h->entry), &h->t, later);
+    if (r < 0 || !later->has)
+        return r;
+    struct finish_keys k;
+    const char *fa[FINISH_ARGC];
+    size_t fl[FINISH_ARGC];
+    finish_argv(w, &later->t, later->entry, &later->value, &k, fa, fl);
+    send_deferred(w, c, rd, conc__rconn_append(c, FINISH_ARGC, fa, fl));
+    return 0;
+}
+
+/* Runs the oldest held task, checking it first (with those stale behind
+ * it) if its check grew stale. Returns 1 if there was one, 0 if none is
+ * held, or an error (the tasks taken go back to the queue). */
+static int
+serve_held(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
+           struct round *rd)
+{
+    struct conc__dist_held **hs = rd->held;
+    size_t n = conc__dist_held_take(w, hs, w->batch, conc__now_ns() - FLUSH_NS);
+    if (n == 0)
+        return 0;
+    int r = n > 1 || hs[0]->checked_ns < conc__now_ns() - FLUSH_NS
+                ? recheck(w, c, rd, hs, n)
+                : 0;
+    size_t k = 0; /* the absent ones, in order */
+    for (size_t i = 0; i < n; i++)
+        if (hs[i])
+            hs[k++] = hs[i];
+    if (r < 0 || k == 0) {
+        conc__dist_held_push(w, hs, k, 1);
+        return r < 0 ? r : 1;
+    }
+    /* The others go back before this one runs, however long it takes. */
+    conc__dist_held_push(w, hs + 1, k - 1, 1);
+    r = start_held(w, idx, c, rd, hs[0]);
+    conc__free(hs[0]);
+    return r < 0 ? r : 1;
 }
 
 static int
@@ -679,7 +766,10 @@ round_init(conc_dist_worker *w, struct round *rd)
     rd->reps = conc__calloc(2 * w->batch + 1, sizeof *rd->reps);
     rd->tasks = conc__calloc(w->batch, sizeof *rd->tasks);
     rd->state = conc__calloc(w->batch, sizeof *rd->state);
-    return rd->fin && rd->reps && rd->tasks && rd->state ? 0 : CONC_ENOMEM;
+    rd->held = conc__calloc(w->batch, sizeof *rd->held);
+    return rd->fin && rd->reps && rd->tasks && rd->state && rd->held
+               ? 0
+               : CONC_ENOMEM;
 }
 
 static void
@@ -691,6 +781,38 @@ round_fini(conc_dist_worker *w, struct round *rd)
     conc__free(rd->reps);
     conc__free(rd->tasks);
     conc__free(rd->state);
+    conc__free(rd->held);
+}
+
+/* Publishes the connection's CLIENT ID, which other threads use to wake
+ * this one (0 if the server does not say). */
+static void
+publish_client_id(conc_dist_worker *w, size_t idx, struct conc__rconn *c)
+{
+    redisReply *rep = NULL;
+    long long id = 0;
+    if (conc__rconn_cmdf(c, conc__now_ns() + ROUND_NS, 0, &rep, "CLIENT ID") ==
+        0) {
+        if (rep->type == REDIS_REPLY_INTEGER)
+            id = rep->integer;
+        freeReplyObject(rep);
+    }
+    atomic_store(&w->slots[idx].client_id, id);
+}
+
+/* What a thread does on a connection new to it: thread 0 records the
+ * worker as seen (from the first connection on, not a beat later); every
+ * thread publishes its client id. */
+static void
+on_connect(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
+           struct round *rd)
+{
+    if (drain(w, c, rd) < 0)
+        return;
+    if (idx == 0)
+        conc__dist_mark_seen(w, c);
+    if (w->nthreads > 1)
+        publish_client_id(w, idx, c);
 }
 
 int
@@ -718,19 +840,20 @@ conc__dist_serve(conc_dist_worker *w, size_t idx, int64_t deadline)
             finish_each(w, &c, &rd); /* retries on its own */
             continue;                /* backs off inside */
         }
-        if (idx == 0 && c.connects != seen) {
-            /* Seen from the first connection on, not a beat later. */
-            conc__dist_mark_seen(w, &c);
+        if (c.connects != seen) {
             seen = c.connects;
+            on_connect(w, idx, &c, &rd);
         }
         if (idx == 0 && conc__now_ns() >= next_reclaim) {
             drain(w, &c, &rd);
             conc__dist_reclaim(w, idx, &c);
             next_reclaim = conc__now_ns() + reclaim_every;
         }
-        read_round(w, idx, &c, &rd, deadline);
+        if (serve_held(w, idx, &c, &rd) == 0)
+            read_round(w, idx, &c, &rd);
     }
     drain(w, &c, &rd);
+    hand_back(w, idx, &c); /* every thread: the last one finds them all */
     round_fini(w, &rd);
     conc__rconn_fini(&c);
     return r == CONC_EAUTH ? r : 0;

@@ -4,7 +4,7 @@
  * letters).
  *
  * Lock order: a slot's lock, then (the monitor cancelling a task run in
- * a worker process) that task's future's. */
+ * a worker process) that task's future's. The held tasks' lock is a leaf. */
 #ifndef CONC_DIST_WORKER_INTERNAL_H
 #define CONC_DIST_WORKER_INTERNAL_H
 
@@ -32,11 +32,24 @@ struct conc__dist_slot {
      * (NULL otherwise): the monitor cancels it to kill a task it stops. */
     conc_future *pool_f;
     char consumer[CONC__DIST_NAME_MAX + 16];
-    /* The entries of the thread's current batch not started yet,
-     * held[held_from..held_n) (w->batch places): the monitor renews their
-     * claims as it does the running task's. */
-    char (*held)[CONC__DIST_ENTRY_MAX];
-    size_t held_from, held_n;
+    /* Whether the thread waits in an XREADGROUP, and its connection's
+     * CLIENT ID (0: unknown): a thread that holds more tasks than it can
+     * start wakes it with CLIENT UNBLOCK. */
+    _Atomic int blocked;
+    _Atomic long long client_id;
+};
+
+/* A task taken from the stream and not started yet (held.c): a copy of
+ * its decoded entry, which any serving thread of the worker may run. */
+struct conc__dist_held {
+    struct conc__dist_held *next;
+    size_t owner;       /* the thread whose consumer it is pending with */
+    int64_t checked_ns; /* monotonic: when its result key was found absent */
+    char entry[CONC__DIST_ENTRY_MAX];
+    char id[CONC__DIST_NAME_MAX], fn[CONC__DIST_NAME_MAX];
+    char sub[CONC__DIST_NAME_MAX];
+    struct conc__dist_task t; /* points into this block */
+    unsigned char arg[];      /* t.arg_len bytes */
 };
 
 struct conc_dist_worker {
@@ -51,9 +64,46 @@ struct conc_dist_worker {
     size_t nprocs;                 /* worker processes, 0 for none */
     conc_executor *pool;           /* their executor while running, or NULL */
     struct conc__dist_slot *slots; /* one per serving thread */
+    /* The held tasks, oldest first, that every serving thread takes
+     * from (held.c). */
+    conc__lockword held_lock;
+    struct conc__dist_held *held_head, *held_tail;
+    size_t held_n;
     _Atomic int stop;
     _Atomic int running;
 };
+
+/* A new held task copied from an entry's id (entry_len bytes) and its
+ * decoded task, pending with thread `owner`'s consumer, its result key
+ * found absent at checked_ns. NULL without memory or for an entry id or
+ * name too long to copy. */
+struct conc__dist_held *conc__dist_held_new(size_t owner, const char *entry,
+                                            size_t entry_len,
+                                            const struct conc__dist_task *t,
+                                            int64_t checked_ns);
+
+/* Frees a list of held tasks linked through `next`. NULL does nothing. */
+void conc__dist_held_free(struct conc__dist_held *h);
+
+/* Adds hs[0..n) to the worker's held tasks in this order, after the others
+ * or (front) before them. */
+void conc__dist_held_push(conc_dist_worker *w, struct conc__dist_held **hs,
+                          size_t n, int front);
+
+/* Takes the oldest held task into out[0] and, if it was checked before
+ * `stale_before`, the stale ones after it, up to `max` in all. Returns how
+ * many (0: none held). */
+size_t conc__dist_held_take(conc_dist_worker *w, struct conc__dist_held **out,
+                            size_t max, int64_t stale_before);
+
+/* Takes every held task: a list through `next`, or NULL. */
+struct conc__dist_held *conc__dist_held_take_all(conc_dist_worker *w);
+
+/* Copies the entry ids of the held tasks pending with thread `owner`'s
+ * consumer into a new array *ids (conc__free; NULL when none). Returns
+ * how many. */
+size_t conc__dist_held_ids(conc_dist_worker *w, size_t owner,
+                           char (**ids)[CONC__DIST_ENTRY_MAX]);
 
 /* The registered function for a task name, or NULL (registry.c). */
 conc_task_fn conc__dist_lookup(const char *name, size_t len);
