@@ -826,10 +826,10 @@ test_conc_worker_program(void **state)
     char q[64];
     new_queue(q, sizeof q);
     setenv("REDIS_PASSWORD", PASSWORD, 1);
-    char *argv[] = {
-        CONC_WORKER, "--url", server.url, "--queue",    q,
-        "--threads", "2",     DIST_TASKS, "lib_square", "square=lib_square",
-        NULL};
+    char *argv[] = {CONC_WORKER, "--url",     server.url,   "--queue",
+                    q,           "--threads", "2",          "--batch",
+                    "8",         DIST_TASKS,  "lib_square", "square=lib_square",
+                    NULL};
     pid_t w = redis_fixture_spawn(argv);
     assert_true(w > 0);
     conc_dist_executor *dx = new_executor(q, NULL);
@@ -844,6 +844,13 @@ test_conc_worker_program(void **state)
     conc_future_free(f2);
     conc_dist_executor_free(dx);
     stop_peer(w);
+    /* A count that is not one is bad usage. */
+    char *bad_batch[] = {CONC_WORKER, "--url",    server.url,   "--batch",
+                         "many",      DIST_TASKS, "lib_square", NULL};
+    pid_t bb = redis_fixture_spawn(bad_batch);
+    int bst;
+    assert_int_equal(waitpid(bb, &bst, 0), bb);
+    assert_true(WIFEXITED(bst) && WEXITSTATUS(bst) == 2);
     /* A symbol the library lacks is refused before serving. */
     char *bad[] = {CONC_WORKER, "--url", server.url, DIST_TASKS, "nope", NULL};
     pid_t b = redis_fixture_spawn(bad);
