@@ -111,6 +111,18 @@ int conc__dist_parse_address(const char *addr, char **host, int *port,
  * this result won. */
 extern const char conc__dist_finish_lua[];
 
+/* The script that finishes several tasks at once (a worker's result
+ * writer runs it): KEYS: the task stream, then per task its result key and
+ * its submitter's done stream; ARGV: the group, then per task its result
+ * value, ttl ms, task id and entry id. Writes each result if none exists
+ * and tells each submitter of those that won in one done-stream entry
+ * (fields id, r, id, r, ...); acknowledges and deletes every entry.
+ * Returns how many results won. */
+extern const char conc__dist_finish_many_lua[];
+/* The most tasks one such script finishes (Lua's unpack takes a few
+ * thousand values at most). */
+#define CONC__DIST_FINISH_MANY_MAX 256
+
 /* ---- One connection to Redis (conn.c) -----------------------------------
  *
  * A hiredis context in non-blocking mode whose every wait goes through the

@@ -39,7 +39,23 @@ seq_of(const conc_dist_executor *dx, const char *id, size_t len, uint64_t *seq)
     return conc__dist_parse_u64(id + sl + 1, len - sl - 1, seq) < 0 ? -1 : 0;
 }
 
-/* Handles one entry [id, [field, value, ...]] of the done stream. */
+/* Completes the job of one result: task id `id`, value `res`. */
+static void
+complete_one(conc_dist_executor *dx, const redisReply *id,
+             const redisReply *res)
+{
+    uint64_t seq;
+    if (id->type != REDIS_REPLY_STRING || res->type != REDIS_REPLY_STRING ||
+        seq_of(dx, id->str, id->len, &seq) < 0)
+        return; /* not ours */
+    struct conc__dist_job *j = conc__dist_take(dx, seq);
+    if (j)
+        conc__dist_complete(j, res->str, res->len);
+}
+
+/* Handles one entry [id, [field, value, ...]] of the done stream: pairs
+ * of fields id and r, one pair per result (a worker writes several
+ * results of one submitter in one entry); a wake-up entry has none. */
 static void
 handle_entry(conc_dist_executor *dx, const redisReply *e)
 {
@@ -47,24 +63,18 @@ handle_entry(conc_dist_executor *dx, const redisReply *e)
         e->element[1]->type != REDIS_REPLY_ARRAY)
         return;
     const redisReply *f = e->element[1];
-    const redisReply *id = NULL, *res = NULL;
+    const redisReply *id = NULL;
     for (size_t i = 0; i + 1 < f->elements; i += 2) {
         const redisReply *k = f->element[i];
         if (k->type != REDIS_REPLY_STRING)
             continue;
         if (k->len == 2 && memcmp(k->str, "id", 2) == 0)
             id = f->element[i + 1];
-        else if (k->len == 1 && k->str[0] == 'r')
-            res = f->element[i + 1];
+        else if (k->len == 1 && k->str[0] == 'r' && id) {
+            complete_one(dx, id, f->element[i + 1]);
+            id = NULL;
+        }
     }
-    uint64_t seq;
-    if (!id || !res || id->type != REDIS_REPLY_STRING ||
-        res->type != REDIS_REPLY_STRING ||
-        seq_of(dx, id->str, id->len, &seq) < 0)
-        return; /* a wake-up entry, or one not ours */
-    struct conc__dist_job *j = conc__dist_take(dx, seq);
-    if (j)
-        conc__dist_complete(j, res->str, res->len);
 }
 
 /* Deletes the entries just handled, so the stream does not grow. */

@@ -283,46 +283,17 @@ decode_entry(const redisReply *f, struct conc__dist_task *t, const char **why)
     return conc__dist_task_decode(n, vals, lens, t, why);
 }
 
-/* A task run whose finish was sent as soon as it ended, its reply not read
- * yet: the replies of a batch's finishes are read with the next round
- * trip the thread makes (the cancel check of the rest of the batch, the
- * next XREADGROUP), so a batch of tiny tasks costs two round trips, not
- * two per task. Kept until then to be written again if the connection
- * fails (a finish written twice is harmless: its SET is NX). */
-struct deferred {
-    int has;
-    char entry[CONC__DIST_ENTRY_MAX];
-    char id[CONC__DIST_NAME_MAX + 1], sub[CONC__DIST_NAME_MAX + 1];
-    struct conc__dist_task t; /* id and sub point into the above */
-    conc_buf value;
-};
-
-/* Runs a decoded task (its result key found absent) and finishes it, or
- * leaves its result in `later` when given. */
+/* Runs a decoded task (its result key found absent) and hands its result
+ * to the result writer, or writes it itself if that fails. */
 static int
 run_decoded(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
-            const char *entry, size_t entry_len,
-            const struct conc__dist_task *t, struct deferred *later)
+            const char *entry, const struct conc__dist_task *t)
 {
     conc_buf value = CONC_BUF_INIT;
     set_slot(w, idx, entry, t);
     int r = run_task(w, idx, t, &value);
     set_slot(w, idx, NULL, NULL);
-    if (r == 0 && later && entry_len < sizeof later->entry) {
-        memcpy(later->entry, entry, entry_len + 1);
-        memcpy(later->id, t->id, t->id_len); /* decoded: at most NAME_MAX */
-        memcpy(later->sub, t->sub, t->sub_len);
-        later->t = (struct conc__dist_task){.id = later->id,
-                                            .id_len = t->id_len,
-                                            .sub = later->sub,
-                                            .sub_len = t->sub_len,
-                                            .ttl_ms = t->ttl_ms};
-        conc_buf_free(&later->value);
-        later->value = value; /* moved */
-        later->has = 1;
-        return 0;
-    }
-    if (r == 0)
+    if (r == 0 && conc__dist_fin_push(w, entry, t, &value) < 0)
         r = conc__dist_finish(w, c, t, entry, &value,
                               conc__now_ns() + FINISH_TIMEOUT_NS);
     conc_buf_free(&value);
@@ -363,134 +334,65 @@ conc__dist_handle(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
     r = result_exists(w, c, &t, &exists);
     if (r < 0 || exists)
         return r < 0 ? r : drop_entry(w, c, entry);
-    return run_decoded(w, idx, c, entry, e->element[0]->len, &t, NULL);
+    return run_decoded(w, idx, c, entry, &t);
 }
 
-/* What a serving thread keeps between rounds: the replies it has yet to
- * read (finishes, wake-ups), and room for a batch and its replies. */
+/* What a serving thread keeps between rounds: room for a batch, its
+ * replies and the held tasks it takes. */
 struct round {
-    struct deferred *fin; /* w->batch of them */
-    size_t nfin;
-    redisReply **reps;             /* 2 * w->batch + 1 */
+    redisReply **reps;             /* w->batch + 1 */
     struct conc__dist_task *tasks; /* the batch's, decoded */
     signed char *state;            /* per entry: one of enum entry_state */
-    struct conc__dist_held **held; /* w->batch: taken from the queue */
+    struct conc__dist_held **held; /* w->batch */
 };
 
 enum entry_state { E_BAD = -1, E_UNCHECKED, E_ABSENT, E_EXISTS };
 
 /* How old the check of a held task's result key may grow before the task
- * starts (it is then made again, with the finishes' replies): a task
- * cancelled while held does not run. */
+ * starts (it is then made again): a task cancelled while held does not
+ * run. */
 #define FLUSH_NS (1000 * 1000LL)
 
-/* Writes the deferred results one by one, with retries (after a failed
- * pipeline: a finish written twice is harmless, its SET is NX). */
-static void
-finish_each(conc_dist_worker *w, struct conc__rconn *c, struct round *rd)
-{
-    for (size_t i = 0; i < rd->nfin; i++) {
-        if (rd->fin[i].has)
-            conc__dist_finish(w, c, &rd->fin[i].t, rd->fin[i].entry,
-                              &rd->fin[i].value,
-                              conc__now_ns() + FINISH_TIMEOUT_NS);
-        rd->fin[i].has = 0;
-    }
-    rd->nfin = 0;
-}
-
-/* Sends what was appended (`m` commands) and reads the replies of the
- * commands sent before them and theirs, in one round trip; the replies of
- * the m commands go to rd->reps. On failure the finishes are written one
- * by one. Returns 0 or an error. */
+/* Checks the result keys of n tasks in one MGET: state[i] becomes
+ * E_ABSENT or E_EXISTS for each ts[i] not NULL. */
 static int
-collect(conc_dist_worker *w, struct conc__rconn *c, struct round *rd, int r,
-        size_t m)
+check_keys(conc_dist_worker *w, struct conc__rconn *c, struct round *rd,
+           const struct conc__dist_task *const *ts, size_t n)
 {
-    size_t n = rd->nfin + m;
-    if (r == 0)
-        r = conc__rconn_pipeline(c, conc__now_ns() + ROUND_NS, n, rd->reps);
-    else
-        conc__rconn_close(c);
-    if (r < 0) { /* the finishes may not have run: again, with retries */
-        finish_each(w, c, rd);
-        return r;
+    const char **a = conc__calloc(n + 1, sizeof *a);
+    size_t *l = conc__calloc(n + 1, sizeof *l);
+    char(*keys)[CONC__DIST_NAME_MAX * 2 + 32] = conc__calloc(n, sizeof *keys);
+    int r = a && l && keys ? 0 : CONC_ENOMEM;
+    size_t k = 0;
+    if (r == 0) {
+        a[k++] = "MGET";
+        for (size_t i = 0; i < n; i++)
+            if (ts[i]) {
+                conc__dist_keyf(keys[i], sizeof keys[i], w->queue, "res:%.*s",
+                                (int)ts[i]->id_len, ts[i]->id);
+                a[k++] = keys[i];
+            }
+        for (size_t i = 0; i < k; i++)
+            l[i] = strlen(a[i]);
     }
-    for (size_t i = 0; i < rd->nfin; i++) {
-        rd->fin[i].has = 0;
-        freeReplyObject(rd->reps[i]); /* an error: the task is reclaimed */
-    }
-    memmove(rd->reps, rd->reps + rd->nfin, m * sizeof *rd->reps);
-    rd->nfin = 0;
-    return 0;
-}
-
-/* Reads the replies of the commands sent; before any command sent on its
- * own, whose reply must not be taken for theirs. */
-static int
-drain(conc_dist_worker *w, struct conc__rconn *c, struct round *rd)
-{
-    return rd->nfin ? collect(w, c, rd, 0, 0) : 0;
-}
-
-/* Sends an appended command whose reply is read with the next round trip
- * (a finish when `d` has one). A failure writes the finishes not
- * confirmed again now, one by one on a new connection, so that no reply
- * is awaited on a connection they were not sent on. */
-static void
-send_deferred(conc_dist_worker *w, struct conc__rconn *c, struct round *rd,
-              int r)
-{
-    rd->nfin++;
-    if (r < 0 || conc__rconn_send(c, conc__now_ns() + ROUND_NS) < 0) {
-        conc__rconn_close(c);
-        finish_each(w, c, rd);
-    }
-}
-
-/* Appends the EXISTS of the result key of a task. */
-static int
-append_exists(conc_dist_worker *w, struct conc__rconn *c,
-              const struct conc__dist_task *t)
-{
-    char key[CONC__DIST_NAME_MAX * 2 + 32];
-    conc__dist_keyf(key, sizeof key, w->queue, "res:%.*s", (int)t->id_len,
-                    t->id);
-    const char *a[] = {"EXISTS", key};
-    size_t l[] = {6, strlen(key)};
-    return conc__rconn_append(c, 2, a, l);
-}
-
-/* The state an EXISTS reply says. */
-static signed char
-exists_state(const redisReply *x)
-{
-    return x->type == REDIS_REPLY_INTEGER && x->integer > 0 ? E_EXISTS
-                                                            : E_ABSENT;
-}
-
-/* Reads the replies in flight and checks the result keys of the batch's
- * decoded entries, in one round trip. */
-static int
-check_batch(conc_dist_worker *w, struct conc__rconn *c, struct round *rd,
-            size_t n)
-{
-    int r = 0;
-    size_t m = 0;
-    for (size_t i = 0; i < n && r == 0; i++)
-        if (rd->state[i] != E_BAD) {
-            r = append_exists(w, c, &rd->tasks[i]);
-            m++;
-        }
-    if ((r = collect(w, c, rd, r, m)) < 0)
-        return r;
-    m = 0;
-    for (size_t i = 0; i < n; i++)
-        if (rd->state[i] != E_BAD) {
-            rd->state[i] = exists_state(rd->reps[m]);
-            freeReplyObject(rd->reps[m++]);
-        }
-    return 0;
+    redisReply *rep = NULL;
+    if (r == 0 && k > 1)
+        r = conc__rconn_cmd(c, conc__now_ns() + ROUND_NS, 0, &rep, (int)k, a,
+                            l);
+    if (r == 0 && rep &&
+        (rep->type != REDIS_REPLY_ARRAY || rep->elements != k - 1))
+        r = CONC_EPROTO;
+    for (size_t i = 0, j = 0; r == 0 && rep && i < n; i++)
+        if (ts[i])
+            rd->state[i] = rep->element[j++]->type == REDIS_REPLY_NIL
+                               ? E_ABSENT
+                               : E_EXISTS;
+    if (rep)
+        freeReplyObject(rep);
+    conc__free(a);
+    conc__free(l);
+    conc__free(keys);
+    return r;
 }
 
 /* Creates the queue's stream and consumer group if missing. */
@@ -554,26 +456,31 @@ hand_back(conc_dist_worker *w, size_t idx, struct conc__rconn *c)
 }
 
 /* Wakes up to `n` other threads of the worker waiting in an XREADGROUP
- * (CLIENT UNBLOCK, its reply read with the next round trip), so that the
- * tasks this thread holds and cannot start yet start on them. */
+ * (CLIENT UNBLOCK, pipelined), so that the tasks this thread holds and
+ * cannot start yet start on them. */
 static void
 wake_idle(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
           struct round *rd, size_t n)
 {
-    for (size_t i = 0; i < w->nthreads && n > 0; i++) {
+    size_t m = 0;
+    int r = 0;
+    for (size_t i = 0; i < w->nthreads && m < n && r == 0; i++) {
         long long id = atomic_load(&w->slots[i].client_id);
         if (i == idx || !id || !atomic_load(&w->slots[i].blocked))
             continue;
-        if (rd->nfin == w->batch && drain(w, c, rd) < 0)
-            return;
-        rd->fin[rd->nfin].has = 0;
         char ids[24];
         snprintf(ids, sizeof ids, "%lld", id);
         const char *a[] = {"CLIENT", "UNBLOCK", ids};
         size_t l[] = {6, 7, strlen(ids)};
-        send_deferred(w, c, rd, conc__rconn_append(c, 3, a, l));
-        n--;
+        r = conc__rconn_append(c, 3, a, l);
+        m++;
     }
+    if (r < 0)
+        conc__rconn_close(c);
+    else if (m && conc__rconn_pipeline(c, conc__now_ns() + ROUND_NS, m,
+                                       rd->reps) == 0)
+        while (m)
+            freeReplyObject(rd->reps[--m]);
 }
 
 /* Adds the batch's tasks whose result keys were found absent to the
@@ -630,8 +537,14 @@ take_batch(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
 {
     size_t n = entries->elements < w->batch ? entries->elements : w->batch;
     int r = decode_batch(w, idx, c, rd, entries, n);
+    const struct conc__dist_task **ts = conc__calloc(n, sizeof *ts);
+    if (r == 0 && !ts)
+        r = CONC_ENOMEM;
+    for (size_t i = 0; r == 0 && i < n; i++)
+        ts[i] = rd->state[i] == E_BAD ? NULL : &rd->tasks[i];
     if (r == 0)
-        r = check_batch(w, c, rd, n);
+        r = check_keys(w, c, rd, ts, n);
+    conc__free(ts);
     for (size_t i = 0; i < n && r == 0; i++)
         if (rd->state[i] == E_EXISTS)
             r = drop_entry(w, c, entries->element[i]->element[0]->str);
@@ -640,8 +553,7 @@ take_batch(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
     return r;
 }
 
-/* One XREADGROUP for thread idx (after the replies in flight, in the same
- * round trip); holds what it brings. */
+/* One XREADGROUP for thread idx; holds what it brings. */
 static int
 read_round(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
            struct round *rd)
@@ -662,13 +574,13 @@ read_round(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
     size_t rl[sizeof ra / sizeof *ra];
     for (size_t i = 0; i < sizeof ra / sizeof *ra; i++)
         rl[i] = strlen(ra[i]);
-    int r = conc__rconn_append(c, (int)(sizeof ra / sizeof *ra), ra, rl);
+    redisReply *rep = NULL;
     atomic_store(&w->slots[idx].blocked, 1);
-    r = collect(w, c, rd, r, 1);
+    int r = conc__rconn_cmd(c, conc__now_ns() + ROUND_NS, 0, &rep,
+                            (int)(sizeof ra / sizeof *ra), ra, rl);
     atomic_store(&w->slots[idx].blocked, 0);
     if (r < 0)
         return r;
-    redisReply *rep = rd->reps[0];
     if (conc__reply_error_is(rep, "NOGROUP")) /* the server lost it */
         r = ensure_group(w, c, conc__now_ns() + ROUND_NS);
     else if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
@@ -681,53 +593,31 @@ read_round(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
 }
 
 /* Checks again the result keys of the held tasks hs[0..n), whose check
- * grew stale, with the replies in flight, in one round trip; drops those
- * cancelled or done meanwhile (hs[i] becomes NULL). */
+ * grew stale, in one round trip; drops those cancelled or done meanwhile
+ * (hs[i] becomes NULL). */
 static int
 recheck(conc_dist_worker *w, struct conc__rconn *c, struct round *rd,
         struct conc__dist_held **hs, size_t n)
 {
-    int r = 0;
-    for (size_t i = 0; i < n && r == 0; i++)
-        r = append_exists(w, c, &hs[i]->t);
-    if ((r = collect(w, c, rd, r, n)) < 0)
+    const struct conc__dist_task **ts = conc__calloc(n, sizeof *ts);
+    if (!ts)
+        return CONC_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        ts[i] = &hs[i]->t;
+    int r = check_keys(w, c, rd, ts, n);
+    conc__free(ts);
+    if (r < 0)
         return r;
     int64_t now = conc__now_ns();
-    for (size_t i = 0; i < n; i++) {
-        rd->state[i] = exists_state(rd->reps[i]);
-        freeReplyObject(rd->reps[i]);
+    for (size_t i = 0; i < n && r == 0; i++) {
         hs[i]->checked_ns = now;
-    }
-    for (size_t i = 0; i < n && r == 0; i++)
         if (rd->state[i] == E_EXISTS) {
             r = drop_entry(w, c, hs[i]->entry);
             conc__free(hs[i]);
             hs[i] = NULL;
         }
-    return r;
-}
-
-/* Starts a held task: runs it, and sends its finish, whose reply is read
- * with the next round trip. */
-static int
-start_held(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
-           struct round *rd, const struct conc__dist_held *h)
-{
-    if (rd->nfin == w->batch) {
-        int r = drain(w, c, rd);
-        if (r < 0)
-            return r;
     }
-    struct deferred *later = &rd->fin[rd->nfin];
-    int r = run_decoded(w, idx, c, h->entry, strlen(h->entry), &h->t, later);
-    if (r < 0 || !later->has)
-        return r;
-    struct finish_keys k;
-    const char *fa[FINISH_ARGC];
-    size_t fl[FINISH_ARGC];
-    finish_argv(w, &later->t, later->entry, &later->value, &k, fa, fl);
-    send_deferred(w, c, rd, conc__rconn_append(c, FINISH_ARGC, fa, fl));
-    return 0;
+    return r;
 }
 
 /* Runs the oldest held task, checking it first (with those stale behind
@@ -738,12 +628,11 @@ serve_held(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
            struct round *rd)
 {
     struct conc__dist_held **hs = rd->held;
-    size_t n = conc__dist_held_take(w, hs, w->batch, conc__now_ns() - FLUSH_NS);
+    int64_t stale = conc__now_ns() - FLUSH_NS;
+    size_t n = conc__dist_held_take(w, hs, w->batch, stale);
     if (n == 0)
         return 0;
-    int r = n > 1 || hs[0]->checked_ns < conc__now_ns() - FLUSH_NS
-                ? recheck(w, c, rd, hs, n)
-                : 0;
+    int r = hs[0]->checked_ns < stale ? recheck(w, c, rd, hs, n) : 0;
     size_t k = 0; /* the absent ones, in order */
     for (size_t i = 0; i < n; i++)
         if (hs[i])
@@ -754,7 +643,7 @@ serve_held(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
     }
     /* The others go back before this one runs, however long it takes. */
     conc__dist_held_push(w, hs + 1, k - 1, 1);
-    r = start_held(w, idx, c, rd, hs[0]);
+    r = run_decoded(w, idx, c, hs[0]->entry, &hs[0]->t);
     conc__free(hs[0]);
     return r < 0 ? r : 1;
 }
@@ -762,22 +651,16 @@ serve_held(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
 static int
 round_init(conc_dist_worker *w, struct round *rd)
 {
-    rd->fin = conc__calloc(w->batch, sizeof *rd->fin);
-    rd->reps = conc__calloc(2 * w->batch + 1, sizeof *rd->reps);
+    rd->reps = conc__calloc(w->batch + 1, sizeof *rd->reps);
     rd->tasks = conc__calloc(w->batch, sizeof *rd->tasks);
     rd->state = conc__calloc(w->batch, sizeof *rd->state);
     rd->held = conc__calloc(w->batch, sizeof *rd->held);
-    return rd->fin && rd->reps && rd->tasks && rd->state && rd->held
-               ? 0
-               : CONC_ENOMEM;
+    return rd->reps && rd->tasks && rd->state && rd->held ? 0 : CONC_ENOMEM;
 }
 
 static void
-round_fini(conc_dist_worker *w, struct round *rd)
+round_fini(struct round *rd)
 {
-    for (size_t i = 0; rd->fin && i < w->batch; i++)
-        conc_buf_free(&rd->fin[i].value);
-    conc__free(rd->fin);
     conc__free(rd->reps);
     conc__free(rd->tasks);
     conc__free(rd->state);
@@ -800,21 +683,6 @@ publish_client_id(conc_dist_worker *w, size_t idx, struct conc__rconn *c)
     atomic_store(&w->slots[idx].client_id, id);
 }
 
-/* What a thread does on a connection new to it: thread 0 records the
- * worker as seen (from the first connection on, not a beat later); every
- * thread publishes its client id. */
-static void
-on_connect(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
-           struct round *rd)
-{
-    if (drain(w, c, rd) < 0)
-        return;
-    if (idx == 0)
-        conc__dist_mark_seen(w, c);
-    if (w->nthreads > 1)
-        publish_client_id(w, idx, c);
-}
-
 int
 conc__dist_serve(conc_dist_worker *w, size_t idx, int64_t deadline)
 {
@@ -824,7 +692,7 @@ conc__dist_serve(conc_dist_worker *w, size_t idx, int64_t deadline)
         return r;
     struct round rd = {0};
     if ((r = round_init(w, &rd)) < 0) {
-        round_fini(w, &rd);
+        round_fini(&rd);
         conc__rconn_fini(&c);
         return r;
     }
@@ -836,25 +704,25 @@ conc__dist_serve(conc_dist_worker *w, size_t idx, int64_t deadline)
         r = conc__rconn_ensure(&c, conc__now_ns() + ROUND_NS);
         if (r == CONC_EAUTH)
             break;
-        if (r < 0) {
-            finish_each(w, &c, &rd); /* retries on its own */
-            continue;                /* backs off inside */
-        }
+        if (r < 0)
+            continue; /* backs off inside */
         if (c.connects != seen) {
+            /* Seen from the first connection on, not a beat later. */
+            if (idx == 0)
+                conc__dist_mark_seen(w, &c);
+            if (w->nthreads > 1)
+                publish_client_id(w, idx, &c);
             seen = c.connects;
-            on_connect(w, idx, &c, &rd);
         }
         if (idx == 0 && conc__now_ns() >= next_reclaim) {
-            drain(w, &c, &rd);
             conc__dist_reclaim(w, idx, &c);
             next_reclaim = conc__now_ns() + reclaim_every;
         }
         if (serve_held(w, idx, &c, &rd) == 0)
             read_round(w, idx, &c, &rd);
     }
-    drain(w, &c, &rd);
     hand_back(w, idx, &c); /* every thread: the last one finds them all */
-    round_fini(w, &rd);
+    round_fini(&rd);
     conc__rconn_fini(&c);
     return r == CONC_EAUTH ? r : 0;
 }

@@ -4,7 +4,8 @@
  * letters).
  *
  * Lock order: a slot's lock, then (the monitor cancelling a task run in
- * a worker process) that task's future's. The held tasks' lock is a leaf. */
+ * a worker process) that task's future's. The held tasks' lock and the
+ * results' condition (fin_cond) are leaves. */
 #ifndef CONC_DIST_WORKER_INTERNAL_H
 #define CONC_DIST_WORKER_INTERNAL_H
 
@@ -12,6 +13,7 @@
 
 #include "conc/dist.h"
 #include "conc/executor.h"
+#include "conc/sync.h"
 #include "core/lockword.h"
 #include "dist/dist_internal.h"
 
@@ -52,6 +54,17 @@ struct conc__dist_held {
     unsigned char arg[];      /* t.arg_len bytes */
 };
 
+/* A task's result for the result writer (writer.c): what its finish
+ * needs, copied. */
+struct conc__dist_fin {
+    struct conc__dist_fin *next;
+    char entry[CONC__DIST_ENTRY_MAX];
+    char id[CONC__DIST_NAME_MAX], sub[CONC__DIST_NAME_MAX];
+    struct conc__dist_task t; /* id, sub and ttl; points into this block */
+    size_t len;
+    unsigned char value[]; /* the result value, len bytes */
+};
+
 struct conc_dist_worker {
     char *address, *password, *queue, *name;
     char *k_tasks, *k_dead, *k_workers, *k_lost;
@@ -69,6 +82,12 @@ struct conc_dist_worker {
     conc__lockword held_lock;
     struct conc__dist_held *held_head, *held_tail;
     size_t held_n;
+    /* The results for the writer, oldest first, and its state; all
+     * guarded by fin_cond. */
+    conc_cond *fin_cond;
+    struct conc__dist_fin *fin_head, *fin_tail;
+    int fin_waiting; /* the writer waits for one */
+    int fin_stop;    /* the serving threads are done: end when written */
     _Atomic int stop;
     _Atomic int running;
 };
@@ -104,6 +123,20 @@ struct conc__dist_held *conc__dist_held_take_all(conc_dist_worker *w);
  * how many. */
 size_t conc__dist_held_ids(conc_dist_worker *w, size_t owner,
                            char (**ids)[CONC__DIST_ENTRY_MAX]);
+
+/* Hands a task's result to the result writer (writer.c), copying what
+ * its finish needs. Returns 0, CONC_ENOMEM, or CONC_EINVAL for an entry
+ * id or name too long to copy (then the caller finishes it itself). */
+int conc__dist_fin_push(conc_dist_worker *w, const char *entry,
+                        const struct conc__dist_task *t, const conc_buf *value);
+
+/* The result writer's thread: writes the results handed to it, those that
+ * came together in one script, until conc__dist_writer_stop and none is
+ * left. */
+int conc__dist_writer_main(void *arg);
+
+/* Tells the writer the serving threads are done. */
+void conc__dist_writer_stop(conc_dist_worker *w);
 
 /* The registered function for a task name, or NULL (registry.c). */
 conc_task_fn conc__dist_lookup(const char *name, size_t len);
