@@ -117,6 +117,15 @@ conc__dist_held_take(conc_dist_worker *w, struct conc__dist_held **out,
     return n;
 }
 
+int
+conc__dist_held_any(conc_dist_worker *w)
+{
+    conc__lockword_acquire(&w->held_lock, CONC__FOREVER, 0);
+    int any = w->held_head != NULL;
+    conc__lockword_release(&w->held_lock, 0);
+    return any;
+}
+
 struct conc__dist_held *
 conc__dist_held_take_all(conc_dist_worker *w)
 {

@@ -284,18 +284,28 @@ decode_entry(const redisReply *f, struct conc__dist_task *t, const char **why)
 }
 
 /* Runs a decoded task (its result key found absent) and hands its result
- * to the result writer, or writes it itself if that fails. */
+ * to the result writer, or writes it itself without memory. With `keep`,
+ * a result the thread can send with its next round trip (no task is held,
+ * so that round trip comes at once) stays in *keep: one result written
+ * alone goes out without a hand-over to the writer's thread. */
 static int
 run_decoded(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
-            const char *entry, const struct conc__dist_task *t)
+            const char *entry, const struct conc__dist_task *t,
+            struct conc__dist_fin **keep)
 {
     conc_buf value = CONC_BUF_INIT;
     set_slot(w, idx, entry, t);
     int r = run_task(w, idx, t, &value);
     set_slot(w, idx, NULL, NULL);
-    if (r == 0 && conc__dist_fin_push(w, entry, t, &value) < 0)
+    struct conc__dist_fin *f =
+        r == 0 ? conc__dist_fin_new(entry, t, &value) : NULL;
+    if (r == 0 && !f)
         r = conc__dist_finish(w, c, t, entry, &value,
                               conc__now_ns() + FINISH_TIMEOUT_NS);
+    else if (f && keep && !conc__dist_held_any(w))
+        *keep = f;
+    else if (f)
+        conc__dist_fin_hand(w, f);
     conc_buf_free(&value);
     return r;
 }
@@ -334,12 +344,13 @@ conc__dist_handle(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
     r = result_exists(w, c, &t, &exists);
     if (r < 0 || exists)
         return r < 0 ? r : drop_entry(w, c, entry);
-    return run_decoded(w, idx, c, entry, &t);
+    return run_decoded(w, idx, c, entry, &t, NULL);
 }
 
 /* What a serving thread keeps between rounds: room for a batch, its
  * replies and the held tasks it takes. */
 struct round {
+    struct conc__dist_fin *mine;   /* a result kept for the next round */
     redisReply **reps;             /* w->batch + 1 */
     struct conc__dist_task *tasks; /* the batch's, decoded */
     signed char *state;            /* per entry: one of enum entry_state */
@@ -553,6 +564,58 @@ take_batch(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
     return r;
 }
 
+/* Hands the result the thread kept to the writer. */
+static void
+release_mine(conc_dist_worker *w, struct round *rd)
+{
+    if (rd->mine)
+        conc__dist_fin_hand(w, rd->mine);
+    rd->mine = NULL;
+}
+
+/* Sends the XREADGROUP appended, after the finish of the result the thread
+ * kept if any, and reads their replies in one round trip. A finish that
+ * fails goes to the writer, which retries (a finish written twice is
+ * harmless: its SET is NX). */
+static int
+xreadgroup(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
+           struct round *rd, int argc, const char **a, const size_t *l,
+           redisReply **rep)
+{
+    int r = 0;
+    if (rd->mine) {
+        struct finish_keys k;
+        const char *fa[FINISH_ARGC];
+        size_t fl[FINISH_ARGC];
+        conc_buf v = {rd->mine->value, rd->mine->len, rd->mine->len, 1};
+        finish_argv(w, &rd->mine->t, rd->mine->entry, &v, &k, fa, fl);
+        r = conc__rconn_append(c, FINISH_ARGC, fa, fl);
+    }
+    if (r == 0)
+        r = conc__rconn_append(c, argc, a, l);
+    if (r < 0)
+        conc__rconn_close(c);
+    atomic_store(&w->slots[idx].blocked, 1);
+    if (r == 0)
+        r = conc__rconn_pipeline(c, conc__now_ns() + ROUND_NS, rd->mine ? 2 : 1,
+                                 rd->reps);
+    atomic_store(&w->slots[idx].blocked, 0);
+    if (r < 0) {
+        release_mine(w, rd);
+        return r;
+    }
+    if (rd->mine) {
+        if (rd->reps[0]->type == REDIS_REPLY_ERROR)
+            release_mine(w, rd); /* the server loading its data: again */
+        freeReplyObject(rd->reps[0]);
+        conc__free(rd->mine);
+        rd->mine = NULL;
+        rd->reps[0] = rd->reps[1];
+    }
+    *rep = rd->reps[0];
+    return 0;
+}
+
 /* One XREADGROUP for thread idx; holds what it brings. */
 static int
 read_round(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
@@ -575,10 +638,8 @@ read_round(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
     for (size_t i = 0; i < sizeof ra / sizeof *ra; i++)
         rl[i] = strlen(ra[i]);
     redisReply *rep = NULL;
-    atomic_store(&w->slots[idx].blocked, 1);
-    int r = conc__rconn_cmd(c, conc__now_ns() + ROUND_NS, 0, &rep,
-                            (int)(sizeof ra / sizeof *ra), ra, rl);
-    atomic_store(&w->slots[idx].blocked, 0);
+    int r =
+        xreadgroup(w, idx, c, rd, (int)(sizeof ra / sizeof *ra), ra, rl, &rep);
     if (r < 0)
         return r;
     if (conc__reply_error_is(rep, "NOGROUP")) /* the server lost it */
@@ -632,6 +693,7 @@ serve_held(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
     size_t n = conc__dist_held_take(w, hs, w->batch, stale);
     if (n == 0)
         return 0;
+    release_mine(w, rd); /* it must not wait for this task */
     int r = hs[0]->checked_ns < stale ? recheck(w, c, rd, hs, n) : 0;
     size_t k = 0; /* the absent ones, in order */
     for (size_t i = 0; i < n; i++)
@@ -643,7 +705,7 @@ serve_held(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
     }
     /* The others go back before this one runs, however long it takes. */
     conc__dist_held_push(w, hs + 1, k - 1, 1);
-    r = run_decoded(w, idx, c, hs[0]->entry, &hs[0]->t);
+    r = run_decoded(w, idx, c, hs[0]->entry, &hs[0]->t, &rd->mine);
     conc__free(hs[0]);
     return r < 0 ? r : 1;
 }
@@ -715,12 +777,14 @@ conc__dist_serve(conc_dist_worker *w, size_t idx, int64_t deadline)
             seen = c.connects;
         }
         if (idx == 0 && conc__now_ns() >= next_reclaim) {
+            release_mine(w, &rd);
             conc__dist_reclaim(w, idx, &c);
             next_reclaim = conc__now_ns() + reclaim_every;
         }
         if (serve_held(w, idx, &c, &rd) == 0)
             read_round(w, idx, &c, &rd);
     }
+    release_mine(w, &rd);  /* the writer ends after this thread */
     hand_back(w, idx, &c); /* every thread: the last one finds them all */
     round_fini(&rd);
     conc__rconn_fini(&c);

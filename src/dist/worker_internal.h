@@ -115,6 +115,9 @@ void conc__dist_held_push(conc_dist_worker *w, struct conc__dist_held **hs,
 size_t conc__dist_held_take(conc_dist_worker *w, struct conc__dist_held **out,
                             size_t max, int64_t stale_before);
 
+/* Whether any task is held. */
+int conc__dist_held_any(conc_dist_worker *w);
+
 /* Takes every held task: a list through `next`, or NULL. */
 struct conc__dist_held *conc__dist_held_take_all(conc_dist_worker *w);
 
@@ -124,11 +127,15 @@ struct conc__dist_held *conc__dist_held_take_all(conc_dist_worker *w);
 size_t conc__dist_held_ids(conc_dist_worker *w, size_t owner,
                            char (**ids)[CONC__DIST_ENTRY_MAX]);
 
-/* Hands a task's result to the result writer (writer.c), copying what
- * its finish needs. Returns 0, CONC_ENOMEM, or CONC_EINVAL for an entry
- * id or name too long to copy (then the caller finishes it itself). */
-int conc__dist_fin_push(conc_dist_worker *w, const char *entry,
-                        const struct conc__dist_task *t, const conc_buf *value);
+/* A task's result for a finish (copied from the entry id, the decoded
+ * task and the result value), freed with conc__free; NULL without memory
+ * or for an entry id or name too long to copy. */
+struct conc__dist_fin *conc__dist_fin_new(const char *entry,
+                                          const struct conc__dist_task *t,
+                                          const conc_buf *value);
+
+/* Hands a result to the result writer (writer.c), which frees it. */
+void conc__dist_fin_hand(conc_dist_worker *w, struct conc__dist_fin *f);
 
 /* The result writer's thread: writes the results handed to it, those that
  * came together in one script, until conc__dist_writer_stop and none is

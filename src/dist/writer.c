@@ -33,17 +33,17 @@
 #define HEAD_ARGS 5
 #define KEY_MAX   (CONC__DIST_NAME_MAX * 2 + 32)
 
-int
-conc__dist_fin_push(conc_dist_worker *w, const char *entry,
-                    const struct conc__dist_task *t, const conc_buf *value)
+struct conc__dist_fin *
+conc__dist_fin_new(const char *entry, const struct conc__dist_task *t,
+                   const conc_buf *value)
 {
     size_t elen = strlen(entry);
     if (elen >= CONC__DIST_ENTRY_MAX || t->id_len > CONC__DIST_NAME_MAX ||
         t->sub_len > CONC__DIST_NAME_MAX)
-        return CONC_EINVAL;
+        return NULL;
     struct conc__dist_fin *f = conc__malloc(sizeof *f + value->len);
     if (!f)
-        return CONC_ENOMEM;
+        return NULL;
     memset(f, 0, sizeof *f);
     memcpy(f->entry, entry, elen + 1);
     memcpy(f->id, t->id, t->id_len);
@@ -56,6 +56,13 @@ conc__dist_fin_push(conc_dist_worker *w, const char *entry,
     f->len = value->len;
     if (value->len)
         memcpy(f->value, value->data, value->len);
+    return f;
+}
+
+void
+conc__dist_fin_hand(conc_dist_worker *w, struct conc__dist_fin *f)
+{
+    f->next = NULL;
     conc_cond_acquire(w->fin_cond, CONC_FOREVER);
     if (w->fin_tail)
         w->fin_tail->next = f;
@@ -65,7 +72,6 @@ conc__dist_fin_push(conc_dist_worker *w, const char *entry,
     if (w->fin_waiting)
         conc_cond_notify(w->fin_cond, 1);
     conc_cond_release(w->fin_cond);
-    return 0;
 }
 
 /* Takes up to CONC__DIST_FINISH_MANY_MAX results, waiting for one until
