@@ -287,7 +287,9 @@ decode_entry(const redisReply *f, struct conc__dist_task *t, const char **why)
  * to the result writer, or writes it itself without memory. With `keep`,
  * a result the thread can send with its next round trip (no task is held,
  * so that round trip comes at once) stays in *keep: one result written
- * alone goes out without a hand-over to the writer's thread. */
+ * alone goes out without a hand-over to the writer's thread. Only when
+ * the writer has written all it was handed, so that a worker's results
+ * still reach the server in the order its threads ran the tasks. */
 static int
 run_decoded(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
             const char *entry, const struct conc__dist_task *t,
@@ -302,7 +304,7 @@ run_decoded(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
     if (r == 0 && !f)
         r = conc__dist_finish(w, c, t, entry, &value,
                               conc__now_ns() + FINISH_TIMEOUT_NS);
-    else if (f && keep && !conc__dist_held_any(w))
+    else if (f && keep && !conc__dist_held_any(w) && conc__dist_fin_idle(w))
         *keep = f;
     else if (f)
         conc__dist_fin_hand(w, f);

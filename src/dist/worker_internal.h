@@ -137,6 +137,10 @@ struct conc__dist_fin *conc__dist_fin_new(const char *entry,
 /* Hands a result to the result writer (writer.c), which frees it. */
 void conc__dist_fin_hand(conc_dist_worker *w, struct conc__dist_fin *f);
 
+/* Whether the writer waits with nothing to write: every result handed to
+ * it is written. */
+int conc__dist_fin_idle(conc_dist_worker *w);
+
 /* The result writer's thread: writes the results handed to it, those that
  * came together in one script, until conc__dist_writer_stop and none is
  * left. */

@@ -74,6 +74,15 @@ conc__dist_fin_hand(conc_dist_worker *w, struct conc__dist_fin *f)
     conc_cond_release(w->fin_cond);
 }
 
+int
+conc__dist_fin_idle(conc_dist_worker *w)
+{
+    conc_cond_acquire(w->fin_cond, CONC_FOREVER);
+    int idle = !w->fin_head && w->fin_waiting;
+    conc_cond_release(w->fin_cond);
+    return idle;
+}
+
 /* Takes up to CONC__DIST_FINISH_MANY_MAX results, waiting for one until
  * the serving threads are done; NULL once they are and none is left. */
 static struct conc__dist_fin *
