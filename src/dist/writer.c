@@ -110,44 +110,44 @@ take(conc_dist_worker *w, size_t *n)
     return list;
 }
 
-/* The script's command for the n results of `list`; keys and decimal
- * fields go into `text` (2 keys and 24 bytes per result). */
+/* Appends argument `p` of `len` bytes to a/l at *k. */
+static void
+put(const char **a, size_t *l, size_t *k, const void *p, size_t len)
+{
+    a[*k] = len ? p : "";
+    l[(*k)++] = len;
+}
+
+/* The script's command for the n results of `list` in a/l; its keys and
+ * ttls are written into `keys` (2 per result) and `ttls`. */
 static void
 build(conc_dist_worker *w, const struct conc__dist_fin *list, size_t n,
       const char **a, size_t *l, char (*keys)[KEY_MAX], char (*ttls)[24],
       char *nkeys)
 {
-    size_t k = 0;
+    size_t k = 0, i = 0;
     snprintf(nkeys, 24, "%zu", 2 * n + 1);
-    a[k++] = "EVAL";
-    a[k++] = conc__dist_finish_many_lua;
-    a[k++] = nkeys;
-    a[k++] = w->k_tasks;
-    size_t i = 0;
+    put(a, l, &k, "EVAL", 4);
+    put(a, l, &k, conc__dist_finish_many_lua,
+        strlen(conc__dist_finish_many_lua));
+    put(a, l, &k, nkeys, strlen(nkeys));
+    put(a, l, &k, w->k_tasks, strlen(w->k_tasks));
     for (const struct conc__dist_fin *f = list; f; f = f->next, i++) {
         conc__dist_keyf(keys[2 * i], KEY_MAX, w->queue, "res:%.*s",
                         (int)f->t.id_len, f->id);
         conc__dist_keyf(keys[2 * i + 1], KEY_MAX, w->queue, "done:%.*s",
                         (int)f->t.sub_len, f->sub);
-        a[k++] = keys[2 * i];
-        a[k++] = keys[2 * i + 1];
+        put(a, l, &k, keys[2 * i], strlen(keys[2 * i]));
+        put(a, l, &k, keys[2 * i + 1], strlen(keys[2 * i + 1]));
     }
-    a[k++] = CONC__DIST_GROUP;
+    put(a, l, &k, CONC__DIST_GROUP, strlen(CONC__DIST_GROUP));
     i = 0;
     for (const struct conc__dist_fin *f = list; f; f = f->next, i++) {
         snprintf(ttls[i], sizeof ttls[i], "%" PRIu64, f->t.ttl_ms);
-        a[k++] = f->len ? (const char *)f->value : "";
-        a[k++] = ttls[i];
-        a[k++] = f->id;
-        a[k++] = f->entry;
-    }
-    for (size_t j = 0; j < k; j++)
-        l[j] = strlen(a[j]);
-    /* Values and task ids are bytes. */
-    i = 0;
-    for (const struct conc__dist_fin *f = list; f; f = f->next, i++) {
-        l[HEAD_ARGS + 2 * n + 4 * i] = f->len;
-        l[HEAD_ARGS + 2 * n + 4 * i + 2] = f->t.id_len;
+        put(a, l, &k, f->value, f->len); /* bytes */
+        put(a, l, &k, ttls[i], strlen(ttls[i]));
+        put(a, l, &k, f->id, f->t.id_len); /* not terminated */
+        put(a, l, &k, f->entry, strlen(f->entry));
     }
 }
 
