@@ -393,8 +393,11 @@ check_keys(conc_dist_worker *w, struct conc__rconn *c, struct round *rd,
         r = conc__rconn_cmd(c, conc__now_ns() + ROUND_NS, 0, &rep, (int)k, a,
                             l);
     if (r == 0 && rep &&
-        (rep->type != REDIS_REPLY_ARRAY || rep->elements != k - 1))
+        (rep->type != REDIS_REPLY_ARRAY || rep->elements != k - 1)) {
+        /* Refused (an ACL, say): the backoff keeps a retry from spinning. */
         r = CONC_EPROTO;
+        conc__rconn_fail(c, r);
+    }
     for (size_t i = 0, j = 0; r == 0 && rep && i < n; i++)
         if (ts[i])
             rd->state[i] = rep->element[j++]->type == REDIS_REPLY_NIL
