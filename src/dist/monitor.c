@@ -67,14 +67,18 @@ look(conc_dist_worker *w, size_t i, struct seen *v)
 }
 
 void
-conc__dist_stop_task(conc_dist_worker *w, size_t i)
+conc__dist_stop_task(conc_dist_worker *w, size_t i, const char *entry)
 {
     struct conc__dist_slot *s = &w->slots[i];
-    atomic_store(&s->cancel, 1);
     conc__lockword_acquire(&s->lock, CONC__FOREVER, 0);
-    /* The pool was made with cancel_kills: this kills the process. */
-    if (s->pool_f)
-        conc_future_cancel(s->pool_f);
+    /* The monitor decided on a copy of the slot: the task may have ended
+     * since, and the thread started the next, which must not be stopped. */
+    if (s->busy && strcmp(s->entry, entry) == 0) {
+        atomic_store(&s->cancel, 1);
+        /* The pool was made with cancel_kills: this kills the process. */
+        if (s->pool_f)
+            conc_future_cancel(s->pool_f);
+    }
     conc__lockword_release(&s->lock, 0);
 }
 
@@ -107,13 +111,13 @@ watch_one(conc_dist_worker *w, size_t i, struct conc__rconn *c,
          * own result, written later, loses). */
         if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 0) {
             fail_task(w, c, v, CONC_EBROKEN, CONC__DIST_DELETED_MSG);
-            conc__dist_stop_task(w, i);
+            conc__dist_stop_task(w, i, v->entry);
         }
         freeReplyObject(rep);
     }
     if (conc__rconn_cmdf(c, deadline, 0, &rep, "EXISTS %s", v->res_key) == 0) {
         if (rep->type == REDIS_REPLY_INTEGER && rep->integer > 0)
-            conc__dist_stop_task(w, i);
+            conc__dist_stop_task(w, i, v->entry);
         freeReplyObject(rep);
     }
 }
@@ -194,7 +198,7 @@ conc__dist_monitor_main(void *arg)
                  * stops, loses to it. */
                 fail_task(w, &c, &v, CONC_ETIMEDOUT,
                           "the task ran past its time limit");
-                conc__dist_stop_task(w, i);
+                conc__dist_stop_task(w, i, v.entry);
             } else if (v.busy)
                 watch_one(w, i, &c, &v, beat);
         }

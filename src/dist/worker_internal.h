@@ -181,8 +181,9 @@ int conc__dist_report_lost(conc_dist_worker *w, struct conc__rconn *c,
                            const char *entry, size_t len);
 
 /* Raises slot i's cancel token and, for a task in a worker process,
- * cancels it there, which kills that process (monitor.c). */
-void conc__dist_stop_task(conc_dist_worker *w, size_t i);
+ * cancels it there, which kills that process (monitor.c); only if the
+ * slot still runs the task of stream entry `entry`. */
+void conc__dist_stop_task(conc_dist_worker *w, size_t i, const char *entry);
 
 /* The monitor thread (monitor.c): renews the claims of running tasks,
  * raises their cancel tokens when their result key was claimed by a
