@@ -2,10 +2,14 @@
  * and its workers against a real redis-server that the program starts on
  * a loopback port (tests/peers/redis_fixture.c), with workers in processes
  * of their own (tests/peers/dist_peer.c) so that they can be killed. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -186,6 +190,77 @@ local_echo(const void *arg, size_t len, conc_buf *result)
 
 /* ---- Against the server ---------------------------------------------------
  */
+
+/* ---- The connection --------------------------------------------------------
+ */
+
+/* Sends to a server that closed the connection, until a send fails. */
+static int
+send_after_close_child(void *arg)
+{
+    const char *url = arg;
+    struct conc__rconn c;
+    if (conc__rconn_init(&c, url, NULL, 5) < 0)
+        return 1;
+    if (conc__rconn_ensure(&c, conc__now_ns() + (int64_t)5e9) < 0)
+        return 2;
+    /* The handshake's reply read, the socket turns readable at the
+     * server's close (end of file). */
+    struct pollfd p = {.fd = c.ctx->fd, .events = POLLIN};
+    if (poll(&p, 1, 10000) != 1)
+        return 4;
+    /* The server has closed: a send goes out, the server's reset comes
+     * back, and a send after it must fail with an error, not kill the
+     * process with SIGPIPE. */
+    const char *a[] = {"PING"};
+    size_t l[] = {4};
+    for (int i = 0; i < 1000; i++) {
+        if (conc__rconn_append(&c, 1, a, l) < 0 ||
+            conc__rconn_send(&c, conc__now_ns() + (int64_t)5e9) < 0) {
+            conc__rconn_fini(&c);
+            return 0;
+        }
+    }
+    conc__rconn_fini(&c);
+    return 3;
+}
+
+/* A connection whose server went away reports it and does not raise
+ * SIGPIPE (whose default action kills the process: a worker's pipelined
+ * finishes wrote twice into a reset socket when redis-server was killed). */
+static void
+test_conn_send_after_close(void **state)
+{
+    (void)state;
+    int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    assert_true(ls >= 0);
+    assert_int_equal(bind(ls, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(ls, 1), 0);
+    assert_int_equal(getsockname(ls, (struct sockaddr *)&a, &alen), 0);
+    char url[64];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", ntohs(a.sin_port));
+    pid_t child = fork_child(send_after_close_child, url);
+    struct pollfd p = {.fd = ls, .events = POLLIN};
+    assert_int_equal(poll(&p, 1, 10000), 1);
+    int s = accept(ls, NULL, NULL);
+    assert_true(s >= 0);
+    char buf[64];
+    p.fd = s;
+    assert_int_equal(poll(&p, 1, 10000), 1);
+    assert_true(read(s, buf, sizeof buf) > 0); /* the PING of the handshake */
+    assert_int_equal(write(s, "+PONG\r\n", 7), 7);
+    close(s);
+    close(ls);
+    int st = reap_status(child);
+    assert_int_equal(WIFSIGNALED(st) ? WTERMSIG(st) : 0, 0); /* not SIGPIPE */
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+/* ---- Against a real server ---------------------------------------------- */
 
 static void
 test_round_trip(void **state)
@@ -751,10 +826,10 @@ test_conc_worker_program(void **state)
     char q[64];
     new_queue(q, sizeof q);
     setenv("REDIS_PASSWORD", PASSWORD, 1);
-    char *argv[] = {
-        CONC_WORKER, "--url", server.url, "--queue",    q,
-        "--threads", "2",     DIST_TASKS, "lib_square", "square=lib_square",
-        NULL};
+    char *argv[] = {CONC_WORKER, "--url",     server.url,   "--queue",
+                    q,           "--threads", "2",          "--batch",
+                    "8",         DIST_TASKS,  "lib_square", "square=lib_square",
+                    NULL};
     pid_t w = redis_fixture_spawn(argv);
     assert_true(w > 0);
     conc_dist_executor *dx = new_executor(q, NULL);
@@ -769,6 +844,13 @@ test_conc_worker_program(void **state)
     conc_future_free(f2);
     conc_dist_executor_free(dx);
     stop_peer(w);
+    /* A count that is not one is bad usage. */
+    char *bad_batch[] = {CONC_WORKER, "--url",    server.url,   "--batch",
+                         "many",      DIST_TASKS, "lib_square", NULL};
+    pid_t bb = redis_fixture_spawn(bad_batch);
+    int bst;
+    assert_int_equal(waitpid(bb, &bst, 0), bb);
+    assert_true(WIFEXITED(bst) && WEXITSTATUS(bst) == 2);
     /* A symbol the library lacks is refused before serving. */
     char *bad[] = {CONC_WORKER, "--url", server.url, DIST_TASKS, "nope", NULL};
     pid_t b = redis_fixture_spawn(bad);
@@ -804,6 +886,7 @@ main(void)
         conc_unit_test(test_wire_result_round_trip),
         conc_unit_test(test_wire_task_decode),
         conc_unit_test(test_wire_address),
+        conc_unit_test(test_conn_send_after_close),
         conc_unit_test(test_round_trip),
         conc_unit_test(test_submit_many),
         conc_unit_test(test_failures_and_mixing),
@@ -823,6 +906,9 @@ main(void)
         conc_unit_test(test_examples),
         conc_unit_test(test_conc_worker_program),
     };
+    /* CONC_TEST_FILTER=pattern runs only the matching tests. */
+    if (getenv("CONC_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("CONC_TEST_FILTER"));
     conc_test_install_allocator();
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -20,6 +20,13 @@
 
 #define PASSWORD  "conc-test-pw"
 #define LONG_WAIT 60.0
+/* Well under the 30 s reclaim_idle a take-over of tasks not handed back
+ * would wait for. */
+#define HAND_BACK_WAIT 10.0
+/* A nap that holds a serving thread, and how long the tasks held behind
+ * it may wait for another thread: well under the nap. */
+#define LONG_NAP         30.0
+#define IDLE_THREAD_WAIT 15.0
 
 static struct redis_fixture server;
 static int have_server;
@@ -481,6 +488,136 @@ test_heartbeat_keeps_long_task(void **state)
     stop_peer(b);
 }
 
+/* Whether every pending entry of the queue is with one consumer and was
+ * delivered once; their number goes to *n. */
+static int
+pending_all_once(const char *queue, size_t *n)
+{
+    struct conc__rconn c;
+    assert_conc_ok(conc__rconn_init(&c, server.url, PASSWORD, 5));
+    redisReply *rep = NULL;
+    assert_conc_ok(conc__rconn_cmdf(&c, conc__now_ns() + (int64_t)5e9, 1, &rep,
+                                    "XPENDING {conc:%s}:tasks workers - + 100",
+                                    queue));
+    int ok = 1;
+    *n = rep->elements;
+    for (size_t i = 0; i < rep->elements; i++) {
+        redisReply *e = rep->element[i];
+        ok &= e->element[3]->integer == 1 &&
+              strcmp(e->element[1]->str, rep->element[0]->element[1]->str) == 0;
+    }
+    freeReplyObject(rep);
+    conc__rconn_fini(&c);
+    return ok;
+}
+
+enum { HELD = 4 }; /* a nap, then squares held behind it */
+
+static int
+all_held(void *arg)
+{
+    size_t n;
+    return pending_all_once(arg, &n) && n == HELD;
+}
+
+/* Submits a nap and HELD - 1 squares before any worker runs, so that the
+ * first worker takes them all in one batch. */
+static void
+submit_batch(conc_dist_executor *dx, double nap, conc_future **fs)
+{
+    fs[0] = submit(dx, "nap", &nap, sizeof nap);
+    for (long i = 1; i < HELD; i++)
+        fs[i] = submit(dx, "square", &i, sizeof i);
+}
+
+/* Tasks a worker holds in its batch behind a long one are not taken over
+ * though they wait longer than reclaim_idle: the heartbeat renews them
+ * too, so each is delivered once, to one consumer, and runs there. */
+static void
+test_held_batch_not_robbed(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char q[64];
+    new_queue(q, sizeof q);
+    conc_dist_executor *dx = new_executor(q, NULL);
+    conc_future *fs[HELD];
+    submit_batch(dx, 2.5, fs);
+    pid_t a = start_peer_idle(q, 1, 0, "1");
+    assert_true(conc_test_wait_until(all_held, q, LONG_WAIT));
+    pid_t b = start_peer_idle(q, 1, 0, "1"); /* the would-be taker */
+    /* Polls the pending list (no event tells of a take-over) until the
+     * nap is done. */
+    while (conc_future_result(fs[0], 0.1, NULL, NULL) == CONC_ETIMEDOUT) {
+        size_t n;
+        assert_true(pending_all_once(q, &n));
+    }
+    assert_conc_ok(conc_future_result(fs[0], 0, NULL, NULL));
+    for (long i = 1; i < HELD; i++)
+        assert_int_equal(long_result(fs[i]), i * i);
+    for (int i = 0; i < HELD; i++)
+        conc_future_free(fs[i]);
+    conc_dist_executor_free(dx);
+    stop_peer(a);
+    stop_peer(b);
+}
+
+/* Tasks held in a batch behind a long one run on another thread of the
+ * same worker, idle meanwhile, not after the long one: the squares are
+ * done well before the nap would end (it is cancelled then). */
+static void
+test_held_go_to_idle_thread(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char q[64];
+    new_queue(q, sizeof q);
+    conc_dist_executor *dx = new_executor(q, NULL);
+    conc_future *fs[HELD];
+    submit_batch(dx, LONG_NAP, fs);
+    pid_t a = start_peer(q, 2, 0);
+    for (long i = 1; i < HELD; i++) {
+        assert_conc_ok(conc_future_result(fs[i], IDLE_THREAD_WAIT, NULL, NULL));
+        assert_int_equal(long_result(fs[i]), i * i);
+    }
+    assert_false(conc_future_done(fs[0]));
+    conc_future_cancel(fs[0]);
+    for (int i = 0; i < HELD; i++)
+        conc_future_free(fs[i]);
+    conc_dist_executor_free(dx);
+    stop_peer(a); /* the nap sees the cancel */
+}
+
+/* A worker stopped with tasks of its batch not started hands them back:
+ * another worker takes them over at once, well before its reclaim_idle
+ * (30 s) would let it take a dead worker's tasks. The stop may come before
+ * the nap starts (the batch is pending before the worker runs any of it):
+ * then the nap is handed back too, so the second worker is started before
+ * the nap's result is awaited. */
+static void
+test_stop_hands_back_batch(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char q[64];
+    new_queue(q, sizeof q);
+    conc_dist_executor *dx = new_executor(q, NULL);
+    conc_future *fs[HELD];
+    submit_batch(dx, 0.5, fs);
+    pid_t a = start_peer_idle(q, 1, 0, "30");
+    assert_true(conc_test_wait_until(all_held, q, LONG_WAIT));
+    stop_peer(a); /* during the nap, which it finishes, or before it */
+    pid_t b = start_peer_idle(q, 1, 0, "30");
+    assert_conc_ok(
+        conc_wait(fs, HELD, CONC_ALL_COMPLETED, HAND_BACK_WAIT, NULL));
+    for (long i = 1; i < HELD; i++)
+        assert_int_equal(long_result(fs[i]), i * i);
+    for (int i = 0; i < HELD; i++)
+        conc_future_free(fs[i]);
+    conc_dist_executor_free(dx);
+    stop_peer(b);
+}
+
 /* ---- Durability ---------------------------------------------------------- */
 
 /* With appendfsync always, every submit the server acknowledged survives
@@ -639,9 +776,15 @@ main(void)
         conc_unit_test(test_process_workers),
         conc_unit_test(test_conc_worker_processes),
         conc_unit_test(test_heartbeat_keeps_long_task),
+        conc_unit_test(test_held_batch_not_robbed),
+        conc_unit_test(test_held_go_to_idle_thread),
+        conc_unit_test(test_stop_hands_back_batch),
         conc_unit_test(test_acked_submits_survive_kill),
         conc_unit_test(test_submitter_dies_results_expire),
     };
+    /* CONC_TEST_FILTER=pattern runs only the matching tests. */
+    if (getenv("CONC_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("CONC_TEST_FILTER"));
     conc_test_install_allocator();
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -204,6 +204,14 @@ typedef struct conc_dist_worker_opts {
     unsigned max_deliveries;
     /* This worker's name in the consumer group (NULL: "host-pid"). */
     const char *name;
+    /* Tasks a serving thread takes per XREADGROUP (0: 64, at most 1024;
+     * 1 with `processes`, whose tasks are rarely tiny). They wait in one
+     * queue per worker that every serving thread of the worker takes
+     * from, so a task taken behind a long one runs on another thread as
+     * soon as one is free; those not started yet are renewed with the
+     * running ones, so no other worker takes them over, and are handed
+     * back at a stop. */
+    size_t batch;
 } conc_dist_worker_opts;
 
 /* Creates a worker for `queue` at `address` (as conc_dist_executor_new),

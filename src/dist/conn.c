@@ -4,8 +4,12 @@
  *
  * hiredis is given a socket this file connects itself (redisConnectFd), so
  * the connect, too, waits in conc__poll_fd; the context's REDIS_BLOCK flag
- * is cleared so that its reads and writes return at EAGAIN instead of
- * blocking, and this file polls before it calls them again. */
+ * is cleared so that its reads return at EAGAIN instead of blocking, and
+ * this file polls before it calls them again. hiredis only parses replies:
+ * commands are formatted into the connection's own buffer and sent with
+ * send(MSG_NOSIGNAL), since hiredis's write() raises SIGPIPE on a socket
+ * the server has reset, which kills a process that did not ignore it (two
+ * pipelined writes after redis-server died did). */
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -57,6 +61,9 @@ conc__rconn_close(struct conc__rconn *c)
     if (c->ctx)
         redisFree(c->ctx); /* closes the socket */
     c->ctx = NULL;
+    /* Commands not sent are dropped with their connection. */
+    c->out.len = 0;
+    c->out_sent = 0;
 }
 
 void
@@ -74,6 +81,7 @@ void
 conc__rconn_fini(struct conc__rconn *c)
 {
     conc__rconn_close(c);
+    conc_buf_free(&c->out);
     conc__free(c->host);
     conc__free(c->password);
     c->host = c->password = NULL;
@@ -159,20 +167,39 @@ ctx_error(const redisContext *ctx)
     return -ECONNRESET;
 }
 
-/* Sends what the context holds, polling while the socket is full. */
+/* Sends the commands appended, polling while the socket is full. */
 static int
 flush(struct conc__rconn *c, int64_t deadline)
 {
-    for (;;) {
-        int done = 0;
-        if (redisBufferWrite(c->ctx, &done) != REDIS_OK)
-            return ctx_error(c->ctx);
-        if (done)
-            return 0;
+    while (c->out_sent < c->out.len) {
+        ssize_t n = send(c->ctx->fd, c->out.data + c->out_sent,
+                         c->out.len - c->out_sent, MSG_NOSIGNAL);
+        if (n >= 0) {
+            c->out_sent += (size_t)n;
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return -errno;
         int r = conc__poll_fd(c->ctx->fd, POLLOUT, deadline);
         if (r <= 0)
             return r == 0 ? CONC_ETIMEDOUT : r;
     }
+    c->out.len = 0;
+    c->out_sent = 0;
+    return 0;
+}
+
+/* Appends a command formatted by hiredis (`len` bytes at cmd). */
+static int
+append_formatted(struct conc__rconn *c, const char *cmd, int len)
+{
+    if (len < 0)
+        return CONC_ENOMEM;
+    if (!c->ctx)
+        return -ENOTCONN;
+    return conc_buf_append(&c->out, cmd, (size_t)len);
 }
 
 /* Reads one reply, polling while none is complete. */
@@ -200,12 +227,11 @@ read_reply(struct conc__rconn *c, int64_t deadline, redisReply **out)
 static int
 handshake(struct conc__rconn *c, int64_t deadline)
 {
-    if (c->password)
-        redisAppendCommand(c->ctx, "AUTH %s", c->password);
-    else
-        redisAppendCommand(c->ctx, "PING");
+    int r = c->password ? conc__rconn_appendf(c, "AUTH %s", c->password)
+                        : conc__rconn_appendf(c, "PING");
     redisReply *rep = NULL;
-    int r = flush(c, deadline);
+    if (r == 0)
+        r = flush(c, deadline);
     if (r == 0)
         r = read_reply(c, deadline, &rep);
     if (r == 0 && rep->type == REDIS_REPLY_ERROR)
@@ -296,9 +322,7 @@ conc__rconn_cmd(struct conc__rconn *c, int64_t deadline, int retry,
         int r = conc__rconn_ensure(c, deadline);
         if (r < 0)
             return r;
-        if (redisAppendCommandArgv(c->ctx, argc, argv, lens) != REDIS_OK)
-            r = ctx_error(c->ctx);
-        else
+        if ((r = conc__rconn_append(c, argc, argv, lens)) == 0)
             r = round_trip(c, deadline, out);
         if (r == 0 || r == CONC_EAUTH || !retry || conc__now_ns() >= deadline)
             return r;
@@ -322,9 +346,7 @@ conc__rconn_cmdf(struct conc__rconn *c, int64_t deadline, int retry,
         r = conc__rconn_ensure(c, deadline);
         if (r < 0)
             break;
-        if (redisAppendFormattedCommand(c->ctx, cmd, (size_t)len) != REDIS_OK)
-            r = ctx_error(c->ctx);
-        else
+        if ((r = append_formatted(c, cmd, len)) == 0)
             r = round_trip(c, deadline, out);
         if (r == 0 || r == CONC_EAUTH || !retry || conc__now_ns() >= deadline)
             break;
@@ -338,11 +360,35 @@ int
 conc__rconn_append(struct conc__rconn *c, int argc, const char **argv,
                    const size_t *lens)
 {
+    char *cmd = NULL;
+    int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+    int r = append_formatted(c, cmd, len);
+    redisFreeCommand(cmd);
+    return r;
+}
+
+int
+conc__rconn_appendf(struct conc__rconn *c, const char *fmt, ...)
+{
+    char *cmd = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int len = redisvFormatCommand(&cmd, fmt, ap);
+    va_end(ap);
+    int r = append_formatted(c, cmd, len);
+    redisFreeCommand(cmd);
+    return r;
+}
+
+int
+conc__rconn_send(struct conc__rconn *c, int64_t deadline)
+{
     if (!c->ctx)
         return -ENOTCONN;
-    if (redisAppendCommandArgv(c->ctx, argc, argv, lens) != REDIS_OK)
-        return ctx_error(c->ctx);
-    return 0;
+    int r = flush(c, deadline);
+    if (r < 0)
+        conc__rconn_close(c);
+    return r;
 }
 
 int

@@ -38,6 +38,10 @@
 #define CONC__DIST_RESULT_TTL      86400.0 /* Celery's result_expires */
 #define CONC__DIST_RECLAIM_IDLE    60.0
 #define CONC__DIST_MAX_DELIVERIES  5
+/* Entries a serving thread takes per XREADGROUP by default. */
+#define CONC__DIST_WORKER_BATCH 64
+/* The most it takes: bounds the memory a batch holds. */
+#define CONC__DIST_WORKER_BATCH_MAX 1024
 
 /* ---- Wire format (wire.c): pure functions, fuzzed ---------------------- */
 
@@ -107,6 +111,18 @@ int conc__dist_parse_address(const char *addr, char **host, int *port,
  * this result won. */
 extern const char conc__dist_finish_lua[];
 
+/* The script that finishes several tasks at once (a worker's result
+ * writer runs it): KEYS: the task stream, then per task its result key and
+ * its submitter's done stream; ARGV: the group, then per task its result
+ * value, ttl ms, task id and entry id. Writes each result if none exists
+ * and tells each submitter of those that won in one done-stream entry
+ * (fields id, r, id, r, ...); acknowledges and deletes every entry.
+ * Returns how many results won. */
+extern const char conc__dist_finish_many_lua[];
+/* The most tasks one such script finishes (Lua's unpack takes a few
+ * thousand values at most). */
+#define CONC__DIST_FINISH_MANY_MAX 256
+
 /* ---- One connection to Redis (conn.c) -----------------------------------
  *
  * A hiredis context in non-blocking mode whose every wait goes through the
@@ -119,7 +135,12 @@ struct redisContext;
 struct redisReply;
 
 struct conc__rconn {
-    struct redisContext *ctx; /* NULL while disconnected */
+    struct redisContext *ctx; /* NULL while disconnected; reads replies */
+    /* Commands appended and not yet sent: this file sends them itself,
+     * with MSG_NOSIGNAL, because hiredis writes with write(), which raises
+     * SIGPIPE (and so kills the process) on a socket the server reset. */
+    conc_buf out;
+    size_t out_sent; /* bytes of `out` sent so far */
     char *host;
     int port;
     char *password;          /* NULL for none */
@@ -168,8 +189,15 @@ int conc__rconn_cmdf(struct conc__rconn *c, int64_t deadline, int retry,
  * frees the replies read so far. Returns 0 or a negative code. */
 int conc__rconn_append(struct conc__rconn *c, int argc, const char **argv,
                        const size_t *lens);
+/* conc__rconn_append with printf-style arguments, as redisCommand takes. */
+int conc__rconn_appendf(struct conc__rconn *c, const char *fmt, ...);
 int conc__rconn_pipeline(struct conc__rconn *c, int64_t deadline, size_t n,
                          struct redisReply **out);
+
+/* Sends the appended commands now, leaving their replies to a later
+ * conc__rconn_pipeline (which counts them in its n). A failure drops the
+ * connection. Returns 0 or a negative code. */
+int conc__rconn_send(struct conc__rconn *c, int64_t deadline);
 
 /* The error replies that are about the connection, not the command:
  * CONC_EAUTH for NOAUTH and WRONGPASS, CONC_EAGAIN for a server loading

@@ -3,7 +3,7 @@
  *   - Heartbeats: XCLAIM ... JUSTID of each running task's entry, to this
  *     worker itself, resets its idle time well within reclaim_idle, so no
  *     other worker takes a long task over (JUSTID leaves the delivery
- *     count alone).
+ *     count alone); the same for the held tasks, not started yet.
  *     An entry the heartbeat finds gone was deleted under the task: its
  *     future fails with CONC_EBROKEN and the task is cancelled.
  *   - Cancellation: a running task whose result key appeared (the
@@ -67,14 +67,18 @@ look(conc_dist_worker *w, size_t i, struct seen *v)
 }
 
 void
-conc__dist_stop_task(conc_dist_worker *w, size_t i)
+conc__dist_stop_task(conc_dist_worker *w, size_t i, const char *entry)
 {
     struct conc__dist_slot *s = &w->slots[i];
-    atomic_store(&s->cancel, 1);
     conc__lockword_acquire(&s->lock, CONC__FOREVER, 0);
-    /* The pool was made with cancel_kills: this kills the process. */
-    if (s->pool_f)
-        conc_future_cancel(s->pool_f);
+    /* The monitor decided on a copy of the slot: the task may have ended
+     * since, and the thread started the next, which must not be stopped. */
+    if (s->busy && strcmp(s->entry, entry) == 0) {
+        atomic_store(&s->cancel, 1);
+        /* The pool was made with cancel_kills: this kills the process. */
+        if (s->pool_f)
+            conc_future_cancel(s->pool_f);
+    }
     conc__lockword_release(&s->lock, 0);
 }
 
@@ -107,14 +111,51 @@ watch_one(conc_dist_worker *w, size_t i, struct conc__rconn *c,
          * own result, written later, loses). */
         if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 0) {
             fail_task(w, c, v, CONC_EBROKEN, CONC__DIST_DELETED_MSG);
-            conc__dist_stop_task(w, i);
+            conc__dist_stop_task(w, i, v->entry);
         }
         freeReplyObject(rep);
     }
     if (conc__rconn_cmdf(c, deadline, 0, &rep, "EXISTS %s", v->res_key) == 0) {
         if (rep->type == REDIS_REPLY_INTEGER && rep->integer > 0)
-            conc__dist_stop_task(w, i);
+            conc__dist_stop_task(w, i, v->entry);
         freeReplyObject(rep);
+    }
+}
+
+/* Renews the claims of the worker's held tasks (not started yet), one
+ * XCLAIM ... JUSTID per consumer they are pending with. An entry gone
+ * meanwhile is left to the serving thread: the check before it starts
+ * finds it, or its finish fails (nothing to acknowledge). */
+#define XCLAIM_ARGS 6 /* XCLAIM key group consumer 0 ... JUSTID */
+
+static void
+beat_held(conc_dist_worker *w, struct conc__rconn *c)
+{
+    for (size_t i = 0; i < w->nthreads; i++) {
+        char(*ids)[CONC__DIST_ENTRY_MAX] = NULL;
+        size_t n = conc__dist_held_ids(w, i, &ids);
+        const char **a = n ? conc__calloc(n + XCLAIM_ARGS, sizeof *a) : NULL;
+        size_t *l = n ? conc__calloc(n + XCLAIM_ARGS, sizeof *l) : NULL;
+        if (a && l) {
+            size_t k = 0;
+            a[k++] = "XCLAIM";
+            a[k++] = w->k_tasks;
+            a[k++] = CONC__DIST_GROUP;
+            a[k++] = w->slots[i].consumer;
+            a[k++] = "0";
+            for (size_t j = 0; j < n; j++)
+                a[k++] = ids[j];
+            a[k++] = "JUSTID";
+            for (size_t j = 0; j < k; j++)
+                l[j] = strlen(a[j]);
+            redisReply *rep = NULL;
+            if (conc__rconn_cmd(c, conc__now_ns() + ROUND_NS, 0, &rep, (int)k,
+                                a, l) == 0)
+                freeReplyObject(rep);
+        }
+        conc__free(ids);
+        conc__free(a);
+        conc__free(l);
     }
 }
 
@@ -157,10 +198,12 @@ conc__dist_monitor_main(void *arg)
                  * stops, loses to it. */
                 fail_task(w, &c, &v, CONC_ETIMEDOUT,
                           "the task ran past its time limit");
-                conc__dist_stop_task(w, i);
+                conc__dist_stop_task(w, i, v.entry);
             } else if (v.busy)
                 watch_one(w, i, &c, &v, beat);
         }
+        if (beat)
+            beat_held(w, &c);
     }
     conc__rconn_fini(&c);
     return 0;

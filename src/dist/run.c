@@ -1,7 +1,9 @@
 /* A Redis worker: creating it, running its threads, stopping it
- * (conc/dist.h). conc_dist_worker_run starts nthreads - 1 serving threads
- * and the monitor thread, serves in the calling thread too, and joins
- * them all once stopped (worker.c and monitor.c say what they do). */
+ * (conc/dist.h). conc_dist_worker_run starts nthreads - 1 serving threads,
+ * the monitor thread and the result writer, serves in the calling thread
+ * too, and joins them all once stopped, the writer last, once it has
+ * written every result (worker.c, monitor.c and writer.c say what they
+ * do). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -49,6 +51,9 @@ fill_worker(conc_dist_worker *w, const char *address, const char *password,
     w->nprocs = o->processes;
     if (w->nthreads < w->nprocs)
         w->nthreads = w->nprocs;
+    w->batch = o->batch ? o->batch : w->nprocs ? 1 : CONC__DIST_WORKER_BATCH;
+    if (w->batch > CONC__DIST_WORKER_BATCH_MAX)
+        w->batch = CONC__DIST_WORKER_BATCH_MAX;
     w->connect_timeout = o->connect_timeout > 0 ? o->connect_timeout
                                                 : CONC__DIST_CONNECT_TIMEOUT;
     w->retry_on_startup = o->retry_on_startup;
@@ -67,6 +72,9 @@ fill_worker(conc_dist_worker *w, const char *address, const char *password,
         !(w->k_lost = conc__dist_key_str(queue, "lost")) ||
         !(w->slots = conc__calloc(w->nthreads, sizeof *w->slots)))
         return CONC_ENOMEM;
+    int r = conc_cond_new(NULL, &w->fin_cond);
+    if (r < 0)
+        return r;
     for (size_t i = 0; i < w->nthreads; i++)
         snprintf(w->slots[i].consumer, sizeof w->slots[i].consumer, "%s-%zu",
                  w->name, i);
@@ -114,6 +122,8 @@ conc_dist_worker_free(conc_dist_worker *w)
     conc__free(w->k_dead);
     conc__free(w->k_workers);
     conc__free(w->k_lost);
+    conc__dist_held_free(conc__dist_held_take_all(w)); /* none after a run */
+    conc_cond_free(w->fin_cond);
     conc__free(w->slots);
     conc__free(w);
 }
@@ -203,10 +213,17 @@ conc_dist_worker_run(conc_dist_worker *w, double timeout)
     conc_thread **ts = conc__calloc(w->nthreads, sizeof *ts);
     int r = args && ts ? 0 : CONC_ENOMEM;
     size_t started = 0;
+    conc_thread *writer = NULL;
+    w->fin_stop = 0;
     for (size_t i = 0; r == 0 && i < w->nthreads; i++)
         args[i] = (struct serve_arg){w, i, deadline};
     if (r == 0)
         r = start_pool(w);
+    if (r == 0)
+        r = conc_thread_start(conc__dist_writer_main, w,
+                              &(conc_thread_opts){.name = "conc-dist-writer",
+                                                  .daemon = CONC_DAEMON_NO},
+                              &writer);
     if (r == 0)
         r = start_threads(w, args, ts, &started);
     if (r == 0)
@@ -218,6 +235,11 @@ conc_dist_worker_run(conc_dist_worker *w, double timeout)
         if (status == CONC_EAUTH && r == 0)
             r = CONC_EAUTH;
         conc_thread_free(ts[i]);
+    }
+    if (writer) { /* the serving threads are done: their results are in */
+        conc__dist_writer_stop(w);
+        conc_thread_join(writer, JOIN_TIMEOUT, NULL);
+        conc_thread_free(writer);
     }
     conc__free(args);
     conc__free(ts);

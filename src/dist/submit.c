@@ -317,11 +317,14 @@ claim_all(conc_dist_executor *dx, struct conc__dist_job *all, int64_t deadline)
         return;
     while (all && conc__rconn_ensure(&dx->cmd, deadline) == 0) {
         size_t n = 0;
-        for (; all && n < BATCH_MAX; all = all->next, n++)
-            redisAppendCommand(dx->cmd.ctx,
-                               "SET %s%s:%" PRIu64 " c NX PX %" PRIu64,
-                               dx->k_res, dx->sub, all->seq, dx->ttl_ms);
-        if (conc__rconn_pipeline(&dx->cmd, deadline, n, reps) < 0)
+        int r = 0;
+        for (; all && n < BATCH_MAX && r == 0; all = all->next, n++)
+            r = conc__rconn_appendf(&dx->cmd,
+                                    "SET %s%s:%" PRIu64 " c NX PX %" PRIu64,
+                                    dx->k_res, dx->sub, all->seq, dx->ttl_ms);
+        if (r < 0)
+            conc__rconn_close(&dx->cmd);
+        if (r < 0 || conc__rconn_pipeline(&dx->cmd, deadline, n, reps) < 0)
             break;
         while (n)
             freeReplyObject(reps[--n]);

@@ -25,7 +25,8 @@
  * should stop when nobody wakes it. */
 #define BLOCK_MS "500"
 /* Entries read at a time. */
-#define READ_COUNT "256"
+#define READ_COUNT   "256"
+#define READ_COUNT_N 256
 /* The deadline of one round: the block plus a connection attempt. */
 #define ROUND_NS (1500 * 1000 * 1000LL)
 /* Result keys looked up per round trip after a reconnection. */
@@ -41,7 +42,23 @@ seq_of(const conc_dist_executor *dx, const char *id, size_t len, uint64_t *seq)
     return conc__dist_parse_u64(id + sl + 1, len - sl - 1, seq) < 0 ? -1 : 0;
 }
 
-/* Handles one entry [id, [field, value, ...]] of the done stream. */
+/* Completes the job of one result: task id `id`, value `res`. */
+static void
+complete_one(conc_dist_executor *dx, const redisReply *id,
+             const redisReply *res)
+{
+    uint64_t seq;
+    if (id->type != REDIS_REPLY_STRING || res->type != REDIS_REPLY_STRING ||
+        seq_of(dx, id->str, id->len, &seq) < 0)
+        return; /* not ours */
+    struct conc__dist_job *j = conc__dist_take(dx, seq);
+    if (j)
+        conc__dist_complete(j, res->str, res->len);
+}
+
+/* Handles one entry [id, [field, value, ...]] of the done stream: pairs
+ * of fields id and r, one pair per result (a worker writes several
+ * results of one submitter in one entry); a wake-up entry has none. */
 static void
 handle_entry(conc_dist_executor *dx, const redisReply *e)
 {
@@ -49,50 +66,44 @@ handle_entry(conc_dist_executor *dx, const redisReply *e)
         e->element[1]->type != REDIS_REPLY_ARRAY)
         return;
     const redisReply *f = e->element[1];
-    const redisReply *id = NULL, *res = NULL;
+    const redisReply *id = NULL;
     for (size_t i = 0; i + 1 < f->elements; i += 2) {
         const redisReply *k = f->element[i];
         if (k->type != REDIS_REPLY_STRING)
             continue;
         if (k->len == 2 && memcmp(k->str, "id", 2) == 0)
             id = f->element[i + 1];
-        else if (k->len == 1 && k->str[0] == 'r')
-            res = f->element[i + 1];
+        else if (k->len == 1 && k->str[0] == 'r' && id) {
+            complete_one(dx, id, f->element[i + 1]);
+            id = NULL;
+        }
     }
-    uint64_t seq;
-    if (!id || !res || id->type != REDIS_REPLY_STRING ||
-        res->type != REDIS_REPLY_STRING ||
-        seq_of(dx, id->str, id->len, &seq) < 0)
-        return; /* a wake-up entry, or one not ours */
-    struct conc__dist_job *j = conc__dist_take(dx, seq);
-    if (j)
-        conc__dist_complete(j, res->str, res->len);
 }
 
-/* Deletes the entries just handled, so the stream does not grow. */
-static void
-delete_entries(conc_dist_executor *dx, const redisReply *entries,
-               int64_t deadline)
+/* The done entries handled and not yet deleted: their XDEL goes with the
+ * next XREAD, in the same round trip. */
+struct to_delete {
+    char ids[READ_COUNT_N][CONC__DIST_ENTRY_MAX];
+    size_t n;
+};
+
+/* Appends the XDEL of the entries handled, if any. Returns how many
+ * commands it appended (0 or 1) or an error. */
+static int
+append_delete(conc_dist_executor *dx, const struct to_delete *del)
 {
-    size_t n = entries->elements;
-    const char **argv = conc__malloc((n + 2) * sizeof *argv);
-    size_t *lens = conc__malloc((n + 2) * sizeof *lens);
-    if (argv && lens) {
-        argv[0] = "XDEL";
-        argv[1] = dx->k_done;
-        lens[0] = 4;
-        lens[1] = strlen(dx->k_done);
-        for (size_t i = 0; i < n; i++) {
-            argv[i + 2] = entries->element[i]->element[0]->str;
-            lens[i + 2] = entries->element[i]->element[0]->len;
-        }
-        redisReply *rep = NULL;
-        if (conc__rconn_cmd(&dx->watch, deadline, 0, &rep, (int)(n + 2), argv,
-                            lens) == 0)
-            freeReplyObject(rep);
-    }
-    conc__free(argv);
-    conc__free(lens);
+    if (!del->n)
+        return 0;
+    const char *argv[READ_COUNT_N + 2];
+    size_t lens[READ_COUNT_N + 2];
+    argv[0] = "XDEL";
+    argv[1] = dx->k_done;
+    for (size_t i = 0; i < del->n; i++)
+        argv[i + 2] = del->ids[i];
+    for (size_t i = 0; i < del->n + 2; i++)
+        lens[i] = strlen(argv[i]);
+    int r = conc__rconn_append(&dx->watch, (int)(del->n + 2), argv, lens);
+    return r < 0 ? r : 1;
 }
 
 /* Fails the job of a task entry deleted from the stream while it was
@@ -123,10 +134,10 @@ handle_lost(conc_dist_executor *dx, const redisReply *e, int64_t deadline)
 }
 
 /* Handles the entries of one stream of an XREAD reply; `last` becomes
- * the last entry id handled. */
+ * the last entry id handled; the done entries go to `del`. */
 static void
 handle_stream(conc_dist_executor *dx, const redisReply *s, char *last,
-              int64_t deadline)
+              struct to_delete *del, int64_t deadline)
 {
     if (s->type != REDIS_REPLY_ARRAY || s->elements != 2 ||
         s->element[0]->type != REDIS_REPLY_STRING ||
@@ -144,23 +155,37 @@ handle_stream(conc_dist_executor *dx, const redisReply *s, char *last,
         else
             handle_entry(dx, e);
         snprintf(last, CONC__DIST_ENTRY_MAX, "%s", e->element[0]->str);
+        if (!lost && del->n < READ_COUNT_N)
+            memcpy(del->ids[del->n++], last, CONC__DIST_ENTRY_MAX);
     }
-    if (!lost && entries->elements)
-        delete_entries(dx, entries, deadline);
 }
 
-/* One XREAD of the done stream and the lost-entry notices; handles what
- * it brings. */
+/* One XREAD of the done stream and the lost-entry notices, after the
+ * XDEL of the done entries handled last round, in one round trip;
+ * handles what it brings. */
 static void
-read_round(conc_dist_executor *dx, char *last_done, char *last_lost)
+read_round(conc_dist_executor *dx, char *last_done, char *last_lost,
+           struct to_delete *del)
 {
     int64_t deadline = conc__now_ns() + ROUND_NS;
-    redisReply *rep = NULL;
-    if (conc__rconn_cmdf(&dx->watch, deadline, 0, &rep,
-                         "XREAD COUNT " READ_COUNT " BLOCK " BLOCK_MS
-                         " STREAMS %s %s %s %s",
-                         dx->k_done, dx->k_lost, last_done, last_lost) < 0)
-        return;
+    redisReply *reps[2], *rep;
+    int m = append_delete(dx, del);
+    int r =
+        m < 0
+            ? m
+            : conc__rconn_appendf(&dx->watch,
+                                  "XREAD COUNT " READ_COUNT " BLOCK " BLOCK_MS
+                                  " STREAMS %s %s %s %s",
+                                  dx->k_done, dx->k_lost, last_done, last_lost);
+    if (r < 0)
+        conc__rconn_close(&dx->watch);
+    if (r < 0 ||
+        conc__rconn_pipeline(&dx->watch, deadline, (size_t)m + 1, reps) < 0)
+        return; /* the XDEL goes with the next round */
+    if (m)
+        freeReplyObject(reps[0]);
+    del->n = 0;
+    rep = reps[m];
     /* [[stream, [entry, ...]], ...] or nil when the block ran out. */
     for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements;
          i++) {
@@ -168,7 +193,7 @@ read_round(conc_dist_executor *dx, char *last_done, char *last_lost)
         int lost = s->type == REDIS_REPLY_ARRAY && s->elements == 2 &&
                    s->element[0]->type == REDIS_REPLY_STRING &&
                    strcmp(s->element[0]->str, dx->k_lost) == 0;
-        handle_stream(dx, s, lost ? last_lost : last_done, deadline);
+        handle_stream(dx, s, lost ? last_lost : last_done, del, deadline);
     }
     freeReplyObject(rep);
 }
@@ -222,10 +247,13 @@ recover(conc_dist_executor *dx)
     size_t bucket = 0, n;
     while ((n = collect_seqs(dx, &bucket, seqs, RECOVER_BATCH)) > 0) {
         int64_t deadline = conc__now_ns() + ROUND_NS;
-        for (size_t i = 0; i < n; i++)
-            redisAppendCommand(dx->watch.ctx, "GET %s%s:%" PRIu64, dx->k_res,
-                               dx->sub, seqs[i]);
-        if (conc__rconn_pipeline(&dx->watch, deadline, n, reps) < 0)
+        int r = 0;
+        for (size_t i = 0; i < n && r == 0; i++)
+            r = conc__rconn_appendf(&dx->watch, "GET %s%s:%" PRIu64, dx->k_res,
+                                    dx->sub, seqs[i]);
+        if (r < 0)
+            conc__rconn_close(&dx->watch);
+        if (r < 0 || conc__rconn_pipeline(&dx->watch, deadline, n, reps) < 0)
             return; /* the next reconnection tries again */
         for (size_t i = 0; i < n; i++) {
             struct conc__dist_job *j;
@@ -243,7 +271,8 @@ conc__dist_watcher_main(void *arg)
     conc_dist_executor *dx = arg;
     char last_done[CONC__DIST_ENTRY_MAX] = "0-0";
     char last_lost[CONC__DIST_ENTRY_MAX] = "";
-    int seen = 0; /* connections handled */
+    int seen = 0;                    /* connections handled */
+    struct to_delete del = {.n = 0}; /* 12 KB: the thread's stack is larger */
     while (!atomic_load(&dx->stopping)) {
         if (conc__rconn_ensure(&dx->watch, conc__now_ns() + ROUND_NS) < 0)
             continue; /* backs off inside */
@@ -260,7 +289,7 @@ conc__dist_watcher_main(void *arg)
         }
         if (!atomic_load(&dx->stopping))
             conc__dist_resend_run(dx, conc__now_ns() + ROUND_NS);
-        read_round(dx, last_done, last_lost);
+        read_round(dx, last_done, last_lost, &del);
     }
     return 0;
 }

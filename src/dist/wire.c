@@ -25,6 +25,33 @@ const char conc__dist_finish_lua[] =
     "if won then return 1 end\n"
     "return 0\n";
 
+const char conc__dist_finish_many_lua[] =
+    "local n = (#KEYS - 1) / 2\n"
+    "local won, entries, order, notes = 0, {}, {}, {}\n"
+    "for i = 1, n do\n"
+    "  local v, ttl, id = ARGV[4*i-2], ARGV[4*i-1], ARGV[4*i]\n"
+    "  entries[i] = ARGV[4*i+1]\n"
+    "  if redis.call('SET', KEYS[2*i], v, 'NX', 'PX', ttl) then\n"
+    "    won = won + 1\n"
+    "    local d = notes[KEYS[2*i+1]]\n"
+    "    if not d then\n"
+    "      d = {ttl = 0, f = {}}\n"
+    "      notes[KEYS[2*i+1]] = d\n"
+    "      order[#order + 1] = KEYS[2*i+1]\n"
+    "    end\n"
+    "    if tonumber(ttl) > d.ttl then d.ttl = tonumber(ttl) end\n"
+    "    local f = d.f\n"
+    "    f[#f+1] = 'id'; f[#f+1] = id; f[#f+1] = 'r'; f[#f+1] = v\n"
+    "  end\n"
+    "end\n"
+    "for _, k in ipairs(order) do\n"
+    "  redis.call('XADD', k, '*', unpack(notes[k].f))\n"
+    "  redis.call('PEXPIRE', k, notes[k].ttl)\n"
+    "end\n"
+    "redis.call('XACK', KEYS[1], ARGV[1], unpack(entries))\n"
+    "redis.call('XDEL', KEYS[1], unpack(entries))\n"
+    "return won\n";
+
 static int
 name_char(unsigned char c)
 {

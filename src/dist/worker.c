@@ -1,9 +1,15 @@
-/* A Redis worker's serving threads: take a task (XREADGROUP), run the
- * registered function, write the first result and acknowledge it (the
- * finish script, sent in one round trip with the next XREADGROUP), in a
- * loop; now and then take over dead workers' tasks
- * (reclaim.c). The monitor thread (monitor.c) watches what each thread
- * runs through its slot.
+/* A Redis worker's serving threads: take a batch of tasks (XREADGROUP
+ * COUNT batch), check their result keys in one round trip, and hold them
+ * in the worker's queue (held.c), which every serving thread takes from:
+ * a task held behind a long one runs on the first thread free, and a
+ * thread that holds more than it can start wakes the threads waiting in
+ * their XREADGROUP (CLIENT UNBLOCK). A thread runs the registered
+ * function, writes the first result and acknowledges it (the finish
+ * script, sent as the task ends, its reply read with the next round trip),
+ * in a loop; the held tasks go back at a stop; thread 0 now and then takes
+ * over dead workers' tasks (reclaim.c). The monitor thread (monitor.c)
+ * watches what each thread runs through its slot and renews the held
+ * tasks' claims.
  *
  * A task whose result key already exists is skipped, not run: its
  * submitter cancelled it, or another worker finished it first. */
@@ -277,62 +283,50 @@ decode_entry(const redisReply *f, struct conc__dist_task *t, const char **why)
     return conc__dist_task_decode(n, vals, lens, t, why);
 }
 
-/* A task run whose result is still to be written: its finish goes out
- * in one round trip with the serving thread's next XREADGROUP. */
-struct deferred {
-    int has;
-    char entry[CONC__DIST_ENTRY_MAX];
-    char id[CONC__DIST_NAME_MAX + 1], sub[CONC__DIST_NAME_MAX + 1];
-    struct conc__dist_task t; /* id and sub point into the above */
-    conc_buf value;
-};
-
-/* Handles an entry as conc__dist_handle does; when `later` is given and
- * the task ran, its result is left there to be written by the caller. */
+/* Runs a decoded task (its result key found absent) and hands its result
+ * to the result writer, or writes it itself without memory. With `keep`,
+ * a result the thread can send with its next round trip (no task is held,
+ * so that round trip comes at once) stays in *keep: one result written
+ * alone goes out without a hand-over to the writer's thread. Only when
+ * the writer has written all it was handed, so that a worker's results
+ * still reach the server in the order its threads ran the tasks. */
 static int
-handle(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
-       const redisReply *e, struct deferred *later)
+run_decoded(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
+            const char *entry, const struct conc__dist_task *t,
+            struct conc__dist_fin **keep)
+{
+    conc_buf value = CONC_BUF_INIT;
+    set_slot(w, idx, entry, t);
+    int r = run_task(w, idx, t, &value);
+    set_slot(w, idx, NULL, NULL);
+    struct conc__dist_fin *f =
+        r == 0 ? conc__dist_fin_new(entry, t, &value) : NULL;
+    if (r == 0 && !f)
+        r = conc__dist_finish(w, c, t, entry, &value,
+                              conc__now_ns() + FINISH_TIMEOUT_NS);
+    else if (f && keep && !conc__dist_held_any(w) && conc__dist_fin_idle(w))
+        *keep = f;
+    else if (f)
+        conc__dist_fin_hand(w, f);
+    conc_buf_free(&value);
+    return r;
+}
+
+/* Whether entry e is well formed with fields; handles it if not. Returns
+ * 1 (go on with it), 0 (handled) or an error. */
+static int
+entry_usable(conc_dist_worker *w, struct conc__rconn *c, const redisReply *e)
 {
     if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
         e->element[0]->type != REDIS_REPLY_STRING)
         return CONC_EPROTO;
-    const char *entry = e->element[0]->str;
     if (e->element[1]->type != REDIS_REPLY_ARRAY) {
         /* Deleted under us (nil fields, before Redis 7's XAUTOCLAIM). */
+        const char *entry = e->element[0]->str;
         int r = conc__dist_report_lost(w, c, entry, e->element[0]->len);
         return r < 0 ? r : drop_entry(w, c, entry);
     }
-    struct conc__dist_task t;
-    const char *why;
-    if (decode_entry(e->element[1], &t, &why) < 0)
-        return reject(w, c, entry, &t, why);
-    int exists = 0;
-    int r = result_exists(w, c, &t, &exists);
-    if (r < 0 || exists)
-        return r < 0 ? r : drop_entry(w, c, entry);
-    conc_buf value = CONC_BUF_INIT;
-    set_slot(w, idx, entry, &t);
-    r = run_task(w, idx, &t, &value);
-    set_slot(w, idx, NULL, NULL);
-    if (r == 0 && later && e->element[0]->len < sizeof later->entry) {
-        memcpy(later->entry, entry, e->element[0]->len + 1);
-        memcpy(later->id, t.id, t.id_len); /* decoded: at most NAME_MAX */
-        memcpy(later->sub, t.sub, t.sub_len);
-        later->t = (struct conc__dist_task){.id = later->id,
-                                            .id_len = t.id_len,
-                                            .sub = later->sub,
-                                            .sub_len = t.sub_len,
-                                            .ttl_ms = t.ttl_ms};
-        conc_buf_free(&later->value);
-        later->value = value; /* moved */
-        later->has = 1;
-        return 0;
-    }
-    if (r == 0)
-        r = conc__dist_finish(w, c, &t, entry, &value,
-                              conc__now_ns() + FINISH_TIMEOUT_NS);
-    conc_buf_free(&value);
-    return r;
+    return 1;
 }
 
 int
@@ -340,18 +334,81 @@ conc__dist_handle(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
                   const redisReply *e, uint64_t deliveries)
 {
     CONC__UNUSED(deliveries);
-    return handle(w, idx, c, e, NULL);
+    int r = entry_usable(w, c, e);
+    if (r <= 0)
+        return r;
+    const char *entry = e->element[0]->str;
+    struct conc__dist_task t;
+    const char *why;
+    if (decode_entry(e->element[1], &t, &why) < 0)
+        return reject(w, c, entry, &t, why);
+    int exists = 0;
+    r = result_exists(w, c, &t, &exists);
+    if (r < 0 || exists)
+        return r < 0 ? r : drop_entry(w, c, entry);
+    return run_decoded(w, idx, c, entry, &t, NULL);
 }
 
-/* Writes a deferred result now, reconnecting if need be. */
+/* What a serving thread keeps between rounds: room for a batch, its
+ * replies and the held tasks it takes. */
+struct round {
+    struct conc__dist_fin *mine;   /* a result kept for the next round */
+    redisReply **reps;             /* w->batch + 1 */
+    struct conc__dist_task *tasks; /* the batch's, decoded */
+    signed char *state;            /* per entry: one of enum entry_state */
+    struct conc__dist_held **held; /* w->batch */
+};
+
+enum entry_state { E_BAD = -1, E_UNCHECKED, E_ABSENT, E_EXISTS };
+
+/* How old the check of a held task's result key may grow before the task
+ * starts (it is then made again): a task cancelled while held does not
+ * run. */
+#define FLUSH_NS (1000 * 1000LL)
+
+/* Checks the result keys of n tasks in one MGET: state[i] becomes
+ * E_ABSENT or E_EXISTS for each ts[i] not NULL. */
 static int
-flush_deferred(conc_dist_worker *w, struct conc__rconn *c, struct deferred *d)
+check_keys(conc_dist_worker *w, struct conc__rconn *c, struct round *rd,
+           const struct conc__dist_task *const *ts, size_t n)
 {
-    if (!d->has)
-        return 0;
-    d->has = 0;
-    return conc__dist_finish(w, c, &d->t, d->entry, &d->value,
-                             conc__now_ns() + FINISH_TIMEOUT_NS);
+    const char **a = conc__calloc(n + 1, sizeof *a);
+    size_t *l = conc__calloc(n + 1, sizeof *l);
+    char(*keys)[CONC__DIST_NAME_MAX * 2 + 32] = conc__calloc(n, sizeof *keys);
+    int r = a && l && keys ? 0 : CONC_ENOMEM;
+    size_t k = 0;
+    if (r == 0) {
+        a[k++] = "MGET";
+        for (size_t i = 0; i < n; i++)
+            if (ts[i]) {
+                conc__dist_keyf(keys[i], sizeof keys[i], w->queue, "res:%.*s",
+                                (int)ts[i]->id_len, ts[i]->id);
+                a[k++] = keys[i];
+            }
+        for (size_t i = 0; i < k; i++)
+            l[i] = strlen(a[i]);
+    }
+    redisReply *rep = NULL;
+    if (r == 0 && k > 1)
+        r = conc__rconn_cmd(c, conc__now_ns() + ROUND_NS, 0, &rep, (int)k, a,
+                            l);
+    if (r == 0 && rep &&
+        (rep->type != REDIS_REPLY_ARRAY || rep->elements != k - 1)) {
+        /* Refused (an ACL, say): the backoff keeps a retry from spinning. */
+        r = CONC_EPROTO;
+        conc__rconn_fail(c, r);
+    }
+    for (size_t i = 0, j = 0; r == 0 && rep && i < n; i++)
+        if (ts[i])
+            rd->state[i] = rep->element[j++]->type == REDIS_REPLY_NIL
+                               ? E_ABSENT
+                               : E_EXISTS;
+    if (rep)
+        freeReplyObject(rep);
+    conc__free(a);
+    conc__free(l);
+    conc__free(keys);
+    return r;
 }
 
 /* Creates the queue's stream and consumer group if missing. */
@@ -371,28 +428,212 @@ ensure_group(conc_dist_worker *w, struct conc__rconn *c, int64_t deadline)
     return r;
 }
 
-/* Sends the XREADGROUP of thread idx, after the deferred finish if there
- * is one (one round trip for both), and hands back its reply. */
-static int
-read_tasks(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
-           struct deferred *d, redisReply **out)
+/* At a stop, the held tasks go back: they stay pending (a pending entry
+ * cannot be handed to nobody, and adding it again would give it a new
+ * entry id, which the submitter's lost notices name), but an XCLAIM
+ * JUSTID to this thread's consumer with a long IDLE makes them look
+ * abandoned at once, so the next XAUTOCLAIM of any other worker takes them
+ * over without waiting out reclaim_idle. JUSTID leaves their delivery
+ * count alone; the take-over raises it, as for a dead worker's task. */
+#define HAND_BACK_IDLE_MS "315360000000" /* ten years */
+#define HAND_BACK_ARGS    8 /* XCLAIM key group consumer 0 IDLE ms JUSTID */
+
+static void
+hand_back(conc_dist_worker *w, size_t idx, struct conc__rconn *c)
 {
-    int64_t deadline = conc__now_ns() + ROUND_NS;
-    if (!d->has)
-        return conc__rconn_cmdf(
-            c, deadline, 0, out,
-            "XREADGROUP GROUP %s %s COUNT 1 BLOCK " BLOCK_MS " STREAMS %s >",
-            CONC__DIST_GROUP, w->slots[idx].consumer, w->k_tasks);
-    struct finish_keys k;
-    const char *fa[FINISH_ARGC];
-    size_t fl[FINISH_ARGC];
-    finish_argv(w, &d->t, d->entry, &d->value, &k, fa, fl);
+    struct conc__dist_held *all = conc__dist_held_take_all(w);
+    size_t n = 0;
+    for (struct conc__dist_held *h = all; h; h = h->next)
+        n++;
+    const char **a = n ? conc__calloc(n + HAND_BACK_ARGS, sizeof *a) : NULL;
+    size_t *l = n ? conc__calloc(n + HAND_BACK_ARGS, sizeof *l) : NULL;
+    if (a && l) {
+        size_t k = 0;
+        a[k++] = "XCLAIM";
+        a[k++] = w->k_tasks;
+        a[k++] = CONC__DIST_GROUP;
+        a[k++] = w->slots[idx].consumer;
+        a[k++] = "0";
+        for (struct conc__dist_held *h = all; h; h = h->next)
+            a[k++] = h->entry;
+        a[k++] = "IDLE";
+        a[k++] = HAND_BACK_IDLE_MS;
+        a[k++] = "JUSTID";
+        for (size_t i = 0; i < k; i++)
+            l[i] = strlen(a[i]);
+        redisReply *rep = NULL;
+        if (conc__rconn_cmd(c, conc__now_ns() + ROUND_NS, 0, &rep, (int)k, a,
+                            l) == 0)
+            freeReplyObject(rep);
+    }
+    conc__free(a);
+    conc__free(l);
+    conc__dist_held_free(all); /* left pending: reclaimed in time */
+}
+
+/* Wakes up to `n` other threads of the worker waiting in an XREADGROUP
+ * (CLIENT UNBLOCK, pipelined), so that the tasks this thread holds and
+ * cannot start yet start on them. */
+static void
+wake_idle(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
+          struct round *rd, size_t n)
+{
+    size_t m = 0;
+    int r = 0;
+    for (size_t i = 0; i < w->nthreads && m < n && r == 0; i++) {
+        long long id = atomic_load(&w->slots[i].client_id);
+        if (i == idx || !id || !atomic_load(&w->slots[i].blocked))
+            continue;
+        char ids[24];
+        snprintf(ids, sizeof ids, "%lld", id);
+        const char *a[] = {"CLIENT", "UNBLOCK", ids};
+        size_t l[] = {6, 7, strlen(ids)};
+        r = conc__rconn_append(c, 3, a, l);
+        m++;
+    }
+    if (r < 0)
+        conc__rconn_close(c);
+    else if (m && conc__rconn_pipeline(c, conc__now_ns() + ROUND_NS, m,
+                                       rd->reps) == 0)
+        while (m)
+            freeReplyObject(rd->reps[--m]);
+}
+
+/* Adds the batch's tasks whose result keys were found absent to the
+ * worker's held tasks, and wakes idle threads for all but one of them. */
+static void
+hold_batch(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
+           struct round *rd, const redisReply *entries, size_t n)
+{
+    size_t k = 0;
+    int64_t now = conc__now_ns();
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *id = entries->element[i]->element[0];
+        if (rd->state[i] == E_ABSENT &&
+            (rd->held[k] = conc__dist_held_new(idx, id->str, id->len,
+                                               &rd->tasks[i], now)) != NULL)
+            k++;
+        /* Without memory the task stays pending here: reclaimed. */
+    }
+    conc__dist_held_push(w, rd->held, k, 0);
+    if (k > 1)
+        wake_idle(w, idx, c, rd, k - 1);
+}
+
+/* Decodes the batch's entries into rd; handles at once those that are
+ * not tasks (deleted, malformed) or whose entry id is too long to hold. */
+static int
+decode_batch(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
+             struct round *rd, const redisReply *entries, size_t n)
+{
+    int r = 0;
+    for (size_t i = 0; i < n && r == 0; i++) {
+        const redisReply *e = entries->element[i];
+        rd->state[i] = E_BAD;
+        if ((r = entry_usable(w, c, e)) <= 0)
+            continue;
+        r = 0;
+        const char *why;
+        if (e->element[0]->len >= CONC__DIST_ENTRY_MAX)
+            r = conc__dist_handle(w, idx, c, e, 0);
+        else if (decode_entry(e->element[1], &rd->tasks[i], &why) < 0)
+            r = reject(w, c, e->element[0]->str, &rd->tasks[i], why);
+        else
+            rd->state[i] = E_UNCHECKED;
+    }
+    return r;
+}
+
+/* Takes a batch in: decodes it, checks its result keys in one round trip,
+ * drops the tasks cancelled or done, and holds the others. On an error
+ * the rest stay pending here: reclaimed after reclaim_idle. */
+static int
+take_batch(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
+           struct round *rd, const redisReply *entries)
+{
+    size_t n = entries->elements < w->batch ? entries->elements : w->batch;
+    int r = decode_batch(w, idx, c, rd, entries, n);
+    const struct conc__dist_task **ts = conc__calloc(n, sizeof *ts);
+    if (r == 0 && !ts)
+        r = CONC_ENOMEM;
+    for (size_t i = 0; r == 0 && i < n; i++)
+        ts[i] = rd->state[i] == E_BAD ? NULL : &rd->tasks[i];
+    if (r == 0)
+        r = check_keys(w, c, rd, ts, n);
+    conc__free(ts);
+    for (size_t i = 0; i < n && r == 0; i++)
+        if (rd->state[i] == E_EXISTS)
+            r = drop_entry(w, c, entries->element[i]->element[0]->str);
+    if (r == 0)
+        hold_batch(w, idx, c, rd, entries, n);
+    return r;
+}
+
+/* Hands the result the thread kept to the writer. */
+static void
+release_mine(conc_dist_worker *w, struct round *rd)
+{
+    if (rd->mine)
+        conc__dist_fin_hand(w, rd->mine);
+    rd->mine = NULL;
+}
+
+/* Sends the XREADGROUP appended, after the finish of the result the thread
+ * kept if any, and reads their replies in one round trip. A finish that
+ * fails goes to the writer, which retries (a finish written twice is
+ * harmless: its SET is NX). */
+static int
+xreadgroup(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
+           struct round *rd, int argc, const char **a, const size_t *l,
+           redisReply **rep)
+{
+    int r = 0;
+    if (rd->mine) {
+        struct finish_keys k;
+        const char *fa[FINISH_ARGC];
+        size_t fl[FINISH_ARGC];
+        conc_buf v = {rd->mine->value, rd->mine->len, rd->mine->len, 1};
+        finish_argv(w, &rd->mine->t, rd->mine->entry, &v, &k, fa, fl);
+        r = conc__rconn_append(c, FINISH_ARGC, fa, fl);
+    }
+    if (r == 0)
+        r = conc__rconn_append(c, argc, a, l);
+    if (r < 0)
+        conc__rconn_close(c);
+    atomic_store(&w->slots[idx].blocked, 1);
+    if (r == 0)
+        r = conc__rconn_pipeline(c, conc__now_ns() + ROUND_NS, rd->mine ? 2 : 1,
+                                 rd->reps);
+    atomic_store(&w->slots[idx].blocked, 0);
+    if (r < 0) {
+        release_mine(w, rd);
+        return r;
+    }
+    if (rd->mine) {
+        if (rd->reps[0]->type == REDIS_REPLY_ERROR)
+            release_mine(w, rd); /* the server loading its data: again */
+        freeReplyObject(rd->reps[0]);
+        conc__free(rd->mine);
+        rd->mine = NULL;
+        rd->reps[0] = rd->reps[1];
+    }
+    *rep = rd->reps[0];
+    return 0;
+}
+
+/* One XREADGROUP for thread idx; holds what it brings. */
+static int
+read_round(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
+           struct round *rd)
+{
+    char count[24];
+    snprintf(count, sizeof count, "%zu", w->batch);
     const char *ra[] = {"XREADGROUP",
                         "GROUP",
                         CONC__DIST_GROUP,
                         w->slots[idx].consumer,
                         "COUNT",
-                        "1",
+                        count,
                         "BLOCK",
                         BLOCK_MS,
                         "STREAMS",
@@ -401,47 +642,112 @@ read_tasks(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
     size_t rl[sizeof ra / sizeof *ra];
     for (size_t i = 0; i < sizeof ra / sizeof *ra; i++)
         rl[i] = strlen(ra[i]);
-    redisReply *reps[2];
-    int r = conc__rconn_append(c, FINISH_ARGC, fa, fl);
-    if (r == 0)
-        r = conc__rconn_append(c, (int)(sizeof ra / sizeof *ra), ra, rl);
-    if (r == 0)
-        r = conc__rconn_pipeline(c, deadline, 2, reps);
-    else
-        conc__rconn_close(c);
-    if (r < 0) { /* the finish may not have run: again, with retries */
-        flush_deferred(w, c, d);
-        return r;
-    }
-    d->has = 0;
-    freeReplyObject(reps[0]); /* an error reply: the task is reclaimed */
-    *out = reps[1];
-    return 0;
-}
-
-/* One XREADGROUP for thread idx (with the last task's finish); handles
- * what it brings, leaving the result of a task it runs in `d`. */
-static int
-read_round(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
-           struct deferred *d)
-{
     redisReply *rep = NULL;
-    int r = read_tasks(w, idx, c, d, &rep);
+    int r =
+        xreadgroup(w, idx, c, rd, (int)(sizeof ra / sizeof *ra), ra, rl, &rep);
     if (r < 0)
         return r;
     if (conc__reply_error_is(rep, "NOGROUP")) /* the server lost it */
         r = ensure_group(w, c, conc__now_ns() + ROUND_NS);
     else if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
              rep->element[0]->type == REDIS_REPLY_ARRAY &&
-             rep->element[0]->elements == 2) {
-        const redisReply *entries = rep->element[0]->element[1];
-        for (size_t i = 0; i < entries->elements && r == 0; i++) {
-            if ((r = flush_deferred(w, c, d)) == 0)
-                r = handle(w, idx, c, entries->element[i], d);
-        }
-    }
+             rep->element[0]->elements == 2 &&
+             rep->element[0]->element[1]->type == REDIS_REPLY_ARRAY)
+        r = take_batch(w, idx, c, rd, rep->element[0]->element[1]);
     freeReplyObject(rep);
     return r;
+}
+
+/* Checks again the result keys of the held tasks hs[0..n), whose check
+ * grew stale, in one round trip; drops those cancelled or done meanwhile
+ * (hs[i] becomes NULL). */
+static int
+recheck(conc_dist_worker *w, struct conc__rconn *c, struct round *rd,
+        struct conc__dist_held **hs, size_t n)
+{
+    const struct conc__dist_task **ts = conc__calloc(n, sizeof *ts);
+    if (!ts)
+        return CONC_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        ts[i] = &hs[i]->t;
+    int r = check_keys(w, c, rd, ts, n);
+    conc__free(ts);
+    if (r < 0)
+        return r;
+    int64_t now = conc__now_ns();
+    for (size_t i = 0; i < n && r == 0; i++) {
+        hs[i]->checked_ns = now;
+        if (rd->state[i] == E_EXISTS) {
+            r = drop_entry(w, c, hs[i]->entry);
+            conc__free(hs[i]);
+            hs[i] = NULL;
+        }
+    }
+    return r;
+}
+
+/* Runs the oldest held task, checking it first (with those stale behind
+ * it) if its check grew stale. Returns 1 if there was one, 0 if none is
+ * held, or an error (the tasks taken go back to the queue). */
+static int
+serve_held(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
+           struct round *rd)
+{
+    struct conc__dist_held **hs = rd->held;
+    int64_t stale = conc__now_ns() - FLUSH_NS;
+    size_t n = conc__dist_held_take(w, hs, w->batch, stale);
+    if (n == 0)
+        return 0;
+    release_mine(w, rd); /* it must not wait for this task */
+    int r = hs[0]->checked_ns < stale ? recheck(w, c, rd, hs, n) : 0;
+    size_t k = 0; /* the absent ones, in order */
+    for (size_t i = 0; i < n; i++)
+        if (hs[i])
+            hs[k++] = hs[i];
+    if (r < 0 || k == 0) {
+        conc__dist_held_push(w, hs, k, 1);
+        return r < 0 ? r : 1;
+    }
+    /* The others go back before this one runs, however long it takes. */
+    conc__dist_held_push(w, hs + 1, k - 1, 1);
+    r = run_decoded(w, idx, c, hs[0]->entry, &hs[0]->t, &rd->mine);
+    conc__free(hs[0]);
+    return r < 0 ? r : 1;
+}
+
+static int
+round_init(conc_dist_worker *w, struct round *rd)
+{
+    rd->reps = conc__calloc(w->batch + 1, sizeof *rd->reps);
+    rd->tasks = conc__calloc(w->batch, sizeof *rd->tasks);
+    rd->state = conc__calloc(w->batch, sizeof *rd->state);
+    rd->held = conc__calloc(w->batch, sizeof *rd->held);
+    return rd->reps && rd->tasks && rd->state && rd->held ? 0 : CONC_ENOMEM;
+}
+
+static void
+round_fini(struct round *rd)
+{
+    conc__free(rd->reps);
+    conc__free(rd->tasks);
+    conc__free(rd->state);
+    conc__free(rd->held);
+}
+
+/* Publishes the connection's CLIENT ID, which other threads use to wake
+ * this one (0 if the server does not say). */
+static void
+publish_client_id(conc_dist_worker *w, size_t idx, struct conc__rconn *c)
+{
+    redisReply *rep = NULL;
+    long long id = 0;
+    if (conc__rconn_cmdf(c, conc__now_ns() + ROUND_NS, 0, &rep, "CLIENT ID") ==
+        0) {
+        if (rep->type == REDIS_REPLY_INTEGER)
+            id = rep->integer;
+        freeReplyObject(rep);
+    }
+    atomic_store(&w->slots[idx].client_id, id);
 }
 
 int
@@ -451,33 +757,41 @@ conc__dist_serve(conc_dist_worker *w, size_t idx, int64_t deadline)
     int r = conc__rconn_init(&c, w->address, w->password, w->connect_timeout);
     if (r < 0)
         return r;
+    struct round rd = {0};
+    if ((r = round_init(w, &rd)) < 0) {
+        round_fini(&rd);
+        conc__rconn_fini(&c);
+        return r;
+    }
     /* Thread 0 also takes over dead workers' tasks, twice per idle time. */
     int64_t reclaim_every = w->reclaim_idle_ms * 1000000 / 2;
     int64_t next_reclaim = 0;
     int seen = 0;
-    struct deferred d = {.value = CONC_BUF_INIT};
     while (!atomic_load(&w->stop) && conc__now_ns() < deadline) {
         r = conc__rconn_ensure(&c, conc__now_ns() + ROUND_NS);
         if (r == CONC_EAUTH)
             break;
-        if (r < 0) {
-            flush_deferred(w, &c, &d); /* retries on its own */
-            continue;                  /* backs off inside */
-        }
-        if (idx == 0 && c.connects != seen) {
+        if (r < 0)
+            continue; /* backs off inside */
+        if (c.connects != seen) {
             /* Seen from the first connection on, not a beat later. */
-            conc__dist_mark_seen(w, &c);
+            if (idx == 0)
+                conc__dist_mark_seen(w, &c);
+            if (w->nthreads > 1)
+                publish_client_id(w, idx, &c);
             seen = c.connects;
         }
         if (idx == 0 && conc__now_ns() >= next_reclaim) {
-            flush_deferred(w, &c, &d);
+            release_mine(w, &rd);
             conc__dist_reclaim(w, idx, &c);
             next_reclaim = conc__now_ns() + reclaim_every;
         }
-        read_round(w, idx, &c, &d);
+        if (serve_held(w, idx, &c, &rd) == 0)
+            read_round(w, idx, &c, &rd);
     }
-    flush_deferred(w, &c, &d);
-    conc_buf_free(&d.value);
+    release_mine(w, &rd);  /* the writer ends after this thread */
+    hand_back(w, idx, &c); /* every thread: the last one finds them all */
+    round_fini(&rd);
     conc__rconn_fini(&c);
     return r == CONC_EAUTH ? r : 0;
 }

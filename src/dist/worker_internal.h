@@ -4,7 +4,8 @@
  * letters).
  *
  * Lock order: a slot's lock, then (the monitor cancelling a task run in
- * a worker process) that task's future's. */
+ * a worker process) that task's future's. The held tasks' lock and the
+ * results' condition (fin_cond) are leaves. */
 #ifndef CONC_DIST_WORKER_INTERNAL_H
 #define CONC_DIST_WORKER_INTERNAL_H
 
@@ -12,6 +13,7 @@
 
 #include "conc/dist.h"
 #include "conc/executor.h"
+#include "conc/sync.h"
 #include "core/lockword.h"
 #include "dist/dist_internal.h"
 
@@ -32,6 +34,35 @@ struct conc__dist_slot {
      * (NULL otherwise): the monitor cancels it to kill a task it stops. */
     conc_future *pool_f;
     char consumer[CONC__DIST_NAME_MAX + 16];
+    /* Whether the thread waits in an XREADGROUP, and its connection's
+     * CLIENT ID (0: unknown): a thread that holds more tasks than it can
+     * start wakes it with CLIENT UNBLOCK. */
+    _Atomic int blocked;
+    _Atomic long long client_id;
+};
+
+/* A task taken from the stream and not started yet (held.c): a copy of
+ * its decoded entry, which any serving thread of the worker may run. */
+struct conc__dist_held {
+    struct conc__dist_held *next;
+    size_t owner;       /* the thread whose consumer it is pending with */
+    int64_t checked_ns; /* monotonic: when its result key was found absent */
+    char entry[CONC__DIST_ENTRY_MAX];
+    char id[CONC__DIST_NAME_MAX], fn[CONC__DIST_NAME_MAX];
+    char sub[CONC__DIST_NAME_MAX];
+    struct conc__dist_task t; /* points into this block */
+    unsigned char arg[];      /* t.arg_len bytes */
+};
+
+/* A task's result for the result writer (writer.c): what its finish
+ * needs, copied. */
+struct conc__dist_fin {
+    struct conc__dist_fin *next;
+    char entry[CONC__DIST_ENTRY_MAX];
+    char id[CONC__DIST_NAME_MAX], sub[CONC__DIST_NAME_MAX];
+    struct conc__dist_task t; /* id, sub and ttl; points into this block */
+    size_t len;
+    unsigned char value[]; /* the result value, len bytes */
 };
 
 struct conc_dist_worker {
@@ -42,12 +73,81 @@ struct conc_dist_worker {
     int64_t reclaim_idle_ms;
     unsigned max_deliveries;
     size_t nthreads;
+    size_t batch;                  /* entries per XREADGROUP and thread */
     size_t nprocs;                 /* worker processes, 0 for none */
     conc_executor *pool;           /* their executor while running, or NULL */
     struct conc__dist_slot *slots; /* one per serving thread */
+    /* The held tasks, oldest first, that every serving thread takes
+     * from (held.c). */
+    conc__lockword held_lock;
+    struct conc__dist_held *held_head, *held_tail;
+    size_t held_n;
+    /* The results for the writer, oldest first, and its state; all
+     * guarded by fin_cond. */
+    conc_cond *fin_cond;
+    struct conc__dist_fin *fin_head, *fin_tail;
+    int fin_waiting; /* the writer waits for one */
+    int fin_stop;    /* the serving threads are done: end when written */
     _Atomic int stop;
     _Atomic int running;
 };
+
+/* A new held task copied from an entry's id (entry_len bytes) and its
+ * decoded task, pending with thread `owner`'s consumer, its result key
+ * found absent at checked_ns. NULL without memory or for an entry id or
+ * name too long to copy. */
+struct conc__dist_held *conc__dist_held_new(size_t owner, const char *entry,
+                                            size_t entry_len,
+                                            const struct conc__dist_task *t,
+                                            int64_t checked_ns);
+
+/* Frees a list of held tasks linked through `next`. NULL does nothing. */
+void conc__dist_held_free(struct conc__dist_held *h);
+
+/* Adds hs[0..n) to the worker's held tasks in this order, after the others
+ * or (front) before them. */
+void conc__dist_held_push(conc_dist_worker *w, struct conc__dist_held **hs,
+                          size_t n, int front);
+
+/* Takes the oldest held task into out[0] and, if it was checked before
+ * `stale_before`, the stale ones after it, up to `max` in all. Returns how
+ * many (0: none held). */
+size_t conc__dist_held_take(conc_dist_worker *w, struct conc__dist_held **out,
+                            size_t max, int64_t stale_before);
+
+/* Whether any task is held. */
+int conc__dist_held_any(conc_dist_worker *w);
+
+/* Takes every held task: a list through `next`, or NULL. */
+struct conc__dist_held *conc__dist_held_take_all(conc_dist_worker *w);
+
+/* Copies the entry ids of the held tasks pending with thread `owner`'s
+ * consumer into a new array *ids (conc__free; NULL when none). Returns
+ * how many. */
+size_t conc__dist_held_ids(conc_dist_worker *w, size_t owner,
+                           char (**ids)[CONC__DIST_ENTRY_MAX]);
+
+/* A task's result for a finish (copied from the entry id, the decoded
+ * task and the result value), freed with conc__free; NULL without memory
+ * or for an entry id or name too long to copy. */
+struct conc__dist_fin *conc__dist_fin_new(const char *entry,
+                                          const struct conc__dist_task *t,
+                                          const conc_buf *value);
+
+/* Hands a result to the result writer (writer.c), which frees it. */
+void conc__dist_fin_hand(conc_dist_worker *w, struct conc__dist_fin *f);
+
+/* Whether the writer waits with nothing to write: every result handed to
+ * it is written. */
+int conc__dist_fin_idle(conc_dist_worker *w);
+
+/* The result writer's thread: writes the results handed to it, those that
+ * came together in one script, until conc__dist_writer_stop and none is
+ * left. */
+int conc__dist_writer_main(void *arg);
+
+/* Tells the writer the serving threads are done. */
+void conc__dist_writer_stop(conc_dist_worker *w);
 
 /* The registered function for a task name, or NULL (registry.c). */
 conc_task_fn conc__dist_lookup(const char *name, size_t len);
@@ -81,8 +181,9 @@ int conc__dist_report_lost(conc_dist_worker *w, struct conc__rconn *c,
                            const char *entry, size_t len);
 
 /* Raises slot i's cancel token and, for a task in a worker process,
- * cancels it there, which kills that process (monitor.c). */
-void conc__dist_stop_task(conc_dist_worker *w, size_t i);
+ * cancels it there, which kills that process (monitor.c); only if the
+ * slot still runs the task of stream entry `entry`. */
+void conc__dist_stop_task(conc_dist_worker *w, size_t i, const char *entry);
 
 /* The monitor thread (monitor.c): renews the claims of running tasks,
  * raises their cancel tokens when their result key was claimed by a

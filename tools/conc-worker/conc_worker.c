@@ -14,11 +14,14 @@
  *   --threads N          serving threads (default 1)
  *   --processes N        run the tasks in N worker processes (a task that
  *                        crashes one fails alone; the process is replaced)
+ *   --batch N            tasks taken from the server at a time (default
+ *                        64, or 1 with --processes; at most 1024)
  *   --reclaim-idle S     seconds before a silent worker's task is taken over
  *   --max-deliveries N   deliveries before a task is dead-lettered
  * SIGINT and SIGTERM stop the worker once its running tasks are done.
  * Exit status: 0, 1 for an error (printed), 2 for bad usage. */
 #include <dlfcn.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,12 +50,25 @@ static int
 usage(void)
 {
     fputs("usage: conc-worker [--url URL] [--queue NAME] [--threads N]\n"
-          "                   [--processes N] [--reclaim-idle S]\n"
+          "                   [--processes N] [--batch N] [--reclaim-idle S]\n"
           "                   [--max-deliveries N]\n"
           "                   LIBRARY.so NAME[=SYMBOL]...\n"
           "       conc-worker --status [--url URL] [--queue NAME]\n",
           stderr);
     return 2;
+}
+
+/* Parses a count (decimal digits only) into *out. Returns 0 or 2. */
+static int
+count_arg(const char *v, size_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (!*v || *end || errno || (size_t)n != n || *v < '0' || *v > '9')
+        return 2;
+    *out = (size_t)n;
+    return 0;
 }
 
 /* Reads the options; returns 0 or 2 (bad usage). */
@@ -69,14 +85,17 @@ parse(int argc, char **argv, struct args *a)
         if (i + 1 >= argc)
             return 2;
         const char *v = argv[++i];
-        if (strcmp(o, "--url") == 0)
+        size_t *count = strcmp(o, "--threads") == 0     ? &a->opts.threads
+                        : strcmp(o, "--processes") == 0 ? &a->opts.processes
+                        : strcmp(o, "--batch") == 0     ? &a->opts.batch
+                                                        : NULL;
+        if (count) {
+            if (count_arg(v, count) != 0)
+                return 2;
+        } else if (strcmp(o, "--url") == 0)
             a->url = v;
         else if (strcmp(o, "--queue") == 0)
             a->queue = v;
-        else if (strcmp(o, "--threads") == 0)
-            a->opts.threads = strtoul(v, NULL, 10);
-        else if (strcmp(o, "--processes") == 0)
-            a->opts.processes = strtoul(v, NULL, 10);
         else if (strcmp(o, "--reclaim-idle") == 0)
             a->opts.reclaim_idle = atof(v);
         else if (strcmp(o, "--max-deliveries") == 0)
