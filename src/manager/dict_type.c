@@ -1,9 +1,12 @@
 /* The built-in "dict" typeid: DictProxy's exposed methods over a conc_obj
  * dict behind a lock. Results are copies or values no method changes in
  * place (values are only ever replaced), so they are pickled after the
- * lock is released. Not yet: __iter__ (an iterator proxy), popitem,
- * has_key, and 3.14's additions. */
+ * lock is released; '#GETVALUE' is a copy. Not yet: __iter__ (an
+ * iterator proxy), has_key, and 3.14's additions. */
 #include "manager/manager_internal.h"
+
+/* dict.popitem()'s KeyError on an empty dict, CPython's text. */
+#define POPITEM_EMPTY "popitem(): dictionary is empty"
 
 int
 conc__mgr_box_new(conc_obj *v, void **self)
@@ -303,6 +306,38 @@ d_copy(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
     return view(self, COPY, result);
 }
 
+/* popitem(): the pair inserted last, removed (LIFO, as dict's). */
+static int
+d_popitem(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
+{
+    struct conc__mgr_box *b = self;
+    (void)kwds;
+    if (conc_obj_len(args) != 0)
+        return conc_fail(CONC_ETYPE, "popitem() takes no arguments");
+    conc_obj *key = NULL, *value = NULL, *k, *v;
+    size_t pos = 0;
+    conc_lock_acquire(b->lock, CONC_FOREVER);
+    while (conc_obj_next(b->v, &pos, &k, &v) == 1)
+        key = k, value = v;
+    conc_obj *pair = key ? conc_obj_tuple(2) : NULL;
+    if (pair) {
+        conc_obj_tuple_set_new(pair, 0, conc_obj_incref(key));
+        conc_obj_tuple_set_new(pair, 1, conc_obj_incref(value));
+        conc_obj_dict_del(b->v, key);
+    }
+    conc_lock_release(b->lock);
+    if (pair) {
+        *result = pair;
+        return 0;
+    }
+    if (key)
+        return CONC_ENOMEM;
+    conc_obj *msg = conc_obj_str(POPITEM_EMPTY);
+    *result = msg ? conc__mgr_args1(msg) : NULL;
+    conc_obj_decref(msg);
+    return conc_fail(CONC_EKEY, POPITEM_EMPTY);
+}
+
 static const conc_manager_method dict_methods[] = {
     {"__contains__", d_contains},
     {"__delitem__", d_delitem},
@@ -315,9 +350,11 @@ static const conc_manager_method dict_methods[] = {
     {"items", d_items},
     {"keys", d_keys},
     {"pop", d_pop},
+    {"popitem", d_popitem},
     {"setdefault", d_setdefault},
     {"update", d_update},
     {"values", d_values},
+    {"#GETVALUE", d_copy},
 };
 
 static const conc_manager_type dict_type = {

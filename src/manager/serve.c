@@ -205,6 +205,52 @@ call_object(conc_manager *m, struct conc__mgr_obj *o,
     return conc__mgr_pair("#PROXY", value); /* r's reference: the client's */
 }
 
+static const conc_manager_method *
+find_method(const conc_manager_type *type, const char *name)
+{
+    for (size_t i = 0; i < type->n_methods; i++)
+        if (!strcmp(type->methods[i].name, name))
+            return &type->methods[i];
+    return NULL;
+}
+
+/* CPython's server answers __repr__ and __str__ for every object (its
+ * fallback_mapping), which is what print(proxy) asks for: here the repr
+ * of the object's value where its type gives one ('#GETVALUE'), its
+ * identity otherwise. */
+static conc_obj *
+repr_fallback(struct conc__mgr_obj *o, const char *name)
+{
+    const conc_manager_method *get = find_method(o->type, "#GETVALUE");
+    conc_obj *args = conc_obj_tuple(0), *kwds = conc_obj_dict();
+    conc_obj *value = NULL;
+    conc_buf text = CONC_BUF_INIT;
+    int rc = args && kwds ? 0 : CONC_ENOMEM;
+    if (rc == 0 && get)
+        rc = get->fn(o->self, args, kwds, &value);
+    if (rc == 0)
+        rc = value ? conc_obj_repr(value, &text)
+                   : conc_buf_appendf(&text, "<object at 0x%s>", o->ident);
+    conc_obj *str = rc == 0 ? conc_obj_strn((const char *)text.data, text.len)
+                            : NULL;
+    conc_obj_decref(args);
+    conc_obj_decref(kwds);
+    conc_buf_free(&text);
+    if (rc == 0 && !str)
+        rc = CONC_ENOMEM;
+    if (rc == 0) {
+        conc_obj_decref(value);
+        return reply(name, 0, str);
+    }
+    return reply(name, rc, value); /* value: the exception's arguments */
+}
+
+static int
+is_repr(const char *name)
+{
+    return !strcmp(name, "__repr__") || !strcmp(name, "__str__");
+}
+
 static conc_obj *
 call_method(conc_manager *m, const char *ident, const char *name,
             conc_obj *args, conc_obj *kwds)
@@ -213,11 +259,8 @@ call_method(conc_manager *m, const char *ident, const char *name,
     if (!o) /* a KeyError in CPython's server, outside the method */
         return traceback(name, conc_fail(CONC_EKEY, "%s", ident));
     const conc_manager_type *type = o->type;
-    const conc_manager_method *meth = NULL;
     const conc_manager_proxy_method *pmeth = NULL;
-    for (size_t i = 0; i < type->n_methods && !meth; i++)
-        if (!strcmp(type->methods[i].name, name))
-            meth = &type->methods[i];
+    const conc_manager_method *meth = find_method(type, name);
     for (size_t i = 0; i < type->n_proxy_methods && !meth && !pmeth; i++)
         if (!strcmp(type->proxy_methods[i].name, name))
             pmeth = &type->proxy_methods[i];
@@ -228,6 +271,8 @@ call_method(conc_manager *m, const char *ident, const char *name,
     } else if (meth) {
         int rc = meth->fn(o->self, args, kwds, &result);
         rep = reply(name, rc, result);
+    } else if (is_repr(name)) {
+        rep = repr_fallback(o, name);
     } else { /* CPython's server ends this traceback with KeyError */
         conc_fail(CONC_EKEY, "method '%s' of object %s is not in exposed", name,
                   ident);

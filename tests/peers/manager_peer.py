@@ -83,10 +83,20 @@ def client(addr, key):
     assert d.get("z", 7) == 7
     e = expect(KeyError, lambda: d["missing"])
     assert e.args == ("missing",), e.args
+    # str(proxy) and _getvalue() reach the server's fallbacks.
+    d2 = m.dict({"k": 1, "j": (2, None)})
+    assert str(d2) == "{'k': 1, 'j': (2, None)}", str(d2)
+    assert d2._getvalue() == {"k": 1, "j": (2, None)}
+    assert d2.popitem() == ("j", (2, None)) and d2.popitem() == ("k", 1)
+    e = expect(KeyError, d2.popitem)
+    assert e.args == ("popitem(): dictionary is empty",), e.args
     l = m.list()
     l.append(10)
     l.append("y")
     assert l[0] == 10 and l[-1] == "y" and len(l) == 2
+    assert str(l) == "[10, 'y']", str(l)
+    qs = str(m.Queue())
+    assert qs.startswith("<") and "failed" not in qs, qs
     expect(IndexError, lambda: l[5])
     q = m.Queue(1)
     q.put_nowait("one")
