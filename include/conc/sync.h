@@ -148,13 +148,13 @@ CONC_EXTERN int conc_cond_make_consistent(conc_cond *cond);
  * (NULL, NaN timeout), or CONC_ENOTOWNER if the caller does not hold the
  * lock (for a plain Lock: if it is not locked), as Python's RuntimeError.
  * A process-shared condition records each waiter in its arena: CONC_ENOMEM
- * if the arena is full (the lock is still held). With a process-shared lock whose holder
- * died, it returns CONC_EOWNERDEAD once it holds the lock again, notified
- * or not (recover it as after conc_lock_acquire), or CONC_ENOTRECOVERABLE
- * without the lock if the lock is unusable. Waiting releases the lock: a
- * caller that holds it after CONC_EOWNERDEAD must make it consistent
- * before waiting, or the wait leaves it unusable.
- * The thread that holds the condition's lock. */
+ * if the arena is full (the lock is still held). With a process-shared lock
+ * whose holder died, it returns CONC_EOWNERDEAD once it holds the lock again,
+ * notified or not (recover it as after conc_lock_acquire), or
+ * CONC_ENOTRECOVERABLE without the lock if the lock is unusable. Waiting
+ * releases the lock: a caller that holds it after CONC_EOWNERDEAD must make it
+ * consistent before waiting, or the wait leaves it unusable. The thread that
+ * holds the condition's lock. */
 CONC_EXTERN int conc_cond_wait(conc_cond *cond, double timeout);
 
 /* A predicate for conc_cond_wait_for: nonzero when the awaited state holds.

@@ -231,8 +231,8 @@ repr_fallback(struct conc__mgr_obj *o, const char *name)
     if (rc == 0)
         rc = value ? conc_obj_repr(value, &text)
                    : conc_buf_appendf(&text, "<object at 0x%s>", o->ident);
-    conc_obj *str = rc == 0 ? conc_obj_strn((const char *)text.data, text.len)
-                            : NULL;
+    conc_obj *str =
+        rc == 0 ? conc_obj_strn((const char *)text.data, text.len) : NULL;
     conc_obj_decref(args);
     conc_obj_decref(kwds);
     conc_buf_free(&text);
