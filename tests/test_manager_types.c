@@ -600,9 +600,114 @@ check_set(conc_manager *c)
     check_set_chars(c);
 }
 
+/* p.method(*args) (args stolen; NULL: none), its code; the result in
+ * *r (NULL: dropped). */
+static int
+call(conc_proxy *p, const char *method, conc_obj *args, conc_obj **r)
+{
+    conc_obj *got = NULL;
+    int rc = conc_proxy_call(p, method, args, NULL, &got);
+    conc_obj_decref(args);
+    if (r)
+        *r = got;
+    else
+        conc_obj_decref(got);
+    return rc;
+}
+
+/* o equals `want` (both stolen). */
+static void
+assert_equal_obj(conc_obj *o, conc_obj *want)
+{
+    assert_int_equal(conc_obj_equal(o, want), 1);
+    conc_obj_decref(o);
+    conc_obj_decref(want);
+}
+
+/* The list behind p equals `want` (stolen). */
+static void
+assert_list(conc_proxy *p, conc_obj *want)
+{
+    conc_obj *got = NULL;
+    assert_conc_ok(call(p, "#GETVALUE", NULL, &got));
+    assert_equal_obj(got, want);
+}
+
+#define I(v) conc_obj_int(v)
+
+/* insert (clamped as list.insert clamps) and reverse, with list's errors
+ * for bad arguments. */
+static void
+check_list_insert(conc_proxy *l)
+{
+    assert_conc_ok(call(l, "insert", tuple(2, I(1), I(9)), NULL));
+    assert_conc_ok(call(l, "insert", tuple(2, I(-100), I(0)), NULL));
+    assert_conc_ok(call(l, "insert", tuple(2, I(100), I(7)), NULL));
+    assert_conc_ok(call(l, "insert", tuple(2, I(-1), I(5)), NULL));
+    assert_list(l, ints(7, I(0), I(1), I(9), I(2), I(3), I(5), I(7)));
+    assert_conc(call(l, "insert", tuple(2, conc_obj_str("a"), I(1)), NULL),
+                CONC_ETYPE);
+    assert_has("'str' object cannot be interpreted as an integer");
+    assert_conc(call(l, "insert", tuple(1, I(1)), NULL), CONC_ETYPE);
+    assert_has("insert expected 2 arguments, got 1");
+    assert_conc_ok(call(l, "reverse", NULL, NULL));
+    assert_list(l, ints(7, I(7), I(5), I(3), I(2), I(9), I(1), I(0)));
+    assert_conc(call(l, "reverse", tuple(1, I(1)), NULL), CONC_ETYPE);
+    assert_has("list.reverse() takes no arguments (1 given)");
+}
+
+/* __add__, __mul__ and __rmul__ return new lists; __imul__ repeats in
+ * place and returns the list; __reversed__ a reverse iterator over a
+ * copy, which travels as reversed(copy) at its position. */
+static void
+check_list_ops(conc_proxy *l)
+{
+    conc_obj *r = NULL;
+    assert_conc_ok(call(l, "__add__", tuple(1, ints(1, I(3))), &r));
+    assert_equal_obj(r, ints(3, I(1), I(2), I(3)));
+    assert_conc(call(l, "__add__", tuple(1, tuple(1, I(3))), NULL), CONC_ETYPE);
+    assert_has("can only concatenate list (not \"tuple\") to list");
+    assert_conc_ok(call(l, "__mul__", tuple(1, I(2)), &r));
+    assert_equal_obj(r, ints(4, I(1), I(2), I(1), I(2)));
+    assert_conc_ok(call(l, "__rmul__", tuple(1, I(-1)), &r));
+    assert_equal_obj(r, ints(0));
+    assert_conc(call(l, "__mul__", tuple(1, conc_obj_float(1.5)), NULL),
+                CONC_ETYPE);
+    assert_has("'float' object cannot be interpreted as an integer");
+    assert_list(l, ints(2, I(1), I(2)));
+    assert_conc_ok(call(l, "__reversed__", NULL, &r));
+    assert_string_equal(conc_obj_foreign_name(r), "reversed");
+    conc_obj *want = ints(2, I(1), I(2)), *at = I(1);
+    conc_obj *seq = conc_obj_seq_get(conc_obj_foreign_args(r), 0);
+    assert_int_equal(conc_obj_equal(seq, want), 1);
+    assert_int_equal(conc_obj_equal(conc_obj_foreign_state(r), at), 1);
+    conc_obj_decref(want);
+    conc_obj_decref(at);
+    conc_obj_decref(r);
+    assert_conc_ok(call(l, "__imul__", tuple(1, I(2)), &r));
+    assert_equal_obj(r, ints(4, I(1), I(2), I(1), I(2)));
+    assert_list(l, ints(4, I(1), I(2), I(1), I(2)));
+    assert_conc(call(l, "__imul__", tuple(1, conc_obj_str("x")), NULL),
+                CONC_ETYPE);
+    assert_conc_ok(call(l, "__imul__", tuple(1, I(0)), &r));
+    assert_equal_obj(r, ints(0));
+}
+
+static void
+check_list(conc_manager *c)
+{
+    conc_proxy *l = make(c, "list", tuple(1, ints(3, I(1), I(2), I(3))));
+    check_list_insert(l);
+    conc_proxy_free(l);
+    l = make(c, "list", tuple(1, ints(2, I(1), I(2))));
+    check_list_ops(l);
+    conc_proxy_free(l);
+}
+
 static void
 check_all(conc_manager *c)
 {
+    check_list(c);
     check_lock(c);
     check_rlock(c);
     check_semaphores(c);

@@ -1,8 +1,10 @@
 /* The built-in "list" typeid: ListProxy's exposed methods over a conc_obj
- * list behind a lock, indexes counted from the end when negative. Not
- * yet: slices, sort, __add__/__mul__ and their in-place forms, and 3.14's
- * clear and copy. */
-#include "manager/manager_internal.h"
+ * list behind a lock, indexes counted from the end when negative (insert,
+ * reverse and the operators in list_ops.c). Not yet: slices, sort, and
+ * 3.14's clear and copy.
+ *
+ * Lock order: the box's lock only. */
+#include "manager/list_ops.h"
 
 static int
 l_create(void *arg, conc_obj *args, conc_obj *kwds, void **self)
@@ -240,12 +242,25 @@ l_getvalue(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
 }
 
 static const conc_manager_method list_methods[] = {
-    {"__contains__", l_contains}, {"__delitem__", l_delitem},
-    {"__getitem__", l_getitem},   {"__len__", l_len},
-    {"__setitem__", l_setitem},   {"append", l_append},
-    {"count", l_count},           {"extend", l_extend},
-    {"index", l_index},           {"pop", l_pop},
-    {"remove", l_remove},         {"#GETVALUE", l_getvalue},
+    {"__add__", conc__mgr_list_add},
+    {"__contains__", l_contains},
+    {"__delitem__", l_delitem},
+    {"__getitem__", l_getitem},
+    {"__imul__", conc__mgr_list_imul},
+    {"__len__", l_len},
+    {"__mul__", conc__mgr_list_mul},
+    {"__reversed__", conc__mgr_list_reversed},
+    {"__rmul__", conc__mgr_list_mul},
+    {"__setitem__", l_setitem},
+    {"append", l_append},
+    {"count", l_count},
+    {"extend", l_extend},
+    {"index", l_index},
+    {"insert", conc__mgr_list_insert},
+    {"pop", l_pop},
+    {"remove", l_remove},
+    {"reverse", conc__mgr_list_reverse},
+    {"#GETVALUE", l_getvalue},
 };
 
 static const conc_manager_type list_type = {

@@ -294,6 +294,29 @@ def check_values(m):
     assert "'int' object is not iterable" in str(e), e
 
 
+def check_lists(m):
+    l = m.list([1, 2, 3])
+    l.insert(1, 9)
+    l.insert(-100, 0)
+    l.insert(100, 7)
+    assert l._getvalue() == [0, 1, 9, 2, 3, 7], l._getvalue()
+    e = expect(TypeError, l.insert, "a", 1)
+    assert str(e) == "'str' object cannot be interpreted as an integer", e
+    l.reverse()
+    assert l._getvalue() == [7, 3, 2, 9, 1, 0], l._getvalue()
+    l = m.list([1, 2])
+    assert l + [3] == [1, 2, 3] and l * 2 == [1, 2, 1, 2] and 0 * l == []
+    e = expect(TypeError, lambda: l + (3,))
+    assert str(e) == 'can only concatenate list (not "tuple") to list', e
+    assert list(reversed(l)) == [2, 1]
+    it = l.__reversed__()
+    assert type(it).__name__ == "list_reverseiterator" and list(it) == [2, 1]
+    l += [3]
+    l *= 2
+    assert l._getvalue() == [1, 2, 3, 1, 2, 3], l._getvalue()
+    expect(TypeError, l.__imul__, "x")
+
+
 def client(addr, key):
     # The garbage collector runs freely: a proxy's finalizer sends its
     # decref on a connection of its own, possibly in the middle of another
@@ -302,7 +325,8 @@ def client(addr, key):
     m = Manager(address=addr, authkey=key)
     m.connect()
     for check in (check_locks, check_semaphores, check_condition,
-                  check_event_barrier, check_barrier_action, check_values):
+                  check_event_barrier, check_barrier_action, check_values,
+                  check_lists):
         check(m)
     print("ok")
 
