@@ -693,6 +693,41 @@ check_list_ops(conc_proxy *l)
     assert_equal_obj(r, ints(0));
 }
 
+/* Slices as list takes them: l[a:b:c] a new list, l[a:b] = iterable
+ * (the length may change), extended slices given exactly their size,
+ * del l[a:b:c]. */
+static void
+check_list_slices(conc_proxy *l)
+{
+    conc_obj *none = conc_obj_none(), *r = NULL;
+    assert_conc_ok(
+        call(l, "__getitem__", tuple(1, slice(I(-1), none, I(-2))), &r));
+    assert_equal_obj(r, ints(3, I(5), I(3), I(1)));
+    assert_conc_ok(set_item(l, slice(I(1), I(3), none), conc_obj_str("ab")));
+    assert_list(l, ints(6, I(0), conc_obj_str("a"), conc_obj_str("b"), I(3),
+                        I(4), I(5)));
+    assert_conc_ok(set_item(l, slice(I(1), I(3), none), tuple(0)));
+    assert_list(l, ints(4, I(0), I(3), I(4), I(5)));
+    assert_conc_ok(set_item(l, slice(I(9), none, none), ints(1, I(6))));
+    assert_conc_ok(
+        set_item(l, slice(none, none, I(-2)), ints(3, I(7), I(8), I(9))));
+    assert_list(l, ints(5, I(9), I(3), I(8), I(5), I(7)));
+    assert_conc(set_item(l, slice(none, none, I(2)), ints(1, I(0))),
+                CONC_EVALUE);
+    assert_has("attempt to assign sequence of size 1 to extended slice of "
+               "size 3");
+    assert_conc(set_item(l, slice(none, none, none), I(1)), CONC_ETYPE);
+    assert_has("can only assign an iterable");
+    assert_conc(set_item(l, slice(none, none, I(0)), ints(0)), CONC_EVALUE);
+    assert_has("slice step cannot be zero");
+    assert_conc_ok(
+        call(l, "__delitem__", tuple(1, slice(I(-1), none, I(-2))), NULL));
+    assert_list(l, ints(2, I(3), I(5)));
+    assert_conc(call(l, "__getitem__", tuple(1, conc_obj_str("x")), NULL),
+                CONC_ETYPE);
+    assert_has("list indices must be integers or slices, not str");
+}
+
 static void
 check_list(conc_manager *c)
 {
@@ -701,6 +736,9 @@ check_list(conc_manager *c)
     conc_proxy_free(l);
     l = make(c, "list", tuple(1, ints(2, I(1), I(2))));
     check_list_ops(l);
+    conc_proxy_free(l);
+    l = make(c, "list", tuple(1, ints(6, I(0), I(1), I(2), I(3), I(4), I(5))));
+    check_list_slices(l);
     conc_proxy_free(l);
 }
 

@@ -9,6 +9,7 @@
  *
  * Lock order: the box's lock only. */
 #include "manager/array_codes.h"
+#include "manager/slice.h"
 
 /* The items array.array(typecode, sequence) starts with: a list or
  * tuple's, a str's characters for 'u' and 'w', another array's. */
@@ -109,67 +110,9 @@ index_of(conc_obj *index, size_t n, const char *what, size_t *i)
     return 0;
 }
 
-/* A slice's indices into n items, as slice.indices(n) gives them, and
- * the number of items it selects. */
-struct span {
-    int64_t start, stop, step, len;
-};
-
-/* One bound of a slice (None: the default), clipped as slice.indices. */
-static int
-bound(conc_obj *o, int64_t n, int64_t step, int64_t dflt, int64_t *out)
-{
-    if (!o || conc_obj_typeof(o) == CONC_OBJ_NONE) {
-        *out = dflt;
-        return 0;
-    }
-    conc_obj_type t = conc_obj_typeof(o);
-    if (t != CONC_OBJ_INT && t != CONC_OBJ_BOOL)
-        return conc_fail(CONC_ETYPE, "slice indices must be integers or "
-                                     "None or have an __index__ method");
-    if (conc_obj_int_value(o, out) < 0) { /* beyond int64_t: clipped */
-        conc_buf text = CONC_BUF_INIT;
-        int negative = conc_obj_repr(o, &text) == 0 && text.data[0] == '-';
-        conc_buf_free(&text);
-        *out = negative ? -n - 1 : n + 1;
-    }
-    if (*out < 0)
-        *out += n;
-    int64_t lo = step < 0 ? -1 : 0, hi = step < 0 ? n - 1 : n;
-    *out = *out < lo ? lo : *out > hi ? hi : *out;
-    return 0;
-}
-
-/* The span a builtins.slice record selects out of n items. */
-static int
-span_of(conc_obj *sl, int64_t n, struct span *sp)
-{
-    conc_obj *a = conc_obj_foreign_args(sl);
-    conc_obj *st = conc_obj_seq_get(a, 2);
-    sp->step = 1;
-    if (st && conc_obj_typeof(st) != CONC_OBJ_NONE &&
-        conc_obj_int_value(st, &sp->step) < 0)
-        return conc_fail(CONC_ETYPE, "slice indices must be integers or "
-                                     "None or have an __index__ method");
-    if (sp->step == 0)
-        return conc_fail(CONC_EVALUE, "slice step cannot be zero");
-    int64_t step = sp->step;
-    int rc = bound(conc_obj_seq_get(a, 0), n, step, step < 0 ? n - 1 : 0,
-                   &sp->start);
-    if (rc == 0)
-        rc = bound(conc_obj_seq_get(a, 1), n, step, step < 0 ? -1 : n,
-                   &sp->stop);
-    if (rc < 0)
-        return rc;
-    int64_t d = step > 0 ? sp->stop - sp->start : sp->start - sp->stop;
-    int64_t s = step > 0 ? step : -step;
-    sp->len = d <= 0 ? 0 : (d - 1) / s + 1;
-    return 0;
-}
-
 /* items[span] of the typecode tc, as array.array(tc, [...]). */
 static int
-get_slice(conc_obj *tc, conc_obj *items, const struct span *sp,
+get_slice(conc_obj *tc, conc_obj *items, const struct conc__mgr_span *sp,
           conc_obj **result)
 {
     conc_obj *out = conc_obj_list(), *t = conc_obj_tuple(2);
@@ -189,25 +132,19 @@ get_slice(conc_obj *tc, conc_obj *items, const struct span *sp,
 }
 
 static int
-is_slice(conc_obj *o)
-{
-    const char *m = conc_obj_foreign_module(o), *n = conc_obj_foreign_name(o);
-    return m && n && !strcmp(m, "builtins") && !strcmp(n, "slice");
-}
-
-static int
 array_getitem(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
 {
     struct conc__mgr_box *b = self;
     conc_obj *index = conc__mgr_arg(args, kwds, 0, "index");
     size_t i = 0;
-    struct span sp;
+    struct conc__mgr_span sp;
     conc_lock_acquire(b->lock, CONC_FOREVER);
     conc_obj *items = items_of(b);
     int64_t n = (int64_t)conc_obj_len(items);
-    int rc = is_slice(index) ? span_of(index, n, &sp)
-                             : index_of(index, (size_t)n, "index", &i);
-    if (rc == 0 && is_slice(index))
+    int rc = conc__mgr_is_slice(index)
+                 ? conc__mgr_span_of(index, n, &sp)
+                 : index_of(index, (size_t)n, "index", &i);
+    if (rc == 0 && conc__mgr_is_slice(index))
         rc = get_slice(conc_obj_seq_get(b->v, 0), items, &sp, result);
     else if (rc == 0)
         *result = conc_obj_incref(conc_obj_seq_get(items, i));
@@ -243,7 +180,8 @@ slice_items(const struct conc__mgr_code *c, conc_obj *tc, conc_obj *value,
  * (the length may change), another step needs as many items as it
  * selects. */
 static int
-set_slice(struct conc__mgr_box *b, const struct span *sp, conc_obj *from)
+set_slice(struct conc__mgr_box *b, const struct conc__mgr_span *sp,
+          conc_obj *from)
 {
     conc_obj *items = items_of(b);
     int64_t n = (int64_t)conc_obj_len(from);
@@ -284,12 +222,12 @@ assign(struct conc__mgr_box *b, conc_obj *index, conc_obj *v)
     const struct conc__mgr_code *c = conc__mgr_code_find(tc);
     if (!c)
         return CONC_EVALUE;
-    if (is_slice(index)) {
-        struct span sp;
+    if (conc__mgr_is_slice(index)) {
+        struct conc__mgr_span sp;
         conc_obj *from = NULL;
         int rc = slice_items(c, tc, v, &from); /* first, as array.array */
-        if (rc == 0 &&
-            (rc = span_of(index, (int64_t)conc_obj_len(items), &sp)) == 0)
+        if (rc == 0 && (rc = conc__mgr_span_of(
+                            index, (int64_t)conc_obj_len(items), &sp)) == 0)
             rc = set_slice(b, &sp, from);
         conc_obj_decref(from);
         return rc;

@@ -1,7 +1,7 @@
 /* The built-in "list" typeid: ListProxy's exposed methods over a conc_obj
  * list behind a lock, indexes counted from the end when negative (insert,
- * reverse and the operators in list_ops.c). Not yet: slices, sort, and
- * 3.14's clear and copy.
+ * reverse and the operators in list_ops.c, slices in list_slice.c). Not
+ * yet: sort, and 3.14's clear and copy.
  *
  * Lock order: the box's lock only. */
 #include "manager/list_ops.h"
@@ -22,15 +22,24 @@ l_create(void *arg, conc_obj *args, conc_obj *kwds, void **self)
     return conc__mgr_box_new(l, self);
 }
 
-/* Argument `n` of args as an index into a list of `len` items. */
+/* Argument `n` of args as an index into a list of `len` items; `pop`
+ * names pop's index in the TypeError, which is not a subscript. */
 static int
-index_arg(conc_obj *args, size_t n, size_t len, size_t *out)
+index_arg(conc_obj *args, size_t n, size_t len, int pop, size_t *out)
 {
     int64_t i;
-    if (conc_obj_int_value(conc_obj_seq_get(args, n), &i) < 0)
+    conc_obj *o = conc_obj_seq_get(args, n);
+    conc_obj_type t = conc_obj_typeof(o);
+    if (t != CONC_OBJ_INT && t != CONC_OBJ_BOOL)
         return conc_fail(CONC_ETYPE,
-                         "list indices must be integers (slices are not "
-                         "supported yet)");
+                         pop ? "'%s' object cannot be interpreted as an "
+                               "integer"
+                             : "list indices must be integers or slices, "
+                               "not %s",
+                         conc__mgr_pytype(o));
+    if (conc_obj_int_value(o, &i) < 0)
+        return conc_fail(CONC_EINDEX,
+                         "cannot fit 'int' into an index-sized integer");
     if (i < 0)
         i += (int64_t)len;
     if (i < 0 || (uint64_t)i >= len)
@@ -39,17 +48,25 @@ index_arg(conc_obj *args, size_t n, size_t len, size_t *out)
     return 0;
 }
 
-/* l[i], removing it for pop and __delitem__. */
+/* l[i] or l[slice] (get), removing it for pop and __delitem__. */
 static int
-take(struct conc__mgr_box *b, conc_obj *args, int del, conc_obj **result)
+take(struct conc__mgr_box *b, conc_obj *args, int del, int pop,
+     conc_obj **result)
 {
     size_t i;
+    conc_obj *index = conc_obj_seq_get(args, 0);
+    int rc;
     conc_lock_acquire(b->lock, CONC_FOREVER);
-    int rc = index_arg(args, 0, conc_obj_len(b->v), &i);
-    if (rc == 0 && result)
-        *result = conc_obj_incref(conc_obj_seq_get(b->v, i));
-    if (rc == 0 && del)
-        conc_obj_list_del(b->v, i);
+    if (!pop && conc__mgr_is_slice(index)) {
+        rc = del ? conc__mgr_list_slice_set(b, index, NULL)
+                 : conc__mgr_list_slice_get(b->v, index, result);
+    } else {
+        rc = index_arg(args, 0, conc_obj_len(b->v), pop, &i);
+        if (rc == 0 && result)
+            *result = conc_obj_incref(conc_obj_seq_get(b->v, i));
+        if (rc == 0 && del)
+            conc_obj_list_del(b->v, i);
+    }
     conc_lock_release(b->lock);
     return rc;
 }
@@ -58,7 +75,7 @@ static int
 l_getitem(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
 {
     (void)kwds;
-    return take(self, args, 0, result);
+    return take(self, args, 0, 0, result);
 }
 
 static int
@@ -66,7 +83,7 @@ l_delitem(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
 {
     (void)kwds;
     (void)result;
-    return take(self, args, 1, NULL);
+    return take(self, args, 1, 0, NULL);
 }
 
 static int
@@ -75,12 +92,12 @@ l_pop(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
     (void)kwds;
     struct conc__mgr_box *b = self;
     if (conc_obj_len(args) > 0)
-        return take(b, args, 1, result);
+        return take(b, args, 1, 1, result);
     conc_obj *last = conc_obj_tuple(1);
     if (!last)
         return CONC_ENOMEM;
     conc_obj_tuple_set_new(last, 0, conc_obj_int(-1));
-    int rc = take(b, last, 1, result);
+    int rc = take(b, last, 1, 1, result);
     conc_obj_decref(last);
     return rc == CONC_EINDEX ? conc_fail(rc, "pop from empty list") : rc;
 }
@@ -94,11 +111,13 @@ l_setitem(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
     (void)result;
     if (conc_obj_len(args) != 2)
         return conc_fail(CONC_ETYPE, "__setitem__ takes an index and a value");
+    conc_obj *index = conc_obj_seq_get(args, 0), *v = conc_obj_seq_get(args, 1);
+    int rc;
     conc_lock_acquire(b->lock, CONC_FOREVER);
-    int rc = index_arg(args, 0, conc_obj_len(b->v), &i);
-    if (rc == 0)
-        rc = conc_obj_list_set_new(b->v, i,
-                                   conc_obj_incref(conc_obj_seq_get(args, 1)));
+    if (conc__mgr_is_slice(index))
+        rc = conc__mgr_list_slice_set(b, index, v);
+    else if ((rc = index_arg(args, 0, conc_obj_len(b->v), 0, &i)) == 0)
+        rc = conc_obj_list_set_new(b->v, i, conc_obj_incref(v));
     conc_lock_release(b->lock);
     return rc == CONC_EINDEX
                ? conc_fail(rc, "list assignment index out of range")

@@ -315,6 +315,19 @@ def check_lists(m):
     l *= 2
     assert l._getvalue() == [1, 2, 3, 1, 2, 3], l._getvalue()
     expect(TypeError, l.__imul__, "x")
+    l = m.list([0, 1, 2, 3, 4, 5])
+    assert l[-1::-2] == [5, 3, 1] and l[:0] == [], l[-1::-2]
+    l[1:3] = "ab"
+    l[1:3] = {}
+    l[9:] = (6,)
+    l[::-2] = [7, 8, 9]
+    assert l._getvalue() == [9, 3, 8, 5, 7], l._getvalue()
+    e = expect(ValueError, l.__setitem__, slice(None, None, 2), [0])
+    assert "sequence of size 1 to extended slice of size 3" in str(e), e
+    e = expect(TypeError, l.__setitem__, slice(1, 2), 5)
+    assert str(e) == "can only assign an iterable", e
+    del l[-1::-2]
+    assert l._getvalue() == [3, 5], l._getvalue()
 
 
 def client(addr, key):
