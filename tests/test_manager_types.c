@@ -728,6 +728,100 @@ check_list_slices(conc_proxy *l)
     assert_has("list indices must be integers or slices, not str");
 }
 
+static conc_obj *
+big(const char *digits)
+{
+    conc_obj *o = NULL;
+    assert_conc_ok(conc_obj_int_parse(digits, &o));
+    return o;
+}
+
+/* l.sort(**kwds) (kwds stolen; NULL: none), its code. */
+static int
+sort(conc_proxy *l, conc_obj *kwds)
+{
+    conc_obj *r = NULL;
+    int rc = conc_proxy_call(l, "sort", NULL, kwds, &r);
+    conc_obj_decref(kwds);
+    conc_obj_decref(r);
+    return rc;
+}
+
+/* A {"name": v} dict (v stolen). */
+static conc_obj *
+kw(const char *name, conc_obj *v)
+{
+    conc_obj *d = conc_obj_dict();
+    assert_conc_ok(conc_obj_dict_set_new(d, conc_obj_str(name), v));
+    return d;
+}
+
+/* sort by Python's `<`: numbers of any size by value, str by code point,
+ * tuples item by item; stable, also in reverse; mixed types CPython's
+ * TypeError, leaving the list as it was; no key can travel. */
+static void
+check_list_sort(conc_manager *c)
+{
+    conc_proxy *l =
+        make(c, "list",
+             tuple(1, ints(7, I(3), conc_obj_float(1.5), conc_obj_true(),
+                           big("1180591620717411303424"),
+                           big("-1180591620717411303424"), I(2),
+                           conc_obj_float(0.5))));
+    assert_conc_ok(sort(l, NULL));
+    assert_list(l, ints(7, big("-1180591620717411303424"), conc_obj_float(0.5),
+                        conc_obj_true(), conc_obj_float(1.5), I(2), I(3),
+                        big("1180591620717411303424")));
+    conc_proxy_free(l);
+    l = make(c, "list",
+             tuple(1, ints(5, tuple(2, I(1), conc_obj_str("b")),
+                           tuple(2, I(1), conc_obj_str("a")), tuple(1, I(0)),
+                           tuple(1, I(1)), tuple(1, conc_obj_float(-0.5)))));
+    assert_conc_ok(sort(l, NULL));
+    assert_list(l, ints(5, tuple(1, conc_obj_float(-0.5)), tuple(1, I(0)),
+                        tuple(1, I(1)), tuple(2, I(1), conc_obj_str("a")),
+                        tuple(2, I(1), conc_obj_str("b"))));
+    conc_proxy_free(l);
+    l = make(c, "list",
+             tuple(1, ints(4, conc_obj_str("b"), conc_obj_str("\xc3\xa9"),
+                           conc_obj_str("ab"), conc_obj_str("a"))));
+    assert_conc_ok(sort(l, kw("reverse", conc_obj_true())));
+    assert_list(l, ints(4, conc_obj_str("\xc3\xa9"), conc_obj_str("b"),
+                        conc_obj_str("ab"), conc_obj_str("a")));
+    conc_proxy_free(l);
+    /* Equal items keep their order, in reverse too. */
+    l = make(
+        c, "list",
+        tuple(1, ints(4, I(1), I(2), conc_obj_float(1.0), conc_obj_true())));
+    assert_conc_ok(sort(l, kw("reverse", I(1))));
+    conc_obj *got = NULL;
+    assert_conc_ok(call(l, "#GETVALUE", NULL, &got));
+    assert_int_equal(conc_obj_typeof(conc_obj_seq_get(got, 1)), CONC_OBJ_INT);
+    assert_int_equal(conc_obj_typeof(conc_obj_seq_get(got, 2)), CONC_OBJ_FLOAT);
+    assert_int_equal(conc_obj_typeof(conc_obj_seq_get(got, 3)), CONC_OBJ_BOOL);
+    assert_equal_obj(got, ints(4, I(2), I(1), I(1), I(1)));
+    conc_proxy_free(l);
+    l = make(c, "list", tuple(1, ints(2, I(1), conc_obj_str("a"))));
+    assert_conc(sort(l, NULL), CONC_ETYPE);
+    assert_has("'<' not supported between instances of 'str' and 'int'");
+    assert_list(l, ints(2, I(1), conc_obj_str("a")));
+    assert_conc(call(l, "sort", tuple(1, I(1)), NULL), CONC_ETYPE);
+    assert_has("sort() takes no positional arguments");
+    conc_proxy_free(l);
+}
+
+/* conc's server: a key that travels (any value) is refused by name. */
+static void
+check_list_sort_key(conc_manager *c)
+{
+    conc_proxy *l = make(c, "list", tuple(1, ints(2, I(2), I(1))));
+    assert_conc(sort(l, kw("key", conc_obj_str("len"))), CONC_ETYPE);
+    assert_has("sort() key must be None");
+    assert_conc_ok(sort(l, kw("key", conc_obj_none())));
+    assert_list(l, ints(2, I(1), I(2)));
+    conc_proxy_free(l);
+}
+
 static void
 check_list(conc_manager *c)
 {
@@ -740,6 +834,7 @@ check_list(conc_manager *c)
     l = make(c, "list", tuple(1, ints(6, I(0), I(1), I(2), I(3), I(4), I(5))));
     check_list_slices(l);
     conc_proxy_free(l);
+    check_list_sort(c);
 }
 
 static void
@@ -766,6 +861,7 @@ test_conc_server(void **state)
     conc_manager *m = server(addr, sizeof addr), *c;
     assert_conc_ok(conc_manager_connect(addr, KEY, &c));
     check_all(c);
+    check_list_sort_key(c);
     /* CPython's own server refuses wait and notify on a Condition over an
      * RLock proxy (RuntimeError: its Condition asks the RLock through a
      * proxy whose calls another server thread serves); conc's does not. */

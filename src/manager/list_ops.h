@@ -21,6 +21,10 @@ int conc__mgr_list_imul(void *self, conc_obj *args, conc_obj *kwds,
 int conc__mgr_list_reversed(void *self, conc_obj *args, conc_obj *kwds,
                             conc_obj **result);
 
+/* sort(key=None, reverse=False) (list_sort.c). */
+int conc__mgr_list_sort(void *self, conc_obj *args, conc_obj *kwds,
+                        conc_obj **result);
+
 /* list[sl] as a new list in *result. The caller holds the lock. */
 int conc__mgr_list_slice_get(conc_obj *list, conc_obj *sl, conc_obj **result);
 

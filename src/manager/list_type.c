@@ -1,7 +1,7 @@
 /* The built-in "list" typeid: ListProxy's exposed methods over a conc_obj
  * list behind a lock, indexes counted from the end when negative (insert,
- * reverse and the operators in list_ops.c, slices in list_slice.c). Not
- * yet: sort, and 3.14's clear and copy.
+ * reverse and the operators in list_ops.c, slices in list_slice.c, sort
+ * in list_sort.c). Not yet: 3.14's clear and copy.
  *
  * Lock order: the box's lock only. */
 #include "manager/list_ops.h"
@@ -279,6 +279,7 @@ static const conc_manager_method list_methods[] = {
     {"pop", l_pop},
     {"remove", l_remove},
     {"reverse", conc__mgr_list_reverse},
+    {"sort", conc__mgr_list_sort},
     {"#GETVALUE", l_getvalue},
 };
 

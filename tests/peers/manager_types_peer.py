@@ -328,6 +328,27 @@ def check_lists(m):
     assert str(e) == "can only assign an iterable", e
     del l[-1::-2]
     assert l._getvalue() == [3, 5], l._getvalue()
+    check_list_sort(m)
+
+
+def check_list_sort(m):
+    items = [3, 1.5, True, 2 ** 70, -2 ** 70, 2, 0.5, 1]
+    l = m.list(items)
+    l.sort(key=None)
+    assert l._getvalue() == sorted(items), l._getvalue()
+    l.sort(reverse=True)
+    assert l._getvalue() == sorted(items, reverse=True), l._getvalue()
+    words = [("b", 1), ("\u00e9",), ("ab", 2), ("a", 0), ("a",)]
+    l = m.list(words)
+    l.sort()
+    assert l._getvalue() == sorted(words), l._getvalue()
+    l = m.list([1, "a"])
+    e = expect(TypeError, l.sort)
+    assert str(e) == "'<' not supported between instances of 'str' and " \
+        "'int'", e
+    # A key function cannot travel: conc's server refuses to read it.
+    e = expect(Exception, lambda: l.sort(key=len))
+    assert "builtins.len is not allowed" in str(e), e
 
 
 def client(addr, key):
