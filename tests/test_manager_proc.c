@@ -683,6 +683,132 @@ test_killed_in_lock_acquire(void **state)
     conc_manager_free(m);
 }
 
+/* A registered C type whose methods block until their client is gone:
+ * wait() in a watched wait (conc_manager_watch_begin), poll() in steps,
+ * asking conc_manager_client_gone. */
+struct waiter {
+    conc_event *never;    /* never set: the methods wait for the hang-up */
+    conc_event *entered;  /* set by poll() before its first step */
+    conc_event *returned; /* set once a method returned */
+    int began, rc, gone;  /* what the method saw, read after `returned` */
+};
+
+#define POLL_STEP 0.01 /* poll()'s wait between two looks */
+
+static int
+waiter_wait(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
+{
+    (void)args;
+    (void)kwds;
+    (void)result;
+    struct waiter *w = self;
+    int began = conc_manager_watch_begin();
+    int rc = conc_event_wait(w->never, CONC_FOREVER);
+    conc_manager_watch_end(began);
+    w->began = began;
+    w->rc = rc;
+    w->gone = conc_manager_client_gone();
+    conc_event_set(w->returned);
+    return rc;
+}
+
+static int
+waiter_poll(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
+{
+    (void)args;
+    (void)kwds;
+    (void)result;
+    struct waiter *w = self;
+    conc_event_set(w->entered);
+    int rc = CONC_ETIMEDOUT;
+    while (!conc_manager_client_gone() && rc == CONC_ETIMEDOUT)
+        rc = conc_event_wait(w->never, POLL_STEP);
+    w->rc = rc;
+    w->gone = conc_manager_client_gone();
+    conc_event_set(w->returned);
+    return rc;
+}
+
+static const conc_manager_method waiter_methods[] = {
+    {"wait", waiter_wait},
+    {"poll", waiter_poll},
+};
+
+static const conc_manager_type waiter_type = {
+    .create = gate_create,
+    .release = gate_release,
+    .methods = waiter_methods,
+    .n_methods = 2,
+};
+
+static conc_manager *
+waiter_server(struct waiter *w, conc_proxy **p)
+{
+    *w = (struct waiter){0};
+    assert_conc_ok(conc_event_new(NULL, &w->never));
+    assert_conc_ok(conc_event_new(NULL, &w->entered));
+    assert_conc_ok(conc_event_new(NULL, &w->returned));
+    conc_manager *m;
+    assert_conc_ok(conc_manager_new("127.0.0.1:0", KEY, &m));
+    assert_conc_ok(conc_manager_register(m, "Waiter", &waiter_type, w));
+    assert_conc_ok(conc_manager_start(m));
+    assert_conc_ok(conc_manager_create(m, "Waiter", NULL, p));
+    return m;
+}
+
+static void
+waiter_free(struct waiter *w, conc_manager *m, conc_proxy *p)
+{
+    conc_proxy_free(p);
+    conc_manager_free(m);
+    conc_event_free(w->never);
+    conc_event_free(w->entered);
+    conc_event_free(w->returned);
+}
+
+/* A registered method's watched wait ends with CONC_ECANCELED as soon as
+ * its client dies, as the built-in types' waits do, instead of blocking
+ * its thread for good. Outside a method call there is nothing to watch. */
+static void
+test_killed_in_registered_wait(void **state)
+{
+    (void)state;
+    assert_int_equal(conc_manager_watch_begin(), 0);
+    conc_manager_watch_end(1); /* nothing to end: does nothing */
+    assert_int_equal(conc_manager_client_gone(), 0);
+    struct waiter w;
+    conc_proxy *p;
+    conc_manager *m = waiter_server(&w, &p);
+    struct blocked_call call = {p, NULL, "wait"};
+    kill_blocked(&call);
+    assert_conc_ok(conc_event_wait(w.returned, WAIT));
+    assert_int_equal(w.began, 1);
+    assert_conc(w.rc, CONC_ECANCELED);
+    assert_int_equal(w.gone, 1);
+    waiter_free(&w, m, p);
+}
+
+/* A registered method that waits in steps learns from
+ * conc_manager_client_gone that its client died. */
+static void
+test_killed_in_registered_poll(void **state)
+{
+    (void)state;
+    struct waiter w;
+    conc_proxy *p;
+    conc_manager *m = waiter_server(&w, &p);
+    struct blocked_call call = {p, NULL, "poll"};
+    pid_t pid = fork_child(call_and_block, &call);
+    assert_conc_ok(conc_event_wait(w.entered, WAIT));
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    int status = reap_status(pid);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    assert_conc_ok(conc_event_wait(w.returned, WAIT));
+    assert_conc(w.rc, CONC_ETIMEDOUT);
+    assert_int_equal(w.gone, 1);
+    waiter_free(&w, m, p);
+}
+
 static int
 cond_wait_once(void *arg)
 {
@@ -1052,6 +1178,8 @@ main(void)
         conc_unit_test(test_killed_in_queue_get),
         conc_unit_test(test_killed_in_lock_acquire),
         conc_unit_test(test_killed_in_condition_wait),
+        conc_unit_test(test_killed_in_registered_wait),
+        conc_unit_test(test_killed_in_registered_poll),
         conc_unit_test(test_method_to_typeid),
         conc_unit_test(test_proxies_in_values),
         conc_unit_test(test_proxies_in_python_values),

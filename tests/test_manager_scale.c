@@ -1,7 +1,8 @@
 /* Managers (conc/manager.h) at scale: a manager process serves 1,000 idle
  * client connections at once, refuses none, answers each, and spends at
- * most MAX_PER_CONN bytes of resident memory on each; a queue get that
- * waits blocks only its caller. */
+ * most MAX_PER_CONN bytes of resident memory on each; connections that
+ * never authenticate cost a bounded number of threads and keep no real
+ * client out; a queue get that waits blocks only its caller. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,6 +122,71 @@ test_idle_connections(void **state)
     conc_manager_free(m);
 }
 
+/* ---- Connections that never authenticate ------------------------------- */
+
+#define CAP    4  /* the server's bound on handshakes in progress */
+#define SILENT 12 /* silent connections: three times the bound */
+/* Threads beyond the acceptor and CAP handshakes: a connection's thread
+ * that is done and not joined yet. */
+#define LEAVING 2
+
+static int
+all_accepted(void *arg)
+{
+    conc_manager *m = arg;
+    return atomic_load(&m->accepted) >= SILENT;
+}
+
+/* A peer that opens connections and says nothing holds at most CAP
+ * threads, and a real client still connects and works, long before a
+ * silent connection's handshake would time out. */
+static void
+test_silent_connections(void **state)
+{
+    (void)state;
+    conc_manager *m;
+    assert_conc_ok(conc_manager_new("127.0.0.1:0", KEY, &m));
+    assert_conc(conc_manager_set_max_handshakes(m, 0), CONC_EINVAL);
+    assert_conc(conc_manager_set_max_handshakes(NULL, CAP), CONC_EINVAL);
+    assert_conc_ok(conc_manager_set_max_handshakes(m, CAP));
+    int base = conc_test_count_threads();
+    assert_conc_ok(conc_manager_start(m));
+    assert_conc(conc_manager_set_max_handshakes(m, CAP), CONC_ESTATE);
+    conc_buf addr = CONC_BUF_INIT;
+    assert_conc_ok(conc_manager_address(m, &addr));
+    const char *address = (const char *)addr.data;
+    conc_conn *silent[SILENT];
+    for (int i = 0; i < SILENT; i++)
+        assert_conc_ok(conc_client_connect(address, NULL, WAIT, &silent[i]));
+    /* Beyond CAP, each accept closed the oldest silent handshake. */
+    assert_true(conc_test_wait_until(all_accepted, m, WAIT));
+    int threads = conc_test_count_threads() - base;
+    printf("# %d silent connections: %d server threads\n", SILENT, threads);
+    assert_true(threads <= 1 + CAP + LEAVING);
+
+    double t0 = now_s();
+    conc_manager *c;
+    conc_proxy *d;
+    conc_obj *k = conc_obj_str("k"), *v = conc_obj_int(1), *got = NULL;
+    assert_conc_ok(conc_manager_connect(address, KEY, &c));
+    assert_conc_ok(conc_manager_create(c, "dict", NULL, &d));
+    assert_conc_ok(conc_dictproxy_set(d, k, v));
+    assert_conc_ok(conc_dictproxy_get(d, k, &got));
+    assert_true(conc_obj_equal(got, v) == 1);
+    /* It did not wait for a silent handshake's timeout. */
+    assert_true(now_s() - t0 < CONC__MGR_HANDSHAKE_S);
+
+    conc_obj_decref(got);
+    conc_obj_decref(k);
+    conc_obj_decref(v);
+    conc_proxy_free(d);
+    conc_manager_free(c);
+    for (int i = 0; i < SILENT; i++)
+        conc_conn_free(silent[i]);
+    conc_buf_free(&addr);
+    conc_manager_free(m);
+}
+
 #define GET_TIMEOUT 3.0
 
 struct getter {
@@ -189,6 +255,7 @@ main(void)
     warm_up_threads();
     const struct CMUnitTest tests[] = {
         conc_unit_test(test_idle_connections),
+        conc_unit_test(test_silent_connections),
         conc_unit_test(test_get_blocks_only_caller),
     };
     return conc_run_tests(tests);

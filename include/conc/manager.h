@@ -106,6 +106,37 @@ typedef struct conc_manager_type {
     size_t n_proxy_methods;
 } conc_manager_type;
 
+/* Inside a method of a registered type, on the thread serving the call,
+ * watches the calling client as the built-in types' blocking methods do:
+ * until conc_manager_watch_end, conc's blocking calls on its
+ * synchronization objects and queues (conc_lock_acquire, conc_cond_wait,
+ * conc_event_wait, conc_sem_acquire, conc_queue_get, ...: the calls that
+ * are cancellation points) end with CONC_ECANCELED as soon as the client
+ * hangs up (closes its connection, or its process dies), undone as on a
+ * timeout, and so does every later one of that call. The method should
+ * then return (any code: the client is gone, no reply is sent). Put only
+ * calls written to handle CONC_ECANCELED inside: a lock taken with
+ * CONC_FOREVER whose result is ignored does not belong there. Waits on
+ * descriptors (a conc_conn's receive, a process's exit) are not cut
+ * short; such a method polls conc_manager_client_gone instead. Returns
+ * what conc_manager_watch_end takes: 1 when it watches, 0 when the
+ * calling thread serves no client's call or already watches (nothing
+ * changes then). The server ends a watch the method leaves open. Any
+ * thread (0 outside a method call). */
+CONC_EXTERN int conc_manager_watch_begin(void);
+
+/* Ends the watch conc_manager_watch_begin returned `began` (1) for;
+ * does nothing for 0 or on a thread that does not watch. Any thread. */
+CONC_EXTERN void conc_manager_watch_end(int began);
+
+/* Whether the client whose call the calling thread serves has hung up
+ * (closed its connection, or died): 1 or 0, 0 outside a method call.
+ * Looks without blocking, for a method of a registered type that waits
+ * in a way the watch does not cut short (in steps, or on a descriptor).
+ * Once 1, a watched wait of that call ends at once. Never fails. Any
+ * thread. */
+CONC_EXTERN int conc_manager_client_gone(void);
+
 /* The built-in types, registered by conc_manager_new as "Queue" (with
  * "JoinableQueue"), "dict" and "list" (SyncManager's typeids). Static,
  * owned by conc, never NULL. Any thread. */
@@ -171,6 +202,23 @@ CONC_EXTERN int conc_manager_new(const char *address, const char *authkey,
  * CONC_ENOMEM. The thread that made the manager. */
 CONC_EXTERN int conc_manager_register(conc_manager *m, const char *type_name,
                                       const conc_manager_type *type, void *arg);
+
+/* The default bound on a server's connections still in the authkey
+ * handshake (conc_manager_set_max_handshakes). */
+#define CONC_MANAGER_MAX_HANDSHAKES 64
+
+/* Bounds at `n` the connections a server with an authkey has accepted
+ * and not yet authenticated (each costs a thread for up to 10 s, the
+ * handshake's timeout). Beyond it, new connections wait in the kernel's
+ * listen backlog, and while they wait, a handshake pending for more than
+ * a second is closed to make room (a real client answers in
+ * milliseconds; a peer that connects and says nothing is dropped).
+ * Authenticated connections do not count: a server holds thousands of
+ * idle clients. Without an authkey, nothing counts. Default
+ * CONC_MANAGER_MAX_HANDSHAKES. Returns 0, CONC_EINVAL for NULL, a client
+ * manager or n == 0, CONC_ESTATE once started. The thread that made the
+ * manager. */
+CONC_EXTERN int conc_manager_set_max_handshakes(conc_manager *m, size_t n);
 
 /* Registers `type_name` as one object: every create(type_name) returns `self`
  * (the same ident, as CPython's register(typeid, callable=lambda: q)),

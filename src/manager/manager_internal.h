@@ -31,6 +31,12 @@
  * else), and to send the rest of a request it started. */
 #define CONC__MGR_HANDSHAKE_S 10.0
 
+/* How long a handshake may stay pending while every handshake slot is
+ * taken (greet.c) before it is closed to make room: far longer than a
+ * real client takes, on a loaded machine or across a slow network, and
+ * far shorter than CONC__MGR_HANDSHAKE_S. */
+#define CONC__MGR_GREET_GRACE_S 1.0
+
 /* The code a method returns for Python's AttributeError (a Namespace's
  * missing attribute): the server sends AttributeError, and a conc client
  * gets it back as CONC_EKEY, the public code for a missing name. */
@@ -69,6 +75,8 @@ struct conc_manager {
     _Atomic int answered; /* 1: the server answered once (or is ours) */
     _Atomic int forever;  /* 1: serving in conc_manager_serve_forever */
     int served;           /* guarded by cond: serve_forever is done */
+    size_t max_greetings; /* the bound on connections in the handshake */
+    size_t n_greeting;    /* guarded by cond: those counted against it */
     conc_process *proc;   /* conc_manager_start_process's child */
     conc_cond *cond;      /* its own lock guards everything below */
     struct conc__mgr_typeid *types;
@@ -91,9 +99,12 @@ struct conc_manager {
 struct conc__mgr_conn {
     conc_manager *m;
     conc_conn *c;
-    conc_thread *t; /* set by the accepting thread after the start */
-    int greeting;   /* guarded by m->cond: in the authkey handshake */
-    int done;       /* guarded by m->cond: the thread is leaving */
+    conc_thread *t;      /* set by the accepting thread after the start */
+    int greeting;        /* guarded by m->cond: in the authkey handshake */
+    int counted;         /* guarded by m->cond: counted in m->n_greeting */
+    int evicted;         /* guarded by m->cond: its handshake was cut short */
+    int64_t greet_since; /* when it was accepted (the acceptor's) */
+    int done;            /* guarded by m->cond: the thread is leaving */
     struct conc__mgr_conn *next;
 };
 
@@ -115,6 +126,24 @@ int conc__mgr_serve_conn(conc_manager *m, conc_conn *c);
 /* Cuts short the handshakes in progress, once `stopping` is set: their
  * threads then leave at once instead of after CONC__MGR_HANDSHAKE_S. */
 void conc__mgr_stop_greetings(conc_manager *m);
+
+/* The handshake's bound (greet.c). _enter counts a new connection against
+ * m->max_greetings, before its thread starts (the accepting thread).
+ * _leave_locked uncounts it, under m->cond, once its handshake succeeded
+ * or its thread is done; it returns 1 when the accepting thread may be
+ * waiting for that room (signal m->reapfd). */
+void conc__mgr_greet_enter(conc_manager *m, struct conc__mgr_conn *ctx);
+int conc__mgr_greet_leave_locked(conc_manager *m, struct conc__mgr_conn *ctx);
+
+/* The server's side of the handshake of ctx's connection, on its thread:
+ * 0 once the client proved the key (at once without one). */
+int conc__mgr_greet(struct conc__mgr_conn *ctx);
+
+/* Whether the accepting thread may accept one more connection: 1, or 0
+ * with the deadline for its wait in *until (a thread's end signals the
+ * reap descriptor before), having closed the oldest handshake pending
+ * past its grace. The accepting thread. */
+int conc__mgr_greet_room(conc_manager *m, int64_t *until);
 
 /* The number of connections the server serves now (their threads not
  * leaving yet). Any thread; for tests. */
@@ -169,6 +198,10 @@ void conc__mgr_watch_stop(struct conc__mgr_watch *w);
  * library's internal waits or code that ignores a call's failure. */
 int conc__mgr_watch_begin(void);
 void conc__mgr_watch_end(int began);
+
+/* Ends the calling thread's watched wait if one is open (a registered
+ * method may leave conc_manager_watch_begin's open). */
+void conc__mgr_watch_reset(void);
 
 /* The calling serving thread's watch, or NULL. */
 struct conc__mgr_watch *conc__mgr_watch_current(void);

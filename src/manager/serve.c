@@ -14,15 +14,10 @@
  *
  * Lock order: the manager's lock only, taken inside objects.c. */
 #include <stdio.h>
-#include <sys/socket.h>
 
 #include "ipc/conn_wait.h"
-#include "ipc/listener_internal.h"
 #include "manager/manager_internal.h"
 #include "unix/platform.h"
-
-/* The digest of the server's challenge: CPython 3.12's default. */
-#define CHALLENGE_DIGEST "sha256"
 
 struct conn_ctx {
     conc_manager *m;
@@ -325,53 +320,12 @@ wait_request(conc_manager *m, conc_conn *c)
     return rc == CONC__CONN_WAIT_FD ? CONC_ECLOSED : 0;
 }
 
-/* The server's side of the authkey handshake, on the connection's
- * thread, within CONC__MGR_HANDSHAKE_S: a client that stalls holds up no
- * other (the accepting thread used to run it). The stop cuts it short
- * (conc__mgr_stop_greetings). */
-static int
-greet(struct conc__mgr_conn *ctx)
-{
-    conc_manager *m = ctx->m;
-    if (!m->authkey)
-        return 0;
-    conc_cond_acquire(m->cond, CONC_FOREVER);
-    int stopping = m->stopping;
-    ctx->greeting = !stopping;
-    conc_cond_release(m->cond);
-    if (stopping)
-        return CONC_ECLOSED;
-    int64_t deadline;
-    conc__deadline(CONC__MGR_HANDSHAKE_S, &deadline);
-    struct conc__auth_key key = {(const uint8_t *)m->authkey,
-                                 strlen(m->authkey)};
-    int rc = conc__auth_server(ctx->c, key, CHALLENGE_DIGEST, m->tcp, deadline);
-    conc_cond_acquire(m->cond, CONC_FOREVER);
-    ctx->greeting = 0;
-    conc_cond_release(m->cond);
-    return rc;
-}
-
-void
-conc__mgr_stop_greetings(conc_manager *m)
-{
-    conc_cond_acquire(m->cond, CONC_FOREVER);
-    for (struct conc__mgr_conn *ctx = m->conns; ctx; ctx = ctx->next) {
-        int fd;
-        /* The thread frees its connection only once it left the
-         * handshake, under this lock: the descriptor is still its own. */
-        if (ctx->greeting && conc_conn_fileno(ctx->c, &fd) == 0)
-            shutdown(fd, SHUT_RDWR);
-    }
-    conc_cond_release(m->cond);
-}
-
 static int
 serve_loop(void *arg)
 {
     struct conc__mgr_conn *ctx = arg;
     conc_manager *m = ctx->m;
-    int rc = greet(ctx);
+    int rc = conc__mgr_greet(ctx);
     struct conc__mgr_watch watch;
     conc__mgr_watch_start(&watch, ctx->c);
     while (rc == 0 && !m->stopping && wait_request(m, ctx->c) == 0) {
@@ -388,6 +342,7 @@ serve_loop(void *arg)
         /* A message conc does not unpickle gets its traceback (1). */
         conc_obj *rep =
             rc == 1 ? conc_obj_incref(req) : conc__mgr_handle(m, req);
+        conc__mgr_watch_reset(); /* a method may have left it open */
         conc_obj_decref(req);
         if (!rep || conc__mgr_send(ctx->c, rep) < 0) {
             conc_obj_decref(rep);
@@ -401,6 +356,7 @@ serve_loop(void *arg)
     ctx->c = NULL;
     conc_cond_acquire(m->cond, CONC_FOREVER);
     ctx->done = 1;
+    conc__mgr_greet_leave_locked(m, ctx); /* the reap fd wakes the acceptor */
     conc_cond_notify_all(m->cond);
     conc_cond_release(m->cond);
     conc__eventfd_signal(m->reapfd); /* the acceptor joins this thread */
@@ -417,6 +373,7 @@ conc__mgr_serve_conn(conc_manager *m, conc_conn *c)
     }
     ctx->m = m;
     ctx->c = c;
+    conc__mgr_greet_enter(m, ctx);
     atomic_fetch_add_explicit(&m->accepted, 1, memory_order_relaxed);
     conc_thread_opts o = {.name = "conc-manager-conn",
                           .daemon = CONC_DAEMON_YES,
@@ -425,6 +382,9 @@ conc__mgr_serve_conn(conc_manager *m, conc_conn *c)
     conc_thread *t;
     int rc = conc_thread_start(serve_loop, ctx, &o, &t);
     if (rc < 0) {
+        conc_cond_acquire(m->cond, CONC_FOREVER);
+        conc__mgr_greet_leave_locked(m, ctx);
+        conc_cond_release(m->cond);
         conc_conn_free(c);
         conc__free(ctx);
         return rc;

@@ -52,6 +52,17 @@ conc_manager_register(conc_manager *m, const char *typeid,
 }
 
 int
+conc_manager_set_max_handshakes(conc_manager *m, size_t n)
+{
+    if (!m || !m->server || n == 0)
+        return CONC_EINVAL;
+    if (m->started)
+        return CONC_ESTATE;
+    m->max_greetings = n;
+    return 0;
+}
+
+int
 conc_manager_register_object(conc_manager *m, const char *typeid,
                              const conc_manager_type *type, void *self)
 {
@@ -103,6 +114,7 @@ conc_manager_new(const char *address, const char *authkey, conc_manager **out)
     if (!m)
         return CONC_ENOMEM;
     m->server = 1;
+    m->max_greetings = CONC_MANAGER_MAX_HANDSHAKES;
     m->stopfd = m->reapfd = -1;
     int rc = CONC_ENOMEM;
     if (authkey && !(m->authkey = conc__strdup(authkey)))
@@ -148,32 +160,39 @@ accept_one(conc_manager *m, conc_conn **c)
     return conc_listener_accept(m->listener, 0, c);
 }
 
-/* Out of descriptors or memory, the waiting client stays in the backlog
- * and the listener readable: wait for a connection to end, or the stop,
- * CONC__MGR_POLL_S at most, instead of spinning. */
+/* Waits, without accepting, for a connection's thread to end or leave
+ * its handshake (the reap descriptor), the stop, or `deadline`. The
+ * waiting clients stay in the backlog. */
 static void
-back_off(conc_manager *m)
+back_off(conc_manager *m, int64_t deadline)
 {
     struct pollfd fds[2] = {{.fd = m->stopfd, .events = POLLIN},
                             {.fd = m->reapfd, .events = POLLIN}};
-    int64_t deadline;
-    conc__deadline(CONC__MGR_POLL_S, &deadline);
-    conc__poll_until(fds, 2, deadline);
+    if (conc__poll_until(fds, 2, deadline) > 0 && fds[1].revents)
+        conc__eventfd_drain(m->reapfd); /* the caller reaps */
 }
 
 /* Accepts until the stop: each client gets a thread of its own, joined
  * here as soon as it is done (it signals the reap descriptor). A client that
- * fails the handshake, or a refused thread, costs only its connection. */
+ * fails the handshake, or a refused thread, costs only its connection.
+ * With every handshake slot taken, it waits for room (greet.c). */
 static void
 accept_until_stop(conc_manager *m)
 {
     while (!m->stopping) {
         conc_conn *c;
-        int rc = accept_one(m, &c);
-        if (rc == 0)
+        int64_t until;
+        int rc;
+        if (!conc__mgr_greet_room(m, &until)) {
+            back_off(m, until);
+        } else if ((rc = accept_one(m, &c)) == 0) {
             conc__mgr_serve_conn(m, c);
-        else if (rc == -EMFILE || rc == -ENFILE || rc == CONC_ENOMEM)
-            back_off(m);
+        } else if (rc == -EMFILE || rc == -ENFILE || rc == CONC_ENOMEM) {
+            /* Out of descriptors or memory: wait for a connection to
+             * end instead of spinning on the readable listener. */
+            conc__deadline(CONC__MGR_POLL_S, &until);
+            back_off(m, until);
+        }
         conc__mgr_reap_conns(m, 0);
     }
 }

@@ -161,3 +161,39 @@ conc__mgr_watch_gone(struct conc__mgr_watch *w)
     return conc__poll_until(&p, 1, CONC__POLL) == 1 &&
            (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
+
+void
+conc__mgr_watch_reset(void)
+{
+    struct conc__mgr_watch *w = current;
+    if (w && conc__coro_self == &w->coro)
+        conc__coro_self = NULL;
+}
+
+/* ---- The watch as a registered type's method uses it (conc/manager.h) */
+
+int
+conc_manager_watch_begin(void)
+{
+    return conc__mgr_watch_begin();
+}
+
+void
+conc_manager_watch_end(int began)
+{
+    /* Only the watch's own view of the thread is taken down: never an
+     * async task's, whatever the caller passes. */
+    if (began)
+        conc__mgr_watch_reset();
+}
+
+int
+conc_manager_client_gone(void)
+{
+    struct conc__mgr_watch *w = current;
+    if (!w || w->sock < 0)
+        return 0;
+    if (!w->gone && conc__mgr_watch_gone(w))
+        w->gone = 1; /* as a watched wait would have seen it */
+    return w->gone;
+}
