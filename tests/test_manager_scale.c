@@ -24,6 +24,11 @@
  * read buffer for good, would break it. */
 #define MAX_PER_CONN (64 * 1024)
 
+/* The bound on mapped memory per idle connection: its thread's stack
+ * (CONC__MGR_STACK) and a little besides. The system's default stack,
+ * 8 MiB, would break it. */
+#define MAX_MAPPED_PER_CONN (CONC__MGR_STACK + 256 * 1024)
+
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define SANITIZED 1 /* shadow memory makes resident sizes meaningless */
 #else
@@ -38,21 +43,45 @@ now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* The resident set of process `pid` in bytes (VmRSS). */
+/* A size of process `pid` in bytes from /proc/<pid>/status: `field` is
+ * "VmRSS" (resident) or "VmSize" (virtual). */
 static long
-rss_of(pid_t pid)
+status_bytes(pid_t pid, const char *field)
 {
-    char path[64], line[256];
+    char path[64], line[256], name[32];
     snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
     FILE *f = fopen(path, "r");
     assert_non_null(f);
     long kib = -1;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-            break;
+    while (kib < 0 && fgets(line, sizeof line, f))
+        if (sscanf(line, "%31[^:]: %ld kB", name, &kib) != 2 ||
+            strcmp(name, field))
+            kib = -1;
     fclose(f);
     assert_true(kib > 0);
     return kib * 1024;
+}
+
+/* The bytes process `pid` maps with some access (stacks, heaps), from
+ * /proc/<pid>/maps: not the address space reserved with no access (the
+ * guard pages, and the 64 MiB reserved for each of malloc's per-thread
+ * arenas, of which there are at most 8 per core whatever the number of
+ * threads), which VmSize counts and which costs no memory. */
+static long
+mapped_bytes(pid_t pid)
+{
+    char path[64], line[512], perms[8];
+    snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    long total = 0;
+    unsigned long lo, hi;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 &&
+            strcmp(perms, "---p"))
+            total += (long)(hi - lo);
+    fclose(f);
+    return total;
 }
 
 /* Room for both ends of every connection: the server's child inherits
@@ -101,14 +130,20 @@ test_idle_connections(void **state)
     conc_conn **conns = calloc(CONNS, sizeof *conns);
     assert_non_null(conns);
     conns[0] = idle_conn(m); /* the server's first thread and buffers */
-    long before = rss_of(pid);
+    long rss = status_bytes(pid, "VmRSS"), virt = status_bytes(pid, "VmSize");
+    long mapped = mapped_bytes(pid);
     for (int i = 1; i < CONNS; i++)
         conns[i] = idle_conn(m);
-    long after = rss_of(pid);
-    long per_conn = (after - before) / (CONNS - 1);
-    printf("# %d idle connections: %ld bytes resident each\n", CONNS, per_conn);
-    if (!SANITIZED)
+    long per_conn = (status_bytes(pid, "VmRSS") - rss) / (CONNS - 1);
+    long virt_per_conn = (status_bytes(pid, "VmSize") - virt) / (CONNS - 1);
+    long mapped_per_conn = (mapped_bytes(pid) - mapped) / (CONNS - 1);
+    printf("# %d idle connections, each: %ld bytes resident, %ld mapped, "
+           "%ld of address space\n",
+           CONNS, per_conn, mapped_per_conn, virt_per_conn);
+    if (!SANITIZED) {
         assert_true(per_conn <= MAX_PER_CONN);
+        assert_true(mapped_per_conn <= MAX_MAPPED_PER_CONN);
+    }
     /* Every connection is still served. */
     for (int i = 0; i < CONNS; i++) {
         conc_obj *r = NULL;
