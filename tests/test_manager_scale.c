@@ -222,6 +222,62 @@ test_silent_connections(void **state)
     conc_manager_free(m);
 }
 
+#define BURST 16 /* real clients connecting at once, against a bound of 2 */
+
+struct burst {
+    const char *address;
+    conc_event *go;
+    int rc;
+};
+
+static int
+connect_in_burst(void *arg)
+{
+    struct burst *b = arg;
+    conc_manager *c = NULL;
+    b->rc = conc_event_wait(b->go, WAIT);
+    if (b->rc == 0)
+        b->rc = conc_manager_connect(b->address, KEY, &c);
+    conc_manager_free(c);
+    return 0;
+}
+
+/* Real clients beyond the bound wait in the backlog for their turn: a
+ * burst of them all connect, none refused. */
+static void
+test_handshake_burst(void **state)
+{
+    (void)state;
+    conc_manager *m;
+    assert_conc_ok(conc_manager_new("127.0.0.1:0", KEY, &m));
+    assert_conc_ok(conc_manager_set_max_handshakes(m, 2));
+    assert_conc_ok(conc_manager_start(m));
+    conc_buf addr = CONC_BUF_INIT;
+    assert_conc_ok(conc_manager_address(m, &addr));
+    conc_event *go;
+    assert_conc_ok(conc_event_new(NULL, &go));
+    struct burst b[BURST];
+    conc_thread *t[BURST];
+    for (int i = 0; i < BURST; i++) {
+        b[i] = (struct burst){(const char *)addr.data, go, -1};
+        assert_conc_ok(conc_thread_start(connect_in_burst, &b[i], NULL, &t[i]));
+    }
+    conc_event_set(go);
+    for (int i = 0; i < BURST; i++) {
+        assert_conc_ok(conc_thread_join(t[i], WAIT, NULL));
+        conc_thread_free(t[i]);
+        assert_conc_ok(b[i].rc);
+    }
+    /* A client manager has no handshakes to bound. */
+    conc_manager *c;
+    assert_conc_ok(conc_manager_connect((const char *)addr.data, KEY, &c));
+    assert_conc(conc_manager_set_max_handshakes(c, 2), CONC_EINVAL);
+    conc_manager_free(c);
+    conc_event_free(go);
+    conc_buf_free(&addr);
+    conc_manager_free(m);
+}
+
 #define GET_TIMEOUT 3.0
 
 struct getter {
@@ -291,6 +347,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         conc_unit_test(test_idle_connections),
         conc_unit_test(test_silent_connections),
+        conc_unit_test(test_handshake_burst),
         conc_unit_test(test_get_blocks_only_caller),
     };
     return conc_run_tests(tests);
