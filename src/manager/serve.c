@@ -343,6 +343,7 @@ serve_loop(void *arg)
         conc_obj *rep =
             rc == 1 ? conc_obj_incref(req) : conc__mgr_handle(m, req);
         conc__mgr_watch_reset(); /* a method may have left it open */
+        rc = 0; /* the connection goes on after that traceback too */
         conc_obj_decref(req);
         if (!rep || conc__mgr_send(ctx->c, rep) < 0) {
             conc_obj_decref(rep);
