@@ -837,10 +837,237 @@ check_list(conc_manager *c)
     check_list_sort(c);
 }
 
+/* A dict of n str keys and their values (stolen): "k", v, ... */
+static conc_obj *
+strdict(size_t n, ...)
+{
+    va_list ap;
+    va_start(ap, n);
+    conc_obj *d = conc_obj_dict();
+    for (size_t i = 0; i < n; i++) {
+        const char *k = va_arg(ap, const char *);
+        assert_conc_ok(
+            conc_obj_dict_set_new(d, conc_obj_str(k), va_arg(ap, conc_obj *)));
+    }
+    va_end(ap);
+    return d;
+}
+
+/* The next key of `it` is the str `want`. */
+static void
+assert_next(conc_proxy *it, const char *want)
+{
+    conc_obj *k = NULL;
+    assert_conc_ok(conc_iterproxy_next(it, &k));
+    assert_string_equal(conc_obj_str_value(k), want);
+    conc_obj_decref(k);
+}
+
+/* 3.14's list clear and copy. */
+static void
+check_list_314(conc_manager *c)
+{
+    conc_proxy *l = make(c, "list", tuple(1, ints(2, I(1), I(2))));
+    conc_obj *copy = NULL;
+    assert_conc_ok(conc_listproxy_copy(l, &copy));
+    assert_equal_obj(copy, ints(2, I(1), I(2)));
+    assert_conc(call(l, "copy", tuple(1, I(1)), NULL), CONC_ETYPE);
+    assert_has("list.copy() takes no arguments (1 given)");
+    assert_conc_ok(conc_listproxy_clear(l));
+    assert_list(l, ints(0));
+    assert_conc(call(l, "clear", tuple(1, I(1)), NULL), CONC_ETYPE);
+    assert_has("list.clear() takes no arguments (1 given)");
+    conc_proxy_free(l);
+}
+
+/* iter(d): an "Iterator" proxy over the live dict, one key per __next__
+ * in insertion order, then StopIteration (CONC_EEMPTY) for good; a size
+ * change gives RuntimeError (CONC_ESTATE) for good, a change of keys at
+ * the same size once the iterator meets a key too many; the iterator
+ * lacks send, throw and close (a traceback naming KeyError); a client
+ * cannot create one. */
+static void
+check_dict_iter(conc_manager *c)
+{
+    conc_proxy *d = make(c, "dict", tuple(1, strdict(2, "a", I(1), "b", I(2))));
+    conc_proxy *it;
+    assert_conc_ok(conc_dictproxy_iter(d, &it));
+    assert_string_equal(conc_proxy_typeid(it), "Iterator");
+    assert_next(it, "a");
+    assert_next(it, "b");
+    conc_obj *k = NULL;
+    assert_conc(conc_iterproxy_next(it, &k), CONC_EEMPTY);
+    assert_conc(conc_iterproxy_next(it, &k), CONC_EEMPTY);
+    assert_conc(call(it, "send", tuple(1, conc_obj_none()), NULL), CONC_EKEY);
+    assert_has("KeyError: 'send'");
+    assert_conc(call(it, "close", NULL, NULL), CONC_EKEY);
+    assert_has("KeyError: 'close'");
+    conc_proxy_free(it);
+    assert_conc_ok(conc_dictproxy_iter(d, &it));
+    assert_next(it, "a");
+    assert_conc_ok(
+        call(d, "__setitem__", tuple(2, conc_obj_str("c"), I(3)), NULL));
+    for (int i = 0; i < 2; i++) {
+        assert_conc(conc_iterproxy_next(it, &k), CONC_ESTATE);
+        assert_has("dictionary changed size during iteration");
+    }
+    conc_proxy_free(it);
+    assert_conc_ok(call(d, "__delitem__", tuple(1, conc_obj_str("c")), NULL));
+    assert_conc_ok(conc_dictproxy_iter(d, &it));
+    assert_next(it, "a");
+    assert_conc_ok(call(d, "__delitem__", tuple(1, conc_obj_str("a")), NULL));
+    assert_conc_ok(
+        call(d, "__setitem__", tuple(2, conc_obj_str("z"), I(0)), NULL));
+    assert_next(it, "b");
+    assert_conc(conc_iterproxy_next(it, &k), CONC_ESTATE);
+    assert_has("dictionary keys changed during iteration");
+    assert_conc(conc_iterproxy_next(it, &k), CONC_EEMPTY);
+    conc_proxy_free(it);
+    conc_proxy_free(d);
+    assert_conc(conc_manager_create(c, "Iterator", NULL, &it), CONC_EVALUE);
+    assert_has("Without callable, must have one non-keyword argument");
+}
+
+/* An iterator keeps its dict alive after the dict's last proxy went. */
+static void
+check_dict_iter_outlives(conc_manager *c)
+{
+    conc_proxy *d = make(c, "dict", tuple(1, strdict(1, "a", I(1))));
+    conc_proxy *it;
+    assert_conc_ok(conc_dictproxy_iter(d, &it));
+    conc_proxy_free(d);
+    assert_next(it, "a");
+    conc_obj *k = NULL;
+    assert_conc(conc_iterproxy_next(it, &k), CONC_EEMPTY);
+    conc_proxy_free(it);
+}
+
+/* d.method(arg) (arg stolen) is `want` (stolen). */
+static void
+assert_call1(conc_proxy *d, const char *method, conc_obj *arg, conc_obj *want)
+{
+    conc_obj *r = NULL;
+    assert_conc_ok(call(d, method, tuple(1, arg), &r));
+    assert_equal_obj(r, want);
+}
+
+/* The keys of dict o, in order, are those of `want` (a list, stolen). */
+static void
+assert_keys(conc_obj *o, conc_obj *want)
+{
+    conc_obj *keys = conc_obj_list(), *k;
+    for (size_t pos = 0; conc_obj_next(o, &pos, &k, NULL) == 1;)
+        assert_conc_ok(conc_obj_list_append(keys, k));
+    assert_equal_obj(keys, want);
+}
+
+#define S(v) conc_obj_str(v)
+
+/* 3.14's dict __or__, __ror__ (new dicts; NotImplemented for an operand
+ * that is not a dict), __ior__ (in place, answering the dict), and what
+ * update takes: a dict or pairs, with dict's errors. */
+static void
+check_dict_or(conc_proxy *d)
+{
+    conc_obj *r = NULL;
+    assert_call1(d, "__or__", strdict(1, "x", I(9)),
+                 strdict(3, "a", I(1), "b", I(2), "x", I(9)));
+    assert_conc_ok(call(d, "__or__", tuple(1, I(5)), &r));
+    assert_string_equal(conc_obj_foreign_name(r), "NotImplemented");
+    assert_null(conc_obj_foreign_args(r));
+    conc_obj_decref(r);
+    assert_conc_ok(
+        call(d, "__ror__", tuple(1, strdict(2, "z", I(0), "b", I(7))), &r));
+    assert_keys(r, ints(3, S("z"), S("b"), S("a")));
+    assert_equal_obj(r, strdict(3, "a", I(1), "b", I(2), "z", I(0)));
+    assert_conc(call(d, "__or__", NULL, NULL), CONC_ETYPE);
+    assert_has("expected 1 argument, got 0");
+    conc_obj *pairs = ints(1, tuple(2, S("c"), I(3)));
+    assert_conc_ok(conc_dictproxy_merge(d, pairs));
+    conc_obj_decref(pairs);
+    assert_call1(d, "__ior__", strdict(1, "d", I(4)),
+                 strdict(4, "a", I(1), "b", I(2), "c", I(3), "d", I(4)));
+    conc_obj *bad = ints(2, tuple(2, S("e"), I(5)), tuple(3, I(1), I(2), I(3)));
+    assert_conc(conc_dictproxy_merge(d, bad), CONC_EVALUE);
+    assert_has("dictionary update sequence element #1 has length 3; 2 is "
+               "required");
+    conc_obj_decref(bad);
+    bad = I(5);
+    assert_conc(conc_dictproxy_merge(d, bad), CONC_ETYPE);
+    assert_has("'int' object is not iterable");
+    conc_obj_decref(bad);
+    assert_conc(call(d, "update", tuple(1, ints(1, I(1))), NULL), CONC_ETYPE);
+    assert_has("cannot convert dictionary update sequence element #0 to a "
+               "sequence");
+    assert_conc_ok(call(d, "update", tuple(1, ints(1, S("fg"))), NULL));
+    assert_call1(d, "__getitem__", S("f"), S("g"));
+    assert_conc_ok(call(d, "__len__", NULL, &r));
+    assert_int_obj(r, 6);
+}
+
+/* 3.14's __reversed__ (iter([keys, last first]) as CPython pickles a
+ * dict's reverse iterator) and fromkeys, a classmethod through the
+ * instance: a new dict. */
+static void
+check_dict_reversed(conc_proxy *d)
+{
+    conc_obj *r = NULL;
+    assert_conc_ok(call(d, "__reversed__", NULL, &r));
+    assert_string_equal(conc_obj_foreign_module(r), "builtins");
+    assert_string_equal(conc_obj_foreign_name(r), "iter");
+    conc_obj *want = ints(2, S("b"), S("a"));
+    assert_int_equal(
+        conc_obj_equal(conc_obj_seq_get(conc_obj_foreign_args(r), 0), want), 1);
+    conc_obj_decref(want);
+    conc_obj_decref(r);
+    assert_conc(call(d, "__reversed__", tuple(1, I(1)), NULL), CONC_ETYPE);
+    assert_has("dict.__reversed__() takes no arguments (1 given)");
+    assert_conc_ok(call(d, "fromkeys", tuple(2, S("xy"), I(0)), &r));
+    assert_equal_obj(r, strdict(2, "x", I(0), "y", I(0)));
+    assert_conc_ok(call(d, "fromkeys", tuple(1, ints(1, S("k"))), &r));
+    assert_equal_obj(r, strdict(1, "k", conc_obj_none()));
+    assert_conc(call(d, "fromkeys", NULL, NULL), CONC_ETYPE);
+    assert_has("fromkeys expected at least 1 argument, got 0");
+    assert_conc(call(d, "fromkeys", tuple(1, ints(1, ints(0))), NULL),
+                CONC_ETYPE);
+    assert_has("unhashable type: 'list'");
+}
+
+/* 3.14's Lock.locked. */
+static void
+check_lock_locked(conc_manager *c)
+{
+    conc_proxy *l = make(c, "Lock", NULL);
+    conc_obj *r = NULL;
+    assert_conc_ok(call(l, "locked", NULL, &r));
+    assert_int_equal(conc_obj_truth(r), 0);
+    conc_obj_decref(r);
+    assert_conc_ok(conc_lockproxy_acquire(l, 0));
+    assert_conc_ok(call(l, "locked", NULL, &r));
+    assert_int_equal(conc_obj_truth(r), 1);
+    conc_obj_decref(r);
+    assert_conc_ok(conc_lockproxy_release(l));
+    conc_proxy_free(l);
+}
+
+static void
+check_dict(conc_manager *c)
+{
+    check_dict_iter(c);
+    check_dict_iter_outlives(c);
+    conc_proxy *d = make(c, "dict", tuple(1, strdict(2, "a", I(1), "b", I(2))));
+    check_dict_reversed(d);
+    check_dict_or(d);
+    conc_proxy_free(d);
+    check_list_314(c);
+    check_lock_locked(c);
+}
+
 static void
 check_all(conc_manager *c)
 {
     check_list(c);
+    check_dict(c);
     check_lock(c);
     check_rlock(c);
     check_semaphores(c);
@@ -851,6 +1078,24 @@ check_all(conc_manager *c)
     check_array(c);
     check_namespace(c);
     check_set(c);
+}
+
+/* 3.14's Condition.locked, which threading.Condition has from 3.14 only
+ * (conc's server). */
+static void
+check_condition_locked(conc_manager *c)
+{
+    conc_proxy *cv = make(c, "Condition", NULL);
+    conc_obj *r = NULL;
+    assert_conc_ok(conc_lockproxy_acquire(cv, 0));
+    assert_conc_ok(call(cv, "locked", NULL, &r));
+    assert_int_equal(conc_obj_truth(r), 1);
+    conc_obj_decref(r);
+    assert_conc_ok(conc_lockproxy_release(cv));
+    assert_conc_ok(call(cv, "locked", NULL, &r));
+    assert_int_equal(conc_obj_truth(r), 0);
+    conc_obj_decref(r);
+    conc_proxy_free(cv);
 }
 
 static void
@@ -866,12 +1111,35 @@ test_conc_server(void **state)
      * RLock proxy (RuntimeError: its Condition asks the RLock through a
      * proxy whose calls another server thread serves); conc's does not. */
     check_condition_over(c, "RLock");
+    check_condition_locked(c);
     conc_proxy *cv;
     conc_obj *not_lock = tuple(1, conc_obj_str("lock"));
     assert_conc(conc_manager_create(c, "Condition", not_lock, &cv), CONC_ETYPE);
     assert_has("TypeError: a Condition's lock must be a proxy of a Lock or "
                "RLock");
     conc_obj_decref(not_lock);
+    conc_manager_free(c);
+    conc_manager_free(m);
+}
+
+/* A request the server does not unpickle (a callable among its
+ * arguments) gets its traceback, and the connection goes on: the next
+ * call on it is served (it used to find the connection closed). */
+static void
+test_request_not_unpickled(void **state)
+{
+    (void)state;
+    char addr[256];
+    conc_manager *m = server(addr, sizeof addr), *c;
+    assert_conc_ok(conc_manager_connect(addr, KEY, &c));
+    conc_proxy *l = make(c, "list", tuple(1, ints(2, I(2), I(1))));
+    conc_obj *len = conc_obj_foreign("builtins", "len", NULL, NULL, 0);
+    assert_conc(sort(l, kw("key", len)), CONC_ETASK);
+    assert_has("UnpicklingError");
+    conc_obj *r = NULL;
+    assert_conc_ok(call(l, "__len__", NULL, &r));
+    assert_int_obj(r, 2);
+    conc_proxy_free(l);
     conc_manager_free(c);
     conc_manager_free(m);
 }
@@ -1240,6 +1508,7 @@ main(void)
     warm_up_threads();
     const struct CMUnitTest tests[] = {
         conc_unit_test(test_conc_server),
+        conc_unit_test(test_request_not_unpickled),
         conc_unit_test(test_closed_client_gives_back),
         conc_unit_test(test_shutdown_wakes_wait),
         conc_unit_test(test_null_args),

@@ -393,12 +393,47 @@ CONC_EXTERN int conc_dictproxy_get(conc_proxy *d, conc_obj *key,
 CONC_EXTERN int conc_dictproxy_set(conc_proxy *d, conc_obj *key,
                                    conc_obj *value);
 
+/* iter(d) on a dict proxy: a proxy of the server's iterator over the
+ * dict's keys (DictProxy's __iter__, answered with an "Iterator" proxy
+ * by conc's server and CPython's), into *it, freed with conc_proxy_free
+ * (which drops the server's iterator). Returns 0, CONC_EINVAL for a NULL
+ * pointer, conc_proxy_call_proxy's errors. Any thread. */
+CONC_EXTERN int conc_dictproxy_iter(conc_proxy *d, conc_proxy **it);
+
+/* next(it) on an iterator proxy: the next key into *item (a new
+ * reference), one round trip each, as IteratorProxy's __next__. At the
+ * end (StopIteration) it returns CONC_EEMPTY: nothing is left, as with a
+ * queue's get, and the code a conc_proxy_call of __next__ gives too;
+ * CONC_ECLOSED, as_completed's end, would read as a server gone away.
+ * No timeout: the server answers at once, as for every dict call.
+ * Returns 0; CONC_EEMPTY at the end (and after it); CONC_ESTATE when the
+ * dict changed size, or its keys changed, during the iteration (Python's
+ * RuntimeError, message kept); CONC_EINVAL for a NULL pointer;
+ * conc_proxy_call's errors. Any thread, one at a time per iterator for
+ * an order that means anything. */
+CONC_EXTERN int conc_iterproxy_next(conc_proxy *it, conc_obj **item);
+
+/* d |= other (3.14's __ior__): merges `other` (borrowed: a dict, or an
+ * iterable of key-value pairs, as dict.update takes) into the dict in
+ * place; the copy the server answers with is dropped. Returns 0,
+ * CONC_ETYPE or CONC_EVALUE for what dict.update refuses (the pairs
+ * before a bad one stay merged, as in Python), CONC_EINVAL for a NULL
+ * pointer, conc_proxy_call's errors (a server older than 3.14 refuses
+ * the method: CONC_EKEY). Any thread. */
+CONC_EXTERN int conc_dictproxy_merge(conc_proxy *d, conc_obj *other);
+
 /* l.append(item) (borrowed) / l[index] into *item (a new reference;
  * negative counts from the end). Return 0, CONC_EINDEX out of range, and
  * conc_proxy_call's errors. Any thread. */
 CONC_EXTERN int conc_listproxy_append(conc_proxy *l, conc_obj *item);
 CONC_EXTERN int conc_listproxy_get(conc_proxy *l, int64_t index,
                                    conc_obj **item);
+
+/* 3.14's l.clear() / l.copy() into *copy (a new reference, a new list).
+ * Return 0, CONC_EINVAL for a NULL pointer, conc_proxy_call's errors (a
+ * server older than 3.14 refuses the methods: CONC_EKEY). Any thread. */
+CONC_EXTERN int conc_listproxy_clear(conc_proxy *l);
+CONC_EXTERN int conc_listproxy_copy(conc_proxy *l, conc_obj **copy);
 
 /* q.put(item, timeout=...) (borrowed) / q.get(timeout=...) into *item (a
  * new reference). CONC_FOREVER waits as long as it takes, 0 is

@@ -1,9 +1,12 @@
-/* The built-in "dict" typeid: DictProxy's exposed methods over a conc_obj
- * dict behind a lock. Results are copies or values no method changes in
- * place (values are only ever replaced), so they are pickled after the
- * lock is released; '#GETVALUE' is a copy. Not yet: __iter__ (an
- * iterator proxy), has_key, and 3.14's additions. */
-#include "manager/manager_internal.h"
+/* The built-in "dict" typeid: DictProxy's exposed methods (CPython 3.11
+ * to 3.14's) over a conc_obj dict behind a lock, __iter__ in
+ * dict_iter.c and 3.14's operators and fromkeys in dict_ops.c. Results
+ * are copies or values no method changes in place (values are only ever
+ * replaced), so they are pickled after the lock is released;
+ * '#GETVALUE' is a copy.
+ *
+ * Lock order: the box's lock only. */
+#include "manager/dict_ops.h"
 
 /* dict.popitem()'s KeyError on an empty dict, CPython's text. */
 #define POPITEM_EMPTY "popitem(): dictionary is empty"
@@ -18,6 +21,7 @@ conc__mgr_box_new(conc_obj *v, void **self)
         return CONC_ENOMEM;
     }
     b->v = v;
+    atomic_init(&b->refs, 1);
     *self = b;
     return 0;
 }
@@ -26,6 +30,8 @@ void
 conc__mgr_box_free(void *self)
 {
     struct conc__mgr_box *b = self;
+    if (atomic_fetch_sub(&b->refs, 1) != 1)
+        return;
     conc_lock_free(b->lock);
     conc_obj_decref(b->v);
     conc__free(b);
@@ -40,30 +46,20 @@ conc__mgr_args1(conc_obj *item)
     return t;
 }
 
-/* Copies the items of dict `from` into `to`. */
+/* dict(iterable=(), **kwds) and update's arguments (`name` for the
+ * count's complaint): a dict, or an iterable of pairs, then the keywords,
+ * as dict.update takes them. */
 static int
-update_from(conc_obj *to, const conc_obj *from)
-{
-    size_t pos = 0;
-    conc_obj *k, *v;
-    int rc;
-    while ((rc = conc_obj_next(from, &pos, &k, &v)) == 1)
-        if ((rc = conc_obj_dict_set(to, k, v)) < 0)
-            return rc;
-    return rc;
-}
-
-/* dict(mapping=None, **kwds), and update's arguments. */
-static int
-update_args(conc_obj *d, conc_obj *args, conc_obj *kwds)
+update_args(conc_obj *d, const char *name, conc_obj *args, conc_obj *kwds)
 {
     conc_obj *from = conc_obj_seq_get(args, 0);
     int rc = 0;
-    if (from && conc_obj_typeof(from) != CONC_OBJ_DICT)
-        return conc_fail(CONC_ETYPE, "only a dict updates a dict here");
+    if (conc_obj_len(args) > 1)
+        return conc_fail(CONC_ETYPE, "%s expected at most 1 argument, got %zu",
+                         name, conc_obj_len(args));
     if (from)
-        rc = update_from(d, from);
-    return rc < 0 ? rc : update_from(d, kwds);
+        rc = conc__mgr_dict_merge(d, from);
+    return rc < 0 || !kwds ? rc : conc__mgr_dict_merge(d, kwds);
 }
 
 static int
@@ -71,7 +67,7 @@ d_create(void *arg, conc_obj *args, conc_obj *kwds, void **self)
 {
     (void)arg;
     conc_obj *d = conc_obj_dict();
-    int rc = d ? update_args(d, args, kwds) : CONC_ENOMEM;
+    int rc = d ? update_args(d, "dict", args, kwds) : CONC_ENOMEM;
     if (rc < 0) {
         conc_obj_decref(d);
         return rc;
@@ -183,7 +179,7 @@ d_update(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
     struct conc__mgr_box *b = self;
     (void)result;
     conc_lock_acquire(b->lock, CONC_FOREVER);
-    int rc = update_args(b->v, args, kwds);
+    int rc = update_args(b->v, "update", args, kwds);
     conc_lock_release(b->lock);
     return rc;
 }
@@ -342,10 +338,15 @@ static const conc_manager_method dict_methods[] = {
     {"__contains__", d_contains},
     {"__delitem__", d_delitem},
     {"__getitem__", d_getitem},
+    {"__ior__", conc__mgr_dict_ior},
     {"__len__", d_len},
+    {"__or__", conc__mgr_dict_or},
+    {"__reversed__", conc__mgr_dict_reversed},
+    {"__ror__", conc__mgr_dict_ror},
     {"__setitem__", d_setitem},
     {"clear", d_clear},
     {"copy", d_copy},
+    {"fromkeys", conc__mgr_dict_fromkeys},
     {"get", d_get},
     {"items", d_items},
     {"keys", d_keys},
@@ -357,11 +358,18 @@ static const conc_manager_method dict_methods[] = {
     {"#GETVALUE", d_copy},
 };
 
+/* __iter__ answers with an "Iterator" (DictProxy's method_to_typeid). */
+static const conc_manager_proxy_method dict_proxy_methods[] = {
+    {"__iter__", "Iterator", conc__mgr_dict_iter},
+};
+
 static const conc_manager_type dict_type = {
     .create = d_create,
     .release = conc__mgr_box_free,
     .methods = dict_methods,
     .n_methods = sizeof dict_methods / sizeof dict_methods[0],
+    .proxy_methods = dict_proxy_methods,
+    .n_proxy_methods = 1,
 };
 
 const conc_manager_type *

@@ -40,6 +40,48 @@ conc_dictproxy_set(conc_proxy *d, conc_obj *key, conc_obj *value)
 }
 
 int
+conc_dictproxy_iter(conc_proxy *d, conc_proxy **it)
+{
+    if (!d || !it)
+        return CONC_EINVAL;
+    return conc_proxy_call_proxy(d, "__iter__", NULL, NULL, it);
+}
+
+int
+conc_iterproxy_next(conc_proxy *it, conc_obj **item)
+{
+    if (!it || !item)
+        return CONC_EINVAL;
+    int rc = conc__mgr_call_n(it, "__next__", NULL, 0, NULL, item);
+    /* RuntimeError: the dict changed under the iterator. */
+    return rc == CONC_ENOTOWNER || rc == CONC_ENOTLOCKED ? CONC_ESTATE : rc;
+}
+
+int
+conc_dictproxy_merge(conc_proxy *d, conc_obj *other)
+{
+    if (!d || !other)
+        return CONC_EINVAL;
+    return conc__mgr_call_n(d, "__ior__", &other, 1, NULL, NULL);
+}
+
+int
+conc_listproxy_clear(conc_proxy *l)
+{
+    if (!l)
+        return CONC_EINVAL;
+    return conc__mgr_call_n(l, "clear", NULL, 0, NULL, NULL);
+}
+
+int
+conc_listproxy_copy(conc_proxy *l, conc_obj **copy)
+{
+    if (!l || !copy)
+        return CONC_EINVAL;
+    return conc__mgr_call_n(l, "copy", NULL, 0, NULL, copy);
+}
+
+int
 conc_listproxy_append(conc_proxy *l, conc_obj *item)
 {
     if (!l || !item)

@@ -1,7 +1,7 @@
 /* The built-in "list" typeid: ListProxy's exposed methods over a conc_obj
  * list behind a lock, indexes counted from the end when negative (insert,
  * reverse and the operators in list_ops.c, slices in list_slice.c, sort
- * in list_sort.c). Not yet: 3.14's clear and copy.
+ * in list_sort.c), and 3.14's clear and copy.
  *
  * Lock order: the box's lock only. */
 #include "manager/list_ops.h"
@@ -260,6 +260,46 @@ l_getvalue(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
     return rc;
 }
 
+/* list's complaint about a method that takes no arguments. */
+static int
+no_args(conc_obj *args, conc_obj *kwds, const char *name)
+{
+    if (kwds && conc_obj_len(kwds) > 0)
+        return conc_fail(CONC_ETYPE, "list.%s() takes no keyword arguments",
+                         name);
+    if (conc_obj_len(args) > 0)
+        return conc_fail(CONC_ETYPE, "list.%s() takes no arguments (%zu given)",
+                         name, conc_obj_len(args));
+    return 0;
+}
+
+/* copy() (3.14): a new list, as '#GETVALUE'. */
+static int
+l_copy(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
+{
+    int rc = no_args(args, kwds, "copy");
+    return rc < 0 ? rc : l_getvalue(self, args, kwds, result);
+}
+
+/* clear() (3.14): the list emptied, its old items dropped outside the
+ * lock. */
+static int
+l_clear(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
+{
+    struct conc__mgr_box *b = self;
+    (void)result;
+    int rc = no_args(args, kwds, "clear");
+    conc_obj *fresh = rc == 0 ? conc_obj_list() : NULL;
+    if (rc < 0 || !fresh)
+        return rc < 0 ? rc : CONC_ENOMEM;
+    conc_lock_acquire(b->lock, CONC_FOREVER);
+    conc_obj *old = b->v;
+    b->v = fresh;
+    conc_lock_release(b->lock);
+    conc_obj_decref(old);
+    return 0;
+}
+
 static const conc_manager_method list_methods[] = {
     {"__add__", conc__mgr_list_add},
     {"__contains__", l_contains},
@@ -272,6 +312,8 @@ static const conc_manager_method list_methods[] = {
     {"__rmul__", conc__mgr_list_mul},
     {"__setitem__", l_setitem},
     {"append", l_append},
+    {"clear", l_clear},
+    {"copy", l_copy},
     {"count", l_count},
     {"extend", l_extend},
     {"index", l_index},

@@ -42,6 +42,24 @@
  * gets it back as CONC_EKEY, the public code for a missing name. */
 #define CONC__MGR_EATTR (-19001)
 
+/* The code a method returns for Python's StopIteration (an iterator's
+ * end): the server sends StopIteration(), and a conc client gets it back
+ * as CONC_EEMPTY (CONC_ECLOSED, asyncio's as_completed end, would read
+ * as a server gone away). */
+#define CONC__MGR_ESTOP (-19002)
+
+/* The code a method returns for an attribute the object lacks (a dict
+ * iterator's send): as CPython's server, which fails to find it with
+ * getattr and then in its fallbacks, the reply is a '#TRACEBACK' whose
+ * last line is KeyError with the failure message (the name) as its
+ * argument. */
+#define CONC__MGR_ENOATTR (-19003)
+
+/* The code a method returns for Python's RuntimeError (a dict changed
+ * size during iteration); a conc client gets RuntimeError back as
+ * CONC_ENOTOWNER, which conc_iterproxy_next turns into CONC_ESTATE. */
+#define CONC__MGR_ERUNTIME (-19004)
+
 /* An object the server holds for its clients. */
 struct conc__mgr_obj {
     char ident[24];                /* its address in hex, as CPython's id */
@@ -293,13 +311,19 @@ size_t conc__mgr_obj_count(conc_manager *m);
 struct conc__mgr_box {
     conc_lock *lock;
     conc_obj *v;
+    _Atomic long refs; /* the object's own, and its iterators' (dict_iter.c) */
 };
 
-/* A new box holding `v` (stolen, also on failure). */
+/* A new box holding `v` (stolen, also on failure), with one reference. */
 int conc__mgr_box_new(conc_obj *v, void **self);
 
-/* Frees a box and drops its value (a type's release). */
+/* Drops a reference to a box; the last one frees it and drops its value
+ * (a type's release). */
 void conc__mgr_box_free(void *self);
+
+/* The "Iterator" typeid of SyncManager (dict_iter.c): what a dict's
+ * __iter__ answers as a '#PROXY', with IteratorProxy's exposed names. */
+const conc_manager_type *conc__mgr_iterator_type(void);
 
 /* A one-item tuple holding a new reference to `item` (a KeyError's
  * arguments), or NULL. */

@@ -1,5 +1,6 @@
 /* The typeids of SyncManager beyond dict, list and the queues, registered
- * by conc_manager_new under CPython's names. */
+ * by conc_manager_new under CPython's names ("Iterator" for what a dict's
+ * __iter__ answers, which a client does not create). */
 #include "manager/sync_types.h"
 
 int
@@ -20,6 +21,7 @@ conc__mgr_register_sync_types(conc_manager *m)
         {"Array", conc_manager_array_type},
         {"Namespace", conc_manager_namespace_type},
         {"set", conc_manager_set_type},
+        {"Iterator", conc__mgr_iterator_type},
     };
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < sizeof types / sizeof types[0]; i++) {

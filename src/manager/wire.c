@@ -101,11 +101,15 @@ static const struct {
     /* Two codes become RuntimeError, which comes back as CONC_ENOTOWNER
      * (the last entry of a name wins), or CONC_ENOTLOCKED for a Lock's
      * "release unlocked lock" (see conc__mgr_exception_code). */
+    {CONC__MGR_ERUNTIME, "builtins", "RuntimeError"},
     {CONC_ENOTLOCKED, "builtins", "RuntimeError"},
     {CONC_ENOTOWNER, "builtins", "RuntimeError"},
     /* AttributeError comes back as CONC_EKEY: there is no public code. */
     {CONC__MGR_EATTR, "builtins", "AttributeError"},
     {CONC_EKEY, "builtins", "AttributeError"},
+    /* An iterator's end comes back as CONC_EEMPTY (nothing more). */
+    {CONC__MGR_ESTOP, "builtins", "StopIteration"},
+    {CONC_EEMPTY, "builtins", "StopIteration"},
 };
 
 #define N_EXCEPTIONS (sizeof exceptions / sizeof exceptions[0])
@@ -203,6 +207,8 @@ conc_obj *
 conc__mgr_traceback(const char *what, int code, conc_obj *args)
 {
     size_t i = 0;
+    if (code == CONC__MGR_ENOATTR) /* ends as CPython's fallback lookup */
+        code = CONC_EKEY;
     while (i < N_EXCEPTIONS && exceptions[i].code != code)
         i++;
     conc_buf b = CONC_BUF_INIT;

@@ -21,11 +21,13 @@ Modes:
           waits to be killed.
 """
 import array
+import gc
 import multiprocessing
 import sys
 import threading
 import time
-from multiprocessing.managers import BarrierProxy, RemoteError, SyncManager
+from multiprocessing.managers import (AcquirerProxy, BarrierProxy, DictProxy,
+                                      ListProxy, RemoteError, SyncManager)
 
 SET_EXPOSED = (
     '__and__', '__contains__', '__iand__', '__ior__', '__isub__', '__iter__',
@@ -35,6 +37,19 @@ SET_EXPOSED = (
     'intersection', 'intersection_update', 'isdisjoint', 'issubset',
     'issuperset', 'pop', 'remove', 'symmetric_difference',
     'symmetric_difference_update', 'union', 'update')
+
+# 3.14's ListProxy and DictProxy exposed names: its clear and copy, and
+# __ior__, __or__, __reversed__, __ror__ and fromkeys.
+LIST_EXPOSED = (
+    '__add__', '__contains__', '__delitem__', '__getitem__', '__imul__',
+    '__len__', '__mul__', '__reversed__', '__rmul__', '__setitem__',
+    'append', 'clear', 'copy', 'count', 'extend', 'index', 'insert', 'pop',
+    'remove', 'reverse', 'sort')
+DICT_EXPOSED = (
+    '__contains__', '__delitem__', '__getitem__', '__ior__', '__iter__',
+    '__len__', '__or__', '__reversed__', '__ror__', '__setitem__', 'clear',
+    'copy', 'fromkeys', 'get', 'items', 'keys', 'pop', 'popitem',
+    'setdefault', 'update', 'values')
 
 
 def address(text):
@@ -59,6 +74,15 @@ Manager.register("FailingBarrier", proxytype=BarrierProxy, create_method=True)
 
 if not hasattr(SyncManager, "set"):
     Manager.register("set", set, exposed=SET_EXPOSED)
+# list and dict as 3.14 registers them, where the Python is older (its
+# DictProxy keeps __iter__ as the 'Iterator' typeid).
+if "clear" not in ListProxy._exposed_:
+    Manager.register("list", list, ListProxy, exposed=LIST_EXPOSED)
+if "fromkeys" not in DictProxy._exposed_:
+    Manager.register("dict", dict, DictProxy, exposed=DICT_EXPOSED)
+if "locked" not in AcquirerProxy._exposed_:  # 3.14's Lock.locked
+    Manager.register("Lock", threading.Lock, AcquirerProxy,
+                     exposed=("acquire", "release", "locked"))
 
 
 def expect(exc, fn, *args):
@@ -351,6 +375,74 @@ def check_list_sort(m):
     assert "builtins.len is not allowed" in str(e), e
 
 
+def check_dict_iter(m):
+    """iter(d): an IteratorProxy, one round trip per key, on the live
+    dict; the iterator is dropped with its proxy."""
+    d = m.dict({"a": 1, "b": 2})
+    assert [k for k in d] == ["a", "b"]
+    assert list(d) == ["a", "b"] and sorted(d) == ["a", "b"]
+    before = m._number_of_objects()
+    it = iter(d)
+    assert type(it).__name__ == "IteratorProxy", type(it)
+    assert m._number_of_objects() == before + 1
+    assert next(it) == "a"
+    d["c"] = 3
+    for _ in range(2):
+        e = expect(RuntimeError, next, it)
+        assert str(e) == "dictionary changed size during iteration", e
+    e = expect(RemoteError, it.send, None)
+    assert "KeyError: 'send'" in str(e), e
+    del it, e  # e's traceback holds it too
+    gc.collect()
+    assert m._number_of_objects() == before
+    it = iter(d)
+    assert list(it) == ["a", "b", "c"]
+    expect(StopIteration, next, it)
+    e = expect(RemoteError, m._create, "Iterator")
+    assert "ValueError: Without callable" in str(e), e
+
+
+def check_dict_314(m):
+    """3.14's dict and list methods, through _callmethod where this
+    Python's proxies lack them."""
+    d = m.dict({"a": 1, "b": 2})
+    assert d._callmethod("__or__", ({"x": 9},)) == {"a": 1, "b": 2, "x": 9}
+    assert d._callmethod("__or__", (5,)) is NotImplemented
+    r = d._callmethod("__ror__", ({"z": 0, "b": 7},))
+    assert list(r.items()) == [("z", 0), ("b", 2), ("a", 1)], r
+    r = d._callmethod("__ior__", ([("c", 3)],))
+    assert r == {"a": 1, "b": 2, "c": 3} == d._getvalue(), r
+    e = expect(ValueError, d._callmethod, "__ior__", ([(1, 2, 3)],))
+    assert "element #0 has length 3; 2 is required" in str(e), e
+    e = expect(TypeError, d._callmethod, "__ior__", (5,))
+    assert str(e) == "'int' object is not iterable", e
+    rev = d._callmethod("__reversed__")
+    assert type(rev).__name__ == "list_iterator" and list(rev) == \
+        ["c", "b", "a"]
+    assert d._callmethod("fromkeys", ("xy", 0)) == {"x": 0, "y": 0}
+    e = expect(TypeError, d._callmethod, "fromkeys")
+    assert str(e) == "fromkeys expected at least 1 argument, got 0", e
+    d.update([("k", 1)], z=2)
+    assert d["k"] == 1 and d["z"] == 2
+    if "fromkeys" in DictProxy._exposed_:  # 3.14's proxies: the operators
+        assert (d | {"q": 1})["q"] == 1 and ({"q": 1} | d)["a"] == 1
+        assert list(reversed(d))[0] == "z"
+        d |= {"w": 0}
+        assert d["w"] == 0
+    l = m.list([1, 2])
+    assert l._callmethod("copy") == [1, 2]
+    l._callmethod("clear")
+    assert len(l) == 0
+    lock = m.Lock()
+    assert lock._callmethod("locked") is False
+    lock.acquire()
+    assert lock._callmethod("locked") is True
+    lock.release()
+    c = m.Condition()
+    with c:
+        assert c._callmethod("locked") is True
+
+
 def client(addr, key):
     # The garbage collector runs freely: a proxy's finalizer sends its
     # decref on a connection of its own, possibly in the middle of another
@@ -360,7 +452,7 @@ def client(addr, key):
     m.connect()
     for check in (check_locks, check_semaphores, check_condition,
                   check_event_barrier, check_barrier_action, check_values,
-                  check_lists):
+                  check_lists, check_dict_iter, check_dict_314):
         check(m)
     print("ok")
 
