@@ -438,6 +438,15 @@ def manager_request_seeds():
         "getvalue": ("l", "#GETVALUE", (), {}),
         "short": ("d", "keys"),
         "not_tuple": ["d", "keys", (), {}],
+        "dict_iter": ("d", "__iter__", (), {}),
+        "dict_ior": ("d", "__ior__", ([("a", 1), "xy", (1, 2, 3)],), {}),
+        "dict_or": ("d", "__or__", ({"b": 2},), {}),
+        "dict_ror": ("d", "__ror__", (5,), {}),
+        "dict_reversed": ("d", "__reversed__", (), {}),
+        "dict_fromkeys": ("d", "fromkeys", ("abc", [0]), {}),
+        "list_clear": ("l", "clear", (), {}),
+        "list_copy": ("l", "copy", (1,), {}),
+        "create_iterator": (None, "create", ("Iterator", 1), {}),
     }
     return {name: pickle.dumps(r, 4) for name, r in requests.items()}
 
