@@ -141,15 +141,16 @@ test_finish_trims_behind_oldest_pending(void **state)
     (void)state;
     NEED_SERVER();
     _Static_assert(sizeof CONC__DIST_TRIM_LAG_MS - 1 == 4, "ids below");
-    static const char *const ids[] = {"1000-0", "1500-0", "1800-0",
-                                      "2500-0", "3000-0", "9000-0"};
+    static const char *const ids[] = {"1000-0", "1500-0", "1800-0", "2500-0",
+                                      "3000-0", "9000-0", "20000-0"};
     char tasks[96];
-    new_stream(tasks, sizeof tasks, ids, 6);
-    /* 1000-0 pending: 1500 and 1800 wait for a trim, 3000 goes now. */
-    const char *first[] = {ids[1], ids[2], ids[4]};
-    assert_int_equal(finish(tasks, first, 3), 3);
+    new_stream(tasks, sizeof tasks, ids, 7);
+    /* 1000-0 pending: 1500 and 1800 wait for a trim, 3000 and 20000 (its
+     * time has one digit more) go now. */
+    const char *first[] = {ids[1], ids[2], ids[4], ids[6]};
+    assert_int_equal(finish(tasks, first, 4), 4);
     assert_true(has_entry(tasks, ids[1]) && has_entry(tasks, ids[2]));
-    assert_false(has_entry(tasks, ids[4]));
+    assert_false(has_entry(tasks, ids[4]) || has_entry(tasks, ids[6]));
     assert_int_equal(int_of("XLEN", tasks), 5);
     /* 1000-0 done: the trim goes up to 2500-0, the oldest pending. */
     assert_int_equal(finish(tasks, ids, 1), 1);
