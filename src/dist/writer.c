@@ -2,7 +2,8 @@
  * writes the results the serving threads hand it, as many at a time as
  * have come since its last write, with one script (finish_many in
  * wire.c): a result key per task, one notice per submitter for all its
- * results, one XACK and one XDEL for all the entries.
+ * results, one XACK for all the entries, which it removes with a trim
+ * where it can (dist_internal.h says why).
  *
  * Why a thread of its own: a serving thread that wrote each result itself
  * made the server run five commands per task; one that held results back
