@@ -139,6 +139,35 @@ static const conc_manager_type gate_type = {
     .n_methods = 3,
 };
 
+/* A started manager that serves the type Gate over one gate, and a proxy
+ * to a Gate of it. */
+struct gate_server {
+    struct gate g;
+    conc_manager *m;
+    conc_proxy *p;
+};
+
+static void
+gate_server_start(struct gate_server *s)
+{
+    assert_conc_ok(conc_event_new(NULL, &s->g.entered));
+    assert_conc_ok(conc_event_new(NULL, &s->g.go));
+    assert_conc_ok(conc_manager_new("127.0.0.1:0", KEY, &s->m));
+    assert_conc_ok(conc_manager_register(s->m, "Gate", &gate_type, &s->g));
+    assert_conc_ok(conc_manager_start(s->m));
+    assert_conc_ok(conc_manager_create(s->m, "Gate", NULL, &s->p));
+}
+
+/* Frees the manager and the gate; the test frees the proxy when it
+ * chooses (before this). */
+static void
+gate_server_end(struct gate_server *s)
+{
+    conc_manager_free(s->m);
+    conc_event_free(s->g.entered);
+    conc_event_free(s->g.go);
+}
+
 struct caller {
     conc_proxy *p;
     int rc;
@@ -184,20 +213,14 @@ static void
 test_thread_connections(void **state)
 {
     (void)state;
-    struct gate g;
-    assert_conc_ok(conc_event_new(NULL, &g.entered));
-    assert_conc_ok(conc_event_new(NULL, &g.go));
-    conc_manager *m;
-    assert_conc_ok(conc_manager_new("127.0.0.1:0", KEY, &m));
-    assert_conc_ok(conc_manager_register(m, "Gate", &gate_type, &g));
-    assert_conc_ok(conc_manager_start(m));
-    conc_proxy *p;
-    assert_conc_ok(conc_manager_create(m, "Gate", NULL, &p));
+    struct gate_server s;
+    gate_server_start(&s);
+    conc_proxy *p = s.p;
 
     struct caller blocker = {.p = p};
     conc_thread *t;
     assert_conc_ok(conc_thread_start(call_block, &blocker, NULL, &t));
-    assert_conc_ok(conc_event_wait(g.entered, WAIT));
+    assert_conc_ok(conc_event_wait(s.g.entered, WAIT));
     conc_obj *r = NULL;
     double t0 = now_s();
     assert_conc_ok(conc_proxy_call(p, "open", NULL, NULL, &r));
@@ -221,9 +244,7 @@ test_thread_connections(void **state)
         assert_int_equal(c[i].got, ECHO_CALLS);
     }
     conc_proxy_free(p);
-    conc_manager_free(m);
-    conc_event_free(g.entered);
-    conc_event_free(g.go);
+    gate_server_end(&s);
 }
 
 static int
@@ -267,15 +288,10 @@ static void
 test_thread_end_closes(void **state)
 {
     (void)state;
-    struct gate g;
-    assert_conc_ok(conc_event_new(NULL, &g.entered));
-    assert_conc_ok(conc_event_new(NULL, &g.go));
-    conc_manager *m;
-    assert_conc_ok(conc_manager_new("127.0.0.1:0", KEY, &m));
-    assert_conc_ok(conc_manager_register(m, "Gate", &gate_type, &g));
-    assert_conc_ok(conc_manager_start(m));
-    conc_proxy *p;
-    assert_conc_ok(conc_manager_create(m, "Gate", NULL, &p));
+    struct gate_server s;
+    gate_server_start(&s);
+    conc_manager *m = s.m;
+    conc_proxy *p = s.p;
     assert_true(conc_test_wait_until(no_connection, m, WAIT));
     for (int i = 0; i < 2; i++) {
         struct caller c = {.p = p};
@@ -288,19 +304,17 @@ test_thread_end_closes(void **state)
     }
     /* A thread's end and conc_proxy_free at once close its connection
      * once (ASan and TSan watch this). */
-    struct ender e = {.c = {.p = p}, .done = g.entered};
-    conc_event_clear(g.entered);
+    struct ender e = {.c = {.p = p}, .done = s.g.entered};
+    conc_event_clear(s.g.entered);
     conc_thread *t;
     assert_conc_ok(conc_thread_start(call_and_end, &e, NULL, &t));
-    assert_conc_ok(conc_event_wait(g.entered, WAIT));
+    assert_conc_ok(conc_event_wait(s.g.entered, WAIT));
     conc_proxy_free(p);
     assert_conc_ok(conc_thread_join(t, WAIT, NULL));
     conc_thread_free(t);
     assert_conc_ok(e.c.rc);
     assert_true(conc_test_wait_until(no_connection, m, DEATH));
-    conc_manager_free(m);
-    conc_event_free(g.entered);
-    conc_event_free(g.go);
+    gate_server_end(&s);
 }
 
 /* ---- serve_forever ------------------------------------------------------ */
