@@ -39,18 +39,35 @@ now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* A started conc manager and its address. */
-static conc_manager *
-server(char *addr, size_t cap)
+/* Starts m and writes its address into addr (cap bytes). */
+static void
+start_at(conc_manager *m, char *addr, size_t cap)
 {
-    conc_manager *m;
-    assert_conc_ok(conc_manager_new("127.0.0.1:0", KEY, &m));
     assert_conc_ok(conc_manager_start(m));
     conc_buf b = CONC_BUF_INIT;
     assert_conc_ok(conc_manager_address(m, &b));
     assert_true(b.len < cap);
     memcpy(addr, b.data, b.len + 1);
     conc_buf_free(&b);
+}
+
+/* A started conc manager and its address. */
+static conc_manager *
+server(char *addr, size_t cap)
+{
+    conc_manager *m;
+    assert_conc_ok(conc_manager_new("127.0.0.1:0", KEY, &m));
+    start_at(m, addr, cap);
+    return m;
+}
+
+/* A started conc manager, and a client connected to it in *c. */
+static conc_manager *
+server_and_client(conc_manager **c)
+{
+    char addr[256];
+    conc_manager *m = server(addr, sizeof addr);
+    assert_conc_ok(conc_manager_connect(addr, KEY, c));
     return m;
 }
 
@@ -1102,9 +1119,7 @@ static void
 test_conc_server(void **state)
 {
     (void)state;
-    char addr[256];
-    conc_manager *m = server(addr, sizeof addr), *c;
-    assert_conc_ok(conc_manager_connect(addr, KEY, &c));
+    conc_manager *c, *m = server_and_client(&c);
     check_all(c);
     check_list_sort_key(c);
     /* CPython's own server refuses wait and notify on a Condition over an
@@ -1167,9 +1182,7 @@ static void
 test_closed_client_gives_back(void **state)
 {
     (void)state;
-    char addr[256];
-    conc_manager *m = server(addr, sizeof addr), *c;
-    assert_conc_ok(conc_manager_connect(addr, KEY, &c));
+    conc_manager *c, *m = server_and_client(&c);
     const char *types[] = {"Lock", "RLock", "Condition", "Semaphore",
                            "BoundedSemaphore"};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
@@ -1208,9 +1221,7 @@ static void
 test_shutdown_wakes_wait(void **state)
 {
     (void)state;
-    char addr[256];
-    conc_manager *m = server(addr, sizeof addr), *c;
-    assert_conc_ok(conc_manager_connect(addr, KEY, &c));
+    conc_manager *c, *m = server_and_client(&c);
     struct blocked w = {make(c, "Event", NULL), 1};
     conc_thread *t;
     assert_conc_ok(conc_thread_start(blocked_wait, &w, NULL, &t));
@@ -1342,12 +1353,7 @@ action_server(char *addr, size_t cap)
         conc_manager_register(m, "ActionBarrier", t, (void *)&counting));
     assert_conc_ok(
         conc_manager_register(m, "FailingBarrier", t, (void *)&failing));
-    assert_conc_ok(conc_manager_start(m));
-    conc_buf b = CONC_BUF_INIT;
-    assert_conc_ok(conc_manager_address(m, &b));
-    assert_true(b.len < cap);
-    memcpy(addr, b.data, b.len + 1);
-    conc_buf_free(&b);
+    start_at(m, addr, cap);
     return m;
 }
 
