@@ -93,6 +93,29 @@ struct tls_fixture {
 /* The fixture of the test running, for the loop's tasks. */
 static struct tls_fixture *tls_fx;
 
+/* The fixture's client context (trusting its CA) and server context (its
+ * certificate), offering `alpn` (NULL: none). */
+static void
+tls_contexts_new(struct tls_fixture *f, const char *alpn)
+{
+    assert_conc_ok(conc_tls_context_new(
+        &(conc_tls_opts){.ca_file = f->certs.ca, .alpn = alpn}, &f->client));
+    assert_conc_ok(
+        conc_tls_context_new(&(conc_tls_opts){.server = 1,
+                                              .cert_file = f->certs.server,
+                                              .key_file = f->certs.server_key,
+                                              .alpn = alpn},
+                             &f->server));
+}
+
+static void
+tls_fixture_free(struct tls_fixture *f)
+{
+    conc_tls_context_free(f->client);
+    conc_tls_context_free(f->server);
+    tls_certs_remove(&f->certs);
+}
+
 static int
 tls_context_op(void *arg)
 {
@@ -179,18 +202,9 @@ test_oom_tls(void **state)
     struct tls_fixture f;
     assert_int_equal(tls_certs_make(&f.certs), 0);
     assert_true(oom_each(tls_context_op, &f, "conc_tls_context_new") > 0);
-    assert_conc_ok(conc_tls_context_new(
-        &(conc_tls_opts){.ca_file = f.certs.ca, .alpn = "h2"}, &f.client));
-    assert_conc_ok(
-        conc_tls_context_new(&(conc_tls_opts){.server = 1,
-                                              .cert_file = f.certs.server,
-                                              .key_file = f.certs.server_key,
-                                              .alpn = "h2"},
-                             &f.server));
+    tls_contexts_new(&f, "h2");
     assert_true(oom_each(tls_session_op, &f, "a TLS session's calls") > 0);
-    conc_tls_context_free(f.client);
-    conc_tls_context_free(f.server);
-    tls_certs_remove(&f.certs);
+    tls_fixture_free(&f);
 }
 
 /* -- Listeners and connections carrying objects -- */
@@ -534,11 +548,35 @@ test_oom_manager(void **state)
 
 /* -- The loop's sockets, streams, WebSockets, subprocesses -- */
 
-/* Runs `main` in a new loop (conc_aio_run, itself under failure). */
+/* A main to run in a new loop under allocation failures. */
+struct loop_case {
+    conc_task_fn main;
+    const char *what;
+};
+
+/* Runs a loop_case's main in a new loop (conc_aio_run, itself under
+ * failure). */
 static int
-aio_op(conc_task_fn main)
+loop_op(void *arg)
 {
-    return conc_aio_run(main, NULL, 0, NULL);
+    const struct loop_case *c = arg;
+    return conc_aio_run(c->main, NULL, 0, NULL);
+}
+
+/* oom_each over each case in turn: each must have had allocations fail. */
+static void
+oom_each_loop_case(const struct loop_case *cases, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        assert_true(oom_each(loop_op, (void *)&cases[i], cases[i].what) > 0);
+}
+
+/* Closes stream s and waits until it has closed. */
+static int
+stream_close_wait(conc_aio_stream *s)
+{
+    int r = conc_aio_stream_close(s);
+    return r ? r : conc_aio_stream_wait_closed(s, BOUND);
 }
 
 static int
@@ -571,21 +609,12 @@ stream_main(const void *arg, size_t len, conc_buf *result)
         (r = conc_aio_stream_read(b, CONC_AIO_READ_ALL, BOUND, &got)) ||
         (r = conc_aio_stream_peername(b, &got)))
         goto out;
-    r = conc_aio_stream_close(a);
-    if (r == 0)
-        r = conc_aio_stream_wait_closed(a, BOUND);
+    r = stream_close_wait(a);
 out:
     conc_buf_free(&got);
     conc_aio_stream_free(a);
     conc_aio_stream_free(b);
     return r;
-}
-
-static int
-stream_op(void *arg)
-{
-    (void)arg;
-    return aio_op(stream_main);
 }
 
 /* The loop's socket calls: a connection made and accepted with them, a
@@ -627,13 +656,6 @@ out:
 }
 
 static int
-sock_op(void *arg)
-{
-    (void)arg;
-    return aio_op(sock_main);
-}
-
-static int
 datagram_main(const void *arg, size_t len, conc_buf *result)
 {
     (void)arg, (void)len, (void)result;
@@ -660,40 +682,51 @@ out:
     return r;
 }
 
+/* Closes the loop's server srv, waits until it has closed and frees it.
+ * Returns r, or when r is 0 the wait's code. */
 static int
-datagram_op(void *arg)
+ws_server_end(conc_ws_server *srv, int r)
 {
-    (void)arg;
-    return aio_op(datagram_main);
+    conc_ws_server_close(srv);
+    int w = conc_ws_server_wait_closed(srv, BOUND);
+    conc_ws_server_free(srv);
+    return r ? r : w;
 }
 
+/* Serves ws_echo on a loopback port with the options `so`, connects to
+ * it at "<origin>:<port>/" with `co`, sends "hello", reads the echo and
+ * closes with `reason`; with a reason, reads back the close code too. */
 static int
-ws_main(const void *arg, size_t len, conc_buf *result)
+ws_echo_round(const char *origin, const conc_ws_opts *so,
+              const conc_ws_opts *co, const char *reason)
 {
-    (void)arg, (void)len, (void)result;
     conc_aio_loop *lp;
     conc_ws_server *srv;
     conc_ws *ws = NULL;
     conc_buf m = CONC_BUF_INIT;
     char url[64];
     int r = conc_aio_get_running_loop(&lp);
-    if (r || (r = conc_ws_serve(lp, "127.0.0.1", 0, ws_echo, NULL, NULL, &srv)))
+    if (r || (r = conc_ws_serve(lp, "127.0.0.1", 0, ws_echo, NULL, so, &srv)))
         return r;
-    snprintf(url, sizeof url, "ws://127.0.0.1:%d/", conc_ws_server_port(srv));
-    if ((r = conc_ws_connect(url, NULL, BOUND, &ws)) ||
+    snprintf(url, sizeof url, "%s:%d/", origin, conc_ws_server_port(srv));
+    if ((r = conc_ws_connect(url, co, BOUND, &ws)) ||
         (r = conc_ws_send(ws, CONC_WS_TEXT, "hello", 5, BOUND)) ||
         (r = conc_ws_recv(ws, BOUND, NULL, &m)))
         goto out;
-    r = conc_ws_close(ws, 1000, "bye");
-    if (r == 0)
+    r = conc_ws_close(ws, 1000, reason);
+    if (r == 0 && reason)
         r = conc_ws_close_code(ws, &(unsigned){0}, &m);
 out:
     conc_buf_free(&m);
     conc_ws_free(ws);
-    conc_ws_server_close(srv);
-    int w = conc_ws_server_wait_closed(srv, BOUND);
-    conc_ws_server_free(srv);
-    return r ? r : w;
+    return ws_server_end(srv, r);
+}
+
+static int
+ws_main(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg, (void)len, (void)result;
+    return ws_echo_round("ws://127.0.0.1", NULL, NULL, "bye");
 }
 
 /* A server that answers a fragmented message with a broadcast of it. */
@@ -749,18 +782,9 @@ out:
     conc_future_free(pong);
     conc_buf_free(&m);
     conc_ws_free(ws);
-    conc_ws_server_close(srv);
-    int w = conc_ws_server_wait_closed(srv, BOUND);
-    conc_ws_server_free(srv);
+    r = ws_server_end(srv, r);
     unlink(path);
-    return r ? r : w;
-}
-
-static int
-ws_more_op(void *arg)
-{
-    (void)arg;
-    return aio_op(ws_more_main);
+    return r;
 }
 
 /* wss://: the echo over TLS, with the fixture's contexts. */
@@ -768,45 +792,10 @@ static int
 wss_main(const void *arg, size_t len, conc_buf *result)
 {
     (void)arg, (void)len, (void)result;
-    conc_aio_loop *lp;
-    conc_ws_server *srv;
-    conc_ws *ws = NULL;
-    conc_buf m = CONC_BUF_INIT;
-    char url[64];
     conc_aio_stream_opts ss = {.ssl = tls_fx->server};
     conc_aio_stream_opts cs = {.ssl = tls_fx->client};
-    int r = conc_aio_get_running_loop(&lp);
-    if (r || (r = conc_ws_serve(lp, "127.0.0.1", 0, ws_echo, NULL,
-                                &(conc_ws_opts){.stream = &ss}, &srv)))
-        return r;
-    snprintf(url, sizeof url, "wss://localhost:%d/", conc_ws_server_port(srv));
-    if ((r = conc_ws_connect(url, &(conc_ws_opts){.stream = &cs}, BOUND,
-                             &ws)) ||
-        (r = conc_ws_send(ws, CONC_WS_TEXT, "hello", 5, BOUND)) ||
-        (r = conc_ws_recv(ws, BOUND, NULL, &m)))
-        goto out;
-    r = conc_ws_close(ws, 1000, NULL);
-out:
-    conc_buf_free(&m);
-    conc_ws_free(ws);
-    conc_ws_server_close(srv);
-    int w = conc_ws_server_wait_closed(srv, BOUND);
-    conc_ws_server_free(srv);
-    return r ? r : w;
-}
-
-static int
-wss_op(void *arg)
-{
-    tls_fx = arg;
-    return aio_op(wss_main);
-}
-
-static int
-ws_op(void *arg)
-{
-    (void)arg;
-    return aio_op(ws_main);
+    return ws_echo_round("wss://localhost", &(conc_ws_opts){.stream = &ss},
+                         &(conc_ws_opts){.stream = &cs}, NULL);
 }
 
 static int
@@ -829,13 +818,6 @@ subprocess_main(const void *arg, size_t len, conc_buf *result)
     conc_aio_subprocess_free(p);
     conc_buf_free(&out);
     return r ? r : w;
-}
-
-static int
-subprocess_op(void *arg)
-{
-    (void)arg;
-    return aio_op(subprocess_main);
 }
 
 /* A TLS echo: a server of the loop over the fixture's contexts, a client
@@ -875,9 +857,7 @@ tls_stream_main(const void *arg, size_t len, conc_buf *result)
         (r = conc_aio_stream_ssl_object(c, &ts)) ||
         (r = conc_tls_session_peer_subject(ts, &line)))
         goto out;
-    r = conc_aio_stream_close(c);
-    if (r == 0)
-        r = conc_aio_stream_wait_closed(c, BOUND);
+    r = stream_close_wait(c);
 out:
     conc_buf_free(&line);
     conc_aio_stream_free(c);
@@ -885,13 +865,6 @@ out:
     int w = conc_aio_server_wait_closed(srv, BOUND);
     conc_aio_server_free(srv);
     return r ? r : w;
-}
-
-static int
-tls_stream_op(void *arg)
-{
-    tls_fx = arg;
-    return aio_op(tls_stream_main);
 }
 
 static int
@@ -912,30 +885,29 @@ static void
 test_oom_tls_stream(void **state)
 {
     (void)state;
+    static const struct loop_case cases[] = {
+        {tls_stream_main, "TLS streams"},
+        {wss_main, "WebSockets over TLS"},
+    };
     struct tls_fixture f;
     assert_int_equal(tls_certs_make(&f.certs), 0);
-    assert_conc_ok(conc_tls_context_new(&(conc_tls_opts){.ca_file = f.certs.ca},
-                                        &f.client));
-    assert_conc_ok(
-        conc_tls_context_new(&(conc_tls_opts){.server = 1,
-                                              .cert_file = f.certs.server,
-                                              .key_file = f.certs.server_key},
-                             &f.server));
-    assert_true(oom_each(tls_stream_op, &f, "TLS streams") > 0);
-    assert_true(oom_each(wss_op, &f, "WebSockets over TLS") > 0);
-    conc_tls_context_free(f.client);
-    conc_tls_context_free(f.server);
-    tls_certs_remove(&f.certs);
+    tls_contexts_new(&f, NULL);
+    tls_fx = &f;
+    oom_each_loop_case(cases, sizeof cases / sizeof *cases);
+    tls_fixture_free(&f);
 }
 
 static void
 test_oom_aio(void **state)
 {
     (void)state;
-    assert_true(oom_each(stream_op, NULL, "streams") > 0);
-    assert_true(oom_each(datagram_op, NULL, "datagram endpoints") > 0);
-    assert_true(oom_each(sock_op, NULL, "the loop's socket calls") > 0);
-    assert_true(oom_each(subprocess_op, NULL, "async subprocesses") > 0);
+    static const struct loop_case cases[] = {
+        {stream_main, "streams"},
+        {datagram_main, "datagram endpoints"},
+        {sock_main, "the loop's socket calls"},
+        {subprocess_main, "async subprocesses"},
+    };
+    oom_each_loop_case(cases, sizeof cases / sizeof *cases);
     assert_true(oom_each(server_group_op, NULL, "server groups") > 0);
 }
 
@@ -943,9 +915,11 @@ static void
 test_oom_ws(void **state)
 {
     (void)state;
-    assert_true(oom_each(ws_op, NULL, "WebSockets") > 0);
-    assert_true(oom_each(ws_more_op, NULL, "WebSockets over a Unix socket") >
-                0);
+    static const struct loop_case cases[] = {
+        {ws_main, "WebSockets"},
+        {ws_more_main, "WebSockets over a Unix socket"},
+    };
+    oom_each_loop_case(cases, sizeof cases / sizeof *cases);
 }
 
 int
