@@ -120,6 +120,17 @@ server(conc_ws_handler fn, const conc_ws_opts *opts, char *url, size_t cap)
     return srv;
 }
 
+/* An echo server, and a connection to it with the options `o` (NULL: the
+ * defaults) in *ws. */
+static conc_ws_server *
+echo_pair(const conc_ws_opts *o, conc_ws **ws)
+{
+    char url[64];
+    conc_ws_server *srv = server(echo, NULL, url, sizeof url);
+    assert_conc_ok(conc_ws_connect(url, o, BOUND, ws));
+    return srv;
+}
+
 static void
 server_end(conc_ws_server *srv)
 {
@@ -128,17 +139,82 @@ server_end(conc_ws_server *srv)
     conc_ws_server_free(srv);
 }
 
+/* A server with the options `so` whose handler holds its connections
+ * without reading (hold), and a connection to it with `co` in *ws, once
+ * the handler holds it. */
+static conc_ws_server *
+held_pair(const conc_ws_opts *so, const conc_ws_opts *co, conc_ws **ws)
+{
+    char url[64];
+    conc_ws_server *srv = server(hold, so, url, sizeof url);
+    seen.want = 1;
+    assert_conc_ok(conc_ws_connect(url, co, BOUND, ws));
+    assert_conc_ok(conc_aio_event_wait(seen.ready, BOUND));
+    return srv;
+}
+
+/* Lets the holding handler return, frees ws and ends the server. */
 static void
-round_trip(conc_ws *ws, conc_ws_kind kind, const void *p, size_t n)
+held_pair_end(conc_ws_server *srv, conc_ws *ws)
+{
+    conc_aio_event_set(seen.done);
+    conc_ws_free(ws);
+    server_end(srv);
+}
+
+/* A server of raw streams on a loopback port (for peers that speak
+ * WebSocket by hand), its ws:// URL in url, and the running loop in
+ * *loop (unless NULL). */
+static conc_aio_server *
+raw_server(conc_aio_stream_handler fn, char *url, size_t cap,
+           conc_aio_loop **loop)
+{
+    conc_aio_loop *lp;
+    conc_aio_server *srv;
+    assert_conc_ok(conc_aio_get_running_loop(&lp));
+    assert_conc_ok(
+        conc_aio_start_server(lp, "127.0.0.1", 0, fn, NULL, NULL, &srv));
+    snprintf(url, cap, "ws://127.0.0.1:%d/", conc_aio_server_port(srv));
+    if (loop)
+        *loop = lp;
+    return srv;
+}
+
+static void
+raw_server_end(conc_aio_server *srv)
+{
+    conc_aio_server_close(srv);
+    assert_conc_ok(conc_aio_server_wait_closed(srv, BOUND));
+    conc_aio_server_free(srv);
+}
+
+/* The connection ended with the close code `want`. */
+static void
+expect_close_code(conc_ws *ws, unsigned want)
+{
+    unsigned code;
+    assert_conc_ok(conc_ws_close_code(ws, &code, NULL));
+    assert_int_equal(code, want);
+}
+
+/* The next message is `n` bytes `want` of kind `kind` (n may be 0). */
+static void
+expect(conc_ws *ws, conc_ws_kind kind, const void *want, size_t n)
 {
     conc_buf m = CONC_BUF_INIT;
     conc_ws_kind got;
-    assert_conc_ok(conc_ws_send(ws, kind, p, n, BOUND));
     assert_conc_ok(conc_ws_recv(ws, BOUND, &got, &m));
     assert_int_equal(got, kind);
     assert_int_equal(m.len, n);
-    assert_true(n == 0 || memcmp(m.data, p, n) == 0);
+    assert_memory_equal(m.data, want, n);
     conc_buf_free(&m);
+}
+
+static void
+round_trip(conc_ws *ws, conc_ws_kind kind, const void *p, size_t n)
+{
+    assert_conc_ok(conc_ws_send(ws, kind, p, n, BOUND));
+    expect(ws, kind, p, n);
 }
 
 static void
@@ -175,9 +251,7 @@ MAIN(echo_main)
     assert_conc(conc_ws_send(ws, CONC_WS_TEXT, "\xff", 1, BOUND), CONC_EVALUE);
     assert_conc_ok(conc_ws_close(ws, 1000, NULL));
     assert_conc(conc_ws_send(ws, CONC_WS_TEXT, "x", 1, BOUND), CONC_ECLOSED);
-    unsigned code;
-    assert_conc_ok(conc_ws_close_code(ws, &code, NULL));
-    assert_int_equal(code, 1000);
+    expect_close_code(ws, 1000);
     assert_conc_ok(conc_aio_event_wait(seen.ended, BOUND));
     assert_conc(seen.recv_end, CONC_ECLOSED);
     assert_int_equal(seen.code, 1000);
@@ -207,20 +281,15 @@ test_echo_plain(void **state)
 MAIN(too_big_main)
 {
     UNUSED_ARGS;
-    char url[64];
-    conc_ws_server *srv = server(echo, NULL, url, sizeof url);
     conc_ws *ws;
-    conc_ws_opts o = {.max_size = 2 * MIB};
-    assert_conc_ok(conc_ws_connect(url, &o, BOUND, &ws));
+    conc_ws_server *srv = echo_pair(&(conc_ws_opts){.max_size = 2 * MIB}, &ws);
     uint8_t *big = calloc(1, MIB + 1);
     assert_non_null(big);
     assert_conc_ok(conc_ws_send(ws, CONC_WS_BINARY, big, MIB + 1, BOUND));
     free(big);
     conc_buf m = CONC_BUF_INIT;
     assert_conc(conc_ws_recv(ws, BOUND, NULL, &m), CONC_ECLOSED);
-    unsigned code;
-    assert_conc_ok(conc_ws_close_code(ws, &code, NULL));
-    assert_int_equal(code, 1009);
+    expect_close_code(ws, 1009);
     assert_conc_ok(conc_aio_event_wait(seen.ended, BOUND));
     assert_conc(seen.recv_end, CONC_EMSGSIZE);
     conc_ws_free(ws);
@@ -258,11 +327,8 @@ send_fragmented(const void *arg, size_t len, conc_buf *result)
 MAIN(fragments_main)
 {
     UNUSED_ARGS;
-    char url[64];
-    conc_ws_server *srv = server(echo, NULL, url, sizeof url);
-    conc_ws *ws;
-    conc_ws_opts o = {.write_limit = 1}; /* drain between every fragment */
-    assert_conc_ok(conc_ws_connect(url, &o, BOUND, &ws));
+    conc_ws *ws; /* drains between every fragment */
+    conc_ws_server *srv = echo_pair(&(conc_ws_opts){.write_limit = 1}, &ws);
     conc_future *f[NSEND];
     for (int i = 0; i < NSEND; i++) {
         struct sender s = {ws, (char)('a' + i)};
@@ -356,18 +422,6 @@ send_script(conc_ws *ws, conc_ws_kind kind, const struct step *steps,
     return conc_ws_send_stream(ws, kind, scripted, &s, timeout);
 }
 
-static void
-expect(conc_ws *ws, conc_ws_kind kind, const char *want, size_t n)
-{
-    conc_buf m = CONC_BUF_INIT;
-    conc_ws_kind got;
-    assert_conc_ok(conc_ws_recv(ws, BOUND, &got, &m));
-    assert_int_equal(got, kind);
-    assert_int_equal(m.len, n);
-    assert_true(n == 0 || memcmp(m.data, want, n) == 0);
-    conc_buf_free(&m);
-}
-
 /* 1 MiB in parts of CHUNK, each counting bytes on from the last. */
 static int
 counting(void *arg, conc_buf *part, int *last)
@@ -396,11 +450,8 @@ never_called(void *arg, conc_buf *part, int *last)
 MAIN(send_stream_main)
 {
     UNUSED_ARGS;
-    char url[64];
-    conc_ws_server *srv = server(echo, NULL, url, sizeof url);
-    conc_ws *ws;
-    conc_ws_opts o = {.write_limit = 1}; /* drain between every frame */
-    assert_conc_ok(conc_ws_connect(url, &o, BOUND, &ws));
+    conc_ws *ws; /* drains between every frame */
+    conc_ws_server *srv = echo_pair(&(conc_ws_opts){.write_limit = 1}, &ws);
     static const struct step snowman[] = {
         STEP(PART, "h\xc3"), STEP(PART, "\xa9llo "), STEP(PART, "\xe2\x98"),
         STEP(LAST, "\x83")};
@@ -458,11 +509,9 @@ test_send_stream(void **state)
 static void
 expect_failed_1011(conc_ws *ws)
 {
-    unsigned code;
     assert_int_equal(conc_ws_is_open(ws), 0);
     assert_conc_ok(conc_ws_wait_closed(ws, BOUND));
-    assert_conc_ok(conc_ws_close_code(ws, &code, NULL));
-    assert_int_equal(code, 1011);
+    expect_close_code(ws, 1011);
     assert_conc_ok(conc_aio_event_wait(seen.ended, BOUND));
     assert_conc_ok(conc_aio_event_clear(seen.ended));
     assert_conc(seen.recv_end, CONC_ECLOSED);
@@ -534,38 +583,64 @@ script_free(struct script *s)
 static const struct step paused[] = {STEP(PART, "first "), STEP(PAUSE, ""),
                                      STEP(LAST, "second")};
 
+/* An echo server, a connection to it, and a task (f) that sends the
+ * paused script over it: started, it waits mid-message. The task's
+ * arguments point into this struct, which must stay where it is. */
+struct paused_send {
+    char url[64];
+    conc_ws_server *srv;
+    conc_ws *ws;
+    struct script s;
+    int rc; /* what the task's send returned; 1 until it returns */
+    struct stream_sender a;
+    conc_future *f;
+};
+
+static void
+paused_send_start(struct paused_send *p)
+{
+    p->srv = server(echo, NULL, p->url, sizeof p->url);
+    p->s = (struct script){paused, 0, NULL, NULL, 0};
+    p->rc = 1;
+    script_events(&p->s);
+    assert_conc_ok(conc_ws_connect(p->url, NULL, BOUND, &p->ws));
+    p->a = (struct stream_sender){p->ws, &p->s, BOUND, &p->rc};
+    assert_conc_ok(
+        conc_aio_create_task(stream_sender, &p->a, sizeof p->a, NULL, &p->f));
+    assert_conc_ok(conc_aio_event_wait(p->s.waiting, BOUND));
+}
+
+/* Frees the script's events and ends the server; the test frees the
+ * connection and the task. */
+static void
+paused_send_end(struct paused_send *p)
+{
+    script_free(&p->s);
+    server_end(p->srv);
+}
+
 /* A cancel while the producer waits, mid-message, and a timeout there. */
 MAIN(send_stream_cancel_main)
 {
     UNUSED_ARGS;
-    char url[64];
-    conc_ws_server *srv = server(echo, NULL, url, sizeof url);
-    conc_ws *ws;
-    struct script s = {paused, 0, NULL, NULL, 0};
-    int rc = 1;
-    script_events(&s);
-    assert_conc_ok(conc_ws_connect(url, NULL, BOUND, &ws));
-    struct stream_sender a = {ws, &s, BOUND, &rc};
-    conc_future *f;
-    assert_conc_ok(conc_aio_create_task(stream_sender, &a, sizeof a, NULL, &f));
-    assert_conc_ok(conc_aio_event_wait(s.waiting, BOUND));
-    assert_int_equal(conc_aio_task_cancel(f, NULL), 1);
-    assert_conc(conc_aio_await(f), CONC_ECANCELED);
-    conc_future_free(f);
-    assert_conc(rc, CONC_ECANCELED);
-    expect_failed_1011(ws);
-    conc_ws_free(ws);
+    struct paused_send p;
+    paused_send_start(&p);
+    assert_int_equal(conc_aio_task_cancel(p.f, NULL), 1);
+    assert_conc(conc_aio_await(p.f), CONC_ECANCELED);
+    conc_future_free(p.f);
+    assert_conc(p.rc, CONC_ECANCELED);
+    expect_failed_1011(p.ws);
+    conc_ws_free(p.ws);
     /* The timeout runs out while the producer waits. */
-    s.next = 0;
-    assert_conc_ok(conc_aio_event_clear(s.waiting));
-    assert_conc_ok(conc_ws_connect(url, NULL, BOUND, &ws));
-    assert_conc(conc_ws_send_stream(ws, CONC_WS_TEXT, scripted, &s, SHORT),
+    p.s.next = 0;
+    assert_conc_ok(conc_aio_event_clear(p.s.waiting));
+    assert_conc_ok(conc_ws_connect(p.url, NULL, BOUND, &p.ws));
+    assert_conc(conc_ws_send_stream(p.ws, CONC_WS_TEXT, scripted, &p.s, SHORT),
                 CONC_ETIMEDOUT);
-    assert_int_equal(conc_aio_event_is_set(s.waiting), 1);
-    expect_failed_1011(ws);
-    conc_ws_free(ws);
-    script_free(&s);
-    server_end(srv);
+    assert_int_equal(conc_aio_event_is_set(p.s.waiting), 1);
+    expect_failed_1011(p.ws);
+    conc_ws_free(p.ws);
+    paused_send_end(&p);
     return 0;
 }
 
@@ -596,19 +671,11 @@ plain_sender(const void *arg, size_t len, conc_buf *result)
 MAIN(send_stream_waits_main)
 {
     UNUSED_ARGS;
-    char url[64];
-    conc_ws_server *srv = server(echo, NULL, url, sizeof url);
-    conc_ws *ws;
-    struct script s = {paused, 0, NULL, NULL, 0};
-    int rc = 1;
-    script_events(&s);
-    assert_conc_ok(conc_ws_connect(url, NULL, BOUND, &ws));
-    struct stream_sender a = {ws, &s, BOUND, &rc};
+    struct paused_send p;
+    paused_send_start(&p);
+    conc_ws *ws = p.ws;
     struct plain_sender b = {ws, "other"};
-    conc_future *f[2];
-    assert_conc_ok(
-        conc_aio_create_task(stream_sender, &a, sizeof a, NULL, &f[0]));
-    assert_conc_ok(conc_aio_event_wait(s.waiting, BOUND));
+    conc_future *f[2] = {p.f, NULL};
     assert_conc_ok(
         conc_aio_create_task(plain_sender, &b, sizeof b, NULL, &f[1]));
     /* the other task runs meanwhile and waits too */
@@ -619,18 +686,17 @@ MAIN(send_stream_waits_main)
     assert_conc_ok(
         conc_ws_broadcast(&ws, 1, CONC_WS_TEXT, "all", 3, 1008, &sent));
     assert_int_equal(sent, 0);
-    assert_conc_ok(conc_aio_event_set(s.go));
+    assert_conc_ok(conc_aio_event_set(p.s.go));
     assert_conc_ok(conc_aio_gather(f, 2, 0));
-    assert_conc_ok(rc);
+    assert_conc_ok(p.rc);
     expect(ws, CONC_WS_TEXT, "first second", 12);
     expect(ws, CONC_WS_TEXT, "other", 5);
-    assert_int_equal(s.calls, 2);
+    assert_int_equal(p.s.calls, 2);
     conc_future_free(f[0]);
     conc_future_free(f[1]);
     assert_conc_ok(conc_ws_close(ws, 1000, NULL));
     conc_ws_free(ws);
-    script_free(&s);
-    server_end(srv);
+    paused_send_end(&p);
     return 0;
 }
 
@@ -648,15 +714,11 @@ test_send_stream_waits(void **state)
 MAIN(parts_unfinished_main)
 {
     UNUSED_ARGS;
-    char url[64];
     conc_ws_opts so = {
         .no_compression = 1, .max_queue = 2, .max_size = SIZE_MAX};
-    conc_ws_server *srv = server(hold, &so, url, sizeof url);
-    seen.want = 1;
-    conc_ws *ws;
     conc_ws_opts o = {.no_compression = 1, .close_timeout = SHORT};
-    assert_conc_ok(conc_ws_connect(url, &o, BOUND, &ws));
-    assert_conc_ok(conc_aio_event_wait(seen.ready, BOUND));
+    conc_ws *ws;
+    conc_ws_server *srv = held_pair(&so, &o, &ws);
     uint8_t *chunk = calloc(1, CHUNK);
     size_t n = SPAM / CHUNK;
     conc_ws_part *parts = calloc(n, sizeof *parts);
@@ -670,9 +732,7 @@ MAIN(parts_unfinished_main)
     assert_conc_ok(conc_ws_wait_closed(ws, BOUND));
     free(parts);
     free(chunk);
-    conc_aio_event_set(seen.done);
-    conc_ws_free(ws);
-    server_end(srv);
+    held_pair_end(srv, ws);
     return 0;
 }
 
@@ -759,10 +819,8 @@ test_recv_stream(void **state)
 MAIN(ping_main)
 {
     UNUSED_ARGS;
-    char url[64];
-    conc_ws_server *srv = server(echo, NULL, url, sizeof url);
     conc_ws *ws;
-    assert_conc_ok(conc_ws_connect(url, NULL, BOUND, &ws));
+    conc_ws_server *srv = echo_pair(NULL, &ws);
     conc_future *p1, *p2;
     assert_conc_ok(conc_ws_ping(ws, "one", 3, &p1));
     assert_conc(conc_ws_ping(ws, "one", 3, &p2), CONC_EEXIST);
@@ -867,23 +925,16 @@ ping_counter(void *arg, conc_aio_stream *s)
 MAIN(keepalive_ok_main)
 {
     UNUSED_ARGS;
-    conc_aio_loop *loop;
-    conc_aio_server *srv;
     pings_seen = 0;
-    assert_conc_ok(conc_aio_get_running_loop(&loop));
-    assert_conc_ok(conc_aio_start_server(loop, "127.0.0.1", 0, ping_counter,
-                                         NULL, NULL, &srv));
     char url[64];
-    snprintf(url, sizeof url, "ws://127.0.0.1:%d/", conc_aio_server_port(srv));
+    conc_aio_server *srv = raw_server(ping_counter, url, sizeof url, NULL);
     conc_ws_opts o = {.ping_interval = 0.01, .ping_timeout = BOUND};
     conc_ws *ws;
     assert_conc_ok(conc_ws_connect(url, &o, BOUND, &ws));
     assert_conc_ok(conc_aio_event_wait(seen.ready, BOUND));
     assert_int_equal(conc_ws_is_open(ws), 1);
     conc_ws_free(ws);
-    conc_aio_server_close(srv);
-    assert_conc_ok(conc_aio_server_wait_closed(srv, BOUND));
-    conc_aio_server_free(srv);
+    raw_server_end(srv);
     return 0;
 }
 
@@ -898,12 +949,8 @@ MAIN(keepalive_main)
 {
     UNUSED_ARGS;
     conc_aio_loop *loop;
-    conc_aio_server *srv;
-    assert_conc_ok(conc_aio_get_running_loop(&loop));
-    assert_conc_ok(
-        conc_aio_start_server(loop, "127.0.0.1", 0, deaf, NULL, NULL, &srv));
     char url[64];
-    snprintf(url, sizeof url, "ws://127.0.0.1:%d/", conc_aio_server_port(srv));
+    conc_aio_server *srv = raw_server(deaf, url, sizeof url, &loop);
     conc_ws_opts o = {
         .ping_interval = 0.05, .ping_timeout = 0.1, .close_timeout = BOUND * 4};
     conc_ws *ws;
@@ -914,9 +961,7 @@ MAIN(keepalive_main)
     assert_true(conc_aio_loop_time(loop) - t0 < BOUND);
     assert_int_equal(conc_ws_is_open(ws), 0);
     conc_ws_free(ws);
-    conc_aio_server_close(srv);
-    assert_conc_ok(conc_aio_server_wait_closed(srv, BOUND));
-    conc_aio_server_free(srv);
+    raw_server_end(srv);
     return 0;
 }
 
@@ -932,12 +977,8 @@ MAIN(close_timeout_main)
 {
     UNUSED_ARGS;
     conc_aio_loop *loop;
-    conc_aio_server *srv;
-    assert_conc_ok(conc_aio_get_running_loop(&loop));
-    assert_conc_ok(
-        conc_aio_start_server(loop, "127.0.0.1", 0, deaf, NULL, NULL, &srv));
     char url[64];
-    snprintf(url, sizeof url, "ws://127.0.0.1:%d/", conc_aio_server_port(srv));
+    conc_aio_server *srv = raw_server(deaf, url, sizeof url, &loop);
     conc_ws_opts o = {.close_timeout = SHORT};
     conc_ws *ws;
     assert_conc_ok(conc_ws_connect(url, &o, BOUND, &ws));
@@ -945,13 +986,9 @@ MAIN(close_timeout_main)
     assert_conc_ok(conc_ws_close(ws, 1000, NULL));
     double took = conc_aio_loop_time(loop) - t0;
     assert_true(took >= SHORT && took < BOUND);
-    unsigned code;
-    assert_conc_ok(conc_ws_close_code(ws, &code, NULL));
-    assert_int_equal(code, 1006);
+    expect_close_code(ws, 1006);
     conc_ws_free(ws);
-    conc_aio_server_close(srv);
-    assert_conc_ok(conc_aio_server_wait_closed(srv, BOUND));
-    conc_aio_server_free(srv);
+    raw_server_end(srv);
     return 0;
 }
 
@@ -1000,8 +1037,7 @@ MAIN(close_codes_main)
     round_trip(ws, CONC_WS_TEXT, "hi", 2);
     assert_conc_ok(conc_ws_server_close(srv));
     assert_conc(conc_ws_recv(ws, BOUND, NULL, &m), CONC_ECLOSED);
-    assert_conc_ok(conc_ws_close_code(ws, &code, NULL));
-    assert_int_equal(code, 1001);
+    expect_close_code(ws, 1001);
     conc_ws_free(ws);
     conc_buf_free(&reason);
     server_end(srv);
@@ -1173,36 +1209,19 @@ recv_forever(const void *arg, size_t len, conc_buf *result)
     return r;
 }
 
-static void
-expect_message(conc_ws *ws, conc_ws_kind kind, const char *p, size_t n)
-{
-    conc_buf m = CONC_BUF_INIT;
-    conc_ws_kind got;
-    assert_conc_ok(conc_ws_recv(ws, BOUND, &got, &m));
-    assert_int_equal(got, kind);
-    assert_int_equal(m.len, n);
-    assert_memory_equal(m.data, p, n);
-    conc_buf_free(&m);
-}
-
 /* A recv that times out, and one that is cancelled, while half a frame
  * has come: the half stays in the engine and the bytes after it in the
  * stream, so the next recv gets the whole message, then the next one. */
 MAIN(recv_mid_frame_main)
 {
     UNUSED_ARGS;
-    conc_aio_loop *loop;
-    conc_aio_server *srv;
-    assert_conc_ok(conc_aio_get_running_loop(&loop));
-    assert_conc_ok(
-        conc_aio_start_server(loop, "127.0.0.1", 0, halves, NULL, NULL, &srv));
     char url[64];
-    snprintf(url, sizeof url, "ws://127.0.0.1:%d/", conc_aio_server_port(srv));
+    conc_aio_server *srv = raw_server(halves, url, sizeof url, NULL);
     conc_ws_opts o = {.no_compression = 1};
     conc_ws *ws;
     conc_buf m = CONC_BUF_INIT;
     assert_conc_ok(conc_ws_connect(url, &o, BOUND, &ws));
-    expect_message(ws, CONC_WS_TEXT, "first", 5);
+    expect(ws, CONC_WS_TEXT, "first", 5);
     assert_conc(conc_ws_recv(ws, SHORT, NULL, &m), CONC_ETIMEDOUT);
     assert_int_equal(m.len, 0);
     conc_future *t;
@@ -1215,12 +1234,10 @@ MAIN(recv_mid_frame_main)
     assert_conc(conc_aio_await(t), CONC_ECANCELED);
     conc_future_free(t);
     conc_aio_event_set(seen.done);
-    expect_message(ws, CONC_WS_BINARY, "0123456789", HALVES_LEN);
-    expect_message(ws, CONC_WS_TEXT, "next", 4);
+    expect(ws, CONC_WS_BINARY, "0123456789", HALVES_LEN);
+    expect(ws, CONC_WS_TEXT, "next", 4);
     conc_ws_free(ws);
-    conc_aio_server_close(srv);
-    assert_conc_ok(conc_aio_server_wait_closed(srv, BOUND));
-    conc_aio_server_free(srv);
+    raw_server_end(srv);
     return 0;
 }
 
@@ -1282,12 +1299,10 @@ MAIN(reader_takes_over_main)
     assert_conc_ok(seen.recv_end);
     assert_conc_ok(conc_aio_event_wait(seen.ended, BOUND));
     assert_conc_ok(idle_close);
-    expect_message(ws, CONC_WS_TEXT, "after", 5);
+    expect(ws, CONC_WS_TEXT, "after", 5);
     conc_buf m = CONC_BUF_INIT;
     assert_conc(conc_ws_recv(ws, BOUND, NULL, &m), CONC_ECLOSED);
-    unsigned code;
-    assert_conc_ok(conc_ws_close_code(ws, &code, NULL));
-    assert_int_equal(code, 1000);
+    expect_close_code(ws, 1000);
     conc_ws_free(ws);
     server_end(srv);
     return 0;
@@ -1308,13 +1323,9 @@ test_reader_takes_over(void **state)
 MAIN(backpressure_main)
 {
     UNUSED_ARGS;
-    char url[64];
     conc_ws_opts o = {.no_compression = 1, .max_queue = 2};
-    conc_ws_server *srv = server(hold, &o, url, sizeof url);
-    seen.want = 1;
     conc_ws *ws;
-    assert_conc_ok(conc_ws_connect(url, &o, BOUND, &ws));
-    assert_conc_ok(conc_aio_event_wait(seen.ready, BOUND));
+    conc_ws_server *srv = held_pair(&o, &o, &ws);
     uint8_t *chunk = calloc(1, CHUNK);
     assert_non_null(chunk);
     int r = 0;
@@ -1327,9 +1338,7 @@ MAIN(backpressure_main)
     assert_conc_ok(conc_aio_stream_buffered(conc_ws_stream(ws), &rd, &wr));
     assert_true(wr <= CONC__WS_HEADER_MAX + CHUNK + 32 * 1024);
     free(chunk);
-    conc_aio_event_set(seen.done);
-    conc_ws_free(ws);
-    server_end(srv);
+    held_pair_end(srv, ws);
     return 0;
 }
 
