@@ -69,6 +69,28 @@ step(void)
         assert_conc_ok(conc_aio_sleep(0));
 }
 
+/* Starts two children of fn, ids id and id + 1, in *a and *b, and lets
+ * them reach their waits. */
+static void
+spawn_two(conc_task_fn fn, struct ctx *c, int id, conc_future **a,
+          conc_future **b)
+{
+    *a = spawn(fn, c, id);
+    *b = spawn(fn, c, id + 1);
+    step();
+}
+
+/* Finishes a (id), which was cancelled, and b (id + 1), which got what
+ * it waited for. */
+static void
+finish_handed_over(struct ctx *c, conc_future *a, conc_future *b, int id)
+{
+    finish(a);
+    finish(b);
+    assert_conc(c->rc[id], CONC_ECANCELED);
+    assert_conc_ok(c->rc[id + 1]);
+}
+
 static void
 record(struct ctx *c, int id)
 {
@@ -160,15 +182,11 @@ CHILD(lock_handover_main)
     struct ctx c = {.timeout = BOUND};
     assert_conc_ok(conc_aio_lock_new(&c.lock));
     assert_conc_ok(conc_aio_lock_acquire(c.lock, CONC_FOREVER));
-    conc_future *a = spawn(lock_waiter, &c, 0);
-    conc_future *b = spawn(lock_waiter, &c, 1);
-    step();
+    conc_future *a, *b;
+    spawn_two(lock_waiter, &c, 0, &a, &b);
     assert_conc_ok(conc_aio_lock_release(c.lock)); /* wakes a */
     assert_int_equal(conc_aio_task_cancel(a, NULL), 1);
-    finish(a);
-    finish(b);
-    assert_conc(c.rc[0], CONC_ECANCELED);
-    assert_conc_ok(c.rc[1]);
+    finish_handed_over(&c, a, b, 0);
     int want[1] = {1};
     assert_order(&c, want, 1);
     assert_int_equal(conc_aio_lock_locked(c.lock), 0);
@@ -192,15 +210,11 @@ CHILD(lock_cancel_main)
     struct ctx c = {.timeout = BOUND};
     assert_conc_ok(conc_aio_lock_new(&c.lock));
     assert_conc_ok(conc_aio_lock_acquire(c.lock, CONC_FOREVER));
-    conc_future *a = spawn(lock_waiter, &c, 0);
-    conc_future *b = spawn(lock_waiter, &c, 1);
-    step();
+    conc_future *a, *b;
+    spawn_two(lock_waiter, &c, 0, &a, &b);
     conc_aio_task_cancel(a, NULL);
     assert_conc_ok(conc_aio_lock_release(c.lock));
-    finish(a);
-    finish(b);
-    assert_conc(c.rc[0], CONC_ECANCELED);
-    assert_conc_ok(c.rc[1]);
+    finish_handed_over(&c, a, b, 0);
     /* A task cancelled before it waits still takes a free lock at once:
      * the fast path does not suspend (asyncio's). */
     conc_future *self;
@@ -480,17 +494,13 @@ CHILD(cond_cancel_main)
     (void)arg, (void)len, (void)result;
     struct ctx c = {.timeout = BOUND};
     assert_conc_ok(conc_aio_cond_new(NULL, &c.cond));
-    conc_future *a = spawn(cond_waiter, &c, 0);
-    conc_future *b = spawn(cond_waiter, &c, 1);
-    step();
+    conc_future *a, *b;
+    spawn_two(cond_waiter, &c, 0, &a, &b);
     assert_conc_ok(conc_aio_cond_acquire(c.cond, BOUND));
     assert_conc_ok(conc_aio_cond_notify(c.cond, 1)); /* for a */
     assert_int_equal(conc_aio_task_cancel(a, NULL), 1);
     assert_conc_ok(conc_aio_cond_release(c.cond));
-    finish(a);
-    finish(b);
-    assert_conc(c.rc[0], CONC_ECANCELED);
-    assert_conc_ok(c.rc[1]);
+    finish_handed_over(&c, a, b, 0);
     /* Cancelled while re-acquiring: notified, then the lock is held by
      * this task when the cancellation comes. */
     conc_future *d = spawn(cond_waiter, &c, 2);
@@ -701,9 +711,8 @@ CHILD(barrier_break_main)
     struct ctx c = {.timeout = BOUND};
     assert_conc_ok(conc_aio_barrier_new(3, &c.bar));
     /* Cancelled while waiting: it no longer counts, nothing breaks. */
-    conc_future *a = spawn(barrier_waiter, &c, 0);
-    conc_future *b = spawn(barrier_waiter, &c, 1);
-    step();
+    conc_future *a, *b;
+    spawn_two(barrier_waiter, &c, 0, &a, &b);
     assert_int_equal(conc_aio_barrier_n_waiting(c.bar), 2);
     conc_aio_task_cancel(a, NULL);
     finish(a);
@@ -906,29 +915,20 @@ CHILD(queue_handover_main)
     struct ctx c = {.timeout = BOUND};
     assert_conc_ok(
         conc_aio_queue_new(&(conc_aio_queue_opts){.maxsize = 1}, &c.q));
-    conc_future *a = spawn(getter, &c, 0);
-    conc_future *b = spawn(getter, &c, 1);
-    step();
+    conc_future *a, *b;
+    spawn_two(getter, &c, 0, &a, &b);
     assert_conc_ok(conc_aio_queue_put_nowait(c.q, (void *)9)); /* wakes a */
     assert_int_equal(conc_aio_task_cancel(a, NULL), 1);
-    finish(a);
-    finish(b);
-    assert_conc(c.rc[0], CONC_ECANCELED);
-    assert_conc_ok(c.rc[1]);
+    finish_handed_over(&c, a, b, 0);
     assert_int_equal((intptr_t)c.got[1], 9);
     /* Putters: the queue is full, two wait; a get wakes the first, which
      * is cancelled before it runs; the second puts. */
     assert_conc_ok(conc_aio_queue_put_nowait(c.q, (void *)8));
     c.n = 0;
-    a = spawn(putter, &c, 2);
-    b = spawn(putter, &c, 3);
-    step();
+    spawn_two(putter, &c, 2, &a, &b);
     assert_int_equal(get_now(c.q), 8);
     assert_int_equal(conc_aio_task_cancel(a, NULL), 1);
-    finish(a);
-    finish(b);
-    assert_conc(c.rc[2], CONC_ECANCELED);
-    assert_conc_ok(c.rc[3]);
+    finish_handed_over(&c, a, b, 2);
     assert_int_equal(get_now(c.q), 103);
     assert_int_equal(conc_aio_queue_empty(c.q), 1);
     conc_aio_queue_free(c.q);
