@@ -165,21 +165,41 @@ test_simplex_directions(void **state)
     conc_conn_free(r);
 }
 
+/* Forks a child that runs fn with b as its end of the pair (a, which fn
+ * closes, as the other); the parent closes b and keeps a. Returns the
+ * child's pid. */
+static pid_t
+fork_peer(int (*fn)(void *), conc_conn *a, conc_conn *b)
+{
+    struct two t = {.mine = b, .other = a};
+    pid_t pid = fork_child(fn, &t);
+    conc_conn_free(b);
+    return pid;
+}
+
 /* ---- message boundaries for many sizes ----------------------------------- */
 
+/* A child's loop: sends back each message until the peer closes; with
+ * `rings`, checks that the connection moved to rings both ways. */
 static int
-echo_child(void *arg)
+echo_until_closed(struct two *t, int rings)
 {
-    struct two *t = arg;
     conc_conn_free(t->other);
     conc_buf b = CONC_BUF_INIT;
     int r;
     while ((r = conc_conn_recv_bytes(t->mine, 30.0, &b)) == 0)
         CHECK(conc_conn_send_bytes(t->mine, b.data, b.len, CONC_FOREVER) == 0);
     CHECK(r == CONC_ECLOSED);
+    CHECK(!rings || (t->mine->rx_ring && t->mine->tx_ring));
     conc_buf_free(&b);
     conc_conn_free(t->mine);
     return 0;
+}
+
+static int
+echo_child(void *arg)
+{
+    return echo_until_closed(arg, 0);
 }
 
 static const size_t sizes[] = {0,
@@ -208,9 +228,7 @@ test_boundaries_echo(void **state)
     {
         conc_conn *a, *b;
         assert_conc_ok(conc_pipe(NULL, &a, &b));
-        struct two t = {.mine = b, .other = a};
-        pid_t pid = fork_child(echo_child, &t);
-        conc_conn_free(b);
+        pid_t pid = fork_peer(echo_child, a, b);
         uint8_t *big = pattern(16u << 20, 0);
         uint8_t *into = malloc(16u << 20);
         assert_non_null(into);
@@ -328,9 +346,7 @@ test_recv_into_too_small(void **state)
 
     /* A message larger than the input buffer, from a child. */
     assert_conc_ok(conc_pipe(NULL, &a, &b));
-    struct two t = {.mine = b, .other = a};
-    pid_t pid = fork_child(send_big_child, &t);
-    conc_conn_free(b);
+    pid_t pid = fork_peer(send_big_child, a, b);
     uint8_t *into = malloc(300000);
     assert_non_null(into);
     assert_conc(conc_conn_recv_bytes_into(a, into, 1000, 10.0, &len),
@@ -982,9 +998,7 @@ test_nonblocking_descriptors(void **state)
     conc_conn *a, *b;
     assert_conc_ok(conc_conn_from_fd(sv[0], NULL, &a));
     assert_conc_ok(conc_conn_from_fd(sv[1], NULL, &b));
-    struct two t = {.mine = b, .other = a};
-    pid_t pid = fork_child(echo_child, &t);
-    conc_conn_free(b);
+    pid_t pid = fork_peer(echo_child, a, b);
     size_t n = 4u << 20; /* far more than the socket holds */
     uint8_t *p = pattern(n, 6);
     conc_buf got = CONC_BUF_INIT;
@@ -1150,9 +1164,7 @@ test_pingpong_processes(void **state)
     (void)state;
     conc_conn *a, *b;
     assert_conc_ok(conc_pipe(NULL, &a, &b));
-    struct two t = {.mine = b, .other = a};
-    pid_t pid = fork_child(pingpong_child, &t);
-    conc_conn_free(b);
+    pid_t pid = fork_peer(pingpong_child, a, b);
     for (uint64_t i = 0; i < ROUNDS; i++) {
         uint64_t v = i;
         size_t n;
@@ -1313,17 +1325,7 @@ test_ring_sizes_and_descriptors(void **state)
 static int
 ring_echo_child(void *arg)
 {
-    struct two *t = arg;
-    conc_conn_free(t->other);
-    conc_buf b = CONC_BUF_INIT;
-    int r;
-    while ((r = conc_conn_recv_bytes(t->mine, 30.0, &b)) == 0)
-        CHECK(conc_conn_send_bytes(t->mine, b.data, b.len, CONC_FOREVER) == 0);
-    CHECK(r == CONC_ECLOSED);
-    CHECK(t->mine->rx_ring && t->mine->tx_ring);
-    conc_buf_free(&b);
-    conc_conn_free(t->mine);
-    return 0;
+    return echo_until_closed(arg, 1);
 }
 
 #define BURSTS 200
@@ -1339,9 +1341,7 @@ test_ring_wraps_across_processes(void **state)
     assert_conc_ok(conc_pipe(NULL, &a, &b));
     conc_buf got = CONC_BUF_INIT;
     assert_conc(conc_conn_recv_bytes(a, 0, &got), CONC_ETIMEDOUT);
-    struct two t = {.mine = b, .other = a};
-    pid_t pid = fork_child(ring_echo_child, &t);
-    conc_conn_free(b);
+    pid_t pid = fork_peer(ring_echo_child, a, b);
     uint8_t *p = pattern(6000 + BURST, 9);
     for (unsigned k = 0; k < BURSTS; k++) {
         for (unsigned i = 0; i < BURST; i++) {
