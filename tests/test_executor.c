@@ -114,6 +114,22 @@ no_fd_task(const void *arg, size_t len, conc_buf *result)
     return conc_buf_append(result, r, sizeof r);
 }
 
+/* Opens the fixture, then an executor of kind k with `workers` workers. */
+static conc_executor *
+open_exec(enum kind k, int workers)
+{
+    fixture_open();
+    return new_exec(k, &(conc_executor_opts){.max_workers = workers});
+}
+
+/* Frees ex, then closes the fixture. */
+static void
+close_exec(conc_executor *ex)
+{
+    conc_executor_free(ex);
+    fixture_close();
+}
+
 /* ---- Creation and options ------------------------------------------------ */
 
 static void
@@ -131,8 +147,7 @@ body_defaults(enum kind k)
     conc_executor_opts o = {.max_workers = 3};
     ex = new_exec(k, &o);
     assert_int_equal(conc_executor_max_workers(ex), 3);
-    conc_executor_free(ex);
-    fixture_close();
+    close_exec(ex);
 }
 
 static void
@@ -212,15 +227,13 @@ body_submit_result(enum kind k)
         conc_executor_submit(ex, count_task, &one, sizeof one, NULL));
     assert_conc_ok(conc_executor_shutdown(ex, 1, 0, CONC_FOREVER));
     assert_int_equal(atomic_load(&fx.sh->finished), 1);
-    conc_executor_free(ex);
-    fixture_close();
+    close_exec(ex);
 }
 
 static void
 body_submit_invalid(enum kind k)
 {
-    fixture_open();
-    conc_executor *ex = new_exec(k, &(conc_executor_opts){.max_workers = 1});
+    conc_executor *ex = open_exec(k, 1);
     conc_future *f = NULL;
     int v = 1;
     /* Allocation failure in a first submit (later ones may reuse a
@@ -243,8 +256,7 @@ body_submit_invalid(enum kind k)
     assert_null(f);
     assert_conc_ok(conc_executor_shutdown(ex, 1, 0, CONC_FOREVER));
     assert_int_equal(atomic_load(&fx.sh->finished), 0);
-    conc_executor_free(ex);
-    fixture_close();
+    close_exec(ex);
 }
 
 /* A failing task's code and message reach the caller; a later failure
@@ -252,8 +264,7 @@ body_submit_invalid(enum kind k)
 static void
 body_task_failure(enum kind k)
 {
-    fixture_open();
-    conc_executor *ex = new_exec(k, &(conc_executor_opts){.max_workers = 1});
+    conc_executor *ex = open_exec(k, 1);
     conc_future *f = submit_int(ex, fail_task, 7);
     conc_clear_failure();
     assert_conc(conc_future_result(f, WAIT_S, NULL, NULL), CONC_EVALUE);
@@ -275,8 +286,7 @@ body_task_failure(enum kind k)
     f = submit_int(ex, square_task, 9);
     assert_int_equal(future_int(f), 81);
     conc_future_free(f);
-    conc_executor_free(ex);
-    fixture_close();
+    close_exec(ex);
 }
 
 /* The caller drops its futures at once; the executor holds them until
@@ -284,8 +294,7 @@ body_task_failure(enum kind k)
 static void
 body_drop_futures(enum kind k)
 {
-    fixture_open();
-    conc_executor *ex = new_exec(k, &(conc_executor_opts){.max_workers = 2});
+    conc_executor *ex = open_exec(k, 2);
     for (int i = 0; i < 10; i++)
         conc_future_free(submit_int(ex, held_task, i));
     for (int i = 0; i < 20; i++)
@@ -303,8 +312,7 @@ body_drop_futures(enum kind k)
 static void
 body_futures_outlive(enum kind k)
 {
-    fixture_open();
-    conc_executor *ex = new_exec(k, &(conc_executor_opts){.max_workers = 2});
+    conc_executor *ex = open_exec(k, 2);
     conc_future *f[3];
     for (int i = 0; i < 3; i++)
         f[i] = submit_int(ex, square_task, i + 2);
@@ -324,8 +332,7 @@ body_futures_outlive(enum kind k)
 static void
 body_cancel(enum kind k)
 {
-    fixture_open();
-    conc_executor *ex = new_exec(k, &(conc_executor_opts){.max_workers = 1});
+    conc_executor *ex = open_exec(k, 1);
     conc_future *a = submit_int(ex, held_token_task, 0);
     wait_started(1);
     conc_future *b = submit_int(ex, count_task, 1);
@@ -372,8 +379,7 @@ test_cancel_token_threads(void **state)
     assert_int_equal(future_int(g), 0);
     conc_future_free(g);
     conc_future_free(f);
-    conc_executor_free(ex);
-    fixture_close();
+    close_exec(ex);
 }
 
 /* A thread task may wait for a task submitted after it (as in Python,
@@ -447,8 +453,7 @@ check_square_map(conc_map_iter *it, int n)
 static void
 body_map_order(enum kind k)
 {
-    fixture_open();
-    conc_executor *ex = new_exec(k, &(conc_executor_opts){.max_workers = 3});
+    conc_executor *ex = open_exec(k, 3);
     enum { N = 200 };
     int in[N];
     for (int i = 0; i < N; i++)
@@ -479,21 +484,17 @@ body_map_order(enum kind k)
     assert_conc_ok(conc_executor_map(ex, square_task, &items, NULL, &it));
     assert_conc_ok(conc_map_next(it, CONC_FOREVER, NULL, NULL));
     conc_map_free(it);
-    conc_executor_free(ex);
-    fixture_close();
+    close_exec(ex);
 }
 
 /* A failed item reports its code and message; the map goes on. */
 static void
 body_map_failure(enum kind k)
 {
-    fixture_open();
-    conc_executor *ex = new_exec(k, &(conc_executor_opts){.max_workers = 2});
+    conc_executor *ex = open_exec(k, 2);
     enum { N = 25 };
     int in[N];
-    for (int i = 0; i < N; i++)
-        in[i] = i;
-    conc_items items = CONC_ITEMS(in, N);
+    conc_items items = number_items(in, N);
     conc_map_opts mo = {.chunksize = 4};
     conc_map_iter *it;
     assert_conc_ok(
@@ -516,8 +517,7 @@ body_map_failure(enum kind k)
     }
     assert_conc(conc_map_next(it, CONC_FOREVER, NULL, NULL), CONC_ECLOSED);
     conc_map_free(it);
-    conc_executor_free(ex);
-    fixture_close();
+    close_exec(ex);
 }
 
 /* A generator input: counts how far it was consumed. */
@@ -542,8 +542,7 @@ gen_next(void *ctx, conc_buf *item)
 static void
 body_map_lazy(enum kind k)
 {
-    fixture_open();
-    conc_executor *ex = new_exec(k, &(conc_executor_opts){.max_workers = 2});
+    conc_executor *ex = open_exec(k, 2);
     enum { N = 60, IN_FLIGHT = 4, CHUNK = 2 };
     struct gen g = {.n = N, .fail_at = -1};
     conc_items items = {.next = gen_next, .ctx = &g};
@@ -575,15 +574,13 @@ body_map_lazy(enum kind k)
     assert_string_equal(conc_failure_message(), "generator broke at 5");
     conc_map_free(it);
     assert_true(atomic_load(&bad.calls) <= 6);
-    conc_executor_free(ex);
-    fixture_close();
+    close_exec(ex);
 }
 
 static void
 body_map_timeout(enum kind k)
 {
-    fixture_open();
-    conc_executor *ex = new_exec(k, &(conc_executor_opts){.max_workers = 2});
+    conc_executor *ex = open_exec(k, 2);
     int in[6] = {0, 1, 2, 3, 4, 5};
     conc_items items = CONC_ITEMS(in, 6);
     conc_map_opts mo = {.timed = 1, .timeout = SHORT_S};
@@ -597,8 +594,7 @@ body_map_timeout(enum kind k)
     wait_started(1);
     release_gate();
     conc_map_free(it); /* waits for what runs */
-    conc_executor_free(ex);
-    fixture_close();
+    close_exec(ex);
 }
 
 /* A map's timeout follows the rules of every timeout once `timed` is set:
@@ -606,8 +602,7 @@ body_map_timeout(enum kind k)
 static void
 body_map_timeout_rules(enum kind k)
 {
-    fixture_open();
-    conc_executor *ex = new_exec(k, &(conc_executor_opts){.max_workers = 2});
+    conc_executor *ex = open_exec(k, 2);
     int in[4] = {0, 1, 2, 3};
     conc_items items = CONC_ITEMS(in, 4);
     conc_map_iter *it = NULL;
@@ -636,8 +631,7 @@ body_map_timeout_rules(enum kind k)
         assert_int_equal(*(const int *)data, i * i);
     }
     conc_map_free(it);
-    conc_executor_free(ex);
-    fixture_close();
+    close_exec(ex);
 }
 
 struct progress_log {
@@ -662,8 +656,7 @@ progress_fn(void *arg, size_t done, size_t total)
 static void
 body_map_progress(enum kind k)
 {
-    fixture_open();
-    conc_executor *ex = new_exec(k, &(conc_executor_opts){.max_workers = 2});
+    conc_executor *ex = open_exec(k, 2);
     enum { N = 40 };
     int in[N];
     for (int i = 0; i < N; i++)
@@ -693,15 +686,13 @@ body_map_progress(enum kind k)
     assert_int_equal(pg.bad, 0);
     assert_int_equal(pg.last_done, N);
     assert_true(pg.total == 0 || pg.total == N);
-    conc_executor_free(ex);
-    fixture_close();
+    close_exec(ex);
 }
 
 static void
 body_map_invalid(enum kind k)
 {
-    fixture_open();
-    conc_executor *ex = new_exec(k, &(conc_executor_opts){.max_workers = 1});
+    conc_executor *ex = open_exec(k, 1);
     int in[3] = {1, 2, 3};
     conc_items items = CONC_ITEMS(in, 3);
     conc_map_iter *it = NULL;
@@ -721,21 +712,17 @@ body_map_invalid(enum kind k)
     assert_conc(conc_executor_map(ex, square_task, &items, NULL, &it),
                 CONC_ECLOSED);
     assert_null(it);
-    conc_executor_free(ex);
-    fixture_close();
+    close_exec(ex);
 }
 
 /* shutdown(cancel_futures) during a map: what never started is cancelled. */
 static void
 body_map_cancel_futures(enum kind k)
 {
-    fixture_open();
-    conc_executor *ex = new_exec(k, &(conc_executor_opts){.max_workers = 1});
+    conc_executor *ex = open_exec(k, 1);
     enum { N = 10 };
     int in[N];
-    for (int i = 0; i < N; i++)
-        in[i] = i;
-    conc_items items = CONC_ITEMS(in, N);
+    conc_items items = number_items(in, N);
     conc_map_opts mo = {.max_in_flight = 4};
     conc_map_iter *it;
     assert_conc_ok(conc_executor_map(ex, held_task, &items, &mo, &it));
@@ -759,8 +746,7 @@ body_map_cancel_futures(enum kind k)
     assert_true(cancelled > 0);
     conc_map_free(it);
     assert_true(atomic_load(&fx.sh->started) < N);
-    conc_executor_free(ex);
-    fixture_close();
+    close_exec(ex);
 }
 
 /* ---- Shutdown ------------------------------------------------------------ */
@@ -797,8 +783,7 @@ check_closed(conc_executor *ex)
 static void
 body_shutdown_wait(enum kind k)
 {
-    fixture_open();
-    conc_executor *ex = new_exec(k, &(conc_executor_opts){.max_workers = 2});
+    conc_executor *ex = open_exec(k, 2);
     conc_future *f = submit_int(ex, held_task, 3);
     wait_started(1);
     struct shutdown_call s = {.ex = ex, .wait = 1};
@@ -817,15 +802,13 @@ body_shutdown_wait(enum kind k)
     assert_conc_ok(conc_executor_shutdown(ex, 0, 1, CONC_FOREVER));
     conc_event_free(s.done);
     conc_future_free(f);
-    conc_executor_free(ex);
-    fixture_close();
+    close_exec(ex);
 }
 
 static void
 body_shutdown_nowait(enum kind k)
 {
-    fixture_open();
-    conc_executor *ex = new_exec(k, &(conc_executor_opts){.max_workers = 1});
+    conc_executor *ex = open_exec(k, 1);
     conc_future *f = submit_int(ex, held_task, 4);
     conc_future *g = submit_int(ex, count_task, 5);
     wait_started(1);
@@ -838,15 +821,13 @@ body_shutdown_nowait(enum kind k)
     assert_int_equal(future_int(g), 5);
     conc_future_free(f);
     conc_future_free(g);
-    conc_executor_free(ex);
-    fixture_close();
+    close_exec(ex);
 }
 
 static void
 body_shutdown_cancel(enum kind k)
 {
-    fixture_open();
-    conc_executor *ex = new_exec(k, &(conc_executor_opts){.max_workers = 1});
+    conc_executor *ex = open_exec(k, 1);
     conc_future *a = submit_int(ex, held_task, 2);
     wait_started(1);
     conc_future *pending[5];
@@ -865,8 +846,7 @@ body_shutdown_cancel(enum kind k)
     assert_conc_ok(conc_executor_shutdown(ex, 1, 0, CONC_FOREVER));
     assert_int_equal(atomic_load(&fx.sh->finished), 0);
     conc_future_free(a);
-    conc_executor_free(ex);
-    fixture_close();
+    close_exec(ex);
 }
 
 /* The same once the executor has run many tiny tasks (a process executor
@@ -875,12 +855,9 @@ body_shutdown_cancel(enum kind k)
 static void
 body_shutdown_cancel_warm(enum kind k)
 {
-    fixture_open();
-    conc_executor *ex = new_exec(k, &(conc_executor_opts){.max_workers = 1});
+    conc_executor *ex = open_exec(k, 1);
     int in[300];
-    for (int i = 0; i < 300; i++)
-        in[i] = i;
-    conc_items items = CONC_ITEMS(in, 300);
+    conc_items items = number_items(in, 300);
     conc_map_iter *it;
     assert_conc_ok(conc_executor_map(ex, square_task, &items, NULL, &it));
     check_square_map(it, 300);
@@ -909,8 +886,7 @@ body_shutdown_cancel_warm(enum kind k)
 static void
 body_shutdown_runs_pending(enum kind k)
 {
-    fixture_open();
-    conc_executor *ex = new_exec(k, &(conc_executor_opts){.max_workers = 2});
+    conc_executor *ex = open_exec(k, 2);
     enum { N = 50 };
     conc_future *fs[N];
     for (int i = 0; i < N; i++)
@@ -922,8 +898,7 @@ body_shutdown_runs_pending(enum kind k)
         assert_int_equal(future_int(fs[i]), i);
         conc_future_free(fs[i]);
     }
-    conc_executor_free(ex);
-    fixture_close();
+    close_exec(ex);
 }
 
 /* shutdown(wait) from one of the executor's own tasks would wait for
@@ -1015,8 +990,7 @@ body_bounded_fail(enum kind k)
     f = submit_int(ex, square_task, 4);
     assert_int_equal(future_int(f), 16);
     conc_future_free(f);
-    conc_executor_free(ex);
-    fixture_close();
+    close_exec(ex);
 }
 
 static void
@@ -1033,8 +1007,7 @@ body_bounded_timeout(enum kind k)
     assert_true(conc_monotonic() - t0 >= SHORT_S - SLACK_S);
     assert_null(f);
     drain(fs);
-    conc_executor_free(ex);
-    fixture_close();
+    close_exec(ex);
 }
 
 /* A per-call timeout bounds the wait for room whatever the executor's
@@ -1112,8 +1085,7 @@ body_bounded_block(enum kind k)
     assert_conc(s.rc, CONC_ECLOSED);
     conc_event_free(s.done);
     drain(fs);
-    conc_executor_free(ex);
-    fixture_close();
+    close_exec(ex);
 }
 
 /* shutdown(cancel_futures) with a submitter blocked for room and the only
@@ -1140,8 +1112,7 @@ body_bounded_shutdown_cancel(enum kind k)
     for (int i = 0; i < 3; i++)
         conc_future_free(fs[i]);
     conc_event_free(s.done);
-    conc_executor_free(ex);
-    fixture_close();
+    close_exec(ex);
 }
 
 /* ---- Initializer --------------------------------------------------------- */
@@ -1201,8 +1172,7 @@ body_initializer_fails(enum kind k)
                 CONC_EBROKEN);
     assert_null(f);
     assert_true(atomic_load(&fx.sh->init_runs) >= 1);
-    conc_executor_free(ex);
-    fixture_close();
+    close_exec(ex);
 }
 
 /* ---- Descriptor passing -------------------------------------------------- */
@@ -1235,8 +1205,7 @@ wait_eof(int fd)
 static void
 body_fd_passing(enum kind k)
 {
-    fixture_open();
-    conc_executor *ex = new_exec(k, &(conc_executor_opts){.max_workers = 2});
+    conc_executor *ex = open_exec(k, 2);
     assert_int_equal(conc_task_fd(), -1);
     for (int take = 0; take < 2; take++) {
         int sv[2];
@@ -1273,8 +1242,7 @@ body_fd_passing(enum kind k)
     assert_conc_ok(conc_future_result(f, WAIT_S, &data, &len));
     assert_int_equal(((const int *)data)[0], -1);
     conc_future_free(f);
-    conc_executor_free(ex);
-    fixture_close();
+    close_exec(ex);
 }
 
 /* ---- Scoped form --------------------------------------------------------- */
@@ -1338,8 +1306,7 @@ client_fn(void *arg)
 static void
 body_many_clients(enum kind k)
 {
-    fixture_open();
-    conc_executor *ex = new_exec(k, &(conc_executor_opts){.max_workers = 3});
+    conc_executor *ex = open_exec(k, 3);
     enum { C = 4 };
     struct client c[C];
     conc_thread *t[C];
@@ -1351,8 +1318,7 @@ body_many_clients(enum kind k)
         join_thread(t[i]);
         assert_int_equal(c[i].bad, 0);
     }
-    conc_executor_free(ex);
-    fixture_close();
+    close_exec(ex);
 }
 
 int

@@ -140,9 +140,7 @@ test_death_in_map_chunk(void **state)
         new_exec(PROCESSES, &(conc_executor_opts){.max_workers = 2});
     enum { N = 100 };
     int in[N];
-    for (int i = 0; i < N; i++)
-        in[i] = i;
-    conc_items items = CONC_ITEMS(in, N);
+    conc_items items = number_items(in, N);
     conc_map_iter *it;
     assert_conc_ok(conc_executor_map(ex, die_at_55_task, &items,
                                      &(conc_map_opts){.chunksize = 13}, &it));

@@ -396,9 +396,7 @@ body_map_chunks(enum kind k)
     enum { N = 160 };
     static int in[N];
     static struct tagged who[N];
-    for (int i = 0; i < N; i++)
-        in[i] = i;
-    conc_items items = CONC_ITEMS(in, N);
+    conc_items items = number_items(in, N);
     conc_map_opts mo = {.chunksize = 25};
     assert_conc_ok(conc_pool_map(p, tagged_task, &items, who, sizeof *who, &mo,
                                  CONC_FOREVER));
@@ -422,9 +420,7 @@ body_map_failures(enum kind k)
     conc_pool *p = pool_of(k, 4);
     enum { N = 10 };
     int in[N], out[N];
-    for (int i = 0; i < N; i++)
-        in[i] = i;
-    conc_items items = CONC_ITEMS(in, N);
+    conc_items items = number_items(in, N);
     conc_map_opts one = {.chunksize = 1};
 
     /* A result of the wrong size fails its item; the others are stored. */
@@ -572,9 +568,7 @@ body_map_async(enum kind k)
     conc_pool *p = pool_of(k, 2);
     enum { N = 20 };
     int in[N], out[N];
-    for (int i = 0; i < N; i++)
-        in[i] = i;
-    conc_items items = CONC_ITEMS(in, N);
+    conc_items items = number_items(in, N);
     conc_apply_opts cb = {
         .callback = ok_cb, .error_callback = err_cb, .arg = &log};
     conc_async_result *r = NULL;
@@ -677,9 +671,7 @@ body_imap(enum kind k)
     conc_pool *p = pool_of(k, 3);
     enum { N = 100 };
     int in[N];
-    for (int i = 0; i < N; i++)
-        in[i] = i;
-    conc_items items = CONC_ITEMS(in, N);
+    conc_items items = number_items(in, N);
     size_t chunks[] = {1, 3, N};
     for (size_t c = 0; c < 3; c++) {
         conc_map_iter *it;
@@ -808,9 +800,7 @@ body_imap_unordered(enum kind k)
     conc_pool *p = pool_of(k, 2);
     enum { N = 10 };
     int in[N];
-    for (int i = 0; i < N; i++)
-        in[i] = i;
-    conc_items items = CONC_ITEMS(in, N);
+    conc_items items = number_items(in, N);
     conc_map_iter *it;
     assert_conc_ok(conc_pool_imap_unordered(
         p, first_held_task, &items, &(conc_map_opts){.chunksize = 1}, &it));
@@ -849,9 +839,7 @@ body_imap_unordered_churn(enum kind k)
     conc_pool *p = pool_of(k, 4);
     enum { N = 48, ROUNDS = 120 };
     int in[N];
-    for (int i = 0; i < N; i++)
-        in[i] = i;
-    conc_items items = CONC_ITEMS(in, N);
+    conc_items items = number_items(in, N);
     conc_map_opts mo = {.chunksize = 1, .max_in_flight = 12};
     for (int round = 0; round < ROUNDS; round++) {
         conc_map_iter *it;
@@ -929,9 +917,7 @@ body_imap_enomem(enum kind k)
     conc_pool *p = pool_of(k, 2);
     enum { N = 12 };
     int in[N];
-    for (int i = 0; i < N; i++)
-        in[i] = i;
-    conc_items items = CONC_ITEMS(in, N);
+    conc_items items = number_items(in, N);
     conc_map_iter *it;
     int failed = 0, ended_early = 0;
     for (int ordered = 0; ordered < 2; ordered++) {

@@ -163,9 +163,7 @@ test_death_in_map_chunk(void **state)
     conc_pool *p = pool_of(PROCESSES, 2);
     enum { N = 100 };
     int in[N], out[N];
-    for (int i = 0; i < N; i++)
-        in[i] = i;
-    conc_items items = CONC_ITEMS(in, N);
+    conc_items items = number_items(in, N);
     const size_t sizes[] = {13, 100, 1, 7};
     for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
         for (int i = 0; i < N; i++)
@@ -227,9 +225,7 @@ test_death_in_imap_chunk(void **state)
     conc_pool *p = pool_of(PROCESSES, 2);
     enum { N = 100 };
     int in[N];
-    for (int i = 0; i < N; i++)
-        in[i] = i;
-    conc_items items = CONC_ITEMS(in, N);
+    conc_items items = number_items(in, N);
     const size_t sizes[] = {13, 100, 1};
     for (int run = 0; run < 12; run++) {
         int ordered = run % 2, big = run / 6;
@@ -1143,9 +1139,7 @@ test_caller_nomem(void **state)
     (void)state;
     fixture_open();
     int in[30];
-    for (int i = 0; i < 30; i++)
-        in[i] = i;
-    conc_items items = CONC_ITEMS(in, 30);
+    conc_items items = number_items(in, 30);
     for (long n = 1; n < 120; n++) { /* past the calls' last allocation */
         conc_test_fail_alloc_after(n);
         conc_pool *p = NULL;

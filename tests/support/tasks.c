@@ -126,6 +126,14 @@ release_gate(void)
 
 /* ---- Tasks -------------------------------------------------------------- */
 
+conc_items
+number_items(int *in, int n)
+{
+    for (int i = 0; i < n; i++)
+        in[i] = i;
+    return CONC_ITEMS(in, (size_t)n);
+}
+
 int
 arg_int(const void *arg, size_t len)
 {

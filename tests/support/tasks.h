@@ -123,6 +123,9 @@ int run_per_engine(const struct CMUnitTest *tests, size_t ntests,
 
 /* ---- Tasks -------------------------------------------------------------- */
 
+/* The items 0, 1, ..., n - 1, written into the caller's array in. */
+conc_items number_items(int *in, int n);
+
 int arg_int(const void *arg, size_t len);
 int put_int(conc_buf *result, int v);
 
