@@ -114,22 +114,6 @@ no_fd_task(const void *arg, size_t len, conc_buf *result)
     return conc_buf_append(result, r, sizeof r);
 }
 
-/* Opens the fixture, then an executor of kind k with `workers` workers. */
-static conc_executor *
-open_exec(enum kind k, int workers)
-{
-    fixture_open();
-    return new_exec(k, &(conc_executor_opts){.max_workers = workers});
-}
-
-/* Frees ex, then closes the fixture. */
-static void
-close_exec(conc_executor *ex)
-{
-    conc_executor_free(ex);
-    fixture_close();
-}
-
 /* ---- Creation and options ------------------------------------------------ */
 
 static void

@@ -86,8 +86,7 @@ run_death(enum death how, const char *what)
     conc_future_free(a);
     conc_future_free(b);
     assert_int_equal(conc_executor_max_workers(ex), 2);
-    conc_executor_free(ex);
-    fixture_close();
+    close_exec(ex);
 }
 
 DEATH_TESTS_OF(run_death)
@@ -112,8 +111,7 @@ test_death_spares_others(void **state)
     conc_future_free(a);
     conc_future_free(b);
     conc_future_free(d);
-    conc_executor_free(ex);
-    fixture_close();
+    close_exec(ex);
 }
 
 /* Counts its runs per item in fx.sh->slot; item 55 kills its worker. */
@@ -161,8 +159,7 @@ test_death_in_map_chunk(void **state)
     conc_map_free(it);
     for (int i = 0; i < N; i++)
         assert_int_equal(atomic_load(&fx.sh->slot[i]), 1);
-    conc_executor_free(ex);
-    fixture_close();
+    close_exec(ex);
 }
 
 /* An idle worker killed from outside is replaced; no task fails. */
@@ -183,8 +180,7 @@ test_idle_worker_killed(void **state)
         conc_future_free(f);
     }
     assert_int_not_equal(run_whoami(ex).pid, w.pid);
-    conc_executor_free(ex);
-    fixture_close();
+    close_exec(ex);
 }
 
 static void
@@ -214,8 +210,7 @@ test_task_timeout(void **state)
     f = submit_int(ex, square_task, 4);
     assert_int_equal(future_int(f), 16);
     conc_future_free(f);
-    conc_executor_free(ex);
-    fixture_close();
+    close_exec(ex);
 }
 
 static void
@@ -235,8 +230,7 @@ test_max_tasks_per_child(void **state)
     }
     assert_int_not_equal(pids[0], pids[4]);
     assert_int_not_equal(pids[0], (int)getpid());
-    conc_executor_free(ex);
-    fixture_close();
+    close_exec(ex);
 }
 
 /* Random deaths: tasks record their pid in their item's slot while they
@@ -286,8 +280,7 @@ test_random_deaths(void **state)
     conc_future *f = submit_int(ex, square_task, 12);
     assert_int_equal(future_int(f), 144);
     conc_future_free(f);
-    conc_executor_free(ex);
-    fixture_close();
+    close_exec(ex);
 }
 
 /* ---- Cancelling a running task (cancel_kills) -----------------------------
@@ -339,8 +332,7 @@ test_cancel_running_default(void **state)
     assert_int_equal(future_int(f), 9);
     assert_int_equal(run_whoami(ex).pid, pid); /* the same worker */
     conc_future_free(f);
-    conc_executor_free(ex);
-    fixture_close();
+    close_exec(ex);
 }
 
 /* With cancel_kills, cancelling a running task kills its worker: the
@@ -379,8 +371,7 @@ test_cancel_kills_running(void **state)
     assert_int_not_equal(run_whoami(ex).pid, pid);
     assert_int_equal(atomic_load(&done), 1);
     conc_future_free(f);
-    conc_executor_free(ex);
-    fixture_close();
+    close_exec(ex);
 }
 
 /* A Pool's AsyncResult is the same engine's future: with cancel_kills, a
@@ -402,8 +393,7 @@ test_cancel_kills_pool(void **state)
     assert_int_equal(result_int(next), 25);
     conc_future_free(next);
     conc_future_free(r);
-    close_join(p);
-    fixture_close();
+    close_pool(p);
 }
 
 /* A Pool callback that holds the result thread until the test opens
@@ -451,8 +441,7 @@ test_cancel_after_finish(void **state)
     conc_future_free(f);
     conc_future_free(g);
     conc_event_free(hold);
-    close_join(p);
-    fixture_close();
+    close_pool(p);
 }
 
 /* The task finishes while the kill is on its way, or its worker has
@@ -506,8 +495,7 @@ test_cancel_kill_races(void **state)
     conc_future *f = submit_int(ex, square_task, 12);
     assert_int_equal(future_int(f), 144);
     conc_future_free(f);
-    conc_executor_free(ex);
-    fixture_close();
+    close_exec(ex);
 }
 
 /* The worker was already dying (killed from outside) when the cancel
@@ -542,8 +530,7 @@ test_cancel_dying_worker(void **state)
         conc_future_free(behind);
         conc_future_free(f);
     }
-    conc_executor_free(ex);
-    fixture_close();
+    close_exec(ex);
 }
 
 /* ---- A TaskGroup kills its running process tasks ------------------------ */
@@ -601,8 +588,7 @@ test_taskgroup_kills_process_task(void **state)
     assert_int_not_equal(run_whoami(ex).pid, pid);
     conc_future_free(f);
     conc_future_free(pf);
-    conc_executor_free(ex);
-    fixture_close();
+    close_exec(ex);
 }
 
 int

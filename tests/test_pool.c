@@ -169,8 +169,7 @@ body_create(enum kind k)
 static void
 body_apply(enum kind k)
 {
-    fixture_open();
-    conc_pool *p = pool_of(k, 2);
+    conc_pool *p = open_pool(k, 2);
     conc_buf out = CONC_BUF_INIT;
     int v = 7;
     assert_conc_ok(
@@ -202,15 +201,13 @@ body_apply(enum kind k)
     assert_conc(conc_pool_apply_async(p, NULL, &v, sizeof v, NULL, &r),
                 CONC_EINVAL);
     assert_null(r);
-    close_join(p);
-    fixture_close();
+    close_pool(p);
 }
 
 static void
 body_async_result(enum kind k)
 {
-    fixture_open();
-    conc_pool *p = pool_of(k, 2);
+    conc_pool *p = open_pool(k, 2);
     conc_async_result *r = apply_int(p, held_task, 5, NULL);
     wait_started(1);
     /* Not ready: wait and get time out, successful is an error. */
@@ -346,8 +343,7 @@ body_callbacks_errors(enum kind k)
 static void
 body_map(enum kind k)
 {
-    fixture_open();
-    conc_pool *p = pool_of(k, 3);
+    conc_pool *p = open_pool(k, 3);
     enum { N = 1000 };
     static int in[N], out[N];
     for (int i = 0; i < N; i++)
@@ -373,8 +369,7 @@ body_map(enum kind k)
     items.count = 0;
     assert_conc_ok(conc_pool_map(p, square_task, &items, out, sizeof *out, NULL,
                                  CONC_FOREVER));
-    close_join(p);
-    fixture_close();
+    close_pool(p);
 }
 
 /* Each chunk runs whole in one worker. */
@@ -391,8 +386,7 @@ check_chunks(const struct tagged *who, int n, int chunk)
 static void
 body_map_chunks(enum kind k)
 {
-    fixture_open();
-    conc_pool *p = pool_of(k, 4);
+    conc_pool *p = open_pool(k, 4);
     enum { N = 160 };
     static int in[N];
     static struct tagged who[N];
@@ -409,15 +403,13 @@ body_map_chunks(enum kind k)
                                  CONC_FOREVER));
     check_chunks(who, N, 10);
     assert_int_equal(who[N - 1].value, N - 1);
-    close_join(p);
-    fixture_close();
+    close_pool(p);
 }
 
 static void
 body_map_failures(enum kind k)
 {
-    fixture_open();
-    conc_pool *p = pool_of(k, 4);
+    conc_pool *p = open_pool(k, 4);
     enum { N = 10 };
     int in[N], out[N];
     conc_items items = number_items(in, N);
@@ -448,8 +440,7 @@ body_map_failures(enum kind k)
                 CONC_EVALUE);
     assert_string_equal(conc_failure_message(), "bad item 3");
     assert_int_equal(out[9], 81);
-    close_join(p);
-    fixture_close();
+    close_pool(p);
 }
 
 static int
@@ -463,8 +454,7 @@ gen_never(void *ctx, conc_buf *item)
 static void
 body_map_invalid(enum kind k)
 {
-    fixture_open();
-    conc_pool *p = pool_of(k, 1);
+    conc_pool *p = open_pool(k, 1);
     int in[3] = {1, 2, 3}, out[3];
     conc_items items = CONC_ITEMS(in, 3);
     conc_items gen = {.next = gen_never};
@@ -500,8 +490,7 @@ body_map_invalid(enum kind k)
     assert_conc(conc_pool_imap_unordered(p, square_task, NULL, NULL, &it),
                 CONC_EINVAL);
     assert_null(it);
-    close_join(p);
-    fixture_close();
+    close_pool(p);
 }
 
 struct progress_log {
@@ -525,8 +514,7 @@ progress_fn(void *arg, size_t done, size_t total)
 static void
 body_map_progress(enum kind k)
 {
-    fixture_open();
-    conc_pool *p = pool_of(k, 2);
+    conc_pool *p = open_pool(k, 2);
     enum { N = 300 };
     static int in[N], out[N];
     for (int i = 0; i < N; i++)
@@ -553,8 +541,7 @@ body_map_progress(enum kind k)
     assert_int_equal(pi.bad, 0);
     assert_int_equal(pi.last_done, N);
     assert_int_equal(pi.total, N);
-    close_join(p);
-    fixture_close();
+    close_pool(p);
 }
 
 /* ---- map_async ----------------------------------------------------------- */
@@ -637,8 +624,7 @@ body_map_async(enum kind k)
 static void
 body_starmap(enum kind k)
 {
-    fixture_open();
-    conc_pool *p = pool_of(k, 2);
+    conc_pool *p = open_pool(k, 2);
     enum { N = 50 };
     struct pair in[N];
     int out[N];
@@ -658,8 +644,7 @@ body_starmap(enum kind k)
     assert_int_equal(conc_async_result_successful(r), 1);
     assert_int_equal(out[N - 1], (N - 1) * N);
     conc_async_result_free(r);
-    close_join(p);
-    fixture_close();
+    close_pool(p);
 }
 
 /* ---- imap and imap_unordered --------------------------------------------- */
@@ -667,8 +652,7 @@ body_starmap(enum kind k)
 static void
 body_imap(enum kind k)
 {
-    fixture_open();
-    conc_pool *p = pool_of(k, 3);
+    conc_pool *p = open_pool(k, 3);
     enum { N = 100 };
     int in[N];
     conc_items items = number_items(in, N);
@@ -700,15 +684,13 @@ body_imap(enum kind k)
         assert_conc(rc, i % 10 == 3 ? CONC_EVALUE : 0);
     }
     conc_map_free(it); /* before the end */
-    close_join(p);
-    fixture_close();
+    close_pool(p);
 }
 
 static void
 body_imap_timeout(enum kind k)
 {
-    fixture_open();
-    conc_pool *p = pool_of(k, 2);
+    conc_pool *p = open_pool(k, 2);
     int in[6] = {0, 1, 2, 3, 4, 5};
     conc_items items = CONC_ITEMS(in, 6);
     conc_map_iter *it;
@@ -729,8 +711,7 @@ body_imap_timeout(enum kind k)
     }
     assert_conc(conc_map_next(it, WAIT_S, NULL, NULL), CONC_ECLOSED);
     conc_map_free(it);
-    close_join(p);
-    fixture_close();
+    close_pool(p);
 }
 
 struct gen {
@@ -752,8 +733,7 @@ gen_next(void *ctx, conc_buf *item)
 static void
 body_imap_lazy(enum kind k)
 {
-    fixture_open();
-    conc_pool *p = pool_of(k, 2);
+    conc_pool *p = open_pool(k, 2);
     enum { N = 60, IN_FLIGHT = 4, CHUNK = 3 };
     struct gen g = {.n = N};
     conc_items items = {.next = gen_next, .ctx = &g};
@@ -789,15 +769,13 @@ body_imap_lazy(enum kind k)
         n++;
     assert_int_equal(n, N);
     conc_map_free(it);
-    close_join(p);
-    fixture_close();
+    close_pool(p);
 }
 
 static void
 body_imap_unordered(enum kind k)
 {
-    fixture_open();
-    conc_pool *p = pool_of(k, 2);
+    conc_pool *p = open_pool(k, 2);
     enum { N = 10 };
     int in[N];
     conc_items items = number_items(in, N);
@@ -823,8 +801,7 @@ body_imap_unordered(enum kind k)
     assert_int_equal(conc_map_index(it), 0);
     assert_conc(conc_map_next(it, WAIT_S, NULL, NULL), CONC_ECLOSED);
     conc_map_free(it);
-    close_join(p);
-    fixture_close();
+    close_pool(p);
 }
 
 /* Many short imap_unordered runs: chunks complete in the workers while the
@@ -835,8 +812,7 @@ body_imap_unordered(enum kind k)
 static void
 body_imap_unordered_churn(enum kind k)
 {
-    fixture_open();
-    conc_pool *p = pool_of(k, 4);
+    conc_pool *p = open_pool(k, 4);
     enum { N = 48, ROUNDS = 120 };
     int in[N];
     conc_items items = number_items(in, N);
@@ -862,8 +838,7 @@ body_imap_unordered_churn(enum kind k)
             assert_conc(conc_map_next(it, WAIT_S, NULL, NULL), CONC_ECLOSED);
         conc_map_free(it);
     }
-    close_join(p);
-    fixture_close();
+    close_pool(p);
 }
 
 /* Starts an imap (or imap_unordered) whose n-th allocation in this thread
@@ -913,8 +888,7 @@ check_squares(conc_map_iter *it, int ordered, int n)
 static void
 body_imap_enomem(enum kind k)
 {
-    fixture_open();
-    conc_pool *p = pool_of(k, 2);
+    conc_pool *p = open_pool(k, 2);
     enum { N = 12 };
     int in[N];
     conc_items items = number_items(in, N);
@@ -947,8 +921,7 @@ body_imap_enomem(enum kind k)
         conc_map_free(it);
     }
     assert_true(ended_early > 0);
-    close_join(p);
-    fixture_close();
+    close_pool(p);
 }
 
 /* ---- close, terminate, join ---------------------------------------------- */
@@ -980,8 +953,7 @@ check_not_running(conc_pool *p)
 static void
 body_close_join(enum kind k)
 {
-    fixture_open();
-    conc_pool *p = pool_of(k, 2);
+    conc_pool *p = open_pool(k, 2);
     /* Join before close is an error, as in Python. */
     assert_conc(conc_pool_join(p, 0), CONC_ESTATE);
     conc_async_result *held = apply_int(p, held_task, 3, NULL);
@@ -1014,8 +986,7 @@ body_close_join(enum kind k)
 static void
 body_terminate(enum kind k)
 {
-    fixture_open();
-    conc_pool *p = pool_of(k, 1);
+    conc_pool *p = open_pool(k, 1);
     conc_async_result *running = apply_int(p, held_task, 2, NULL);
     wait_started(1);
     conc_async_result *queued[5];
@@ -1053,8 +1024,7 @@ body_terminate(enum kind k)
 static void
 body_free_running(enum kind k)
 {
-    fixture_open();
-    conc_pool *p = pool_of(k, 1);
+    conc_pool *p = open_pool(k, 1);
     conc_async_result *done = apply_int(p, square_task, 6, NULL);
     assert_int_equal(result_int(done), 36);
     conc_async_result *queued = NULL;
@@ -1216,8 +1186,7 @@ body_initializer(enum kind k)
 static void
 body_fd_echo(enum kind k)
 {
-    fixture_open();
-    conc_pool *p = pool_of(k, 4);
+    conc_pool *p = open_pool(k, 4);
     enum { C = 6 };
     int sv[C][2];
     conc_async_result *r[C];
@@ -1261,8 +1230,7 @@ body_fd_echo(enum kind k)
     assert_conc(conc_pool_apply_async(p, echo_fd_task, &v, sizeof v, &o, &bad),
                 CONC_EBADF);
     assert_null(bad);
-    close_join(p);
-    fixture_close();
+    close_pool(p);
 }
 
 /* ---- Many calling threads ------------------------------------------------ */
@@ -1301,8 +1269,7 @@ caller_fn(void *arg)
 static void
 body_many_callers(enum kind k)
 {
-    fixture_open();
-    conc_pool *p = pool_of(k, 3);
+    conc_pool *p = open_pool(k, 3);
     enum { C = 4 };
     struct caller c[C];
     conc_thread *t[C];
@@ -1314,8 +1281,7 @@ body_many_callers(enum kind k)
         join_thread(t[i]);
         assert_int_equal(c[i].bad, 0);
     }
-    close_join(p);
-    fixture_close();
+    close_pool(p);
 }
 
 int

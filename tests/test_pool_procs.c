@@ -49,8 +49,7 @@ test_maxtasksperchild(void **state)
             assert_int_not_equal(pids[i], pids[i - 1]);
     }
     assert_int_not_equal(pids[0], pids[4]);
-    close_join(p);
-    fixture_close();
+    close_pool(p);
 }
 
 static void
@@ -137,8 +136,7 @@ test_death_in_map(void **state)
         }
     }
     conc_map_free(it);
-    close_join(p);
-    fixture_close();
+    close_pool(p);
 }
 
 /* Counts its runs per item in fx.sh->slot; item 55 kills its worker. */
@@ -196,8 +194,7 @@ test_death_in_map_chunk(void **state)
     for (int i = 0; i < N; i++)
         if (i != 55)
             assert_int_equal(out[i], i * i);
-    close_join(p);
-    fixture_close();
+    close_pool(p);
 }
 
 /* Like die_at_55_task, with results of 3000 bytes (v * v, then zeros):
@@ -265,8 +262,7 @@ test_death_in_imap_chunk(void **state)
                 fail_msg("run %d (chunksize %zu): item %d ran %d times", run,
                          chunk, i, atomic_load(&fx.sh->slot[i]));
     }
-    close_join(p);
-    fixture_close();
+    close_pool(p);
 }
 
 static void
@@ -287,8 +283,7 @@ test_task_timeout(void **state)
     assert_true(conc_monotonic() - t0 >= 0.2 - SLACK_S);
     conc_async_result_free(r);
     assert_int_not_equal(apply_tagged(p, whoami_task, 0).pid, pid);
-    close_join(p);
-    fixture_close();
+    close_pool(p);
 }
 
 /* Random deaths under imap_unordered: see test_executor_procs.c's twin. */
@@ -348,8 +343,7 @@ test_random_deaths(void **state)
         conc_pool_apply(p, square_task, &v, sizeof v, CONC_FOREVER, &out));
     assert_int_equal(*(int *)out.data, 144);
     conc_buf_free(&out);
-    close_join(p);
-    fixture_close();
+    close_pool(p);
 }
 
 /* A program that exits while its pool's workers run: exit terminates the
@@ -557,8 +551,7 @@ test_malformed_result(void **state)
         assert_int_equal(result_int(r), 81);
         conc_async_result_free(r);
     }
-    close_join(p);
-    fixture_close();
+    close_pool(p);
 }
 
 /* ---- Out of memory in a worker ----------------------------------------- */
@@ -629,8 +622,7 @@ test_worker_nomem(void **state)
         conc_buf_free(&out);
     }
     free(big);
-    close_join(p);
-    fixture_close();
+    close_pool(p);
 }
 
 /* Runs `body` in a forked child and returns its wait status, or -1 if

@@ -377,6 +377,20 @@ new_exec(enum kind k, const conc_executor_opts *opts)
     return ex;
 }
 
+conc_executor *
+open_exec(enum kind k, size_t workers)
+{
+    fixture_open();
+    return new_exec(k, &(conc_executor_opts){.max_workers = workers});
+}
+
+void
+close_exec(conc_executor *ex)
+{
+    conc_executor_free(ex);
+    fixture_close();
+}
+
 /* The int a result holds, or a failure naming the caller's line. */
 static int
 int_result(int rc, const void *data, size_t len, const char *file, int line)
@@ -441,6 +455,13 @@ pool_of(enum kind k, size_t n)
     return new_pool(k, &(conc_pool_opts){.processes = n});
 }
 
+conc_pool *
+open_pool(enum kind k, size_t n)
+{
+    fixture_open();
+    return pool_of(k, n);
+}
+
 int
 result_int_at(conc_async_result *r, const char *file, int line)
 {
@@ -478,6 +499,13 @@ close_join(conc_pool *p)
     assert_conc_ok(conc_pool_close(p));
     assert_conc_ok(conc_pool_join(p, WAIT_S));
     conc_pool_free(p);
+}
+
+void
+close_pool(conc_pool *p)
+{
+    close_join(p);
+    fixture_close();
 }
 
 /* ---- Pool callback recording -------------------------------------------- */

@@ -195,6 +195,10 @@ int killer_fn(void *arg);
 /* ---- Executors ---------------------------------------------------------- */
 
 conc_executor *new_exec(enum kind k, const conc_executor_opts *opts);
+/* Opens the fixture, then an executor of kind k with `workers` workers. */
+conc_executor *open_exec(enum kind k, size_t workers);
+/* Frees ex, then closes the fixture. */
+void close_exec(conc_executor *ex);
 
 /* The int a future holds; a failure names the caller's line. */
 #define future_int(f) future_int_at((f), __FILE__, __LINE__)
@@ -215,6 +219,10 @@ conc_async_result *apply_int(conc_pool *p, conc_task_fn fn, int v,
 struct tagged apply_tagged(conc_pool *p, conc_task_fn fn, int v);
 /* Closes, joins and frees. */
 void close_join(conc_pool *p);
+/* Opens the fixture, then a pool of kind k with n processes (pool_of). */
+conc_pool *open_pool(enum kind k, size_t n);
+/* close_join, then closes the fixture. */
+void close_pool(conc_pool *p);
 
 /* ---- Pool callback recording -------------------------------------------- */
 
