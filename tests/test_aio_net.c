@@ -467,22 +467,6 @@ MAIN(python_datagram_main)
 }
 
 static void
-read_line(int fd, char *buf, size_t cap)
-{
-    size_t n = 0;
-    while (n + 1 < cap) {
-        struct pollfd pfd = {fd, POLLIN, 0};
-        assert_int_equal(poll(&pfd, 1, (int)(PEER_WAIT * 1000)), 1);
-        char ch;
-        assert_int_equal(read(fd, &ch, 1), 1);
-        if (ch == '\n')
-            break;
-        buf[n++] = ch;
-    }
-    buf[n] = '\0';
-}
-
-static void
 test_python_datagram_peer(void **state)
 {
     (void)state;
@@ -497,12 +481,12 @@ test_python_datagram_peer(void **state)
     int out, port, rc = -1;
     char line[64];
     assert_conc_ok(conc_popen_stdout_fd(p, &out));
-    read_line(out, line, sizeof line);
+    conc_test_read_line(out, PEER_WAIT, line, sizeof line);
     port = atoi(line);
     assert_true(port > 0);
     assert_conc_ok(
         conc_aio_run(python_datagram_main, &port, sizeof port, NULL));
-    read_line(out, line, sizeof line);
+    conc_test_read_line(out, PEER_WAIT, line, sizeof line);
     assert_string_equal(line, "done");
     assert_conc_ok(conc_popen_wait(p, PEER_WAIT, &rc));
     assert_int_equal(rc, 0);

@@ -637,23 +637,6 @@ test_unix(void **state)
 /* ---- CPython's asyncio as the peer ----------------------------------------
  */
 
-/* Reads one line of fd (the peer's stdout) into buf, bounded. */
-static void
-read_line(int fd, char *buf, size_t cap)
-{
-    size_t n = 0;
-    while (n + 1 < cap) {
-        struct pollfd pfd = {fd, POLLIN, 0};
-        assert_int_equal(poll(&pfd, 1, (int)(PEER_WAIT * 1000)), 1);
-        char ch;
-        assert_int_equal(read(fd, &ch, 1), 1);
-        if (ch == '\n')
-            break;
-        buf[n++] = ch;
-    }
-    buf[n] = '\0';
-}
-
 static conc_popen *
 peer_start(const char *mode, const char *port)
 {
@@ -763,7 +746,7 @@ test_python_peer(void **state)
     int out;
     char line[64];
     assert_conc_ok(conc_popen_stdout_fd(p, &out));
-    read_line(out, line, sizeof line);
+    conc_test_read_line(out, PEER_WAIT, line, sizeof line);
     int port = atoi(line);
     assert_true(port > 0);
     assert_conc_ok(conc_aio_run(client_of_python, &port, sizeof port, NULL));

@@ -53,27 +53,6 @@ struct peer {
     char line[512]; /* the first line: a server's address */
 };
 
-/* Reads one line of the peer's stdout into buf, waiting up to WAIT. */
-static void
-read_line(int fd, char *buf, size_t cap)
-{
-    size_t n = 0;
-    double end = now_s() + WAIT;
-    while (n + 1 < cap) {
-        struct pollfd pfd = {fd, POLLIN, 0};
-        int left = (int)((end - now_s()) * 1000);
-        assert_true(left > 0);
-        assert_int_equal(poll(&pfd, 1, left), 1);
-        char ch;
-        ssize_t r = read(fd, &ch, 1);
-        assert_int_equal(r, 1);
-        if (ch == '\n')
-            break;
-        buf[n++] = ch;
-    }
-    buf[n] = '\0';
-}
-
 /* Starts the peer in `mode`; a server mode's address is in peer->line. */
 static void
 peer_start(struct peer *pr, const char *mode, const char *address,
@@ -86,7 +65,7 @@ peer_start(struct peer *pr, const char *mode, const char *address,
     assert_conc_ok(conc_popen_stdout_fd(pr->p, &pr->out));
     pr->line[0] = '\0';
     if (server)
-        read_line(pr->out, pr->line, sizeof pr->line);
+        conc_test_read_line_within(pr->out, WAIT, pr->line, sizeof pr->line);
 }
 
 /* Waits for the peer to end and checks its last line and exit status. */

@@ -1265,20 +1265,7 @@ struct peer {
 static void
 read_line(int fd, char *buf, size_t cap)
 {
-    size_t n = 0;
-    double end = now_s() + WAIT;
-    while (n + 1 < cap) {
-        struct pollfd pfd = {fd, POLLIN, 0};
-        int left = (int)((end - now_s()) * 1000);
-        assert_true(left > 0);
-        assert_int_equal(poll(&pfd, 1, left), 1);
-        char ch;
-        assert_int_equal(read(fd, &ch, 1), 1);
-        if (ch == '\n')
-            break;
-        buf[n++] = ch;
-    }
-    buf[n] = '\0';
+    conc_test_read_line_within(fd, WAIT, buf, cap);
 }
 
 /* Starts the peer in `mode`; its first line is in peer->line if

@@ -71,22 +71,6 @@ require_node(void)
                  "make deps (npm ci in tools/node)");
 }
 
-static void
-read_line(int fd, char *buf, size_t cap)
-{
-    size_t n = 0;
-    while (n + 1 < cap) {
-        struct pollfd pfd = {fd, POLLIN, 0};
-        assert_int_equal(poll(&pfd, 1, (int)(PEER_WAIT * 1000)), 1);
-        char ch;
-        assert_int_equal(read(fd, &ch, 1), 1);
-        if (ch == '\n')
-            break;
-        buf[n++] = ch;
-    }
-    buf[n] = '\0';
-}
-
 /* ---- conc's client against the peer's server ----------------------------- */
 
 static void
@@ -258,7 +242,7 @@ against_server(const struct peer *pr, int compress, int tls)
     char line[LINE_MAX_];
     assert_conc_ok(conc_popen_new(argv, &po, &p));
     assert_conc_ok(conc_popen_stdout_fd(p, &out));
-    read_line(out, line, sizeof line);
+    conc_test_read_line(out, PEER_WAIT, line, sizeof line);
     int port = 0;
     assert_int_equal(sscanf(line, "listening on %d", &port), 1);
     struct client_args a = {.compress = compress, .tls = tls};

@@ -1,5 +1,6 @@
 /* Test helpers; see conc_test.h. */
 #include <pthread.h>
+#include <poll.h>
 #include <dirent.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -278,4 +279,41 @@ warm_up_threads(void)
     pthread_t warm;
     if (pthread_create(&warm, NULL, nothing_fn, NULL) == 0)
         pthread_join(warm, NULL);
+}
+
+/* ---- A peer process's output -------------------------------------------- */
+
+void
+conc_test_read_line(int fd, double timeout, char *buf, size_t cap)
+{
+    size_t n = 0;
+    while (n + 1 < cap) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        assert_int_equal(poll(&pfd, 1, (int)(timeout * 1000)), 1);
+        char ch;
+        assert_int_equal(read(fd, &ch, 1), 1);
+        if (ch == '\n')
+            break;
+        buf[n++] = ch;
+    }
+    buf[n] = '\0';
+}
+
+void
+conc_test_read_line_within(int fd, double timeout, char *buf, size_t cap)
+{
+    size_t n = 0;
+    double end = conc_monotonic() + timeout;
+    while (n + 1 < cap) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        int left = (int)((end - conc_monotonic()) * 1000);
+        assert_true(left > 0);
+        assert_int_equal(poll(&pfd, 1, left), 1);
+        char ch;
+        assert_int_equal(read(fd, &ch, 1), 1);
+        if (ch == '\n')
+            break;
+        buf[n++] = ch;
+    }
+    buf[n] = '\0';
 }

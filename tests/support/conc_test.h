@@ -81,6 +81,17 @@ void kill_and_reap(pid_t pid);
  * creates one, which the leak guard would count against the first test. */
 void warm_up_threads(void);
 
+/* ---- A peer process's output ---------------------------------------------
+ *
+ * Both read one line (without its newline) of fd, a peer's stdout, into
+ * buf, at most cap - 1 bytes, and assert that it came in time. */
+
+/* Each byte must come within `timeout` seconds of the last. */
+void conc_test_read_line(int fd, double timeout, char *buf, size_t cap);
+
+/* The whole line must come within `timeout` seconds. */
+void conc_test_read_line_within(int fd, double timeout, char *buf, size_t cap);
+
 /* Counts for leak checks. */
 int conc_test_count_fds(void);
 int conc_test_count_threads(void);
