@@ -283,13 +283,20 @@ warm_up_threads(void)
 
 /* ---- A peer process's output -------------------------------------------- */
 
-void
-conc_test_read_line(int fd, double timeout, char *buf, size_t cap)
+/* With `whole`, the timeout bounds the whole line, else each byte. */
+static void
+read_line(int fd, double timeout, int whole, char *buf, size_t cap)
 {
     size_t n = 0;
+    double end = conc_monotonic() + timeout;
     while (n + 1 < cap) {
         struct pollfd pfd = {fd, POLLIN, 0};
-        assert_int_equal(poll(&pfd, 1, (int)(timeout * 1000)), 1);
+        int wait_ms = (int)(timeout * 1000);
+        if (whole) {
+            wait_ms = (int)((end - conc_monotonic()) * 1000);
+            assert_true(wait_ms > 0);
+        }
+        assert_int_equal(poll(&pfd, 1, wait_ms), 1);
         char ch;
         assert_int_equal(read(fd, &ch, 1), 1);
         if (ch == '\n')
@@ -300,20 +307,13 @@ conc_test_read_line(int fd, double timeout, char *buf, size_t cap)
 }
 
 void
+conc_test_read_line(int fd, double timeout, char *buf, size_t cap)
+{
+    read_line(fd, timeout, 0, buf, cap);
+}
+
+void
 conc_test_read_line_within(int fd, double timeout, char *buf, size_t cap)
 {
-    size_t n = 0;
-    double end = conc_monotonic() + timeout;
-    while (n + 1 < cap) {
-        struct pollfd pfd = {fd, POLLIN, 0};
-        int left = (int)((end - conc_monotonic()) * 1000);
-        assert_true(left > 0);
-        assert_int_equal(poll(&pfd, 1, left), 1);
-        char ch;
-        assert_int_equal(read(fd, &ch, 1), 1);
-        if (ch == '\n')
-            break;
-        buf[n++] = ch;
-    }
-    buf[n] = '\0';
+    read_line(fd, timeout, 1, buf, cap);
 }
