@@ -399,24 +399,33 @@ new_full_queue(conc_queue_kind kind)
     return q;
 }
 
+/* A put into a full large queue of kind k (in a thread) is released by
+ * one get and fills the queue again; with `blocked`, the get comes once
+ * the put waits, else right after it started. */
+static void
+put_released_by_one_get(conc_queue_kind k, int blocked)
+{
+    conc_queue *q = new_full_queue(k);
+    struct call c;
+    void *item;
+    call_start_timeout(&c, OP_PUT, q, P(LARGE_MAXSIZE + 1), 30.0);
+    if (blocked)
+        wait_blocked(q, 0, 1, 0);
+    assert_conc_ok(conc_queue_get(q, 0, &item));
+    call_finish(&c);
+    assert_conc_ok(c.result);
+    assert_true(conc_queue_full(q));
+    conc_queue_free(q);
+}
+
 /* One freed slot releases a sleeping putter of a large queue: it does not
  * wait for a run of them. */
 static void
 test_large_blocked_put_released_by_one_get(void **state)
 {
     (void)state;
-    for (int k = CONC_QUEUE_FIFO; k <= CONC_QUEUE_PRIORITY; k++) {
-        conc_queue *q = new_full_queue((conc_queue_kind)k);
-        struct call c;
-        void *item;
-        call_start_timeout(&c, OP_PUT, q, P(LARGE_MAXSIZE + 1), 30.0);
-        wait_blocked(q, 0, 1, 0);
-        assert_conc_ok(conc_queue_get(q, 0, &item));
-        call_finish(&c);
-        assert_conc_ok(c.result);
-        assert_true(conc_queue_full(q));
-        conc_queue_free(q);
-    }
+    for (int k = CONC_QUEUE_FIFO; k <= CONC_QUEUE_PRIORITY; k++)
+        put_released_by_one_get((conc_queue_kind)k, 1);
 }
 
 /* Puts that may block take the last free slots of a large queue too, with
@@ -450,19 +459,9 @@ static void
 test_large_put_takes_one_slot(void **state)
 {
     (void)state;
-    for (int k = CONC_QUEUE_FIFO; k <= CONC_QUEUE_PRIORITY; k++) {
-        for (int round = 0; round < SPIN_ROUNDS; round++) {
-            conc_queue *q = new_full_queue((conc_queue_kind)k);
-            struct call c;
-            void *item;
-            call_start_timeout(&c, OP_PUT, q, P(LARGE_MAXSIZE + 1), 30.0);
-            assert_conc_ok(conc_queue_get(q, 0, &item));
-            call_finish(&c);
-            assert_conc_ok(c.result);
-            assert_true(conc_queue_full(q));
-            conc_queue_free(q);
-        }
-    }
+    for (int k = CONC_QUEUE_FIFO; k <= CONC_QUEUE_PRIORITY; k++)
+        for (int round = 0; round < SPIN_ROUNDS; round++)
+            put_released_by_one_get((conc_queue_kind)k, 0);
 }
 
 static void
