@@ -68,26 +68,6 @@ peer_start(struct peer *pr, const char *mode, const char *address,
         conc_test_read_line_within(pr->out, WAIT, pr->line, sizeof pr->line);
 }
 
-/* Waits for the peer to end and checks its last line and exit status. */
-static void
-peer_finish(struct peer *pr, const char *want)
-{
-    conc_buf out = CONC_BUF_INIT;
-    assert_conc_ok(conc_popen_communicate(pr->p, NULL, 0, WAIT, &out, NULL));
-    int rc = -1;
-    assert_int_equal(conc_popen_returncode(pr->p, &rc), 1);
-    assert_conc_ok(conc_buf_append(&out, "", 1));
-    char *text = (char *)out.data;
-    size_t n = strlen(text);
-    while (n > 0 && text[n - 1] == '\n')
-        text[--n] = '\0';
-    char *last = strrchr(text, '\n');
-    assert_string_equal(last ? last + 1 : text, want);
-    assert_int_equal(rc, 0);
-    conc_buf_free(&out);
-    conc_popen_free(pr->p);
-}
-
 /* ---- helpers ------------------------------------------------------------- */
 
 static void
@@ -481,7 +461,7 @@ client_to_python(const char *mode, const char *address,
     assert_conc_ok(conc_client_connect(pr.line, co, WAIT, &c));
     exchange(c);
     conc_conn_free(c);
-    peer_finish(&pr, "eof");
+    conc_test_peer_finish_last(pr.p, WAIT, "eof", NULL);
 }
 
 static void
@@ -523,7 +503,7 @@ python_to_listener(const char *mode, const char *address,
         assert_conc(echo_until_closed(c), CONC_ECLOSED);
         conc_conn_free(c);
     }
-    peer_finish(&pr, want);
+    conc_test_peer_finish_last(pr.p, WAIT, want, NULL);
     conc_listener_free(l);
 }
 
@@ -561,7 +541,7 @@ test_python_wrong_key(void **state)
         conc_conn *c;
         assert_conc(conc_client_connect(pr.line, &bad_copts, WAIT, &c),
                     CONC_EAUTH);
-        peer_finish(&pr, "auth");
+        conc_test_peer_finish_last(pr.p, WAIT, "auth", NULL);
     }
 }
 
@@ -598,7 +578,7 @@ test_python_objects_as_bytes(void **state)
     conc_buf_free(&b);
     conc_buf_free(&repr);
     conc_conn_free(c);
-    peer_finish(&pr, "eof");
+    conc_test_peer_finish_last(pr.p, WAIT, "eof", NULL);
 }
 
 /* A Python peer that closes in the middle of a message; one that sends
@@ -617,7 +597,7 @@ test_python_framing(void **state)
     assert_conc(conc_conn_recv_bytes(c, WAIT, &m), CONC_EPROTO);
     assert_conc(conc_conn_recv_bytes(c, WAIT, &m), CONC_ECLOSED);
     conc_conn_free(c);
-    peer_finish(&pr, "cut");
+    conc_test_peer_finish_last(pr.p, WAIT, "cut", NULL);
 
     peer_start(&pr, "escape", "127.0.0.1:0", "-", 1);
     assert_conc_ok(conc_client_connect(pr.line, NULL, WAIT, &c));
@@ -625,7 +605,7 @@ test_python_framing(void **state)
     assert_int_equal(m.len, 5);
     assert_memory_equal(m.data, "hello", 5);
     conc_conn_free(c);
-    peer_finish(&pr, "eof");
+    conc_test_peer_finish_last(pr.p, WAIT, "eof", NULL);
     conc_buf_free(&m);
 }
 
@@ -686,7 +666,7 @@ test_python_huge_messages(void **state)
     assert_int_equal(m.data[HUGE_MSG - 1], 0x5a);
     conc_buf_free(&m);
     conc_conn_free(c);
-    peer_finish(&pr, "eof");
+    conc_test_peer_finish_last(pr.p, WAIT, "eof", NULL);
 }
 
 /* ---- bounds, timeouts, the contract -------------------------------------- */

@@ -483,19 +483,8 @@ static char *
 peer_finish(struct peer *pr, const char *want)
 {
     conc_buf out = CONC_BUF_INIT;
-    assert_conc_ok(conc_popen_communicate(pr->p, NULL, 0, WAIT, &out, NULL));
-    int rc = -1;
-    assert_int_equal(conc_popen_returncode(pr->p, &rc), 1);
-    assert_conc_ok(conc_buf_append(&out, "", 1));
-    char *text = (char *)out.data;
-    size_t n = strlen(text);
-    while (n > 0 && text[n - 1] == '\n')
-        text[--n] = '\0';
-    char *last = strrchr(text, '\n');
-    assert_string_equal(last ? last + 1 : text, want);
-    assert_int_equal(rc, 0);
-    conc_popen_free(pr->p);
-    char *copy = strdup(text);
+    conc_test_peer_finish_last(pr->p, WAIT, want, &out);
+    char *copy = strdup((const char *)out.data);
     assert_non_null(copy);
     conc_buf_free(&out);
     return copy;

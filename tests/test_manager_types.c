@@ -1288,22 +1288,7 @@ peer_start(struct peer *pr, const char *mode, const char *address,
 static void
 peer_finish(struct peer *pr, const char *want)
 {
-    conc_buf out = CONC_BUF_INIT;
-    assert_conc_ok(conc_popen_communicate(pr->p, NULL, 0, WAIT, &out, NULL));
-    int rc = -1;
-    assert_int_equal(conc_popen_returncode(pr->p, &rc), 1);
-    assert_conc_ok(conc_buf_append(&out, "", 1));
-    char *text = (char *)out.data;
-    size_t n = strlen(text);
-    while (n > 0 && text[n - 1] == '\n')
-        text[--n] = '\0';
-    char *last = strrchr(text, '\n');
-    if (strcmp(last ? last + 1 : text, want) != 0)
-        fprintf(stderr, "peer output:\n%s\n", text);
-    assert_string_equal(last ? last + 1 : text, want);
-    assert_int_equal(rc, 0);
-    conc_popen_free(pr->p);
-    conc_buf_free(&out);
+    conc_test_peer_finish_last(pr->p, WAIT, want, NULL);
 }
 
 /* ---- A Barrier's action: C on conc's server, Python on CPython's ---- */

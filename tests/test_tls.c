@@ -821,20 +821,6 @@ peer_start(const char *mode, const char *a, const char *b)
     return p;
 }
 
-static void
-peer_finish(conc_popen *p, const char *want)
-{
-    conc_buf out = CONC_BUF_INIT;
-    assert_conc_ok(conc_popen_communicate(p, NULL, 0, PEER_WAIT, &out, NULL));
-    int rc = -1;
-    assert_int_equal(conc_popen_returncode(p, &rc), 1);
-    assert_int_equal(rc, 0);
-    assert_conc_ok(conc_buf_append(&out, "", 1));
-    assert_non_null(strstr((char *)out.data, want));
-    conc_buf_free(&out);
-    conc_popen_free(p);
-}
-
 /* conc's client against asyncio's TLS echo server. */
 static int
 client_of_python(const void *arg, size_t len, conc_buf *result)
@@ -892,13 +878,13 @@ test_python_peer(void **state)
     int port = atoi(line);
     assert_true(port > 0);
     assert_conc_ok(conc_aio_run(client_of_python, &port, sizeof port, NULL));
-    peer_finish(p, "done");
+    conc_test_peer_finish_has(p, PEER_WAIT, "done");
 
     conc_popen **pp = &p;
     p = NULL;
     assert_conc_ok(conc_aio_run(server_for_python, &pp, sizeof pp, NULL));
     assert_non_null(p);
-    peer_finish(p, "ok");
+    conc_test_peer_finish_has(p, PEER_WAIT, "ok");
 }
 
 /* ---- Memory per connection ------------------------------------------------

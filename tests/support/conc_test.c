@@ -317,3 +317,44 @@ conc_test_read_line_within(int fd, double timeout, char *buf, size_t cap)
 {
     read_line(fd, timeout, 1, buf, cap);
 }
+
+/* ---- A peer process's end ------------------------------------------------ */
+
+void
+conc_test_peer_finish_has(conc_popen *p, double timeout, const char *want)
+{
+    conc_buf out = CONC_BUF_INIT;
+    assert_conc_ok(conc_popen_communicate(p, NULL, 0, timeout, &out, NULL));
+    int rc = -1;
+    assert_int_equal(conc_popen_returncode(p, &rc), 1);
+    assert_int_equal(rc, 0);
+    assert_conc_ok(conc_buf_append(&out, "", 1));
+    assert_non_null(strstr((char *)out.data, want));
+    conc_buf_free(&out);
+    conc_popen_free(p);
+}
+
+void
+conc_test_peer_finish_last(conc_popen *p, double timeout, const char *want,
+                           conc_buf *out)
+{
+    conc_buf b = CONC_BUF_INIT;
+    assert_conc_ok(conc_popen_communicate(p, NULL, 0, timeout, &b, NULL));
+    int rc = -1;
+    assert_int_equal(conc_popen_returncode(p, &rc), 1);
+    assert_conc_ok(conc_buf_append(&b, "", 1));
+    char *text = (char *)b.data;
+    size_t n = strlen(text);
+    while (n > 0 && text[n - 1] == '\n')
+        text[--n] = '\0';
+    char *last = strrchr(text, '\n');
+    if (strcmp(last ? last + 1 : text, want) != 0)
+        fprintf(stderr, "peer output:\n%s\n", text);
+    assert_string_equal(last ? last + 1 : text, want);
+    assert_int_equal(rc, 0);
+    conc_popen_free(p);
+    if (out)
+        *out = b;
+    else
+        conc_buf_free(&b);
+}

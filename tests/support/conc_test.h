@@ -92,6 +92,19 @@ void conc_test_read_line(int fd, double timeout, char *buf, size_t cap);
 /* The whole line must come within `timeout` seconds. */
 void conc_test_read_line_within(int fd, double timeout, char *buf, size_t cap);
 
+/* Both wait up to `timeout` seconds for the peer p to end
+ * (conc_popen_communicate), assert that it exited with status 0 and check
+ * its output, then free p. */
+
+/* The output must contain `want`. */
+void conc_test_peer_finish_has(conc_popen *p, double timeout, const char *want);
+
+/* The output's last line must be `want` (the output is printed when it
+ * is not). The output, less its trailing newlines and with a NUL after
+ * it, is left in *out (unless NULL; given empty), which the caller frees. */
+void conc_test_peer_finish_last(conc_popen *p, double timeout, const char *want,
+                                conc_buf *out);
+
 /* Counts for leak checks. */
 int conc_test_count_fds(void);
 int conc_test_count_threads(void);
