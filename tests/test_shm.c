@@ -1092,20 +1092,10 @@ test_arena_ref_checked(void **state)
     assert_true(conc_arena_open(&ref, &b) < 0);
 }
 
-static void *
-noop_main(void *p)
-{
-    return p;
-}
-
 int
 main(void)
 {
-    /* ThreadSanitizer starts a thread of its own at the first
-     * pthread_create; have it start before the leak guard counts threads. */
-    pthread_t t;
-    if (pthread_create(&t, NULL, noop_main, NULL) == 0)
-        pthread_join(t, NULL);
+    warm_up_threads();
     /* The default arena is made once, before any test forks. */
     conc_arena *def;
     if (conc_arena_default(&def) != 0)

@@ -388,20 +388,10 @@ test_shared_barrier(void **state)
     conc_arena_free(a);
 }
 
-static void *
-noop_main(void *p)
-{
-    return p;
-}
-
 int
 main(void)
 {
-    /* ThreadSanitizer starts a thread of its own at the first
-     * pthread_create; have it start before the leak guard counts threads. */
-    pthread_t t;
-    if (pthread_create(&t, NULL, noop_main, NULL) == 0)
-        pthread_join(t, NULL);
+    warm_up_threads();
     const struct CMUnitTest tests[] = {
         conc_unit_test(test_shared_lock), conc_unit_test(test_shared_rlock),
         conc_unit_test(test_shared_sem),  conc_unit_test(test_shared_event),
