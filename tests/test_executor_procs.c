@@ -30,9 +30,7 @@ static void
 test_fd_not_passed(void **state)
 {
     (void)state;
-    fixture_open();
-    conc_executor *ex =
-        new_exec(PROCESSES, &(conc_executor_opts){.max_workers = 1});
+    conc_executor *ex = open_exec(PROCESSES, 1);
     conc_future *held = submit_int(ex, held_task, 3);
     wait_started(1);
     int sv[2];
@@ -65,9 +63,7 @@ test_fd_not_passed(void **state)
 static void
 run_death(enum death how, const char *what)
 {
-    fixture_open();
-    conc_executor *ex =
-        new_exec(PROCESSES, &(conc_executor_opts){.max_workers = 2});
+    conc_executor *ex = open_exec(PROCESSES, 2);
     conc_future *f = submit_int(ex, die_task, how);
     conc_clear_failure();
     assert_conc(conc_future_result(f, WAIT_S, NULL, NULL), CONC_EBROKEN);
@@ -96,9 +92,7 @@ static void
 test_death_spares_others(void **state)
 {
     (void)state;
-    fixture_open();
-    conc_executor *ex =
-        new_exec(PROCESSES, &(conc_executor_opts){.max_workers = 2});
+    conc_executor *ex = open_exec(PROCESSES, 2);
     conc_future *a = submit_int(ex, held_task, 7);
     wait_started(1);
     conc_future *d = submit_int(ex, die_task, DIE_KILL);
@@ -133,9 +127,7 @@ static void
 test_death_in_map_chunk(void **state)
 {
     (void)state;
-    fixture_open();
-    conc_executor *ex =
-        new_exec(PROCESSES, &(conc_executor_opts){.max_workers = 2});
+    conc_executor *ex = open_exec(PROCESSES, 2);
     enum { N = 100 };
     int in[N];
     conc_items items = number_items(in, N);
@@ -167,9 +159,7 @@ static void
 test_idle_worker_killed(void **state)
 {
     (void)state;
-    fixture_open();
-    conc_executor *ex =
-        new_exec(PROCESSES, &(conc_executor_opts){.max_workers = 1});
+    conc_executor *ex = open_exec(PROCESSES, 1);
     struct tagged w = run_whoami(ex);
     assert_int_equal(kill(w.pid, SIGKILL), 0);
     /* Once reaped, the executor knows. */
@@ -245,9 +235,7 @@ static void
 test_random_deaths(void **state)
 {
     (void)state;
-    fixture_open();
-    conc_executor *ex =
-        new_exec(PROCESSES, &(conc_executor_opts){.max_workers = 3});
+    conc_executor *ex = open_exec(PROCESSES, 3);
     struct killer k = {
         .ntasks = RD_TASKS, .max_kills = RD_KILLS, .next_slot = 11};
     conc_thread *t = start_thread(killer_fn, &k);
@@ -320,9 +308,7 @@ static void
 test_cancel_running_default(void **state)
 {
     (void)state;
-    fixture_open();
-    conc_executor *ex =
-        new_exec(PROCESSES, &(conc_executor_opts){.max_workers = 1});
+    conc_executor *ex = open_exec(PROCESSES, 1);
     conc_future *f = submit_int(ex, held_task, 3);
     wait_started(1);
     int pid = atomic_load(&fx.sh->last_pid);
@@ -573,9 +559,7 @@ static void
 test_taskgroup_kills_process_task(void **state)
 {
     (void)state;
-    fixture_open();
-    conc_executor *ex =
-        new_exec(PROCESSES, &(conc_executor_opts){.max_workers = 1});
+    conc_executor *ex = open_exec(PROCESSES, 1);
     conc_future *pf = submit_int(ex, held_task, 3);
     wait_started(1);
     int pid = atomic_load(&fx.sh->last_pid);

@@ -106,14 +106,11 @@ static void
 test_death_in_map(void **state)
 {
     (void)state;
-    fixture_open();
-    conc_pool *p = pool_of(PROCESSES, 2);
+    conc_pool *p = open_pool(PROCESSES, 2);
     enum { N = 40 };
     int in[N], out[N];
-    for (int i = 0; i < N; i++)
-        in[i] = i;
     memset(out, 0xff, sizeof out);
-    conc_items items = CONC_ITEMS(in, N);
+    conc_items items = number_items(in, N);
     conc_map_opts one = {.chunksize = 1};
     assert_conc(conc_pool_map(p, die_at_13_task, &items, out, sizeof *out, &one,
                               CONC_FOREVER),
@@ -157,8 +154,7 @@ static void
 test_death_in_map_chunk(void **state)
 {
     (void)state;
-    fixture_open();
-    conc_pool *p = pool_of(PROCESSES, 2);
+    conc_pool *p = open_pool(PROCESSES, 2);
     enum { N = 100 };
     int in[N], out[N];
     conc_items items = number_items(in, N);
@@ -218,8 +214,7 @@ static void
 test_death_in_imap_chunk(void **state)
 {
     (void)state;
-    fixture_open();
-    conc_pool *p = pool_of(PROCESSES, 2);
+    conc_pool *p = open_pool(PROCESSES, 2);
     enum { N = 100 };
     int in[N];
     conc_items items = number_items(in, N);
@@ -294,8 +289,7 @@ static void
 test_random_deaths(void **state)
 {
     (void)state;
-    fixture_open();
-    conc_pool *p = pool_of(PROCESSES, 3);
+    conc_pool *p = open_pool(PROCESSES, 3);
     static int in[RD_TASKS];
     for (int i = 0; i < RD_TASKS; i++)
         in[i] = i;
@@ -536,8 +530,7 @@ static void
 test_malformed_result(void **state)
 {
     (void)state;
-    fixture_open();
-    conc_pool *p = pool_of(PROCESSES, 1);
+    conc_pool *p = open_pool(PROCESSES, 1);
     for (int how = FORGE_SEQ; how <= FORGE_SIZE; how++) {
         conc_clear_failure();
         assert_conc(conc_pool_apply(p, forge_task, &how, sizeof how,
