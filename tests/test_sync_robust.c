@@ -44,6 +44,26 @@ shared_new(struct shared **out)
     return a;
 }
 
+/* A shared struct in a new arena (returned) with a lock of the arena in
+ * sh->lock; shared_with_rlock makes sh->rlock instead. */
+static conc_arena *
+shared_with_lock(struct shared **sh)
+{
+    conc_arena *a = shared_new(sh);
+    conc_sync_opts so = {.arena = a};
+    assert_conc_ok(conc_lock_new(&so, &(*sh)->lock));
+    return a;
+}
+
+static conc_arena *
+shared_with_rlock(struct shared **sh)
+{
+    conc_arena *a = shared_new(sh);
+    conc_sync_opts so = {.arena = a};
+    assert_conc_ok(conc_rlock_new(&so, &(*sh)->rlock));
+    return a;
+}
+
 /* Reads one byte from `fd` within `timeout` seconds: 1 if one came. */
 static int
 read_byte(int fd, double timeout)
@@ -251,9 +271,7 @@ test_shared_lock_owner(void **state)
 {
     (void)state;
     struct shared *sh;
-    conc_arena *a = shared_new(&sh);
-    conc_sync_opts so = {.arena = a};
-    assert_conc_ok(conc_lock_new(&so, &sh->lock));
+    conc_arena *a = shared_with_lock(&sh);
     assert_conc(conc_lock_release(sh->lock), CONC_ENOTLOCKED);
     assert_conc(conc_lock_acquire(sh->lock, NAN), CONC_EINVAL);
     assert_int_equal(conc_lock_locked(sh->lock), 0);
@@ -341,9 +359,7 @@ test_lock_owner_killed(void **state)
 {
     (void)state;
     struct shared *sh;
-    conc_arena *a = shared_new(&sh);
-    conc_sync_opts so = {.arena = a};
-    assert_conc_ok(conc_lock_new(&so, &sh->lock));
+    conc_arena *a = shared_with_lock(&sh);
     check_recovered_lock(sh, KILLED);
     check_recovered_lock(sh, EXITED);
     conc_lock_free(sh->lock);
@@ -356,9 +372,7 @@ test_lock_owner_dead_poll(void **state)
 {
     (void)state;
     struct shared *sh;
-    conc_arena *a = shared_new(&sh);
-    conc_sync_opts so = {.arena = a};
-    assert_conc_ok(conc_lock_new(&so, &sh->lock));
+    conc_arena *a = shared_with_lock(&sh);
     die_holding_lock(sh, KILLED);
     assert_conc(conc_lock_acquire(sh->lock, 0), CONC_EOWNERDEAD);
     assert_conc_ok(conc_lock_make_consistent(sh->lock));
@@ -380,9 +394,7 @@ test_lock_not_recoverable(void **state)
 {
     (void)state;
     struct shared *sh;
-    conc_arena *a = shared_new(&sh);
-    conc_sync_opts so = {.arena = a};
-    assert_conc_ok(conc_lock_new(&so, &sh->lock));
+    conc_arena *a = shared_with_lock(&sh);
     die_holding_lock(sh, KILLED);
     assert_conc(conc_lock_acquire(sh->lock, BOUND), CONC_EOWNERDEAD);
     /* Released without being made consistent: unusable for good. */
@@ -411,9 +423,7 @@ test_lock_owner_thread_exited(void **state)
 {
     (void)state;
     struct shared *sh;
-    conc_arena *a = shared_new(&sh);
-    conc_sync_opts so = {.arena = a};
-    assert_conc_ok(conc_lock_new(&so, &sh->lock));
+    conc_arena *a = shared_with_lock(&sh);
     assert_conc_ok(run_thread(take_and_exit_main, sh->lock));
     assert_conc(conc_lock_release(sh->lock), CONC_ENOTOWNER);
     assert_conc(conc_lock_acquire(sh->lock, BOUND), CONC_EOWNERDEAD);
@@ -515,9 +525,7 @@ test_waiters_at_death(void **state)
 {
     (void)state;
     struct shared *sh;
-    conc_arena *a = shared_new(&sh);
-    conc_sync_opts so = {.arena = a};
-    assert_conc_ok(conc_lock_new(&so, &sh->lock));
+    conc_arena *a = shared_with_lock(&sh);
     struct child c;
     start_holder(&c, sh, take_lock, NULL);
     struct waiter w[2] = {{.lock = sh->lock}, {.lock = sh->lock}};
@@ -561,9 +569,7 @@ test_rlock_owner_killed(void **state)
 {
     (void)state;
     struct shared *sh;
-    conc_arena *a = shared_new(&sh);
-    conc_sync_opts so = {.arena = a};
-    assert_conc_ok(conc_rlock_new(&so, &sh->rlock));
+    conc_arena *a = shared_with_rlock(&sh);
     sh->kill_depth = 3;
     struct child c;
     start_holder(&c, sh, take_rlock, NULL);
@@ -602,9 +608,7 @@ test_shared_rlock_reentry(void **state)
 {
     (void)state;
     struct shared *sh;
-    conc_arena *a = shared_new(&sh);
-    conc_sync_opts so = {.arena = a};
-    assert_conc_ok(conc_rlock_new(&so, &sh->rlock));
+    conc_arena *a = shared_with_rlock(&sh);
     conc_rlock *r = sh->rlock;
     assert_conc_ok(conc_rlock_acquire(r, 0));
     assert_conc_ok(conc_rlock_acquire(r, 0));
