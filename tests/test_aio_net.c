@@ -475,15 +475,10 @@ test_python_datagram_peer(void **state)
     char count[8];
     snprintf(count, sizeof count, "%d", PEER_N);
     char *argv[] = {PYTHON, DGRAM_PEER, count, NULL};
-    conc_popen_opts o = {.stdout_mode = CONC_STDIO_PIPE};
-    conc_popen *p;
-    assert_conc_ok(conc_popen_new(argv, &o, &p));
-    int out, port, rc = -1;
+    conc_popen *p = conc_test_peer_start(argv);
+    int out, rc = -1;
+    int port = conc_test_peer_port(p, PEER_WAIT, &out);
     char line[64];
-    assert_conc_ok(conc_popen_stdout_fd(p, &out));
-    conc_test_read_line(out, PEER_WAIT, line, sizeof line);
-    port = atoi(line);
-    assert_true(port > 0);
     assert_conc_ok(
         conc_aio_run(python_datagram_main, &port, sizeof port, NULL));
     conc_test_read_line(out, PEER_WAIT, line, sizeof line);

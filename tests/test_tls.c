@@ -815,10 +815,7 @@ static conc_popen *
 peer_start(const char *mode, const char *a, const char *b)
 {
     char *argv[] = {PYTHON, PEER, (char *)mode, (char *)a, (char *)b, NULL};
-    conc_popen_opts o = {.stdout_mode = CONC_STDIO_PIPE};
-    conc_popen *p;
-    assert_conc_ok(conc_popen_new(argv, &o, &p));
-    return p;
+    return conc_test_peer_start(argv);
 }
 
 /* conc's client against asyncio's TLS echo server. */
@@ -871,12 +868,7 @@ test_python_peer(void **state)
     if (access(PYTHON, X_OK) != 0)
         skip();
     conc_popen *p = peer_start("server", certs.server, certs.server_key);
-    int out;
-    char line[64];
-    assert_conc_ok(conc_popen_stdout_fd(p, &out));
-    conc_test_read_line(out, PEER_WAIT, line, sizeof line);
-    int port = atoi(line);
-    assert_true(port > 0);
+    int port = conc_test_peer_port(p, PEER_WAIT, NULL);
     assert_conc_ok(conc_aio_run(client_of_python, &port, sizeof port, NULL));
     conc_test_peer_finish_has(p, PEER_WAIT, "done");
 

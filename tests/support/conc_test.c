@@ -318,6 +318,29 @@ conc_test_read_line_within(int fd, double timeout, char *buf, size_t cap)
     read_line(fd, timeout, 1, buf, cap);
 }
 
+conc_popen *
+conc_test_peer_start(char *const argv[])
+{
+    conc_popen_opts o = {.stdout_mode = CONC_STDIO_PIPE};
+    conc_popen *p;
+    assert_conc_ok(conc_popen_new(argv, &o, &p));
+    return p;
+}
+
+int
+conc_test_peer_port(conc_popen *p, double timeout, int *fd)
+{
+    int out;
+    char line[64];
+    assert_conc_ok(conc_popen_stdout_fd(p, &out));
+    conc_test_read_line(out, timeout, line, sizeof line);
+    int port = atoi(line);
+    assert_true(port > 0);
+    if (fd)
+        *fd = out;
+    return port;
+}
+
 /* ---- A peer process's end ------------------------------------------------ */
 
 void

@@ -92,6 +92,15 @@ void conc_test_read_line(int fd, double timeout, char *buf, size_t cap);
 /* The whole line must come within `timeout` seconds. */
 void conc_test_read_line_within(int fd, double timeout, char *buf, size_t cap);
 
+/* Starts argv (NULL-terminated) with its stdout a pipe. Returns the new
+ * process, freed with conc_popen_free (asserts it started). */
+conc_popen *conc_test_peer_start(char *const argv[]);
+
+/* Reads the peer's first line, a port, each byte within `timeout`;
+ * asserts it is a port and returns it; the peer's stdout descriptor goes
+ * into *fd unless fd is NULL. */
+int conc_test_peer_port(conc_popen *p, double timeout, int *fd);
+
 /* Both wait up to `timeout` seconds for the peer p to end
  * (conc_popen_communicate), assert that it exited with status 0 and check
  * its output, then free p. */
