@@ -1144,9 +1144,7 @@ static void
 test_request_not_unpickled(void **state)
 {
     (void)state;
-    char addr[256];
-    conc_manager *m = server(addr, sizeof addr), *c;
-    assert_conc_ok(conc_manager_connect(addr, KEY, &c));
+    conc_manager *c, *m = server_and_client(&c);
     conc_proxy *l = make(c, "list", tuple(1, ints(2, I(2), I(1))));
     conc_obj *len = conc_obj_foreign("builtins", "len", NULL, NULL, 0);
     assert_conc(sort(l, kw("key", len)), CONC_ETASK);
