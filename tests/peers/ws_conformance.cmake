@@ -29,7 +29,7 @@ add_test(NAME ws_conformance_server
   COMMAND ${WS_PYTHON} ${WS_CONF} server --subset
           --client-cmd "${WS_ECHO_PEER} client {url}")
 set_tests_properties(ws_conformance_client ws_conformance_server
-  PROPERTIES TIMEOUT 60 LABELS "ws;conformance")
+  PROPERTIES TIMEOUT 180 LABELS "ws;conformance")
 
 # The same subset against the I/O binding: examples/ws_echo_server as the
 # server, ws_echo_client (conc_ws_connect) as the client.
@@ -40,13 +40,13 @@ add_test(NAME ws_conformance_binding_client
   COMMAND ${WS_PYTHON} ${WS_CONF} server --subset
           --client-cmd "$<TARGET_FILE:ws_echo_client> {url}")
 set_tests_properties(ws_conformance_binding_client
-  PROPERTIES TIMEOUT 60 LABELS "ws;conformance")
+  PROPERTIES TIMEOUT 180 LABELS "ws;conformance")
 if(CONC_BUILD_EXAMPLES) # examples/ is added after tests/
   add_test(NAME ws_conformance_binding_server
     COMMAND ${WS_PYTHON} ${WS_CONF} client --subset
             --server-cmd "$<TARGET_FILE:ex_ws_echo_server> 0")
   set_tests_properties(ws_conformance_binding_server
-    PROPERTIES TIMEOUT 60 LABELS "ws;conformance")
+    PROPERTIES TIMEOUT 180 LABELS "ws;conformance")
 endif()
 
 # Headless Chromium loads a page from a conc server and talks back over a
