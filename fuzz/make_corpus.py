@@ -35,6 +35,11 @@ def outcome(code, msg=b"", data=b""):
             pad8(data))
 
 
+def notice(fields):
+    """The fields of a done-stream entry, split at NUL bytes."""
+    return b"\0".join(fields)
+
+
 def item(b):
     """One item of a chunk argument."""
     return u64(len(b)) + pad8(b)
@@ -277,6 +282,18 @@ SEEDS = {
         b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
         b"Sec-WebSocket-Extensions: permessage-deflate; "
         b"server_max_window_bits=12; client_max_window_bits=9\r\n\r\n",
+    },
+    "dist_notice": {
+        # Fields split at NUL bytes (a field b"\xff": not a string).
+        "one": notice([b"id", b"p1-ab:7", b"r", b"ok"]),
+        "several": notice([b"id", b"p1-ab:1", b"r", b"o1",
+                           b"id", b"p1-ab:2", b"r", b"e-10005 bad row 3",
+                           b"id", b"p1-ab:3", b"r", b"c"]),
+        "foreign": notice([b"id", b"p2-cd:4", b"r", b"o",
+                           b"id", b"p1-ab:5", b"r", b"\xff"]),
+        "wake": notice([b"stop", b"1"]),
+        # Once taken for task 1: one spelling per task id.
+        "leading_zeros": notice([b"id", b"p1-ab:0001", b"r", b"o"]),
     },
     "dist_wire": {
         # Mode byte (0 result, 1 task entry, 2 address), then the bytes.

@@ -157,6 +157,69 @@ test_wire_task_decode(void **state)
     assert_non_null(why);
 }
 
+struct notice_seen {
+    uint64_t seqs[8];
+    char vals[8][8];
+    size_t n;
+};
+
+static void
+on_notice(void *arg, uint64_t seq, const char *v, size_t len)
+{
+    struct notice_seen *ns = arg;
+    assert_true(ns->n < 8 && len < 8);
+    ns->seqs[ns->n] = seq;
+    memcpy(ns->vals[ns->n], v, len);
+    ns->vals[ns->n++][len] = '\0';
+}
+
+/* A notice carrying several results: each "r" goes to the "id" before
+ * it; others' results, ids spelt another way (leading zeros, which the
+ * fuzzer found taken for this submitter's task), fields that are not
+ * strings and unknown fields are skipped. */
+static void
+test_wire_notice_decode(void **state)
+{
+    (void)state;
+    const char *v[] = {"id", "s1:7",
+                       "r",  "o7",
+                       "id", "s2:8",
+                       "r",  "o8",
+                       "id", "s1:07",
+                       "r",  "o9",
+                       "id", "s1:0",
+                       "x",  "y",
+                       "r",  "o0",
+                       "r",  "stray",
+                       "id", NULL,
+                       "r",  "oN",
+                       "id", "s1:18446744073709551616",
+                       "r",  "big",
+                       "id", "s1:3",
+                       "r",  "c",
+                       "id"};
+    size_t n = sizeof v / sizeof *v, lens[sizeof v / sizeof *v];
+    for (size_t i = 0; i < n; i++)
+        lens[i] = v[i] ? strlen(v[i]) : 0;
+    struct notice_seen ns = {.n = 0};
+    assert_int_equal(conc__dist_notice_decode("s1", n, v, lens, on_notice, &ns),
+                     3);
+    assert_int_equal(ns.n, 3);
+    assert_int_equal(ns.seqs[0], 7);
+    assert_string_equal(ns.vals[0], "o7");
+    assert_int_equal(ns.seqs[1], 0);
+    assert_string_equal(ns.vals[1], "o0");
+    assert_int_equal(ns.seqs[2], 3);
+    assert_string_equal(ns.vals[2], "c");
+    uint64_t seq = 99;
+    assert_conc(conc__dist_notice_seq("s1", "s1:007", 6, &seq), CONC_EPROTO);
+    assert_conc(conc__dist_notice_seq("s1", "s1:", 3, &seq), CONC_EPROTO);
+    assert_conc(conc__dist_notice_seq("s1", "s10:1", 5, &seq), CONC_EPROTO);
+    assert_int_equal(seq, 99);
+    assert_conc_ok(conc__dist_notice_seq("s1", "s1:10", 5, &seq));
+    assert_int_equal(seq, 10);
+}
+
 static void
 test_wire_address(void **state)
 {
@@ -885,6 +948,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         conc_unit_test(test_wire_result_round_trip),
         conc_unit_test(test_wire_task_decode),
+        conc_unit_test(test_wire_notice_decode),
         conc_unit_test(test_wire_address),
         conc_unit_test(test_conn_send_after_close),
         conc_unit_test(test_round_trip),

@@ -98,6 +98,28 @@ int conc__dist_result_decode(const void *v, size_t len,
 int conc__dist_result_encode(conc_buf *b, int code, const void *data,
                              size_t len);
 
+/* Receives one result of a notice: task `seq` of this submitter, its
+ * result value `v` (len bytes, pointing into the notice's fields). */
+typedef void (*conc__dist_notice_fn)(void *arg, uint64_t seq, const char *v,
+                                     size_t len);
+
+/* The sequence number of task id `id` (len bytes) if it is "SUB:SEQ" of
+ * submitter `sub` (a NUL-terminated string) with SEQ written as this
+ * submitter writes it (decimal, no leading zero). Returns 0 or
+ * CONC_EPROTO. */
+int conc__dist_notice_seq(const char *sub, const char *id, size_t len,
+                          uint64_t *seq);
+
+/* Decodes the fields of a done-stream entry (notice.c): n strings
+ * alternating name and value (vals[i] of lens[i] bytes; NULL for a field
+ * that is not a string), and calls fn once per result of submitter `sub`
+ * (an "id" field then an "r" field), in order. Fields it does not know
+ * are skipped; a result of another submitter, or with a malformed id, is
+ * skipped. Returns how many results it handed to fn. */
+size_t conc__dist_notice_decode(const char *sub, size_t n,
+                                const char *const *vals, const size_t *lens,
+                                conc__dist_notice_fn fn, void *arg);
+
 /* Parses a decimal uint64 of n bytes. Returns 0 or CONC_EPROTO. */
 int conc__dist_parse_u64(const char *s, size_t n, uint64_t *out);
 

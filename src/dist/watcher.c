@@ -32,33 +32,44 @@
 /* Result keys looked up per round trip after a reconnection. */
 #define RECOVER_BATCH 256
 
-/* The sequence number in a task id "SUB:SEQ" of this submitter, or -1. */
-static int
-seq_of(const conc_dist_executor *dx, const char *id, size_t len, uint64_t *seq)
+/* Fields of a notice decoded at a time (16 results; a worker's notice
+ * holds up to CONC__DIST_FINISH_MANY_MAX): no allocation per entry. */
+#define NOTICE_WINDOW 64
+
+/* Completes the job of one result of a notice (conc__dist_notice_fn). */
+static void
+complete_one(void *arg, uint64_t seq, const char *v, size_t len)
 {
-    size_t sl = strlen(dx->sub);
-    if (len <= sl + 1 || memcmp(id, dx->sub, sl) != 0 || id[sl] != ':')
-        return -1;
-    return conc__dist_parse_u64(id + sl + 1, len - sl - 1, seq) < 0 ? -1 : 0;
+    struct conc__dist_job *j = conc__dist_take(arg, seq);
+    if (j)
+        conc__dist_complete(j, v, len);
 }
 
-/* Completes the job of one result: task id `id`, value `res`. */
-static void
-complete_one(conc_dist_executor *dx, const redisReply *id,
-             const redisReply *res)
+static int
+is_r_field(const redisReply *r)
 {
-    uint64_t seq;
-    if (id->type != REDIS_REPLY_STRING || res->type != REDIS_REPLY_STRING ||
-        seq_of(dx, id->str, id->len, &seq) < 0)
-        return; /* not ours */
-    struct conc__dist_job *j = conc__dist_take(dx, seq);
-    if (j)
-        conc__dist_complete(j, res->str, res->len);
+    return r->type == REDIS_REPLY_STRING && r->len == 1 && r->str[0] == 'r';
+}
+
+/* How many of the `m` fields from `at` make a window: up to its last "r"
+ * pair, unless it is the last window, so that an "id" and its "r" are
+ * always decoded together (even with fields between them). */
+static size_t
+window_end(const redisReply *f, size_t at, size_t m)
+{
+    if (at + m >= f->elements)
+        return m;
+    for (size_t k = m; k >= 2; k -= 2)
+        if (is_r_field(f->element[at + k - 2]))
+            return k;
+    return m; /* no result in it: nothing to split */
 }
 
 /* Handles one entry [id, [field, value, ...]] of the done stream: pairs
  * of fields id and r, one pair per result (a worker writes several
- * results of one submitter in one entry); a wake-up entry has none. */
+ * results of one submitter in one entry); a wake-up entry has none. The
+ * fields go to conc__dist_notice_decode, a pure function, a window of
+ * pairs at a time. */
 static void
 handle_entry(conc_dist_executor *dx, const redisReply *e)
 {
@@ -66,17 +77,20 @@ handle_entry(conc_dist_executor *dx, const redisReply *e)
         e->element[1]->type != REDIS_REPLY_ARRAY)
         return;
     const redisReply *f = e->element[1];
-    const redisReply *id = NULL;
-    for (size_t i = 0; i + 1 < f->elements; i += 2) {
-        const redisReply *k = f->element[i];
-        if (k->type != REDIS_REPLY_STRING)
-            continue;
-        if (k->len == 2 && memcmp(k->str, "id", 2) == 0)
-            id = f->element[i + 1];
-        else if (k->len == 1 && k->str[0] == 'r' && id) {
-            complete_one(dx, id, f->element[i + 1]);
-            id = NULL;
+    const char *vals[NOTICE_WINDOW];
+    size_t lens[NOTICE_WINDOW];
+    for (size_t at = 0; at + 1 < f->elements;) {
+        size_t m =
+            f->elements - at < NOTICE_WINDOW ? f->elements - at : NOTICE_WINDOW;
+        m = window_end(f, at, m);
+        for (size_t i = 0; i < m; i++) {
+            const redisReply *r = f->element[at + i];
+            int str = r->type == REDIS_REPLY_STRING;
+            vals[i] = str ? r->str : NULL;
+            lens[i] = str ? r->len : 0;
         }
+        conc__dist_notice_decode(dx->sub, m, vals, lens, complete_one, dx);
+        at += m;
     }
 }
 
