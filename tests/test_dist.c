@@ -16,90 +16,11 @@
 #include <hiredis/hiredis.h>
 
 #include "conc_test.h"
+#include "dist_fixture.h"
 #include "core/internal.h"
 #include "dist/dist_internal.h"
-#include "redis_fixture.h"
 
-#define PASSWORD  "conc-test-pw"
 #define LONG_WAIT 60.0
-
-static struct redis_fixture server;
-static int have_server;
-static int queue_no;
-
-/* A fresh queue name per test, so tests never see each other's tasks. */
-static const char *
-new_queue(char *buf, size_t size)
-{
-    snprintf(buf, size, "t%d-%d", (int)getpid(), ++queue_no);
-    return buf;
-}
-
-/* Starts a worker process on `queue`. */
-static pid_t
-start_peer(const char *queue, int threads, const char *idle, int max_del)
-{
-    char th[16], md[16];
-    snprintf(th, sizeof th, "%d", threads);
-    snprintf(md, sizeof md, "%d", max_del);
-    char *argv[] = {DIST_PEER, server.url,   PASSWORD, (char *)queue,
-                    th,        (char *)idle, md,       NULL};
-    pid_t pid = redis_fixture_spawn(argv);
-    assert_true(pid > 0);
-    return pid;
-}
-
-static void
-stop_peer(pid_t pid)
-{
-    int st;
-    kill(pid, SIGTERM);
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
-}
-
-/* Stops a worker that may have died already. */
-static void
-stop_peer_any(pid_t pid)
-{
-    kill(pid, SIGTERM);
-    waitpid(pid, NULL, 0);
-}
-
-static conc_dist_executor *
-new_executor(const char *queue, const conc_dist_opts *o)
-{
-    conc_dist_executor *dx = NULL;
-    assert_conc_ok(conc_dist_executor_new(server.url, PASSWORD, queue, o, &dx));
-    return dx;
-}
-
-static conc_future *
-submit_long(conc_dist_executor *dx, const char *name, long v)
-{
-    conc_future *f = NULL;
-    assert_conc_ok(conc_dist_submit(dx, name, &v, sizeof v, LONG_WAIT, &f));
-    return f;
-}
-
-static long
-long_result(conc_future *f)
-{
-    const void *data;
-    size_t len;
-    assert_conc_ok(conc_future_result(f, LONG_WAIT, &data, &len));
-    assert_int_equal(len, sizeof(long));
-    long v;
-    memcpy(&v, data, sizeof v);
-    return v;
-}
-
-#define NEED_SERVER()                                                          \
-    do {                                                                       \
-        if (!have_server)                                                      \
-            skip();                                                            \
-    } while (0)
 
 /* ---- Wire format --------------------------------------------------------- */
 
@@ -329,25 +250,21 @@ static void
 test_round_trip(void **state)
 {
     (void)state;
-    NEED_SERVER();
     char q[64];
-    new_queue(q, sizeof q);
-    pid_t peer = start_peer(q, 2, "5", 5);
-    conc_dist_executor *dx = new_executor(q, NULL);
+    dist_fixture_queue(q, sizeof q);
+    pid_t peer = dist_start_peer(q, 2, "5", 5, 0);
+    conc_dist_executor *dx = dist_new_executor(q, NULL);
     enum { N = 50 };
     conc_future *fs[N];
     for (long i = 0; i < N; i++)
-        fs[i] = submit_long(dx, "square", i);
+        fs[i] = dist_submit_long(dx, "square", i, LONG_WAIT);
     assert_conc_ok(conc_wait(fs, N, CONC_ALL_COMPLETED, LONG_WAIT, NULL));
-    for (long i = 0; i < N; i++) {
-        assert_int_equal(long_result(fs[i]), i * i);
-        conc_future_free(fs[i]);
-    }
+    dist_check_squares(fs, N, LONG_WAIT);
     assert_conc_ok(conc_dist_shutdown(dx, 1, 0, LONG_WAIT));
     assert_conc(conc_dist_submit(dx, "square", NULL, 0, 0, &fs[0]),
                 CONC_ECLOSED);
     conc_dist_executor_free(dx);
-    stop_peer(peer);
+    dist_stop_peer(peer);
 }
 
 /* Pipelined submits: many tasks in batches, with a bound on those in
@@ -356,12 +273,11 @@ static void
 test_submit_many(void **state)
 {
     (void)state;
-    NEED_SERVER();
     char q[64];
-    new_queue(q, sizeof q);
-    pid_t peer = start_peer(q, 2, "5", 5);
+    dist_fixture_queue(q, sizeof q);
+    pid_t peer = dist_start_peer(q, 2, "5", 5, 0);
     conc_dist_opts o = {.max_in_flight = 100};
-    conc_dist_executor *dx = new_executor(q, &o);
+    conc_dist_executor *dx = dist_new_executor(q, &o);
     enum { N = 1000 };
     static long in[N];
     static conc_future *fs[N];
@@ -373,10 +289,7 @@ test_submit_many(void **state)
         conc_dist_submit_many(dx, "square", &items, LONG_WAIT, fs, &n));
     assert_int_equal(n, N);
     assert_conc_ok(conc_wait(fs, N, CONC_ALL_COMPLETED, LONG_WAIT, NULL));
-    for (long i = 0; i < N; i++) {
-        assert_int_equal(long_result(fs[i]), i * i);
-        conc_future_free(fs[i]);
-    }
+    dist_check_squares(fs, N, LONG_WAIT);
     /* Refused before anything is sent: a generator, a closed executor. */
     conc_items gen = {.next = (conc_next_fn)1};
     assert_conc(conc_dist_submit_many(dx, "square", &gen, 0, fs, &n),
@@ -386,7 +299,7 @@ test_submit_many(void **state)
                 CONC_ECLOSED);
     assert_int_equal(n, 0);
     conc_dist_executor_free(dx);
-    stop_peer(peer);
+    dist_stop_peer(peer);
 }
 
 /* A task's failure travels with its message; an unknown name fails too;
@@ -395,11 +308,10 @@ static void
 test_failures_and_mixing(void **state)
 {
     (void)state;
-    NEED_SERVER();
     char q[64];
-    new_queue(q, sizeof q);
-    pid_t peer = start_peer(q, 1, "5", 5);
-    conc_dist_executor *dx = new_executor(q, NULL);
+    dist_fixture_queue(q, sizeof q);
+    pid_t peer = dist_start_peer(q, 1, "5", 5, 0);
+    conc_dist_executor *dx = dist_new_executor(q, NULL);
     conc_future *fs[3];
     assert_conc_ok(conc_dist_submit(dx, "fail", "abcd", 4, LONG_WAIT, &fs[0]));
     assert_conc_ok(conc_dist_submit(dx, "no_such", NULL, 0, LONG_WAIT, &fs[1]));
@@ -423,29 +335,31 @@ test_failures_and_mixing(void **state)
         conc_future_free(fs[i]);
     conc_executor_free(tx);
     conc_dist_executor_free(dx);
-    stop_peer(peer);
+    dist_stop_peer(peer);
 }
 
 static void
 test_wrong_password(void **state)
 {
     (void)state;
-    NEED_SERVER();
+    DIST_NEED_SERVER();
     conc_dist_executor *dx = NULL;
-    assert_conc(conc_dist_executor_new(server.url, "wrong", "q", NULL, &dx),
-                CONC_EAUTH);
-    assert_conc(conc_dist_executor_new(server.url, NULL, "q", NULL, &dx),
+    assert_conc(
+        conc_dist_executor_new(dist_server.url, "wrong", "q", NULL, &dx),
+        CONC_EAUTH);
+    assert_conc(conc_dist_executor_new(dist_server.url, NULL, "q", NULL, &dx),
                 CONC_EAUTH);
     conc_dist_opts o = {.retry_on_startup = 1};
-    assert_conc(conc_dist_executor_new(server.url, "wrong", "q", &o, &dx),
+    assert_conc(conc_dist_executor_new(dist_server.url, "wrong", "q", &o, &dx),
                 CONC_EAUTH);
     conc_dist_worker *w = NULL;
-    assert_conc(conc_dist_worker_new(server.url, "wrong", "q", NULL, &w),
+    assert_conc(conc_dist_worker_new(dist_server.url, "wrong", "q", NULL, &w),
                 CONC_EAUTH);
     assert_null(dx);
     assert_null(w);
     /* A worker process with a wrong password exits with CONC_EAUTH. */
-    char *argv[] = {DIST_PEER, server.url, "wrong", "q", "1", "5", "5", NULL};
+    char *argv[] = {DIST_PEER, dist_server.url, "wrong", "q", "1", "5", "5",
+                    NULL};
     pid_t pid = redis_fixture_spawn(argv);
     int st;
     assert_int_equal(waitpid(pid, &st, 0), pid);
@@ -458,13 +372,12 @@ static void
 test_backpressure_and_cancel_on_shutdown(void **state)
 {
     (void)state;
-    NEED_SERVER();
     char q[64];
-    new_queue(q, sizeof q);
+    dist_fixture_queue(q, sizeof q);
     conc_dist_opts o = {.max_in_flight = 2};
-    conc_dist_executor *dx = new_executor(q, &o);
-    conc_future *f1 = submit_long(dx, "square", 1);
-    conc_future *f2 = submit_long(dx, "square", 2), *f3 = NULL;
+    conc_dist_executor *dx = dist_new_executor(q, &o);
+    conc_future *f1 = dist_submit_long(dx, "square", 1, LONG_WAIT);
+    conc_future *f2 = dist_submit_long(dx, "square", 2, LONG_WAIT), *f3 = NULL;
     double t0 = conc_monotonic();
     long v = 3;
     assert_conc(conc_dist_submit(dx, "square", &v, sizeof v, 0.2, &f3),
@@ -485,28 +398,28 @@ static void
 test_cancel_pending_never_runs(void **state)
 {
     (void)state;
-    NEED_SERVER();
     char q[64];
-    new_queue(q, sizeof q);
-    conc_dist_executor *dx = new_executor(q, NULL);
+    dist_fixture_queue(q, sizeof q);
+    conc_dist_executor *dx = dist_new_executor(q, NULL);
     conc_future *bomb = NULL;
     assert_conc_ok(conc_dist_submit(dx, "crash", NULL, 0, LONG_WAIT, &bomb));
     assert_int_equal(conc_future_cancel(bomb), 1);
     assert_true(conc_future_cancelled(bomb));
-    pid_t peer = start_peer(q, 1, "5", 5);
-    conc_future *f = submit_long(dx, "square", 9);
-    assert_int_equal(long_result(f), 81);
+    pid_t peer = dist_start_peer(q, 1, "5", 5, 0);
+    conc_future *f = dist_submit_long(dx, "square", 9, LONG_WAIT);
+    assert_int_equal(dist_long_result(f, LONG_WAIT), 81);
     conc_future_free(f);
     conc_future_free(bomb);
     conc_dist_executor_free(dx);
-    stop_peer(peer);
+    dist_stop_peer(peer);
 }
 
 static int
 in_flight_is_one(void *arg)
 {
     conc_dist_status st;
-    return conc_dist_status_get(server.url, PASSWORD, arg, 1, &st) == 0 &&
+    return conc_dist_status_get(dist_server.url, DIST_PASSWORD, arg, 1, &st) ==
+               0 &&
            st.in_flight == 1;
 }
 
@@ -515,11 +428,10 @@ static void
 test_cancel_running(void **state)
 {
     (void)state;
-    NEED_SERVER();
     char q[64];
-    new_queue(q, sizeof q);
-    pid_t peer = start_peer(q, 1, "5", 5);
-    conc_dist_executor *dx = new_executor(q, NULL);
+    dist_fixture_queue(q, sizeof q);
+    pid_t peer = dist_start_peer(q, 1, "5", 5, 0);
+    conc_dist_executor *dx = dist_new_executor(q, NULL);
     double s = 30;
     conc_future *napper = NULL;
     assert_conc_ok(
@@ -528,25 +440,24 @@ test_cancel_running(void **state)
     double t0 = conc_monotonic();
     assert_int_equal(conc_future_cancel(napper), 1);
     /* The one worker thread is free again long before the nap's end. */
-    conc_future *f = submit_long(dx, "square", 5);
-    assert_int_equal(long_result(f), 25);
+    conc_future *f = dist_submit_long(dx, "square", 5, LONG_WAIT);
+    assert_int_equal(dist_long_result(f, LONG_WAIT), 25);
     assert_true(conc_monotonic() - t0 < s);
     conc_future_free(f);
     conc_future_free(napper);
     conc_dist_executor_free(dx);
-    stop_peer(peer);
+    dist_stop_peer(peer);
 }
 
 static void
 test_time_limit(void **state)
 {
     (void)state;
-    NEED_SERVER();
     char q[64];
-    new_queue(q, sizeof q);
-    pid_t peer = start_peer(q, 1, "5", 5);
+    dist_fixture_queue(q, sizeof q);
+    pid_t peer = dist_start_peer(q, 1, "5", 5, 0);
     conc_dist_opts o = {.time_limit = 0.3};
-    conc_dist_executor *dx = new_executor(q, &o);
+    conc_dist_executor *dx = dist_new_executor(q, &o);
     double s = 30;
     conc_future *f = NULL;
     double t0 = conc_monotonic();
@@ -557,7 +468,7 @@ test_time_limit(void **state)
     assert_true(took < s);
     conc_future_free(f);
     conc_dist_executor_free(dx);
-    stop_peer(peer);
+    dist_stop_peer(peer);
 }
 
 /* ---- Faults ---------------------------------------------------------------
@@ -569,28 +480,25 @@ static void
 test_worker_killed_mid_task(void **state)
 {
     (void)state;
-    NEED_SERVER();
     char q[64];
-    new_queue(q, sizeof q);
-    pid_t a = start_peer(q, 2, "0.5", 5), b = start_peer(q, 2, "0.5", 5);
-    conc_dist_executor *dx = new_executor(q, NULL);
+    dist_fixture_queue(q, sizeof q);
+    pid_t a = dist_start_peer(q, 2, "0.5", 5, 0),
+          b = dist_start_peer(q, 2, "0.5", 5, 0);
+    conc_dist_executor *dx = dist_new_executor(q, NULL);
     enum { N = 200 };
     conc_future *fs[N];
     for (long i = 0; i < N; i++)
-        fs[i] = submit_long(dx, "slow_square", i);
+        fs[i] = dist_submit_long(dx, "slow_square", i, LONG_WAIT);
     /* Kill a worker once work is under way, then another; one survives. */
     assert_conc_ok(conc_wait(fs, N, CONC_FIRST_COMPLETED, LONG_WAIT, NULL));
     kill_and_reap(a);
-    pid_t c = start_peer(q, 2, "0.5", 5);
+    pid_t c = dist_start_peer(q, 2, "0.5", 5, 0);
     assert_conc_ok(conc_future_result(fs[N / 2], LONG_WAIT, NULL, NULL));
     kill_and_reap(b);
     assert_conc_ok(conc_wait(fs, N, CONC_ALL_COMPLETED, LONG_WAIT, NULL));
-    for (long i = 0; i < N; i++) {
-        assert_int_equal(long_result(fs[i]), i * i);
-        conc_future_free(fs[i]);
-    }
+    dist_check_squares(fs, N, LONG_WAIT);
     conc_dist_executor_free(dx);
-    stop_peer(c);
+    dist_stop_peer(c);
 }
 
 /* A task that kills its worker every time goes to the dead-letter stream
@@ -599,27 +507,27 @@ static void
 test_crash_every_time_dead_letter(void **state)
 {
     (void)state;
-    NEED_SERVER();
     char q[64];
-    new_queue(q, sizeof q);
-    conc_dist_executor *dx = new_executor(q, NULL);
+    dist_fixture_queue(q, sizeof q);
+    conc_dist_executor *dx = dist_new_executor(q, NULL);
     conc_future *f = NULL;
     assert_conc_ok(conc_dist_submit(dx, "crash", NULL, 0, LONG_WAIT, &f));
     /* Each worker dies of the task; start another until it is given up. */
     int starts = 0;
     while (!conc_future_done(f) && starts < 10) {
-        pid_t p = start_peer(q, 1, "0.2", 2);
+        pid_t p = dist_start_peer(q, 1, "0.2", 2, 0);
         starts++;
         int st;
         while (waitpid(p, &st, WNOHANG) == 0 && !conc_future_done(f))
             conc_future_result(f, 0.05, NULL, NULL);
         if (conc_future_done(f))
-            stop_peer_any(p);
+            dist_stop_peer_any(p);
     }
     assert_conc(conc_future_result(f, LONG_WAIT, NULL, NULL), CONC_EBROKEN);
     assert_non_null(strstr(conc_future_message(f), "delivered 3 times"));
     conc_dist_status st;
-    assert_conc_ok(conc_dist_status_get(server.url, PASSWORD, q, 5, &st));
+    assert_conc_ok(
+        conc_dist_status_get(dist_server.url, DIST_PASSWORD, q, 5, &st));
     assert_int_equal(st.dead_letters, 1);
     assert_int_equal(st.in_flight, 0);
     conc_future_free(f);
@@ -632,27 +540,23 @@ static void
 test_server_restarted_under_load(void **state)
 {
     (void)state;
-    NEED_SERVER();
     char q[64];
-    new_queue(q, sizeof q);
-    pid_t peer = start_peer(q, 2, "1", 5);
-    conc_dist_executor *dx = new_executor(q, NULL);
+    dist_fixture_queue(q, sizeof q);
+    pid_t peer = dist_start_peer(q, 2, "1", 5, 0);
+    conc_dist_executor *dx = dist_new_executor(q, NULL);
     enum { N = 300 };
     conc_future *fs[N];
     for (long i = 0; i < N; i++) {
         if (i == N / 2) {
-            redis_fixture_kill(&server);
-            assert_int_equal(redis_fixture_restart(&server), 0);
+            redis_fixture_kill(&dist_server);
+            assert_int_equal(redis_fixture_restart(&dist_server), 0);
         }
-        fs[i] = submit_long(dx, "square", i);
+        fs[i] = dist_submit_long(dx, "square", i, LONG_WAIT);
     }
     assert_conc_ok(conc_wait(fs, N, CONC_ALL_COMPLETED, LONG_WAIT, NULL));
-    for (long i = 0; i < N; i++) {
-        assert_int_equal(long_result(fs[i]), i * i);
-        conc_future_free(fs[i]);
-    }
+    dist_check_squares(fs, N, LONG_WAIT);
     conc_dist_executor_free(dx);
-    stop_peer(peer);
+    dist_stop_peer(peer);
 }
 
 /* Freeing an executor whose server is gone cancels its futures in
@@ -661,10 +565,9 @@ static void
 test_free_with_server_gone(void **state)
 {
     (void)state;
-    NEED_SERVER();
     char q[64];
-    new_queue(q, sizeof q);
-    conc_dist_executor *dx = new_executor(q, NULL);
+    dist_fixture_queue(q, sizeof q);
+    conc_dist_executor *dx = dist_new_executor(q, NULL);
     enum { N = 300 };
     static long in[N];
     static conc_future *fs[N];
@@ -672,7 +575,7 @@ test_free_with_server_gone(void **state)
     conc_items items = CONC_ITEMS(in, N);
     assert_conc_ok(
         conc_dist_submit_many(dx, "square", &items, LONG_WAIT, fs, &n));
-    redis_fixture_kill(&server);
+    redis_fixture_kill(&dist_server);
     double t0 = conc_monotonic();
     conc_dist_executor_free(dx);
     assert_true(conc_monotonic() - t0 < 10);
@@ -680,7 +583,7 @@ test_free_with_server_gone(void **state)
         assert_true(conc_future_cancelled(fs[i]));
         conc_future_free(fs[i]);
     }
-    assert_int_equal(redis_fixture_restart(&server), 0);
+    assert_int_equal(redis_fixture_restart(&dist_server), 0);
 }
 
 static int
@@ -688,7 +591,8 @@ submitter_child(void *arg)
 {
     const char *q = arg;
     conc_dist_executor *dx = NULL;
-    if (conc_dist_executor_new(server.url, PASSWORD, q, NULL, &dx) < 0)
+    if (conc_dist_executor_new(dist_server.url, DIST_PASSWORD, q, NULL, &dx) <
+        0)
         return 1;
     for (long i = 0; i < 10; i++) {
         conc_future *f = NULL;
@@ -703,25 +607,25 @@ static void
 test_submitter_dies(void **state)
 {
     (void)state;
-    NEED_SERVER();
     char q[64];
-    new_queue(q, sizeof q);
+    dist_fixture_queue(q, sizeof q);
     pid_t child = fork_child(submitter_child, q);
     reap(child);
-    pid_t peer = start_peer(q, 1, "5", 5);
+    pid_t peer = dist_start_peer(q, 1, "5", 5, 0);
     /* The one worker runs tasks in order: once a later submitter's task is
      * done, the dead one's ten are too. */
-    conc_dist_executor *dx = new_executor(q, NULL);
-    conc_future *f = submit_long(dx, "square", 12);
-    assert_int_equal(long_result(f), 144);
+    conc_dist_executor *dx = dist_new_executor(q, NULL);
+    conc_future *f = dist_submit_long(dx, "square", 12, LONG_WAIT);
+    assert_int_equal(dist_long_result(f, LONG_WAIT), 144);
     conc_dist_status st;
-    assert_conc_ok(conc_dist_status_get(server.url, PASSWORD, q, 5, &st));
+    assert_conc_ok(
+        conc_dist_status_get(dist_server.url, DIST_PASSWORD, q, 5, &st));
     assert_int_equal(st.queued, 0);
     assert_int_equal(st.in_flight, 0);
     assert_true(st.workers_seen >= 1);
     conc_future_free(f);
     conc_dist_executor_free(dx);
-    stop_peer(peer);
+    dist_stop_peer(peer);
 }
 
 /* Deletes every entry of the queue's task stream, as a careless
@@ -730,7 +634,7 @@ static long
 delete_task_entries(const char *queue)
 {
     struct conc__rconn c;
-    assert_conc_ok(conc__rconn_init(&c, server.url, PASSWORD, 5));
+    assert_conc_ok(conc__rconn_init(&c, dist_server.url, DIST_PASSWORD, 5));
     int64_t deadline = conc__now_ns() + (int64_t)5e9;
     redisReply *rep = NULL;
     assert_conc_ok(conc__rconn_cmdf(&c, deadline, 0, &rep,
@@ -755,11 +659,10 @@ static void
 test_entry_deleted_under_live_worker(void **state)
 {
     (void)state;
-    NEED_SERVER();
     char q[64];
-    new_queue(q, sizeof q);
-    pid_t peer = start_peer(q, 1, "0.3", 5);
-    conc_dist_executor *dx = new_executor(q, NULL);
+    dist_fixture_queue(q, sizeof q);
+    pid_t peer = dist_start_peer(q, 1, "0.3", 5, 0);
+    conc_dist_executor *dx = dist_new_executor(q, NULL);
     double s = 30;
     conc_future *f = NULL;
     assert_conc_ok(conc_dist_submit(dx, "nap", &s, sizeof s, LONG_WAIT, &f));
@@ -769,7 +672,7 @@ test_entry_deleted_under_live_worker(void **state)
     assert_non_null(strstr(conc_future_message(f), "deleted"));
     conc_future_free(f);
     conc_dist_executor_free(dx);
-    stop_peer(peer);
+    dist_stop_peer(peer);
 }
 
 /* A task whose entry is deleted while its worker is frozen: the worker
@@ -779,24 +682,23 @@ static void
 test_entry_deleted_under_frozen_worker(void **state)
 {
     (void)state;
-    NEED_SERVER();
     char q[64];
-    new_queue(q, sizeof q);
-    pid_t frozen = start_peer(q, 1, "0.3", 5);
-    conc_dist_executor *dx = new_executor(q, NULL);
+    dist_fixture_queue(q, sizeof q);
+    pid_t frozen = dist_start_peer(q, 1, "0.3", 5, 0);
+    conc_dist_executor *dx = dist_new_executor(q, NULL);
     double s = 30;
     conc_future *f = NULL;
     assert_conc_ok(conc_dist_submit(dx, "nap", &s, sizeof s, LONG_WAIT, &f));
     assert_true(conc_test_wait_until(in_flight_is_one, q, LONG_WAIT));
     kill(frozen, SIGSTOP);
     assert_int_equal(delete_task_entries(q), 1);
-    pid_t other = start_peer(q, 1, "0.3", 5);
+    pid_t other = dist_start_peer(q, 1, "0.3", 5, 0);
     assert_conc(conc_future_result(f, LONG_WAIT, NULL, NULL), CONC_EBROKEN);
     assert_non_null(strstr(conc_future_message(f), "deleted"));
     conc_future_free(f);
     conc_dist_executor_free(dx);
     kill_and_reap(frozen);
-    stop_peer(other);
+    dist_stop_peer(other);
 }
 
 static int
@@ -816,15 +718,15 @@ static void
 test_python_worker(void **state)
 {
     (void)state;
-    NEED_SERVER();
+    DIST_NEED_SERVER();
     if (!python_has_redis())
         skip();
-    setenv("REDIS_URL", server.url, 1);
-    setenv("REDIS_PASSWORD", PASSWORD, 1);
+    setenv("REDIS_URL", dist_server.url, 1);
+    setenv("REDIS_PASSWORD", DIST_PASSWORD, 1);
     char *argv[] = {"/usr/bin/python3", PY_WORKER, NULL};
     pid_t py = redis_fixture_spawn(argv);
     assert_true(py > 0);
-    conc_dist_executor *dx = new_executor("seed000", NULL);
+    conc_dist_executor *dx = dist_new_executor("seed000", NULL);
     conc_future *fs[2];
     assert_conc_ok(
         conc_dist_submit(dx, "square_text", "12", 2, LONG_WAIT, &fs[0]));
@@ -851,10 +753,10 @@ static void
 test_examples(void **state)
 {
     (void)state;
-    NEED_SERVER();
+    DIST_NEED_SERVER();
 #ifdef EX_MASTER
-    setenv("REDIS_URL", server.url, 1);
-    setenv("REDIS_PASSWORD", PASSWORD, 1);
+    setenv("REDIS_URL", dist_server.url, 1);
+    setenv("REDIS_PASSWORD", DIST_PASSWORD, 1);
     char *wargv[] = {EX_WORKER, NULL}, *margv[] = {EX_MASTER, NULL};
     pid_t w1 = redis_fixture_spawn(wargv), w2 = redis_fixture_spawn(wargv);
     pid_t m = redis_fixture_spawn(margv);
@@ -862,8 +764,8 @@ test_examples(void **state)
     int st;
     assert_int_equal(waitpid(m, &st, 0), m);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    stop_peer(w1);
-    stop_peer(w2);
+    dist_stop_peer(w1);
+    dist_stop_peer(w2);
 #else
     skip();
 #endif
@@ -872,7 +774,7 @@ test_examples(void **state)
 static int
 run_status(const char *queue)
 {
-    char *argv[] = {CONC_WORKER, "--status",    "--url", server.url,
+    char *argv[] = {CONC_WORKER, "--status",    "--url", dist_server.url,
                     "--queue",   (char *)queue, NULL};
     pid_t pid = redis_fixture_spawn(argv);
     int st;
@@ -885,60 +787,50 @@ static void
 test_conc_worker_program(void **state)
 {
     (void)state;
-    NEED_SERVER();
     char q[64];
-    new_queue(q, sizeof q);
-    setenv("REDIS_PASSWORD", PASSWORD, 1);
-    char *argv[] = {CONC_WORKER, "--url",     server.url,   "--queue",
-                    q,           "--threads", "2",          "--batch",
-                    "8",         DIST_TASKS,  "lib_square", "square=lib_square",
+    dist_fixture_queue(q, sizeof q);
+    setenv("REDIS_PASSWORD", DIST_PASSWORD, 1);
+    char *argv[] = {CONC_WORKER,
+                    "--url",
+                    dist_server.url,
+                    "--queue",
+                    q,
+                    "--threads",
+                    "2",
+                    "--batch",
+                    "8",
+                    DIST_TASKS,
+                    "lib_square",
+                    "square=lib_square",
                     NULL};
     pid_t w = redis_fixture_spawn(argv);
     assert_true(w > 0);
-    conc_dist_executor *dx = new_executor(q, NULL);
-    conc_future *f1 = submit_long(dx, "square", 7);
-    conc_future *f2 = submit_long(dx, "lib_square", 8);
-    assert_int_equal(long_result(f1), 49);
-    assert_int_equal(long_result(f2), 64);
+    conc_dist_executor *dx = dist_new_executor(q, NULL);
+    conc_future *f1 = dist_submit_long(dx, "square", 7, LONG_WAIT);
+    conc_future *f2 = dist_submit_long(dx, "lib_square", 8, LONG_WAIT);
+    assert_int_equal(dist_long_result(f1, LONG_WAIT), 49);
+    assert_int_equal(dist_long_result(f2, LONG_WAIT), 64);
     assert_int_equal(run_status(q), 0);
     unsetenv("REDIS_PASSWORD");
     assert_int_equal(run_status(q), 1); /* CONC_EAUTH, printed */
     conc_future_free(f1);
     conc_future_free(f2);
     conc_dist_executor_free(dx);
-    stop_peer(w);
+    dist_stop_peer(w);
     /* A count that is not one is bad usage. */
-    char *bad_batch[] = {CONC_WORKER, "--url",    server.url,   "--batch",
-                         "many",      DIST_TASKS, "lib_square", NULL};
+    char *bad_batch[] = {CONC_WORKER, "--url",    dist_server.url, "--batch",
+                         "many",      DIST_TASKS, "lib_square",    NULL};
     pid_t bb = redis_fixture_spawn(bad_batch);
     int bst;
     assert_int_equal(waitpid(bb, &bst, 0), bb);
     assert_true(WIFEXITED(bst) && WEXITSTATUS(bst) == 2);
     /* A symbol the library lacks is refused before serving. */
-    char *bad[] = {CONC_WORKER, "--url", server.url, DIST_TASKS, "nope", NULL};
+    char *bad[] = {CONC_WORKER, "--url", dist_server.url,
+                   DIST_TASKS,  "nope",  NULL};
     pid_t b = redis_fixture_spawn(bad);
     int st;
     assert_int_equal(waitpid(b, &st, 0), b);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 1);
-}
-
-static int
-group_setup(void **state)
-{
-    (void)state;
-    have_server = redis_fixture_start(&server, PASSWORD, "always") == 0;
-    if (!have_server)
-        fprintf(stderr, "test_dist: no redis-server; its tests are skipped\n");
-    return 0;
-}
-
-static int
-group_teardown(void **state)
-{
-    (void)state;
-    if (have_server)
-        redis_fixture_stop(&server);
-    return 0;
 }
 
 int
@@ -970,9 +862,6 @@ main(void)
         conc_unit_test(test_examples),
         conc_unit_test(test_conc_worker_program),
     };
-    /* CONC_TEST_FILTER=pattern runs only the matching tests. */
-    if (getenv("CONC_TEST_FILTER"))
-        cmocka_set_test_filter(getenv("CONC_TEST_FILTER"));
-    conc_test_install_allocator();
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return dist_fixture_run("test_dist", "t", tests,
+                            sizeof tests / sizeof *tests);
 }

@@ -14,11 +14,10 @@
 #include <hiredis/hiredis.h>
 
 #include "conc_test.h"
+#include "dist_fixture.h"
 #include "core/internal.h"
 #include "dist/dist_internal.h"
-#include "redis_fixture.h"
 
-#define PASSWORD  "conc-test-pw"
 #define LONG_WAIT 60.0
 /* Well under the 30 s reclaim_idle a take-over of tasks not handed back
  * would wait for. */
@@ -27,80 +26,6 @@
  * it may wait for another thread: well under the nap. */
 #define LONG_NAP         30.0
 #define IDLE_THREAD_WAIT 15.0
-
-static struct redis_fixture server;
-static int have_server;
-static int queue_no;
-
-#define NEED_SERVER()                                                          \
-    do {                                                                       \
-        if (!have_server)                                                      \
-            skip();                                                            \
-    } while (0)
-
-static const char *
-new_queue(char *buf, size_t size)
-{
-    snprintf(buf, size, "s%d-%d", (int)getpid(), ++queue_no);
-    return buf;
-}
-
-/* Starts a worker process on `queue`; `procs` > 0 runs its tasks in that
- * many processes of its own. */
-static pid_t
-start_peer_idle(const char *queue, int threads, int procs, const char *idle)
-{
-    char th[16], pr[16];
-    snprintf(th, sizeof th, "%d", threads);
-    snprintf(pr, sizeof pr, "%d", procs);
-    char *argv[] = {DIST_PEER,    server.url, PASSWORD, (char *)queue, th,
-                    (char *)idle, "5",        pr,       NULL};
-    pid_t pid = redis_fixture_spawn(argv);
-    assert_true(pid > 0);
-    return pid;
-}
-
-static pid_t
-start_peer(const char *queue, int threads, int procs)
-{
-    return start_peer_idle(queue, threads, procs, "5");
-}
-
-static void
-stop_peer(pid_t pid)
-{
-    int st;
-    kill(pid, SIGTERM);
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
-}
-
-static conc_dist_executor *
-new_executor(const char *queue, const conc_dist_opts *o)
-{
-    conc_dist_executor *dx = NULL;
-    assert_conc_ok(conc_dist_executor_new(server.url, PASSWORD, queue, o, &dx));
-    return dx;
-}
-
-static long
-long_of(const void *data, size_t len)
-{
-    long v;
-    assert_int_equal(len, sizeof v);
-    memcpy(&v, data, sizeof v);
-    return v;
-}
-
-static long
-long_result(conc_future *f)
-{
-    const void *data;
-    size_t len;
-    assert_conc_ok(conc_future_result(f, LONG_WAIT, &data, &len));
-    return long_of(data, len);
-}
 
 static conc_future *
 submit(conc_dist_executor *dx, const char *name, const void *arg, size_t len)
@@ -132,11 +57,10 @@ static void
 test_map_array(void **state)
 {
     (void)state;
-    NEED_SERVER();
     char q[64];
-    new_queue(q, sizeof q);
-    pid_t peer = start_peer(q, 2, 0);
-    conc_dist_executor *dx = new_executor(q, NULL);
+    dist_fixture_queue(q, sizeof q);
+    pid_t peer = dist_start_peer(q, 2, "5", 5, 0);
+    conc_dist_executor *dx = dist_new_executor(q, NULL);
     enum { N = 300 };
     static long in[N];
     for (long i = 0; i < N; i++)
@@ -152,9 +76,10 @@ test_map_array(void **state)
     size_t len;
     for (long i = 0; i < N; i++) {
         assert_conc_ok(conc_map_next(it, LONG_WAIT, &data, &len));
-        assert_conc_ok(conc_dist_status_get(server.url, PASSWORD, q, 5, &st));
+        assert_conc_ok(
+            conc_dist_status_get(dist_server.url, DIST_PASSWORD, q, 5, &st));
         assert_true(st.queued + st.in_flight <= 16); /* lazy: bounded */
-        assert_int_equal(long_of(data, len), i * i);
+        assert_int_equal(dist_long_of(data, len), i * i);
         assert_int_equal(conc_map_index(it), i);
     }
     assert_conc(conc_map_next(it, LONG_WAIT, &data, &len), CONC_ECLOSED);
@@ -163,7 +88,7 @@ test_map_array(void **state)
     assert_int_equal(pr.total, N);
     conc_map_free(it);
     conc_dist_executor_free(dx);
-    stop_peer(peer);
+    dist_stop_peer(peer);
 }
 
 struct gen {
@@ -189,11 +114,10 @@ static void
 test_map_generator_and_failures(void **state)
 {
     (void)state;
-    NEED_SERVER();
     char q[64];
-    new_queue(q, sizeof q);
-    pid_t peer = start_peer(q, 2, 0);
-    conc_dist_executor *dx = new_executor(q, NULL);
+    dist_fixture_queue(q, sizeof q);
+    pid_t peer = dist_start_peer(q, 2, "5", 5, 0);
+    conc_dist_executor *dx = dist_new_executor(q, NULL);
     struct gen g = {0, 40};
     conc_items items = {.next = gen_next, .ctx = &g};
     struct progress pr = {0};
@@ -212,7 +136,7 @@ test_map_generator_and_failures(void **state)
             assert_non_null(strstr(conc_failure_message(), "got 2 bytes"));
         } else {
             assert_conc_ok(r);
-            assert_int_equal(long_of(data, len), i * i);
+            assert_int_equal(dist_long_of(data, len), i * i);
         }
     }
     assert_conc(conc_map_next(it, LONG_WAIT, &data, &len), CONC_ECLOSED);
@@ -232,7 +156,7 @@ test_map_generator_and_failures(void **state)
     conc_items one = CONC_ITEMS(naps, 1);
     assert_conc(conc_dist_map(dx, "nap", &one, NULL, &it), CONC_ECLOSED);
     conc_dist_executor_free(dx);
-    stop_peer(peer);
+    dist_stop_peer(peer);
 }
 
 /* The map's contract for bad arguments. */
@@ -240,10 +164,9 @@ static void
 test_map_contract(void **state)
 {
     (void)state;
-    NEED_SERVER();
     char q[64];
-    new_queue(q, sizeof q);
-    conc_dist_executor *dx = new_executor(q, NULL);
+    dist_fixture_queue(q, sizeof q);
+    conc_dist_executor *dx = dist_new_executor(q, NULL);
     long in[2] = {1, 2};
     conc_items items = CONC_ITEMS(in, 2), bad = {.size = 8, .count = 2};
     conc_map_iter *it = NULL;
@@ -268,10 +191,9 @@ static void
 test_map_free_with_server_gone(void **state)
 {
     (void)state;
-    NEED_SERVER();
     char q[64];
-    new_queue(q, sizeof q);
-    conc_dist_executor *dx = new_executor(q, NULL);
+    dist_fixture_queue(q, sizeof q);
+    conc_dist_executor *dx = dist_new_executor(q, NULL);
     enum { N = 40 };
     static long in[N];
     conc_items items = CONC_ITEMS(in, N);
@@ -280,12 +202,12 @@ test_map_free_with_server_gone(void **state)
     assert_conc_ok(conc_dist_map(dx, "square", &items, &mo, &it));
     /* No worker: the first call submits 20 and times out on the first. */
     assert_conc(conc_map_next(it, 0.2, NULL, NULL), CONC_ETIMEDOUT);
-    redis_fixture_kill(&server);
+    redis_fixture_kill(&dist_server);
     double t0 = conc_monotonic();
     conc_map_free(it);
     assert_true(conc_monotonic() - t0 < 10);
     conc_dist_executor_free(dx);
-    assert_int_equal(redis_fixture_restart(&server), 0);
+    assert_int_equal(redis_fixture_restart(&dist_server), 0);
 }
 
 /* ---- Coroutines -----------------------------------------------------------
@@ -352,14 +274,13 @@ static void
 test_coroutine_awaits_remote_futures(void **state)
 {
     (void)state;
-    NEED_SERVER();
     char q[64];
-    new_queue(q, sizeof q);
-    pid_t peer = start_peer(q, 2, 0);
-    coro_dx = new_executor(q, NULL);
+    dist_fixture_queue(q, sizeof q);
+    pid_t peer = dist_start_peer(q, 2, "5", 5, 0);
+    coro_dx = dist_new_executor(q, NULL);
     assert_conc_ok(conc_aio_run(coro_main, NULL, 0, NULL));
     conc_dist_executor_free(coro_dx);
-    stop_peer(peer);
+    dist_stop_peer(peer);
 }
 
 /* ---- Process workers ----------------------------------------------------- */
@@ -371,12 +292,11 @@ static void
 test_process_workers(void **state)
 {
     (void)state;
-    NEED_SERVER();
     char q[64];
-    new_queue(q, sizeof q);
-    pid_t peer = start_peer(q, 1, 2);
+    dist_fixture_queue(q, sizeof q);
+    pid_t peer = dist_start_peer(q, 1, "5", 5, 2);
     conc_dist_opts o = {.time_limit = 0.5};
-    conc_dist_executor *dx = new_executor(q, &o);
+    conc_dist_executor *dx = dist_new_executor(q, &o);
     enum { N = 40 };
     conc_future *fs[N];
     for (long i = 0; i < N; i++)
@@ -390,21 +310,19 @@ test_process_workers(void **state)
     assert_conc(conc_future_result(slow, LONG_WAIT, NULL, NULL),
                 CONC_ETIMEDOUT);
     assert_true(conc_monotonic() - t0 < 20);
-    for (long i = 0; i < N; i++) {
-        assert_int_equal(long_result(fs[i]), i * i);
-        conc_future_free(fs[i]);
-    }
+    dist_check_squares(fs, N, LONG_WAIT);
     long v = 9; /* served after both processes were replaced */
     conc_future *after = submit(dx, "square", &v, sizeof v);
-    assert_int_equal(long_result(after), 81);
+    assert_int_equal(dist_long_result(after, LONG_WAIT), 81);
     conc_dist_status st;
-    assert_conc_ok(conc_dist_status_get(server.url, PASSWORD, q, 5, &st));
+    assert_conc_ok(
+        conc_dist_status_get(dist_server.url, DIST_PASSWORD, q, 5, &st));
     assert_int_equal(st.dead_letters, 0);
     conc_future_free(after);
     conc_future_free(crash);
     conc_future_free(slow);
     conc_dist_executor_free(dx);
-    stop_peer(peer);
+    dist_stop_peer(peer);
 }
 
 /* conc-worker --processes serves from worker processes. */
@@ -412,21 +330,21 @@ static void
 test_conc_worker_processes(void **state)
 {
     (void)state;
-    NEED_SERVER();
     char q[64];
-    new_queue(q, sizeof q);
-    setenv("REDIS_PASSWORD", PASSWORD, 1);
-    char *argv[] = {CONC_WORKER,   "--url", server.url, "--queue",    q,
-                    "--processes", "2",     DIST_TASKS, "lib_square", NULL};
+    dist_fixture_queue(q, sizeof q);
+    setenv("REDIS_PASSWORD", DIST_PASSWORD, 1);
+    char *argv[] = {
+        CONC_WORKER,   "--url", dist_server.url, "--queue",    q,
+        "--processes", "2",     DIST_TASKS,      "lib_square", NULL};
     pid_t w = redis_fixture_spawn(argv);
     unsetenv("REDIS_PASSWORD");
-    conc_dist_executor *dx = new_executor(q, NULL);
+    conc_dist_executor *dx = dist_new_executor(q, NULL);
     long v = 12;
     conc_future *f = submit(dx, "lib_square", &v, sizeof v);
-    assert_int_equal(long_result(f), 144);
+    assert_int_equal(dist_long_result(f, LONG_WAIT), 144);
     conc_future_free(f);
     conc_dist_executor_free(dx);
-    stop_peer(w);
+    dist_stop_peer(w);
 }
 
 /* The pending entries of the queue's stream: the delivery count and the
@@ -435,7 +353,7 @@ static size_t
 pending(const char *queue, long long *deliveries, char *consumer, size_t size)
 {
     struct conc__rconn c;
-    assert_conc_ok(conc__rconn_init(&c, server.url, PASSWORD, 5));
+    assert_conc_ok(conc__rconn_init(&c, dist_server.url, DIST_PASSWORD, 5));
     redisReply *rep = NULL;
     assert_conc_ok(conc__rconn_cmdf(&c, conc__now_ns() + (int64_t)5e9, 1, &rep,
                                     "XPENDING {conc:%s}:tasks workers - + 10",
@@ -460,14 +378,13 @@ static void
 test_heartbeat_keeps_long_task(void **state)
 {
     (void)state;
-    NEED_SERVER();
     char q[64];
-    new_queue(q, sizeof q);
-    pid_t a = start_peer_idle(q, 1, 0, "1");
-    conc_dist_executor *dx = new_executor(q, NULL);
+    dist_fixture_queue(q, sizeof q);
+    pid_t a = dist_start_peer(q, 1, "1", 5, 0);
+    conc_dist_executor *dx = dist_new_executor(q, NULL);
     double nap = 2.5;
     conc_future *f = submit(dx, "nap", &nap, sizeof nap);
-    pid_t b = start_peer_idle(q, 1, 0, "1"); /* the would-be taker */
+    pid_t b = dist_start_peer(q, 1, "1", 5, 0); /* the would-be taker */
     char first[128] = "", now[128];
     long long deliveries;
     /* Polls the pending list (no event tells of a take-over) until the
@@ -484,8 +401,8 @@ test_heartbeat_keeps_long_task(void **state)
     assert_conc_ok(conc_future_result(f, 0, NULL, NULL));
     conc_future_free(f);
     conc_dist_executor_free(dx);
-    stop_peer(a);
-    stop_peer(b);
+    dist_stop_peer(a);
+    dist_stop_peer(b);
 }
 
 /* Whether every pending entry of the queue is with one consumer and was
@@ -494,7 +411,7 @@ static int
 pending_all_once(const char *queue, size_t *n)
 {
     struct conc__rconn c;
-    assert_conc_ok(conc__rconn_init(&c, server.url, PASSWORD, 5));
+    assert_conc_ok(conc__rconn_init(&c, dist_server.url, DIST_PASSWORD, 5));
     redisReply *rep = NULL;
     assert_conc_ok(conc__rconn_cmdf(&c, conc__now_ns() + (int64_t)5e9, 1, &rep,
                                     "XPENDING {conc:%s}:tasks workers - + 100",
@@ -537,15 +454,14 @@ static void
 test_held_batch_not_robbed(void **state)
 {
     (void)state;
-    NEED_SERVER();
     char q[64];
-    new_queue(q, sizeof q);
-    conc_dist_executor *dx = new_executor(q, NULL);
+    dist_fixture_queue(q, sizeof q);
+    conc_dist_executor *dx = dist_new_executor(q, NULL);
     conc_future *fs[HELD];
     submit_batch(dx, 2.5, fs);
-    pid_t a = start_peer_idle(q, 1, 0, "1");
+    pid_t a = dist_start_peer(q, 1, "1", 5, 0);
     assert_true(conc_test_wait_until(all_held, q, LONG_WAIT));
-    pid_t b = start_peer_idle(q, 1, 0, "1"); /* the would-be taker */
+    pid_t b = dist_start_peer(q, 1, "1", 5, 0); /* the would-be taker */
     /* Polls the pending list (no event tells of a take-over) until the
      * nap is done. */
     while (conc_future_result(fs[0], 0.1, NULL, NULL) == CONC_ETIMEDOUT) {
@@ -554,12 +470,12 @@ test_held_batch_not_robbed(void **state)
     }
     assert_conc_ok(conc_future_result(fs[0], 0, NULL, NULL));
     for (long i = 1; i < HELD; i++)
-        assert_int_equal(long_result(fs[i]), i * i);
+        assert_int_equal(dist_long_result(fs[i], LONG_WAIT), i * i);
     for (int i = 0; i < HELD; i++)
         conc_future_free(fs[i]);
     conc_dist_executor_free(dx);
-    stop_peer(a);
-    stop_peer(b);
+    dist_stop_peer(a);
+    dist_stop_peer(b);
 }
 
 /* Tasks held in a batch behind a long one run on another thread of the
@@ -569,23 +485,22 @@ static void
 test_held_go_to_idle_thread(void **state)
 {
     (void)state;
-    NEED_SERVER();
     char q[64];
-    new_queue(q, sizeof q);
-    conc_dist_executor *dx = new_executor(q, NULL);
+    dist_fixture_queue(q, sizeof q);
+    conc_dist_executor *dx = dist_new_executor(q, NULL);
     conc_future *fs[HELD];
     submit_batch(dx, LONG_NAP, fs);
-    pid_t a = start_peer(q, 2, 0);
+    pid_t a = dist_start_peer(q, 2, "5", 5, 0);
     for (long i = 1; i < HELD; i++) {
         assert_conc_ok(conc_future_result(fs[i], IDLE_THREAD_WAIT, NULL, NULL));
-        assert_int_equal(long_result(fs[i]), i * i);
+        assert_int_equal(dist_long_result(fs[i], LONG_WAIT), i * i);
     }
     assert_false(conc_future_done(fs[0]));
     conc_future_cancel(fs[0]);
     for (int i = 0; i < HELD; i++)
         conc_future_free(fs[i]);
     conc_dist_executor_free(dx);
-    stop_peer(a); /* the nap sees the cancel */
+    dist_stop_peer(a); /* the nap sees the cancel */
 }
 
 /* A worker stopped with tasks of its batch not started hands them back:
@@ -598,24 +513,23 @@ static void
 test_stop_hands_back_batch(void **state)
 {
     (void)state;
-    NEED_SERVER();
     char q[64];
-    new_queue(q, sizeof q);
-    conc_dist_executor *dx = new_executor(q, NULL);
+    dist_fixture_queue(q, sizeof q);
+    conc_dist_executor *dx = dist_new_executor(q, NULL);
     conc_future *fs[HELD];
     submit_batch(dx, 0.5, fs);
-    pid_t a = start_peer_idle(q, 1, 0, "30");
+    pid_t a = dist_start_peer(q, 1, "30", 5, 0);
     assert_true(conc_test_wait_until(all_held, q, LONG_WAIT));
-    stop_peer(a); /* during the nap, which it finishes, or before it */
-    pid_t b = start_peer_idle(q, 1, 0, "30");
+    dist_stop_peer(a); /* during the nap, which it finishes, or before it */
+    pid_t b = dist_start_peer(q, 1, "30", 5, 0);
     assert_conc_ok(
         conc_wait(fs, HELD, CONC_ALL_COMPLETED, HAND_BACK_WAIT, NULL));
     for (long i = 1; i < HELD; i++)
-        assert_int_equal(long_result(fs[i]), i * i);
+        assert_int_equal(dist_long_result(fs[i], LONG_WAIT), i * i);
     for (int i = 0; i < HELD; i++)
         conc_future_free(fs[i]);
     conc_dist_executor_free(dx);
-    stop_peer(b);
+    dist_stop_peer(b);
 }
 
 /* ---- Durability ---------------------------------------------------------- */
@@ -627,10 +541,9 @@ static void
 test_acked_submits_survive_kill(void **state)
 {
     (void)state;
-    NEED_SERVER();
     char q[64];
-    new_queue(q, sizeof q);
-    conc_dist_executor *dx = new_executor(q, NULL);
+    dist_fixture_queue(q, sizeof q);
+    conc_dist_executor *dx = dist_new_executor(q, NULL);
     enum { N = 500 };
     static long in[N];
     static conc_future *fs[N];
@@ -641,16 +554,13 @@ test_acked_submits_survive_kill(void **state)
     assert_conc_ok(
         conc_dist_submit_many(dx, "square", &items, LONG_WAIT, fs, &n));
     assert_int_equal(n, N);
-    redis_fixture_kill(&server);
-    assert_int_equal(redis_fixture_restart(&server), 0);
-    pid_t peer = start_peer(q, 2, 0);
+    redis_fixture_kill(&dist_server);
+    assert_int_equal(redis_fixture_restart(&dist_server), 0);
+    pid_t peer = dist_start_peer(q, 2, "5", 5, 0);
     assert_conc_ok(conc_wait(fs, N, CONC_ALL_COMPLETED, LONG_WAIT, NULL));
-    for (long i = 0; i < N; i++) {
-        assert_int_equal(long_result(fs[i]), i * i);
-        conc_future_free(fs[i]);
-    }
+    dist_check_squares(fs, N, LONG_WAIT);
     conc_dist_executor_free(dx);
-    stop_peer(peer);
+    dist_stop_peer(peer);
 }
 
 /* The keys matching `pattern` (KEYS: a test's few), with the smallest
@@ -659,7 +569,7 @@ static size_t
 keys_ttl(const char *pattern, long long *min_ms, long long *max_ms)
 {
     struct conc__rconn c;
-    assert_conc_ok(conc__rconn_init(&c, server.url, PASSWORD, 5));
+    assert_conc_ok(conc__rconn_init(&c, dist_server.url, DIST_PASSWORD, 5));
     int64_t deadline = conc__now_ns() + (int64_t)5e9;
     redisReply *rep = NULL;
     assert_conc_ok(conc__rconn_cmdf(&c, deadline, 1, &rep, "KEYS %s", pattern));
@@ -694,7 +604,7 @@ submitter_child(void *arg)
     const char *q = arg;
     conc_dist_opts o = {.result_ttl = SHORT_TTL};
     conc_dist_executor *dx = NULL;
-    if (conc_dist_executor_new(server.url, PASSWORD, q, &o, &dx) < 0)
+    if (conc_dist_executor_new(dist_server.url, DIST_PASSWORD, q, &o, &dx) < 0)
         return 1;
     conc_future *f = NULL;
     for (long i = 0; i < 10; i++)
@@ -710,21 +620,21 @@ static void
 test_submitter_dies_results_expire(void **state)
 {
     (void)state;
-    NEED_SERVER();
+    DIST_NEED_SERVER();
     char q[64], res[128], done[128];
-    new_queue(q, sizeof q);
+    dist_fixture_queue(q, sizeof q);
     snprintf(res, sizeof res, "{conc:%s}:res:*", q);
     snprintf(done, sizeof done, "{conc:%s}:done:*", q);
     reap(fork_child(submitter_child, q));
     long long lo, hi;
     assert_int_equal(keys_ttl(res, &lo, &hi), 0); /* nothing ran yet */
-    pid_t peer = start_peer(q, 1, 0);
+    pid_t peer = dist_start_peer(q, 1, "5", 5, 0);
     /* One serving thread takes tasks in order: once a later task is
      * done, the dead submitter's ten are too. */
-    conc_dist_executor *dx = new_executor(q, NULL);
+    conc_dist_executor *dx = dist_new_executor(q, NULL);
     long v = 3;
     conc_future *f = submit(dx, "square", &v, sizeof v);
-    assert_int_equal(long_result(f), 9);
+    assert_int_equal(dist_long_result(f, LONG_WAIT), 9);
     /* The ten results (and ours, with a day to live) exist, written
      * moments ago, and expire. */
     assert_int_equal(keys_ttl(res, &lo, &hi), 11);
@@ -734,33 +644,13 @@ test_submitter_dies_results_expire(void **state)
     assert_true(lo > 0 && lo <= (long long)(SHORT_TTL * 1000));
     conc_future_free(f);
     conc_dist_executor_free(dx);
-    stop_peer(peer);
+    dist_stop_peer(peer);
     size_t left = 11;
     for (int i = 0; i < EXPIRY_POLLS && left > 1; i++) {
         conc_sleep(EXPIRY_POLL_S);
         left = keys_ttl(res, &lo, &hi);
     }
     assert_int_equal(left, 1); /* only ours is left */
-}
-
-static int
-group_setup(void **state)
-{
-    (void)state;
-    have_server = redis_fixture_start(&server, PASSWORD, "always") == 0;
-    if (!have_server)
-        fprintf(stderr,
-                "test_dist_scale: no redis-server; its tests are skipped\n");
-    return 0;
-}
-
-static int
-group_teardown(void **state)
-{
-    (void)state;
-    if (have_server)
-        redis_fixture_stop(&server);
-    return 0;
 }
 
 int
@@ -782,9 +672,6 @@ main(void)
         conc_unit_test(test_acked_submits_survive_kill),
         conc_unit_test(test_submitter_dies_results_expire),
     };
-    /* CONC_TEST_FILTER=pattern runs only the matching tests. */
-    if (getenv("CONC_TEST_FILTER"))
-        cmocka_set_test_filter(getenv("CONC_TEST_FILTER"));
-    conc_test_install_allocator();
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return dist_fixture_run("test_dist_scale", "s", tests,
+                            sizeof tests / sizeof *tests);
 }

@@ -12,10 +12,9 @@
 #include <unistd.h>
 
 #include "conc_test.h"
+#include "dist_fixture.h"
 #include "dist/executor_internal.h"
-#include "redis_fixture.h"
 
-#define PASSWORD  "conc-test-pw"
 #define LONG_WAIT 20.0
 /* The short timeout given to calls while the server is stopped, and how
  * much later than it they may return (loaded machines, sanitizers). */
@@ -31,36 +30,19 @@
  * is stopped (longer than CANCEL_BOUND + SLACK). */
 #define HOLD 4.0
 
-static struct redis_fixture server;
-static int have_server;
-static int queue_no;
-
-#define NEED_SERVER()                                                          \
-    do {                                                                       \
-        if (!have_server)                                                      \
-            skip();                                                            \
-    } while (0)
-
-static const char *
-new_queue(char *buf, size_t size)
-{
-    snprintf(buf, size, "to%d-%d", (int)getpid(), ++queue_no);
-    return buf;
-}
-
 /* Stops the server: it keeps its connections and accepts new ones (the
  * kernel completes the handshakes), but answers nothing. */
 static void
 freeze(void)
 {
-    assert_int_equal(kill(server.pid, SIGSTOP), 0);
+    assert_int_equal(kill(dist_server.pid, SIGSTOP), 0);
 }
 
 static void
 thaw(void)
 {
-    if (have_server && server.pid > 0)
-        kill(server.pid, SIGCONT);
+    if (dist_have_server && dist_server.pid > 0)
+        kill(dist_server.pid, SIGCONT);
 }
 
 static int
@@ -73,54 +55,12 @@ thaw_teardown(void **state)
 #define timeout_test(f)                                                        \
     cmocka_unit_test_setup_teardown(f, conc_test_setup, thaw_teardown)
 
-/* Starts a worker process on `queue` (tests/peers/dist_peer.c). */
-static pid_t
-start_peer(const char *queue)
-{
-    char *argv[] = {DIST_PEER, server.url, PASSWORD, (char *)queue,
-                    "2",       "5",        "5",      NULL};
-    pid_t pid = redis_fixture_spawn(argv);
-    assert_true(pid > 0);
-    return pid;
-}
-
-static void
-stop_peer(pid_t pid)
-{
-    int st;
-    kill(pid, SIGTERM);
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
-}
-
-static conc_dist_executor *
-new_executor(const char *queue, const conc_dist_opts *o)
-{
-    conc_dist_executor *dx = NULL;
-    assert_conc_ok(conc_dist_executor_new(server.url, PASSWORD, queue, o, &dx));
-    return dx;
-}
-
-static long
-long_of(const void *data, size_t len)
-{
-    long v;
-    assert_int_equal(len, sizeof v);
-    memcpy(&v, data, sizeof v);
-    return v;
-}
-
 /* Submits square(v) and waits for its result. */
 static long
 round_trip(conc_dist_executor *dx, long v)
 {
-    conc_future *f = NULL;
-    assert_conc_ok(conc_dist_submit(dx, "square", &v, sizeof v, LONG_WAIT, &f));
-    const void *d = NULL;
-    size_t len = 0;
-    assert_conc_ok(conc_future_result(f, LONG_WAIT, &d, &len));
-    long r = long_of(d, len);
+    conc_future *f = dist_submit_long(dx, "square", v, LONG_WAIT);
+    long r = dist_long_result(f, LONG_WAIT);
     conc_future_free(f);
     return r;
 }
@@ -149,8 +89,8 @@ queue_drained(void *arg)
 {
     struct drained_arg *a = arg;
     conc_dist_status st;
-    return conc_dist_status_get(server.url, PASSWORD, a->queue, LONG_WAIT,
-                                &st) == 0 &&
+    return conc_dist_status_get(dist_server.url, DIST_PASSWORD, a->queue,
+                                LONG_WAIT, &st) == 0 &&
            st.queued == 0 && st.in_flight == 0;
 }
 
@@ -162,9 +102,9 @@ static void
 map_while_frozen(const conc_items *items, long n)
 {
     char q[64];
-    new_queue(q, sizeof q);
-    conc_dist_executor *dx = new_executor(q, NULL);
-    pid_t peer = start_peer(q);
+    dist_fixture_queue(q, sizeof q);
+    conc_dist_executor *dx = dist_new_executor(q, NULL);
+    pid_t peer = dist_start_peer(q, 2, "5", 5, 0);
     assert_int_equal(round_trip(dx, 7), 49); /* the worker is up */
     conc_map_opts mo = {.max_in_flight = 16};
     conc_map_iter *m = NULL;
@@ -180,7 +120,7 @@ map_while_frozen(const conc_items *items, long n)
     thaw();
     for (long i = 0; i < n; i++) {
         assert_conc_ok(conc_map_next(m, LONG_WAIT, &d, &len));
-        assert_int_equal(long_of(d, len), i * i);
+        assert_int_equal(dist_long_of(d, len), i * i);
         assert_int_equal(conc_map_index(m), (size_t)i);
     }
     assert_conc(conc_map_next(m, LONG_WAIT, &d, &len), CONC_ECLOSED);
@@ -188,14 +128,14 @@ map_while_frozen(const conc_items *items, long n)
     struct drained_arg da = {q};
     assert_true(conc_test_wait_until(queue_drained, &da, LONG_WAIT));
     conc_dist_executor_free(dx);
-    stop_peer(peer);
+    dist_stop_peer(peer);
 }
 
 static void
 test_map_next_within_timeout(void **state)
 {
     (void)state;
-    NEED_SERVER();
+    DIST_NEED_SERVER();
     enum { N = 40 };
     static long in[N];
     for (long i = 0; i < N; i++)
@@ -208,7 +148,7 @@ static void
 test_map_generator_within_timeout(void **state)
 {
     (void)state;
-    NEED_SERVER();
+    DIST_NEED_SERVER();
     long range[2] = {0, 40};
     conc_items items = {.next = next_long, .ctx = range};
     map_while_frozen(&items, range[1]);
@@ -221,11 +161,10 @@ static void
 test_map_free_unconfirmed(void **state)
 {
     (void)state;
-    NEED_SERVER();
     char q[64];
-    new_queue(q, sizeof q);
-    conc_dist_executor *dx = new_executor(q, NULL);
-    pid_t peer = start_peer(q);
+    dist_fixture_queue(q, sizeof q);
+    conc_dist_executor *dx = dist_new_executor(q, NULL);
+    pid_t peer = dist_start_peer(q, 2, "5", 5, 0);
     assert_int_equal(round_trip(dx, 3), 9);
     static long in[8] = {1, 2, 3, 4, 5, 6, 7, 8};
     conc_items items = CONC_ITEMS(in, 8);
@@ -239,7 +178,7 @@ test_map_free_unconfirmed(void **state)
     thaw();
     assert_conc_ok(conc_dist_shutdown(dx, 1, 0, LONG_WAIT));
     conc_dist_executor_free(dx);
-    stop_peer(peer);
+    dist_stop_peer(peer);
 }
 
 /* ---- Connecting ------------------------------------------------------------
@@ -251,29 +190,32 @@ static void
 test_connect_bounded(void **state)
 {
     (void)state;
-    NEED_SERVER();
     char q[64];
-    new_queue(q, sizeof q);
+    dist_fixture_queue(q, sizeof q);
     freeze();
     conc_dist_opts o = {.connect_timeout = SHORT};
     conc_dist_executor *dx = NULL;
     double t0 = conc_monotonic();
-    assert_conc(conc_dist_executor_new(server.url, PASSWORD, q, &o, &dx),
-                CONC_ETIMEDOUT);
+    assert_conc(
+        conc_dist_executor_new(dist_server.url, DIST_PASSWORD, q, &o, &dx),
+        CONC_ETIMEDOUT);
     assert_true(conc_monotonic() - t0 < SHORT + SLACK);
     o.retry_on_startup = 1;
     t0 = conc_monotonic();
-    assert_conc_ok(conc_dist_executor_new(server.url, PASSWORD, q, &o, &dx));
+    assert_conc_ok(
+        conc_dist_executor_new(dist_server.url, DIST_PASSWORD, q, &o, &dx));
     assert_true(conc_monotonic() - t0 < SHORT + SLACK);
     conc_dist_worker_opts wo = {.connect_timeout = SHORT};
     conc_dist_worker *w = NULL;
     t0 = conc_monotonic();
-    assert_conc(conc_dist_worker_new(server.url, PASSWORD, q, &wo, &w),
-                CONC_ETIMEDOUT);
+    assert_conc(
+        conc_dist_worker_new(dist_server.url, DIST_PASSWORD, q, &wo, &w),
+        CONC_ETIMEDOUT);
     assert_true(conc_monotonic() - t0 < SHORT + SLACK);
     wo.retry_on_startup = 1;
     t0 = conc_monotonic();
-    assert_conc_ok(conc_dist_worker_new(server.url, PASSWORD, q, &wo, &w));
+    assert_conc_ok(
+        conc_dist_worker_new(dist_server.url, DIST_PASSWORD, q, &wo, &w));
     assert_true(conc_monotonic() - t0 < SHORT + SLACK);
     conc_dist_worker_free(w);
     thaw(); /* test_free_bounded times a free */
@@ -287,10 +229,9 @@ static void
 test_submit_bounded(void **state)
 {
     (void)state;
-    NEED_SERVER();
     char q[64];
-    new_queue(q, sizeof q);
-    conc_dist_executor *dx = new_executor(q, NULL);
+    dist_fixture_queue(q, sizeof q);
+    conc_dist_executor *dx = dist_new_executor(q, NULL);
     freeze();
     long v = 5;
     conc_future *f = NULL;
@@ -348,10 +289,9 @@ static void
 test_behind_another_submit(void **state)
 {
     (void)state;
-    NEED_SERVER();
     char q[64];
-    new_queue(q, sizeof q);
-    conc_dist_executor *dx = new_executor(q, NULL); /* no worker */
+    dist_fixture_queue(q, sizeof q);
+    conc_dist_executor *dx = dist_new_executor(q, NULL); /* no worker */
     long w = 3;
     conc_future *g = NULL;
     assert_conc_ok(conc_dist_submit(dx, "square", &w, sizeof w, LONG_WAIT, &g));
@@ -384,10 +324,9 @@ static void
 test_wait_shutdown_bounded(void **state)
 {
     (void)state;
-    NEED_SERVER();
     char q[64];
-    new_queue(q, sizeof q);
-    conc_dist_executor *dx = new_executor(q, NULL); /* no worker */
+    dist_fixture_queue(q, sizeof q);
+    conc_dist_executor *dx = dist_new_executor(q, NULL); /* no worker */
     long v = 4;
     conc_future *f = NULL, *g = NULL;
     assert_conc_ok(conc_dist_submit(dx, "square", &v, sizeof v, LONG_WAIT, &f));
@@ -418,10 +357,9 @@ static void
 test_free_bounded(void **state)
 {
     (void)state;
-    NEED_SERVER();
     char q[64];
-    new_queue(q, sizeof q);
-    conc_dist_executor *dx = new_executor(q, NULL);
+    dist_fixture_queue(q, sizeof q);
+    conc_dist_executor *dx = dist_new_executor(q, NULL);
     enum { N = 300 };
     static long in[N];
     static conc_future *fs[N];
@@ -446,14 +384,14 @@ static void
 test_status_bounded(void **state)
 {
     (void)state;
-    NEED_SERVER();
     char q[64];
-    new_queue(q, sizeof q);
+    dist_fixture_queue(q, sizeof q);
     freeze();
     conc_dist_status st = {.queued = 77};
     double t0 = conc_monotonic();
-    assert_conc(conc_dist_status_get(server.url, PASSWORD, q, SHORT, &st),
-                CONC_ETIMEDOUT);
+    assert_conc(
+        conc_dist_status_get(dist_server.url, DIST_PASSWORD, q, SHORT, &st),
+        CONC_ETIMEDOUT);
     assert_true(conc_monotonic() - t0 < SHORT + SLACK);
     assert_int_equal(st.queued, 77); /* unchanged on failure */
 }
@@ -481,12 +419,12 @@ static void
 test_worker_run_stop_bounded(void **state)
 {
     (void)state;
-    NEED_SERVER();
     char q[64];
-    new_queue(q, sizeof q);
+    dist_fixture_queue(q, sizeof q);
     conc_dist_worker_opts wo = {.threads = 2};
     conc_dist_worker *w = NULL;
-    assert_conc_ok(conc_dist_worker_new(server.url, PASSWORD, q, &wo, &w));
+    assert_conc_ok(
+        conc_dist_worker_new(dist_server.url, DIST_PASSWORD, q, &wo, &w));
     freeze();
     double t0 = conc_monotonic();
     assert_conc_ok(conc_dist_worker_run(w, SHORT));
@@ -508,28 +446,6 @@ test_worker_run_stop_bounded(void **state)
 
 /* ---- Setup --------------------------------------------------------------- */
 
-static int
-group_setup(void **state)
-{
-    (void)state;
-    have_server = redis_fixture_start(&server, PASSWORD, "always") == 0;
-    if (!have_server)
-        fprintf(stderr,
-                "test_dist_timeouts: no redis-server; its tests are skipped\n");
-    return 0;
-}
-
-static int
-group_teardown(void **state)
-{
-    (void)state;
-    if (have_server) {
-        thaw();
-        redis_fixture_stop(&server);
-    }
-    return 0;
-}
-
 int
 main(void)
 {
@@ -546,6 +462,6 @@ main(void)
         timeout_test(test_status_bounded),
         timeout_test(test_worker_run_stop_bounded),
     };
-    conc_test_install_allocator();
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return dist_fixture_run("test_dist_timeouts", "to", tests,
+                            sizeof tests / sizeof *tests);
 }
