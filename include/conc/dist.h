@@ -163,8 +163,9 @@ CONC_EXTERN int conc_dist_shutdown(conc_dist_executor *dx, int wait,
 /* Shuts the executor down without waiting, cancels the futures still in
  * flight (as conc_dist_shutdown with cancel_futures and a timeout of 2 s),
  * stops its thread and frees it. Futures the caller holds stay valid.
- * While the server hangs it takes up to about 5 s (the claims, a wake-up
- * of the thread, the thread's round trip in progress). NULL does nothing.
+ * While the server hangs it takes up to about 2 s (the claims; the
+ * thread ends meanwhile: its round trip in progress, then 0.2 s at most
+ * per call to the server). NULL does nothing.
  * Any thread, once no other thread uses the object. */
 CONC_EXTERN void conc_dist_executor_free(conc_dist_executor *dx);
 
@@ -232,11 +233,14 @@ CONC_EXTERN int conc_dist_worker_new(const char *address, const char *password,
  * workers; sends tasks delivered too often to the dead-letter stream.
  * Reconnects with backoff when the server goes away. With
  * opts->processes, starts the worker processes first and stops them
- * before it returns. Once stopped, its threads finish the round trip in
- * progress (2 s at most while the server hangs); once out of time, so do
- * the serving threads, and then the monitoring thread (up to 4 s in all).
- * The tasks in hand run to their end, and a result then waits for the
- * server up to 30 s before its task is left to be taken over. Returns 0 once
+ * before it returns. Out of time, it returns within about 1 s more, also
+ * while the server hangs: every call of its threads to the server ends
+ * 0.55 s after the deadline at the latest, and those made later get 0.2 s
+ * each. Once stopped, its threads finish the round trip in progress (2 s
+ * at most while the server hangs), and then the same. The tasks in hand
+ * run to their end, and a result then waits for the server up to 30 s
+ * (0.2 s after the end) before its task is left to be taken over by
+ * another worker. Returns 0 once
  * stopped or out of time; CONC_EAUTH (wrong password); CONC_ESTATE (already
  * running); CONC_EINVAL (NULL w, NaN timeout); CONC_EAGAIN (no thread could be
  * started); CONC_ENOMEM. Any thread, one at a time. */

@@ -87,6 +87,19 @@ conc__rconn_fini(struct conc__rconn *c)
     c->host = c->password = NULL;
 }
 
+/* The deadline a call given `deadline` keeps under c's limit. */
+static int64_t
+limited(const struct conc__rconn *c, int64_t deadline)
+{
+    if (!c->limit)
+        return deadline;
+    int64_t end = atomic_load(c->limit);
+    int64_t late = conc__now_ns() + CONC__DIST_LATE_NS;
+    if (end < late)
+        end = late;
+    return deadline < end ? deadline : end;
+}
+
 /* Connects one socket of `ai` by `deadline`. Returns it or an error. */
 static int
 connect_one(const struct addrinfo *ai, int64_t deadline)
@@ -265,6 +278,7 @@ attempt(struct conc__rconn *c, int64_t deadline)
 int
 conc__rconn_ensure(struct conc__rconn *c, int64_t deadline)
 {
+    deadline = limited(c, deadline);
     while (!c->ctx) {
         int64_t now = conc__now_ns();
         if (c->next_attempt_ns > now) {
@@ -318,6 +332,7 @@ conc__rconn_cmd(struct conc__rconn *c, int64_t deadline, int retry,
                 redisReply **out, int argc, const char **argv,
                 const size_t *lens)
 {
+    deadline = limited(c, deadline);
     for (;;) {
         int r = conc__rconn_ensure(c, deadline);
         if (r < 0)
@@ -341,6 +356,7 @@ conc__rconn_cmdf(struct conc__rconn *c, int64_t deadline, int retry,
     va_end(ap);
     if (len < 0)
         return CONC_ENOMEM;
+    deadline = limited(c, deadline);
     int r;
     for (;;) {
         r = conc__rconn_ensure(c, deadline);
@@ -385,7 +401,7 @@ conc__rconn_send(struct conc__rconn *c, int64_t deadline)
 {
     if (!c->ctx)
         return -ENOTCONN;
-    int r = flush(c, deadline);
+    int r = flush(c, limited(c, deadline));
     if (r < 0)
         conc__rconn_close(c);
     return r;
@@ -397,6 +413,7 @@ conc__rconn_pipeline(struct conc__rconn *c, int64_t deadline, size_t n,
 {
     if (!c->ctx)
         return -ENOTCONN;
+    deadline = limited(c, deadline);
     int r = flush(c, deadline);
     size_t got = 0;
     while (r == 0 && got < n)

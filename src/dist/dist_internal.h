@@ -14,6 +14,7 @@
 #ifndef CONC_DIST_INTERNAL_H
 #define CONC_DIST_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -188,10 +189,23 @@ struct conc__rconn {
     int64_t next_attempt_ns; /* monotonic; no attempt before it */
     int connects;            /* successful connections so far */
     int last_err;            /* why the last attempt failed */
+    /* When set, the end of its owner's work (monotonic ns, CONC__FOREVER
+     * for none; another thread may move it earlier): a call made before
+     * it gives up at it, whatever deadline it was given, and one made
+     * after it gets CONC__DIST_LATE_NS at most. So a worker's run, or an
+     * executor's watcher, ends in bounded time while the server hangs. */
+    const _Atomic int64_t *limit;
 };
 
+/* The time a call to the server gets after its connection's limit: a
+ * round trip to a server that answers, even under a loaded machine, so
+ * that the last results written and the tasks handed back at the end of
+ * a run are not lost to a tight bound. */
+#define CONC__DIST_LATE_NS (200 * 1000 * 1000LL)
+
 /* Fills `c` from an address and password (either may carry the password;
- * `password` wins). Does not connect. Returns 0, CONC_EINVAL, CONC_ENOMEM. */
+ * `password` wins), without a limit. Does not connect. Returns 0, CONC_EINVAL,
+ * CONC_ENOMEM. */
 int conc__rconn_init(struct conc__rconn *c, const char *address,
                      const char *password, double connect_timeout);
 void conc__rconn_fini(struct conc__rconn *c);

@@ -260,6 +260,8 @@ start_executor(conc_dist_executor *dx, const char *address,
         r = conc__rconn_init(&dx->watch, address, password, o->connect_timeout);
     if (r < 0)
         return r;
+    atomic_store(&dx->end_ns, CONC__FOREVER);
+    dx->watch.limit = &dx->end_ns;
     int64_t deadline =
         conc__now_ns() + (int64_t)(dx->cmd.connect_timeout * 1e9);
     r = conc__rconn_ensure(&dx->cmd, deadline);

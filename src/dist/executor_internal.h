@@ -45,6 +45,10 @@ struct conc_dist_executor {
     uint64_t next_seq;
     int closed;
     _Atomic int stopping; /* the watcher should end */
+    /* The limit of the watcher's connection (conc__rconn.limit):
+     * CONC__FOREVER, then the time of the free, so that the watcher's
+     * calls after it end within CONC__DIST_LATE_NS, answered or not. */
+    _Atomic int64_t end_ns;
     conc_thread *watcher;
     /* Tasks whose XADD was not acknowledged in time, for the watcher to
      * send again (resend.c). */

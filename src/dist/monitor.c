@@ -179,6 +179,7 @@ conc__dist_monitor_main(void *arg)
     struct conc__rconn c;
     if (conc__rconn_init(&c, w->address, w->password, w->connect_timeout) < 0)
         return 0; /* the serving threads report the same error */
+    c.limit = &w->end_ns;
     int64_t beat_every = w->reclaim_idle_ms * 1000000 / 3;
     int64_t next_beat = 0;
     while (!atomic_load(&w->stop)) {
@@ -190,7 +191,9 @@ conc__dist_monitor_main(void *arg)
             next_beat = conc__now_ns() + beat_every;
             conc__dist_mark_seen(w, &c);
         }
-        for (size_t i = 0; i < w->nthreads; i++) {
+        /* The stop is seen between two calls, each bounded by the end
+         * of the run (conc__rconn.limit), not after a whole round. */
+        for (size_t i = 0; i < w->nthreads && !atomic_load(&w->stop); i++) {
             struct seen v;
             look(w, i, &v);
             if (v.over_limit) {
@@ -202,7 +205,7 @@ conc__dist_monitor_main(void *arg)
             } else if (v.busy)
                 watch_one(w, i, &c, &v, beat);
         }
-        if (beat)
+        if (beat && !atomic_load(&w->stop))
             beat_held(w, &c);
     }
     conc__rconn_fini(&c);

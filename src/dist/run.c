@@ -19,6 +19,22 @@
  * bounded (worker.c, monitor.c), a task is not. */
 #define JOIN_TIMEOUT CONC_FOREVER
 
+#define END_SLACK CONC__DIST_END_SLACK_NS
+
+/* Stops the run: its threads see the stop between two calls to the
+ * server, and the calls they make from now on end within END_SLACK
+ * (answered or not), so the run ends in bounded time while the server
+ * hangs. */
+static void
+end_soon(conc_dist_worker *w)
+{
+    int64_t end = conc__now_ns() + END_SLACK;
+    int64_t old = atomic_load(&w->end_ns);
+    while (end < old && !atomic_compare_exchange_weak(&w->end_ns, &old, end))
+        ;
+    atomic_store(&w->stop, 1);
+}
+
 static int
 check_opts(const conc_dist_worker_opts *o)
 {
@@ -209,6 +225,9 @@ conc_dist_worker_run(conc_dist_worker *w, double timeout)
     if (!atomic_compare_exchange_strong(&w->running, &expected, 1))
         return CONC_ESTATE;
     atomic_store(&w->stop, 0);
+    atomic_store(&w->end_ns, deadline >= CONC__FOREVER - END_SLACK
+                                 ? CONC__FOREVER
+                                 : deadline + END_SLACK);
     struct serve_arg *args = conc__calloc(w->nthreads, sizeof *args);
     conc_thread **ts = conc__calloc(w->nthreads, sizeof *ts);
     int r = args && ts ? 0 : CONC_ENOMEM;
@@ -228,7 +247,7 @@ conc_dist_worker_run(conc_dist_worker *w, double timeout)
         r = start_threads(w, args, ts, &started);
     if (r == 0)
         r = conc__dist_serve(w, 0, deadline);
-    atomic_store(&w->stop, 1);
+    end_soon(w);
     for (size_t i = 0; i < started; i++) {
         int status = 0;
         conc_thread_join(ts[i], JOIN_TIMEOUT, &status);
@@ -256,6 +275,6 @@ conc_dist_worker_stop(conc_dist_worker *w)
 {
     if (!w)
         return CONC_EINVAL;
-    atomic_store(&w->stop, 1);
+    end_soon(w);
     return 0;
 }

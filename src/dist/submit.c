@@ -13,10 +13,6 @@
 /* How long a shutdown's cancel waits for the server, in all. */
 #define CANCEL_TIMEOUT_S 2.0
 
-/* How long the watcher may take to notice it should end: its XREAD blocks
- * this long at most (watcher.c), plus a connection attempt. */
-#define STOP_TIMEOUT_S 30.0
-
 static double
 seconds_left(int64_t deadline)
 {
@@ -375,25 +371,38 @@ conc_dist_shutdown(conc_dist_executor *dx, int wait, int cancel_futures,
     return r;
 }
 
+/* Wakes the watcher's XREAD with an entry of its own, without waiting
+ * for the server's reply (the connection is closed right after): a
+ * server that hangs costs nothing here. Holds cmd_lock. */
+static void
+wake_watcher(conc_dist_executor *dx)
+{
+    /* The stream expires as the workers' notices make it, since no
+     * watcher deletes this entry. */
+    if (dx->cmd.ctx &&
+        conc__rconn_appendf(&dx->cmd, "XADD %s * stop 1", dx->k_done) == 0 &&
+        conc__rconn_appendf(&dx->cmd, "PEXPIRE %s %" PRIu64, dx->k_done,
+                            dx->ttl_ms) == 0)
+        conc__rconn_send(&dx->cmd, conc__now_ns());
+}
+
 void
 conc_dist_executor_free(conc_dist_executor *dx)
 {
     if (!dx)
         return;
-    conc_dist_shutdown(dx, 0, 1, CANCEL_TIMEOUT_S);
+    /* The watcher ends at its next look at `stopping`, and its calls to
+     * the server from now on end within CONC__DIST_LATE_NS (its
+     * connection's limit): it stops in bounded time, while the claims
+     * below are made, whatever the server does. */
+    atomic_store(&dx->end_ns, conc__now_ns());
     atomic_store(&dx->stopping, 1);
-    /* Wakes the watcher's XREAD with an entry of its own; without a
-     * connection it notices within its block time. */
-    redisReply *rep = NULL;
-    int64_t deadline = conc__now_ns() + (int64_t)1e9;
+    conc_dist_shutdown(dx, 0, 1, CANCEL_TIMEOUT_S);
     conc_lock_acquire(dx->cmd_lock, CONC_FOREVER);
-    if (dx->cmd.ctx && conc__rconn_cmdf(&dx->cmd, deadline, 0, &rep,
-                                        "XADD %s * stop 1", dx->k_done) == 0)
-        freeReplyObject(rep);
+    wake_watcher(dx);
     conc_lock_release(dx->cmd_lock);
     if (dx->watcher) {
-        if (conc_thread_join(dx->watcher, STOP_TIMEOUT_S, NULL) < 0)
-            conc__panic("dist: the result watcher did not stop");
+        conc_thread_join(dx->watcher, CONC_FOREVER, NULL);
         conc_thread_free(dx->watcher);
     }
     conc__dist_free_executor(dx);

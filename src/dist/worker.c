@@ -757,6 +757,7 @@ conc__dist_serve(conc_dist_worker *w, size_t idx, int64_t deadline)
     int r = conc__rconn_init(&c, w->address, w->password, w->connect_timeout);
     if (r < 0)
         return r;
+    c.limit = &w->end_ns;
     struct round rd = {0};
     if ((r = round_init(w, &rd)) < 0) {
         round_fini(&rd);

@@ -90,7 +90,17 @@ struct conc_dist_worker {
     int fin_stop;    /* the serving threads are done: end when written */
     _Atomic int stop;
     _Atomic int running;
+    /* The end of the run (monotonic ns): its deadline plus
+     * CONC__DIST_END_SLACK_NS, or a stop's time plus that; every
+     * connection of the run is limited by it (conc__rconn.limit). */
+    _Atomic int64_t end_ns;
 };
+
+/* How long after its deadline, or a stop, a run's calls to the server
+ * may still take: more than the serving threads' XREADGROUP blocks (500
+ * ms, worker.c), so that a read in progress at the deadline ends on its
+ * own when the server answers. */
+#define CONC__DIST_END_SLACK_NS (550 * 1000 * 1000LL)
 
 /* A new held task copied from an entry's id (entry_len bytes) and its
  * decoded task, pending with thread `owner`'s consumer, its result key

@@ -12,8 +12,10 @@
  * while the writer is idle goes out at once, alone; those that come while
  * a write is on its way go together with the next (group commit).
  *
- * A result not written (the server gone for FINISH_TIMEOUT) is dropped:
- * its task stays pending, is reclaimed after reclaim_idle and runs again.
+ * A result not written (the server gone for FINISH_TIMEOUT, or at the
+ * end of the run: CONC__DIST_END_SLACK_NS after its deadline or a stop)
+ * is dropped: its task stays pending, is reclaimed after reclaim_idle and
+ * runs again.
  *
  * Lock order: w->fin_cond is a leaf. */
 #include <inttypes.h>
@@ -193,6 +195,7 @@ conc__dist_writer_main(void *arg)
     conc_dist_worker *w = arg;
     struct conc__rconn c;
     int r = conc__rconn_init(&c, w->address, w->password, w->connect_timeout);
+    c.limit = &w->end_ns; /* a result not written by then is reclaimed */
     size_t n;
     struct conc__dist_fin *list;
     while ((list = take(w, &n)) != NULL) {
