@@ -5,6 +5,7 @@
  * waits); each test's teardown sends SIGCONT, so no test leaves it stopped.
  * Time checks are one-sided: a call may be quicker, never much slower. */
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -447,6 +448,75 @@ test_worker_run_stop_bounded(void **state)
     conc_dist_worker_free(w);
 }
 
+/* ---- A submit that fails after sending -------------------------------------
+ */
+
+static atomic_int counted;
+
+/* Counts its runs. */
+static int
+count_task(const void *arg, size_t len, conc_buf *result)
+{
+    (void)arg;
+    (void)len;
+    atomic_fetch_add(&counted, 1);
+    return conc_buf_append(result, "k", 1);
+}
+
+static int
+nothing_in_flight(void *arg)
+{
+    conc_dist_executor *dx = arg;
+    conc_cond_acquire(dx->cond, CONC_FOREVER);
+    int none = dx->in_flight == 0;
+    conc_cond_release(dx->cond);
+    return none;
+}
+
+/* A submit that times out after its task was sent fails, and its task
+ * does not run: the server executes the XADD once it answers again, but
+ * the task's result key is claimed first, so the worker skips it. Only
+ * the task submitted after it runs. */
+static void
+test_submit_timeout_does_not_run(void **state)
+{
+    (void)state;
+    char q[64];
+    dist_fixture_queue(q, sizeof q);
+    atomic_store(&counted, 0);
+    conc_dist_executor *dx = dist_new_executor(q, NULL);
+    freeze();
+    long v = 1;
+    conc_future *f = NULL;
+    assert_conc(conc_dist_submit(dx, "count", &v, sizeof v, SHORT, &f),
+                CONC_ETIMEDOUT);
+    thaw();
+    /* The claim is made once the server answers (its job then leaves). */
+    assert_true(conc_test_wait_until(nothing_in_flight, dx, LONG_WAIT));
+    conc_dist_worker *w = NULL;
+    assert_conc_ok(
+        conc_dist_worker_new(dist_server.url, DIST_PASSWORD, q, NULL, &w));
+    struct run_arg a = {.w = w, .timeout = CONC_FOREVER, .r = 1};
+    assert_conc_ok(conc_event_new(NULL, &a.started));
+    conc_thread *t = NULL;
+    assert_conc_ok(conc_thread_start(run_main, &a, NULL, &t));
+    /* The worker reads the stream in order: the first task comes first. */
+    assert_conc_ok(conc_dist_submit(dx, "count", &v, sizeof v, LONG_WAIT, &f));
+    const void *d = NULL;
+    size_t len = 0;
+    assert_conc_ok(conc_future_result(f, LONG_WAIT, &d, &len));
+    assert_int_equal(len, 1);
+    conc_future_free(f);
+    assert_conc_ok(conc_dist_worker_stop(w));
+    assert_conc_ok(conc_thread_join(t, LONG_WAIT, NULL));
+    assert_conc_ok(a.r);
+    assert_int_equal(atomic_load(&counted), 1);
+    conc_thread_free(t);
+    conc_event_free(a.started);
+    conc_dist_worker_free(w);
+    conc_dist_executor_free(dx);
+}
+
 /* ---- Setup --------------------------------------------------------------- */
 
 int
@@ -464,7 +534,11 @@ main(void)
         timeout_test(test_free_bounded),
         timeout_test(test_status_bounded),
         timeout_test(test_worker_run_stop_bounded),
+        timeout_test(test_submit_timeout_does_not_run),
     };
+    /* Once for the program: the registry lives as long as it. */
+    if (conc_dist_register("count", count_task) < 0)
+        return 1;
     return dist_fixture_run("test_dist_timeouts", "to", tests,
                             sizeof tests / sizeof *tests);
 }

@@ -88,8 +88,10 @@ CONC_EXTERN int conc_dist_executor_new(const char *address,
  * with `appendfsync always` on the server, it survives the server's
  * restart. Returns 0 and a new future in *out (freed with
  * conc_future_free); CONC_ECLOSED after shutdown; CONC_ETIMEDOUT (no room
- * or no server in time; nothing was submitted, or a copy was and will run
- * with no future to receive its result); CONC_EINVAL (NULL dx, name or out,
+ * or no server in time: nothing was submitted; a copy the server got all
+ * the same is claimed in the background, as a cancel does, so that no
+ * worker runs it; one that started it meanwhile sees it cancelled);
+ * CONC_EINVAL (NULL dx, name or out,
  * NULL arg with len > 0, an empty name, NaN timeout); CONC_EAUTH;
  * CONC_ENOMEM. Borrows name and arg. conc_future_cancel on the future
  * claims the task's result key first, waiting for the server up to 2 s in

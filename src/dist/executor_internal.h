@@ -97,8 +97,10 @@ struct conc__dist_items {
  * futures of those submitted, also on failure. With `keep`, a batch the
  * server did not acknowledge in time (it may or may not have its tasks)
  * counts as submitted: its futures go to `out` and the watcher sends its
- * tasks again (resend.c), and the error is still returned. Returns 0 or
- * an error of conc_dist_submit. */
+ * tasks again (resend.c), and the error is still returned. Without it,
+ * such a batch is not submitted: the watcher claims its tasks' result
+ * keys (conc__dist_claim_add), so that none runs. Returns 0 or an error
+ * of conc_dist_submit. */
 int conc__dist_submit_items(conc_dist_executor *dx, const char *name,
                             const struct conc__dist_items *it, size_t count,
                             int64_t room_deadline, int64_t deadline, int keep,
@@ -125,8 +127,15 @@ int conc__dist_append_xadd(conc_dist_executor *dx, struct conc__rconn *c,
 int conc__dist_resend_add(conc_dist_executor *dx, uint64_t seq,
                           const char *name, const void *arg, size_t len);
 
-/* Sends the kept tasks on dx->watch (connected) by `deadline`; those not
- * acknowledged stay for the next call. The watcher thread. */
+/* Keeps task `seq` for the watcher to claim its result key with "c"
+ * (NX), as a cancel does: the task of a submit that failed after sending
+ * it, whose job stays in the table, holding its slot of max_in_flight,
+ * until the claim is made (the job is then cancelled, with no one to see
+ * it) or its result comes. Returns 0 or CONC_ENOMEM. Takes cond. */
+int conc__dist_claim_add(conc_dist_executor *dx, uint64_t seq);
+
+/* Sends the kept tasks and claims on dx->watch (connected) by `deadline`; those
+ * not acknowledged stay for the next call. The watcher thread. */
 void conc__dist_resend_run(conc_dist_executor *dx, int64_t deadline);
 
 /* Frees the copies left (the watcher joined). */

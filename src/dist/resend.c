@@ -1,12 +1,16 @@
-/* Tasks sent again by the watcher (executor_internal.h says when and why).
+/* Tasks sent again, and tasks claimed, by the watcher (executor_internal.h
+ * says when and why).
  *
- * A copy is kept per task, with its name and argument, in a list on the
- * executor guarded by cond. The watcher takes the whole list, drops the
- * copies whose job has left the table, XADDs the others in pipelined
- * batches on its own connection and puts back those not acknowledged.
- * Only the watcher takes from the list, so no copy is sent by two threads.
+ * A copy is kept per task, with its name and argument (or, for a claim,
+ * only its sequence number), in a list on the executor guarded by cond.
+ * The watcher takes the whole list, drops the copies whose job has left
+ * the table, XADDs the others (or SETs their result keys to "c", NX) in
+ * pipelined batches on its own connection and puts back those not
+ * acknowledged. Only the watcher takes from the list, so no copy is sent
+ * by two threads.
  *
  * Lock order: cond alone (the watcher's connection is its own). */
+#include <inttypes.h>
 #include <string.h>
 
 #include <hiredis/hiredis.h>
@@ -17,6 +21,7 @@
 struct conc__dist_resend {
     struct conc__dist_resend *next;
     uint64_t seq;
+    int claim;   /* a claim of its result key, not a task to send */
     size_t len;  /* bytes of argument */
     char *name;  /* points into data, after the argument */
     char data[]; /* the argument, then the name and its NUL */
@@ -31,11 +36,27 @@ conc__dist_resend_add(conc_dist_executor *dx, uint64_t seq, const char *name,
     if (!c)
         return CONC_ENOMEM;
     c->seq = seq;
+    c->claim = 0;
     c->len = len;
     if (len)
         memcpy(c->data, arg, len);
     c->name = c->data + len;
     memcpy(c->name, name, nlen);
+    conc_cond_acquire(dx->cond, CONC_FOREVER);
+    c->next = dx->resend;
+    dx->resend = c;
+    conc_cond_release(dx->cond);
+    return 0;
+}
+
+int
+conc__dist_claim_add(conc_dist_executor *dx, uint64_t seq)
+{
+    struct conc__dist_resend *c = conc__malloc(sizeof *c + 1);
+    if (!c)
+        return CONC_ENOMEM;
+    *c = (struct conc__dist_resend){.seq = seq, .claim = 1, .name = c->data};
+    c->data[0] = '\0';
     conc_cond_acquire(dx->cond, CONC_FOREVER);
     c->next = dx->resend;
     dx->resend = c;
@@ -109,19 +130,49 @@ note_entry(conc_dist_executor *dx, uint64_t seq, const redisReply *rep)
     conc_cond_release(dx->cond);
 }
 
-/* Fails the future of task `seq`, whose XADD the server refused. */
+/* Fails the future of task `seq`, whose command the server refused with
+ * `rep` (`what` says what the reply should have been). */
 static void
-fail_job(conc_dist_executor *dx, uint64_t seq, const redisReply *rep)
+fail_job(conc_dist_executor *dx, uint64_t seq, const redisReply *rep,
+         const char *what)
 {
     struct conc__dist_job *j = conc__dist_take(dx, seq);
     if (!j)
         return;
-    conc_future_set_exception(
-        &j->f, CONC_EPROTO,
-        rep->type == REDIS_REPLY_ERROR
-            ? rep->str
-            : "the server's reply to XADD is no entry id");
+    conc_future_set_exception(&j->f, CONC_EPROTO,
+                              rep->type == REDIS_REPLY_ERROR ? rep->str : what);
     conc_future_free(&j->f);
+}
+
+/* The claim of task `seq` answered `rep`: won ("OK"), the job is
+ * cancelled; lost (nil), the task's result exists and its notice
+ * completes the job. */
+static void
+claimed(conc_dist_executor *dx, uint64_t seq, const redisReply *rep)
+{
+    if (rep->type == REDIS_REPLY_NIL)
+        return;
+    if (rep->type != REDIS_REPLY_STATUS) {
+        fail_job(dx, seq, rep, "the server's reply to SET is no status");
+        return;
+    }
+    struct conc__dist_job *j = conc__dist_take(dx, seq);
+    if (j) {
+        conc__future_cancel_pending(&j->f);
+        conc_future_free(&j->f);
+    }
+}
+
+/* Appends what copy `c` sends: its XADD, or the claim of its result key. */
+static int
+append_copy(conc_dist_executor *dx, const struct conc__dist_resend *c)
+{
+    if (!c->claim)
+        return conc__dist_append_xadd(dx, &dx->watch, c->seq, c->name, c->data,
+                                      c->len);
+    return conc__rconn_appendf(&dx->watch,
+                               "SET %s%s:%" PRIu64 " c NX PX %" PRIu64,
+                               dx->k_res, dx->sub, c->seq, dx->ttl_ms);
 }
 
 /* Sends up to CONC__DIST_BATCH_MAX copies from *list in one round trip.
@@ -138,8 +189,7 @@ send_some(conc_dist_executor *dx, struct conc__dist_resend **list,
     int r = 0;
     for (struct conc__dist_resend *c = *list;
          c && n < CONC__DIST_BATCH_MAX && r == 0; c = c->next, n++)
-        r = conc__dist_append_xadd(dx, &dx->watch, c->seq, c->name, c->data,
-                                   c->len);
+        r = append_copy(dx, c);
     if (r == 0)
         r = conc__rconn_pipeline(&dx->watch, deadline, n, reps);
     else
@@ -153,10 +203,13 @@ send_some(conc_dist_executor *dx, struct conc__dist_resend **list,
             c->next = *again;
             *again = c;
             c = NULL;
+        } else if (c->claim) {
+            claimed(dx, c->seq, reps[i]);
         } else if (reps[i]->type == REDIS_REPLY_STRING) {
             note_entry(dx, c->seq, reps[i]);
         } else {
-            fail_job(dx, c->seq, reps[i]);
+            fail_job(dx, c->seq, reps[i],
+                     "the server's reply to XADD is no entry id");
         }
         freeReplyObject(reps[i]);
         conc__free(c);

@@ -199,6 +199,26 @@ keep_batch(conc_dist_executor *dx, const char *name,
     return 0;
 }
 
+/* Drops the jobs of a batch that failed with `err` (their futures are
+ * not handed out). The server may have some of its tasks all the same
+ * (a reply that did not come in time, a connection lost after the
+ * send): each stays in the table for the watcher to claim its result
+ * key, so that no worker runs it (a worker that started it sees it
+ * cancelled). Without memory for that, or when nothing was sent (a
+ * wrong password), the job leaves the table now. */
+static void
+drop_batch(conc_dist_executor *dx, struct conc__dist_job **jobs, uint64_t first,
+           size_t n, int err)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (err == CONC_EAUTH || conc__dist_claim_add(dx, first + i) < 0) {
+            if (conc__dist_take(dx, first + i) == jobs[i])
+                conc_future_free(&jobs[i]->f);
+        }
+        conc_future_free(&jobs[i]->f); /* the caller's reference */
+    }
+}
+
 int
 conc__dist_submit_items(conc_dist_executor *dx, const char *name,
                         const struct conc__dist_items *it, size_t count,
@@ -237,11 +257,7 @@ conc__dist_submit_items(conc_dist_executor *dx, const char *name,
                 *done += got;
                 return r;
             }
-            for (size_t i = 0; i < got; i++) {
-                if (conc__dist_take(dx, first + i) == jobs[i])
-                    conc_future_free(&jobs[i]->f);
-                conc_future_free(&jobs[i]->f);
-            }
+            drop_batch(dx, jobs, first, got, r);
             return r;
         }
         for (size_t i = 0; i < got; i++)
