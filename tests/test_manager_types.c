@@ -827,13 +827,40 @@ check_list_sort(conc_manager *c)
     conc_proxy_free(l);
 }
 
-/* conc's server: a key that travels (any value) is refused by name. */
+/* A bare global, as a Python function pickles (builtins.len). */
+static conc_obj *
+global(const char *module, const char *name)
+{
+    conc_obj *g = conc_obj_foreign(module, name, NULL, NULL, 0);
+    assert_non_null(g);
+    return g;
+}
+
+/* conc's server: a key function arrives (as CPython's pickle sends it)
+ * and is refused by name with a TypeError, the list unchanged and the
+ * connection still serving; a value that is not a function is not
+ * callable; a global off the allowlist elsewhere gets a traceback on a
+ * connection that serves on. */
 static void
 check_list_sort_key(conc_manager *c)
 {
     conc_proxy *l = make(c, "list", tuple(1, ints(2, I(2), I(1))));
+    assert_conc(sort(l, kw("key", global("builtins", "len"))), CONC_ETYPE);
+    assert_has("sort key functions cannot be called by conc's "
+               "manager server (key=builtins.len)");
+    conc_obj *of = tuple(2, global("builtins", "str"), conc_obj_str("lower"));
+    conc_obj *lower = conc_obj_foreign("builtins", "getattr", of, NULL, 0);
+    conc_obj_decref(of);
+    assert_conc(sort(l, kw("key", lower)), CONC_ETYPE);
+    assert_has("(key=builtins.str.lower)");
+    assert_conc(sort(l, kw("key", global("__main__", "by_len"))), CONC_ETYPE);
+    assert_has("(key=__main__.by_len)");
     assert_conc(sort(l, kw("key", conc_obj_str("len"))), CONC_ETYPE);
-    assert_has("sort() key must be None");
+    assert_has("'str' object is not callable");
+    assert_list(l, ints(2, I(2), I(1)));
+    assert_conc(call(l, "append", tuple(1, global("os", "system")), NULL),
+                CONC_ETASK);
+    assert_has("UnpicklingError: pickle: global os.system is not allowed");
     assert_conc_ok(sort(l, kw("key", conc_obj_none())));
     assert_list(l, ints(2, I(1), I(2)));
     conc_proxy_free(l);

@@ -3,17 +3,23 @@
  * float, bool) by value, str by code point, bytes by byte, tuples and
  * lists item by item (the first unequal pair decides, then the length),
  * sets by inclusion; any other pair is CPython's TypeError. A key
- * function cannot travel to conc's server, so key must be None. As
- * CPython's sort, the comparisons ask whether the later item is less
- * than the earlier one, so a failure names the same pair of types; on a
- * failure the list is left as it was.
+ * function cannot be called in conc's server: a key other than None is
+ * a TypeError that names the function (wire.c reads a request with one
+ * as an inert record for this). As CPython's sort, the comparisons ask
+ * whether the later item is less than the earlier one, so a failure
+ * names the same pair of types; on a failure the list is left as it
+ * was.
  *
  * Lock order: the box's lock only. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "manager/list_ops.h"
+
+/* Room for a key function's name in sort's TypeError. */
+#define FUNCTION_NAME_MAX 200
 
 /* A number as `<` sees it: an int64_t, a double, or the decimal digits of
  * an int beyond int64_t (its sign apart). */
@@ -264,6 +270,41 @@ sort_list(conc_obj *list, int reverse)
     return rc;
 }
 
+/* A Python function as it travels, by name: "builtins.len", or
+ * "builtins.str.lower" for a method, which pickles as getattr(str,
+ * 'lower'). */
+static const char *
+function_name(const conc_obj *f, char *buf, size_t size)
+{
+    const char *module = conc_obj_foreign_module(f);
+    const char *name = conc_obj_foreign_name(f);
+    conc_obj *args = conc_obj_foreign_args(f);
+    conc_obj *owner = conc_obj_seq_get(args, 0);
+    const char *attr = conc_obj_str_value(conc_obj_seq_get(args, 1));
+    if (!strcmp(module, "builtins") && !strcmp(name, "getattr") &&
+        conc_obj_foreign_name(owner) && attr && conc_obj_len(args) == 2)
+        snprintf(buf, size, "%s.%s.%s", conc_obj_foreign_module(owner),
+                 conc_obj_foreign_name(owner), attr);
+    else
+        snprintf(buf, size, "%s.%s", module, name);
+    return buf;
+}
+
+/* A key other than None: conc's server cannot call a Python function,
+ * and anything else is not callable, as CPython says. */
+static int
+refuse_key(const conc_obj *key)
+{
+    char name[FUNCTION_NAME_MAX];
+    if (conc_obj_typeof(key) != CONC_OBJ_FOREIGN)
+        return conc_fail(CONC_ETYPE, "'%s' object is not callable",
+                         conc__mgr_pytype(key));
+    return conc_fail(CONC_ETYPE,
+                     "sort key functions cannot be called by conc's manager "
+                     "server (key=%s); sort a copy in the client instead",
+                     function_name(key, name, sizeof name));
+}
+
 /* sort's keyword arguments: key must be None, reverse an int. */
 static int
 sort_args(conc_obj *args, conc_obj *kwds, int *reverse)
@@ -276,10 +317,7 @@ sort_args(conc_obj *args, conc_obj *kwds, int *reverse)
         const char *name = conc_obj_str_value(k);
         conc_obj_type t = conc_obj_typeof(v);
         if (name && !strcmp(name, "key") && t != CONC_OBJ_NONE)
-            return conc_fail(CONC_ETYPE,
-                             "sort() key must be None in conc's server, "
-                             "which cannot call a '%s'",
-                             conc__mgr_pytype(v));
+            return refuse_key(v);
         if (name && !strcmp(name, "reverse") &&
             ((t != CONC_OBJ_INT && t != CONC_OBJ_BOOL) ||
              conc_obj_int_value(v, &r) < 0))

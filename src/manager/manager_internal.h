@@ -341,7 +341,9 @@ int conc__mgr_recv(conc_conn *c, double timeout, int foreign, conc_obj **out);
  * *out (a new reference); 1 with the ('#TRACEBACK', text) reply in *out
  * for a whole message that does not unpickle (a global off the
  * allowlist), as CPython's server answers one; or the connection's
- * error. */
+ * error. A method call whose keyword arguments carry a Python function
+ * (sort's key) is read with the function as an inert record, so that
+ * the method refuses it with its own error. */
 int conc__mgr_recv_request(conc_conn *c, double timeout, conc_obj **out);
 
 /* A two-item tuple (kind, value), stealing value (NULL: None). */

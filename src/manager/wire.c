@@ -39,6 +39,52 @@ conc__mgr_recv(conc_conn *c, double timeout, int foreign, conc_obj **out)
     return rc;
 }
 
+/* The keyword arguments that carry a Python function, which conc's
+ * server cannot call: a request that unpickles only with the function as
+ * an inert record still goes to its method, which refuses the function
+ * with a TypeError that says why, rather than an UnpicklingError. */
+static const struct {
+    const char *method, *keyword;
+} callable_args[] = {
+    {"sort", "key"},
+};
+
+/* 1 if req is a method call given one of callable_args. */
+static int
+carries_callable(const conc_obj *req)
+{
+    const char *method = conc_obj_str_value(conc_obj_seq_get(req, 1));
+    conc_obj *kwds = conc_obj_seq_get(req, 3);
+    if (conc_obj_typeof(req) != CONC_OBJ_TUPLE || conc_obj_len(req) != 4 ||
+        !conc_obj_str_value(conc_obj_seq_get(req, 0)) || !method ||
+        conc_obj_typeof(kwds) != CONC_OBJ_DICT)
+        return 0;
+    for (size_t i = 0; i < sizeof callable_args / sizeof *callable_args; i++)
+        if (!strcmp(method, callable_args[i].method) &&
+            conc_obj_dict_get_str(kwds, callable_args[i].keyword))
+            return 1;
+    return 0;
+}
+
+/* ('#TRACEBACK', text) for a request that does not unpickle, as
+ * CPython's server answers one, with the reader's failure. */
+static conc_obj *
+unpickling_error(void)
+{
+    conc_buf text = CONC_BUF_INIT;
+    int rc = conc_buf_appendf(&text,
+                              "Traceback (most recent call last):\n"
+                              "  File \"<conc manager>\", in recv\n"
+                              "_pickle.UnpicklingError: %s (conc's manager "
+                              "reads values, never a Python object it would "
+                              "have to import or call)\n",
+                              conc_failure_message());
+    conc_obj *s =
+        rc == 0 ? conc_obj_strn((const char *)text.data, text.len) : NULL;
+    conc_buf_free(&text);
+    return s ? conc__mgr_pair("#TRACEBACK", s) : NULL;
+}
+
 int
 conc__mgr_recv_request(conc_conn *c, double timeout, conc_obj **out)
 {
@@ -49,23 +95,23 @@ conc__mgr_recv_request(conc_conn *c, double timeout, conc_obj **out)
         conc_obj_load_opts o = {0};
         rc = conc_obj_loads(b.data, b.len, &o, out, NULL);
     }
-    conc_buf_free(&b);
-    if (rc >= 0 || rc == CONC_ENOMEM || !whole)
+    if (rc >= 0 || rc == CONC_ENOMEM || !whole) {
+        conc_buf_free(&b);
         return rc; /* a request, or the connection's own error */
-    /* As CPython's server answers a request it cannot unpickle. */
-    conc_buf text = CONC_BUF_INIT;
-    rc = conc_buf_appendf(&text,
-                          "Traceback (most recent call last):\n"
-                          "  File \"<conc manager>\", in recv\n"
-                          "_pickle.UnpicklingError: %s (conc's manager reads "
-                          "values, never a Python object it would have to "
-                          "import or call)\n",
-                          conc_failure_message());
-    conc_obj *s =
-        rc == 0 ? conc_obj_strn((const char *)text.data, text.len) : NULL;
-    conc_buf_free(&text);
-    *out = s ? conc__mgr_pair("#TRACEBACK", s) : NULL;
-    return *out ? 1 : CONC_ENOMEM;
+    }
+    conc_obj *tb = unpickling_error(), *req = NULL;
+    conc_obj_load_opts lenient = {.any_global = 1};
+    if (tb && conc_obj_loads(b.data, b.len, &lenient, &req, NULL) == 0 &&
+        carries_callable(req)) {
+        conc_obj_decref(tb);
+        conc_buf_free(&b);
+        *out = req;
+        return 0;
+    }
+    conc_obj_decref(req);
+    conc_buf_free(&b);
+    *out = tb;
+    return tb ? 1 : CONC_ENOMEM;
 }
 
 conc_obj *

@@ -21,6 +21,7 @@ Modes:
           waits to be killed.
 """
 import array
+import fractions
 import gc
 import multiprocessing
 import sys
@@ -355,6 +356,10 @@ def check_lists(m):
     check_list_sort(m)
 
 
+def by_len(x):
+    return len(x)
+
+
 def check_list_sort(m):
     items = [3, 1.5, True, 2 ** 70, -2 ** 70, 2, 0.5, 1]
     l = m.list(items)
@@ -370,9 +375,22 @@ def check_list_sort(m):
     e = expect(TypeError, l.sort)
     assert str(e) == "'<' not supported between instances of 'str' and " \
         "'int'", e
-    # A key function cannot travel: conc's server refuses to read it.
-    e = expect(Exception, lambda: l.sort(key=len))
-    assert "builtins.len is not allowed" in str(e), e
+    # A key function arrives but cannot be called by conc's server: a
+    # TypeError names it, the list stays as it was, and the connection
+    # serves on (CPython's own server calls the function).
+    l = m.list(["bb", "a"])
+    for key, name in ((len, "builtins.len"), (str.lower, "builtins.str.lower"),
+                      (by_len, "__main__.by_len")):
+        e = expect(TypeError, lambda: l.sort(key=key))
+        assert str(e) == "sort key functions cannot be called by conc's " \
+            "manager server (key=%s); sort a copy in the client instead" \
+            % name, e
+    e = expect(TypeError, lambda: l.sort(key="x"))
+    assert str(e) == "'str' object is not callable", e
+    # A value conc does not read: a traceback, and the connection serves on.
+    e = expect(RemoteError, l.append, fractions.Fraction(1, 2))
+    assert "UnpicklingError" in str(e) and "fractions.Fraction" in str(e), e
+    assert l._getvalue() == ["bb", "a"], l._getvalue()
 
 
 def check_dict_iter(m):
