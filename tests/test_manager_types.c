@@ -866,6 +866,129 @@ check_list_sort_key(conc_manager *c)
     conc_proxy_free(l);
 }
 
+/* A foreign record module.name(*args) (args stolen). */
+static conc_obj *
+call_of(const char *module, const char *name, conc_obj *args)
+{
+    conc_obj *o = conc_obj_foreign(module, name, args, NULL, 0);
+    assert_non_null(o);
+    conc_obj_decref(args);
+    return o;
+}
+
+/* Every iterable that arrives by value, as its pickle arrives: `n`
+ * iterables in it[], each giving the items of want[]. */
+#define N_ITERABLES 10
+static void
+iterables(conc_obj **it, conc_obj **want)
+{
+    conc_obj *set = conc_obj_set(), *fs = NULL, *d = conc_obj_dict();
+    conc_obj *four = I(4), *five = tuple(1, I(5));
+    assert_conc_ok(conc_obj_set_add(set, four));
+    assert_conc_ok(conc_obj_frozenset(five, &fs));
+    assert_conc_ok(conc_obj_dict_set_new(d, conc_obj_str("k"), I(1)));
+    conc_obj_decref(four);
+    conc_obj_decref(five);
+    conc_obj *made[N_ITERABLES][2] = {
+        {tuple(2, I(1), I(2)), ints(2, I(1), I(2))},
+        {ints(1, I(3)), ints(1, I(3))},
+        {set, ints(1, I(4))},
+        {fs, ints(1, I(5))},
+        {d, ints(1, conc_obj_str("k"))},
+        {conc_obj_str("ab"), ints(2, conc_obj_str("a"), conc_obj_str("b"))},
+        {conc_obj_bytes("\x01\x02", 2), ints(2, I(1), I(2))},
+        {call_of("builtins", "range", tuple(3, I(0), I(6), I(2))),
+         ints(3, I(0), I(2), I(4))},
+        {call_of("array", "array",
+                 tuple(2, conc_obj_str("i"), ints(2, I(7), I(8)))),
+         ints(2, I(7), I(8))},
+        {call_of("builtins", "bytearray", tuple(1, conc_obj_bytes("\x09", 1))),
+         ints(1, I(9))},
+    };
+    for (size_t i = 0; i < N_ITERABLES; i++) {
+        it[i] = made[i][0];
+        want[i] = made[i][1];
+    }
+}
+
+/* extend (which ListProxy's += calls) and list(iterable) take every
+ * iterable that arrives by value; anything else is CPython's TypeError;
+ * dict(iterable) takes pairs. */
+static void
+check_list_iterables(conc_manager *c)
+{
+    conc_obj *it[N_ITERABLES], *want[N_ITERABLES];
+    iterables(it, want);
+    for (size_t i = 0; i < N_ITERABLES; i++) {
+        conc_proxy *l = make(c, "list", NULL);
+        assert_conc_ok(
+            call(l, "extend", tuple(1, conc_obj_incref(it[i])), NULL));
+        assert_list(l, conc_obj_incref(want[i]));
+        conc_proxy_free(l);
+        l = make(c, "list", tuple(1, it[i]));
+        assert_list(l, want[i]);
+        conc_proxy_free(l);
+    }
+    conc_proxy *l = make(c, "list", NULL), *p = NULL;
+    assert_conc(call(l, "extend", tuple(1, I(5)), NULL), CONC_ETYPE);
+    assert_has("'int' object is not iterable");
+    assert_conc(call(l, "extend", tuple(1, conc_obj_none()), NULL), CONC_ETYPE);
+    assert_has("'NoneType' object is not iterable");
+    conc_proxy_free(l);
+    conc_obj *args = tuple(1, conc_obj_float(1.5));
+    assert_conc(conc_manager_create(c, "list", args, &p), CONC_ETYPE);
+    assert_has("TypeError: 'float' object is not iterable");
+    conc_obj_decref(args);
+    args = tuple(2, I(1), I(2));
+    assert_conc(conc_manager_create(c, "list", args, &p), CONC_ETYPE);
+    assert_has("TypeError: list expected at most 1 argument, got 2");
+    conc_obj_decref(args);
+}
+
+/* dict(iterable of pairs) and update with one, with dict's errors; a
+ * set's update takes any iterable. */
+static void
+check_pairs(conc_manager *c)
+{
+    conc_proxy *d = make(
+                   c, "dict",
+                   tuple(1, ints(2, tuple(2, I(1), I(2)), conc_obj_str("ab")))),
+               *p = NULL;
+    conc_obj *got = NULL;
+    assert_conc_ok(call(d, "update",
+                        tuple(1, ints(1, call_of("builtins", "range",
+                                                 tuple(3, I(3), I(5), I(1))))),
+                        NULL));
+    assert_conc_ok(call(d, "#GETVALUE", NULL, &got));
+    assert_int_equal(conc_obj_len(got), 3);
+    conc_obj *three = I(3), *v = NULL;
+    assert_conc_ok(conc_obj_dict_get(got, three, &v));
+    assert_int_obj(conc_obj_incref(v), 4);
+    conc_obj_decref(three);
+    conc_obj_decref(got);
+    assert_conc(call(d, "update", tuple(1, ints(1, I(1))), NULL), CONC_ETYPE);
+    assert_has("cannot convert dictionary update sequence element #0 to a "
+               "sequence");
+    assert_conc(
+        call(d, "update", tuple(1, ints(1, tuple(3, I(1), I(2), I(3)))), NULL),
+        CONC_EVALUE);
+    assert_has("dictionary update sequence element #0 has length 3; 2 is "
+               "required");
+    conc_proxy_free(d);
+    conc_obj *args = tuple(1, I(1));
+    assert_conc(conc_manager_create(c, "dict", args, &p), CONC_ETYPE);
+    assert_has("TypeError: 'int' object is not iterable");
+    conc_obj_decref(args);
+    conc_proxy *s = make(c, "set", NULL);
+    assert_conc_ok(
+        call(s, "update",
+             tuple(1, call_of("builtins", "range", tuple(3, I(0), I(3), I(1)))),
+             NULL));
+    assert_conc_ok(call(s, "__len__", NULL, &got));
+    assert_int_obj(got, 3);
+    conc_proxy_free(s);
+}
+
 static void
 check_list(conc_manager *c)
 {
@@ -879,6 +1002,8 @@ check_list(conc_manager *c)
     check_list_slices(l);
     conc_proxy_free(l);
     check_list_sort(c);
+    check_list_iterables(c);
+    check_pairs(c);
 }
 
 /* A dict of n str keys and their values (stolen): "k", v, ... */

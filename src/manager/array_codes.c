@@ -281,6 +281,17 @@ decode_items(int64_t fmt, conc_obj *raw, conc_obj **items)
     return 0;
 }
 
+int
+conc__mgr_code_frombytes(const struct conc__mgr_code *c, conc_obj *raw,
+                         conc_obj **items)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    return decode_items(c->fmt + (c->fmt >= MF_U16), raw, items);
+#else
+    return decode_items(c->fmt, raw, items);
+#endif
+}
+
 /* array.array(typecode, list or bytes). */
 static int
 array_call(conc_obj *args, conc_obj **typecode, conc_obj **items)
@@ -296,11 +307,7 @@ array_call(conc_obj *args, conc_obj **typecode, conc_obj **items)
     }
     if (conc_obj_typeof(from) != CONC_OBJ_BYTES)
         return conc_fail(CONC_ETYPE, "an array of %s", conc__mgr_pytype(from));
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    return decode_items(c->fmt + (c->fmt >= MF_U16), from, items);
-#else
-    return decode_items(c->fmt, from, items);
-#endif
+    return conc__mgr_code_frombytes(c, from, items);
 }
 
 int

@@ -23,6 +23,13 @@ const struct conc__mgr_code *conc__mgr_code_find(conc_obj *typecode);
  * CONC_ETYPE / CONC_EOVERFLOW with array.array's text. */
 int conc__mgr_code_check(const struct conc__mgr_code *c, conc_obj *item);
 
+/* The items of bytes `raw` in this machine's format for typecode c, as
+ * array.array(typecode, bytes) reads them (frombytes), as a new list.
+ * Returns 0, CONC_EVALUE for a length that is not a multiple of the
+ * item size, CONC_ENOMEM. */
+int conc__mgr_code_frombytes(const struct conc__mgr_code *c, conc_obj *raw,
+                             conc_obj **items);
+
 /* The typecode (borrowed) and items (a new list) of an array.array that
  * arrived pickled (either of CPython's forms): 0, 1 when o is not an
  * array, CONC_EVALUE for a bad typecode or a machine format conc does

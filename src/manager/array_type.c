@@ -11,28 +11,32 @@
 #include "manager/array_codes.h"
 #include "manager/slice.h"
 
-/* The items array.array(typecode, sequence) starts with: a list or
- * tuple's, a str's characters for 'u' and 'w', another array's. */
+/* The items array.array(typecode, sequence) starts with: a str's
+ * characters for 'u' and 'w', the items of bytes or a bytearray in this
+ * machine's format (frombytes), any other iterable's items
+ * (iterable.c). */
 static int
 initial_items(const struct conc__mgr_code *c, conc_obj *seq, conc_obj **out)
 {
     conc_obj_type t = conc_obj_typeof(seq);
-    conc_obj *tc = NULL, *from = NULL;
-    int rc = 0;
-    if (!seq)
-        from = conc_obj_list();
-    else if (t == CONC_OBJ_LIST || t == CONC_OBJ_TUPLE)
-        from = conc_obj_incref(seq);
-    else if (t == CONC_OBJ_STR && (c->code == 'u' || c->code == 'w'))
+    conc_obj *from = NULL;
+    if (t == CONC_OBJ_STR && (c->code == 'u' || c->code == 'w'))
         return conc__mgr_chars(seq, out);
-    else if (t == CONC_OBJ_STR)
+    if (t == CONC_OBJ_STR)
         return conc_fail(CONC_ETYPE,
                          "cannot use a str to initialize an "
                          "array with typecode '%c'",
                          c->code);
-    else if ((rc = conc__mgr_array_of(seq, &tc, &from)) == 1)
-        return conc_fail(CONC_ETYPE, "'%s' object is not iterable",
-                         conc__mgr_pytype(seq));
+    conc_obj *fargs = conc_obj_foreign_args(seq);
+    const char *fname = conc_obj_foreign_name(seq);
+    int rc;
+    if (t == CONC_OBJ_BYTES) /* frombytes, as array.array reads bytes */
+        rc = conc__mgr_code_frombytes(c, seq, &from);
+    else if (fname && !strcmp(fname, "bytearray") &&
+             conc_obj_typeof(conc_obj_seq_get(fargs, 0)) == CONC_OBJ_BYTES)
+        rc = conc__mgr_code_frombytes(c, conc_obj_seq_get(fargs, 0), &from);
+    else
+        rc = conc__mgr_items(seq, &from);
     if (rc < 0)
         return rc;
     conc_obj *items = from ? conc_obj_list() : NULL;

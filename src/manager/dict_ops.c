@@ -10,31 +10,13 @@
  * Lock order: the box's lock only. */
 #include "manager/dict_ops.h"
 
-/* The items iterating v gives, as a new list or tuple: a list's or a
- * tuple's, a str's characters, a bytes object's ints, a dict's keys, a
- * set's members. 1 for another type. */
+/* The items iterating v gives, as a new list or tuple (iterable.c): 1
+ * for a type that is not iterable. */
 static int
 items_of(conc_obj *v, conc_obj **out)
 {
-    conc_obj_type t = conc_obj_typeof(v);
-    if (t == CONC_OBJ_LIST || t == CONC_OBJ_TUPLE) {
-        *out = conc_obj_incref(v);
-        return 0;
-    }
-    if (t == CONC_OBJ_STR || t == CONC_OBJ_BYTES)
-        return conc__mgr_chars(v, out);
-    if (t != CONC_OBJ_DICT && t != CONC_OBJ_SET && t != CONC_OBJ_FROZENSET)
-        return 1;
-    conc_obj *l = conc_obj_list(), *key;
-    int rc = l ? 0 : CONC_ENOMEM;
-    for (size_t pos = 0; rc == 0 && conc_obj_next(v, &pos, &key, NULL) == 1;)
-        rc = conc_obj_list_append(l, key);
-    if (rc < 0) {
-        conc_obj_decref(l);
-        return rc;
-    }
-    *out = l;
-    return 0;
+    int rc = conc__mgr_items(v, out);
+    return rc == CONC_ETYPE ? 1 : rc;
 }
 
 /* d[key] = value, with dict's TypeError for an unhashable key. */

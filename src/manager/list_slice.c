@@ -25,33 +25,6 @@ conc__mgr_list_slice_get(conc_obj *list, conc_obj *sl, conc_obj **result)
     return 0;
 }
 
-/* The items iterating v gives, as a new list or tuple: a list's or a
- * tuple's, a str's characters, a bytes object's ints, a dict's keys, a
- * set's members. 1 for another type. */
-static int
-items_of(conc_obj *v, conc_obj **out)
-{
-    conc_obj_type t = conc_obj_typeof(v);
-    if (t == CONC_OBJ_LIST || t == CONC_OBJ_TUPLE) {
-        *out = conc_obj_incref(v);
-        return 0;
-    }
-    if (t == CONC_OBJ_STR || t == CONC_OBJ_BYTES)
-        return conc__mgr_chars(v, out);
-    if (t != CONC_OBJ_DICT && t != CONC_OBJ_SET && t != CONC_OBJ_FROZENSET)
-        return 1;
-    conc_obj *l = conc_obj_list(), *key;
-    int rc = l ? 0 : CONC_ENOMEM;
-    for (size_t pos = 0; rc == 0 && conc_obj_next(v, &pos, &key, NULL) == 1;)
-        rc = conc_obj_list_append(l, key);
-    if (rc < 0) {
-        conc_obj_decref(l);
-        return rc;
-    }
-    *out = l;
-    return 0;
-}
-
 /* list with its span replaced by `from`'s items (NULL: deleted), as a
  * new list: a step of 1 puts all of `from` at the span's start. */
 static int
@@ -87,7 +60,7 @@ conc__mgr_list_slice_set(struct conc__mgr_box *b, conc_obj *sl, conc_obj *v)
     struct conc__mgr_span sp;
     conc_obj *from = NULL, *next = NULL;
     int rc = conc__mgr_span_of(sl, (int64_t)conc_obj_len(b->v), &sp);
-    if (rc == 0 && v && (rc = items_of(v, &from)) == 1)
+    if (rc == 0 && v && (rc = conc__mgr_items(v, &from)) == CONC_ETYPE)
         rc = conc_fail(CONC_ETYPE, "%s",
                        sp.step == 1 ? "can only assign an iterable"
                                     : "must assign iterable to extended "

@@ -6,18 +6,36 @@
  * Lock order: the box's lock only. */
 #include "manager/list_ops.h"
 
+/* Appends the items of iterable `from` to list `to`. */
+static int
+append_items(conc_obj *to, conc_obj *from)
+{
+    conc_obj *items = NULL;
+    int rc = conc__mgr_items(from, &items);
+    for (size_t i = 0, n = conc_obj_len(items); rc == 0 && i < n; i++)
+        rc = conc_obj_list_append(to, conc_obj_seq_get(items, i));
+    conc_obj_decref(items);
+    return rc;
+}
+
+/* list(iterable=()), with list's own errors for its arguments. */
 static int
 l_create(void *arg, conc_obj *args, conc_obj *kwds, void **self)
 {
     (void)arg;
-    (void)kwds;
+    size_t n = conc_obj_len(args);
+    if (kwds && conc_obj_len(kwds) > 0)
+        return conc_fail(CONC_ETYPE, "list() takes no keyword arguments");
+    if (n > 1)
+        return conc_fail(CONC_ETYPE,
+                         "list expected at most 1 argument, got %zu", n);
     conc_obj *l = conc_obj_list();
-    conc_obj *from = conc_obj_seq_get(args, 0);
-    for (size_t i = 0; l && i < conc_obj_len(from); i++) {
-        if (conc_obj_list_append(l, conc_obj_seq_get(from, i)) < 0) {
-            conc_obj_decref(l);
-            return CONC_ENOMEM;
-        }
+    int rc = l ? 0 : CONC_ENOMEM;
+    if (rc == 0 && n == 1)
+        rc = append_items(l, conc_obj_seq_get(args, 0));
+    if (rc < 0) {
+        conc_obj_decref(l);
+        return rc;
     }
     return conc__mgr_box_new(l, self);
 }
@@ -142,17 +160,24 @@ static int
 l_extend(void *self, conc_obj *args, conc_obj *kwds, conc_obj **result)
 {
     struct conc__mgr_box *b = self;
-    conc_obj *from = conc_obj_seq_get(args, 0);
-    (void)kwds;
+    conc_obj *items = NULL;
     (void)result;
-    conc_obj_type t = conc_obj_typeof(from);
-    if (t != CONC_OBJ_LIST && t != CONC_OBJ_TUPLE)
-        return conc_fail(CONC_ETYPE, "extend() takes a list or tuple here");
-    int rc = 0;
+    if (kwds && conc_obj_len(kwds) > 0)
+        return conc_fail(CONC_ETYPE,
+                         "list.extend() takes no keyword arguments");
+    if (conc_obj_len(args) != 1)
+        return conc_fail(CONC_ETYPE,
+                         "list.extend() takes exactly one argument (%zu given)",
+                         conc_obj_len(args));
+    /* The items first, outside the lock: a range may be long. */
+    int rc = conc__mgr_items(conc_obj_seq_get(args, 0), &items);
+    if (rc < 0)
+        return rc;
     conc_lock_acquire(b->lock, CONC_FOREVER);
-    for (size_t i = 0, n = conc_obj_len(from); i < n && rc == 0; i++)
-        rc = conc_obj_list_append(b->v, conc_obj_seq_get(from, i));
+    for (size_t i = 0, n = conc_obj_len(items); i < n && rc == 0; i++)
+        rc = conc_obj_list_append(b->v, conc_obj_seq_get(items, i));
     conc_lock_release(b->lock);
+    conc_obj_decref(items);
     return rc;
 }
 

@@ -3,10 +3,10 @@
  * methods, the operators and their in-place and reflected forms, the
  * comparisons, __contains__, __len__, and '#GETVALUE'). Results are new
  * sets, copies; the operands of the named methods may be any iterable
- * that travels (set, frozenset, list, tuple, a dict's keys, the
- * characters of a str), those of the operators sets or frozensets, as
- * Python's. __iter__ returns what CPython's server sends for it (3.14
- * exposes __iter__ with no method_to_typeid): the set's iterator pickled
+ * that travels (iterable.c: set, frozenset, list, tuple, a dict's keys,
+ * a str's characters, a range), those of the operators sets or
+ * frozensets, as Python's. __iter__ returns what CPython's server sends for it
+ * (3.14 exposes __iter__ with no method_to_typeid): the set's iterator pickled
  * by value, builtins.iter(list of the items), which a Python client
  * unpickles into an iterator over a copy. The set lives behind a lock
  * (a conc__mgr_box).
@@ -16,40 +16,24 @@
 
 enum op { OP_OR, OP_AND, OP_SUB, OP_XOR };
 
-/* A new set of the items of an iterable that travels: a set, frozenset,
- * list, tuple, dict (its keys), str or bytes; only a set or frozenset for
- * an operator. */
+/* A new set of the items of an iterable that travels (iterable.c); only
+ * a set or frozenset for an operator. */
 static int
 set_of(conc_obj *o, int operator_form, conc_obj **out)
 {
     conc_obj_type t = conc_obj_typeof(o);
-    int is_set = t == CONC_OBJ_SET || t == CONC_OBJ_FROZENSET;
-    int chars = t == CONC_OBJ_STR || t == CONC_OBJ_BYTES;
-    if (operator_form && !is_set)
+    if (operator_form && t != CONC_OBJ_SET && t != CONC_OBJ_FROZENSET)
         return conc_fail(CONC_ETYPE,
                          "unsupported operand type(s) for set: "
                          "'set' and '%s'",
                          conc__mgr_pytype(o));
-    if (!o || (!is_set && !chars && t != CONC_OBJ_LIST && t != CONC_OBJ_TUPLE &&
-               t != CONC_OBJ_DICT))
-        return conc_fail(CONC_ETYPE, "'%s' object is not iterable",
-                         conc__mgr_pytype(o));
-    conc_obj *chars_list = NULL, *s = NULL, *k;
-    int rc = chars ? conc__mgr_chars(o, &chars_list) : 0;
-    if (chars_list) { /* iterated as a list of its characters */
-        o = chars_list;
-        t = CONC_OBJ_LIST;
-    }
+    conc_obj *items = NULL, *s = NULL;
+    int rc = conc__mgr_items(o, &items);
     if (rc == 0)
         rc = (s = conc_obj_set()) ? 0 : CONC_ENOMEM;
-    size_t pos = 0;
-    if (t == CONC_OBJ_LIST || t == CONC_OBJ_TUPLE)
-        for (size_t i = 0; rc == 0 && i < conc_obj_len(o); i++)
-            rc = conc_obj_set_add(s, conc_obj_seq_get(o, i));
-    else
-        while (rc == 0 && (rc = conc_obj_next(o, &pos, &k, NULL)) == 1)
-            rc = conc_obj_set_add(s, k);
-    conc_obj_decref(chars_list);
+    for (size_t i = 0; rc == 0 && i < conc_obj_len(items); i++)
+        rc = conc_obj_set_add(s, conc_obj_seq_get(items, i));
+    conc_obj_decref(items);
     if (rc < 0) {
         conc_obj_decref(s);
         return rc;

@@ -94,6 +94,15 @@ const char *conc__mgr_pytype(const conc_obj *o);
  * 0, CONC_ETYPE for another type, CONC_ENOMEM. */
 int conc__mgr_chars(const conc_obj *o, conc_obj **out);
 
+/* The items iterating o gives, as a new list or tuple in *out (o
+ * itself, a new reference, for a list or tuple): a str's characters,
+ * bytes' and bytearray's ints, a dict's keys, a set's members, a
+ * range's ints, an array.array's items (iterable.c). Returns 0,
+ * CONC_ETYPE with CPython's "'int' object is not iterable" for another
+ * type, CONC_ENOMEM (also for a range too long to expand), CONC_EVALUE
+ * or CONC_EOVERFLOW for a range or array that does not read. */
+int conc__mgr_items(conc_obj *o, conc_obj **out);
+
 /* *result = bool(v); returns 0. */
 int conc__mgr_bool(int v, conc_obj **result);
 

@@ -575,7 +575,7 @@ compat_module(const char *m)
 /* clang-format off */
 static const char *const allow_builtins[] = {
     "list", "set", "frozenset", "tuple", "bytes", "bytearray", "slice",
-    "complex", "BaseException", "Exception", "ArithmeticError",
+    "range", "complex", "BaseException", "Exception", "ArithmeticError",
     "AssertionError", "AttributeError", "BlockingIOError", "BrokenPipeError",
     "BufferError", "ChildProcessError", "ConnectionAbortedError",
     "ConnectionError", "ConnectionRefusedError", "ConnectionResetError",

@@ -354,6 +354,39 @@ def check_lists(m):
     del l[-1::-2]
     assert l._getvalue() == [3, 5], l._getvalue()
     check_list_sort(m)
+    check_iterables(m)
+
+
+def check_iterables(m):
+    """extend, += (extend in ListProxy), list(), dict() and set.update take
+    every iterable that arrives by value, as CPython's server does."""
+    for it in ((1, 2), [3], {4}, frozenset({5}), {"k": 1}, "ab", b"\x01\x02",
+               range(0, 6, 2), array.array("i", [7, 8]), bytearray(b"\x09")):
+        want = list(it)
+        l = m.list()
+        l.extend(it)
+        assert l._getvalue() == want, (it, l._getvalue())
+        l = m.list()
+        l += it
+        assert l._getvalue() == want, (it, l._getvalue())
+        assert m.list(it)._getvalue() == want, it
+    for bad in (5, None, 1.5):
+        e = expect(TypeError, m.list().extend, bad)
+        assert str(e) == "'%s' object is not iterable" % type(bad).__name__, e
+        e = expect(RemoteError, m.list, bad)
+        assert "TypeError: '%s' object is not iterable" % type(bad).__name__ \
+            in str(e), e
+    e = expect(RemoteError, m.list, 1, 2)
+    assert "TypeError: list expected at most 1 argument, got 2" in str(e), e
+    d = m.dict([(1, 2), "ab"])
+    d.update([range(3, 5)])
+    assert d._getvalue() == {1: 2, "a": "b", 3: 4}, d._getvalue()
+    e = expect(ValueError, d.update, [(1, 2, 3)])
+    assert str(e) == "dictionary update sequence element #0 has length 3; " \
+        "2 is required", e
+    s = m.set()
+    s.update(range(3))
+    assert s._getvalue() == {0, 1, 2}, s._getvalue()
 
 
 def by_len(x):
