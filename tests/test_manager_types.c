@@ -1232,6 +1232,70 @@ check_dict(conc_manager *c)
     check_lock_locked(c);
 }
 
+/* A create with wrong arguments fails as CPython's server's does: its
+ * traceback ends with the exception CPython raises, with its text. */
+static void
+create_fails(conc_manager *c, const char *typeid, conc_obj *args, int code,
+             const char *text)
+{
+    conc_proxy *p = NULL;
+    int rc = conc_manager_create(c, typeid, args, &p);
+    if (rc != code || !strstr(conc_failure_message(), text))
+        fprintf(stderr, "%s: %s\n", typeid, conc_failure_message());
+    assert_conc(rc, code);
+    assert_has(text);
+    assert_null(p);
+    conc_obj_decref(args);
+}
+
+static void
+check_create_errors(conc_manager *c)
+{
+    create_fails(c, "Value", NULL, CONC_ETYPE,
+                 "TypeError: Value.__init__() missing 2 required positional "
+                 "arguments: 'typecode' and 'value'");
+    create_fails(c, "Value", tuple(1, conc_obj_str("i")), CONC_ETYPE,
+                 "TypeError: Value.__init__() missing 1 required positional "
+                 "argument: 'value'");
+    create_fails(c, "Value", tuple(4, I(1), I(2), I(3), I(4)), CONC_ETYPE,
+                 "TypeError: Value.__init__() takes from 3 to 4 positional "
+                 "arguments but 5 were given");
+    create_fails(c, "Semaphore", tuple(1, conc_obj_str("x")), CONC_ETYPE,
+                 "TypeError: '<' not supported between instances of 'str' "
+                 "and 'int'");
+    create_fails(c, "BoundedSemaphore", tuple(2, I(1), I(2)), CONC_ETYPE,
+                 "TypeError: BoundedSemaphore.__init__() takes from 1 to 2 "
+                 "positional arguments but 3 were given");
+    create_fails(c, "Lock", tuple(1, I(1)), CONC_ETYPE,
+                 "TypeError: _thread.allocate_lock() takes no arguments (1 "
+                 "given)");
+    create_fails(c, "Event", tuple(1, I(1)), CONC_ETYPE,
+                 "TypeError: Event.__init__() takes 1 positional argument but "
+                 "2 were given");
+    create_fails(c, "Barrier", NULL, CONC_ETYPE,
+                 "TypeError: Barrier.__init__() missing 1 required positional "
+                 "argument: 'parties'");
+    create_fails(c, "Queue", tuple(2, I(1), I(2)), CONC_ETYPE,
+                 "TypeError: Queue.__init__() takes from 1 to 2 positional "
+                 "arguments but 3 were given");
+    create_fails(c, "Condition", tuple(1, I(1)), CONC_EKEY,
+                 "AttributeError: 'int' object has no attribute 'acquire'");
+    create_fails(c, "Namespace", tuple(1, I(1)), CONC_ETYPE,
+                 "TypeError: Namespace.__init__() takes 1 positional argument "
+                 "but 2 were given");
+    create_fails(c, "Array", tuple(2, conc_obj_str("z"), ints(0)), CONC_EVALUE,
+                 "ValueError: bad typecode (must be b, B, u, h, H, i, I, l, L, "
+                 "q, Q, f or d)");
+    create_fails(c, "Array", tuple(1, conc_obj_str("i")), CONC_ETYPE,
+                 "TypeError: Array() missing 1 required positional argument: "
+                 "'sequence'");
+    create_fails(c, "Array", tuple(2, conc_obj_str("i"), I(5)), CONC_ETYPE,
+                 "TypeError: 'int' object is not iterable");
+    create_fails(
+        c, "Array", tuple(2, conc_obj_str("i"), conc_obj_bytes("x", 1)),
+        CONC_EVALUE, "ValueError: bytes length not a multiple of item size");
+}
+
 static void
 check_all(conc_manager *c)
 {
@@ -1247,6 +1311,7 @@ check_all(conc_manager *c)
     check_array(c);
     check_namespace(c);
     check_set(c);
+    check_create_errors(c);
 }
 
 /* 3.14's Condition.locked, which threading.Condition has from 3.14 only
@@ -1281,9 +1346,8 @@ test_conc_server(void **state)
     check_condition_locked(c);
     conc_proxy *cv;
     conc_obj *not_lock = tuple(1, conc_obj_str("lock"));
-    assert_conc(conc_manager_create(c, "Condition", not_lock, &cv), CONC_ETYPE);
-    assert_has("TypeError: a Condition's lock must be a proxy of a Lock or "
-               "RLock");
+    assert_conc(conc_manager_create(c, "Condition", not_lock, &cv), CONC_EKEY);
+    assert_has("AttributeError: 'str' object has no attribute 'acquire'");
     conc_obj_decref(not_lock);
     conc_manager_free(c);
     conc_manager_free(m);

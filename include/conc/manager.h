@@ -311,8 +311,9 @@ CONC_EXTERN void conc_manager_free(conc_manager *m);
  * pointer; CONC_ESTATE for a server not started yet; CONC_ECLOSED after
  * it stopped (also for a remote server that went away); when the
  * server's create failed, the code of the exception its traceback names
- * (CONC_EVALUE for Semaphore(-1), CONC_ETYPE for a bad argument; the
- * traceback's last line as the message), CONC_ETASK for an unknown
+ * (CONC_EVALUE for Semaphore(-1), CONC_ETYPE for a bad argument,
+ * CONC_EKEY for the AttributeError of Condition(1); the traceback's last
+ * line, with CPython's text, as the message), CONC_ETASK for an unknown
  * typeid or an exception with no code;
  * CONC_EAUTH, CONC_ECLOSED and connection errors; CONC_EPROTO for a reply
  * that is not the protocol; CONC_ENOMEM. Any thread. */

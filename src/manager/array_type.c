@@ -53,11 +53,19 @@ initial_items(const struct conc__mgr_code *c, conc_obj *seq, conc_obj **out)
     return 0;
 }
 
+/* managers.Array(typecode, sequence, lock=True). */
+static const char *const array_params[] = {"typecode", "sequence", "lock",
+                                           NULL};
+static const struct conc__mgr_sig array_sig = {"Array", 0, array_params, 2};
+
 /* The array: [typecode, items] in a box. */
 static int
 array_create(void *arg, conc_obj *args, conc_obj *kwds, void **self)
 {
     (void)arg;
+    int checked = conc__mgr_check_args(&array_sig, args, kwds);
+    if (checked < 0)
+        return checked;
     conc_obj *tc = conc__mgr_arg(args, kwds, 0, "typecode");
     conc_obj *seq = conc__mgr_arg(args, kwds, 1, "sequence");
     const struct conc__mgr_code *c = conc__mgr_code_find(tc);

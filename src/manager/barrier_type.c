@@ -28,9 +28,17 @@ struct mgr_barrier {
     const conc_manager_barrier_action *action; /* NULL: none */
 };
 
+static const char *const barrier_params[] = {"parties", "action", "timeout",
+                                             NULL};
+static const struct conc__mgr_sig barrier_sig = {"Barrier.__init__", 1,
+                                                 barrier_params, 1};
+
 static int
 barrier_create(void *arg, conc_obj *args, conc_obj *kwds, void **self)
 {
+    int rc = conc__mgr_check_args(&barrier_sig, args, kwds);
+    if (rc < 0)
+        return rc;
     conc_obj *p = conc__mgr_arg(args, kwds, 0, "parties");
     conc_obj *a = conc__mgr_arg(args, kwds, 1, "action");
     conc_obj *t = conc__mgr_arg(args, kwds, 2, "timeout");

@@ -279,10 +279,12 @@ conc_manager_create(conc_manager *m, const char *typeid, conc_obj *args,
         return CONC_ENOMEM;
     int rc = call_server(m, "create", cargs, &r);
     conc_obj_decref(cargs);
+    /* The registry's KeyError names an unknown typeid; a create's own
+     * AttributeError comes back as CONC_EKEY too. */
+    if (rc == CONC_EKEY && !strncmp(conc_failure_message(), "KeyError", 8))
+        return conc_fail(CONC_ETASK, "unknown typeid %s", typeid);
     if (rc < 0)
-        return rc == CONC_EKEY
-                   ? conc_fail(CONC_ETASK, "unknown typeid %s", typeid)
-                   : rc;
+        return rc;
     const char *ident = conc_obj_str_value(conc_obj_seq_get(r, 0));
     rc = ident ? conc__mgr_proxy_new(m, ident, typeid, out)
                : conc_fail(CONC_EPROTO, "manager: create's reply has no id");

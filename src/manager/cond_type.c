@@ -52,6 +52,10 @@ static int
 given_lock(conc_manager *m, conc_obj *lock, struct mgr_cond *c)
 {
     const char *ident = conc__mgr_rebuild_ident(lock);
+    if (conc_obj_typeof(lock) != CONC_OBJ_FOREIGN) /* as threading finds */
+        return conc_fail(CONC__MGR_EATTR,
+                         "'%s' object has no attribute 'acquire'",
+                         conc__mgr_pytype(lock));
     if (!ident || !m)
         return conc_fail(CONC_ETYPE,
                          "a Condition's lock must be a proxy of a Lock or "
@@ -60,13 +64,17 @@ given_lock(conc_manager *m, conc_obj *lock, struct mgr_cond *c)
     return conc__mgr_lock_parts(m, ident, &c->mon, &c->lock);
 }
 
+static const char *const cond_params[] = {"lock", NULL};
+static const struct conc__mgr_sig cond_sig = {"Condition.__init__", 1,
+                                              cond_params, 0};
+
 static int
 cond_create(void *arg, conc_obj *args, conc_obj *kwds, void **self)
 {
     conc_obj *lock = conc__mgr_arg(args, kwds, 0, "lock");
-    if (conc_obj_len(args) + conc_obj_len(kwds) > 1)
-        return conc_fail(CONC_ETYPE, "Condition() takes one argument, the "
-                                     "lock");
+    int checked = conc__mgr_check_args(&cond_sig, args, kwds);
+    if (checked < 0)
+        return checked;
     struct mgr_cond *c = conc__calloc(1, sizeof *c);
     if (!c)
         return CONC_ENOMEM;

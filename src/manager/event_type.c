@@ -9,12 +9,17 @@ struct mgr_event {
     int flag;
 };
 
+static const char *const no_params[] = {NULL};
+static const struct conc__mgr_sig event_sig = {"Event.__init__", 1, no_params,
+                                               0};
+
 static int
 event_create(void *arg, conc_obj *args, conc_obj *kwds, void **self)
 {
     (void)arg;
-    (void)args;
-    (void)kwds;
+    int rc = conc__mgr_check_args(&event_sig, args, kwds);
+    if (rc < 0)
+        return rc;
     struct mgr_event *e = conc__calloc(1, sizeof *e);
     if (!e || conc__mgr_mon_init(&e->mon) < 0) {
         conc__free(e);

@@ -44,12 +44,20 @@ lock_new(int recursive, void **self)
     return 0;
 }
 
+/* threading.Lock(), which is _thread.allocate_lock and takes nothing
+ * (RLock takes and ignores any arguments, as CPython's does). */
 static int
 lock_create(void *arg, conc_obj *args, conc_obj *kwds, void **self)
 {
     (void)arg;
-    (void)args;
-    (void)kwds;
+    if (kwds && conc_obj_len(kwds) > 0)
+        return conc_fail(CONC_ETYPE, "_thread.allocate_lock() takes no "
+                                     "keyword arguments");
+    if (conc_obj_len(args) > 0)
+        return conc_fail(CONC_ETYPE,
+                         "_thread.allocate_lock() takes no arguments (%zu "
+                         "given)",
+                         conc_obj_len(args));
     return lock_new(0, self);
 }
 

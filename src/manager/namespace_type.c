@@ -12,9 +12,12 @@ static int
 ns_create(void *arg, conc_obj *args, conc_obj *kwds, void **self)
 {
     (void)arg;
-    if (conc_obj_len(args) > 0)
-        return conc_fail(CONC_ETYPE, "Namespace() takes keyword arguments "
-                                     "only");
+    static const char *const no_params[] = {NULL};
+    static const struct conc__mgr_sig sig = {"Namespace.__init__", 1, no_params,
+                                             0};
+    int checked = conc__mgr_check_args(&sig, args, NULL); /* any keyword */
+    if (checked < 0)
+        return checked;
     conc_obj *d = conc_obj_dict();
     size_t pos = 0;
     conc_obj *k, *v;

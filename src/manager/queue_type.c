@@ -3,6 +3,7 @@
  * conc_queue of conc_obj references. A blocking get or put blocks only
  * the thread serving its connection. */
 #include "manager/manager_internal.h"
+#include "manager/sync_types.h"
 #include "conc/queue.h"
 
 static void
@@ -24,11 +25,17 @@ conc_manager_queue_new(size_t maxsize, void **out)
     return rc;
 }
 
-/* Queue(maxsize=0). */
+/* Queue(maxsize=0), which JoinableQueue is too in CPython's server. */
+static const char *const q_params[] = {"maxsize", NULL};
+static const struct conc__mgr_sig q_sig = {"Queue.__init__", 1, q_params, 0};
+
 static int
 q_create(void *arg, conc_obj *args, conc_obj *kwds, void **self)
 {
     (void)arg;
+    int rc = conc__mgr_check_args(&q_sig, args, kwds);
+    if (rc < 0)
+        return rc;
     conc_obj *max = conc__mgr_arg(args, kwds, 0, "maxsize");
     int64_t n = 0;
     if (max && conc_obj_int_value(max, &n) < 0)

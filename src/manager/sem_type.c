@@ -47,13 +47,46 @@ sem_give_back(struct conc__mgr_holder *h, uint64_t client)
     conc_cond_release(s->mon.cond);
 }
 
+/* threading's Semaphore(value=1) and BoundedSemaphore(value=1). */
+static const char *const sem_params[] = {"value", NULL};
+static const struct conc__mgr_sig sem_sig = {"Semaphore.__init__", 1,
+                                             sem_params, 0};
+static const struct conc__mgr_sig bsem_sig = {"BoundedSemaphore.__init__", 1,
+                                              sem_params, 0};
+
+/* The initial value: an int, as threading's `value < 0` test takes it
+ * (a float, which CPython's semaphores take, is refused: conc's count
+ * is an integer). */
+static int
+sem_value(conc_obj *v, int64_t *value)
+{
+    conc_obj_type t = conc_obj_typeof(v);
+    if (!v)
+        return 0;
+    if (t == CONC_OBJ_FLOAT)
+        return conc_fail(CONC_ETYPE, "conc's manager server counts a "
+                                     "semaphore in ints, not float");
+    if (t != CONC_OBJ_INT && t != CONC_OBJ_BOOL)
+        return conc_fail(CONC_ETYPE,
+                         "'<' not supported between instances of '%s' and "
+                         "'int'",
+                         conc__mgr_pytype(v));
+    if (conc_obj_int_value(v, value) < 0)
+        return conc_fail(CONC_EOVERFLOW, "Python int too large to convert "
+                                         "to C long");
+    return 0;
+}
+
 static int
 sem_new(int bounded, conc_obj *args, conc_obj *kwds, void **self)
 {
     conc_obj *v = conc__mgr_arg(args, kwds, 0, "value");
     int64_t value = 1;
-    if (v && conc_obj_int_value(v, &value) < 0)
-        return conc_fail(CONC_ETYPE, "value must be an int");
+    int rc = conc__mgr_check_args(bounded ? &bsem_sig : &sem_sig, args, kwds);
+    if (rc == 0)
+        rc = sem_value(v, &value);
+    if (rc < 0)
+        return rc;
     if (value < 0)
         return conc_fail(CONC_EVALUE, "semaphore initial value must be >= 0");
     struct mgr_sem *s = conc__calloc(1, sizeof *s);

@@ -103,6 +103,25 @@ int conc__mgr_chars(const conc_obj *o, conc_obj **out);
  * or CONC_EOVERFLOW for a range or array that does not read. */
 int conc__mgr_items(conc_obj *o, conc_obj **out);
 
+/* A Python signature, for CPython's errors about a call's arguments:
+ * the callable's name as Python's messages give it ("Value.__init__",
+ * "Array"), whether it is a method (its counts include self), its
+ * parameters (NULL-terminated, none keyword-only) and how many of the
+ * first are required. */
+struct conc__mgr_sig {
+    const char *name;
+    int self;
+    const char *const *params;
+    size_t required;
+};
+
+/* Checks args (a tuple) and kwds (a dict or NULL) against sig as Python
+ * binds them (signature.c). Returns 0, or CONC_ETYPE with Python's text
+ * ("Event.__init__() takes 1 positional argument but 2 were given",
+ * "... missing 1 required positional argument: 'value'", ...). */
+int conc__mgr_check_args(const struct conc__mgr_sig *sig, conc_obj *args,
+                         conc_obj *kwds);
+
 /* *result = bool(v); returns 0. */
 int conc__mgr_bool(int v, conc_obj **result);
 

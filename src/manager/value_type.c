@@ -13,14 +13,20 @@ struct mgr_value {
     conc_obj *v;
 };
 
+/* managers.Value(typecode, value, lock=True). */
+static const char *const value_params[] = {"typecode", "value", "lock", NULL};
+static const struct conc__mgr_sig value_sig = {"Value.__init__", 1,
+                                               value_params, 2};
+
 static int
 value_create(void *arg, conc_obj *args, conc_obj *kwds, void **self)
 {
     (void)arg;
+    int rc = conc__mgr_check_args(&value_sig, args, kwds);
+    if (rc < 0)
+        return rc;
     conc_obj *tc = conc__mgr_arg(args, kwds, 0, "typecode");
     conc_obj *v = conc__mgr_arg(args, kwds, 1, "value");
-    if (!tc || !v)
-        return conc_fail(CONC_ETYPE, "Value() needs typecode and value");
     struct mgr_value *x = conc__calloc(1, sizeof *x);
     if (!x || conc_lock_new(NULL, &x->lock) < 0) {
         conc__free(x);
