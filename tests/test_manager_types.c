@@ -1466,6 +1466,65 @@ test_null_args(void **state)
     assert_conc(conc_setproxy_contains(NULL, o, &i), CONC_EINVAL);
 }
 
+/* array._array_reconstructor(array.array, typecode, fmt, raw), as a
+ * pickle of protocol 3 and later brings an array.array. */
+static conc_obj *
+reconstructor(const char *typecode, int64_t fmt, const char *raw, size_t n)
+{
+    return call_of("array", "_array_reconstructor",
+                   tuple(4, global("array", "array"), conc_obj_str(typecode),
+                         I(fmt), conc_obj_bytes(raw, n)));
+}
+
+/* The items of an array that arrives in machine format `fmt`, or its
+ * failure: `text` in the message. */
+static void
+array_items(const char *typecode, int64_t fmt, const char *raw, size_t n,
+            int code, conc_obj *want, const char *text)
+{
+    conc_obj *a = reconstructor(typecode, fmt, raw, n), *tc = NULL,
+             *items = NULL;
+    assert_conc(conc__mgr_array_of(a, &tc, &items), code);
+    if (code == 0)
+        assert_equal_obj(items, want);
+    else
+        assert_has(text);
+    conc_obj_decref(a);
+}
+
+/* Every machine format CPython defines: UTF-16 of either byte order
+ * (what a Windows peer sends for 'u'), surrogate pairs joined, big-endian
+ * ints and floats; a lone surrogate, an unknown format or typecode and a
+ * length that is not a whole number of items are ValueErrors. */
+static void
+test_array_formats(void **state)
+{
+    (void)state;
+    conc_obj *chars = ints(3, conc_obj_str("a"), conc_obj_str("\xc3\xa9"),
+                           conc_obj_str("\xf0\x9f\x98\x80"));
+    array_items("u", 18, "a\0\xe9\0\x3d\xd8\x00\xde", 8, 0,
+                conc_obj_incref(chars), NULL);
+    array_items("u", 19, "\0a\0\xe9\xd8\x3d\xde\x00", 8, 0, chars, NULL);
+    array_items("u", 18, "\x3d\xd8" "a\0", 4, CONC_EVALUE, NULL,
+                "'utf-16-le' codec can't decode bytes in position 0-1: illegal "
+                "UTF-16 surrogate");
+    array_items("u", 19, "\xde\x00", 2, CONC_EVALUE, NULL,
+                "illegal UTF-16 surrogate");
+    array_items("h", 5, "\xff\xfe\x01\x02", 4, 0, ints(2, I(-2), I(258)), NULL);
+    array_items("d", 17, "\x3f\xf8\0\0\0\0\0\0", 8, 0,
+                ints(1, conc_obj_float(1.5)), NULL);
+    array_items("Q", 11, "\xff\xff\xff\xff\xff\xff\xff\xff", 8, 0,
+                ints(1, big("18446744073709551615")), NULL);
+    array_items("i", 22, "", 0, CONC_EVALUE, NULL,
+                "third argument must be a valid machine format code.");
+    array_items("i", -1, "", 0, CONC_EVALUE, NULL,
+                "third argument must be a valid machine format code.");
+    array_items("z", 8, "", 0, CONC_EVALUE, NULL,
+                "second argument must be a valid type code");
+    array_items("u", 18, "a", 1, CONC_EVALUE, NULL,
+                "string length not a multiple of item size");
+}
+
 /* ---- CPython peers ---------------------------------------------------------
  */
 
@@ -1705,6 +1764,7 @@ main(void)
         conc_unit_test(test_shutdown_wakes_wait),
         conc_unit_test(test_null_args),
         conc_unit_test(test_barrier_action),
+        conc_unit_test(test_array_formats),
         conc_unit_test(test_python_server),
         conc_unit_test(test_python_client),
         conc_unit_test(test_killed_holder),

@@ -5,8 +5,9 @@
  * machine format, read as this machine's, as CPython does),
  * array.array(typecode, list) of protocol 2 and of conc's writer, or
  * array._array_reconstructor(cls, typecode, format, bytes) of plain
- * pickles of protocol 3 and later. Ints of any size: 'L' and 'Q' hold
- * values up to 2**64 - 1.
+ * pickles of protocol 3 and later, in any of CPython's machine formats
+ * (ints and floats of either byte order, UTF-16 and UTF-32 of either). Ints of
+ * any size: 'L' and 'Q' hold values up to 2**64 - 1.
  *
  * No locks: pure functions of their arguments. */
 #include <stdio.h>
@@ -41,7 +42,9 @@ enum {
     MF_S64 = 12,
     MF_F32 = 14,
     MF_F64 = 16,
-    MF_UTF32 = 20
+    MF_UTF16 = 18,
+    MF_UTF32 = 20,
+    MF_LAST = 21 /* UTF-32 big-endian, the last code CPython defines */
 };
 
 /* The typecodes with the sizes of Linux's C types on 64-bit machines. */
@@ -247,13 +250,49 @@ decode_one(int fmt, const uint8_t *p, size_t size)
     return conc_obj_int_parse(text, &o) == 0 ? o : NULL;
 }
 
-/* The size of one item in machine format `fmt`, 0 for one not read. */
+/* The size of one item in machine format `fmt` (a UTF-16 one's code
+ * unit), 0 for one CPython does not define. */
 static size_t
 format_size(int64_t fmt)
 {
     static const unsigned char sizes[] = {1, 1, 2, 2, 2, 2, 4, 4, 4, 4, 8,
-                                          8, 8, 8, 4, 4, 8, 8, 0, 0, 4, 4};
-    return fmt >= 0 && fmt < (int64_t)sizeof sizes ? sizes[fmt] : 0;
+                                          8, 8, 8, 4, 4, 8, 8, 2, 2, 4, 4};
+    return fmt >= 0 && fmt <= MF_LAST ? sizes[fmt] : 0;
+}
+
+/* One UTF-16 code unit at p, little- or big-endian. */
+static uint32_t
+utf16_unit(const uint8_t *p, int big_endian)
+{
+    return big_endian ? (uint32_t)p[0] << 8 | p[1] : (uint32_t)p[1] << 8 | p[0];
+}
+
+/* The characters of UTF-16 text (machine formats 18 and 19, what a
+ * Windows peer's 'u' array sends), surrogate pairs joined; a lone
+ * surrogate is UnicodeDecodeError's ValueError, as CPython's strict
+ * decoding gives. */
+static int
+decode_utf16(int64_t fmt, const uint8_t *p, size_t n, conc_obj *l)
+{
+    int big_endian = fmt & 1, rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i += 2) {
+        uint32_t u = utf16_unit(p + i, big_endian), lo = 0;
+        size_t start = i;
+        if (u >= 0xd800 && u < 0xdc00 && i + 2 < n)
+            lo = utf16_unit(p + i + 2, big_endian);
+        if (lo >= 0xdc00 && lo < 0xe000) {
+            u = 0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00);
+            i += 2;
+        }
+        if (u >= 0xd800 && u < 0xe000)
+            return conc_fail(CONC_EVALUE,
+                             "'utf-16-%s' codec can't decode bytes in "
+                             "position %zu-%zu: illegal UTF-16 surrogate",
+                             big_endian ? "be" : "le", start, start + 1);
+        conc_obj *c = code_point(u);
+        rc = c ? conc_obj_list_append_new(l, c) : CONC_ENOMEM;
+    }
+    return rc;
 }
 
 /* The items of `raw` (bytes) in machine format `fmt`. */
@@ -265,17 +304,19 @@ decode_items(int64_t fmt, conc_obj *raw, conc_obj **items)
     if (!size || !p || n % size)
         return conc_fail(CONC_EVALUE, "bytes length not a multiple of item "
                                       "size");
+    int utf16 = fmt == MF_UTF16 || fmt == MF_UTF16 + 1;
     conc_obj *l = conc_obj_list();
     int rc = l ? 0 : CONC_ENOMEM;
-    for (size_t i = 0; rc == 0 && i < n; i += size) {
+    if (rc == 0 && utf16)
+        rc = decode_utf16(fmt, p, n, l);
+    for (size_t i = 0; rc == 0 && !utf16 && i < n; i += size) {
         conc_obj *o = decode_one((int)fmt, p + i, size);
-        rc = o ? conc_obj_list_append_new(l, o) : CONC_EVALUE;
+        rc = o ? conc_obj_list_append_new(l, o)
+               : conc_fail(CONC_EVALUE, "an array's item is not a character");
     }
     if (rc < 0) {
         conc_obj_decref(l);
-        return rc == CONC_EVALUE
-                   ? conc_fail(rc, "an array's item is not a character")
-                   : rc;
+        return rc;
     }
     *items = l;
     return 0;
@@ -321,8 +362,24 @@ conc__mgr_array_of(conc_obj *o, conc_obj **typecode, conc_obj **items)
         return array_call(args, typecode, items);
     if (strcmp(n, "_array_reconstructor") || conc_obj_len(args) != 4)
         return 1;
+    /* array._array_reconstructor(cls, typecode, format, bytes), with its
+     * own errors. */
     int64_t fmt = -1;
+    conc_obj *raw = conc_obj_seq_get(args, 3);
     *typecode = conc_obj_seq_get(args, 1);
     conc_obj_int_value(conc_obj_seq_get(args, 2), &fmt);
-    return decode_items(fmt, conc_obj_seq_get(args, 3), items);
+    if (!conc__mgr_code_find(*typecode))
+        return conc_fail(CONC_EVALUE,
+                         "second argument must be a valid type code");
+    if (!format_size(fmt))
+        return conc_fail(CONC_EVALUE,
+                         "third argument must be a valid machine format "
+                         "code.");
+    if (conc_obj_typeof(raw) != CONC_OBJ_BYTES)
+        return conc_fail(CONC_ETYPE, "fourth argument should be bytes, not %s",
+                         conc__mgr_pytype(raw));
+    if (conc_obj_len(raw) % format_size(fmt))
+        return conc_fail(CONC_EVALUE,
+                         "string length not a multiple of item size");
+    return decode_items(fmt, raw, items);
 }

@@ -414,6 +414,28 @@ CREATE_ERRORS = (
 )
 
 
+class Utf16Array:
+    """Pickles as an array.array('u') from a machine whose wchar_t is
+    UTF-16 (Windows): machine format 18 or 19."""
+
+    def __init__(self, text, fmt=18):
+        self.text, self.fmt = text, fmt
+
+    def __reduce__(self):
+        codec = "utf-16-le" if self.fmt == 18 else "utf-16-be"
+        return (array._array_reconstructor,
+                (array.array, "u", self.fmt, self.text.encode(codec)))
+
+
+def check_array_formats(m):
+    for fmt in (18, 19):
+        a = m.Array("u", Utf16Array("a\u00e9\U0001f600", fmt))
+        assert len(a) == 3 and a[2] == "\U0001f600", list(a[:])
+        l = m.list()
+        l.extend(Utf16Array("xy", fmt))
+        assert l._getvalue() == ["x", "y"], l._getvalue()
+
+
 def check_create_errors(m):
     for typeid, args, kwds, want in CREATE_ERRORS:
         e = expect(RemoteError, lambda: getattr(m, typeid)(*args, **kwds))
@@ -573,7 +595,7 @@ def client(addr, key):
     for check in (check_locks, check_semaphores, check_condition,
                   check_event_barrier, check_barrier_action, check_values,
                   check_lists, check_dict_iter, check_dict_314,
-                  check_create_errors):
+                  check_create_errors, check_array_formats):
         check(m)
     print("ok")
 
