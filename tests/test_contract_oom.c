@@ -17,6 +17,7 @@
 #include "tasks.h"
 #include "tls_certs.h"
 #include "contract_common.h"
+#include "manager/manager_internal.h"
 
 /* Seconds a run under allocation failure may take: a failure must be
  * reported, not turned into a wait for a timeout. */
@@ -487,6 +488,45 @@ out:
     return r;
 }
 
+/* A server that lives across the runs and a client of it. */
+struct mgr_fixture {
+    conc_manager *m, *c;
+};
+
+static size_t
+server_objects(conc_manager *m)
+{
+    conc_cond_acquire(m->cond, CONC_FOREVER);
+    size_t n = m->n_objs;
+    conc_cond_release(m->cond);
+    return n;
+}
+
+/* A create whose reply the client cannot read for want of memory still
+ * drops the server's object: after each run the server holds none (1, a
+ * failure of the harness, if it does). Only the create runs with an
+ * allocation failing: the proxy's free, which cannot report a failure,
+ * runs without. The client's kept connection is dropped after each run:
+ * a failure closes it, the next call opens one. */
+static int
+manager_create_op(void *arg)
+{
+    struct mgr_fixture *f = arg;
+    conc_proxy *l = NULL;
+    int r = conc_manager_create(f->c, "list", NULL, &l);
+    long left = conc_test_fail_alloc_left();
+    conc_test_fail_alloc_after(0);
+    conc_proxy_free(l);
+    conc__mgr_drop_idle(f->c);
+    conc_test_fail_alloc_after(left);
+    if (server_objects(f->m) != 0) {
+        fprintf(stderr, "create returned %s, the server kept %zu objects\n",
+                conc_err_name(r), server_objects(f->m));
+        return 1;
+    }
+    return r;
+}
+
 /* A Redis executor against a port nobody listens on, told to keep
  * trying: made, a task registered, a map made and freed, shut down. */
 static int
@@ -544,6 +584,16 @@ test_oom_manager(void **state)
     (void)state;
     assert_true(oom_each(manager_op, NULL, "a manager's calls") > 0);
     assert_true(oom_each(manager_client_op, NULL, "a manager's client") > 0);
+    struct mgr_fixture f;
+    conc_buf addr = CONC_BUF_INIT;
+    assert_conc_ok(conc_manager_new("127.0.0.1:0", NULL, &f.m));
+    assert_conc_ok(conc_manager_start(f.m));
+    assert_conc_ok(conc_manager_address(f.m, &addr));
+    assert_conc_ok(conc_manager_connect((const char *)addr.data, NULL, &f.c));
+    assert_true(oom_each(manager_create_op, &f, "a client's create") > 0);
+    conc_manager_free(f.c);
+    conc_manager_free(f.m);
+    conc_buf_free(&addr);
 }
 
 /* -- The loop's sockets, streams, WebSockets, subprocesses -- */

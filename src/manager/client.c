@@ -26,6 +26,14 @@
 #include <unistd.h>
 
 #include "manager/manager_internal.h"
+#include "obj/pickle.h"
+
+/* Room on the stack for the bytes of a create's reply, which are kept
+ * until it is read: (ident, exposed names) is a few hundred bytes. */
+#define CREATE_REPLY_STACK 2048
+/* The longest ident read back from a reply that did not unpickle
+ * (CPython's and conc's are an address in hex). */
+#define LOST_IDENT_MAX 64
 
 /* A server's own manager reaches it over its address too; nobody would
  * answer before conc_manager_start or after a stop. */
@@ -108,9 +116,93 @@ request_tuple(const char *ident, const char *name, conc_obj *args,
     return req;
 }
 
-int
-conc__mgr_request(conc_conn *c, const char *ident, const char *name,
-                  conc_obj *args, conc_obj *kwds, conc_obj **result)
+/* The length of the string opcode at p[i] (SHORT_BINUNICODE or
+ * BINUNICODE) and where its bytes start, or 0 with *at = 0. */
+static size_t
+string_at(const uint8_t *p, size_t n, size_t i, size_t *at)
+{
+    size_t len = 0, head = p[i] == OP_SHORT_BINUNICODE ? 2 : 5;
+    *at = 0;
+    if (n - i < head)
+        return 0;
+    for (size_t k = head - 1; k >= 1; k--)
+        len = len << 8 | p[i + k]; /* little-endian */
+    if (n - i - head < len)
+        return 0;
+    *at = i + head;
+    return len;
+}
+
+/* The ident in the bytes of a create's reply, ('#RETURN', (ident,
+ * exposed)), read without allocating: the pickle's second string, after
+ * '#RETURN', with only PROTO, FRAME and memo opcodes around them (as
+ * CPython and conc write it). out gets "" if the bytes are not so. */
+static void
+reply_ident(const uint8_t *p, size_t n, char *out)
+{
+    size_t i = 0, strings = 0, at, len;
+    out[0] = '\0';
+    while (i < n) {
+        switch (p[i]) {
+        case OP_PROTO:
+        case OP_BINPUT:
+            i += 2;
+            continue;
+        case OP_FRAME:
+            i += 9;
+            continue;
+        case OP_LONG_BINPUT:
+            i += 5;
+            continue;
+        case OP_MEMOIZE:
+            i++;
+            continue;
+        case OP_SHORT_BINUNICODE:
+        case OP_BINUNICODE:
+            break;
+        default:
+            return;
+        }
+        len = string_at(p, n, i, &at);
+        if (!at || (strings == 0 && (len != 7 || memcmp(p + at, "#RETURN", 7))))
+            return;
+        if (strings++ == 1) {
+            if (len > 0 && len < LOST_IDENT_MAX && !memchr(p + at, 0, len)) {
+                memcpy(out, p + at, len);
+                out[len] = '\0';
+            }
+            return;
+        }
+        i = at + len;
+    }
+}
+
+/* Receives a reply; `lost` non-NULL (a create's) keeps its bytes, and
+ * when they do not unpickle for want of memory, gets the object's ident
+ * from them, for its decref. */
+static int
+recv_reply(conc_conn *c, char *lost, conc_obj **rep)
+{
+    if (!lost)
+        return conc__mgr_recv(c, CONC_FOREVER, 1, rep);
+    uint8_t stack[CREATE_REPLY_STACK];
+    conc_buf b;
+    conc_buf_init_with(&b, stack, sizeof stack);
+    int rc = conc_conn_recv_bytes(c, CONC_FOREVER, &b);
+    if (rc == 0) {
+        conc_obj_load_opts o = {.any_global = 1};
+        rc = conc_obj_loads(b.data, b.len, &o, rep, NULL);
+    }
+    if (rc == CONC_ENOMEM && b.len > 0)
+        reply_ident(b.data, b.len, lost);
+    conc_buf_free(&b);
+    return rc;
+}
+
+/* A request and its reply; `lost` as recv_reply's. */
+static int
+request(conc_conn *c, const char *ident, const char *name, conc_obj *args,
+        conc_obj *kwds, char *lost, conc_obj **result)
 {
     conc_obj *req = request_tuple(ident, name, args, kwds);
     if (!req)
@@ -119,13 +211,20 @@ conc__mgr_request(conc_conn *c, const char *ident, const char *name,
     conc_obj_decref(req);
     conc_obj *rep = NULL;
     if (rc == 0)
-        rc = conc__mgr_recv(c, CONC_FOREVER, 1, &rep);
+        rc = recv_reply(c, lost, &rep);
     if (rc == 0)
         rc = parse_reply(rep, result);
     conc_obj_decref(rep);
     if (rc == CONC_EPIPE || rc == -ECONNRESET || rc == CONC_ECLOSED)
         return conc_fail(CONC_ECLOSED, "the manager closed the connection");
     return rc;
+}
+
+int
+conc__mgr_request(conc_conn *c, const char *ident, const char *name,
+                  conc_obj *args, conc_obj *kwds, conc_obj **result)
+{
+    return request(c, ident, name, args, kwds, NULL, result);
 }
 
 /* The kept connection, if this process kept one and the server has not
@@ -169,10 +268,11 @@ conc__mgr_drop_idle(conc_manager *m)
     conc_conn_free(atomic_exchange(&m->idle, NULL));
 }
 
-/* A server function, on the kept connection or a new one. */
+/* A server function, on the kept connection or a new one; `lost` as
+ * recv_reply's. */
 static int
-call_server(conc_manager *m, const char *name, conc_obj *args,
-            conc_obj **result)
+call_server_lost(conc_manager *m, const char *name, conc_obj *args, char *lost,
+                 conc_obj **result)
 {
     conc_conn *c;
     conc_obj *r = NULL;
@@ -180,7 +280,7 @@ call_server(conc_manager *m, const char *name, conc_obj *args,
     do {
         if ((rc = server_conn(m, &c, &kept)) < 0)
             return rc;
-        rc = conc__mgr_request(c, NULL, name, args, NULL, &r);
+        rc = request(c, NULL, name, args, NULL, lost, &r);
         if (rc == CONC_ECLOSED && kept) {
             /* Closed under the request, which it never read: this server
              * closes each connection after one request. */
@@ -200,6 +300,13 @@ call_server(conc_manager *m, const char *name, conc_obj *args,
     else
         conc_obj_decref(r);
     return rc;
+}
+
+static int
+call_server(conc_manager *m, const char *name, conc_obj *args,
+            conc_obj **result)
+{
+    return call_server_lost(m, name, args, NULL, result);
 }
 
 int
@@ -277,8 +384,14 @@ conc_manager_create(conc_manager *m, const char *typeid, conc_obj *args,
     conc_obj *cargs = create_args(typeid, args), *r = NULL;
     if (!cargs)
         return CONC_ENOMEM;
-    int rc = call_server(m, "create", cargs, &r);
+    char lost[LOST_IDENT_MAX] = "";
+    int rc = call_server_lost(m, "create", cargs, lost, &r);
     conc_obj_decref(cargs);
+    /* The server made the object but its reply did not unpickle for want
+     * of memory: drop it there, if memory allows now, rather than leave
+     * it until the manager ends. */
+    if (rc == CONC_ENOMEM && lost[0])
+        conc__mgr_call_ident(m, "decref", lost);
     /* The registry's KeyError names an unknown typeid; a create's own
      * AttributeError comes back as CONC_EKEY too. */
     if (rc == CONC_EKEY && !strncmp(conc_failure_message(), "KeyError", 8))
