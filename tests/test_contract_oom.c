@@ -446,8 +446,8 @@ out:
 }
 
 /* A client that connects to a manager of this process: a queue, a lock,
- * an event and a list. The server is made in each run too: a create
- * whose reply the client could not read leaves the server's object
+ * an event and a list. The server is made in each run too: a proxy's
+ * free whose decref fails for want of memory leaves the server's object
  * alive until the server is freed. */
 static int
 manager_client_op(void *arg)
