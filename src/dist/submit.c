@@ -9,6 +9,7 @@
 
 #include "core/internal.h"
 #include "dist/executor_internal.h"
+#include "dist/trace.h"
 
 /* How long a shutdown's cancel waits for the server, in all. */
 #define CANCEL_TIMEOUT_S 2.0
@@ -103,6 +104,7 @@ conc__dist_append_xadd(conc_dist_executor *dx, struct conc__rconn *c,
 {
     char id[CONC__DIST_NAME_MAX + 24], ttl[24], lim[24];
     snprintf(id, sizeof id, "%s:%" PRIu64, dx->sub, seq);
+    CONC__DIST_TRACE("submit", id, strlen(id));
     snprintf(ttl, sizeof ttl, "%" PRIu64, dx->ttl_ms);
     snprintf(lim, sizeof lim, "%" PRIu64, dx->lim_ms);
     /* The argument is bytes: set after the lengths of the strings. */

@@ -20,6 +20,7 @@
 
 #include "core/internal.h"
 #include "dist/executor_internal.h"
+#include "dist/trace.h"
 
 /* How long one XREAD blocks: the longest the watcher takes to see that it
  * should stop when nobody wakes it. */
@@ -36,13 +37,28 @@
  * holds up to CONC__DIST_FINISH_MANY_MAX): no allocation per entry. */
 #define NOTICE_WINDOW 64
 
+#ifdef CONC_DIST_TRACE
+/* Stamps `stage` for this submitter's task `seq` (trace.h). */
+static void
+trace_seq(const conc_dist_executor *dx, const char *stage, uint64_t seq)
+{
+    char id[CONC__DIST_NAME_MAX + 24];
+    int n = snprintf(id, sizeof id, "%s:%" PRIu64, dx->sub, seq);
+    conc__dist_trace(stage, id, n > 0 ? (size_t)n : 0);
+}
+#else
+#define trace_seq(dx, stage, seq) ((void)0)
+#endif
+
 /* Completes the job of one result of a notice (conc__dist_notice_fn). */
 static void
 complete_one(void *arg, uint64_t seq, const char *v, size_t len)
 {
+    trace_seq(arg, "notice", seq);
     struct conc__dist_job *j = conc__dist_take(arg, seq);
     if (j)
         conc__dist_complete(j, v, len);
+    trace_seq(arg, "done", seq);
 }
 
 static int

@@ -21,6 +21,7 @@
 #include <hiredis/hiredis.h>
 
 #include "core/internal.h"
+#include "dist/trace.h"
 #include "dist/worker_internal.h"
 #include "executor/executor_internal.h"
 
@@ -297,7 +298,9 @@ run_decoded(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
 {
     conc_buf value = CONC_BUF_INIT;
     set_slot(w, idx, entry, t);
+    CONC__DIST_TRACE("run", t->id, t->id_len);
     int r = run_task(w, idx, t, &value);
+    CONC__DIST_TRACE("ran", t->id, t->id_len);
     set_slot(w, idx, NULL, NULL);
     struct conc__dist_fin *f =
         r == 0 ? conc__dist_fin_new(entry, t, &value) : NULL;
@@ -353,10 +356,14 @@ conc__dist_handle(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
  * replies and the held tasks it takes. */
 struct round {
     struct conc__dist_fin *mine;   /* a result kept for the next round */
-    redisReply **reps;             /* w->batch + 1 */
+    redisReply **reps;             /* w->batch + 2 */
     struct conc__dist_task *tasks; /* the batch's, decoded */
     signed char *state;            /* per entry: one of enum entry_state */
+    signed char *verdict;          /* per entry: its check's (check.c) */
     struct conc__dist_held **held; /* w->batch */
+    /* The newest entry id read by this thread's consumer, which the
+     * check sent with the next read starts after. */
+    char seen[CONC__DIST_ENTRY_MAX];
 };
 
 enum entry_state { E_BAD = -1, E_UNCHECKED, E_ABSENT, E_EXISTS };
@@ -540,24 +547,45 @@ decode_batch(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
             r = reject(w, c, e->element[0]->str, &rd->tasks[i], why);
         else
             rd->state[i] = E_UNCHECKED;
+        if (rd->state[i] == E_UNCHECKED)
+            CONC__DIST_TRACE("read", rd->tasks[i].id, rd->tasks[i].id_len);
     }
     return r;
 }
 
-/* Takes a batch in: decodes it, checks its result keys in one round trip,
+/* Takes in the entries the check sent with the read answered for
+ * (check.c), and notes the newest entry id read. */
+static void
+apply_check(struct round *rd, const redisReply *chk, const redisReply *entries,
+            size_t n)
+{
+    conc__dist_check_apply(chk, entries, n, rd->verdict);
+    for (size_t i = 0; i < n; i++)
+        if (rd->state[i] == E_UNCHECKED && rd->verdict[i] >= 0)
+            rd->state[i] = rd->verdict[i] ? E_EXISTS : E_ABSENT;
+    const redisReply *last = n ? entries->element[n - 1] : NULL;
+    if (last && last->type == REDIS_REPLY_ARRAY && last->elements == 2 &&
+        last->element[0]->type == REDIS_REPLY_STRING &&
+        last->element[0]->len < sizeof rd->seen)
+        memcpy(rd->seen, last->element[0]->str, last->element[0]->len + 1);
+}
+
+/* Takes a batch in: decodes it, takes the verdicts of the check that came
+ * with it (`chk`), checks the result keys it left out in one round trip,
  * drops the tasks cancelled or done, and holds the others. On an error
  * the rest stay pending here: reclaimed after reclaim_idle. */
 static int
 take_batch(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
-           struct round *rd, const redisReply *entries)
+           struct round *rd, const redisReply *entries, const redisReply *chk)
 {
     size_t n = entries->elements < w->batch ? entries->elements : w->batch;
     int r = decode_batch(w, idx, c, rd, entries, n);
+    apply_check(rd, chk, entries, n);
     const struct conc__dist_task **ts = conc__calloc(n, sizeof *ts);
     if (r == 0 && !ts)
         r = CONC_ENOMEM;
     for (size_t i = 0; r == 0 && i < n; i++)
-        ts[i] = rd->state[i] == E_BAD ? NULL : &rd->tasks[i];
+        ts[i] = rd->state[i] == E_UNCHECKED ? &rd->tasks[i] : NULL;
     if (r == 0)
         r = check_keys(w, c, rd, ts, n);
     conc__free(ts);
@@ -579,13 +607,14 @@ release_mine(conc_dist_worker *w, struct round *rd)
 }
 
 /* Sends the XREADGROUP appended, after the finish of the result the thread
- * kept if any, and reads their replies in one round trip. A finish that
- * fails goes to the writer, which retries (a finish written twice is
- * harmless: its SET is NX). */
+ * kept if any and before the check of what it brings (check.c), and reads
+ * their replies in one round trip: the read's into *rep, the check's into
+ * *chk. A finish that fails goes to the writer, which retries (a finish
+ * written twice is harmless: its SET is NX). */
 static int
 xreadgroup(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
            struct round *rd, int argc, const char **a, const size_t *l,
-           redisReply **rep)
+           redisReply **rep, redisReply **chk)
 {
     int r = 0;
     if (rd->mine) {
@@ -598,11 +627,15 @@ xreadgroup(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
     }
     if (r == 0)
         r = conc__rconn_append(c, argc, a, l);
+    if (r == 0)
+        r = conc__dist_check_append(w, idx, c, rd->seen);
     if (r < 0)
         conc__rconn_close(c);
+    if (rd->mine)
+        CONC__DIST_TRACE("send", rd->mine->t.id, rd->mine->t.id_len);
     atomic_store(&w->slots[idx].blocked, 1);
     if (r == 0)
-        r = conc__rconn_pipeline(c, conc__now_ns() + ROUND_NS, rd->mine ? 2 : 1,
+        r = conc__rconn_pipeline(c, conc__now_ns() + ROUND_NS, rd->mine ? 3 : 2,
                                  rd->reps);
     atomic_store(&w->slots[idx].blocked, 0);
     if (r < 0) {
@@ -616,8 +649,10 @@ xreadgroup(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
         conc__free(rd->mine);
         rd->mine = NULL;
         rd->reps[0] = rd->reps[1];
+        rd->reps[1] = rd->reps[2];
     }
     *rep = rd->reps[0];
+    *chk = rd->reps[1];
     return 0;
 }
 
@@ -642,9 +677,9 @@ read_round(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
     size_t rl[sizeof ra / sizeof *ra];
     for (size_t i = 0; i < sizeof ra / sizeof *ra; i++)
         rl[i] = strlen(ra[i]);
-    redisReply *rep = NULL;
-    int r =
-        xreadgroup(w, idx, c, rd, (int)(sizeof ra / sizeof *ra), ra, rl, &rep);
+    redisReply *rep = NULL, *chk = NULL;
+    int r = xreadgroup(w, idx, c, rd, (int)(sizeof ra / sizeof *ra), ra, rl,
+                       &rep, &chk);
     if (r < 0)
         return r;
     if (conc__reply_error_is(rep, "NOGROUP")) /* the server lost it */
@@ -653,8 +688,9 @@ read_round(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
              rep->element[0]->type == REDIS_REPLY_ARRAY &&
              rep->element[0]->elements == 2 &&
              rep->element[0]->element[1]->type == REDIS_REPLY_ARRAY)
-        r = take_batch(w, idx, c, rd, rep->element[0]->element[1]);
+        r = take_batch(w, idx, c, rd, rep->element[0]->element[1], chk);
     freeReplyObject(rep);
+    freeReplyObject(chk);
     return r;
 }
 
@@ -718,11 +754,15 @@ serve_held(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
 static int
 round_init(conc_dist_worker *w, struct round *rd)
 {
-    rd->reps = conc__calloc(w->batch + 1, sizeof *rd->reps);
+    rd->reps = conc__calloc(w->batch + 2, sizeof *rd->reps);
     rd->tasks = conc__calloc(w->batch, sizeof *rd->tasks);
     rd->state = conc__calloc(w->batch, sizeof *rd->state);
+    rd->verdict = conc__calloc(w->batch, sizeof *rd->verdict);
     rd->held = conc__calloc(w->batch, sizeof *rd->held);
-    return rd->reps && rd->tasks && rd->state && rd->held ? 0 : CONC_ENOMEM;
+    snprintf(rd->seen, sizeof rd->seen, "0-0");
+    return rd->reps && rd->tasks && rd->state && rd->verdict && rd->held
+               ? 0
+               : CONC_ENOMEM;
 }
 
 static void
@@ -731,6 +771,7 @@ round_fini(struct round *rd)
     conc__free(rd->reps);
     conc__free(rd->tasks);
     conc__free(rd->state);
+    conc__free(rd->verdict);
     conc__free(rd->held);
 }
 

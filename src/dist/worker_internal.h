@@ -159,6 +159,20 @@ int conc__dist_writer_main(void *arg);
 /* Tells the writer the serving threads are done. */
 void conc__dist_writer_stop(conc_dist_worker *w);
 
+/* Appends, behind the XREADGROUP of thread `idx` just appended to `c`,
+ * the check of the result keys of the entries it will bring (check.c):
+ * those pending with the thread's consumer after entry id `after`, the
+ * newest it has seen. Returns 0 or an error (nothing appended). */
+int conc__dist_check_append(conc_dist_worker *w, size_t idx,
+                            struct conc__rconn *c, const char *after);
+
+/* Reads the check's reply `chk` (NULL for none) for the n entries of a
+ * batch: verdict[i] becomes 1 if entry i's result key exists, 0 if not,
+ * -1 where the reply does not say (then check it otherwise). */
+void conc__dist_check_apply(const struct redisReply *chk,
+                            const struct redisReply *entries, size_t n,
+                            signed char *verdict);
+
 /* The registered function for a task name, or NULL (registry.c). */
 conc_task_fn conc__dist_lookup(const char *name, size_t len);
 
