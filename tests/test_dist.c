@@ -19,6 +19,7 @@
 #include "dist_fixture.h"
 #include "core/internal.h"
 #include "dist/dist_internal.h"
+#include "dist/worker_internal.h"
 
 #define LONG_WAIT 60.0
 
@@ -245,6 +246,105 @@ test_conn_send_after_close(void **state)
 }
 
 /* ---- Against a real server ---------------------------------------------- */
+
+/* Runs one command on `c` and returns its integer reply. */
+static long long
+cmd_int(struct conc__rconn *c, const char *fmt, const char *a, const char *b)
+{
+    redisReply *rep = NULL;
+    assert_conc_ok(
+        conc__rconn_cmdf(c, conc__now_ns() + (int64_t)5e9, 0, &rep, fmt, a, b));
+    assert_int_equal(rep->type, REDIS_REPLY_INTEGER);
+    long long v = rep->integer;
+    freeReplyObject(rep);
+    return v;
+}
+
+/* Adds n task entries (ids t:first...) at once (MULTI: a blocked read gets
+ * them all) on connection `c`. */
+static void
+add_entries(struct conc__rconn *c, const char *tasks, int first, int n)
+{
+    redisReply *reps[2 + CONC__DIST_WORKER_BATCH];
+    assert_conc_ok(conc__rconn_appendf(c, "MULTI"));
+    for (int i = 0; i < n; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "t:%d", first + i);
+        assert_conc_ok(
+            conc__rconn_appendf(c, "XADD %s * id %s fn f", tasks, id));
+    }
+    assert_conc_ok(conc__rconn_appendf(c, "EXEC"));
+    assert_conc_ok(conc__rconn_pipeline(c, conc__now_ns() + (int64_t)5e9,
+                                        (size_t)n + 2, reps));
+    for (int i = 0; i < n + 2; i++)
+        freeReplyObject(reps[i]);
+}
+
+/* The result-key check a serving thread sends right behind its blocking
+ * XREADGROUP (check.c) runs once the read is served and answers for the
+ * entries it delivered, in the same round trip, without counting a
+ * delivery; a batch larger than it looks at gets no verdicts (the worker
+ * then checks with an MGET). */
+static void
+test_check_with_read(void **state)
+{
+    (void)state;
+    char q[64];
+    dist_fixture_queue(q, sizeof q);
+    conc_dist_worker *w = NULL;
+    assert_conc_ok(
+        conc_dist_worker_new(dist_server.url, DIST_PASSWORD, q, NULL, &w));
+    struct conc__rconn rd, wr;
+    assert_conc_ok(conc__rconn_init(&rd, dist_server.url, DIST_PASSWORD, 5));
+    assert_conc_ok(conc__rconn_init(&wr, dist_server.url, DIST_PASSWORD, 5));
+    assert_conc_ok(conc__rconn_ensure(&rd, conc__now_ns() + (int64_t)5e9));
+    assert_conc_ok(conc__rconn_ensure(&wr, conc__now_ns() + (int64_t)5e9));
+    char res[128], tasks[128], last[CONC__DIST_ENTRY_MAX] = "0-0";
+    conc__dist_keyf(res, sizeof res, q, "res:t:2");
+    conc__dist_keyf(tasks, sizeof tasks, q, "tasks");
+    redisReply *rep = NULL;
+    assert_conc_ok(conc__rconn_cmdf(&wr, conc__now_ns() + (int64_t)5e9, 0, &rep,
+                                    "SET %s c", res));
+    freeReplyObject(rep);
+    for (int round = 0; round < 2; round++) {
+        int n = round == 0 ? 3 : 9; /* the second: more than it looks at */
+        /* The read blocks: nothing is there yet when it is sent. */
+        assert_conc_ok(conc__rconn_appendf(
+            &rd, "XREADGROUP GROUP %s %s COUNT %d BLOCK 10000 STREAMS %s >",
+            CONC__DIST_GROUP, w->slots[0].consumer, CONC__DIST_WORKER_BATCH,
+            tasks));
+        assert_conc_ok(conc__dist_check_append(w, 0, &rd, last));
+        assert_conc_ok(conc__rconn_send(&rd, conc__now_ns() + (int64_t)5e9));
+        add_entries(&wr, tasks, 1 + 3 * round, n);
+        redisReply *reps[2];
+        assert_conc_ok(
+            conc__rconn_pipeline(&rd, conc__now_ns() + (int64_t)10e9, 2, reps));
+        assert_int_equal(reps[0]->type, REDIS_REPLY_ARRAY);
+        const redisReply *entries = reps[0]->element[0]->element[1];
+        assert_int_equal(entries->elements, n);
+        signed char verdict[CONC__DIST_WORKER_BATCH];
+        conc__dist_check_apply(reps[1], entries, (size_t)n, verdict);
+        for (int i = 0; i < n; i++)
+            assert_int_equal(verdict[i], round ? -1 : i == 1);
+        snprintf(last, sizeof last, "%s",
+                 entries->element[n - 1]->element[0]->str);
+        freeReplyObject(reps[0]);
+        freeReplyObject(reps[1]);
+    }
+    /* Each entry counted as delivered once, by the read alone. */
+    assert_int_equal(cmd_int(&wr, "XACK %s workers %s", tasks, last), 1);
+    redisReply *pend = NULL;
+    assert_conc_ok(conc__rconn_cmdf(&wr, conc__now_ns() + (int64_t)5e9, 0,
+                                    &pend, "XPENDING %s workers - + 100",
+                                    tasks));
+    assert_int_equal(pend->elements, 11);
+    for (size_t i = 0; i < pend->elements; i++)
+        assert_int_equal(pend->element[i]->element[3]->integer, 1);
+    freeReplyObject(pend);
+    conc__rconn_fini(&rd);
+    conc__rconn_fini(&wr);
+    conc_dist_worker_free(w);
+}
 
 static void
 test_round_trip(void **state)
@@ -843,6 +943,7 @@ main(void)
         conc_unit_test(test_wire_notice_decode),
         conc_unit_test(test_wire_address),
         conc_unit_test(test_conn_send_after_close),
+        conc_unit_test(test_check_with_read),
         conc_unit_test(test_round_trip),
         conc_unit_test(test_submit_many),
         conc_unit_test(test_failures_and_mixing),

@@ -22,9 +22,10 @@
  * (a read of the consumer's history with XREADGROUP would count one more
  * delivery of each, which counts towards max_deliveries), reads each
  * one's id field with XRANGE and answers [entry-id, EXISTS of its result
- * key, ...]. A batch entry the answer lacks (a reply lost with a dropped
- * connection left older entries pending, which took the answer's room; a
- * server that refuses the script) is checked as before, with an MGET.
+ * key, ...]. A batch entry the answer lacks (a batch of more than
+ * CHECK_MAX; a reply lost with a dropped connection left older entries
+ * pending, which took the answer's room; a server that refuses the
+ * script) is checked as before, with an MGET.
  *
  * The script builds the result keys it looks at from their prefix, which
  * shares the task stream's hash tag: on a Redis Cluster they live on the
@@ -37,11 +38,19 @@
 #include "core/internal.h"
 #include "dist/worker_internal.h"
 
+/* The most entries one check looks at. The script costs the server a few
+ * commands per entry where the MGET costs it one key, and the round trip
+ * it saves matters only when a read brings a few tasks: a batch of more
+ * is not checked by the script (an XPENDING of CHECK_MAX + 1 entries says
+ * so) but by the MGET, whose round trip its tasks share. */
+#define CHECK_MAX "8"
+
 /* KEYS: the task stream; ARGV: group, consumer, the newest entry id seen,
- * how many entries at most, the result keys' prefix "{conc:Q}:res:". */
+ * CHECK_MAX, the result keys' prefix "{conc:Q}:res:". */
 static const char check_lua[] =
     "local p = redis.call('XPENDING', KEYS[1], ARGV[1], '(' .. ARGV[3], '+',\n"
-    "                     ARGV[4], ARGV[2])\n"
+    "                     tonumber(ARGV[4]) + 1, ARGV[2])\n"
+    "if #p > tonumber(ARGV[4]) then return {} end\n"
     "local out = {}\n"
     "for _, pe in ipairs(p) do\n"
     "  local e = redis.call('XRANGE', KEYS[1], pe[1], pe[1])[1]\n"
@@ -65,18 +74,12 @@ int
 conc__dist_check_append(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
                         const char *after)
 {
-    char count[24], prefix[CONC__DIST_NAME_MAX + 32];
-    snprintf(count, sizeof count, "%zu", w->batch);
+    char prefix[CONC__DIST_NAME_MAX + 32];
     conc__dist_keyf(prefix, sizeof prefix, w->queue, "res:");
-    const char *a[CHECK_ARGC] = {"EVAL",
-                                 check_lua,
-                                 "1",
-                                 w->k_tasks,
-                                 CONC__DIST_GROUP,
-                                 w->slots[idx].consumer,
-                                 after,
-                                 count,
-                                 prefix};
+    const char *a[CHECK_ARGC] = {
+        "EVAL",     check_lua,        "1",
+        w->k_tasks, CONC__DIST_GROUP, w->slots[idx].consumer,
+        after,      CHECK_MAX,        prefix};
     size_t l[CHECK_ARGC];
     for (size_t i = 0; i < CHECK_ARGC; i++)
         l[i] = strlen(a[i]);
