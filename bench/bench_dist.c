@@ -60,6 +60,26 @@ run_tasks(void *ctx, long n, long *ops)
     return secs;
 }
 
+#ifdef CONC_DIST_TRACE
+/* In a build with per-stage timestamps (src/dist/trace.h): when the
+ * caller had its result, a line of the same trace with no task id (the
+ * caller does not see it); bench/dist_trace.py pairs it with the task
+ * completed last before it, as one task is in flight at a time. */
+static void
+trace_woke(void)
+{
+    long long now = bench_now_ns(); /* before the file's open */
+    const char *path = getenv("CONC_DIST_TRACE");
+    FILE *f = path ? fopen(path, "a") : NULL;
+    if (f) {
+        fprintf(f, "%lld woke -\n", now);
+        fclose(f);
+    }
+}
+#else
+#define trace_woke() ((void)0)
+#endif
+
 static int
 cmp_ll(const void *a, const void *b)
 {
@@ -79,6 +99,7 @@ roundtrip_row(conc_dist_executor *dx, long n)
         BENCH_CHECK(conc_dist_submit(dx, "square", &i, sizeof i, WAIT_S, &f));
         BENCH_CHECK(conc_future_result(f, WAIT_S, NULL, NULL));
         lat[i] = bench_now_ns() - t0;
+        trace_woke();
         conc_future_free(f);
     }
     qsort(lat, (size_t)n, sizeof *lat, cmp_ll);
