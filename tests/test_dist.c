@@ -167,6 +167,56 @@ test_wire_address(void **state)
                 CONC_EINVAL);
 }
 
+/* A check's answer that is not what the script returns (bytes from
+ * another process) gives no verdict rather than a wrong one. */
+static void
+test_check_apply_malformed(void **state)
+{
+    (void)state;
+    redisReply id[3], one = {.type = REDIS_REPLY_INTEGER, .integer = 1};
+    redisReply zero = {.type = REDIS_REPLY_INTEGER, .integer = 0};
+    redisReply fields = {.type = REDIS_REPLY_ARRAY}, entry[3];
+    redisReply *entry_el[3][2], *entries_el[3];
+    char *names[3] = {"1-1", "2-1", "3-1"};
+    for (int i = 0; i < 3; i++) {
+        id[i] = (redisReply){.type = REDIS_REPLY_STRING,
+                             .str = names[i],
+                             .len = strlen(names[i])};
+        entry_el[i][0] = &id[i];
+        entry_el[i][1] = &fields;
+        entry[i] = (redisReply){
+            .type = REDIS_REPLY_ARRAY, .elements = 2, .element = entry_el[i]};
+        entries_el[i] = &entry[i];
+    }
+    redisReply entries = {
+        .type = REDIS_REPLY_ARRAY, .elements = 3, .element = entries_el};
+    signed char v[3];
+    /* The answer for 1-1 and 3-1, in order: 2-1 has no verdict. */
+    redisReply *good_el[] = {&id[0], &zero, &id[2], &one};
+    redisReply good = {
+        .type = REDIS_REPLY_ARRAY, .elements = 4, .element = good_el};
+    conc__dist_check_apply(&good, &entries, 3, v);
+    assert_int_equal(v[0], 0);
+    assert_int_equal(v[1], -1);
+    assert_int_equal(v[2], 1);
+    /* An odd count, a verdict that is not an integer, an error. */
+    redisReply *odd_el[] = {&id[0], &zero, &id[1]};
+    redisReply odd = {
+        .type = REDIS_REPLY_ARRAY, .elements = 3, .element = odd_el};
+    conc__dist_check_apply(&odd, &entries, 3, v);
+    assert_true(v[0] == -1 && v[1] == -1 && v[2] == -1);
+    redisReply *str_el[] = {&id[0], &id[1]};
+    redisReply strs = {
+        .type = REDIS_REPLY_ARRAY, .elements = 2, .element = str_el};
+    conc__dist_check_apply(&strs, &entries, 3, v);
+    assert_true(v[0] == -1 && v[1] == -1 && v[2] == -1);
+    redisReply err = {.type = REDIS_REPLY_ERROR, .str = "NOSCRIPT", .len = 8};
+    conc__dist_check_apply(&err, &entries, 3, v);
+    assert_true(v[0] == -1 && v[1] == -1 && v[2] == -1);
+    conc__dist_check_apply(NULL, &entries, 3, v);
+    assert_true(v[0] == -1 && v[1] == -1 && v[2] == -1);
+}
+
 static int
 local_echo(const void *arg, size_t len, conc_buf *result)
 {
@@ -943,6 +993,7 @@ main(void)
         conc_unit_test(test_wire_notice_decode),
         conc_unit_test(test_wire_address),
         conc_unit_test(test_conn_send_after_close),
+        conc_unit_test(test_check_apply_malformed),
         conc_unit_test(test_check_with_read),
         conc_unit_test(test_round_trip),
         conc_unit_test(test_submit_many),

@@ -25,7 +25,8 @@
  * key, ...]. A batch entry the answer lacks (a batch of more than
  * CHECK_MAX; a reply lost with a dropped connection left older entries
  * pending, which took the answer's room; a server that refuses the
- * script) is checked as before, with an MGET.
+ * script, as one older than Redis 6.2 does, whose XPENDING takes no
+ * exclusive start) is checked as before, with an MGET.
  *
  * The script builds the result keys it looks at from their prefix, which
  * shares the task stream's hash tag: on a Redis Cluster they live on the
