@@ -1,5 +1,6 @@
 /* A Redis worker's serving threads: take a batch of tasks (XREADGROUP
- * COUNT batch), check their result keys in one round trip, and hold them
+ * COUNT batch), check their result keys (with the read itself, check.c,
+ * or, for a large batch, in one round trip after it), and hold them
  * in the worker's queue (held.c), which every serving thread takes from:
  * a task held behind a long one runs on the first thread free, and a
  * thread that holds more than it can start wakes the threads waiting in
