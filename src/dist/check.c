@@ -23,10 +23,12 @@
  * delivery of each, which counts towards max_deliveries), reads each
  * one's id field with XRANGE and answers [entry-id, EXISTS of its result
  * key, ...]. A batch entry the answer lacks (a batch of more than
- * CHECK_MAX; a reply lost with a dropped connection left older entries
- * pending, which took the answer's room; a server that refuses the
+ * CONC__DIST_CHECK_MAX; a reply lost with a dropped connection left older
+ * entries pending, which took the answer's room; a server that refuses the
  * script, as one older than Redis 6.2 does, whose XPENDING takes no
- * exclusive start) is checked as before, with an MGET.
+ * exclusive start) is checked as before, with an MGET. A read that
+ * follows one that brought more than CONC__DIST_CHECK_MAX entries goes
+ * without the check (worker_internal.h says why).
  *
  * The script builds the result keys it looks at from their prefix, which
  * shares the task stream's hash tag: on a Redis Cluster they live on the
@@ -39,15 +41,12 @@
 #include "core/internal.h"
 #include "dist/worker_internal.h"
 
-/* The most entries one check looks at. The script costs the server a few
- * commands per entry where the MGET costs it one key, and the round trip
- * it saves matters only when a read brings a few tasks: a batch of more
- * is not checked by the script (an XPENDING of CHECK_MAX + 1 entries says
- * so) but by the MGET, whose round trip its tasks share. */
-#define CHECK_MAX "8"
+/* CONC__DIST_CHECK_MAX as the script's argument. */
+#define CHECK_MAX_STR "4"
+_Static_assert(CONC__DIST_CHECK_MAX == 4, "CHECK_MAX_STR is its text");
 
 /* KEYS: the task stream; ARGV: group, consumer, the newest entry id seen,
- * CHECK_MAX, the result keys' prefix "{conc:Q}:res:". */
+ * CONC__DIST_CHECK_MAX, the result keys' prefix "{conc:Q}:res:". */
 static const char check_lua[] =
     "local p = redis.call('XPENDING', KEYS[1], ARGV[1], '(' .. ARGV[3], '+',\n"
     "                     tonumber(ARGV[4]) + 1, ARGV[2])\n"
@@ -80,7 +79,7 @@ conc__dist_check_append(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
     const char *a[CHECK_ARGC] = {
         "EVAL",     check_lua,        "1",
         w->k_tasks, CONC__DIST_GROUP, w->slots[idx].consumer,
-        after,      CHECK_MAX,        prefix};
+        after,      CHECK_MAX_STR,    prefix};
     size_t l[CHECK_ARGC];
     for (size_t i = 0; i < CHECK_ARGC; i++)
         l[i] = strlen(a[i]);

@@ -365,6 +365,7 @@ struct round {
     /* The newest entry id read by this thread's consumer, which the
      * check sent with the next read starts after. */
     char seen[CONC__DIST_ENTRY_MAX];
+    size_t last_n; /* entries the last read brought */
 };
 
 enum entry_state { E_BAD = -1, E_UNCHECKED, E_ABSENT, E_EXISTS };
@@ -608,10 +609,11 @@ release_mine(conc_dist_worker *w, struct round *rd)
 }
 
 /* Sends the XREADGROUP appended, after the finish of the result the thread
- * kept if any and before the check of what it brings (check.c), and reads
- * their replies in one round trip: the read's into *rep, the check's into
- * *chk. A finish that fails goes to the writer, which retries (a finish
- * written twice is harmless: its SET is NX). */
+ * kept if any and, when the last read brought a few entries, before the
+ * check of what it brings (check.c), and reads their replies in one round
+ * trip: the read's into *rep, the check's into *chk (NULL without). A
+ * finish that fails goes to the writer, which retries (a finish written
+ * twice is harmless: its SET is NX). */
 static int
 xreadgroup(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
            struct round *rd, int argc, const char **a, const size_t *l,
@@ -628,7 +630,8 @@ xreadgroup(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
     }
     if (r == 0)
         r = conc__rconn_append(c, argc, a, l);
-    if (r == 0)
+    size_t checks = rd->last_n <= CONC__DIST_CHECK_MAX;
+    if (r == 0 && checks)
         r = conc__dist_check_append(w, idx, c, rd->seen);
     if (r < 0)
         conc__rconn_close(c);
@@ -636,8 +639,8 @@ xreadgroup(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
         CONC__DIST_TRACE("send", rd->mine->t.id, rd->mine->t.id_len);
     atomic_store(&w->slots[idx].blocked, 1);
     if (r == 0)
-        r = conc__rconn_pipeline(c, conc__now_ns() + ROUND_NS, rd->mine ? 3 : 2,
-                                 rd->reps);
+        r = conc__rconn_pipeline(c, conc__now_ns() + ROUND_NS,
+                                 (rd->mine ? 2 : 1) + checks, rd->reps);
     atomic_store(&w->slots[idx].blocked, 0);
     if (r < 0) {
         release_mine(w, rd);
@@ -653,7 +656,7 @@ xreadgroup(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
         rd->reps[1] = rd->reps[2];
     }
     *rep = rd->reps[0];
-    *chk = rd->reps[1];
+    *chk = checks ? rd->reps[1] : NULL;
     return 0;
 }
 
@@ -688,10 +691,15 @@ read_round(conc_dist_worker *w, size_t idx, struct conc__rconn *c,
     else if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
              rep->element[0]->type == REDIS_REPLY_ARRAY &&
              rep->element[0]->elements == 2 &&
-             rep->element[0]->element[1]->type == REDIS_REPLY_ARRAY)
+             rep->element[0]->element[1]->type == REDIS_REPLY_ARRAY) {
+        rd->last_n = rep->element[0]->element[1]->elements;
         r = take_batch(w, idx, c, rd, rep->element[0]->element[1], chk);
+    } else {
+        rd->last_n = 0; /* nothing came: the next may be a lone task */
+    }
     freeReplyObject(rep);
-    freeReplyObject(chk);
+    if (chk)
+        freeReplyObject(chk);
     return r;
 }
 
