@@ -259,7 +259,7 @@ conc_aio_start_server(conc_aio_loop *loop, const char *host, int port,
 {
     if (!loop || !fn || !out || port < 0 || port > MAX_PORT)
         return CONC_EINVAL;
-    conc_aio_server *srv;
+    conc_aio_server *srv = NULL;
     int r = server_new(loop, fn, arg, opts, &srv);
     if (r < 0)
         return r;
@@ -284,7 +284,7 @@ conc_aio_start_unix_server(conc_aio_loop *loop, const char *path,
     if (!loop || !path || !fn || !out || strlen(path) >= sizeof sun.sun_path)
         return CONC_EINVAL;
     strcpy(sun.sun_path, path);
-    conc_aio_server *srv;
+    conc_aio_server *srv = NULL;
     int r = server_new(loop, fn, arg, opts, &srv);
     if (r < 0)
         return r;
