@@ -145,3 +145,28 @@ dist_check_squares(conc_future **fs, size_t n, double timeout)
         conc_future_free(fs[i]);
     }
 }
+
+void
+dist_submit_zeros(conc_dist_executor *dx, size_t n, double timeout,
+                  conc_future **fs)
+{
+    static long in[DIST_ZEROS_MAX];
+    assert_true(n <= DIST_ZEROS_MAX);
+    size_t sent = 0;
+    conc_items items = CONC_ITEMS(in, n);
+    assert_conc_ok(
+        conc_dist_submit_many(dx, "square", &items, timeout, fs, &sent));
+}
+
+void
+dist_free_cancels(conc_dist_executor *dx, double bound, conc_future **fs,
+                  size_t n)
+{
+    double t0 = conc_monotonic();
+    conc_dist_executor_free(dx);
+    assert_true(conc_monotonic() - t0 < bound);
+    for (size_t i = 0; i < n; i++) {
+        assert_true(conc_future_cancelled(fs[i]));
+        conc_future_free(fs[i]);
+    }
+}

@@ -66,6 +66,19 @@ conc_dist_executor *dist_new_executor(const char *queue,
 conc_future *dist_submit_long(conc_dist_executor *dx, const char *name, long v,
                               double timeout);
 
+/* The most tasks dist_submit_zeros sends. */
+#define DIST_ZEROS_MAX 300
+
+/* Submits `n` (at most DIST_ZEROS_MAX) tasks "square" of 0 in one batch
+ * within `timeout` (asserted to succeed), their futures into fs. */
+void dist_submit_zeros(conc_dist_executor *dx, size_t n, double timeout,
+                       conc_future **fs);
+
+/* Frees dx, asserting it took less than `bound` seconds and that each of
+ * the n futures in fs was cancelled by it; frees the futures. */
+void dist_free_cancels(conc_dist_executor *dx, double bound, conc_future **fs,
+                       size_t n);
+
 /* The long in a result of len bytes at data. */
 long dist_long_of(const void *data, size_t len);
 
