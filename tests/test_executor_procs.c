@@ -254,6 +254,10 @@ test_random_deaths(void **state)
         if (rc == CONC_EBROKEN) {
             failed++;
         } else {
+            if (rc != 0) /* which death or check failed it */
+                print_error("task %d (%s cancel): %s\n", i,
+                            i % 3 == 1 ? "no" : "a late",
+                            conc_future_message(fs[i]));
             assert_conc_ok(rc);
             assert_int_equal(len, sizeof(int));
             assert_int_equal(*(const int *)data, i * 3 + 1);
@@ -469,6 +473,10 @@ test_cancel_kill_races(void **state)
             assert_conc(rc, CONC_ECANCELED);
             cancelled++;
         } else {
+            if (rc != 0) /* which death or check failed it */
+                print_error("task %d (%s cancel): %s\n", i,
+                            i % 3 == 1 ? "no" : "a late",
+                            conc_future_message(fs[i]));
             assert_conc_ok(rc);
             assert_int_equal(len, sizeof(int));
             assert_int_equal(*(const int *)data, i * i);
@@ -481,6 +489,42 @@ test_cancel_kill_races(void **state)
     conc_future *f = submit_int(ex, square_task, 12);
     assert_int_equal(future_int(f), 144);
     conc_future_free(f);
+    close_exec(ex);
+}
+
+/* A task's claim word stays its own until the task has ended: while one
+ * task runs, queued tasks cancelled before they start move the task
+ * numbers on by more than the CONC__SLOTS (256) claim words, and the
+ * running task and the one queued behind it still end with their
+ * results. A word was reused once its task's frame was consumed, before
+ * the task ended: the worker then found its word overwritten and left,
+ * and the task behind failed with it. */
+static void
+test_cancels_while_one_runs(void **state)
+{
+    (void)state;
+    conc_executor *ex = open_exec(PROCESSES, 1);
+    for (int i = 0; i < 64; i++) { /* tiny tasks: the rings grow deep */
+        conc_future *f = submit_int(ex, square_task, i);
+        assert_int_equal(future_int(f), i * i);
+        conc_future_free(f);
+    }
+    conc_future *held = submit_int(ex, held_task, 3);
+    wait_started(1);
+    conc_future *behind = submit_int(ex, square_task, 7);
+    for (int i = 0; i < 600; i++) {
+        conc_future *f = submit_int(ex, square_task, i);
+        assert_int_equal(conc_future_cancel(f), 1);
+        conc_future_free(f);
+    }
+    release_gate();
+    assert_int_equal(future_int(held), 9);
+    assert_int_equal(future_int(behind), 49);
+    conc_future *after = submit_int(ex, square_task, 12);
+    assert_int_equal(future_int(after), 144);
+    conc_future_free(after);
+    conc_future_free(behind);
+    conc_future_free(held);
     close_exec(ex);
 }
 
@@ -594,6 +638,7 @@ main(void)
         conc_unit_test(test_cancel_after_finish),
         conc_unit_test(test_cancel_kill_races),
         conc_unit_test(test_cancel_dying_worker),
+        conc_unit_test(test_cancels_while_one_runs),
         /* Last: a loop's threads stay for the program's life. */
         conc_unit_test(test_taskgroup_kills_process_task),
     };

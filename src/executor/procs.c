@@ -153,13 +153,19 @@ send_task(struct pengine *e, size_t i, conc_future *f)
     struct worker *w = &e->w[i];
     if (conc__future_state_raw(f) == CONC_FUTURE_CANCELLED)
         return -1; /* cancels take the engine lock: no race */
-    if (w->wseq - w->popped_seen >= CONC__SLOTS) { /* read it again */
-        w->popped_seen =
-            atomic_load_explicit(&w->sh->popped, memory_order_acquire);
-        if (w->wseq - w->popped_seen >= CONC__SLOTS)
+    /* Task ws takes the claim word of task ws - CONC__SLOTS: free once
+     * the worker has settled that task and it has left w's list
+     * (procs_internal.h). */
+    uint64_t ws = w->wseq + 1;
+    if (w->head &&
+        ws - conc__ticket_wseq(conc__job_of(w->head)->ticket) >= CONC__SLOTS)
+        return 0;
+    if (w->wseq - w->settled_seen >= CONC__SLOTS) { /* read it again */
+        w->settled_seen =
+            atomic_load_explicit(&w->sh->settled, memory_order_acquire);
+        if (w->wseq - w->settled_seen >= CONC__SLOTS)
             return 0;
     }
-    uint64_t ws = w->wseq + 1;
     struct conc__job *j = conc__job_of(f);
     struct conc__task_hdr h = {.seq = j->seq,
                                .wseq = ws,
@@ -179,7 +185,7 @@ send_task(struct pengine *e, size_t i, conc_future *f)
     if (atomic_load_explicit(&w->sh->task.tail, memory_order_relaxed) !=
         w->task_tail)
         return 0;
-    /* The word's last task was consumed (the check above): reuse it. */
+    /* The word's last task is settled (the checks above): reuse it. */
     atomic_store_explicit(conc__claim_of(w, ws),
                           conc__claim_word(ws, CONC__CLAIM_QUEUED),
                           memory_order_relaxed);

@@ -17,8 +17,13 @@
  * killing the worker (KILLING): a worker that loses takes no other task
  * and waits for its SIGKILL, so that the kill ends that task alone. A
  * claim word holds wseq << CONC__CLAIM_BITS | state, so a stale
- * compare-and-swap on a reused word fails. A worker has at most
- * CONC__SLOTS task frames in its ring, so that the words never collide. */
+ * compare-and-swap on a reused word fails. There are CONC__SLOTS words,
+ * task wseq using word wseq % CONC__SLOTS: the parent reuses a word only
+ * once the worker has settled the task that last used it (skipped it, or
+ * marked it DONE: the worker touches its word no more; `settled`) and that
+ * task has left the parent's list, so that no word serves two tasks that
+ * either side still looks at. Consuming a task's frame is not enough: the
+ * worker marks the task DONE after running it. */
 #define CONC__SLOTS         256u
 #define CONC__CLAIM_BITS    3u
 #define CONC__CLAIM_QUEUED  0u
@@ -34,6 +39,7 @@ struct conc__wshared {
     _Atomic uint64_t started;   /* seq of the running task, 0 for none */
     _Atomic int64_t started_ns; /* when it started (monotonic) */
     _Atomic uint64_t popped;    /* task frames the worker has consumed */
+    _Atomic uint64_t settled;   /* tasks whose claim words it is done with */
     _Atomic uint64_t claim[CONC__SLOTS];
 };
 
@@ -50,7 +56,7 @@ struct conc__worker_arg {
     size_t max_tasks; /* 0: no limit */
     /* The worker's own copies of what it alone moves in the region (0 in
      * a new one), checked against the region before it is trusted. */
-    uint64_t task_head, res_tail, popped, wseq;
+    uint64_t task_head, res_tail, popped, settled, wseq;
 };
 
 /* The exit status of a worker that found its shared region overwritten;
@@ -78,12 +84,12 @@ struct worker {
     /* Guarded by the engine lock: */
     conc_future *head, *tail; /* in its ring, in dispatch order */
     size_t nout;
-    size_t dispatched;    /* tasks it will run (max_tasks_per_child) */
-    uint64_t wseq;        /* the last task number sent to it */
-    uint64_t popped_seen; /* sh->popped as last read */
-    uint64_t task_tail;   /* where this side left the task ring's tail */
-    int alive;            /* 0 once its death is handled */
-    int cancel_killed;    /* killed to cancel the task it ran */
+    size_t dispatched;     /* tasks it will run (max_tasks_per_child) */
+    uint64_t wseq;         /* the last task number sent to it */
+    uint64_t settled_seen; /* sh->settled as last read */
+    uint64_t task_tail;    /* where this side left the task ring's tail */
+    int alive;             /* 0 once its death is handled */
+    int cancel_killed;     /* killed to cancel the task it ran */
     /* The result thread's own: */
     int ended;            /* its pidfd said it ended */
     int64_t restart_at;   /* an empty slot's next start, after a failure */

@@ -246,6 +246,7 @@ region_fault_locked(struct pengine *e, struct worker *w, char *why, size_t size)
     struct conc__wshared *sh = w->sh;
     uint64_t th = atomic_load(&sh->task.head), tt = atomic_load(&sh->task.tail);
     uint64_t rh = atomic_load(&sh->res.head), rt = atomic_load(&sh->res.tail);
+    uint64_t settled = atomic_load(&sh->settled); /* before popped: <= it */
     uint64_t popped = atomic_load(&sh->popped);
     uint64_t started = atomic_load(&sh->started);
     int64_t started_ns = atomic_load(&sh->started_ns);
@@ -256,9 +257,12 @@ region_fault_locked(struct pengine *e, struct worker *w, char *why, size_t size)
     else if (rh != w->res_head || rt - rh > CONC__RING_CAP)
         snprintf(why, size, "its result ring reads head %llu, tail %llu",
                  (unsigned long long)rh, (unsigned long long)rt);
-    else if (w->wseq - popped > w->wseq - w->popped_seen)
-        snprintf(why, size, "it counts %llu tasks consumed of %llu sent",
-                 (unsigned long long)popped, (unsigned long long)w->wseq);
+    else if (w->wseq - settled > w->wseq - w->settled_seen ||
+             popped - settled > w->wseq - settled)
+        snprintf(why, size,
+                 "it counts %llu tasks consumed and %llu settled of %llu sent",
+                 (unsigned long long)popped, (unsigned long long)settled,
+                 (unsigned long long)w->wseq);
     else if (started > e->seq || (started && started_ns - now > NS_PER_S))
         snprintf(why, size, "its running task reads %llu, started at %lld",
                  (unsigned long long)started, (long long)started_ns);

@@ -171,6 +171,17 @@ consume(struct conc__worker_arg *w)
     w->popped++;
 }
 
+/* Tells the parent that this worker touches the claim word of its last
+ * task no more (skipped, or marked DONE): the word may serve another. */
+static void
+settle(struct conc__worker_arg *w)
+{
+    if (atomic_load_explicit(&w->sh->settled, memory_order_relaxed) !=
+        w->settled)
+        corrupt(w, "the count of ended tasks was overwritten");
+    atomic_store_explicit(&w->sh->settled, ++w->settled, memory_order_release);
+}
+
 /* Reads the header of the task frame at the head of the ring, checking
  * that the head is where this worker left it and the frame what the parent
  * writes (conc__task_check). Returns 1 for a task, 0 for the exit frame. */
@@ -299,10 +310,12 @@ conc__worker_main(const void *argp, size_t len)
             break;
         if (!claim(&w, &h)) {
             skip_one(&w, &h);
+            settle(&w);
             continue;
         }
         run_one(&w, &h, &arg, &out);
         finish_claim(&w, &h);
+        settle(&w);
         done++;
     }
     conc_buf_free(&arg);
