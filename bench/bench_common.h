@@ -226,4 +226,38 @@ bench_gate_open(bench_gate *g)
     atomic_store_explicit(&g->open, 1, memory_order_release);
 }
 
+/* Where the two sides of a request-reply benchmark run. Left to the
+ * scheduler, a server and its client share one CPU in some runs and not
+ * in others, and a round trip's rate moves threefold with it (a wake-up
+ * that crosses CPUs waits for an idle CPU to come out of its halt): the
+ * rows that measure round trips between processes place the server on
+ * the first allowed CPU and the client on the second, in the C program
+ * and its twin alike, the usual case of two busy processes. */
+enum { BENCH_SERVER_CPU = 0, BENCH_CLIENT_CPU = 1 };
+
+/* Moves the calling thread (and what it forks later) to the nth CPU the
+ * program was allowed at its first call. Returns 0, or -1 (nothing
+ * changed) when there are fewer than two CPUs to choose from or the
+ * system refuses. The program's main thread calls it. */
+static inline int
+bench_place(int nth)
+{
+    static cpu_set_t all;
+    static int known;
+    cpu_set_t one;
+    if (!known && sched_getaffinity(0, sizeof all, &all) != 0)
+        return -1;
+    known = 1;
+    if (CPU_COUNT(&all) < 2)
+        return -1;
+    for (int cpu = 0, seen = 0; cpu < CPU_SETSIZE; cpu++) {
+        if (!CPU_ISSET(cpu, &all) || seen++ != nth)
+            continue;
+        CPU_ZERO(&one);
+        CPU_SET(cpu, &one);
+        return sched_setaffinity(0, sizeof one, &one) == 0 ? 0 : -1;
+    }
+    return -1;
+}
+
 #endif

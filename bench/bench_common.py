@@ -11,6 +11,7 @@ is split into slices whose times are summed.
 Usage of every twin: bench_x.py [--smoke] [--time SECONDS] [--iters N].
 """
 import argparse
+import os
 import threading
 import time
 
@@ -26,6 +27,25 @@ def parse():
     p.add_argument("--iters", type=int, default=0,
                    help="fixed operation count instead of calibrating")
     return p.parse_args()
+
+
+SERVER_CPU, CLIENT_CPU = 0, 1
+_allowed = None  # the CPUs this program could use at its first place()
+
+
+def place(nth):
+    """Moves this process (and what it forks later) to the nth CPU it could
+    use at the first call, as bench_place does in the C programs (bench_common.h says why
+    request-reply rows place their two sides). False when there are fewer
+    than two CPUs to choose from."""
+    global _allowed
+    if _allowed is None:
+        _allowed = sorted(os.sched_getaffinity(0))
+    cpus = _allowed
+    if len(cpus) < 2:
+        return False
+    os.sched_setaffinity(0, {cpus[nth]})
+    return True
 
 
 def calibrate(run, slice_s):

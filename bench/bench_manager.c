@@ -23,6 +23,10 @@
  *             exchange over the socket can do, which is what conc's
  *             connections do between a manager and its proxies.
  *
+ * Every server (conc's manager, the echo child) runs on one CPU and its
+ * client on another (bench_place), as in bench_manager.py: left to the
+ * scheduler, the rows moved threefold from run to run.
+ *
  * The CPython client rows run bench_manager.py --against ADDRESS KEY,
  * whose RESULT lines this program passes on. CPython's own connect costs
  * about 44 ms per connection (Nagle's algorithm and delayed
@@ -47,7 +51,7 @@
 
 /* How long a raw side spins before it blocks: the cap of conc's own
  * adaptive spin (src/ipc/recv_spin.c). */
-#define RAW_SPIN_NS 20000
+#define RAW_SPIN_NS 60000
 
 /* The first byte of a raw request: whether the echo spins for the next. */
 #define RAW_BLOCK 'b'
@@ -63,7 +67,9 @@ static void
 start(struct ctx *c, const char *address, const char *typeid)
 {
     BENCH_CHECK(conc_manager_new(address, KEY, &c->m));
+    bench_place(BENCH_SERVER_CPU); /* the server's process inherits it */
     BENCH_CHECK(conc_manager_start_process(c->m));
+    bench_place(BENCH_CLIENT_CPU);
     conc_buf b = CONC_BUF_INIT;
     BENCH_CHECK(conc_manager_address(c->m, &b));
     BENCH_ASSERT(b.len < sizeof c->address);
@@ -227,6 +233,7 @@ raw_start(struct raw *r, int tcp)
     BENCH_ASSERT(r->pid >= 0);
     if (r->pid == 0) {
         close(fds[0]);
+        bench_place(BENCH_SERVER_CPU);
         raw_echo(fds[1]);
     }
     close(fds[1]);

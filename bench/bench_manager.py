@@ -3,7 +3,9 @@
 manager_dict_unix, manager_queue_unix: a SyncManager started as Manager()
 does (a child process on AF_UNIX), DictProxy d[k] = v then d[k], and
 Queue put then get; manager_dict_tcp: the same dict on TCP loopback;
-manager_connect_tcp: connect(), create a dict and drop its proxy.
+manager_connect_tcp: connect(), create a dict and drop its proxy. The
+manager's process runs on one CPU and the client on another, as in
+bench_manager.c (bench_common.place).
 
 With --against ADDRESS KEY, the dict_tcp and connect_tcp rows run as an
 unmodified CPython client against the manager at ADDRESS (conc's, started
@@ -58,12 +60,23 @@ def connects(address, key):
 def against(opts, text, key):
     host, port = text.rsplit(":", 1)
     address = (host, int(port))
+    bc.place(bc.CLIENT_CPU)  # where bench_manager.c put its clients
     m = Client(address=address, authkey=key)
     m.connect()
     d = m.dict()
     bc.row(opts, "manager_dict_tcp", dict_pairs(d), True, 20, "pyclient")
     bc.row(opts, "manager_connect_tcp", connects(address, key), True, 3,
            "pyclient")
+
+
+def started(**kwargs):
+    """A SyncManager whose process runs on the server's CPU, its client
+    (this process) on the client's."""
+    m = SyncManager(**kwargs)
+    bc.place(bc.SERVER_CPU)
+    m.start()
+    bc.place(bc.CLIENT_CPU)
+    return m
 
 
 def main():
@@ -74,10 +87,10 @@ def main():
         against(bc.parse(), text, key)
         return
     opts = bc.parse()
-    with SyncManager(authkey=KEY) as m:  # AF_UNIX, as Manager()
+    with started(authkey=KEY) as m:  # AF_UNIX, as Manager()
         bc.row(opts, "manager_dict_unix", dict_pairs(m.dict()), True, 20)
         bc.row(opts, "manager_queue_unix", queue_pairs(m.Queue()), True, 20)
-    with SyncManager(address=("127.0.0.1", 0), authkey=KEY) as m:
+    with started(address=("127.0.0.1", 0), authkey=KEY) as m:
         bc.row(opts, "manager_dict_tcp", dict_pairs(m.dict()), True, 20)
         bc.row(opts, "manager_connect_tcp", connects(m.address, KEY), True, 3)
 

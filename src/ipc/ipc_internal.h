@@ -241,7 +241,7 @@ struct conc__conn_spin {
     int learn;      /* whether the outcome adapts the policy */
 };
 #define CONC__CONN_SPIN_MIN_NS 5000
-#define CONC__CONN_SPIN_MAX_NS CONC__SPIN_TASK_NS
+#define CONC__CONN_SPIN_MAX_NS 60000 /* recv_spin.c says why */
 #define CONC__CONN_SPIN_PROBE  32
 void conc__conn_spin_begin(conc_conn *c, int64_t deadline,
                            struct conc__conn_spin *w);

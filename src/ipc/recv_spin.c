@@ -35,17 +35,23 @@
  *    tens of microseconds apart) halves the budget, down to none, so an
  *    idle connection costs three spins in all (under twice the cap) and
  *    then nothing.
- * The cap is core/wait.h's budget for waiting for a task, for the same
- * reason: about what a sleep and wake-up cost, since a sleep here costs
- * both sides (the reader's wake-up, and the writer's wait for the answer
- * that comes that much later), and a spin that does not pay then costs no
- * more than twice what sleeping at once would have; it is long enough for
- * a manager's call while the other side runs (a C proxy's next request
- * comes a few microseconds after its reply, a CPython client's tens of
- * microseconds after, beyond the cap). A new connection starts at the
- * cap, so that two peers that both sleep (whose waits, wake-ups included,
- * look long to each other) find out that they answer quickly once both
- * spin.
+ * The cap, 60 us, is what a spin must outlast to catch the answers that
+ * matter: a manager's call over TCP loopback takes the server longer than
+ * over AF_UNIX, often past 20 us here (a TCP send runs the receiver's side
+ * of the stack too), and a CPython client sends its next request tens of
+ * microseconds after a reply. With a cap of 20 us (the budget for waiting
+ * for a task, core/wait.h), waits that came a little later than the cap
+ * made both sides of a TCP connection stop spinning, each then waited for
+ * the other's wake-up (tens of us on an idle CPU of these machines), and so
+ * each saw waits that confirmed it: conc's own client made 12-15k dict
+ * pairs a second over TCP where the same exchange made 37-39k with 60 us,
+ * and a CPython client 5-7k where it made 15k (bench_manager, the server
+ * and the client on two CPUs; caps of 40 and 100 us gave 31-33k and 39-40k,
+ * and 11k and 15k). A spin that does not pay costs at most twice the cap
+ * per wait, and an idle connection three spins in all. A new connection
+ * starts at the cap, so that two peers that both sleep (whose waits,
+ * wake-ups included, look long to each other) find out that they answer
+ * quickly once both spin.
  *
  * Whether it pays. A spin that catches its message can still lose: when
  * the other side shares this CPU, or the CPUs are busy with other work,
