@@ -220,6 +220,29 @@ CONC_EXTERN int conc_manager_register(conc_manager *m, const char *type_name,
  * manager. */
 CONC_EXTERN int conc_manager_set_max_handshakes(conc_manager *m, size_t n);
 
+/* The default bound on a server's authenticated clients
+ * (conc_manager_set_max_clients): four times the 1,000 idle connections
+ * a server is measured to hold (docs/managers.md), for about 80 MiB
+ * resident and 2 GiB of mapped thread stacks, well inside a 64-bit
+ * machine's memory and the kernel's default thread limits; a server past
+ * it is a leak or a loop in a client rather than load. */
+#define CONC_MANAGER_MAX_CLIENTS 4096
+
+/* Bounds at `n` the connections a server serves at once (authenticated
+ * ones, or all of them without an authkey): each costs a thread and its
+ * descriptors for as long as it stays open. A connection that arrives
+ * with n served gets its first request answered with
+ * ConnectionRefusedError("... limit of n clients ...") and is closed: a
+ * CPython client raises it, a conc client's call fails with CONC_EBUSY
+ * and that text as its message. The others are served on, and room comes
+ * back as clients close their connections. While it waits for its first
+ * request (at most 10 s), a refused connection counts against the bound
+ * on handshakes when the server has an authkey. Default
+ * CONC_MANAGER_MAX_CLIENTS. Returns 0, CONC_EINVAL for NULL, a client
+ * manager or n == 0, CONC_ESTATE once started. The thread that made the
+ * manager. */
+CONC_EXTERN int conc_manager_set_max_clients(conc_manager *m, size_t n);
+
 /* Registers `type_name` as one object: every create(type_name) returns `self`
  * (the same ident, as CPython's register(typeid, callable=lambda: q)),
  * which the manager never releases: the caller frees it after
@@ -326,10 +349,10 @@ CONC_EXTERN int conc_manager_create(conc_manager *m, const char *type_name,
  * connection of its own to the server, opened by its first call
  * (accept_connection) and closed when the thread ends (or by
  * conc_proxy_free), as CPython's proxies do: threads' calls run at once,
- * and a thread's calls reach the same server thread. Returns 0; the codes of the top of this file for
- * an exception (message set); CONC_EINVAL for a NULL pointer;
- * CONC_ECLOSED when the server went away (killed or shut down: at once,
- * never after a timeout); CONC_ETYPE for a method that returns a proxy
+ * and a thread's calls reach the same server thread. Returns 0; the codes of
+ * the top of this file for an exception (message set); CONC_EINVAL for a NULL
+ * pointer; CONC_ECLOSED when the server went away (killed or shut down: at
+ * once, never after a timeout); CONC_ETYPE for a method that returns a proxy
  * (use conc_proxy_call_proxy); CONC_EPROTO for a reply that is not the
  * protocol; CONC_ENOMEM. Any thread. */
 CONC_EXTERN int conc_proxy_call(conc_proxy *p, const char *method,

@@ -37,6 +37,23 @@
  * far shorter than CONC__MGR_HANDSHAKE_S. */
 #define CONC__MGR_GREET_GRACE_S 1.0
 
+/* How many pending handshakes one peer address may hold for longer than
+ * a grace (greet.c): a few processes of one host connecting together
+ * stay under it, and a peer that opens connections and says nothing
+ * holds no more than that many slots for long. */
+#define CONC__MGR_GREET_PER_ADDR 8
+
+/* The grace of a handshake beyond CONC__MGR_GREET_PER_ADDR of its
+ * address while every slot is taken: still tens of real handshakes on a
+ * loaded machine, and a tenth of CONC__MGR_GREET_GRACE_S, so that a
+ * silent peer's flood drains ten times as fast as other connections. */
+#define CONC__MGR_GREET_CROWD_S 0.1
+
+/* The code conc__mgr_greet returns for a connection past the bound on
+ * clients (admit.c): its thread answers the first request with the
+ * refusal, then leaves. */
+#define CONC__MGR_EREFUSED (-19005)
+
 /* The code a method returns for Python's AttributeError (a Namespace's
  * missing attribute): the server sends AttributeError, and a conc client
  * gets it back as CONC_EKEY, the public code for a missing name. */
@@ -95,6 +112,9 @@ struct conc_manager {
     int served;           /* guarded by cond: serve_forever is done */
     size_t max_greetings; /* the bound on connections in the handshake */
     size_t n_greeting;    /* guarded by cond: those counted against it */
+    size_t max_clients;   /* the bound on authenticated connections */
+    size_t n_clients;     /* guarded by cond: those counted against it */
+    uint64_t greet_seq;   /* guarded by cond: the last handshake's number */
     conc_process *proc;   /* conc_manager_start_process's child */
     conc_cond *cond;      /* its own lock guards everything below */
     struct conc__mgr_typeid *types;
@@ -122,7 +142,16 @@ struct conc__mgr_conn {
     int counted;         /* guarded by m->cond: counted in m->n_greeting */
     int evicted;         /* guarded by m->cond: its handshake was cut short */
     int64_t greet_since; /* when it was accepted (the acceptor's) */
-    int done;            /* guarded by m->cond: the thread is leaving */
+    int client;          /* guarded by m->cond: counted in m->n_clients */
+    /* The peer's address (TCP only: peer_len 0 for a Unix socket), the
+     * order of its accept, and how many handshakes of that address
+     * accepted after it are counted in m->n_greeting: all guarded by
+     * m->cond, set by the accepting thread. */
+    uint8_t peer[16];
+    size_t peer_len;
+    uint64_t seq;
+    size_t newer_same;
+    int done; /* guarded by m->cond: the thread is leaving */
     struct conc__mgr_conn *next;
 };
 
@@ -154,8 +183,22 @@ void conc__mgr_greet_enter(conc_manager *m, struct conc__mgr_conn *ctx);
 int conc__mgr_greet_leave_locked(conc_manager *m, struct conc__mgr_conn *ctx);
 
 /* The server's side of the handshake of ctx's connection, on its thread:
- * 0 once the client proved the key (at once without one). */
+ * 0 once the client proved the key (at once without one) and was
+ * admitted as a client, CONC__MGR_EREFUSED when it proved the key past
+ * the bound on clients (conc__mgr_refuse then answers it). */
 int conc__mgr_greet(struct conc__mgr_conn *ctx);
+
+/* The bound on clients (admit.c). _admit_locked counts ctx's
+ * authenticated connection against m->max_clients, or returns
+ * CONC__MGR_EREFUSED when it is reached; _leave_locked uncounts it once
+ * its thread is done. Both under m->cond. */
+int conc__mgr_admit_locked(conc_manager *m, struct conc__mgr_conn *ctx);
+void conc__mgr_admit_leave_locked(conc_manager *m, struct conc__mgr_conn *ctx);
+
+/* Answers the first request of ctx's connection, refused for the bound
+ * on clients, with ConnectionRefusedError naming the bound, within
+ * CONC__MGR_HANDSHAKE_S. Its thread. */
+void conc__mgr_refuse(struct conc__mgr_conn *ctx);
 
 /* Whether the accepting thread may accept one more connection: 1, or 0
  * with the deadline for its wait in *until (a thread's end signals the

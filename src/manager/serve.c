@@ -326,6 +326,8 @@ serve_loop(void *arg)
     struct conc__mgr_conn *ctx = arg;
     conc_manager *m = ctx->m;
     int rc = conc__mgr_greet(ctx);
+    if (rc == CONC__MGR_EREFUSED && !m->stopping)
+        conc__mgr_refuse(ctx); /* then leaves, with rc < 0 */
     struct conc__mgr_watch watch;
     conc__mgr_watch_start(&watch, ctx->c);
     while (rc == 0 && !m->stopping && wait_request(m, ctx->c) == 0) {
@@ -358,6 +360,7 @@ serve_loop(void *arg)
     conc_cond_acquire(m->cond, CONC_FOREVER);
     ctx->done = 1;
     conc__mgr_greet_leave_locked(m, ctx); /* the reap fd wakes the acceptor */
+    conc__mgr_admit_leave_locked(m, ctx);
     conc_cond_notify_all(m->cond);
     conc_cond_release(m->cond);
     conc__eventfd_signal(m->reapfd); /* the acceptor joins this thread */

@@ -115,6 +115,7 @@ conc_manager_new(const char *address, const char *authkey, conc_manager **out)
         return CONC_ENOMEM;
     m->server = 1;
     m->max_greetings = CONC_MANAGER_MAX_HANDSHAKES;
+    m->max_clients = CONC_MANAGER_MAX_CLIENTS;
     m->stopfd = m->reapfd = -1;
     int rc = CONC_ENOMEM;
     if (authkey && !(m->authkey = conc__strdup(authkey)))
@@ -138,11 +139,12 @@ conc__mgr_stop_signal(conc_manager *m)
         conc__eventfd_signal(m->stopfd);
 }
 
-/* Waits for a client to knock, or the stop, then accepts it: the
- * listener has no key, so this never waits for the client itself (its
- * handshake runs on its own thread). */
+/* Waits for a client to knock, the stop, or `deadline` (when a crowded
+ * address's handshake is due to be closed, greet.c), then accepts it:
+ * the listener has no key, so this never waits for the client itself
+ * (its handshake runs on its own thread). */
 static int
-accept_one(conc_manager *m, conc_conn **c)
+accept_one(conc_manager *m, int64_t deadline, conc_conn **c)
 {
     struct pollfd fds[3] = {{.events = POLLIN},
                             {.fd = m->stopfd, .events = POLLIN},
@@ -150,7 +152,7 @@ accept_one(conc_manager *m, conc_conn **c)
     int rc = conc_listener_fileno(m->listener, &fds[0].fd);
     if (rc < 0)
         return rc;
-    rc = conc__poll_until(fds, 3, CONC__FOREVER);
+    rc = conc__poll_until(fds, 3, deadline);
     if (rc < 0 || fds[1].revents)
         return rc < 0 ? rc : CONC_ECLOSED;
     if (fds[2].revents)
@@ -185,7 +187,7 @@ accept_until_stop(conc_manager *m)
         int rc;
         if (!conc__mgr_greet_room(m, &until)) {
             back_off(m, until);
-        } else if ((rc = accept_one(m, &c)) == 0) {
+        } else if ((rc = accept_one(m, until, &c)) == 0) {
             conc__mgr_serve_conn(m, c);
         } else if (rc == -EMFILE || rc == -ENFILE || rc == CONC_ENOMEM) {
             /* Out of descriptors or memory: wait for a connection to

@@ -160,6 +160,15 @@ static const struct {
 
 #define N_EXCEPTIONS (sizeof exceptions / sizeof exceptions[0])
 
+/* Exceptions a reply may carry that no method's code becomes: a conc
+ * server's refusal past its bound on clients (admit.c). */
+static const struct {
+    int code;
+    const char *module, *name;
+} received_only[] = {
+    {CONC_EBUSY, "builtins", "ConnectionRefusedError"},
+};
+
 /* The exception's arguments when the method gave none: the failure
  * message, if there is one (queue.Empty, queue.Full and
  * BrokenBarrierError are raised with none). */
@@ -210,6 +219,11 @@ conc__mgr_exception_code(const conc_obj *exc)
         if (!strcmp(module, exceptions[i].module) &&
             !strcmp(name, exceptions[i].name))
             code = exceptions[i].code;
+    for (size_t i = 0;
+         module && i < sizeof received_only / sizeof *received_only; i++)
+        if (!strcmp(module, received_only[i].module) &&
+            !strcmp(name, received_only[i].name))
+            code = received_only[i].code;
     conc_buf text = CONC_BUF_INIT;
     int ok =
         conc_obj_repr(exc, &text) == 0 && conc_buf_append(&text, "", 1) == 0;
