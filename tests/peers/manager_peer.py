@@ -20,6 +20,9 @@ Modes:
           returns its own queue): ten tasks out, ten results back within
           10 s each, shutdown; last line "Master Exit.".
   sync    a SyncManager serving until stdin closes; "ok".
+  refused connect() to a server at its bound on clients, which raises
+          ConnectionRefusedError naming conc_manager_set_max_clients;
+          the message, then "refused".
 """
 import queue
 import sys
@@ -158,10 +161,18 @@ def sync(addr, key):
     print("ok")
 
 
+def refused(addr, key):
+    m = BaseManager(address=addr, authkey=key)
+    e = expect(ConnectionRefusedError, m.connect)
+    assert "conc_manager_set_max_clients" in str(e), str(e)
+    print(e)
+    print("refused")
+
+
 def main():
     mode, addr, key = sys.argv[1], address(sys.argv[2]), sys.argv[3].encode()
     {"worker": worker, "client": client, "badkey": badkey,
-     "master": master, "sync": sync}[mode](addr, key)
+     "master": master, "sync": sync, "refused": refused}[mode](addr, key)
 
 
 if __name__ == "__main__":
