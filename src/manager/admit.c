@@ -72,14 +72,14 @@ refusal(conc_manager *m)
     return exc ? conc__mgr_pair("#ERROR", exc) : NULL;
 }
 
-void
-conc__mgr_refuse(struct conc__mgr_conn *ctx)
+/* Reads the first request whole, then answers it: closing with the
+ * request unread would reset the connection under the client's read of
+ * the answer. Stopping or a close for room ends the wait (the connection
+ * is shut down). */
+static void
+answer_first(struct conc__mgr_conn *ctx)
 {
     conc_obj *req = NULL;
-    /* The request is read whole before the answer, so that closing
-     * leaves nothing unread, which would reset the connection under the
-     * client's read of the answer. Stopping or a close for room ends the
-     * wait (the connection is shut down). */
     int rc = conc__mgr_recv_request(ctx->c, CONC__MGR_HANDSHAKE_S, &req);
     conc_obj_decref(req);
     if (rc < 0)
@@ -88,4 +88,18 @@ conc__mgr_refuse(struct conc__mgr_conn *ctx)
     if (rep)
         conc__mgr_send(ctx->c, rep);
     conc_obj_decref(rep);
+}
+
+void
+conc__mgr_refuse(struct conc__mgr_conn *ctx)
+{
+    conc_manager *m = ctx->m;
+    if (!m->stopping) /* else the stop may have passed it by */
+        answer_first(ctx);
+    /* Out of the handshake's state under the lock before the connection
+     * is freed: the stop and the accepting thread shut down only the
+     * sockets of connections in it. */
+    conc_cond_acquire(m->cond, CONC_FOREVER);
+    ctx->greeting = 0;
+    conc_cond_release(m->cond);
 }

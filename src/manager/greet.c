@@ -99,10 +99,12 @@ conc__mgr_greet_enter(conc_manager *m, struct conc__mgr_conn *ctx)
     conc_cond_acquire(m->cond, CONC_FOREVER);
     ctx->greeting = ctx->counted = 1;
     ctx->seq = ++m->greet_seq;
-    m->n_greeting++;
-    for (struct conc__mgr_conn *o = m->conns; o; o = o->next)
+    /* O(connections), with another handshake pending only. */
+    for (struct conc__mgr_conn *o = m->n_greeting ? m->conns : NULL; o;
+         o = o->next)
         if (o->counted && same_peer(o, ctx))
             o->newer_same++;
+    m->n_greeting++;
     conc_cond_release(m->cond);
 }
 
@@ -112,7 +114,8 @@ conc__mgr_greet_leave_locked(conc_manager *m, struct conc__mgr_conn *ctx)
     if (!ctx->counted)
         return 0;
     ctx->counted = 0;
-    for (struct conc__mgr_conn *o = m->conns; o; o = o->next)
+    for (struct conc__mgr_conn *o = m->n_greeting > 1 ? m->conns : NULL; o;
+         o = o->next)
         if (o->counted && o->seq < ctx->seq && same_peer(o, ctx))
             o->newer_same--;
     /* The accepting thread waits for room only with every slot taken. */

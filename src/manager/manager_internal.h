@@ -197,7 +197,8 @@ void conc__mgr_admit_leave_locked(conc_manager *m, struct conc__mgr_conn *ctx);
 
 /* Answers the first request of ctx's connection, refused for the bound
  * on clients, with ConnectionRefusedError naming the bound, within
- * CONC__MGR_HANDSHAKE_S. Its thread. */
+ * CONC__MGR_HANDSHAKE_S (not once stopping); then takes it out of the
+ * handshake's state, before its thread frees it. Its thread. */
 void conc__mgr_refuse(struct conc__mgr_conn *ctx);
 
 /* Whether the accepting thread may accept one more connection: 1, or 0

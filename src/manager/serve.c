@@ -326,7 +326,7 @@ serve_loop(void *arg)
     struct conc__mgr_conn *ctx = arg;
     conc_manager *m = ctx->m;
     int rc = conc__mgr_greet(ctx);
-    if (rc == CONC__MGR_EREFUSED && !m->stopping)
+    if (rc == CONC__MGR_EREFUSED)
         conc__mgr_refuse(ctx); /* then leaves, with rc < 0 */
     struct conc__mgr_watch watch;
     conc__mgr_watch_start(&watch, ctx->c);
