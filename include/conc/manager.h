@@ -212,9 +212,13 @@ CONC_EXTERN int conc_manager_register(conc_manager *m, const char *type_name,
  * handshake's timeout). Beyond it, new connections wait in the kernel's
  * listen backlog, and while they wait, a handshake pending for more than
  * a second is closed to make room (a real client answers in
- * milliseconds; a peer that connects and says nothing is dropped).
- * Authenticated connections do not count: a server holds thousands of
- * idle clients. Without an authkey, nothing counts. Default
+ * milliseconds; a peer that connects and says nothing is dropped). One
+ * peer address holds at most 8 of them for longer than a second (a tenth
+ * of one while all are taken), so that one peer's silent connections
+ * keep no other address's clients waiting (docs/managers.md, "Limits").
+ * Authenticated connections do not count (conc_manager_set_max_clients
+ * bounds them): a server holds thousands of idle clients. Without an
+ * authkey, nothing counts. Default
  * CONC_MANAGER_MAX_HANDSHAKES. Returns 0, CONC_EINVAL for NULL, a client
  * manager or n == 0, CONC_ESTATE once started. The thread that made the
  * manager. */
