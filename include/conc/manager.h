@@ -218,7 +218,8 @@ CONC_EXTERN int conc_manager_register(conc_manager *m, const char *type_name,
  * keep no other address's clients waiting (docs/managers.md, "Limits").
  * Authenticated connections do not count (conc_manager_set_max_clients
  * bounds them): a server holds thousands of idle clients. Without an
- * authkey, nothing counts. Default
+ * authkey, only connections refused for the bound on clients count.
+ * Default
  * CONC_MANAGER_MAX_HANDSHAKES. Returns 0, CONC_EINVAL for NULL, a client
  * manager or n == 0, CONC_ESTATE once started. The thread that made the
  * manager. */
@@ -241,7 +242,7 @@ CONC_EXTERN int conc_manager_set_max_handshakes(conc_manager *m, size_t n);
  * and that text as its message. The others are served on, and room comes
  * back as clients close their connections. While it waits for its first
  * request (at most 10 s), a refused connection counts against the bound
- * on handshakes when the server has an authkey. Default
+ * on handshakes, with or without an authkey. Default
  * CONC_MANAGER_MAX_CLIENTS. Returns 0, CONC_EINVAL for NULL, a client
  * manager or n == 0, CONC_ESTATE once started. The thread that made the
  * manager. */

@@ -11,7 +11,8 @@
  * and a conc client turns into CONC_EBUSY; then it closes. Until then it
  * stays counted against the bound on handshakes (greet.c), and may be
  * closed for room as a handshake would: refusals cost no more threads
- * than handshakes do.
+ * than handshakes do. Without an authkey a connection is admitted or
+ * refused as it is accepted, and a refused one counts the same way.
  *
  *   handshake ok --(n_clients < max)--> client (counted until done)
  *        \\--(otherwise)--> refused: first request answered, closed

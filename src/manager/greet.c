@@ -42,7 +42,8 @@
  *      counted against max_greetings until one of those
  *
  * Without an authkey there is no handshake: every connection is served
- * at once (or refused, past the bound on clients), and none counts.
+ * at once, but for one refused past the bound on clients, which counts
+ * until it is done.
  *
  * Lock order: the manager's lock only. */
 #include <netinet/in.h>
@@ -87,16 +88,12 @@ same_peer(const struct conc__mgr_conn *a, const struct conc__mgr_conn *b)
            !memcmp(a->peer, b->peer, a->peer_len);
 }
 
-/* Every listed connection is older than a new one: the accepting thread
- * lists each before it accepts the next. */
-void
-conc__mgr_greet_enter(conc_manager *m, struct conc__mgr_conn *ctx)
+/* Counts ctx against m->max_greetings and its address's bound. Every
+ * listed connection is older than ctx: the accepting thread lists each
+ * before it accepts the next. */
+static void
+count_locked(conc_manager *m, struct conc__mgr_conn *ctx)
 {
-    if (!m->authkey)
-        return;
-    ctx->greet_since = conc__now_ns();
-    read_peer(ctx);
-    conc_cond_acquire(m->cond, CONC_FOREVER);
     ctx->greeting = ctx->counted = 1;
     ctx->seq = ++m->greet_seq;
     /* O(connections), with another handshake pending only. */
@@ -105,6 +102,19 @@ conc__mgr_greet_enter(conc_manager *m, struct conc__mgr_conn *ctx)
         if (o->counted && same_peer(o, ctx))
             o->newer_same++;
     m->n_greeting++;
+}
+
+void
+conc__mgr_greet_enter(conc_manager *m, struct conc__mgr_conn *ctx)
+{
+    ctx->greet_since = conc__now_ns();
+    read_peer(ctx);
+    conc_cond_acquire(m->cond, CONC_FOREVER);
+    /* Without a key a connection is admitted at once; one refused for the
+     * bound on clients waits for its first request as a handshake would,
+     * and counts as one. */
+    if (m->authkey || conc__mgr_admit_locked(m, ctx) < 0)
+        count_locked(m, ctx);
     conc_cond_release(m->cond);
 }
 
@@ -142,7 +152,9 @@ int
 conc__mgr_greet(struct conc__mgr_conn *ctx)
 {
     conc_manager *m = ctx->m;
-    int rc = ctx->greeting ? handshake(m, ctx) : 0, wake = 0;
+    if (!m->authkey) /* admitted or refused as it was accepted */
+        return ctx->client ? 0 : CONC__MGR_EREFUSED;
+    int rc = handshake(m, ctx), wake = 0;
     conc_cond_acquire(m->cond, CONC_FOREVER);
     if (rc == 0)
         rc = conc__mgr_admit_locked(m, ctx);

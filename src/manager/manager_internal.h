@@ -175,7 +175,8 @@ int conc__mgr_serve_conn(conc_manager *m, conc_conn *c);
 void conc__mgr_stop_greetings(conc_manager *m);
 
 /* The handshake's bound (greet.c). _enter counts a new connection against
- * m->max_greetings, before its thread starts (the accepting thread).
+ * m->max_greetings (without an authkey, admits it, or counts it if
+ * refused), before its thread starts (the accepting thread).
  * _leave_locked uncounts it, under m->cond, once its handshake succeeded
  * or its thread is done; it returns 1 when the accepting thread may be
  * waiting for that room (signal m->reapfd). */

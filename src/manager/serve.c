@@ -388,6 +388,7 @@ conc__mgr_serve_conn(conc_manager *m, conc_conn *c)
     if (rc < 0) {
         conc_cond_acquire(m->cond, CONC_FOREVER);
         conc__mgr_greet_leave_locked(m, ctx);
+        conc__mgr_admit_leave_locked(m, ctx);
         conc_cond_release(m->cond);
         conc_conn_free(c);
         conc__free(ctx);
