@@ -23,13 +23,14 @@
  * CONC_ETYPE, ValueError CONC_EVALUE, BrokenBarrierError CONC_EBROKEN,
  * OverflowError CONC_EOVERFLOW, RuntimeError CONC_ENOTLOCKED (a Lock's
  * "release unlocked lock") or CONC_ENOTOWNER, AttributeError CONC_EKEY,
- * any other exception CONC_ETASK. A server's ('#TRACEBACK', text), sent
- * for what fails outside a method (a create's bad arguments, a method not
- * exposed, a request that does not unpickle), gives the code of the
- * exception its last line names, with that line as the message. A conc
- * server raises the same exceptions for those codes, so CPython clients
- * see KeyError, queue.Empty, ..., and sends tracebacks where CPython's
- * does.
+ * ConnectionRefusedError CONC_EBUSY (a conc server past its bound on
+ * clients, conc_manager_set_max_clients), any other exception CONC_ETASK. A
+ * server's ('#TRACEBACK', text), sent for what fails outside a method (a
+ * create's bad arguments, a method not exposed, a request that does not
+ * unpickle), gives the code of the exception its last line names, with that
+ * line as the message. A conc server raises the same exceptions for those
+ * codes, so CPython clients see KeyError, queue.Empty, ..., and sends
+ * tracebacks where CPython's does.
  *
  * A server runs in threads of the calling process (conc_manager_start),
  * in the calling thread (conc_manager_serve_forever) or in a child
