@@ -300,6 +300,8 @@ SEEDS = {
         "result_ok": u8(0) + b"o" + u64(42),
         "result_err": u8(0) + b"e-10005 bad row 3",
         "result_cancel": u8(0) + b"c",
+        # Another worker's spelling of a cancel with no message.
+        "result_cancel_err": u8(0) + b"e-125 ",
         "task": u8(1) + b"\0".join([b"id", b"p1-ab:7", b"fn", b"square",
                                       b"sub", b"p1-ab", b"ttl", b"86400000",
                                       b"lim", b"0", b"arg", u64(9)]),

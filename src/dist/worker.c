@@ -173,6 +173,19 @@ set_pool_future(conc_dist_worker *w, size_t idx, conc_future *f)
     conc__lockword_release(&s->lock, 0);
 }
 
+/* Encodes a task's failure `code` with the message it left. A worker
+ * always writes "e<code> <message>": "c" is the submitter's cancel claim
+ * alone (docs/scale-out.md), which a cancelled task with no message of
+ * its own would otherwise be written as. */
+static int
+encode_failure(conc_buf *value, int code)
+{
+    const char *msg = conc_failure_message();
+    if (code == CONC_ECANCELED && !*msg)
+        msg = "the task was cancelled";
+    return conc__dist_result_encode(value, code, msg, strlen(msg));
+}
+
 /* Runs the task in one of the worker processes and encodes its outcome.
  * A process that dies fails the task alone, with the pool's message
  * (pid and signal), and is replaced; the monitor stops a task by
@@ -198,10 +211,7 @@ run_in_pool(conc_dist_worker *w, size_t idx, conc_task_fn fn,
     if (code >= 0) {
         r = conc__dist_result_encode(value, 0, data, len);
     } else {
-        const char *msg = conc_failure_message();
-        if (code == CONC_ECANCELED && !*msg)
-            msg = "the task was cancelled";
-        r = conc__dist_result_encode(value, code, msg, strlen(msg));
+        r = encode_failure(value, code);
     }
     conc_future_free(f);
     return r;
@@ -234,8 +244,7 @@ run_task(conc_dist_worker *w, size_t idx, const struct conc__dist_task *t,
     if (code >= 0) {
         r = conc__dist_result_encode(value, 0, result.data, result.len);
     } else {
-        const char *msg = conc_failure_message();
-        r = conc__dist_result_encode(value, code, msg, strlen(msg));
+        r = encode_failure(value, code);
     }
     conc_buf_free(&arg);
     conc_buf_free(&result);
