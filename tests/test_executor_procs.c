@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "executor/procs_internal.h"
 #include "tasks.h"
 
 /* ---- Descriptors -------------------------------------------------------- */
@@ -386,19 +387,79 @@ test_cancel_kills_pool(void **state)
     close_pool(p);
 }
 
-/* A Pool callback that holds the result thread until the test opens
- * its event. */
+/* A Pool callback that tells the test it runs, then holds the result
+ * thread until the test sets `hold`. */
+struct holder {
+    conc_event *entered, *hold;
+};
+
 static void
-blocking_cb(void *arg, const void *data, size_t len)
+holding_cb(void *arg, const void *data, size_t len)
 {
     (void)data, (void)len;
-    assert_conc_ok(conc_event_wait((conc_event *)arg, WAIT_S));
+    struct holder *h = arg;
+    conc_event_set(h->entered);
+    assert_conc_ok(conc_event_wait(h->hold, WAIT_S));
+}
+
+/* Spins for a millisecond, as a task does when its worker loses the CPU,
+ * then squares. */
+static int
+slow_square_task(const void *arg, size_t len, conc_buf *result)
+{
+    double end = conc_monotonic() + 0.001;
+    while (conc_monotonic() < end)
+        ;
+    return square_task(arg, len, result);
+}
+
+/* How many tasks the rings of the engine that holds `r` may hold:
+ * learned from the tasks' run times (procs_results.c). */
+static size_t
+ring_depth(conc_async_result *r)
+{
+    struct pengine *e = conc__job_of(r)->engine;
+    return atomic_load(&e->depth);
+}
+
+/* Holds the pool's result thread in a callback, no task outstanding, with
+ * the rings at least `want` tasks deep: until the test sets h->hold, the
+ * depth stays (only the result thread changes it) and every task submitted
+ * goes straight into a ring, where the worker runs it with no help from
+ * the result thread. The first try follows a slow task, which makes the
+ * rings shallow, as a worker preempted in a task does; the tries after it
+ * are tiny tasks, which deepen them again. Returns the held task's
+ * result (the square of *v), whose callback returns once h->hold is set. */
+#define HOLD_TRIES 1000
+
+static conc_async_result *
+hold_results_deep(conc_pool *p, struct holder *h, size_t want, int *v)
+{
+    for (int i = 0; i < HOLD_TRIES; i++) {
+        conc_event_clear(h->entered);
+        conc_event_clear(h->hold);
+        conc_async_result *r =
+            apply_int(p, i ? square_task : slow_square_task, i,
+                      &(conc_apply_opts){.callback = holding_cb, .arg = h});
+        assert_conc_ok(conc_event_wait(h->entered, WAIT_S));
+        *v = i;
+        if (ring_depth(r) >= want)
+            return r;
+        conc_event_set(h->hold);
+        assert_int_equal(result_int(r), i * i); /* its callback returned */
+        conc_future_free(r);
+    }
+    fail_msg("the rings stayed shallower than %zu tasks", want);
+    return NULL;
 }
 
 /* The task finished, its result written but not yet read, and its worker
  * runs the next one when the cancel comes: the result wins (cancel says
  * 0), and the next task is not killed. The result thread is held in a
- * callback so that it reads no result meanwhile. */
+ * callback so that it reads no result meanwhile, with the rings deep
+ * enough for both tasks: a task left in the backlog would wait for the
+ * held result thread (the rings' depth follows the tasks' run times, so
+ * 30 tiny tasks first were not enough when one of them was slow). */
 static void
 test_cancel_after_finish(void **state)
 {
@@ -406,23 +467,18 @@ test_cancel_after_finish(void **state)
     fixture_open();
     conc_pool *p = new_pool(
         PROCESSES, &(conc_pool_opts){.processes = 1, .cancel_kills = 1});
-    for (int i = 0; i < 30; i++) { /* deep rings: tasks queue there */
-        conc_async_result *r = apply_int(p, square_task, i, NULL);
-        assert_int_equal(result_int(r), i * i);
-        conc_future_free(r);
-    }
-    conc_event *hold;
-    assert_conc_ok(conc_event_new(NULL, &hold));
-    conc_async_result *a =
-        apply_int(p, square_task, 2,
-                  &(conc_apply_opts){.callback = blocking_cb, .arg = hold});
+    struct holder h;
+    assert_conc_ok(conc_event_new(NULL, &h.entered));
+    assert_conc_ok(conc_event_new(NULL, &h.hold));
+    int v;
+    conc_async_result *a = hold_results_deep(p, &h, 2, &v);
     conc_async_result *f = apply_int(p, square_task, 3, NULL);
     conc_async_result *g = apply_int(p, held_task, 4, NULL);
     wait_started(1); /* g runs: f's result is written, unread */
     int pid = atomic_load(&fx.sh->last_pid);
     assert_int_equal(conc_future_cancel(f), 0);
-    conc_event_set(hold);
-    assert_int_equal(result_int(a), 4);
+    conc_event_set(h.hold);
+    assert_int_equal(result_int(a), v * v);
     assert_int_equal(result_int(f), 9);
     release_gate();
     assert_int_equal(result_int(g), 16);
@@ -430,7 +486,8 @@ test_cancel_after_finish(void **state)
     conc_future_free(a);
     conc_future_free(f);
     conc_future_free(g);
-    conc_event_free(hold);
+    conc_event_free(h.entered);
+    conc_event_free(h.hold);
     close_pool(p);
 }
 
