@@ -98,6 +98,7 @@ touch(char feature)
     conc_thread *t;
     conc_process *p;
     conc_shm *s;
+    char name[64];
     switch (feature) {
     case 't':
         if (conc_thread_start(nothing_thread, NULL, NULL, &t) ||
@@ -112,8 +113,10 @@ touch(char feature)
         conc_process_free(p);
         return 0;
     case 's':
-        if (conc_shm_create("conc_test_exit_touch", 64, &s) ||
-            conc_shm_unlink(s))
+        /* Named after the process: two runs of this test at once (other
+         * checkouts on the machine) must not meet on one name. */
+        snprintf(name, sizeof name, "conc_test_exit_touch_%d", (int)getpid());
+        if (conc_shm_create(name, 64, &s) || conc_shm_unlink(s))
             return 1;
         conc_shm_free(s);
         return 0;
