@@ -812,7 +812,11 @@ static int
 ws_more_main(const void *arg, size_t len, conc_buf *result)
 {
     (void)arg, (void)len, (void)result;
-    static const char path[] = "/tmp/conc_contract_ws.sock";
+    /* Named after the process: two runs of this test at once must not
+     * unlink each other's socket. */
+    char path[64], url[80];
+    snprintf(path, sizeof path, "/tmp/conc_contract_ws_%d.sock", (int)getpid());
+    snprintf(url, sizeof url, "ws+unix://%s", path);
     conc_aio_loop *lp;
     conc_ws_server *srv;
     conc_ws *ws = NULL;
@@ -824,9 +828,7 @@ ws_more_main(const void *arg, size_t len, conc_buf *result)
     int r = conc_aio_get_running_loop(&lp);
     if (r || (r = conc_ws_unix_serve(lp, path, ws_parts_echo, NULL, &o, &srv)))
         return r;
-    if ((r = conc_ws_connect("ws+unix://"
-                             "/tmp/conc_contract_ws.sock",
-                             &o, BOUND, &ws)) ||
+    if ((r = conc_ws_connect(url, &o, BOUND, &ws)) ||
         (r = conc_ws_ping(ws, "p", 1, &pong)) || (r = conc_aio_await(pong)) ||
         (r = conc_ws_send_parts(ws, CONC_WS_BINARY, parts, 2, BOUND)) ||
         (r = conc_ws_recv(ws, BOUND, NULL, &m)))
