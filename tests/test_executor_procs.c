@@ -556,24 +556,61 @@ test_cancel_kill_races(void **state)
  * results. A word was reused once its task's frame was consumed, before
  * the task ended: the worker then found its word overwritten and left,
  * and the task behind failed with it. */
+/* The engine that holds `f`, and the last task number it sent to its
+ * worker 0 (read under the engine's lock). */
+static struct pengine *
+engine_of(conc_future *f)
+{
+    return conc__job_of(f)->engine;
+}
+
+static uint64_t
+last_sent(struct pengine *e)
+{
+    conc__pe_lock(e);
+    uint64_t ws = e->w[0].wseq;
+    conc__pe_unlock(e);
+    return ws;
+}
+
+/* Tiny tasks until the rings are at least `want` tasks deep (the depth
+ * follows the tasks' run times: one slow task makes them shallow). */
+static void
+deepen(conc_executor *ex, size_t want)
+{
+    for (int i = 0; i < HOLD_TRIES; i++) {
+        conc_future *f = submit_int(ex, square_task, i);
+        assert_int_equal(future_int(f), i * i);
+        size_t depth = atomic_load(&engine_of(f)->depth);
+        conc_future_free(f);
+        if (depth >= want)
+            return;
+    }
+    fail_msg("the rings stayed shallower than %zu tasks", want);
+}
+
 static void
 test_cancels_while_one_runs(void **state)
 {
     (void)state;
     conc_executor *ex = open_exec(PROCESSES, 1);
-    for (int i = 0; i < 64; i++) { /* tiny tasks: the rings grow deep */
-        conc_future *f = submit_int(ex, square_task, i);
-        assert_int_equal(future_int(f), i * i);
-        conc_future_free(f);
-    }
+    /* The running task, the one behind it and each cancelled one in
+     * turn: three in the ring. Only results change the depth, and none
+     * come until the release. */
+    deepen(ex, 3);
     conc_future *held = submit_int(ex, held_task, 3);
     wait_started(1);
+    struct pengine *e = engine_of(held);
+    uint64_t first = last_sent(e);
     conc_future *behind = submit_int(ex, square_task, 7);
     for (int i = 0; i < 600; i++) {
         conc_future *f = submit_int(ex, square_task, i);
         assert_int_equal(conc_future_cancel(f), 1);
         conc_future_free(f);
     }
+    /* The cancelled tasks went through the ring up to the claim words'
+     * bound (then into the backlog): the case the test is for. */
+    assert_true(last_sent(e) - first >= CONC__SLOTS - 8);
     release_gate();
     assert_int_equal(future_int(held), 9);
     assert_int_equal(future_int(behind), 49);
