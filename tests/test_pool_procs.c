@@ -903,6 +903,7 @@ enum scribble {
     SCRIBBLE_CLAIM_TAKEN,   /* every claim word says "taken" */
     SCRIBBLE_CLAIM_REVOKED, /* every claim word says "revoked" */
     SCRIBBLE_POPPED,        /* the count of consumed task frames */
+    SCRIBBLE_SETTLED,       /* the count of tasks whose claims are done */
     SCRIBBLE_STARTED_HANG,  /* the running task's record, then hangs */
     SCRIBBLE_ALL_FF,        /* the whole region set to 0xFF */
     SCRIBBLE_ALL_ZERO,      /* the whole region cleared */
@@ -957,6 +958,9 @@ scribble_task(const void *arg, size_t len, conc_buf *result)
         break;
     case SCRIBBLE_POPPED:
         sh->popped = sh->popped + 1000;
+        break;
+    case SCRIBBLE_SETTLED:
+        sh->settled = sh->settled + 1000;
         break;
     case SCRIBBLE_STARTED_HANG:
         sh->started = 0;
