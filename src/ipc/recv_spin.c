@@ -31,10 +31,9 @@
  *  - a wait that slept but whose message came within the cap would have
  *    been caught by a spin of twice its length: the next spins that long;
  *  - a wait that slept longer than the cap (an idle connection, a peer
- *    that thinks between messages, a CPython client whose calls come
- *    tens of microseconds apart) halves the budget, down to none, so an
- *    idle connection costs three spins in all (under twice the cap) and
- *    then nothing.
+ *    that thinks between messages) halves the budget, down to none, so
+ *    an idle connection costs three spins in all (under twice the cap)
+ *    and then nothing.
  * The cap, 60 us, is what a spin must outlast to catch the answers that
  * matter: a manager's call over TCP loopback takes the server longer than
  * over AF_UNIX, often past 20 us here (a TCP send runs the receiver's side
