@@ -28,6 +28,7 @@
 enum {
     HANDLE_EMBEDDED = 1, /* part of a task: never freed on its own */
     HANDLE_TIMER = 2,    /* in (or meant for) the timer heap */
+    HANDLE_REMOTE = 4,   /* a task's wake from another thread: holds a ref */
 };
 
 struct conc_aio_handle {
@@ -130,6 +131,10 @@ int conc__aio_suspend(struct conc__aio_task *t, int64_t deadline,
                       int cancellable);
 /* Resumes a suspended task with `code` (loop thread). */
 void conc__aio_wake(struct conc__aio_task *t, int code);
+/* Drops, unrun, a task's wake sent from another thread (its `remote`
+ * handle, which holds a reference on the task until it runs): for a loop
+ * that closes with it still queued. */
+void conc__aio_remote_wake_drop(conc_aio_handle *h);
 
 /* ---- Descriptors ------------------------------------------------------------
  */

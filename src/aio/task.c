@@ -95,6 +95,14 @@ remote_wake(void *arg)
     conc_future_free(&t->future);
 }
 
+void
+conc__aio_remote_wake_drop(conc_aio_handle *h)
+{
+    struct conc__aio_task *t = h->arg;
+    atomic_store_explicit(&t->remote_queued, 0, memory_order_seq_cst);
+    conc_future_free(&t->future); /* the reference coro_wake took */
+}
+
 static void
 coro_wake(struct conc__coro *c, uint64_t token)
 {
@@ -332,7 +340,7 @@ conc_aio_loop_create_task(conc_aio_loop *loop, conc_task_fn fn, const void *arg,
                                   .arg = t,
                                   .loop = loop,
                                   .heap_index = SIZE_MAX,
-                                  .flags = HANDLE_EMBEDDED};
+                                  .flags = HANDLE_EMBEDDED | HANDLE_REMOTE};
     conc__future_reset(&t->future, &task_ops, out ? 2 : 1);
     pthread_mutex_lock(&loop->lock);
     t->next = loop->tasks;
